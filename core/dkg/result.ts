@@ -1,0 +1,174 @@
+import { decodeHex, encodeHex, utf8ToBytes } from '../bytes.ts';
+import { decodePoint, mod, Point, type Point as PointT } from '../curve.ts';
+import { TkmsError } from '../errors.ts';
+import { assertKeyId } from '../identifiers.ts';
+import { assertParticipantId, assertThreshold, lagrangeCoefficientsAtZero } from '../shamir.ts';
+import { MAX_SIGNATURE_LENGTH, TRANSCRIPT_HASH_LENGTH } from './codec.ts';
+import { confirmMessage } from './context.ts';
+import type { DkgIdentity, DkgPublicResult } from './types.ts';
+
+export const SESSION_ID_LENGTH = 16;
+export const MAX_COMMITTEE_ID_LENGTH = 128;
+/** Generous bound for n = 65535 members is ~10 MB; committees are far smaller, so cap the parser input. */
+export const MAX_ENCODED_RESULT_LENGTH = 4 * 1024 * 1024;
+
+const RESULT_KEYS = ['keyId', 'committeeId', 'sessionId', 't', 'n', 'groupPublicKey', 'verificationShares', 'qualified', 'transcriptHash', 'signatures'] as const;
+
+export function assertCommitteeId(value: unknown): asserts value is string {
+  if (typeof value !== 'string' || value.length < 1 || value.length > MAX_COMMITTEE_ID_LENGTH || !/^[\x21-\x7e]+$/.test(value)) {
+    throw new TkmsError('bad_request', `committee id must be 1-${MAX_COMMITTEE_ID_LENGTH} printable ASCII characters`);
+  }
+}
+
+/** Canonical JSON: fixed key order, ids ascending (integer-like keys are ordered numerically by JS). */
+export function encodeDkgPublicResult(r: DkgPublicResult): Uint8Array {
+  const canonical = normalizeResult(r);
+  return utf8ToBytes(JSON.stringify(canonical));
+}
+
+export function decodeDkgPublicResult(bytes: Uint8Array): DkgPublicResult {
+  if (!(bytes instanceof Uint8Array)) throw new TkmsError('bad_request', 'DKG result must be bytes');
+  if (bytes.length > MAX_ENCODED_RESULT_LENGTH) throw new TkmsError('payload_too_large', 'DKG result is too large');
+  let text: string;
+  let parsed: unknown;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    parsed = JSON.parse(text);
+  } catch {
+    throw new TkmsError('bad_request', 'DKG result is not valid UTF-8 JSON');
+  }
+  return normalizeResult(parsed);
+}
+
+function canonicalHex(value: unknown, name: string, length: number | undefined, maxLength?: number): string {
+  const bytes = decodeHex(value, length === undefined ? { name, maxLength: maxLength ?? 0 } : { name, length });
+  const hex = encodeHex(bytes);
+  if (hex !== value) throw new TkmsError('bad_hex', `${name} must be lower-case 0x-prefixed hex`);
+  return hex;
+}
+
+function canonicalPoint(value: unknown, name: string): string {
+  const hex = canonicalHex(value, name, 33);
+  decodePoint(hex, name);
+  return hex;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+function memberKey(key: string, name: string): number {
+  if (!/^[1-9][0-9]{0,4}$/.test(key)) throw new TkmsError('bad_request', `${name} keys must be member ids in decimal`);
+  const id = Number(key);
+  assertParticipantId(id, `${name} key`);
+  return id;
+}
+
+/** Strict structural validation; returns a fresh object in canonical form. */
+function normalizeResult(value: unknown): DkgPublicResult {
+  if (!isPlainObject(value)) throw new TkmsError('bad_request', 'DKG result must be a JSON object');
+  const keys = Object.keys(value);
+  for (const key of keys) if (!(RESULT_KEYS as readonly string[]).includes(key)) throw new TkmsError('bad_request', `DKG result has an unknown field "${key.slice(0, 40)}"`);
+  for (const key of RESULT_KEYS) if (!(key in value)) throw new TkmsError('bad_request', `DKG result is missing "${key}"`);
+  const v = value as Record<(typeof RESULT_KEYS)[number], unknown>;
+  assertKeyId(v.keyId);
+  assertCommitteeId(v.committeeId);
+  const sessionId = canonicalHex(v.sessionId, 'sessionId', SESSION_ID_LENGTH);
+  assertThreshold(v.t, v.n);
+  const t = v.t;
+  const n = v.n as number;
+  const groupPublicKey = canonicalPoint(v.groupPublicKey, 'groupPublicKey');
+
+  if (!isPlainObject(v.verificationShares)) throw new TkmsError('bad_request', 'verificationShares must be an object');
+  const shareEntries = Object.entries(v.verificationShares);
+  if (shareEntries.length !== n) throw new TkmsError('bad_request', `verificationShares must have one entry per member (n = ${n})`);
+  const verificationShares: Record<string, string> = {};
+  for (const [key, y] of shareEntries.map(([k, y]) => [memberKey(k, 'verificationShares'), y] as const).sort((a, b) => a[0] - b[0])) {
+    verificationShares[String(key)] = canonicalPoint(y, `verificationShares[${key}]`);
+  }
+
+  if (!Array.isArray(v.qualified) || v.qualified.length < t || v.qualified.length > n) {
+    throw new TkmsError('bad_request', `qualified must list between t = ${t} and n = ${n} dealer ids`);
+  }
+  const qualified: number[] = [];
+  for (const id of v.qualified) {
+    assertParticipantId(id, 'qualified id');
+    if (qualified.length > 0 && id <= qualified[qualified.length - 1]!) throw new TkmsError('bad_request', 'qualified must be sorted and without duplicates');
+    if (!(String(id) in verificationShares)) throw new TkmsError('bad_request', `qualified dealer ${id} is not a member`);
+    qualified.push(id);
+  }
+
+  const transcriptHash = canonicalHex(v.transcriptHash, 'transcriptHash', TRANSCRIPT_HASH_LENGTH);
+
+  if (!isPlainObject(v.signatures)) throw new TkmsError('bad_request', 'signatures must be an object');
+  const signatures: Record<string, string> = {};
+  const signatureEntries = Object.entries(v.signatures);
+  if (signatureEntries.length > n) throw new TkmsError('bad_request', 'more signatures than members');
+  for (const [key, sig] of signatureEntries.map(([k, s]) => [memberKey(k, 'signatures'), s] as const).sort((a, b) => a[0] - b[0])) {
+    if (!(String(key) in verificationShares)) throw new TkmsError('bad_request', `signature from non-member ${key}`);
+    const hex = canonicalHex(sig, `signatures[${key}]`, undefined, MAX_SIGNATURE_LENGTH);
+    if (hex === '0x') throw new TkmsError('bad_length', `signatures[${key}] is empty`);
+    signatures[String(key)] = hex;
+  }
+  return { keyId: v.keyId, committeeId: v.committeeId, sessionId, t, n, groupPublicKey, verificationShares, qualified, transcriptHash, signatures };
+}
+
+/** λ_j(x) for interpolating at an arbitrary x over the given ids (public values). */
+function lagrangeAt(ids: readonly number[], x: number): bigint[] {
+  const bx = BigInt(x);
+  const out: bigint[] = [];
+  for (const i of ids) {
+    let num = 1n;
+    let den = 1n;
+    for (const j of ids) {
+      if (j === i) continue;
+      num = mod(num * (bx - BigInt(j)));
+      den = mod(den * (BigInt(i) - BigInt(j)));
+    }
+    out.push(mod(num * Point.Fn.inv(den)));
+  }
+  return out;
+}
+
+function interpolateAt(ids: readonly number[], points: readonly PointT[], x: number): PointT {
+  const coefficients = x === 0 ? lagrangeCoefficientsAtZero(ids) : lagrangeAt(ids, x);
+  return points.reduce((acc, p, i) => (coefficients[i] === 0n ? acc : acc.add(p.multiplyUnsafe(coefficients[i]!))), Point.ZERO);
+}
+
+/**
+ * Checks a published DKG result without its transcript: canonical structure, valid points,
+ * all verification shares on one polynomial of degree < t whose value at 0 is the group key,
+ * and at least t valid member signatures over the transcript hash (any invalid one fails it).
+ * Throws TkmsError: bad_request (or a decoder code) for malformed input, dkg_failed for
+ * inconsistent or insufficiently signed results.
+ */
+export function verifyDkgPublicResult(r: DkgPublicResult, verify: DkgIdentity['verify']): void {
+  const result = normalizeResult(r);
+  const ids = Object.keys(result.verificationShares).map(Number);
+  const points = ids.map((id) => decodePoint(result.verificationShares[String(id)]!, `Y_${id}`));
+  const baseIds = ids.slice(0, result.t);
+  const basePoints = points.slice(0, result.t);
+  const groupKey = decodePoint(result.groupPublicKey, 'groupPublicKey');
+  if (!interpolateAt(baseIds, basePoints, 0).equals(groupKey)) {
+    throw new TkmsError('dkg_failed', 'verification shares do not interpolate to the group public key');
+  }
+  for (let k = result.t; k < ids.length; k++) {
+    if (!interpolateAt(baseIds, basePoints, ids[k]!).equals(points[k]!)) {
+      throw new TkmsError('dkg_failed', `verification share of member ${ids[k]} is not on the degree-${result.t - 1} polynomial`);
+    }
+  }
+  const message = confirmMessage(result.keyId, result.committeeId, decodeHex(result.sessionId), decodeHex(result.transcriptHash));
+  let valid = 0;
+  for (const [key, sig] of Object.entries(result.signatures)) {
+    let ok = false;
+    try {
+      ok = verify(Number(key), message, decodeHex(sig)) === true;
+    } catch {
+      // A verifier that cannot parse the signature has rejected it.
+      ok = false;
+    }
+    if (!ok) throw new TkmsError('dkg_failed', `signature of member ${key} over the transcript hash is invalid`);
+    valid++;
+  }
+  if (valid < result.t) throw new TkmsError('dkg_failed', `only ${valid} member signatures, need t = ${result.t}`);
+}

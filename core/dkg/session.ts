@@ -1,0 +1,821 @@
+import { bytesToHex, encodeHex, equalBytes } from '../bytes.ts';
+import { encodePoint, G, mod, multiplySecret, Point, type Point as PointT } from '../curve.ts';
+import { isTkmsError, TkmsError } from '../errors.ts';
+import { assertKeyId } from '../identifiers.ts';
+import { assertParticipantId, assertThreshold } from '../shamir.ts';
+import {
+  complaintsUnsigned,
+  decodeDkgMessage,
+  decodeDkgMessageOfKind,
+  echoUnsigned,
+  encodeConfirm,
+  encodeJustification,
+  maxRound1Length,
+  MAX_SIGNATURE_LENGTH,
+  round1Unsigned,
+  shareUnsigned,
+  withSignature,
+  type Complaint,
+  type ComplaintsMessage,
+  type ConfirmMessage,
+  type DkgCodecLimits,
+  type DkgMessage,
+  type EchoMessage,
+  type JustificationMessage,
+  type Round1Message,
+  type ShareMessage,
+} from './codec.ts';
+import { confirmMessage, messageToSign, sessionContext, transcriptHash } from './context.ts';
+import { deal, eraseDealing, evaluateCommitments, shareFor, verifyProofOfKnowledge, type Dealing } from './frost.ts';
+import { assertCommitteeId, SESSION_ID_LENGTH } from './result.ts';
+import type { DkgFaults, DkgIdentity, DkgOutbound, DkgParams, DkgPhase, DkgPublicResult, DkgSessionOptions } from './types.ts';
+
+const PHASE_ORDER: Record<DkgPhase, number> = { round1: 0, echo: 1, round2: 2, complaints: 3, confirm: 4, done: 5, aborted: 6 };
+const MESSAGE_PHASE: Record<DkgMessage['kind'], DkgPhase> = {
+  round1: 'round1',
+  echo: 'echo',
+  share: 'round2',
+  complaints: 'complaints',
+  justification: 'complaints',
+  confirm: 'confirm',
+};
+/** Caps on what a peer can make us store: early messages per sender, and the event log. */
+const MAX_BUFFERED_BASE = 8;
+const MAX_EVENTS = 1000;
+/**
+ * Phases whose first deadline is a grace period when messages are still missing. A member that
+ * waited a full deadline in the previous phase (for a late package or share) enters this phase one
+ * deadline after us; with equal relative deadlines its messages would otherwise race our deadline
+ * and split the members' views. round1 has no grace (nobody can be ahead of a proposal), round2
+ * neither (a late share is recovered through a complaint and its justification).
+ */
+const GRACE_PHASES: ReadonlySet<DkgPhase> = new Set<DkgPhase>(['echo', 'complaints', 'confirm']);
+
+interface ReceivedShare {
+  share: bigint;
+  raw: Uint8Array;
+  valid: boolean;
+}
+
+interface Buffered {
+  from: number;
+  message: DkgMessage;
+}
+
+const pairKey = (dealer: number, recipient: number): string => `${dealer}:${recipient}`;
+
+/**
+ * One member's view of one DKG run (Pedersen/Feldman VSS with FROST proofs of knowledge, an echo
+ * round for a common round-1 transcript, signed complaints with evidence, justifications and a
+ * signed transcript hash). Pure and deterministic apart from randomness: the runner delivers
+ * authenticated messages, sends what the session returns, and calls `advance()` at deadlines.
+ *
+ * Deadlines: `advance()` ends the current phase with what has arrived, except that in 'echo',
+ * 'complaints' and 'confirm' the first deadline at which messages are still missing is a grace
+ * period (the phase stays; see GRACE_PHASES). The runner therefore re-arms its timer after every
+ * `advance()` while the session is not done or aborted. The 'complaints' phase includes the
+ * dealers' justifications; closing it disqualifies every dealer with an unanswered complaint.
+ */
+export class DkgSession {
+  private readonly params: DkgParams;
+  private readonly identity: DkgIdentity;
+  private readonly faults: DkgFaults;
+  private readonly members: number[];
+  private readonly others: number[];
+  private readonly self: number;
+  private readonly t: number;
+  private readonly context: Uint8Array;
+  private readonly limits: DkgCodecLimits;
+  private readonly maxPayloadLength: number;
+
+  private currentPhase: DkgPhase = 'round1';
+  private readonly graceTaken = new Set<DkgPhase>();
+  private started = false;
+  private outbox: DkgOutbound[] = [];
+  private readonly log: string[] = [];
+  private droppedEvents = 0;
+  private readonly buffered = new Map<number, Buffered[]>();
+  private readonly disqualifiedDealers = new Map<number, string>();
+  private publicResult: DkgPublicResult | undefined;
+  private reason: string | undefined;
+  private finalShare: bigint | undefined;
+
+  // round 1 and echo
+  private dealing: Dealing | undefined;
+  /** Every distinct dealer-signed round-1 package seen, per dealer, keyed by the hex of its signed bytes. */
+  private readonly packages = new Map<number, Map<string, Round1Message>>();
+  /** Hex of every raw round-1 message already accepted: echoes repeat them, so skip re-verification. */
+  private readonly knownRaw = new Set<string>();
+  private readonly round1Senders = new Set<number>();
+  private readonly echoSenders = new Set<number>();
+  private expectedEchoes = new Set<number>();
+  private readonly round1Qualified = new Map<number, Round1Message>();
+
+  // round 2
+  private ownShare: bigint | undefined;
+  private readonly sentShares = new Map<number, Uint8Array>();
+  private readonly receivedShares = new Map<number, ReceivedShare>();
+
+  // complaints
+  private expectedComplaints = new Set<number>();
+  private readonly complaintSenders = new Set<number>();
+  private readonly openComplaints = new Map<string, { dealer: number; complainer: number }>();
+  private readonly justifiedPairs = new Set<string>();
+  private readonly justificationsFrom = new Map<number, number>();
+
+  // confirm
+  private expectedConfirms = new Set<number>();
+  private ownTranscriptHash: Uint8Array | undefined;
+  private pendingResult: Omit<DkgPublicResult, 'signatures'> | undefined;
+  private readonly confirms = new Map<number, { hash: Uint8Array; signature: Uint8Array }>();
+
+  constructor(params: DkgParams, identity: DkgIdentity, options: DkgSessionOptions = {}) {
+    assertKeyId(params.keyId);
+    assertCommitteeId(params.committeeId);
+    if (!(params.sessionId instanceof Uint8Array) || params.sessionId.length !== SESSION_ID_LENGTH) {
+      throw new TkmsError('bad_length', `session id must be ${SESSION_ID_LENGTH} bytes`);
+    }
+    if (!Array.isArray(params.memberIds)) throw new TkmsError('bad_request', 'memberIds must be an array');
+    const members = [...params.memberIds].sort((a, b) => a - b);
+    members.forEach((id, i) => {
+      assertParticipantId(id, 'member id');
+      if (i > 0 && members[i - 1] === id) throw new TkmsError('bad_request', `member id ${id} appears twice`);
+    });
+    assertThreshold(params.t, members.length);
+    assertParticipantId(params.selfId, 'self id');
+    if (!members.includes(params.selfId)) throw new TkmsError('bad_request', `self id ${params.selfId} is not a committee member`);
+    if (typeof identity?.sign !== 'function' || typeof identity.verify !== 'function') throw new TkmsError('bad_request', 'identity must provide sign and verify');
+
+    this.params = { ...params, sessionId: params.sessionId.slice(), memberIds: members };
+    this.identity = identity;
+    this.faults = options.faults ?? {};
+    this.members = members;
+    this.self = params.selfId;
+    this.others = members.filter((id) => id !== this.self);
+    this.t = params.t;
+    this.context = sessionContext(this.params, members);
+    this.limits = { t: params.t, n: members.length };
+    this.maxPayloadLength = 16 + 2 * members.length * (4 + maxRound1Length(params.t)) + MAX_SIGNATURE_LENGTH;
+  }
+
+  get phase(): DkgPhase {
+    return this.currentPhase;
+  }
+
+  get result(): DkgPublicResult | undefined {
+    return this.publicResult;
+  }
+
+  get abortReason(): string | undefined {
+    return this.reason;
+  }
+
+  get disqualified(): ReadonlyMap<number, string> {
+    return this.disqualifiedDealers;
+  }
+
+  /** Non-secret record of what happened (ignored messages, disqualifications, phase changes). */
+  get events(): readonly string[] {
+    return this.droppedEvents === 0 ? this.log : [...this.log, `(${this.droppedEvents} more events dropped)`];
+  }
+
+  takeShare(): bigint {
+    if (this.currentPhase === 'aborted') throw new TkmsError('dkg_failed', `DKG for key ${this.params.keyId} aborted: ${this.reason ?? 'unknown reason'}`);
+    if (this.currentPhase !== 'done' || this.finalShare === undefined) {
+      throw new TkmsError('conflict', `DKG for key ${this.params.keyId} is not done (phase ${this.currentPhase})`);
+    }
+    return this.finalShare;
+  }
+
+  start(): DkgOutbound[] {
+    if (this.started) {
+      this.event('start() called twice; ignored');
+      return [];
+    }
+    this.started = true;
+    return this.guard(() => {
+      if (this.faults.silent) {
+        this.event('silent (test fault): taking part in nothing');
+        return;
+      }
+      this.dealing = deal(this.self, this.t, this.members.length);
+      const primary = this.signRound1(this.dealing);
+      this.acceptRound1(primary);
+      const equivocateTo = new Set(this.faults.equivocateRound1 ?? []);
+      if (equivocateTo.size === 0) {
+        this.broadcast(primary.raw);
+      } else {
+        const alternative = deal(this.self, this.t, this.members.length);
+        const other = this.signRound1(alternative);
+        eraseDealing(alternative);
+        for (const id of this.others) this.send(id, equivocateTo.has(id) ? other.raw : primary.raw);
+      }
+      this.replay('round1');
+    });
+  }
+
+  receive(from: number, payload: Uint8Array): DkgOutbound[] {
+    try {
+      if (this.currentPhase === 'done' || this.currentPhase === 'aborted') {
+        this.event(`ignored a message from ${String(from)}: session is ${this.currentPhase}`);
+        return [];
+      }
+      if (this.faults.silent) return [];
+      if (typeof from !== 'number' || !this.others.includes(from)) {
+        this.event(`ignored a message from non-member ${String(from).slice(0, 20)}`);
+        return [];
+      }
+      if (!(payload instanceof Uint8Array) || payload.length > this.maxPayloadLength) {
+        this.event(`ignored an oversized or non-binary message from ${from}`);
+        return [];
+      }
+      let message: DkgMessage;
+      try {
+        message = decodeDkgMessage(payload, this.limits);
+      } catch (error) {
+        this.event(`ignored a malformed message from ${from}: ${isTkmsError(error) ? error.message : 'undecodable'}`);
+        return [];
+      }
+      const messagePhase = MESSAGE_PHASE[message.kind];
+      if (!this.started || PHASE_ORDER[messagePhase] > PHASE_ORDER[this.currentPhase]) {
+        this.buffer(from, message);
+        return [];
+      }
+      return this.guard(() => this.handle(from, message));
+    } catch {
+      // Only reachable through a bug: never let it escape to the runner.
+      this.event(`internal error while receiving from ${String(from)}`);
+      return this.drain();
+    }
+  }
+
+  advance(): DkgOutbound[] {
+    if (!this.started || this.currentPhase === 'done' || this.currentPhase === 'aborted') return [];
+    return this.guard(() => {
+      if (this.faults.silent) {
+        this.abort('silent (test fault): took part in nothing');
+        return;
+      }
+      const phase = this.currentPhase;
+      if (GRACE_PHASES.has(phase) && !this.graceTaken.has(phase) && this.waitingForOthers()) {
+        this.graceTaken.add(phase);
+        this.event(`deadline in phase ${phase}: allowing one more deadline for members that are one phase behind`);
+        return;
+      }
+      this.event(`deadline in phase ${phase}`);
+      switch (this.currentPhase) {
+        case 'round1':
+          this.enterEcho();
+          break;
+        case 'echo':
+          this.enterRound2();
+          break;
+        case 'round2':
+          this.enterComplaints();
+          break;
+        case 'complaints':
+          for (const { dealer, complainer } of this.openComplaints.values()) {
+            this.disqualify(dealer, `did not answer the complaint of member ${complainer} with a valid share`);
+          }
+          this.openComplaints.clear();
+          this.enterConfirm();
+          break;
+        case 'confirm':
+          this.finish();
+          break;
+      }
+    });
+  }
+
+  /** Whether the current phase still lacks messages that a member one deadline behind us could send. */
+  private waitingForOthers(): boolean {
+    switch (this.currentPhase) {
+      case 'echo':
+        return ![...this.expectedEchoes].every((id) => this.echoSenders.has(id));
+      case 'complaints':
+        return this.openComplaints.size > 0 || ![...this.expectedComplaints].every((id) => this.complaintSenders.has(id));
+      case 'confirm':
+        return ![...this.expectedConfirms].every((id) => this.confirms.has(id));
+      default:
+        return false;
+    }
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  /** Runs a step, then lets the session advance on its own; internal failures abort instead of throwing. */
+  private guard(step: () => void): DkgOutbound[] {
+    try {
+      step();
+      this.progress();
+    } catch (error) {
+      const detail = isTkmsError(error) ? `${error.code}: ${error.message}` : 'unexpected error';
+      this.abort(`internal error in phase ${this.currentPhase} (${detail})`);
+    }
+    return this.drain();
+  }
+
+  private drain(): DkgOutbound[] {
+    const out = this.outbox;
+    this.outbox = [];
+    return out;
+  }
+
+  private event(text: string): void {
+    if (this.log.length < MAX_EVENTS) this.log.push(text);
+    else this.droppedEvents++;
+  }
+
+  private send(to: number, payload: Uint8Array): void {
+    this.outbox.push({ to, payload });
+  }
+
+  private broadcast(payload: Uint8Array): void {
+    if (this.others.length > 0) this.outbox.push({ to: 'all', payload });
+  }
+
+  private sign(unsigned: Uint8Array): Uint8Array {
+    return withSignature(unsigned, this.identity.sign(messageToSign(this.context, unsigned)));
+  }
+
+  private verifySigned(signer: number, signed: Uint8Array, signature: Uint8Array): boolean {
+    return this.verifyRaw(signer, messageToSign(this.context, signed), signature);
+  }
+
+  private verifyRaw(signer: number, message: Uint8Array, signature: Uint8Array): boolean {
+    try {
+      return this.identity.verify(signer, message, signature) === true;
+    } catch {
+      return false;
+    }
+  }
+
+  private buffer(from: number, message: DkgMessage): void {
+    const queue = this.buffered.get(from) ?? [];
+    // A sender may legitimately run ahead by every phase plus one justification per member.
+    if (queue.length >= MAX_BUFFERED_BASE + this.members.length) {
+      this.event(`dropped an early ${message.kind} message from ${from}: buffer full`);
+      return;
+    }
+    queue.push({ from, message });
+    this.buffered.set(from, queue);
+  }
+
+  /** Processes buffered messages that belong to the phase just entered. */
+  private replay(phase: DkgPhase): void {
+    for (const [from, queue] of this.buffered) {
+      const now = queue.filter((b) => MESSAGE_PHASE[b.message.kind] === phase);
+      if (now.length === 0) continue;
+      this.buffered.set(from, queue.filter((b) => MESSAGE_PHASE[b.message.kind] !== phase));
+      for (const b of now) {
+        if (this.currentPhase !== phase) return;
+        this.handle(b.from, b.message);
+      }
+    }
+  }
+
+  private disqualify(dealer: number, reason: string): void {
+    if (this.disqualifiedDealers.has(dealer)) return;
+    this.disqualifiedDealers.set(dealer, reason);
+    this.event(`dealer ${dealer} disqualified: ${reason}`);
+  }
+
+  private abort(reason: string): void {
+    if (this.currentPhase === 'done' || this.currentPhase === 'aborted') return;
+    this.reason = reason;
+    this.currentPhase = 'aborted';
+    this.event(`aborted: ${reason}`);
+    this.eraseSecrets();
+  }
+
+  private eraseSecrets(): void {
+    if (this.dealing) eraseDealing(this.dealing);
+    this.ownShare = undefined;
+    this.sentShares.clear();
+    this.receivedShares.clear();
+    this.buffered.clear();
+  }
+
+  /** Moves through every phase whose expected messages have all arrived. */
+  private progress(): void {
+    for (let guard = 0; guard < 8; guard++) {
+      const before = this.currentPhase;
+      switch (this.currentPhase) {
+        case 'round1':
+          if (this.others.every((id) => this.round1Senders.has(id))) this.enterEcho();
+          break;
+        case 'echo':
+          if ([...this.expectedEchoes].every((id) => this.echoSenders.has(id))) this.enterRound2();
+          break;
+        case 'round2':
+          if ([...this.round1Qualified.keys()].every((d) => d === this.self || this.receivedShares.has(d))) this.enterComplaints();
+          break;
+        case 'complaints':
+          if ([...this.expectedComplaints].every((id) => this.complaintSenders.has(id)) && this.openComplaints.size === 0) this.enterConfirm();
+          break;
+        case 'confirm':
+          if ([...this.expectedConfirms].every((id) => this.confirms.has(id))) this.finish();
+          break;
+        default:
+          return;
+      }
+      if (this.currentPhase === before) return;
+    }
+  }
+
+  private handle(from: number, message: DkgMessage): void {
+    switch (message.kind) {
+      case 'round1':
+        return this.onRound1(from, message);
+      case 'echo':
+        return this.onEcho(from, message);
+      case 'share':
+        return this.onShare(from, message);
+      case 'complaints':
+        return this.onComplaints(from, message);
+      case 'justification':
+        return this.onJustification(from, message);
+      case 'confirm':
+        return this.onConfirm(from, message);
+    }
+  }
+
+  // ---------------------------------------------------------------- round 1 and echo
+
+  private signRound1(dealing: Dealing): Round1Message {
+    const raw = this.sign(round1Unsigned(this.self, dealing.commitmentBytes, dealing.proofOfKnowledge));
+    return decodeDkgMessageOfKind(raw, 'round1', this.limits);
+  }
+
+  /** Adds a dealer-signed package to the pool; a second, different one is proof of equivocation. */
+  private acceptRound1(message: Round1Message): void {
+    this.knownRaw.add(bytesToHex(message.raw));
+    const pool = this.packages.get(message.dealer) ?? new Map<string, Round1Message>();
+    const key = bytesToHex(message.signed);
+    if (pool.has(key)) return;
+    pool.set(key, message);
+    this.packages.set(message.dealer, pool);
+    if (pool.size === 2) this.event(`dealer ${message.dealer} signed two different round-1 packages`);
+  }
+
+  private onRound1(from: number, message: Round1Message): void {
+    if (PHASE_ORDER[this.currentPhase] > PHASE_ORDER.echo) {
+      this.event(`ignored a late round-1 package from ${from}`);
+      return;
+    }
+    if (message.dealer !== from) {
+      this.event(`ignored a round-1 package for dealer ${message.dealer} sent by ${from}`);
+      return;
+    }
+    if (!this.knownRaw.has(bytesToHex(message.raw))) {
+      if (!this.verifySigned(from, message.signed, message.signature)) {
+        this.event(`ignored a round-1 package from ${from}: bad signature`);
+        return;
+      }
+      this.acceptRound1(message);
+    }
+    this.round1Senders.add(from);
+  }
+
+  private enterEcho(): void {
+    this.currentPhase = 'echo';
+    this.expectedEchoes = new Set(this.round1Senders);
+    const packages: Uint8Array[] = [];
+    for (const pool of this.packages.values()) for (const p of pool.values()) packages.push(p.raw);
+    this.broadcast(this.sign(echoUnsigned(this.self, packages)));
+    this.replay('echo');
+  }
+
+  private onEcho(from: number, message: EchoMessage): void {
+    if (this.currentPhase !== 'echo') {
+      this.event(`ignored a late echo from ${from}`);
+      return;
+    }
+    if (message.echoer !== from || this.echoSenders.has(from)) {
+      this.event(`ignored a duplicate or misattributed echo from ${from}`);
+      return;
+    }
+    if (!this.verifySigned(from, message.signed, message.signature)) {
+      this.event(`ignored an echo from ${from}: bad signature`);
+      return;
+    }
+    this.echoSenders.add(from);
+    for (const raw of message.packages) {
+      if (this.knownRaw.has(bytesToHex(raw))) continue;
+      let p: Round1Message;
+      try {
+        p = decodeDkgMessageOfKind(raw, 'round1', this.limits);
+      } catch {
+        this.event(`echo from ${from} carried a malformed round-1 package`);
+        continue;
+      }
+      if (!this.members.includes(p.dealer) || !this.verifySigned(p.dealer, p.signed, p.signature)) {
+        this.event(`echo from ${from} carried a round-1 package without a valid signature of its dealer`);
+        continue;
+      }
+      this.acceptRound1(p);
+    }
+  }
+
+  /** Fixes the round-1 transcript: one valid package per dealer, or the dealer is out. */
+  private enterRound2(): void {
+    for (const dealer of this.members) {
+      const pool = this.packages.get(dealer);
+      if (pool === undefined || pool.size === 0) {
+        this.disqualify(dealer, 'sent no round-1 package');
+        continue;
+      }
+      if (pool.size > 1) {
+        this.disqualify(dealer, 'equivocated in round 1 (signed two different packages)');
+        continue;
+      }
+      const p = [...pool.values()][0]!;
+      if (dealer !== this.self && !verifyProofOfKnowledge(dealer, p.commitmentBytes[0]!, p.proofOfKnowledge)) {
+        this.disqualify(dealer, 'round-1 proof of knowledge is invalid');
+        continue;
+      }
+      this.round1Qualified.set(dealer, p);
+    }
+    this.currentPhase = 'round2';
+    this.event(`round 1 fixed: ${this.round1Qualified.size} dealers`);
+    if (this.dealing && this.round1Qualified.has(this.self)) {
+      const badTo = new Set(this.faults.badShareTo ?? []);
+      this.ownShare = shareFor(this.dealing, this.self);
+      for (const id of this.others) {
+        let share = shareFor(this.dealing, id);
+        if (badTo.has(id)) share = mod(share + 1n) || 1n;
+        const raw = this.sign(shareUnsigned(this.self, id, share));
+        this.sentShares.set(id, raw);
+        this.send(id, raw);
+      }
+    }
+    if (this.dealing) eraseDealing(this.dealing);
+    this.replay('round2');
+  }
+
+  // ---------------------------------------------------------------- round 2
+
+  private shareMatches(dealer: number, recipient: number, share: bigint): boolean {
+    const p = this.round1Qualified.get(dealer);
+    if (p === undefined) return false;
+    return multiplySecret(G, share).equals(evaluateCommitments(p.commitments, recipient));
+  }
+
+  private onShare(from: number, message: ShareMessage): void {
+    if (this.currentPhase !== 'round2') {
+      this.event(`ignored a late share from ${from}`);
+      return;
+    }
+    if (message.dealer !== from || message.recipient !== this.self || !this.round1Qualified.has(from) || this.receivedShares.has(from)) {
+      this.event(`ignored an unexpected share message from ${from}`);
+      return;
+    }
+    if (!this.verifySigned(from, message.signed, message.signature)) {
+      this.event(`ignored a share from ${from}: bad signature`);
+      return;
+    }
+    const valid = this.shareMatches(from, this.self, message.share);
+    if (!valid) this.event(`share from dealer ${from} does not match its commitments`);
+    this.receivedShares.set(from, { share: message.share, raw: message.raw, valid });
+  }
+
+  // ---------------------------------------------------------------- complaints and justifications
+
+  private enterComplaints(): void {
+    this.currentPhase = 'complaints';
+    this.expectedComplaints = new Set(this.echoSenders);
+    const falseAgainst = new Set(this.faults.falseComplaintAgainst ?? []);
+    const complaints: Complaint[] = [];
+    for (const dealer of this.round1Qualified.keys()) {
+      if (dealer === this.self) continue;
+      const received = this.receivedShares.get(dealer);
+      if (received === undefined || falseAgainst.has(dealer)) complaints.push({ accused: dealer, evidence: undefined });
+      else if (!received.valid) complaints.push({ accused: dealer, evidence: received.raw });
+    }
+    this.broadcast(this.sign(complaintsUnsigned(this.self, complaints)));
+    for (const c of complaints) {
+      if (c.evidence !== undefined) this.disqualify(c.accused, `sent member ${this.self} a share that does not match its commitments`);
+      else this.openComplaint(c.accused, this.self);
+    }
+    this.replay('complaints');
+  }
+
+  private openComplaint(dealer: number, complainer: number): void {
+    const key = pairKey(dealer, complainer);
+    if (this.justifiedPairs.has(key) || this.disqualifiedDealers.has(dealer)) return;
+    this.openComplaints.set(key, { dealer, complainer });
+  }
+
+  private onComplaints(from: number, message: ComplaintsMessage): void {
+    const late = this.currentPhase !== 'complaints';
+    if (message.complainer !== from || this.complaintSenders.has(from)) {
+      this.event(`ignored a duplicate or misattributed complaints message from ${from}`);
+      return;
+    }
+    if (!this.verifySigned(from, message.signed, message.signature)) {
+      this.event(`ignored complaints from ${from}: bad signature`);
+      return;
+    }
+    this.complaintSenders.add(from);
+    const seen = new Set<number>();
+    for (const complaint of message.complaints) {
+      const dealer = complaint.accused;
+      if (seen.has(dealer) || dealer === from || !this.round1Qualified.has(dealer)) continue;
+      seen.add(dealer);
+      // A dealer that has moved on still answers complaints, so slower members can clear it. It judges
+      // evidence against itself like everyone else, so even a faulty dealer reaches the common view.
+      if (dealer === this.self) {
+        if (!late && complaint.evidence !== undefined && this.evidenceProvesBadShare(dealer, from, complaint.evidence)) {
+          this.disqualify(dealer, `sent member ${from} a share that does not match its commitments (signed evidence)`);
+        } else {
+          this.justify(from);
+        }
+        continue;
+      }
+      if (late || this.disqualifiedDealers.has(dealer)) continue;
+      if (complaint.evidence !== undefined && this.evidenceProvesBadShare(dealer, from, complaint.evidence)) {
+        this.disqualify(dealer, `sent member ${from} a share that does not match its commitments (signed evidence)`);
+        continue;
+      }
+      this.openComplaint(dealer, from);
+    }
+    if (late) this.event(`complaints from ${from} arrived after the complaints phase`);
+  }
+
+  private evidenceProvesBadShare(dealer: number, complainer: number, evidence: Uint8Array): boolean {
+    let share: ShareMessage;
+    try {
+      share = decodeDkgMessageOfKind(evidence, 'share', this.limits);
+    } catch {
+      return false;
+    }
+    if (share.dealer !== dealer || share.recipient !== complainer) return false;
+    if (!this.verifySigned(dealer, share.signed, share.signature)) return false;
+    return !this.shareMatches(dealer, complainer, share.share);
+  }
+
+  private justify(complainer: number): void {
+    const raw = this.sentShares.get(complainer);
+    if (raw === undefined) return;
+    this.event(`answering the complaint of member ${complainer} with its signed share`);
+    this.broadcast(encodeJustification(raw));
+  }
+
+  private onJustification(from: number, message: JustificationMessage): void {
+    if (this.currentPhase !== 'complaints') {
+      this.event(`ignored a late justification from ${from}`);
+      return;
+    }
+    // Each costs a signature check; an honest sender needs at most one per member.
+    const count = (this.justificationsFrom.get(from) ?? 0) + 1;
+    this.justificationsFrom.set(from, count);
+    if (count > this.members.length) {
+      this.event(`ignored a justification from ${from}: too many`);
+      return;
+    }
+    let share: ShareMessage;
+    try {
+      share = decodeDkgMessageOfKind(message.share, 'share', this.limits);
+    } catch {
+      this.event(`ignored a malformed justification from ${from}`);
+      return;
+    }
+    const { dealer, recipient } = share;
+    const key = pairKey(dealer, recipient);
+    if (!this.round1Qualified.has(dealer) || !this.members.includes(recipient) || recipient === dealer || this.justifiedPairs.has(key)) return;
+    if (this.disqualifiedDealers.has(dealer)) return;
+    if (!this.verifySigned(dealer, share.signed, share.signature)) {
+      this.event(`ignored a justification relayed by ${from}: bad dealer signature`);
+      return;
+    }
+    if (!this.shareMatches(dealer, recipient, share.share)) {
+      this.disqualify(dealer, `published a share for member ${recipient} that does not match its commitments`);
+      return;
+    }
+    this.justifiedPairs.add(key);
+    this.openComplaints.delete(key);
+    if (recipient === this.self && this.receivedShares.get(dealer)?.valid !== true) {
+      this.receivedShares.set(dealer, { share: share.share, raw: share.raw, valid: true });
+    }
+    this.event(`dealer ${dealer} justified its share for member ${recipient}`);
+  }
+
+  // ---------------------------------------------------------------- confirm
+
+  private enterConfirm(): void {
+    const qualified = [...this.round1Qualified.keys()].filter((d) => !this.disqualifiedDealers.has(d)).sort((a, b) => a - b);
+    if (qualified.length < this.t) {
+      this.abort(`only ${qualified.length} qualified dealers, need t = ${this.t}${this.disqualificationSummary()}`);
+      return;
+    }
+    let share = 0n;
+    for (const dealer of qualified) {
+      const part = dealer === this.self ? this.ownShare : this.receivedShares.get(dealer)?.valid === true ? this.receivedShares.get(dealer)!.share : undefined;
+      if (part === undefined) {
+        this.abort(`no valid share from qualified dealer ${dealer}`);
+        return;
+      }
+      share = mod(share + part);
+    }
+    const aggregate: PointT[] = [];
+    for (let k = 0; k < this.t; k++) {
+      aggregate.push(qualified.reduce((acc, d) => acc.add(this.round1Qualified.get(d)!.commitments[k]!), Point.ZERO));
+    }
+    const groupKey = aggregate[0]!;
+    if (groupKey.is0()) {
+      this.abort('the qualified contributions cancel out to the identity point');
+      return;
+    }
+    const verificationShares: [number, Uint8Array][] = [];
+    for (const id of this.members) {
+      const y = evaluateCommitments(aggregate, id);
+      if (y.is0()) {
+        this.abort(`verification share of member ${id} is the identity point`);
+        return;
+      }
+      verificationShares.push([id, encodePoint(y)]);
+    }
+    if (share === 0n || !multiplySecret(G, share).equals(evaluateCommitments(aggregate, this.self))) {
+      this.abort('own share does not match the verification share (internal inconsistency)');
+      return;
+    }
+    const groupKeyBytes = encodePoint(groupKey);
+    const hash = transcriptHash({
+      context: this.context,
+      qualified,
+      packages: qualified.map((d) => this.round1Qualified.get(d)!.signed),
+      groupPublicKey: groupKeyBytes,
+      verificationShares,
+    });
+    this.finalShare = share;
+    this.ownShare = undefined;
+    this.receivedShares.clear();
+    this.ownTranscriptHash = hash;
+    this.pendingResult = {
+      keyId: this.params.keyId,
+      committeeId: this.params.committeeId,
+      sessionId: encodeHex(this.params.sessionId),
+      t: this.t,
+      n: this.members.length,
+      groupPublicKey: encodeHex(groupKeyBytes),
+      verificationShares: Object.fromEntries(verificationShares.map(([id, y]) => [String(id), encodeHex(y)])),
+      qualified,
+      transcriptHash: encodeHex(hash),
+    };
+    const signature = this.identity.sign(confirmMessage(this.params.keyId, this.params.committeeId, this.params.sessionId, hash));
+    this.confirms.set(this.self, { hash, signature });
+    this.currentPhase = 'confirm';
+    this.expectedConfirms = new Set(this.complaintSenders);
+    this.event(`qualified dealers: ${qualified.join(', ')}`);
+    this.broadcast(encodeConfirm(this.self, hash, signature));
+    this.replay('confirm');
+  }
+
+  private disqualificationSummary(): string {
+    if (this.disqualifiedDealers.size === 0) return '';
+    return ` (disqualified: ${[...this.disqualifiedDealers].map(([id, why]) => `${id}: ${why}`).join('; ')})`;
+  }
+
+  private onConfirm(from: number, message: ConfirmMessage): void {
+    if (this.currentPhase !== 'confirm') return;
+    if (message.member !== from || this.confirms.has(from)) {
+      this.event(`ignored a duplicate or misattributed confirmation from ${from}`);
+      return;
+    }
+    if (!this.verifyRaw(from, confirmMessage(this.params.keyId, this.params.committeeId, this.params.sessionId, message.transcriptHash), message.signature)) {
+      this.event(`ignored a confirmation from ${from}: bad signature`);
+      return;
+    }
+    this.confirms.set(from, { hash: message.transcriptHash, signature: message.signature });
+    if (this.ownTranscriptHash && !equalBytes(message.transcriptHash, this.ownTranscriptHash)) {
+      this.event(`member ${from} confirmed a different transcript hash`);
+    }
+  }
+
+  /** Done with ≥ t signatures over our transcript hash; members that signed another one are named. */
+  private finish(): void {
+    const own = this.ownTranscriptHash;
+    const pending = this.pendingResult;
+    if (own === undefined || pending === undefined) {
+      this.abort('no transcript to confirm');
+      return;
+    }
+    const matching: number[] = [];
+    const different: number[] = [];
+    for (const [id, c] of [...this.confirms].sort((a, b) => a[0] - b[0])) (equalBytes(c.hash, own) ? matching : different).push(id);
+    const silent = this.others.filter((id) => !this.confirms.has(id));
+    const detail = `${different.length > 0 ? `; different transcript from member(s) ${different.join(', ')}` : ''}${silent.length > 0 ? `; no confirmation from member(s) ${silent.join(', ')}` : ''}`;
+    if (matching.length < this.t) {
+      this.abort(`only ${matching.length} matching confirmations, need t = ${this.t}${detail}`);
+      return;
+    }
+    this.publicResult = {
+      ...pending,
+      signatures: Object.fromEntries(matching.map((id) => [String(id), encodeHex(this.confirms.get(id)!.signature)])),
+    };
+    this.currentPhase = 'done';
+    this.event(`done with ${matching.length} matching confirmations${detail}`);
+    this.sentShares.clear();
+    this.buffered.clear();
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * The contract between the pure DKG state machine (core/dkg) and the node's DKG runner.
+ * Everything here is public data except what `DkgSession.takeShare()` returns.
+ */
+export interface DkgParams {
+  /** Validated with assertKeyId. */
+  keyId: string;
+  committeeId: string;
+  /** 16 random bytes chosen by the member that proposed the DKG; binds every message. */
+  sessionId: Uint8Array;
+  /** Threshold: any t shares reconstruct, t − 1 reveal nothing. */
+  t: number;
+  /** All committee member ids (Shamir x-coordinates), e.g. [1..n]. */
+  memberIds: number[];
+  /** This node's id, in memberIds. */
+  selfId: number;
+}
+
+/** Signatures by committee members (the node implements it with its libp2p Ed25519 identity key). Synchronous. */
+export interface DkgIdentity {
+  sign(message: Uint8Array): Uint8Array;
+  verify(memberId: number, message: Uint8Array, signature: Uint8Array): boolean;
+}
+
+/** `to: 'all'` = every other member. */
+export interface DkgOutbound {
+  to: number | 'all';
+  payload: Uint8Array;
+}
+
+export type DkgPhase = 'round1' | 'echo' | 'round2' | 'complaints' | 'confirm' | 'done' | 'aborted';
+
+/** Test-only misbehaviour; the node only passes these when test faults are explicitly enabled. */
+export interface DkgFaults {
+  /** Send a wrong round-2 share to these members. */
+  badShareTo?: number[];
+  /** Take part in nothing after receiving the proposal. */
+  silent?: boolean;
+  /** Send a different round-1 package to these members. */
+  equivocateRound1?: number[];
+  /** Complain against these (honest) dealers. */
+  falseComplaintAgainst?: number[];
+}
+
+export interface DkgPublicResult {
+  keyId: string;
+  committeeId: string;
+  /** 0x + 16 bytes hex. */
+  sessionId: string;
+  t: number;
+  n: number;
+  /** 0x + 33-byte compressed point. */
+  groupPublicKey: string;
+  /** Member id (decimal string) → 0x compressed Y_i = share_i·G, for EVERY member id. */
+  verificationShares: Record<string, string>;
+  /** Dealer ids whose contributions form the key (sorted). */
+  qualified: number[];
+  /** 0x + 32 bytes. */
+  transcriptHash: string;
+  /** Member id → 0x signature over the transcript hash (domain-separated, see confirmMessage). */
+  signatures: Record<string, string>;
+}
+
+export interface DkgSessionOptions {
+  faults?: DkgFaults;
+}

@@ -1,0 +1,107 @@
+import { sha512 } from '@noble/hashes/sha2.js';
+import { bytesToNumberBE } from '@noble/curves/utils.js';
+import { concatBytes, lengthPrefixed, randomBytes, utf8ToBytes } from './bytes.ts';
+import { CURVE_ORDER, decodeScalar, encodePoint, encodeScalar, G, mod, multiplySecret, type Point } from './curve.ts';
+import { TkmsError } from './errors.ts';
+import { keyIdBytes, REQUEST_ID_LENGTH } from './identifiers.ts';
+import { assertParticipantId } from './shamir.ts';
+
+/**
+ * Chaum-Pedersen proof that log_G(Y) = log_K(P): the partial P = K·share was made with
+ * the same share whose public image Y = share·G the DKG published for that node.
+ * Fiat-Shamir challenge binds key id, node id, request id, K and every point, so a proof
+ * cannot be replayed for another request, node or key.
+ */
+const CHALLENGE_DOMAIN = utf8ToBytes('tkms/dleq/challenge/v1');
+const NONCE_DOMAIN = utf8ToBytes('tkms/dleq/nonce/v1');
+export const DLEQ_PROOF_LENGTH = 64;
+
+export interface DleqContext {
+  keyId: string;
+  nodeId: number;
+  requestId: Uint8Array;
+}
+
+function contextBytes(ctx: DleqContext): Uint8Array {
+  assertParticipantId(ctx.nodeId);
+  if (!(ctx.requestId instanceof Uint8Array) || ctx.requestId.length !== REQUEST_ID_LENGTH) {
+    throw new TkmsError('bad_length', `request id must be ${REQUEST_ID_LENGTH} bytes`);
+  }
+  const node = new Uint8Array(4);
+  new DataView(node.buffer).setUint32(0, ctx.nodeId, false);
+  return lengthPrefixed(keyIdBytes(ctx.keyId), node, ctx.requestId);
+}
+
+/** SHA-512 then reduce: 512 bits mod a 256-bit order leaves a bias below 2^-256. */
+function hashToScalar(...parts: Uint8Array[]): bigint {
+  return mod(bytesToNumberBE(sha512(lengthPrefixed(...parts))));
+}
+
+function challenge(ctx: Uint8Array, Y: Point, K: Point, P: Point, A1: Point, A2: Point): bigint {
+  return hashToScalar(CHALLENGE_DOMAIN, ctx, encodePoint(G), encodePoint(Y), encodePoint(K), encodePoint(P), encodePoint(A1), encodePoint(A2));
+}
+
+export interface DleqProof {
+  c: bigint;
+  s: bigint;
+}
+
+/**
+ * Proves log_G(Y) = log_K(P) for the secret `share`. The nonce is hedged: derived from the
+ * share, the full public statement and 32 fresh random bytes, so neither a weak RNG nor a
+ * repeated request can repeat a nonce across different statements.
+ */
+export function proveDleq(ctx: DleqContext, share: bigint, K: Point, Y: Point, P: Point): DleqProof {
+  const context = contextBytes(ctx);
+  let r = 0n;
+  while (r === 0n) {
+    r = hashToScalar(NONCE_DOMAIN, encodeScalar(share), randomBytes(32), context, encodePoint(K), encodePoint(P));
+  }
+  const A1 = multiplySecret(G, r);
+  const A2 = multiplySecret(K, r);
+  const c = challenge(context, Y, K, P, A1, A2);
+  const s = mod(r + c * share);
+  return { c, s };
+}
+
+/** Checks a proof; all inputs are public, so the variable-time double multiplication is fine. */
+export function verifyDleq(ctx: DleqContext, Y: Point, K: Point, P: Point, proof: DleqProof): boolean {
+  const context = contextBytes(ctx);
+  const inRange = (v: unknown): boolean => typeof v === 'bigint' && v >= 0n && v < CURVE_ORDER;
+  if (!inRange(proof?.c) || !inRange(proof?.s)) return false;
+  const negC = mod(-proof.c);
+  const A1 = G.mulAddUnsafe(proof.s, Y, negC);
+  const A2 = K.mulAddUnsafe(proof.s, P, negC);
+  // An honest prover's A1 = r·G and A2 = r·K are never the identity.
+  if (A1.is0() || A2.is0()) return false;
+  return challenge(context, Y, K, P, A1, A2) === proof.c;
+}
+
+export function encodeDleqProof(proof: DleqProof): Uint8Array {
+  return concatBytes(encodeScalar(proof.c), encodeScalar(proof.s));
+}
+
+export function decodeDleqProof(bytes: Uint8Array): DleqProof {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== DLEQ_PROOF_LENGTH) {
+    throw new TkmsError('bad_length', `DLEQ proof must be ${DLEQ_PROOF_LENGTH} bytes`);
+  }
+  return {
+    c: decodeScalar(bytes.subarray(0, 32), { name: 'proof challenge', allowZero: true }),
+    s: decodeScalar(bytes.subarray(32, 64), { name: 'proof response', allowZero: true }),
+  };
+}
+
+export interface ProvenPartial {
+  /** P_i = K·share_i. */
+  partial: Point;
+  proof: DleqProof;
+}
+
+/**
+ * What a node computes for one request: P_i = K·share_i and the proof tying it to Y_i.
+ * Y_i is passed in (the node has it from the DKG result) to avoid a second secret multiplication.
+ */
+export function computeProvenPartial(ctx: DleqContext, share: bigint, verificationShare: Point, K: Point): ProvenPartial {
+  const partial = multiplySecret(K, share);
+  return { partial, proof: proveDleq(ctx, share, K, verificationShare, partial) };
+}

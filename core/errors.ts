@@ -1,0 +1,70 @@
+/**
+ * One error type for the whole project. `code` is stable: clients, metrics and
+ * HTTP mappings switch on it, never on `message`. Messages describe what was
+ * wrong with the input; they must never quote secret material.
+ */
+export const ERROR_CODES = {
+  bad_request: 400,
+  bad_hex: 400,
+  bad_length: 400,
+  bad_point: 400,
+  bad_scalar: 400,
+  bad_key_id: 400,
+  bad_handle: 400,
+  bad_address: 400,
+  bad_rsa_key: 400,
+  bad_threshold: 400,
+  bad_proof: 422,
+  decrypt_failed: 422,
+  insufficient_partials: 503,
+  unauthorized: 403,
+  expired: 403,
+  replayed: 409,
+  revoked: 403,
+  unknown_key: 404,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  rate_limited: 429,
+  keystore_locked: 500,
+  keystore_corrupt: 500,
+  dkg_failed: 500,
+  not_implemented: 501,
+  unavailable: 503,
+  timeout: 504,
+  internal: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class TkmsError extends Error {
+  readonly code: ErrorCode;
+  /** Public, non-secret context (a node id, a field name) for callers and logs. */
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TkmsError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get httpStatus(): number {
+    return ERROR_CODES[this.code];
+  }
+
+  /** The `{ error: { code, message } }` body every HTTP surface returns. */
+  toJSON(): { error: { code: ErrorCode; message: string; details?: Readonly<Record<string, unknown>> } } {
+    return this.details === undefined
+      ? { error: { code: this.code, message: this.message } }
+      : { error: { code: this.code, message: this.message, details: this.details } };
+  }
+}
+
+export function isTkmsError(value: unknown, code?: ErrorCode): value is TkmsError {
+  return value instanceof TkmsError && (code === undefined || value.code === code);
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CODES, value);
+}

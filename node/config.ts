@@ -1,0 +1,267 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { multiaddr } from '@multiformats/multiaddr';
+import { assertParticipantId, TkmsError } from '../core/index.ts';
+import type { DkgFaults } from '../core/dkg/index.ts';
+
+/** A host:port pair for an HTTP listener. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface NodeConfig {
+  /** Directory of the config file; relative paths are resolved against it. */
+  baseDir: string;
+  listen: string[];
+  http: HostPort;
+  admin: HostPort;
+  identityFile: string;
+  keystoreDir: string;
+  committeeFile: string;
+  keystorePasswordFile: string | undefined;
+  /** Per-phase DKG deadline. */
+  dkgPhaseTimeoutMs: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Misbehaviour for tests; only accepted with TKMS_ENABLE_TEST_FAULTS=1. */
+  testFaults: DkgFaults | undefined;
+}
+
+const KNOWN_FIELDS = [
+  'listen',
+  'http',
+  'admin',
+  'adminAllowRemote',
+  'identityFile',
+  'keystoreDir',
+  'committeeFile',
+  'keystorePasswordFile',
+  'dkg',
+  'logLevel',
+  'testFaults',
+] as const;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Environment variables that override config fields (the operator's last word). */
+export const ENV_OVERRIDES = {
+  TKMS_LISTEN: 'listen',
+  TKMS_HTTP_LISTEN: 'http',
+  TKMS_ADMIN_LISTEN: 'admin',
+  TKMS_IDENTITY_FILE: 'identityFile',
+  TKMS_KEYSTORE_DIR: 'keystoreDir',
+  TKMS_COMMITTEE_FILE: 'committeeFile',
+  TKMS_KEYSTORE_PASSWORD_FILE: 'keystorePasswordFile',
+  TKMS_LOG_LEVEL: 'logLevel',
+} as const;
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
+
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK_HOSTS.has(host) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** Parses "host:port" or "[v6]:port". Returns undefined when malformed. */
+export function parseHostPort(value: unknown): HostPort | undefined {
+  if (typeof value !== 'string' || value.length > 300) return undefined;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(value);
+  if (m === null) return undefined;
+  const host = m[1] ?? m[2];
+  const port = Number(m[3]);
+  if (host === undefined || host.length === 0 || !Number.isInteger(port) || port > 65535) return undefined;
+  return { host, port };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function parseIdList(value: unknown): number[] | undefined {
+  if (!Array.isArray(value) || value.length > 256) return undefined;
+  for (const id of value) {
+    try {
+      assertParticipantId(id);
+    } catch {
+      return undefined;
+    }
+  }
+  return value as number[];
+}
+
+function parseFaults(value: unknown, problems: string[]): DkgFaults | undefined {
+  if (!isPlainObject(value)) {
+    problems.push('testFaults must be an object');
+    return undefined;
+  }
+  const faults: DkgFaults = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (key === 'silent') {
+      if (typeof v !== 'boolean') problems.push('testFaults.silent must be true or false');
+      else faults.silent = v;
+    } else if (key === 'badShareTo' || key === 'equivocateRound1' || key === 'falseComplaintAgainst') {
+      const ids = parseIdList(v);
+      if (ids === undefined) problems.push(`testFaults.${key} must be an array of member ids`);
+      else faults[key] = ids;
+    } else {
+      problems.push(`testFaults has an unknown field "${key}"`);
+    }
+  }
+  return faults;
+}
+
+export interface ParseConfigOptions {
+  /** Directory that relative paths are resolved against (the config file's). */
+  baseDir: string;
+  env?: Record<string, string | undefined>;
+}
+
+/**
+ * Validates a parsed config object. Every mistake gets its own line, so an operator
+ * fixes a file in one pass; all of them together are thrown as one bad_request.
+ */
+export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfig {
+  const env = opts.env ?? {};
+  const problems: string[] = [];
+  if (!isPlainObject(value)) throw new TkmsError('bad_request', 'config: must be a JSON object');
+  const raw: Record<string, unknown> = { ...value };
+  for (const key of Object.keys(raw)) {
+    if (!(KNOWN_FIELDS as readonly string[]).includes(key)) problems.push(`unknown field "${key}"`);
+  }
+  for (const [name, field] of Object.entries(ENV_OVERRIDES)) {
+    const v = env[name];
+    if (v !== undefined && v !== '') raw[field] = v;
+  }
+  const envTimeout = env.TKMS_DKG_PHASE_TIMEOUT_MS;
+  if (envTimeout !== undefined && envTimeout !== '') {
+    raw.dkg = { ...(isPlainObject(raw.dkg) ? raw.dkg : {}), phaseTimeoutMs: Number(envTimeout) };
+  }
+
+  const path = (field: string, required: boolean): string | undefined => {
+    const v = raw[field];
+    if (v === undefined) {
+      if (required) problems.push(`${field} is required (a path, relative to the config file)`);
+      return undefined;
+    }
+    if (typeof v !== 'string' || v.length === 0 || v.length > 4096 || v.includes('\0')) {
+      problems.push(`${field} must be a non-empty path string`);
+      return undefined;
+    }
+    return isAbsolute(v) ? v : resolve(opts.baseDir, v);
+  };
+
+  const listenRaw = typeof raw.listen === 'string' ? [raw.listen] : raw.listen;
+  const listen: string[] = [];
+  if (!Array.isArray(listenRaw) || listenRaw.length === 0 || listenRaw.length > 8) {
+    problems.push('listen must be a multiaddr string (e.g. "/ip4/127.0.0.1/tcp/9000") or an array of them');
+  } else {
+    listenRaw.forEach((m, i) => {
+      try {
+        if (typeof m !== 'string') throw new Error('not a string');
+        listen.push(multiaddr(m).toString());
+      } catch {
+        problems.push(`listen[${i}] is not a valid multiaddr`);
+      }
+    });
+  }
+
+  const http = parseHostPort(raw.http);
+  if (http === undefined) problems.push('http must be "host:port" (health and metrics listener), e.g. "127.0.0.1:9100"');
+  const admin = parseHostPort(raw.admin);
+  if (admin === undefined) problems.push('admin must be "host:port" (admin listener), e.g. "127.0.0.1:9200"');
+  if (raw.adminAllowRemote !== undefined && typeof raw.adminAllowRemote !== 'boolean') {
+    problems.push('adminAllowRemote must be true or false');
+  }
+  if (admin !== undefined && raw.adminAllowRemote !== true && !isLoopbackHost(admin.host)) {
+    problems.push('admin must listen on a loopback address (set "adminAllowRemote": true to override)');
+  }
+  if (http !== undefined && admin !== undefined && http.port === admin.port && http.port !== 0 && http.host === admin.host) {
+    problems.push('http and admin must listen on different ports');
+  }
+
+  const identityFile = path('identityFile', true);
+  const keystoreDir = path('keystoreDir', true);
+  const committeeFile = path('committeeFile', true);
+  const keystorePasswordFile = path('keystorePasswordFile', false);
+
+  let dkgPhaseTimeoutMs = 8000;
+  if (raw.dkg !== undefined) {
+    if (!isPlainObject(raw.dkg)) problems.push('dkg must be an object');
+    else {
+      for (const key of Object.keys(raw.dkg)) if (key !== 'phaseTimeoutMs') problems.push(`dkg has an unknown field "${key}"`);
+      const t = raw.dkg.phaseTimeoutMs;
+      if (t !== undefined) {
+        if (typeof t !== 'number' || !Number.isInteger(t) || t < 100 || t > 600_000) {
+          problems.push('dkg.phaseTimeoutMs must be an integer number of milliseconds in 100..600000');
+        } else dkgPhaseTimeoutMs = t;
+      }
+    }
+  }
+
+  let logLevel: NodeConfig['logLevel'] = 'info';
+  if (raw.logLevel !== undefined) {
+    if (typeof raw.logLevel !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw.logLevel)) {
+      problems.push(`logLevel must be one of ${LOG_LEVELS.join(', ')}`);
+    } else logLevel = raw.logLevel as NodeConfig['logLevel'];
+  }
+
+  let testFaults: DkgFaults | undefined;
+  if (raw.testFaults !== undefined) {
+    if (env.TKMS_ENABLE_TEST_FAULTS !== '1') {
+      problems.push('testFaults is only allowed when the environment sets TKMS_ENABLE_TEST_FAULTS=1 (never in production)');
+    } else testFaults = parseFaults(raw.testFaults, problems);
+  }
+
+  if (problems.length > 0) {
+    throw new TkmsError('bad_request', `invalid config:\n  - ${problems.join('\n  - ')}`, { problems });
+  }
+  return {
+    baseDir: opts.baseDir,
+    listen,
+    http: http!,
+    admin: admin!,
+    identityFile: identityFile!,
+    keystoreDir: keystoreDir!,
+    committeeFile: committeeFile!,
+    keystorePasswordFile,
+    dkgPhaseTimeoutMs,
+    logLevel,
+    testFaults,
+  };
+}
+
+export async function loadConfig(file: string, env: Record<string, string | undefined> = process.env): Promise<NodeConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new TkmsError('bad_request', `cannot read config file ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new TkmsError('bad_request', `config file ${file} is not valid JSON`);
+  }
+  return parseConfig(json, { baseDir: dirname(resolve(file)), env });
+}
+
+/**
+ * The keystore password: env TKMS_KEYSTORE_PASSWORD wins, else the configured file
+ * (one trailing newline stripped). Never logged.
+ */
+export async function resolveKeystorePassword(config: NodeConfig, env: Record<string, string | undefined> = process.env): Promise<string> {
+  const fromEnv = env.TKMS_KEYSTORE_PASSWORD;
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  if (config.keystorePasswordFile === undefined) {
+    throw new TkmsError('keystore_locked', 'no keystore password: set TKMS_KEYSTORE_PASSWORD or keystorePasswordFile in the config');
+  }
+  let text: string;
+  try {
+    text = await readFile(config.keystorePasswordFile, 'utf8');
+  } catch (e) {
+    throw new TkmsError('keystore_locked', `cannot read keystore password file ${config.keystorePasswordFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  const password = text.replace(/\r?\n$/, '');
+  if (password.length === 0) throw new TkmsError('keystore_locked', `keystore password file ${config.keystorePasswordFile} is empty`);
+  return password;
+}

@@ -1,0 +1,218 @@
+import { readFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { Libp2p } from 'libp2p';
+import { assertKeyId, TkmsError, utf8ToBytes } from '../core/index.ts';
+import { decodeDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
+import { parseCommitteeJson, type Committee } from './committee.ts';
+import { resolveKeystorePassword, type NodeConfig } from './config.ts';
+import { DkgRunner } from './dkg-runner.ts';
+import { DKG_PROTOCOL, MAX_DKG_FRAME_BYTES } from './dkg-wire.ts';
+import { closeServer, startHttpServer, type Route } from './http.ts';
+import { dkgIdentity, loadIdentityFile } from './identity.ts';
+import { Keystore } from './keystore.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
+import { createHost, errorText, handleFrames, MemberConnections, requestFrame } from './p2p.ts';
+import { PARTIAL_PROTOCOL, partialStubReply } from './partial.ts';
+
+export interface RunningNode {
+  selfId: number;
+  peerId: string;
+  libp2p: Libp2p;
+  httpServer: Server;
+  adminServer: Server;
+  runner: DkgRunner;
+  log: Logger;
+  stop(): Promise<void>;
+}
+
+export async function loadCommitteeFile(path: string): Promise<Committee> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new TkmsError('bad_request', `cannot read committee file ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  return parseCommitteeJson(text);
+}
+
+/** Reads a stored public result back through the strict DKG decoder. */
+export function publicResultFromJson(json: Record<string, unknown>): DkgPublicResult {
+  return decodeDkgPublicResult(utf8ToBytes(JSON.stringify(json)));
+}
+
+function healthRoute(committee: Committee, selfId: number, peerId: string, conns: MemberConnections, runner: DkgRunner): Route {
+  return {
+    method: 'GET',
+    path: '/health',
+    handler: () => {
+      const peers = conns.connectedMembers();
+      // The keystore is open whenever the daemon runs (it refuses to start otherwise).
+      const ready = peers.length >= committee.t - 1;
+      return {
+        status: ready ? 200 : 503,
+        json: {
+          status: ready ? 'ready' : 'not_ready',
+          reason: ready ? undefined : `connected to ${peers.length} members, need at least t - 1 = ${committee.t - 1}`,
+          selfId,
+          peerId,
+          committeeId: committee.committeeId,
+          t: committee.t,
+          n: committee.members.length,
+          keystore: 'open',
+          peersConnected: peers.length,
+          peers,
+          keys: runner.heldKeys().map((k) => k.keyId),
+        },
+      };
+    },
+  };
+}
+
+function metricsRoute(metrics: NodeMetrics): Route {
+  return {
+    method: 'GET',
+    path: '/metrics',
+    handler: async () => ({ status: 200, text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }),
+  };
+}
+
+function adminRoutes(runner: DkgRunner): Route[] {
+  return [
+    {
+      method: 'POST',
+      path: '/admin/dkg',
+      handler: (_req, _url, body) => {
+        if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TkmsError('bad_request', 'body must be {"keyId": "..."}');
+        const { keyId, ...rest } = body as Record<string, unknown>;
+        if (Object.keys(rest).length > 0) throw new TkmsError('bad_request', `unknown field "${Object.keys(rest)[0]}"`);
+        assertKeyId(keyId);
+        return { status: 202, json: runner.propose(keyId) };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/admin/dkg/',
+      handler: (_req, url) => {
+        const keyId = decodeURIComponent(url.pathname.slice('/admin/dkg/'.length));
+        assertKeyId(keyId);
+        return { status: 200, json: runner.status(keyId) };
+      },
+    },
+    { method: 'GET', path: '/admin/keys', handler: () => ({ status: 200, json: { keys: runner.heldKeys() } }) },
+  ];
+}
+
+/**
+ * Starts the node: committee, identity, keystore (fails loudly on a wrong password or
+ * damaged files), libp2p host and protocols, then the HTTP and admin listeners.
+ */
+export async function startNode(config: NodeConfig, env: Record<string, string | undefined> = process.env): Promise<RunningNode> {
+  const committee = await loadCommitteeFile(config.committeeFile);
+  const identity = await loadIdentityFile(config.identityFile);
+  const self = committee.members.find((m) => m.peerId === identity.peerId);
+  if (self === undefined) {
+    throw new TkmsError('bad_request', `this node's peer id ${identity.peerId} is not a member of committee ${committee.committeeId}`);
+  }
+  const log = createLogger(config.logLevel, { node: self.id });
+  if (config.testFaults !== undefined) {
+    log.warn({ testFaults: config.testFaults }, '!!! TEST FAULTS ENABLED: this node will MISBEHAVE in DKG on purpose. Never use this in production. !!!');
+  }
+
+  const password = await resolveKeystorePassword(config, env);
+  const keystore = await Keystore.open(config.keystoreDir, password);
+  const stored = await keystore.loadAll();
+
+  const metrics = createNodeMetrics();
+  const libp2p = await createHost(identity, config.listen, committee);
+  const conns = new MemberConnections(libp2p, committee, self.id, log, () => metrics.peersConnected.set(conns.connectedMembers().length));
+
+  const runner = new DkgRunner({
+    committee,
+    selfId: self.id,
+    identity: dkgIdentity(identity, committee),
+    keystore,
+    log,
+    metrics,
+    phaseTimeoutMs: config.dkgPhaseTimeoutMs,
+    faults: config.testFaults,
+    transport: {
+      send: async (memberId, frame, timeoutMs) => {
+        const peer = conns.peerIdOf(memberId);
+        if (peer === undefined) throw new TkmsError('bad_request', `no member ${memberId}`);
+        return requestFrame(libp2p, peer, DKG_PROTOCOL, frame, { timeoutMs });
+      },
+    },
+  });
+  for (const key of stored) {
+    let result: DkgPublicResult;
+    try {
+      result = publicResultFromJson(key.publicResult);
+    } catch (e) {
+      throw new TkmsError('keystore_corrupt', `stored public result of key ${key.keyId} is invalid: ${errorText(e)}`);
+    }
+    if (result.keyId !== key.keyId) throw new TkmsError('keystore_corrupt', `stored key ${key.keyId} carries the public result of ${result.keyId}`);
+    runner.addHeldKey(result);
+  }
+  // Shares stay in the keystore until the partial protocol needs them; drop our copies.
+  stored.length = 0;
+
+  const frameOpts = { maxRequestBytes: MAX_DKG_FRAME_BYTES, timeoutMs: 10_000, log };
+  await handleFrames(
+    libp2p,
+    DKG_PROTOCOL,
+    async (remotePeer, body) => {
+      const member = conns.memberFor(remotePeer);
+      if (member === undefined) {
+        log.debug({ peer: remotePeer }, 'DKG frame from a non-member ignored');
+        return runner.refusal(new TkmsError('unauthorized', 'not a member of this committee'));
+      }
+      return runner.handleFrame(member.id, body);
+    },
+    frameOpts,
+  );
+  await handleFrames(libp2p, PARTIAL_PROTOCOL, async () => partialStubReply(), frameOpts);
+
+  await libp2p.start();
+  await conns.start();
+  metrics.peersConnected.set(0);
+
+  let httpServer: Server | undefined;
+  let adminServer: Server | undefined;
+  try {
+    httpServer = await startHttpServer(config.http.host, config.http.port, [healthRoute(committee, self.id, identity.peerId, conns, runner), metricsRoute(metrics)], log, 'http');
+    adminServer = await startHttpServer(config.admin.host, config.admin.port, adminRoutes(runner), log, 'admin');
+  } catch (e) {
+    conns.stop();
+    runner.stop();
+    if (httpServer !== undefined) await closeServer(httpServer);
+    await libp2p.stop();
+    throw new TkmsError('unavailable', `cannot listen for HTTP: ${(e as NodeJS.ErrnoException).code ?? errorText(e)}`);
+  }
+
+  log.info(
+    {
+      selfId: self.id,
+      peerId: identity.peerId,
+      committeeId: committee.committeeId,
+      t: committee.t,
+      n: committee.members.length,
+      listen: libp2p.getMultiaddrs().map((m) => m.toString()),
+      keys: runner.heldKeys().map((k) => k.keyId),
+    },
+    'tkms node started',
+  );
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      log.info('stopping');
+      conns.stop();
+      runner.stop();
+      await Promise.all([closeServer(httpServer!), closeServer(adminServer!)]);
+      await libp2p.stop();
+    })();
+    return stopping;
+  };
+  return { selfId: self.id, peerId: identity.peerId, libp2p, httpServer, adminServer, runner, log, stop };
+}

@@ -1,0 +1,456 @@
+import type { Logger } from 'pino';
+import { assertKeyId, encodeHex, isTkmsError, randomBytes, TkmsError } from '../core/index.ts';
+import {
+  DkgSession,
+  verifyDkgPublicResult,
+  type DkgFaults,
+  type DkgIdentity,
+  type DkgOutbound,
+  type DkgPhase,
+  type DkgPublicResult,
+} from '../core/dkg/index.ts';
+import type { Committee } from './committee.ts';
+import {
+  decodeDkgFrame,
+  decodeDkgReply,
+  encodeDkgFrame,
+  encodeDkgReply,
+  sessionKey,
+  SESSION_ID_LENGTH,
+  type DkgFrame,
+  type DkgProposal,
+  type DkgReply,
+} from './dkg-wire.ts';
+import type { Keystore } from './keystore.ts';
+import type { NodeMetrics } from './metrics.ts';
+import { errorText } from './p2p.ts';
+
+/** How the runner reaches another member: one frame out, one reply frame back. */
+export interface DkgTransport {
+  send(memberId: number, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+}
+
+export interface DkgRunnerOptions {
+  committee: Committee;
+  selfId: number;
+  identity: DkgIdentity;
+  keystore: Keystore;
+  transport: DkgTransport;
+  log: Logger;
+  metrics: NodeMetrics;
+  phaseTimeoutMs: number;
+  faults: DkgFaults | undefined;
+}
+
+export type DkgStatusName = 'running' | 'done' | 'aborted';
+
+/** What the admin endpoint reports about a key id's DKG. */
+export interface DkgStatus {
+  keyId: string;
+  sessionId: string;
+  proposer: number;
+  status: DkgStatusName;
+  phase: DkgPhase;
+  startedAt: string;
+  durationMs: number | undefined;
+  abortReason: string | undefined;
+  disqualified: Record<string, string>;
+  refusals: Record<string, string>;
+  result: DkgPublicResult | undefined;
+}
+
+interface SessionState {
+  keyId: string;
+  sessionId: Uint8Array;
+  proposer: number;
+  session: DkgSession;
+  status: DkgStatusName;
+  phase: DkgPhase;
+  startedAt: number;
+  phaseStartedAt: number;
+  finishedAt: number | undefined;
+  abortReason: string | undefined;
+  refusals: Map<number, string>;
+  result: DkgPublicResult | undefined;
+  timer: NodeJS.Timeout | undefined;
+  deadlinesPassed: number;
+  /** Per-destination FIFO: messages to one member arrive in the order the session emitted them. */
+  outQueues: Map<number, Promise<void>>;
+}
+
+interface PendingPayload {
+  from: number;
+  payload: Uint8Array;
+  at: number;
+}
+
+/** Deadlines after which a session that still has not finished is given up. */
+const MAX_DEADLINES = 12;
+const DELIVERY_ATTEMPTS = 4;
+const PENDING_TTL_MS = 60_000;
+const MAX_PENDING_SESSIONS = 32;
+const MAX_PENDING_PER_SESSION = 4096;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/**
+ * Runs DKG sessions over the network: accepts or refuses proposals, routes framed
+ * payloads to the right session, delivers what sessions emit, enforces per-phase
+ * deadlines by calling advance(), and stores the share when a session completes.
+ */
+export class DkgRunner {
+  private readonly sessions = new Map<string, SessionState>();
+  private readonly pending = new Map<string, PendingPayload[]>();
+  /** Public results of keys in the keystore (loaded at start, added on completion). */
+  private readonly held = new Map<string, DkgPublicResult>();
+  private stopped = false;
+
+  constructor(private readonly o: DkgRunnerOptions) {}
+
+  /** Registers keys already in the keystore, so a second DKG for them is refused. */
+  addHeldKey(result: DkgPublicResult): void {
+    this.held.set(result.keyId, result);
+    this.o.metrics.keysHeld.set(this.held.size);
+  }
+
+  heldKeys(): DkgPublicResult[] {
+    return [...this.held.values()].sort((a, b) => (a.keyId < b.keyId ? -1 : 1));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const s of this.sessions.values()) if (s.timer !== undefined) clearTimeout(s.timer);
+  }
+
+  status(keyId: string): DkgStatus {
+    assertKeyId(keyId);
+    const s = this.sessions.get(keyId);
+    if (s === undefined) {
+      const held = this.held.get(keyId);
+      if (held === undefined) throw new TkmsError('unknown_key', `no DKG known for key id ${keyId}`);
+      return {
+        keyId,
+        sessionId: held.sessionId,
+        proposer: 0,
+        status: 'done',
+        phase: 'done',
+        startedAt: '',
+        durationMs: undefined,
+        abortReason: undefined,
+        disqualified: {},
+        refusals: {},
+        result: held,
+      };
+    }
+    return {
+      keyId,
+      sessionId: encodeHex(s.sessionId),
+      proposer: s.proposer,
+      status: s.status,
+      phase: s.phase,
+      startedAt: new Date(s.startedAt).toISOString(),
+      durationMs: s.finishedAt === undefined ? undefined : s.finishedAt - s.startedAt,
+      abortReason: s.abortReason,
+      disqualified: Object.fromEntries([...s.session.disqualified].map(([id, why]) => [String(id), why])),
+      refusals: Object.fromEntries([...s.refusals].map(([id, why]) => [String(id), why])),
+      result: s.status === 'done' ? s.result : undefined,
+    };
+  }
+
+  private refuseIfBusy(keyId: string): void {
+    if (this.held.has(keyId) || this.o.keystore.list().includes(keyId)) {
+      throw new TkmsError('conflict', `key id ${keyId} already exists on this node; a second DKG is refused`);
+    }
+    const s = this.sessions.get(keyId);
+    if (s !== undefined && s.status === 'running') {
+      throw new TkmsError('conflict', `a DKG for key id ${keyId} is already running (session ${encodeHex(s.sessionId)})`);
+    }
+    if (s !== undefined && s.status === 'done') {
+      throw new TkmsError('conflict', `a DKG for key id ${keyId} already completed on this node`);
+    }
+  }
+
+  /** Admin entry point: this node proposes a DKG for keyId to the whole committee. */
+  propose(keyId: string): DkgStatus {
+    if (this.stopped) throw new TkmsError('unavailable', 'node is stopping');
+    assertKeyId(keyId);
+    this.refuseIfBusy(keyId);
+    const proposal: DkgProposal = {
+      type: 'proposal',
+      keyId,
+      sessionId: randomBytes(SESSION_ID_LENGTH),
+      t: this.o.committee.t,
+      committeeId: this.o.committee.committeeId,
+      proposer: this.o.selfId,
+    };
+    const state = this.createSession(proposal);
+    this.o.log.info({ keyId, sessionId: encodeHex(proposal.sessionId), t: proposal.t }, 'proposing DKG');
+    const frame = encodeDkgFrame(proposal);
+    for (const member of this.o.committee.members) {
+      if (member.id === this.o.selfId) continue;
+      // Queued on the member's FIFO so the proposal precedes our round-1 message.
+      this.enqueue(state, member.id, frame, (reply) => {
+        if (!reply.ok) {
+          state.refusals.set(member.id, `${reply.code}: ${reply.message}`);
+          this.o.log.warn({ keyId, member: member.id, reason: reply.message }, 'member refused the DKG proposal');
+        }
+      });
+    }
+    this.startSession(state);
+    return this.status(keyId);
+  }
+
+  /** A reply frame refusing a request before it reaches any session (e.g. from a non-member). */
+  refusal(e: TkmsError): Uint8Array {
+    return encodeDkgReply({ ok: false, code: e.code, message: e.message });
+  }
+
+  /** Protocol entry point: a frame from an authenticated member. Always answers a reply frame. */
+  async handleFrame(fromMember: number, bytes: Uint8Array): Promise<Uint8Array> {
+    let reply: DkgReply;
+    try {
+      const frame = decodeDkgFrame(bytes);
+      this.onFrame(fromMember, frame);
+      reply = { ok: true };
+    } catch (e) {
+      const err = isTkmsError(e) ? e : new TkmsError('internal', 'DKG frame handling failed');
+      if (!isTkmsError(e)) this.o.log.error({ err: errorText(e), from: fromMember }, 'unexpected error handling a DKG frame');
+      reply = { ok: false, code: err.code, message: err.message };
+    }
+    return encodeDkgReply(reply);
+  }
+
+  private onFrame(from: number, frame: DkgFrame): void {
+    if (this.stopped) throw new TkmsError('unavailable', 'node is stopping');
+    if (frame.type === 'proposal') {
+      this.acceptProposal(from, frame);
+      return;
+    }
+    const key = sessionKey(frame.keyId, frame.sessionId);
+    const s = this.sessions.get(frame.keyId);
+    if (s !== undefined && sessionKey(s.keyId, s.sessionId) === key) {
+      this.deliverToSession(s, from, frame.payload);
+      return;
+    }
+    this.bufferPending(key, { from, payload: frame.payload, at: Date.now() });
+  }
+
+  private acceptProposal(from: number, p: DkgProposal): void {
+    if (p.proposer !== from) throw new TkmsError('unauthorized', `proposal claims proposer ${p.proposer} but came from member ${from}`);
+    if (p.committeeId !== this.o.committee.committeeId) {
+      throw new TkmsError('bad_request', `proposal is for committee ${p.committeeId}, this node is in ${this.o.committee.committeeId}`);
+    }
+    if (p.t !== this.o.committee.t) throw new TkmsError('bad_request', `proposal has t = ${p.t}, the committee file says t = ${this.o.committee.t}`);
+    const existing = this.sessions.get(p.keyId);
+    if (existing !== undefined && existing.proposer === p.proposer && sessionKey(existing.keyId, existing.sessionId) === sessionKey(p.keyId, p.sessionId)) {
+      return; // a retried delivery of a proposal we already accepted
+    }
+    this.refuseIfBusy(p.keyId);
+    this.o.log.info({ keyId: p.keyId, sessionId: encodeHex(p.sessionId), proposer: from }, 'accepted DKG proposal');
+    const state = this.createSession(p);
+    this.startSession(state);
+    const key = sessionKey(p.keyId, p.sessionId);
+    const queued = this.pending.get(key) ?? [];
+    this.pending.delete(key);
+    for (const item of queued) this.deliverToSession(state, item.from, item.payload);
+  }
+
+  private createSession(p: DkgProposal): SessionState {
+    const session = new DkgSession(
+      {
+        keyId: p.keyId,
+        committeeId: p.committeeId,
+        sessionId: p.sessionId,
+        t: p.t,
+        memberIds: this.o.committee.members.map((m) => m.id),
+        selfId: this.o.selfId,
+      },
+      this.o.identity,
+      this.o.faults === undefined ? {} : { faults: this.o.faults },
+    );
+    const now = Date.now();
+    const state: SessionState = {
+      keyId: p.keyId,
+      sessionId: p.sessionId,
+      proposer: p.proposer,
+      session,
+      status: 'running',
+      phase: session.phase,
+      startedAt: now,
+      phaseStartedAt: now,
+      finishedAt: undefined,
+      abortReason: undefined,
+      refusals: new Map(),
+      result: undefined,
+      timer: undefined,
+      deadlinesPassed: 0,
+      outQueues: new Map(),
+    };
+    this.sessions.set(p.keyId, state);
+    return state;
+  }
+
+  private startSession(s: SessionState): void {
+    this.dispatch(s, s.session.start());
+    this.afterStep(s, true);
+  }
+
+  private deliverToSession(s: SessionState, from: number, payload: Uint8Array): void {
+    let out: DkgOutbound[];
+    try {
+      out = s.session.receive(from, payload);
+    } catch (e) {
+      // The contract says receive never throws; if it does, the message is dropped, not the node.
+      this.o.log.error({ keyId: s.keyId, from, err: errorText(e) }, 'DKG session threw on receive');
+      return;
+    }
+    this.dispatch(s, out);
+    this.afterStep(s, false);
+  }
+
+  private dispatch(s: SessionState, out: DkgOutbound[]): void {
+    for (const msg of out) {
+      const frame = encodeDkgFrame({ type: 'payload', keyId: s.keyId, sessionId: s.sessionId, payload: msg.payload });
+      const targets = msg.to === 'all' ? this.o.committee.members.map((m) => m.id).filter((id) => id !== this.o.selfId) : [msg.to];
+      for (const to of targets) {
+        if (to === this.o.selfId) continue;
+        this.enqueue(s, to, frame);
+      }
+    }
+  }
+
+  /** Appends a delivery to the member's FIFO; failed sends are retried briefly, then dropped. */
+  private enqueue(s: SessionState, to: number, frame: Uint8Array, onReply?: (reply: DkgReply) => void): void {
+    const previous = s.outQueues.get(to) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      for (let attempt = 1; attempt <= DELIVERY_ATTEMPTS && !this.stopped; attempt++) {
+        try {
+          const replyBytes = await this.o.transport.send(to, frame, this.deliveryTimeoutMs());
+          const reply = decodeDkgReply(replyBytes);
+          onReply?.(reply);
+          if (!reply.ok) this.o.log.debug({ keyId: s.keyId, to, code: reply.code, reason: reply.message }, 'member rejected a DKG frame');
+          return;
+        } catch (e) {
+          if (attempt === DELIVERY_ATTEMPTS) {
+            this.o.log.warn({ keyId: s.keyId, to, err: errorText(e) }, 'giving up delivering a DKG message');
+            return;
+          }
+          await sleep(150 * 2 ** (attempt - 1));
+        }
+      }
+    });
+    s.outQueues.set(to, next);
+  }
+
+  /** Long enough for a loaded peer to answer; retries are safe (sessions drop duplicates). */
+  private deliveryTimeoutMs(): number {
+    return Math.max(2_000, Math.min(this.o.phaseTimeoutMs, 15_000));
+  }
+
+  /** Notices phase changes: metrics, deadline timer, completion. */
+  private afterStep(s: SessionState, force: boolean): void {
+    if (s.status !== 'running') return;
+    const phase = s.session.phase;
+    if (phase === s.phase && !force) return;
+    const now = Date.now();
+    if (phase !== s.phase) {
+      this.o.metrics.dkgPhaseSeconds.observe({ phase: s.phase }, (now - s.phaseStartedAt) / 1000);
+      this.o.log.debug({ keyId: s.keyId, from: s.phase, to: phase }, 'DKG phase');
+      s.phase = phase;
+      s.phaseStartedAt = now;
+      s.deadlinesPassed = 0;
+    }
+    if (s.timer !== undefined) clearTimeout(s.timer);
+    s.timer = undefined;
+    if (phase === 'done') void this.complete(s);
+    else if (phase === 'aborted') this.finish(s, 'aborted', s.session.abortReason ?? 'aborted (no reason given)');
+    else this.armDeadline(s);
+  }
+
+  private armDeadline(s: SessionState): void {
+    s.timer = setTimeout(() => this.onDeadline(s), this.o.phaseTimeoutMs);
+    s.timer.unref();
+  }
+
+  private onDeadline(s: SessionState): void {
+    s.timer = undefined;
+    if (s.status !== 'running' || this.stopped) return;
+    s.deadlinesPassed++;
+    this.o.log.info({ keyId: s.keyId, phase: s.phase }, 'DKG phase deadline passed; advancing with what arrived');
+    let out: DkgOutbound[] = [];
+    try {
+      out = s.session.advance();
+    } catch (e) {
+      this.o.log.error({ keyId: s.keyId, err: errorText(e) }, 'DKG session threw on advance');
+    }
+    this.dispatch(s, out);
+    if (s.session.phase !== s.phase) {
+      this.afterStep(s, false);
+      return;
+    }
+    if (s.deadlinesPassed >= MAX_DEADLINES) {
+      this.finish(s, 'aborted', `DKG made no progress in phase ${s.phase} after ${MAX_DEADLINES} deadlines`);
+      return;
+    }
+    this.armDeadline(s);
+  }
+
+  private async complete(s: SessionState): Promise<void> {
+    const result = s.session.result;
+    if (result === undefined) {
+      this.finish(s, 'aborted', 'DKG reported done without a result');
+      return;
+    }
+    try {
+      verifyDkgPublicResult(result, this.o.identity.verify);
+      await this.o.keystore.save({ keyId: s.keyId, share: s.session.takeShare(), publicResult: publicResultToJson(result) });
+    } catch (e) {
+      this.finish(s, 'aborted', `DKG finished but its result could not be stored: ${errorText(e)}`);
+      return;
+    }
+    s.result = result;
+    this.addHeldKey(result);
+    this.finish(s, 'done', undefined);
+  }
+
+  private finish(s: SessionState, status: 'done' | 'aborted', reason: string | undefined): void {
+    if (s.status !== 'running') return;
+    if (s.timer !== undefined) clearTimeout(s.timer);
+    s.timer = undefined;
+    s.status = status;
+    s.finishedAt = Date.now();
+    s.abortReason = reason;
+    const seconds = (s.finishedAt - s.startedAt) / 1000;
+    this.o.metrics.dkgSessions.inc({ outcome: status });
+    this.o.metrics.dkgDurationSeconds.observe({ outcome: status }, seconds);
+    const disqualified = Object.fromEntries(s.session.disqualified);
+    if (status === 'done') {
+      this.o.log.info(
+        { keyId: s.keyId, sessionId: encodeHex(s.sessionId), seconds, groupPublicKey: s.result?.groupPublicKey, qualified: s.result?.qualified, disqualified },
+        'DKG completed; share stored',
+      );
+    } else {
+      this.o.log.error({ keyId: s.keyId, sessionId: encodeHex(s.sessionId), seconds, reason, disqualified }, 'DKG aborted');
+    }
+  }
+
+  private bufferPending(key: string, item: PendingPayload): void {
+    const now = Date.now();
+    for (const [k, items] of this.pending) {
+      if (items.every((i) => now - i.at > PENDING_TTL_MS)) this.pending.delete(k);
+    }
+    let list = this.pending.get(key);
+    if (list === undefined) {
+      if (this.pending.size >= MAX_PENDING_SESSIONS) throw new TkmsError('unavailable', 'too many unknown DKG sessions buffered');
+      list = [];
+      this.pending.set(key, list);
+    }
+    if (list.length >= MAX_PENDING_PER_SESSION) throw new TkmsError('unavailable', 'too many early messages for this DKG session');
+    list.push(item);
+  }
+}
+
+/** The DkgPublicResult as the plain JSON object the keystore stores. */
+export function publicResultToJson(r: DkgPublicResult): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(r)) as Record<string, unknown>;
+}

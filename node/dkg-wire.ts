@@ -1,0 +1,114 @@
+import { assertKeyId, assertParticipantId, decodeHex, encodeHex, isErrorCode, TkmsError, type ErrorCode } from '../core/index.ts';
+
+/**
+ * Frames of the /tkms/dkg/1 protocol. One stream carries one request frame and one reply
+ * frame, so a delivered reply is an acknowledgement the sender can retry on.
+ * JSON, because the payloads are small and the frames are easy to inspect; decoding is strict.
+ */
+export const DKG_PROTOCOL = '/tkms/dkg/1';
+export const SESSION_ID_LENGTH = 16;
+/** Bound on one frame; a DKG message for n = 256 stays far below. */
+export const MAX_DKG_FRAME_BYTES = 4 * 1024 * 1024;
+const MAX_PAYLOAD_BYTES = 1024 * 1024;
+
+export interface DkgProposal {
+  type: 'proposal';
+  keyId: string;
+  sessionId: Uint8Array;
+  t: number;
+  committeeId: string;
+  proposer: number;
+}
+
+export interface DkgPayloadFrame {
+  type: 'payload';
+  keyId: string;
+  sessionId: Uint8Array;
+  payload: Uint8Array;
+}
+
+export type DkgFrame = DkgProposal | DkgPayloadFrame;
+
+export type DkgReply = { ok: true } | { ok: false; code: ErrorCode; message: string };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+function bad(message: string): never {
+  throw new TkmsError('bad_request', `dkg frame: ${message}`);
+}
+
+function parseJsonObject(bytes: Uint8Array, what: string): Record<string, unknown> {
+  if (!(bytes instanceof Uint8Array)) bad(`${what} must be bytes`);
+  if (bytes.length > MAX_DKG_FRAME_BYTES) bad(`${what} is larger than ${MAX_DKG_FRAME_BYTES} bytes`);
+  let json: unknown;
+  try {
+    json = JSON.parse(decoder.decode(bytes));
+  } catch {
+    bad(`${what} is not UTF-8 JSON`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) bad(`${what} must be a JSON object`);
+  return json as Record<string, unknown>;
+}
+
+function exactFields(obj: Record<string, unknown>, fields: readonly string[]): void {
+  const keys = Object.keys(obj);
+  for (const k of keys) if (!fields.includes(k)) bad(`unexpected field "${k}"`);
+  for (const f of fields) if (!(f in obj)) bad(`missing field "${f}"`);
+}
+
+export function encodeDkgFrame(frame: DkgFrame): Uint8Array {
+  const common = { v: 1, type: frame.type, keyId: frame.keyId, sessionId: encodeHex(frame.sessionId) };
+  const body =
+    frame.type === 'proposal'
+      ? { ...common, t: frame.t, committeeId: frame.committeeId, proposer: frame.proposer }
+      : { ...common, payload: encodeHex(frame.payload) };
+  return encoder.encode(JSON.stringify(body));
+}
+
+export function decodeDkgFrame(bytes: Uint8Array): DkgFrame {
+  const obj = parseJsonObject(bytes, 'frame');
+  if (obj.v !== 1) bad('unsupported version');
+  if (obj.type === 'proposal') exactFields(obj, ['v', 'type', 'keyId', 'sessionId', 't', 'committeeId', 'proposer']);
+  else if (obj.type === 'payload') exactFields(obj, ['v', 'type', 'keyId', 'sessionId', 'payload']);
+  else bad('type must be "proposal" or "payload"');
+  assertKeyId(obj.keyId);
+  const sessionId = decodeHex(obj.sessionId, { name: 'sessionId', length: SESSION_ID_LENGTH });
+  if (obj.type === 'payload') {
+    const payload = decodeHex(obj.payload, { name: 'payload', maxLength: MAX_PAYLOAD_BYTES });
+    return { type: 'payload', keyId: obj.keyId, sessionId, payload };
+  }
+  if (typeof obj.t !== 'number' || !Number.isSafeInteger(obj.t) || obj.t < 1 || obj.t > 65_535) bad('t must be a positive integer');
+  if (typeof obj.committeeId !== 'string' || obj.committeeId.length === 0 || obj.committeeId.length > 64) bad('committeeId must be a string');
+  try {
+    assertParticipantId(obj.proposer, 'proposer');
+  } catch {
+    bad('proposer must be a member id');
+  }
+  return { type: 'proposal', keyId: obj.keyId, sessionId, t: obj.t, committeeId: obj.committeeId, proposer: obj.proposer as number };
+}
+
+export function encodeDkgReply(reply: DkgReply): Uint8Array {
+  return encoder.encode(JSON.stringify(reply.ok ? { ok: true } : { ok: false, error: { code: reply.code, message: reply.message } }));
+}
+
+export function decodeDkgReply(bytes: Uint8Array): DkgReply {
+  const obj = parseJsonObject(bytes, 'reply');
+  if (obj.ok === true) {
+    exactFields(obj, ['ok']);
+    return { ok: true };
+  }
+  if (obj.ok !== false) bad('reply.ok must be a boolean');
+  exactFields(obj, ['ok', 'error']);
+  const error = obj.error;
+  if (typeof error !== 'object' || error === null || Array.isArray(error)) bad('reply.error must be an object');
+  const { code, message } = error as Record<string, unknown>;
+  if (!isErrorCode(code)) bad('reply.error.code is not a known error code');
+  if (typeof message !== 'string' || message.length > 2000) bad('reply.error.message must be a short string');
+  return { ok: false, code, message };
+}
+
+/** Map key for routing: a session is named by its key id and session id. */
+export function sessionKey(keyId: string, sessionId: Uint8Array): string {
+  return `${keyId}/${encodeHex(sessionId)}`;
+}

@@ -1,0 +1,134 @@
+import { mkdir, open, readFile, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import type { Ed25519PrivateKey } from '@libp2p/interface';
+import { createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { TkmsError } from '../core/index.ts';
+import type { DkgIdentity } from '../core/dkg/index.ts';
+import type { Committee } from './committee.ts';
+
+/**
+ * The node's persistent libp2p identity. The file holds the protobuf-encoded Ed25519
+ * private key (base64) and the peer id it yields, so a swapped file is noticed.
+ */
+export interface NodeIdentity {
+  privateKey: Ed25519PrivateKey;
+  peerId: string;
+}
+
+const IDENTITY_VERSION = 1;
+
+/** Creates a new identity file with mode 0600; refuses to replace an existing one. */
+export async function createIdentityFile(path: string): Promise<NodeIdentity> {
+  const existing = await stat(path).catch(() => undefined);
+  if (existing !== undefined) {
+    throw new TkmsError('conflict', `identity file ${path} already exists; refusing to overwrite it`);
+  }
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const privateKey = await generateKeyPair('Ed25519');
+  const peerId = peerIdFromPrivateKey(privateKey).toString();
+  const body = JSON.stringify({
+    version: IDENTITY_VERSION,
+    type: 'Ed25519',
+    peerId,
+    privateKey: Buffer.from(privateKeyToProtobuf(privateKey)).toString('base64'),
+  });
+  // 'wx' fails if the file appeared meanwhile: never overwrite a key.
+  const handle = await open(path, 'wx', 0o600).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'EEXIST') throw new TkmsError('conflict', `identity file ${path} already exists; refusing to overwrite it`);
+    throw new TkmsError('internal', `cannot create identity file ${path}: ${e.code ?? 'error'}`);
+  });
+  try {
+    await handle.writeFile(`${body}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return { privateKey, peerId };
+}
+
+export async function loadIdentityFile(path: string): Promise<NodeIdentity> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new TkmsError('bad_request', `identity file ${path} does not exist; run "tkms node init" first`);
+    throw new TkmsError('internal', `cannot read identity file ${path}: ${code ?? 'error'}`);
+  }
+  const corrupt = (why: string): never => {
+    throw new TkmsError('bad_request', `identity file ${path} is not valid: ${why}`);
+  };
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    corrupt('not JSON');
+  }
+  if (typeof json !== 'object' || json === null) corrupt('not a JSON object');
+  const obj = json as Record<string, unknown>;
+  if (obj.version !== IDENTITY_VERSION || obj.type !== 'Ed25519') corrupt('unsupported version or key type');
+  if (typeof obj.privateKey !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(obj.privateKey)) corrupt('privateKey must be base64');
+  let key;
+  try {
+    key = privateKeyFromProtobuf(Buffer.from(obj.privateKey as string, 'base64'));
+  } catch {
+    corrupt('privateKey does not decode');
+  }
+  if (key === undefined || key.type !== 'Ed25519') return corrupt('privateKey is not an Ed25519 key');
+  const peerId = peerIdFromPrivateKey(key).toString();
+  if (obj.peerId !== peerId) corrupt('peerId does not match the private key');
+  return { privateKey: key, peerId };
+}
+
+/** Domain tag so a DKG signature can never be replayed as any other Ed25519 signature of the node. */
+const DKG_SIGNATURE_DOMAIN = new TextEncoder().encode('tkms/dkg-identity/v1\0');
+
+function domainSeparated(message: Uint8Array): Uint8Array {
+  const out = new Uint8Array(DKG_SIGNATURE_DOMAIN.length + message.length);
+  out.set(DKG_SIGNATURE_DOMAIN, 0);
+  out.set(message, DKG_SIGNATURE_DOMAIN.length);
+  return out;
+}
+
+function base64url(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('base64url');
+}
+
+/** Imports a raw 32-byte Ed25519 public key into node:crypto. */
+export function ed25519PublicKeyObject(raw: Uint8Array): KeyObject {
+  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: base64url(raw) }, format: 'jwk' });
+}
+
+/**
+ * DkgIdentity over the node's Ed25519 libp2p key: signs with the raw seed, verifies with
+ * the public key carried in each member's peer id (from the committee file).
+ *
+ * Plain RFC 8032 Ed25519 (the signatures are the same bytes noble's ed25519 produces);
+ * node:crypto's native implementation is used because signature checks dominated the
+ * DKG's CPU time with the pure-JS one (every echo re-carries n signed packages).
+ */
+export function dkgIdentity(identity: NodeIdentity, committee: Committee): DkgIdentity {
+  // libp2p's raw Ed25519 private key is seed(32) ‖ public key(32).
+  const raw = identity.privateKey.raw;
+  const privateKey = createPrivateKey({
+    key: { kty: 'OKP', crv: 'Ed25519', d: base64url(raw.subarray(0, 32)), x: base64url(raw.subarray(32, 64)) },
+    format: 'jwk',
+  });
+  const keys = new Map(committee.members.map((m) => [m.id, ed25519PublicKeyObject(m.publicKey)]));
+  return {
+    sign(message: Uint8Array): Uint8Array {
+      return new Uint8Array(cryptoSign(null, domainSeparated(message), privateKey));
+    },
+    verify(memberId: number, message: Uint8Array, signature: Uint8Array): boolean {
+      const publicKey = keys.get(memberId);
+      if (publicKey === undefined || !(signature instanceof Uint8Array) || signature.length !== 64) return false;
+      try {
+        return cryptoVerify(null, domainSeparated(message), publicKey, signature);
+      } catch {
+        return false;
+      }
+    },
+  };
+}

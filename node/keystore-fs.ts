@@ -1,0 +1,146 @@
+import { constants as fsConstants } from 'node:fs';
+import { link, open, readdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TkmsError, bytesToHex, randomBytes } from '../core/index.ts';
+
+/**
+ * File operations for the keystore. Files are never rewritten in place: a new file is
+ * written under a temporary name, fsynced, then published under its final name.
+ */
+
+export const FILE_MODE = 0o600;
+export const DIR_MODE = 0o700;
+
+const TEMP_PREFIX = '.tkms-tmp-';
+const TEMP_NAME = /^\.tkms-tmp-[0-9a-f]{32}$/;
+
+export function errnoCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** I/O failures become typed errors naming the operation and errno, never file contents. */
+export function ioError(operation: string, err: unknown): TkmsError {
+  if (err instanceof TkmsError) return err;
+  const code = errnoCode(err) ?? 'unknown';
+  return new TkmsError('internal', `keystore ${operation} failed (${code})`, { errno: code });
+}
+
+export function isTempFileName(name: string): boolean {
+  return TEMP_NAME.test(name);
+}
+
+/**
+ * Reads a whole regular file, refusing (with `invalid`) a symlink, a non-file or anything
+ * above `maxBytes` before reading it, so a planted huge file cannot exhaust memory.
+ * Returns undefined if the file does not exist.
+ */
+export async function readBounded(path: string, maxBytes: number, invalid: () => TkmsError): Promise<Uint8Array | undefined> {
+  let handle;
+  try {
+    handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    if (errnoCode(err) === 'ELOOP') throw invalid();
+    throw ioError('read', err);
+  }
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw invalid();
+    if (stat.size > maxBytes) throw invalid();
+    // Read one byte past the limit so growth between stat and read is still caught.
+    const buffer = Buffer.alloc(maxBytes + 1);
+    let total = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, total, buffer.length - total, total);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      if (total > maxBytes) throw invalid();
+    }
+    return new Uint8Array(buffer.subarray(0, total));
+  } catch (err) {
+    throw ioError('read', err);
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+export async function fsyncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, fsConstants.O_RDONLY).catch((err: unknown) => {
+    throw ioError('directory sync', err);
+  });
+  try {
+    await handle.sync();
+  } catch (err) {
+    // Some filesystems cannot fsync a directory; the data file itself is already synced.
+    if (errnoCode(err) !== 'EINVAL' && errnoCode(err) !== 'EISDIR') throw ioError('directory sync', err);
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+export type PublishResult = 'written' | 'exists';
+
+/**
+ * Writes `data` to `dir/name` only if that name does not exist yet, crash-safely:
+ *  1. write a fresh temp file in the same directory (O_CREAT|O_EXCL, mode 0600) and fsync it;
+ *  2. `link(temp, final)` — atomic and fails with EEXIST when the final name exists, so an
+ *     existing file is never replaced, even by a concurrent writer (no check-then-rename race);
+ *  3. unlink the temp name and fsync the directory so the new entry is durable.
+ * A crash before 2 leaves only a temp file; after 2 the final file is complete (its data was
+ * synced before it got the name). Leftover temp files are removed by `removeTempFiles`.
+ */
+export async function publishNewFile(dir: string, name: string, data: Uint8Array): Promise<PublishResult> {
+  const tempPath = join(dir, `${TEMP_PREFIX}${bytesToHex(randomBytes(16))}`);
+  const finalPath = join(dir, name);
+  let linked = false;
+  try {
+    const handle = await open(tempPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, FILE_MODE);
+    try {
+      await handle.chmod(FILE_MODE); // the umask may have narrowed it; make it exact
+      let offset = 0;
+      while (offset < data.length) {
+        const { bytesWritten } = await handle.write(data, offset, data.length - offset, offset);
+        offset += bytesWritten;
+      }
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await link(tempPath, finalPath);
+      linked = true;
+    } catch (err) {
+      if (errnoCode(err) === 'EEXIST') return 'exists';
+      throw err;
+    }
+    // The file is published; a failed unlink only leaves a temp name for the next open to remove.
+    await unlink(tempPath).catch(() => undefined);
+    await fsyncDirectory(dir);
+    return 'written';
+  } catch (err) {
+    throw ioError('write', err);
+  } finally {
+    if (!linked) await unlink(tempPath).catch(() => undefined);
+  }
+}
+
+/** Removes temp files left by a crash (single-writer keystore: no live writer owns them). */
+export async function removeTempFiles(dir: string, entries: readonly string[]): Promise<void> {
+  for (const name of entries) {
+    if (!isTempFileName(name)) continue;
+    try {
+      await unlink(join(dir, name));
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw ioError('temp file cleanup', err);
+    }
+  }
+}
+
+export async function listDirectory(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    throw ioError('directory listing', err);
+  }
+}

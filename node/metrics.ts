@@ -1,0 +1,41 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The node's own Prometheus registry (no global state shared with other components). */
+export interface NodeMetrics {
+  registry: Registry;
+  peersConnected: Gauge;
+  dkgSessions: Counter<'outcome'>;
+  dkgPhaseSeconds: Histogram<'phase'>;
+  dkgDurationSeconds: Histogram<'outcome'>;
+  keysHeld: Gauge;
+}
+
+export function createNodeMetrics(): NodeMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'tkms_node_' });
+  return {
+    registry,
+    peersConnected: new Gauge({ name: 'tkms_peers_connected', help: 'Committee members this node is connected to', registers: [registry] }),
+    dkgSessions: new Counter({
+      name: 'tkms_dkg_sessions_total',
+      help: 'DKG sessions that finished on this node, by outcome',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    dkgPhaseSeconds: new Histogram({
+      name: 'tkms_dkg_phase_duration_seconds',
+      help: 'Time spent in each DKG phase',
+      labelNames: ['phase'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+      registers: [registry],
+    }),
+    dkgDurationSeconds: new Histogram({
+      name: 'tkms_dkg_duration_seconds',
+      help: 'Wall time of whole DKG sessions, by outcome',
+      labelNames: ['outcome'],
+      buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    keysHeld: new Gauge({ name: 'tkms_keys_held', help: 'Key shares held in the keystore', registers: [registry] }),
+  };
+}

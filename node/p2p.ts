@@ -1,0 +1,218 @@
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { tcp } from '@libp2p/tcp';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { lpStream } from '@libp2p/utils';
+import { multiaddr } from '@multiformats/multiaddr';
+import type { Connection, PeerId, Stream } from '@libp2p/interface';
+import type { Logger } from 'pino';
+import { isTkmsError, TkmsError } from '../core/index.ts';
+import type { Committee, CommitteeMember } from './committee.ts';
+import type { NodeIdentity } from './identity.ts';
+
+/** Protocol handlers may see one stream per DKG message from every peer at once. */
+const STREAM_LIMIT = 1024;
+
+/** IPs of loopback plus the committee's own addresses: never rate-limited or pruned. */
+function allowList(committee: Committee): string[] {
+  const allow = new Set(['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']);
+  for (const m of committee.members) {
+    for (const addr of m.multiaddrs) {
+      const ip = multiaddr(addr)
+        .getComponents()
+        .find((c) => c.name === 'ip4' || c.name === 'ip6');
+      if (ip?.value !== undefined) allow.add(`/${ip.name}/${ip.value}`);
+    }
+  }
+  return [...allow];
+}
+
+export async function createHost(identity: NodeIdentity, listen: string[], committee: Committee): Promise<Libp2p> {
+  return createLibp2p({
+    privateKey: identity.privateKey,
+    addresses: { listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux({ maxEarlyStreams: 256, maxInboundStreams: 4096, maxOutboundStreams: 4096 })],
+    connectionManager: {
+      allow: allowList(committee),
+      maxConnections: 1024,
+      dialTimeout: 5_000,
+      // Our own redial loop owns reconnection to members; libp2p's would fight it.
+      reconnectRetries: 0,
+    },
+    // Members may run on one host during tests: never refuse loopback or private IPs.
+    connectionGater: { denyDialMultiaddr: () => false },
+    nodeInfo: { name: 'tkms-node' },
+  });
+}
+
+export interface RequestOptions {
+  timeoutMs: number;
+  maxReplyBytes?: number;
+}
+
+async function closeQuietly(stream: Stream): Promise<void> {
+  try {
+    await stream.close({ signal: AbortSignal.timeout(2_000) });
+  } catch {
+    stream.abort(new Error('close failed'));
+  }
+}
+
+/** One request frame, one reply frame, on a fresh stream; bounded by a timeout. */
+export async function requestFrame(
+  libp2p: Libp2p,
+  peer: PeerId,
+  protocol: string,
+  body: Uint8Array,
+  opts: RequestOptions,
+): Promise<Uint8Array> {
+  const signal = AbortSignal.timeout(opts.timeoutMs);
+  const stream = await libp2p.dialProtocol(peer, protocol, { signal });
+  try {
+    const lp = lpStream(stream, { maxDataLength: opts.maxReplyBytes ?? 4 * 1024 * 1024 });
+    await lp.write(body, { signal });
+    const reply = await lp.read({ signal });
+    return reply.subarray();
+  } finally {
+    await closeQuietly(stream);
+  }
+}
+
+export type FrameHandler = (remotePeer: string, body: Uint8Array) => Promise<Uint8Array>;
+
+/** Serves a request/reply protocol: reads one frame, answers one frame, closes. */
+export async function handleFrames(
+  libp2p: Libp2p,
+  protocol: string,
+  handler: FrameHandler,
+  opts: { maxRequestBytes: number; timeoutMs: number; log: Logger },
+): Promise<void> {
+  await libp2p.handle(
+    protocol,
+    async (stream: Stream, connection: Connection) => {
+      const signal = AbortSignal.timeout(opts.timeoutMs);
+      try {
+        const lp = lpStream(stream, { maxDataLength: opts.maxRequestBytes });
+        const request = await lp.read({ signal });
+        const reply = await handler(connection.remotePeer.toString(), request.subarray());
+        await lp.write(reply, { signal });
+        await closeQuietly(stream);
+      } catch (e) {
+        opts.log.debug({ protocol, peer: connection.remotePeer.toString(), err: errorText(e) }, 'stream handler failed');
+        stream.abort(e instanceof Error ? e : new Error('handler failed'));
+      }
+    },
+    { maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT },
+  );
+}
+
+export function errorText(e: unknown): string {
+  if (isTkmsError(e)) return `${e.code}: ${e.message}`;
+  if (e instanceof Error) return `${e.name}: ${e.message}`;
+  return 'unknown error';
+}
+
+/**
+ * Keeps a connection to every other committee member: dials at start, redials with
+ * exponential backoff (0.25 s → 5 s) after a disconnect, e.g. when a peer restarts.
+ */
+export class MemberConnections {
+  private readonly peers = new Map<number, { member: CommitteeMember; peerId: PeerId; nextDialAt: number; backoffMs: number; dialing: boolean }>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly onChange: () => void;
+
+  constructor(
+    private readonly libp2p: Libp2p,
+    committee: Committee,
+    selfId: number,
+    private readonly log: Logger,
+    onChange: () => void = () => {},
+  ) {
+    this.onChange = onChange;
+    for (const member of committee.members) {
+      if (member.id === selfId) continue;
+      this.peers.set(member.id, { member, peerId: peerIdFromString(member.peerId), nextDialAt: 0, backoffMs: 250, dialing: false });
+    }
+  }
+
+  async start(): Promise<void> {
+    for (const p of this.peers.values()) {
+      await this.libp2p.peerStore.merge(p.peerId, { multiaddrs: p.member.multiaddrs.map((a) => multiaddr(a)) });
+    }
+    this.libp2p.addEventListener('peer:connect', (evt) => {
+      const member = this.memberFor(evt.detail.toString());
+      if (member !== undefined) {
+        const p = this.peers.get(member.id)!;
+        p.backoffMs = 250;
+        this.log.info({ member: member.id }, 'member connected');
+      }
+      this.onChange();
+    });
+    this.libp2p.addEventListener('peer:disconnect', (evt) => {
+      const member = this.memberFor(evt.detail.toString());
+      if (member !== undefined) {
+        this.log.warn({ member: member.id }, 'member disconnected; will redial');
+        const p = this.peers.get(member.id)!;
+        p.nextDialAt = Date.now() + p.backoffMs;
+      }
+      this.onChange();
+    });
+    this.tick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+  }
+
+  memberFor(peerId: string): CommitteeMember | undefined {
+    for (const p of this.peers.values()) if (p.member.peerId === peerId) return p.member;
+    return undefined;
+  }
+
+  peerIdOf(memberId: number): PeerId | undefined {
+    return this.peers.get(memberId)?.peerId;
+  }
+
+  isConnected(memberId: number): boolean {
+    const p = this.peers.get(memberId);
+    return p !== undefined && this.libp2p.getConnections(p.peerId).some((c) => c.status === 'open');
+  }
+
+  connectedMembers(): number[] {
+    return [...this.peers.keys()].filter((id) => this.isConnected(id)).sort((a, b) => a - b);
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    for (const p of this.peers.values()) {
+      if (p.dialing || now < p.nextDialAt || this.isConnected(p.member.id)) continue;
+      p.dialing = true;
+      this.libp2p
+        .dial(p.peerId, { signal: AbortSignal.timeout(5_000) })
+        .then(() => {
+          p.backoffMs = 250;
+        })
+        .catch((e: unknown) => {
+          p.nextDialAt = Date.now() + p.backoffMs;
+          p.backoffMs = Math.min(p.backoffMs * 2, 5_000);
+          this.log.debug({ member: p.member.id, err: errorText(e) }, 'dial failed');
+        })
+        .finally(() => {
+          p.dialing = false;
+        });
+    }
+    this.timer = setTimeout(() => this.tick(), 200);
+    this.timer.unref();
+  }
+}
+
+export function assertMemberPeer(member: CommitteeMember | undefined, peer: string): CommitteeMember {
+  if (member === undefined) throw new TkmsError('unauthorized', `peer ${peer} is not a member of this committee`);
+  return member;
+}

@@ -1,0 +1,47 @@
+import '../core/polyfills.ts';
+import { runDkgCommand, runNodeCommand } from '../node/cli.ts';
+
+/**
+ * The `tkms` command line. Each command group lives with its component (node/cli.ts, …);
+ * this file only dispatches and owns the process exit code.
+ */
+type Group = { summary: string; run: (argv: string[]) => Promise<number> };
+
+const GROUPS: Record<string, Group> = {
+  node: { summary: 'init / start a KMS node daemon', run: runNodeCommand },
+  dkg: { summary: 'start or inspect a distributed key generation through a node admin endpoint', run: runDkgCommand },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(GROUPS).map((k) => k.length));
+  const lines = Object.entries(GROUPS).map(([name, g]) => `  ${name.padEnd(width)}  ${g.summary}`);
+  return `Usage: tkms <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun "tkms <command> --help" for the options of a command.\n`;
+}
+
+process.on('unhandledRejection', (reason) => {
+  // A stray rejection inside a network library must not take a node (and its peers' quorum) down.
+  const text = reason instanceof Error ? `${reason.name}: ${reason.message}` : 'non-error rejection';
+  process.stderr.write(`${JSON.stringify({ level: 50, time: new Date().toISOString(), msg: 'unhandled rejection', err: text })}\n`);
+});
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(usage());
+    return command === undefined ? 2 : 0;
+  }
+  const group = GROUPS[command];
+  if (group === undefined) {
+    process.stderr.write(`tkms: unknown command "${command}"\n\n${usage()}`);
+    return 2;
+  }
+  return group.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`tkms: ${e instanceof Error ? e.message : 'unexpected error'}\n`);
+    process.exit(1);
+  },
+);

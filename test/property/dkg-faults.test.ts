@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { bytesToHex } from '../../core/bytes.ts';
+import { decodePoint, G } from '../../core/curve.ts';
+import { interpolateSecret } from '../../core/shamir.ts';
+import { encodeDkgPublicResult, verifyDkgPublicResult, type DkgFaults } from '../../core/dkg/index.ts';
+import { runDkg } from '../unit/dkg-harness.ts';
+
+type FaultKind = 'none' | 'badShare' | 'silent' | 'equivocate' | 'falseComplaint';
+
+/**
+ * Random committee sizes, delivery orders and one misbehaving member: every honest member ends
+ * done with the same verifiable key, and the misbehaving dealer is excluded exactly when it should be.
+ */
+describe('DKG under random delivery order and one fault', function () {
+  this.timeout(180_000);
+
+  it('honest members always agree on a correct key', () => {
+    const scenario = fc
+      .record({
+        n: fc.integer({ min: 2, max: 6 }),
+        kind: fc.constantFrom<FaultKind>('none', 'badShare', 'silent', 'equivocate', 'falseComplaint'),
+        seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+        pick: fc.nat(1000),
+      })
+      .chain((s) => fc.record({ s: fc.constant(s), t: fc.integer({ min: 1, max: s.kind === 'none' || s.kind === 'falseComplaint' ? s.n : s.n - 1 }) }));
+
+    fc.assert(
+      fc.property(scenario, ({ s, t }) => {
+        const ids = Array.from({ length: s.n }, (_, i) => i + 1);
+        const bad = ids[s.pick % s.n]!;
+        const victim = ids.filter((id) => id !== bad)[s.pick % (s.n - 1)]!;
+        const faults: Record<number, DkgFaults> = {};
+        if (s.kind === 'badShare') faults[bad] = { badShareTo: [victim] };
+        if (s.kind === 'silent') faults[bad] = { silent: true };
+        if (s.kind === 'equivocate') faults[bad] = { equivocateRound1: [victim] };
+        if (s.kind === 'falseComplaint') faults[bad] = { falseComplaintAgainst: [victim] };
+        const run = runDkg({ t, n: s.n, seed: s.seed, faults });
+
+        const honest = ids.filter((id) => s.kind === 'none' || s.kind === 'falseComplaint' || id !== bad);
+        const results = honest.map((id) => {
+          const session = run.sessions.get(id)!;
+          assert.equal(session.phase, 'done', `member ${id}: ${session.abortReason}`);
+          return session.result!;
+        });
+        assert.equal(new Set(results.map((r) => bytesToHex(encodeDkgPublicResult(r)))).size, 1, 'honest members disagree');
+        const result = results[0]!;
+        verifyDkgPublicResult(result, run.keyring.verify);
+        const excluded = s.kind === 'badShare' || s.kind === 'silent' || s.kind === 'equivocate';
+        assert.equal(result.qualified.includes(bad), !excluded, `dealer ${bad} qualified = ${result.qualified.includes(bad)} for ${s.kind}`);
+        const shares = honest.slice(0, t).map((id) => ({ id, value: run.sessions.get(id)!.takeShare() }));
+        assert.ok(G.multiply(interpolateSecret(shares)).equals(decodePoint(result.groupPublicKey)));
+        return true;
+      }),
+      { numRuns: 25 },
+    );
+  });
+});

@@ -1,0 +1,305 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Helpers for integration tests and benchmarks that run REAL tkms processes on loopback:
+ * spawn and stop processes, find free ports, poll endpoints, and lay out a node committee.
+ */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const TKMS_BIN = join(REPO_ROOT, 'bin/tkms.js');
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export class ManagedProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<ExitInfo>;
+  private stdoutText = '';
+  private stderrText = '';
+  private exitInfo: ExitInfo | undefined;
+
+  constructor(
+    readonly name: string,
+    args: string[],
+    opts: { env?: Record<string, string | undefined>; cwd?: string } = {},
+  ) {
+    // TKMS_TEST_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles child processes.
+    const flags = (process.env.TKMS_TEST_NODE_FLAGS ?? '').split(' ').filter((f) => f.length > 0);
+    this.child = spawn(process.execPath, [...flags, ...args], {
+      cwd: opts.cwd ?? REPO_ROOT,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      this.stdoutText += d;
+    });
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      this.stderrText += d;
+    });
+    this.exited = new Promise((resolveExit) => {
+      this.child.once('exit', (code, signal) => {
+        this.exitInfo = { code, signal };
+        resolveExit(this.exitInfo);
+      });
+    });
+  }
+
+  get stdout(): string {
+    return this.stdoutText;
+  }
+
+  get stderr(): string {
+    return this.stderrText;
+  }
+
+  get running(): boolean {
+    return this.exitInfo === undefined;
+  }
+
+  /** Parsed JSON log lines from stdout (non-JSON lines skipped). */
+  logLines(): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    for (const line of this.stdoutText.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        out.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // partial line at the end of the buffer
+      }
+    }
+    return out;
+  }
+
+  /** Sends `signal`; after `graceMs` without exit, SIGKILL. Resolves when the process is gone. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 5_000): Promise<ExitInfo> {
+    if (this.exitInfo !== undefined) return this.exitInfo;
+    this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Runs `node bin/tkms.js …` to completion (bounded by timeoutMs). */
+export async function runTkms(args: string[], opts: { env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = new ManagedProcess(`tkms ${args.join(' ')}`, [TKMS_BIN, ...args], { env: opts.env ?? {} });
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+  const info = await p.exited;
+  clearTimeout(timer);
+  return { code: info.code, stdout: p.stdout, stderr: p.stderr };
+}
+
+export async function stopAll(processes: Iterable<ManagedProcess>, graceMs = 5_000): Promise<void> {
+  await Promise.all([...processes].map((p) => p.stop('SIGTERM', graceMs)));
+}
+
+/** Ports that were free a moment ago (bound to port 0 on 127.0.0.1 and released). */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => new Promise<import('node:net').Server>((res, rej) => {
+      const s = createServer();
+      s.once('error', rej);
+      s.listen(0, '127.0.0.1', () => res(s));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as import('node:net').AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  return ports;
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined> | T | undefined,
+  opts: { timeoutMs?: number; intervalMs?: number; signal?: AbortSignal } = {},
+): Promise<T> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  let lastError: unknown;
+  for (;;) {
+    if (opts.signal?.aborted) throw new Error(`gave up waiting for ${what}`);
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      lastError = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}${lastError instanceof Error ? ` (last error: ${lastError.message})` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100));
+  }
+}
+
+export async function getJson(url: string, init: RequestInit = {}): Promise<{ status: number; json: any }> {
+  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5_000) });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: res.status, json };
+}
+
+export async function makeTempDir(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `${prefix}-`));
+}
+
+export async function removeDir(dir: string | undefined): Promise<void> {
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+}
+
+// ---------------------------------------------------------------------------------------
+// A committee of tkms node processes on 127.0.0.1.
+
+export interface ClusterNode {
+  id: number;
+  dir: string;
+  configPath: string;
+  p2pPort: number;
+  httpPort: number;
+  adminPort: number;
+  peerId: string;
+  httpUrl: string;
+  adminUrl: string;
+  keystoreDir: string;
+  process: ManagedProcess | undefined;
+}
+
+export interface ClusterOptions {
+  n: number;
+  t: number;
+  rootDir: string;
+  committeeId?: string;
+  phaseTimeoutMs?: number;
+  /** testFaults per member id (enables TKMS_ENABLE_TEST_FAULTS for those processes). */
+  faults?: Record<number, Record<string, unknown>>;
+  logLevel?: string;
+}
+
+export const CLUSTER_PASSWORD = 'integration-test-password';
+
+export class NodeCluster {
+  readonly nodes: ClusterNode[] = [];
+
+  private constructor(readonly options: ClusterOptions) {}
+
+  /** Writes configs, runs `tkms node init` for each member and writes the committee file. */
+  static async prepare(options: ClusterOptions): Promise<NodeCluster> {
+    const cluster = new NodeCluster(options);
+    const ports = await freePorts(options.n * 3);
+    const committeePath = join(options.rootDir, 'committee.json');
+    for (let id = 1; id <= options.n; id++) {
+      const dir = join(options.rootDir, `node${id}`);
+      await mkdir(dir, { recursive: true });
+      const [p2pPort, httpPort, adminPort] = ports.slice((id - 1) * 3, id * 3) as [number, number, number];
+      const config: Record<string, unknown> = {
+        listen: `/ip4/127.0.0.1/tcp/${p2pPort}`,
+        http: `127.0.0.1:${httpPort}`,
+        admin: `127.0.0.1:${adminPort}`,
+        identityFile: 'identity.json',
+        keystoreDir: 'keystore',
+        committeeFile: '../committee.json',
+        dkg: { phaseTimeoutMs: options.phaseTimeoutMs ?? 5_000 },
+        logLevel: options.logLevel ?? 'info',
+      };
+      const faults = options.faults?.[id];
+      if (faults !== undefined) config.testFaults = faults;
+      const configPath = join(dir, 'config.json');
+      await writeFile(configPath, JSON.stringify(config, null, 2));
+      cluster.nodes.push({
+        id,
+        dir,
+        configPath,
+        p2pPort,
+        httpPort,
+        adminPort,
+        peerId: '',
+        httpUrl: `http://127.0.0.1:${httpPort}`,
+        adminUrl: `http://127.0.0.1:${adminPort}`,
+        keystoreDir: join(dir, 'keystore'),
+        process: undefined,
+      });
+    }
+    const inits = await Promise.all(
+      cluster.nodes.map((node) => runTkms(['node', 'init', '--config', node.configPath, '--json'], { env: cluster.envFor(node.id), timeoutMs: 60_000 })),
+    );
+    inits.forEach((r, i) => {
+      if (r.code !== 0) throw new Error(`tkms node init failed for node ${i + 1}: ${r.stderr}`);
+      cluster.nodes[i]!.peerId = (JSON.parse(r.stdout) as { peerId: string }).peerId;
+    });
+    const committee = {
+      committeeId: options.committeeId ?? 'test-committee',
+      t: options.t,
+      members: cluster.nodes.map((node) => ({ id: node.id, peerId: node.peerId, multiaddrs: [`/ip4/127.0.0.1/tcp/${node.p2pPort}`] })),
+    };
+    await writeFile(committeePath, JSON.stringify(committee, null, 2));
+    return cluster;
+  }
+
+  node(id: number): ClusterNode {
+    const node = this.nodes.find((n) => n.id === id);
+    if (node === undefined) throw new Error(`no node ${id}`);
+    return node;
+  }
+
+  envFor(id: number, extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+    return {
+      TKMS_KEYSTORE_PASSWORD: CLUSTER_PASSWORD,
+      ...(this.options.faults?.[id] !== undefined ? { TKMS_ENABLE_TEST_FAULTS: '1' } : {}),
+      ...extra,
+    };
+  }
+
+  /** Spawns `tkms node start` for a member; resolves once its HTTP listener answers. */
+  async start(id: number, extraEnv: Record<string, string | undefined> = {}): Promise<ManagedProcess> {
+    const node = this.node(id);
+    const p = new ManagedProcess(`node${id}`, [TKMS_BIN, 'node', 'start', '--config', node.configPath], { env: this.envFor(id, extraEnv) });
+    node.process = p;
+    const giveUp = new AbortController();
+    const listening = waitFor(
+      `node ${id} HTTP listener`,
+      async () => ((await getJson(`${node.httpUrl}/health`).catch(() => undefined)) === undefined ? undefined : true),
+      { timeoutMs: 60_000, intervalMs: 100, signal: giveUp.signal },
+    );
+    const exitedEarly = p.exited.then((info) => {
+      giveUp.abort();
+      throw new Error(`node ${id} exited early (code ${info.code}, signal ${info.signal}): ${p.stderr.slice(-2000)}`);
+    });
+    try {
+      await Promise.race([listening, exitedEarly]);
+    } catch (e) {
+      await p.stop('SIGKILL');
+      throw e;
+    } finally {
+      exitedEarly.catch(() => undefined);
+      listening.catch(() => undefined);
+    }
+    return p;
+  }
+
+  async startAll(ids: number[] = this.nodes.map((n) => n.id)): Promise<void> {
+    await Promise.all(ids.map((id) => this.start(id)));
+  }
+
+  async waitHealthy(ids: number[], timeoutMs = 30_000): Promise<void> {
+    await Promise.all(
+      ids.map((id) =>
+        waitFor(`node ${id} healthy`, async () => ((await getJson(`${this.node(id).httpUrl}/health`)).status === 200 ? true : undefined), { timeoutMs }),
+      ),
+    );
+  }
+
+  async stopAll(): Promise<void> {
+    await stopAll(this.nodes.map((n) => n.process).filter((p): p is ManagedProcess => p !== undefined));
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * Test support: an in-memory message router that drives n DkgSessions with real Ed25519
+ * identities. Deterministic given its seed; optionally shuffles delivery order.
+ */
+import { generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { DkgSession, type DkgFaults, type DkgIdentity, type DkgOutbound, type DkgParams } from '../../core/dkg/index.ts';
+
+export interface Keyring {
+  identity(id: number): DkgIdentity;
+  verify: DkgIdentity['verify'];
+}
+
+/** Ed25519 identities via noble (what the tests use); `makeNodeCryptoKeyring` is the faster node:crypto variant for timing. */
+export function makeKeyring(ids: readonly number[]): Keyring {
+  const secret = new Map<number, Uint8Array>();
+  const publicKeys = new Map<number, Uint8Array>();
+  for (const id of ids) {
+    const sk = ed25519.utils.randomSecretKey();
+    secret.set(id, sk);
+    publicKeys.set(id, ed25519.getPublicKey(sk));
+  }
+  const verify = (memberId: number, message: Uint8Array, signature: Uint8Array): boolean => {
+    const pk = publicKeys.get(memberId);
+    if (pk === undefined) return false;
+    try {
+      return ed25519.verify(signature, message, pk);
+    } catch {
+      return false;
+    }
+  };
+  return {
+    verify,
+    identity(id: number): DkgIdentity {
+      const sk = secret.get(id);
+      if (sk === undefined) throw new Error(`no key for ${id}`);
+      return { sign: (message) => ed25519.sign(message, sk), verify };
+    },
+  };
+}
+
+export function makeNodeCryptoKeyring(ids: readonly number[]): Keyring {
+  const pairs = new Map(ids.map((id) => [id, generateKeyPairSync('ed25519')] as const));
+  const verify = (memberId: number, message: Uint8Array, signature: Uint8Array): boolean => {
+    const pair = pairs.get(memberId);
+    if (pair === undefined) return false;
+    try {
+      return cryptoVerify(null, message, pair.publicKey, signature);
+    } catch {
+      return false;
+    }
+  };
+  return {
+    verify,
+    identity(id: number): DkgIdentity {
+      const pair = pairs.get(id);
+      if (pair === undefined) throw new Error(`no key for ${id}`);
+      return { sign: (message) => new Uint8Array(cryptoSign(null, message, pair.privateKey)), verify };
+    },
+  };
+}
+
+/** Small seeded PRNG (mulberry32) so a failing shuffle can be replayed from its seed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface Envelope {
+  from: number;
+  to: number;
+  payload: Uint8Array;
+}
+
+export interface RunOptions {
+  t: number;
+  n: number;
+  faults?: Record<number, DkgFaults>;
+  /** Shuffle delivery order with this seed (default: FIFO). */
+  seed?: number;
+  /** Members started only after everyone else's first messages were delivered to them (tests buffering). */
+  lateStarters?: number[];
+  /** Called for every envelope before delivery; return false to drop it. */
+  filter?: (envelope: Envelope) => boolean;
+  /** Deliver this corrupted copy of every payload (same sender) before the genuine one. */
+  tamper?: (payload: Uint8Array) => Uint8Array;
+  /** Identities to use (default: fresh noble Ed25519 keys). */
+  keyring?: (ids: readonly number[]) => Keyring;
+  /** Upper bound on deadline rounds (each calls advance() on every unfinished session). */
+  maxDeadlines?: number;
+}
+
+export interface RunResult {
+  sessions: Map<number, DkgSession>;
+  keyring: Keyring;
+  params: Omit<DkgParams, 'selfId'>;
+  /** Every envelope that was delivered, in order (for codec tests). */
+  delivered: Envelope[];
+  deadlines: number;
+}
+
+export function runDkg(options: RunOptions): RunResult {
+  const ids = Array.from({ length: options.n }, (_, i) => i + 1);
+  const keyring = (options.keyring ?? makeKeyring)(ids);
+  const params = {
+    keyId: 'test-key',
+    committeeId: 'test-committee',
+    sessionId: Uint8Array.from({ length: 16 }, (_, i) => i + 1),
+    t: options.t,
+    memberIds: ids,
+  };
+  const sessions = new Map<number, DkgSession>();
+  for (const id of ids) {
+    const faults = options.faults?.[id];
+    sessions.set(id, new DkgSession({ ...params, selfId: id }, keyring.identity(id), faults ? { faults } : {}));
+  }
+  const random = options.seed === undefined ? undefined : seededRandom(options.seed);
+  const queue: Envelope[] = [];
+  const delivered: Envelope[] = [];
+  const enqueue = (from: number, outs: DkgOutbound[]): void => {
+    for (const out of outs) {
+      const targets = out.to === 'all' ? ids.filter((id) => id !== from) : [out.to];
+      for (const to of targets) queue.push({ from, to, payload: out.payload });
+    }
+  };
+  const late = new Set(options.lateStarters ?? []);
+  for (const id of ids) if (!late.has(id)) enqueue(id, sessions.get(id)!.start());
+
+  const deliverAll = (): void => {
+    for (let steps = 0; queue.length > 0; steps++) {
+      if (steps > 1_000_000) throw new Error('router: too many deliveries');
+      const index = random ? Math.floor(random() * queue.length) : 0;
+      const envelope = queue.splice(index, 1)[0]!;
+      if (options.filter && !options.filter(envelope)) continue;
+      delivered.push(envelope);
+      const target = sessions.get(envelope.to)!;
+      if (options.tamper) enqueue(envelope.to, target.receive(envelope.from, options.tamper(envelope.payload)));
+      enqueue(envelope.to, target.receive(envelope.from, envelope.payload));
+    }
+  };
+  deliverAll();
+  for (const id of late) enqueue(id, sessions.get(id)!.start());
+  deliverAll();
+
+  const unfinished = (): DkgSession[] => [...sessions.values()].filter((s) => s.phase !== 'done' && s.phase !== 'aborted');
+  let deadlines = 0;
+  const maxDeadlines = options.maxDeadlines ?? 12;
+  while (unfinished().length > 0 && deadlines < maxDeadlines) {
+    deadlines++;
+    for (const [id, session] of sessions) if (session.phase !== 'done' && session.phase !== 'aborted') enqueue(id, session.advance());
+    deliverAll();
+  }
+  return { sessions, keyring, params, delivered, deadlines };
+}

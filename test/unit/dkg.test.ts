@@ -1,0 +1,296 @@
+import assert from 'node:assert/strict';
+import { secp256k1_FROST } from '@noble/curves/secp256k1.js';
+import { bytesToHex, concatBytes, decodeHex, encodeHex } from '../../core/bytes.ts';
+import { decodePoint, encodeScalar, G, mod } from '../../core/curve.ts';
+import { isTkmsError } from '../../core/errors.ts';
+import { interpolateSecret, type ScalarShare } from '../../core/shamir.ts';
+import {
+  DkgSession,
+  decodeDkgPublicResult,
+  encodeDkgPublicResult,
+  verifyDkgPublicResult,
+  type DkgPublicResult,
+} from '../../core/dkg/index.ts';
+import { frostIdentifier, deal, verifyProofOfKnowledge, evaluateCommitments } from '../../core/dkg/frost.ts';
+import { makeKeyring, runDkg, type RunResult } from './dkg-harness.ts';
+
+/** Every k-subset of xs (small inputs only). */
+function subsets<T>(xs: readonly T[], k: number): T[][] {
+  if (k === 0) return [[]];
+  if (xs.length < k) return [];
+  const [head, ...rest] = xs;
+  return [...subsets(rest, k - 1).map((s) => [head!, ...s]), ...subsets(rest, k)];
+}
+
+function doneSessions(run: RunResult): [number, DkgSession][] {
+  return [...run.sessions].filter(([, s]) => s.phase === 'done');
+}
+
+/** The checks every successful run must pass; returns the common result. */
+function assertConsistentKey(run: RunResult, expectDone: readonly number[]): DkgPublicResult {
+  const done = doneSessions(run);
+  assert.deepEqual(
+    done.map(([id]) => id),
+    [...expectDone],
+    `done sessions; others: ${[...run.sessions].filter(([, s]) => s.phase !== 'done').map(([id, s]) => `${id}=${s.phase} ${s.abortReason ?? ''}`).join(' / ')}`,
+  );
+  const first = done[0]![1].result!;
+  const encoded = bytesToHex(encodeDkgPublicResult(first));
+  for (const [id, s] of done) {
+    assert.equal(bytesToHex(encodeDkgPublicResult(s.result!)), encoded, `member ${id} has a different result`);
+  }
+  const t = first.t;
+  assert.ok(Object.keys(first.signatures).length >= t);
+  verifyDkgPublicResult(first, run.keyring.verify);
+
+  const shares: ScalarShare[] = done.map(([id, s]) => ({ id, value: s.takeShare() }));
+  for (const { id, value } of shares) {
+    assert.ok(G.multiply(value).equals(decodePoint(first.verificationShares[String(id)]!)), `Y_${id} != share_${id}·G`);
+  }
+  const groupKey = decodePoint(first.groupPublicKey);
+  const candidates = subsets(shares, t).slice(0, 12);
+  assert.ok(candidates.length > 0);
+  for (const subset of candidates) {
+    assert.ok(G.multiply(interpolateSecret(subset)).equals(groupKey), `t shares ${subset.map((s) => s.id)} do not interpolate the key`);
+  }
+  if (t > 1) {
+    for (const subset of subsets(shares, t - 1).slice(0, 6)) {
+      const guess = interpolateSecret(subset);
+      assert.ok(guess === 0n || !G.multiply(guess).equals(groupKey), 't − 1 shares must not give the key');
+    }
+  }
+  return first;
+}
+
+describe('DKG: FROST identifiers', () => {
+  it('member id i is the FROST identifier with scalar i, so FROST shares interpolate with plain ids', () => {
+    for (const i of [1, 2, 7, 255, 65535]) assert.equal(frostIdentifier(i), bytesToHex(encodeScalar(BigInt(i))));
+    const ids = [1, 2, 3, 4];
+    const signers = { min: 3, max: 4 };
+    const r1 = ids.map((i) => secp256k1_FROST.DKG.round1(frostIdentifier(i), signers));
+    const r2 = r1.map((me, k) => secp256k1_FROST.DKG.round2(me.secret, r1.filter((_, j) => j !== k).map((o) => o.public)));
+    const keys = r1.map((me, k) =>
+      secp256k1_FROST.DKG.round3(
+        me.secret,
+        r1.filter((_, j) => j !== k).map((o) => o.public),
+        r2.filter((_, j) => j !== k).map((out) => out[frostIdentifier(ids[k]!)]!),
+      ),
+    );
+    const groupKey = decodePoint(encodeHex(keys[0]!.public.commitments[0]!));
+    const shares = keys.map((key, k) => ({ id: ids[k]!, value: BigInt('0x' + bytesToHex(key.secret.signingShare)) }));
+    for (const subset of subsets(shares, 3)) assert.ok(G.multiply(interpolateSecret(subset)).equals(groupKey));
+    assert.ok(!G.multiply(interpolateSecret(shares.slice(0, 2))).equals(groupKey));
+  });
+
+  it('verifies FROST proofs of knowledge and rejects wrong dealer ids or tampered proofs', () => {
+    for (const t of [1, 2, 5]) {
+      const d = deal(3, t, 6);
+      assert.equal(d.commitmentBytes.length, t);
+      assert.ok(verifyProofOfKnowledge(3, d.commitmentBytes[0]!, d.proofOfKnowledge));
+      assert.ok(!verifyProofOfKnowledge(4, d.commitmentBytes[0]!, d.proofOfKnowledge));
+      const tampered = d.proofOfKnowledge.slice();
+      tampered[64] = tampered[64]! ^ 1;
+      assert.ok(!verifyProofOfKnowledge(3, d.commitmentBytes[0]!, tampered));
+      const other = deal(3, t, 6);
+      assert.ok(!verifyProofOfKnowledge(3, other.commitmentBytes[0]!, d.proofOfKnowledge));
+      // The commitments are the polynomial's: share for x matches evaluateCommitments at x.
+      const commitments = d.commitmentBytes.map((c) => decodePoint(c));
+      assert.ok(commitments[0]!.equals(G.multiply(d.coefficients[0]!)));
+      assert.ok(evaluateCommitments(commitments, 5).equals(G.multiply(d.coefficients.reduceRight((acc, c) => mod(acc * 5n + c), 0n))));
+    }
+  });
+});
+
+describe('DKG: honest runs', () => {
+  it('5 members, t = 3: everyone done with the same verifiable result', () => {
+    const run = runDkg({ t: 3, n: 5 });
+    const result = assertConsistentKey(run, [1, 2, 3, 4, 5]);
+    assert.deepEqual(result.qualified, [1, 2, 3, 4, 5]);
+    assert.equal(run.deadlines, 0, 'the happy path needs no deadline');
+    assert.equal(Object.keys(result.verificationShares).length, 5);
+    assert.equal(result.sessionId, encodeHex(run.params.sessionId));
+    for (const s of run.sessions.values()) assert.equal(s.disqualified.size, 0);
+  });
+
+  for (const [t, n, seed] of [
+    [1, 1, undefined],
+    [2, 2, 11],
+    [1, 3, 12],
+    [2, 3, 13],
+    [7, 10, 14],
+    [11, 16, 15],
+  ] as const) {
+    it(`${t}-of-${n}${seed === undefined ? '' : `, shuffled delivery (seed ${seed})`}`, function () {
+      this.timeout(120_000);
+      const run = runDkg({ t, n, ...(seed === undefined ? {} : { seed }) });
+      const ids = Array.from({ length: n }, (_, i) => i + 1);
+      assert.deepEqual(assertConsistentKey(run, ids).qualified, ids);
+      assert.equal(run.deadlines, 0);
+    });
+  }
+
+  it('buffers messages that arrive before start() or before their phase', () => {
+    const run = runDkg({ t: 3, n: 5, seed: 99, lateStarters: [2, 4] });
+    assertConsistentKey(run, [1, 2, 3, 4, 5]);
+    assert.equal(run.deadlines, 0);
+  });
+});
+
+describe('DKG: faults', () => {
+  it('a bad share to one member disqualifies that dealer everywhere; the rest complete', () => {
+    const run = runDkg({ t: 3, n: 5, seed: 3, faults: { 1: { badShareTo: [3] } } });
+    const result = assertConsistentKey(run, [1, 2, 3, 4, 5]);
+    assert.deepEqual(result.qualified, [2, 3, 4, 5]);
+    for (const [id, s] of run.sessions) assert.match(s.disqualified.get(1) ?? '', /share that does not match/, `member ${id}`);
+  });
+
+  it('a silent member is excluded after the deadline; the others complete', () => {
+    const run = runDkg({ t: 3, n: 5, seed: 4, faults: { 5: { silent: true } } });
+    const result = assertConsistentKey(run, [1, 2, 3, 4]);
+    assert.deepEqual(result.qualified, [1, 2, 3, 4]);
+    assert.equal(run.deadlines, 1);
+    assert.ok(result.verificationShares['5'], 'Y_5 is published for the silent member too');
+    for (const id of [1, 2, 3, 4]) assert.match(run.sessions.get(id)!.disqualified.get(5) ?? '', /no round-1 package/);
+  });
+
+  it('an equivocating round-1 dealer is excluded consistently', () => {
+    const run = runDkg({ t: 3, n: 5, seed: 5, faults: { 2: { equivocateRound1: [4, 5] } } });
+    const result = assertConsistentKey(run, [1, 2, 3, 4, 5]);
+    assert.deepEqual(result.qualified, [1, 3, 4, 5]);
+    for (const s of run.sessions.values()) assert.match(s.disqualified.get(2) ?? '', /equivocated/);
+  });
+
+  it('a false complaint is cleared by the dealer’s justification; the dealer stays qualified', () => {
+    const run = runDkg({ t: 3, n: 5, seed: 6, faults: { 3: { falseComplaintAgainst: [1] } } });
+    const result = assertConsistentKey(run, [1, 2, 3, 4, 5]);
+    assert.deepEqual(result.qualified, [1, 2, 3, 4, 5]);
+    assert.ok(run.sessions.get(2)!.events.some((e) => /dealer 1 justified its share for member 3/.test(e)));
+    assert.equal(run.deadlines, 0);
+  });
+
+  it('a dealer that withholds a share and never justifies is disqualified at the deadline', () => {
+    // Drop every share and every justification from dealer 4 to member 2.
+    const run = runDkg({
+      t: 3,
+      n: 5,
+      seed: 8,
+      filter: (e) => !(e.from === 4 && e.payload[1] === 3 && e.to === 2) && !(e.from === 4 && e.payload[1] === 5),
+    });
+    const result = assertConsistentKey(run, [1, 2, 3, 5]);
+    assert.deepEqual(result.qualified, [1, 2, 3, 5]);
+    for (const id of [1, 2, 3, 5]) assert.match(run.sessions.get(id)!.disqualified.get(4) ?? '', /did not answer the complaint of member 2/);
+  });
+
+  it('only t − 1 live members: aborts with a clear reason', () => {
+    const run = runDkg({ t: 3, n: 5, faults: { 3: { silent: true }, 4: { silent: true }, 5: { silent: true } } });
+    for (const id of [1, 2]) {
+      const s = run.sessions.get(id)!;
+      assert.equal(s.phase, 'aborted');
+      assert.match(s.abortReason ?? '', /only 2 qualified dealers, need t = 3/);
+      assert.equal(s.result, undefined);
+      assert.throws(() => s.takeShare(), (e: unknown) => isTkmsError(e, 'dkg_failed'));
+    }
+  });
+
+  it('names a member that confirms a different transcript', () => {
+    // Member 5 never sees dealer 1's round-1 package (its own echo is also lost), so its
+    // qualified set differs; the others complete without it and name it.
+    const run = runDkg({
+      t: 3,
+      n: 5,
+      seed: 9,
+      filter: (e) => !(e.to === 5 && e.from === 1 && e.payload[1] === 1) && !(e.to === 5 && e.payload[1] === 2),
+    });
+    const result = assertConsistentKey(run, [1, 2, 3, 4]);
+    assert.deepEqual(result.qualified, [1, 2, 3, 4, 5]);
+    assert.ok(run.sessions.get(1)!.events.some((e) => /member 5 confirmed a different transcript/.test(e)));
+    assert.match(run.sessions.get(5)!.abortReason ?? '', /only 1 matching confirmations, need t = 3; different transcript from member\(s\) 1, 2, 3, 4/);
+  });
+});
+
+describe('DKG: robustness of receive()', () => {
+  it('ignores garbage, non-members, duplicates and forged messages without throwing', () => {
+    const ids = [1, 2, 3];
+    const keyring = makeKeyring(ids);
+    const params = { keyId: 'k1', committeeId: 'c', sessionId: new Uint8Array(16).fill(7), t: 2, memberIds: ids };
+    const sessions = new Map(ids.map((id) => [id, new DkgSession({ ...params, selfId: id }, keyring.identity(id))]));
+    const victim = sessions.get(1)!;
+    const round1From2 = sessions.get(2)!.start()[0]!.payload;
+    victim.start();
+    const junk: [number, unknown][] = [
+      [2, new Uint8Array(0)],
+      [2, new Uint8Array([1])],
+      [2, new Uint8Array([9, 9, 9])],
+      [2, 'not bytes'],
+      [2, undefined],
+      [9, round1From2],
+      [1, round1From2],
+      [Number.NaN, round1From2],
+      [3, round1From2], // right bytes, wrong sender
+      [2, concatBytes(round1From2, new Uint8Array([0]))],
+      [2, round1From2.slice(0, -1)],
+    ];
+    const forged = round1From2.slice();
+    forged[forged.length - 1] = forged[forged.length - 1]! ^ 0xff;
+    junk.push([2, forged]);
+    for (const [from, payload] of junk) assert.deepEqual(victim.receive(from, payload as Uint8Array), []);
+    assert.equal(victim.phase, 'round1');
+    assert.ok(victim.events.length >= junk.length - 1);
+    // The genuine message is still accepted afterwards (and a duplicate is harmless).
+    victim.receive(2, round1From2);
+    victim.receive(2, round1From2);
+    assert.equal(victim.phase, 'round1');
+    assert.throws(() => victim.takeShare(), (e: unknown) => isTkmsError(e, 'conflict'));
+  });
+
+  it('rejects bad parameters at construction with typed errors', () => {
+    const keyring = makeKeyring([1, 2]);
+    const ok = { keyId: 'k', committeeId: 'c', sessionId: new Uint8Array(16), t: 2, memberIds: [1, 2], selfId: 1 };
+    const cases = [
+      { ...ok, keyId: 'Bad Key' },
+      { ...ok, sessionId: new Uint8Array(15) },
+      { ...ok, t: 3 },
+      { ...ok, t: 0 },
+      { ...ok, memberIds: [1, 1] },
+      { ...ok, memberIds: [0, 1] },
+      { ...ok, selfId: 3 },
+      { ...ok, committeeId: '' },
+    ];
+    for (const params of cases) assert.throws(() => new DkgSession(params, keyring.identity(1)), (e: unknown) => isTkmsError(e));
+  });
+});
+
+describe('DKG: public result', () => {
+  let run: RunResult;
+  let result: DkgPublicResult;
+  before(() => {
+    run = runDkg({ t: 2, n: 3, seed: 21 });
+    result = run.sessions.get(1)!.result!;
+  });
+
+  it('round-trips through the canonical encoding', () => {
+    const bytes = encodeDkgPublicResult(result);
+    assert.deepEqual(decodeDkgPublicResult(bytes), result);
+    assert.deepEqual(encodeDkgPublicResult(decodeDkgPublicResult(bytes)), bytes);
+  });
+
+  it('verification rejects tampered results', () => {
+    const otherPoint = encodeHex(G.multiply(12345n).toBytes(true));
+    const { ['3']: _dropped, ...twoSignatures } = result.signatures;
+    const oneSignature = { '1': result.signatures['1']! };
+    const badSignature = { ...result.signatures, '2': result.signatures['1']! };
+    const tampered: DkgPublicResult[] = [
+      { ...result, groupPublicKey: otherPoint },
+      { ...result, verificationShares: { ...result.verificationShares, '3': otherPoint } },
+      { ...result, transcriptHash: encodeHex(new Uint8Array(32).fill(1)) },
+      { ...result, keyId: 'other-key' },
+      { ...result, signatures: oneSignature },
+      { ...result, signatures: badSignature },
+    ];
+    assert.equal(Object.keys(twoSignatures).length, 2);
+    verifyDkgPublicResult({ ...result, signatures: twoSignatures }, run.keyring.verify);
+    for (const r of tampered) assert.throws(() => verifyDkgPublicResult(r, run.keyring.verify), (e: unknown) => isTkmsError(e, 'dkg_failed'));
+    assert.throws(() => verifyDkgPublicResult({ ...result, t: 4 }, run.keyring.verify), (e: unknown) => isTkmsError(e) && !isTkmsError(e, 'dkg_failed'));
+    assert.throws(() => decodeDkgPublicResult(decodeHex('0x7b7d')), (e: unknown) => isTkmsError(e, 'bad_request'));
+  });
+});
