@@ -48,10 +48,11 @@ export type DkgStatusName = 'running' | 'done' | 'aborted';
 export interface DkgStatus {
   keyId: string;
   sessionId: string;
-  proposer: number;
+  /** Unknown (null) for keys loaded from the keystore at start. */
+  proposer: number | null;
   status: DkgStatusName;
   phase: DkgPhase;
-  startedAt: string;
+  startedAt: string | null;
   durationMs: number | undefined;
   abortReason: string | undefined;
   disqualified: Record<string, string>;
@@ -131,10 +132,10 @@ export class DkgRunner {
       return {
         keyId,
         sessionId: held.sessionId,
-        proposer: 0,
+        proposer: null,
         status: 'done',
         phase: 'done',
-        startedAt: '',
+        startedAt: null,
         durationMs: undefined,
         abortReason: undefined,
         disqualified: {},

@@ -129,7 +129,7 @@ describe('node DKG runner (in-process committee)', function () {
   });
 
   it('excludes a member that is down after the deadlines and completes with the others', async () => {
-    await build({}, 300);
+    await build({}, 1_500);
     down.add(4);
     runners.get(1)!.propose('k3');
     const statuses = await Promise.all([1, 2, 3].map((id) => outcome(id, 'k3')));
@@ -141,7 +141,7 @@ describe('node DKG runner (in-process committee)', function () {
   });
 
   it('aborts with a clear reason when fewer than t members take part', async () => {
-    await build({}, 300);
+    await build({}, 1_500);
     down.add(3);
     down.add(4);
     const started = runners.get(1)!.propose('k4');
