@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { Libp2p } from 'libp2p';
-import { assertKeyId, TkmsError, utf8ToBytes } from '../core/index.ts';
-import { decodeDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
+import { assertKeyId, TkmsError } from '../core/index.ts';
+import { parseDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
 import { parseCommitteeJson, type Committee } from './committee.ts';
 import { resolveKeystorePassword, type NodeConfig } from './config.ts';
 import { DkgRunner } from './dkg-runner.ts';
@@ -36,9 +36,9 @@ export async function loadCommitteeFile(path: string): Promise<Committee> {
   return parseCommitteeJson(text);
 }
 
-/** Reads a stored public result back through the strict DKG decoder. */
+/** Re-validates a stored public result (the keystore keeps it in sorted key order). */
 export function publicResultFromJson(json: Record<string, unknown>): DkgPublicResult {
-  return decodeDkgPublicResult(utf8ToBytes(JSON.stringify(json)));
+  return parseDkgPublicResult(json);
 }
 
 function healthRoute(committee: Committee, selfId: number, peerId: string, conns: MemberConnections, runner: DkgRunner): Route {

@@ -37,7 +37,10 @@ export function decodeDkgPublicResult(bytes: Uint8Array): DkgPublicResult {
   } catch {
     throw new TkmsError('bad_request', 'DKG result is not valid UTF-8 JSON');
   }
-  return normalizeResult(parsed);
+  const result = normalizeResult(parsed);
+  // One result, one encoding: signatures and hashes over results must not depend on spelling.
+  if (JSON.stringify(result) !== text) throw new TkmsError('bad_request', 'DKG result is not in canonical form');
+  return result;
 }
 
 function canonicalHex(value: unknown, name: string, length: number | undefined, maxLength?: number): string {
@@ -65,6 +68,11 @@ function memberKey(key: string, name: string): number {
 }
 
 /** Strict structural validation; returns a fresh object in canonical form. */
+/** Validates a parsed JSON object (any key order) as a DKG public result; TkmsError if malformed. */
+export function parseDkgPublicResult(value: unknown): DkgPublicResult {
+  return normalizeResult(value);
+}
+
 function normalizeResult(value: unknown): DkgPublicResult {
   if (!isPlainObject(value)) throw new TkmsError('bad_request', 'DKG result must be a JSON object');
   const keys = Object.keys(value);
