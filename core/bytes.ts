@@ -63,3 +63,29 @@ export function lengthPrefixed(...fields: Uint8Array[]): Uint8Array {
   }
   return concatBytes(...parts);
 }
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Standard base64 with padding, for bulk data in JSON (ciphertexts, plaintexts). Works in browsers too. */
+export function encodeBase64(bytes: Uint8Array): string {
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+/** Strict: canonical padded base64 only (no whitespace, no URL alphabet), bounded before decoding. */
+export function decodeBase64(value: unknown, opts: { name?: string; maxLength?: number } = {}): Uint8Array {
+  const name = opts.name ?? 'value';
+  if (typeof value !== 'string') throw new TkmsError('bad_request', `${name} must be a base64 string`);
+  if (opts.maxLength !== undefined && value.length > Math.ceil(opts.maxLength / 3) * 4) {
+    throw new TkmsError('payload_too_large', `${name} is longer than ${opts.maxLength} bytes`);
+  }
+  if (!BASE64.test(value)) throw new TkmsError('bad_request', `${name} is not canonical base64`);
+  const binary = atob(value);
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  // Non-zero padding bits decode too; insist on the one canonical spelling.
+  if (encodeBase64(out) !== value) throw new TkmsError('bad_request', `${name} is not canonical base64`);
+  if (opts.maxLength !== undefined && out.length > opts.maxLength) throw new TkmsError('payload_too_large', `${name} is longer than ${opts.maxLength} bytes`);
+  return out;
+}

@@ -24,13 +24,31 @@ export interface HandleInput {
 }
 
 export function deriveHandle(input: HandleInput): Uint8Array {
+  if (!(input.ciphertext instanceof Uint8Array)) throw new TkmsError('bad_request', 'ciphertext must be bytes');
+  if (input.ciphertext.length < TAG_LENGTH) throw new TkmsError('bad_length', `ciphertext must hold at least the ${TAG_LENGTH}-byte tag`);
+  return deriveHandleFromDigest({ keyId: input.keyId, K: input.K, nonce: input.nonce, ciphertextHash: sha256(input.ciphertext), owner: input.owner });
+}
+
+export const CIPHERTEXT_HASH_LENGTH = 32;
+
+/** What a node sees of a handle: everything but the ciphertext, which only its hash stands for. */
+export interface HandleDigestInput {
+  keyId: string;
+  K: Uint8Array;
+  nonce: Uint8Array;
+  /** SHA-256 of ciphertext ‖ tag. */
+  ciphertextHash: Uint8Array;
+  owner: Uint8Array;
+}
+
+/** The same commitment as deriveHandle, from the ciphertext's hash: nodes never need the ciphertext. */
+export function deriveHandleFromDigest(input: HandleDigestInput): Uint8Array {
   if (!(input.K instanceof Uint8Array)) throw new TkmsError('bad_request', 'K must be bytes');
   decodePoint(input.K, 'K'); // 33-byte compressed, on the curve, not the identity
   expectBytes(input.nonce, NONCE_LENGTH, 'nonce');
-  if (!(input.ciphertext instanceof Uint8Array)) throw new TkmsError('bad_request', 'ciphertext must be bytes');
-  if (input.ciphertext.length < TAG_LENGTH) throw new TkmsError('bad_length', `ciphertext must hold at least the ${TAG_LENGTH}-byte tag`);
+  expectBytes(input.ciphertextHash, CIPHERTEXT_HASH_LENGTH, 'ciphertext hash');
   expectBytes(input.owner, ADDRESS_LENGTH, 'owner');
-  return sha256(lengthPrefixed(HANDLE_DOMAIN, keyIdBytes(input.keyId), input.K, input.nonce, sha256(input.ciphertext), input.owner));
+  return sha256(lengthPrefixed(HANDLE_DOMAIN, keyIdBytes(input.keyId), input.K, input.nonce, input.ciphertextHash, input.owner));
 }
 
 export function decodeHandle(value: unknown): Uint8Array {

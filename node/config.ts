@@ -3,12 +3,11 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { multiaddr } from '@multiformats/multiaddr';
 import { assertParticipantId, TkmsError } from '../core/index.ts';
 import type { DkgFaults } from '../core/dkg/index.ts';
+import { PARTIAL_FAULTS, type PartialFault } from './partial-faults.ts';
 
-/** A host:port pair for an HTTP listener. */
-export interface HostPort {
-  host: string;
-  port: number;
-}
+import { parseHostPort, type HostPort } from '../net/http-address.ts';
+
+export { parseHostPort, type HostPort };
 
 export interface NodeConfig {
   /** Directory of the config file; relative paths are resolved against it. */
@@ -18,13 +17,18 @@ export interface NodeConfig {
   admin: HostPort;
   identityFile: string;
   keystoreDir: string;
+  /** Revocations and spent request ids (default: "state" next to keystoreDir). */
+  stateDir: string;
   committeeFile: string;
   keystorePasswordFile: string | undefined;
   /** Per-phase DKG deadline. */
   dkgPhaseTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Tolerated difference between the requester's clock and ours, for signed windows. */
+  clockSkewSeconds: number;
   /** Misbehaviour for tests; only accepted with TKMS_ENABLE_TEST_FAULTS=1. */
   testFaults: DkgFaults | undefined;
+  partialFault: PartialFault | undefined;
 }
 
 const KNOWN_FIELDS = [
@@ -34,6 +38,8 @@ const KNOWN_FIELDS = [
   'adminAllowRemote',
   'identityFile',
   'keystoreDir',
+  'stateDir',
+  'clockSkewSeconds',
   'committeeFile',
   'keystorePasswordFile',
   'dkg',
@@ -50,6 +56,7 @@ export const ENV_OVERRIDES = {
   TKMS_ADMIN_LISTEN: 'admin',
   TKMS_IDENTITY_FILE: 'identityFile',
   TKMS_KEYSTORE_DIR: 'keystoreDir',
+  TKMS_STATE_DIR: 'stateDir',
   TKMS_COMMITTEE_FILE: 'committeeFile',
   TKMS_KEYSTORE_PASSWORD_FILE: 'keystorePasswordFile',
   TKMS_LOG_LEVEL: 'logLevel',
@@ -61,16 +68,6 @@ export function isLoopbackHost(host: string): boolean {
   return LOOPBACK_HOSTS.has(host) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-/** Parses "host:port" or "[v6]:port". Returns undefined when malformed. */
-export function parseHostPort(value: unknown): HostPort | undefined {
-  if (typeof value !== 'string' || value.length > 300) return undefined;
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(value);
-  if (m === null) return undefined;
-  const host = m[1] ?? m[2];
-  const port = Number(m[3]);
-  if (host === undefined || host.length === 0 || !Number.isInteger(port) || port > 65535) return undefined;
-  return { host, port };
-}
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -88,14 +85,18 @@ function parseIdList(value: unknown): number[] | undefined {
   return value as number[];
 }
 
-function parseFaults(value: unknown, problems: string[]): DkgFaults | undefined {
+function parseFaults(value: unknown, problems: string[]): { dkg: DkgFaults; partial: PartialFault | undefined } | undefined {
   if (!isPlainObject(value)) {
     problems.push('testFaults must be an object');
     return undefined;
   }
   const faults: DkgFaults = {};
+  let partial: PartialFault | undefined;
   for (const [key, v] of Object.entries(value)) {
-    if (key === 'silent') {
+    if (key === 'partial') {
+      if (!(PARTIAL_FAULTS as readonly unknown[]).includes(v)) problems.push(`testFaults.partial must be one of ${PARTIAL_FAULTS.join(', ')}`);
+      else partial = v as PartialFault;
+    } else if (key === 'silent') {
       if (typeof v !== 'boolean') problems.push('testFaults.silent must be true or false');
       else faults.silent = v;
     } else if (key === 'badShareTo' || key === 'equivocateRound1' || key === 'falseComplaintAgainst') {
@@ -106,7 +107,7 @@ function parseFaults(value: unknown, problems: string[]): DkgFaults | undefined 
       problems.push(`testFaults has an unknown field "${key}"`);
     }
   }
-  return faults;
+  return { dkg: faults, partial };
 }
 
 export interface ParseConfigOptions {
@@ -180,6 +181,13 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
 
   const identityFile = path('identityFile', true);
   const keystoreDir = path('keystoreDir', true);
+  const stateDir = path('stateDir', false) ?? (keystoreDir === undefined ? undefined : resolve(keystoreDir, '..', 'state'));
+  let clockSkewSeconds = 30;
+  if (raw.clockSkewSeconds !== undefined) {
+    const v = raw.clockSkewSeconds;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 600) problems.push('clockSkewSeconds must be an integer number of seconds in 0..600');
+    else clockSkewSeconds = v;
+  }
   const committeeFile = path('committeeFile', true);
   const keystorePasswordFile = path('keystorePasswordFile', false);
 
@@ -205,10 +213,15 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
   }
 
   let testFaults: DkgFaults | undefined;
+  let partialFault: PartialFault | undefined;
   if (raw.testFaults !== undefined) {
     if (env.TKMS_ENABLE_TEST_FAULTS !== '1') {
       problems.push('testFaults is only allowed when the environment sets TKMS_ENABLE_TEST_FAULTS=1 (never in production)');
-    } else testFaults = parseFaults(raw.testFaults, problems);
+    } else {
+      const parsed = parseFaults(raw.testFaults, problems);
+      testFaults = parsed?.dkg;
+      partialFault = parsed?.partial;
+    }
   }
 
   if (problems.length > 0) {
@@ -221,11 +234,14 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
     admin: admin!,
     identityFile: identityFile!,
     keystoreDir: keystoreDir!,
+    stateDir: stateDir!,
     committeeFile: committeeFile!,
     keystorePasswordFile,
     dkgPhaseTimeoutMs,
     logLevel,
+    clockSkewSeconds,
     testFaults,
+    partialFault,
   };
 }
 

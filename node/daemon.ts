@@ -1,19 +1,32 @@
-import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
+import { join } from 'node:path';
 import type { Libp2p } from 'libp2p';
-import { assertKeyId, TkmsError } from '../core/index.ts';
+import {
+  ACL_PROTOCOL,
+  assertKeyId,
+  decodeKeysRequest,
+  encodeKeysReply,
+  isTkmsError,
+  KEYS_PROTOCOL,
+  MAX_NODE_FRAME_BYTES,
+  PARTIAL_PROTOCOL,
+  TkmsError,
+} from '../core/index.ts';
+import { AclService } from './acl.ts';
 import { parseDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
-import { parseCommitteeJson, type Committee } from './committee.ts';
+import { loadCommitteeFile, type Committee } from '../net/committee.ts';
 import { resolveKeystorePassword, type NodeConfig } from './config.ts';
 import { DkgRunner } from './dkg-runner.ts';
 import { DKG_PROTOCOL, MAX_DKG_FRAME_BYTES } from './dkg-wire.ts';
-import { closeServer, startHttpServer, type Route } from './http.ts';
+import { closeServer, startHttpServer, type Route } from '../net/http.ts';
 import { dkgIdentity, loadIdentityFile } from './identity.ts';
 import { Keystore } from './keystore.ts';
-import { createLogger, type Logger } from './logger.ts';
+import { createLogger, type Logger } from '../net/logger.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
-import { createHost, errorText, handleFrames, MemberConnections, requestFrame } from './p2p.ts';
-import { PARTIAL_PROTOCOL, partialStubReply } from './partial.ts';
+import { createHost, errorText, handleFrames, MemberConnections, requestFrame } from '../net/p2p.ts';
+import { PartialService, ShareBook } from './partial.ts';
+import { ReplayCache } from './replay-cache.ts';
+import { RevocationStore } from './revocations.ts';
 
 export interface RunningNode {
   selfId: number;
@@ -24,16 +37,6 @@ export interface RunningNode {
   runner: DkgRunner;
   log: Logger;
   stop(): Promise<void>;
-}
-
-export async function loadCommitteeFile(path: string): Promise<Committee> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new TkmsError('bad_request', `cannot read committee file ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
-  return parseCommitteeJson(text);
 }
 
 /** Re-validates a stored public result (the keystore keeps it in sorted key order). */
@@ -115,13 +118,24 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     throw new TkmsError('bad_request', `this node's peer id ${identity.peerId} is not a member of committee ${committee.committeeId}`);
   }
   const log = createLogger(config.logLevel, { node: self.id });
-  if (config.testFaults !== undefined) {
-    log.warn({ testFaults: config.testFaults }, '!!! TEST FAULTS ENABLED: this node will MISBEHAVE in DKG on purpose. Never use this in production. !!!');
+  if (config.testFaults !== undefined || config.partialFault !== undefined) {
+    log.warn(
+      { testFaults: config.testFaults, partialFault: config.partialFault },
+      '!!! TEST FAULTS ENABLED: this node will MISBEHAVE on purpose. Never use this in production. !!!',
+    );
   }
 
   const password = await resolveKeystorePassword(config, env);
   const keystore = await Keystore.open(config.keystoreDir, password);
   const stored = await keystore.loadAll();
+  const nowSeconds = () => Math.floor(Date.now() / 1000);
+  const replay = await ReplayCache.open(join(config.stateDir, 'replay.log'), config.clockSkewSeconds, nowSeconds());
+  const opened = await RevocationStore.open(join(config.stateDir, 'revocations.log'));
+  const revocations = opened.store;
+  if (opened.tornBytes > 0 || opened.skipped > 0) {
+    log.warn({ tornBytes: opened.tornBytes, skipped: opened.skipped }, 'revocation log had an incomplete tail or unreadable lines');
+  }
+  const shares = new ShareBook(self.id);
 
   const metrics = createNodeMetrics();
   const libp2p = await createHost(identity, config.listen, committee);
@@ -136,6 +150,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     metrics,
     phaseTimeoutMs: config.dkgPhaseTimeoutMs,
     faults: config.testFaults,
+    onKeyStored: (result, share) => shares.add(result, share),
     transport: {
       send: async (memberId, frame, timeoutMs) => {
         const peer = conns.peerIdOf(memberId);
@@ -153,9 +168,36 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     }
     if (result.keyId !== key.keyId) throw new TkmsError('keystore_corrupt', `stored key ${key.keyId} carries the public result of ${result.keyId}`);
     runner.addHeldKey(result);
+    shares.add(result, key.share);
   }
-  // Shares stay in the keystore until the partial protocol needs them; drop our copies.
   stored.length = 0;
+  metrics.revocationsHeld.set(revocations.size);
+  metrics.replayCacheSize.set(replay.size);
+
+  const sendToMember = async (memberId: number, protocol: string, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array> => {
+    const peer = conns.peerIdOf(memberId);
+    if (peer === undefined) throw new TkmsError('bad_request', `no member ${memberId}`);
+    return requestFrame(libp2p, peer, protocol, frame, { timeoutMs });
+  };
+  const partials = new PartialService({
+    selfId: self.id,
+    shares,
+    replay,
+    revocations,
+    metrics,
+    log,
+    clockSkewSeconds: config.clockSkewSeconds,
+    fault: config.partialFault,
+  });
+  const acl = new AclService(
+    revocations,
+    {
+      members: () => committee.members.map((m) => m.id).filter((id) => id !== self.id),
+      send: (memberId, frame, timeoutMs) => sendToMember(memberId, ACL_PROTOCOL, frame, timeoutMs),
+    },
+    log,
+    metrics,
+  );
 
   const frameOpts = { maxRequestBytes: MAX_DKG_FRAME_BYTES, timeoutMs: 10_000, log };
   await handleFrames(
@@ -171,7 +213,35 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     },
     frameOpts,
   );
-  await handleFrames(libp2p, PARTIAL_PROTOCOL, async () => partialStubReply(), frameOpts);
+  const clientFrameOpts = { maxRequestBytes: MAX_NODE_FRAME_BYTES, timeoutMs: 10_000, log };
+  await handleFrames(
+    libp2p,
+    PARTIAL_PROTOCOL,
+    async (_peer, body) => {
+      const reply = await partials.handle(body);
+      metrics.replayCacheSize.set(replay.size);
+      return reply;
+    },
+    clientFrameOpts,
+  );
+  await handleFrames(libp2p, ACL_PROTOCOL, async (peer, body) => acl.handle(conns.memberFor(peer)?.id, body), clientFrameOpts);
+  await handleFrames(
+    libp2p,
+    KEYS_PROTOCOL,
+    async (_peer, body) => {
+      try {
+        decodeKeysRequest(body);
+        return encodeKeysReply({ ok: true, keys: runner.heldKeys() });
+      } catch (e) {
+        const err = isTkmsError(e) ? e : new TkmsError('internal', 'internal error');
+        return encodeKeysReply({ ok: false, code: err.code, message: err.message });
+      }
+    },
+    clientFrameOpts,
+  );
+  conns.onMemberConnected = (memberId) => {
+    acl.syncFrom(memberId).catch((e: unknown) => log.debug({ member: memberId, err: errorText(e) }, 'revocation sync failed'));
+  };
 
   await libp2p.start();
   await conns.start();
@@ -187,6 +257,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     runner.stop();
     if (httpServer !== undefined) await closeServer(httpServer);
     await libp2p.stop();
+    await Promise.all([replay.close(), revocations.close()]);
     throw new TkmsError('unavailable', `cannot listen for HTTP: ${(e as NodeJS.ErrnoException).code ?? errorText(e)}`);
   }
 
@@ -211,6 +282,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
       runner.stop();
       await Promise.all([closeServer(httpServer!), closeServer(adminServer!)]);
       await libp2p.stop();
+      await Promise.all([replay.close(), revocations.close()]);
     })();
     return stopping;
   };

@@ -9,7 +9,7 @@ import {
   type DkgPhase,
   type DkgPublicResult,
 } from '../core/dkg/index.ts';
-import type { Committee } from './committee.ts';
+import type { Committee } from '../net/committee.ts';
 import {
   decodeDkgFrame,
   decodeDkgReply,
@@ -23,7 +23,7 @@ import {
 } from './dkg-wire.ts';
 import type { Keystore } from './keystore.ts';
 import type { NodeMetrics } from './metrics.ts';
-import { errorText } from './p2p.ts';
+import { errorText } from '../net/p2p.ts';
 
 /** How the runner reaches another member: one frame out, one reply frame back. */
 export interface DkgTransport {
@@ -40,6 +40,8 @@ export interface DkgRunnerOptions {
   metrics: NodeMetrics;
   phaseTimeoutMs: number;
   faults: DkgFaults | undefined;
+  /** Called once the share is durable in the keystore, so the node can serve partials at once. */
+  onKeyStored?: (result: DkgPublicResult, share: bigint) => void;
 }
 
 export type DkgStatusName = 'running' | 'done' | 'aborted';
@@ -404,7 +406,9 @@ export class DkgRunner {
     }
     try {
       verifyDkgPublicResult(result, this.o.identity.verify);
-      await this.o.keystore.save({ keyId: s.keyId, share: s.session.takeShare(), publicResult: publicResultToJson(result) });
+      const share = s.session.takeShare();
+      await this.o.keystore.save({ keyId: s.keyId, share, publicResult: publicResultToJson(result) });
+      this.o.onKeyStored?.(result, share);
     } catch (e) {
       this.finish(s, 'aborted', `DKG finished but its result could not be stored: ${errorText(e)}`);
       return;

@@ -1,4 +1,5 @@
 import { assertKeyId, assertParticipantId, decodeHex, encodeHex, isErrorCode, TkmsError, type ErrorCode } from '../core/index.ts';
+import { parseJsonFrame, requireExactFields } from '../core/json-frame.ts';
 
 /**
  * Frames of the /tkms/dkg/1 protocol. One stream carries one request frame and one reply
@@ -32,29 +33,17 @@ export type DkgFrame = DkgProposal | DkgPayloadFrame;
 export type DkgReply = { ok: true } | { ok: false; code: ErrorCode; message: string };
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true });
 
 function bad(message: string): never {
   throw new TkmsError('bad_request', `dkg frame: ${message}`);
 }
 
 function parseJsonObject(bytes: Uint8Array, what: string): Record<string, unknown> {
-  if (!(bytes instanceof Uint8Array)) bad(`${what} must be bytes`);
-  if (bytes.length > MAX_DKG_FRAME_BYTES) bad(`${what} is larger than ${MAX_DKG_FRAME_BYTES} bytes`);
-  let json: unknown;
-  try {
-    json = JSON.parse(decoder.decode(bytes));
-  } catch {
-    bad(`${what} is not UTF-8 JSON`);
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) bad(`${what} must be a JSON object`);
-  return json as Record<string, unknown>;
+  return parseJsonFrame(bytes, `dkg ${what}`, MAX_DKG_FRAME_BYTES);
 }
 
 function exactFields(obj: Record<string, unknown>, fields: readonly string[]): void {
-  const keys = Object.keys(obj);
-  for (const k of keys) if (!fields.includes(k)) bad(`unexpected field "${k}"`);
-  for (const f of fields) if (!(f in obj)) bad(`missing field "${f}"`);
+  requireExactFields(obj, 'dkg frame', fields);
 }
 
 export function encodeDkgFrame(frame: DkgFrame): Uint8Array {

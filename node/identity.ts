@@ -5,8 +5,8 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { Ed25519PrivateKey } from '@libp2p/interface';
 import { createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { TkmsError } from '../core/index.ts';
-import type { DkgIdentity } from '../core/dkg/index.ts';
-import type { Committee } from './committee.ts';
+import { dkgSignedBytes, type DkgIdentity } from '../core/dkg/index.ts';
+import type { Committee } from '../net/committee.ts';
 
 /**
  * The node's persistent libp2p identity. The file holds the protobuf-encoded Ed25519
@@ -82,15 +82,8 @@ export async function loadIdentityFile(path: string): Promise<NodeIdentity> {
   return { privateKey: key, peerId };
 }
 
-/** Domain tag so a DKG signature can never be replayed as any other Ed25519 signature of the node. */
-const DKG_SIGNATURE_DOMAIN = new TextEncoder().encode('tkms/dkg-identity/v1\0');
-
-function domainSeparated(message: Uint8Array): Uint8Array {
-  const out = new Uint8Array(DKG_SIGNATURE_DOMAIN.length + message.length);
-  out.set(DKG_SIGNATURE_DOMAIN, 0);
-  out.set(message, DKG_SIGNATURE_DOMAIN.length);
-  return out;
-}
+/** Domain separation shared with the pure verifier in core/dkg/member-signatures.ts. */
+const domainSeparated = dkgSignedBytes;
 
 function base64url(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('base64url');

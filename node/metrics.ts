@@ -8,6 +8,11 @@ export interface NodeMetrics {
   dkgPhaseSeconds: Histogram<'phase'>;
   dkgDurationSeconds: Histogram<'outcome'>;
   keysHeld: Gauge;
+  partialRequests: Counter<'outcome'>;
+  partialSeconds: Histogram<'outcome'>;
+  aclMessages: Counter<'outcome'>;
+  revocationsHeld: Gauge;
+  replayCacheSize: Gauge;
 }
 
 export function createNodeMetrics(): NodeMetrics {
@@ -37,5 +42,26 @@ export function createNodeMetrics(): NodeMetrics {
       registers: [registry],
     }),
     keysHeld: new Gauge({ name: 'tkms_keys_held', help: 'Key shares held in the keystore', registers: [registry] }),
+    partialRequests: new Counter({
+      name: 'tkms_partial_requests_total',
+      help: 'Partial decryption requests, by outcome (ok or the refusal code)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    partialSeconds: new Histogram({
+      name: 'tkms_partial_duration_seconds',
+      help: 'Time to answer a partial decryption request (checks, K·share, proof, RSA wrap)',
+      labelNames: ['outcome'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    aclMessages: new Counter({
+      name: 'tkms_acl_messages_total',
+      help: 'Revocation messages received, by outcome (stored, known or the refusal code)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    revocationsHeld: new Gauge({ name: 'tkms_revocations_held', help: 'Revocations this node holds', registers: [registry] }),
+    replayCacheSize: new Gauge({ name: 'tkms_replay_cache_entries', help: 'Delegation request ids remembered against replay', registers: [registry] }),
   };
 }

@@ -1,4 +1,7 @@
 import '../core/polyfills.ts';
+import { CLIENT_HELP, runClientCommand } from '../client/cli.ts';
+import { runDevnetCommand } from '../deploy/devnet-cli.ts';
+import { runGatewayCommand } from '../gateway/cli.ts';
 import { runDkgCommand, runNodeCommand } from '../node/cli.ts';
 
 /**
@@ -10,12 +13,19 @@ type Group = { summary: string; run: (argv: string[]) => Promise<number> };
 const GROUPS: Record<string, Group> = {
   node: { summary: 'init / start a KMS node daemon', run: runNodeCommand },
   dkg: { summary: 'start or inspect a distributed key generation through a node admin endpoint', run: runDkgCommand },
+  gateway: { summary: 'start the HTTP gateway (handles, ACL, delegation fan-out)', run: runGatewayCommand },
+  devnet: { summary: 'run n nodes and a gateway on loopback, with a DKG, until Ctrl-C', run: runDevnetCommand },
+  account: { summary: 'create an account (secp256k1 key) for signing requests', run: (argv) => runClientCommand('account', argv) },
+  encrypt: { summary: 'encrypt to a network key and store the ciphertext; prints the handle', run: (argv) => runClientCommand('encrypt', argv) },
+  grant: { summary: 'grant another account the right to decrypt a handle', run: (argv) => runClientCommand('grant', argv) },
+  revoke: { summary: 'revoke a grant (reaches every node)', run: (argv) => runClientCommand('revoke', argv) },
+  decrypt: { summary: 'decrypt a handle: delegation, proofs checked, combined locally', run: (argv) => runClientCommand('decrypt', argv) },
 };
 
 function usage(): string {
   const width = Math.max(...Object.keys(GROUPS).map((k) => k.length));
   const lines = Object.entries(GROUPS).map(([name, g]) => `  ${name.padEnd(width)}  ${g.summary}`);
-  return `Usage: tkms <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun "tkms <command> --help" for the options of a command.\n`;
+  return `Usage: tkms <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun "tkms <command> --help" for the options of a command.\n\n${CLIENT_HELP}`;
 }
 
 process.on('unhandledRejection', (reason) => {

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { isTkmsError } from '../../core/index.ts';
-import { parseCommittee } from '../../node/committee.ts';
+import { parseCommittee } from '../../net/committee.ts';
 import { parseConfig, parseHostPort } from '../../node/config.ts';
 import { decodeDkgFrame, decodeDkgReply, encodeDkgFrame, encodeDkgReply, type DkgFrame } from '../../node/dkg-wire.ts';
 

@@ -5,12 +5,12 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { decodePoint, G, interpolateSecret, randomBytes } from '../../core/index.ts';
 import type { DkgFaults } from '../../core/dkg/index.ts';
-import { parseCommittee, type Committee } from '../../node/committee.ts';
+import { parseCommittee, type Committee } from '../../net/committee.ts';
 import { DkgRunner, type DkgStatus } from '../../node/dkg-runner.ts';
 import { decodeDkgReply, encodeDkgFrame } from '../../node/dkg-wire.ts';
 import { dkgIdentity, type NodeIdentity } from '../../node/identity.ts';
 import { Keystore } from '../../node/keystore.ts';
-import { createLogger } from '../../node/logger.ts';
+import { createLogger } from '../../net/logger.ts';
 import { createNodeMetrics } from '../../node/metrics.ts';
 import { makeTempDir, removeDir, waitFor } from '../support/processes.ts';
 

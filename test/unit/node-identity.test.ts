@@ -3,7 +3,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { isTkmsError } from '../../core/index.ts';
-import { parseCommittee } from '../../node/committee.ts';
+import { parseCommittee } from '../../net/committee.ts';
 import { loadConfig, resolveKeystorePassword } from '../../node/config.ts';
 import { createIdentityFile, dkgIdentity, loadIdentityFile } from '../../node/identity.ts';
 import { makeTempDir, removeDir } from '../support/processes.ts';

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { Libp2p } from 'libp2p';
-import { parseCommittee, type Committee } from '../../node/committee.ts';
+import { parseCommittee, type Committee } from '../../net/committee.ts';
 import type { NodeIdentity } from '../../node/identity.ts';
-import { createLogger } from '../../node/logger.ts';
-import { createHost, handleFrames, MemberConnections, requestFrame } from '../../node/p2p.ts';
+import { createLogger } from '../../net/logger.ts';
+import { createHost, handleFrames, MemberConnections, requestFrame } from '../../net/p2p.ts';
 import { freePorts, waitFor } from '../support/processes.ts';
 
 const log = createLogger('silent');

@@ -9,7 +9,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface';
 import type { Logger } from 'pino';
 import { isTkmsError, TkmsError } from '../core/index.ts';
 import type { Committee, CommitteeMember } from './committee.ts';
-import type { NodeIdentity } from './identity.ts';
+import type { PrivateKey } from '@libp2p/interface';
 
 /** Protocol handlers may see one stream per DKG message from every peer at once. */
 const STREAM_LIMIT = 1024;
@@ -28,7 +28,7 @@ function allowList(committee: Committee): string[] {
   return [...allow];
 }
 
-export async function createHost(identity: NodeIdentity, listen: string[], committee: Committee): Promise<Libp2p> {
+export async function createHost(identity: { privateKey: PrivateKey }, listen: string[], committee: Committee): Promise<Libp2p> {
   return createLibp2p({
     privateKey: identity.privateKey,
     addresses: { listen },
@@ -124,6 +124,8 @@ export class MemberConnections {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly onChange: () => void;
+  /** Called when a member's first connection opens (e.g. to pull state it may hold). */
+  onMemberConnected: ((memberId: number) => void) | undefined;
 
   constructor(
     private readonly libp2p: Libp2p,
@@ -149,6 +151,7 @@ export class MemberConnections {
         const p = this.peers.get(member.id)!;
         p.backoffMs = 250;
         this.log.info({ member: member.id }, 'member connected');
+        this.onMemberConnected?.(member.id);
       }
       this.onChange();
     });

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { assertParticipantId, assertThreshold, TkmsError } from '../core/index.ts';
@@ -140,4 +141,15 @@ export function memberByPeerId(c: Committee, peerId: string): CommitteeMember | 
 
 export function memberById(c: Committee, id: number): CommitteeMember | undefined {
   return c.members.find((m) => m.id === id);
+}
+
+/** Reads and validates a committee file; a missing or unreadable file is a clear bad_request. */
+export async function loadCommitteeFile(path: string): Promise<Committee> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new TkmsError('bad_request', `cannot read committee file ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  return parseCommitteeJson(text);
 }

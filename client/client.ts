@@ -1,0 +1,319 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import {
+  assertKeyId,
+  decodeAddress,
+  decodeBase64,
+  decodeHandle,
+  decodeHex,
+  decodePoint,
+  decryptWithSharedSecretX,
+  delegationToJson,
+  deriveHandle,
+  eciesEncrypt,
+  encodeBase64,
+  encodeHex,
+  encryptRequestToJson,
+  equalBytes,
+  generateRsaKeyPair,
+  grantToJson,
+  isTkmsError,
+  newRequestId,
+  parsePartialAnswer,
+  registerHandleToJson,
+  revocationToJson,
+  signDelegation,
+  signEncryptRequest,
+  signGrant,
+  signRegisterHandle,
+  signRevocation,
+  TkmsError,
+  decodeDleqProof,
+  type Point,
+  type RsaKeyPair,
+} from '../core/index.ts';
+import { memberSignatureVerifier, parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
+import type { Account } from './account.ts';
+import { GatewayHttp } from './gateway-http.ts';
+import { recoverSharedSecret, type RejectedPartial } from './partials.ts';
+
+/**
+ * The tkms client: signs requests with an Ethereum-style account, talks to a gateway, and
+ * decrypts locally. It trusts nothing it can check: the key's DKG result (member
+ * signatures, polynomial consistency), the handle commitment of what the gateway returns,
+ * and every partial's DLEQ proof. WebCrypto only on the decrypt path, so it runs in browsers.
+ */
+export interface TkmsClientOptions {
+  gatewayUrl: string;
+  account: Account;
+  /** Reused for every decrypt; generated (RSA-2048, non-extractable) on first use when absent. */
+  rsaKey?: RsaKeyPair;
+  /** Length of signed validity windows (default 300 s; at most 3600). */
+  validitySeconds?: number;
+  /**
+   * Ed25519 member keys (id → 0x hex) to pin. Without them the client checks a key's DKG
+   * signatures against the member keys the gateway publishes, which a lying gateway controls.
+   */
+  trustedMemberKeys?: Record<number, string>;
+  fetch?: typeof fetch;
+  timeoutMs?: number;
+}
+
+export interface VerifiedKey {
+  keyId: string;
+  publicKey: Point;
+  publicKeyHex: string;
+  t: number;
+  n: number;
+  committeeId: string;
+  verificationShares: Map<number, Point>;
+  result: DkgPublicResult;
+}
+
+export interface HandleInfo {
+  handle: string;
+  keyId: string;
+  K: string;
+  nonce: string;
+  ciphertextHash: string;
+  owner: string;
+  created: boolean;
+}
+
+export interface DecryptResult {
+  plaintext: Uint8Array;
+  /** Node ids whose partials were combined. */
+  usedNodeIds: number[];
+  /** Nodes whose partials failed verification, with why. */
+  rejected: RejectedPartial[];
+  /** Nodes the gateway reported as failing or refusing. */
+  failures: { nodeId: number; code: string; message: string }[];
+  /** Delegation round trips made (a retry excludes nodes that sent bad partials). */
+  attempts: number;
+}
+
+export interface RevokeResult {
+  acknowledgedBy: number[];
+  needed: number;
+  effective: boolean;
+}
+
+const MAX_ATTEMPTS = 3;
+
+export class TkmsClient {
+  readonly http: GatewayHttp;
+  private rsaKey: Promise<RsaKeyPair> | undefined;
+  private readonly keys = new Map<string, VerifiedKey>();
+  private readonly handleKeys = new Map<string, string>();
+  private readonly validitySeconds: number;
+
+  constructor(private readonly opts: TkmsClientOptions) {
+    this.http = new GatewayHttp({ baseUrl: opts.gatewayUrl, ...(opts.fetch ? { fetch: opts.fetch } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+    this.validitySeconds = opts.validitySeconds ?? 300;
+    if (!Number.isInteger(this.validitySeconds) || this.validitySeconds < 1 || this.validitySeconds > 3600) {
+      throw new TkmsError('bad_request', 'validitySeconds must be an integer in 1..3600');
+    }
+    if (opts.rsaKey) this.rsaKey = Promise.resolve(opts.rsaKey);
+  }
+
+  get address(): string {
+    return this.opts.account.address;
+  }
+
+  private window(): { notBefore: number; notAfter: number } {
+    const now = Math.floor(Date.now() / 1000);
+    return { notBefore: now, notAfter: now + this.validitySeconds };
+  }
+
+  /** The key's public data, verified: t member signatures over the transcript and consistent verification shares. */
+  async getKey(keyId: string): Promise<VerifiedKey> {
+    assertKeyId(keyId);
+    const cached = this.keys.get(keyId);
+    if (cached !== undefined) return cached;
+    const { json } = await this.http.request<Record<string, unknown>>('GET', `/v1/keys/${encodeURIComponent(keyId)}`);
+    const result = parseDkgPublicResult({
+      keyId: json.keyId,
+      committeeId: json.committeeId,
+      sessionId: json.sessionId,
+      t: json.t,
+      n: json.n,
+      groupPublicKey: json.publicKey,
+      verificationShares: json.verificationShares,
+      qualified: json.qualified,
+      transcriptHash: json.transcriptHash,
+      signatures: json.signatures,
+    });
+    if (result.keyId !== keyId) throw new TkmsError('bad_request', `gateway answered with key ${result.keyId} for ${keyId}`);
+    const memberKeys = new Map<number, Uint8Array>();
+    if (this.opts.trustedMemberKeys !== undefined) {
+      for (const [id, hex] of Object.entries(this.opts.trustedMemberKeys)) memberKeys.set(Number(id), decodeHex(hex, { name: `member ${id} key`, length: 32 }));
+    } else if (Array.isArray(json.members)) {
+      for (const m of json.members as { id?: unknown; publicKey?: unknown }[]) {
+        if (typeof m?.id === 'number') memberKeys.set(m.id, decodeHex(m.publicKey, { name: `member ${m.id} key`, length: 32 }));
+      }
+    }
+    try {
+      verifyDkgPublicResult(result, memberSignatureVerifier(memberKeys));
+    } catch (e) {
+      throw new TkmsError('bad_proof', `key ${keyId} does not verify: ${isTkmsError(e) ? e.message : 'invalid'}`);
+    }
+    const key: VerifiedKey = {
+      keyId,
+      publicKey: decodePoint(result.groupPublicKey, 'public key'),
+      publicKeyHex: result.groupPublicKey,
+      t: result.t,
+      n: result.n,
+      committeeId: result.committeeId,
+      verificationShares: new Map(Object.entries(result.verificationShares).map(([id, y]) => [Number(id), decodePoint(y, `Y_${id}`)])),
+      result,
+    };
+    this.keys.set(keyId, key);
+    return key;
+  }
+
+  /** The gateway encrypts (it sees the plaintext); the owner's signature binds the plaintext hash. */
+  async encrypt(plaintext: Uint8Array, opts: { keyId: string }): Promise<HandleInfo> {
+    const request = signEncryptRequest(this.opts.account.secretKey, {
+      keyId: opts.keyId,
+      owner: this.opts.account.addressBytes,
+      plaintextHash: sha256(plaintext),
+      ...this.window(),
+      requestId: newRequestId(),
+    });
+    const { json } = await this.http.request<HandleInfo>('POST', '/v1/encrypt', { request: encryptRequestToJson(request), plaintext: encodeBase64(plaintext) });
+    this.handleKeys.set(json.handle, opts.keyId);
+    return json;
+  }
+
+  /** Encrypts here to the verified key and registers the ciphertext: the gateway never sees the plaintext. */
+  async encryptLocally(plaintext: Uint8Array, opts: { keyId: string }): Promise<HandleInfo> {
+    const key = await this.getKey(opts.keyId);
+    const sealed = await eciesEncrypt(key.publicKey, plaintext);
+    const owner = this.opts.account.addressBytes;
+    const handle = deriveHandle({ keyId: opts.keyId, K: sealed.K, nonce: sealed.nonce, ciphertext: sealed.ciphertext, owner });
+    const registration = signRegisterHandle(this.opts.account.secretKey, { handle, keyId: opts.keyId, owner });
+    const { json } = await this.http.request<HandleInfo>('POST', '/v1/handles', {
+      registration: registerHandleToJson(registration),
+      K: encodeHex(sealed.K),
+      nonce: encodeHex(sealed.nonce),
+      ciphertext: encodeBase64(sealed.ciphertext),
+    });
+    if (json.handle !== encodeHex(handle)) throw new TkmsError('bad_request', 'gateway stored the ciphertext under another handle');
+    this.handleKeys.set(json.handle, opts.keyId);
+    return json;
+  }
+
+  async grant(handle: string, grantee: string, opts: { validForSeconds?: number } = {}): Promise<{ stored: boolean }> {
+    const now = Math.floor(Date.now() / 1000);
+    const grant = signGrant(this.opts.account.secretKey, {
+      handle: decodeHandle(handle),
+      grantee: decodeAddress(grantee, 'grantee'),
+      notAfter: now + (opts.validForSeconds ?? 30 * 24 * 3600),
+      issuedAt: now,
+    });
+    const { json } = await this.http.request<{ stored: boolean }>('POST', `/v1/handles/${encodeHex(grant.handle)}/grants`, grantToJson(grant));
+    return { stored: json.stored };
+  }
+
+  async revoke(handle: string, grantee: string): Promise<RevokeResult> {
+    const revocation = signRevocation(this.opts.account.secretKey, {
+      handle: decodeHandle(handle),
+      grantee: decodeAddress(grantee, 'grantee'),
+      revokedAt: Math.floor(Date.now() / 1000),
+    });
+    const { json } = await this.http.request<RevokeResult>(
+      'DELETE',
+      `/v1/handles/${encodeHex(revocation.handle)}/grants/${encodeHex(revocation.grantee)}`,
+      revocationToJson(revocation),
+    );
+    return { acknowledgedBy: json.acknowledgedBy, needed: json.needed, effective: json.effective };
+  }
+
+  private async keyIdOf(handle: string): Promise<string> {
+    const known = this.handleKeys.get(handle);
+    if (known !== undefined) return known;
+    const { json } = await this.http.request<{ keyId: string }>('GET', `/v1/handles/${handle}`);
+    assertKeyId(json.keyId);
+    this.handleKeys.set(handle, json.keyId);
+    return json.keyId;
+  }
+
+  private rsa(): Promise<RsaKeyPair> {
+    this.rsaKey ??= generateRsaKeyPair(2048);
+    return this.rsaKey;
+  }
+
+  /**
+   * Asks for delegation, verifies, combines and decrypts. When partials fail their proofs,
+   * asks again without those nodes (a fresh request id), so up to n − t lying nodes are survived.
+   */
+  async decrypt(handleHex: string, opts: { keyId?: string; avoidNodes?: number[] } = {}): Promise<DecryptResult> {
+    const handle = encodeHex(decodeHandle(handleHex));
+    const keyId = opts.keyId ?? (await this.keyIdOf(handle));
+    const [key, rsa] = await Promise.all([this.getKey(keyId), this.rsa()]);
+    const rsaSpki = decodeHex(rsa.publicKey.spkiHex);
+    // avoidNodes only steers the first request; retries avoid the nodes that sent bad partials.
+    const exclude = new Set<number>(opts.avoidNodes ?? []);
+    const badNodes = new Set<number>();
+    const rejected: RejectedPartial[] = [];
+    const failures: DecryptResult['failures'] = [];
+    for (let attempt = 1; ; attempt++) {
+      const delegation = signDelegation(this.opts.account.secretKey, {
+        handle: decodeHandle(handle),
+        keyId,
+        requester: this.opts.account.addressBytes,
+        rsaSpki,
+        ...this.window(),
+        requestId: newRequestId(),
+      });
+      const { json } = await this.http.request<Record<string, unknown>>('POST', `/v1/handles/${handle}/delegate`, {
+        delegation: delegationToJson(delegation),
+        ...(exclude.size > 0 ? { exclude: [...exclude].sort((a, b) => a - b) } : {}),
+      });
+      const K = decodeHex(json.K, { name: 'K', length: 33 });
+      const nonce = decodeHex(json.nonce, { name: 'nonce', length: 12 });
+      const ciphertext = decodeBase64(json.ciphertext, { name: 'ciphertext' });
+      const owner = decodeAddress(json.owner, 'owner');
+      // The gateway could swap K or the ciphertext; the handle we asked for commits to both.
+      if (!equalBytes(deriveHandle({ keyId, K, nonce, ciphertext, owner }), decodeHandle(handle))) {
+        throw new TkmsError('bad_proof', 'the gateway returned a ciphertext or K that does not belong to this handle');
+      }
+      if (!Array.isArray(json.partials)) throw new TkmsError('bad_request', 'gateway answer has no partials');
+      const partials = json.partials.map((p, i) => parsePartialAnswer(p, `partials[${i}]`));
+      for (const p of partials) decodeDleqProof(p.proof);
+      if (Array.isArray(json.failures)) failures.push(...(json.failures as DecryptResult['failures']));
+      try {
+        const recovered = await recoverSharedSecret({
+          keyId,
+          requestId: delegation.requestId,
+          K: decodePoint(K, 'K'),
+          t: key.t,
+          verificationShares: key.verificationShares,
+          partials,
+          rsaPrivateKey: rsa.privateKey,
+        });
+        rejected.push(...recovered.rejected);
+        try {
+          const plaintext = await decryptWithSharedSecretX(recovered.sharedSecretX, nonce, ciphertext);
+          return { plaintext, usedNodeIds: recovered.usedNodeIds, rejected, failures, attempts: attempt };
+        } finally {
+          recovered.sharedSecretX.fill(0);
+        }
+      } catch (e) {
+        if (!isTkmsError(e, 'insufficient_partials')) throw e;
+        const bad = ((e.details?.rejected as RejectedPartial[] | undefined) ?? []).map((r) => r.nodeId);
+        rejected.push(...((e.details?.rejected as RejectedPartial[] | undefined) ?? []));
+        for (const id of bad) badNodes.add(id);
+        const remaining = key.n - badNodes.size;
+        if (attempt >= MAX_ATTEMPTS || bad.length === 0 || remaining < key.t) {
+          const named = rejected.map((r) => `node ${r.nodeId} (${r.code})`).join(', ');
+          throw new TkmsError('insufficient_partials', `could not collect ${key.t} valid partials after ${attempt} attempts; rejected: ${named || 'none'}`, {
+            rejected,
+            failures,
+          });
+        }
+        exclude.clear();
+        for (const id of badNodes) exclude.add(id);
+      }
+    }
+  }
+}

@@ -1,0 +1,437 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, decodeHex, encodeHex, equalBytes } from './bytes.ts';
+import { COMPRESSED_POINT_LENGTH } from './curve.ts';
+import { NONCE_LENGTH } from './ecies.ts';
+import { TkmsError } from './errors.ts';
+import {
+  decodeSignature,
+  recoverTypedDataSigner,
+  signTypedData,
+  type Eip712Domain,
+  type Eip712Struct,
+  type Eip712Value,
+} from './eip712.ts';
+import { CIPHERTEXT_HASH_LENGTH, decodeHandle, deriveHandleFromDigest, HANDLE_LENGTH } from './handle.ts';
+import { ADDRESS_LENGTH, assertKeyId, decodeAddress, REQUEST_ID_LENGTH } from './identifiers.ts';
+
+/**
+ * Who may decrypt what. Every message here is an EIP-712 signature by an Ethereum-style
+ * account, so the same checks run on the gateway and, independently, on every node:
+ * a compromised gateway cannot forge any of them.
+ *
+ *   owner ──RegisterHandle / EncryptRequest──▶ handle (commits to keyId, K, nonce, H(ct), owner)
+ *   owner ──Grant{handle, grantee, notAfter, issuedAt}──▶ grantee
+ *   owner ──Revocation{handle, grantee, revokedAt}──▶ cancels grants issued at or before revokedAt
+ *   requester ──Delegation{handle, keyId, rsaSpki, window, requestId}──▶ nodes
+ */
+export const TKMS_EIP712_DOMAIN: Eip712Domain = { name: 'tkms', version: '1' };
+
+/** A delegation request may be valid for at most one hour (ARCHITECTURE.md). */
+export const MAX_VALIDITY_SECONDS = 3600;
+export const DEFAULT_CLOCK_SKEW_SECONDS = 30;
+const MAX_SPKI_BYTES = 1024;
+/** Timestamps are unix seconds; anything past year 10000 is a mistake, not a time. */
+const MAX_TIMESTAMP = 253_402_300_799;
+
+export const DELEGATION_STRUCT: Eip712Struct = {
+  name: 'Delegation',
+  fields: [
+    { name: 'handle', type: 'bytes32' },
+    { name: 'keyId', type: 'string' },
+    { name: 'requester', type: 'address' },
+    { name: 'rsaSpki', type: 'bytes' },
+    { name: 'notBefore', type: 'uint64' },
+    { name: 'notAfter', type: 'uint64' },
+    { name: 'requestId', type: 'bytes16' },
+  ],
+};
+
+export const GRANT_STRUCT: Eip712Struct = {
+  name: 'Grant',
+  fields: [
+    { name: 'handle', type: 'bytes32' },
+    { name: 'grantee', type: 'address' },
+    { name: 'notAfter', type: 'uint64' },
+    { name: 'issuedAt', type: 'uint64' },
+  ],
+};
+
+export const REVOCATION_STRUCT: Eip712Struct = {
+  name: 'Revocation',
+  fields: [
+    { name: 'handle', type: 'bytes32' },
+    { name: 'grantee', type: 'address' },
+    { name: 'revokedAt', type: 'uint64' },
+  ],
+};
+
+export const ENCRYPT_STRUCT: Eip712Struct = {
+  name: 'EncryptRequest',
+  fields: [
+    { name: 'keyId', type: 'string' },
+    { name: 'owner', type: 'address' },
+    { name: 'plaintextHash', type: 'bytes32' },
+    { name: 'notBefore', type: 'uint64' },
+    { name: 'notAfter', type: 'uint64' },
+    { name: 'requestId', type: 'bytes16' },
+  ],
+};
+
+export const REGISTER_STRUCT: Eip712Struct = {
+  name: 'RegisterHandle',
+  fields: [
+    { name: 'handle', type: 'bytes32' },
+    { name: 'keyId', type: 'string' },
+    { name: 'owner', type: 'address' },
+  ],
+};
+
+// ---------------------------------------------------------------------------------------
+// Message types (decoded: bytes) and their JSON wire forms (hex, 0x-prefixed except the SPKI).
+
+/** What a node needs to recompute a handle: everything but the ciphertext itself. */
+export interface HandleDescriptor {
+  keyId: string;
+  K: Uint8Array;
+  nonce: Uint8Array;
+  ciphertextHash: Uint8Array;
+  owner: Uint8Array;
+}
+
+export interface UnsignedDelegation {
+  handle: Uint8Array;
+  keyId: string;
+  requester: Uint8Array;
+  /** DER SPKI of the requester's RSA-OAEP key; travels as hex without 0x (spec). */
+  rsaSpki: Uint8Array;
+  notBefore: number;
+  notAfter: number;
+  requestId: Uint8Array;
+}
+export interface Delegation extends UnsignedDelegation {
+  signature: Uint8Array;
+}
+
+export interface UnsignedGrant {
+  handle: Uint8Array;
+  grantee: Uint8Array;
+  notAfter: number;
+  issuedAt: number;
+}
+export interface Grant extends UnsignedGrant {
+  signature: Uint8Array;
+}
+
+export interface UnsignedRevocation {
+  handle: Uint8Array;
+  grantee: Uint8Array;
+  revokedAt: number;
+}
+export interface Revocation extends UnsignedRevocation {
+  signature: Uint8Array;
+}
+
+export interface UnsignedEncryptRequest {
+  keyId: string;
+  owner: Uint8Array;
+  plaintextHash: Uint8Array;
+  notBefore: number;
+  notAfter: number;
+  requestId: Uint8Array;
+}
+export interface EncryptRequest extends UnsignedEncryptRequest {
+  signature: Uint8Array;
+}
+
+export interface UnsignedRegisterHandle {
+  handle: Uint8Array;
+  keyId: string;
+  owner: Uint8Array;
+}
+export interface RegisterHandle extends UnsignedRegisterHandle {
+  signature: Uint8Array;
+}
+
+function bad(message: string): never {
+  throw new TkmsError('bad_request', message);
+}
+
+function asObject(value: unknown, what: string, fields: readonly string[]): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) bad(`${what} must be a JSON object`);
+  const obj = value as Record<string, unknown>;
+  for (const k of Object.keys(obj)) if (!fields.includes(k)) bad(`${what} has an unexpected field "${k}"`);
+  for (const f of fields) if (!(f in obj)) bad(`${what} is missing the field "${f}"`);
+  return obj;
+}
+
+function timestamp(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_TIMESTAMP) {
+    bad(`${name} must be a unix time in whole seconds`);
+  }
+  return value;
+}
+
+function keyId(value: unknown): string {
+  assertKeyId(value);
+  return value;
+}
+
+function hexField(value: unknown, name: string, length: number): Uint8Array {
+  return decodeHex(value, { name, length });
+}
+
+function spki(value: unknown): Uint8Array {
+  return decodeHex(value, { name: 'rsaSpki', maxLength: MAX_SPKI_BYTES, allowPrefix: false });
+}
+
+const address = (b: Uint8Array): string => encodeHex(b);
+
+export function parseHandleDescriptor(value: unknown): HandleDescriptor {
+  const o = asObject(value, 'handle descriptor', ['keyId', 'K', 'nonce', 'ciphertextHash', 'owner']);
+  return {
+    keyId: keyId(o.keyId),
+    K: hexField(o.K, 'K', COMPRESSED_POINT_LENGTH),
+    nonce: hexField(o.nonce, 'nonce', NONCE_LENGTH),
+    ciphertextHash: hexField(o.ciphertextHash, 'ciphertextHash', CIPHERTEXT_HASH_LENGTH),
+    owner: decodeAddress(o.owner, 'owner'),
+  };
+}
+
+export function handleDescriptorToJson(d: HandleDescriptor): Record<string, string> {
+  return { keyId: d.keyId, K: encodeHex(d.K), nonce: encodeHex(d.nonce), ciphertextHash: encodeHex(d.ciphertextHash), owner: address(d.owner) };
+}
+
+export function parseDelegation(value: unknown): Delegation {
+  const o = asObject(value, 'delegation', ['handle', 'keyId', 'requester', 'rsaSpki', 'notBefore', 'notAfter', 'requestId', 'signature']);
+  return {
+    handle: decodeHandle(o.handle),
+    keyId: keyId(o.keyId),
+    requester: decodeAddress(o.requester, 'requester'),
+    rsaSpki: spki(o.rsaSpki),
+    notBefore: timestamp(o.notBefore, 'notBefore'),
+    notAfter: timestamp(o.notAfter, 'notAfter'),
+    requestId: hexField(o.requestId, 'requestId', REQUEST_ID_LENGTH),
+    signature: decodeSignature(o.signature),
+  };
+}
+
+export function delegationToJson(d: Delegation): Record<string, string | number> {
+  return {
+    handle: encodeHex(d.handle),
+    keyId: d.keyId,
+    requester: address(d.requester),
+    rsaSpki: bytesToHex(d.rsaSpki),
+    notBefore: d.notBefore,
+    notAfter: d.notAfter,
+    requestId: encodeHex(d.requestId),
+    signature: encodeHex(d.signature),
+  };
+}
+
+export function parseGrant(value: unknown): Grant {
+  const o = asObject(value, 'grant', ['handle', 'grantee', 'notAfter', 'issuedAt', 'signature']);
+  return {
+    handle: decodeHandle(o.handle),
+    grantee: decodeAddress(o.grantee, 'grantee'),
+    notAfter: timestamp(o.notAfter, 'notAfter'),
+    issuedAt: timestamp(o.issuedAt, 'issuedAt'),
+    signature: decodeSignature(o.signature),
+  };
+}
+
+export function grantToJson(g: Grant): Record<string, string | number> {
+  return { handle: encodeHex(g.handle), grantee: address(g.grantee), notAfter: g.notAfter, issuedAt: g.issuedAt, signature: encodeHex(g.signature) };
+}
+
+export function parseRevocation(value: unknown): Revocation {
+  const o = asObject(value, 'revocation', ['handle', 'grantee', 'revokedAt', 'signature']);
+  return {
+    handle: decodeHandle(o.handle),
+    grantee: decodeAddress(o.grantee, 'grantee'),
+    revokedAt: timestamp(o.revokedAt, 'revokedAt'),
+    signature: decodeSignature(o.signature),
+  };
+}
+
+export function revocationToJson(r: Revocation): Record<string, string | number> {
+  return { handle: encodeHex(r.handle), grantee: address(r.grantee), revokedAt: r.revokedAt, signature: encodeHex(r.signature) };
+}
+
+export function parseEncryptRequest(value: unknown): EncryptRequest {
+  const o = asObject(value, 'encrypt request', ['keyId', 'owner', 'plaintextHash', 'notBefore', 'notAfter', 'requestId', 'signature']);
+  return {
+    keyId: keyId(o.keyId),
+    owner: decodeAddress(o.owner, 'owner'),
+    plaintextHash: hexField(o.plaintextHash, 'plaintextHash', 32),
+    notBefore: timestamp(o.notBefore, 'notBefore'),
+    notAfter: timestamp(o.notAfter, 'notAfter'),
+    requestId: hexField(o.requestId, 'requestId', REQUEST_ID_LENGTH),
+    signature: decodeSignature(o.signature),
+  };
+}
+
+export function encryptRequestToJson(r: EncryptRequest): Record<string, string | number> {
+  return {
+    keyId: r.keyId,
+    owner: address(r.owner),
+    plaintextHash: encodeHex(r.plaintextHash),
+    notBefore: r.notBefore,
+    notAfter: r.notAfter,
+    requestId: encodeHex(r.requestId),
+    signature: encodeHex(r.signature),
+  };
+}
+
+export function parseRegisterHandle(value: unknown): RegisterHandle {
+  const o = asObject(value, 'handle registration', ['handle', 'keyId', 'owner', 'signature']);
+  return { handle: decodeHandle(o.handle), keyId: keyId(o.keyId), owner: decodeAddress(o.owner, 'owner'), signature: decodeSignature(o.signature) };
+}
+
+export function registerHandleToJson(r: RegisterHandle): Record<string, string> {
+  return { handle: encodeHex(r.handle), keyId: r.keyId, owner: address(r.owner), signature: encodeHex(r.signature) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Signing (client side) and signer recovery.
+
+type Message = Record<string, Eip712Value>;
+
+const delegationMessage = (d: UnsignedDelegation): Message => ({
+  handle: d.handle,
+  keyId: d.keyId,
+  requester: d.requester,
+  rsaSpki: d.rsaSpki,
+  notBefore: d.notBefore,
+  notAfter: d.notAfter,
+  requestId: d.requestId,
+});
+const grantMessage = (g: UnsignedGrant): Message => ({ handle: g.handle, grantee: g.grantee, notAfter: g.notAfter, issuedAt: g.issuedAt });
+const revocationMessage = (r: UnsignedRevocation): Message => ({ handle: r.handle, grantee: r.grantee, revokedAt: r.revokedAt });
+const encryptMessage = (r: UnsignedEncryptRequest): Message => ({
+  keyId: r.keyId,
+  owner: r.owner,
+  plaintextHash: r.plaintextHash,
+  notBefore: r.notBefore,
+  notAfter: r.notAfter,
+  requestId: r.requestId,
+});
+const registerMessage = (r: UnsignedRegisterHandle): Message => ({ handle: r.handle, keyId: r.keyId, owner: r.owner });
+
+export function signDelegation(secretKey: Uint8Array, d: UnsignedDelegation): Delegation {
+  return { ...d, signature: signTypedData(secretKey, TKMS_EIP712_DOMAIN, DELEGATION_STRUCT, delegationMessage(d)) };
+}
+export function signGrant(secretKey: Uint8Array, g: UnsignedGrant): Grant {
+  return { ...g, signature: signTypedData(secretKey, TKMS_EIP712_DOMAIN, GRANT_STRUCT, grantMessage(g)) };
+}
+export function signRevocation(secretKey: Uint8Array, r: UnsignedRevocation): Revocation {
+  return { ...r, signature: signTypedData(secretKey, TKMS_EIP712_DOMAIN, REVOCATION_STRUCT, revocationMessage(r)) };
+}
+export function signEncryptRequest(secretKey: Uint8Array, r: UnsignedEncryptRequest): EncryptRequest {
+  return { ...r, signature: signTypedData(secretKey, TKMS_EIP712_DOMAIN, ENCRYPT_STRUCT, encryptMessage(r)) };
+}
+export function signRegisterHandle(secretKey: Uint8Array, r: UnsignedRegisterHandle): RegisterHandle {
+  return { ...r, signature: signTypedData(secretKey, TKMS_EIP712_DOMAIN, REGISTER_STRUCT, registerMessage(r)) };
+}
+
+function requireSigner(struct: Eip712Struct, message: Message, signature: Uint8Array, expected: Uint8Array, what: string): void {
+  const signer = recoverTypedDataSigner(TKMS_EIP712_DOMAIN, struct, message, signature);
+  if (!equalBytes(signer, expected)) throw new TkmsError('unauthorized', `${what} is not signed by ${address(expected)}`);
+}
+
+// ---------------------------------------------------------------------------------------
+// Checks. Each throws a typed error (bad_request, expired, unauthorized, revoked) or returns.
+
+export interface TimeOptions {
+  nowSeconds: number;
+  clockSkewSeconds?: number;
+}
+
+/** A signed window [notBefore, notAfter], at most an hour long, containing now (± skew). */
+export function checkValidityWindow(notBefore: number, notAfter: number, time: TimeOptions, what: string): void {
+  const skew = time.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
+  if (notAfter <= notBefore) throw new TkmsError('bad_request', `${what}: notAfter must be later than notBefore`);
+  if (notAfter - notBefore > MAX_VALIDITY_SECONDS) {
+    throw new TkmsError('bad_request', `${what}: validity window must be at most ${MAX_VALIDITY_SECONDS} s, got ${notAfter - notBefore} s`);
+  }
+  if (time.nowSeconds > notAfter + skew) throw new TkmsError('expired', `${what} expired at ${notAfter} (now ${time.nowSeconds})`);
+  if (time.nowSeconds < notBefore - skew) throw new TkmsError('expired', `${what} is not valid before ${notBefore} (now ${time.nowSeconds}, skew ${skew} s)`);
+}
+
+/** The handle must commit to exactly this key, K, nonce, ciphertext hash and owner. */
+export function checkHandleCommitment(handle: Uint8Array, descriptor: HandleDescriptor): void {
+  if (!equalBytes(deriveHandleFromDigest(descriptor), handle)) {
+    throw new TkmsError('unauthorized', 'handle does not commit to this key id, K, nonce, ciphertext and owner');
+  }
+}
+
+export function verifyRegisterHandle(r: RegisterHandle, descriptor: HandleDescriptor): void {
+  if (r.keyId !== descriptor.keyId || !equalBytes(r.owner, descriptor.owner)) throw new TkmsError('unauthorized', 'registration does not match the handle');
+  checkHandleCommitment(r.handle, descriptor);
+  requireSigner(REGISTER_STRUCT, registerMessage(r), r.signature, r.owner, 'handle registration');
+}
+
+export function verifyEncryptRequest(r: EncryptRequest, plaintext: Uint8Array, time: TimeOptions): void {
+  checkValidityWindow(r.notBefore, r.notAfter, time, 'encrypt request');
+  if (!equalBytes(sha256(plaintext), r.plaintextHash)) throw new TkmsError('unauthorized', 'plaintextHash does not match the plaintext');
+  requireSigner(ENCRYPT_STRUCT, encryptMessage(r), r.signature, r.owner, 'encrypt request');
+}
+
+/** The owner of the described handle signed this revocation. */
+export function verifyRevocation(r: Revocation, descriptor: HandleDescriptor): void {
+  checkHandleCommitment(r.handle, descriptor);
+  requireSigner(REVOCATION_STRUCT, revocationMessage(r), r.signature, descriptor.owner, 'revocation');
+}
+
+/** The owner of the described handle signed this grant (validity in time is checked at use). */
+export function verifyGrant(g: Grant, descriptor: HandleDescriptor): void {
+  checkHandleCommitment(g.handle, descriptor);
+  requireSigner(GRANT_STRUCT, grantMessage(g), g.signature, descriptor.owner, 'grant');
+}
+
+export interface DelegationCheck extends TimeOptions {
+  delegation: Delegation;
+  descriptor: HandleDescriptor;
+  grant: Grant | undefined;
+  /** The latest revocation this checker has seen for (handle, grantee), if any. */
+  revokedAt: (handle: Uint8Array, grantee: Uint8Array) => number | undefined;
+}
+
+export interface AuthorizedDelegation {
+  requester: Uint8Array;
+  /** True when the requester is not the owner and decrypts through a grant. */
+  viaGrant: boolean;
+}
+
+/**
+ * The whole chain owner → grant → requester, checked from signatures alone. Cheap checks
+ * come first; nothing here touches a secret. Replay is the caller's (stateful) check.
+ */
+export function authorizeDelegation(check: DelegationCheck): AuthorizedDelegation {
+  const { delegation: d, descriptor } = check;
+  if (d.handle.length !== HANDLE_LENGTH || d.requestId.length !== REQUEST_ID_LENGTH || d.requester.length !== ADDRESS_LENGTH) {
+    throw new TkmsError('bad_request', 'delegation fields have wrong lengths');
+  }
+  checkValidityWindow(d.notBefore, d.notAfter, check, 'delegation request');
+  requireSigner(DELEGATION_STRUCT, delegationMessage(d), d.signature, d.requester, 'delegation request');
+  if (d.keyId !== descriptor.keyId) throw new TkmsError('unauthorized', `delegation names key ${d.keyId} but the handle belongs to key ${descriptor.keyId}`);
+  checkHandleCommitment(d.handle, descriptor);
+  if (equalBytes(d.requester, descriptor.owner)) return { requester: d.requester, viaGrant: false };
+
+  const g = check.grant;
+  if (g === undefined) throw new TkmsError('unauthorized', `${address(d.requester)} holds no grant for this handle`);
+  if (!equalBytes(g.handle, d.handle)) throw new TkmsError('unauthorized', 'the grant is for another handle');
+  if (!equalBytes(g.grantee, d.requester)) throw new TkmsError('unauthorized', `the grant is for ${address(g.grantee)}, not the requester`);
+  requireSigner(GRANT_STRUCT, grantMessage(g), g.signature, descriptor.owner, 'grant');
+  const skew = check.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
+  if (check.nowSeconds > g.notAfter + skew) throw new TkmsError('expired', `the grant expired at ${g.notAfter}`);
+  const revokedAt = check.revokedAt(d.handle, d.requester);
+  if (revokedAt !== undefined && revokedAt >= g.issuedAt) {
+    throw new TkmsError('revoked', `the grant to ${address(d.requester)} was revoked at ${revokedAt}`);
+  }
+  return { requester: d.requester, viaGrant: true };
+}
+
+/** Map key for (handle, grantee) pairs. */
+export function grantKey(handle: Uint8Array, grantee: Uint8Array): string {
+  return `${bytesToHex(handle)}:${bytesToHex(grantee)}`;
+}

@@ -1,0 +1,337 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { createIdentityFile } from '../node/identity.ts';
+
+/**
+ * A local network on loopback: n node daemons and a gateway as separate processes, each
+ * with its own config, identity, keystore and log file under one directory, plus a DKG for
+ * one key. The same layout an operator would write by hand (see docs), generated.
+ * Re-running against an existing directory restarts the same network with its keys.
+ */
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const TKMS_BIN = join(REPO_ROOT, 'bin/tkms.js');
+
+export interface DevnetOptions {
+  dir: string;
+  n?: number;
+  t?: number;
+  keyId?: string;
+  /** Gateway port; 0 picks a free one. */
+  gatewayPort?: number;
+  /** Remove the directory first (a new committee and new keys). */
+  fresh?: boolean;
+  logLevel?: string;
+  /** Extra fields merged into a node's config (e.g. testFaults; also sets TKMS_ENABLE_TEST_FAULTS). */
+  nodeConfig?: Record<number, Record<string, unknown>>;
+  /** Extra gateway config fields. */
+  gatewayConfig?: Record<string, unknown>;
+  onProgress?: (line: string) => void;
+}
+
+interface Layout {
+  version: 1;
+  n: number;
+  t: number;
+  keyId: string;
+  committeeId: string;
+  gatewayPort: number;
+  nodes: { id: number; p2pPort: number; httpPort: number; adminPort: number; peerId: string }[];
+}
+
+export interface DevnetNode {
+  id: number;
+  dir: string;
+  configPath: string;
+  httpUrl: string;
+  adminUrl: string;
+  peerId: string;
+  process: ChildProcess | undefined;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function getJson(url: string, init: RequestInit = {}): Promise<{ status: number; json: any }> {
+  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5_000) });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: res.status, json };
+}
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, failed?: () => string | undefined): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const why = failed?.();
+    if (why !== undefined) throw new Error(`${what}: ${why}`);
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export class Devnet {
+  readonly nodes: DevnetNode[] = [];
+  gatewayUrl = '';
+  private gateway: ChildProcess | undefined;
+  private readonly logs: WriteStream[] = [];
+  private readonly exits = new Map<ChildProcess, string>();
+
+  private constructor(
+    readonly options: DevnetOptions,
+    readonly layout: Layout,
+  ) {}
+
+  get dir(): string {
+    return this.options.dir;
+  }
+
+  get keyId(): string {
+    return this.layout.keyId;
+  }
+
+  get t(): number {
+    return this.layout.t;
+  }
+
+  get n(): number {
+    return this.layout.n;
+  }
+
+  private progress(line: string): void {
+    this.options.onProgress?.(line);
+  }
+
+  /** Prepares (or reuses) the directory, starts every process, runs the DKG if needed. */
+  static async start(options: DevnetOptions): Promise<Devnet> {
+    const dir = resolve(options.dir);
+    if (options.fresh) await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const layoutPath = join(dir, 'devnet.json');
+    let layout: Layout;
+    if (await exists(layoutPath)) {
+      layout = JSON.parse(await readFile(layoutPath, 'utf8')) as Layout;
+      if (options.n !== undefined && options.n !== layout.n) throw new Error(`${dir} holds a ${layout.t}-of-${layout.n} devnet; use --fresh to make a new one`);
+    } else {
+      layout = await Devnet.create(dir, options);
+      await writeFile(layoutPath, `${JSON.stringify(layout, null, 2)}\n`);
+    }
+    const devnet = new Devnet({ ...options, dir }, layout);
+    for (const node of layout.nodes) {
+      const nodeDir = join(dir, `node${node.id}`);
+      devnet.nodes.push({
+        id: node.id,
+        dir: nodeDir,
+        configPath: join(nodeDir, 'config.json'),
+        httpUrl: `http://127.0.0.1:${node.httpPort}`,
+        adminUrl: `http://127.0.0.1:${node.adminPort}`,
+        peerId: node.peerId,
+        process: undefined,
+      });
+    }
+    try {
+      await devnet.writeConfigs();
+      devnet.progress(`starting ${layout.n} nodes (t = ${layout.t}) in ${dir}`);
+      await Promise.all(devnet.nodes.map((n) => devnet.startNode(n.id)));
+      await devnet.waitNodesHealthy(devnet.nodes.map((n) => n.id), 60_000);
+      await devnet.ensureKey();
+      await devnet.startGateway();
+    } catch (e) {
+      await devnet.stop();
+      throw e;
+    }
+    return devnet;
+  }
+
+  private static async create(dir: string, options: DevnetOptions): Promise<Layout> {
+    const n = options.n ?? 5;
+    const t = options.t ?? Math.min(n, 3);
+    if (!Number.isInteger(n) || n < 1 || n > 64 || !Number.isInteger(t) || t < 1 || t > n) throw new Error('devnet needs 1 ≤ t ≤ n ≤ 64');
+    const nodes: Layout['nodes'] = [];
+    for (let id = 1; id <= n; id++) {
+      const nodeDir = join(dir, `node${id}`);
+      await mkdir(nodeDir, { recursive: true, mode: 0o700 });
+      const identity = await createIdentityFile(join(nodeDir, 'identity.json'));
+      nodes.push({ id, p2pPort: await freePort(), httpPort: await freePort(), adminPort: await freePort(), peerId: identity.peerId });
+    }
+    const committeeId = `devnet-${randomBytes(4).toString('hex')}`;
+    const committee = {
+      committeeId,
+      t,
+      members: nodes.map((m) => ({ id: m.id, peerId: m.peerId, multiaddrs: [`/ip4/127.0.0.1/tcp/${m.p2pPort}`] })),
+    };
+    await writeFile(join(dir, 'committee.json'), `${JSON.stringify(committee, null, 2)}\n`);
+    // One password for the devnet's keystores, in a 0600 file: a local network, not production.
+    await writeFile(join(dir, 'keystore-password'), `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+    const gatewayPort = options.gatewayPort === undefined || options.gatewayPort === 0 ? await freePort() : options.gatewayPort;
+    return { version: 1, n, t, keyId: options.keyId ?? 'default', committeeId, gatewayPort, nodes };
+  }
+
+  private async writeConfigs(): Promise<void> {
+    const logLevel = this.options.logLevel ?? 'info';
+    for (const node of this.layout.nodes) {
+      const config = {
+        listen: `/ip4/127.0.0.1/tcp/${node.p2pPort}`,
+        http: `127.0.0.1:${node.httpPort}`,
+        admin: `127.0.0.1:${node.adminPort}`,
+        identityFile: 'identity.json',
+        keystoreDir: 'keystore',
+        stateDir: 'state',
+        committeeFile: '../committee.json',
+        keystorePasswordFile: '../keystore-password',
+        dkg: { phaseTimeoutMs: 5_000 },
+        logLevel,
+        ...(this.options.nodeConfig?.[node.id] ?? {}),
+      };
+      await writeFile(join(this.options.dir, `node${node.id}`, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    }
+    const gateway = {
+      listen: `127.0.0.1:${this.options.gatewayPort ? this.options.gatewayPort : this.layout.gatewayPort}`,
+      storeDir: 'gateway/store',
+      committeeFile: 'committee.json',
+      logLevel,
+      ...(this.options.gatewayConfig ?? {}),
+    };
+    await mkdir(join(this.options.dir, 'gateway'), { recursive: true, mode: 0o700 });
+    await writeFile(join(this.options.dir, 'gateway.json'), `${JSON.stringify(gateway, null, 2)}\n`);
+    this.gatewayUrl = `http://${gateway.listen}`;
+  }
+
+  private spawn(name: string, args: string[], logPath: string, env: Record<string, string> = {}): ChildProcess {
+    const log = createWriteStream(logPath, { flags: 'a', mode: 0o600 });
+    this.logs.push(log);
+    const child = spawn(process.execPath, [TKMS_BIN, ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, TKMS_KEYSTORE_PASSWORD: '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout!.pipe(log, { end: false });
+    child.stderr!.pipe(log, { end: false });
+    child.once('exit', (code, signal) => this.exits.set(child, `${name} exited (code ${code}, signal ${signal}); see ${logPath}`));
+    return child;
+  }
+
+  private exitReason(child: ChildProcess | undefined): string | undefined {
+    return child === undefined ? undefined : this.exits.get(child);
+  }
+
+  node(id: number): DevnetNode {
+    const node = this.nodes.find((n) => n.id === id);
+    if (node === undefined) throw new Error(`no node ${id}`);
+    return node;
+  }
+
+  async startNode(id: number): Promise<void> {
+    const node = this.node(id);
+    const faults = this.options.nodeConfig?.[id]?.testFaults !== undefined;
+    node.process = this.spawn(`node ${id}`, ['node', 'start', '--config', node.configPath], join(node.dir, 'node.log'), faults ? { TKMS_ENABLE_TEST_FAULTS: '1' } : {});
+    const child = node.process;
+    await until(`node ${id} to listen`, 60_000, async () => ((await getJson(`${node.httpUrl}/health`)) ? true : undefined), () => this.exitReason(child));
+  }
+
+  async waitNodesHealthy(ids: number[], timeoutMs = 30_000): Promise<void> {
+    await Promise.all(
+      ids.map((id) => {
+        const node = this.node(id);
+        return until(`node ${id} to be ready`, timeoutMs, async () => ((await getJson(`${node.httpUrl}/health`)).status === 200 ? true : undefined), () => this.exitReason(node.process));
+      }),
+    );
+  }
+
+  private async ensureKey(): Promise<void> {
+    const first = this.nodes[0]!;
+    // A DKG started before every member is connected waits out a phase deadline for the late ones.
+    await Promise.all(
+      this.nodes.map((node) =>
+        until(`node ${node.id} to see every member`, 30_000, async () => ((await getJson(`${node.httpUrl}/health`)).json.peersConnected === this.n - 1 ? true : undefined)),
+      ),
+    );
+    const keys = await getJson(`${first.adminUrl}/admin/keys`);
+    if ((keys.json.keys as { keyId: string }[]).some((k) => k.keyId === this.keyId)) {
+      this.progress(`key "${this.keyId}" already generated; reusing it`);
+      return;
+    }
+    this.progress(`running the DKG for key "${this.keyId}"`);
+    const started = Date.now();
+    const proposed = await getJson(`${first.adminUrl}/admin/dkg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ keyId: this.keyId }) });
+    if (proposed.status !== 202) throw new Error(`DKG could not start: ${JSON.stringify(proposed.json)}`);
+    const status = await until(`the DKG of key ${this.keyId}`, 120_000, async () => {
+      const s = await getJson(`${first.adminUrl}/admin/dkg/${encodeURIComponent(this.keyId)}`);
+      return s.json.status === 'running' ? undefined : s.json;
+    });
+    if (status.status !== 'done') throw new Error(`DKG aborted: ${status.abortReason}`);
+    this.progress(`DKG done in ${Date.now() - started} ms: public key ${status.result.groupPublicKey}`);
+  }
+
+  async startGateway(): Promise<void> {
+    this.gateway = this.spawn('gateway', ['gateway', 'start', '--config', join(this.options.dir, 'gateway.json')], join(this.options.dir, 'gateway', 'gateway.log'));
+    const child = this.gateway;
+    await until('the gateway to be ready', 60_000, async () => ((await getJson(`${this.gatewayUrl}/v1/keys/${this.keyId}`)).status === 200 ? true : undefined), () => this.exitReason(child));
+  }
+
+  /** SIGKILL a node (a crash); `restartNode` brings it back with its keystore. */
+  async killNode(id: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.node(id).process;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    await exited;
+  }
+
+  async restartNode(id: number): Promise<void> {
+    await this.killNode(id, 'SIGTERM');
+    await this.startNode(id);
+  }
+
+  async stop(): Promise<void> {
+    const children = [this.gateway, ...this.nodes.map((n) => n.process)].filter((c): c is ChildProcess => c !== undefined && c.exitCode === null && c.signalCode === null);
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((r) => {
+            const timer = setTimeout(() => c.kill('SIGKILL'), 5_000);
+            c.once('exit', () => {
+              clearTimeout(timer);
+              r();
+            });
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+    await Promise.all(this.logs.map((l) => new Promise<void>((r) => l.end(() => r()))));
+  }
+
+  /** Everything the processes logged, for tests that grep it. */
+  async readLogs(): Promise<string> {
+    const parts = await Promise.all([
+      ...this.nodes.map((n) => readFile(join(n.dir, 'node.log'), 'utf8').catch(() => '')),
+      readFile(join(this.options.dir, 'gateway', 'gateway.log'), 'utf8').catch(() => ''),
+    ]);
+    return parts.join('');
+  }
+}

@@ -1,0 +1,354 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import {
+  assertKeyId,
+  authorizeDelegation,
+  bytesToHex,
+  decodeAddress,
+  decodeBase64,
+  decodeHandle,
+  decodeHex,
+  decodePoint,
+  deriveHandle,
+  eciesEncrypt,
+  encodeBase64,
+  encodeHex,
+  grantToJson,
+  importRsaPublicKey,
+  NONCE_LENGTH,
+  parseDelegation,
+  parseEncryptRequest,
+  parseGrant,
+  parseRegisterHandle,
+  parseRevocation,
+  partialAnswerToJson,
+  revocationToJson,
+  TAG_LENGTH,
+  TkmsError,
+  verifyEncryptRequest,
+  verifyGrant,
+  verifyRegisterHandle,
+  verifyRevocation,
+  type Grant,
+  type HandleDescriptor,
+} from '../core/index.ts';
+import { assertParticipantId } from '../core/shamir.ts';
+import type { Route } from '../net/http.ts';
+import type { GatewayConfig } from './config.ts';
+import { keyToJson, type KeyDirectory } from './keys.ts';
+import type { GatewayMetrics } from './metrics.ts';
+import type { NodePool } from './node-pool.ts';
+import { buildOpenApiDocument } from './openapi.ts';
+import type { RateLimiter } from './rate-limit.ts';
+import type { GatewayStore, StoredGrant, StoredHandle } from './store.ts';
+
+/**
+ * The gateway's HTTP API. The gateway checks signatures, windows, handle commitments, grants,
+ * revocations and RSA keys before it asks any node (so bad requests fail early and cheaply),
+ * but it is not trusted for them: every node repeats every check and keeps its own replay cache.
+ * Per-account rate limits are charged only after the account's signature verified, so nobody
+ * can spend another account's budget; a per-IP limit in front bounds the signature checks.
+ */
+export interface GatewayContext {
+  config: GatewayConfig;
+  store: GatewayStore;
+  keys: KeyDirectory;
+  pool: NodePool;
+  limiter: RateLimiter;
+  /** Charged per client IP before any signature is checked. */
+  ipLimiter: RateLimiter;
+  metrics: GatewayMetrics;
+  now?: () => number;
+}
+
+function objectBody(body: unknown, fields: readonly string[], optional: readonly string[] = []): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TkmsError('bad_request', 'request body must be a JSON object');
+  const o = body as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!fields.includes(k) && !optional.includes(k)) throw new TkmsError('bad_request', `unexpected field "${k}"`);
+  for (const f of fields) if (!(f in o)) throw new TkmsError('bad_request', `missing field "${f}"`);
+  return o;
+}
+
+function descriptorOf(h: StoredHandle): HandleDescriptor {
+  return {
+    keyId: h.keyId,
+    K: decodeHex(h.K),
+    nonce: decodeHex(h.nonce),
+    ciphertextHash: decodeHex(h.ciphertextHash),
+    owner: decodeHex(h.owner),
+  };
+}
+
+function handleJson(h: StoredHandle): Record<string, unknown> {
+  return { handle: h.handle, keyId: h.keyId, K: h.K, nonce: h.nonce, ciphertextHash: h.ciphertextHash, owner: h.owner, createdAt: new Date(h.createdAt).toISOString() };
+}
+
+function storedGrant(g: Grant): StoredGrant {
+  const json = grantToJson(g);
+  return { handle: json.handle as string, grantee: json.grantee as string, notAfter: g.notAfter, issuedAt: g.issuedAt, signature: json.signature as string };
+}
+
+/** Spent encrypt request ids, until their window closes: a replayed encrypt would only duplicate, but it is refused all the same. */
+class SpentIds {
+  private readonly until = new Map<string, number>();
+  claim(id: string, untilSeconds: number, nowSeconds: number): void {
+    if ((this.until.get(id) ?? 0) > nowSeconds) throw new TkmsError('replayed', `request id ${id} was already used`);
+    if (this.until.size > 100_000) for (const [k, v] of this.until) if (v <= nowSeconds) this.until.delete(k);
+    this.until.set(id, untilSeconds);
+  }
+}
+
+export function gatewayRoutes(ctx: GatewayContext): Route[] {
+  const nowMs = (): number => ctx.now?.() ?? Date.now();
+  const nowSeconds = (): number => Math.floor(nowMs() / 1000);
+  const time = (): { nowSeconds: number; clockSkewSeconds: number } => ({ nowSeconds: nowSeconds(), clockSkewSeconds: ctx.config.clockSkewSeconds });
+  const spentEncryptIds = new SpentIds();
+
+  const getHandle = (raw: string | undefined): StoredHandle => {
+    const handle = encodeHex(decodeHandle(raw));
+    const h = ctx.store.getHandle(handle);
+    if (h === undefined) throw new TkmsError('not_found', `no handle ${handle}`);
+    return h;
+  };
+
+  const storeHandle = async (meta: StoredHandle, ciphertext: Uint8Array): Promise<{ status: number; json: unknown }> => {
+    const { created } = await ctx.store.putHandle(meta, ciphertext);
+    ctx.metrics.handlesStored.set(ctx.store.stats().handles);
+    return { status: created ? 201 : 200, json: { ...handleJson(ctx.store.getHandle(meta.handle) ?? meta), created } };
+  };
+
+  const routes: Route[] = [
+    { method: 'GET', path: '/openapi.json', handler: () => ({ status: 200, json: buildOpenApiDocument() }) },
+    {
+      method: 'GET',
+      path: '/health',
+      handler: () => {
+        const connected = ctx.pool.connectedMembers();
+        const t = ctx.pool.committee.t;
+        const ready = connected.length >= t;
+        return {
+          status: ready ? 200 : 503,
+          json: { status: ready ? 'ready' : 'not_ready', committeeId: ctx.pool.committee.committeeId, t, n: ctx.pool.committee.members.length, nodesConnected: connected, keys: ctx.keys.list().map((k) => k.result.keyId) },
+        };
+      },
+    },
+    { method: 'GET', path: '/metrics', handler: async () => ({ status: 200, text: await ctx.metrics.registry.metrics(), contentType: ctx.metrics.registry.contentType }) },
+    {
+      method: 'GET',
+      path: '/v1/keys',
+      handler: async () => {
+        await ctx.keys.refresh();
+        return { status: 200, json: { keys: ctx.keys.list().map((k) => keyToJson(k, ctx.pool.committee)) } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/keys/{keyId}',
+      handler: async (_req, _url, _body, params) => {
+        assertKeyId(params.keyId);
+        return { status: 200, json: keyToJson(await ctx.keys.get(params.keyId), ctx.pool.committee) };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/encrypt',
+      handler: async (_req, _url, body) => {
+        const o = objectBody(body, ['request', 'plaintext']);
+        const request = parseEncryptRequest(o.request);
+        const plaintext = decodeBase64(o.plaintext, { name: 'plaintext', maxLength: ctx.config.maxPlaintextBytes });
+        const owner = encodeHex(request.owner);
+        verifyEncryptRequest(request, plaintext, time());
+        ctx.limiter.take(owner);
+        const key = await ctx.keys.get(request.keyId);
+        spentEncryptIds.claim(bytesToHex(request.requestId), request.notAfter + ctx.config.clockSkewSeconds, nowSeconds());
+        const sealed = await eciesEncrypt(key.groupPublicKey, plaintext);
+        const handle = deriveHandle({ keyId: request.keyId, K: sealed.K, nonce: sealed.nonce, ciphertext: sealed.ciphertext, owner: request.owner });
+        return storeHandle(
+          { handle: encodeHex(handle), keyId: request.keyId, K: encodeHex(sealed.K), nonce: encodeHex(sealed.nonce), ciphertextHash: encodeHex(sha256(sealed.ciphertext)), owner, createdAt: nowMs() },
+          sealed.ciphertext,
+        );
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/handles',
+      handler: async (_req, _url, body) => {
+        const o = objectBody(body, ['registration', 'K', 'nonce', 'ciphertext']);
+        const registration = parseRegisterHandle(o.registration);
+        const K = decodeHex(o.K, { name: 'K', length: 33 });
+        decodePoint(K, 'K');
+        const nonce = decodeHex(o.nonce, { name: 'nonce', length: NONCE_LENGTH });
+        const ciphertext = decodeBase64(o.ciphertext, { name: 'ciphertext', maxLength: ctx.config.maxPlaintextBytes + TAG_LENGTH });
+        if (ciphertext.length < TAG_LENGTH) throw new TkmsError('bad_length', `ciphertext must hold at least the ${TAG_LENGTH}-byte tag`);
+        const descriptor: HandleDescriptor = { keyId: registration.keyId, K, nonce, ciphertextHash: sha256(ciphertext), owner: registration.owner };
+        verifyRegisterHandle(registration, descriptor);
+        ctx.limiter.take(encodeHex(registration.owner));
+        await ctx.keys.get(registration.keyId);
+        return storeHandle(
+          {
+            handle: encodeHex(registration.handle),
+            keyId: registration.keyId,
+            K: encodeHex(K),
+            nonce: encodeHex(nonce),
+            ciphertextHash: encodeHex(descriptor.ciphertextHash),
+            owner: encodeHex(registration.owner),
+            createdAt: nowMs(),
+          },
+          ciphertext,
+        );
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/handles/{handle}',
+      handler: async (_req, _url, _body, params) => {
+        const h = getHandle(params.handle);
+        const ciphertext = await ctx.store.readCiphertext(h.handle);
+        if (ciphertext === undefined) throw new TkmsError('internal', 'handle metadata without ciphertext');
+        return { status: 200, json: { ...handleJson(h), ciphertext: encodeBase64(ciphertext) } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/handles/{handle}/grants',
+      handler: (_req, _url, _body, params) => {
+        const h = getHandle(params.handle);
+        const now = nowSeconds();
+        const grants = ctx.store.listGrants(h.handle).map((g) => {
+          const revokedAt = ctx.store.getRevocation(h.handle, g.grantee)?.revokedAt;
+          const status = revokedAt !== undefined && revokedAt >= g.issuedAt ? 'revoked' : g.notAfter + ctx.config.clockSkewSeconds < now ? 'expired' : 'active';
+          return { handle: g.handle, grantee: g.grantee, notAfter: g.notAfter, issuedAt: g.issuedAt, signature: g.signature, status };
+        });
+        return { status: 200, json: { handle: h.handle, grants } };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/handles/{handle}/grants',
+      handler: async (_req, _url, body, params) => {
+        const h = getHandle(params.handle);
+        const grant = parseGrant(body);
+        if (encodeHex(grant.handle) !== h.handle) throw new TkmsError('bad_request', 'grant.handle does not match the URL');
+        verifyGrant(grant, descriptorOf(h));
+        ctx.limiter.take(h.owner);
+        const stored = await ctx.store.putGrant(storedGrant(grant));
+        return { status: stored ? 201 : 200, json: { grant: grantToJson(grant), stored } };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/v1/handles/{handle}/grants/{grantee}',
+      handler: async (_req, _url, body, params) => {
+        const h = getHandle(params.handle);
+        const grantee = encodeHex(decodeAddress(params.grantee, 'grantee'));
+        const revocation = parseRevocation(body);
+        if (encodeHex(revocation.handle) !== h.handle || encodeHex(revocation.grantee) !== grantee) {
+          throw new TkmsError('bad_request', 'revocation.handle and revocation.grantee must match the URL');
+        }
+        const descriptor = descriptorOf(h);
+        verifyRevocation(revocation, descriptor);
+        ctx.limiter.take(h.owner);
+        const json = revocationToJson(revocation);
+        await ctx.store.putRevocation({ handle: h.handle, grantee, revokedAt: revocation.revokedAt, signature: json.signature as string });
+        const { acked, failures } = await ctx.pool.broadcastRevocation({ descriptor, revocation }, ctx.config.partialTimeoutMs);
+        const n = ctx.pool.committee.members.length;
+        // Effective once fewer than t nodes can lack it: then no t nodes will answer for the grant.
+        const needed = n - ctx.pool.committee.t + 1;
+        const effective = acked.length >= needed;
+        return {
+          status: effective ? 200 : 202,
+          json: { revocation: json, acknowledgedBy: acked, needed, effective, failures },
+        };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/handles/{handle}/delegate',
+      handler: async (_req, _url, body, params) => {
+        const started = performance.now();
+        let outcome = 'error';
+        try {
+          const h = getHandle(params.handle);
+          const o = objectBody(body, ['delegation'], ['exclude']);
+          const delegation = parseDelegation(o.delegation);
+          if (encodeHex(delegation.handle) !== h.handle) throw new TkmsError('bad_request', 'delegation.handle does not match the URL');
+          const exclude = new Set<number>();
+          if (o.exclude !== undefined) {
+            if (!Array.isArray(o.exclude) || o.exclude.length > 256) throw new TkmsError('bad_request', 'exclude must be an array of node ids');
+            for (const id of o.exclude) {
+              assertParticipantId(id, 'exclude[]');
+              exclude.add(id);
+            }
+          }
+          // Nodes check the key too; checking here refuses a bad one before any fan-out.
+          await importRsaPublicKey(bytesToHex(delegation.rsaSpki));
+          const descriptor = descriptorOf(h);
+          const key = await ctx.keys.get(h.keyId);
+          const stored = ctx.store.getGrant(h.handle, encodeHex(delegation.requester));
+          const grant =
+            stored === undefined
+              ? undefined
+              : parseGrant({ handle: stored.handle, grantee: stored.grantee, notAfter: stored.notAfter, issuedAt: stored.issuedAt, signature: stored.signature });
+          authorizeDelegation({
+            delegation,
+            descriptor,
+            grant,
+            revokedAt: (handle, grantee) => ctx.store.getRevocation(encodeHex(handle), encodeHex(grantee))?.revokedAt,
+            ...time(),
+          });
+          ctx.limiter.take(encodeHex(delegation.requester));
+          const t = key.result.t;
+          if (ctx.pool.committee.members.length - exclude.size < t) {
+            throw new TkmsError('bad_request', `exclude leaves ${ctx.pool.committee.members.length - exclude.size} nodes, fewer than t = ${t}`);
+          }
+          const fan = await ctx.pool.requestPartials({ delegation, descriptor, grant }, { t, exclude, timeoutMs: ctx.config.partialTimeoutMs, hedgeDelayMs: ctx.config.hedgeDelayMs });
+          for (const a of fan.answers) ctx.metrics.nodeAnswers.inc({ node: String(a.nodeId), outcome: 'ok' });
+          for (const f of fan.failures) ctx.metrics.nodeAnswers.inc({ node: String(f.nodeId), outcome: f.code });
+          if (fan.answers.length < t) {
+            const detail = fan.failures.map((f) => `node ${f.nodeId}: ${f.code}`).join('; ');
+            // When every node refused for one reason (say, revoked), that reason is the answer.
+            const codes = new Set(fan.failures.map((f) => f.code));
+            const single = codes.size === 1 ? [...codes][0]! : undefined;
+            const code = single !== undefined && ['unauthorized', 'expired', 'replayed', 'revoked', 'unknown_key', 'bad_rsa_key', 'bad_request'].includes(single) ? single : 'insufficient_partials';
+            throw new TkmsError(code, `${fan.answers.length} of ${ctx.pool.committee.members.length} nodes answered, ${t} needed${detail ? ` (${detail})` : ''}`, {
+              answered: fan.answers.length,
+              needed: t,
+              failures: fan.failures,
+            });
+          }
+          const ciphertext = await ctx.store.readCiphertext(h.handle);
+          if (ciphertext === undefined) throw new TkmsError('internal', 'handle metadata without ciphertext');
+          outcome = 'ok';
+          return {
+            status: 200,
+            json: {
+              ...handleJson(h),
+              ciphertext: encodeBase64(ciphertext),
+              t,
+              requestId: encodeHex(delegation.requestId),
+              partials: fan.answers.slice(0, t).map(partialAnswerToJson),
+              failures: fan.failures,
+            },
+          };
+        } catch (e) {
+          if (e instanceof TkmsError) outcome = e.code;
+          throw e;
+        } finally {
+          ctx.metrics.delegations.inc({ outcome });
+          if (outcome === 'ok') ctx.metrics.delegationSeconds.observe((performance.now() - started) / 1000);
+        }
+      },
+    },
+  ];
+  // Every write costs at least one signature check: bound them per client address first.
+  return routes.map((route) =>
+    route.method === 'GET'
+      ? route
+      : {
+          ...route,
+          handler: (req, url, body, params) => {
+            ctx.ipLimiter.take(`ip:${req.socket.remoteAddress ?? 'unknown'}`);
+            return route.handler(req, url, body, params);
+          },
+        },
+  );
+}

@@ -1,0 +1,38 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface GatewayMetrics {
+  registry: Registry;
+  httpRequests: Counter<'route' | 'method' | 'status'>;
+  httpSeconds: Histogram<'route'>;
+  delegations: Counter<'outcome'>;
+  delegationSeconds: Histogram;
+  nodeAnswers: Counter<'node' | 'outcome'>;
+  nodesConnected: Gauge;
+  handlesStored: Gauge;
+}
+
+export function createGatewayMetrics(): GatewayMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'tkms_gateway_' });
+  return {
+    registry,
+    httpRequests: new Counter({ name: 'tkms_gateway_http_requests_total', help: 'HTTP requests by route, method and status', labelNames: ['route', 'method', 'status'], registers: [registry] }),
+    httpSeconds: new Histogram({
+      name: 'tkms_gateway_http_duration_seconds',
+      help: 'HTTP request duration by route',
+      labelNames: ['route'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    delegations: new Counter({ name: 'tkms_gateway_delegations_total', help: 'Delegation requests by outcome', labelNames: ['outcome'], registers: [registry] }),
+    delegationSeconds: new Histogram({
+      name: 'tkms_gateway_delegation_fanout_seconds',
+      help: 'Time to answer a successful delegation request (ACL checks, fan-out, t partials)',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    nodeAnswers: new Counter({ name: 'tkms_gateway_node_answers_total', help: 'Partial answers by node and outcome', labelNames: ['node', 'outcome'], registers: [registry] }),
+    nodesConnected: new Gauge({ name: 'tkms_gateway_nodes_connected', help: 'Committee members the gateway is connected to', registers: [registry] }),
+    handlesStored: new Gauge({ name: 'tkms_gateway_handles_stored', help: 'Handles in the gateway store', registers: [registry] }),
+  };
+}

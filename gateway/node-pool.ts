@@ -1,0 +1,222 @@
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { Libp2p } from 'libp2p';
+import {
+  ACL_PROTOCOL,
+  decodeAclReply,
+  decodeKeysReply,
+  decodePartialReply,
+  encodeAclRequest,
+  encodeKeysRequest,
+  encodePartialRequest,
+  isTkmsError,
+  KEYS_PROTOCOL,
+  PARTIAL_PROTOCOL,
+  TkmsError,
+  type ErrorCode,
+  type PartialAnswer,
+  type PartialRequest,
+  type RevocationEnvelope,
+} from '../core/index.ts';
+import type { Committee } from '../net/committee.ts';
+import { createHost, errorText, MemberConnections, requestFrame } from '../net/p2p.ts';
+import type { Logger } from 'pino';
+
+/**
+ * The gateway's libp2p side: an ephemeral identity (nodes authorize requests by their
+ * signatures, not by who carries them), a connection to every committee member, and
+ * the fan-out of a delegation: ask t nodes, replace any that fail, and hedge to one more
+ * whenever hedgeDelayMs pass without t answers.
+ */
+export interface NodeFailure {
+  nodeId: number;
+  code: ErrorCode;
+  message: string;
+}
+
+export interface FanOutResult {
+  answers: PartialAnswer[];
+  failures: NodeFailure[];
+  /** Node ids asked, in order. */
+  asked: number[];
+}
+
+export interface FanOutOptions {
+  t: number;
+  exclude: ReadonlySet<number>;
+  timeoutMs: number;
+  hedgeDelayMs: number;
+}
+
+/** Latency per member (EWMA), so fan-out asks the fastest healthy members first. */
+class MemberStats {
+  private readonly latencyMs = new Map<number, number>();
+  private readonly failedAt = new Map<number, number>();
+
+  record(id: number, ms: number): void {
+    const prev = this.latencyMs.get(id);
+    this.latencyMs.set(id, prev === undefined ? ms : prev * 0.8 + ms * 0.2);
+    this.failedAt.delete(id);
+  }
+
+  fail(id: number): void {
+    this.failedAt.set(id, Date.now());
+  }
+
+  /** Lower is better: recently failed members go last for 10 s, then by latency. */
+  score(id: number): number {
+    const failed = this.failedAt.get(id);
+    const penalty = failed !== undefined && Date.now() - failed < 10_000 ? 1e9 : 0;
+    return penalty + (this.latencyMs.get(id) ?? 50);
+  }
+}
+
+export class NodePool {
+  private readonly stats = new MemberStats();
+
+  private constructor(
+    readonly committee: Committee,
+    private readonly libp2p: Libp2p,
+    private readonly conns: MemberConnections,
+    private readonly log: Logger,
+  ) {}
+
+  static async start(committee: Committee, log: Logger): Promise<NodePool> {
+    const privateKey = await generateKeyPair('Ed25519');
+    const libp2p = await createHost({ privateKey }, [], committee);
+    const conns = new MemberConnections(libp2p, committee, 0, log);
+    await libp2p.start();
+    await conns.start();
+    return new NodePool(committee, libp2p, conns, log);
+  }
+
+  connectedMembers(): number[] {
+    return this.conns.connectedMembers();
+  }
+
+  private async send(memberId: number, protocol: string, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    const peer = this.conns.peerIdOf(memberId);
+    if (peer === undefined) throw new TkmsError('bad_request', `no member ${memberId}`);
+    return requestFrame(this.libp2p, peer, protocol, frame, { timeoutMs });
+  }
+
+  /** Public DKG results as each reachable member reports them (unvalidated: see KeyDirectory). */
+  async fetchKeys(timeoutMs: number): Promise<{ memberId: number; keys: unknown[] }[]> {
+    const members = this.committee.members.map((m) => m.id);
+    const replies = await Promise.all(
+      members.map(async (memberId) => {
+        try {
+          const reply = decodeKeysReply(await this.send(memberId, KEYS_PROTOCOL, encodeKeysRequest(), timeoutMs));
+          return reply.ok ? { memberId, keys: reply.keys } : undefined;
+        } catch (e) {
+          this.log.debug({ member: memberId, err: errorText(e) }, 'keys request failed');
+          return undefined;
+        }
+      }),
+    );
+    return replies.filter((r): r is { memberId: number; keys: unknown[] } => r !== undefined);
+  }
+
+  private order(exclude: ReadonlySet<number>): number[] {
+    const connected = new Set(this.conns.connectedMembers());
+    return this.committee.members
+      .map((m) => m.id)
+      .filter((id) => !exclude.has(id))
+      .sort((a, b) => (connected.has(a) ? 0 : 1e12) + this.stats.score(a) - ((connected.has(b) ? 0 : 1e12) + this.stats.score(b)));
+  }
+
+  async requestPartials(request: PartialRequest, opts: FanOutOptions): Promise<FanOutResult> {
+    const frame = encodePartialRequest(request);
+    const queue = this.order(opts.exclude);
+    const answers: PartialAnswer[] = [];
+    const failures: NodeFailure[] = [];
+    const asked: number[] = [];
+    let inFlight = 0;
+
+    return new Promise<FanOutResult>((resolve) => {
+      let done = false;
+      let hedgeTimer: NodeJS.Timeout | undefined;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        if (hedgeTimer !== undefined) clearTimeout(hedgeTimer);
+        resolve({ answers, failures, asked });
+      };
+      const settleIfDone = (): void => {
+        if (answers.length >= opts.t) finish();
+        else if (inFlight === 0 && queue.length === 0) finish();
+      };
+      const armHedge = (): void => {
+        if (hedgeTimer !== undefined) clearTimeout(hedgeTimer);
+        if (opts.hedgeDelayMs <= 0) return;
+        hedgeTimer = setTimeout(() => {
+          if (done) return;
+          if (queue.length > 0) launch(queue.shift()!);
+          armHedge();
+        }, opts.hedgeDelayMs);
+      };
+      const launch = (memberId: number): void => {
+        asked.push(memberId);
+        inFlight++;
+        const started = performance.now();
+        this.send(memberId, PARTIAL_PROTOCOL, frame, opts.timeoutMs)
+          .then((bytes) => {
+            const reply = decodePartialReply(bytes);
+            if (!reply.ok) throw new TkmsError(reply.code, reply.message);
+            if (reply.nodeId !== memberId) throw new TkmsError('bad_request', `member ${memberId} answered as node ${reply.nodeId}`);
+            this.stats.record(memberId, performance.now() - started);
+            if (!done) answers.push({ nodeId: reply.nodeId, wrapped: reply.wrapped, proof: reply.proof });
+          })
+          .catch((e: unknown) => {
+            const err = isTkmsError(e) ? e : new TkmsError('unavailable', errorText(e));
+            // A refusal is the node doing its job; only transport failures mark it unhealthy.
+            if (!isTkmsError(e) || err.code === 'internal' || err.code === 'unavailable') this.stats.fail(memberId);
+            failures.push({ nodeId: memberId, code: err.code, message: err.message });
+            if (!done && queue.length > 0) launch(queue.shift()!);
+          })
+          .finally(() => {
+            inFlight--;
+            settleIfDone();
+          });
+      };
+      for (let i = 0; i < opts.t && queue.length > 0; i++) launch(queue.shift()!);
+      if (inFlight === 0) finish();
+      else armHedge();
+    });
+  }
+
+  /** One partial request to one member, no fan-out (tests and tools that address a node directly). */
+  async askNode(memberId: number, request: PartialRequest, timeoutMs: number): Promise<ReturnType<typeof decodePartialReply>> {
+    return decodePartialReply(await this.send(memberId, PARTIAL_PROTOCOL, encodePartialRequest(request), timeoutMs));
+  }
+
+  /** Raw frame to a member on any protocol (fuzzing and diagnostics). */
+  async sendRaw(memberId: number, protocol: string, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    return this.send(memberId, protocol, frame, timeoutMs);
+  }
+
+  /** Pushes a revocation to every member; returns who acknowledged storing (or already holding) it. */
+  async broadcastRevocation(item: RevocationEnvelope, timeoutMs: number): Promise<{ acked: number[]; failures: NodeFailure[] }> {
+    const frame = encodeAclRequest({ type: 'revoke', item });
+    const acked: number[] = [];
+    const failures: NodeFailure[] = [];
+    await Promise.all(
+      this.committee.members.map(async (m) => {
+        try {
+          const reply = decodeAclReply(await this.send(m.id, ACL_PROTOCOL, frame, timeoutMs));
+          if (!reply.ok) throw new TkmsError(reply.code, reply.message);
+          acked.push(m.id);
+        } catch (e) {
+          const err = isTkmsError(e) ? e : new TkmsError('unavailable', errorText(e));
+          failures.push({ nodeId: m.id, code: err.code, message: err.message });
+        }
+      }),
+    );
+    acked.sort((a, b) => a - b);
+    return { acked, failures };
+  }
+
+  async stop(): Promise<void> {
+    this.conns.stop();
+    await this.libp2p.stop();
+  }
+}

@@ -1,0 +1,883 @@
+import {
+  ADDRESS_LENGTH,
+  COMPRESSED_POINT_LENGTH,
+  DELEGATION_STRUCT,
+  DLEQ_PROOF_LENGTH,
+  ENCRYPT_STRUCT,
+  encodeType,
+  ERROR_CODES,
+  GRANT_STRUCT,
+  HANDLE_LENGTH,
+  MAX_PARTICIPANT_ID,
+  MAX_RSA_CIPHERTEXT_BYTES,
+  MAX_VALIDITY_SECONDS,
+  NONCE_LENGTH,
+  REGISTER_STRUCT,
+  REQUEST_ID_LENGTH,
+  REVOCATION_STRUCT,
+  SIGNATURE_LENGTH,
+  TAG_LENGTH,
+  TKMS_EIP712_DOMAIN,
+  type ErrorCode,
+  type Eip712Struct,
+} from '../core/index.ts';
+import { SESSION_ID_LENGTH } from '../core/dkg/index.ts';
+
+/**
+ * The OpenAPI 3.1 description of the gateway's HTTP API (gateway/api.ts), served at
+ * GET /openapi.json and rendered for humans in docs/api.md. Pure data: no I/O, built once.
+ *
+ * Conventions it documents (they are core/authz.ts's):
+ *   - bytes travel as 0x-prefixed lower-case hex, except `rsaSpki` (and a key's
+ *     `publicKeySpki`), which are hex WITHOUT 0x, as the spec has them;
+ *   - bulk data (plaintext, ciphertext) is standard padded base64;
+ *   - timestamps inside signed messages are unix seconds as JSON integers;
+ *   - every error is `{ "error": { "code", "message", "details"? } }`, its HTTP status fixed by
+ *     its code (core/errors.ts).
+ * test/unit/gateway-openapi.test.ts keeps this document, the route table and docs/api.md in step.
+ */
+
+type Schema = Record<string, unknown>;
+
+/** Not exported by core/authz.ts; mirrored here (the test checks them against the parsers). */
+const MAX_TIMESTAMP = 253_402_300_799;
+const MAX_SPKI_BYTES = 1024;
+const MAX_EXCLUDE = 256;
+const KEY_ID_PATTERN = '^(?!.*\\.\\.)[a-z0-9][a-z0-9._-]{0,63}$';
+const COMMITTEE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
+const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$';
+/** DER prefix of a secp256k1 SubjectPublicKeyInfo with an uncompressed point (core/spki.ts). */
+const SECP256K1_SPKI_PREFIX = '3056301006072a8648ce3d020106052b8104000a034200';
+
+const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
+const withDescription = (name: string, description: string): Schema => ({ ...ref(name), description });
+
+function hexBytes(length: number, description: string): Schema {
+  return { type: 'string', pattern: `^0x[0-9a-f]{${length * 2}}$`, description };
+}
+
+function object(properties: Record<string, Schema>, opts: { optional?: string[]; description?: string; examples?: unknown[] } = {}): Schema {
+  const required = Object.keys(properties).filter((k) => !(opts.optional ?? []).includes(k));
+  return {
+    type: 'object',
+    ...(opts.description === undefined ? {} : { description: opts.description }),
+    properties,
+    required,
+    additionalProperties: false,
+    ...(opts.examples === undefined ? {} : { examples: opts.examples }),
+  };
+}
+
+// -----------------------------------------------------------------------------------------
+// EIP-712
+
+const EIP712_DOMAIN_TYPE = 'EIP712Domain(string name,string version)';
+
+function eip712Description(struct: Eip712Struct, what: string): string {
+  return [
+    what,
+    '',
+    `EIP-712 typed data, primary type \`${struct.name}\`, signed by an Ethereum account (eth_signTypedData_v4).`,
+    `Domain: \`{ "name": "${TKMS_EIP712_DOMAIN.name}", "version": "${TKMS_EIP712_DOMAIN.version}" }\`, no chainId and no verifyingContract (type \`${EIP712_DOMAIN_TYPE}\`).`,
+    `Type string: \`${encodeType(struct)}\`.`,
+    '`signature` is the 65-byte r ‖ s ‖ v signature over the typed-data digest, low-s, v ∈ {27, 28}. Every field but `signature` is signed.',
+  ].join('\n');
+}
+
+/** The typed-data `types` a wallet needs, as eth_signTypedData_v4 takes them. */
+function eip712Extension(struct: Eip712Struct): Schema {
+  return {
+    primaryType: struct.name,
+    domain: { name: TKMS_EIP712_DOMAIN.name, version: TKMS_EIP712_DOMAIN.version },
+    types: {
+      EIP712Domain: [
+        { name: 'name', type: 'string' },
+        { name: 'version', type: 'string' },
+      ],
+      [struct.name]: struct.fields.map((f) => ({ name: f.name, type: f.type })),
+    },
+  };
+}
+
+function signedMessage(struct: Eip712Struct, what: string, properties: Record<string, Schema>, example: unknown): Schema {
+  return {
+    ...object({ ...properties, signature: ref('Signature') }, { description: eip712Description(struct, what), examples: [example] }),
+    'x-eip712': eip712Extension(struct),
+  };
+}
+
+// -----------------------------------------------------------------------------------------
+// Examples: one consistent, real data set (a 2-of-3 devnet key "demo", owner = Hardhat
+// account #0, grantee = account #1, "hello, tkms" encrypted to the key). The signatures,
+// the handle commitment and the DKG transcript signatures all verify.
+
+const EXAMPLE_CREATED_AT = '2026-01-01T00:00:05.123Z';
+const EX = {
+  key: {
+    keyId: 'demo',
+    publicKey: '0x024cef1151b76e7e9fc1758a7c0b313845d258d87f4556522fae93c33bafedfd56',
+    publicKeySpki: '3056301006072a8648ce3d020106052b8104000a034200044cef1151b76e7e9fc1758a7c0b313845d258d87f4556522fae93c33bafedfd5650a0b942731d923d9f79007ee8ca854342d81122b8ae73f7ab0750299a578454',
+    t: 2,
+    n: 3,
+    committeeId: 'devnet',
+    verificationShares: {
+      '1': '0x02d6df1d2a3c99ea972874b133fbe7ba85f588adf5a9e476bd3ee969a412943710',
+      '2': '0x039ab642f8fc2298aad07001defab35b6991cb9428c0bb192445621dad6f42c096',
+      '3': '0x0236ce9d4ec8169e706ec139921be2f0f7c213052151459434b497995321fd2bea',
+    },
+    qualified: [1, 2, 3],
+    sessionId: '0x5e55105e55105e55105e55105e551051',
+    transcriptHash: '0xf6a4387838aa50d3011a8baad5e3116dbfb567c29aa60159d3a7de4fec7a2431',
+    signatures: {
+      '1': '0x7a38c6262b60b0d84687b242665bcabb24fc2e62d02ee94df1068fca4f51e0eb9b00079cf71d7dada4bd32e48b7adae94c5886eab9328f2ca3b1a8b34729cb0f',
+      '2': '0x4971163e2f138f5f36df39c960720b0258040820c60f31a8dadf42badab817811e2310774097cb6bdfa16168823bde687fede312d9a00d7399648d323577fb06',
+      '3': '0x0129012241e23b4d3614b90f18f6043bd4e7984f88248b2a7110c1b071624eae02065b2ac36975a34fde99baa9a5d7fe298f7cb187960b788d6d2e61b4490b03',
+    },
+    members: [
+      {
+        id: 1,
+        peerId: '12D3KooWK99VoVxNE7XzyBwXEzW7xhK7Gpv85r9F3V3fyKSUKPH5',
+        publicKey: '0x8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c',
+      },
+      {
+        id: 2,
+        peerId: '12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq',
+        publicKey: '0x8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394',
+      },
+      {
+        id: 3,
+        peerId: '12D3KooWRndVhVZPCiQwHBBBdg769GyrPUW13zxwqQyf9r3ANaba',
+        publicKey: '0xed4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d1',
+      },
+    ],
+  },
+  plaintext: 'aGVsbG8sIHRrbXM=',
+  K: '0x03f298dc1c87ba716f61ac3c52d33702ee72563eb98f9a60b1391935e9bd52c77d',
+  nonce: '0x9fa4044b734d3dad3604376a',
+  ciphertext: 'RTRdiS8ocr22DMPcoKdI9uf94ro23rJ+CFaR',
+  ciphertextHash: '0x261a1d3d8a40b56bc799f3422c86ad64030b92239ac92275e4ff4afc7ea5beeb',
+  handle: '0xdc7abab0b1b6a2939a6aba3d10298b6f9b80dee80fb51c0ac20ec00e141d9ee9',
+  owner: '0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266',
+  grantee: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
+  encryptRequest: {
+    keyId: 'demo',
+    owner: '0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266',
+    plaintextHash: '0x3170fe9ba13901926ce6770eecfec139f9a49d8a13ad7648cf597c0345081391',
+    notBefore: 1767225600,
+    notAfter: 1767225900,
+    requestId: '0x0f1e2d3c4b5a69788796a5b4c3d2e1f0',
+    signature: '0xf1ab22ea621d9ba4470061271667e0deb3e69edc3b47a2b03a67dac658aef2600689e9fc305f48215a0b225ee42803f3e4ee6785c4728d6ebfec15b56feea8581b',
+  },
+  registration: {
+    handle: '0xdc7abab0b1b6a2939a6aba3d10298b6f9b80dee80fb51c0ac20ec00e141d9ee9',
+    keyId: 'demo',
+    owner: '0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266',
+    signature: '0xce6f2218c9595b4273a83d44c1f4e8f1557dbef0def61cf9aad135442afc99ae157f19150a1c29e079ccfb90455627d1d75e04f503d55a6dd395d57bc6f4d3781b',
+  },
+  grant: {
+    handle: '0xdc7abab0b1b6a2939a6aba3d10298b6f9b80dee80fb51c0ac20ec00e141d9ee9',
+    grantee: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
+    notAfter: 1769817600,
+    issuedAt: 1767225660,
+    signature: '0x96d11f0058807ceea04fc8a1d396306d1dfe11c01674df9c4b664c803e48ca392cb0f0d69de289a3eca855aae62105b61c6b70814f3529de9832a8a7b25d3ad21c',
+  },
+  revocation: {
+    handle: '0xdc7abab0b1b6a2939a6aba3d10298b6f9b80dee80fb51c0ac20ec00e141d9ee9',
+    grantee: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
+    revokedAt: 1767232800,
+    signature: '0xcd558919b29a2489d93b113604975be96d15a940c989b42a718faaeae30e8b730d3353c6e23f9f7a51cea9caea07007dfd8cf98d4458e0f672d5df24c3ecac211b',
+  },
+  delegation: {
+    handle: '0xdc7abab0b1b6a2939a6aba3d10298b6f9b80dee80fb51c0ac20ec00e141d9ee9',
+    keyId: 'demo',
+    requester: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
+    rsaSpki: '30820122300d06092a864886f70d01010105000382010f003082010a0282010100970552d199ad0537815396d63c5ae1e291ae1bf1d8b68e29c6f83b7465fb0350341eb88235974f3b120da60eccf6287f69263d9a9f7592cbfc3addd09e01bc472909b53d6e6e0e62c4556de2775b1270367aeeba47b67acb71fb80797c79f73507571f373755747aa26b5b98c13e2fc31433f5b5d446b2c67433d6336da3cf89e231012b65e88cdd0917825ed95388f90b814ec0f51efc0921c39f6babc432e4c7c526b611b802068b885488466ba52e53c3740f75c7605df1251846aaf1ab9566369171d839dae6d1f68ffd7bc35680e7d625be20fe5a040416613928e844d51b67054b0297a9cb259cbcbf9294118b5011cecf755133082dbc41c20abe2c650203010001',
+    notBefore: 1767225720,
+    notAfter: 1767226020,
+    requestId: '0xa1b2c3d4e5f60718293a4b5c6d7e8f90',
+    signature: '0xbd625b54a1b1fe12d15080d88a56d8e882341f37e6d613f632b0f37bf29d910f5f2ce6c152e7962f29355a254c8a36455eeba116f719a75c869f6947d799a8671c',
+  },
+  partials: [
+    {
+      nodeId: 1,
+      wrapped: '0x6bd1193208ecf22f01568c3c1e8dca611da2fbc1b8a1afcbbb9b6efc50edf098ca063e5b0ccd707256bd164b6490bc47060c3da5b1b2c0c9eeb750fb4891a8f3d1f88f23caad8e8bd7607dbb7e27e37a0a6ec199f6c488d74262cdae824eb4ccacbb4d81492b35441d85235ce2620499cf6038f3320d87bfb9240f59ee74755fa6d860c2e90fb82af0d1da841c75e4ccddbb3e0418d3a48a5d1a18c424fd70ca9f0af964142a16f09c14bdc0e2ca4dcc7d378b5dc22031352936a4e339d52b254bb5894ff809f8e0d8918498721a2acd927143615a9958d60aa2a11fe051d7956ce8e5493546e5e59e1dd41f1c5f2676c0e16e4c6408058c8ecdedc79ca1457c',
+      proof: '0x7c5fd8c5db82b85e9a0a23006fd7f465db8db0e1a5fb71875cf3fc1f53da7045356da0026cf29b1a049a88ff7adb8ccf28b1c12c1a8be13197d073d9db87becd',
+    },
+    {
+      nodeId: 3,
+      wrapped: '0x8528d11f4ff6dde938dec39bf23ca99a5f91374fb086590e44547827fbb336acdefd06de7e1d086e1e844555546b6e960013192b6777ed2a8731c2d3e11f79a01777d6a95c4eff27339d6af7e51920c9ca1f4042669de3e415d2628e6afa47da6cea0f6051d073ef267636b23121e135324f84b44b83d33b02a56cd7866982fedd4ef41d91584537573fe918c3fb498dbe9f7bc5a98573a1612e9499e3dfa5da23b76b280af87159ef2d24a90d2ca8288782d7e1499ba9c666fe73690c52ee18ff0b7927c97e8417925d0ba4ba0daec511a392df97d3f5fc600cdaac89630de13a973b571d1a360018eff6c4e9ffe8e49771b68347806646cc4ee412889ab1b9',
+      proof: '0x5b15d8bd1a3f5ac2c9dbcb3368a6adc408a211835fa313e2000f5455a9702d0312513d67ab9a4ea8637bc26b7642d925b26726f254aede79f0d31929fdda90bc',
+    },
+  ],
+} as const;
+
+const EXAMPLE_HANDLE_FIELDS = {
+  handle: EX.handle,
+  keyId: EX.key.keyId,
+  K: EX.K,
+  nonce: EX.nonce,
+  ciphertextHash: EX.ciphertextHash,
+  owner: EX.owner,
+  createdAt: EXAMPLE_CREATED_AT,
+};
+
+const EXAMPLE_MESSAGES: Partial<Record<ErrorCode, string>> = {
+  bad_request: 'request body must be a JSON object',
+  bad_hex: 'handle is not valid hex (even number of 0-9a-f digits)',
+  bad_length: 'requestId must be 16 bytes, got 15',
+  bad_point: 'K is not a point on secp256k1',
+  bad_key_id: 'key id must be 1-64 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit',
+  bad_address: 'grantee must be 0x followed by 40 hex digits',
+  bad_rsa_key: 'RSA modulus must be 2048..4096 bits, got 1024',
+  unauthorized: `0x70997970c51812dc3a010c7d01b50e0d17dc79c8 holds no grant for this handle`,
+  expired: 'delegation request expired at 1767226020 (now 1767226100)',
+  revoked: 'the grant to 0x70997970c51812dc3a010c7d01b50e0d17dc79c8 was revoked at 1767232800',
+  not_found: `no handle ${EX.handle}`,
+  unknown_key: 'no key demo2 in committee devnet',
+  replayed: 'request id 0f1e2d3c4b5a69788796a5b4c3d2e1f0 was already used',
+  payload_too_large: 'request body is larger than 1414144 bytes',
+  rate_limited: `too many requests from ${EX.owner}; retry in 2 s`,
+  insufficient_partials: '1 of 3 nodes answered, 2 needed (node 2: timeout; node 3: unavailable)',
+  internal: 'internal error',
+};
+
+const EXAMPLE_DETAILS: Partial<Record<ErrorCode, Record<string, unknown>>> = {
+  rate_limited: { retryAfterSeconds: 2 },
+  insufficient_partials: {
+    answered: 1,
+    needed: 2,
+    failures: [
+      { nodeId: 2, code: 'timeout', message: 'no answer within 3000 ms' },
+      { nodeId: 3, code: 'unavailable', message: 'connection refused' },
+    ],
+  },
+};
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Malformed request',
+  403: 'Not authorized',
+  404: 'Not found',
+  409: 'Conflict',
+  413: 'Request body too large',
+  422: 'Unprocessable',
+  429: 'Rate limited',
+  500: 'Internal error',
+  503: 'Unavailable',
+  504: 'Timeout',
+};
+
+/** Error responses by status, each listing the codes this route can answer with. */
+function errorResponses(byStatus: Partial<Record<number, ErrorCode[]>>, notes: Partial<Record<number, string>> = {}): Record<string, Schema> {
+  const out: Record<string, Schema> = {};
+  for (const [statusText, codes] of Object.entries(byStatus)) {
+    const status = Number(statusText);
+    if (codes === undefined || codes.length === 0) continue;
+    for (const code of codes) {
+      if (ERROR_CODES[code] !== status) throw new Error(`openapi: error code ${code} maps to HTTP ${ERROR_CODES[code]}, not ${status}`);
+    }
+    const first = codes[0]!;
+    const details = EXAMPLE_DETAILS[first];
+    const note = notes[status];
+    out[statusText] = {
+      description: `${STATUS_TEXT[status] ?? 'Error'}: ${codes.map((c) => `\`${c}\``).join(', ')}.${note === undefined ? '' : ` ${note}`}`,
+      content: {
+        'application/json': {
+          schema: ref('Error'),
+          example: { error: { code: first, message: EXAMPLE_MESSAGES[first] ?? first, ...(details === undefined ? {} : { details }) } },
+        },
+      },
+    };
+  }
+  return out;
+}
+
+const json = (schema: Schema, example?: unknown): Schema => ({ 'application/json': { schema, ...(example === undefined ? {} : { example }) } });
+const jsonResponse = (description: string, schema: Schema, example?: unknown): Schema => ({ description, content: json(schema, example) });
+const jsonBody = (description: string, schema: Schema, example: unknown): Schema => ({ description, required: true, content: json(schema, example) });
+
+const RATE_LIMIT_NOTE = 'Per-account token bucket (config `rateLimit`); `details.retryAfterSeconds` says when to retry.';
+const BODY_LIMIT_NOTE = 'The body limit follows the configured `maxPlaintextBytes` (base64 of it plus 16 KiB).';
+const MALFORMED: ErrorCode[] = ['bad_request', 'bad_hex', 'bad_length', 'bad_address'];
+
+// -----------------------------------------------------------------------------------------
+// Schemas
+
+function schemas(): Record<string, Schema> {
+  const handleFields: Record<string, Schema> = {
+    handle: ref('Handle'),
+    keyId: ref('KeyId'),
+    K: withDescription('CompressedPoint', 'The ECIES ephemeral public key k·G.'),
+    nonce: ref('Nonce'),
+    ciphertextHash: withDescription('Bytes32', 'SHA-256 of ciphertext ‖ tag.'),
+    owner: withDescription('Address', 'The owner who encrypted or registered the handle; only they can grant and revoke.'),
+    createdAt: { type: 'string', format: 'date-time', description: 'When the gateway first stored the handle (ISO 8601, UTC).' },
+  };
+  const ciphertext = {
+    ...ref('Base64'),
+    minLength: Math.ceil(TAG_LENGTH / 3) * 4,
+    description: `AES-256-GCM ciphertext ‖ ${TAG_LENGTH}-byte tag, standard padded base64 (at least the tag; at most maxPlaintextBytes + ${TAG_LENGTH} bytes).`,
+  };
+
+  return {
+    // --- primitives ---------------------------------------------------------------------
+    KeyId: {
+      type: 'string',
+      pattern: KEY_ID_PATTERN,
+      minLength: 1,
+      maxLength: 64,
+      description: 'Names a DKG key: 1-64 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit, no "..".',
+      examples: [EX.key.keyId],
+    },
+    Address: {
+      type: 'string',
+      pattern: `^0x[0-9a-fA-F]{${ADDRESS_LENGTH * 2}}$`,
+      description: '20-byte Ethereum address, 0x + 40 hex digits. All-lower or all-upper case as is; mixed case must carry a valid EIP-55 checksum. The gateway answers in lower case.',
+      examples: [EX.owner],
+    },
+    Handle: { ...hexBytes(HANDLE_LENGTH, 'A handle: SHA-256 commitment to keyId, K, nonce, SHA-256(ciphertext) and owner (core/handle.ts).'), examples: [EX.handle] },
+    Bytes32: hexBytes(32, '32 bytes (a SHA-256 digest), 0x + 64 lower-case hex digits.'),
+    RequestId: hexBytes(REQUEST_ID_LENGTH, 'A random 16-byte request id, 0x + 32 hex digits. Each may be used once within its validity window.'),
+    Nonce: hexBytes(NONCE_LENGTH, 'The 12-byte AES-GCM nonce, 0x + 24 hex digits.'),
+    CompressedPoint: {
+      type: 'string',
+      pattern: `^0x0[23][0-9a-f]{${(COMPRESSED_POINT_LENGTH - 1) * 2}}$`,
+      description: 'A secp256k1 point, 33-byte compressed SEC1, 0x + 66 hex digits.',
+    },
+    Signature: {
+      type: 'string',
+      pattern: `^0x[0-9a-f]{${(SIGNATURE_LENGTH - 1) * 2}}(?:1b|1c)$`,
+      description: 'Ethereum signature r ‖ s ‖ v, 65 bytes, 0x + 130 hex digits; low s, v ∈ {27, 28} (0x1b, 0x1c).',
+    },
+    Timestamp: { type: 'integer', minimum: 0, maximum: MAX_TIMESTAMP, description: 'Unix time in whole seconds (JSON integer).' },
+    RsaSpki: {
+      type: 'string',
+      pattern: '^(?:[0-9a-f]{2})+$',
+      minLength: 2,
+      maxLength: MAX_SPKI_BYTES * 2,
+      description:
+        'DER SubjectPublicKeyInfo of the requester\'s RSA-OAEP key (2048..4096-bit modulus, exponent 65537, canonical DER), as hex WITHOUT a 0x prefix (spec). At most 1024 bytes. Nodes wrap their partials to it with RSA-OAEP (SHA-256, MGF1-SHA-256, empty label). In the EIP-712 message it is the `bytes` value of these DER bytes (wallet libraries take it as 0x-hex).',
+    },
+    Base64: { type: 'string', pattern: BASE64_PATTERN, contentEncoding: 'base64', description: 'Standard base64 with padding (RFC 4648 §4), no whitespace.' },
+    NodeId: { type: 'integer', minimum: 1, maximum: MAX_PARTICIPANT_ID, description: 'A committee member id (its Shamir x-coordinate).' },
+    ErrorCode: { type: 'string', enum: Object.keys(ERROR_CODES), description: 'Stable error code (core/errors.ts); clients switch on it, never on the message.' },
+
+    // --- signed messages ----------------------------------------------------------------
+    EncryptRequest: signedMessage(
+      ENCRYPT_STRUCT,
+      'The owner\'s signed request to have the gateway encrypt a plaintext to a key and store the result as a handle the owner owns.',
+      {
+        keyId: ref('KeyId'),
+        owner: ref('Address'),
+        plaintextHash: withDescription('Bytes32', 'SHA-256 of the plaintext bytes.'),
+        notBefore: ref('Timestamp'),
+        notAfter: withDescription('Timestamp', `Later than notBefore, at most ${MAX_VALIDITY_SECONDS} s after it.`),
+        requestId: ref('RequestId'),
+      },
+      EX.encryptRequest,
+    ),
+    RegisterHandle: signedMessage(
+      REGISTER_STRUCT,
+      'The owner\'s signature over a handle they computed for a ciphertext they encrypted themselves.',
+      { handle: ref('Handle'), keyId: ref('KeyId'), owner: ref('Address') },
+      EX.registration,
+    ),
+    Grant: signedMessage(
+      GRANT_STRUCT,
+      'The owner lets `grantee` decrypt the handle until `notAfter`. A later grant (greater issuedAt) to the same grantee replaces an earlier one.',
+      {
+        handle: ref('Handle'),
+        grantee: ref('Address'),
+        notAfter: withDescription('Timestamp', 'The grant is void after this time (plus clock skew).'),
+        issuedAt: withDescription('Timestamp', 'A revocation with revokedAt ≥ issuedAt cancels this grant.'),
+      },
+      EX.grant,
+    ),
+    Revocation: signedMessage(
+      REVOCATION_STRUCT,
+      'The owner cancels every grant to `grantee` on the handle issued at or before `revokedAt`.',
+      { handle: ref('Handle'), grantee: ref('Address'), revokedAt: ref('Timestamp') },
+      EX.revocation,
+    ),
+    Delegation: signedMessage(
+      DELEGATION_STRUCT,
+      'The requester (the owner, or a grantee) asks the nodes for their partial decryptions of the handle, wrapped to the requester\'s RSA key.',
+      {
+        handle: ref('Handle'),
+        keyId: withDescription('KeyId', 'Must be the key the handle belongs to.'),
+        requester: ref('Address'),
+        rsaSpki: ref('RsaSpki'),
+        notBefore: ref('Timestamp'),
+        notAfter: withDescription('Timestamp', `Later than notBefore, at most ${MAX_VALIDITY_SECONDS} s after it.`),
+        requestId: withDescription('RequestId', 'Nodes keep a replay cache: a request id is answered once.'),
+      },
+      EX.delegation,
+    ),
+
+    // --- request bodies -----------------------------------------------------------------
+    EncryptBody: object(
+      {
+        request: ref('EncryptRequest'),
+        plaintext: { ...ref('Base64'), description: 'The plaintext, standard padded base64; at most maxPlaintextBytes (default 1 MiB) decoded.' },
+      },
+      { description: 'POST /v1/encrypt body.', examples: [{ request: EX.encryptRequest, plaintext: EX.plaintext }] },
+    ),
+    RegisterHandleBody: object(
+      {
+        registration: ref('RegisterHandle'),
+        K: withDescription('CompressedPoint', 'The ECIES ephemeral public key k·G (on the curve, not the identity).'),
+        nonce: ref('Nonce'),
+        ciphertext,
+      },
+      {
+        description: 'POST /v1/handles body: a ciphertext the owner encrypted client-side, with the signed registration of its handle.',
+        examples: [{ registration: EX.registration, K: EX.K, nonce: EX.nonce, ciphertext: EX.ciphertext }],
+      },
+    ),
+    DelegateBody: object(
+      {
+        delegation: ref('Delegation'),
+        exclude: { type: 'array', items: ref('NodeId'), maxItems: MAX_EXCLUDE, description: 'Node ids not to ask (say, nodes whose partials failed verification last time).' },
+      },
+      { optional: ['exclude'], description: 'POST /v1/handles/{handle}/delegate body.', examples: [{ delegation: EX.delegation, exclude: [2] }] },
+    ),
+
+    // --- responses ----------------------------------------------------------------------
+    Health: object(
+      {
+        status: { type: 'string', enum: ['ready', 'not_ready'], description: '"ready" when at least t committee members are connected.' },
+        committeeId: { type: 'string', pattern: COMMITTEE_ID_PATTERN },
+        t: { type: 'integer', minimum: 1, maximum: MAX_PARTICIPANT_ID },
+        n: { type: 'integer', minimum: 1, maximum: MAX_PARTICIPANT_ID },
+        nodesConnected: { type: 'array', items: ref('NodeId'), description: 'Ids of the members the gateway is connected to.' },
+        keys: { type: 'array', items: ref('KeyId'), description: 'Key ids the gateway has verified and publishes.' },
+      },
+      { description: 'Gateway readiness.' },
+    ),
+    CommitteeMember: object(
+      {
+        id: ref('NodeId'),
+        peerId: { type: 'string', pattern: '^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$', description: 'libp2p Ed25519 peer id.' },
+        publicKey: hexBytes(32, 'The member\'s raw Ed25519 public key, 0x + 64 hex digits; it signs the DKG transcript.'),
+      },
+      { description: 'A committee member, from the committee file.' },
+    ),
+    PublishedKey: object(
+      {
+        keyId: ref('KeyId'),
+        publicKey: withDescription('CompressedPoint', 'The group public key PK = sk·G; encrypt to this.'),
+        publicKeySpki: {
+          type: 'string',
+          pattern: `^${SECP256K1_SPKI_PREFIX}04[0-9a-f]{128}$`,
+          description: 'The group public key as DER SubjectPublicKeyInfo (id-ecPublicKey, secp256k1, uncompressed point), hex WITHOUT 0x.',
+        },
+        t: { type: 'integer', minimum: 1, maximum: MAX_PARTICIPANT_ID, description: 'Threshold: partials of any t members decrypt.' },
+        n: { type: 'integer', minimum: 1, maximum: MAX_PARTICIPANT_ID },
+        committeeId: { type: 'string', pattern: COMMITTEE_ID_PATTERN },
+        verificationShares: {
+          type: 'object',
+          propertyNames: { pattern: '^[1-9][0-9]{0,4}$' },
+          additionalProperties: ref('CompressedPoint'),
+          description: 'Member id (decimal) → Y_i = share_i·G, for every member; clients check each partial\'s DLEQ proof against it.',
+        },
+        qualified: { type: 'array', items: ref('NodeId'), description: 'Dealers whose contributions form the key.' },
+        sessionId: hexBytes(SESSION_ID_LENGTH, 'The DKG session id.'),
+        transcriptHash: hexBytes(32, 'Hash of the DKG transcript, which members signed.'),
+        signatures: {
+          type: 'object',
+          propertyNames: { pattern: '^[1-9][0-9]{0,4}$' },
+          additionalProperties: hexBytes(64, 'Ed25519 signature.'),
+          description: 'Member id → Ed25519 signature over the transcript (domain-separated); at least t verify against `members[].publicKey`.',
+        },
+        members: { type: 'array', items: ref('CommitteeMember') },
+      },
+      { description: 'A key the committee holds: the public DKG result, verified by the gateway, and the committee it belongs to. Clients can verify it themselves.', examples: [EX.key] },
+    ),
+    KeyList: object({ keys: { type: 'array', items: ref('PublishedKey') } }),
+    HandleStored: object(
+      { ...handleFields, created: { type: 'boolean', description: 'false when the gateway already held this handle (it is left unchanged).' } },
+      { description: 'A stored handle.', examples: [{ ...EXAMPLE_HANDLE_FIELDS, created: true }] },
+    ),
+    HandleRecord: object(
+      { ...handleFields, ciphertext: { ...ciphertext, description: 'ciphertext ‖ tag, standard padded base64.' } },
+      { description: 'A handle with its ciphertext. Handles and ciphertexts are public: only t nodes together can decrypt.' },
+    ),
+    ListedGrant: object(
+      {
+        handle: ref('Handle'),
+        grantee: ref('Address'),
+        notAfter: ref('Timestamp'),
+        issuedAt: ref('Timestamp'),
+        signature: ref('Signature'),
+        status: { type: 'string', enum: ['active', 'revoked', 'expired'], description: 'As the gateway sees it now; nodes decide on their own.' },
+      },
+      { description: 'A stored grant (the signed Grant fields) with its current status.' },
+    ),
+    GrantList: object(
+      { handle: ref('Handle'), grants: { type: 'array', items: ref('ListedGrant'), description: 'The latest grant per grantee, sorted by grantee, with its status (revoked and expired grants are listed too).' } },
+      { description: 'Grants the gateway holds for a handle.' },
+    ),
+    GrantStored: object(
+      { grant: ref('Grant'), stored: { type: 'boolean', description: 'false when the gateway already held a grant to this grantee issued at the same time or later.' } },
+      { description: 'The outcome of storing a grant.' },
+    ),
+    NodeFailure: object(
+      { nodeId: ref('NodeId'), code: ref('ErrorCode'), message: { type: 'string' } },
+      { description: 'A node that refused or failed to answer, with its error code (`timeout`, `unavailable` for transport failures).' },
+    ),
+    RevocationResult: object(
+      {
+        revocation: ref('Revocation'),
+        acknowledgedBy: { type: 'array', items: ref('NodeId'), description: 'Nodes that stored the revocation (or already held it), ascending.' },
+        needed: { type: 'integer', minimum: 1, description: 'n − t + 1: with that many nodes holding it, fewer than t nodes can still honour the grant.' },
+        effective: { type: 'boolean', description: 'acknowledgedBy.length ≥ needed (HTTP 200); otherwise HTTP 202 and the caller should retry.' },
+        failures: { type: 'array', items: ref('NodeFailure') },
+      },
+      { description: 'The outcome of broadcasting a revocation to the committee.' },
+    ),
+    PartialAnswer: object(
+      {
+        nodeId: ref('NodeId'),
+        wrapped: {
+          type: 'string',
+          pattern: `^0x(?:[0-9a-f]{2}){1,${MAX_RSA_CIPHERTEXT_BYTES}}$`,
+          description: 'RSA-OAEP (SHA-256) encryption, to the delegation\'s rsaSpki, of the 33-byte compressed partial P_i = share_i·K.',
+        },
+        proof: hexBytes(DLEQ_PROOF_LENGTH, 'DLEQ (Chaum-Pedersen) proof c ‖ s that log_G(Y_i) = log_K(P_i), bound to keyId, nodeId, K and requestId.'),
+      },
+      { description: 'One node\'s partial decryption (core/node-wire.ts partialAnswerToJson).' },
+    ),
+    DelegationResult: object(
+      {
+        ...handleFields,
+        ciphertext: { ...ciphertext, description: 'ciphertext ‖ tag, standard padded base64.' },
+        t: { type: 'integer', minimum: 1, maximum: MAX_PARTICIPANT_ID, description: 'The key\'s threshold; exactly t partials follow.' },
+        requestId: ref('RequestId'),
+        partials: { type: 'array', items: ref('PartialAnswer'), description: 'Exactly t partials from distinct nodes. The client unwraps each, verifies its proof against the key\'s verification share, combines them (Lagrange at 0) into K·sk and decrypts.' },
+        failures: { type: 'array', items: ref('NodeFailure'), description: 'Nodes that refused or failed along the way (the gateway asked others instead).' },
+      },
+      { description: 'Everything a requester needs to decrypt locally. The gateway never sees the plaintext or any unwrapped partial.' },
+    ),
+    Error: object(
+      {
+        error: object(
+          {
+            code: ref('ErrorCode'),
+            message: { type: 'string', description: 'Human-readable; never quotes secret material.' },
+            details: { type: 'object', description: 'Public context, e.g. `retryAfterSeconds` (rate_limited) or `answered`, `needed`, `failures` (insufficient_partials).' },
+          },
+          { optional: ['details'] },
+        ),
+      },
+      {
+        description: 'Every error: `{ "error": { "code", "message", "details"? } }`. The HTTP status follows from the code: ' +
+          Object.entries(ERROR_CODES).map(([c, s]) => `${c} ${s}`).join(', ') + '.',
+        examples: [{ error: { code: 'not_found', message: EXAMPLE_MESSAGES.not_found } }],
+      },
+    ),
+  };
+}
+
+// -----------------------------------------------------------------------------------------
+// Paths
+
+function paths(): Record<string, Schema> {
+  const handleParam = { $ref: '#/components/parameters/handle' };
+  const keyIdParam = { $ref: '#/components/parameters/keyId' };
+  const granteeParam = { $ref: '#/components/parameters/grantee' };
+  const storedHandle = (verb: string): Record<string, Schema> => ({
+    '201': jsonResponse(`${verb}: the handle is new.`, ref('HandleStored'), { ...EXAMPLE_HANDLE_FIELDS, created: true }),
+    '200': jsonResponse('The gateway already held this handle; it is returned unchanged (`created: false`).', ref('HandleStored'), { ...EXAMPLE_HANDLE_FIELDS, created: false }),
+  });
+
+  return {
+    '/openapi.json': {
+      get: {
+        operationId: 'getOpenApiDocument',
+        tags: ['meta'],
+        summary: 'This OpenAPI document',
+        responses: { '200': jsonResponse('The OpenAPI 3.1 document of the gateway API.', { type: 'object' }) },
+      },
+    },
+    '/health': {
+      get: {
+        operationId: 'getHealth',
+        tags: ['meta'],
+        summary: 'Readiness: at least t committee members connected',
+        responses: {
+          '200': jsonResponse('Ready.', ref('Health'), { status: 'ready', committeeId: EX.key.committeeId, t: 2, n: 3, nodesConnected: [1, 2, 3], keys: [EX.key.keyId] }),
+          '503': jsonResponse('Not ready: fewer than t members connected. The body is a Health object, not an Error.', ref('Health'), {
+            status: 'not_ready',
+            committeeId: EX.key.committeeId,
+            t: 2,
+            n: 3,
+            nodesConnected: [2],
+            keys: [EX.key.keyId],
+          }),
+        },
+      },
+    },
+    '/metrics': {
+      get: {
+        operationId: 'getMetrics',
+        tags: ['meta'],
+        summary: 'Prometheus metrics',
+        responses: {
+          '200': {
+            description: 'Prometheus text exposition format (`text/plain; version=0.0.4; charset=utf-8`).',
+            content: {
+              'text/plain': {
+                schema: { type: 'string' },
+                example: '# HELP tkms_gateway_delegations_total Delegation requests by outcome\n# TYPE tkms_gateway_delegations_total counter\ntkms_gateway_delegations_total{outcome="ok"} 42\n',
+              },
+            },
+          },
+        },
+      },
+    },
+    '/v1/keys': {
+      get: {
+        operationId: 'listKeys',
+        tags: ['keys'],
+        summary: 'List the keys the committee holds',
+        description: 'Asks the nodes for their public DKG results (at most once a second) and lists those that verify, sorted by key id.',
+        responses: { '200': jsonResponse('The published keys.', ref('KeyList'), { keys: [EX.key] }), ...errorResponses({ 500: ['internal'] }) },
+      },
+    },
+    '/v1/keys/{keyId}': {
+      parameters: [keyIdParam],
+      get: {
+        operationId: 'getKey',
+        tags: ['keys'],
+        summary: 'One key: group public key, verification shares, DKG transcript signatures',
+        responses: {
+          '200': jsonResponse('The key.', ref('PublishedKey'), EX.key),
+          ...errorResponses({ 400: ['bad_key_id'], 404: ['unknown_key'], 500: ['internal'] }),
+        },
+      },
+    },
+    '/v1/encrypt': {
+      post: {
+        operationId: 'encrypt',
+        tags: ['handles'],
+        summary: 'Encrypt a plaintext to a key and store it as a handle',
+        description:
+          'The gateway checks the owner\'s signed EncryptRequest (window, SHA-256 of the plaintext, signature, unused request id), ECIES-encrypts the plaintext to the key and stores the ciphertext under its handle, owned by `request.owner`. The gateway sees this plaintext; encrypt client-side and use POST /v1/handles to keep it from the gateway. Rate limited per owner.',
+        requestBody: jsonBody('The signed request and the plaintext.', ref('EncryptBody'), { request: EX.encryptRequest, plaintext: EX.plaintext }),
+        responses: {
+          ...storedHandle('Encrypted and stored'),
+          ...errorResponses(
+            {
+              400: [...MALFORMED, 'bad_key_id'],
+              403: ['unauthorized', 'expired'],
+              404: ['unknown_key'],
+              409: ['replayed'],
+              413: ['payload_too_large'],
+              429: ['rate_limited'],
+              500: ['internal'],
+            },
+            { 400: `Also a validity window longer than ${MAX_VALIDITY_SECONDS} s.`, 403: 'Bad signature, plaintextHash mismatch, or outside the validity window.', 413: BODY_LIMIT_NOTE, 429: RATE_LIMIT_NOTE },
+          ),
+        },
+      },
+    },
+    '/v1/handles': {
+      post: {
+        operationId: 'registerHandle',
+        tags: ['handles'],
+        summary: 'Store a ciphertext encrypted client-side, with the owner\'s signed registration',
+        description:
+          'The gateway recomputes the handle from keyId, K, nonce, SHA-256(ciphertext) and owner, checks the owner\'s RegisterHandle signature and that the key exists, and stores the ciphertext. Idempotent. Rate limited per owner.',
+        requestBody: jsonBody('Registration, ECIES envelope and ciphertext.', ref('RegisterHandleBody'), {
+          registration: EX.registration,
+          K: EX.K,
+          nonce: EX.nonce,
+          ciphertext: EX.ciphertext,
+        }),
+        responses: {
+          ...storedHandle('Registered and stored'),
+          ...errorResponses(
+            {
+              400: [...MALFORMED, 'bad_point', 'bad_key_id'],
+              403: ['unauthorized'],
+              404: ['unknown_key'],
+              413: ['payload_too_large'],
+              429: ['rate_limited'],
+              500: ['internal'],
+            },
+            { 403: 'The handle does not commit to these fields, or the registration is not signed by its owner.', 413: BODY_LIMIT_NOTE, 429: RATE_LIMIT_NOTE },
+          ),
+        },
+      },
+    },
+    '/v1/handles/{handle}': {
+      parameters: [handleParam],
+      get: {
+        operationId: 'getHandle',
+        tags: ['handles'],
+        summary: 'A handle\'s metadata and ciphertext',
+        responses: {
+          '200': jsonResponse('The handle.', ref('HandleRecord'), { ...EXAMPLE_HANDLE_FIELDS, ciphertext: EX.ciphertext }),
+          ...errorResponses({ 400: ['bad_hex', 'bad_length'], 404: ['not_found'], 500: ['internal'] }),
+        },
+      },
+    },
+    '/v1/handles/{handle}/grants': {
+      parameters: [handleParam],
+      get: {
+        operationId: 'listGrants',
+        tags: ['grants'],
+        summary: 'The grants the gateway holds for a handle',
+        responses: {
+          '200': jsonResponse('The grants.', ref('GrantList'), { handle: EX.handle, grants: [{ ...EX.grant, status: 'active' }] }),
+          ...errorResponses({ 400: ['bad_hex', 'bad_length'], 404: ['not_found'], 500: ['internal'] }),
+        },
+      },
+      post: {
+        operationId: 'putGrant',
+        tags: ['grants'],
+        summary: 'Store an owner-signed grant',
+        description:
+          'The body is the signed Grant itself. `grant.handle` must be the handle in the URL and the grant must be signed by the handle\'s owner. The gateway keeps the latest grant (greatest issuedAt) per grantee and attaches it to the grantee\'s delegation requests; nodes verify it again. Rate limited per handle owner.',
+        requestBody: jsonBody('The signed grant.', ref('Grant'), EX.grant),
+        responses: {
+          '201': jsonResponse('Stored.', ref('GrantStored'), { grant: EX.grant, stored: true }),
+          '200': jsonResponse('Valid, but the gateway already holds a grant to this grantee issued at the same time or later; not stored.', ref('GrantStored'), { grant: EX.grant, stored: false }),
+          ...errorResponses(
+            { 400: MALFORMED, 403: ['unauthorized'], 404: ['not_found'], 413: ['payload_too_large'], 429: ['rate_limited'], 500: ['internal'] },
+            { 400: '`bad_request` also when grant.handle differs from the URL.', 403: 'Not signed by the handle\'s owner.', 429: RATE_LIMIT_NOTE },
+          ),
+        },
+      },
+    },
+    '/v1/handles/{handle}/grants/{grantee}': {
+      parameters: [handleParam, granteeParam],
+      delete: {
+        operationId: 'revokeGrant',
+        tags: ['grants'],
+        summary: 'Revoke a grant: store an owner-signed revocation and push it to every node',
+        description:
+          'The body (required, even though this is DELETE) is the signed Revocation; its handle and grantee must match the URL. The gateway stores it, then sends it to every committee member. The revocation is effective once n − t + 1 nodes hold it: then fewer than t nodes could still answer for the grant. Nodes also gossip revocations among themselves, so a 202 usually becomes effective later; re-sending the same revocation is safe. Rate limited per handle owner.',
+        requestBody: jsonBody('The signed revocation.', ref('Revocation'), EX.revocation),
+        responses: {
+          '200': jsonResponse('Effective: at least n − t + 1 nodes acknowledged.', ref('RevocationResult'), {
+            revocation: EX.revocation,
+            acknowledgedBy: [1, 2, 3],
+            needed: 2,
+            effective: true,
+            failures: [],
+          }),
+          '202': jsonResponse('Stored by the gateway but acknowledged by fewer than n − t + 1 nodes: not yet effective. Retry.', ref('RevocationResult'), {
+            revocation: EX.revocation,
+            acknowledgedBy: [1],
+            needed: 2,
+            effective: false,
+            failures: [
+              { nodeId: 2, code: 'timeout', message: 'no answer within 3000 ms' },
+              { nodeId: 3, code: 'unavailable', message: 'connection refused' },
+            ],
+          }),
+          ...errorResponses(
+            { 400: MALFORMED, 403: ['unauthorized'], 404: ['not_found'], 413: ['payload_too_large'], 429: ['rate_limited'], 500: ['internal'] },
+            { 400: '`bad_request` also when the revocation\'s handle or grantee differs from the URL.', 403: 'Not signed by the handle\'s owner.', 429: RATE_LIMIT_NOTE },
+          ),
+        },
+      },
+    },
+    '/v1/handles/{handle}/delegate': {
+      parameters: [handleParam],
+      post: {
+        operationId: 'delegate',
+        tags: ['decryption'],
+        summary: 'Get t partial decryptions of a handle, wrapped to the requester\'s RSA key',
+        description:
+          'The requester signs a Delegation for the handle. The gateway checks the chain owner → grant → requester (signature, validity window, key id, handle commitment, grant, revocations it knows of), attaches the stored grant, and asks t nodes for partials, replacing nodes that fail and hedging to another after `hedgeDelayMs`. Every node checks the whole chain again, plus its own revocations and replay cache. When fewer than t nodes answer and they all refused for one reason (unauthorized, expired, replayed, revoked, unknown_key, bad_rsa_key), that error is returned; otherwise `insufficient_partials`. Rate limited per requester.',
+        requestBody: jsonBody('The signed delegation and, optionally, nodes to avoid.', ref('DelegateBody'), { delegation: EX.delegation }),
+        responses: {
+          '200': jsonResponse('t wrapped partials with their proofs, and the ciphertext.', ref('DelegationResult'), {
+            ...EXAMPLE_HANDLE_FIELDS,
+            ciphertext: EX.ciphertext,
+            t: 2,
+            requestId: EX.delegation.requestId,
+            partials: EX.partials,
+            failures: [],
+          }),
+          ...errorResponses(
+            {
+              400: [...MALFORMED, 'bad_key_id', 'bad_rsa_key'],
+              403: ['unauthorized', 'expired', 'revoked'],
+              404: ['not_found', 'unknown_key'],
+              409: ['replayed'],
+              413: ['payload_too_large'],
+              429: ['rate_limited'],
+              503: ['insufficient_partials'],
+              500: ['internal'],
+            },
+            {
+              400: `Also a validity window longer than ${MAX_VALIDITY_SECONDS} s, an \`exclude\` that is not an array of at most ${MAX_EXCLUDE} node ids, or \`delegation.handle\` differing from the URL; \`bad_rsa_key\` when the nodes reject rsaSpki.`,
+              403: 'No valid grant, a bad signature, a key id or handle mismatch, an expired window or grant, or a revoked grant.',
+              409: 'The nodes have already answered this requestId.',
+              429: RATE_LIMIT_NOTE,
+              503: 'Fewer than t nodes answered; `details` has `answered`, `needed` and the per-node `failures`.',
+            },
+          ),
+        },
+      },
+    },
+  };
+}
+
+function parameters(): Record<string, Schema> {
+  return {
+    keyId: { name: 'keyId', in: 'path', required: true, description: 'The key id.', schema: ref('KeyId'), example: EX.key.keyId },
+    handle: { name: 'handle', in: 'path', required: true, description: 'The handle, 0x + 64 hex digits.', schema: ref('Handle'), example: EX.handle },
+    grantee: { name: 'grantee', in: 'path', required: true, description: 'The grantee\'s address.', schema: ref('Address'), example: EX.grantee },
+  };
+}
+
+const DESCRIPTION = `HTTP JSON API of the tkms gateway: threshold (t-of-n) secp256k1 ECIES encryption, with decryption delegated through the nodes of a committee.
+
+**Trust.** The gateway is not trusted for confidentiality. It checks every request as a node will (so bad requests fail early), but each node re-checks the requester's signed delegation, the owner's grant and the revocations it knows of before it computes a partial. Clients verify each partial's DLEQ proof against the key's verification shares.
+
+**Authentication.** There are no API keys or sessions: every state-changing request carries an EIP-712 signature by an Ethereum account. Domain \`{ "name": "${TKMS_EIP712_DOMAIN.name}", "version": "${TKMS_EIP712_DOMAIN.version}" }\` (type \`${EIP712_DOMAIN_TYPE}\`, no chainId). Struct types: ${[ENCRYPT_STRUCT, REGISTER_STRUCT, GRANT_STRUCT, REVOCATION_STRUCT, DELEGATION_STRUCT].map((s) => `\`${encodeType(s)}\``).join('; ')}.
+
+**Encodings.** Bytes are 0x-prefixed lower-case hex (addresses may carry an EIP-55 checksum; the schemas' patterns give the canonical form the gateway answers in), except \`rsaSpki\` and \`publicKeySpki\`, which are hex without 0x. Plaintexts and ciphertexts are standard padded base64. Timestamps in signed messages are unix seconds (JSON integers); \`createdAt\` is ISO 8601. Request bodies must be JSON objects with exactly the documented fields.
+
+**Errors.** Every error is \`{ "error": { "code", "message", "details"? } }\`; the status follows from the code. An unknown path answers 404 \`not_found\`; a known path with another method answers 400 \`bad_request\`.`;
+
+function build(): Record<string, unknown> {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'tkms gateway API',
+      version: '1.0.0',
+      summary: 'Threshold key management: encrypt to a committee key, grant, revoke, and delegate decryption.',
+      description: DESCRIPTION,
+    },
+    tags: [
+      { name: 'meta', description: 'The document itself, health and metrics.' },
+      { name: 'keys', description: 'Keys the committee generated by DKG.' },
+      { name: 'handles', description: 'Ciphertexts stored under handles.' },
+      { name: 'grants', description: 'Owner-signed grants and revocations.' },
+      { name: 'decryption', description: 'Delegated threshold decryption.' },
+    ],
+    security: [],
+    paths: paths(),
+    components: { schemas: schemas(), parameters: parameters() },
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+let cached: Record<string, unknown> | undefined;
+
+/** The gateway's OpenAPI 3.1 document, built on first use and shared (frozen) afterwards. */
+export function buildOpenApiDocument(): Record<string, unknown> {
+  cached ??= deepFreeze(build());
+  return cached;
+}

@@ -1,0 +1,80 @@
+import type { Server } from 'node:http';
+import { TkmsError } from '../core/index.ts';
+import { loadCommitteeFile } from '../net/committee.ts';
+import { closeServer, startHttpServer } from '../net/http.ts';
+import { createLogger, type Logger } from '../net/logger.ts';
+import { gatewayRoutes } from './api.ts';
+import type { GatewayConfig } from './config.ts';
+import { KeyDirectory } from './keys.ts';
+import { createGatewayMetrics } from './metrics.ts';
+import { NodePool } from './node-pool.ts';
+import { RateLimiter } from './rate-limit.ts';
+import { GatewayStore } from './store.ts';
+
+export interface RunningGateway {
+  server: Server;
+  url: string;
+  log: Logger;
+  stop(): Promise<void>;
+}
+
+/** JSON envelope on top of the largest plaintext, as base64 (4/3) plus the signed request. */
+function bodyLimit(maxPlaintextBytes: number): number {
+  return Math.ceil((maxPlaintextBytes + 16) / 3) * 4 + 16 * 1024;
+}
+
+export async function startGateway(config: GatewayConfig): Promise<RunningGateway> {
+  const log = createLogger(config.logLevel, { component: 'gateway' });
+  const committee = await loadCommitteeFile(config.committeeFile);
+  const store = await GatewayStore.open(config.storeDir, { onWarning: (msg) => log.warn({ store: config.storeDir }, msg) });
+  const metrics = createGatewayMetrics();
+  let pool: NodePool;
+  try {
+    pool = await NodePool.start(committee, log);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  const keys = new KeyDirectory(committee, pool, log);
+  const limiter = new RateLimiter(config.rateLimit.perMinute, config.rateLimit.burst);
+  // Per IP: ten accounts' worth, so a NAT of honest users is not starved but one host cannot flood signature checks.
+  const ipLimiter = new RateLimiter(config.rateLimit.perMinute * 10, config.rateLimit.burst * 10);
+  const routes = gatewayRoutes({ config, store, keys, pool, limiter, ipLimiter, metrics });
+  metrics.handlesStored.set(store.stats().handles);
+  const gauge = setInterval(() => metrics.nodesConnected.set(pool.connectedMembers().length), 1_000);
+  gauge.unref();
+  let server: Server;
+  try {
+    server = await startHttpServer(config.listen.host, config.listen.port, routes, log, 'gateway', {
+      maxBodyBytes: bodyLimit(config.maxPlaintextBytes),
+      onResponse: (route, method, status, seconds) => {
+        metrics.httpRequests.inc({ route, method, status: String(status) });
+        metrics.httpSeconds.observe({ route }, seconds);
+      },
+    });
+  } catch (e) {
+    clearInterval(gauge);
+    await pool.stop();
+    await store.close();
+    throw new TkmsError('unavailable', `cannot listen on ${config.listen.host}:${config.listen.port}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.listen.port;
+  const url = `http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
+  // Learn the keys early; requests refresh again on a miss.
+  keys.refresh(true).catch(() => undefined);
+  log.info({ url, committeeId: committee.committeeId, t: committee.t, n: committee.members.length }, 'tkms gateway started');
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      log.info('stopping');
+      clearInterval(gauge);
+      await closeServer(server);
+      await pool.stop();
+      await store.close();
+    })();
+    return stopping;
+  };
+  return { server, url, log, stop };
+}

@@ -1,0 +1,1064 @@
+import { hash, randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { chmod, link, mkdir, open, readdir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+// errors.ts only: the store needs no curve code, and crash-test children start faster without it.
+import { TkmsError } from '../core/errors.ts';
+
+/**
+ * The gateway's embedded durable store: ciphertext handles (metadata and ciphertext bytes),
+ * grants and revocations, in ONE append-only log file per store directory, plus a `LOCK` file.
+ *
+ *   dir/            mode 0700
+ *     LOCK          "<pid>\n" of the gateway holding the store (single writer)
+ *     store.log     mode 0600: MAGIC, then records
+ *
+ * Record framing (all integers big-endian):
+ *
+ *   u32 metaLength ‖ u32 blobLength ‖ u64 batch ‖ check(32) ‖ meta (JSON, UTF-8) ‖ blob
+ *   check = SHA-256(CHECK_DOMAIN ‖ the first 16 header bytes ‖ u64 fileOffset ‖ SHA-256(meta) ‖ SHA-256(blob))
+ *
+ * `meta` is `{"type":"handle"|"grant"|"revocation","value":{…}}`; `blob` is the ciphertext of a
+ * handle record and empty otherwise. The check covers both lengths, the batch number and the
+ * record's own file offset, so a header cut short, a record copied elsewhere and any flipped
+ * byte are all detected. Hashing meta and blob separately lets open() keep each ciphertext's
+ * digest (32 bytes) without a second pass, so `readCiphertext` re-verifies what it reads.
+ *
+ * In memory: every record's metadata, but never ciphertext bytes — a handle maps to
+ * (offset, length, digest) of its blob, read back with a positioned read.
+ *
+ * Durability ("acknowledged = durable"): writes go through one writer chain. Each turn takes
+ * everything queued (up to MAX_BATCH_BYTES), writes it with one positioned write, fdatasyncs,
+ * applies it to the in-memory index and only then resolves the callers. Writers that arrive
+ * while an fdatasync is in flight wait in the queue and share the next one (group commit).
+ * Every turn that writes gets the next batch number; they are consecutive in the file.
+ *
+ * Crash recovery at open: after kill -9 the kernel still has every byte a write() handed it, so
+ * the damage can only be a torn tail — a prefix of the last batch, never acknowledged. A bad
+ * record (short header, lengths out of range, extending past the end, check mismatch) is
+ * therefore truncated only if it is within one batch of the end of the file and no intact
+ * record after it belongs to another batch than the last one (with power loss an unsynced batch
+ * can reach the disk with holes, so intact records of that same last batch may follow a hole).
+ * Anything else is corruption in the middle of acknowledged data: open fails with `internal`,
+ * naming the file and offset, and changes nothing. Intact records are checked strictly as well
+ * (schema, batch sequence); a failure there also refuses to open. (Limit: bit rot inside the
+ * last batch looks exactly like a torn tail, so it is truncated — with the warning.)
+ *
+ * No compaction yet: handles are never rewritten, grants and revocations are small (~300 bytes)
+ * and only superseded ones are dead weight, so the log grows with real traffic, not with churn.
+ * open() replays the whole log (reading and hashing every byte, ciphertexts included); a later
+ * issue adds compaction into a fresh log (and a snapshot) when that becomes slow.
+ */
+
+export interface StoredHandle {
+  handle: string; // 0x + 64 lower-case hex
+  keyId: string;
+  K: string; // 0x + 66 hex (33-byte compressed point)
+  nonce: string; // 0x + 24 hex
+  ciphertextHash: string; // 0x + 64 hex, SHA-256 of ciphertext
+  owner: string; // 0x + 40 lower-case hex
+  createdAt: number; // ms since epoch
+}
+
+export interface StoredGrant {
+  handle: string;
+  grantee: string;
+  notAfter: number;
+  issuedAt: number;
+  signature: string;
+}
+
+export interface StoredRevocation {
+  handle: string;
+  grantee: string;
+  revokedAt: number;
+  signature: string;
+}
+
+export interface GatewayStoreOptions {
+  /** Recoveries worth an operator's attention: a truncated torn tail, a stale lock taken over. */
+  onWarning?: (msg: string) => void;
+}
+
+export const LOG_FILE_NAME = 'store.log';
+export const LOCK_FILE_NAME = 'LOCK';
+export const MAX_CIPHERTEXT_BYTES = 1024 * 1024;
+/** Upper bound on any string field, in UTF-16 code units (the HTTP layer's limits are far lower). */
+export const MAX_FIELD_LENGTH = 4096;
+
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+const MAGIC = Buffer.from('TKMSGWS1', 'latin1');
+const CHECK_DOMAIN = Buffer.from('tkms/gateway-store/record/v1', 'utf8');
+const HEADER_BYTES = 48;
+/** 7 fields of at most MAX_FIELD_LENGTH UTF-16 units (≤ 3 UTF-8 bytes each) plus JSON syntax. */
+const MAX_META_BYTES = 128 * 1024;
+/**
+ * A batch (one write, one fdatasync) is at most this large, so a torn tail is too. Every
+ * record fits in it alone. Changing it changes how much damage open() may cut off.
+ */
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+const READ_CHUNK_BYTES = 4 * 1024 * 1024;
+const LOCK_TEMP_NAME = /^\.LOCK\.(?:tmp|stale)-[0-9a-f]{32}$/;
+
+/** Store directories (real paths) this process holds, so a second open here is refused. */
+const HELD_DIRECTORIES = new Set<string>();
+
+type StoreRecord =
+  | { type: 'handle'; value: StoredHandle }
+  | { type: 'grant'; value: StoredGrant }
+  | { type: 'revocation'; value: StoredRevocation };
+
+interface HandleEntry {
+  readonly meta: StoredHandle;
+  /** Absolute file offset and length of the ciphertext bytes, and their SHA-256. */
+  readonly offset: number;
+  readonly length: number;
+  readonly digest: Buffer;
+}
+
+interface PendingWrite {
+  readonly record: StoreRecord;
+  readonly meta: Buffer;
+  readonly blob: Buffer;
+  readonly metaDigest: Buffer;
+  readonly blobDigest: Buffer;
+  readonly resolve: (stored: boolean) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+interface ReplayState {
+  handles: Map<string, HandleEntry>;
+  grants: Map<string, Map<string, StoredGrant>>;
+  revocations: Map<string, Map<string, StoredRevocation>>;
+  size: number;
+  lastBatch: number;
+}
+
+export class GatewayStore {
+  readonly dir: string;
+  readonly #logPath: string;
+  readonly #file: FileHandle;
+  readonly #lock: StoreLock;
+  readonly #handles: Map<string, HandleEntry>;
+  readonly #grants: Map<string, Map<string, StoredGrant>>;
+  readonly #revocations: Map<string, Map<string, StoredRevocation>>;
+  #grantCount: number;
+  #revocationCount: number;
+  /** Committed (fdatasynced) end of the log. */
+  #size: number;
+  #lastBatch: number;
+
+  readonly #queue: PendingWrite[] = [];
+  #draining = false;
+  #drained: Promise<void> = Promise.resolve();
+  /** Set after a failed write or fdatasync: the file's state is unknown, later writes refuse. */
+  #failure: TkmsError | undefined;
+  readonly #reads = new Set<Promise<unknown>>();
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  private constructor(dir: string, logPath: string, file: FileHandle, lock: StoreLock, state: ReplayState) {
+    this.dir = dir;
+    this.#logPath = logPath;
+    this.#file = file;
+    this.#lock = lock;
+    this.#handles = state.handles;
+    this.#grants = state.grants;
+    this.#revocations = state.revocations;
+    this.#grantCount = countNested(state.grants);
+    this.#revocationCount = countNested(state.revocations);
+    this.#size = state.size;
+    this.#lastBatch = state.lastBatch;
+  }
+
+  /**
+   * Opens (creating) the store in `dir`: takes the lock, replays the log, truncates a torn tail.
+   * Refuses with `conflict` if a live process holds the store, `internal` if the log is corrupt.
+   */
+  static async open(dir: string, opts: GatewayStoreOptions = {}): Promise<GatewayStore> {
+    if (typeof dir !== 'string' || dir.length === 0) throw new TkmsError('bad_request', 'store directory must be a non-empty string');
+    if (typeof opts !== 'object' || opts === null) throw new TkmsError('bad_request', 'store options must be an object');
+    const onWarning = opts.onWarning;
+    if (onWarning !== undefined && typeof onWarning !== 'function') throw new TkmsError('bad_request', 'onWarning must be a function');
+    const warn = (msg: string): void => {
+      try {
+        onWarning?.(msg);
+      } catch {
+        // A failing logger must not fail the store.
+      }
+    };
+
+    const root = await ensureDirectory(resolve(dir));
+    const lock = await StoreLock.acquire(root, warn);
+    try {
+      const logPath = join(root, LOG_FILE_NAME);
+      const { file, created } = await openLogFile(logPath);
+      try {
+        if (created) await fsyncDirectory(root);
+        const state = await replay(file, logPath, warn);
+        return new GatewayStore(root, logPath, file, lock, state);
+      } catch (err) {
+        await file.close().catch(() => undefined);
+        throw err;
+      }
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
+  }
+
+  /** Idempotent: an existing handle is left as is and {created:false} returned (a handle commits to its content). */
+  async putHandle(meta: StoredHandle, ciphertext: Uint8Array): Promise<{ created: boolean }> {
+    this.#requireOpen();
+    const value = checkHandle(meta);
+    if (!(ciphertext instanceof Uint8Array)) throw new TkmsError('bad_request', 'ciphertext must be bytes');
+    if (ciphertext.length > MAX_CIPHERTEXT_BYTES) {
+      throw new TkmsError('payload_too_large', `ciphertext is ${ciphertext.length} bytes, more than ${MAX_CIPHERTEXT_BYTES}`);
+    }
+    // Already durable: nothing to write or wait for.
+    if (this.#handles.has(value.handle)) return { created: false };
+    const created = await this.#enqueue({ type: 'handle', value }, Buffer.from(ciphertext));
+    return { created };
+  }
+
+  /** Metadata only, from memory. */
+  getHandle(handle: string): StoredHandle | undefined {
+    this.#requireOpen();
+    const entry = this.#handles.get(handle);
+    return entry === undefined ? undefined : { ...entry.meta };
+  }
+
+  /** The ciphertext bytes, by a positioned read from the log; verified against the digest taken when written. */
+  async readCiphertext(handle: string): Promise<Uint8Array | undefined> {
+    this.#requireOpen();
+    const entry = this.#handles.get(handle);
+    if (entry === undefined) return undefined;
+    const read = this.#readBlob(entry);
+    this.#reads.add(read);
+    try {
+      return await read;
+    } finally {
+      this.#reads.delete(read);
+    }
+  }
+
+  /** Keeps, per (handle, grantee), the grant with the greatest issuedAt (ties: keep existing). Returns whether it was stored. */
+  async putGrant(grant: StoredGrant): Promise<boolean> {
+    this.#requireOpen();
+    const value = checkGrant(grant);
+    const existing = this.#grants.get(value.handle)?.get(value.grantee);
+    if (existing !== undefined && !supersedesGrant(value, existing)) return false;
+    return this.#enqueue({ type: 'grant', value }, Buffer.alloc(0));
+  }
+
+  getGrant(handle: string, grantee: string): StoredGrant | undefined {
+    this.#requireOpen();
+    const grant = this.#grants.get(handle)?.get(grantee);
+    return grant === undefined ? undefined : { ...grant };
+  }
+
+  /** All grants of a handle, one per grantee, sorted by grantee. */
+  listGrants(handle: string): StoredGrant[] {
+    this.#requireOpen();
+    const byGrantee = this.#grants.get(handle);
+    if (byGrantee === undefined) return [];
+    return [...byGrantee.values()].sort((a, b) => compareStrings(a.grantee, b.grantee)).map((g) => ({ ...g }));
+  }
+
+  /** Keeps, per (handle, grantee), the revocation with the greatest revokedAt (ties: keep existing). Returns whether it was stored. */
+  async putRevocation(rev: StoredRevocation): Promise<boolean> {
+    this.#requireOpen();
+    const value = checkRevocation(rev);
+    const existing = this.#revocations.get(value.handle)?.get(value.grantee);
+    if (existing !== undefined && !supersedesRevocation(value, existing)) return false;
+    return this.#enqueue({ type: 'revocation', value }, Buffer.alloc(0));
+  }
+
+  getRevocation(handle: string, grantee: string): StoredRevocation | undefined {
+    this.#requireOpen();
+    const rev = this.#revocations.get(handle)?.get(grantee);
+    return rev === undefined ? undefined : { ...rev };
+  }
+
+  /** Counts of what is held, and the committed size of the log in bytes. */
+  stats(): { handles: number; grants: number; revocations: number; logBytes: number } {
+    this.#requireOpen();
+    return { handles: this.#handles.size, grants: this.#grantCount, revocations: this.#revocationCount, logBytes: this.#size };
+  }
+
+  /** Waits for pending writes and reads, closes the log and releases the lock. Idempotent. */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#closed = true;
+      this.#closing = (async () => {
+        while (this.#draining) await this.#drained;
+        await Promise.allSettled([...this.#reads]);
+        await this.#file.close().catch(() => undefined);
+        await this.#lock.release();
+      })();
+    }
+    return this.#closing;
+  }
+
+  #requireOpen(): void {
+    if (this.#closed) throw new TkmsError('unavailable', 'store is closed');
+  }
+
+  #enqueue(record: StoreRecord, blob: Buffer): Promise<boolean> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const meta = Buffer.from(JSON.stringify(record), 'utf8');
+    if (meta.length > MAX_META_BYTES) throw new TkmsError('bad_request', `${record.type} record is too large`);
+    return new Promise<boolean>((resolvePut, rejectPut) => {
+      this.#queue.push({ record, meta, blob, metaDigest: sha256(meta), blobDigest: sha256(blob), resolve: resolvePut, reject: rejectPut });
+      if (!this.#draining) {
+        this.#draining = true;
+        this.#drained = this.#drain();
+      }
+    });
+  }
+
+  /** The writer chain: one batch at a time, each written, fdatasynced and applied before the next. */
+  async #drain(): Promise<void> {
+    try {
+      // Let callers in the current synchronous run (e.g. a Promise.all) join the first batch.
+      await Promise.resolve();
+      while (this.#queue.length > 0) {
+        if (this.#failure !== undefined) {
+          for (const w of this.#queue.splice(0)) w.reject(this.#failure);
+          break;
+        }
+        let bytes = 0;
+        let take = 0;
+        while (take < this.#queue.length) {
+          const w = this.#queue[take]!;
+          const size = HEADER_BYTES + w.meta.length + w.blob.length;
+          if (take > 0 && bytes + size > MAX_BATCH_BYTES) break;
+          bytes += size;
+          take++;
+        }
+        const batch = this.#queue.splice(0, take);
+        try {
+          await this.#commit(batch);
+        } catch (err) {
+          // Not an I/O failure (#commit handles those): never leave a caller hanging.
+          this.#failure ??= new TkmsError('internal', 'gateway store writer failed; the store must be reopened', undefined, { cause: err });
+          for (const w of batch) w.reject(this.#failure);
+        }
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  async #commit(batch: PendingWrite[]): Promise<void> {
+    // Decide against the committed index plus what this batch already holds, in queue order.
+    const staged = new Staging(this.#handles, this.#grants, this.#revocations);
+    const decisions = batch.map((w) => staged.offer(w.record));
+    const writes = batch.filter((_, i) => decisions[i]);
+    const offsets = new Map<PendingWrite, number>();
+    if (writes.length > 0) {
+      const start = this.#size;
+      const batchNo = this.#lastBatch + 1;
+      const parts: Buffer[] = [];
+      let offset = start;
+      for (const w of writes) {
+        parts.push(encodeHeader(w.meta, w.blob, batchNo, offset, w.metaDigest, w.blobDigest), w.meta, w.blob);
+        offsets.set(w, offset);
+        offset += HEADER_BYTES + w.meta.length + w.blob.length;
+      }
+      try {
+        await writeAll(this.#file, Buffer.concat(parts), start);
+        await this.#file.datasync();
+      } catch (err) {
+        // The file's state past `start` is unknown (and after a failed fdatasync so is the page
+        // cache's): refuse all further writes; reopening recovers from what is on disk.
+        this.#failure = new TkmsError('internal', `gateway store write failed (${errnoCode(err) ?? 'error'}); the store must be reopened`, {
+          errno: errnoCode(err) ?? 'unknown',
+        });
+        await this.#file.truncate(start).catch(() => undefined);
+        for (const w of batch) w.reject(this.#failure);
+        return;
+      }
+      this.#size = offset;
+      this.#lastBatch = batchNo;
+    }
+    batch.forEach((w, i) => {
+      const offset = offsets.get(w);
+      if (offset !== undefined) this.#apply(w.record, offset + HEADER_BYTES + w.meta.length, w.blob.length, w.blobDigest);
+      w.resolve(decisions[i]!);
+    });
+  }
+
+  #apply(record: StoreRecord, blobOffset: number, blobLength: number, blobDigest: Buffer): void {
+    const counts = applyRecord(
+      { handles: this.#handles, grants: this.#grants, revocations: this.#revocations },
+      record,
+      blobOffset,
+      blobLength,
+      blobDigest,
+    );
+    this.#grantCount += counts.grants;
+    this.#revocationCount += counts.revocations;
+  }
+
+  async #readBlob(entry: HandleEntry): Promise<Uint8Array> {
+    const bytes = new Uint8Array(entry.length);
+    let done = 0;
+    try {
+      while (done < entry.length) {
+        const { bytesRead } = await this.#file.read(bytes, done, entry.length - done, entry.offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+    } catch (err) {
+      throw ioError('read', err);
+    }
+    if (done !== entry.length || !sha256(bytes).equals(entry.digest)) {
+      throw new TkmsError('internal', `gateway store log ${this.#logPath}: ciphertext at offset ${entry.offset} no longer matches its checksum`, {
+        file: this.#logPath,
+        offset: entry.offset,
+      });
+    }
+    return bytes;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation. Values are opaque strings to the store; only their types and sizes are checked.
+
+function requireObject(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TkmsError('bad_request', `${what} must be an object`);
+  return value as Record<string, unknown>;
+}
+
+function requireString(obj: Record<string, unknown>, field: string, what: string): string {
+  const value = obj[field];
+  if (typeof value !== 'string') throw new TkmsError('bad_request', `${what}.${field} must be a string`);
+  if (value.length === 0 || value.length > MAX_FIELD_LENGTH) {
+    throw new TkmsError('bad_request', `${what}.${field} must be 1 to ${MAX_FIELD_LENGTH} characters`);
+  }
+  return value;
+}
+
+function requireTime(obj: Record<string, unknown>, field: string, what: string): number {
+  const value = obj[field];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new TkmsError('bad_request', `${what}.${field} must be a non-negative integer (ms since epoch)`);
+  }
+  return value;
+}
+
+function checkHandle(value: unknown): StoredHandle {
+  const o = requireObject(value, 'handle metadata');
+  const w = 'handle metadata';
+  return {
+    handle: requireString(o, 'handle', w),
+    keyId: requireString(o, 'keyId', w),
+    K: requireString(o, 'K', w),
+    nonce: requireString(o, 'nonce', w),
+    ciphertextHash: requireString(o, 'ciphertextHash', w),
+    owner: requireString(o, 'owner', w),
+    createdAt: requireTime(o, 'createdAt', w),
+  };
+}
+
+function checkGrant(value: unknown): StoredGrant {
+  const o = requireObject(value, 'grant');
+  return {
+    handle: requireString(o, 'handle', 'grant'),
+    grantee: requireString(o, 'grantee', 'grant'),
+    notAfter: requireTime(o, 'notAfter', 'grant'),
+    issuedAt: requireTime(o, 'issuedAt', 'grant'),
+    signature: requireString(o, 'signature', 'grant'),
+  };
+}
+
+function checkRevocation(value: unknown): StoredRevocation {
+  const o = requireObject(value, 'revocation');
+  return {
+    handle: requireString(o, 'handle', 'revocation'),
+    grantee: requireString(o, 'grantee', 'revocation'),
+    revokedAt: requireTime(o, 'revokedAt', 'revocation'),
+    signature: requireString(o, 'signature', 'revocation'),
+  };
+}
+
+function supersedesGrant(next: StoredGrant, existing: StoredGrant): boolean {
+  return next.issuedAt > existing.issuedAt;
+}
+
+function supersedesRevocation(next: StoredRevocation, existing: StoredRevocation): boolean {
+  return next.revokedAt > existing.revokedAt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The in-memory index, shared by replay and the writer.
+
+interface Index {
+  handles: Map<string, HandleEntry>;
+  grants: Map<string, Map<string, StoredGrant>>;
+  revocations: Map<string, Map<string, StoredRevocation>>;
+}
+
+/** Applies a record with the store's rules; returns how many grants/revocations were added. */
+function applyRecord(
+  index: Index,
+  record: StoreRecord,
+  blobOffset: number,
+  blobLength: number,
+  blobDigest: Buffer,
+): { grants: number; revocations: number } {
+  switch (record.type) {
+    case 'handle': {
+      if (!index.handles.has(record.value.handle)) {
+        index.handles.set(record.value.handle, { meta: record.value, offset: blobOffset, length: blobLength, digest: blobDigest });
+      }
+      return { grants: 0, revocations: 0 };
+    }
+    case 'grant': {
+      const added = putNested(index.grants, record.value, supersedesGrant);
+      return { grants: added, revocations: 0 };
+    }
+    case 'revocation': {
+      const added = putNested(index.revocations, record.value, supersedesRevocation);
+      return { grants: 0, revocations: added };
+    }
+  }
+}
+
+/** Stores `value` under (handle, grantee) if absent or superseding; returns 1 if it was absent. */
+function putNested<T extends { handle: string; grantee: string }>(
+  map: Map<string, Map<string, T>>,
+  value: T,
+  supersedes: (next: T, existing: T) => boolean,
+): number {
+  let byGrantee = map.get(value.handle);
+  if (byGrantee === undefined) {
+    byGrantee = new Map();
+    map.set(value.handle, byGrantee);
+  }
+  const existing = byGrantee.get(value.grantee);
+  if (existing === undefined) {
+    byGrantee.set(value.grantee, value);
+    return 1;
+  }
+  if (supersedes(value, existing)) byGrantee.set(value.grantee, value);
+  return 0;
+}
+
+function countNested(map: Map<string, Map<string, unknown>>): number {
+  let n = 0;
+  for (const inner of map.values()) n += inner.size;
+  return n;
+}
+
+/** What a batch would change, so queued writes are decided in order before any is durable. */
+class Staging {
+  readonly #handles = new Set<string>();
+  readonly #grants = new Map<string, StoredGrant>();
+  readonly #revocations = new Map<string, StoredRevocation>();
+
+  constructor(
+    private readonly committedHandles: Map<string, HandleEntry>,
+    private readonly committedGrants: Map<string, Map<string, StoredGrant>>,
+    private readonly committedRevocations: Map<string, Map<string, StoredRevocation>>,
+  ) {}
+
+  /** Whether `record` would be stored; if so it is staged. */
+  offer(record: StoreRecord): boolean {
+    switch (record.type) {
+      case 'handle': {
+        const h = record.value.handle;
+        if (this.committedHandles.has(h) || this.#handles.has(h)) return false;
+        this.#handles.add(h);
+        return true;
+      }
+      case 'grant': {
+        const key = pairKey(record.value);
+        const existing = this.#grants.get(key) ?? this.committedGrants.get(record.value.handle)?.get(record.value.grantee);
+        if (existing !== undefined && !supersedesGrant(record.value, existing)) return false;
+        this.#grants.set(key, record.value);
+        return true;
+      }
+      case 'revocation': {
+        const key = pairKey(record.value);
+        const existing = this.#revocations.get(key) ?? this.committedRevocations.get(record.value.handle)?.get(record.value.grantee);
+        if (existing !== undefined && !supersedesRevocation(record.value, existing)) return false;
+        this.#revocations.set(key, record.value);
+        return true;
+      }
+    }
+  }
+}
+
+function pairKey(value: { handle: string; grantee: string }): string {
+  return JSON.stringify([value.handle, value.grantee]);
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Framing.
+
+function sha256(data: Uint8Array): Buffer {
+  // One-shot hashing (no Hash object per call): replay hashes three times per record.
+  return hash('sha256', data, 'buffer');
+}
+
+function frameCheck(header: Buffer, offset: number, metaDigest: Buffer, blobDigest: Buffer): Buffer {
+  const input = Buffer.allocUnsafe(CHECK_DOMAIN.length + 16 + 8 + 32 + 32);
+  let at = CHECK_DOMAIN.copy(input, 0);
+  at += header.copy(input, at, 0, 16);
+  at = input.writeBigUInt64BE(BigInt(offset), at);
+  at += metaDigest.copy(input, at);
+  blobDigest.copy(input, at);
+  return sha256(input);
+}
+
+function encodeHeader(meta: Buffer, blob: Buffer, batch: number, offset: number, metaDigest: Buffer, blobDigest: Buffer): Buffer {
+  const header = Buffer.alloc(HEADER_BYTES);
+  header.writeUInt32BE(meta.length, 0);
+  header.writeUInt32BE(blob.length, 4);
+  header.writeBigUInt64BE(BigInt(batch), 8);
+  frameCheck(header, offset, metaDigest, blobDigest).copy(header, 16);
+  return header;
+}
+
+/** Reads a file front to back through one buffer; views stay valid until the next call. */
+class SequentialReader {
+  #buffer = Buffer.alloc(0);
+  #start = 0; // file offset of #buffer[0]
+  #length = 0; // valid bytes in #buffer
+
+  constructor(
+    private readonly file: FileHandle,
+    readonly size: number,
+  ) {}
+
+  /** Bytes [pos, pos + n) of the file; the caller guarantees pos + n ≤ size. */
+  async view(pos: number, n: number): Promise<Buffer> {
+    if (pos >= this.#start && pos + n <= this.#start + this.#length) {
+      return this.#buffer.subarray(pos - this.#start, pos - this.#start + n);
+    }
+    const want = Math.min(Math.max(n, READ_CHUNK_BYTES), this.size - pos);
+    if (this.#buffer.length < want) this.#buffer = Buffer.alloc(want);
+    let done = 0;
+    try {
+      while (done < want) {
+        const { bytesRead } = await this.file.read(this.#buffer, done, want - done, pos + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+    } catch (err) {
+      throw ioError('read', err);
+    }
+    this.#start = pos;
+    this.#length = done;
+    if (done < n) throw new TkmsError('internal', 'gateway store log shrank while it was being read');
+    return this.#buffer.subarray(0, n);
+  }
+}
+
+type Frame =
+  | { intact: true; end: number; batch: number; meta: Buffer; blobOffset: number; blobLength: number; blobDigest: Buffer }
+  | { intact: false; reason: string };
+
+/**
+ * Checks the frame at `at` in `buf`, which holds file bytes from `base` to the end of the file.
+ * A returned `meta` is a view into `buf`.
+ */
+function checkFrame(buf: Buffer, at: number, base: number): Frame {
+  const pos = base + at;
+  const remaining = buf.length - at;
+  if (remaining < HEADER_BYTES) return { intact: false, reason: `incomplete record header (${remaining} bytes)` };
+  const metaLength = buf.readUInt32BE(at);
+  const blobLength = buf.readUInt32BE(at + 4);
+  if (metaLength === 0 || metaLength > MAX_META_BYTES || blobLength > MAX_CIPHERTEXT_BYTES) {
+    return { intact: false, reason: `record lengths out of range (meta ${metaLength}, blob ${blobLength})` };
+  }
+  const batch = buf.readBigUInt64BE(at + 8);
+  if (batch === 0n || batch > BigInt(Number.MAX_SAFE_INTEGER)) return { intact: false, reason: 'batch number out of range' };
+  const size = HEADER_BYTES + metaLength + blobLength;
+  if (size > remaining) return { intact: false, reason: `record of ${size} bytes extends past the end of the file` };
+  const meta = buf.subarray(at + HEADER_BYTES, at + HEADER_BYTES + metaLength);
+  const blobDigest = sha256(buf.subarray(at + HEADER_BYTES + metaLength, at + size));
+  const header = buf.subarray(at, at + HEADER_BYTES);
+  if (!frameCheck(header, pos, sha256(meta), blobDigest).equals(header.subarray(16))) {
+    return { intact: false, reason: 'record checksum mismatch' };
+  }
+  return { intact: true, end: pos + size, batch: Number(batch), meta, blobOffset: pos + HEADER_BYTES + metaLength, blobLength, blobDigest };
+}
+
+/** Reads the frame at `pos` (header first, then exactly its body) and checks it. */
+async function readFrame(reader: SequentialReader, pos: number): Promise<Frame> {
+  const remaining = reader.size - pos;
+  if (remaining < HEADER_BYTES) return { intact: false, reason: `incomplete record header (${remaining} bytes)` };
+  const header = await reader.view(pos, HEADER_BYTES);
+  const metaLength = header.readUInt32BE(0);
+  const blobLength = header.readUInt32BE(4);
+  // Lengths out of range or past the end: checkFrame reports them from the header alone.
+  const length = Math.min(HEADER_BYTES + metaLength + blobLength, remaining, HEADER_BYTES + MAX_META_BYTES + MAX_CIPHERTEXT_BYTES);
+  const frame = await reader.view(pos, length);
+  // A frame shorter than its header claims is reported as extending past the end.
+  return checkFrame(frame, 0, pos);
+}
+
+function corrupt(file: string, offset: number, reason: string): TkmsError {
+  return new TkmsError('internal', `gateway store log ${file} is corrupt at offset ${offset}: ${reason}`, { file, offset });
+}
+
+/** Parses the meta of an intact record; any failure means corruption (or a newer format), never a torn write. */
+function parseRecord(meta: Buffer, blobLength: number): StoreRecord {
+  const parsed = requireObject(JSON.parse(meta.toString('utf8')) as unknown, 'record');
+  const keys = Object.keys(parsed);
+  if (keys.length !== 2 || !('type' in parsed) || !('value' in parsed)) throw new Error('unexpected record fields');
+  switch (parsed['type']) {
+    case 'handle':
+      return { type: 'handle', value: checkHandle(parsed['value']) };
+    case 'grant':
+      if (blobLength !== 0) throw new Error('a grant record carries no blob');
+      return { type: 'grant', value: checkGrant(parsed['value']) };
+    case 'revocation':
+      if (blobLength !== 0) throw new Error('a revocation record carries no blob');
+      return { type: 'revocation', value: checkRevocation(parsed['value']) };
+    default:
+      throw new Error('unknown record type');
+  }
+}
+
+/** Rebuilds the index from the log, truncating a torn tail; see the file comment for the rules. */
+async function replay(file: FileHandle, logPath: string, warn: (msg: string) => void): Promise<ReplayState> {
+  const state: ReplayState = { handles: new Map(), grants: new Map(), revocations: new Map(), size: 0, lastBatch: 0 };
+  let size: number;
+  try {
+    size = (await file.stat()).size;
+  } catch (err) {
+    throw ioError('stat', err);
+  }
+  const reader = new SequentialReader(file, size);
+
+  if (size < MAGIC.length) {
+    const head = size === 0 ? Buffer.alloc(0) : Buffer.from(await reader.view(0, size));
+    if (!head.equals(MAGIC.subarray(0, size))) throw corrupt(logPath, 0, 'not a tkms gateway store log (bad magic)');
+    // A new log, or one whose creation was interrupted: (re)write the magic.
+    if (size > 0) warn(`gateway store: ${logPath} held only ${size} bytes of its header; rewrote it`);
+    await writeAll(file, MAGIC, 0).catch((err: unknown) => {
+      throw ioError('write', err);
+    });
+    await syncFile(file);
+    state.size = MAGIC.length;
+    return state;
+  }
+  if (!Buffer.from(await reader.view(0, MAGIC.length)).equals(MAGIC)) {
+    throw corrupt(logPath, 0, 'not a tkms gateway store log (bad magic)');
+  }
+
+  let pos = MAGIC.length;
+  while (pos < size) {
+    const frame = await readFrame(reader, pos);
+    if (!frame.intact) {
+      await checkTornTail(reader, logPath, pos, frame.reason, state.lastBatch);
+      try {
+        await file.truncate(pos);
+      } catch (err) {
+        throw ioError('truncate', err);
+      }
+      await syncFile(file);
+      warn(`gateway store: truncated ${size - pos} bytes of a torn write at offset ${pos} of ${logPath} (${frame.reason})`);
+      break;
+    }
+    if (frame.batch !== state.lastBatch && frame.batch !== state.lastBatch + 1) {
+      throw corrupt(logPath, pos, `batch ${frame.batch} follows batch ${state.lastBatch}`);
+    }
+    let record: StoreRecord;
+    try {
+      record = parseRecord(frame.meta, frame.blobLength);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : 'invalid';
+      throw corrupt(logPath, pos, `intact record is not a valid store record (${why})`);
+    }
+    applyRecord(state, record, frame.blobOffset, frame.blobLength, frame.blobDigest);
+    state.lastBatch = frame.batch;
+    pos = frame.end;
+  }
+  state.size = pos;
+  return state;
+}
+
+/**
+ * Throws unless the damage at `pos` can be a torn last batch: at most one batch from the end,
+ * and no intact record after it from a batch other than the last one (`lastBatch` or the next).
+ */
+async function checkTornTail(reader: SequentialReader, logPath: string, pos: number, reason: string, lastBatch: number): Promise<void> {
+  const remaining = reader.size - pos;
+  if (remaining > MAX_BATCH_BYTES) {
+    throw corrupt(logPath, pos, `${reason}, with ${remaining} bytes after it (more than one write batch: not a torn write)`);
+  }
+  const tail = Buffer.from(await reader.view(pos, remaining));
+  let found: number | undefined;
+  for (let at = 1; at + HEADER_BYTES <= tail.length; ) {
+    const frame = checkFrame(tail, at, pos);
+    if (!frame.intact) {
+      at++;
+      continue;
+    }
+    const sameBatch = found === undefined ? frame.batch === lastBatch || frame.batch === lastBatch + 1 : frame.batch === found;
+    if (!sameBatch) {
+      throw corrupt(logPath, pos, `${reason}, followed by an intact record of batch ${frame.batch} at offset ${pos + at} (not a torn write)`);
+    }
+    found = frame.batch;
+    at = frame.end - pos;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files and the lock.
+
+function errnoCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** I/O failures become typed errors naming the operation and errno. */
+function ioError(operation: string, err: unknown): TkmsError {
+  if (err instanceof TkmsError) return err;
+  const code = errnoCode(err) ?? 'unknown';
+  return new TkmsError('internal', `gateway store ${operation} failed (${code})`, { errno: code });
+}
+
+async function writeAll(file: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await file.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+async function syncFile(file: FileHandle): Promise<void> {
+  try {
+    await file.datasync();
+  } catch (err) {
+    throw ioError('sync', err);
+  }
+}
+
+async function fsyncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, fsConstants.O_RDONLY).catch((err: unknown) => {
+    throw ioError('directory sync', err);
+  });
+  try {
+    await handle.sync();
+  } catch (err) {
+    // Some filesystems cannot fsync a directory.
+    if (errnoCode(err) !== 'EINVAL' && errnoCode(err) !== 'EISDIR') throw ioError('directory sync', err);
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+/** Creates `dir` (0700, parents too) if needed and returns its real path. */
+async function ensureDirectory(dir: string): Promise<string> {
+  let created: string | undefined;
+  try {
+    created = await mkdir(dir, { recursive: true, mode: DIR_MODE });
+  } catch (err) {
+    if (errnoCode(err) === 'EEXIST' || errnoCode(err) === 'ENOTDIR') throw new TkmsError('bad_request', 'store path exists and is not a directory');
+    throw ioError('directory creation', err);
+  }
+  if (created !== undefined) {
+    await chmod(dir, DIR_MODE).catch((err: unknown) => {
+      throw ioError('directory chmod', err);
+    });
+    for (let child = dir; ; child = dirname(child)) {
+      await fsyncDirectory(dirname(child));
+      if (child === created || dirname(child) === child) break;
+    }
+  }
+  const info = await stat(dir).catch((err: unknown) => {
+    throw ioError('directory stat', err);
+  });
+  if (!info.isDirectory()) throw new TkmsError('bad_request', 'store path exists and is not a directory');
+  return realpath(dir).catch((err: unknown) => {
+    throw ioError('directory realpath', err);
+  });
+}
+
+async function openLogFile(path: string): Promise<{ file: FileHandle; created: boolean }> {
+  const flags = fsConstants.O_RDWR | fsConstants.O_NOFOLLOW;
+  let file: FileHandle;
+  let created = false;
+  try {
+    file = await open(path, flags);
+  } catch (err) {
+    if (errnoCode(err) === 'ELOOP') throw new TkmsError('internal', `gateway store log ${path} is a symlink`, { file: path });
+    if (errnoCode(err) !== 'ENOENT') throw ioError('log open', err);
+    try {
+      file = await open(path, flags | fsConstants.O_CREAT | fsConstants.O_EXCL, FILE_MODE);
+      created = true;
+    } catch (createErr) {
+      throw ioError('log create', createErr);
+    }
+  }
+  try {
+    if (created) await file.chmod(FILE_MODE); // the umask may have narrowed it; make it exact
+    if (!(await file.stat()).isFile()) throw new TkmsError('internal', `gateway store log ${path} is not a regular file`, { file: path });
+  } catch (err) {
+    await file.close().catch(() => undefined);
+    throw ioError('log open', err);
+  }
+  return { file, created };
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === 'EPERM'; // alive, owned by another user
+  }
+}
+
+/**
+ * The single-writer lock: `LOCK` holds the owner's pid. It is published atomically
+ * (write a temp file, fsync, link(2) to `LOCK`, which fails if the name exists), so a reader
+ * never sees it half-written. A lock whose pid is not running — or is our own pid while this
+ * process does not hold the store, e.g. a container restarted with the same pid — is stale
+ * and taken over: renamed away (only one contender wins the rename), checked, deleted.
+ */
+class StoreLock {
+  #released = false;
+
+  private constructor(
+    readonly dir: string,
+    readonly path: string,
+  ) {}
+
+  static async acquire(dir: string, warn: (msg: string) => void): Promise<StoreLock> {
+    const path = join(dir, LOCK_FILE_NAME);
+    if (HELD_DIRECTORIES.has(dir)) {
+      throw new TkmsError('conflict', `gateway store ${dir} is already open in this process`, { dir });
+    }
+    HELD_DIRECTORIES.add(dir);
+    try {
+      const content = `${process.pid}\n`;
+      for (let attempt = 0; attempt < 5; attempt++) {
+        if (await publishLock(dir, path, content)) {
+          const lock = new StoreLock(dir, path);
+          await removeLockTemps(dir);
+          return lock;
+        }
+        const existing = await readLock(path);
+        if (existing === undefined) continue; // released meanwhile: try again
+        const pid = parsePid(existing);
+        if (pid !== undefined && pid !== process.pid && isProcessAlive(pid)) {
+          throw new TkmsError(
+            'conflict',
+            `gateway store ${dir} is locked by running process ${pid} (${path}); two gateways cannot share one store`,
+            { dir, pid },
+          );
+        }
+        // Stale: move it aside, and make sure what we moved is what we judged stale.
+        const aside = join(dir, `.LOCK.stale-${randomBytes(16).toString('hex')}`);
+        try {
+          await rename(path, aside);
+        } catch (err) {
+          if (errnoCode(err) === 'ENOENT') continue;
+          throw ioError('lock takeover', err);
+        }
+        const moved = await readLock(aside);
+        if (moved !== existing) {
+          // Another opener took the store in between: put its lock back and give up.
+          await link(aside, path).catch(() => undefined);
+          await unlink(aside).catch(() => undefined);
+          throw new TkmsError('conflict', `gateway store ${dir} was locked by another process while opening`, { dir });
+        }
+        await unlink(aside).catch(() => undefined);
+        warn(`gateway store: took over the stale lock of ${pid === undefined ? 'an unknown process' : `process ${pid}`} in ${dir}`);
+      }
+      throw new TkmsError('conflict', `gateway store ${dir}: could not take the lock (contended)`, { dir });
+    } catch (err) {
+      HELD_DIRECTORIES.delete(dir);
+      throw ioError('lock', err);
+    }
+  }
+
+  async release(): Promise<void> {
+    if (this.#released) return;
+    this.#released = true;
+    try {
+      if ((await readLock(this.path)) === `${process.pid}\n`) await unlink(this.path);
+    } catch {
+      // Already gone (directory removed): nothing to release.
+    } finally {
+      HELD_DIRECTORIES.delete(this.dir);
+    }
+  }
+}
+
+function parsePid(content: string): number | undefined {
+  const match = /^([1-9][0-9]{0,9})\n?$/.exec(content);
+  if (match === null) return undefined;
+  const pid = Number(match[1]);
+  return pid <= 0x7fffffff ? pid : undefined;
+}
+
+/** Creates LOCK with `content`; false if it already exists. */
+async function publishLock(dir: string, path: string, content: string): Promise<boolean> {
+  const temp = join(dir, `.LOCK.tmp-${randomBytes(16).toString('hex')}`);
+  try {
+    const handle = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, FILE_MODE);
+    try {
+      await handle.chmod(FILE_MODE);
+      await handle.writeFile(content, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await link(temp, path);
+    } catch (err) {
+      if (errnoCode(err) === 'EEXIST') return false;
+      throw err;
+    }
+    return true;
+  } catch (err) {
+    throw ioError('lock create', err);
+  } finally {
+    await unlink(temp).catch(() => undefined);
+  }
+}
+
+async function readLock(path: string): Promise<string | undefined> {
+  let handle;
+  try {
+    handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw ioError('lock read', err);
+  }
+  try {
+    const buffer = Buffer.alloc(64);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    return buffer.subarray(0, bytesRead).toString('utf8');
+  } catch (err) {
+    throw ioError('lock read', err);
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+/** Removes lock temp files a crashed opener left behind (we hold the lock: nobody else uses them). */
+async function removeLockTemps(dir: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of entries) {
+    if (LOCK_TEMP_NAME.test(name)) await unlink(join(dir, name)).catch(() => undefined);
+  }
+}

@@ -1,0 +1,99 @@
+import {
+  decodeAclReply,
+  decodeAclRequest,
+  encodeAclReply,
+  encodeAclRequest,
+  isTkmsError,
+  REVOCATION_PAGE_SIZE,
+  TkmsError,
+  type RevocationEnvelope,
+} from '../core/index.ts';
+import type { Logger } from '../net/logger.ts';
+import type { NodeMetrics } from './metrics.ts';
+import { errorText } from '../net/p2p.ts';
+import type { RevocationStore } from './revocations.ts';
+
+/**
+ * /tkms/acl/1: revocations reach every member. A node that stores a new revocation
+ * passes it on to every other member (flooding gossip: acknowledged, so the gateway can
+ * count how many nodes hold it), and a member that was away pulls what it missed from
+ * each peer when it reconnects.
+ */
+export interface AclPeerTransport {
+  members(): number[];
+  send(memberId: number, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+}
+
+const FORWARD_TIMEOUT_MS = 3_000;
+const MAX_SYNC_PAGES = 2_000;
+
+export class AclService {
+  constructor(
+    private readonly store: RevocationStore,
+    private readonly transport: AclPeerTransport,
+    private readonly log: Logger,
+    private readonly metrics: NodeMetrics,
+  ) {}
+
+  async handle(fromMember: number | undefined, bytes: Uint8Array): Promise<Uint8Array> {
+    try {
+      const request = decodeAclRequest(bytes);
+      if (request.type === 'sync') {
+        const page = this.store.page(request.offset, REVOCATION_PAGE_SIZE);
+        return encodeAclReply({ ok: true, type: 'page', ...page });
+      }
+      const stored = await this.accept(request.item, fromMember);
+      return encodeAclReply({ ok: true, type: 'stored', stored });
+    } catch (e) {
+      const err = isTkmsError(e) ? e : new TkmsError('internal', 'internal error');
+      this.metrics.aclMessages.inc({ outcome: err.code });
+      return encodeAclReply({ ok: false, code: err.code, message: err.message });
+    }
+  }
+
+  /** Verifies, stores (durably) and, when new, forwards to every other member. */
+  async accept(item: RevocationEnvelope, fromMember: number | undefined): Promise<boolean> {
+    const stored = await this.store.add(item);
+    this.metrics.aclMessages.inc({ outcome: stored ? 'stored' : 'known' });
+    this.metrics.revocationsHeld.set(this.store.size);
+    if (stored) {
+      this.log.info({ handle: `0x${Buffer.from(item.revocation.handle).toString('hex')}`, revokedAt: item.revocation.revokedAt, from: fromMember ?? 'client' }, 'revocation stored');
+      this.forward(item, fromMember);
+    }
+    return stored;
+  }
+
+  private forward(item: RevocationEnvelope, fromMember: number | undefined): void {
+    const frame = encodeAclRequest({ type: 'revoke', item });
+    for (const member of this.transport.members()) {
+      if (member === fromMember) continue;
+      this.transport.send(member, frame, FORWARD_TIMEOUT_MS).catch((e: unknown) => {
+        // The member pulls it on reconnect (syncFrom); nothing is lost by a failed push.
+        this.log.debug({ member, err: errorText(e) }, 'revocation forward failed');
+      });
+    }
+  }
+
+  /** Pulls every revocation a member holds and keeps the new ones (run on each connect). */
+  async syncFrom(member: number): Promise<number> {
+    let offset: number | null = 0;
+    let added = 0;
+    for (let pages = 0; offset !== null && pages < MAX_SYNC_PAGES; pages++) {
+      const reply = decodeAclReply(await this.transport.send(member, encodeAclRequest({ type: 'sync', offset }), FORWARD_TIMEOUT_MS));
+      if (!reply.ok) throw new TkmsError(reply.code, `member ${member} refused sync: ${reply.message}`);
+      if (reply.type !== 'page') throw new TkmsError('bad_request', `member ${member} answered sync with ${reply.type}`);
+      for (const item of reply.items) {
+        try {
+          if (await this.store.add(item)) added++;
+        } catch (e) {
+          this.log.warn({ member, err: errorText(e) }, 'member sent an invalid revocation during sync');
+        }
+      }
+      if (reply.next !== null && reply.next <= offset) break;
+      offset = reply.next;
+    }
+    this.metrics.revocationsHeld.set(this.store.size);
+    if (added > 0) this.log.info({ member, added }, 'revocations pulled from member');
+    return added;
+  }
+}

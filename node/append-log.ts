@@ -1,0 +1,92 @@
+import { constants as fsConstants } from 'node:fs';
+import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { TkmsError } from '../core/index.ts';
+import { DIR_MODE, errnoCode, FILE_MODE, fsyncDirectory } from './keystore-fs.ts';
+
+/**
+ * A file of JSON lines that only grows, for node state that must survive a crash
+ * (revocations seen, delegation request ids spent). A line that did not reach the disk
+ * whole (a crash mid-append) can only be the last one; it is dropped at load.
+ */
+export class AppendLog {
+  private constructor(
+    readonly path: string,
+    private handle: FileHandle,
+    private lineCount: number,
+  ) {}
+
+  /** Opens (creating) the log and returns its parsed lines; a torn last line is cut off. */
+  static async open(path: string, maxBytes = 256 * 1024 * 1024): Promise<{ log: AppendLog; lines: unknown[]; tornBytes: number }> {
+    await mkdir(dirname(path), { recursive: true, mode: DIR_MODE });
+    let handle: FileHandle;
+    try {
+      handle = await open(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW, FILE_MODE);
+    } catch (e) {
+      throw new TkmsError('internal', `cannot open state file ${path} (${errnoCode(e) ?? 'error'})`);
+    }
+    const size = (await handle.stat()).size;
+    if (size > maxBytes) {
+      await handle.close();
+      throw new TkmsError('internal', `state file ${path} is larger than ${maxBytes} bytes`);
+    }
+    const buffer = Buffer.alloc(size);
+    if (size > 0) await handle.read(buffer, 0, size, 0);
+    // Work on bytes, not decoded text: offsets must be file offsets even around invalid UTF-8.
+    const decoder = new TextDecoder('utf-8', { fatal: true });
+    const lines: unknown[] = [];
+    let offset = 0;
+    let tornBytes = 0;
+    while (offset < buffer.length) {
+      const end = buffer.indexOf(0x0a, offset);
+      if (end < 0) {
+        // Only the last append can be cut short, and an append writes its newline last.
+        tornBytes = buffer.length - offset;
+        await handle.truncate(offset);
+        break;
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(decoder.decode(buffer.subarray(offset, end)));
+      } catch {
+        await handle.close();
+        throw new TkmsError('internal', `state file ${path} is damaged at byte ${offset}`);
+      }
+      lines.push(parsed);
+      offset = end + 1;
+    }
+    return { log: new AppendLog(path, handle, lines.length), lines, tornBytes };
+  }
+
+  get lines(): number {
+    return this.lineCount;
+  }
+
+  /** Appends one line; with `durable` it is fsynced before the promise resolves. */
+  async append(value: unknown, durable: boolean): Promise<void> {
+    await this.handle.appendFile(`${JSON.stringify(value)}\n`);
+    if (durable) await this.handle.datasync();
+    this.lineCount++;
+  }
+
+  /** Replaces the whole log with `values` (temp file, fsync, rename, fsync dir): compaction. */
+  async rewrite(values: readonly unknown[]): Promise<void> {
+    const temp = join(dirname(this.path), `.${Date.now()}-${process.pid}.tmp`);
+    const out = await open(temp, 'wx', FILE_MODE);
+    try {
+      await out.writeFile(values.map((v) => `${JSON.stringify(v)}\n`).join(''));
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+    await rename(temp, this.path);
+    await fsyncDirectory(dirname(this.path));
+    await this.handle.close();
+    this.handle = await open(this.path, fsConstants.O_RDWR | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW, FILE_MODE);
+    this.lineCount = values.length;
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,394 @@
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { generateAccount, TkmsClient, type Account } from '../../client/index.ts';
+import {
+  ACL_PROTOCOL,
+  decodeHandle,
+  decodeHex,
+  generateRsaKeyPair,
+  isTkmsError,
+  KEYS_PROTOCOL,
+  newRequestId,
+  PARTIAL_PROTOCOL,
+  parseGrant,
+  signDelegation,
+  signGrant,
+  type Delegation,
+  type Grant,
+  type HandleDescriptor,
+  type RsaKeyPair,
+} from '../../core/index.ts';
+import { Devnet } from '../../deploy/devnet.ts';
+import { NodePool } from '../../gateway/node-pool.ts';
+import { parseCommitteeJson } from '../../net/committee.ts';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeTempDir, removeDir, runTkms, waitFor } from '../support/processes.ts';
+
+/**
+ * The decryption path end to end on a real devnet: 5 node processes (t = 3) and a gateway
+ * on loopback, driven through the client library, and through a libp2p client that talks to
+ * the nodes directly, as a compromised gateway would.
+ */
+const nowS = (): number => Math.floor(Date.now() / 1000);
+
+async function expectRefusal(promise: Promise<unknown>, code: string): Promise<Error> {
+  try {
+    await promise;
+  } catch (e) {
+    assert.ok(isTkmsError(e), `expected a TkmsError, got ${String(e)}`);
+    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
+    return e;
+  }
+  assert.fail(`expected refusal with ${code}`);
+}
+
+interface Scene {
+  devnet: Devnet;
+  pool: NodePool;
+  alice: Account;
+  bob: Account;
+  carol: Account;
+  aliceClient: TkmsClient;
+  bobClient: TkmsClient;
+  carolClient: TkmsClient;
+  rsa: RsaKeyPair;
+}
+
+async function startScene(dir: string, nodeConfig?: Record<number, Record<string, unknown>>): Promise<Scene> {
+  const devnet = await Devnet.start({ dir, n: 5, t: 3, gatewayPort: 0, logLevel: 'info', ...(nodeConfig ? { nodeConfig } : {}) });
+  const committee = parseCommitteeJson(await readFile(join(devnet.dir, 'committee.json'), 'utf8'));
+  const pool = await NodePool.start(committee, pino({ level: 'silent' }));
+  await waitFor('test client connected to all nodes', () => (pool.connectedMembers().length === 5 ? true : undefined), { timeoutMs: 20_000 });
+  const [alice, bob, carol] = [generateAccount(), generateAccount(), generateAccount()];
+  const client = (account: Account): TkmsClient => new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account });
+  return { devnet, pool, alice, bob, carol, aliceClient: client(alice), bobClient: client(bob), carolClient: client(carol), rsa: await generateRsaKeyPair() };
+}
+
+async function stopScene(scene: Scene | undefined): Promise<void> {
+  if (scene === undefined) return;
+  await scene.pool.stop().catch(() => undefined);
+  await scene.devnet.stop();
+}
+
+/** The descriptor and stored grant of a handle, read from the gateway's public API. */
+async function handleParts(scene: Scene, handle: string, grantee?: string): Promise<{ descriptor: HandleDescriptor; grant: Grant | undefined }> {
+  const { json } = await scene.aliceClient.http.request<Record<string, string>>('GET', `/v1/handles/${handle}`);
+  const descriptor: HandleDescriptor = {
+    keyId: json.keyId!,
+    K: decodeHex(json.K),
+    nonce: decodeHex(json.nonce),
+    ciphertextHash: decodeHex(json.ciphertextHash),
+    owner: decodeHex(json.owner),
+  };
+  let grant: Grant | undefined;
+  if (grantee !== undefined) {
+    const grants = await scene.aliceClient.http.request<{ grants: Record<string, unknown>[] }>('GET', `/v1/handles/${handle}/grants`);
+    const g = grants.json.grants.find((x) => x.grantee === grantee);
+    if (g !== undefined) grant = parseGrant({ handle: g.handle, grantee: g.grantee, notAfter: g.notAfter, issuedAt: g.issuedAt, signature: g.signature });
+  }
+  return { descriptor, grant };
+}
+
+function delegationFor(scene: Scene, who: Account, handle: string, window: { notBefore: number; notAfter: number } = { notBefore: nowS(), notAfter: nowS() + 300 }): Delegation {
+  return signDelegation(who.secretKey, {
+    handle: decodeHandle(handle),
+    keyId: scene.devnet.keyId,
+    requester: who.addressBytes,
+    rsaSpki: decodeHex(scene.rsa.publicKey.spkiHex),
+    ...window,
+    requestId: newRequestId(),
+  });
+}
+
+/** Sends one request to every node directly; returns each node's outcome (ok or the refusal code). */
+async function askEveryNode(scene: Scene, delegation: Delegation, descriptor: HandleDescriptor, grant: Grant | undefined): Promise<Record<number, string>> {
+  const out: Record<number, string> = {};
+  await Promise.all(
+    scene.devnet.nodes.map(async (node) => {
+      const reply = await scene.pool.askNode(node.id, { delegation, descriptor, grant }, 5_000);
+      out[node.id] = reply.ok ? 'ok' : reply.code;
+    }),
+  );
+  return out;
+}
+
+const all = (code: string): Record<number, string> => ({ 1: code, 2: code, 3: code, 4: code, 5: code });
+
+describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)', function () {
+  this.timeout(180_000);
+  let dir: string;
+  let scene: Scene | undefined;
+  let s: Scene;
+
+  before(async () => {
+    dir = await makeTempDir('tkms-e2e');
+    scene = await startScene(dir);
+    s = scene;
+  });
+
+  after(async () => {
+    await stopScene(scene);
+    await removeDir(dir);
+  });
+
+  it('round trip: alice encrypts, grants bob, bob decrypts; a client-side ciphertext decrypts too', async () => {
+    const text = 'hello threshold world';
+    const info = await s.aliceClient.encrypt(new TextEncoder().encode(text), { keyId: s.devnet.keyId });
+    assert.match(info.handle, /^0x[0-9a-f]{64}$/);
+    assert.equal(info.owner, s.alice.address);
+    await s.aliceClient.grant(info.handle, s.bob.address);
+    const result = await s.bobClient.decrypt(info.handle);
+    assert.equal(new TextDecoder().decode(result.plaintext), text);
+    assert.equal(result.usedNodeIds.length, 3);
+    assert.deepEqual(result.rejected, []);
+
+    const local = await s.aliceClient.encryptLocally(new TextEncoder().encode('never seen by the gateway'), { keyId: s.devnet.keyId });
+    await s.aliceClient.grant(local.handle, s.bob.address);
+    const bobView = new TkmsClient({ gatewayUrl: s.devnet.gatewayUrl, account: s.bob });
+    assert.equal(new TextDecoder().decode((await bobView.decrypt(local.handle)).plaintext), 'never seen by the gateway');
+    // The owner decrypts without a grant.
+    assert.equal(new TextDecoder().decode((await s.aliceClient.decrypt(local.handle)).plaintext), 'never seen by the gateway');
+  });
+
+  it('the CLI does the same round trip: account new, encrypt, grant, decrypt, revoke (--json)', async () => {
+    const env = { TKMS_GATEWAY_URL: s.devnet.gatewayUrl };
+    const owner = join(dir, 'owner.json');
+    const reader = join(dir, 'reader.json');
+    for (const file of [owner, reader]) {
+      const r = await runTkms(['account', 'new', '--out', file, '--json'], { env });
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const readerAddress = (JSON.parse(await readFile(reader, 'utf8')) as { address: string }).address;
+    const enc = await runTkms(['encrypt', '--account', owner, '--key', s.devnet.keyId, '--text', 'from the command line', '--json'], { env });
+    assert.equal(enc.code, 0, enc.stderr);
+    const handle = (JSON.parse(enc.stdout) as { handle: string }).handle;
+    const denied = await runTkms(['decrypt', '--account', reader, '--handle', handle, '--json'], { env });
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr, /\[unauthorized\]/);
+    const granted = await runTkms(['grant', '--account', owner, '--handle', handle, '--to', readerAddress, '--json'], { env });
+    assert.equal(granted.code, 0, granted.stderr);
+    const dec = await runTkms(['decrypt', '--account', reader, '--handle', handle, '--json'], { env });
+    assert.equal(dec.code, 0, dec.stderr);
+    const out = JSON.parse(dec.stdout) as { plaintext: string; usedNodeIds: number[] };
+    assert.equal(Buffer.from(out.plaintext, 'base64').toString(), 'from the command line');
+    assert.equal(out.usedNodeIds.length, 3);
+    const revoked = await runTkms(['revoke', '--account', owner, '--handle', handle, '--to', readerAddress, '--json'], { env });
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.equal((JSON.parse(revoked.stdout) as { effective: boolean }).effective, true);
+    const usage = await runTkms(['encrypt', '--account', owner], { env });
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--key is required/);
+  });
+
+  it('a requester without a grant is refused by the gateway and, asked directly, by every node', async () => {
+    const info = await s.aliceClient.encrypt(new TextEncoder().encode('not for carol'), { keyId: s.devnet.keyId });
+    await expectRefusal(s.carolClient.decrypt(info.handle), 'unauthorized');
+
+    const { descriptor } = await handleParts(s, info.handle);
+    // No grant at all.
+    assert.deepEqual(await askEveryNode(s, delegationFor(s, s.carol, info.handle), descriptor, undefined), all('unauthorized'));
+    // A grant carol signed for herself.
+    const selfGrant = signGrant(s.carol.secretKey, { handle: decodeHandle(info.handle), grantee: s.carol.addressBytes, notAfter: nowS() + 600, issuedAt: nowS() });
+    assert.deepEqual(await askEveryNode(s, delegationFor(s, s.carol, info.handle), descriptor, selfGrant), all('unauthorized'));
+    // Alice's real grant for ANOTHER handle.
+    const other = await s.aliceClient.encrypt(new TextEncoder().encode('other'), { keyId: s.devnet.keyId });
+    await s.aliceClient.grant(other.handle, s.carol.address);
+    const { grant: otherGrant } = await handleParts(s, other.handle, s.carol.address);
+    assert.ok(otherGrant);
+    assert.deepEqual(await askEveryNode(s, delegationFor(s, s.carol, info.handle), descriptor, otherGrant), all('unauthorized'));
+    // A delegation signed by carol but naming bob as requester.
+    const forged = { ...delegationFor(s, s.carol, info.handle), requester: s.bob.addressBytes };
+    assert.deepEqual(await askEveryNode(s, forged, descriptor, undefined), all('unauthorized'));
+    // K swapped under a valid handle: the commitment no longer matches.
+    const swapped = { ...descriptor, K: (await handleParts(s, other.handle)).descriptor.K };
+    assert.deepEqual(await askEveryNode(s, delegationFor(s, s.alice, info.handle), swapped, undefined), all('unauthorized'));
+  });
+
+  it('a revoked grant is refused by every node within 2 s, and the revocation persists across restarts and reaches a node that was down', async () => {
+    const info = await s.aliceClient.encrypt(new TextEncoder().encode('revocable'), { keyId: s.devnet.keyId });
+    await s.aliceClient.grant(info.handle, s.bob.address);
+    await s.bobClient.decrypt(info.handle);
+    const { descriptor, grant } = await handleParts(s, info.handle, s.bob.address);
+    assert.ok(grant);
+
+    await s.devnet.killNode(5);
+    const revokedAt = Date.now();
+    const revoke = await s.aliceClient.revoke(info.handle, s.bob.address);
+    assert.deepEqual(revoke.acknowledgedBy, [1, 2, 3, 4]);
+    assert.equal(revoke.effective, true);
+    const live = [1, 2, 3, 4];
+    await waitFor(
+      'every live node to refuse the revoked grant',
+      async () => {
+        const outcomes = await Promise.all(live.map((id) => s.pool.askNode(id, { delegation: delegationFor(s, s.bob, info.handle), descriptor, grant }, 3_000)));
+        return outcomes.every((r) => !r.ok && r.code === 'revoked') ? true : undefined;
+      },
+      { timeoutMs: 2_000, intervalMs: 50 },
+    );
+    assert.ok(Date.now() - revokedAt < 2_000 + 1_000);
+    await expectRefusal(s.bobClient.decrypt(info.handle), 'revoked');
+
+    // Node 5 was down; it pulls the revocation from its peers when it reconnects.
+    await s.devnet.startNode(5);
+    await s.devnet.waitNodesHealthy([5]);
+    await waitFor(
+      'node 5 to learn the revocation',
+      async () => {
+        const r = await s.pool.askNode(5, { delegation: delegationFor(s, s.bob, info.handle), descriptor, grant }, 3_000);
+        return !r.ok && r.code === 'revoked' ? true : undefined;
+      },
+      { timeoutMs: 15_000, intervalMs: 200 },
+    );
+    // Persisted: node 1 restarted still refuses.
+    await s.devnet.restartNode(1);
+    await s.devnet.waitNodesHealthy([1]);
+    await waitFor('test client reconnected to node 1', () => (s.pool.connectedMembers().includes(1) ? true : undefined), { timeoutMs: 15_000 });
+    const after = await s.pool.askNode(1, { delegation: delegationFor(s, s.bob, info.handle), descriptor, grant }, 5_000);
+    assert.equal(after.ok ? 'ok' : after.code, 'revoked');
+  });
+
+  it('a replayed delegation request is refused by every node; so are expired and not-yet-valid ones', async () => {
+    const info = await s.aliceClient.encrypt(new TextEncoder().encode('replay me'), { keyId: s.devnet.keyId });
+    const { descriptor } = await handleParts(s, info.handle);
+    const delegation = delegationFor(s, s.alice, info.handle);
+    assert.deepEqual(await askEveryNode(s, delegation, descriptor, undefined), all('ok'));
+    assert.deepEqual(await askEveryNode(s, delegation, descriptor, undefined), all('replayed'));
+
+    const expired = delegationFor(s, s.alice, info.handle, { notBefore: nowS() - 1_000, notAfter: nowS() - 400 });
+    assert.deepEqual(await askEveryNode(s, expired, descriptor, undefined), all('expired'));
+    const future = delegationFor(s, s.alice, info.handle, { notBefore: nowS() + 600, notAfter: nowS() + 900 });
+    assert.deepEqual(await askEveryNode(s, future, descriptor, undefined), all('expired'));
+    const tooLong = delegationFor(s, s.alice, info.handle, { notBefore: nowS(), notAfter: nowS() + 7_200 });
+    assert.deepEqual(await askEveryNode(s, tooLong, descriptor, undefined), all('bad_request'));
+
+    // Through the gateway: a replay of a request the nodes already answered is refused.
+    const viaGateway = delegationFor(s, s.alice, info.handle);
+    const body = { delegation: (await import('../../core/index.ts')).delegationToJson(viaGateway) };
+    await s.aliceClient.http.request('POST', `/v1/handles/${info.handle}/delegate`, body);
+    await expectRefusal(s.aliceClient.http.request('POST', `/v1/handles/${info.handle}/delegate`, body), 'replayed');
+  });
+
+  it('malformed input gets a 4xx with a code; the gateway and nodes keep serving', async () => {
+    const url = s.devnet.gatewayUrl;
+    const post = async (path: string, body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) => {
+      const res = await fetch(`${url}${path}`, { method: 'POST', body, headers });
+      return { status: res.status, json: (await res.json()) as { error?: { code: string; message: string } } };
+    };
+    const cases: [string, string, number, string][] = [
+      ['/v1/encrypt', '{not json', 400, 'bad_request'],
+      ['/v1/encrypt', '[]', 400, 'bad_request'],
+      ['/v1/encrypt', JSON.stringify({ request: {}, plaintext: 'AA==' }), 400, 'bad_request'],
+      ['/v1/handles', JSON.stringify({ registration: { handle: `0x${'11'.repeat(32)}`, keyId: 'default', owner: s.alice.address, signature: `0x${'00'.repeat(65)}` }, K: `0x02${'ff'.repeat(32)}`, nonce: `0x${'00'.repeat(12)}`, ciphertext: 'AAAAAAAAAAAAAAAAAAAAAA==' }), 400, 'bad_point'],
+      ['/v1/handles/0x1234/delegate', '{}', 400, 'bad_length'],
+      ['/v1/handles/nothex/grants', '{}', 400, 'bad_hex'],
+    ];
+    for (const [path, body, status, code] of cases) {
+      const r = await post(path, body);
+      assert.equal(r.status, status, `${path} ${body.slice(0, 60)} → ${JSON.stringify(r.json)}`);
+      assert.equal(r.json.error?.code, code, `${path}: ${JSON.stringify(r.json)}`);
+      assert.equal(typeof r.json.error?.message, 'string');
+    }
+    // Oversized body.
+    const huge = await post('/v1/encrypt', JSON.stringify({ request: {}, plaintext: 'A'.repeat(3 * 1024 * 1024) }));
+    assert.equal(huge.status, 413);
+    assert.equal(huge.json.error?.code, 'payload_too_large');
+    // A small RSA key in a properly signed delegation.
+    const info = await s.aliceClient.encrypt(new TextEncoder().encode('rsa'), { keyId: s.devnet.keyId });
+    const { generateKeyPairSync } = await import('node:crypto');
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024, publicExponent: 65537 }).publicKey.export({ type: 'spki', format: 'der' });
+    const weak = signDelegation(s.alice.secretKey, {
+      handle: decodeHandle(info.handle),
+      keyId: s.devnet.keyId,
+      requester: s.alice.addressBytes,
+      rsaSpki: new Uint8Array(small),
+      notBefore: nowS(),
+      notAfter: nowS() + 300,
+      requestId: newRequestId(),
+    });
+    const core = await import('../../core/index.ts');
+    const weakRes = await post(`/v1/handles/${info.handle}/delegate`, JSON.stringify({ delegation: core.delegationToJson(weak) }));
+    assert.equal(weakRes.status, 400);
+    assert.equal(weakRes.json.error?.code, 'bad_rsa_key');
+    const { descriptor } = await handleParts(s, info.handle);
+    assert.deepEqual(await askEveryNode(s, weak, descriptor, undefined), all('bad_rsa_key'));
+
+    // Garbage straight to every node protocol.
+    for (const protocol of [PARTIAL_PROTOCOL, ACL_PROTOCOL, KEYS_PROTOCOL]) {
+      for (const frame of [new Uint8Array([0xff, 0x00, 0x13]), new TextEncoder().encode('{"v":1,"type":"sync","offset":-1}'), new TextEncoder().encode('{}')]) {
+        const reply = JSON.parse(new TextDecoder().decode(await s.pool.sendRaw(1, protocol, frame, 5_000))) as { ok: boolean; error?: { code: string } };
+        assert.equal(reply.ok, false);
+        assert.equal(reply.error?.code, 'bad_request');
+      }
+    }
+    // Still serving.
+    const health = await fetch(`${url}/health`);
+    assert.equal(health.status, 200);
+    const again = await s.aliceClient.decrypt(info.handle);
+    assert.equal(new TextDecoder().decode(again.plaintext), 'rsa');
+  });
+
+  it('serves /openapi.json and Prometheus metrics on the gateway and the nodes', async () => {
+    const doc = (await (await fetch(`${s.devnet.gatewayUrl}/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+    assert.match(doc.openapi, /^3\./);
+    assert.ok(doc.paths['/v1/handles/{handle}/delegate']);
+    const gm = await (await fetch(`${s.devnet.gatewayUrl}/metrics`)).text();
+    assert.match(gm, /tkms_gateway_delegations_total\{outcome="ok"\} [1-9]/);
+    const nm = await (await fetch(`${s.devnet.node(2).httpUrl}/metrics`)).text();
+    assert.match(nm, /tkms_partial_requests_total\{outcome="ok"\} [1-9]/);
+    assert.match(nm, /tkms_partial_requests_total\{outcome="unauthorized"\} [1-9]/);
+  });
+
+  it('no secret reaches any log line', async () => {
+    const logs = await s.devnet.readLogs();
+    assert.ok(logs.length > 1000);
+    const password = (await readFile(join(s.devnet.dir, 'keystore-password'), 'utf8')).trim();
+    assert.ok(!logs.includes(password), 'keystore password in logs');
+    for (const account of [s.alice, s.bob, s.carol]) assert.ok(!logs.includes(Buffer.from(account.secretKey).toString('hex')), 'account key in logs');
+    assert.ok(!/"share"\s*:\s*"?(0x)?[0-9a-f]{16}/i.test(logs), 'a share-like field in logs');
+  });
+
+  it('with n − t nodes down decryption works; with n − t + 1 down the error says how many answered', async () => {
+    const info = await s.aliceClient.encrypt(new TextEncoder().encode('liveness'), { keyId: s.devnet.keyId });
+    await s.devnet.killNode(4);
+    await s.devnet.killNode(5);
+    const ok = await s.aliceClient.decrypt(info.handle);
+    assert.equal(new TextDecoder().decode(ok.plaintext), 'liveness');
+    assert.deepEqual([...ok.usedNodeIds].sort(), [1, 2, 3]);
+    await s.devnet.killNode(3);
+    const err = await expectRefusal(s.aliceClient.decrypt(info.handle), 'insufficient_partials');
+    assert.match(err.message, /2 of 5 nodes answered, 3 needed/);
+  });
+});
+
+describe('integration: a node that returns wrong partials (test fault)', function () {
+  this.timeout(180_000);
+  let dir: string;
+  let scene: Scene | undefined;
+
+  before(async () => {
+    dir = await makeTempDir('tkms-e2e-fault');
+    scene = await startScene(dir, { 2: { testFaults: { partial: 'wrong_partial' } } });
+  });
+
+  after(async () => {
+    await stopScene(scene);
+    await removeDir(dir);
+  });
+
+  it('the client rejects the bad partial, names node 2, and still decrypts', async () => {
+    const s = scene!;
+    const info = await s.aliceClient.encrypt(new TextEncoder().encode('despite a liar'), { keyId: s.devnet.keyId });
+    // Steer the first request to nodes 1, 2, 3 so node 2 is certainly asked.
+    const result = await s.aliceClient.decrypt(info.handle, { avoidNodes: [4, 5] });
+    assert.equal(new TextDecoder().decode(result.plaintext), 'despite a liar');
+    assert.deepEqual(
+      result.rejected.map((r) => [r.nodeId, r.code]),
+      [[2, 'bad_proof']],
+    );
+    assert.equal(result.attempts, 2);
+    assert.ok(!result.usedNodeIds.includes(2));
+    const logs = await s.devnet.readLogs();
+    assert.match(logs, /TEST FAULTS ENABLED/);
+  });
+});

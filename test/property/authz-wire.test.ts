@@ -1,0 +1,667 @@
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  type AclReply,
+  type AclRequest,
+  decodeAclReply,
+  decodeAclRequest,
+  decodeBase64,
+  decodeKeysReply,
+  decodeKeysRequest,
+  decodePartialReply,
+  decodePartialRequest,
+  type Delegation,
+  delegationToJson,
+  encodeAclReply,
+  encodeAclRequest,
+  encodeBase64,
+  type EncryptRequest,
+  encryptRequestToJson,
+  encodeHex,
+  encodeKeysReply,
+  encodeKeysRequest,
+  encodePartialReply,
+  encodePartialRequest,
+  ERROR_CODES,
+  type ErrorCode,
+  type Grant,
+  grantToJson,
+  type HandleDescriptor,
+  handleDescriptorToJson,
+  isTkmsError,
+  MAX_NODE_FRAME_BYTES,
+  type PartialAnswer,
+  partialAnswerToJson,
+  type PartialReply,
+  type PartialRequest,
+  parseDelegation,
+  parseEncryptRequest,
+  parseGrant,
+  parseHandleDescriptor,
+  parsePartialAnswer,
+  parseRegisterHandle,
+  parseRevocation,
+  type RegisterHandle,
+  registerHandleToJson,
+  type Revocation,
+  type RevocationEnvelope,
+  revocationToJson,
+  REVOCATION_PAGE_SIZE,
+  toChecksumAddress,
+} from '../../core/index.ts';
+
+/**
+ * Every decoder of the authz messages and node frames: (a) arbitrary input is a TkmsError or
+ * a value, never another exception; (b) any single invalid mutation of a valid message is a
+ * TkmsError; (c) valid random messages round-trip.
+ */
+
+const RUNS = 300;
+const MAX_TIMESTAMP = 253_402_300_799;
+const enc = new TextEncoder();
+const frame = (v: unknown): Uint8Array => enc.encode(JSON.stringify(v));
+
+/** A throw must be a TkmsError (and a client-side one: never 'internal'). */
+function typedOrValue<T>(fn: () => T, label = ''): T | undefined {
+  try {
+    return fn();
+  } catch (e) {
+    assert.ok(isTkmsError(e), `${label}: expected TkmsError, got ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+    assert.notEqual(e.code, 'internal', `${label}: ${e.message}`);
+    return undefined;
+  }
+}
+
+function rejectedTyped(fn: () => unknown, label = ''): void {
+  let caught: unknown;
+  let value: unknown;
+  try {
+    value = fn();
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught !== undefined, `${label}: expected a TkmsError, but it decoded to ${safeStringify(value)}`);
+  assert.ok(isTkmsError(caught), `${label}: expected TkmsError, got ${caught instanceof Error ? `${caught.name}: ${caught.message}` : String(caught)}`);
+  assert.ok(caught.httpStatus === 400 || caught.code === 'payload_too_large', `${label}: unexpected code ${caught.code}`);
+}
+
+function safeStringify(v: unknown): string {
+  try {
+    return JSON.stringify(v, (_k, x: unknown) => (x instanceof Uint8Array ? encodeHex(x) : typeof x === 'bigint' ? `${x}n` : x))?.slice(0, 300) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Valid random messages.
+
+// fast-check 4 may build records with a null prototype; decoders return plain objects.
+const rec = <T,>(model: { [K in keyof T]: fc.Arbitrary<T[K]> }, opts: { requiredKeys?: [] } = {}): fc.Arbitrary<T> =>
+  fc.record(model, { ...opts, noNullPrototype: true }) as unknown as fc.Arbitrary<T>;
+const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
+const keyIdArb = fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,63}$/).filter((s) => !s.includes('..'));
+const tsArb = fc.oneof(fc.integer({ min: 0, max: MAX_TIMESTAMP }), fc.constantFrom(0, MAX_TIMESTAMP));
+const spkiArb = fc.oneof({ weight: 9, arbitrary: fc.uint8Array({ maxLength: 300 }) }, { weight: 1, arbitrary: bytes(1024) });
+
+const descriptorArb: fc.Arbitrary<HandleDescriptor> = rec({ keyId: keyIdArb, K: bytes(33), nonce: bytes(12), ciphertextHash: bytes(32), owner: bytes(20) });
+const delegationArb: fc.Arbitrary<Delegation> = rec({
+  handle: bytes(32),
+  keyId: keyIdArb,
+  requester: bytes(20),
+  rsaSpki: spkiArb,
+  notBefore: tsArb,
+  notAfter: tsArb,
+  requestId: bytes(16),
+  signature: bytes(65),
+});
+const grantArb: fc.Arbitrary<Grant> = rec({ handle: bytes(32), grantee: bytes(20), notAfter: tsArb, issuedAt: tsArb, signature: bytes(65) });
+const revocationArb: fc.Arbitrary<Revocation> = rec({ handle: bytes(32), grantee: bytes(20), revokedAt: tsArb, signature: bytes(65) });
+const encryptArb: fc.Arbitrary<EncryptRequest> = rec({
+  keyId: keyIdArb,
+  owner: bytes(20),
+  plaintextHash: bytes(32),
+  notBefore: tsArb,
+  notAfter: tsArb,
+  requestId: bytes(16),
+  signature: bytes(65),
+});
+const registerArb: fc.Arbitrary<RegisterHandle> = rec({ handle: bytes(32), keyId: keyIdArb, owner: bytes(20), signature: bytes(65) });
+const envelopeArb: fc.Arbitrary<RevocationEnvelope> = rec({ descriptor: descriptorArb, revocation: revocationArb });
+const answerArb: fc.Arbitrary<PartialAnswer> = rec({
+  nodeId: fc.integer({ min: 1, max: 65_535 }),
+  wrapped: fc.oneof(fc.uint8Array({ maxLength: 512 }), bytes(512), bytes(256)),
+  proof: bytes(64),
+});
+const errorCodeArb = fc.constantFrom(...(Object.keys(ERROR_CODES) as ErrorCode[]));
+const wireErrorArb = rec({ ok: fc.constant(false as const), code: errorCodeArb, message: fc.string({ maxLength: 200, unit: 'binary' }) });
+const offsetArb = fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER));
+
+const partialRequestArb: fc.Arbitrary<PartialRequest> = rec({ delegation: delegationArb, descriptor: descriptorArb, grant: fc.option(grantArb, { nil: undefined }) });
+const partialReplyArb: fc.Arbitrary<PartialReply> = fc.oneof(answerArb.map((a) => ({ ok: true as const, ...a })), wireErrorArb);
+const aclRequestArb: fc.Arbitrary<AclRequest> = fc.oneof(
+  envelopeArb.map((item) => ({ type: 'revoke' as const, item })),
+  offsetArb.map((offset) => ({ type: 'sync' as const, offset })),
+);
+const aclReplyArb: fc.Arbitrary<AclReply> = fc.oneof(
+  fc.boolean().map((stored) => ({ ok: true as const, type: 'stored' as const, stored })),
+  rec({ ok: fc.constant(true as const), type: fc.constant('page' as const), items: fc.array(envelopeArb, { maxLength: 4 }), next: fc.option(offsetArb, { nil: null }) }),
+  wireErrorArb,
+);
+
+// ---------------------------------------------------------------------------------------
+// Invalid values, by field kind. Each arbitrary yields only values the field must refuse.
+
+const HEXISH = /^(0[xX])?[0-9a-fA-F]*$/;
+const notHexish = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }).filter((s) => !HEXISH.test(s));
+const nonString = fc.oneof(fc.constant(null), fc.boolean(), fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constant([]), fc.constant({}), fc.array(fc.string(), { minLength: 1, maxLength: 2 }), fc.dictionary(fc.string(), fc.string(), { minKeys: 1, maxKeys: 2 }));
+const nonNumber = fc.oneof(fc.constant(null), fc.boolean(), fc.string({ maxLength: 12 }), fc.constantFrom('1', '0', '1e3', ''), fc.constant([]), fc.constant({}), fc.constant([1]));
+const BAD_CHARS = ['g', 'G', 'z', ' ', '\n', '\t', '\u0000', 'é', '０', '٠', '💥', '-', '+', '.'];
+
+function insertAt(s: string, at: number, piece: string): string {
+  const i = at % (s.length + 1);
+  return s.slice(0, i) + piece + s.slice(i);
+}
+
+/** Hex of exactly `n` bytes: wrong lengths, odd digit counts, non-hex characters, unicode, wrong types. */
+function badExactHex(n: number, opts: { requirePrefix?: boolean } = {}): fc.Arbitrary<unknown> {
+  const arbs: fc.Arbitrary<unknown>[] = [
+    nonString,
+    notHexish,
+    fc.uint8Array({ maxLength: n + 8 }).filter((b) => b.length !== n).map(encodeHex),
+    fc.constant(`0x${'00'.repeat(n + 5000)}`),
+    bytes(n).map((b) => `${encodeHex(b)}0`),
+    fc.tuple(bytes(n), fc.nat(), fc.constantFrom(...BAD_CHARS)).map(([b, at, c]) => `0x${insertAt(encodeHex(b).slice(2), at, c)}`),
+    fc.tuple(bytes(n), fc.nat(2 * n - 1)).map(([b, at]) => {
+      // Replace one digit with a non-hex one: right length, wrong alphabet.
+      const h = encodeHex(b).slice(2);
+      return `0x${h.slice(0, at)}g${h.slice(at + 1)}`;
+    }),
+    fc.constantFrom('', '0x', '0x0', 'x', '0x 00'),
+  ];
+  if (opts.requirePrefix) arbs.push(bytes(n).map((b) => encodeHex(b).slice(2)));
+  return fc.oneof(...arbs);
+}
+
+/** Variable-length hex up to `max` bytes. */
+function badBoundedHex(max: number, opts: { forbidPrefix?: boolean } = {}): fc.Arbitrary<unknown> {
+  const arbs: fc.Arbitrary<unknown>[] = [
+    nonString,
+    notHexish,
+    bytes(max + 1).map((b) => encodeHex(b).slice(opts.forbidPrefix ? 2 : 0)),
+    fc.uint8Array({ maxLength: 40 }).map((b) => `${encodeHex(b).slice(opts.forbidPrefix ? 2 : 0)}0`),
+    fc.tuple(fc.uint8Array({ maxLength: 40 }), fc.nat(), fc.constantFrom(...BAD_CHARS)).map(([b, at, c]) => insertAt(encodeHex(b).slice(2), at, c)),
+  ];
+  if (opts.forbidPrefix) arbs.push(fc.uint8Array({ maxLength: 40 }).map(encodeHex));
+  return fc.oneof(...arbs);
+}
+
+/** A valid address spelled in mixed case with a broken EIP-55 checksum. */
+const badChecksum = bytes(20)
+  .map((b) => {
+    const good = toChecksumAddress(b);
+    const i = [...good].findIndex((c, j) => j >= 2 && /[a-fA-F]/.test(c));
+    if (i < 0) return undefined;
+    const c = good[i]!;
+    const flipped = good.slice(0, i) + (c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase()) + good.slice(i + 1);
+    const body = flipped.slice(2);
+    // Still mixed case after the flip (otherwise it is a valid all-lower/all-upper spelling).
+    return body !== body.toLowerCase() && body !== body.toUpperCase() ? flipped : undefined;
+  })
+  .filter((s): s is string => s !== undefined);
+
+const badAddress = fc.oneof(badExactHex(20, { requirePrefix: true }), badChecksum, bytes(20).map((b) => `0X${encodeHex(b).slice(2)}`));
+const badKeyId = fc.oneof(
+  nonString,
+  fc.constantFrom('', 'A', 'aB', 'a'.repeat(65), 'a..b', '.a', '-a', '_a', 'a/b', 'a b', 'ké', 'a\u0000', '💥', 'a\n', '..'),
+  fc.string({ unit: 'binary', maxLength: 70 }).filter((s) => !/^[a-z0-9][a-z0-9._-]{0,63}$/.test(s) || s.includes('..')),
+);
+const badTimestamp = fc.oneof(
+  nonNumber,
+  fc.integer({ min: -(2 ** 40), max: -1 }),
+  fc.double({ min: -1e6, max: 1e12, noNaN: true, noDefaultInfinity: true }).filter((x) => !Number.isInteger(x)),
+  fc.integer({ min: MAX_TIMESTAMP + 1, max: Number.MAX_SAFE_INTEGER }),
+  fc.constantFrom(2 ** 53, 2 ** 64, 1e21, 1e300, -0.5, 0.5, MAX_TIMESTAMP + 0.5),
+);
+const badNodeId = fc.oneof(nonNumber, fc.constantFrom(0, -1, 65_536, 1.5, 2 ** 53, 1e300), fc.integer({ min: 65_536, max: 2 ** 40 }), fc.integer({ min: -(2 ** 40), max: 0 }));
+const badOffset = fc.oneof(nonNumber.filter((v) => v !== null), fc.constantFrom(-1, 1.5, 2 ** 53, 1e300, -0.5), fc.integer({ min: -(2 ** 40), max: -1 }));
+const badNext = fc.oneof(fc.boolean(), fc.string({ maxLength: 5 }), fc.constant({}), fc.constant([]), fc.constantFrom(-1, 1.5, 2 ** 53, 1e300), fc.integer({ min: -(2 ** 40), max: -1 }));
+const notObject = fc.oneof(fc.constant(null), fc.boolean(), fc.integer(), fc.string({ maxLength: 10 }), fc.array(fc.jsonValue({ maxDepth: 1 }), { maxLength: 3 }));
+const notObjectNorNull = notObject.filter((v) => v !== null);
+const notOne = fc.oneof(fc.constantFrom(0, 2, -1, 1.5, '1', true, null, [1], {}), fc.jsonValue({ maxDepth: 1 }).filter((v) => v !== 1));
+const notTrue = fc.oneof(fc.constantFrom('true', 1, null, [], {}), fc.jsonValue({ maxDepth: 1 }).filter((v) => v !== true && v !== false));
+const notBoolean = fc.oneof(fc.constantFrom('true', 'false', 1, 0, null, [], {}), fc.jsonValue({ maxDepth: 1 }).filter((v) => typeof v !== 'boolean'));
+const badErrorCode = fc.oneof(
+  nonString,
+  fc.constantFrom('', 'nope', 'toString', '__proto__', 'constructor', 'hasOwnProperty', 'BAD_REQUEST', 'bad_request '),
+  fc.string({ maxLength: 20 }).filter((s) => !Object.prototype.hasOwnProperty.call(ERROR_CODES, s)),
+);
+const badErrorMessage = fc.oneof(nonString, fc.constant('x'.repeat(2001)));
+
+// ---------------------------------------------------------------------------------------
+// Shapes: which fields each JSON object has and what each field must refuse.
+
+type Spec = { leaf: fc.Arbitrary<unknown> } | { fields: Record<string, Spec>; invalid: fc.Arbitrary<unknown>; nullable?: boolean; allowsExtra?: boolean } | { items: Spec; invalid: fc.Arbitrary<unknown> };
+
+const leaf = (a: fc.Arbitrary<unknown>): Spec => ({ leaf: a });
+const obj = (fields: Record<string, Spec>, opts: { nullable?: boolean } = {}): Spec => ({ fields, invalid: opts.nullable ? notObjectNorNull : notObject, nullable: opts.nullable });
+
+const H32 = leaf(badExactHex(32));
+const ADDR = leaf(badAddress);
+const KEYID = leaf(badKeyId);
+const TS = leaf(badTimestamp);
+const SIG = leaf(badExactHex(65, { requirePrefix: true }));
+
+const DESCRIPTOR = obj({ keyId: KEYID, K: leaf(badExactHex(33)), nonce: leaf(badExactHex(12)), ciphertextHash: H32, owner: ADDR });
+const DELEGATION = obj({ handle: H32, keyId: KEYID, requester: ADDR, rsaSpki: leaf(badBoundedHex(1024, { forbidPrefix: true })), notBefore: TS, notAfter: TS, requestId: leaf(badExactHex(16)), signature: SIG });
+const GRANT_FIELDS = { handle: H32, grantee: ADDR, notAfter: TS, issuedAt: TS, signature: SIG };
+const GRANT = obj(GRANT_FIELDS);
+const REVOCATION = obj({ handle: H32, grantee: ADDR, revokedAt: TS, signature: SIG });
+const ENCRYPT = obj({ keyId: KEYID, owner: ADDR, plaintextHash: H32, notBefore: TS, notAfter: TS, requestId: leaf(badExactHex(16)), signature: SIG });
+const REGISTER = obj({ handle: H32, keyId: KEYID, owner: ADDR, signature: SIG });
+const ENVELOPE = obj({ descriptor: DESCRIPTOR, revocation: REVOCATION });
+const ANSWER_FIELDS = { nodeId: leaf(badNodeId), wrapped: leaf(badBoundedHex(512)), proof: leaf(badExactHex(64)) };
+const ANSWER = obj(ANSWER_FIELDS);
+// The error object's two fields are mutated; its exact field set is checked by the decoders too.
+const ERROR_OBJ: Spec = { fields: { code: leaf(badErrorCode), message: leaf(badErrorMessage) }, invalid: notObject, allowsExtra: true };
+const ERROR_REPLY = obj({ ok: leaf(notBoolean.filter((v) => v !== true)), error: ERROR_OBJ });
+
+const PARTIAL_REQUEST = obj({ v: leaf(notOne), delegation: DELEGATION, descriptor: DESCRIPTOR, grant: obj(GRANT_FIELDS, { nullable: true }) });
+const PARTIAL_REPLY_OK = obj({ ok: leaf(notTrue), ...ANSWER_FIELDS });
+const ACL_REVOKE = obj({ v: leaf(notOne), type: leaf(fc.oneof(fc.constantFrom('sync', 'stored', 'page', 'REVOKE', ''), nonString)), item: ENVELOPE });
+const ACL_SYNC = obj({ v: leaf(notOne), type: leaf(fc.oneof(fc.constantFrom('revoke', 'stored', 'page', 'SYNC', ''), nonString)), offset: leaf(badOffset) });
+const ACL_STORED = obj({ ok: leaf(notTrue), type: leaf(fc.oneof(fc.constantFrom('page', 'revoke', 'sync', ''), nonString)), stored: leaf(notBoolean) });
+const ACL_PAGE = obj({
+  ok: leaf(notTrue),
+  type: leaf(fc.oneof(fc.constantFrom('stored', 'revoke', 'sync', ''), nonString)),
+  items: {
+    items: ENVELOPE,
+    invalid: fc.oneof(notObject.filter((v) => !Array.isArray(v)), fc.constant({}), fc.constant(Array.from({ length: REVOCATION_PAGE_SIZE + 1 }, () => null)), fc.array(notObject, { minLength: 1, maxLength: 3 })),
+  },
+  next: leaf(badNext),
+});
+const KEYS_REQUEST = obj({ v: leaf(notOne) });
+const KEYS_REPLY = obj({
+  ok: leaf(notTrue),
+  keys: leaf(fc.oneof(notObject.filter((v) => !Array.isArray(v)), fc.constant({}), fc.constant(Array.from({ length: 10_001 }, () => 0)))),
+});
+
+type Path = (string | number)[];
+type Site = { kind: 'replace'; path: Path; arb: fc.Arbitrary<unknown> } | { kind: 'missing'; path: Path; field: string } | { kind: 'extra'; path: Path; known: string[] };
+
+/** Every place one mutation can go, given the concrete valid JSON (a null grant has no fields to mutate). */
+function sites(spec: Spec, value: unknown, path: Path = []): Site[] {
+  const out: Site[] = [];
+  if ('leaf' in spec) return out;
+  if ('items' in spec) {
+    if (Array.isArray(value) && value.length > 0) {
+      const s = spec.items;
+      if (!('leaf' in s)) out.push({ kind: 'replace', path: [...path, 0], arb: s.invalid }, ...sites(s, value[0], [...path, 0]));
+    }
+    return out;
+  }
+  if (value === null) return out;
+  const known = Object.keys(spec.fields);
+  if (!spec.allowsExtra) out.push({ kind: 'extra', path, known });
+  for (const f of known) {
+    out.push({ kind: 'missing', path, field: f });
+    const child = spec.fields[f]!;
+    out.push({ kind: 'replace', path: [...path, f], arb: 'leaf' in child ? child.leaf : child.invalid });
+    out.push(...sites(child, (value as Record<string, unknown>)[f], [...path, f]));
+  }
+  return out;
+}
+
+function setOwn(target: Record<string, unknown> | unknown[], key: string | number, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+function at(root: unknown, path: Path): Record<string, unknown> {
+  let cur: unknown = root;
+  for (const k of path) cur = (cur as Record<string | number, unknown>)[k];
+  return cur as Record<string, unknown>;
+}
+
+/** A mutated deep copy of `json` and a description of the mutation. */
+function mutations(spec: Spec, json: unknown): fc.Arbitrary<{ mutated: unknown; what: string }> {
+  const all = sites(spec, json);
+  return fc.constantFrom(...all).chain((site) => {
+    const copy = (): unknown => JSON.parse(JSON.stringify(json));
+    switch (site.kind) {
+      case 'missing':
+        return fc.constant(null).map(() => {
+          const c = copy();
+          delete at(c, site.path)[site.field];
+          return { mutated: c, what: `missing ${[...site.path, site.field].join('.')}` };
+        });
+      case 'extra':
+        return fc.tuple(fc.oneof(fc.string(), fc.constantFrom('__proto__', 'constructor', 'toString', 'V', ' ')).filter((k) => !site.known.includes(k)), fc.jsonValue({ maxDepth: 2 })).map(([k, v]) => {
+          const c = copy();
+          setOwn(at(c, site.path), k, v);
+          return { mutated: c, what: `extra ${[...site.path, k].join('.')} = ${safeStringify(v)}` };
+        });
+      case 'replace':
+        return site.arb.map((v) => {
+          const c = copy();
+          const parentPath = site.path.slice(0, -1);
+          setOwn(at(c, parentPath), site.path[site.path.length - 1]!, v);
+          return { mutated: c, what: `${site.path.join('.')} = ${safeStringify(v)}` };
+        });
+    }
+  });
+}
+
+/** Property (b): every single mutation of a valid message is a TkmsError. */
+function assertMutationsRejected<T>(base: fc.Arbitrary<T>, toJson: (x: T) => unknown, spec: Spec, decode: (json: unknown) => unknown, numRuns = RUNS): void {
+  fc.assert(
+    fc.property(
+      base.chain((x) => {
+        const json = JSON.parse(JSON.stringify(toJson(x))) as unknown;
+        return mutations(spec, json);
+      }),
+      ({ mutated, what }) => rejectedTyped(() => decode(mutated), what),
+    ),
+    { numRuns },
+  );
+}
+
+/** Property (a) for JSON-level parsers, plus: a valid message with one leaf replaced by any JSON value stays typed. */
+function assertArbitraryJsonTyped(parse: (v: unknown) => unknown, numRuns = RUNS): void {
+  fc.assert(fc.property(fc.jsonValue(), (v) => void typedOrValue(() => parse(v), safeStringify(v))), { numRuns });
+  fc.assert(fc.property(fc.anything({ withNullPrototype: true, withObjectString: true, withBoxedValues: true }), (v) => void typedOrValue(() => parse(v))), { numRuns });
+}
+
+function assertArbitraryBytesTyped(decode: (b: Uint8Array) => unknown, numRuns = RUNS): void {
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (b) => void typedOrValue(() => decode(b), encodeHex(b))), { numRuns });
+  fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (s) => void typedOrValue(() => decode(enc.encode(s)), JSON.stringify(s))), { numRuns });
+  fc.assert(fc.property(fc.jsonValue(), (v) => void typedOrValue(() => decode(frame(v)), safeStringify(v))), { numRuns });
+  // Objects with the right keys and random values reach the field checks.
+  fc.assert(
+    fc.property(
+      rec(
+        { v: fc.jsonValue({ maxDepth: 1 }), ok: fc.jsonValue({ maxDepth: 1 }), type: fc.constantFrom('revoke', 'sync', 'stored', 'page', 'x'), error: fc.jsonValue({ maxDepth: 2 }), items: fc.jsonValue({ maxDepth: 2 }), keys: fc.jsonValue({ maxDepth: 2 }) },
+        { requiredKeys: [] },
+      ),
+      (o) => void typedOrValue(() => decode(frame(o)), safeStringify(o)),
+    ),
+    { numRuns },
+  );
+  // Non-bytes input.
+  fc.assert(fc.property(fc.anything().filter((v) => !(v instanceof Uint8Array)), (v) => rejectedTyped(() => decode(v as Uint8Array))), { numRuns: 100 });
+}
+
+/** Any single leaf of a valid message replaced by an arbitrary JSON value: typed or a value. */
+function assertLeafFuzzTyped<T>(base: fc.Arbitrary<T>, toJson: (x: T) => unknown, spec: Spec, decode: (json: unknown) => unknown, numRuns = RUNS): void {
+  fc.assert(
+    fc.property(
+      base.chain((x) => {
+        const json = JSON.parse(JSON.stringify(toJson(x))) as unknown;
+        const replaceSites = sites(spec, json).filter((s) => s.kind === 'replace');
+        return fc.tuple(fc.constant(json), fc.constantFrom(...replaceSites), fc.jsonValue({ maxDepth: 2 }));
+      }),
+      ([json, site, v]) => {
+        const c = JSON.parse(JSON.stringify(json)) as unknown;
+        setOwn(at(c, site.path.slice(0, -1)), site.path[site.path.length - 1]!, v);
+        typedOrValue(() => decode(c), `${site.path.join('.')} = ${safeStringify(v)}`);
+      },
+    ),
+    { numRuns },
+  );
+}
+
+const viaBytes = (decode: (b: Uint8Array) => unknown) => (json: unknown) => decode(frame(json));
+
+// ---------------------------------------------------------------------------------------
+
+describe('authz messages and node frames (property)', function () {
+  this.timeout(60_000);
+
+  const jsonParsers: { name: string; parse: (v: unknown) => unknown; arb: fc.Arbitrary<any>; toJson: (x: any) => unknown; spec: Spec }[] = [
+    { name: 'parseDelegation', parse: parseDelegation, arb: delegationArb, toJson: delegationToJson, spec: DELEGATION },
+    { name: 'parseGrant', parse: parseGrant, arb: grantArb, toJson: grantToJson, spec: GRANT },
+    { name: 'parseRevocation', parse: parseRevocation, arb: revocationArb, toJson: revocationToJson, spec: REVOCATION },
+    { name: 'parseEncryptRequest', parse: parseEncryptRequest, arb: encryptArb, toJson: encryptRequestToJson, spec: ENCRYPT },
+    { name: 'parseRegisterHandle', parse: parseRegisterHandle, arb: registerArb, toJson: registerHandleToJson, spec: REGISTER },
+    { name: 'parseHandleDescriptor', parse: parseHandleDescriptor, arb: descriptorArb, toJson: handleDescriptorToJson, spec: DESCRIPTOR },
+    { name: 'parsePartialAnswer', parse: (v) => parsePartialAnswer(v), arb: answerArb, toJson: partialAnswerToJson, spec: ANSWER },
+  ];
+
+  for (const p of jsonParsers) {
+    describe(p.name, () => {
+      it('(a) arbitrary values are a TkmsError or a message', () => {
+        assertArbitraryJsonTyped(p.parse);
+        assertLeafFuzzTyped(p.arb, p.toJson, p.spec, p.parse);
+      });
+
+      it('(b) one invalid mutation of a valid message (type, length, hex, extra/missing field, range) is a TkmsError', () => {
+        assertMutationsRejected(p.arb, p.toJson, p.spec, p.parse, 500);
+      });
+
+      it('(c) valid random messages round-trip, directly and through JSON text', () => {
+        fc.assert(
+          fc.property(p.arb, (x) => {
+            assert.deepStrictEqual(p.parse(p.toJson(x)), x);
+            assert.deepStrictEqual(p.parse(JSON.parse(JSON.stringify(p.toJson(x)))), x);
+          }),
+          { numRuns: RUNS },
+        );
+      });
+    });
+  }
+
+  const frames: {
+    name: string;
+    decode: (b: Uint8Array) => unknown;
+    cases: { label: string; arb: fc.Arbitrary<any>; encode: (x: any) => Uint8Array; spec: Spec; expected?: (x: any) => unknown }[];
+  }[] = [
+    {
+      name: 'decodePartialRequest',
+      decode: decodePartialRequest,
+      cases: [{ label: 'request', arb: partialRequestArb, encode: encodePartialRequest, spec: PARTIAL_REQUEST }],
+    },
+    {
+      name: 'decodePartialReply',
+      decode: decodePartialReply,
+      cases: [
+        { label: 'answer', arb: answerArb.map((a) => ({ ok: true as const, ...a })), encode: encodePartialReply, spec: PARTIAL_REPLY_OK },
+        { label: 'error', arb: wireErrorArb, encode: encodePartialReply, spec: ERROR_REPLY },
+      ],
+    },
+    {
+      name: 'decodeAclRequest',
+      decode: decodeAclRequest,
+      cases: [
+        { label: 'revoke', arb: envelopeArb.map((item) => ({ type: 'revoke' as const, item })), encode: encodeAclRequest, spec: ACL_REVOKE },
+        { label: 'sync', arb: offsetArb.map((offset) => ({ type: 'sync' as const, offset })), encode: encodeAclRequest, spec: ACL_SYNC },
+      ],
+    },
+    {
+      name: 'decodeAclReply',
+      decode: decodeAclReply,
+      cases: [
+        { label: 'stored', arb: fc.boolean().map((stored) => ({ ok: true as const, type: 'stored' as const, stored })), encode: encodeAclReply, spec: ACL_STORED },
+        {
+          label: 'page',
+          arb: rec({ ok: fc.constant(true as const), type: fc.constant('page' as const), items: fc.array(envelopeArb, { minLength: 1, maxLength: 3 }), next: fc.option(offsetArb, { nil: null }) }),
+          encode: encodeAclReply,
+          spec: ACL_PAGE,
+        },
+        { label: 'error', arb: wireErrorArb, encode: encodeAclReply, spec: ERROR_REPLY },
+      ],
+    },
+    {
+      name: 'decodeKeysRequest',
+      decode: decodeKeysRequest,
+      cases: [{ label: 'request', arb: fc.constant(undefined), encode: () => encodeKeysRequest(), spec: KEYS_REQUEST, expected: () => undefined }],
+    },
+    {
+      name: 'decodeKeysReply',
+      decode: decodeKeysReply,
+      cases: [
+        { label: 'keys', arb: fc.array(fc.jsonValue({ maxDepth: 3 }), { maxLength: 5 }).map((keys) => ({ ok: true as const, keys })), encode: encodeKeysReply, spec: KEYS_REPLY, expected: (x) => JSON.parse(JSON.stringify(x)) },
+        { label: 'error', arb: wireErrorArb, encode: encodeKeysReply, spec: ERROR_REPLY },
+      ],
+    },
+  ];
+
+  for (const f of frames) {
+    describe(f.name, () => {
+      it('(a) arbitrary bytes, strings, JSON values and non-bytes are a TkmsError or a frame', () => {
+        assertArbitraryBytesTyped(f.decode);
+        for (const c of f.cases) {
+          const decode = viaBytes(f.decode);
+          fc.assert(fc.property(c.arb, fc.nat(), fc.integer({ min: 1, max: 255 }), (x, pos, mask) => {
+            // Random byte flips of a valid frame.
+            const b = Uint8Array.from(c.encode(x));
+            if (b.length > 0) b[pos % b.length]! ^= mask;
+            typedOrValue(() => f.decode(b), `${c.label} flipped at ${pos % b.length}`);
+          }), { numRuns: RUNS });
+          fc.assert(fc.property(c.arb, fc.nat(), (x, cut) => {
+            const b = c.encode(x);
+            typedOrValue(() => f.decode(b.subarray(0, cut % (b.length + 1))), `${c.label} truncated`);
+          }), { numRuns: 100 });
+          const cSpec = c.spec;
+          assertLeafFuzzTyped(c.arb, (x) => JSON.parse(new TextDecoder().decode(c.encode(x))), cSpec, decode, 200);
+        }
+      });
+
+      it('(b) one invalid mutation of a valid frame is a TkmsError', () => {
+        for (const c of f.cases) {
+          assertMutationsRejected(c.arb, (x) => JSON.parse(new TextDecoder().decode(c.encode(x))), c.spec, viaBytes(f.decode), 300);
+        }
+      });
+
+      it('(c) valid random frames round-trip through encode → decode', () => {
+        for (const c of f.cases) {
+          fc.assert(
+            fc.property(c.arb, (x) => {
+              assert.deepStrictEqual(f.decode(c.encode(x)), c.expected ? c.expected(x) : x);
+            }),
+            { numRuns: RUNS },
+          );
+        }
+      });
+
+      it('frames over the size limit are payload_too_large; invalid UTF-8 is bad_request', () => {
+        const big = new Uint8Array(MAX_NODE_FRAME_BYTES + 1).fill(0x20);
+        assert.throws(() => f.decode(big), (e: unknown) => isTkmsError(e, 'payload_too_large'));
+        assert.throws(() => f.decode(Uint8Array.of(0x7b, 0xff, 0x7d)), (e: unknown) => isTkmsError(e, 'bad_request'));
+        assert.throws(() => f.decode(new Uint8Array(0)), (e: unknown) => isTkmsError(e, 'bad_request'));
+      });
+    });
+  }
+
+  describe('frame specifics', () => {
+    it('partial request: a null grant decodes as undefined; the owner path round-trips without one', () => {
+      fc.assert(
+        fc.property(partialRequestArb, (r) => {
+          const decoded = decodePartialRequest(encodePartialRequest({ ...r, grant: undefined }));
+          assert.equal(decoded.grant, undefined);
+        }),
+        { numRuns: 50 },
+      );
+    });
+
+    it('acl requests and replies: every variant round-trips', () => {
+      fc.assert(fc.property(aclRequestArb, (r) => assert.deepStrictEqual(decodeAclRequest(encodeAclRequest(r)), r)), { numRuns: 200 });
+      fc.assert(fc.property(aclReplyArb, (r) => assert.deepStrictEqual(decodeAclReply(encodeAclReply(r)), r)), { numRuns: 200 });
+      fc.assert(fc.property(partialReplyArb, (r) => assert.deepStrictEqual(decodePartialReply(encodePartialReply(r)), r)), { numRuns: 200 });
+    });
+
+    it('a page of exactly REVOCATION_PAGE_SIZE items is accepted', () => {
+      const [item] = fc.sample(envelopeArb, { numRuns: 1, seed: 7 });
+      const items = Array.from({ length: REVOCATION_PAGE_SIZE }, () => item!);
+      const decoded = decodeAclReply(encodeAclReply({ ok: true, type: 'page', items, next: 0 }));
+      assert.ok(decoded.ok && decoded.type === 'page' && decoded.items.length === REVOCATION_PAGE_SIZE);
+    });
+  });
+
+  describe('decodeBase64', () => {
+    const isBad = (fn: () => unknown, code: ErrorCode = 'bad_request') => assert.throws(fn, (e: unknown) => isTkmsError(e, code));
+
+    it('round trip for random bytes, and agrees with Buffer', () => {
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
+          const s = encodeBase64(b);
+          assert.equal(s, Buffer.from(b).toString('base64'));
+          assert.deepStrictEqual(decodeBase64(s), b);
+        }),
+        { numRuns: 500 },
+      );
+      // Larger than one 0x8000 chunk of the encoder.
+      const big = new Uint8Array(100_003).map((_, i) => (i * 7919) & 0xff);
+      assert.deepStrictEqual(decodeBase64(encodeBase64(big)), big);
+    });
+
+    it('random strings and values are a TkmsError or the canonical encoding of what they decode to', () => {
+      fc.assert(
+        fc.property(fc.oneof(fc.string({ unit: 'binary', maxLength: 40 }), fc.string({ unit: fc.constantFrom(...'ABab01+/=-_ \n'), maxLength: 24 })), (s) => {
+          const out = typedOrValue(() => decodeBase64(s), JSON.stringify(s));
+          if (out !== undefined) assert.equal(encodeBase64(out), s);
+        }),
+        { numRuns: 1000 },
+      );
+      fc.assert(fc.property(fc.anything().filter((v) => typeof v !== 'string'), (v) => isBad(() => decodeBase64(v))), { numRuns: 200 });
+    });
+
+    it('rejects whitespace anywhere, missing padding, extra padding, URL alphabet (bad_request)', () => {
+      fc.assert(
+        fc.property(fc.uint8Array({ minLength: 1, maxLength: 60 }), fc.nat(), fc.constantFrom(' ', '\n', '\r', '\t', '\r\n'), (b, pos, ws) => {
+          const s = encodeBase64(b);
+          isBad(() => decodeBase64(insertAt(s, pos, ws)));
+          if (s.endsWith('=')) isBad(() => decodeBase64(s.replace(/=+$/, '')));
+          isBad(() => decodeBase64(`${s}=`));
+          isBad(() => decodeBase64(`${s}====`));
+          const url = s.replace(/\+/g, '-').replace(/\//g, '_');
+          if (url !== s) isBad(() => decodeBase64(url));
+        }),
+        { numRuns: 300 },
+      );
+      for (const s of ['A', 'AA', 'AAA', 'A===', '====', '=AAA', 'AA=A', 'AA==AA==', 'AAAA ', ' AAAA', 'AA\u00a0=', 'ＡＡＡＡ']) isBad(() => decodeBase64(s));
+    });
+
+    it('rejects non-zero padding bits, e.g. "AB==" (bad_request)', () => {
+      assert.deepStrictEqual(decodeBase64('AA=='), Uint8Array.of(0));
+      isBad(() => decodeBase64('AB=='));
+      isBad(() => decodeBase64('AAB='));
+      const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+      fc.assert(
+        fc.property(fc.uint8Array({ minLength: 1, maxLength: 60 }).filter((b) => b.length % 3 !== 0), fc.integer({ min: 1, max: 15 }), (b, delta) => {
+          const s = encodeBase64(b);
+          const pad = s.endsWith('==') ? 2 : 1;
+          const i = s.length - pad - 1;
+          const unusedBits = pad === 2 ? 4 : 2;
+          const v = ALPHABET.indexOf(s[i]!);
+          assert.equal(v & ((1 << unusedBits) - 1), 0);
+          const mask = (1 << unusedBits) - 1;
+          const padBits = delta & mask || 1;
+          // Same data bits, non-zero padding bits: atob would decode it to the same bytes.
+          const mutated = s.slice(0, i) + ALPHABET[v | padBits]! + s.slice(i + 1);
+          assert.deepStrictEqual(new Uint8Array(Buffer.from(mutated, 'base64')), b);
+          isBad(() => decodeBase64(mutated));
+        }),
+        { numRuns: 300 },
+      );
+    });
+
+    it('maxLength: strings beyond 4·⌈max/3⌉ characters are payload_too_large before decoding', () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 0, max: 200 }), fc.integer({ min: 1, max: 50 }), (max, extra) => {
+          const limitChars = Math.ceil(max / 3) * 4;
+          isBad(() => decodeBase64('A'.repeat(limitChars + extra), { maxLength: max }), 'payload_too_large');
+          assert.equal(decodeBase64(encodeBase64(new Uint8Array(max)), { maxLength: max }).length, max);
+        }),
+        { numRuns: 200 },
+      );
+      // The cap applies before the alphabet check: a huge invalid string is still payload_too_large.
+      isBad(() => decodeBase64('!'.repeat(1_000_000), { maxLength: 10 }), 'payload_too_large');
+    });
+
+    // 4·⌈max/3⌉ characters decode to up to max + 2 bytes: the decoded length is checked too.
+    it('maxLength is exact — max + 1 and max + 2 bytes are refused', () => {
+      for (const max of [1, 4, 1024 * 1024]) {
+        for (const over of [1, 2]) isBad(() => decodeBase64(encodeBase64(new Uint8Array(max + over)), { maxLength: max }), 'payload_too_large');
+      }
+    });
+  });
+});

@@ -1,0 +1,481 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { generateAccount, type Account } from '../../client/account.ts';
+import {
+  authorizeDelegation,
+  checkHandleCommitment,
+  checkValidityWindow,
+  DEFAULT_CLOCK_SKEW_SECONDS,
+  delegationToJson,
+  deriveHandle,
+  deriveHandleFromDigest,
+  eciesEncrypt,
+  encodePoint,
+  encryptRequestToJson,
+  type ErrorCode,
+  grantKey,
+  grantToJson,
+  handleDescriptorToJson,
+  isTkmsError,
+  MAX_VALIDITY_SECONDS,
+  parseDelegation,
+  parseEncryptRequest,
+  parseGrant,
+  parseHandleDescriptor,
+  parseRegisterHandle,
+  parseRevocation,
+  publicKeyFromSecret,
+  randomBytes,
+  randomScalar,
+  registerHandleToJson,
+  revocationToJson,
+  signDelegation,
+  signEncryptRequest,
+  signGrant,
+  signRegisterHandle,
+  signRevocation,
+  type Delegation,
+  type DelegationCheck,
+  type Grant,
+  type HandleDescriptor,
+  type UnsignedDelegation,
+  type UnsignedGrant,
+  utf8ToBytes,
+  verifyEncryptRequest,
+  verifyGrant,
+  verifyRegisterHandle,
+  verifyRevocation,
+} from '../../core/index.ts';
+
+/**
+ * The authorization chain owner → grant → requester, over real accounts, real ECIES output
+ * and real handles: every refusal must carry its exact error code.
+ */
+
+const NOW = 1_700_000_000;
+const SKEW = DEFAULT_CLOCK_SKEW_SECONDS;
+const KEY_ID = 'k1';
+
+function expectCode(fn: () => unknown, code: ErrorCode, label = ''): void {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught !== undefined, `${label}: expected ${code}, but the call succeeded`);
+  assert.ok(isTkmsError(caught), `${label}: expected a TkmsError, got ${String(caught)}`);
+  assert.equal(caught.code, code, `${label}: expected ${code}, got ${caught.code}: ${caught.message}`);
+}
+
+function flip(bytes: Uint8Array, index = 0, mask = 0x01): Uint8Array {
+  const out = Uint8Array.from(bytes);
+  out[index]! ^= mask;
+  return out;
+}
+
+interface Scenario {
+  owner: Account;
+  grantee: Account;
+  stranger: Account;
+  handle: Uint8Array;
+  descriptor: HandleDescriptor;
+  /** A second handle of the same owner (another ciphertext). */
+  otherHandle: Uint8Array;
+  otherDescriptor: HandleDescriptor;
+  plaintext: Uint8Array;
+  rsaSpki: Uint8Array;
+}
+
+async function makeHandle(owner: Account, plaintext: Uint8Array, keyId = KEY_ID): Promise<{ handle: Uint8Array; descriptor: HandleDescriptor }> {
+  const publicKey = publicKeyFromSecret(randomScalar());
+  const ct = await eciesEncrypt(publicKey, plaintext);
+  const handle = deriveHandle({ keyId, K: ct.K, nonce: ct.nonce, ciphertext: ct.ciphertext, owner: owner.addressBytes });
+  const descriptor: HandleDescriptor = { keyId, K: ct.K, nonce: ct.nonce, ciphertextHash: sha256(ct.ciphertext), owner: owner.addressBytes };
+  return { handle, descriptor };
+}
+
+describe('core authz', function () {
+  this.timeout(60_000);
+  let s: Scenario;
+
+  before(async () => {
+    const owner = generateAccount();
+    const grantee = generateAccount();
+    const stranger = generateAccount();
+    const plaintext = utf8ToBytes('the secret the owner encrypted');
+    const { handle, descriptor } = await makeHandle(owner, plaintext);
+    const other = await makeHandle(owner, utf8ToBytes('another secret'));
+    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const rsaSpki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
+    s = { owner, grantee, stranger, handle, descriptor, otherHandle: other.handle, otherDescriptor: other.descriptor, plaintext, rsaSpki };
+  });
+
+  function unsignedDelegation(requester: Account, over: Partial<UnsignedDelegation> = {}): UnsignedDelegation {
+    return {
+      handle: s.handle,
+      keyId: KEY_ID,
+      requester: requester.addressBytes,
+      rsaSpki: s.rsaSpki,
+      notBefore: NOW - 60,
+      notAfter: NOW + 600,
+      requestId: randomBytes(16),
+      ...over,
+    };
+  }
+
+  function delegation(requester: Account, over: Partial<UnsignedDelegation> = {}, signer: Account = requester): Delegation {
+    return signDelegation(signer.secretKey, unsignedDelegation(requester, over));
+  }
+
+  function grant(over: Partial<UnsignedGrant> = {}, signer: Account = s.owner): Grant {
+    return signGrant(signer.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, notAfter: NOW + 86_400, issuedAt: NOW - 100, ...over });
+  }
+
+  function check(d: Delegation, over: Partial<DelegationCheck> = {}): DelegationCheck {
+    return { delegation: d, descriptor: s.descriptor, grant: undefined, revokedAt: () => undefined, nowSeconds: NOW, ...over };
+  }
+
+  describe('scenario', () => {
+    it('handles are real: deriveHandle over ECIES output equals deriveHandleFromDigest of the descriptor', () => {
+      assert.deepEqual(deriveHandleFromDigest(s.descriptor), s.handle);
+      assert.equal(s.handle.length, 32);
+      assert.notDeepEqual(s.handle, s.otherHandle);
+      checkHandleCommitment(s.handle, s.descriptor);
+      expectCode(() => checkHandleCommitment(s.otherHandle, s.descriptor), 'unauthorized', 'other handle');
+    });
+  });
+
+  describe('authorizeDelegation', () => {
+    it('accepts the owner without a grant', () => {
+      const d = delegation(s.owner);
+      const res = authorizeDelegation(check(d));
+      assert.deepEqual(res.requester, s.owner.addressBytes);
+      assert.equal(res.viaGrant, false);
+    });
+
+    it('accepts the grantee with the owner’s grant', () => {
+      const res = authorizeDelegation(check(delegation(s.grantee), { grant: grant() }));
+      assert.deepEqual(res.requester, s.grantee.addressBytes);
+      assert.equal(res.viaGrant, true);
+    });
+
+    it('asks the revocation lookup about exactly (handle, requester)', () => {
+      const calls: [Uint8Array, Uint8Array][] = [];
+      authorizeDelegation(check(delegation(s.grantee), { grant: grant(), revokedAt: (h, g) => (calls.push([h, g]), undefined) }));
+      assert.equal(calls.length, 1);
+      assert.deepEqual(calls[0]![0], s.handle);
+      assert.deepEqual(calls[0]![1], s.grantee.addressBytes);
+    });
+
+    it('refuses a non-owner without a grant (unauthorized)', () => {
+      expectCode(() => authorizeDelegation(check(delegation(s.grantee))), 'unauthorized', 'grantee without grant');
+      expectCode(() => authorizeDelegation(check(delegation(s.stranger))), 'unauthorized', 'stranger without grant');
+    });
+
+    it('refuses a grant signed by a stranger (unauthorized)', () => {
+      expectCode(() => authorizeDelegation(check(delegation(s.grantee), { grant: grant({}, s.stranger) })), 'unauthorized', 'stranger grant');
+      // Nor may the grantee grant itself.
+      expectCode(() => authorizeDelegation(check(delegation(s.grantee), { grant: grant({}, s.grantee) })), 'unauthorized', 'self grant');
+    });
+
+    it('refuses a grant for another handle of the same owner (unauthorized)', () => {
+      const g = grant({ handle: s.otherHandle });
+      expectCode(() => authorizeDelegation(check(delegation(s.grantee), { grant: g })), 'unauthorized', 'other handle');
+    });
+
+    it('refuses a grant for another grantee (unauthorized)', () => {
+      // The owner granted the stranger; the grantee presents that grant.
+      const toStranger = grant({ grantee: s.stranger.addressBytes });
+      expectCode(() => authorizeDelegation(check(delegation(s.grantee), { grant: toStranger })), 'unauthorized', 'grant to stranger used by grantee');
+      // The stranger presents the grantee's grant.
+      expectCode(() => authorizeDelegation(check(delegation(s.stranger), { grant: grant() })), 'unauthorized', 'grantee grant used by stranger');
+    });
+
+    it('refuses a delegation signed by another account than its requester (unauthorized)', () => {
+      // A stranger claims to be the grantee (holding the grantee's grant).
+      expectCode(() => authorizeDelegation(check(delegation(s.grantee, {}, s.stranger), { grant: grant() })), 'unauthorized', 'stranger as grantee');
+      // A stranger claims to be the owner.
+      expectCode(() => authorizeDelegation(check(delegation(s.owner, {}, s.stranger))), 'unauthorized', 'stranger as owner');
+      // The owner signs on behalf of the grantee: still not the requester's signature.
+      expectCode(() => authorizeDelegation(check(delegation(s.grantee, {}, s.owner), { grant: grant() })), 'unauthorized', 'owner as grantee');
+    });
+
+    it('refuses when the descriptor does not match the handle (K, nonce, ciphertextHash, owner, keyId changed)', () => {
+      const d = delegation(s.owner);
+      const otherK = encodePoint(publicKeyFromSecret(randomScalar()));
+      const variants: [string, HandleDescriptor][] = [
+        ['K', { ...s.descriptor, K: otherK }],
+        ['nonce', { ...s.descriptor, nonce: flip(s.descriptor.nonce, 11) }],
+        ['ciphertextHash', { ...s.descriptor, ciphertextHash: flip(s.descriptor.ciphertextHash, 5) }],
+        ['owner', { ...s.descriptor, owner: s.stranger.addressBytes }],
+        ['keyId', { ...s.descriptor, keyId: 'k2' }],
+        ['another real descriptor', s.otherDescriptor],
+      ];
+      for (const [name, descriptor] of variants) {
+        expectCode(() => authorizeDelegation(check(d, { descriptor })), 'unauthorized', `owner, ${name}`);
+      }
+      // The grantee cannot become "owner" by naming itself the owner in the descriptor.
+      const dg = delegation(s.grantee);
+      expectCode(() => authorizeDelegation(check(dg, { descriptor: { ...s.descriptor, owner: s.grantee.addressBytes } })), 'unauthorized', 'grantee as owner');
+      // Nor by pairing a grant it signed itself with that descriptor.
+      const selfGrant = grant({}, s.grantee);
+      expectCode(
+        () => authorizeDelegation(check(dg, { descriptor: { ...s.descriptor, owner: s.grantee.addressBytes }, grant: selfGrant })),
+        'unauthorized',
+        'grantee as owner with self grant',
+      );
+    });
+
+    it('refuses delegation.keyId ≠ descriptor.keyId (unauthorized), even when both are signed consistently', () => {
+      const d = delegation(s.owner, { keyId: 'k2' });
+      expectCode(() => authorizeDelegation(check(d)), 'unauthorized', 'delegation k2, descriptor k1');
+      // Both say k2, but the handle commits to k1.
+      expectCode(() => authorizeDelegation(check(d, { descriptor: { ...s.descriptor, keyId: 'k2' } })), 'unauthorized', 'both k2');
+    });
+
+    it('refuses an expired window and a window in the future beyond the skew (expired)', () => {
+      expectCode(() => authorizeDelegation(check(delegation(s.owner, { notBefore: NOW - 1000, notAfter: NOW - 100 }))), 'expired', 'past');
+      expectCode(() => authorizeDelegation(check(delegation(s.owner, { notBefore: NOW + 100, notAfter: NOW + 200 }))), 'expired', 'future');
+    });
+
+    it('accepts windows that reach now within the skew, at the exact boundary values', () => {
+      // notAfter + skew == now: still valid; one second later: expired.
+      authorizeDelegation(check(delegation(s.owner, { notBefore: NOW - 600, notAfter: NOW - SKEW })));
+      expectCode(() => authorizeDelegation(check(delegation(s.owner, { notBefore: NOW - 600, notAfter: NOW - SKEW - 1 }))), 'expired', 'notAfter edge');
+      // notBefore - skew == now: valid; one second later: not yet valid.
+      authorizeDelegation(check(delegation(s.owner, { notBefore: NOW + SKEW, notAfter: NOW + 600 })));
+      expectCode(() => authorizeDelegation(check(delegation(s.owner, { notBefore: NOW + SKEW + 1, notAfter: NOW + 600 }))), 'expired', 'notBefore edge');
+      // An explicit skew replaces the default.
+      authorizeDelegation(check(delegation(s.owner, { notBefore: NOW - 600, notAfter: NOW }), { clockSkewSeconds: 0 }));
+      expectCode(() => authorizeDelegation(check(delegation(s.owner, { notBefore: NOW - 600, notAfter: NOW - 1 }), { clockSkewSeconds: 0 })), 'expired', 'skew 0');
+      authorizeDelegation(check(delegation(s.owner, { notBefore: NOW - 600, notAfter: NOW - 120 }), { clockSkewSeconds: 120 }));
+    });
+
+    it('refuses a window longer than an hour and an empty or inverted window (bad_request)', () => {
+      assert.equal(MAX_VALIDITY_SECONDS, 3600);
+      authorizeDelegation(check(delegation(s.owner, { notBefore: NOW - 100, notAfter: NOW - 100 + 3600 })));
+      expectCode(() => authorizeDelegation(check(delegation(s.owner, { notBefore: NOW - 100, notAfter: NOW - 100 + 3601 }))), 'bad_request', '3601 s');
+      expectCode(() => authorizeDelegation(check(delegation(s.owner, { notBefore: NOW, notAfter: NOW }))), 'bad_request', 'notAfter == notBefore');
+      expectCode(() => authorizeDelegation(check(delegation(s.owner, { notBefore: NOW + 10, notAfter: NOW - 10 }))), 'bad_request', 'inverted');
+    });
+
+    it('refuses an expired grant (expired), honouring the skew at the boundary', () => {
+      const d = delegation(s.grantee);
+      expectCode(() => authorizeDelegation(check(d, { grant: grant({ notAfter: NOW - SKEW - 1 }) })), 'expired', 'grant expired');
+      authorizeDelegation(check(d, { grant: grant({ notAfter: NOW - SKEW }) }));
+      expectCode(() => authorizeDelegation(check(d, { grant: grant({ notAfter: NOW - 1 }), clockSkewSeconds: 0 })), 'expired', 'grant expired, skew 0');
+    });
+
+    it('refuses a grant revoked at or after its issue time (revoked); a re-grant after a revocation passes', () => {
+      const d = delegation(s.grantee);
+      const issuedAt = NOW - 100;
+      const g = grant({ issuedAt });
+      expectCode(() => authorizeDelegation(check(d, { grant: g, revokedAt: () => issuedAt })), 'revoked', 'revokedAt == issuedAt');
+      expectCode(() => authorizeDelegation(check(d, { grant: g, revokedAt: () => issuedAt + 50 })), 'revoked', 'revokedAt > issuedAt');
+      // The owner re-granted after revoking: the new grant's issuedAt is later than the revocation.
+      const res = authorizeDelegation(check(d, { grant: g, revokedAt: () => issuedAt - 1 }));
+      assert.equal(res.viaGrant, true);
+      // The grantee cannot dodge the revocation by bumping issuedAt on the old grant.
+      const bumped: Grant = { ...g, issuedAt: issuedAt + 100 };
+      expectCode(() => authorizeDelegation(check(d, { grant: bumped, revokedAt: () => issuedAt + 50 })), 'unauthorized', 'bumped issuedAt');
+    });
+
+    it('a revocation is keyed on the grantee: another grantee’s revocation does not apply', () => {
+      const d = delegation(s.grantee);
+      const revokedAt = (_h: Uint8Array, g: Uint8Array): number | undefined => (grantKey(s.handle, g) === grantKey(s.handle, s.stranger.addressBytes) ? NOW : undefined);
+      assert.equal(authorizeDelegation(check(d, { grant: grant(), revokedAt })).viaGrant, true);
+    });
+
+    it('refuses a delegation with any single signature byte tampered (unauthorized)', () => {
+      const d = delegation(s.owner);
+      for (let i = 0; i < d.signature.length; i++) {
+        expectCode(() => authorizeDelegation(check({ ...d, signature: flip(d.signature, i) })), 'unauthorized', `delegation signature byte ${i}`);
+      }
+      const g = grant();
+      const dg = delegation(s.grantee);
+      for (const i of [0, 31, 32, 63, 64]) {
+        expectCode(() => authorizeDelegation(check(dg, { grant: { ...g, signature: flip(g.signature, i) } })), 'unauthorized', `grant signature byte ${i}`);
+      }
+    });
+
+    it('refuses a delegation whose signed fields were changed after signing (unauthorized)', () => {
+      const d = delegation(s.grantee);
+      const g = grant();
+      const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const otherSpki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
+      const variants: [string, Delegation][] = [
+        ['rsaSpki swapped (gateway substitutes its own RSA key)', { ...d, rsaSpki: otherSpki }],
+        ['requestId', { ...d, requestId: flip(d.requestId) }],
+        ['notAfter', { ...d, notAfter: d.notAfter + 1 }],
+        ['notBefore', { ...d, notBefore: d.notBefore - 1 }],
+      ];
+      for (const [name, tampered] of variants) expectCode(() => authorizeDelegation(check(tampered, { grant: g })), 'unauthorized', name);
+      // Grant fields changed after signing.
+      expectCode(() => authorizeDelegation(check(d, { grant: { ...g, notAfter: g.notAfter + 1 } })), 'unauthorized', 'grant notAfter');
+    });
+
+    it('refuses fields of the wrong length (bad_request)', () => {
+      const d = delegation(s.owner);
+      expectCode(() => authorizeDelegation(check({ ...d, handle: d.handle.subarray(0, 31) })), 'bad_request', 'handle');
+      expectCode(() => authorizeDelegation(check({ ...d, requestId: new Uint8Array(15) })), 'bad_request', 'requestId');
+      expectCode(() => authorizeDelegation(check({ ...d, requester: new Uint8Array(21) })), 'bad_request', 'requester');
+    });
+  });
+
+  describe('checkValidityWindow', () => {
+    it('boundaries', () => {
+      checkValidityWindow(100, 200, { nowSeconds: 230 }, 'w');
+      expectCode(() => checkValidityWindow(100, 200, { nowSeconds: 231 }, 'w'), 'expired');
+      checkValidityWindow(100, 200, { nowSeconds: 70 }, 'w');
+      expectCode(() => checkValidityWindow(100, 200, { nowSeconds: 69 }, 'w'), 'expired');
+      checkValidityWindow(0, 3600, { nowSeconds: 0 }, 'w');
+      expectCode(() => checkValidityWindow(0, 3601, { nowSeconds: 0 }, 'w'), 'bad_request');
+      expectCode(() => checkValidityWindow(5, 5, { nowSeconds: 5 }, 'w'), 'bad_request');
+      // Shape errors take precedence over time errors.
+      expectCode(() => checkValidityWindow(0, 10_000, { nowSeconds: 1e9 }, 'w'), 'bad_request');
+    });
+  });
+
+  describe('verifyGrant', () => {
+    it('accepts the owner’s grant and refuses others (unauthorized)', () => {
+      verifyGrant(grant(), s.descriptor);
+      expectCode(() => verifyGrant(grant({}, s.stranger), s.descriptor), 'unauthorized', 'stranger');
+      expectCode(() => verifyGrant(grant({}, s.grantee), s.descriptor), 'unauthorized', 'grantee');
+      expectCode(() => verifyGrant(grant(), s.otherDescriptor), 'unauthorized', 'other descriptor');
+      expectCode(() => verifyGrant(grant(), { ...s.descriptor, owner: s.stranger.addressBytes }), 'unauthorized', 'descriptor owner changed');
+      const g = grant();
+      expectCode(() => verifyGrant({ ...g, notAfter: g.notAfter + 1 }, s.descriptor), 'unauthorized', 'tampered notAfter');
+      expectCode(() => verifyGrant({ ...g, grantee: s.stranger.addressBytes }, s.descriptor), 'unauthorized', 'tampered grantee');
+      expectCode(() => verifyGrant({ ...g, signature: flip(g.signature, 10) }, s.descriptor), 'unauthorized', 'tampered signature');
+    });
+  });
+
+  describe('verifyRevocation', () => {
+    it('accepts the owner’s revocation and refuses others (unauthorized)', () => {
+      const r = signRevocation(s.owner.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW });
+      verifyRevocation(r, s.descriptor);
+      // The grantee cannot revoke (or un-revoke) on the owner's behalf, nor can a stranger.
+      expectCode(() => verifyRevocation(signRevocation(s.stranger.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW }), s.descriptor), 'unauthorized', 'stranger');
+      expectCode(() => verifyRevocation(signRevocation(s.grantee.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW }), s.descriptor), 'unauthorized', 'grantee');
+      expectCode(() => verifyRevocation(r, s.otherDescriptor), 'unauthorized', 'other descriptor');
+      expectCode(() => verifyRevocation({ ...r, revokedAt: NOW - 1 }, s.descriptor), 'unauthorized', 'tampered revokedAt');
+      expectCode(() => verifyRevocation({ ...r, grantee: s.stranger.addressBytes }, s.descriptor), 'unauthorized', 'tampered grantee');
+      expectCode(() => verifyRevocation({ ...r, signature: flip(r.signature, 40) }, s.descriptor), 'unauthorized', 'tampered signature');
+      // A stranger describing its own "ownership" of the handle fails the commitment.
+      const stolen = signRevocation(s.stranger.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW });
+      expectCode(() => verifyRevocation(stolen, { ...s.descriptor, owner: s.stranger.addressBytes }), 'unauthorized', 'stranger as owner');
+    });
+  });
+
+  describe('verifyRegisterHandle', () => {
+    it('accepts the owner’s registration and refuses mismatches (unauthorized)', () => {
+      const r = signRegisterHandle(s.owner.secretKey, { handle: s.handle, keyId: KEY_ID, owner: s.owner.addressBytes });
+      verifyRegisterHandle(r, s.descriptor);
+      // Signed by a stranger in the owner's name.
+      expectCode(() => verifyRegisterHandle(signRegisterHandle(s.stranger.secretKey, { handle: s.handle, keyId: KEY_ID, owner: s.owner.addressBytes }), s.descriptor), 'unauthorized', 'stranger signs for owner');
+      // A stranger registering the owner's handle as its own.
+      const claim = signRegisterHandle(s.stranger.secretKey, { handle: s.handle, keyId: KEY_ID, owner: s.stranger.addressBytes });
+      expectCode(() => verifyRegisterHandle(claim, s.descriptor), 'unauthorized', 'owner mismatch');
+      expectCode(() => verifyRegisterHandle(claim, { ...s.descriptor, owner: s.stranger.addressBytes }), 'unauthorized', 'commitment mismatch');
+      // keyId and handle mismatches.
+      const k2 = signRegisterHandle(s.owner.secretKey, { handle: s.handle, keyId: 'k2', owner: s.owner.addressBytes });
+      expectCode(() => verifyRegisterHandle(k2, s.descriptor), 'unauthorized', 'keyId');
+      expectCode(() => verifyRegisterHandle(k2, { ...s.descriptor, keyId: 'k2' }), 'unauthorized', 'keyId both');
+      const other = signRegisterHandle(s.owner.secretKey, { handle: s.otherHandle, keyId: KEY_ID, owner: s.owner.addressBytes });
+      expectCode(() => verifyRegisterHandle(other, s.descriptor), 'unauthorized', 'other handle');
+      verifyRegisterHandle(other, s.otherDescriptor);
+      expectCode(() => verifyRegisterHandle({ ...r, signature: flip(r.signature, 64) }, s.descriptor), 'unauthorized', 'tampered v');
+    });
+  });
+
+  describe('verifyEncryptRequest', () => {
+    function encryptRequest(over: Partial<Parameters<typeof signEncryptRequest>[1]> = {}, signer: Account = s.owner) {
+      return signEncryptRequest(signer.secretKey, {
+        keyId: KEY_ID,
+        owner: s.owner.addressBytes,
+        plaintextHash: sha256(s.plaintext),
+        notBefore: NOW - 10,
+        notAfter: NOW + 300,
+        requestId: randomBytes(16),
+        ...over,
+      });
+    }
+
+    it('accepts the owner’s request for the right plaintext', () => {
+      verifyEncryptRequest(encryptRequest(), s.plaintext, { nowSeconds: NOW });
+    });
+
+    it('refuses a plaintext that does not match plaintextHash (unauthorized)', () => {
+      expectCode(() => verifyEncryptRequest(encryptRequest(), utf8ToBytes('something else'), { nowSeconds: NOW }), 'unauthorized', 'other plaintext');
+      const oneByteOff = Uint8Array.from(s.plaintext);
+      oneByteOff[0]! ^= 1;
+      expectCode(() => verifyEncryptRequest(encryptRequest(), oneByteOff, { nowSeconds: NOW }), 'unauthorized', 'flipped plaintext');
+      expectCode(() => verifyEncryptRequest(encryptRequest(), new Uint8Array(0), { nowSeconds: NOW }), 'unauthorized', 'empty plaintext');
+    });
+
+    it('refuses a wrong signer, tampered fields, and bad windows', () => {
+      expectCode(() => verifyEncryptRequest(encryptRequest({}, s.stranger), s.plaintext, { nowSeconds: NOW }), 'unauthorized', 'stranger signs for owner');
+      const r = encryptRequest();
+      expectCode(() => verifyEncryptRequest({ ...r, keyId: 'k2' }, s.plaintext, { nowSeconds: NOW }), 'unauthorized', 'tampered keyId');
+      expectCode(() => verifyEncryptRequest({ ...r, owner: s.stranger.addressBytes }, s.plaintext, { nowSeconds: NOW }), 'unauthorized', 'tampered owner');
+      expectCode(() => verifyEncryptRequest({ ...r, signature: flip(r.signature, 3) }, s.plaintext, { nowSeconds: NOW }), 'unauthorized', 'tampered signature');
+      expectCode(() => verifyEncryptRequest(r, s.plaintext, { nowSeconds: NOW + 300 + SKEW + 1 }), 'expired', 'expired');
+      verifyEncryptRequest(r, s.plaintext, { nowSeconds: NOW + 300 + SKEW });
+      expectCode(() => verifyEncryptRequest(encryptRequest({ notBefore: NOW, notAfter: NOW + 3601 }), s.plaintext, { nowSeconds: NOW }), 'bad_request', 'too long');
+      expectCode(() => verifyEncryptRequest(encryptRequest({ notBefore: NOW, notAfter: NOW }), s.plaintext, { nowSeconds: NOW }), 'bad_request', 'empty window');
+    });
+  });
+
+  describe('JSON round trips', () => {
+    const viaJson = <T>(toJson: (x: T) => unknown, parse: (v: unknown) => T, x: T): T => parse(JSON.parse(JSON.stringify(toJson(x))));
+
+    it('parseX(xToJson(x)) deep-equals x for every message type, directly and through JSON text', () => {
+      const d = delegation(s.grantee);
+      const g = grant();
+      const r = signRevocation(s.owner.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW });
+      const e = signEncryptRequest(s.owner.secretKey, {
+        keyId: KEY_ID,
+        owner: s.owner.addressBytes,
+        plaintextHash: sha256(s.plaintext),
+        notBefore: NOW,
+        notAfter: NOW + 60,
+        requestId: randomBytes(16),
+      });
+      const reg = signRegisterHandle(s.owner.secretKey, { handle: s.handle, keyId: KEY_ID, owner: s.owner.addressBytes });
+
+      assert.deepStrictEqual(parseDelegation(delegationToJson(d)), d);
+      assert.deepStrictEqual(parseGrant(grantToJson(g)), g);
+      assert.deepStrictEqual(parseRevocation(revocationToJson(r)), r);
+      assert.deepStrictEqual(parseEncryptRequest(encryptRequestToJson(e)), e);
+      assert.deepStrictEqual(parseRegisterHandle(registerHandleToJson(reg)), reg);
+      assert.deepStrictEqual(parseHandleDescriptor(handleDescriptorToJson(s.descriptor)), s.descriptor);
+
+      assert.deepStrictEqual(viaJson(delegationToJson, parseDelegation, d), d);
+      assert.deepStrictEqual(viaJson(grantToJson, parseGrant, g), g);
+      assert.deepStrictEqual(viaJson(revocationToJson, parseRevocation, r), r);
+      assert.deepStrictEqual(viaJson(encryptRequestToJson, parseEncryptRequest, e), e);
+      assert.deepStrictEqual(viaJson(registerHandleToJson, parseRegisterHandle, reg), reg);
+      assert.deepStrictEqual(viaJson(handleDescriptorToJson, parseHandleDescriptor, s.descriptor), s.descriptor);
+    });
+
+    it('parsed messages still verify (the wire form loses nothing the signature covers)', () => {
+      const d = parseDelegation(JSON.parse(JSON.stringify(delegationToJson(delegation(s.grantee)))));
+      const g = parseGrant(JSON.parse(JSON.stringify(grantToJson(grant()))));
+      const descriptor = parseHandleDescriptor(JSON.parse(JSON.stringify(handleDescriptorToJson(s.descriptor))));
+      assert.equal(authorizeDelegation({ delegation: d, descriptor, grant: g, revokedAt: () => undefined, nowSeconds: NOW }).viaGrant, true);
+    });
+
+    it('the wire forms are the documented ones (0x hex, SPKI without 0x, numbers for times)', () => {
+      const j = delegationToJson(delegation(s.owner));
+      assert.match(String(j.handle), /^0x[0-9a-f]{64}$/);
+      assert.match(String(j.requester), /^0x[0-9a-f]{40}$/);
+      assert.match(String(j.rsaSpki), /^[0-9a-f]+$/);
+      assert.match(String(j.requestId), /^0x[0-9a-f]{32}$/);
+      assert.match(String(j.signature), /^0x[0-9a-f]{130}$/);
+      assert.equal(typeof j.notBefore, 'number');
+      assert.equal(j.requester, s.owner.address);
+    });
+  });
+});

@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { matchPath } from '../../net/http.ts';
+
+/** The router's path matching: exact paths, "{name}" segments (percent-decoded), and legacy prefix routes. */
+
+describe('net/http matchPath', () => {
+  describe('exact paths', () => {
+    it('match only the identical path', () => {
+      assert.deepEqual(matchPath('/health', '/health'), {});
+      assert.deepEqual(matchPath('/v1/keys', '/v1/keys'), {});
+      for (const p of ['/health/', '/healthz', '/Health', '/health/x', 'health', '', '/', '//health', '/health?x=1', '/heal%74h']) {
+        assert.equal(matchPath('/health', p), undefined, p);
+      }
+      assert.equal(matchPath('/v1/keys', '/v1/keys/'), undefined);
+      assert.equal(matchPath('/v1/keys', '/v1'), undefined);
+    });
+  });
+
+  describe('{param} patterns', () => {
+    it('bind each parameter to its segment', () => {
+      assert.deepEqual(matchPath('/v1/keys/{keyId}', '/v1/keys/k1'), { keyId: 'k1' });
+      assert.deepEqual(matchPath('/v1/handles/{handle}/grants/{grantee}', '/v1/handles/0xab/grants/0xcd'), { handle: '0xab', grantee: '0xcd' });
+      assert.deepEqual(matchPath('/v1/handles/{handle}/delegate', '/v1/handles/h/delegate'), { handle: 'h' });
+      assert.deepEqual(matchPath('/{a}/{b}', '/x/y'), { a: 'x', b: 'y' });
+    });
+
+    it('percent-decode the parameter (%XX, multi-byte UTF-8, an encoded slash stays inside the parameter)', () => {
+      assert.deepEqual(matchPath('/v1/keys/{keyId}', '/v1/keys/%41b'), { keyId: 'Ab' });
+      assert.deepEqual(matchPath('/v1/keys/{keyId}', '/v1/keys/a%20b'), { keyId: 'a b' });
+      assert.deepEqual(matchPath('/v1/keys/{keyId}', '/v1/keys/%E2%9C%93'), { keyId: '✓' });
+      assert.deepEqual(matchPath('/v1/keys/{keyId}', '/v1/keys/%F0%9D%84%9E'), { keyId: '𝄞' });
+      assert.deepEqual(matchPath('/v1/keys/{keyId}', '/v1/keys/a%2Fb'), { keyId: 'a/b' });
+      assert.deepEqual(matchPath('/v1/keys/{keyId}', '/v1/keys/%25'), { keyId: '%' });
+      // Only parameters are decoded: literal segments compare raw.
+      assert.equal(matchPath('/v1/keys/{keyId}', '/v%31/keys/k'), undefined);
+    });
+
+    it('refuse empty segments', () => {
+      assert.equal(matchPath('/v1/keys/{keyId}', '/v1/keys/'), undefined);
+      assert.equal(matchPath('/v1/handles/{handle}/grants', '/v1/handles//grants'), undefined);
+      assert.equal(matchPath('/{a}/{b}', '/x/'), undefined);
+      assert.equal(matchPath('/{a}/{b}', '//y'), undefined);
+    });
+
+    it('refuse bad %-encoding (truncated escapes, non-hex digits, invalid UTF-8)', () => {
+      for (const seg of ['%', '%4', '%zz', 'a%', '%G0', '%E2%9C', '%FF', '%C0%80', '%ED%A0%80', '%80']) {
+        assert.equal(matchPath('/v1/keys/{keyId}', `/v1/keys/${seg}`), undefined, seg);
+      }
+    });
+
+    it('refuse a different number of segments or different literals', () => {
+      assert.equal(matchPath('/v1/keys/{keyId}', '/v1/keys/a/b'), undefined);
+      assert.equal(matchPath('/v1/keys/{keyId}', '/v1/keys'), undefined);
+      assert.equal(matchPath('/v1/keys/{keyId}', '/v1/keys/a/'), undefined);
+      assert.equal(matchPath('/v1/keys/{keyId}', '/v2/keys/a'), undefined);
+      assert.equal(matchPath('/v1/handles/{handle}/grants', '/v1/handles/h/grant'), undefined);
+      assert.equal(matchPath('/v1/handles/{handle}/grants', '/v1/handles/h/grants/x'), undefined);
+    });
+  });
+
+  describe('prefix routes (pattern ending with "/")', () => {
+    it('match exactly one more non-empty segment, without decoding it', () => {
+      assert.deepEqual(matchPath('/admin/dkg/', '/admin/dkg/abc'), {});
+      assert.deepEqual(matchPath('/admin/dkg/', '/admin/dkg/a%2Fb'), {});
+      assert.deepEqual(matchPath('/admin/dkg/', '/admin/dkg/%zz'), {});
+      assert.equal(matchPath('/admin/dkg/', '/admin/dkg/'), undefined);
+      assert.equal(matchPath('/admin/dkg/', '/admin/dkg'), undefined);
+      assert.equal(matchPath('/admin/dkg/', '/admin/dkg/a/b'), undefined);
+      assert.equal(matchPath('/admin/dkg/', '/admin/dkg/a/'), undefined);
+      assert.equal(matchPath('/admin/dkg/', '/admin/dkgx'), undefined);
+      assert.equal(matchPath('/admin/dkg/', '/admin/dkgx/a'), undefined);
+    });
+  });
+
+  describe('properties', () => {
+    const PATTERNS = ['/health', '/v1/keys', '/v1/keys/{keyId}', '/v1/handles/{handle}/grants/{grantee}', '/admin/dkg/', '/', '/{a}', '/{a}/{b}/', '{x}', ''];
+    const segmentChar = fc.constantFrom(...'abcXYZ019-._~%/?#{}', '%2F', '%E2%9C%93', '%zz', '%', ' ', 'é', '💥', '\u0000', '\uD800');
+    const pathArb = fc.oneof(fc.string({ unit: 'binary', maxLength: 60 }), fc.array(segmentChar, { maxLength: 30 }).map((a) => `/${a.join('')}`));
+
+    it('random paths never throw, and any match is a record of strings', () => {
+      fc.assert(
+        fc.property(fc.constantFrom(...PATTERNS), pathArb, (pattern, path) => {
+          const res = matchPath(pattern, path);
+          if (res !== undefined) {
+            assert.equal(typeof res, 'object');
+            for (const v of Object.values(res)) assert.equal(typeof v, 'string');
+          }
+        }),
+        { numRuns: 2000 },
+      );
+      fc.assert(
+        fc.property(fc.string({ unit: 'binary', maxLength: 30 }), pathArb, (pattern, path) => {
+          matchPath(pattern, path);
+        }),
+        { numRuns: 1000 },
+      );
+    });
+
+    it('a parameter survives encodeURIComponent → matchPath, and literals never bind parameters', () => {
+      // encodeURIComponent throws on lone surrogates; those cannot come from a URL anyway.
+      const value = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 });
+      fc.assert(
+        fc.property(value, value, (a, b) => {
+          assert.deepEqual(matchPath('/v1/handles/{handle}/grants/{grantee}', `/v1/handles/${encodeURIComponent(a)}/grants/${encodeURIComponent(b)}`), { handle: a, grantee: b });
+          assert.deepEqual(matchPath('/v1/keys', '/v1/keys'), {});
+        }),
+        { numRuns: 500 },
+      );
+    });
+
+    it('a pattern without "{" or a trailing "/" matches a path iff they are equal', () => {
+      fc.assert(
+        fc.property(fc.string({ maxLength: 20 }).filter((p) => !p.includes('{') && !p.endsWith('/')), fc.string({ maxLength: 20 }), (pattern, path) => {
+          assert.equal(matchPath(pattern, path) !== undefined, pattern === path);
+          assert.deepEqual(matchPath(pattern, pattern), {});
+        }),
+        { numRuns: 500 },
+      );
+    });
+  });
+});
