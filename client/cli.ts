@@ -1,6 +1,7 @@
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { isTkmsError, TkmsError } from '../core/index.ts';
+import { encodeHex, isTkmsError, TkmsError } from '../core/index.ts';
+import { loadCommitteeFile } from '../net/committee.ts';
 import { accountFromSecretKey, generateAccount, type Account } from './account.ts';
 import { TkmsClient } from './client.ts';
 
@@ -15,7 +16,7 @@ export const CLIENT_HELP = `Usage:
       create an account (secp256k1 key, Ethereum address); --out writes it with mode 0600
   tkms encrypt --key <keyId> (--text <string> | --in <file>) [--local] [--json]
       encrypt to the network key; prints the handle. --local encrypts here and only
-      registers the ciphertext, so the gateway never sees the plaintext
+      registers the ciphertext, so the gateway never sees the plaintext (needs --committee)
   tkms grant   --handle <handle> --to <address> [--days <n>] [--json]
   tkms revoke  --handle <handle> --to <address> [--json]
   tkms decrypt --handle <handle> [--out <file>] [--json]
@@ -23,6 +24,8 @@ export const CLIENT_HELP = `Usage:
 Common options:
   --gateway <url>     gateway URL (env TKMS_GATEWAY_URL, default http://127.0.0.1:8080)
   --account <file>    account file from "tkms account new" (env TKMS_ACCOUNT_FILE)
+  --committee <file>  the committee file: pins the member keys the key's DKG is checked
+                      against (env TKMS_COMMITTEE_FILE); required for --local
 `;
 
 type Args = Record<string, string | boolean | undefined>;
@@ -31,7 +34,14 @@ function parse(argv: string[], options: Record<string, { type: 'string' | 'boole
   try {
     return parseArgs({
       args: argv,
-      options: { ...options, gateway: { type: 'string' }, account: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        ...options,
+        gateway: { type: 'string' },
+        account: { type: 'string' },
+        committee: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
     }).values as Args;
   } catch (e) {
@@ -58,9 +68,18 @@ async function loadAccount(args: Args): Promise<Account> {
   return accountFromSecretKey(json.secretKey);
 }
 
+/** Member keys from the committee file, so the client checks the key's DKG against them, not the gateway's word. */
+async function trustedMemberKeys(args: Args): Promise<Record<number, string> | undefined> {
+  const file = (args.committee as string | undefined) ?? process.env.TKMS_COMMITTEE_FILE;
+  if (file === undefined) return undefined;
+  const committee = await loadCommitteeFile(file);
+  return Object.fromEntries(committee.members.map((m) => [m.id, encodeHex(m.publicKey)]));
+}
+
 async function client(args: Args): Promise<TkmsClient> {
   const gatewayUrl = (args.gateway as string | undefined) ?? process.env.TKMS_GATEWAY_URL ?? 'http://127.0.0.1:8080';
-  return new TkmsClient({ gatewayUrl, account: await loadAccount(args) });
+  const pinned = await trustedMemberKeys(args);
+  return new TkmsClient({ gatewayUrl, account: await loadAccount(args), ...(pinned ? { trustedMemberKeys: pinned } : {}) });
 }
 
 function print(args: Args, json: unknown, text: string): void {

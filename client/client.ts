@@ -9,7 +9,6 @@ import {
   decryptWithSharedSecretX,
   delegationToJson,
   deriveHandle,
-  eciesEncrypt,
   encodeBase64,
   encodeHex,
   encryptRequestToJson,
@@ -21,13 +20,13 @@ import {
   parsePartialAnswer,
   registerHandleToJson,
   revocationToJson,
+  sealToHandle,
   signDelegation,
   signEncryptRequest,
   signGrant,
   signRegisterHandle,
   signRevocation,
   TkmsError,
-  decodeDleqProof,
   type Point,
   type RsaKeyPair,
 } from '../core/index.ts';
@@ -67,6 +66,8 @@ export interface VerifiedKey {
   committeeId: string;
   verificationShares: Map<number, Point>;
   result: DkgPublicResult;
+  /** True when the DKG signatures were checked against pinned member keys, not the gateway's list. */
+  pinned: boolean;
 }
 
 export interface HandleInfo {
@@ -76,6 +77,7 @@ export interface HandleInfo {
   nonce: string;
   ciphertextHash: string;
   owner: string;
+  kProof: string;
   created: boolean;
 }
 
@@ -165,6 +167,7 @@ export class TkmsClient {
       committeeId: result.committeeId,
       verificationShares: new Map(Object.entries(result.verificationShares).map(([id, y]) => [Number(id), decodePoint(y, `Y_${id}`)])),
       result,
+      pinned: this.opts.trustedMemberKeys !== undefined,
     };
     this.keys.set(keyId, key);
     return key;
@@ -187,15 +190,19 @@ export class TkmsClient {
   /** Encrypts here to the verified key and registers the ciphertext: the gateway never sees the plaintext. */
   async encryptLocally(plaintext: Uint8Array, opts: { keyId: string }): Promise<HandleInfo> {
     const key = await this.getKey(opts.keyId);
-    const sealed = await eciesEncrypt(key.publicKey, plaintext);
+    if (!key.pinned) {
+      throw new TkmsError('unauthorized', 'refusing to encrypt locally to a key whose committee is not pinned: pass trustedMemberKeys (the committee file), or a lying gateway could substitute its own key');
+    }
     const owner = this.opts.account.addressBytes;
-    const handle = deriveHandle({ keyId: opts.keyId, K: sealed.K, nonce: sealed.nonce, ciphertext: sealed.ciphertext, owner });
+    const sealed = await sealToHandle({ publicKey: key.publicKey, keyId: opts.keyId, owner, plaintext });
+    const handle = sealed.handle;
     const registration = signRegisterHandle(this.opts.account.secretKey, { handle, keyId: opts.keyId, owner });
     const { json } = await this.http.request<HandleInfo>('POST', '/v1/handles', {
       registration: registerHandleToJson(registration),
       K: encodeHex(sealed.K),
       nonce: encodeHex(sealed.nonce),
       ciphertext: encodeBase64(sealed.ciphertext),
+      kProof: encodeHex(sealed.kProof),
     });
     if (json.handle !== encodeHex(handle)) throw new TkmsError('bad_request', 'gateway stored the ciphertext under another handle');
     this.handleKeys.set(json.handle, opts.keyId);
@@ -278,8 +285,8 @@ export class TkmsClient {
         throw new TkmsError('bad_proof', 'the gateway returned a ciphertext or K that does not belong to this handle');
       }
       if (!Array.isArray(json.partials)) throw new TkmsError('bad_request', 'gateway answer has no partials');
+      // Proof bytes are only checked inside recoverSharedSecret, per partial: one node's garbage must not abort the rest.
       const partials = json.partials.map((p, i) => parsePartialAnswer(p, `partials[${i}]`));
-      for (const p of partials) decodeDleqProof(p.proof);
       if (Array.isArray(json.failures)) failures.push(...(json.failures as DecryptResult['failures']));
       try {
         const recovered = await recoverSharedSecret({

@@ -13,6 +13,7 @@ import {
 } from './eip712.ts';
 import { CIPHERTEXT_HASH_LENGTH, decodeHandle, deriveHandleFromDigest, HANDLE_LENGTH } from './handle.ts';
 import { ADDRESS_LENGTH, assertKeyId, decodeAddress, REQUEST_ID_LENGTH } from './identifiers.ts';
+import { EPHEMERAL_PROOF_LENGTH, verifyEphemeralKeyProof } from './sealed-handle.ts';
 
 /**
  * Who may decrypt what. Every message here is an EIP-712 signature by an Ethereum-style
@@ -89,13 +90,15 @@ export const REGISTER_STRUCT: Eip712Struct = {
 // ---------------------------------------------------------------------------------------
 // Message types (decoded: bytes) and their JSON wire forms (hex, 0x-prefixed except the SPKI).
 
-/** What a node needs to recompute a handle: everything but the ciphertext itself. */
+/** What a node needs to recompute a handle (everything but the ciphertext) and to know its K is bound to it. */
 export interface HandleDescriptor {
   keyId: string;
   K: Uint8Array;
   nonce: Uint8Array;
   ciphertextHash: Uint8Array;
   owner: Uint8Array;
+  /** Proof of knowledge of k = log_G(K), bound to the other fields (core/sealed-handle.ts). */
+  kProof: Uint8Array;
 }
 
 export interface UnsignedDelegation {
@@ -187,18 +190,26 @@ function spki(value: unknown): Uint8Array {
 const address = (b: Uint8Array): string => encodeHex(b);
 
 export function parseHandleDescriptor(value: unknown): HandleDescriptor {
-  const o = asObject(value, 'handle descriptor', ['keyId', 'K', 'nonce', 'ciphertextHash', 'owner']);
+  const o = asObject(value, 'handle descriptor', ['keyId', 'K', 'nonce', 'ciphertextHash', 'owner', 'kProof']);
   return {
     keyId: keyId(o.keyId),
     K: hexField(o.K, 'K', COMPRESSED_POINT_LENGTH),
     nonce: hexField(o.nonce, 'nonce', NONCE_LENGTH),
     ciphertextHash: hexField(o.ciphertextHash, 'ciphertextHash', CIPHERTEXT_HASH_LENGTH),
     owner: decodeAddress(o.owner, 'owner'),
+    kProof: hexField(o.kProof, 'kProof', EPHEMERAL_PROOF_LENGTH),
   };
 }
 
 export function handleDescriptorToJson(d: HandleDescriptor): Record<string, string> {
-  return { keyId: d.keyId, K: encodeHex(d.K), nonce: encodeHex(d.nonce), ciphertextHash: encodeHex(d.ciphertextHash), owner: address(d.owner) };
+  return {
+    keyId: d.keyId,
+    K: encodeHex(d.K),
+    nonce: encodeHex(d.nonce),
+    ciphertextHash: encodeHex(d.ciphertextHash),
+    owner: address(d.owner),
+    kProof: encodeHex(d.kProof),
+  };
 }
 
 export function parseDelegation(value: unknown): Delegation {
@@ -364,9 +375,20 @@ export function checkHandleCommitment(handle: Uint8Array, descriptor: HandleDesc
   }
 }
 
+/**
+ * Whoever made the handle knew k for its K: without this, anyone could copy a victim's K into
+ * a handle of their own and be its "owner" (see core/sealed-handle.ts).
+ */
+export function checkKBinding(descriptor: HandleDescriptor): void {
+  if (!verifyEphemeralKeyProof(descriptor, descriptor.kProof)) {
+    throw new TkmsError('unauthorized', 'K is not bound to this handle: the proof of the ephemeral key does not verify');
+  }
+}
+
 export function verifyRegisterHandle(r: RegisterHandle, descriptor: HandleDescriptor): void {
   if (r.keyId !== descriptor.keyId || !equalBytes(r.owner, descriptor.owner)) throw new TkmsError('unauthorized', 'registration does not match the handle');
   checkHandleCommitment(r.handle, descriptor);
+  checkKBinding(descriptor);
   requireSigner(REGISTER_STRUCT, registerMessage(r), r.signature, r.owner, 'handle registration');
 }
 
@@ -415,6 +437,7 @@ export function authorizeDelegation(check: DelegationCheck): AuthorizedDelegatio
   requireSigner(DELEGATION_STRUCT, delegationMessage(d), d.signature, d.requester, 'delegation request');
   if (d.keyId !== descriptor.keyId) throw new TkmsError('unauthorized', `delegation names key ${d.keyId} but the handle belongs to key ${descriptor.keyId}`);
   checkHandleCommitment(d.handle, descriptor);
+  checkKBinding(descriptor);
   if (equalBytes(d.requester, descriptor.owner)) return { requester: d.requester, viaGrant: false };
 
   const g = check.grant;

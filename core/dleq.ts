@@ -33,7 +33,7 @@ function contextBytes(ctx: DleqContext): Uint8Array {
 }
 
 /** SHA-512 then reduce: 512 bits mod a 256-bit order leaves a bias below 2^-256. */
-function hashToScalar(...parts: Uint8Array[]): bigint {
+export function hashToScalar(...parts: Uint8Array[]): bigint {
   return mod(bytesToNumberBE(sha512(lengthPrefixed(...parts))));
 }
 

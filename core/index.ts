@@ -10,3 +10,4 @@ export * from './handle.ts';
 export * from './authz.ts';
 export * from './node-wire.ts';
 export * from './eip712.ts';
+export * from './sealed-handle.ts';

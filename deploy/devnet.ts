@@ -5,6 +5,8 @@ import { createServer, type AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import { encodeHex } from '../core/index.ts';
+import { loadCommitteeFile } from '../net/committee.ts';
 import { createIdentityFile } from '../node/identity.ts';
 
 /**
@@ -292,6 +294,12 @@ export class Devnet {
     this.gateway = this.spawn('gateway', ['gateway', 'start', '--config', join(this.options.dir, 'gateway.json')], join(this.options.dir, 'gateway', 'gateway.log'));
     const child = this.gateway;
     await until('the gateway to be ready', 60_000, async () => ((await getJson(`${this.gatewayUrl}/v1/keys/${this.keyId}`)).status === 200 ? true : undefined), () => this.exitReason(child));
+  }
+
+  /** The committee's Ed25519 member keys (id → 0x hex), for clients to pin. */
+  async memberKeys(): Promise<Record<number, string>> {
+    const committee = await loadCommitteeFile(join(this.options.dir, 'committee.json'));
+    return Object.fromEntries(committee.members.map((m) => [m.id, encodeHex(m.publicKey)]));
   }
 
   /** SIGKILL a node (a crash); `restartNode` brings it back with its keystore. */

@@ -8,10 +8,9 @@ import {
   decodeHandle,
   decodeHex,
   decodePoint,
-  deriveHandle,
-  eciesEncrypt,
   encodeBase64,
   encodeHex,
+  EPHEMERAL_PROOF_LENGTH,
   grantToJson,
   importRsaPublicKey,
   NONCE_LENGTH,
@@ -22,6 +21,7 @@ import {
   parseRevocation,
   partialAnswerToJson,
   revocationToJson,
+  sealToHandle,
   TAG_LENGTH,
   TkmsError,
   verifyEncryptRequest,
@@ -38,7 +38,7 @@ import { keyToJson, type KeyDirectory } from './keys.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { NodePool } from './node-pool.ts';
 import { buildOpenApiDocument } from './openapi.ts';
-import type { RateLimiter } from './rate-limit.ts';
+import type { RateLimiter } from '../net/rate-limit.ts';
 import type { GatewayStore, StoredGrant, StoredHandle } from './store.ts';
 
 /**
@@ -75,11 +75,21 @@ function descriptorOf(h: StoredHandle): HandleDescriptor {
     nonce: decodeHex(h.nonce),
     ciphertextHash: decodeHex(h.ciphertextHash),
     owner: decodeHex(h.owner),
+    kProof: decodeHex(h.kProof),
   };
 }
 
 function handleJson(h: StoredHandle): Record<string, unknown> {
-  return { handle: h.handle, keyId: h.keyId, K: h.K, nonce: h.nonce, ciphertextHash: h.ciphertextHash, owner: h.owner, createdAt: new Date(h.createdAt).toISOString() };
+  return {
+    handle: h.handle,
+    keyId: h.keyId,
+    K: h.K,
+    nonce: h.nonce,
+    ciphertextHash: h.ciphertextHash,
+    owner: h.owner,
+    kProof: h.kProof,
+    createdAt: new Date(h.createdAt).toISOString(),
+  };
 }
 
 function storedGrant(g: Grant): StoredGrant {
@@ -91,8 +101,8 @@ function storedGrant(g: Grant): StoredGrant {
 class SpentIds {
   private readonly until = new Map<string, number>();
   claim(id: string, untilSeconds: number, nowSeconds: number): void {
-    if ((this.until.get(id) ?? 0) > nowSeconds) throw new TkmsError('replayed', `request id ${id} was already used`);
-    if (this.until.size > 100_000) for (const [k, v] of this.until) if (v <= nowSeconds) this.until.delete(k);
+    if ((this.until.get(id) ?? -1) >= nowSeconds) throw new TkmsError('replayed', `request id ${id} was already used`);
+    if (this.until.size > 100_000) for (const [k, v] of this.until) if (v < nowSeconds) this.until.delete(k);
     this.until.set(id, untilSeconds);
   }
 }
@@ -160,10 +170,18 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         ctx.limiter.take(owner);
         const key = await ctx.keys.get(request.keyId);
         spentEncryptIds.claim(bytesToHex(request.requestId), request.notAfter + ctx.config.clockSkewSeconds, nowSeconds());
-        const sealed = await eciesEncrypt(key.groupPublicKey, plaintext);
-        const handle = deriveHandle({ keyId: request.keyId, K: sealed.K, nonce: sealed.nonce, ciphertext: sealed.ciphertext, owner: request.owner });
+        const sealed = await sealToHandle({ publicKey: key.groupPublicKey, keyId: request.keyId, owner: request.owner, plaintext });
         return storeHandle(
-          { handle: encodeHex(handle), keyId: request.keyId, K: encodeHex(sealed.K), nonce: encodeHex(sealed.nonce), ciphertextHash: encodeHex(sha256(sealed.ciphertext)), owner, createdAt: nowMs() },
+          {
+            handle: encodeHex(sealed.handle),
+            keyId: request.keyId,
+            K: encodeHex(sealed.K),
+            nonce: encodeHex(sealed.nonce),
+            ciphertextHash: encodeHex(sealed.ciphertextHash),
+            owner,
+            kProof: encodeHex(sealed.kProof),
+            createdAt: nowMs(),
+          },
           sealed.ciphertext,
         );
       },
@@ -172,14 +190,15 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       method: 'POST',
       path: '/v1/handles',
       handler: async (_req, _url, body) => {
-        const o = objectBody(body, ['registration', 'K', 'nonce', 'ciphertext']);
+        const o = objectBody(body, ['registration', 'K', 'nonce', 'ciphertext', 'kProof']);
         const registration = parseRegisterHandle(o.registration);
         const K = decodeHex(o.K, { name: 'K', length: 33 });
         decodePoint(K, 'K');
         const nonce = decodeHex(o.nonce, { name: 'nonce', length: NONCE_LENGTH });
         const ciphertext = decodeBase64(o.ciphertext, { name: 'ciphertext', maxLength: ctx.config.maxPlaintextBytes + TAG_LENGTH });
         if (ciphertext.length < TAG_LENGTH) throw new TkmsError('bad_length', `ciphertext must hold at least the ${TAG_LENGTH}-byte tag`);
-        const descriptor: HandleDescriptor = { keyId: registration.keyId, K, nonce, ciphertextHash: sha256(ciphertext), owner: registration.owner };
+        const kProof = decodeHex(o.kProof, { name: 'kProof', length: EPHEMERAL_PROOF_LENGTH });
+        const descriptor: HandleDescriptor = { keyId: registration.keyId, K, nonce, ciphertextHash: sha256(ciphertext), owner: registration.owner, kProof };
         verifyRegisterHandle(registration, descriptor);
         ctx.limiter.take(encodeHex(registration.owner));
         await ctx.keys.get(registration.keyId);
@@ -191,6 +210,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
             nonce: encodeHex(nonce),
             ciphertextHash: encodeHex(descriptor.ciphertextHash),
             owner: encodeHex(registration.owner),
+            kProof: encodeHex(kProof),
             createdAt: nowMs(),
           },
           ciphertext,
@@ -245,6 +265,9 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
           throw new TkmsError('bad_request', 'revocation.handle and revocation.grantee must match the URL');
         }
         const descriptor = descriptorOf(h);
+        if (revocation.revokedAt > nowSeconds() + ctx.config.clockSkewSeconds) {
+          throw new TkmsError('bad_request', `revokedAt ${revocation.revokedAt} is in the future; nodes refuse it`);
+        }
         verifyRevocation(revocation, descriptor);
         ctx.limiter.take(h.owner);
         const json = revocationToJson(revocation);

@@ -8,7 +8,7 @@ import type { GatewayConfig } from './config.ts';
 import { KeyDirectory } from './keys.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { NodePool } from './node-pool.ts';
-import { RateLimiter } from './rate-limit.ts';
+import { RateLimiter } from '../net/rate-limit.ts';
 import { GatewayStore } from './store.ts';
 
 export interface RunningGateway {

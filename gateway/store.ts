@@ -57,6 +57,7 @@ export interface StoredHandle {
   nonce: string; // 0x + 24 hex
   ciphertextHash: string; // 0x + 64 hex, SHA-256 of ciphertext
   owner: string; // 0x + 40 lower-case hex
+  kProof: string; // 0x + 128 hex: proof of the ephemeral key, binding K to the handle
   createdAt: number; // ms since epoch
 }
 
@@ -459,6 +460,7 @@ function checkHandle(value: unknown): StoredHandle {
     nonce: requireString(o, 'nonce', w),
     ciphertextHash: requireString(o, 'ciphertextHash', w),
     owner: requireString(o, 'owner', w),
+    kProof: requireString(o, 'kProof', w),
     createdAt: requireTime(o, 'createdAt', w),
   };
 }

@@ -88,11 +88,20 @@ export async function handleFrames(
   libp2p: Libp2p,
   protocol: string,
   handler: FrameHandler,
-  opts: { maxRequestBytes: number; timeoutMs: number; log: Logger },
+  opts: { maxRequestBytes: number; timeoutMs: number; log: Logger; maxInFlight?: number },
 ): Promise<void> {
+  // Bounds the memory all peers together can pin with half-sent requests on this protocol.
+  const maxInFlight = opts.maxInFlight ?? 512;
+  let inFlight = 0;
   await libp2p.handle(
     protocol,
     async (stream: Stream, connection: Connection) => {
+      if (inFlight >= maxInFlight) {
+        opts.log.warn({ protocol, inFlight }, 'too many requests in flight; stream refused');
+        stream.abort(new Error('busy'));
+        return;
+      }
+      inFlight++;
       const signal = AbortSignal.timeout(opts.timeoutMs);
       try {
         const lp = lpStream(stream, { maxDataLength: opts.maxRequestBytes });
@@ -103,6 +112,8 @@ export async function handleFrames(
       } catch (e) {
         opts.log.debug({ protocol, peer: connection.remotePeer.toString(), err: errorText(e) }, 'stream handler failed');
         stream.abort(e instanceof Error ? e : new Error('handler failed'));
+      } finally {
+        inFlight--;
       }
     },
     { maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT },

@@ -33,7 +33,12 @@ export class AclService {
     private readonly transport: AclPeerTransport,
     private readonly log: Logger,
     private readonly metrics: NodeMetrics,
+    private readonly clockSkewSeconds: number,
   ) {}
+
+  private maxRevokedAt(): number {
+    return Math.floor(Date.now() / 1000) + this.clockSkewSeconds;
+  }
 
   async handle(fromMember: number | undefined, bytes: Uint8Array): Promise<Uint8Array> {
     try {
@@ -53,7 +58,7 @@ export class AclService {
 
   /** Verifies, stores (durably) and, when new, forwards to every other member. */
   async accept(item: RevocationEnvelope, fromMember: number | undefined): Promise<boolean> {
-    const stored = await this.store.add(item);
+    const stored = await this.store.add(item, this.maxRevokedAt());
     this.metrics.aclMessages.inc({ outcome: stored ? 'stored' : 'known' });
     this.metrics.revocationsHeld.set(this.store.size);
     if (stored) {
@@ -84,7 +89,7 @@ export class AclService {
       if (reply.type !== 'page') throw new TkmsError('bad_request', `member ${member} answered sync with ${reply.type}`);
       for (const item of reply.items) {
         try {
-          if (await this.store.add(item)) added++;
+          if (await this.store.add(item, this.maxRevokedAt())) added++;
         } catch (e) {
           this.log.warn({ member, err: errorText(e) }, 'member sent an invalid revocation during sync');
         }

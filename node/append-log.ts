@@ -10,10 +10,14 @@ import { DIR_MODE, errnoCode, FILE_MODE, fsyncDirectory } from './keystore-fs.ts
  * whole (a crash mid-append) can only be the last one; it is dropped at load.
  */
 export class AppendLog {
+  private queue: Promise<void> = Promise.resolve();
+
   private constructor(
     readonly path: string,
     private handle: FileHandle,
     private lineCount: number,
+    /** Bytes known to hold whole lines; a failed append is cut back to this. */
+    private committedBytes: number,
   ) {}
 
   /** Opens (creating) the log and returns its parsed lines; a torn last line is cut off. */
@@ -55,7 +59,7 @@ export class AppendLog {
       lines.push(parsed);
       offset = end + 1;
     }
-    return { log: new AppendLog(path, handle, lines.length), lines, tornBytes };
+    return { log: new AppendLog(path, handle, lines.length, offset), lines, tornBytes };
   }
 
   get lines(): number {
@@ -63,14 +67,35 @@ export class AppendLog {
   }
 
   /** Appends one line; with `durable` it is fsynced before the promise resolves. */
-  async append(value: unknown, durable: boolean): Promise<void> {
-    await this.handle.appendFile(`${JSON.stringify(value)}\n`);
-    if (durable) await this.handle.datasync();
+  /** Appends one at a time, so a failed append can be cut back without touching another's line. */
+  append(value: unknown, durable: boolean): Promise<void> {
+    const run = this.queue.then(() => this.appendNow(value, durable));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async appendNow(value: unknown, durable: boolean): Promise<void> {
+    const line = Buffer.from(`${JSON.stringify(value)}\n`);
+    try {
+      await this.handle.appendFile(line);
+      if (durable) await this.handle.datasync();
+    } catch (e) {
+      // A partly written line would glue onto the next one; cut it off (best effort) and report.
+      await this.handle.truncate(this.committedBytes).catch(() => undefined);
+      throw new TkmsError('internal', `cannot append to state file ${this.path} (${errnoCode(e) ?? 'error'})`);
+    }
+    this.committedBytes += line.length;
     this.lineCount++;
   }
 
   /** Replaces the whole log with `values` (temp file, fsync, rename, fsync dir): compaction. */
-  async rewrite(values: readonly unknown[]): Promise<void> {
+  rewrite(values: readonly unknown[]): Promise<void> {
+    const run = this.queue.then(() => this.rewriteNow(values));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async rewriteNow(values: readonly unknown[]): Promise<void> {
     const temp = join(dirname(this.path), `.${Date.now()}-${process.pid}.tmp`);
     const out = await open(temp, 'wx', FILE_MODE);
     try {
@@ -84,9 +109,11 @@ export class AppendLog {
     await this.handle.close();
     this.handle = await open(this.path, fsConstants.O_RDWR | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW, FILE_MODE);
     this.lineCount = values.length;
+    this.committedBytes = (await this.handle.stat()).size;
   }
 
   async close(): Promise<void> {
+    await this.queue;
     await this.handle.close().catch(() => undefined);
   }
 }

@@ -26,6 +26,8 @@ export interface NodeConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Tolerated difference between the requester's clock and ours, for signed windows. */
   clockSkewSeconds: number;
+  /** Partial requests per requester account: sustained rate and burst. */
+  partialRateLimit: { perMinute: number; burst: number };
   /** Misbehaviour for tests; only accepted with TKMS_ENABLE_TEST_FAULTS=1. */
   testFaults: DkgFaults | undefined;
   partialFault: PartialFault | undefined;
@@ -40,6 +42,7 @@ const KNOWN_FIELDS = [
   'keystoreDir',
   'stateDir',
   'clockSkewSeconds',
+  'partialRateLimit',
   'committeeFile',
   'keystorePasswordFile',
   'dkg',
@@ -182,6 +185,14 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
   const identityFile = path('identityFile', true);
   const keystoreDir = path('keystoreDir', true);
   const stateDir = path('stateDir', false) ?? (keystoreDir === undefined ? undefined : resolve(keystoreDir, '..', 'state'));
+  let partialRateLimit = { perMinute: 12_000, burst: 1_000 };
+  if (raw.partialRateLimit !== undefined) {
+    const v = raw.partialRateLimit;
+    const ok = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 1 && x <= 10_000_000;
+    if (!isPlainObject(v) || Object.keys(v).some((k) => k !== 'perMinute' && k !== 'burst') || !ok(v.perMinute) || !ok(v.burst)) {
+      problems.push('partialRateLimit must be { "perMinute": 1..10000000, "burst": 1..10000000 }');
+    } else partialRateLimit = { perMinute: v.perMinute, burst: v.burst };
+  }
   let clockSkewSeconds = 30;
   if (raw.clockSkewSeconds !== undefined) {
     const v = raw.clockSkewSeconds;
@@ -240,6 +251,7 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
     dkgPhaseTimeoutMs,
     logLevel,
     clockSkewSeconds,
+    partialRateLimit,
     testFaults,
     partialFault,
   };

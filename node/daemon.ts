@@ -26,6 +26,7 @@ import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
 import { createHost, errorText, handleFrames, MemberConnections, requestFrame } from '../net/p2p.ts';
 import { PartialService, ShareBook } from './partial.ts';
 import { ReplayCache } from './replay-cache.ts';
+import { RateLimiter } from '../net/rate-limit.ts';
 import { RevocationStore } from './revocations.ts';
 
 export interface RunningNode {
@@ -187,6 +188,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     metrics,
     log,
     clockSkewSeconds: config.clockSkewSeconds,
+    limiter: new RateLimiter(config.partialRateLimit.perMinute, config.partialRateLimit.burst),
     fault: config.partialFault,
   });
   const acl = new AclService(
@@ -197,6 +199,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     },
     log,
     metrics,
+    config.clockSkewSeconds,
   );
 
   const frameOpts = { maxRequestBytes: MAX_DKG_FRAME_BYTES, timeoutMs: 10_000, log };

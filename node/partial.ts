@@ -20,6 +20,7 @@ import type { DkgPublicResult } from '../core/dkg/index.ts';
 import type { Logger } from '../net/logger.ts';
 import type { NodeMetrics } from './metrics.ts';
 import type { PartialFault } from './partial-faults.ts';
+import type { RateLimiter } from '../net/rate-limit.ts';
 import type { ReplayCache } from './replay-cache.ts';
 import type { RevocationStore } from './revocations.ts';
 
@@ -72,6 +73,8 @@ export interface PartialServiceOptions {
   metrics: NodeMetrics;
   log: Logger;
   clockSkewSeconds: number;
+  /** Per requester account, charged after its signature verified (so nobody spends another's). */
+  limiter: RateLimiter;
   fault: PartialFault | undefined;
   now?: () => number;
 }
@@ -109,6 +112,7 @@ export class PartialService {
       nowSeconds,
       clockSkewSeconds: this.o.clockSkewSeconds,
     });
+    this.o.limiter.take(`0x${bytesToHex(auth.requester)}`);
     const rsaKey = await importRsaPublicKey(bytesToHex(delegation.rsaSpki));
     // Spend the request id last among the checks, so a refused request does not burn it.
     await this.o.replay.claim(delegation.requestId, delegation.notAfter, nowSeconds);

@@ -4,13 +4,16 @@ import { AppendLog } from './append-log.ts';
 /**
  * Revocations this node has seen, checked (owner signature, handle commitment) before they
  * are kept, and fsynced before they are acknowledged: a node that said "stored" never
- * forgets. Per (handle, grantee) the latest revokedAt wins; paging walks insertion order.
+ * forgets. Only the latest revocation per (handle, grantee) is kept; the log is compacted
+ * when superseded lines pile up, and paging walks the kept ones in order of arrival.
  */
-export const MAX_REVOCATIONS = 1_000_000;
+export const MAX_REVOCATIONS = 200_000;
 
 export class RevocationStore {
-  private readonly latest = new Map<string, number>();
-  private readonly items: RevocationEnvelope[] = [];
+  /** grantKey → the latest revocation; Map order = order of (last) arrival. */
+  private readonly items = new Map<string, RevocationEnvelope>();
+  /** items.values() as an array for paging; rebuilt only after a change. */
+  private ordered: RevocationEnvelope[] | undefined;
   private writing: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly log: AppendLog) {}
@@ -30,25 +33,35 @@ export class RevocationStore {
   }
 
   get size(): number {
-    return this.items.length;
+    return this.items.size;
   }
 
   revokedAt(handle: Uint8Array, grantee: Uint8Array): number | undefined {
-    return this.latest.get(grantKey(handle, grantee));
+    return this.items.get(grantKey(handle, grantee))?.revocation.revokedAt;
   }
 
-  /** Verifies and stores; false when an equal or later revocation was already held. */
-  async add(item: RevocationEnvelope): Promise<boolean> {
+  /**
+   * Verifies and stores; false when an equal or later revocation was already held. A
+   * revokedAt beyond `maxRevokedAt` (now + skew) is refused: it would block re-grants forever.
+   */
+  async add(item: RevocationEnvelope, maxRevokedAt?: number): Promise<boolean> {
+    const key = grantKey(item.revocation.handle, item.revocation.grantee);
+    // Known ones are answered before any signature check: replays cost nothing.
+    const held = this.items.get(key)?.revocation.revokedAt;
+    if (held !== undefined && held >= item.revocation.revokedAt) return false;
+    if (maxRevokedAt !== undefined && item.revocation.revokedAt > maxRevokedAt) {
+      throw new TkmsError('bad_request', `revokedAt ${item.revocation.revokedAt} is in the future`);
+    }
     verifyRevocation(item.revocation, item.descriptor);
     // One add at a time: the "already held?" check and the write must not interleave.
     const run = this.writing.then(async () => {
-      const key = grantKey(item.revocation.handle, item.revocation.grantee);
-      const known = this.latest.get(key);
+      const known = this.items.get(key)?.revocation.revokedAt;
       if (known !== undefined && known >= item.revocation.revokedAt) return false;
-      if (this.items.length >= MAX_REVOCATIONS) throw new TkmsError('unavailable', 'revocation store is full');
+      if (known === undefined && this.items.size >= MAX_REVOCATIONS) throw new TkmsError('unavailable', 'revocation store is full');
       await this.log.append(envelopeToJson(item), true);
       // Held in memory only once it is on disk: a failed write must not look "known" to a retry.
       this.remember(item);
+      if (this.log.lines > 2 * this.items.size + 1_000) await this.log.rewrite([...this.items.values()].map(envelopeToJson));
       return true;
     });
     this.writing = run.catch(() => undefined);
@@ -56,16 +69,20 @@ export class RevocationStore {
   }
 
   page(offset: number, size: number): { items: RevocationEnvelope[]; next: number | null } {
-    const items = this.items.slice(offset, offset + size);
+    this.ordered ??= [...this.items.values()];
+    const all = this.ordered;
+    const items = all.slice(offset, offset + size);
     const end = offset + items.length;
-    return { items, next: end < this.items.length ? end : null };
+    return { items, next: end < all.length ? end : null };
   }
 
   private remember(item: RevocationEnvelope): void {
     const key = grantKey(item.revocation.handle, item.revocation.grantee);
-    const known = this.latest.get(key);
-    if (known === undefined || item.revocation.revokedAt > known) this.latest.set(key, item.revocation.revokedAt);
-    this.items.push(item);
+    const known = this.items.get(key)?.revocation.revokedAt;
+    if (known !== undefined && known >= item.revocation.revokedAt) return;
+    this.items.delete(key);
+    this.items.set(key, item);
+    this.ordered = undefined;
   }
 
   async close(): Promise<void> {

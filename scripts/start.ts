@@ -38,13 +38,14 @@ async function main(): Promise<void> {
     say(`  devnet ready in ${Date.now() - started} ms (logs under ${dir})`);
     say();
 
-    const alice = new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account: generateAccount() });
-    const bob = new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account: generateAccount() });
-    const carol = new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account: generateAccount() });
+    // Clients pin the committee's member keys (from the committee file), so the gateway cannot substitute a key.
+    const trustedMemberKeys = await devnet.memberKeys();
+    const client = (): TkmsClient => new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account: generateAccount(), trustedMemberKeys });
+    const [alice, bob, carol] = [client(), client(), client()];
     say(`accounts: alice ${short(alice.address)}, bob ${short(bob.address)}, carol ${short(carol.address)}`);
 
     const key = await alice.getKey(devnet.keyId);
-    say(`key "${key.keyId}": ${key.t}-of-${key.n}, public key ${short(key.publicKeyHex)} (DKG signatures verified by the client)`);
+    say(`key "${key.keyId}": ${key.t}-of-${key.n}, public key ${short(key.publicKeyHex)} (DKG signatures verified by the client against the pinned committee)`);
 
     const message = 'the launch code is 0000 — a secret for bob only';
     const info = await alice.encrypt(new TextEncoder().encode(message), { keyId: devnet.keyId });

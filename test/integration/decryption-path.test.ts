@@ -3,7 +3,11 @@ import { pino } from 'pino';
 import { generateAccount, TkmsClient, type Account } from '../../client/index.ts';
 import {
   ACL_PROTOCOL,
+  decodeBase64,
   decodeHandle,
+  deriveHandleFromDigest,
+  registerHandleToJson,
+  signRegisterHandle,
   decodeHex,
   generateRsaKeyPair,
   isTkmsError,
@@ -61,7 +65,8 @@ async function startScene(dir: string, nodeConfig?: Record<number, Record<string
   const pool = await NodePool.start(committee, pino({ level: 'silent' }));
   await waitFor('test client connected to all nodes', () => (pool.connectedMembers().length === 5 ? true : undefined), { timeoutMs: 20_000 });
   const [alice, bob, carol] = [generateAccount(), generateAccount(), generateAccount()];
-  const client = (account: Account): TkmsClient => new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account });
+  const trustedMemberKeys = await devnet.memberKeys();
+  const client = (account: Account): TkmsClient => new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account, trustedMemberKeys });
   return { devnet, pool, alice, bob, carol, aliceClient: client(alice), bobClient: client(bob), carolClient: client(carol), rsa: await generateRsaKeyPair() };
 }
 
@@ -80,6 +85,7 @@ async function handleParts(scene: Scene, handle: string, grantee?: string): Prom
     nonce: decodeHex(json.nonce),
     ciphertextHash: decodeHex(json.ciphertextHash),
     owner: decodeHex(json.owner),
+    kProof: decodeHex(json.kProof),
   };
   let grant: Grant | undefined;
   if (grantee !== undefined) {
@@ -145,7 +151,7 @@ describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)
 
     const local = await s.aliceClient.encryptLocally(new TextEncoder().encode('never seen by the gateway'), { keyId: s.devnet.keyId });
     await s.aliceClient.grant(local.handle, s.bob.address);
-    const bobView = new TkmsClient({ gatewayUrl: s.devnet.gatewayUrl, account: s.bob });
+    const bobView = new TkmsClient({ gatewayUrl: s.devnet.gatewayUrl, account: s.bob, trustedMemberKeys: await s.devnet.memberKeys() });
     assert.equal(new TextDecoder().decode((await bobView.decrypt(local.handle)).plaintext), 'never seen by the gateway');
     // The owner decrypts without a grant.
     assert.equal(new TextDecoder().decode((await s.aliceClient.decrypt(local.handle)).plaintext), 'never seen by the gateway');
@@ -160,7 +166,10 @@ describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)
       assert.equal(r.code, 0, r.stderr);
     }
     const readerAddress = (JSON.parse(await readFile(reader, 'utf8')) as { address: string }).address;
-    const enc = await runTkms(['encrypt', '--account', owner, '--key', s.devnet.keyId, '--text', 'from the command line', '--json'], { env });
+    const unpinned = await runTkms(['encrypt', '--account', owner, '--key', s.devnet.keyId, '--text', 'x', '--local'], { env });
+    assert.equal(unpinned.code, 1);
+    assert.match(unpinned.stderr, /not pinned/);
+    const enc = await runTkms(['encrypt', '--account', owner, '--committee', join(s.devnet.dir, 'committee.json'), '--local', '--key', s.devnet.keyId, '--text', 'from the command line', '--json'], { env });
     assert.equal(enc.code, 0, enc.stderr);
     const handle = (JSON.parse(enc.stdout) as { handle: string }).handle;
     const denied = await runTkms(['decrypt', '--account', reader, '--handle', handle, '--json'], { env });
@@ -203,6 +212,32 @@ describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)
     // K swapped under a valid handle: the commitment no longer matches.
     const swapped = { ...descriptor, K: (await handleParts(s, other.handle)).descriptor.K };
     assert.deepEqual(await askEveryNode(s, delegationFor(s, s.alice, info.handle), swapped, undefined), all('unauthorized'));
+  });
+
+  it('copying a victim\'s K into a new handle owned by the attacker gets nothing (K is bound to its handle)', async () => {
+    const victim = await s.aliceClient.encrypt(new TextEncoder().encode('victim secret'), { keyId: s.devnet.keyId });
+    const { json } = await s.carolClient.http.request<Record<string, string>>('GET', `/v1/handles/${victim.handle}`);
+    const ciphertext = decodeBase64(json.ciphertext);
+    const copied = { keyId: s.devnet.keyId, K: decodeHex(json.K), nonce: decodeHex(json.nonce), ciphertextHash: decodeHex(json.ciphertextHash), owner: s.carol.addressBytes, kProof: decodeHex(json.kProof) };
+    const copiedHandle = deriveHandleFromDigest(copied);
+    const registration = signRegisterHandle(s.carol.secretKey, { handle: copiedHandle, keyId: s.devnet.keyId, owner: s.carol.addressBytes });
+    // The gateway refuses to register it…
+    await expectRefusal(
+      s.carolClient.http.request('POST', '/v1/handles', { registration: registerHandleToJson(registration), K: json.K, nonce: json.nonce, ciphertext: json.ciphertext, kProof: json.kProof }),
+      'unauthorized',
+    );
+    assert.equal(ciphertext.length > 16, true);
+    // …and every node refuses it when asked directly, as a compromised gateway would.
+    const asOwner = signDelegation(s.carol.secretKey, {
+      handle: copiedHandle,
+      keyId: s.devnet.keyId,
+      requester: s.carol.addressBytes,
+      rsaSpki: decodeHex(s.rsa.publicKey.spkiHex),
+      notBefore: nowS(),
+      notAfter: nowS() + 300,
+      requestId: newRequestId(),
+    });
+    assert.deepEqual(await askEveryNode(s, asOwner, copied, undefined), all('unauthorized'));
   });
 
   it('a revoked grant is refused by every node within 2 s, and the revocation persists across restarts and reaches a node that was down', async () => {
@@ -279,7 +314,7 @@ describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)
       ['/v1/encrypt', '{not json', 400, 'bad_request'],
       ['/v1/encrypt', '[]', 400, 'bad_request'],
       ['/v1/encrypt', JSON.stringify({ request: {}, plaintext: 'AA==' }), 400, 'bad_request'],
-      ['/v1/handles', JSON.stringify({ registration: { handle: `0x${'11'.repeat(32)}`, keyId: 'default', owner: s.alice.address, signature: `0x${'00'.repeat(65)}` }, K: `0x02${'ff'.repeat(32)}`, nonce: `0x${'00'.repeat(12)}`, ciphertext: 'AAAAAAAAAAAAAAAAAAAAAA==' }), 400, 'bad_point'],
+      ['/v1/handles', JSON.stringify({ registration: { handle: `0x${'11'.repeat(32)}`, keyId: 'default', owner: s.alice.address, signature: `0x${'00'.repeat(65)}` }, K: `0x02${'ff'.repeat(32)}`, nonce: `0x${'00'.repeat(12)}`, ciphertext: 'AAAAAAAAAAAAAAAAAAAAAA==', kProof: `0x${'00'.repeat(64)}` }), 400, 'bad_point'],
       ['/v1/handles/0x1234/delegate', '{}', 400, 'bad_length'],
       ['/v1/handles/nothex/grants', '{}', 400, 'bad_hex'],
     ];

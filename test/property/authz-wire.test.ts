@@ -104,7 +104,8 @@ const keyIdArb = fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,63}$/).filter((s) => 
 const tsArb = fc.oneof(fc.integer({ min: 0, max: MAX_TIMESTAMP }), fc.constantFrom(0, MAX_TIMESTAMP));
 const spkiArb = fc.oneof({ weight: 9, arbitrary: fc.uint8Array({ maxLength: 300 }) }, { weight: 1, arbitrary: bytes(1024) });
 
-const descriptorArb: fc.Arbitrary<HandleDescriptor> = rec({ keyId: keyIdArb, K: bytes(33), nonce: bytes(12), ciphertextHash: bytes(32), owner: bytes(20) });
+// kProof: the 64-byte proof c ‖ s binding K to the handle (core/sealed-handle.ts); the decoders check its shape only.
+const descriptorArb: fc.Arbitrary<HandleDescriptor> = rec({ keyId: keyIdArb, K: bytes(33), nonce: bytes(12), ciphertextHash: bytes(32), owner: bytes(20), kProof: bytes(64) });
 const delegationArb: fc.Arbitrary<Delegation> = rec({
   handle: bytes(32),
   keyId: keyIdArb,
@@ -252,7 +253,7 @@ const KEYID = leaf(badKeyId);
 const TS = leaf(badTimestamp);
 const SIG = leaf(badExactHex(65, { requirePrefix: true }));
 
-const DESCRIPTOR = obj({ keyId: KEYID, K: leaf(badExactHex(33)), nonce: leaf(badExactHex(12)), ciphertextHash: H32, owner: ADDR });
+const DESCRIPTOR = obj({ keyId: KEYID, K: leaf(badExactHex(33)), nonce: leaf(badExactHex(12)), ciphertextHash: H32, owner: ADDR, kProof: leaf(badExactHex(64)) });
 const DELEGATION = obj({ handle: H32, keyId: KEYID, requester: ADDR, rsaSpki: leaf(badBoundedHex(1024, { forbidPrefix: true })), notBefore: TS, notAfter: TS, requestId: leaf(badExactHex(16)), signature: SIG });
 const GRANT_FIELDS = { handle: H32, grantee: ADDR, notAfter: TS, issuedAt: TS, signature: SIG };
 const GRANT = obj(GRANT_FIELDS);

@@ -34,6 +34,7 @@ function handleMeta(i: number): StoredHandle {
     nonce: `0x${hex(i, 12)}`,
     ciphertextHash: `0x${hex(i * 3, 32)}`,
     owner: `0x${hex(i * 5, 20)}`,
+    kProof: `0x${hex(i * 9, 64)}`,
     createdAt: 1_700_000_000_000 + i,
   };
 }

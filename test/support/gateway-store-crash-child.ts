@@ -72,6 +72,7 @@ function computeHandle(index: number): StoredHandle {
     nonce: `0x${hex(digest('nonce', index).subarray(0, 12))}`,
     ciphertextHash: `0x${createHash('sha256').update(crashCiphertext(index)).digest('hex')}`,
     owner: `0x${hex(digest('owner', index).subarray(0, 20))}`,
+    kProof: `0x${hex(digest('kProof', index))}${hex(digest('kProof2', index))}`,
     createdAt: 1_700_000_000_000 + index,
   };
 }

@@ -10,7 +10,7 @@ import {
   delegationToJson,
   deriveHandle,
   deriveHandleFromDigest,
-  eciesEncrypt,
+  eciesDecrypt,
   encodePoint,
   encryptRequestToJson,
   type ErrorCode,
@@ -30,6 +30,7 @@ import {
   randomScalar,
   registerHandleToJson,
   revocationToJson,
+  sealToHandle,
   signDelegation,
   signEncryptRequest,
   signGrant,
@@ -42,6 +43,7 @@ import {
   type UnsignedDelegation,
   type UnsignedGrant,
   utf8ToBytes,
+  verifyEphemeralKeyProof,
   verifyEncryptRequest,
   verifyGrant,
   verifyRegisterHandle,
@@ -50,7 +52,8 @@ import {
 
 /**
  * The authorization chain owner → grant → requester, over real accounts, real ECIES output
- * and real handles: every refusal must carry its exact error code.
+ * and real handles (with real K-binding proofs, core/sealed-handle.ts): every refusal must
+ * carry its exact error code.
  */
 
 const NOW = 1_700_000_000;
@@ -86,14 +89,20 @@ interface Scenario {
   otherDescriptor: HandleDescriptor;
   plaintext: Uint8Array;
   rsaSpki: Uint8Array;
+  /** The network secret the handles are encrypted to, and the main handle's ciphertext. */
+  networkSecret: bigint;
+  ciphertext: Uint8Array;
 }
 
-async function makeHandle(owner: Account, plaintext: Uint8Array, keyId = KEY_ID): Promise<{ handle: Uint8Array; descriptor: HandleDescriptor }> {
-  const publicKey = publicKeyFromSecret(randomScalar());
-  const ct = await eciesEncrypt(publicKey, plaintext);
-  const handle = deriveHandle({ keyId, K: ct.K, nonce: ct.nonce, ciphertext: ct.ciphertext, owner: owner.addressBytes });
-  const descriptor: HandleDescriptor = { keyId, K: ct.K, nonce: ct.nonce, ciphertextHash: sha256(ct.ciphertext), owner: owner.addressBytes };
-  return { handle, descriptor };
+async function makeHandle(
+  owner: Account,
+  plaintext: Uint8Array,
+  networkSecret: bigint,
+  keyId = KEY_ID,
+): Promise<{ handle: Uint8Array; descriptor: HandleDescriptor; ciphertext: Uint8Array }> {
+  const sealed = await sealToHandle({ publicKey: publicKeyFromSecret(networkSecret), keyId, owner: owner.addressBytes, plaintext });
+  const descriptor: HandleDescriptor = { keyId, K: sealed.K, nonce: sealed.nonce, ciphertextHash: sealed.ciphertextHash, owner: sealed.owner, kProof: sealed.kProof };
+  return { handle: sealed.handle, descriptor, ciphertext: sealed.ciphertext };
 }
 
 describe('core authz', function () {
@@ -105,11 +114,12 @@ describe('core authz', function () {
     const grantee = generateAccount();
     const stranger = generateAccount();
     const plaintext = utf8ToBytes('the secret the owner encrypted');
-    const { handle, descriptor } = await makeHandle(owner, plaintext);
-    const other = await makeHandle(owner, utf8ToBytes('another secret'));
+    const networkSecret = randomScalar();
+    const { handle, descriptor, ciphertext } = await makeHandle(owner, plaintext, networkSecret);
+    const other = await makeHandle(owner, utf8ToBytes('another secret'), networkSecret);
     const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const rsaSpki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
-    s = { owner, grantee, stranger, handle, descriptor, otherHandle: other.handle, otherDescriptor: other.descriptor, plaintext, rsaSpki };
+    s = { owner, grantee, stranger, handle, descriptor, otherHandle: other.handle, otherDescriptor: other.descriptor, plaintext, rsaSpki, networkSecret, ciphertext };
   });
 
   function unsignedDelegation(requester: Account, over: Partial<UnsignedDelegation> = {}): UnsignedDelegation {
@@ -138,8 +148,14 @@ describe('core authz', function () {
   }
 
   describe('scenario', () => {
-    it('handles are real: deriveHandle over ECIES output equals deriveHandleFromDigest of the descriptor', () => {
+    it('handles are real: deriveHandle over ECIES output equals deriveHandleFromDigest of the descriptor', async () => {
+      const { descriptor: d } = s;
+      assert.deepEqual(deriveHandle({ keyId: d.keyId, K: d.K, nonce: d.nonce, ciphertext: s.ciphertext, owner: d.owner }), s.handle);
+      assert.deepEqual(sha256(s.ciphertext), d.ciphertextHash);
+      assert.deepEqual(await eciesDecrypt(s.networkSecret, { K: d.K, nonce: d.nonce, ciphertext: s.ciphertext }), s.plaintext);
       assert.deepEqual(deriveHandleFromDigest(s.descriptor), s.handle);
+      assert.ok(verifyEphemeralKeyProof(s.descriptor, s.descriptor.kProof), 'the K-binding proof verifies');
+      assert.ok(verifyEphemeralKeyProof(s.otherDescriptor, s.otherDescriptor.kProof));
       assert.equal(s.handle.length, 32);
       assert.notDeepEqual(s.handle, s.otherHandle);
       checkHandleCommitment(s.handle, s.descriptor);
@@ -212,6 +228,10 @@ describe('core authz', function () {
         ['owner', { ...s.descriptor, owner: s.stranger.addressBytes }],
         ['keyId', { ...s.descriptor, keyId: 'k2' }],
         ['another real descriptor', s.otherDescriptor],
+        // The handle commitment holds; only K's proof is wrong (core/sealed-handle.ts).
+        ['kProof of another handle', { ...s.descriptor, kProof: s.otherDescriptor.kProof }],
+        ['kProof with a flipped byte', { ...s.descriptor, kProof: flip(s.descriptor.kProof, 40) }],
+        ['kProof all zero', { ...s.descriptor, kProof: new Uint8Array(64) }],
       ];
       for (const [name, descriptor] of variants) {
         expectCode(() => authorizeDelegation(check(d, { descriptor })), 'unauthorized', `owner, ${name}`);
@@ -387,6 +407,9 @@ describe('core authz', function () {
       expectCode(() => verifyRegisterHandle(other, s.descriptor), 'unauthorized', 'other handle');
       verifyRegisterHandle(other, s.otherDescriptor);
       expectCode(() => verifyRegisterHandle({ ...r, signature: flip(r.signature, 64) }, s.descriptor), 'unauthorized', 'tampered v');
+      // The owner's own, correctly signed registration, but K is not bound to the handle.
+      expectCode(() => verifyRegisterHandle(r, { ...s.descriptor, kProof: s.otherDescriptor.kProof }), 'unauthorized', 'kProof of another handle');
+      expectCode(() => verifyRegisterHandle(r, { ...s.descriptor, kProof: flip(s.descriptor.kProof, 0) }), 'unauthorized', 'kProof flipped');
     });
   });
 

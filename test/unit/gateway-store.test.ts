@@ -40,6 +40,7 @@ function sampleHandle(i: number, ciphertext = ciphertextFor(i)): StoredHandle {
     nonce: `0x${hex(i, 12)}`,
     ciphertextHash: `0x${createHash('sha256').update(ciphertext).digest('hex')}`,
     owner: `0x${hex(i * 7, 20)}`,
+    kProof: `0x${hex(i * 11, 64)}`,
     createdAt: 1_700_000_000_000 + i,
   };
 }
@@ -609,6 +610,9 @@ describe('gateway/store', function () {
         { ...good, ciphertextHash: ['0x'] },
         { ...good, owner: '' },
         { ...good, owner: 'x'.repeat(5000) },
+        { ...good, kProof: undefined },
+        { ...good, kProof: 7 },
+        { ...good, kProof: '' },
         { ...good, createdAt: '1' },
         { ...good, createdAt: Number.NaN },
         { ...good, createdAt: -1 },

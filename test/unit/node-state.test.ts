@@ -9,6 +9,7 @@ import {
   type ErrorCode,
   type HandleDescriptor,
   isTkmsError,
+  proveEphemeralKey,
   publicKeyFromSecret,
   randomBytes,
   randomScalar,
@@ -259,8 +260,11 @@ describe('node state', function () {
     let descriptor2: HandleDescriptor;
     let handle2: Uint8Array;
 
+    /** A well-formed descriptor with a real K-binding proof (k known here, K = k·G). */
     function makeDescriptor(ownerAccount: Account): HandleDescriptor {
-      return { keyId: 'key-1', K: encodePoint(publicKeyFromSecret(randomScalar())), nonce: randomBytes(12), ciphertextHash: randomBytes(32), owner: ownerAccount.addressBytes };
+      const k = randomScalar();
+      const digest = { keyId: 'key-1', K: encodePoint(publicKeyFromSecret(k)), nonce: randomBytes(12), ciphertextHash: randomBytes(32), owner: ownerAccount.addressBytes };
+      return { ...digest, kProof: proveEphemeralKey(k, digest) };
     }
 
     function envelope(d: HandleDescriptor, h: Uint8Array, who: Account, revokedAt: number, signer: Account = owner): RevocationEnvelope {

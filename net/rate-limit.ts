@@ -9,7 +9,7 @@ export class RateLimiter {
   private readonly ratePerMs: number;
 
   constructor(
-    private readonly perMinute: number,
+    perMinute: number,
     private readonly burst: number,
     private readonly maxBuckets = 100_000,
   ) {
