@@ -50,7 +50,12 @@ export function verifyEphemeralKeyProof(d: HandleDigestInput, proof: Uint8Array)
   }
   const R = G.mulAddUnsafe(s, K, mod(-c));
   if (R.is0()) return false;
-  return challenge(d.K, encodePoint(R), d) === c;
+  try {
+    return challenge(d.K, encodePoint(R), d) === c;
+  } catch {
+    // A malformed key id or field cannot belong to a valid proof.
+    return false;
+  }
 }
 
 export interface SealedHandle extends HandleDigestInput {

@@ -5,6 +5,7 @@ import {
   DLEQ_PROOF_LENGTH,
   ENCRYPT_STRUCT,
   encodeType,
+  EPHEMERAL_PROOF_LENGTH,
   ERROR_CODES,
   GRANT_STRUCT,
   HANDLE_LENGTH,
@@ -108,30 +109,32 @@ function signedMessage(struct: Eip712Struct, what: string, properties: Record<st
 
 // -----------------------------------------------------------------------------------------
 // Examples: one consistent, real data set (a 2-of-3 devnet key "demo", owner = Hardhat
-// account #0, grantee = account #1, "hello, tkms" encrypted to the key). The signatures,
-// the handle commitment and the DKG transcript signatures all verify.
+// account #0, grantee = account #1, "hello, tkms" sealed to the key with core's sealToHandle).
+// The signatures, the handle commitment, the K-binding proof (kProof) and the DKG transcript
+// signatures all verify, and the two partials (wrapped to the delegation's RSA key) carry
+// valid DLEQ proofs for this K and requestId and combine to decrypt the ciphertext.
 
 const EXAMPLE_CREATED_AT = '2026-01-01T00:00:05.123Z';
 const EX = {
   key: {
     keyId: 'demo',
-    publicKey: '0x024cef1151b76e7e9fc1758a7c0b313845d258d87f4556522fae93c33bafedfd56',
-    publicKeySpki: '3056301006072a8648ce3d020106052b8104000a034200044cef1151b76e7e9fc1758a7c0b313845d258d87f4556522fae93c33bafedfd5650a0b942731d923d9f79007ee8ca854342d81122b8ae73f7ab0750299a578454',
+    publicKey: '0x02c026888c0f2aa77ffbdee28023b7622e20192e9ff0b8291449dfa1557f6432ba',
+    publicKeySpki: '3056301006072a8648ce3d020106052b8104000a03420004c026888c0f2aa77ffbdee28023b7622e20192e9ff0b8291449dfa1557f6432baed7c736fe3a56efd24174ddcfc19c97ba87f926a6da4decff95ac838c7910dce',
     t: 2,
     n: 3,
     committeeId: 'devnet',
     verificationShares: {
-      '1': '0x02d6df1d2a3c99ea972874b133fbe7ba85f588adf5a9e476bd3ee969a412943710',
-      '2': '0x039ab642f8fc2298aad07001defab35b6991cb9428c0bb192445621dad6f42c096',
-      '3': '0x0236ce9d4ec8169e706ec139921be2f0f7c213052151459434b497995321fd2bea',
+      '1': '0x0249380cd4f4b10fc134f01b04c523b4a93f77675cb79d6eb7f4d7d0949ed81232',
+      '2': '0x03b046db8a785a4ff07f3d14b9c3c3a52a0f24bdc08ae4a73da79c99df808c580a',
+      '3': '0x03c27c7f68a0adb3731201d8cd729713179e9c9133f8c85bafa7978a456bf4317d',
     },
     qualified: [1, 2, 3],
     sessionId: '0x5e55105e55105e55105e55105e551051',
-    transcriptHash: '0xf6a4387838aa50d3011a8baad5e3116dbfb567c29aa60159d3a7de4fec7a2431',
+    transcriptHash: '0x0c48627fe277142484318e4131db8ff56c858a3ed505390521bc5b28c9b30c23',
     signatures: {
-      '1': '0x7a38c6262b60b0d84687b242665bcabb24fc2e62d02ee94df1068fca4f51e0eb9b00079cf71d7dada4bd32e48b7adae94c5886eab9328f2ca3b1a8b34729cb0f',
-      '2': '0x4971163e2f138f5f36df39c960720b0258040820c60f31a8dadf42badab817811e2310774097cb6bdfa16168823bde687fede312d9a00d7399648d323577fb06',
-      '3': '0x0129012241e23b4d3614b90f18f6043bd4e7984f88248b2a7110c1b071624eae02065b2ac36975a34fde99baa9a5d7fe298f7cb187960b788d6d2e61b4490b03',
+      '1': '0x4898976bfa8e3c67763d3d3465c0d65d84ae722f29967cf3cb020f824cf7c19fd54d21a14a05d703a87d28352edb08dc48b9969b9c725679b535fc12e2b78208',
+      '2': '0xcecfc8e05291dcd6a3e9f61d1f5e238c09408e54c9a1c084f075bb8accbc2f479e73abd974bb281298db12097ad0cc5c11ceae7c8f0a2fab9e79539b1b47840c',
+      '3': '0x30a9cc676a9090ee87dd6a0e7cf5c3a301210cd499ba85d7d3c32521dc35072edd46cf789c4ef3f26ca3779e424cadae30c1d19320c5a6dcb02d88ec649a1602',
     },
     members: [
       {
@@ -152,11 +155,12 @@ const EX = {
     ],
   },
   plaintext: 'aGVsbG8sIHRrbXM=',
-  K: '0x03f298dc1c87ba716f61ac3c52d33702ee72563eb98f9a60b1391935e9bd52c77d',
-  nonce: '0x9fa4044b734d3dad3604376a',
-  ciphertext: 'RTRdiS8ocr22DMPcoKdI9uf94ro23rJ+CFaR',
-  ciphertextHash: '0x261a1d3d8a40b56bc799f3422c86ad64030b92239ac92275e4ff4afc7ea5beeb',
-  handle: '0xdc7abab0b1b6a2939a6aba3d10298b6f9b80dee80fb51c0ac20ec00e141d9ee9',
+  K: '0x03d5d775ecc71deb332f6e74fcab23c6eb05a15a794112d80dd42668ee4ee3acea',
+  nonce: '0xabe92201ab0eb11592812f01',
+  ciphertext: 'hqdDva65vmTUqf+k11YeIoiHxDs4W6A+OWrz',
+  ciphertextHash: '0x78cde0abd0cce51c886c675f3a34e164af29218484273517107e36834d93ee73',
+  kProof: '0xb4d1ba1cb1501885bd9c3cdcf5d8d15fca0c8d0c0bb94d1179651911b415d9a474d2b6a7c11acf1d5a6a0ba9f2ab0c0390e66b4d1aa3325a9722410f33692b18',
+  handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
   owner: '0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266',
   grantee: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
   encryptRequest: {
@@ -169,44 +173,44 @@ const EX = {
     signature: '0xf1ab22ea621d9ba4470061271667e0deb3e69edc3b47a2b03a67dac658aef2600689e9fc305f48215a0b225ee42803f3e4ee6785c4728d6ebfec15b56feea8581b',
   },
   registration: {
-    handle: '0xdc7abab0b1b6a2939a6aba3d10298b6f9b80dee80fb51c0ac20ec00e141d9ee9',
+    handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
     keyId: 'demo',
     owner: '0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266',
-    signature: '0xce6f2218c9595b4273a83d44c1f4e8f1557dbef0def61cf9aad135442afc99ae157f19150a1c29e079ccfb90455627d1d75e04f503d55a6dd395d57bc6f4d3781b',
+    signature: '0xfe80b092cce62f18e4965190b47ef3ba2a276524e651443101b36fd9887a849b5462b97029df0377dae61572a6de2c38731cd6df82d4900d0f0085a88e1c28041b',
   },
   grant: {
-    handle: '0xdc7abab0b1b6a2939a6aba3d10298b6f9b80dee80fb51c0ac20ec00e141d9ee9',
+    handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
     grantee: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
     notAfter: 1769817600,
     issuedAt: 1767225660,
-    signature: '0x96d11f0058807ceea04fc8a1d396306d1dfe11c01674df9c4b664c803e48ca392cb0f0d69de289a3eca855aae62105b61c6b70814f3529de9832a8a7b25d3ad21c',
+    signature: '0x4ce4c7cb98db3ea54f2ed49f93a894b8aa60e5fff1f02dd3eaa2225270b342ab17fcca8f92d4cfd0db9408fb17f34fe8dfb09c74142941f71e688fbeef5437f61c',
   },
   revocation: {
-    handle: '0xdc7abab0b1b6a2939a6aba3d10298b6f9b80dee80fb51c0ac20ec00e141d9ee9',
+    handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
     grantee: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
     revokedAt: 1767232800,
-    signature: '0xcd558919b29a2489d93b113604975be96d15a940c989b42a718faaeae30e8b730d3353c6e23f9f7a51cea9caea07007dfd8cf98d4458e0f672d5df24c3ecac211b',
+    signature: '0xd9f819893d5ec817ee9edb63441d65a2c471471c82e29b52fffd1a86deb68e1e7aaca23aa6eb4dd05279f643f7448d4e5b47a73f67986cdbe5793825fa03dd7e1b',
   },
   delegation: {
-    handle: '0xdc7abab0b1b6a2939a6aba3d10298b6f9b80dee80fb51c0ac20ec00e141d9ee9',
+    handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
     keyId: 'demo',
     requester: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
-    rsaSpki: '30820122300d06092a864886f70d01010105000382010f003082010a0282010100970552d199ad0537815396d63c5ae1e291ae1bf1d8b68e29c6f83b7465fb0350341eb88235974f3b120da60eccf6287f69263d9a9f7592cbfc3addd09e01bc472909b53d6e6e0e62c4556de2775b1270367aeeba47b67acb71fb80797c79f73507571f373755747aa26b5b98c13e2fc31433f5b5d446b2c67433d6336da3cf89e231012b65e88cdd0917825ed95388f90b814ec0f51efc0921c39f6babc432e4c7c526b611b802068b885488466ba52e53c3740f75c7605df1251846aaf1ab9566369171d839dae6d1f68ffd7bc35680e7d625be20fe5a040416613928e844d51b67054b0297a9cb259cbcbf9294118b5011cecf755133082dbc41c20abe2c650203010001',
+    rsaSpki: '30820122300d06092a864886f70d01010105000382010f003082010a0282010100d0dee7429571780b6603ab4d1aed5b71d1c43d52f23402f937a3cf7ff48fc22304b6d1ca533cf962423837cd4749b692f0da2fff8756ce5386ac4113d5a182df30e0e9c363b428e71139668a2ac0d8deb86aacf5b783ea5399eb090197e07d1b3cb87ca6b4cf6e47925e509e9fdef8d6b95fa3c84ea7a8a5d966ab46a5b5c87b8b7aecdfc32f5f54485422780a6bd0ba2a8042faa192d4e616d7bd5e76b56785d454d93f1175ca0c80e171ea94959fd8e261459cfa53a02067d13eb30429a67731a9e5c964309ab62b31028392a74c74f9ed1da60855af7bebff65b365ba6f22c98ac5e3f2a49283e14ffece293c7da14d5f20bc83a126c358bbbe4b502c033b0203010001',
     notBefore: 1767225720,
     notAfter: 1767226020,
     requestId: '0xa1b2c3d4e5f60718293a4b5c6d7e8f90',
-    signature: '0xbd625b54a1b1fe12d15080d88a56d8e882341f37e6d613f632b0f37bf29d910f5f2ce6c152e7962f29355a254c8a36455eeba116f719a75c869f6947d799a8671c',
+    signature: '0x8e720f20d622ccb1fda7fb742e0807a31e4a8891addff50f9c668eac17b555ff77f75cd8c41dddb587940d93fc20eff138e27815891a0fe9612f52d305915a381c',
   },
   partials: [
     {
       nodeId: 1,
-      wrapped: '0x6bd1193208ecf22f01568c3c1e8dca611da2fbc1b8a1afcbbb9b6efc50edf098ca063e5b0ccd707256bd164b6490bc47060c3da5b1b2c0c9eeb750fb4891a8f3d1f88f23caad8e8bd7607dbb7e27e37a0a6ec199f6c488d74262cdae824eb4ccacbb4d81492b35441d85235ce2620499cf6038f3320d87bfb9240f59ee74755fa6d860c2e90fb82af0d1da841c75e4ccddbb3e0418d3a48a5d1a18c424fd70ca9f0af964142a16f09c14bdc0e2ca4dcc7d378b5dc22031352936a4e339d52b254bb5894ff809f8e0d8918498721a2acd927143615a9958d60aa2a11fe051d7956ce8e5493546e5e59e1dd41f1c5f2676c0e16e4c6408058c8ecdedc79ca1457c',
-      proof: '0x7c5fd8c5db82b85e9a0a23006fd7f465db8db0e1a5fb71875cf3fc1f53da7045356da0026cf29b1a049a88ff7adb8ccf28b1c12c1a8be13197d073d9db87becd',
+      wrapped: '0xacff7daed191c271551d7bc330d25a2c77582d8b51fa166b91f90b40b21b785a044dbb83256e3dd3c494cf73c6abb6acbba630f16b33a01f5d91868bb25ced6efdacf328d4a65a57a43f9cd576b582321ad9d848ab6f9842f3fae2bf811b241a2e16edd1a30d4aa9f2bf39faee47f74cca8519c1b2bd395704e8385d4095579d61061858488368c5add52f9dbd81980795e75aca0529a1413b004b7ee6b422088c3d06cfee1a277767d4d5b5fa72ff6c28593efe6b01ded12deec0f3060b0f9b284f506e8c5dab83aa7585a458e54a0803cc9ef279395b8edfb678cd000a072630f57cae5370a585a3ff2515bb4e62fd04f0245a5a0e617e5f43b8407caf2f4d',
+      proof: '0x74d87776d53f08e16e99124e66948c25337a08076bac12f225208c7bc7700c5317db7ce3c7b779d84204c3cadc18bc8164a5a802066d2247cfdba8f8578462ac',
     },
     {
       nodeId: 3,
-      wrapped: '0x8528d11f4ff6dde938dec39bf23ca99a5f91374fb086590e44547827fbb336acdefd06de7e1d086e1e844555546b6e960013192b6777ed2a8731c2d3e11f79a01777d6a95c4eff27339d6af7e51920c9ca1f4042669de3e415d2628e6afa47da6cea0f6051d073ef267636b23121e135324f84b44b83d33b02a56cd7866982fedd4ef41d91584537573fe918c3fb498dbe9f7bc5a98573a1612e9499e3dfa5da23b76b280af87159ef2d24a90d2ca8288782d7e1499ba9c666fe73690c52ee18ff0b7927c97e8417925d0ba4ba0daec511a392df97d3f5fc600cdaac89630de13a973b571d1a360018eff6c4e9ffe8e49771b68347806646cc4ee412889ab1b9',
-      proof: '0x5b15d8bd1a3f5ac2c9dbcb3368a6adc408a211835fa313e2000f5455a9702d0312513d67ab9a4ea8637bc26b7642d925b26726f254aede79f0d31929fdda90bc',
+      wrapped: '0x72429115bc1b48d1b9e8b270c000c39441fdf5c2934a436cc24e2a796ab662069197c7d5bd7687d8aa0522b98245221c1324543dacab378695991c3b27078060e9357337025bce69442ba763d6139ba30b3e02d6330007c21bdbbb3c06996f7781eca7839119102151460bf4d2c9f54d915a850368fe62a4da0a32ba720a846ae5a6eda556b64a07adf56a81256d133b5a183150a7cb69b5c58330407e99083b9ca7bfe2d0008ca85c1f235d2fa719499a63a29332cef3eea9948c9bb4cea26c5d6cc9033026ec1455d600e2afd600c6557b82b24f801c405bb4f54478ad356fc3ae9ab4af100ce04d200a2894c29333e3cffd7e70f632c23f7e7b96ec8ffcfc',
+      proof: '0x784c979d9092bb8a946ce8e6bfe2dddd0bc09120d98ffc73cb0fbb2aa29da33ca105ef16e513b45230b252958642db1e99b7dd0c0987d38c103a20977d0b8537',
     },
   ],
 } as const;
@@ -218,6 +222,7 @@ const EXAMPLE_HANDLE_FIELDS = {
   nonce: EX.nonce,
   ciphertextHash: EX.ciphertextHash,
   owner: EX.owner,
+  kProof: EX.kProof,
   createdAt: EXAMPLE_CREATED_AT,
 };
 
@@ -310,6 +315,7 @@ function schemas(): Record<string, Schema> {
     nonce: ref('Nonce'),
     ciphertextHash: withDescription('Bytes32', 'SHA-256 of ciphertext ‖ tag.'),
     owner: withDescription('Address', 'The owner who encrypted or registered the handle; only they can grant and revoke.'),
+    kProof: ref('EphemeralKeyProof'),
     createdAt: { type: 'string', format: 'date-time', description: 'When the gateway first stored the handle (ISO 8601, UTC).' },
   };
   const ciphertext = {
@@ -338,6 +344,13 @@ function schemas(): Record<string, Schema> {
     Bytes32: hexBytes(32, '32 bytes (a SHA-256 digest), 0x + 64 lower-case hex digits.'),
     RequestId: hexBytes(REQUEST_ID_LENGTH, 'A random 16-byte request id, 0x + 32 hex digits. Each may be used once within its validity window.'),
     Nonce: hexBytes(NONCE_LENGTH, 'The 12-byte AES-GCM nonce, 0x + 24 hex digits.'),
+    EphemeralKeyProof: {
+      ...hexBytes(
+        EPHEMERAL_PROOF_LENGTH,
+        'Binds K to the handle: a Schnorr proof c ‖ s (64 bytes, 0x + 128 hex digits) that whoever made the handle knows the ECIES ephemeral secret k with K = k·G, its challenge binding keyId, K, nonce, SHA-256(ciphertext) and owner (core/sealed-handle.ts). The handle alone does not stop anyone from copying another handle\'s K, nonce and ciphertext into a new handle they own and asking the nodes for K·sk, which would decrypt the original; only whoever ran the encryption knows k, and the proof cannot be moved to another owner, key or ciphertext. The gateway and every node refuse a handle whose proof does not verify (403 `unauthorized`). The gateway makes it for POST /v1/encrypt; clients that encrypt locally make it themselves for POST /v1/handles.',
+      ),
+      examples: [EX.kProof],
+    },
     CompressedPoint: {
       type: 'string',
       pattern: `^0x0[23][0-9a-f]{${(COMPRESSED_POINT_LENGTH - 1) * 2}}$`,
@@ -427,10 +440,11 @@ function schemas(): Record<string, Schema> {
         K: withDescription('CompressedPoint', 'The ECIES ephemeral public key k·G (on the curve, not the identity).'),
         nonce: ref('Nonce'),
         ciphertext,
+        kProof: withDescription('EphemeralKeyProof', 'The proof of k for K, made with the k the client encrypted with, over this handle\'s fields (owner = registration.owner).'),
       },
       {
-        description: 'POST /v1/handles body: a ciphertext the owner encrypted client-side, with the signed registration of its handle.',
-        examples: [{ registration: EX.registration, K: EX.K, nonce: EX.nonce, ciphertext: EX.ciphertext }],
+        description: 'POST /v1/handles body: a ciphertext the owner encrypted client-side, with the signed registration of its handle and the proof that binds its K to it.',
+        examples: [{ registration: EX.registration, K: EX.K, nonce: EX.nonce, ciphertext: EX.ciphertext, kProof: EX.kProof }],
       },
     ),
     DelegateBody: object(
@@ -661,7 +675,7 @@ function paths(): Record<string, Schema> {
         tags: ['handles'],
         summary: 'Encrypt a plaintext to a key and store it as a handle',
         description:
-          'The gateway checks the owner\'s signed EncryptRequest (window, SHA-256 of the plaintext, signature, unused request id), ECIES-encrypts the plaintext to the key and stores the ciphertext under its handle, owned by `request.owner`. The gateway sees this plaintext; encrypt client-side and use POST /v1/handles to keep it from the gateway. Rate limited per owner.',
+          'The gateway checks the owner\'s signed EncryptRequest (window, SHA-256 of the plaintext, signature, unused request id), ECIES-encrypts the plaintext to the key, proves knowledge of the ephemeral secret for the new handle (`kProof`) and stores the ciphertext under its handle, owned by `request.owner`. The gateway sees this plaintext; encrypt client-side and use POST /v1/handles to keep it from the gateway. Rate limited per owner.',
         requestBody: jsonBody('The signed request and the plaintext.', ref('EncryptBody'), { request: EX.encryptRequest, plaintext: EX.plaintext }),
         responses: {
           ...storedHandle('Encrypted and stored'),
@@ -686,12 +700,13 @@ function paths(): Record<string, Schema> {
         tags: ['handles'],
         summary: 'Store a ciphertext encrypted client-side, with the owner\'s signed registration',
         description:
-          'The gateway recomputes the handle from keyId, K, nonce, SHA-256(ciphertext) and owner, checks the owner\'s RegisterHandle signature and that the key exists, and stores the ciphertext. Idempotent. Rate limited per owner.',
-        requestBody: jsonBody('Registration, ECIES envelope and ciphertext.', ref('RegisterHandleBody'), {
+          'The gateway recomputes the handle from keyId, K, nonce, SHA-256(ciphertext) and owner, checks that `kProof` proves knowledge of k for K over exactly these fields, checks the owner\'s RegisterHandle signature and that the key exists, and stores the ciphertext. Idempotent. Rate limited per owner.',
+        requestBody: jsonBody('Registration, ECIES envelope, ciphertext and the proof binding K to the handle.', ref('RegisterHandleBody'), {
           registration: EX.registration,
           K: EX.K,
           nonce: EX.nonce,
           ciphertext: EX.ciphertext,
+          kProof: EX.kProof,
         }),
         responses: {
           ...storedHandle('Registered and stored'),
@@ -704,7 +719,7 @@ function paths(): Record<string, Schema> {
               429: ['rate_limited'],
               500: ['internal'],
             },
-            { 403: 'The handle does not commit to these fields, or the registration is not signed by its owner.', 413: BODY_LIMIT_NOTE, 429: RATE_LIMIT_NOTE },
+            { 403: 'The handle does not commit to these fields, `kProof` does not verify for them, or the registration is not signed by its owner.', 413: BODY_LIMIT_NOTE, 429: RATE_LIMIT_NOTE },
           ),
         },
       },
@@ -790,7 +805,7 @@ function paths(): Record<string, Schema> {
         tags: ['decryption'],
         summary: 'Get t partial decryptions of a handle, wrapped to the requester\'s RSA key',
         description:
-          'The requester signs a Delegation for the handle. The gateway checks the chain owner → grant → requester (signature, validity window, key id, handle commitment, grant, revocations it knows of), attaches the stored grant, and asks t nodes for partials, replacing nodes that fail and hedging to another after `hedgeDelayMs`. Every node checks the whole chain again, plus its own revocations and replay cache. When fewer than t nodes answer and they all refused for one reason (unauthorized, expired, replayed, revoked, unknown_key, bad_rsa_key), that error is returned; otherwise `insufficient_partials`. Rate limited per requester.',
+          'The requester signs a Delegation for the handle. The gateway checks the chain owner → grant → requester (signature, validity window, key id, handle commitment, K binding, grant, revocations it knows of), attaches the stored grant, and asks t nodes for partials, replacing nodes that fail and hedging to another after `hedgeDelayMs`. Every node checks the whole chain again, plus its own revocations and replay cache. When fewer than t nodes answer and they all refused for one reason (unauthorized, expired, replayed, revoked, unknown_key, bad_rsa_key), that error is returned; otherwise `insufficient_partials`. Rate limited per requester.',
         requestBody: jsonBody('The signed delegation and, optionally, nodes to avoid.', ref('DelegateBody'), { delegation: EX.delegation }),
         responses: {
           '200': jsonResponse('t wrapped partials with their proofs, and the ciphertext.', ref('DelegationResult'), {
@@ -814,7 +829,7 @@ function paths(): Record<string, Schema> {
             },
             {
               400: `Also a validity window longer than ${MAX_VALIDITY_SECONDS} s, an \`exclude\` that is not an array of at most ${MAX_EXCLUDE} node ids, or \`delegation.handle\` differing from the URL; \`bad_rsa_key\` when the nodes reject rsaSpki.`,
-              403: 'No valid grant, a bad signature, a key id or handle mismatch, an expired window or grant, or a revoked grant.',
+              403: 'No valid grant, a bad signature, a key id or handle mismatch, a stored kProof that does not verify, an expired window or grant, or a revoked grant.',
               409: 'The nodes have already answered this requestId.',
               429: RATE_LIMIT_NOTE,
               503: 'Fewer than t nodes answered; `details` has `answered`, `needed` and the per-node `failures`.',
@@ -836,7 +851,7 @@ function parameters(): Record<string, Schema> {
 
 const DESCRIPTION = `HTTP JSON API of the tkms gateway: threshold (t-of-n) secp256k1 ECIES encryption, with decryption delegated through the nodes of a committee.
 
-**Trust.** The gateway is not trusted for confidentiality. It checks every request as a node will (so bad requests fail early), but each node re-checks the requester's signed delegation, the owner's grant and the revocations it knows of before it computes a partial. Clients verify each partial's DLEQ proof against the key's verification shares.
+**Trust.** The gateway is not trusted for confidentiality. It checks every request as a node will (so bad requests fail early), but each node re-checks the requester's signed delegation, the handle commitment and the proof binding its K to it (\`kProof\`), the owner's grant and the revocations it knows of before it computes a partial. Clients verify each partial's DLEQ proof against the key's verification shares.
 
 **Authentication.** There are no API keys or sessions: every state-changing request carries an EIP-712 signature by an Ethereum account. Domain \`{ "name": "${TKMS_EIP712_DOMAIN.name}", "version": "${TKMS_EIP712_DOMAIN.version}" }\` (type \`${EIP712_DOMAIN_TYPE}\`, no chainId). Struct types: ${[ENCRYPT_STRUCT, REGISTER_STRUCT, GRANT_STRUCT, REVOCATION_STRUCT, DELEGATION_STRUCT].map((s) => `\`${encodeType(s)}\``).join('; ')}.
 

@@ -133,9 +133,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
   const replay = await ReplayCache.open(join(config.stateDir, 'replay.log'), config.clockSkewSeconds, nowSeconds());
   const opened = await RevocationStore.open(join(config.stateDir, 'revocations.log'));
   const revocations = opened.store;
-  if (opened.tornBytes > 0 || opened.skipped > 0) {
-    log.warn({ tornBytes: opened.tornBytes, skipped: opened.skipped }, 'revocation log had an incomplete tail or unreadable lines');
-  }
+  if (opened.tornBytes > 0) log.warn({ tornBytes: opened.tornBytes }, 'revocation log had an incomplete last line (a crash mid-write); it was cut off');
   const shares = new ShareBook(self.id);
 
   const metrics = createNodeMetrics();

@@ -18,18 +18,19 @@ export class RevocationStore {
 
   private constructor(private readonly log: AppendLog) {}
 
-  static async open(path: string): Promise<{ store: RevocationStore; tornBytes: number; skipped: number }> {
+  static async open(path: string): Promise<{ store: RevocationStore; tornBytes: number }> {
     const { log, lines, tornBytes } = await AppendLog.open(path);
     const store = new RevocationStore(log);
-    let skipped = 0;
-    for (const line of lines) {
+    for (const [i, line] of lines.entries()) {
       try {
         store.remember(parseEnvelope(line));
-      } catch {
-        skipped++;
+      } catch (e) {
+        // Skipping a revocation would silently re-enable a revoked grant: refuse to start instead.
+        await log.close();
+        throw new TkmsError('internal', `revocation log ${path} line ${i + 1} is not a valid revocation (${e instanceof TkmsError ? e.code : 'invalid'})`);
       }
     }
-    return { store, tornBytes, skipped };
+    return { store, tornBytes };
   }
 
   get size(): number {

@@ -6,6 +6,8 @@ import {
   assertKeyId,
   authorizeDelegation,
   decodeBase64,
+  deriveHandle,
+  EPHEMERAL_PROOF_LENGTH,
   decodeHex,
   DELEGATION_STRUCT,
   ENCRYPT_STRUCT,
@@ -23,6 +25,7 @@ import {
   REVOCATION_STRUCT,
   TKMS_EIP712_DOMAIN,
   verifyEncryptRequest,
+  verifyEphemeralKeyProof,
   verifyGrant,
   verifyRegisterHandle,
   verifyRevocation,
@@ -337,6 +340,12 @@ describe('gateway OpenAPI document', () => {
       for (const o of operations()) {
         if (o.op.requestBody !== undefined) assert.ok(inDocs.has(canon(mediaExample(o.op))), `docs/api.md shows the request example of ${o.method} ${o.path}`);
       }
+      // ... and every block is one of the document's examples (so none is stale, e.g. lacks kProof).
+      const examples = new Set<string>();
+      walk(doc.paths, (node) => {
+        if ('example' in node) examples.add(canon(node.example));
+      });
+      for (const b of blocks) assert.ok(examples.has(canon(b)), `docs/api.md block is not an example of the document: ${canon(b).slice(0, 120)}`);
     });
   });
 
@@ -463,6 +472,7 @@ describe('gateway OpenAPI document', () => {
       nonce: handleExample.nonce,
       ciphertextHash: handleExample.ciphertextHash,
       owner: handleExample.owner,
+      kProof: handleExample.kProof,
     });
     const encryptBody = mediaExample(operation('POST', '/v1/encrypt')) as Json;
     const registerBody = mediaExample(operation('POST', '/v1/handles')) as Json;
@@ -476,7 +486,7 @@ describe('gateway OpenAPI document', () => {
       const registration = parseRegisterHandle(registerBody.registration);
       const ciphertext = decodeBase64(registerBody.ciphertext);
       assert.equal(handleExample.ciphertext, registerBody.ciphertext);
-      verifyRegisterHandle(registration, { ...descriptor, K: decodeHex(registerBody.K), nonce: decodeHex(registerBody.nonce) });
+      verifyRegisterHandle(registration, { ...descriptor, K: decodeHex(registerBody.K), nonce: decodeHex(registerBody.nonce), kProof: decodeHex(registerBody.kProof) });
       assert.ok(ciphertext.length >= 16);
       const grant = parseGrant(grantJson);
       verifyGrant(grant, descriptor);
@@ -490,6 +500,51 @@ describe('gateway OpenAPI document', () => {
       const result = mediaExample(operation('POST', '/v1/handles/{handle}/delegate'), '200') as Json;
       for (const p of result.partials as unknown[]) parsePartialAnswer(p);
       assert.equal(result.requestId, delegationJson.requestId);
+    });
+
+    it('the example kProof binds the example K to the example handle, and only to it', () => {
+      // The handle is the commitment to the registration body's fields, over the real ciphertext.
+      const registration = parseRegisterHandle(registerBody.registration);
+      const K = decodeHex(registerBody.K);
+      const nonce = decodeHex(registerBody.nonce);
+      const handle = deriveHandle({ keyId: registration.keyId, K, nonce, ciphertext: decodeBase64(registerBody.ciphertext), owner: registration.owner });
+      assert.deepEqual(handle, registration.handle);
+      assert.equal(registerBody.kProof, handleExample.kProof);
+      assert.ok(verifyEphemeralKeyProof(descriptor, descriptor.kProof), 'the example kProof verifies');
+      // Every handle-shaped example carries the same kProof.
+      for (const [m, p, status] of [
+        ['POST', '/v1/encrypt', '201'],
+        ['POST', '/v1/handles', '200'],
+        ['POST', '/v1/handles/{handle}/delegate', '200'],
+      ] as const) {
+        assert.equal((mediaExample(operation(m, p), status) as Json).kProof, handleExample.kProof, `${m} ${p} ${status}`);
+      }
+      // The K-copy attack on the example: the same K, nonce and ciphertext hash under another owner
+      // (the grantee) make a correct commitment, but the proof does not carry over.
+      const copy: HandleDescriptor = { ...descriptor, owner: decodeHex(delegationJson.requester) };
+      assert.equal(verifyEphemeralKeyProof(copy, descriptor.kProof), false);
+      const flipped = Uint8Array.from(descriptor.kProof);
+      flipped[0]! ^= 1;
+      assert.throws(() => verifyRegisterHandle(registration, { ...descriptor, kProof: flipped }), { code: 'unauthorized' });
+    });
+
+    it('kProof is in every handle schema, required in the POST /v1/handles body, and its pattern is the core length', () => {
+      const proof = schemaRef('EphemeralKeyProof');
+      assert.equal(deref(proof).pattern, `^0x[0-9a-f]{${EPHEMERAL_PROOF_LENGTH * 2}}$`);
+      assert.deepEqual(errorsOf(proof, handleExample.kProof), []);
+      assert.notDeepEqual(errorsOf(proof, String(handleExample.kProof).slice(0, -2)), []);
+      assert.notDeepEqual(errorsOf(proof, String(handleExample.kProof).slice(2)), []);
+      assert.notDeepEqual(errorsOf(proof, String(handleExample.kProof).toUpperCase().replace('0X', '0x')), []);
+      for (const name of ['HandleStored', 'HandleRecord', 'DelegationResult', 'RegisterHandleBody']) {
+        const s = schemasByName[name] as Json;
+        assert.ok('kProof' in (s.properties as Json), `${name} has kProof`);
+        assert.ok((s.required as string[]).includes('kProof'), `${name} requires kProof`);
+      }
+      // The body without kProof, or with a short one, is refused by the schema (as by gateway/api.ts).
+      const { kProof: _proof, ...withoutProof } = registerBody;
+      assert.notDeepEqual(errorsOf(schemaRef('RegisterHandleBody'), withoutProof), []);
+      assert.notDeepEqual(errorsOf(schemaRef('RegisterHandleBody'), { ...registerBody, kProof: '0x00' }), []);
+      assert.match(DOCS, /^- \*\*Binding K to the handle\.\*\*/m);
     });
 
     it('the example key is a DKG result that verifies against its members\' keys', () => {

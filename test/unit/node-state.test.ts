@@ -283,9 +283,8 @@ describe('node state', function () {
     });
 
     it('stores a revocation signed by the handle owner; revokedAt() returns it', async () => {
-      const { store, tornBytes, skipped } = await RevocationStore.open(fresh('revocations.log'));
+      const { store, tornBytes } = await RevocationStore.open(fresh('revocations.log'));
       assert.equal(tornBytes, 0);
-      assert.equal(skipped, 0);
       assert.equal(store.revokedAt(handle, grantee.addressBytes), undefined);
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 1000)), true);
       assert.equal(store.revokedAt(handle, grantee.addressBytes), 1000);
@@ -320,7 +319,9 @@ describe('node state', function () {
       assert.equal(store.size, 1);
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 1001)), true);
       assert.equal(store.revokedAt(handle, grantee.addressBytes), 1001);
-      assert.equal(store.size, 2);
+      // Only the latest revocation per (handle, grantee) is kept: 1001 replaced 1000.
+      assert.equal(store.size, 1);
+      assert.deepStrictEqual(store.page(0, 10).items.map((e) => e.revocation.revokedAt), [1001]);
       await store.close();
     });
 
@@ -333,7 +334,7 @@ describe('node state', function () {
       await store.close();
     });
 
-    it('reopen keeps everything (latest per pair, insertion order) and page() walks it with next=null at the end', async () => {
+    it('reopen keeps the latest per pair (in order of arrival) and page() walks it with next=null at the end', async () => {
       const path = fresh('revocations.log');
       const { store } = await RevocationStore.open(path);
       const added: RevocationEnvelope[] = [
@@ -342,19 +343,23 @@ describe('node state', function () {
         envelope(descriptor2, handle2, grantee, 300),
         envelope(descriptor, handle, grantee, 400),
         envelope(descriptor2, handle2, other, 500),
+        envelope(descriptor, handle, stranger, 600),
       ];
       for (const e of added) assert.equal(await store.add(e), true);
+      // (handle, grantee) at 400 superseded the one at 100 and moved to its arrival position.
+      const kept = added.slice(1);
+      assert.equal(store.size, kept.length);
       await store.close();
 
       const reopened = await RevocationStore.open(path);
       const s2 = reopened.store;
-      assert.equal(reopened.skipped, 0);
       assert.equal(reopened.tornBytes, 0);
-      assert.equal(s2.size, added.length);
+      assert.equal(s2.size, kept.length);
       assert.equal(s2.revokedAt(handle, grantee.addressBytes), 400);
       assert.equal(s2.revokedAt(handle, other.addressBytes), 200);
       assert.equal(s2.revokedAt(handle2, grantee.addressBytes), 300);
       assert.equal(s2.revokedAt(handle2, other.addressBytes), 500);
+      assert.equal(s2.revokedAt(handle, stranger.addressBytes), 600);
       // Still refuses the older one after reopen.
       assert.equal(await s2.add(envelope(descriptor, handle, grantee, 399)), false);
 
@@ -366,25 +371,27 @@ describe('node state', function () {
       assert.equal(p3.next, null);
       assert.equal(p3.items.length, 1);
       const walked = [...p1.items, ...p2.items, ...p3.items];
-      assert.deepStrictEqual(walked, added);
-      assert.deepStrictEqual(s2.page(0, 5), { items: added, next: null });
+      assert.deepStrictEqual(walked, kept);
+      assert.deepStrictEqual(s2.page(0, 5), { items: kept, next: null });
       assert.deepStrictEqual(s2.page(5, 2), { items: [], next: null });
       assert.deepStrictEqual(s2.page(100, 2), { items: [], next: null });
       await s2.close();
     });
 
-    it('reopen skips lines that are not valid envelopes and drops a torn tail', async () => {
+    it('reopen drops a torn tail but refuses (loudly) a line that is not a valid revocation', async () => {
       const path = fresh('revocations.log');
       const { store } = await RevocationStore.open(path);
       await store.add(envelope(descriptor, handle, grantee, 100));
       await store.close();
-      await appendFile(path, '{"not":"an envelope"}\n{"descriptor":');
+      await appendFile(path, '{"descriptor":');
       const reopened = await RevocationStore.open(path);
-      assert.equal(reopened.skipped, 1);
       assert.ok(reopened.tornBytes > 0);
       assert.equal(reopened.store.size, 1);
       assert.equal(reopened.store.revokedAt(handle, grantee.addressBytes), 100);
       await reopened.store.close();
+      // Skipping an unreadable revocation would re-enable a revoked grant.
+      await appendFile(path, '{"not":"an envelope"}\n');
+      await assert.rejects(RevocationStore.open(path), (e: unknown) => isTkmsError(e, 'internal') && /line 2/.test(e.message));
     });
   });
 
