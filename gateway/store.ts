@@ -1,9 +1,10 @@
 import { hash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { chmod, link, mkdir, open, readdir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { link, open, readdir, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 // errors.ts only: the store needs no curve code, and crash-test children start faster without it.
 import { TkmsError } from '../core/errors.ts';
+import { ensurePrivateDirectory, errnoCode, fsyncDirectory as durableFsync, ioError as durableIoError, PRIVATE_FILE_MODE } from '../net/durable-fs.ts';
 
 /**
  * The gateway's embedded durable store: ciphertext handles (metadata and ciphertext bytes),
@@ -87,8 +88,7 @@ export const MAX_CIPHERTEXT_BYTES = 1024 * 1024;
 /** Upper bound on any string field, in UTF-16 code units (the HTTP layer's limits are far lower). */
 export const MAX_FIELD_LENGTH = 4096;
 
-const DIR_MODE = 0o700;
-const FILE_MODE = 0o600;
+const FILE_MODE = PRIVATE_FILE_MODE;
 const MAGIC = Buffer.from('TKMSGWS1', 'latin1');
 const CHECK_DOMAIN = Buffer.from('tkms/gateway-store/record/v1', 'utf8');
 const HEADER_BYTES = 48;
@@ -819,16 +819,9 @@ async function checkTornTail(reader: SequentialReader, logPath: string, pos: num
 // ---------------------------------------------------------------------------------------------
 // Files and the lock.
 
-function errnoCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
 /** I/O failures become typed errors naming the operation and errno. */
 function ioError(operation: string, err: unknown): TkmsError {
-  if (err instanceof TkmsError) return err;
-  const code = errnoCode(err) ?? 'unknown';
-  return new TkmsError('internal', `gateway store ${operation} failed (${code})`, { errno: code });
+  return durableIoError('gateway store', operation, err);
 }
 
 async function writeAll(file: FileHandle, data: Uint8Array, position: number): Promise<void> {
@@ -847,42 +840,13 @@ async function syncFile(file: FileHandle): Promise<void> {
   }
 }
 
-async function fsyncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, fsConstants.O_RDONLY).catch((err: unknown) => {
-    throw ioError('directory sync', err);
-  });
-  try {
-    await handle.sync();
-  } catch (err) {
-    // Some filesystems cannot fsync a directory.
-    if (errnoCode(err) !== 'EINVAL' && errnoCode(err) !== 'EISDIR') throw ioError('directory sync', err);
-  } finally {
-    await handle.close().catch(() => undefined);
-  }
+function fsyncDirectory(dir: string): Promise<void> {
+  return durableFsync(dir, 'gateway store');
 }
 
 /** Creates `dir` (0700, parents too) if needed and returns its real path. */
 async function ensureDirectory(dir: string): Promise<string> {
-  let created: string | undefined;
-  try {
-    created = await mkdir(dir, { recursive: true, mode: DIR_MODE });
-  } catch (err) {
-    if (errnoCode(err) === 'EEXIST' || errnoCode(err) === 'ENOTDIR') throw new TkmsError('bad_request', 'store path exists and is not a directory');
-    throw ioError('directory creation', err);
-  }
-  if (created !== undefined) {
-    await chmod(dir, DIR_MODE).catch((err: unknown) => {
-      throw ioError('directory chmod', err);
-    });
-    for (let child = dir; ; child = dirname(child)) {
-      await fsyncDirectory(dirname(child));
-      if (child === created || dirname(child) === child) break;
-    }
-  }
-  const info = await stat(dir).catch((err: unknown) => {
-    throw ioError('directory stat', err);
-  });
-  if (!info.isDirectory()) throw new TkmsError('bad_request', 'store path exists and is not a directory');
+  await ensurePrivateDirectory(dir, 'store');
   return realpath(dir).catch((err: unknown) => {
     throw ioError('directory realpath', err);
   });

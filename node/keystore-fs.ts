@@ -2,28 +2,23 @@ import { constants as fsConstants } from 'node:fs';
 import { link, open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TkmsError, bytesToHex, randomBytes } from '../core/index.ts';
+import { errnoCode, fsyncDirectory as durableFsync, ioError as durableIoError, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../net/durable-fs.ts';
 
 /**
  * File operations for the keystore. Files are never rewritten in place: a new file is
  * written under a temporary name, fsynced, then published under its final name.
  */
 
-export const FILE_MODE = 0o600;
-export const DIR_MODE = 0o700;
+export const FILE_MODE = PRIVATE_FILE_MODE;
+export const DIR_MODE = PRIVATE_DIR_MODE;
+export { errnoCode };
 
 const TEMP_PREFIX = '.tkms-tmp-';
 const TEMP_NAME = /^\.tkms-tmp-[0-9a-f]{32}$/;
 
-export function errnoCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
 /** I/O failures become typed errors naming the operation and errno, never file contents. */
 export function ioError(operation: string, err: unknown): TkmsError {
-  if (err instanceof TkmsError) return err;
-  const code = errnoCode(err) ?? 'unknown';
-  return new TkmsError('internal', `keystore ${operation} failed (${code})`, { errno: code });
+  return durableIoError('keystore', operation, err);
 }
 
 export function isTempFileName(name: string): boolean {
@@ -65,18 +60,8 @@ export async function readBounded(path: string, maxBytes: number, invalid: () =>
   }
 }
 
-export async function fsyncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, fsConstants.O_RDONLY).catch((err: unknown) => {
-    throw ioError('directory sync', err);
-  });
-  try {
-    await handle.sync();
-  } catch (err) {
-    // Some filesystems cannot fsync a directory; the data file itself is already synced.
-    if (errnoCode(err) !== 'EINVAL' && errnoCode(err) !== 'EISDIR') throw ioError('directory sync', err);
-  } finally {
-    await handle.close().catch(() => undefined);
-  }
+export function fsyncDirectory(dir: string): Promise<void> {
+  return durableFsync(dir, 'keystore');
 }
 
 export type PublishResult = 'written' | 'exists';

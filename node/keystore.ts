@@ -1,5 +1,5 @@
-import { chmod, mkdir, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import {
   CURVE_ORDER,
   TkmsError,
@@ -42,7 +42,8 @@ import {
   type KeyFile,
   type KeystoreHeader,
 } from './keystore-format.ts';
-import { DIR_MODE, errnoCode, fsyncDirectory, ioError, listDirectory, publishNewFile, readBounded, removeTempFiles } from './keystore-fs.ts';
+import { ensurePrivateDirectory } from '../net/durable-fs.ts';
+import { listDirectory, publishNewFile, readBounded, removeTempFiles } from './keystore-fs.ts';
 
 /**
  * The node's encrypted keystore: one directory holding `keystore.json` (scrypt parameters,
@@ -85,7 +86,7 @@ export class Keystore {
     const root = resolve(dir);
     const passwordBytes = passwordToBytes(password);
     try {
-      await ensureDirectory(root);
+      await ensurePrivateDirectory(root, 'keystore');
       const entries = await listDirectory(root);
       await removeTempFiles(root, entries);
       const keyIds = entries.map(keyIdFromFileName).filter((id): id is string => id !== undefined);
@@ -189,32 +190,6 @@ function passwordToBytes(password: string | Uint8Array): Buffer {
   else throw new TkmsError('bad_request', 'keystore password must be a string or bytes');
   if (bytes.length === 0) throw new TkmsError('bad_request', 'keystore password must not be empty');
   return bytes;
-}
-
-async function ensureDirectory(dir: string): Promise<void> {
-  let created: string | undefined;
-  try {
-    created = await mkdir(dir, { recursive: true, mode: DIR_MODE });
-  } catch (err) {
-    if (errnoCode(err) === 'EEXIST' || errnoCode(err) === 'ENOTDIR') {
-      throw new TkmsError('bad_request', 'keystore path exists and is not a directory');
-    }
-    throw ioError('directory creation', err);
-  }
-  if (created !== undefined) {
-    await chmod(dir, DIR_MODE).catch((err: unknown) => {
-      throw ioError('directory chmod', err);
-    });
-    // Make the new directory entries durable, from the keystore dir up to the first one created.
-    for (let child = dir; ; child = dirname(child)) {
-      await fsyncDirectory(dirname(child));
-      if (child === created || dirname(child) === child) break;
-    }
-  }
-  const info = await stat(dir).catch((err: unknown) => {
-    throw ioError('directory stat', err);
-  });
-  if (!info.isDirectory()) throw new TkmsError('bad_request', 'keystore path exists and is not a directory');
 }
 
 async function exists(path: string): Promise<boolean> {
