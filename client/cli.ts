@@ -1,7 +1,7 @@
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { encodeHex, isTkmsError, TkmsError } from '../core/index.ts';
-import { loadCommitteeFile } from '../net/committee.ts';
+import { loadCommitteeFile, memberKeysHex } from '../net/committee.ts';
 import { accountFromSecretKey, generateAccount, type Account } from './account.ts';
 import { TkmsClient } from './client.ts';
 
@@ -72,8 +72,7 @@ async function loadAccount(args: Args): Promise<Account> {
 async function trustedMemberKeys(args: Args): Promise<Record<number, string> | undefined> {
   const file = (args.committee as string | undefined) ?? process.env.TKMS_COMMITTEE_FILE;
   if (file === undefined) return undefined;
-  const committee = await loadCommitteeFile(file);
-  return Object.fromEntries(committee.members.map((m) => [m.id, encodeHex(m.publicKey)]));
+  return memberKeysHex(await loadCommitteeFile(file));
 }
 
 async function client(args: Args): Promise<TkmsClient> {
@@ -91,7 +90,7 @@ async function accountNew(argv: string[]): Promise<number> {
   if (sub !== 'new') throw new UsageError('the only account command is "tkms account new"');
   const args = parse(rest, { out: { type: 'string' } });
   const account = generateAccount();
-  const body = { address: account.address, secretKey: `0x${Buffer.from(account.secretKey).toString('hex')}` };
+  const body = { address: account.address, secretKey: encodeHex(account.secretKey) };
   if (typeof args.out === 'string') {
     const handle = await open(args.out, 'wx', 0o600).catch((e: NodeJS.ErrnoException) => {
       throw new TkmsError(e.code === 'EEXIST' ? 'conflict' : 'internal', `cannot create ${args.out}: ${e.code ?? 'error'}${e.code === 'EEXIST' ? ' (refusing to overwrite)' : ''}`);
@@ -159,10 +158,6 @@ async function decrypt(argv: string[]): Promise<number> {
 }
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { account: accountNew, encrypt, grant, revoke, decrypt };
-
-export function isClientCommand(name: string): boolean {
-  return name in COMMANDS;
-}
 
 export async function runClientCommand(name: string, argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {

@@ -254,7 +254,8 @@ export class TkmsClient {
    * asks again without those nodes (a fresh request id), so up to n − t lying nodes are survived.
    */
   async decrypt(handleHex: string, opts: { keyId?: string; avoidNodes?: number[] } = {}): Promise<DecryptResult> {
-    const handle = encodeHex(decodeHandle(handleHex));
+    const handleBytes = decodeHandle(handleHex);
+    const handle = encodeHex(handleBytes);
     const keyId = opts.keyId ?? (await this.keyIdOf(handle));
     const [key, rsa] = await Promise.all([this.getKey(keyId), this.rsa()]);
     const rsaSpki = decodeHex(rsa.publicKey.spkiHex);
@@ -265,7 +266,7 @@ export class TkmsClient {
     const failures: DecryptResult['failures'] = [];
     for (let attempt = 1; ; attempt++) {
       const delegation = signDelegation(this.opts.account.secretKey, {
-        handle: decodeHandle(handle),
+        handle: handleBytes,
         keyId,
         requester: this.opts.account.addressBytes,
         rsaSpki,
@@ -281,7 +282,7 @@ export class TkmsClient {
       const ciphertext = decodeBase64(json.ciphertext, { name: 'ciphertext' });
       const owner = decodeAddress(json.owner, 'owner');
       // The gateway could swap K or the ciphertext; the handle we asked for commits to both.
-      if (!equalBytes(deriveHandle({ keyId, K, nonce, ciphertext, owner }), decodeHandle(handle))) {
+      if (!equalBytes(deriveHandle({ keyId, K, nonce, ciphertext, owner }), handleBytes)) {
         throw new TkmsError('bad_proof', 'the gateway returned a ciphertext or K that does not belong to this handle');
       }
       if (!Array.isArray(json.partials)) throw new TkmsError('bad_request', 'gateway answer has no partials');

@@ -1,6 +1,6 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, decodeHex, encodeHex, equalBytes } from './bytes.ts';
-import { COMPRESSED_POINT_LENGTH } from './curve.ts';
+import { COMPRESSED_POINT_LENGTH, decodePoint, type Point } from './curve.ts';
 import { NONCE_LENGTH } from './ecies.ts';
 import { TkmsError } from './errors.ts';
 import {
@@ -13,6 +13,8 @@ import {
 } from './eip712.ts';
 import { CIPHERTEXT_HASH_LENGTH, decodeHandle, deriveHandleFromDigest, HANDLE_LENGTH } from './handle.ts';
 import { ADDRESS_LENGTH, assertKeyId, decodeAddress, REQUEST_ID_LENGTH } from './identifiers.ts';
+import { expectObject } from './json-frame.ts';
+import { MAX_SPKI_BYTES } from './rsa.ts';
 import { EPHEMERAL_PROOF_LENGTH, verifyEphemeralKeyProof } from './sealed-handle.ts';
 
 /**
@@ -30,7 +32,6 @@ export const TKMS_EIP712_DOMAIN: Eip712Domain = { name: 'tkms', version: '1' };
 /** A delegation request may be valid for at most one hour (ARCHITECTURE.md). */
 export const MAX_VALIDITY_SECONDS = 3600;
 export const DEFAULT_CLOCK_SKEW_SECONDS = 30;
-const MAX_SPKI_BYTES = 1024;
 /** Timestamps are unix seconds; anything past year 10000 is a mistake, not a time. */
 const MAX_TIMESTAMP = 253_402_300_799;
 
@@ -159,14 +160,6 @@ function bad(message: string): never {
   throw new TkmsError('bad_request', message);
 }
 
-function asObject(value: unknown, what: string, fields: readonly string[]): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) bad(`${what} must be a JSON object`);
-  const obj = value as Record<string, unknown>;
-  for (const k of Object.keys(obj)) if (!fields.includes(k)) bad(`${what} has an unexpected field "${k}"`);
-  for (const f of fields) if (!(f in obj)) bad(`${what} is missing the field "${f}"`);
-  return obj;
-}
-
 function timestamp(value: unknown, name: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_TIMESTAMP) {
     bad(`${name} must be a unix time in whole seconds`);
@@ -190,7 +183,7 @@ function spki(value: unknown): Uint8Array {
 const address = (b: Uint8Array): string => encodeHex(b);
 
 export function parseHandleDescriptor(value: unknown): HandleDescriptor {
-  const o = asObject(value, 'handle descriptor', ['keyId', 'K', 'nonce', 'ciphertextHash', 'owner', 'kProof']);
+  const o = expectObject(value, 'handle descriptor', ['keyId', 'K', 'nonce', 'ciphertextHash', 'owner', 'kProof']);
   return {
     keyId: keyId(o.keyId),
     K: hexField(o.K, 'K', COMPRESSED_POINT_LENGTH),
@@ -213,7 +206,7 @@ export function handleDescriptorToJson(d: HandleDescriptor): Record<string, stri
 }
 
 export function parseDelegation(value: unknown): Delegation {
-  const o = asObject(value, 'delegation', ['handle', 'keyId', 'requester', 'rsaSpki', 'notBefore', 'notAfter', 'requestId', 'signature']);
+  const o = expectObject(value, 'delegation', ['handle', 'keyId', 'requester', 'rsaSpki', 'notBefore', 'notAfter', 'requestId', 'signature']);
   return {
     handle: decodeHandle(o.handle),
     keyId: keyId(o.keyId),
@@ -240,7 +233,7 @@ export function delegationToJson(d: Delegation): Record<string, string | number>
 }
 
 export function parseGrant(value: unknown): Grant {
-  const o = asObject(value, 'grant', ['handle', 'grantee', 'notAfter', 'issuedAt', 'signature']);
+  const o = expectObject(value, 'grant', ['handle', 'grantee', 'notAfter', 'issuedAt', 'signature']);
   return {
     handle: decodeHandle(o.handle),
     grantee: decodeAddress(o.grantee, 'grantee'),
@@ -255,7 +248,7 @@ export function grantToJson(g: Grant): Record<string, string | number> {
 }
 
 export function parseRevocation(value: unknown): Revocation {
-  const o = asObject(value, 'revocation', ['handle', 'grantee', 'revokedAt', 'signature']);
+  const o = expectObject(value, 'revocation', ['handle', 'grantee', 'revokedAt', 'signature']);
   return {
     handle: decodeHandle(o.handle),
     grantee: decodeAddress(o.grantee, 'grantee'),
@@ -269,7 +262,7 @@ export function revocationToJson(r: Revocation): Record<string, string | number>
 }
 
 export function parseEncryptRequest(value: unknown): EncryptRequest {
-  const o = asObject(value, 'encrypt request', ['keyId', 'owner', 'plaintextHash', 'notBefore', 'notAfter', 'requestId', 'signature']);
+  const o = expectObject(value, 'encrypt request', ['keyId', 'owner', 'plaintextHash', 'notBefore', 'notAfter', 'requestId', 'signature']);
   return {
     keyId: keyId(o.keyId),
     owner: decodeAddress(o.owner, 'owner'),
@@ -294,7 +287,7 @@ export function encryptRequestToJson(r: EncryptRequest): Record<string, string |
 }
 
 export function parseRegisterHandle(value: unknown): RegisterHandle {
-  const o = asObject(value, 'handle registration', ['handle', 'keyId', 'owner', 'signature']);
+  const o = expectObject(value, 'handle registration', ['handle', 'keyId', 'owner', 'signature']);
   return { handle: decodeHandle(o.handle), keyId: keyId(o.keyId), owner: decodeAddress(o.owner, 'owner'), signature: decodeSignature(o.signature) };
 }
 
@@ -379,8 +372,8 @@ export function checkHandleCommitment(handle: Uint8Array, descriptor: HandleDesc
  * Whoever made the handle knew k for its K: without this, anyone could copy a victim's K into
  * a handle of their own and be its "owner" (see core/sealed-handle.ts).
  */
-export function checkKBinding(descriptor: HandleDescriptor): void {
-  if (!verifyEphemeralKeyProof(descriptor, descriptor.kProof)) {
+function checkKBinding(descriptor: HandleDescriptor, K?: Point): void {
+  if (!verifyEphemeralKeyProof(descriptor, descriptor.kProof, K)) {
     throw new TkmsError('unauthorized', 'K is not bound to this handle: the proof of the ephemeral key does not verify');
   }
 }
@@ -416,17 +409,25 @@ export interface DelegationCheck extends TimeOptions {
   grant: Grant | undefined;
   /** The latest revocation this checker has seen for (handle, grantee), if any. */
   revokedAt: (handle: Uint8Array, grantee: Uint8Array) => number | undefined;
+  /**
+   * Called with the requester once its signature verified, before the costlier checks
+   * (K proof, grant signature): the place for a per-account rate limit that nobody else can spend.
+   */
+  onRequester?: (requester: Uint8Array) => void;
 }
 
 export interface AuthorizedDelegation {
   requester: Uint8Array;
   /** True when the requester is not the owner and decrypts through a grant. */
   viaGrant: boolean;
+  /** The handle's K, decoded and validated once, for the caller to multiply. */
+  K: Point;
 }
 
 /**
- * The whole chain owner → grant → requester, checked from signatures alone. Cheap checks
- * come first; nothing here touches a secret. Replay is the caller's (stateful) check.
+ * The whole chain owner → grant → requester, checked from signatures alone. Checks run from
+ * cheapest (lengths, window, key id, one SHA-256) to costliest (signature recoveries, the K
+ * proof); nothing here touches a secret. Replay is the caller's (stateful) check.
  */
 export function authorizeDelegation(check: DelegationCheck): AuthorizedDelegation {
   const { delegation: d, descriptor } = check;
@@ -434,11 +435,13 @@ export function authorizeDelegation(check: DelegationCheck): AuthorizedDelegatio
     throw new TkmsError('bad_request', 'delegation fields have wrong lengths');
   }
   checkValidityWindow(d.notBefore, d.notAfter, check, 'delegation request');
-  requireSigner(DELEGATION_STRUCT, delegationMessage(d), d.signature, d.requester, 'delegation request');
   if (d.keyId !== descriptor.keyId) throw new TkmsError('unauthorized', `delegation names key ${d.keyId} but the handle belongs to key ${descriptor.keyId}`);
   checkHandleCommitment(d.handle, descriptor);
-  checkKBinding(descriptor);
-  if (equalBytes(d.requester, descriptor.owner)) return { requester: d.requester, viaGrant: false };
+  requireSigner(DELEGATION_STRUCT, delegationMessage(d), d.signature, d.requester, 'delegation request');
+  check.onRequester?.(d.requester);
+  const K = decodePoint(descriptor.K, 'K');
+  checkKBinding(descriptor, K);
+  if (equalBytes(d.requester, descriptor.owner)) return { requester: d.requester, viaGrant: false, K };
 
   const g = check.grant;
   if (g === undefined) throw new TkmsError('unauthorized', `${address(d.requester)} holds no grant for this handle`);
@@ -451,7 +454,7 @@ export function authorizeDelegation(check: DelegationCheck): AuthorizedDelegatio
   if (revokedAt !== undefined && revokedAt >= g.issuedAt) {
     throw new TkmsError('revoked', `the grant to ${address(d.requester)} was revoked at ${revokedAt}`);
   }
-  return { requester: d.requester, viaGrant: true };
+  return { requester: d.requester, viaGrant: true, K };
 }
 
 /** Map key for (handle, grantee) pairs. */

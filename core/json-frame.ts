@@ -19,6 +19,14 @@ export function parseJsonFrame(bytes: Uint8Array, what: string, maxBytes: number
   return json as Record<string, unknown>;
 }
 
+/** A plain JSON object with exactly `fields`, for nested message objects. */
+export function expectObject(value: unknown, what: string, fields: readonly string[]): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TkmsError('bad_request', `${what} must be a JSON object`);
+  const obj = value as Record<string, unknown>;
+  requireExactFields(obj, what, fields);
+  return obj;
+}
+
 export function requireExactFields(obj: Record<string, unknown>, what: string, fields: readonly string[]): void {
   for (const k of Object.keys(obj)) if (!fields.includes(k)) throw new TkmsError('bad_request', `${what} has an unexpected field "${k}"`);
   for (const f of fields) if (!(f in obj)) throw new TkmsError('bad_request', `${what} is missing the field "${f}"`);

@@ -15,7 +15,7 @@ import {
 import { decodeHex, encodeHex } from './bytes.ts';
 import { DLEQ_PROOF_LENGTH } from './dleq.ts';
 import { isErrorCode, TkmsError, type ErrorCode } from './errors.ts';
-import { parseJsonFrame, requireExactFields } from './json-frame.ts';
+import { expectObject, parseJsonFrame, requireExactFields } from './json-frame.ts';
 import { assertParticipantId } from './shamir.ts';
 
 /**
@@ -42,8 +42,6 @@ function parseObject(bytes: Uint8Array, what: string): Record<string, unknown> {
   return parseJsonFrame(bytes, what, MAX_NODE_FRAME_BYTES);
 }
 
-const exactFields = requireExactFields;
-
 const json = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value));
 
 // --- errors, shared by every protocol ---------------------------------------------------
@@ -53,15 +51,15 @@ export interface WireError {
   message: string;
 }
 
-export function encodeErrorReply(e: WireError): Uint8Array {
+function encodeErrorReply(e: WireError): Uint8Array {
   return json({ ok: false, error: { code: e.code, message: e.message } });
 }
 
 function parseErrorReply(obj: Record<string, unknown>, what: string): WireError {
-  exactFields(obj, what, ['ok', 'error']);
+  requireExactFields(obj, what, ['ok', 'error']);
   const error = obj.error;
   if (typeof error !== 'object' || error === null || Array.isArray(error)) bad(`${what}.error must be an object`);
-  exactFields(error as Record<string, unknown>, `${what}.error`, ['code', 'message']);
+  requireExactFields(error as Record<string, unknown>, `${what}.error`, ['code', 'message']);
   const { code, message } = error as Record<string, unknown>;
   if (!isErrorCode(code)) bad(`${what}.error.code is not a known error code`);
   if (typeof message !== 'string' || message.length > 2000) bad(`${what}.error.message must be a short string`);
@@ -82,7 +80,7 @@ export function encodePartialRequest(r: PartialRequest): Uint8Array {
 
 export function decodePartialRequest(bytes: Uint8Array): PartialRequest {
   const obj = parseObject(bytes, 'partial request');
-  exactFields(obj, 'partial request', ['v', 'delegation', 'descriptor', 'grant']);
+  requireExactFields(obj, 'partial request', ['v', 'delegation', 'descriptor', 'grant']);
   if (obj.v !== 1) bad('partial request: unsupported version');
   return {
     delegation: parseDelegation(obj.delegation),
@@ -103,13 +101,11 @@ export type PartialReply = ({ ok: true } & PartialAnswer) | ({ ok: false } & Wir
 
 export function encodePartialReply(r: PartialReply): Uint8Array {
   if (!r.ok) return encodeErrorReply(r);
-  return json({ ok: true, nodeId: r.nodeId, wrapped: encodeHex(r.wrapped), proof: encodeHex(r.proof) });
+  return json({ ok: true, ...partialAnswerToJson(r) });
 }
 
 export function parsePartialAnswer(obj: unknown, what = 'partial'): PartialAnswer {
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) bad(`${what} must be a JSON object`);
-  const o = obj as Record<string, unknown>;
-  exactFields(o, what, ['nodeId', 'wrapped', 'proof']);
+  const o = expectObject(obj, what, ['nodeId', 'wrapped', 'proof']);
   assertParticipantId(o.nodeId, `${what}.nodeId`);
   return {
     nodeId: o.nodeId,
@@ -145,9 +141,7 @@ export function envelopeToJson(e: RevocationEnvelope): Record<string, unknown> {
 }
 
 export function parseEnvelope(value: unknown): RevocationEnvelope {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) bad('revocation envelope must be a JSON object');
-  const o = value as Record<string, unknown>;
-  exactFields(o, 'revocation envelope', ['descriptor', 'revocation']);
+  const o = expectObject(value, 'revocation envelope', ['descriptor', 'revocation']);
   return { descriptor: parseHandleDescriptor(o.descriptor), revocation: parseRevocation(o.revocation) };
 }
 
@@ -158,12 +152,12 @@ export function encodeAclRequest(r: AclRequest): Uint8Array {
 export function decodeAclRequest(bytes: Uint8Array): AclRequest {
   const obj = parseObject(bytes, 'acl request');
   if (obj.type === 'revoke') {
-    exactFields(obj, 'acl request', ['v', 'type', 'item']);
+    requireExactFields(obj, 'acl request', ['v', 'type', 'item']);
     if (obj.v !== 1) bad('acl request: unsupported version');
     return { type: 'revoke', item: parseEnvelope(obj.item) };
   }
   if (obj.type === 'sync') {
-    exactFields(obj, 'acl request', ['v', 'type', 'offset']);
+    requireExactFields(obj, 'acl request', ['v', 'type', 'offset']);
     if (obj.v !== 1) bad('acl request: unsupported version');
     if (typeof obj.offset !== 'number' || !Number.isSafeInteger(obj.offset) || obj.offset < 0) bad('acl request: offset must be a non-negative integer');
     return { type: 'sync', offset: obj.offset };
@@ -187,12 +181,12 @@ export function decodeAclReply(bytes: Uint8Array): AclReply {
   if (obj.ok === false) return { ok: false, ...parseErrorReply(obj, 'acl reply') };
   if (obj.ok !== true) bad('acl reply: ok must be a boolean');
   if (obj.type === 'stored') {
-    exactFields(obj, 'acl reply', ['ok', 'type', 'stored']);
+    requireExactFields(obj, 'acl reply', ['ok', 'type', 'stored']);
     if (typeof obj.stored !== 'boolean') bad('acl reply: stored must be a boolean');
     return { ok: true, type: 'stored', stored: obj.stored };
   }
   if (obj.type === 'page') {
-    exactFields(obj, 'acl reply', ['ok', 'type', 'items', 'next']);
+    requireExactFields(obj, 'acl reply', ['ok', 'type', 'items', 'next']);
     if (!Array.isArray(obj.items) || obj.items.length > REVOCATION_PAGE_SIZE) bad(`acl reply: items must be an array of at most ${REVOCATION_PAGE_SIZE}`);
     if (obj.next !== null && (typeof obj.next !== 'number' || !Number.isSafeInteger(obj.next) || obj.next < 0)) bad('acl reply: next must be null or an offset');
     return { ok: true, type: 'page', items: obj.items.map(parseEnvelope), next: obj.next as number | null };
@@ -209,7 +203,7 @@ export function encodeKeysRequest(): Uint8Array {
 
 export function decodeKeysRequest(bytes: Uint8Array): void {
   const obj = parseObject(bytes, 'keys request');
-  exactFields(obj, 'keys request', ['v']);
+  requireExactFields(obj, 'keys request', ['v']);
   if (obj.v !== 1) bad('keys request: unsupported version');
 }
 
@@ -223,7 +217,7 @@ export function decodeKeysReply(bytes: Uint8Array): KeysReply {
   const obj = parseObject(bytes, 'keys reply');
   if (obj.ok === false) return { ok: false, ...parseErrorReply(obj, 'keys reply') };
   if (obj.ok !== true) bad('keys reply: ok must be a boolean');
-  exactFields(obj, 'keys reply', ['ok', 'keys']);
+  requireExactFields(obj, 'keys reply', ['ok', 'keys']);
   if (!Array.isArray(obj.keys) || obj.keys.length > 10_000) bad('keys reply: keys must be an array');
   return { ok: true, keys: obj.keys };
 }

@@ -10,7 +10,7 @@ export const RSA_MIN_BITS = 2048;
 export const RSA_MAX_BITS = 4096;
 const RSA_OAEP = { name: 'RSA-OAEP', hash: 'SHA-256' } as const;
 /** A 4096-bit SPKI is 550 bytes; anything far larger is not a key we accept, so stop before parsing. */
-const MAX_SPKI_BYTES = 1024;
+export const MAX_SPKI_BYTES = 1024;
 
 export interface RsaPublicKey {
   key: CryptoKey;
@@ -23,8 +23,10 @@ export interface RsaPublicKey {
  * Imports an RSA public key from SPKI hex and checks what WebCrypto parsed out of it:
  * modulus of 2048..4096 bits and public exponent 65537. Anything else is `bad_rsa_key`.
  */
-export async function importRsaPublicKey(spkiHex: unknown): Promise<RsaPublicKey> {
-  const der = decodeHex(spkiHex, { name: 'RSA SPKI', maxLength: MAX_SPKI_BYTES });
+export async function importRsaPublicKey(spki: unknown): Promise<RsaPublicKey> {
+  // DER bytes as parsed from a signed request, or hex as the spec carries it.
+  const der = spki instanceof Uint8Array ? spki : decodeHex(spki, { name: 'RSA SPKI', maxLength: MAX_SPKI_BYTES });
+  if (der.length > MAX_SPKI_BYTES) throw new TkmsError('bad_length', `RSA SPKI is longer than ${MAX_SPKI_BYTES} bytes`);
   let key: CryptoKey;
   try {
     key = await subtle().importKey('spki', asBufferSource(der), RSA_OAEP, true, ['encrypt']);

@@ -18,11 +18,12 @@ import { keyIdBytes } from './identifiers.ts';
  * The ECIES bytes themselves (K, nonce, ciphertext ‖ tag) stay exactly the spec's.
  */
 const PROOF_DOMAIN = utf8ToBytes('tkms/ephemeral-key-proof/v1');
+const G_BYTES = encodePoint(G);
 const NONCE_DOMAIN = utf8ToBytes('tkms/ephemeral-key-proof/nonce/v1');
 export const EPHEMERAL_PROOF_LENGTH = 64;
 
 function challenge(K: Uint8Array, R: Uint8Array, d: HandleDigestInput): bigint {
-  return hashToScalar(PROOF_DOMAIN, encodePoint(G), K, R, keyIdBytes(d.keyId), d.nonce, d.ciphertextHash, d.owner);
+  return hashToScalar(PROOF_DOMAIN, G_BYTES, K, R, keyIdBytes(d.keyId), d.nonce, d.ciphertextHash, d.owner);
 }
 
 /** Proof (c ‖ s, 64 bytes) of knowledge of k = log_G(K), bound to the handle fields. */
@@ -35,8 +36,11 @@ export function proveEphemeralKey(k: bigint, d: HandleDigestInput): Uint8Array {
   return concatBytes(encodeScalar(c), encodeScalar(mod(r + c * k)));
 }
 
-/** True when `proof` shows knowledge of log_G(K) for exactly these handle fields. Public inputs only. */
-export function verifyEphemeralKeyProof(d: HandleDigestInput, proof: Uint8Array): boolean {
+/**
+ * True when `proof` shows knowledge of log_G(K) for exactly these handle fields. Public inputs
+ * only. `decodedK`, when the caller already validated d.K, saves decoding it again.
+ */
+export function verifyEphemeralKeyProof(d: HandleDigestInput, proof: Uint8Array, decodedK?: Point): boolean {
   if (!(proof instanceof Uint8Array) || proof.length !== EPHEMERAL_PROOF_LENGTH) return false;
   let c: bigint;
   let s: bigint;
@@ -44,7 +48,7 @@ export function verifyEphemeralKeyProof(d: HandleDigestInput, proof: Uint8Array)
   try {
     c = decodeScalar(proof.subarray(0, 32), { allowZero: true });
     s = decodeScalar(proof.subarray(32), { allowZero: true });
-    K = decodePoint(d.K, 'K');
+    K = decodedK ?? decodePoint(d.K, 'K');
   } catch {
     return false;
   }

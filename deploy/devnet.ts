@@ -1,12 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { encodeHex } from '../core/index.ts';
-import { loadCommitteeFile } from '../net/committee.ts';
+import { loadCommitteeFile, memberKeysHex } from '../net/committee.ts';
 import { createIdentityFile } from '../node/identity.ts';
 
 /**
@@ -55,15 +54,22 @@ export interface DevnetNode {
   process: ChildProcess | undefined;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolvePort(port));
-    });
-  });
+/** Ports that were free a moment ago: all bound at once (so they differ), then released. */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<Server>((resolveServer, reject) => {
+          const s = createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolveServer(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  return ports;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -73,7 +79,8 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-async function getJson(url: string, init: RequestInit = {}): Promise<{ status: number; json: any }> {
+/** GET/POST with a 5 s bound; the body parsed as JSON when it is JSON, else kept as text. */
+export async function getJson(url: string, init: RequestInit = {}): Promise<{ status: number; json: any }> {
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5_000) });
   const text = await res.text();
   let json: unknown;
@@ -138,7 +145,11 @@ export class Devnet {
     let layout: Layout;
     if (await exists(layoutPath)) {
       layout = JSON.parse(await readFile(layoutPath, 'utf8')) as Layout;
-      if (options.n !== undefined && options.n !== layout.n) throw new Error(`${dir} holds a ${layout.t}-of-${layout.n} devnet; use --fresh to make a new one`);
+      if ((options.n !== undefined && options.n !== layout.n) || (options.t !== undefined && options.t !== layout.t)) {
+        throw new Error(`${dir} holds a ${layout.t}-of-${layout.n} devnet; use --fresh to make a new one`);
+      }
+      // Another key id on an existing network is just one more DKG.
+      if (options.keyId !== undefined) layout = { ...layout, keyId: options.keyId };
     } else {
       layout = await Devnet.create(dir, options);
       await writeFile(layoutPath, `${JSON.stringify(layout, null, 2)}\n`);
@@ -175,11 +186,13 @@ export class Devnet {
     const t = options.t ?? Math.min(n, 3);
     if (!Number.isInteger(n) || n < 1 || n > 64 || !Number.isInteger(t) || t < 1 || t > n) throw new Error('devnet needs 1 ≤ t ≤ n ≤ 64');
     const nodes: Layout['nodes'] = [];
+    const ports = await freePorts(3 * n + 1);
     for (let id = 1; id <= n; id++) {
       const nodeDir = join(dir, `node${id}`);
       await mkdir(nodeDir, { recursive: true, mode: 0o700 });
       const identity = await createIdentityFile(join(nodeDir, 'identity.json'));
-      nodes.push({ id, p2pPort: await freePort(), httpPort: await freePort(), adminPort: await freePort(), peerId: identity.peerId });
+      const [p2pPort, httpPort, adminPort] = ports.slice(3 * (id - 1), 3 * id) as [number, number, number];
+      nodes.push({ id, p2pPort, httpPort, adminPort, peerId: identity.peerId });
     }
     const committeeId = `devnet-${randomBytes(4).toString('hex')}`;
     const committee = {
@@ -190,7 +203,7 @@ export class Devnet {
     await writeFile(join(dir, 'committee.json'), `${JSON.stringify(committee, null, 2)}\n`);
     // One password for the devnet's keystores, in a 0600 file: a local network, not production.
     await writeFile(join(dir, 'keystore-password'), `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
-    const gatewayPort = options.gatewayPort === undefined || options.gatewayPort === 0 ? await freePort() : options.gatewayPort;
+    const gatewayPort = options.gatewayPort === undefined || options.gatewayPort === 0 ? ports[3 * n]! : options.gatewayPort;
     return { version: 1, n, t, keyId: options.keyId ?? 'default', committeeId, gatewayPort, nodes };
   }
 
@@ -298,8 +311,7 @@ export class Devnet {
 
   /** The committee's Ed25519 member keys (id → 0x hex), for clients to pin. */
   async memberKeys(): Promise<Record<number, string>> {
-    const committee = await loadCommitteeFile(join(this.options.dir, 'committee.json'));
-    return Object.fromEntries(committee.members.map((m) => [m.id, encodeHex(m.publicKey)]));
+    return memberKeysHex(await loadCommitteeFile(join(this.options.dir, 'committee.json')));
   }
 
   /** SIGKILL a node (a crash); `restartNode` brings it back with its keystore. */

@@ -17,6 +17,7 @@ import {
   parseDelegation,
   parseEncryptRequest,
   parseGrant,
+  parseHandleDescriptor,
   parseRegisterHandle,
   parseRevocation,
   partialAnswerToJson,
@@ -69,14 +70,7 @@ function objectBody(body: unknown, fields: readonly string[], optional: readonly
 }
 
 function descriptorOf(h: StoredHandle): HandleDescriptor {
-  return {
-    keyId: h.keyId,
-    K: decodeHex(h.K),
-    nonce: decodeHex(h.nonce),
-    ciphertextHash: decodeHex(h.ciphertextHash),
-    owner: decodeHex(h.owner),
-    kProof: decodeHex(h.kProof),
-  };
+  return parseHandleDescriptor({ keyId: h.keyId, K: h.K, nonce: h.nonce, ciphertextHash: h.ciphertextHash, owner: h.owner, kProof: h.kProof });
 }
 
 function handleJson(h: StoredHandle): Record<string, unknown> {
@@ -97,12 +91,17 @@ function storedGrant(g: Grant): StoredGrant {
   return { handle: json.handle as string, grantee: json.grantee as string, notAfter: g.notAfter, issuedAt: g.issuedAt, signature: json.signature as string };
 }
 
-/** Spent encrypt request ids, until their window closes: a replayed encrypt would only duplicate, but it is refused all the same. */
+/**
+ * Spent encrypt request ids, until their window closes: a replayed encrypt would only
+ * duplicate, but it is refused all the same. Bounded like the nodes' replay cache.
+ */
+const MAX_SPENT_IDS = 1_000_000;
 class SpentIds {
   private readonly until = new Map<string, number>();
   claim(id: string, untilSeconds: number, nowSeconds: number): void {
     if ((this.until.get(id) ?? -1) >= nowSeconds) throw new TkmsError('replayed', `request id ${id} was already used`);
-    if (this.until.size > 100_000) for (const [k, v] of this.until) if (v < nowSeconds) this.until.delete(k);
+    if (this.until.size >= MAX_SPENT_IDS) for (const [k, v] of this.until) if (v < nowSeconds) this.until.delete(k);
+    if (this.until.size >= MAX_SPENT_IDS) throw new TkmsError('unavailable', 'too many encrypt requests in flight; try again later');
     this.until.set(id, untilSeconds);
   }
 }
@@ -303,7 +302,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
             }
           }
           // Nodes check the key too; checking here refuses a bad one before any fan-out.
-          await importRsaPublicKey(bytesToHex(delegation.rsaSpki));
+          await importRsaPublicKey(delegation.rsaSpki);
           const descriptor = descriptorOf(h);
           const key = await ctx.keys.get(h.keyId);
           const stored = ctx.store.getGrant(h.handle, encodeHex(delegation.requester));
@@ -317,8 +316,8 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
             grant,
             revokedAt: (handle, grantee) => ctx.store.getRevocation(encodeHex(handle), encodeHex(grantee))?.revokedAt,
             ...time(),
+            onRequester: (requester) => ctx.limiter.take(encodeHex(requester)),
           });
-          ctx.limiter.take(encodeHex(delegation.requester));
           const t = key.result.t;
           if (ctx.pool.committee.members.length - exclude.size < t) {
             throw new TkmsError('bad_request', `exclude leaves ${ctx.pool.committee.members.length - exclude.size} nodes, fewer than t = ${t}`);

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromString } from '@libp2p/peer-id';
-import { assertParticipantId, assertThreshold, TkmsError } from '../core/index.ts';
+import { assertParticipantId, assertThreshold, encodeHex, TkmsError } from '../core/index.ts';
 
 /**
  * The committee file, like a drand group file: who the members are (id = Shamir x),
@@ -127,20 +127,9 @@ export function parseCommitteeJson(text: string): Committee {
 }
 
 /** The JSON form written to disk (public keys are derived, not stored). */
-export function committeeToJson(c: Committee): Record<string, unknown> {
-  return {
-    committeeId: c.committeeId,
-    t: c.t,
-    members: c.members.map((m) => ({ id: m.id, peerId: m.peerId, multiaddrs: m.multiaddrs })),
-  };
-}
-
-export function memberByPeerId(c: Committee, peerId: string): CommitteeMember | undefined {
-  return c.members.find((m) => m.peerId === peerId);
-}
-
-export function memberById(c: Committee, id: number): CommitteeMember | undefined {
-  return c.members.find((m) => m.id === id);
+/** Member id → 0x hex Ed25519 key: what a client pins (`trustedMemberKeys`). */
+export function memberKeysHex(c: Committee): Record<number, string> {
+  return Object.fromEntries(c.members.map((m) => [m.id, encodeHex(m.publicKey)]));
 }
 
 /** Reads and validates a committee file; a missing or unreadable file is a clear bad_request. */

@@ -5,11 +5,10 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { lpStream } from '@libp2p/utils';
 import { multiaddr } from '@multiformats/multiaddr';
-import type { Connection, PeerId, Stream } from '@libp2p/interface';
+import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import type { Logger } from 'pino';
-import { isTkmsError, TkmsError } from '../core/index.ts';
+import { isTkmsError } from '../core/index.ts';
 import type { Committee, CommitteeMember } from './committee.ts';
-import type { PrivateKey } from '@libp2p/interface';
 
 /** Protocol handlers may see one stream per DKG message from every peer at once. */
 const STREAM_LIMIT = 1024;
@@ -224,9 +223,4 @@ export class MemberConnections {
     this.timer = setTimeout(() => this.tick(), 200);
     this.timer.unref();
   }
-}
-
-export function assertMemberPeer(member: CommitteeMember | undefined, peer: string): CommitteeMember {
-  if (member === undefined) throw new TkmsError('unauthorized', `peer ${peer} is not a member of this committee`);
-  return member;
 }

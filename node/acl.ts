@@ -60,7 +60,6 @@ export class AclService {
   async accept(item: RevocationEnvelope, fromMember: number | undefined): Promise<boolean> {
     const stored = await this.store.add(item, this.maxRevokedAt());
     this.metrics.aclMessages.inc({ outcome: stored ? 'stored' : 'known' });
-    this.metrics.revocationsHeld.set(this.store.size);
     if (stored) {
       this.log.info({ handle: `0x${Buffer.from(item.revocation.handle).toString('hex')}`, revokedAt: item.revocation.revokedAt, from: fromMember ?? 'client' }, 'revocation stored');
       this.forward(item, fromMember);
@@ -97,7 +96,6 @@ export class AclService {
       if (reply.next !== null && reply.next <= offset) break;
       offset = reply.next;
     }
-    this.metrics.revocationsHeld.set(this.store.size);
     if (added > 0) this.log.info({ member, added }, 'revocations pulled from member');
     return added;
   }

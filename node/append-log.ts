@@ -1,8 +1,8 @@
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
+import { open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TkmsError } from '../core/index.ts';
-import { DIR_MODE, errnoCode, FILE_MODE, fsyncDirectory } from './keystore-fs.ts';
+import { ensurePrivateDirectory, errnoCode, fsyncDirectory, PRIVATE_FILE_MODE as FILE_MODE } from '../net/durable-fs.ts';
 
 /**
  * A file of JSON lines that only grows, for node state that must survive a crash
@@ -22,7 +22,7 @@ export class AppendLog {
 
   /** Opens (creating) the log and returns its parsed lines; a torn last line is cut off. */
   static async open(path: string, maxBytes = 256 * 1024 * 1024): Promise<{ log: AppendLog; lines: unknown[]; tornBytes: number }> {
-    await mkdir(dirname(path), { recursive: true, mode: DIR_MODE });
+    await ensurePrivateDirectory(dirname(path), 'state');
     let handle: FileHandle;
     try {
       handle = await open(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW, FILE_MODE);
@@ -66,8 +66,10 @@ export class AppendLog {
     return this.lineCount;
   }
 
-  /** Appends one line; with `durable` it is fsynced before the promise resolves. */
-  /** Appends one at a time, so a failed append can be cut back without touching another's line. */
+  /**
+   * Appends one line; with `durable` it is fsynced before the promise resolves. Appends run one
+   * at a time, so a failed one can be cut back without touching another's line.
+   */
   append(value: unknown, durable: boolean): Promise<void> {
     const run = this.queue.then(() => this.appendNow(value, durable));
     this.queue = run.catch(() => undefined);
@@ -105,7 +107,7 @@ export class AppendLog {
       await out.close();
     }
     await rename(temp, this.path);
-    await fsyncDirectory(dirname(this.path));
+    await fsyncDirectory(dirname(this.path), 'state');
     await this.handle.close();
     this.handle = await open(this.path, fsConstants.O_RDWR | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW, FILE_MODE);
     this.lineCount = values.length;

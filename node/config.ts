@@ -7,8 +7,6 @@ import { PARTIAL_FAULTS, type PartialFault } from './partial-faults.ts';
 
 import { parseHostPort, type HostPort } from '../net/http-address.ts';
 
-export { parseHostPort, type HostPort };
-
 export interface NodeConfig {
   /** Directory of the config file; relative paths are resolved against it. */
   baseDir: string;

@@ -40,11 +40,6 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-/** Re-validates a stored public result (the keystore keeps it in sorted key order). */
-export function publicResultFromJson(json: Record<string, unknown>): DkgPublicResult {
-  return parseDkgPublicResult(json);
-}
-
 function healthRoute(committee: Committee, selfId: number, peerId: string, conns: MemberConnections, runner: DkgRunner): Route {
   return {
     method: 'GET',
@@ -96,9 +91,8 @@ function adminRoutes(runner: DkgRunner): Route[] {
     },
     {
       method: 'GET',
-      path: '/admin/dkg/',
-      handler: (_req, url) => {
-        const keyId = decodeURIComponent(url.pathname.slice('/admin/dkg/'.length));
+      path: '/admin/dkg/{keyId}',
+      handler: (_req, _url, _body, { keyId }) => {
         assertKeyId(keyId);
         return { status: 200, json: runner.status(keyId) };
       },
@@ -136,9 +130,14 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
   if (opened.tornBytes > 0) log.warn({ tornBytes: opened.tornBytes }, 'revocation log had an incomplete last line (a crash mid-write); it was cut off');
   const shares = new ShareBook(self.id);
 
-  const metrics = createNodeMetrics();
+  const metrics = createNodeMetrics({ revocationsHeld: () => revocations.size, replayCacheEntries: () => replay.size });
   const libp2p = await createHost(identity, config.listen, committee);
   const conns = new MemberConnections(libp2p, committee, self.id, log, () => metrics.peersConnected.set(conns.connectedMembers().length));
+  const sendToMember = async (memberId: number, protocol: string, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array> => {
+    const peer = conns.peerIdOf(memberId);
+    if (peer === undefined) throw new TkmsError('bad_request', `no member ${memberId}`);
+    return requestFrame(libp2p, peer, protocol, frame, { timeoutMs });
+  };
 
   const runner = new DkgRunner({
     committee,
@@ -150,18 +149,13 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     phaseTimeoutMs: config.dkgPhaseTimeoutMs,
     faults: config.testFaults,
     onKeyStored: (result, share) => shares.add(result, share),
-    transport: {
-      send: async (memberId, frame, timeoutMs) => {
-        const peer = conns.peerIdOf(memberId);
-        if (peer === undefined) throw new TkmsError('bad_request', `no member ${memberId}`);
-        return requestFrame(libp2p, peer, DKG_PROTOCOL, frame, { timeoutMs });
-      },
-    },
+    transport: { send: (memberId, frame, timeoutMs) => sendToMember(memberId, DKG_PROTOCOL, frame, timeoutMs) },
   });
   for (const key of stored) {
     let result: DkgPublicResult;
     try {
-      result = publicResultFromJson(key.publicResult);
+      // The keystore keeps the result in sorted key order: parse, don't require the canonical bytes.
+      result = parseDkgPublicResult(key.publicResult);
     } catch (e) {
       throw new TkmsError('keystore_corrupt', `stored public result of key ${key.keyId} is invalid: ${errorText(e)}`);
     }
@@ -169,15 +163,6 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     runner.addHeldKey(result);
     shares.add(result, key.share);
   }
-  stored.length = 0;
-  metrics.revocationsHeld.set(revocations.size);
-  metrics.replayCacheSize.set(replay.size);
-
-  const sendToMember = async (memberId: number, protocol: string, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array> => {
-    const peer = conns.peerIdOf(memberId);
-    if (peer === undefined) throw new TkmsError('bad_request', `no member ${memberId}`);
-    return requestFrame(libp2p, peer, protocol, frame, { timeoutMs });
-  };
   const partials = new PartialService({
     selfId: self.id,
     shares,
@@ -218,11 +203,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
   await handleFrames(
     libp2p,
     PARTIAL_PROTOCOL,
-    async (_peer, body) => {
-      const reply = await partials.handle(body);
-      metrics.replayCacheSize.set(replay.size);
-      return reply;
-    },
+    async (_peer, body) => partials.handle(body),
     clientFrameOpts,
   );
   await handleFrames(libp2p, ACL_PROTOCOL, async (peer, body) => acl.handle(conns.memberFor(peer)?.id, body), clientFrameOpts);

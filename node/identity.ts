@@ -82,8 +82,6 @@ export async function loadIdentityFile(path: string): Promise<NodeIdentity> {
   return { privateKey: key, peerId };
 }
 
-/** Domain separation shared with the pure verifier in core/dkg/member-signatures.ts. */
-const domainSeparated = dkgSignedBytes;
 
 function base64url(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('base64url');
@@ -112,13 +110,13 @@ export function dkgIdentity(identity: NodeIdentity, committee: Committee): DkgId
   const keys = new Map(committee.members.map((m) => [m.id, ed25519PublicKeyObject(m.publicKey)]));
   return {
     sign(message: Uint8Array): Uint8Array {
-      return new Uint8Array(cryptoSign(null, domainSeparated(message), privateKey));
+      return new Uint8Array(cryptoSign(null, dkgSignedBytes(message), privateKey));
     },
     verify(memberId: number, message: Uint8Array, signature: Uint8Array): boolean {
       const publicKey = keys.get(memberId);
       if (publicKey === undefined || !(signature instanceof Uint8Array) || signature.length !== 64) return false;
       try {
-        return cryptoVerify(null, domainSeparated(message), publicKey, signature);
+        return cryptoVerify(null, dkgSignedBytes(message), publicKey, signature);
       } catch {
         return false;
       }

@@ -15,7 +15,13 @@ export interface NodeMetrics {
   replayCacheSize: Gauge;
 }
 
-export function createNodeMetrics(): NodeMetrics {
+/** Sizes read when Prometheus scrapes, so the gauges never go stale (pruning, compaction). */
+export interface NodeMetricSources {
+  revocationsHeld: () => number;
+  replayCacheEntries: () => number;
+}
+
+export function createNodeMetrics(sources?: NodeMetricSources): NodeMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'tkms_node_' });
   return {
@@ -61,7 +67,21 @@ export function createNodeMetrics(): NodeMetrics {
       labelNames: ['outcome'],
       registers: [registry],
     }),
-    revocationsHeld: new Gauge({ name: 'tkms_revocations_held', help: 'Revocations this node holds', registers: [registry] }),
-    replayCacheSize: new Gauge({ name: 'tkms_replay_cache_entries', help: 'Delegation request ids remembered against replay', registers: [registry] }),
+    revocationsHeld: new Gauge({
+      name: 'tkms_revocations_held',
+      help: 'Revocations this node holds',
+      registers: [registry],
+      collect() {
+        if (sources) this.set(sources.revocationsHeld());
+      },
+    }),
+    replayCacheSize: new Gauge({
+      name: 'tkms_replay_cache_entries',
+      help: 'Delegation request ids remembered against replay',
+      registers: [registry],
+      collect() {
+        if (sources) this.set(sources.replayCacheEntries());
+      },
+    }),
   };
 }

@@ -9,6 +9,7 @@ import {
   encodePartialReply,
   encodePoint,
   G,
+  publicKeyFromSecret,
   importRsaPublicKey,
   isTkmsError,
   randomBytes,
@@ -30,13 +31,10 @@ import type { RevocationStore } from './revocations.ts';
  * the requester's RSA key) before the share is used.
  */
 
-
 export interface HeldShare {
-  result: DkgPublicResult;
   share: bigint;
   /** Y_self = share·G as published by the DKG. */
   verificationShare: Point;
-  groupPublicKey: Point;
 }
 
 /** The shares this node can answer with, by key id. */
@@ -50,18 +48,14 @@ export class ShareBook {
     if (Y === undefined) throw new TkmsError('keystore_corrupt', `key ${result.keyId} has no verification share for this node`);
     const verificationShare = decodePoint(Y, 'verification share');
     // A share that does not match its published image would make every proof fail; refuse it loudly.
-    if (!G.multiply(share).equals(verificationShare)) {
+    if (!publicKeyFromSecret(share).equals(verificationShare)) {
       throw new TkmsError('keystore_corrupt', `the stored share of key ${result.keyId} does not match its verification share`);
     }
-    this.shares.set(result.keyId, { result, share, verificationShare, groupPublicKey: decodePoint(result.groupPublicKey, 'group public key') });
+    this.shares.set(result.keyId, { share, verificationShare });
   }
 
   get(keyId: string): HeldShare | undefined {
     return this.shares.get(keyId);
-  }
-
-  keyIds(): string[] {
-    return [...this.shares.keys()].sort();
   }
 }
 
@@ -111,15 +105,14 @@ export class PartialService {
       revokedAt: (h, g) => this.o.revocations.revokedAt(h, g),
       nowSeconds,
       clockSkewSeconds: this.o.clockSkewSeconds,
+      onRequester: (requester) => this.o.limiter.take(`0x${bytesToHex(requester)}`),
     });
-    this.o.limiter.take(`0x${bytesToHex(auth.requester)}`);
-    const rsaKey = await importRsaPublicKey(bytesToHex(delegation.rsaSpki));
+    const rsaKey = await importRsaPublicKey(delegation.rsaSpki);
     // Spend the request id last among the checks, so a refused request does not burn it.
     await this.o.replay.claim(delegation.requestId, delegation.notAfter, nowSeconds);
 
-    const K = decodePoint(request.descriptor.K, 'K');
     const ctx = { keyId: delegation.keyId, nodeId: this.o.selfId, requestId: delegation.requestId };
-    let { partial, proof } = computeProvenPartial(ctx, held.share, held.verificationShare, K);
+    let { partial, proof } = computeProvenPartial(ctx, held.share, held.verificationShare, auth.K);
     const fault = this.o.fault;
     if (fault === 'wrong_partial') partial = partial.add(G);
     if (fault === 'wrong_proof') proof = { c: proof.c, s: (proof.s + 1n) % CURVE_ORDER };

@@ -22,7 +22,7 @@ export function assertCommitteeId(value: unknown): asserts value is string {
 
 /** Canonical JSON: fixed key order, ids ascending (integer-like keys are ordered numerically by JS). */
 export function encodeDkgPublicResult(r: DkgPublicResult): Uint8Array {
-  const canonical = normalizeResult(r);
+  const canonical = parseDkgPublicResult(r);
   return utf8ToBytes(JSON.stringify(canonical));
 }
 
@@ -37,7 +37,7 @@ export function decodeDkgPublicResult(bytes: Uint8Array): DkgPublicResult {
   } catch {
     throw new TkmsError('bad_request', 'DKG result is not valid UTF-8 JSON');
   }
-  const result = normalizeResult(parsed);
+  const result = parseDkgPublicResult(parsed);
   // One result, one encoding: signatures and hashes over results must not depend on spelling.
   if (JSON.stringify(result) !== text) throw new TkmsError('bad_request', 'DKG result is not in canonical form');
   return result;
@@ -67,13 +67,11 @@ function memberKey(key: string, name: string): number {
   return id;
 }
 
-/** Strict structural validation; returns a fresh object in canonical form. */
-/** Validates a parsed JSON object (any key order) as a DKG public result; TkmsError if malformed. */
+/**
+ * Validates a parsed JSON object (any key order) as a DKG public result and returns a fresh
+ * object in canonical form; TkmsError if malformed.
+ */
 export function parseDkgPublicResult(value: unknown): DkgPublicResult {
-  return normalizeResult(value);
-}
-
-function normalizeResult(value: unknown): DkgPublicResult {
   if (!isPlainObject(value)) throw new TkmsError('bad_request', 'DKG result must be a JSON object');
   const keys = Object.keys(value);
   for (const key of keys) if (!(RESULT_KEYS as readonly string[]).includes(key)) throw new TkmsError('bad_request', `DKG result has an unknown field "${key.slice(0, 40)}"`);
@@ -151,7 +149,7 @@ function interpolateAt(ids: readonly number[], points: readonly PointT[], x: num
  * inconsistent or insufficiently signed results.
  */
 export function verifyDkgPublicResult(r: DkgPublicResult, verify: DkgIdentity['verify']): void {
-  const result = normalizeResult(r);
+  const result = parseDkgPublicResult(r);
   const ids = Object.keys(result.verificationShares).map(Number);
   const points = ids.map((id) => decodePoint(result.verificationShares[String(id)]!, `Y_${id}`));
   const baseIds = ids.slice(0, result.t);

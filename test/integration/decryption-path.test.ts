@@ -380,6 +380,11 @@ describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)
     const password = (await readFile(join(s.devnet.dir, 'keystore-password'), 'utf8')).trim();
     assert.ok(!logs.includes(password), 'keystore password in logs');
     for (const account of [s.alice, s.bob, s.carol]) assert.ok(!logs.includes(Buffer.from(account.secretKey).toString('hex')), 'account key in logs');
+    // Plaintexts the gateway did see (POST /v1/encrypt) must not be logged either.
+    for (const text of ['hello threshold world', 'not for carol', 'revocable', 'replay me', 'victim secret']) {
+      assert.ok(!logs.includes(text), `plaintext ${JSON.stringify(text)} in logs`);
+      assert.ok(!logs.includes(Buffer.from(text).toString('base64')), `base64 plaintext ${JSON.stringify(text)} in logs`);
+    }
     assert.ok(!/"share"\s*:\s*"?(0x)?[0-9a-f]{16}/i.test(logs), 'a share-like field in logs');
   });
 

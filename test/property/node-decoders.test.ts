@@ -4,7 +4,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { isTkmsError } from '../../core/index.ts';
 import { parseCommittee } from '../../net/committee.ts';
-import { parseConfig, parseHostPort } from '../../node/config.ts';
+import { parseConfig } from '../../node/config.ts';
+import { parseHostPort } from '../../net/http-address.ts';
 import { decodeDkgFrame, decodeDkgReply, encodeDkgFrame, encodeDkgReply, type DkgFrame } from '../../node/dkg-wire.ts';
 
 function expectTypedOrOk(fn: () => unknown): void {

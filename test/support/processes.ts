@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePorts, getJson } from '../../deploy/devnet.ts';
 
 /**
  * Helpers for integration tests and benchmarks that run REAL tkms processes on loopback:
@@ -102,19 +102,7 @@ export async function stopAll(processes: Iterable<ManagedProcess>, graceMs = 5_0
   await Promise.all([...processes].map((p) => p.stop('SIGTERM', graceMs)));
 }
 
-/** Ports that were free a moment ago (bound to port 0 on 127.0.0.1 and released). */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<import('node:net').Server>((res, rej) => {
-      const s = createServer();
-      s.once('error', rej);
-      s.listen(0, '127.0.0.1', () => res(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as import('node:net').AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  return ports;
-}
+export { freePorts, getJson };
 
 export async function waitFor<T>(
   what: string,
@@ -136,18 +124,6 @@ export async function waitFor<T>(
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100));
   }
-}
-
-export async function getJson(url: string, init: RequestInit = {}): Promise<{ status: number; json: any }> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5_000) });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = text;
-  }
-  return { status: res.status, json };
 }
 
 export async function makeTempDir(prefix: string): Promise<string> {
