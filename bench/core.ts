@@ -1,82 +1,110 @@
-import { mulAddUnsafe, pippenger } from '@noble/curves/abstract/curve.js';
+import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
+import { loadNativeCurveBackend } from '../core/curve-native.ts';
 import {
   combinePartials,
   computeProvenPartial,
+  curveBackend,
   decodeDleqProof,
   decryptWithSharedSecretX,
   eciesEncrypt,
   encodeDleqProof,
+  encodePoint,
   G,
   generateRsaKeyPair,
-  lagrangeCoefficientsAtZero,
-  multiplySecret,
+  importRsaPublicKey,
   newRequestId,
-  Point,
+  nobleCurveBackend,
   publicKeyFromSecret,
   randomScalar,
+  hashTypedData,
   rsaOaepUnwrap,
   rsaOaepWrap,
+  setCurveBackend,
+  signTypedData,
   splitSecret,
+  TKMS_EIP712_DOMAIN,
+  DELEGATION_STRUCT,
   verifyDleq,
-  xCoordinate,
-  encodePoint,
+  type CurveBackend,
 } from '../core/index.ts';
 import { measure, type Measurement, printTable } from './harness.ts';
 
-/** Core crypto figures: what one node, one gateway and one client spend per operation. */
+/**
+ * Core crypto figures, each measured once per curve backend in the same process, so the
+ * noble and libsecp256k1 rows of one run compare directly.
+ */
+export function benchBackends(): CurveBackend[] {
+  const native = loadNativeCurveBackend();
+  if ('error' in native) {
+    console.log(`  (libsecp256k1 addon not loaded: ${native.error}; noble only)`);
+    return [nobleCurveBackend];
+  }
+  return [nobleCurveBackend, native];
+}
+
 export async function benchCore(opts: { minMs: number }): Promise<Measurement[]> {
   const sk = randomScalar();
   const pk = publicKeyFromSecret(sk);
   const plaintext = new Uint8Array(1024);
-  const K = G.multiply(randomScalar());
-  const shares = splitSecret(sk, 3, 5);
-  const share = shares[0]!;
-  const Y = publicKeyFromSecret(share.value);
+  const K = G.multiply(randomScalar()).toBytes(true);
+  const share = splitSecret(sk, 3, 5)[0]!;
+  const Y = publicKeyFromSecret(share.value).toBytes(true);
   const ctx = { keyId: 'bench', nodeId: share.id, requestId: newRequestId() };
-  const proven = computeProvenPartial(ctx, share.value, Y, K);
   const rsa = await generateRsaKeyPair(2048);
-  const wrapped = await rsaOaepWrap(rsa.publicKey, encodePoint(proven.partial));
-  const { K: Kbytes, nonce, ciphertext } = await eciesEncrypt(pk, plaintext);
-  const sharedX = xCoordinate(Point.fromBytes(Kbytes).multiply(sk));
+  const spki = Buffer.from(rsa.publicKey.spkiHex, 'hex');
+  const keyObject = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+  const accountKey = new Uint8Array(32).fill(7);
+  const message = {
+    handle: new Uint8Array(32).fill(1),
+    keyId: 'bench',
+    requester: new Uint8Array(20).fill(2),
+    rsaSpki: spki,
+    notBefore: 1n,
+    notAfter: 2n,
+    requestId: new Uint8Array(16).fill(3),
+  };
+  const signature = signTypedData(accountKey, TKMS_EIP712_DOMAIN, DELEGATION_STRUCT, message);
 
   const rows: Measurement[] = [];
   const m = async (name: string, fn: () => unknown) => rows.push(await measure(name, fn, { minMs: opts.minMs }));
 
-  await m('secp256k1 K·share (constant-time, noble)', () => multiplySecret(K, share.value));
-  await m('ECIES encrypt 1 KiB', () => eciesEncrypt(pk, plaintext));
-  await m('AES-GCM decrypt given x(K·sk) 1 KiB', () => decryptWithSharedSecretX(sharedX, nonce, ciphertext));
-  await m('partial with DLEQ proof', () => computeProvenPartial(ctx, share.value, Y, K));
-  await m('DLEQ verify', () => verifyDleq(ctx, Y, K, proven.partial, decodeDleqProof(encodeDleqProof(proven.proof))));
-  await m('RSA-OAEP-2048 wrap (WebCrypto)', () => rsaOaepWrap(rsa.publicKey, encodePoint(proven.partial)));
-  await m('RSA-OAEP-2048 unwrap (WebCrypto)', () => rsaOaepUnwrap(rsa.privateKey, wrapped));
-
-  // Realistic combination inputs: a random t-subset of a larger committee (ids 1..t would give
-  // integer Lagrange coefficients that GLV shrinks to a few bits) and fresh points per call.
-  for (const t of [3, 11, 33]) {
-    const n = 2 * t + 1;
-    const tShares = splitSecret(sk, t, n);
-    const sets = Array.from({ length: 8 }, () => {
-      const Kx = G.multiply(randomScalar());
-      const chosen = [...tShares].sort(() => Math.random() - 0.5).slice(0, t);
-      return chosen.map((s) => ({ id: s.id, point: Kx.multiply(s.value) }));
-    });
-    let next = 0;
-    const pick = () => sets[next++ % sets.length]!;
-    await m(`combine t=${t} (combinePartials)`, () => combinePartials(pick()));
-    await m(`combine t=${t} (pippenger)`, () => {
-      const set = pick();
-      return pippenger(Point, set.map((p) => p.point), lagrangeCoefficientsAtZero(set.map((p) => p.id)));
-    });
-    await m(`combine t=${t} (Strauss mulAddUnsafe)`, () => {
-      const set = pick();
-      return mulAddUnsafe(Point, set.map((p) => p.point), lagrangeCoefficientsAtZero(set.map((p) => p.id)));
-    });
-    await m(`combine t=${t} (t separate multiplyUnsafe)`, () => {
-      const set = pick();
-      const lambdas = lagrangeCoefficientsAtZero(set.map((p) => p.id));
-      return set.reduce((acc, p, i) => acc.add(p.point.multiplyUnsafe(lambdas[i]!)), Point.ZERO);
-    });
+  for (const backend of benchBackends()) {
+    setCurveBackend(backend);
+    const tag = `[${backend.name}]`;
+    const proven = computeProvenPartial(ctx, share.value, Y, K);
+    await m(`${tag} K·share (constant-time)`, () => curveBackend().multiplySecret(K, share.value));
+    await m(`${tag} partial with DLEQ proof`, () => computeProvenPartial(ctx, share.value, Y, K));
+    await m(`${tag} DLEQ verify`, () => verifyDleq(ctx, Y, K, proven.partial, decodeDleqProof(encodeDleqProof(proven.proof))));
+    // The raw recovery: recoverTypedDataSigner would answer repeats of one signature from its cache.
+    const digest = hashTypedData(TKMS_EIP712_DOMAIN, DELEGATION_STRUCT, message);
+    const v = signature[64] === 27 ? 0 : 1;
+    await m(`${tag} ECDSA public-key recovery (EIP-712 signer)`, () => curveBackend().recoverPublicKey(digest, signature.subarray(0, 64), v));
+    await m(`${tag} ECIES encrypt 1 KiB`, () => eciesEncrypt(pk, plaintext));
+    // A random t-subset of a larger committee (ids 1..t give tiny Lagrange coefficients) and fresh points.
+    for (const t of [3, 11, 33]) {
+      const n = 2 * t + 1;
+      const tShares = splitSecret(sk, t, n);
+      const sets = Array.from({ length: 4 }, () => {
+        const Kx = G.multiply(randomScalar());
+        const chosen = [...tShares].sort(() => Math.random() - 0.5).slice(0, t);
+        return chosen.map((s) => ({ id: s.id, point: Kx.multiply(s.value).toBytes(true) }));
+      });
+      let next = 0;
+      await m(`${tag} combine t=${t}`, () => combinePartials(sets[next++ % sets.length]!));
+    }
   }
-  printTable('core crypto (one process, side by side; ratios against the constant-time K·share)', rows, rows[0]!.name);
+  setCurveBackend(nobleCurveBackend);
+
+  const partial = encodePoint(G.multiply(randomScalar()));
+  const wrapped = await rsaOaepWrap(rsa.publicKey, partial);
+  await m('RSA-2048 SPKI import and checks (uncached)', () => importRsaPublicKey(spki));
+  await m('RSA-OAEP-2048 wrap (WebCrypto)', () => rsaOaepWrap(rsa.publicKey, partial));
+  await m('RSA-OAEP-2048 wrap (node:crypto)', () => publicEncrypt({ key: keyObject, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, partial));
+  await m('RSA-OAEP-2048 unwrap (WebCrypto)', () => rsaOaepUnwrap(rsa.privateKey, wrapped));
+  const sealed = await eciesEncrypt(pk, plaintext);
+  const x = curveBackend().multiplySecret(sealed.K, sk).slice(1);
+  await m('HKDF + AES-GCM decrypt 1 KiB given x(K·sk) (WebCrypto)', () => decryptWithSharedSecretX(x, sealed.nonce, sealed.ciphertext));
+
+  printTable('core crypto (one process, side by side; ratios against the first row)', rows, rows[0]!.name);
   return rows;
 }

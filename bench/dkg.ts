@@ -7,16 +7,11 @@ import { getJson, makeTempDir, NodeCluster, removeDir, waitFor } from '../test/s
 /**
  * DKG wall time on loopback with real node processes: for each n, start n daemons
  * (t = ⌊2n/3⌋ + 1), wait until every node sees all n − 1 peers, then time from the admin
- * POST until the LAST node reports the key stored. Run: `npx tsx bench/dkg.ts [5 10 16] [--runs 2]`.
+ * POST until the LAST node reports the key stored. Run alone: `npx tsx bench/dkg.ts [5 10 16] [--runs 2]`.
  */
 const here = dirname(fileURLToPath(import.meta.url));
-const args = process.argv.slice(2);
-const runsIdx = args.indexOf('--runs');
-const runs = runsIdx >= 0 ? Number(args[runsIdx + 1]) : 3;
-const sizes = args.filter((a, i) => /^\d+$/.test(a) && i !== runsIdx + 1).map(Number);
-if (sizes.length === 0) sizes.push(5, 10, 16);
 
-interface Row {
+export interface DkgRow {
   n: number;
   t: number;
   run: number;
@@ -24,64 +19,91 @@ interface Row {
   proposerMs: number;
 }
 
-const rows: Row[] = [];
-for (const n of sizes) {
-  const t = Math.floor((2 * n) / 3) + 1;
-  const root = await makeTempDir(`tkms-bench-dkg-${n}`);
-  let cluster: NodeCluster | undefined;
-  try {
-    const setupStart = performance.now();
-    cluster = await NodeCluster.prepare({ n, t, rootDir: root, phaseTimeoutMs: 10_000, logLevel: 'warn' });
-    await cluster.startAll();
-    const ids = cluster.nodes.map((x) => x.id);
-    await Promise.all(
-      ids.map((id) =>
-        waitFor(`node ${id} sees all peers`, async () => ((await getJson(`${cluster!.node(id).httpUrl}/health`)).json.peersConnected === n - 1 ? true : undefined), {
-          timeoutMs: 60_000,
-        }),
-      ),
-    );
-    console.log(`n=${n} t=${t}: ${n} processes up and fully connected in ${Math.round(performance.now() - setupStart)} ms`);
-    for (let run = 1; run <= runs; run++) {
-      const keyId = `bench-${n}-${run}`;
-      const proposer = cluster.node(((run - 1) % n) + 1);
-      const start = performance.now();
-      const res = await getJson(`${proposer.adminUrl}/admin/dkg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ keyId }) });
-      if (res.status !== 202) throw new Error(`DKG start refused: ${JSON.stringify(res.json)}`);
-      let proposerMs = 0;
+export interface DkgSummary {
+  n: number;
+  t: number;
+  runs: number;
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+}
+
+export async function benchDkg(sizes: readonly number[], runs: number): Promise<{ rows: DkgRow[]; summary: DkgSummary[] }> {
+  const rows: DkgRow[] = [];
+  for (const n of sizes) {
+    const t = Math.floor((2 * n) / 3) + 1;
+    const root = await makeTempDir(`tkms-bench-dkg-${n}`);
+    let cluster: NodeCluster | undefined;
+    try {
+      const setupStart = performance.now();
+      cluster = await NodeCluster.prepare({ n, t, rootDir: root, phaseTimeoutMs: 10_000, logLevel: 'warn' });
+      await cluster.startAll();
+      const ids = cluster.nodes.map((x) => x.id);
       await Promise.all(
         ids.map((id) =>
-          waitFor(
-            `node ${id} done`,
-            async () => {
-              const s = await getJson(`${cluster!.node(id).adminUrl}/admin/dkg/${keyId}`);
-              if (s.json.status === 'aborted') throw new Error(`DKG aborted on node ${id}: ${s.json.abortReason}`);
-              if (s.json.status !== 'done') return undefined;
-              if (id === proposer.id) proposerMs = s.json.durationMs;
-              return true;
-            },
-            { timeoutMs: 120_000, intervalMs: 50 },
-          ),
+          waitFor(`node ${id} sees all peers`, async () => ((await getJson(`${cluster!.node(id).httpUrl}/health`)).json.peersConnected === n - 1 ? true : undefined), {
+            timeoutMs: 60_000,
+          }),
         ),
       );
-      const wallMs = performance.now() - start;
-      rows.push({ n, t, run, wallMs: Math.round(wallMs), proposerMs });
-      console.log(`  run ${run}: all ${n} nodes stored the key after ${Math.round(wallMs)} ms (proposer's session: ${proposerMs} ms)`);
+      console.log(`n=${n} t=${t}: ${n} processes up and fully connected in ${Math.round(performance.now() - setupStart)} ms`);
+      for (let run = 1; run <= runs; run++) {
+        const keyId = `bench-${n}-${run}`;
+        const proposer = cluster.node(((run - 1) % n) + 1);
+        const start = performance.now();
+        const res = await getJson(`${proposer.adminUrl}/admin/dkg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ keyId }) });
+        if (res.status !== 202) throw new Error(`DKG start refused: ${JSON.stringify(res.json)}`);
+        let proposerMs = 0;
+        await Promise.all(
+          ids.map((id) =>
+            waitFor(
+              `node ${id} done`,
+              async () => {
+                const s = await getJson(`${cluster!.node(id).adminUrl}/admin/dkg/${keyId}`);
+                if (s.json.status === 'aborted') throw new Error(`DKG aborted on node ${id}: ${s.json.abortReason}`);
+                if (s.json.status !== 'done') return undefined;
+                if (id === proposer.id) proposerMs = s.json.durationMs;
+                return true;
+              },
+              { timeoutMs: 120_000, intervalMs: 50 },
+            ),
+          ),
+        );
+        const wallMs = performance.now() - start;
+        rows.push({ n, t, run, wallMs: Math.round(wallMs), proposerMs });
+        console.log(`  run ${run}: all ${n} nodes stored the key after ${Math.round(wallMs)} ms (proposer's session: ${proposerMs} ms)`);
+      }
+    } finally {
+      await cluster?.stopAll();
+      await removeDir(root);
     }
-  } finally {
-    await cluster?.stopAll();
-    await removeDir(root);
+  }
+  const summary: DkgSummary[] = [];
+  for (const n of sizes) {
+    const r = rows.filter((x) => x.n === n).map((x) => x.wallMs).sort((a, b) => a - b);
+    if (r.length === 0) continue;
+    summary.push({ n, t: rows.find((x) => x.n === n)!.t, runs: r.length, medianMs: r[Math.floor(r.length / 2)]!, minMs: r[0]!, maxMs: r[r.length - 1]! });
+  }
+  return { rows, summary };
+}
+
+export function printDkg(summary: readonly DkgSummary[]): void {
+  console.log('\nDKG wall time on loopback (real processes, POST → last node stored its share)');
+  console.log('n   t   runs  median ms  min ms  max ms');
+  for (const r of summary) {
+    console.log(`${String(r.n).padEnd(4)}${String(r.t).padEnd(4)}${String(r.runs).padEnd(6)}${String(r.medianMs).padEnd(11)}${String(r.minMs).padEnd(8)}${r.maxMs}`);
   }
 }
 
-console.log('\nDKG wall time on loopback (real processes, POST → last node stored its share)');
-console.log('n   t   runs  median ms  min ms  max ms');
-for (const n of sizes) {
-  const r = rows.filter((x) => x.n === n).map((x) => x.wallMs).sort((a, b) => a - b);
-  if (r.length === 0) continue;
-  const median = r[Math.floor(r.length / 2)]!;
-  console.log(`${String(n).padEnd(4)}${String(rows.find((x) => x.n === n)!.t).padEnd(4)}${String(r.length).padEnd(6)}${String(median).padEnd(11)}${String(r[0]).padEnd(8)}${r[r.length - 1]}`);
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const args = process.argv.slice(2);
+  const runsIdx = args.indexOf('--runs');
+  const runs = runsIdx >= 0 ? Number(args[runsIdx + 1]) : 3;
+  const sizes = args.filter((a, i) => /^\d+$/.test(a) && i !== runsIdx + 1).map(Number);
+  if (sizes.length === 0) sizes.push(5, 10, 16);
+  const { rows, summary } = await benchDkg(sizes, runs);
+  printDkg(summary);
+  const resultsDir = join(here, 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, 'dkg.json'), `${JSON.stringify({ date: new Date().toISOString(), node: process.version, rows, summary }, null, 2)}\n`);
 }
-const resultsDir = join(here, 'results');
-mkdirSync(resultsDir, { recursive: true });
-writeFileSync(join(resultsDir, 'dkg.json'), `${JSON.stringify({ date: new Date().toISOString(), node: process.version, rows }, null, 2)}\n`);

@@ -1,40 +1,101 @@
+import '../core/polyfills.ts';
+import { readFile } from 'node:fs/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateAccount, TkmsClient } from '../client/index.ts';
+import { installCurveBackend } from '../core/curve-native.ts';
 import { delegationToJson, decodeHandle, decodeHex, generateRsaKeyPair, newRequestId, signDelegation } from '../core/index.ts';
 import { Devnet } from '../deploy/devnet.ts';
 
 /**
- * End-to-end latency on a loopback devnet (every process on this machine): the gateway's
- * delegation round trip (ACL check, fan-out, t partials with proofs and RSA wraps) and the
- * client's whole decrypt (delegation + unwrap + t proof checks + combine + AES-GCM).
- * Sequential requests, so this is latency, not throughput.
+ * End to end on a loopback devnet, every process on this machine:
+ * - latency: sequential requests, the gateway's delegation round trip (ACL check, fan-out,
+ *   t partials with proofs and RSA wraps) and the client's whole decrypt (delegation + unwrap
+ *   + t proof checks + combine + AES-GCM);
+ * - throughput: `concurrency` clients decrypting as fast as they can for `seconds`;
+ * - peak RSS (VmHWM) of the node processes and the gateway after both.
  */
+export interface LatencyStats {
+  p50: number;
+  p90: number;
+  p99: number;
+  mean: number;
+}
+
 export interface E2eResult {
   n: number;
   t: number;
   decrypts: number;
-  delegateMs: { p50: number; p90: number; p99: number; mean: number };
-  decryptMs: { p50: number; p90: number; p99: number; mean: number };
+  delegateMs: LatencyStats;
+  decryptMs: LatencyStats;
+  throughput: {
+    concurrency: number;
+    seconds: number;
+    decrypts: number;
+    failed: number;
+    decryptsPerSecond: number;
+    latencyMs: LatencyStats;
+    /** Partials the nodes issued per decrypt (t, plus hedged and replaced requests). */
+    partialsPerDecrypt: number;
+    /** CPU (user + system) per decrypt during the run: the client (this process), the gateway, all nodes together. */
+    cpuMsPerDecrypt: { client: number; gateway: number; nodes: number };
+  };
+  peakRssMiB: { nodeMax: number; gateway: number };
 }
 
-function stats(samples: number[]): E2eResult['delegateMs'] {
+export function latencyStats(samples: number[]): LatencyStats {
   const s = [...samples].sort((a, b) => a - b);
+  if (s.length === 0) return { p50: NaN, p90: NaN, p99: NaN, mean: NaN };
   const at = (q: number): number => Number(s[Math.min(s.length - 1, Math.floor(q * s.length))]!.toFixed(2));
   return { p50: at(0.5), p90: at(0.9), p99: at(0.99), mean: Number((s.reduce((a, b) => a + b, 0) / s.length).toFixed(2)) };
 }
 
-export async function benchEndToEnd(opts: { n: number; t: number; decrypts: number }): Promise<E2eResult> {
+/** CPU time (user + system) a process has used so far, in ms; Linux /proc only. */
+async function processCpuMs(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return NaN;
+  try {
+    const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+    // utime and stime are fields 14 and 15 of stat(5), in clock ticks (USER_HZ, 100 on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Peak resident set (VmHWM) of a process, in MiB; Linux /proc only. */
+export async function peakRssMiB(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return NaN;
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const kib = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]);
+    return Number((kib / 1024).toFixed(1));
+  } catch {
+    return NaN;
+  }
+}
+
+export interface E2eOptions {
+  n: number;
+  t: number;
+  decrypts: number;
+  concurrency: number;
+  seconds: number;
+}
+
+const UNLIMITED = { perMinute: 10_000_000, burst: 100_000 };
+
+export async function benchEndToEnd(opts: E2eOptions): Promise<E2eResult> {
   const dir = await mkdtemp(join(tmpdir(), 'tkms-bench-'));
-  // The per-requester rate limit would measure itself; lift it for one benchmarking account.
-  const devnet = await Devnet.start({ dir, n: opts.n, t: opts.t, gatewayPort: 0, logLevel: 'warn', gatewayConfig: { rateLimit: { perMinute: 10_000_000, burst: 100_000 } } });
+  // Rate limits would measure themselves: lift them for the benchmark accounts.
+  const nodeConfig = Object.fromEntries(Array.from({ length: opts.n }, (_, i) => [i + 1, { partialRateLimit: UNLIMITED }]));
+  const devnet = await Devnet.start({ dir, n: opts.n, t: opts.t, gatewayPort: 0, logLevel: 'warn', nodeConfig, gatewayConfig: { rateLimit: UNLIMITED } });
   try {
     const account = generateAccount();
     const rsaKey = await generateRsaKeyPair();
     const client = new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account, rsaKey, validitySeconds: 600 });
     const info = await client.encrypt(new TextEncoder().encode('benchmark payload'), { keyId: devnet.keyId });
-    for (let i = 0; i < 10; i++) await client.decrypt(info.handle); // warm-up: JIT, connections, key cache
+    for (let i = 0; i < 20; i++) await client.decrypt(info.handle); // warm-up: JIT, connections, key cache
 
     const delegate: number[] = [];
     for (let i = 0; i < opts.decrypts; i++) {
@@ -58,15 +119,87 @@ export async function benchEndToEnd(opts: { n: number; t: number; decrypts: numb
       await client.decrypt(info.handle);
       decrypt.push(performance.now() - started);
     }
-    return { n: opts.n, t: opts.t, decrypts: opts.decrypts, delegateMs: stats(delegate), decryptMs: stats(decrypt) };
+
+    const throughput = await loadRun(devnet, opts);
+    const nodeRss = await Promise.all(Array.from({ length: opts.n }, (_, i) => peakRssMiB(devnet.node(i + 1).process?.pid)));
+    return {
+      n: opts.n,
+      t: opts.t,
+      decrypts: opts.decrypts,
+      delegateMs: latencyStats(delegate),
+      decryptMs: latencyStats(decrypt),
+      throughput,
+      peakRssMiB: { nodeMax: Math.max(...nodeRss), gateway: await peakRssMiB(devnet.gatewayProcess?.pid) },
+    };
   } finally {
     await devnet.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }
 
+/** `concurrency` independent clients (own account, RSA key and handle) in a closed loop. */
+async function loadRun(devnet: Devnet, opts: E2eOptions): Promise<E2eResult['throughput']> {
+  const workers = await Promise.all(
+    Array.from({ length: opts.concurrency }, async (_, i) => {
+      const client = new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account: generateAccount(), rsaKey: await generateRsaKeyPair(), validitySeconds: 600 });
+      const info = await client.encrypt(new TextEncoder().encode(`load ${i}`), { keyId: devnet.keyId });
+      await client.decrypt(info.handle);
+      return { client, handle: info.handle };
+    }),
+  );
+  const latencies: number[] = [];
+  let failed = 0;
+  const nodePids = Array.from({ length: opts.n }, (_, i) => devnet.node(i + 1).process?.pid);
+  const nodesCpu = async (): Promise<number> => (await Promise.all(nodePids.map(processCpuMs))).reduce((a, b) => a + b, 0);
+  const partialsIssued = async (): Promise<number> => {
+    let total = 0;
+    for (let id = 1; id <= opts.n; id++) {
+      const text = await (await fetch(`${devnet.node(id).httpUrl}/metrics`)).text();
+      total += Number(/^tkms_partial_requests_total\{outcome="ok"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    }
+    return total;
+  };
+  const partialsBefore = await partialsIssued();
+  const before = { client: process.cpuUsage(), gateway: await processCpuMs(devnet.gatewayProcess?.pid), nodes: await nodesCpu() };
+  const deadline = performance.now() + opts.seconds * 1000;
+  const started = performance.now();
+  await Promise.all(
+    workers.map(async (w) => {
+      while (performance.now() < deadline) {
+        const t0 = performance.now();
+        try {
+          await w.client.decrypt(w.handle);
+          latencies.push(performance.now() - t0);
+        } catch {
+          failed++;
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const client = process.cpuUsage(before.client);
+  const per = (ms: number): number => Number((ms / Math.max(1, latencies.length)).toFixed(2));
+  const cpuMsPerDecrypt = {
+    client: per((client.user + client.system) / 1000),
+    gateway: per((await processCpuMs(devnet.gatewayProcess?.pid)) - before.gateway),
+    nodes: per((await nodesCpu()) - before.nodes),
+  };
+  const partialsPerDecrypt = Number((((await partialsIssued()) - partialsBefore) / Math.max(1, latencies.length)).toFixed(2));
+  return {
+    concurrency: opts.concurrency,
+    seconds: Number(seconds.toFixed(2)),
+    decrypts: latencies.length,
+    failed,
+    decryptsPerSecond: Number((latencies.length / seconds).toFixed(1)),
+    latencyMs: latencyStats(latencies),
+    partialsPerDecrypt,
+    cpuMsPerDecrypt,
+  };
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const decrypts = Number(process.argv[2] ?? 200);
-  const result = await benchEndToEnd({ n: 5, t: 3, decrypts });
+  installCurveBackend();
+  const [n, t] = (process.argv[2] ?? '3-of-5').split('-of-').map(Number).reverse() as [number, number];
+  const result = await benchEndToEnd({ n, t, decrypts: Number(process.argv[3] ?? 200), concurrency: 16, seconds: Number(process.argv[4] ?? 5) });
   console.log(JSON.stringify(result, null, 2));
 }

@@ -1,31 +1,72 @@
 import '../core/polyfills.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchCore } from './core.ts';
-import { benchEndToEnd } from './e2e.ts';
+import { installCurveBackend } from '../core/curve-native.ts';
+import { benchBackends, benchCore } from './core.ts';
+import { benchDkg, printDkg } from './dkg.ts';
+import { benchEndToEnd, type E2eResult } from './e2e.ts';
+import { benchNodeService } from './node-service.ts';
 
+/**
+ * `npm run bench`: every figure of the performance issue from one run on this machine, printed
+ * side by side and written to bench/results/latest.json. `--quick` shortens every section
+ * (and skips n = 32 in the DKG) for a smoke run.
+ */
 const quick = process.argv.includes('--quick');
 const here = dirname(fileURLToPath(import.meta.url));
-
 const started = new Date().toISOString();
+
 const core = await benchCore({ minMs: quick ? 200 : 1000 });
 
-console.log('\nend to end on a loopback devnet (5 node processes, t = 3, gateway, client; sequential)');
-const e2e = [await benchEndToEnd({ n: 5, t: 3, decrypts: quick ? 50 : 200 }), await benchEndToEnd({ n: 1, t: 1, decrypts: quick ? 50 : 200 })];
-for (const r of e2e) {
+console.log('\nnode request path in one process (real PartialService: checks, replay log, proof, RSA wrap; grantee with a grant)');
+const service = await benchNodeService(benchBackends(), { requests: quick ? 500 : 3000 });
+for (const r of service) {
   console.log(
-    `  ${r.t}-of-${r.n}: delegation p50 ${r.delegateMs.p50} ms, p99 ${r.delegateMs.p99} ms; client decrypt p50 ${r.decryptMs.p50} ms, p99 ${r.decryptMs.p99} ms (${r.decrypts} each)`,
+    `  [${r.backend}] ${r.msPerPartial} ms/partial sequential; ${r.concurrentPartialsPerSecond} partials/s with 64 in flight; ` +
+      `CPU ${r.cpuMsPerPartial} ms/partial = ${r.partialsPerCoreSecond} partials/s per core; client decrypt CPU (t = 3) ${r.clientDecryptMs} ms`,
   );
 }
-const [threshold, baseline] = e2e as [typeof e2e[0], typeof e2e[0]];
-console.log(`  ratio 3-of-5 / 1-of-1 (p50): delegation ${(threshold.delegateMs.p50 / baseline.delegateMs.p50).toFixed(2)}×, decrypt ${(threshold.decryptMs.p50 / baseline.decryptMs.p50).toFixed(2)}×`);
+
+// The devnet processes pick libp2p's backend themselves; the client in this process does too.
+installCurveBackend();
+const e2eOpts = { decrypts: quick ? 50 : 200, concurrency: 16, seconds: quick ? 3 : 10 };
+console.log(`\nend to end on a loopback devnet (every process on this ${cpus().length}-core machine)`);
+const e2e: E2eResult[] = [];
+for (const [n, t] of [[5, 3], [10, 7], [1, 1]] as const) {
+  const r = await benchEndToEnd({ n, t, ...e2eOpts });
+  e2e.push(r);
+  const tp = r.throughput;
+  console.log(
+    `  ${t}-of-${n}: delegation p50 ${r.delegateMs.p50} / p99 ${r.delegateMs.p99} ms; decrypt p50 ${r.decryptMs.p50} / p99 ${r.decryptMs.p99} ms (sequential, ${r.decrypts} each)\n` +
+      `          ${tp.decryptsPerSecond} decrypts/s with ${tp.concurrency} clients for ${tp.seconds} s (${tp.failed} failed; latency p50 ${tp.latencyMs.p50} / p99 ${tp.latencyMs.p99} ms; ` +
+      `${tp.partialsPerDecrypt} partials per decrypt)\n` +
+      `          CPU per decrypt: client ${tp.cpuMsPerDecrypt.client} ms, gateway ${tp.cpuMsPerDecrypt.gateway} ms, nodes ${tp.cpuMsPerDecrypt.nodes} ms; ` +
+      `peak RSS: node ${r.peakRssMiB.nodeMax} MiB, gateway ${r.peakRssMiB.gateway} MiB`,
+  );
+}
+const baseline = e2e.find((r) => r.n === 1)!;
+const ratios = e2e
+  .filter((r) => r.n !== 1)
+  .map((r) => ({
+    config: `${r.t}-of-${r.n}`,
+    delegationP50: Number((r.delegateMs.p50 / baseline.delegateMs.p50).toFixed(2)),
+    decryptP50: Number((r.decryptMs.p50 / baseline.decryptMs.p50).toFixed(2)),
+    throughput: Number((r.throughput.decryptsPerSecond / baseline.throughput.decryptsPerSecond).toFixed(2)),
+  }));
+for (const x of ratios) {
+  console.log(`  ${x.config} / 1-of-1: delegation p50 ${x.delegationP50}×, decrypt p50 ${x.decryptP50}×, throughput ${x.throughput}×`);
+}
+
+const dkg = await benchDkg(quick ? [5, 10, 16] : [5, 10, 16, 32], quick ? 1 : 3);
+printDkg(dkg.summary);
 
 const resultsDir = join(here, 'results');
 mkdirSync(resultsDir, { recursive: true });
 const out = join(resultsDir, 'latest.json');
 writeFileSync(
   out,
-  JSON.stringify({ started, node: process.version, platform: `${process.platform}-${process.arch}`, core, e2e }, null, 2) + '\n',
+  `${JSON.stringify({ started, quick, node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, core, service, e2e, ratios, dkg }, null, 2)}\n`,
 );
 console.log(`\nresults written to ${out}`);

@@ -1,5 +1,6 @@
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { curveBackendChoiceFromEnv, installCurveBackend } from '../core/curve-native.ts';
 import { encodeHex, isTkmsError, TkmsError } from '../core/index.ts';
 import { loadCommitteeFile, memberKeysHex } from '../net/committee.ts';
 import { accountFromSecretKey, generateAccount, type Account } from './account.ts';
@@ -78,6 +79,8 @@ async function trustedMemberKeys(args: Args): Promise<Record<number, string> | u
 async function client(args: Args): Promise<TkmsClient> {
   const gatewayUrl = (args.gateway as string | undefined) ?? process.env.TKMS_GATEWAY_URL ?? 'http://127.0.0.1:8080';
   const pinned = await trustedMemberKeys(args);
+  // Native curve arithmetic for proof checks when the addon loads; noble otherwise (same results).
+  installCurveBackend(curveBackendChoiceFromEnv());
   return new TkmsClient({ gatewayUrl, account: await loadAccount(args), ...(pinned ? { trustedMemberKeys: pinned } : {}) });
 }
 

@@ -1,6 +1,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
   assertKeyId,
+  assertPointBytes,
   decodeAddress,
   decodeBase64,
   decodeHandle,
@@ -64,7 +65,8 @@ export interface VerifiedKey {
   t: number;
   n: number;
   committeeId: string;
-  verificationShares: Map<number, Point>;
+  /** Y_i by node id, compressed and validated. */
+  verificationShares: Map<number, Uint8Array>;
   result: DkgPublicResult;
   /** True when the DKG signatures were checked against pinned member keys, not the gateway's list. */
   pinned: boolean;
@@ -165,7 +167,7 @@ export class TkmsClient {
       t: result.t,
       n: result.n,
       committeeId: result.committeeId,
-      verificationShares: new Map(Object.entries(result.verificationShares).map(([id, y]) => [Number(id), decodePoint(y, `Y_${id}`)])),
+      verificationShares: new Map(Object.entries(result.verificationShares).map(([id, y]) => [Number(id), decodePointBytes(y, `Y_${id}`)])),
       result,
       pinned: this.opts.trustedMemberKeys !== undefined,
     };
@@ -293,7 +295,8 @@ export class TkmsClient {
         const recovered = await recoverSharedSecret({
           keyId,
           requestId: delegation.requestId,
-          K: decodePoint(K, 'K'),
+          // deriveHandle above validated K as a point.
+          K,
           t: key.t,
           verificationShares: key.verificationShares,
           partials,
@@ -324,4 +327,10 @@ export class TkmsClient {
       }
     }
   }
+}
+
+function decodePointBytes(hex: string, name: string): Uint8Array {
+  const bytes = decodeHex(hex, { name, length: 33 });
+  assertPointBytes(bytes, name);
+  return bytes;
 }

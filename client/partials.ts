@@ -1,14 +1,12 @@
 import {
+  assertPointBytes,
   combinePartials,
   decodeDleqProof,
-  decodePoint,
   type DleqProof,
   isTkmsError,
-  type Point,
   rsaOaepUnwrap,
   TkmsError,
   verifyDleq,
-  xCoordinate,
 } from '../core/index.ts';
 
 /** One node's answer to a delegation request, as the client receives it. */
@@ -23,10 +21,11 @@ export interface WrappedPartial {
 export interface RecoverInput {
   keyId: string;
   requestId: Uint8Array;
-  K: Point;
+  /** The handle's K, compressed and validated. */
+  K: Uint8Array;
   t: number;
-  /** Y_i = share_i·G for each node id, from the key's published DKG result. */
-  verificationShares: ReadonlyMap<number, Point>;
+  /** Y_i = share_i·G (compressed, validated) for each node id, from the key's published DKG result. */
+  verificationShares: ReadonlyMap<number, Uint8Array>;
   partials: readonly WrappedPartial[];
   rsaPrivateKey: CryptoKey;
 }
@@ -44,35 +43,53 @@ export interface RecoveredSecret {
   rejected: RejectedPartial[];
 }
 
+/** Unwraps one node's partial and checks its proof; any failure is a typed error naming the node. */
+async function openPartial(input: RecoverInput, part: WrappedPartial): Promise<Uint8Array> {
+  const Y = input.verificationShares.get(part.nodeId);
+  if (!Y) throw new TkmsError('unknown_key', `node ${part.nodeId} has no verification share for key ${input.keyId}`);
+  const proof: DleqProof = decodeDleqProof(part.proof);
+  const point = await rsaOaepUnwrap(input.rsaPrivateKey, part.wrapped);
+  assertPointBytes(point, `partial from node ${part.nodeId}`);
+  const ctx = { keyId: input.keyId, nodeId: part.nodeId, requestId: input.requestId };
+  if (!verifyDleq(ctx, Y, input.K, point, proof)) {
+    throw new TkmsError('bad_proof', `partial from node ${part.nodeId} does not match its verification share`);
+  }
+  return point;
+}
+
 /**
  * Unwraps each partial, checks its DLEQ proof against the node's verification share and
  * combines the first t that verify. A node whose partial fails is named, never trusted.
+ * Partials are opened in rounds of as many as are still missing, so the RSA decryptions of
+ * one round run concurrently (WebCrypto is asynchronous) and no more are opened than needed.
  */
 export async function recoverSharedSecret(input: RecoverInput): Promise<RecoveredSecret> {
-  const valid: { id: number; point: Point }[] = [];
+  const valid: { id: number; point: Uint8Array }[] = [];
   const rejected: RejectedPartial[] = [];
   const seen = new Set<number>();
-  for (const part of input.partials) {
-    if (valid.length === input.t) break;
-    if (seen.has(part.nodeId)) {
-      rejected.push({ nodeId: part.nodeId, code: 'bad_request', reason: 'duplicate answer from this node' });
-      continue;
-    }
-    seen.add(part.nodeId);
-    try {
-      const Y = input.verificationShares.get(part.nodeId);
-      if (!Y) throw new TkmsError('unknown_key', `node ${part.nodeId} has no verification share for key ${input.keyId}`);
-      const proof: DleqProof = decodeDleqProof(part.proof);
-      const point = decodePoint(await rsaOaepUnwrap(input.rsaPrivateKey, part.wrapped), `partial from node ${part.nodeId}`);
-      const ctx = { keyId: input.keyId, nodeId: part.nodeId, requestId: input.requestId };
-      if (!verifyDleq(ctx, Y, input.K, point, proof)) {
-        throw new TkmsError('bad_proof', `partial from node ${part.nodeId} does not match its verification share`);
+  const queue = [...input.partials];
+  while (valid.length < input.t && queue.length > 0) {
+    const round: WrappedPartial[] = [];
+    while (round.length < input.t - valid.length && queue.length > 0) {
+      const part = queue.shift()!;
+      if (seen.has(part.nodeId)) {
+        rejected.push({ nodeId: part.nodeId, code: 'bad_request', reason: 'duplicate answer from this node' });
+        continue;
       }
-      valid.push({ id: part.nodeId, point });
-    } catch (err) {
-      if (!isTkmsError(err)) throw err;
-      rejected.push({ nodeId: part.nodeId, code: err.code, reason: err.message });
+      seen.add(part.nodeId);
+      round.push(part);
     }
+    const opened = await Promise.allSettled(round.map((part) => openPartial(input, part)));
+    opened.forEach((result, i) => {
+      const nodeId = round[i]!.nodeId;
+      if (result.status === 'fulfilled') {
+        valid.push({ id: nodeId, point: result.value });
+        return;
+      }
+      const err: unknown = result.reason;
+      if (!isTkmsError(err)) throw err;
+      rejected.push({ nodeId, code: err.code, reason: err.message });
+    });
   }
   if (valid.length < input.t) {
     const named = rejected.length ? `; rejected: ${rejected.map((r) => `node ${r.nodeId} (${r.code})`).join(', ')}` : '';
@@ -82,5 +99,9 @@ export async function recoverSharedSecret(input: RecoverInput): Promise<Recovere
       { valid: valid.length, needed: input.t, rejected },
     );
   }
-  return { sharedSecretX: xCoordinate(combinePartials(valid)), usedNodeIds: valid.map((v) => v.id), rejected };
+  const combined = combinePartials(valid);
+  // x(K·sk) is bytes 1..33 of the compressed point.
+  const sharedSecretX = combined.slice(1);
+  combined.fill(0);
+  return { sharedSecretX, usedNodeIds: valid.map((v) => v.id), rejected };
 }

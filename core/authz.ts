@@ -1,8 +1,9 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, decodeHex, encodeHex, equalBytes } from './bytes.ts';
-import { COMPRESSED_POINT_LENGTH, decodePoint, type Point } from './curve.ts';
+import { COMPRESSED_POINT_LENGTH } from './curve.ts';
 import { NONCE_LENGTH } from './ecies.ts';
 import { TkmsError } from './errors.ts';
+import { LruCache } from './lru.ts';
 import {
   decodeSignature,
   recoverTypedDataSigner,
@@ -368,14 +369,21 @@ export function checkHandleCommitment(handle: Uint8Array, descriptor: HandleDesc
   }
 }
 
+/** K proofs that verified, by handle: every decrypt of a handle presents the same proof again. */
+const verifiedKProofs = new LruCache<string, true>(4096);
+
 /**
  * Whoever made the handle knew k for its K: without this, anyone could copy a victim's K into
  * a handle of their own and be its "owner" (see core/sealed-handle.ts).
  */
-function checkKBinding(descriptor: HandleDescriptor, K?: Point): void {
-  if (!verifyEphemeralKeyProof(descriptor, descriptor.kProof, K)) {
+function checkKBinding(descriptor: HandleDescriptor, handle?: Uint8Array): void {
+  // With the handle already checked against the descriptor, (handle, proof) names the whole statement.
+  const key = handle === undefined ? undefined : `${bytesToHex(handle)}${bytesToHex(descriptor.kProof)}`;
+  if (key !== undefined && verifiedKProofs.get(key) === true) return;
+  if (!verifyEphemeralKeyProof(descriptor, descriptor.kProof)) {
     throw new TkmsError('unauthorized', 'K is not bound to this handle: the proof of the ephemeral key does not verify');
   }
+  if (key !== undefined) verifiedKProofs.set(key, true);
 }
 
 export function verifyRegisterHandle(r: RegisterHandle, descriptor: HandleDescriptor): void {
@@ -420,8 +428,8 @@ export interface AuthorizedDelegation {
   requester: Uint8Array;
   /** True when the requester is not the owner and decrypts through a grant. */
   viaGrant: boolean;
-  /** The handle's K, decoded and validated once, for the caller to multiply. */
-  K: Point;
+  /** The handle's K (compressed), validated, for the caller to multiply. */
+  K: Uint8Array;
 }
 
 /**
@@ -439,8 +447,9 @@ export function authorizeDelegation(check: DelegationCheck): AuthorizedDelegatio
   checkHandleCommitment(d.handle, descriptor);
   requireSigner(DELEGATION_STRUCT, delegationMessage(d), d.signature, d.requester, 'delegation request');
   check.onRequester?.(d.requester);
-  const K = decodePoint(descriptor.K, 'K');
-  checkKBinding(descriptor, K);
+  // checkHandleCommitment validated K as a point on the curve.
+  const K = descriptor.K;
+  checkKBinding(descriptor, d.handle);
   if (equalBytes(d.requester, descriptor.owner)) return { requester: d.requester, viaGrant: false, K };
 
   const g = check.grant;

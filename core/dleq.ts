@@ -1,7 +1,8 @@
 import { sha512 } from '@noble/hashes/sha2.js';
 import { bytesToNumberBE } from '@noble/curves/utils.js';
 import { concatBytes, lengthPrefixed, randomBytes, utf8ToBytes } from './bytes.ts';
-import { CURVE_ORDER, decodeScalar, encodePoint, encodeScalar, G, mod, multiplySecret, type Point } from './curve.ts';
+import { CURVE_ORDER, decodeScalar, encodePoint, encodeScalar, G, mod } from './curve.ts';
+import { curveBackend } from './curve-backend.ts';
 import { TkmsError } from './errors.ts';
 import { keyIdBytes, REQUEST_ID_LENGTH } from './identifiers.ts';
 import { assertParticipantId } from './shamir.ts';
@@ -15,6 +16,7 @@ import { assertParticipantId } from './shamir.ts';
 const CHALLENGE_DOMAIN = utf8ToBytes('tkms/dleq/challenge/v1');
 const NONCE_DOMAIN = utf8ToBytes('tkms/dleq/nonce/v1');
 export const DLEQ_PROOF_LENGTH = 64;
+const G_BYTES = encodePoint(G);
 
 export interface DleqContext {
   keyId: string;
@@ -37,8 +39,9 @@ export function hashToScalar(...parts: Uint8Array[]): bigint {
   return mod(bytesToNumberBE(sha512(lengthPrefixed(...parts))));
 }
 
-function challenge(ctx: Uint8Array, Y: Point, K: Point, P: Point, A1: Point, A2: Point): bigint {
-  return hashToScalar(CHALLENGE_DOMAIN, ctx, encodePoint(G), encodePoint(Y), encodePoint(K), encodePoint(P), encodePoint(A1), encodePoint(A2));
+/** All points as 33-byte compressed encodings, exactly as they travel. */
+function challenge(ctx: Uint8Array, Y: Uint8Array, K: Uint8Array, P: Uint8Array, A1: Uint8Array, A2: Uint8Array): bigint {
+  return hashToScalar(CHALLENGE_DOMAIN, ctx, G_BYTES, Y, K, P, A1, A2);
 }
 
 export interface DleqProof {
@@ -47,34 +50,44 @@ export interface DleqProof {
 }
 
 /**
- * Proves log_G(Y) = log_K(P) for the secret `share`. The nonce is hedged: derived from the
- * share, the full public statement and 32 fresh random bytes, so neither a weak RNG nor a
- * repeated request can repeat a nonce across different statements.
+ * Proves log_G(Y) = log_K(P) for the secret `share` (points compressed, already validated).
+ * The nonce is hedged: derived from the share, the full public statement and 32 fresh random
+ * bytes, so neither a weak RNG nor a repeated request can repeat a nonce across different
+ * statements. Both multiplications by the nonce go through the backend's constant-time path.
  */
-export function proveDleq(ctx: DleqContext, share: bigint, K: Point, Y: Point, P: Point): DleqProof {
+export function proveDleq(ctx: DleqContext, share: bigint, K: Uint8Array, Y: Uint8Array, P: Uint8Array): DleqProof {
   const context = contextBytes(ctx);
+  const curve = curveBackend();
   let r = 0n;
   while (r === 0n) {
-    r = hashToScalar(NONCE_DOMAIN, encodeScalar(share), randomBytes(32), context, encodePoint(K), encodePoint(P));
+    r = hashToScalar(NONCE_DOMAIN, encodeScalar(share), randomBytes(32), context, K, P);
   }
-  const A1 = multiplySecret(G, r);
-  const A2 = multiplySecret(K, r);
+  const A1 = curve.multiplyBaseSecret(r);
+  const A2 = curve.multiplySecret(K, r);
   const c = challenge(context, Y, K, P, A1, A2);
   const s = mod(r + c * share);
   return { c, s };
 }
 
-/** Checks a proof; all inputs are public, so the variable-time double multiplication is fine. */
-export function verifyDleq(ctx: DleqContext, Y: Point, K: Point, P: Point, proof: DleqProof): boolean {
-  const context = contextBytes(ctx);
+/**
+ * Checks a proof; all inputs are public, so variable-time arithmetic is fine. Never throws:
+ * whatever is wrong with a proof or its points, the answer is false.
+ */
+export function verifyDleq(ctx: DleqContext, Y: Uint8Array, K: Uint8Array, P: Uint8Array, proof: DleqProof): boolean {
   const inRange = (v: unknown): boolean => typeof v === 'bigint' && v >= 0n && v < CURVE_ORDER;
   if (!inRange(proof?.c) || !inRange(proof?.s)) return false;
-  const negC = mod(-proof.c);
-  const A1 = G.mulAddUnsafe(proof.s, Y, negC);
-  const A2 = K.mulAddUnsafe(proof.s, P, negC);
-  // An honest prover's A1 = r·G and A2 = r·K are never the identity.
-  if (A1.is0() || A2.is0()) return false;
-  return challenge(context, Y, K, P, A1, A2) === proof.c;
+  try {
+    const context = contextBytes(ctx);
+    const curve = curveBackend();
+    const negC = mod(-proof.c);
+    // An honest prover's A1 = r·G and A2 = r·K are never the identity (null here).
+    const A1 = curve.linearCombination(proof.s, [Y], [negC]);
+    const A2 = curve.linearCombination(0n, [K, P], [proof.s, negC]);
+    if (A1 === null || A2 === null) return false;
+    return challenge(context, Y, K, P, A1, A2) === proof.c;
+  } catch {
+    return false;
+  }
 }
 
 export function encodeDleqProof(proof: DleqProof): Uint8Array {
@@ -92,16 +105,17 @@ export function decodeDleqProof(bytes: Uint8Array): DleqProof {
 }
 
 export interface ProvenPartial {
-  /** P_i = K·share_i. */
-  partial: Point;
+  /** P_i = K·share_i, compressed. */
+  partial: Uint8Array;
   proof: DleqProof;
 }
 
 /**
  * What a node computes for one request: P_i = K·share_i and the proof tying it to Y_i.
  * Y_i is passed in (the node has it from the DKG result) to avoid a second secret multiplication.
+ * Three constant-time multiplications in all: K·share, r·G and r·K.
  */
-export function computeProvenPartial(ctx: DleqContext, share: bigint, verificationShare: Point, K: Point): ProvenPartial {
-  const partial = multiplySecret(K, share);
+export function computeProvenPartial(ctx: DleqContext, share: bigint, verificationShare: Uint8Array, K: Uint8Array): ProvenPartial {
+  const partial = curveBackend().multiplySecret(K, share);
   return { partial, proof: proveDleq(ctx, share, K, verificationShare, partial) };
 }

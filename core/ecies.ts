@@ -1,5 +1,6 @@
 import { randomBytes, utf8ToBytes } from './bytes.ts';
-import { CURVE_ORDER, decodePoint, encodePoint, G, multiplySecret, Point, randomScalar, xCoordinate } from './curve.ts';
+import { CURVE_ORDER, decodePoint, encodePoint, multiplySecret, Point, randomScalar, xCoordinate } from './curve.ts';
+import { curveBackend } from './curve-backend.ts';
 import { TkmsError } from './errors.ts';
 import { asBufferSource, subtle } from './webcrypto.ts';
 
@@ -73,8 +74,12 @@ export async function eciesEncrypt(publicKey: Point | Uint8Array | string, plain
   if (pk.is0()) throw new TkmsError('bad_point', 'public key is the identity point');
   if (!(plaintext instanceof Uint8Array)) throw new TkmsError('bad_request', 'plaintext must be bytes');
   const k = randomScalar();
-  const K = encodePoint(multiplySecret(G, k));
-  const sharedX = xCoordinate(multiplySecret(pk, k));
+  const curve = curveBackend();
+  const K = curve.multiplyBaseSecret(k);
+  // The x-coordinate is bytes 1..33 of the compressed point.
+  const shared = curve.multiplySecret(encodePoint(pk), k);
+  const sharedX = shared.slice(1);
+  shared.fill(0);
   const { nonce, ciphertext } = await encryptWithSharedSecretX(sharedX, plaintext);
   sharedX.fill(0);
   return { K, nonce, ciphertext };

@@ -1,9 +1,10 @@
-import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToNumberBE, numberToBytesBE } from '@noble/curves/utils.js';
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import { concatBytes, decodeHex, utf8ToBytes } from './bytes.ts';
+import { bytesToHex, concatBytes, decodeHex, utf8ToBytes } from './bytes.ts';
 import { CURVE_ORDER, decodeScalar, Point } from './curve.ts';
+import { curveBackend } from './curve-backend.ts';
 import { TkmsError } from './errors.ts';
+import { LruCache } from './lru.ts';
 import { ADDRESS_LENGTH } from './identifiers.ts';
 
 /**
@@ -61,7 +62,7 @@ export function encodeType(struct: Eip712Struct): string {
 
 /** keccak256(typeHash ‖ enc(field1) ‖ … ‖ enc(fieldN)), each enc one 32-byte word. */
 export function hashStruct(struct: Eip712Struct, message: Record<string, Eip712Value>): Uint8Array {
-  const typeHash = keccak_256(utf8ToBytes(encodeType(struct)));
+  const typeHash = cachedKeccak(typeHashes, encodeType(struct), () => utf8ToBytes(encodeType(struct)));
   if (typeof message !== 'object' || message === null || Array.isArray(message) || message instanceof Uint8Array) {
     throw new TkmsError('bad_request', `${struct.name} message must be an object`);
   }
@@ -80,6 +81,24 @@ export function hashStruct(struct: Eip712Struct, message: Record<string, Eip712V
   return keccak_256(words);
 }
 
+/**
+ * Type hashes and domain separators, by their defining string: a server hashes the same few on
+ * every request (about half of all keccak calls on the delegation path), and a string key,
+ * unlike an object key, cannot go stale when a caller mutates its object.
+ */
+const typeHashes = new Map<string, Uint8Array>();
+const domainSeparators = new Map<string, Uint8Array>();
+const MAX_CACHED_HASHES = 256;
+
+function cachedKeccak(cache: Map<string, Uint8Array>, key: string, input: () => Uint8Array): Uint8Array {
+  let hash = cache.get(key);
+  if (hash === undefined) {
+    hash = keccak_256(input());
+    if (cache.size < MAX_CACHED_HASHES) cache.set(key, hash);
+  }
+  return hash;
+}
+
 export function domainSeparator(domain: Eip712Domain): Uint8Array {
   if (typeof domain !== 'object' || domain === null) throw new TkmsError('bad_request', 'EIP-712 domain must be an object');
   for (const key of Object.keys(domain)) {
@@ -91,6 +110,10 @@ export function domainSeparator(domain: Eip712Domain): Uint8Array {
   }
   const name = domainString(domain.name, 'name');
   const version = domainString(domain.version, 'version');
+  const key = JSON.stringify([domain.name, domain.version, typeof domain.chainId === 'bigint' ? domain.chainId.toString() : domain.chainId ?? null]);
+  const cached = domainSeparators.get(key);
+  // A copy: the caller may write into what it gets back.
+  if (cached !== undefined) return cached.slice();
   const words = [keccak_256(name), keccak_256(version)];
   let type = 'EIP712Domain(string name,string version';
   if (domain.chainId !== undefined) {
@@ -102,7 +125,9 @@ export function domainSeparator(domain: Eip712Domain): Uint8Array {
     words.push(numberToBytesBE(chainId, WORD));
   }
   type += ')';
-  return keccak_256(concatBytes(keccak_256(utf8ToBytes(type)), ...words));
+  const separator = keccak_256(concatBytes(keccak_256(utf8ToBytes(type)), ...words));
+  if (domainSeparators.size < MAX_CACHED_HASHES) domainSeparators.set(key, separator.slice());
+  return separator;
 }
 
 /** keccak256(0x19 0x01 ‖ domainSeparator ‖ hashStruct): the digest a wallet signs. */
@@ -119,19 +144,17 @@ export function signTypedData(
 ): Uint8Array {
   assertSecretKey(secretKey);
   const digest = hashTypedData(domain, struct, message);
-  let recovered: Uint8Array;
+  let signed: { rs: Uint8Array; recovery: number };
   try {
-    // prehash: false because the EIP-712 digest is already the message hash; noble's default
-    // would hash it again with SHA-256. lowS is noble's default and what Ethereum requires.
-    recovered = secp256k1.sign(digest, secretKey, { prehash: false, format: 'recovered' });
+    signed = curveBackend().signRecoverable(digest, secretKey);
   } catch (e) {
     throw new TkmsError('internal', 'secp256k1 signing failed', undefined, { cause: e });
   }
-  const recovery = recovered[0]!;
+  const recovery = signed.recovery;
   // Ids 2 and 3 (R.x ≥ n, probability ~2^-128) have no Ethereum v encoding.
   if (recovery > 1) throw new TkmsError('internal', 'signature recovery id has no Ethereum encoding');
   const out = new Uint8Array(SIGNATURE_LENGTH);
-  out.set(recovered.subarray(1), 0);
+  out.set(signed.rs, 0);
   out[64] = 27 + recovery;
   return out;
 }
@@ -162,20 +185,23 @@ export function recoverTypedDataSigner(
   if (r === 0n || r >= CURVE_ORDER) throw new TkmsError('unauthorized', 'signature r is out of range');
   if (s === 0n || s >= CURVE_ORDER) throw new TkmsError('unauthorized', 'signature s is out of range');
   if (s > HALF_ORDER) throw new TkmsError('unauthorized', 'signature s is in the upper half of the group order (malleable)');
-  const recovered = new Uint8Array(SIGNATURE_LENGTH);
-  recovered[0] = v - 27;
-  recovered.set(signature.subarray(0, 64), 1);
-  let publicKey: Point;
-  try {
-    // The Signature method takes the digest as is (no prehash) and returns the point, which
-    // saves re-decompressing the encoded key secp256k1.recoverPublicKey would return.
-    publicKey = secp256k1.Signature.fromBytes(recovered, 'recovered').recoverPublicKey(digest);
-  } catch {
-    // About half of all r values are not the x-coordinate of any curve point.
-    throw new TkmsError('unauthorized', 'signature does not recover to a public key');
-  }
-  return addressFromPoint(publicKey);
+  const key = `${bytesToHex(digest)}${bytesToHex(signature)}`;
+  const known = recoveredSigners.get(key);
+  if (known !== undefined) return known.slice();
+  const publicKey = curveBackend().recoverPublicKey(digest, signature.subarray(0, 64), v === 27 ? 0 : 1);
+  // About half of all r values are not the x-coordinate of any curve point.
+  if (publicKey === null) throw new TkmsError('unauthorized', 'signature does not recover to a public key');
+  const address = keccak_256(publicKey.subarray(1)).slice(WORD - ADDRESS_LENGTH);
+  recoveredSigners.set(key, address.slice());
+  return address;
 }
+
+/**
+ * Signers by (digest, signature). A grant or revocation is presented with every request that
+ * relies on it, so the same recovery would otherwise run over and over; recovery is a pure
+ * function of these bytes, so a remembered answer is the answer.
+ */
+const recoveredSigners = new LruCache<string, Uint8Array>(4096);
 
 /** 33- or 65-byte SEC1 → keccak256(uncompressed point without its 0x04 prefix), last 20 bytes. */
 export function addressFromPublicKey(publicKey: Uint8Array): Uint8Array {

@@ -1,6 +1,6 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { decodeHex, encodeHex, expectBytes, lengthPrefixed, utf8ToBytes } from './bytes.ts';
-import { decodePoint } from './curve.ts';
+import { assertPointBytes } from './curve-backend.ts';
 import { NONCE_LENGTH, TAG_LENGTH } from './ecies.ts';
 import { TkmsError } from './errors.ts';
 import { ADDRESS_LENGTH, keyIdBytes } from './identifiers.ts';
@@ -44,7 +44,7 @@ export interface HandleDigestInput {
 /** The same commitment as deriveHandle, from the ciphertext's hash: nodes never need the ciphertext. */
 export function deriveHandleFromDigest(input: HandleDigestInput): Uint8Array {
   if (!(input.K instanceof Uint8Array)) throw new TkmsError('bad_request', 'K must be bytes');
-  decodePoint(input.K, 'K'); // 33-byte compressed, on the curve, not the identity
+  assertPointBytes(input.K, 'K'); // 33-byte compressed, on the curve
   expectBytes(input.nonce, NONCE_LENGTH, 'nonce');
   expectBytes(input.ciphertextHash, CIPHERTEXT_HASH_LENGTH, 'ciphertext hash');
   expectBytes(input.owner, ADDRESS_LENGTH, 'owner');

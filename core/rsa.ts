@@ -1,5 +1,6 @@
 import { bytesToHex, decodeHex, equalBytes } from './bytes.ts';
 import { TkmsError } from './errors.ts';
+import { LruCache } from './lru.ts';
 import { asBufferSource, subtle } from './webcrypto.ts';
 
 /**
@@ -45,6 +46,36 @@ export async function importRsaPublicKey(spki: unknown): Promise<RsaPublicKey> {
   const isF4 = e.length === 3 ? e[0] === 1 && e[1] === 0 && e[2] === 1 : e.length === 4 && e[0] === 0 && e[1] === 1 && e[2] === 0 && e[3] === 1;
   if (!isF4) throw new TkmsError('bad_rsa_key', 'RSA public exponent must be 65537');
   return { key, modulusBits: bits, spkiHex: bytesToHex(der) };
+}
+
+/**
+ * Imported requester keys by SPKI. A requester reuses one RSA key across its requests and an
+ * import (parse, canonical re-export, checks) costs about a millisecond, more than the wrap
+ * itself. Only keys that passed every check are kept; `prepare` lets a server attach its own
+ * form of the key (e.g. a node:crypto KeyObject) once per key instead of once per request.
+ */
+export class RsaPublicKeyCache<T = RsaPublicKey> {
+  private readonly keys: LruCache<string, Promise<T>>;
+
+  constructor(
+    capacity: number,
+    private readonly prepare: (key: RsaPublicKey) => T = (key) => key as T,
+  ) {
+    this.keys = new LruCache(capacity);
+  }
+
+  import(spki: Uint8Array): Promise<T> {
+    if (!(spki instanceof Uint8Array) || spki.length > MAX_SPKI_BYTES) return importRsaPublicKey(spki).then(this.prepare);
+    const id = bytesToHex(spki);
+    let pending = this.keys.get(id);
+    if (pending === undefined) {
+      pending = importRsaPublicKey(spki).then(this.prepare);
+      this.keys.set(id, pending);
+      // A refused key is not remembered: the next request pays for the check again.
+      pending.catch(() => this.keys.delete(id));
+    }
+    return pending;
+  }
 }
 
 export interface RsaKeyPair {

@@ -1,6 +1,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { concatBytes, randomBytes, utf8ToBytes } from './bytes.ts';
-import { decodePoint, decodeScalar, encodePoint, encodeScalar, G, mod, multiplySecret, Point, randomScalar, xCoordinate } from './curve.ts';
+import { decodeScalar, encodePoint, encodeScalar, G, mod, type Point, randomScalar } from './curve.ts';
+import { curveBackend } from './curve-backend.ts';
 import { hashToScalar } from './dleq.ts';
 import { encryptWithSharedSecretX, TAG_LENGTH } from './ecies.ts';
 import { TkmsError } from './errors.ts';
@@ -31,33 +32,23 @@ export function proveEphemeralKey(k: bigint, d: HandleDigestInput): Uint8Array {
   let r = 0n;
   // Hedged nonce: a weak RNG alone cannot repeat r for two different handles.
   while (r === 0n) r = hashToScalar(NONCE_DOMAIN, encodeScalar(k), randomBytes(32), d.K, d.nonce, d.ciphertextHash, d.owner);
-  const R = encodePoint(multiplySecret(G, r));
+  const R = curveBackend().multiplyBaseSecret(r);
   const c = challenge(d.K, R, d);
   return concatBytes(encodeScalar(c), encodeScalar(mod(r + c * k)));
 }
 
-/**
- * True when `proof` shows knowledge of log_G(K) for exactly these handle fields. Public inputs
- * only. `decodedK`, when the caller already validated d.K, saves decoding it again.
- */
-export function verifyEphemeralKeyProof(d: HandleDigestInput, proof: Uint8Array, decodedK?: Point): boolean {
+/** True when `proof` shows knowledge of log_G(K) for exactly these handle fields. Public inputs only; never throws. */
+export function verifyEphemeralKeyProof(d: HandleDigestInput, proof: Uint8Array): boolean {
   if (!(proof instanceof Uint8Array) || proof.length !== EPHEMERAL_PROOF_LENGTH) return false;
-  let c: bigint;
-  let s: bigint;
-  let K: Point;
   try {
-    c = decodeScalar(proof.subarray(0, 32), { allowZero: true });
-    s = decodeScalar(proof.subarray(32), { allowZero: true });
-    K = decodedK ?? decodePoint(d.K, 'K');
+    const c = decodeScalar(proof.subarray(0, 32), { allowZero: true });
+    const s = decodeScalar(proof.subarray(32), { allowZero: true });
+    const curve = curveBackend();
+    if (!(d.K instanceof Uint8Array) || !curve.isValidPoint(d.K)) return false;
+    const R = curve.linearCombination(s, [d.K], [mod(-c)]);
+    return R !== null && challenge(d.K, R, d) === c;
   } catch {
-    return false;
-  }
-  const R = G.mulAddUnsafe(s, K, mod(-c));
-  if (R.is0()) return false;
-  try {
-    return challenge(d.K, encodePoint(R), d) === c;
-  } catch {
-    // A malformed key id or field cannot belong to a valid proof.
+    // A malformed scalar, key id or field cannot belong to a valid proof.
     return false;
   }
 }
@@ -77,8 +68,12 @@ export async function sealToHandle(input: { publicKey: Point; keyId: string; own
   if (input.publicKey.is0()) throw new TkmsError('bad_point', 'public key is the identity point');
   if (!(input.plaintext instanceof Uint8Array)) throw new TkmsError('bad_request', 'plaintext must be bytes');
   const k = randomScalar();
-  const K = encodePoint(multiplySecret(G, k));
-  const sharedX = xCoordinate(multiplySecret(input.publicKey, k));
+  const curve = curveBackend();
+  const K = curve.multiplyBaseSecret(k);
+  // The x-coordinate is bytes 1..33 of the compressed point.
+  const shared = curve.multiplySecret(encodePoint(input.publicKey), k);
+  const sharedX = shared.slice(1);
+  shared.fill(0);
   let sealed: { nonce: Uint8Array; ciphertext: Uint8Array };
   try {
     sealed = await encryptWithSharedSecretX(sharedX, input.plaintext);

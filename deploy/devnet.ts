@@ -31,6 +31,14 @@ export interface DevnetOptions {
   nodeConfig?: Record<number, Record<string, unknown>>;
   /** Extra gateway config fields. */
   gatewayConfig?: Record<string, unknown>;
+  /**
+   * Test hook (chaos, partitions): the multiaddr that `from` (a node id, or the gateway) dials to
+   * reach member `to`, whose own listen address is `listen`. When set, every node and the gateway
+   * get a committee file of their own (same committee id, t, members and peer ids; only these
+   * addresses differ), so a test can put a proxy on each link. The shared committee.json keeps the
+   * real addresses (clients read member keys from it).
+   */
+  linkAddress?: (from: number | 'gateway', to: number, listen: string) => string | Promise<string>;
   onProgress?: (line: string) => void;
 }
 
@@ -132,6 +140,11 @@ export class Devnet {
     return this.layout.n;
   }
 
+  /** The gateway's process (tests check it is still running). */
+  get gatewayProcess(): ChildProcess | undefined {
+    return this.gateway;
+  }
+
   private progress(line: string): void {
     this.options.onProgress?.(line);
   }
@@ -207,9 +220,22 @@ export class Devnet {
     return { version: 1, n, t, keyId: options.keyId ?? 'default', committeeId, gatewayPort, nodes };
   }
 
+  /** Writes a committee file for `from` whose member addresses come from the linkAddress hook. */
+  private async writeLinkCommittee(from: number | 'gateway', path: string): Promise<void> {
+    const hook = this.options.linkAddress!;
+    const shared = JSON.parse(await readFile(join(this.options.dir, 'committee.json'), 'utf8')) as { members: { id: number; multiaddrs: string[] }[] };
+    for (const member of shared.members) {
+      if (member.id === from) continue;
+      member.multiaddrs = [await hook(from, member.id, member.multiaddrs[0]!)];
+    }
+    await writeFile(path, `${JSON.stringify(shared, null, 2)}\n`);
+  }
+
   private async writeConfigs(): Promise<void> {
     const logLevel = this.options.logLevel ?? 'info';
+    const linked = this.options.linkAddress !== undefined;
     for (const node of this.layout.nodes) {
+      if (linked) await this.writeLinkCommittee(node.id, join(this.options.dir, `node${node.id}`, 'committee.json'));
       const config = {
         listen: `/ip4/127.0.0.1/tcp/${node.p2pPort}`,
         http: `127.0.0.1:${node.httpPort}`,
@@ -217,7 +243,7 @@ export class Devnet {
         identityFile: 'identity.json',
         keystoreDir: 'keystore',
         stateDir: 'state',
-        committeeFile: '../committee.json',
+        committeeFile: linked ? 'committee.json' : '../committee.json',
         keystorePasswordFile: '../keystore-password',
         dkg: { phaseTimeoutMs: 5_000 },
         logLevel,
@@ -225,14 +251,15 @@ export class Devnet {
       };
       await writeFile(join(this.options.dir, `node${node.id}`, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
     }
+    await mkdir(join(this.options.dir, 'gateway'), { recursive: true, mode: 0o700 });
+    if (linked) await this.writeLinkCommittee('gateway', join(this.options.dir, 'gateway', 'committee.json'));
     const gateway = {
       listen: `127.0.0.1:${this.options.gatewayPort ? this.options.gatewayPort : this.layout.gatewayPort}`,
       storeDir: 'gateway/store',
-      committeeFile: 'committee.json',
+      committeeFile: linked ? 'gateway/committee.json' : 'committee.json',
       logLevel,
       ...(this.options.gatewayConfig ?? {}),
     };
-    await mkdir(join(this.options.dir, 'gateway'), { recursive: true, mode: 0o700 });
     await writeFile(join(this.options.dir, 'gateway.json'), `${JSON.stringify(gateway, null, 2)}\n`);
     this.gatewayUrl = `http://${gateway.listen}`;
   }

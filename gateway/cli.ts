@@ -1,24 +1,30 @@
 import { parseArgs } from 'node:util';
-import { loadGatewayConfig } from './config.ts';
+import { envTypos } from '../net/env-config.ts';
+import { GATEWAY_ENV_OVERRIDES, GATEWAY_ENV_VARS, loadGatewayConfig } from './config.ts';
 
-export const GATEWAY_HELP = `Usage: tkms gateway start --config <file>
+export const GATEWAY_HELP = `Usage: tkms gateway start [--config <file>]
 
 Runs the tkms HTTP gateway until SIGINT/SIGTERM: stores ciphertext handles and grants,
 checks the ACL and fans delegation requests out to the committee's nodes.
+--config defaults to the TKMS_GATEWAY_CONFIG environment variable; without either, the
+environment alone configures the gateway (paths relative to the working directory).
 
-Config (JSON; paths relative to the config file):
-  listen             "host:port" of the HTTP API, e.g. "127.0.0.1:8080"
-  storeDir           directory of the embedded store (created 0700)
-  committeeFile      the committee file the nodes use
-  partialTimeoutMs   per-node deadline for a partial (default 3000)
-  hedgeDelayMs       ask one more node after this long without t answers (default 300)
-  rateLimit          { "perMinute": 600, "burst": 100 } per requester account
-  maxPlaintextBytes  largest plaintext accepted (default and maximum 1048560: 1 MiB minus the tag)
-  clockSkewSeconds   tolerance for signed validity windows (default 30)
-  logLevel           fatal|error|warn|info|debug|trace|silent (default info)
+Config (JSON; paths relative to the config file)    environment override
+  listen             "host:port" of the HTTP API, e.g. "0.0.0.0:8080"   TKMS_GATEWAY_LISTEN
+  storeDir           directory of the embedded store (created 0700)     TKMS_GATEWAY_STORE_DIR
+  committeeFile      the committee file the nodes use                   TKMS_COMMITTEE_FILE
+  partialTimeoutMs   per-node deadline for a partial (default 3000)     TKMS_GATEWAY_PARTIAL_TIMEOUT_MS
+  hedgeDelayMs       ask one more node after this long without t        TKMS_GATEWAY_HEDGE_DELAY_MS
+                     answers (default 300)
+  rateLimit          { "perMinute": 600, "burst": 100 } per account     TKMS_GATEWAY_RATE_PER_MINUTE,
+                                                                        TKMS_GATEWAY_RATE_BURST
+  maxPlaintextBytes  largest plaintext accepted (default and maximum    TKMS_GATEWAY_MAX_PLAINTEXT_BYTES
+                     1048560: 1 MiB minus the tag)
+  clockSkewSeconds   tolerance for signed validity windows (default 30) TKMS_GATEWAY_CLOCK_SKEW_SECONDS
+  logLevel           fatal|error|warn|info|debug|trace|silent           TKMS_LOG_LEVEL
 
-Environment overrides: TKMS_GATEWAY_LISTEN, TKMS_GATEWAY_STORE_DIR, TKMS_COMMITTEE_FILE, TKMS_LOG_LEVEL
-The API is described at GET /openapi.json.
+Endpoints: the API (GET /openapi.json describes it), GET /health (200 when at least t nodes
+are connected), GET /metrics (Prometheus). Operators' guide: docs/operators.md
 `;
 
 export async function runGatewayCommand(argv: string[]): Promise<number> {
@@ -42,11 +48,19 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     process.stdout.write(GATEWAY_HELP);
     return 0;
   }
-  if (values.config === undefined) {
-    process.stderr.write('tkms gateway start: --config is required\n');
+  for (const line of envTypos(process.env, GATEWAY_ENV_VARS)) process.stderr.write(`tkms gateway: warning: ${line}\n`);
+  const file = values.config ?? (process.env.TKMS_GATEWAY_CONFIG || undefined);
+  if (file === undefined && !Object.keys(GATEWAY_ENV_OVERRIDES).some((name) => (process.env[name] ?? '') !== '')) {
+    process.stderr.write('tkms gateway start: --config is required (or set TKMS_GATEWAY_CONFIG, or configure the gateway with TKMS_* environment variables)\n');
     return 2;
   }
-  const config = await loadGatewayConfig(values.config);
+  let config;
+  try {
+    config = await loadGatewayConfig(file);
+  } catch (e) {
+    process.stderr.write(`tkms gateway start: error: ${e instanceof Error ? e.message : 'invalid config'}\n`);
+    return 1;
+  }
   // Loaded lazily: libp2p must not load before the polyfills the entry point installed.
   const { startGateway } = await import('./server.ts');
   const gateway = await startGateway(config);

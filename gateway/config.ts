@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { TAG_LENGTH, TkmsError } from '../core/index.ts';
 import { MAX_CIPHERTEXT_BYTES } from './store.ts';
 import { parseHostPort, type HostPort } from '../net/http-address.ts';
+import { envInt, envString } from '../net/env-config.ts';
 
 /** Gateway configuration: a JSON file (paths relative to it), overridden by environment variables. */
 export interface GatewayConfig {
@@ -29,6 +30,19 @@ export const GATEWAY_ENV_OVERRIDES = {
   TKMS_LOG_LEVEL: 'logLevel',
 } as const;
 
+/** Integer overrides: variable → [field, min, max, unit]. */
+export const GATEWAY_ENV_INTEGERS = {
+  TKMS_GATEWAY_PARTIAL_TIMEOUT_MS: ['partialTimeoutMs', 100, 60_000, 'milliseconds'],
+  TKMS_GATEWAY_HEDGE_DELAY_MS: ['hedgeDelayMs', 0, 60_000, 'milliseconds'],
+  TKMS_GATEWAY_RATE_PER_MINUTE: ['rateLimit.perMinute', 1, 10_000_000, 'requests'],
+  TKMS_GATEWAY_RATE_BURST: ['rateLimit.burst', 1, 10_000_000, 'requests'],
+  TKMS_GATEWAY_MAX_PLAINTEXT_BYTES: ['maxPlaintextBytes', 1, MAX_CIPHERTEXT_BYTES - TAG_LENGTH, 'bytes'],
+  TKMS_GATEWAY_CLOCK_SKEW_SECONDS: ['clockSkewSeconds', 0, 600, 'seconds'],
+} as const;
+
+/** Every environment variable the gateway reads (for --help and the typo check). */
+export const GATEWAY_ENV_VARS: readonly string[] = ['TKMS_GATEWAY_CONFIG', ...Object.keys(GATEWAY_ENV_OVERRIDES), ...Object.keys(GATEWAY_ENV_INTEGERS)];
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -38,16 +52,33 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
   const raw: Record<string, unknown> = { ...value };
   const problems: string[] = [];
   for (const key of Object.keys(raw)) if (!FIELDS.includes(key)) problems.push(`unknown field "${key}"`);
+  const fromEnv = new Map<string, string>();
+  const origin = (field: string): string => {
+    const name = fromEnv.get(field);
+    return name === undefined ? '' : ` (set by environment variable ${name})`;
+  };
   for (const [name, field] of Object.entries(GATEWAY_ENV_OVERRIDES)) {
-    const v = env[name];
-    if (v !== undefined && v !== '') raw[field] = v;
+    const v = envString(env, name);
+    if (v === undefined) continue;
+    raw[field] = v;
+    fromEnv.set(field, name);
+  }
+  for (const [name, [field, min, max, unit]] of Object.entries(GATEWAY_ENV_INTEGERS)) {
+    const r = envInt(env, name, min, max, unit);
+    if (r.problem !== undefined) problems.push(r.problem);
+    if (r.value === undefined) continue;
+    if (field.startsWith('rateLimit.')) {
+      // A malformed file value stays as it is, so its own mistake is still reported.
+      if (raw.rateLimit === undefined || isPlainObject(raw.rateLimit)) raw.rateLimit = { ...(raw.rateLimit ?? {}), [field.slice('rateLimit.'.length)]: r.value };
+    } else raw[field] = r.value;
   }
   const listen = parseHostPort(raw.listen);
-  if (listen === undefined) problems.push('listen must be "host:port", e.g. "127.0.0.1:8080"');
+  if (listen === undefined) problems.push(`listen must be "host:port", e.g. "127.0.0.1:8080"; or set TKMS_GATEWAY_LISTEN${origin('listen')}`);
   const path = (field: string): string | undefined => {
     const v = raw[field];
     if (typeof v !== 'string' || v.length === 0 || v.length > 4096 || v.includes('\0')) {
-      problems.push(`${field} is required (a path, relative to the config file)`);
+      const name = Object.entries(GATEWAY_ENV_OVERRIDES).find(([, f]) => f === field)?.[0];
+      problems.push(v === undefined ? `${field} is required (a path, relative to the config file; or set ${name})` : `${field} must be a non-empty path string${origin(field)}`);
       return undefined;
     }
     return isAbsolute(v) ? v : resolve(baseDir, v);
@@ -81,14 +112,16 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
   }
   let logLevel: GatewayConfig['logLevel'] = 'info';
   if (raw.logLevel !== undefined) {
-    if (typeof raw.logLevel !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw.logLevel)) problems.push(`logLevel must be one of ${LOG_LEVELS.join(', ')}`);
+    if (typeof raw.logLevel !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw.logLevel)) problems.push(`logLevel must be one of ${LOG_LEVELS.join(', ')}${origin('logLevel')}`);
     else logLevel = raw.logLevel as GatewayConfig['logLevel'];
   }
   if (problems.length > 0) throw new TkmsError('bad_request', `invalid gateway config:\n  - ${problems.join('\n  - ')}`, { problems });
   return { listen: listen!, storeDir: storeDir!, committeeFile: committeeFile!, logLevel, partialTimeoutMs, hedgeDelayMs, rateLimit, maxPlaintextBytes, clockSkewSeconds };
 }
 
-export async function loadGatewayConfig(file: string, env: Record<string, string | undefined> = process.env): Promise<GatewayConfig> {
+/** Loads the config file with the environment on top; without a file, the environment alone (paths relative to the working directory). */
+export async function loadGatewayConfig(file: string | undefined, env: Record<string, string | undefined> = process.env): Promise<GatewayConfig> {
+  if (file === undefined) return parseGatewayConfig({}, process.cwd(), env);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -98,8 +131,8 @@ export async function loadGatewayConfig(file: string, env: Record<string, string
   let json: unknown;
   try {
     json = JSON.parse(text);
-  } catch {
-    throw new TkmsError('bad_request', `gateway config file ${file} is not valid JSON`);
+  } catch (e) {
+    throw new TkmsError('bad_request', `gateway config file ${file} is not valid JSON (${e instanceof Error ? e.message : 'parse error'})`);
   }
   return parseGatewayConfig(json, dirname(resolve(file)), env);
 }

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { tkmsVersion } from '../net/version.ts';
 
 export interface GatewayMetrics {
   registry: Registry;
@@ -9,13 +10,18 @@ export interface GatewayMetrics {
   nodeAnswers: Counter<'node' | 'outcome'>;
   nodesConnected: Gauge;
   handlesStored: Gauge;
+  /** Always 1; the labels carry the versions. */
+  buildInfo: Gauge<'version' | 'node_version'>;
 }
 
 export function createGatewayMetrics(): GatewayMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'tkms_gateway_' });
+  const buildInfo = new Gauge({ name: 'tkms_gateway_build_info', help: 'tkms and Node.js versions of this gateway (value 1)', labelNames: ['version', 'node_version'], registers: [registry] });
+  buildInfo.set({ version: tkmsVersion(), node_version: process.version }, 1);
   return {
     registry,
+    buildInfo,
     httpRequests: new Counter({ name: 'tkms_gateway_http_requests_total', help: 'HTTP requests by route, method and status', labelNames: ['route', 'method', 'status'], registers: [registry] }),
     httpSeconds: new Histogram({
       name: 'tkms_gateway_http_duration_seconds',

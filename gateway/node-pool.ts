@@ -18,14 +18,15 @@ import {
   type RevocationEnvelope,
 } from '../core/index.ts';
 import type { Committee } from '../net/committee.ts';
-import { createHost, errorText, MemberConnections, requestFrame } from '../net/p2p.ts';
+import { createHost, errorText, FrameClient, MemberConnections } from '../net/p2p.ts';
 import type { Logger } from 'pino';
 
 /**
  * The gateway's libp2p side: an ephemeral identity (nodes authorize requests by their
  * signatures, not by who carries them), a connection to every committee member, and
- * the fan-out of a delegation: ask t nodes, replace any that fail, and hedge to one more
- * whenever hedgeDelayMs pass without t answers.
+ * the fan-out of a delegation: ask exactly t nodes (fastest healthy first), replace any that
+ * fail, and hedge to one more whenever the adaptive delay (at most hedgeDelayMs) passes
+ * without t answers.
  */
 export interface NodeFailure {
   nodeId: number;
@@ -44,17 +45,23 @@ export interface FanOutOptions {
   t: number;
   exclude: ReadonlySet<number>;
   timeoutMs: number;
+  /** Upper bound of the hedge delay; the delay itself follows the chosen members' latency. 0 disables hedging. */
   hedgeDelayMs: number;
 }
 
-/** Latency per member (EWMA), so fan-out asks the fastest healthy members first. */
+/**
+ * Latency per member, smoothed the way TCP estimates round-trip time (RFC 6298: mean and mean
+ * deviation), so fan-out asks the fastest healthy members first and hedges once a member is
+ * clearly slower than it usually is, instead of after a fixed delay.
+ */
 class MemberStats {
-  private readonly latencyMs = new Map<number, number>();
+  private readonly latency = new Map<number, { mean: number; deviation: number }>();
   private readonly failedAt = new Map<number, number>();
 
   record(id: number, ms: number): void {
-    const prev = this.latencyMs.get(id);
-    this.latencyMs.set(id, prev === undefined ? ms : prev * 0.8 + ms * 0.2);
+    const prev = this.latency.get(id);
+    if (prev === undefined) this.latency.set(id, { mean: ms, deviation: ms / 2 });
+    else this.latency.set(id, { mean: 0.875 * prev.mean + 0.125 * ms, deviation: 0.75 * prev.deviation + 0.25 * Math.abs(prev.mean - ms) });
     this.failedAt.delete(id);
   }
 
@@ -66,19 +73,40 @@ class MemberStats {
   score(id: number): number {
     const failed = this.failedAt.get(id);
     const penalty = failed !== undefined && Date.now() - failed < 10_000 ? 1e9 : 0;
-    return penalty + (this.latencyMs.get(id) ?? 50);
+    return penalty + (this.latency.get(id)?.mean ?? 50);
+  }
+
+  /**
+   * How long to wait for the slowest of `ids` before asking one more: its mean plus four mean
+   * deviations (what TCP waits before retransmitting), between MIN_HEDGE_MS and `maxMs`.
+   * Without a measurement for one of them, `maxMs`.
+   */
+  hedgeDelay(ids: readonly number[], maxMs: number): number {
+    let delay = MIN_HEDGE_MS;
+    for (const id of ids) {
+      const l = this.latency.get(id);
+      if (l === undefined) return maxMs;
+      delay = Math.max(delay, l.mean + 4 * l.deviation);
+    }
+    return Math.min(maxMs, Math.ceil(delay));
   }
 }
 
+/** Below this, a hedge would mostly duplicate work that was about to answer anyway. */
+const MIN_HEDGE_MS = 10;
+
 export class NodePool {
   private readonly stats = new MemberStats();
+  private readonly frames: FrameClient;
 
   private constructor(
     readonly committee: Committee,
     private readonly libp2p: Libp2p,
     private readonly conns: MemberConnections,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.frames = new FrameClient(libp2p);
+  }
 
   static async start(committee: Committee, log: Logger): Promise<NodePool> {
     const privateKey = await generateKeyPair('Ed25519');
@@ -96,7 +124,7 @@ export class NodePool {
   private async send(memberId: number, protocol: string, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     const peer = this.conns.peerIdOf(memberId);
     if (peer === undefined) throw new TkmsError('bad_request', `no member ${memberId}`);
-    return requestFrame(this.libp2p, peer, protocol, frame, { timeoutMs });
+    return this.frames.request(peer, protocol, frame, { timeoutMs });
   }
 
   /** Public DKG results as each reachable member reports them (unvalidated: see KeyDirectory). */
@@ -134,6 +162,7 @@ export class NodePool {
 
     return new Promise<FanOutResult>((resolve) => {
       let done = false;
+      let hedgeDelayMs = opts.hedgeDelayMs;
       let hedgeTimer: NodeJS.Timeout | undefined;
       const finish = (): void => {
         if (done) return;
@@ -147,12 +176,12 @@ export class NodePool {
       };
       const armHedge = (): void => {
         if (hedgeTimer !== undefined) clearTimeout(hedgeTimer);
-        if (opts.hedgeDelayMs <= 0) return;
+        if (hedgeDelayMs <= 0) return;
         hedgeTimer = setTimeout(() => {
           if (done) return;
           if (queue.length > 0) launch(queue.shift()!);
           armHedge();
-        }, opts.hedgeDelayMs);
+        }, hedgeDelayMs);
       };
       const launch = (memberId: number): void => {
         asked.push(memberId);
@@ -178,6 +207,7 @@ export class NodePool {
             settleIfDone();
           });
       };
+      hedgeDelayMs = this.stats.hedgeDelay(queue.slice(0, opts.t), opts.hedgeDelayMs);
       for (let i = 0; i < opts.t && queue.length > 0; i++) launch(queue.shift()!);
       if (inFlight === 0) finish();
       else armHedge();
@@ -217,6 +247,7 @@ export class NodePool {
 
   async stop(): Promise<void> {
     this.conns.stop();
+    await this.frames.close();
     await this.libp2p.stop();
   }
 }

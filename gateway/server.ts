@@ -9,6 +9,7 @@ import { KeyDirectory } from './keys.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { NodePool } from './node-pool.ts';
 import { RateLimiter } from '../net/rate-limit.ts';
+import { installServerCurveBackend } from '../net/curve-setup.ts';
 import { GatewayStore } from './store.ts';
 
 export interface RunningGateway {
@@ -25,6 +26,7 @@ function bodyLimit(maxPlaintextBytes: number): number {
 
 export async function startGateway(config: GatewayConfig): Promise<RunningGateway> {
   const log = createLogger(config.logLevel, { component: 'gateway' });
+  const curveBackendName = installServerCurveBackend(log);
   const committee = await loadCommitteeFile(config.committeeFile);
   const store = await GatewayStore.open(config.storeDir, { onWarning: (msg) => log.warn({ store: config.storeDir }, msg) });
   const metrics = createGatewayMetrics();
@@ -63,7 +65,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   const url = `http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
   // Learn the keys early; requests refresh again on a miss.
   keys.refresh(true).catch(() => undefined);
-  log.info({ url, committeeId: committee.committeeId, t: committee.t, n: committee.members.length }, 'tkms gateway started');
+  log.info({ url, committeeId: committee.committeeId, t: committee.t, n: committee.members.length, curveBackend: curveBackendName }, 'tkms gateway started');
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {

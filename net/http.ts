@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { isTkmsError, TkmsError } from '../core/index.ts';
 
@@ -92,6 +93,34 @@ export function matchPath(pattern: string, pathname: string): Record<string, str
   return params;
 }
 
+/**
+ * The URL of a request target. An origin-form target ("/path?query") is a path even when it
+ * starts with "//" (resolved against a base, "//host/x" would be a protocol-relative URL: another
+ * host, and path "/x"). Anything unparsable is a bad_request, not an internal error.
+ */
+export function requestUrl(target: string | undefined): URL {
+  const raw = target ?? '/';
+  try {
+    return raw.startsWith('/') ? new URL(`http://localhost${raw}`) : new URL(raw);
+  } catch {
+    throw new TkmsError('bad_request', 'malformed request target');
+  }
+}
+
+/** A parser-level refusal (bad request line, headers too large…) still answers the typed JSON error. */
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  // A client too slow to send its request, or gone, gets no answer.
+  if (!socket.writable || err.code === 'ECONNRESET' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'HPE_HEADERS_TIMEOUT') {
+    socket.destroy();
+    return;
+  }
+  const e =
+    err.code === 'HPE_HEADER_OVERFLOW' ? new TkmsError('payload_too_large', 'request headers are too large') : new TkmsError('bad_request', 'malformed HTTP request');
+  const body = JSON.stringify(e.toJSON());
+  const reason = e.httpStatus === 413 ? 'Payload Too Large' : 'Bad Request';
+  socket.end(`HTTP/1.1 ${e.httpStatus} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
 export function jsonError(e: TkmsError): RouteResult {
   return { status: e.httpStatus, json: e.toJSON() };
 }
@@ -103,7 +132,7 @@ export async function startHttpServer(host: string, port: number, routes: Route[
     let routeName = 'unmatched';
     void (async () => {
       try {
-        const url = new URL(req.url ?? '/', 'http://localhost');
+        const url = requestUrl(req.url);
         const method = req.method ?? 'GET';
         let found: { route: Route; params: Record<string, string> } | undefined;
         let pathKnown = false;
@@ -133,6 +162,7 @@ export async function startHttpServer(host: string, port: number, routes: Route[
       }
     })();
   });
+  server.on('clientError', onClientError);
   server.keepAliveTimeout = 5_000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;

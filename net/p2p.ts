@@ -82,41 +82,138 @@ export async function requestFrame(
 
 export type FrameHandler = (remotePeer: string, body: Uint8Array) => Promise<Uint8Array>;
 
-/** Serves a request/reply protocol: reads one frame, answers one frame, closes. */
+/** A kept-alive stream closes after this long without a request. Clients give up theirs sooner. */
+const SERVER_IDLE_MS = 60_000;
+const CLIENT_IDLE_MS = 20_000;
+
+/**
+ * Serves a request/reply protocol: one frame in, one frame out, then the next frame on the
+ * same stream. A one-shot client sends one frame and closes; a FrameClient keeps the stream
+ * for its next request, which saves opening a stream and negotiating the protocol each time
+ * (most of the per-request cost of a small request over libp2p).
+ */
 export async function handleFrames(
   libp2p: Libp2p,
   protocol: string,
   handler: FrameHandler,
   opts: { maxRequestBytes: number; timeoutMs: number; log: Logger; maxInFlight?: number },
 ): Promise<void> {
-  // Bounds the memory all peers together can pin with half-sent requests on this protocol.
+  // Bounds the memory and CPU all peers together can claim at once on this protocol.
   const maxInFlight = opts.maxInFlight ?? 512;
   let inFlight = 0;
   await libp2p.handle(
     protocol,
     async (stream: Stream, connection: Connection) => {
-      if (inFlight >= maxInFlight) {
-        opts.log.warn({ protocol, inFlight }, 'too many requests in flight; stream refused');
-        stream.abort(new Error('busy'));
-        return;
-      }
-      inFlight++;
-      const signal = AbortSignal.timeout(opts.timeoutMs);
-      try {
-        const lp = lpStream(stream, { maxDataLength: opts.maxRequestBytes });
-        const request = await lp.read({ signal });
-        const reply = await handler(connection.remotePeer.toString(), request.subarray());
-        await lp.write(reply, { signal });
-        await closeQuietly(stream);
-      } catch (e) {
-        opts.log.debug({ protocol, peer: connection.remotePeer.toString(), err: errorText(e) }, 'stream handler failed');
-        stream.abort(e instanceof Error ? e : new Error('handler failed'));
-      } finally {
-        inFlight--;
+      const peer = connection.remotePeer.toString();
+      const lp = lpStream(stream, { maxDataLength: opts.maxRequestBytes });
+      for (let served = 0; ; served++) {
+        let request: Uint8Array;
+        try {
+          // The first frame must come promptly; later ones may wait for the client's next request.
+          request = (await lp.read({ signal: AbortSignal.timeout(served === 0 ? opts.timeoutMs : SERVER_IDLE_MS) })).subarray();
+        } catch (e) {
+          // After at least one answer, the end of the stream (or idleness) is the normal way out.
+          if (served > 0) await closeQuietly(stream);
+          else {
+            opts.log.debug({ protocol, peer, err: errorText(e) }, 'stream handler failed');
+            stream.abort(e instanceof Error ? e : new Error('read failed'));
+          }
+          return;
+        }
+        if (inFlight >= maxInFlight) {
+          opts.log.warn({ protocol, inFlight }, 'too many requests in flight; stream refused');
+          stream.abort(new Error('busy'));
+          return;
+        }
+        inFlight++;
+        try {
+          const reply = await handler(peer, request);
+          await lp.write(reply, { signal: AbortSignal.timeout(opts.timeoutMs) });
+        } catch (e) {
+          opts.log.debug({ protocol, peer, err: errorText(e) }, 'stream handler failed');
+          stream.abort(e instanceof Error ? e : new Error('handler failed'));
+          return;
+        } finally {
+          inFlight--;
+        }
       }
     },
     { maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT },
   );
+}
+
+/** Open both ways: the server has not ended its side (idle timeout, restart). */
+function reusable(stream: Stream): boolean {
+  return stream.status === 'open' && stream.writeStatus === 'writable' && stream.remoteWriteStatus === 'writable';
+}
+
+interface PooledStream {
+  stream: Stream;
+  lp: ReturnType<typeof lpStream>;
+  idleSince: number;
+}
+
+/**
+ * Request/reply client that keeps streams open between requests, one pool per (peer,
+ * protocol), so concurrent requests each have a stream and sequential ones reuse it. A stream
+ * that failed or timed out is aborted, never reused: a late reply can never be read as the
+ * answer to a later request.
+ */
+export class FrameClient {
+  private readonly idle = new Map<string, PooledStream[]>();
+
+  constructor(
+    private readonly libp2p: Libp2p,
+    private readonly maxIdlePerPeer = 64,
+  ) {}
+
+  async request(peer: PeerId, protocol: string, body: Uint8Array, opts: RequestOptions): Promise<Uint8Array> {
+    const key = `${peer.toString()} ${protocol}`;
+    const signal = AbortSignal.timeout(opts.timeoutMs);
+    let entry = this.takeIdle(key);
+    if (entry === undefined) {
+      const stream = await this.libp2p.dialProtocol(peer, protocol, { signal });
+      entry = { stream, lp: lpStream(stream, { maxDataLength: opts.maxReplyBytes ?? 4 * 1024 * 1024 }), idleSince: 0 };
+    }
+    try {
+      await entry.lp.write(body, { signal });
+      const reply = (await entry.lp.read({ signal })).subarray();
+      this.release(key, entry);
+      return reply;
+    } catch (e) {
+      entry.stream.abort(e instanceof Error ? e : new Error('request failed'));
+      throw e;
+    }
+  }
+
+  private takeIdle(key: string): PooledStream | undefined {
+    const pool = this.idle.get(key);
+    const now = Date.now();
+    while (pool !== undefined && pool.length > 0) {
+      const entry = pool.pop()!;
+      if (reusable(entry.stream) && now - entry.idleSince < CLIENT_IDLE_MS) return entry;
+      void closeQuietly(entry.stream);
+    }
+    return undefined;
+  }
+
+  private release(key: string, entry: PooledStream): void {
+    let pool = this.idle.get(key);
+    if (pool === undefined) this.idle.set(key, (pool = []));
+    if (pool.length >= this.maxIdlePerPeer || !reusable(entry.stream)) {
+      void closeQuietly(entry.stream);
+      return;
+    }
+    entry.idleSince = Date.now();
+    pool.push(entry);
+  }
+
+  /** Closes every idle stream (before stopping the host). */
+  async close(): Promise<void> {
+    const all = [...this.idle.values()].flat();
+    this.idle.clear();
+    await Promise.all(all.map((e) => closeQuietly(e.stream)));
+  }
 }
 
 export function errorText(e: unknown): string {

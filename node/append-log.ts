@@ -9,8 +9,16 @@ import { ensurePrivateDirectory, errnoCode, fsyncDirectory, PRIVATE_FILE_MODE as
  * (revocations seen, delegation request ids spent). A line that did not reach the disk
  * whole (a crash mid-append) can only be the last one; it is dropped at load.
  */
+interface PendingBatch {
+  lines: Buffer[];
+  durable: boolean;
+  settled: Promise<void>;
+}
+
 export class AppendLog {
   private queue: Promise<void> = Promise.resolve();
+  /** The batch still taking lines: queued behind the write in flight, not started yet. */
+  private openBatch: PendingBatch | undefined;
 
   private constructor(
     readonly path: string,
@@ -67,31 +75,45 @@ export class AppendLog {
   }
 
   /**
-   * Appends one line; with `durable` it is fsynced before the promise resolves. Appends run one
-   * at a time, so a failed one can be cut back without touching another's line.
+   * Appends one line; with `durable` it is fsynced before the promise resolves. Lines that
+   * arrive while a write is in flight go out together in the next write (one syscall, one
+   * fsync if any of them asked for it). A failed write is cut back whole and fails every
+   * append in it, so no caller is told its line is stored when it is not.
    */
   append(value: unknown, durable: boolean): Promise<void> {
-    const run = this.queue.then(() => this.appendNow(value, durable));
-    this.queue = run.catch(() => undefined);
-    return run;
+    const line = Buffer.from(`${JSON.stringify(value)}\n`);
+    let batch = this.openBatch;
+    if (batch === undefined) {
+      const created: PendingBatch = { lines: [], durable: false, settled: undefined! };
+      created.settled = this.queue.then(() => this.writeBatch(created));
+      this.queue = created.settled.catch(() => undefined);
+      this.openBatch = batch = created;
+    }
+    batch.lines.push(line);
+    batch.durable ||= durable;
+    return batch.settled;
   }
 
-  private async appendNow(value: unknown, durable: boolean): Promise<void> {
-    const line = Buffer.from(`${JSON.stringify(value)}\n`);
+  private async writeBatch(batch: PendingBatch): Promise<void> {
+    // From here on, new lines start the next batch.
+    if (this.openBatch === batch) this.openBatch = undefined;
+    const bytes = batch.lines.length === 1 ? batch.lines[0]! : Buffer.concat(batch.lines);
     try {
-      await this.handle.appendFile(line);
-      if (durable) await this.handle.datasync();
+      await this.handle.appendFile(bytes);
+      if (batch.durable) await this.handle.datasync();
     } catch (e) {
-      // A partly written line would glue onto the next one; cut it off (best effort) and report.
+      // A partly written batch would glue onto the next line; cut it off (best effort) and report.
       await this.handle.truncate(this.committedBytes).catch(() => undefined);
       throw new TkmsError('internal', `cannot append to state file ${this.path} (${errnoCode(e) ?? 'error'})`);
     }
-    this.committedBytes += line.length;
-    this.lineCount++;
+    this.committedBytes += bytes.length;
+    this.lineCount += batch.lines.length;
   }
 
   /** Replaces the whole log with `values` (temp file, fsync, rename, fsync dir): compaction. */
   rewrite(values: readonly unknown[]): Promise<void> {
+    // Lines appended from now on go to the rewritten file, after it.
+    this.openBatch = undefined;
     const run = this.queue.then(() => this.rewriteNow(values));
     this.queue = run.catch(() => undefined);
     return run;

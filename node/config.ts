@@ -6,6 +6,7 @@ import type { DkgFaults } from '../core/dkg/index.ts';
 import { PARTIAL_FAULTS, type PartialFault } from './partial-faults.ts';
 
 import { parseHostPort, type HostPort } from '../net/http-address.ts';
+import { envBool, envInt, envString } from '../net/env-config.ts';
 
 export interface NodeConfig {
   /** Directory of the config file; relative paths are resolved against it. */
@@ -62,6 +63,24 @@ export const ENV_OVERRIDES = {
   TKMS_KEYSTORE_PASSWORD_FILE: 'keystorePasswordFile',
   TKMS_LOG_LEVEL: 'logLevel',
 } as const;
+
+/** Typed overrides (integers and booleans), checked before the file's values are. */
+export const ENV_TYPED_OVERRIDES = {
+  TKMS_DKG_PHASE_TIMEOUT_MS: 'dkg.phaseTimeoutMs',
+  TKMS_CLOCK_SKEW_SECONDS: 'clockSkewSeconds',
+  TKMS_PARTIAL_RATE_PER_MINUTE: 'partialRateLimit.perMinute',
+  TKMS_PARTIAL_RATE_BURST: 'partialRateLimit.burst',
+  TKMS_ADMIN_ALLOW_REMOTE: 'adminAllowRemote',
+} as const;
+
+/** Every environment variable the node reads (for --help and the typo check). */
+export const NODE_ENV_VARS: readonly string[] = [
+  'TKMS_CONFIG',
+  ...Object.keys(ENV_OVERRIDES),
+  ...Object.keys(ENV_TYPED_OVERRIDES),
+  'TKMS_KEYSTORE_PASSWORD',
+  'TKMS_ENABLE_TEST_FAULTS',
+];
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 
@@ -129,23 +148,55 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
   for (const key of Object.keys(raw)) {
     if (!(KNOWN_FIELDS as readonly string[]).includes(key)) problems.push(`unknown field "${key}"`);
   }
+  // Which fields the environment set, so a mistake names the variable rather than the file.
+  const fromEnv = new Map<string, string>();
+  const origin = (field: string): string => {
+    const name = fromEnv.get(field);
+    return name === undefined ? '' : ` (set by environment variable ${name})`;
+  };
+  const problem = (field: string, message: string): void => {
+    problems.push(`${message}${origin(field)}`);
+  };
   for (const [name, field] of Object.entries(ENV_OVERRIDES)) {
-    const v = env[name];
-    if (v !== undefined && v !== '') raw[field] = v;
+    const v = envString(env, name);
+    if (v === undefined) continue;
+    fromEnv.set(field, name);
+    // TKMS_LISTEN may list several multiaddrs, separated by commas.
+    raw[field] = field === 'listen' ? v.split(',').map((s) => s.trim()) : v;
   }
-  const envTimeout = env.TKMS_DKG_PHASE_TIMEOUT_MS;
-  if (envTimeout !== undefined && envTimeout !== '') {
-    raw.dkg = { ...(isPlainObject(raw.dkg) ? raw.dkg : {}), phaseTimeoutMs: Number(envTimeout) };
+  const envNumber = (name: keyof typeof ENV_TYPED_OVERRIDES, min: number, max: number, unit: string): number | undefined => {
+    const r = envInt(env, name, min, max, unit);
+    if (r.problem !== undefined) problems.push(r.problem);
+    if (r.value !== undefined) fromEnv.set(ENV_TYPED_OVERRIDES[name], name);
+    return r.value;
+  };
+  const envTimeout = envNumber('TKMS_DKG_PHASE_TIMEOUT_MS', 100, 600_000, 'milliseconds');
+  if (envTimeout !== undefined) raw.dkg = { ...(isPlainObject(raw.dkg) ? raw.dkg : {}), phaseTimeoutMs: envTimeout };
+  const envSkew = envNumber('TKMS_CLOCK_SKEW_SECONDS', 0, 600, 'seconds');
+  if (envSkew !== undefined) raw.clockSkewSeconds = envSkew;
+  const envPerMinute = envNumber('TKMS_PARTIAL_RATE_PER_MINUTE', 1, 10_000_000, 'requests');
+  const envBurst = envNumber('TKMS_PARTIAL_RATE_BURST', 1, 10_000_000, 'requests');
+  // A malformed file value stays as it is, so its own mistake is still reported.
+  if ((envPerMinute !== undefined || envBurst !== undefined) && (raw.partialRateLimit === undefined || isPlainObject(raw.partialRateLimit))) {
+    const base = isPlainObject(raw.partialRateLimit) ? raw.partialRateLimit : { perMinute: 12_000, burst: 1_000 };
+    raw.partialRateLimit = { ...base, ...(envPerMinute !== undefined ? { perMinute: envPerMinute } : {}), ...(envBurst !== undefined ? { burst: envBurst } : {}) };
   }
+  const envRemote = envBool(env, 'TKMS_ADMIN_ALLOW_REMOTE');
+  if (envRemote.problem !== undefined) problems.push(envRemote.problem);
+  if (envRemote.value !== undefined) {
+    raw.adminAllowRemote = envRemote.value;
+    fromEnv.set('adminAllowRemote', 'TKMS_ADMIN_ALLOW_REMOTE');
+  }
+  const envNameOf = (field: string): string | undefined => Object.entries(ENV_OVERRIDES).find(([, f]) => f === field)?.[0];
 
   const path = (field: string, required: boolean): string | undefined => {
     const v = raw[field];
     if (v === undefined) {
-      if (required) problems.push(`${field} is required (a path, relative to the config file)`);
+      if (required) problems.push(`${field} is required (a path, relative to the config file; or set ${envNameOf(field)})`);
       return undefined;
     }
     if (typeof v !== 'string' || v.length === 0 || v.length > 4096 || v.includes('\0')) {
-      problems.push(`${field} must be a non-empty path string`);
+      problem(field, `${field} must be a non-empty path string`);
       return undefined;
     }
     return isAbsolute(v) ? v : resolve(opts.baseDir, v);
@@ -154,27 +205,27 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
   const listenRaw = typeof raw.listen === 'string' ? [raw.listen] : raw.listen;
   const listen: string[] = [];
   if (!Array.isArray(listenRaw) || listenRaw.length === 0 || listenRaw.length > 8) {
-    problems.push('listen must be a multiaddr string (e.g. "/ip4/127.0.0.1/tcp/9000") or an array of them');
+    problem('listen', 'listen must be a multiaddr string (e.g. "/ip4/0.0.0.0/tcp/9000") or an array of 1..8 of them; or set TKMS_LISTEN (comma-separated)');
   } else {
     listenRaw.forEach((m, i) => {
       try {
         if (typeof m !== 'string') throw new Error('not a string');
         listen.push(multiaddr(m).toString());
       } catch {
-        problems.push(`listen[${i}] is not a valid multiaddr`);
+        problem('listen', `listen[${i}] is not a valid multiaddr (e.g. "/ip4/0.0.0.0/tcp/9000")`);
       }
     });
   }
 
   const http = parseHostPort(raw.http);
-  if (http === undefined) problems.push('http must be "host:port" (health and metrics listener), e.g. "127.0.0.1:9100"');
+  if (http === undefined) problem('http', 'http must be "host:port" (health and metrics listener), e.g. "127.0.0.1:9100"; or set TKMS_HTTP_LISTEN');
   const admin = parseHostPort(raw.admin);
-  if (admin === undefined) problems.push('admin must be "host:port" (admin listener), e.g. "127.0.0.1:9200"');
+  if (admin === undefined) problem('admin', 'admin must be "host:port" (admin listener), e.g. "127.0.0.1:9200"; or set TKMS_ADMIN_LISTEN');
   if (raw.adminAllowRemote !== undefined && typeof raw.adminAllowRemote !== 'boolean') {
     problems.push('adminAllowRemote must be true or false');
   }
   if (admin !== undefined && raw.adminAllowRemote !== true && !isLoopbackHost(admin.host)) {
-    problems.push('admin must listen on a loopback address (set "adminAllowRemote": true to override)');
+    problem('admin', 'admin must listen on a loopback address (set "adminAllowRemote": true or TKMS_ADMIN_ALLOW_REMOTE=true to override)');
   }
   if (http !== undefined && admin !== undefined && http.port === admin.port && http.port !== 0 && http.host === admin.host) {
     problems.push('http and admin must listen on different ports');
@@ -217,7 +268,7 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
   let logLevel: NodeConfig['logLevel'] = 'info';
   if (raw.logLevel !== undefined) {
     if (typeof raw.logLevel !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw.logLevel)) {
-      problems.push(`logLevel must be one of ${LOG_LEVELS.join(', ')}`);
+      problem('logLevel', `logLevel must be one of ${LOG_LEVELS.join(', ')}`);
     } else logLevel = raw.logLevel as NodeConfig['logLevel'];
   }
 
@@ -255,7 +306,13 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
   };
 }
 
-export async function loadConfig(file: string, env: Record<string, string | undefined> = process.env): Promise<NodeConfig> {
+/**
+ * Loads the config file (relative paths resolve against its directory) with the environment's
+ * overrides on top. Without a file (`undefined`), the environment alone configures the node and
+ * relative paths resolve against the working directory — handy in containers.
+ */
+export async function loadConfig(file: string | undefined, env: Record<string, string | undefined> = process.env): Promise<NodeConfig> {
+  if (file === undefined) return parseConfig({}, { baseDir: process.cwd(), env });
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -265,8 +322,9 @@ export async function loadConfig(file: string, env: Record<string, string | unde
   let json: unknown;
   try {
     json = JSON.parse(text);
-  } catch {
-    throw new TkmsError('bad_request', `config file ${file} is not valid JSON`);
+  } catch (e) {
+    // JSON.parse names the position of the mistake; it never quotes more than a character.
+    throw new TkmsError('bad_request', `config file ${file} is not valid JSON (${e instanceof Error ? e.message : 'parse error'})`);
   }
   return parseConfig(json, { baseDir: dirname(resolve(file)), env });
 }

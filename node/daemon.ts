@@ -21,13 +21,15 @@ import { DKG_PROTOCOL, MAX_DKG_FRAME_BYTES } from './dkg-wire.ts';
 import { closeServer, startHttpServer, type Route } from '../net/http.ts';
 import { dkgIdentity, loadIdentityFile } from './identity.ts';
 import { Keystore } from './keystore.ts';
+import { installServerCurveBackend } from '../net/curve-setup.ts';
 import { createLogger, type Logger } from '../net/logger.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
-import { createHost, errorText, handleFrames, MemberConnections, requestFrame } from '../net/p2p.ts';
+import { createHost, errorText, FrameClient, handleFrames, MemberConnections } from '../net/p2p.ts';
 import { PartialService, ShareBook } from './partial.ts';
 import { ReplayCache } from './replay-cache.ts';
 import { RateLimiter } from '../net/rate-limit.ts';
 import { RevocationStore } from './revocations.ts';
+import { statusRoute } from './status.ts';
 
 export interface RunningNode {
   selfId: number;
@@ -119,6 +121,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
       '!!! TEST FAULTS ENABLED: this node will MISBEHAVE on purpose. Never use this in production. !!!',
     );
   }
+  const curveBackendName = installServerCurveBackend(log, env);
 
   const password = await resolveKeystorePassword(config, env);
   const keystore = await Keystore.open(config.keystoreDir, password);
@@ -133,10 +136,12 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
   const metrics = createNodeMetrics({ revocationsHeld: () => revocations.size, replayCacheEntries: () => replay.size });
   const libp2p = await createHost(identity, config.listen, committee);
   const conns = new MemberConnections(libp2p, committee, self.id, log, () => metrics.peersConnected.set(conns.connectedMembers().length));
+  // Kept-alive streams to the other members: a DKG sends n − 1 frames per round, a revocation floods to all.
+  const memberFrames = new FrameClient(libp2p);
   const sendToMember = async (memberId: number, protocol: string, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array> => {
     const peer = conns.peerIdOf(memberId);
     if (peer === undefined) throw new TkmsError('bad_request', `no member ${memberId}`);
-    return requestFrame(libp2p, peer, protocol, frame, { timeoutMs });
+    return memberFrames.request(peer, protocol, frame, { timeoutMs });
   };
 
   const runner = new DkgRunner({
@@ -233,7 +238,19 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
   let adminServer: Server | undefined;
   try {
     httpServer = await startHttpServer(config.http.host, config.http.port, [healthRoute(committee, self.id, identity.peerId, conns, runner), metricsRoute(metrics)], log, 'http');
-    adminServer = await startHttpServer(config.admin.host, config.admin.port, adminRoutes(runner), log, 'admin');
+    const status = statusRoute({
+      committee,
+      selfId: self.id,
+      peerId: identity.peerId,
+      keystoreDir: config.keystoreDir,
+      startedAt: Date.now(),
+      metrics,
+      connectedMembers: () => conns.connectedMembers(),
+      listenAddrs: () => libp2p.getMultiaddrs().map((m) => m.toString()),
+      heldKeys: () => runner.heldKeys(),
+      dkgStatus: (keyId) => runner.status(keyId),
+    });
+    adminServer = await startHttpServer(config.admin.host, config.admin.port, [...adminRoutes(runner), status], log, 'admin');
   } catch (e) {
     conns.stop();
     runner.stop();
@@ -252,6 +269,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
       n: committee.members.length,
       listen: libp2p.getMultiaddrs().map((m) => m.toString()),
       keys: runner.heldKeys().map((k) => k.keyId),
+      curveBackend: curveBackendName,
     },
     'tkms node started',
   );
@@ -263,6 +281,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
       conns.stop();
       runner.stop();
       await Promise.all([closeServer(httpServer!), closeServer(adminServer!)]);
+      await memberFrames.close();
       await libp2p.stop();
       await Promise.all([replay.close(), revocations.close()]);
     })();

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { tkmsVersion } from '../net/version.ts';
 
 /** The node's own Prometheus registry (no global state shared with other components). */
 export interface NodeMetrics {
@@ -13,6 +14,8 @@ export interface NodeMetrics {
   aclMessages: Counter<'outcome'>;
   revocationsHeld: Gauge;
   replayCacheSize: Gauge;
+  /** Always 1; the labels carry the versions (dashboards show what runs where during an upgrade). */
+  buildInfo: Gauge<'version' | 'node_version'>;
 }
 
 /** Sizes read when Prometheus scrapes, so the gauges never go stale (pruning, compaction). */
@@ -24,8 +27,11 @@ export interface NodeMetricSources {
 export function createNodeMetrics(sources?: NodeMetricSources): NodeMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'tkms_node_' });
+  const buildInfo = new Gauge({ name: 'tkms_build_info', help: 'tkms and Node.js versions of this node (value 1)', labelNames: ['version', 'node_version'], registers: [registry] });
+  buildInfo.set({ version: tkmsVersion(), node_version: process.version }, 1);
   return {
     registry,
+    buildInfo,
     peersConnected: new Gauge({ name: 'tkms_peers_connected', help: 'Committee members this node is connected to', registers: [registry] }),
     dkgSessions: new Counter({
       name: 'tkms_dkg_sessions_total',

@@ -1,5 +1,6 @@
 import '../core/polyfills.ts';
 import { CLIENT_HELP, runClientCommand } from '../client/cli.ts';
+import { runCommitteeCommand } from '../deploy/committee-cli.ts';
 import { runDevnetCommand } from '../deploy/devnet-cli.ts';
 import { runGatewayCommand } from '../gateway/cli.ts';
 import { runDkgCommand, runNodeCommand } from '../node/cli.ts';
@@ -11,7 +12,8 @@ import { runDkgCommand, runNodeCommand } from '../node/cli.ts';
 type Group = { summary: string; run: (argv: string[]) => Promise<number> };
 
 const GROUPS: Record<string, Group> = {
-  node: { summary: 'init / start a KMS node daemon', run: runNodeCommand },
+  node: { summary: 'run and operate a KMS node: init, start, check, status, backup, restore', run: runNodeCommand },
+  committee: { summary: 'write a committee file from the members\' peer ids and addresses, or show one with its fingerprint', run: runCommitteeCommand },
   dkg: { summary: 'start or inspect a distributed key generation through a node admin endpoint', run: runDkgCommand },
   gateway: { summary: 'start the HTTP gateway (handles, ACL, delegation fan-out)', run: runGatewayCommand },
   devnet: { summary: 'run n nodes and a gateway on loopback, with a DKG, until Ctrl-C', run: runDevnetCommand },
@@ -25,7 +27,7 @@ const GROUPS: Record<string, Group> = {
 function usage(): string {
   const width = Math.max(...Object.keys(GROUPS).map((k) => k.length));
   const lines = Object.entries(GROUPS).map(([name, g]) => `  ${name.padEnd(width)}  ${g.summary}`);
-  return `Usage: tkms <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun "tkms <command> --help" for the options of a command.\n\n${CLIENT_HELP}`;
+  return `Usage: tkms <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun "tkms <command> --help" for the options of a command (every command takes --help).\nRunning nodes across machines: docs/operators.md\n\n${CLIENT_HELP}`;
 }
 
 process.on('unhandledRejection', (reason) => {

@@ -26,6 +26,7 @@ import {
   verifyDleq,
   xCoordinate,
 } from '../../core/index.ts';
+import { backendsUnderTest, withCurveBackend } from '../support/curve-backends.ts';
 
 /**
  * The threshold property end to end: shares from a dealer, proven partials P_i = K·share_i,
@@ -48,17 +49,23 @@ const committee = fc
 
 const KEY_ID = 'test-key.v1';
 
+// Reference arithmetic straight from noble Points, independent of the backend under test.
+const pub = (secret: bigint): Uint8Array => publicKeyFromSecret(secret).toBytes(true);
+const mul = (point: Uint8Array, secret: bigint): Uint8Array => multiplySecret(Point.fromBytes(point), secret).toBytes(true);
+const plusG = (point: Uint8Array): Uint8Array => Point.fromBytes(point).add(G).toBytes(true);
+const negated = (point: Uint8Array): Uint8Array => Point.fromBytes(point).negate().toBytes(true);
+
 interface Dealt {
   sk: bigint;
   shares: ScalarShare[];
   /** Y_i = share_i·G, indexed by id. */
-  verificationShares: Map<number, InstanceType<typeof Point>>;
+  verificationShares: Map<number, Uint8Array>;
 }
 
 function deal(t: number, n: number): Dealt {
   const sk = randomScalar();
   const shares = splitSecret(sk, t, n);
-  const verificationShares = new Map(shares.map((s) => [s.id, publicKeyFromSecret(s.value)] as const));
+  const verificationShares = new Map(shares.map((s) => [s.id, pub(s.value)] as const));
   return { sk, shares, verificationShares };
 }
 
@@ -68,7 +75,7 @@ function shareOf(dealt: Dealt, id: number): bigint {
   return share.value;
 }
 
-function yOf(dealt: Dealt, id: number): InstanceType<typeof Point> {
+function yOf(dealt: Dealt, id: number): Uint8Array {
   const y = dealt.verificationShares.get(id);
   assert.ok(y, `no verification share for id ${id}`);
   return y;
@@ -101,15 +108,16 @@ function referenceLagrange(ids: readonly number[]): bigint[] {
   });
 }
 
-describe('core: threshold decryption (Shamir + Lagrange + DLEQ)', function () {
+for (const backend of backendsUnderTest()) describe(`core: threshold decryption (Shamir + Lagrange + DLEQ) with ${backend.name}`, function () {
   this.timeout(120_000);
+  withCurveBackend(backend);
 
   it('any t proven partials verify and recombine to K·sk; t−1 do not; order does not matter', () => {
     fc.assert(
       fc.property(committee, ({ n, t, subset }) => {
         const dealt = deal(t, n);
         const k = randomScalar();
-        const K = publicKeyFromSecret(k);
+        const K = pub(k);
         const requestId = newRequestId();
         const partials: PartialPoint[] = subset.map((id) => {
           const ctx: DleqContext = { keyId: KEY_ID, nodeId: id, requestId };
@@ -117,15 +125,15 @@ describe('core: threshold decryption (Shamir + Lagrange + DLEQ)', function () {
           assert.ok(verifyDleq(ctx, yOf(dealt, id), K, proven.partial, proven.proof), `proof of node ${id} must verify`);
           return { id, point: proven.partial };
         });
-        const expected = multiplySecret(K, dealt.sk);
+        const expected = mul(K, dealt.sk);
         const combined = combinePartials(partials);
-        assert.ok(combined.equals(expected), `t=${t} n=${n} subset=${subset}`);
+        assert.deepEqual(combined, expected, `t=${t} n=${n} subset=${subset}`);
         // K·sk = k·PK: what the encryptor computed.
-        assert.ok(combined.equals(multiplySecret(publicKeyFromSecret(dealt.sk), k)));
-        assert.ok(combinePartials([...partials].reverse()).equals(expected), 'reversed order');
+        assert.deepEqual(combined, mul(pub(dealt.sk), k));
+        assert.deepEqual(combinePartials([...partials].reverse()), expected, 'reversed order');
         if (t >= 2) {
-          assert.ok(!combinePartials(partials.slice(0, t - 1)).equals(expected), 't−1 partials must not recombine');
-          assert.ok(!combinePartials(partials.slice(1)).equals(expected), 't−1 partials (other subset) must not recombine');
+          assert.notDeepEqual(combinePartials(partials.slice(0, t - 1)), expected, 't−1 partials must not recombine');
+          assert.notDeepEqual(combinePartials(partials.slice(1)), expected, 't−1 partials (other subset) must not recombine');
         }
       }),
       { numRuns: 25 },
@@ -152,7 +160,7 @@ describe('core: threshold decryption (Shamir + Lagrange + DLEQ)', function () {
         const dealt = deal(2, n);
         const i = (pick % n) + 1;
         const j = (i % n) + 1; // a different node
-        const K = publicKeyFromSecret(randomScalar());
+        const K = pub(randomScalar());
         const requestId = newRequestId();
         const ctxI: DleqContext = { keyId: KEY_ID, nodeId: i, requestId };
         const ctxJ: DleqContext = { keyId: KEY_ID, nodeId: j, requestId };
@@ -160,8 +168,8 @@ describe('core: threshold decryption (Shamir + Lagrange + DLEQ)', function () {
         const pj = computeProvenPartial(ctxJ, shareOf(dealt, j), yOf(dealt, j), K);
         assert.ok(verifyDleq(ctxI, yOf(dealt, i), K, pi.partial, pi.proof));
         assert.ok(verifyDleq(ctxJ, yOf(dealt, j), K, pj.partial, pj.proof));
-        assert.equal(verifyDleq(ctxI, yOf(dealt, i), K, pi.partial.add(G), pi.proof), false, 'P + G');
-        assert.equal(verifyDleq(ctxI, yOf(dealt, i), K, pi.partial.negate(), pi.proof), false, '−P');
+        assert.equal(verifyDleq(ctxI, yOf(dealt, i), K, plusG(pi.partial), pi.proof), false, 'P + G');
+        assert.equal(verifyDleq(ctxI, yOf(dealt, i), K, negated(pi.partial), pi.proof), false, '−P');
         assert.equal(verifyDleq(ctxI, yOf(dealt, i), K, pj.partial, pi.proof), false, 'node j’s partial under node i’s proof');
         assert.equal(verifyDleq(ctxI, yOf(dealt, i), K, pj.partial, pj.proof), false, 'node j’s partial and proof claimed as node i');
         assert.equal(verifyDleq(ctxI, yOf(dealt, j), K, pj.partial, pj.proof), false, 'node j’s proof under node i’s context');
@@ -174,24 +182,24 @@ describe('core: threshold decryption (Shamir + Lagrange + DLEQ)', function () {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 65_534 }), fc.integer({ min: 1, max: 2 ** 32 - 1 }), (nodeId, delta) => {
         const share = randomScalar();
-        const Y = publicKeyFromSecret(share);
-        const K = publicKeyFromSecret(randomScalar());
+        const Y = pub(share);
+        const K = pub(randomScalar());
         const ctx: DleqContext = { keyId: KEY_ID, nodeId, requestId: newRequestId() };
         const { partial, proof } = computeProvenPartial(ctx, share, Y, K);
-        assert.ok(partial.equals(multiplySecret(K, share)));
+        assert.deepEqual(partial, mul(K, share));
         assert.ok(verifyDleq(ctx, Y, K, partial, proof));
         // Round trip through the 64-byte wire form keeps it valid.
         assert.ok(verifyDleq(ctx, Y, K, partial, decodeDleqProof(encodeDleqProof(proof))));
 
         const flippedRequest = Uint8Array.from(ctx.requestId);
         flippedRequest[delta % 16]! ^= 1 << (delta % 8);
-        const variants: Array<[string, DleqContext, InstanceType<typeof Point>, InstanceType<typeof Point>]> = [
+        const variants: Array<[string, DleqContext, Uint8Array, Uint8Array]> = [
           ['keyId', { ...ctx, keyId: `${KEY_ID}x` }, Y, K],
           ['keyId (prefix)', { ...ctx, keyId: 'test-key' }, Y, K],
           ['nodeId', { ...ctx, nodeId: nodeId + 1 }, Y, K],
           ['requestId', { ...ctx, requestId: flippedRequest }, Y, K],
-          ['Y', ctx, Y.add(G), K],
-          ['K', ctx, Y, K.add(G)],
+          ['Y', ctx, plusG(Y), K],
+          ['K', ctx, Y, plusG(K)],
         ];
         for (const [what, c, y, k] of variants) {
           assert.equal(verifyDleq(c, y, k, partial, proof), false, `different ${what}`);
@@ -210,12 +218,12 @@ describe('core: threshold decryption (Shamir + Lagrange + DLEQ)', function () {
 
   it('proofs are hedged: two proofs of the same statement differ and both verify', () => {
     const share = randomScalar();
-    const Y = publicKeyFromSecret(share);
-    const K = publicKeyFromSecret(randomScalar());
+    const Y = pub(share);
+    const K = pub(randomScalar());
     const ctx: DleqContext = { keyId: KEY_ID, nodeId: 3, requestId: newRequestId() };
     const a = computeProvenPartial(ctx, share, Y, K);
     const b = computeProvenPartial(ctx, share, Y, K);
-    assert.ok(a.partial.equals(b.partial));
+    assert.deepEqual(a.partial, b.partial);
     assert.notEqual(a.proof.c, b.proof.c);
     assert.ok(verifyDleq(ctx, Y, K, a.partial, a.proof));
     assert.ok(verifyDleq(ctx, Y, K, b.partial, b.proof));
@@ -223,8 +231,8 @@ describe('core: threshold decryption (Shamir + Lagrange + DLEQ)', function () {
 
   it('the all-zero proof (64 zero bytes decode, since c and s may be 0) verifies as false, not as a throw', () => {
     const share = randomScalar();
-    const Y = publicKeyFromSecret(share);
-    const K = publicKeyFromSecret(randomScalar());
+    const Y = pub(share);
+    const K = pub(randomScalar());
     const ctx: DleqContext = { keyId: KEY_ID, nodeId: 2, requestId: newRequestId() };
     const { partial } = computeProvenPartial(ctx, share, Y, K);
     const zero = decodeDleqProof(new Uint8Array(64));
@@ -237,8 +245,8 @@ describe('core: threshold decryption (Shamir + Lagrange + DLEQ)', function () {
 
   it('verifyDleq returns false (never throws a non-typed error) for out-of-range proof scalars', () => {
     const share = randomScalar();
-    const Y = publicKeyFromSecret(share);
-    const K = publicKeyFromSecret(randomScalar());
+    const Y = pub(share);
+    const K = pub(randomScalar());
     const ctx: DleqContext = { keyId: KEY_ID, nodeId: 1, requestId: newRequestId() };
     const { partial, proof } = computeProvenPartial(ctx, share, Y, K);
     // The same proof with non-canonical (≥ n or negative) scalars: a verifier must reject, not crash.
@@ -295,12 +303,12 @@ describe('core: threshold decryption (Shamir + Lagrange + DLEQ)', function () {
       fc.asyncProperty(committee, fc.uint8Array({ minLength: 0, maxLength: 200 }), async ({ n, t, subset }, plaintext) => {
         const dealt = deal(t, n);
         const message = await eciesEncrypt(publicKeyFromSecret(dealt.sk), plaintext);
-        const K = Point.fromBytes(message.K);
-        const partials = subset.map((id) => ({ id, point: multiplySecret(K, shareOf(dealt, id)) }));
-        const x = xCoordinate(combinePartials(partials));
+        const partials = subset.map((id) => ({ id, point: mul(message.K, shareOf(dealt, id)) }));
+        const x = combinePartials(partials).slice(1);
+        assert.deepEqual(x, xCoordinate(multiplySecret(Point.fromBytes(message.K), dealt.sk)));
         assert.deepEqual(await decryptWithSharedSecretX(x, message.nonce, message.ciphertext), plaintext);
         if (t >= 2) {
-          const xShort = xCoordinate(combinePartials(partials.slice(0, t - 1)));
+          const xShort = combinePartials(partials.slice(0, t - 1)).slice(1);
           await assert.rejects(() => decryptWithSharedSecretX(xShort, message.nonce, message.ciphertext), (e: unknown) => isTkmsError(e, 'decrypt_failed'));
         }
       }),
@@ -309,7 +317,7 @@ describe('core: threshold decryption (Shamir + Lagrange + DLEQ)', function () {
   });
 
   it('combinePartials and lagrangeCoefficientsAtZero reject bad id sets and points with typed errors', () => {
-    const P = publicKeyFromSecret(randomScalar());
+    const P = pub(randomScalar());
     const typed = (...codes: string[]) => (e: unknown) => isTkmsError(e) && codes.includes(e.code);
     assert.throws(() => combinePartials([]), typed('bad_request'));
     assert.throws(() => combinePartials([{ id: 1, point: P }, { id: 1, point: P }]), typed('bad_request'));
@@ -317,8 +325,10 @@ describe('core: threshold decryption (Shamir + Lagrange + DLEQ)', function () {
       assert.throws(() => combinePartials([{ id, point: P }]), typed('bad_request'), `id ${id}`);
       assert.throws(() => lagrangeCoefficientsAtZero([id]), typed('bad_request'), `id ${id}`);
     }
-    assert.throws(() => combinePartials([{ id: 1, point: Point.ZERO }]), typed('bad_point'));
-    assert.throws(() => combinePartials([{ id: 1, point: 'x' as unknown as InstanceType<typeof Point> }]), typed('bad_point'));
+    assert.throws(() => combinePartials([{ id: 1, point: P.subarray(1) }]), typed('bad_point'));
+    assert.throws(() => combinePartials([{ id: 1, point: 'x' as unknown as Uint8Array }]), typed('bad_point'));
+    // P and −P cancel: no x-coordinate to hand to HKDF.
+    assert.throws(() => combinePartials([{ id: 1, point: P }, { id: 2, point: mul(P, 2n) }]), typed('bad_point'));
     assert.throws(() => splitSecret(0n, 1, 1), typed('bad_scalar'));
     assert.throws(() => splitSecret(CURVE_ORDER, 1, 1), typed('bad_scalar'));
     for (const [t, n] of [[0, 3], [4, 3], [1, 0], [1.5, 3]] as const) assert.throws(() => splitSecret(1n, t, n), typed('bad_threshold'), `t=${t} n=${n}`);

@@ -5,7 +5,7 @@ import type { Libp2p } from 'libp2p';
 import { parseCommittee, type Committee } from '../../net/committee.ts';
 import type { NodeIdentity } from '../../node/identity.ts';
 import { createLogger } from '../../net/logger.ts';
-import { createHost, handleFrames, MemberConnections, requestFrame } from '../../net/p2p.ts';
+import { createHost, FrameClient, handleFrames, MemberConnections, requestFrame } from '../../net/p2p.ts';
 import { freePorts, waitFor } from '../support/processes.ts';
 
 const log = createLogger('silent');
@@ -26,7 +26,11 @@ describe('node p2p: libp2p hosts on loopback', function () {
       PROTOCOL,
       async (remote, body) => {
         const member = conns.memberFor(remote);
-        return new TextEncoder().encode(`${id}<-${member?.id ?? 'stranger'}:${new TextDecoder().decode(body)}`);
+        const text = new TextDecoder().decode(body);
+        if (text === 'fail') throw new Error('handler failed on purpose');
+        const sleep = /^sleep:(\d+):/.exec(text);
+        if (sleep) await new Promise((r) => setTimeout(r, Number(sleep[1])));
+        return new TextEncoder().encode(`${id}<-${member?.id ?? 'stranger'}:${text}`);
       },
       { maxRequestBytes: 1024, timeoutMs: 5_000, log },
     );
@@ -77,12 +81,41 @@ describe('node p2p: libp2p hosts on loopback', function () {
     replies.forEach((r, i) => assert.equal(new TextDecoder().decode(r), `1<-2:${i}`));
   });
 
+  it('a FrameClient keeps one stream for sequential requests, one per concurrent request, and never mixes replies', async () => {
+    const h = hosts.get(2)!;
+    const peer = h.conns.peerIdOf(1)!;
+    const client = new FrameClient(h.libp2p);
+    const openStreams = () => h.libp2p.getConnections(peer).flatMap((c) => c.streams).filter((st) => st.protocol === PROTOCOL && st.status === 'open').length;
+    const ask = async (text: string) => new TextDecoder().decode(await client.request(peer, PROTOCOL, new TextEncoder().encode(text), { timeoutMs: 5_000 }));
+    try {
+      for (let i = 0; i < 20; i++) assert.equal(await ask(`seq ${i}`), `1<-2:seq ${i}`);
+      assert.equal(openStreams(), 1, 'sequential requests reuse one kept-alive stream');
+      // Replies come back in a different order than the requests went out; each must reach its caller.
+      const texts = Array.from({ length: 40 }, (_, i) => `sleep:${(i * 7) % 30}:${i}`);
+      const replies = await Promise.all(texts.map(ask));
+      replies.forEach((r, i) => assert.equal(r, `1<-2:${texts[i]}`));
+      assert.ok(openStreams() <= 40, `at most one stream per concurrent request (saw ${openStreams()})`);
+      // A failed request aborts its stream; the next request is answered on a good one.
+      await assert.rejects(() => ask('fail'));
+      assert.equal(await ask('after'), '1<-2:after');
+    } finally {
+      await client.close();
+    }
+    await waitFor('idle streams closed', () => (openStreams() === 0 ? true : undefined), { timeoutMs: 5_000 });
+  });
+
   it('redials a member that restarted', async () => {
+    const pooled = new FrameClient(hosts.get(1)!.libp2p);
+    const ask = async () => new TextDecoder().decode(await pooled.request(hosts.get(1)!.conns.peerIdOf(3)!, PROTOCOL, new TextEncoder().encode('pooled'), { timeoutMs: 5_000 }));
+    assert.equal(await ask(), '3<-1:pooled');
     await stopMember(3);
     await waitFor('node 1 notices node 3 left', () => (hosts.get(1)!.conns.connectedMembers().includes(3) ? undefined : true), { timeoutMs: 10_000 });
     await startMember(3);
     await waitFor('node 1 reconnects to node 3', () => (hosts.get(1)!.conns.connectedMembers().includes(3) ? true : undefined), { timeoutMs: 15_000 });
     const reply = await requestFrame(hosts.get(1)!.libp2p, hosts.get(1)!.conns.peerIdOf(3)!, PROTOCOL, new TextEncoder().encode('again'), { timeoutMs: 5_000 });
     assert.equal(new TextDecoder().decode(reply), '3<-1:again');
+    // The stream kept from before the restart is dead; the client must not send on it.
+    assert.equal(await ask(), '3<-1:pooled');
+    await pooled.close();
   });
 });

@@ -1,0 +1,125 @@
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DkgPublicResult } from '../core/dkg/index.ts';
+import type { Committee } from '../net/committee.ts';
+import type { Route } from '../net/http.ts';
+import { tkmsVersion } from '../net/version.ts';
+import type { DkgStatus } from './dkg-runner.ts';
+import { keyFileName } from './keystore-format.ts';
+import type { NodeMetrics } from './metrics.ts';
+
+/**
+ * `GET /admin/status` (admin listener), what `tkms node status` prints: version, committee,
+ * which members this node is connected to, the keys it holds and the last DKG it completed.
+ */
+
+/**
+ * SHA-256 over the committee's canonical form (ids, peer ids, addresses, t): every member and
+ * the gateway must load the same committee file, and operators compare this value to check.
+ */
+export function committeeFingerprint(committee: Committee): string {
+  const canonical = JSON.stringify({
+    committeeId: committee.committeeId,
+    t: committee.t,
+    members: [...committee.members].sort((a, b) => a.id - b.id).map((m) => ({ id: m.id, peerId: m.peerId, multiaddrs: m.multiaddrs })),
+  });
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+export interface StatusSources {
+  committee: Committee;
+  selfId: number;
+  peerId: string;
+  keystoreDir: string;
+  startedAt: number;
+  metrics: NodeMetrics;
+  connectedMembers: () => number[];
+  listenAddrs: () => string[];
+  heldKeys: () => DkgPublicResult[];
+  dkgStatus: (keyId: string) => DkgStatus;
+}
+
+export interface NodeStatus {
+  version: string;
+  nodeVersion: string;
+  startedAt: string;
+  uptimeSeconds: number;
+  selfId: number;
+  peerId: string;
+  listen: string[];
+  committee: { committeeId: string; t: number; n: number; fingerprint: string };
+  peers: { connected: number; members: { id: number; peerId: string; connected: boolean }[] };
+  keys: { keyId: string; publicKey: string; t: number; n: number; storedAt: string | null }[];
+  /**
+   * The most recent key this node stored. `source` says where the time comes from: `session` (a DKG
+   * that finished while this process ran: completion time and duration) or `keyFile` (a key loaded at
+   * start: when its file was written — the DKG, or a restore).
+   */
+  lastDkg: { keyId: string; completedAt: string | null; durationMs: number | null; source: 'session' | 'keyFile' } | null;
+  dkgSessionsSinceStart: Record<string, number>;
+}
+
+async function storedAt(keystoreDir: string, keyId: string): Promise<string | null> {
+  try {
+    return (await stat(join(keystoreDir, keyFileName(keyId)))).mtime.toISOString();
+  } catch {
+    return null;
+  }
+}
+
+export async function nodeStatus(src: StatusSources): Promise<NodeStatus> {
+  const connected = new Set(src.connectedMembers());
+  const keys = await Promise.all(
+    src.heldKeys().map(async (k) => ({ keyId: k.keyId, publicKey: k.groupPublicKey, t: k.t, n: k.n, storedAt: await storedAt(src.keystoreDir, k.keyId) })),
+  );
+  // The last DKG that produced a key here: its finish time from this run, else the key file's time.
+  let lastDkg: NodeStatus['lastDkg'] = null;
+  let lastAt = -Infinity;
+  for (const k of keys) {
+    let completedAt = k.storedAt;
+    let durationMs: number | null = null;
+    let source: 'session' | 'keyFile' = 'keyFile';
+    try {
+      const s = src.dkgStatus(k.keyId);
+      if (s.startedAt !== null && s.durationMs !== undefined) {
+        completedAt = new Date(Date.parse(s.startedAt) + s.durationMs).toISOString();
+        durationMs = s.durationMs;
+        source = 'session';
+      }
+    } catch {
+      // held but unknown to the runner: keep the file time
+    }
+    const at = completedAt === null ? -1 : Date.parse(completedAt);
+    if (at > lastAt) {
+      lastAt = at;
+      lastDkg = { keyId: k.keyId, completedAt, durationMs, source };
+    }
+  }
+  const sessions: Record<string, number> = { done: 0, aborted: 0 };
+  for (const v of (await src.metrics.dkgSessions.get()).values) {
+    const outcome = v.labels.outcome;
+    if (typeof outcome === 'string') sessions[outcome] = v.value;
+  }
+  return {
+    version: tkmsVersion(),
+    nodeVersion: process.version,
+    startedAt: new Date(src.startedAt).toISOString(),
+    uptimeSeconds: Math.floor((Date.now() - src.startedAt) / 1000),
+    selfId: src.selfId,
+    peerId: src.peerId,
+    listen: src.listenAddrs(),
+    committee: { committeeId: src.committee.committeeId, t: src.committee.t, n: src.committee.members.length, fingerprint: committeeFingerprint(src.committee) },
+    peers: {
+      connected: connected.size,
+      members: src.committee.members.filter((m) => m.id !== src.selfId).map((m) => ({ id: m.id, peerId: m.peerId, connected: connected.has(m.id) })),
+    },
+    keys,
+    lastDkg,
+    dkgSessionsSinceStart: sessions,
+  };
+}
+
+export function statusRoute(src: StatusSources): Route {
+  return { method: 'GET', path: '/admin/status', handler: async () => ({ status: 200, json: await nodeStatus(src) }) };
+}
