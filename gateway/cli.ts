@@ -14,7 +14,7 @@ Config (JSON; paths relative to the config file)    environment override
   storeDir           directory of the embedded store (created 0700)     TKMS_GATEWAY_STORE_DIR
   committeeFile      the committee file the nodes use                   TKMS_COMMITTEE_FILE
   partialTimeoutMs   per-node deadline for a partial (default 3000)     TKMS_GATEWAY_PARTIAL_TIMEOUT_MS
-  hedgeDelayMs       ask one more node after this long without t        TKMS_GATEWAY_HEDGE_DELAY_MS
+  hedgeDelayMs       upper bound of the adaptive hedge delay             TKMS_GATEWAY_HEDGE_DELAY_MS
                      answers (default 300)
   rateLimit          { "perMinute": 600, "burst": 100 } per account     TKMS_GATEWAY_RATE_PER_MINUTE,
                                                                         TKMS_GATEWAY_RATE_BURST

@@ -1,17 +1,15 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { TkmsError, assertKeyId, decodeHex, decodeScalar, encodeHex, equalBytes, isTkmsError, lengthPrefixed, randomBytes, utf8ToBytes } from '../core/index.ts';
+import { TkmsError, assertKeyId, decodeHex, encodeHex, isTkmsError, lengthPrefixed, randomBytes, utf8ToBytes } from '../core/index.ts';
 import { ensurePrivateDirectory } from '../net/durable-fs.ts';
 import { loadIdentityFile } from './identity.ts';
-import { Keystore, type StoredKey } from './keystore.ts';
-import { GCM_NONCE_LENGTH, GCM_TAG_LENGTH, deriveMasterKey, deriveSubkey, openAesGcm, sealAesGcm, wipe } from './keystore-crypto.ts';
+import { decryptShare, Keystore, unlockWithPassword, type StoredKey } from './keystore.ts';
+import { GCM_NONCE_LENGTH, GCM_TAG_LENGTH, deriveSubkey, openAesGcm, sealAesGcm, wipe } from './keystore-crypto.ts';
 import {
   HEADER_FILE_NAME,
   MAX_HEADER_BYTES,
   MAX_KEY_FILE_BYTES,
   SALT_LENGTH,
-  SHARE_LENGTH,
-  VERIFIER_PLAINTEXT,
   isPlainObject,
   keyFileName,
   keyIdFromFileName,
@@ -19,10 +17,6 @@ import {
   parseKeyFile,
   serializeHeader,
   serializeKeyFile,
-  shareAad,
-  shareKeyInfo,
-  verifierAad,
-  verifierKeyInfo,
   type KeyFile,
   type KeystoreHeader,
 } from './keystore-format.ts';
@@ -89,44 +83,6 @@ function identityKeyInfo(): Uint8Array {
   return lengthPrefixed(utf8ToBytes('tkms-backup/identity-key'), utf8ToBytes(String(BACKUP_VERSION)));
 }
 
-/** Derives the keystore's master key and checks the password verifier (as Keystore.open does). */
-async function unlockHeader(header: KeystoreHeader, password: string): Promise<Buffer> {
-  const passwordBytes = Buffer.from(password.normalize('NFC'), 'utf8');
-  if (passwordBytes.length === 0) throw new TkmsError('bad_request', 'password must not be empty');
-  let masterKey: Buffer | undefined;
-  const verifierKey = Buffer.alloc(32);
-  try {
-    masterKey = await deriveMasterKey(passwordBytes, header.kdf.salt, header.kdf);
-    deriveSubkey(masterKey, new Uint8Array(0), verifierKeyInfo()).copy(verifierKey);
-    const plaintext = openAesGcm(verifierKey, header.verifier.nonce, header.verifier.ciphertext, verifierAad(header));
-    if (plaintext === undefined || !equalBytes(plaintext, VERIFIER_PLAINTEXT)) throw new TkmsError('keystore_locked', 'wrong password for this keystore or backup');
-    return masterKey;
-  } catch (e) {
-    wipe(masterKey);
-    throw e;
-  } finally {
-    wipe(passwordBytes, verifierKey);
-  }
-}
-
-function openShare(masterKey: Uint8Array, file: KeyFile): bigint {
-  const fileKey = deriveSubkey(masterKey, file.hkdfSalt, shareKeyInfo(file.keyId));
-  let plaintext: Buffer | undefined;
-  try {
-    plaintext = openAesGcm(fileKey, file.nonce, file.ciphertext, shareAad(file.keyId, file.publicResult));
-    if (plaintext === undefined || plaintext.length !== SHARE_LENGTH) {
-      throw new TkmsError('keystore_corrupt', `key ${file.keyId} failed authentication (altered file)`, { keyId: file.keyId });
-    }
-    try {
-      return decodeScalar(plaintext, { name: 'share' });
-    } catch (e) {
-      if (isTkmsError(e)) throw new TkmsError('keystore_corrupt', `key ${file.keyId} holds an invalid share`, { keyId: file.keyId });
-      throw e;
-    }
-  } finally {
-    wipe(fileKey, plaintext);
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Making a backup
@@ -149,7 +105,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<{ bytes: 
   const identity = await loadIdentityFile(opts.identityFile);
   const identityText = await readFile(opts.identityFile, 'utf8');
   if (identityText.length > MAX_IDENTITY_BYTES) throw new TkmsError('bad_request', 'identity file is too large');
-  const masterKey = await unlockHeader(header, opts.password);
+  const masterKey = await unlockWithPassword(header, opts.password);
   try {
     const keyIds = (await listDirectory(dir))
       .map(keyIdFromFileName)
@@ -161,7 +117,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<{ bytes: 
       const bytes = await readBounded(join(dir, keyFileName(keyId)), MAX_KEY_FILE_BYTES, () => new TkmsError('keystore_corrupt', `key file for ${keyId} is not a regular file`));
       if (bytes === undefined) continue; // removed meanwhile
       const file = parseKeyFile(bytes, keyId);
-      openShare(masterKey, file); // proves the backup will restore; the share is dropped at once
+      decryptShare(masterKey, file); // proves the backup will restore; the share is dropped at once
       keys.push(file);
     }
     const hkdfSalt = randomBytes(SALT_LENGTH);
@@ -293,9 +249,9 @@ export function parseBackup(bytes: Uint8Array): ParsedBackup {
 
 /** Opens every sealed part with the password: `keystore_locked` for a wrong one, `keystore_corrupt` for an altered part. */
 export async function openBackup(parsed: ParsedBackup, password: string): Promise<OpenedBackup> {
-  const masterKey = await unlockHeader(parsed.header, password);
+  const masterKey = await unlockWithPassword(parsed.header, password);
   try {
-    const keys = parsed.keys.map((file) => ({ keyId: file.keyId, share: openShare(masterKey, file), publicResult: file.publicResult }));
+    const keys = parsed.keys.map((file) => ({ keyId: file.keyId, share: decryptShare(masterKey, file), publicResult: file.publicResult }));
     let identityText: string | null = null;
     if (parsed.identity !== null) {
       const idKey = deriveSubkey(masterKey, parsed.identity.hkdfSalt, identityKeyInfo());

@@ -227,6 +227,16 @@ async function createHeader(dir: string, password: Uint8Array): Promise<Buffer |
   }
 }
 
+/** unlock() from a password as the operator gives it (backups and restores use this too). */
+export async function unlockWithPassword(header: KeystoreHeader, password: string | Uint8Array): Promise<Buffer> {
+  const bytes = passwordToBytes(password);
+  try {
+    return await unlock(header, bytes);
+  } finally {
+    wipe(bytes);
+  }
+}
+
 /** Derives the master key and checks it against the verifier: failure means a wrong password. */
 async function unlock(header: KeystoreHeader, password: Uint8Array): Promise<Buffer> {
   const masterKey = await deriveMasterKey(password, header.kdf.salt, header.kdf);
@@ -258,7 +268,8 @@ function encryptShare(masterKey: Uint8Array, keyId: string, share: bigint, publi
   }
 }
 
-function decryptShare(masterKey: Uint8Array, file: KeyFile): bigint {
+/** Opens one sealed key file with the master key; a failed tag or a bad scalar is keystore_corrupt. */
+export function decryptShare(masterKey: Uint8Array, file: KeyFile): bigint {
   const fileKey = deriveSubkey(masterKey, file.hkdfSalt, shareKeyInfo(file.keyId));
   let plaintext: Buffer | undefined;
   try {
