@@ -1,3 +1,4 @@
+import { installNodeCryptoPaths, uninstallNodeCryptoPaths } from '../core/node-crypto.ts';
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { loadNativeCurveBackend } from '../core/curve-native.ts';
 import {
@@ -104,6 +105,13 @@ export async function benchCore(opts: { minMs: number }): Promise<Measurement[]>
   const sealed = await eciesEncrypt(pk, plaintext);
   const x = curveBackend().multiplySecret(sealed.K, sk).slice(1);
   await m('HKDF + AES-GCM decrypt 1 KiB given x(K·sk) (WebCrypto)', () => decryptWithSharedSecretX(x, sealed.nonce, sealed.ciphertext));
+  installNodeCryptoPaths();
+  try {
+    await m('RSA-OAEP-2048 unwrap (node:crypto)', () => rsaOaepUnwrap(rsa.privateKey, wrapped));
+    await m('HKDF + AES-GCM decrypt 1 KiB given x(K·sk) (node:crypto)', () => decryptWithSharedSecretX(x, sealed.nonce, sealed.ciphertext));
+  } finally {
+    uninstallNodeCryptoPaths();
+  }
 
   printTable('core crypto (one process, side by side; ratios against the first row)', rows, rows[0]!.name);
   return rows;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateAccount, TkmsClient } from '../client/index.ts';
 import { installCurveBackend } from '../core/curve-native.ts';
+import { installNodeCryptoPaths } from '../core/node-crypto.ts';
 import { delegationToJson, decodeHandle, decodeHex, generateRsaKeyPair, newRequestId, signDelegation } from '../core/index.ts';
 import { Devnet } from '../deploy/devnet.ts';
 
@@ -38,6 +39,8 @@ export interface E2eResult {
     latencyMs: LatencyStats;
     /** Partials the nodes issued per decrypt (t, plus hedged and replaced requests). */
     partialsPerDecrypt: number;
+    /** Partial requests per frame the gateway sent (it batches what queues behind frames in flight). */
+    partialsPerFrame: number;
     /** CPU (user + system) per decrypt during the run: the client (this process), the gateway, all nodes together. */
     cpuMsPerDecrypt: { client: number; gateway: number; nodes: number };
   };
@@ -151,15 +154,18 @@ async function loadRun(devnet: Devnet, opts: E2eOptions): Promise<E2eResult['thr
   let failed = 0;
   const nodePids = Array.from({ length: opts.n }, (_, i) => devnet.node(i + 1).process?.pid);
   const nodesCpu = async (): Promise<number> => (await Promise.all(nodePids.map(processCpuMs))).reduce((a, b) => a + b, 0);
-  const partialsIssued = async (): Promise<number> => {
-    let total = 0;
+  const nodeCounters = async (): Promise<{ partials: number; batchedRequests: number; frames: number }> => {
+    const total = { partials: 0, batchedRequests: 0, frames: 0 };
     for (let id = 1; id <= opts.n; id++) {
       const text = await (await fetch(`${devnet.node(id).httpUrl}/metrics`)).text();
-      total += Number(/^tkms_partial_requests_total\{outcome="ok"\} (\d+)/m.exec(text)?.[1] ?? 0);
+      const read = (re: RegExp): number => Number(re.exec(text)?.[1] ?? 0);
+      total.partials += read(/^tkms_partial_requests_total\{outcome="ok"\} (\d+)/m);
+      total.batchedRequests += read(/^tkms_partial_batch_size_sum (\d+)/m);
+      total.frames += read(/^tkms_partial_batch_size_count (\d+)/m);
     }
     return total;
   };
-  const partialsBefore = await partialsIssued();
+  const countersBefore = await nodeCounters();
   const before = { client: process.cpuUsage(), gateway: await processCpuMs(devnet.gatewayProcess?.pid), nodes: await nodesCpu() };
   const deadline = performance.now() + opts.seconds * 1000;
   const started = performance.now();
@@ -184,7 +190,10 @@ async function loadRun(devnet: Devnet, opts: E2eOptions): Promise<E2eResult['thr
     gateway: per((await processCpuMs(devnet.gatewayProcess?.pid)) - before.gateway),
     nodes: per((await nodesCpu()) - before.nodes),
   };
-  const partialsPerDecrypt = Number((((await partialsIssued()) - partialsBefore) / Math.max(1, latencies.length)).toFixed(2));
+  const countersAfter = await nodeCounters();
+  const partialsPerDecrypt = Number(((countersAfter.partials - countersBefore.partials) / Math.max(1, latencies.length)).toFixed(2));
+  const framesSent = countersAfter.frames - countersBefore.frames;
+  const partialsPerFrame = Number(((countersAfter.batchedRequests - countersBefore.batchedRequests) / Math.max(1, framesSent)).toFixed(2));
   return {
     concurrency: opts.concurrency,
     seconds: Number(seconds.toFixed(2)),
@@ -193,12 +202,14 @@ async function loadRun(devnet: Devnet, opts: E2eOptions): Promise<E2eResult['thr
     decryptsPerSecond: Number((latencies.length / seconds).toFixed(1)),
     latencyMs: latencyStats(latencies),
     partialsPerDecrypt,
+    partialsPerFrame,
     cpuMsPerDecrypt,
   };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   installCurveBackend();
+  installNodeCryptoPaths();
   const [n, t] = (process.argv[2] ?? '3-of-5').split('-of-').map(Number).reverse() as [number, number];
   const result = await benchEndToEnd({ n, t, decrypts: Number(process.argv[3] ?? 200), concurrency: 16, seconds: Number(process.argv[4] ?? 5) });
   console.log(JSON.stringify(result, null, 2));

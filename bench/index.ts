@@ -4,6 +4,7 @@ import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { installCurveBackend } from '../core/curve-native.ts';
+import { installNodeCryptoPaths } from '../core/node-crypto.ts';
 import { benchBackends, benchCore } from './core.ts';
 import { benchDkg, printDkg } from './dkg.ts';
 import { benchEndToEnd, type E2eResult } from './e2e.ts';
@@ -31,6 +32,7 @@ for (const r of service) {
 
 // The devnet processes pick libp2p's backend themselves; the client in this process does too.
 installCurveBackend();
+installNodeCryptoPaths();
 const e2eOpts = { decrypts: quick ? 50 : 200, concurrency: 16, seconds: quick ? 3 : 10 };
 console.log(`\nend to end on a loopback devnet (every process on this ${cpus().length}-core machine)`);
 const e2e: E2eResult[] = [];
@@ -41,7 +43,7 @@ for (const [n, t] of [[5, 3], [10, 7], [1, 1]] as const) {
   console.log(
     `  ${t}-of-${n}: delegation p50 ${r.delegateMs.p50} / p99 ${r.delegateMs.p99} ms; decrypt p50 ${r.decryptMs.p50} / p99 ${r.decryptMs.p99} ms (sequential, ${r.decrypts} each)\n` +
       `          ${tp.decryptsPerSecond} decrypts/s with ${tp.concurrency} clients for ${tp.seconds} s (${tp.failed} failed; latency p50 ${tp.latencyMs.p50} / p99 ${tp.latencyMs.p99} ms; ` +
-      `${tp.partialsPerDecrypt} partials per decrypt)\n` +
+      `${tp.partialsPerDecrypt} partials per decrypt, ${tp.partialsPerFrame} per frame to a node)\n` +
       `          CPU per decrypt: client ${tp.cpuMsPerDecrypt.client} ms, gateway ${tp.cpuMsPerDecrypt.gateway} ms, nodes ${tp.cpuMsPerDecrypt.nodes} ms; ` +
       `peak RSS: node ${r.peakRssMiB.nodeMax} MiB, gateway ${r.peakRssMiB.gateway} MiB`,
   );

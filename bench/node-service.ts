@@ -1,3 +1,4 @@
+import { installNodeCryptoPaths, uninstallNodeCryptoPaths } from '../core/node-crypto.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -162,7 +163,7 @@ export async function benchNodeService(backends: CurveBackend[], opts: { request
           concurrentPartialsPerSecond: Math.round(1000 / concurrentMs),
           cpuMsPerPartial: round(cpuMs),
           partialsPerCoreSecond: Math.round(1000 / cpuMs),
-          clientDecryptMs: round(await clientDecryptMs(f, backend.name === 'noble' ? 20 : 100)),
+          clientDecryptMs: round(await clientDecryptMs(f, backend.name === 'noble' ? 20 : 100, backend.name !== 'noble')),
         });
       } finally {
         await close();
@@ -175,8 +176,20 @@ export async function benchNodeService(backends: CurveBackend[], opts: { request
   return results;
 }
 
-/** Client CPU per decrypt (t = 3): the partials come from three real PartialServices beforehand. */
-async function clientDecryptMs(f: Fixture, rounds: number): Promise<number> {
+/**
+ * Client CPU per decrypt (t = 3): the partials come from three real PartialServices beforehand.
+ * `nodePaths`: RSA and AES through node:crypto, as the CLI runs; without, WebCrypto as a browser does.
+ */
+async function clientDecryptMs(f: Fixture, rounds: number, nodePaths: boolean): Promise<number> {
+  if (nodePaths) installNodeCryptoPaths();
+  try {
+    return await clientDecryptMsWith(f, rounds);
+  } finally {
+    uninstallNodeCryptoPaths();
+  }
+}
+
+async function clientDecryptMsWith(f: Fixture, rounds: number): Promise<number> {
   const nodes = await Promise.all([1, 2, 3].map((id) => service(f, id, `client-${Math.random()}`)));
   try {
     const verificationShares = new Map(Object.entries(f.result.verificationShares).map(([id, hex]) => [Number(id), decodeHex(hex, { length: 33 })]));

@@ -1,6 +1,7 @@
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { curveBackendChoiceFromEnv, installCurveBackend } from '../core/curve-native.ts';
+import { installNodeCryptoPaths } from '../core/node-crypto.ts';
 import { encodeHex, isTkmsError, TkmsError } from '../core/index.ts';
 import { loadCommitteeFile, memberKeysHex } from '../net/committee.ts';
 import { accountFromSecretKey, generateAccount, type Account } from './account.ts';
@@ -81,6 +82,7 @@ async function client(args: Args): Promise<TkmsClient> {
   const pinned = await trustedMemberKeys(args);
   // Native curve arithmetic for proof checks when the addon loads; noble otherwise (same results).
   installCurveBackend(curveBackendChoiceFromEnv());
+  installNodeCryptoPaths();
   return new TkmsClient({ gatewayUrl, account: await loadAccount(args), ...(pinned ? { trustedMemberKeys: pinned } : {}) });
 }
 

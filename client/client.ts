@@ -56,6 +56,20 @@ export interface TkmsClientOptions {
   trustedMemberKeys?: Record<number, string>;
   fetch?: typeof fetch;
   timeoutMs?: number;
+  /**
+   * How long a node whose partial failed verification is left out of later decrypts by this
+   * client (default 300 000 ms; 0 turns it off). It is still asked when too few others remain.
+   */
+  suspectMs?: number;
+}
+
+/** Partials a node sent that failed verification, by reason, since this client was made. */
+export interface NodeMisbehaviour {
+  nodeId: number;
+  code: string;
+  count: number;
+  /** Epoch ms until which later decrypts leave this node out (0 when they no longer do). */
+  avoidedUntil: number;
 }
 
 export interface VerifiedKey {
@@ -102,6 +116,7 @@ export interface RevokeResult {
 }
 
 const MAX_ATTEMPTS = 3;
+const DEFAULT_SUSPECT_MS = 5 * 60_000;
 
 export class TkmsClient {
   readonly http: GatewayHttp;
@@ -109,6 +124,10 @@ export class TkmsClient {
   private readonly keys = new Map<string, VerifiedKey>();
   private readonly handleKeys = new Map<string, string>();
   private readonly validitySeconds: number;
+  private readonly suspectMs: number;
+  /** Node id → epoch ms until which decrypts leave it out (it sent a partial that failed verification). */
+  private readonly suspects = new Map<number, number>();
+  private readonly rejectedCounts = new Map<number, Map<string, number>>();
 
   constructor(private readonly opts: TkmsClientOptions) {
     this.http = new GatewayHttp({ baseUrl: opts.gatewayUrl, ...(opts.fetch ? { fetch: opts.fetch } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
@@ -117,6 +136,45 @@ export class TkmsClient {
       throw new TkmsError('bad_request', 'validitySeconds must be an integer in 1..3600');
     }
     if (opts.rsaKey) this.rsaKey = Promise.resolve(opts.rsaKey);
+    this.suspectMs = opts.suspectMs ?? DEFAULT_SUSPECT_MS;
+    if (!Number.isSafeInteger(this.suspectMs) || this.suspectMs < 0) throw new TkmsError('bad_request', 'suspectMs must be a non-negative integer');
+  }
+
+  /**
+   * Every node whose partials failed verification for this client, with counts by reason: what an
+   * application exports as a metric (only a requester can see a lying node: the partials are
+   * wrapped to its key). Sorted by node id, then reason.
+   */
+  misbehaviour(): NodeMisbehaviour[] {
+    const now = Date.now();
+    const out: NodeMisbehaviour[] = [];
+    for (const [nodeId, byCode] of this.rejectedCounts) {
+      const until = this.suspects.get(nodeId) ?? 0;
+      for (const [code, count] of byCode) out.push({ nodeId, code, count, avoidedUntil: until > now ? until : 0 });
+    }
+    return out.sort((a, b) => a.nodeId - b.nodeId || a.code.localeCompare(b.code));
+  }
+
+  private noteRejected(rejected: readonly RejectedPartial[]): void {
+    const until = Date.now() + this.suspectMs;
+    for (const r of rejected) {
+      const byCode = this.rejectedCounts.get(r.nodeId) ?? new Map<string, number>();
+      byCode.set(r.code, (byCode.get(r.code) ?? 0) + 1);
+      this.rejectedCounts.set(r.nodeId, byCode);
+      if (this.suspectMs > 0) this.suspects.set(r.nodeId, until);
+    }
+  }
+
+  /** Nodes to leave out of a first request: the caller's, plus recent liars while t others remain. */
+  private initialExclude(key: VerifiedKey, avoid: readonly number[]): Set<number> {
+    const exclude = new Set<number>(avoid);
+    const now = Date.now();
+    const withSuspects = new Set(exclude);
+    for (const [nodeId, until] of this.suspects) {
+      if (until <= now) this.suspects.delete(nodeId);
+      else withSuspects.add(nodeId);
+    }
+    return key.n - withSuspects.size >= key.t ? withSuspects : exclude;
   }
 
   get address(): string {
@@ -261,8 +319,8 @@ export class TkmsClient {
     const keyId = opts.keyId ?? (await this.keyIdOf(handle));
     const [key, rsa] = await Promise.all([this.getKey(keyId), this.rsa()]);
     const rsaSpki = decodeHex(rsa.publicKey.spkiHex);
-    // avoidNodes only steers the first request; retries avoid the nodes that sent bad partials.
-    const exclude = new Set<number>(opts.avoidNodes ?? []);
+    // avoidNodes (and recent liars) only steer the first request; retries avoid the nodes that sent bad partials.
+    const exclude = this.initialExclude(key, opts.avoidNodes ?? []);
     const badNodes = new Set<number>();
     const rejected: RejectedPartial[] = [];
     const failures: DecryptResult['failures'] = [];
@@ -303,6 +361,7 @@ export class TkmsClient {
           rsaPrivateKey: rsa.privateKey,
         });
         rejected.push(...recovered.rejected);
+        this.noteRejected(recovered.rejected);
         try {
           const plaintext = await decryptWithSharedSecretX(recovered.sharedSecretX, nonce, ciphertext);
           return { plaintext, usedNodeIds: recovered.usedNodeIds, rejected, failures, attempts: attempt };
@@ -311,8 +370,10 @@ export class TkmsClient {
         }
       } catch (e) {
         if (!isTkmsError(e, 'insufficient_partials')) throw e;
-        const bad = ((e.details?.rejected as RejectedPartial[] | undefined) ?? []).map((r) => r.nodeId);
-        rejected.push(...((e.details?.rejected as RejectedPartial[] | undefined) ?? []));
+        const refused = (e.details?.rejected as RejectedPartial[] | undefined) ?? [];
+        const bad = refused.map((r) => r.nodeId);
+        rejected.push(...refused);
+        this.noteRejected(refused);
         for (const id of bad) badNodes.add(id);
         const remaining = key.n - badNodes.size;
         if (attempt >= MAX_ATTEMPTS || bad.length === 0 || remaining < key.t) {

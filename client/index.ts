@@ -1,4 +1,4 @@
 export { accountFromSecretKey, generateAccount, type Account } from './account.ts';
-export { TkmsClient, type DecryptResult, type HandleInfo, type RevokeResult, type TkmsClientOptions, type VerifiedKey } from './client.ts';
+export { TkmsClient, type DecryptResult, type HandleInfo, type NodeMisbehaviour, type RevokeResult, type TkmsClientOptions, type VerifiedKey } from './client.ts';
 export { GatewayHttp } from './gateway-http.ts';
 export { recoverSharedSecret, type RecoveredSecret, type RejectedPartial, type WrappedPartial } from './partials.ts';

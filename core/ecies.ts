@@ -35,6 +35,18 @@ export async function deriveAesKey(sharedSecretX: Uint8Array): Promise<CryptoKey
   );
 }
 
+/** HKDF + AES-256-GCM decryption given x(K·sk); throws anything on a failed tag. */
+export type SharedSecretDecryptor = (sharedSecretX: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array) => Uint8Array;
+let platformDecryptor: SharedSecretDecryptor | undefined;
+
+/**
+ * Node installs a synchronous node:crypto path (core/node-crypto.ts): the same bytes as WebCrypto
+ * without its two thread-pool round trips. Browsers keep WebCrypto. undefined restores it.
+ */
+export function setSharedSecretDecryptor(decryptor: SharedSecretDecryptor | undefined): void {
+  platformDecryptor = decryptor;
+}
+
 /** AES-GCM decryption given x(K·sk); what a client does after combining partials. */
 export async function decryptWithSharedSecretX(
   sharedSecretX: Uint8Array,
@@ -47,8 +59,13 @@ export async function decryptWithSharedSecretX(
   if (!(ciphertext instanceof Uint8Array) || ciphertext.length < TAG_LENGTH) {
     throw new TkmsError('bad_length', `ciphertext must hold at least the ${TAG_LENGTH}-byte tag`);
   }
-  const key = await deriveAesKey(sharedSecretX);
+  if (!(sharedSecretX instanceof Uint8Array) || sharedSecretX.length !== SHARED_X_LENGTH) {
+    throw new TkmsError('bad_length', `shared secret x-coordinate must be ${SHARED_X_LENGTH} bytes`);
+  }
+  const decryptor = platformDecryptor;
   try {
+    if (decryptor !== undefined) return decryptor(sharedSecretX, nonce, ciphertext);
+    const key = await deriveAesKey(sharedSecretX);
     const plain = await subtle().decrypt({ name: 'AES-GCM', iv: asBufferSource(nonce), tagLength: 128 }, key, asBufferSource(ciphertext));
     return new Uint8Array(plain);
   } catch {

@@ -21,11 +21,15 @@ import { assertParticipantId } from './shamir.ts';
 /**
  * Frames of the request/reply protocols a node serves to the gateway (or anyone):
  *   /tkms/partial/1  a delegation → the node's wrapped partial and its DLEQ proof
+ *   /tkms/partial-batch/1  up to MAX_PARTIAL_BATCH of those → as many answers, in order
  *   /tkms/acl/1      a revocation to store and pass on, or a page of the revocations held
  *   /tkms/keys/1     the public DKG results of the keys the node holds
  * One JSON object per frame; decoding is strict (exact fields, bounded sizes).
  */
 export const PARTIAL_PROTOCOL = '/tkms/partial/1';
+/** Several partial requests in one frame, answered in one frame (the gateway's path under load). */
+export const PARTIAL_BATCH_PROTOCOL = '/tkms/partial-batch/1';
+export const MAX_PARTIAL_BATCH = 32;
 export const ACL_PROTOCOL = '/tkms/acl/1';
 export const KEYS_PROTOCOL = '/tkms/keys/1';
 export const MAX_NODE_FRAME_BYTES = 1024 * 1024;
@@ -49,21 +53,43 @@ const json = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value
 export interface WireError {
   code: ErrorCode;
   message: string;
+  /** With `rate_limited`: when the refusing node expects to answer again. */
+  retryAfterSeconds?: number;
+}
+
+/** Longest retry hint a node may send: a day, so a wrong clock or hostile node cannot park clients. */
+export const MAX_RETRY_AFTER_SECONDS = 86_400;
+
+function errorReplyToJson(e: WireError): Record<string, unknown> {
+  const error = e.retryAfterSeconds === undefined ? { code: e.code, message: e.message } : { code: e.code, message: e.message, retryAfterSeconds: e.retryAfterSeconds };
+  return { ok: false, error };
 }
 
 function encodeErrorReply(e: WireError): Uint8Array {
-  return json({ ok: false, error: { code: e.code, message: e.message } });
+  return json(errorReplyToJson(e));
 }
 
 function parseErrorReply(obj: Record<string, unknown>, what: string): WireError {
   requireExactFields(obj, what, ['ok', 'error']);
   const error = obj.error;
   if (typeof error !== 'object' || error === null || Array.isArray(error)) bad(`${what}.error must be an object`);
-  requireExactFields(error as Record<string, unknown>, `${what}.error`, ['code', 'message']);
-  const { code, message } = error as Record<string, unknown>;
+  const fields = error as Record<string, unknown>;
+  requireExactFields(fields, `${what}.error`, 'retryAfterSeconds' in fields ? ['code', 'message', 'retryAfterSeconds'] : ['code', 'message']);
+  const { code, message, retryAfterSeconds } = fields;
   if (!isErrorCode(code)) bad(`${what}.error.code is not a known error code`);
   if (typeof message !== 'string' || message.length > 2000) bad(`${what}.error.message must be a short string`);
-  return { code, message };
+  if (retryAfterSeconds === undefined) return { code, message };
+  if (!Number.isSafeInteger(retryAfterSeconds) || (retryAfterSeconds as number) < 0 || (retryAfterSeconds as number) > MAX_RETRY_AFTER_SECONDS) {
+    bad(`${what}.error.retryAfterSeconds must be an integer from 0 to ${MAX_RETRY_AFTER_SECONDS}`);
+  }
+  return { code, message, retryAfterSeconds: retryAfterSeconds as number };
+}
+
+/** The wire form of a refusal: its retry hint travels with it when it has one. */
+export function wireErrorOf(e: TkmsError): WireError {
+  const retry = e.details?.retryAfterSeconds;
+  const hint = typeof retry === 'number' && Number.isSafeInteger(retry) ? Math.min(Math.max(retry, 0), MAX_RETRY_AFTER_SECONDS) : undefined;
+  return hint === undefined ? { code: e.code, message: e.message } : { code: e.code, message: e.message, retryAfterSeconds: hint };
 }
 
 // --- /tkms/partial/1 --------------------------------------------------------------------
@@ -74,19 +100,63 @@ export interface PartialRequest {
   grant: Grant | undefined;
 }
 
-export function encodePartialRequest(r: PartialRequest): Uint8Array {
-  return json({ v: 1, delegation: delegationToJson(r.delegation), descriptor: handleDescriptorToJson(r.descriptor), grant: r.grant === undefined ? null : grantToJson(r.grant) });
+function partialRequestToJson(r: PartialRequest): Record<string, unknown> {
+  return { v: 1, delegation: delegationToJson(r.delegation), descriptor: handleDescriptorToJson(r.descriptor), grant: r.grant === undefined ? null : grantToJson(r.grant) };
 }
 
-export function decodePartialRequest(bytes: Uint8Array): PartialRequest {
-  const obj = parseObject(bytes, 'partial request');
-  requireExactFields(obj, 'partial request', ['v', 'delegation', 'descriptor', 'grant']);
-  if (obj.v !== 1) bad('partial request: unsupported version');
+function parsePartialRequestObject(value: unknown, what: string): PartialRequest {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) bad(`${what} must be an object`);
+  const obj = value as Record<string, unknown>;
+  requireExactFields(obj, what, ['v', 'delegation', 'descriptor', 'grant']);
+  if (obj.v !== 1) bad(`${what}: unsupported version`);
   return {
     delegation: parseDelegation(obj.delegation),
     descriptor: parseHandleDescriptor(obj.descriptor),
     grant: obj.grant === null ? undefined : parseGrant(obj.grant),
   };
+}
+
+/** The JSON text of one request, as both protocols carry it (the gateway encodes it once per fan-out). */
+export function partialRequestJson(r: PartialRequest): string {
+  return JSON.stringify(partialRequestToJson(r));
+}
+
+export function encodePartialRequest(r: PartialRequest): Uint8Array {
+  return encoder.encode(partialRequestJson(r));
+}
+
+export function decodePartialRequest(bytes: Uint8Array): PartialRequest {
+  return parsePartialRequestObject(parseObject(bytes, 'partial request'), 'partial request');
+}
+
+export function encodePartialBatchRequest(items: readonly PartialRequest[]): Uint8Array {
+  return encodePartialBatchOfJson(items.map(partialRequestJson));
+}
+
+/** A batch frame from requests already in their JSON text (`partialRequestJson`). */
+export function encodePartialBatchOfJson(requestJson: readonly string[]): Uint8Array {
+  if (requestJson.length < 1 || requestJson.length > MAX_PARTIAL_BATCH) throw new TkmsError('bad_request', `a partial batch holds 1 to ${MAX_PARTIAL_BATCH} requests`);
+  return encoder.encode(`{"v":1,"requests":[${requestJson.join(',')}]}`);
+}
+
+/**
+ * A batch whose frame is malformed is refused whole (thrown); a malformed item is returned as its
+ * TkmsError in its place, so one bad request does not sink the others in the frame.
+ */
+export function decodePartialBatchRequest(bytes: Uint8Array): (PartialRequest | TkmsError)[] {
+  const obj = parseObject(bytes, 'partial batch');
+  requireExactFields(obj, 'partial batch', ['v', 'requests']);
+  if (obj.v !== 1) bad('partial batch: unsupported version');
+  const items = obj.requests;
+  if (!Array.isArray(items) || items.length < 1 || items.length > MAX_PARTIAL_BATCH) bad(`partial batch: requests must be an array of 1 to ${MAX_PARTIAL_BATCH}`);
+  return items.map((item, i) => {
+    try {
+      return parsePartialRequestObject(item, `partial batch requests[${i}]`);
+    } catch (e) {
+      if (e instanceof TkmsError) return e;
+      throw e;
+    }
+  });
 }
 
 export interface PartialAnswer {
@@ -99,9 +169,12 @@ export interface PartialAnswer {
 
 export type PartialReply = ({ ok: true } & PartialAnswer) | ({ ok: false } & WireError);
 
+function partialReplyToJson(r: PartialReply): Record<string, unknown> {
+  return r.ok ? { ok: true, ...partialAnswerToJson(r) } : errorReplyToJson(r);
+}
+
 export function encodePartialReply(r: PartialReply): Uint8Array {
-  if (!r.ok) return encodeErrorReply(r);
-  return json({ ok: true, ...partialAnswerToJson(r) });
+  return json(partialReplyToJson(r));
 }
 
 export function parsePartialAnswer(obj: unknown, what = 'partial'): PartialAnswer {
@@ -118,12 +191,36 @@ export function partialAnswerToJson(a: PartialAnswer): Record<string, string | n
   return { nodeId: a.nodeId, wrapped: encodeHex(a.wrapped), proof: encodeHex(a.proof) };
 }
 
-export function decodePartialReply(bytes: Uint8Array): PartialReply {
-  const obj = parseObject(bytes, 'partial reply');
-  if (obj.ok === false) return { ok: false, ...parseErrorReply(obj, 'partial reply') };
-  if (obj.ok !== true) bad('partial reply: ok must be a boolean');
+function parsePartialReplyObject(value: unknown, what: string): PartialReply {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) bad(`${what} must be an object`);
+  const obj = value as Record<string, unknown>;
+  if (obj.ok === false) return { ok: false, ...parseErrorReply(obj, what) };
+  if (obj.ok !== true) bad(`${what}: ok must be a boolean`);
   const { ok: _ok, ...rest } = obj;
-  return { ok: true, ...parsePartialAnswer(rest, 'partial reply') };
+  return { ok: true, ...parsePartialAnswer(rest, what) };
+}
+
+export function decodePartialReply(bytes: Uint8Array): PartialReply {
+  return parsePartialReplyObject(parseObject(bytes, 'partial reply'), 'partial reply');
+}
+
+/** The answers to a batch, in request order; a refusal of the whole frame is one error. */
+export type PartialBatchReply = { ok: true; replies: PartialReply[] } | ({ ok: false } & WireError);
+
+export function encodePartialBatchReply(r: PartialBatchReply): Uint8Array {
+  if (!r.ok) return encodeErrorReply(r);
+  return json({ ok: true, replies: r.replies.map(partialReplyToJson) });
+}
+
+/** `expected`: how many requests the batch held; any other number of replies is refused. */
+export function decodePartialBatchReply(bytes: Uint8Array, expected: number): PartialBatchReply {
+  const obj = parseObject(bytes, 'partial batch reply');
+  if (obj.ok === false) return { ok: false, ...parseErrorReply(obj, 'partial batch reply') };
+  if (obj.ok !== true) bad('partial batch reply: ok must be a boolean');
+  requireExactFields(obj, 'partial batch reply', ['ok', 'replies']);
+  const replies = obj.replies;
+  if (!Array.isArray(replies) || replies.length !== expected) bad(`partial batch reply: replies must be an array of ${expected}`);
+  return { ok: true, replies: replies.map((r, i) => parsePartialReplyObject(r, `partial batch reply replies[${i}]`)) };
 }
 
 // --- /tkms/acl/1 ------------------------------------------------------------------------

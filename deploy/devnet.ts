@@ -88,7 +88,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** GET/POST with a 5 s bound; the body parsed as JSON when it is JSON, else kept as text. */
-export async function getJson(url: string, init: RequestInit = {}): Promise<{ status: number; json: any }> {
+export async function getJson(url: string, init: RequestInit = {}): Promise<{ status: number; json: any; headers: Headers }> {
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5_000) });
   const text = await res.text();
   let json: unknown;
@@ -97,7 +97,7 @@ export async function getJson(url: string, init: RequestInit = {}): Promise<{ st
   } catch {
     json = text;
   }
-  return { status: res.status, json };
+  return { status: res.status, json, headers: res.headers };
 }
 
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, failed?: () => string | undefined): Promise<T> {

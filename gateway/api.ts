@@ -39,6 +39,7 @@ import { keyToJson, type KeyDirectory } from './keys.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { NodePool } from './node-pool.ts';
 import { buildOpenApiDocument } from './openapi.ts';
+import { shortfallError } from './shortfall.ts';
 import type { RateLimiter } from '../net/rate-limit.ts';
 import type { GatewayStore, StoredGrant, StoredHandle } from './store.ts';
 
@@ -327,18 +328,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
           const fan = await ctx.pool.requestPartials({ delegation, descriptor, grant }, { t, exclude, timeoutMs: ctx.config.partialTimeoutMs, hedgeDelayMs: ctx.config.hedgeDelayMs });
           for (const a of fan.answers) ctx.metrics.nodeAnswers.inc({ node: String(a.nodeId), outcome: 'ok' });
           for (const f of fan.failures) ctx.metrics.nodeAnswers.inc({ node: String(f.nodeId), outcome: f.code });
-          if (fan.answers.length < t) {
-            const detail = fan.failures.map((f) => `node ${f.nodeId}: ${f.code}`).join('; ');
-            // When every node refused for one reason (say, revoked), that reason is the answer.
-            const codes = new Set(fan.failures.map((f) => f.code));
-            const single = codes.size === 1 ? [...codes][0]! : undefined;
-            const code = single !== undefined && ['unauthorized', 'expired', 'replayed', 'revoked', 'unknown_key', 'bad_rsa_key', 'bad_request'].includes(single) ? single : 'insufficient_partials';
-            throw new TkmsError(code, `${fan.answers.length} of ${ctx.pool.committee.members.length} nodes answered, ${t} needed${detail ? ` (${detail})` : ''}`, {
-              answered: fan.answers.length,
-              needed: t,
-              failures: fan.failures,
-            });
-          }
+          if (fan.answers.length < t) throw shortfallError(fan, t, ctx.pool.committee.members.length);
           const ciphertext = await ctx.store.readCiphertext(h.handle);
           if (ciphertext === undefined) throw new TkmsError('internal', 'handle metadata without ciphertext');
           outcome = 'ok';

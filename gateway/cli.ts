@@ -15,7 +15,9 @@ Config (JSON; paths relative to the config file)    environment override
   committeeFile      the committee file the nodes use                   TKMS_COMMITTEE_FILE
   partialTimeoutMs   per-node deadline for a partial (default 3000)     TKMS_GATEWAY_PARTIAL_TIMEOUT_MS
   hedgeDelayMs       upper bound of the adaptive hedge delay             TKMS_GATEWAY_HEDGE_DELAY_MS
-                     answers (default 300)
+                     (default 300)
+  partialFramesInFlight  batch frames of partial requests in flight     TKMS_GATEWAY_PARTIAL_FRAMES_IN_FLIGHT
+                     to one node (default 1; raise for distant nodes)
   rateLimit          { "perMinute": 600, "burst": 100 } per account     TKMS_GATEWAY_RATE_PER_MINUTE,
                                                                         TKMS_GATEWAY_RATE_BURST
   maxPlaintextBytes  largest plaintext accepted (default and maximum    TKMS_GATEWAY_MAX_PLAINTEXT_BYTES

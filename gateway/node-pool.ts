@@ -4,22 +4,29 @@ import {
   ACL_PROTOCOL,
   decodeAclReply,
   decodeKeysReply,
+  decodePartialBatchReply,
   decodePartialReply,
   encodeAclRequest,
+  encodePartialBatchOfJson,
   encodeKeysRequest,
   encodePartialRequest,
   isTkmsError,
   KEYS_PROTOCOL,
+  MAX_PARTIAL_BATCH,
+  PARTIAL_BATCH_PROTOCOL,
   PARTIAL_PROTOCOL,
+  partialRequestJson,
   TkmsError,
   type ErrorCode,
   type PartialAnswer,
+  type PartialReply,
   type PartialRequest,
   type RevocationEnvelope,
 } from '../core/index.ts';
 import type { Committee } from '../net/committee.ts';
 import { createHost, errorText, FrameClient, MemberConnections } from '../net/p2p.ts';
 import type { Logger } from 'pino';
+import { RequestBatcher } from './request-batcher.ts';
 
 /**
  * The gateway's libp2p side: an ephemeral identity (nodes authorize requests by their
@@ -32,6 +39,8 @@ export interface NodeFailure {
   nodeId: number;
   code: ErrorCode;
   message: string;
+  /** The node's own retry hint, when it refused with rate_limited. */
+  retryAfterSeconds?: number;
 }
 
 export interface FanOutResult {
@@ -95,26 +104,38 @@ class MemberStats {
 /** Below this, a hedge would mostly duplicate work that was about to answer anyway. */
 const MIN_HEDGE_MS = 10;
 
+/**
+ * Batch frames in flight to one member before further partial requests queue for the next frame.
+ * A node answers one request at a time anyway, so on a short link one frame in flight costs little
+ * waiting and makes the fullest frames: measured on a loopback 3-of-5 devnet, 119 decrypts/s
+ * against 105 with two.
+ */
+export const DEFAULT_PARTIAL_FRAMES_IN_FLIGHT = 1;
+
 export class NodePool {
   private readonly stats = new MemberStats();
   private readonly frames: FrameClient;
+  private readonly batchers = new Map<number, RequestBatcher<string, PartialReply>>();
+  /** Members that do not serve the batch protocol. */
+  private readonly singleOnly = new Set<number>();
 
   private constructor(
     readonly committee: Committee,
     private readonly libp2p: Libp2p,
     private readonly conns: MemberConnections,
     private readonly log: Logger,
+    private readonly partialFramesInFlight: number,
   ) {
     this.frames = new FrameClient(libp2p);
   }
 
-  static async start(committee: Committee, log: Logger): Promise<NodePool> {
+  static async start(committee: Committee, log: Logger, opts: { partialFramesInFlight?: number } = {}): Promise<NodePool> {
     const privateKey = await generateKeyPair('Ed25519');
     const libp2p = await createHost({ privateKey }, [], committee);
     const conns = new MemberConnections(libp2p, committee, 0, log);
     await libp2p.start();
     await conns.start();
-    return new NodePool(committee, libp2p, conns, log);
+    return new NodePool(committee, libp2p, conns, log, opts.partialFramesInFlight ?? DEFAULT_PARTIAL_FRAMES_IN_FLIGHT);
   }
 
   connectedMembers(): number[] {
@@ -152,8 +173,38 @@ export class NodePool {
       .sort((a, b) => (connected.has(a) ? 0 : 1e12) + this.stats.score(a) - ((connected.has(b) ? 0 : 1e12) + this.stats.score(b)));
   }
 
+  /** One partial request to one member, batched with others to that member under load. */
+  private askForPartial(memberId: number, requestJson: string, timeoutMs: number): Promise<PartialReply> {
+    let batcher = this.batchers.get(memberId);
+    if (batcher === undefined) {
+      batcher = new RequestBatcher<string, PartialReply>((items, frameTimeoutMs) => this.sendPartialBatch(memberId, items, frameTimeoutMs), {
+        maxBatch: MAX_PARTIAL_BATCH,
+        maxInFlight: this.partialFramesInFlight,
+      });
+      this.batchers.set(memberId, batcher);
+    }
+    return batcher.request(requestJson, timeoutMs);
+  }
+
+  private async sendPartialBatch(memberId: number, items: string[], timeoutMs: number): Promise<PartialReply[]> {
+    if (!this.singleOnly.has(memberId)) {
+      try {
+        const reply = decodePartialBatchReply(await this.send(memberId, PARTIAL_BATCH_PROTOCOL, encodePartialBatchOfJson(items), timeoutMs), items.length);
+        if (!reply.ok) throw new TkmsError(reply.code, reply.message);
+        return reply.replies;
+      } catch (e) {
+        // A node from before batching: one request per frame from now on.
+        if (!(e instanceof Error && e.name === 'UnsupportedProtocolError')) throw e;
+        this.singleOnly.add(memberId);
+        this.log.info({ member: memberId }, 'member does not serve batched partial requests; sending them one by one');
+      }
+    }
+    const encoder = new TextEncoder();
+    return Promise.all(items.map(async (item) => decodePartialReply(await this.send(memberId, PARTIAL_PROTOCOL, encoder.encode(item), timeoutMs))));
+  }
+
   async requestPartials(request: PartialRequest, opts: FanOutOptions): Promise<FanOutResult> {
-    const frame = encodePartialRequest(request);
+    const requestJson = partialRequestJson(request);
     const queue = this.order(opts.exclude);
     const answers: PartialAnswer[] = [];
     const failures: NodeFailure[] = [];
@@ -187,10 +238,9 @@ export class NodePool {
         asked.push(memberId);
         inFlight++;
         const started = performance.now();
-        this.send(memberId, PARTIAL_PROTOCOL, frame, opts.timeoutMs)
-          .then((bytes) => {
-            const reply = decodePartialReply(bytes);
-            if (!reply.ok) throw new TkmsError(reply.code, reply.message);
+        this.askForPartial(memberId, requestJson, opts.timeoutMs)
+          .then((reply) => {
+            if (!reply.ok) throw new TkmsError(reply.code, reply.message, reply.retryAfterSeconds === undefined ? undefined : { retryAfterSeconds: reply.retryAfterSeconds });
             if (reply.nodeId !== memberId) throw new TkmsError('bad_request', `member ${memberId} answered as node ${reply.nodeId}`);
             this.stats.record(memberId, performance.now() - started);
             if (!done) answers.push({ nodeId: reply.nodeId, wrapped: reply.wrapped, proof: reply.proof });
@@ -198,8 +248,9 @@ export class NodePool {
           .catch((e: unknown) => {
             const err = isTkmsError(e) ? e : new TkmsError('unavailable', errorText(e));
             // A refusal is the node doing its job; only transport failures mark it unhealthy.
-            if (!isTkmsError(e) || err.code === 'internal' || err.code === 'unavailable') this.stats.fail(memberId);
-            failures.push({ nodeId: memberId, code: err.code, message: err.message });
+            if (!isTkmsError(e) || err.code === 'internal' || err.code === 'unavailable' || err.code === 'timeout') this.stats.fail(memberId);
+            const retry = err.details?.retryAfterSeconds;
+            failures.push({ nodeId: memberId, code: err.code, message: err.message, ...(typeof retry === 'number' ? { retryAfterSeconds: retry } : {}) });
             if (!done && queue.length > 0) launch(queue.shift()!);
           })
           .finally(() => {

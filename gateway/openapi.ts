@@ -535,8 +535,13 @@ function schemas(): Record<string, Schema> {
       { description: 'The outcome of storing a grant.' },
     ),
     NodeFailure: object(
-      { nodeId: ref('NodeId'), code: ref('ErrorCode'), message: { type: 'string' } },
-      { description: 'A node that refused or failed to answer, with its error code (`timeout`, `unavailable` for transport failures).' },
+      {
+        nodeId: ref('NodeId'),
+        code: ref('ErrorCode'),
+        message: { type: 'string' },
+        retryAfterSeconds: { type: 'integer', minimum: 0, description: 'With `rate_limited`: when this node expects to answer the requester again.' },
+      },
+      { description: 'A node that refused or failed to answer, with its error code (`timeout`, `unavailable` for transport failures).', optional: ['retryAfterSeconds'] },
     ),
     RevocationResult: object(
       {
@@ -805,7 +810,7 @@ function paths(): Record<string, Schema> {
         tags: ['decryption'],
         summary: 'Get t partial decryptions of a handle, wrapped to the requester\'s RSA key',
         description:
-          'The requester signs a Delegation for the handle. The gateway checks the chain owner → grant → requester (signature, validity window, key id, handle commitment, K binding, grant, revocations it knows of), attaches the stored grant, and asks exactly t nodes for partials (the fastest healthy ones), replacing nodes that fail and hedging to one more when an answer is late for that node (its mean latency plus four deviations, at most `hedgeDelayMs`). Every node checks the whole chain again, plus its own revocations and replay cache. When fewer than t nodes answer and they all refused for one reason (unauthorized, expired, replayed, revoked, unknown_key, bad_rsa_key), that error is returned; otherwise `insufficient_partials`. Rate limited per requester.',
+          'The requester signs a Delegation for the handle. The gateway checks the chain owner → grant → requester (signature, validity window, key id, handle commitment, K binding, grant, revocations it knows of), attaches the stored grant, and asks exactly t nodes for partials (the fastest healthy ones), replacing nodes that fail and hedging to one more when an answer is late for that node (its mean latency plus four deviations, at most `hedgeDelayMs`). Every node checks the whole chain again, plus its own revocations and replay cache. When fewer than t nodes answer and they all refused for one reason (unauthorized, expired, replayed, revoked, unknown_key, bad_rsa_key, rate_limited), that error is returned; otherwise `insufficient_partials`. Rate limited per requester, at the gateway and at every node; when the nodes refuse for their limits the answer is 429 with `details.retryAfterSeconds` (when enough of them take requests again) and a `Retry-After` header.',
         requestBody: jsonBody('The signed delegation and, optionally, nodes to avoid.', ref('DelegateBody'), { delegation: EX.delegation }),
         responses: {
           '200': jsonResponse('t wrapped partials with their proofs, and the ciphertext.', ref('DelegationResult'), {
@@ -831,7 +836,7 @@ function paths(): Record<string, Schema> {
               400: `Also a validity window longer than ${MAX_VALIDITY_SECONDS} s, an \`exclude\` that is not an array of at most ${MAX_EXCLUDE} node ids, or \`delegation.handle\` differing from the URL; \`bad_rsa_key\` when the nodes reject rsaSpki.`,
               403: 'No valid grant, a bad signature, a key id or handle mismatch, a stored kProof that does not verify, an expired window or grant, or a revoked grant.',
               409: 'The nodes have already answered this requestId.',
-              429: RATE_LIMIT_NOTE,
+              429: `${RATE_LIMIT_NOTE} Also when the nodes refused for their own per-requester limits; then \`details\` has \`answered\`, \`needed\` and the per-node \`failures\` too.`,
               503: 'Fewer than t nodes answered; `details` has `answered`, `needed` and the per-node `failures`.',
             },
           ),

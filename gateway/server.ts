@@ -32,7 +32,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   const metrics = createGatewayMetrics();
   let pool: NodePool;
   try {
-    pool = await NodePool.start(committee, log);
+    pool = await NodePool.start(committee, log, { partialFramesInFlight: config.partialFramesInFlight });
   } catch (e) {
     await store.close();
     throw e;

@@ -122,7 +122,10 @@ function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
 }
 
 export function jsonError(e: TkmsError): RouteResult {
-  return { status: e.httpStatus, json: e.toJSON() };
+  const retry = e.details?.retryAfterSeconds;
+  // RFC 9110 Retry-After, so generic HTTP clients and proxies back off without reading the body.
+  const headers = typeof retry === 'number' && Number.isSafeInteger(retry) && retry >= 0 ? { 'retry-after': String(retry) } : undefined;
+  return { status: e.httpStatus, json: e.toJSON(), ...(headers ? { headers } : {}) };
 }
 
 export async function startHttpServer(host: string, port: number, routes: Route[], log: Logger, name: string, opts: HttpServerOptions = {}): Promise<Server> {

@@ -9,6 +9,7 @@ import {
   isTkmsError,
   KEYS_PROTOCOL,
   MAX_NODE_FRAME_BYTES,
+  PARTIAL_BATCH_PROTOCOL,
   PARTIAL_PROTOCOL,
   TkmsError,
 } from '../core/index.ts';
@@ -211,6 +212,8 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     async (_peer, body) => partials.handle(body),
     clientFrameOpts,
   );
+  // A batch holds up to MAX_PARTIAL_BATCH requests: fewer frames in flight bound the same work.
+  await handleFrames(libp2p, PARTIAL_BATCH_PROTOCOL, async (_peer, body) => partials.handleBatch(body), { ...clientFrameOpts, maxInFlight: 64 });
   await handleFrames(libp2p, ACL_PROTOCOL, async (peer, body) => acl.handle(conns.memberFor(peer)?.id, body), clientFrameOpts);
   await handleFrames(
     libp2p,

@@ -11,6 +11,7 @@ export interface NodeMetrics {
   keysHeld: Gauge;
   partialRequests: Counter<'outcome'>;
   partialSeconds: Histogram<'outcome'>;
+  partialBatchSize: Histogram;
   aclMessages: Counter<'outcome'>;
   revocationsHeld: Gauge;
   replayCacheSize: Gauge;
@@ -65,6 +66,12 @@ export function createNodeMetrics(sources?: NodeMetricSources): NodeMetrics {
       help: 'Time to answer a partial decryption request (checks, K·share, proof, RSA wrap)',
       labelNames: ['outcome'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    partialBatchSize: new Histogram({
+      name: 'tkms_partial_batch_size',
+      help: 'Requests per frame on the batched partial protocol (the gateway batches under load)',
+      buckets: [1, 2, 4, 8, 16, 32],
       registers: [registry],
     }),
     aclMessages: new Counter({

@@ -7,14 +7,19 @@ import {
   computeProvenPartial,
   curveBackend,
   decodeHex,
+  decodePartialBatchRequest,
   decodePartialRequest,
   encodeDleqProof,
+  encodePartialBatchReply,
   encodePartialReply,
   equalBytes,
   isTkmsError,
   randomBytes,
   RsaPublicKeyCache,
   TkmsError,
+  wireErrorOf,
+  type PartialReply,
+  type PartialRequest,
 } from '../core/index.ts';
 import type { DkgPublicResult } from '../core/dkg/index.ts';
 import type { Logger } from '../net/logger.ts';
@@ -90,24 +95,53 @@ export class PartialService {
 
   constructor(private readonly o: PartialServiceOptions) {}
 
+  /** One request frame on /tkms/partial/1. */
   async handle(bytes: Uint8Array): Promise<Uint8Array> {
+    let request: PartialRequest | TkmsError;
+    try {
+      request = decodePartialRequest(bytes);
+    } catch (e) {
+      request = isTkmsError(e) ? e : new TkmsError('bad_request', 'undecodable partial request');
+    }
+    return encodePartialReply(await this.serve(request));
+  }
+
+  /**
+   * A batch frame on /tkms/partial-batch/1: every request is checked and answered on its own (a
+   * refusal or malformed item affects only its own reply), concurrently, so appends to the
+   * replay log group-commit. A malformed frame is refused whole.
+   */
+  async handleBatch(bytes: Uint8Array): Promise<Uint8Array> {
+    let items: (PartialRequest | TkmsError)[];
+    try {
+      items = decodePartialBatchRequest(bytes);
+    } catch (e) {
+      const err = isTkmsError(e) ? e : new TkmsError('bad_request', 'undecodable partial batch');
+      this.o.metrics.partialRequests.inc({ outcome: err.code });
+      return encodePartialBatchReply({ ok: false, ...wireErrorOf(err) });
+    }
+    this.o.metrics.partialBatchSize.observe(items.length);
+    return encodePartialBatchReply({ ok: true, replies: await Promise.all(items.map((item) => this.serve(item))) });
+  }
+
+  private async serve(request: PartialRequest | TkmsError): Promise<PartialReply> {
     const started = performance.now();
     let outcome = 'ok';
     try {
-      return await this.answer(bytes);
+      if (request instanceof TkmsError) throw request;
+      return await this.answer(request);
     } catch (e) {
       const err = isTkmsError(e) ? e : new TkmsError('internal', 'internal error');
       if (!isTkmsError(e)) this.o.log.error({ err: e instanceof Error ? e.message : 'error' }, 'partial request failed unexpectedly');
       outcome = err.code;
-      return encodePartialReply({ ok: false, code: err.code, message: err.message });
+      return { ok: false, ...wireErrorOf(err) };
     } finally {
       this.o.metrics.partialRequests.inc({ outcome });
       this.o.metrics.partialSeconds.observe({ outcome: outcome === 'ok' ? 'ok' : 'refused' }, (performance.now() - started) / 1000);
     }
   }
 
-  private async answer(bytes: Uint8Array): Promise<Uint8Array> {
-    const request = decodePartialRequest(bytes);
+  private async answer(request: PartialRequest): Promise<PartialReply> {
     const { delegation } = request;
     const held = this.o.shares.get(delegation.keyId);
     if (held === undefined) throw new TkmsError('unknown_key', `this node holds no share of key ${delegation.keyId}`);
@@ -138,7 +172,7 @@ export class PartialService {
       { keyId: delegation.keyId, requestId: bytesToHex(delegation.requestId), requester: `0x${bytesToHex(auth.requester)}`, viaGrant: auth.viaGrant },
       'partial issued',
     );
-    return encodePartialReply({ ok: true, nodeId: this.o.selfId, wrapped, proof: encodeDleqProof(proof) });
+    return { ok: true, nodeId: this.o.selfId, wrapped, proof: encodeDleqProof(proof) };
   }
 }
 

@@ -237,6 +237,7 @@ export class DkgSession {
         return [];
       }
       const messagePhase = MESSAGE_PHASE[message.kind];
+      // A message from a later phase is kept for then (and shows that its sender has moved on).
       if (!this.started || PHASE_ORDER[messagePhase] > PHASE_ORDER[this.currentPhase]) {
         this.buffer(from, message);
         return [];
@@ -259,46 +260,21 @@ export class DkgSession {
       const phase = this.currentPhase;
       if (GRACE_PHASES.has(phase) && !this.graceTaken.has(phase) && this.waitingForOthers()) {
         this.graceTaken.add(phase);
-        this.event(`deadline in phase ${phase}: allowing one more deadline for members that are one phase behind`);
-        return;
+        if (!this.othersHaveMovedOn()) {
+          this.event(`deadline in phase ${phase}: allowing one more deadline for members that are one phase behind`);
+          return;
+        }
+        this.event(`deadline in phase ${phase}: no grace, member(s) ${[...this.membersAhead()].join(', ')} already moved on (still missing: ${[...this.missingSenders()!].join(', ')})`);
+      } else {
+        this.event(`deadline in phase ${phase}`);
       }
-      this.event(`deadline in phase ${phase}`);
-      switch (this.currentPhase) {
-        case 'round1':
-          this.enterEcho();
-          break;
-        case 'echo':
-          this.enterRound2();
-          break;
-        case 'round2':
-          this.enterComplaints();
-          break;
-        case 'complaints':
-          for (const { dealer, complainer } of this.openComplaints.values()) {
-            this.disqualify(dealer, `did not answer the complaint of member ${complainer} with a valid share`);
-          }
-          this.openComplaints.clear();
-          this.enterConfirm();
-          break;
-        case 'confirm':
-          this.finish();
-          break;
-      }
+      this.endPhase();
     });
   }
 
   /** Whether the current phase still lacks messages that a member one deadline behind us could send. */
   private waitingForOthers(): boolean {
-    switch (this.currentPhase) {
-      case 'echo':
-        return ![...this.expectedEchoes].every((id) => this.echoSenders.has(id));
-      case 'complaints':
-        return this.openComplaints.size > 0 || ![...this.expectedComplaints].every((id) => this.complaintSenders.has(id));
-      case 'confirm':
-        return ![...this.expectedConfirms].every((id) => this.confirms.has(id));
-      default:
-        return false;
-    }
+    return (this.missingSenders()?.size ?? 0) > 0;
   }
 
   // ---------------------------------------------------------------- plumbing
@@ -352,8 +328,9 @@ export class DkgSession {
 
   private buffer(from: number, message: DkgMessage): void {
     const queue = this.buffered.get(from) ?? [];
-    // A sender may legitimately run ahead by every phase plus one justification per member.
-    if (queue.length >= MAX_BUFFERED_BASE + this.members.length) {
+    // A sender may legitimately run ahead by every phase plus one justification per member, and it
+    // relays others' complaints and justifications (one per member each, when few members complain).
+    if (queue.length >= MAX_BUFFERED_BASE + 3 * this.members.length) {
       this.event(`dropped an early ${message.kind} message from ${from}: buffer full`);
       return;
     }
@@ -400,26 +377,87 @@ export class DkgSession {
   private progress(): void {
     for (let guard = 0; guard < 8; guard++) {
       const before = this.currentPhase;
-      switch (this.currentPhase) {
-        case 'round1':
-          if (this.others.every((id) => this.round1Senders.has(id))) this.enterEcho();
-          break;
-        case 'echo':
-          if ([...this.expectedEchoes].every((id) => this.echoSenders.has(id))) this.enterRound2();
-          break;
-        case 'round2':
-          if ([...this.round1Qualified.keys()].every((d) => d === this.self || this.receivedShares.has(d))) this.enterComplaints();
-          break;
-        case 'complaints':
-          if ([...this.expectedComplaints].every((id) => this.complaintSenders.has(id)) && this.openComplaints.size === 0) this.enterConfirm();
-          break;
-        case 'confirm':
-          if ([...this.expectedConfirms].every((id) => this.confirms.has(id))) this.finish();
-          break;
-        default:
-          return;
-      }
+      const missing = this.missingSenders();
+      if (missing === undefined || missing.size > 0) return;
+      this.endPhase();
       if (this.currentPhase === before) return;
+    }
+  }
+
+  /**
+   * Members whose message for the current phase has not arrived; in 'complaints' also the dealers
+   * whose justification is still owed. Undefined when no phase is running.
+   */
+  private missingSenders(): Set<number> | undefined {
+    const lacking = (expected: Iterable<number>, has: (id: number) => boolean): Set<number> =>
+      new Set([...expected].filter((id) => id !== this.self && !has(id)));
+    switch (this.currentPhase) {
+      case 'round1':
+        return lacking(this.others, (id) => this.round1Senders.has(id));
+      case 'echo':
+        return lacking(this.expectedEchoes, (id) => this.echoSenders.has(id));
+      case 'round2':
+        return lacking(this.round1Qualified.keys(), (id) => this.receivedShares.has(id));
+      case 'complaints': {
+        const missing = lacking(this.expectedComplaints, (id) => this.complaintSenders.has(id));
+        for (const { dealer } of this.openComplaints.values()) missing.add(dealer);
+        return missing;
+      }
+      case 'confirm':
+        return lacking(this.expectedConfirms, (id) => this.confirms.has(id));
+      default:
+        return undefined;
+    }
+  }
+
+  /**
+   * Whether the grace deadline would do harm. The grace is for members one phase behind us, but it
+   * puts us one more deadline behind any member that has already left this phase, and the protocol
+   * tolerates one deadline of skew: two members waiting twice in echo for a dealer that crashed
+   * part-way through its echo broadcast reached the complaints phase after the member that got
+   * that echo had closed it, and the honest members split. So once some member has sent us a
+   * message of a later phase, and none of the members we wait for has (theirs would be in flight)
+   * and they could all be faulty (at most n − t), we end the phase at its first deadline.
+   */
+  private othersHaveMovedOn(): boolean {
+    const missing = this.missingSenders();
+    if (missing === undefined || missing.size === 0 || missing.size > this.members.length - this.t) return false;
+    const ahead = this.membersAhead();
+    return ahead.size > 0 && ![...missing].some((id) => ahead.has(id));
+  }
+
+  /** Members that have sent us a message of a phase after the current one (buffered for later). */
+  private membersAhead(): Set<number> {
+    const now = PHASE_ORDER[this.currentPhase];
+    const ahead = new Set<number>();
+    for (const [from, queue] of this.buffered) {
+      if (queue.some((b) => PHASE_ORDER[MESSAGE_PHASE[b.message.kind]] > now)) ahead.add(from);
+    }
+    return ahead;
+  }
+
+  /** Ends the current phase with what has arrived (a deadline, or nothing left to wait for). */
+  private endPhase(): void {
+    switch (this.currentPhase) {
+      case 'round1':
+        this.enterEcho();
+        break;
+      case 'echo':
+        this.enterRound2();
+        break;
+      case 'round2':
+        this.enterComplaints();
+        break;
+      case 'complaints':
+        for (const { dealer, complainer } of this.openComplaints.values()) {
+          this.disqualify(dealer, `did not answer the complaint of member ${complainer} with a valid share`);
+        }
+        this.openComplaints.clear();
+        this.enterConfirm();
+        break;
+      case 'confirm':
+        this.finish();
+        break;
     }
   }
 
@@ -606,40 +644,48 @@ export class DkgSession {
     this.openComplaints.set(key, { dealer, complainer });
   }
 
+  /**
+   * Complaints travel relayed: whoever gets a non-empty complaints message from its author passes
+   * it on to everyone. A complainer that crashes part-way through its broadcast would otherwise
+   * leave some members waiting for a justification that the accused dealer, never having seen the
+   * complaint, does not send, and those members would disqualify an honest dealer alone.
+   */
   private onComplaints(from: number, message: ComplaintsMessage): void {
     const late = this.currentPhase !== 'complaints';
-    if (message.complainer !== from || this.complaintSenders.has(from)) {
-      this.event(`ignored a duplicate or misattributed complaints message from ${from}`);
+    const complainer = message.complainer;
+    if (complainer === this.self || !this.others.includes(complainer) || this.complaintSenders.has(complainer)) {
+      if (complainer === from) this.event(`ignored a duplicate or misattributed complaints message from ${from}`);
       return;
     }
-    if (!this.verifySigned(from, message.signed, message.signature)) {
-      this.event(`ignored complaints from ${from}: bad signature`);
+    if (!this.verifySigned(complainer, message.signed, message.signature)) {
+      this.event(`ignored complaints of ${complainer} (from ${from}): bad signature`);
       return;
     }
-    this.complaintSenders.add(from);
+    this.complaintSenders.add(complainer);
+    if (from === complainer && !late && message.complaints.length > 0) this.broadcast(withSignature(message.signed, message.signature));
     const seen = new Set<number>();
     for (const complaint of message.complaints) {
       const dealer = complaint.accused;
-      if (seen.has(dealer) || dealer === from || !this.round1Qualified.has(dealer)) continue;
+      if (seen.has(dealer) || dealer === complainer || !this.round1Qualified.has(dealer)) continue;
       seen.add(dealer);
       // A dealer that has moved on still answers complaints, so slower members can clear it. It judges
       // evidence against itself like everyone else, so even a faulty dealer reaches the common view.
       if (dealer === this.self) {
-        if (!late && complaint.evidence !== undefined && this.evidenceProvesBadShare(dealer, from, complaint.evidence)) {
-          this.disqualify(dealer, `sent member ${from} a share that does not match its commitments (signed evidence)`);
+        if (!late && complaint.evidence !== undefined && this.evidenceProvesBadShare(dealer, complainer, complaint.evidence)) {
+          this.disqualify(dealer, `sent member ${complainer} a share that does not match its commitments (signed evidence)`);
         } else {
-          this.justify(from);
+          this.justify(complainer);
         }
         continue;
       }
       if (late || this.disqualifiedDealers.has(dealer)) continue;
-      if (complaint.evidence !== undefined && this.evidenceProvesBadShare(dealer, from, complaint.evidence)) {
-        this.disqualify(dealer, `sent member ${from} a share that does not match its commitments (signed evidence)`);
+      if (complaint.evidence !== undefined && this.evidenceProvesBadShare(dealer, complainer, complaint.evidence)) {
+        this.disqualify(dealer, `sent member ${complainer} a share that does not match its commitments (signed evidence)`);
         continue;
       }
-      this.openComplaint(dealer, from);
+      this.openComplaint(dealer, complainer);
     }
-    if (late) this.event(`complaints from ${from} arrived after the complaints phase`);
+    if (late) this.event(`complaints of ${complainer} arrived after the complaints phase`);
   }
 
   private evidenceProvesBadShare(dealer: number, complainer: number, evidence: Uint8Array): boolean {
@@ -666,10 +712,11 @@ export class DkgSession {
       this.event(`ignored a late justification from ${from}`);
       return;
     }
-    // Each costs a signature check; an honest sender needs at most one per member.
+    // Each costs a signature check; an honest sender sends at most one per member and relays at
+    // most one per (dealer, member) pair.
     const count = (this.justificationsFrom.get(from) ?? 0) + 1;
     this.justificationsFrom.set(from, count);
-    if (count > this.members.length) {
+    if (count > this.members.length * this.members.length) {
       this.event(`ignored a justification from ${from}: too many`);
       return;
     }
@@ -694,6 +741,9 @@ export class DkgSession {
     }
     this.justifiedPairs.add(key);
     this.openComplaints.delete(key);
+    // Relayed for the same reason as complaints: a dealer crashing part-way through its answer must
+    // not leave the complaint cleared for some members and open for others.
+    if (from === dealer) this.broadcast(encodeJustification(message.share));
     if (recipient === this.self && this.receivedShares.get(dealer)?.valid !== true) {
       this.receivedShares.set(dealer, { share: share.share, raw: share.raw, valid: true });
     }

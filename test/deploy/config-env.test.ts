@@ -122,12 +122,14 @@ describe('config from environment variables', () => {
         ...GW,
         TKMS_GATEWAY_PARTIAL_TIMEOUT_MS: '1500',
         TKMS_GATEWAY_HEDGE_DELAY_MS: '0',
+        TKMS_GATEWAY_PARTIAL_FRAMES_IN_FLIGHT: '3',
         TKMS_GATEWAY_RATE_BURST: '20',
         TKMS_GATEWAY_MAX_PLAINTEXT_BYTES: '4096',
         TKMS_GATEWAY_CLOCK_SKEW_SECONDS: '5',
       });
       assert.equal(c.partialTimeoutMs, 1500);
       assert.equal(c.hedgeDelayMs, 0);
+      assert.equal(c.partialFramesInFlight, 3);
       assert.deepEqual(c.rateLimit, { perMinute: 10, burst: 20 });
       assert.equal(c.maxPlaintextBytes, 4096);
       assert.equal(c.clockSkewSeconds, 5);

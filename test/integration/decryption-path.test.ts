@@ -447,13 +447,37 @@ for (const scenario of BYZANTINE_SCENES) {
       assert.match(logs, /TEST FAULTS ENABLED/);
     });
 
-    it('ten more decrypts without steering all succeed and never combine a liar', async () => {
+    it('ten more decrypts without steering all succeed, never combine a liar, and the client leaves the liars out', async () => {
       const s = scene!;
       const info = await s.aliceClient.encrypt(new TextEncoder().encode('again and again'), { keyId: s.devnet.keyId });
+      const before = s.aliceClient.misbehaviour();
+      assert.deepEqual([...new Set(before.map((m) => m.nodeId))].sort(), scenario.liars);
+      for (const m of before) assert.ok(m.count >= 1 && m.avoidedUntil > Date.now(), JSON.stringify(m));
       for (let i = 0; i < 10; i++) {
         const result = await s.aliceClient.decrypt(info.handle);
         assert.equal(new TextDecoder().decode(result.plaintext), 'again and again');
         for (const liar of scenario.liars) assert.ok(!result.usedNodeIds.includes(liar));
+        // Known liars are not asked again while they are suspects: one round trip, nothing rejected.
+        assert.equal(result.attempts, 1);
+        assert.deepEqual(result.rejected, []);
+      }
+      assert.deepEqual(s.aliceClient.misbehaviour(), before, 'no new rejections');
+      // A fresh client has to find them again, and counts what it found.
+      // Steered so that the first request goes to every liar plus honest, prompt nodes up to t = 3.
+      const fresh = new TkmsClient({ gatewayUrl: s.devnet.gatewayUrl, account: s.alice, suspectMs: 0 });
+      const honest = [1, 2, 3, 4, 5].filter((id) => !scenario.liars.includes(id) && !scenario.slow.includes(id));
+      const firstAsked = [...scenario.liars, ...honest.slice(0, 3 - scenario.liars.length)];
+      const avoidNodes = [1, 2, 3, 4, 5].filter((id) => !firstAsked.includes(id));
+      for (let i = 0; i < 4; i++) {
+        const result = await fresh.decrypt(info.handle, { avoidNodes });
+        assert.equal(new TextDecoder().decode(result.plaintext), 'again and again');
+        assert.equal(result.attempts, 2, 'suspectMs: 0 forgets the liars, so every decrypt meets them again');
+      }
+      const counted = fresh.misbehaviour();
+      assert.deepEqual(counted.map((m) => m.nodeId).sort(), scenario.liars, JSON.stringify(counted));
+      for (const m of counted) {
+        assert.equal(m.count, 4, `node ${m.nodeId} (${m.code}) rejected in each of the 4 decrypts`);
+        assert.equal(m.avoidedUntil, 0, 'suspectMs: 0 never avoids');
       }
     });
   });

@@ -156,17 +156,20 @@ describe('security: rate limits at the nodes and the gateway (devnet: 3 nodes, t
     // 3 nodes × a burst of 3, at least t = 2 per decryption: at most 4 decryptions, then refusals.
     assert.ok(decrypted >= 1 && decrypted <= Math.floor((3 * NODE_BURST) / 2), `decrypted ${decrypted} times`);
     assert.ok(isTkmsError(refusal), `expected a refusal, got ${String(refusal)}`);
-    const failures = (refusal.details?.failures ?? []) as { code: string }[];
-    // Every node that refused said why: rate_limited. (The gateway currently answers 503
-    // insufficient_partials for it, not 429 rate_limited: see the report.)
-    assert.ok(refusal.code === 'rate_limited' || (refusal.code === 'insufficient_partials' && failures.length > 0 && failures.every((f) => f.code === 'rate_limited')), `${refusal.code}: ${refusal.message}`);
+    const failures = (refusal.details?.failures ?? []) as { code: string; retryAfterSeconds?: number }[];
+    // Every node that refused said why, and the gateway passes it on: 429 rate_limited with the
+    // nodes' own retry hints, not a 503 that would send the client to other nodes.
+    assert.equal(refusal.code, 'rate_limited', `${refusal.code}: ${refusal.message}`);
+    assert.ok(failures.length > 0 && failures.every((f) => f.code === 'rate_limited' && Number.isInteger(f.retryAfterSeconds) && f.retryAfterSeconds! >= 1), JSON.stringify(failures));
+    const retry = refusal.details?.retryAfterSeconds;
+    assert.ok(typeof retry === 'number' && retry >= 1 && retry <= Math.max(...failures.map((f) => f.retryAfterSeconds!)), `retryAfterSeconds ${String(retry)}`);
     console.log(`      ${decrypted} decryptions, then: ${refusal.code}: ${refusal.message}`);
   });
 
   it('the gateway limits each account (429 rate_limited with retryAfterSeconds); forged requests do not spend it', async () => {
     const [ivan, mallory] = [account(), account()];
     const gw = devnet!.gatewayUrl;
-    const encrypt = async (signer: Account, owner: Account): Promise<{ status: number; json: any }> => {
+    const encrypt = async (signer: Account, owner: Account): Promise<{ status: number; json: any; headers: Headers }> => {
       const text = new TextEncoder().encode('limit me');
       const request = signEncryptRequest(signer.secretKey, { keyId: devnet!.keyId, owner: signer.addressBytes, plaintextHash: sha256(text), notBefore: nowS(), notAfter: nowS() + 300, requestId: newRequestId() });
       const body = { request: { ...encryptRequestToJson(request), owner: owner.address }, plaintext: encodeBase64(text) };
@@ -182,6 +185,7 @@ describe('security: rate limits at the nodes and the gateway (devnet: 3 nodes, t
     assert.equal(limited.status, 429, JSON.stringify(limited.json));
     assert.equal(limited.json.error.code, 'rate_limited');
     assert.ok(Number.isInteger(limited.json.error.details?.retryAfterSeconds) && limited.json.error.details.retryAfterSeconds >= 1, JSON.stringify(limited.json));
+    assert.equal(limited.headers.get('retry-after'), String(limited.json.error.details.retryAfterSeconds));
     // Another account is not affected.
     assert.equal((await encrypt(mallory, mallory)).status, 201);
   });

@@ -8,6 +8,8 @@ import {
   decodeBase64,
   decodeKeysReply,
   decodeKeysRequest,
+  decodePartialBatchReply,
+  decodePartialBatchRequest,
   decodePartialReply,
   decodePartialRequest,
   type Delegation,
@@ -20,6 +22,8 @@ import {
   encodeHex,
   encodeKeysReply,
   encodeKeysRequest,
+  encodePartialBatchReply,
+  encodePartialBatchRequest,
   encodePartialReply,
   encodePartialRequest,
   ERROR_CODES,
@@ -30,8 +34,11 @@ import {
   handleDescriptorToJson,
   isTkmsError,
   MAX_NODE_FRAME_BYTES,
+  MAX_PARTIAL_BATCH,
+  MAX_RETRY_AFTER_SECONDS,
   type PartialAnswer,
   partialAnswerToJson,
+  partialRequestJson,
   type PartialReply,
   type PartialRequest,
   parseDelegation,
@@ -47,6 +54,7 @@ import {
   type RevocationEnvelope,
   revocationToJson,
   REVOCATION_PAGE_SIZE,
+  TkmsError,
   toChecksumAddress,
 } from '../../core/index.ts';
 
@@ -135,7 +143,10 @@ const answerArb: fc.Arbitrary<PartialAnswer> = rec({
   proof: bytes(64),
 });
 const errorCodeArb = fc.constantFrom(...(Object.keys(ERROR_CODES) as ErrorCode[]));
-const wireErrorArb = rec({ ok: fc.constant(false as const), code: errorCodeArb, message: fc.string({ maxLength: 200, unit: 'binary' }) });
+const wireErrorArb = fc.oneof(
+  rec({ ok: fc.constant(false as const), code: errorCodeArb, message: fc.string({ maxLength: 200, unit: 'binary' }) }),
+  rec({ ok: fc.constant(false as const), code: errorCodeArb, message: fc.string({ maxLength: 200, unit: 'binary' }), retryAfterSeconds: fc.integer({ min: 0, max: MAX_RETRY_AFTER_SECONDS }) }),
+);
 const offsetArb = fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER));
 
 const partialRequestArb: fc.Arbitrary<PartialRequest> = rec({ delegation: delegationArb, descriptor: descriptorArb, grant: fc.option(grantArb, { nil: undefined }) });
@@ -281,6 +292,11 @@ const ACL_PAGE = obj({
   },
   next: leaf(badNext),
 });
+const badBatchArray = (max: number): fc.Arbitrary<unknown> =>
+  fc.oneof(notObject.filter((v) => !Array.isArray(v)), fc.constant({}), fc.constant([]), fc.constant(Array.from({ length: max + 1 }, () => null)));
+const PARTIAL_BATCH_REQUEST = obj({ v: leaf(notOne), requests: { items: PARTIAL_REQUEST, invalid: badBatchArray(MAX_PARTIAL_BATCH) } });
+// Replies are checked against the number of requests the batch held: two, in these tests.
+const PARTIAL_BATCH_REPLY_OK = obj({ ok: leaf(notTrue), replies: { items: PARTIAL_REPLY_OK, invalid: fc.oneof(badBatchArray(2), fc.constant([null]), fc.constant([1, 2, 3])) } });
 const KEYS_REQUEST = obj({ v: leaf(notOne) });
 const KEYS_REPLY = obj({
   ok: leaf(notTrue),
@@ -469,6 +485,29 @@ describe('authz messages and node frames (property)', function () {
       ],
     },
     {
+      name: 'decodePartialBatchRequest',
+      // A malformed item comes back as its error in its place; here any error is thrown, so every mutation must be caught.
+      decode: (b: Uint8Array) => {
+        const items = decodePartialBatchRequest(b);
+        for (const item of items) if (item instanceof TkmsError) throw item;
+        return items;
+      },
+      cases: [{ label: 'batch', arb: fc.array(partialRequestArb, { minLength: 1, maxLength: 3 }), encode: encodePartialBatchRequest, spec: PARTIAL_BATCH_REQUEST }],
+    },
+    {
+      name: 'decodePartialBatchReply',
+      decode: (b: Uint8Array) => decodePartialBatchReply(b, 2),
+      cases: [
+        {
+          label: 'replies',
+          arb: fc.array(answerArb.map((a) => ({ ok: true as const, ...a })), { minLength: 2, maxLength: 2 }).map((replies) => ({ ok: true as const, replies })),
+          encode: encodePartialBatchReply,
+          spec: PARTIAL_BATCH_REPLY_OK,
+        },
+        { label: 'error', arb: wireErrorArb, encode: encodePartialBatchReply, spec: ERROR_REPLY },
+      ],
+    },
+    {
       name: 'decodeAclRequest',
       decode: decodeAclRequest,
       cases: [
@@ -567,6 +606,50 @@ describe('authz messages and node frames (property)', function () {
       fc.assert(fc.property(aclRequestArb, (r) => assert.deepStrictEqual(decodeAclRequest(encodeAclRequest(r)), r)), { numRuns: 200 });
       fc.assert(fc.property(aclReplyArb, (r) => assert.deepStrictEqual(decodeAclReply(encodeAclReply(r)), r)), { numRuns: 200 });
       fc.assert(fc.property(partialReplyArb, (r) => assert.deepStrictEqual(decodePartialReply(encodePartialReply(r)), r)), { numRuns: 200 });
+    });
+
+    it('an error\'s retryAfterSeconds must be an integer from 0 to a day; anything else is bad_request', () => {
+      const frame = (retry: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify({ ok: false, error: { code: 'rate_limited', message: 'slow down', retryAfterSeconds: retry } }));
+      assert.deepStrictEqual(decodePartialReply(frame(7)), { ok: false, code: 'rate_limited', message: 'slow down', retryAfterSeconds: 7 });
+      const bad = fc.oneof(
+        fc.integer({ max: -1 }),
+        fc.integer({ min: MAX_RETRY_AFTER_SECONDS + 1 }),
+        fc.double({ noNaN: true }).filter((d) => !Number.isInteger(d)),
+        fc.constant(Number.MAX_SAFE_INTEGER + 2),
+        nonString.filter((v) => typeof v !== 'number'),
+        fc.string(),
+      );
+      fc.assert(fc.property(bad, (retry) => rejectedTyped(() => decodePartialReply(frame(retry)), `retryAfterSeconds = ${safeStringify(retry)}`)), { numRuns: 300 });
+    });
+
+    it('partial batches: a bad item is its own error and the rest decode; mixed replies round-trip; sizes are bounded', () => {
+      fc.assert(
+        fc.property(fc.array(partialRequestArb, { minLength: 2, maxLength: 4 }), fc.nat(), fc.jsonValue({ maxDepth: 2 }), (items, at, junk) => {
+          const json = JSON.parse(new TextDecoder().decode(encodePartialBatchRequest(items))) as { requests: unknown[] };
+          const bad = at % items.length;
+          json.requests[bad] = typeof junk === 'object' && junk !== null && !Array.isArray(junk) ? { ...junk, v: 2 } : junk;
+          const decoded = decodePartialBatchRequest(new TextEncoder().encode(JSON.stringify(json)));
+          assert.equal(decoded.length, items.length);
+          decoded.forEach((d, i) => {
+            if (i === bad) assert.ok(isTkmsError(d, 'bad_request'), `item ${i}: ${safeStringify(d)}`);
+            else assert.deepStrictEqual(d, items[i]);
+          });
+        }),
+        { numRuns: 100 },
+      );
+      fc.assert(
+        fc.property(fc.array(partialReplyArb, { minLength: 1, maxLength: 5 }), (replies) => {
+          assert.deepStrictEqual(decodePartialBatchReply(encodePartialBatchReply({ ok: true, replies }), replies.length), { ok: true, replies });
+          rejectedTyped(() => decodePartialBatchReply(encodePartialBatchReply({ ok: true, replies }), replies.length + 1), 'one reply short');
+        }),
+        { numRuns: 100 },
+      );
+      const one = fc.sample(partialRequestArb, 1)[0]!;
+      assert.equal(decodePartialBatchRequest(encodePartialBatchRequest(Array(MAX_PARTIAL_BATCH).fill(one))).length, MAX_PARTIAL_BATCH);
+      assert.throws(() => encodePartialBatchRequest(Array(MAX_PARTIAL_BATCH + 1).fill(one)), (e: unknown) => isTkmsError(e, 'bad_request'));
+      assert.throws(() => encodePartialBatchRequest([]), (e: unknown) => isTkmsError(e, 'bad_request'));
+      // The JSON text the gateway builds frames from is exactly what the single-request protocol carries.
+      assert.deepStrictEqual(new TextEncoder().encode(partialRequestJson(one)), encodePartialRequest(one));
     });
 
     it('a page of exactly REVOCATION_PAGE_SIZE items is accepted', () => {

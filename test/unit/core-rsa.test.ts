@@ -10,6 +10,7 @@ import {
   rsaOaepUnwrap,
   rsaOaepWrap,
 } from '../../core/index.ts';
+import { installNodeCryptoPaths, uninstallNodeCryptoPaths } from '../../core/node-crypto.ts';
 
 /**
  * RSA-OAEP(SHA-256, MGF1-SHA-256, empty label) interop: core (WebCrypto) against node:crypto
@@ -259,6 +260,33 @@ describe('core: RSA-OAEP interop and SPKI policy', function () {
       const max = maxOaepMessage(2048);
       assert.equal((await rsaOaepWrap(core2048.publicKey, new Uint8Array(max))).length, 256);
       await assert.rejects(() => rsaOaepWrap(core2048.publicKey, new Uint8Array(max + 1)), isCode('bad_length'));
+    });
+
+    it('the node:crypto unwrap Node clients install agrees with WebCrypto, failures included', async () => {
+      const other = await generateRsaKeyPair(2048);
+      const cases: { wrapped: Uint8Array; key: CryptoKey }[] = [];
+      for (let i = 0; i < 24; i++) {
+        const data = crypto.getRandomValues(new Uint8Array(1 + (i % 33)));
+        const wrapped = await rsaOaepWrap(core2048.publicKey, data);
+        const tampered = Uint8Array.from(wrapped);
+        tampered[i * 10]! ^= 1 << (i % 8);
+        cases.push({ wrapped, key: core2048.privateKey }, { wrapped: tampered, key: core2048.privateKey }, { wrapped, key: other.privateKey });
+      }
+      const outcome = async (c: { wrapped: Uint8Array; key: CryptoKey }): Promise<string> => {
+        try {
+          return Buffer.from(await rsaOaepUnwrap(c.key, c.wrapped)).toString('hex');
+        } catch (e) {
+          return isTkmsError(e) ? `error ${e.code}` : `untyped ${String(e)}`;
+        }
+      };
+      const viaWebCrypto = await Promise.all(cases.map(outcome));
+      installNodeCryptoPaths();
+      try {
+        assert.deepEqual(await Promise.all(cases.map(outcome)), viaWebCrypto);
+      } finally {
+        uninstallNodeCryptoPaths();
+      }
+      assert.equal(viaWebCrypto.filter((o) => o === 'error decrypt_failed').length, 48, 'every tampered or wrong-key case fails');
     });
 
     it('generateRsaKeyPair refuses sizes outside 2048..4096 with bad_rsa_key', async () => {

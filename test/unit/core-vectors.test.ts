@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeHex, decryptWithSharedSecretX, isTkmsError } from '../../core/index.ts';
+import { installNodeCryptoPaths, uninstallNodeCryptoPaths } from '../../core/node-crypto.ts';
 
 /**
  * The public ECIES vector from the reference client of the spec's system. The committed copy
@@ -44,8 +45,13 @@ async function assertDecryptFails(x: Uint8Array, iv: Uint8Array, ct: Uint8Array,
   );
 }
 
-describe('core: ECIES public vector', () => {
+// The browser path (WebCrypto) and the path Node clients install (node:crypto) must agree byte for byte.
+for (const path of ['WebCrypto', 'node:crypto'] as const) describe(`core: ECIES public vector (${path})`, () => {
   const committed = loadVector(COMMITTED_PATH);
+  before(() => {
+    if (path === 'node:crypto') installNodeCryptoPaths();
+  });
+  after(() => uninstallNodeCryptoPaths());
 
   it('the committed vector decrypts to its plaintext', async () => {
     const plain = await decryptWithSharedSecretX(committed.sharedSecretX, committed.iv, committed.ciphertext);

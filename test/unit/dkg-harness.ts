@@ -76,6 +76,8 @@ export interface Envelope {
   from: number;
   to: number;
   payload: Uint8Array;
+  /** How many envelopes this sender had emitted before this one (a broadcast counts once per recipient). */
+  seq: number;
 }
 
 export interface RunOptions {
@@ -123,10 +125,15 @@ export function runDkg(options: RunOptions): RunResult {
   const random = options.seed === undefined ? undefined : seededRandom(options.seed);
   const queue: Envelope[] = [];
   const delivered: Envelope[] = [];
+  const sent = new Map<number, number>();
   const enqueue = (from: number, outs: DkgOutbound[]): void => {
     for (const out of outs) {
       const targets = out.to === 'all' ? ids.filter((id) => id !== from) : [out.to];
-      for (const to of targets) queue.push({ from, to, payload: out.payload });
+      for (const to of targets) {
+        const seq = sent.get(from) ?? 0;
+        sent.set(from, seq + 1);
+        queue.push({ from, to, payload: out.payload, seq });
+      }
     }
   };
   const late = new Set(options.lateStarters ?? []);

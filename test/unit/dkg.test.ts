@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { secp256k1_FROST } from '@noble/curves/secp256k1.js';
 import { bytesToHex, concatBytes, decodeHex, encodeHex } from '../../core/bytes.ts';
 import { decodePoint, encodeScalar, G, mod } from '../../core/curve.ts';
@@ -12,7 +13,7 @@ import {
   type DkgPublicResult,
 } from '../../core/dkg/index.ts';
 import { frostIdentifier, deal, verifyProofOfKnowledge, evaluateCommitments } from '../../core/dkg/frost.ts';
-import { makeKeyring, runDkg, type RunResult } from './dkg-harness.ts';
+import { makeKeyring, makeNodeCryptoKeyring, runDkg, type RunResult } from './dkg-harness.ts';
 
 /** Every k-subset of xs (small inputs only). */
 function subsets<T>(xs: readonly T[], k: number): T[][] {
@@ -26,18 +27,24 @@ function doneSessions(run: RunResult): [number, DkgSession][] {
   return [...run.sessions].filter(([, s]) => s.phase === 'done');
 }
 
-/** The checks every successful run must pass; returns the common result. */
-function assertConsistentKey(run: RunResult, expectDone: readonly number[]): DkgPublicResult {
-  const done = doneSessions(run);
+/**
+ * The checks every successful run must pass; returns the common result. With `only`, just those
+ * members are checked (the others crashed), and their confirmation signatures may differ: which
+ * confirmations a member collected depends on what reached it before its deadline.
+ */
+function assertConsistentKey(run: RunResult, expectDone: readonly number[], only?: readonly number[]): DkgPublicResult {
+  const done = doneSessions(run).filter(([id]) => only === undefined || only.includes(id));
   assert.deepEqual(
     done.map(([id]) => id),
     [...expectDone],
     `done sessions; others: ${[...run.sessions].filter(([, s]) => s.phase !== 'done').map(([id, s]) => `${id}=${s.phase} ${s.abortReason ?? ''}`).join(' / ')}`,
   );
   const first = done[0]![1].result!;
-  const encoded = bytesToHex(encodeDkgPublicResult(first));
+  const comparable = (r: DkgPublicResult): string => bytesToHex(encodeDkgPublicResult(only === undefined ? r : { ...r, signatures: {} }));
+  const encoded = comparable(first);
   for (const [id, s] of done) {
-    assert.equal(bytesToHex(encodeDkgPublicResult(s.result!)), encoded, `member ${id} has a different result`);
+    assert.equal(comparable(s.result!), encoded, `member ${id} has a different result`);
+    if (only !== undefined) verifyDkgPublicResult(s.result!, run.keyring.verify);
   }
   const t = first.t;
   assert.ok(Object.keys(first.signatures).length >= t);
@@ -205,6 +212,64 @@ describe('DKG: faults', () => {
     assert.deepEqual(result.qualified, [1, 2, 3, 4, 5]);
     assert.ok(run.sessions.get(1)!.events.some((e) => /member 5 confirmed a different transcript/.test(e)));
     assert.match(run.sessions.get(5)!.abortReason ?? '', /only 1 matching confirmations, need t = 3; different transcript from member\(s\) 1, 2, 3, 4/);
+  });
+});
+
+describe('DKG: members crashing at any point', () => {
+  // A crashed member stops sending after its k-th envelope (a broadcast counts once per
+  // recipient, so a crash can cut a broadcast short). Whatever k and the delivery order, every
+  // live member must finish with the same key and be qualified itself.
+  it('the reproduced split: a dealer that crashes part-way through its echo broadcast', () => {
+    const run = runDkg({ t: 3, n: 5, filter: (e) => !(e.from === 5 && ((e.payload[1] === 2 && e.to === 4) || e.payload[1]! > 2)) });
+    const result = assertConsistentKey(run, [1, 2, 3, 4]);
+    assert.deepEqual(result.qualified, [1, 2, 3, 4]);
+    assert.ok(run.sessions.get(4)!.events.some((e) => /deadline in phase echo: no grace, member\(s\) 1, 2, 3 already moved on \(still missing: 5\)/.test(e)));
+  });
+
+  it('up to n − t members crash at random points: the live members agree and are all qualified', function () {
+    this.timeout(240_000);
+    const configs = [
+      [2, 3],
+      [3, 5],
+      [4, 7],
+    ] as const;
+    const scenario = fc
+      .constantFrom(...configs)
+      .chain(([t, n]) =>
+        fc.record({
+          t: fc.constant(t),
+          n: fc.constant(n),
+          crashes: fc.uniqueArray(fc.record({ id: fc.integer({ min: 1, max: n }), after: fc.integer({ min: 0, max: 6 * (n - 1) }) }), {
+            minLength: 1,
+            maxLength: n - t,
+            selector: (c) => c.id,
+          }),
+          seed: fc.integer({ min: 1, max: 2 ** 30 }),
+        }),
+      );
+    let runs = 0;
+    fc.assert(
+      fc.property(scenario, ({ t, n, crashes, seed }) => {
+        runs++;
+        const crashAfter = new Map(crashes.map((c) => [c.id, c.after]));
+        const run = runDkg({
+          t,
+          n,
+          seed,
+          keyring: makeNodeCryptoKeyring,
+          filter: (e) => !crashAfter.has(e.from) || e.seq < crashAfter.get(e.from)!,
+        });
+        const live = Array.from({ length: n }, (_, i) => i + 1).filter((id) => !crashAfter.has(id));
+        for (const id of live) {
+          const s = run.sessions.get(id)!;
+          assert.equal(s.phase, 'done', `live member ${id}: ${s.phase} ${s.abortReason ?? ''}`);
+        }
+        const result = assertConsistentKey(run, live, live);
+        for (const id of live) assert.ok(result.qualified.includes(id), `live member ${id} was disqualified: ${run.sessions.get(live[0]!)!.disqualified.get(id)}`);
+      }),
+      { numRuns: 120 },
+    );
+    assert.equal(runs, 120);
   });
 });
 

@@ -107,6 +107,7 @@ describe('gateway units', () => {
         logLevel: 'info',
         partialTimeoutMs: 3_000,
         hedgeDelayMs: 300,
+        partialFramesInFlight: 1,
         rateLimit: { perMinute: 600, burst: 100 },
         maxPlaintextBytes: MAX_PLAINTEXT,
         clockSkewSeconds: 30,
@@ -119,12 +120,13 @@ describe('gateway units', () => {
 
     it('takes explicit values at their bounds', () => {
       const c = parseGatewayConfig(
-        { ...minimal, logLevel: 'silent', partialTimeoutMs: 100, hedgeDelayMs: 0, maxPlaintextBytes: MAX_PLAINTEXT, clockSkewSeconds: 600, rateLimit: { perMinute: 1, burst: 10_000_000 } },
+        { ...minimal, logLevel: 'silent', partialTimeoutMs: 100, hedgeDelayMs: 0, partialFramesInFlight: 64, maxPlaintextBytes: MAX_PLAINTEXT, clockSkewSeconds: 600, rateLimit: { perMinute: 1, burst: 10_000_000 } },
         BASE,
       );
       assert.equal(c.logLevel, 'silent');
       assert.equal(c.partialTimeoutMs, 100);
       assert.equal(c.hedgeDelayMs, 0);
+      assert.equal(c.partialFramesInFlight, 64);
       assert.equal(c.maxPlaintextBytes, MAX_PLAINTEXT);
       assert.equal(c.clockSkewSeconds, 600);
       assert.deepEqual(c.rateLimit, { perMinute: 1, burst: 10_000_000 });
@@ -162,6 +164,7 @@ describe('gateway units', () => {
         extra: 1,
         partialTimeoutMs: 99,
         hedgeDelayMs: -1,
+        partialFramesInFlight: 0,
         maxPlaintextBytes: 0,
         clockSkewSeconds: 601,
         rateLimit: { perMinute: 0, burst: 1.5, unknown: true },
@@ -174,6 +177,7 @@ describe('gateway units', () => {
         'committeeFile is required',
         'partialTimeoutMs must be an integer in 100..60000',
         'hedgeDelayMs must be an integer in 0..60000',
+        'partialFramesInFlight must be an integer in 1..64',
         `maxPlaintextBytes must be an integer in 1..${MAX_PLAINTEXT}`,
         'clockSkewSeconds must be an integer in 0..600',
         'rateLimit has an unknown field "unknown"',
@@ -196,6 +200,7 @@ describe('gateway units', () => {
       one({ committeeFile: [] }, 'committeeFile');
       for (const v of [99, 60_001, 1.5, '3000', null, true]) one({ partialTimeoutMs: v }, 'partialTimeoutMs');
       for (const v of [-1, 60_001, 0.5]) one({ hedgeDelayMs: v }, 'hedgeDelayMs');
+      for (const v of [0, 65, 1.5, '2']) one({ partialFramesInFlight: v }, 'partialFramesInFlight');
       for (const v of [0, MAX_PLAINTEXT + 1, 16 * 1024 * 1024, 1e300]) one({ maxPlaintextBytes: v }, 'maxPlaintextBytes');
       for (const v of [-1, 601, Number.NaN]) one({ clockSkewSeconds: v }, 'clockSkewSeconds');
       for (const v of [null, 5, 'fast', []]) one({ rateLimit: v }, 'rateLimit must be an object');

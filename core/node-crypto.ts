@@ -1,0 +1,44 @@
+import { constants, createDecipheriv, hkdfSync, KeyObject, privateDecrypt } from 'node:crypto';
+import { ECIES_INFO, ECIES_SALT, setSharedSecretDecryptor, TAG_LENGTH } from './ecies.ts';
+import { setRsaOaepUnwrapper } from './rsa.ts';
+
+/**
+ * Node-only: the client's RSA-OAEP unwrap and its HKDF + AES-256-GCM decryption through node:crypto,
+ * synchronously. Same algorithms and bytes as the WebCrypto paths (the tests cross-check them);
+ * WebCrypto in Node runs each operation as a thread-pool job behind a promise, which costs more
+ * than these small operations themselves. Browsers never load this module.
+ */
+export function installNodeCryptoPaths(): void {
+  // The WebCrypto key stays the handle the client holds; node:crypto needs its KeyObject view.
+  const keyObjects = new WeakMap<CryptoKey, KeyObject>();
+  setRsaOaepUnwrapper((privateKey, wrapped) => {
+    let key = keyObjects.get(privateKey);
+    if (key === undefined) {
+      key = KeyObject.from(privateKey);
+      keyObjects.set(privateKey, key);
+    }
+    return new Uint8Array(privateDecrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, wrapped));
+  });
+  setSharedSecretDecryptor((sharedSecretX, nonce, ciphertext) => {
+    const key = new Uint8Array(hkdfSync('sha256', sharedSecretX, ECIES_SALT, ECIES_INFO, 32));
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_LENGTH });
+      decipher.setAuthTag(ciphertext.subarray(ciphertext.length - TAG_LENGTH));
+      const head = decipher.update(ciphertext.subarray(0, ciphertext.length - TAG_LENGTH));
+      const tail = decipher.final();
+      const out = new Uint8Array(head.length + tail.length);
+      out.set(head);
+      out.set(tail, head.length);
+      head.fill(0);
+      return out;
+    } finally {
+      key.fill(0);
+    }
+  });
+}
+
+/** Back to WebCrypto for both (tests compare the two paths). */
+export function uninstallNodeCryptoPaths(): void {
+  setRsaOaepUnwrapper(undefined);
+  setSharedSecretDecryptor(undefined);
+}
