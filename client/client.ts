@@ -143,7 +143,8 @@ export class TkmsClient {
   /**
    * Every node whose partials failed verification for this client, with counts by reason: what an
    * application exports as a metric (only a requester can see a lying node: the partials are
-   * wrapped to its key). Sorted by node id, then reason.
+   * wrapped to its key). Answers are not signed by the nodes, so a dishonest gateway can also
+   * make a node look bad here; it cannot make a bad partial pass. Sorted by node id, then reason.
    */
   misbehaviour(): NodeMisbehaviour[] {
     const now = Date.now();
@@ -155,9 +156,11 @@ export class TkmsClient {
     return out.sort((a, b) => a.nodeId - b.nodeId || a.code.localeCompare(b.code));
   }
 
-  private noteRejected(rejected: readonly RejectedPartial[]): void {
+  private noteRejected(key: VerifiedKey, rejected: readonly RejectedPartial[]): void {
     const until = Date.now() + this.suspectMs;
     for (const r of rejected) {
+      // Only committee members can be suspects; an id the gateway made up must not crowd them out.
+      if (!key.verificationShares.has(r.nodeId)) continue;
       const byCode = this.rejectedCounts.get(r.nodeId) ?? new Map<string, number>();
       byCode.set(r.code, (byCode.get(r.code) ?? 0) + 1);
       this.rejectedCounts.set(r.nodeId, byCode);
@@ -361,7 +364,7 @@ export class TkmsClient {
           rsaPrivateKey: rsa.privateKey,
         });
         rejected.push(...recovered.rejected);
-        this.noteRejected(recovered.rejected);
+        this.noteRejected(key, recovered.rejected);
         try {
           const plaintext = await decryptWithSharedSecretX(recovered.sharedSecretX, nonce, ciphertext);
           return { plaintext, usedNodeIds: recovered.usedNodeIds, rejected, failures, attempts: attempt };
@@ -373,7 +376,7 @@ export class TkmsClient {
         const refused = (e.details?.rejected as RejectedPartial[] | undefined) ?? [];
         const bad = refused.map((r) => r.nodeId);
         rejected.push(...refused);
-        this.noteRejected(refused);
+        this.noteRejected(key, refused);
         for (const id of bad) badNodes.add(id);
         const remaining = key.n - badNodes.size;
         if (attempt >= MAX_ATTEMPTS || bad.length === 0 || remaining < key.t) {

@@ -14,6 +14,11 @@ export function installNodeCryptoPaths(): void {
   setRsaOaepUnwrapper((privateKey, wrapped) => {
     let key = keyObjects.get(privateKey);
     if (key === undefined) {
+      // node:crypto ignores the algorithm a CryptoKey was made for; refuse what WebCrypto would.
+      const algorithm = privateKey.algorithm as RsaHashedKeyAlgorithm;
+      if (privateKey.type !== 'private' || algorithm.name !== 'RSA-OAEP' || algorithm.hash?.name !== 'SHA-256' || !privateKey.usages.includes('decrypt')) {
+        throw new Error('not an RSA-OAEP SHA-256 decryption key');
+      }
       key = KeyObject.from(privateKey);
       keyObjects.set(privateKey, key);
     }
@@ -21,17 +26,19 @@ export function installNodeCryptoPaths(): void {
   });
   setSharedSecretDecryptor((sharedSecretX, nonce, ciphertext) => {
     const key = new Uint8Array(hkdfSync('sha256', sharedSecretX, ECIES_SALT, ECIES_INFO, 32));
+    let head: Buffer | undefined;
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_LENGTH });
       decipher.setAuthTag(ciphertext.subarray(ciphertext.length - TAG_LENGTH));
-      const head = decipher.update(ciphertext.subarray(0, ciphertext.length - TAG_LENGTH));
+      head = decipher.update(ciphertext.subarray(0, ciphertext.length - TAG_LENGTH));
       const tail = decipher.final();
       const out = new Uint8Array(head.length + tail.length);
       out.set(head);
       out.set(tail, head.length);
-      head.fill(0);
       return out;
     } finally {
+      // Unauthenticated plaintext (when the tag fails) and the key must not linger.
+      head?.fill(0);
       key.fill(0);
     }
   });

@@ -111,13 +111,15 @@ const MIN_HEDGE_MS = 10;
  * against 105 with two.
  */
 export const DEFAULT_PARTIAL_FRAMES_IN_FLIGHT = 1;
+/** How long a member that lacked the batch protocol gets single requests before batching is tried again. */
+const SINGLE_ONLY_RECHECK_MS = 5 * 60_000;
 
 export class NodePool {
   private readonly stats = new MemberStats();
   private readonly frames: FrameClient;
   private readonly batchers = new Map<number, RequestBatcher<string, PartialReply>>();
-  /** Members that do not serve the batch protocol. */
-  private readonly singleOnly = new Set<number>();
+  /** Members that did not serve the batch protocol: until when to send them single requests. */
+  private readonly singleOnlyUntil = new Map<number, number>();
 
   private constructor(
     readonly committee: Committee,
@@ -187,20 +189,27 @@ export class NodePool {
   }
 
   private async sendPartialBatch(memberId: number, items: string[], timeoutMs: number): Promise<PartialReply[]> {
-    if (!this.singleOnly.has(memberId)) {
+    if ((this.singleOnlyUntil.get(memberId) ?? 0) <= Date.now()) {
       try {
         const reply = decodePartialBatchReply(await this.send(memberId, PARTIAL_BATCH_PROTOCOL, encodePartialBatchOfJson(items), timeoutMs), items.length);
-        if (!reply.ok) throw new TkmsError(reply.code, reply.message);
+        if (!reply.ok) throw new TkmsError(reply.code, reply.message, reply.retryAfterSeconds === undefined ? undefined : { retryAfterSeconds: reply.retryAfterSeconds });
         return reply.replies;
       } catch (e) {
-        // A node from before batching: one request per frame from now on.
+        // A node from before batching: one request per frame for a while (it may be upgraded).
         if (!(e instanceof Error && e.name === 'UnsupportedProtocolError')) throw e;
-        this.singleOnly.add(memberId);
+        this.singleOnlyUntil.set(memberId, Date.now() + SINGLE_ONLY_RECHECK_MS);
         this.log.info({ member: memberId }, 'member does not serve batched partial requests; sending them one by one');
       }
     }
+    // Each request on its own frame, and each failure its own reply: one request's transport error
+    // must not fail the others that happened to share the batch.
     const encoder = new TextEncoder();
-    return Promise.all(items.map(async (item) => decodePartialReply(await this.send(memberId, PARTIAL_PROTOCOL, encoder.encode(item), timeoutMs))));
+    const settled = await Promise.allSettled(items.map(async (item) => decodePartialReply(await this.send(memberId, PARTIAL_PROTOCOL, encoder.encode(item), timeoutMs))));
+    return settled.map((r): PartialReply => {
+      if (r.status === 'fulfilled') return r.value;
+      const err = isTkmsError(r.reason) ? r.reason : new TkmsError('unavailable', errorText(r.reason));
+      return { ok: false, code: err.code, message: err.message };
+    });
   }
 
   async requestPartials(request: PartialRequest, opts: FanOutOptions): Promise<FanOutResult> {
@@ -248,7 +257,8 @@ export class NodePool {
           .catch((e: unknown) => {
             const err = isTkmsError(e) ? e : new TkmsError('unavailable', errorText(e));
             // A refusal is the node doing its job; only transport failures mark it unhealthy.
-            if (!isTkmsError(e) || err.code === 'internal' || err.code === 'unavailable' || err.code === 'timeout') this.stats.fail(memberId);
+            const transport = err.code === 'internal' || err.code === 'unavailable' || (err.code === 'timeout' && err.details?.queued !== true);
+            if (!isTkmsError(e) || transport) this.stats.fail(memberId);
             const retry = err.details?.retryAfterSeconds;
             failures.push({ nodeId: memberId, code: err.code, message: err.message, ...(typeof retry === 'number' ? { retryAfterSeconds: retry } : {}) });
             if (!done && queue.length > 0) launch(queue.shift()!);
@@ -297,6 +307,7 @@ export class NodePool {
   }
 
   async stop(): Promise<void> {
+    for (const batcher of this.batchers.values()) batcher.close();
     this.conns.stop();
     await this.frames.close();
     await this.libp2p.stop();

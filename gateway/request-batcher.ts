@@ -27,11 +27,13 @@ interface Pending<Item, Reply> {
  * it carries, so a busy gateway sends fewer, fuller frames.
  *
  * Every request keeps its own deadline: it fails with `timeout` when that passes, whether it
- * was still queued or in a frame that has not come back. A frame that fails fails its requests.
+ * was still queued (details.queued) or in a frame that has not come back. A frame that fails
+ * fails its requests, and only those.
  */
 export class RequestBatcher<Item, Reply> {
   private readonly queue: Pending<Item, Reply>[] = [];
   private inFlight = 0;
+  private closed = false;
 
   constructor(
     private readonly send: BatchSend<Item, Reply>,
@@ -49,14 +51,25 @@ export class RequestBatcher<Item, Reply> {
   request(item: Item, timeoutMs: number): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
       const pending: Pending<Item, Reply> = { item, deadline: Date.now() + timeoutMs, settled: false, timer: undefined, resolve, reject };
+      if (this.closed) {
+        reject(new TkmsError('unavailable', 'shutting down'));
+        return;
+      }
       pending.timer = setTimeout(() => {
         const at = this.queue.indexOf(pending);
         if (at >= 0) this.queue.splice(at, 1);
-        this.settle(pending, () => reject(new TkmsError('timeout', `no answer within ${timeoutMs} ms`)));
+        // `queued`: it never left, so the wait says nothing about the peer's health.
+        this.settle(pending, () => reject(new TkmsError('timeout', `no answer within ${timeoutMs} ms`, at >= 0 ? { queued: true } : undefined)));
       }, timeoutMs);
       this.queue.push(pending);
       this.pump();
     });
+  }
+
+  /** Fails every queued request and refuses new ones (frames in flight settle on their own). */
+  close(): void {
+    this.closed = true;
+    for (const p of this.queue.splice(0)) this.settle(p, () => p.reject(new TkmsError('unavailable', 'shutting down')));
   }
 
   private settle(p: Pending<Item, Reply>, action: () => void): void {

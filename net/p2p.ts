@@ -86,6 +86,9 @@ export type FrameHandler = (remotePeer: string, body: Uint8Array) => Promise<Uin
 const SERVER_IDLE_MS = 60_000;
 const CLIENT_IDLE_MS = 20_000;
 
+/** Requests all peers together may have in flight on one served protocol, by default. */
+export const DEFAULT_MAX_FRAMES_IN_FLIGHT = 512;
+
 /**
  * Serves a request/reply protocol: one frame in, one frame out, then the next frame on the
  * same stream. A one-shot client sends one frame and closes; a FrameClient keeps the stream
@@ -99,7 +102,7 @@ export async function handleFrames(
   opts: { maxRequestBytes: number; timeoutMs: number; log: Logger; maxInFlight?: number },
 ): Promise<void> {
   // Bounds the memory and CPU all peers together can claim at once on this protocol.
-  const maxInFlight = opts.maxInFlight ?? 512;
+  const maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_FRAMES_IN_FLIGHT;
   let inFlight = 0;
   await libp2p.handle(
     protocol,

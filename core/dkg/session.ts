@@ -50,6 +50,8 @@ const MAX_EVENTS = 1000;
  * neither (a late share is recovered through a complaint and its justification).
  */
 const GRACE_PHASES: ReadonlySet<DkgPhase> = new Set<DkgPhase>(['echo', 'complaints', 'confirm']);
+/** Deadlines a member short of t matching confirmations waits for more before it aborts. */
+const MAX_CONFIRM_GRACES = 3;
 
 interface ReceivedShare {
   share: bigint;
@@ -71,10 +73,13 @@ const pairKey = (dealer: number, recipient: number): string => `${dealer}:${reci
  * authenticated messages, sends what the session returns, and calls `advance()` at deadlines.
  *
  * Deadlines: `advance()` ends the current phase with what has arrived, except that in 'echo',
- * 'complaints' and 'confirm' the first deadline at which messages are still missing is a grace
- * period (the phase stays; see GRACE_PHASES). The runner therefore re-arms its timer after every
- * `advance()` while the session is not done or aborted. The 'complaints' phase includes the
- * dealers' justifications; closing it disqualifies every dealer with an unanswered complaint.
+ * 'complaints' and 'confirm' a deadline at which messages are still missing can be a grace period
+ * (the phase stays; see GRACE_PHASES, graceLimit and othersHaveMovedOn). The runner therefore
+ * re-arms its timer after every `advance()` while the session is not done or aborted. The
+ * 'complaints' phase includes the dealers' justifications; closing it disqualifies every dealer
+ * with an unanswered complaint. Complaints, justifications and late shares are re-published by
+ * whoever receives them first-hand, so a member that crashes part-way through a broadcast, or one
+ * that runs behind, leaves every member with the same view.
  */
 export class DkgSession {
   private readonly params: DkgParams;
@@ -89,12 +94,20 @@ export class DkgSession {
   private readonly maxPayloadLength: number;
 
   private currentPhase: DkgPhase = 'round1';
-  private readonly graceTaken = new Set<DkgPhase>();
+  /** Members that sent us at least one well-formed message (the transport authenticates senders). */
+  private readonly heardFrom = new Set<number>();
+  /** Grace deadlines taken per phase. */
+  private readonly graceTaken = new Map<DkgPhase, number>();
   private started = false;
   private outbox: DkgOutbound[] = [];
   private readonly log: string[] = [];
   private droppedEvents = 0;
   private readonly buffered = new Map<number, Buffered[]>();
+  /**
+   * Early justifications, kept once each by content whoever relayed them: with relays one sender
+   * may carry one per (dealer, complainer) pair, which the per-sender buffer is not sized for.
+   */
+  private readonly bufferedJustifications = new Map<string, Buffered>();
   private readonly disqualifiedDealers = new Map<number, string>();
   private publicResult: DkgPublicResult | undefined;
   private reason: string | undefined;
@@ -236,6 +249,7 @@ export class DkgSession {
         this.event(`ignored a malformed message from ${from}: ${isTkmsError(error) ? error.message : 'undecodable'}`);
         return [];
       }
+      this.heardFrom.add(from);
       const messagePhase = MESSAGE_PHASE[message.kind];
       // A message from a later phase is kept for then (and shows that its sender has moved on).
       if (!this.started || PHASE_ORDER[messagePhase] > PHASE_ORDER[this.currentPhase]) {
@@ -258,10 +272,11 @@ export class DkgSession {
         return;
       }
       const phase = this.currentPhase;
-      if (GRACE_PHASES.has(phase) && !this.graceTaken.has(phase) && this.waitingForOthers()) {
-        this.graceTaken.add(phase);
-        if (!this.othersHaveMovedOn()) {
-          this.event(`deadline in phase ${phase}: allowing one more deadline for members that are one phase behind`);
+      const graces = this.graceTaken.get(phase) ?? 0;
+      if (GRACE_PHASES.has(phase) && this.waitingForOthers() && graces < this.graceLimit()) {
+        this.graceTaken.set(phase, graces + 1);
+        if (graces > 0 || !this.othersHaveMovedOn()) {
+          this.event(`deadline in phase ${phase}: allowing one more deadline for members that are behind`);
           return;
         }
         this.event(`deadline in phase ${phase}: no grace, member(s) ${[...this.membersAhead()].join(', ')} already moved on (still missing: ${[...this.missingSenders()!].join(', ')})`);
@@ -270,6 +285,29 @@ export class DkgSession {
       }
       this.endPhase();
     });
+  }
+
+  /**
+   * Grace deadlines a phase may take. One, for members one phase behind. Two in 'complaints': a
+   * member that got an echo the others did not moves on alone, up to two deadlines ahead, and its
+   * complaints must not close before the others' complaints and justifications arrive. In 'confirm'
+   * a second one when more than n − t members are missing or silent (an honest member is then among
+   * the missing), and up to MAX_CONFIRM_GRACES while fewer than t confirmations match ours, since
+   * ending then means aborting. Waiting only delays; ending early splits members.
+   */
+  private graceLimit(): number {
+    if (this.currentPhase !== 'complaints' && this.currentPhase !== 'confirm') return 1;
+    // Without t matching confirmations ending means aborting; the others' may be on their way.
+    if (this.currentPhase === 'confirm' && this.matchingConfirmations() < this.t) return MAX_CONFIRM_GRACES;
+    if (this.currentPhase === 'complaints') return 2;
+    const absent = new Set([...(this.missingSenders() ?? []), ...this.silentMembers()]);
+    return absent.size > this.members.length - this.t ? 2 : 1;
+  }
+
+  private matchingConfirmations(): number {
+    const own = this.ownTranscriptHash;
+    if (own === undefined) return 0;
+    return [...this.confirms.values()].filter((c) => equalBytes(c.hash, own)).length;
   }
 
   /** Whether the current phase still lacks messages that a member one deadline behind us could send. */
@@ -327,10 +365,20 @@ export class DkgSession {
   }
 
   private buffer(from: number, message: DkgMessage): void {
+    if (message.kind === 'justification') {
+      const key = bytesToHex(message.share);
+      if (this.bufferedJustifications.has(key)) return;
+      // At most one share per (dealer, member) pair is genuine; twice that bounds a dealer's equivocation.
+      if (this.bufferedJustifications.size >= 2 * this.members.length * this.members.length) {
+        this.event(`dropped an early justification from ${from}: buffer full`);
+        return;
+      }
+      this.bufferedJustifications.set(key, { from, message });
+      return;
+    }
     const queue = this.buffered.get(from) ?? [];
-    // A sender may legitimately run ahead by every phase plus one justification per member, and it
-    // relays others' complaints and justifications (one per member each, when few members complain).
-    if (queue.length >= MAX_BUFFERED_BASE + 3 * this.members.length) {
+    // A sender may legitimately run ahead by every phase and relay one complaints message per member.
+    if (queue.length >= MAX_BUFFERED_BASE + 2 * this.members.length) {
       this.event(`dropped an early ${message.kind} message from ${from}: buffer full`);
       return;
     }
@@ -340,6 +388,14 @@ export class DkgSession {
 
   /** Processes buffered messages that belong to the phase just entered. */
   private replay(phase: DkgPhase): void {
+    if (phase === 'complaints') {
+      const early = [...this.bufferedJustifications.values()];
+      this.bufferedJustifications.clear();
+      for (const b of early) {
+        if (this.currentPhase !== phase) return;
+        this.handle(b.from, b.message);
+      }
+    }
     for (const [from, queue] of this.buffered) {
       const now = queue.filter((b) => MESSAGE_PHASE[b.message.kind] === phase);
       if (now.length === 0) continue;
@@ -371,6 +427,7 @@ export class DkgSession {
     this.sentShares.clear();
     this.receivedShares.clear();
     this.buffered.clear();
+    this.bufferedJustifications.clear();
   }
 
   /** Moves through every phase whose expected messages have all arrived. */
@@ -413,17 +470,30 @@ export class DkgSession {
   /**
    * Whether the grace deadline would do harm. The grace is for members one phase behind us, but it
    * puts us one more deadline behind any member that has already left this phase, and the protocol
-   * tolerates one deadline of skew: two members waiting twice in echo for a dealer that crashed
-   * part-way through its echo broadcast reached the complaints phase after the member that got
-   * that echo had closed it, and the honest members split. So once some member has sent us a
-   * message of a later phase, and none of the members we wait for has (theirs would be in flight)
-   * and they could all be faulty (at most n − t), we end the phase at its first deadline.
+   * tolerates one deadline of skew: a member waiting twice in echo for a dealer that crashed
+   * part-way through its echo broadcast reached the complaints phase after the members that got
+   * that echo had closed it, and the honest members split. So we end the phase at its first
+   * deadline when the members we wait for, with the silent ones, could all be faulty (at most
+   * n − t), none of them has moved on (their messages would be in flight), and more members have
+   * sent us a later-phase message than could be faulty besides the silent ones.
+   * (Nothing follows 'confirm', so there the grace is always given.)
    */
   private othersHaveMovedOn(): boolean {
+    const faulty = this.members.length - this.t;
     const missing = this.missingSenders();
-    if (missing === undefined || missing.size === 0 || missing.size > this.members.length - this.t) return false;
+    if (missing === undefined || missing.size === 0) return false;
+    const silent = this.silentMembers();
+    if (new Set([...missing, ...silent]).size > faulty) return false;
     const ahead = this.membersAhead();
-    return ahead.size > 0 && ![...missing].some((id) => ahead.has(id));
+    // More members ahead than could still be faulty once the silent ones are counted as faulty: at
+    // least one honest member really has moved on, so faulty members cannot talk us out of the
+    // grace to split us from the members still behind.
+    return ahead.size > faulty - silent.size && ![...missing].some((id) => ahead.has(id));
+  }
+
+  /** Members we have had no message at all from in this session: crashed, or never started. */
+  private silentMembers(): Set<number> {
+    return new Set(this.others.filter((id) => !this.heardFrom.has(id)));
   }
 
   /** Members that have sent us a message of a phase after the current one (buffered for later). */
@@ -600,6 +670,10 @@ export class DkgSession {
   }
 
   private onShare(from: number, message: ShareMessage): void {
+    if (this.currentPhase === 'complaints' && this.openComplaints.has(pairKey(from, this.self))) {
+      this.onLateShare(from, message);
+      return;
+    }
     if (this.currentPhase !== 'round2') {
       this.event(`ignored a late share from ${from}`);
       return;
@@ -615,6 +689,28 @@ export class DkgSession {
     const valid = this.shareMatches(from, this.self, message.share);
     if (!valid) this.event(`share from dealer ${from} does not match its commitments`);
     this.receivedShares.set(from, { share: message.share, raw: message.raw, valid });
+  }
+
+  /**
+   * A share that arrives after we complained about its absence: the dealer is behind, not silent.
+   * Its signed share is exactly what a justification publishes, so we publish it ourselves and the
+   * complaint clears for everyone alike, without waiting for the dealer to reach the complaints phase
+   * (a member that moved on ahead of the others would otherwise close its complaints first).
+   */
+  private onLateShare(from: number, message: ShareMessage): void {
+    if (message.dealer !== from || message.recipient !== this.self || !this.verifySigned(from, message.signed, message.signature)) {
+      this.event(`ignored an unexpected late share message from ${from}`);
+      return;
+    }
+    if (!this.shareMatches(from, this.self, message.share)) {
+      this.event(`late share from dealer ${from} does not match its commitments`);
+      return;
+    }
+    this.receivedShares.set(from, { share: message.share, raw: message.raw, valid: true });
+    this.justifiedPairs.add(pairKey(from, this.self));
+    this.openComplaints.delete(pairKey(from, this.self));
+    this.broadcast(encodeJustification(message.raw));
+    this.event(`dealer ${from} sent its share late; published it as the answer to our complaint`);
   }
 
   // ---------------------------------------------------------------- complaints and justifications
@@ -712,14 +808,6 @@ export class DkgSession {
       this.event(`ignored a late justification from ${from}`);
       return;
     }
-    // Each costs a signature check; an honest sender sends at most one per member and relays at
-    // most one per (dealer, member) pair.
-    const count = (this.justificationsFrom.get(from) ?? 0) + 1;
-    this.justificationsFrom.set(from, count);
-    if (count > this.members.length * this.members.length) {
-      this.event(`ignored a justification from ${from}: too many`);
-      return;
-    }
     let share: ShareMessage;
     try {
       share = decodeDkgMessageOfKind(message.share, 'share', this.limits);
@@ -731,6 +819,14 @@ export class DkgSession {
     const key = pairKey(dealer, recipient);
     if (!this.round1Qualified.has(dealer) || !this.members.includes(recipient) || recipient === dealer || this.justifiedPairs.has(key)) return;
     if (this.disqualifiedDealers.has(dealer)) return;
+    // Each new one costs a signature check; an honest sender sends at most one per member and relays
+    // at most one per (dealer, member) pair.
+    const count = (this.justificationsFrom.get(from) ?? 0) + 1;
+    this.justificationsFrom.set(from, count);
+    if (count > this.members.length * this.members.length) {
+      this.event(`ignored a justification from ${from}: too many`);
+      return;
+    }
     if (!this.verifySigned(dealer, share.signed, share.signature)) {
       this.event(`ignored a justification relayed by ${from}: bad dealer signature`);
       return;
@@ -741,9 +837,10 @@ export class DkgSession {
     }
     this.justifiedPairs.add(key);
     this.openComplaints.delete(key);
-    // Relayed for the same reason as complaints: a dealer crashing part-way through its answer must
-    // not leave the complaint cleared for some members and open for others.
-    if (from === dealer) this.broadcast(encodeJustification(message.share));
+    // Relayed for the same reason as complaints: a dealer (or a recipient publishing a late share)
+    // crashing part-way through its broadcast must not leave the complaint cleared for some members
+    // and open for others. Only first-hand copies are relayed, so each member relays a pair once.
+    if (from === dealer || from === recipient) this.broadcast(encodeJustification(message.share));
     if (recipient === this.self && this.receivedShares.get(dealer)?.valid !== true) {
       this.receivedShares.set(dealer, { share: share.share, raw: share.raw, valid: true });
     }
@@ -867,5 +964,6 @@ export class DkgSession {
     this.event(`done with ${matching.length} matching confirmations${detail}`);
     this.sentShares.clear();
     this.buffered.clear();
+    this.bufferedJustifications.clear();
   }
 }

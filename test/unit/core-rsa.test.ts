@@ -287,6 +287,22 @@ describe('core: RSA-OAEP interop and SPKI policy', function () {
         uninstallNodeCryptoPaths();
       }
       assert.equal(viaWebCrypto.filter((o) => o === 'error decrypt_failed').length, 48, 'every tampered or wrong-key case fails');
+      // Keys WebCrypto would not decrypt OAEP-SHA-256 with are refused by the node:crypto path too.
+      const wrapped = await rsaOaepWrap(core2048.publicKey, new Uint8Array(33).fill(1));
+      const rsaParams = { modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) };
+      const sha1Oaep = await crypto.subtle.generateKey({ name: 'RSA-OAEP', hash: 'SHA-1', ...rsaParams }, false, ['decrypt', 'encrypt']);
+      const pss = await crypto.subtle.generateKey({ name: 'RSA-PSS', hash: 'SHA-256', ...rsaParams }, false, ['sign', 'verify']);
+      const exportable = await crypto.subtle.generateKey({ name: 'RSA-OAEP', hash: 'SHA-256', ...rsaParams }, true, ['decrypt', 'encrypt']);
+      const pkcs8 = await crypto.subtle.exportKey('pkcs8', exportable.privateKey);
+      const unwrapOnly = await crypto.subtle.importKey('pkcs8', pkcs8, { name: 'RSA-OAEP', hash: 'SHA-256' }, false, ['unwrapKey']);
+      installNodeCryptoPaths();
+      try {
+        for (const key of [sha1Oaep.privateKey, pss.privateKey, unwrapOnly, exportable.publicKey]) {
+          await assert.rejects(() => rsaOaepUnwrap(key, wrapped), isCode('decrypt_failed'), `${key.algorithm.name} ${key.type}`);
+        }
+      } finally {
+        uninstallNodeCryptoPaths();
+      }
     });
 
     it('generateRsaKeyPair refuses sizes outside 2048..4096 with bad_rsa_key', async () => {

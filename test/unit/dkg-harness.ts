@@ -96,6 +96,12 @@ export interface RunOptions {
   keyring?: (ids: readonly number[]) => Keyring;
   /** Upper bound on deadline rounds (each calls advance() on every unfinished session). */
   maxDeadlines?: number;
+  /**
+   * Needs `seed`. In each deadline round the members' deadlines fire one by one in random order,
+   * with a random part of the messages in flight delivered before each: deadlines that are not
+   * simultaneous, and messages still on their way when one fires.
+   */
+  jitter?: boolean;
 }
 
 export interface RunResult {
@@ -139,8 +145,8 @@ export function runDkg(options: RunOptions): RunResult {
   const late = new Set(options.lateStarters ?? []);
   for (const id of ids) if (!late.has(id)) enqueue(id, sessions.get(id)!.start());
 
-  const deliverAll = (): void => {
-    for (let steps = 0; queue.length > 0; steps++) {
+  const deliverAll = (limit = Number.POSITIVE_INFINITY): void => {
+    for (let steps = 0; queue.length > 0 && steps < limit; steps++) {
       if (steps > 1_000_000) throw new Error('router: too many deliveries');
       const index = random ? Math.floor(random() * queue.length) : 0;
       const envelope = queue.splice(index, 1)[0]!;
@@ -158,9 +164,14 @@ export function runDkg(options: RunOptions): RunResult {
   const unfinished = (): DkgSession[] => [...sessions.values()].filter((s) => s.phase !== 'done' && s.phase !== 'aborted');
   let deadlines = 0;
   const maxDeadlines = options.maxDeadlines ?? 12;
+  if (options.jitter && random === undefined) throw new Error('jitter needs a seed');
   while (unfinished().length > 0 && deadlines < maxDeadlines) {
     deadlines++;
-    for (const [id, session] of sessions) if (session.phase !== 'done' && session.phase !== 'aborted') enqueue(id, session.advance());
+    const order = [...sessions].sort(() => (options.jitter ? random!() - 0.5 : 0));
+    for (const [id, session] of order) {
+      if (options.jitter) deliverAll(Math.floor(random!() * (queue.length + 1)));
+      if (session.phase !== 'done' && session.phase !== 'aborted') enqueue(id, session.advance());
+    }
     deliverAll();
   }
   return { sessions, keyring, params, delivered, deadlines };

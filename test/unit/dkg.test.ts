@@ -217,8 +217,9 @@ describe('DKG: faults', () => {
 
 describe('DKG: members crashing at any point', () => {
   // A crashed member stops sending after its k-th envelope (a broadcast counts once per
-  // recipient, so a crash can cut a broadcast short). Whatever k and the delivery order, every
-  // live member must finish with the same key and be qualified itself.
+  // recipient, so a crash can cut a broadcast short). Whatever k and the delivery order, and with
+  // `jitter` whatever the order of the members' deadlines and the messages still in flight when
+  // one fires, every live member must finish with the same key and be qualified itself.
   it('the reproduced split: a dealer that crashes part-way through its echo broadcast', () => {
     const run = runDkg({ t: 3, n: 5, filter: (e) => !(e.from === 5 && ((e.payload[1] === 2 && e.to === 4) || e.payload[1]! > 2)) });
     const result = assertConsistentKey(run, [1, 2, 3, 4]);
@@ -245,17 +246,19 @@ describe('DKG: members crashing at any point', () => {
             selector: (c) => c.id,
           }),
           seed: fc.integer({ min: 1, max: 2 ** 30 }),
+          jitter: fc.boolean(),
         }),
       );
     let runs = 0;
     fc.assert(
-      fc.property(scenario, ({ t, n, crashes, seed }) => {
+      fc.property(scenario, ({ t, n, crashes, seed, jitter }) => {
         runs++;
         const crashAfter = new Map(crashes.map((c) => [c.id, c.after]));
         const run = runDkg({
           t,
           n,
           seed,
+          jitter,
           keyring: makeNodeCryptoKeyring,
           filter: (e) => !crashAfter.has(e.from) || e.seq < crashAfter.get(e.from)!,
         });
