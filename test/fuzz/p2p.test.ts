@@ -8,6 +8,7 @@ import {
   ACL_PROTOCOL,
   decodeHex,
   encodeAclRequest,
+  encodePartialBatchRequest,
   encodeHex,
   encodePartialRequest,
   ERROR_CODES,
@@ -16,6 +17,8 @@ import {
   KEYS_PROTOCOL,
   MAX_NODE_FRAME_BYTES,
   newRequestId,
+  MAX_PARTIAL_BATCH,
+  PARTIAL_BATCH_PROTOCOL,
   PARTIAL_PROTOCOL,
   sealToHandle,
   signDelegation,
@@ -46,7 +49,7 @@ import { bodyArb, Tally } from './support.ts';
  * Afterwards every process is up and a real decryption works.
  */
 const nowS = (): number => Math.floor(Date.now() / 1000);
-const RUNS = { partial: 200, acl: 150, keys: 50, dkgOutsider: 50, dkgMember: 150 };
+const RUNS = { partial: 200, batch: 120, acl: 150, keys: 50, dkgOutsider: 50, dkgMember: 150 };
 
 type Outcome = { kind: 'reply'; json: any } | { kind: 'reset'; error: string };
 
@@ -94,6 +97,9 @@ describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', fu
       requestId: newRequestId(),
     });
     templates.partial = template(encodePartialRequest({ delegation, descriptor, grant }));
+    // Two requests, the second with its own request id, so an untouched batch gets two partials.
+    const second = signDelegation(bob.secretKey, { ...delegation, requestId: newRequestId() });
+    templates.batch = template(encodePartialBatchRequest([{ delegation, descriptor, grant }, { delegation: second, descriptor, grant }]));
     templates.revoke = template(encodeAclRequest({ type: 'revoke', item: { descriptor, revocation: signRevocation(alice.secretKey, { handle: sealed.handle, grantee: bob.addressBytes, revokedAt: nowS() }) } }));
     templates.sync = template(encodeAclRequest({ type: 'sync', offset: 0 }));
     templates.keys = { v: 1 };
@@ -216,6 +222,22 @@ describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', fu
     await fuzz(PARTIAL_PROTOCOL, () => client!, [1, 2, 3], PARTIAL_PROTOCOL, bodyArb(templates.partial), RUNS.partial);
   });
 
+  it(`${PARTIAL_BATCH_PROTOCOL}: mutated, truncated and random batches; every item answered on its own`, async () => {
+    await fc.assert(
+      fc.asyncProperty(bodyArb(templates.batch), fc.constantFrom(1, 2, 3), async (body, node) => {
+        const what = `batch → node ${node}: ${body.subarray(0, 160).toString('latin1')}`;
+        const outcome = await ask(client!, node, PARTIAL_BATCH_PROTOCOL, body);
+        const code = checkReply(what, PARTIAL_BATCH_PROTOCOL, outcome);
+        tally.add(PARTIAL_BATCH_PROTOCOL, code);
+        if (code !== 'ok') return;
+        const replies = (outcome as { json: { replies: unknown } }).json.replies;
+        assert.ok(Array.isArray(replies) && replies.length >= 1 && replies.length <= MAX_PARTIAL_BATCH, `${what}: replies ${JSON.stringify(replies)?.slice(0, 200)}`);
+        for (const item of replies) tally.add(`${PARTIAL_BATCH_PROTOCOL} items`, checkReply(`${what} (item)`, PARTIAL_PROTOCOL, { kind: 'reply', json: item }));
+      }),
+      { numRuns: RUNS.batch, endOnFailure: true },
+    );
+  });
+
   it(`${ACL_PROTOCOL}: mutated revocations and sync requests (odd offsets)`, async () => {
     const offsets = fc.oneof(fc.integer(), fc.constantFrom(-1, 1e308, 2 ** 53, 2 ** 53 + 2, 0.5, -0, '0', null, [], 1e21));
     const arb = fc.oneof(bodyArb(templates.revoke), bodyArb(templates.sync), offsets.map((offset) => json({ v: 1, type: 'sync', offset })));
@@ -242,6 +264,7 @@ describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', fu
   it('every protocol: frames at and over the size bound, and raw streams that lie about their length', async () => {
     for (const [protocol, max] of [
       [PARTIAL_PROTOCOL, MAX_NODE_FRAME_BYTES],
+      [PARTIAL_BATCH_PROTOCOL, MAX_NODE_FRAME_BYTES],
       [ACL_PROTOCOL, MAX_NODE_FRAME_BYTES],
       [KEYS_PROTOCOL, MAX_NODE_FRAME_BYTES],
       [DKG_PROTOCOL, MAX_DKG_FRAME_BYTES],
@@ -258,9 +281,9 @@ describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', fu
       tally.add(`${protocol} size bound`, over.kind === 'reset' ? 'over bound: reset' : `over bound: ${checkReply(`${protocol} over bound`, protocol, over)}`);
     }
     const results = await Promise.all(
-      [PARTIAL_PROTOCOL, ACL_PROTOCOL, KEYS_PROTOCOL, DKG_PROTOCOL].flatMap((protocol) => rawCases().filter(([name]) => !name.includes('stall')).map(async ([name, bytes, close]) => [protocol, name, await rawStream(protocol, bytes, close)] as const)),
+      [PARTIAL_PROTOCOL, PARTIAL_BATCH_PROTOCOL, ACL_PROTOCOL, KEYS_PROTOCOL, DKG_PROTOCOL].flatMap((protocol) => rawCases().filter(([name]) => !name.includes('stall')).map(async ([name, bytes, close]) => [protocol, name, await rawStream(protocol, bytes, close)] as const)),
     );
-    // One row per case, over the four protocols.
+    // One row per case, over the five protocols.
     for (const [, name, outcome] of results) tally.add(`raw stream: ${name}`, outcome);
     // The nodes still answer at once.
     for (const id of [1, 2, 3]) checkReply(`keys after raw streams, node ${id}`, KEYS_PROTOCOL, await ask(client!, id, KEYS_PROTOCOL, json({ v: 1 })));
