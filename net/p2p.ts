@@ -87,7 +87,7 @@ const SERVER_IDLE_MS = 60_000;
 const CLIENT_IDLE_MS = 20_000;
 
 /** Requests all peers together may have in flight on one served protocol, by default. */
-export const DEFAULT_MAX_FRAMES_IN_FLIGHT = 512;
+const DEFAULT_MAX_FRAMES_IN_FLIGHT = 512;
 
 /**
  * Serves a request/reply protocol: one frame in, one frame out, then the next frame on the

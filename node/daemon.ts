@@ -9,7 +9,6 @@ import {
   isTkmsError,
   KEYS_PROTOCOL,
   MAX_NODE_FRAME_BYTES,
-  MAX_PARTIAL_BATCH,
   PARTIAL_BATCH_PROTOCOL,
   PARTIAL_PROTOCOL,
   TkmsError,
@@ -26,7 +25,7 @@ import { Keystore } from './keystore.ts';
 import { installServerCurveBackend } from '../net/curve-setup.ts';
 import { createLogger, type Logger } from '../net/logger.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
-import { createHost, DEFAULT_MAX_FRAMES_IN_FLIGHT, errorText, FrameClient, handleFrames, MemberConnections } from '../net/p2p.ts';
+import { createHost, errorText, FrameClient, handleFrames, MemberConnections } from '../net/p2p.ts';
 import { PartialService, ShareBook } from './partial.ts';
 import { ReplayCache } from './replay-cache.ts';
 import { RateLimiter } from '../net/rate-limit.ts';
@@ -213,12 +212,9 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     async (_peer, body) => partials.handle(body),
     clientFrameOpts,
   );
-  // A batch holds up to MAX_PARTIAL_BATCH requests: fewer frames in flight bound the same work
-  // as the single-request protocol's limit.
-  await handleFrames(libp2p, PARTIAL_BATCH_PROTOCOL, async (_peer, body) => partials.handleBatch(body), {
-    ...clientFrameOpts,
-    maxInFlight: Math.ceil(DEFAULT_MAX_FRAMES_IN_FLIGHT / MAX_PARTIAL_BATCH),
-  });
+  // The same frame-count bound as the single-request protocol, so the same memory bound (frames are
+  // capped in bytes); gateways may each keep up to 64 batch frames in flight to this node.
+  await handleFrames(libp2p, PARTIAL_BATCH_PROTOCOL, async (_peer, body) => partials.handleBatch(body), clientFrameOpts);
   await handleFrames(libp2p, ACL_PROTOCOL, async (peer, body) => acl.handle(conns.memberFor(peer)?.id, body), clientFrameOpts);
   await handleFrames(
     libp2p,

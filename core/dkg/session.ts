@@ -107,7 +107,9 @@ export class DkgSession {
    * Early justifications, kept once each by content whoever relayed them: with relays one sender
    * may carry one per (dealer, complainer) pair, which the per-sender buffer is not sized for.
    */
-  private readonly bufferedJustifications = new Map<string, Buffered>();
+  private readonly bufferedJustifications = new Map<string, Buffered & { pair: string }>();
+  /** Hex of every dealer-signed share already handled as a justification (relays repeat them). */
+  private readonly seenJustifications = new Set<string>();
   private readonly disqualifiedDealers = new Map<number, string>();
   private publicResult: DkgPublicResult | undefined;
   private reason: string | undefined;
@@ -366,14 +368,7 @@ export class DkgSession {
 
   private buffer(from: number, message: DkgMessage): void {
     if (message.kind === 'justification') {
-      const key = bytesToHex(message.share);
-      if (this.bufferedJustifications.has(key)) return;
-      // At most one share per (dealer, member) pair is genuine; twice that bounds a dealer's equivocation.
-      if (this.bufferedJustifications.size >= 2 * this.members.length * this.members.length) {
-        this.event(`dropped an early justification from ${from}: buffer full`);
-        return;
-      }
-      this.bufferedJustifications.set(key, { from, message });
+      this.bufferJustification(from, message);
       return;
     }
     const queue = this.buffered.get(from) ?? [];
@@ -384,6 +379,56 @@ export class DkgSession {
     }
     queue.push({ from, message });
     this.buffered.set(from, queue);
+  }
+
+  /**
+   * Early justifications are kept by content, whoever sent them: with relays one sender carries one
+   * per (dealer, member) pair, which the per-sender queue is not sized for. Only shares their dealer
+   * signed are kept (the check is charged to the sender), at most two per pair, so nobody can fill
+   * the buffer with junk or crowd out another dealer's answers.
+   */
+  private bufferJustification(from: number, message: JustificationMessage): void {
+    const share = this.signedJustificationShare(from, message);
+    if (share === undefined) return;
+    const key = bytesToHex(share.raw);
+    if (this.bufferedJustifications.has(key)) return;
+    const pair = pairKey(share.dealer, share.recipient);
+    if ([...this.bufferedJustifications.values()].filter((b) => b.pair === pair).length >= 2) {
+      this.event(`dropped an early justification from ${from}: two already held for dealer ${share.dealer} and member ${share.recipient}`);
+      return;
+    }
+    this.bufferedJustifications.set(key, { from, message, pair });
+  }
+
+  /**
+   * The dealer-signed share inside a justification, or undefined (event logged) when it is
+   * malformed, names no qualified dealer and other member, was already seen, or its signature
+   * fails. Each signature check is charged to the sender.
+   */
+  private signedJustificationShare(from: number, message: JustificationMessage): ShareMessage | undefined {
+    let share: ShareMessage;
+    try {
+      share = decodeDkgMessageOfKind(message.share, 'share', this.limits);
+    } catch {
+      this.event(`ignored a malformed justification from ${from}`);
+      return undefined;
+    }
+    const { dealer, recipient } = share;
+    if (!this.members.includes(dealer) || !this.members.includes(recipient) || recipient === dealer) return undefined;
+    if (this.seenJustifications.has(bytesToHex(share.raw)) || this.disqualifiedDealers.has(dealer)) return undefined;
+    // An honest sender sends at most one per member and relays at most one per (dealer, member) pair;
+    // a buffered one is checked again when replayed.
+    const count = (this.justificationsFrom.get(from) ?? 0) + 1;
+    this.justificationsFrom.set(from, count);
+    if (count > 3 * this.members.length * this.members.length) {
+      this.event(`ignored a justification from ${from}: too many`);
+      return undefined;
+    }
+    if (!this.verifySigned(dealer, share.signed, share.signature)) {
+      this.event(`ignored a justification relayed by ${from}: bad dealer signature`);
+      return undefined;
+    }
+    return share;
   }
 
   /** Processes buffered messages that belong to the phase just entered. */
@@ -428,6 +473,7 @@ export class DkgSession {
     this.receivedShares.clear();
     this.buffered.clear();
     this.bufferedJustifications.clear();
+    this.seenJustifications.clear();
   }
 
   /** Moves through every phase whose expected messages have all arrived. */
@@ -698,19 +744,15 @@ export class DkgSession {
    * (a member that moved on ahead of the others would otherwise close its complaints first).
    */
   private onLateShare(from: number, message: ShareMessage): void {
-    if (message.dealer !== from || message.recipient !== this.self || !this.verifySigned(from, message.signed, message.signature)) {
+    if (message.dealer !== from || message.recipient !== this.self) {
       this.event(`ignored an unexpected late share message from ${from}`);
       return;
     }
-    if (!this.shareMatches(from, this.self, message.share)) {
-      this.event(`late share from dealer ${from} does not match its commitments`);
-      return;
-    }
-    this.receivedShares.set(from, { share: message.share, raw: message.raw, valid: true });
-    this.justifiedPairs.add(pairKey(from, this.self));
-    this.openComplaints.delete(pairKey(from, this.self));
-    this.broadcast(encodeJustification(message.raw));
-    this.event(`dealer ${from} sent its share late; published it as the answer to our complaint`);
+    const share = this.signedJustificationShare(from, { kind: 'justification', share: message.raw });
+    if (share === undefined) return;
+    // Published whether it matches or not: a dealer-signed share that does not match is proof too.
+    this.acceptPublishedShare(share);
+    if (this.justifiedPairs.has(pairKey(from, this.self))) this.event(`dealer ${from} sent its share late; published it as the answer to our complaint`);
   }
 
   // ---------------------------------------------------------------- complaints and justifications
@@ -741,8 +783,8 @@ export class DkgSession {
   }
 
   /**
-   * Complaints travel relayed: whoever gets a non-empty complaints message from its author passes
-   * it on to everyone. A complainer that crashes part-way through its broadcast would otherwise
+   * Complaints travel relayed: whoever accepts a non-empty complaints message passes it on to
+   * everyone. A complainer that crashes part-way through its broadcast would otherwise
    * leave some members waiting for a justification that the accused dealer, never having seen the
    * complaint, does not send, and those members would disqualify an honest dealer alone.
    */
@@ -758,7 +800,8 @@ export class DkgSession {
       return;
     }
     this.complaintSenders.add(complainer);
-    if (from === complainer && !late && message.complaints.length > 0) this.broadcast(withSignature(message.signed, message.signature));
+    // Relayed by every member that accepts it, whoever brought it, so all see the same complaints.
+    if (!late && message.complaints.length > 0) this.broadcast(withSignature(message.signed, message.signature));
     const seen = new Set<number>();
     for (const complaint of message.complaints) {
       const dealer = complaint.accused;
@@ -800,47 +843,40 @@ export class DkgSession {
     const raw = this.sentShares.get(complainer);
     if (raw === undefined) return;
     this.event(`answering the complaint of member ${complainer} with its signed share`);
+    this.seenJustifications.add(bytesToHex(raw));
     this.broadcast(encodeJustification(raw));
   }
 
+  /**
+   * A dealer-signed share made public: it clears the complaint about that pair when it matches the
+   * dealer's commitments and proves the dealer faulty when it does not. Every member relays each
+   * one it sees first, whoever sent it, so all end with the same set: a dealer (or a member
+   * publishing a late share) crashing part-way through, or a faulty member passing a copy to only
+   * some, cannot leave a complaint cleared for some members and open for others.
+   */
   private onJustification(from: number, message: JustificationMessage): void {
     if (this.currentPhase !== 'complaints') {
       this.event(`ignored a late justification from ${from}`);
       return;
     }
-    let share: ShareMessage;
-    try {
-      share = decodeDkgMessageOfKind(message.share, 'share', this.limits);
-    } catch {
-      this.event(`ignored a malformed justification from ${from}`);
-      return;
-    }
+    const share = this.signedJustificationShare(from, message);
+    if (share === undefined) return;
+    this.acceptPublishedShare(share);
+  }
+
+  private acceptPublishedShare(share: ShareMessage): void {
     const { dealer, recipient } = share;
-    const key = pairKey(dealer, recipient);
-    if (!this.round1Qualified.has(dealer) || !this.members.includes(recipient) || recipient === dealer || this.justifiedPairs.has(key)) return;
-    if (this.disqualifiedDealers.has(dealer)) return;
-    // Each new one costs a signature check; an honest sender sends at most one per member and relays
-    // at most one per (dealer, member) pair.
-    const count = (this.justificationsFrom.get(from) ?? 0) + 1;
-    this.justificationsFrom.set(from, count);
-    if (count > this.members.length * this.members.length) {
-      this.event(`ignored a justification from ${from}: too many`);
-      return;
-    }
-    if (!this.verifySigned(dealer, share.signed, share.signature)) {
-      this.event(`ignored a justification relayed by ${from}: bad dealer signature`);
-      return;
-    }
+    if (!this.round1Qualified.has(dealer)) return;
+    this.seenJustifications.add(bytesToHex(share.raw));
+    this.broadcast(encodeJustification(share.raw));
     if (!this.shareMatches(dealer, recipient, share.share)) {
       this.disqualify(dealer, `published a share for member ${recipient} that does not match its commitments`);
       return;
     }
+    const key = pairKey(dealer, recipient);
+    if (this.justifiedPairs.has(key)) return;
     this.justifiedPairs.add(key);
     this.openComplaints.delete(key);
-    // Relayed for the same reason as complaints: a dealer (or a recipient publishing a late share)
-    // crashing part-way through its broadcast must not leave the complaint cleared for some members
-    // and open for others. Only first-hand copies are relayed, so each member relays a pair once.
-    if (from === dealer || from === recipient) this.broadcast(encodeJustification(message.share));
     if (recipient === this.self && this.receivedShares.get(dealer)?.valid !== true) {
       this.receivedShares.set(dealer, { share: share.share, raw: share.raw, valid: true });
     }
@@ -965,5 +1001,6 @@ export class DkgSession {
     this.sentShares.clear();
     this.buffered.clear();
     this.bufferedJustifications.clear();
+    this.seenJustifications.clear();
   }
 }

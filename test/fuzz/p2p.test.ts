@@ -178,7 +178,7 @@ describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', fu
 
   it('raw streams that stall (started now; the node must end them by itself, checked at the end)', () => {
     stalls = Promise.all(
-      [PARTIAL_PROTOCOL, ACL_PROTOCOL, KEYS_PROTOCOL, DKG_PROTOCOL].flatMap((protocol) => rawCases().filter(([name]) => name.includes('stall')).map(async ([name, bytes, close]) => [protocol, name, await rawStream(protocol, bytes, close)] as const)),
+      [PARTIAL_PROTOCOL, PARTIAL_BATCH_PROTOCOL, ACL_PROTOCOL, KEYS_PROTOCOL, DKG_PROTOCOL].flatMap((protocol) => rawCases().filter(([name]) => name.includes('stall')).map(async ([name, bytes, close]) => [protocol, name, await rawStream(protocol, bytes, close)] as const)),
     );
     stalls.catch(() => undefined); // awaited (and reported) in the last test
   });
