@@ -1,4 +1,3 @@
-import { installNodeCryptoPaths, uninstallNodeCryptoPaths } from '../core/node-crypto.ts';
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { loadNativeCurveBackend } from '../core/curve-native.ts';
 import {
@@ -28,6 +27,7 @@ import {
   verifyDleq,
   type CurveBackend,
 } from '../core/index.ts';
+import { installNodeCryptoPaths, uninstallNodeCryptoPaths } from '../core/node-crypto.ts';
 import { measure, type Measurement, printTable } from './harness.ts';
 
 /**

@@ -1,4 +1,3 @@
-import { installNodeCryptoPaths, uninstallNodeCryptoPaths } from '../core/node-crypto.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +24,7 @@ import {
   type RsaKeyPair,
 } from '../core/index.ts';
 import type { DkgPublicResult } from '../core/dkg/index.ts';
+import { installNodeCryptoPaths, uninstallNodeCryptoPaths } from '../core/node-crypto.ts';
 import { createLogger } from '../net/logger.ts';
 import { RateLimiter } from '../net/rate-limit.ts';
 import { createNodeMetrics } from '../node/metrics.ts';

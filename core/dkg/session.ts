@@ -104,10 +104,11 @@ export class DkgSession {
   private droppedEvents = 0;
   private readonly buffered = new Map<number, Buffered[]>();
   /**
-   * Early justifications, kept once each by content whoever relayed them: with relays one sender
-   * may carry one per (dealer, complainer) pair, which the per-sender buffer is not sized for.
+   * Early justifications by (dealer, member) pair, at most two distinct shares each, whoever
+   * relayed them: with relays one sender may carry one per pair, which the per-sender buffer is
+   * not sized for.
    */
-  private readonly bufferedJustifications = new Map<string, Buffered & { pair: string }>();
+  private readonly bufferedJustifications = new Map<string, { raw: string; early: Buffered }[]>();
   /** Hex of every dealer-signed share already handled as a justification (relays repeat them). */
   private readonly seenJustifications = new Set<string>();
   private readonly disqualifiedDealers = new Map<number, string>();
@@ -390,14 +391,16 @@ export class DkgSession {
   private bufferJustification(from: number, message: JustificationMessage): void {
     const share = this.signedJustificationShare(from, message);
     if (share === undefined) return;
-    const key = bytesToHex(share.raw);
-    if (this.bufferedJustifications.has(key)) return;
+    const raw = bytesToHex(share.raw);
     const pair = pairKey(share.dealer, share.recipient);
-    if ([...this.bufferedJustifications.values()].filter((b) => b.pair === pair).length >= 2) {
+    const held = this.bufferedJustifications.get(pair) ?? [];
+    if (held.some((b) => b.raw === raw)) return;
+    if (held.length >= 2) {
       this.event(`dropped an early justification from ${from}: two already held for dealer ${share.dealer} and member ${share.recipient}`);
       return;
     }
-    this.bufferedJustifications.set(key, { from, message, pair });
+    held.push({ raw, early: { from, message } });
+    this.bufferedJustifications.set(pair, held);
   }
 
   /**
@@ -434,7 +437,7 @@ export class DkgSession {
   /** Processes buffered messages that belong to the phase just entered. */
   private replay(phase: DkgPhase): void {
     if (phase === 'complaints') {
-      const early = [...this.bufferedJustifications.values()];
+      const early = [...this.bufferedJustifications.values()].flat().map((b) => b.early);
       this.bufferedJustifications.clear();
       for (const b of early) {
         if (this.currentPhase !== phase) return;

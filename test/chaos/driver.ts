@@ -3,6 +3,7 @@ import { generateAccount, TkmsClient, type Account } from '../../client/index.ts
 import { isTkmsError } from '../../core/index.ts';
 import { Devnet, getJson } from '../../deploy/devnet.ts';
 import { LinkProxies, type LinkProxyStats } from './link-proxy.ts';
+import { seededRandom, shuffled } from '../support/seeded-random.ts';
 
 /**
  * Chaos: a devnet (default 4-of-7) under a steady decrypt load while a driver kills (SIGKILL),
@@ -87,18 +88,6 @@ export interface ChaosReport {
 }
 
 const UNLIMITED = { perMinute: 10_000_000, burst: 10_000_000 };
-
-/** Small seeded PRNG (mulberry32): a run's fault schedule can be replayed from its seed (timing aside). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
@@ -187,8 +176,9 @@ async function drive(net: Devnet, proxies: LinkProxies, opts: ChaosOptions, devn
   const log = opts.log ?? (() => undefined);
   // Separate streams: the fault schedule (kinds, nodes, durations, gaps) replays from the seed
   // whatever the load does; which handle a request picks does not disturb it.
-  const faultRandom = rng(seed);
-  const loadRandom = rng(seed ^ 0x9e3779b9);
+  // Seeded, so a run's fault schedule can be replayed from its seed (timing aside).
+  const faultRandom = seededRandom(seed);
+  const loadRandom = seededRandom(seed ^ 0x9e3779b9);
   const pick = <T>(xs: readonly T[], random = faultRandom): T => xs[Math.floor(random() * xs.length)]!;
   const between = ([lo, hi]: [number, number]): number => lo + faultRandom() * (hi - lo);
   const started = Date.now() - devnetStartMs;
@@ -303,7 +293,7 @@ async function drive(net: Devnet, proxies: LinkProxies, opts: ChaosOptions, devn
 
   const scheduler = async (): Promise<void> => {
     // First one of each kind (shuffled), so even a short run sees them all; then at random.
-    const firstRound = [...kinds].sort(() => faultRandom() - 0.5);
+    const firstRound = shuffled(kinds, faultRandom);
     while (Date.now() < windowEnd - 1_000) {
       await sleep(between(gapMs), stopFaults.signal);
       if (stopFaults.signal.aborted) break;

@@ -5,6 +5,7 @@
 import { generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { DkgSession, type DkgFaults, type DkgIdentity, type DkgOutbound, type DkgParams } from '../../core/dkg/index.ts';
+import { seededRandom, shuffled } from '../support/seeded-random.ts';
 
 export interface Keyring {
   identity(id: number): DkgIdentity;
@@ -60,17 +61,6 @@ export function makeNodeCryptoKeyring(ids: readonly number[]): Keyring {
   };
 }
 
-/** Small seeded PRNG (mulberry32) so a failing shuffle can be replayed from its seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface Envelope {
   from: number;
@@ -167,7 +157,7 @@ export function runDkg(options: RunOptions): RunResult {
   if (options.jitter && random === undefined) throw new Error('jitter needs a seed');
   while (unfinished().length > 0 && deadlines < maxDeadlines) {
     deadlines++;
-    const order = [...sessions].sort(() => (options.jitter ? random!() - 0.5 : 0));
+    const order = options.jitter ? shuffled([...sessions], random!) : [...sessions];
     for (const [id, session] of order) {
       if (options.jitter) deliverAll(Math.floor(random!() * (queue.length + 1)));
       if (session.phase !== 'done' && session.phase !== 'aborted') enqueue(id, session.advance());
