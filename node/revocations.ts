@@ -180,6 +180,7 @@ export class RevocationStore {
   private compacting: Promise<void> | undefined;
   /** Set once the log has been read (lines are loaded before it exists). */
   private log!: AppendLog;
+  private loading = true;
 
   private constructor(private readonly limits: RevocationLimits) {}
 
@@ -207,6 +208,9 @@ export class RevocationStore {
       throw failure;
     }
     store.log = log;
+    // One heap entry per live revocation, not one per line read.
+    store.loading = false;
+    store.resetExpiries();
     const dropped = log.lines - store.items.size;
     if (store.bloated()) await store.compact();
     return { store, tornBytes, dropped };
@@ -362,8 +366,12 @@ export class RevocationStore {
     this.owners.add(owner, key);
     this.items.set(key, { item, owner, seq: this.nextSeq++, bytes });
     this.liveBytes += bytes;
-    this.expiries.push({ at: this.expiresAt(item.revocation.revokedAt), key, revokedAt: item.revocation.revokedAt });
+    if (!this.loading) this.expiries.push({ at: this.expiresAt(item.revocation.revokedAt), key, revokedAt: item.revocation.revokedAt });
     this.ordered = undefined;
+  }
+
+  private resetExpiries(): void {
+    this.expiries.reset([...this.items].map(([key, h]) => ({ at: this.expiresAt(h.item.revocation.revokedAt), key, revokedAt: h.item.revocation.revokedAt })));
   }
 
   /** Superseded, expired and dropped lines make up more than half the log, by lines or by bytes. */
@@ -377,7 +385,7 @@ export class RevocationStore {
         // Lines of writes still in flight were appended before this rewrite: keep them too.
         const live = [...this.items.values()].map((h) => envelopeToJson(h.item));
         for (const p of this.pending.values()) live.push(envelopeToJson(p.item));
-        this.expiries.reset([...this.items].map(([key, h]) => ({ at: this.expiresAt(h.item.revocation.revokedAt), key, revokedAt: h.item.revocation.revokedAt })));
+        this.resetExpiries();
         return live;
       })
       .finally(() => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { generateAccount, TkmsClient, type Account } from '../../client/index.ts';
 import {
   ACL_PROTOCOL,
+  checkGrantTimes,
   decodeAclReply,
   decodeHandle,
   decodeHex,
@@ -228,5 +229,19 @@ describe('security: revocations (devnet: 3 nodes, t = 2, small revocation bounds
     );
     for (let node = 1; node <= N; node++) assert.equal(await askNode(node, hank, h, long), 'bad_request', `node ${node}`);
     assert.equal(await askNode(1, hank, h, grantFor(gina, h, hank, { notAfter: nowS() + LIFETIME })), 'ok');
+  });
+
+  it('checkGrantTimes: issuedAt up to now + skew and a lifetime up to the bound pass; one second more does not', () => {
+    const time = { nowSeconds: 1_000_000, clockSkewSeconds: 30 };
+    const ok = (issuedAt: number, notAfter: number): boolean => {
+      try {
+        checkGrantTimes({ handle: new Uint8Array(32), grantee: new Uint8Array(20), issuedAt, notAfter }, time, LIFETIME);
+        return true;
+      } catch (e: any) {
+        assert.equal(e.code, 'bad_request');
+        return false;
+      }
+    };
+    assert.deepEqual([ok(1_000_030, 1_000_030 + LIFETIME), ok(1_000_031, 1_000_100), ok(1_000_000, 1_000_000 + LIFETIME + 1)], [true, false, false]);
   });
 });
