@@ -33,6 +33,12 @@ export const TKMS_EIP712_DOMAIN: Eip712Domain = { name: 'tkms', version: '1' };
 /** A delegation request may be valid for at most one hour (ARCHITECTURE.md). */
 export const MAX_VALIDITY_SECONDS = 3600;
 export const DEFAULT_CLOCK_SKEW_SECONDS = 30;
+/**
+ * Longest a grant may be valid (notAfter − issuedAt) unless a deployment configures otherwise.
+ * It bounds how long a revocation must be kept: one revoked at r cancels only grants issued at or
+ * before r, and those are all over by r + this + clock skew.
+ */
+export const DEFAULT_MAX_GRANT_LIFETIME_SECONDS = 90 * 86_400;
 /** Timestamps are unix seconds; anything past year 10000 is a mistake, not a time. */
 const MAX_TIMESTAMP = 253_402_300_799;
 
@@ -399,9 +405,11 @@ export function verifyEncryptRequest(r: EncryptRequest, plaintext: Uint8Array, t
   requireSigner(ENCRYPT_STRUCT, encryptMessage(r), r.signature, r.owner, 'encrypt request');
 }
 
-/** The owner of the described handle signed this revocation. */
+/** The owner of the described handle, a handle whose K proof holds, signed this revocation. */
 export function verifyRevocation(r: Revocation, descriptor: HandleDescriptor): void {
   checkHandleCommitment(r.handle, descriptor);
+  // Without a valid K proof the handle can be invented for free, and so can revocations to hold.
+  checkKBinding(descriptor, r.handle);
   requireSigner(REVOCATION_STRUCT, revocationMessage(r), r.signature, descriptor.owner, 'revocation');
 }
 
@@ -409,6 +417,19 @@ export function verifyRevocation(r: Revocation, descriptor: HandleDescriptor): v
 export function verifyGrant(g: Grant, descriptor: HandleDescriptor): void {
   checkHandleCommitment(g.handle, descriptor);
   requireSigner(GRANT_STRUCT, grantMessage(g), g.signature, descriptor.owner, 'grant');
+}
+
+/**
+ * A grant's times are ones a revocation can still catch: issued no later than now (± skew), since
+ * revocations may not be dated later than that, and valid for at most `maxLifetimeSeconds`, which
+ * is how long revocations are kept.
+ */
+export function checkGrantTimes(g: UnsignedGrant, time: TimeOptions, maxLifetimeSeconds = DEFAULT_MAX_GRANT_LIFETIME_SECONDS): void {
+  const skew = time.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
+  if (g.issuedAt > time.nowSeconds + skew) throw new TkmsError('bad_request', `the grant is issued in the future (issuedAt ${g.issuedAt}, now ${time.nowSeconds}, skew ${skew} s)`);
+  if (g.notAfter - g.issuedAt > maxLifetimeSeconds) {
+    throw new TkmsError('bad_request', `a grant may be valid for at most ${maxLifetimeSeconds} s after issuedAt, this one for ${g.notAfter - g.issuedAt} s`);
+  }
 }
 
 export interface DelegationCheck extends TimeOptions {
@@ -422,6 +443,8 @@ export interface DelegationCheck extends TimeOptions {
    * (K proof, grant signature): the place for a per-account rate limit that nobody else can spend.
    */
   onRequester?: (requester: Uint8Array) => void;
+  /** The deployment's bound on notAfter − issuedAt of a grant (checkGrantTimes). */
+  maxGrantLifetimeSeconds?: number;
 }
 
 export interface AuthorizedDelegation {
@@ -457,6 +480,7 @@ export function authorizeDelegation(check: DelegationCheck): AuthorizedDelegatio
   if (!equalBytes(g.handle, d.handle)) throw new TkmsError('unauthorized', 'the grant is for another handle');
   if (!equalBytes(g.grantee, d.requester)) throw new TkmsError('unauthorized', `the grant is for ${address(g.grantee)}, not the requester`);
   requireSigner(GRANT_STRUCT, grantMessage(g), g.signature, descriptor.owner, 'grant');
+  checkGrantTimes(g, check, check.maxGrantLifetimeSeconds);
   const skew = check.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
   if (check.nowSeconds > g.notAfter + skew) throw new TkmsError('expired', `the grant expired at ${g.notAfter}`);
   const revokedAt = check.revokedAt(d.handle, d.requester);

@@ -3,6 +3,7 @@ import {
   assertKeyId,
   authorizeDelegation,
   bytesToHex,
+  checkGrantTimes,
   decodeAddress,
   decodeBase64,
   decodeHandle,
@@ -251,6 +252,8 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         const grant = parseGrant(body);
         if (encodeHex(grant.handle) !== h.handle) throw new TkmsError('bad_request', 'grant.handle does not match the URL');
         verifyGrant(grant, descriptorOf(h));
+        // Nodes refuse it at use: a future issuedAt would outlive revocations, and the store keeps the latest.
+        checkGrantTimes(grant, time(), ctx.config.maxGrantLifetimeSeconds);
         ctx.limiter.take(h.owner);
         const stored = await ctx.store.putGrant(storedGrant(grant));
         return { status: stored ? 201 : 200, json: { grant: grantToJson(grant), stored } };
@@ -319,6 +322,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
             grant,
             revokedAt: (handle, grantee) => ctx.store.getRevocation(encodeHex(handle), encodeHex(grantee))?.revokedAt,
             ...time(),
+            maxGrantLifetimeSeconds: ctx.config.maxGrantLifetimeSeconds,
             onRequester: (requester) => ctx.limiter.take(encodeHex(requester)),
           });
           const t = key.result.t;

@@ -4,6 +4,7 @@ import { TAG_LENGTH, TkmsError } from '../core/index.ts';
 import { MAX_CIPHERTEXT_BYTES } from './store.ts';
 import { parseHostPort, type HostPort } from '../net/http-address.ts';
 import { envInt, envString } from '../net/env-config.ts';
+import { MAX_GRANT_LIFETIME_ENV, MAX_GRANT_LIFETIME_FIELD, readMaxGrantLifetime } from '../net/grant-lifetime.ts';
 
 /** Gateway configuration: a JSON file (paths relative to it), overridden by environment variables. */
 export interface GatewayConfig {
@@ -23,9 +24,11 @@ export interface GatewayConfig {
   rateLimit: { perMinute: number; burst: number };
   maxPlaintextBytes: number;
   clockSkewSeconds: number;
+  /** Longest a grant may be valid (net/grant-lifetime.ts); the same value as the nodes'. */
+  maxGrantLifetimeSeconds: number;
 }
 
-const FIELDS = ['listen', 'storeDir', 'committeeFile', 'logLevel', 'partialTimeoutMs', 'hedgeDelayMs', 'partialFramesInFlight', 'rateLimit', 'maxPlaintextBytes', 'clockSkewSeconds'];
+const FIELDS = ['listen', 'storeDir', 'committeeFile', 'logLevel', 'partialTimeoutMs', 'hedgeDelayMs', 'partialFramesInFlight', 'rateLimit', 'maxPlaintextBytes', 'clockSkewSeconds', MAX_GRANT_LIFETIME_FIELD];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const GATEWAY_ENV_OVERRIDES = {
@@ -47,7 +50,7 @@ export const GATEWAY_ENV_INTEGERS = {
 } as const;
 
 /** Every environment variable the gateway reads (for --help and the typo check). */
-export const GATEWAY_ENV_VARS: readonly string[] = ['TKMS_GATEWAY_CONFIG', ...Object.keys(GATEWAY_ENV_OVERRIDES), ...Object.keys(GATEWAY_ENV_INTEGERS)];
+export const GATEWAY_ENV_VARS: readonly string[] = ['TKMS_GATEWAY_CONFIG', ...Object.keys(GATEWAY_ENV_OVERRIDES), ...Object.keys(GATEWAY_ENV_INTEGERS), MAX_GRANT_LIFETIME_ENV];
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -106,6 +109,7 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
   const maxPlaintextLimit = MAX_CIPHERTEXT_BYTES - TAG_LENGTH;
   const maxPlaintextBytes = int('maxPlaintextBytes', maxPlaintextLimit, 1, maxPlaintextLimit);
   const clockSkewSeconds = int('clockSkewSeconds', 30, 0, 600);
+  const maxGrantLifetimeSeconds = readMaxGrantLifetime(raw, env, problems);
   let rateLimit = { perMinute: 600, burst: 100 };
   if (raw.rateLimit !== undefined) {
     if (!isPlainObject(raw.rateLimit)) problems.push('rateLimit must be an object { perMinute, burst }');
@@ -123,7 +127,7 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
     else logLevel = raw.logLevel as GatewayConfig['logLevel'];
   }
   if (problems.length > 0) throw new TkmsError('bad_request', `invalid gateway config:\n  - ${problems.join('\n  - ')}`, { problems });
-  return { listen: listen!, storeDir: storeDir!, committeeFile: committeeFile!, logLevel, partialTimeoutMs, hedgeDelayMs, partialFramesInFlight, rateLimit, maxPlaintextBytes, clockSkewSeconds };
+  return { listen: listen!, storeDir: storeDir!, committeeFile: committeeFile!, logLevel, partialTimeoutMs, hedgeDelayMs, partialFramesInFlight, rateLimit, maxPlaintextBytes, clockSkewSeconds, maxGrantLifetimeSeconds };
 }
 
 /** Loads the config file with the environment on top; without a file, the environment alone (paths relative to the working directory). */

@@ -757,7 +757,7 @@ function paths(): Record<string, Schema> {
         tags: ['grants'],
         summary: 'Store an owner-signed grant',
         description:
-          'The body is the signed Grant itself. `grant.handle` must be the handle in the URL and the grant must be signed by the handle\'s owner. The gateway keeps the latest grant (greatest issuedAt) per grantee and attaches it to the grantee\'s delegation requests; nodes verify it again. Rate limited per handle owner.',
+          'The body is the signed Grant itself. `grant.handle` must be the handle in the URL and the grant must be signed by the handle\'s owner. A grant valid for longer than `maxGrantLifetimeSeconds` (notAfter − issuedAt) or issued later than now + clock skew is refused (`bad_request`); nodes refuse those too. The gateway keeps the latest grant (greatest issuedAt) per grantee and attaches it to the grantee\'s delegation requests; nodes verify it again. Rate limited per handle owner.',
         requestBody: jsonBody('The signed grant.', ref('Grant'), EX.grant),
         responses: {
           '201': jsonResponse('Stored.', ref('GrantStored'), { grant: EX.grant, stored: true }),
@@ -776,7 +776,7 @@ function paths(): Record<string, Schema> {
         tags: ['grants'],
         summary: 'Revoke a grant: store an owner-signed revocation and push it to every node',
         description:
-          'The body (required, even though this is DELETE) is the signed Revocation; its handle and grantee must match the URL. The gateway stores it, then sends it to every committee member. The revocation is effective once n − t + 1 nodes hold it: then fewer than t nodes could still answer for the grant. Nodes also gossip revocations among themselves, so a 202 usually becomes effective later; re-sending the same revocation is safe. Rate limited per handle owner.',
+          'The body (required, even though this is DELETE) is the signed Revocation; its handle and grantee must match the URL. The gateway stores it, then sends it to every committee member. The revocation is effective once n − t + 1 nodes hold it: then fewer than t nodes could still answer for the grant. Nodes also gossip revocations among themselves, so a 202 usually becomes effective later; re-sending the same revocation is safe. A node refuses it past the owner\'s quota of live revocations (`rate_limited`) or, when its store is full, to an owner holding as many as any other (`unavailable`); these show in `failures`. Rate limited per handle owner.',
         requestBody: jsonBody('The signed revocation.', ref('Revocation'), EX.revocation),
         responses: {
           '200': jsonResponse('Effective: at least n − t + 1 nodes acknowledged.', ref('RevocationResult'), {

@@ -15,6 +15,10 @@ interface PendingBatch {
   settled: Promise<void>;
 }
 
+/** How much of the file is read, and about how much is written, per system call. */
+const READ_CHUNK_BYTES = 1024 * 1024;
+const WRITE_CHUNK_BYTES = 1024 * 1024;
+
 export class AppendLog {
   private queue: Promise<void> = Promise.resolve();
   /** The batch still taking lines: queued behind the write in flight, not started yet. */
@@ -30,6 +34,21 @@ export class AppendLog {
 
   /** Opens (creating) the log and returns its parsed lines; a torn last line is cut off. */
   static async open(path: string, maxBytes = 256 * 1024 * 1024): Promise<{ log: AppendLog; lines: unknown[]; tornBytes: number }> {
+    const lines: unknown[] = [];
+    const { log, tornBytes } = await AppendLog.openStreaming(path, (value) => void lines.push(value), maxBytes);
+    return { log, lines, tornBytes };
+  }
+
+  /**
+   * Opens (creating) the log and hands each parsed line to `onLine` as it is read, a chunk at a
+   * time: the file is never held whole, so a log of any size opens (only what the caller keeps
+   * stays in memory). A torn last line is cut off; a damaged line elsewhere is refused.
+   */
+  static async openStreaming(
+    path: string,
+    onLine: (value: unknown, bytes: number) => void,
+    maxBytes = Number.POSITIVE_INFINITY,
+  ): Promise<{ log: AppendLog; tornBytes: number }> {
     await ensurePrivateDirectory(dirname(path), 'state');
     let handle: FileHandle;
     try {
@@ -37,41 +56,26 @@ export class AppendLog {
     } catch (e) {
       throw new TkmsError('internal', `cannot open state file ${path} (${errnoCode(e) ?? 'error'})`);
     }
-    const size = (await handle.stat()).size;
-    if (size > maxBytes) {
+    try {
+      const size = (await handle.stat()).size;
+      if (size > maxBytes) throw new TkmsError('internal', `state file ${path} is larger than ${maxBytes} bytes`);
+      const { lines, end } = await readLines(handle, size, path, onLine);
+      // Only the last append can be cut short, and an append writes its newline last.
+      if (end < size) await handle.truncate(end);
+      return { log: new AppendLog(path, handle, lines, end), tornBytes: size - end };
+    } catch (e) {
       await handle.close();
-      throw new TkmsError('internal', `state file ${path} is larger than ${maxBytes} bytes`);
+      throw e;
     }
-    const buffer = Buffer.alloc(size);
-    if (size > 0) await handle.read(buffer, 0, size, 0);
-    // Work on bytes, not decoded text: offsets must be file offsets even around invalid UTF-8.
-    const decoder = new TextDecoder('utf-8', { fatal: true });
-    const lines: unknown[] = [];
-    let offset = 0;
-    let tornBytes = 0;
-    while (offset < buffer.length) {
-      const end = buffer.indexOf(0x0a, offset);
-      if (end < 0) {
-        // Only the last append can be cut short, and an append writes its newline last.
-        tornBytes = buffer.length - offset;
-        await handle.truncate(offset);
-        break;
-      }
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(decoder.decode(buffer.subarray(offset, end)));
-      } catch {
-        await handle.close();
-        throw new TkmsError('internal', `state file ${path} is damaged at byte ${offset}`);
-      }
-      lines.push(parsed);
-      offset = end + 1;
-    }
-    return { log: new AppendLog(path, handle, lines.length, offset), lines, tornBytes };
   }
 
   get lines(): number {
     return this.lineCount;
+  }
+
+  /** Bytes of whole lines in the file. */
+  get bytes(): number {
+    return this.committedBytes;
   }
 
   /**
@@ -110,11 +114,15 @@ export class AppendLog {
     this.lineCount += batch.lines.length;
   }
 
-  /** Replaces the whole log with `values` (temp file, fsync, rename, fsync dir): compaction. */
-  rewrite(values: readonly unknown[]): Promise<void> {
+  /**
+   * Replaces the whole log with `values` (temp file, fsync, rename, fsync dir): compaction. A
+   * function is called only once every append queued before this rewrite is on disk, so it can
+   * name lines those appends carried.
+   */
+  rewrite(values: readonly unknown[] | (() => readonly unknown[])): Promise<void> {
     // Lines appended from now on go to the rewritten file, after it.
     this.openBatch = undefined;
-    const run = this.queue.then(() => this.rewriteNow(values));
+    const run = this.queue.then(() => this.rewriteNow(typeof values === 'function' ? values() : values));
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -123,7 +131,20 @@ export class AppendLog {
     const temp = join(dirname(this.path), `.${Date.now()}-${process.pid}.tmp`);
     const out = await open(temp, 'wx', FILE_MODE);
     try {
-      await out.writeFile(values.map((v) => `${JSON.stringify(v)}\n`).join(''));
+      // In chunks: one string of a large log could exceed what a string may hold.
+      let chunk: string[] = [];
+      let chunkLength = 0;
+      for (const v of values) {
+        const line = `${JSON.stringify(v)}\n`;
+        chunk.push(line);
+        chunkLength += line.length;
+        if (chunkLength >= WRITE_CHUNK_BYTES) {
+          await out.write(chunk.join(''));
+          chunk = [];
+          chunkLength = 0;
+        }
+      }
+      if (chunk.length > 0) await out.write(chunk.join(''));
       await out.sync();
     } finally {
       await out.close();
@@ -140,4 +161,43 @@ export class AppendLog {
     await this.queue;
     await this.handle.close().catch(() => undefined);
   }
+}
+
+/**
+ * Reads whole lines of `size` bytes of the file, chunk by chunk; returns how many and where the
+ * last whole line ends. Works on bytes, not decoded text: offsets must be file offsets even
+ * around invalid UTF-8.
+ */
+async function readLines(handle: FileHandle, size: number, path: string, onLine: (value: unknown, bytes: number) => void): Promise<{ lines: number; end: number }> {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let lines = 0;
+  /** File offset of carry[0]: the start of the line being read. */
+  let lineStart = 0;
+  let carry: Buffer = Buffer.alloc(0);
+  let position = 0;
+  const chunk = Buffer.alloc(Math.min(READ_CHUNK_BYTES, Math.max(size, 1)));
+  while (position < size) {
+    const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, size - position), position);
+    if (bytesRead === 0) break;
+    position += bytesRead;
+    const buffer = carry.length === 0 ? chunk.subarray(0, bytesRead) : Buffer.concat([carry, chunk.subarray(0, bytesRead)]);
+    let offset = 0;
+    for (;;) {
+      const end = buffer.indexOf(0x0a, offset);
+      if (end < 0) break;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(decoder.decode(buffer.subarray(offset, end)));
+      } catch {
+        throw new TkmsError('internal', `state file ${path} is damaged at byte ${lineStart}`);
+      }
+      onLine(parsed, end + 1 - offset);
+      lines++;
+      lineStart += end + 1 - offset;
+      offset = end + 1;
+    }
+    // The unfinished line is copied out: `chunk` is reused by the next read.
+    carry = Buffer.from(buffer.subarray(offset));
+  }
+  return { lines, end: lineStart };
 }

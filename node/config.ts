@@ -4,9 +4,11 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { assertParticipantId, TkmsError } from '../core/index.ts';
 import type { DkgFaults } from '../core/dkg/index.ts';
 import { PARTIAL_FAULTS, type PartialFault } from './partial-faults.ts';
+import { DEFAULT_REVOCATION_LIMITS } from './revocations.ts';
 
 import { parseHostPort, type HostPort } from '../net/http-address.ts';
 import { envBool, envInt, envString } from '../net/env-config.ts';
+import { MAX_GRANT_LIFETIME_ENV, MAX_GRANT_LIFETIME_FIELD, readMaxGrantLifetime } from '../net/grant-lifetime.ts';
 
 export interface NodeConfig {
   /** Directory of the config file; relative paths are resolved against it. */
@@ -27,6 +29,10 @@ export interface NodeConfig {
   clockSkewSeconds: number;
   /** Partial requests per requester account: sustained rate and burst. */
   partialRateLimit: { perMinute: number; burst: number };
+  /** Longest a grant may be valid; revocations are kept this long (plus skew) after revokedAt. */
+  maxGrantLifetimeSeconds: number;
+  /** Live revocations one owner may have this node hold, and all owners together. */
+  revocations: { perOwner: number; max: number };
   /** Misbehaviour for tests; only accepted with TKMS_ENABLE_TEST_FAULTS=1. */
   testFaults: DkgFaults | undefined;
   partialFault: PartialFault | undefined;
@@ -42,6 +48,8 @@ const KNOWN_FIELDS = [
   'stateDir',
   'clockSkewSeconds',
   'partialRateLimit',
+  MAX_GRANT_LIFETIME_FIELD,
+  'revocations',
   'committeeFile',
   'keystorePasswordFile',
   'dkg',
@@ -78,6 +86,7 @@ export const NODE_ENV_VARS: readonly string[] = [
   'TKMS_CONFIG',
   ...Object.keys(ENV_OVERRIDES),
   ...Object.keys(ENV_TYPED_OVERRIDES),
+  MAX_GRANT_LIFETIME_ENV,
   'TKMS_KEYSTORE_PASSWORD',
   'TKMS_ENABLE_TEST_FAULTS',
 ];
@@ -248,6 +257,19 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 600) problems.push('clockSkewSeconds must be an integer number of seconds in 0..600');
     else clockSkewSeconds = v;
   }
+  const maxGrantLifetimeSeconds = readMaxGrantLifetime(raw, env, problems);
+  const revocations: NodeConfig['revocations'] = { perOwner: DEFAULT_REVOCATION_LIMITS.perOwner, max: DEFAULT_REVOCATION_LIMITS.max };
+  if (raw.revocations !== undefined) {
+    const v = raw.revocations;
+    const ok = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 1 && x <= 10_000_000;
+    if (!isPlainObject(v) || Object.keys(v).some((k) => k !== 'perOwner' && k !== 'max') || (v.perOwner !== undefined && !ok(v.perOwner)) || (v.max !== undefined && !ok(v.max))) {
+      problems.push('revocations must be { "perOwner": 1..10000000, "max": 1..10000000 }');
+    } else {
+      if (v.perOwner !== undefined) revocations.perOwner = v.perOwner as number;
+      if (v.max !== undefined) revocations.max = v.max as number;
+      if (revocations.perOwner > revocations.max) problems.push('revocations.perOwner must not exceed revocations.max');
+    }
+  }
   const committeeFile = path('committeeFile', true);
   const keystorePasswordFile = path('keystorePasswordFile', false);
 
@@ -301,6 +323,8 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
     logLevel,
     clockSkewSeconds,
     partialRateLimit,
+    maxGrantLifetimeSeconds,
+    revocations,
     testFaults,
     partialFault,
   };

@@ -129,9 +129,14 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
   const stored = await keystore.loadAll();
   const nowSeconds = () => Math.floor(Date.now() / 1000);
   const replay = await ReplayCache.open(join(config.stateDir, 'replay.log'), config.clockSkewSeconds, nowSeconds());
-  const opened = await RevocationStore.open(join(config.stateDir, 'revocations.log'));
+  const opened = await RevocationStore.open(join(config.stateDir, 'revocations.log'), {
+    maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds,
+    clockSkewSeconds: config.clockSkewSeconds,
+    ...config.revocations,
+  });
   const revocations = opened.store;
   if (opened.tornBytes > 0) log.warn({ tornBytes: opened.tornBytes }, 'revocation log had an incomplete last line (a crash mid-write); it was cut off');
+  log.info({ held: revocations.size, droppedLines: opened.dropped, logBytes: revocations.logBytes }, 'revocations loaded');
   const shares = new ShareBook(self.id);
 
   const metrics = createNodeMetrics({ revocationsHeld: () => revocations.size, replayCacheEntries: () => replay.size });
@@ -177,6 +182,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     metrics,
     log,
     clockSkewSeconds: config.clockSkewSeconds,
+    maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds,
     limiter: new RateLimiter(config.partialRateLimit.perMinute, config.partialRateLimit.burst),
     fault: config.partialFault,
   });
@@ -188,7 +194,6 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     },
     log,
     metrics,
-    config.clockSkewSeconds,
   );
 
   const frameOpts = { maxRequestBytes: MAX_DKG_FRAME_BYTES, timeoutMs: 10_000, log };

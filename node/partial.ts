@@ -72,6 +72,8 @@ export interface PartialServiceOptions {
   metrics: NodeMetrics;
   log: Logger;
   clockSkewSeconds: number;
+  /** Longest a grant may be valid (config maxGrantLifetimeSeconds; default DEFAULT_MAX_GRANT_LIFETIME_SECONDS). */
+  maxGrantLifetimeSeconds?: number;
   /** Per requester account, charged after its signature verified (so nobody spends another's). */
   limiter: RateLimiter;
   fault: PartialFault | undefined;
@@ -153,6 +155,7 @@ export class PartialService {
       revokedAt: (h, g) => this.o.revocations.revokedAt(h, g),
       nowSeconds,
       clockSkewSeconds: this.o.clockSkewSeconds,
+      maxGrantLifetimeSeconds: this.o.maxGrantLifetimeSeconds,
       onRequester: (requester) => this.o.limiter.take(`0x${bytesToHex(requester)}`),
     });
     const rsaKey = await this.requesterKeys.import(delegation.rsaSpki);

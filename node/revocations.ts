@@ -1,93 +1,402 @@
-import { envelopeToJson, grantKey, parseEnvelope, TkmsError, verifyRevocation, type RevocationEnvelope } from '../core/index.ts';
+import { bytesToHex, DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_MAX_GRANT_LIFETIME_SECONDS, envelopeToJson, grantKey, parseEnvelope, TkmsError, verifyRevocation, type RevocationEnvelope } from '../core/index.ts';
 import { AppendLog } from './append-log.ts';
 
 /**
- * Revocations this node has seen, checked (owner signature, handle commitment) before they
- * are kept, and fsynced before they are acknowledged: a node that said "stored" never
- * forgets. Only the latest revocation per (handle, grantee) is kept; the log is compacted
- * when superseded lines pile up, and paging walks the kept ones in order of arrival.
+ * Revocations this node has seen, checked (owner signature, handle commitment, K proof) before
+ * they are kept, and fsynced before they are acknowledged: a node that said "stored" never
+ * forgets one while it can matter. Only the latest revocation per (handle, grantee) is kept.
+ *
+ * What bounds the store, whoever sends:
+ *   - Lifetime: a revocation cancels grants issued at or before revokedAt, and a grant is valid
+ *     for at most maxGrantLifetimeSeconds, so after revokedAt + that + skew it cancels nothing;
+ *     it is dropped then (in expiry order, from a heap: no scan on the request path).
+ *   - Per owner: at most `perOwner` live revocations per handle owner (the signer).
+ *   - In total: at most `max`. When full, an owner holding fewer live revocations than the
+ *     owner holding the most still gets in: that owner's oldest revocation is dropped for it
+ *     (fair share). So a revocation is refused only to an owner that already holds as many as
+ *     anyone, and an owner's revocations are dropped only while it holds the most; someone
+ *     flooding from a few accounts displaces only their own entries (see docs/operators.md).
+ *   - The log is compacted when superseded or expired lines make it more than twice the live
+ *     set, by lines or by bytes, and it is read as a stream when the node starts.
+ * Paging for sync walks the kept revocations in order of arrival, by arrival number, so an
+ * entry dropped between two pages does not make the reader skip another.
  */
-export const MAX_REVOCATIONS = 200_000;
+export interface RevocationLimits {
+  /** Longest a grant may be valid (config maxGrantLifetimeSeconds). */
+  maxGrantLifetimeSeconds: number;
+  clockSkewSeconds: number;
+  perOwner: number;
+  max: number;
+}
 
-export class RevocationStore {
-  /** grantKey → the latest revocation; Map order = order of (last) arrival. */
-  private readonly items = new Map<string, RevocationEnvelope>();
-  /** items.values() as an array for paging; rebuilt only after a change. */
-  private ordered: RevocationEnvelope[] | undefined;
-  private writing: Promise<unknown> = Promise.resolve();
+export const DEFAULT_REVOCATION_LIMITS: RevocationLimits = {
+  maxGrantLifetimeSeconds: DEFAULT_MAX_GRANT_LIFETIME_SECONDS,
+  clockSkewSeconds: DEFAULT_CLOCK_SKEW_SECONDS,
+  perOwner: 10_000,
+  max: 200_000,
+};
 
-  private constructor(private readonly log: AppendLog) {}
+/** Log bytes beyond twice the live set tolerated before compacting: small logs are not rewritten often. */
+const COMPACT_SLACK_BYTES = 256 * 1024;
+const COMPACT_SLACK_LINES = 1_000;
 
-  static async open(path: string): Promise<{ store: RevocationStore; tornBytes: number }> {
-    const { log, lines, tornBytes } = await AppendLog.open(path);
-    const store = new RevocationStore(log);
-    for (const [i, line] of lines.entries()) {
-      try {
-        store.remember(parseEnvelope(line));
-      } catch (e) {
-        // Skipping a revocation would silently re-enable a revoked grant: refuse to start instead.
-        await log.close();
-        throw new TkmsError('internal', `revocation log ${path} line ${i + 1} is not a valid revocation (${e instanceof TkmsError ? e.code : 'invalid'})`);
+interface Held {
+  item: RevocationEnvelope;
+  owner: string;
+  /** Arrival number: the sync cursor. */
+  seq: number;
+  /** Bytes of its log line. */
+  bytes: number;
+}
+
+/** A write not yet on disk; `owner` and the key are already counted against the limits. */
+interface Pending {
+  item: RevocationEnvelope;
+  done: Promise<void>;
+}
+
+interface Expiry {
+  at: number;
+  key: string;
+  revokedAt: number;
+}
+
+/** Min-heap of expiry times; entries superseded since they were pushed are skipped when popped. */
+class ExpiryHeap {
+  private items: Expiry[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  peek(): Expiry | undefined {
+    return this.items[0];
+  }
+
+  push(e: Expiry): void {
+    const a = this.items;
+    a.push(e);
+    let i = a.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (a[parent]!.at <= a[i]!.at) break;
+      [a[parent], a[i]] = [a[i]!, a[parent]!];
+      i = parent;
+    }
+  }
+
+  pop(): Expiry | undefined {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last !== undefined) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && a[l]!.at < a[m]!.at) m = l;
+        if (r < a.length && a[r]!.at < a[m]!.at) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i]!, a[m]!];
+        i = m;
       }
     }
-    return { store, tornBytes };
+    return top;
+  }
+
+  reset(entries: Expiry[]): void {
+    this.items = [];
+    for (const e of entries) this.push(e);
+  }
+}
+
+/**
+ * Live keys per owner, and owners by how many they hold, so "who holds the most" is one lookup.
+ * Counts include writes in flight, so concurrent adds cannot overshoot a limit.
+ */
+class OwnerCounts {
+  readonly keys = new Map<string, Set<string>>();
+  private readonly byCount = new Map<number, Set<string>>();
+  private maxCount = 0;
+  total = 0;
+
+  count(owner: string): number {
+    return this.keys.get(owner)?.size ?? 0;
+  }
+
+  /** An owner holding the most live revocations, and how many. */
+  largest(): { owner: string; count: number } | undefined {
+    const owners = this.byCount.get(this.maxCount);
+    const owner = owners?.values().next().value;
+    return owner === undefined ? undefined : { owner, count: this.maxCount };
+  }
+
+  add(owner: string, key: string): void {
+    let set = this.keys.get(owner);
+    if (set === undefined) this.keys.set(owner, (set = new Set()));
+    if (set.has(key)) return;
+    this.move(owner, set.size, set.size + 1);
+    set.add(key);
+    this.total++;
+  }
+
+  remove(owner: string, key: string): void {
+    const set = this.keys.get(owner);
+    if (set === undefined || !set.delete(key)) return;
+    this.move(owner, set.size + 1, set.size);
+    if (set.size === 0) this.keys.delete(owner);
+    this.total--;
+  }
+
+  private move(owner: string, from: number, to: number): void {
+    if (from > 0) {
+      const bucket = this.byCount.get(from)!;
+      bucket.delete(owner);
+      if (bucket.size === 0) this.byCount.delete(from);
+    }
+    if (to > 0) {
+      let bucket = this.byCount.get(to);
+      if (bucket === undefined) this.byCount.set(to, (bucket = new Set()));
+      bucket.add(owner);
+    }
+    // Counts move by one, so the largest moves by at most one.
+    if (to > this.maxCount) this.maxCount = to;
+    else if (from === this.maxCount && !this.byCount.has(from)) this.maxCount = to;
+  }
+}
+
+export class RevocationStore {
+  /** grantKey → the latest revocation on disk; Map order = order of (last) arrival. */
+  private readonly items = new Map<string, Held>();
+  private readonly pending = new Map<string, Pending>();
+  private readonly owners = new OwnerCounts();
+  private readonly expiries = new ExpiryHeap();
+  /** items.values() as an array for paging; rebuilt only after a change. */
+  private ordered: Held[] | undefined;
+  private nextSeq = 0;
+  private liveBytes = 0;
+  private compacting: Promise<void> | undefined;
+  /** Set once the log has been read (lines are loaded before it exists). */
+  private log!: AppendLog;
+  private loading = true;
+
+  private constructor(private readonly limits: RevocationLimits) {}
+
+  static async open(
+    path: string,
+    limits: Partial<RevocationLimits> = {},
+    nowSeconds = Math.floor(Date.now() / 1000),
+  ): Promise<{ store: RevocationStore; tornBytes: number; dropped: number }> {
+    const store = new RevocationStore({ ...DEFAULT_REVOCATION_LIMITS, ...limits });
+    let lineNo = 0;
+    let failure: TkmsError | undefined;
+    // Each line is kept only while it is live: the rest of a large log never stays in memory.
+    const { log, tornBytes } = await AppendLog.openStreaming(path, (value, bytes) => {
+      lineNo++;
+      if (failure !== undefined) return;
+      try {
+        store.load(parseEnvelope(value), bytes, nowSeconds);
+      } catch (e) {
+        // Skipping a revocation would silently re-enable a revoked grant: refuse to start instead.
+        failure = new TkmsError('internal', `revocation log ${path} line ${lineNo} is not a valid revocation (${e instanceof TkmsError ? e.code : 'invalid'})`);
+      }
+    });
+    if (failure !== undefined) {
+      await log.close();
+      throw failure;
+    }
+    store.log = log;
+    // One heap entry per live revocation, not one per line read.
+    store.loading = false;
+    store.resetExpiries();
+    const dropped = log.lines - store.items.size;
+    if (store.bloated()) await store.compact();
+    return { store, tornBytes, dropped };
   }
 
   get size(): number {
     return this.items.size;
   }
 
+  /** Bytes of the log file (whole lines). */
+  get logBytes(): number {
+    return this.log.bytes;
+  }
+
   revokedAt(handle: Uint8Array, grantee: Uint8Array): number | undefined {
-    return this.items.get(grantKey(handle, grantee))?.revocation.revokedAt;
+    return this.items.get(grantKey(handle, grantee))?.item.revocation.revokedAt;
+  }
+
+  /** After this, nothing the revocation cancels can still be valid. */
+  private expiresAt(revokedAt: number): number {
+    return revokedAt + this.limits.maxGrantLifetimeSeconds + this.limits.clockSkewSeconds;
   }
 
   /**
-   * Verifies and stores; false when an equal or later revocation was already held. A
-   * revokedAt beyond `maxRevokedAt` (now + skew) is refused: it would block re-grants forever.
+   * Verifies and stores; false when an equal or later revocation was already held, or when this
+   * one has expired (nothing it cancels is valid any more). A revokedAt later than now + skew is
+   * refused: it would block re-grants for longer than any grant may live.
    */
-  async add(item: RevocationEnvelope, maxRevokedAt?: number): Promise<boolean> {
-    const key = grantKey(item.revocation.handle, item.revocation.grantee);
+  async add(item: RevocationEnvelope, nowSeconds = Math.floor(Date.now() / 1000)): Promise<boolean> {
+    this.prune(nowSeconds);
+    const { revocation, descriptor } = item;
+    const key = grantKey(revocation.handle, revocation.grantee);
     // Known ones are answered before any signature check: replays cost nothing.
-    const held = this.items.get(key)?.revocation.revokedAt;
-    if (held !== undefined && held >= item.revocation.revokedAt) return false;
-    if (maxRevokedAt !== undefined && item.revocation.revokedAt > maxRevokedAt) {
-      throw new TkmsError('bad_request', `revokedAt ${item.revocation.revokedAt} is in the future`);
+    const held = this.items.get(key)?.item.revocation.revokedAt;
+    if (held !== undefined && held >= revocation.revokedAt) return false;
+    const inFlight = this.pending.get(key);
+    if (inFlight !== undefined && inFlight.item.revocation.revokedAt >= revocation.revokedAt) {
+      // Answered once it is on disk: "known" must not be said of a write that then fails.
+      await inFlight.done;
+      return false;
     }
-    verifyRevocation(item.revocation, item.descriptor);
-    // One add at a time: the "already held?" check and the write must not interleave.
-    const run = this.writing.then(async () => {
-      const known = this.items.get(key)?.revocation.revokedAt;
-      if (known !== undefined && known >= item.revocation.revokedAt) return false;
-      if (known === undefined && this.items.size >= MAX_REVOCATIONS) throw new TkmsError('unavailable', 'revocation store is full');
-      await this.log.append(envelopeToJson(item), true);
-      // Held in memory only once it is on disk: a failed write must not look "known" to a retry.
-      this.remember(item);
-      if (this.log.lines > 2 * this.items.size + 1_000) await this.log.rewrite([...this.items.values()].map(envelopeToJson));
+    if (revocation.revokedAt > nowSeconds + this.limits.clockSkewSeconds) {
+      throw new TkmsError('bad_request', `revokedAt ${revocation.revokedAt} is in the future`);
+    }
+    if (this.expiresAt(revocation.revokedAt) < nowSeconds) return false;
+    verifyRevocation(revocation, descriptor);
+    const owner = bytesToHex(descriptor.owner);
+    if (held === undefined && inFlight === undefined) this.makeRoom(owner);
+    // Counted from here on, so concurrent adds see it; the write joins the log's next group commit.
+    this.owners.add(owner, key);
+    const line = envelopeToJson(item);
+    const done = this.log.append(line, true);
+    const mine: Pending = { item, done };
+    this.pending.set(key, mine);
+    try {
+      await done;
+    } catch (e) {
+      if (this.pending.get(key) === mine) {
+        this.pending.delete(key);
+        if (!this.items.has(key)) this.owners.remove(owner, key);
+      }
+      throw e;
+    }
+    if (this.pending.get(key) === mine) this.pending.delete(key);
+    // Held in memory only once it is on disk: a failed write must not look "known" to a retry.
+    this.remember(item, owner, Buffer.byteLength(JSON.stringify(line)) + 1);
+    if (this.bloated()) void this.compact().catch(() => undefined);
+    return true;
+  }
+
+  /** Refuses, or frees a place for, a new live revocation of `owner`. */
+  private makeRoom(owner: string): void {
+    const count = this.owners.count(owner);
+    if (count >= this.limits.perOwner) {
+      throw new TkmsError('rate_limited', `this owner already has ${count} live revocations, the most one account may hold; they expire ${this.limits.maxGrantLifetimeSeconds} s after revokedAt`);
+    }
+    if (this.owners.total < this.limits.max) return;
+    const largest = this.owners.largest();
+    if (largest === undefined || largest.count <= count || !this.evictOldest(largest.owner)) {
+      throw new TkmsError('unavailable', 'revocation store is full, and this owner holds as many live revocations as any other');
+    }
+  }
+
+  /** Drops the owner's oldest revocation that is on disk (one in flight cannot be taken back). */
+  private evictOldest(owner: string): boolean {
+    for (const key of this.owners.keys.get(owner) ?? []) {
+      if (this.pending.has(key)) continue;
+      this.drop(key);
       return true;
-    });
-    this.writing = run.catch(() => undefined);
-    return run;
+    }
+    return false;
+  }
+
+  private drop(key: string): void {
+    const held = this.items.get(key);
+    if (held === undefined) return;
+    this.items.delete(key);
+    this.liveBytes -= held.bytes;
+    if (!this.pending.has(key)) this.owners.remove(held.owner, key);
+    this.ordered = undefined;
+  }
+
+  /** Drops every revocation that expired before `nowSeconds`, soonest first. */
+  private prune(nowSeconds: number): void {
+    for (let top = this.expiries.peek(); top !== undefined && top.at < nowSeconds; top = this.expiries.peek()) {
+      this.expiries.pop();
+      // Skipped when superseded (a later revokedAt expires later, and has its own heap entry).
+      if (this.items.get(top.key)?.item.revocation.revokedAt === top.revokedAt) this.drop(top.key);
+    }
   }
 
   page(offset: number, size: number): { items: RevocationEnvelope[]; next: number | null } {
     this.ordered ??= [...this.items.values()];
     const all = this.ordered;
-    const items = all.slice(offset, offset + size);
-    const end = offset + items.length;
-    return { items, next: end < all.length ? end : null };
+    // `offset` is an arrival number: the first held entry at or after it.
+    let lo = 0;
+    let hi = all.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (all[mid]!.seq < offset) lo = mid + 1;
+      else hi = mid;
+    }
+    const slice = all.slice(lo, lo + size);
+    const end = lo + slice.length;
+    return { items: slice.map((h) => h.item), next: end < all.length ? all[end]!.seq : null };
   }
 
-  private remember(item: RevocationEnvelope): void {
+  /** A line read at start: kept by the same rules as an add, except that nothing is refused. */
+  private load(item: RevocationEnvelope, bytes: number, nowSeconds: number): void {
     const key = grantKey(item.revocation.handle, item.revocation.grantee);
-    const known = this.items.get(key)?.revocation.revokedAt;
-    if (known !== undefined && known >= item.revocation.revokedAt) return;
-    this.items.delete(key);
-    this.items.set(key, item);
+    const held = this.items.get(key)?.item.revocation.revokedAt;
+    if (held !== undefined && held >= item.revocation.revokedAt) return;
+    if (this.expiresAt(item.revocation.revokedAt) < nowSeconds) return;
+    const owner = bytesToHex(item.descriptor.owner);
+    if (held === undefined) {
+      // Limits lowered since the lines were written: keep the newest, as adds would have.
+      if (this.owners.count(owner) >= this.limits.perOwner) this.evictOldest(owner);
+      else if (this.owners.total >= this.limits.max) this.evictOldest(this.owners.largest()!.owner);
+    }
+    this.owners.add(owner, key);
+    this.remember(item, owner, bytes);
+  }
+
+  private remember(item: RevocationEnvelope, owner: string, bytes: number): void {
+    const key = grantKey(item.revocation.handle, item.revocation.grantee);
+    const known = this.items.get(key);
+    if (known !== undefined) {
+      if (known.item.revocation.revokedAt >= item.revocation.revokedAt) return;
+      this.items.delete(key);
+      this.liveBytes -= known.bytes;
+    }
+    // A key dropped while its write was in flight comes back with the write.
+    this.owners.add(owner, key);
+    this.items.set(key, { item, owner, seq: this.nextSeq++, bytes });
+    this.liveBytes += bytes;
+    if (!this.loading) this.expiries.push({ at: this.expiresAt(item.revocation.revokedAt), key, revokedAt: item.revocation.revokedAt });
     this.ordered = undefined;
   }
 
+  private resetExpiries(): void {
+    this.expiries.reset([...this.items].map(([key, h]) => ({ at: this.expiresAt(h.item.revocation.revokedAt), key, revokedAt: h.item.revocation.revokedAt })));
+  }
+
+  /** Superseded, expired and dropped lines make up more than half the log, by lines or by bytes. */
+  private bloated(): boolean {
+    return this.log.lines > 2 * this.items.size + COMPACT_SLACK_LINES || this.log.bytes > 2 * this.liveBytes + COMPACT_SLACK_BYTES;
+  }
+
+  private compact(): Promise<void> {
+    this.compacting ??= this.log
+      .rewrite(() => {
+        // Lines of writes still in flight were appended before this rewrite: keep them too.
+        const live = [...this.items.values()].map((h) => envelopeToJson(h.item));
+        for (const p of this.pending.values()) live.push(envelopeToJson(p.item));
+        this.resetExpiries();
+        return live;
+      })
+      .finally(() => {
+        this.compacting = undefined;
+      });
+    return this.compacting;
+  }
+
   async close(): Promise<void> {
-    await this.writing;
+    await Promise.allSettled([...this.pending.values()].map((p) => p.done));
+    await this.compacting?.catch(() => undefined);
     await this.log.close();
   }
 }

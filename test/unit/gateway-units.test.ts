@@ -111,11 +111,20 @@ describe('gateway units', () => {
         rateLimit: { perMinute: 600, burst: 100 },
         maxPlaintextBytes: MAX_PLAINTEXT,
         clockSkewSeconds: 30,
+        maxGrantLifetimeSeconds: 90 * 86_400,
       });
       const abs = parseGatewayConfig({ ...minimal, storeDir: '/var/lib/tkms', committeeFile: '../c.json' }, BASE);
       assert.equal(abs.storeDir, '/var/lib/tkms');
       assert.equal(abs.committeeFile, '/etc/c.json');
       assert.deepEqual(parseGatewayConfig({ ...minimal, listen: '[::1]:0' }, BASE).listen, { host: '::1', port: 0 });
+    });
+
+    it('maxGrantLifetimeSeconds: from the file or TKMS_MAX_GRANT_LIFETIME_SECONDS, at least a minute', () => {
+      assert.equal(parseGatewayConfig({ ...minimal, maxGrantLifetimeSeconds: 3_600 }, BASE).maxGrantLifetimeSeconds, 3_600);
+      assert.equal(parseGatewayConfig({ ...minimal, maxGrantLifetimeSeconds: 3_600 }, BASE, { TKMS_MAX_GRANT_LIFETIME_SECONDS: '120' }).maxGrantLifetimeSeconds, 120);
+      for (const bad of [59, 1.5, '3600', 400 * 86_400 * 10]) {
+        assert.throws(() => parseGatewayConfig({ ...minimal, maxGrantLifetimeSeconds: bad }, BASE), /maxGrantLifetimeSeconds must be an integer/);
+      }
     });
 
     it('takes explicit values at their bounds', () => {

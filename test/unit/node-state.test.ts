@@ -267,8 +267,11 @@ describe('node state', function () {
       return { ...digest, kProof: proveEphemeralKey(k, digest) };
     }
 
-    function envelope(d: HandleDescriptor, h: Uint8Array, who: Account, revokedAt: number, signer: Account = owner): RevocationEnvelope {
-      return { descriptor: d, revocation: signRevocation(signer.secretKey, { handle: h, grantee: who.addressBytes, revokedAt }) };
+    /** Revocation times are offsets from T: recent enough that no revocation here has expired. */
+    const T = Math.floor(Date.now() / 1000) - 10_000;
+
+    function envelope(d: HandleDescriptor, h: Uint8Array, who: Account, at: number, signer: Account = owner): RevocationEnvelope {
+      return { descriptor: d, revocation: signRevocation(signer.secretKey, { handle: h, grantee: who.addressBytes, revokedAt: T + at }) };
     }
 
     before(() => {
@@ -287,7 +290,7 @@ describe('node state', function () {
       assert.equal(tornBytes, 0);
       assert.equal(store.revokedAt(handle, grantee.addressBytes), undefined);
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 1000)), true);
-      assert.equal(store.revokedAt(handle, grantee.addressBytes), 1000);
+      assert.equal(store.revokedAt(handle, grantee.addressBytes), T + 1000);
       // Keyed on (handle, grantee): other pairs are unaffected.
       assert.equal(store.revokedAt(handle, other.addressBytes), undefined);
       assert.equal(store.revokedAt(handle2, grantee.addressBytes), undefined);
@@ -315,13 +318,13 @@ describe('node state', function () {
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 1000)), true);
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 999)), false);
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 1000)), false);
-      assert.equal(store.revokedAt(handle, grantee.addressBytes), 1000);
+      assert.equal(store.revokedAt(handle, grantee.addressBytes), T + 1000);
       assert.equal(store.size, 1);
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 1001)), true);
-      assert.equal(store.revokedAt(handle, grantee.addressBytes), 1001);
+      assert.equal(store.revokedAt(handle, grantee.addressBytes), T + 1001);
       // Only the latest revocation per (handle, grantee) is kept: 1001 replaced 1000.
       assert.equal(store.size, 1);
-      assert.deepStrictEqual(store.page(0, 10).items.map((e) => e.revocation.revokedAt), [1001]);
+      assert.deepStrictEqual(store.page(0, 10).items.map((e) => e.revocation.revokedAt), [T + 1001]);
       await store.close();
     });
 
@@ -355,25 +358,26 @@ describe('node state', function () {
       const s2 = reopened.store;
       assert.equal(reopened.tornBytes, 0);
       assert.equal(s2.size, kept.length);
-      assert.equal(s2.revokedAt(handle, grantee.addressBytes), 400);
-      assert.equal(s2.revokedAt(handle, other.addressBytes), 200);
-      assert.equal(s2.revokedAt(handle2, grantee.addressBytes), 300);
-      assert.equal(s2.revokedAt(handle2, other.addressBytes), 500);
-      assert.equal(s2.revokedAt(handle, stranger.addressBytes), 600);
+      assert.equal(s2.revokedAt(handle, grantee.addressBytes), T + 400);
+      assert.equal(s2.revokedAt(handle, other.addressBytes), T + 200);
+      assert.equal(s2.revokedAt(handle2, grantee.addressBytes), T + 300);
+      assert.equal(s2.revokedAt(handle2, other.addressBytes), T + 500);
+      assert.equal(s2.revokedAt(handle, stranger.addressBytes), T + 600);
       // Still refuses the older one after reopen.
       assert.equal(await s2.add(envelope(descriptor, handle, grantee, 399)), false);
 
+      // Cursors are arrival numbers: line 1 (superseded) was number 0, so the kept ones are 1..5.
       const p1 = s2.page(0, 2);
-      assert.equal(p1.next, 2);
-      const p2 = s2.page(2, 2);
-      assert.equal(p2.next, 4);
-      const p3 = s2.page(4, 2);
+      assert.equal(p1.next, 3);
+      const p2 = s2.page(p1.next!, 2);
+      assert.equal(p2.next, 5);
+      const p3 = s2.page(p2.next!, 2);
       assert.equal(p3.next, null);
       assert.equal(p3.items.length, 1);
       const walked = [...p1.items, ...p2.items, ...p3.items];
       assert.deepStrictEqual(walked, kept);
       assert.deepStrictEqual(s2.page(0, 5), { items: kept, next: null });
-      assert.deepStrictEqual(s2.page(5, 2), { items: [], next: null });
+      assert.deepStrictEqual(s2.page(6, 2), { items: [], next: null });
       assert.deepStrictEqual(s2.page(100, 2), { items: [], next: null });
       await s2.close();
     });
@@ -387,7 +391,7 @@ describe('node state', function () {
       const reopened = await RevocationStore.open(path);
       assert.ok(reopened.tornBytes > 0);
       assert.equal(reopened.store.size, 1);
-      assert.equal(reopened.store.revokedAt(handle, grantee.addressBytes), 100);
+      assert.equal(reopened.store.revokedAt(handle, grantee.addressBytes), T + 100);
       await reopened.store.close();
       // Skipping an unreadable revocation would re-enable a revoked grant.
       await appendFile(path, '{"not":"an envelope"}\n');

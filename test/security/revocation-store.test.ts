@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, open, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateAccount, type Account } from '../../client/account.ts';
+import {
+  deriveHandleFromDigest,
+  encodePoint,
+  envelopeToJson,
+  type HandleDescriptor,
+  proveEphemeralKey,
+  publicKeyFromSecret,
+  randomBytes,
+  randomScalar,
+  type RevocationEnvelope,
+  signRevocation,
+} from '../../core/index.ts';
+import { RevocationStore, type RevocationLimits } from '../../node/revocations.ts';
+
+/**
+ * The node's revocation store, attacked in process (the attacks that come over the network are in
+ * revocations.test.ts): a flood of appends that would each cost an fsync, revocations kept after
+ * nothing they cancel can be valid, and a log too large to open.
+ */
+const NOW = Math.floor(Date.now() / 1000);
+const LIMITS: RevocationLimits = { maxGrantLifetimeSeconds: 3_600, clockSkewSeconds: 30, perOwner: 1_000, max: 10_000 };
+
+function handleOf(owner: Account): { descriptor: HandleDescriptor; handle: Uint8Array } {
+  const k = randomScalar();
+  const digest = { keyId: 'key-1', K: encodePoint(publicKeyFromSecret(k)), nonce: randomBytes(12), ciphertextHash: randomBytes(32), owner: owner.addressBytes };
+  const descriptor = { ...digest, kProof: proveEphemeralKey(k, digest) };
+  return { descriptor, handle: deriveHandleFromDigest(descriptor) };
+}
+
+function revocation(owner: Account, h: { descriptor: HandleDescriptor; handle: Uint8Array }, revokedAt: number, grantee = randomBytes(20)): RevocationEnvelope {
+  return { descriptor: h.descriptor, revocation: signRevocation(owner.secretKey, { handle: h.handle, grantee, revokedAt }) };
+}
+
+describe('security: the revocation store', function () {
+  this.timeout(120_000);
+  let root: string;
+  let n = 0;
+  const fresh = (): string => join(root, `${++n}`, 'revocations.log');
+  const owner = generateAccount();
+  let h: { descriptor: HandleDescriptor; handle: Uint8Array };
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'tkms-revocation-store-'));
+    h = handleOf(owner);
+  });
+
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('attack: flood revocation appends so a real revocation waits behind one fsync each', async () => {
+    const { store } = await RevocationStore.open(fresh(), LIMITS);
+    const flood = Array.from({ length: 64 }, (_, i) => revocation(owner, h, NOW - i));
+    // Every fsync of any file handle in this process, while the flood and the real one are written.
+    const probe = await open(join(root, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void>; sync: () => Promise<void> };
+    await probe.close();
+    const [datasync, sync] = [proto.datasync, proto.sync];
+    let fsyncs = 0;
+    proto.datasync = function (this: unknown) {
+      fsyncs++;
+      return datasync.call(this);
+    };
+    proto.sync = function (this: unknown) {
+      fsyncs++;
+      return sync.call(this);
+    };
+    try {
+      const real = revocation(owner, h, NOW);
+      const results = await Promise.all([...flood.map((e) => store.add(e, NOW)), store.add(real, NOW)]);
+      assert.ok(results.every((r) => r === true), 'every revocation stored');
+    } finally {
+      proto.datasync = datasync;
+      proto.sync = sync;
+    }
+    assert.equal(store.size, 65);
+    // Appends that arrive while one is being written go out together: a few fsyncs, not 65.
+    assert.ok(fsyncs >= 1 && fsyncs <= 4, `${fsyncs} fsyncs for 65 concurrent revocations`);
+    console.log(`      65 concurrent revocations: ${fsyncs} fsyncs`);
+    await store.close();
+  });
+
+  it('a revocation is kept until revokedAt + maxGrantLifetimeSeconds + skew, then dropped in expiry order', async () => {
+    const path = fresh();
+    const { store } = await RevocationStore.open(path, LIMITS);
+    const span = LIMITS.maxGrantLifetimeSeconds + LIMITS.clockSkewSeconds;
+    const [a, b, c] = [revocation(owner, h, NOW - 100), revocation(owner, h, NOW - 10), revocation(owner, h, NOW - 50)];
+    for (const e of [a, b, c]) assert.equal(await store.add(e, NOW), true);
+    // Already past its lifetime: nothing it could cancel is valid, so it is not kept (nor forwarded).
+    assert.equal(await store.add(revocation(owner, h, NOW - span - 1), NOW), false);
+    assert.equal(store.size, 3);
+    // At NOW - 100 + span + 1, only a has expired; 40 s later c too; b stays.
+    const later = NOW - 100 + span + 1;
+    assert.equal(await store.add(revocation(owner, h, later - 1), later), true);
+    assert.equal(store.revokedAt(h.handle, a.revocation.grantee), undefined);
+    assert.equal(store.revokedAt(h.handle, c.revocation.grantee), NOW - 50);
+    assert.equal(await store.add(revocation(owner, h, later + 40), later + 51), true);
+    assert.equal(store.revokedAt(h.handle, c.revocation.grantee), undefined);
+    assert.equal(store.revokedAt(h.handle, b.revocation.grantee), NOW - 10);
+    assert.equal(store.size, 3);
+    await store.close();
+    // And at restart, expired lines are not loaded.
+    const reopened = await RevocationStore.open(path, LIMITS, later + 51);
+    assert.equal(reopened.store.size, 3);
+    assert.equal(reopened.store.revokedAt(h.handle, a.revocation.grantee), undefined);
+    await reopened.store.close();
+  });
+
+  it('per-owner quota and total bound: an owner below the largest holder displaces it; the largest is refused', async () => {
+    const { store } = await RevocationStore.open(fresh(), { ...LIMITS, perOwner: 3, max: 5 });
+    const [m1, m2, alice] = [generateAccount(), generateAccount(), generateAccount()];
+    const [h1, h2, ha] = [handleOf(m1), handleOf(m2), handleOf(alice)];
+    for (let i = 0; i < 3; i++) assert.equal(await store.add(revocation(m1, h1, NOW), NOW), true);
+    await assert.rejects(store.add(revocation(m1, h1, NOW), NOW), (e: any) => e.code === 'rate_limited');
+    for (let i = 0; i < 2; i++) assert.equal(await store.add(revocation(m2, h2, NOW), NOW), true);
+    assert.equal(store.size, 5);
+    // Full. m2 (2) is below the largest (m1, 3): it gets in, one of m1's oldest goes.
+    const first = store.page(0, 1).items[0]!;
+    assert.equal(await store.add(revocation(m2, h2, NOW), NOW), true);
+    assert.equal(store.revokedAt(first.revocation.handle, first.revocation.grantee), undefined);
+    assert.equal(store.size, 5);
+    // m1 and m2 now hold 2 and 3; alice (0) gets in twice, displacing the largest each time; then she
+    // holds as many as the largest (2), so her third is refused rather than displacing an equal.
+    const aliceGrantees = [randomBytes(20), randomBytes(20), randomBytes(20)];
+    assert.equal(await store.add(revocation(alice, ha, NOW, aliceGrantees[0]), NOW), true);
+    assert.equal(await store.add(revocation(alice, ha, NOW, aliceGrantees[1]), NOW), true);
+    await assert.rejects(store.add(revocation(alice, ha, NOW, aliceGrantees[2]), NOW), (e: any) => e.code === 'unavailable');
+    assert.equal(store.size, 5);
+    assert.equal(store.revokedAt(ha.handle, aliceGrantees[0]!), NOW);
+    await store.close();
+  });
+
+  it('opening a log larger than the old 256 MiB limit works, holds only live entries, and compacts it', async function () {
+    this.timeout(180_000);
+    const path = fresh();
+    const { store } = await RevocationStore.open(path, LIMITS);
+    const grantee = randomBytes(20);
+    assert.equal(await store.add(revocation(owner, h, NOW - 1, grantee), NOW), true);
+    await store.close();
+    // The same pair re-sent with ever later revokedAt, as an attacker could: lines of which one is live.
+    const line = JSON.stringify(envelopeToJson(revocation(owner, h, NOW - 2_000_000, grantee)));
+    const out = createWriteStream(path, { flags: 'a' });
+    const target = 257 * 1024 * 1024;
+    let written = 0;
+    const chunk: string[] = [];
+    for (let i = 0; written < target; i++) {
+      const l = `${line.replace(`"revokedAt":${NOW - 2_000_000}`, `"revokedAt":${NOW - 2_000_000 + (i % 1_000_000)}`)}\n`;
+      chunk.push(l);
+      written += l.length;
+      if (chunk.length === 4096) {
+        if (!out.write(chunk.join(''))) await new Promise<void>((r) => out.once('drain', () => r()));
+        chunk.length = 0;
+      }
+    }
+    out.write(chunk.join(''));
+    await new Promise<void>((r, j) => out.end((e?: Error | null) => (e ? j(e) : r())));
+    const before = (await stat(path)).size;
+    assert.ok(before > 256 * 1024 * 1024, `log is ${before} bytes`);
+    const opened = await RevocationStore.open(path, LIMITS, NOW);
+    assert.equal(opened.store.size, 1);
+    assert.equal(opened.store.revokedAt(h.handle, grantee), NOW - 1);
+    const after = (await stat(path)).size;
+    assert.ok(after < 4096, `compacted at open to ${after} bytes`);
+    console.log(`      opened a ${before}-byte log (${opened.dropped} lines dropped), compacted to ${after} bytes`);
+    await opened.store.close();
+  });
+});
