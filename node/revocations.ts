@@ -1,4 +1,4 @@
-import { envelopeToJson, grantKey, parseEnvelope, TkmsError, verifyRevocation, type RevocationEnvelope } from '../core/index.ts';
+import { envelopeToJson, grantKey, parseEnvelope, TkmsError, verifyRevocation, type Deployment, type RevocationEnvelope } from '../core/index.ts';
 import { AppendLog } from './append-log.ts';
 
 /**
@@ -16,11 +16,18 @@ export class RevocationStore {
   private ordered: RevocationEnvelope[] | undefined;
   private writing: Promise<unknown> = Promise.resolve();
 
-  private constructor(private readonly log: AppendLog) {}
+  private constructor(
+    private readonly log: AppendLog,
+    private readonly deployment: Deployment,
+  ) {}
 
-  static async open(path: string): Promise<{ store: RevocationStore; tornBytes: number }> {
+  /**
+   * Lines are not re-verified on open: a revocation stored under an older signature format
+   * (version 1) stays in force, and the log opens whatever the format of its signatures.
+   */
+  static async open(path: string, deployment: Deployment): Promise<{ store: RevocationStore; tornBytes: number }> {
     const { log, lines, tornBytes } = await AppendLog.open(path);
-    const store = new RevocationStore(log);
+    const store = new RevocationStore(log, deployment);
     for (const [i, line] of lines.entries()) {
       try {
         store.remember(parseEnvelope(line));
@@ -53,7 +60,7 @@ export class RevocationStore {
     if (maxRevokedAt !== undefined && item.revocation.revokedAt > maxRevokedAt) {
       throw new TkmsError('bad_request', `revokedAt ${item.revocation.revokedAt} is in the future`);
     }
-    verifyRevocation(item.revocation, item.descriptor);
+    verifyRevocation(item.revocation, item.descriptor, this.deployment);
     // One add at a time: the "already held?" check and the write must not interleave.
     const run = this.writing.then(async () => {
       const known = this.items.get(key)?.revocation.revokedAt;
