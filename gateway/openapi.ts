@@ -529,7 +529,7 @@ function schemas(): Record<string, Schema> {
         notAfter: ref('Timestamp'),
         issuedAt: ref('Timestamp'),
         signature: ref('Signature'),
-        status: { type: 'string', enum: ['active', 'revoked', 'expired'], description: 'As the gateway sees it now; nodes decide on their own.' },
+        status: { type: 'string', enum: ['active', 'revoked', 'expired'], description: 'As the gateway sees it now; nodes decide on their own. Signatures are not checked again here: a grant stored in signature format version 1 is listed but refused when used (`legacy_signature`).' },
       },
       { description: 'A stored grant (the signed Grant fields) with its current status.' },
     ),
