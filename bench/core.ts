@@ -22,7 +22,7 @@ import {
   setCurveBackend,
   signTypedData,
   splitSecret,
-  TKMS_EIP712_DOMAIN,
+  tkmsDomain,
   DELEGATION_STRUCT,
   verifyDleq,
   type CurveBackend,
@@ -64,7 +64,8 @@ export async function benchCore(opts: { minMs: number }): Promise<Measurement[]>
     notAfter: 2n,
     requestId: new Uint8Array(16).fill(3),
   };
-  const signature = signTypedData(accountKey, TKMS_EIP712_DOMAIN, DELEGATION_STRUCT, message);
+  const domain = tkmsDomain({ committeeId: 'bench' });
+  const signature = signTypedData(accountKey, domain, DELEGATION_STRUCT, message);
 
   const rows: Measurement[] = [];
   const m = async (name: string, fn: () => unknown) => rows.push(await measure(name, fn, { minMs: opts.minMs }));
@@ -77,7 +78,7 @@ export async function benchCore(opts: { minMs: number }): Promise<Measurement[]>
     await m(`${tag} partial with DLEQ proof`, () => computeProvenPartial(ctx, share.value, Y, K));
     await m(`${tag} DLEQ verify`, () => verifyDleq(ctx, Y, K, proven.partial, decodeDleqProof(encodeDleqProof(proven.proof))));
     // The raw recovery: recoverTypedDataSigner would answer repeats of one signature from its cache.
-    const digest = hashTypedData(TKMS_EIP712_DOMAIN, DELEGATION_STRUCT, message);
+    const digest = hashTypedData(domain, DELEGATION_STRUCT, message);
     const v = signature[64] === 27 ? 0 : 1;
     await m(`${tag} ECDSA public-key recovery (EIP-712 signer)`, () => curveBackend().recoverPublicKey(digest, signature.subarray(0, 64), v));
     await m(`${tag} ECIES encrypt 1 KiB`, () => eciesEncrypt(pk, plaintext));

@@ -111,7 +111,7 @@ export async function benchEndToEnd(opts: E2eOptions): Promise<E2eResult> {
         notBefore: now,
         notAfter: now + 600,
         requestId: newRequestId(),
-      });
+      }, devnet.deployment);
       const started = performance.now();
       await client.http.request('POST', `/v1/handles/${info.handle}/delegate`, { delegation: delegationToJson(d) });
       delegate.push(performance.now() - started);

@@ -55,6 +55,7 @@ export interface ServiceResult {
 }
 
 const KEY_ID = 'bench';
+const DEPLOYMENT = { committeeId: 'bench' };
 const T = 3;
 const N = 5;
 
@@ -94,7 +95,7 @@ async function fixture(): Promise<Fixture> {
 
 function requests(f: Fixture, count: number): { bytes: Uint8Array; requestId: Uint8Array }[] {
   const now = Math.floor(Date.now() / 1000);
-  const grant = signGrant(f.owner.secretKey, { handle: f.handle, grantee: f.grantee.addressBytes, notAfter: now + 3600, issuedAt: now });
+  const grant = signGrant(f.owner.secretKey, { handle: f.handle, grantee: f.grantee.addressBytes, notAfter: now + 3600, issuedAt: now }, DEPLOYMENT);
   const rsaSpki = decodeHex(f.rsa.publicKey.spkiHex);
   return Array.from({ length: count }, () => {
     const delegation = signDelegation(f.grantee.secretKey, {
@@ -105,7 +106,7 @@ function requests(f: Fixture, count: number): { bytes: Uint8Array; requestId: Ui
       notBefore: now,
       notAfter: now + 600,
       requestId: newRequestId(),
-    });
+    }, DEPLOYMENT);
     return { bytes: encodePartialRequest({ delegation, descriptor: f.descriptor, grant }), requestId: delegation.requestId };
   });
 }
@@ -113,11 +114,12 @@ function requests(f: Fixture, count: number): { bytes: Uint8Array; requestId: Ui
 async function service(f: Fixture, nodeId: number, tag: string): Promise<{ svc: PartialService; close: () => Promise<void> }> {
   const now = Math.floor(Date.now() / 1000);
   const replay = await ReplayCache.open(join(f.dir, `replay-${tag}-${nodeId}.log`), 30, now);
-  const { store: revocations } = await RevocationStore.open(join(f.dir, `revocations-${tag}-${nodeId}.log`));
+  const { store: revocations } = await RevocationStore.open(join(f.dir, `revocations-${tag}-${nodeId}.log`), DEPLOYMENT);
   const shares = new ShareBook(nodeId);
   shares.add(f.result, f.shares.find((s) => s.id === nodeId)!.value);
   const svc = new PartialService({
     selfId: nodeId,
+    deployment: DEPLOYMENT,
     shares,
     replay,
     revocations,
@@ -208,7 +210,7 @@ async function clientDecryptMsWith(f: Fixture, rounds: number): Promise<number> 
     const started = performance.now();
     for (const p of prepared) {
       // What TkmsClient.decrypt does besides waiting for the network.
-      signDelegation(f.grantee.secretKey, { handle: f.handle, keyId: KEY_ID, requester: f.grantee.addressBytes, rsaSpki, notBefore: now, notAfter: now + 600, requestId: p.requestId });
+      signDelegation(f.grantee.secretKey, { handle: f.handle, keyId: KEY_ID, requester: f.grantee.addressBytes, rsaSpki, notBefore: now, notAfter: now + 600, requestId: p.requestId }, DEPLOYMENT);
       deriveHandle({ keyId: KEY_ID, K: f.descriptor.K, nonce: f.descriptor.nonce, ciphertext: f.ciphertext, owner: f.descriptor.owner });
       const recovered = await recoverSharedSecret({
         keyId: KEY_ID,

@@ -27,7 +27,8 @@ Common options:
   --gateway <url>     gateway URL (env TKMS_GATEWAY_URL, default http://127.0.0.1:8080)
   --account <file>    account file from "tkms account new" (env TKMS_ACCOUNT_FILE)
   --committee <file>  the committee file: pins the member keys the key's DKG is checked
-                      against (env TKMS_COMMITTEE_FILE); required for --local
+                      against and the committee id every signature is made for
+                      (env TKMS_COMMITTEE_FILE); required for --local
 `;
 
 type Args = Record<string, string | boolean | undefined>;
@@ -70,20 +71,24 @@ async function loadAccount(args: Args): Promise<Account> {
   return accountFromSecretKey(json.secretKey);
 }
 
-/** Member keys from the committee file, so the client checks the key's DKG against them, not the gateway's word. */
-async function trustedMemberKeys(args: Args): Promise<Record<number, string> | undefined> {
+/**
+ * Member keys and committee id from the committee file, so the client checks the key's DKG
+ * against them and signs for that committee, not on the gateway's word.
+ */
+async function pinnedCommittee(args: Args): Promise<{ trustedMemberKeys: Record<number, string>; committeeId: string } | undefined> {
   const file = (args.committee as string | undefined) ?? process.env.TKMS_COMMITTEE_FILE;
   if (file === undefined) return undefined;
-  return memberKeysHex(await loadCommitteeFile(file));
+  const committee = await loadCommitteeFile(file);
+  return { trustedMemberKeys: memberKeysHex(committee), committeeId: committee.committeeId };
 }
 
 async function client(args: Args): Promise<TkmsClient> {
   const gatewayUrl = (args.gateway as string | undefined) ?? process.env.TKMS_GATEWAY_URL ?? 'http://127.0.0.1:8080';
-  const pinned = await trustedMemberKeys(args);
+  const pinned = await pinnedCommittee(args);
   // Native curve arithmetic for proof checks when the addon loads; noble otherwise (same results).
   installCurveBackend(curveBackendChoiceFromEnv());
   installNodeCryptoPaths();
-  return new TkmsClient({ gatewayUrl, account: await loadAccount(args), ...(pinned ? { trustedMemberKeys: pinned } : {}) });
+  return new TkmsClient({ gatewayUrl, account: await loadAccount(args), ...(pinned ?? {}) });
 }
 
 function print(args: Args, json: unknown, text: string): void {

@@ -28,6 +28,7 @@ import {
   signRegisterHandle,
   signRevocation,
   TkmsError,
+  type Deployment,
   type Point,
   type RsaKeyPair,
 } from '../core/index.ts';
@@ -54,6 +55,12 @@ export interface TkmsClientOptions {
    * signatures against the member keys the gateway publishes, which a lying gateway controls.
    */
   trustedMemberKeys?: Record<number, string>;
+  /**
+   * The pinned committee's id (the committee file's): every signature is made for it, and a key
+   * of another committee is refused. Without it the client signs for the committee named by the
+   * key's DKG result as the gateway serves it, which a lying gateway controls like the member keys.
+   */
+  committeeId?: string;
   fetch?: typeof fetch;
   timeoutMs?: number;
   /**
@@ -208,6 +215,9 @@ export class TkmsClient {
       signatures: json.signatures,
     });
     if (result.keyId !== keyId) throw new TkmsError('bad_request', `gateway answered with key ${result.keyId} for ${keyId}`);
+    if (this.opts.committeeId !== undefined && result.committeeId !== this.opts.committeeId) {
+      throw new TkmsError('bad_proof', `key ${keyId} is of committee ${result.committeeId}, not of the pinned committee ${this.opts.committeeId}`);
+    }
     const memberKeys = new Map<number, Uint8Array>();
     if (this.opts.trustedMemberKeys !== undefined) {
       for (const [id, hex] of Object.entries(this.opts.trustedMemberKeys)) memberKeys.set(Number(id), decodeHex(hex, { name: `member ${id} key`, length: 32 }));
@@ -236,15 +246,27 @@ export class TkmsClient {
     return key;
   }
 
+  /**
+   * The deployment signatures are made for: the pinned committee when there is one (a gateway
+   * cannot change it, so a lie only makes the nodes refuse), else the committee of the key's
+   * verified DKG result.
+   */
+  private async deploymentOf(of: { keyId: string } | { handle: string }): Promise<Deployment> {
+    if (this.opts.committeeId !== undefined) return { committeeId: this.opts.committeeId };
+    const keyId = 'keyId' in of ? of.keyId : await this.keyIdOf(encodeHex(decodeHandle(of.handle)));
+    return { committeeId: (await this.getKey(keyId)).committeeId };
+  }
+
   /** The gateway encrypts (it sees the plaintext); the owner's signature binds the plaintext hash. */
   async encrypt(plaintext: Uint8Array, opts: { keyId: string }): Promise<HandleInfo> {
+    const deployment = await this.deploymentOf({ keyId: opts.keyId });
     const request = signEncryptRequest(this.opts.account.secretKey, {
       keyId: opts.keyId,
       owner: this.opts.account.addressBytes,
       plaintextHash: sha256(plaintext),
       ...this.window(),
       requestId: newRequestId(),
-    });
+    }, deployment);
     const { json } = await this.http.request<HandleInfo>('POST', '/v1/encrypt', { request: encryptRequestToJson(request), plaintext: encodeBase64(plaintext) });
     this.handleKeys.set(json.handle, opts.keyId);
     return json;
@@ -259,7 +281,7 @@ export class TkmsClient {
     const owner = this.opts.account.addressBytes;
     const sealed = await sealToHandle({ publicKey: key.publicKey, keyId: opts.keyId, owner, plaintext });
     const handle = sealed.handle;
-    const registration = signRegisterHandle(this.opts.account.secretKey, { handle, keyId: opts.keyId, owner });
+    const registration = signRegisterHandle(this.opts.account.secretKey, { handle, keyId: opts.keyId, owner }, { committeeId: key.committeeId });
     const { json } = await this.http.request<HandleInfo>('POST', '/v1/handles', {
       registration: registerHandleToJson(registration),
       K: encodeHex(sealed.K),
@@ -273,23 +295,25 @@ export class TkmsClient {
   }
 
   async grant(handle: string, grantee: string, opts: { validForSeconds?: number } = {}): Promise<{ stored: boolean }> {
+    const deployment = await this.deploymentOf({ handle });
     const now = Math.floor(Date.now() / 1000);
     const grant = signGrant(this.opts.account.secretKey, {
       handle: decodeHandle(handle),
       grantee: decodeAddress(grantee, 'grantee'),
       notAfter: now + (opts.validForSeconds ?? 30 * 24 * 3600),
       issuedAt: now,
-    });
+    }, deployment);
     const { json } = await this.http.request<{ stored: boolean }>('POST', `/v1/handles/${encodeHex(grant.handle)}/grants`, grantToJson(grant));
     return { stored: json.stored };
   }
 
   async revoke(handle: string, grantee: string): Promise<RevokeResult> {
+    const deployment = await this.deploymentOf({ handle });
     const revocation = signRevocation(this.opts.account.secretKey, {
       handle: decodeHandle(handle),
       grantee: decodeAddress(grantee, 'grantee'),
       revokedAt: Math.floor(Date.now() / 1000),
-    });
+    }, deployment);
     const { json } = await this.http.request<RevokeResult>(
       'DELETE',
       `/v1/handles/${encodeHex(revocation.handle)}/grants/${encodeHex(revocation.grantee)}`,
@@ -335,7 +359,7 @@ export class TkmsClient {
         rsaSpki,
         ...this.window(),
         requestId: newRequestId(),
-      });
+      }, { committeeId: key.committeeId });
       const { json } = await this.http.request<Record<string, unknown>>('POST', `/v1/handles/${handle}/delegate`, {
         delegation: delegationToJson(delegation),
         ...(exclude.size > 0 ? { exclude: [...exclude].sort((a, b) => a - b) } : {}),

@@ -1,5 +1,6 @@
 import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex, decodeHex, encodeHex, equalBytes } from './bytes.ts';
+import { keccak_256 } from '@noble/hashes/sha3.js';
+import { bytesToHex, decodeHex, encodeHex, equalBytes, utf8ToBytes } from './bytes.ts';
 import { COMPRESSED_POINT_LENGTH } from './curve.ts';
 import { NONCE_LENGTH } from './ecies.ts';
 import { TkmsError } from './errors.ts';
@@ -12,6 +13,7 @@ import {
   type Eip712Struct,
   type Eip712Value,
 } from './eip712.ts';
+import { assertCommitteeId } from './dkg/result.ts';
 import { CIPHERTEXT_HASH_LENGTH, decodeHandle, deriveHandleFromDigest, HANDLE_LENGTH } from './handle.ts';
 import { ADDRESS_LENGTH, assertKeyId, decodeAddress, REQUEST_ID_LENGTH } from './identifiers.ts';
 import { expectObject } from './json-frame.ts';
@@ -27,8 +29,39 @@ import { EPHEMERAL_PROOF_LENGTH, verifyEphemeralKeyProof } from './sealed-handle
  *   owner ──Grant{handle, grantee, notAfter, issuedAt}──▶ grantee
  *   owner ──Revocation{handle, grantee, revokedAt}──▶ cancels grants issued at or before revokedAt
  *   requester ──Delegation{handle, keyId, rsaSpki, window, requestId}──▶ nodes
+ *
+ * Every signature names the deployment it is for (tkmsDomain): one made for one committee is
+ * worth nothing at another, so a gateway or node of one deployment cannot replay it elsewhere.
  */
-export const TKMS_EIP712_DOMAIN: Eip712Domain = { name: 'tkms', version: '1' };
+export const TKMS_EIP712_NAME = 'tkms';
+/** Version 2 binds the deployment into the domain; version 1 ({name, version} only) did not. */
+export const TKMS_EIP712_VERSION = '2';
+/**
+ * Version 1 signatures were valid on every deployment, so they are refused; this domain is kept
+ * only to tell their signers why (legacy_signature) instead of a bare "not signed by".
+ */
+const LEGACY_EIP712_DOMAIN: Eip712Domain = { name: TKMS_EIP712_NAME, version: '1' };
+
+/** What a signature is bound to: the committee, and the chain wherever one is involved. */
+export interface Deployment {
+  committeeId: string;
+  chainId?: bigint;
+}
+
+const COMMITTEE_SALT_PREFIX = 'tkms/committee/';
+
+/** keccak256("tkms/committee/" ‖ committee id): the domain salt, a bytes32 as EIP-712 wants it. */
+export function committeeSalt(committeeId: string): Uint8Array {
+  assertCommitteeId(committeeId);
+  return keccak_256(utf8ToBytes(`${COMMITTEE_SALT_PREFIX}${committeeId}`));
+}
+
+/** The EIP-712 domain of a deployment: {name, version "2", chainId (only when given), salt}. */
+export function tkmsDomain(deployment: Deployment): Eip712Domain {
+  if (typeof deployment !== 'object' || deployment === null) throw new TkmsError('bad_request', 'deployment must be an object');
+  const { committeeId, chainId } = deployment;
+  return { name: TKMS_EIP712_NAME, version: TKMS_EIP712_VERSION, ...(chainId === undefined ? {} : { chainId }), salt: committeeSalt(committeeId) };
+}
 
 /** A delegation request may be valid for at most one hour (ARCHITECTURE.md). */
 export const MAX_VALIDITY_SECONDS = 3600;
@@ -328,25 +361,34 @@ const encryptMessage = (r: UnsignedEncryptRequest): Message => ({
 });
 const registerMessage = (r: UnsignedRegisterHandle): Message => ({ handle: r.handle, keyId: r.keyId, owner: r.owner });
 
-export function signDelegation(secretKey: Uint8Array, d: UnsignedDelegation): Delegation {
-  return { ...d, signature: signTypedData(secretKey, TKMS_EIP712_DOMAIN, DELEGATION_STRUCT, delegationMessage(d)) };
+export function signDelegation(secretKey: Uint8Array, d: UnsignedDelegation, deployment: Deployment): Delegation {
+  return { ...d, signature: signTypedData(secretKey, tkmsDomain(deployment), DELEGATION_STRUCT, delegationMessage(d)) };
 }
-export function signGrant(secretKey: Uint8Array, g: UnsignedGrant): Grant {
-  return { ...g, signature: signTypedData(secretKey, TKMS_EIP712_DOMAIN, GRANT_STRUCT, grantMessage(g)) };
+export function signGrant(secretKey: Uint8Array, g: UnsignedGrant, deployment: Deployment): Grant {
+  return { ...g, signature: signTypedData(secretKey, tkmsDomain(deployment), GRANT_STRUCT, grantMessage(g)) };
 }
-export function signRevocation(secretKey: Uint8Array, r: UnsignedRevocation): Revocation {
-  return { ...r, signature: signTypedData(secretKey, TKMS_EIP712_DOMAIN, REVOCATION_STRUCT, revocationMessage(r)) };
+export function signRevocation(secretKey: Uint8Array, r: UnsignedRevocation, deployment: Deployment): Revocation {
+  return { ...r, signature: signTypedData(secretKey, tkmsDomain(deployment), REVOCATION_STRUCT, revocationMessage(r)) };
 }
-export function signEncryptRequest(secretKey: Uint8Array, r: UnsignedEncryptRequest): EncryptRequest {
-  return { ...r, signature: signTypedData(secretKey, TKMS_EIP712_DOMAIN, ENCRYPT_STRUCT, encryptMessage(r)) };
+export function signEncryptRequest(secretKey: Uint8Array, r: UnsignedEncryptRequest, deployment: Deployment): EncryptRequest {
+  return { ...r, signature: signTypedData(secretKey, tkmsDomain(deployment), ENCRYPT_STRUCT, encryptMessage(r)) };
 }
-export function signRegisterHandle(secretKey: Uint8Array, r: UnsignedRegisterHandle): RegisterHandle {
-  return { ...r, signature: signTypedData(secretKey, TKMS_EIP712_DOMAIN, REGISTER_STRUCT, registerMessage(r)) };
+export function signRegisterHandle(secretKey: Uint8Array, r: UnsignedRegisterHandle, deployment: Deployment): RegisterHandle {
+  return { ...r, signature: signTypedData(secretKey, tkmsDomain(deployment), REGISTER_STRUCT, registerMessage(r)) };
 }
 
-function requireSigner(struct: Eip712Struct, message: Message, signature: Uint8Array, expected: Uint8Array, what: string): void {
-  const signer = recoverTypedDataSigner(TKMS_EIP712_DOMAIN, struct, message, signature);
-  if (!equalBytes(signer, expected)) throw new TkmsError('unauthorized', `${what} is not signed by ${address(expected)}`);
+function requireSigner(struct: Eip712Struct, message: Message, signature: Uint8Array, expected: Uint8Array, what: string, deployment: Deployment): void {
+  const signer = recoverTypedDataSigner(tkmsDomain(deployment), struct, message, signature);
+  if (equalBytes(signer, expected)) return;
+  // Only after the signature failed: valid requests never pay this second recovery, and it is
+  // what lets a signer of the old format be told to sign again rather than "not signed by".
+  if (equalBytes(recoverTypedDataSigner(LEGACY_EIP712_DOMAIN, struct, message, signature), expected)) {
+    throw new TkmsError(
+      'legacy_signature',
+      `${what} is signed in format version 1, which names no deployment and is no longer accepted: sign it again (domain version ${TKMS_EIP712_VERSION}, committee ${deployment.committeeId})`,
+    );
+  }
+  throw new TkmsError('unauthorized', `${what} is not signed by ${address(expected)} for this deployment (committee ${deployment.committeeId})`);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -392,31 +434,31 @@ function checkKBinding(descriptor: HandleDescriptor, handle?: Uint8Array): void 
   if (key !== undefined) verifiedKProofs.set(key, true);
 }
 
-export function verifyRegisterHandle(r: RegisterHandle, descriptor: HandleDescriptor): void {
+export function verifyRegisterHandle(r: RegisterHandle, descriptor: HandleDescriptor, deployment: Deployment): void {
   if (r.keyId !== descriptor.keyId || !equalBytes(r.owner, descriptor.owner)) throw new TkmsError('unauthorized', 'registration does not match the handle');
   checkHandleCommitment(r.handle, descriptor);
   checkKBinding(descriptor);
-  requireSigner(REGISTER_STRUCT, registerMessage(r), r.signature, r.owner, 'handle registration');
+  requireSigner(REGISTER_STRUCT, registerMessage(r), r.signature, r.owner, 'handle registration', deployment);
 }
 
-export function verifyEncryptRequest(r: EncryptRequest, plaintext: Uint8Array, time: TimeOptions): void {
+export function verifyEncryptRequest(r: EncryptRequest, plaintext: Uint8Array, time: TimeOptions, deployment: Deployment): void {
   checkValidityWindow(r.notBefore, r.notAfter, time, 'encrypt request');
   if (!equalBytes(sha256(plaintext), r.plaintextHash)) throw new TkmsError('unauthorized', 'plaintextHash does not match the plaintext');
-  requireSigner(ENCRYPT_STRUCT, encryptMessage(r), r.signature, r.owner, 'encrypt request');
+  requireSigner(ENCRYPT_STRUCT, encryptMessage(r), r.signature, r.owner, 'encrypt request', deployment);
 }
 
 /** The owner of the described handle, a handle whose K proof holds, signed this revocation. */
-export function verifyRevocation(r: Revocation, descriptor: HandleDescriptor): void {
+export function verifyRevocation(r: Revocation, descriptor: HandleDescriptor, deployment: Deployment): void {
   checkHandleCommitment(r.handle, descriptor);
   // Without a valid K proof the handle can be invented for free, and so can revocations to hold.
   checkKBinding(descriptor, r.handle);
-  requireSigner(REVOCATION_STRUCT, revocationMessage(r), r.signature, descriptor.owner, 'revocation');
+  requireSigner(REVOCATION_STRUCT, revocationMessage(r), r.signature, descriptor.owner, 'revocation', deployment);
 }
 
 /** The owner of the described handle signed this grant (validity in time is checked at use). */
-export function verifyGrant(g: Grant, descriptor: HandleDescriptor): void {
+export function verifyGrant(g: Grant, descriptor: HandleDescriptor, deployment: Deployment): void {
   checkHandleCommitment(g.handle, descriptor);
-  requireSigner(GRANT_STRUCT, grantMessage(g), g.signature, descriptor.owner, 'grant');
+  requireSigner(GRANT_STRUCT, grantMessage(g), g.signature, descriptor.owner, 'grant', deployment);
 }
 
 /**
@@ -433,6 +475,8 @@ export function checkGrantTimes(g: UnsignedGrant, time: TimeOptions, maxLifetime
 }
 
 export interface DelegationCheck extends TimeOptions {
+  /** The checker's own deployment, never one named by the request. */
+  deployment: Deployment;
   delegation: Delegation;
   descriptor: HandleDescriptor;
   grant: Grant | undefined;
@@ -468,7 +512,7 @@ export function authorizeDelegation(check: DelegationCheck): AuthorizedDelegatio
   checkValidityWindow(d.notBefore, d.notAfter, check, 'delegation request');
   if (d.keyId !== descriptor.keyId) throw new TkmsError('unauthorized', `delegation names key ${d.keyId} but the handle belongs to key ${descriptor.keyId}`);
   checkHandleCommitment(d.handle, descriptor);
-  requireSigner(DELEGATION_STRUCT, delegationMessage(d), d.signature, d.requester, 'delegation request');
+  requireSigner(DELEGATION_STRUCT, delegationMessage(d), d.signature, d.requester, 'delegation request', check.deployment);
   check.onRequester?.(d.requester);
   // checkHandleCommitment validated K as a point on the curve.
   const K = descriptor.K;
@@ -479,7 +523,7 @@ export function authorizeDelegation(check: DelegationCheck): AuthorizedDelegatio
   if (g === undefined) throw new TkmsError('unauthorized', `${address(d.requester)} holds no grant for this handle`);
   if (!equalBytes(g.handle, d.handle)) throw new TkmsError('unauthorized', 'the grant is for another handle');
   if (!equalBytes(g.grantee, d.requester)) throw new TkmsError('unauthorized', `the grant is for ${address(g.grantee)}, not the requester`);
-  requireSigner(GRANT_STRUCT, grantMessage(g), g.signature, descriptor.owner, 'grant');
+  requireSigner(GRANT_STRUCT, grantMessage(g), g.signature, descriptor.owner, 'grant', check.deployment);
   checkGrantTimes(g, check, check.maxGrantLifetimeSeconds);
   const skew = check.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
   if (check.nowSeconds > g.notAfter + skew) throw new TkmsError('expired', `the grant expired at ${g.notAfter}`);

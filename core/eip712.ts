@@ -26,11 +26,16 @@ export interface Eip712Struct {
   fields: readonly Eip712Field[];
 }
 
-/** The EIP712Domain type includes `chainId` only when it is given. */
+/**
+ * The EIP712Domain type includes `chainId` and `salt` only when they are given, in the order
+ * EIP-712 fixes (name, version, chainId, verifyingContract, salt), as wallets build it.
+ */
 export interface Eip712Domain {
   name: string;
   version: string;
   chainId?: bigint;
+  /** bytes32: what tells one deployment's signatures from another's when there is no contract. */
+  salt?: Uint8Array;
 }
 
 /**
@@ -102,15 +107,24 @@ function cachedKeccak(cache: Map<string, Uint8Array>, key: string, input: () => 
 export function domainSeparator(domain: Eip712Domain): Uint8Array {
   if (typeof domain !== 'object' || domain === null) throw new TkmsError('bad_request', 'EIP-712 domain must be an object');
   for (const key of Object.keys(domain)) {
-    // A caller who passes verifyingContract or salt expects them to be bound; silently
-    // dropping them would make the signature cover less than the caller believes.
-    if (key !== 'name' && key !== 'version' && key !== 'chainId') {
+    // A caller who passes verifyingContract expects it to be bound; silently dropping it
+    // would make the signature cover less than the caller believes.
+    if (key !== 'name' && key !== 'version' && key !== 'chainId' && key !== 'salt') {
       throw new TkmsError('bad_request', `EIP-712 domain field "${key}" is not supported`, { field: key });
     }
   }
   const name = domainString(domain.name, 'name');
   const version = domainString(domain.version, 'version');
-  const key = JSON.stringify([domain.name, domain.version, typeof domain.chainId === 'bigint' ? domain.chainId.toString() : domain.chainId ?? null]);
+  const salt = domain.salt;
+  if (salt !== undefined && (!(salt instanceof Uint8Array) || salt.length !== WORD)) {
+    throw new TkmsError('bad_request', 'EIP-712 domain salt must be 32 bytes', { field: 'salt' });
+  }
+  const key = JSON.stringify([
+    domain.name,
+    domain.version,
+    typeof domain.chainId === 'bigint' ? domain.chainId.toString() : domain.chainId ?? null,
+    salt === undefined ? null : bytesToHex(salt),
+  ]);
   const cached = domainSeparators.get(key);
   // A copy: the caller may write into what it gets back.
   if (cached !== undefined) return cached.slice();
@@ -123,6 +137,10 @@ export function domainSeparator(domain: Eip712Domain): Uint8Array {
     }
     type += ',uint256 chainId';
     words.push(numberToBytesBE(chainId, WORD));
+  }
+  if (salt !== undefined) {
+    type += ',bytes32 salt';
+    words.push(salt.slice());
   }
   type += ')';
   const separator = keccak_256(concatBytes(keccak_256(utf8ToBytes(type)), ...words));

@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   decrypt_failed: 422,
   insufficient_partials: 503,
   unauthorized: 403,
+  legacy_signature: 403,
   expired: 403,
   replayed: 409,
   revoked: 403,

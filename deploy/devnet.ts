@@ -165,6 +165,11 @@ export class Devnet {
     return this.layout.keyId;
   }
 
+  /** What every signature for this devnet is bound to (random per devnet, so two never share it). */
+  get deployment(): { committeeId: string } {
+    return { committeeId: this.layout.committeeId };
+  }
+
   get t(): number {
     return this.layout.t;
   }

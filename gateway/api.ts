@@ -115,6 +115,8 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
   const nowSeconds = (): number => Math.floor(nowMs() / 1000);
   const time = (): { nowSeconds: number; clockSkewSeconds: number } => ({ nowSeconds: nowSeconds(), clockSkewSeconds: ctx.config.clockSkewSeconds });
   const spentEncryptIds = new SpentIds();
+  // The gateway's own committee file names the deployment, never a request.
+  const deployment = (): { committeeId: string } => ({ committeeId: ctx.pool.committee.committeeId });
 
   const getHandle = (raw: string | undefined): StoredHandle => {
     const handle = encodeHex(decodeHandle(raw));
@@ -169,7 +171,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         const request = parseEncryptRequest(o.request);
         const plaintext = decodeBase64(o.plaintext, { name: 'plaintext', maxLength: ctx.config.maxPlaintextBytes });
         const owner = encodeHex(request.owner);
-        verifyEncryptRequest(request, plaintext, time());
+        verifyEncryptRequest(request, plaintext, time(), deployment());
         ctx.limiter.take(owner);
         const key = await ctx.keys.get(request.keyId);
         spentEncryptIds.claim(bytesToHex(request.requestId), request.notAfter + ctx.config.clockSkewSeconds, nowSeconds());
@@ -202,7 +204,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         if (ciphertext.length < TAG_LENGTH) throw new TkmsError('bad_length', `ciphertext must hold at least the ${TAG_LENGTH}-byte tag`);
         const kProof = decodeHex(o.kProof, { name: 'kProof', length: EPHEMERAL_PROOF_LENGTH });
         const descriptor: HandleDescriptor = { keyId: registration.keyId, K, nonce, ciphertextHash: sha256(ciphertext), owner: registration.owner, kProof };
-        verifyRegisterHandle(registration, descriptor);
+        verifyRegisterHandle(registration, descriptor, deployment());
         ctx.limiter.take(encodeHex(registration.owner));
         await ctx.keys.get(registration.keyId);
         return storeHandle(
@@ -251,7 +253,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         const h = getHandle(params.handle);
         const grant = parseGrant(body);
         if (encodeHex(grant.handle) !== h.handle) throw new TkmsError('bad_request', 'grant.handle does not match the URL');
-        verifyGrant(grant, descriptorOf(h));
+        verifyGrant(grant, descriptorOf(h), deployment());
         // Nodes refuse it at use: a future issuedAt would outlive revocations, and the store keeps the latest.
         checkGrantTimes(grant, time(), ctx.config.maxGrantLifetimeSeconds);
         ctx.limiter.take(h.owner);
@@ -273,7 +275,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         if (revocation.revokedAt > nowSeconds() + ctx.config.clockSkewSeconds) {
           throw new TkmsError('bad_request', `revokedAt ${revocation.revokedAt} is in the future; nodes refuse it`);
         }
-        verifyRevocation(revocation, descriptor);
+        verifyRevocation(revocation, descriptor, deployment());
         ctx.limiter.take(h.owner);
         const json = revocationToJson(revocation);
         await ctx.store.putRevocation({ handle: h.handle, grantee, revokedAt: revocation.revokedAt, signature: json.signature as string });
@@ -317,6 +319,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
               ? undefined
               : parseGrant({ handle: stored.handle, grantee: stored.grantee, notAfter: stored.notAfter, issuedAt: stored.issuedAt, signature: stored.signature });
           authorizeDelegation({
+            deployment: deployment(),
             delegation,
             descriptor,
             grant,

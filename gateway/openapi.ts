@@ -4,6 +4,7 @@ import {
   DELEGATION_STRUCT,
   DLEQ_PROOF_LENGTH,
   ENCRYPT_STRUCT,
+  encodeHex,
   encodeType,
   EPHEMERAL_PROOF_LENGTH,
   ERROR_CODES,
@@ -18,7 +19,9 @@ import {
   REVOCATION_STRUCT,
   SIGNATURE_LENGTH,
   TAG_LENGTH,
-  TKMS_EIP712_DOMAIN,
+  TKMS_EIP712_NAME,
+  TKMS_EIP712_VERSION,
+  committeeSalt,
   type ErrorCode,
   type Eip712Struct,
 } from '../core/index.ts';
@@ -72,14 +75,17 @@ function object(properties: Record<string, Schema>, opts: { optional?: string[];
 // -----------------------------------------------------------------------------------------
 // EIP-712
 
-const EIP712_DOMAIN_TYPE = 'EIP712Domain(string name,string version)';
+const EIP712_DOMAIN_TYPE = 'EIP712Domain(string name,string version,bytes32 salt)';
+const EIP712_DOMAIN_TEXT = `{ "name": "${TKMS_EIP712_NAME}", "version": "${TKMS_EIP712_VERSION}", "salt": keccak256("tkms/committee/" ‖ committeeId) }`;
+const EIP712_DEPLOYMENT_NOTE =
+  'The salt binds every signature to one deployment: `committeeId` is the gateway\'s committee (`GET /health`, or a key\'s `committeeId`; the committee file when pinned), so a message signed for one committee is refused by every other. No chainId (no chain is involved yet) and no verifyingContract. Signatures of format version 1 (`{ "name": "tkms", "version": "1" }`, no salt) are refused with 403 `legacy_signature`: sign again.';
 
 function eip712Description(struct: Eip712Struct, what: string): string {
   return [
     what,
     '',
     `EIP-712 typed data, primary type \`${struct.name}\`, signed by an Ethereum account (eth_signTypedData_v4).`,
-    `Domain: \`{ "name": "${TKMS_EIP712_DOMAIN.name}", "version": "${TKMS_EIP712_DOMAIN.version}" }\`, no chainId and no verifyingContract (type \`${EIP712_DOMAIN_TYPE}\`).`,
+    `Domain: \`${EIP712_DOMAIN_TEXT}\` (type \`${EIP712_DOMAIN_TYPE}\`). ${EIP712_DEPLOYMENT_NOTE} The \`x-eip712\` domain is the example committee's (\`${EX.key.committeeId}\`).`,
     `Type string: \`${encodeType(struct)}\`.`,
     '`signature` is the 65-byte r ‖ s ‖ v signature over the typed-data digest, low-s, v ∈ {27, 28}. Every field but `signature` is signed.',
   ].join('\n');
@@ -89,11 +95,12 @@ function eip712Description(struct: Eip712Struct, what: string): string {
 function eip712Extension(struct: Eip712Struct): Schema {
   return {
     primaryType: struct.name,
-    domain: { name: TKMS_EIP712_DOMAIN.name, version: TKMS_EIP712_DOMAIN.version },
+    domain: { name: TKMS_EIP712_NAME, version: TKMS_EIP712_VERSION, salt: encodeHex(committeeSalt(EX.key.committeeId)) },
     types: {
       EIP712Domain: [
         { name: 'name', type: 'string' },
         { name: 'version', type: 'string' },
+        { name: 'salt', type: 'bytes32' },
       ],
       [struct.name]: struct.fields.map((f) => ({ name: f.name, type: f.type })),
     },
@@ -170,26 +177,26 @@ const EX = {
     notBefore: 1767225600,
     notAfter: 1767225900,
     requestId: '0x0f1e2d3c4b5a69788796a5b4c3d2e1f0',
-    signature: '0xf1ab22ea621d9ba4470061271667e0deb3e69edc3b47a2b03a67dac658aef2600689e9fc305f48215a0b225ee42803f3e4ee6785c4728d6ebfec15b56feea8581b',
+    signature: '0x0818a02659eec8516accbe32ee55cf3370c1b45612167d5222e7d04482d8fc5965a1674504e06947ca5fa1f8a26fc5cb2d1a6d6b4afe616bf13b326997b9c0ca1b',
   },
   registration: {
     handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
     keyId: 'demo',
     owner: '0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266',
-    signature: '0xfe80b092cce62f18e4965190b47ef3ba2a276524e651443101b36fd9887a849b5462b97029df0377dae61572a6de2c38731cd6df82d4900d0f0085a88e1c28041b',
+    signature: '0x81f74ac90e07377dd7ab951b5f901687f6503536614686d3d51c531c219cc3b1554f05b9dc990f279d785dc9b3c72ad0c59e7851a3d4b0a75f9a9676dc46cf271b',
   },
   grant: {
     handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
     grantee: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
     notAfter: 1769817600,
     issuedAt: 1767225660,
-    signature: '0x4ce4c7cb98db3ea54f2ed49f93a894b8aa60e5fff1f02dd3eaa2225270b342ab17fcca8f92d4cfd0db9408fb17f34fe8dfb09c74142941f71e688fbeef5437f61c',
+    signature: '0xe65cb544a139cb8a77265b6d30427dbc03169c6bab630d64f2707ba16c251212542dcec08a48c92f11f26c470dc58fc5b35dee52ddc3ec98fb342c0fd827a0511b',
   },
   revocation: {
     handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
     grantee: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
     revokedAt: 1767232800,
-    signature: '0xd9f819893d5ec817ee9edb63441d65a2c471471c82e29b52fffd1a86deb68e1e7aaca23aa6eb4dd05279f643f7448d4e5b47a73f67986cdbe5793825fa03dd7e1b',
+    signature: '0xb9cac648a1a9e1bfe6baea4674ef8d043b2608f2033de3f9d6b9f6792b43f3c67c466e14b862d8c6f05ed39aebc7f516d050cbf9d7113773fc87cb16704b74401b',
   },
   delegation: {
     handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
@@ -199,7 +206,7 @@ const EX = {
     notBefore: 1767225720,
     notAfter: 1767226020,
     requestId: '0xa1b2c3d4e5f60718293a4b5c6d7e8f90',
-    signature: '0x8e720f20d622ccb1fda7fb742e0807a31e4a8891addff50f9c668eac17b555ff77f75cd8c41dddb587940d93fc20eff138e27815891a0fe9612f52d305915a381c',
+    signature: '0xa276e932233adec7daf77999448c79f868ea06fd35b00e15c516c816ddc83f903471761484a9614fdd96cf61fa2e43a0008f9d698f05f934750cd5d6b8a768c81b',
   },
   partials: [
     {
@@ -522,7 +529,7 @@ function schemas(): Record<string, Schema> {
         notAfter: ref('Timestamp'),
         issuedAt: ref('Timestamp'),
         signature: ref('Signature'),
-        status: { type: 'string', enum: ['active', 'revoked', 'expired'], description: 'As the gateway sees it now; nodes decide on their own.' },
+        status: { type: 'string', enum: ['active', 'revoked', 'expired'], description: 'As the gateway sees it now; nodes decide on their own. Signatures are not checked again here: a grant stored in signature format version 1 is listed but refused when used (`legacy_signature`).' },
       },
       { description: 'A stored grant (the signed Grant fields) with its current status.' },
     ),
@@ -687,7 +694,7 @@ function paths(): Record<string, Schema> {
           ...errorResponses(
             {
               400: [...MALFORMED, 'bad_key_id'],
-              403: ['unauthorized', 'expired'],
+              403: ['unauthorized', 'legacy_signature', 'expired'],
               404: ['unknown_key'],
               409: ['replayed'],
               413: ['payload_too_large'],
@@ -718,7 +725,7 @@ function paths(): Record<string, Schema> {
           ...errorResponses(
             {
               400: [...MALFORMED, 'bad_point', 'bad_key_id'],
-              403: ['unauthorized'],
+              403: ['unauthorized', 'legacy_signature'],
               404: ['unknown_key'],
               413: ['payload_too_large'],
               429: ['rate_limited'],
@@ -763,8 +770,8 @@ function paths(): Record<string, Schema> {
           '201': jsonResponse('Stored.', ref('GrantStored'), { grant: EX.grant, stored: true }),
           '200': jsonResponse('Valid, but the gateway already holds a grant to this grantee issued at the same time or later; not stored.', ref('GrantStored'), { grant: EX.grant, stored: false }),
           ...errorResponses(
-            { 400: MALFORMED, 403: ['unauthorized'], 404: ['not_found'], 413: ['payload_too_large'], 429: ['rate_limited'], 500: ['internal'] },
-            { 400: '`bad_request` also when grant.handle differs from the URL.', 403: 'Not signed by the handle\'s owner.', 429: RATE_LIMIT_NOTE },
+            { 400: MALFORMED, 403: ['unauthorized', 'legacy_signature'], 404: ['not_found'], 413: ['payload_too_large'], 429: ['rate_limited'], 500: ['internal'] },
+            { 400: '`bad_request` also when grant.handle differs from the URL.', 403: 'Not signed by the handle\'s owner (for this deployment).', 429: RATE_LIMIT_NOTE },
           ),
         },
       },
@@ -797,8 +804,8 @@ function paths(): Record<string, Schema> {
             ],
           }),
           ...errorResponses(
-            { 400: MALFORMED, 403: ['unauthorized'], 404: ['not_found'], 413: ['payload_too_large'], 429: ['rate_limited'], 500: ['internal'] },
-            { 400: '`bad_request` also when the revocation\'s handle or grantee differs from the URL.', 403: 'Not signed by the handle\'s owner.', 429: RATE_LIMIT_NOTE },
+            { 400: MALFORMED, 403: ['unauthorized', 'legacy_signature'], 404: ['not_found'], 413: ['payload_too_large'], 429: ['rate_limited'], 500: ['internal'] },
+            { 400: '`bad_request` also when the revocation\'s handle or grantee differs from the URL.', 403: 'Not signed by the handle\'s owner (for this deployment).', 429: RATE_LIMIT_NOTE },
           ),
         },
       },
@@ -810,7 +817,7 @@ function paths(): Record<string, Schema> {
         tags: ['decryption'],
         summary: 'Get t partial decryptions of a handle, wrapped to the requester\'s RSA key',
         description:
-          'The requester signs a Delegation for the handle. The gateway checks the chain owner → grant → requester (signature, validity window, key id, handle commitment, K binding, grant, revocations it knows of), attaches the stored grant, and asks exactly t nodes for partials (the fastest healthy ones), replacing nodes that fail and hedging to one more when an answer is late for that node (its mean latency plus four deviations, at most `hedgeDelayMs`). Every node checks the whole chain again, plus its own revocations and replay cache. When fewer than t nodes answer and they all refused for one reason (unauthorized, expired, replayed, revoked, unknown_key, bad_rsa_key, rate_limited), that error is returned; otherwise `insufficient_partials`. Rate limited per requester, at the gateway and at every node; when the nodes refuse for their limits the answer is 429 with `details.retryAfterSeconds` (when enough of them take requests again) and a `Retry-After` header.',
+          'The requester signs a Delegation for the handle. The gateway checks the chain owner → grant → requester (signature, validity window, key id, handle commitment, K binding, grant, revocations it knows of), attaches the stored grant, and asks exactly t nodes for partials (the fastest healthy ones), replacing nodes that fail and hedging to one more when an answer is late for that node (its mean latency plus four deviations, at most `hedgeDelayMs`). Every node checks the whole chain again, plus its own revocations and replay cache. When fewer than t nodes answer and they all refused for one reason (unauthorized, legacy_signature, expired, replayed, revoked, unknown_key, bad_rsa_key, rate_limited), that error is returned; otherwise `insufficient_partials`. A grant the gateway stored in signature format version 1 answers `legacy_signature`: the owner grants again. Rate limited per requester, at the gateway and at every node; when the nodes refuse for their limits the answer is 429 with `details.retryAfterSeconds` (when enough of them take requests again) and a `Retry-After` header.',
         requestBody: jsonBody('The signed delegation and, optionally, nodes to avoid.', ref('DelegateBody'), { delegation: EX.delegation }),
         responses: {
           '200': jsonResponse('t wrapped partials with their proofs, and the ciphertext.', ref('DelegationResult'), {
@@ -824,7 +831,7 @@ function paths(): Record<string, Schema> {
           ...errorResponses(
             {
               400: [...MALFORMED, 'bad_key_id', 'bad_rsa_key'],
-              403: ['unauthorized', 'expired', 'revoked'],
+              403: ['unauthorized', 'legacy_signature', 'expired', 'revoked'],
               404: ['not_found', 'unknown_key'],
               409: ['replayed'],
               413: ['payload_too_large'],
@@ -858,7 +865,7 @@ const DESCRIPTION = `HTTP JSON API of the tkms gateway: threshold (t-of-n) secp2
 
 **Trust.** The gateway is not trusted for confidentiality. It checks every request as a node will (so bad requests fail early), but each node re-checks the requester's signed delegation, the handle commitment and the proof binding its K to it (\`kProof\`), the owner's grant and the revocations it knows of before it computes a partial. Clients verify each partial's DLEQ proof against the key's verification shares.
 
-**Authentication.** There are no API keys or sessions: every state-changing request carries an EIP-712 signature by an Ethereum account. Domain \`{ "name": "${TKMS_EIP712_DOMAIN.name}", "version": "${TKMS_EIP712_DOMAIN.version}" }\` (type \`${EIP712_DOMAIN_TYPE}\`, no chainId). Struct types: ${[ENCRYPT_STRUCT, REGISTER_STRUCT, GRANT_STRUCT, REVOCATION_STRUCT, DELEGATION_STRUCT].map((s) => `\`${encodeType(s)}\``).join('; ')}.
+**Authentication.** There are no API keys or sessions: every state-changing request carries an EIP-712 signature by an Ethereum account. Domain \`${EIP712_DOMAIN_TEXT}\` (type \`${EIP712_DOMAIN_TYPE}\`). ${EIP712_DEPLOYMENT_NOTE} Struct types: ${[ENCRYPT_STRUCT, REGISTER_STRUCT, GRANT_STRUCT, REVOCATION_STRUCT, DELEGATION_STRUCT].map((s) => `\`${encodeType(s)}\``).join('; ')}.
 
 **Encodings.** Bytes are 0x-prefixed lower-case hex (addresses may carry an EIP-55 checksum; the schemas' patterns give the canonical form the gateway answers in), except \`rsaSpki\` and \`publicKeySpki\`, which are hex without 0x. Plaintexts and ciphertexts are standard padded base64. Timestamps in signed messages are unix seconds (JSON integers); \`createdAt\` is ISO 8601. Request bodies must be JSON objects with exactly the documented fields.
 

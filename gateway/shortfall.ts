@@ -2,7 +2,7 @@ import { TkmsError, type ErrorCode } from '../core/errors.ts';
 import type { FanOutResult, NodeFailure } from './node-pool.ts';
 
 /** Refusals that mean the same on every node, so when all refusing nodes agree they are the answer. */
-const SHARED_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['unauthorized', 'expired', 'replayed', 'revoked', 'unknown_key', 'bad_rsa_key', 'bad_request', 'rate_limited']);
+const SHARED_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['unauthorized', 'legacy_signature', 'expired', 'replayed', 'revoked', 'unknown_key', 'bad_rsa_key', 'bad_request', 'rate_limited']);
 
 /**
  * The error for a delegation that got fewer than t partials. When every node that failed refused

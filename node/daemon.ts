@@ -129,7 +129,9 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
   const stored = await keystore.loadAll();
   const nowSeconds = () => Math.floor(Date.now() / 1000);
   const replay = await ReplayCache.open(join(config.stateDir, 'replay.log'), config.clockSkewSeconds, nowSeconds());
-  const opened = await RevocationStore.open(join(config.stateDir, 'revocations.log'), {
+  // Signatures are checked against this node's own committee file, never a committee a request names.
+  const deployment = { committeeId: committee.committeeId };
+  const opened = await RevocationStore.open(join(config.stateDir, 'revocations.log'), deployment, {
     maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds,
     clockSkewSeconds: config.clockSkewSeconds,
     ...config.revocations,
@@ -176,6 +178,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
   }
   const partials = new PartialService({
     selfId: self.id,
+    deployment,
     shares,
     replay,
     revocations,

@@ -1,6 +1,7 @@
 import { constants, KeyObject, publicEncrypt } from 'node:crypto';
 import {
   assertPointBytes,
+  type Deployment,
   authorizeDelegation,
   bytesToHex,
   CURVE_ORDER,
@@ -66,6 +67,8 @@ export class ShareBook {
 
 export interface PartialServiceOptions {
   selfId: number;
+  /** This node's own deployment (its committee file): what every signature must be made for. */
+  deployment: Deployment;
   shares: ShareBook;
   replay: ReplayCache;
   revocations: RevocationStore;
@@ -149,6 +152,7 @@ export class PartialService {
     if (held === undefined) throw new TkmsError('unknown_key', `this node holds no share of key ${delegation.keyId}`);
     const nowSeconds = Math.floor((this.o.now?.() ?? Date.now()) / 1000);
     const auth = authorizeDelegation({
+      deployment: this.o.deployment,
       delegation,
       descriptor: request.descriptor,
       grant: request.grant,

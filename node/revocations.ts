@@ -1,4 +1,4 @@
-import { bytesToHex, DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_MAX_GRANT_LIFETIME_SECONDS, envelopeToJson, grantKey, parseEnvelope, TkmsError, verifyRevocation, type RevocationEnvelope } from '../core/index.ts';
+import { bytesToHex, DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_MAX_GRANT_LIFETIME_SECONDS, envelopeToJson, grantKey, parseEnvelope, TkmsError, verifyRevocation, type Deployment, type RevocationEnvelope } from '../core/index.ts';
 import { AppendLog } from './append-log.ts';
 
 /**
@@ -182,14 +182,22 @@ export class RevocationStore {
   private log!: AppendLog;
   private loading = true;
 
-  private constructor(private readonly limits: RevocationLimits) {}
+  private constructor(
+    private readonly limits: RevocationLimits,
+    private readonly deployment: Deployment,
+  ) {}
 
+  /**
+   * Lines are not re-verified on open: a revocation stored under an older signature format
+   * (version 1) stays in force, and the log opens whatever the format of its signatures.
+   */
   static async open(
     path: string,
+    deployment: Deployment,
     limits: Partial<RevocationLimits> = {},
     nowSeconds = Math.floor(Date.now() / 1000),
   ): Promise<{ store: RevocationStore; tornBytes: number; dropped: number }> {
-    const store = new RevocationStore({ ...DEFAULT_REVOCATION_LIMITS, ...limits });
+    const store = new RevocationStore({ ...DEFAULT_REVOCATION_LIMITS, ...limits }, deployment);
     let lineNo = 0;
     let failure: TkmsError | undefined;
     // Each line is kept only while it is live: the rest of a large log never stays in memory.
@@ -256,7 +264,7 @@ export class RevocationStore {
       throw new TkmsError('bad_request', `revokedAt ${revocation.revokedAt} is in the future`);
     }
     if (this.expiresAt(revocation.revokedAt) < nowSeconds) return false;
-    verifyRevocation(revocation, descriptor);
+    verifyRevocation(revocation, descriptor, this.deployment);
     const owner = bytesToHex(descriptor.owner);
     if (held === undefined && inFlight === undefined) this.makeRoom(owner);
     // Counted from here on, so concurrent adds see it; the write joins the log's next group commit.

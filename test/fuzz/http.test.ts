@@ -73,22 +73,22 @@ describe('fuzz: HTTP routes of the gateway and the nodes (real devnet: 3 nodes, 
     const carol = generateAccount();
     const text = new TextEncoder().encode('fuzz');
     valid.encrypt = {
-      request: encryptRequestToJson(signEncryptRequest(alice.secretKey, { keyId: devnet.keyId, owner: alice.addressBytes, plaintextHash: sha256(text), notBefore: nowS(), notAfter: nowS() + 600, requestId: newRequestId() })),
+      request: encryptRequestToJson(signEncryptRequest(alice.secretKey, { keyId: devnet.keyId, owner: alice.addressBytes, plaintextHash: sha256(text), notBefore: nowS(), notAfter: nowS() + 600, requestId: newRequestId() }, devnet.deployment)),
       plaintext: encodeBase64(text),
     };
     const sealed = await sealToHandle({ publicKey: key.publicKey, keyId: devnet.keyId, owner: alice.addressBytes, plaintext: text });
     valid.handles = {
-      registration: registerHandleToJson(signRegisterHandle(alice.secretKey, { handle: sealed.handle, keyId: devnet.keyId, owner: alice.addressBytes })),
+      registration: registerHandleToJson(signRegisterHandle(alice.secretKey, { handle: sealed.handle, keyId: devnet.keyId, owner: alice.addressBytes }, devnet.deployment)),
       K: encodeHex(sealed.K),
       nonce: encodeHex(sealed.nonce),
       ciphertext: encodeBase64(sealed.ciphertext),
       kProof: encodeHex(sealed.kProof),
     };
-    valid.grant = grantToJson(signGrant(alice.secretKey, { handle: decodeHandle(handle), grantee: carol.addressBytes, notAfter: nowS() + 600, issuedAt: nowS() }));
-    valid.revocation = revocationToJson(signRevocation(alice.secretKey, { handle: decodeHandle(handle), grantee: carol.addressBytes, revokedAt: nowS() }));
+    valid.grant = grantToJson(signGrant(alice.secretKey, { handle: decodeHandle(handle), grantee: carol.addressBytes, notAfter: nowS() + 600, issuedAt: nowS() }, devnet.deployment));
+    valid.revocation = revocationToJson(signRevocation(alice.secretKey, { handle: decodeHandle(handle), grantee: carol.addressBytes, revokedAt: nowS() }, devnet.deployment));
     valid.delegate = {
       delegation: delegationToJson(
-        signDelegation(bob.secretKey, { handle: decodeHandle(handle), keyId: devnet.keyId, requester: bob.addressBytes, rsaSpki: decodeHex(rsa.publicKey.spkiHex), notBefore: nowS(), notAfter: nowS() + 600, requestId: newRequestId() }),
+        signDelegation(bob.secretKey, { handle: decodeHandle(handle), keyId: devnet.keyId, requester: bob.addressBytes, rsaSpki: decodeHex(rsa.publicKey.spkiHex), notBefore: nowS(), notAfter: nowS() + 600, requestId: newRequestId() }, devnet.deployment),
       ),
       exclude: [3],
     };

@@ -86,7 +86,7 @@ describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', fu
     const sealed = await sealToHandle({ publicKey: decodePoint(key.publicKeyHex), keyId: devnet.keyId, owner: alice.addressBytes, plaintext: new TextEncoder().encode('x') });
     const descriptor: HandleDescriptor = { keyId: devnet.keyId, K: sealed.K, nonce: sealed.nonce, ciphertextHash: sealed.ciphertextHash, owner: alice.addressBytes, kProof: sealed.kProof };
     const rsa = await generateRsaKeyPair();
-    const grant = signGrant(alice.secretKey, { handle: sealed.handle, grantee: bob.addressBytes, notAfter: nowS() + 600, issuedAt: nowS() });
+    const grant = signGrant(alice.secretKey, { handle: sealed.handle, grantee: bob.addressBytes, notAfter: nowS() + 600, issuedAt: nowS() }, devnet.deployment);
     const delegation = signDelegation(bob.secretKey, {
       handle: sealed.handle,
       keyId: devnet.keyId,
@@ -95,12 +95,12 @@ describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', fu
       notBefore: nowS(),
       notAfter: nowS() + 600,
       requestId: newRequestId(),
-    });
+    }, devnet.deployment);
     templates.partial = template(encodePartialRequest({ delegation, descriptor, grant }));
     // Two requests, the second with its own request id, so an untouched batch gets two partials.
-    const second = signDelegation(bob.secretKey, { ...delegation, requestId: newRequestId() });
+    const second = signDelegation(bob.secretKey, { ...delegation, requestId: newRequestId() }, devnet.deployment);
     templates.batch = template(encodePartialBatchRequest([{ delegation, descriptor, grant }, { delegation: second, descriptor, grant }]));
-    templates.revoke = template(encodeAclRequest({ type: 'revoke', item: { descriptor, revocation: signRevocation(alice.secretKey, { handle: sealed.handle, grantee: bob.addressBytes, revokedAt: nowS() }) } }));
+    templates.revoke = template(encodeAclRequest({ type: 'revoke', item: { descriptor, revocation: signRevocation(alice.secretKey, { handle: sealed.handle, grantee: bob.addressBytes, revokedAt: nowS() }, devnet.deployment) } }));
     templates.sync = template(encodeAclRequest({ type: 'sync', offset: 0 }));
     templates.keys = { v: 1 };
     const sessionId = encodeHex(new Uint8Array(16).fill(7));

@@ -104,7 +104,7 @@ function delegationFor(scene: Scene, who: Account, handle: string, window: { not
     rsaSpki: decodeHex(scene.rsa.publicKey.spkiHex),
     ...window,
     requestId: newRequestId(),
-  });
+  }, scene.devnet.deployment);
 }
 
 /** Sends one request to every node directly; returns each node's outcome (ok or the refusal code). */
@@ -198,7 +198,7 @@ describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)
     // No grant at all.
     assert.deepEqual(await askEveryNode(s, delegationFor(s, s.carol, info.handle), descriptor, undefined), all('unauthorized'));
     // A grant carol signed for herself.
-    const selfGrant = signGrant(s.carol.secretKey, { handle: decodeHandle(info.handle), grantee: s.carol.addressBytes, notAfter: nowS() + 600, issuedAt: nowS() });
+    const selfGrant = signGrant(s.carol.secretKey, { handle: decodeHandle(info.handle), grantee: s.carol.addressBytes, notAfter: nowS() + 600, issuedAt: nowS() }, s.devnet.deployment);
     assert.deepEqual(await askEveryNode(s, delegationFor(s, s.carol, info.handle), descriptor, selfGrant), all('unauthorized'));
     // Alice's real grant for ANOTHER handle.
     const other = await s.aliceClient.encrypt(new TextEncoder().encode('other'), { keyId: s.devnet.keyId });
@@ -220,7 +220,7 @@ describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)
     const ciphertext = decodeBase64(json.ciphertext);
     const copied = { keyId: s.devnet.keyId, K: decodeHex(json.K), nonce: decodeHex(json.nonce), ciphertextHash: decodeHex(json.ciphertextHash), owner: s.carol.addressBytes, kProof: decodeHex(json.kProof) };
     const copiedHandle = deriveHandleFromDigest(copied);
-    const registration = signRegisterHandle(s.carol.secretKey, { handle: copiedHandle, keyId: s.devnet.keyId, owner: s.carol.addressBytes });
+    const registration = signRegisterHandle(s.carol.secretKey, { handle: copiedHandle, keyId: s.devnet.keyId, owner: s.carol.addressBytes }, s.devnet.deployment);
     // The gateway refuses to register it…
     await expectRefusal(
       s.carolClient.http.request('POST', '/v1/handles', { registration: registerHandleToJson(registration), K: json.K, nonce: json.nonce, ciphertext: json.ciphertext, kProof: json.kProof }),
@@ -236,7 +236,7 @@ describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)
       notBefore: nowS(),
       notAfter: nowS() + 300,
       requestId: newRequestId(),
-    });
+    }, s.devnet.deployment);
     assert.deepEqual(await askEveryNode(s, asOwner, copied, undefined), all('unauthorized'));
   });
 
@@ -340,7 +340,7 @@ describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)
       notBefore: nowS(),
       notAfter: nowS() + 300,
       requestId: newRequestId(),
-    });
+    }, s.devnet.deployment);
     const core = await import('../../core/index.ts');
     const weakRes = await post(`/v1/handles/${info.handle}/delegate`, JSON.stringify({ delegation: core.delegationToJson(weak) }));
     assert.equal(weakRes.status, 400);

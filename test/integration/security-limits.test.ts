@@ -78,7 +78,7 @@ describe('security: rate limits at the nodes and the gateway (devnet: 3 nodes, t
       notBefore: nowS(),
       notAfter: nowS() + 300,
       requestId: newRequestId(),
-    });
+    }, devnet!.deployment);
     const claimed = { ...delegation, requester: requester.addressBytes };
     const reply = decodePartialReply(await p2p!.request(node, PARTIAL_PROTOCOL, encodePartialRequest({ delegation: claimed, descriptor: h.descriptor, grant: undefined })));
     return reply.ok ? 'ok' : reply.code;
@@ -171,7 +171,7 @@ describe('security: rate limits at the nodes and the gateway (devnet: 3 nodes, t
     const gw = devnet!.gatewayUrl;
     const encrypt = async (signer: Account, owner: Account): Promise<{ status: number; json: any; headers: Headers }> => {
       const text = new TextEncoder().encode('limit me');
-      const request = signEncryptRequest(signer.secretKey, { keyId: devnet!.keyId, owner: signer.addressBytes, plaintextHash: sha256(text), notBefore: nowS(), notAfter: nowS() + 300, requestId: newRequestId() });
+      const request = signEncryptRequest(signer.secretKey, { keyId: devnet!.keyId, owner: signer.addressBytes, plaintextHash: sha256(text), notBefore: nowS(), notAfter: nowS() + 300, requestId: newRequestId() }, devnet!.deployment);
       const body = { request: { ...encryptRequestToJson(request), owner: owner.address }, plaintext: encodeBase64(text) };
       return getJson(`${gw}/v1/encrypt`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     };

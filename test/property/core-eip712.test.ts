@@ -122,7 +122,12 @@ const structAndMessage: fc.Arbitrary<{ struct: Eip712Struct; message: Message }>
 );
 
 const domainArb: fc.Arbitrary<Eip712Domain> = fc.record(
-  { name: wellFormedString, version: wellFormedString, chainId: fc.bigInt({ min: 0n, max: (1n << 256n) - 1n }) },
+  {
+    name: wellFormedString,
+    version: wellFormedString,
+    chainId: fc.bigInt({ min: 0n, max: (1n << 256n) - 1n }),
+    salt: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+  },
   { requiredKeys: ['name', 'version'] },
 );
 
@@ -156,7 +161,12 @@ describe('property: EIP-712', () => {
   it('random valid structs, messages and domains: hashTypedData equals ethers.TypedDataEncoder.hash', () => {
     fc.assert(
       fc.property(structAndMessage, domainArb, ({ struct, message }, domain) => {
-        const ethersDomain = domain.chainId === undefined ? { name: domain.name, version: domain.version } : domain;
+        const ethersDomain = {
+          name: domain.name,
+          version: domain.version,
+          ...(domain.chainId === undefined ? {} : { chainId: domain.chainId }),
+          ...(domain.salt === undefined ? {} : { salt: encodeHex(domain.salt) }),
+        };
         const expected = ethers.TypedDataEncoder.hash(ethersDomain, ethersTypes(struct), ethersMessage(struct, message));
         assert.equal(encodeHex(hashTypedData(domain, struct, message)), expected);
       }),

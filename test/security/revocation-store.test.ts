@@ -24,6 +24,7 @@ import { RevocationStore, type RevocationLimits } from '../../node/revocations.t
  * nothing they cancel can be valid, and a log too large to open.
  */
 const NOW = Math.floor(Date.now() / 1000);
+const DEPLOYMENT = { committeeId: 'committee-a' };
 const LIMITS: RevocationLimits = { maxGrantLifetimeSeconds: 3_600, clockSkewSeconds: 30, perOwner: 1_000, max: 10_000 };
 
 function handleOf(owner: Account): { descriptor: HandleDescriptor; handle: Uint8Array } {
@@ -34,7 +35,7 @@ function handleOf(owner: Account): { descriptor: HandleDescriptor; handle: Uint8
 }
 
 function revocation(owner: Account, h: { descriptor: HandleDescriptor; handle: Uint8Array }, revokedAt: number, grantee = randomBytes(20)): RevocationEnvelope {
-  return { descriptor: h.descriptor, revocation: signRevocation(owner.secretKey, { handle: h.handle, grantee, revokedAt }) };
+  return { descriptor: h.descriptor, revocation: signRevocation(owner.secretKey, { handle: h.handle, grantee, revokedAt }, DEPLOYMENT) };
 }
 
 describe('security: the revocation store', function () {
@@ -55,7 +56,7 @@ describe('security: the revocation store', function () {
   });
 
   it('attack: flood revocation appends so a real revocation waits behind one fsync each', async () => {
-    const { store } = await RevocationStore.open(fresh(), LIMITS);
+    const { store } = await RevocationStore.open(fresh(), DEPLOYMENT, LIMITS);
     const flood = Array.from({ length: 64 }, (_, i) => revocation(owner, h, NOW - i));
     // Every fsync of any file handle in this process, while the flood and the real one are written.
     const probe = await open(join(root, 'probe'), 'w');
@@ -88,7 +89,7 @@ describe('security: the revocation store', function () {
 
   it('a revocation is kept until revokedAt + maxGrantLifetimeSeconds + skew, then dropped in expiry order', async () => {
     const path = fresh();
-    const { store } = await RevocationStore.open(path, LIMITS);
+    const { store } = await RevocationStore.open(path, DEPLOYMENT, LIMITS);
     const span = LIMITS.maxGrantLifetimeSeconds + LIMITS.clockSkewSeconds;
     const [a, b, c] = [revocation(owner, h, NOW - 100), revocation(owner, h, NOW - 10), revocation(owner, h, NOW - 50)];
     for (const e of [a, b, c]) assert.equal(await store.add(e, NOW), true);
@@ -106,14 +107,14 @@ describe('security: the revocation store', function () {
     assert.equal(store.size, 3);
     await store.close();
     // And at restart, expired lines are not loaded.
-    const reopened = await RevocationStore.open(path, LIMITS, later + 51);
+    const reopened = await RevocationStore.open(path, DEPLOYMENT, LIMITS, later + 51);
     assert.equal(reopened.store.size, 3);
     assert.equal(reopened.store.revokedAt(h.handle, a.revocation.grantee), undefined);
     await reopened.store.close();
   });
 
   it('per-owner quota and total bound: an owner below the largest holder displaces it; the largest is refused', async () => {
-    const { store } = await RevocationStore.open(fresh(), { ...LIMITS, perOwner: 3, max: 5 });
+    const { store } = await RevocationStore.open(fresh(), DEPLOYMENT, { ...LIMITS, perOwner: 3, max: 5 });
     const [m1, m2, alice] = [generateAccount(), generateAccount(), generateAccount()];
     const [h1, h2, ha] = [handleOf(m1), handleOf(m2), handleOf(alice)];
     for (let i = 0; i < 3; i++) assert.equal(await store.add(revocation(m1, h1, NOW), NOW), true);
@@ -139,7 +140,7 @@ describe('security: the revocation store', function () {
   it('opening a log larger than the old 256 MiB limit works, holds only live entries, and compacts it', async function () {
     this.timeout(180_000);
     const path = fresh();
-    const { store } = await RevocationStore.open(path, LIMITS);
+    const { store } = await RevocationStore.open(path, DEPLOYMENT, LIMITS);
     const grantee = randomBytes(20);
     assert.equal(await store.add(revocation(owner, h, NOW - 1, grantee), NOW), true);
     await store.close();
@@ -162,7 +163,7 @@ describe('security: the revocation store', function () {
     await new Promise<void>((r, j) => out.end((e?: Error | null) => (e ? j(e) : r())));
     const before = (await stat(path)).size;
     assert.ok(before > 256 * 1024 * 1024, `log is ${before} bytes`);
-    const opened = await RevocationStore.open(path, LIMITS, NOW);
+    const opened = await RevocationStore.open(path, DEPLOYMENT, LIMITS, NOW);
     assert.equal(opened.store.size, 1);
     assert.equal(opened.store.revokedAt(h.handle, grantee), NOW - 1);
     const after = (await stat(path)).size;

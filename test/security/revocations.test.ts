@@ -70,7 +70,7 @@ describe('security: revocations (devnet: 3 nodes, t = 2, small revocation bounds
 
   /** DELETE through the gateway, signed by `owner`; the gateway's answer. */
   async function revokeVia(owner: Account, h: OwnedHandle, grantee: Uint8Array, revokedAt = nowS()): Promise<{ status: number; json: any }> {
-    const revocation = signRevocation(owner.secretKey, { handle: decodeHandle(h.handle), grantee, revokedAt });
+    const revocation = signRevocation(owner.secretKey, { handle: decodeHandle(h.handle), grantee, revokedAt }, devnet!.deployment);
     return getJson(`${devnet!.gatewayUrl}/v1/handles/${h.handle}/grants/0x${Buffer.from(grantee).toString('hex')}`, {
       method: 'DELETE',
       headers: { 'content-type': 'application/json' },
@@ -88,7 +88,7 @@ describe('security: revocations (devnet: 3 nodes, t = 2, small revocation bounds
       notBefore: nowS(),
       notAfter: nowS() + 300,
       requestId: newRequestId(),
-    });
+    }, devnet!.deployment);
     const reply = decodePartialReply(await p2p!.request(node, PARTIAL_PROTOCOL, encodePartialRequest({ delegation, descriptor: h.descriptor, grant })));
     return reply.ok ? 'ok' : reply.code;
   }
@@ -101,7 +101,7 @@ describe('security: revocations (devnet: 3 nodes, t = 2, small revocation bounds
   };
 
   const grantFor = (owner: Account, h: OwnedHandle, grantee: Account, over: Partial<Grant> = {}): Grant =>
-    signGrant(owner.secretKey, { handle: decodeHandle(h.handle), grantee: grantee.addressBytes, notAfter: nowS() + 600, issuedAt: nowS(), ...over });
+    signGrant(owner.secretKey, { handle: decodeHandle(h.handle), grantee: grantee.addressBytes, notAfter: nowS() + 600, issuedAt: nowS(), ...over }, devnet!.deployment);
 
   before(async function () {
     this.timeout(180_000);
@@ -134,7 +134,7 @@ describe('security: revocations (devnet: 3 nodes, t = 2, small revocation bounds
     const invented: HandleDescriptor = { ...digest, kProof: randomBytes(64) };
     const inventedHandle = deriveHandleFromDigest(invented);
     const before1 = await held(1);
-    const frame = encodeAclRequest({ type: 'revoke', item: { descriptor: invented, revocation: signRevocation(mallory.secretKey, { handle: inventedHandle, grantee: randomBytes(20), revokedAt: nowS() }) } });
+    const frame = encodeAclRequest({ type: 'revoke', item: { descriptor: invented, revocation: signRevocation(mallory.secretKey, { handle: inventedHandle, grantee: randomBytes(20), revokedAt: nowS() }, devnet!.deployment) } });
     // An outsider may also be refused when the stream opens; either way nothing is stored.
     const reply = await p2p!.request(1, ACL_PROTOCOL, frame).then(decodeAclReply, () => undefined);
     if (reply !== undefined) assert.deepEqual(reply.ok ? reply : { ok: false, code: reply.code }, { ok: false, code: 'unauthorized' });

@@ -1,9 +1,21 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { ethers } from 'ethers';
 import { generateAccount, type Account } from '../../client/account.ts';
 import {
   authorizeDelegation,
+  committeeSalt,
+  DELEGATION_STRUCT,
+  domainSeparator,
+  encodeHex,
+  ENCRYPT_STRUCT,
+  GRANT_STRUCT,
+  REGISTER_STRUCT,
+  REVOCATION_STRUCT,
+  signTypedData,
+  tkmsDomain,
+  type Eip712Struct,
   checkHandleCommitment,
   checkValidityWindow,
   DEFAULT_CLOCK_SKEW_SECONDS,
@@ -59,6 +71,7 @@ import {
 const NOW = 1_700_000_000;
 const SKEW = DEFAULT_CLOCK_SKEW_SECONDS;
 const KEY_ID = 'k1';
+const DEPLOYMENT = { committeeId: 'committee-a' };
 
 function expectCode(fn: () => unknown, code: ErrorCode, label = ''): void {
   let caught: unknown;
@@ -136,15 +149,15 @@ describe('core authz', function () {
   }
 
   function delegation(requester: Account, over: Partial<UnsignedDelegation> = {}, signer: Account = requester): Delegation {
-    return signDelegation(signer.secretKey, unsignedDelegation(requester, over));
+    return signDelegation(signer.secretKey, unsignedDelegation(requester, over), DEPLOYMENT);
   }
 
   function grant(over: Partial<UnsignedGrant> = {}, signer: Account = s.owner): Grant {
-    return signGrant(signer.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, notAfter: NOW + 86_400, issuedAt: NOW - 100, ...over });
+    return signGrant(signer.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, notAfter: NOW + 86_400, issuedAt: NOW - 100, ...over }, DEPLOYMENT);
   }
 
   function check(d: Delegation, over: Partial<DelegationCheck> = {}): DelegationCheck {
-    return { delegation: d, descriptor: s.descriptor, grant: undefined, revokedAt: () => undefined, nowSeconds: NOW, ...over };
+    return { deployment: DEPLOYMENT, delegation: d, descriptor: s.descriptor, grant: undefined, revokedAt: () => undefined, nowSeconds: NOW, ...over };
   }
 
   describe('scenario', () => {
@@ -360,56 +373,56 @@ describe('core authz', function () {
 
   describe('verifyGrant', () => {
     it('accepts the owner’s grant and refuses others (unauthorized)', () => {
-      verifyGrant(grant(), s.descriptor);
-      expectCode(() => verifyGrant(grant({}, s.stranger), s.descriptor), 'unauthorized', 'stranger');
-      expectCode(() => verifyGrant(grant({}, s.grantee), s.descriptor), 'unauthorized', 'grantee');
-      expectCode(() => verifyGrant(grant(), s.otherDescriptor), 'unauthorized', 'other descriptor');
-      expectCode(() => verifyGrant(grant(), { ...s.descriptor, owner: s.stranger.addressBytes }), 'unauthorized', 'descriptor owner changed');
+      verifyGrant(grant(), s.descriptor, DEPLOYMENT);
+      expectCode(() => verifyGrant(grant({}, s.stranger), s.descriptor, DEPLOYMENT), 'unauthorized', 'stranger');
+      expectCode(() => verifyGrant(grant({}, s.grantee), s.descriptor, DEPLOYMENT), 'unauthorized', 'grantee');
+      expectCode(() => verifyGrant(grant(), s.otherDescriptor, DEPLOYMENT), 'unauthorized', 'other descriptor');
+      expectCode(() => verifyGrant(grant(), { ...s.descriptor, owner: s.stranger.addressBytes }, DEPLOYMENT), 'unauthorized', 'descriptor owner changed');
       const g = grant();
-      expectCode(() => verifyGrant({ ...g, notAfter: g.notAfter + 1 }, s.descriptor), 'unauthorized', 'tampered notAfter');
-      expectCode(() => verifyGrant({ ...g, grantee: s.stranger.addressBytes }, s.descriptor), 'unauthorized', 'tampered grantee');
-      expectCode(() => verifyGrant({ ...g, signature: flip(g.signature, 10) }, s.descriptor), 'unauthorized', 'tampered signature');
+      expectCode(() => verifyGrant({ ...g, notAfter: g.notAfter + 1 }, s.descriptor, DEPLOYMENT), 'unauthorized', 'tampered notAfter');
+      expectCode(() => verifyGrant({ ...g, grantee: s.stranger.addressBytes }, s.descriptor, DEPLOYMENT), 'unauthorized', 'tampered grantee');
+      expectCode(() => verifyGrant({ ...g, signature: flip(g.signature, 10) }, s.descriptor, DEPLOYMENT), 'unauthorized', 'tampered signature');
     });
   });
 
   describe('verifyRevocation', () => {
     it('accepts the owner’s revocation and refuses others (unauthorized)', () => {
-      const r = signRevocation(s.owner.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW });
-      verifyRevocation(r, s.descriptor);
+      const r = signRevocation(s.owner.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW }, DEPLOYMENT);
+      verifyRevocation(r, s.descriptor, DEPLOYMENT);
       // The grantee cannot revoke (or un-revoke) on the owner's behalf, nor can a stranger.
-      expectCode(() => verifyRevocation(signRevocation(s.stranger.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW }), s.descriptor), 'unauthorized', 'stranger');
-      expectCode(() => verifyRevocation(signRevocation(s.grantee.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW }), s.descriptor), 'unauthorized', 'grantee');
-      expectCode(() => verifyRevocation(r, s.otherDescriptor), 'unauthorized', 'other descriptor');
-      expectCode(() => verifyRevocation({ ...r, revokedAt: NOW - 1 }, s.descriptor), 'unauthorized', 'tampered revokedAt');
-      expectCode(() => verifyRevocation({ ...r, grantee: s.stranger.addressBytes }, s.descriptor), 'unauthorized', 'tampered grantee');
-      expectCode(() => verifyRevocation({ ...r, signature: flip(r.signature, 40) }, s.descriptor), 'unauthorized', 'tampered signature');
+      expectCode(() => verifyRevocation(signRevocation(s.stranger.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW }, DEPLOYMENT), s.descriptor, DEPLOYMENT), 'unauthorized', 'stranger');
+      expectCode(() => verifyRevocation(signRevocation(s.grantee.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW }, DEPLOYMENT), s.descriptor, DEPLOYMENT), 'unauthorized', 'grantee');
+      expectCode(() => verifyRevocation(r, s.otherDescriptor, DEPLOYMENT), 'unauthorized', 'other descriptor');
+      expectCode(() => verifyRevocation({ ...r, revokedAt: NOW - 1 }, s.descriptor, DEPLOYMENT), 'unauthorized', 'tampered revokedAt');
+      expectCode(() => verifyRevocation({ ...r, grantee: s.stranger.addressBytes }, s.descriptor, DEPLOYMENT), 'unauthorized', 'tampered grantee');
+      expectCode(() => verifyRevocation({ ...r, signature: flip(r.signature, 40) }, s.descriptor, DEPLOYMENT), 'unauthorized', 'tampered signature');
       // A stranger describing its own "ownership" of the handle fails the commitment.
-      const stolen = signRevocation(s.stranger.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW });
-      expectCode(() => verifyRevocation(stolen, { ...s.descriptor, owner: s.stranger.addressBytes }), 'unauthorized', 'stranger as owner');
+      const stolen = signRevocation(s.stranger.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW }, DEPLOYMENT);
+      expectCode(() => verifyRevocation(stolen, { ...s.descriptor, owner: s.stranger.addressBytes }, DEPLOYMENT), 'unauthorized', 'stranger as owner');
     });
   });
 
   describe('verifyRegisterHandle', () => {
     it('accepts the owner’s registration and refuses mismatches (unauthorized)', () => {
-      const r = signRegisterHandle(s.owner.secretKey, { handle: s.handle, keyId: KEY_ID, owner: s.owner.addressBytes });
-      verifyRegisterHandle(r, s.descriptor);
+      const r = signRegisterHandle(s.owner.secretKey, { handle: s.handle, keyId: KEY_ID, owner: s.owner.addressBytes }, DEPLOYMENT);
+      verifyRegisterHandle(r, s.descriptor, DEPLOYMENT);
       // Signed by a stranger in the owner's name.
-      expectCode(() => verifyRegisterHandle(signRegisterHandle(s.stranger.secretKey, { handle: s.handle, keyId: KEY_ID, owner: s.owner.addressBytes }), s.descriptor), 'unauthorized', 'stranger signs for owner');
+      expectCode(() => verifyRegisterHandle(signRegisterHandle(s.stranger.secretKey, { handle: s.handle, keyId: KEY_ID, owner: s.owner.addressBytes }, DEPLOYMENT), s.descriptor, DEPLOYMENT), 'unauthorized', 'stranger signs for owner');
       // A stranger registering the owner's handle as its own.
-      const claim = signRegisterHandle(s.stranger.secretKey, { handle: s.handle, keyId: KEY_ID, owner: s.stranger.addressBytes });
-      expectCode(() => verifyRegisterHandle(claim, s.descriptor), 'unauthorized', 'owner mismatch');
-      expectCode(() => verifyRegisterHandle(claim, { ...s.descriptor, owner: s.stranger.addressBytes }), 'unauthorized', 'commitment mismatch');
+      const claim = signRegisterHandle(s.stranger.secretKey, { handle: s.handle, keyId: KEY_ID, owner: s.stranger.addressBytes }, DEPLOYMENT);
+      expectCode(() => verifyRegisterHandle(claim, s.descriptor, DEPLOYMENT), 'unauthorized', 'owner mismatch');
+      expectCode(() => verifyRegisterHandle(claim, { ...s.descriptor, owner: s.stranger.addressBytes }, DEPLOYMENT), 'unauthorized', 'commitment mismatch');
       // keyId and handle mismatches.
-      const k2 = signRegisterHandle(s.owner.secretKey, { handle: s.handle, keyId: 'k2', owner: s.owner.addressBytes });
-      expectCode(() => verifyRegisterHandle(k2, s.descriptor), 'unauthorized', 'keyId');
-      expectCode(() => verifyRegisterHandle(k2, { ...s.descriptor, keyId: 'k2' }), 'unauthorized', 'keyId both');
-      const other = signRegisterHandle(s.owner.secretKey, { handle: s.otherHandle, keyId: KEY_ID, owner: s.owner.addressBytes });
-      expectCode(() => verifyRegisterHandle(other, s.descriptor), 'unauthorized', 'other handle');
-      verifyRegisterHandle(other, s.otherDescriptor);
-      expectCode(() => verifyRegisterHandle({ ...r, signature: flip(r.signature, 64) }, s.descriptor), 'unauthorized', 'tampered v');
+      const k2 = signRegisterHandle(s.owner.secretKey, { handle: s.handle, keyId: 'k2', owner: s.owner.addressBytes }, DEPLOYMENT);
+      expectCode(() => verifyRegisterHandle(k2, s.descriptor, DEPLOYMENT), 'unauthorized', 'keyId');
+      expectCode(() => verifyRegisterHandle(k2, { ...s.descriptor, keyId: 'k2' }, DEPLOYMENT), 'unauthorized', 'keyId both');
+      const other = signRegisterHandle(s.owner.secretKey, { handle: s.otherHandle, keyId: KEY_ID, owner: s.owner.addressBytes }, DEPLOYMENT);
+      expectCode(() => verifyRegisterHandle(other, s.descriptor, DEPLOYMENT), 'unauthorized', 'other handle');
+      verifyRegisterHandle(other, s.otherDescriptor, DEPLOYMENT);
+      expectCode(() => verifyRegisterHandle({ ...r, signature: flip(r.signature, 64) }, s.descriptor, DEPLOYMENT), 'unauthorized', 'tampered v');
       // The owner's own, correctly signed registration, but K is not bound to the handle.
-      expectCode(() => verifyRegisterHandle(r, { ...s.descriptor, kProof: s.otherDescriptor.kProof }), 'unauthorized', 'kProof of another handle');
-      expectCode(() => verifyRegisterHandle(r, { ...s.descriptor, kProof: flip(s.descriptor.kProof, 0) }), 'unauthorized', 'kProof flipped');
+      expectCode(() => verifyRegisterHandle(r, { ...s.descriptor, kProof: s.otherDescriptor.kProof }, DEPLOYMENT), 'unauthorized', 'kProof of another handle');
+      expectCode(() => verifyRegisterHandle(r, { ...s.descriptor, kProof: flip(s.descriptor.kProof, 0) }, DEPLOYMENT), 'unauthorized', 'kProof flipped');
     });
   });
 
@@ -423,31 +436,106 @@ describe('core authz', function () {
         notAfter: NOW + 300,
         requestId: randomBytes(16),
         ...over,
-      });
+      }, DEPLOYMENT);
     }
 
     it('accepts the owner’s request for the right plaintext', () => {
-      verifyEncryptRequest(encryptRequest(), s.plaintext, { nowSeconds: NOW });
+      verifyEncryptRequest(encryptRequest(), s.plaintext, { nowSeconds: NOW }, DEPLOYMENT);
     });
 
     it('refuses a plaintext that does not match plaintextHash (unauthorized)', () => {
-      expectCode(() => verifyEncryptRequest(encryptRequest(), utf8ToBytes('something else'), { nowSeconds: NOW }), 'unauthorized', 'other plaintext');
+      expectCode(() => verifyEncryptRequest(encryptRequest(), utf8ToBytes('something else'), { nowSeconds: NOW }, DEPLOYMENT), 'unauthorized', 'other plaintext');
       const oneByteOff = Uint8Array.from(s.plaintext);
       oneByteOff[0]! ^= 1;
-      expectCode(() => verifyEncryptRequest(encryptRequest(), oneByteOff, { nowSeconds: NOW }), 'unauthorized', 'flipped plaintext');
-      expectCode(() => verifyEncryptRequest(encryptRequest(), new Uint8Array(0), { nowSeconds: NOW }), 'unauthorized', 'empty plaintext');
+      expectCode(() => verifyEncryptRequest(encryptRequest(), oneByteOff, { nowSeconds: NOW }, DEPLOYMENT), 'unauthorized', 'flipped plaintext');
+      expectCode(() => verifyEncryptRequest(encryptRequest(), new Uint8Array(0), { nowSeconds: NOW }, DEPLOYMENT), 'unauthorized', 'empty plaintext');
     });
 
     it('refuses a wrong signer, tampered fields, and bad windows', () => {
-      expectCode(() => verifyEncryptRequest(encryptRequest({}, s.stranger), s.plaintext, { nowSeconds: NOW }), 'unauthorized', 'stranger signs for owner');
+      expectCode(() => verifyEncryptRequest(encryptRequest({}, s.stranger), s.plaintext, { nowSeconds: NOW }, DEPLOYMENT), 'unauthorized', 'stranger signs for owner');
       const r = encryptRequest();
-      expectCode(() => verifyEncryptRequest({ ...r, keyId: 'k2' }, s.plaintext, { nowSeconds: NOW }), 'unauthorized', 'tampered keyId');
-      expectCode(() => verifyEncryptRequest({ ...r, owner: s.stranger.addressBytes }, s.plaintext, { nowSeconds: NOW }), 'unauthorized', 'tampered owner');
-      expectCode(() => verifyEncryptRequest({ ...r, signature: flip(r.signature, 3) }, s.plaintext, { nowSeconds: NOW }), 'unauthorized', 'tampered signature');
-      expectCode(() => verifyEncryptRequest(r, s.plaintext, { nowSeconds: NOW + 300 + SKEW + 1 }), 'expired', 'expired');
-      verifyEncryptRequest(r, s.plaintext, { nowSeconds: NOW + 300 + SKEW });
-      expectCode(() => verifyEncryptRequest(encryptRequest({ notBefore: NOW, notAfter: NOW + 3601 }), s.plaintext, { nowSeconds: NOW }), 'bad_request', 'too long');
-      expectCode(() => verifyEncryptRequest(encryptRequest({ notBefore: NOW, notAfter: NOW }), s.plaintext, { nowSeconds: NOW }), 'bad_request', 'empty window');
+      expectCode(() => verifyEncryptRequest({ ...r, keyId: 'k2' }, s.plaintext, { nowSeconds: NOW }, DEPLOYMENT), 'unauthorized', 'tampered keyId');
+      expectCode(() => verifyEncryptRequest({ ...r, owner: s.stranger.addressBytes }, s.plaintext, { nowSeconds: NOW }, DEPLOYMENT), 'unauthorized', 'tampered owner');
+      expectCode(() => verifyEncryptRequest({ ...r, signature: flip(r.signature, 3) }, s.plaintext, { nowSeconds: NOW }, DEPLOYMENT), 'unauthorized', 'tampered signature');
+      expectCode(() => verifyEncryptRequest(r, s.plaintext, { nowSeconds: NOW + 300 + SKEW + 1 }, DEPLOYMENT), 'expired', 'expired');
+      verifyEncryptRequest(r, s.plaintext, { nowSeconds: NOW + 300 + SKEW }, DEPLOYMENT);
+      expectCode(() => verifyEncryptRequest(encryptRequest({ notBefore: NOW, notAfter: NOW + 3601 }), s.plaintext, { nowSeconds: NOW }, DEPLOYMENT), 'bad_request', 'too long');
+      expectCode(() => verifyEncryptRequest(encryptRequest({ notBefore: NOW, notAfter: NOW }), s.plaintext, { nowSeconds: NOW }, DEPLOYMENT), 'bad_request', 'empty window');
+    });
+  });
+
+  describe('deployment binding (EIP-712 domain version 2)', () => {
+    const OTHER = { committeeId: 'committee-b' };
+    const V1 = { name: 'tkms', version: '1' };
+    const signV1 = (who: Account, struct: Eip712Struct, message: Record<string, Uint8Array | string | number>): Uint8Array => signTypedData(who.secretKey, V1, struct, message);
+
+    it('the domain is {name "tkms", version "2", salt keccak256("tkms/committee/" ‖ id)}, as ethers builds it, with chainId only when given', () => {
+      const salt = ethers.keccak256(ethers.toUtf8Bytes('tkms/committee/committee-a'));
+      assert.equal(encodeHex(committeeSalt('committee-a')), salt);
+      assert.equal(encodeHex(domainSeparator(tkmsDomain(DEPLOYMENT))), ethers.TypedDataEncoder.hashDomain({ name: 'tkms', version: '2', salt }));
+      assert.equal(
+        encodeHex(domainSeparator(tkmsDomain({ ...DEPLOYMENT, chainId: 31337n }))),
+        ethers.TypedDataEncoder.hashDomain({ name: 'tkms', version: '2', chainId: 31337n, salt }),
+      );
+      assert.notDeepEqual(domainSeparator(tkmsDomain(DEPLOYMENT)), domainSeparator(tkmsDomain(OTHER)));
+      assert.equal(tkmsDomain(DEPLOYMENT).chainId, undefined);
+      for (const bad of ['', 'x'.repeat(129), 5, undefined]) expectCode(() => tkmsDomain({ committeeId: bad as string }), 'bad_request', `committee id ${String(bad)}`);
+    });
+
+    it('a wallet (ethers signTypedData) signs what the nodes verify', async () => {
+      const wallet = new ethers.Wallet(encodeHex(s.owner.secretKey));
+      const salt = encodeHex(committeeSalt(DEPLOYMENT.committeeId));
+      const types = { Grant: GRANT_STRUCT.fields.map((f) => ({ name: f.name, type: f.type })) };
+      const g = { handle: s.handle, grantee: s.grantee.addressBytes, notAfter: NOW + 600, issuedAt: NOW - 1 };
+      const signature = await wallet.signTypedData({ name: 'tkms', version: '2', salt }, types, { ...g, handle: encodeHex(g.handle), grantee: encodeHex(g.grantee) });
+      const signed = parseGrant({ handle: encodeHex(g.handle), grantee: encodeHex(g.grantee), notAfter: g.notAfter, issuedAt: g.issuedAt, signature });
+      verifyGrant(signed, s.descriptor, DEPLOYMENT);
+      assert.deepEqual(signed.signature, signGrant(s.owner.secretKey, g, DEPLOYMENT).signature);
+      expectCode(() => verifyGrant(signed, s.descriptor, OTHER), 'unauthorized', 'wallet grant at another committee');
+    });
+
+    it('every kind of message signed for one committee is refused by another (unauthorized)', () => {
+      const g = grant();
+      const r = signRevocation(s.owner.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW }, DEPLOYMENT);
+      const reg = signRegisterHandle(s.owner.secretKey, { handle: s.handle, keyId: KEY_ID, owner: s.owner.addressBytes }, DEPLOYMENT);
+      const enc = signEncryptRequest(s.owner.secretKey, { keyId: KEY_ID, owner: s.owner.addressBytes, plaintextHash: sha256(s.plaintext), notBefore: NOW - 10, notAfter: NOW + 300, requestId: randomBytes(16) }, DEPLOYMENT);
+      const d = delegation(s.grantee);
+      // Each is good where it was signed…
+      verifyGrant(g, s.descriptor, DEPLOYMENT);
+      verifyRevocation(r, s.descriptor, DEPLOYMENT);
+      verifyRegisterHandle(reg, s.descriptor, DEPLOYMENT);
+      verifyEncryptRequest(enc, s.plaintext, { nowSeconds: NOW }, DEPLOYMENT);
+      authorizeDelegation(check(d, { grant: g }));
+      // …and worthless anywhere else.
+      expectCode(() => verifyGrant(g, s.descriptor, OTHER), 'unauthorized', 'grant');
+      expectCode(() => verifyRevocation(r, s.descriptor, OTHER), 'unauthorized', 'revocation');
+      expectCode(() => verifyRegisterHandle(reg, s.descriptor, OTHER), 'unauthorized', 'registration');
+      expectCode(() => verifyEncryptRequest(enc, s.plaintext, { nowSeconds: NOW }, OTHER), 'unauthorized', 'encrypt request');
+      expectCode(() => authorizeDelegation(check(d, { grant: g, deployment: OTHER })), 'unauthorized', 'delegation');
+      // A delegation made for B with A's grant: the grant is what fails.
+      const dOther = signDelegation(s.grantee.secretKey, unsignedDelegation(s.grantee), OTHER);
+      expectCode(() => authorizeDelegation(check(dOther, { grant: g, deployment: OTHER })), 'unauthorized', 'grant of another committee');
+      assert.throws(() => authorizeDelegation(check(dOther, { grant: g, deployment: OTHER })), /grant is not signed by .* \(committee committee-b\)/);
+      // A chain id is part of the deployment too.
+      expectCode(() => verifyGrant(g, s.descriptor, { ...DEPLOYMENT, chainId: 1n }), 'unauthorized', 'grant with a chain id');
+    });
+
+    it('version-1 signatures (no deployment) are refused with legacy_signature, each kind', () => {
+      const g = { handle: s.handle, grantee: s.grantee.addressBytes, notAfter: NOW + 600, issuedAt: NOW - 100 };
+      const legacyGrant = { ...g, signature: signV1(s.owner, GRANT_STRUCT, g) };
+      const r = { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW };
+      const reg = { handle: s.handle, keyId: KEY_ID, owner: s.owner.addressBytes };
+      const enc = { keyId: KEY_ID, owner: s.owner.addressBytes, plaintextHash: sha256(s.plaintext), notBefore: NOW - 10, notAfter: NOW + 300, requestId: randomBytes(16) };
+      const d = unsignedDelegation(s.grantee);
+      expectCode(() => verifyGrant(legacyGrant, s.descriptor, DEPLOYMENT), 'legacy_signature', 'grant');
+      expectCode(() => verifyRevocation({ ...r, signature: signV1(s.owner, REVOCATION_STRUCT, r) }, s.descriptor, DEPLOYMENT), 'legacy_signature', 'revocation');
+      expectCode(() => verifyRegisterHandle({ ...reg, signature: signV1(s.owner, REGISTER_STRUCT, reg) }, s.descriptor, DEPLOYMENT), 'legacy_signature', 'registration');
+      expectCode(() => verifyEncryptRequest({ ...enc, signature: signV1(s.owner, ENCRYPT_STRUCT, enc) }, s.plaintext, { nowSeconds: NOW }, DEPLOYMENT), 'legacy_signature', 'encrypt');
+      expectCode(() => authorizeDelegation(check({ ...d, signature: signV1(s.grantee, DELEGATION_STRUCT, { ...d }) })), 'legacy_signature', 'delegation');
+      // A stored version-1 grant behind a current delegation: the error names the grant and says to grant again.
+      assert.throws(() => authorizeDelegation(check(delegation(s.grantee), { grant: legacyGrant })), (e: unknown) => isTkmsError(e, 'legacy_signature') && /^grant .*version 1.*sign it again/.test(e.message));
+      // A version-1 signature by someone else is plain unauthorized: legacy_signature only ever names the expected signer.
+      expectCode(() => verifyGrant({ ...g, signature: signV1(s.stranger, GRANT_STRUCT, g) }, s.descriptor, DEPLOYMENT), 'unauthorized', 'v1 by a stranger');
     });
   });
 
@@ -457,7 +545,7 @@ describe('core authz', function () {
     it('parseX(xToJson(x)) deep-equals x for every message type, directly and through JSON text', () => {
       const d = delegation(s.grantee);
       const g = grant();
-      const r = signRevocation(s.owner.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW });
+      const r = signRevocation(s.owner.secretKey, { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW }, DEPLOYMENT);
       const e = signEncryptRequest(s.owner.secretKey, {
         keyId: KEY_ID,
         owner: s.owner.addressBytes,
@@ -465,8 +553,8 @@ describe('core authz', function () {
         notBefore: NOW,
         notAfter: NOW + 60,
         requestId: randomBytes(16),
-      });
-      const reg = signRegisterHandle(s.owner.secretKey, { handle: s.handle, keyId: KEY_ID, owner: s.owner.addressBytes });
+      }, DEPLOYMENT);
+      const reg = signRegisterHandle(s.owner.secretKey, { handle: s.handle, keyId: KEY_ID, owner: s.owner.addressBytes }, DEPLOYMENT);
 
       assert.deepStrictEqual(parseDelegation(delegationToJson(d)), d);
       assert.deepStrictEqual(parseGrant(grantToJson(g)), g);
@@ -487,7 +575,7 @@ describe('core authz', function () {
       const d = parseDelegation(JSON.parse(JSON.stringify(delegationToJson(delegation(s.grantee)))));
       const g = parseGrant(JSON.parse(JSON.stringify(grantToJson(grant()))));
       const descriptor = parseHandleDescriptor(JSON.parse(JSON.stringify(handleDescriptorToJson(s.descriptor))));
-      assert.equal(authorizeDelegation({ delegation: d, descriptor, grant: g, revokedAt: () => undefined, nowSeconds: NOW }).viaGrant, true);
+      assert.equal(authorizeDelegation({ deployment: DEPLOYMENT, delegation: d, descriptor, grant: g, revokedAt: () => undefined, nowSeconds: NOW }).viaGrant, true);
     });
 
     it('the wire forms are the documented ones (0x hex, SPKI without 0x, numbers for times)', () => {

@@ -59,6 +59,8 @@ const DOMAINS: readonly Eip712Domain[] = [
   { name: 'tkms', version: '1', chainId: 1n },
   { name: 'Ünïcode ✓ 𝄞', version: '', chainId: 0n },
   { name: '', version: '2.0.0-beta', chainId: (1n << 256n) - 1n },
+  { name: 'tkms', version: '2', salt: Uint8Array.from({ length: 32 }, (_, i) => i + 1) },
+  { name: 'tkms', version: '2', chainId: 31337n, salt: new Uint8Array(32).fill(0xff) },
 ];
 
 function rand(n: number): Uint8Array {
@@ -102,7 +104,12 @@ function ethersMessage(struct: Eip712Struct, message: Message): Record<string, u
 }
 
 function ethersDomain(domain: Eip712Domain): ethers.TypedDataDomain {
-  return domain.chainId === undefined ? { name: domain.name, version: domain.version } : { ...domain };
+  return {
+    name: domain.name,
+    version: domain.version,
+    ...(domain.chainId === undefined ? {} : { chainId: domain.chainId }),
+    ...(domain.salt === undefined ? {} : { salt: encodeHex(domain.salt) }),
+  };
 }
 
 function ethersHash(domain: Eip712Domain, struct: Eip712Struct, message: Message): string {
@@ -175,6 +182,21 @@ describe('core: EIP-712 encoding', () => {
     assert.notDeepEqual(b, c);
   });
 
+  it('salt binds: a domain with a salt differs from one without and from one with another salt', () => {
+    const m = grantMessage();
+    const none = hashTypedData({ name: 'tkms', version: '2' }, GRANT, m);
+    const one = hashTypedData({ name: 'tkms', version: '2', salt: new Uint8Array(32).fill(1) }, GRANT, m);
+    const two = hashTypedData({ name: 'tkms', version: '2', salt: new Uint8Array(32).fill(2) }, GRANT, m);
+    assert.notDeepEqual(none, one);
+    assert.notDeepEqual(one, two);
+    // The cache is keyed by value, so a salt written into after use hashes as its new value, not a stale one.
+    const salt = new Uint8Array(32).fill(1);
+    const domain = { name: 'tkms', version: '2', salt };
+    assert.deepEqual(hashTypedData(domain, GRANT, m), one);
+    salt[0] = 2;
+    assert.notDeepEqual(hashTypedData(domain, GRANT, m), one);
+  });
+
   it('rejects missing, extra and mistyped fields with bad_request naming the field', () => {
     const m = delegationMessage();
     const without = (k: string): Message => Object.fromEntries(Object.entries(m).filter(([key]) => key !== k));
@@ -221,6 +243,9 @@ describe('core: EIP-712 encoding', () => {
       { name: 'tkms', version: '1', chainId: 1 },
       { name: 'tkms', version: '1', chainId: -1n },
       { name: 'tkms', version: '1', chainId: 1n << 256n },
+      { name: 'tkms', version: '2', salt: new Uint8Array(31) },
+      { name: 'tkms', version: '2', salt: new Uint8Array(33) },
+      { name: 'tkms', version: '2', salt: '0x' + '00'.repeat(32) },
       { name: 5, version: '1' },
       { version: '1' },
       { name: 'tkms', version: '\uDC00' },

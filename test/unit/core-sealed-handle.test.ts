@@ -42,6 +42,7 @@ import {
 
 const KEY_ID = 'demo-key';
 const NOW = 1_700_000_000;
+const DEPLOYMENT = { committeeId: 'committee-a' };
 const PROOF_MESSAGE = /proof of the ephemeral key/;
 
 function flip(bytes: Uint8Array, index = 0, mask = 0x01): Uint8Array {
@@ -63,7 +64,7 @@ function delegationFor(requester: Account, handle: Uint8Array, rsaSpki: Uint8Arr
     notBefore: NOW - 60,
     notAfter: NOW + 600,
     requestId: randomBytes(16),
-  });
+  }, DEPLOYMENT);
 }
 
 function expectUnauthorized(fn: () => unknown, message: RegExp, label: string): void {
@@ -237,7 +238,7 @@ describe('core sealed handle (K binding)', function () {
       const { handle, descriptor } = attackerCopy(sealed.kProof);
       const delegation = delegationFor(attacker, handle, rsaSpki);
       expectUnauthorized(
-        () => authorizeDelegation({ delegation, descriptor, grant: undefined, revokedAt: () => undefined, nowSeconds: NOW }),
+        () => authorizeDelegation({ deployment: DEPLOYMENT, delegation, descriptor, grant: undefined, revokedAt: () => undefined, nowSeconds: NOW }),
         PROOF_MESSAGE,
         'victim’s kProof',
       );
@@ -248,7 +249,7 @@ describe('core sealed handle (K binding)', function () {
         const { handle, descriptor } = attackerCopy(nodeRandomBytes(EPHEMERAL_PROOF_LENGTH));
         const delegation = delegationFor(attacker, handle, rsaSpki);
         expectUnauthorized(
-          () => authorizeDelegation({ delegation, descriptor, grant: undefined, revokedAt: () => undefined, nowSeconds: NOW }),
+          () => authorizeDelegation({ deployment: DEPLOYMENT, delegation, descriptor, grant: undefined, revokedAt: () => undefined, nowSeconds: NOW }),
           PROOF_MESSAGE,
           `random proof ${i}`,
         );
@@ -261,7 +262,7 @@ describe('core sealed handle (K binding)', function () {
       const { handle, descriptor } = attackerCopy(kProof);
       const delegation = delegationFor(attacker, handle, rsaSpki);
       expectUnauthorized(
-        () => authorizeDelegation({ delegation, descriptor, grant: undefined, revokedAt: () => undefined, nowSeconds: NOW }),
+        () => authorizeDelegation({ deployment: DEPLOYMENT, delegation, descriptor, grant: undefined, revokedAt: () => undefined, nowSeconds: NOW }),
         PROOF_MESSAGE,
         'attacker’s own proof',
       );
@@ -270,10 +271,10 @@ describe('core sealed handle (K binding)', function () {
     it('a grant the attacker signs to an accomplice for the copied handle does not help', () => {
       const accomplice = generateAccount();
       const { handle, descriptor } = attackerCopy(sealed.kProof);
-      const grant = signGrant(attacker.secretKey, { handle, grantee: accomplice.addressBytes, notAfter: NOW + 86_400, issuedAt: NOW - 100 });
+      const grant = signGrant(attacker.secretKey, { handle, grantee: accomplice.addressBytes, notAfter: NOW + 86_400, issuedAt: NOW - 100 }, DEPLOYMENT);
       const delegation = delegationFor(accomplice, handle, rsaSpki);
       expectUnauthorized(
-        () => authorizeDelegation({ delegation, descriptor, grant, revokedAt: () => undefined, nowSeconds: NOW }),
+        () => authorizeDelegation({ deployment: DEPLOYMENT, delegation, descriptor, grant, revokedAt: () => undefined, nowSeconds: NOW }),
         PROOF_MESSAGE,
         'accomplice via grant',
       );
@@ -281,28 +282,28 @@ describe('core sealed handle (K binding)', function () {
 
     it('the attacker cannot register the copied handle either (verifyRegisterHandle)', () => {
       const { handle, descriptor } = attackerCopy(sealed.kProof);
-      const registration = signRegisterHandle(attacker.secretKey, { handle, keyId: KEY_ID, owner: attacker.addressBytes });
-      expectUnauthorized(() => verifyRegisterHandle(registration, descriptor), PROOF_MESSAGE, 'registration of the copy');
+      const registration = signRegisterHandle(attacker.secretKey, { handle, keyId: KEY_ID, owner: attacker.addressBytes }, DEPLOYMENT);
+      expectUnauthorized(() => verifyRegisterHandle(registration, descriptor, DEPLOYMENT), PROOF_MESSAGE, 'registration of the copy');
     });
 
     it('the victim, with their own descriptor, is authorized (and may register it)', () => {
       const descriptor = descriptorOf(sealed);
       const delegation = delegationFor(victim, sealed.handle, rsaSpki);
-      const authorized = authorizeDelegation({ delegation, descriptor, grant: undefined, revokedAt: () => undefined, nowSeconds: NOW });
+      const authorized = authorizeDelegation({ deployment: DEPLOYMENT, delegation, descriptor, grant: undefined, revokedAt: () => undefined, nowSeconds: NOW });
       assert.equal(authorized.viaGrant, false);
       assert.deepEqual(authorized.requester, victim.addressBytes);
-      verifyRegisterHandle(signRegisterHandle(victim.secretKey, { handle: sealed.handle, keyId: KEY_ID, owner: victim.addressBytes }), descriptor);
+      verifyRegisterHandle(signRegisterHandle(victim.secretKey, { handle: sealed.handle, keyId: KEY_ID, owner: victim.addressBytes }, DEPLOYMENT), descriptor, DEPLOYMENT);
       // ... and a grantee of the victim through the victim's grant.
       const grantee = generateAccount();
-      const grant = signGrant(victim.secretKey, { handle: sealed.handle, grantee: grantee.addressBytes, notAfter: NOW + 86_400, issuedAt: NOW - 100 });
-      const viaGrant = authorizeDelegation({ delegation: delegationFor(grantee, sealed.handle, rsaSpki), descriptor, grant, revokedAt: () => undefined, nowSeconds: NOW });
+      const grant = signGrant(victim.secretKey, { handle: sealed.handle, grantee: grantee.addressBytes, notAfter: NOW + 86_400, issuedAt: NOW - 100 }, DEPLOYMENT);
+      const viaGrant = authorizeDelegation({ deployment: DEPLOYMENT, delegation: delegationFor(grantee, sealed.handle, rsaSpki), descriptor, grant, revokedAt: () => undefined, nowSeconds: NOW });
       assert.equal(viaGrant.viaGrant, true);
     });
 
     it('the victim’s own descriptor with a broken proof is refused too', () => {
       const delegation = delegationFor(victim, sealed.handle, rsaSpki);
       expectUnauthorized(
-        () => authorizeDelegation({ delegation, descriptor: { ...descriptorOf(sealed), kProof: flip(sealed.kProof, 63) }, grant: undefined, revokedAt: () => undefined, nowSeconds: NOW }),
+        () => authorizeDelegation({ deployment: DEPLOYMENT, delegation, descriptor: { ...descriptorOf(sealed), kProof: flip(sealed.kProof, 63) }, grant: undefined, revokedAt: () => undefined, nowSeconds: NOW }),
         PROOF_MESSAGE,
         'victim, flipped proof',
       );

@@ -23,7 +23,9 @@ import {
   parseRevocation,
   REGISTER_STRUCT,
   REVOCATION_STRUCT,
-  TKMS_EIP712_DOMAIN,
+  committeeSalt,
+  encodeHex,
+  tkmsDomain,
   verifyEncryptRequest,
   verifyEphemeralKeyProof,
   verifyGrant,
@@ -412,6 +414,8 @@ describe('gateway OpenAPI document', () => {
       ['RegisterHandle', REGISTER_STRUCT],
     ];
     const schemasByName = (doc.components as Json).schemas as Json;
+    // The examples are signed for the example key's committee.
+    const EXAMPLE_DEPLOYMENT = { committeeId: String((mediaExample(operation('GET', '/v1/keys/{keyId}'), '200') as Json).committeeId) };
 
     it('each message schema has exactly the struct\'s fields plus signature, and names its type string and domain', () => {
       for (const [name, struct] of STRUCTS) {
@@ -421,13 +425,20 @@ describe('gateway OpenAPI document', () => {
         assert.deepEqual(s.required, fields, name);
         assert.equal(s.additionalProperties, false);
         assert.ok(String(s.description).includes(encodeType(struct)), `${name} description has ${encodeType(struct)}`);
-        assert.ok(String(s.description).includes('{ "name": "tkms", "version": "1" }'));
-        assert.ok(String(s.description).includes('no chainId'));
+        assert.ok(String(s.description).includes('{ "name": "tkms", "version": "2", "salt": keccak256("tkms/committee/" ‖ committeeId) }'));
+        assert.ok(String(s.description).includes('No chainId'));
+        assert.ok(String(s.description).includes('legacy_signature'));
         const ext = s['x-eip712'] as Json;
-        assert.deepEqual(ext.domain, { ...TKMS_EIP712_DOMAIN });
+        const domain = tkmsDomain(EXAMPLE_DEPLOYMENT);
+        assert.deepEqual(ext.domain, { name: domain.name, version: domain.version, salt: encodeHex(committeeSalt(EXAMPLE_DEPLOYMENT.committeeId)) });
+        assert.deepEqual((ext.types as Json).EIP712Domain, [
+          { name: 'name', type: 'string' },
+          { name: 'version', type: 'string' },
+          { name: 'salt', type: 'bytes32' },
+        ]);
         assert.deepEqual((ext.types as Json)[name], struct.fields.map((f) => ({ name: f.name, type: f.type })));
       }
-      assert.equal(TKMS_EIP712_DOMAIN.chainId, undefined);
+      assert.equal(tkmsDomain(EXAMPLE_DEPLOYMENT).chainId, undefined);
     });
 
     it('the limits mirrored from core agree with the parsers', () => {
@@ -482,21 +493,21 @@ describe('gateway OpenAPI document', () => {
 
     it('the examples parse with the core codecs and their signatures verify', () => {
       const request = parseEncryptRequest(encryptBody.request);
-      verifyEncryptRequest(request, decodeBase64(encryptBody.plaintext), { nowSeconds: request.notBefore + 1 });
+      verifyEncryptRequest(request, decodeBase64(encryptBody.plaintext), { nowSeconds: request.notBefore + 1 }, EXAMPLE_DEPLOYMENT);
       const registration = parseRegisterHandle(registerBody.registration);
       const ciphertext = decodeBase64(registerBody.ciphertext);
       assert.equal(handleExample.ciphertext, registerBody.ciphertext);
-      verifyRegisterHandle(registration, { ...descriptor, K: decodeHex(registerBody.K), nonce: decodeHex(registerBody.nonce), kProof: decodeHex(registerBody.kProof) });
+      verifyRegisterHandle(registration, { ...descriptor, K: decodeHex(registerBody.K), nonce: decodeHex(registerBody.nonce), kProof: decodeHex(registerBody.kProof) }, EXAMPLE_DEPLOYMENT);
       assert.ok(ciphertext.length >= 16);
       const grant = parseGrant(grantJson);
-      verifyGrant(grant, descriptor);
-      verifyRevocation(parseRevocation(revocationJson), descriptor);
+      verifyGrant(grant, descriptor, EXAMPLE_DEPLOYMENT);
+      verifyRevocation(parseRevocation(revocationJson), descriptor, EXAMPLE_DEPLOYMENT);
       const delegation = parseDelegation(delegationJson);
-      const authorized = authorizeDelegation({ delegation, descriptor, grant, revokedAt: () => undefined, nowSeconds: delegation.notBefore + 1 });
+      const authorized = authorizeDelegation({ deployment: EXAMPLE_DEPLOYMENT, delegation, descriptor, grant, revokedAt: () => undefined, nowSeconds: delegation.notBefore + 1 });
       assert.equal(authorized.viaGrant, true);
       // ... and the example revocation (revokedAt ≥ issuedAt) does cancel the example grant.
       const revokedAt = parseRevocation(revocationJson).revokedAt;
-      assert.throws(() => authorizeDelegation({ delegation, descriptor, grant, revokedAt: () => revokedAt, nowSeconds: delegation.notBefore + 1 }), { code: 'revoked' });
+      assert.throws(() => authorizeDelegation({ deployment: EXAMPLE_DEPLOYMENT, delegation, descriptor, grant, revokedAt: () => revokedAt, nowSeconds: delegation.notBefore + 1 }), { code: 'revoked' });
       const result = mediaExample(operation('POST', '/v1/handles/{handle}/delegate'), '200') as Json;
       for (const p of result.partials as unknown[]) parsePartialAnswer(p);
       assert.equal(result.requestId, delegationJson.requestId);
@@ -525,7 +536,7 @@ describe('gateway OpenAPI document', () => {
       assert.equal(verifyEphemeralKeyProof(copy, descriptor.kProof), false);
       const flipped = Uint8Array.from(descriptor.kProof);
       flipped[0]! ^= 1;
-      assert.throws(() => verifyRegisterHandle(registration, { ...descriptor, kProof: flipped }), { code: 'unauthorized' });
+      assert.throws(() => verifyRegisterHandle(registration, { ...descriptor, kProof: flipped }, EXAMPLE_DEPLOYMENT), { code: 'unauthorized' });
     });
 
     it('kProof is in every handle schema, required in the POST /v1/handles body, and its pattern is the core length', () => {

@@ -6,6 +6,9 @@ import { generateAccount, type Account } from '../../client/account.ts';
 import {
   deriveHandleFromDigest,
   encodePoint,
+  envelopeToJson,
+  REVOCATION_STRUCT,
+  signTypedData,
   type ErrorCode,
   type HandleDescriptor,
   isTkmsError,
@@ -21,6 +24,8 @@ import { ReplayCache } from '../../node/replay-cache.ts';
 import { RevocationStore } from '../../node/revocations.ts';
 
 /** Node state that must survive restarts: the append-only log, the replay cache, the revocation store. */
+
+const DEPLOYMENT = { committeeId: 'committee-a' };
 
 async function rejectsWith(fn: () => Promise<unknown>, code: ErrorCode, label = ''): Promise<void> {
   await assert.rejects(fn, (e: unknown) => {
@@ -271,7 +276,7 @@ describe('node state', function () {
     const T = Math.floor(Date.now() / 1000) - 10_000;
 
     function envelope(d: HandleDescriptor, h: Uint8Array, who: Account, at: number, signer: Account = owner): RevocationEnvelope {
-      return { descriptor: d, revocation: signRevocation(signer.secretKey, { handle: h, grantee: who.addressBytes, revokedAt: T + at }) };
+      return { descriptor: d, revocation: signRevocation(signer.secretKey, { handle: h, grantee: who.addressBytes, revokedAt: T + at }, DEPLOYMENT) };
     }
 
     before(() => {
@@ -286,7 +291,7 @@ describe('node state', function () {
     });
 
     it('stores a revocation signed by the handle owner; revokedAt() returns it', async () => {
-      const { store, tornBytes } = await RevocationStore.open(fresh('revocations.log'));
+      const { store, tornBytes } = await RevocationStore.open(fresh('revocations.log'), DEPLOYMENT);
       assert.equal(tornBytes, 0);
       assert.equal(store.revokedAt(handle, grantee.addressBytes), undefined);
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 1000)), true);
@@ -300,7 +305,7 @@ describe('node state', function () {
 
     it('refuses a revocation not signed by the owner (unauthorized) and does not store it', async () => {
       const path = fresh('revocations.log');
-      const { store } = await RevocationStore.open(path);
+      const { store } = await RevocationStore.open(path, DEPLOYMENT);
       await rejectsWith(() => store.add(envelope(descriptor, handle, grantee, 1000, stranger)), 'unauthorized', 'stranger');
       await rejectsWith(() => store.add(envelope(descriptor, handle, grantee, 1000, grantee)), 'unauthorized', 'grantee');
       // A stranger who describes itself as the owner fails the handle commitment.
@@ -313,8 +318,35 @@ describe('node state', function () {
       assert.equal((await stat(path)).size, 0, 'nothing reached the log');
     });
 
+    it('signatures are bound to the node\'s committee: another committee\'s is unauthorized, a version-1 one legacy_signature', async () => {
+      const path = fresh('revocations.log');
+      const { store } = await RevocationStore.open(path, DEPLOYMENT);
+      const forB = { descriptor, revocation: signRevocation(owner.secretKey, { handle, grantee: grantee.addressBytes, revokedAt: T + 1000 }, { committeeId: 'committee-b' }) };
+      await rejectsWith(() => store.add(forB), 'unauthorized', 'signed for another committee');
+      const r = { handle, grantee: grantee.addressBytes, revokedAt: T + 1000 };
+      const v1 = { descriptor, revocation: { ...r, signature: signTypedData(owner.secretKey, { name: 'tkms', version: '1' }, REVOCATION_STRUCT, { ...r }) } };
+      await rejectsWith(() => store.add(v1), 'legacy_signature', 'version 1');
+      assert.equal(store.size, 0);
+      await store.close();
+      assert.equal((await stat(path)).size, 0, 'nothing reached the log');
+    });
+
+    it('a log written before the upgrade (version-1 signatures) still opens, and its revocations stay in force', async () => {
+      const path = await freshFile('revocations.log');
+      const r = { handle, grantee: grantee.addressBytes, revokedAt: T + 1000 };
+      const v1 = { descriptor, revocation: { ...r, signature: signTypedData(owner.secretKey, { name: 'tkms', version: '1' }, REVOCATION_STRUCT, { ...r }) } };
+      await writeFile(path, `${JSON.stringify(envelopeToJson(v1))}\n`);
+      const { store } = await RevocationStore.open(path, DEPLOYMENT);
+      assert.equal(store.revokedAt(handle, grantee.addressBytes), T + 1000);
+      assert.equal(store.page(0, 10).items.length, 1);
+      // A current revocation for the same pair still supersedes it.
+      assert.equal(await store.add(envelope(descriptor, handle, grantee, 1001)), true);
+      assert.equal(store.revokedAt(handle, grantee.addressBytes), T + 1001);
+      await store.close();
+    });
+
     it('an older or equal revokedAt does not replace a newer one (add returns false); a newer one does', async () => {
-      const { store } = await RevocationStore.open(fresh('revocations.log'));
+      const { store } = await RevocationStore.open(fresh('revocations.log'), DEPLOYMENT);
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 1000)), true);
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 999)), false);
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 1000)), false);
@@ -329,7 +361,7 @@ describe('node state', function () {
     });
 
     it('concurrent adds of the same revocation store it once', async () => {
-      const { store } = await RevocationStore.open(fresh('revocations.log'));
+      const { store } = await RevocationStore.open(fresh('revocations.log'), DEPLOYMENT);
       const e = envelope(descriptor, handle, grantee, 500);
       const results = await Promise.all(Array.from({ length: 10 }, () => store.add(e)));
       assert.equal(results.filter((r) => r).length, 1);
@@ -339,7 +371,7 @@ describe('node state', function () {
 
     it('reopen keeps the latest per pair (in order of arrival) and page() walks it with next=null at the end', async () => {
       const path = fresh('revocations.log');
-      const { store } = await RevocationStore.open(path);
+      const { store } = await RevocationStore.open(path, DEPLOYMENT);
       const added: RevocationEnvelope[] = [
         envelope(descriptor, handle, grantee, 100),
         envelope(descriptor, handle, other, 200),
@@ -354,7 +386,7 @@ describe('node state', function () {
       assert.equal(store.size, kept.length);
       await store.close();
 
-      const reopened = await RevocationStore.open(path);
+      const reopened = await RevocationStore.open(path, DEPLOYMENT);
       const s2 = reopened.store;
       assert.equal(reopened.tornBytes, 0);
       assert.equal(s2.size, kept.length);
@@ -384,18 +416,18 @@ describe('node state', function () {
 
     it('reopen drops a torn tail but refuses (loudly) a line that is not a valid revocation', async () => {
       const path = fresh('revocations.log');
-      const { store } = await RevocationStore.open(path);
+      const { store } = await RevocationStore.open(path, DEPLOYMENT);
       await store.add(envelope(descriptor, handle, grantee, 100));
       await store.close();
       await appendFile(path, '{"descriptor":');
-      const reopened = await RevocationStore.open(path);
+      const reopened = await RevocationStore.open(path, DEPLOYMENT);
       assert.ok(reopened.tornBytes > 0);
       assert.equal(reopened.store.size, 1);
       assert.equal(reopened.store.revokedAt(handle, grantee.addressBytes), T + 100);
       await reopened.store.close();
       // Skipping an unreadable revocation would re-enable a revoked grant.
       await appendFile(path, '{"not":"an envelope"}\n');
-      await assert.rejects(RevocationStore.open(path), (e: unknown) => isTkmsError(e, 'internal') && /line 2/.test(e.message));
+      await assert.rejects(RevocationStore.open(path, DEPLOYMENT), (e: unknown) => isTkmsError(e, 'internal') && /line 2/.test(e.message));
     });
   });
 
