@@ -24,7 +24,11 @@ export const CLIENT_HELP = `Usage:
   tkms decrypt --handle <handle> [--out <file>] [--json]
 
 Common options:
-  --gateway <url>     gateway URL (env TKMS_GATEWAY_URL, default http://127.0.0.1:8080)
+  --gateway <url>     gateway URL (env TKMS_GATEWAY_URL, default http://127.0.0.1:8080);
+                      https:// for a remote gateway: plain http:// is refused unless the
+                      host is loopback or --insecure is given
+  --insecure          allow plain http:// to a non-loopback gateway (plaintexts and signed
+                      requests then cross the network unencrypted)
   --account <file>    account file from "tkms account new" (env TKMS_ACCOUNT_FILE)
   --committee <file>  the committee file: pins the member keys the key's DKG is checked
                       against and the committee id every signature is made for
@@ -42,6 +46,7 @@ function parse(argv: string[], options: Record<string, { type: 'string' | 'boole
         gateway: { type: 'string' },
         account: { type: 'string' },
         committee: { type: 'string' },
+        insecure: { type: 'boolean' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -88,7 +93,7 @@ async function client(args: Args): Promise<TkmsClient> {
   // Native curve arithmetic for proof checks when the addon loads; noble otherwise (same results).
   installCurveBackend(curveBackendChoiceFromEnv());
   installNodeCryptoPaths();
-  return new TkmsClient({ gatewayUrl, account: await loadAccount(args), ...(pinned ?? {}) });
+  return new TkmsClient({ gatewayUrl, account: await loadAccount(args), ...(pinned ?? {}), ...(args.insecure === true ? { insecure: true } : {}) });
 }
 
 function print(args: Args, json: unknown, text: string): void {

@@ -63,6 +63,10 @@ export interface TkmsClientOptions {
   committeeId?: string;
   fetch?: typeof fetch;
   timeoutMs?: number;
+  /** Allow plain http:// to a non-loopback gateway (refused with `insecure_transport` otherwise). */
+  insecure?: boolean;
+  /** Largest gateway answer read (default 8 MiB); a longer one fails with `response_too_large`. */
+  maxResponseBytes?: number;
   /**
    * How long a node whose partial failed verification is left out of later decrypts by this
    * client (default 300 000 ms; 0 turns it off). It is still asked when too few others remain.
@@ -137,7 +141,13 @@ export class TkmsClient {
   private readonly rejectedCounts = new Map<number, Map<string, number>>();
 
   constructor(private readonly opts: TkmsClientOptions) {
-    this.http = new GatewayHttp({ baseUrl: opts.gatewayUrl, ...(opts.fetch ? { fetch: opts.fetch } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+    this.http = new GatewayHttp({
+      baseUrl: opts.gatewayUrl,
+      ...(opts.fetch ? { fetch: opts.fetch } : {}),
+      ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+      ...(opts.insecure ? { insecure: true } : {}),
+      ...(opts.maxResponseBytes ? { maxResponseBytes: opts.maxResponseBytes } : {}),
+    });
     this.validitySeconds = opts.validitySeconds ?? 300;
     if (!Number.isInteger(this.validitySeconds) || this.validitySeconds < 1 || this.validitySeconds > 3600) {
       throw new TkmsError('bad_request', 'validitySeconds must be an integer in 1..3600');

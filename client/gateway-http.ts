@@ -1,4 +1,5 @@
 import { isErrorCode, TkmsError } from '../core/index.ts';
+import { isLoopbackHost } from '../net/http-address.ts';
 
 /**
  * JSON over HTTP to the gateway, with the gateway's `{ error: { code, message } }` turned
@@ -8,12 +9,23 @@ export interface GatewayHttpOptions {
   baseUrl: string;
   timeoutMs?: number;
   fetch?: typeof fetch;
+  /**
+   * Allow plain `http://` to a host that is not loopback. Off by default: requests carry
+   * plaintext (`/v1/encrypt`) and signed authorizations anyone on the path could read.
+   */
+  insecure?: boolean;
+  /** Largest response body read from the gateway (default 8 MiB); a longer one is refused while it streams. */
+  maxResponseBytes?: number;
 }
+
+/** The largest gateway answer is a handle of 1 MiB of ciphertext in base64 with its partials. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
 export class GatewayHttp {
   private readonly base: URL;
   private readonly fetchFn: typeof fetch;
   private readonly timeoutMs: number;
+  private readonly maxResponseBytes: number;
 
   constructor(opts: GatewayHttpOptions) {
     try {
@@ -21,12 +33,52 @@ export class GatewayHttp {
     } catch {
       throw new TkmsError('bad_request', `gateway URL ${opts.baseUrl} is not a URL`);
     }
+    if (this.base.protocol !== 'https:' && this.base.protocol !== 'http:') throw new TkmsError('bad_request', `gateway URL ${this.base.origin} must be https:// (or http:// on loopback)`);
+    if (this.base.protocol === 'http:' && !isLoopbackHost(this.base.hostname) && opts.insecure !== true) {
+      throw new TkmsError(
+        'insecure_transport',
+        `refusing plain http:// to ${this.base.host}: plaintexts and signed requests would cross the network unencrypted; use https://, or allow it explicitly (--insecure, or the insecure option)`,
+      );
+    }
     this.fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
     this.timeoutMs = opts.timeoutMs ?? 15_000;
+    this.maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  }
+
+  /** The body, read chunk by chunk and refused as soon as it passes the bound (a gateway may not make us hold more). */
+  private async readBody(res: Response): Promise<Uint8Array> {
+    const tooLarge = (): TkmsError => new TkmsError('response_too_large', `gateway answer is larger than ${this.maxResponseBytes} bytes`, { maxResponseBytes: this.maxResponseBytes });
+    const declared = Number(res.headers.get('content-length') ?? NaN);
+    if (Number.isFinite(declared) && declared > this.maxResponseBytes) {
+      await res.body?.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    if (res.body === null) return new Uint8Array(0);
+    const reader = res.body.getReader();
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > this.maxResponseBytes) {
+        await reader.cancel().catch(() => undefined);
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+    const out = new Uint8Array(size);
+    let at = 0;
+    for (const c of chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
   }
 
   async request<T = Record<string, unknown>>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; json: T }> {
     let res: Response;
+    let bytes: Uint8Array;
     try {
       res = await this.fetchFn(new URL(path, this.base), {
         method,
@@ -34,13 +86,15 @@ export class GatewayHttp {
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
+      bytes = await this.readBody(res);
     } catch (e) {
+      if (e instanceof TkmsError) throw e;
       const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
       throw new TkmsError(timedOut ? 'timeout' : 'unavailable', `gateway ${this.base.origin} ${timedOut ? 'did not answer in time' : 'is unreachable'}`);
     }
     let json: unknown;
     try {
-      json = await res.json();
+      json = JSON.parse(new TextDecoder().decode(bytes));
     } catch {
       throw new TkmsError('unavailable', `gateway answered HTTP ${res.status} without JSON`);
     }

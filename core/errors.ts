@@ -27,6 +27,8 @@ export const ERROR_CODES = {
   conflict: 409,
   payload_too_large: 413,
   rate_limited: 429,
+  insecure_transport: 400,
+  response_too_large: 502,
   keystore_locked: 500,
   keystore_corrupt: 500,
   dkg_failed: 500,

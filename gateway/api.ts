@@ -13,7 +13,6 @@ import {
   encodeHex,
   EPHEMERAL_PROOF_LENGTH,
   grantToJson,
-  RsaPublicKeyCache,
   NONCE_LENGTH,
   parseDelegation,
   parseEncryptRequest,
@@ -34,7 +33,7 @@ import {
   type HandleDescriptor,
 } from '../core/index.ts';
 import { assertParticipantId } from '../core/shamir.ts';
-import type { Route } from '../net/http.ts';
+import { clientIp, type Route } from '../net/http.ts';
 import type { GatewayConfig } from './config.ts';
 import { keyToJson, type KeyDirectory } from './keys.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -43,6 +42,7 @@ import { buildOpenApiDocument } from './openapi.ts';
 import { shortfallError } from './shortfall.ts';
 import type { RateLimiter } from '../net/rate-limit.ts';
 import type { GatewayStore, StoredGrant, StoredHandle } from './store.ts';
+import { RequesterKeys } from './requester-keys.ts';
 
 /**
  * The gateway's HTTP API. The gateway checks signatures, windows, handle commitments, grants,
@@ -57,7 +57,7 @@ export interface GatewayContext {
   keys: KeyDirectory;
   pool: NodePool;
   limiter: RateLimiter;
-  /** Charged per client IP before any signature is checked. */
+  /** Charged per client IP before a request's body is read (every route but the probes). */
   ipLimiter: RateLimiter;
   metrics: GatewayMetrics;
   now?: () => number;
@@ -110,7 +110,7 @@ class SpentIds {
 
 export function gatewayRoutes(ctx: GatewayContext): Route[] {
   // A requester reuses its RSA key across decrypts; importing and checking one costs ~1 ms.
-  const requesterKeys = new RsaPublicKeyCache(4096);
+  const requesterKeys = new RequesterKeys({ capacity: 4096, refusedCapacity: 1024, refusedForMs: 10 * 60_000 }, (outcome) => ctx.metrics.requesterKeyChecks.inc({ outcome }), () => nowMs());
   const nowMs = (): number => ctx.now?.() ?? Date.now();
   const nowSeconds = (): number => Math.floor(nowMs() / 1000);
   const time = (): { nowSeconds: number; clockSkewSeconds: number } => ({ nowSeconds: nowSeconds(), clockSkewSeconds: ctx.config.clockSkewSeconds });
@@ -309,8 +309,6 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
               exclude.add(id);
             }
           }
-          // Nodes check the key too; checking here refuses a bad one before any fan-out.
-          await requesterKeys.import(delegation.rsaSpki);
           const descriptor = descriptorOf(h);
           const key = await ctx.keys.get(h.keyId);
           const stored = ctx.store.getGrant(h.handle, encodeHex(delegation.requester));
@@ -328,6 +326,9 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
             maxGrantLifetimeSeconds: ctx.config.maxGrantLifetimeSeconds,
             onRequester: (requester) => ctx.limiter.take(encodeHex(requester)),
           });
+          // Only for an authorized requester (as at the nodes): nobody makes the gateway parse keys for free.
+          // Nodes check the key too; checking here refuses a bad one before any fan-out.
+          await requesterKeys.import(delegation.rsaSpki);
           const t = key.result.t;
           if (ctx.pool.committee.members.length - exclude.size < t) {
             throw new TkmsError('bad_request', `exclude leaves ${ctx.pool.committee.members.length - exclude.size} nodes, fewer than t = ${t}`);
@@ -360,16 +361,8 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       },
     },
   ];
-  // Every write costs at least one signature check: bound them per client address first.
-  return routes.map((route) =>
-    route.method === 'GET'
-      ? route
-      : {
-          ...route,
-          handler: (req, url, body, params) => {
-            ctx.ipLimiter.take(`ip:${req.socket.remoteAddress ?? 'unknown'}`);
-            return route.handler(req, url, body, params);
-          },
-        },
-  );
+  // Every write costs a signature check and every read of a handle up to a MiB: bound them per
+  // client address, before any body is read. Probes and the API description stay free.
+  const free = new Set(['/health', '/metrics', '/openapi.json']);
+  return routes.map((route) => (free.has(route.path) ? route : { ...route, admit: (req) => ctx.ipLimiter.take(`ip:${clientIp(req)}`) }));
 }

@@ -23,6 +23,17 @@ Config (JSON; paths relative to the config file)    environment override
   maxPlaintextBytes  largest plaintext accepted (default and maximum    TKMS_GATEWAY_MAX_PLAINTEXT_BYTES
                      1048560: 1 MiB minus the tag)
   clockSkewSeconds   tolerance for signed validity windows (default 30) TKMS_GATEWAY_CLOCK_SKEW_SECONDS
+  tlsCertFile,       PEM certificate chain and key: serve HTTPS         TKMS_GATEWAY_TLS_CERT_FILE,
+  tlsKeyFile         (both or neither; without, plain HTTP: loopback    TKMS_GATEWAY_TLS_KEY_FILE
+                     or behind a TLS-terminating proxy only)
+  httpLimits         { "maxConnections": 1024,                          TKMS_GATEWAY_MAX_CONNECTIONS,
+                       "maxConnectionsPerIp": 64,                       TKMS_GATEWAY_MAX_CONNECTIONS_PER_IP,
+                       "maxBodyBytesInFlight": 67108864,                TKMS_GATEWAY_MAX_BODY_BYTES_IN_FLIGHT,
+                       "maxBodyBytesInFlightPerIp": 8388608,            TKMS_GATEWAY_MAX_BODY_BYTES_IN_FLIGHT_PER_IP,
+                       "headersTimeoutMs": 10000,                       TKMS_GATEWAY_HEADERS_TIMEOUT_MS,
+                       "bodyIdleTimeoutMs": 10000,                      TKMS_GATEWAY_BODY_IDLE_TIMEOUT_MS,
+                       "bodyTimeoutMs": 30000 }                         TKMS_GATEWAY_BODY_TIMEOUT_MS
+                     what clients may hold, per address and in total
   logLevel           fatal|error|warn|info|debug|trace|silent           TKMS_LOG_LEVEL
 
 Endpoints: the API (GET /openapi.json describes it), GET /health (200 when at least t nodes

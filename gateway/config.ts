@@ -5,6 +5,7 @@ import { MAX_CIPHERTEXT_BYTES } from './store.ts';
 import { parseHostPort, type HostPort } from '../net/http-address.ts';
 import { envInt, envString } from '../net/env-config.ts';
 import { MAX_GRANT_LIFETIME_ENV, MAX_GRANT_LIFETIME_FIELD, readMaxGrantLifetime } from '../net/grant-lifetime.ts';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../net/http-limits.ts';
 
 /** Gateway configuration: a JSON file (paths relative to it), overridden by environment variables. */
 export interface GatewayConfig {
@@ -26,9 +27,13 @@ export interface GatewayConfig {
   clockSkewSeconds: number;
   /** Longest a grant may be valid (net/grant-lifetime.ts); the same value as the nodes'. */
   maxGrantLifetimeSeconds: number;
+  /** Connections, body bytes in flight and slow-client timeouts of the HTTP listener. */
+  httpLimits: HttpLimits;
+  /** Serve HTTPS with this PEM certificate chain and key; both or neither (then plain HTTP, for loopback or behind a TLS proxy). */
+  tls?: { certFile: string; keyFile: string };
 }
 
-const FIELDS = ['listen', 'storeDir', 'committeeFile', 'logLevel', 'partialTimeoutMs', 'hedgeDelayMs', 'partialFramesInFlight', 'rateLimit', 'maxPlaintextBytes', 'clockSkewSeconds', MAX_GRANT_LIFETIME_FIELD];
+const FIELDS = ['listen', 'storeDir', 'committeeFile', 'logLevel', 'partialTimeoutMs', 'hedgeDelayMs', 'partialFramesInFlight', 'rateLimit', 'maxPlaintextBytes', 'clockSkewSeconds', MAX_GRANT_LIFETIME_FIELD, 'httpLimits', 'tlsCertFile', 'tlsKeyFile'];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const GATEWAY_ENV_OVERRIDES = {
@@ -36,6 +41,8 @@ export const GATEWAY_ENV_OVERRIDES = {
   TKMS_GATEWAY_STORE_DIR: 'storeDir',
   TKMS_COMMITTEE_FILE: 'committeeFile',
   TKMS_LOG_LEVEL: 'logLevel',
+  TKMS_GATEWAY_TLS_CERT_FILE: 'tlsCertFile',
+  TKMS_GATEWAY_TLS_KEY_FILE: 'tlsKeyFile',
 } as const;
 
 /** Integer overrides: variable → [field, min, max, unit]. */
@@ -47,7 +54,21 @@ export const GATEWAY_ENV_INTEGERS = {
   TKMS_GATEWAY_RATE_BURST: ['rateLimit.burst', 1, 10_000_000, 'requests'],
   TKMS_GATEWAY_MAX_PLAINTEXT_BYTES: ['maxPlaintextBytes', 1, MAX_CIPHERTEXT_BYTES - TAG_LENGTH, 'bytes'],
   TKMS_GATEWAY_CLOCK_SKEW_SECONDS: ['clockSkewSeconds', 0, 600, 'seconds'],
+  TKMS_GATEWAY_MAX_CONNECTIONS: ['httpLimits.maxConnections', 1, 1_000_000, 'connections'],
+  TKMS_GATEWAY_MAX_CONNECTIONS_PER_IP: ['httpLimits.maxConnectionsPerIp', 1, 1_000_000, 'connections'],
+  TKMS_GATEWAY_MAX_BODY_BYTES_IN_FLIGHT: ['httpLimits.maxBodyBytesInFlight', 1, 2 ** 40, 'bytes'],
+  TKMS_GATEWAY_MAX_BODY_BYTES_IN_FLIGHT_PER_IP: ['httpLimits.maxBodyBytesInFlightPerIp', 1, 2 ** 40, 'bytes'],
+  TKMS_GATEWAY_HEADERS_TIMEOUT_MS: ['httpLimits.headersTimeoutMs', 100, 600_000, 'milliseconds'],
+  TKMS_GATEWAY_BODY_IDLE_TIMEOUT_MS: ['httpLimits.bodyIdleTimeoutMs', 100, 600_000, 'milliseconds'],
+  TKMS_GATEWAY_BODY_TIMEOUT_MS: ['httpLimits.bodyTimeoutMs', 100, 3_600_000, 'milliseconds'],
 } as const;
+
+/** Bounds of each httpLimits field, [min, max]: those of its environment variable. */
+const HTTP_LIMIT_RANGES = Object.fromEntries(
+  Object.values(GATEWAY_ENV_INTEGERS)
+    .filter(([field]) => field.startsWith('httpLimits.'))
+    .map(([field, min, max]) => [field.slice('httpLimits.'.length), [min, max]]),
+) as Record<keyof HttpLimits, [number, number]>;
 
 /** Every environment variable the gateway reads (for --help and the typo check). */
 export const GATEWAY_ENV_VARS: readonly string[] = ['TKMS_GATEWAY_CONFIG', ...Object.keys(GATEWAY_ENV_OVERRIDES), ...Object.keys(GATEWAY_ENV_INTEGERS), MAX_GRANT_LIFETIME_ENV];
@@ -76,9 +97,11 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
     const r = envInt(env, name, min, max, unit);
     if (r.problem !== undefined) problems.push(r.problem);
     if (r.value === undefined) continue;
-    if (field.startsWith('rateLimit.')) {
+    const dot = field.indexOf('.');
+    if (dot > 0) {
+      const parent = field.slice(0, dot);
       // A malformed file value stays as it is, so its own mistake is still reported.
-      if (raw.rateLimit === undefined || isPlainObject(raw.rateLimit)) raw.rateLimit = { ...(raw.rateLimit ?? {}), [field.slice('rateLimit.'.length)]: r.value };
+      if (raw[parent] === undefined || isPlainObject(raw[parent])) raw[parent] = { ...((raw[parent] as Record<string, unknown> | undefined) ?? {}), [field.slice(dot + 1)]: r.value };
     } else raw[field] = r.value;
   }
   const listen = parseHostPort(raw.listen);
@@ -121,13 +144,46 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
       };
     }
   }
+  const httpLimits: HttpLimits = { ...DEFAULT_HTTP_LIMITS };
+  if (raw.httpLimits !== undefined) {
+    if (!isPlainObject(raw.httpLimits)) problems.push(`httpLimits must be an object { ${Object.keys(HTTP_LIMIT_RANGES).join(', ')} }`);
+    else {
+      for (const key of Object.keys(raw.httpLimits)) if (!(key in HTTP_LIMIT_RANGES)) problems.push(`httpLimits has an unknown field "${key}"`);
+      for (const [key, [min, max]] of Object.entries(HTTP_LIMIT_RANGES) as [keyof HttpLimits, [number, number]][]) {
+        httpLimits[key] = int(`httpLimits.${key}`, DEFAULT_HTTP_LIMITS[key], min, max, raw.httpLimits[key]);
+      }
+    }
+  }
+  let tls: GatewayConfig['tls'];
+  if (raw.tlsCertFile !== undefined || raw.tlsKeyFile !== undefined) {
+    if (raw.tlsCertFile === undefined || raw.tlsKeyFile === undefined) problems.push('tlsCertFile and tlsKeyFile go together: give both for HTTPS, or neither for plain HTTP');
+    else {
+      const certFile = path('tlsCertFile');
+      const keyFile = path('tlsKeyFile');
+      if (certFile !== undefined && keyFile !== undefined) tls = { certFile, keyFile };
+    }
+  }
   let logLevel: GatewayConfig['logLevel'] = 'info';
   if (raw.logLevel !== undefined) {
     if (typeof raw.logLevel !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw.logLevel)) problems.push(`logLevel must be one of ${LOG_LEVELS.join(', ')}${origin('logLevel')}`);
     else logLevel = raw.logLevel as GatewayConfig['logLevel'];
   }
   if (problems.length > 0) throw new TkmsError('bad_request', `invalid gateway config:\n  - ${problems.join('\n  - ')}`, { problems });
-  return { listen: listen!, storeDir: storeDir!, committeeFile: committeeFile!, logLevel, partialTimeoutMs, hedgeDelayMs, partialFramesInFlight, rateLimit, maxPlaintextBytes, clockSkewSeconds, maxGrantLifetimeSeconds };
+  return {
+    listen: listen!,
+    storeDir: storeDir!,
+    committeeFile: committeeFile!,
+    logLevel,
+    partialTimeoutMs,
+    hedgeDelayMs,
+    partialFramesInFlight,
+    rateLimit,
+    maxPlaintextBytes,
+    clockSkewSeconds,
+    maxGrantLifetimeSeconds,
+    httpLimits,
+    ...(tls ? { tls } : {}),
+  };
 }
 
 /** Loads the config file with the environment on top; without a file, the environment alone (paths relative to the working directory). */

@@ -10,6 +10,10 @@ export interface GatewayMetrics {
   nodeAnswers: Counter<'node' | 'outcome'>;
   nodesConnected: Gauge;
   handlesStored: Gauge;
+  /** Requests and connections refused by an HTTP limit before their body was read, by reason. */
+  httpRefused: Counter<'reason'>;
+  /** Requester RSA keys checked on the delegate path, by outcome (accepted, refused, refused_cached). */
+  requesterKeyChecks: Counter<'outcome'>;
   /** Always 1; the labels carry the versions. */
   buildInfo: Gauge<'version' | 'node_version'>;
 }
@@ -40,5 +44,12 @@ export function createGatewayMetrics(): GatewayMetrics {
     nodeAnswers: new Counter({ name: 'tkms_gateway_node_answers_total', help: 'Partial answers by node and outcome', labelNames: ['node', 'outcome'], registers: [registry] }),
     nodesConnected: new Gauge({ name: 'tkms_gateway_nodes_connected', help: 'Committee members the gateway is connected to', registers: [registry] }),
     handlesStored: new Gauge({ name: 'tkms_gateway_handles_stored', help: 'Handles in the gateway store', registers: [registry] }),
+    httpRefused: new Counter({ name: 'tkms_gateway_http_refused_total', help: 'Requests and connections refused by an HTTP limit, by reason', labelNames: ['reason'], registers: [registry] }),
+    requesterKeyChecks: new Counter({
+      name: 'tkms_gateway_requester_key_checks_total',
+      help: 'Requester RSA keys checked after a delegation was authorized, by outcome',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
   };
 }

@@ -307,7 +307,11 @@ const json = (schema: Schema, example?: unknown): Schema => ({ 'application/json
 const jsonResponse = (description: string, schema: Schema, example?: unknown): Schema => ({ description, content: json(schema, example) });
 const jsonBody = (description: string, schema: Schema, example: unknown): Schema => ({ description, required: true, content: json(schema, example) });
 
-const RATE_LIMIT_NOTE = 'Per-account token bucket (config `rateLimit`); `details.retryAfterSeconds` says when to retry.';
+const RATE_LIMIT_NOTE =
+  'Per-account token bucket (config `rateLimit`), or the client address\'s (ten times it, charged before the body is read; also too many connections or body bytes in flight from the address, config `httpLimits`); `details.retryAfterSeconds` says when to retry.';
+const IP_RATE_NOTE =
+  'Per client address: a token bucket (ten times config `rateLimit`) charged before anything else, or too many connections from the address (config `httpLimits`); `details.retryAfterSeconds` says when to retry.';
+const BODY_BUDGET_NOTE = 'Too many request-body bytes in flight at the gateway (config `httpLimits.maxBodyBytesInFlight`): refused with the body unread; retry later.';
 const BODY_LIMIT_NOTE = 'The body limit follows the configured `maxPlaintextBytes` (base64 of it plus 16 KiB).';
 const MALFORMED: ErrorCode[] = ['bad_request', 'bad_hex', 'bad_length', 'bad_address'];
 
@@ -666,7 +670,7 @@ function paths(): Record<string, Schema> {
         tags: ['keys'],
         summary: 'List the keys the committee holds',
         description: 'Asks the nodes for their public DKG results (at most once a second) and lists those that verify, sorted by key id.',
-        responses: { '200': jsonResponse('The published keys.', ref('KeyList'), { keys: [EX.key] }), ...errorResponses({ 500: ['internal'] }) },
+        responses: { '200': jsonResponse('The published keys.', ref('KeyList'), { keys: [EX.key] }), ...errorResponses({ 429: ['rate_limited'], 500: ['internal'] }, { 429: IP_RATE_NOTE }) },
       },
     },
     '/v1/keys/{keyId}': {
@@ -677,7 +681,7 @@ function paths(): Record<string, Schema> {
         summary: 'One key: group public key, verification shares, DKG transcript signatures',
         responses: {
           '200': jsonResponse('The key.', ref('PublishedKey'), EX.key),
-          ...errorResponses({ 400: ['bad_key_id'], 404: ['unknown_key'], 500: ['internal'] }),
+          ...errorResponses({ 400: ['bad_key_id'], 404: ['unknown_key'], 429: ['rate_limited'], 500: ['internal'] }, { 429: IP_RATE_NOTE }),
         },
       },
     },
@@ -700,8 +704,15 @@ function paths(): Record<string, Schema> {
               413: ['payload_too_large'],
               429: ['rate_limited'],
               500: ['internal'],
+              503: ['unavailable'],
             },
-            { 400: `Also a validity window longer than ${MAX_VALIDITY_SECONDS} s.`, 403: 'Bad signature, plaintextHash mismatch, or outside the validity window.', 413: BODY_LIMIT_NOTE, 429: RATE_LIMIT_NOTE },
+            {
+              400: `Also a validity window longer than ${MAX_VALIDITY_SECONDS} s.`,
+              403: 'Bad signature, plaintextHash mismatch, or outside the validity window.',
+              413: BODY_LIMIT_NOTE,
+              429: RATE_LIMIT_NOTE,
+              503: BODY_BUDGET_NOTE,
+            },
           ),
         },
       },
@@ -730,8 +741,14 @@ function paths(): Record<string, Schema> {
               413: ['payload_too_large'],
               429: ['rate_limited'],
               500: ['internal'],
+              503: ['unavailable'],
             },
-            { 403: 'The handle does not commit to these fields, `kProof` does not verify for them, or the registration is not signed by its owner.', 413: BODY_LIMIT_NOTE, 429: RATE_LIMIT_NOTE },
+            {
+              403: 'The handle does not commit to these fields, `kProof` does not verify for them, or the registration is not signed by its owner.',
+              413: BODY_LIMIT_NOTE,
+              429: RATE_LIMIT_NOTE,
+              503: BODY_BUDGET_NOTE,
+            },
           ),
         },
       },
@@ -744,7 +761,7 @@ function paths(): Record<string, Schema> {
         summary: 'A handle\'s metadata and ciphertext',
         responses: {
           '200': jsonResponse('The handle.', ref('HandleRecord'), { ...EXAMPLE_HANDLE_FIELDS, ciphertext: EX.ciphertext }),
-          ...errorResponses({ 400: ['bad_hex', 'bad_length'], 404: ['not_found'], 500: ['internal'] }),
+          ...errorResponses({ 400: ['bad_hex', 'bad_length'], 404: ['not_found'], 429: ['rate_limited'], 500: ['internal'] }, { 429: IP_RATE_NOTE }),
         },
       },
     },
@@ -756,7 +773,7 @@ function paths(): Record<string, Schema> {
         summary: 'The grants the gateway holds for a handle',
         responses: {
           '200': jsonResponse('The grants.', ref('GrantList'), { handle: EX.handle, grants: [{ ...EX.grant, status: 'active' }] }),
-          ...errorResponses({ 400: ['bad_hex', 'bad_length'], 404: ['not_found'], 500: ['internal'] }),
+          ...errorResponses({ 400: ['bad_hex', 'bad_length'], 404: ['not_found'], 429: ['rate_limited'], 500: ['internal'] }, { 429: IP_RATE_NOTE }),
         },
       },
       post: {
@@ -770,8 +787,8 @@ function paths(): Record<string, Schema> {
           '201': jsonResponse('Stored.', ref('GrantStored'), { grant: EX.grant, stored: true }),
           '200': jsonResponse('Valid, but the gateway already holds a grant to this grantee issued at the same time or later; not stored.', ref('GrantStored'), { grant: EX.grant, stored: false }),
           ...errorResponses(
-            { 400: MALFORMED, 403: ['unauthorized', 'legacy_signature'], 404: ['not_found'], 413: ['payload_too_large'], 429: ['rate_limited'], 500: ['internal'] },
-            { 400: '`bad_request` also when grant.handle differs from the URL.', 403: 'Not signed by the handle\'s owner (for this deployment).', 429: RATE_LIMIT_NOTE },
+            { 400: MALFORMED, 403: ['unauthorized', 'legacy_signature'], 404: ['not_found'], 413: ['payload_too_large'], 429: ['rate_limited'], 500: ['internal'], 503: ['unavailable'] },
+            { 400: '`bad_request` also when grant.handle differs from the URL.', 403: 'Not signed by the handle\'s owner (for this deployment).', 429: RATE_LIMIT_NOTE, 503: BODY_BUDGET_NOTE },
           ),
         },
       },
@@ -804,8 +821,8 @@ function paths(): Record<string, Schema> {
             ],
           }),
           ...errorResponses(
-            { 400: MALFORMED, 403: ['unauthorized', 'legacy_signature'], 404: ['not_found'], 413: ['payload_too_large'], 429: ['rate_limited'], 500: ['internal'] },
-            { 400: '`bad_request` also when the revocation\'s handle or grantee differs from the URL.', 403: 'Not signed by the handle\'s owner (for this deployment).', 429: RATE_LIMIT_NOTE },
+            { 400: MALFORMED, 403: ['unauthorized', 'legacy_signature'], 404: ['not_found'], 413: ['payload_too_large'], 429: ['rate_limited'], 500: ['internal'], 503: ['unavailable'] },
+            { 400: '`bad_request` also when the revocation\'s handle or grantee differs from the URL.', 403: 'Not signed by the handle\'s owner (for this deployment).', 429: RATE_LIMIT_NOTE, 503: BODY_BUDGET_NOTE },
           ),
         },
       },
@@ -836,7 +853,7 @@ function paths(): Record<string, Schema> {
               409: ['replayed'],
               413: ['payload_too_large'],
               429: ['rate_limited'],
-              503: ['insufficient_partials'],
+              503: ['insufficient_partials', 'unavailable'],
               500: ['internal'],
             },
             {
@@ -844,7 +861,7 @@ function paths(): Record<string, Schema> {
               403: 'No valid grant, a bad signature, a key id or handle mismatch, a stored kProof that does not verify, an expired window or grant, or a revoked grant.',
               409: 'The nodes have already answered this requestId.',
               429: `${RATE_LIMIT_NOTE} Also when the nodes refused for their own per-requester limits; then \`details\` has \`answered\`, \`needed\` and the per-node \`failures\` too.`,
-              503: 'Fewer than t nodes answered; `details` has `answered`, `needed` and the per-node `failures`.',
+              503: `Fewer than t nodes answered; \`details\` has \`answered\`, \`needed\` and the per-node \`failures\`. \`unavailable\`: ${BODY_BUDGET_NOTE}`,
             },
           ),
         },

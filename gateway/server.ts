@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { TkmsError } from '../core/index.ts';
 import { loadCommitteeFile } from '../net/committee.ts';
@@ -11,6 +12,7 @@ import { NodePool } from './node-pool.ts';
 import { RateLimiter } from '../net/rate-limit.ts';
 import { installServerCurveBackend } from '../net/curve-setup.ts';
 import { GatewayStore } from './store.ts';
+import { isLoopbackHost } from '../net/http-address.ts';
 
 export interface RunningGateway {
   server: Server;
@@ -24,8 +26,21 @@ function bodyLimit(maxPlaintextBytes: number): number {
   return Math.ceil((maxPlaintextBytes + 16) / 3) * 4 + 16 * 1024;
 }
 
+async function readTlsFiles(tls: GatewayConfig['tls']): Promise<{ cert: Buffer; key: Buffer } | undefined> {
+  if (tls === undefined) return undefined;
+  const read = async (file: string, what: string): Promise<Buffer> => {
+    try {
+      return await readFile(file);
+    } catch (e) {
+      throw new TkmsError('bad_request', `cannot read the TLS ${what} file ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+  };
+  return { cert: await read(tls.certFile, 'certificate'), key: await read(tls.keyFile, 'key') };
+}
+
 export async function startGateway(config: GatewayConfig): Promise<RunningGateway> {
   const log = createLogger(config.logLevel, { component: 'gateway' });
+  const tls = await readTlsFiles(config.tls);
   const curveBackendName = installServerCurveBackend(log);
   const committee = await loadCommitteeFile(config.committeeFile);
   const store = await GatewayStore.open(config.storeDir, { onWarning: (msg) => log.warn({ store: config.storeDir }, msg) });
@@ -47,8 +62,13 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   gauge.unref();
   let server: Server;
   try {
+    const maxBodyBytes = bodyLimit(config.maxPlaintextBytes);
     server = await startHttpServer(config.listen.host, config.listen.port, routes, log, 'gateway', {
-      maxBodyBytes: bodyLimit(config.maxPlaintextBytes),
+      maxBodyBytes,
+      // One largest body must always fit in an address's share, or that address could never send it.
+      limits: { ...config.httpLimits, maxBodyBytesInFlightPerIp: Math.max(config.httpLimits.maxBodyBytesInFlightPerIp, maxBodyBytes) },
+      onRefused: (reason) => metrics.httpRefused.inc({ reason }),
+      ...(tls ? { tls } : {}),
       onResponse: (route, method, status, seconds) => {
         metrics.httpRequests.inc({ route, method, status: String(status) });
         metrics.httpSeconds.observe({ route }, seconds);
@@ -62,9 +82,10 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   }
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.listen.port;
-  const url = `http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
+  const url = `${tls ? 'https' : 'http'}://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
   // Learn the keys early; requests refresh again on a miss.
   keys.refresh(true).catch(() => undefined);
+  if (tls === undefined && !isLoopbackHost(config.listen.host)) log.warn({ url }, 'serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front, or set tlsCertFile and tlsKeyFile');
   log.info({ url, committeeId: committee.committeeId, t: committee.t, n: committee.members.length, curveBackend: curveBackendName }, 'tkms gateway started');
 
   let stopping: Promise<void> | undefined;

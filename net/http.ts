@@ -1,8 +1,10 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { isTkmsError, TkmsError } from '../core/index.ts';
+import { BodyBudget, ConnectionGate, type HttpLimits, type RefusalReason } from './http-limits.ts';
 
 /**
  * A small JSON router over node:http, shared by the node's health/admin listeners and the
@@ -23,27 +25,71 @@ export interface Route {
   method: Method;
   path: string;
   handler: RouteHandler;
+  /** Runs before the body is read (rate limits): a throw refuses the request with its body unread. */
+  admit?: (req: IncomingMessage) => void;
 }
 
 export interface HttpServerOptions {
   maxBodyBytes?: number;
   /** Called for every finished request (metrics). */
   onResponse?: (route: string, method: string, status: number, seconds: number) => void;
+  /** Connection, body-bytes and slow-client bounds; without them only maxBodyBytes and Node's own timeouts apply. */
+  limits?: HttpLimits;
+  /** Called for every request or connection a limit refused (metrics). */
+  onRefused?: (reason: RefusalReason) => void;
+  /** Serve HTTPS with this certificate chain and private key (PEM). */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 
-async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+interface BodyGuard {
+  budget: BodyBudget;
+  ip: string;
+  idleMs: number;
+  totalMs: number;
+  onTimeout: () => void;
+}
+
+async function readJsonBody(req: IncomingMessage, maxBytes: number, guard?: BodyGuard): Promise<unknown> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes) {
     throw new TkmsError('payload_too_large', `request body is larger than ${maxBytes} bytes`);
   }
+  // Reserve what the client declares before the first byte; a chunked body reserves as it comes.
+  let reserved = 0;
+  const reserve = (bytes: number): void => {
+    if (guard === undefined || bytes <= reserved) return;
+    guard.budget.reserve(guard.ip, bytes - reserved);
+    reserved = bytes;
+  };
+  let idle: NodeJS.Timeout | undefined;
+  let total: NodeJS.Timeout | undefined;
+  // A client that stops sending is cut off: its socket goes, with whatever it had sent.
+  const cutOff = (): void => {
+    guard?.onTimeout();
+    req.destroy(new TkmsError('timeout', 'request body was not received in time'));
+    req.socket.destroy();
+  };
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) throw new TkmsError('payload_too_large', `request body is larger than ${maxBytes} bytes`);
-    chunks.push(chunk as Buffer);
+  try {
+    reserve(Number.isFinite(declared) ? declared : 0);
+    if (guard !== undefined) {
+      total = setTimeout(cutOff, guard.totalMs);
+      idle = setTimeout(cutOff, guard.idleMs);
+    }
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > maxBytes) throw new TkmsError('payload_too_large', `request body is larger than ${maxBytes} bytes`);
+      reserve(size);
+      idle?.refresh();
+      chunks.push(chunk as Buffer);
+    }
+  } finally {
+    clearTimeout(idle);
+    clearTimeout(total);
+    guard?.budget.release(guard.ip, reserved);
   }
   if (size === 0) return undefined;
   try {
@@ -128,9 +174,52 @@ export function jsonError(e: TkmsError): RouteResult {
   return { status: e.httpStatus, json: e.toJSON(), ...(headers ? { headers } : {}) };
 }
 
+/** The client's address, as the limits count it. */
+export function clientIp(req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? 'unknown';
+}
+
+const REFUSAL_STATUS_LINE: Record<number, string> = { 429: 'Too Many Requests', 503: 'Service Unavailable' };
+
+/** Counts connections per address; one past a cap is answered (plain HTTP) or dropped (TLS) before anything is read. */
+function gateConnections(server: Server, limits: HttpLimits, tls: boolean, onRefused?: (reason: RefusalReason) => void): void {
+  const gate = new ConnectionGate(limits);
+  server.on('connection', (socket: Socket) => {
+    const ip = socket.remoteAddress ?? 'unknown';
+    const refusal = gate.admit(ip);
+    if (refusal === undefined) {
+      socket.once('close', () => gate.release(ip));
+      return;
+    }
+    onRefused?.(refusal.code === 'rate_limited' ? 'connections_per_ip' : 'connections');
+    if (tls) {
+      socket.destroy();
+      return;
+    }
+    const body = JSON.stringify(refusal.toJSON());
+    const status = refusal.httpStatus;
+    socket.end(
+      `HTTP/1.1 ${status} ${REFUSAL_STATUS_LINE[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n${body}`,
+    );
+    // A client that keeps sending does not keep the socket.
+    setTimeout(() => socket.destroy(), 1_000).unref();
+  });
+}
+
 export async function startHttpServer(host: string, port: number, routes: Route[], log: Logger, name: string, opts: HttpServerOptions = {}): Promise<Server> {
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const server = createServer((req, res) => {
+  const limits = opts.limits;
+  const budget = limits === undefined ? undefined : new BodyBudget(limits);
+  const serverOptions: ServerOptions =
+    limits === undefined
+      ? {}
+      : {
+          headersTimeout: limits.headersTimeoutMs,
+          requestTimeout: limits.headersTimeoutMs + limits.bodyTimeoutMs,
+          // Node checks both timeouts on this period: a slow client is cut within a fraction of its timeout.
+          connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
+        };
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
     let routeName = 'unmatched';
     void (async () => {
@@ -152,23 +241,50 @@ export async function startHttpServer(host: string, port: number, routes: Route[
           throw pathKnown ? new TkmsError('bad_request', `method ${method} is not allowed on ${url.pathname}`) : new TkmsError('not_found', `no route ${url.pathname}`);
         }
         routeName = found.route.path;
-        const body = method === 'POST' || method === 'DELETE' ? await readJsonBody(req, maxBodyBytes) : undefined;
+        try {
+          found.route.admit?.(req);
+        } catch (e) {
+          if (isTkmsError(e, 'rate_limited')) opts.onRefused?.('rate_limited');
+          throw e;
+        }
+        const guard: BodyGuard | undefined =
+          budget === undefined || limits === undefined
+            ? undefined
+            : { budget, ip: clientIp(req), idleMs: limits.bodyIdleTimeoutMs, totalMs: limits.bodyTimeoutMs, onTimeout: () => opts.onRefused?.('body_timeout') };
+        let body: unknown;
+        try {
+          body = method === 'POST' || method === 'DELETE' ? await readJsonBody(req, maxBodyBytes, guard) : undefined;
+        } catch (e) {
+          const reason = isTkmsError(e) ? e.details?.reason : undefined;
+          if (reason === 'body_bytes_in_flight' || reason === 'body_bytes_in_flight_per_ip') opts.onRefused?.(reason);
+          throw e;
+        }
         send(res, await found.route.handler(req, url, body, found.params));
       } catch (e) {
+        if (req.socket.destroyed) {
+          // Cut off or gone: nobody to answer; the status is for the metrics.
+          res.statusCode = 408;
+          return;
+        }
         if (!isTkmsError(e)) log.error({ server: name, err: e instanceof Error ? e.message : 'error' }, 'unexpected HTTP handler error');
         const err = isTkmsError(e) ? e : new TkmsError('internal', 'internal error');
-        // An oversized body is not drained: answer, then close the connection.
-        if (err.code === 'payload_too_large') res.setHeader('connection', 'close');
+        // A body refused or cut short is not drained: answer, then close the connection.
+        const hasBody = (req.headers['content-length'] ?? '0') !== '0' || req.headers['transfer-encoding'] !== undefined;
+        if (hasBody && !req.complete) res.setHeader('connection', 'close');
         send(res, jsonError(err));
       } finally {
         opts.onResponse?.(routeName, req.method ?? 'GET', res.statusCode, (performance.now() - started) / 1000);
       }
     })();
-  });
+  };
+  const server: Server = opts.tls === undefined ? createServer(serverOptions, handle) : (createHttpsServer({ ...serverOptions, cert: opts.tls.cert, key: opts.tls.key, ...(limits ? { handshakeTimeout: limits.headersTimeoutMs } : {}) }, handle) as unknown as Server);
   server.on('clientError', onClientError);
+  if (limits !== undefined) gateConnections(server, limits, opts.tls !== undefined, opts.onRefused);
   server.keepAliveTimeout = 5_000;
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  if (limits === undefined) {
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 30_000;
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -145,6 +145,23 @@ describe('config from environment variables', () => {
       assert.ok(missing.some((p) => p.startsWith('storeDir is required') && p.includes('TKMS_GATEWAY_STORE_DIR')));
     });
 
+    it('httpLimits and the TLS files: defaults, file values, variables on top, and their mistakes', () => {
+      const c = parseGatewayConfig({ httpLimits: { maxConnections: 10, bodyTimeoutMs: 999 } }, BASE, {
+        ...GW,
+        TKMS_GATEWAY_BODY_TIMEOUT_MS: '2000',
+        TKMS_GATEWAY_TLS_CERT_FILE: 'tls/cert.pem',
+        TKMS_GATEWAY_TLS_KEY_FILE: '/etc/tls/key.pem',
+      });
+      assert.equal(c.httpLimits.maxConnections, 10);
+      assert.equal(c.httpLimits.bodyTimeoutMs, 2000);
+      assert.equal(c.httpLimits.maxConnectionsPerIp, 64);
+      assert.deepEqual(c.tls, { certFile: resolve(BASE, 'tls/cert.pem'), keyFile: '/etc/tls/key.pem' });
+      assert.equal(parseGatewayConfig({}, BASE, GW).tls, undefined);
+      const problems = problemsOf(() => parseGatewayConfig({ httpLimits: { maxConnections: 0, slowloris: 1 }, tlsCertFile: 'cert.pem' }, BASE, { ...GW, TKMS_GATEWAY_HEADERS_TIMEOUT_MS: '5' }));
+      assert.equal(problems.length, 4, problems.join('\n'));
+      for (const part of ['httpLimits.maxConnections', '"slowloris"', 'TKMS_GATEWAY_HEADERS_TIMEOUT_MS', 'tlsCertFile and tlsKeyFile go together']) assert.ok(problems.some((p) => p.includes(part)), part);
+    });
+
     it('GATEWAY_ENV_VARS lists the integer variables', () => {
       for (const name of Object.keys(GATEWAY_ENV_INTEGERS)) assert.ok(GATEWAY_ENV_VARS.includes(name));
     });

@@ -1,3 +1,4 @@
+import { DEFAULT_HTTP_LIMITS } from '../../net/http-limits.ts';
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { isTkmsError, TAG_LENGTH, type TkmsError } from '../../core/index.ts';
@@ -112,6 +113,7 @@ describe('gateway units', () => {
         maxPlaintextBytes: MAX_PLAINTEXT,
         clockSkewSeconds: 30,
         maxGrantLifetimeSeconds: 90 * 86_400,
+        httpLimits: DEFAULT_HTTP_LIMITS,
       });
       const abs = parseGatewayConfig({ ...minimal, storeDir: '/var/lib/tkms', committeeFile: '../c.json' }, BASE);
       assert.equal(abs.storeDir, '/var/lib/tkms');
@@ -144,7 +146,7 @@ describe('gateway units', () => {
     });
 
     it('environment variables override the file (and empty ones are ignored)', () => {
-      assert.deepEqual(Object.keys(GATEWAY_ENV_OVERRIDES).sort(), ['TKMS_COMMITTEE_FILE', 'TKMS_GATEWAY_LISTEN', 'TKMS_GATEWAY_STORE_DIR', 'TKMS_LOG_LEVEL']);
+      assert.deepEqual(Object.keys(GATEWAY_ENV_OVERRIDES).sort(), ['TKMS_COMMITTEE_FILE', 'TKMS_GATEWAY_LISTEN', 'TKMS_GATEWAY_STORE_DIR', 'TKMS_GATEWAY_TLS_CERT_FILE', 'TKMS_GATEWAY_TLS_KEY_FILE', 'TKMS_LOG_LEVEL']);
       const c = parseGatewayConfig(minimal, BASE, {
         TKMS_GATEWAY_LISTEN: '0.0.0.0:9999',
         TKMS_GATEWAY_STORE_DIR: '/data/store',
