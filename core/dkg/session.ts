@@ -56,6 +56,8 @@ const MAX_EVENTS = 1000;
  * neither (a late share is recovered through a complaint and its justification).
  */
 const GRACE_PHASES: ReadonlySet<DkgPhase> = new Set<DkgPhase>(['echo', 'complaints', 'confirm']);
+/** Sealed answers kept (and relayed) per (dealer, complainer): one from an honest dealer, a second to catch a faulty one. */
+const MAX_ANSWERS_PER_PAIR = 2;
 /** Deadlines a member short of t matching confirmations waits for more before it aborts. */
 const MAX_CONFIRM_GRACES = 3;
 
@@ -74,17 +76,17 @@ const pairKey = (dealer: number, recipient: number): string => `${dealer}:${reci
 
 /**
  * One member's view of one DKG run (Pedersen/Feldman VSS with FROST proofs of knowledge, an echo
- * round for a common round-1 transcript, signed complaints with evidence, justifications and a
- * signed transcript hash). Pure and deterministic apart from randomness: the runner delivers
+ * round for a common round-1 transcript, signed complaints with evidence, justifications sealed
+ * to the complainer, the complainer's verdicts and a signed transcript hash). Pure and deterministic apart from randomness: the runner delivers
  * authenticated messages, sends what the session returns, and calls `advance()` at deadlines.
  *
  * Deadlines: `advance()` ends the current phase with what has arrived, except that in 'echo',
  * 'complaints' and 'confirm' a deadline at which messages are still missing can be a grace period
  * (the phase stays; see GRACE_PHASES, graceLimit and othersHaveMovedOn). The runner therefore
  * re-arms its timer after every `advance()` while the session is not done or aborted. The
- * 'complaints' phase includes the dealers' justifications; closing it disqualifies every dealer
- * with an unanswered complaint. Complaints, justifications and late shares are re-published by
- * whoever receives them first-hand, so a member that crashes part-way through a broadcast, or one
+ * 'complaints' phase includes the dealers' justifications and the complainers' verdicts; closing
+ * it disqualifies every dealer with an unanswered complaint. Complaints, justifications, withdrawals
+ * and proven evidence are re-published by whoever receives them first-hand, so a member that crashes part-way through a broadcast, or one
  * that runs behind, leaves every member with the same view.
  */
 export class DkgSession {
@@ -915,9 +917,16 @@ export class DkgSession {
     const { dealer, recipient } = message;
     if (!this.round1Qualified.has(dealer)) return;
     this.seenJustifications.add(bytesToHex(message.raw));
-    this.broadcast(message.raw);
     const key = pairKey(dealer, recipient);
-    this.justifications.set(key, [...(this.justifications.get(key) ?? []), message]);
+    const held = this.justifications.get(key) ?? [];
+    // An honest dealer seals one answer per complaint; fresh ephemeral keys would let a faulty one
+    // sign any number, each relayed by everyone.
+    if (held.length >= MAX_ANSWERS_PER_PAIR) {
+      this.event(`ignored another answer of dealer ${dealer} to member ${recipient}`);
+      return;
+    }
+    this.justifications.set(key, [...held, message]);
+    this.broadcast(message.raw);
     this.event(`dealer ${dealer} answered the complaint of member ${recipient} (sealed)`);
     if (recipient === this.self) this.openOwnJustification(message);
   }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Libp2p } from 'libp2p';
 import { bytesToNumberBE } from '@noble/curves/utils.js';
@@ -125,10 +126,10 @@ describe('attack: a member complains against every dealer so that its whole fina
     await removeDir(root);
   });
 
-  it('real nodes: every dealer answers, the DKG completes, and no message carries a share for the complainer', async () => {
+  /** Proposes a DKG on node 1 and returns every real node's final status. */
+  async function runKey(keyId: string): Promise<Map<number, any>> {
     const c = cluster!;
-    assert.match(c.node(COMPLAINER).process!.stdout, /TEST FAULTS ENABLED/);
-    const res = await getJson(`${c.node(1).adminUrl}/admin/dkg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ keyId: 'complainer' }) });
+    const res = await getJson(`${c.node(1).adminUrl}/admin/dkg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ keyId }) });
     assert.equal(res.status, 202, JSON.stringify(res.json));
     const statuses = new Map<number, any>();
     for (const id of [1, 2, 3, 4]) {
@@ -137,13 +138,20 @@ describe('attack: a member complains against every dealer so that its whole fina
         await waitFor(
           `DKG outcome on node ${id}`,
           async () => {
-            const r = await getJson(`${c.node(id).adminUrl}/admin/dkg/complainer`);
+            const r = await getJson(`${c.node(id).adminUrl}/admin/dkg/${keyId}`);
             return r.status === 200 && r.json.status !== 'running' ? r.json : undefined;
           },
           { timeoutMs: 120_000, intervalMs: 200 },
         ),
       );
     }
+    return statuses;
+  }
+
+  it('real nodes: every dealer answers, the DKG completes, and no message carries a share for the complainer', async () => {
+    const c = cluster!;
+    assert.match(c.node(COMPLAINER).process!.stdout, /TEST FAULTS ENABLED/);
+    const statuses = await runKey('complainer');
     const result = statuses.get(1).result;
     for (const id of [1, 2, 3, 4]) {
       const s = statuses.get(id);
@@ -180,6 +188,43 @@ describe('attack: a member complains against every dealer so that its whole fina
     assert.deepEqual([...revealed.keys()], [], `the observer read the complainer's shares from dealers ${[...revealed.keys()].join(', ')} in ${payloads.length} messages`);
     const sum = [...revealed.values()].reduce((a, b) => mod(a + b), 0n);
     assert.notEqual(sum, shares.get(COMPLAINER));
+  });
+
+  it('real nodes: a bad sealed answer is disqualified everywhere on the complainer’s evidence; false evidence leaves the honest dealer in', async () => {
+    const c = cluster!;
+    // Node 3 now sends node 1 no share and answers its complaint with one that does not match;
+    // node 2 complains against the honest dealer 4 and publishes false evidence against its answer.
+    const faults: Record<number, Record<string, unknown>> = { 2: { falseEvidenceAgainst: [4] }, 3: { badJustificationTo: [1] } };
+    await Promise.all(
+      Object.entries(faults).map(async ([id, f]) => {
+        const node = c.node(Number(id));
+        const config = JSON.parse(await readFile(node.configPath, 'utf8')) as Record<string, unknown>;
+        await writeFile(node.configPath, JSON.stringify({ ...config, testFaults: f }, null, 2));
+        await node.process!.stop('SIGTERM');
+        await c.start(Number(id), { TKMS_ENABLE_TEST_FAULTS: '1' });
+      }),
+    );
+    await waitFor(
+      'a full mesh again',
+      async () => ((await Promise.all([1, 2, 3, 4].map((id) => getJson(`${c.node(id).httpUrl}/health`)))).every((h) => h.json.peersConnected === N - 1) ? true : undefined),
+      { timeoutMs: 30_000 },
+    );
+    const before = observer!.payloads.length;
+    const statuses = await runKey('disputes');
+    for (const id of [1, 2, 4]) {
+      const s = statuses.get(id);
+      assert.equal(s.status, 'done', `node ${id}: ${s.abortReason}`);
+      assert.equal(s.result.transcriptHash, statuses.get(1).result.transcriptHash, `node ${id} agrees`);
+      assert.match(s.disqualified['3'] ?? '', /answered the complaint of member 1 with a share that does not match/, `node ${id}: ${JSON.stringify(s.disqualified)}`);
+      assert.ok(!('4' in s.disqualified), `node ${id} disqualified the honest dealer 4: ${s.disqualified['4']}`);
+    }
+    assert.deepEqual(statuses.get(1).result.qualified, [1, 2, 4]);
+    // Both disputes went to every member, the observer included: node 1's evidence and node 2's.
+    const evidenceFrom = observer!.payloads
+      .slice(before)
+      .filter((p) => p[1] === 7 && p[6] === 1)
+      .map((p) => (p[2]! << 8) | p[3]!);
+    assert.deepEqual([...new Set(evidenceFrom)].sort(), [1, 2]);
   });
 
   it('a member whose dealing is excluded and that got no share: what the others see never adds up to its final share', () => {
