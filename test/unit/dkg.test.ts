@@ -13,7 +13,7 @@ import {
   type DkgPublicResult,
 } from '../../core/dkg/index.ts';
 import { frostIdentifier, deal, verifyProofOfKnowledge, evaluateCommitments } from '../../core/dkg/frost.ts';
-import { decodeDkgMessageOfKind, MESSAGE_TYPES, verdictUnsigned, withSignature } from '../../core/dkg/codec.ts';
+import { decodeDkgMessageOfKind, justificationUnsigned, MESSAGE_TYPES, verdictUnsigned, withSignature } from '../../core/dkg/codec.ts';
 import { messageToSign, sessionContext } from '../../core/dkg/context.ts';
 import { openShare, openWithProvenKey, provePairKey, sealShare } from '../../core/dkg/sealed-share.ts';
 import { makeKeyring, makeNodeCryptoKeyring, runDkg, type RunResult } from './dkg-harness.ts';
@@ -267,6 +267,52 @@ describe('DKG: sealed answers to complaints', () => {
     const other = randomScalar();
     const forged = provePairKey({ ...binding, recipientKey: encodePoint(G.multiply(other)) }, other, sealed.ephemeralKey);
     assert.equal(openWithProvenKey(binding, sealed, forged), undefined);
+  });
+
+  it('a dealer that signs any number of answers to one complaint gets at most two kept and relayed by each member', () => {
+    const ids = [1, 2, 3, 4, 5];
+    const ring = makeKeyring(ids);
+    const context = sessionContext({ keyId: 'test-key', committeeId: 'test-committee', sessionId: Uint8Array.from({ length: 16 }, (_, i) => i + 1), t: 3, memberIds: ids, selfId: 1 }, ids);
+    let extra = 0;
+    // Every copy of dealer 1's answer to member 3 is preceded by a fresh one, signed by dealer 1
+    // (member 3's verdicts are lost, so no evidence ends the flood by disqualifying dealer 1).
+    const run = runDkg({
+      t: 3,
+      n: 5,
+      seed: 14,
+      keyring: () => ring,
+      faults: { 3: { falseComplaintAgainst: [1] } },
+      filter: (e) => !(e.from === 3 && e.payload[1] === MESSAGE_TYPES.verdict),
+      tamper: (payload) => {
+        if (payload[1] !== MESSAGE_TYPES.justification) return payload;
+        const j = decodeDkgMessageOfKind(payload, 'justification', { t: 3, n: 5 });
+        extra++;
+        const unsigned = justificationUnsigned(j.dealer, j.recipient, j.recipientKey, j.ephemeralKey, mod(j.ciphertext + BigInt(extra)));
+        return withSignature(unsigned, ring.identity(j.dealer).sign(messageToSign(context, unsigned)));
+      },
+    });
+    assert.ok(extra > 4, `${extra} extra answers`);
+    for (const id of [2, 4, 5]) {
+      const relayed = new Set(run.delivered.filter((e) => e.from === id && e.payload[1] === MESSAGE_TYPES.justification).map((e) => bytesToHex(e.payload)));
+      assert.ok(relayed.size >= 1 && relayed.size <= 2, `member ${id} relayed ${relayed.size} answers`);
+      assert.ok(run.sessions.get(id)!.events.some((e) => /ignored another answer of dealer 1 to member 3/.test(e)), `member ${id}`);
+    }
+  });
+
+  it('a member that floods verdicts has at most 4·n² of their signatures checked', () => {
+    const ids = [1, 2, 3, 4, 5];
+    const ring = makeKeyring(ids);
+    let checks = 0;
+    const identity = ring.identity(2);
+    const counting = { sign: identity.sign, verify: (id: number, m: Uint8Array, sig: Uint8Array) => (checks++, identity.verify(id, m, sig)) };
+    const session = new DkgSession({ keyId: 'test-key', committeeId: 'test-committee', sessionId: new Uint8Array(16), t: 3, memberIds: ids, selfId: 2 }, counting);
+    session.start();
+    for (let i = 0; i < 300; i++) {
+      const unsigned = verdictUnsigned(3, 1 + (i % 2 === 0 ? 0 : 3), undefined);
+      session.receive(3, withSignature(unsigned, Uint8Array.from([i >> 8, i & 0xff, 7])));
+    }
+    assert.equal(checks, 4 * ids.length * ids.length);
+    assert.ok(session.events.some((e) => /ignored a verdict from 3: too many/.test(e)));
   });
 
   it('a complainer that signs evidence with a forged pair key does not get an honest dealer disqualified', () => {
