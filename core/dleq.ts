@@ -39,9 +39,19 @@ export function hashToScalar(...parts: Uint8Array[]): bigint {
   return mod(bytesToNumberBE(sha512(lengthPrefixed(...parts))));
 }
 
+/**
+ * The hash domains of one use of the proof. Each use has its own, so a proof made for one
+ * purpose (a decryption partial, a DKG pair key) never verifies as another.
+ */
+export interface DleqDomain {
+  challenge: Uint8Array;
+  nonce: Uint8Array;
+}
+const PARTIAL_DOMAIN: DleqDomain = { challenge: CHALLENGE_DOMAIN, nonce: NONCE_DOMAIN };
+
 /** All points as 33-byte compressed encodings, exactly as they travel. */
-function challenge(ctx: Uint8Array, Y: Uint8Array, K: Uint8Array, P: Uint8Array, A1: Uint8Array, A2: Uint8Array): bigint {
-  return hashToScalar(CHALLENGE_DOMAIN, ctx, G_BYTES, Y, K, P, A1, A2);
+function challenge(domain: DleqDomain, ctx: Uint8Array, Y: Uint8Array, K: Uint8Array, P: Uint8Array, A1: Uint8Array, A2: Uint8Array): bigint {
+  return hashToScalar(domain.challenge, ctx, G_BYTES, Y, K, P, A1, A2);
 }
 
 export interface DleqProof {
@@ -56,15 +66,19 @@ export interface DleqProof {
  * statements. Both multiplications by the nonce go through the backend's constant-time path.
  */
 export function proveDleq(ctx: DleqContext, share: bigint, K: Uint8Array, Y: Uint8Array, P: Uint8Array): DleqProof {
-  const context = contextBytes(ctx);
+  return proveDleqIn(PARTIAL_DOMAIN, contextBytes(ctx), share, K, Y, P);
+}
+
+/** `proveDleq` for another use: its own hash domains and context bytes. */
+export function proveDleqIn(domain: DleqDomain, context: Uint8Array, share: bigint, K: Uint8Array, Y: Uint8Array, P: Uint8Array): DleqProof {
   const curve = curveBackend();
   let r = 0n;
   while (r === 0n) {
-    r = hashToScalar(NONCE_DOMAIN, encodeScalar(share), randomBytes(32), context, K, P);
+    r = hashToScalar(domain.nonce, encodeScalar(share), randomBytes(32), context, K, P);
   }
   const A1 = curve.multiplyBaseSecret(r);
   const A2 = curve.multiplySecret(K, r);
-  const c = challenge(context, Y, K, P, A1, A2);
+  const c = challenge(domain, context, Y, K, P, A1, A2);
   const s = mod(r + c * share);
   return { c, s };
 }
@@ -74,17 +88,27 @@ export function proveDleq(ctx: DleqContext, share: bigint, K: Uint8Array, Y: Uin
  * whatever is wrong with a proof or its points, the answer is false.
  */
 export function verifyDleq(ctx: DleqContext, Y: Uint8Array, K: Uint8Array, P: Uint8Array, proof: DleqProof): boolean {
+  let context: Uint8Array;
+  try {
+    context = contextBytes(ctx);
+  } catch {
+    return false;
+  }
+  return verifyDleqIn(PARTIAL_DOMAIN, context, Y, K, P, proof);
+}
+
+/** `verifyDleq` for another use (see proveDleqIn). Never throws. */
+export function verifyDleqIn(domain: DleqDomain, context: Uint8Array, Y: Uint8Array, K: Uint8Array, P: Uint8Array, proof: DleqProof): boolean {
   const inRange = (v: unknown): boolean => typeof v === 'bigint' && v >= 0n && v < CURVE_ORDER;
   if (!inRange(proof?.c) || !inRange(proof?.s)) return false;
   try {
-    const context = contextBytes(ctx);
     const curve = curveBackend();
     const negC = mod(-proof.c);
     // An honest prover's A1 = r·G and A2 = r·K are never the identity (null here).
     const A1 = curve.linearCombination(proof.s, [Y], [negC]);
     const A2 = curve.linearCombination(0n, [K, P], [proof.s, negC]);
     if (A1 === null || A2 === null) return false;
-    return challenge(context, Y, K, P, A1, A2) === proof.c;
+    return challenge(domain, context, Y, K, P, A1, A2) === proof.c;
   } catch {
     return false;
   }

@@ -128,7 +128,7 @@ function parseFaults(value: unknown, problems: string[]): { dkg: DkgFaults; part
     } else if (key === 'silent') {
       if (typeof v !== 'boolean') problems.push('testFaults.silent must be true or false');
       else faults.silent = v;
-    } else if (key === 'badShareTo' || key === 'equivocateRound1' || key === 'falseComplaintAgainst') {
+    } else if (key === 'badShareTo' || key === 'equivocateRound1' || key === 'falseComplaintAgainst' || key === 'badJustificationTo' || key === 'falseEvidenceAgainst') {
       const ids = parseIdList(v);
       if (ids === undefined) problems.push(`testFaults.${key} must be an array of member ids`);
       else faults[key] = ids;

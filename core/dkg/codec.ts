@@ -1,5 +1,6 @@
 import { concatBytes } from '../bytes.ts';
 import { COMPRESSED_POINT_LENGTH, decodePoint, decodeScalar, encodeScalar, SCALAR_LENGTH, type Point } from '../curve.ts';
+import { decodeDleqProof, DLEQ_PROOF_LENGTH, encodeDleqProof, type DleqProof } from '../dleq.ts';
 import { TkmsError } from '../errors.ts';
 import { MAX_PARTICIPANT_ID } from '../shamir.ts';
 
@@ -10,7 +11,8 @@ import { MAX_PARTICIPANT_ID } from '../shamir.ts';
  * through the core decoders, counts bounded by the session's t and n before anything is parsed.
  * Decoding errors are always TkmsError.
  */
-export const DKG_WIRE_VERSION = 1;
+/** 2: complaints carry an encryption key, justifications are sealed to it, verdicts (type 7). */
+export const DKG_WIRE_VERSION = 2;
 export const MAX_SIGNATURE_LENGTH = 512;
 /** FROST proof of knowledge: compressed R ‖ scalar z. */
 export const PROOF_OF_KNOWLEDGE_LENGTH = COMPRESSED_POINT_LENGTH + SCALAR_LENGTH;
@@ -23,6 +25,7 @@ export const MESSAGE_TYPES = {
   complaints: 4,
   justification: 5,
   confirm: 6,
+  verdict: 7,
 } as const;
 export type DkgMessageKind = keyof typeof MESSAGE_TYPES;
 
@@ -68,15 +71,54 @@ export interface Complaint {
 export interface ComplaintsMessage {
   kind: 'complaints';
   complainer: number;
+  /** Compressed E = e·G, fresh for this session: justifications for this complainer are sealed to it. */
+  encryptionKey: Uint8Array;
   complaints: Complaint[];
   signed: Uint8Array;
   signature: Uint8Array;
 }
 
-/** A dealer's answer to a complaint: the dealer-signed share for the complainer, made public. */
+/**
+ * A dealer's answer to a complaint, published to all: the complainer's share sealed to the
+ * encryption key of its complaints message (see sealed-share.ts), signed by the dealer.
+ */
 export interface JustificationMessage {
   kind: 'justification';
-  share: Uint8Array;
+  dealer: number;
+  recipient: number;
+  /** The complainer's key E this was sealed to (compressed). */
+  recipientKey: Uint8Array;
+  /** The dealer's fresh ephemeral key D (compressed). */
+  ephemeralKey: Uint8Array;
+  /** share + pad mod n. */
+  ciphertext: bigint;
+  signed: Uint8Array;
+  signature: Uint8Array;
+  raw: Uint8Array;
+}
+
+/** What a complainer proves about a justification whose share does not match: the pair key and its DLEQ proof. */
+export interface JustificationEvidence {
+  /** The dealer-signed justification message, verbatim. */
+  justification: Uint8Array;
+  /** K = e·D (compressed). */
+  pairKey: Uint8Array;
+  proof: DleqProof;
+}
+
+/**
+ * A complainer's verdict on the answer to its complaint, signed by it: without evidence, it
+ * holds a valid share from the dealer (the complaint is withdrawn); with evidence, the dealer's
+ * sealed share does not match its commitments, which anyone can check.
+ */
+export interface VerdictMessage {
+  kind: 'verdict';
+  complainer: number;
+  dealer: number;
+  evidence: JustificationEvidence | undefined;
+  signed: Uint8Array;
+  signature: Uint8Array;
+  raw: Uint8Array;
 }
 
 export interface ConfirmMessage {
@@ -87,7 +129,7 @@ export interface ConfirmMessage {
   signature: Uint8Array;
 }
 
-export type DkgMessage = Round1Message | EchoMessage | ShareMessage | ComplaintsMessage | JustificationMessage | ConfirmMessage;
+export type DkgMessage = Round1Message | EchoMessage | ShareMessage | ComplaintsMessage | JustificationMessage | ConfirmMessage | VerdictMessage;
 
 /** Bounds that a session knows before it parses anything. */
 export interface DkgCodecLimits {
@@ -143,6 +185,12 @@ class Reader {
     const length = this.u32(field);
     if (length > maxLength) throw new TkmsError('bad_length', `${this.what}: ${field} longer than ${maxLength} bytes`);
     return this.take(length, field);
+  }
+  /** A compressed point, validated (on the curve, not the identity), kept as bytes. */
+  point(field: string): Uint8Array {
+    const bytes = this.take(COMPRESSED_POINT_LENGTH, field);
+    decodePoint(bytes, field);
+    return bytes;
   }
   /** Bytes consumed so far: the signed prefix when a signature follows. */
   consumed(): Uint8Array {
@@ -219,8 +267,13 @@ export function shareUnsigned(dealer: number, recipient: number, share: bigint):
   return header('share').u16(dealer).u16(recipient).bytes(encodeScalar(share)).done();
 }
 
-export function complaintsUnsigned(complainer: number, complaints: readonly Complaint[]): Uint8Array {
-  const w = header('complaints').u16(complainer).u16(complaints.length);
+function point(value: Uint8Array, what: string): Uint8Array {
+  if (value.length !== COMPRESSED_POINT_LENGTH) throw new TkmsError('bad_length', `${what} must be a compressed point`);
+  return value;
+}
+
+export function complaintsUnsigned(complainer: number, encryptionKey: Uint8Array, complaints: readonly Complaint[]): Uint8Array {
+  const w = header('complaints').u16(complainer).bytes(point(encryptionKey, 'encryption key')).u16(complaints.length);
   for (const c of complaints) {
     w.u16(c.accused);
     if (c.evidence === undefined) w.u8(0);
@@ -229,8 +282,20 @@ export function complaintsUnsigned(complainer: number, complaints: readonly Comp
   return w.done();
 }
 
-export function encodeJustification(share: Uint8Array): Uint8Array {
-  return header('justification').blob(share).done();
+export function justificationUnsigned(dealer: number, recipient: number, recipientKey: Uint8Array, ephemeralKey: Uint8Array, ciphertext: bigint): Uint8Array {
+  return header('justification')
+    .u16(dealer)
+    .u16(recipient)
+    .bytes(point(recipientKey, 'recipient key'))
+    .bytes(point(ephemeralKey, 'ephemeral key'))
+    .bytes(encodeScalar(ciphertext))
+    .done();
+}
+
+export function verdictUnsigned(complainer: number, dealer: number, evidence: JustificationEvidence | undefined): Uint8Array {
+  const w = header('verdict').u16(complainer).u16(dealer);
+  if (evidence === undefined) return w.u8(0).done();
+  return w.u8(1).blob(evidence.justification).bytes(point(evidence.pairKey, 'pair key')).bytes(encodeDleqProof(evidence.proof)).done();
 }
 
 export function encodeConfirm(member: number, transcriptHash: Uint8Array, signature: Uint8Array): Uint8Array {
@@ -252,6 +317,7 @@ export function maxRound1Length(t: number): number {
 }
 
 const MAX_SHARE_MESSAGE_LENGTH = 2 + 2 + 2 + SCALAR_LENGTH + 2 + MAX_SIGNATURE_LENGTH;
+const MAX_JUSTIFICATION_LENGTH = 2 + 2 + 2 + 2 * COMPRESSED_POINT_LENGTH + SCALAR_LENGTH + 2 + MAX_SIGNATURE_LENGTH;
 
 /**
  * Decodes one DKG message. Throws TkmsError (never another exception) on anything malformed:
@@ -289,6 +355,7 @@ export function decodeDkgMessage(bytes: Uint8Array, limits: DkgCodecLimits): Dkg
     }
     case MESSAGE_TYPES.complaints: {
       const complainer = r.memberId('complainer');
+      const encryptionKey = r.point('encryption key');
       const count = r.count('complaint count', limits.n);
       const complaints: Complaint[] = [];
       for (let i = 0; i < count; i++) {
@@ -301,12 +368,37 @@ export function decodeDkgMessage(bytes: Uint8Array, limits: DkgCodecLimits): Dkg
       const signed = r.consumed();
       const signature = r.signature();
       r.end();
-      return { kind: 'complaints', complainer, complaints, signed, signature };
+      return { kind: 'complaints', complainer, encryptionKey, complaints, signed, signature };
     }
     case MESSAGE_TYPES.justification: {
-      const share = r.blob('share', MAX_SHARE_MESSAGE_LENGTH);
+      const dealer = r.memberId('dealer');
+      const recipient = r.memberId('recipient');
+      const recipientKey = r.point('recipient key');
+      const ephemeralKey = r.point('ephemeral key');
+      // Any residue: the pad makes zero as likely as any other value.
+      const ciphertext = decodeScalar(r.take(SCALAR_LENGTH, 'ciphertext'), { name: 'ciphertext', allowZero: true });
+      const signed = r.consumed();
+      const signature = r.signature();
       r.end();
-      return { kind: 'justification', share };
+      return { kind: 'justification', dealer, recipient, recipientKey, ephemeralKey, ciphertext, signed, signature, raw: bytes.slice() };
+    }
+    case MESSAGE_TYPES.verdict: {
+      const complainer = r.memberId('complainer');
+      const dealer = r.memberId('dealer');
+      const flag = r.u8('evidence flag');
+      let evidence: JustificationEvidence | undefined;
+      if (flag === 1) {
+        const justification = r.blob('justification', MAX_JUSTIFICATION_LENGTH);
+        const pairKey = r.point('pair key');
+        const proof = decodeDleqProof(r.take(DLEQ_PROOF_LENGTH, 'proof'));
+        evidence = { justification, pairKey, proof };
+      } else if (flag !== 0) {
+        throw new TkmsError('bad_request', 'DKG message: evidence flag must be 0 or 1');
+      }
+      const signed = r.consumed();
+      const signature = r.signature();
+      r.end();
+      return { kind: 'verdict', complainer, dealer, evidence, signed, signature, raw: bytes.slice() };
     }
     case MESSAGE_TYPES.confirm: {
       const member = r.memberId('member');

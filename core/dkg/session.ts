@@ -1,5 +1,6 @@
 import { bytesToHex, encodeHex, equalBytes } from '../bytes.ts';
-import { encodePoint, G, mod, multiplySecret, Point, type Point as PointT } from '../curve.ts';
+import { encodePoint, G, mod, multiplySecret, Point, randomScalar, type Point as PointT } from '../curve.ts';
+import { curveBackend } from '../curve-backend.ts';
 import { isTkmsError, TkmsError } from '../errors.ts';
 import { assertKeyId } from '../identifiers.ts';
 import { assertParticipantId, assertThreshold } from '../shamir.ts';
@@ -9,11 +10,12 @@ import {
   decodeDkgMessageOfKind,
   echoUnsigned,
   encodeConfirm,
-  encodeJustification,
+  justificationUnsigned,
   maxRound1Length,
   MAX_SIGNATURE_LENGTH,
   round1Unsigned,
   shareUnsigned,
+  verdictUnsigned,
   withSignature,
   type Complaint,
   type ComplaintsMessage,
@@ -22,12 +24,15 @@ import {
   type DkgMessage,
   type EchoMessage,
   type JustificationMessage,
+  type JustificationEvidence,
   type Round1Message,
   type ShareMessage,
+  type VerdictMessage,
 } from './codec.ts';
 import { confirmMessage, messageToSign, sessionContext, transcriptHash } from './context.ts';
 import { deal, eraseDealing, evaluateCommitments, shareFor, verifyProofOfKnowledge, type Dealing } from './frost.ts';
 import { assertCommitteeId, SESSION_ID_LENGTH } from './result.ts';
+import { openShare, openWithProvenKey, provePairKey, sealShare, type SealBinding } from './sealed-share.ts';
 import type { DkgFaults, DkgIdentity, DkgOutbound, DkgParams, DkgPhase, DkgPublicResult, DkgSessionOptions } from './types.ts';
 
 const PHASE_ORDER: Record<DkgPhase, number> = { round1: 0, echo: 1, round2: 2, complaints: 3, confirm: 4, done: 5, aborted: 6 };
@@ -37,6 +42,7 @@ const MESSAGE_PHASE: Record<DkgMessage['kind'], DkgPhase> = {
   share: 'round2',
   complaints: 'complaints',
   justification: 'complaints',
+  verdict: 'complaints',
   confirm: 'confirm',
 };
 /** Caps on what a peer can make us store: early messages per sender, and the event log. */
@@ -50,6 +56,8 @@ const MAX_EVENTS = 1000;
  * neither (a late share is recovered through a complaint and its justification).
  */
 const GRACE_PHASES: ReadonlySet<DkgPhase> = new Set<DkgPhase>(['echo', 'complaints', 'confirm']);
+/** Sealed answers kept (and relayed) per (dealer, complainer): one from an honest dealer, a second to catch a faulty one. */
+const MAX_ANSWERS_PER_PAIR = 2;
 /** Deadlines a member short of t matching confirmations waits for more before it aborts. */
 const MAX_CONFIRM_GRACES = 3;
 
@@ -68,17 +76,17 @@ const pairKey = (dealer: number, recipient: number): string => `${dealer}:${reci
 
 /**
  * One member's view of one DKG run (Pedersen/Feldman VSS with FROST proofs of knowledge, an echo
- * round for a common round-1 transcript, signed complaints with evidence, justifications and a
- * signed transcript hash). Pure and deterministic apart from randomness: the runner delivers
+ * round for a common round-1 transcript, signed complaints with evidence, justifications sealed
+ * to the complainer, the complainer's verdicts and a signed transcript hash). Pure and deterministic apart from randomness: the runner delivers
  * authenticated messages, sends what the session returns, and calls `advance()` at deadlines.
  *
  * Deadlines: `advance()` ends the current phase with what has arrived, except that in 'echo',
  * 'complaints' and 'confirm' a deadline at which messages are still missing can be a grace period
  * (the phase stays; see GRACE_PHASES, graceLimit and othersHaveMovedOn). The runner therefore
  * re-arms its timer after every `advance()` while the session is not done or aborted. The
- * 'complaints' phase includes the dealers' justifications; closing it disqualifies every dealer
- * with an unanswered complaint. Complaints, justifications and late shares are re-published by
- * whoever receives them first-hand, so a member that crashes part-way through a broadcast, or one
+ * 'complaints' phase includes the dealers' justifications and the complainers' verdicts; closing
+ * it disqualifies every dealer with an unanswered complaint. Complaints, justifications, withdrawals
+ * and proven evidence are re-published by whoever receives them first-hand, so a member that crashes part-way through a broadcast, or one
  * that runs behind, leaves every member with the same view.
  */
 export class DkgSession {
@@ -104,12 +112,12 @@ export class DkgSession {
   private droppedEvents = 0;
   private readonly buffered = new Map<number, Buffered[]>();
   /**
-   * Early justifications by (dealer, member) pair, at most two distinct shares each, whoever
-   * relayed them: with relays one sender may carry one per pair, which the per-sender buffer is
-   * not sized for.
+   * Early justifications and verdicts by (kind, dealer, member), at most two distinct each,
+   * whoever relayed them: with relays one sender may carry one per pair, which the per-sender
+   * buffer is not sized for.
    */
   private readonly bufferedJustifications = new Map<string, { raw: string; early: Buffered }[]>();
-  /** Hex of every dealer-signed share already handled as a justification (relays repeat them). */
+  /** Hex of every justification and verdict already handled (relays repeat them). */
   private readonly seenJustifications = new Set<string>();
   private readonly disqualifiedDealers = new Map<number, string>();
   private publicResult: DkgPublicResult | undefined;
@@ -129,15 +137,29 @@ export class DkgSession {
 
   // round 2
   private ownShare: bigint | undefined;
-  private readonly sentShares = new Map<number, Uint8Array>();
+  /** Secret: f(recipient) for every other member, kept to answer complaints until the session ends. */
+  private readonly sentShares = new Map<number, bigint>();
   private readonly receivedShares = new Map<number, ReceivedShare>();
 
   // complaints
   private expectedComplaints = new Set<number>();
   private readonly complaintSenders = new Set<number>();
   private readonly openComplaints = new Map<string, { dealer: number; complainer: number }>();
+  /** Pairs whose complainer withdrew its complaint (it holds a valid share from the dealer). */
   private readonly justifiedPairs = new Set<string>();
   private readonly justificationsFrom = new Map<number, number>();
+  /** Secret e of the key E = e·G in our complaints message; held only during the complaints phase. */
+  private encryptionSecret: bigint | undefined;
+  private encryptionKey: Uint8Array | undefined;
+  /** Dealers we complained about without evidence: we give a verdict on their answer. */
+  private readonly ownComplaints = new Set<number>();
+  private readonly verdictsGiven = new Set<string>();
+  /** Each complainer's encryption key, from its accepted complaints message. */
+  private readonly complainerKeys = new Map<number, Uint8Array>();
+  /** Dealer-signed sealed shares seen, per (dealer, member) pair. */
+  private readonly justifications = new Map<string, JustificationMessage[]>();
+  /** Pairs whose complainer has given a verdict (withdrawal or evidence, true or not). */
+  private readonly verdictsFrom = new Set<string>();
 
   // confirm
   private expectedConfirms = new Set<number>();
@@ -368,7 +390,7 @@ export class DkgSession {
   }
 
   private buffer(from: number, message: DkgMessage): void {
-    if (message.kind === 'justification') {
+    if (message.kind === 'justification' || message.kind === 'verdict') {
       this.bufferJustification(from, message);
       return;
     }
@@ -383,55 +405,51 @@ export class DkgSession {
   }
 
   /**
-   * Early justifications are kept by content, whoever sent them: with relays one sender carries one
-   * per (dealer, member) pair, which the per-sender queue is not sized for. Only shares their dealer
-   * signed are kept (the check is charged to the sender), at most two per pair, so nobody can fill
-   * the buffer with junk or crowd out another dealer's answers.
+   * Early justifications and verdicts are kept by content, whoever sent them: with relays one
+   * sender carries one per (dealer, member) pair, which the per-sender queue is not sized for. Only
+   * signed ones are kept (the check is charged to the sender), at most two per pair and kind, so
+   * nobody can fill the buffer with junk or crowd out another dealer's answers.
    */
-  private bufferJustification(from: number, message: JustificationMessage): void {
-    const share = this.signedJustificationShare(from, message);
-    if (share === undefined) return;
-    const raw = bytesToHex(share.raw);
-    const pair = pairKey(share.dealer, share.recipient);
-    const held = this.bufferedJustifications.get(pair) ?? [];
+  private bufferJustification(from: number, message: JustificationMessage | VerdictMessage): void {
+    if (!this.checkRelayed(from, message)) return;
+    const raw = bytesToHex(message.raw);
+    const { dealer } = message;
+    const member = message.kind === 'justification' ? message.recipient : message.complainer;
+    const slot = `${message.kind}:${pairKey(dealer, member)}`;
+    const held = this.bufferedJustifications.get(slot) ?? [];
     if (held.some((b) => b.raw === raw)) return;
     if (held.length >= 2) {
-      this.event(`dropped an early justification from ${from}: two already held for dealer ${share.dealer} and member ${share.recipient}`);
+      this.event(`dropped an early ${message.kind} from ${from}: two already held for dealer ${dealer} and member ${member}`);
       return;
     }
     held.push({ raw, early: { from, message } });
-    this.bufferedJustifications.set(pair, held);
+    this.bufferedJustifications.set(slot, held);
   }
 
   /**
-   * The dealer-signed share inside a justification, or undefined (event logged) when it is
-   * malformed, names no qualified dealer and other member, was already seen, or its signature
-   * fails. Each signature check is charged to the sender.
+   * Whether a relayable message (a dealer-signed justification, a complainer-signed verdict) is
+   * new and genuine: it names a dealer and another member, was not seen before, and its author's
+   * signature holds. Each signature check is charged to the sender.
    */
-  private signedJustificationShare(from: number, message: JustificationMessage): ShareMessage | undefined {
-    let share: ShareMessage;
-    try {
-      share = decodeDkgMessageOfKind(message.share, 'share', this.limits);
-    } catch {
-      this.event(`ignored a malformed justification from ${from}`);
-      return undefined;
-    }
-    const { dealer, recipient } = share;
-    if (!this.members.includes(dealer) || !this.members.includes(recipient) || recipient === dealer) return undefined;
-    if (this.seenJustifications.has(bytesToHex(share.raw)) || this.disqualifiedDealers.has(dealer)) return undefined;
-    // An honest sender sends at most one per member and relays at most one per (dealer, member) pair;
-    // a buffered one is checked again when replayed.
+  private checkRelayed(from: number, message: JustificationMessage | VerdictMessage): boolean {
+    const { dealer } = message;
+    const member = message.kind === 'justification' ? message.recipient : message.complainer;
+    const author = message.kind === 'justification' ? dealer : member;
+    if (!this.members.includes(dealer) || !this.members.includes(member) || member === dealer) return false;
+    if (this.seenJustifications.has(bytesToHex(message.raw)) || this.disqualifiedDealers.has(dealer)) return false;
+    // An honest sender sends or relays at most one justification and two verdicts per (dealer,
+    // member) pair; a buffered one is checked again when replayed.
     const count = (this.justificationsFrom.get(from) ?? 0) + 1;
     this.justificationsFrom.set(from, count);
-    if (count > 3 * this.members.length * this.members.length) {
-      this.event(`ignored a justification from ${from}: too many`);
-      return undefined;
+    if (count > 4 * this.members.length * this.members.length) {
+      this.event(`ignored a ${message.kind} from ${from}: too many`);
+      return false;
     }
-    if (!this.verifySigned(dealer, share.signed, share.signature)) {
-      this.event(`ignored a justification relayed by ${from}: bad dealer signature`);
-      return undefined;
+    if (!this.verifySigned(author, message.signed, message.signature)) {
+      this.event(`ignored a ${message.kind} relayed by ${from}: bad signature of member ${author}`);
+      return false;
     }
-    return share;
+    return true;
   }
 
   /** Processes buffered messages that belong to the phase just entered. */
@@ -472,6 +490,7 @@ export class DkgSession {
   private eraseSecrets(): void {
     if (this.dealing) eraseDealing(this.dealing);
     this.ownShare = undefined;
+    this.encryptionSecret = undefined;
     this.sentShares.clear();
     this.receivedShares.clear();
     this.buffered.clear();
@@ -506,7 +525,12 @@ export class DkgSession {
         return lacking(this.round1Qualified.keys(), (id) => this.receivedShares.has(id));
       case 'complaints': {
         const missing = lacking(this.expectedComplaints, (id) => this.complaintSenders.has(id));
-        for (const { dealer } of this.openComplaints.values()) missing.add(dealer);
+        for (const { dealer, complainer } of this.openComplaints.values()) {
+          if (this.disqualifiedDealers.has(dealer)) continue;
+          // Unanswered: the dealer owes an answer. Answered: the complainer owes its verdict on it.
+          if (!this.answered(dealer, complainer)) missing.add(dealer);
+          else if (complainer !== this.self && !this.verdictsFrom.has(pairKey(dealer, complainer))) missing.add(complainer);
+        }
         return missing;
       }
       case 'confirm':
@@ -568,10 +592,13 @@ export class DkgSession {
         this.enterComplaints();
         break;
       case 'complaints':
+        // An answered complaint without a verdict stands answered: a complainer that goes silent
+        // cannot hold up or split the others, and a dealer's answer is judged by evidence only.
         for (const { dealer, complainer } of this.openComplaints.values()) {
-          this.disqualify(dealer, `did not answer the complaint of member ${complainer} with a valid share`);
+          if (!this.answered(dealer, complainer)) this.disqualify(dealer, `did not answer the complaint of member ${complainer} with a valid share`);
         }
         this.openComplaints.clear();
+        this.encryptionSecret = undefined;
         this.enterConfirm();
         break;
       case 'confirm':
@@ -592,6 +619,8 @@ export class DkgSession {
         return this.onComplaints(from, message);
       case 'justification':
         return this.onJustification(from, message);
+      case 'verdict':
+        return this.onVerdict(from, message);
       case 'confirm':
         return this.onConfirm(from, message);
     }
@@ -697,13 +726,13 @@ export class DkgSession {
     this.event(`round 1 fixed: ${this.round1Qualified.size} dealers`);
     if (this.dealing && this.round1Qualified.has(this.self)) {
       const badTo = new Set(this.faults.badShareTo ?? []);
+      const withheldFrom = new Set(this.faults.badJustificationTo ?? []);
       this.ownShare = shareFor(this.dealing, this.self);
       for (const id of this.others) {
         let share = shareFor(this.dealing, id);
-        if (badTo.has(id)) share = mod(share + 1n) || 1n;
-        const raw = this.sign(shareUnsigned(this.self, id, share));
-        this.sentShares.set(id, raw);
-        this.send(id, raw);
+        if (badTo.has(id) || withheldFrom.has(id)) share = mod(share + 1n) || 1n;
+        this.sentShares.set(id, share);
+        if (!withheldFrom.has(id)) this.send(id, this.sign(shareUnsigned(this.self, id, share)));
       }
     }
     if (this.dealing) eraseDealing(this.dealing);
@@ -714,7 +743,8 @@ export class DkgSession {
 
   private shareMatches(dealer: number, recipient: number, share: bigint): boolean {
     const p = this.round1Qualified.get(dealer);
-    if (p === undefined) return false;
+    // Zero is never a valid share (and an opened sealed share may be any residue).
+    if (p === undefined || share === 0n) return false;
     return multiplySecret(G, share).equals(evaluateCommitments(p.commitments, recipient));
   }
 
@@ -742,20 +772,27 @@ export class DkgSession {
 
   /**
    * A share that arrives after we complained about its absence: the dealer is behind, not silent.
-   * Its signed share is exactly what a justification publishes, so we publish it ourselves and the
-   * complaint clears for everyone alike, without waiting for the dealer to reach the complaints phase
-   * (a member that moved on ahead of the others would otherwise close its complaints first).
+   * A valid one settles our complaint, and we withdraw it for everyone at once, without waiting for
+   * the dealer to reach the complaints phase (a member that moved on ahead of the others would
+   * otherwise close its complaints first). The share itself is never published. One that does not
+   * match is left to the dealer's sealed answer, which the commitments judge the same way.
    */
   private onLateShare(from: number, message: ShareMessage): void {
-    if (message.dealer !== from || message.recipient !== this.self) {
+    if (message.dealer !== from || message.recipient !== this.self || !this.round1Qualified.has(from)) {
       this.event(`ignored an unexpected late share message from ${from}`);
       return;
     }
-    const share = this.signedJustificationShare(from, { kind: 'justification', share: message.raw });
-    if (share === undefined) return;
-    // Published whether it matches or not: a dealer-signed share that does not match is proof too.
-    this.acceptPublishedShare(share);
-    if (this.justifiedPairs.has(pairKey(from, this.self))) this.event(`dealer ${from} sent its share late; published it as the answer to our complaint`);
+    if (!this.verifySigned(from, message.signed, message.signature)) {
+      this.event(`ignored a late share from ${from}: bad signature`);
+      return;
+    }
+    if (!this.shareMatches(from, this.self, message.share)) {
+      this.event(`late share from dealer ${from} does not match its commitments; waiting for its answer to our complaint`);
+      return;
+    }
+    if (this.receivedShares.get(from)?.valid !== true) this.receivedShares.set(from, { share: message.share, raw: message.raw, valid: true });
+    this.event(`dealer ${from} sent its share late; withdrawing our complaint`);
+    this.withdrawComplaint(from);
   }
 
   // ---------------------------------------------------------------- complaints and justifications
@@ -763,7 +800,7 @@ export class DkgSession {
   private enterComplaints(): void {
     this.currentPhase = 'complaints';
     this.expectedComplaints = new Set(this.echoSenders);
-    const falseAgainst = new Set(this.faults.falseComplaintAgainst ?? []);
+    const falseAgainst = new Set([...(this.faults.falseComplaintAgainst ?? []), ...(this.faults.falseEvidenceAgainst ?? [])]);
     const complaints: Complaint[] = [];
     for (const dealer of this.round1Qualified.keys()) {
       if (dealer === this.self) continue;
@@ -771,10 +808,18 @@ export class DkgSession {
       if (received === undefined || falseAgainst.has(dealer)) complaints.push({ accused: dealer, evidence: undefined });
       else if (!received.valid) complaints.push({ accused: dealer, evidence: received.raw });
     }
-    this.broadcast(this.sign(complaintsUnsigned(this.self, complaints)));
+    // A fresh key per session, so answers to our complaints can be published without publishing our shares.
+    this.encryptionSecret = randomScalar();
+    this.encryptionKey = curveBackend().multiplyBaseSecret(this.encryptionSecret);
+    this.complainerKeys.set(this.self, this.encryptionKey);
+    this.broadcast(this.sign(complaintsUnsigned(this.self, this.encryptionKey, complaints)));
     for (const c of complaints) {
-      if (c.evidence !== undefined) this.disqualify(c.accused, `sent member ${this.self} a share that does not match its commitments`);
-      else this.openComplaint(c.accused, this.self);
+      if (c.evidence !== undefined) {
+        this.disqualify(c.accused, `sent member ${this.self} a share that does not match its commitments`);
+      } else {
+        this.ownComplaints.add(c.accused);
+        this.openComplaint(c.accused, this.self);
+      }
     }
     this.replay('complaints');
   }
@@ -803,6 +848,7 @@ export class DkgSession {
       return;
     }
     this.complaintSenders.add(complainer);
+    this.complainerKeys.set(complainer, message.encryptionKey);
     // Relayed by every member that accepts it, whoever brought it, so all see the same complaints.
     if (!late && message.complaints.length > 0) this.broadcast(withSignature(message.signed, message.signature));
     const seen = new Set<number>();
@@ -816,7 +862,7 @@ export class DkgSession {
         if (!late && complaint.evidence !== undefined && this.evidenceProvesBadShare(dealer, complainer, complaint.evidence)) {
           this.disqualify(dealer, `sent member ${complainer} a share that does not match its commitments (signed evidence)`);
         } else {
-          this.justify(complainer);
+          this.justify(complainer, message.encryptionKey);
         }
         continue;
       }
@@ -842,48 +888,143 @@ export class DkgSession {
     return !this.shareMatches(dealer, complainer, share.share);
   }
 
-  private justify(complainer: number): void {
-    const raw = this.sentShares.get(complainer);
-    if (raw === undefined) return;
-    this.event(`answering the complaint of member ${complainer} with its signed share`);
+  /** Our answer to an evidence-less complaint: the complainer's share, sealed to the key in its complaints message. */
+  private justify(complainer: number, encryptionKey: Uint8Array): void {
+    const share = this.sentShares.get(complainer);
+    if (share === undefined) return;
+    this.event(`answering the complaint of member ${complainer} with its sealed share`);
+    const binding: SealBinding = { context: this.context, dealer: this.self, recipient: complainer, recipientKey: encryptionKey };
+    const sealed = sealShare(binding, share);
+    const raw = this.sign(justificationUnsigned(this.self, complainer, encryptionKey, sealed.ephemeralKey, sealed.ciphertext));
     this.seenJustifications.add(bytesToHex(raw));
-    this.broadcast(encodeJustification(raw));
+    this.broadcast(raw);
   }
 
   /**
-   * A dealer-signed share made public: it clears the complaint about that pair when it matches the
-   * dealer's commitments and proves the dealer faulty when it does not. Every member relays each
-   * one it sees first, whoever sent it, so all end with the same set: a dealer (or a member
-   * publishing a late share) crashing part-way through, or a faulty member passing a copy to only
-   * some, cannot leave a complaint cleared for some members and open for others.
+   * A dealer-signed sealed share made public. It answers the complaint about its pair when it is
+   * sealed to the key of the complainer's complaints message (checked when the phase is judged, as
+   * that message may come later); only the complainer can open it, and whether it matches is for
+   * the complainer's verdict to show. Every member relays each one it sees first, whoever sent it,
+   * so all end with the same set: a dealer crashing part-way through, or a faulty member passing a
+   * copy to only some, cannot leave a complaint answered for some members and open for others.
    */
   private onJustification(from: number, message: JustificationMessage): void {
     if (this.currentPhase !== 'complaints') {
       this.event(`ignored a late justification from ${from}`);
       return;
     }
-    const share = this.signedJustificationShare(from, message);
-    if (share === undefined) return;
-    this.acceptPublishedShare(share);
-  }
-
-  private acceptPublishedShare(share: ShareMessage): void {
-    const { dealer, recipient } = share;
+    if (!this.checkRelayed(from, message)) return;
+    const { dealer, recipient } = message;
     if (!this.round1Qualified.has(dealer)) return;
-    this.seenJustifications.add(bytesToHex(share.raw));
-    this.broadcast(encodeJustification(share.raw));
-    if (!this.shareMatches(dealer, recipient, share.share)) {
-      this.disqualify(dealer, `published a share for member ${recipient} that does not match its commitments`);
+    this.seenJustifications.add(bytesToHex(message.raw));
+    const key = pairKey(dealer, recipient);
+    const held = this.justifications.get(key) ?? [];
+    // An honest dealer seals one answer per complaint; fresh ephemeral keys would let a faulty one
+    // sign any number, each relayed by everyone.
+    if (held.length >= MAX_ANSWERS_PER_PAIR) {
+      this.event(`ignored another answer of dealer ${dealer} to member ${recipient}`);
       return;
     }
-    const key = pairKey(dealer, recipient);
-    if (this.justifiedPairs.has(key)) return;
+    this.justifications.set(key, [...held, message]);
+    this.broadcast(message.raw);
+    this.event(`dealer ${dealer} answered the complaint of member ${recipient} (sealed)`);
+    if (recipient === this.self) this.openOwnJustification(message);
+  }
+
+  /** Whether the complaint (dealer, complainer) has an answer: its withdrawal, or a share sealed to the complainer's key. */
+  private answered(dealer: number, complainer: number): boolean {
+    const key = pairKey(dealer, complainer);
+    if (this.justifiedPairs.has(key)) return true;
+    const encryptionKey = this.complainerKeys.get(complainer);
+    return encryptionKey !== undefined && (this.justifications.get(key) ?? []).some((j) => equalBytes(j.recipientKey, encryptionKey));
+  }
+
+  /** A sealed share for us: open it; a valid share settles our complaint, any other is proven bad for all to check. */
+  private openOwnJustification(message: JustificationMessage): void {
+    const { dealer } = message;
+    const secret = this.encryptionSecret;
+    if (secret === undefined || this.encryptionKey === undefined || !equalBytes(message.recipientKey, this.encryptionKey)) {
+      this.event(`dealer ${dealer} sealed an answer to a key that is not ours`);
+      return;
+    }
+    if (!this.ownComplaints.has(dealer) || this.disqualifiedDealers.has(dealer)) return;
+    const binding: SealBinding = { context: this.context, dealer, recipient: this.self, recipientKey: this.encryptionKey };
+    const sealed = { ephemeralKey: message.ephemeralKey, ciphertext: message.ciphertext };
+    const share = openShare(binding, secret, sealed);
+    const valid = this.shareMatches(dealer, this.self, share);
+    const falseEvidence = (this.faults.falseEvidenceAgainst ?? []).includes(dealer);
+    if (valid && !falseEvidence) {
+      if (this.receivedShares.get(dealer)?.valid !== true) this.receivedShares.set(dealer, { share, raw: message.raw, valid: true });
+      this.withdrawComplaint(dealer);
+      return;
+    }
+    if (valid) this.event(`(test fault) claiming that the valid answer of dealer ${dealer} is bad`);
+    else this.disqualify(dealer, `answered the complaint of member ${this.self} with a share that does not match its commitments`);
+    const evidence: JustificationEvidence = { justification: message.raw, ...provePairKey(binding, secret, message.ephemeralKey) };
+    this.giveVerdict(dealer, evidence);
+  }
+
+  /** We hold a valid share from the dealer: our complaint is settled, for everyone. */
+  private withdrawComplaint(dealer: number): void {
+    const key = pairKey(dealer, this.self);
     this.justifiedPairs.add(key);
     this.openComplaints.delete(key);
-    if (recipient === this.self && this.receivedShares.get(dealer)?.valid !== true) {
-      this.receivedShares.set(dealer, { share: share.share, raw: share.raw, valid: true });
+    if (this.ownComplaints.has(dealer)) this.giveVerdict(dealer, undefined);
+  }
+
+  private giveVerdict(dealer: number, evidence: JustificationEvidence | undefined): void {
+    const kind = `${evidence === undefined ? 'ok' : 'bad'}:${dealer}`;
+    if (this.verdictsGiven.has(kind)) return;
+    this.verdictsGiven.add(kind);
+    const raw = this.sign(verdictUnsigned(this.self, dealer, evidence));
+    this.seenJustifications.add(bytesToHex(raw));
+    this.broadcast(raw);
+  }
+
+  /**
+   * A complainer's verdict on the answer to its complaint. A withdrawal clears the complaint. Evidence
+   * disqualifies the dealer when it holds: the dealer signed the sealed share, the pair key is
+   * proven, and the share it opens to does not match the dealer's commitments; otherwise it is
+   * false and ignored (the honest dealer stays). Either way the complainer has spoken, so nobody
+   * waits for it any more. Relayed like justifications so every member judges the same set.
+   */
+  private onVerdict(from: number, message: VerdictMessage): void {
+    if (this.currentPhase !== 'complaints') {
+      this.event(`ignored a late verdict from ${from}`);
+      return;
     }
-    this.event(`dealer ${dealer} justified its share for member ${recipient}`);
+    if (!this.checkRelayed(from, message)) return;
+    const { complainer, dealer, evidence } = message;
+    const key = pairKey(dealer, complainer);
+    this.seenJustifications.add(bytesToHex(message.raw));
+    this.verdictsFrom.add(key);
+    if (evidence === undefined) {
+      this.broadcast(message.raw);
+      this.justifiedPairs.add(key);
+      this.openComplaints.delete(key);
+      this.event(`member ${complainer} withdrew its complaint against dealer ${dealer}`);
+      return;
+    }
+    if (!this.evidenceProvesBadJustification(dealer, complainer, evidence)) {
+      this.event(`rejected the evidence of member ${complainer} against dealer ${dealer}: it does not prove a bad share`);
+      return;
+    }
+    this.broadcast(message.raw);
+    this.disqualify(dealer, `answered the complaint of member ${complainer} with a share that does not match its commitments (proven by ${complainer})`);
+  }
+
+  private evidenceProvesBadJustification(dealer: number, complainer: number, evidence: JustificationEvidence): boolean {
+    let j: JustificationMessage;
+    try {
+      j = decodeDkgMessageOfKind(evidence.justification, 'justification', this.limits);
+    } catch {
+      return false;
+    }
+    if (j.dealer !== dealer || j.recipient !== complainer || !this.round1Qualified.has(dealer)) return false;
+    if (!this.verifySigned(dealer, j.signed, j.signature)) return false;
+    const binding: SealBinding = { context: this.context, dealer, recipient: complainer, recipientKey: j.recipientKey };
+    const share = openWithProvenKey(binding, { ephemeralKey: j.ephemeralKey, ciphertext: j.ciphertext }, { pairKey: evidence.pairKey, proof: evidence.proof });
+    return share !== undefined && !this.shareMatches(dealer, complainer, share);
   }
 
   // ---------------------------------------------------------------- confirm

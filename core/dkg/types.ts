@@ -40,6 +40,10 @@ export interface DkgFaults {
   equivocateRound1?: number[];
   /** Complain against these (honest) dealers. */
   falseComplaintAgainst?: number[];
+  /** Send these members no round-2 share, and answer their complaint with a sealed share that does not match. */
+  badJustificationTo?: number[];
+  /** Complain against these (honest) dealers, then claim their (valid) justification is bad, with its real pair key as evidence. */
+  falseEvidenceAgainst?: number[];
 }
 
 export interface DkgPublicResult {

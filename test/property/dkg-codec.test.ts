@@ -3,7 +3,8 @@ import fc from 'fast-check';
 import { utf8ToBytes } from '../../core/bytes.ts';
 import { isTkmsError } from '../../core/errors.ts';
 import { decodeDkgMessage, decodeDkgPublicResult, DkgSession, encodeDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../../core/dkg/index.ts';
-import { MESSAGE_TYPES } from '../../core/dkg/codec.ts';
+import { complaintsUnsigned, DKG_WIRE_VERSION, justificationUnsigned, MESSAGE_TYPES, verdictUnsigned, withSignature, type JustificationEvidence } from '../../core/dkg/codec.ts';
+import { CURVE_ORDER, encodePoint, G } from '../../core/curve.ts';
 import { runDkg, type Envelope, type RunResult } from '../unit/dkg-harness.ts';
 
 const LIMITS = { t: 2, n: 3 };
@@ -39,10 +40,15 @@ describe('DKG codec properties', function () {
   const byType = new Map<number, Envelope[]>();
   let samples: Envelope[] = [];
   before(() => {
-    // One faulty run yields every message type: round1, echo, share, complaints with evidence, justification, confirm.
+    // One faulty run yields every message type: round1, echo, share, complaints with evidence,
+    // justification, a verdict withdrawing a complaint, confirm; a second one a verdict with evidence.
     run = runDkg({ t: 2, n: 3, seed: 1, faults: { 1: { badShareTo: [2] }, 3: { falseComplaintAgainst: [2] } } });
     for (const e of run.delivered) byType.set(e.payload[1]!, [...(byType.get(e.payload[1]!) ?? []), e]);
     samples = [...byType.values()].map((list) => list[0]!);
+    const proving = runDkg({ t: 2, n: 3, seed: 4, faults: { 2: { badJustificationTo: [3] } } });
+    const evidence = proving.delivered.find((e) => e.payload[1] === MESSAGE_TYPES.verdict && e.payload[6] === 1);
+    assert.ok(evidence, 'a verdict with evidence');
+    samples.push(evidence);
   });
 
   it('the sample run produced every message type and decodes them', () => {
@@ -59,7 +65,7 @@ describe('DKG codec properties', function () {
     // Random bodies behind every valid header reach the type-specific parsers.
     fc.assert(
       fc.property(fc.constantFrom(...Object.values(MESSAGE_TYPES)), fc.uint8Array({ maxLength: 300 }), (type, body) =>
-        typedOrOk(() => decodeDkgMessage(Uint8Array.from([1, type, ...body]), LIMITS)),
+        typedOrOk(() => decodeDkgMessage(Uint8Array.from([DKG_WIRE_VERSION, type, ...body]), LIMITS)),
       ),
       { numRuns: 2000 },
     );
@@ -69,6 +75,45 @@ describe('DKG codec properties', function () {
     for (const e of samples) {
       fc.assert(fc.property(mutation(e.payload), (bytes) => typedOrOk(() => decodeDkgMessage(bytes, LIMITS))), { numRuns: 300 });
     }
+  });
+
+  it('complaints, justifications and verdicts round-trip through their encoders and decoders', () => {
+    const id = fc.integer({ min: 1, max: LIMITS.n });
+    const point = fc.bigInt({ min: 1n, max: CURVE_ORDER - 1n }).map((k) => encodePoint(G.multiply(k)));
+    const scalar = fc.bigInt({ min: 0n, max: CURVE_ORDER - 1n });
+    const signature = fc.uint8Array({ minLength: 1, maxLength: 80 });
+    const roundTrip = (unsigned: Uint8Array, sig: Uint8Array): ReturnType<typeof decodeDkgMessage> => {
+      const decoded = decodeDkgMessage(withSignature(unsigned, sig), LIMITS) as { signed: Uint8Array; signature: Uint8Array };
+      assert.deepEqual(decoded.signed, unsigned);
+      assert.deepEqual(decoded.signature, sig);
+      return decoded as ReturnType<typeof decodeDkgMessage>;
+    };
+    fc.assert(
+      fc.property(id, point, fc.array(fc.record({ accused: id, evidence: fc.option(fc.uint8Array({ maxLength: 40 }), { nil: undefined }) }), { maxLength: LIMITS.n }), signature, (complainer, key, complaints, sig) => {
+        const m = roundTrip(complaintsUnsigned(complainer, key, complaints), sig);
+        assert.deepEqual(m, { ...m, kind: 'complaints', complainer, encryptionKey: key, complaints: complaints.map((c) => ({ ...c })) });
+      }),
+      { numRuns: 200 },
+    );
+    fc.assert(
+      fc.property(id, id, point, point, scalar, signature, (dealer, recipient, recipientKey, ephemeralKey, ciphertext, sig) => {
+        const m = roundTrip(justificationUnsigned(dealer, recipient, recipientKey, ephemeralKey, ciphertext), sig);
+        assert.deepEqual(m, { ...m, kind: 'justification', dealer, recipient, recipientKey, ephemeralKey, ciphertext });
+      }),
+      { numRuns: 200 },
+    );
+    const evidence: fc.Arbitrary<JustificationEvidence | undefined> = fc.option(
+      fc.record({ justification: fc.uint8Array({ maxLength: 200 }), pairKey: point, proof: fc.record({ c: scalar, s: scalar }) }),
+      { nil: undefined },
+    );
+    fc.assert(
+      fc.property(id, id, evidence, signature, (complainer, dealer, ev, sig) => {
+        const m = roundTrip(verdictUnsigned(complainer, dealer, ev), sig);
+        const expected = ev === undefined ? undefined : { justification: ev.justification, pairKey: ev.pairKey, proof: { ...ev.proof } };
+        assert.deepEqual(m, { ...m, kind: 'verdict', complainer, dealer, evidence: expected });
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('wrong limits are rejected with a TkmsError', () => {

@@ -6,7 +6,11 @@ import { interpolateSecret } from '../../core/shamir.ts';
 import { encodeDkgPublicResult, verifyDkgPublicResult, type DkgFaults } from '../../core/dkg/index.ts';
 import { runDkg } from '../unit/dkg-harness.ts';
 
-type FaultKind = 'none' | 'badShare' | 'silent' | 'equivocate' | 'falseComplaint';
+type FaultKind = 'none' | 'badShare' | 'silent' | 'equivocate' | 'falseComplaint' | 'badJustification' | 'falseEvidence';
+/** Scenarios per run; TKMS_DKG_FAULT_RUNS raises it for a longer soak. */
+const RUNS = Number(process.env.TKMS_DKG_FAULT_RUNS ?? 25);
+/** Faulty members that still follow the protocol closely enough to finish with the others. */
+const FINISHING: ReadonlySet<FaultKind> = new Set<FaultKind>(['none', 'falseComplaint', 'falseEvidence']);
 
 /**
  * Random committee sizes, delivery orders and one misbehaving member: every honest member ends
@@ -19,11 +23,11 @@ describe('DKG under random delivery order and one fault', function () {
     const scenario = fc
       .record({
         n: fc.integer({ min: 2, max: 6 }),
-        kind: fc.constantFrom<FaultKind>('none', 'badShare', 'silent', 'equivocate', 'falseComplaint'),
+        kind: fc.constantFrom<FaultKind>('none', 'badShare', 'silent', 'equivocate', 'falseComplaint', 'badJustification', 'falseEvidence'),
         seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
         pick: fc.nat(1000),
       })
-      .chain((s) => fc.record({ s: fc.constant(s), t: fc.integer({ min: 1, max: s.kind === 'none' || s.kind === 'falseComplaint' ? s.n : s.n - 1 }) }));
+      .chain((s) => fc.record({ s: fc.constant(s), t: fc.integer({ min: 1, max: FINISHING.has(s.kind) ? s.n : s.n - 1 }) }));
 
     fc.assert(
       fc.property(scenario, ({ s, t }) => {
@@ -35,9 +39,11 @@ describe('DKG under random delivery order and one fault', function () {
         if (s.kind === 'silent') faults[bad] = { silent: true };
         if (s.kind === 'equivocate') faults[bad] = { equivocateRound1: [victim] };
         if (s.kind === 'falseComplaint') faults[bad] = { falseComplaintAgainst: [victim] };
+        if (s.kind === 'badJustification') faults[bad] = { badJustificationTo: [victim] };
+        if (s.kind === 'falseEvidence') faults[bad] = { falseEvidenceAgainst: [victim] };
         const run = runDkg({ t, n: s.n, seed: s.seed, faults });
 
-        const honest = ids.filter((id) => s.kind === 'none' || s.kind === 'falseComplaint' || id !== bad);
+        const honest = ids.filter((id) => FINISHING.has(s.kind) || id !== bad);
         const results = honest.map((id) => {
           const session = run.sessions.get(id)!;
           assert.equal(session.phase, 'done', `member ${id}: ${session.abortReason}`);
@@ -46,13 +52,13 @@ describe('DKG under random delivery order and one fault', function () {
         assert.equal(new Set(results.map((r) => bytesToHex(encodeDkgPublicResult(r)))).size, 1, 'honest members disagree');
         const result = results[0]!;
         verifyDkgPublicResult(result, run.keyring.verify);
-        const excluded = s.kind === 'badShare' || s.kind === 'silent' || s.kind === 'equivocate';
+        const excluded = s.kind === 'badShare' || s.kind === 'silent' || s.kind === 'equivocate' || s.kind === 'badJustification';
         assert.equal(result.qualified.includes(bad), !excluded, `dealer ${bad} qualified = ${result.qualified.includes(bad)} for ${s.kind}`);
         const shares = honest.slice(0, t).map((id) => ({ id, value: run.sessions.get(id)!.takeShare() }));
         assert.ok(G.multiply(interpolateSecret(shares)).equals(decodePoint(result.groupPublicKey)));
         return true;
       }),
-      { numRuns: 25 },
+      { numRuns: RUNS },
     );
   });
 });
