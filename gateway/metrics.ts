@@ -10,6 +10,7 @@ export interface GatewayMetrics {
   nodeAnswers: Counter<'node' | 'outcome'>;
   nodesConnected: Gauge;
   handlesStored: Gauge;
+  keyDisagreements: Counter<'reason'>;
   /** Always 1; the labels carry the versions. */
   buildInfo: Gauge<'version' | 'node_version'>;
 }
@@ -40,5 +41,11 @@ export function createGatewayMetrics(): GatewayMetrics {
     nodeAnswers: new Counter({ name: 'tkms_gateway_node_answers_total', help: 'Partial answers by node and outcome', labelNames: ['node', 'outcome'], registers: [registry] }),
     nodesConnected: new Gauge({ name: 'tkms_gateway_nodes_connected', help: 'Committee members the gateway is connected to', registers: [registry] }),
     handlesStored: new Gauge({ name: 'tkms_gateway_handles_stored', help: 'Handles in the gateway store', registers: [registry] }),
+    keyDisagreements: new Counter({
+      name: 'tkms_gateway_key_disagreements_total',
+      help: 'DKG results members reported that were not published: reason="invalid" (does not verify), "conflict" (members hold different valid results for one key id; the key is withdrawn)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
   };
 }

@@ -24,6 +24,8 @@ function bodyLimit(maxPlaintextBytes: number): number {
   return Math.ceil((maxPlaintextBytes + 16) / 3) * 4 + 16 * 1024;
 }
 
+const KEY_REFRESH_INTERVAL_MS = 30_000;
+
 export async function startGateway(config: GatewayConfig): Promise<RunningGateway> {
   const log = createLogger(config.logLevel, { component: 'gateway' });
   const curveBackendName = installServerCurveBackend(log);
@@ -37,7 +39,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     await store.close();
     throw e;
   }
-  const keys = new KeyDirectory(committee, pool, log);
+  const keys = new KeyDirectory(committee, pool, log, metrics.keyDisagreements);
   const limiter = new RateLimiter(config.rateLimit.perMinute, config.rateLimit.burst);
   // Per IP: ten accounts' worth, so a NAT of honest users is not starved but one host cannot flood signature checks.
   const ipLimiter = new RateLimiter(config.rateLimit.perMinute * 10, config.rateLimit.burst * 10);
@@ -63,8 +65,11 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.listen.port;
   const url = `http://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
-  // Learn the keys early; requests refresh again on a miss.
+  // Learn the keys early; requests refresh again on a miss, and a periodic refresh notices members
+  // that later disagree on a published key (it is then withdrawn).
   keys.refresh(true).catch(() => undefined);
+  const keyRefresh = setInterval(() => keys.refresh().catch(() => undefined), KEY_REFRESH_INTERVAL_MS);
+  keyRefresh.unref();
   log.info({ url, committeeId: committee.committeeId, t: committee.t, n: committee.members.length, curveBackend: curveBackendName }, 'tkms gateway started');
 
   let stopping: Promise<void> | undefined;
@@ -72,6 +77,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     stopping ??= (async () => {
       log.info('stopping');
       clearInterval(gauge);
+      clearInterval(keyRefresh);
       await closeServer(server);
       await pool.stop();
       await store.close();
