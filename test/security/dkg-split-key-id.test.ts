@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { randomBytes } from '../../core/index.ts';
+import { loadCommitteeFile } from '../../net/committee.ts';
+import { DKG_PROTOCOL, decodeDkgReply, encodeDkgFrame } from '../../node/dkg-wire.ts';
+import { loadIdentityFile } from '../../node/identity.ts';
+import { P2pClient } from '../support/p2p-client.ts';
+import { getJson, makeTempDir, NodeCluster, removeDir, runTkms, waitFor } from '../support/processes.ts';
+
+/**
+ * Finding 10(b): a member proposes a DKG for one key id to only some members and another session
+ * for the same key id to the others. In a 2-of-5 committee each half can finish on its own, so
+ * before the fix members 1-2 stored one key and members 3-4 another under the same key id. Real
+ * node processes 1-4; member 5 is the attacker (a libp2p host with member 5's identity).
+ */
+const KEY_ID = 'split-me';
+
+describe('attack: split a key id by proposing two DKG sessions for it to different members', function () {
+  this.timeout(180_000);
+  let root: string | undefined;
+  let cluster: NodeCluster | undefined;
+  let attacker: P2pClient | undefined;
+
+  before(async () => {
+    root = await makeTempDir('tkms-split');
+    cluster = await NodeCluster.prepare({ n: 5, t: 2, rootDir: root, phaseTimeoutMs: 1_000 });
+    await cluster.startAll([1, 2, 3, 4]);
+    await cluster.waitHealthy([1, 2, 3, 4]);
+    const committee = await loadCommitteeFile(join(root, 'committee.json'));
+    attacker = await P2pClient.start(committee, (await loadIdentityFile(join(cluster.node(5).dir, 'identity.json'))).privateKey);
+  });
+
+  after(async () => {
+    await attacker?.stop();
+    await cluster?.stopAll();
+    await removeDir(root);
+  });
+
+  it('no member stores either session; each reports dkg_conflict in `tkms dkg status` and its metrics', async () => {
+    const committeeId = 'test-committee';
+    const propose = async (members: number[]) => {
+      const frame = encodeDkgFrame({ type: 'proposal', keyId: KEY_ID, sessionId: randomBytes(16), t: 2, committeeId, proposer: 5 });
+      for (const id of members) assert.equal(decodeDkgReply(await attacker!.request(id, DKG_PROTOCOL, frame)).ok, true, `member ${id} accepted`);
+    };
+    await Promise.all([propose([1, 2]), propose([3, 4])]);
+
+    const outcomes = await Promise.all(
+      [1, 2, 3, 4].map((id) =>
+        waitFor(`DKG outcome on node ${id}`, async () => {
+          const s = await getJson(`${cluster!.node(id).adminUrl}/admin/dkg/${KEY_ID}`);
+          return s.status === 200 && s.json.status !== 'running' ? s.json : undefined;
+        }, { timeoutMs: 120_000, intervalMs: 250 }),
+      ),
+    );
+    const stored = outcomes.filter((o) => o.status === 'done').map((o) => o.result.groupPublicKey);
+    assert.deepEqual(stored, [], `members stored keys for one key id: ${JSON.stringify(stored)}`);
+    for (const [i, o] of outcomes.entries()) {
+      assert.equal(o.errorCode, 'dkg_conflict', `node ${i + 1}: ${o.abortReason}`);
+      assert.match(o.abortReason, /another DKG session|other session/);
+    }
+    for (const id of [1, 2, 3, 4]) {
+      const keys = await getJson(`${cluster!.node(id).adminUrl}/admin/keys`);
+      assert.deepEqual(keys.json.keys, [], `node ${id} holds nothing for the split key id`);
+      const metrics = await (await fetch(`${cluster!.node(id).httpUrl}/metrics`)).text();
+      assert.match(metrics, /^tkms_dkg_conflicts_total\{kind="refused_store"\} [1-9]/m, `node ${id} counts the conflict`);
+    }
+    const cli = await runTkms(['dkg', 'status', '--key', KEY_ID, '--admin', cluster!.node(1).adminUrl]);
+    assert.equal(cli.code, 1, cli.stderr);
+    assert.match(cli.stdout, /error code: +dkg_conflict/);
+  });
+});
