@@ -464,6 +464,12 @@ export class DkgRunner {
   }
 
   private createSession(p: DkgProposal): SessionState {
+    // A session that aborted here for its own reasons no longer blocks a retry for its key id; if
+    // other members stored it anyway, they answer the retry's announcement with dkg_conflict.
+    const previous = this.sessions.get(p.keyId);
+    if (previous !== undefined && previous.status === 'aborted' && previous.errorCode !== 'dkg_conflict') {
+      this.claims.get(p.keyId)?.delete(encodeHex(previous.sessionId));
+    }
     const session = new DkgSession(
       {
         keyId: p.keyId,
