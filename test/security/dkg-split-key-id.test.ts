@@ -5,6 +5,15 @@ import { loadCommitteeFile } from '../../net/committee.ts';
 import { DKG_PROTOCOL, decodeDkgReply, encodeDkgFrame } from '../../node/dkg-wire.ts';
 import { loadIdentityFile } from '../../node/identity.ts';
 import { P2pClient } from '../support/p2p-client.ts';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { parseCommittee } from '../../net/committee.ts';
+import { createLogger } from '../../net/logger.ts';
+import { DkgRunner } from '../../node/dkg-runner.ts';
+import { dkgIdentity } from '../../node/identity.ts';
+import { Keystore } from '../../node/keystore.ts';
+import { createNodeMetrics } from '../../node/metrics.ts';
+import { runDkg } from '../unit/dkg-harness.ts';
 import { getJson, makeTempDir, NodeCluster, removeDir, runTkms, waitFor } from '../support/processes.ts';
 
 /**
@@ -67,5 +76,48 @@ describe('attack: split a key id by proposing two DKG sessions for it to differe
     const cli = await runTkms(['dkg', 'status', '--key', KEY_ID, '--admin', cluster!.node(1).adminUrl]);
     assert.equal(cli.code, 1, cli.stderr);
     assert.match(cli.stdout, /error code: +dkg_conflict/);
+  });
+});
+
+describe('attack: make a member remember unbounded session ids by announcing results for many key ids', function () {
+  this.timeout(60_000);
+  let root: string | undefined;
+
+  after(async () => {
+    await removeDir(root);
+  });
+
+  it('the session ids a node remembers per key id stay bounded (4096 key ids), the newest kept', async () => {
+    root = await makeTempDir('tkms-claims');
+    const keys = await Promise.all([1, 2, 3].map(() => generateKeyPair('Ed25519')));
+    const committee = parseCommittee({
+      committeeId: 'claims',
+      t: 2,
+      members: keys.map((k, i) => ({ id: i + 1, peerId: peerIdFromPrivateKey(k).toString(), multiaddrs: [`/ip4/127.0.0.1/tcp/${10_000 + i}`] })),
+    });
+    const keystore = await Keystore.open(join(root, 'ks'), 'pw', { newKeystoreScrypt: { N: 2 ** 14, r: 8, p: 1 } });
+    const runner = new DkgRunner({
+      committee,
+      selfId: 1,
+      identity: dkgIdentity({ privateKey: keys[0]!, peerId: committee.members[0]!.peerId }, committee),
+      keystore,
+      log: createLogger('silent'),
+      metrics: createNodeMetrics(),
+      phaseTimeoutMs: 1_000,
+      faults: undefined,
+      transport: { send: async () => { throw new Error('unreachable'); } },
+    });
+    const template = runDkg({ t: 2, n: 3, seed: 3 }).sessions.get(1)!.result!;
+    const claims = (runner as unknown as { claims: Map<string, unknown> }).claims;
+    for (let i = 0; i < 5_000; i++) {
+      const keyId = `flood-${i}`;
+      const sessionId = randomBytes(16);
+      const result = { ...template, keyId, sessionId: `0x${Buffer.from(sessionId).toString('hex')}` };
+      assert.equal(decodeDkgReply(await runner.handleFrame(2, encodeDkgFrame({ type: 'result', keyId, sessionId, result }))).ok, true);
+    }
+    assert.equal(claims.size, 4096);
+    assert.ok(claims.has('flood-4999') && !claims.has('flood-0'));
+    runner.stop();
+    keystore.close();
   });
 });
