@@ -471,7 +471,7 @@ function schemas(): Record<string, Schema> {
       {
         id: ref('NodeId'),
         peerId: { type: 'string', pattern: '^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$', description: 'libp2p Ed25519 peer id.' },
-        publicKey: hexBytes(32, 'The member\'s raw Ed25519 public key, 0x + 64 hex digits; it signs the DKG transcript.'),
+        publicKey: hexBytes(32, 'The member\'s raw Ed25519 public key, 0x + 64 hex digits; it signs the DKG result.'),
       },
       { description: 'A committee member, from the committee file.' },
     ),
@@ -658,7 +658,7 @@ function paths(): Record<string, Schema> {
         operationId: 'listKeys',
         tags: ['keys'],
         summary: 'List the keys the committee holds',
-        description: 'Asks the nodes for their public DKG results (at most once a second) and lists those that verify, sorted by key id.',
+        description: 'Asks the nodes for their public DKG results (at most once a second) and lists those that verify and that at least t members hold identically (a key id members hold different valid results for is withdrawn), sorted by key id.',
         responses: { '200': jsonResponse('The published keys.', ref('KeyList'), { keys: [EX.key] }), ...errorResponses({ 500: ['internal'] }) },
       },
     },
@@ -667,7 +667,7 @@ function paths(): Record<string, Schema> {
       get: {
         operationId: 'getKey',
         tags: ['keys'],
-        summary: 'One key: group public key, verification shares, DKG transcript signatures',
+        summary: 'One key: group public key, verification shares, DKG result signatures',
         responses: {
           '200': jsonResponse('The key.', ref('PublishedKey'), EX.key),
           ...errorResponses({ 400: ['bad_key_id'], 404: ['unknown_key'], 500: ['internal'] }),
