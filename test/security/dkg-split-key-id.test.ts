@@ -77,6 +77,23 @@ describe('attack: split a key id by proposing two DKG sessions for it to differe
     assert.equal(cli.code, 1, cli.stderr);
     assert.match(cli.stdout, /error code: +dkg_conflict/);
   });
+
+  it('two members racing proposals for one key id never leave members holding different keys for it', async () => {
+    const keyId = 'raced';
+    const post = (id: number) =>
+      getJson(`${cluster!.node(id).adminUrl}/admin/dkg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ keyId }) });
+    await Promise.all([post(1), post(3)]);
+    const outcomes = await Promise.all(
+      [1, 2, 3, 4].map((id) =>
+        waitFor(`DKG outcome on node ${id}`, async () => {
+          const s = await getJson(`${cluster!.node(id).adminUrl}/admin/dkg/${keyId}`);
+          return s.status === 200 && s.json.status !== 'running' ? s.json : undefined;
+        }, { timeoutMs: 120_000, intervalMs: 250 }),
+      ),
+    );
+    const stored = new Set(outcomes.filter((o) => o.status === 'done').map((o) => o.result.groupPublicKey));
+    assert.ok(stored.size <= 1, `members hold ${stored.size} different keys for one key id`);
+  });
 });
 
 describe('attack: make a member remember unbounded session ids by announcing results for many key ids', function () {
