@@ -25,6 +25,7 @@ import {
   type DkgReply,
   type DkgResultFrame,
 } from './dkg-wire.ts';
+import { SessionClaims } from './dkg-claims.ts';
 import type { Keystore } from './keystore.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { errorText } from '../net/p2p.ts';
@@ -102,13 +103,6 @@ const DELIVERY_ATTEMPTS = 4;
 const PENDING_TTL_MS = 60_000;
 const MAX_PENDING_SESSIONS = 32;
 const MAX_PENDING_PER_SESSION = 4096;
-/**
- * How long a session id seen for a key id (in a proposal, a frame or an announced result) keeps
- * any other session for that key id from being stored here; a retry after an aborted conflict
- * waits this long (or uses another key id).
- */
-const CLAIM_TTL_MS = 5 * 60_000;
-const MAX_CLAIMED_KEYS = 4096;
 /** Stored results without v2 signatures are re-announced this often until t members re-signed them. */
 const UPGRADE_EXCHANGE_INTERVAL_MS = 10_000;
 
@@ -130,8 +124,7 @@ export class DkgRunner {
    */
   private readonly upgrading = new Map<string, Map<number, string>>();
   private readonly persisting = new Set<string>();
-  /** Key id → session id (hex) → when it was last seen anywhere. */
-  private readonly claims = new Map<string, Map<string, number>>();
+  private readonly claims = new SessionClaims();
   /** Held keys another member holds a different valid result for: not served. */
   private readonly withdrawn = new Map<string, string>();
   private upgradeTimer: NodeJS.Timeout | undefined;
@@ -142,7 +135,7 @@ export class DkgRunner {
   /** Registers keys already in the keystore, so a second DKG for them is refused. */
   addHeldKey(result: DkgPublicResult): void {
     this.held.set(result.keyId, result);
-    this.noteClaim(result.keyId, result.sessionId);
+    this.claims.note(result.keyId, result.sessionId);
     this.o.metrics.keysHeld.set(this.held.size);
   }
 
@@ -219,34 +212,6 @@ export class DkgRunner {
     return confirmMessage(dkgPublicResultDigest(result, this.o.identity.memberKeys));
   }
 
-  private noteClaim(keyId: string, sessionIdHex: string): void {
-    const now = Date.now();
-    let seen = this.claims.get(keyId);
-    if (seen === undefined) {
-      if (this.claims.size >= MAX_CLAIMED_KEYS) this.pruneClaims(now);
-      // Still full: forget the oldest key id (claims only ever block storing, never allow it).
-      if (this.claims.size >= MAX_CLAIMED_KEYS) this.claims.delete(this.claims.keys().next().value!);
-      seen = new Map();
-      this.claims.set(keyId, seen);
-    }
-    seen.set(sessionIdHex, now);
-  }
-
-  private pruneClaims(now: number): void {
-    for (const [keyId, seen] of this.claims) {
-      for (const [sid, at] of seen) if (now - at > CLAIM_TTL_MS && this.held.get(keyId)?.sessionId !== sid) seen.delete(sid);
-      if (seen.size === 0) this.claims.delete(keyId);
-    }
-  }
-
-  /** Other sessions seen recently for this key id. */
-  private otherClaims(keyId: string, sessionIdHex: string): string[] {
-    const now = Date.now();
-    const seen = this.claims.get(keyId);
-    if (seen === undefined) return [];
-    return [...seen].filter(([sid, at]) => sid !== sessionIdHex && now - at <= CLAIM_TTL_MS).map(([sid]) => sid);
-  }
-
   private withdraw(keyId: string, reason: string): void {
     if (this.withdrawn.has(keyId)) return;
     this.withdrawn.set(keyId, reason);
@@ -258,7 +223,7 @@ export class DkgRunner {
   /** A member's held or about-to-be-stored result: merge signatures over the same result, or flag a second session. */
   private onResultFrame(from: number, frame: DkgResultFrame): void {
     const sid = encodeHex(frame.sessionId);
-    this.noteClaim(frame.keyId, sid);
+    this.claims.note(frame.keyId, sid);
     const held = this.held.get(frame.keyId);
     if (held !== undefined) {
       if (held.sessionId === sid) {
@@ -383,7 +348,7 @@ export class DkgRunner {
       committeeId: this.o.committee.committeeId,
       proposer: this.o.selfId,
     };
-    this.noteClaim(keyId, encodeHex(proposal.sessionId));
+    this.claims.note(keyId, encodeHex(proposal.sessionId));
     const state = this.createSession(proposal);
     this.o.log.info({ keyId, sessionId: encodeHex(proposal.sessionId), t: proposal.t }, 'proposing DKG');
     const frame = encodeDkgFrame(proposal);
@@ -431,7 +396,7 @@ export class DkgRunner {
       this.onResultFrame(from, frame);
       return;
     }
-    this.noteClaim(frame.keyId, encodeHex(frame.sessionId));
+    this.claims.note(frame.keyId, encodeHex(frame.sessionId));
     const key = sessionKey(frame.keyId, frame.sessionId);
     const s = this.sessions.get(frame.keyId);
     if (s !== undefined && sessionKey(s.keyId, s.sessionId) === key) {
@@ -448,7 +413,7 @@ export class DkgRunner {
     }
     if (p.t !== this.o.committee.t) throw new TkmsError('bad_request', `proposal has t = ${p.t}, the committee file says t = ${this.o.committee.t}`);
     // Even a refused proposal is evidence of a second session: a session it races must not be stored.
-    this.noteClaim(p.keyId, encodeHex(p.sessionId));
+    this.claims.note(p.keyId, encodeHex(p.sessionId));
     const existing = this.sessions.get(p.keyId);
     if (existing !== undefined && existing.proposer === p.proposer && sessionKey(existing.keyId, existing.sessionId) === sessionKey(p.keyId, p.sessionId)) {
       return; // a retried delivery of a proposal we already accepted
@@ -468,7 +433,7 @@ export class DkgRunner {
     // other members stored it anyway, they answer the retry's announcement with dkg_conflict.
     const previous = this.sessions.get(p.keyId);
     if (previous !== undefined && previous.status === 'aborted' && previous.errorCode !== 'dkg_conflict') {
-      this.claims.get(p.keyId)?.delete(encodeHex(previous.sessionId));
+      this.claims.forget(p.keyId, encodeHex(previous.sessionId));
     }
     const session = new DkgSession(
       {
@@ -651,7 +616,7 @@ export class DkgRunner {
    */
   private async uniquenessProblem(s: SessionState, result: DkgPublicResult): Promise<string | undefined> {
     const sid = encodeHex(s.sessionId);
-    const before = this.otherClaims(s.keyId, sid);
+    const before = this.claims.others(s.keyId, sid);
     if (before.length > 0) return `another DKG session for key id ${s.keyId} was seen (${before.join(', ')})`;
     const frame = encodeDkgFrame({ type: 'result', keyId: s.keyId, sessionId: s.sessionId, result });
     const others = this.o.committee.members.map((m) => m.id).filter((id) => id !== this.o.selfId);
@@ -672,7 +637,7 @@ export class DkgRunner {
       }),
     );
     if (disputes.length > 0) return disputes.join('; ');
-    const after = this.otherClaims(s.keyId, sid);
+    const after = this.claims.others(s.keyId, sid);
     if (after.length > 0) return `another DKG session for key id ${s.keyId} was seen (${after.join(', ')})`;
     const needed = this.o.committee.members.length - this.o.committee.t;
     if (confirmed < needed) return `only ${confirmed} other members confirmed they know no other session for key id ${s.keyId}, need ${needed}`;

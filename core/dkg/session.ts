@@ -991,7 +991,7 @@ export class DkgSession {
     this.confirms.set(from, { hash: message.transcriptHash, signature: message.signature });
   }
 
-  /** Done with ≥ t signatures over our transcript hash; members that signed another one are named. */
+  /** Done with ≥ t signatures over our result; members that confirmed another transcript are named. */
   private finish(): void {
     const own = this.ownTranscriptHash;
     const pending = this.pendingResult;

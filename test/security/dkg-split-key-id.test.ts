@@ -125,7 +125,7 @@ describe('attack: make a member remember unbounded session ids by announcing res
       transport: { send: async () => { throw new Error('unreachable'); } },
     });
     const template = runDkg({ t: 2, n: 3, seed: 3 }).sessions.get(1)!.result!;
-    const claims = (runner as unknown as { claims: Map<string, unknown> }).claims;
+    const claims = (runner as unknown as { claims: { size: number; has(keyId: string): boolean } }).claims;
     for (let i = 0; i < 5_000; i++) {
       const keyId = `flood-${i}`;
       const sessionId = randomBytes(16);
