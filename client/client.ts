@@ -32,7 +32,7 @@ import {
   type Point,
   type RsaKeyPair,
 } from '../core/index.ts';
-import { memberSignatureVerifier, parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
+import { parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
 import type { Account } from './account.ts';
 import { GatewayHttp } from './gateway-http.ts';
 import { recoverSharedSecret, type RejectedPartial } from './partials.ts';
@@ -206,7 +206,7 @@ export class TkmsClient {
     return { notBefore: now, notAfter: now + this.validitySeconds };
   }
 
-  /** The key's public data, verified: t member signatures over the transcript and consistent verification shares. */
+  /** The key's public data, verified: t member signatures over the whole result and consistent verification shares. */
   async getKey(keyId: string): Promise<VerifiedKey> {
     assertKeyId(keyId);
     const cached = this.keys.get(keyId);
@@ -236,10 +236,11 @@ export class TkmsClient {
         if (typeof m?.id === 'number') memberKeys.set(m.id, decodeHex(m.publicKey, { name: `member ${m.id} key`, length: 32 }));
       }
     }
+    let verified: DkgPublicResult;
     try {
-      verifyDkgPublicResult(result, memberSignatureVerifier(memberKeys));
+      verified = verifyDkgPublicResult(result, memberKeys);
     } catch (e) {
-      throw new TkmsError('bad_proof', `key ${keyId} does not verify: ${isTkmsError(e) ? e.message : 'invalid'}`);
+      throw new TkmsError('bad_proof', `key ${keyId}: its DKG result does not verify: ${isTkmsError(e) ? e.message : 'invalid'}`);
     }
     const key: VerifiedKey = {
       keyId,
@@ -249,7 +250,7 @@ export class TkmsClient {
       n: result.n,
       committeeId: result.committeeId,
       verificationShares: new Map(Object.entries(result.verificationShares).map(([id, y]) => [Number(id), decodePointBytes(y, `Y_${id}`)])),
-      result,
+      result: verified,
       pinned: this.opts.trustedMemberKeys !== undefined,
     };
     this.keys.set(keyId, key);

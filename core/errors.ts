@@ -25,6 +25,8 @@ export const ERROR_CODES = {
   unknown_key: 404,
   not_found: 404,
   conflict: 409,
+  /** Members saw two DKG sessions (or two results) for one key id: nothing is stored or served for it. */
+  dkg_conflict: 409,
   payload_too_large: 413,
   rate_limited: 429,
   insecure_transport: 400,

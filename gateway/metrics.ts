@@ -14,6 +14,8 @@ export interface GatewayMetrics {
   httpRefused: Counter<'reason'>;
   /** Requester RSA keys checked on the delegate path, by outcome (accepted, refused, refused_cached). */
   requesterKeyChecks: Counter<'outcome'>;
+  /** DKG results members reported that were not published, by reason (invalid, conflict). */
+  keyDisagreements: Counter<'reason'>;
   /** Always 1; the labels carry the versions. */
   buildInfo: Gauge<'version' | 'node_version'>;
 }
@@ -49,6 +51,12 @@ export function createGatewayMetrics(): GatewayMetrics {
       name: 'tkms_gateway_requester_key_checks_total',
       help: 'Requester RSA keys checked after a delegation was authorized, by outcome',
       labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    keyDisagreements: new Counter({
+      name: 'tkms_gateway_key_disagreements_total',
+      help: 'DKG results members reported that were not published: reason="invalid" (does not verify), "conflict" (members hold different valid results for one key id; the key is withdrawn)',
+      labelNames: ['reason'],
       registers: [registry],
     }),
   };

@@ -38,6 +38,8 @@ async function readTlsFiles(tls: GatewayConfig['tls']): Promise<{ cert: Buffer; 
   return { cert: await read(tls.certFile, 'certificate'), key: await read(tls.keyFile, 'key') };
 }
 
+const KEY_REFRESH_INTERVAL_MS = 30_000;
+
 export async function startGateway(config: GatewayConfig): Promise<RunningGateway> {
   const log = createLogger(config.logLevel, { component: 'gateway' });
   const tls = await readTlsFiles(config.tls);
@@ -52,7 +54,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     await store.close();
     throw e;
   }
-  const keys = new KeyDirectory(committee, pool, log);
+  const keys = new KeyDirectory(committee, pool, log, metrics.keyDisagreements);
   const limiter = new RateLimiter(config.rateLimit.perMinute, config.rateLimit.burst);
   // Per IP: ten accounts' worth, so a NAT of honest users is not starved but one host cannot flood signature checks.
   const ipLimiter = new RateLimiter(config.rateLimit.perMinute * 10, config.rateLimit.burst * 10);
@@ -83,8 +85,11 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.listen.port;
   const url = `${tls ? 'https' : 'http'}://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
-  // Learn the keys early; requests refresh again on a miss.
+  // Learn the keys early; requests refresh again on a miss, and a periodic refresh notices members
+  // that later disagree on a published key (it is then withdrawn).
   keys.refresh(true).catch(() => undefined);
+  const keyRefresh = setInterval(() => keys.refresh().catch(() => undefined), KEY_REFRESH_INTERVAL_MS);
+  keyRefresh.unref();
   if (tls === undefined && !isLoopbackHost(config.listen.host)) log.warn({ url }, 'serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front, or set tlsCertFile and tlsKeyFile');
   log.info({ url, committeeId: committee.committeeId, t: committee.t, n: committee.members.length, curveBackend: curveBackendName }, 'tkms gateway started');
 
@@ -93,6 +98,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     stopping ??= (async () => {
       log.info('stopping');
       clearInterval(gauge);
+      clearInterval(keyRefresh);
       await closeServer(server);
       await pool.stop();
       await store.close();

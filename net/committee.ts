@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { assertParticipantId, assertThreshold, encodeHex, TkmsError } from '../core/index.ts';
+import { isAcceptableMemberKey } from '../core/dkg/member-signatures.ts';
 
 /**
  * The committee file, like a drand group file: who the members are (id = Shamir x),
@@ -50,6 +51,8 @@ export function ed25519KeyFromPeerId(value: string, where: string): Uint8Array {
   if (publicKey === undefined || publicKey.type !== 'Ed25519' || publicKey.raw.length !== 32) {
     fail(`${where}.peerId must be an Ed25519 peer id (12D3Koo…)`);
   }
+  // A small-order (or non-canonical) key verifies signatures nobody made; no real node has one.
+  if (!isAcceptableMemberKey(publicKey.raw)) fail(`${where}.peerId carries a small-order or non-canonical Ed25519 key, which cannot be a member key`);
   return publicKey.raw;
 }
 

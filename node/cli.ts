@@ -453,6 +453,7 @@ function printOutcome(status: Record<string, unknown>, asJson: boolean): void {
   }
   const dq = status.disqualified as Record<string, string> | undefined;
   if (dq !== undefined && Object.keys(dq).length > 0) lines.push(`disqualified: ${JSON.stringify(dq)}`);
+  if (status.errorCode !== undefined) lines.push(`error code:  ${String(status.errorCode)}`);
   if (status.abortReason !== undefined) lines.push(`abort reason: ${String(status.abortReason)}`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }

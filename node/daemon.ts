@@ -14,7 +14,7 @@ import {
   TkmsError,
 } from '../core/index.ts';
 import { AclService } from './acl.ts';
-import { parseDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
+import { hasLegacyConfirmations, parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
 import { loadCommitteeFile, type Committee } from '../net/committee.ts';
 import { resolveKeystorePassword, type NodeConfig } from './config.ts';
 import { DkgRunner } from './dkg-runner.ts';
@@ -162,18 +162,29 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     phaseTimeoutMs: config.dkgPhaseTimeoutMs,
     faults: config.testFaults,
     onKeyStored: (result, share) => shares.add(result, share),
+    onKeyWithdrawn: (keyId) => shares.remove(keyId),
     transport: { send: (memberId, frame, timeoutMs) => sendToMember(memberId, DKG_PROTOCOL, frame, timeoutMs) },
   });
+  const memberKeys = new Map(committee.members.map((m) => [m.id, m.publicKey]));
   for (const key of stored) {
     let result: DkgPublicResult;
+    let legacy = false;
     try {
       // The keystore keeps the result in sorted key order: parse, don't require the canonical bytes.
       result = parseDkgPublicResult(key.publicResult);
+      if (result.keyId !== key.keyId) throw new TkmsError('keystore_corrupt', `it carries the public result of ${result.keyId}`);
+      try {
+        result = verifyDkgPublicResult(result, memberKeys);
+      } catch (e) {
+        // Stored by 70e9873 or earlier: signatures over the transcript only. Re-signed with the other members.
+        if (!hasLegacyConfirmations(result, memberKeys)) throw e;
+        legacy = true;
+      }
     } catch (e) {
       throw new TkmsError('keystore_corrupt', `stored public result of key ${key.keyId} is invalid: ${errorText(e)}`);
     }
-    if (result.keyId !== key.keyId) throw new TkmsError('keystore_corrupt', `stored key ${key.keyId} carries the public result of ${result.keyId}`);
-    runner.addHeldKey(result);
+    if (legacy) runner.addLegacyKey(result);
+    else runner.addHeldKey(result);
     shares.add(result, key.share);
   }
   const partials = new PartialService({
@@ -230,7 +241,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     async (_peer, body) => {
       try {
         decodeKeysRequest(body);
-        return encodeKeysReply({ ok: true, keys: runner.heldKeys() });
+        return encodeKeysReply({ ok: true, keys: runner.publishedKeys() });
       } catch (e) {
         const err = isTkmsError(e) ? e : new TkmsError('internal', 'internal error');
         return encodeKeysReply({ ok: false, code: err.code, message: err.message });
@@ -240,6 +251,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
   );
   conns.onMemberConnected = (memberId) => {
     acl.syncFrom(memberId).catch((e: unknown) => log.debug({ member: memberId, err: errorText(e) }, 'revocation sync failed'));
+    runner.exchangeResults(memberId);
   };
 
   await libp2p.start();

@@ -1,8 +1,11 @@
 import type { Logger } from 'pino';
-import { assertKeyId, encodeHex, isTkmsError, randomBytes, TkmsError } from '../core/index.ts';
+import { assertKeyId, decodeHex, encodeHex, isTkmsError, randomBytes, TkmsError, type ErrorCode } from '../core/index.ts';
 import {
+  confirmMessage,
+  dkgPublicResultDigest,
   DkgSession,
   verifyDkgPublicResult,
+  verifyMemberSignature,
   type DkgFaults,
   type DkgIdentity,
   type DkgOutbound,
@@ -20,7 +23,9 @@ import {
   type DkgFrame,
   type DkgProposal,
   type DkgReply,
+  type DkgResultFrame,
 } from './dkg-wire.ts';
+import { SessionClaims } from './dkg-claims.ts';
 import type { Keystore } from './keystore.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { errorText } from '../net/p2p.ts';
@@ -42,6 +47,8 @@ export interface DkgRunnerOptions {
   faults: DkgFaults | undefined;
   /** Called once the share is durable in the keystore, so the node can serve partials at once. */
   onKeyStored?: (result: DkgPublicResult, share: bigint) => void;
+  /** Called when members turn out to hold a different valid result for a held key: stop serving it. */
+  onKeyWithdrawn?: (keyId: string) => void;
 }
 
 export type DkgStatusName = 'running' | 'done' | 'aborted';
@@ -57,6 +64,8 @@ export interface DkgStatus {
   startedAt: string | null;
   durationMs: number | undefined;
   abortReason: string | undefined;
+  /** Set when the DKG or the held key failed for a reason clients switch on (dkg_conflict). */
+  errorCode: ErrorCode | undefined;
   disqualified: Record<string, string>;
   refusals: Record<string, string>;
   result: DkgPublicResult | undefined;
@@ -73,6 +82,7 @@ interface SessionState {
   phaseStartedAt: number;
   finishedAt: number | undefined;
   abortReason: string | undefined;
+  errorCode: ErrorCode | undefined;
   refusals: Map<number, string>;
   result: DkgPublicResult | undefined;
   timer: NodeJS.Timeout | undefined;
@@ -93,6 +103,8 @@ const DELIVERY_ATTEMPTS = 4;
 const PENDING_TTL_MS = 60_000;
 const MAX_PENDING_SESSIONS = 32;
 const MAX_PENDING_PER_SESSION = 4096;
+/** Stored results without v2 signatures are re-announced this often until t members re-signed them. */
+const UPGRADE_EXCHANGE_INTERVAL_MS = 10_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
@@ -106,6 +118,16 @@ export class DkgRunner {
   private readonly pending = new Map<string, PendingPayload[]>();
   /** Public results of keys in the keystore (loaded at start, added on completion). */
   private readonly held = new Map<string, DkgPublicResult>();
+  /**
+   * Keys stored before results were signed whole (70e9873): member id → v2 signature over this
+   * node's stored result. Not published until t members signed the same result.
+   */
+  private readonly upgrading = new Map<string, Map<number, string>>();
+  private readonly persisting = new Set<string>();
+  private readonly claims = new SessionClaims();
+  /** Held keys another member holds a different valid result for: not served. */
+  private readonly withdrawn = new Map<string, string>();
+  private upgradeTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(private readonly o: DkgRunnerOptions) {}
@@ -113,16 +135,153 @@ export class DkgRunner {
   /** Registers keys already in the keystore, so a second DKG for them is refused. */
   addHeldKey(result: DkgPublicResult): void {
     this.held.set(result.keyId, result);
+    this.claims.note(result.keyId, result.sessionId);
     this.o.metrics.keysHeld.set(this.held.size);
   }
 
+  /**
+   * Registers a key stored with pre-v2 signatures (the caller checked they confirm it under the
+   * old rule). This node signs the digest of its own stored result; the result is published
+   * again once t members' signatures over that same digest arrived (exchangeResults).
+   */
+  addLegacyKey(result: DkgPublicResult): void {
+    this.addHeldKey(result);
+    const own = encodeHex(this.o.identity.sign(this.resultMessage(result)));
+    this.upgrading.set(result.keyId, new Map([[this.o.selfId, own]]));
+    this.o.log.warn({ keyId: result.keyId }, 'stored DKG result has pre-v2 signatures; re-signing it with the other members');
+    if (this.upgradeTimer === undefined) {
+      this.upgradeTimer = setInterval(() => {
+        if (this.upgrading.size === 0) return;
+        for (const m of this.o.committee.members) if (m.id !== this.o.selfId) this.exchangeResults(m.id, true);
+      }, UPGRADE_EXCHANGE_INTERVAL_MS);
+      this.upgradeTimer.unref();
+    }
+  }
+
+  /** Every held key, including ones still being re-signed or withdrawn (the admin view). */
   heldKeys(): DkgPublicResult[] {
     return [...this.held.values()].sort((a, b) => (a.keyId < b.keyId ? -1 : 1));
   }
 
+  /** What /tkms/keys/1 answers: held keys with valid v2 signatures that no member disputes. */
+  publishedKeys(): DkgPublicResult[] {
+    return this.heldKeys().filter((r) => !this.upgrading.has(r.keyId) && !this.withdrawn.has(r.keyId));
+  }
+
   stop(): void {
     this.stopped = true;
+    if (this.upgradeTimer !== undefined) clearInterval(this.upgradeTimer);
     for (const s of this.sessions.values()) if (s.timer !== undefined) clearTimeout(s.timer);
+  }
+
+  /**
+   * Sends every held key's result with the signatures this node knows to one member (on connect,
+   * and periodically while a result is being re-signed): members merge signatures over the same
+   * result, and notice a different one for the same key id.
+   */
+  exchangeResults(memberId: number, onlyUpgrading = false): void {
+    if (this.stopped) return;
+    for (const keyId of this.held.keys()) {
+      if (this.withdrawn.has(keyId) || (onlyUpgrading && !this.upgrading.has(keyId))) continue;
+      void this.sendResult(memberId, keyId);
+    }
+  }
+
+  private async sendResult(memberId: number, keyId: string): Promise<void> {
+    const result = this.resultToAnnounce(keyId);
+    if (result === undefined) return;
+    try {
+      const reply = decodeDkgReply(
+        await this.o.transport.send(memberId, encodeDkgFrame({ type: 'result', keyId, sessionId: decodeHex(result.sessionId), result }), this.deliveryTimeoutMs()),
+      );
+      if (!reply.ok) this.o.log.warn({ keyId, member: memberId, code: reply.code, reason: reply.message }, 'member disputes a held DKG result');
+    } catch (e) {
+      this.o.log.debug({ keyId, member: memberId, err: errorText(e) }, 'could not send a held DKG result');
+    }
+  }
+
+  /** The held result as announced: while re-signing, with the v2 signatures gathered so far. */
+  private resultToAnnounce(keyId: string): DkgPublicResult | undefined {
+    const held = this.held.get(keyId);
+    if (held === undefined) return undefined;
+    const upgrading = this.upgrading.get(keyId);
+    return upgrading === undefined ? held : { ...held, signatures: Object.fromEntries(upgrading) };
+  }
+
+  private resultMessage(result: DkgPublicResult): Uint8Array {
+    return confirmMessage(dkgPublicResultDigest(result, this.o.identity.memberKeys));
+  }
+
+  private withdraw(keyId: string, reason: string): void {
+    if (this.withdrawn.has(keyId)) return;
+    this.withdrawn.set(keyId, reason);
+    this.o.metrics.dkgConflicts.inc({ kind: 'withdrawn' });
+    this.o.onKeyWithdrawn?.(keyId);
+    this.o.log.error({ keyId, code: 'dkg_conflict', reason }, 'members hold different DKG results for a held key id; it is no longer served');
+  }
+
+  /** A member's held or about-to-be-stored result: merge signatures over the same result, or flag a second session. */
+  private onResultFrame(from: number, frame: DkgResultFrame): void {
+    const sid = encodeHex(frame.sessionId);
+    this.claims.note(frame.keyId, sid);
+    const held = this.held.get(frame.keyId);
+    if (held !== undefined) {
+      if (held.sessionId === sid) {
+        this.mergeSignatures(from, held, frame.result);
+        return;
+      }
+      let valid = false;
+      try {
+        verifyDkgPublicResult(frame.result, this.o.identity.memberKeys);
+        valid = true;
+      } catch {
+        // Not t signatures: evidence of nothing but the sender's word; the sender must not store it.
+      }
+      if (valid) this.withdraw(frame.keyId, `member ${from} holds a different valid result (session ${sid}) for this key id; this node holds session ${held.sessionId}`);
+      throw new TkmsError('dkg_conflict', `this node holds key ${frame.keyId} from another DKG session (${held.sessionId})`);
+    }
+    const s = this.sessions.get(frame.keyId);
+    if (s !== undefined && encodeHex(s.sessionId) !== sid && s.status !== 'aborted') {
+      throw new TkmsError('dkg_conflict', `another DKG session (${encodeHex(s.sessionId)}) for key ${frame.keyId} ran here`);
+    }
+  }
+
+  private mergeSignatures(from: number, held: DkgPublicResult, incoming: DkgPublicResult): void {
+    const keyId = held.keyId;
+    const message = this.resultMessage(held);
+    const upgrading = this.upgrading.get(keyId);
+    const known = upgrading ?? new Map(Object.entries(held.signatures).map(([id, sig]) => [Number(id), sig] as const));
+    let added = false;
+    for (const [key, sig] of Object.entries(incoming.signatures)) {
+      const id = Number(key);
+      const publicKey = this.o.identity.memberKeys.get(id);
+      if (known.has(id) || publicKey === undefined || !verifyMemberSignature(publicKey, message, decodeHex(sig))) continue;
+      known.set(id, sig);
+      added = true;
+    }
+    if (added && upgrading === undefined) this.held.set(keyId, { ...held, signatures: Object.fromEntries(known) });
+    if (upgrading !== undefined && known.size >= held.t) void this.persistUpgrade(keyId);
+    // The sender lacks signatures we have: send ours back (sets only grow, so this ends).
+    if ([...known.keys()].some((id) => !(String(id) in incoming.signatures))) void this.sendResult(from, keyId);
+  }
+
+  /** t members signed this node's stored legacy result: store it with those signatures, atomically. */
+  private async persistUpgrade(keyId: string): Promise<void> {
+    const held = this.held.get(keyId);
+    const signatures = this.upgrading.get(keyId);
+    if (held === undefined || signatures === undefined || this.persisting.has(keyId)) return;
+    this.persisting.add(keyId);
+    try {
+      const upgraded = verifyDkgPublicResult({ ...held, signatures: Object.fromEntries(signatures) }, this.o.identity.memberKeys);
+      await this.o.keystore.replacePublicResult(keyId, publicResultToJson(upgraded));
+      this.held.set(keyId, upgraded);
+      this.upgrading.delete(keyId);
+      this.o.log.info({ keyId, signers: Object.keys(upgraded.signatures).map(Number) }, 'stored DKG result re-signed by t members; published again');
+    } catch (e) {
+      this.o.log.error({ keyId, err: errorText(e) }, 'could not store the re-signed DKG result; will retry');
+    } finally {
+      this.persisting.delete(keyId);
+    }
   }
 
   status(keyId: string): DkgStatus {
@@ -131,15 +290,17 @@ export class DkgRunner {
     if (s === undefined) {
       const held = this.held.get(keyId);
       if (held === undefined) throw new TkmsError('unknown_key', `no DKG known for key id ${keyId}`);
+      const withdrawn = this.withdrawn.get(keyId);
       return {
         keyId,
         sessionId: held.sessionId,
         proposer: null,
-        status: 'done',
+        status: withdrawn === undefined ? 'done' : 'aborted',
         phase: 'done',
         startedAt: null,
         durationMs: undefined,
-        abortReason: undefined,
+        abortReason: withdrawn,
+        errorCode: withdrawn === undefined ? undefined : 'dkg_conflict',
         disqualified: {},
         refusals: {},
         result: held,
@@ -153,7 +314,8 @@ export class DkgRunner {
       phase: s.phase,
       startedAt: new Date(s.startedAt).toISOString(),
       durationMs: s.finishedAt === undefined ? undefined : s.finishedAt - s.startedAt,
-      abortReason: s.abortReason,
+      abortReason: this.withdrawn.get(keyId) ?? s.abortReason,
+      errorCode: this.withdrawn.has(keyId) ? 'dkg_conflict' : s.errorCode,
       disqualified: Object.fromEntries([...s.session.disqualified].map(([id, why]) => [String(id), why])),
       refusals: Object.fromEntries([...s.refusals].map(([id, why]) => [String(id), why])),
       result: s.status === 'done' ? s.result : undefined,
@@ -186,6 +348,7 @@ export class DkgRunner {
       committeeId: this.o.committee.committeeId,
       proposer: this.o.selfId,
     };
+    this.claims.note(keyId, encodeHex(proposal.sessionId));
     const state = this.createSession(proposal);
     this.o.log.info({ keyId, sessionId: encodeHex(proposal.sessionId), t: proposal.t }, 'proposing DKG');
     const frame = encodeDkgFrame(proposal);
@@ -229,6 +392,11 @@ export class DkgRunner {
       this.acceptProposal(from, frame);
       return;
     }
+    if (frame.type === 'result') {
+      this.onResultFrame(from, frame);
+      return;
+    }
+    this.claims.note(frame.keyId, encodeHex(frame.sessionId));
     const key = sessionKey(frame.keyId, frame.sessionId);
     const s = this.sessions.get(frame.keyId);
     if (s !== undefined && sessionKey(s.keyId, s.sessionId) === key) {
@@ -244,6 +412,8 @@ export class DkgRunner {
       throw new TkmsError('bad_request', `proposal is for committee ${p.committeeId}, this node is in ${this.o.committee.committeeId}`);
     }
     if (p.t !== this.o.committee.t) throw new TkmsError('bad_request', `proposal has t = ${p.t}, the committee file says t = ${this.o.committee.t}`);
+    // Even a refused proposal is evidence of a second session: a session it races must not be stored.
+    this.claims.note(p.keyId, encodeHex(p.sessionId));
     const existing = this.sessions.get(p.keyId);
     if (existing !== undefined && existing.proposer === p.proposer && sessionKey(existing.keyId, existing.sessionId) === sessionKey(p.keyId, p.sessionId)) {
       return; // a retried delivery of a proposal we already accepted
@@ -259,6 +429,12 @@ export class DkgRunner {
   }
 
   private createSession(p: DkgProposal): SessionState {
+    // A session that aborted here for its own reasons no longer blocks a retry for its key id; if
+    // other members stored it anyway, they answer the retry's announcement with dkg_conflict.
+    const previous = this.sessions.get(p.keyId);
+    if (previous !== undefined && previous.status === 'aborted' && previous.errorCode !== 'dkg_conflict') {
+      this.claims.forget(p.keyId, encodeHex(previous.sessionId));
+    }
     const session = new DkgSession(
       {
         keyId: p.keyId,
@@ -283,6 +459,7 @@ export class DkgRunner {
       phaseStartedAt: now,
       finishedAt: undefined,
       abortReason: undefined,
+      errorCode: undefined,
       refusals: new Map(),
       result: undefined,
       timer: undefined,
@@ -404,8 +581,21 @@ export class DkgRunner {
       this.finish(s, 'aborted', 'DKG reported done without a result');
       return;
     }
+    let conflict: string | undefined;
     try {
-      verifyDkgPublicResult(result, this.o.identity.verify);
+      verifyDkgPublicResult(result, this.o.identity.memberKeys);
+      conflict = await this.uniquenessProblem(s, result);
+    } catch (e) {
+      this.finish(s, 'aborted', `DKG finished but its result could not be stored: ${errorText(e)}`);
+      return;
+    }
+    if (conflict !== undefined) {
+      s.errorCode = 'dkg_conflict';
+      this.o.metrics.dkgConflicts.inc({ kind: 'refused_store' });
+      this.finish(s, 'aborted', `dkg_conflict: ${conflict}; nothing was stored`);
+      return;
+    }
+    try {
       const share = s.session.takeShare();
       await this.o.keystore.save({ keyId: s.keyId, share, publicResult: publicResultToJson(result) });
       this.o.onKeyStored?.(result, share);
@@ -416,6 +606,42 @@ export class DkgRunner {
     s.result = result;
     this.addHeldKey(result);
     this.finish(s, 'done', undefined);
+  }
+
+  /**
+   * Before storing: no other session for this key id may have been seen here, and members must
+   * confirm they know of none. The result goes to every other member; any dkg_conflict answer, or
+   * fewer than n − t confirmations (so that with this node, n − t + 1 members — at least one of
+   * any t that could have confirmed another session — vouched), refuses the store.
+   */
+  private async uniquenessProblem(s: SessionState, result: DkgPublicResult): Promise<string | undefined> {
+    const sid = encodeHex(s.sessionId);
+    const before = this.claims.others(s.keyId, sid);
+    if (before.length > 0) return `another DKG session for key id ${s.keyId} was seen (${before.join(', ')})`;
+    const frame = encodeDkgFrame({ type: 'result', keyId: s.keyId, sessionId: s.sessionId, result });
+    const others = this.o.committee.members.map((m) => m.id).filter((id) => id !== this.o.selfId);
+    const disputes: string[] = [];
+    let confirmed = 0;
+    await Promise.all(
+      others.map(async (id) => {
+        for (let attempt = 1; attempt <= 2 && !this.stopped; attempt++) {
+          try {
+            const reply = decodeDkgReply(await this.o.transport.send(id, frame, this.deliveryTimeoutMs()));
+            if (reply.ok) confirmed++;
+            else if (reply.code === 'dkg_conflict') disputes.push(`member ${id}: ${reply.message}`);
+            return;
+          } catch {
+            if (attempt < 2) await sleep(300);
+          }
+        }
+      }),
+    );
+    if (disputes.length > 0) return disputes.join('; ');
+    const after = this.claims.others(s.keyId, sid);
+    if (after.length > 0) return `another DKG session for key id ${s.keyId} was seen (${after.join(', ')})`;
+    const needed = this.o.committee.members.length - this.o.committee.t;
+    if (confirmed < needed) return `only ${confirmed} other members confirmed they know no other session for key id ${s.keyId}, need ${needed}`;
+    return undefined;
   }
 
   private finish(s: SessionState, status: 'done' | 'aborted', reason: string | undefined): void {

@@ -1,5 +1,6 @@
 import { assertKeyId, assertParticipantId, decodeHex, encodeHex, isErrorCode, TkmsError, type ErrorCode } from '../core/index.ts';
 import { parseJsonFrame, requireExactFields } from '../core/json-frame.ts';
+import { parseDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
 
 /**
  * Frames of the /tkms/dkg/1 protocol. One stream carries one request frame and one reply
@@ -28,7 +29,19 @@ export interface DkgPayloadFrame {
   payload: Uint8Array;
 }
 
-export type DkgFrame = DkgProposal | DkgPayloadFrame;
+/**
+ * "This is the result I hold (or am about to store) for this key id, with the member signatures
+ * I know." Sent before storing (so members notice a second session for one key id) and on
+ * connect (members exchange signatures, which re-signs results stored before v2 signatures).
+ */
+export interface DkgResultFrame {
+  type: 'result';
+  keyId: string;
+  sessionId: Uint8Array;
+  result: DkgPublicResult;
+}
+
+export type DkgFrame = DkgProposal | DkgPayloadFrame | DkgResultFrame;
 
 export type DkgReply = { ok: true } | { ok: false; code: ErrorCode; message: string };
 
@@ -51,7 +64,9 @@ export function encodeDkgFrame(frame: DkgFrame): Uint8Array {
   const body =
     frame.type === 'proposal'
       ? { ...common, t: frame.t, committeeId: frame.committeeId, proposer: frame.proposer }
-      : { ...common, payload: encodeHex(frame.payload) };
+      : frame.type === 'result'
+        ? { ...common, result: frame.result }
+        : { ...common, payload: encodeHex(frame.payload) };
   return encoder.encode(JSON.stringify(body));
 }
 
@@ -60,9 +75,15 @@ export function decodeDkgFrame(bytes: Uint8Array): DkgFrame {
   if (obj.v !== 1) bad('unsupported version');
   if (obj.type === 'proposal') exactFields(obj, ['v', 'type', 'keyId', 'sessionId', 't', 'committeeId', 'proposer']);
   else if (obj.type === 'payload') exactFields(obj, ['v', 'type', 'keyId', 'sessionId', 'payload']);
-  else bad('type must be "proposal" or "payload"');
+  else if (obj.type === 'result') exactFields(obj, ['v', 'type', 'keyId', 'sessionId', 'result']);
+  else bad('type must be "proposal", "payload" or "result"');
   assertKeyId(obj.keyId);
   const sessionId = decodeHex(obj.sessionId, { name: 'sessionId', length: SESSION_ID_LENGTH });
+  if (obj.type === 'result') {
+    const result = parseDkgPublicResult(obj.result);
+    if (result.keyId !== obj.keyId || result.sessionId !== encodeHex(sessionId)) bad('result is for another key id or session');
+    return { type: 'result', keyId: obj.keyId, sessionId, result };
+  }
   if (obj.type === 'payload') {
     const payload = decodeHex(obj.payload, { name: 'payload', maxLength: MAX_PAYLOAD_BYTES });
     return { type: 'payload', keyId: obj.keyId, sessionId, payload };

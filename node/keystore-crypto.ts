@@ -18,8 +18,12 @@ export interface ScryptParams {
   p: number;
 }
 
-/** What new keystores use: ~32 MiB and well under a second on a small machine. */
-export const DEFAULT_SCRYPT_PARAMS: Readonly<ScryptParams> = Object.freeze({ N: 2 ** 15, r: 8, p: 1 });
+/**
+ * What new keystores use: N = 2^17 (128 MiB of scrypt memory, current OWASP-style guidance for
+ * an interactive-ish unlock). Keystores made with N = 2^15 (before this) still open: the header
+ * stores its parameters.
+ */
+export const DEFAULT_SCRYPT_PARAMS: Readonly<ScryptParams> = Object.freeze({ N: 2 ** 17, r: 8, p: 1 });
 
 /**
  * Bounds on parameters read back from a header. A header is input from disk: without a

@@ -1,5 +1,5 @@
 import { constants as fsConstants } from 'node:fs';
-import { link, open, readdir, unlink } from 'node:fs/promises';
+import { link, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TkmsError, bytesToHex, randomBytes } from '../core/index.ts';
 import { errnoCode, fsyncDirectory as durableFsync, ioError as durableIoError, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../net/durable-fs.ts';
@@ -127,5 +127,36 @@ export async function listDirectory(dir: string): Promise<string[]> {
     return await readdir(dir);
   } catch (err) {
     throw ioError('directory listing', err);
+  }
+}
+
+/**
+ * Replaces `dir/name` with `data` crash-safely: a fresh fsynced temp file renamed over the old
+ * one (rename(2) is atomic), then the directory fsynced. A crash leaves either the complete old
+ * file or the complete new one, never a mix; the old file's bytes are never written to.
+ */
+export async function replaceFile(dir: string, name: string, data: Uint8Array): Promise<void> {
+  const tempPath = join(dir, `${TEMP_PREFIX}${bytesToHex(randomBytes(16))}`);
+  let renamed = false;
+  try {
+    const handle = await open(tempPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, FILE_MODE);
+    try {
+      await handle.chmod(FILE_MODE);
+      let offset = 0;
+      while (offset < data.length) {
+        const { bytesWritten } = await handle.write(data, offset, data.length - offset, offset);
+        offset += bytesWritten;
+      }
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tempPath, join(dir, name));
+    renamed = true;
+    await fsyncDirectory(dir);
+  } catch (err) {
+    throw ioError('write', err);
+  } finally {
+    if (!renamed) await unlink(tempPath).catch(() => undefined);
   }
 }

@@ -18,6 +18,7 @@ import {
   openAesGcm,
   sealAesGcm,
   wipe,
+  type ScryptParams,
 } from './keystore-crypto.ts';
 import {
   FORMAT_VERSION,
@@ -43,7 +44,7 @@ import {
   type KeystoreHeader,
 } from './keystore-format.ts';
 import { ensurePrivateDirectory } from '../net/durable-fs.ts';
-import { listDirectory, publishNewFile, readBounded, removeTempFiles } from './keystore-fs.ts';
+import { listDirectory, publishNewFile, readBounded, removeTempFiles, replaceFile } from './keystore-fs.ts';
 
 /**
  * The node's encrypted keystore: one directory holding `keystore.json` (scrypt parameters,
@@ -66,6 +67,11 @@ export interface StoredKey {
   publicResult: Record<string, unknown>;
 }
 
+export interface KeystoreOpenOptions {
+  /** scrypt parameters if `open` creates the keystore (tests that make many pass cheaper ones); default DEFAULT_SCRYPT_PARAMS. */
+  newKeystoreScrypt?: ScryptParams;
+}
+
 export class Keystore {
   readonly dir: string;
   #masterKey: Buffer | undefined;
@@ -82,7 +88,7 @@ export class Keystore {
    * A wrong password → `keystore_locked`; a damaged header, or key files without a header →
    * `keystore_corrupt` (a damaged header is never replaced by a fresh one).
    */
-  static async open(dir: string, password: string | Uint8Array): Promise<Keystore> {
+  static async open(dir: string, password: string | Uint8Array, options: KeystoreOpenOptions = {}): Promise<Keystore> {
     const root = resolve(dir);
     const passwordBytes = passwordToBytes(password);
     try {
@@ -96,7 +102,7 @@ export class Keystore {
         if (keyIds.length > 0) {
           throw new TkmsError('keystore_corrupt', 'keystore header is missing but key files are present');
         }
-        const created = await createHeader(root, passwordBytes);
+        const created = await createHeader(root, passwordBytes, options.newKeystoreScrypt ?? DEFAULT_SCRYPT_PARAMS);
         if (created !== undefined) return new Keystore(root, created, []);
         // Another process created the header first; unlock theirs like any existing keystore.
         header = await readHeader(root);
@@ -166,6 +172,24 @@ export class Keystore {
     if (result === 'exists') throw conflict(keyId);
   }
 
+  /**
+   * Re-seals a held key's share under a new public result (the same key with more or newer
+   * member signatures), replacing its file atomically. The caller checks the new result is
+   * the same key; the share is re-read and authenticated under the old result first, so a
+   * damaged file is never re-sealed as if it were good.
+   */
+  async replacePublicResult(keyId: string, publicResult: Record<string, unknown>): Promise<void> {
+    const masterKey = this.#requireMasterKey();
+    if (!isPlainObject(publicResult)) throw new TkmsError('bad_request', 'publicResult must be a plain JSON object');
+    canonicalJson(publicResult);
+    const { share } = await this.load(keyId);
+    const data = serializeKeyFile(encryptShare(masterKey, keyId, share, publicResult));
+    if (data.length > MAX_KEY_FILE_BYTES) {
+      throw new TkmsError('payload_too_large', `key file for ${keyId} would exceed ${MAX_KEY_FILE_BYTES} bytes`);
+    }
+    await replaceFile(this.dir, keyFileName(keyId), data);
+  }
+
   /** Forgets the master key; later calls fail with `keystore_locked`. */
   close(): void {
     wipe(this.#masterKey);
@@ -207,8 +231,8 @@ async function readHeader(dir: string): Promise<KeystoreHeader | undefined> {
 }
 
 /** Writes a fresh header; returns the master key, or undefined if a header appeared meanwhile. */
-async function createHeader(dir: string, password: Uint8Array): Promise<Buffer | undefined> {
-  const kdf = { name: 'scrypt' as const, ...DEFAULT_SCRYPT_PARAMS, salt: randomBytes(SALT_LENGTH) };
+async function createHeader(dir: string, password: Uint8Array, params: ScryptParams): Promise<Buffer | undefined> {
+  const kdf = { name: 'scrypt' as const, N: params.N, r: params.r, p: params.p, salt: randomBytes(SALT_LENGTH) };
   const masterKey = await deriveMasterKey(password, kdf.salt, kdf);
   const verifierKey = deriveSubkey(masterKey, new Uint8Array(0), verifierKeyInfo());
   try {

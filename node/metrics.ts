@@ -9,6 +9,8 @@ export interface NodeMetrics {
   dkgPhaseSeconds: Histogram<'phase'>;
   dkgDurationSeconds: Histogram<'outcome'>;
   keysHeld: Gauge;
+  /** kind: refused_store (a second session seen before storing), withdrawn (a different valid result for a held key). */
+  dkgConflicts: Counter<'kind'>;
   partialRequests: Counter<'outcome'>;
   partialSeconds: Histogram<'outcome'>;
   partialBatchSize: Histogram;
@@ -55,6 +57,12 @@ export function createNodeMetrics(sources?: NodeMetricSources): NodeMetrics {
       registers: [registry],
     }),
     keysHeld: new Gauge({ name: 'tkms_keys_held', help: 'Key shares held in the keystore', registers: [registry] }),
+    dkgConflicts: new Counter({
+      name: 'tkms_dkg_conflicts_total',
+      help: 'Key ids this node saw two DKG sessions or results for: refused_store (nothing stored), withdrawn (a held key no longer served)',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
     partialRequests: new Counter({
       name: 'tkms_partial_requests_total',
       help: 'Partial decryption requests, by outcome (ok or the refusal code)',

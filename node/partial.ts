@@ -63,6 +63,11 @@ export class ShareBook {
   get(keyId: string): HeldShare | undefined {
     return this.shares.get(keyId);
   }
+
+  /** Stops serving partials for a key (members hold different results for its key id). */
+  remove(keyId: string): void {
+    this.shares.delete(keyId);
+  }
 }
 
 export interface PartialServiceOptions {

@@ -125,7 +125,7 @@ export interface ConfirmMessage {
   kind: 'confirm';
   member: number;
   transcriptHash: Uint8Array;
-  /** Signature over confirmMessage(keyId, committeeId, sessionId, transcriptHash), not over these bytes. */
+  /** Signature over confirmMessage(digest of the member's whole public result), not over these bytes. */
   signature: Uint8Array;
 }
 

@@ -1,6 +1,14 @@
 export type { DkgFaults, DkgIdentity, DkgOutbound, DkgParams, DkgPhase, DkgPublicResult, DkgSessionOptions } from './types.ts';
 export { DkgSession } from './session.ts';
-export { decodeDkgPublicResult, encodeDkgPublicResult, parseDkgPublicResult, verifyDkgPublicResult, SESSION_ID_LENGTH } from './result.ts';
-export { confirmMessage } from './context.ts';
+export {
+  decodeDkgPublicResult,
+  dkgPublicResultDigest,
+  encodeDkgPublicResult,
+  hasLegacyConfirmations,
+  parseDkgPublicResult,
+  verifyDkgPublicResult,
+  SESSION_ID_LENGTH,
+} from './result.ts';
+export { confirmMessage, dkgResultDigest, legacyConfirmMessage } from './context.ts';
 export { decodeDkgMessage, type DkgMessage, type DkgCodecLimits } from './codec.ts';
-export { DKG_SIGNATURE_DOMAIN, dkgSignedBytes, memberSignatureVerifier } from './member-signatures.ts';
+export { DKG_SIGNATURE_DOMAIN, dkgSignedBytes, isAcceptableMemberKey, memberSignatureVerifier, verifyMemberSignature } from './member-signatures.ts';

@@ -5,8 +5,6 @@ import type { DkgIdentity } from './types.ts';
 /**
  * Members sign DKG messages and results with their libp2p Ed25519 key over
  * DOMAIN ‖ message, so such a signature can never pass as any other signature of the node.
- * This verifier is pure (noble) so a gateway or a browser client can check a published
- * DKG result against the committee's member keys; nodes use node:crypto for speed.
  */
 export const DKG_SIGNATURE_DOMAIN = utf8ToBytes('tkms/dkg-identity/v1\0');
 
@@ -14,15 +12,40 @@ export function dkgSignedBytes(message: Uint8Array): Uint8Array {
   return concatBytes(DKG_SIGNATURE_DOMAIN, message);
 }
 
+/**
+ * The one rule every node, gateway and client applies to a member's signature: RFC 8032
+ * with canonical encodings of A and R, s < L, and no small-order A (noble's zip215: false).
+ * Verifiers that disagree would let a member publish a result some parties accept and others
+ * refuse, so nothing verifies member signatures any other way (node:crypto is faster but
+ * checks a different equation: cofactorless, and it accepts small-order keys).
+ */
+export function verifyMemberSignature(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) return false;
+  if (!(signature instanceof Uint8Array) || signature.length !== 64) return false;
+  try {
+    return ed25519.verify(signature, dkgSignedBytes(message), publicKey, { zip215: false });
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether a raw Ed25519 key can be a member key: a canonical encoding of a point outside the
+ * small-order subgroup (such a key verifies signatures its holder never made).
+ */
+export function isAcceptableMemberKey(publicKey: Uint8Array): boolean {
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) return false;
+  try {
+    return !ed25519.Point.fromBytes(publicKey, false).isSmallOrder();
+  } catch {
+    return false;
+  }
+}
+
 /** A DkgIdentity['verify'] over raw 32-byte Ed25519 public keys by member id. */
 export function memberSignatureVerifier(publicKeys: ReadonlyMap<number, Uint8Array>): DkgIdentity['verify'] {
   return (memberId, message, signature) => {
     const key = publicKeys.get(memberId);
-    if (key === undefined || !(signature instanceof Uint8Array) || signature.length !== 64) return false;
-    try {
-      return ed25519.verify(signature, dkgSignedBytes(message), key);
-    } catch {
-      return false;
-    }
+    return key !== undefined && verifyMemberSignature(key, message, signature);
   };
 }

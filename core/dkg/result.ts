@@ -4,8 +4,9 @@ import { TkmsError } from '../errors.ts';
 import { assertKeyId } from '../identifiers.ts';
 import { assertParticipantId, assertThreshold, lagrangeCoefficientsAtZero } from '../shamir.ts';
 import { MAX_SIGNATURE_LENGTH, TRANSCRIPT_HASH_LENGTH } from './codec.ts';
-import { confirmMessage } from './context.ts';
-import type { DkgIdentity, DkgPublicResult } from './types.ts';
+import { confirmMessage, dkgResultDigest, legacyConfirmMessage } from './context.ts';
+import { verifyMemberSignature } from './member-signatures.ts';
+import type { DkgPublicResult } from './types.ts';
 
 export const SESSION_ID_LENGTH = 16;
 export const MAX_COMMITTEE_ID_LENGTH = 128;
@@ -141,15 +142,20 @@ function interpolateAt(ids: readonly number[], points: readonly PointT[], x: num
   return points.reduce((acc, p, i) => (coefficients[i] === 0n ? acc : acc.add(p.multiplyUnsafe(coefficients[i]!))), Point.ZERO);
 }
 
-/**
- * Checks a published DKG result without its transcript: canonical structure, valid points,
- * all verification shares on one polynomial of degree < t whose value at 0 is the group key,
- * and at least t valid member signatures over the transcript hash (any invalid one fails it).
- * Throws TkmsError: bad_request (or a decoder code) for malformed input, dkg_failed for
- * inconsistent or insufficiently signed results.
- */
-export function verifyDkgPublicResult(r: DkgPublicResult, verify: DkgIdentity['verify']): void {
-  const result = parseDkgPublicResult(r);
+/** The result's fields without signatures; what every member signs (via dkgResultDigest). */
+function unsigned(r: DkgPublicResult): Omit<DkgPublicResult, 'signatures'> {
+  const { signatures: _signatures, ...rest } = r;
+  return rest;
+}
+
+function assertSameMembers(result: DkgPublicResult, memberKeys: ReadonlyMap<number, Uint8Array>): void {
+  const ids = Object.keys(result.verificationShares);
+  if (memberKeys.size !== ids.length || ids.some((id) => !memberKeys.has(Number(id)))) {
+    throw new TkmsError('dkg_failed', 'the result\'s members are not the committee\'s members');
+  }
+}
+
+function assertConsistentShares(result: DkgPublicResult): void {
   const ids = Object.keys(result.verificationShares).map(Number);
   const points = ids.map((id) => decodePoint(result.verificationShares[String(id)]!, `Y_${id}`));
   const baseIds = ids.slice(0, result.t);
@@ -163,18 +169,56 @@ export function verifyDkgPublicResult(r: DkgPublicResult, verify: DkgIdentity['v
       throw new TkmsError('dkg_failed', `verification share of member ${ids[k]} is not on the degree-${result.t - 1} polynomial`);
     }
   }
-  const message = confirmMessage(result.keyId, result.committeeId, decodeHex(result.sessionId), decodeHex(result.transcriptHash));
-  let valid = 0;
-  for (const [key, sig] of Object.entries(result.signatures)) {
-    let ok = false;
-    try {
-      ok = verify(Number(key), message, decodeHex(sig)) === true;
-    } catch {
-      // A verifier that cannot parse the signature has rejected it.
-      ok = false;
-    }
-    if (!ok) throw new TkmsError('dkg_failed', `signature of member ${key} over the transcript hash is invalid`);
-    valid++;
+}
+
+/** The digest of a result as two parties compare it: equal digests = the same key, whoever signed. */
+export function dkgPublicResultDigest(r: DkgPublicResult, memberKeys: ReadonlyMap<number, Uint8Array>): Uint8Array {
+  return dkgResultDigest(unsigned(parseDkgPublicResult(r)), memberKeys);
+}
+
+/**
+ * Checks a published DKG result without its transcript: canonical structure, valid points,
+ * all verification shares on one polynomial of degree < t whose value at 0 is the group key,
+ * and at least t valid member signatures over the digest of the whole result (key id,
+ * committee, session, t, n, member ids and the given member keys, qualified set, group key,
+ * every Y_i, transcript hash), recomputed here from the fields handed in.
+ *
+ * Signatures that do not verify are dropped, not fatal: anyone relaying a result can add
+ * junk, and that must not make a good result fail everywhere. Returns the result carrying
+ * only the valid signatures. Throws TkmsError: bad_request (or a decoder code) for
+ * malformed input, dkg_failed for inconsistent or insufficiently signed results.
+ */
+export function verifyDkgPublicResult(r: DkgPublicResult, memberKeys: ReadonlyMap<number, Uint8Array>): DkgPublicResult {
+  const result = parseDkgPublicResult(r);
+  assertSameMembers(result, memberKeys);
+  assertConsistentShares(result);
+  const message = confirmMessage(dkgResultDigest(unsigned(result), memberKeys));
+  const valid = validSigners(result, memberKeys, message);
+  if (valid.length < result.t) {
+    throw new TkmsError('dkg_failed', `only ${valid.length} valid member signatures over the result, need t = ${result.t}`);
   }
-  if (valid < result.t) throw new TkmsError('dkg_failed', `only ${valid} member signatures, need t = ${result.t}`);
+  return { ...result, signatures: Object.fromEntries(valid.map((id) => [String(id), result.signatures[String(id)]!])) };
+}
+
+function validSigners(result: DkgPublicResult, memberKeys: ReadonlyMap<number, Uint8Array>, message: Uint8Array): number[] {
+  const valid: number[] = [];
+  for (const [key, sig] of Object.entries(result.signatures)) {
+    const id = Number(key);
+    const publicKey = memberKeys.get(id);
+    if (publicKey !== undefined && verifyMemberSignature(publicKey, message, decodeHex(sig))) valid.push(id);
+  }
+  return valid;
+}
+
+/**
+ * Whether a stored result was confirmed by t members under the pre-v2 rule (signatures over the
+ * transcript hash only). It does not vouch for the group key: a node accepts it only for the
+ * result in its own keystore, as the starting point for re-signing (see the runner's upgrade).
+ */
+export function hasLegacyConfirmations(r: DkgPublicResult, memberKeys: ReadonlyMap<number, Uint8Array>): boolean {
+  const result = parseDkgPublicResult(r);
+  assertSameMembers(result, memberKeys);
+  assertConsistentShares(result);
+  const message = legacyConfirmMessage(result.keyId, result.committeeId, decodeHex(result.sessionId), decodeHex(result.transcriptHash));
+  return validSigners(result, memberKeys, message).length >= result.t;
 }

@@ -29,7 +29,7 @@ import {
   type ShareMessage,
   type VerdictMessage,
 } from './codec.ts';
-import { confirmMessage, messageToSign, sessionContext, transcriptHash } from './context.ts';
+import { confirmMessage, dkgResultDigest, messageToSign, sessionContext, transcriptHash } from './context.ts';
 import { deal, eraseDealing, evaluateCommitments, shareFor, verifyProofOfKnowledge, type Dealing } from './frost.ts';
 import { assertCommitteeId, SESSION_ID_LENGTH } from './result.ts';
 import { openShare, openWithProvenKey, provePairKey, sealShare, type SealBinding } from './sealed-share.ts';
@@ -166,6 +166,8 @@ export class DkgSession {
   private ownTranscriptHash: Uint8Array | undefined;
   private pendingResult: Omit<DkgPublicResult, 'signatures'> | undefined;
   private readonly confirms = new Map<number, { hash: Uint8Array; signature: Uint8Array }>();
+  /** What this member signed: the confirm message over its own result's digest. */
+  private ownConfirmMessage: Uint8Array | undefined;
 
   constructor(params: DkgParams, identity: DkgIdentity, options: DkgSessionOptions = {}) {
     assertKeyId(params.keyId);
@@ -1089,7 +1091,15 @@ export class DkgSession {
       qualified,
       transcriptHash: encodeHex(hash),
     };
-    const signature = this.identity.sign(confirmMessage(this.params.keyId, this.params.committeeId, this.params.sessionId, hash));
+    let ownConfirm: Uint8Array;
+    try {
+      ownConfirm = confirmMessage(dkgResultDigest(this.pendingResult, this.identity.memberKeys));
+    } catch {
+      this.abort('no committee key for every member: cannot sign the result');
+      return;
+    }
+    this.ownConfirmMessage = ownConfirm;
+    const signature = this.identity.sign(ownConfirm);
     this.confirms.set(this.self, { hash, signature });
     this.currentPhase = 'confirm';
     this.expectedConfirms = new Set(this.complaintSenders);
@@ -1109,17 +1119,20 @@ export class DkgSession {
       this.event(`ignored a duplicate or misattributed confirmation from ${from}`);
       return;
     }
-    if (!this.verifyRaw(from, confirmMessage(this.params.keyId, this.params.committeeId, this.params.sessionId, message.transcriptHash), message.signature)) {
+    // A signature covers the signer's whole result, so only one over our own result can be checked.
+    if (this.ownTranscriptHash && !equalBytes(message.transcriptHash, this.ownTranscriptHash)) {
+      this.confirms.set(from, { hash: message.transcriptHash, signature: message.signature });
+      this.event(`member ${from} confirmed a different transcript hash`);
+      return;
+    }
+    if (this.ownConfirmMessage === undefined || !this.verifyRaw(from, this.ownConfirmMessage, message.signature)) {
       this.event(`ignored a confirmation from ${from}: bad signature`);
       return;
     }
     this.confirms.set(from, { hash: message.transcriptHash, signature: message.signature });
-    if (this.ownTranscriptHash && !equalBytes(message.transcriptHash, this.ownTranscriptHash)) {
-      this.event(`member ${from} confirmed a different transcript hash`);
-    }
   }
 
-  /** Done with ≥ t signatures over our transcript hash; members that signed another one are named. */
+  /** Done with ≥ t signatures over our result; members that confirmed another transcript are named. */
   private finish(): void {
     const own = this.ownTranscriptHash;
     const pending = this.pendingResult;

@@ -20,6 +20,8 @@ export interface DkgParams {
 export interface DkgIdentity {
   sign(message: Uint8Array): Uint8Array;
   verify(memberId: number, message: Uint8Array, signature: Uint8Array): boolean;
+  /** Raw 32-byte Ed25519 key of every committee member: part of what the result's signatures cover. */
+  memberKeys: ReadonlyMap<number, Uint8Array>;
 }
 
 /** `to: 'all'` = every other member. */
@@ -61,7 +63,7 @@ export interface DkgPublicResult {
   qualified: number[];
   /** 0x + 32 bytes. */
   transcriptHash: string;
-  /** Member id → 0x signature over the transcript hash (domain-separated, see confirmMessage). */
+  /** Member id → 0x signature over the digest of all other fields and the member keys (see dkgResultDigest, confirmMessage). */
   signatures: Record<string, string>;
 }
 

@@ -2,14 +2,16 @@
  * Test support: an in-memory message router that drives n DkgSessions with real Ed25519
  * identities. Deterministic given its seed; optionally shuffles delivery order.
  */
-import { generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
+import { generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { DkgSession, type DkgFaults, type DkgIdentity, type DkgOutbound, type DkgParams } from '../../core/dkg/index.ts';
+import { DkgSession, dkgSignedBytes, verifyMemberSignature, type DkgFaults, type DkgIdentity, type DkgOutbound, type DkgParams } from '../../core/dkg/index.ts';
 import { seededRandom, shuffled } from '../support/seeded-random.ts';
 
 export interface Keyring {
   identity(id: number): DkgIdentity;
   verify: DkgIdentity['verify'];
+  /** Raw Ed25519 keys by member id, what verifyDkgPublicResult checks results against. */
+  memberKeys: ReadonlyMap<number, Uint8Array>;
 }
 
 /** Ed25519 identities via noble (what the tests use); `makeNodeCryptoKeyring` is the faster node:crypto variant for timing. */
@@ -23,40 +25,34 @@ export function makeKeyring(ids: readonly number[]): Keyring {
   }
   const verify = (memberId: number, message: Uint8Array, signature: Uint8Array): boolean => {
     const pk = publicKeys.get(memberId);
-    if (pk === undefined) return false;
-    try {
-      return ed25519.verify(signature, message, pk);
-    } catch {
-      return false;
-    }
+    return pk !== undefined && verifyMemberSignature(pk, message, signature);
   };
   return {
     verify,
+    memberKeys: publicKeys,
     identity(id: number): DkgIdentity {
       const sk = secret.get(id);
       if (sk === undefined) throw new Error(`no key for ${id}`);
-      return { sign: (message) => ed25519.sign(message, sk), verify };
+      return { sign: (message) => ed25519.sign(dkgSignedBytes(message), sk), verify, memberKeys: publicKeys };
     },
   };
 }
 
 export function makeNodeCryptoKeyring(ids: readonly number[]): Keyring {
   const pairs = new Map(ids.map((id) => [id, generateKeyPairSync('ed25519')] as const));
+  const memberKeys = new Map([...pairs].map(([id, pair]) => [id, new Uint8Array(Buffer.from(pair.publicKey.export({ format: 'jwk' }).x!, 'base64url'))] as const));
+  // Verification is the shared strict rule (as on nodes); only signing is node:crypto.
   const verify = (memberId: number, message: Uint8Array, signature: Uint8Array): boolean => {
-    const pair = pairs.get(memberId);
-    if (pair === undefined) return false;
-    try {
-      return cryptoVerify(null, message, pair.publicKey, signature);
-    } catch {
-      return false;
-    }
+    const pk = memberKeys.get(memberId);
+    return pk !== undefined && verifyMemberSignature(pk, message, signature);
   };
   return {
     verify,
+    memberKeys,
     identity(id: number): DkgIdentity {
       const pair = pairs.get(id);
       if (pair === undefined) throw new Error(`no key for ${id}`);
-      return { sign: (message) => new Uint8Array(cryptoSign(null, message, pair.privateKey)), verify };
+      return { sign: (message) => new Uint8Array(cryptoSign(null, dkgSignedBytes(message), pair.privateKey)), verify, memberKeys };
     },
   };
 }

@@ -47,11 +47,11 @@ function assertConsistentKey(run: RunResult, expectDone: readonly number[], only
   const encoded = comparable(first);
   for (const [id, s] of done) {
     assert.equal(comparable(s.result!), encoded, `member ${id} has a different result`);
-    if (only !== undefined) verifyDkgPublicResult(s.result!, run.keyring.verify);
+    if (only !== undefined) verifyDkgPublicResult(s.result!, run.keyring.memberKeys);
   }
   const t = first.t;
   assert.ok(Object.keys(first.signatures).length >= t);
-  verifyDkgPublicResult(first, run.keyring.verify);
+  verifyDkgPublicResult(first, run.keyring.memberKeys);
 
   const shares: ScalarShare[] = done.map(([id, s]) => ({ id, value: s.takeShare() }));
   for (const { id, value } of shares) {
@@ -304,7 +304,7 @@ describe('DKG: sealed answers to complaints', () => {
     const ring = makeKeyring(ids);
     let checks = 0;
     const identity = ring.identity(2);
-    const counting = { sign: identity.sign, verify: (id: number, m: Uint8Array, sig: Uint8Array) => (checks++, identity.verify(id, m, sig)) };
+    const counting = { ...identity, verify: (id: number, m: Uint8Array, sig: Uint8Array) => (checks++, identity.verify(id, m, sig)) };
     const session = new DkgSession({ keyId: 'test-key', committeeId: 'test-committee', sessionId: new Uint8Array(16), t: 3, memberIds: ids, selfId: 2 }, counting);
     session.start();
     for (let i = 0; i < 300; i++) {
@@ -484,7 +484,7 @@ describe('DKG: public result', () => {
     const otherPoint = encodeHex(G.multiply(12345n).toBytes(true));
     const { ['3']: _dropped, ...twoSignatures } = result.signatures;
     const oneSignature = { '1': result.signatures['1']! };
-    const badSignature = { ...result.signatures, '2': result.signatures['1']! };
+    const badSignature = { '1': result.signatures['1']!, '2': result.signatures['1']! };
     const tampered: DkgPublicResult[] = [
       { ...result, groupPublicKey: otherPoint },
       { ...result, verificationShares: { ...result.verificationShares, '3': otherPoint } },
@@ -494,9 +494,12 @@ describe('DKG: public result', () => {
       { ...result, signatures: badSignature },
     ];
     assert.equal(Object.keys(twoSignatures).length, 2);
-    verifyDkgPublicResult({ ...result, signatures: twoSignatures }, run.keyring.verify);
-    for (const r of tampered) assert.throws(() => verifyDkgPublicResult(r, run.keyring.verify), (e: unknown) => isTkmsError(e, 'dkg_failed'));
-    assert.throws(() => verifyDkgPublicResult({ ...result, t: 4 }, run.keyring.verify), (e: unknown) => isTkmsError(e) && !isTkmsError(e, 'dkg_failed'));
+    verifyDkgPublicResult({ ...result, signatures: twoSignatures }, run.keyring.memberKeys);
+    // Junk added by a relay is dropped, not fatal, while t valid signatures remain.
+    const withJunk = verifyDkgPublicResult({ ...result, signatures: { ...twoSignatures, '3': result.signatures['1']! } }, run.keyring.memberKeys);
+    assert.deepEqual(withJunk.signatures, twoSignatures);
+    for (const r of tampered) assert.throws(() => verifyDkgPublicResult(r, run.keyring.memberKeys), (e: unknown) => isTkmsError(e, 'dkg_failed'));
+    assert.throws(() => verifyDkgPublicResult({ ...result, t: 4 }, run.keyring.memberKeys), (e: unknown) => isTkmsError(e) && !isTkmsError(e, 'dkg_failed'));
     assert.throws(() => decodeDkgPublicResult(decodeHex('0x7b7d')), (e: unknown) => isTkmsError(e, 'bad_request'));
   });
 });

@@ -34,7 +34,7 @@ import {
   type Eip712Struct,
   type HandleDescriptor,
 } from '../../core/index.ts';
-import { parseDkgPublicResult, verifyDkgPublicResult, memberSignatureVerifier } from '../../core/dkg/index.ts';
+import { parseDkgPublicResult, verifyDkgPublicResult } from '../../core/dkg/index.ts';
 import { gatewayRoutes, type GatewayContext } from '../../gateway/api.ts';
 import { buildOpenApiDocument } from '../../gateway/openapi.ts';
 
@@ -565,7 +565,7 @@ describe('gateway OpenAPI document', () => {
       const { publicKey, publicKeySpki: _spki, members, ...rest } = key;
       const result = parseDkgPublicResult({ ...rest, groupPublicKey: publicKey });
       const memberKeys = new Map((members as Json[]).map((m) => [m.id as number, decodeHex(m.publicKey)]));
-      verifyDkgPublicResult(result, memberSignatureVerifier(memberKeys));
+      verifyDkgPublicResult(result, memberKeys);
     });
 
     it('a standard EIP-712 implementation (ethers) recovers the signers from the documented types', () => {
