@@ -170,7 +170,8 @@ export async function handleFrames(libp2p: Libp2p, protocol: string, handler: Fr
         take: (bytes) => {
           if (budget.take(peer, bytes)) return true;
           opts.onRefused?.(protocol, 'budget');
-          opts.log.warn({ protocol, peer, bytes, held: budget.held }, 'read budget exhausted; stream refused');
+          // Counted, not logged above debug: a flood of refusals must not become a flood of log lines.
+          opts.log.debug({ protocol, peer, bytes, held: budget.held }, 'read budget exhausted; stream refused');
           return false;
         },
         give: (bytes) => budget.give(peer, bytes),
