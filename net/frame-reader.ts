@@ -7,6 +7,12 @@ export interface ByteCharge {
   give(bytes: number): void;
 }
 
+/**
+ * What one buffered chunk costs beyond its bytes (the array object and its view), at most: a peer
+ * sending one-byte chunks is charged for their objects, not just for their bytes.
+ */
+const CHUNK_OVERHEAD_BYTES = 128;
+
 /** A varint length prefix longer than this declares more than any frame bound (2^28 bytes). */
 const MAX_PREFIX_BYTES = 4;
 
@@ -84,9 +90,11 @@ export class FrameReader {
     this.stream.abort(err);
   }
 
-  /** Brings the charge to what is held: handed-out frames plus the larger of the buffer and the frame in progress. */
+  /** Brings the charge to what is held: handed-out frames plus the larger of the buffer (with its chunks' overhead) and the frame in progress. */
   private recharge(): void {
-    const want = this.failure === undefined ? this.handedOut + Math.max(this.buffered, this.frameEnd) : this.handedOut;
+    // Bytes and per-chunk overhead are each bounded by the larger, so memory is at most twice the charge.
+    const held = Math.max(this.buffered, this.chunks.length * CHUNK_OVERHEAD_BYTES);
+    const want = this.failure === undefined ? this.handedOut + Math.max(held, this.frameEnd) : this.handedOut;
     const delta = want - this.charged;
     if (delta > 0) {
       if (!this.charge.take(delta)) {

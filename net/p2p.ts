@@ -123,7 +123,7 @@ export interface ServeOptions {
   allow?: (peer: string) => boolean;
   /**
    * The budget the peer's frame bytes are held against (e.g. one for members and gateways, one for
-   * everyone else); by default one for this protocol, of 16 frames per peer and 64 in all.
+   * everyone else); by default one for this protocol, of 64 full frames per peer and 256 in all.
    */
   budgetFor?: (peer: string) => ReadBudget;
   /** Told why a stream was refused ("not_allowed", "budget", "busy"), for metrics. */
@@ -152,7 +152,8 @@ export async function handleFrames(libp2p: Libp2p, protocol: string, handler: Fr
   // Bounds the CPU all peers together can claim at once on this protocol.
   const maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_FRAMES_IN_FLIGHT;
   let inFlight = 0;
-  const ownBudget = opts.budgetFor === undefined ? new ReadBudget(16 * opts.maxRequestBytes, 64 * opts.maxRequestBytes) : undefined;
+  const frame = Math.max(opts.maxRequestBytes, 4096);
+  const ownBudget = opts.budgetFor === undefined ? new ReadBudget(64 * frame, 256 * frame) : undefined;
   const budgetFor = opts.budgetFor ?? (() => ownBudget!);
   const maxInboundStreams = opts.maxInboundStreams ?? 256;
   await libp2p.handle(
