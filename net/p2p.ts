@@ -126,7 +126,13 @@ export interface ServeOptions {
    * everyone else); by default one for this protocol, of 64 full frames per peer and 256 in all.
    */
   budgetFor?: (peer: string) => ReadBudget;
-  /** Told why a stream was refused ("not_allowed", "budget", "busy"), for metrics. */
+  /**
+   * Streams one peer (over all its connections) may have open on this protocol, if fewer than
+   * libp2p's per-connection limit: a refused stream still brings up to a yamux window (256 KiB) of
+   * data in flight, so fewer streams for peers that need few bound that too.
+   */
+  maxStreamsOf?: (peer: string) => number;
+  /** Told why a stream was refused ("not_allowed", "streams", "budget", "busy"), for metrics. */
   onRefused?: (protocol: string, reason: string) => void;
 }
 
@@ -156,6 +162,7 @@ export async function handleFrames(libp2p: Libp2p, protocol: string, handler: Fr
   const ownBudget = opts.budgetFor === undefined ? new ReadBudget(64 * frame, 256 * frame) : undefined;
   const budgetFor = opts.budgetFor ?? (() => ownBudget!);
   const maxInboundStreams = opts.maxInboundStreams ?? 256;
+  const openByPeer = new Map<string, number>();
   await libp2p.handle(
     protocol,
     async (stream: Stream, connection: Connection) => {
@@ -166,6 +173,13 @@ export async function handleFrames(libp2p: Libp2p, protocol: string, handler: Fr
         stream.abort(new Error('not allowed'));
         return;
       }
+      const open = openByPeer.get(peer) ?? 0;
+      if (opts.maxStreamsOf !== undefined && open >= opts.maxStreamsOf(peer)) {
+        opts.onRefused?.(protocol, 'streams');
+        stream.abort(new Error('too many streams'));
+        return;
+      }
+      openByPeer.set(peer, open + 1);
       const budget = budgetFor(peer);
       const reader = new FrameReader(stream, opts.maxRequestBytes, {
         take: (bytes) => {
@@ -219,6 +233,9 @@ export async function handleFrames(libp2p: Libp2p, protocol: string, handler: Fr
         }
       } finally {
         reader.dispose();
+        const left = (openByPeer.get(peer) ?? 1) - 1;
+        if (left > 0) openByPeer.set(peer, left);
+        else openByPeer.delete(peer);
       }
     },
     // Outbound streams are this process's own (a member's sends on the same protocol): not bounded here.

@@ -43,6 +43,8 @@ const clientFrames = (count: number): number => count * (MAX_NODE_FRAME_BYTES + 
  * one per revoke; the key list is read now and then.
  */
 const PROTOCOL_STREAMS = { dkg: 256, partial: 256, partialBatch: 128, acl: 64, keys: 16 } as const;
+/** Streams per protocol for a peer that is neither member nor gateway: a client asking directly needs a few. */
+const OTHER_PEER_STREAMS = 32;
 
 /**
  * Request frame bytes held at once (being read, or read and not yet answered). A member has at
@@ -231,6 +233,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     timeoutMs: 10_000,
     log,
     budgetFor: (peer: string) => (isMemberOrGateway(peer) ? budgets.trusted : budgets.others),
+    maxStreamsOf: (peer: string) => (isMemberOrGateway(peer) ? maxInboundStreams : OTHER_PEER_STREAMS),
     onRefused: (protocol: string, reason: string) => metrics.p2pStreamsRefused.inc({ protocol, reason }),
   });
   // Members only, checked when the stream opens: an outsider's frame is never read.

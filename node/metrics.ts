@@ -80,7 +80,7 @@ export function createNodeMetrics(sources?: NodeMetricSources): NodeMetrics {
     }),
     p2pStreamsRefused: new Counter({
       name: 'tkms_p2p_streams_refused_total',
-      help: 'Inbound libp2p streams reset by this node, by protocol and reason (not_allowed, budget, busy)',
+      help: 'Inbound libp2p streams reset by this node, by protocol and reason (not_allowed, streams, budget, busy)',
       labelNames: ['protocol', 'reason'],
       registers: [registry],
     }),

@@ -146,7 +146,8 @@ describe('attacks on a node\'s libp2p protocols by non-members (devnet: 3 nodes,
     it('the node\'s resident memory grows by less than 64 MiB, and it still serves a decryption afterwards', async () => {
       const pid = devnet!.node(1).process!.pid!;
       const c = await outsider();
-      const refusedBefore = { dkg: await refused(DKG_PROTOCOL, 'not_allowed'), partial: await refused(PARTIAL_PROTOCOL, 'budget') };
+      const partialRefusals = async (): Promise<number> => (await refused(PARTIAL_PROTOCOL, 'budget')) + (await refused(PARTIAL_PROTOCOL, 'streams'));
+      const refusedBefore = { dkg: await refused(DKG_PROTOCOL, 'not_allowed'), partial: await partialRefusals() };
       const before = await rssMiB(pid);
       let peak = before;
       let sampling = true;
@@ -174,9 +175,9 @@ describe('attacks on a node\'s libp2p protocols by non-members (devnet: 3 nodes,
       const held = await heldBy('others');
       console.log(`      RSS of node 1: ${before.toFixed(0)} MiB before, peak ${peak.toFixed(0)} MiB (+${growth.toFixed(0)} MiB); frame bytes held for outsiders: ${(held / MiB).toFixed(1)} MiB`);
       assert.ok(growth < 64, `node 1 grew by ${growth.toFixed(0)} MiB under the attack`);
-      // Every DKG stream refused as it opened; past four 1 MiB frames, the partial ones too.
+      // Every DKG stream refused as it opened; past 32 streams or four 1 MiB frames, the partial ones too.
       assert.equal((await refused(DKG_PROTOCOL, 'not_allowed')) - refusedBefore.dkg, 48);
-      assert.ok((await refused(PARTIAL_PROTOCOL, 'budget')) - refusedBefore.partial >= 44);
+      assert.ok((await partialRefusals()) - refusedBefore.partial >= 44);
       assert.ok(held <= 4 * (MAX_NODE_FRAME_BYTES + PREFIX), `${held} bytes held for one outsider`);
       for (const s of streams) s.stream.abort(new Error('done'));
       await decryptsStill();
@@ -289,6 +290,23 @@ describe('attacks on a node\'s libp2p protocols by non-members (devnet: 3 nodes,
       for (const s of open) s.stream.abort(new Error('done'));
       assert.ok((await c.request(1, KEYS_PROTOCOL, new TextEncoder().encode('{"v":1}'))).length > 0);
       assert.equal((await getJson(`${devnet!.node(1).httpUrl}/health`)).status, 200);
+    });
+
+    it('an outsider\'s 33rd concurrent stream on /tkms/partial/1 is reset as it opens, over all its connections; a gateway may open more', async () => {
+      const key = await generateKeyPair('Ed25519');
+      const [a, b] = [await outsider(key), await outsider(key)];
+      const before = await refused(PARTIAL_PROTOCOL, 'streams');
+      const open: RawStream[] = [];
+      for (let i = 0; i < 32; i++) open.push(await openRaw(i % 2 === 0 ? a : b, 1, PARTIAL_PROTOCOL));
+      assert.deepEqual(open.map((s) => s.isOpen()), Array(32).fill(true));
+      const extra = await openRaw(a, 1, PARTIAL_PROTOCOL);
+      assert.ok((await extra.ended) < 5_000, 'a 33rd partial stream stayed open');
+      assert.equal(await refused(PARTIAL_PROTOCOL, 'streams'), before + 1);
+      const gw = await outsider(gatewayKeys[1]);
+      const many: RawStream[] = [];
+      for (let i = 0; i < 40; i++) many.push(await openRaw(gw, 1, PARTIAL_PROTOCOL));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(many.map((s) => s.isOpen()), Array(40).fill(true));
     });
   });
 });
