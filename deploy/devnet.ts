@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { loadCommitteeFile, memberKeysHex } from '../net/committee.ts';
-import { createIdentityFile } from '../node/identity.ts';
+import { createIdentityFile, loadOrCreateIdentityFile } from '../node/identity.ts';
 
 /**
  * A local network on loopback: n node daemons and a gateway as separate processes, each
@@ -31,6 +31,8 @@ export interface DevnetOptions {
   nodeConfig?: Record<number, Record<string, unknown>>;
   /** Extra gateway config fields. */
   gatewayConfig?: Record<string, unknown>;
+  /** Test hook: more peer ids the nodes accept as gateways (a test that pushes revocations itself). */
+  extraGatewayPeerIds?: string[];
   /**
    * Test hook (chaos, partitions): the multiaddr that `from` (a node id, or the gateway) dials to
    * reach member `to`, whose own listen address is `listen`. When set, every node and the gateway
@@ -49,6 +51,8 @@ interface Layout {
   keyId: string;
   committeeId: string;
   gatewayPort: number;
+  /** The gateway's libp2p peer id (gateway/identity.json); nodes accept revocations from it. */
+  gatewayPeerId?: string;
   nodes: { id: number; p2pPort: number; httpPort: number; adminPort: number; peerId: string }[];
 }
 
@@ -205,6 +209,11 @@ export class Devnet {
       layout = await Devnet.create(dir, options);
       await writeFile(layoutPath, `${JSON.stringify(layout, null, 2)}\n`);
     }
+    if (layout.gatewayPeerId === undefined) {
+      // A devnet made before gateways had an identity: give it one now.
+      layout.gatewayPeerId = (await loadOrCreateIdentityFile(join(dir, 'gateway', 'identity.json'))).identity.peerId;
+      await writeFile(layoutPath, `${JSON.stringify(layout, null, 2)}\n`);
+    }
     const devnet = new Devnet({ ...options, dir }, layout);
     for (const node of layout.nodes) {
       const nodeDir = join(dir, `node${node.id}`);
@@ -255,7 +264,9 @@ export class Devnet {
     // One password for the devnet's keystores, in a 0600 file: a local network, not production.
     await writeFile(join(dir, 'keystore-password'), `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
     const gatewayPort = options.gatewayPort === undefined || options.gatewayPort === 0 ? ports[3 * n]! : options.gatewayPort;
-    return { version: 1, n, t, keyId: options.keyId ?? 'default', committeeId, gatewayPort, nodes };
+    await mkdir(join(dir, 'gateway'), { recursive: true, mode: 0o700 });
+    const gatewayPeerId = (await createIdentityFile(join(dir, 'gateway', 'identity.json'))).peerId;
+    return { version: 1, n, t, keyId: options.keyId ?? 'default', committeeId, gatewayPort, gatewayPeerId, nodes };
   }
 
   /** Writes a committee file for `from` whose member addresses come from the linkAddress hook. */
@@ -285,6 +296,7 @@ export class Devnet {
         keystorePasswordFile: '../keystore-password',
         dkg: { phaseTimeoutMs: 5_000 },
         logLevel,
+        gatewayPeerIds: [this.layout.gatewayPeerId!, ...(this.options.extraGatewayPeerIds ?? [])],
         ...(this.options.nodeConfig?.[node.id] ?? {}),
       };
       await writeFile(join(this.options.dir, `node${node.id}`, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
@@ -294,6 +306,7 @@ export class Devnet {
     const gateway = {
       listen: `127.0.0.1:${this.options.gatewayPort ? this.options.gatewayPort : this.layout.gatewayPort}`,
       storeDir: 'gateway/store',
+      identityFile: 'gateway/identity.json',
       committeeFile: linked ? 'gateway/committee.json' : 'committee.json',
       logLevel,
       ...(this.options.gatewayConfig ?? {}),

@@ -3,6 +3,10 @@ import { envTypos } from '../net/env-config.ts';
 import { GATEWAY_ENV_OVERRIDES, GATEWAY_ENV_VARS, loadGatewayConfig } from './config.ts';
 
 export const GATEWAY_HELP = `Usage: tkms gateway start [--config <file>]
+       tkms gateway init  [--config <file>] [--json]
+
+init creates the gateway's libp2p identity (identityFile) if it has none and prints its peer
+id: list it in every node's gatewayPeerIds, so nodes accept the revocations it pushes.
 
 Runs the tkms HTTP gateway until SIGINT/SIGTERM: stores ciphertext handles and grants,
 checks the ACL and fans delegation requests out to the committee's nodes.
@@ -12,6 +16,9 @@ environment alone configures the gateway (paths relative to the working director
 Config (JSON; paths relative to the config file)    environment override
   listen             "host:port" of the HTTP API, e.g. "0.0.0.0:8080"   TKMS_GATEWAY_LISTEN
   storeDir           directory of the embedded store (created 0700)     TKMS_GATEWAY_STORE_DIR
+  identityFile       the gateway's libp2p identity (created 0600 by      TKMS_GATEWAY_IDENTITY_FILE
+                     init or at first start; without it, a new one
+                     each run, whose revocations nodes refuse)
   committeeFile      the committee file the nodes use                   TKMS_COMMITTEE_FILE
   partialTimeoutMs   per-node deadline for a partial (default 3000)     TKMS_GATEWAY_PARTIAL_TIMEOUT_MS
   hedgeDelayMs       upper bound of the adaptive hedge delay             TKMS_GATEWAY_HEDGE_DELAY_MS
@@ -46,15 +53,15 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     process.stdout.write(GATEWAY_HELP);
     return command === undefined ? 2 : 0;
   }
-  if (command !== 'start') {
+  if (command !== 'start' && command !== 'init') {
     process.stderr.write(`tkms gateway: unknown command "${command}"\n\n${GATEWAY_HELP}`);
     return 2;
   }
-  let values: { config?: string; help?: boolean };
+  let values: { config?: string; help?: boolean; json?: boolean };
   try {
-    values = parseArgs({ args: rest, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values;
+    values = parseArgs({ args: rest, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' }, json: { type: 'boolean' } }, strict: true }).values;
   } catch (e) {
-    process.stderr.write(`tkms gateway start: ${e instanceof Error ? e.message : 'bad arguments'}\n`);
+    process.stderr.write(`tkms gateway ${command}: ${e instanceof Error ? e.message : 'bad arguments'}\n`);
     return 2;
   }
   if (values.help) {
@@ -74,6 +81,7 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     process.stderr.write(`tkms gateway start: error: ${e instanceof Error ? e.message : 'invalid config'}\n`);
     return 1;
   }
+  if (command === 'init') return gatewayInit(config.identityFile, values.json === true);
   // Loaded lazily: libp2p must not load before the polyfills the entry point installed.
   const { startGateway } = await import('./server.ts');
   const gateway = await startGateway(config);
@@ -86,4 +94,20 @@ export async function runGatewayCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', onSignal);
   });
   return 0;
+}
+
+async function gatewayInit(identityFile: string | undefined, json: boolean): Promise<number> {
+  if (identityFile === undefined) {
+    process.stderr.write('tkms gateway init: the config has no identityFile (or set TKMS_GATEWAY_IDENTITY_FILE)\n');
+    return 2;
+  }
+  const { loadOrCreateIdentityFile } = await import('../node/identity.ts');
+  try {
+    const { identity, created } = await loadOrCreateIdentityFile(identityFile);
+    process.stdout.write(json ? `${JSON.stringify({ peerId: identity.peerId, identityFile, created })}\n` : `${created ? 'created' : 'kept'} ${identityFile}\npeer id: ${identity.peerId}\n`);
+    return 0;
+  } catch (e) {
+    process.stderr.write(`tkms gateway init: error: ${e instanceof Error ? e.message : 'cannot create the identity'}\n`);
+    return 1;
+  }
 }

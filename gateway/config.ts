@@ -12,6 +12,12 @@ export interface GatewayConfig {
   listen: HostPort;
   storeDir: string;
   committeeFile: string;
+  /**
+   * The gateway's persistent libp2p identity (created by "tkms gateway init", or at first start).
+   * Nodes accept revocations only from members and the peer ids in their gatewayPeerIds; without
+   * it the gateway has a new identity at every start, and nodes refuse its revocations.
+   */
+  identityFile?: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** How long one node may take to answer a partial request before it counts as failed. */
   partialTimeoutMs: number;
@@ -33,13 +39,14 @@ export interface GatewayConfig {
   tls?: { certFile: string; keyFile: string };
 }
 
-const FIELDS = ['listen', 'storeDir', 'committeeFile', 'logLevel', 'partialTimeoutMs', 'hedgeDelayMs', 'partialFramesInFlight', 'rateLimit', 'maxPlaintextBytes', 'clockSkewSeconds', MAX_GRANT_LIFETIME_FIELD, 'httpLimits', 'tlsCertFile', 'tlsKeyFile'];
+const FIELDS = ['listen', 'storeDir', 'committeeFile', 'identityFile', 'logLevel', 'partialTimeoutMs', 'hedgeDelayMs', 'partialFramesInFlight', 'rateLimit', 'maxPlaintextBytes', 'clockSkewSeconds', MAX_GRANT_LIFETIME_FIELD, 'httpLimits', 'tlsCertFile', 'tlsKeyFile'];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const GATEWAY_ENV_OVERRIDES = {
   TKMS_GATEWAY_LISTEN: 'listen',
   TKMS_GATEWAY_STORE_DIR: 'storeDir',
   TKMS_COMMITTEE_FILE: 'committeeFile',
+  TKMS_GATEWAY_IDENTITY_FILE: 'identityFile',
   TKMS_LOG_LEVEL: 'logLevel',
   TKMS_GATEWAY_TLS_CERT_FILE: 'tlsCertFile',
   TKMS_GATEWAY_TLS_KEY_FILE: 'tlsKeyFile',
@@ -117,6 +124,7 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
   };
   const storeDir = path('storeDir');
   const committeeFile = path('committeeFile');
+  const identityFile = raw.identityFile === undefined ? undefined : path('identityFile');
   const int = (field: string, fallback: number, min: number, max: number, v: unknown = raw[field]): number => {
     if (v === undefined) return fallback;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -173,6 +181,7 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
     listen: listen!,
     storeDir: storeDir!,
     committeeFile: committeeFile!,
+    ...(identityFile === undefined ? {} : { identityFile }),
     logLevel,
     partialTimeoutMs,
     hedgeDelayMs,

@@ -1,5 +1,6 @@
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { Libp2p } from 'libp2p';
+import type { PrivateKey } from '@libp2p/interface';
 import {
   ACL_PROTOCOL,
   decodeAclReply,
@@ -29,8 +30,8 @@ import type { Logger } from 'pino';
 import { RequestBatcher } from './request-batcher.ts';
 
 /**
- * The gateway's libp2p side: an ephemeral identity (nodes authorize requests by their
- * signatures, not by who carries them), a connection to every committee member, and
+ * The gateway's libp2p side: its identity (nodes authorize partial requests by their signatures,
+ * not by who carries them; revocations only from the gateway peer ids they know), a connection to every committee member, and
  * the fan-out of a delegation: ask exactly t nodes (fastest healthy first), replace any that
  * fail, and hedge to one more whenever the adaptive delay (at most hedgeDelayMs) passes
  * without t answers.
@@ -131,8 +132,8 @@ export class NodePool {
     this.frames = new FrameClient(libp2p);
   }
 
-  static async start(committee: Committee, log: Logger, opts: { partialFramesInFlight?: number } = {}): Promise<NodePool> {
-    const privateKey = await generateKeyPair('Ed25519');
+  static async start(committee: Committee, log: Logger, opts: { partialFramesInFlight?: number; privateKey?: PrivateKey } = {}): Promise<NodePool> {
+    const privateKey = opts.privateKey ?? (await generateKeyPair('Ed25519'));
     const libp2p = await createHost({ privateKey }, [], committee);
     const conns = new MemberConnections(libp2p, committee, 0, log);
     await libp2p.start();

@@ -13,6 +13,7 @@ import { RateLimiter } from '../net/rate-limit.ts';
 import { installServerCurveBackend } from '../net/curve-setup.ts';
 import { GatewayStore } from './store.ts';
 import { isLoopbackHost } from '../net/http-address.ts';
+import { loadOrCreateIdentityFile } from '../node/identity.ts';
 
 export interface RunningGateway {
   server: Server;
@@ -45,11 +46,14 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   const tls = await readTlsFiles(config.tls);
   const curveBackendName = installServerCurveBackend(log);
   const committee = await loadCommitteeFile(config.committeeFile);
+  const identity = config.identityFile === undefined ? undefined : await loadOrCreateIdentityFile(config.identityFile);
+  if (identity === undefined) log.warn('no identityFile: a new libp2p identity for this run; nodes will refuse revocations pushed by it');
+  else log.info({ peerId: identity.identity.peerId, created: identity.created }, 'gateway identity (list it in every node\'s gatewayPeerIds)');
   const store = await GatewayStore.open(config.storeDir, { onWarning: (msg) => log.warn({ store: config.storeDir }, msg) });
   const metrics = createGatewayMetrics();
   let pool: NodePool;
   try {
-    pool = await NodePool.start(committee, log, { partialFramesInFlight: config.partialFramesInFlight });
+    pool = await NodePool.start(committee, log, { partialFramesInFlight: config.partialFramesInFlight, privateKey: identity?.identity.privateKey });
   } catch (e) {
     await store.close();
     throw e;

@@ -7,11 +7,24 @@ import { lpStream } from '@libp2p/utils';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import type { Logger } from 'pino';
-import { isTkmsError } from '../core/index.ts';
+import { isTkmsError, MAX_NODE_FRAME_BYTES } from '../core/index.ts';
 import type { Committee, CommitteeMember } from './committee.ts';
+import { encodeLength, FrameReader } from './frame-reader.ts';
+import { ReadBudget } from './read-budget.ts';
 
-/** Protocol handlers may see one stream per DKG message from every peer at once. */
-const STREAM_LIMIT = 1024;
+/**
+ * Streams one connection may have open at once, over all protocols: the sum of what a node's
+ * protocols allow one peer (see the daemon's PROTOCOL_STREAMS, 720 in all), rounded up. Each open
+ * stream costs a few KiB of state even when idle; its frame bytes are bounded separately (budgets).
+ */
+const CONNECTION_STREAM_LIMIT = 1024;
+/** Streams this process may open to one peer on one protocol (its own sends, e.g. a revocation flood). */
+const OUTBOUND_STREAM_LIMIT = 1024;
+/**
+ * Connections beyond the committee's own: the gateway(s), and clients that ask a node directly.
+ * Members are on the allow list (never pruned); everyone else is pruned past this.
+ */
+const NON_MEMBER_CONNECTIONS = 128;
 
 /** IPs of loopback plus the committee's own addresses: never rate-limited or pruned. */
 function allowList(committee: Committee): string[] {
@@ -33,10 +46,20 @@ export async function createHost(identity: { privateKey: PrivateKey }, listen: s
     addresses: { listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux({ maxEarlyStreams: 256, maxInboundStreams: 4096, maxOutboundStreams: 4096 })],
+    streamMuxers: [
+      yamux({
+        maxEarlyStreams: 256,
+        maxInboundStreams: CONNECTION_STREAM_LIMIT,
+        maxOutboundStreams: 4096,
+        // What a stream may buffer while nobody reads it (protocol negotiation, a paused reader): no
+        // more than a client frame. Frame readers take the bytes as they come and hold them against
+        // a budget, so a whole frame never waits here.
+        streamOptions: { maxReadBufferLength: MAX_NODE_FRAME_BYTES },
+      }),
+    ],
     connectionManager: {
       allow: allowList(committee),
-      maxConnections: 1024,
+      maxConnections: committee.members.length + NON_MEMBER_CONNECTIONS,
       dialTimeout: 5_000,
       // Our own redial loop owns reconnection to members; libp2p's would fight it.
       reconnectRetries: 0,
@@ -89,59 +112,134 @@ const CLIENT_IDLE_MS = 20_000;
 /** Requests all peers together may have in flight on one served protocol, by default. */
 const DEFAULT_MAX_FRAMES_IN_FLIGHT = 512;
 
+export interface ServeOptions {
+  maxRequestBytes: number;
+  timeoutMs: number;
+  log: Logger;
+  maxInFlight?: number;
+  /** Streams one connection may have open on this protocol at once (libp2p resets the rest); default 256. */
+  maxInboundStreams?: number;
+  /** Who may use the protocol at all; anyone else's stream is reset as it opens, before a byte is read. */
+  allow?: (peer: string) => boolean;
+  /**
+   * The budget the peer's frame bytes are held against (e.g. one for members and gateways, one for
+   * everyone else); by default one for this protocol, of 64 full frames per peer and 256 in all.
+   */
+  budgetFor?: (peer: string) => ReadBudget;
+  /**
+   * Streams one peer (over all its connections) may have open on this protocol, if fewer than
+   * libp2p's per-connection limit: a refused stream still brings up to a yamux window (256 KiB) of
+   * data in flight, so fewer streams for peers that need few bound that too.
+   */
+  maxStreamsOf?: (peer: string) => number;
+  /** Told why a stream was refused ("not_allowed", "streams", "budget", "busy"), for metrics. */
+  onRefused?: (protocol: string, reason: string) => void;
+}
+
+async function writeFrame(stream: Stream, body: Uint8Array, signal: AbortSignal): Promise<void> {
+  const prefix = encodeLength(body.byteLength);
+  const frame = new Uint8Array(prefix.byteLength + body.byteLength);
+  frame.set(prefix);
+  frame.set(body, prefix.byteLength);
+  if (!stream.send(frame)) await stream.onDrain({ signal });
+}
+
 /**
  * Serves a request/reply protocol: one frame in, one frame out, then the next frame on the
  * same stream. A one-shot client sends one frame and closes; a FrameClient keeps the stream
  * for its next request, which saves opening a stream and negotiating the protocol each time
  * (most of the per-request cost of a small request over libp2p).
+ *
+ * Memory an outsider can make this hold is bounded before it is spent: a peer not allowed on the
+ * protocol is refused when its stream opens, and every frame byte is held against the peer's
+ * budget from the moment its length prefix arrives (see FrameReader).
  */
-export async function handleFrames(
-  libp2p: Libp2p,
-  protocol: string,
-  handler: FrameHandler,
-  opts: { maxRequestBytes: number; timeoutMs: number; log: Logger; maxInFlight?: number },
-): Promise<void> {
-  // Bounds the memory and CPU all peers together can claim at once on this protocol.
+export async function handleFrames(libp2p: Libp2p, protocol: string, handler: FrameHandler, opts: ServeOptions): Promise<void> {
+  // Bounds the CPU all peers together can claim at once on this protocol.
   const maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_FRAMES_IN_FLIGHT;
   let inFlight = 0;
+  const frame = Math.max(opts.maxRequestBytes, 4096);
+  const ownBudget = opts.budgetFor === undefined ? new ReadBudget(64 * frame, 256 * frame) : undefined;
+  const budgetFor = opts.budgetFor ?? (() => ownBudget!);
+  const maxInboundStreams = opts.maxInboundStreams ?? 256;
+  const openByPeer = new Map<string, number>();
   await libp2p.handle(
     protocol,
     async (stream: Stream, connection: Connection) => {
       const peer = connection.remotePeer.toString();
-      const lp = lpStream(stream, { maxDataLength: opts.maxRequestBytes });
-      for (let served = 0; ; served++) {
-        let request: Uint8Array;
-        try {
-          // The first frame must come promptly; later ones may wait for the client's next request.
-          request = (await lp.read({ signal: AbortSignal.timeout(served === 0 ? opts.timeoutMs : SERVER_IDLE_MS) })).subarray();
-        } catch (e) {
-          // After at least one answer, the end of the stream (or idleness) is the normal way out.
-          if (served > 0) await closeQuietly(stream);
-          else {
-            opts.log.debug({ protocol, peer, err: errorText(e) }, 'stream handler failed');
-            stream.abort(e instanceof Error ? e : new Error('read failed'));
+      if (opts.allow !== undefined && !opts.allow(peer)) {
+        opts.onRefused?.(protocol, 'not_allowed');
+        opts.log.debug({ protocol, peer }, 'stream from a peer not allowed on this protocol refused');
+        stream.abort(new Error('not allowed'));
+        return;
+      }
+      const open = openByPeer.get(peer) ?? 0;
+      if (opts.maxStreamsOf !== undefined && open >= opts.maxStreamsOf(peer)) {
+        opts.onRefused?.(protocol, 'streams');
+        stream.abort(new Error('too many streams'));
+        return;
+      }
+      openByPeer.set(peer, open + 1);
+      const budget = budgetFor(peer);
+      const reader = new FrameReader(stream, opts.maxRequestBytes, {
+        take: (bytes) => {
+          if (budget.take(peer, bytes)) return true;
+          opts.onRefused?.(protocol, 'budget');
+          // Counted, not logged above debug: a flood of refusals must not become a flood of log lines.
+          opts.log.debug({ protocol, peer, bytes, held: budget.held }, 'read budget exhausted; stream refused');
+          return false;
+        },
+        give: (bytes) => budget.give(peer, bytes),
+      });
+      try {
+        for (let served = 0; ; served++) {
+          let request: Uint8Array | undefined;
+          try {
+            // The first frame must come promptly; later ones may wait for the client's next request.
+            request = await reader.read(served === 0 ? opts.timeoutMs : SERVER_IDLE_MS, opts.timeoutMs);
+          } catch (e) {
+            // After at least one answer, idleness is the normal way out.
+            if (served > 0 && isTkmsError(e) && e.code === 'timeout') await closeQuietly(stream);
+            else {
+              opts.log.debug({ protocol, peer, err: errorText(e) }, 'stream handler failed');
+              stream.abort(e instanceof Error ? e : new Error('read failed'));
+            }
+            return;
           }
-          return;
+          if (request === undefined) {
+            // After at least one answer, the end of the stream (or idleness) is the normal way out.
+            if (served > 0) await closeQuietly(stream);
+            else stream.abort(new Error('no request'));
+            return;
+          }
+          if (inFlight >= maxInFlight) {
+            opts.onRefused?.(protocol, 'busy');
+            opts.log.warn({ protocol, inFlight }, 'too many requests in flight; stream refused');
+            stream.abort(new Error('busy'));
+            return;
+          }
+          inFlight++;
+          try {
+            const reply = await handler(peer, request);
+            await writeFrame(stream, reply, AbortSignal.timeout(opts.timeoutMs));
+          } catch (e) {
+            opts.log.debug({ protocol, peer, err: errorText(e) }, 'stream handler failed');
+            stream.abort(e instanceof Error ? e : new Error('handler failed'));
+            return;
+          } finally {
+            inFlight--;
+            reader.release();
+          }
         }
-        if (inFlight >= maxInFlight) {
-          opts.log.warn({ protocol, inFlight }, 'too many requests in flight; stream refused');
-          stream.abort(new Error('busy'));
-          return;
-        }
-        inFlight++;
-        try {
-          const reply = await handler(peer, request);
-          await lp.write(reply, { signal: AbortSignal.timeout(opts.timeoutMs) });
-        } catch (e) {
-          opts.log.debug({ protocol, peer, err: errorText(e) }, 'stream handler failed');
-          stream.abort(e instanceof Error ? e : new Error('handler failed'));
-          return;
-        } finally {
-          inFlight--;
-        }
+      } finally {
+        reader.dispose();
+        const left = (openByPeer.get(peer) ?? 1) - 1;
+        if (left > 0) openByPeer.set(peer, left);
+        else openByPeer.delete(peer);
       }
     },
-    { maxInboundStreams: STREAM_LIMIT, maxOutboundStreams: STREAM_LIMIT },
+    // Outbound streams are this process's own (a member's sends on the same protocol): not bounded here.
+    { maxInboundStreams, maxOutboundStreams: OUTBOUND_STREAM_LIMIT },
   );
 }
 

@@ -1,14 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { multiaddr } from '@multiformats/multiaddr';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { assertParticipantId, TkmsError } from '../core/index.ts';
 import type { DkgFaults } from '../core/dkg/index.ts';
 import { PARTIAL_FAULTS, type PartialFault } from './partial-faults.ts';
 import { DEFAULT_REVOCATION_LIMITS } from './revocations.ts';
 
 import { parseHostPort, type HostPort } from '../net/http-address.ts';
-import { envBool, envInt, envString } from '../net/env-config.ts';
+import { envBool, envInt, envList, envString } from '../net/env-config.ts';
 import { MAX_GRANT_LIFETIME_ENV, MAX_GRANT_LIFETIME_FIELD, readMaxGrantLifetime } from '../net/grant-lifetime.ts';
+import { DEFAULT_REPLAY_IDS_PER_REQUESTER, MAX_REPLAY_IDS_PER_REQUESTER } from './replay-cache.ts';
 
 export interface NodeConfig {
   /** Directory of the config file; relative paths are resolved against it. */
@@ -33,6 +35,10 @@ export interface NodeConfig {
   maxGrantLifetimeSeconds: number;
   /** Live revocations one owner may have this node hold, and all owners together. */
   revocations: { perOwner: number; max: number };
+  /** Spent request ids one requester may have live in the replay cache at once. */
+  replayIdsPerRequester: number;
+  /** libp2p peer ids of the gateway(s): besides members, the only peers that may push revocations. */
+  gatewayPeerIds: string[];
   /** Misbehaviour for tests; only accepted with TKMS_ENABLE_TEST_FAULTS=1. */
   testFaults: DkgFaults | undefined;
   partialFault: PartialFault | undefined;
@@ -50,6 +56,8 @@ const KNOWN_FIELDS = [
   'partialRateLimit',
   MAX_GRANT_LIFETIME_FIELD,
   'revocations',
+  'replayIdsPerRequester',
+  'gatewayPeerIds',
   'committeeFile',
   'keystorePasswordFile',
   'dkg',
@@ -72,6 +80,9 @@ export const ENV_OVERRIDES = {
   TKMS_LOG_LEVEL: 'logLevel',
 } as const;
 
+/** At most this many gateway peer ids (a gateway per region, a few spares while one is replaced). */
+const MAX_GATEWAY_PEER_IDS = 16;
+
 /** Typed overrides (integers and booleans), checked before the file's values are. */
 export const ENV_TYPED_OVERRIDES = {
   TKMS_DKG_PHASE_TIMEOUT_MS: 'dkg.phaseTimeoutMs',
@@ -79,6 +90,8 @@ export const ENV_TYPED_OVERRIDES = {
   TKMS_PARTIAL_RATE_PER_MINUTE: 'partialRateLimit.perMinute',
   TKMS_PARTIAL_RATE_BURST: 'partialRateLimit.burst',
   TKMS_ADMIN_ALLOW_REMOTE: 'adminAllowRemote',
+  TKMS_REPLAY_IDS_PER_REQUESTER: 'replayIdsPerRequester',
+  TKMS_GATEWAY_PEER_IDS: 'gatewayPeerIds',
 } as const;
 
 /** Every environment variable the node reads (for --help and the typo check). */
@@ -190,6 +203,14 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
     const base = isPlainObject(raw.partialRateLimit) ? raw.partialRateLimit : { perMinute: 12_000, burst: 1_000 };
     raw.partialRateLimit = { ...base, ...(envPerMinute !== undefined ? { perMinute: envPerMinute } : {}), ...(envBurst !== undefined ? { burst: envBurst } : {}) };
   }
+  const envReplayIds = envNumber('TKMS_REPLAY_IDS_PER_REQUESTER', 1, MAX_REPLAY_IDS_PER_REQUESTER, 'ids');
+  if (envReplayIds !== undefined) raw.replayIdsPerRequester = envReplayIds;
+  const envGateways = envList(env, 'TKMS_GATEWAY_PEER_IDS', MAX_GATEWAY_PEER_IDS);
+  if (envGateways.problem !== undefined) problems.push(envGateways.problem);
+  if (envGateways.value !== undefined) {
+    raw.gatewayPeerIds = envGateways.value;
+    fromEnv.set('gatewayPeerIds', 'TKMS_GATEWAY_PEER_IDS');
+  }
   const envRemote = envBool(env, 'TKMS_ADMIN_ALLOW_REMOTE');
   if (envRemote.problem !== undefined) problems.push(envRemote.problem);
   if (envRemote.value !== undefined) {
@@ -250,6 +271,29 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
     if (!isPlainObject(v) || Object.keys(v).some((k) => k !== 'perMinute' && k !== 'burst') || !ok(v.perMinute) || !ok(v.burst)) {
       problems.push('partialRateLimit must be { "perMinute": 1..10000000, "burst": 1..10000000 }');
     } else partialRateLimit = { perMinute: v.perMinute, burst: v.burst };
+  }
+  let replayIdsPerRequester = DEFAULT_REPLAY_IDS_PER_REQUESTER;
+  if (raw.replayIdsPerRequester !== undefined) {
+    const v = raw.replayIdsPerRequester;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_REPLAY_IDS_PER_REQUESTER) {
+      problem('replayIdsPerRequester', `replayIdsPerRequester must be an integer in 1..${MAX_REPLAY_IDS_PER_REQUESTER}`);
+    } else replayIdsPerRequester = v;
+  }
+  const gatewayPeerIds: string[] = [];
+  if (raw.gatewayPeerIds !== undefined) {
+    const v = raw.gatewayPeerIds;
+    if (!Array.isArray(v) || v.length > MAX_GATEWAY_PEER_IDS) {
+      problem('gatewayPeerIds', `gatewayPeerIds must be an array of at most ${MAX_GATEWAY_PEER_IDS} libp2p peer ids (the gateways' "tkms gateway init" prints its own)`);
+    } else {
+      v.forEach((id, i) => {
+        try {
+          if (typeof id !== 'string' || id.length > 128) throw new Error('not a peer id');
+          gatewayPeerIds.push(peerIdFromString(id).toString());
+        } catch {
+          problem('gatewayPeerIds', `gatewayPeerIds[${i}] is not a libp2p peer id`);
+        }
+      });
+    }
   }
   let clockSkewSeconds = 30;
   if (raw.clockSkewSeconds !== undefined) {
@@ -325,6 +369,8 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
     partialRateLimit,
     maxGrantLifetimeSeconds,
     revocations,
+    replayIdsPerRequester,
+    gatewayPeerIds,
     testFaults,
     partialFault,
   };

@@ -29,8 +29,33 @@ import { createHost, errorText, FrameClient, handleFrames, MemberConnections } f
 import { PartialService, ShareBook } from './partial.ts';
 import { ReplayCache } from './replay-cache.ts';
 import { RateLimiter } from '../net/rate-limit.ts';
+import { ReadBudget } from '../net/read-budget.ts';
 import { RevocationStore } from './revocations.ts';
 import { statusRoute } from './status.ts';
+
+/** Bytes `count` whole client frames take, length prefixes (at most 4 bytes) included. */
+const clientFrames = (count: number): number => count * (MAX_NODE_FRAME_BYTES + 4);
+
+/**
+ * Streams one connection may keep open per protocol. A member's DKG sends one frame per message
+ * and reuses idle streams, so at most one stream per message in flight (n ≤ 256); a gateway keeps
+ * up to 64 idle streams per protocol and at most 64 batch frames in flight; revocations are pushed
+ * one per revoke; the key list is read now and then.
+ */
+const PROTOCOL_STREAMS = { dkg: 256, partial: 256, partialBatch: 128, acl: 64, keys: 16 } as const;
+/** Streams per protocol for a peer that is neither member nor gateway: a client asking directly needs a few. */
+const OTHER_PEER_STREAMS = 32;
+
+/**
+ * Request frame bytes held at once (being read, or read and not yet answered). A member has at
+ * most a few DKG frames (≤ 4 MiB) in flight to one node; a gateway at most 64 batch frames
+ * (≤ 1 MiB) plus single requests: 64 MiB each, 256 MiB for all members and gateways together.
+ * Anyone else asks directly with small requests: four full-size frames each, 32 MiB together, so
+ * outsiders can neither take the memory nor the budget members and gateways need.
+ */
+function readBudgets(): { trusted: ReadBudget; others: ReadBudget } {
+  return { trusted: new ReadBudget(clientFrames(64), clientFrames(256)), others: new ReadBudget(clientFrames(4), clientFrames(32)) };
+}
 
 export interface RunningNode {
   selfId: number;
@@ -128,7 +153,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
   const keystore = await Keystore.open(config.keystoreDir, password);
   const stored = await keystore.loadAll();
   const nowSeconds = () => Math.floor(Date.now() / 1000);
-  const replay = await ReplayCache.open(join(config.stateDir, 'replay.log'), config.clockSkewSeconds, nowSeconds());
+  const replay = await ReplayCache.open(join(config.stateDir, 'replay.log'), config.clockSkewSeconds, nowSeconds(), config.replayIdsPerRequester);
   // Signatures are checked against this node's own committee file, never a committee a request names.
   const deployment = { committeeId: committee.committeeId };
   const opened = await RevocationStore.open(join(config.stateDir, 'revocations.log'), deployment, {
@@ -141,7 +166,12 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
   log.info({ held: revocations.size, droppedLines: opened.dropped, logBytes: revocations.logBytes }, 'revocations loaded');
   const shares = new ShareBook(self.id);
 
-  const metrics = createNodeMetrics({ revocationsHeld: () => revocations.size, replayCacheEntries: () => replay.size });
+  const budgets = readBudgets();
+  const metrics = createNodeMetrics({
+    revocationsHeld: () => revocations.size,
+    replayCacheEntries: () => replay.size,
+    frameBytesHeld: (peers) => budgets[peers].held,
+  });
   const libp2p = await createHost(identity, config.listen, committee);
   const conns = new MemberConnections(libp2p, committee, self.id, log, () => metrics.peersConnected.set(conns.connectedMembers().length));
   // Kept-alive streams to the other members: a DKG sends n − 1 frames per round, a revocation floods to all.
@@ -210,31 +240,34 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     metrics,
   );
 
-  const frameOpts = { maxRequestBytes: MAX_DKG_FRAME_BYTES, timeoutMs: 10_000, log };
-  await handleFrames(
-    libp2p,
-    DKG_PROTOCOL,
-    async (remotePeer, body) => {
-      const member = conns.memberFor(remotePeer);
-      if (member === undefined) {
-        log.debug({ peer: remotePeer }, 'DKG frame from a non-member ignored');
-        return runner.refusal(new TkmsError('unauthorized', 'not a member of this committee'));
-      }
-      return runner.handleFrame(member.id, body);
-    },
-    frameOpts,
-  );
-  const clientFrameOpts = { maxRequestBytes: MAX_NODE_FRAME_BYTES, timeoutMs: 10_000, log };
+  const memberPeers = new Set(committee.members.filter((m) => m.id !== self.id).map((m) => m.peerId));
+  const gatewayPeers = new Set(config.gatewayPeerIds);
+  if (gatewayPeers.size === 0) log.warn('no gatewayPeerIds configured: revocations pushed by a gateway will be refused');
+  const isMember = (peer: string): boolean => memberPeers.has(peer);
+  const isMemberOrGateway = (peer: string): boolean => memberPeers.has(peer) || gatewayPeers.has(peer);
+  const serve = (maxRequestBytes: number, maxInboundStreams: number, allow?: (peer: string) => boolean) => ({
+    maxRequestBytes,
+    maxInboundStreams,
+    allow,
+    timeoutMs: 10_000,
+    log,
+    budgetFor: (peer: string) => (isMemberOrGateway(peer) ? budgets.trusted : budgets.others),
+    maxStreamsOf: (peer: string) => (isMemberOrGateway(peer) ? maxInboundStreams : OTHER_PEER_STREAMS),
+    onRefused: (protocol: string, reason: string) => metrics.p2pStreamsRefused.inc({ protocol, reason }),
+  });
+  // Members only, checked when the stream opens: an outsider's frame is never read.
+  await handleFrames(libp2p, DKG_PROTOCOL, async (remotePeer, body) => runner.handleFrame(conns.memberFor(remotePeer)!.id, body), serve(MAX_DKG_FRAME_BYTES, PROTOCOL_STREAMS.dkg, isMember));
   await handleFrames(
     libp2p,
     PARTIAL_PROTOCOL,
     async (_peer, body) => partials.handle(body),
-    clientFrameOpts,
+    serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.partial),
   );
   // The same frame-count bound as the single-request protocol, so the same memory bound (frames are
   // capped in bytes); gateways may each keep up to 64 batch frames in flight to this node.
-  await handleFrames(libp2p, PARTIAL_BATCH_PROTOCOL, async (_peer, body) => partials.handleBatch(body), clientFrameOpts);
-  await handleFrames(libp2p, ACL_PROTOCOL, async (peer, body) => acl.handle(conns.memberFor(peer)?.id, body), clientFrameOpts);
+  await handleFrames(libp2p, PARTIAL_BATCH_PROTOCOL, async (_peer, body) => partials.handleBatch(body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.partialBatch));
+  // Revocations come from members (flooding, sync) and the gateway(s) only.
+  await handleFrames(libp2p, ACL_PROTOCOL, async (peer, body) => acl.handle(conns.memberFor(peer)?.id, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.acl, isMemberOrGateway));
   await handleFrames(
     libp2p,
     KEYS_PROTOCOL,
@@ -247,7 +280,8 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
         return encodeKeysReply({ ok: false, code: err.code, message: err.message });
       }
     },
-    clientFrameOpts,
+    // Public (the same results GET /v1/keys serves), so open to anyone.
+    serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.keys),
   );
   conns.onMemberConnected = (memberId) => {
     acl.syncFrom(memberId).catch((e: unknown) => log.debug({ member: memberId, err: errorText(e) }, 'revocation sync failed'));

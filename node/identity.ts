@@ -48,6 +48,16 @@ export async function createIdentityFile(path: string): Promise<NodeIdentity> {
   return { privateKey, peerId };
 }
 
+/** Loads the identity at `path`, creating it first if there is none (a gateway's first start). */
+export async function loadOrCreateIdentityFile(path: string): Promise<{ identity: NodeIdentity; created: boolean }> {
+  const exists = await stat(path).then(
+    () => true,
+    () => false,
+  );
+  if (exists) return { identity: await loadIdentityFile(path), created: false };
+  return { identity: await createIdentityFile(path), created: true };
+}
+
 export async function loadIdentityFile(path: string): Promise<NodeIdentity> {
   let text: string;
   try {

@@ -14,6 +14,8 @@ export interface NodeMetrics {
   partialRequests: Counter<'outcome'>;
   partialSeconds: Histogram<'outcome'>;
   partialBatchSize: Histogram;
+  p2pStreamsRefused: Counter<'protocol' | 'reason'>;
+  p2pFrameBytesHeld: Gauge<'peers'>;
   aclMessages: Counter<'outcome'>;
   revocationsHeld: Gauge;
   replayCacheSize: Gauge;
@@ -25,6 +27,8 @@ export interface NodeMetrics {
 export interface NodeMetricSources {
   revocationsHeld: () => number;
   replayCacheEntries: () => number;
+  /** Request frame bytes held by the libp2p protocols: members and gateways ("trusted") or everyone else ("others"). */
+  frameBytesHeld?: (peers: 'trusted' | 'others') => number;
 }
 
 export function createNodeMetrics(sources?: NodeMetricSources): NodeMetrics {
@@ -81,6 +85,22 @@ export function createNodeMetrics(sources?: NodeMetricSources): NodeMetrics {
       help: 'Requests per frame on the batched partial protocol (the gateway batches under load)',
       buckets: [1, 2, 4, 8, 16, 32],
       registers: [registry],
+    }),
+    p2pStreamsRefused: new Counter({
+      name: 'tkms_p2p_streams_refused_total',
+      help: 'Inbound libp2p streams reset by this node, by protocol and reason (not_allowed, streams, budget, busy)',
+      labelNames: ['protocol', 'reason'],
+      registers: [registry],
+    }),
+    p2pFrameBytesHeld: new Gauge({
+      name: 'tkms_p2p_frame_bytes_held',
+      help: 'Request frame bytes held (being read or being answered), for members and gateways (trusted) and everyone else (others)',
+      labelNames: ['peers'],
+      registers: [registry],
+      collect() {
+        if (sources?.frameBytesHeld === undefined) return;
+        for (const peers of ['trusted', 'others'] as const) this.set({ peers }, sources.frameBytesHeld(peers));
+      },
     }),
     aclMessages: new Counter({
       name: 'tkms_acl_messages_total',

@@ -169,7 +169,7 @@ export class PartialService {
     });
     const rsaKey = await this.requesterKeys.import(delegation.rsaSpki);
     // Spend the request id last among the checks, so a refused request does not burn it.
-    await this.o.replay.claim(delegation.requestId, delegation.notAfter, nowSeconds);
+    await this.o.replay.claim(delegation.requestId, delegation.notAfter, nowSeconds, `0x${bytesToHex(auth.requester)}`);
 
     const ctx = { keyId: delegation.keyId, nodeId: this.o.selfId, requestId: delegation.requestId };
     const fault = this.o.fault;

@@ -24,6 +24,8 @@ import {
 } from '../../core/index.ts';
 import { Devnet } from '../../deploy/devnet.ts';
 import { NodePool } from '../../gateway/node-pool.ts';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { parseCommitteeJson } from '../../net/committee.ts';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -60,9 +62,11 @@ interface Scene {
 }
 
 async function startScene(dir: string, nodeConfig?: Record<number, Record<string, unknown>>): Promise<Scene> {
-  const devnet = await Devnet.start({ dir, n: 5, t: 3, gatewayPort: 0, logLevel: 'info', ...(nodeConfig ? { nodeConfig } : {}) });
+  // The test's own pool speaks to nodes as a second gateway would (revocations included).
+  const poolKey = await generateKeyPair('Ed25519');
+  const devnet = await Devnet.start({ dir, n: 5, t: 3, gatewayPort: 0, logLevel: 'info', extraGatewayPeerIds: [peerIdFromPrivateKey(poolKey).toString()], ...(nodeConfig ? { nodeConfig } : {}) });
   const committee = parseCommitteeJson(await readFile(join(devnet.dir, 'committee.json'), 'utf8'));
-  const pool = await NodePool.start(committee, pino({ level: 'silent' }));
+  const pool = await NodePool.start(committee, pino({ level: 'silent' }), { privateKey: poolKey });
   await waitFor('test client connected to all nodes', () => (pool.connectedMembers().length === 5 ? true : undefined), { timeoutMs: 20_000 });
   const [alice, bob, carol] = [generateAccount(), generateAccount(), generateAccount()];
   const trustedMemberKeys = await devnet.memberKeys();

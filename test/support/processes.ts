@@ -160,6 +160,8 @@ export interface ClusterOptions {
   /** testFaults per member id (enables TKMS_ENABLE_TEST_FAULTS for those processes). */
   faults?: Record<number, Record<string, unknown>>;
   logLevel?: string;
+  /** Peer ids the nodes accept as gateways (revocation pushes on /tkms/acl/1). */
+  gatewayPeerIds?: string[];
 }
 
 export const CLUSTER_PASSWORD = 'integration-test-password';
@@ -187,6 +189,7 @@ export class NodeCluster {
         committeeFile: '../committee.json',
         dkg: { phaseTimeoutMs: options.phaseTimeoutMs ?? 5_000 },
         logLevel: options.logLevel ?? 'info',
+        ...(options.gatewayPeerIds !== undefined ? { gatewayPeerIds: options.gatewayPeerIds } : {}),
       };
       const faults = options.faults?.[id];
       if (faults !== undefined) config.testFaults = faults;

@@ -146,7 +146,7 @@ describe('gateway units', () => {
     });
 
     it('environment variables override the file (and empty ones are ignored)', () => {
-      assert.deepEqual(Object.keys(GATEWAY_ENV_OVERRIDES).sort(), ['TKMS_COMMITTEE_FILE', 'TKMS_GATEWAY_LISTEN', 'TKMS_GATEWAY_STORE_DIR', 'TKMS_GATEWAY_TLS_CERT_FILE', 'TKMS_GATEWAY_TLS_KEY_FILE', 'TKMS_LOG_LEVEL']);
+      assert.deepEqual(Object.keys(GATEWAY_ENV_OVERRIDES).sort(), ['TKMS_COMMITTEE_FILE', 'TKMS_GATEWAY_IDENTITY_FILE', 'TKMS_GATEWAY_LISTEN', 'TKMS_GATEWAY_STORE_DIR', 'TKMS_GATEWAY_TLS_CERT_FILE', 'TKMS_GATEWAY_TLS_KEY_FILE', 'TKMS_LOG_LEVEL']);
       const c = parseGatewayConfig(minimal, BASE, {
         TKMS_GATEWAY_LISTEN: '0.0.0.0:9999',
         TKMS_GATEWAY_STORE_DIR: '/data/store',
