@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { TAG_LENGTH, TkmsError } from '../core/index.ts';
-import { MAX_CIPHERTEXT_BYTES } from './store.ts';
+import { DEFAULT_GATEWAY_STORE_LIMITS, MAX_CIPHERTEXT_BYTES } from './store.ts';
 import { parseHostPort, type HostPort } from '../net/http-address.ts';
 import { envInt, envString } from '../net/env-config.ts';
 import { MAX_GRANT_LIFETIME_ENV, MAX_GRANT_LIFETIME_FIELD, readMaxGrantLifetime } from '../net/grant-lifetime.ts';
+import { readOwnerLimits, type OwnerLimits } from '../net/owner-limits.ts';
 
 /** Gateway configuration: a JSON file (paths relative to it), overridden by environment variables. */
 export interface GatewayConfig {
@@ -26,9 +27,12 @@ export interface GatewayConfig {
   clockSkewSeconds: number;
   /** Longest a grant may be valid (net/grant-lifetime.ts); the same value as the nodes'. */
   maxGrantLifetimeSeconds: number;
+  /** Live grants, and revocations, the store keeps per handle owner and in all (gateway/store-acl.ts). */
+  grants: OwnerLimits;
+  revocations: OwnerLimits;
 }
 
-const FIELDS = ['listen', 'storeDir', 'committeeFile', 'logLevel', 'partialTimeoutMs', 'hedgeDelayMs', 'partialFramesInFlight', 'rateLimit', 'maxPlaintextBytes', 'clockSkewSeconds', MAX_GRANT_LIFETIME_FIELD];
+const FIELDS = ['listen', 'storeDir', 'committeeFile', 'logLevel', 'partialTimeoutMs', 'hedgeDelayMs', 'partialFramesInFlight', 'rateLimit', 'maxPlaintextBytes', 'clockSkewSeconds', MAX_GRANT_LIFETIME_FIELD, 'grants', 'revocations'];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const GATEWAY_ENV_OVERRIDES = {
@@ -110,6 +114,8 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
   const maxPlaintextBytes = int('maxPlaintextBytes', maxPlaintextLimit, 1, maxPlaintextLimit);
   const clockSkewSeconds = int('clockSkewSeconds', 30, 0, 600);
   const maxGrantLifetimeSeconds = readMaxGrantLifetime(raw, env, problems);
+  const grants = readOwnerLimits(raw, 'grants', DEFAULT_GATEWAY_STORE_LIMITS.grants, problems);
+  const revocations = readOwnerLimits(raw, 'revocations', DEFAULT_GATEWAY_STORE_LIMITS.revocations, problems);
   let rateLimit = { perMinute: 600, burst: 100 };
   if (raw.rateLimit !== undefined) {
     if (!isPlainObject(raw.rateLimit)) problems.push('rateLimit must be an object { perMinute, burst }');
@@ -127,7 +133,7 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
     else logLevel = raw.logLevel as GatewayConfig['logLevel'];
   }
   if (problems.length > 0) throw new TkmsError('bad_request', `invalid gateway config:\n  - ${problems.join('\n  - ')}`, { problems });
-  return { listen: listen!, storeDir: storeDir!, committeeFile: committeeFile!, logLevel, partialTimeoutMs, hedgeDelayMs, partialFramesInFlight, rateLimit, maxPlaintextBytes, clockSkewSeconds, maxGrantLifetimeSeconds };
+  return { listen: listen!, storeDir: storeDir!, committeeFile: committeeFile!, logLevel, partialTimeoutMs, hedgeDelayMs, partialFramesInFlight, rateLimit, maxPlaintextBytes, clockSkewSeconds, maxGrantLifetimeSeconds, grants, revocations };
 }
 
 /** Loads the config file with the environment on top; without a file, the environment alone (paths relative to the working directory). */

@@ -28,7 +28,10 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   const log = createLogger(config.logLevel, { component: 'gateway' });
   const curveBackendName = installServerCurveBackend(log);
   const committee = await loadCommitteeFile(config.committeeFile);
-  const store = await GatewayStore.open(config.storeDir, { onWarning: (msg) => log.warn({ store: config.storeDir }, msg) });
+  const store = await GatewayStore.open(config.storeDir, {
+    onWarning: (msg) => log.warn({ store: config.storeDir }, msg),
+    limits: { maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds, clockSkewSeconds: config.clockSkewSeconds, grants: config.grants, revocations: config.revocations },
+  });
   const metrics = createGatewayMetrics();
   let pool: NodePool;
   try {

@@ -271,7 +271,7 @@ describe('gateway OpenAPI document', () => {
 
     it('lists the statuses the handlers can produce', () => {
       const statuses = (m: string, p: string): string[] => Object.keys(operation(m, p).responses as Json).sort();
-      assert.deepEqual(statuses('DELETE', '/v1/handles/{handle}/grants/{grantee}'), ['200', '202', '400', '403', '404', '413', '429', '500']);
+      assert.deepEqual(statuses('DELETE', '/v1/handles/{handle}/grants/{grantee}'), ['200', '202', '400', '403', '404', '413', '429', '500', '503']);
       assert.deepEqual(statuses('POST', '/v1/handles/{handle}/delegate'), ['200', '400', '403', '404', '409', '413', '429', '500', '503']);
       assert.deepEqual(statuses('POST', '/v1/encrypt'), ['200', '201', '400', '403', '404', '409', '413', '429', '500']);
       assert.deepEqual(statuses('GET', '/health'), ['200', '503']);
