@@ -27,8 +27,9 @@ import { AclTable, pairKey } from './store-acl.ts';
  * byte are all detected. Hashing meta and blob separately lets open() keep each ciphertext's
  * digest (32 bytes) without a second pass, so `readCiphertext` re-verifies what it reads.
  *
- * In memory: every record's metadata, but never ciphertext bytes — a handle maps to
- * (offset, length, digest) of its blob, read back with a positioned read.
+ * In memory: the metadata of every handle and of the live grants and revocations, but never
+ * ciphertext bytes — a handle maps to (offset, length, digest) of its blob, read back with a
+ * positioned read.
  *
  * Durability ("acknowledged = durable"): writes go through one writer chain. Each turn takes
  * everything queued (up to MAX_BATCH_BYTES), writes it with one positioned write, fdatasyncs,
@@ -54,10 +55,12 @@ import { AclTable, pairKey } from './store-acl.ts';
  * each handle owner holds at most `perOwner` of each, all owners `max` (fair share when full).
  * A grant whose issuedAt is later than now + skew is refused, and dropped at open (with a
  * warning naming the count): one stored before that check existed would otherwise hide every
- * later grant for its pair. Handles are never dropped (they are the product's data).
+ * later grant for its pair. Handles are never dropped (they are the product's data); what bounds
+ * them is the API's rate limits (docs/operators.md "The gateway's store").
  *
  * Compaction: superseded, expired and dropped grants and revocations are dead weight. When the
- * log is more than twice its live records by bytes or by record count (plus some slack), the
+ * log is more than twice its live records by bytes or by record count (plus some slack; by count
+ * only once the dead bytes also outweigh the ciphertexts, which every compaction copies), the
  * writer chain writes the live records (handles with their ciphertexts, re-verified, then grants
  * and revocations) into `.store.log.compact-<random>`, fsyncs it, renames it over store.log and
  * fsyncs the directory, between two batches. A crash leaves the old log or the new one, both
@@ -198,6 +201,8 @@ export class GatewayStore {
   #lastBatch: number;
   /** Records in the log, live or dead. */
   #records: number;
+  /** After a failed compaction, the log size at which to try again (not at every batch). */
+  #compactRetryAt = 0;
 
   readonly #queue: PendingWrite[] = [];
   #draining = false;
@@ -435,7 +440,7 @@ export class GatewayStore {
           await this.#commit(batch);
           // Between batches, so nothing is written to the old log while it is copied.
           this.#prune();
-          if (this.#failure === undefined && this.#bloated()) await this.#compact();
+          if (this.#failure === undefined && this.#size >= this.#compactRetryAt && this.#bloated()) await this.#compact();
         } catch (err) {
           // Not an I/O failure (#commit handles those): never leave a caller hanging.
           this.#failure ??= new TkmsError('internal', 'gateway store writer failed; the store must be reopened', undefined, { cause: err });
@@ -541,6 +546,7 @@ export class GatewayStore {
       await unlink(temp).catch(() => undefined);
       const why = err instanceof TkmsError ? err.message : `${errnoCode(err) ?? 'error'}`;
       this.#warn(`gateway store: compaction of ${this.#logPath} failed (${why}); the old log stays in use`);
+      this.#compactRetryAt = this.#size + Math.max(this.#slack.bytes, 1024 * 1024);
       return;
     }
     const old = this.#file;
