@@ -27,6 +27,9 @@ interface Held<T> {
   readonly bytes: number;
 }
 
+/** Stale heap entries (of superseded or dropped entries) tolerated beyond the live ones. */
+const HEAP_SLACK = 1_000;
+
 interface Expiry {
   at: number;
   handle: string;
@@ -57,6 +60,11 @@ export class AclTable<T extends AclEntry> {
   /** Bytes of the log records of the live entries. */
   get liveBytes(): number {
     return this.#liveBytes;
+  }
+
+  /** Entries in the expiry heap, stale ones included. */
+  get expiriesHeld(): number {
+    return this.#expiries.size;
   }
 
   get(handle: string, grantee: string): T | undefined {
@@ -121,7 +129,11 @@ export class AclTable<T extends AclEntry> {
     this.#owners.add(owner, pairKey(value.handle, value.grantee));
     this.#liveBytes += bytes;
     // At load the heap is built once at the end, not once per record read.
-    if (!loading) this.#expiries.push(this.#expiry(value));
+    if (loading) return;
+    this.#expiries.push(this.#expiry(value));
+    // Each re-send leaves its predecessor's entry behind until it is popped, which may be long
+    // after compaction: rebuild once stale entries outnumber the live ones (amortized O(log n)).
+    if (this.#expiries.size > 2 * this.#size + HEAP_SLACK) this.resetExpiries();
   }
 
   /** Drops every entry that expired before `nowSeconds`, soonest first; returns how many. */

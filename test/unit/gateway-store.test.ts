@@ -16,6 +16,7 @@ import {
   type StoredHandle,
   type StoredRevocation,
 } from '../../gateway/store.ts';
+import { AclTable } from '../../gateway/store-acl.ts';
 import { CRASH_CHURN_KEYS, CRASH_NOW, crashChurn, crashCiphertext, crashGrant, crashHandle, hasCrashGrant } from '../support/gateway-store-crash-child.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -875,6 +876,21 @@ describe('gateway/store', function () {
       assert.ok(failed.length >= 1 && failed.length <= 2, warnings.join('; '));
       assert.deepEqual(store.getRevocation(h1, 'bob'), r(1, 'bob', 1_099));
       assert.deepEqual((await readdir(dir)).filter((n) => n.startsWith('.')), []);
+    });
+
+    it('keeps the expiry heap within twice the live entries however often one pair is re-sent', () => {
+      const table = new AclTable<StoredRevocation>('revocation', { perOwner: 10, max: 10 }, (x) => x.revokedAt, (x) => x.revokedAt + LIFETIME);
+      let most = 0;
+      for (let t = 0; t < 10_000; t++) {
+        table.put(r(1, 'bob', t), 'owner', 100, false);
+        most = Math.max(most, table.expiriesHeld);
+      }
+      assert.equal(table.size, 1);
+      assert.ok(most <= 2 + 1_000 + 1, `the heap held ${most} entries for one live revocation`);
+      // What it holds still expires on time.
+      assert.equal(table.prune(9_999 + LIFETIME), 0);
+      assert.equal(table.prune(9_999 + LIFETIME + 1), 1);
+      assert.equal(table.size, 0);
     });
 
     it('removes a compaction temp file a crash left behind when it opens', async () => {
