@@ -1,11 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { TAG_LENGTH, TkmsError } from '../core/index.ts';
-import { MAX_CIPHERTEXT_BYTES } from './store.ts';
+import { DEFAULT_GATEWAY_STORE_LIMITS, MAX_CIPHERTEXT_BYTES } from './store.ts';
 import { parseHostPort, type HostPort } from '../net/http-address.ts';
 import { envInt, envString } from '../net/env-config.ts';
 import { MAX_GRANT_LIFETIME_ENV, MAX_GRANT_LIFETIME_FIELD, readMaxGrantLifetime } from '../net/grant-lifetime.ts';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../net/http-limits.ts';
+import { readOwnerLimits, type OwnerLimits } from '../net/owner-limits.ts';
 
 /** Gateway configuration: a JSON file (paths relative to it), overridden by environment variables. */
 export interface GatewayConfig {
@@ -37,9 +38,12 @@ export interface GatewayConfig {
   httpLimits: HttpLimits;
   /** Serve HTTPS with this PEM certificate chain and key; both or neither (then plain HTTP, for loopback or behind a TLS proxy). */
   tls?: { certFile: string; keyFile: string };
+  /** Live grants, and revocations, the store keeps per handle owner and in all (gateway/store-acl.ts). */
+  grants: OwnerLimits;
+  revocations: OwnerLimits;
 }
 
-const FIELDS = ['listen', 'storeDir', 'committeeFile', 'identityFile', 'logLevel', 'partialTimeoutMs', 'hedgeDelayMs', 'partialFramesInFlight', 'rateLimit', 'maxPlaintextBytes', 'clockSkewSeconds', MAX_GRANT_LIFETIME_FIELD, 'httpLimits', 'tlsCertFile', 'tlsKeyFile'];
+const FIELDS = ['listen', 'storeDir', 'committeeFile', 'identityFile', 'logLevel', 'partialTimeoutMs', 'hedgeDelayMs', 'partialFramesInFlight', 'rateLimit', 'maxPlaintextBytes', 'clockSkewSeconds', MAX_GRANT_LIFETIME_FIELD, 'httpLimits', 'tlsCertFile', 'tlsKeyFile', 'grants', 'revocations'];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const GATEWAY_ENV_OVERRIDES = {
@@ -141,6 +145,8 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
   const maxPlaintextBytes = int('maxPlaintextBytes', maxPlaintextLimit, 1, maxPlaintextLimit);
   const clockSkewSeconds = int('clockSkewSeconds', 30, 0, 600);
   const maxGrantLifetimeSeconds = readMaxGrantLifetime(raw, env, problems);
+  const grants = readOwnerLimits(raw, 'grants', DEFAULT_GATEWAY_STORE_LIMITS.grants, problems);
+  const revocations = readOwnerLimits(raw, 'revocations', DEFAULT_GATEWAY_STORE_LIMITS.revocations, problems);
   let rateLimit = { perMinute: 600, burst: 100 };
   if (raw.rateLimit !== undefined) {
     if (!isPlainObject(raw.rateLimit)) problems.push('rateLimit must be an object { perMinute, burst }');
@@ -191,6 +197,8 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
     clockSkewSeconds,
     maxGrantLifetimeSeconds,
     httpLimits,
+    grants,
+    revocations,
     ...(tls ? { tls } : {}),
   };
 }

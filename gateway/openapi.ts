@@ -312,6 +312,7 @@ const RATE_LIMIT_NOTE =
 const IP_RATE_NOTE =
   'Per client address: a token bucket (ten times config `rateLimit`) charged before anything else, or too many connections from the address (config `httpLimits`); `details.retryAfterSeconds` says when to retry.';
 const BODY_BUDGET_NOTE = 'Too many request-body bytes in flight at the gateway (config `httpLimits.maxBodyBytesInFlight`): refused with the body unread; retry later.';
+const STORE_FULL_NOTE = (field: 'grants' | 'revocations'): string => `The gateway holds \`${field}.max\` live ${field} and this owner holds as many as any other.`;
 const BODY_LIMIT_NOTE = 'The body limit follows the configured `maxPlaintextBytes` (base64 of it plus 16 KiB).';
 const MALFORMED: ErrorCode[] = ['bad_request', 'bad_hex', 'bad_length', 'bad_address'];
 
@@ -538,7 +539,7 @@ function schemas(): Record<string, Schema> {
       { description: 'A stored grant (the signed Grant fields) with its current status.' },
     ),
     GrantList: object(
-      { handle: ref('Handle'), grants: { type: 'array', items: ref('ListedGrant'), description: 'The latest grant per grantee, sorted by grantee, with its status (revoked and expired grants are listed too).' } },
+      { handle: ref('Handle'), grants: { type: 'array', items: ref('ListedGrant'), description: 'The latest grant per grantee, sorted by grantee, with its status (revoked grants are listed too; expired ones are dropped from the store).' } },
       { description: 'Grants the gateway holds for a handle.' },
     ),
     GrantStored: object(
@@ -781,14 +782,14 @@ function paths(): Record<string, Schema> {
         tags: ['grants'],
         summary: 'Store an owner-signed grant',
         description:
-          'The body is the signed Grant itself. `grant.handle` must be the handle in the URL and the grant must be signed by the handle\'s owner. A grant valid for longer than `maxGrantLifetimeSeconds` (notAfter − issuedAt) or issued later than now + clock skew is refused (`bad_request`); nodes refuse those too. The gateway keeps the latest grant (greatest issuedAt) per grantee and attaches it to the grantee\'s delegation requests; nodes verify it again. Rate limited per handle owner.',
+          'The body is the signed Grant itself. `grant.handle` must be the handle in the URL and the grant must be signed by the handle\'s owner. A grant valid for longer than `maxGrantLifetimeSeconds` (notAfter − issuedAt) or issued later than now + clock skew is refused (`bad_request`); nodes refuse those too. The gateway keeps the latest grant (greatest issuedAt) per grantee until it expires (notAfter + clock skew) and attaches it to the grantee\'s delegation requests; nodes verify it again. It keeps at most `grants.perOwner` live grants per handle owner (more are refused with `rate_limited` until some expire) and `grants.max` in all: when full, an owner holding fewer than the owner holding the most still gets in (that owner\'s oldest grant is dropped), any other gets `unavailable`. Rate limited per handle owner.',
         requestBody: jsonBody('The signed grant.', ref('Grant'), EX.grant),
         responses: {
           '201': jsonResponse('Stored.', ref('GrantStored'), { grant: EX.grant, stored: true }),
           '200': jsonResponse('Valid, but the gateway already holds a grant to this grantee issued at the same time or later; not stored.', ref('GrantStored'), { grant: EX.grant, stored: false }),
           ...errorResponses(
             { 400: MALFORMED, 403: ['unauthorized', 'legacy_signature'], 404: ['not_found'], 413: ['payload_too_large'], 429: ['rate_limited'], 500: ['internal'], 503: ['unavailable'] },
-            { 400: '`bad_request` also when grant.handle differs from the URL.', 403: 'Not signed by the handle\'s owner (for this deployment).', 429: RATE_LIMIT_NOTE, 503: BODY_BUDGET_NOTE },
+            { 400: '`bad_request` also when grant.handle differs from the URL.', 403: 'Not signed by the handle\'s owner (for this deployment).', 429: `${RATE_LIMIT_NOTE} Also past the owner\'s live grants (config \`grants.perOwner\`), without \`retryAfterSeconds\`.`, 503: `${BODY_BUDGET_NOTE} Or: ${STORE_FULL_NOTE('grants')}` },
           ),
         },
       },
@@ -800,7 +801,7 @@ function paths(): Record<string, Schema> {
         tags: ['grants'],
         summary: 'Revoke a grant: store an owner-signed revocation and push it to every node',
         description:
-          'The body (required, even though this is DELETE) is the signed Revocation; its handle and grantee must match the URL. The gateway stores it, then sends it to every committee member. The revocation is effective once n − t + 1 nodes hold it: then fewer than t nodes could still answer for the grant. Nodes also gossip revocations among themselves, so a 202 usually becomes effective later; re-sending the same revocation is safe. A node refuses it past the owner\'s quota of live revocations (`rate_limited`) or, when its store is full, to an owner holding as many as any other (`unavailable`); these show in `failures`. Rate limited per handle owner.',
+          'The body (required, even though this is DELETE) is the signed Revocation; its handle and grantee must match the URL. The gateway stores it, then sends it to every committee member. The revocation is effective once n − t + 1 nodes hold it: then fewer than t nodes could still answer for the grant. Nodes also gossip revocations among themselves, so a 202 usually becomes effective later; re-sending the same revocation is safe. A node refuses it past the owner\'s quota of live revocations (`rate_limited`) or, when its store is full, to an owner holding as many as any other (`unavailable`); these show in `failures`. The gateway keeps each revocation until revokedAt + `maxGrantLifetimeSeconds` + clock skew, within the same kind of bounds (`revocations.perOwner`: `rate_limited`; `revocations.max`: `unavailable`), and sends nothing to the nodes when it refuses. Rate limited per handle owner.',
         requestBody: jsonBody('The signed revocation.', ref('Revocation'), EX.revocation),
         responses: {
           '200': jsonResponse('Effective: at least n − t + 1 nodes acknowledged.', ref('RevocationResult'), {
@@ -822,7 +823,7 @@ function paths(): Record<string, Schema> {
           }),
           ...errorResponses(
             { 400: MALFORMED, 403: ['unauthorized', 'legacy_signature'], 404: ['not_found'], 413: ['payload_too_large'], 429: ['rate_limited'], 500: ['internal'], 503: ['unavailable'] },
-            { 400: '`bad_request` also when the revocation\'s handle or grantee differs from the URL.', 403: 'Not signed by the handle\'s owner (for this deployment).', 429: RATE_LIMIT_NOTE, 503: BODY_BUDGET_NOTE },
+            { 400: '`bad_request` also when the revocation\'s handle or grantee differs from the URL.', 403: 'Not signed by the handle\'s owner (for this deployment).', 429: `${RATE_LIMIT_NOTE} Also past the owner\'s live revocations at the gateway (config \`revocations.perOwner\`), without \`retryAfterSeconds\`.`, 503: `${BODY_BUDGET_NOTE} Or: ${STORE_FULL_NOTE('revocations')}` },
           ),
         },
       },

@@ -49,7 +49,10 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   const identity = config.identityFile === undefined ? undefined : await loadOrCreateIdentityFile(config.identityFile);
   if (identity === undefined) log.warn('no identityFile: a new libp2p identity for this run; nodes will refuse revocations pushed by it');
   else log.info({ peerId: identity.identity.peerId, created: identity.created }, 'gateway identity (list it in every node\'s gatewayPeerIds)');
-  const store = await GatewayStore.open(config.storeDir, { onWarning: (msg) => log.warn({ store: config.storeDir }, msg) });
+  const store = await GatewayStore.open(config.storeDir, {
+    onWarning: (msg) => log.warn({ store: config.storeDir }, msg),
+    limits: { maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds, clockSkewSeconds: config.clockSkewSeconds, grants: config.grants, revocations: config.revocations },
+  });
   const metrics = createGatewayMetrics();
   let pool: NodePool;
   try {

@@ -5,6 +5,8 @@ import { join, resolve } from 'node:path';
 // errors.ts only: the store needs no curve code, and crash-test children start faster without it.
 import { TkmsError } from '../core/errors.ts';
 import { ensurePrivateDirectory, errnoCode, fsyncDirectory as durableFsync, ioError as durableIoError, PRIVATE_FILE_MODE } from '../net/durable-fs.ts';
+import type { OwnerLimits } from '../net/owner-limits.ts';
+import { AclTable, pairKey } from './store-acl.ts';
 
 /**
  * The gateway's embedded durable store: ciphertext handles (metadata and ciphertext bytes),
@@ -25,8 +27,9 @@ import { ensurePrivateDirectory, errnoCode, fsyncDirectory as durableFsync, ioEr
  * byte are all detected. Hashing meta and blob separately lets open() keep each ciphertext's
  * digest (32 bytes) without a second pass, so `readCiphertext` re-verifies what it reads.
  *
- * In memory: every record's metadata, but never ciphertext bytes — a handle maps to
- * (offset, length, digest) of its blob, read back with a positioned read.
+ * In memory: the metadata of every handle and of the live grants and revocations, but never
+ * ciphertext bytes — a handle maps to (offset, length, digest) of its blob, read back with a
+ * positioned read.
  *
  * Durability ("acknowledged = durable"): writes go through one writer chain. Each turn takes
  * everything queued (up to MAX_BATCH_BYTES), writes it with one positioned write, fdatasyncs,
@@ -45,10 +48,25 @@ import { ensurePrivateDirectory, errnoCode, fsyncDirectory as durableFsync, ioEr
  * (schema, batch sequence); a failure there also refuses to open. (Limit: bit rot inside the
  * last batch looks exactly like a torn tail, so it is truncated — with the warning.)
  *
- * No compaction yet: handles are never rewritten, grants and revocations are small (~300 bytes)
- * and only superseded ones are dead weight, so the log grows with real traffic, not with churn.
- * open() replays the whole log (reading and hashing every byte, ciphertexts included); a later
- * issue adds compaction into a fresh log (and a snapshot) when that becomes slow.
+ * Grants and revocations are bounded like the nodes' revocations (gateway/store-acl.ts): the
+ * latest per (handle, grantee) is kept until it expires — a grant at min(notAfter, issuedAt +
+ * maxGrantLifetimeSeconds) + skew (nodes refuse longer grants), a revocation at revokedAt +
+ * maxGrantLifetimeSeconds + skew (nothing it cancels is valid after that) — in expiry order, and
+ * each handle owner holds at most `perOwner` of each, all owners `max` (fair share when full).
+ * A grant whose issuedAt is later than now + skew is refused, and dropped at open (with a
+ * warning naming the count): one stored before that check existed would otherwise hide every
+ * later grant for its pair. Handles are never dropped (they are the product's data); what bounds
+ * them is the API's rate limits (docs/operators.md "The gateway's store").
+ *
+ * Compaction: superseded, expired and dropped grants and revocations are dead weight. When the
+ * log is more than twice its live records by bytes or by record count (plus some slack; by count
+ * only once the dead bytes also outweigh the ciphertexts, which every compaction copies), the
+ * writer chain writes the live records (handles with their ciphertexts, re-verified, then grants
+ * and revocations) into `.store.log.compact-<random>`, fsyncs it, renames it over store.log and
+ * fsyncs the directory, between two batches. A crash leaves the old log or the new one, both
+ * complete; a leftover temp file is removed at the next open. Readers of the old file finish
+ * before it is closed. open() replays the whole log (reading and hashing every byte) and
+ * compacts it then if it is bloated or held future-dated grants.
  */
 
 export interface StoredHandle {
@@ -77,9 +95,35 @@ export interface StoredRevocation {
   signature: string;
 }
 
+export interface GatewayStoreLimits {
+  /** Longest a grant may be valid (config maxGrantLifetimeSeconds): how long revocations matter. */
+  maxGrantLifetimeSeconds: number;
+  clockSkewSeconds: number;
+  /** Live grants per handle owner and in all (config `grants`). */
+  grants: OwnerLimits;
+  /** Live revocations per handle owner and in all (config `revocations`). */
+  revocations: OwnerLimits;
+}
+
+/**
+ * maxGrantLifetimeSeconds and clockSkewSeconds are core/authz.ts's defaults (not imported: the
+ * store loads without curve code); a unit test checks that they agree.
+ */
+export const DEFAULT_GATEWAY_STORE_LIMITS: GatewayStoreLimits = {
+  maxGrantLifetimeSeconds: 90 * 86_400,
+  clockSkewSeconds: 30,
+  grants: { perOwner: 10_000, max: 500_000 },
+  revocations: { perOwner: 10_000, max: 200_000 },
+};
+
 export interface GatewayStoreOptions {
   /** Recoveries worth an operator's attention: a truncated torn tail, a stale lock taken over. */
   onWarning?: (msg: string) => void;
+  limits?: Partial<GatewayStoreLimits>;
+  /** Unix seconds; Date.now() unless given (tests). */
+  now?: () => number;
+  /** Dead weight tolerated beyond twice the live log before compacting (tests make it small). */
+  compactSlack?: { bytes: number; records: number };
 }
 
 export const LOG_FILE_NAME = 'store.log';
@@ -100,7 +144,11 @@ const MAX_META_BYTES = 128 * 1024;
  */
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 const READ_CHUNK_BYTES = 4 * 1024 * 1024;
-const LOCK_TEMP_NAME = /^\.LOCK\.(?:tmp|stale)-[0-9a-f]{32}$/;
+/** Lock temp files and compaction temp files a crash may leave; removed once the lock is held. */
+const LOCK_TEMP_NAME = /^\.(?:LOCK\.(?:tmp|stale)|store\.log\.compact)-[0-9a-f]{32}$/;
+const COMPACT_TEMP_PREFIX = '.store.log.compact-';
+/** Small logs are not rewritten often: the node's revocation log uses the same slack. */
+const DEFAULT_COMPACT_SLACK = { bytes: 256 * 1024, records: 1_000 };
 
 /** Store directories (real paths) this process holds, so a second open here is refused. */
 const HELD_DIRECTORIES = new Set<string>();
@@ -129,26 +177,32 @@ interface PendingWrite {
 }
 
 interface ReplayState {
-  handles: Map<string, HandleEntry>;
-  grants: Map<string, Map<string, StoredGrant>>;
-  revocations: Map<string, Map<string, StoredRevocation>>;
   size: number;
   lastBatch: number;
+  /** Intact records in the log. */
+  records: number;
 }
 
 export class GatewayStore {
   readonly dir: string;
   readonly #logPath: string;
-  readonly #file: FileHandle;
+  /** Replaced by compaction; a read uses the file it started with. */
+  #file: FileHandle;
   readonly #lock: StoreLock;
+  readonly #index: Index;
   readonly #handles: Map<string, HandleEntry>;
-  readonly #grants: Map<string, Map<string, StoredGrant>>;
-  readonly #revocations: Map<string, Map<string, StoredRevocation>>;
-  #grantCount: number;
-  #revocationCount: number;
+  readonly #grants: AclTable<StoredGrant>;
+  readonly #revocations: AclTable<StoredRevocation>;
+  readonly #now: () => number;
+  readonly #slack: { bytes: number; records: number };
+  readonly #warn: (msg: string) => void;
   /** Committed (fdatasynced) end of the log. */
   #size: number;
   #lastBatch: number;
+  /** Records in the log, live or dead. */
+  #records: number;
+  /** After a failed compaction, the log size at which to try again (not at every batch). */
+  #compactRetryAt = 0;
 
   readonly #queue: PendingWrite[] = [];
   #draining = false;
@@ -159,18 +213,21 @@ export class GatewayStore {
   #closed = false;
   #closing: Promise<void> | undefined;
 
-  private constructor(dir: string, logPath: string, file: FileHandle, lock: StoreLock, state: ReplayState) {
+  private constructor(dir: string, logPath: string, file: FileHandle, lock: StoreLock, index: Index, state: ReplayState, opts: OpenSettings) {
     this.dir = dir;
     this.#logPath = logPath;
     this.#file = file;
     this.#lock = lock;
-    this.#handles = state.handles;
-    this.#grants = state.grants;
-    this.#revocations = state.revocations;
-    this.#grantCount = countNested(state.grants);
-    this.#revocationCount = countNested(state.revocations);
+    this.#index = index;
+    this.#handles = index.handles;
+    this.#grants = index.grants;
+    this.#revocations = index.revocations;
+    this.#now = opts.now;
+    this.#slack = opts.slack;
+    this.#warn = opts.warn;
     this.#size = state.size;
     this.#lastBatch = state.lastBatch;
+    this.#records = state.records;
   }
 
   /**
@@ -190,19 +247,37 @@ export class GatewayStore {
       }
     };
 
+    const settings = openSettings(opts, warn);
+
     const root = await ensureDirectory(resolve(dir));
     const lock = await StoreLock.acquire(root, warn);
     try {
       const logPath = join(root, LOG_FILE_NAME);
       const { file, created } = await openLogFile(logPath);
+      let store: GatewayStore;
       try {
         if (created) await fsyncDirectory(root);
-        const state = await replay(file, logPath, warn);
-        return new GatewayStore(root, logPath, file, lock, state);
+        const index = new Index(settings.limits, settings.now());
+        const state = await replay(file, logPath, warn, index);
+        index.finishLoad();
+        if (index.futureGrants > 0) {
+          warn(`gateway store: dropped ${index.futureGrants} grant(s) issued later than now + clockSkewSeconds (stored before such grants were refused); they would hide later grants`);
+        }
+        store = new GatewayStore(root, logPath, file, lock, index, state, settings);
       } catch (err) {
         await file.close().catch(() => undefined);
         throw err;
       }
+      // Dropped future-dated grants must not come back once the clock reaches them.
+      if (store.#index.futureGrants > 0 || store.#bloated()) {
+        try {
+          await store.#compact();
+        } catch (err) {
+          await store.close();
+          throw err;
+        }
+      }
+      return store;
     } catch (err) {
       await lock.release();
       throw err;
@@ -235,7 +310,8 @@ export class GatewayStore {
     this.#requireOpen();
     const entry = this.#handles.get(handle);
     if (entry === undefined) return undefined;
-    const read = this.#readBlob(entry);
+    // The entry's offsets belong to the current file: both are taken together.
+    const read = this.#readBlob(this.#file, entry);
     this.#reads.add(read);
     try {
       return await read;
@@ -244,48 +320,69 @@ export class GatewayStore {
     }
   }
 
-  /** Keeps, per (handle, grantee), the grant with the greatest issuedAt (ties: keep existing). Returns whether it was stored. */
+  /**
+   * Keeps, per (handle, grantee), the grant with the greatest issuedAt (ties: keep existing) until
+   * it expires. Returns whether it was stored: not when superseded or already expired. Refuses
+   * an issuedAt later than now + skew (`bad_request`) and a grant past the owner's or the
+   * store's bound (`rate_limited`, `unavailable`).
+   */
   async putGrant(grant: StoredGrant): Promise<boolean> {
     this.#requireOpen();
     const value = checkGrant(grant);
-    const existing = this.#grants.get(value.handle)?.get(value.grantee);
-    if (existing !== undefined && !supersedesGrant(value, existing)) return false;
+    const now = this.#prune();
+    if (this.#index.grantFromFuture(value, now)) {
+      throw new TkmsError('bad_request', `grant issuedAt ${value.issuedAt} is later than now + clockSkewSeconds`);
+    }
+    const existing = this.#grants.get(value.handle, value.grantee);
+    if (existing !== undefined && !this.#grants.supersedes(value, existing)) return false;
+    if (this.#grants.expired(value, now)) return false;
     return this.#enqueue({ type: 'grant', value }, Buffer.alloc(0));
   }
 
   getGrant(handle: string, grantee: string): StoredGrant | undefined {
     this.#requireOpen();
-    const grant = this.#grants.get(handle)?.get(grantee);
+    this.#prune();
+    const grant = this.#grants.get(handle, grantee);
     return grant === undefined ? undefined : { ...grant };
   }
 
-  /** All grants of a handle, one per grantee, sorted by grantee. */
+  /** All live grants of a handle, one per grantee, sorted by grantee. */
   listGrants(handle: string): StoredGrant[] {
     this.#requireOpen();
-    const byGrantee = this.#grants.get(handle);
-    if (byGrantee === undefined) return [];
-    return [...byGrantee.values()].sort((a, b) => compareStrings(a.grantee, b.grantee)).map((g) => ({ ...g }));
+    this.#prune();
+    return this.#grants
+      .list(handle)
+      .sort((a, b) => compareStrings(a.grantee, b.grantee))
+      .map((g) => ({ ...g }));
   }
 
-  /** Keeps, per (handle, grantee), the revocation with the greatest revokedAt (ties: keep existing). Returns whether it was stored. */
+  /**
+   * Keeps, per (handle, grantee), the revocation with the greatest revokedAt (ties: keep existing)
+   * until it expires. Returns whether it was stored: not when superseded or already expired.
+   * Refuses past the owner's or the store's bound (`rate_limited`, `unavailable`).
+   */
   async putRevocation(rev: StoredRevocation): Promise<boolean> {
     this.#requireOpen();
     const value = checkRevocation(rev);
-    const existing = this.#revocations.get(value.handle)?.get(value.grantee);
-    if (existing !== undefined && !supersedesRevocation(value, existing)) return false;
+    const now = this.#prune();
+    const existing = this.#revocations.get(value.handle, value.grantee);
+    if (existing !== undefined && !this.#revocations.supersedes(value, existing)) return false;
+    if (this.#revocations.expired(value, now)) return false;
     return this.#enqueue({ type: 'revocation', value }, Buffer.alloc(0));
   }
 
   getRevocation(handle: string, grantee: string): StoredRevocation | undefined {
     this.#requireOpen();
-    const rev = this.#revocations.get(handle)?.get(grantee);
+    this.#prune();
+    const rev = this.#revocations.get(handle, grantee);
     return rev === undefined ? undefined : { ...rev };
   }
 
   /** Counts of what is held, and the committed size of the log in bytes. */
   stats(): { handles: number; grants: number; revocations: number; logBytes: number } {
     this.#requireOpen();
-    return { handles: this.#handles.size, grants: this.#grantCount, revocations: this.#revocationCount, logBytes: this.#size };
+    this.#prune();
+    return { handles: this.#handles.size, grants: this.#grants.size, revocations: this.#revocations.size, logBytes: this.#size };
   }
 
   /** Waits for pending writes and reads, closes the log and releases the lock. Idempotent. */
@@ -341,6 +438,9 @@ export class GatewayStore {
         const batch = this.#queue.splice(0, take);
         try {
           await this.#commit(batch);
+          // Between batches, so nothing is written to the old log while it is copied.
+          this.#prune();
+          if (this.#failure === undefined && this.#size >= this.#compactRetryAt && this.#bloated()) await this.#compact();
         } catch (err) {
           // Not an I/O failure (#commit handles those): never leave a caller hanging.
           this.#failure ??= new TkmsError('internal', 'gateway store writer failed; the store must be reopened', undefined, { cause: err });
@@ -354,9 +454,17 @@ export class GatewayStore {
 
   async #commit(batch: PendingWrite[]): Promise<void> {
     // Decide against the committed index plus what this batch already holds, in queue order.
-    const staged = new Staging(this.#handles, this.#grants, this.#revocations);
-    const decisions = batch.map((w) => staged.offer(w.record));
-    const writes = batch.filter((_, i) => decisions[i]);
+    // A write past a bound is refused alone (its error), the rest of the batch goes on.
+    const staged = new Staging(this.#index, this.#now());
+    const decisions = batch.map((w): boolean | TkmsError => {
+      try {
+        return staged.offer(w.record);
+      } catch (err) {
+        if (err instanceof TkmsError) return err;
+        throw err;
+      }
+    });
+    const writes = batch.filter((_, i) => decisions[i] === true);
     const offsets = new Map<PendingWrite, number>();
     if (writes.length > 0) {
       const start = this.#size;
@@ -383,32 +491,123 @@ export class GatewayStore {
       }
       this.#size = offset;
       this.#lastBatch = batchNo;
+      this.#records += writes.length;
     }
     batch.forEach((w, i) => {
       const offset = offsets.get(w);
-      if (offset !== undefined) this.#apply(w.record, offset + HEADER_BYTES + w.meta.length, w.blob.length, w.blobDigest);
-      w.resolve(decisions[i]!);
+      if (offset !== undefined) {
+        this.#index.apply(w.record, offset + HEADER_BYTES + w.meta.length, w.blob.length, w.blobDigest, HEADER_BYTES + w.meta.length + w.blob.length, false);
+      }
+      const decision = decisions[i]!;
+      if (decision instanceof TkmsError) w.reject(decision);
+      else w.resolve(decision);
     });
   }
 
-  #apply(record: StoreRecord, blobOffset: number, blobLength: number, blobDigest: Buffer): void {
-    const counts = applyRecord(
-      { handles: this.#handles, grants: this.#grants, revocations: this.#revocations },
-      record,
-      blobOffset,
-      blobLength,
-      blobDigest,
-    );
-    this.#grantCount += counts.grants;
-    this.#revocationCount += counts.revocations;
+  /** Drops what has expired (cheap when nothing has: one heap peek each); returns now. */
+  #prune(): number {
+    const now = this.#now();
+    this.#grants.prune(now);
+    this.#revocations.prune(now);
+    return now;
   }
 
-  async #readBlob(entry: HandleEntry): Promise<Uint8Array> {
+  /**
+   * Dead records make up more than half the log, by bytes or by record count (beyond the slack).
+   * A compaction copies every ciphertext, so one the record count asks for also waits until the
+   * dead bytes outweigh the ciphertexts: re-sent records never make the gateway copy much more
+   * than they wrote.
+   */
+  #bloated(): boolean {
+    const liveRecords = this.#handles.size + this.#grants.size + this.#revocations.size;
+    const liveBytes = MAGIC.length + this.#index.handleBytes + this.#grants.liveBytes + this.#revocations.liveBytes;
+    const deadBytes = this.#size - liveBytes;
+    if (deadBytes > liveBytes + this.#slack.bytes) return true;
+    return this.#records > 2 * liveRecords + this.#slack.records && deadBytes > this.#index.handleBytes;
+  }
+
+  /**
+   * Rewrites the log with only its live records (see the file comment). Runs in the writer chain
+   * (or at open), so no batch is written meanwhile. An I/O failure before the rename leaves the
+   * old log in use, with a warning; a later batch tries again.
+   */
+  async #compact(): Promise<void> {
+    const temp = join(this.dir, `${COMPACT_TEMP_PREFIX}${randomBytes(16).toString('hex')}`);
+    let out: FileHandle | undefined;
+    let written: { size: number; lastBatch: number; records: number; handles: Map<string, HandleEntry> };
+    try {
+      out = await open(temp, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, FILE_MODE);
+      await out.chmod(FILE_MODE);
+      written = await this.#writeLive(out);
+      await out.sync();
+      await rename(temp, this.#logPath);
+    } catch (err) {
+      await out?.close().catch(() => undefined);
+      await unlink(temp).catch(() => undefined);
+      const why = err instanceof TkmsError ? err.message : `${errnoCode(err) ?? 'error'}`;
+      this.#warn(`gateway store: compaction of ${this.#logPath} failed (${why}); the old log stays in use`);
+      this.#compactRetryAt = this.#size + Math.max(this.#slack.bytes, 1024 * 1024);
+      return;
+    }
+    const old = this.#file;
+    this.#file = out;
+    this.#size = written.size;
+    this.#lastBatch = written.lastBatch;
+    this.#records = written.records;
+    for (const [handle, entry] of written.handles) this.#handles.set(handle, entry);
+    this.#grants.resetExpiries();
+    this.#revocations.resetExpiries();
+    // Either name is a complete log, so a failed directory sync only risks keeping the old one.
+    await fsyncDirectory(this.dir).catch((err: unknown) => this.#warn(`gateway store: directory sync after compaction failed (${errnoCode(err) ?? 'error'})`));
+    // Reads started before the swap still use the old file.
+    await Promise.allSettled([...this.#reads]);
+    await old.close().catch(() => undefined);
+  }
+
+  /** Writes MAGIC and every live record to `out`, in batches of at most MAX_BATCH_BYTES. */
+  async #writeLive(out: FileHandle): Promise<{ size: number; lastBatch: number; records: number; handles: Map<string, HandleEntry> }> {
+    await writeAll(out, MAGIC, 0);
+    let size = MAGIC.length;
+    let batchNo = 0;
+    let records = 0;
+    let parts: Buffer[] = [];
+    let partBytes = 0;
+    const handles = new Map<string, HandleEntry>();
+    const flush = async (): Promise<void> => {
+      if (parts.length === 0) return;
+      await writeAll(out, Buffer.concat(parts), size);
+      size += partBytes;
+      parts = [];
+      partBytes = 0;
+    };
+    const add = async (record: StoreRecord, blob: Buffer): Promise<number> => {
+      const meta = Buffer.from(JSON.stringify(record), 'utf8');
+      const bytes = HEADER_BYTES + meta.length + blob.length;
+      if (partBytes > 0 && partBytes + bytes > MAX_BATCH_BYTES) await flush();
+      if (partBytes === 0) batchNo++;
+      const offset = size + partBytes;
+      parts.push(encodeHeader(meta, blob, batchNo, offset, sha256(meta), sha256(blob)), meta, blob);
+      partBytes += bytes;
+      records++;
+      return offset + HEADER_BYTES + meta.length;
+    };
+    for (const [handle, entry] of this.#handles) {
+      const blob = Buffer.from(await this.#readBlob(this.#file, entry));
+      const blobOffset = await add({ type: 'handle', value: entry.meta }, blob);
+      handles.set(handle, { meta: entry.meta, offset: blobOffset, length: entry.length, digest: entry.digest });
+    }
+    for (const value of this.#grants.values()) await add({ type: 'grant', value }, Buffer.alloc(0));
+    for (const value of this.#revocations.values()) await add({ type: 'revocation', value }, Buffer.alloc(0));
+    await flush();
+    return { size, lastBatch: batchNo, records, handles };
+  }
+
+  async #readBlob(file: FileHandle, entry: HandleEntry): Promise<Uint8Array> {
     const bytes = new Uint8Array(entry.length);
     let done = 0;
     try {
       while (done < entry.length) {
-        const { bytesRead } = await this.#file.read(bytes, done, entry.length - done, entry.offset + done);
+        const { bytesRead } = await file.read(bytes, done, entry.length - done, entry.offset + done);
         if (bytesRead === 0) break;
         done += bytesRead;
       }
@@ -486,73 +685,100 @@ function checkRevocation(value: unknown): StoredRevocation {
   };
 }
 
-function supersedesGrant(next: StoredGrant, existing: StoredGrant): boolean {
-  return next.issuedAt > existing.issuedAt;
-}
-
-function supersedesRevocation(next: StoredRevocation, existing: StoredRevocation): boolean {
-  return next.revokedAt > existing.revokedAt;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The in-memory index, shared by replay and the writer.
 
-interface Index {
-  handles: Map<string, HandleEntry>;
-  grants: Map<string, Map<string, StoredGrant>>;
-  revocations: Map<string, Map<string, StoredRevocation>>;
+interface OpenSettings {
+  limits: GatewayStoreLimits;
+  now: () => number;
+  slack: { bytes: number; records: number };
+  warn: (msg: string) => void;
 }
 
-/** Applies a record with the store's rules; returns how many grants/revocations were added. */
-function applyRecord(
-  index: Index,
-  record: StoreRecord,
-  blobOffset: number,
-  blobLength: number,
-  blobDigest: Buffer,
-): { grants: number; revocations: number } {
-  switch (record.type) {
-    case 'handle': {
-      if (!index.handles.has(record.value.handle)) {
-        index.handles.set(record.value.handle, { meta: record.value, offset: blobOffset, length: blobLength, digest: blobDigest });
+function openSettings(opts: GatewayStoreOptions, warn: (msg: string) => void): OpenSettings {
+  const given = opts.limits ?? {};
+  if (typeof given !== 'object' || given === null) throw new TkmsError('bad_request', 'limits must be an object');
+  const limits: GatewayStoreLimits = { ...DEFAULT_GATEWAY_STORE_LIMITS, ...given };
+  const count = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
+  for (const kind of ['grants', 'revocations'] as const) {
+    const l = limits[kind];
+    if (typeof l !== 'object' || l === null || !count(l.perOwner) || !count(l.max)) throw new TkmsError('bad_request', `limits.${kind} must be { perOwner, max } (positive integers)`);
+  }
+  for (const field of ['maxGrantLifetimeSeconds', 'clockSkewSeconds'] as const) {
+    const v = limits[field];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new TkmsError('bad_request', `limits.${field} must be a non-negative integer`);
+  }
+  const now = opts.now ?? ((): number => Math.floor(Date.now() / 1000));
+  if (typeof now !== 'function') throw new TkmsError('bad_request', 'now must be a function');
+  const slack = opts.compactSlack ?? DEFAULT_COMPACT_SLACK;
+  if (typeof slack !== 'object' || slack === null || !Number.isSafeInteger(slack.bytes) || !Number.isSafeInteger(slack.records) || slack.bytes < 0 || slack.records < 0) {
+    throw new TkmsError('bad_request', 'compactSlack must be { bytes, records } (non-negative integers)');
+  }
+  return { limits, now, slack, warn };
+}
+
+/** Handles, and the grant and revocation tables with their expiry and bounds. */
+class Index {
+  readonly handles = new Map<string, HandleEntry>();
+  readonly grants: AclTable<StoredGrant>;
+  readonly revocations: AclTable<StoredRevocation>;
+  /** Bytes of the handle records (live for good). */
+  handleBytes = 0;
+  /** Grants dropped at load because their issuedAt is later than now + skew. */
+  futureGrants = 0;
+
+  constructor(
+    private readonly limits: GatewayStoreLimits,
+    /** Time of the load, for what is read from the log. */
+    private readonly loadedAt: number,
+  ) {
+    const { maxGrantLifetimeSeconds: lifetime, clockSkewSeconds: skew } = limits;
+    // Nodes refuse a grant valid for longer than the lifetime, so it ends at issuedAt + lifetime.
+    this.grants = new AclTable<StoredGrant>('grant', limits.grants, (g) => g.issuedAt, (g) => Math.min(g.notAfter, g.issuedAt + lifetime) + skew);
+    this.revocations = new AclTable<StoredRevocation>('revocation', limits.revocations, (r) => r.revokedAt, (r) => r.revokedAt + lifetime + skew);
+  }
+
+  /** Whose quota a grant or revocation counts against: its handle's owner. */
+  ownerOf(handle: string): string {
+    // Only a store used without the API holds grants for unknown handles: they count per handle.
+    return this.handles.get(handle)?.meta.owner ?? handle;
+  }
+
+  grantFromFuture(grant: StoredGrant, nowSeconds: number): boolean {
+    return grant.issuedAt > nowSeconds + this.limits.clockSkewSeconds;
+  }
+
+  /** Applies a durable record (`loading`: read from the log at open). */
+  apply(record: StoreRecord, blobOffset: number, blobLength: number, blobDigest: Buffer, bytes: number, loading: boolean): void {
+    switch (record.type) {
+      case 'handle': {
+        if (!this.handles.has(record.value.handle)) {
+          this.handles.set(record.value.handle, { meta: record.value, offset: blobOffset, length: blobLength, digest: blobDigest });
+          this.handleBytes += bytes;
+        }
+        return;
       }
-      return { grants: 0, revocations: 0 };
-    }
-    case 'grant': {
-      const added = putNested(index.grants, record.value, supersedesGrant);
-      return { grants: added, revocations: 0 };
-    }
-    case 'revocation': {
-      const added = putNested(index.revocations, record.value, supersedesRevocation);
-      return { grants: 0, revocations: added };
+      case 'grant': {
+        if (loading && this.grantFromFuture(record.value, this.loadedAt)) {
+          this.futureGrants++;
+          return;
+        }
+        if (loading && this.grants.expired(record.value, this.loadedAt)) return;
+        this.grants.put(record.value, this.ownerOf(record.value.handle), bytes, loading);
+        return;
+      }
+      case 'revocation': {
+        if (loading && this.revocations.expired(record.value, this.loadedAt)) return;
+        this.revocations.put(record.value, this.ownerOf(record.value.handle), bytes, loading);
+        return;
+      }
     }
   }
-}
 
-/** Stores `value` under (handle, grantee) if absent or superseding; returns 1 if it was absent. */
-function putNested<T extends { handle: string; grantee: string }>(
-  map: Map<string, Map<string, T>>,
-  value: T,
-  supersedes: (next: T, existing: T) => boolean,
-): number {
-  let byGrantee = map.get(value.handle);
-  if (byGrantee === undefined) {
-    byGrantee = new Map();
-    map.set(value.handle, byGrantee);
+  finishLoad(): void {
+    this.grants.resetExpiries();
+    this.revocations.resetExpiries();
   }
-  const existing = byGrantee.get(value.grantee);
-  if (existing === undefined) {
-    byGrantee.set(value.grantee, value);
-    return 1;
-  }
-  if (supersedes(value, existing)) byGrantee.set(value.grantee, value);
-  return 0;
-}
-
-function countNested(map: Map<string, Map<string, unknown>>): number {
-  let n = 0;
-  for (const inner of map.values()) n += inner.size;
-  return n;
 }
 
 /** What a batch would change, so queued writes are decided in order before any is durable. */
@@ -562,40 +788,36 @@ class Staging {
   readonly #revocations = new Map<string, StoredRevocation>();
 
   constructor(
-    private readonly committedHandles: Map<string, HandleEntry>,
-    private readonly committedGrants: Map<string, Map<string, StoredGrant>>,
-    private readonly committedRevocations: Map<string, Map<string, StoredRevocation>>,
+    private readonly index: Index,
+    private readonly nowSeconds: number,
   ) {}
 
-  /** Whether `record` would be stored; if so it is staged. */
+  /** Whether `record` would be stored; if so it is staged. Throws when a bound refuses it. */
   offer(record: StoreRecord): boolean {
     switch (record.type) {
       case 'handle': {
         const h = record.value.handle;
-        if (this.committedHandles.has(h) || this.#handles.has(h)) return false;
+        if (this.index.handles.has(h) || this.#handles.has(h)) return false;
         this.#handles.add(h);
         return true;
       }
-      case 'grant': {
-        const key = pairKey(record.value);
-        const existing = this.#grants.get(key) ?? this.committedGrants.get(record.value.handle)?.get(record.value.grantee);
-        if (existing !== undefined && !supersedesGrant(record.value, existing)) return false;
-        this.#grants.set(key, record.value);
-        return true;
-      }
-      case 'revocation': {
-        const key = pairKey(record.value);
-        const existing = this.#revocations.get(key) ?? this.committedRevocations.get(record.value.handle)?.get(record.value.grantee);
-        if (existing !== undefined && !supersedesRevocation(record.value, existing)) return false;
-        this.#revocations.set(key, record.value);
-        return true;
-      }
+      case 'grant':
+        return this.#offerAcl(this.index.grants, this.#grants, record.value);
+      case 'revocation':
+        return this.#offerAcl(this.index.revocations, this.#revocations, record.value);
     }
   }
-}
 
-function pairKey(value: { handle: string; grantee: string }): string {
-  return JSON.stringify([value.handle, value.grantee]);
+  #offerAcl<T extends StoredGrant | StoredRevocation>(table: AclTable<T>, staged: Map<string, T>, value: T): boolean {
+    const key = pairKey(value.handle, value.grantee);
+    const committed = table.get(value.handle, value.grantee);
+    const existing = staged.get(key) ?? committed;
+    if (existing !== undefined && !table.supersedes(value, existing)) return false;
+    if (table.expired(value, this.nowSeconds)) return false;
+    if (existing === undefined) table.admit(this.index.ownerOf(value.handle), value.handle, value.grantee);
+    staged.set(key, value);
+    return true;
+  }
 }
 
 function compareStrings(a: string, b: string): number {
@@ -732,8 +954,8 @@ function parseRecord(meta: Buffer, blobLength: number): StoreRecord {
 }
 
 /** Rebuilds the index from the log, truncating a torn tail; see the file comment for the rules. */
-async function replay(file: FileHandle, logPath: string, warn: (msg: string) => void): Promise<ReplayState> {
-  const state: ReplayState = { handles: new Map(), grants: new Map(), revocations: new Map(), size: 0, lastBatch: 0 };
+async function replay(file: FileHandle, logPath: string, warn: (msg: string) => void, index: Index): Promise<ReplayState> {
+  const state: ReplayState = { size: 0, lastBatch: 0, records: 0 };
   let size: number;
   try {
     size = (await file.stat()).size;
@@ -782,8 +1004,9 @@ async function replay(file: FileHandle, logPath: string, warn: (msg: string) => 
       const why = err instanceof Error ? err.message : 'invalid';
       throw corrupt(logPath, pos, `intact record is not a valid store record (${why})`);
     }
-    applyRecord(state, record, frame.blobOffset, frame.blobLength, frame.blobDigest);
+    index.apply(record, frame.blobOffset, frame.blobLength, frame.blobDigest, frame.end - pos, true);
     state.lastBatch = frame.batch;
+    state.records++;
     pos = frame.end;
   }
   state.size = pos;

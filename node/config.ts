@@ -11,6 +11,7 @@ import { parseHostPort, type HostPort } from '../net/http-address.ts';
 import { envBool, envInt, envList, envString } from '../net/env-config.ts';
 import { MAX_GRANT_LIFETIME_ENV, MAX_GRANT_LIFETIME_FIELD, readMaxGrantLifetime } from '../net/grant-lifetime.ts';
 import { DEFAULT_REPLAY_IDS_PER_REQUESTER, MAX_REPLAY_IDS_PER_REQUESTER } from './replay-cache.ts';
+import { readOwnerLimits } from '../net/owner-limits.ts';
 
 export interface NodeConfig {
   /** Directory of the config file; relative paths are resolved against it. */
@@ -302,18 +303,7 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
     else clockSkewSeconds = v;
   }
   const maxGrantLifetimeSeconds = readMaxGrantLifetime(raw, env, problems);
-  const revocations: NodeConfig['revocations'] = { perOwner: DEFAULT_REVOCATION_LIMITS.perOwner, max: DEFAULT_REVOCATION_LIMITS.max };
-  if (raw.revocations !== undefined) {
-    const v = raw.revocations;
-    const ok = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 1 && x <= 10_000_000;
-    if (!isPlainObject(v) || Object.keys(v).some((k) => k !== 'perOwner' && k !== 'max') || (v.perOwner !== undefined && !ok(v.perOwner)) || (v.max !== undefined && !ok(v.max))) {
-      problems.push('revocations must be { "perOwner": 1..10000000, "max": 1..10000000 }');
-    } else {
-      if (v.perOwner !== undefined) revocations.perOwner = v.perOwner as number;
-      if (v.max !== undefined) revocations.max = v.max as number;
-      if (revocations.perOwner > revocations.max) problems.push('revocations.perOwner must not exceed revocations.max');
-    }
-  }
+  const revocations: NodeConfig['revocations'] = readOwnerLimits(raw, 'revocations', DEFAULT_REVOCATION_LIMITS, problems);
   const committeeFile = path('committeeFile', true);
   const keystorePasswordFile = path('keystorePasswordFile', false);
 

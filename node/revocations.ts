@@ -1,4 +1,6 @@
 import { bytesToHex, DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_MAX_GRANT_LIFETIME_SECONDS, envelopeToJson, grantKey, parseEnvelope, TkmsError, verifyRevocation, type Deployment, type RevocationEnvelope } from '../core/index.ts';
+import { ExpiryHeap } from '../net/expiry-heap.ts';
+import { OwnerCounts } from '../net/owner-limits.ts';
 import { AppendLog } from './append-log.ts';
 
 /**
@@ -61,118 +63,12 @@ interface Expiry {
   revokedAt: number;
 }
 
-/** Min-heap of expiry times; entries superseded since they were pushed are skipped when popped. */
-class ExpiryHeap {
-  private items: Expiry[] = [];
-
-  get size(): number {
-    return this.items.length;
-  }
-
-  peek(): Expiry | undefined {
-    return this.items[0];
-  }
-
-  push(e: Expiry): void {
-    const a = this.items;
-    a.push(e);
-    let i = a.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (a[parent]!.at <= a[i]!.at) break;
-      [a[parent], a[i]] = [a[i]!, a[parent]!];
-      i = parent;
-    }
-  }
-
-  pop(): Expiry | undefined {
-    const a = this.items;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length > 0 && last !== undefined) {
-      a[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && a[l]!.at < a[m]!.at) m = l;
-        if (r < a.length && a[r]!.at < a[m]!.at) m = r;
-        if (m === i) break;
-        [a[m], a[i]] = [a[i]!, a[m]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-
-  reset(entries: Expiry[]): void {
-    this.items = [];
-    for (const e of entries) this.push(e);
-  }
-}
-
-/**
- * Live keys per owner, and owners by how many they hold, so "who holds the most" is one lookup.
- * Counts include writes in flight, so concurrent adds cannot overshoot a limit.
- */
-class OwnerCounts {
-  readonly keys = new Map<string, Set<string>>();
-  private readonly byCount = new Map<number, Set<string>>();
-  private maxCount = 0;
-  total = 0;
-
-  count(owner: string): number {
-    return this.keys.get(owner)?.size ?? 0;
-  }
-
-  /** An owner holding the most live revocations, and how many. */
-  largest(): { owner: string; count: number } | undefined {
-    const owners = this.byCount.get(this.maxCount);
-    const owner = owners?.values().next().value;
-    return owner === undefined ? undefined : { owner, count: this.maxCount };
-  }
-
-  add(owner: string, key: string): void {
-    let set = this.keys.get(owner);
-    if (set === undefined) this.keys.set(owner, (set = new Set()));
-    if (set.has(key)) return;
-    this.move(owner, set.size, set.size + 1);
-    set.add(key);
-    this.total++;
-  }
-
-  remove(owner: string, key: string): void {
-    const set = this.keys.get(owner);
-    if (set === undefined || !set.delete(key)) return;
-    this.move(owner, set.size + 1, set.size);
-    if (set.size === 0) this.keys.delete(owner);
-    this.total--;
-  }
-
-  private move(owner: string, from: number, to: number): void {
-    if (from > 0) {
-      const bucket = this.byCount.get(from)!;
-      bucket.delete(owner);
-      if (bucket.size === 0) this.byCount.delete(from);
-    }
-    if (to > 0) {
-      let bucket = this.byCount.get(to);
-      if (bucket === undefined) this.byCount.set(to, (bucket = new Set()));
-      bucket.add(owner);
-    }
-    // Counts move by one, so the largest moves by at most one.
-    if (to > this.maxCount) this.maxCount = to;
-    else if (from === this.maxCount && !this.byCount.has(from)) this.maxCount = to;
-  }
-}
-
 export class RevocationStore {
   /** grantKey → the latest revocation on disk; Map order = order of (last) arrival. */
   private readonly items = new Map<string, Held>();
   private readonly pending = new Map<string, Pending>();
   private readonly owners = new OwnerCounts();
-  private readonly expiries = new ExpiryHeap();
+  private readonly expiries = new ExpiryHeap<Expiry>();
   /** items.values() as an array for paging; rebuilt only after a change. */
   private ordered: Held[] | undefined;
   private nextSeq = 0;

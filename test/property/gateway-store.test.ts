@@ -15,6 +15,8 @@ import { GatewayStore, LOG_FILE_NAME, type StoredGrant, type StoredHandle, type 
 
 const MAGIC_BYTES = 8;
 const HEADER_BYTES = 48;
+/** The store's clock (unix seconds): the sample grants and revocations are live then. */
+const TEST_NOW = 6_000;
 
 function hex(n: number, bytes: number): string {
   return n.toString(16).padStart(bytes * 2, '0');
@@ -78,7 +80,7 @@ describe('property: gateway/store recovery', function () {
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'tkms-gateway-store-prop-'));
     const dir = join(root, 'base');
-    const store = await GatewayStore.open(dir);
+    const store = await GatewayStore.open(dir, { now: () => TEST_NOW });
     const order: Omit<Written, 'end'>[] = [];
     for (let i = 0; i < 12; i++) {
       await store.putHandle(handleMeta(i), ciphertext(i));
@@ -141,7 +143,7 @@ describe('property: gateway/store recovery', function () {
   /** Opens and returns the store, or undefined for a TkmsError('internal'); anything else fails the property. */
   async function tryOpen(dir: string, warnings: string[]): Promise<GatewayStore | undefined> {
     try {
-      return await GatewayStore.open(dir, { onWarning: (m) => warnings.push(m) });
+      return await GatewayStore.open(dir, { now: () => TEST_NOW, onWarning: (m) => warnings.push(m) });
     } catch (err) {
       assert.ok(isTkmsError(err, 'internal'), `open threw something other than TkmsError('internal'): ${String(err)}`);
       return undefined;

@@ -2,7 +2,7 @@ import '../../core/polyfills.ts';
 import { createHash } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { GatewayStore, MAX_CIPHERTEXT_BYTES, type StoredGrant, type StoredHandle } from '../../gateway/store.ts';
+import { GatewayStore, MAX_CIPHERTEXT_BYTES, type StoredGrant, type StoredHandle, type StoredRevocation } from '../../gateway/store.ts';
 
 /**
  * Crash-test writer for gateway/store.ts: opens the store in $TKMS_CRASH_DIR and, with
@@ -12,11 +12,18 @@ import { GatewayStore, MAX_CIPHERTEXT_BYTES, type StoredGrant, type StoredHandle
  * receives names an acknowledged record (a line lost to the kill only means one record fewer is
  * checked). The parent SIGKILLs it at random moments and checks every acknowledged record.
  * Everything is derived from the index, so the parent can recompute it.
+ *
+ * With TKMS_CRASH_MODE=compact it writes the first CRASH_COMPACT_HANDLES handles, then re-sends
+ * revocations of CRASH_CHURN_KEYS pairs with ever later revokedAt (printing `r <key> <revokedAt>`),
+ * with no compaction slack: the log is rewritten every few hundred puts, so kills land in
+ * compactions too.
  */
 
 export const CRASH_WRITERS = 16;
 /** Bounds the loop, so a child the parent forgot to kill still ends. */
 export const CRASH_MAX_HANDLES = 200_000;
+/** The store's clock (unix seconds) for the child and the parent: every crash grant is live then. */
+export const CRASH_NOW = 1_700_000_000_000 + CRASH_MAX_HANDLES;
 
 function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('hex');
@@ -77,6 +84,21 @@ function computeHandle(index: number): StoredHandle {
   };
 }
 
+export const CRASH_COMPACT_HANDLES = 40;
+export const CRASH_CHURN_KEYS = 4;
+/** Churn revokedAt values count up from here (live at CRASH_NOW). */
+const CRASH_CHURN_BASE = CRASH_NOW - 1_000_000;
+
+/** A revocation of churn pair `key` at `revokedAt`; its ~4 KB signature makes compactions frequent. */
+export function crashChurn(key: number, revokedAt: number): StoredRevocation {
+  return {
+    handle: crashHandleId(key),
+    grantee: `0x${hex(digest('churn', key).subarray(0, 20))}`,
+    revokedAt,
+    signature: `0x${hex(digest('churn-signature', revokedAt))}${'0'.repeat(3_900)}`,
+  };
+}
+
 export function hasCrashGrant(index: number): boolean {
   return index % 3 === 0;
 }
@@ -99,12 +121,24 @@ async function main(): Promise<void> {
   process.stdout.write('loaded\n');
   await new Promise<void>((resolveGo) => process.stdin.once('data', () => resolveGo()));
   process.stdin.destroy();
-  const store = await GatewayStore.open(dir);
+  const compact = process.env['TKMS_CRASH_MODE'] === 'compact';
+  const store = await GatewayStore.open(dir, { now: () => CRASH_NOW, ...(compact ? { compactSlack: { bytes: 0, records: 0 } } : {}) });
   process.stdout.write('ready\n');
   let next = 0;
+  let revokedAt = CRASH_CHURN_BASE;
+  for (let key = 0; key < CRASH_CHURN_KEYS; key++) {
+    const held = store.getRevocation(crashChurn(key, 0).handle, crashChurn(key, 0).grantee);
+    if (held !== undefined) revokedAt = Math.max(revokedAt, held.revokedAt);
+  }
   const writer = async (): Promise<void> => {
     while (next < CRASH_MAX_HANDLES) {
       const index = next++;
+      if (compact && index >= CRASH_COMPACT_HANDLES) {
+        const churn = crashChurn(index % CRASH_CHURN_KEYS, ++revokedAt);
+        await store.putRevocation(churn);
+        process.stdout.write(`r ${index % CRASH_CHURN_KEYS} ${churn.revokedAt}\n`);
+        continue;
+      }
       const handle = crashHandleId(index);
       if (store.getHandle(handle) === undefined) {
         await store.putHandle(crashHandle(index), crashCiphertext(index));

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, open, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TkmsError, isTkmsError, type ErrorCode } from '../../core/index.ts';
+import { DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_MAX_GRANT_LIFETIME_SECONDS, TkmsError, isTkmsError, type ErrorCode } from '../../core/index.ts';
 import {
+  DEFAULT_GATEWAY_STORE_LIMITS,
   GatewayStore,
   LOCK_FILE_NAME,
   LOG_FILE_NAME,
@@ -15,11 +16,14 @@ import {
   type StoredHandle,
   type StoredRevocation,
 } from '../../gateway/store.ts';
-import { crashCiphertext, crashGrant, crashHandle, hasCrashGrant } from '../support/gateway-store-crash-child.ts';
+import { AclTable } from '../../gateway/store-acl.ts';
+import { CRASH_CHURN_KEYS, CRASH_NOW, crashChurn, crashCiphertext, crashGrant, crashHandle, hasCrashGrant } from '../support/gateway-store-crash-child.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CRASH_CHILD = fileURLToPath(new URL('../support/gateway-store-crash-child.ts', import.meta.url));
 const MAGIC_BYTES = 8;
+/** The store's clock in these tests (unix seconds): the sample grants and revocations are live then. */
+const TEST_NOW = 100;
 const HEADER_BYTES = 48;
 
 function hex(n: number, bytes: number): string {
@@ -123,7 +127,7 @@ describe('gateway/store', function () {
   const opened: GatewayStore[] = [];
   /** Opens a store that `afterEach` closes if the test did not. */
   async function openStore(dir: string, warnings?: string[]): Promise<GatewayStore> {
-    const store = await GatewayStore.open(dir, warnings ? { onWarning: (m) => warnings.push(m) } : {});
+    const store = await GatewayStore.open(dir, { now: () => TEST_NOW, ...(warnings ? { onWarning: (m: string) => warnings.push(m) } : {}) });
     opened.push(store);
     return store;
   }
@@ -698,6 +702,216 @@ describe('gateway/store', function () {
     });
   });
 
+  describe('expiry, bounds and compaction of grants and revocations', () => {
+    const LIFETIME = 100;
+    const SKEW = 5;
+    let clock = 1_000;
+    const limits = (grants = { perOwner: 1_000, max: 10_000 }, revocations = { perOwner: 1_000, max: 10_000 }) => ({ maxGrantLifetimeSeconds: LIFETIME, clockSkewSeconds: SKEW, grants, revocations });
+    async function open(dir: string, extra: Parameters<typeof GatewayStore.open>[1] = {}): Promise<GatewayStore> {
+      const store = await GatewayStore.open(dir, { now: () => clock, limits: limits(), ...extra });
+      opened.push(store);
+      return store;
+    }
+    const g = (handle: number, grantee: string, issuedAt: number, notAfter = issuedAt + 50): StoredGrant => ({ handle: `0x${hex(handle, 32)}`, grantee, issuedAt, notAfter, signature: `sig-${issuedAt}` });
+    const r = (handle: number, grantee: string, revokedAt: number, signature = `rev-${revokedAt}`): StoredRevocation => ({ handle: `0x${hex(handle, 32)}`, grantee, revokedAt, signature });
+    const h1 = `0x${hex(1, 32)}`;
+    beforeEach(() => {
+      clock = 1_000;
+    });
+
+    it("defaults to core/authz.ts's grant lifetime and clock skew", () => {
+      assert.equal(DEFAULT_GATEWAY_STORE_LIMITS.maxGrantLifetimeSeconds, DEFAULT_MAX_GRANT_LIFETIME_SECONDS);
+      assert.equal(DEFAULT_GATEWAY_STORE_LIMITS.clockSkewSeconds, DEFAULT_CLOCK_SKEW_SECONDS);
+    });
+
+    it('drops a grant after min(notAfter, issuedAt + lifetime) + skew and a revocation after revokedAt + lifetime + skew, also at open', async () => {
+      const dir = freshDir();
+      const store = await open(dir);
+      await store.putHandle(sampleHandle(1), ciphertextFor(1));
+      assert.equal(await store.putGrant(g(1, 'short', 1_000, 1_050)), true); // ends 1_055
+      assert.equal(await store.putGrant(g(1, 'long', 1_000, 9_999)), true); // longer than the lifetime: ends 1_105
+      assert.equal(await store.putRevocation(r(1, 'short', 1_000)), true); // ends 1_105
+      clock = 1_055;
+      assert.equal(store.stats().grants, 2);
+      clock = 1_056;
+      assert.equal(store.getGrant(h1, 'short'), undefined);
+      assert.deepEqual(store.listGrants(h1).map((x) => x.grantee), ['long']);
+      assert.ok(store.getRevocation(h1, 'short'));
+      // Already expired, or from the future: not stored.
+      assert.equal(await store.putGrant(g(1, 'old', 900, 950)), false);
+      assert.equal(await store.putRevocation(r(1, 'old', 1_056 - LIFETIME - SKEW - 1)), false);
+      await rejectsWith('bad_request', () => store.putGrant(g(1, 'future', 1_056 + SKEW + 1)));
+      assert.equal(await store.putGrant(g(1, 'edge', 1_056 + SKEW)), true);
+      await store.close();
+      clock = 1_106;
+      const reopened = await open(dir);
+      assert.deepEqual(reopened.stats().grants, 1);
+      assert.equal(reopened.getGrant(h1, 'long'), undefined);
+      assert.equal(reopened.getRevocation(h1, 'short'), undefined);
+      assert.ok(reopened.getGrant(h1, 'edge'));
+    });
+
+    it('drops, at open, a grant issued later than now + skew (stored before that was refused), so it no longer hides later grants', async () => {
+      const dir = freshDir();
+      const before = await open(dir);
+      await before.putHandle(sampleHandle(1), ciphertextFor(1));
+      assert.equal(await before.putGrant(g(1, 'bob', 990)), true);
+      await before.close();
+      // What a gateway with its clock a day ahead, or one that did not check issuedAt, stored.
+      const ahead = await open(dir, { now: () => 1_000 + 86_000 });
+      assert.equal(await ahead.putGrant(g(1, 'bob', 1_000 + 86_000, 1_000 + 86_050)), true);
+      await ahead.close();
+      const warnings: string[] = [];
+      const store = await open(dir, { onWarning: (m) => warnings.push(m) });
+      assert.ok(warnings.some((w) => /dropped 1 grant\(s\) issued later than now/.test(w)), warnings.join('; '));
+      // The earlier grant is back in force, and a new one is stored over it.
+      assert.deepEqual(store.getGrant(h1, 'bob'), g(1, 'bob', 990));
+      assert.equal(await store.putGrant(g(1, 'bob', 1_000)), true);
+      await store.close();
+      // Gone from disk: once the clock reaches its issuedAt it does not come back.
+      clock = 1_000 + 86_001;
+      const later = await open(dir);
+      assert.equal(later.getGrant(h1, 'bob'), undefined, 'the grant of 1_000 has expired, and the future one was dropped for good');
+      const log = await readFile(join(dir, LOG_FILE_NAME));
+      assert.ok(!log.includes(Buffer.from(`sig-${1_000 + 86_000}`)));
+    });
+
+    it('refuses the grant or revocation past the per-owner bound (rate_limited), and when full refuses only an owner holding as many as any (unavailable)', async () => {
+      for (const kind of ['grant', 'revocation'] as const) {
+        const dir = freshDir();
+        const bound = { perOwner: 3, max: 4 };
+        const store = await open(dir, { limits: kind === 'grant' ? limits(bound) : limits(undefined, bound) });
+        const put = (handle: number, grantee: string, t = 1_000): Promise<boolean> => (kind === 'grant' ? store.putGrant(g(handle, grantee, t)) : store.putRevocation(r(handle, grantee, t)));
+        const count = (): number => (kind === 'grant' ? store.stats().grants : store.stats().revocations);
+        const has = (handle: number, grantee: string): boolean => (kind === 'grant' ? store.getGrant(`0x${hex(handle, 32)}`, grantee) : store.getRevocation(`0x${hex(handle, 32)}`, grantee)) !== undefined;
+        for (const i of [1, 2, 3, 4]) await store.putHandle(sampleHandle(i), ciphertextFor(i)); // four owners
+        // Owner of handle 1: three at once, then a fourth is refused; superseding one is not a new entry.
+        const results = await Promise.allSettled(['a', 'b', 'c', 'd'].map((x) => put(1, x)));
+        assert.equal(results.filter((x) => x.status === 'fulfilled').length, 3, kind);
+        const refused = results.find((x) => x.status === 'rejected') as PromiseRejectedResult;
+        assert.equal(checkError(refused.reason, 'rate_limited').code, 'rate_limited');
+        assert.match((refused.reason as Error).message, new RegExp(`3 live ${kind}s`));
+        assert.equal(await put(1, 'a', 1_001), true);
+        // Owner 2 fills the store (4); owner 1 (3, the most) cannot displace anyone.
+        assert.equal(await put(2, 'a'), true);
+        assert.equal(count(), 4);
+        // Owner 3 holds fewer than the largest: owner 1's oldest entry makes room.
+        assert.equal(await put(3, 'a'), true);
+        assert.equal(count(), 4);
+        assert.equal(has(1, 'a') && has(1, 'b') && has(1, 'c'), false, `${kind}: owner 1 lost one`);
+        assert.ok(has(3, 'a'));
+        // Now owners 1 (2), 2 (1), 3 (1): owner 1 holds as many as anyone: refused.
+        const full = await rejectsWith('unavailable', () => put(1, 'e'));
+        assert.match(full.message, /holds as many/);
+        await store.close();
+        // Reopened under lower bounds: within them.
+        const small = { perOwner: 1, max: 2 };
+        const reopened = await open(dir, { limits: kind === 'grant' ? limits(small) : limits(undefined, small) });
+        assert.ok((kind === 'grant' ? reopened.stats().grants : reopened.stats().revocations) <= 2, `${kind}: ${JSON.stringify(reopened.stats())}`);
+        await reopened.close();
+      }
+    });
+
+    it('compacts the log when re-sent grants and revocations make it more than twice the live records, and keeps every live record', async () => {
+      const dir = freshDir();
+      const store = await open(dir, { compactSlack: { bytes: 4096, records: 10 } });
+      for (const i of [1, 2, 3]) await store.putHandle(sampleHandle(i, ciphertextFor(i, 2_000)), ciphertextFor(i, 2_000));
+      let maxLog = 0;
+      let shrank = 0;
+      for (let t = 0; t < 300; t++) {
+        clock = 1_000 + t;
+        const size = store.stats().logBytes;
+        // Reads run alongside: a compaction must not swap the file under them.
+        const read = store.readCiphertext(sampleHandle(2).handle);
+        await Promise.all([store.putRevocation(r(1, 'bob', clock)), store.putGrant(g(2, 'bob', clock))]);
+        assert.deepEqual(await read, ciphertextFor(2, 2_000));
+        maxLog = Math.max(maxLog, store.stats().logBytes);
+        if (store.stats().logBytes < size) shrank++;
+      }
+      assert.ok(shrank > 0, 'the log was rewritten');
+      const live = (await readFile(join(dir, LOG_FILE_NAME))).length;
+      assert.equal(store.stats().logBytes, live);
+      // Live: three handles of ~2.3 KB, one grant, one revocation; dead weight at most about as much again plus the slack.
+      assert.ok(maxLog < 2 * 8_000 + 4096 + 1_000, `log reached ${maxLog} bytes`);
+      assert.deepEqual(store.getRevocation(h1, 'bob'), r(1, 'bob', 1_299));
+      await store.close();
+      const reopened = await open(dir);
+      assert.deepEqual(reopened.getRevocation(h1, 'bob'), r(1, 'bob', 1_299));
+      assert.deepEqual(reopened.getGrant(`0x${hex(2, 32)}`, 'bob'), g(2, 'bob', 1_299));
+      for (const i of [1, 2, 3]) assert.deepEqual(await reopened.readCiphertext(sampleHandle(i).handle), ciphertextFor(i, 2_000));
+      const names = await readdir(dir);
+      assert.deepEqual(names.filter((n) => n.startsWith('.')), [], 'no temp files left');
+    });
+
+    it('does not copy ciphertexts for a few dead records: a compaction by record count waits until dead bytes outweigh the ciphertexts', async () => {
+      const dir = freshDir();
+      const store = await open(dir, { compactSlack: { bytes: 4096, records: 10 } });
+      await store.putHandle(sampleHandle(1, ciphertextFor(1, 64 * 1024)), ciphertextFor(1, 64 * 1024));
+      let size = store.stats().logBytes;
+      for (let t = 0; t < 100; t++) {
+        await store.putRevocation(r(1, 'bob', 900 + t)); // ~20 KB of dead records
+        assert.ok(store.stats().logBytes > size, 'not rewritten for 20 KB of dead weight');
+        size = store.stats().logBytes;
+      }
+      let shrank = false;
+      for (let t = 100; t < 260 && !shrank; t++) {
+        await store.putRevocation(r(1, 'bob', 900 + t, `rev-${t}-${'x'.repeat(600)}`));
+        shrank = store.stats().logBytes < size;
+        size = store.stats().logBytes;
+      }
+      assert.ok(shrank, 'rewritten once the dead bytes outweigh the ciphertext');
+    });
+
+    it('keeps the old log in use when a compaction fails (a ciphertext no longer verifies), and does not retry at every write', async () => {
+      const dir = freshDir();
+      const warnings: string[] = [];
+      const store = await open(dir, { compactSlack: { bytes: 0, records: 0 }, onWarning: (m) => warnings.push(m) });
+      await store.putHandle(sampleHandle(1), ciphertextFor(1, 100));
+      const log = await readFile(join(dir, LOG_FILE_NAME));
+      const f = frames(log)[0]!;
+      log[f.end - 1] = log[f.end - 1]! ^ 1; // bit rot in the ciphertext (same file, same size)
+      await writeFile(join(dir, LOG_FILE_NAME), log);
+      for (let t = 0; t < 200; t++) assert.equal(await store.putRevocation(r(1, 'bob', 900 + t)), true);
+      const failed = warnings.filter((w) => /compaction of .* failed \(.*checksum.*\); the old log stays in use/.test(w));
+      assert.ok(failed.length >= 1 && failed.length <= 2, warnings.join('; '));
+      assert.deepEqual(store.getRevocation(h1, 'bob'), r(1, 'bob', 1_099));
+      assert.deepEqual((await readdir(dir)).filter((n) => n.startsWith('.')), []);
+    });
+
+    it('keeps the expiry heap within twice the live entries however often one pair is re-sent', () => {
+      const table = new AclTable<StoredRevocation>('revocation', { perOwner: 10, max: 10 }, (x) => x.revokedAt, (x) => x.revokedAt + LIFETIME);
+      let most = 0;
+      for (let t = 0; t < 10_000; t++) {
+        table.put(r(1, 'bob', t), 'owner', 100, false);
+        most = Math.max(most, table.expiriesHeld);
+      }
+      assert.equal(table.size, 1);
+      assert.ok(most <= 2 + 1_000 + 1, `the heap held ${most} entries for one live revocation`);
+      // What it holds still expires on time.
+      assert.equal(table.prune(9_999 + LIFETIME), 0);
+      assert.equal(table.prune(9_999 + LIFETIME + 1), 1);
+      assert.equal(table.size, 0);
+    });
+
+    it('removes a compaction temp file a crash left behind when it opens', async () => {
+      const dir = freshDir();
+      const store = await open(dir);
+      await store.putHandle(sampleHandle(1), ciphertextFor(1));
+      await store.close();
+      const temp = join(dir, `.store.log.compact-${'ab'.repeat(16)}`);
+      await writeFile(temp, 'half a log');
+      const reopened = await open(dir);
+      assert.deepEqual(reopened.getHandle(sampleHandle(1).handle), sampleHandle(1));
+      await rejectsWith('internal', async () => {
+        try {
+          await stat(temp);
+        } catch {
+          throw new TkmsError('internal', 'gone');
+        }
+      });
+    });
+  });
+
   describe('crash safety (SIGKILL while writing)', function () {
     const iterations = Number.parseInt(process.env['TKMS_STORE_CRASH_ITERATIONS'] ?? '30', 10);
     const children = new Set<ChildProcess>();
@@ -718,11 +932,11 @@ describe('gateway/store', function () {
       done: Promise<{ stdout: string; stderr: string }>;
     }
 
-    function spawnChild(dir: string): Run {
+    function spawnChild(dir: string, mode?: 'compact'): Run {
       let wentAt = 0;
       const child = spawn(process.execPath, ['--import', 'tsx', CRASH_CHILD], {
         cwd: REPO_ROOT,
-        env: { ...process.env, TKMS_CRASH_DIR: dir },
+        env: { ...process.env, TKMS_CRASH_DIR: dir, ...(mode === undefined ? {} : { TKMS_CRASH_MODE: mode }) },
         stdio: ['pipe', 'pipe', 'pipe'],
       });
       children.add(child);
@@ -814,7 +1028,7 @@ describe('gateway/store', function () {
         }
 
         const warnings: string[] = [];
-        const store = await GatewayStore.open(checkDir, { onWarning: (m) => warnings.push(m) });
+        const store = await GatewayStore.open(checkDir, { now: () => CRASH_NOW, onWarning: (m) => warnings.push(m) });
         try {
           if (warnings.some((w) => /torn write/.test(w))) tornTails++;
           // Every acknowledged handle, every time. Ciphertext bytes: those acknowledged since the
@@ -868,6 +1082,67 @@ describe('gateway/store', function () {
       children.delete(next.child);
       assert.ok(totalAcked > 0, 'the child never acknowledged a put; the test exercised nothing');
       this.test!.title += ` (${totalHandles} handles, ${totalAcked} acknowledged, ${killsMidCommit} kills between a write and its ack, ${tornTails} torn tails, ${killsDuringOpen} kills before ready)`;
+    });
+
+    const compactKills = Math.max(3, Math.ceil(iterations / 3));
+    it(`keeps every acknowledged record across ${compactKills} random kills while the log is being compacted`, async function () {
+      const dir = freshDir();
+      const ackedHandles = new Set<number>();
+      const ackedGrants = new Set<number>();
+      /** Churn key → the latest acknowledged revokedAt. */
+      const ackedChurn = new Map<number, number>();
+      let churnAcks = 0;
+      let killsMidCompaction = 0;
+      let next = spawnChild(dir, 'compact');
+      let logBytes = 0;
+      for (let it = 0; it < compactKills; it++) {
+        const run = next;
+        await withTimeout(run.loaded, 15_000, 'crash child start');
+        run.go();
+        await withTimeout(run.ready, 15_000, 'crash child open');
+        await new Promise((r) => setTimeout(r, 100 + Math.random() * 400));
+        run.child.kill('SIGKILL');
+        next = spawnChild(dir, 'compact');
+        const { stdout, stderr } = await withTimeout(run.done, 10_000, 'crash child exit');
+        children.delete(run.child);
+        assert.equal(run.child.signalCode, 'SIGKILL', `the child must die by the kill, not on its own: ${stderr}`);
+        for (const line of stdout.split('\n').slice(0, -1)) {
+          const m = /^(?:([hg]) (\d+)|r (\d+) (\d+))$/.exec(line);
+          if (m === null) continue;
+          if (m[1] === 'h') ackedHandles.add(Number(m[2]));
+          else if (m[1] === 'g') ackedGrants.add(Number(m[2]));
+          else {
+            churnAcks++;
+            ackedChurn.set(Number(m[3]), Math.max(ackedChurn.get(Number(m[3])) ?? 0, Number(m[4])));
+          }
+        }
+        // A temp file left behind: the kill landed inside a compaction.
+        if ((await readdir(dir)).some((n) => n.startsWith('.store.log.compact-'))) killsMidCompaction++;
+        const store = await GatewayStore.open(dir, { now: () => CRASH_NOW });
+        try {
+          for (const i of ackedHandles) {
+            assert.deepEqual(store.getHandle(crashHandle(i).handle), crashHandle(i), `acknowledged handle ${i}`);
+            assert.deepEqual(await store.readCiphertext(crashHandle(i).handle), crashCiphertext(i), `ciphertext of handle ${i}`);
+          }
+          for (const i of ackedGrants) assert.deepEqual(store.getGrant(crashHandle(i).handle, crashGrant(i).grantee), crashGrant(i), `acknowledged grant ${i}`);
+          for (const [key, revokedAt] of ackedChurn) {
+            const held = store.getRevocation(crashChurn(key, 0).handle, crashChurn(key, 0).grantee);
+            assert.ok(held !== undefined && held.revokedAt >= revokedAt, `churn pair ${key}: acknowledged revokedAt ${revokedAt}, holds ${held?.revokedAt}`);
+            assert.deepEqual(held, crashChurn(key, held.revokedAt));
+          }
+          assert.ok(store.stats().revocations <= CRASH_CHURN_KEYS);
+          logBytes = store.stats().logBytes;
+        } finally {
+          await store.close();
+        }
+      }
+      next.child.kill('SIGKILL');
+      await next.done;
+      children.delete(next.child);
+      assert.ok(churnAcks > 0, 'the child never acknowledged a churn revocation');
+      // Every acknowledged churn record is ~4 KB: without compaction the log would hold them all.
+      assert.ok(logBytes < churnAcks * 4_000, `the log (${logBytes} bytes) holds ${churnAcks} acknowledged churn records of ~4 KB: it was never compacted`);
+      this.test!.title += ` (${churnAcks} churn revocations acknowledged, log ${logBytes} bytes, ${killsMidCompaction} kills inside a compaction)`;
     });
   });
 });

@@ -114,11 +114,22 @@ describe('gateway units', () => {
         clockSkewSeconds: 30,
         maxGrantLifetimeSeconds: 90 * 86_400,
         httpLimits: DEFAULT_HTTP_LIMITS,
+        grants: { perOwner: 10_000, max: 500_000 },
+        revocations: { perOwner: 10_000, max: 200_000 },
       });
       const abs = parseGatewayConfig({ ...minimal, storeDir: '/var/lib/tkms', committeeFile: '../c.json' }, BASE);
       assert.equal(abs.storeDir, '/var/lib/tkms');
       assert.equal(abs.committeeFile, '/etc/c.json');
       assert.deepEqual(parseGatewayConfig({ ...minimal, listen: '[::1]:0' }, BASE).listen, { host: '::1', port: 0 });
+    });
+
+    it('grants and revocations: { perOwner, max } bounds of the store, perOwner at most max', () => {
+      assert.deepEqual(parseGatewayConfig({ ...minimal, grants: { perOwner: 2 }, revocations: { perOwner: 3, max: 5 } }, BASE).grants, { perOwner: 2, max: 500_000 });
+      assert.deepEqual(parseGatewayConfig({ ...minimal, revocations: { perOwner: 3, max: 5 } }, BASE).revocations, { perOwner: 3, max: 5 });
+      for (const bad of [5, { perOwner: 0 }, { max: 1.5 }, { perOwner: 1, other: 1 }, []]) {
+        assert.throws(() => parseGatewayConfig({ ...minimal, grants: bad }, BASE), /grants must be \{ "perOwner"/);
+      }
+      assert.throws(() => parseGatewayConfig({ ...minimal, revocations: { perOwner: 6, max: 5 } }, BASE), /revocations.perOwner must not exceed revocations.max/);
     });
 
     it('maxGrantLifetimeSeconds: from the file or TKMS_MAX_GRANT_LIFETIME_SECONDS, at least a minute', () => {
