@@ -239,7 +239,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         const h = getHandle(params.handle);
         const now = nowSeconds();
         const grants = ctx.store.listGrants(h.handle).map((g) => {
-          const revokedAt = ctx.store.getRevocation(h.handle, g.grantee)?.revokedAt;
+          const revokedAt = ctx.store.revokedAt(h.handle, g.grantee);
           const status = revokedAt !== undefined && revokedAt >= g.issuedAt ? 'revoked' : g.notAfter + ctx.config.clockSkewSeconds < now ? 'expired' : 'active';
           return { handle: g.handle, grantee: g.grantee, notAfter: g.notAfter, issuedAt: g.issuedAt, signature: g.signature, status };
         });
@@ -321,7 +321,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
             delegation,
             descriptor,
             grant,
-            revokedAt: (handle, grantee) => ctx.store.getRevocation(encodeHex(handle), encodeHex(grantee))?.revokedAt,
+            revokedAt: (handle, grantee) => ctx.store.revokedAt(encodeHex(handle), encodeHex(grantee)),
             ...time(),
             maxGrantLifetimeSeconds: ctx.config.maxGrantLifetimeSeconds,
             onRequester: (requester) => ctx.limiter.take(encodeHex(requester)),

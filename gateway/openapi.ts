@@ -801,7 +801,7 @@ function paths(): Record<string, Schema> {
         tags: ['grants'],
         summary: 'Revoke a grant: store an owner-signed revocation and push it to every node',
         description:
-          'The body (required, even though this is DELETE) is the signed Revocation; its handle and grantee must match the URL. The gateway stores it, then sends it to every committee member. The revocation is effective once n − t + 1 nodes hold it: then fewer than t nodes could still answer for the grant. Nodes also gossip revocations among themselves, so a 202 usually becomes effective later; re-sending the same revocation is safe. A node refuses it past the owner\'s quota of live revocations (`rate_limited`) or, when its store is full, to an owner holding as many as any other (`unavailable`); these show in `failures`. The gateway keeps each revocation until revokedAt + `maxGrantLifetimeSeconds` + clock skew, within the same kind of bounds (`revocations.perOwner`: `rate_limited`; `revocations.max`: `unavailable`), and sends nothing to the nodes when it refuses. Rate limited per handle owner.',
+          'The body (required, even though this is DELETE) is the signed Revocation; its handle and grantee must match the URL. The gateway stores it, then sends it to every committee member. The revocation is effective once n − t + 1 nodes hold it: then fewer than t nodes could still answer for the grant. Nodes also gossip revocations among themselves, so a 202 usually becomes effective later; re-sending the same revocation is safe. A node refuses it past the owner\'s quota of live revocations (`rate_limited`); this shows in `failures`. A full store (a node\'s or the gateway\'s) never refuses a revocation: it folds an older one into a "revoked up to T" watermark that keeps it in force (docs/operators.md, "Revocations"). The gateway keeps each revocation until revokedAt + `maxGrantLifetimeSeconds` + clock skew, within the same per-owner bound (`revocations.perOwner`: `rate_limited`), and sends nothing to the nodes when it refuses. Rate limited per handle owner.',
         requestBody: jsonBody('The signed revocation.', ref('Revocation'), EX.revocation),
         responses: {
           '200': jsonResponse('Effective: at least n − t + 1 nodes acknowledged.', ref('RevocationResult'), {
@@ -823,7 +823,7 @@ function paths(): Record<string, Schema> {
           }),
           ...errorResponses(
             { 400: MALFORMED, 403: ['unauthorized', 'legacy_signature'], 404: ['not_found'], 413: ['payload_too_large'], 429: ['rate_limited'], 500: ['internal'], 503: ['unavailable'] },
-            { 400: '`bad_request` also when the revocation\'s handle or grantee differs from the URL.', 403: 'Not signed by the handle\'s owner (for this deployment).', 429: `${RATE_LIMIT_NOTE} Also past the owner\'s live revocations at the gateway (config \`revocations.perOwner\`), without \`retryAfterSeconds\`.`, 503: `${BODY_BUDGET_NOTE} Or: ${STORE_FULL_NOTE('revocations')}` },
+            { 400: '`bad_request` also when the revocation\'s handle or grantee differs from the URL.', 403: 'Not signed by the handle\'s owner (for this deployment).', 429: `${RATE_LIMIT_NOTE} Also past the owner\'s live revocations at the gateway (config \`revocations.perOwner\`), without \`retryAfterSeconds\`.`, 503: BODY_BUDGET_NOTE },
           ),
         },
       },

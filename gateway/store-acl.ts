@@ -1,6 +1,7 @@
 import { TkmsError } from '../core/errors.ts';
 import { ExpiryHeap } from '../net/expiry-heap.ts';
 import { OwnerCounts, type OwnerLimits } from '../net/owner-limits.ts';
+import { RevocationWatermarks } from '../net/revocation-watermarks.ts';
 
 /**
  * The gateway store's live grants (or revocations) in memory: the latest per (handle, grantee),
@@ -10,10 +11,14 @@ import { OwnerCounts, type OwnerLimits } from '../net/owner-limits.ts';
  *     request path);
  *   - an owner (the handle's owner) holds at most `perOwner` live entries; more are refused with
  *     `rate_limited` until some expire;
- *   - the table holds at most `max`. When full, an owner holding fewer than the owner holding the
- *     most still gets in, and that largest owner's oldest entry is dropped for it; otherwise the
- *     entry is refused with `unavailable`.
- * What is dropped here is dropped from disk when the store compacts its log.
+ *   - the table holds at most `max`. Grants: when full, an owner holding fewer than the owner
+ *     holding the most still gets in, and that largest owner's oldest grant is dropped for it
+ *     (a dropped grant fails closed); otherwise the grant is refused with `unavailable`.
+ *     Revocations (`watermarks` given): a full table never refuses one; the largest owner's
+ *     oldest revocation is folded into its owner's watermark bucket instead, which keeps it in
+ *     force (net/revocation-watermarks.ts), so a revocation is never forgotten.
+ * What is dropped here is dropped from disk when the store compacts its log (which then writes
+ * the watermarks).
  */
 export interface AclEntry {
   handle: string;
@@ -51,6 +56,8 @@ export class AclTable<T extends AclEntry> {
     private readonly stampOf: (value: T) => number,
     /** Unix seconds after which the entry can no longer matter. */
     private readonly expiresAt: (value: T) => number,
+    /** For revocations: where displaced entries go, so they stay in force. */
+    readonly watermarks?: RevocationWatermarks,
   ) {}
 
   get size(): number {
@@ -97,7 +104,13 @@ export class AclTable<T extends AclEntry> {
     if (count >= this.limits.perOwner) {
       throw new TkmsError('rate_limited', `this owner already has ${count} live ${this.kind}s at the gateway, the most one account may hold; they expire (see maxGrantLifetimeSeconds)`);
     }
-    if (this.#owners.total >= this.limits.max) {
+    // A revocation is never refused for room: it goes to the nodes only once stored here. Only
+    // when the largest owner's entries are all still being written does nothing give way, and the
+    // table runs over `max` by the writes in flight.
+    if (this.#owners.total >= this.limits.max && this.watermarks !== undefined) {
+      const largest = this.#owners.largest();
+      if (largest !== undefined) this.#evictOldest(largest.owner);
+    } else if (this.#owners.total >= this.limits.max) {
       const largest = this.#owners.largest();
       if (largest === undefined || largest.count <= count || !this.#evictOldest(largest.owner)) {
         throw new TkmsError('unavailable', `the gateway holds as many live ${this.kind}s as it may, and this owner holds as many as any other`);
@@ -117,6 +130,7 @@ export class AclTable<T extends AclEntry> {
       this.#liveBytes -= existing.bytes;
     } else {
       if (loading) {
+        // Revocations are folded into watermarks, not lost (#evictOldest).
         if (this.#owners.count(owner) >= this.limits.perOwner) this.#evictOldest(owner);
         else if (this.#owners.total >= this.limits.max) this.#evictOldest(this.#owners.largest()!.owner);
       }
@@ -160,11 +174,16 @@ export class AclTable<T extends AclEntry> {
     return { at: this.expiresAt(value), handle: value.handle, grantee: value.grantee, stamp: this.stampOf(value) };
   }
 
-  /** Drops the owner's oldest stored entry (one admitted but not yet stored cannot be taken back). */
+  /**
+   * Drops the owner's oldest stored entry (one admitted but not yet stored cannot be taken back);
+   * a revocation is folded into the owner's watermark first, so it stays in force.
+   */
   #evictOldest(owner: string): boolean {
     for (const key of this.#owners.keys.get(owner) ?? []) {
       const [handle, grantee] = JSON.parse(key) as [string, string];
-      if (this.#byHandle.get(handle)?.has(grantee) !== true) continue;
+      const held = this.#byHandle.get(handle)?.get(grantee);
+      if (held === undefined) continue;
+      this.watermarks?.raise(owner, this.stampOf(held.value));
       this.#drop(handle, grantee);
       return true;
     }

@@ -7,6 +7,7 @@ import { TkmsError } from '../core/errors.ts';
 import { ensurePrivateDirectory, errnoCode, fsyncDirectory as durableFsync, ioError as durableIoError, PRIVATE_FILE_MODE } from '../net/durable-fs.ts';
 import type { OwnerLimits } from '../net/owner-limits.ts';
 import { AclTable, pairKey } from './store-acl.ts';
+import { parseWatermarkLine, RevocationWatermarks, type Watermark } from '../net/revocation-watermarks.ts';
 
 /**
  * The gateway's embedded durable store: ciphertext handles (metadata and ciphertext bytes),
@@ -149,6 +150,8 @@ const LOCK_TEMP_NAME = /^\.(?:LOCK\.(?:tmp|stale)|store\.log\.compact)-[0-9a-f]{
 const COMPACT_TEMP_PREFIX = '.store.log.compact-';
 /** Small logs are not rewritten often: the node's revocation log uses the same slack. */
 const DEFAULT_COMPACT_SLACK = { bytes: 256 * 1024, records: 1_000 };
+/** About the bytes of one watermark record, header included. */
+const WATERMARK_RECORD_BYTES = 120;
 
 /** Store directories (real paths) this process holds, so a second open here is refused. */
 const HELD_DIRECTORIES = new Set<string>();
@@ -156,7 +159,9 @@ const HELD_DIRECTORIES = new Set<string>();
 type StoreRecord =
   | { type: 'handle'; value: StoredHandle }
   | { type: 'grant'; value: StoredGrant }
-  | { type: 'revocation'; value: StoredRevocation };
+  | { type: 'revocation'; value: StoredRevocation }
+  /** Revocations a full table folded (store-acl.ts), written when compaction drops their records. */
+  | { type: 'watermark'; value: Watermark };
 
 interface HandleEntry {
   readonly meta: StoredHandle;
@@ -358,8 +363,9 @@ export class GatewayStore {
 
   /**
    * Keeps, per (handle, grantee), the revocation with the greatest revokedAt (ties: keep existing)
-   * until it expires. Returns whether it was stored: not when superseded or already expired.
-   * Refuses past the owner's or the store's bound (`rate_limited`, `unavailable`).
+   * until it expires. Returns whether it was stored: not when superseded, already expired or
+   * already covered by its owner's watermark. Refuses past the owner's bound (`rate_limited`);
+   * a full store folds an older revocation into a watermark rather than refuse (store-acl.ts).
    */
   async putRevocation(rev: StoredRevocation): Promise<boolean> {
     this.#requireOpen();
@@ -368,7 +374,20 @@ export class GatewayStore {
     const existing = this.#revocations.get(value.handle, value.grantee);
     if (existing !== undefined && !this.#revocations.supersedes(value, existing)) return false;
     if (this.#revocations.expired(value, now)) return false;
+    if ((this.#revocations.watermarks!.upTo(this.#index.ownerOf(value.handle)) ?? -1) >= value.revokedAt) return false;
     return this.#enqueue({ type: 'revocation', value }, Buffer.alloc(0));
+  }
+
+  /**
+   * The latest revocation in force for (handle, grantee): its own, or the watermark of the
+   * handle owner's bucket, whichever is later. Check grants against this, not getRevocation.
+   */
+  revokedAt(handle: string, grantee: string): number | undefined {
+    this.#requireOpen();
+    const now = this.#prune();
+    const own = this.#revocations.get(handle, grantee)?.revokedAt;
+    const watermark = this.#revocations.watermarks!.upTo(this.#index.ownerOf(handle), now);
+    return own === undefined ? watermark : watermark === undefined ? own : Math.max(own, watermark);
   }
 
   getRevocation(handle: string, grantee: string): StoredRevocation | undefined {
@@ -519,8 +538,9 @@ export class GatewayStore {
    * than they wrote.
    */
   #bloated(): boolean {
-    const liveRecords = this.#handles.size + this.#grants.size + this.#revocations.size;
-    const liveBytes = MAGIC.length + this.#index.handleBytes + this.#grants.liveBytes + this.#revocations.liveBytes;
+    const watermarks = this.#revocations.watermarks!.size;
+    const liveRecords = this.#handles.size + this.#grants.size + this.#revocations.size + watermarks;
+    const liveBytes = MAGIC.length + this.#index.handleBytes + this.#grants.liveBytes + this.#revocations.liveBytes + watermarks * WATERMARK_RECORD_BYTES;
     const deadBytes = this.#size - liveBytes;
     if (deadBytes > liveBytes + this.#slack.bytes) return true;
     return this.#records > 2 * liveRecords + this.#slack.records && deadBytes > this.#index.handleBytes;
@@ -597,6 +617,8 @@ export class GatewayStore {
       handles.set(handle, { meta: entry.meta, offset: blobOffset, length: entry.length, digest: entry.digest });
     }
     for (const value of this.#grants.values()) await add({ type: 'grant', value }, Buffer.alloc(0));
+    // Folded revocations leave the log here: their watermarks stay.
+    for (const value of this.#revocations.watermarks!.live(this.#now())) await add({ type: 'watermark', value }, Buffer.alloc(0));
     for (const value of this.#revocations.values()) await add({ type: 'revocation', value }, Buffer.alloc(0));
     await flush();
     return { size, lastBatch: batchNo, records, handles };
@@ -735,7 +757,13 @@ class Index {
     const { maxGrantLifetimeSeconds: lifetime, clockSkewSeconds: skew } = limits;
     // Nodes refuse a grant valid for longer than the lifetime, so it ends at issuedAt + lifetime.
     this.grants = new AclTable<StoredGrant>('grant', limits.grants, (g) => g.issuedAt, (g) => Math.min(g.notAfter, g.issuedAt + lifetime) + skew);
-    this.revocations = new AclTable<StoredRevocation>('revocation', limits.revocations, (r) => r.revokedAt, (r) => r.revokedAt + lifetime + skew);
+    this.revocations = new AclTable<StoredRevocation>(
+      'revocation',
+      limits.revocations,
+      (r) => r.revokedAt,
+      (r) => r.revokedAt + lifetime + skew,
+      new RevocationWatermarks((upTo) => upTo + lifetime + skew),
+    );
   }
 
   /** Whose quota a grant or revocation counts against: its handle's owner. */
@@ -772,6 +800,9 @@ class Index {
         this.revocations.put(record.value, this.ownerOf(record.value.handle), bytes, loading);
         return;
       }
+      case 'watermark':
+        this.revocations.watermarks!.raiseBucket(record.value.bucket, record.value.upTo);
+        return;
     }
   }
 
@@ -805,6 +836,8 @@ class Staging {
         return this.#offerAcl(this.index.grants, this.#grants, record.value);
       case 'revocation':
         return this.#offerAcl(this.index.revocations, this.#revocations, record.value);
+      case 'watermark':
+        return false;
     }
   }
 
@@ -948,6 +981,9 @@ function parseRecord(meta: Buffer, blobLength: number): StoreRecord {
     case 'revocation':
       if (blobLength !== 0) throw new Error('a revocation record carries no blob');
       return { type: 'revocation', value: checkRevocation(parsed['value']) };
+    case 'watermark':
+      if (blobLength !== 0) throw new Error('a watermark record carries no blob');
+      return { type: 'watermark', value: parseWatermarkLine({ watermark: parsed['value'] })! };
     default:
       throw new Error('unknown record type');
   }

@@ -1,5 +1,5 @@
 import { constants as fsConstants } from 'node:fs';
-import { open, rename, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TkmsError } from '../core/index.ts';
 import { ensurePrivateDirectory, errnoCode, fsyncDirectory, PRIVATE_FILE_MODE as FILE_MODE } from '../net/durable-fs.ts';
@@ -18,11 +18,15 @@ interface PendingBatch {
 /** How much of the file is read, and about how much is written, per system call. */
 const READ_CHUNK_BYTES = 1024 * 1024;
 const WRITE_CHUNK_BYTES = 1024 * 1024;
+/** After a failed rewrite, how much the log grows before the next (a full disk fails them all). */
+const REWRITE_RETRY_GROWTH_BYTES = 1024 * 1024;
 
 export class AppendLog {
   private queue: Promise<void> = Promise.resolve();
   /** The batch still taking lines: queued behind the write in flight, not started yet. */
   private openBatch: PendingBatch | undefined;
+  /** After a failed rewrite, the size the log must reach before another is worth trying. */
+  private rewriteRetryAt = 0;
 
   private constructor(
     readonly path: string,
@@ -79,6 +83,14 @@ export class AppendLog {
   }
 
   /**
+   * False for a while after a rewrite failed: compaction is retried once the log has grown by a
+   * margin, not on every append (each try rewrites the whole live set).
+   */
+  get mayRewrite(): boolean {
+    return this.committedBytes >= this.rewriteRetryAt;
+  }
+
+  /**
    * Appends one line; with `durable` it is fsynced before the promise resolves. Lines that
    * arrive while a write is in flight go out together in the next write (one syscall, one
    * fsync if any of them asked for it). A failed write is cut back whole and fails every
@@ -122,13 +134,34 @@ export class AppendLog {
   rewrite(values: readonly unknown[] | (() => readonly unknown[])): Promise<void> {
     // Lines appended from now on go to the rewritten file, after it.
     this.openBatch = undefined;
-    const run = this.queue.then(() => this.rewriteNow(typeof values === 'function' ? values() : values));
+    const run = this.queue
+      .then(() => this.rewriteNow(typeof values === 'function' ? values() : values))
+      .catch((e: unknown) => {
+        this.rewriteRetryAt = this.committedBytes + Math.max(REWRITE_RETRY_GROWTH_BYTES, Math.floor(this.committedBytes / 4));
+        throw e;
+      });
     this.queue = run.catch(() => undefined);
     return run;
   }
 
   private async rewriteNow(values: readonly unknown[]): Promise<void> {
     const temp = join(dirname(this.path), `.${Date.now()}-${process.pid}.tmp`);
+    try {
+      await this.writeTemp(temp, values);
+      await rename(temp, this.path);
+    } catch (e) {
+      // A full disk would otherwise keep every failed attempt's partial copy.
+      await unlink(temp).catch(() => undefined);
+      throw new TkmsError('internal', `cannot rewrite state file ${this.path} (${errnoCode(e) ?? 'error'})`);
+    }
+    await fsyncDirectory(dirname(this.path), 'state');
+    await this.handle.close();
+    this.handle = await open(this.path, fsConstants.O_RDWR | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW, FILE_MODE);
+    this.lineCount = values.length;
+    this.committedBytes = (await this.handle.stat()).size;
+  }
+
+  private async writeTemp(temp: string, values: readonly unknown[]): Promise<void> {
     const out = await open(temp, 'wx', FILE_MODE);
     try {
       // In chunks: one string of a large log could exceed what a string may hold.
@@ -149,12 +182,6 @@ export class AppendLog {
     } finally {
       await out.close();
     }
-    await rename(temp, this.path);
-    await fsyncDirectory(dirname(this.path), 'state');
-    await this.handle.close();
-    this.handle = await open(this.path, fsConstants.O_RDWR | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW, FILE_MODE);
-    this.lineCount = values.length;
-    this.committedBytes = (await this.handle.stat()).size;
   }
 
   async close(): Promise<void> {

@@ -161,7 +161,7 @@ export class PartialService {
       delegation,
       descriptor: request.descriptor,
       grant: request.grant,
-      revokedAt: (h, g) => this.o.revocations.revokedAt(h, g),
+      revokedAt: (h, g) => this.o.revocations.revokedAt(h, g, request.descriptor.owner),
       nowSeconds,
       clockSkewSeconds: this.o.clockSkewSeconds,
       maxGrantLifetimeSeconds: this.o.maxGrantLifetimeSeconds,

@@ -11,6 +11,14 @@ import { AppendLog } from './append-log.ts';
  * Each requester may hold at most `perRequester` live ids, so one account spending ids as fast
  * as its rate limit allows fills its own quota, not the cache other accounts need. Ids leave in
  * expiry order from a min-heap: no request ever scans the cache.
+ *
+ * Live ids are never evicted (an evicted id could be replayed). Instead, once the cache is half
+ * full, a requester is refused (`rate_limited`) when it holds its share of the room left, (free
+ * ids) / (requesters holding ids, itself included), or more. Each account joining a flood takes
+ * at most its share of what is left, so k accounts arriving after the cache passed half full,
+ * with a requesters in it then, leave about (capacity / 2) × a / (a + k) free: ten accounts fill
+ * about three quarters of it, and reaching the hard cap (`unavailable`, for everyone) takes
+ * millions of accounts at the default capacity. A requester below its share is always served.
  */
 const MAX_LIVE_IDS = 1_000_000;
 /**
@@ -118,12 +126,26 @@ export class LiveIds {
   add(id: string, until: number, requester: string, nowSeconds: number): void {
     this.prune(nowSeconds);
     if (this.live.has(id)) throw new TkmsError('replayed', `request id 0x${id} was already used`);
-    if (requester !== UNKNOWN_REQUESTER && this.countOf(requester) >= this.perRequester) {
-      const retry = Math.max(1, (this.heap.peekUntil() ?? nowSeconds) - nowSeconds + 1);
-      throw new TkmsError('rate_limited', `requester ${requester} has ${this.perRequester} request ids in flight; retry later`, { retryAfterSeconds: Math.min(retry, 3_600) });
+    const held = this.countOf(requester);
+    const retry = (): { retryAfterSeconds: number } => ({ retryAfterSeconds: Math.min(Math.max(1, (this.heap.peekUntil() ?? nowSeconds) - nowSeconds + 1), 3_600) });
+    if (requester !== UNKNOWN_REQUESTER && held >= this.perRequester) {
+      throw new TkmsError('rate_limited', `requester ${requester} has ${this.perRequester} request ids in flight; retry later`, retry());
+    }
+    if (requester !== UNKNOWN_REQUESTER && held >= this.fairShare(requester)) {
+      throw new TkmsError('rate_limited', `the replay cache is over half full and requester ${requester} holds its share of the room left (${held} request ids in flight); retry later`, retry());
     }
     if (this.live.size >= this.maxLive) throw new TkmsError('unavailable', 'replay cache is full; try again later');
     this.insert(id, until, requester);
+  }
+
+  /**
+   * What one requester may hold: `perRequester` while the cache is less than half full, then
+   * (free ids) / (requesters holding ids, `requester` included), at least 1.
+   */
+  fairShare(requester: string): number {
+    if (2 * this.live.size < this.maxLive) return this.perRequester;
+    const active = this.perRequesterCount.size + (this.perRequesterCount.has(requester) ? 0 : 1);
+    return Math.min(this.perRequester, Math.max(1, Math.floor((this.maxLive - this.live.size) / active)));
   }
 
   /** Loads an id from the log, quota not applied (it was accepted under the rules of its time). */
@@ -152,9 +174,10 @@ export class ReplayCache {
     private readonly ids: LiveIds,
   ) {}
 
-  static async open(path: string, skewSeconds: number, nowSeconds: number, perRequester = DEFAULT_REPLAY_IDS_PER_REQUESTER): Promise<ReplayCache> {
+  /** `capacity`: live ids in all (tests make it small). */
+  static async open(path: string, skewSeconds: number, nowSeconds: number, perRequester = DEFAULT_REPLAY_IDS_PER_REQUESTER, capacity = MAX_LIVE_IDS): Promise<ReplayCache> {
     const { log, lines } = await AppendLog.open(path);
-    const cache = new ReplayCache(log, skewSeconds, new LiveIds(perRequester));
+    const cache = new ReplayCache(log, skewSeconds, new LiveIds(perRequester, capacity));
     for (const line of lines) {
       if (!Array.isArray(line) || typeof line[0] !== 'string' || typeof line[1] !== 'number') continue;
       if (line[1] >= nowSeconds) cache.ids.restore(line[0], line[1], typeof line[2] === 'string' ? line[2] : UNKNOWN_REQUESTER);
@@ -178,7 +201,7 @@ export class ReplayCache {
     // An append during compaction must land in the new file, not the one being replaced.
     if (this.compacting !== undefined) await this.compacting.catch(() => undefined);
     await this.log.append([id, until, requester], false);
-    if (this.log.lines > 2 * this.ids.size + 10_000) void this.compact(nowSeconds);
+    if (this.log.mayRewrite && this.log.lines > 2 * this.ids.size + 10_000) void this.compact(nowSeconds).catch(() => undefined);
   }
 
   private compact(nowSeconds: number): Promise<void> {

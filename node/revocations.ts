@@ -1,6 +1,7 @@
 import { bytesToHex, DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_MAX_GRANT_LIFETIME_SECONDS, envelopeToJson, grantKey, parseEnvelope, TkmsError, verifyRevocation, type Deployment, type RevocationEnvelope } from '../core/index.ts';
 import { ExpiryHeap } from '../net/expiry-heap.ts';
 import { OwnerCounts } from '../net/owner-limits.ts';
+import { parseWatermarkLine, RevocationWatermarks } from '../net/revocation-watermarks.ts';
 import { AppendLog } from './append-log.ts';
 
 /**
@@ -13,11 +14,13 @@ import { AppendLog } from './append-log.ts';
  *     for at most maxGrantLifetimeSeconds, so after revokedAt + that + skew it cancels nothing;
  *     it is dropped then (in expiry order, from a heap: no scan on the request path).
  *   - Per owner: at most `perOwner` live revocations per handle owner (the signer).
- *   - In total: at most `max`. When full, an owner holding fewer live revocations than the
- *     owner holding the most still gets in: that owner's oldest revocation is dropped for it
- *     (fair share). So a revocation is refused only to an owner that already holds as many as
- *     anyone, and an owner's revocations are dropped only while it holds the most; someone
- *     flooding from a few accounts displaces only their own entries (see docs/operators.md).
+ *   - In total: at most `max`. When full, a new revocation still gets in: the oldest revocation
+ *     of the owner holding the most is folded into its owner's watermark bucket
+ *     (net/revocation-watermarks.ts), which keeps it in force, and many more grants with it, until
+ *     it expires. A live revocation is never forgotten, and a full store never refuses one: a
+ *     flood costs grant holders availability, never re-enables a revoked grant (docs/operators.md).
+ *     Watermarks are written to the log when it is compacted; until then the folded lines are
+ *     still in it, and opening the log folds them again.
  *   - The log is compacted when superseded or expired lines make it more than twice the live
  *     set, by lines or by bytes, and it is read as a stream when the node starts.
  * Paging for sync walks the kept revocations in order of arrival, by arrival number, so an
@@ -41,6 +44,8 @@ export const DEFAULT_REVOCATION_LIMITS: RevocationLimits = {
 /** Log bytes beyond twice the live set tolerated before compacting: small logs are not rewritten often. */
 const COMPACT_SLACK_BYTES = 256 * 1024;
 const COMPACT_SLACK_LINES = 1_000;
+/** At most the bytes of one watermark line (`{"watermark":{"bucket":65535,"upTo":…}}`). */
+const WATERMARK_LINE_BYTES = 64;
 
 interface Held {
   item: RevocationEnvelope;
@@ -69,6 +74,7 @@ export class RevocationStore {
   private readonly pending = new Map<string, Pending>();
   private readonly owners = new OwnerCounts();
   private readonly expiries = new ExpiryHeap<Expiry>();
+  private readonly watermarks: RevocationWatermarks;
   /** items.values() as an array for paging; rebuilt only after a change. */
   private ordered: Held[] | undefined;
   private nextSeq = 0;
@@ -81,7 +87,9 @@ export class RevocationStore {
   private constructor(
     private readonly limits: RevocationLimits,
     private readonly deployment: Deployment,
-  ) {}
+  ) {
+    this.watermarks = new RevocationWatermarks((upTo) => this.expiresAt(upTo));
+  }
 
   /**
    * Lines are not re-verified on open: a revocation stored under an older signature format
@@ -101,7 +109,9 @@ export class RevocationStore {
       lineNo++;
       if (failure !== undefined) return;
       try {
-        store.load(parseEnvelope(value), bytes, nowSeconds);
+        const watermark = parseWatermarkLine(value);
+        if (watermark !== undefined) store.watermarks.raiseBucket(watermark.bucket, watermark.upTo);
+        else store.load(parseEnvelope(value), bytes, nowSeconds);
       } catch (e) {
         // Skipping a revocation would silently re-enable a revoked grant: refuse to start instead.
         failure = new TkmsError('internal', `revocation log ${path} line ${lineNo} is not a valid revocation (${e instanceof TkmsError ? e.code : 'invalid'})`);
@@ -115,8 +125,9 @@ export class RevocationStore {
     // One heap entry per live revocation, not one per line read.
     store.loading = false;
     store.resetExpiries();
-    const dropped = log.lines - store.items.size;
-    if (store.bloated()) await store.compact();
+    const dropped = log.lines - store.items.size - store.watermarks.size;
+    // A failed compaction (a full disk) leaves the log as it was, still valid: start anyway.
+    if (store.bloated()) await store.compact(nowSeconds).catch(() => undefined);
     return { store, tornBytes, dropped };
   }
 
@@ -129,8 +140,20 @@ export class RevocationStore {
     return this.log.bytes;
   }
 
-  revokedAt(handle: Uint8Array, grantee: Uint8Array): number | undefined {
-    return this.items.get(grantKey(handle, grantee))?.item.revocation.revokedAt;
+  /** Buckets of owners under a "revoked up to" watermark (a full store folded revocations into them). */
+  get watermarkBuckets(): number {
+    return this.watermarks.size;
+  }
+
+  /**
+   * The latest revocation in force for (handle, grantee) of a handle owned by `owner`: its own,
+   * or the owner's watermark, whichever is later. A watermark past its expiry can only name
+   * grants that have expired too.
+   */
+  revokedAt(handle: Uint8Array, grantee: Uint8Array, owner: Uint8Array): number | undefined {
+    const own = this.items.get(grantKey(handle, grantee))?.item.revocation.revokedAt;
+    const watermark = this.watermarks.upTo(bytesToHex(owner));
+    return own === undefined ? watermark : watermark === undefined ? own : Math.max(own, watermark);
   }
 
   /** After this, nothing the revocation cancels can still be valid. */
@@ -160,6 +183,8 @@ export class RevocationStore {
       throw new TkmsError('bad_request', `revokedAt ${revocation.revokedAt} is in the future`);
     }
     if (this.expiresAt(revocation.revokedAt) < nowSeconds) return false;
+    // Already in force through the owner's watermark: storing it would change nothing.
+    if ((this.watermarks.upTo(bytesToHex(descriptor.owner)) ?? -1) >= revocation.revokedAt) return false;
     verifyRevocation(revocation, descriptor, this.deployment);
     const owner = bytesToHex(descriptor.owner);
     if (held === undefined && inFlight === undefined) this.makeRoom(owner);
@@ -181,31 +206,34 @@ export class RevocationStore {
     if (this.pending.get(key) === mine) this.pending.delete(key);
     // Held in memory only once it is on disk: a failed write must not look "known" to a retry.
     this.remember(item, owner, Buffer.byteLength(JSON.stringify(line)) + 1);
-    if (this.bloated()) void this.compact().catch(() => undefined);
+    if (this.log.mayRewrite && this.bloated()) void this.compact(nowSeconds).catch(() => undefined);
     return true;
   }
 
-  /** Refuses, or frees a place for, a new live revocation of `owner`. */
+  /** Refuses (past the owner's quota), or frees a place for, a new live revocation of `owner`. */
   private makeRoom(owner: string): void {
     const count = this.owners.count(owner);
     if (count >= this.limits.perOwner) {
       throw new TkmsError('rate_limited', `this owner already has ${count} live revocations, the most one account may hold; they expire ${this.limits.maxGrantLifetimeSeconds} s after revokedAt`);
     }
-    if (this.owners.total < this.limits.max) return;
-    const largest = this.owners.largest();
-    if (largest === undefined || largest.count <= count || !this.evictOldest(largest.owner)) {
-      throw new TkmsError('unavailable', 'revocation store is full, and this owner holds as many live revocations as any other');
-    }
+    // Only when every entry of the largest owner is still being written does nothing give way;
+    // the store then runs over `max` by the writes in flight rather than refuse a revocation.
+    if (this.owners.total >= this.limits.max) this.foldOldest(this.owners.largest()?.owner);
   }
 
-  /** Drops the owner's oldest revocation that is on disk (one in flight cannot be taken back). */
-  private evictOldest(owner: string): boolean {
+  /**
+   * Folds the owner's oldest revocation that is on disk (one in flight cannot be taken back) into
+   * the owner's watermark: it stays in force, and the place it held is free.
+   */
+  private foldOldest(owner: string | undefined): void {
+    if (owner === undefined) return;
     for (const key of this.owners.keys.get(owner) ?? []) {
-      if (this.pending.has(key)) continue;
+      const held = this.items.get(key);
+      if (this.pending.has(key) || held === undefined) continue;
+      this.watermarks.raise(owner, held.item.revocation.revokedAt);
       this.drop(key);
-      return true;
+      return;
     }
-    return false;
   }
 
   private drop(key: string): void {
@@ -250,9 +278,10 @@ export class RevocationStore {
     if (this.expiresAt(item.revocation.revokedAt) < nowSeconds) return;
     const owner = bytesToHex(item.descriptor.owner);
     if (held === undefined) {
-      // Limits lowered since the lines were written: keep the newest, as adds would have.
-      if (this.owners.count(owner) >= this.limits.perOwner) this.evictOldest(owner);
-      else if (this.owners.total >= this.limits.max) this.evictOldest(this.owners.largest()!.owner);
+      // Limits lowered since the lines were written, or lines folded before a compaction wrote
+      // their watermark: fold the oldest, as adds would have.
+      if (this.owners.count(owner) >= this.limits.perOwner) this.foldOldest(owner);
+      else if (this.owners.total >= this.limits.max) this.foldOldest(this.owners.largest()?.owner);
     }
     this.owners.add(owner, key);
     this.remember(item, owner, bytes);
@@ -280,14 +309,16 @@ export class RevocationStore {
 
   /** Superseded, expired and dropped lines make up more than half the log, by lines or by bytes. */
   private bloated(): boolean {
-    return this.log.lines > 2 * this.items.size + COMPACT_SLACK_LINES || this.log.bytes > 2 * this.liveBytes + COMPACT_SLACK_BYTES;
+    return this.log.lines > 2 * (this.items.size + this.watermarks.size) + COMPACT_SLACK_LINES || this.log.bytes > 2 * (this.liveBytes + WATERMARK_LINE_BYTES * this.watermarks.size) + COMPACT_SLACK_BYTES;
   }
 
-  private compact(): Promise<void> {
+  private compact(nowSeconds: number): Promise<void> {
     this.compacting ??= this.log
       .rewrite(() => {
+        // Folded lines leave the log here, so their watermarks go in first.
+        const live: unknown[] = this.watermarks.live(nowSeconds).map((watermark) => ({ watermark }));
+        for (const h of this.items.values()) live.push(envelopeToJson(h.item));
         // Lines of writes still in flight were appended before this rewrite: keep them too.
-        const live = [...this.items.values()].map((h) => envelopeToJson(h.item));
         for (const p of this.pending.values()) live.push(envelopeToJson(p.item));
         this.resetExpiries();
         return live;

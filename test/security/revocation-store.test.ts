@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, open, rm, stat } from 'node:fs/promises';
+import { appendFile, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { generateAccount, type Account } from '../../client/account.ts';
 import {
   deriveHandleFromDigest,
@@ -16,6 +16,7 @@ import {
   type RevocationEnvelope,
   signRevocation,
 } from '../../core/index.ts';
+import { RevocationWatermarks } from '../../net/revocation-watermarks.ts';
 import { RevocationStore, type RevocationLimits } from '../../node/revocations.ts';
 
 /**
@@ -99,42 +100,134 @@ describe('security: the revocation store', function () {
     // At NOW - 100 + span + 1, only a has expired; 40 s later c too; b stays.
     const later = NOW - 100 + span + 1;
     assert.equal(await store.add(revocation(owner, h, later - 1), later), true);
-    assert.equal(store.revokedAt(h.handle, a.revocation.grantee), undefined);
-    assert.equal(store.revokedAt(h.handle, c.revocation.grantee), NOW - 50);
+    assert.equal(store.revokedAt(h.handle, a.revocation.grantee, owner.addressBytes), undefined);
+    assert.equal(store.revokedAt(h.handle, c.revocation.grantee, owner.addressBytes), NOW - 50);
     assert.equal(await store.add(revocation(owner, h, later + 40), later + 51), true);
-    assert.equal(store.revokedAt(h.handle, c.revocation.grantee), undefined);
-    assert.equal(store.revokedAt(h.handle, b.revocation.grantee), NOW - 10);
+    assert.equal(store.revokedAt(h.handle, c.revocation.grantee, owner.addressBytes), undefined);
+    assert.equal(store.revokedAt(h.handle, b.revocation.grantee, owner.addressBytes), NOW - 10);
     assert.equal(store.size, 3);
     await store.close();
     // And at restart, expired lines are not loaded.
     const reopened = await RevocationStore.open(path, DEPLOYMENT, LIMITS, later + 51);
     assert.equal(reopened.store.size, 3);
-    assert.equal(reopened.store.revokedAt(h.handle, a.revocation.grantee), undefined);
+    assert.equal(reopened.store.revokedAt(h.handle, a.revocation.grantee, owner.addressBytes), undefined);
     await reopened.store.close();
   });
 
-  it('per-owner quota and total bound: an owner below the largest holder displaces it; the largest is refused', async () => {
-    const { store } = await RevocationStore.open(fresh(), DEPLOYMENT, { ...LIMITS, perOwner: 3, max: 5 });
+  it('per-owner quota; a full store never refuses a revocation, and the one it makes room from stays in force (watermark)', async () => {
+    const path = fresh();
+    const limits = { ...LIMITS, perOwner: 3, max: 5 };
+    const { store } = await RevocationStore.open(path, DEPLOYMENT, limits);
     const [m1, m2, alice] = [generateAccount(), generateAccount(), generateAccount()];
     const [h1, h2, ha] = [handleOf(m1), handleOf(m2), handleOf(alice)];
-    for (let i = 0; i < 3; i++) assert.equal(await store.add(revocation(m1, h1, NOW), NOW), true);
+    for (let i = 0; i < 3; i++) assert.equal(await store.add(revocation(m1, h1, NOW - 10), NOW), true);
     await assert.rejects(store.add(revocation(m1, h1, NOW), NOW), (e: any) => e.code === 'rate_limited');
-    for (let i = 0; i < 2; i++) assert.equal(await store.add(revocation(m2, h2, NOW), NOW), true);
+    for (let i = 0; i < 2; i++) assert.equal(await store.add(revocation(m2, h2, NOW - 5), NOW), true);
     assert.equal(store.size, 5);
-    // Full. m2 (2) is below the largest (m1, 3): it gets in, one of m1's oldest goes.
+    // Full: m1 (the largest) gives way, but its oldest revocation is folded, not forgotten.
     const first = store.page(0, 1).items[0]!;
-    assert.equal(await store.add(revocation(m2, h2, NOW), NOW), true);
-    assert.equal(store.revokedAt(first.revocation.handle, first.revocation.grantee), undefined);
+    assert.equal(await store.add(revocation(m2, h2, NOW - 5), NOW), true);
     assert.equal(store.size, 5);
-    // m1 and m2 now hold 2 and 3; alice (0) gets in twice, displacing the largest each time; then she
-    // holds as many as the largest (2), so her third is refused rather than displacing an equal.
+    assert.equal(store.revokedAt(first.revocation.handle, first.revocation.grantee, m1.addressBytes), NOW - 10, 'still revoked (watermark)');
+    assert.equal(store.watermarkBuckets, 1);
+    // Alice is never refused for room, however many she adds up to her own quota.
     const aliceGrantees = [randomBytes(20), randomBytes(20), randomBytes(20)];
-    assert.equal(await store.add(revocation(alice, ha, NOW, aliceGrantees[0]), NOW), true);
-    assert.equal(await store.add(revocation(alice, ha, NOW, aliceGrantees[1]), NOW), true);
-    await assert.rejects(store.add(revocation(alice, ha, NOW, aliceGrantees[2]), NOW), (e: any) => e.code === 'unavailable');
+    for (const g of aliceGrantees) assert.equal(await store.add(revocation(alice, ha, NOW, g), NOW), true);
     assert.equal(store.size, 5);
-    assert.equal(store.revokedAt(ha.handle, aliceGrantees[0]!), NOW);
+    for (const g of aliceGrantees) assert.equal(store.revokedAt(ha.handle, g, alice.addressBytes), NOW);
+    // Every revocation made is still in force, held or folded; a re-sent folded one is "known".
+    assert.equal(await store.add(first, NOW), false);
     await store.close();
+    // A restart (the folded lines are still in the log) and a compaction (they leave it) keep them.
+    const reopened = (await RevocationStore.open(path, DEPLOYMENT, limits, NOW)).store;
+    assert.equal(reopened.revokedAt(first.revocation.handle, first.revocation.grantee, m1.addressBytes), NOW - 10);
+    for (const g of aliceGrantees) assert.equal(reopened.revokedAt(ha.handle, g, alice.addressBytes), NOW);
+    await reopened.close();
+  });
+
+  it('watermarks: only the folded owner\'s bucket is covered, they survive compaction, and they expire on schedule', async () => {
+    const path = fresh();
+    const limits = { ...LIMITS, perOwner: 1, max: 2 };
+    const span = LIMITS.maxGrantLifetimeSeconds + LIMITS.clockSkewSeconds;
+    const { store } = await RevocationStore.open(path, DEPLOYMENT, limits);
+    const [alice, b, c] = [generateAccount(), generateAccount(), generateAccount()];
+    const aliceRev = revocation(alice, handleOf(alice), NOW - 100);
+    assert.equal(await store.add(aliceRev, NOW), true);
+    assert.equal(await store.add(revocation(b, handleOf(b), NOW), NOW), true);
+    const cRev = revocation(c, handleOf(c), NOW);
+    assert.equal(await store.add(cRev, NOW), true);
+    const someHandle = randomBytes(32);
+    const someGrantee = randomBytes(20);
+    assert.equal(store.revokedAt(aliceRev.revocation.handle, aliceRev.revocation.grantee, alice.addressBytes), NOW - 100);
+    // Any handle of an owner in alice's bucket (availability), none of an owner in another.
+    const bucket = RevocationWatermarks.bucketOf(alice.address);
+    let sameBucket: Uint8Array;
+    let otherBucket: Uint8Array;
+    do sameBucket = randomBytes(20);
+    while (RevocationWatermarks.bucketOf(Buffer.from(sameBucket).toString('hex')) !== bucket);
+    do otherBucket = randomBytes(20);
+    while (RevocationWatermarks.bucketOf(Buffer.from(otherBucket).toString('hex')) === bucket);
+    assert.equal(store.revokedAt(someHandle, someGrantee, sameBucket), NOW - 100);
+    assert.equal(store.revokedAt(someHandle, someGrantee, otherBucket), undefined);
+    await store.close();
+    // Enough repeated lines that opening compacts: alice's line (folded) leaves, its watermark is written.
+    const stale = `${JSON.stringify(envelopeToJson(cRev))}\n`;
+    await appendFile(path, stale.repeat(1_100));
+    const reopened = (await RevocationStore.open(path, DEPLOYMENT, limits, NOW)).store;
+    await reopened.close();
+    const text = await readFile(path, 'utf8');
+    assert.ok(text.length < 4 * stale.length, `compacted to ${text.length} bytes`);
+    assert.ok(text.includes(`{"watermark":{"bucket":${bucket},"upTo":${NOW - 100}}}`), 'watermark in the log');
+    assert.ok(!text.includes(Buffer.from(aliceRev.revocation.signature).toString('hex').slice(0, 40)), 'alice\'s line is gone');
+    // Raising max afterwards cannot bring the dropped line back, but the watermark holds it.
+    const afterCompaction = (await RevocationStore.open(path, DEPLOYMENT, { ...LIMITS, max: 100 }, NOW)).store;
+    assert.equal(afterCompaction.size, 2);
+    assert.equal(afterCompaction.revokedAt(aliceRev.revocation.handle, aliceRev.revocation.grantee, alice.addressBytes), NOW - 100);
+    await afterCompaction.close();
+    // Expiry: kept up to NOW - 100 + span, when nothing issued by NOW - 100 can still be valid.
+    const marks = new RevocationWatermarks((upTo) => upTo + span);
+    marks.raise(alice.address, NOW - 100);
+    assert.deepEqual(marks.live(NOW - 100 + span), [{ bucket, upTo: NOW - 100 }]);
+    assert.deepEqual(marks.live(NOW - 100 + span + 1), []);
+    assert.equal(marks.upTo(alice.address), undefined);
+  });
+
+  it('attack: with the disk full, every revocation rewrites the whole log and leaves a temp file behind', async () => {
+    const path = fresh();
+    const { store } = await RevocationStore.open(path, DEPLOYMENT, LIMITS);
+    const kept = revocation(owner, h, NOW - 1);
+    assert.equal(await store.add(kept, NOW), true);
+    await store.close();
+    // Superseded lines enough that the log asks to be compacted at open and at every add.
+    await appendFile(path, `${JSON.stringify(envelopeToJson(kept))}\n`.repeat(1_100));
+    // Every write of a rewrite fails as on a full disk (appends do not go through FileHandle.write).
+    const probe = await open(join(root, 'probe-write'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { write: (...a: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const write = proto.write;
+    let rewrites = 0;
+    proto.write = function () {
+      rewrites++;
+      return Promise.reject(Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }));
+    };
+    try {
+      const opened = await RevocationStore.open(path, DEPLOYMENT, LIMITS, NOW);
+      assert.equal(rewrites, 1, 'compaction at open was tried once, and its failure did not stop the node');
+      for (let i = 0; i < 30; i++) assert.equal(await opened.store.add(revocation(owner, h, NOW), NOW), true);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(rewrites, 1, 'no rewrite retried on each add');
+      assert.equal(opened.store.size, 31);
+      await opened.store.close();
+    } finally {
+      proto.write = write;
+    }
+    const left = (await readdir(dirname(path))).filter((f) => f.endsWith('.tmp'));
+    assert.deepEqual(left, [], 'no temp file left behind');
+    // Once writes work again, the log is compacted after it has grown by the margin.
+    const reopened = (await RevocationStore.open(path, DEPLOYMENT, LIMITS, NOW)).store;
+    assert.equal(reopened.size, 31);
+    assert.ok(reopened.logBytes < 40 * 4096, `compacted to ${reopened.logBytes} bytes`);
+    await reopened.close();
   });
 
   it('opening a log larger than the old 256 MiB limit works, holds only live entries, and compacts it', async function () {
@@ -165,7 +258,7 @@ describe('security: the revocation store', function () {
     assert.ok(before > 256 * 1024 * 1024, `log is ${before} bytes`);
     const opened = await RevocationStore.open(path, DEPLOYMENT, LIMITS, NOW);
     assert.equal(opened.store.size, 1);
-    assert.equal(opened.store.revokedAt(h.handle, grantee), NOW - 1);
+    assert.equal(opened.store.revokedAt(h.handle, grantee, owner.addressBytes), NOW - 1);
     const after = (await stat(path)).size;
     assert.ok(after < 4096, `compacted at open to ${after} bytes`);
     console.log(`      opened a ${before}-byte log (${opened.dropped} lines dropped), compacted to ${after} bytes`);

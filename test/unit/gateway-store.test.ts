@@ -800,16 +800,52 @@ describe('gateway/store', function () {
         assert.equal(count(), 4);
         assert.equal(has(1, 'a') && has(1, 'b') && has(1, 'c'), false, `${kind}: owner 1 lost one`);
         assert.ok(has(3, 'a'));
-        // Now owners 1 (2), 2 (1), 3 (1): owner 1 holds as many as anyone: refused.
-        const full = await rejectsWith('unavailable', () => put(1, 'e'));
-        assert.match(full.message, /holds as many/);
+        // Now owners 1 (2), 2 (1), 3 (1): owner 1 holds as many as anyone. A grant is refused; a
+        // revocation never is (it must reach the nodes), and what gives way stays in force.
+        const all: [number, string][] = [[1, 'a'], [1, 'b'], [1, 'c'], [2, 'a'], [3, 'a']];
+        if (kind === 'grant') {
+          const full = await rejectsWith('unavailable', () => put(1, 'e'));
+          assert.match(full.message, /holds as many/);
+        } else {
+          // Later than owner 1's watermark (1000, from the entry folded above): a new revocation.
+          assert.equal(await put(1, 'e', 1_002), true);
+          assert.equal(count(), 4);
+          all.push([1, 'e']);
+          for (const [handle, grantee] of all) assert.ok(store.revokedAt(`0x${hex(handle, 32)}`, grantee)! >= 1_000, `${handle}/${grantee} still revoked`);
+        }
         await store.close();
-        // Reopened under lower bounds: within them.
+        // Reopened under lower bounds: within them, and every revocation still in force.
         const small = { perOwner: 1, max: 2 };
         const reopened = await open(dir, { limits: kind === 'grant' ? limits(small) : limits(undefined, small) });
         assert.ok((kind === 'grant' ? reopened.stats().grants : reopened.stats().revocations) <= 2, `${kind}: ${JSON.stringify(reopened.stats())}`);
+        if (kind === 'revocation') for (const [handle, grantee] of all) assert.ok(reopened.revokedAt(`0x${hex(handle, 32)}`, grantee)! >= 1_000, `${handle}/${grantee} still revoked after reopen`);
         await reopened.close();
       }
+    });
+
+    it('a revocation folded into a watermark stays in force after compaction drops its record, until it expires', async () => {
+      const dir = freshDir();
+      const bound = { perOwner: 1, max: 1 };
+      const store = await open(dir, { limits: limits(undefined, bound), compactSlack: { bytes: 0, records: 0 } });
+      for (const i of [1, 2]) await store.putHandle(sampleHandle(i), ciphertextFor(i));
+      assert.equal(await store.putRevocation(r(1, 'a', 1_000)), true);
+      // Full: owner 2's revocation folds owner 1's into a watermark; the record is compacted away.
+      assert.equal(await store.putRevocation(r(2, 'a', 1_001)), true);
+      for (let t = 0; t < 20; t++) await store.putRevocation(r(2, 'a', 1_002 + t));
+      assert.equal(store.getRevocation(`0x${hex(1, 32)}`, 'a'), undefined);
+      assert.equal(store.revokedAt(`0x${hex(1, 32)}`, 'a'), 1_000);
+      // Any grantee of owner 1's handles: the watermark covers the owner, not one pair.
+      assert.equal(store.revokedAt(`0x${hex(1, 32)}`, 'zz'), 1_000);
+      assert.equal(await store.putRevocation(r(1, 'a', 1_000)), false, 'already in force');
+      await store.close();
+      const reopened = await open(dir, { limits: limits(undefined, { perOwner: 10, max: 10 }) });
+      assert.equal(reopened.stats().revocations, 1, 'only owner 2\'s record is left in the log');
+      assert.equal(reopened.revokedAt(`0x${hex(1, 32)}`, 'a'), 1_000, 'the watermark was written by compaction');
+      clock = 1_000 + LIFETIME + SKEW;
+      assert.equal(reopened.revokedAt(`0x${hex(1, 32)}`, 'a'), 1_000);
+      clock++;
+      assert.equal(reopened.revokedAt(`0x${hex(1, 32)}`, 'a'), undefined, 'nothing issued by 1000 is valid now');
+      await reopened.close();
     });
 
     it('compacts the log when re-sent grants and revocations make it more than twice the live records, and keeps every live record', async () => {

@@ -293,12 +293,12 @@ describe('node state', function () {
     it('stores a revocation signed by the handle owner; revokedAt() returns it', async () => {
       const { store, tornBytes } = await RevocationStore.open(fresh('revocations.log'), DEPLOYMENT);
       assert.equal(tornBytes, 0);
-      assert.equal(store.revokedAt(handle, grantee.addressBytes), undefined);
+      assert.equal(store.revokedAt(handle, grantee.addressBytes, owner.addressBytes), undefined);
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 1000)), true);
-      assert.equal(store.revokedAt(handle, grantee.addressBytes), T + 1000);
+      assert.equal(store.revokedAt(handle, grantee.addressBytes, owner.addressBytes), T + 1000);
       // Keyed on (handle, grantee): other pairs are unaffected.
-      assert.equal(store.revokedAt(handle, other.addressBytes), undefined);
-      assert.equal(store.revokedAt(handle2, grantee.addressBytes), undefined);
+      assert.equal(store.revokedAt(handle, other.addressBytes, owner.addressBytes), undefined);
+      assert.equal(store.revokedAt(handle2, grantee.addressBytes, owner.addressBytes), undefined);
       assert.equal(store.size, 1);
       await store.close();
     });
@@ -313,7 +313,7 @@ describe('node state', function () {
       // The owner's revocation presented with another handle's descriptor.
       await rejectsWith(() => store.add(envelope(descriptor2, handle, grantee, 1000)), 'unauthorized', 'descriptor of another handle');
       assert.equal(store.size, 0);
-      assert.equal(store.revokedAt(handle, grantee.addressBytes), undefined);
+      assert.equal(store.revokedAt(handle, grantee.addressBytes, owner.addressBytes), undefined);
       await store.close();
       assert.equal((await stat(path)).size, 0, 'nothing reached the log');
     });
@@ -337,11 +337,11 @@ describe('node state', function () {
       const v1 = { descriptor, revocation: { ...r, signature: signTypedData(owner.secretKey, { name: 'tkms', version: '1' }, REVOCATION_STRUCT, { ...r }) } };
       await writeFile(path, `${JSON.stringify(envelopeToJson(v1))}\n`);
       const { store } = await RevocationStore.open(path, DEPLOYMENT);
-      assert.equal(store.revokedAt(handle, grantee.addressBytes), T + 1000);
+      assert.equal(store.revokedAt(handle, grantee.addressBytes, owner.addressBytes), T + 1000);
       assert.equal(store.page(0, 10).items.length, 1);
       // A current revocation for the same pair still supersedes it.
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 1001)), true);
-      assert.equal(store.revokedAt(handle, grantee.addressBytes), T + 1001);
+      assert.equal(store.revokedAt(handle, grantee.addressBytes, owner.addressBytes), T + 1001);
       await store.close();
     });
 
@@ -350,10 +350,10 @@ describe('node state', function () {
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 1000)), true);
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 999)), false);
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 1000)), false);
-      assert.equal(store.revokedAt(handle, grantee.addressBytes), T + 1000);
+      assert.equal(store.revokedAt(handle, grantee.addressBytes, owner.addressBytes), T + 1000);
       assert.equal(store.size, 1);
       assert.equal(await store.add(envelope(descriptor, handle, grantee, 1001)), true);
-      assert.equal(store.revokedAt(handle, grantee.addressBytes), T + 1001);
+      assert.equal(store.revokedAt(handle, grantee.addressBytes, owner.addressBytes), T + 1001);
       // Only the latest revocation per (handle, grantee) is kept: 1001 replaced 1000.
       assert.equal(store.size, 1);
       assert.deepStrictEqual(store.page(0, 10).items.map((e) => e.revocation.revokedAt), [T + 1001]);
@@ -390,11 +390,11 @@ describe('node state', function () {
       const s2 = reopened.store;
       assert.equal(reopened.tornBytes, 0);
       assert.equal(s2.size, kept.length);
-      assert.equal(s2.revokedAt(handle, grantee.addressBytes), T + 400);
-      assert.equal(s2.revokedAt(handle, other.addressBytes), T + 200);
-      assert.equal(s2.revokedAt(handle2, grantee.addressBytes), T + 300);
-      assert.equal(s2.revokedAt(handle2, other.addressBytes), T + 500);
-      assert.equal(s2.revokedAt(handle, stranger.addressBytes), T + 600);
+      assert.equal(s2.revokedAt(handle, grantee.addressBytes, owner.addressBytes), T + 400);
+      assert.equal(s2.revokedAt(handle, other.addressBytes, owner.addressBytes), T + 200);
+      assert.equal(s2.revokedAt(handle2, grantee.addressBytes, owner.addressBytes), T + 300);
+      assert.equal(s2.revokedAt(handle2, other.addressBytes, owner.addressBytes), T + 500);
+      assert.equal(s2.revokedAt(handle, stranger.addressBytes, owner.addressBytes), T + 600);
       // Still refuses the older one after reopen.
       assert.equal(await s2.add(envelope(descriptor, handle, grantee, 399)), false);
 
@@ -423,7 +423,7 @@ describe('node state', function () {
       const reopened = await RevocationStore.open(path, DEPLOYMENT);
       assert.ok(reopened.tornBytes > 0);
       assert.equal(reopened.store.size, 1);
-      assert.equal(reopened.store.revokedAt(handle, grantee.addressBytes), T + 100);
+      assert.equal(reopened.store.revokedAt(handle, grantee.addressBytes, owner.addressBytes), T + 100);
       await reopened.store.close();
       // Skipping an unreadable revocation would re-enable a revoked grant.
       await appendFile(path, '{"not":"an envelope"}\n');

@@ -54,6 +54,18 @@ describe('replay cache: per-requester quota and expiry order', () => {
     assert.equal(ids.countOf('m'), 2);
   });
 
+  it('over half full, a requester at its share of the room left ((free ids) / active requesters) is refused; one below it is not', () => {
+    const ids = new LiveIds(100, 40);
+    // Two requesters up to half the cache; then each may hold (40 - 20) / 2 = 10 (or 20 / 3 with a third).
+    for (let i = 0; i < 20; i++) assert.equal(code(() => ids.add(`a${i}`, NOW + 50, i % 2 === 0 ? 'm1' : 'm2', NOW)), 'ok');
+    assert.equal(ids.fairShare('m1'), 10);
+    assert.equal(ids.fairShare('fresh'), 6, 'a newcomer counts itself');
+    assert.equal(code(() => ids.add('x', NOW + 50, 'm1', NOW)), 'rate_limited');
+    assert.equal(code(() => ids.add('y', NOW + 50, 'fresh', NOW)), 'ok');
+    assert.equal(code(() => ids.add('y', NOW + 50, 'fresh', NOW)), 'replayed', 'nothing live is ever evicted');
+    assert.equal(ids.size, 21);
+  });
+
   it('the whole cache is still bounded: unavailable when full, for everyone', () => {
     const ids = new LiveIds(10, 5);
     for (let i = 0; i < 5; i++) ids.add(`r${i}`, NOW + 50, `req${i}`, NOW);
@@ -74,7 +86,10 @@ describe('replay cache: per-requester quota and expiry order', () => {
           now += o.step;
           for (const [k, v] of model) if (v.until < now) model.delete(k);
           const id = `id${o.id}`;
-          const expected = model.has(id) ? 'replayed' : [...model.values()].filter((v) => v.requester === o.requester).length >= quota ? 'rate_limited' : model.size >= 10 ? 'unavailable' : 'ok';
+          const held = [...model.values()].filter((v) => v.requester === o.requester).length;
+          const active = new Set([...model.values()].map((v) => v.requester).concat(o.requester)).size;
+          const fair = 2 * model.size >= 10 ? Math.max(1, Math.floor((10 - model.size) / active)) : quota;
+          const expected = model.has(id) ? 'replayed' : held >= quota || held >= fair ? 'rate_limited' : model.size >= 10 ? 'unavailable' : 'ok';
           assert.equal(code(() => ids.add(id, now + o.ttl, o.requester, now)), expected);
           if (expected === 'ok') model.set(id, { until: now + o.ttl, requester: o.requester });
           assert.equal(ids.size, model.size);
