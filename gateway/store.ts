@@ -53,7 +53,8 @@ import { parseWatermarkLine, RevocationWatermarks, type Watermark } from '../net
  * latest per (handle, grantee) is kept until it expires — a grant at min(notAfter, issuedAt +
  * maxGrantLifetimeSeconds) + skew (nodes refuse longer grants), a revocation at revokedAt +
  * maxGrantLifetimeSeconds + skew (nothing it cancels is valid after that) — in expiry order, and
- * each handle owner holds at most `perOwner` of each, all owners `max` (fair share when full).
+ * each handle owner holds at most `perOwner` of each, all owners `max` (when full, grants by fair
+ * share; revocations are folded into "revoked up to T" watermarks, never dropped or refused).
  * A grant whose issuedAt is later than now + skew is refused, and dropped at open (with a
  * warning naming the count): one stored before that check existed would otherwise hide every
  * later grant for its pair. Handles are never dropped (they are the product's data); what bounds
