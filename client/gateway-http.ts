@@ -21,6 +21,18 @@ export interface GatewayHttpOptions {
 /** The largest gateway answer is a handle of 1 MiB of ciphertext in base64 with its partials. */
 export const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
+function redirectRefused(origin: string, status?: number): TkmsError {
+  return new TkmsError('insecure_transport', `gateway ${origin} answered with a redirect${status === undefined ? '' : ` (HTTP ${status})`}; redirects are not followed, so the request is not sent anywhere else`, {
+    reason: 'redirect',
+  });
+}
+
+/** undici's fetch with redirect: 'error' rejects with a TypeError caused by "unexpected redirect". */
+function isRedirectError(e: unknown): boolean {
+  const cause = e instanceof Error ? e.cause : undefined;
+  return cause instanceof Error && /redirect/i.test(cause.message);
+}
+
 export class GatewayHttp {
   private readonly base: URL;
   private readonly fetchFn: typeof fetch;
@@ -84,11 +96,19 @@ export class GatewayHttp {
         method,
         headers: body === undefined ? { accept: 'application/json' } : { 'content-type': 'application/json', accept: 'application/json' },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        // A 307/308 would resend the body (plaintext, signed requests) wherever it points, http:// too.
+        redirect: 'error',
         signal: AbortSignal.timeout(this.timeoutMs),
       });
+      // A fetch that does not refuse redirects itself (an injected one) hands the 3xx back.
+      if (res.status >= 300 && res.status < 400) {
+        await res.body?.cancel().catch(() => undefined);
+        throw redirectRefused(this.base.origin, res.status);
+      }
       bytes = await this.readBody(res);
     } catch (e) {
       if (e instanceof TkmsError) throw e;
+      if (isRedirectError(e)) throw redirectRefused(this.base.origin);
       const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
       throw new TkmsError(timedOut ? 'timeout' : 'unavailable', `gateway ${this.base.origin} ${timedOut ? 'did not answer in time' : 'is unreachable'}`);
     }

@@ -33,7 +33,7 @@ import {
   type HandleDescriptor,
 } from '../core/index.ts';
 import { assertParticipantId } from '../core/shamir.ts';
-import { clientIp, type Route } from '../net/http.ts';
+import { clientIp, reserveResponseBytes, type Route } from '../net/http.ts';
 import type { GatewayConfig } from './config.ts';
 import { keyToJson, type KeyDirectory } from './keys.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -86,6 +86,14 @@ function handleJson(h: StoredHandle): Record<string, unknown> {
     kProof: h.kProof,
     createdAt: new Date(h.createdAt).toISOString(),
   };
+}
+
+/**
+ * What an answer carrying a ciphertext of `ciphertextBytes` may take: its base64 and the JSON
+ * around it (metadata, and for a delegation t partials); charged before the ciphertext is read.
+ */
+export function handleResponseBytes(ciphertextBytes: number): number {
+  return Math.ceil(ciphertextBytes / 3) * 4 + 64 * 1024;
 }
 
 function storedGrant(g: Grant): StoredGrant {
@@ -225,8 +233,9 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
     {
       method: 'GET',
       path: '/v1/handles/{handle}',
-      handler: async (_req, _url, _body, params) => {
+      handler: async (req, _url, _body, params) => {
         const h = getHandle(params.handle);
+        reserveResponseBytes(req, handleResponseBytes(ctx.store.ciphertextLength(h.handle) ?? 0));
         const ciphertext = await ctx.store.readCiphertext(h.handle);
         if (ciphertext === undefined) throw new TkmsError('internal', 'handle metadata without ciphertext');
         return { status: 200, json: { ...handleJson(h), ciphertext: encodeBase64(ciphertext) } };
@@ -293,7 +302,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
     {
       method: 'POST',
       path: '/v1/handles/{handle}/delegate',
-      handler: async (_req, _url, body, params) => {
+      handler: async (req, _url, body, params) => {
         const started = performance.now();
         let outcome = 'error';
         try {
@@ -337,6 +346,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
           for (const a of fan.answers) ctx.metrics.nodeAnswers.inc({ node: String(a.nodeId), outcome: 'ok' });
           for (const f of fan.failures) ctx.metrics.nodeAnswers.inc({ node: String(f.nodeId), outcome: f.code });
           if (fan.answers.length < t) throw shortfallError(fan, t, ctx.pool.committee.members.length);
+          reserveResponseBytes(req, handleResponseBytes(ctx.store.ciphertextLength(h.handle) ?? 0));
           const ciphertext = await ctx.store.readCiphertext(h.handle);
           if (ciphertext === undefined) throw new TkmsError('internal', 'handle metadata without ciphertext');
           outcome = 'ok';
@@ -362,7 +372,8 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
     },
   ];
   // Every write costs a signature check and every read of a handle up to a MiB: bound them per
-  // client address, before any body is read. Probes and the API description stay free.
-  const free = new Set(['/health', '/metrics', '/openapi.json']);
+  // client address, before any body is read. /metrics too: it serializes every series, and on the
+  // public port anyone can ask for it. The readiness probe and the API description stay free.
+  const free = new Set(['/health', '/openapi.json']);
   return routes.map((route) => (free.has(route.path) ? route : { ...route, admit: (req) => ctx.ipLimiter.take(`ip:${clientIp(req)}`) }));
 }

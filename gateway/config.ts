@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { TAG_LENGTH, TkmsError } from '../core/index.ts';
-import { DEFAULT_GATEWAY_STORE_LIMITS, MAX_CIPHERTEXT_BYTES } from './store.ts';
+import { DEFAULT_GATEWAY_STORE_LIMITS, MAX_CIPHERTEXT_BYTES, type HandleLimits } from './store.ts';
 import { parseHostPort, type HostPort } from '../net/http-address.ts';
 import { envInt, envString } from '../net/env-config.ts';
 import { MAX_GRANT_LIFETIME_ENV, MAX_GRANT_LIFETIME_FIELD, readMaxGrantLifetime } from '../net/grant-lifetime.ts';
@@ -41,9 +41,13 @@ export interface GatewayConfig {
   /** Live grants, and revocations, the store keeps per handle owner and in all (gateway/store-acl.ts). */
   grants: OwnerLimits;
   revocations: OwnerLimits;
+  /** New handles per owner (count and bytes), in all, and the free disk kept for grants and revocations. */
+  handles: HandleLimits;
+  /** Bytes of records waiting to be written to the store; a handle past it is refused with 503. */
+  storeWriteQueueBytes: number;
 }
 
-const FIELDS = ['listen', 'storeDir', 'committeeFile', 'identityFile', 'logLevel', 'partialTimeoutMs', 'hedgeDelayMs', 'partialFramesInFlight', 'rateLimit', 'maxPlaintextBytes', 'clockSkewSeconds', MAX_GRANT_LIFETIME_FIELD, 'httpLimits', 'tlsCertFile', 'tlsKeyFile', 'grants', 'revocations'];
+const FIELDS = ['listen', 'storeDir', 'committeeFile', 'identityFile', 'logLevel', 'partialTimeoutMs', 'hedgeDelayMs', 'partialFramesInFlight', 'rateLimit', 'maxPlaintextBytes', 'clockSkewSeconds', MAX_GRANT_LIFETIME_FIELD, 'httpLimits', 'tlsCertFile', 'tlsKeyFile', 'grants', 'revocations', 'handles', 'storeWriteQueueBytes'];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const GATEWAY_ENV_OVERRIDES = {
@@ -72,14 +76,27 @@ export const GATEWAY_ENV_INTEGERS = {
   TKMS_GATEWAY_HEADERS_TIMEOUT_MS: ['httpLimits.headersTimeoutMs', 100, 600_000, 'milliseconds'],
   TKMS_GATEWAY_BODY_IDLE_TIMEOUT_MS: ['httpLimits.bodyIdleTimeoutMs', 100, 600_000, 'milliseconds'],
   TKMS_GATEWAY_BODY_TIMEOUT_MS: ['httpLimits.bodyTimeoutMs', 100, 3_600_000, 'milliseconds'],
+  TKMS_GATEWAY_MAX_RESPONSE_BYTES_IN_FLIGHT: ['httpLimits.maxResponseBytesInFlight', 1, 2 ** 40, 'bytes'],
+  TKMS_GATEWAY_MAX_RESPONSE_BYTES_IN_FLIGHT_PER_IP: ['httpLimits.maxResponseBytesInFlightPerIp', 1, 2 ** 40, 'bytes'],
+  TKMS_GATEWAY_RESPONSE_TIMEOUT_MS: ['httpLimits.responseTimeoutMs', 100, 3_600_000, 'milliseconds'],
+  TKMS_GATEWAY_MAX_PIPELINED_REQUESTS: ['httpLimits.maxPipelinedRequests', 0, 1_000, 'requests'],
+  TKMS_GATEWAY_HANDLES_PER_OWNER: ['handles.perOwner', 1, 1_000_000_000, 'handles'],
+  TKMS_GATEWAY_HANDLE_BYTES_PER_OWNER: ['handles.perOwnerBytes', 1, 2 ** 50, 'bytes'],
+  TKMS_GATEWAY_HANDLE_BYTES_MAX: ['handles.maxBytes', 1, 2 ** 50, 'bytes'],
+  TKMS_GATEWAY_MIN_FREE_DISK_BYTES: ['handles.minFreeDiskBytes', 0, 2 ** 50, 'bytes'],
+  TKMS_GATEWAY_STORE_WRITE_QUEUE_BYTES: ['storeWriteQueueBytes', 4 * 1024 * 1024, 2 ** 40, 'bytes'],
 } as const;
 
-/** Bounds of each httpLimits field, [min, max]: those of its environment variable. */
-const HTTP_LIMIT_RANGES = Object.fromEntries(
-  Object.values(GATEWAY_ENV_INTEGERS)
-    .filter(([field]) => field.startsWith('httpLimits.'))
-    .map(([field, min, max]) => [field.slice('httpLimits.'.length), [min, max]]),
-) as Record<keyof HttpLimits, [number, number]>;
+/** Bounds of each field of an object field, [min, max]: those of its environment variable. */
+function rangesOf(parent: string): Record<string, [number, number]> {
+  return Object.fromEntries(
+    Object.values(GATEWAY_ENV_INTEGERS)
+      .filter(([field]) => field.startsWith(`${parent}.`))
+      .map(([field, min, max]) => [field.slice(parent.length + 1), [min, max]]),
+  );
+}
+const HTTP_LIMIT_RANGES = rangesOf('httpLimits') as Record<keyof HttpLimits, [number, number]>;
+const HANDLE_LIMIT_RANGES = rangesOf('handles') as Record<keyof HandleLimits, [number, number]>;
 
 /** Every environment variable the gateway reads (for --help and the typo check). */
 export const GATEWAY_ENV_VARS: readonly string[] = ['TKMS_GATEWAY_CONFIG', ...Object.keys(GATEWAY_ENV_OVERRIDES), ...Object.keys(GATEWAY_ENV_INTEGERS), MAX_GRANT_LIFETIME_ENV];
@@ -168,6 +185,18 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
       }
     }
   }
+  const handles: HandleLimits = { ...DEFAULT_GATEWAY_STORE_LIMITS.handles };
+  if (raw.handles !== undefined) {
+    if (!isPlainObject(raw.handles)) problems.push(`handles must be an object { ${Object.keys(HANDLE_LIMIT_RANGES).join(', ')} }`);
+    else {
+      for (const key of Object.keys(raw.handles)) if (!(key in HANDLE_LIMIT_RANGES)) problems.push(`handles has an unknown field "${key}"`);
+      for (const [key, [min, max]] of Object.entries(HANDLE_LIMIT_RANGES) as [keyof HandleLimits, [number, number]][]) {
+        handles[key] = int(`handles.${key}`, DEFAULT_GATEWAY_STORE_LIMITS.handles[key], min, max, raw.handles[key]);
+      }
+    }
+  }
+  const [, queueMin, queueMax] = GATEWAY_ENV_INTEGERS.TKMS_GATEWAY_STORE_WRITE_QUEUE_BYTES;
+  const storeWriteQueueBytes = int('storeWriteQueueBytes', DEFAULT_GATEWAY_STORE_LIMITS.writeQueueBytes, queueMin, queueMax);
   let tls: GatewayConfig['tls'];
   if (raw.tlsCertFile !== undefined || raw.tlsKeyFile !== undefined) {
     if (raw.tlsCertFile === undefined || raw.tlsKeyFile === undefined) problems.push('tlsCertFile and tlsKeyFile go together: give both for HTTPS, or neither for plain HTTP');
@@ -199,6 +228,8 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
     httpLimits,
     grants,
     revocations,
+    handles,
+    storeWriteQueueBytes,
     ...(tls ? { tls } : {}),
   };
 }

@@ -312,6 +312,11 @@ const RATE_LIMIT_NOTE =
 const IP_RATE_NOTE =
   'Per client address: a token bucket (ten times config `rateLimit`) charged before anything else, or too many connections from the address (config `httpLimits`); `details.retryAfterSeconds` says when to retry.';
 const BODY_BUDGET_NOTE = 'Too many request-body bytes in flight at the gateway (config `httpLimits.maxBodyBytesInFlight`): refused with the body unread; retry later.';
+const HANDLE_QUOTA_NOTE = 'Also past the owner\'s handles (config `handles.perOwner`, `handles.perOwnerBytes`), without `retryAfterSeconds`: handles never expire.';
+const HANDLE_STORE_NOTE =
+  'Or the gateway takes no new handles: `details.reason` is `store_full` (config `handles.maxBytes`), `disk_reserve` (free disk under `handles.minFreeDiskBytes`, kept for grants and revocations) or `store_queue_full` (config `storeWriteQueueBytes`; retry later).';
+const RESPONSE_BUDGET_NOTE =
+  'Too many bytes of large answers being built or not yet read, at the gateway (config `httpLimits.maxResponseBytesInFlight`); retry later. From one address that is a 429 (`httpLimits.maxResponseBytesInFlightPerIp`).';
 const STORE_FULL_NOTE = (field: 'grants' | 'revocations'): string => `The gateway holds \`${field}.max\` live ${field} and this owner holds as many as any other.`;
 const BODY_LIMIT_NOTE = 'The body limit follows the configured `maxPlaintextBytes` (base64 of it plus 16 KiB).';
 const MALFORMED: ErrorCode[] = ['bad_request', 'bad_hex', 'bad_length', 'bad_address'];
@@ -652,6 +657,7 @@ function paths(): Record<string, Schema> {
         operationId: 'getMetrics',
         tags: ['meta'],
         summary: 'Prometheus metrics',
+        description: 'Charged to the client address\'s token bucket like the API: scrape from an address of its own, or at most a few times a second.',
         responses: {
           '200': {
             description: 'Prometheus text exposition format (`text/plain; version=0.0.4; charset=utf-8`).',
@@ -662,6 +668,7 @@ function paths(): Record<string, Schema> {
               },
             },
           },
+          ...errorResponses({ 429: ['rate_limited'] }, { 429: IP_RATE_NOTE }),
         },
       },
     },
@@ -711,8 +718,8 @@ function paths(): Record<string, Schema> {
               400: `Also a validity window longer than ${MAX_VALIDITY_SECONDS} s.`,
               403: 'Bad signature, plaintextHash mismatch, or outside the validity window.',
               413: BODY_LIMIT_NOTE,
-              429: RATE_LIMIT_NOTE,
-              503: BODY_BUDGET_NOTE,
+              429: `${RATE_LIMIT_NOTE} ${HANDLE_QUOTA_NOTE}`,
+              503: `${BODY_BUDGET_NOTE} ${HANDLE_STORE_NOTE}`,
             },
           ),
         },
@@ -747,8 +754,8 @@ function paths(): Record<string, Schema> {
             {
               403: 'The handle does not commit to these fields, `kProof` does not verify for them, or the registration is not signed by its owner.',
               413: BODY_LIMIT_NOTE,
-              429: RATE_LIMIT_NOTE,
-              503: BODY_BUDGET_NOTE,
+              429: `${RATE_LIMIT_NOTE} ${HANDLE_QUOTA_NOTE}`,
+              503: `${BODY_BUDGET_NOTE} ${HANDLE_STORE_NOTE}`,
             },
           ),
         },
@@ -762,7 +769,10 @@ function paths(): Record<string, Schema> {
         summary: 'A handle\'s metadata and ciphertext',
         responses: {
           '200': jsonResponse('The handle.', ref('HandleRecord'), { ...EXAMPLE_HANDLE_FIELDS, ciphertext: EX.ciphertext }),
-          ...errorResponses({ 400: ['bad_hex', 'bad_length'], 404: ['not_found'], 429: ['rate_limited'], 500: ['internal'] }, { 429: IP_RATE_NOTE }),
+          ...errorResponses(
+            { 400: ['bad_hex', 'bad_length'], 404: ['not_found'], 429: ['rate_limited'], 500: ['internal'], 503: ['unavailable'] },
+            { 429: `${IP_RATE_NOTE} Also too many unread answer bytes for the address (config \`httpLimits.maxResponseBytesInFlightPerIp\`).`, 503: RESPONSE_BUDGET_NOTE },
+          ),
         },
       },
     },

@@ -4,14 +4,14 @@ import { TkmsError } from '../core/index.ts';
 import { loadCommitteeFile } from '../net/committee.ts';
 import { closeServer, startHttpServer } from '../net/http.ts';
 import { createLogger, type Logger } from '../net/logger.ts';
-import { gatewayRoutes } from './api.ts';
+import { gatewayRoutes, handleResponseBytes } from './api.ts';
 import type { GatewayConfig } from './config.ts';
 import { KeyDirectory } from './keys.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { NodePool } from './node-pool.ts';
 import { RateLimiter } from '../net/rate-limit.ts';
 import { installServerCurveBackend } from '../net/curve-setup.ts';
-import { GatewayStore } from './store.ts';
+import { GatewayStore, MAX_CIPHERTEXT_BYTES } from './store.ts';
 import { isLoopbackHost } from '../net/http-address.ts';
 import { loadOrCreateIdentityFile } from '../node/identity.ts';
 
@@ -51,7 +51,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   else log.info({ peerId: identity.identity.peerId, created: identity.created }, 'gateway identity (list it in every node\'s gatewayPeerIds)');
   const store = await GatewayStore.open(config.storeDir, {
     onWarning: (msg) => log.warn({ store: config.storeDir }, msg),
-    limits: { maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds, clockSkewSeconds: config.clockSkewSeconds, grants: config.grants, revocations: config.revocations },
+    limits: { maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds, clockSkewSeconds: config.clockSkewSeconds, grants: config.grants, revocations: config.revocations, handles: config.handles, writeQueueBytes: config.storeWriteQueueBytes },
   });
   const metrics = createGatewayMetrics();
   let pool: NodePool;
@@ -74,8 +74,12 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     const maxBodyBytes = bodyLimit(config.maxPlaintextBytes);
     server = await startHttpServer(config.listen.host, config.listen.port, routes, log, 'gateway', {
       maxBodyBytes,
-      // One largest body must always fit in an address's share, or that address could never send it.
-      limits: { ...config.httpLimits, maxBodyBytesInFlightPerIp: Math.max(config.httpLimits.maxBodyBytesInFlightPerIp, maxBodyBytes) },
+      // One largest body (and answer) must always fit in an address's share, or that address could never send (or read) it.
+      limits: {
+        ...config.httpLimits,
+        maxBodyBytesInFlightPerIp: Math.max(config.httpLimits.maxBodyBytesInFlightPerIp, maxBodyBytes),
+        maxResponseBytesInFlightPerIp: Math.max(config.httpLimits.maxResponseBytesInFlightPerIp, handleResponseBytes(MAX_CIPHERTEXT_BYTES)),
+      },
       onRefused: (reason) => metrics.httpRefused.inc({ reason }),
       ...(tls ? { tls } : {}),
       onResponse: (route, method, status, seconds) => {

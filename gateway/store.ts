@@ -1,6 +1,6 @@
 import { hash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { link, open, readdir, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { link, open, readdir, realpath, rename, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 // errors.ts only: the store needs no curve code, and crash-test children start faster without it.
 import { TkmsError } from '../core/errors.ts';
@@ -57,8 +57,11 @@ import { parseWatermarkLine, RevocationWatermarks, type Watermark } from '../net
  * share; revocations are folded into "revoked up to T" watermarks, never dropped or refused).
  * A grant whose issuedAt is later than now + skew is refused, and dropped at open (with a
  * warning naming the count): one stored before that check existed would otherwise hide every
- * later grant for its pair. Handles are never dropped (they are the product's data); what bounds
- * them is the API's rate limits (docs/operators.md "The gateway's store").
+ * later grant for its pair. Handles are never dropped (they are the product's data); new ones are
+ * refused past a per-owner count and byte quota, past a total byte budget, and when the disk's
+ * free space falls to a reserve kept for grants and revocations (`handles` limits), so an owner
+ * can always still revoke. The write queue is bounded in bytes; grants and revocations have
+ * headroom beyond the handles' share of it (docs/operators.md "The gateway's store").
  *
  * Compaction: superseded, expired and dropped grants and revocations are dead weight. When the
  * log is more than twice its live records by bytes or by record count (plus some slack; by count
@@ -105,6 +108,21 @@ export interface GatewayStoreLimits {
   grants: OwnerLimits;
   /** Live revocations per handle owner and in all (config `revocations`). */
   revocations: OwnerLimits;
+  /** Bounds on new handles (config `handles`); handles already stored are kept. */
+  handles: HandleLimits;
+  /** Bytes of records waiting for the writer; a handle past it is refused (`unavailable`). */
+  writeQueueBytes: number;
+}
+
+export interface HandleLimits {
+  /** Handles one owner may store. */
+  perOwner: number;
+  /** Bytes (records with their ciphertexts) one owner's handles may take in the log. */
+  perOwnerBytes: number;
+  /** Bytes all handles together may take in the log. */
+  maxBytes: number;
+  /** New handles are refused while the store's file system has less free space than this (0: not checked). */
+  minFreeDiskBytes: number;
 }
 
 /**
@@ -116,6 +134,8 @@ export const DEFAULT_GATEWAY_STORE_LIMITS: GatewayStoreLimits = {
   clockSkewSeconds: 30,
   grants: { perOwner: 10_000, max: 500_000 },
   revocations: { perOwner: 10_000, max: 200_000 },
+  handles: { perOwner: 100_000, perOwnerBytes: 1024 ** 3, maxBytes: 32 * 1024 ** 3, minFreeDiskBytes: 1024 ** 3 },
+  writeQueueBytes: 64 * 1024 * 1024,
 };
 
 export interface GatewayStoreOptions {
@@ -153,6 +173,10 @@ const COMPACT_TEMP_PREFIX = '.store.log.compact-';
 const DEFAULT_COMPACT_SLACK = { bytes: 256 * 1024, records: 1_000 };
 /** About the bytes of one watermark record, header included. */
 const WATERMARK_RECORD_BYTES = 120;
+/** Queue bytes grants and revocations may use beyond the handles' share, so a flood of handles cannot keep them out. */
+const ACL_QUEUE_HEADROOM_BYTES = MAX_BATCH_BYTES;
+/** How long a free-space reading of the store's file system is reused. */
+const DISK_PROBE_MS = 1_000;
 
 /** Store directories (real paths) this process holds, so a second open here is refused. */
 const HELD_DIRECTORIES = new Set<string>();
@@ -180,6 +204,12 @@ interface PendingWrite {
   readonly blobDigest: Buffer;
   readonly resolve: (stored: boolean) => void;
   readonly reject: (err: unknown) => void;
+}
+
+/** Handles queued but not yet durable, so concurrent writes cannot overshoot a quota. */
+interface HandleCharge {
+  count: number;
+  bytes: number;
 }
 
 interface ReplayState {
@@ -211,6 +241,12 @@ export class GatewayStore {
   #compactRetryAt = 0;
 
   readonly #queue: PendingWrite[] = [];
+  /** Bytes of records queued or being written, until their callers are answered. */
+  #queuedBytes = 0;
+  readonly #pendingHandles = new Map<string, HandleCharge>();
+  #pendingHandleBytes = 0;
+  #disk: { at: number; free: number } | undefined;
+  #diskProbe: Promise<void> | undefined;
   #draining = false;
   #drained: Promise<void> = Promise.resolve();
   /** Set after a failed write or fdatasync: the file's state is unknown, later writes refuse. */
@@ -234,7 +270,10 @@ export class GatewayStore {
     this.#size = state.size;
     this.#lastBatch = state.lastBatch;
     this.#records = state.records;
+    this.#limits = opts.limits;
   }
+
+  readonly #limits: GatewayStoreLimits;
 
   /**
    * Opens (creating) the store in `dir`: takes the lock, replays the log, truncates a torn tail.
@@ -274,6 +313,14 @@ export class GatewayStore {
         await file.close().catch(() => undefined);
         throw err;
       }
+      if (settings.limits.handles.minFreeDiskBytes > 0) {
+        try {
+          await store.#readFreeDisk();
+        } catch (err) {
+          await store.close();
+          throw ioError('statfs', err);
+        }
+      }
       // Dropped future-dated grants must not come back once the clock reaches them.
       if (store.#index.futureGrants > 0 || store.#bloated()) {
         try {
@@ -300,8 +347,59 @@ export class GatewayStore {
     }
     // Already durable: nothing to write or wait for.
     if (this.#handles.has(value.handle)) return { created: false };
-    const created = await this.#enqueue({ type: 'handle', value }, Buffer.from(ciphertext));
+    const freeDisk = this.#limits.handles.minFreeDiskBytes > 0 ? this.#freeDisk() : Infinity;
+    const created = await this.#enqueue({ type: 'handle', value }, Buffer.from(ciphertext), (bytes) => this.#chargeHandle(value.owner, bytes, freeDisk));
     return { created };
+  }
+
+  /** Refuses a new handle past its owner's quota, the handles' budget or the disk reserve; else returns its release. */
+  #chargeHandle(owner: string, bytes: number, freeDisk: number): () => void {
+    const limits = this.#limits.handles;
+    const committed = this.#index.ownerHandles.get(owner) ?? { count: 0, bytes: 0 };
+    const pending = this.#pendingHandles.get(owner) ?? { count: 0, bytes: 0 };
+    if (committed.count + pending.count + 1 > limits.perOwner) {
+      throw new TkmsError('rate_limited', `owner ${owner} already stores ${committed.count} handles, the most one owner may store`, { reason: 'handles_per_owner', limit: limits.perOwner });
+    }
+    if (committed.bytes + pending.bytes + bytes > limits.perOwnerBytes) {
+      throw new TkmsError('rate_limited', `owner ${owner}'s handles would take more than ${limits.perOwnerBytes} bytes`, { reason: 'handle_bytes_per_owner', limit: limits.perOwnerBytes });
+    }
+    if (this.#index.handleBytes + this.#pendingHandleBytes + bytes > limits.maxBytes) {
+      throw new TkmsError('unavailable', 'the gateway store is full: no new handles are accepted (grants and revocations still are)', { reason: 'store_full' });
+    }
+    if (freeDisk - this.#queuedBytes - bytes < limits.minFreeDiskBytes) {
+      throw new TkmsError('unavailable', 'the gateway store\'s disk is nearly full: no new handles are accepted (grants and revocations still are)', { reason: 'disk_reserve' });
+    }
+    pending.count++;
+    pending.bytes += bytes;
+    this.#pendingHandles.set(owner, pending);
+    this.#pendingHandleBytes += bytes;
+    return () => {
+      pending.count--;
+      pending.bytes -= bytes;
+      if (pending.count === 0) this.#pendingHandles.delete(owner);
+      this.#pendingHandleBytes -= bytes;
+    };
+  }
+
+  /**
+   * Free bytes on the store's file system as last read (at open, then refreshed in the background
+   * at most once a second), so a put never waits for it: writes since the reading are far below
+   * the reserve it is compared with.
+   */
+  #freeDisk(): number {
+    if (this.#diskProbe === undefined && Date.now() - (this.#disk?.at ?? 0) >= DISK_PROBE_MS) {
+      this.#diskProbe = this.#readFreeDisk()
+        .catch((err: unknown) => this.#warn(`gateway store: cannot read the free space of ${this.dir} (${errnoCode(err) ?? 'error'})`))
+        .finally(() => {
+          this.#diskProbe = undefined;
+        });
+    }
+    return this.#disk?.free ?? Infinity;
+  }
+
+  async #readFreeDisk(): Promise<void> {
+    const s = await statfs(this.dir);
+    this.#disk = { at: Date.now(), free: s.bavail * s.bsize };
   }
 
   /** Metadata only, from memory. */
@@ -309,6 +407,12 @@ export class GatewayStore {
     this.#requireOpen();
     const entry = this.#handles.get(handle);
     return entry === undefined ? undefined : { ...entry.meta };
+  }
+
+  /** Length of a handle's ciphertext, from memory (to budget an answer before reading it). */
+  ciphertextLength(handle: string): number | undefined {
+    this.#requireOpen();
+    return this.#handles.get(handle)?.length;
   }
 
   /** The ciphertext bytes, by a positioned read from the log; verified against the digest taken when written. */
@@ -423,12 +527,37 @@ export class GatewayStore {
     if (this.#closed) throw new TkmsError('unavailable', 'store is closed');
   }
 
-  #enqueue(record: StoreRecord, blob: Buffer): Promise<boolean> {
+  #enqueue(record: StoreRecord, blob: Buffer, charge?: (bytes: number) => () => void): Promise<boolean> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const meta = Buffer.from(JSON.stringify(record), 'utf8');
     if (meta.length > MAX_META_BYTES) throw new TkmsError('bad_request', `${record.type} record is too large`);
+    const bytes = HEADER_BYTES + meta.length + blob.length;
+    const queueLimit = this.#limits.writeQueueBytes + (record.type === 'handle' ? 0 : ACL_QUEUE_HEADROOM_BYTES);
+    if (this.#queuedBytes + bytes > queueLimit) {
+      throw new TkmsError('unavailable', 'the gateway store\'s write queue is full; retry later', { retryAfterSeconds: 1, reason: 'store_queue_full' });
+    }
+    const uncharge = charge?.(bytes);
+    this.#queuedBytes += bytes;
+    const settle = (): void => {
+      this.#queuedBytes -= bytes;
+      uncharge?.();
+    };
     return new Promise<boolean>((resolvePut, rejectPut) => {
-      this.#queue.push({ record, meta, blob, metaDigest: sha256(meta), blobDigest: sha256(blob), resolve: resolvePut, reject: rejectPut });
+      this.#queue.push({
+        record,
+        meta,
+        blob,
+        metaDigest: sha256(meta),
+        blobDigest: sha256(blob),
+        resolve: (stored) => {
+          settle();
+          resolvePut(stored);
+        },
+        reject: (err) => {
+          settle();
+          rejectPut(err);
+        },
+      });
       if (!this.#draining) {
         this.#draining = true;
         this.#drained = this.#drain();
@@ -727,6 +856,11 @@ function openSettings(opts: GatewayStoreOptions, warn: (msg: string) => void): O
     const l = limits[kind];
     if (typeof l !== 'object' || l === null || !count(l.perOwner) || !count(l.max)) throw new TkmsError('bad_request', `limits.${kind} must be { perOwner, max } (positive integers)`);
   }
+  const h = limits.handles;
+  if (typeof h !== 'object' || h === null || !count(h.perOwner) || !count(h.perOwnerBytes) || !count(h.maxBytes) || !Number.isSafeInteger(h.minFreeDiskBytes) || h.minFreeDiskBytes < 0) {
+    throw new TkmsError('bad_request', 'limits.handles must be { perOwner, perOwnerBytes, maxBytes } (positive integers) and minFreeDiskBytes (a non-negative integer)');
+  }
+  if (!count(limits.writeQueueBytes) || limits.writeQueueBytes < MAX_BATCH_BYTES) throw new TkmsError('bad_request', `limits.writeQueueBytes must be an integer of at least ${MAX_BATCH_BYTES}`);
   for (const field of ['maxGrantLifetimeSeconds', 'clockSkewSeconds'] as const) {
     const v = limits[field];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new TkmsError('bad_request', `limits.${field} must be a non-negative integer`);
@@ -747,6 +881,8 @@ class Index {
   readonly revocations: AclTable<StoredRevocation>;
   /** Bytes of the handle records (live for good). */
   handleBytes = 0;
+  /** Handles and their record bytes per owner (quotas on new handles). */
+  readonly ownerHandles = new Map<string, HandleCharge>();
   /** Grants dropped at load because their issuedAt is later than now + skew. */
   futureGrants = 0;
 
@@ -784,6 +920,10 @@ class Index {
         if (!this.handles.has(record.value.handle)) {
           this.handles.set(record.value.handle, { meta: record.value, offset: blobOffset, length: blobLength, digest: blobDigest });
           this.handleBytes += bytes;
+          const mine = this.ownerHandles.get(record.value.owner) ?? { count: 0, bytes: 0 };
+          mine.count++;
+          mine.bytes += bytes;
+          this.ownerHandles.set(record.value.owner, mine);
         }
         return;
       }

@@ -15,10 +15,13 @@ export function parseHostPort(value: unknown): HostPort | undefined {
   return { host, port };
 }
 
-/** Loopback names and addresses (localhost, 127.0.0.0/8, ::1), where plain HTTP never leaves the machine. */
+/**
+ * Loopback names and addresses (exactly localhost, 127.0.0.0/8, ::1), where plain HTTP never
+ * leaves the machine. Not *.localhost: resolvers may send those names to DNS.
+ */
 export function isLoopbackHost(host: string): boolean {
   const h = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
-  if (h === 'localhost' || h.endsWith('.localhost') || h === '::1') return true;
+  if (h === 'localhost' || h === '::1') return true;
   const v4 = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
   return v4 !== null && v4.slice(1).every((part) => Number(part) <= 255);
 }

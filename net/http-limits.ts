@@ -17,6 +17,16 @@ export interface HttpLimits {
   bodyIdleTimeoutMs: number;
   /** And arrive whole within this long after the headers. */
   bodyTimeoutMs: number;
+  /**
+   * Response bytes being built or waiting for a client to read them, by every client together
+   * and per address: a large answer is charged before it is built, released once flushed.
+   */
+  maxResponseBytesInFlight: number;
+  maxResponseBytesInFlightPerIp: number;
+  /** A response must be flushed to the client within this long, or its connection is closed. */
+  responseTimeoutMs: number;
+  /** Requests a client may pipeline behind the one being answered; one more closes the connection. */
+  maxPipelinedRequests: number;
 }
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = {
@@ -27,10 +37,24 @@ export const DEFAULT_HTTP_LIMITS: HttpLimits = {
   headersTimeoutMs: 10_000,
   bodyIdleTimeoutMs: 10_000,
   bodyTimeoutMs: 30_000,
+  maxResponseBytesInFlight: 64 * 1024 * 1024,
+  maxResponseBytesInFlightPerIp: 8 * 1024 * 1024,
+  responseTimeoutMs: 60_000,
+  maxPipelinedRequests: 8,
 };
 
 /** Why a limit refused a client (the label of the refusal metric). */
-export type RefusalReason = 'connections' | 'connections_per_ip' | 'body_bytes_in_flight' | 'body_bytes_in_flight_per_ip' | 'body_timeout' | 'rate_limited';
+export type RefusalReason =
+  | 'connections'
+  | 'connections_per_ip'
+  | 'body_bytes_in_flight'
+  | 'body_bytes_in_flight_per_ip'
+  | 'body_timeout'
+  | 'rate_limited'
+  | 'response_bytes_in_flight'
+  | 'response_bytes_in_flight_per_ip'
+  | 'response_timeout'
+  | 'pipelined_requests';
 
 /** A count per client address and in total, each under its cap. */
 class PerIpCounter {
@@ -93,6 +117,30 @@ export class BodyBudget {
     const over = this.counter.tryAdd(ip, bytes);
     if (over === 'ip') throw new TkmsError('rate_limited', `too many request bytes in flight from ${ip}; retry later`, { retryAfterSeconds: 1, reason: 'body_bytes_in_flight_per_ip' });
     if (over === 'total') throw new TkmsError('unavailable', 'too many request bytes in flight; retry later', { retryAfterSeconds: 1, reason: 'body_bytes_in_flight' });
+  }
+
+  release(ip: string, bytes: number): void {
+    if (bytes > 0) this.counter.remove(ip, bytes);
+  }
+
+  get total(): number {
+    return this.counter.total;
+  }
+}
+
+/** Response bytes being built or unread; a large answer reserves its size before it is built. */
+export class ResponseBudget {
+  private readonly counter: PerIpCounter;
+
+  constructor(limits: Pick<HttpLimits, 'maxResponseBytesInFlight' | 'maxResponseBytesInFlightPerIp'>) {
+    this.counter = new PerIpCounter(limits.maxResponseBytesInFlight, limits.maxResponseBytesInFlightPerIp);
+  }
+
+  /** Reserves `bytes` for `ip`, or throws the refusal (429 for this address's share, 503 for everyone's). */
+  reserve(ip: string, bytes: number): void {
+    const over = this.counter.tryAdd(ip, bytes);
+    if (over === 'ip') throw new TkmsError('rate_limited', `too many response bytes unread by ${ip}; read them, then retry`, { retryAfterSeconds: 1, reason: 'response_bytes_in_flight_per_ip' });
+    if (over === 'total') throw new TkmsError('unavailable', 'too many response bytes in flight; retry later', { retryAfterSeconds: 1, reason: 'response_bytes_in_flight' });
   }
 
   release(ip: string, bytes: number): void {

@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { isTkmsError, TkmsError } from '../core/index.ts';
-import { BodyBudget, ConnectionGate, type HttpLimits, type RefusalReason } from './http-limits.ts';
+import { BodyBudget, ConnectionGate, DEFAULT_HTTP_LIMITS, ResponseBudget, type HttpLimits, type RefusalReason } from './http-limits.ts';
 
 /**
  * A small JSON router over node:http, shared by the node's health/admin listeners and the
@@ -46,6 +46,8 @@ const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 interface BodyGuard {
   budget: BodyBudget;
   ip: string;
+  /** Bytes reserved so far; the caller releases them once the response is sent or the socket closes. */
+  reserved: number;
   idleMs: number;
   totalMs: number;
   onTimeout: () => void;
@@ -57,11 +59,11 @@ async function readJsonBody(req: IncomingMessage, maxBytes: number, guard?: Body
     throw new TkmsError('payload_too_large', `request body is larger than ${maxBytes} bytes`);
   }
   // Reserve what the client declares before the first byte; a chunked body reserves as it comes.
-  let reserved = 0;
+  // The reservation outlives the read: the body and its decoded copies live until the answer.
   const reserve = (bytes: number): void => {
-    if (guard === undefined || bytes <= reserved) return;
-    guard.budget.reserve(guard.ip, bytes - reserved);
-    reserved = bytes;
+    if (guard === undefined || bytes <= guard.reserved) return;
+    guard.budget.reserve(guard.ip, bytes - guard.reserved);
+    guard.reserved = bytes;
   };
   let idle: NodeJS.Timeout | undefined;
   let total: NodeJS.Timeout | undefined;
@@ -89,7 +91,6 @@ async function readJsonBody(req: IncomingMessage, maxBytes: number, guard?: Body
   } finally {
     clearTimeout(idle);
     clearTimeout(total);
-    guard?.budget.release(guard.ip, reserved);
   }
   if (size === 0) return undefined;
   try {
@@ -174,6 +175,18 @@ export function jsonError(e: TkmsError): RouteResult {
   return { status: e.httpStatus, json: e.toJSON(), ...(headers ? { headers } : {}) };
 }
 
+/** Per request, what charges the server's response budget (absent without limits). */
+const RESPONSE_RESERVERS = new WeakMap<IncomingMessage, (bytes: number) => void>();
+
+/**
+ * Charges `bytes` of a response about to be built to the client's address and to the server's
+ * total, or throws the refusal (429 / 503). Held until the response is flushed or its socket
+ * closes. Call it before reading or encoding anything large.
+ */
+export function reserveResponseBytes(req: IncomingMessage, bytes: number): void {
+  RESPONSE_RESERVERS.get(req)?.(bytes);
+}
+
 /** The client's address, as the limits count it. */
 export function clientIp(req: IncomingMessage): string {
   return req.socket.remoteAddress ?? 'unknown';
@@ -210,6 +223,11 @@ export async function startHttpServer(host: string, port: number, routes: Route[
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const limits = opts.limits;
   const budget = limits === undefined ? undefined : new BodyBudget(limits);
+  const responseBudget = limits === undefined ? undefined : new ResponseBudget(limits);
+  const maxPipelined = limits?.maxPipelinedRequests ?? DEFAULT_HTTP_LIMITS.maxPipelinedRequests;
+  // One request per socket is answered at a time: a pipelined request waits (its body unread)
+  // until the answer before it is flushed, so a client that never reads holds one answer, not hundreds.
+  const sockets = new WeakMap<Socket, { busy: boolean; waiting: (() => void)[] }>();
   const serverOptions: ServerOptions =
     limits === undefined
       ? {}
@@ -220,7 +238,66 @@ export async function startHttpServer(host: string, port: number, routes: Route[
           connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
         };
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const socket = req.socket;
+    let state = sockets.get(socket);
+    if (state === undefined) {
+      const s = { busy: false, waiting: [] as (() => void)[] };
+      sockets.set(socket, (state = s));
+      socket.once('close', () => s.waiting.splice(0));
+    }
+    const turn = state;
+    const next = (): void => {
+      // A socket cut off (or gone) takes its waiting requests with it.
+      if (socket.destroyed) turn.waiting.splice(0);
+      const run = turn.waiting.shift();
+      if (run === undefined) turn.busy = false;
+      else run();
+    };
+    if (turn.busy) {
+      if (turn.waiting.length >= maxPipelined) {
+        opts.onRefused?.('pipelined_requests');
+        socket.destroy();
+        return;
+      }
+      turn.waiting.push(() => serve(req, res, next));
+      return;
+    }
+    turn.busy = true;
+    serve(req, res, next);
+  };
+  const serve = (req: IncomingMessage, res: ServerResponse, done: () => void): void => {
     const started = performance.now();
+    const ip = clientIp(req);
+    let bodyHeld = 0;
+    let responseHeld = 0;
+    let flushTimer: NodeJS.Timeout | undefined;
+    let closed = false;
+    res.once('close', () => {
+      closed = true;
+      clearTimeout(flushTimer);
+      budget?.release(ip, bodyHeld);
+      responseBudget?.release(ip, responseHeld);
+      done();
+    });
+    if (responseBudget !== undefined) {
+      RESPONSE_RESERVERS.set(req, (bytes) => {
+        // Nobody is left to read it, and nothing would release it.
+        if (closed) throw new TkmsError('unavailable', 'the client went away');
+        responseBudget.reserve(ip, bytes);
+        responseHeld += bytes;
+      });
+    }
+    const answer = (result: RouteResult): void => {
+      if (limits !== undefined && !closed) {
+        // A client that does not read its answer loses the connection, and what it held.
+        flushTimer = setTimeout(() => {
+          opts.onRefused?.('response_timeout');
+          req.socket.destroy();
+        }, limits.responseTimeoutMs);
+        res.once('finish', () => clearTimeout(flushTimer));
+      }
+      send(res, result);
+    };
     let routeName = 'unmatched';
     void (async () => {
       try {
@@ -250,7 +327,7 @@ export async function startHttpServer(host: string, port: number, routes: Route[
         const guard: BodyGuard | undefined =
           budget === undefined || limits === undefined
             ? undefined
-            : { budget, ip: clientIp(req), idleMs: limits.bodyIdleTimeoutMs, totalMs: limits.bodyTimeoutMs, onTimeout: () => opts.onRefused?.('body_timeout') };
+            : { budget, ip, reserved: 0, idleMs: limits.bodyIdleTimeoutMs, totalMs: limits.bodyTimeoutMs, onTimeout: () => opts.onRefused?.('body_timeout') };
         let body: unknown;
         try {
           body = method === 'POST' || method === 'DELETE' ? await readJsonBody(req, maxBodyBytes, guard) : undefined;
@@ -258,8 +335,15 @@ export async function startHttpServer(host: string, port: number, routes: Route[
           const reason = isTkmsError(e) ? e.details?.reason : undefined;
           if (reason === 'body_bytes_in_flight' || reason === 'body_bytes_in_flight_per_ip') opts.onRefused?.(reason);
           throw e;
+        } finally {
+          bodyHeld = guard?.reserved ?? 0;
+          // Already closed: the close handler has run and released nothing of this.
+          if (closed) {
+            budget?.release(ip, bodyHeld);
+            bodyHeld = 0;
+          }
         }
-        send(res, await found.route.handler(req, url, body, found.params));
+        answer(await found.route.handler(req, url, body, found.params));
       } catch (e) {
         if (req.socket.destroyed) {
           // Cut off or gone: nobody to answer; the status is for the metrics.
@@ -271,7 +355,9 @@ export async function startHttpServer(host: string, port: number, routes: Route[
         // A body refused or cut short is not drained: answer, then close the connection.
         const hasBody = (req.headers['content-length'] ?? '0') !== '0' || req.headers['transfer-encoding'] !== undefined;
         if (hasBody && !req.complete) res.setHeader('connection', 'close');
-        send(res, jsonError(err));
+        const reason = err.details?.reason;
+        if (reason === 'response_bytes_in_flight' || reason === 'response_bytes_in_flight_per_ip') opts.onRefused?.(reason);
+        answer(jsonError(err));
       } finally {
         opts.onResponse?.(routeName, req.method ?? 'GET', res.statusCode, (performance.now() - started) / 1000);
       }
