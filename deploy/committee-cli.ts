@@ -18,10 +18,11 @@ Commands:
        --out <file> [--json]
        write a committee file. The committee id is <name> plus a random suffix (every signature
        is bound to it, so no two deployments may share one); --exact-id keeps <name> as it is,
-       e.g. to re-address the members of a running committee. Give one --member per node, with the member id (1..65535, the
-       Shamir x-coordinate; never reuse one) and the multiaddr its operator's "tkms node init"
-       printed, with the host replaced by an address the other members can reach. Several
-       addresses for one member: repeat --member with the same id. Refuses to overwrite <file>.
+       e.g. to re-address the members of a running committee. Give one --member per node, with
+       the member id (1..65535, the Shamir x-coordinate; never reuse one) and the multiaddr its
+       operator's "tkms node init" printed, with the host replaced by an address the other
+       members can reach. Several addresses for one member: repeat --member with the same id.
+       Refuses to overwrite <file>.
   show --file <file> [--json]
        check a committee file and print its members, t and fingerprint
 
