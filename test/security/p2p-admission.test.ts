@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Stream, StreamMuxer } from '@libp2p/interface';
@@ -128,6 +129,7 @@ describe('attacks on a node\'s libp2p admission by outsiders (devnet: 3 nodes, t
       await new Promise((r) => setTimeout(r, 300));
       for (const s of streams) s.pause();
       const signal = AbortSignal.timeout(30_000);
+      setMaxListeners(Infinity, signal);
       await Promise.all(streams.map((s) => push(s, PER_STREAM, signal)));
       // Bytes past the bound end a stream at once; the old node kept every one open, holding what
       // it was sent, until libp2p's 10 s negotiation timeout.
