@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { multiaddr } from '@multiformats/multiaddr';
 import { isTkmsError } from '../core/index.ts';
-import { loadCommitteeFile, parseCommittee, type Committee } from '../net/committee.ts';
+import { loadCommitteeFile, parseCommittee, refusePlaceholderCommitteeId, type Committee } from '../net/committee.ts';
 import { committeeFingerprint } from '../node/status.ts';
 
 /**
@@ -13,12 +14,15 @@ import { committeeFingerprint } from '../node/status.ts';
 export const COMMITTEE_HELP = `Usage: tkms committee <command> [options]
 
 Commands:
-  new  --id <committeeId> --t <threshold> --member <id>=<multiaddr>/p2p/<peerId> [--member …]
+  new  --id <name> [--exact-id] --t <threshold> --member <id>=<multiaddr>/p2p/<peerId> [--member …]
        --out <file> [--json]
-       write a committee file. Give one --member per node, with the member id (1..65535, the
-       Shamir x-coordinate; never reuse one) and the multiaddr its operator's "tkms node init"
-       printed, with the host replaced by an address the other members can reach. Several
-       addresses for one member: repeat --member with the same id. Refuses to overwrite <file>.
+       write a committee file. The committee id is <name> plus a random suffix (every signature
+       is bound to it, so no two deployments may share one); --exact-id keeps <name> as it is,
+       e.g. to re-address the members of a running committee. Give one --member per node, with
+       the member id (1..65535, the Shamir x-coordinate; never reuse one) and the multiaddr its
+       operator's "tkms node init" printed, with the host replaced by an address the other
+       members can reach. Several addresses for one member: repeat --member with the same id.
+       Refuses to overwrite <file>.
   show --file <file> [--json]
        check a committee file and print its members, t and fingerprint
 
@@ -26,9 +30,14 @@ Every member and the gateway must load byte-for-byte the same committee: compare
 fingerprint ("tkms committee show", "tkms node status") across operators.
 `;
 
-const NEW_HELP = `Usage: tkms committee new --id <committeeId> --t <threshold> --member <id>=<multiaddr>/p2p/<peerId> [--member …] --out <file> [--json]
+const NEW_HELP = `Usage: tkms committee new --id <name> [--exact-id] --t <threshold> --member <id>=<multiaddr>/p2p/<peerId> [--member …] --out <file> [--json]
 
-Example (three members, 2 of 3):
+The committee id is <name>-<10 random hex digits>, unique to this deployment: signatures (grants,
+revocations) are bound to it, so deployments must never share one. --exact-id uses <name> as the
+id unchanged (only to rewrite the file of an existing committee, e.g. with new addresses). Ids
+containing "example" are placeholders nodes refuse.
+
+Example (three members, 2 of 3; the id becomes e.g. acme-prod-3f9c1a7be2):
   tkms committee new --id acme-prod --t 2 --out committee.json \\
     --member 1=/ip4/10.0.0.1/tcp/9000/p2p/12D3KooW… \\
     --member 2=/ip4/10.0.0.2/tcp/9000/p2p/12D3KooW… \\
@@ -75,6 +84,11 @@ export function parseMemberArg(text: string): { id: number; peerId: string; mult
   return { id: Number(idText), peerId: p2p[0]!.value, multiaddr: address };
 }
 
+/** `name` plus 40 random bits: two deployments named alike still get different ids (and signing domains). */
+export function uniqueCommitteeId(name: string): string {
+  return `${name}-${randomBytes(5).toString('hex')}`;
+}
+
 /** Builds and validates a committee from --member arguments (same id repeated = more addresses). */
 export function buildCommittee(committeeId: string, t: number, members: string[]): Committee {
   const byId = new Map<number, { id: number; peerId: string; multiaddrs: string[] }>();
@@ -103,7 +117,14 @@ function describe(c: Committee, file: string): string {
 }
 
 async function committeeNew(argv: string[]): Promise<number> {
-  const args = parse(argv, { id: { type: 'string' }, t: { type: 'string' }, member: { type: 'string', multiple: true }, out: { type: 'string' }, json: { type: 'boolean' } });
+  const args = parse(argv, {
+    id: { type: 'string' },
+    'exact-id': { type: 'boolean' },
+    t: { type: 'string' },
+    member: { type: 'string', multiple: true },
+    out: { type: 'string' },
+    json: { type: 'boolean' },
+  });
   if (args.help) {
     process.stdout.write(NEW_HELP);
     return 0;
@@ -113,7 +134,8 @@ async function committeeNew(argv: string[]): Promise<number> {
   if (typeof args.out !== 'string') throw new UsageError('--out is required');
   const members = (args.member as string[] | undefined) ?? [];
   if (members.length === 0) throw new UsageError('give at least one --member');
-  const committee = buildCommittee(args.id, Number(args.t), members);
+  const committee = buildCommittee(args['exact-id'] === true ? args.id : uniqueCommitteeId(args.id), Number(args.t), members);
+  refusePlaceholderCommitteeId(committee.committeeId);
   const handle = await open(args.out, 'wx', 0o644).catch((e: NodeJS.ErrnoException) => {
     throw new Error(e.code === 'EEXIST' ? `${args.out} already exists; refusing to overwrite it` : `cannot create ${args.out}: ${e.code ?? 'error'}`);
   });

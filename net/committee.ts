@@ -90,6 +90,18 @@ function parseMember(value: unknown, index: number): CommitteeMember {
   return { id: value.id as number, peerId, multiaddrs, publicKey };
 }
 
+/**
+ * The committee id salts every signature the committee accepts (EIP-712 domain), so two
+ * deployments with one id accept each other's grants and revocations. The shipped examples carry
+ * ids containing "example": placeholders a node refuses to run with ("tkms committee new" makes
+ * unique ones).
+ */
+export function refusePlaceholderCommitteeId(committeeId: string): void {
+  if (/example/i.test(committeeId)) {
+    fail(`committeeId "${committeeId}" is a placeholder from an example: give this deployment an id of its own (tkms committee new adds a random suffix)`);
+  }
+}
+
 /** Strict parser: every mistake is a TkmsError('bad_request') naming the field. */
 export function parseCommittee(value: unknown): Committee {
   if (!isPlainObject(value)) fail('must be a JSON object');

@@ -9,22 +9,37 @@ import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import type { Logger } from 'pino';
 import { isTkmsError, MAX_NODE_FRAME_BYTES } from '../core/index.ts';
 import type { Committee, CommitteeMember } from './committee.ts';
+import { ConnectionGate, OUTSIDER_LIMITS, type OutsiderLimits } from './connection-gate.ts';
 import { encodeLength, FrameReader } from './frame-reader.ts';
+import { guardNegotiation } from './negotiation-guard.ts';
 import { ReadBudget } from './read-budget.ts';
 
 /**
  * Streams one connection may have open at once, over all protocols: the sum of what a node's
  * protocols allow one peer (see the daemon's PROTOCOL_STREAMS, 720 in all), rounded up. Each open
- * stream costs a few KiB of state even when idle; its frame bytes are bounded separately (budgets).
+ * stream costs a few KiB of state even when idle; its frame bytes are bounded separately (budgets),
+ * and what it may bring before its protocol is chosen by guardNegotiation.
  */
-const CONNECTION_STREAM_LIMIT = 1024;
+const CONNECTION_STREAM_LIMIT = 768;
 /** Streams this process may open to one peer on one protocol (its own sends, e.g. a revocation flood). */
 const OUTBOUND_STREAM_LIMIT = 1024;
 /**
- * Connections beyond the committee's own: the gateway(s), and clients that ask a node directly.
- * Members are on the allow list (never pruned); everyone else is pruned past this.
+ * How long a remote peer has to name a stream's protocol. Honest peers need one round trip; the
+ * bytes a stream may hold meanwhile are bounded too (guardNegotiation).
  */
-const NON_MEMBER_CONNECTIONS = 128;
+const NEGOTIATION_TIMEOUT_MS = 1_500;
+/** How long an inbound connection may take for its handshake before it is dropped. */
+const INBOUND_UPGRADE_TIMEOUT_MS = 3_000;
+/** Handshakes in progress at once from addresses off the allow list (libp2p's default is 10). */
+const PENDING_INBOUND_CONNECTIONS = 32;
+/** Connections a gateway may have to one node at once (a redial overlapping the old one). */
+const CONNECTIONS_PER_GATEWAY = 4;
+
+export interface HostOptions {
+  /** Peers admitted whatever the outsider limits say: the committee's members and these (gateways). */
+  gatewayPeerIds?: readonly string[];
+  outsiders?: OutsiderLimits;
+}
 
 /** IPs of loopback plus the committee's own addresses: never rate-limited or pruned. */
 function allowList(committee: Committee): string[] {
@@ -40,34 +55,53 @@ function allowList(committee: Committee): string[] {
   return [...allow];
 }
 
-export async function createHost(identity: { privateKey: PrivateKey }, listen: string[], committee: Committee): Promise<Libp2p> {
-  return createLibp2p({
+/** Local processes (tests, a co-located client) share loopback: only the outsiders' total applies to it. */
+const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
+
+export async function createHost(identity: { privateKey: PrivateKey }, listen: string[], committee: Committee, opts: HostOptions = {}): Promise<Libp2p> {
+  const trusted = new Set([...committee.members.map((m) => m.peerId), ...(opts.gatewayPeerIds ?? [])]);
+  const outsiders = opts.outsiders ?? OUTSIDER_LIMITS;
+  const gate = new ConnectionGate((peer) => trusted.has(peer), outsiders, isLoopback);
+  const libp2p = await createLibp2p({
     privateKey: identity.privateKey,
     addresses: { listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [
-      yamux({
-        maxEarlyStreams: 256,
-        maxInboundStreams: CONNECTION_STREAM_LIMIT,
-        maxOutboundStreams: 4096,
-        // What a stream may buffer while nobody reads it (protocol negotiation, a paused reader): no
-        // more than a client frame. Frame readers take the bytes as they come and hold them against
-        // a budget, so a whole frame never waits here.
-        streamOptions: { maxReadBufferLength: MAX_NODE_FRAME_BYTES },
-      }),
+      guardNegotiation(
+        yamux({
+          maxEarlyStreams: 32,
+          maxInboundStreams: CONNECTION_STREAM_LIMIT,
+          maxOutboundStreams: 4096,
+          // What a stream may buffer while nobody reads it (a paused reader): no more than a client
+          // frame. Frame readers take the bytes as they come and hold them against a budget, so a
+          // whole frame never waits here.
+          streamOptions: { maxReadBufferLength: MAX_NODE_FRAME_BYTES },
+        }),
+      ),
     ],
     connectionManager: {
       allow: allowList(committee),
-      maxConnections: committee.members.length + NON_MEMBER_CONNECTIONS,
+      // Room for every member, gateway and admitted outsider (plus handshakes that pass the gate
+      // together), so libp2p never refuses or prunes a member or gateway for lack of room:
+      // outsiders are capped by the gate, well below this.
+      maxConnections: committee.members.length + trusted.size * CONNECTIONS_PER_GATEWAY + outsiders.total + PENDING_INBOUND_CONNECTIONS,
+      maxIncomingPendingConnections: PENDING_INBOUND_CONNECTIONS,
+      inboundUpgradeTimeout: INBOUND_UPGRADE_TIMEOUT_MS,
+      inboundStreamProtocolNegotiationTimeout: NEGOTIATION_TIMEOUT_MS,
       dialTimeout: 5_000,
       // Our own redial loop owns reconnection to members; libp2p's would fight it.
       reconnectRetries: 0,
     },
-    // Members may run on one host during tests: never refuse loopback or private IPs.
-    connectionGater: { denyDialMultiaddr: () => false },
+    connectionGater: {
+      // Members may run on one host during tests: never refuse loopback or private IPs.
+      denyDialMultiaddr: () => false,
+      denyInboundEncryptedConnection: (peer, maConn) => gate.denyInbound(peer, maConn),
+    },
     nodeInfo: { name: 'tkms-node' },
   });
+  gate.attach(() => libp2p.getConnections());
+  return libp2p;
 }
 
 export interface RequestOptions {
@@ -111,12 +145,22 @@ const CLIENT_IDLE_MS = 20_000;
 
 /** Requests all peers together may have in flight on one served protocol, by default. */
 const DEFAULT_MAX_FRAMES_IN_FLIGHT = 512;
+/** The same for peers that are not `trusted`, in a pool of their own, by default. */
+const DEFAULT_MAX_OTHER_FRAMES_IN_FLIGHT = 64;
 
 export interface ServeOptions {
   maxRequestBytes: number;
   timeoutMs: number;
   log: Logger;
+  /** Requests `trusted` peers (all peers, without `trusted`) may have in flight at once. */
   maxInFlight?: number;
+  /**
+   * Peers with a pool of in-flight requests of their own (members, gateways): others can fill
+   * theirs (free peer ids, replies held while they drain) but never make these `busy`.
+   */
+  trusted?: (peer: string) => boolean;
+  /** Requests everyone else may have in flight at once, when `trusted` is given; default 64. */
+  maxOtherInFlight?: number;
   /** Streams one connection may have open on this protocol at once (libp2p resets the rest); default 256. */
   maxInboundStreams?: number;
   /** Who may use the protocol at all; anyone else's stream is reset as it opens, before a byte is read. */
@@ -156,8 +200,10 @@ async function writeFrame(stream: Stream, body: Uint8Array, signal: AbortSignal)
  */
 export async function handleFrames(libp2p: Libp2p, protocol: string, handler: FrameHandler, opts: ServeOptions): Promise<void> {
   // Bounds the CPU all peers together can claim at once on this protocol.
-  const maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_FRAMES_IN_FLIGHT;
-  let inFlight = 0;
+  const pools = {
+    trusted: { max: opts.maxInFlight ?? DEFAULT_MAX_FRAMES_IN_FLIGHT, inFlight: 0 },
+    others: { max: opts.maxOtherInFlight ?? DEFAULT_MAX_OTHER_FRAMES_IN_FLIGHT, inFlight: 0 },
+  };
   const frame = Math.max(opts.maxRequestBytes, 4096);
   const ownBudget = opts.budgetFor === undefined ? new ReadBudget(64 * frame, 256 * frame) : undefined;
   const budgetFor = opts.budgetFor ?? (() => ownBudget!);
@@ -180,6 +226,7 @@ export async function handleFrames(libp2p: Libp2p, protocol: string, handler: Fr
         return;
       }
       openByPeer.set(peer, open + 1);
+      const pool = opts.trusted === undefined || opts.trusted(peer) ? pools.trusted : pools.others;
       const budget = budgetFor(peer);
       const reader = new FrameReader(stream, opts.maxRequestBytes, {
         take: (bytes) => {
@@ -212,13 +259,13 @@ export async function handleFrames(libp2p: Libp2p, protocol: string, handler: Fr
             else stream.abort(new Error('no request'));
             return;
           }
-          if (inFlight >= maxInFlight) {
+          if (pool.inFlight >= pool.max) {
             opts.onRefused?.(protocol, 'busy');
-            opts.log.warn({ protocol, inFlight }, 'too many requests in flight; stream refused');
+            opts.log.warn({ protocol, inFlight: pool.inFlight, trusted: pool === pools.trusted }, 'too many requests in flight; stream refused');
             stream.abort(new Error('busy'));
             return;
           }
-          inFlight++;
+          pool.inFlight++;
           try {
             const reply = await handler(peer, request);
             await writeFrame(stream, reply, AbortSignal.timeout(opts.timeoutMs));
@@ -227,7 +274,7 @@ export async function handleFrames(libp2p: Libp2p, protocol: string, handler: Fr
             stream.abort(e instanceof Error ? e : new Error('handler failed'));
             return;
           } finally {
-            inFlight--;
+            pool.inFlight--;
             reader.release();
           }
         }

@@ -15,7 +15,7 @@ import {
 } from '../core/index.ts';
 import { AclService } from './acl.ts';
 import { hasLegacyConfirmations, parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
-import { loadCommitteeFile, type Committee } from '../net/committee.ts';
+import { loadCommitteeFile, refusePlaceholderCommitteeId, type Committee } from '../net/committee.ts';
 import { resolveKeystorePassword, type NodeConfig } from './config.ts';
 import { DkgRunner } from './dkg-runner.ts';
 import { DKG_PROTOCOL, MAX_DKG_FRAME_BYTES } from './dkg-wire.ts';
@@ -135,6 +135,7 @@ function adminRoutes(runner: DkgRunner): Route[] {
  */
 export async function startNode(config: NodeConfig, env: Record<string, string | undefined> = process.env): Promise<RunningNode> {
   const committee = await loadCommitteeFile(config.committeeFile);
+  refusePlaceholderCommitteeId(committee.committeeId);
   const identity = await loadIdentityFile(config.identityFile);
   const self = committee.members.find((m) => m.peerId === identity.peerId);
   if (self === undefined) {
@@ -172,7 +173,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     replayCacheEntries: () => replay.size,
     frameBytesHeld: (peers) => budgets[peers].held,
   });
-  const libp2p = await createHost(identity, config.listen, committee);
+  const libp2p = await createHost(identity, config.listen, committee, { gatewayPeerIds: config.gatewayPeerIds });
   const conns = new MemberConnections(libp2p, committee, self.id, log, () => metrics.peersConnected.set(conns.connectedMembers().length));
   // Kept-alive streams to the other members: a DKG sends n − 1 frames per round, a revocation floods to all.
   const memberFrames = new FrameClient(libp2p);
@@ -251,6 +252,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     allow,
     timeoutMs: 10_000,
     log,
+    trusted: isMemberOrGateway,
     budgetFor: (peer: string) => (isMemberOrGateway(peer) ? budgets.trusted : budgets.others),
     maxStreamsOf: (peer: string) => (isMemberOrGateway(peer) ? maxInboundStreams : OTHER_PEER_STREAMS),
     onRefused: (protocol: string, reason: string) => metrics.p2pStreamsRefused.inc({ protocol, reason }),
