@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateAccount, TkmsClient } from '../../client/index.ts';
-import { loadCommitteeFile, memberKeysHex } from '../../net/committee.ts';
+import { loadCommitteeFile, pinnedClientOptions } from '../../net/committee.ts';
 import { createIdentityFile } from '../../node/identity.ts';
 import { getJson, makeTempDir, removeDir, TKMS_BIN, waitFor } from '../support/processes.ts';
 
@@ -246,10 +246,10 @@ describe('integration: multi-host network (5 nodes + gateway, one network namesp
     await until('the gateway to know the key', async () => ((await getJson(`${gatewayUrl}/v1/keys/${KEY}`).catch(() => undefined))?.status === 200 ? true : undefined));
     await until('the gateway ready (t nodes connected)', async () => ((await getJson(`${gatewayUrl}/health`)).status === 200 ? true : undefined));
 
-    const trustedMemberKeys = memberKeysHex(await loadCommitteeFile(join(dir, 'committee.json')));
+    const pinned = pinnedClientOptions(await loadCommitteeFile(join(dir, 'committee.json')));
     const [alice, bob] = [generateAccount(), generateAccount()];
-    const aliceClient = new TkmsClient({ gatewayUrl, account: alice, trustedMemberKeys });
-    const bobClient = new TkmsClient({ gatewayUrl, account: bob, trustedMemberKeys });
+    const aliceClient = new TkmsClient({ gatewayUrl, account: alice, ...pinned });
+    const bobClient = new TkmsClient({ gatewayUrl, account: bob, ...pinned });
     const sealed = await aliceClient.encryptLocally(new TextEncoder().encode('across six hosts'), { keyId: KEY });
     await aliceClient.grant(sealed.handle, bob.address);
     const result = await bobClient.decrypt(sealed.handle);
