@@ -162,7 +162,7 @@ function keyringFromSeeds() {
 
 function committeeFor(memberKeys: ReadonlyMap<number, Uint8Array>): Committee {
   return parseCommittee({
-    committeeId: 'c',
+    committeeId: 'test-committee',
     t: 2,
     members: [...memberKeys].map(([id, key]) => ({ id, peerId: peerIdFromPublicKey(publicKeyFromRaw(key)).toString(), multiaddrs: [`/ip4/127.0.0.1/tcp/${id}`] })),
   });
