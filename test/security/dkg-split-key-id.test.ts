@@ -95,6 +95,13 @@ describe('attack: split a key id by proposing two DKG sessions for it to differe
     );
     const stored = new Set(outcomes.filter((o) => o.status === 'done').map((o) => o.result.groupPublicKey));
     assert.ok(stored.size <= 1, `members hold ${stored.size} different keys for one key id`);
+    // Every abort must be explained by the race (a conflict detected, or a proposer the others refused),
+    // not a failure that would make "nothing stored" pass vacuously.
+    for (const [i, o] of outcomes.entries()) {
+      if (o.status === 'done') continue;
+      const lostRace = [1, 3].includes(i + 1) && Object.keys(o.refusals).length > 0;
+      assert.ok(o.errorCode === 'dkg_conflict' || lostRace, `node ${i + 1}: ${o.abortReason} ${JSON.stringify(o.refusals)}`);
+    }
   });
 });
 
