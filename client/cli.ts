@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { curveBackendChoiceFromEnv, installCurveBackend } from '../core/curve-native.ts';
 import { installNodeCryptoPaths } from '../core/node-crypto.ts';
 import { encodeHex, isTkmsError, TkmsError } from '../core/index.ts';
-import { loadCommitteeFile, memberKeysHex } from '../net/committee.ts';
+import { loadCommitteeFile, pinnedClientOptions } from '../net/committee.ts';
 import { accountFromSecretKey, generateAccount, type Account } from './account.ts';
 import { TkmsClient } from './client.ts';
 
@@ -77,14 +77,13 @@ async function loadAccount(args: Args): Promise<Account> {
 }
 
 /**
- * Member keys and committee id from the committee file, so the client checks the key's DKG
- * against them and signs for that committee, not on the gateway's word.
+ * Member keys, threshold and committee id from the committee file, so the client checks the
+ * key's DKG against them and signs for that committee, not on the gateway's word.
  */
-async function pinnedCommittee(args: Args): Promise<{ trustedMemberKeys: Record<number, string>; committeeId: string } | undefined> {
+async function pinnedCommittee(args: Args): Promise<ReturnType<typeof pinnedClientOptions> | undefined> {
   const file = (args.committee as string | undefined) ?? process.env.TKMS_COMMITTEE_FILE;
   if (file === undefined) return undefined;
-  const committee = await loadCommitteeFile(file);
-  return { trustedMemberKeys: memberKeysHex(committee), committeeId: committee.committeeId };
+  return pinnedClientOptions(await loadCommitteeFile(file));
 }
 
 async function client(args: Args): Promise<TkmsClient> {

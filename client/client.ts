@@ -56,6 +56,13 @@ export interface TkmsClientOptions {
    */
   trustedMemberKeys?: Record<number, string>;
   /**
+   * The pinned committee's threshold t (the committee file's). A key's DKG result must have this
+   * t: member keys alone do not pin a key, since one member could sign a result with t = 1.
+   * Local encryption needs all three of trustedMemberKeys, trustedThreshold and committeeId
+   * (`pinnedClientOptions(committee)` from net/committee.ts gives them).
+   */
+  trustedThreshold?: number;
+  /**
    * The pinned committee's id (the committee file's): every signature is made for it, and a key
    * of another committee is refused. Without it the client signs for the committee named by the
    * key's DKG result as the gateway serves it, which a lying gateway controls like the member keys.
@@ -93,7 +100,7 @@ export interface VerifiedKey {
   /** Y_i by node id, compressed and validated. */
   verificationShares: Map<number, Uint8Array>;
   result: DkgPublicResult;
-  /** True when the DKG signatures were checked against pinned member keys, not the gateway's list. */
+  /** True when the DKG result was checked against the pinned committee (member keys, t, committee id), not the gateway's word. */
   pinned: boolean;
 }
 
@@ -151,6 +158,9 @@ export class TkmsClient {
     this.validitySeconds = opts.validitySeconds ?? 300;
     if (!Number.isInteger(this.validitySeconds) || this.validitySeconds < 1 || this.validitySeconds > 3600) {
       throw new TkmsError('bad_request', 'validitySeconds must be an integer in 1..3600');
+    }
+    if (opts.trustedThreshold !== undefined && (!Number.isSafeInteger(opts.trustedThreshold) || opts.trustedThreshold < 1)) {
+      throw new TkmsError('bad_request', 'trustedThreshold must be a positive integer');
     }
     if (opts.rsaKey) this.rsaKey = Promise.resolve(opts.rsaKey);
     this.suspectMs = opts.suspectMs ?? DEFAULT_SUSPECT_MS;
@@ -228,6 +238,7 @@ export class TkmsClient {
     if (this.opts.committeeId !== undefined && result.committeeId !== this.opts.committeeId) {
       throw new TkmsError('bad_proof', `key ${keyId} is of committee ${result.committeeId}, not of the pinned committee ${this.opts.committeeId}`);
     }
+    const pinned = this.opts.trustedMemberKeys !== undefined && this.opts.trustedThreshold !== undefined && this.opts.committeeId !== undefined;
     const memberKeys = new Map<number, Uint8Array>();
     if (this.opts.trustedMemberKeys !== undefined) {
       for (const [id, hex] of Object.entries(this.opts.trustedMemberKeys)) memberKeys.set(Number(id), decodeHex(hex, { name: `member ${id} key`, length: 32 }));
@@ -238,7 +249,8 @@ export class TkmsClient {
     }
     let verified: DkgPublicResult;
     try {
-      verified = verifyDkgPublicResult(result, memberKeys);
+      // Unpinned parts come from the result itself: checked for consistency, trusted for nothing (pinned stays false).
+      verified = verifyDkgPublicResult(result, { committeeId: this.opts.committeeId ?? result.committeeId, t: this.opts.trustedThreshold ?? result.t, memberKeys });
     } catch (e) {
       throw new TkmsError('bad_proof', `key ${keyId}: its DKG result does not verify: ${isTkmsError(e) ? e.message : 'invalid'}`);
     }
@@ -251,7 +263,7 @@ export class TkmsClient {
       committeeId: result.committeeId,
       verificationShares: new Map(Object.entries(result.verificationShares).map(([id, y]) => [Number(id), decodePointBytes(y, `Y_${id}`)])),
       result: verified,
-      pinned: this.opts.trustedMemberKeys !== undefined,
+      pinned,
     };
     this.keys.set(keyId, key);
     return key;
@@ -287,7 +299,7 @@ export class TkmsClient {
   async encryptLocally(plaintext: Uint8Array, opts: { keyId: string }): Promise<HandleInfo> {
     const key = await this.getKey(opts.keyId);
     if (!key.pinned) {
-      throw new TkmsError('unauthorized', 'refusing to encrypt locally to a key whose committee is not pinned: pass trustedMemberKeys (the committee file), or a lying gateway could substitute its own key');
+      throw new TkmsError('unauthorized', 'refusing to encrypt locally to a key whose committee is not pinned: pass trustedMemberKeys, trustedThreshold and committeeId (the committee file), or a lying gateway could substitute its own key');
     }
     const owner = this.opts.account.addressBytes;
     const sealed = await sealToHandle({ publicKey: key.publicKey, keyId: opts.keyId, owner, plaintext });

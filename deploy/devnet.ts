@@ -5,7 +5,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { loadCommitteeFile, memberKeysHex } from '../net/committee.ts';
+import { loadCommitteeFile, memberKeysHex, pinnedClientOptions } from '../net/committee.ts';
 import { createIdentityFile, loadOrCreateIdentityFile } from '../node/identity.ts';
 
 /**
@@ -390,6 +390,11 @@ export class Devnet {
   /** The committee's Ed25519 member keys (id → 0x hex), for clients to pin. */
   async memberKeys(): Promise<Record<number, string>> {
     return memberKeysHex(await loadCommitteeFile(join(this.options.dir, 'committee.json')));
+  }
+
+  /** Client options pinning this devnet's committee (member keys, t, committee id): what local encryption needs. */
+  async pinned(): Promise<ReturnType<typeof pinnedClientOptions>> {
+    return pinnedClientOptions(await loadCommitteeFile(join(this.options.dir, 'committee.json')));
   }
 
   /** SIGKILL a node (a crash); `restartNode` brings it back with its keystore. */

@@ -1,7 +1,7 @@
 import { bytesToHex, decodePoint, encodeHex, isTkmsError, TkmsError, type Point } from '../core/index.ts';
 import { dkgPublicResultDigest, parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
 import { encodePublicKeySpki } from '../core/spki.ts';
-import type { Committee } from '../net/committee.ts';
+import { expectedCommittee, type Committee } from '../net/committee.ts';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { NodePool } from './node-pool.ts';
@@ -11,9 +11,15 @@ import type { NodePool } from './node-pool.ts';
  * when its result verifies on its own (verification shares on one degree-(t−1) polynomial
  * through the group key, t member signatures over the digest of the whole result), and a key
  * is published only once at least t members answered the same result (same digest: the
- * signature sets may differ, each member kept the confirmations it received). Two valid
- * results for one key id (a split DKG) withdraw the key for good: it is never served, and the
- * disagreement is logged and counted for operators to alert on.
+ * signature sets may differ, each member kept the confirmations it received).
+ *
+ * Two valid results of the same DKG session with different digests are a proven split (members
+ * stored different keys under one session): the key is withdrawn for good in this process and
+ * never served. A valid result of another session for a key already published is not: members
+ * that missed a DKG can be led through a second one by a malicious member, and that must not
+ * disable a key the committee holds; it is refused (logged and counted, reason "other_session").
+ * Before publication, a key id for which two sessions each reached t members is not published.
+ * Every disagreement is logged and counted for operators to alert on.
  */
 export interface PublishedKey {
   result: DkgPublicResult;
@@ -23,7 +29,11 @@ export interface PublishedKey {
 
 const REFRESH_MIN_INTERVAL_MS = 1_000;
 
-/** reason: "invalid" (a member's result does not verify), "conflict" (members hold different valid results). */
+/**
+ * reason: "invalid" (a member's result does not verify), "conflict" (different valid results of one
+ * session, or two sessions each held by t members), "other_session" (a valid result of another
+ * session for a published key; ignored).
+ */
 export type KeyDisagreementCounter = Counter<'reason'>;
 
 interface Answer {
@@ -39,6 +49,7 @@ export class KeyDirectory {
   private lastRefresh = 0;
   private refreshing: Promise<void> | undefined;
   private readonly memberKeys: ReadonlyMap<number, Uint8Array>;
+  private readonly expected: ReturnType<typeof expectedCommittee>;
 
   constructor(
     private readonly committee: Committee,
@@ -46,7 +57,8 @@ export class KeyDirectory {
     private readonly log: Logger,
     private readonly disagreements?: KeyDisagreementCounter,
   ) {
-    this.memberKeys = new Map(committee.members.map((m) => [m.id, m.publicKey]));
+    this.expected = expectedCommittee(committee);
+    this.memberKeys = this.expected.memberKeys;
   }
 
   list(): PublishedKey[] {
@@ -82,10 +94,7 @@ export class KeyDirectory {
     for (const { memberId, keys } of await this.pool.fetchKeys(3_000)) {
       for (const raw of keys) {
         try {
-          const parsed = parseDkgPublicResult(raw);
-          if (parsed.committeeId !== this.committee.committeeId) throw new TkmsError('bad_request', `result is for committee ${parsed.committeeId}`);
-          if (parsed.n !== this.committee.members.length || parsed.t !== this.committee.t) throw new TkmsError('bad_request', 'result t/n differ from the committee file');
-          const result = verifyDkgPublicResult(parsed, this.memberKeys);
+          const result = verifyDkgPublicResult(parseDkgPublicResult(raw), this.expected);
           const digest = encodeHex(dkgPublicResultDigest(result, this.memberKeys));
           const list = byKey.get(result.keyId) ?? [];
           if (list.some((a) => a.memberId === memberId)) throw new TkmsError('bad_request', `member listed key ${result.keyId} twice`);
@@ -103,29 +112,63 @@ export class KeyDirectory {
   private consider(keyId: string, answers: Answer[]): void {
     if (this.conflicted.has(keyId)) return;
     const known = this.keys.get(keyId);
-    const knownDigest = known === undefined ? undefined : encodeHex(dkgPublicResultDigest(known.result, this.memberKeys));
-    const digests = new Set(answers.map((a) => a.digest));
-    if (knownDigest !== undefined) digests.add(knownDigest);
-    if (digests.size > 1) {
-      this.conflicted.add(keyId);
-      this.keys.delete(keyId);
-      this.disagreements?.inc({ reason: 'conflict' });
-      const byDigest = Object.fromEntries([...digests].map((d) => [d, answers.filter((a) => a.digest === d).map((a) => a.memberId)]));
-      this.log.error({ keyId, members: byDigest }, 'members hold different valid DKG results for one key id; the key is withdrawn and not served');
+    const bySession = new Map<string, Answer[]>();
+    for (const a of answers) bySession.set(a.result.sessionId, [...(bySession.get(a.result.sessionId) ?? []), a]);
+    if (known !== undefined) {
+      const knownDigest = encodeHex(dkgPublicResultDigest(known.result, this.memberKeys));
+      const same = bySession.get(known.result.sessionId) ?? [];
+      if (same.some((a) => a.digest !== knownDigest)) {
+        this.withdraw(keyId, [...same, { memberId: 0, result: known.result, digest: knownDigest }]);
+        return;
+      }
+      const others = answers.filter((a) => a.result.sessionId !== known.result.sessionId);
+      if (others.length > 0) {
+        this.disagreements?.inc({ reason: 'other_session' });
+        this.log.error(
+          { keyId, sessionId: known.result.sessionId, others: others.map((a) => ({ member: a.memberId, sessionId: a.result.sessionId })) },
+          'members report a valid result of another DKG session for a published key; ignored, the published key is kept',
+        );
+      }
       return;
     }
-    if (known !== undefined) return;
-    if (answers.length < this.committee.t) {
+    for (const list of bySession.values()) {
+      if (new Set(list.map((a) => a.digest)).size > 1) {
+        this.withdraw(keyId, list);
+        return;
+      }
+    }
+    const agreed = [...bySession.values()].filter((list) => list.length >= this.committee.t);
+    if (agreed.length === 0) {
       this.log.info({ keyId, members: answers.map((a) => a.memberId) }, `key reported by fewer than t = ${this.committee.t} members; not published yet`);
       return;
     }
-    // Same digest everywhere: merge the signatures members collected, all already verified.
+    if (agreed.length > 1) {
+      this.disagreements?.inc({ reason: 'conflict' });
+      this.log.error({ keyId, sessions: agreed.map((list) => ({ sessionId: list[0]!.result.sessionId, members: list.map((a) => a.memberId) })) }, 'two DKG sessions for one key id are each held by t members; not published');
+      return;
+    }
+    const chosen = agreed[0]!;
+    if (chosen.length < answers.length) {
+      this.disagreements?.inc({ reason: 'other_session' });
+      this.log.error({ keyId, sessionId: chosen[0]!.result.sessionId, others: answers.filter((a) => !chosen.includes(a)).map((a) => ({ member: a.memberId, sessionId: a.result.sessionId })) }, 'some members report another DKG session for this key id; publishing the one t members hold');
+    }
+    // Same digest within the session: merge the signatures members collected, all already verified.
     const signatures: Record<string, string> = {};
-    for (const a of answers) Object.assign(signatures, a.result.signatures);
-    const result = parseDkgPublicResult({ ...answers[0]!.result, signatures });
+    for (const a of chosen) Object.assign(signatures, a.result.signatures);
+    const result = parseDkgPublicResult({ ...chosen[0]!.result, signatures });
     const verificationShares = new Map(Object.entries(result.verificationShares).map(([id, y]) => [Number(id), decodePoint(y, `Y_${id}`)]));
     this.keys.set(keyId, { result, groupPublicKey: decodePoint(result.groupPublicKey, 'group public key'), verificationShares });
-    this.log.info({ keyId, groupPublicKey: result.groupPublicKey, members: answers.map((a) => a.memberId) }, 'key published');
+    this.log.info({ keyId, groupPublicKey: result.groupPublicKey, members: chosen.map((a) => a.memberId) }, 'key published');
+  }
+
+  /** Two valid results of one session with different digests: a proven split, never served by this process. */
+  private withdraw(keyId: string, answers: Answer[]): void {
+    this.conflicted.add(keyId);
+    this.keys.delete(keyId);
+    this.disagreements?.inc({ reason: 'conflict' });
+    const byDigest: Record<string, number[]> = {};
+    for (const a of answers) (byDigest[a.digest] ??= []).push(a.memberId);
+    this.log.error({ keyId, members: byDigest }, 'members hold different valid DKG results of one session for one key id; the key is withdrawn and not served');
   }
 }
 

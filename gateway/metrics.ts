@@ -55,7 +55,7 @@ export function createGatewayMetrics(): GatewayMetrics {
     }),
     keyDisagreements: new Counter({
       name: 'tkms_gateway_key_disagreements_total',
-      help: 'DKG results members reported that were not published: reason="invalid" (does not verify), "conflict" (members hold different valid results for one key id; the key is withdrawn)',
+      help: 'DKG results members reported that were not published: reason="invalid" (does not verify), "conflict" (different valid results of one session: the key is withdrawn; or two sessions each held by t members: not published), "other_session" (a valid result of another session for a published key: ignored, the key is kept)',
       labelNames: ['reason'],
       registers: [registry],
     }),

@@ -677,7 +677,7 @@ function paths(): Record<string, Schema> {
         operationId: 'listKeys',
         tags: ['keys'],
         summary: 'List the keys the committee holds',
-        description: 'Asks the nodes for their public DKG results (at most once a second) and lists those that verify and that at least t members hold identically (a key id members hold different valid results for is withdrawn), sorted by key id.',
+        description: 'Asks the nodes for their public DKG results (at most once a second) and lists those that verify and that at least t members hold identically (a key id for which members hold different valid results of one session is withdrawn; a valid result of another session for a published key is ignored), sorted by key id.',
         responses: { '200': jsonResponse('The published keys.', ref('KeyList'), { keys: [EX.key] }), ...errorResponses({ 429: ['rate_limited'], 500: ['internal'] }, { 429: IP_RATE_NOTE }) },
       },
     },

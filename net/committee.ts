@@ -3,6 +3,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { assertParticipantId, assertThreshold, encodeHex, TkmsError } from '../core/index.ts';
 import { isAcceptableMemberKey } from '../core/dkg/member-signatures.ts';
+import type { ExpectedCommittee } from '../core/dkg/result.ts';
 
 /**
  * The committee file, like a drand group file: who the members are (id = Shamir x),
@@ -145,6 +146,16 @@ export function parseCommitteeJson(text: string): Committee {
 /** Member id → 0x hex Ed25519 key: what a client pins (`trustedMemberKeys`). */
 export function memberKeysHex(c: Committee): Record<number, string> {
   return Object.fromEntries(c.members.map((m) => [m.id, encodeHex(m.publicKey)]));
+}
+
+/** What a DKG result of this committee must match (verifyDkgPublicResult). */
+export function expectedCommittee(c: Committee): ExpectedCommittee {
+  return { committeeId: c.committeeId, t: c.t, memberKeys: new Map(c.members.map((m) => [m.id, m.publicKey])) };
+}
+
+/** The client options that pin this committee: member keys, threshold and committee id. */
+export function pinnedClientOptions(c: Committee): { trustedMemberKeys: Record<number, string>; trustedThreshold: number; committeeId: string } {
+  return { trustedMemberKeys: memberKeysHex(c), trustedThreshold: c.t, committeeId: c.committeeId };
 }
 
 /** Reads and validates a committee file; a missing or unreadable file is a clear bad_request. */

@@ -15,8 +15,9 @@ import {
 } from '../core/index.ts';
 import { AclService } from './acl.ts';
 import { hasLegacyConfirmations, parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
-import { loadCommitteeFile, refusePlaceholderCommitteeId, type Committee } from '../net/committee.ts';
+import { expectedCommittee, loadCommitteeFile, refusePlaceholderCommitteeId, type Committee } from '../net/committee.ts';
 import { resolveKeystorePassword, type NodeConfig } from './config.ts';
+import { DkgWithdrawals } from './dkg-withdrawals.ts';
 import { DkgRunner } from './dkg-runner.ts';
 import { DKG_PROTOCOL, MAX_DKG_FRAME_BYTES } from './dkg-wire.ts';
 import { closeServer, startHttpServer, type Route } from '../net/http.ts';
@@ -194,9 +195,10 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     faults: config.testFaults,
     onKeyStored: (result, share) => shares.add(result, share),
     onKeyWithdrawn: (keyId) => shares.remove(keyId),
+    withdrawals: await DkgWithdrawals.open(join(config.stateDir, 'dkg-withdrawn.json')),
     transport: { send: (memberId, frame, timeoutMs) => sendToMember(memberId, DKG_PROTOCOL, frame, timeoutMs) },
   });
-  const memberKeys = new Map(committee.members.map((m) => [m.id, m.publicKey]));
+  const expected = expectedCommittee(committee);
   for (const key of stored) {
     let result: DkgPublicResult;
     let legacy = false;
@@ -205,10 +207,10 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
       result = parseDkgPublicResult(key.publicResult);
       if (result.keyId !== key.keyId) throw new TkmsError('keystore_corrupt', `it carries the public result of ${result.keyId}`);
       try {
-        result = verifyDkgPublicResult(result, memberKeys);
+        result = verifyDkgPublicResult(result, expected);
       } catch (e) {
         // Stored by 70e9873 or earlier: signatures over the transcript only. Re-signed with the other members.
-        if (!hasLegacyConfirmations(result, memberKeys)) throw e;
+        if (!hasLegacyConfirmations(result, expected)) throw e;
         legacy = true;
       }
     } catch (e) {
@@ -216,7 +218,8 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     }
     if (legacy) runner.addLegacyKey(result);
     else runner.addHeldKey(result);
-    shares.add(result, key.share);
+    // A key withdrawn for a proven split before the restart stays withdrawn.
+    if (!runner.isWithdrawn(result.keyId)) shares.add(result, key.share);
   }
   const partials = new PartialService({
     selfId: self.id,

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { assertKeyId, decodeHex, encodeHex, isTkmsError, randomBytes, TkmsError, type ErrorCode } from '../core/index.ts';
 import {
   confirmMessage,
+  decodeDkgMessage,
   dkgPublicResultDigest,
   DkgSession,
   verifyDkgPublicResult,
@@ -11,7 +12,9 @@ import {
   type DkgOutbound,
   type DkgPhase,
   type DkgPublicResult,
+  type ExpectedCommittee,
 } from '../core/dkg/index.ts';
+import { messageToSign, sessionContext } from '../core/dkg/context.ts';
 import type { Committee } from '../net/committee.ts';
 import {
   decodeDkgFrame,
@@ -26,6 +29,7 @@ import {
   type DkgResultFrame,
 } from './dkg-wire.ts';
 import { SessionClaims } from './dkg-claims.ts';
+import { DkgWithdrawals } from './dkg-withdrawals.ts';
 import type { Keystore } from './keystore.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { errorText } from '../net/p2p.ts';
@@ -47,8 +51,10 @@ export interface DkgRunnerOptions {
   faults: DkgFaults | undefined;
   /** Called once the share is durable in the keystore, so the node can serve partials at once. */
   onKeyStored?: (result: DkgPublicResult, share: bigint) => void;
-  /** Called when members turn out to hold a different valid result for a held key: stop serving it. */
+  /** Called when a member holds a different valid result of the same session for a held key (a proven split): stop serving it. */
   onKeyWithdrawn?: (keyId: string) => void;
+  /** Where withdrawals are kept across restarts (default: in memory only). */
+  withdrawals?: DkgWithdrawals;
 }
 
 export type DkgStatusName = 'running' | 'done' | 'aborted';
@@ -89,6 +95,10 @@ interface SessionState {
   deadlinesPassed: number;
   /** Per-destination FIFO: messages to one member arrive in the order the session emitted them. */
   outQueues: Map<number, Promise<void>>;
+  /** Digest of the first valid result of this session another member announced (compared with ours before storing). */
+  announcedDigest: { from: number; digest: string } | undefined;
+  /** Set once a member announced a different result of this session: nothing is stored. */
+  conflict: string | undefined;
 }
 
 interface PendingPayload {
@@ -125,18 +135,26 @@ export class DkgRunner {
   private readonly upgrading = new Map<string, Map<number, string>>();
   private readonly persisting = new Set<string>();
   private readonly claims = new SessionClaims();
-  /** Held keys another member holds a different valid result for: not served. */
-  private readonly withdrawn = new Map<string, string>();
+  /** Held keys another member holds a different valid result of the same session for: not served, kept on disk. */
+  private readonly withdrawals: DkgWithdrawals;
+  private readonly expected: ExpectedCommittee;
   private upgradeTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
-  constructor(private readonly o: DkgRunnerOptions) {}
+  constructor(private readonly o: DkgRunnerOptions) {
+    this.withdrawals = o.withdrawals ?? DkgWithdrawals.inMemory();
+    this.expected = { committeeId: o.committee.committeeId, t: o.committee.t, memberKeys: o.identity.memberKeys };
+  }
 
   /** Registers keys already in the keystore, so a second DKG for them is refused. */
   addHeldKey(result: DkgPublicResult): void {
     this.held.set(result.keyId, result);
-    this.claims.note(result.keyId, result.sessionId);
     this.o.metrics.keysHeld.set(this.held.size);
+  }
+
+  /** Whether a held key was withdrawn (now or before a restart): its share must not be served. */
+  isWithdrawn(keyId: string): boolean {
+    return this.withdrawals.get(keyId) !== undefined;
   }
 
   /**
@@ -165,7 +183,7 @@ export class DkgRunner {
 
   /** What /tkms/keys/1 answers: held keys with valid v2 signatures that no member disputes. */
   publishedKeys(): DkgPublicResult[] {
-    return this.heldKeys().filter((r) => !this.upgrading.has(r.keyId) && !this.withdrawn.has(r.keyId));
+    return this.heldKeys().filter((r) => !this.upgrading.has(r.keyId) && !this.isWithdrawn(r.keyId));
   }
 
   stop(): void {
@@ -182,7 +200,7 @@ export class DkgRunner {
   exchangeResults(memberId: number, onlyUpgrading = false): void {
     if (this.stopped) return;
     for (const keyId of this.held.keys()) {
-      if (this.withdrawn.has(keyId) || (onlyUpgrading && !this.upgrading.has(keyId))) continue;
+      if (this.isWithdrawn(keyId) || (onlyUpgrading && !this.upgrading.has(keyId))) continue;
       void this.sendResult(memberId, keyId);
     }
   }
@@ -212,37 +230,72 @@ export class DkgRunner {
     return confirmMessage(dkgPublicResultDigest(result, this.o.identity.memberKeys));
   }
 
-  private withdraw(keyId: string, reason: string): void {
-    if (this.withdrawn.has(keyId)) return;
-    this.withdrawn.set(keyId, reason);
-    this.o.metrics.dkgConflicts.inc({ kind: 'withdrawn' });
-    this.o.onKeyWithdrawn?.(keyId);
-    this.o.log.error({ keyId, code: 'dkg_conflict', reason }, 'members hold different DKG results for a held key id; it is no longer served');
+  private digestHex(result: DkgPublicResult): string {
+    return encodeHex(dkgPublicResultDigest(result, this.o.identity.memberKeys));
   }
 
-  /** A member's held or about-to-be-stored result: merge signatures over the same result, or flag a second session. */
+  private isValid(result: DkgPublicResult): boolean {
+    try {
+      verifyDkgPublicResult(result, this.expected);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Only for a proven split (two valid results of one session): the key is not served again, even after a restart. */
+  private withdraw(keyId: string, reason: string): void {
+    if (this.isWithdrawn(keyId)) return;
+    this.o.metrics.dkgConflicts.inc({ kind: 'withdrawn' });
+    this.o.onKeyWithdrawn?.(keyId);
+    this.o.log.error({ keyId, code: 'dkg_conflict', reason }, 'members hold different valid results of one DKG session for a held key id; it is no longer served');
+    this.withdrawals.add(keyId, reason).catch((e: unknown) => {
+      this.o.log.error({ keyId, err: errorText(e) }, 'could not record the withdrawal on disk; the key stays withdrawn until this process stops');
+    });
+  }
+
+  /**
+   * A member's held or about-to-be-stored result. The same result (equal digest): merge
+   * signatures. Another result of the same session: a split if both are valid; a held key is
+   * withdrawn, a pending one is not stored. Another session for a held key: refused, and never a
+   * reason to stop serving it (members that missed a DKG can be led through a second one).
+   */
   private onResultFrame(from: number, frame: DkgResultFrame): void {
     const sid = encodeHex(frame.sessionId);
-    this.claims.note(frame.keyId, sid);
     const held = this.held.get(frame.keyId);
     if (held !== undefined) {
-      if (held.sessionId === sid) {
+      if (held.sessionId !== sid) {
+        this.o.metrics.dkgConflicts.inc({ kind: 'other_session' });
+        this.o.log.warn({ keyId: frame.keyId, from, sessionId: sid, held: held.sessionId }, 'a member announced another DKG session for a held key id; refused, the held key is kept');
+        throw new TkmsError('dkg_conflict', `this node holds key ${frame.keyId} from another DKG session (${held.sessionId})`);
+      }
+      if (this.digestHex(frame.result) === this.digestHex(held)) {
         this.mergeSignatures(from, held, frame.result);
         return;
       }
-      let valid = false;
-      try {
-        verifyDkgPublicResult(frame.result, this.o.identity.memberKeys);
-        valid = true;
-      } catch {
-        // Not t signatures: evidence of nothing but the sender's word; the sender must not store it.
+      this.o.metrics.dkgConflicts.inc({ kind: 'same_session' });
+      if (this.isValid(frame.result)) {
+        this.withdraw(frame.keyId, `member ${from} holds a different valid result of the same session ${sid}: the DKG split`);
       }
-      if (valid) this.withdraw(frame.keyId, `member ${from} holds a different valid result (session ${sid}) for this key id; this node holds session ${held.sessionId}`);
-      throw new TkmsError('dkg_conflict', `this node holds key ${frame.keyId} from another DKG session (${held.sessionId})`);
+      throw new TkmsError('dkg_conflict', `this node holds a different result of DKG session ${sid} for key ${frame.keyId}`);
     }
+    const valid = this.isValid(frame.result);
+    // Only a result t members signed is evidence of a session; the sender's word alone is not.
+    if (valid) this.claims.note(frame.keyId, sid, from);
     const s = this.sessions.get(frame.keyId);
-    if (s !== undefined && encodeHex(s.sessionId) !== sid && s.status !== 'aborted') {
-      throw new TkmsError('dkg_conflict', `another DKG session (${encodeHex(s.sessionId)}) for key ${frame.keyId} ran here`);
+    if (s === undefined) return;
+    if (encodeHex(s.sessionId) !== sid) {
+      if (s.status !== 'aborted') throw new TkmsError('dkg_conflict', `another DKG session (${encodeHex(s.sessionId)}) for key ${frame.keyId} ran here`);
+      return;
+    }
+    const digest = this.digestHex(frame.result);
+    const own = s.session.phase === 'done' ? s.session.result : undefined;
+    const other = own !== undefined ? this.digestHex(own) : valid ? (s.announcedDigest ??= { from, digest }).digest : undefined;
+    if (other !== undefined && other !== digest) {
+      s.conflict ??= `member ${from} announced a different result of this session`;
+      this.o.metrics.dkgConflicts.inc({ kind: 'same_session' });
+      this.o.log.error({ keyId: frame.keyId, from, sessionId: sid }, 'a member announced a different result of this DKG session; it will not be stored');
+      throw new TkmsError('dkg_conflict', `this node has a different result of DKG session ${sid} for key ${frame.keyId}`);
     }
   }
 
@@ -272,7 +325,7 @@ export class DkgRunner {
     if (held === undefined || signatures === undefined || this.persisting.has(keyId)) return;
     this.persisting.add(keyId);
     try {
-      const upgraded = verifyDkgPublicResult({ ...held, signatures: Object.fromEntries(signatures) }, this.o.identity.memberKeys);
+      const upgraded = verifyDkgPublicResult({ ...held, signatures: Object.fromEntries(signatures) }, this.expected);
       await this.o.keystore.replacePublicResult(keyId, publicResultToJson(upgraded));
       this.held.set(keyId, upgraded);
       this.upgrading.delete(keyId);
@@ -290,7 +343,7 @@ export class DkgRunner {
     if (s === undefined) {
       const held = this.held.get(keyId);
       if (held === undefined) throw new TkmsError('unknown_key', `no DKG known for key id ${keyId}`);
-      const withdrawn = this.withdrawn.get(keyId);
+      const withdrawn = this.withdrawals.get(keyId);
       return {
         keyId,
         sessionId: held.sessionId,
@@ -314,8 +367,8 @@ export class DkgRunner {
       phase: s.phase,
       startedAt: new Date(s.startedAt).toISOString(),
       durationMs: s.finishedAt === undefined ? undefined : s.finishedAt - s.startedAt,
-      abortReason: this.withdrawn.get(keyId) ?? s.abortReason,
-      errorCode: this.withdrawn.has(keyId) ? 'dkg_conflict' : s.errorCode,
+      abortReason: this.withdrawals.get(keyId) ?? s.abortReason,
+      errorCode: this.isWithdrawn(keyId) ? 'dkg_conflict' : s.errorCode,
       disqualified: Object.fromEntries([...s.session.disqualified].map(([id, why]) => [String(id), why])),
       refusals: Object.fromEntries([...s.refusals].map(([id, why]) => [String(id), why])),
       result: s.status === 'done' ? s.result : undefined,
@@ -348,7 +401,7 @@ export class DkgRunner {
       committeeId: this.o.committee.committeeId,
       proposer: this.o.selfId,
     };
-    this.claims.note(keyId, encodeHex(proposal.sessionId));
+    this.claims.note(keyId, encodeHex(proposal.sessionId), this.o.selfId);
     const state = this.createSession(proposal);
     this.o.log.info({ keyId, sessionId: encodeHex(proposal.sessionId), t: proposal.t }, 'proposing DKG');
     const frame = encodeDkgFrame(proposal);
@@ -396,14 +449,32 @@ export class DkgRunner {
       this.onResultFrame(from, frame);
       return;
     }
-    this.claims.note(frame.keyId, encodeHex(frame.sessionId));
     const key = sessionKey(frame.keyId, frame.sessionId);
     const s = this.sessions.get(frame.keyId);
     if (s !== undefined && sessionKey(s.keyId, s.sessionId) === key) {
       this.deliverToSession(s, from, frame.payload);
       return;
     }
+    this.noteSignedRound1(from, frame.keyId, frame.sessionId, frame.payload);
     this.bufferPending(key, { from, payload: frame.payload, at: Date.now() });
+  }
+
+  /**
+   * A payload of a session not running here is evidence of that session only if it is the
+   * sender's own round-1 package, signed by it for this key id, committee and session.
+   */
+  private noteSignedRound1(from: number, keyId: string, sessionId: Uint8Array, payload: Uint8Array): void {
+    const sid = encodeHex(sessionId);
+    if (this.claims.others(keyId, '').includes(sid)) return;
+    try {
+      const message = decodeDkgMessage(payload, { t: this.o.committee.t, n: this.o.committee.members.length });
+      if (message.kind !== 'round1' || message.dealer !== from) return;
+      const members = this.o.committee.members.map((m) => m.id).sort((a, b) => a - b);
+      const context = sessionContext({ keyId, committeeId: this.o.committee.committeeId, sessionId, t: this.o.committee.t, memberIds: members, selfId: this.o.selfId }, members);
+      if (this.o.identity.verify(from, messageToSign(context, message.signed), message.signature)) this.claims.note(keyId, sid, from);
+    } catch {
+      // Not a well-formed round-1 package: no evidence of anything.
+    }
   }
 
   private acceptProposal(from: number, p: DkgProposal): void {
@@ -413,7 +484,7 @@ export class DkgRunner {
     }
     if (p.t !== this.o.committee.t) throw new TkmsError('bad_request', `proposal has t = ${p.t}, the committee file says t = ${this.o.committee.t}`);
     // Even a refused proposal is evidence of a second session: a session it races must not be stored.
-    this.claims.note(p.keyId, encodeHex(p.sessionId));
+    this.claims.note(p.keyId, encodeHex(p.sessionId), from);
     const existing = this.sessions.get(p.keyId);
     if (existing !== undefined && existing.proposer === p.proposer && sessionKey(existing.keyId, existing.sessionId) === sessionKey(p.keyId, p.sessionId)) {
       return; // a retried delivery of a proposal we already accepted
@@ -465,6 +536,8 @@ export class DkgRunner {
       timer: undefined,
       deadlinesPassed: 0,
       outQueues: new Map(),
+      announcedDigest: undefined,
+      conflict: undefined,
     };
     this.sessions.set(p.keyId, state);
     return state;
@@ -583,12 +656,17 @@ export class DkgRunner {
     }
     let conflict: string | undefined;
     try {
-      verifyDkgPublicResult(result, this.o.identity.memberKeys);
+      verifyDkgPublicResult(result, this.expected);
       conflict = await this.uniquenessProblem(s, result);
     } catch (e) {
       this.finish(s, 'aborted', `DKG finished but its result could not be stored: ${errorText(e)}`);
       return;
     }
+    const digest = this.digestHex(result);
+    if (conflict === undefined && s.announcedDigest !== undefined && s.announcedDigest.digest !== digest) {
+      s.conflict ??= `member ${s.announcedDigest.from} announced a different result of this session`;
+    }
+    conflict ??= s.conflict;
     if (conflict !== undefined) {
       s.errorCode = 'dkg_conflict';
       this.o.metrics.dkgConflicts.inc({ kind: 'refused_store' });

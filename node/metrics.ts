@@ -9,7 +9,12 @@ export interface NodeMetrics {
   dkgPhaseSeconds: Histogram<'phase'>;
   dkgDurationSeconds: Histogram<'outcome'>;
   keysHeld: Gauge;
-  /** kind: refused_store (a second session seen before storing), withdrawn (a different valid result for a held key). */
+  /**
+   * kind: refused_store (a second session or a different result seen before storing), withdrawn (a
+   * different valid result of the same session for a held key: a proven split), same_session (a
+   * member announced a different result of a session held or pending here), other_session (a member
+   * announced another session for a held key: refused, the key is kept).
+   */
   dkgConflicts: Counter<'kind'>;
   partialRequests: Counter<'outcome'>;
   partialSeconds: Histogram<'outcome'>;
@@ -63,7 +68,7 @@ export function createNodeMetrics(sources?: NodeMetricSources): NodeMetrics {
     keysHeld: new Gauge({ name: 'tkms_keys_held', help: 'Key shares held in the keystore', registers: [registry] }),
     dkgConflicts: new Counter({
       name: 'tkms_dkg_conflicts_total',
-      help: 'Key ids this node saw two DKG sessions or results for: refused_store (nothing stored), withdrawn (a held key no longer served)',
+      help: 'Key ids this node saw two DKG sessions or results for: refused_store (nothing stored), withdrawn (a proven split: a held key no longer served), same_session (a different result of one session announced), other_session (another session for a held key: refused, the key kept)',
       labelNames: ['kind'],
       registers: [registry],
     }),

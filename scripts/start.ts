@@ -38,9 +38,9 @@ async function main(): Promise<void> {
     say(`  devnet ready in ${Date.now() - started} ms (logs under ${dir})`);
     say();
 
-    // Clients pin the committee's member keys (from the committee file), so the gateway cannot substitute a key.
-    const trustedMemberKeys = await devnet.memberKeys();
-    const client = (): TkmsClient => new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account: generateAccount(), trustedMemberKeys });
+    // Clients pin the committee (member keys, t and id from the committee file), so the gateway cannot substitute a key.
+    const pinned = await devnet.pinned();
+    const client = (): TkmsClient => new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account: generateAccount(), ...pinned });
     const [alice, bob, carol] = [client(), client(), client()];
     say(`accounts: alice ${short(alice.address)}, bob ${short(bob.address)}, carol ${short(carol.address)}`);
 

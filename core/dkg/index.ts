@@ -8,6 +8,7 @@ export {
   parseDkgPublicResult,
   verifyDkgPublicResult,
   SESSION_ID_LENGTH,
+  type ExpectedCommittee,
 } from './result.ts';
 export { confirmMessage, dkgResultDigest, legacyConfirmMessage } from './context.ts';
 export { decodeDkgMessage, type DkgMessage, type DkgCodecLimits } from './codec.ts';

@@ -177,7 +177,30 @@ export function dkgPublicResultDigest(r: DkgPublicResult, memberKeys: ReadonlyMa
 }
 
 /**
- * Checks a published DKG result without its transcript: canonical structure, valid points,
+ * The committee a result must belong to, pinned by the verifier (the committee file), never read
+ * from the result: a result signs its own t, n and committee id, so taking them from it would
+ * let t' < t members sign a key they alone know.
+ */
+export interface ExpectedCommittee {
+  committeeId: string;
+  t: number;
+  /** Member id → raw Ed25519 key; the ids are the member set, their count is n. */
+  memberKeys: ReadonlyMap<number, Uint8Array>;
+}
+
+function assertExpectedCommittee(result: DkgPublicResult, expected: ExpectedCommittee): void {
+  if (result.committeeId !== expected.committeeId) {
+    throw new TkmsError('dkg_failed', `the result is for committee ${result.committeeId}, not ${expected.committeeId}`);
+  }
+  if (result.t !== expected.t || result.n !== expected.memberKeys.size) {
+    throw new TkmsError('dkg_failed', `the result has t = ${result.t}, n = ${result.n}; the committee has t = ${expected.t}, n = ${expected.memberKeys.size}`);
+  }
+  assertSameMembers(result, expected.memberKeys);
+}
+
+/**
+ * Checks a published DKG result without its transcript: it belongs to the expected committee
+ * (same committee id, t, n and member ids), canonical structure, valid points,
  * all verification shares on one polynomial of degree < t whose value at 0 is the group key,
  * and at least t valid member signatures over the digest of the whole result (key id,
  * committee, session, t, n, member ids and the given member keys, qualified set, group key,
@@ -186,12 +209,13 @@ export function dkgPublicResultDigest(r: DkgPublicResult, memberKeys: ReadonlyMa
  * Signatures that do not verify are dropped, not fatal: anyone relaying a result can add
  * junk, and that must not make a good result fail everywhere. Returns the result carrying
  * only the valid signatures. Throws TkmsError: bad_request (or a decoder code) for
- * malformed input, dkg_failed for inconsistent or insufficiently signed results.
+ * malformed input, dkg_failed for a result of another committee shape, inconsistent or insufficiently signed.
  */
-export function verifyDkgPublicResult(r: DkgPublicResult, memberKeys: ReadonlyMap<number, Uint8Array>): DkgPublicResult {
+export function verifyDkgPublicResult(r: DkgPublicResult, expected: ExpectedCommittee): DkgPublicResult {
   const result = parseDkgPublicResult(r);
-  assertSameMembers(result, memberKeys);
+  assertExpectedCommittee(result, expected);
   assertConsistentShares(result);
+  const memberKeys = expected.memberKeys;
   const message = confirmMessage(dkgResultDigest(unsigned(result), memberKeys));
   const valid = validSigners(result, memberKeys, message);
   if (valid.length < result.t) {
@@ -215,10 +239,11 @@ function validSigners(result: DkgPublicResult, memberKeys: ReadonlyMap<number, U
  * transcript hash only). It does not vouch for the group key: a node accepts it only for the
  * result in its own keystore, as the starting point for re-signing (see the runner's upgrade).
  */
-export function hasLegacyConfirmations(r: DkgPublicResult, memberKeys: ReadonlyMap<number, Uint8Array>): boolean {
+export function hasLegacyConfirmations(r: DkgPublicResult, expected: ExpectedCommittee): boolean {
   const result = parseDkgPublicResult(r);
-  assertSameMembers(result, memberKeys);
+  assertExpectedCommittee(result, expected);
   assertConsistentShares(result);
+  const memberKeys = expected.memberKeys;
   const message = legacyConfirmMessage(result.keyId, result.committeeId, decodeHex(result.sessionId), decodeHex(result.transcriptHash));
   return validSigners(result, memberKeys, message).length >= result.t;
 }

@@ -69,8 +69,8 @@ async function startScene(dir: string, nodeConfig?: Record<number, Record<string
   const pool = await NodePool.start(committee, pino({ level: 'silent' }), { privateKey: poolKey });
   await waitFor('test client connected to all nodes', () => (pool.connectedMembers().length === 5 ? true : undefined), { timeoutMs: 20_000 });
   const [alice, bob, carol] = [generateAccount(), generateAccount(), generateAccount()];
-  const trustedMemberKeys = await devnet.memberKeys();
-  const client = (account: Account): TkmsClient => new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account, trustedMemberKeys });
+  const pinned = await devnet.pinned();
+  const client = (account: Account): TkmsClient => new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account, ...pinned });
   return { devnet, pool, alice, bob, carol, aliceClient: client(alice), bobClient: client(bob), carolClient: client(carol), rsa: await generateRsaKeyPair() };
 }
 
@@ -155,7 +155,7 @@ describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)
 
     const local = await s.aliceClient.encryptLocally(new TextEncoder().encode('never seen by the gateway'), { keyId: s.devnet.keyId });
     await s.aliceClient.grant(local.handle, s.bob.address);
-    const bobView = new TkmsClient({ gatewayUrl: s.devnet.gatewayUrl, account: s.bob, trustedMemberKeys: await s.devnet.memberKeys() });
+    const bobView = new TkmsClient({ gatewayUrl: s.devnet.gatewayUrl, account: s.bob, ...(await s.devnet.pinned()) });
     assert.equal(new TextDecoder().decode((await bobView.decrypt(local.handle)).plaintext), 'never seen by the gateway');
     // The owner decrypts without a grant.
     assert.equal(new TextDecoder().decode((await s.aliceClient.decrypt(local.handle)).plaintext), 'never seen by the gateway');

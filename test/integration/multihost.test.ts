@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateAccount, TkmsClient } from '../../client/index.ts';
-import { loadCommitteeFile, memberKeysHex } from '../../net/committee.ts';
+import { loadCommitteeFile, pinnedClientOptions } from '../../net/committee.ts';
 import { createIdentityFile } from '../../node/identity.ts';
 import { getJson, makeTempDir, removeDir, TKMS_BIN, waitFor } from '../support/processes.ts';
 
@@ -249,12 +249,10 @@ describe('integration: multi-host network (5 nodes + gateway, one network namesp
     await until('the gateway to know the key', async () => ((await getJson(`${gatewayUrl}/v1/keys/${KEY}`).catch(() => undefined))?.status === 200 ? true : undefined));
     await until('the gateway ready (t nodes connected)', async () => ((await getJson(`${gatewayUrl}/health`)).status === 200 ? true : undefined));
 
-    const committee = await loadCommitteeFile(join(dir, 'committee.json'));
-    const trustedMemberKeys = memberKeysHex(committee);
     const [alice, bob] = [generateAccount(), generateAccount()];
     // Plain HTTP to a non-loopback address is refused unless asked for: these hosts are namespaces
     // on one machine, so nothing leaves it.
-    const pinned = { trustedMemberKeys, committeeId: committee.committeeId, insecure: true };
+    const pinned = { ...pinnedClientOptions(await loadCommitteeFile(join(dir, 'committee.json'))), insecure: true };
     const aliceClient = new TkmsClient({ gatewayUrl, account: alice, ...pinned });
     const bobClient = new TkmsClient({ gatewayUrl, account: bob, ...pinned });
     const sealed = await aliceClient.encryptLocally(new TextEncoder().encode('across six hosts'), { keyId: KEY });

@@ -197,7 +197,7 @@ describe('DKG public result decoding properties', function () {
       fc.property(fc.constantFrom(...fields), fc.jsonValue(), (field, value) => {
         const candidate = { ...JSON.parse(text), [field]: value };
         try {
-          verifyDkgPublicResult(candidate, run.keyring.memberKeys);
+          verifyDkgPublicResult(candidate, { ...run.params, memberKeys: run.keyring.memberKeys });
         } catch (error) {
           if (isTkmsError(error)) return true;
           throw error;

@@ -51,7 +51,7 @@ describe('DKG under random delivery order and one fault', function () {
         });
         assert.equal(new Set(results.map((r) => bytesToHex(encodeDkgPublicResult(r)))).size, 1, 'honest members disagree');
         const result = results[0]!;
-        verifyDkgPublicResult(result, run.keyring.memberKeys);
+        verifyDkgPublicResult(result, { ...run.params, memberKeys: run.keyring.memberKeys });
         const excluded = s.kind === 'badShare' || s.kind === 'silent' || s.kind === 'equivocate' || s.kind === 'badJustification';
         assert.equal(result.qualified.includes(bad), !excluded, `dealer ${bad} qualified = ${result.qualified.includes(bad)} for ${s.kind}`);
         const shares = honest.slice(0, t).map((id) => ({ id, value: run.sessions.get(id)!.takeShare() }));

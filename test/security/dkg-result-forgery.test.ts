@@ -6,11 +6,14 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import type { Libp2p } from 'libp2p';
 import { pino } from 'pino';
 import { generateAccount, TkmsClient } from '../../client/index.ts';
-import { bytesToHex, decodePoint, encodeHex, encodeKeysReply, encodePoint, G, isTkmsError, KEYS_PROTOCOL, mod, randomScalar } from '../../core/index.ts';
+import { multiaddr } from '@multiformats/multiaddr';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { bytesToHex, decodeHex, decodePoint, encodeHex, encodeKeysReply, encodePoint, G, isTkmsError, KEYS_PROTOCOL, mod, randomBytes, randomScalar } from '../../core/index.ts';
 import { confirmMessage, dkgResultDigest, dkgSignedBytes, parseDkgPublicResult, type DkgPublicResult } from '../../core/dkg/index.ts';
 import { encodePublicKeySpki } from '../../core/spki.ts';
-import { loadCommitteeFile, memberKeysHex, type Committee } from '../../net/committee.ts';
-import { createHost, handleFrames } from '../../net/p2p.ts';
+import { loadCommitteeFile, memberKeysHex, pinnedClientOptions, type Committee } from '../../net/committee.ts';
+import { createHost, handleFrames, requestFrame } from '../../net/p2p.ts';
+import { decodeDkgReply, DKG_PROTOCOL, encodeDkgFrame } from '../../node/dkg-wire.ts';
 import { loadIdentityFile } from '../../node/identity.ts';
 import { freePorts, getJson, makeTempDir, ManagedProcess, NodeCluster, removeDir, runTkms, TKMS_BIN, waitFor } from '../support/processes.ts';
 
@@ -40,6 +43,16 @@ function signedBy(result: DkgPublicResult, committee: Committee, seeds: Map<numb
   return parseDkgPublicResult({ ...unsigned, signatures: Object.fromEntries([...seeds].map(([id, seed]) => [String(id), encodeHex(ed25519.sign(message, seed))])) });
 }
 
+/**
+ * Finding C1 of the review: what one member alone can sign. t = 1, one qualified dealer, every
+ * Y_i = x·G: a consistent degree-0 "polynomial" through a key only the forger knows.
+ */
+function t1Forgery(genuine: DkgPublicResult, committee: Committee, seed: Uint8Array, sessionId = genuine.sessionId): DkgPublicResult {
+  const x = encodeHex(encodePoint(G.multiply(randomScalar())));
+  const verificationShares = Object.fromEntries(Object.keys(genuine.verificationShares).map((id) => [id, x]));
+  return signedBy({ ...genuine, sessionId, t: 1, qualified: [1], groupPublicKey: x, verificationShares, signatures: {} }, committee, new Map([[1, seed]]));
+}
+
 /** A gateway in the middle: forwards everything, but serves `forged` as the key's public data. */
 function keySwappingProxy(gatewayUrl: string, forged: () => DkgPublicResult): Promise<{ server: Server; url: string }> {
   const target = new URL(gatewayUrl);
@@ -58,6 +71,7 @@ function keySwappingProxy(gatewayUrl: string, forged: () => DkgPublicResult): Pr
             json.publicKey = f.groupPublicKey;
             json.publicKeySpki = bytesToHex(encodePublicKeySpki(decodePoint(f.groupPublicKey)));
             json.verificationShares = f.verificationShares;
+            for (const field of ['t', 'n', 'committeeId', 'sessionId', 'qualified', 'transcriptHash', 'signatures'] as const) json[field] = f[field];
             out = Buffer.from(JSON.stringify(json));
           }
           const { 'transfer-encoding': _te, connection: _c, ...upHeaders } = up.headers;
@@ -71,6 +85,12 @@ function keySwappingProxy(gatewayUrl: string, forged: () => DkgPublicResult): Pr
     });
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}` })));
+}
+
+async function nodeMetric(url: string, kind: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = new RegExp(`^tkms_dkg_conflicts_total\\{kind="${kind}"\\} (\\d+)`, 'm').exec(text);
+  return m === null ? 0 : Number(m[1]);
 }
 
 async function metric(gatewayUrl: string, reason: string): Promise<number> {
@@ -93,6 +113,29 @@ describe('attack: forge a DKG result by swapping the group key and verification 
   let gateway: ManagedProcess | undefined;
   let gatewayUrl: string;
   let proxy: { server: Server; url: string } | undefined;
+  /** What the key-swapping proxy serves. */
+  let proxied: DkgPublicResult;
+  let seeds: Map<number, Uint8Array>;
+
+  /** One frame on /tkms/dkg/1 from the hostile member 1 to a real node; its reply. */
+  async function fromMember1(to: number, frame: Uint8Array): Promise<ReturnType<typeof decodeDkgReply>> {
+    const member = committee.members.find((m) => m.id === to)!;
+    await fakeMember!.dial(multiaddr(`${member.multiaddrs[0]}/p2p/${member.peerId}`));
+    return decodeDkgReply(await requestFrame(fakeMember!, peerIdFromString(member.peerId), DKG_PROTOCOL, frame, { timeoutMs: 10_000 }));
+  }
+
+  /** Nodes 2 and 3 (node 1 is the forger) still hold and serve the genuine key: status, and a decrypt needing both. */
+  async function honestNodesServe(label: string): Promise<void> {
+    for (const id of [2, 3]) {
+      const status = await getJson(`${cluster!.node(id).adminUrl}/admin/dkg/${KEY_ID}`);
+      assert.equal(status.json.status, 'done', `${label}: node ${id} ${JSON.stringify(status.json)}`);
+      assert.equal(status.json.errorCode, undefined, `${label}: node ${id}`);
+      assert.equal(status.json.result.groupPublicKey, genuine.groupPublicKey);
+    }
+    const client = new TkmsClient({ gatewayUrl, account: generateAccount(), ...pinnedClientOptions(committee) });
+    const info = await client.encrypt(new TextEncoder().encode(label), { keyId: KEY_ID });
+    assert.equal(new TextDecoder().decode((await client.decrypt(info.handle)).plaintext), label);
+  }
 
   before(async () => {
     root = await makeTempDir('tkms-forgery');
@@ -113,6 +156,7 @@ describe('attack: forge a DKG result by swapping the group key and verification 
     genuine = parseDkgPublicResult(statuses[1].result);
     forged = forge(genuine);
     fakeAnswer = forged;
+    proxied = forged;
     committeePath = join(root, 'committee.json');
     committee = await loadCommitteeFile(committeePath);
 
@@ -130,7 +174,9 @@ describe('attack: forge a DKG result by swapping the group key and verification 
     await writeFile(config, JSON.stringify({ listen: `127.0.0.1:${port}`, storeDir: 'store', committeeFile: '../committee.json', logLevel: 'info' }));
     gateway = new ManagedProcess('gateway', [TKMS_BIN, 'gateway', 'start', '--config', config], { env: {} });
     await waitFor('gateway to serve the key', async () => ((await getJson(`${gatewayUrl}/v1/keys/${KEY_ID}`).catch(() => undefined))?.status === 200 ? true : undefined), { timeoutMs: 60_000 });
-    proxy = await keySwappingProxy(gatewayUrl, () => forged);
+    proxy = await keySwappingProxy(gatewayUrl, () => proxied);
+    seeds = new Map();
+    for (const id of [1, 2]) seeds.set(id, (await loadIdentityFile(join(cluster.node(id).dir, 'identity.json'))).privateKey.raw.subarray(0, 32));
   });
 
   after(async () => {
@@ -149,7 +195,7 @@ describe('attack: forge a DKG result by swapping the group key and verification 
   });
 
   it('the client library with pinned member keys refuses the forged key from a lying gateway', async () => {
-    const client = new TkmsClient({ gatewayUrl: proxy!.url, account: generateAccount(), trustedMemberKeys: memberKeysHex(committee) });
+    const client = new TkmsClient({ gatewayUrl: proxy!.url, account: generateAccount(), ...pinnedClientOptions(committee) });
     await assert.rejects(
       client.encryptLocally(new TextEncoder().encode('for the committee only'), { keyId: KEY_ID }),
       (e: unknown) => isTkmsError(e, 'bad_proof') && /DKG result does not verify/.test((e as Error).message),
@@ -169,23 +215,90 @@ describe('attack: forge a DKG result by swapping the group key and verification 
     assert.equal(honest.code, 0, honest.stderr);
   });
 
-  it('a member answering a different valid result (signed by t colluding members): the key is withdrawn and the conflict counted', async () => {
-    const seeds = new Map<number, Uint8Array>();
-    for (const id of [1, 2]) seeds.set(id, (await loadIdentityFile(join(cluster!.node(id).dir, 'identity.json'))).privateKey.raw.subarray(0, 32));
-    fakeAnswer = signedBy(forge(genuine), committee, seeds);
-    const before = await metric(gatewayUrl, 'conflict');
-    await waitFor(
-      'the gateway to withdraw the key',
-      async () => {
-        await getJson(`${gatewayUrl}/v1/keys`); // refreshes from the members (at most once a second)
-        return (await getJson(`${gatewayUrl}/v1/keys/${KEY_ID}`)).status === 404 ? true : undefined;
-      },
-      { timeoutMs: 20_000, intervalMs: 500 },
-    );
-    const refused = await getJson(`${gatewayUrl}/v1/keys/${KEY_ID}`);
-    assert.equal(refused.json.error.code, 'unknown_key');
-    assert.match(refused.json.error.message, /different DKG results/);
-    assert.equal((await getJson(`${gatewayUrl}/v1/keys`)).json.keys.length, 0);
-    assert.ok((await metric(gatewayUrl, 'conflict')) > before);
+  describe('attack: one member signs a result with t = 1 (its own key as the group key)', () => {
+    it('the client library pinned to the committee file (member keys, t, committee id) refuses it', async () => {
+      proxied = t1Forgery(genuine, committee, seeds.get(1)!);
+      const client = new TkmsClient({ gatewayUrl: proxy!.url, account: generateAccount(), ...pinnedClientOptions(committee) });
+      await assert.rejects(
+        client.encryptLocally(new TextEncoder().encode('for the committee only'), { keyId: KEY_ID }),
+        (e: unknown) => isTkmsError(e, 'bad_proof') && /DKG result does not verify.*t = 1/.test((e as Error).message),
+      );
+      // Member keys alone pin nothing about t: such a client does not encrypt locally at all.
+      const keysOnly = new TkmsClient({ gatewayUrl: proxy!.url, account: generateAccount(), trustedMemberKeys: memberKeysHex(committee) });
+      await assert.rejects(keysOnly.encryptLocally(new TextEncoder().encode('x'), { keyId: KEY_ID }), (e: unknown) => isTkmsError(e, 'unauthorized'));
+    });
+
+    it('`tkms encrypt --local --committee` through the key-swapping proxy fails: the key\'s DKG result does not verify', async () => {
+      proxied = t1Forgery(genuine, committee, seeds.get(1)!);
+      const account = join(root!, 'account-t1.json');
+      assert.equal((await runTkms(['account', 'new', '--out', account])).code, 0);
+      const attacked = await runTkms(['encrypt', '--key', KEY_ID, '--text', 'for the committee only', '--local', '--committee', committeePath, '--account', account, '--gateway', proxy!.url]);
+      assert.equal(attacked.code, 1, attacked.stdout);
+      assert.match(attacked.stderr, /DKG result does not verify/);
+      assert.equal(attacked.stdout, '');
+    });
+
+    it('real nodes sent the forgery over /tkms/dkg/1 by member 1 (same and another session) keep serving the key', async () => {
+      for (const sessionId of [genuine.sessionId, encodeHex(randomBytes(16))]) {
+        const result = t1Forgery(genuine, committee, seeds.get(1)!, sessionId);
+        for (const id of [2, 3]) {
+          const reply = await fromMember1(id, encodeDkgFrame({ type: 'result', keyId: KEY_ID, sessionId: decodeHex(sessionId), result }));
+          assert.equal(reply.ok ? 'ok' : reply.code, 'dkg_conflict', `node ${id}`);
+        }
+      }
+      await honestNodesServe('after the t = 1 forgery');
+    });
+
+    it('the gateway counts a member answering with it as invalid and keeps serving the genuine key', async () => {
+      const before = await metric(gatewayUrl, 'invalid');
+      fakeAnswer = t1Forgery(genuine, committee, seeds.get(1)!);
+      await waitFor('the gateway to see the forgery', async () => {
+        await getJson(`${gatewayUrl}/v1/keys`);
+        return (await metric(gatewayUrl, 'invalid')) > before ? true : undefined;
+      }, { timeoutMs: 20_000, intervalMs: 500 });
+      assert.equal((await getJson(`${gatewayUrl}/v1/keys/${KEY_ID}`)).json.publicKey, genuine.groupPublicKey);
+    });
+  });
+
+  describe('attack: a valid result of a second DKG session for a key id already held (finding H3)', () => {
+    it('holders answer dkg_conflict and keep serving the key; the gateway keeps serving it and counts other_session', async () => {
+      // t genuine member signatures (members 1 and 2 colluding, or two members led through a second DKG).
+      const second = signedBy({ ...forge(genuine), sessionId: encodeHex(randomBytes(16)) }, committee, seeds);
+      const before = await Promise.all([2, 3].map((id) => nodeMetric(cluster!.node(id).httpUrl, 'other_session')));
+      for (const id of [2, 3]) {
+        const reply = await fromMember1(id, encodeDkgFrame({ type: 'result', keyId: KEY_ID, sessionId: decodeHex(second.sessionId), result: second }));
+        assert.equal(reply.ok ? 'ok' : reply.code, 'dkg_conflict', `node ${id}`);
+        assert.ok((await nodeMetric(cluster!.node(id).httpUrl, 'other_session')) > before[id - 2]!, `node ${id} counts it`);
+        assert.equal(await nodeMetric(cluster!.node(id).httpUrl, 'withdrawn'), 0, `node ${id} withdrew nothing`);
+      }
+      const gatewayBefore = await metric(gatewayUrl, 'other_session');
+      fakeAnswer = second;
+      await waitFor('the gateway to see the second session', async () => {
+        await getJson(`${gatewayUrl}/v1/keys`);
+        return (await metric(gatewayUrl, 'other_session')) > gatewayBefore ? true : undefined;
+      }, { timeoutMs: 20_000, intervalMs: 500 });
+      assert.equal((await getJson(`${gatewayUrl}/v1/keys/${KEY_ID}`)).json.publicKey, genuine.groupPublicKey);
+      await honestNodesServe('after a second session\'s result');
+    });
+  });
+
+  describe('attack: a split inside one session (t members signed two results of it)', () => {
+    it('a member answering a different valid result of the same session (signed by t colluding members): the key is withdrawn and the conflict counted', async () => {
+      fakeAnswer = signedBy(forge(genuine), committee, seeds);
+      const before = await metric(gatewayUrl, 'conflict');
+      await waitFor(
+        'the gateway to withdraw the key',
+        async () => {
+          await getJson(`${gatewayUrl}/v1/keys`); // refreshes from the members (at most once a second)
+          return (await getJson(`${gatewayUrl}/v1/keys/${KEY_ID}`)).status === 404 ? true : undefined;
+        },
+        { timeoutMs: 20_000, intervalMs: 500 },
+      );
+      const refused = await getJson(`${gatewayUrl}/v1/keys/${KEY_ID}`);
+      assert.equal(refused.json.error.code, 'unknown_key');
+      assert.match(refused.json.error.message, /different DKG results/);
+      assert.equal((await getJson(`${gatewayUrl}/v1/keys`)).json.keys.length, 0);
+      assert.ok((await metric(gatewayUrl, 'conflict')) > before);
+    });
   });
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { generateAccount, TkmsClient } from '../../client/index.ts';
 import { hasLegacyConfirmations, parseDkgPublicResult, verifyDkgPublicResult } from '../../core/dkg/index.ts';
 import { Devnet, freePorts, getJson } from '../../deploy/devnet.ts';
-import { loadCommitteeFile } from '../../net/committee.ts';
+import { expectedCommittee, loadCommitteeFile, pinnedClientOptions } from '../../net/committee.ts';
 import { Keystore } from '../../node/keystore.ts';
 import { makeTempDir, REPO_ROOT, removeDir, waitFor } from '../support/processes.ts';
 
@@ -67,13 +67,13 @@ describe('attack: publish a pre-v2 DKG result whose signatures do not cover the 
   it('the fixture holds a result only the old rule accepts', async () => {
     const dir = join(root!, 'devnet');
     const committee = await loadCommitteeFile(join(dir, 'committee.json'));
-    const memberKeys = new Map(committee.members.map((m) => [m.id, m.publicKey]));
+    const pinned = expectedCommittee(committee);
     const password = (await readFile(join(dir, 'keystore-password'), 'utf8')).trim();
     const keystore = await Keystore.open(join(dir, 'node1/keystore'), password);
     try {
       const stored = parseDkgPublicResult((await keystore.load('legacy')).publicResult);
-      assert.equal(hasLegacyConfirmations(stored, memberKeys), true);
-      assert.throws(() => verifyDkgPublicResult(stored, memberKeys), /valid member signatures/);
+      assert.equal(hasLegacyConfirmations(stored, pinned), true);
+      assert.throws(() => verifyDkgPublicResult(stored, pinned), /valid member signatures/);
     } finally {
       keystore.close();
     }
@@ -85,14 +85,14 @@ describe('attack: publish a pre-v2 DKG result whose signatures do not cover the 
     // Devnet.start reuses the directory: no new DKG (the key is held), and it waits for GET /v1/keys/legacy.
     devnet = await Devnet.start({ dir, gatewayPort: 0, keyId: expected.keyId, logLevel: 'info' });
     const committee = await loadCommitteeFile(join(dir, 'committee.json'));
-    const memberKeys = new Map(committee.members.map((m) => [m.id, m.publicKey]));
+    const pinned = expectedCommittee(committee);
 
     const served = await getJson(`${devnet.gatewayUrl}/v1/keys/${expected.keyId}`);
     assert.equal(served.status, 200);
     assert.equal(served.json.publicKey, expected.groupPublicKey);
     assert.equal(served.json.sessionId, expected.sessionId);
     const { publicKey, publicKeySpki: _spki, members: _members, ...rest } = served.json;
-    const verified = verifyDkgPublicResult(parseDkgPublicResult({ ...rest, groupPublicKey: publicKey }), memberKeys);
+    const verified = verifyDkgPublicResult(parseDkgPublicResult({ ...rest, groupPublicKey: publicKey }), pinned);
     assert.ok(Object.keys(verified.signatures).length >= 2);
 
     // Each node replaced its key file with the re-signed result (still encrypted, same share).
@@ -103,7 +103,7 @@ describe('attack: publish a pre-v2 DKG result whose signatures do not cover the 
         for (const id of [1, 2, 3]) {
           const keystore = await Keystore.open(join(dir, `node${id}/keystore`), password);
           try {
-            verifyDkgPublicResult(parseDkgPublicResult((await keystore.load(expected.keyId)).publicResult), memberKeys);
+            verifyDkgPublicResult(parseDkgPublicResult((await keystore.load(expected.keyId)).publicResult), pinned);
           } catch {
             return undefined;
           } finally {
@@ -116,17 +116,20 @@ describe('attack: publish a pre-v2 DKG result whose signatures do not cover the 
     );
 
     // The old shares still decrypt: encrypt locally to the verified key, decrypt through the network.
-    const alice = new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account: generateAccount(), trustedMemberKeys: await devnet.memberKeys() });
+    const alice = new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account: generateAccount(), ...pinnedClientOptions(committee) });
     const info = await alice.encryptLocally(new TextEncoder().encode('kept across the upgrade'), { keyId: expected.keyId });
     assert.equal(new TextDecoder().decode((await alice.decrypt(info.handle)).plaintext), 'kept across the upgrade');
 
     // After a restart the node loads the upgraded result as valid and publishes it at once.
     await devnet.restartNode(1);
-    await waitFor(
-      'node 1 to publish the key again',
-      async () => ((await getJson(`${devnet!.node(1).adminUrl}/admin/keys`)).json.keys?.some((k: { keyId: string }) => k.keyId === expected.keyId) ? true : undefined),
+    // /admin/keys also lists keys still being re-signed, so check the loaded result itself, at once:
+    // it must carry t valid v2 signatures straight from the keystore, not after another exchange.
+    const loaded = await waitFor(
+      'node 1 to load the key again',
+      async () => ((await getJson(`${devnet!.node(1).adminUrl}/admin/keys`)).json.keys as { keyId: string }[] | undefined)?.find((k) => k.keyId === expected.keyId),
       { timeoutMs: 30_000 },
     );
+    verifyDkgPublicResult(parseDkgPublicResult(loaded), pinned);
     // Logged once, by the first start on the old keystore; the restart found nothing to re-sign.
     const log = await readFile(join(dir, 'node1/node.log'), 'utf8');
     assert.equal(log.split('re-signing it with the other members').length - 1, 1);

@@ -16,7 +16,7 @@ import { encodePublicKeySpki } from '../../core/spki.ts';
 import { decodePoint } from '../../core/curve.ts';
 import { KeyDirectory } from '../../gateway/keys.ts';
 import type { NodePool } from '../../gateway/node-pool.ts';
-import { parseCommittee, type Committee } from '../../net/committee.ts';
+import { expectedCommittee, parseCommittee, pinnedClientOptions, type Committee } from '../../net/committee.ts';
 import { dkgIdentity } from '../../node/identity.ts';
 import { runDkg } from '../unit/dkg-harness.ts';
 import { makeTempDir, removeDir, runTkms } from '../support/processes.ts';
@@ -95,7 +95,7 @@ describe('attack: a member signature valid under ZIP-215 but not RFC 8032, and s
     const committee = committeeFor(memberKeys);
     const nodeIdentity = dkgIdentity({ privateKey: privateKeyFromRaw(concatBytes(SEEDS.get(1)!, memberKeys.get(1)!)) as never, peerId: committee.members[0]!.peerId }, committee);
     assert.equal(nodeIdentity.verify(2, message, decodeHexBytes(result.signatures['2']!)), false);
-    assert.throws(() => verifyDkgPublicResult(result, nodeIdentity.memberKeys), (e: unknown) => isTkmsError(e, 'dkg_failed'));
+    assert.throws(() => verifyDkgPublicResult(result, expectedCommittee(committee)), (e: unknown) => isTkmsError(e, 'dkg_failed'));
 
     // Gateway: its key directory, fed the result by every member.
     const pool = { fetchKeys: async () => [1, 2, 3].map((memberId) => ({ memberId, keys: [result] })) } as unknown as NodePool;
@@ -107,7 +107,7 @@ describe('attack: a member signature valid under ZIP-215 but not RFC 8032, and s
     // Client: the library, pinned to the committee, reading the key from an HTTP server.
     const server = await serveKey(result, committee);
     try {
-      const client = new TkmsClient({ gatewayUrl: server.url, account: generateAccount(), trustedMemberKeys: Object.fromEntries([...memberKeys].map(([id, k]) => [id, encodeHex(k)])) });
+      const client = new TkmsClient({ gatewayUrl: server.url, account: generateAccount(), ...pinnedClientOptions(committee) });
       await assert.rejects(client.getKey(result.keyId), (e: unknown) => isTkmsError(e, 'bad_proof') && /does not verify/.test((e as Error).message));
     } finally {
       await new Promise<void>((r) => server.server.close(() => r()));
@@ -162,7 +162,7 @@ function keyringFromSeeds() {
 
 function committeeFor(memberKeys: ReadonlyMap<number, Uint8Array>): Committee {
   return parseCommittee({
-    committeeId: 'c',
+    committeeId: 'test-committee',
     t: 2,
     members: [...memberKeys].map(([id, key]) => ({ id, peerId: peerIdFromPublicKey(publicKeyFromRaw(key)).toString(), multiaddrs: [`/ip4/127.0.0.1/tcp/${id}`] })),
   });

@@ -47,11 +47,11 @@ function assertConsistentKey(run: RunResult, expectDone: readonly number[], only
   const encoded = comparable(first);
   for (const [id, s] of done) {
     assert.equal(comparable(s.result!), encoded, `member ${id} has a different result`);
-    if (only !== undefined) verifyDkgPublicResult(s.result!, run.keyring.memberKeys);
+    if (only !== undefined) verifyDkgPublicResult(s.result!, { ...run.params, memberKeys: run.keyring.memberKeys });
   }
   const t = first.t;
   assert.ok(Object.keys(first.signatures).length >= t);
-  verifyDkgPublicResult(first, run.keyring.memberKeys);
+  verifyDkgPublicResult(first, { ...run.params, memberKeys: run.keyring.memberKeys });
 
   const shares: ScalarShare[] = done.map(([id, s]) => ({ id, value: s.takeShare() }));
   for (const { id, value } of shares) {
@@ -494,12 +494,12 @@ describe('DKG: public result', () => {
       { ...result, signatures: badSignature },
     ];
     assert.equal(Object.keys(twoSignatures).length, 2);
-    verifyDkgPublicResult({ ...result, signatures: twoSignatures }, run.keyring.memberKeys);
+    verifyDkgPublicResult({ ...result, signatures: twoSignatures }, { ...run.params, memberKeys: run.keyring.memberKeys });
     // Junk added by a relay is dropped, not fatal, while t valid signatures remain.
-    const withJunk = verifyDkgPublicResult({ ...result, signatures: { ...twoSignatures, '3': result.signatures['1']! } }, run.keyring.memberKeys);
+    const withJunk = verifyDkgPublicResult({ ...result, signatures: { ...twoSignatures, '3': result.signatures['1']! } }, { ...run.params, memberKeys: run.keyring.memberKeys });
     assert.deepEqual(withJunk.signatures, twoSignatures);
-    for (const r of tampered) assert.throws(() => verifyDkgPublicResult(r, run.keyring.memberKeys), (e: unknown) => isTkmsError(e, 'dkg_failed'));
-    assert.throws(() => verifyDkgPublicResult({ ...result, t: 4 }, run.keyring.memberKeys), (e: unknown) => isTkmsError(e) && !isTkmsError(e, 'dkg_failed'));
+    for (const r of tampered) assert.throws(() => verifyDkgPublicResult(r, { ...run.params, memberKeys: run.keyring.memberKeys }), (e: unknown) => isTkmsError(e, 'dkg_failed'));
+    assert.throws(() => verifyDkgPublicResult({ ...result, t: 4 }, { ...run.params, memberKeys: run.keyring.memberKeys }), (e: unknown) => isTkmsError(e) && !isTkmsError(e, 'dkg_failed'));
     assert.throws(() => decodeDkgPublicResult(decodeHex('0x7b7d')), (e: unknown) => isTkmsError(e, 'bad_request'));
   });
 });

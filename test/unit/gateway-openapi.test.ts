@@ -566,7 +566,7 @@ describe('gateway OpenAPI document', () => {
       const { publicKey, publicKeySpki: _spki, members, ...rest } = key;
       const result = parseDkgPublicResult({ ...rest, groupPublicKey: publicKey });
       const memberKeys = new Map((members as Json[]).map((m) => [m.id as number, decodeHex(m.publicKey)]));
-      verifyDkgPublicResult(result, memberKeys);
+      verifyDkgPublicResult(result, { committeeId: key.committeeId as string, t: key.t as number, memberKeys });
     });
 
     it('a standard EIP-712 implementation (ethers) recovers the signers from the documented types', () => {
