@@ -17,7 +17,7 @@ const FINISHING: ReadonlySet<FaultKind> = new Set<FaultKind>(['none', 'falseComp
  * done with the same verifiable key, and the misbehaving dealer is excluded exactly when it should be.
  */
 describe('DKG under random delivery order and one fault', function () {
-  this.timeout(180_000);
+  this.timeout(180_000 * Math.max(1, RUNS / 100));
 
   it('honest members always agree on a correct key', () => {
     const scenario = fc
