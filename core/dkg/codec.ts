@@ -11,8 +11,12 @@ import { MAX_PARTICIPANT_ID } from '../shamir.ts';
  * through the core decoders, counts bounded by the session's t and n before anything is parsed.
  * Decoding errors are always TkmsError.
  */
-/** 2: complaints carry an encryption key, justifications are sealed to it, verdicts (type 7). */
-export const DKG_WIRE_VERSION = 2;
+/**
+ * 2: complaints carry an encryption key, justifications are sealed to it, verdicts (type 7).
+ * 3: one encryption key per accused dealer, so a complainer's proven pair key can only ever open
+ * that dealer's own answers (version 2's single key made the complainer a Diffie–Hellman oracle).
+ */
+export const DKG_WIRE_VERSION = 3;
 export const MAX_SIGNATURE_LENGTH = 512;
 /** FROST proof of knowledge: compressed R ‖ scalar z. */
 export const PROOF_OF_KNOWLEDGE_LENGTH = COMPRESSED_POINT_LENGTH + SCALAR_LENGTH;
@@ -64,6 +68,11 @@ export interface ShareMessage {
 
 export interface Complaint {
   accused: number;
+  /**
+   * Compressed E = e·G, fresh for this complaint alone: only the accused dealer's answer is sealed
+   * to it, so the pair key the complainer may reveal about that answer opens nothing else.
+   */
+  encryptionKey: Uint8Array;
   /** The dealer-signed share message that does not match the dealer's commitments; absent = "no valid share received". */
   evidence: Uint8Array | undefined;
 }
@@ -71,8 +80,6 @@ export interface Complaint {
 export interface ComplaintsMessage {
   kind: 'complaints';
   complainer: number;
-  /** Compressed E = e·G, fresh for this session: justifications for this complainer are sealed to it. */
-  encryptionKey: Uint8Array;
   complaints: Complaint[];
   signed: Uint8Array;
   signature: Uint8Array;
@@ -80,7 +87,7 @@ export interface ComplaintsMessage {
 
 /**
  * A dealer's answer to a complaint, published to all: the complainer's share sealed to the
- * encryption key of its complaints message (see sealed-share.ts), signed by the dealer.
+ * encryption key of the complaint against this dealer (see sealed-share.ts), signed by the dealer.
  */
 export interface JustificationMessage {
   kind: 'justification';
@@ -272,10 +279,10 @@ function point(value: Uint8Array, what: string): Uint8Array {
   return value;
 }
 
-export function complaintsUnsigned(complainer: number, encryptionKey: Uint8Array, complaints: readonly Complaint[]): Uint8Array {
-  const w = header('complaints').u16(complainer).bytes(point(encryptionKey, 'encryption key')).u16(complaints.length);
+export function complaintsUnsigned(complainer: number, complaints: readonly Complaint[]): Uint8Array {
+  const w = header('complaints').u16(complainer).u16(complaints.length);
   for (const c of complaints) {
-    w.u16(c.accused);
+    w.u16(c.accused).bytes(point(c.encryptionKey, 'encryption key'));
     if (c.evidence === undefined) w.u8(0);
     else w.u8(1).blob(c.evidence);
   }
@@ -355,20 +362,20 @@ export function decodeDkgMessage(bytes: Uint8Array, limits: DkgCodecLimits): Dkg
     }
     case MESSAGE_TYPES.complaints: {
       const complainer = r.memberId('complainer');
-      const encryptionKey = r.point('encryption key');
       const count = r.count('complaint count', limits.n);
       const complaints: Complaint[] = [];
       for (let i = 0; i < count; i++) {
         const accused = r.memberId('accused');
+        const encryptionKey = r.point('encryption key');
         const flag = r.u8('evidence flag');
-        if (flag === 0) complaints.push({ accused, evidence: undefined });
-        else if (flag === 1) complaints.push({ accused, evidence: r.blob('evidence', MAX_SHARE_MESSAGE_LENGTH) });
+        if (flag === 0) complaints.push({ accused, encryptionKey, evidence: undefined });
+        else if (flag === 1) complaints.push({ accused, encryptionKey, evidence: r.blob('evidence', MAX_SHARE_MESSAGE_LENGTH) });
         else throw new TkmsError('bad_request', 'DKG message: evidence flag must be 0 or 1');
       }
       const signed = r.consumed();
       const signature = r.signature();
       r.end();
-      return { kind: 'complaints', complainer, encryptionKey, complaints, signed, signature };
+      return { kind: 'complaints', complainer, complaints, signed, signature };
     }
     case MESSAGE_TYPES.justification: {
       const dealer = r.memberId('dealer');

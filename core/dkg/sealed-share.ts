@@ -9,14 +9,18 @@ import { u16 } from './context.ts';
  * publishing the share (ETHDKG-style: the pad comes from a Diffie–Hellman key that only the two
  * ends know, and a dispute reveals that one key with a DLEQ proof).
  *
- * The complainer puts a fresh key E = e·G in its signed complaints message. The dealer picks a
+ * The complainer puts a fresh key E = e·G per accused dealer in its signed complaints message
+ * (one key per dealer: a proven K = e·D' for a D' that a faulty dealer derived from another
+ * dealer's D, say D' = D + x·G, gives K − x·E = e·D, which opens that other answer only if it was
+ * sealed to the same E; see session.ts for which answers a complainer opens). The dealer picks a
  * fresh d, publishes D = d·G and c = share + H(binding, D, K) mod n with K = d·E; the complainer
  * computes K = e·D. No AEAD: the commitments already tell the complainer whether what it opened
  * is its share, and the dealer's signature stops anyone else from altering c. When it is not,
  * the complainer publishes K with a proof that log_G(E) = log_D(K); anyone can then open c and
  * see the mismatch, and nobody can open it to anything else (K is fixed by E and D), so an
  * honest dealer cannot be framed. Revealing K exposes only this share, of a dealer that is
- * disqualified for it.
+ * disqualified for it: the complainer proves a pair key only for the first answer it opens under a
+ * key, and only the accused dealer's answers sealed to that key are opened.
  */
 const PAD_DOMAIN = utf8ToBytes('tkms/dkg/v2/sealed-share/pad');
 const PAIR_KEY_PROOF: DleqDomain = {
@@ -76,5 +80,14 @@ export function provePairKey(b: SealBinding, secretKey: bigint, ephemeralKey: Ui
 /** What a sealed share opens to under a proven pair key; undefined when the proof does not hold. Never throws. */
 export function openWithProvenKey(b: SealBinding, sealed: SealedShare, proven: ProvenPairKey): bigint | undefined {
   if (!verifyDleqIn(PAIR_KEY_PROOF, bindingBytes(b), b.recipientKey, sealed.ephemeralKey, proven.pairKey, proven.proof)) return undefined;
-  return mod(sealed.ciphertext - pad(b, sealed.ephemeralKey, proven.pairKey));
+  return openWithPairKey(b, sealed, proven.pairKey);
+}
+
+/**
+ * What a sealed share opens to under a candidate pair key, proven or not: what anyone holding a
+ * revealed (or derived) K can compute. The pad is bound to (session, dealer, recipient, E, D), so
+ * a K opens only shares sealed by that dealer to that E with that D.
+ */
+export function openWithPairKey(b: SealBinding, sealed: SealedShare, pairKey: Uint8Array): bigint {
+  return mod(sealed.ciphertext - pad(b, sealed.ephemeralKey, pairKey));
 }

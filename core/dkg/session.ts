@@ -1,5 +1,5 @@
 import { bytesToHex, encodeHex, equalBytes } from '../bytes.ts';
-import { encodePoint, G, mod, multiplySecret, Point, randomScalar, type Point as PointT } from '../curve.ts';
+import { decodePoint, encodePoint, G, mod, multiplySecret, Point, randomScalar, type Point as PointT } from '../curve.ts';
 import { curveBackend } from '../curve-backend.ts';
 import { isTkmsError, TkmsError } from '../errors.ts';
 import { assertKeyId } from '../identifiers.ts';
@@ -148,14 +148,25 @@ export class DkgSession {
   /** Pairs whose complainer withdrew its complaint (it holds a valid share from the dealer). */
   private readonly justifiedPairs = new Set<string>();
   private readonly justificationsFrom = new Map<number, number>();
-  /** Secret e of the key E = e·G in our complaints message; held only during the complaints phase. */
-  private encryptionSecret: bigint | undefined;
-  private encryptionKey: Uint8Array | undefined;
+  /**
+   * Our key E_j = e_j·G for each dealer j we complain about (fresh each), held only during the
+   * complaints phase: only dealer j's answer may be sealed to E_j, so a pair key we prove for it
+   * can open nothing but dealer j's own answers.
+   */
+  private readonly ownKeys = new Map<number, { secret: bigint; key: Uint8Array }>();
+  /** Dealers whose sealed answer we opened: one answer per key, so at most one pair key per key is ever proven. */
+  private readonly openedAnswers = new Set<number>();
   /** Dealers we complained about without evidence: we give a verdict on their answer. */
   private readonly ownComplaints = new Set<number>();
   private readonly verdictsGiven = new Set<string>();
-  /** Each complainer's encryption key, from its accepted complaints message. */
-  private readonly complainerKeys = new Map<number, Uint8Array>();
+  /** E_{C,j} per (dealer j, complainer C): the key of C's complaint against j. */
+  private readonly complaintKeys = new Map<string, Uint8Array>();
+  /** Each complainer's distinct signed complaints messages: one from an honest member; two prove equivocation. */
+  private readonly complaintCopies = new Map<number, ComplaintsMessage[]>();
+  /** Complainers that signed two different complaints messages: their complaints without evidence are void. */
+  private readonly equivocators = new Set<number>();
+  /** Complaints messages whose signature we checked, per sender, so a flood of signed copies stays bounded. */
+  private readonly complaintsFrom = new Map<number, number>();
   /** Dealer-signed sealed shares seen, per (dealer, member) pair. */
   private readonly justifications = new Map<string, JustificationMessage[]>();
   /** Pairs whose complainer has given a verdict (withdrawal or evidence, true or not). */
@@ -492,7 +503,7 @@ export class DkgSession {
   private eraseSecrets(): void {
     if (this.dealing) eraseDealing(this.dealing);
     this.ownShare = undefined;
-    this.encryptionSecret = undefined;
+    this.ownKeys.clear();
     this.sentShares.clear();
     this.receivedShares.clear();
     this.buffered.clear();
@@ -600,7 +611,7 @@ export class DkgSession {
           if (!this.answered(dealer, complainer)) this.disqualify(dealer, `did not answer the complaint of member ${complainer} with a valid share`);
         }
         this.openComplaints.clear();
-        this.encryptionSecret = undefined;
+        this.ownKeys.clear();
         this.enterConfirm();
         break;
       case 'confirm':
@@ -728,7 +739,7 @@ export class DkgSession {
     this.event(`round 1 fixed: ${this.round1Qualified.size} dealers`);
     if (this.dealing && this.round1Qualified.has(this.self)) {
       const badTo = new Set(this.faults.badShareTo ?? []);
-      const withheldFrom = new Set(this.faults.badJustificationTo ?? []);
+      const withheldFrom = new Set([...(this.faults.badJustificationTo ?? []), ...(this.faults.shiftedAnswer ? [this.faults.shiftedAnswer.complainer] : [])]);
       this.ownShare = shareFor(this.dealing, this.self);
       for (const id of this.others) {
         let share = shareFor(this.dealing, id);
@@ -803,18 +814,31 @@ export class DkgSession {
     this.currentPhase = 'complaints';
     this.expectedComplaints = new Set(this.echoSenders);
     const falseAgainst = new Set([...(this.faults.falseComplaintAgainst ?? []), ...(this.faults.falseEvidenceAgainst ?? [])]);
+    // A fresh key per accused dealer, so answers to our complaints can be published without
+    // publishing our shares, and a pair key we prove about one dealer's answer opens no other's.
+    const freshKey = (): { secret: bigint; key: Uint8Array } => {
+      const secret = randomScalar();
+      return { secret, key: curveBackend().multiplyBaseSecret(secret) };
+    };
     const complaints: Complaint[] = [];
     for (const dealer of this.round1Qualified.keys()) {
       if (dealer === this.self) continue;
       const received = this.receivedShares.get(dealer);
-      if (received === undefined || falseAgainst.has(dealer)) complaints.push({ accused: dealer, evidence: undefined });
-      else if (!received.valid) complaints.push({ accused: dealer, evidence: received.raw });
+      const complaint = received === undefined || falseAgainst.has(dealer) ? undefined : received.valid ? null : received.raw;
+      if (complaint === null) continue;
+      const key = freshKey();
+      this.ownKeys.set(dealer, key);
+      this.complaintKeys.set(pairKey(dealer, this.self), key.key);
+      complaints.push({ accused: dealer, encryptionKey: key.key, evidence: complaint });
     }
-    // A fresh key per session, so answers to our complaints can be published without publishing our shares.
-    this.encryptionSecret = randomScalar();
-    this.encryptionKey = curveBackend().multiplyBaseSecret(this.encryptionSecret);
-    this.complainerKeys.set(this.self, this.encryptionKey);
-    this.broadcast(this.sign(complaintsUnsigned(this.self, this.encryptionKey, complaints)));
+    const signed = this.sign(complaintsUnsigned(this.self, complaints));
+    const equivocateTo = new Set(this.faults.equivocateComplaints ?? []);
+    if (equivocateTo.size === 0) {
+      this.broadcast(signed);
+    } else {
+      const other = this.sign(complaintsUnsigned(this.self, complaints.map((c) => ({ ...c, encryptionKey: freshKey().key }))));
+      for (const id of this.others) this.send(id, equivocateTo.has(id) ? other : signed);
+    }
     for (const c of complaints) {
       if (c.evidence !== undefined) {
         this.disqualify(c.accused, `sent member ${this.self} a share that does not match its commitments`);
@@ -828,7 +852,7 @@ export class DkgSession {
 
   private openComplaint(dealer: number, complainer: number): void {
     const key = pairKey(dealer, complainer);
-    if (this.justifiedPairs.has(key) || this.disqualifiedDealers.has(dealer)) return;
+    if (this.justifiedPairs.has(key) || this.disqualifiedDealers.has(dealer) || this.equivocators.has(complainer)) return;
     this.openComplaints.set(key, { dealer, complainer });
   }
 
@@ -837,22 +861,42 @@ export class DkgSession {
    * everyone. A complainer that crashes part-way through its broadcast would otherwise
    * leave some members waiting for a justification that the accused dealer, never having seen the
    * complaint, does not send, and those members would disqualify an honest dealer alone.
+   *
+   * A complainer that signs two different complaints messages has equivocated; the pair, both
+   * signed, is the proof. Each member keeps and relays the first two distinct ones it gets (the
+   * first one too, even when empty, once the second arrives), so every member that holds one copy
+   * receives the other. With both, the complainer's complaints without evidence are void: nobody
+   * waits for or needs an answer to them. Evidence is judged in every copy (it proves a bad share
+   * whoever carries it). Until a member holds both, it needs an answer sealed to the key of the copy
+   * it holds, and the accused dealer answers every copy it keeps, even after moving on; so an honest
+   * accused dealer stays qualified for every member, whichever copies reached whom first.
    */
   private onComplaints(from: number, message: ComplaintsMessage): void {
     const late = this.currentPhase !== 'complaints';
     const complainer = message.complainer;
-    if (complainer === this.self || !this.others.includes(complainer) || this.complaintSenders.has(complainer)) {
+    const copies = this.complaintCopies.get(complainer) ?? [];
+    if (complainer === this.self || !this.others.includes(complainer) || copies.some((c) => equalBytes(c.signed, message.signed))) {
       if (complainer === from) this.event(`ignored a duplicate or misattributed complaints message from ${from}`);
+      return;
+    }
+    // An honest sender sends its own and relays at most two per other complainer.
+    const count = (this.complaintsFrom.get(from) ?? 0) + 1;
+    this.complaintsFrom.set(from, count);
+    if (count > 2 * this.members.length) {
+      this.event(`ignored complaints of ${complainer} from ${from}: too many complaints messages`);
       return;
     }
     if (!this.verifySigned(complainer, message.signed, message.signature)) {
       this.event(`ignored complaints of ${complainer} (from ${from}): bad signature`);
       return;
     }
+    const kept = copies.length < 2;
+    if (kept) this.complaintCopies.set(complainer, [...copies, message]);
+    const first = copies.length === 0;
     this.complaintSenders.add(complainer);
-    this.complainerKeys.set(complainer, message.encryptionKey);
+    if (kept && !first) this.onComplaintEquivocation(complainer, copies[0]!, late);
     // Relayed by every member that accepts it, whoever brought it, so all see the same complaints.
-    if (!late && message.complaints.length > 0) this.broadcast(withSignature(message.signed, message.signature));
+    if (!late && kept && (message.complaints.length > 0 || !first)) this.broadcast(withSignature(message.signed, message.signature));
     const seen = new Set<number>();
     for (const complaint of message.complaints) {
       const dealer = complaint.accused;
@@ -863,8 +907,8 @@ export class DkgSession {
       if (dealer === this.self) {
         if (!late && complaint.evidence !== undefined && this.evidenceProvesBadShare(dealer, complainer, complaint.evidence)) {
           this.disqualify(dealer, `sent member ${complainer} a share that does not match its commitments (signed evidence)`);
-        } else {
-          this.justify(complainer, message.encryptionKey);
+        } else if (kept) {
+          this.justify(complainer, complaint.encryptionKey);
         }
         continue;
       }
@@ -873,9 +917,21 @@ export class DkgSession {
         this.disqualify(dealer, `sent member ${complainer} a share that does not match its commitments (signed evidence)`);
         continue;
       }
+      if (!first) continue;
+      this.complaintKeys.set(pairKey(dealer, complainer), complaint.encryptionKey);
       this.openComplaint(dealer, complainer);
     }
     if (late) this.event(`complaints of ${complainer} arrived after the complaints phase`);
+  }
+
+  /** A second signed complaints message: the complainer's complaints without evidence no longer count. */
+  private onComplaintEquivocation(complainer: number, firstCopy: ComplaintsMessage, late: boolean): void {
+    this.event(`member ${complainer} signed two different complaints messages: its complaints without evidence are void`);
+    if (late) return;
+    this.equivocators.add(complainer);
+    for (const [key, { complainer: c }] of this.openComplaints) if (c === complainer) this.openComplaints.delete(key);
+    // Whoever holds only the other copy learns of the equivocation from us.
+    if (firstCopy.complaints.length === 0) this.broadcast(withSignature(firstCopy.signed, firstCopy.signature));
   }
 
   private evidenceProvesBadShare(dealer: number, complainer: number, evidence: Uint8Array): boolean {
@@ -890,10 +946,11 @@ export class DkgSession {
     return !this.shareMatches(dealer, complainer, share.share);
   }
 
-  /** Our answer to an evidence-less complaint: the complainer's share, sealed to the key in its complaints message. */
+  /** Our answer to an evidence-less complaint: the complainer's share, sealed to the key of its complaint against us. */
   private justify(complainer: number, encryptionKey: Uint8Array): void {
     const share = this.sentShares.get(complainer);
     if (share === undefined) return;
+    if (this.faults.shiftedAnswer?.complainer === complainer) return;
     this.event(`answering the complaint of member ${complainer} with its sealed share`);
     const binding: SealBinding = { context: this.context, dealer: this.self, recipient: complainer, recipientKey: encryptionKey };
     const sealed = sealShare(binding, share);
@@ -904,8 +961,8 @@ export class DkgSession {
 
   /**
    * A dealer-signed sealed share made public. It answers the complaint about its pair when it is
-   * sealed to the key of the complainer's complaints message (checked when the phase is judged, as
-   * that message may come later); only the complainer can open it, and whether it matches is for
+   * sealed to the key of the complainer's complaint against that dealer (checked when the phase is
+   * judged, as the complaint may come later); only the complainer can open it, and whether it matches is for
    * the complainer's verdict to show. Every member relays each one it sees first, whoever sent it,
    * so all end with the same set: a dealer crashing part-way through, or a faulty member passing a
    * copy to only some, cannot leave a complaint answered for some members and open for others.
@@ -931,26 +988,49 @@ export class DkgSession {
     this.broadcast(message.raw);
     this.event(`dealer ${dealer} answered the complaint of member ${recipient} (sealed)`);
     if (recipient === this.self) this.openOwnJustification(message);
+    if (this.faults.shiftedAnswer?.victim === dealer && this.faults.shiftedAnswer.complainer === recipient) this.answerWithShiftedKey(message);
   }
 
-  /** Whether the complaint (dealer, complainer) has an answer: its withdrawal, or a share sealed to the complainer's key. */
+  /** Test fault (see DkgFaults.shiftedAnswer): answers with D' = D_victim + offset·G, for the complainer to prove e·D'. */
+  private answerWithShiftedKey(victimAnswer: JustificationMessage): void {
+    const { complainer, offset } = this.faults.shiftedAnswer!;
+    const shifted = encodePoint(decodePoint(victimAnswer.ephemeralKey).add(G.multiply(BigInt(offset))));
+    const ours = this.complaintCopies.get(complainer)?.[0]?.complaints.find((c) => c.accused === this.self)?.encryptionKey;
+    const keys = [victimAnswer.recipientKey, ours].filter((k): k is Uint8Array => k !== undefined);
+    for (const [i, key] of keys.entries()) {
+      if (i > 0 && equalBytes(key, keys[0]!)) continue;
+      this.event(`(test fault) answering member ${complainer} with dealer ${victimAnswer.dealer}'s ephemeral key shifted by ${offset}·G`);
+      const raw = this.sign(justificationUnsigned(this.self, complainer, key, shifted, randomScalar()));
+      this.seenJustifications.add(bytesToHex(raw));
+      this.broadcast(raw);
+    }
+  }
+
+  /** Whether the complaint (dealer, complainer) has an answer: its withdrawal, or a share from that dealer sealed to the complaint's key. */
   private answered(dealer: number, complainer: number): boolean {
     const key = pairKey(dealer, complainer);
     if (this.justifiedPairs.has(key)) return true;
-    const encryptionKey = this.complainerKeys.get(complainer);
+    const encryptionKey = this.complaintKeys.get(key);
     return encryptionKey !== undefined && (this.justifications.get(key) ?? []).some((j) => equalBytes(j.recipientKey, encryptionKey));
   }
 
-  /** A sealed share for us: open it; a valid share settles our complaint, any other is proven bad for all to check. */
+  /**
+   * A sealed share for us: open it; a valid share settles our complaint, any other is proven bad for
+   * all to check. Only an answer from dealer j sealed to our key for j is opened, and only the first:
+   * a proven pair key e_j·D then opens only dealer j's own answers, and we never prove two pair keys
+   * for one key (a dealer choosing D after seeing another dealer's answer learns nothing from it).
+   */
   private openOwnJustification(message: JustificationMessage): void {
     const { dealer } = message;
-    const secret = this.encryptionSecret;
-    if (secret === undefined || this.encryptionKey === undefined || !equalBytes(message.recipientKey, this.encryptionKey)) {
-      this.event(`dealer ${dealer} sealed an answer to a key that is not ours`);
+    const own = this.ownKeys.get(dealer);
+    if (own === undefined || !equalBytes(message.recipientKey, own.key)) {
+      this.event(`dealer ${dealer} sealed an answer to a key that is not ours for it`);
       return;
     }
-    if (!this.ownComplaints.has(dealer) || this.disqualifiedDealers.has(dealer)) return;
-    const binding: SealBinding = { context: this.context, dealer, recipient: this.self, recipientKey: this.encryptionKey };
+    if (!this.ownComplaints.has(dealer) || this.disqualifiedDealers.has(dealer) || this.openedAnswers.has(dealer)) return;
+    this.openedAnswers.add(dealer);
+    const secret = own.secret;
+    const binding: SealBinding = { context: this.context, dealer, recipient: this.self, recipientKey: own.key };
     const sealed = { ephemeralKey: message.ephemeralKey, ciphertext: message.ciphertext };
     const share = openShare(binding, secret, sealed);
     const valid = this.shareMatches(dealer, this.self, share);

@@ -46,6 +46,15 @@ export interface DkgFaults {
   badJustificationTo?: number[];
   /** Complain against these (honest) dealers, then claim their (valid) justification is bad, with its real pair key as evidence. */
   falseEvidenceAgainst?: number[];
+  /**
+   * The Diffie–Hellman oracle attack on sealed answers: send `complainer` no round-2 share and never
+   * answer its complaint honestly; when dealer `victim` answers the complainer, answer with
+   * D' = D_victim + offset·G and a garbage ciphertext (sealed to the key the victim used and to the
+   * key of the complaint against us), so that the complainer's evidence would reveal e·D'.
+   */
+  shiftedAnswer?: { complainer: number; victim: number; offset: number };
+  /** Sign a second complaints message (same complaints, fresh keys) and send it to these members instead. */
+  equivocateComplaints?: number[];
 }
 
 export interface DkgPublicResult {

@@ -13,7 +13,7 @@ import {
   type DkgPublicResult,
 } from '../../core/dkg/index.ts';
 import { frostIdentifier, deal, verifyProofOfKnowledge, evaluateCommitments } from '../../core/dkg/frost.ts';
-import { decodeDkgMessageOfKind, justificationUnsigned, MESSAGE_TYPES, verdictUnsigned, withSignature } from '../../core/dkg/codec.ts';
+import { complaintsUnsigned, decodeDkgMessageOfKind, justificationUnsigned, MESSAGE_TYPES, verdictUnsigned, withSignature } from '../../core/dkg/codec.ts';
 import { messageToSign, sessionContext } from '../../core/dkg/context.ts';
 import { openShare, openWithProvenKey, provePairKey, sealShare } from '../../core/dkg/sealed-share.ts';
 import { makeKeyring, makeNodeCryptoKeyring, runDkg, type RunResult } from './dkg-harness.ts';
@@ -313,6 +313,38 @@ describe('DKG: sealed answers to complaints', () => {
     }
     assert.equal(checks, 4 * ids.length * ids.length);
     assert.ok(session.events.some((e) => /ignored a verdict from 3: too many/.test(e)));
+  });
+
+  it('a member that floods signed complaints messages of one complainer has at most 2·n of their signatures checked', () => {
+    const ids = [1, 2, 3];
+    const ring = makeKeyring(ids);
+    const params = { keyId: 'test-key', committeeId: 'test-committee', sessionId: new Uint8Array(16).fill(3), t: 2, memberIds: ids };
+    let checks = 0;
+    const identity = ring.identity(1);
+    const counting = { ...identity, verify: (id: number, m: Uint8Array, sig: Uint8Array) => (checks++, identity.verify(id, m, sig)) };
+    const sessions = new Map(ids.map((id) => [id, new DkgSession({ ...params, selfId: id }, id === 1 ? counting : ring.identity(id))]));
+    // Run everything but the complaints messages to member 1, which then waits in the complaints phase.
+    const queue: { from: number; to: number; payload: Uint8Array }[] = [];
+    const enqueue = (from: number, outs: { to: number | 'all'; payload: Uint8Array }[]): void => {
+      for (const out of outs) for (const to of out.to === 'all' ? ids.filter((id) => id !== from) : [out.to]) queue.push({ from, to, payload: out.payload });
+    };
+    for (const id of ids) enqueue(id, sessions.get(id)!.start());
+    while (queue.length > 0) {
+      const e = queue.shift()!;
+      if (e.to === 1 && e.payload[1] === MESSAGE_TYPES.complaints) continue;
+      enqueue(e.to, sessions.get(e.to)!.receive(e.from, e.payload));
+    }
+    const victim = sessions.get(1)!;
+    assert.equal(victim.phase, 'complaints');
+    const context = sessionContext({ ...params, selfId: 1 }, ids);
+    checks = 0;
+    for (let i = 0; i < 40; i++) {
+      const unsigned = complaintsUnsigned(3, [{ accused: 2, encryptionKey: encodePoint(G.multiply(BigInt(i + 1))), evidence: undefined }]);
+      victim.receive(2, withSignature(unsigned, ring.identity(3).sign(messageToSign(context, unsigned))));
+    }
+    assert.equal(checks, 2 * ids.length);
+    assert.ok(victim.events.some((e) => /ignored complaints of 3 from 2: too many complaints messages/.test(e)));
+    assert.ok(victim.events.some((e) => /member 3 signed two different complaints messages/.test(e)));
   });
 
   it('a complainer that signs evidence with a forged pair key does not get an honest dealer disqualified', () => {
