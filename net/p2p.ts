@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { tcp } from '@libp2p/tcp';
 import { noise } from '@chainsafe/libp2p-noise';
@@ -30,20 +31,30 @@ const OUTBOUND_STREAM_LIMIT = 1024;
 const NEGOTIATION_TIMEOUT_MS = 1_500;
 /** How long an inbound connection may take for its handshake before it is dropped. */
 const INBOUND_UPGRADE_TIMEOUT_MS = 3_000;
-/** Handshakes in progress at once from addresses off the allow list (libp2p's default is 10). */
-const PENDING_INBOUND_CONNECTIONS = 32;
+/**
+ * Handshakes in progress at once from addresses off the allow list (libp2p's default is 10); past
+ * it libp2p refuses every such connection, a reconnecting gateway's too. The gate lets one IP hold
+ * at most `pendingPerIp` (2) of them, so filling this takes 128 addresses, each keeping two stalled
+ * handshakes going. An attacker with that many addresses can still keep off-list peers (gateways,
+ * clients) out for as long as it keeps them all busy; members are on the allow list and are not
+ * affected. A handshake costs a socket and a few KiB, so the limit can be this high.
+ */
+const PENDING_INBOUND_CONNECTIONS = 256;
 /** Connections a gateway may have to one node at once (a redial overlapping the old one). */
 const CONNECTIONS_PER_GATEWAY = 4;
 
 export interface HostOptions {
   /** Peers admitted whatever the outsider limits say: the committee's members and these (gateways). */
   gatewayPeerIds?: readonly string[];
+  /** IPs the gateways connect from: allow-listed like members' (no pending or rate limit). */
+  gatewayAddresses?: readonly string[];
   outsiders?: OutsiderLimits;
 }
 
-/** IPs of loopback plus the committee's own addresses: never rate-limited or pruned. */
-function allowList(committee: Committee): string[] {
+/** IPs of loopback, the committee's own addresses and the gateways': never rate-limited or pruned. */
+function allowList(committee: Committee, gatewayAddresses: readonly string[]): string[] {
   const allow = new Set(['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']);
+  for (const ip of gatewayAddresses) allow.add(`/${isIPv6(ip) ? 'ip6' : 'ip4'}/${ip}`);
   for (const m of committee.members) {
     for (const addr of m.multiaddrs) {
       const ip = multiaddr(addr)
@@ -61,7 +72,9 @@ const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1
 export async function createHost(identity: { privateKey: PrivateKey }, listen: string[], committee: Committee, opts: HostOptions = {}): Promise<Libp2p> {
   const trusted = new Set([...committee.members.map((m) => m.peerId), ...(opts.gatewayPeerIds ?? [])]);
   const outsiders = opts.outsiders ?? OUTSIDER_LIMITS;
-  const gate = new ConnectionGate((peer) => trusted.has(peer), outsiders, isLoopback);
+  const allow = allowList(committee, opts.gatewayAddresses ?? []);
+  const allowedIps = new Set(allow.map((a) => multiaddr(a).getComponents()[0]!.value!));
+  const gate = new ConnectionGate((peer) => trusted.has(peer), outsiders, isLoopback, (ip) => isLoopback(ip) || allowedIps.has(ip));
   const libp2p = await createLibp2p({
     privateKey: identity.privateKey,
     addresses: { listen },
@@ -81,7 +94,7 @@ export async function createHost(identity: { privateKey: PrivateKey }, listen: s
       ),
     ],
     connectionManager: {
-      allow: allowList(committee),
+      allow,
       // Room for every member, gateway and admitted outsider (plus handshakes that pass the gate
       // together), so libp2p never refuses or prunes a member or gateway for lack of room:
       // outsiders are capped by the gate, well below this.
@@ -96,7 +109,9 @@ export async function createHost(identity: { privateKey: PrivateKey }, listen: s
     connectionGater: {
       // Members may run on one host during tests: never refuse loopback or private IPs.
       denyDialMultiaddr: () => false,
+      denyInboundConnection: (maConn) => gate.denyPending(maConn),
       denyInboundEncryptedConnection: (peer, maConn) => gate.denyInbound(peer, maConn),
+      denyInboundUpgradedConnection: (_peer, maConn) => gate.upgraded(maConn),
     },
     nodeInfo: { name: 'tkms-node' },
   });

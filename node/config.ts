@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -40,6 +41,11 @@ export interface NodeConfig {
   replayIdsPerRequester: number;
   /** libp2p peer ids of the gateway(s): besides members, the only peers that may push revocations. */
   gatewayPeerIds: string[];
+  /**
+   * IP addresses the gateway(s) connect from: on libp2p's allow list, so no handshakes pending from
+   * outsiders can keep them out (without it, an attacker with enough addresses can).
+   */
+  gatewayAddresses: string[];
   /** Misbehaviour for tests; only accepted with TKMS_ENABLE_TEST_FAULTS=1. */
   testFaults: DkgFaults | undefined;
   partialFault: PartialFault | undefined;
@@ -59,6 +65,7 @@ const KNOWN_FIELDS = [
   'revocations',
   'replayIdsPerRequester',
   'gatewayPeerIds',
+  'gatewayAddresses',
   'committeeFile',
   'keystorePasswordFile',
   'dkg',
@@ -296,6 +303,13 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
       });
     }
   }
+  const gatewayAddresses: string[] = [];
+  if (raw.gatewayAddresses !== undefined) {
+    const v = raw.gatewayAddresses;
+    if (!Array.isArray(v) || v.length > MAX_GATEWAY_PEER_IDS || !v.every((a) => typeof a === 'string' && isIP(a) !== 0)) {
+      problem('gatewayAddresses', `gatewayAddresses must be an array of at most ${MAX_GATEWAY_PEER_IDS} IP addresses (no ports, no names)`);
+    } else gatewayAddresses.push(...(v as string[]));
+  }
   let clockSkewSeconds = 30;
   if (raw.clockSkewSeconds !== undefined) {
     const v = raw.clockSkewSeconds;
@@ -361,6 +375,7 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
     revocations,
     replayIdsPerRequester,
     gatewayPeerIds,
+    gatewayAddresses,
     testFaults,
     partialFault,
   };

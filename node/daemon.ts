@@ -174,7 +174,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     replayCacheEntries: () => replay.size,
     frameBytesHeld: (peers) => budgets[peers].held,
   });
-  const libp2p = await createHost(identity, config.listen, committee, { gatewayPeerIds: config.gatewayPeerIds });
+  const libp2p = await createHost(identity, config.listen, committee, { gatewayPeerIds: config.gatewayPeerIds, gatewayAddresses: config.gatewayAddresses });
   const conns = new MemberConnections(libp2p, committee, self.id, log, () => metrics.peersConnected.set(conns.connectedMembers().length));
   // Kept-alive streams to the other members: a DKG sends n − 1 frames per round, a revocation floods to all.
   const memberFrames = new FrameClient(libp2p);

@@ -2,12 +2,22 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { readFile } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import type { Stream, StreamMuxer } from '@libp2p/interface';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { PrivateKey, Stream, StreamMuxer } from '@libp2p/interface';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p, type Libp2p } from 'libp2p';
 import { generateAccount, TkmsClient, type Account } from '../../client/index.ts';
 import { Devnet } from '../../deploy/devnet.ts';
 import { loadCommitteeFile, type Committee } from '../../net/committee.ts';
 import { OUTSIDER_LIMITS } from '../../net/connection-gate.ts';
+import { createHost } from '../../net/p2p.ts';
 import { P2pClient } from '../support/p2p-client.ts';
 import { makeTempDir, removeDir, waitFor } from '../support/processes.ts';
 
@@ -173,5 +183,116 @@ describe('attacks on a node\'s libp2p admission by outsiders (devnet: 3 nodes, t
       for (const id of full) assert.equal(clients.filter((c) => c !== late && openTo(c, id)).length, OUTSIDER_LIMITS.total);
       await decryptsStill();
     });
+  });
+});
+
+describe('attack: stalled handshakes keep the node\'s pending handshakes full so a gateway cannot reconnect', function () {
+  this.timeout(60_000);
+  /**
+   * libp2p refuses every connection from off its allow list once its pending handshakes are full;
+   * the attacker opens TCP connections and never says a word, refilling them as they time out.
+   * Loopback is allow-listed (exempt from both limits), so the attack comes from this machine's
+   * own non-loopback address, to a real host built as the daemon builds it.
+   */
+  const ip = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address;
+  let host: Libp2p | undefined;
+  let target = '';
+  let port = 0;
+  let gatewayKey: PrivateKey;
+  const sockets: Socket[] = [];
+  type Stalled = { socket: Socket; closed: () => boolean };
+
+  /** A TCP connection from `ip` that never starts the handshake; resolves once connected. */
+  const stall = async (): Promise<Stalled> => {
+    const socket = connect({ host: ip!, port, localAddress: ip! });
+    sockets.push(socket);
+    let closed = false;
+    socket.on('close', () => (closed = true));
+    socket.on('error', () => undefined);
+    // A refusal can reset the connection before the connect callback runs.
+    await new Promise<void>((resolve) => {
+      socket.once('connect', resolve);
+      socket.once('close', resolve);
+    });
+    return { socket, closed: () => closed };
+  };
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  before(async function () {
+    if (ip === undefined) this.skip();
+    const key = await generateKeyPair('Ed25519');
+    gatewayKey = await generateKeyPair('Ed25519');
+    const self = peerIdFromPrivateKey(key).toString();
+    const committee: Committee = { committeeId: 'pending-handshakes', t: 1, members: [{ id: 1, peerId: self, multiaddrs: ['/ip4/127.0.0.1/tcp/1'], publicKey: key.publicKey.raw }] };
+    host = await createHost({ privateKey: key }, [`/ip4/${ip}/tcp/0`], committee, { gatewayPeerIds: [peerIdFromPrivateKey(gatewayKey).toString()] });
+    await host.start();
+    port = Number(host.getMultiaddrs()[0]!.getComponents().find((c) => c.name === 'tcp')!.value);
+    target = `/ip4/${ip}/tcp/${port}/p2p/${self}`;
+  });
+
+  after(async () => {
+    for (const s of sockets) s.destroy();
+    await host?.stop();
+  });
+
+  it(`one address holds at most ${OUTSIDER_LIMITS.pendingPerIp} handshakes; each slot returns when its handshake times out, fails or completes`, async () => {
+    const cap = OUTSIDER_LIMITS.pendingPerIp;
+    // Within libp2p's own rate of 5 new connections per address per second.
+    const first: Stalled[] = [];
+    for (let i = 0; i < cap + 2; i++) first.push(await stall());
+    // Refused ones are closed at once; the old node held every one until the 3 s handshake timeout.
+    await sleep(1_500);
+    assert.deepEqual(
+      first.map((s) => s.closed()),
+      [...Array(cap).fill(false), true, true],
+      'handshakes left pending by the attacker (false = still held by the node)',
+    );
+    // Timed out: the node drops the stalled ones, and their address may try again.
+    await waitFor('the node to time out the stalled handshakes', async () => (first.every((s) => s.closed()) ? true : undefined), { timeoutMs: 15_000 });
+    const second: Stalled[] = [];
+    for (let i = 0; i < cap; i++) second.push(await stall());
+    await sleep(1_500);
+    assert.ok(second.every((s) => !s.closed()), 'slots freed by the timeout');
+    // Failed (the attacker hangs up): slots return, and a gateway from the same address connects.
+    for (const s of second) s.socket.destroy();
+    await sleep(300);
+    const gateway = await createLibp2p({ privateKey: gatewayKey, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] });
+    try {
+      const conn = await gateway.dial(multiaddr(target), { signal: AbortSignal.timeout(10_000) });
+      assert.equal(conn.status, 'open');
+      // Completed: the gateway's handshake holds no slot once done.
+      await sleep(300);
+      const third: Stalled[] = [];
+      for (let i = 0; i < cap + 1; i++) third.push(await stall());
+      await sleep(1_500);
+      assert.deepEqual(
+        third.map((s) => s.closed()),
+        [...Array(cap).fill(false), true],
+      );
+      assert.equal(conn.status, 'open', 'the gateway stays connected');
+    } finally {
+      await gateway.stop();
+    }
+  });
+
+  it('an address in gatewayAddresses is allow-listed: no pending cap applies to it', async () => {
+    const key = await generateKeyPair('Ed25519');
+    const self = peerIdFromPrivateKey(key).toString();
+    const committee: Committee = { committeeId: 'pending-handshakes', t: 1, members: [{ id: 1, peerId: self, multiaddrs: ['/ip4/127.0.0.1/tcp/1'], publicKey: key.publicKey.raw }] };
+    const listed = await createHost({ privateKey: key }, [`/ip4/${ip}/tcp/0`], committee, { gatewayAddresses: [ip!] });
+    const savedPort = port;
+    try {
+      await listed.start();
+      port = Number(listed.getMultiaddrs()[0]!.getComponents().find((c) => c.name === 'tcp')!.value);
+      const held: Stalled[] = [];
+      for (let i = 0; i < OUTSIDER_LIMITS.pendingPerIp + 2; i++) held.push(await stall());
+      await sleep(1_500);
+      assert.ok(held.every((s) => !s.closed()), 'every handshake from the listed address is still pending');
+    } finally {
+      port = savedPort;
+      await listed.stop();
+    }
   });
 });
