@@ -49,11 +49,16 @@ export interface HostOptions {
   /** IPs the gateways connect from: allow-listed like members' (no pending or rate limit). */
   gatewayAddresses?: readonly string[];
   outsiders?: OutsiderLimits;
+  /**
+   * Whether loopback counts as allow-listed (default true: co-located processes such as a local
+   * gateway or proxy share it). Tests set false to attack from 127.0.0.x like any other address.
+   */
+  exemptLoopback?: boolean;
 }
 
 /** IPs of loopback, the committee's own addresses and the gateways': never rate-limited or pruned. */
-function allowList(committee: Committee, gatewayAddresses: readonly string[]): string[] {
-  const allow = new Set(['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128']);
+function allowList(committee: Committee, gatewayAddresses: readonly string[], exemptLoopback: boolean): string[] {
+  const allow = new Set(exemptLoopback ? ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128'] : []);
   for (const ip of gatewayAddresses) allow.add(`/${isIPv6(ip) ? 'ip6' : 'ip4'}/${ip}`);
   for (const m of committee.members) {
     for (const addr of m.multiaddrs) {
@@ -72,9 +77,11 @@ const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1
 export async function createHost(identity: { privateKey: PrivateKey }, listen: string[], committee: Committee, opts: HostOptions = {}): Promise<Libp2p> {
   const trusted = new Set([...committee.members.map((m) => m.peerId), ...(opts.gatewayPeerIds ?? [])]);
   const outsiders = opts.outsiders ?? OUTSIDER_LIMITS;
-  const allow = allowList(committee, opts.gatewayAddresses ?? []);
+  const exemptLoopback = opts.exemptLoopback ?? true;
+  const allow = allowList(committee, opts.gatewayAddresses ?? [], exemptLoopback);
   const allowedIps = new Set(allow.map((a) => multiaddr(a).getComponents()[0]!.value!));
-  const gate = new ConnectionGate((peer) => trusted.has(peer), outsiders, isLoopback, (ip) => isLoopback(ip) || allowedIps.has(ip));
+  const loopbackExempt = (ip: string): boolean => exemptLoopback && isLoopback(ip);
+  const gate = new ConnectionGate((peer) => trusted.has(peer), outsiders, loopbackExempt, (ip) => loopbackExempt(ip) || allowedIps.has(ip));
   const libp2p = await createLibp2p({
     privateKey: identity.privateKey,
     addresses: { listen },

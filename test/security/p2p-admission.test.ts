@@ -3,7 +3,6 @@ import type { ChildProcess } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
@@ -191,12 +190,12 @@ describe('attack: stalled handshakes keep the node\'s pending handshakes full so
   /**
    * libp2p refuses every connection from off its allow list once its pending handshakes are full;
    * the attacker opens TCP connections and never says a word, refilling them as they time out.
-   * Loopback is allow-listed (exempt from both limits), so the attack comes from this machine's
-   * own non-loopback address, to a real host built as the daemon builds it.
+   * The host is built as the daemon builds it, except that loopback is not exempt, so the attack
+   * comes from 127.0.0.2 (its own address as far as the node can tell); the member's address,
+   * 127.0.0.9, is the only one allow-listed, and the gateway dials from 127.0.0.1.
    */
-  const ip = Object.values(networkInterfaces())
-    .flat()
-    .find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address;
+  const ip = '127.0.0.2';
+  const listenIp = '127.0.0.1';
   let host: Libp2p | undefined;
   let target = '';
   let port = 0;
@@ -206,7 +205,7 @@ describe('attack: stalled handshakes keep the node\'s pending handshakes full so
 
   /** A TCP connection from `ip` that never starts the handshake; resolves once connected. */
   const stall = async (): Promise<Stalled> => {
-    const socket = connect({ host: ip!, port, localAddress: ip! });
+    const socket = connect({ host: listenIp, port, localAddress: ip });
     sockets.push(socket);
     let closed = false;
     socket.on('close', () => (closed = true));
@@ -221,15 +220,14 @@ describe('attack: stalled handshakes keep the node\'s pending handshakes full so
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   before(async function () {
-    if (ip === undefined) this.skip();
     const key = await generateKeyPair('Ed25519');
     gatewayKey = await generateKeyPair('Ed25519');
     const self = peerIdFromPrivateKey(key).toString();
-    const committee: Committee = { committeeId: 'pending-handshakes', t: 1, members: [{ id: 1, peerId: self, multiaddrs: ['/ip4/127.0.0.1/tcp/1'], publicKey: key.publicKey.raw }] };
-    host = await createHost({ privateKey: key }, [`/ip4/${ip}/tcp/0`], committee, { gatewayPeerIds: [peerIdFromPrivateKey(gatewayKey).toString()] });
+    const committee: Committee = { committeeId: 'pending-handshakes', t: 1, members: [{ id: 1, peerId: self, multiaddrs: ['/ip4/127.0.0.9/tcp/1'], publicKey: key.publicKey.raw }] };
+    host = await createHost({ privateKey: key }, [`/ip4/${listenIp}/tcp/0`], committee, { gatewayPeerIds: [peerIdFromPrivateKey(gatewayKey).toString()], exemptLoopback: false });
     await host.start();
     port = Number(host.getMultiaddrs()[0]!.getComponents().find((c) => c.name === 'tcp')!.value);
-    target = `/ip4/${ip}/tcp/${port}/p2p/${self}`;
+    target = `/ip4/${listenIp}/tcp/${port}/p2p/${self}`;
   });
 
   after(async () => {
@@ -280,8 +278,8 @@ describe('attack: stalled handshakes keep the node\'s pending handshakes full so
   it('an address in gatewayAddresses is allow-listed: no pending cap applies to it', async () => {
     const key = await generateKeyPair('Ed25519');
     const self = peerIdFromPrivateKey(key).toString();
-    const committee: Committee = { committeeId: 'pending-handshakes', t: 1, members: [{ id: 1, peerId: self, multiaddrs: ['/ip4/127.0.0.1/tcp/1'], publicKey: key.publicKey.raw }] };
-    const listed = await createHost({ privateKey: key }, [`/ip4/${ip}/tcp/0`], committee, { gatewayAddresses: [ip!] });
+    const committee: Committee = { committeeId: 'pending-handshakes', t: 1, members: [{ id: 1, peerId: self, multiaddrs: ['/ip4/127.0.0.9/tcp/1'], publicKey: key.publicKey.raw }] };
+    const listed = await createHost({ privateKey: key }, [`/ip4/${listenIp}/tcp/0`], committee, { gatewayAddresses: [ip], exemptLoopback: false });
     const savedPort = port;
     try {
       await listed.start();
