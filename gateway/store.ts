@@ -7,7 +7,7 @@ import { TkmsError } from '../core/errors.ts';
 import { ensurePrivateDirectory, errnoCode, fsyncDirectory as durableFsync, ioError as durableIoError, PRIVATE_FILE_MODE } from '../net/durable-fs.ts';
 import type { OwnerLimits } from '../net/owner-limits.ts';
 import { AclTable, pairKey } from './store-acl.ts';
-import { parseWatermarkLine, RevocationWatermarks, type Watermark } from '../net/revocation-watermarks.ts';
+import { openBucketKey, parseWatermarkLine, RevocationWatermarks, type Watermark } from '../net/revocation-watermarks.ts';
 
 /**
  * The gateway's embedded durable store: ciphertext handles (metadata and ciphertext bytes),
@@ -16,6 +16,9 @@ import { parseWatermarkLine, RevocationWatermarks, type Watermark } from '../net
  *   dir/            mode 0700
  *     LOCK          "<pid>\n" of the gateway holding the store (single writer)
  *     store.log     mode 0600: MAGIC, then records
+ *     store.bucket-key  mode 0600: the random key of the revocation watermark buckets (created at
+ *                   first open; see net/revocation-watermarks.ts). If it is lost, the log's
+ *                   watermarks can no longer be placed and each covers every bucket until it expires.
  *
  * Record framing (all integers big-endian):
  *
@@ -150,6 +153,7 @@ export interface GatewayStoreOptions {
 
 export const LOG_FILE_NAME = 'store.log';
 export const LOCK_FILE_NAME = 'LOCK';
+export const BUCKET_KEY_FILE_NAME = 'store.bucket-key';
 export const MAX_CIPHERTEXT_BYTES = 1024 * 1024;
 /** Upper bound on any string field, in UTF-16 code units (the HTTP layer's limits are far lower). */
 export const MAX_FIELD_LENGTH = 4096;
@@ -302,7 +306,8 @@ export class GatewayStore {
       let store: GatewayStore;
       try {
         if (created) await fsyncDirectory(root);
-        const index = new Index(settings.limits, settings.now());
+        const bucketKey = await openBucketKey(join(root, BUCKET_KEY_FILE_NAME), 'store');
+        const index = new Index(settings.limits, settings.now(), bucketKey.key, bucketKey.created);
         const state = await replay(file, logPath, warn, index);
         index.finishLoad();
         if (index.futureGrants > 0) {
@@ -885,11 +890,16 @@ class Index {
   readonly ownerHandles = new Map<string, HandleCharge>();
   /** Grants dropped at load because their issuedAt is later than now + skew. */
   futureGrants = 0;
+  /** The latest watermark read under a bucket key that is gone (or none): it covers every bucket. */
+  #unplaced: number | undefined;
 
   constructor(
     private readonly limits: GatewayStoreLimits,
     /** Time of the load, for what is read from the log. */
     private readonly loadedAt: number,
+    bucketKey: Uint8Array,
+    /** The bucket key was created by this open: watermarks in the log were bucketed under another. */
+    private readonly bucketKeyCreated: boolean,
   ) {
     const { maxGrantLifetimeSeconds: lifetime, clockSkewSeconds: skew } = limits;
     // Nodes refuse a grant valid for longer than the lifetime, so it ends at issuedAt + lifetime.
@@ -899,7 +909,7 @@ class Index {
       limits.revocations,
       (r) => r.revokedAt,
       (r) => r.revokedAt + lifetime + skew,
-      new RevocationWatermarks((upTo) => upTo + lifetime + skew),
+      new RevocationWatermarks(bucketKey, (upTo) => upTo + lifetime + skew),
     );
   }
 
@@ -942,12 +952,14 @@ class Index {
         return;
       }
       case 'watermark':
-        this.revocations.watermarks!.raiseBucket(record.value.bucket, record.value.upTo);
+        if (this.bucketKeyCreated) this.#unplaced = Math.max(this.#unplaced ?? record.value.upTo, record.value.upTo);
+        else this.revocations.watermarks!.raiseBucket(record.value.bucket, record.value.upTo);
         return;
     }
   }
 
   finishLoad(): void {
+    if (this.#unplaced !== undefined) this.revocations.watermarks!.raiseAll(this.#unplaced);
     this.grants.resetExpiries();
     this.revocations.resetExpiries();
   }

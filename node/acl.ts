@@ -17,7 +17,10 @@ import type { RevocationStore } from './revocations.ts';
  * /tkms/acl/1: revocations reach every member. A node that stores a new revocation
  * passes it on to every other member (flooding gossip: acknowledged, so the gateway can
  * count how many nodes hold it), and a member that was away pulls what it missed from
- * each peer when it reconnects.
+ * each peer when it reconnects: what that peer still holds individually. A revocation a
+ * full store folded into a watermark is not synced (watermarks are unsigned and keyed per
+ * node), so a member that missed it cannot pull it from that peer; it is safe once n − t + 1
+ * nodes acknowledged it, and the owner re-sends until then (docs/operators.md "Revocations").
  */
 export interface AclPeerTransport {
   members(): number[];
@@ -67,7 +70,9 @@ export class AclService {
     for (const member of this.transport.members()) {
       if (member === fromMember) continue;
       this.transport.send(member, frame, FORWARD_TIMEOUT_MS).catch((e: unknown) => {
-        // The member pulls it on reconnect (syncFrom); nothing is lost by a failed push.
+        // The member pulls it on reconnect (syncFrom), from peers that still hold it individually;
+        // if all of them have folded it by then, only the owner's re-send brings it there.
+        // The gateway counts acknowledgements, so a revocation short of n − t + 1 shows as 202.
         this.log.debug({ member, err: errorText(e) }, 'revocation forward failed');
       });
     }

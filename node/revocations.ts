@@ -1,7 +1,9 @@
 import { bytesToHex, DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_MAX_GRANT_LIFETIME_SECONDS, envelopeToJson, grantKey, parseEnvelope, TkmsError, verifyRevocation, type Deployment, type RevocationEnvelope } from '../core/index.ts';
 import { ExpiryHeap } from '../net/expiry-heap.ts';
 import { OwnerCounts } from '../net/owner-limits.ts';
-import { parseWatermarkLine, RevocationWatermarks } from '../net/revocation-watermarks.ts';
+import { dirname } from 'node:path';
+import { ensurePrivateDirectory } from '../net/durable-fs.ts';
+import { openBucketKey, parseWatermarkLine, RevocationWatermarks } from '../net/revocation-watermarks.ts';
 import { AppendLog } from './append-log.ts';
 
 /**
@@ -20,7 +22,10 @@ import { AppendLog } from './append-log.ts';
  *     it expires. A live revocation is never forgotten, and a full store never refuses one: a
  *     flood costs grant holders availability, never re-enables a revoked grant (docs/operators.md).
  *     Watermarks are written to the log when it is compacted; until then the folded lines are
- *     still in it, and opening the log folds them again.
+ *     still in it, and opening the log folds them again. Buckets are keyed with the store's own
+ *     random key, kept in `<log>.bucket-key` (created at first open): an outsider cannot aim a
+ *     flood at a chosen owner's bucket. If that file is lost, the log's watermarks can no longer
+ *     be placed: each then covers every bucket (fails closed) until it expires.
  *   - The log is compacted when superseded or expired lines make it more than twice the live
  *     set, by lines or by bytes, and it is read as a stream when the node starts.
  * Paging for sync walks the kept revocations in order of arrival, by arrival number, so an
@@ -87,8 +92,9 @@ export class RevocationStore {
   private constructor(
     private readonly limits: RevocationLimits,
     private readonly deployment: Deployment,
+    bucketKey: Uint8Array,
   ) {
-    this.watermarks = new RevocationWatermarks((upTo) => this.expiresAt(upTo));
+    this.watermarks = new RevocationWatermarks(bucketKey, (upTo) => this.expiresAt(upTo));
   }
 
   /**
@@ -101,7 +107,11 @@ export class RevocationStore {
     limits: Partial<RevocationLimits> = {},
     nowSeconds = Math.floor(Date.now() / 1000),
   ): Promise<{ store: RevocationStore; tornBytes: number; dropped: number }> {
-    const store = new RevocationStore({ ...DEFAULT_REVOCATION_LIMITS, ...limits }, deployment);
+    await ensurePrivateDirectory(dirname(path), 'state');
+    const bucketKey = await openBucketKey(`${path}.bucket-key`, 'revocation log');
+    const store = new RevocationStore({ ...DEFAULT_REVOCATION_LIMITS, ...limits }, deployment, bucketKey.key);
+    // Watermarks bucketed under a key that is gone (or none): the latest is applied to every bucket.
+    let unplaced: number | undefined;
     let lineNo = 0;
     let failure: TkmsError | undefined;
     // Each line is kept only while it is live: the rest of a large log never stays in memory.
@@ -110,7 +120,8 @@ export class RevocationStore {
       if (failure !== undefined) return;
       try {
         const watermark = parseWatermarkLine(value);
-        if (watermark !== undefined) store.watermarks.raiseBucket(watermark.bucket, watermark.upTo);
+        if (watermark !== undefined && bucketKey.created) unplaced = Math.max(unplaced ?? watermark.upTo, watermark.upTo);
+        else if (watermark !== undefined) store.watermarks.raiseBucket(watermark.bucket, watermark.upTo);
         else store.load(parseEnvelope(value), bytes, nowSeconds);
       } catch (e) {
         // Skipping a revocation would silently re-enable a revoked grant: refuse to start instead.
@@ -126,6 +137,7 @@ export class RevocationStore {
     store.loading = false;
     store.resetExpiries();
     const dropped = log.lines - store.items.size - store.watermarks.size;
+    if (unplaced !== undefined) store.watermarks.raiseAll(unplaced);
     // A failed compaction (a full disk) leaves the log as it was, still valid: start anyway.
     if (store.bloated()) await store.compact(nowSeconds).catch(() => undefined);
     return { store, tornBytes, dropped };

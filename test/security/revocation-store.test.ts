@@ -160,13 +160,14 @@ describe('security: the revocation store', function () {
     const someGrantee = randomBytes(20);
     assert.equal(store.revokedAt(aliceRev.revocation.handle, aliceRev.revocation.grantee, alice.addressBytes), NOW - 100);
     // Any handle of an owner in alice's bucket (availability), none of an owner in another.
-    const bucket = RevocationWatermarks.bucketOf(alice.address);
+    const marks = new RevocationWatermarks(await readFile(`${path}.bucket-key`), (upTo) => upTo + span);
+    const bucket = marks.bucketOf(alice.address);
     let sameBucket: Uint8Array;
     let otherBucket: Uint8Array;
     do sameBucket = randomBytes(20);
-    while (RevocationWatermarks.bucketOf(Buffer.from(sameBucket).toString('hex')) !== bucket);
+    while (marks.bucketOf(Buffer.from(sameBucket).toString('hex')) !== bucket);
     do otherBucket = randomBytes(20);
-    while (RevocationWatermarks.bucketOf(Buffer.from(otherBucket).toString('hex')) === bucket);
+    while (marks.bucketOf(Buffer.from(otherBucket).toString('hex')) === bucket);
     assert.equal(store.revokedAt(someHandle, someGrantee, sameBucket), NOW - 100);
     assert.equal(store.revokedAt(someHandle, someGrantee, otherBucket), undefined);
     await store.close();
@@ -185,7 +186,6 @@ describe('security: the revocation store', function () {
     assert.equal(afterCompaction.revokedAt(aliceRev.revocation.handle, aliceRev.revocation.grantee, alice.addressBytes), NOW - 100);
     await afterCompaction.close();
     // Expiry: kept up to NOW - 100 + span, when nothing issued by NOW - 100 can still be valid.
-    const marks = new RevocationWatermarks((upTo) => upTo + span);
     marks.raise(alice.address, NOW - 100);
     assert.deepEqual(marks.live(NOW - 100 + span), [{ bucket, upTo: NOW - 100 }]);
     assert.deepEqual(marks.live(NOW - 100 + span + 1), []);
