@@ -4,7 +4,7 @@ import { TkmsError } from '../core/index.ts';
 import { loadCommitteeFile } from '../net/committee.ts';
 import { closeServer, startHttpServer } from '../net/http.ts';
 import { createLogger, type Logger } from '../net/logger.ts';
-import { gatewayRoutes, grantsResponseBytes, handleResponseBytes } from './api.ts';
+import { gatewayRoutes, handleResponseBytes } from './api.ts';
 import type { GatewayConfig } from './config.ts';
 import { KeyDirectory } from './keys.ts';
 import { createGatewayMetrics } from './metrics.ts';
@@ -78,7 +78,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
       limits: {
         ...config.httpLimits,
         maxBodyBytesInFlightPerIp: Math.max(config.httpLimits.maxBodyBytesInFlightPerIp, maxBodyBytes),
-        maxResponseBytesInFlightPerIp: Math.max(config.httpLimits.maxResponseBytesInFlightPerIp, handleResponseBytes(MAX_CIPHERTEXT_BYTES), grantsResponseBytes(config.grants.perOwner)),
+        maxResponseBytesInFlightPerIp: Math.max(config.httpLimits.maxResponseBytesInFlightPerIp, handleResponseBytes(MAX_CIPHERTEXT_BYTES)),
       },
       onRefused: (reason) => metrics.httpRefused.inc({ reason }),
       ...(tls ? { tls } : {}),
