@@ -96,6 +96,14 @@ export function handleResponseBytes(ciphertextBytes: number): number {
   return Math.ceil(ciphertextBytes / 3) * 4 + 64 * 1024;
 }
 
+/**
+ * What a handle's grant listing of `count` grants may take: each entry's fields have fixed sizes
+ * (hex handle, address, 65-byte signature, safe integers, a status word), under 400 bytes of JSON.
+ */
+export function grantsResponseBytes(count: number): number {
+  return count * 400 + 64 * 1024;
+}
+
 function storedGrant(g: Grant): StoredGrant {
   const json = grantToJson(g);
   return { handle: json.handle as string, grantee: json.grantee as string, notAfter: g.notAfter, issuedAt: g.issuedAt, signature: json.signature as string };
@@ -244,8 +252,9 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
     {
       method: 'GET',
       path: '/v1/handles/{handle}/grants',
-      handler: (_req, _url, _body, params) => {
+      handler: (req, _url, _body, params) => {
         const h = getHandle(params.handle);
+        reserveResponseBytes(req, grantsResponseBytes(ctx.store.grantCount(h.handle)));
         const now = nowSeconds();
         const grants = ctx.store.listGrants(h.handle).map((g) => {
           const revokedAt = ctx.store.revokedAt(h.handle, g.grantee);

@@ -314,7 +314,7 @@ const IP_RATE_NOTE =
 const BODY_BUDGET_NOTE = 'Too many request-body bytes in flight at the gateway (config `httpLimits.maxBodyBytesInFlight`): refused with the body unread; retry later.';
 const HANDLE_QUOTA_NOTE = 'Also past the owner\'s handles (config `handles.perOwner`, `handles.perOwnerBytes`), without `retryAfterSeconds`: handles never expire.';
 const HANDLE_STORE_NOTE =
-  'Or the gateway takes no new handles: `details.reason` is `store_full` (config `handles.maxBytes`), `disk_reserve` (free disk under `handles.minFreeDiskBytes`, kept for grants and revocations) or `store_queue_full` (config `storeWriteQueueBytes`; retry later).';
+  'Or the gateway takes no new handles: `details.reason` is `store_full` (config `handles.maxBytes`), `disk_reserve` (free disk under `handles.minFreeDiskBytes`, kept for grants and revocations; grants stop at half of it, revocations never) or `store_queue_full` (config `storeWriteQueueBytes`; retry later).';
 const RESPONSE_BUDGET_NOTE =
   'Too many bytes of large answers being built or not yet read, at the gateway (config `httpLimits.maxResponseBytesInFlight`); retry later. From one address that is a 429 (`httpLimits.maxResponseBytesInFlightPerIp`).';
 const STORE_FULL_NOTE = (field: 'grants' | 'revocations'): string => `The gateway holds \`${field}.max\` live ${field} and this owner holds as many as any other.`;
@@ -784,7 +784,10 @@ function paths(): Record<string, Schema> {
         summary: 'The grants the gateway holds for a handle',
         responses: {
           '200': jsonResponse('The grants.', ref('GrantList'), { handle: EX.handle, grants: [{ ...EX.grant, status: 'active' }] }),
-          ...errorResponses({ 400: ['bad_hex', 'bad_length'], 404: ['not_found'], 429: ['rate_limited'], 500: ['internal'] }, { 429: IP_RATE_NOTE }),
+          ...errorResponses(
+            { 400: ['bad_hex', 'bad_length'], 404: ['not_found'], 429: ['rate_limited'], 500: ['internal'], 503: ['unavailable'] },
+            { 429: `${IP_RATE_NOTE} Also too many unread answer bytes for the address (config \`httpLimits.maxResponseBytesInFlightPerIp\`; a listing is charged 400 bytes a grant plus 64 KiB).`, 503: RESPONSE_BUDGET_NOTE },
+          ),
         },
       },
       post: {
@@ -799,7 +802,7 @@ function paths(): Record<string, Schema> {
           '200': jsonResponse('Valid, but the gateway already holds a grant to this grantee issued at the same time or later; not stored.', ref('GrantStored'), { grant: EX.grant, stored: false }),
           ...errorResponses(
             { 400: MALFORMED, 403: ['unauthorized', 'legacy_signature'], 404: ['not_found'], 413: ['payload_too_large'], 429: ['rate_limited'], 500: ['internal'], 503: ['unavailable'] },
-            { 400: '`bad_request` also when grant.handle differs from the URL.', 403: 'Not signed by the handle\'s owner (for this deployment).', 429: `${RATE_LIMIT_NOTE} Also past the owner\'s live grants (config \`grants.perOwner\`), without \`retryAfterSeconds\`.`, 503: `${BODY_BUDGET_NOTE} Or: ${STORE_FULL_NOTE('grants')}` },
+            { 400: '`bad_request` also when grant.handle differs from the URL.', 403: 'Not signed by the handle\'s owner (for this deployment).', 429: `${RATE_LIMIT_NOTE} Also past the owner\'s live grants (config \`grants.perOwner\`), without \`retryAfterSeconds\`.`, 503: `${BODY_BUDGET_NOTE} Or: ${STORE_FULL_NOTE('grants')} Or \`details.reason\` \`disk_reserve\`: free disk is under half of \`handles.minFreeDiskBytes\`; the rest is kept for revocations.` },
           ),
         },
       },

@@ -78,6 +78,10 @@ export class AclTable<T extends AclEntry> {
     return this.#byHandle.get(handle)?.get(grantee)?.value;
   }
 
+  count(handle: string): number {
+    return this.#byHandle.get(handle)?.size ?? 0;
+  }
+
   list(handle: string): T[] {
     return [...(this.#byHandle.get(handle)?.values() ?? [])].map((h) => h.value);
   }

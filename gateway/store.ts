@@ -372,7 +372,7 @@ export class GatewayStore {
       throw new TkmsError('unavailable', 'the gateway store is full: no new handles are accepted (grants and revocations still are)', { reason: 'store_full' });
     }
     if (freeDisk - this.#queuedBytes - bytes < limits.minFreeDiskBytes) {
-      throw new TkmsError('unavailable', 'the gateway store\'s disk is nearly full: no new handles are accepted (grants and revocations still are)', { reason: 'disk_reserve' });
+      throw new TkmsError('unavailable', 'the gateway store\'s disk is nearly full: no new handles are accepted (revocations still are, and grants until half the reserve is used)', { reason: 'disk_reserve' });
     }
     pending.count++;
     pending.bytes += bytes;
@@ -439,7 +439,8 @@ export class GatewayStore {
    * Keeps, per (handle, grantee), the grant with the greatest issuedAt (ties: keep existing) until
    * it expires. Returns whether it was stored: not when superseded or already expired. Refuses
    * an issuedAt later than now + skew (`bad_request`) and a grant past the owner's or the
-   * store's bound (`rate_limited`, `unavailable`).
+   * store's bound (`rate_limited`, `unavailable`) or into the lower half of the disk reserve
+   * (`unavailable`, reason `disk_reserve`).
    */
   async putGrant(grant: StoredGrant): Promise<boolean> {
     this.#requireOpen();
@@ -451,6 +452,12 @@ export class GatewayStore {
     const existing = this.#grants.get(value.handle, value.grantee);
     if (existing !== undefined && !this.#grants.supersedes(value, existing)) return false;
     if (this.#grants.expired(value, now)) return false;
+    // Re-grants append without bound while compaction (a full copy) cannot run on a full disk:
+    // the lower half of the reserve is kept for revocations, which must always be written.
+    const reserve = this.#limits.handles.minFreeDiskBytes;
+    if (reserve > 0 && this.#freeDisk() - this.#queuedBytes < reserve / 2) {
+      throw new TkmsError('unavailable', 'the gateway store\'s disk is nearly full: no new grants are accepted (revocations still are)', { reason: 'disk_reserve' });
+    }
     return this.#enqueue({ type: 'grant', value }, Buffer.alloc(0));
   }
 
@@ -459,6 +466,12 @@ export class GatewayStore {
     this.#prune();
     const grant = this.#grants.get(handle, grantee);
     return grant === undefined ? undefined : { ...grant };
+  }
+
+  /** Grants held for a handle, expired ones not yet pruned included (to budget a listing before building it). */
+  grantCount(handle: string): number {
+    this.#requireOpen();
+    return this.#grants.count(handle);
   }
 
   /** All live grants of a handle, one per grantee, sorted by grantee. */

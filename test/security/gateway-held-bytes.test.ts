@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { statfs } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isTkmsError } from '../../core/index.ts';
@@ -118,8 +119,10 @@ describe('security: bytes held after a request is read', function () {
 
     it('refuses new handles once free space falls to the reserve (503); grants and revocations are still written', async () => {
       dir = await makeTempDir('tkms-sec-disk');
-      // A reserve larger than any disk here: the store behaves as on a disk at its reserve.
-      const store = await GatewayStore.open(dir, { limits: { handles: { perOwner: 1_000, perOwnerBytes: 2 ** 40, maxBytes: 2 ** 40, minFreeDiskBytes: 2 ** 50 } } });
+      // Free space between half the reserve and the reserve: the store behaves as on a disk inside its reserve.
+      const s = await statfs(dir);
+      const free = s.bavail * s.bsize;
+      const store = await GatewayStore.open(dir, { limits: { handles: { perOwner: 1_000, perOwnerBytes: 2 ** 40, maxBytes: 2 ** 40, minFreeDiskBytes: Math.floor(free * 1.5) } } });
       try {
         const ct = new Uint8Array(64).fill(1);
         const e = await store.putHandle(handleFor(1, ct), ct).then(() => undefined, (err: unknown) => err);
@@ -129,6 +132,36 @@ describe('security: bytes held after a request is read', function () {
         assert.equal(await store.putGrant({ handle: h, grantee: `0x${'c'.repeat(40)}`, notAfter: now + 3600, issuedAt: now, signature: 'g' }), true);
         assert.equal(await store.putRevocation({ handle: h, grantee: `0x${'c'.repeat(40)}`, revokedAt: now, signature: 'r' }), true);
         assert.equal(store.stats().handles, 0);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('refuses new grants and re-grants once free space falls under half the reserve (503); revocations are still written', async () => {
+      dir ??= await makeTempDir('tkms-sec-disk');
+      const ct = new Uint8Array(64).fill(1);
+      const h = handleFor(1, ct).handle;
+      const now = Math.floor(Date.now() / 1000);
+      const grantee = `0x${'d'.repeat(40)}`;
+      // A grant written while the disk had room, re-granted later: each re-grant appends a record.
+      const roomy = await GatewayStore.open(dir, { limits: { handles: { perOwner: 1_000, perOwnerBytes: 2 ** 40, maxBytes: 2 ** 40, minFreeDiskBytes: 0 } } });
+      try {
+        assert.equal(await roomy.putGrant({ handle: h, grantee, notAfter: now + 3600, issuedAt: now - 10, signature: 'g' }), true);
+      } finally {
+        await roomy.close();
+      }
+      // A reserve larger than twice any disk here: the store behaves as on a disk past half its reserve.
+      const store = await GatewayStore.open(dir, { limits: { handles: { perOwner: 1_000, perOwnerBytes: 2 ** 40, maxBytes: 2 ** 40, minFreeDiskBytes: 2 ** 50 } } });
+      try {
+        const logBytes = store.stats().logBytes;
+        for (const [g, issuedAt] of [[`0x${'e'.repeat(40)}`, now], [grantee, now]] as const) {
+          const e = await store.putGrant({ handle: h, grantee: g, notAfter: now + 3600, issuedAt, signature: 'g' }).then(() => undefined, (err: unknown) => err);
+          assert.ok(isTkmsError(e, 'unavailable') && e.details?.reason === 'disk_reserve', `grant to ${g}: ${String(e)}`);
+        }
+        assert.equal(store.stats().logBytes, logBytes, 'a refused grant wrote nothing');
+        assert.equal(store.getGrant(h, grantee)?.issuedAt, now - 10, 'the earlier grant is kept');
+        assert.equal(await store.putRevocation({ handle: h, grantee, revokedAt: now, signature: 'r' }), true);
+        assert.equal(store.getRevocation(h, grantee)?.revokedAt, now);
       } finally {
         await store.close();
       }

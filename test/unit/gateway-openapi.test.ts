@@ -275,6 +275,7 @@ describe('gateway OpenAPI document', () => {
       assert.deepEqual(statuses('POST', '/v1/handles/{handle}/delegate'), ['200', '400', '403', '404', '409', '413', '429', '500', '503']);
       assert.deepEqual(statuses('POST', '/v1/encrypt'), ['200', '201', '400', '403', '404', '409', '413', '429', '500', '503']);
       assert.deepEqual(statuses('GET', '/v1/handles/{handle}'), ['200', '400', '404', '429', '500', '503']);
+      assert.deepEqual(statuses('GET', '/v1/handles/{handle}/grants'), ['200', '400', '404', '429', '500', '503']);
       assert.deepEqual(statuses('GET', '/metrics'), ['200', '429']);
       assert.deepEqual(statuses('GET', '/health'), ['200', '503']);
       const metrics = (operation('GET', '/metrics').responses as Json)['200'] as Json;

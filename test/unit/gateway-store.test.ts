@@ -164,6 +164,8 @@ describe('gateway/store', function () {
       assert.deepEqual(store.getGrant(`0x${hex(1, 32)}`, 'bob'), grant(1, 'bob', 10));
       assert.deepEqual(store.listGrants(`0x${hex(1, 32)}`), [grant(1, 'alice', 12), grant(1, 'bob', 10)]);
       assert.deepEqual(store.listGrants(`0x${hex(2, 32)}`), []);
+      assert.equal(store.grantCount(`0x${hex(1, 32)}`), 2);
+      assert.equal(store.grantCount(`0x${hex(2, 32)}`), 0);
       assert.equal(store.getGrant(`0x${hex(1, 32)}`, 'carol'), undefined);
       assert.deepEqual(store.getRevocation(`0x${hex(1, 32)}`, 'bob'), revocation(1, 'bob', 20));
       assert.equal(store.getRevocation(`0x${hex(1, 32)}`, 'alice'), undefined);
