@@ -134,7 +134,7 @@ export class DkgRunner {
    */
   private readonly upgrading = new Map<string, Map<number, string>>();
   private readonly persisting = new Set<string>();
-  private readonly claims = new SessionClaims();
+  private readonly claims: SessionClaims;
   /** Held keys another member holds a different valid result of the same session for: not served, kept on disk. */
   private readonly withdrawals: DkgWithdrawals;
   private readonly expected: ExpectedCommittee;
@@ -144,6 +144,7 @@ export class DkgRunner {
   constructor(private readonly o: DkgRunnerOptions) {
     this.withdrawals = o.withdrawals ?? DkgWithdrawals.inMemory();
     this.expected = { committeeId: o.committee.committeeId, t: o.committee.t, memberKeys: o.identity.memberKeys };
+    this.claims = new SessionClaims(o.committee.t);
   }
 
   /** Registers keys already in the keystore, so a second DKG for them is refused. */
@@ -281,7 +282,7 @@ export class DkgRunner {
     }
     const valid = this.isValid(frame.result);
     // Only a result t members signed is evidence of a session; the sender's word alone is not.
-    if (valid) this.claims.note(frame.keyId, sid, from);
+    if (valid) this.claims.noteResult(frame.keyId, sid, from);
     const s = this.sessions.get(frame.keyId);
     if (s === undefined) return;
     if (encodeHex(s.sessionId) !== sid) {
@@ -401,7 +402,6 @@ export class DkgRunner {
       committeeId: this.o.committee.committeeId,
       proposer: this.o.selfId,
     };
-    this.claims.note(keyId, encodeHex(proposal.sessionId), this.o.selfId);
     const state = this.createSession(proposal);
     this.o.log.info({ keyId, sessionId: encodeHex(proposal.sessionId), t: proposal.t }, 'proposing DKG');
     const frame = encodeDkgFrame(proposal);
@@ -460,18 +460,19 @@ export class DkgRunner {
   }
 
   /**
-   * A payload of a session not running here is evidence of that session only if it is the
-   * sender's own round-1 package, signed by it for this key id, committee and session.
+   * A payload of a session not running here counts toward evidence of that session only if it is
+   * the sender's own round-1 package, signed by it for this key id, committee and session; the
+   * session is evidence once t dealers' packages were seen (SessionClaims).
    */
   private noteSignedRound1(from: number, keyId: string, sessionId: Uint8Array, payload: Uint8Array): void {
     const sid = encodeHex(sessionId);
-    if (this.claims.others(keyId, '').includes(sid)) return;
+    if (this.claims.hasRound1(keyId, sid, from)) return;
     try {
       const message = decodeDkgMessage(payload, { t: this.o.committee.t, n: this.o.committee.members.length });
       if (message.kind !== 'round1' || message.dealer !== from) return;
       const members = this.o.committee.members.map((m) => m.id).sort((a, b) => a - b);
       const context = sessionContext({ keyId, committeeId: this.o.committee.committeeId, sessionId, t: this.o.committee.t, memberIds: members, selfId: this.o.selfId }, members);
-      if (this.o.identity.verify(from, messageToSign(context, message.signed), message.signature)) this.claims.note(keyId, sid, from);
+      if (this.o.identity.verify(from, messageToSign(context, message.signed), message.signature)) this.claims.noteRound1(keyId, sid, from);
     } catch {
       // Not a well-formed round-1 package: no evidence of anything.
     }
@@ -483,8 +484,9 @@ export class DkgRunner {
       throw new TkmsError('bad_request', `proposal is for committee ${p.committeeId}, this node is in ${this.o.committee.committeeId}`);
     }
     if (p.t !== this.o.committee.t) throw new TkmsError('bad_request', `proposal has t = ${p.t}, the committee file says t = ${this.o.committee.t}`);
-    // Even a refused proposal is evidence of a second session: a session it races must not be stored.
-    this.claims.note(p.keyId, encodeHex(p.sessionId), from);
+    // A proposal is not evidence of a session, even one it races: one member could then block any
+    // key id. A rival that can produce a key shows itself by t dealers' round-1 packages or by its
+    // members' dkg_conflict answers to our pre-store announcement (uniquenessProblem).
     const existing = this.sessions.get(p.keyId);
     if (existing !== undefined && existing.proposer === p.proposer && sessionKey(existing.keyId, existing.sessionId) === sessionKey(p.keyId, p.sessionId)) {
       return; // a retried delivery of a proposal we already accepted
@@ -668,6 +670,8 @@ export class DkgRunner {
     }
     conflict ??= s.conflict;
     if (conflict !== undefined) {
+      // Our t-signed result is evidence of this session: a retry for the key id waits out the claims.
+      this.claims.noteResult(s.keyId, encodeHex(s.sessionId), this.o.selfId);
       s.errorCode = 'dkg_conflict';
       this.o.metrics.dkgConflicts.inc({ kind: 'refused_store' });
       this.finish(s, 'aborted', `dkg_conflict: ${conflict}; nothing was stored`);
@@ -691,6 +695,10 @@ export class DkgRunner {
    * confirm they know of none. The result goes to every other member; any dkg_conflict answer, or
    * fewer than n − t confirmations (so that with this node, n − t + 1 members — at least one of
    * any t that could have confirmed another session — vouched), refuses the store.
+   * The claims alone cannot catch every rival: its dealers may include members that send their
+   * round-1 package only to some (or it may start late), so fewer than t packages reach us. The
+   * announcement does: every honest member of a rival still running, finishing or holding it answers
+   * dkg_conflict, and a rival finishing later announces its result to us and is refused likewise.
    */
   private async uniquenessProblem(s: SessionState, result: DkgPublicResult): Promise<string | undefined> {
     const sid = encodeHex(s.sessionId);

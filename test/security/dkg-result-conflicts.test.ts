@@ -96,6 +96,12 @@ describe('DKG runner: conflicting results and session claims', function () {
     return parseDkgPublicResult({ ...unsigned, signatures });
   }
 
+  /** Dealer `dealer`'s signed round-1 package of a session for keyId (it runs nothing here: a rival's first move). */
+  function rivalRound1(keyId: string, sessionId: Uint8Array, dealer: number): Uint8Array {
+    const rival = new DkgSession({ keyId, committeeId: committee.committeeId, sessionId, t: T, memberIds: [1, 2, 3], selfId: dealer }, dkgIdentity(identities[dealer - 1]!, committee));
+    return rival.start().find((m) => m.to === 'all')!.payload;
+  }
+
   async function conflicts(id: number, kind: string): Promise<number> {
     return (await metrics.get(id)!.dkgConflicts.get()).values.find((v) => v.labels.kind === kind)?.value ?? 0;
   }
@@ -211,12 +217,12 @@ describe('DKG runner: conflicting results and session claims', function () {
       }
     });
 
-    it('a round-1 package its dealer signed for another session is still evidence: nothing is stored', async () => {
+    it('round-1 packages signed by t dealers of another session are evidence: nothing is stored', async () => {
       await build();
       const sessionId = randomBytes(16);
-      const rival = new DkgSession({ keyId: 'raced', committeeId: committee.committeeId, sessionId, t: T, memberIds: [1, 2, 3], selfId: 2 }, dkgIdentity(identities[1]!, committee));
-      const round1 = rival.start().find((m) => m.to === 'all')!;
-      await runners.get(3)!.handleFrame(2, encodeDkgFrame({ type: 'payload', keyId: 'raced', sessionId, payload: round1.payload }));
+      for (const dealer of [1, 2]) {
+        await runners.get(3)!.handleFrame(dealer, encodeDkgFrame({ type: 'payload', keyId: 'raced', sessionId, payload: rivalRound1('raced', sessionId, dealer) }));
+      }
       runners.get(1)!.propose('raced');
       const s = await outcome(3, 'raced');
       assert.equal(s.status, 'aborted');
@@ -224,15 +230,52 @@ describe('DKG runner: conflicting results and session claims', function () {
       assert.match(s.abortReason ?? '', /another DKG session/);
     });
 
-    it('the claim store bound: one member pushing past its cap evicts only its own claims', () => {
-      const claims = new SessionClaims(60_000, 8);
-      claims.note('victim', 'aa', 1);
-      claims.note('victim', 'bb', 3);
-      for (let i = 0; i < 100; i++) claims.note(`flood-${i}`, 'cc', 2);
-      assert.equal(claims.size, 2 + 8);
+    it('the claim store bound: one member pushing past its cap evicts only its own sightings', () => {
+      const claims = new SessionClaims(T, 60_000, 8);
+      claims.noteRound1('victim', 'aa', 1);
+      claims.noteRound1('victim', 'aa', 3);
+      claims.noteResult('victim', 'bb', 3);
+      for (let i = 0; i < 100; i++) claims.noteResult(`flood-${i}`, 'cc', 2);
+      assert.equal(claims.size, 3 + 8);
       assert.deepEqual(claims.others('victim', 'zz').sort(), ['aa', 'bb']);
       assert.deepEqual(claims.others('flood-99', 'zz'), ['cc']);
       assert.deepEqual(claims.others('flood-0', 'zz'), [], 'the flooder\'s oldest claim is the one forgotten');
+      // Fewer than t dealers' packages are no evidence, however often they are shown.
+      claims.noteRound1('lone', 'dd', 1);
+      claims.noteRound1('lone', 'dd', 1);
+      assert.deepEqual(claims.others('lone', 'zz'), []);
+      claims.noteRound1('lone', 'dd', 3);
+      assert.deepEqual(claims.others('lone', 'zz'), ['dd']);
+    });
+  });
+
+  describe('attack: block a key id by proposing random sessions for it, with the proposer\'s own signed round-1 package, during an honest DKG (C-MED-5)', () => {
+    it('the refused proposals and lone packages record no claim: every member stores the honest DKG', async () => {
+      await build();
+      let refused = 0;
+      let attacked = false;
+      // Member 2 attacks everyone once the honest DKG is announcing its result (all sessions running or finishing).
+      beforeDeliver = async (_from, _to, frame) => {
+        if (attacked) return;
+        const decoded = decodeDkgFrame(frame);
+        if (decoded.type !== 'result' || decoded.keyId !== 'contested') return;
+        attacked = true;
+        for (let i = 0; i < 5; i++) {
+          const sessionId = randomBytes(16);
+          for (const to of [1, 3]) {
+            const reply = decodeDkgReply(await runners.get(to)!.handleFrame(2, encodeDkgFrame({ type: 'proposal', keyId: 'contested', sessionId, t: T, committeeId: committee.committeeId, proposer: 2 })));
+            if (!reply.ok && reply.code === 'conflict') refused++;
+            await runners.get(to)!.handleFrame(2, encodeDkgFrame({ type: 'payload', keyId: 'contested', sessionId, payload: rivalRound1('contested', sessionId, 2) }));
+          }
+        }
+      };
+      runners.get(1)!.propose('contested');
+      for (const id of [1, 2, 3]) {
+        const s = await outcome(id, 'contested');
+        assert.equal(s.status, 'done', `node ${id}: ${s.abortReason}`);
+      }
+      assert.ok(attacked);
+      assert.equal(refused, 10, 'every rival proposal came while the honest DKG ran, and was refused');
     });
   });
 

@@ -7,12 +7,12 @@ import { loadIdentityFile } from '../../node/identity.ts';
 import { P2pClient } from '../support/p2p-client.ts';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { parseCommittee } from '../../net/committee.ts';
+import { parseCommittee, type Committee } from '../../net/committee.ts';
 import { createLogger } from '../../net/logger.ts';
 import { DkgRunner } from '../../node/dkg-runner.ts';
 import { MAX_CLAIMS_PER_MEMBER } from '../../node/dkg-claims.ts';
 import { DkgSession } from '../../core/dkg/index.ts';
-import { dkgIdentity } from '../../node/identity.ts';
+import { dkgIdentity, type NodeIdentity } from '../../node/identity.ts';
 import { Keystore } from '../../node/keystore.ts';
 import { createNodeMetrics } from '../../node/metrics.ts';
 import { getJson, makeTempDir, NodeCluster, removeDir, runTkms, waitFor } from '../support/processes.ts';
@@ -30,14 +30,17 @@ describe('attack: split a key id by proposing two DKG sessions for it to differe
   let root: string | undefined;
   let cluster: NodeCluster | undefined;
   let attacker: P2pClient | undefined;
+  let committee: Committee;
+  let attackerIdentity: NodeIdentity;
 
   before(async () => {
     root = await makeTempDir('tkms-split');
     cluster = await NodeCluster.prepare({ n: 5, t: 2, rootDir: root, phaseTimeoutMs: 1_000 });
     await cluster.startAll([1, 2, 3, 4]);
     await cluster.waitHealthy([1, 2, 3, 4]);
-    const committee = await loadCommitteeFile(join(root, 'committee.json'));
-    attacker = await P2pClient.start(committee, (await loadIdentityFile(join(cluster.node(5).dir, 'identity.json'))).privateKey);
+    committee = await loadCommitteeFile(join(root, 'committee.json'));
+    attackerIdentity = await loadIdentityFile(join(cluster.node(5).dir, 'identity.json'));
+    attacker = await P2pClient.start(committee, attackerIdentity.privateKey);
   });
 
   after(async () => {
@@ -101,6 +104,49 @@ describe('attack: split a key id by proposing two DKG sessions for it to differe
       const lostRace = [1, 3].includes(i + 1) && Object.keys(o.refusals).length > 0;
       assert.ok(o.errorCode === 'dkg_conflict' || lostRace, `node ${i + 1}: ${o.abortReason} ${JSON.stringify(o.refusals)}`);
     }
+  });
+
+  describe('attack: block a key id by proposing random sessions for it, each with the proposer\'s own signed round-1 package, during an honest DKG', () => {
+    it('the honest DKG still completes and every member stores the same key', async () => {
+      const keyId = 'contested';
+      const post = await getJson(`${cluster!.node(1).adminUrl}/admin/dkg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ keyId }) });
+      assert.equal(post.status, 202, JSON.stringify(post.json));
+      // Member 5 takes no part, so every member waits out its deadlines: the DKG runs for seconds.
+      await Promise.all(
+        [1, 2, 3, 4].map((id) =>
+          waitFor(`node ${id} running the DKG`, async () => {
+            const s = await getJson(`${cluster!.node(id).adminUrl}/admin/dkg/${keyId}`);
+            return s.status === 200 ? true : undefined;
+          }, { timeoutMs: 30_000, intervalMs: 50 }),
+        ),
+      );
+      const refusedWhileRunning = new Map<number, number>();
+      for (let i = 0; i < 5; i++) {
+        const sessionId = randomBytes(16);
+        const rival = new DkgSession({ keyId, committeeId: committee.committeeId, sessionId, t: 2, memberIds: [1, 2, 3, 4, 5], selfId: 5 }, dkgIdentity(attackerIdentity, committee));
+        const round1 = encodeDkgFrame({ type: 'payload', keyId, sessionId, payload: rival.start().find((m) => m.to === 'all')!.payload });
+        const proposal = encodeDkgFrame({ type: 'proposal', keyId, sessionId, t: 2, committeeId: committee.committeeId, proposer: 5 });
+        await Promise.all(
+          [1, 2, 3, 4].map(async (id) => {
+            const reply = decodeDkgReply(await attacker!.request(id, DKG_PROTOCOL, proposal));
+            assert.equal(reply.ok ? 'ok' : reply.code, 'conflict', `member ${id} refuses the rival proposal`);
+            if (!reply.ok && /already running/.test(reply.message)) refusedWhileRunning.set(id, (refusedWhileRunning.get(id) ?? 0) + 1);
+            await attacker!.request(id, DKG_PROTOCOL, round1);
+          }),
+        );
+      }
+      const outcomes = await Promise.all(
+        [1, 2, 3, 4].map((id) =>
+          waitFor(`DKG outcome on node ${id}`, async () => {
+            const s = await getJson(`${cluster!.node(id).adminUrl}/admin/dkg/${keyId}`);
+            return s.status === 200 && s.json.status !== 'running' ? s.json : undefined;
+          }, { timeoutMs: 120_000, intervalMs: 250 }),
+        ),
+      );
+      for (const id of [1, 2, 3, 4]) assert.ok(refusedWhileRunning.get(id), `member ${id} was attacked while its DKG ran`);
+      for (const [i, o] of outcomes.entries()) assert.equal(o.status, 'done', `node ${i + 1}: ${o.abortReason}`);
+      assert.equal(new Set(outcomes.map((o) => o.result.groupPublicKey)).size, 1);
+    });
   });
 });
 
