@@ -23,6 +23,22 @@ export function ioError(component: string, operation: string, err: unknown): Tkm
   return new TkmsError('internal', `${component} ${operation} failed (${code})`, { errno: code });
 }
 
+/**
+ * Creates `path` (which must not exist; a link there is refused) with mode 0600, writes all of
+ * `data` and fsyncs it: the first step of every "write aside, then publish by link or rename".
+ * Raw errno errors are thrown for the caller to type.
+ */
+export async function writeNewSyncedFile(path: string, data: Uint8Array): Promise<void> {
+  const handle = await open(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, PRIVATE_FILE_MODE);
+  try {
+    await handle.chmod(PRIVATE_FILE_MODE); // the umask may have narrowed it; make it exact
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 export async function fsyncDirectory(dir: string, component: string): Promise<void> {
   const handle = await open(dir, fsConstants.O_RDONLY).catch((err: unknown) => {
     throw ioError(component, 'directory sync', err);

@@ -3,7 +3,7 @@ import { constants as fsConstants } from 'node:fs';
 import { link, open, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { TkmsError } from '../core/errors.ts';
-import { errnoCode, fsyncDirectory, ioError, PRIVATE_FILE_MODE } from './durable-fs.ts';
+import { errnoCode, fsyncDirectory, ioError, writeNewSyncedFile } from './durable-fs.ts';
 
 /**
  * "Every grant of these owners issued at or before T is revoked": what a full revocation store
@@ -122,14 +122,7 @@ export async function openBucketKey(path: string, component: string): Promise<{ 
   const temp = `${path}.tmp-${randomBytes(16).toString('hex')}`;
   let linked = false;
   try {
-    const handle = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, PRIVATE_FILE_MODE);
-    try {
-      await handle.chmod(PRIVATE_FILE_MODE); // the umask may have narrowed it; make it exact
-      await handle.writeFile(key);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeNewSyncedFile(temp, key);
     try {
       await link(temp, path);
       linked = true;

@@ -2,7 +2,7 @@ import { constants as fsConstants } from 'node:fs';
 import { link, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TkmsError, bytesToHex, randomBytes } from '../core/index.ts';
-import { errnoCode, fsyncDirectory as durableFsync, ioError as durableIoError, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../net/durable-fs.ts';
+import { errnoCode, fsyncDirectory as durableFsync, ioError as durableIoError, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writeNewSyncedFile } from '../net/durable-fs.ts';
 
 /**
  * File operations for the keystore. Files are never rewritten in place: a new file is
@@ -80,18 +80,7 @@ export async function publishNewFile(dir: string, name: string, data: Uint8Array
   const finalPath = join(dir, name);
   let linked = false;
   try {
-    const handle = await open(tempPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, FILE_MODE);
-    try {
-      await handle.chmod(FILE_MODE); // the umask may have narrowed it; make it exact
-      let offset = 0;
-      while (offset < data.length) {
-        const { bytesWritten } = await handle.write(data, offset, data.length - offset, offset);
-        offset += bytesWritten;
-      }
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeNewSyncedFile(tempPath, data);
     try {
       await link(tempPath, finalPath);
       linked = true;
@@ -139,18 +128,7 @@ export async function replaceFile(dir: string, name: string, data: Uint8Array): 
   const tempPath = join(dir, `${TEMP_PREFIX}${bytesToHex(randomBytes(16))}`);
   let renamed = false;
   try {
-    const handle = await open(tempPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, FILE_MODE);
-    try {
-      await handle.chmod(FILE_MODE);
-      let offset = 0;
-      while (offset < data.length) {
-        const { bytesWritten } = await handle.write(data, offset, data.length - offset, offset);
-        offset += bytesWritten;
-      }
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeNewSyncedFile(tempPath, data);
     await rename(tempPath, join(dir, name));
     renamed = true;
     await fsyncDirectory(dir);

@@ -1,20 +1,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { generateAccount, TkmsClient, type Account } from '../../client/index.ts';
-import {
-  decodeHandle,
-  decodeHex,
-  decodePartialReply,
-  encodePartialRequest,
-  generateRsaKeyPair,
-  newRequestId,
-  PARTIAL_PROTOCOL,
-  signDelegation,
-  type HandleDescriptor,
-  type RsaKeyPair,
-} from '../../core/index.ts';
+import { generateRsaKeyPair, type RsaKeyPair } from '../../core/index.ts';
 import { Devnet } from '../../deploy/devnet.ts';
 import { loadCommitteeFile } from '../../net/committee.ts';
+import { askPartial, ownedHandle, type OwnedHandle } from '../support/devnet-requests.ts';
 import { P2pClient } from '../support/p2p-client.ts';
 import { makeTempDir, removeDir } from '../support/processes.ts';
 
@@ -25,7 +15,6 @@ import { makeTempDir, removeDir } from '../support/processes.ts';
  * a handful of requests instead of a million.
  */
 const QUOTA = 5;
-const nowS = (): number => Math.floor(Date.now() / 1000);
 
 describe('attack: one account fills the replay cache', function () {
   this.timeout(180_000);
@@ -36,30 +25,11 @@ describe('attack: one account fills the replay cache', function () {
 
   const clientFor = async (a: Account): Promise<TkmsClient> => new TkmsClient({ gatewayUrl: devnet!.gatewayUrl, account: a, trustedMemberKeys: await devnet!.memberKeys(), rsaKey: rsa });
 
-  async function ownHandle(owner: Account, text: string): Promise<{ handle: string; descriptor: HandleDescriptor }> {
-    const c = await clientFor(owner);
-    const { handle } = await c.encrypt(new TextEncoder().encode(text), { keyId: devnet!.keyId });
-    const { json } = await c.http.request<Record<string, string>>('GET', `/v1/handles/${handle}`);
-    return {
-      handle,
-      descriptor: { keyId: json.keyId!, K: decodeHex(json.K), nonce: decodeHex(json.nonce), ciphertextHash: decodeHex(json.ciphertextHash), owner: decodeHex(json.owner), kProof: decodeHex(json.kProof) },
-    };
-  }
+  const ownHandle = async (owner: Account, text: string): Promise<OwnedHandle> => ownedHandle(await clientFor(owner), devnet!.keyId, text);
 
   /** A valid partial request (fresh request id, window up to the maximum) straight to a node. */
-  async function ask(node: number, owner: Account, h: { handle: string; descriptor: HandleDescriptor }): Promise<string> {
-    const delegation = signDelegation(owner.secretKey, {
-      handle: decodeHandle(h.handle),
-      keyId: devnet!.keyId,
-      requester: owner.addressBytes,
-      rsaSpki: decodeHex(rsa.publicKey.spkiHex),
-      notBefore: nowS(),
-      notAfter: nowS() + 3_600,
-      requestId: newRequestId(),
-    }, devnet!.deployment);
-    const reply = decodePartialReply(await p2p!.request(node, PARTIAL_PROTOCOL, encodePartialRequest({ delegation, descriptor: h.descriptor, grant: undefined })));
-    return reply.ok ? 'ok' : reply.code;
-  }
+  const ask = (node: number, owner: Account, h: OwnedHandle): Promise<string> =>
+    askPartial({ p2p: p2p!, deployment: devnet!.deployment, keyId: devnet!.keyId, rsa, windowSeconds: 3_600 }, node, owner, h, undefined);
 
   before(async function () {
     this.timeout(180_000);

@@ -7,21 +7,15 @@ import {
   checkGrantTimes,
   decodeAclReply,
   decodeHandle,
-  decodeHex,
-  decodePartialReply,
   deriveHandleFromDigest,
   encodeAclRequest,
-  encodePartialRequest,
   encodePoint,
   generateRsaKeyPair,
   grantToJson,
-  newRequestId,
-  PARTIAL_PROTOCOL,
   publicKeyFromSecret,
   randomBytes,
   randomScalar,
   revocationToJson,
-  signDelegation,
   signGrant,
   signRevocation,
   type Grant,
@@ -30,6 +24,7 @@ import {
 } from '../../core/index.ts';
 import { Devnet, getJson } from '../../deploy/devnet.ts';
 import { loadCommitteeFile } from '../../net/committee.ts';
+import { askPartial, ownedHandle, type OwnedHandle } from '../support/devnet-requests.ts';
 import { P2pClient } from '../support/p2p-client.ts';
 import { makeTempDir, removeDir } from '../support/processes.ts';
 
@@ -44,10 +39,6 @@ const MAX = 8;
 const LIFETIME = 3_600;
 const N = 3;
 
-interface OwnedHandle {
-  handle: string;
-  descriptor: HandleDescriptor;
-}
 
 describe('security: revocations (devnet: 3 nodes, t = 2, small revocation bounds)', function () {
   this.timeout(180_000);
@@ -58,15 +49,7 @@ describe('security: revocations (devnet: 3 nodes, t = 2, small revocation bounds
 
   const clientFor = async (a: Account): Promise<TkmsClient> => new TkmsClient({ gatewayUrl: devnet!.gatewayUrl, account: a, trustedMemberKeys: await devnet!.memberKeys(), rsaKey: rsa });
 
-  async function ownHandle(owner: Account): Promise<OwnedHandle> {
-    const c = await clientFor(owner);
-    const { handle } = await c.encrypt(new TextEncoder().encode(`revocations ${Math.random()}`), { keyId: devnet!.keyId });
-    const { json } = await c.http.request<Record<string, string>>('GET', `/v1/handles/${handle}`);
-    return {
-      handle,
-      descriptor: { keyId: json.keyId!, K: decodeHex(json.K), nonce: decodeHex(json.nonce), ciphertextHash: decodeHex(json.ciphertextHash), owner: decodeHex(json.owner), kProof: decodeHex(json.kProof) },
-    };
-  }
+  const ownHandle = async (owner: Account): Promise<OwnedHandle> => ownedHandle(await clientFor(owner), devnet!.keyId, `revocations ${Math.random()}`);
 
   /** DELETE through the gateway, signed by `owner`; the gateway's answer. */
   async function revokeVia(owner: Account, h: OwnedHandle, grantee: Uint8Array, revokedAt = nowS()): Promise<{ status: number; json: any }> {
@@ -79,19 +62,8 @@ describe('security: revocations (devnet: 3 nodes, t = 2, small revocation bounds
   }
 
   /** The grantee's partial request straight to a node: 'ok' or the refusal code. */
-  async function askNode(node: number, grantee: Account, h: OwnedHandle, grant: Grant | undefined): Promise<string> {
-    const delegation = signDelegation(grantee.secretKey, {
-      handle: decodeHandle(h.handle),
-      keyId: devnet!.keyId,
-      requester: grantee.addressBytes,
-      rsaSpki: decodeHex(rsa.publicKey.spkiHex),
-      notBefore: nowS(),
-      notAfter: nowS() + 300,
-      requestId: newRequestId(),
-    }, devnet!.deployment);
-    const reply = decodePartialReply(await p2p!.request(node, PARTIAL_PROTOCOL, encodePartialRequest({ delegation, descriptor: h.descriptor, grant })));
-    return reply.ok ? 'ok' : reply.code;
-  }
+  const askNode = (node: number, grantee: Account, h: OwnedHandle, grant: Grant | undefined): Promise<string> =>
+    askPartial({ p2p: p2p!, deployment: devnet!.deployment, keyId: devnet!.keyId, rsa, windowSeconds: 300 }, node, grantee, h, grant);
 
   const held = async (node: number): Promise<number> => {
     const text = await (await fetch(`${devnet!.node(node).httpUrl}/metrics`)).text();
