@@ -69,7 +69,8 @@ export async function readLogFiles(root: string): Promise<LogText[]> {
 
 /**
  * The secrets of the nodes laid out under `root` (devnet or NodeCluster: `node<i>/` with
- * `identity.json` and `keystore/`): identity keys, and every share the keystores hold.
+ * `identity.json` and `keystore/`): identity keys, every share the keystores hold, the gateway's
+ * identity and every revocation-bucket key.
  * `password` defaults to the devnet's `keystore-password` file. Call after the nodes stopped.
  */
 export async function nodeSecrets(root: string, password?: string): Promise<{ needles: SecretNeedle[]; shares: number }> {
@@ -80,13 +81,7 @@ export async function nodeSecrets(root: string, password?: string): Promise<{ ne
   for (const entry of await readdir(root, { withFileTypes: true })) {
     if (!entry.isDirectory() || !/^node\d+$/.test(entry.name)) continue;
     const dir = join(root, entry.name);
-    const identityPath = join(dir, 'identity.json');
-    if (await exists(identityPath)) {
-      const identity = JSON.parse(await readFile(identityPath, 'utf8')) as { privateKey: string };
-      needles.push({ label: `${entry.name} identity file key`, values: [{ text: identity.privateKey.replace(/=+$/, ''), hex: false }] });
-      const raw = privateKeyFromProtobuf(Buffer.from(identity.privateKey, 'base64')).raw;
-      needles.push(bytesSecret(`${entry.name} identity seed`, raw.subarray(0, 32)));
-    }
+    await pushIdentity(needles, entry.name, join(dir, 'identity.json'));
     const keystoreDir = join(dir, 'keystore');
     if (!(await exists(keystoreDir))) continue;
     const keystore = await Keystore.open(keystoreDir, pw);
@@ -99,7 +94,20 @@ export async function nodeSecrets(root: string, password?: string): Promise<{ ne
       keystore.close();
     }
   }
+  // The gateway's libp2p identity, and every store's revocation-bucket key (nodes' and gateway's).
+  await pushIdentity(needles, 'gateway', join(root, 'gateway', 'identity.json'));
+  for (const name of await readdir(root, { recursive: true })) {
+    if (name.endsWith('.bucket-key')) needles.push(bytesSecret(`bucket key ${name}`, new Uint8Array(await readFile(join(root, name)))));
+  }
   return { needles, shares };
+}
+
+async function pushIdentity(needles: SecretNeedle[], owner: string, path: string): Promise<void> {
+  if (!(await exists(path))) return;
+  const identity = JSON.parse(await readFile(path, 'utf8')) as { privateKey: string };
+  needles.push({ label: `${owner} identity file key`, values: [{ text: identity.privateKey.replace(/=+$/, ''), hex: false }] });
+  const raw = privateKeyFromProtobuf(Buffer.from(identity.privateKey, 'base64')).raw;
+  needles.push(bytesSecret(`${owner} identity seed`, raw.subarray(0, 32)));
 }
 
 /** Returns one line per secret found ("<label> in <log>"); empty when the logs are clean. */
