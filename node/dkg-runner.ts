@@ -141,16 +141,39 @@ export class DkgRunner {
   private upgradeTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
-  constructor(private readonly o: DkgRunnerOptions) {
-    this.withdrawals = o.withdrawals ?? DkgWithdrawals.inMemory();
-    this.expected = { committeeId: o.committee.committeeId, t: o.committee.t, memberKeys: o.identity.memberKeys };
-    this.claims = new SessionClaims(o.committee.t);
+  private readonly committee: Committee;
+  private readonly selfId: number;
+  private readonly identity: DkgIdentity;
+  private readonly keystore: Keystore;
+  private readonly transport: DkgTransport;
+  private readonly log: Logger;
+  private readonly metrics: NodeMetrics;
+  private readonly phaseTimeoutMs: number;
+  private readonly faults: DkgFaults | undefined;
+  private readonly onKeyStored: DkgRunnerOptions['onKeyStored'];
+  private readonly onKeyWithdrawn: DkgRunnerOptions['onKeyWithdrawn'];
+
+  constructor(options: DkgRunnerOptions) {
+    this.committee = options.committee;
+    this.selfId = options.selfId;
+    this.identity = options.identity;
+    this.keystore = options.keystore;
+    this.transport = options.transport;
+    this.log = options.log;
+    this.metrics = options.metrics;
+    this.phaseTimeoutMs = options.phaseTimeoutMs;
+    this.faults = options.faults;
+    this.onKeyStored = options.onKeyStored;
+    this.onKeyWithdrawn = options.onKeyWithdrawn;
+    this.withdrawals = options.withdrawals ?? DkgWithdrawals.inMemory();
+    this.expected = { committeeId: this.committee.committeeId, t: this.committee.t, memberKeys: this.identity.memberKeys };
+    this.claims = new SessionClaims(this.committee.t);
   }
 
   /** Registers keys already in the keystore, so a second DKG for them is refused. */
   addHeldKey(result: DkgPublicResult): void {
     this.held.set(result.keyId, result);
-    this.o.metrics.keysHeld.set(this.held.size);
+    this.metrics.keysHeld.set(this.held.size);
   }
 
   /** Whether a held key was withdrawn (now or before a restart): its share must not be served. */
@@ -165,13 +188,13 @@ export class DkgRunner {
    */
   addLegacyKey(result: DkgPublicResult): void {
     this.addHeldKey(result);
-    const own = encodeHex(this.o.identity.sign(this.resultMessage(result)));
-    this.upgrading.set(result.keyId, new Map([[this.o.selfId, own]]));
-    this.o.log.warn({ keyId: result.keyId }, 'stored DKG result has pre-v2 signatures; re-signing it with the other members');
+    const own = encodeHex(this.identity.sign(this.resultMessage(result)));
+    this.upgrading.set(result.keyId, new Map([[this.selfId, own]]));
+    this.log.warn({ keyId: result.keyId }, 'stored DKG result has pre-v2 signatures; re-signing it with the other members');
     if (this.upgradeTimer === undefined) {
       this.upgradeTimer = setInterval(() => {
         if (this.upgrading.size === 0) return;
-        for (const m of this.o.committee.members) if (m.id !== this.o.selfId) this.exchangeResults(m.id, true);
+        for (const m of this.committee.members) if (m.id !== this.selfId) this.exchangeResults(m.id, true);
       }, UPGRADE_EXCHANGE_INTERVAL_MS);
       this.upgradeTimer.unref();
     }
@@ -211,11 +234,11 @@ export class DkgRunner {
     if (result === undefined) return;
     try {
       const reply = decodeDkgReply(
-        await this.o.transport.send(memberId, encodeDkgFrame({ type: 'result', keyId, sessionId: decodeHex(result.sessionId), result }), this.deliveryTimeoutMs()),
+        await this.transport.send(memberId, encodeDkgFrame({ type: 'result', keyId, sessionId: decodeHex(result.sessionId), result }), this.deliveryTimeoutMs()),
       );
-      if (!reply.ok) this.o.log.warn({ keyId, member: memberId, code: reply.code, reason: reply.message }, 'member disputes a held DKG result');
+      if (!reply.ok) this.log.warn({ keyId, member: memberId, code: reply.code, reason: reply.message }, 'member disputes a held DKG result');
     } catch (e) {
-      this.o.log.debug({ keyId, member: memberId, err: errorText(e) }, 'could not send a held DKG result');
+      this.log.debug({ keyId, member: memberId, err: errorText(e) }, 'could not send a held DKG result');
     }
   }
 
@@ -228,11 +251,11 @@ export class DkgRunner {
   }
 
   private resultMessage(result: DkgPublicResult): Uint8Array {
-    return confirmMessage(dkgPublicResultDigest(result, this.o.identity.memberKeys));
+    return confirmMessage(dkgPublicResultDigest(result, this.identity.memberKeys));
   }
 
   private digestHex(result: DkgPublicResult): string {
-    return encodeHex(dkgPublicResultDigest(result, this.o.identity.memberKeys));
+    return encodeHex(dkgPublicResultDigest(result, this.identity.memberKeys));
   }
 
   private isValid(result: DkgPublicResult): boolean {
@@ -247,11 +270,11 @@ export class DkgRunner {
   /** Only for a proven split (two valid results of one session): the key is not served again, even after a restart. */
   private withdraw(keyId: string, reason: string): void {
     if (this.isWithdrawn(keyId)) return;
-    this.o.metrics.dkgConflicts.inc({ kind: 'withdrawn' });
-    this.o.onKeyWithdrawn?.(keyId);
-    this.o.log.error({ keyId, code: 'dkg_conflict', reason }, 'members hold different valid results of one DKG session for a held key id; it is no longer served');
+    this.metrics.dkgConflicts.inc({ kind: 'withdrawn' });
+    this.onKeyWithdrawn?.(keyId);
+    this.log.error({ keyId, code: 'dkg_conflict', reason }, 'members hold different valid results of one DKG session for a held key id; it is no longer served');
     this.withdrawals.add(keyId, reason).catch((e: unknown) => {
-      this.o.log.error({ keyId, err: errorText(e) }, 'could not record the withdrawal on disk; the key stays withdrawn until this process stops');
+      this.log.error({ keyId, err: errorText(e) }, 'could not record the withdrawal on disk; the key stays withdrawn until this process stops');
     });
   }
 
@@ -266,15 +289,15 @@ export class DkgRunner {
     const held = this.held.get(frame.keyId);
     if (held !== undefined) {
       if (held.sessionId !== sid) {
-        this.o.metrics.dkgConflicts.inc({ kind: 'other_session' });
-        this.o.log.warn({ keyId: frame.keyId, from, sessionId: sid, held: held.sessionId }, 'a member announced another DKG session for a held key id; refused, the held key is kept');
+        this.metrics.dkgConflicts.inc({ kind: 'other_session' });
+        this.log.warn({ keyId: frame.keyId, from, sessionId: sid, held: held.sessionId }, 'a member announced another DKG session for a held key id; refused, the held key is kept');
         throw new TkmsError('dkg_conflict', `this node holds key ${frame.keyId} from another DKG session (${held.sessionId})`);
       }
       if (this.digestHex(frame.result) === this.digestHex(held)) {
         this.mergeSignatures(from, held, frame.result);
         return;
       }
-      this.o.metrics.dkgConflicts.inc({ kind: 'same_session' });
+      this.metrics.dkgConflicts.inc({ kind: 'same_session' });
       if (this.isValid(frame.result)) {
         this.withdraw(frame.keyId, `member ${from} holds a different valid result of the same session ${sid}: the DKG split`);
       }
@@ -294,8 +317,8 @@ export class DkgRunner {
     const other = own !== undefined ? this.digestHex(own) : valid ? (s.announcedDigest ??= { from, digest }).digest : undefined;
     if (other !== undefined && other !== digest) {
       s.conflict ??= `member ${from} announced a different result of this session`;
-      this.o.metrics.dkgConflicts.inc({ kind: 'same_session' });
-      this.o.log.error({ keyId: frame.keyId, from, sessionId: sid }, 'a member announced a different result of this DKG session; it will not be stored');
+      this.metrics.dkgConflicts.inc({ kind: 'same_session' });
+      this.log.error({ keyId: frame.keyId, from, sessionId: sid }, 'a member announced a different result of this DKG session; it will not be stored');
       throw new TkmsError('dkg_conflict', `this node has a different result of DKG session ${sid} for key ${frame.keyId}`);
     }
   }
@@ -308,7 +331,7 @@ export class DkgRunner {
     let added = false;
     for (const [key, sig] of Object.entries(incoming.signatures)) {
       const id = Number(key);
-      const publicKey = this.o.identity.memberKeys.get(id);
+      const publicKey = this.identity.memberKeys.get(id);
       if (known.has(id) || publicKey === undefined || !verifyMemberSignature(publicKey, message, decodeHex(sig))) continue;
       known.set(id, sig);
       added = true;
@@ -327,12 +350,12 @@ export class DkgRunner {
     this.persisting.add(keyId);
     try {
       const upgraded = verifyDkgPublicResult({ ...held, signatures: Object.fromEntries(signatures) }, this.expected);
-      await this.o.keystore.replacePublicResult(keyId, publicResultToJson(upgraded));
+      await this.keystore.replacePublicResult(keyId, publicResultToJson(upgraded));
       this.held.set(keyId, upgraded);
       this.upgrading.delete(keyId);
-      this.o.log.info({ keyId, signers: Object.keys(upgraded.signatures).map(Number) }, 'stored DKG result re-signed by t members; published again');
+      this.log.info({ keyId, signers: Object.keys(upgraded.signatures).map(Number) }, 'stored DKG result re-signed by t members; published again');
     } catch (e) {
-      this.o.log.error({ keyId, err: errorText(e) }, 'could not store the re-signed DKG result; will retry');
+      this.log.error({ keyId, err: errorText(e) }, 'could not store the re-signed DKG result; will retry');
     } finally {
       this.persisting.delete(keyId);
     }
@@ -377,7 +400,7 @@ export class DkgRunner {
   }
 
   private refuseIfBusy(keyId: string): void {
-    if (this.held.has(keyId) || this.o.keystore.list().includes(keyId)) {
+    if (this.held.has(keyId) || this.keystore.list().includes(keyId)) {
       throw new TkmsError('conflict', `key id ${keyId} already exists on this node; a second DKG is refused`);
     }
     const s = this.sessions.get(keyId);
@@ -398,20 +421,20 @@ export class DkgRunner {
       type: 'proposal',
       keyId,
       sessionId: randomBytes(SESSION_ID_LENGTH),
-      t: this.o.committee.t,
-      committeeId: this.o.committee.committeeId,
-      proposer: this.o.selfId,
+      t: this.committee.t,
+      committeeId: this.committee.committeeId,
+      proposer: this.selfId,
     };
     const state = this.createSession(proposal);
-    this.o.log.info({ keyId, sessionId: encodeHex(proposal.sessionId), t: proposal.t }, 'proposing DKG');
+    this.log.info({ keyId, sessionId: encodeHex(proposal.sessionId), t: proposal.t }, 'proposing DKG');
     const frame = encodeDkgFrame(proposal);
-    for (const member of this.o.committee.members) {
-      if (member.id === this.o.selfId) continue;
+    for (const member of this.committee.members) {
+      if (member.id === this.selfId) continue;
       // Queued on the member's FIFO so the proposal precedes our round-1 message.
       this.enqueue(state, member.id, frame, (reply) => {
         if (!reply.ok) {
           state.refusals.set(member.id, `${reply.code}: ${reply.message}`);
-          this.o.log.warn({ keyId, member: member.id, reason: reply.message }, 'member refused the DKG proposal');
+          this.log.warn({ keyId, member: member.id, reason: reply.message }, 'member refused the DKG proposal');
         }
       });
     }
@@ -433,7 +456,7 @@ export class DkgRunner {
       reply = { ok: true };
     } catch (e) {
       const err = isTkmsError(e) ? e : new TkmsError('internal', 'DKG frame handling failed');
-      if (!isTkmsError(e)) this.o.log.error({ err: errorText(e), from: fromMember }, 'unexpected error handling a DKG frame');
+      if (!isTkmsError(e)) this.log.error({ err: errorText(e), from: fromMember }, 'unexpected error handling a DKG frame');
       reply = { ok: false, code: err.code, message: err.message };
     }
     return encodeDkgReply(reply);
@@ -468,11 +491,11 @@ export class DkgRunner {
     const sid = encodeHex(sessionId);
     if (this.claims.hasRound1(keyId, sid, from)) return;
     try {
-      const message = decodeDkgMessage(payload, { t: this.o.committee.t, n: this.o.committee.members.length });
+      const message = decodeDkgMessage(payload, { t: this.committee.t, n: this.committee.members.length });
       if (message.kind !== 'round1' || message.dealer !== from) return;
-      const members = this.o.committee.members.map((m) => m.id).sort((a, b) => a - b);
-      const context = sessionContext({ keyId, committeeId: this.o.committee.committeeId, sessionId, t: this.o.committee.t, memberIds: members, selfId: this.o.selfId }, members);
-      if (this.o.identity.verify(from, messageToSign(context, message.signed), message.signature)) this.claims.noteRound1(keyId, sid, from);
+      const members = this.committee.members.map((m) => m.id).sort((a, b) => a - b);
+      const context = sessionContext({ keyId, committeeId: this.committee.committeeId, sessionId, t: this.committee.t, memberIds: members, selfId: this.selfId }, members);
+      if (this.identity.verify(from, messageToSign(context, message.signed), message.signature)) this.claims.noteRound1(keyId, sid, from);
     } catch {
       // Not a well-formed round-1 package: no evidence of anything.
     }
@@ -480,10 +503,10 @@ export class DkgRunner {
 
   private acceptProposal(from: number, p: DkgProposal): void {
     if (p.proposer !== from) throw new TkmsError('unauthorized', `proposal claims proposer ${p.proposer} but came from member ${from}`);
-    if (p.committeeId !== this.o.committee.committeeId) {
-      throw new TkmsError('bad_request', `proposal is for committee ${p.committeeId}, this node is in ${this.o.committee.committeeId}`);
+    if (p.committeeId !== this.committee.committeeId) {
+      throw new TkmsError('bad_request', `proposal is for committee ${p.committeeId}, this node is in ${this.committee.committeeId}`);
     }
-    if (p.t !== this.o.committee.t) throw new TkmsError('bad_request', `proposal has t = ${p.t}, the committee file says t = ${this.o.committee.t}`);
+    if (p.t !== this.committee.t) throw new TkmsError('bad_request', `proposal has t = ${p.t}, the committee file says t = ${this.committee.t}`);
     // A proposal is not evidence of a session, even one it races: one member could then block any
     // key id. A rival that can produce a key shows itself by t dealers' round-1 packages or by its
     // members' dkg_conflict answers to our pre-store announcement (uniquenessProblem).
@@ -492,7 +515,7 @@ export class DkgRunner {
       return; // a retried delivery of a proposal we already accepted
     }
     this.refuseIfBusy(p.keyId);
-    this.o.log.info({ keyId: p.keyId, sessionId: encodeHex(p.sessionId), proposer: from }, 'accepted DKG proposal');
+    this.log.info({ keyId: p.keyId, sessionId: encodeHex(p.sessionId), proposer: from }, 'accepted DKG proposal');
     const state = this.createSession(p);
     this.startSession(state);
     const key = sessionKey(p.keyId, p.sessionId);
@@ -514,11 +537,11 @@ export class DkgRunner {
         committeeId: p.committeeId,
         sessionId: p.sessionId,
         t: p.t,
-        memberIds: this.o.committee.members.map((m) => m.id),
-        selfId: this.o.selfId,
+        memberIds: this.committee.members.map((m) => m.id),
+        selfId: this.selfId,
       },
-      this.o.identity,
-      this.o.faults === undefined ? {} : { faults: this.o.faults },
+      this.identity,
+      this.faults === undefined ? {} : { faults: this.faults },
     );
     const now = Date.now();
     const state: SessionState = {
@@ -556,7 +579,7 @@ export class DkgRunner {
       out = s.session.receive(from, payload);
     } catch (e) {
       // The contract says receive never throws; if it does, the message is dropped, not the node.
-      this.o.log.error({ keyId: s.keyId, from, err: errorText(e) }, 'DKG session threw on receive');
+      this.log.error({ keyId: s.keyId, from, err: errorText(e) }, 'DKG session threw on receive');
       return;
     }
     this.dispatch(s, out);
@@ -566,9 +589,9 @@ export class DkgRunner {
   private dispatch(s: SessionState, out: DkgOutbound[]): void {
     for (const msg of out) {
       const frame = encodeDkgFrame({ type: 'payload', keyId: s.keyId, sessionId: s.sessionId, payload: msg.payload });
-      const targets = msg.to === 'all' ? this.o.committee.members.map((m) => m.id).filter((id) => id !== this.o.selfId) : [msg.to];
+      const targets = msg.to === 'all' ? this.committee.members.map((m) => m.id).filter((id) => id !== this.selfId) : [msg.to];
       for (const to of targets) {
-        if (to === this.o.selfId) continue;
+        if (to === this.selfId) continue;
         this.enqueue(s, to, frame);
       }
     }
@@ -580,14 +603,14 @@ export class DkgRunner {
     const next = previous.then(async () => {
       for (let attempt = 1; attempt <= DELIVERY_ATTEMPTS && !this.stopped; attempt++) {
         try {
-          const replyBytes = await this.o.transport.send(to, frame, this.deliveryTimeoutMs());
+          const replyBytes = await this.transport.send(to, frame, this.deliveryTimeoutMs());
           const reply = decodeDkgReply(replyBytes);
           onReply?.(reply);
-          if (!reply.ok) this.o.log.debug({ keyId: s.keyId, to, code: reply.code, reason: reply.message }, 'member rejected a DKG frame');
+          if (!reply.ok) this.log.debug({ keyId: s.keyId, to, code: reply.code, reason: reply.message }, 'member rejected a DKG frame');
           return;
         } catch (e) {
           if (attempt === DELIVERY_ATTEMPTS) {
-            this.o.log.warn({ keyId: s.keyId, to, err: errorText(e) }, 'giving up delivering a DKG message');
+            this.log.warn({ keyId: s.keyId, to, err: errorText(e) }, 'giving up delivering a DKG message');
             return;
           }
           await sleep(150 * 2 ** (attempt - 1));
@@ -599,7 +622,7 @@ export class DkgRunner {
 
   /** Long enough for a loaded peer to answer; retries are safe (sessions drop duplicates). */
   private deliveryTimeoutMs(): number {
-    return Math.max(2_000, Math.min(this.o.phaseTimeoutMs, 15_000));
+    return Math.max(2_000, Math.min(this.phaseTimeoutMs, 15_000));
   }
 
   /** Notices phase changes: metrics, deadline timer, completion. */
@@ -609,8 +632,8 @@ export class DkgRunner {
     if (phase === s.phase && !force) return;
     const now = Date.now();
     if (phase !== s.phase) {
-      this.o.metrics.dkgPhaseSeconds.observe({ phase: s.phase }, (now - s.phaseStartedAt) / 1000);
-      this.o.log.debug({ keyId: s.keyId, from: s.phase, to: phase }, 'DKG phase');
+      this.metrics.dkgPhaseSeconds.observe({ phase: s.phase }, (now - s.phaseStartedAt) / 1000);
+      this.log.debug({ keyId: s.keyId, from: s.phase, to: phase }, 'DKG phase');
       s.phase = phase;
       s.phaseStartedAt = now;
       s.deadlinesPassed = 0;
@@ -623,7 +646,7 @@ export class DkgRunner {
   }
 
   private armDeadline(s: SessionState): void {
-    s.timer = setTimeout(() => this.onDeadline(s), this.o.phaseTimeoutMs);
+    s.timer = setTimeout(() => this.onDeadline(s), this.phaseTimeoutMs);
     s.timer.unref();
   }
 
@@ -631,12 +654,12 @@ export class DkgRunner {
     s.timer = undefined;
     if (s.status !== 'running' || this.stopped) return;
     s.deadlinesPassed++;
-    this.o.log.info({ keyId: s.keyId, phase: s.phase }, 'DKG phase deadline passed; advancing with what arrived');
+    this.log.info({ keyId: s.keyId, phase: s.phase }, 'DKG phase deadline passed; advancing with what arrived');
     let out: DkgOutbound[] = [];
     try {
       out = s.session.advance();
     } catch (e) {
-      this.o.log.error({ keyId: s.keyId, err: errorText(e) }, 'DKG session threw on advance');
+      this.log.error({ keyId: s.keyId, err: errorText(e) }, 'DKG session threw on advance');
     }
     this.dispatch(s, out);
     if (s.session.phase !== s.phase) {
@@ -671,16 +694,16 @@ export class DkgRunner {
     conflict ??= s.conflict;
     if (conflict !== undefined) {
       // Our t-signed result is evidence of this session: a retry for the key id waits out the claims.
-      this.claims.noteResult(s.keyId, encodeHex(s.sessionId), this.o.selfId);
+      this.claims.noteResult(s.keyId, encodeHex(s.sessionId), this.selfId);
       s.errorCode = 'dkg_conflict';
-      this.o.metrics.dkgConflicts.inc({ kind: 'refused_store' });
+      this.metrics.dkgConflicts.inc({ kind: 'refused_store' });
       this.finish(s, 'aborted', `dkg_conflict: ${conflict}; nothing was stored`);
       return;
     }
     try {
       const share = s.session.takeShare();
-      await this.o.keystore.save({ keyId: s.keyId, share, publicResult: publicResultToJson(result) });
-      this.o.onKeyStored?.(result, share);
+      await this.keystore.save({ keyId: s.keyId, share, publicResult: publicResultToJson(result) });
+      this.onKeyStored?.(result, share);
     } catch (e) {
       this.finish(s, 'aborted', `DKG finished but its result could not be stored: ${errorText(e)}`);
       return;
@@ -705,14 +728,14 @@ export class DkgRunner {
     const before = this.claims.others(s.keyId, sid);
     if (before.length > 0) return `another DKG session for key id ${s.keyId} was seen (${before.join(', ')})`;
     const frame = encodeDkgFrame({ type: 'result', keyId: s.keyId, sessionId: s.sessionId, result });
-    const others = this.o.committee.members.map((m) => m.id).filter((id) => id !== this.o.selfId);
+    const others = this.committee.members.map((m) => m.id).filter((id) => id !== this.selfId);
     const disputes: string[] = [];
     let confirmed = 0;
     await Promise.all(
       others.map(async (id) => {
         for (let attempt = 1; attempt <= 2 && !this.stopped; attempt++) {
           try {
-            const reply = decodeDkgReply(await this.o.transport.send(id, frame, this.deliveryTimeoutMs()));
+            const reply = decodeDkgReply(await this.transport.send(id, frame, this.deliveryTimeoutMs()));
             if (reply.ok) confirmed++;
             else if (reply.code === 'dkg_conflict') disputes.push(`member ${id}: ${reply.message}`);
             return;
@@ -725,7 +748,7 @@ export class DkgRunner {
     if (disputes.length > 0) return disputes.join('; ');
     const after = this.claims.others(s.keyId, sid);
     if (after.length > 0) return `another DKG session for key id ${s.keyId} was seen (${after.join(', ')})`;
-    const needed = this.o.committee.members.length - this.o.committee.t;
+    const needed = this.committee.members.length - this.committee.t;
     if (confirmed < needed) return `only ${confirmed} other members confirmed they know no other session for key id ${s.keyId}, need ${needed}`;
     return undefined;
   }
@@ -738,16 +761,16 @@ export class DkgRunner {
     s.finishedAt = Date.now();
     s.abortReason = reason;
     const seconds = (s.finishedAt - s.startedAt) / 1000;
-    this.o.metrics.dkgSessions.inc({ outcome: status });
-    this.o.metrics.dkgDurationSeconds.observe({ outcome: status }, seconds);
+    this.metrics.dkgSessions.inc({ outcome: status });
+    this.metrics.dkgDurationSeconds.observe({ outcome: status }, seconds);
     const disqualified = Object.fromEntries(s.session.disqualified);
     if (status === 'done') {
-      this.o.log.info(
+      this.log.info(
         { keyId: s.keyId, sessionId: encodeHex(s.sessionId), seconds, groupPublicKey: s.result?.groupPublicKey, qualified: s.result?.qualified, disqualified },
         'DKG completed; share stored',
       );
     } else {
-      this.o.log.error({ keyId: s.keyId, sessionId: encodeHex(s.sessionId), seconds, reason, disqualified }, 'DKG aborted');
+      this.log.error({ keyId: s.keyId, sessionId: encodeHex(s.sessionId), seconds, reason, disqualified }, 'DKG aborted');
     }
   }
 
