@@ -82,13 +82,22 @@ export function hexBytesField(length: number, opts: HexFieldOptions): Field<Retu
 export function hexBytesUpToField(maxLength: number, opts: HexFieldOptions): Field<ReturnType<typeof Type.String>, Uint8Array> {
   const prefix = opts.prefix ?? 'optional';
   return {
-    schema: Type.String({ pattern: `^${PREFIX_PATTERN[prefix]}(?:[0-9a-fA-F]{2}){0,${maxLength}}$`, maxLength: 2 * maxLength + (prefix === 'forbidden' ? 0 : 2), ...docOf(opts) }),
+    // With a fixed prefix (or none) maxLength bounds the digits; an optional prefix needs the count in the pattern.
+    schema: Type.String({
+      pattern: `^${PREFIX_PATTERN[prefix]}(?:[0-9a-fA-F]{2})${prefix === 'optional' ? `{0,${maxLength}}` : '*'}$`,
+      maxLength: 2 * maxLength + (prefix === 'forbidden' ? 0 : 2),
+      ...docOf(opts),
+    }),
     eip712: opts.eip712,
     explain: (value, name) => void decodeHex(value, { name, maxLength, allowPrefix: prefix !== 'forbidden' }),
     decode: (value) => hexToBytes(stripPrefix(value)),
     encode: prefix === 'forbidden' ? bytesToHex : encodeHex,
   };
 }
+
+// Hex letters only: the schema has already allowed nothing else after the 0x.
+const HAS_LOWER = /[a-f]/;
+const HAS_UPPER = /[A-F]/;
 
 /**
  * An Ethereum address, 0x + 40 hex digits. All-lower or all-upper case is taken as is; mixed
@@ -101,8 +110,7 @@ export function addressField(opts: FieldDoc): Field<ReturnType<typeof Type.Strin
     explain: (value, name) => void decodeAddress(value, name),
     decode: (value, name) => {
       const bytes = hexToBytes(value.slice(2));
-      const body = value.slice(2);
-      if (body !== body.toLowerCase() && body !== body.toUpperCase() && toChecksumAddress(bytes) !== value) {
+      if (HAS_LOWER.test(value) && HAS_UPPER.test(value) && toChecksumAddress(bytes) !== value) {
         throw new TkmsError('bad_address', `${name} has an invalid EIP-55 checksum`);
       }
       return bytes;
@@ -195,12 +203,7 @@ export function objectCodec<F extends Fields>(what: string, fields: F, doc: Obje
   const list = names.map((name) => [name, fields[name]!] as const);
   const schema = Type.Object(Object.fromEntries(list.map(([n, f]) => [n, f.schema])), { additionalProperties: false, ...doc }) as unknown as SchemaOf<F>;
   const validator = Compile(schema);
-  const decodeValid = (value: Json<F>): Decoded<F> => {
-    const out: Record<string, unknown> = {};
-    const json = value as Record<string, unknown>;
-    for (const [name, field] of list) out[name] = field.decode(json[name] as never, name);
-    return out as Decoded<F>;
-  };
+  const decodeValid = specializedDecoder(list) as (value: Json<F>) => Decoded<F>;
   return {
     what,
     fields,
@@ -225,6 +228,30 @@ export function objectCodec<F extends Fields>(what: string, fields: F, doc: Obje
     // (an inherited property, say): still a refusal, in the validator's words.
     const first = validator.Errors(value)[0];
     throw new TkmsError('bad_request', `${what} is not valid${first === undefined ? '' : `: ${first.instancePath || '/'} ${first.message}`}`);
+  }
+}
+
+type FieldList = readonly (readonly [string, Field<TSchema, unknown>])[];
+
+/**
+ * The decoder of one object type as straight-line code, `(json) => ({ a: decodeA(json.a, "a"), … })`:
+ * on the partial-request path a loop over fields costs about as much as the checks themselves
+ * (every field access and call is megamorphic). Where code generation is forbidden (a strict
+ * Content-Security-Policy in a browser) the loop does the same work, as typebox's validators fall back too.
+ */
+function specializedDecoder(list: FieldList): (value: unknown) => unknown {
+  const loop = (value: unknown): unknown => {
+    const out: Record<string, unknown> = {};
+    const json = value as Record<string, unknown>;
+    for (const [name, field] of list) out[name] = field.decode(json[name] as never, name);
+    return out;
+  };
+  try {
+    const entries = list.map(([name], i) => `${JSON.stringify(name)}: d${i}(json[${JSON.stringify(name)}], ${JSON.stringify(name)})`);
+    const make = new Function(...list.map((_, i) => `d${i}`), `return (json) => ({ ${entries.join(', ')} });`) as (...decoders: unknown[]) => (value: unknown) => unknown;
+    return make(...list.map(([, field]) => field.decode));
+  } catch {
+    return loop;
   }
 }
 
