@@ -4,7 +4,7 @@ import { hexToBytes } from '@noble/hashes/utils.js';
 import { decodeBase64, decodeHex, encodeBase64, encodeHex, bytesToHex } from './bytes.ts';
 import type { Eip712FieldType } from './eip712.ts';
 import { TkmsError } from './errors.ts';
-import { expectObject } from './json-frame.ts';
+import { requireExactFields } from './json-frame.ts';
 import { ADDRESS_LENGTH, assertKeyId, decodeAddress, KEY_ID_PATTERN, toChecksumAddress } from './identifiers.ts';
 
 /**
@@ -173,16 +173,28 @@ export function base64Field(maxLength: number, opts: FieldDoc): Field<ReturnType
 }
 
 // ---------------------------------------------------------------------------------------
-// Objects made of fields: the message codec every declaration in core/messages.ts is.
+// Objects made of fields: the codec every message declaration is.
 
 export type Fields = Record<string, Field<TSchema, any>>;
-export type Decoded<F extends Fields> = { -readonly [K in keyof F]: DecodedOf<F[K]> };
-export type Json<F extends Fields> = { -readonly [K in keyof F]: JsonOf<F[K]> };
+type OptionalKeys<F extends Fields> = { [K in keyof F]: F[K] extends { optional: true } ? K : never }[keyof F];
+type ImpliedKeys<F extends Fields> = { [K in keyof F]: F[K] extends { implied: true } ? K : never }[keyof F];
+type RequiredKeys<F extends Fields> = Exclude<keyof F, OptionalKeys<F>>;
+type Flat<T> = { -readonly [K in keyof T]: T[K] };
+/** The decoded value: bytes as Uint8Array, optional fields optional, implied constants (a frame's `v`) left out. */
+export type Decoded<F extends Fields> = Flat<{ [K in Exclude<RequiredKeys<F>, ImpliedKeys<F>>]: DecodedOf<F[K]> } & { [K in OptionalKeys<F>]?: DecodedOf<F[K]> }>;
+export type Json<F extends Fields> = Flat<{ [K in RequiredKeys<F>]: JsonOf<F[K]> } & { [K in OptionalKeys<F>]?: JsonOf<F[K]> }>;
 type SchemaOf<F extends Fields> = TObject<{ [K in keyof F]: F[K]['schema'] }>;
+
+/** A field that may be left out (never null): absent on the wire is absent in the decoded value. */
+export function optionalField<J extends TSchema, D>(field: Field<J, D>): Field<J, D> & { optional: true } {
+  return { ...field, schema: Type.Optional(field.schema) as unknown as J, optional: true };
+}
 
 export interface ObjectDoc {
   description: string;
   examples?: unknown[];
+  /** Error messages name fields `what.field` (node frames) instead of `field` (signed messages). */
+  qualified?: boolean;
 }
 
 export interface ObjectCodec<F extends Fields> {
@@ -191,47 +203,52 @@ export interface ObjectCodec<F extends Fields> {
   readonly fields: F;
   /** The JSON wire form: a plain JSON Schema object, exact fields, no additional properties. */
   readonly schema: SchemaOf<F>;
-  /** Wire JSON → decoded value; any refusal is a TkmsError with the field's code. */
-  readonly decode: (value: unknown) => Decoded<F>;
+  /** Wire JSON → decoded value; any refusal is a TkmsError with the field's code. `what` renames the object in errors. */
+  readonly decode: (value: unknown, what?: string) => Decoded<F>;
   /** Like decode, for a value the compiled validator (or an enclosing one) has already accepted. */
   readonly decodeValid: (value: Json<F>) => Decoded<F>;
   readonly encode: (value: Decoded<F>) => Json<F>;
 }
 
 export function objectCodec<F extends Fields>(what: string, fields: F, doc: ObjectDoc): ObjectCodec<F> {
-  const names = Object.keys(fields);
-  const list = names.map((name) => [name, fields[name]!] as const);
-  const schema = Type.Object(Object.fromEntries(list.map(([n, f]) => [n, f.schema])), { additionalProperties: false, ...doc }) as unknown as SchemaOf<F>;
+  const { qualified, ...schemaDoc } = doc;
+  const list: FieldList = Object.keys(fields).map((name) => [name, fields[name]!] as const);
+  const schema = Type.Object(Object.fromEntries(list.map(([n, f]) => [n, f.schema])), { additionalProperties: false, ...schemaDoc }) as unknown as SchemaOf<F>;
   const validator = Compile(schema);
   const decodeValid = specializedDecoder(list) as (value: Json<F>) => Decoded<F>;
   return {
     what,
     fields,
     schema,
-    decode: (value) => {
-      if (!validator.Check(value)) explain(value);
+    decode: (value, name = what) => {
+      if (!validator.Check(value)) explain(value, name);
       return decodeValid(value as Json<F>);
     },
     decodeValid,
     encode: (value) => {
       const out: Record<string, unknown> = {};
       const decoded = value as Record<string, unknown>;
-      for (const [name, field] of list) out[name] = field.encode(decoded[name]);
+      for (const [name, field] of list) {
+        const v = decoded[name];
+        if (v !== undefined || field.optional !== true) out[name] = field.encode(v);
+      }
       return out as Json<F>;
     },
   };
 
-  function explain(value: unknown): never {
-    const obj = expectObject(value, what, names);
-    for (const [name, field] of list) field.explain(obj[name], name);
+  function explain(value: unknown, name: string): never {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TkmsError('bad_request', `${name} must be a JSON object`);
+    const obj = value as Record<string, unknown>;
+    requireExactFields(obj, name, list.filter(([n, f]) => f.optional !== true || n in obj).map(([n]) => n));
+    for (const [n, field] of list) if (n in obj) field.explain(obj[n], qualified === true ? `${name}.${n}` : n);
     // Every field passed its own check, so the validator saw something no field explains
     // (an inherited property, say): still a refusal, in the validator's words.
     const first = validator.Errors(value)[0];
-    throw new TkmsError('bad_request', `${what} is not valid${first === undefined ? '' : `: ${first.instancePath || '/'} ${first.message}`}`);
+    throw new TkmsError('bad_request', `${name} is not valid${first === undefined ? '' : `: ${first.instancePath || '/'} ${first.message}`}`);
   }
 }
 
-type FieldList = readonly (readonly [string, Field<TSchema, unknown>])[];
+type FieldList = readonly (readonly [string, Field<TSchema, unknown> & { optional?: true; implied?: true }])[];
 
 /**
  * The decoder of one object type as straight-line code, `(json) => ({ a: decodeA(json.a, "a"), … })`:
@@ -243,21 +260,34 @@ function specializedDecoder(list: FieldList): (value: unknown) => unknown {
   const loop = (value: unknown): unknown => {
     const out: Record<string, unknown> = {};
     const json = value as Record<string, unknown>;
-    for (const [name, field] of list) out[name] = field.decode(json[name] as never, name);
+    for (const [name, field] of list) if (field.implied !== true && (field.optional !== true || json[name] !== undefined)) out[name] = field.decode(json[name] as never, name);
     return out;
   };
   try {
-    const entries = list.map(([name], i) => `${JSON.stringify(name)}: d${i}(json[${JSON.stringify(name)}], ${JSON.stringify(name)})`);
-    const make = new Function(...list.map((_, i) => `d${i}`), `return (json) => ({ ${entries.join(', ')} });`) as (...decoders: unknown[]) => (value: unknown) => unknown;
+    const key = (name: string): string => JSON.stringify(name);
+    const call = (name: string, i: number): string => `d${i}(json[${key(name)}], ${key(name)})`;
+    const required = list.flatMap(([name, f], i) => (f.optional === true || f.implied === true ? [] : [`${key(name)}: ${call(name, i)}`]));
+    const optional = list.flatMap(([name, f], i) => (f.optional === true ? [`if (json[${key(name)}] !== undefined) out[${key(name)}] = ${call(name, i)};`] : []));
+    const body = optional.length === 0 ? `return (json) => ({ ${required.join(', ')} });` : `return (json) => { const out = { ${required.join(', ')} }; ${optional.join(' ')} return out; };`;
+    const make = new Function(...list.map((_, i) => `d${i}`), body) as (...decoders: unknown[]) => (value: unknown) => unknown;
     return make(...list.map(([, field]) => field.decode));
   } catch {
     return loop;
   }
 }
 
-/** A nested object, e.g. the delegation inside a partial request. */
-export function nestedField<F extends Fields>(codec: ObjectCodec<F>): Field<SchemaOf<F>, Decoded<F>> {
-  return { schema: codec.schema, eip712: undefined, explain: (value) => void codec.decode(value), decode: (value) => codec.decodeValid(value as Json<F>), encode: (value) => codec.encode(value) as Static<SchemaOf<F>> };
+/**
+ * A nested object, e.g. the delegation inside a partial request. Its errors name it as its codec
+ * does ("handle descriptor …"), or, with `byFieldName`, by its path in the enclosing object.
+ */
+export function nestedField<F extends Fields>(codec: ObjectCodec<F>, opts: { byFieldName?: boolean } = {}): Field<SchemaOf<F>, Decoded<F>> {
+  return {
+    schema: codec.schema,
+    eip712: undefined,
+    explain: (value, name) => void codec.decode(value, opts.byFieldName === true ? name : codec.what),
+    decode: (value) => codec.decodeValid(value as Json<F>),
+    encode: (value) => codec.encode(value) as Static<SchemaOf<F>>,
+  };
 }
 
 /** A nested object or JSON null, decoded as undefined (e.g. the grant of an owner's request). */
@@ -271,7 +301,15 @@ export function optionalNestedField<F extends Fields>(codec: ObjectCodec<F>): Fi
   };
 }
 
-/** A constant, e.g. the frame version `v: 1`; anything else is refused with `refusal`. */
+/**
+ * A constant the decoded value leaves out and the encoder writes, e.g. a frame's version `v: 1`;
+ * anything else on the wire is refused with `refusal`.
+ */
+export function impliedField<V extends string | number | boolean>(value: V, opts: FieldDoc & { refusal: string }): Field<TSchema, V> & { implied: true } {
+  return { ...literalField(value, opts), implied: true };
+}
+
+/** A constant that stays in the decoded value, e.g. the `ok: true` of a reply or the `type` of a variant. */
 export function literalField<V extends string | number | boolean>(value: V, opts: FieldDoc & { refusal: string }): Field<TSchema, V> {
   return {
     schema: Type.Literal(value, docOf(opts)),
@@ -281,5 +319,97 @@ export function literalField<V extends string | number | boolean>(value: V, opts
     },
     decode: () => value,
     encode: () => value,
+  };
+}
+
+/** A JSON boolean. */
+export function booleanField(opts: FieldDoc): Field<ReturnType<typeof Type.Boolean>, boolean> {
+  return {
+    schema: Type.Boolean(docOf(opts)),
+    eip712: undefined,
+    explain: (value, name) => {
+      if (typeof value !== 'boolean') throw new TkmsError('bad_request', `${name} must be a boolean`);
+    },
+    decode: (value) => value,
+    encode: (value) => value,
+  };
+}
+
+/** One of a fixed set of strings (e.g. the error codes). */
+export function enumField<V extends string>(values: readonly V[], opts: FieldDoc & { refusal: string }): Field<TSchema, V> {
+  const known = new Set<string>(values);
+  return {
+    schema: Type.Enum([...values], docOf(opts)),
+    eip712: undefined,
+    explain: (value, name) => {
+      if (typeof value !== 'string' || !known.has(value)) throw new TkmsError('bad_request', `${name} ${opts.refusal}`);
+    },
+    decode: (value) => value as V,
+    encode: (value) => value,
+  };
+}
+
+/** A string of at most `maxLength` UTF-16 units (the schema's maxLength counts code points, so the decoder checks units too). */
+export function textField(maxLength: number, opts: FieldDoc): Field<ReturnType<typeof Type.String>, string> {
+  const refuse = (name: string): never => {
+    throw new TkmsError('bad_request', `${name} must be a string of at most ${maxLength} characters`);
+  };
+  return {
+    schema: Type.String({ maxLength, ...docOf(opts) }),
+    eip712: undefined,
+    explain: (value, name) => void (typeof value !== 'string' || value.length > maxLength ? refuse(name) : undefined),
+    decode: (value, name) => (value.length > maxLength ? refuse(name) : value),
+    encode: (value) => value,
+  };
+}
+
+/** A field's value or JSON null (null decodes as null). */
+export function orNullField<J extends TSchema, D>(field: Field<J, D>): Field<TSchema, D | null> {
+  return {
+    schema: Type.Union([field.schema, Type.Null()]),
+    eip712: undefined,
+    explain: (value, name) => void (value === null ? undefined : field.explain(value, name)),
+    decode: (value, name) => (value === null ? null : field.decode(value as Static<J>, name)),
+    encode: (value) => (value === null ? null : field.encode(value)),
+  };
+}
+
+export interface ArrayOptions extends FieldDoc {
+  minItems?: number;
+  maxItems: number;
+}
+
+function arrayRefusal(name: string, opts: ArrayOptions): never {
+  const range = opts.minItems === undefined ? `at most ${opts.maxItems}` : `${opts.minItems} to ${opts.maxItems}`;
+  throw new TkmsError('bad_request', `${name} must be an array of ${range}`);
+}
+
+/** An array of objects of one type; one bad item refuses the whole array. */
+export function arrayField<F extends Fields>(codec: ObjectCodec<F>, opts: ArrayOptions): Field<TSchema, Decoded<F>[]> {
+  const { minItems, maxItems, ...doc } = opts;
+  return {
+    schema: Type.Array(codec.schema, { ...(minItems === undefined ? {} : { minItems }), maxItems, ...docOf(doc) }),
+    eip712: undefined,
+    explain: (value, name) => {
+      if (!Array.isArray(value) || value.length > maxItems || value.length < (minItems ?? 0)) arrayRefusal(name, opts);
+      value.forEach((item, i) => codec.decode(item, `${name}[${i}]`));
+    },
+    decode: (value) => (value as Json<F>[]).map(codec.decodeValid),
+    encode: (value) => value.map(codec.encode),
+  };
+}
+
+/**
+ * An array whose items the schema leaves open: either the receiver validates them elsewhere
+ * (DKG results), or each item is decoded on its own so that one bad item does not sink the rest.
+ */
+export function openArrayField(opts: ArrayOptions): Field<TSchema, unknown[]> {
+  const { minItems, maxItems, ...doc } = opts;
+  return {
+    schema: Type.Array(Type.Unknown(), { ...(minItems === undefined ? {} : { minItems }), maxItems, ...docOf(doc) }),
+    eip712: undefined,
+    explain: (value, name) => void (!Array.isArray(value) || value.length > maxItems || value.length < (minItems ?? 0) ? arrayRefusal(name, opts) : undefined),
+    decode: (value) => value as unknown[],
+    encode: (value) => value,
   };
 }
