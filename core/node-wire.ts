@@ -53,7 +53,7 @@ const version = () => impliedField(1, { description: 'Frame format version.', re
 const okTrue = () => literalField(true, { description: 'The request was served.', refusal: 'ok must be a boolean' });
 const offset = (description: string) => integerField(0, Number.MAX_SAFE_INTEGER, { description, refusal: 'must be a non-negative integer' });
 
-const ErrorBody = objectCodec(
+export const WireErrorBody = objectCodec(
   'error',
   {
     code: enumField(Object.keys(ERROR_CODES) as ErrorCode[], { description: 'Stable error code (core/errors.ts).', refusal: 'is not a known error code' }),
@@ -68,7 +68,7 @@ const ErrorBody = objectCodec(
 /** `{ ok: false, error }`: the refusal of any request of any protocol. */
 export const ErrorReplyBody = objectCodec(
   'error reply',
-  { ok: literalField(false, { description: 'The request was refused.', refusal: 'ok must be false' }), error: nestedField(ErrorBody, { byFieldName: true }) },
+  { ok: literalField(false, { description: 'The request was refused.', refusal: 'ok must be false' }), error: nestedField(WireErrorBody, { byFieldName: true }) },
   { description: 'A refused request.', qualified: true },
 );
 
@@ -80,7 +80,7 @@ export const PartialRequestBody = objectCodec(
 
 export const PartialBatchRequestBody = objectCodec(
   'partial batch',
-  { v: version(), requests: openArrayField({ minItems: 1, maxItems: MAX_PARTIAL_BATCH, description: 'Partial requests, each decoded on its own.' }) },
+  { v: version(), requests: openArrayField({ minItems: 1, maxItems: MAX_PARTIAL_BATCH, items: PartialRequestBody, description: 'Partial requests, each decoded on its own: a bad one is refused in its own reply.' }) },
   { description: 'Several partial requests in one frame.' },
 );
 
@@ -95,7 +95,7 @@ export const PartialReplyOkBody = objectCodec('partial reply', { ok: okTrue(), .
 
 export const PartialBatchReplyOkBody = objectCodec(
   'partial batch reply',
-  { ok: okTrue(), replies: openArrayField({ maxItems: MAX_PARTIAL_BATCH, description: 'One reply per request, in order.' }) },
+  { ok: okTrue(), replies: openArrayField({ maxItems: MAX_PARTIAL_BATCH, items: PartialReplyOkBody, description: 'One reply per request, in order: a served one or an error reply.' }) },
   { description: 'The answers to a batch.', qualified: true },
 );
 
@@ -105,22 +105,22 @@ export const RevocationEnvelopeBody = objectCodec(
   { description: 'A revocation with the descriptor of its handle, so every node can check the owner signed it.' },
 );
 
-const AclRevokeBody = objectCodec(
+export const AclRevokeBody = objectCodec(
   'acl request',
   { v: version(), type: literalField('revoke', { description: 'Store and pass on a revocation.', refusal: 'type must be "revoke"' }), item: nestedField(RevocationEnvelopeBody) },
   { description: 'A revocation to store.', qualified: true },
 );
-const AclSyncBody = objectCodec(
+export const AclSyncBody = objectCodec(
   'acl request',
   { v: version(), type: literalField('sync', { description: 'Send a page of the revocations held.', refusal: 'type must be "sync"' }), offset: offset('Where the page starts.') },
   { description: 'Ask for a page of revocations.', qualified: true },
 );
-const AclStoredBody = objectCodec(
+export const AclStoredBody = objectCodec(
   'acl reply',
   { ok: okTrue(), type: literalField('stored', { description: 'Whether the revocation was new.', refusal: 'type must be "stored"' }), stored: booleanField({ description: 'True when the node did not hold it yet.' }) },
   { description: 'A revocation was accepted.', qualified: true },
 );
-const AclPageBody = objectCodec(
+export const AclPageBody = objectCodec(
   'acl reply',
   {
     ok: okTrue(),
@@ -131,8 +131,8 @@ const AclPageBody = objectCodec(
   { description: 'A page of the revocations a node holds.', qualified: true },
 );
 
-const KeysRequestBody = objectCodec('keys request', { v: version() }, { description: 'Ask for the public DKG results of the keys held.', qualified: true });
-const KeysReplyOkBody = objectCodec(
+export const KeysRequestBody = objectCodec('keys request', { v: version() }, { description: 'Ask for the public DKG results of the keys held.', qualified: true });
+export const KeysReplyOkBody = objectCodec(
   'keys reply',
   { ok: okTrue(), keys: openArrayField({ maxItems: MAX_KEYS_PER_REPLY, description: 'DKG public results, validated by the receiver (core/dkg).' }) },
   { description: 'The public DKG results of the keys a node holds.', qualified: true },
@@ -152,7 +152,7 @@ const json = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value
 
 // --- errors, shared by every protocol ---------------------------------------------------
 
-export type WireError = Decoded<typeof ErrorBody.fields>;
+export type WireError = Decoded<typeof WireErrorBody.fields>;
 
 function errorReplyToJson(e: WireError): unknown {
   return ErrorReplyBody.encode({ ok: false, error: { code: e.code, message: e.message, retryAfterSeconds: e.retryAfterSeconds } });

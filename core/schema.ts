@@ -21,12 +21,37 @@ export interface Field<J extends TSchema = TSchema, D = unknown> {
   readonly schema: J;
   /** The field's EIP-712 type, for fields of signed messages. */
   readonly eip712: Eip712FieldType | undefined;
+  /** What the field is, with its parameters: for generated tests and docs (the schema says the same, less directly). */
+  readonly kind: FieldKind;
   /** Throws this field's typed error for a value its schema refuses; returns for one it accepts. */
   readonly explain: (value: unknown, name: string) => void;
   /** A value the schema accepted → the decoded value, after the checks no JSON Schema can state. */
   readonly decode: (value: Static<J>, name: string) => D;
   readonly encode: (value: D) => Static<J>;
 }
+
+/** Any declared field, whatever its wire and decoded types. */
+export type AnyField = Field<any, any>;
+
+export type FieldKind =
+  | { kind: 'hex'; length: number; prefix: 'optional' | 'required' | 'forbidden' }
+  | { kind: 'hexUpTo'; maxLength: number; prefix: 'optional' | 'required' | 'forbidden' }
+  | { kind: 'address' }
+  | { kind: 'keyId' }
+  | { kind: 'unixSeconds' }
+  | { kind: 'integer'; min: number; max: number }
+  | { kind: 'base64'; maxLength: number }
+  | { kind: 'boolean' }
+  | { kind: 'enum'; values: readonly string[] }
+  | { kind: 'text'; maxLength: number }
+  | { kind: 'literal'; value: string | number | boolean }
+  | { kind: 'object'; codec: ObjectCodec<Fields> }
+  /** An object or null; null decodes as undefined. */
+  | { kind: 'objectOrNull'; codec: ObjectCodec<Fields> }
+  | { kind: 'orNull'; field: AnyField }
+  | { kind: 'array'; codec: ObjectCodec<Fields>; minItems: number; maxItems: number }
+  /** Items left to the receiver; `items` names what they are when each is decoded on its own. */
+  | { kind: 'openArray'; minItems: number; maxItems: number; items?: ObjectCodec<Fields> };
 
 export type DecodedOf<F> = F extends Field<TSchema, infer D> ? D : never;
 export type JsonOf<F> = F extends Field<infer J, unknown> ? Static<J> : never;
@@ -64,6 +89,7 @@ export function hexBytesField(length: number, opts: HexFieldOptions): Field<Retu
   return {
     schema: Type.String({ pattern: `^${PREFIX_PATTERN[prefix]}[0-9a-fA-F]{${length * 2}}$`, ...docOf(opts) }),
     eip712: opts.eip712,
+    kind: { kind: 'hex', length, prefix },
     explain: (value, name) => {
       if (prefix === 'required') {
         if (typeof value !== 'string') throw new TkmsError('bad_hex', `${name} must be a hex string`);
@@ -89,6 +115,7 @@ export function hexBytesUpToField(maxLength: number, opts: HexFieldOptions): Fie
       ...docOf(opts),
     }),
     eip712: opts.eip712,
+    kind: { kind: 'hexUpTo', maxLength, prefix },
     explain: (value, name) => void decodeHex(value, { name, maxLength, allowPrefix: prefix !== 'forbidden' }),
     decode: (value) => hexToBytes(stripPrefix(value)),
     encode: prefix === 'forbidden' ? bytesToHex : encodeHex,
@@ -107,6 +134,7 @@ export function addressField(opts: FieldDoc): Field<ReturnType<typeof Type.Strin
   return {
     schema: Type.String({ pattern: `^0x[0-9a-fA-F]{${ADDRESS_LENGTH * 2}}$`, ...docOf(opts) }),
     eip712: 'address',
+    kind: { kind: 'address' },
     explain: (value, name) => void decodeAddress(value, name),
     decode: (value, name) => {
       const bytes = hexToBytes(value.slice(2));
@@ -124,6 +152,7 @@ export function keyIdField(opts: FieldDoc): Field<ReturnType<typeof Type.String>
   return {
     schema: Type.String({ pattern: KEY_ID_PATTERN, ...docOf(opts) }),
     eip712: 'string',
+    kind: { kind: 'keyId' },
     explain: (value) => assertKeyId(value),
     decode: (value) => value,
     encode: (value) => value,
@@ -135,6 +164,7 @@ export function unixSecondsField(opts: FieldDoc): Field<ReturnType<typeof Type.I
   return {
     schema: Type.Integer({ minimum: 0, maximum: MAX_TIMESTAMP, ...docOf(opts) }),
     eip712: 'uint64',
+    kind: { kind: 'unixSeconds' },
     explain: (value, name) => {
       if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_TIMESTAMP) {
         throw new TkmsError('bad_request', `${name} must be a unix time in whole seconds`);
@@ -150,6 +180,7 @@ export function integerField(min: number, max: number, opts: FieldDoc & { refusa
   return {
     schema: Type.Integer({ minimum: min, maximum: max, ...docOf(opts) }),
     eip712: undefined,
+    kind: { kind: 'integer', min, max },
     explain: (value, name) => {
       if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) throw new TkmsError('bad_request', `${name} ${opts.refusal}`);
     },
@@ -166,6 +197,7 @@ export function base64Field(maxLength: number, opts: FieldDoc): Field<ReturnType
   return {
     schema: Type.String({ pattern: BASE64_PATTERN, maxLength: Math.ceil(maxLength / 3) * 4, ...docOf(opts) }),
     eip712: undefined,
+    kind: { kind: 'base64', maxLength },
     explain: (value, name) => void decodeBase64(value, { name, maxLength }),
     decode: (value, name) => decodeBase64(value, { name, maxLength }),
     encode: encodeBase64,
@@ -284,6 +316,7 @@ export function nestedField<F extends Fields>(codec: ObjectCodec<F>, opts: { byF
   return {
     schema: codec.schema,
     eip712: undefined,
+    kind: { kind: 'object', codec: codec as unknown as ObjectCodec<Fields> },
     explain: (value, name) => void codec.decode(value, opts.byFieldName === true ? name : codec.what),
     decode: (value) => codec.decodeValid(value as Json<F>),
     encode: (value) => codec.encode(value) as Static<SchemaOf<F>>,
@@ -295,6 +328,7 @@ export function optionalNestedField<F extends Fields>(codec: ObjectCodec<F>): Fi
   return {
     schema: Type.Union([codec.schema, Type.Null()]),
     eip712: undefined,
+    kind: { kind: 'objectOrNull', codec: codec as unknown as ObjectCodec<Fields> },
     explain: (value) => void (value === null ? undefined : codec.decode(value)),
     decode: (value) => (value === null ? undefined : codec.decodeValid(value as Json<F>)),
     encode: (value) => (value === undefined ? null : codec.encode(value)),
@@ -314,6 +348,7 @@ export function literalField<V extends string | number | boolean>(value: V, opts
   return {
     schema: Type.Literal(value, docOf(opts)),
     eip712: undefined,
+    kind: { kind: 'literal', value },
     explain: (v, name) => {
       if (v !== value) throw new TkmsError('bad_request', `${name}: ${opts.refusal}`);
     },
@@ -327,6 +362,7 @@ export function booleanField(opts: FieldDoc): Field<ReturnType<typeof Type.Boole
   return {
     schema: Type.Boolean(docOf(opts)),
     eip712: undefined,
+    kind: { kind: 'boolean' },
     explain: (value, name) => {
       if (typeof value !== 'boolean') throw new TkmsError('bad_request', `${name} must be a boolean`);
     },
@@ -341,6 +377,7 @@ export function enumField<V extends string>(values: readonly V[], opts: FieldDoc
   return {
     schema: Type.Enum([...values], docOf(opts)),
     eip712: undefined,
+    kind: { kind: 'enum', values },
     explain: (value, name) => {
       if (typeof value !== 'string' || !known.has(value)) throw new TkmsError('bad_request', `${name} ${opts.refusal}`);
     },
@@ -357,6 +394,7 @@ export function textField(maxLength: number, opts: FieldDoc): Field<ReturnType<t
   return {
     schema: Type.String({ maxLength, ...docOf(opts) }),
     eip712: undefined,
+    kind: { kind: 'text', maxLength },
     explain: (value, name) => void (typeof value !== 'string' || value.length > maxLength ? refuse(name) : undefined),
     decode: (value, name) => (value.length > maxLength ? refuse(name) : value),
     encode: (value) => value,
@@ -368,6 +406,7 @@ export function orNullField<J extends TSchema, D>(field: Field<J, D>): Field<TSc
   return {
     schema: Type.Union([field.schema, Type.Null()]),
     eip712: undefined,
+    kind: { kind: 'orNull', field },
     explain: (value, name) => void (value === null ? undefined : field.explain(value, name)),
     decode: (value, name) => (value === null ? null : field.decode(value as Static<J>, name)),
     encode: (value) => (value === null ? null : field.encode(value)),
@@ -390,6 +429,7 @@ export function arrayField<F extends Fields>(codec: ObjectCodec<F>, opts: ArrayO
   return {
     schema: Type.Array(codec.schema, { ...(minItems === undefined ? {} : { minItems }), maxItems, ...docOf(doc) }),
     eip712: undefined,
+    kind: { kind: 'array', codec: codec as unknown as ObjectCodec<Fields>, minItems: minItems ?? 0, maxItems },
     explain: (value, name) => {
       if (!Array.isArray(value) || value.length > maxItems || value.length < (minItems ?? 0)) arrayRefusal(name, opts);
       value.forEach((item, i) => codec.decode(item, `${name}[${i}]`));
@@ -403,11 +443,12 @@ export function arrayField<F extends Fields>(codec: ObjectCodec<F>, opts: ArrayO
  * An array whose items the schema leaves open: either the receiver validates them elsewhere
  * (DKG results), or each item is decoded on its own so that one bad item does not sink the rest.
  */
-export function openArrayField(opts: ArrayOptions): Field<TSchema, unknown[]> {
-  const { minItems, maxItems, ...doc } = opts;
+export function openArrayField(opts: ArrayOptions & { items?: ObjectCodec<any> }): Field<TSchema, unknown[]> {
+  const { minItems, maxItems, items, ...doc } = opts;
   return {
     schema: Type.Array(Type.Unknown(), { ...(minItems === undefined ? {} : { minItems }), maxItems, ...docOf(doc) }),
     eip712: undefined,
+    kind: { kind: 'openArray', minItems: minItems ?? 0, maxItems, ...(items === undefined ? {} : { items: items as unknown as ObjectCodec<Fields> }) },
     explain: (value, name) => void (!Array.isArray(value) || value.length > maxItems || value.length < (minItems ?? 0) ? arrayRefusal(name, opts) : undefined),
     decode: (value) => value as unknown[],
     encode: (value) => value,
