@@ -14,8 +14,11 @@ import {
   Union,
   Unknown,
   type Static,
+  type TBoolean,
+  type TInteger,
   type TObject,
   type TSchema,
+  type TString,
 } from 'typebox/type';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import { decodeBase64, decodeHex, encodeBase64, encodeHex, bytesToHex } from './bytes.ts';
@@ -75,7 +78,7 @@ export type JsonOf<F> = F extends Field<infer J, unknown> ? Static<J> : never;
 
 export interface FieldDoc {
   description: string;
-  /** One example of the wire form; every example decodes (test/property/authz-wire.test.ts). */
+  /** One example of the wire form, which its own schema accepts (test/unit/core-authz.test.ts). */
   example?: unknown;
 }
 
@@ -103,7 +106,7 @@ export interface HexFieldOptions extends FieldDoc {
 const PREFIX_PATTERN = { optional: '(?:0[xX])?', required: '0[xX]', forbidden: '' } as const;
 
 /** Exactly `length` bytes as hex. */
-export function hexBytesField(length: number, opts: HexFieldOptions): Field<ReturnType<typeof Type.String>, Uint8Array> {
+export function hexBytesField(length: number, opts: HexFieldOptions): Field<TString, Uint8Array> {
   const prefix = opts.prefix ?? 'optional';
   return {
     schema: Type.String({ pattern: `^${PREFIX_PATTERN[prefix]}[0-9a-fA-F]{${length * 2}}$`, ...docOf(opts) }),
@@ -124,7 +127,7 @@ export function hexBytesField(length: number, opts: HexFieldOptions): Field<Retu
 }
 
 /** Up to `maxLength` bytes as hex (any even number of digits). */
-export function hexBytesUpToField(maxLength: number, opts: HexFieldOptions): Field<ReturnType<typeof Type.String>, Uint8Array> {
+export function hexBytesUpToField(maxLength: number, opts: HexFieldOptions): Field<TString, Uint8Array> {
   const prefix = opts.prefix ?? 'optional';
   return {
     // With a fixed prefix (or none) maxLength bounds the digits; an optional prefix needs the count in the pattern.
@@ -149,7 +152,7 @@ const HAS_UPPER = /[A-F]/;
  * An Ethereum address, 0x + 40 hex digits. All-lower or all-upper case is taken as is; mixed
  * case must carry a valid EIP-55 checksum (a decode step: no schema can hash). Written lower-case.
  */
-export function addressField(opts: FieldDoc): Field<ReturnType<typeof Type.String>, Uint8Array> {
+export function addressField(opts: FieldDoc): Field<TString, Uint8Array> {
   return {
     schema: Type.String({ pattern: `^0x[0-9a-fA-F]{${ADDRESS_LENGTH * 2}}$`, ...docOf(opts) }),
     eip712: 'address',
@@ -167,7 +170,7 @@ export function addressField(opts: FieldDoc): Field<ReturnType<typeof Type.Strin
 }
 
 /** A key id (core/identifiers.ts): the pattern states every rule, so decoding is the identity. */
-export function keyIdField(opts: FieldDoc): Field<ReturnType<typeof Type.String>, string> {
+export function keyIdField(opts: FieldDoc): Field<TString, string> {
   return {
     schema: Type.String({ pattern: KEY_ID_PATTERN, ...docOf(opts) }),
     eip712: 'string',
@@ -179,7 +182,7 @@ export function keyIdField(opts: FieldDoc): Field<ReturnType<typeof Type.String>
 }
 
 /** Unix time in whole seconds, a JSON integer; signed as uint64. */
-export function unixSecondsField(opts: FieldDoc): Field<ReturnType<typeof Type.Integer>, number> {
+export function unixSecondsField(opts: FieldDoc): Field<TInteger, number> {
   return {
     schema: Type.Integer({ minimum: 0, maximum: MAX_TIMESTAMP, ...docOf(opts) }),
     eip712: 'uint64',
@@ -194,8 +197,8 @@ export function unixSecondsField(opts: FieldDoc): Field<ReturnType<typeof Type.I
   };
 }
 
-/** A JSON integer in [min, max]; `message` is the refusal (bad_request), e.g. "must be an integer in 1..65535". */
-export function integerField(min: number, max: number, opts: FieldDoc & { refusal: string }): Field<ReturnType<typeof Type.Integer>, number> {
+/** A JSON integer in [min, max]; `refusal` completes the bad_request message, e.g. "must be an integer in 1..65535". */
+export function integerField(min: number, max: number, opts: FieldDoc & { refusal: string }): Field<TInteger, number> {
   return {
     schema: Type.Integer({ minimum: min, maximum: max, ...docOf(opts) }),
     eip712: undefined,
@@ -212,7 +215,7 @@ export function integerField(min: number, max: number, opts: FieldDoc & { refusa
  * Standard padded base64 for bulk data, at most `maxLength` decoded bytes. Canonical padding
  * bits and the exact decoded bound are decode steps (core/bytes.ts decodeBase64).
  */
-export function base64Field(maxLength: number, opts: FieldDoc): Field<ReturnType<typeof Type.String>, Uint8Array> {
+export function base64Field(maxLength: number, opts: FieldDoc): Field<TString, Uint8Array> {
   return {
     schema: Type.String({ pattern: BASE64_PATTERN, maxLength: Math.ceil(maxLength / 3) * 4, ...docOf(opts) }),
     eip712: undefined,
@@ -377,7 +380,7 @@ export function literalField<V extends string | number | boolean>(value: V, opts
 }
 
 /** A JSON boolean. */
-export function booleanField(opts: FieldDoc): Field<ReturnType<typeof Type.Boolean>, boolean> {
+export function booleanField(opts: FieldDoc): Field<TBoolean, boolean> {
   return {
     schema: Type.Boolean(docOf(opts)),
     eip712: undefined,
@@ -406,7 +409,7 @@ export function enumField<V extends string>(values: readonly V[], opts: FieldDoc
 }
 
 /** A string of at most `maxLength` UTF-16 units (the schema's maxLength counts code points, so the decoder checks units too). */
-export function textField(maxLength: number, opts: FieldDoc): Field<ReturnType<typeof Type.String>, string> {
+export function textField(maxLength: number, opts: FieldDoc): Field<TString, string> {
   const refuse = (name: string): never => {
     throw new TkmsError('bad_request', `${name} must be a string of at most ${maxLength} characters`);
   };
