@@ -21,7 +21,7 @@ import {
   type RegisterHandleJson,
   type RevocationJson,
 } from './messages.ts';
-import type { Decoded } from './schema.ts';
+import type { DecodedFields } from './schema.ts';
 import { verifyEphemeralKeyProof } from './sealed-handle.ts';
 
 /**
@@ -86,16 +86,16 @@ export const REGISTER_STRUCT: Eip712Struct = RegisterHandleMessage.struct;
 // ---------------------------------------------------------------------------------------
 // Message types (decoded: bytes) and their JSON wire forms, all from core/messages.ts.
 
-export type HandleDescriptor = Decoded<typeof HandleDescriptorMessage.fields>;
-export type Delegation = Decoded<typeof DelegationMessage.fields>;
+export type HandleDescriptor = DecodedFields<typeof HandleDescriptorMessage.fields>;
+export type Delegation = DecodedFields<typeof DelegationMessage.fields>;
 export type UnsignedDelegation = Omit<Delegation, 'signature'>;
-export type Grant = Decoded<typeof GrantMessage.fields>;
+export type Grant = DecodedFields<typeof GrantMessage.fields>;
 export type UnsignedGrant = Omit<Grant, 'signature'>;
-export type Revocation = Decoded<typeof RevocationMessage.fields>;
+export type Revocation = DecodedFields<typeof RevocationMessage.fields>;
 export type UnsignedRevocation = Omit<Revocation, 'signature'>;
-export type EncryptRequest = Decoded<typeof EncryptRequestMessage.fields>;
+export type EncryptRequest = DecodedFields<typeof EncryptRequestMessage.fields>;
 export type UnsignedEncryptRequest = Omit<EncryptRequest, 'signature'>;
-export type RegisterHandle = Decoded<typeof RegisterHandleMessage.fields>;
+export type RegisterHandle = DecodedFields<typeof RegisterHandleMessage.fields>;
 export type UnsignedRegisterHandle = Omit<RegisterHandle, 'signature'>;
 
 export const parseHandleDescriptor = (value: unknown): HandleDescriptor => HandleDescriptorMessage.decode(value);

@@ -6,7 +6,7 @@ import { TkmsError } from './errors.ts';
 import { CIPHERTEXT_HASH_LENGTH, HANDLE_LENGTH } from './handle.ts';
 import { REQUEST_ID_LENGTH } from './identifiers.ts';
 import { MAX_SPKI_BYTES } from './rsa.ts';
-import { addressField, hexBytesField, hexBytesUpToField, keyIdField, objectCodec, unixSecondsField, type Decoded, type Fields, type ObjectCodec, type ObjectDoc } from './schema.ts';
+import { addressField, hexBytesField, hexBytesUpToField, keyIdField, messageCodec, unixSecondsField, type DecodedFields, type WireFields, type MessageCodec, type MessageDoc } from './schema.ts';
 import { EPHEMERAL_PROOF_LENGTH } from './sealed-handle.ts';
 
 /**
@@ -75,7 +75,7 @@ export const MESSAGE_EXAMPLES = {
 } as const;
 
 // ---------------------------------------------------------------------------------------
-// Fields that recur.
+// WireFields that recur.
 
 const handle = (description = 'The handle: SHA-256 commitment to key id, K, nonce, ciphertext hash and owner (core/handle.ts).') =>
   hexBytesField(HANDLE_LENGTH, { eip712: 'bytes32', description, example: EX.handle });
@@ -94,16 +94,16 @@ export const signatureField = hexBytesField(SIGNATURE_LENGTH, {
 // ---------------------------------------------------------------------------------------
 // Signed messages: an object codec plus its EIP-712 struct.
 
-export type SignedFields<F extends Fields> = F & { signature: typeof signatureField };
+export type SignedFields<F extends WireFields> = F & { signature: typeof signatureField };
 
-export interface SignedCodec<F extends Fields> extends ObjectCodec<SignedFields<F>> {
+export interface SignedCodec<F extends WireFields> extends MessageCodec<SignedFields<F>> {
   /** The EIP-712 struct: every field but the signature, in declaration order. */
   readonly struct: Eip712Struct;
   /** The EIP-712 message of a (signed or unsigned) value: exactly the struct's fields. */
-  readonly typedData: (value: Decoded<F>) => Record<string, Eip712Value>;
+  readonly typedData: (value: DecodedFields<F>) => Record<string, Eip712Value>;
 }
 
-export function signedCodec<F extends Fields>(structName: string, what: string, fields: F, doc: ObjectDoc): SignedCodec<F> {
+export function signedCodec<F extends WireFields>(structName: string, what: string, fields: F, doc: MessageDoc): SignedCodec<F> {
   const struct: Eip712Struct = {
     name: structName,
     fields: Object.entries(fields).map(([name, f]) => {
@@ -113,7 +113,7 @@ export function signedCodec<F extends Fields>(structName: string, what: string, 
   };
   const names = struct.fields.map((f) => f.name);
   return {
-    ...objectCodec<SignedFields<F>>(what, { ...fields, signature: signatureField }, doc),
+    ...messageCodec<SignedFields<F>>(what, { ...fields, signature: signatureField }, doc),
     struct,
     typedData: (value) => {
       const out: Record<string, Eip712Value> = {};
@@ -128,7 +128,7 @@ export function signedCodec<F extends Fields>(structName: string, what: string, 
 // The declarations.
 
 /** What a node needs to recompute a handle (everything but the ciphertext) and to know its K is bound to it. */
-export const HandleDescriptorMessage = objectCodec(
+export const HandleDescriptorMessage = messageCodec(
   'handle descriptor',
   {
     keyId: keyIdOf(),

@@ -11,7 +11,7 @@ import {
   integerField,
   literalField,
   nestedField,
-  objectCodec,
+  messageCodec,
   openArrayField,
   optionalField,
   optionalNestedField,
@@ -39,7 +39,7 @@ const version = () => impliedField(1, { description: 'Frame format version.', re
 const okTrue = () => literalField(true, { description: 'The request was served.', refusal: 'ok must be a boolean' });
 const offset = (description: string) => integerField(0, Number.MAX_SAFE_INTEGER, { description, refusal: 'must be a non-negative integer' });
 
-export const WireErrorBody = objectCodec(
+export const WireErrorBody = messageCodec(
   'error',
   {
     code: enumField(Object.keys(ERROR_CODES) as ErrorCode[], { description: 'Stable error code (core/errors.ts).', refusal: 'is not a known error code' }),
@@ -52,19 +52,19 @@ export const WireErrorBody = objectCodec(
 );
 
 /** `{ ok: false, error }`: the refusal of any request of any protocol. */
-export const ErrorReplyBody = objectCodec(
+export const ErrorReplyBody = messageCodec(
   'error reply',
   { ok: literalField(false, { description: 'The request was refused.', refusal: 'ok must be false' }), error: nestedField(WireErrorBody, { byFieldName: true }) },
   { description: 'A refused request.', qualified: true },
 );
 
-export const PartialRequestBody = objectCodec(
+export const PartialRequestBody = messageCodec(
   'partial request',
   { v: version(), delegation: nestedField(DelegationMessage), descriptor: nestedField(HandleDescriptorMessage), grant: optionalNestedField(GrantMessage) },
   { description: 'A delegation, the descriptor of its handle, and the grant it relies on (null when the requester owns the handle).' },
 );
 
-export const PartialBatchRequestBody = objectCodec(
+export const PartialBatchRequestBody = messageCodec(
   'partial batch',
   { v: version(), requests: openArrayField({ minItems: 1, maxItems: MAX_PARTIAL_BATCH, items: PartialRequestBody, description: 'Partial requests, each decoded on its own: a bad one is refused in its own reply.' }) },
   { description: 'Several partial requests in one frame.' },
@@ -76,37 +76,37 @@ const answerFields = {
   proof: hexBytesField(DLEQ_PROOF_LENGTH, { description: '64-byte DLEQ proof c ‖ s that P_i = share_i·K.' }),
 };
 
-export const PartialAnswerBody = objectCodec('partial', answerFields, { description: 'One node\'s partial decryption.', qualified: true });
-export const PartialReplyOkBody = objectCodec('partial reply', { ok: okTrue(), ...answerFields }, { description: 'A served partial request.', qualified: true });
+export const PartialAnswerBody = messageCodec('partial', answerFields, { description: 'One node\'s partial decryption.', qualified: true });
+export const PartialReplyOkBody = messageCodec('partial reply', { ok: okTrue(), ...answerFields }, { description: 'A served partial request.', qualified: true });
 
-export const PartialBatchReplyOkBody = objectCodec(
+export const PartialBatchReplyOkBody = messageCodec(
   'partial batch reply',
   { ok: okTrue(), replies: openArrayField({ maxItems: MAX_PARTIAL_BATCH, items: PartialReplyOkBody, description: 'One reply per request, in order: a served one or an error reply.' }) },
   { description: 'The answers to a batch.', qualified: true },
 );
 
-export const RevocationEnvelopeBody = objectCodec(
+export const RevocationEnvelopeBody = messageCodec(
   'revocation envelope',
   { descriptor: nestedField(HandleDescriptorMessage), revocation: nestedField(RevocationMessage) },
   { description: 'A revocation with the descriptor of its handle, so every node can check the owner signed it.' },
 );
 
-export const AclRevokeBody = objectCodec(
+export const AclRevokeBody = messageCodec(
   'acl request',
   { v: version(), type: literalField('revoke', { description: 'Store and pass on a revocation.', refusal: 'type must be "revoke"' }), item: nestedField(RevocationEnvelopeBody) },
   { description: 'A revocation to store.', qualified: true },
 );
-export const AclSyncBody = objectCodec(
+export const AclSyncBody = messageCodec(
   'acl request',
   { v: version(), type: literalField('sync', { description: 'Send a page of the revocations held.', refusal: 'type must be "sync"' }), offset: offset('Where the page starts.') },
   { description: 'Ask for a page of revocations.', qualified: true },
 );
-export const AclStoredBody = objectCodec(
+export const AclStoredBody = messageCodec(
   'acl reply',
   { ok: okTrue(), type: literalField('stored', { description: 'Whether the revocation was new.', refusal: 'type must be "stored"' }), stored: booleanField({ description: 'True when the node did not hold it yet.' }) },
   { description: 'A revocation was accepted.', qualified: true },
 );
-export const AclPageBody = objectCodec(
+export const AclPageBody = messageCodec(
   'acl reply',
   {
     ok: okTrue(),
@@ -117,8 +117,8 @@ export const AclPageBody = objectCodec(
   { description: 'A page of the revocations a node holds.', qualified: true },
 );
 
-export const KeysRequestBody = objectCodec('keys request', { v: version() }, { description: 'Ask for the public DKG results of the keys held.', qualified: true });
-export const KeysReplyOkBody = objectCodec(
+export const KeysRequestBody = messageCodec('keys request', { v: version() }, { description: 'Ask for the public DKG results of the keys held.', qualified: true });
+export const KeysReplyOkBody = messageCodec(
   'keys reply',
   { ok: okTrue(), keys: openArrayField({ maxItems: MAX_KEYS_PER_REPLY, description: 'DKG public results, validated by the receiver (core/dkg).' }) },
   { description: 'The public DKG results of the keys a node holds.', qualified: true },

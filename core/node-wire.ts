@@ -19,7 +19,7 @@ import {
   RevocationEnvelopeBody,
   type WireErrorBody,
 } from './node-messages.ts';
-import type { Decoded } from './schema.ts';
+import type { DecodedFields } from './schema.ts';
 
 /**
  * Frames of the request/reply protocols a node serves to the gateway (or anyone):
@@ -51,7 +51,7 @@ const json = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value
 
 // --- errors, shared by every protocol ---------------------------------------------------
 
-export type WireError = Decoded<typeof WireErrorBody.fields>;
+export type WireError = DecodedFields<typeof WireErrorBody.fields>;
 
 function errorReplyToJson(e: WireError): unknown {
   return ErrorReplyBody.encode({ ok: false, error: { code: e.code, message: e.message, retryAfterSeconds: e.retryAfterSeconds } });
@@ -128,7 +128,7 @@ export function decodePartialBatchRequest(bytes: Uint8Array): (PartialRequest | 
   });
 }
 
-export type PartialAnswer = Decoded<typeof PartialAnswerBody.fields>;
+export type PartialAnswer = DecodedFields<typeof PartialAnswerBody.fields>;
 
 export type PartialReply = ({ ok: true } & PartialAnswer) | ({ ok: false } & WireError);
 

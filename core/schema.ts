@@ -37,12 +37,12 @@ import { ADDRESS_LENGTH, assertKeyId, decodeAddress, KEY_ID_PATTERN, toChecksumA
  * the validator refused, to throw the same typed error (bad_hex, bad_length, bad_address, …)
  * the hand-written decoders always threw, so clients see unchanged codes and messages.
  */
-export interface Field<J extends TSchema = TSchema, D = unknown> {
+export interface WireField<J extends TSchema = TSchema, D = unknown> {
   readonly schema: J;
   /** The field's EIP-712 type, for fields of signed messages. */
   readonly eip712: Eip712FieldType | undefined;
   /** What the field is, with its parameters: for generated tests and docs (the schema says the same, less directly). */
-  readonly kind: FieldKind;
+  readonly kind: WireFieldKind;
   /** Throws this field's typed error for a value its schema refuses; returns for one it accepts. */
   readonly explain: (value: unknown, name: string) => void;
   /** A value the schema accepted → the decoded value, after the checks no JSON Schema can state. */
@@ -51,9 +51,9 @@ export interface Field<J extends TSchema = TSchema, D = unknown> {
 }
 
 /** Any declared field, whatever its wire and decoded types. */
-export type AnyField = Field<any, any>;
+export type AnyWireField = WireField<any, any>;
 
-export type FieldKind =
+export type WireFieldKind =
   | { kind: 'hex'; length: number; prefix: 'optional' | 'required' | 'forbidden' }
   | { kind: 'hexUpTo'; maxLength: number; prefix: 'optional' | 'required' | 'forbidden' }
   | { kind: 'address' }
@@ -65,18 +65,18 @@ export type FieldKind =
   | { kind: 'enum'; values: readonly string[] }
   | { kind: 'text'; maxLength: number }
   | { kind: 'literal'; value: string | number | boolean }
-  | { kind: 'object'; codec: ObjectCodec<Fields> }
+  | { kind: 'object'; codec: MessageCodec<WireFields> }
   /** An object or null; null decodes as undefined. */
-  | { kind: 'objectOrNull'; codec: ObjectCodec<Fields> }
-  | { kind: 'orNull'; field: AnyField }
-  | { kind: 'array'; codec: ObjectCodec<Fields>; minItems: number; maxItems: number }
+  | { kind: 'objectOrNull'; codec: MessageCodec<WireFields> }
+  | { kind: 'orNull'; field: AnyWireField }
+  | { kind: 'array'; codec: MessageCodec<WireFields>; minItems: number; maxItems: number }
   /** Items left to the receiver; `items` names what they are when each is decoded on its own. */
-  | { kind: 'openArray'; minItems: number; maxItems: number; items?: ObjectCodec<Fields> };
+  | { kind: 'openArray'; minItems: number; maxItems: number; items?: MessageCodec<WireFields> };
 
-export type DecodedOf<F> = F extends Field<TSchema, infer D> ? D : never;
-export type JsonOf<F> = F extends Field<infer J, unknown> ? Static<J> : never;
+export type DecodedFieldOf<F> = F extends WireField<TSchema, infer D> ? D : never;
+export type JsonFieldOf<F> = F extends WireField<infer J, unknown> ? Static<J> : never;
 
-export interface FieldDoc {
+export interface WireFieldDoc {
   description: string;
   /** One example of the wire form, which its own schema accepts (test/unit/core-authz.test.ts). */
   example?: unknown;
@@ -88,12 +88,12 @@ export const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za
 
 const Type = { Array: ArrayType, Boolean: BooleanType, Enum, Integer, Literal, Null, Object: ObjectType, Optional, String: StringType, Union, Unknown };
 
-const docOf = (doc: FieldDoc): { description: string; examples?: unknown[] } =>
+const docOf = (doc: WireFieldDoc): { description: string; examples?: unknown[] } =>
   doc.example === undefined ? { description: doc.description } : { description: doc.description, examples: [doc.example] };
 
 const stripPrefix = (s: string): string => (s.charCodeAt(0) === 0x30 && (s.charCodeAt(1) === 0x78 || s.charCodeAt(1) === 0x58) ? s.slice(2) : s);
 
-export interface HexFieldOptions extends FieldDoc {
+export interface HexFieldOptions extends WireFieldDoc {
   eip712?: Eip712FieldType;
   /**
    * 'optional' (the default): 0x or 0X may lead, as decodeHex has always allowed; 'required':
@@ -106,7 +106,7 @@ export interface HexFieldOptions extends FieldDoc {
 const PREFIX_PATTERN = { optional: '(?:0[xX])?', required: '0[xX]', forbidden: '' } as const;
 
 /** Exactly `length` bytes as hex. */
-export function hexBytesField(length: number, opts: HexFieldOptions): Field<TString, Uint8Array> {
+export function hexBytesField(length: number, opts: HexFieldOptions): WireField<TString, Uint8Array> {
   const prefix = opts.prefix ?? 'optional';
   return {
     schema: Type.String({ pattern: `^${PREFIX_PATTERN[prefix]}[0-9a-fA-F]{${length * 2}}$`, ...docOf(opts) }),
@@ -127,7 +127,7 @@ export function hexBytesField(length: number, opts: HexFieldOptions): Field<TStr
 }
 
 /** Up to `maxLength` bytes as hex (any even number of digits). */
-export function hexBytesUpToField(maxLength: number, opts: HexFieldOptions): Field<TString, Uint8Array> {
+export function hexBytesUpToField(maxLength: number, opts: HexFieldOptions): WireField<TString, Uint8Array> {
   const prefix = opts.prefix ?? 'optional';
   return {
     // With a fixed prefix (or none) maxLength bounds the digits; an optional prefix needs the count in the pattern.
@@ -152,7 +152,7 @@ const HAS_UPPER = /[A-F]/;
  * An Ethereum address, 0x + 40 hex digits. All-lower or all-upper case is taken as is; mixed
  * case must carry a valid EIP-55 checksum (a decode step: no schema can hash). Written lower-case.
  */
-export function addressField(opts: FieldDoc): Field<TString, Uint8Array> {
+export function addressField(opts: WireFieldDoc): WireField<TString, Uint8Array> {
   return {
     schema: Type.String({ pattern: `^0x[0-9a-fA-F]{${ADDRESS_LENGTH * 2}}$`, ...docOf(opts) }),
     eip712: 'address',
@@ -170,7 +170,7 @@ export function addressField(opts: FieldDoc): Field<TString, Uint8Array> {
 }
 
 /** A key id (core/identifiers.ts): the pattern states every rule, so decoding is the identity. */
-export function keyIdField(opts: FieldDoc): Field<TString, string> {
+export function keyIdField(opts: WireFieldDoc): WireField<TString, string> {
   return {
     schema: Type.String({ pattern: KEY_ID_PATTERN, ...docOf(opts) }),
     eip712: 'string',
@@ -182,7 +182,7 @@ export function keyIdField(opts: FieldDoc): Field<TString, string> {
 }
 
 /** Unix time in whole seconds, a JSON integer; signed as uint64. */
-export function unixSecondsField(opts: FieldDoc): Field<TInteger, number> {
+export function unixSecondsField(opts: WireFieldDoc): WireField<TInteger, number> {
   return {
     schema: Type.Integer({ minimum: 0, maximum: MAX_TIMESTAMP, ...docOf(opts) }),
     eip712: 'uint64',
@@ -198,7 +198,7 @@ export function unixSecondsField(opts: FieldDoc): Field<TInteger, number> {
 }
 
 /** A JSON integer in [min, max]; `refusal` completes the bad_request message, e.g. "must be an integer in 1..65535". */
-export function integerField(min: number, max: number, opts: FieldDoc & { refusal: string }): Field<TInteger, number> {
+export function integerField(min: number, max: number, opts: WireFieldDoc & { refusal: string }): WireField<TInteger, number> {
   return {
     schema: Type.Integer({ minimum: min, maximum: max, ...docOf(opts) }),
     eip712: undefined,
@@ -215,7 +215,7 @@ export function integerField(min: number, max: number, opts: FieldDoc & { refusa
  * Standard padded base64 for bulk data, at most `maxLength` decoded bytes. Canonical padding
  * bits and the exact decoded bound are decode steps (core/bytes.ts decodeBase64).
  */
-export function base64Field(maxLength: number, opts: FieldDoc): Field<TString, Uint8Array> {
+export function base64Field(maxLength: number, opts: WireFieldDoc): WireField<TString, Uint8Array> {
   return {
     schema: Type.String({ pattern: BASE64_PATTERN, maxLength: Math.ceil(maxLength / 3) * 4, ...docOf(opts) }),
     eip712: undefined,
@@ -229,54 +229,54 @@ export function base64Field(maxLength: number, opts: FieldDoc): Field<TString, U
 // ---------------------------------------------------------------------------------------
 // Objects made of fields: the codec every message declaration is.
 
-export type Fields = Record<string, Field<TSchema, any>>;
-type OptionalKeys<F extends Fields> = { [K in keyof F]: F[K] extends { optional: true } ? K : never }[keyof F];
-type ImpliedKeys<F extends Fields> = { [K in keyof F]: F[K] extends { implied: true } ? K : never }[keyof F];
-type RequiredKeys<F extends Fields> = Exclude<keyof F, OptionalKeys<F>>;
+export type WireFields = Record<string, WireField<TSchema, any>>;
+type OptionalKeys<F extends WireFields> = { [K in keyof F]: F[K] extends { optional: true } ? K : never }[keyof F];
+type ImpliedKeys<F extends WireFields> = { [K in keyof F]: F[K] extends { implied: true } ? K : never }[keyof F];
+type RequiredKeys<F extends WireFields> = Exclude<keyof F, OptionalKeys<F>>;
 type Flat<T> = { -readonly [K in keyof T]: T[K] };
 /** The decoded value: bytes as Uint8Array, optional fields optional, implied constants (a frame's `v`) left out. */
-export type Decoded<F extends Fields> = Flat<{ [K in Exclude<RequiredKeys<F>, ImpliedKeys<F>>]: DecodedOf<F[K]> } & { [K in OptionalKeys<F>]?: DecodedOf<F[K]> }>;
-export type Json<F extends Fields> = Flat<{ [K in RequiredKeys<F>]: JsonOf<F[K]> } & { [K in OptionalKeys<F>]?: JsonOf<F[K]> }>;
-type SchemaOf<F extends Fields> = TObject<{ [K in keyof F]: F[K]['schema'] }>;
+export type DecodedFields<F extends WireFields> = Flat<{ [K in Exclude<RequiredKeys<F>, ImpliedKeys<F>>]: DecodedFieldOf<F[K]> } & { [K in OptionalKeys<F>]?: DecodedFieldOf<F[K]> }>;
+export type JsonFields<F extends WireFields> = Flat<{ [K in RequiredKeys<F>]: JsonFieldOf<F[K]> } & { [K in OptionalKeys<F>]?: JsonFieldOf<F[K]> }>;
+type SchemaOf<F extends WireFields> = TObject<{ [K in keyof F]: F[K]['schema'] }>;
 
 /** A field that may be left out (never null): absent on the wire is absent in the decoded value. */
-export function optionalField<J extends TSchema, D>(field: Field<J, D>): Field<J, D> & { optional: true } {
+export function optionalField<J extends TSchema, D>(field: WireField<J, D>): WireField<J, D> & { optional: true } {
   return { ...field, schema: Type.Optional(field.schema) as unknown as J, optional: true };
 }
 
-export interface ObjectDoc {
+export interface MessageDoc {
   description: string;
   examples?: unknown[];
   /** Error messages name fields `what.field` (node frames) instead of `field` (signed messages). */
   qualified?: boolean;
 }
 
-export interface ObjectCodec<F extends Fields> {
+export interface MessageCodec<F extends WireFields> {
   /** How errors name the object, e.g. "delegation" in `delegation is missing the field "handle"`. */
   readonly what: string;
   readonly fields: F;
   /** The JSON wire form: a plain JSON Schema object, exact fields, no additional properties. */
   readonly schema: SchemaOf<F>;
   /** Wire JSON → decoded value; any refusal is a TkmsError with the field's code. `what` renames the object in errors. */
-  readonly decode: (value: unknown, what?: string) => Decoded<F>;
+  readonly decode: (value: unknown, what?: string) => DecodedFields<F>;
   /** Like decode, for a value the compiled validator (or an enclosing one) has already accepted. */
-  readonly decodeValid: (value: Json<F>) => Decoded<F>;
-  readonly encode: (value: Decoded<F>) => Json<F>;
+  readonly decodeValid: (value: JsonFields<F>) => DecodedFields<F>;
+  readonly encode: (value: DecodedFields<F>) => JsonFields<F>;
 }
 
-export function objectCodec<F extends Fields>(what: string, fields: F, doc: ObjectDoc): ObjectCodec<F> {
+export function messageCodec<F extends WireFields>(what: string, fields: F, doc: MessageDoc): MessageCodec<F> {
   const { qualified, ...schemaDoc } = doc;
   const list: FieldList = Object.keys(fields).map((name) => [name, fields[name]!] as const);
   const schema = Type.Object(Object.fromEntries(list.map(([n, f]) => [n, f.schema])), { additionalProperties: false, ...schemaDoc }) as unknown as SchemaOf<F>;
   const validator = Compile(schema);
-  const decodeValid = specializedDecoder(list) as (value: Json<F>) => Decoded<F>;
+  const decodeValid = specializedDecoder(list) as (value: JsonFields<F>) => DecodedFields<F>;
   return {
     what,
     fields,
     schema,
     decode: (value, name = what) => {
       if (!validator.Check(value)) explain(value, name);
-      return decodeValid(value as Json<F>);
+      return decodeValid(value as JsonFields<F>);
     },
     decodeValid,
     encode: (value) => {
@@ -286,7 +286,7 @@ export function objectCodec<F extends Fields>(what: string, fields: F, doc: Obje
         const v = decoded[name];
         if (v !== undefined || field.optional !== true) out[name] = field.encode(v);
       }
-      return out as Json<F>;
+      return out as JsonFields<F>;
     },
   };
 
@@ -302,7 +302,7 @@ export function objectCodec<F extends Fields>(what: string, fields: F, doc: Obje
   }
 }
 
-type FieldList = readonly (readonly [string, Field<TSchema, unknown> & { optional?: true; implied?: true }])[];
+type FieldList = readonly (readonly [string, WireField<TSchema, unknown> & { optional?: true; implied?: true }])[];
 
 /**
  * The decoder of one object type as straight-line code, `(json) => ({ a: decodeA(json.a, "a"), … })`:
@@ -334,25 +334,25 @@ function specializedDecoder(list: FieldList): (value: unknown) => unknown {
  * A nested object, e.g. the delegation inside a partial request. Its errors name it as its codec
  * does ("handle descriptor …"), or, with `byFieldName`, by its path in the enclosing object.
  */
-export function nestedField<F extends Fields>(codec: ObjectCodec<F>, opts: { byFieldName?: boolean } = {}): Field<SchemaOf<F>, Decoded<F>> {
+export function nestedField<F extends WireFields>(codec: MessageCodec<F>, opts: { byFieldName?: boolean } = {}): WireField<SchemaOf<F>, DecodedFields<F>> {
   return {
     schema: codec.schema,
     eip712: undefined,
-    kind: { kind: 'object', codec: codec as unknown as ObjectCodec<Fields> },
+    kind: { kind: 'object', codec: codec as unknown as MessageCodec<WireFields> },
     explain: (value, name) => void codec.decode(value, opts.byFieldName === true ? name : codec.what),
-    decode: (value) => codec.decodeValid(value as Json<F>),
+    decode: (value) => codec.decodeValid(value as JsonFields<F>),
     encode: (value) => codec.encode(value) as Static<SchemaOf<F>>,
   };
 }
 
 /** A nested object or JSON null, decoded as undefined (e.g. the grant of an owner's request). */
-export function optionalNestedField<F extends Fields>(codec: ObjectCodec<F>): Field<TSchema, Decoded<F> | undefined> {
+export function optionalNestedField<F extends WireFields>(codec: MessageCodec<F>): WireField<TSchema, DecodedFields<F> | undefined> {
   return {
     schema: Type.Union([codec.schema, Type.Null()]),
     eip712: undefined,
-    kind: { kind: 'objectOrNull', codec: codec as unknown as ObjectCodec<Fields> },
+    kind: { kind: 'objectOrNull', codec: codec as unknown as MessageCodec<WireFields> },
     explain: (value) => void (value === null ? undefined : codec.decode(value)),
-    decode: (value) => (value === null ? undefined : codec.decodeValid(value as Json<F>)),
+    decode: (value) => (value === null ? undefined : codec.decodeValid(value as JsonFields<F>)),
     encode: (value) => (value === undefined ? null : codec.encode(value)),
   };
 }
@@ -361,12 +361,12 @@ export function optionalNestedField<F extends Fields>(codec: ObjectCodec<F>): Fi
  * A constant the decoded value leaves out and the encoder writes, e.g. a frame's version `v: 1`;
  * anything else on the wire is refused with `refusal`.
  */
-export function impliedField<V extends string | number | boolean>(value: V, opts: FieldDoc & { refusal: string }): Field<TSchema, V> & { implied: true } {
+export function impliedField<V extends string | number | boolean>(value: V, opts: WireFieldDoc & { refusal: string }): WireField<TSchema, V> & { implied: true } {
   return { ...literalField(value, opts), implied: true };
 }
 
 /** A constant that stays in the decoded value, e.g. the `ok: true` of a reply or the `type` of a variant. */
-export function literalField<V extends string | number | boolean>(value: V, opts: FieldDoc & { refusal: string }): Field<TSchema, V> {
+export function literalField<V extends string | number | boolean>(value: V, opts: WireFieldDoc & { refusal: string }): WireField<TSchema, V> {
   return {
     schema: Type.Literal(value, docOf(opts)),
     eip712: undefined,
@@ -380,7 +380,7 @@ export function literalField<V extends string | number | boolean>(value: V, opts
 }
 
 /** A JSON boolean. */
-export function booleanField(opts: FieldDoc): Field<TBoolean, boolean> {
+export function booleanField(opts: WireFieldDoc): WireField<TBoolean, boolean> {
   return {
     schema: Type.Boolean(docOf(opts)),
     eip712: undefined,
@@ -394,7 +394,7 @@ export function booleanField(opts: FieldDoc): Field<TBoolean, boolean> {
 }
 
 /** One of a fixed set of strings (e.g. the error codes). */
-export function enumField<V extends string>(values: readonly V[], opts: FieldDoc & { refusal: string }): Field<TSchema, V> {
+export function enumField<V extends string>(values: readonly V[], opts: WireFieldDoc & { refusal: string }): WireField<TSchema, V> {
   const known = new Set<string>(values);
   return {
     schema: Type.Enum([...values], docOf(opts)),
@@ -409,7 +409,7 @@ export function enumField<V extends string>(values: readonly V[], opts: FieldDoc
 }
 
 /** A string of at most `maxLength` UTF-16 units (the schema's maxLength counts code points, so the decoder checks units too). */
-export function textField(maxLength: number, opts: FieldDoc): Field<TString, string> {
+export function textField(maxLength: number, opts: WireFieldDoc): WireField<TString, string> {
   const refuse = (name: string): never => {
     throw new TkmsError('bad_request', `${name} must be a string of at most ${maxLength} characters`);
   };
@@ -424,7 +424,7 @@ export function textField(maxLength: number, opts: FieldDoc): Field<TString, str
 }
 
 /** A field's value or JSON null (null decodes as null). */
-export function orNullField<J extends TSchema, D>(field: Field<J, D>): Field<TSchema, D | null> {
+export function orNullField<J extends TSchema, D>(field: WireField<J, D>): WireField<TSchema, D | null> {
   return {
     schema: Type.Union([field.schema, Type.Null()]),
     eip712: undefined,
@@ -435,28 +435,28 @@ export function orNullField<J extends TSchema, D>(field: Field<J, D>): Field<TSc
   };
 }
 
-export interface ArrayOptions extends FieldDoc {
+export interface ArrayFieldOptions extends WireFieldDoc {
   minItems?: number;
   maxItems: number;
 }
 
-function arrayRefusal(name: string, opts: ArrayOptions): never {
+function arrayRefusal(name: string, opts: ArrayFieldOptions): never {
   const range = opts.minItems === undefined ? `at most ${opts.maxItems}` : `${opts.minItems} to ${opts.maxItems}`;
   throw new TkmsError('bad_request', `${name} must be an array of ${range}`);
 }
 
 /** An array of objects of one type; one bad item refuses the whole array. */
-export function arrayField<F extends Fields>(codec: ObjectCodec<F>, opts: ArrayOptions): Field<TSchema, Decoded<F>[]> {
+export function arrayField<F extends WireFields>(codec: MessageCodec<F>, opts: ArrayFieldOptions): WireField<TSchema, DecodedFields<F>[]> {
   const { minItems, maxItems, ...doc } = opts;
   return {
     schema: Type.Array(codec.schema, { ...(minItems === undefined ? {} : { minItems }), maxItems, ...docOf(doc) }),
     eip712: undefined,
-    kind: { kind: 'array', codec: codec as unknown as ObjectCodec<Fields>, minItems: minItems ?? 0, maxItems },
+    kind: { kind: 'array', codec: codec as unknown as MessageCodec<WireFields>, minItems: minItems ?? 0, maxItems },
     explain: (value, name) => {
       if (!Array.isArray(value) || value.length > maxItems || value.length < (minItems ?? 0)) arrayRefusal(name, opts);
       value.forEach((item, i) => codec.decode(item, `${name}[${i}]`));
     },
-    decode: (value) => (value as Json<F>[]).map(codec.decodeValid),
+    decode: (value) => (value as JsonFields<F>[]).map(codec.decodeValid),
     encode: (value) => value.map(codec.encode),
   };
 }
@@ -465,12 +465,12 @@ export function arrayField<F extends Fields>(codec: ObjectCodec<F>, opts: ArrayO
  * An array whose items the schema leaves open: either the receiver validates them elsewhere
  * (DKG results), or each item is decoded on its own so that one bad item does not sink the rest.
  */
-export function openArrayField(opts: ArrayOptions & { items?: ObjectCodec<any> }): Field<TSchema, unknown[]> {
+export function openArrayField(opts: ArrayFieldOptions & { items?: MessageCodec<any> }): WireField<TSchema, unknown[]> {
   const { minItems, maxItems, items, ...doc } = opts;
   return {
     schema: Type.Array(Type.Unknown(), { ...(minItems === undefined ? {} : { minItems }), maxItems, ...docOf(doc) }),
     eip712: undefined,
-    kind: { kind: 'openArray', minItems: minItems ?? 0, maxItems, ...(items === undefined ? {} : { items: items as unknown as ObjectCodec<Fields> }) },
+    kind: { kind: 'openArray', minItems: minItems ?? 0, maxItems, ...(items === undefined ? {} : { items: items as unknown as MessageCodec<WireFields> }) },
     explain: (value, name) => void (!Array.isArray(value) || value.length > maxItems || value.length < (minItems ?? 0) ? arrayRefusal(name, opts) : undefined),
     decode: (value) => value as unknown[],
     encode: (value) => value,

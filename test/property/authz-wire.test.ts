@@ -8,13 +8,13 @@ import {
   DelegationMessage,
   EncryptRequestMessage,
   ErrorReplyBody,
-  type AnyField,
-  type Fields,
+  type AnyWireField,
+  type WireFields,
   GrantMessage,
   HandleDescriptorMessage,
   KeysReplyOkBody,
   KeysRequestBody,
-  type ObjectCodec,
+  type MessageCodec,
   PartialAnswerBody,
   PartialBatchReplyOkBody,
   PartialBatchRequestBody,
@@ -134,7 +134,7 @@ const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
 const keyIdArb = fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,63}$/).filter((s) => !s.includes('..'));
 const tsArb = fc.oneof(fc.integer({ min: 0, max: MAX_TIMESTAMP }), fc.constantFrom(0, MAX_TIMESTAMP));
 /** A valid decoded value of one declared field, by its kind (core/schema.ts). */
-function validArb(field: AnyField): fc.Arbitrary<unknown> {
+function validArb(field: AnyWireField): fc.Arbitrary<unknown> {
   const k = field.kind;
   switch (k.kind) {
     case 'hex':
@@ -174,8 +174,8 @@ function validArb(field: AnyField): fc.Arbitrary<unknown> {
 }
 
 /** A valid decoded value of a declared message: every field by its kind; implied constants left out, optional ones sometimes. */
-function arbOf<F extends Fields>(codec: ObjectCodec<F>): fc.Arbitrary<any> {
-  const entries = Object.entries(codec.fields as Fields).filter(([, f]) => (f as { implied?: true }).implied !== true);
+function arbOf<F extends WireFields>(codec: MessageCodec<F>): fc.Arbitrary<any> {
+  const entries = Object.entries(codec.fields as WireFields).filter(([, f]) => (f as { implied?: true }).implied !== true);
   const model = Object.fromEntries(entries.map(([name, f]) => [name, validArb(f)]));
   const requiredKeys = entries.filter(([, f]) => (f as { optional?: true }).optional !== true).map(([name]) => name);
   return fc.record(model, { requiredKeys, noNullPrototype: true });
@@ -277,7 +277,7 @@ const notObjectNorNull = notObject.filter((v) => v !== null);
 /** Every string constant of the frames (variant names like "revoke", "page"): a literal field must refuse its siblings' values too. */
 const LITERALS = [
   ...new Set(
-    [AclRevokeBody, AclSyncBody, AclStoredBody, AclPageBody].flatMap((c) => Object.values(c.fields as Fields).flatMap((f) => (f.kind.kind === 'literal' && typeof f.kind.value === 'string' ? [f.kind.value] : []))),
+    [AclRevokeBody, AclSyncBody, AclStoredBody, AclPageBody].flatMap((c) => Object.values(c.fields as WireFields).flatMap((f) => (f.kind.kind === 'literal' && typeof f.kind.value === 'string' ? [f.kind.value] : []))),
   ),
 ];
 const notOfType = (values: readonly unknown[]) => fc.oneof(fc.constantFrom(0, 1, 2, -1, 1.5, '1', 'true', 'false', true, false, null, [1], [], {}, '', ...LITERALS), fc.jsonValue({ maxDepth: 1 })).filter((v) => !values.includes(v));
@@ -310,7 +310,7 @@ type Spec =
 const leaf = (a: fc.Arbitrary<unknown>): Spec => ({ leaf: a });
 
 /** What one declared field must refuse, by its kind. */
-function fieldSpec(field: AnyField): Spec {
+function fieldSpec(field: AnyWireField): Spec {
   const k = field.kind;
   switch (k.kind) {
     case 'hex':
@@ -351,10 +351,10 @@ function fieldSpec(field: AnyField): Spec {
 }
 
 /** Which fields a declared message has and what each must refuse; `extra` adds refusals the frame's context makes (a reply count). */
-function specOf<F extends Fields>(codec: ObjectCodec<F>, extra: Record<string, fc.Arbitrary<unknown>> = {}): Spec {
+function specOf<F extends WireFields>(codec: MessageCodec<F>, extra: Record<string, fc.Arbitrary<unknown>> = {}): Spec {
   const fields: Record<string, Spec> = {};
   const optional = new Set<string>();
-  for (const [name, f] of Object.entries(codec.fields as Fields)) {
+  for (const [name, f] of Object.entries(codec.fields as WireFields)) {
     if ((f as { optional?: true }).optional === true) optional.add(name);
     const spec = fieldSpec(f);
     const more = extra[name];

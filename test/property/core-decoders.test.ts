@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { Compile } from 'typebox/compile';
 import {
   addressField,
-  type AnyField,
+  type AnyWireField,
   base64Field,
   decodeBase64,
   decodeSignature,
@@ -566,8 +566,8 @@ describe('declared fields agree with the hand-written decoders (property)', func
       return { code: e.code, message: e.message };
     }
   };
-  /** A field used as objectCodec uses it: the validator decides, explain says why not. */
-  const viaField = (field: AnyField, name: string) => {
+  /** A field used as messageCodec uses it: the validator decides, explain says why not. */
+  const viaField = (field: AnyWireField, name: string) => {
     const validator = Compile(field.schema);
     return (value: unknown): unknown => {
       if (validator.Check(value)) return field.decode(value, name);
@@ -589,7 +589,7 @@ describe('declared fields agree with the hand-written decoders (property)', func
   const exactHex = (n: number) => fc.oneof(hexBytes(n, n).map(encodeHex), hexBytes(n, n).map((b) => encodeHex(b).slice(2)), hexBytes(n, n).map((b) => encodeHex(b).toUpperCase()), hexBytes(n - 1, n + 1).map(encodeHex));
   const values = (...arbs: fc.Arbitrary<unknown>[]) => fc.oneof(nonString, fc.string({ maxLength: 40 }), nearHex, ...arbs);
 
-  const cases: { label: string; field: AnyField; reference: (v: unknown) => unknown; arb: fc.Arbitrary<unknown>; name?: string }[] = [
+  const cases: { label: string; field: AnyWireField; reference: (v: unknown) => unknown; arb: fc.Arbitrary<unknown>; name?: string }[] = [
     { label: 'hex 32', field: hexBytesField(32, { description: 'x' }), reference: (v) => decodeHex(v, { name: 'f', length: 32 }), arb: values(exactHex(32)) },
     { label: 'hex 12', field: hexBytesField(12, { description: 'x' }), reference: (v) => decodeHex(v, { name: 'f', length: 12 }), arb: values(exactHex(12)) },
     {

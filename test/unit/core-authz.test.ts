@@ -12,7 +12,7 @@ import {
   encodeType,
   EncryptRequestJson,
   EncryptRequestMessage,
-  type Fields,
+  type WireFields,
   GrantJson,
   GrantMessage,
   HandleDescriptorJson,
@@ -641,7 +641,7 @@ describe('core: messages declared once (core/messages.ts)', () => {
 
   it('every field carries a description and an example its own schema accepts', () => {
     for (const [name, codec] of Object.entries(codecs)) {
-      for (const [field, f] of Object.entries(codec.fields as Fields)) {
+      for (const [field, f] of Object.entries(codec.fields as WireFields)) {
         const schema = f.schema as { description?: string; examples?: unknown[] };
         assert.ok(typeof schema.description === 'string' && schema.description.length > 0, `${name}.${field} has no description`);
         assert.equal(schema.examples?.length, 1, `${name}.${field} has no example`);
