@@ -49,7 +49,6 @@ import {
   encodePartialBatchRequest,
   encodePartialReply,
   encodePartialRequest,
-  ERROR_CODES,
   type ErrorCode,
   type Grant,
   grantToJson,
