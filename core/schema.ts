@@ -269,7 +269,7 @@ export function messageCodec<F extends WireFields>(what: string, fields: F, doc:
   const list: FieldList = Object.keys(fields).map((name) => [name, fields[name]!] as const);
   const schema = Type.Object(Object.fromEntries(list.map(([n, f]) => [n, f.schema])), { additionalProperties: false, ...schemaDoc }) as unknown as SchemaOf<F>;
   const validator = Compile(schema);
-  const decodeValid = specializedDecoder(list) as (value: JsonFields<F>) => DecodedFields<F>;
+  const decodeValid = straightLine(list, 'decode') as (value: JsonFields<F>) => DecodedFields<F>;
   return {
     what,
     fields,
@@ -279,15 +279,7 @@ export function messageCodec<F extends WireFields>(what: string, fields: F, doc:
       return decodeValid(value as JsonFields<F>);
     },
     decodeValid,
-    encode: (value) => {
-      const out: Record<string, unknown> = {};
-      const decoded = value as Record<string, unknown>;
-      for (const [name, field] of list) {
-        const v = decoded[name];
-        if (v !== undefined || field.optional !== true) out[name] = field.encode(v);
-      }
-      return out as JsonFields<F>;
-    },
+    encode: straightLine(list, 'encode') as (value: DecodedFields<F>) => JsonFields<F>,
   };
 
   function explain(value: unknown, name: string): never {
@@ -305,26 +297,32 @@ export function messageCodec<F extends WireFields>(what: string, fields: F, doc:
 type FieldList = readonly (readonly [string, WireField<TSchema, unknown> & { optional?: true; implied?: true }])[];
 
 /**
- * The decoder of one object type as straight-line code, `(json) => ({ a: decodeA(json.a, "a"), … })`:
+ * The encoder and decoder of one object type as straight-line code, e.g. `(v) => ({ a: decodeA(v.a, "a"), … })`:
  * on the partial-request path a loop over fields costs about as much as the checks themselves
  * (every field access and call is megamorphic). Where code generation is forbidden (a strict
- * Content-Security-Policy in a browser) the loop does the same work, as typebox's validators fall back too.
+ * Content-Security-Policy in a browser) a loop does the same work, as typebox's validators fall back too.
  */
-function specializedDecoder(list: FieldList): (value: unknown) => unknown {
+function straightLine(list: FieldList, direction: 'decode' | 'encode'): (value: unknown) => unknown {
+  const decoding = direction === 'decode';
+  // Decoded values leave implied constants out; the encoder writes them (from undefined).
+  const kept = list.map((entry, i) => [entry[0], entry[1], i] as const).filter(([, f]) => !(decoding && f.implied === true));
   const loop = (value: unknown): unknown => {
     const out: Record<string, unknown> = {};
-    const json = value as Record<string, unknown>;
-    for (const [name, field] of list) if (field.implied !== true && (field.optional !== true || json[name] !== undefined)) out[name] = field.decode(json[name] as never, name);
+    const v = value as Record<string, unknown>;
+    for (const [name, f] of kept) {
+      if (f.optional === true && v[name] === undefined) continue;
+      out[name] = decoding ? f.decode(v[name] as never, name) : f.encode(v[name]);
+    }
     return out;
   };
   try {
     const key = (name: string): string => JSON.stringify(name);
-    const call = (name: string, i: number): string => `d${i}(json[${key(name)}], ${key(name)})`;
-    const required = list.flatMap(([name, f], i) => (f.optional === true || f.implied === true ? [] : [`${key(name)}: ${call(name, i)}`]));
-    const optional = list.flatMap(([name, f], i) => (f.optional === true ? [`if (json[${key(name)}] !== undefined) out[${key(name)}] = ${call(name, i)};`] : []));
-    const body = optional.length === 0 ? `return (json) => ({ ${required.join(', ')} });` : `return (json) => { const out = { ${required.join(', ')} }; ${optional.join(' ')} return out; };`;
-    const make = new Function(...list.map((_, i) => `d${i}`), body) as (...decoders: unknown[]) => (value: unknown) => unknown;
-    return make(...list.map(([, field]) => field.decode));
+    const call = (name: string, i: number): string => `f${i}(v[${key(name)}]${decoding ? `, ${key(name)}` : ''})`;
+    const required = kept.flatMap(([name, f, i]) => (f.optional === true ? [] : [`${key(name)}: ${call(name, i)}`]));
+    const optional = kept.flatMap(([name, f, i]) => (f.optional === true ? [`if (v[${key(name)}] !== undefined) out[${key(name)}] = ${call(name, i)};`] : []));
+    const body = optional.length === 0 ? `return (v) => ({ ${required.join(', ')} });` : `return (v) => { const out = { ${required.join(', ')} }; ${optional.join(' ')} return out; };`;
+    const make = new Function(...list.map((_, i) => `f${i}`), body) as (...fns: unknown[]) => (value: unknown) => unknown;
+    return make(...list.map(([, f]) => (decoding ? f.decode : f.encode)));
   } catch {
     return loop;
   }
