@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { ethers } from 'ethers';
 import { generateAccount, type Account } from '../../client/account.ts';
@@ -670,6 +672,27 @@ describe('core: messages declared once (core/messages.ts)', () => {
     ];
     for (const [struct, type] of expected) assert.equal(encodeType(struct), type);
     assert.deepEqual(Object.keys(DelegationMessage.fields), [...DELEGATION_STRUCT.fields.map((f) => f.name), 'signature']);
+  });
+
+  it('without code generation (a strict Content-Security-Policy) the codecs decode, encode and refuse the same', () => {
+    // Every message and frame, decoded and re-encoded, and one refusal of each kind, in a process that forbids eval.
+    const script = `
+      const m = await import('./core/index.ts');
+      const E = m.MESSAGE_EXAMPLES;
+      const out = [];
+      for (const [codec, example] of [[m.HandleDescriptorMessage, E.handleDescriptor], [m.DelegationMessage, E.delegation], [m.GrantMessage, E.grant], [m.RevocationMessage, E.revocation], [m.EncryptRequestMessage, E.encryptRequest], [m.RegisterHandleMessage, E.registerHandle]]) {
+        out.push(JSON.stringify(codec.encode(codec.decode(example))) === JSON.stringify(example));
+      }
+      const request = { delegation: m.parseDelegation(E.delegation), descriptor: m.parseHandleDescriptor(E.handleDescriptor), grant: m.parseGrant(E.grant) };
+      out.push(m.decodePartialRequest(m.encodePartialRequest(request)).grant.issuedAt === E.grant.issuedAt);
+      out.push(m.decodePartialReply(m.encodePartialReply({ ok: false, code: 'rate_limited', message: 'x', retryAfterSeconds: 3 })).retryAfterSeconds === 3);
+      for (const bad of [{ ...E.grant, handle: '0x12' }, { ...E.grant, extra: 1 }, { ...E.grant, grantee: 'x' }]) {
+        try { m.parseGrant(bad); out.push('accepted'); } catch (e) { out.push(e.code); }
+      }
+      console.log(JSON.stringify(out));`;
+    const run = spawnSync(process.execPath, ['--disallow-code-generation-from-strings', '--import', 'tsx', '--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8', timeout: 60_000 });
+    assert.equal(run.status, 0, run.stderr);
+    assert.deepEqual(JSON.parse(run.stdout.trim().split('\n').pop()!), [true, true, true, true, true, true, true, true, 'bad_length', 'bad_request', 'bad_address']);
   });
 
   it('a refusal keeps its code: bad_hex, bad_length, bad_address, bad_key_id, bad_request with the field named', () => {
