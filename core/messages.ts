@@ -75,7 +75,7 @@ export const MESSAGE_EXAMPLES = {
 } as const;
 
 // ---------------------------------------------------------------------------------------
-// WireFields that recur.
+// Fields that recur.
 
 const handle = (description = 'The handle: SHA-256 commitment to key id, K, nonce, ciphertext hash and owner (core/handle.ts).') =>
   hexBytesField(HANDLE_LENGTH, { eip712: 'bytes32', description, example: EX.handle });
@@ -92,7 +92,7 @@ export const signatureField = hexBytesField(SIGNATURE_LENGTH, {
 });
 
 // ---------------------------------------------------------------------------------------
-// Signed messages: an object codec plus its EIP-712 struct.
+// Signed messages: a message codec plus its EIP-712 struct.
 
 export type SignedFields<F extends WireFields> = F & { signature: typeof signatureField };
 
