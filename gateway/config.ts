@@ -119,7 +119,7 @@ export const GATEWAY_CONFIG_SCHEMA = Type.Object({
   ),
   tlsCertFile: Type.Optional(field.path({ description: 'PEM certificate chain for HTTPS; give tlsKeyFile too (neither: plain HTTP, for loopback or behind a TLS proxy)', env: 'TKMS_GATEWAY_TLS_CERT_FILE' })),
   tlsKeyFile: Type.Optional(field.path({ description: 'PEM private key for HTTPS, with tlsCertFile', env: 'TKMS_GATEWAY_TLS_KEY_FILE' })),
-  grants: ownerLimitsField(DEFAULT_GATEWAY_STORE_LIMITS.grants, 'live grants the store keeps (see "The gateway\'s store")'),
+  grants: ownerLimitsField(DEFAULT_GATEWAY_STORE_LIMITS.grants, 'live grants the store keeps'),
   revocations: ownerLimitsField(DEFAULT_GATEWAY_STORE_LIMITS.revocations, 'live revocations the store keeps'),
   handles: field.group(
     {

@@ -109,6 +109,24 @@ describe('config from environment variables', () => {
       assert.equal(c.clockSkewSeconds, 30);
     });
 
+    it('nested fields: unknown members, whole-object shapes and per-item mistakes are named', () => {
+      const problems = problemsOf(() =>
+        parseConfig(
+          { dkg: { phaseTimeoutMs: 1000, retries: 2 }, partialRateLimit: { perMinute: 0 }, revocations: { perOwner: 5, max: 4 }, gatewayPeerIds: ['not-a-peer-id'], gatewayAddresses: ['10.0.0.1:80'] },
+          { baseDir: BASE, env: FULL_ENV },
+        ),
+      );
+      assert.deepEqual(problems.sort(), [
+        'dkg has an unknown field "retries"',
+        'gatewayAddresses must be an array of at most 16 IP addresses (no ports, no names)',
+        'gatewayPeerIds[0] is not a libp2p peer id',
+        'partialRateLimit must be { "perMinute": 1..10000000, "burst": 1..10000000 }',
+        'revocations.perOwner must not exceed revocations.max',
+      ]);
+      const fromEnv = problemsOf(() => parseConfig({}, { baseDir: BASE, env: { ...FULL_ENV, TKMS_GATEWAY_PEER_IDS: 'nope' } }));
+      assert.deepEqual(fromEnv, ['gatewayPeerIds[0] is not a libp2p peer id (set by environment variable TKMS_GATEWAY_PEER_IDS)']);
+    });
+
     it('NODE_ENV_VARS lists every variable the node reads', () => {
       for (const name of [...Object.keys(ENV_OVERRIDES), 'TKMS_KEYSTORE_PASSWORD', 'TKMS_CONFIG', 'TKMS_ENABLE_TEST_FAULTS']) assert.ok(NODE_ENV_VARS.includes(name), name);
     });
@@ -160,6 +178,35 @@ describe('config from environment variables', () => {
       const problems = problemsOf(() => parseGatewayConfig({ httpLimits: { maxConnections: 0, slowloris: 1 }, tlsCertFile: 'cert.pem' }, BASE, { ...GW, TKMS_GATEWAY_HEADERS_TIMEOUT_MS: '5' }));
       assert.equal(problems.length, 4, problems.join('\n'));
       for (const part of ['httpLimits.maxConnections', '"slowloris"', 'TKMS_GATEWAY_HEADERS_TIMEOUT_MS', 'tlsCertFile and tlsKeyFile go together']) assert.ok(problems.some((p) => p.includes(part)), part);
+    });
+
+    it('cors.allowedOrigins: origins from the file or TKMS_GATEWAY_CORS_ORIGINS (comma-separated); anything else named', () => {
+      assert.deepEqual(parseGatewayConfig({}, BASE, GW).cors, { allowedOrigins: [] });
+      assert.deepEqual(parseGatewayConfig({ cors: { allowedOrigins: ['https://app.example', 'http://localhost:5173'] } }, BASE, GW).cors.allowedOrigins, ['https://app.example', 'http://localhost:5173']);
+      const fromEnv = parseGatewayConfig({ cors: { allowedOrigins: ['https://file.example'] } }, BASE, { ...GW, TKMS_GATEWAY_CORS_ORIGINS: 'https://a.example, https://b.example:8443' });
+      assert.deepEqual(fromEnv.cors.allowedOrigins, ['https://a.example', 'https://b.example:8443']);
+      for (const bad of ['https://app.example/', 'https://app.example/tkms', 'ftp://app.example', 'app.example', '*']) {
+        const problems = problemsOf(() => parseGatewayConfig({ cors: { allowedOrigins: [bad] } }, BASE, GW));
+        assert.equal(problems.length, 1, problems.join('\n'));
+        assert.ok(problems[0]!.startsWith('cors.allowedOrigins[0]'), problems[0]);
+      }
+      const envProblems = problemsOf(() => parseGatewayConfig({}, BASE, { ...GW, TKMS_GATEWAY_CORS_ORIGINS: 'https://ok.example,https://bad.example/path' }));
+      assert.deepEqual(envProblems.length, 1);
+      assert.ok(envProblems[0]!.startsWith('cors.allowedOrigins[1]') && envProblems[0]!.includes('TKMS_GATEWAY_CORS_ORIGINS'), envProblems[0]);
+      assert.ok(problemsOf(() => parseGatewayConfig({ cors: { allowedOrigins: 'https://a.example', origins: [] } }, BASE, GW)).some((p) => p === 'cors has an unknown field "origins"'));
+    });
+
+    it('basePath: "/" by default; from the file or TKMS_GATEWAY_BASE_PATH; must start and end with "/"', () => {
+      assert.equal(parseGatewayConfig({}, BASE, GW).basePath, '/');
+      assert.equal(parseGatewayConfig({ basePath: '/tkms/' }, BASE, GW).basePath, '/tkms/');
+      assert.equal(parseGatewayConfig({ basePath: '/tkms/' }, BASE, { ...GW, TKMS_GATEWAY_BASE_PATH: '/a/b/' }).basePath, '/a/b/');
+      for (const bad of ['tkms/', '/tkms', '', '//', '/a b/', 5]) {
+        const problems = problemsOf(() => parseGatewayConfig({ basePath: bad }, BASE, GW));
+        assert.equal(problems.length, 1, `${String(bad)}: ${problems.join('\n')}`);
+        assert.ok(problems[0]!.startsWith('basePath must be a path that starts and ends with "/"'), problems[0]);
+      }
+      const fromEnv = problemsOf(() => parseGatewayConfig({}, BASE, { ...GW, TKMS_GATEWAY_BASE_PATH: '/tkms' }));
+      assert.ok(fromEnv.length === 1 && fromEnv[0]!.includes('(set by environment variable TKMS_GATEWAY_BASE_PATH)'), fromEnv.join('\n'));
     });
 
     it('GATEWAY_ENV_VARS lists every overriding variable and the config file variable', () => {
