@@ -76,10 +76,9 @@ describe('runtime/lifecycle: services start in order and stop in reverse', () =>
     const events: string[] = [];
     const log = recordingLog();
     const runner = new ServiceRunner({ log });
-    const services = [openFile('file', events), listener('first listener', events), listener('second listener', events)];
-    await runner.startAll(services);
+    await runner.startAll([openFile('file', events), listener('first listener', events), listener('second listener', events)]);
     assert.deepEqual(runner.running, ['file', 'first listener', 'second listener']);
-    const ports = [services[1]!.value, services[2]!.value].map((s) => (s.address() as AddressInfo).port);
+    const ports = [portOf.get('first listener')!, portOf.get('second listener')!];
     assert.ok(!(await portIsFree(ports[0]!)), 'the listener holds its port while running');
     await runner.stop();
     assert.deepEqual(events, ['start file', 'start first listener', 'start second listener', 'stop second listener', 'stop first listener', 'stop file']);
