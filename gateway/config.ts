@@ -33,7 +33,7 @@ function decodeOrigin(origin: string, i: number): string {
 
 /** The gateway's config file, field by field: the parser, `--help` and docs/operators.md read this. */
 export const GATEWAY_CONFIG_SCHEMA = Type.Object({
-  listen: field.hostPort({ description: 'host:port of the HTTP API', env: 'TKMS_GATEWAY_LISTEN', mustBe: '"host:port", e.g. "127.0.0.1:8080"' }),
+  listen: field.hostPort({ description: 'host:port of the HTTP API, e.g. "0.0.0.0:8080"', env: 'TKMS_GATEWAY_LISTEN', mustBe: '"host:port", e.g. "127.0.0.1:8080"' }),
   basePath: Type.String({
     maxLength: 256,
     pattern: '^/([A-Za-z0-9._~-]+/)*$',
@@ -68,18 +68,18 @@ export const GATEWAY_CONFIG_SCHEMA = Type.Object({
     },
     { description: 'cross-origin requests from web pages' },
   ),
-  storeDir: field.path({ description: 'the store directory (handles, ciphertexts, grants, revocations)', env: 'TKMS_GATEWAY_STORE_DIR' }),
+  storeDir: field.path({ description: 'directory of the embedded store: handles, ciphertexts, grants, revocations (created 0700)', env: 'TKMS_GATEWAY_STORE_DIR' }),
   committeeFile: field.path({ description: 'the committee file (the same as the nodes\')', env: 'TKMS_COMMITTEE_FILE' }),
   identityFile: Type.Optional(
     field.path({
       description:
-        'the gateway\'s persistent libp2p identity (created by "tkms gateway init", or at first start). Nodes accept revocations only from members and the peer ids in their gatewayPeerIds; without it the gateway has a new identity at every start, and nodes refuse its revocations',
+        'the gateway\'s persistent libp2p identity (created 0600 by "tkms gateway init", or at first start). Nodes accept revocations only from members and the peer ids in their gatewayPeerIds; without it the gateway has a new identity at every start, and nodes refuse its revocations',
       env: 'TKMS_GATEWAY_IDENTITY_FILE',
     }),
   ),
   logLevel: logLevelField('TKMS_LOG_LEVEL'),
   partialTimeoutMs: field.integer(100, 60_000, 3_000, { description: 'how long one node may take to answer a partial request before it counts as failed', env: 'TKMS_GATEWAY_PARTIAL_TIMEOUT_MS', unit: 'milliseconds' }),
-  hedgeDelayMs: field.integer(0, 60_000, 300, { description: 'after this long without t answers, the gateway also asks the next node (hedging)', env: 'TKMS_GATEWAY_HEDGE_DELAY_MS', unit: 'milliseconds' }),
+  hedgeDelayMs: field.integer(0, 60_000, 300, { description: 'upper bound of the adaptive hedge delay: after this long without t answers, the gateway also asks the next node', env: 'TKMS_GATEWAY_HEDGE_DELAY_MS', unit: 'milliseconds' }),
   partialFramesInFlight: field.integer(1, 64, 1, {
     description: 'batch frames of partial requests in flight to one node; requests beyond them wait and leave together in the next frame. 1 suits nodes close by; raise it for nodes many milliseconds away',
     env: 'TKMS_GATEWAY_PARTIAL_FRAMES_IN_FLIGHT',
@@ -92,7 +92,7 @@ export const GATEWAY_CONFIG_SCHEMA = Type.Object({
     },
     { description: 'requests per account' },
   ),
-  maxPlaintextBytes: field.integer(1, MAX_PLAINTEXT_BYTES, MAX_PLAINTEXT_BYTES, { description: 'largest plaintext a handle may hold', env: 'TKMS_GATEWAY_MAX_PLAINTEXT_BYTES', unit: 'bytes' }),
+  maxPlaintextBytes: field.integer(1, MAX_PLAINTEXT_BYTES, MAX_PLAINTEXT_BYTES, { description: 'largest plaintext accepted (default and maximum: 1 MiB minus the 16-byte tag)', env: 'TKMS_GATEWAY_MAX_PLAINTEXT_BYTES', unit: 'bytes' }),
   clockSkewSeconds: field.integer(0, 600, 30, { description: 'tolerated difference between a requester\'s clock and ours, for signed validity windows', env: 'TKMS_GATEWAY_CLOCK_SKEW_SECONDS', unit: 'seconds' }),
   maxGrantLifetimeSeconds: maxGrantLifetimeField(),
   httpLimits: field.group(
