@@ -60,11 +60,12 @@ export const field = {
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const logLevelField = (env: string) => field.oneOf(LOG_LEVELS, 'info', { description: 'log verbosity', env });
 
-type Notes = Partial<FieldNotes> & { default?: unknown; minimum?: number; maximum?: number; maxItems?: number; type?: string; anyOf?: TSchema[]; properties?: TProperties; items?: TSchema };
+/** What the builders above put in a schema, as the readers below and the docs see it. */
+export type Notes = Partial<FieldNotes> & { default?: unknown; minimum?: number; maximum?: number; maxItems?: number; type?: string; anyOf?: TSchema[]; properties?: TProperties; items?: TSchema };
 
-const notesOf = (schema: TSchema): Notes => schema as Notes;
-const isObjectSchema = (schema: TSchema): schema is TObject => notesOf(schema).type === 'object' && notesOf(schema).properties !== undefined;
-const isOptional = (schema: TSchema): boolean => (schema as Record<string, unknown>)['~optional'] === true;
+export const notesOf = (schema: TSchema): Notes => schema as Notes;
+export const isObjectSchema = (schema: TSchema): schema is TObject => notesOf(schema).type === 'object' && notesOf(schema).properties !== undefined;
+export const isOptional = (schema: TSchema): boolean => (schema as Record<string, unknown>)['~optional'] === true;
 const codecOf = (schema: TSchema): ((value: unknown) => unknown) | undefined =>
   ((schema as Record<string, unknown>)['~codec'] as { decode?: (value: unknown) => unknown } | undefined)?.decode;
 
@@ -116,21 +117,27 @@ function readEnv(env: Env, name: string, schema: TSchema): { value?: unknown; pr
 }
 
 /** The array shape of a field that takes a list (a comma-separated list in its variable). */
-function listShape(schema: TSchema): Notes | undefined {
+export function listShape(schema: TSchema): Notes | undefined {
   const n = notesOf(schema);
   return n.type === 'array' ? n : n.anyOf?.map(notesOf).find((s) => s.type === 'array');
 }
 
-const envLabel = (schema: TSchema): string | undefined => {
-  const env = notesOf(schema).env;
-  return env === undefined ? undefined : `${env}${listShape(schema) ? ' (comma-separated)' : ''}`;
-};
+/** The object at `keys` under `root`, each level copied (or created) so the caller's file is left alone. */
+function copiedObjectAt(root: Record<string, unknown>, keys: string[]): Record<string, unknown> | undefined {
+  let at = root;
+  for (const key of keys) {
+    const next = at[key];
+    if (next !== undefined && !isPlainObject(next)) return undefined;
+    at = at[key] = { ...(next ?? {}) };
+  }
+  return at;
+}
 
 export interface ParsedConfig<S extends TObject> {
   /** The decoded config; fields with problems are missing, so use it only when `problems` is empty. */
   value: StaticDecode<S>;
   problems: string[];
-  /** The environment variable that set a field, by dotted path; for cross-field messages. */
+  /** " (set by environment variable X)" when a variable set the field (by dotted path), else "": for cross-field messages. */
   origin(path: string): string;
 }
 
@@ -153,13 +160,9 @@ export function parseDeclaredConfig<S extends TObject>(schema: S, file: Record<s
     if (r.problem !== undefined) problems.push(r.problem);
     if (r.value === undefined) continue;
     const keys = path.split('.');
-    let parent = raw;
-    for (const key of keys.slice(0, -1)) {
-      // A malformed file value stays as it is, so its own mistake is still reported.
-      if (parent[key] !== undefined && !isPlainObject(parent[key])) break;
-      parent = parent[key] = { ...((parent[key] as Record<string, unknown> | undefined) ?? {}) };
-    }
-    if (parent === raw && keys.length > 1) continue;
+    const parent = copiedObjectAt(raw, keys.slice(0, -1));
+    // A malformed file value stays as it is, so its own mistake is still reported.
+    if (parent === undefined) continue;
     parent[keys.at(-1)!] = r.value;
     fromEnv.set(path, name);
   }
@@ -217,67 +220,4 @@ export function parseDeclaredConfig<S extends TObject>(schema: S, file: Record<s
   };
   const value = readObject(schema, raw, '', problems, 'unknown field') as StaticDecode<S>;
   return { value, problems, origin };
-}
-
-function defaultText(schema: TSchema): string | undefined {
-  const n = notesOf(schema);
-  if (n.defaultText !== undefined) return n.defaultText;
-  if (!('default' in n)) return undefined;
-  return typeof n.default === 'string' ? n.default : JSON.stringify(n.default);
-}
-
-function leaves(schema: TObject, prefix = ''): { path: string; schema: TSchema }[] {
-  return Object.entries(schema.properties).flatMap(([key, s]) => (isObjectSchema(s) ? leaves(s, `${prefix}${key}.`) : [{ path: prefix + key, schema: s }]));
-}
-
-/** Bounds and choices, for help and docs; other shapes are in the description. */
-function allowed(schema: TSchema): string | undefined {
-  const n = notesOf(schema);
-  if (n.type === 'integer') return `${n.minimum}..${n.maximum}${n.unit ? ` ${n.unit}` : ''}`;
-  if (n.type === 'boolean') return 'true or false';
-  const choices = (schema as { enum?: string[] }).enum;
-  return choices === undefined ? undefined : choices.join(', ');
-}
-
-function isRequired(schema: TSchema): boolean {
-  const n = notesOf(schema);
-  return !('default' in n) && !isOptional(schema) && n.defaultText === undefined;
-}
-
-function wrap(text: string, indent: string, width = 98): string[] {
-  const lines: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line !== '' && indent.length + line.length + 1 + word.length > width) {
-      lines.push(indent + line);
-      line = word;
-    } else line = line === '' ? word : `${line} ${word}`;
-  }
-  if (line !== '') lines.push(indent + line);
-  return lines;
-}
-
-/** `--help` text: one entry per field (nested ones dotted), its variable, default and bounds. */
-export function configFieldsHelp(schema: TObject): string {
-  const lines: string[] = [];
-  for (const { path, schema: s } of leaves(schema)) {
-    const n = notesOf(s);
-    const dflt = defaultText(s);
-    const facts = [isRequired(s) ? 'required' : dflt !== undefined ? `default ${dflt}` : 'optional', allowed(s)].filter((f) => f !== undefined);
-    lines.push(`  ${path.padEnd(30)} ${envLabel(s) ?? ''}`.trimEnd(), ...wrap(`${n.description} (${facts.join('; ')})`, '      '));
-  }
-  return `${lines.join('\n')}\n`;
-}
-
-const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
-
-/** The operators' guide table of a component's fields (docs/operators.md, between marker comments). */
-export function configFieldsMarkdown(schema: TObject): string {
-  const rows = ['| config field | environment variable | default | allowed | meaning |', '| --- | --- | --- | --- | --- |'];
-  for (const { path, schema: s } of leaves(schema)) {
-    const n = notesOf(s);
-    const dflt = defaultText(s);
-    rows.push(`| \`${path}\` | ${n.env ? `\`${n.env}\`${listShape(s) ? ' (comma-separated)' : ''}` : '—'} | ${isRequired(s) ? 'required' : dflt === undefined ? '—' : cell(dflt)} | ${cell(allowed(s) ?? (n.path ? 'a path' : n.mustBe ?? ''))} | ${cell(n.description ?? '')} |`);
-  }
-  return `${rows.join('\n')}\n`;
 }
