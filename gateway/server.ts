@@ -14,7 +14,8 @@ import { installServerCurveBackend } from '../net/curve-setup.ts';
 import { GatewayStore, MAX_CIPHERTEXT_BYTES } from './store.ts';
 import { isLoopbackHost } from '../net/http-address.ts';
 import { loadOrCreateIdentityFile } from '../node/identity.ts';
-import { defineService, ServiceRunner, type Service } from '../runtime/lifecycle.ts';
+import { ServiceRunner, type Service } from '../runtime/lifecycle.ts';
+import type { RefusalReason } from '../net/http-limits.ts';
 
 export interface RunningGateway {
   server: Server;
@@ -56,23 +57,17 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   else log.info({ peerId: identity.identity.peerId, created: identity.created }, 'gateway identity (list it in every node\'s gatewayPeerIds)');
   const services = new ServiceRunner({ log });
   return services.startOrStop(async () => {
-    const store = (
-      await services.start(
-        defineService(
-          'store',
-          () =>
-            GatewayStore.open(config.storeDir, {
-              onWarning: (msg) => log.warn({ store: config.storeDir }, msg),
-              limits: { maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds, clockSkewSeconds: config.clockSkewSeconds, grants: config.grants, revocations: config.revocations, handles: config.handles, writeQueueBytes: config.storeWriteQueueBytes },
-            }),
-          (s) => s.close(),
-        ),
-      )
-    ).value;
-    const metrics = (await services.start(defineService('metrics', () => createGatewayMetrics(), (m) => m.registry.clear()))).value;
-    const pool = (
-      await services.start(defineService('node pool', () => NodePool.start(committee, log, { partialFramesInFlight: config.partialFramesInFlight, privateKey: identity?.identity.privateKey }), (p) => p.stop()))
-    ).value;
+    const store = await services.open(
+      'store',
+      () =>
+        GatewayStore.open(config.storeDir, {
+          onWarning: (msg) => log.warn({ store: config.storeDir }, msg),
+          limits: { maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds, clockSkewSeconds: config.clockSkewSeconds, grants: config.grants, revocations: config.revocations, handles: config.handles, writeQueueBytes: config.storeWriteQueueBytes },
+        }),
+      (s) => s.close(),
+    );
+    const metrics = await services.open('metrics', () => createGatewayMetrics(), (m) => m.registry.clear());
+    const pool = await services.open('node pool', () => NodePool.start(committee, log, { partialFramesInFlight: config.partialFramesInFlight, privateKey: identity?.identity.privateKey }), (p) => p.stop());
     const keys = new KeyDirectory(committee, pool, log, metrics.keyDisagreements);
     // Learn the keys early; requests refresh again on a miss, and a periodic refresh notices members
     // that later disagree on a published key (it is then withdrawn).
@@ -86,35 +81,32 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     const routes = gatewayRoutes({ config, store, keys, pool, limiter, ipLimiter, metrics });
     metrics.handlesStored.set(store.stats().handles);
     const maxBodyBytes = bodyLimit(config.maxPlaintextBytes);
-    const server = (
-      await services.start(
-        defineService(
-          'http',
-          async () => {
-            try {
-              return await startHttpServer(config.listen.host, config.listen.port, routes, log, 'gateway', {
-                maxBodyBytes,
-                // One largest body (and answer) must always fit in an address's share, or that address could never send (or read) it.
-                limits: {
-                  ...config.httpLimits,
-                  maxBodyBytesInFlightPerIp: Math.max(config.httpLimits.maxBodyBytesInFlightPerIp, maxBodyBytes),
-                  maxResponseBytesInFlightPerIp: Math.max(config.httpLimits.maxResponseBytesInFlightPerIp, handleResponseBytes(MAX_CIPHERTEXT_BYTES)),
-                },
-                onRefused: (reason) => metrics.httpRefused.inc({ reason }),
-                ...(tls ? { tls } : {}),
-                onResponse: (route, method, status, seconds) => {
-                  metrics.httpRequests.inc({ route, method, status: String(status) });
-                  metrics.httpSeconds.observe({ route }, seconds);
-                },
-              });
-            } catch (e) {
-              throw new TkmsError('unavailable', `cannot listen on ${config.listen.host}:${config.listen.port}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
-            }
-          },
-          closeServer,
-        ),
-      )
-    ).value;
+    const httpOptions = {
+      maxBodyBytes,
+      // One largest body (and answer) must always fit in an address's share, or that address could never send (or read) it.
+      limits: {
+        ...config.httpLimits,
+        maxBodyBytesInFlightPerIp: Math.max(config.httpLimits.maxBodyBytesInFlightPerIp, maxBodyBytes),
+        maxResponseBytesInFlightPerIp: Math.max(config.httpLimits.maxResponseBytesInFlightPerIp, handleResponseBytes(MAX_CIPHERTEXT_BYTES)),
+      },
+      onRefused: (reason: RefusalReason) => metrics.httpRefused.inc({ reason }),
+      ...(tls ? { tls } : {}),
+      onResponse: (route: string, method: string, status: number, seconds: number) => {
+        metrics.httpRequests.inc({ route, method, status: String(status) });
+        metrics.httpSeconds.observe({ route }, seconds);
+      },
+    };
+    const server = await services.open(
+      'http',
+      async () => {
+        try {
+          return await startHttpServer(config.listen.host, config.listen.port, routes, log, 'gateway', httpOptions);
+        } catch (e) {
+          throw new TkmsError('unavailable', `cannot listen on ${config.listen.host}:${config.listen.port}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+        }
+      },
+      closeServer,
+    );
     const address = server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.listen.port;
     const url = `${tls ? 'https' : 'http'}://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;

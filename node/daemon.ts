@@ -22,7 +22,7 @@ import { DkgRunner } from './dkg-runner.ts';
 import { DKG_PROTOCOL, MAX_DKG_FRAME_BYTES } from './dkg-wire.ts';
 import { closeServer, startHttpServer, type Route } from '../net/http.ts';
 import { dkgIdentity, loadIdentityFile, type NodeIdentity } from './identity.ts';
-import { defineService, ServiceRunner, type Service } from '../runtime/lifecycle.ts';
+import { ServiceRunner, type Service } from '../runtime/lifecycle.ts';
 import { Keystore, type StoredKey } from './keystore.ts';
 import { installServerCurveBackend } from '../net/curve-setup.ts';
 import { createLogger, type Logger } from '../net/logger.ts';
@@ -177,53 +177,41 @@ async function startServices(
   curveBackendName: string,
   services: ServiceRunner,
 ): Promise<RunningNode> {
-  const keystore = (await services.start(defineService('keystore', () => Keystore.open(config.keystoreDir, password), (k) => k.close()))).value;
+  const keystore = await services.open('keystore', () => Keystore.open(config.keystoreDir, password), (k) => k.close());
   const stored = await keystore.loadAll();
   const nowSeconds = () => Math.floor(Date.now() / 1000);
-  const replay = (
-    await services.start(
-      defineService('replay cache', () => ReplayCache.open(join(config.stateDir, 'replay.log'), config.clockSkewSeconds, nowSeconds(), config.replayIdsPerRequester), (r) => r.close()),
-    )
-  ).value;
+  const replay = await services.open(
+    'replay cache',
+    () => ReplayCache.open(join(config.stateDir, 'replay.log'), config.clockSkewSeconds, nowSeconds(), config.replayIdsPerRequester),
+    (r) => r.close(),
+  );
   // Signatures are checked against this node's own committee file, never a committee a request names.
   const deployment = { committeeId: committee.committeeId };
   const revocationLimits = { maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds, clockSkewSeconds: config.clockSkewSeconds, ...config.revocations };
-  const revocations = (
-    await services.start(
-      defineService(
-        'revocations',
-        async () => {
-          const opened = await RevocationStore.open(join(config.stateDir, 'revocations.log'), deployment, revocationLimits);
-          if (opened.tornBytes > 0) log.warn({ tornBytes: opened.tornBytes }, 'revocation log had an incomplete last line (a crash mid-write); it was cut off');
-          log.info({ held: opened.store.size, droppedLines: opened.dropped, logBytes: opened.store.logBytes }, 'revocations loaded');
-          return opened.store;
-        },
-        (store) => store.close(),
-      ),
-    )
-  ).value;
+  const revocations = await services.open(
+    'revocations',
+    async () => {
+      const opened = await RevocationStore.open(join(config.stateDir, 'revocations.log'), deployment, revocationLimits);
+      if (opened.tornBytes > 0) log.warn({ tornBytes: opened.tornBytes }, 'revocation log had an incomplete last line (a crash mid-write); it was cut off');
+      log.info({ held: opened.store.size, droppedLines: opened.dropped, logBytes: opened.store.logBytes }, 'revocations loaded');
+      return opened.store;
+    },
+    (store) => store.close(),
+  );
   const shares = new ShareBook(selfId);
 
   const budgets = readBudgets();
-  const metrics = (
-    await services.start(
-      defineService(
-        'metrics',
-        () => createNodeMetrics({ revocationsHeld: () => revocations.size, replayCacheEntries: () => replay.size, frameBytesHeld: (peers) => budgets[peers].held }),
-        (m) => m.registry.clear(),
-      ),
-    )
-  ).value;
+  const metrics = await services.open(
+    'metrics',
+    () => createNodeMetrics({ revocationsHeld: () => revocations.size, replayCacheEntries: () => replay.size, frameBytesHeld: (peers) => budgets[peers].held }),
+    (m) => m.registry.clear(),
+  );
   // Created here, listening only once every protocol is handled (the "p2p" service below).
-  const libp2p = (
-    await services.start(
-      defineService(
-        'libp2p',
-        () => createHost(identity, config.listen, committee, { gatewayPeerIds: config.gatewayPeerIds, gatewayAddresses: config.gatewayAddresses }),
-        (host) => host.stop(),
-      ),
-    )
-  ).value;
+  const libp2p = await services.open(
+    'libp2p',
+    () => createHost(identity, config.listen, committee, { gatewayPeerIds: config.gatewayPeerIds, gatewayAddresses: config.gatewayAddresses }),
+    (host) => host.stop(),
+  );
   const conns = new MemberConnections(libp2p, committee, selfId, log, () => metrics.peersConnected.set(conns.connectedMembers().length));
   // Kept-alive streams to the other members: a DKG sends n − 1 frames per round, a revocation floods to all.
   const memberFrames = new FrameClient(libp2p);
@@ -343,15 +331,8 @@ async function startServices(
     },
   });
 
-  const httpServer = (
-    await services.start(
-      defineService(
-        'http',
-        () => listenOrExplain('HTTP', () => startHttpServer(config.http.host, config.http.port, [healthRoute(committee, selfId, identity.peerId, conns, runner), metricsRoute(metrics)], log, 'http')),
-        closeServer,
-      ),
-    )
-  ).value;
+  const httpRoutes = [healthRoute(committee, selfId, identity.peerId, conns, runner), metricsRoute(metrics)];
+  const httpServer = await services.open('http', () => listenOrExplain('HTTP', () => startHttpServer(config.http.host, config.http.port, httpRoutes, log, 'http')), closeServer);
   const status = statusRoute({
     committee,
     selfId,
@@ -364,9 +345,7 @@ async function startServices(
     heldKeys: () => runner.heldKeys(),
     dkgStatus: (keyId) => runner.status(keyId),
   });
-  const adminServer = (
-    await services.start(defineService('admin', () => listenOrExplain('HTTP', () => startHttpServer(config.admin.host, config.admin.port, [...adminRoutes(runner), status], log, 'admin')), closeServer))
-  ).value;
+  const adminServer = await services.open('admin', () => listenOrExplain('HTTP', () => startHttpServer(config.admin.host, config.admin.port, [...adminRoutes(runner), status], log, 'admin')), closeServer);
 
   log.info(
     {

@@ -77,6 +77,11 @@ export class ServiceRunner {
     return service;
   }
 
+  /** Starts a service made of two functions (defineService) and returns what its start opened. */
+  async open<T>(name: string, start: () => Promise<T> | T, stop: (value: T) => Promise<void> | void): Promise<T> {
+    return (await this.start(defineService(name, start, stop))).value;
+  }
+
   /**
    * Starts the services in order; if one fails, stops those already started (in reverse) and
    * throws the failed start's error.
