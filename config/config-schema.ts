@@ -210,7 +210,7 @@ export function parseDeclaredConfig<S extends TObject>(schema: S, file: Record<s
     }
   };
   const readObject = (s: TObject, v: Record<string, unknown>, prefix: string, out: string[], unknownText: string): Record<string, unknown> => {
-    for (const key of Object.keys(v)) if (!(key in s.properties)) out.push(`${unknownText} "${key}"`);
+    for (const key of Object.keys(v)) if (!Object.hasOwn(s.properties, key)) out.push(`${unknownText} "${key}"`);
     const result: Record<string, unknown> = {};
     for (const [key, child] of Object.entries(s.properties)) {
       const decoded = readValue(child, v[key], prefix + key, out);

@@ -51,7 +51,7 @@ export const GATEWAY_CONFIG_SCHEMA = Type.Object({
           default: [],
           description: 'origins of web pages allowed to call the API from a browser (CORS), e.g. "https://app.example"',
           env: 'TKMS_GATEWAY_CORS_ORIGINS',
-          mustBe: 'an array of at most 64 origins like "https://app.example" (TKMS_GATEWAY_CORS_ORIGINS: comma-separated)',
+          mustBe: 'an array of at most 64 origins like "https://app.example"',
         }),
         (origins) => {
           const lines: string[] = [];

@@ -82,7 +82,7 @@ export const NODE_CONFIG_SCHEMA = Type.Object({
     Type.Union([Type.String({ maxLength: 1024 }), Type.Array(Type.String({ maxLength: 1024 }), { minItems: 1, maxItems: 8 })], {
       description: 'libp2p multiaddr(s) to listen on, for the other members and the gateway',
       env: 'TKMS_LISTEN',
-      mustBe: 'a multiaddr string (e.g. "/ip4/0.0.0.0/tcp/9000") or an array of 1..8 of them (TKMS_LISTEN: comma-separated)',
+      mustBe: 'a multiaddr string (e.g. "/ip4/0.0.0.0/tcp/9000") or an array of 1..8 of them',
     }),
     decodeMultiaddrs,
   ),
@@ -122,7 +122,7 @@ export const NODE_CONFIG_SCHEMA = Type.Object({
       default: [],
       description: 'the gateway(s)\' libp2p peer ids ("tkms gateway init" prints its own): besides members, the only peers that may push revocations',
       env: 'TKMS_GATEWAY_PEER_IDS',
-      mustBe: `an array of at most ${MAX_GATEWAYS} libp2p peer ids (the gateways' "tkms gateway init" prints its own; TKMS_GATEWAY_PEER_IDS: comma-separated)`,
+      mustBe: `an array of at most ${MAX_GATEWAYS} libp2p peer ids (the gateways' "tkms gateway init" prints its own)`,
     }),
     decodePeerIds,
   ),

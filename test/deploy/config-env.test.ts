@@ -194,6 +194,8 @@ describe('config from environment variables', () => {
       assert.deepEqual(envProblems.length, 1);
       assert.ok(envProblems[0]!.startsWith('cors.allowedOrigins[1]') && envProblems[0]!.includes('TKMS_GATEWAY_CORS_ORIGINS'), envProblems[0]);
       assert.ok(problemsOf(() => parseGatewayConfig({ cors: { allowedOrigins: 'https://a.example', origins: [] } }, BASE, GW)).some((p) => p === 'cors has an unknown field "origins"'));
+      // Names an object inherits are not fields.
+      assert.deepEqual(problemsOf(() => parseGatewayConfig(JSON.parse('{"constructor": 1, "cors": {"toString": 2}}'), BASE, GW)).sort(), ['cors has an unknown field "toString"', 'unknown field "constructor"']);
     });
 
     it('basePath: "/" by default; from the file or TKMS_GATEWAY_BASE_PATH; must start and end with "/"', () => {
