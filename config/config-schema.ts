@@ -10,7 +10,10 @@ import { parseHostPort, type HostPort } from '../net/http-address.ts';
  * operators' guide all read, so a field is described in exactly one place.
  */
 export interface FieldNotes {
+  /** One line or two for --help. */
   description: string;
+  /** More for the operators' guide only. */
+  details?: string;
   /** The environment variable that overrides the field (the operator's last word). */
   env?: string;
   /** What the number counts, for messages and docs ("milliseconds"). */

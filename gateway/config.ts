@@ -13,8 +13,8 @@ import { DEFAULT_GATEWAY_STORE_LIMITS, MAX_CIPHERTEXT_BYTES, type HandleLimits }
 const MAX_PLAINTEXT_BYTES = MAX_CIPHERTEXT_BYTES - TAG_LENGTH;
 const MiB = 1024 * 1024;
 
-const httpLimit = (key: keyof HttpLimits, min: number, max: number, unit: string, env: string, description: string) =>
-  field.integer(min, max, DEFAULT_HTTP_LIMITS[key], { description, env: `TKMS_GATEWAY_${env}`, unit });
+const httpLimit = (key: keyof HttpLimits, min: number, max: number, unit: string, env: string, description: string, details?: string) =>
+  field.integer(min, max, DEFAULT_HTTP_LIMITS[key], { description, env: `TKMS_GATEWAY_${env}`, unit, ...(details === undefined ? {} : { details }) });
 const handleLimit = (key: keyof HandleLimits, min: number, env: string, description: string, notes: Partial<FieldNotes> = {}) =>
   field.integer(min, 2 ** 50, DEFAULT_GATEWAY_STORE_LIMITS.handles[key], { description, env: `TKMS_GATEWAY_${env}`, unit: 'bytes', ...notes });
 
@@ -73,8 +73,8 @@ export const GATEWAY_CONFIG_SCHEMA = Type.Object({
   committeeFile: field.path({ description: 'the committee file (the same as the nodes\')', env: 'TKMS_COMMITTEE_FILE' }),
   identityFile: Type.Optional(
     field.path({
-      description:
-        'the gateway\'s persistent libp2p identity (created 0600 by "tkms gateway init", or at first start). Nodes accept revocations only from members and the peer ids in their gatewayPeerIds; without it the gateway has a new identity at every start, and nodes refuse its revocations',
+      description: 'the gateway\'s persistent libp2p identity (created 0600 by "tkms gateway init", or at first start); without it, a new one each run, whose revocations nodes refuse',
+      details: 'Nodes accept revocations only from members and the peer ids in their gatewayPeerIds',
       env: 'TKMS_GATEWAY_IDENTITY_FILE',
     }),
   ),
@@ -82,7 +82,8 @@ export const GATEWAY_CONFIG_SCHEMA = Type.Object({
   partialTimeoutMs: field.integer(100, 60_000, 3_000, { description: 'how long one node may take to answer a partial request before it counts as failed', env: 'TKMS_GATEWAY_PARTIAL_TIMEOUT_MS', unit: 'milliseconds' }),
   hedgeDelayMs: field.integer(0, 60_000, 300, { description: 'upper bound of the adaptive hedge delay: after this long without t answers, the gateway also asks the next node', env: 'TKMS_GATEWAY_HEDGE_DELAY_MS', unit: 'milliseconds' }),
   partialFramesInFlight: field.integer(1, 64, 1, {
-    description: 'batch frames of partial requests in flight to one node; requests beyond them wait and leave together in the next frame. 1 suits nodes close by; raise it for nodes many milliseconds away',
+    description: 'batch frames of partial requests in flight to one node (raise it for distant nodes)',
+    details: 'Requests beyond them wait and leave together in the next frame. 1 suits nodes close by; raise it for nodes many milliseconds away',
     env: 'TKMS_GATEWAY_PARTIAL_FRAMES_IN_FLIGHT',
     unit: 'frames',
   }),
@@ -107,11 +108,13 @@ export const GATEWAY_CONFIG_SCHEMA = Type.Object({
       bodyTimeoutMs: httpLimit('bodyTimeoutMs', 100, 3_600_000, 'milliseconds', 'BODY_TIMEOUT_MS', 'a body must arrive whole within this long'),
       maxResponseBytesInFlight: httpLimit(
         'maxResponseBytesInFlight', 1, 2 ** 40, 'bytes', 'MAX_RESPONSE_BYTES_IN_FLIGHT',
-        'bytes of large answers (a handle with its ciphertext, a delegation, a handle\'s grant listing, charged 400 bytes a grant plus 64 KiB) being built or not yet read by their clients (64 MiB); a request whose answer does not fit gets 503 unavailable before its ciphertext is read or its listing built',
+        'bytes of large answers being built or not yet read by their clients (64 MiB); a request whose answer does not fit gets 503 unavailable',
+        'Large answers: a handle with its ciphertext, a delegation, a handle\'s grant listing (charged 400 bytes a grant plus 64 KiB); refused before the ciphertext is read or the listing built',
       ),
       maxResponseBytesInFlightPerIp: httpLimit(
         'maxResponseBytesInFlightPerIp', 1, 2 ** 40, 'bytes', 'MAX_RESPONSE_BYTES_IN_FLIGHT_PER_IP',
-        'the same for one address, 429 rate_limited (8 MiB; never less than one largest answer, ~1.46 MB; keep it at least 400 × grants.perOwner + 64 KiB, or the grants of a handle with that many cannot be listed)',
+        'the same for one address, 429 rate_limited (8 MiB; never less than one largest answer, ~1.46 MB)',
+        'Keep it at least 400 × grants.perOwner + 64 KiB, or the grants of a handle with that many cannot be listed',
       ),
       responseTimeoutMs: httpLimit('responseTimeoutMs', 100, 3_600_000, 'milliseconds', 'RESPONSE_TIMEOUT_MS', 'an answer not flushed to its client within this long (a client that does not read) closes the connection'),
       maxPipelinedRequests: httpLimit('maxPipelinedRequests', 0, 1_000, 'requests', 'MAX_PIPELINED_REQUESTS', 'requests a client may pipeline on one connection behind the one being answered; one more closes the connection'),

@@ -12,8 +12,8 @@ const MAX_SECONDS = 10 * 366 * 86_400;
  */
 export const maxGrantLifetimeField = () =>
   field.integer(60, MAX_SECONDS, DEFAULT_MAX_GRANT_LIFETIME_SECONDS, {
-    description:
-      'longest a grant may be valid, notAfter − issuedAt (90 days by default; a minute to ten years); revocations are kept this long (plus skew) after revokedAt. Give the gateway and every node the same value',
+    description: 'longest a grant may be valid, notAfter − issuedAt; give the gateway and every node the same value',
+    details: 'Revocations are kept this long (plus skew) after revokedAt',
     env: 'TKMS_MAX_GRANT_LIFETIME_SECONDS',
     unit: 'seconds',
   });

@@ -109,10 +109,11 @@ export const NODE_CONFIG_SCHEMA = Type.Object({
     { description: 'partial requests per requester account', reportWhole: true },
   ),
   maxGrantLifetimeSeconds: maxGrantLifetimeField(),
-  revocations: ownerLimitsField(DEFAULT_REVOCATION_LIMITS, 'live revocations this node holds (see "Revocations")'),
+  revocations: ownerLimitsField(DEFAULT_REVOCATION_LIMITS, 'live revocations this node holds'),
   replayIdsPerRequester: field.integer(1, MAX_REPLAY_IDS_PER_REQUESTER, DEFAULT_REPLAY_IDS_PER_REQUESTER, {
-    description:
-      'spent request ids one account may have live at once; past it that account gets rate_limited, others are served. The cache holds at most 1,000,000 and never evicts a live id; once it is half full an account is refused (rate_limited) at its share of the room left (free ids / accounts holding ids), so ten accounts at their quota fill about three quarters and an account below its share is served',
+    description: 'spent request ids one account may have live at once; past it that account gets rate_limited, others are served',
+    details:
+      'The cache holds at most 1,000,000 and never evicts a live id; once it is half full an account is refused (rate_limited) at its share of the room left (free ids / accounts holding ids), so ten accounts at their quota fill about three quarters and an account below its share is served',
     env: 'TKMS_REPLAY_IDS_PER_REQUESTER',
     unit: 'ids',
   }),
@@ -130,8 +131,8 @@ export const NODE_CONFIG_SCHEMA = Type.Object({
     Type.Array(Type.String({ maxLength: 64 }), {
       maxItems: MAX_GATEWAYS,
       default: [],
-      description:
-        'IP addresses (no ports) the gateway(s) connect to nodes from: allow-listed like members\' addresses, so handshakes left pending by outsiders cannot keep a gateway out (see "libp2p limits")',
+      description: 'IP addresses (no ports) the gateway(s) connect to nodes from, allow-listed like members\' addresses',
+      details: 'so handshakes left pending by outsiders cannot keep a gateway out (see "libp2p limits")',
       mustBe: `an array of at most ${MAX_GATEWAYS} IP addresses (no ports, no names)`,
     }),
     (addresses) => {
