@@ -67,7 +67,7 @@ export function configFieldsMarkdown(schema: TObject): string {
   for (const { path, schema: s } of leaves(schema)) {
     const n = notesOf(s);
     const dflt = defaultText(s);
-    rows.push(`| \`${path}\` | ${n.env ? `\`${n.env}\`${listShape(s) ? ' (comma-separated)' : ''}` : '—'} | ${isRequired(s) ? 'required' : dflt === undefined ? '—' : cell(dflt)} | ${cell(allowed(s) ?? (n.path ? 'a path' : n.mustBe ?? ''))} | ${cell([n.description, n.details].filter(Boolean).join('. '))} |`);
+    rows.push(`| \`${path}\` | ${n.env ? `\`${n.env}\`${listShape(s) ? ' (comma-separated)' : ''}` : '—'} | ${isRequired(s) ? 'required' : dflt === undefined ? '—' : notesOf(s).defaultText !== undefined ? cell(dflt) : `\`${cell(dflt)}\``} | ${cell(allowed(s) ?? (n.path ? 'a path' : n.mustBe ?? ''))} | ${cell([n.description, n.details].filter(Boolean).join('. '))} |`);
   }
   return `${rows.join('\n')}\n`;
 }

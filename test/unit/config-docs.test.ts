@@ -15,7 +15,7 @@ describe('config docs and help from the schema', () => {
 
   it('a changed field would make the committed tables stale', async () => {
     const text = await readFile(`${REPO_ROOT}/${OPERATORS_DOC}`, 'utf8');
-    const edited = text.replace('| `clockSkewSeconds` | `TKMS_CLOCK_SKEW_SECONDS` | 30 |', '| `clockSkewSeconds` | `TKMS_CLOCK_SKEW_SECONDS` | 31 |');
+    const edited = text.replace('| `clockSkewSeconds` | `TKMS_CLOCK_SKEW_SECONDS` | `30` |', '| `clockSkewSeconds` | `TKMS_CLOCK_SKEW_SECONDS` | `31` |');
     assert.notEqual(edited, text, 'the node table lists clockSkewSeconds with its default');
     assert.equal(withConfigTables(edited), text);
   });
