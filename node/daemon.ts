@@ -164,19 +164,22 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
   const curveBackendName = installServerCurveBackend(log, env);
   const password = await resolveKeystorePassword(config, env);
   const services = new ServiceRunner({ log });
-  return services.startOrStop(() => startServices(config, committee, self.id, identity, password, log, curveBackendName, services));
+  return services.startOrStop(() => startServices({ config, committee, selfId: self.id, identity, password, log, curveBackendName, services }));
 }
 
-async function startServices(
-  config: NodeConfig,
-  committee: Committee,
-  selfId: number,
-  identity: NodeIdentity,
-  password: string,
-  log: Logger,
-  curveBackendName: string,
-  services: ServiceRunner,
-): Promise<RunningNode> {
+interface NodeStart {
+  config: NodeConfig;
+  committee: Committee;
+  selfId: number;
+  identity: NodeIdentity;
+  password: string;
+  log: Logger;
+  curveBackendName: string;
+  services: ServiceRunner;
+}
+
+/** Starts the node's services in order on `services` (which stops them if one fails). */
+async function startServices({ config, committee, selfId, identity, password, log, curveBackendName, services }: NodeStart): Promise<RunningNode> {
   const keystore = await services.open('keystore', () => Keystore.open(config.keystoreDir, password), (k) => k.close());
   const stored = await keystore.loadAll();
   const nowSeconds = () => Math.floor(Date.now() / 1000);
