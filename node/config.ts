@@ -178,8 +178,7 @@ export interface ParseConfigOptions {
  * Validates a parsed config object. Every mistake gets its own line, so an operator
  * fixes a file in one pass; all of them together are thrown as one bad_request.
  */
-export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfig {
-  const env = opts.env ?? {};
+export function parseConfig(value: unknown, { baseDir, env = {} }: ParseConfigOptions): NodeConfig {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TkmsError('bad_request', 'config: must be a JSON object');
   const file: Record<string, unknown> = { ...value };
   const gated: string[] = [];
@@ -187,7 +186,7 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
     gated.push('testFaults is only allowed when the environment sets TKMS_ENABLE_TEST_FAULTS=1 (never in production)');
     delete file.testFaults;
   }
-  const { value: c, problems, origin } = parseDeclaredConfig(NODE_CONFIG_SCHEMA, file, opts.baseDir, env);
+  const { value: c, problems, origin } = parseDeclaredConfig(NODE_CONFIG_SCHEMA, file, baseDir, env);
   problems.push(...gated);
   if (c.admin !== undefined && !c.adminAllowRemote && !isLoopbackHost(c.admin.host)) {
     problems.push(`admin must listen on a loopback address (set "adminAllowRemote": true or TKMS_ADMIN_ALLOW_REMOTE=true to override)${origin('admin')}`);
@@ -199,7 +198,7 @@ export function parseConfig(value: unknown, opts: ParseConfigOptions): NodeConfi
   const { dkg, testFaults, stateDir, ...fields } = c;
   return {
     ...fields,
-    baseDir: opts.baseDir,
+    baseDir,
     stateDir: stateDir ?? resolve(c.keystoreDir, '..', 'state'),
     dkgPhaseTimeoutMs: dkg.phaseTimeoutMs,
     testFaults: testFaults?.dkg,
