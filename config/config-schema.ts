@@ -1,6 +1,8 @@
-import { isAbsolute, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { Type, type StaticDecode, type TObject, type TProperties, type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
+import { TkmsError } from '../core/errors.ts';
 import { envBool, envInt, envList, envString, type Env } from '../net/env-config.ts';
 import { parseHostPort, type HostPort } from '../net/http-address.ts';
 
@@ -223,4 +225,23 @@ export function parseDeclaredConfig<S extends TObject>(schema: S, file: Record<s
   };
   const value = readObject(schema, raw, '', problems, 'unknown field') as StaticDecode<S>;
   return { value, problems, origin };
+}
+
+/**
+ * A config file's JSON and the directory its relative paths resolve against. `what` names the file
+ * in errors ("gateway config"); JSON.parse names the position of a mistake, never quoting more than
+ * a character.
+ */
+export async function readConfigFile(file: string, what: string): Promise<{ json: unknown; baseDir: string }> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new TkmsError('bad_request', `cannot read ${what} file ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  try {
+    return { json: JSON.parse(text), baseDir: dirname(resolve(file)) };
+  } catch (e) {
+    throw new TkmsError('bad_request', `${what} file ${file} is not valid JSON (${e instanceof Error ? e.message : 'parse error'})`);
+  }
 }

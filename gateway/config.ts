@@ -1,8 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
 import { Type, type StaticDecode } from 'typebox';
 import { TAG_LENGTH, TkmsError } from '../core/index.ts';
-import { envFields, field, FieldProblem, logLevelField, parseDeclaredConfig, type FieldNotes } from '../config/config-schema.ts';
+import { envFields, field, FieldProblem, logLevelField, parseDeclaredConfig, readConfigFile, type FieldNotes } from '../config/config-schema.ts';
 import { configFieldsHelp } from '../config/field-docs.ts';
 import { maxGrantLifetimeField } from '../net/grant-lifetime.ts';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../net/http-limits.ts';
@@ -171,17 +169,6 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
 /** Loads the config file with the environment on top; without a file, the environment alone (paths relative to the working directory). */
 export async function loadGatewayConfig(file: string | undefined, env: Record<string, string | undefined> = process.env): Promise<GatewayConfig> {
   if (file === undefined) return parseGatewayConfig({}, process.cwd(), env);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new TkmsError('bad_request', `cannot read gateway config file ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new TkmsError('bad_request', `gateway config file ${file} is not valid JSON (${e instanceof Error ? e.message : 'parse error'})`);
-  }
-  return parseGatewayConfig(json, dirname(resolve(file)), env);
+  const { json, baseDir } = await readConfigFile(file, 'gateway config');
+  return parseGatewayConfig(json, baseDir, env);
 }

@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { Type, type StaticDecode } from 'typebox';
 import { assertParticipantId, TkmsError } from '../core/index.ts';
 import type { DkgFaults } from '../core/dkg/index.ts';
-import { envFields, field, FieldProblem, logLevelField, parseDeclaredConfig } from '../config/config-schema.ts';
+import { envFields, field, FieldProblem, logLevelField, parseDeclaredConfig, readConfigFile } from '../config/config-schema.ts';
 import { configFieldsHelp } from '../config/field-docs.ts';
 import { maxGrantLifetimeField } from '../net/grant-lifetime.ts';
 import { isLoopbackHost } from '../net/http-address.ts';
@@ -213,20 +213,8 @@ export function parseConfig(value: unknown, { baseDir, env = {} }: ParseConfigOp
  */
 export async function loadConfig(file: string | undefined, env: Record<string, string | undefined> = process.env): Promise<NodeConfig> {
   if (file === undefined) return parseConfig({}, { baseDir: process.cwd(), env });
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new TkmsError('bad_request', `cannot read config file ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    // JSON.parse names the position of the mistake; it never quotes more than a character.
-    throw new TkmsError('bad_request', `config file ${file} is not valid JSON (${e instanceof Error ? e.message : 'parse error'})`);
-  }
-  return parseConfig(json, { baseDir: dirname(resolve(file)), env });
+  const { json, baseDir } = await readConfigFile(file, 'config');
+  return parseConfig(json, { baseDir, env });
 }
 
 /**
