@@ -1,253 +1,174 @@
-import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { Type, type StaticDecode } from 'typebox';
 import { TAG_LENGTH, TkmsError } from '../core/index.ts';
-import { DEFAULT_GATEWAY_STORE_LIMITS, MAX_CIPHERTEXT_BYTES, type HandleLimits } from './store.ts';
-import { parseHostPort, type HostPort } from '../net/http-address.ts';
-import { envInt, envString } from '../net/env-config.ts';
-import { MAX_GRANT_LIFETIME_ENV, MAX_GRANT_LIFETIME_FIELD, readMaxGrantLifetime } from '../net/grant-lifetime.ts';
+import { envFields, field, FieldProblem, logLevelField, parseDeclaredConfig, readConfigFile, type FieldNotes } from '../config/config-schema.ts';
+import { configFieldsHelp } from '../config/field-docs.ts';
+import { maxGrantLifetimeField } from '../net/grant-lifetime.ts';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../net/http-limits.ts';
-import { readOwnerLimits, type OwnerLimits } from '../net/owner-limits.ts';
+import { ownerLimitsField } from '../net/owner-limits.ts';
+import { DEFAULT_GATEWAY_STORE_LIMITS, MAX_CIPHERTEXT_BYTES, type HandleLimits } from './store.ts';
 
-/** Gateway configuration: a JSON file (paths relative to it), overridden by environment variables. */
-export interface GatewayConfig {
-  listen: HostPort;
-  storeDir: string;
-  committeeFile: string;
-  /**
-   * The gateway's persistent libp2p identity (created by "tkms gateway init", or at first start).
-   * Nodes accept revocations only from members and the peer ids in their gatewayPeerIds; without
-   * it the gateway has a new identity at every start, and nodes refuse its revocations.
-   */
-  identityFile?: string;
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** How long one node may take to answer a partial request before it counts as failed. */
-  partialTimeoutMs: number;
-  /** After this long without t answers, the gateway also asks the next node (hedging). */
-  hedgeDelayMs: number;
-  /**
-   * Batch frames of partial requests in flight to one node; requests beyond them wait and leave
-   * together in the next frame. 1 suits nodes close by; raise it for nodes many milliseconds away.
-   */
-  partialFramesInFlight: number;
-  rateLimit: { perMinute: number; burst: number };
-  maxPlaintextBytes: number;
-  clockSkewSeconds: number;
-  /** Longest a grant may be valid (net/grant-lifetime.ts); the same value as the nodes'. */
-  maxGrantLifetimeSeconds: number;
-  /** Connections, body bytes in flight and slow-client timeouts of the HTTP listener. */
-  httpLimits: HttpLimits;
-  /** Serve HTTPS with this PEM certificate chain and key; both or neither (then plain HTTP, for loopback or behind a TLS proxy). */
+/** The store keeps ciphertexts up to MAX_CIPHERTEXT_BYTES; the tag takes 16 of them. */
+const MAX_PLAINTEXT_BYTES = MAX_CIPHERTEXT_BYTES - TAG_LENGTH;
+const MiB = 1024 * 1024;
+
+const httpLimit = (key: keyof HttpLimits, min: number, max: number, unit: string, env: string, description: string, details?: string) =>
+  field.integer(min, max, DEFAULT_HTTP_LIMITS[key], { description, env: `TKMS_GATEWAY_${env}`, unit, ...(details === undefined ? {} : { details }) });
+const handleLimit = (key: keyof HandleLimits, min: number, env: string, description: string, notes: Partial<FieldNotes> = {}) =>
+  field.integer(min, 2 ** 50, DEFAULT_GATEWAY_STORE_LIMITS.handles[key], { description, env: `TKMS_GATEWAY_${env}`, unit: 'bytes', ...notes });
+
+/** An origin a browser sends: scheme, host and optional port; no path, query or fragment. */
+function decodeOrigin(origin: string, i: number): string {
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    throw new FieldProblem(`{path}[${i}] is not an origin like "https://app.example"`);
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.origin !== origin) {
+    throw new FieldProblem(`{path}[${i}] must be an origin like "https://app.example" (scheme, host, optional port; no path or trailing slash)`);
+  }
+  return origin;
+}
+
+/** The gateway's config file, field by field: the parser, `--help` and docs/operators.md read this. */
+export const GATEWAY_CONFIG_SCHEMA = Type.Object({
+  listen: field.hostPort({ description: 'host:port of the HTTP API, e.g. "0.0.0.0:8080"', env: 'TKMS_GATEWAY_LISTEN', mustBe: '"host:port", e.g. "127.0.0.1:8080"' }),
+  basePath: Type.String({
+    maxLength: 256,
+    pattern: '^/([A-Za-z0-9._~-]+/)*$',
+    default: '/',
+    description: 'the path the API is served under, for a gateway behind a proxy at e.g. https://app.example/tkms/',
+    env: 'TKMS_GATEWAY_BASE_PATH',
+    mustBe: 'a path that starts and ends with "/", e.g. "/tkms/" (letters, digits, ".", "_", "~", "-" between slashes)',
+  }),
+  cors: field.group(
+    {
+      allowedOrigins: Type.Decode(
+        Type.Array(Type.String({ maxLength: 2048 }), {
+          maxItems: 64,
+          default: [],
+          description: 'origins of web pages allowed to call the API from a browser (CORS), e.g. "https://app.example"',
+          env: 'TKMS_GATEWAY_CORS_ORIGINS',
+          mustBe: 'an array of at most 64 origins like "https://app.example"',
+        }),
+        (origins) => {
+          const lines: string[] = [];
+          for (const [i, origin] of origins.entries()) {
+            try {
+              decodeOrigin(origin, i);
+            } catch (e) {
+              lines.push(...(e as FieldProblem).lines);
+            }
+          }
+          if (lines.length > 0) throw new FieldProblem(...lines);
+          return origins;
+        },
+      ),
+    },
+    { description: 'cross-origin requests from web pages' },
+  ),
+  storeDir: field.path({ description: 'directory of the embedded store: handles, ciphertexts, grants, revocations (created 0700)', env: 'TKMS_GATEWAY_STORE_DIR' }),
+  committeeFile: field.path({ description: 'the committee file (the same as the nodes\')', env: 'TKMS_COMMITTEE_FILE' }),
+  identityFile: Type.Optional(
+    field.path({
+      description: 'the gateway\'s persistent libp2p identity (created 0600 by "tkms gateway init", or at first start); without it, a new one each run, whose revocations nodes refuse',
+      details: 'Nodes accept revocations only from members and the peer ids in their gatewayPeerIds',
+      env: 'TKMS_GATEWAY_IDENTITY_FILE',
+    }),
+  ),
+  logLevel: logLevelField('TKMS_LOG_LEVEL'),
+  partialTimeoutMs: field.integer(100, 60_000, 3_000, { description: 'how long one node may take to answer a partial request before it counts as failed', env: 'TKMS_GATEWAY_PARTIAL_TIMEOUT_MS', unit: 'milliseconds' }),
+  hedgeDelayMs: field.integer(0, 60_000, 300, { description: 'upper bound of the adaptive hedge delay: after this long without t answers, the gateway also asks the next node', env: 'TKMS_GATEWAY_HEDGE_DELAY_MS', unit: 'milliseconds' }),
+  partialFramesInFlight: field.integer(1, 64, 1, {
+    description: 'batch frames of partial requests in flight to one node (raise it for distant nodes)',
+    details: 'Requests beyond them wait and leave together in the next frame. 1 suits nodes close by; raise it for nodes many milliseconds away',
+    env: 'TKMS_GATEWAY_PARTIAL_FRAMES_IN_FLIGHT',
+    unit: 'frames',
+  }),
+  rateLimit: field.group(
+    {
+      perMinute: field.integer(1, 10_000_000, 600, { description: 'requests per account per minute, sustained (ten times this per client address)', env: 'TKMS_GATEWAY_RATE_PER_MINUTE', unit: 'requests' }),
+      burst: field.integer(1, 10_000_000, 100, { description: 'requests per account in a burst (ten times this per client address)', env: 'TKMS_GATEWAY_RATE_BURST', unit: 'requests' }),
+    },
+    { description: 'requests per account' },
+  ),
+  maxPlaintextBytes: field.integer(1, MAX_PLAINTEXT_BYTES, MAX_PLAINTEXT_BYTES, { description: 'largest plaintext accepted (default and maximum: 1 MiB minus the 16-byte tag)', env: 'TKMS_GATEWAY_MAX_PLAINTEXT_BYTES', unit: 'bytes' }),
+  clockSkewSeconds: field.integer(0, 600, 30, { description: 'tolerated difference between a requester\'s clock and ours, for signed validity windows', env: 'TKMS_GATEWAY_CLOCK_SKEW_SECONDS', unit: 'seconds' }),
+  maxGrantLifetimeSeconds: maxGrantLifetimeField(),
+  httpLimits: field.group(
+    {
+      maxConnections: httpLimit('maxConnections', 1, 1_000_000, 'connections', 'MAX_CONNECTIONS', 'open connections; past it a new connection gets 503 unavailable and is closed'),
+      maxConnectionsPerIp: httpLimit('maxConnectionsPerIp', 1, 1_000_000, 'connections', 'MAX_CONNECTIONS_PER_IP', 'open connections from one address; past it a new one gets 429 rate_limited'),
+      maxBodyBytesInFlight: httpLimit('maxBodyBytesInFlight', 1, 2 ** 40, 'bytes', 'MAX_BODY_BYTES_IN_FLIGHT', 'request body bytes held (64 MiB); a request whose declared body does not fit gets 503 unavailable, its body unread'),
+      maxBodyBytesInFlightPerIp: httpLimit('maxBodyBytesInFlightPerIp', 1, 2 ** 40, 'bytes', 'MAX_BODY_BYTES_IN_FLIGHT_PER_IP', 'the same for one address (8 MiB; never less than one largest body), 429 rate_limited'),
+      headersTimeoutMs: httpLimit('headersTimeoutMs', 100, 600_000, 'milliseconds', 'HEADERS_TIMEOUT_MS', 'the request line and headers (and, with TLS, the handshake) must arrive within this; then the connection is closed'),
+      bodyIdleTimeoutMs: httpLimit('bodyIdleTimeoutMs', 100, 600_000, 'milliseconds', 'BODY_IDLE_TIMEOUT_MS', 'a body that stops arriving for this long is cut off (connection closed)'),
+      bodyTimeoutMs: httpLimit('bodyTimeoutMs', 100, 3_600_000, 'milliseconds', 'BODY_TIMEOUT_MS', 'a body must arrive whole within this long'),
+      maxResponseBytesInFlight: httpLimit(
+        'maxResponseBytesInFlight', 1, 2 ** 40, 'bytes', 'MAX_RESPONSE_BYTES_IN_FLIGHT',
+        'bytes of large answers being built or not yet read by their clients (64 MiB); a request whose answer does not fit gets 503 unavailable',
+        'Large answers: a handle with its ciphertext, a delegation, a handle\'s grant listing (charged 400 bytes a grant plus 64 KiB); refused before the ciphertext is read or the listing built',
+      ),
+      maxResponseBytesInFlightPerIp: httpLimit(
+        'maxResponseBytesInFlightPerIp', 1, 2 ** 40, 'bytes', 'MAX_RESPONSE_BYTES_IN_FLIGHT_PER_IP',
+        'the same for one address, 429 rate_limited (8 MiB; never less than one largest answer, ~1.46 MB)',
+        'Keep it at least 400 × grants.perOwner + 64 KiB, or the grants of a handle with that many cannot be listed',
+      ),
+      responseTimeoutMs: httpLimit('responseTimeoutMs', 100, 3_600_000, 'milliseconds', 'RESPONSE_TIMEOUT_MS', 'an answer not flushed to its client within this long (a client that does not read) closes the connection'),
+      maxPipelinedRequests: httpLimit('maxPipelinedRequests', 0, 1_000, 'requests', 'MAX_PIPELINED_REQUESTS', 'requests a client may pipeline on one connection behind the one being answered; one more closes the connection'),
+    },
+    { description: 'what clients can make the HTTP listener hold' },
+  ),
+  tlsCertFile: Type.Optional(field.path({ description: 'PEM certificate chain for HTTPS; give tlsKeyFile too (neither: plain HTTP, for loopback or behind a TLS proxy)', env: 'TKMS_GATEWAY_TLS_CERT_FILE' })),
+  tlsKeyFile: Type.Optional(field.path({ description: 'PEM private key for HTTPS, with tlsCertFile', env: 'TKMS_GATEWAY_TLS_KEY_FILE' })),
+  grants: ownerLimitsField(DEFAULT_GATEWAY_STORE_LIMITS.grants, 'live grants the store keeps'),
+  revocations: ownerLimitsField(DEFAULT_GATEWAY_STORE_LIMITS.revocations, 'live revocations the store keeps'),
+  handles: field.group(
+    {
+      perOwner: field.integer(1, 1_000_000_000, DEFAULT_GATEWAY_STORE_LIMITS.handles.perOwner, { description: 'handles one owner may store; the next gets 429 rate_limited ("handles_per_owner")', env: 'TKMS_GATEWAY_HANDLES_PER_OWNER', unit: 'handles' }),
+      perOwnerBytes: handleLimit('perOwnerBytes', 1, 'HANDLE_BYTES_PER_OWNER', 'bytes of handles one owner may store (1 GiB); past it 429 rate_limited ("handle_bytes_per_owner")'),
+      maxBytes: handleLimit('maxBytes', 1, 'HANDLE_BYTES_MAX', 'bytes of handles in all (32 GiB); past it every new handle gets 503 unavailable ("store_full")'),
+      minFreeDiskBytes: handleLimit('minFreeDiskBytes', 0, 'MIN_FREE_DISK_BYTES', 'free space kept on the store\'s file system (1 GiB; 0 turns the check off); below it new handles get 503 unavailable ("disk_reserve")'),
+    },
+    { description: 'new handles per owner and in all, and the free disk kept for grants and revocations' },
+  ),
+  storeWriteQueueBytes: field.integer(4 * MiB, 2 ** 40, DEFAULT_GATEWAY_STORE_LIMITS.writeQueueBytes, {
+    description: 'bytes of records waiting for the store\'s writer (64 MiB); a handle past it gets 503 unavailable ("store_queue_full")',
+    env: 'TKMS_GATEWAY_STORE_WRITE_QUEUE_BYTES',
+    unit: 'bytes',
+  }),
+});
+
+type GatewayConfigFields = StaticDecode<typeof GATEWAY_CONFIG_SCHEMA>;
+
+/** Gateway configuration: the declared fields, with the TLS files as one optional pair. */
+export type GatewayConfig = Omit<GatewayConfigFields, 'tlsCertFile' | 'tlsKeyFile'> & {
+  /** Serve HTTPS with this PEM certificate chain and key; absent: plain HTTP. */
   tls?: { certFile: string; keyFile: string };
-  /** Live grants, and revocations, the store keeps per handle owner and in all (gateway/store-acl.ts). */
-  grants: OwnerLimits;
-  revocations: OwnerLimits;
-  /** New handles per owner (count and bytes), in all, and the free disk kept for grants and revocations. */
-  handles: HandleLimits;
-  /** Bytes of records waiting to be written to the store; a handle past it is refused with 503. */
-  storeWriteQueueBytes: number;
-}
+};
 
-const FIELDS = ['listen', 'storeDir', 'committeeFile', 'identityFile', 'logLevel', 'partialTimeoutMs', 'hedgeDelayMs', 'partialFramesInFlight', 'rateLimit', 'maxPlaintextBytes', 'clockSkewSeconds', MAX_GRANT_LIFETIME_FIELD, 'httpLimits', 'tlsCertFile', 'tlsKeyFile', 'grants', 'revocations', 'handles', 'storeWriteQueueBytes'];
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-
-export const GATEWAY_ENV_OVERRIDES = {
-  TKMS_GATEWAY_LISTEN: 'listen',
-  TKMS_GATEWAY_STORE_DIR: 'storeDir',
-  TKMS_COMMITTEE_FILE: 'committeeFile',
-  TKMS_GATEWAY_IDENTITY_FILE: 'identityFile',
-  TKMS_LOG_LEVEL: 'logLevel',
-  TKMS_GATEWAY_TLS_CERT_FILE: 'tlsCertFile',
-  TKMS_GATEWAY_TLS_KEY_FILE: 'tlsKeyFile',
-} as const;
-
-/** Integer overrides: variable → [field, min, max, unit]. */
-export const GATEWAY_ENV_INTEGERS = {
-  TKMS_GATEWAY_PARTIAL_TIMEOUT_MS: ['partialTimeoutMs', 100, 60_000, 'milliseconds'],
-  TKMS_GATEWAY_HEDGE_DELAY_MS: ['hedgeDelayMs', 0, 60_000, 'milliseconds'],
-  TKMS_GATEWAY_PARTIAL_FRAMES_IN_FLIGHT: ['partialFramesInFlight', 1, 64, 'frames'],
-  TKMS_GATEWAY_RATE_PER_MINUTE: ['rateLimit.perMinute', 1, 10_000_000, 'requests'],
-  TKMS_GATEWAY_RATE_BURST: ['rateLimit.burst', 1, 10_000_000, 'requests'],
-  TKMS_GATEWAY_MAX_PLAINTEXT_BYTES: ['maxPlaintextBytes', 1, MAX_CIPHERTEXT_BYTES - TAG_LENGTH, 'bytes'],
-  TKMS_GATEWAY_CLOCK_SKEW_SECONDS: ['clockSkewSeconds', 0, 600, 'seconds'],
-  TKMS_GATEWAY_MAX_CONNECTIONS: ['httpLimits.maxConnections', 1, 1_000_000, 'connections'],
-  TKMS_GATEWAY_MAX_CONNECTIONS_PER_IP: ['httpLimits.maxConnectionsPerIp', 1, 1_000_000, 'connections'],
-  TKMS_GATEWAY_MAX_BODY_BYTES_IN_FLIGHT: ['httpLimits.maxBodyBytesInFlight', 1, 2 ** 40, 'bytes'],
-  TKMS_GATEWAY_MAX_BODY_BYTES_IN_FLIGHT_PER_IP: ['httpLimits.maxBodyBytesInFlightPerIp', 1, 2 ** 40, 'bytes'],
-  TKMS_GATEWAY_HEADERS_TIMEOUT_MS: ['httpLimits.headersTimeoutMs', 100, 600_000, 'milliseconds'],
-  TKMS_GATEWAY_BODY_IDLE_TIMEOUT_MS: ['httpLimits.bodyIdleTimeoutMs', 100, 600_000, 'milliseconds'],
-  TKMS_GATEWAY_BODY_TIMEOUT_MS: ['httpLimits.bodyTimeoutMs', 100, 3_600_000, 'milliseconds'],
-  TKMS_GATEWAY_MAX_RESPONSE_BYTES_IN_FLIGHT: ['httpLimits.maxResponseBytesInFlight', 1, 2 ** 40, 'bytes'],
-  TKMS_GATEWAY_MAX_RESPONSE_BYTES_IN_FLIGHT_PER_IP: ['httpLimits.maxResponseBytesInFlightPerIp', 1, 2 ** 40, 'bytes'],
-  TKMS_GATEWAY_RESPONSE_TIMEOUT_MS: ['httpLimits.responseTimeoutMs', 100, 3_600_000, 'milliseconds'],
-  TKMS_GATEWAY_MAX_PIPELINED_REQUESTS: ['httpLimits.maxPipelinedRequests', 0, 1_000, 'requests'],
-  TKMS_GATEWAY_HANDLES_PER_OWNER: ['handles.perOwner', 1, 1_000_000_000, 'handles'],
-  TKMS_GATEWAY_HANDLE_BYTES_PER_OWNER: ['handles.perOwnerBytes', 1, 2 ** 50, 'bytes'],
-  TKMS_GATEWAY_HANDLE_BYTES_MAX: ['handles.maxBytes', 1, 2 ** 50, 'bytes'],
-  TKMS_GATEWAY_MIN_FREE_DISK_BYTES: ['handles.minFreeDiskBytes', 0, 2 ** 50, 'bytes'],
-  TKMS_GATEWAY_STORE_WRITE_QUEUE_BYTES: ['storeWriteQueueBytes', 4 * 1024 * 1024, 2 ** 40, 'bytes'],
-} as const;
-
-/** Bounds of each field of an object field, [min, max]: those of its environment variable. */
-function rangesOf(parent: string): Record<string, [number, number]> {
-  return Object.fromEntries(
-    Object.values(GATEWAY_ENV_INTEGERS)
-      .filter(([field]) => field.startsWith(`${parent}.`))
-      .map(([field, min, max]) => [field.slice(parent.length + 1), [min, max]]),
-  );
-}
-const HTTP_LIMIT_RANGES = rangesOf('httpLimits') as Record<keyof HttpLimits, [number, number]>;
-const HANDLE_LIMIT_RANGES = rangesOf('handles') as Record<keyof HandleLimits, [number, number]>;
+/** Every variable that overrides a field, with the field's dotted path. */
+export const GATEWAY_ENV_OVERRIDES: Readonly<Record<string, string>> = Object.fromEntries(envFields(GATEWAY_CONFIG_SCHEMA).map((f) => [f.env, f.path]));
 
 /** Every environment variable the gateway reads (for --help and the typo check). */
-export const GATEWAY_ENV_VARS: readonly string[] = ['TKMS_GATEWAY_CONFIG', ...Object.keys(GATEWAY_ENV_OVERRIDES), ...Object.keys(GATEWAY_ENV_INTEGERS), MAX_GRANT_LIFETIME_ENV];
+export const GATEWAY_ENV_VARS: readonly string[] = ['TKMS_GATEWAY_CONFIG', ...Object.keys(GATEWAY_ENV_OVERRIDES)];
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+/** The config fields for `tkms gateway start --help`. */
+export const GATEWAY_CONFIG_FIELDS_HELP = `Config (JSON; paths relative to the config file; each variable overrides its field):
+${configFieldsHelp(GATEWAY_CONFIG_SCHEMA)}`;
 
 export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<string, string | undefined> = {}): GatewayConfig {
-  if (!isPlainObject(value)) throw new TkmsError('bad_request', 'gateway config: must be a JSON object');
-  const raw: Record<string, unknown> = { ...value };
-  const problems: string[] = [];
-  for (const key of Object.keys(raw)) if (!FIELDS.includes(key)) problems.push(`unknown field "${key}"`);
-  const fromEnv = new Map<string, string>();
-  const origin = (field: string): string => {
-    const name = fromEnv.get(field);
-    return name === undefined ? '' : ` (set by environment variable ${name})`;
-  };
-  for (const [name, field] of Object.entries(GATEWAY_ENV_OVERRIDES)) {
-    const v = envString(env, name);
-    if (v === undefined) continue;
-    raw[field] = v;
-    fromEnv.set(field, name);
-  }
-  for (const [name, [field, min, max, unit]] of Object.entries(GATEWAY_ENV_INTEGERS)) {
-    const r = envInt(env, name, min, max, unit);
-    if (r.problem !== undefined) problems.push(r.problem);
-    if (r.value === undefined) continue;
-    const dot = field.indexOf('.');
-    if (dot > 0) {
-      const parent = field.slice(0, dot);
-      // A malformed file value stays as it is, so its own mistake is still reported.
-      if (raw[parent] === undefined || isPlainObject(raw[parent])) raw[parent] = { ...((raw[parent] as Record<string, unknown> | undefined) ?? {}), [field.slice(dot + 1)]: r.value };
-    } else raw[field] = r.value;
-  }
-  const listen = parseHostPort(raw.listen);
-  if (listen === undefined) problems.push(`listen must be "host:port", e.g. "127.0.0.1:8080"; or set TKMS_GATEWAY_LISTEN${origin('listen')}`);
-  const path = (field: string): string | undefined => {
-    const v = raw[field];
-    if (typeof v !== 'string' || v.length === 0 || v.length > 4096 || v.includes('\0')) {
-      const name = Object.entries(GATEWAY_ENV_OVERRIDES).find(([, f]) => f === field)?.[0];
-      problems.push(v === undefined ? `${field} is required (a path, relative to the config file; or set ${name})` : `${field} must be a non-empty path string${origin(field)}`);
-      return undefined;
-    }
-    return isAbsolute(v) ? v : resolve(baseDir, v);
-  };
-  const storeDir = path('storeDir');
-  const committeeFile = path('committeeFile');
-  const identityFile = raw.identityFile === undefined ? undefined : path('identityFile');
-  const int = (field: string, fallback: number, min: number, max: number, v: unknown = raw[field]): number => {
-    if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      problems.push(`${field} must be an integer in ${min}..${max}`);
-      return fallback;
-    }
-    return v;
-  };
-  const partialTimeoutMs = int('partialTimeoutMs', 3_000, 100, 60_000);
-  const hedgeDelayMs = int('hedgeDelayMs', 300, 0, 60_000);
-  const partialFramesInFlight = int('partialFramesInFlight', 1, 1, 64);
-  // The store keeps ciphertexts up to MAX_CIPHERTEXT_BYTES; the tag takes 16 of them.
-  const maxPlaintextLimit = MAX_CIPHERTEXT_BYTES - TAG_LENGTH;
-  const maxPlaintextBytes = int('maxPlaintextBytes', maxPlaintextLimit, 1, maxPlaintextLimit);
-  const clockSkewSeconds = int('clockSkewSeconds', 30, 0, 600);
-  const maxGrantLifetimeSeconds = readMaxGrantLifetime(raw, env, problems);
-  const grants = readOwnerLimits(raw, 'grants', DEFAULT_GATEWAY_STORE_LIMITS.grants, problems);
-  const revocations = readOwnerLimits(raw, 'revocations', DEFAULT_GATEWAY_STORE_LIMITS.revocations, problems);
-  let rateLimit = { perMinute: 600, burst: 100 };
-  if (raw.rateLimit !== undefined) {
-    if (!isPlainObject(raw.rateLimit)) problems.push('rateLimit must be an object { perMinute, burst }');
-    else {
-      for (const key of Object.keys(raw.rateLimit)) if (key !== 'perMinute' && key !== 'burst') problems.push(`rateLimit has an unknown field "${key}"`);
-      rateLimit = {
-        perMinute: int('rateLimit.perMinute', 600, 1, 10_000_000, raw.rateLimit.perMinute),
-        burst: int('rateLimit.burst', 100, 1, 10_000_000, raw.rateLimit.burst),
-      };
-    }
-  }
-  const httpLimits: HttpLimits = { ...DEFAULT_HTTP_LIMITS };
-  if (raw.httpLimits !== undefined) {
-    if (!isPlainObject(raw.httpLimits)) problems.push(`httpLimits must be an object { ${Object.keys(HTTP_LIMIT_RANGES).join(', ')} }`);
-    else {
-      for (const key of Object.keys(raw.httpLimits)) if (!(key in HTTP_LIMIT_RANGES)) problems.push(`httpLimits has an unknown field "${key}"`);
-      for (const [key, [min, max]] of Object.entries(HTTP_LIMIT_RANGES) as [keyof HttpLimits, [number, number]][]) {
-        httpLimits[key] = int(`httpLimits.${key}`, DEFAULT_HTTP_LIMITS[key], min, max, raw.httpLimits[key]);
-      }
-    }
-  }
-  const handles: HandleLimits = { ...DEFAULT_GATEWAY_STORE_LIMITS.handles };
-  if (raw.handles !== undefined) {
-    if (!isPlainObject(raw.handles)) problems.push(`handles must be an object { ${Object.keys(HANDLE_LIMIT_RANGES).join(', ')} }`);
-    else {
-      for (const key of Object.keys(raw.handles)) if (!(key in HANDLE_LIMIT_RANGES)) problems.push(`handles has an unknown field "${key}"`);
-      for (const [key, [min, max]] of Object.entries(HANDLE_LIMIT_RANGES) as [keyof HandleLimits, [number, number]][]) {
-        handles[key] = int(`handles.${key}`, DEFAULT_GATEWAY_STORE_LIMITS.handles[key], min, max, raw.handles[key]);
-      }
-    }
-  }
-  const [, queueMin, queueMax] = GATEWAY_ENV_INTEGERS.TKMS_GATEWAY_STORE_WRITE_QUEUE_BYTES;
-  const storeWriteQueueBytes = int('storeWriteQueueBytes', DEFAULT_GATEWAY_STORE_LIMITS.writeQueueBytes, queueMin, queueMax);
-  let tls: GatewayConfig['tls'];
-  if (raw.tlsCertFile !== undefined || raw.tlsKeyFile !== undefined) {
-    if (raw.tlsCertFile === undefined || raw.tlsKeyFile === undefined) problems.push('tlsCertFile and tlsKeyFile go together: give both for HTTPS, or neither for plain HTTP');
-    else {
-      const certFile = path('tlsCertFile');
-      const keyFile = path('tlsKeyFile');
-      if (certFile !== undefined && keyFile !== undefined) tls = { certFile, keyFile };
-    }
-  }
-  let logLevel: GatewayConfig['logLevel'] = 'info';
-  if (raw.logLevel !== undefined) {
-    if (typeof raw.logLevel !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw.logLevel)) problems.push(`logLevel must be one of ${LOG_LEVELS.join(', ')}${origin('logLevel')}`);
-    else logLevel = raw.logLevel as GatewayConfig['logLevel'];
-  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TkmsError('bad_request', 'gateway config: must be a JSON object');
+  const { value: c, problems } = parseDeclaredConfig(GATEWAY_CONFIG_SCHEMA, { ...value }, baseDir, env);
+  const { tlsCertFile, tlsKeyFile, ...fields } = c;
+  if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) problems.push('tlsCertFile and tlsKeyFile go together: give both for HTTPS, or neither for plain HTTP');
   if (problems.length > 0) throw new TkmsError('bad_request', `invalid gateway config:\n  - ${problems.join('\n  - ')}`, { problems });
-  return {
-    listen: listen!,
-    storeDir: storeDir!,
-    committeeFile: committeeFile!,
-    ...(identityFile === undefined ? {} : { identityFile }),
-    logLevel,
-    partialTimeoutMs,
-    hedgeDelayMs,
-    partialFramesInFlight,
-    rateLimit,
-    maxPlaintextBytes,
-    clockSkewSeconds,
-    maxGrantLifetimeSeconds,
-    httpLimits,
-    grants,
-    revocations,
-    handles,
-    storeWriteQueueBytes,
-    ...(tls ? { tls } : {}),
-  };
+  return tlsCertFile !== undefined && tlsKeyFile !== undefined ? { ...fields, tls: { certFile: tlsCertFile, keyFile: tlsKeyFile } } : fields;
 }
 
 /** Loads the config file with the environment on top; without a file, the environment alone (paths relative to the working directory). */
 export async function loadGatewayConfig(file: string | undefined, env: Record<string, string | undefined> = process.env): Promise<GatewayConfig> {
   if (file === undefined) return parseGatewayConfig({}, process.cwd(), env);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new TkmsError('bad_request', `cannot read gateway config file ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new TkmsError('bad_request', `gateway config file ${file} is not valid JSON (${e instanceof Error ? e.message : 'parse error'})`);
-  }
-  return parseGatewayConfig(json, dirname(resolve(file)), env);
+  const { json, baseDir } = await readConfigFile(file, 'gateway config');
+  return parseGatewayConfig(json, baseDir, env);
 }

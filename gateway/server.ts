@@ -14,6 +14,8 @@ import { installServerCurveBackend } from '../net/curve-setup.ts';
 import { GatewayStore, MAX_CIPHERTEXT_BYTES } from './store.ts';
 import { isLoopbackHost } from '../net/http-address.ts';
 import { loadOrCreateIdentityFile } from '../node/identity.ts';
+import { ServiceRunner, type Service } from '../runtime/lifecycle.ts';
+import type { RefusalReason } from '../net/http-limits.ts';
 
 export interface RunningGateway {
   server: Server;
@@ -41,6 +43,10 @@ async function readTlsFiles(tls: GatewayConfig['tls']): Promise<{ cert: Buffer; 
 
 const KEY_REFRESH_INTERVAL_MS = 30_000;
 
+/**
+ * Starts the gateway: store, node pool (libp2p), then the HTTP listener, each a service of one
+ * runner, so a failure half-way stops what had started and stop() closes all in reverse.
+ */
 export async function startGateway(config: GatewayConfig): Promise<RunningGateway> {
   const log = createLogger(config.logLevel, { component: 'gateway' });
   const tls = await readTlsFiles(config.tls);
@@ -49,30 +55,33 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   const identity = config.identityFile === undefined ? undefined : await loadOrCreateIdentityFile(config.identityFile);
   if (identity === undefined) log.warn('no identityFile: a new libp2p identity for this run; nodes will refuse revocations pushed by it');
   else log.info({ peerId: identity.identity.peerId, created: identity.created }, 'gateway identity (list it in every node\'s gatewayPeerIds)');
-  const store = await GatewayStore.open(config.storeDir, {
-    onWarning: (msg) => log.warn({ store: config.storeDir }, msg),
-    limits: { maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds, clockSkewSeconds: config.clockSkewSeconds, grants: config.grants, revocations: config.revocations, handles: config.handles, writeQueueBytes: config.storeWriteQueueBytes },
-  });
-  const metrics = createGatewayMetrics();
-  let pool: NodePool;
-  try {
-    pool = await NodePool.start(committee, log, { partialFramesInFlight: config.partialFramesInFlight, privateKey: identity?.identity.privateKey });
-  } catch (e) {
-    await store.close();
-    throw e;
-  }
-  const keys = new KeyDirectory(committee, pool, log, metrics.keyDisagreements);
-  const limiter = new RateLimiter(config.rateLimit.perMinute, config.rateLimit.burst);
-  // Per IP: ten accounts' worth, so a NAT of honest users is not starved but one host cannot flood signature checks.
-  const ipLimiter = new RateLimiter(config.rateLimit.perMinute * 10, config.rateLimit.burst * 10);
-  const routes = gatewayRoutes({ config, store, keys, pool, limiter, ipLimiter, metrics });
-  metrics.handlesStored.set(store.stats().handles);
-  const gauge = setInterval(() => metrics.nodesConnected.set(pool.connectedMembers().length), 1_000);
-  gauge.unref();
-  let server: Server;
-  try {
+  const services = new ServiceRunner({ log });
+  return services.startOrStop(async () => {
+    const store = await services.open(
+      'store',
+      () =>
+        GatewayStore.open(config.storeDir, {
+          onWarning: (msg) => log.warn({ store: config.storeDir }, msg),
+          limits: { maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds, clockSkewSeconds: config.clockSkewSeconds, grants: config.grants, revocations: config.revocations, handles: config.handles, writeQueueBytes: config.storeWriteQueueBytes },
+        }),
+      (s) => s.close(),
+    );
+    const metrics = await services.open('metrics', () => createGatewayMetrics(), (m) => m.registry.clear());
+    const pool = await services.open('node pool', () => NodePool.start(committee, log, { partialFramesInFlight: config.partialFramesInFlight, privateKey: identity?.identity.privateKey }), (p) => p.stop());
+    const keys = new KeyDirectory(committee, pool, log, metrics.keyDisagreements);
+    // Learn the keys early; requests refresh again on a miss, and a periodic refresh notices members
+    // that later disagree on a published key (it is then withdrawn).
+    await services.start(
+      every('key refresh', KEY_REFRESH_INTERVAL_MS, () => keys.refresh().catch(() => undefined), () => keys.refresh(true).catch(() => undefined)),
+    );
+    await services.start(every('node gauge', 1_000, () => metrics.nodesConnected.set(pool.connectedMembers().length)));
+    const limiter = new RateLimiter(config.rateLimit.perMinute, config.rateLimit.burst);
+    // Per IP: ten accounts' worth, so a NAT of honest users is not starved but one host cannot flood signature checks.
+    const ipLimiter = new RateLimiter(config.rateLimit.perMinute * 10, config.rateLimit.burst * 10);
+    const routes = gatewayRoutes({ config, store, keys, pool, limiter, ipLimiter, metrics });
+    metrics.handlesStored.set(store.stats().handles);
     const maxBodyBytes = bodyLimit(config.maxPlaintextBytes);
-    server = await startHttpServer(config.listen.host, config.listen.port, routes, log, 'gateway', {
+    const httpOptions = {
       maxBodyBytes,
       // One largest body (and answer) must always fit in an address's share, or that address could never send (or read) it.
       limits: {
@@ -80,41 +89,49 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
         maxBodyBytesInFlightPerIp: Math.max(config.httpLimits.maxBodyBytesInFlightPerIp, maxBodyBytes),
         maxResponseBytesInFlightPerIp: Math.max(config.httpLimits.maxResponseBytesInFlightPerIp, handleResponseBytes(MAX_CIPHERTEXT_BYTES)),
       },
-      onRefused: (reason) => metrics.httpRefused.inc({ reason }),
+      onRefused: (reason: RefusalReason) => metrics.httpRefused.inc({ reason }),
       ...(tls ? { tls } : {}),
-      onResponse: (route, method, status, seconds) => {
+      onResponse: (route: string, method: string, status: number, seconds: number) => {
         metrics.httpRequests.inc({ route, method, status: String(status) });
         metrics.httpSeconds.observe({ route }, seconds);
       },
-    });
-  } catch (e) {
-    clearInterval(gauge);
-    await pool.stop();
-    await store.close();
-    throw new TkmsError('unavailable', `cannot listen on ${config.listen.host}:${config.listen.port}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : config.listen.port;
-  const url = `${tls ? 'https' : 'http'}://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
-  // Learn the keys early; requests refresh again on a miss, and a periodic refresh notices members
-  // that later disagree on a published key (it is then withdrawn).
-  keys.refresh(true).catch(() => undefined);
-  const keyRefresh = setInterval(() => keys.refresh().catch(() => undefined), KEY_REFRESH_INTERVAL_MS);
-  keyRefresh.unref();
-  if (tls === undefined && !isLoopbackHost(config.listen.host)) log.warn({ url }, 'serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front, or set tlsCertFile and tlsKeyFile');
-  log.info({ url, committeeId: committee.committeeId, t: committee.t, n: committee.members.length, curveBackend: curveBackendName }, 'tkms gateway started');
-
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
+    };
+    const server = await services.open(
+      'http',
+      async () => {
+        try {
+          return await startHttpServer(config.listen.host, config.listen.port, routes, log, 'gateway', httpOptions);
+        } catch (e) {
+          throw new TkmsError('unavailable', `cannot listen on ${config.listen.host}:${config.listen.port}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+        }
+      },
+      closeServer,
+    );
+    const address = server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : config.listen.port;
+    const url = `${tls ? 'https' : 'http'}://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
+    if (tls === undefined && !isLoopbackHost(config.listen.host)) log.warn({ url }, 'serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front, or set tlsCertFile and tlsKeyFile');
+    log.info({ url, committeeId: committee.committeeId, t: committee.t, n: committee.members.length, curveBackend: curveBackendName }, 'tkms gateway started');
+    const stop = async (): Promise<void> => {
       log.info('stopping');
-      clearInterval(gauge);
-      clearInterval(keyRefresh);
-      await closeServer(server);
-      await pool.stop();
-      await store.close();
-    })();
-    return stopping;
+      await services.stop();
+    };
+    return { server, url, log, stop };
+  });
+}
+
+/** A periodic task as a service: `first` runs at start, `task` every `intervalMs` until stopped. */
+function every(name: string, intervalMs: number, task: () => unknown, first?: () => unknown): Service {
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    name,
+    start() {
+      first?.();
+      timer = setInterval(task, intervalMs);
+      timer.unref();
+    },
+    stop() {
+      clearInterval(timer);
+    },
   };
-  return { server, url, log, stop };
 }

@@ -1,7 +1,10 @@
+import { Type } from 'typebox';
+import { field, FieldProblem } from '../config/config-schema.ts';
+
 /**
  * Bounds on what one account can make a process hold (node revocations, the gateway's grants and
  * revocations): `perOwner` live entries per owner, `max` in all. The config shape
- * `{ "perOwner": n, "max": m }` is read here for every such field.
+ * `{ "perOwner": n, "max": m }` is declared here for every such field.
  */
 export interface OwnerLimits {
   perOwner: number;
@@ -10,22 +13,21 @@ export interface OwnerLimits {
 
 const LIMIT_MAX = 10_000_000;
 
-/** `raw[field]` as OwnerLimits over `defaults`; mistakes go to `problems`. */
-export function readOwnerLimits(raw: Record<string, unknown>, field: string, defaults: OwnerLimits, problems: string[]): OwnerLimits {
-  const limits = { perOwner: defaults.perOwner, max: defaults.max };
-  const v = raw[field];
-  if (v === undefined) return limits;
-  const ok = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 1 && x <= LIMIT_MAX;
-  const obj = typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  if (obj === undefined || Object.keys(obj).some((k) => k !== 'perOwner' && k !== 'max') || (obj.perOwner !== undefined && !ok(obj.perOwner)) || (obj.max !== undefined && !ok(obj.max))) {
-    problems.push(`${field} must be { "perOwner": 1..${LIMIT_MAX}, "max": 1..${LIMIT_MAX} }`);
-    return limits;
-  }
-  if (obj.perOwner !== undefined) limits.perOwner = obj.perOwner as number;
-  if (obj.max !== undefined) limits.max = obj.max as number;
-  if (limits.perOwner > limits.max) problems.push(`${field}.perOwner must not exceed ${field}.max`);
-  return limits;
-}
+/** A `{ "perOwner": n, "max": m }` config field over `defaults`, perOwner at most max; `what` names the entries. */
+export const ownerLimitsField = (defaults: OwnerLimits, what: string) =>
+  Type.Decode(
+    field.group(
+      {
+        perOwner: field.integer(1, LIMIT_MAX, defaults.perOwner, { description: `${what} for one owner` }),
+        max: field.integer(1, LIMIT_MAX, defaults.max, { description: `${what} in all` }),
+      },
+      { description: `${what}, per owner and in all`, reportWhole: true },
+    ),
+    (limits): OwnerLimits => {
+      if (limits.perOwner > limits.max) throw new FieldProblem('{path}.perOwner must not exceed {path}.max');
+      return limits;
+    },
+  );
 
 /**
  * Live keys per owner, and owners by how many they hold, so "who holds the most" is one lookup.

@@ -21,8 +21,9 @@ import { DkgWithdrawals } from './dkg-withdrawals.ts';
 import { DkgRunner } from './dkg-runner.ts';
 import { DKG_PROTOCOL, MAX_DKG_FRAME_BYTES } from './dkg-wire.ts';
 import { closeServer, startHttpServer, type Route } from '../net/http.ts';
-import { dkgIdentity, loadIdentityFile } from './identity.ts';
-import { Keystore } from './keystore.ts';
+import { dkgIdentity, loadIdentityFile, type NodeIdentity } from './identity.ts';
+import { ServiceRunner, type Service } from '../runtime/lifecycle.ts';
+import { Keystore, type StoredKey } from './keystore.ts';
 import { installServerCurveBackend } from '../net/curve-setup.ts';
 import { createLogger, type Logger } from '../net/logger.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
@@ -130,9 +131,20 @@ function adminRoutes(runner: DkgRunner): Route[] {
   ];
 }
 
+/** Turns a listener's start failure into the error an operator reads ("cannot listen …: EADDRINUSE"). */
+async function listenOrExplain(what: string, start: () => Promise<Server>): Promise<Server> {
+  try {
+    return await start();
+  } catch (e) {
+    throw new TkmsError('unavailable', `cannot listen for ${what}: ${(e as NodeJS.ErrnoException).code ?? errorText(e)}`);
+  }
+}
+
 /**
  * Starts the node: committee, identity, keystore (fails loudly on a wrong password or
- * damaged files), libp2p host and protocols, then the HTTP and admin listeners.
+ * damaged files), libp2p host and protocols, then the HTTP and admin listeners. Each is a
+ * service of one runner, so a failure half-way stops what had started, and stop() closes
+ * everything in reverse, the keystore (its master key wiped) last.
  */
 export async function startNode(config: NodeConfig, env: Record<string, string | undefined> = process.env): Promise<RunningNode> {
   const committee = await loadCommitteeFile(config.committeeFile);
@@ -150,32 +162,60 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     );
   }
   const curveBackendName = installServerCurveBackend(log, env);
-
   const password = await resolveKeystorePassword(config, env);
-  const keystore = await Keystore.open(config.keystoreDir, password);
+  const services = new ServiceRunner({ log });
+  return services.startOrStop(() => startServices({ config, committee, selfId: self.id, identity, password, log, curveBackendName, services }));
+}
+
+interface NodeStart {
+  config: NodeConfig;
+  committee: Committee;
+  selfId: number;
+  identity: NodeIdentity;
+  password: string;
+  log: Logger;
+  curveBackendName: string;
+  services: ServiceRunner;
+}
+
+/** Starts the node's services in order on `services` (which stops them if one fails). */
+async function startServices({ config, committee, selfId, identity, password, log, curveBackendName, services }: NodeStart): Promise<RunningNode> {
+  const keystore = await services.open('keystore', () => Keystore.open(config.keystoreDir, password), (k) => k.close());
   const stored = await keystore.loadAll();
   const nowSeconds = () => Math.floor(Date.now() / 1000);
-  const replay = await ReplayCache.open(join(config.stateDir, 'replay.log'), config.clockSkewSeconds, nowSeconds(), config.replayIdsPerRequester);
+  const replay = await services.open(
+    'replay cache',
+    () => ReplayCache.open(join(config.stateDir, 'replay.log'), config.clockSkewSeconds, nowSeconds(), config.replayIdsPerRequester),
+    (r) => r.close(),
+  );
   // Signatures are checked against this node's own committee file, never a committee a request names.
   const deployment = { committeeId: committee.committeeId };
-  const opened = await RevocationStore.open(join(config.stateDir, 'revocations.log'), deployment, {
-    maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds,
-    clockSkewSeconds: config.clockSkewSeconds,
-    ...config.revocations,
-  });
-  const revocations = opened.store;
-  if (opened.tornBytes > 0) log.warn({ tornBytes: opened.tornBytes }, 'revocation log had an incomplete last line (a crash mid-write); it was cut off');
-  log.info({ held: revocations.size, droppedLines: opened.dropped, logBytes: revocations.logBytes }, 'revocations loaded');
-  const shares = new ShareBook(self.id);
+  const revocationLimits = { maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds, clockSkewSeconds: config.clockSkewSeconds, ...config.revocations };
+  const revocations = await services.open(
+    'revocations',
+    async () => {
+      const opened = await RevocationStore.open(join(config.stateDir, 'revocations.log'), deployment, revocationLimits);
+      if (opened.tornBytes > 0) log.warn({ tornBytes: opened.tornBytes }, 'revocation log had an incomplete last line (a crash mid-write); it was cut off');
+      log.info({ held: opened.store.size, droppedLines: opened.dropped, logBytes: opened.store.logBytes }, 'revocations loaded');
+      return opened.store;
+    },
+    (store) => store.close(),
+  );
+  const shares = new ShareBook(selfId);
 
   const budgets = readBudgets();
-  const metrics = createNodeMetrics({
-    revocationsHeld: () => revocations.size,
-    replayCacheEntries: () => replay.size,
-    frameBytesHeld: (peers) => budgets[peers].held,
-  });
-  const libp2p = await createHost(identity, config.listen, committee, { gatewayPeerIds: config.gatewayPeerIds, gatewayAddresses: config.gatewayAddresses });
-  const conns = new MemberConnections(libp2p, committee, self.id, log, () => metrics.peersConnected.set(conns.connectedMembers().length));
+  const metrics = await services.open(
+    'metrics',
+    () => createNodeMetrics({ revocationsHeld: () => revocations.size, replayCacheEntries: () => replay.size, frameBytesHeld: (peers) => budgets[peers].held }),
+    (m) => m.registry.clear(),
+  );
+  // Created here, listening only once every protocol is handled (the "p2p" service below).
+  const libp2p = await services.open(
+    'libp2p',
+    () => createHost(identity, config.listen, committee, { gatewayPeerIds: config.gatewayPeerIds, gatewayAddresses: config.gatewayAddresses }),
+    (host) => host.stop(),
+  );
+  const conns = new MemberConnections(libp2p, committee, selfId, log, () => metrics.peersConnected.set(conns.connectedMembers().length));
   // Kept-alive streams to the other members: a DKG sends n − 1 frames per round, a revocation floods to all.
   const memberFrames = new FrameClient(libp2p);
   const sendToMember = async (memberId: number, protocol: string, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array> => {
@@ -184,9 +224,47 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     return memberFrames.request(peer, protocol, frame, { timeoutMs });
   };
 
+  const memberPeers = new Set(committee.members.filter((m) => m.id !== selfId).map((m) => m.peerId));
+  const gatewayPeers = new Set(config.gatewayPeerIds);
+  if (gatewayPeers.size === 0) log.warn('no gatewayPeerIds configured: revocations pushed by a gateway will be refused');
+  const isMember = (peer: string): boolean => memberPeers.has(peer);
+  const isMemberOrGateway = (peer: string): boolean => memberPeers.has(peer) || gatewayPeers.has(peer);
+  const serve = (maxRequestBytes: number, maxInboundStreams: number, allow?: (peer: string) => boolean) => ({
+    maxRequestBytes,
+    maxInboundStreams,
+    allow,
+    timeoutMs: 10_000,
+    log,
+    trusted: isMemberOrGateway,
+    budgetFor: (peer: string) => (isMemberOrGateway(peer) ? budgets.trusted : budgets.others),
+    maxStreamsOf: (peer: string) => (isMemberOrGateway(peer) ? maxInboundStreams : OTHER_PEER_STREAMS),
+    onRefused: (protocol: string, reason: string) => metrics.p2pStreamsRefused.inc({ protocol, reason }),
+  });
+  /**
+   * A service answering libp2p protocols: handled at start, unhandled at stop (new streams are
+   * refused). `prepare` runs first and `release` at stop, also when the start fails.
+   */
+  const protocolService = (name: string, protocols: [string, Parameters<typeof handleFrames>[2], ReturnType<typeof serve>][], hooks: { prepare?: () => void; release?: () => void } = {}): Service => ({
+    name,
+    async start() {
+      try {
+        hooks.prepare?.();
+        for (const [protocol, handler, options] of protocols) await handleFrames(libp2p, protocol, handler, options);
+      } catch (e) {
+        hooks.release?.();
+        await libp2p.unhandle(protocols.map(([protocol]) => protocol));
+        throw e;
+      }
+    },
+    async stop() {
+      hooks.release?.();
+      await libp2p.unhandle(protocols.map(([protocol]) => protocol));
+    },
+  });
+
   const runner = new DkgRunner({
     committee,
-    selfId: self.id,
+    selfId,
     identity: dkgIdentity(identity, committee),
     keystore,
     log,
@@ -198,7 +276,113 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     withdrawals: await DkgWithdrawals.open(join(config.stateDir, 'dkg-withdrawn.json')),
     transport: { send: (memberId, frame, timeoutMs) => sendToMember(memberId, DKG_PROTOCOL, frame, timeoutMs) },
   });
-  const expected = expectedCommittee(committee);
+  // Members only, checked when the stream opens: an outsider's frame is never read.
+  await services.start(
+    protocolService('dkg runner', [[DKG_PROTOCOL, async (remotePeer, body) => runner.handleFrame(conns.memberFor(remotePeer)!.id, body), serve(MAX_DKG_FRAME_BYTES, PROTOCOL_STREAMS.dkg, isMember)]], {
+      prepare: () => loadHeldKeys(runner, shares, stored, expectedCommittee(committee)),
+      release: () => runner.stop(),
+    }),
+  );
+  const partials = new PartialService({
+    selfId,
+    deployment,
+    shares,
+    replay,
+    revocations,
+    metrics,
+    log,
+    clockSkewSeconds: config.clockSkewSeconds,
+    maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds,
+    limiter: new RateLimiter(config.partialRateLimit.perMinute, config.partialRateLimit.burst),
+    fault: config.partialFault,
+  });
+  await services.start(
+    protocolService('partial service', [
+      [PARTIAL_PROTOCOL, async (_peer, body) => partials.handle(body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.partial)],
+      // The same frame-count bound as the single-request protocol, so the same memory bound (frames are
+      // capped in bytes); gateways may each keep up to 64 batch frames in flight to this node.
+      [PARTIAL_BATCH_PROTOCOL, async (_peer, body) => partials.handleBatch(body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.partialBatch)],
+    ]),
+  );
+  const acl = new AclService(
+    revocations,
+    {
+      members: () => committee.members.map((m) => m.id).filter((id) => id !== selfId),
+      send: (memberId, frame, timeoutMs) => sendToMember(memberId, ACL_PROTOCOL, frame, timeoutMs),
+    },
+    log,
+    metrics,
+  );
+  // Revocations come from members (flooding, sync) and the gateway(s) only.
+  await services.start(protocolService('acl', [[ACL_PROTOCOL, async (peer, body) => acl.handle(conns.memberFor(peer)?.id, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.acl, isMemberOrGateway)]]));
+  // Public (the same results GET /v1/keys serves), so open to anyone.
+  await services.start(protocolService('key list', [[KEYS_PROTOCOL, async (_peer, body) => keysReply(runner, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.keys)]]));
+  conns.onMemberConnected = (memberId) => {
+    acl.syncFrom(memberId).catch((e: unknown) => log.debug({ member: memberId, err: errorText(e) }, 'revocation sync failed'));
+    runner.exchangeResults(memberId);
+  };
+  await services.start({
+    name: 'p2p',
+    async start() {
+      await libp2p.start();
+      await conns.start();
+      metrics.peersConnected.set(0);
+    },
+    async stop() {
+      conns.stop();
+      await memberFrames.close();
+    },
+  });
+
+  const httpRoutes = [healthRoute(committee, selfId, identity.peerId, conns, runner), metricsRoute(metrics)];
+  const httpServer = await services.open('http', () => listenOrExplain('HTTP', () => startHttpServer(config.http.host, config.http.port, httpRoutes, log, 'http')), closeServer);
+  const status = statusRoute({
+    committee,
+    selfId,
+    peerId: identity.peerId,
+    keystoreDir: config.keystoreDir,
+    startedAt: Date.now(),
+    metrics,
+    connectedMembers: () => conns.connectedMembers(),
+    listenAddrs: () => libp2p.getMultiaddrs().map((m) => m.toString()),
+    heldKeys: () => runner.heldKeys(),
+    dkgStatus: (keyId) => runner.status(keyId),
+  });
+  const adminServer = await services.open('admin', () => listenOrExplain('HTTP', () => startHttpServer(config.admin.host, config.admin.port, [...adminRoutes(runner), status], log, 'admin')), closeServer);
+
+  log.info(
+    {
+      selfId,
+      peerId: identity.peerId,
+      committeeId: committee.committeeId,
+      t: committee.t,
+      n: committee.members.length,
+      listen: libp2p.getMultiaddrs().map((m) => m.toString()),
+      keys: runner.heldKeys().map((k) => k.keyId),
+      curveBackend: curveBackendName,
+    },
+    'tkms node started',
+  );
+  const stop = async (): Promise<void> => {
+    log.info('stopping');
+    await services.stop();
+  };
+  return { selfId, peerId: identity.peerId, libp2p, httpServer, adminServer, runner, log, stop };
+}
+
+/** The public key list, or a typed refusal, for the keys protocol. */
+function keysReply(runner: DkgRunner, body: Uint8Array): Uint8Array {
+  try {
+    decodeKeysRequest(body);
+    return encodeKeysReply({ ok: true, keys: runner.publishedKeys() });
+  } catch (e) {
+    const err = isTkmsError(e) ? e : new TkmsError('internal', 'internal error');
+    return encodeKeysReply({ ok: false, code: err.code, message: err.message });
+  }
+}
+
+/** Hands the keystore's keys to the DKG runner and the share book, checking each stored public result. */
+function loadHeldKeys(runner: DkgRunner, shares: ShareBook, stored: StoredKey[], expected: ReturnType<typeof expectedCommittee>): void {
   for (const key of stored) {
     let result: DkgPublicResult;
     let legacy = false;
@@ -221,134 +405,4 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     // A key withdrawn for a proven split before the restart stays withdrawn.
     if (!runner.isWithdrawn(result.keyId)) shares.add(result, key.share);
   }
-  const partials = new PartialService({
-    selfId: self.id,
-    deployment,
-    shares,
-    replay,
-    revocations,
-    metrics,
-    log,
-    clockSkewSeconds: config.clockSkewSeconds,
-    maxGrantLifetimeSeconds: config.maxGrantLifetimeSeconds,
-    limiter: new RateLimiter(config.partialRateLimit.perMinute, config.partialRateLimit.burst),
-    fault: config.partialFault,
-  });
-  const acl = new AclService(
-    revocations,
-    {
-      members: () => committee.members.map((m) => m.id).filter((id) => id !== self.id),
-      send: (memberId, frame, timeoutMs) => sendToMember(memberId, ACL_PROTOCOL, frame, timeoutMs),
-    },
-    log,
-    metrics,
-  );
-
-  const memberPeers = new Set(committee.members.filter((m) => m.id !== self.id).map((m) => m.peerId));
-  const gatewayPeers = new Set(config.gatewayPeerIds);
-  if (gatewayPeers.size === 0) log.warn('no gatewayPeerIds configured: revocations pushed by a gateway will be refused');
-  const isMember = (peer: string): boolean => memberPeers.has(peer);
-  const isMemberOrGateway = (peer: string): boolean => memberPeers.has(peer) || gatewayPeers.has(peer);
-  const serve = (maxRequestBytes: number, maxInboundStreams: number, allow?: (peer: string) => boolean) => ({
-    maxRequestBytes,
-    maxInboundStreams,
-    allow,
-    timeoutMs: 10_000,
-    log,
-    trusted: isMemberOrGateway,
-    budgetFor: (peer: string) => (isMemberOrGateway(peer) ? budgets.trusted : budgets.others),
-    maxStreamsOf: (peer: string) => (isMemberOrGateway(peer) ? maxInboundStreams : OTHER_PEER_STREAMS),
-    onRefused: (protocol: string, reason: string) => metrics.p2pStreamsRefused.inc({ protocol, reason }),
-  });
-  // Members only, checked when the stream opens: an outsider's frame is never read.
-  await handleFrames(libp2p, DKG_PROTOCOL, async (remotePeer, body) => runner.handleFrame(conns.memberFor(remotePeer)!.id, body), serve(MAX_DKG_FRAME_BYTES, PROTOCOL_STREAMS.dkg, isMember));
-  await handleFrames(
-    libp2p,
-    PARTIAL_PROTOCOL,
-    async (_peer, body) => partials.handle(body),
-    serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.partial),
-  );
-  // The same frame-count bound as the single-request protocol, so the same memory bound (frames are
-  // capped in bytes); gateways may each keep up to 64 batch frames in flight to this node.
-  await handleFrames(libp2p, PARTIAL_BATCH_PROTOCOL, async (_peer, body) => partials.handleBatch(body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.partialBatch));
-  // Revocations come from members (flooding, sync) and the gateway(s) only.
-  await handleFrames(libp2p, ACL_PROTOCOL, async (peer, body) => acl.handle(conns.memberFor(peer)?.id, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.acl, isMemberOrGateway));
-  await handleFrames(
-    libp2p,
-    KEYS_PROTOCOL,
-    async (_peer, body) => {
-      try {
-        decodeKeysRequest(body);
-        return encodeKeysReply({ ok: true, keys: runner.publishedKeys() });
-      } catch (e) {
-        const err = isTkmsError(e) ? e : new TkmsError('internal', 'internal error');
-        return encodeKeysReply({ ok: false, code: err.code, message: err.message });
-      }
-    },
-    // Public (the same results GET /v1/keys serves), so open to anyone.
-    serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.keys),
-  );
-  conns.onMemberConnected = (memberId) => {
-    acl.syncFrom(memberId).catch((e: unknown) => log.debug({ member: memberId, err: errorText(e) }, 'revocation sync failed'));
-    runner.exchangeResults(memberId);
-  };
-
-  await libp2p.start();
-  await conns.start();
-  metrics.peersConnected.set(0);
-
-  let httpServer: Server | undefined;
-  let adminServer: Server | undefined;
-  try {
-    httpServer = await startHttpServer(config.http.host, config.http.port, [healthRoute(committee, self.id, identity.peerId, conns, runner), metricsRoute(metrics)], log, 'http');
-    const status = statusRoute({
-      committee,
-      selfId: self.id,
-      peerId: identity.peerId,
-      keystoreDir: config.keystoreDir,
-      startedAt: Date.now(),
-      metrics,
-      connectedMembers: () => conns.connectedMembers(),
-      listenAddrs: () => libp2p.getMultiaddrs().map((m) => m.toString()),
-      heldKeys: () => runner.heldKeys(),
-      dkgStatus: (keyId) => runner.status(keyId),
-    });
-    adminServer = await startHttpServer(config.admin.host, config.admin.port, [...adminRoutes(runner), status], log, 'admin');
-  } catch (e) {
-    conns.stop();
-    runner.stop();
-    if (httpServer !== undefined) await closeServer(httpServer);
-    await libp2p.stop();
-    await Promise.all([replay.close(), revocations.close()]);
-    throw new TkmsError('unavailable', `cannot listen for HTTP: ${(e as NodeJS.ErrnoException).code ?? errorText(e)}`);
-  }
-
-  log.info(
-    {
-      selfId: self.id,
-      peerId: identity.peerId,
-      committeeId: committee.committeeId,
-      t: committee.t,
-      n: committee.members.length,
-      listen: libp2p.getMultiaddrs().map((m) => m.toString()),
-      keys: runner.heldKeys().map((k) => k.keyId),
-      curveBackend: curveBackendName,
-    },
-    'tkms node started',
-  );
-
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      log.info('stopping');
-      conns.stop();
-      runner.stop();
-      await Promise.all([closeServer(httpServer!), closeServer(adminServer!)]);
-      await memberFrames.close();
-      await libp2p.stop();
-      await Promise.all([replay.close(), revocations.close()]);
-    })();
-    return stopping;
-  };
-  return { selfId: self.id, peerId: identity.peerId, libp2p, httpServer, adminServer, runner, log, stop };
 }

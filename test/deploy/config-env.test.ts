@@ -3,9 +3,9 @@ import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { multiaddr } from '@multiformats/multiaddr';
 import { isTkmsError } from '../../core/index.ts';
-import { GATEWAY_ENV_INTEGERS, GATEWAY_ENV_VARS, parseGatewayConfig } from '../../gateway/config.ts';
+import { GATEWAY_ENV_OVERRIDES, GATEWAY_ENV_VARS, parseGatewayConfig } from '../../gateway/config.ts';
 import { envBool, envInt, envList, envTypos } from '../../net/env-config.ts';
-import { ENV_OVERRIDES, ENV_TYPED_OVERRIDES, loadConfig, NODE_ENV_VARS, parseConfig } from '../../node/config.ts';
+import { ENV_OVERRIDES, loadConfig, NODE_ENV_VARS, parseConfig } from '../../node/config.ts';
 
 /** Configuration by environment variables (containers, systemd): unit and property tests. */
 const BASE = '/srv/tkms/node1';
@@ -109,8 +109,26 @@ describe('config from environment variables', () => {
       assert.equal(c.clockSkewSeconds, 30);
     });
 
+    it('nested fields: unknown members, whole-object shapes and per-item mistakes are named', () => {
+      const problems = problemsOf(() =>
+        parseConfig(
+          { dkg: { phaseTimeoutMs: 1000, retries: 2 }, partialRateLimit: { perMinute: 0 }, revocations: { perOwner: 5, max: 4 }, gatewayPeerIds: ['not-a-peer-id'], gatewayAddresses: ['10.0.0.1:80'] },
+          { baseDir: BASE, env: FULL_ENV },
+        ),
+      );
+      assert.deepEqual(problems.sort(), [
+        'dkg has an unknown field "retries"',
+        'gatewayAddresses must be an array of at most 16 IP addresses (no ports, no names)',
+        'gatewayPeerIds[0] is not a libp2p peer id',
+        'partialRateLimit must be { "perMinute": 1..10000000, "burst": 1..10000000 }',
+        'revocations.perOwner must not exceed revocations.max',
+      ]);
+      const fromEnv = problemsOf(() => parseConfig({}, { baseDir: BASE, env: { ...FULL_ENV, TKMS_GATEWAY_PEER_IDS: 'nope' } }));
+      assert.deepEqual(fromEnv, ['gatewayPeerIds[0] is not a libp2p peer id (set by environment variable TKMS_GATEWAY_PEER_IDS)']);
+    });
+
     it('NODE_ENV_VARS lists every variable the node reads', () => {
-      for (const name of [...Object.keys(ENV_OVERRIDES), ...Object.keys(ENV_TYPED_OVERRIDES), 'TKMS_KEYSTORE_PASSWORD', 'TKMS_CONFIG']) assert.ok(NODE_ENV_VARS.includes(name), name);
+      for (const name of [...Object.keys(ENV_OVERRIDES), 'TKMS_KEYSTORE_PASSWORD', 'TKMS_CONFIG', 'TKMS_ENABLE_TEST_FAULTS']) assert.ok(NODE_ENV_VARS.includes(name), name);
     });
   });
 
@@ -162,8 +180,39 @@ describe('config from environment variables', () => {
       for (const part of ['httpLimits.maxConnections', '"slowloris"', 'TKMS_GATEWAY_HEADERS_TIMEOUT_MS', 'tlsCertFile and tlsKeyFile go together']) assert.ok(problems.some((p) => p.includes(part)), part);
     });
 
-    it('GATEWAY_ENV_VARS lists the integer variables', () => {
-      for (const name of Object.keys(GATEWAY_ENV_INTEGERS)) assert.ok(GATEWAY_ENV_VARS.includes(name));
+    it('cors.allowedOrigins: origins from the file or TKMS_GATEWAY_CORS_ORIGINS (comma-separated); anything else named', () => {
+      assert.deepEqual(parseGatewayConfig({}, BASE, GW).cors, { allowedOrigins: [] });
+      assert.deepEqual(parseGatewayConfig({ cors: { allowedOrigins: ['https://app.example', 'http://localhost:5173'] } }, BASE, GW).cors.allowedOrigins, ['https://app.example', 'http://localhost:5173']);
+      const fromEnv = parseGatewayConfig({ cors: { allowedOrigins: ['https://file.example'] } }, BASE, { ...GW, TKMS_GATEWAY_CORS_ORIGINS: 'https://a.example, https://b.example:8443' });
+      assert.deepEqual(fromEnv.cors.allowedOrigins, ['https://a.example', 'https://b.example:8443']);
+      for (const bad of ['https://app.example/', 'https://app.example/tkms', 'ftp://app.example', 'app.example', '*']) {
+        const problems = problemsOf(() => parseGatewayConfig({ cors: { allowedOrigins: [bad] } }, BASE, GW));
+        assert.equal(problems.length, 1, problems.join('\n'));
+        assert.ok(problems[0]!.startsWith('cors.allowedOrigins[0]'), problems[0]);
+      }
+      const envProblems = problemsOf(() => parseGatewayConfig({}, BASE, { ...GW, TKMS_GATEWAY_CORS_ORIGINS: 'https://ok.example,https://bad.example/path' }));
+      assert.deepEqual(envProblems.length, 1);
+      assert.ok(envProblems[0]!.startsWith('cors.allowedOrigins[1]') && envProblems[0]!.includes('TKMS_GATEWAY_CORS_ORIGINS'), envProblems[0]);
+      assert.ok(problemsOf(() => parseGatewayConfig({ cors: { allowedOrigins: 'https://a.example', origins: [] } }, BASE, GW)).some((p) => p === 'cors has an unknown field "origins"'));
+      // Names an object inherits are not fields.
+      assert.deepEqual(problemsOf(() => parseGatewayConfig(JSON.parse('{"constructor": 1, "cors": {"toString": 2}}'), BASE, GW)).sort(), ['cors has an unknown field "toString"', 'unknown field "constructor"']);
+    });
+
+    it('basePath: "/" by default; from the file or TKMS_GATEWAY_BASE_PATH; must start and end with "/"', () => {
+      assert.equal(parseGatewayConfig({}, BASE, GW).basePath, '/');
+      assert.equal(parseGatewayConfig({ basePath: '/tkms/' }, BASE, GW).basePath, '/tkms/');
+      assert.equal(parseGatewayConfig({ basePath: '/tkms/' }, BASE, { ...GW, TKMS_GATEWAY_BASE_PATH: '/a/b/' }).basePath, '/a/b/');
+      for (const bad of ['tkms/', '/tkms', '', '//', '/a b/', 5]) {
+        const problems = problemsOf(() => parseGatewayConfig({ basePath: bad }, BASE, GW));
+        assert.equal(problems.length, 1, `${String(bad)}: ${problems.join('\n')}`);
+        assert.ok(problems[0]!.startsWith('basePath must be a path that starts and ends with "/"'), problems[0]);
+      }
+      const fromEnv = problemsOf(() => parseGatewayConfig({}, BASE, { ...GW, TKMS_GATEWAY_BASE_PATH: '/tkms' }));
+      assert.ok(fromEnv.length === 1 && fromEnv[0]!.includes('(set by environment variable TKMS_GATEWAY_BASE_PATH)'), fromEnv.join('\n'));
+    });
+
+    it('GATEWAY_ENV_VARS lists every overriding variable and the config file variable', () => {
+      for (const name of [...Object.keys(GATEWAY_ENV_OVERRIDES), 'TKMS_GATEWAY_CONFIG']) assert.ok(GATEWAY_ENV_VARS.includes(name), name);
     });
   });
 
@@ -233,7 +282,7 @@ describe('config from environment variables', () => {
     });
 
     it('parseConfig and parseGatewayConfig: any values for any of their variables give a config or one bad_request listing problems', () => {
-      const nodeVars = [...Object.keys(ENV_OVERRIDES), ...Object.keys(ENV_TYPED_OVERRIDES)];
+      const nodeVars = Object.keys(ENV_OVERRIDES);
       const gatewayVars = [...GATEWAY_ENV_VARS];
       const value = fc.oneof(fc.string({ maxLength: 24 }), fc.integer().map(String), fc.constantFrom('true', '0', '/ip4/1.2.3.4/tcp/1', '1.2.3.4:5', ''));
       fc.assert(

@@ -103,6 +103,8 @@ describe('gateway units', () => {
       const c = parseGatewayConfig(minimal, BASE);
       assert.deepEqual(c, {
         listen: { host: '127.0.0.1', port: 8080 },
+        basePath: '/',
+        cors: { allowedOrigins: [] },
         storeDir: resolve(BASE, 'store'),
         committeeFile: resolve(BASE, 'committee.json'),
         logLevel: 'info',
@@ -159,7 +161,9 @@ describe('gateway units', () => {
     });
 
     it('environment variables override the file (and empty ones are ignored)', () => {
-      assert.deepEqual(Object.keys(GATEWAY_ENV_OVERRIDES).sort(), ['TKMS_COMMITTEE_FILE', 'TKMS_GATEWAY_IDENTITY_FILE', 'TKMS_GATEWAY_LISTEN', 'TKMS_GATEWAY_STORE_DIR', 'TKMS_GATEWAY_TLS_CERT_FILE', 'TKMS_GATEWAY_TLS_KEY_FILE', 'TKMS_LOG_LEVEL']);
+      for (const [name, field] of Object.entries({ TKMS_COMMITTEE_FILE: 'committeeFile', TKMS_GATEWAY_IDENTITY_FILE: 'identityFile', TKMS_GATEWAY_LISTEN: 'listen', TKMS_GATEWAY_STORE_DIR: 'storeDir', TKMS_GATEWAY_TLS_CERT_FILE: 'tlsCertFile', TKMS_GATEWAY_TLS_KEY_FILE: 'tlsKeyFile', TKMS_LOG_LEVEL: 'logLevel', TKMS_GATEWAY_BODY_TIMEOUT_MS: 'httpLimits.bodyTimeoutMs' })) {
+        assert.equal(GATEWAY_ENV_OVERRIDES[name], field, name);
+      }
       const c = parseGatewayConfig(minimal, BASE, {
         TKMS_GATEWAY_LISTEN: '0.0.0.0:9999',
         TKMS_GATEWAY_STORE_DIR: '/data/store',
