@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import formatsPlugin from 'ajv-formats';
-import { assertKeyId, decodeAddress, decodeBase64, decodeHex, decodeSignature, TkmsError } from '../core/index.ts';
+import { assertKeyId, decodeAddress, decodeBase64, decodeHex, decodePoint, decodeSignature, TkmsError } from '../core/index.ts';
 import { assertParticipantId } from '../core/shamir.ts';
 
 /**
@@ -19,10 +19,11 @@ export interface RequestSchema {
 /** The decode step a field schema names, run only when the field fails its schema. */
 export type DecodeHint =
   | { kind: 'hex'; length?: number; maxLength?: number; allowPrefix?: boolean }
+  | { kind: 'point'; length: number }
   | { kind: 'address' }
   | { kind: 'keyId' }
   | { kind: 'signature' }
-  | { kind: 'base64' }
+  | { kind: 'base64'; minBytes?: number }
   | { kind: 'nodeId' };
 
 /** Annotations the schemas carry for OpenAPI and for error mapping; validation ignores them. */
@@ -44,6 +45,9 @@ function runDecode(hint: DecodeHint, value: unknown, name: string): void {
     case 'hex':
       decodeHex(value, { name, ...(hint.length === undefined ? {} : { length: hint.length }), ...(hint.maxLength === undefined ? {} : { maxLength: hint.maxLength }), ...(hint.allowPrefix === undefined ? {} : { allowPrefix: hint.allowPrefix }) });
       return;
+    case 'point':
+      decodePoint(decodeHex(value, { name, length: hint.length }), name);
+      return;
     case 'address':
       decodeAddress(value, name);
       return;
@@ -54,7 +58,7 @@ function runDecode(hint: DecodeHint, value: unknown, name: string): void {
       decodeSignature(value);
       return;
     case 'base64':
-      decodeBase64(value, { name });
+      if (decodeBase64(value, { name }).length < (hint.minBytes ?? 0)) throw new TkmsError('bad_length', `${name} must hold at least ${hint.minBytes} bytes`);
       return;
     case 'nodeId':
       assertParticipantId(value, name);
@@ -89,6 +93,8 @@ export function validationError(errors: readonly ErrorObject[], dataVar: string)
     } catch (d) {
       if (d instanceof TkmsError) return d;
     }
+    // What the decode step takes but the schema does not is a non-canonical spelling (upper case, no 0x).
+    if (hint.kind === 'hex' || hint.kind === 'signature' || hint.kind === 'point') return new TkmsError('bad_hex', `${fieldName(e.instancePath)} must be written as its schema gives (0x-prefixed lower-case hex unless documented otherwise)`);
   }
   const at = where(dataVar, e.instancePath);
   switch (e.keyword) {
