@@ -380,6 +380,8 @@ export async function buildHttpApp(routes: Route[], log: Logger, name: string, o
   // Bodies are JSON, read by hand: under the byte budget, with idle and total timeouts.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', async (request: FastifyRequest) => {
+    // No route: answered 404/405 with the body unread (and the connection closed).
+    if (request.is404) return undefined;
     const req = request.raw;
     const type = req.headers['content-type'];
     if (type === undefined || !JSON_TYPE.test(type)) throw new TkmsError('unsupported_media_type', 'request bodies must be application/json');
@@ -502,4 +504,43 @@ export async function closeServer(server: Server): Promise<void> {
   const app = APPS.get(server);
   if (app !== undefined) await app.close();
   else await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+/**
+ * An HTTP listener as a service (libp2p's Startable shape): nothing listens until start(), and
+ * stop() closes every connection. A failed start leaves nothing open.
+ */
+export class HttpService {
+  private running: Server | undefined;
+
+  constructor(
+    private readonly listen: { host: string; port: number },
+    private readonly routes: Route[],
+    private readonly log: Logger,
+    private readonly name: string,
+    private readonly options: HttpServerOptions = {},
+  ) {}
+
+  async start(): Promise<void> {
+    if (this.running !== undefined) return;
+    this.running = await startHttpServer(this.listen.host, this.listen.port, this.routes, this.log, this.name, this.options);
+  }
+
+  async stop(): Promise<void> {
+    const server = this.running;
+    this.running = undefined;
+    if (server !== undefined) await closeServer(server);
+  }
+
+  /** The listening server (after start()). */
+  get server(): Server {
+    if (this.running === undefined) throw new TkmsError('unavailable', `${this.name} HTTP listener is not started`);
+    return this.running;
+  }
+
+  /** The port it listens on: the configured one, or the one the system chose for port 0. */
+  get port(): number {
+    const address = this.server.address();
+    return typeof address === 'object' && address !== null ? address.port : this.listen.port;
+  }
 }
