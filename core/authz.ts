@@ -1,24 +1,28 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { keccak_256 } from '@noble/hashes/sha3.js';
-import { bytesToHex, decodeHex, encodeHex, equalBytes, utf8ToBytes } from './bytes.ts';
-import { COMPRESSED_POINT_LENGTH } from './curve.ts';
-import { NONCE_LENGTH } from './ecies.ts';
+import { bytesToHex, encodeHex, equalBytes, utf8ToBytes } from './bytes.ts';
 import { TkmsError } from './errors.ts';
 import { LruCache } from './lru.ts';
-import {
-  decodeSignature,
-  recoverTypedDataSigner,
-  signTypedData,
-  type Eip712Domain,
-  type Eip712Struct,
-  type Eip712Value,
-} from './eip712.ts';
+import { recoverTypedDataSigner, signTypedData, type Eip712Domain, type Eip712Struct, type Eip712Value } from './eip712.ts';
 import { assertCommitteeId } from './dkg/result.ts';
-import { CIPHERTEXT_HASH_LENGTH, decodeHandle, deriveHandleFromDigest, HANDLE_LENGTH } from './handle.ts';
-import { ADDRESS_LENGTH, assertKeyId, decodeAddress, REQUEST_ID_LENGTH } from './identifiers.ts';
-import { expectObject } from './json-frame.ts';
-import { MAX_SPKI_BYTES } from './rsa.ts';
-import { EPHEMERAL_PROOF_LENGTH, verifyEphemeralKeyProof } from './sealed-handle.ts';
+import { deriveHandleFromDigest, HANDLE_LENGTH } from './handle.ts';
+import { ADDRESS_LENGTH, REQUEST_ID_LENGTH } from './identifiers.ts';
+import {
+  DelegationMessage,
+  EncryptRequestMessage,
+  GrantMessage,
+  HandleDescriptorMessage,
+  RegisterHandleMessage,
+  RevocationMessage,
+  type DelegationJson,
+  type EncryptRequestJson,
+  type GrantJson,
+  type HandleDescriptorJson,
+  type RegisterHandleJson,
+  type RevocationJson,
+} from './messages.ts';
+import type { Decoded } from './schema.ts';
+import { verifyEphemeralKeyProof } from './sealed-handle.ts';
 
 /**
  * Who may decrypt what. Every message here is an EIP-712 signature by an Ethereum-style
@@ -72,294 +76,53 @@ export const DEFAULT_CLOCK_SKEW_SECONDS = 30;
  * before r, and those are all over by r + this + clock skew.
  */
 export const DEFAULT_MAX_GRANT_LIFETIME_SECONDS = 90 * 86_400;
-/** Timestamps are unix seconds; anything past year 10000 is a mistake, not a time. */
-const MAX_TIMESTAMP = 253_402_300_799;
 
-export const DELEGATION_STRUCT: Eip712Struct = {
-  name: 'Delegation',
-  fields: [
-    { name: 'handle', type: 'bytes32' },
-    { name: 'keyId', type: 'string' },
-    { name: 'requester', type: 'address' },
-    { name: 'rsaSpki', type: 'bytes' },
-    { name: 'notBefore', type: 'uint64' },
-    { name: 'notAfter', type: 'uint64' },
-    { name: 'requestId', type: 'bytes16' },
-  ],
-};
-
-export const GRANT_STRUCT: Eip712Struct = {
-  name: 'Grant',
-  fields: [
-    { name: 'handle', type: 'bytes32' },
-    { name: 'grantee', type: 'address' },
-    { name: 'notAfter', type: 'uint64' },
-    { name: 'issuedAt', type: 'uint64' },
-  ],
-};
-
-export const REVOCATION_STRUCT: Eip712Struct = {
-  name: 'Revocation',
-  fields: [
-    { name: 'handle', type: 'bytes32' },
-    { name: 'grantee', type: 'address' },
-    { name: 'revokedAt', type: 'uint64' },
-  ],
-};
-
-export const ENCRYPT_STRUCT: Eip712Struct = {
-  name: 'EncryptRequest',
-  fields: [
-    { name: 'keyId', type: 'string' },
-    { name: 'owner', type: 'address' },
-    { name: 'plaintextHash', type: 'bytes32' },
-    { name: 'notBefore', type: 'uint64' },
-    { name: 'notAfter', type: 'uint64' },
-    { name: 'requestId', type: 'bytes16' },
-  ],
-};
-
-export const REGISTER_STRUCT: Eip712Struct = {
-  name: 'RegisterHandle',
-  fields: [
-    { name: 'handle', type: 'bytes32' },
-    { name: 'keyId', type: 'string' },
-    { name: 'owner', type: 'address' },
-  ],
-};
+export const DELEGATION_STRUCT: Eip712Struct = DelegationMessage.struct;
+export const GRANT_STRUCT: Eip712Struct = GrantMessage.struct;
+export const REVOCATION_STRUCT: Eip712Struct = RevocationMessage.struct;
+export const ENCRYPT_STRUCT: Eip712Struct = EncryptRequestMessage.struct;
+export const REGISTER_STRUCT: Eip712Struct = RegisterHandleMessage.struct;
 
 // ---------------------------------------------------------------------------------------
-// Message types (decoded: bytes) and their JSON wire forms (hex, 0x-prefixed except the SPKI).
+// Message types (decoded: bytes) and their JSON wire forms, all from core/messages.ts.
 
-/** What a node needs to recompute a handle (everything but the ciphertext) and to know its K is bound to it. */
-export interface HandleDescriptor {
-  keyId: string;
-  K: Uint8Array;
-  nonce: Uint8Array;
-  ciphertextHash: Uint8Array;
-  owner: Uint8Array;
-  /** Proof of knowledge of k = log_G(K), bound to the other fields (core/sealed-handle.ts). */
-  kProof: Uint8Array;
-}
+export type HandleDescriptor = Decoded<typeof HandleDescriptorMessage.fields>;
+export type Delegation = Decoded<typeof DelegationMessage.fields>;
+export type UnsignedDelegation = Omit<Delegation, 'signature'>;
+export type Grant = Decoded<typeof GrantMessage.fields>;
+export type UnsignedGrant = Omit<Grant, 'signature'>;
+export type Revocation = Decoded<typeof RevocationMessage.fields>;
+export type UnsignedRevocation = Omit<Revocation, 'signature'>;
+export type EncryptRequest = Decoded<typeof EncryptRequestMessage.fields>;
+export type UnsignedEncryptRequest = Omit<EncryptRequest, 'signature'>;
+export type RegisterHandle = Decoded<typeof RegisterHandleMessage.fields>;
+export type UnsignedRegisterHandle = Omit<RegisterHandle, 'signature'>;
 
-export interface UnsignedDelegation {
-  handle: Uint8Array;
-  keyId: string;
-  requester: Uint8Array;
-  /** DER SPKI of the requester's RSA-OAEP key; travels as hex without 0x (spec). */
-  rsaSpki: Uint8Array;
-  notBefore: number;
-  notAfter: number;
-  requestId: Uint8Array;
-}
-export interface Delegation extends UnsignedDelegation {
-  signature: Uint8Array;
-}
-
-export interface UnsignedGrant {
-  handle: Uint8Array;
-  grantee: Uint8Array;
-  notAfter: number;
-  issuedAt: number;
-}
-export interface Grant extends UnsignedGrant {
-  signature: Uint8Array;
-}
-
-export interface UnsignedRevocation {
-  handle: Uint8Array;
-  grantee: Uint8Array;
-  revokedAt: number;
-}
-export interface Revocation extends UnsignedRevocation {
-  signature: Uint8Array;
-}
-
-export interface UnsignedEncryptRequest {
-  keyId: string;
-  owner: Uint8Array;
-  plaintextHash: Uint8Array;
-  notBefore: number;
-  notAfter: number;
-  requestId: Uint8Array;
-}
-export interface EncryptRequest extends UnsignedEncryptRequest {
-  signature: Uint8Array;
-}
-
-export interface UnsignedRegisterHandle {
-  handle: Uint8Array;
-  keyId: string;
-  owner: Uint8Array;
-}
-export interface RegisterHandle extends UnsignedRegisterHandle {
-  signature: Uint8Array;
-}
-
-function bad(message: string): never {
-  throw new TkmsError('bad_request', message);
-}
-
-function timestamp(value: unknown, name: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_TIMESTAMP) {
-    bad(`${name} must be a unix time in whole seconds`);
-  }
-  return value;
-}
-
-function keyId(value: unknown): string {
-  assertKeyId(value);
-  return value;
-}
-
-function hexField(value: unknown, name: string, length: number): Uint8Array {
-  return decodeHex(value, { name, length });
-}
-
-function spki(value: unknown): Uint8Array {
-  return decodeHex(value, { name: 'rsaSpki', maxLength: MAX_SPKI_BYTES, allowPrefix: false });
-}
-
-const address = (b: Uint8Array): string => encodeHex(b);
-
-export function parseHandleDescriptor(value: unknown): HandleDescriptor {
-  const o = expectObject(value, 'handle descriptor', ['keyId', 'K', 'nonce', 'ciphertextHash', 'owner', 'kProof']);
-  return {
-    keyId: keyId(o.keyId),
-    K: hexField(o.K, 'K', COMPRESSED_POINT_LENGTH),
-    nonce: hexField(o.nonce, 'nonce', NONCE_LENGTH),
-    ciphertextHash: hexField(o.ciphertextHash, 'ciphertextHash', CIPHERTEXT_HASH_LENGTH),
-    owner: decodeAddress(o.owner, 'owner'),
-    kProof: hexField(o.kProof, 'kProof', EPHEMERAL_PROOF_LENGTH),
-  };
-}
-
-export function handleDescriptorToJson(d: HandleDescriptor): Record<string, string> {
-  return {
-    keyId: d.keyId,
-    K: encodeHex(d.K),
-    nonce: encodeHex(d.nonce),
-    ciphertextHash: encodeHex(d.ciphertextHash),
-    owner: address(d.owner),
-    kProof: encodeHex(d.kProof),
-  };
-}
-
-export function parseDelegation(value: unknown): Delegation {
-  const o = expectObject(value, 'delegation', ['handle', 'keyId', 'requester', 'rsaSpki', 'notBefore', 'notAfter', 'requestId', 'signature']);
-  return {
-    handle: decodeHandle(o.handle),
-    keyId: keyId(o.keyId),
-    requester: decodeAddress(o.requester, 'requester'),
-    rsaSpki: spki(o.rsaSpki),
-    notBefore: timestamp(o.notBefore, 'notBefore'),
-    notAfter: timestamp(o.notAfter, 'notAfter'),
-    requestId: hexField(o.requestId, 'requestId', REQUEST_ID_LENGTH),
-    signature: decodeSignature(o.signature),
-  };
-}
-
-export function delegationToJson(d: Delegation): Record<string, string | number> {
-  return {
-    handle: encodeHex(d.handle),
-    keyId: d.keyId,
-    requester: address(d.requester),
-    rsaSpki: bytesToHex(d.rsaSpki),
-    notBefore: d.notBefore,
-    notAfter: d.notAfter,
-    requestId: encodeHex(d.requestId),
-    signature: encodeHex(d.signature),
-  };
-}
-
-export function parseGrant(value: unknown): Grant {
-  const o = expectObject(value, 'grant', ['handle', 'grantee', 'notAfter', 'issuedAt', 'signature']);
-  return {
-    handle: decodeHandle(o.handle),
-    grantee: decodeAddress(o.grantee, 'grantee'),
-    notAfter: timestamp(o.notAfter, 'notAfter'),
-    issuedAt: timestamp(o.issuedAt, 'issuedAt'),
-    signature: decodeSignature(o.signature),
-  };
-}
-
-export function grantToJson(g: Grant): Record<string, string | number> {
-  return { handle: encodeHex(g.handle), grantee: address(g.grantee), notAfter: g.notAfter, issuedAt: g.issuedAt, signature: encodeHex(g.signature) };
-}
-
-export function parseRevocation(value: unknown): Revocation {
-  const o = expectObject(value, 'revocation', ['handle', 'grantee', 'revokedAt', 'signature']);
-  return {
-    handle: decodeHandle(o.handle),
-    grantee: decodeAddress(o.grantee, 'grantee'),
-    revokedAt: timestamp(o.revokedAt, 'revokedAt'),
-    signature: decodeSignature(o.signature),
-  };
-}
-
-export function revocationToJson(r: Revocation): Record<string, string | number> {
-  return { handle: encodeHex(r.handle), grantee: address(r.grantee), revokedAt: r.revokedAt, signature: encodeHex(r.signature) };
-}
-
-export function parseEncryptRequest(value: unknown): EncryptRequest {
-  const o = expectObject(value, 'encrypt request', ['keyId', 'owner', 'plaintextHash', 'notBefore', 'notAfter', 'requestId', 'signature']);
-  return {
-    keyId: keyId(o.keyId),
-    owner: decodeAddress(o.owner, 'owner'),
-    plaintextHash: hexField(o.plaintextHash, 'plaintextHash', 32),
-    notBefore: timestamp(o.notBefore, 'notBefore'),
-    notAfter: timestamp(o.notAfter, 'notAfter'),
-    requestId: hexField(o.requestId, 'requestId', REQUEST_ID_LENGTH),
-    signature: decodeSignature(o.signature),
-  };
-}
-
-export function encryptRequestToJson(r: EncryptRequest): Record<string, string | number> {
-  return {
-    keyId: r.keyId,
-    owner: address(r.owner),
-    plaintextHash: encodeHex(r.plaintextHash),
-    notBefore: r.notBefore,
-    notAfter: r.notAfter,
-    requestId: encodeHex(r.requestId),
-    signature: encodeHex(r.signature),
-  };
-}
-
-export function parseRegisterHandle(value: unknown): RegisterHandle {
-  const o = expectObject(value, 'handle registration', ['handle', 'keyId', 'owner', 'signature']);
-  return { handle: decodeHandle(o.handle), keyId: keyId(o.keyId), owner: decodeAddress(o.owner, 'owner'), signature: decodeSignature(o.signature) };
-}
-
-export function registerHandleToJson(r: RegisterHandle): Record<string, string> {
-  return { handle: encodeHex(r.handle), keyId: r.keyId, owner: address(r.owner), signature: encodeHex(r.signature) };
-}
+export const parseHandleDescriptor = (value: unknown): HandleDescriptor => HandleDescriptorMessage.decode(value);
+export const handleDescriptorToJson = (d: HandleDescriptor): HandleDescriptorJson => HandleDescriptorMessage.encode(d);
+export const parseDelegation = (value: unknown): Delegation => DelegationMessage.decode(value);
+export const delegationToJson = (d: Delegation): DelegationJson => DelegationMessage.encode(d);
+export const parseGrant = (value: unknown): Grant => GrantMessage.decode(value);
+export const grantToJson = (g: Grant): GrantJson => GrantMessage.encode(g);
+export const parseRevocation = (value: unknown): Revocation => RevocationMessage.decode(value);
+export const revocationToJson = (r: Revocation): RevocationJson => RevocationMessage.encode(r);
+export const parseEncryptRequest = (value: unknown): EncryptRequest => EncryptRequestMessage.decode(value);
+export const encryptRequestToJson = (r: EncryptRequest): EncryptRequestJson => EncryptRequestMessage.encode(r);
+export const parseRegisterHandle = (value: unknown): RegisterHandle => RegisterHandleMessage.decode(value);
+export const registerHandleToJson = (r: RegisterHandle): RegisterHandleJson => RegisterHandleMessage.encode(r);
 
 // ---------------------------------------------------------------------------------------
 // Signing (client side) and signer recovery.
 
 type Message = Record<string, Eip712Value>;
 
-const delegationMessage = (d: UnsignedDelegation): Message => ({
-  handle: d.handle,
-  keyId: d.keyId,
-  requester: d.requester,
-  rsaSpki: d.rsaSpki,
-  notBefore: d.notBefore,
-  notAfter: d.notAfter,
-  requestId: d.requestId,
-});
-const grantMessage = (g: UnsignedGrant): Message => ({ handle: g.handle, grantee: g.grantee, notAfter: g.notAfter, issuedAt: g.issuedAt });
-const revocationMessage = (r: UnsignedRevocation): Message => ({ handle: r.handle, grantee: r.grantee, revokedAt: r.revokedAt });
-const encryptMessage = (r: UnsignedEncryptRequest): Message => ({
-  keyId: r.keyId,
-  owner: r.owner,
-  plaintextHash: r.plaintextHash,
-  notBefore: r.notBefore,
-  notAfter: r.notAfter,
-  requestId: r.requestId,
-});
-const registerMessage = (r: UnsignedRegisterHandle): Message => ({ handle: r.handle, keyId: r.keyId, owner: r.owner });
+const address = (b: Uint8Array): string => encodeHex(b);
+
+const delegationMessage = DelegationMessage.typedData;
+const grantMessage = GrantMessage.typedData;
+const revocationMessage = RevocationMessage.typedData;
+const encryptMessage = EncryptRequestMessage.typedData;
+const registerMessage = RegisterHandleMessage.typedData;
 
 export function signDelegation(secretKey: Uint8Array, d: UnsignedDelegation, deployment: Deployment): Delegation {
   return { ...d, signature: signTypedData(secretKey, tkmsDomain(deployment), DELEGATION_STRUCT, delegationMessage(d)) };

@@ -2,11 +2,15 @@ import { keccak_256 } from '@noble/hashes/sha3.js';
 import { bytesToHex, decodeHex, randomBytes, utf8ToBytes } from './bytes.ts';
 import { TkmsError } from './errors.ts';
 
-/** Key ids name a DKG'd key: lower-case, 1..64 chars, safe in file names, URLs and logs. */
-const KEY_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/**
+ * Key ids name a DKG'd key: lower-case, 1..64 chars, no "..", safe in file names, URLs and logs.
+ * A JSON Schema pattern too (core/schema.ts), so validators and the API docs state the same rule.
+ */
+export const KEY_ID_PATTERN = '^(?!.*\\.\\.)[a-z0-9][a-z0-9._-]{0,63}$';
+const KEY_ID = new RegExp(KEY_ID_PATTERN);
 
 export function assertKeyId(value: unknown): asserts value is string {
-  if (typeof value !== 'string' || !KEY_ID.test(value) || value.includes('..')) {
+  if (typeof value !== 'string' || !KEY_ID.test(value)) {
     throw new TkmsError('bad_key_id', 'key id must be 1-64 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
   }
 }

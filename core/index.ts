@@ -9,6 +9,8 @@ export * from './shamir.ts';
 export * from './dleq.ts';
 export * from './rsa.ts';
 export * from './handle.ts';
+export * from './schema.ts';
+export * from './messages.ts';
 export * from './authz.ts';
 export * from './node-wire.ts';
 export * from './eip712.ts';

@@ -1,22 +1,27 @@
-import {
-  delegationToJson,
-  grantToJson,
-  handleDescriptorToJson,
-  parseDelegation,
-  parseGrant,
-  parseHandleDescriptor,
-  parseRevocation,
-  revocationToJson,
-  type Delegation,
-  type Grant,
-  type HandleDescriptor,
-  type Revocation,
-} from './authz.ts';
-import { decodeHex, encodeHex } from './bytes.ts';
+import { DelegationMessage, GrantMessage, HandleDescriptorMessage, RevocationMessage } from './messages.ts';
+import type { Delegation, Grant, HandleDescriptor, Revocation } from './authz.ts';
 import { DLEQ_PROOF_LENGTH } from './dleq.ts';
-import { isErrorCode, TkmsError, type ErrorCode } from './errors.ts';
-import { expectObject, parseJsonFrame, requireExactFields } from './json-frame.ts';
-import { assertParticipantId } from './shamir.ts';
+import { ERROR_CODES, TkmsError, type ErrorCode } from './errors.ts';
+import { parseJsonFrame } from './json-frame.ts';
+import {
+  arrayField,
+  booleanField,
+  enumField,
+  hexBytesField,
+  hexBytesUpToField,
+  impliedField,
+  integerField,
+  literalField,
+  nestedField,
+  objectCodec,
+  openArrayField,
+  optionalField,
+  optionalNestedField,
+  orNullField,
+  textField,
+  type Decoded,
+} from './schema.ts';
+import { MAX_PARTICIPANT_ID } from './shamir.ts';
 
 /**
  * Frames of the request/reply protocols a node serves to the gateway (or anyone):
@@ -24,7 +29,8 @@ import { assertParticipantId } from './shamir.ts';
  *   /tkms/partial-batch/1  up to MAX_PARTIAL_BATCH of those → as many answers, in order
  *   /tkms/acl/1      a revocation to store and pass on, or a page of the revocations held
  *   /tkms/keys/1     the public DKG results of the keys the node holds
- * One JSON object per frame; decoding is strict (exact fields, bounded sizes).
+ * One JSON object per frame, each body declared once below (core/schema.ts): decoding is strict
+ * (exact fields, bounded sizes) and keeps the error codes of core/messages.ts's messages.
  */
 export const PARTIAL_PROTOCOL = '/tkms/partial/1';
 /** Several partial requests in one frame, answered in one frame (the gateway's path under load). */
@@ -35,6 +41,102 @@ export const KEYS_PROTOCOL = '/tkms/keys/1';
 export const MAX_NODE_FRAME_BYTES = 1024 * 1024;
 export const MAX_RSA_CIPHERTEXT_BYTES = 512;
 export const REVOCATION_PAGE_SIZE = 500;
+/** Longest retry hint a node may send: a day, so a wrong clock or hostile node cannot park clients. */
+export const MAX_RETRY_AFTER_SECONDS = 86_400;
+const MAX_KEYS_PER_REPLY = 10_000;
+const MAX_ERROR_MESSAGE = 2000;
+
+// ---------------------------------------------------------------------------------------
+// The bodies.
+
+const version = () => impliedField(1, { description: 'Frame format version.', refusal: 'unsupported version' });
+const okTrue = () => literalField(true, { description: 'The request was served.', refusal: 'ok must be a boolean' });
+const offset = (description: string) => integerField(0, Number.MAX_SAFE_INTEGER, { description, refusal: 'must be a non-negative integer' });
+
+export const WireErrorBody = objectCodec(
+  'error',
+  {
+    code: enumField(Object.keys(ERROR_CODES) as ErrorCode[], { description: 'Stable error code (core/errors.ts).', refusal: 'is not a known error code' }),
+    message: textField(MAX_ERROR_MESSAGE, { description: 'What went wrong, for people.' }),
+    retryAfterSeconds: optionalField(
+      integerField(0, MAX_RETRY_AFTER_SECONDS, { description: 'With rate_limited: when the node expects to answer again.', refusal: `must be an integer from 0 to ${MAX_RETRY_AFTER_SECONDS}` }),
+    ),
+  },
+  { description: 'A refusal.', qualified: true },
+);
+
+/** `{ ok: false, error }`: the refusal of any request of any protocol. */
+export const ErrorReplyBody = objectCodec(
+  'error reply',
+  { ok: literalField(false, { description: 'The request was refused.', refusal: 'ok must be false' }), error: nestedField(WireErrorBody, { byFieldName: true }) },
+  { description: 'A refused request.', qualified: true },
+);
+
+export const PartialRequestBody = objectCodec(
+  'partial request',
+  { v: version(), delegation: nestedField(DelegationMessage), descriptor: nestedField(HandleDescriptorMessage), grant: optionalNestedField(GrantMessage) },
+  { description: 'A delegation, the descriptor of its handle, and the grant it relies on (null when the requester owns the handle).' },
+);
+
+export const PartialBatchRequestBody = objectCodec(
+  'partial batch',
+  { v: version(), requests: openArrayField({ minItems: 1, maxItems: MAX_PARTIAL_BATCH, items: PartialRequestBody, description: 'Partial requests, each decoded on its own: a bad one is refused in its own reply.' }) },
+  { description: 'Several partial requests in one frame.' },
+);
+
+const answerFields = {
+  nodeId: integerField(1, MAX_PARTICIPANT_ID, { description: 'The answering member.', refusal: `must be an integer in 1..${MAX_PARTICIPANT_ID}` }),
+  wrapped: hexBytesUpToField(MAX_RSA_CIPHERTEXT_BYTES, { description: 'RSA-OAEP ciphertext of the 33-byte partial P_i, to the delegation\'s key.' }),
+  proof: hexBytesField(DLEQ_PROOF_LENGTH, { description: '64-byte DLEQ proof c ‖ s that P_i = share_i·K.' }),
+};
+
+export const PartialAnswerBody = objectCodec('partial', answerFields, { description: 'One node\'s partial decryption.', qualified: true });
+export const PartialReplyOkBody = objectCodec('partial reply', { ok: okTrue(), ...answerFields }, { description: 'A served partial request.', qualified: true });
+
+export const PartialBatchReplyOkBody = objectCodec(
+  'partial batch reply',
+  { ok: okTrue(), replies: openArrayField({ maxItems: MAX_PARTIAL_BATCH, items: PartialReplyOkBody, description: 'One reply per request, in order: a served one or an error reply.' }) },
+  { description: 'The answers to a batch.', qualified: true },
+);
+
+export const RevocationEnvelopeBody = objectCodec(
+  'revocation envelope',
+  { descriptor: nestedField(HandleDescriptorMessage), revocation: nestedField(RevocationMessage) },
+  { description: 'A revocation with the descriptor of its handle, so every node can check the owner signed it.' },
+);
+
+export const AclRevokeBody = objectCodec(
+  'acl request',
+  { v: version(), type: literalField('revoke', { description: 'Store and pass on a revocation.', refusal: 'type must be "revoke"' }), item: nestedField(RevocationEnvelopeBody) },
+  { description: 'A revocation to store.', qualified: true },
+);
+export const AclSyncBody = objectCodec(
+  'acl request',
+  { v: version(), type: literalField('sync', { description: 'Send a page of the revocations held.', refusal: 'type must be "sync"' }), offset: offset('Where the page starts.') },
+  { description: 'Ask for a page of revocations.', qualified: true },
+);
+export const AclStoredBody = objectCodec(
+  'acl reply',
+  { ok: okTrue(), type: literalField('stored', { description: 'Whether the revocation was new.', refusal: 'type must be "stored"' }), stored: booleanField({ description: 'True when the node did not hold it yet.' }) },
+  { description: 'A revocation was accepted.', qualified: true },
+);
+export const AclPageBody = objectCodec(
+  'acl reply',
+  {
+    ok: okTrue(),
+    type: literalField('page', { description: 'A page of revocations.', refusal: 'type must be "page"' }),
+    items: arrayField(RevocationEnvelopeBody, { maxItems: REVOCATION_PAGE_SIZE, description: 'The revocations held, from the requested offset.' }),
+    next: orNullField(offset('The offset of the next page, or null after the last.')),
+  },
+  { description: 'A page of the revocations a node holds.', qualified: true },
+);
+
+export const KeysRequestBody = objectCodec('keys request', { v: version() }, { description: 'Ask for the public DKG results of the keys held.', qualified: true });
+export const KeysReplyOkBody = objectCodec(
+  'keys reply',
+  { ok: okTrue(), keys: openArrayField({ maxItems: MAX_KEYS_PER_REPLY, description: 'DKG public results, validated by the receiver (core/dkg).' }) },
+  { description: 'The public DKG results of the keys a node holds.', qualified: true },
+);
 
 const encoder = new TextEncoder();
 
@@ -50,39 +152,18 @@ const json = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value
 
 // --- errors, shared by every protocol ---------------------------------------------------
 
-export interface WireError {
-  code: ErrorCode;
-  message: string;
-  /** With `rate_limited`: when the refusing node expects to answer again. */
-  retryAfterSeconds?: number;
-}
+export type WireError = Decoded<typeof WireErrorBody.fields>;
 
-/** Longest retry hint a node may send: a day, so a wrong clock or hostile node cannot park clients. */
-export const MAX_RETRY_AFTER_SECONDS = 86_400;
-
-function errorReplyToJson(e: WireError): Record<string, unknown> {
-  const error = e.retryAfterSeconds === undefined ? { code: e.code, message: e.message } : { code: e.code, message: e.message, retryAfterSeconds: e.retryAfterSeconds };
-  return { ok: false, error };
+function errorReplyToJson(e: WireError): unknown {
+  return ErrorReplyBody.encode({ ok: false, error: { code: e.code, message: e.message, retryAfterSeconds: e.retryAfterSeconds } });
 }
 
 function encodeErrorReply(e: WireError): Uint8Array {
   return json(errorReplyToJson(e));
 }
 
-function parseErrorReply(obj: Record<string, unknown>, what: string): WireError {
-  requireExactFields(obj, what, ['ok', 'error']);
-  const error = obj.error;
-  if (typeof error !== 'object' || error === null || Array.isArray(error)) bad(`${what}.error must be an object`);
-  const fields = error as Record<string, unknown>;
-  requireExactFields(fields, `${what}.error`, 'retryAfterSeconds' in fields ? ['code', 'message', 'retryAfterSeconds'] : ['code', 'message']);
-  const { code, message, retryAfterSeconds } = fields;
-  if (!isErrorCode(code)) bad(`${what}.error.code is not a known error code`);
-  if (typeof message !== 'string' || message.length > 2000) bad(`${what}.error.message must be a short string`);
-  if (retryAfterSeconds === undefined) return { code, message };
-  if (!Number.isSafeInteger(retryAfterSeconds) || (retryAfterSeconds as number) < 0 || (retryAfterSeconds as number) > MAX_RETRY_AFTER_SECONDS) {
-    bad(`${what}.error.retryAfterSeconds must be an integer from 0 to ${MAX_RETRY_AFTER_SECONDS}`);
-  }
-  return { code, message, retryAfterSeconds: retryAfterSeconds as number };
+function parseErrorReply(obj: unknown, what: string): { ok: false } & WireError {
+  return { ok: false, ...ErrorReplyBody.decode(obj, what).error };
 }
 
 /** The wire form of a refusal: its retry hint travels with it when it has one. */
@@ -90,6 +171,15 @@ export function wireErrorOf(e: TkmsError): WireError {
   const retry = e.details?.retryAfterSeconds;
   const hint = typeof retry === 'number' && Number.isSafeInteger(retry) ? Math.min(Math.max(retry, 0), MAX_RETRY_AFTER_SECONDS) : undefined;
   return hint === undefined ? { code: e.code, message: e.message } : { code: e.code, message: e.message, retryAfterSeconds: hint };
+}
+
+/** Dispatches a reply on its `ok`: false is a refusal, true the body `ok`, anything else refused. */
+function parseReply<T>(obj: unknown, what: string, ok: (obj: Record<string, unknown>) => T): T | ({ ok: false } & WireError) {
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) bad(`${what} must be an object`);
+  const o = obj as Record<string, unknown>;
+  if (o.ok === false) return parseErrorReply(o, what);
+  if (o.ok !== true) bad(`${what}: ok must be a boolean`);
+  return ok(o);
 }
 
 // --- /tkms/partial/1 --------------------------------------------------------------------
@@ -100,25 +190,9 @@ export interface PartialRequest {
   grant: Grant | undefined;
 }
 
-function partialRequestToJson(r: PartialRequest): Record<string, unknown> {
-  return { v: 1, delegation: delegationToJson(r.delegation), descriptor: handleDescriptorToJson(r.descriptor), grant: r.grant === undefined ? null : grantToJson(r.grant) };
-}
-
-function parsePartialRequestObject(value: unknown, what: string): PartialRequest {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) bad(`${what} must be an object`);
-  const obj = value as Record<string, unknown>;
-  requireExactFields(obj, what, ['v', 'delegation', 'descriptor', 'grant']);
-  if (obj.v !== 1) bad(`${what}: unsupported version`);
-  return {
-    delegation: parseDelegation(obj.delegation),
-    descriptor: parseHandleDescriptor(obj.descriptor),
-    grant: obj.grant === null ? undefined : parseGrant(obj.grant),
-  };
-}
-
 /** The JSON text of one request, as both protocols carry it (the gateway encodes it once per fan-out). */
 export function partialRequestJson(r: PartialRequest): string {
-  return JSON.stringify(partialRequestToJson(r));
+  return JSON.stringify(PartialRequestBody.encode(r));
 }
 
 export function encodePartialRequest(r: PartialRequest): Uint8Array {
@@ -126,7 +200,7 @@ export function encodePartialRequest(r: PartialRequest): Uint8Array {
 }
 
 export function decodePartialRequest(bytes: Uint8Array): PartialRequest {
-  return parsePartialRequestObject(parseObject(bytes, 'partial request'), 'partial request');
+  return PartialRequestBody.decode(parseObject(bytes, 'partial request'));
 }
 
 export function encodePartialBatchRequest(items: readonly PartialRequest[]): Uint8Array {
@@ -144,14 +218,10 @@ export function encodePartialBatchOfJson(requestJson: readonly string[]): Uint8A
  * TkmsError in its place, so one bad request does not sink the others in the frame.
  */
 export function decodePartialBatchRequest(bytes: Uint8Array): (PartialRequest | TkmsError)[] {
-  const obj = parseObject(bytes, 'partial batch');
-  requireExactFields(obj, 'partial batch', ['v', 'requests']);
-  if (obj.v !== 1) bad('partial batch: unsupported version');
-  const items = obj.requests;
-  if (!Array.isArray(items) || items.length < 1 || items.length > MAX_PARTIAL_BATCH) bad(`partial batch: requests must be an array of 1 to ${MAX_PARTIAL_BATCH}`);
-  return items.map((item, i) => {
+  const { requests } = PartialBatchRequestBody.decode(parseObject(bytes, 'partial batch'));
+  return requests.map((item, i) => {
     try {
-      return parsePartialRequestObject(item, `partial batch requests[${i}]`);
+      return PartialRequestBody.decode(item, `partial batch requests[${i}]`);
     } catch (e) {
       if (e instanceof TkmsError) return e;
       throw e;
@@ -159,18 +229,12 @@ export function decodePartialBatchRequest(bytes: Uint8Array): (PartialRequest | 
   });
 }
 
-export interface PartialAnswer {
-  nodeId: number;
-  /** RSA-OAEP ciphertext of the 33-byte P_i. */
-  wrapped: Uint8Array;
-  /** 64-byte DLEQ proof c ‖ s. */
-  proof: Uint8Array;
-}
+export type PartialAnswer = Decoded<typeof PartialAnswerBody.fields>;
 
 export type PartialReply = ({ ok: true } & PartialAnswer) | ({ ok: false } & WireError);
 
-function partialReplyToJson(r: PartialReply): Record<string, unknown> {
-  return r.ok ? { ok: true, ...partialAnswerToJson(r) } : errorReplyToJson(r);
+function partialReplyToJson(r: PartialReply): unknown {
+  return r.ok ? PartialReplyOkBody.encode(r) : errorReplyToJson(r);
 }
 
 export function encodePartialReply(r: PartialReply): Uint8Array {
@@ -178,27 +242,12 @@ export function encodePartialReply(r: PartialReply): Uint8Array {
 }
 
 export function parsePartialAnswer(obj: unknown, what = 'partial'): PartialAnswer {
-  const o = expectObject(obj, what, ['nodeId', 'wrapped', 'proof']);
-  assertParticipantId(o.nodeId, `${what}.nodeId`);
-  return {
-    nodeId: o.nodeId,
-    wrapped: decodeHex(o.wrapped, { name: `${what}.wrapped`, maxLength: MAX_RSA_CIPHERTEXT_BYTES }),
-    proof: decodeHex(o.proof, { name: `${what}.proof`, length: DLEQ_PROOF_LENGTH }),
-  };
+  return PartialAnswerBody.decode(obj, what);
 }
 
-export function partialAnswerToJson(a: PartialAnswer): Record<string, string | number> {
-  return { nodeId: a.nodeId, wrapped: encodeHex(a.wrapped), proof: encodeHex(a.proof) };
-}
+export const partialAnswerToJson = PartialAnswerBody.encode;
 
-function parsePartialReplyObject(value: unknown, what: string): PartialReply {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) bad(`${what} must be an object`);
-  const obj = value as Record<string, unknown>;
-  if (obj.ok === false) return { ok: false, ...parseErrorReply(obj, what) };
-  if (obj.ok !== true) bad(`${what}: ok must be a boolean`);
-  const { ok: _ok, ...rest } = obj;
-  return { ok: true, ...parsePartialAnswer(rest, what) };
-}
+const parsePartialReplyObject = (value: unknown, what: string): PartialReply => parseReply(value, what, (o) => PartialReplyOkBody.decode(o, what));
 
 export function decodePartialReply(bytes: Uint8Array): PartialReply {
   return parsePartialReplyObject(parseObject(bytes, 'partial reply'), 'partial reply');
@@ -214,13 +263,12 @@ export function encodePartialBatchReply(r: PartialBatchReply): Uint8Array {
 
 /** `expected`: how many requests the batch held; any other number of replies is refused. */
 export function decodePartialBatchReply(bytes: Uint8Array, expected: number): PartialBatchReply {
-  const obj = parseObject(bytes, 'partial batch reply');
-  if (obj.ok === false) return { ok: false, ...parseErrorReply(obj, 'partial batch reply') };
-  if (obj.ok !== true) bad('partial batch reply: ok must be a boolean');
-  requireExactFields(obj, 'partial batch reply', ['ok', 'replies']);
-  const replies = obj.replies;
-  if (!Array.isArray(replies) || replies.length !== expected) bad(`partial batch reply: replies must be an array of ${expected}`);
-  return { ok: true, replies: replies.map((r, i) => parsePartialReplyObject(r, `partial batch reply replies[${i}]`)) };
+  const what = 'partial batch reply';
+  return parseReply(parseObject(bytes, what), what, (o) => {
+    const { replies } = PartialBatchReplyOkBody.decode(o, what);
+    if (replies.length !== expected) bad(`${what}: replies must be an array of ${expected}`);
+    return { ok: true, replies: replies.map((r, i) => parsePartialReplyObject(r, `${what} replies[${i}]`)) };
+  });
 }
 
 // --- /tkms/acl/1 ------------------------------------------------------------------------
@@ -233,32 +281,17 @@ export interface RevocationEnvelope {
 
 export type AclRequest = { type: 'revoke'; item: RevocationEnvelope } | { type: 'sync'; offset: number };
 
-export function envelopeToJson(e: RevocationEnvelope): Record<string, unknown> {
-  return { descriptor: handleDescriptorToJson(e.descriptor), revocation: revocationToJson(e.revocation) };
-}
-
-export function parseEnvelope(value: unknown): RevocationEnvelope {
-  const o = expectObject(value, 'revocation envelope', ['descriptor', 'revocation']);
-  return { descriptor: parseHandleDescriptor(o.descriptor), revocation: parseRevocation(o.revocation) };
-}
+export const envelopeToJson = RevocationEnvelopeBody.encode;
+export const parseEnvelope = (value: unknown): RevocationEnvelope => RevocationEnvelopeBody.decode(value);
 
 export function encodeAclRequest(r: AclRequest): Uint8Array {
-  return r.type === 'revoke' ? json({ v: 1, type: 'revoke', item: envelopeToJson(r.item) }) : json({ v: 1, type: 'sync', offset: r.offset });
+  return json(r.type === 'revoke' ? AclRevokeBody.encode(r) : AclSyncBody.encode(r));
 }
 
 export function decodeAclRequest(bytes: Uint8Array): AclRequest {
   const obj = parseObject(bytes, 'acl request');
-  if (obj.type === 'revoke') {
-    requireExactFields(obj, 'acl request', ['v', 'type', 'item']);
-    if (obj.v !== 1) bad('acl request: unsupported version');
-    return { type: 'revoke', item: parseEnvelope(obj.item) };
-  }
-  if (obj.type === 'sync') {
-    requireExactFields(obj, 'acl request', ['v', 'type', 'offset']);
-    if (obj.v !== 1) bad('acl request: unsupported version');
-    if (typeof obj.offset !== 'number' || !Number.isSafeInteger(obj.offset) || obj.offset < 0) bad('acl request: offset must be a non-negative integer');
-    return { type: 'sync', offset: obj.offset };
-  }
+  if (obj.type === 'revoke') return AclRevokeBody.decode(obj);
+  if (obj.type === 'sync') return AclSyncBody.decode(obj);
   bad('acl request: type must be "revoke" or "sync"');
 }
 
@@ -269,52 +302,34 @@ export type AclReply =
 
 export function encodeAclReply(r: AclReply): Uint8Array {
   if (!r.ok) return encodeErrorReply(r);
-  if (r.type === 'stored') return json({ ok: true, type: 'stored', stored: r.stored });
-  return json({ ok: true, type: 'page', items: r.items.map(envelopeToJson), next: r.next });
+  return json(r.type === 'stored' ? AclStoredBody.encode(r) : AclPageBody.encode(r));
 }
 
 export function decodeAclReply(bytes: Uint8Array): AclReply {
-  const obj = parseObject(bytes, 'acl reply');
-  if (obj.ok === false) return { ok: false, ...parseErrorReply(obj, 'acl reply') };
-  if (obj.ok !== true) bad('acl reply: ok must be a boolean');
-  if (obj.type === 'stored') {
-    requireExactFields(obj, 'acl reply', ['ok', 'type', 'stored']);
-    if (typeof obj.stored !== 'boolean') bad('acl reply: stored must be a boolean');
-    return { ok: true, type: 'stored', stored: obj.stored };
-  }
-  if (obj.type === 'page') {
-    requireExactFields(obj, 'acl reply', ['ok', 'type', 'items', 'next']);
-    if (!Array.isArray(obj.items) || obj.items.length > REVOCATION_PAGE_SIZE) bad(`acl reply: items must be an array of at most ${REVOCATION_PAGE_SIZE}`);
-    if (obj.next !== null && (typeof obj.next !== 'number' || !Number.isSafeInteger(obj.next) || obj.next < 0)) bad('acl reply: next must be null or an offset');
-    return { ok: true, type: 'page', items: obj.items.map(parseEnvelope), next: obj.next as number | null };
-  }
-  bad('acl reply: type must be "stored" or "page"');
+  return parseReply(parseObject(bytes, 'acl reply'), 'acl reply', (obj): AclReply => {
+    if (obj.type === 'stored') return AclStoredBody.decode(obj);
+    if (obj.type === 'page') return AclPageBody.decode(obj);
+    bad('acl reply: type must be "stored" or "page"');
+  });
 }
 
 // --- /tkms/keys/1 -----------------------------------------------------------------------
 
 /** The reply carries DKG public results as JSON objects; the receiver validates them (core/dkg). */
 export function encodeKeysRequest(): Uint8Array {
-  return json({ v: 1 });
+  return json(KeysRequestBody.encode({}));
 }
 
 export function decodeKeysRequest(bytes: Uint8Array): void {
-  const obj = parseObject(bytes, 'keys request');
-  requireExactFields(obj, 'keys request', ['v']);
-  if (obj.v !== 1) bad('keys request: unsupported version');
+  KeysRequestBody.decode(parseObject(bytes, 'keys request'));
 }
 
 export type KeysReply = { ok: true; keys: unknown[] } | ({ ok: false } & WireError);
 
 export function encodeKeysReply(r: KeysReply): Uint8Array {
-  return r.ok ? json({ ok: true, keys: r.keys }) : encodeErrorReply(r);
+  return r.ok ? json(KeysReplyOkBody.encode(r)) : encodeErrorReply(r);
 }
 
 export function decodeKeysReply(bytes: Uint8Array): KeysReply {
-  const obj = parseObject(bytes, 'keys reply');
-  if (obj.ok === false) return { ok: false, ...parseErrorReply(obj, 'keys reply') };
-  if (obj.ok !== true) bad('keys reply: ok must be a boolean');
-  requireExactFields(obj, 'keys reply', ['ok', 'keys']);
-  if (!Array.isArray(obj.keys) || obj.keys.length > 10_000) bad('keys reply: keys must be an array');
-  return { ok: true, keys: obj.keys };
+  return parseReply(parseObject(bytes, 'keys reply'), 'keys reply', (obj) => KeysReplyOkBody.decode(obj));
 }

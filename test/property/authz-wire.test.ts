@@ -1,6 +1,29 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
+  AclPageBody,
+  AclRevokeBody,
+  AclStoredBody,
+  AclSyncBody,
+  DelegationMessage,
+  EncryptRequestMessage,
+  ErrorReplyBody,
+  type AnyField,
+  type Fields,
+  GrantMessage,
+  HandleDescriptorMessage,
+  KeysReplyOkBody,
+  KeysRequestBody,
+  type ObjectCodec,
+  PartialAnswerBody,
+  PartialBatchReplyOkBody,
+  PartialBatchRequestBody,
+  PartialReplyOkBody,
+  PartialRequestBody,
+  RegisterHandleMessage,
+  RevocationEnvelopeBody,
+  RevocationMessage,
+  WireErrorBody,
   type AclReply,
   type AclRequest,
   decodeAclReply,
@@ -110,56 +133,70 @@ const rec = <T,>(model: { [K in keyof T]: fc.Arbitrary<T[K]> }, opts: { required
 const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
 const keyIdArb = fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,63}$/).filter((s) => !s.includes('..'));
 const tsArb = fc.oneof(fc.integer({ min: 0, max: MAX_TIMESTAMP }), fc.constantFrom(0, MAX_TIMESTAMP));
-const spkiArb = fc.oneof({ weight: 9, arbitrary: fc.uint8Array({ maxLength: 300 }) }, { weight: 1, arbitrary: bytes(1024) });
+/** A valid decoded value of one declared field, by its kind (core/schema.ts). */
+function validArb(field: AnyField): fc.Arbitrary<unknown> {
+  const k = field.kind;
+  switch (k.kind) {
+    case 'hex':
+      return bytes(k.length);
+    case 'hexUpTo':
+      // Mostly short, sometimes exactly the longest allowed, or half of it (an RSA-2048 wrap of 512 max).
+      return fc.oneof({ weight: 9, arbitrary: fc.uint8Array({ maxLength: Math.min(k.maxLength, 512) }) }, { weight: 1, arbitrary: bytes(k.maxLength) }, { weight: 1, arbitrary: bytes(k.maxLength >> 1) });
+    case 'address':
+      return bytes(20);
+    case 'keyId':
+      return keyIdArb;
+    case 'unixSeconds':
+      return tsArb;
+    case 'integer':
+      return fc.oneof(fc.integer({ min: k.min, max: k.max }), fc.constantFrom(k.min, k.max));
+    case 'base64':
+      return fc.uint8Array({ maxLength: Math.min(k.maxLength, 300) });
+    case 'boolean':
+      return fc.boolean();
+    case 'enum':
+      return fc.constantFrom(...k.values);
+    case 'text':
+      return fc.string({ maxLength: Math.min(k.maxLength, 200), unit: 'binary' });
+    case 'literal':
+      return fc.constant(k.value);
+    case 'object':
+      return arbOf(k.codec);
+    case 'objectOrNull':
+      return fc.option(arbOf(k.codec), { nil: undefined });
+    case 'orNull':
+      return fc.option(validArb(k.field), { nil: null });
+    case 'array':
+      return fc.array(arbOf(k.codec), { minLength: k.minItems, maxLength: Math.min(k.maxItems, 4) });
+    case 'openArray':
+      return k.items === undefined ? fc.array(fc.jsonValue({ maxDepth: 3 }), { maxLength: 5 }) : fc.array(arbOf(k.items), { minLength: k.minItems, maxLength: Math.min(k.maxItems, 3) });
+  }
+}
+
+/** A valid decoded value of a declared message: every field by its kind; implied constants left out, optional ones sometimes. */
+function arbOf<F extends Fields>(codec: ObjectCodec<F>): fc.Arbitrary<any> {
+  const entries = Object.entries(codec.fields as Fields).filter(([, f]) => (f as { implied?: true }).implied !== true);
+  const model = Object.fromEntries(entries.map(([name, f]) => [name, validArb(f)]));
+  const requiredKeys = entries.filter(([, f]) => (f as { optional?: true }).optional !== true).map(([name]) => name);
+  return fc.record(model, { requiredKeys, noNullPrototype: true });
+}
 
 // kProof: the 64-byte proof c ‖ s binding K to the handle (core/sealed-handle.ts); the decoders check its shape only.
-const descriptorArb: fc.Arbitrary<HandleDescriptor> = rec({ keyId: keyIdArb, K: bytes(33), nonce: bytes(12), ciphertextHash: bytes(32), owner: bytes(20), kProof: bytes(64) });
-const delegationArb: fc.Arbitrary<Delegation> = rec({
-  handle: bytes(32),
-  keyId: keyIdArb,
-  requester: bytes(20),
-  rsaSpki: spkiArb,
-  notBefore: tsArb,
-  notAfter: tsArb,
-  requestId: bytes(16),
-  signature: bytes(65),
-});
-const grantArb: fc.Arbitrary<Grant> = rec({ handle: bytes(32), grantee: bytes(20), notAfter: tsArb, issuedAt: tsArb, signature: bytes(65) });
-const revocationArb: fc.Arbitrary<Revocation> = rec({ handle: bytes(32), grantee: bytes(20), revokedAt: tsArb, signature: bytes(65) });
-const encryptArb: fc.Arbitrary<EncryptRequest> = rec({
-  keyId: keyIdArb,
-  owner: bytes(20),
-  plaintextHash: bytes(32),
-  notBefore: tsArb,
-  notAfter: tsArb,
-  requestId: bytes(16),
-  signature: bytes(65),
-});
-const registerArb: fc.Arbitrary<RegisterHandle> = rec({ handle: bytes(32), keyId: keyIdArb, owner: bytes(20), signature: bytes(65) });
-const envelopeArb: fc.Arbitrary<RevocationEnvelope> = rec({ descriptor: descriptorArb, revocation: revocationArb });
-const answerArb: fc.Arbitrary<PartialAnswer> = rec({
-  nodeId: fc.integer({ min: 1, max: 65_535 }),
-  wrapped: fc.oneof(fc.uint8Array({ maxLength: 512 }), bytes(512), bytes(256)),
-  proof: bytes(64),
-});
-const errorCodeArb = fc.constantFrom(...(Object.keys(ERROR_CODES) as ErrorCode[]));
-const wireErrorArb = fc.oneof(
-  rec({ ok: fc.constant(false as const), code: errorCodeArb, message: fc.string({ maxLength: 200, unit: 'binary' }) }),
-  rec({ ok: fc.constant(false as const), code: errorCodeArb, message: fc.string({ maxLength: 200, unit: 'binary' }), retryAfterSeconds: fc.integer({ min: 0, max: MAX_RETRY_AFTER_SECONDS }) }),
-);
-const offsetArb = fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER));
+const descriptorArb: fc.Arbitrary<HandleDescriptor> = arbOf(HandleDescriptorMessage);
+const delegationArb: fc.Arbitrary<Delegation> = arbOf(DelegationMessage);
+const grantArb: fc.Arbitrary<Grant> = arbOf(GrantMessage);
+const revocationArb: fc.Arbitrary<Revocation> = arbOf(RevocationMessage);
+const encryptArb: fc.Arbitrary<EncryptRequest> = arbOf(EncryptRequestMessage);
+const registerArb: fc.Arbitrary<RegisterHandle> = arbOf(RegisterHandleMessage);
+const envelopeArb: fc.Arbitrary<RevocationEnvelope> = arbOf(RevocationEnvelopeBody);
+const answerArb: fc.Arbitrary<PartialAnswer> = arbOf(PartialAnswerBody);
+const wireErrorArb = arbOf(WireErrorBody).map((e) => ({ ok: false as const, ...e }) as PartialReply & { ok: false });
+const offsetArb = validArb(AclSyncBody.fields.offset) as fc.Arbitrary<number>;
 
-const partialRequestArb: fc.Arbitrary<PartialRequest> = rec({ delegation: delegationArb, descriptor: descriptorArb, grant: fc.option(grantArb, { nil: undefined }) });
-const partialReplyArb: fc.Arbitrary<PartialReply> = fc.oneof(answerArb.map((a) => ({ ok: true as const, ...a })), wireErrorArb);
-const aclRequestArb: fc.Arbitrary<AclRequest> = fc.oneof(
-  envelopeArb.map((item) => ({ type: 'revoke' as const, item })),
-  offsetArb.map((offset) => ({ type: 'sync' as const, offset })),
-);
-const aclReplyArb: fc.Arbitrary<AclReply> = fc.oneof(
-  fc.boolean().map((stored) => ({ ok: true as const, type: 'stored' as const, stored })),
-  rec({ ok: fc.constant(true as const), type: fc.constant('page' as const), items: fc.array(envelopeArb, { maxLength: 4 }), next: fc.option(offsetArb, { nil: null }) }),
-  wireErrorArb,
-);
+const partialRequestArb: fc.Arbitrary<PartialRequest> = arbOf(PartialRequestBody);
+const partialReplyArb: fc.Arbitrary<PartialReply> = fc.oneof(arbOf(PartialReplyOkBody), wireErrorArb);
+const aclRequestArb: fc.Arbitrary<AclRequest> = fc.oneof(arbOf(AclRevokeBody), arbOf(AclSyncBody));
+const aclReplyArb: fc.Arbitrary<AclReply> = fc.oneof(arbOf(AclStoredBody), arbOf(AclPageBody), wireErrorArb);
 
 // ---------------------------------------------------------------------------------------
 // Invalid values, by field kind. Each arbitrary yields only values the field must refuse.
@@ -235,73 +272,116 @@ const badTimestamp = fc.oneof(
   fc.integer({ min: MAX_TIMESTAMP + 1, max: Number.MAX_SAFE_INTEGER }),
   fc.constantFrom(2 ** 53, 2 ** 64, 1e21, 1e300, -0.5, 0.5, MAX_TIMESTAMP + 0.5),
 );
-const badNodeId = fc.oneof(nonNumber, fc.constantFrom(0, -1, 65_536, 1.5, 2 ** 53, 1e300), fc.integer({ min: 65_536, max: 2 ** 40 }), fc.integer({ min: -(2 ** 40), max: 0 }));
-const badOffset = fc.oneof(nonNumber.filter((v) => v !== null), fc.constantFrom(-1, 1.5, 2 ** 53, 1e300, -0.5), fc.integer({ min: -(2 ** 40), max: -1 }));
-const badNext = fc.oneof(fc.boolean(), fc.string({ maxLength: 5 }), fc.constant({}), fc.constant([]), fc.constantFrom(-1, 1.5, 2 ** 53, 1e300), fc.integer({ min: -(2 ** 40), max: -1 }));
 const notObject = fc.oneof(fc.constant(null), fc.boolean(), fc.integer(), fc.string({ maxLength: 10 }), fc.array(fc.jsonValue({ maxDepth: 1 }), { maxLength: 3 }));
 const notObjectNorNull = notObject.filter((v) => v !== null);
-const notOne = fc.oneof(fc.constantFrom(0, 2, -1, 1.5, '1', true, null, [1], {}), fc.jsonValue({ maxDepth: 1 }).filter((v) => v !== 1));
-const notTrue = fc.oneof(fc.constantFrom('true', 1, null, [], {}), fc.jsonValue({ maxDepth: 1 }).filter((v) => v !== true && v !== false));
-const notBoolean = fc.oneof(fc.constantFrom('true', 'false', 1, 0, null, [], {}), fc.jsonValue({ maxDepth: 1 }).filter((v) => typeof v !== 'boolean'));
-const badErrorCode = fc.oneof(
-  nonString,
-  fc.constantFrom('', 'nope', 'toString', '__proto__', 'constructor', 'hasOwnProperty', 'BAD_REQUEST', 'bad_request '),
-  fc.string({ maxLength: 20 }).filter((s) => !Object.prototype.hasOwnProperty.call(ERROR_CODES, s)),
-);
-const badErrorMessage = fc.oneof(nonString, fc.constant('x'.repeat(2001)));
+/** Every string constant of the frames (variant names like "revoke", "page"): a literal field must refuse its siblings' values too. */
+const LITERALS = [
+  ...new Set(
+    [AclRevokeBody, AclSyncBody, AclStoredBody, AclPageBody].flatMap((c) => Object.values(c.fields as Fields).flatMap((f) => (f.kind.kind === 'literal' && typeof f.kind.value === 'string' ? [f.kind.value] : []))),
+  ),
+];
+const notOfType = (values: readonly unknown[]) => fc.oneof(fc.constantFrom(0, 1, 2, -1, 1.5, '1', 'true', 'false', true, false, null, [1], [], {}, '', ...LITERALS), fc.jsonValue({ maxDepth: 1 })).filter((v) => !values.includes(v));
+const badEnum = (values: readonly string[]) =>
+  fc.oneof(nonString, fc.constantFrom('', 'nope', 'toString', '__proto__', 'constructor', 'hasOwnProperty', ...values.map((v) => v.toUpperCase()), ...values.map((v) => `${v} `)), fc.string({ maxLength: 20 })).filter((v) => !values.includes(v as string));
+const badInteger = (min: number, max: number) =>
+  fc.oneof(
+    nonNumber,
+    fc.constantFrom(min - 1, max + 1, min + 0.5, 1.5, -0.5, 2 ** 53, 1e300),
+    fc.integer({ min: min - 2 ** 40, max: min - 1 }),
+    max < Number.MAX_SAFE_INTEGER ? fc.integer({ min: max + 1, max: Math.min(max + 2 ** 40, Number.MAX_SAFE_INTEGER) }) : fc.constant(max + 2),
+  ).filter((v) => !(typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max));
+const badArray = (minItems: number, maxItems: number, withItems: boolean): fc.Arbitrary<unknown> =>
+  fc.oneof(
+    notObject.filter((v) => !Array.isArray(v)),
+    fc.constant({}),
+    fc.constant(Array.from({ length: maxItems + 1 }, () => null)),
+    ...(minItems > 0 ? [fc.constant([])] : []),
+    ...(withItems ? [fc.array(notObject, { minLength: Math.max(1, minItems), maxLength: 3 })] : []),
+  );
 
 // ---------------------------------------------------------------------------------------
 // Shapes: which fields each JSON object has and what each field must refuse.
 
-type Spec = { leaf: fc.Arbitrary<unknown> } | { fields: Record<string, Spec>; invalid: fc.Arbitrary<unknown>; nullable?: boolean; allowsExtra?: boolean } | { items: Spec; invalid: fc.Arbitrary<unknown> };
+type Spec =
+  | { leaf: fc.Arbitrary<unknown> }
+  | { fields: Record<string, Spec>; optional: ReadonlySet<string>; invalid: fc.Arbitrary<unknown>; nullable?: boolean }
+  | { items: Spec; invalid: fc.Arbitrary<unknown> };
 
 const leaf = (a: fc.Arbitrary<unknown>): Spec => ({ leaf: a });
-const obj = (fields: Record<string, Spec>, opts: { nullable?: boolean } = {}): Spec => ({ fields, invalid: opts.nullable ? notObjectNorNull : notObject, nullable: opts.nullable });
 
-const H32 = leaf(badExactHex(32));
-const ADDR = leaf(badAddress);
-const KEYID = leaf(badKeyId);
-const TS = leaf(badTimestamp);
-const SIG = leaf(badExactHex(65, { requirePrefix: true }));
+/** What one declared field must refuse, by its kind. */
+function fieldSpec(field: AnyField): Spec {
+  const k = field.kind;
+  switch (k.kind) {
+    case 'hex':
+      return leaf(badExactHex(k.length, { requirePrefix: k.prefix === 'required' }));
+    case 'hexUpTo':
+      return leaf(badBoundedHex(k.maxLength, { forbidPrefix: k.prefix === 'forbidden' }));
+    case 'address':
+      return leaf(badAddress);
+    case 'keyId':
+      return leaf(badKeyId);
+    case 'unixSeconds':
+      return leaf(badTimestamp);
+    case 'integer':
+      return leaf(badInteger(k.min, k.max));
+    case 'base64':
+      return leaf(fc.oneof(nonString, fc.constantFrom('A', 'AB==', ' AAAA', 'AA\n==')));
+    case 'boolean':
+      return leaf(notOfType([true, false]));
+    case 'enum':
+      return leaf(badEnum(k.values));
+    case 'text':
+      return leaf(fc.oneof(nonString, fc.constant('x'.repeat(k.maxLength + 1))));
+    case 'literal':
+      return leaf(notOfType([k.value]));
+    case 'object':
+      return specOf(k.codec);
+    case 'objectOrNull':
+      return { ...(specOf(k.codec) as Extract<Spec, { fields: unknown }>), invalid: notObjectNorNull, nullable: true };
+    case 'orNull': {
+      const inner = fieldSpec(k.field);
+      return 'leaf' in inner ? leaf(inner.leaf.filter((v) => v !== null)) : { ...inner, invalid: inner.invalid.filter((v) => v !== null) };
+    }
+    case 'array':
+      return { items: specOf(k.codec), invalid: badArray(k.minItems, k.maxItems, true) };
+    case 'openArray':
+      return k.items === undefined ? leaf(badArray(k.minItems, k.maxItems, false)) : { items: specOf(k.items), invalid: badArray(k.minItems, k.maxItems, true) };
+  }
+}
 
-const DESCRIPTOR = obj({ keyId: KEYID, K: leaf(badExactHex(33)), nonce: leaf(badExactHex(12)), ciphertextHash: H32, owner: ADDR, kProof: leaf(badExactHex(64)) });
-const DELEGATION = obj({ handle: H32, keyId: KEYID, requester: ADDR, rsaSpki: leaf(badBoundedHex(1024, { forbidPrefix: true })), notBefore: TS, notAfter: TS, requestId: leaf(badExactHex(16)), signature: SIG });
-const GRANT_FIELDS = { handle: H32, grantee: ADDR, notAfter: TS, issuedAt: TS, signature: SIG };
-const GRANT = obj(GRANT_FIELDS);
-const REVOCATION = obj({ handle: H32, grantee: ADDR, revokedAt: TS, signature: SIG });
-const ENCRYPT = obj({ keyId: KEYID, owner: ADDR, plaintextHash: H32, notBefore: TS, notAfter: TS, requestId: leaf(badExactHex(16)), signature: SIG });
-const REGISTER = obj({ handle: H32, keyId: KEYID, owner: ADDR, signature: SIG });
-const ENVELOPE = obj({ descriptor: DESCRIPTOR, revocation: REVOCATION });
-const ANSWER_FIELDS = { nodeId: leaf(badNodeId), wrapped: leaf(badBoundedHex(512)), proof: leaf(badExactHex(64)) };
-const ANSWER = obj(ANSWER_FIELDS);
-// The error object's two fields are mutated; its exact field set is checked by the decoders too.
-const ERROR_OBJ: Spec = { fields: { code: leaf(badErrorCode), message: leaf(badErrorMessage) }, invalid: notObject, allowsExtra: true };
-const ERROR_REPLY = obj({ ok: leaf(notBoolean.filter((v) => v !== true)), error: ERROR_OBJ });
+/** Which fields a declared message has and what each must refuse; `extra` adds refusals the frame's context makes (a reply count). */
+function specOf<F extends Fields>(codec: ObjectCodec<F>, extra: Record<string, fc.Arbitrary<unknown>> = {}): Spec {
+  const fields: Record<string, Spec> = {};
+  const optional = new Set<string>();
+  for (const [name, f] of Object.entries(codec.fields as Fields)) {
+    if ((f as { optional?: true }).optional === true) optional.add(name);
+    const spec = fieldSpec(f);
+    const more = extra[name];
+    fields[name] = more === undefined ? spec : 'leaf' in spec ? leaf(fc.oneof(spec.leaf, more)) : { ...spec, invalid: fc.oneof(spec.invalid, more) };
+  }
+  return { fields, optional, invalid: notObject };
+}
 
-const PARTIAL_REQUEST = obj({ v: leaf(notOne), delegation: DELEGATION, descriptor: DESCRIPTOR, grant: obj(GRANT_FIELDS, { nullable: true }) });
-const PARTIAL_REPLY_OK = obj({ ok: leaf(notTrue), ...ANSWER_FIELDS });
-const ACL_REVOKE = obj({ v: leaf(notOne), type: leaf(fc.oneof(fc.constantFrom('sync', 'stored', 'page', 'REVOKE', ''), nonString)), item: ENVELOPE });
-const ACL_SYNC = obj({ v: leaf(notOne), type: leaf(fc.oneof(fc.constantFrom('revoke', 'stored', 'page', 'SYNC', ''), nonString)), offset: leaf(badOffset) });
-const ACL_STORED = obj({ ok: leaf(notTrue), type: leaf(fc.oneof(fc.constantFrom('page', 'revoke', 'sync', ''), nonString)), stored: leaf(notBoolean) });
-const ACL_PAGE = obj({
-  ok: leaf(notTrue),
-  type: leaf(fc.oneof(fc.constantFrom('stored', 'revoke', 'sync', ''), nonString)),
-  items: {
-    items: ENVELOPE,
-    invalid: fc.oneof(notObject.filter((v) => !Array.isArray(v)), fc.constant({}), fc.constant(Array.from({ length: REVOCATION_PAGE_SIZE + 1 }, () => null)), fc.array(notObject, { minLength: 1, maxLength: 3 })),
-  },
-  next: leaf(badNext),
-});
-const badBatchArray = (max: number): fc.Arbitrary<unknown> =>
-  fc.oneof(notObject.filter((v) => !Array.isArray(v)), fc.constant({}), fc.constant([]), fc.constant(Array.from({ length: max + 1 }, () => null)));
-const PARTIAL_BATCH_REQUEST = obj({ v: leaf(notOne), requests: { items: PARTIAL_REQUEST, invalid: badBatchArray(MAX_PARTIAL_BATCH) } });
+const DESCRIPTOR = specOf(HandleDescriptorMessage);
+const DELEGATION = specOf(DelegationMessage);
+const GRANT = specOf(GrantMessage);
+const REVOCATION = specOf(RevocationMessage);
+const ENCRYPT = specOf(EncryptRequestMessage);
+const REGISTER = specOf(RegisterHandleMessage);
+const ANSWER = specOf(PartialAnswerBody);
+const ERROR_REPLY = specOf(ErrorReplyBody);
+const PARTIAL_REQUEST = specOf(PartialRequestBody);
+const PARTIAL_REPLY_OK = specOf(PartialReplyOkBody);
+const ACL_REVOKE = specOf(AclRevokeBody);
+const ACL_SYNC = specOf(AclSyncBody);
+const ACL_STORED = specOf(AclStoredBody);
+const ACL_PAGE = specOf(AclPageBody);
+const PARTIAL_BATCH_REQUEST = specOf(PartialBatchRequestBody);
 // Replies are checked against the number of requests the batch held: two, in these tests.
-const PARTIAL_BATCH_REPLY_OK = obj({ ok: leaf(notTrue), replies: { items: PARTIAL_REPLY_OK, invalid: fc.oneof(badBatchArray(2), fc.constant([null]), fc.constant([1, 2, 3])) } });
-const KEYS_REQUEST = obj({ v: leaf(notOne) });
-const KEYS_REPLY = obj({
-  ok: leaf(notTrue),
-  keys: leaf(fc.oneof(notObject.filter((v) => !Array.isArray(v)), fc.constant({}), fc.constant(Array.from({ length: 10_001 }, () => 0)))),
-});
+const PARTIAL_BATCH_REPLY_OK = specOf(PartialBatchReplyOkBody, { replies: fc.constantFrom([], [null], [1, 2, 3]) });
+const KEYS_REQUEST = specOf(KeysRequestBody);
+const KEYS_REPLY = specOf(KeysReplyOkBody);
 
 type Path = (string | number)[];
 type Site = { kind: 'replace'; path: Path; arb: fc.Arbitrary<unknown> } | { kind: 'missing'; path: Path; field: string } | { kind: 'extra'; path: Path; known: string[] };
@@ -317,11 +397,12 @@ function sites(spec: Spec, value: unknown, path: Path = []): Site[] {
     }
     return out;
   }
-  if (value === null) return out;
+  if (value === null || value === undefined) return out;
   const known = Object.keys(spec.fields);
-  if (!spec.allowsExtra) out.push({ kind: 'extra', path, known });
+  out.push({ kind: 'extra', path, known });
   for (const f of known) {
-    out.push({ kind: 'missing', path, field: f });
+    // An optional field may be left out; when it is, replacing it adds it with a value it must refuse.
+    if (!spec.optional.has(f)) out.push({ kind: 'missing', path, field: f });
     const child = spec.fields[f]!;
     out.push({ kind: 'replace', path: [...path, f], arb: 'leaf' in child ? child.leaf : child.invalid });
     out.push(...sites(child, (value as Record<string, unknown>)[f], [...path, f]));
