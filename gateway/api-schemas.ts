@@ -1,44 +1,51 @@
 import { Type, type TSchema } from 'typebox';
 import {
-  ADDRESS_LENGTH,
+  addressField,
+  BASE64_PATTERN,
   COMPRESSED_POINT_LENGTH,
-  DELEGATION_STRUCT,
+  committeeSalt,
+  decodeBase64,
+  DelegationMessage,
   DLEQ_PROOF_LENGTH,
-  ENCRYPT_STRUCT,
   encodeHex,
   encodeType,
+  EncryptRequestMessage,
   EPHEMERAL_PROOF_LENGTH,
   ERROR_CODES,
-  GRANT_STRUCT,
+  GrantMessage,
   HANDLE_LENGTH,
+  hexBytesField,
+  hexBytesUpToField,
+  keyIdField,
   MAX_PARTICIPANT_ID,
   MAX_RSA_CIPHERTEXT_BYTES,
   MAX_SPKI_BYTES,
-  MAX_VALIDITY_SECONDS,
   NONCE_LENGTH,
-  REGISTER_STRUCT,
+  RegisterHandleMessage,
   REQUEST_ID_LENGTH,
-  REVOCATION_STRUCT,
-  SIGNATURE_LENGTH,
+  RevocationMessage,
+  signatureField,
   TAG_LENGTH,
   TKMS_EIP712_NAME,
   TKMS_EIP712_VERSION,
-  committeeSalt,
-  type Eip712Struct,
+  TkmsError,
+  unixSecondsField,
+  type Field,
+  type Fields,
+  type SignedCodec,
 } from '../core/index.ts';
+import { assertParticipantId } from '../core/shamir.ts';
 import { SESSION_ID_LENGTH } from '../core/dkg/index.ts';
-import type { DecodeHint } from '../net/http-validation.ts';
+import { explainerOf, explainWith } from '../net/http-validation.ts';
 import { EX, EXAMPLE_HANDLE_FIELDS } from './api-examples.ts';
 
 /**
  * The JSON schemas of the gateway API, each declared once: the router validates requests with
  * them (compiled), and gateway/openapi.ts publishes them as `components.schemas` (a schema
  * registered here under a name appears there once and is `$ref`erenced wherever it is used).
- *
- * Conventions (core/authz.ts's): bytes travel as 0x-prefixed lower-case hex, except `rsaSpki`
- * (and a key's `publicKeySpki`), which are hex WITHOUT 0x; bulk data is standard padded base64;
- * timestamps in signed messages are unix seconds (JSON integers). A field that fails its schema
- * answers with the error its decode step names (`x-decode`: `bad_hex`, `bad_length`, …).
+ * Signed messages and their fields are core/messages.ts's; the primitives are core's field
+ * wire forms (core/schema.ts), so the router takes exactly what core's decoders take. A schema's
+ * explainer (its decode step) names a refused value's error: `bad_hex`, `bad_length`, ….
  */
 
 const NAMES = new WeakMap<object, string>();
@@ -56,7 +63,8 @@ function component<T extends TSchema>(name: string, schema: T): T {
 function described<T extends TSchema>(base: T, description: string): T {
   const out = { ...base, description } as T;
   REFINED.set(out, { base, description });
-  return out;
+  const explain = explainerOf(base);
+  return explain === undefined ? out : explainWith(out, explain);
 }
 
 /** The component name of a registered schema, for gateway/openapi.ts. */
@@ -67,98 +75,108 @@ export function refinement(schema: object): { base: object; description: string 
   return REFINED.get(schema);
 }
 
-const decode = (hint: DecodeHint): Record<string, unknown> => ({ 'x-decode': hint });
+/** A core field as a named component: its wire schema, its decode step explaining refusals. */
+function fieldComponent(name: string, field: Pick<Field, "schema" | "explain">, description: string, examples?: unknown[]): TSchema {
+  return component(name, explainWith({ ...field.schema, description, ...(examples === undefined ? {} : { examples }) } as TSchema, field.explain));
+}
 
-/** Mirrored from core/authz.ts, which does not export it (the test checks it against the parser). */
-const MAX_TIMESTAMP = 253_402_300_799;
 const MAX_EXCLUDE = 256;
-const KEY_ID_PATTERN = '^(?!.*\\.\\.)[a-z0-9][a-z0-9._-]{0,63}$';
 const COMMITTEE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
-const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$';
 /** DER prefix of a secp256k1 SubjectPublicKeyInfo with an uncompressed point (core/spki.ts). */
 const SECP256K1_SPKI_PREFIX = '3056301006072a8648ce3d020106052b8104000a034200';
+const HEX_FORM = 'Hex, 0x-prefixed (0X and upper case are taken; the gateway answers in lower case).';
 
-function hexBytes(length: number, description: string, extra: Record<string, unknown> = {}): TSchema {
-  return Type.String({ pattern: `^0x[0-9a-f]{${length * 2}}$`, description, ...decode({ kind: 'hex', length }), ...extra });
+function hexBytes(length: number, description: string): TSchema {
+  const field = hexBytesField(length, { description });
+  return explainWith({ ...field.schema }, field.explain);
 }
 
 function closed<P extends Record<string, TSchema>>(properties: P, opts: { description?: string; examples?: unknown[] } = {}) {
   return Type.Object(properties, { additionalProperties: false, ...opts });
 }
 
-// --- primitives -------------------------------------------------------------------------
+// --- primitives: the wire forms of core's fields (core/schema.ts), named --------------------
 
-export const KeyId = component(
-  'KeyId',
-  Type.String({
-    pattern: KEY_ID_PATTERN,
-    minLength: 1,
-    maxLength: 64,
-    description: 'Names a DKG key: 1-64 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit, no "..".',
-    examples: [EX.key.keyId],
-    ...decode({ kind: 'keyId' }),
-  }),
-);
-export const Address = component(
+export const KeyId = fieldComponent('KeyId', keyIdField({ description: '' }), 'Names a DKG key: 1-64 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit, no "..".', [EX.key.keyId]);
+export const Address = fieldComponent(
   'Address',
-  Type.String({
-    pattern: `^0x[0-9a-fA-F]{${ADDRESS_LENGTH * 2}}$`,
-    description: '20-byte Ethereum address, 0x + 40 hex digits. All-lower or all-upper case as is; mixed case must carry a valid EIP-55 checksum. The gateway answers in lower case.',
-    examples: [EX.owner],
-    ...decode({ kind: 'address' }),
-  }),
+  addressField({ description: '' }),
+  '20-byte Ethereum address, 0x + 40 hex digits. All-lower or all-upper case as is; mixed case must carry a valid EIP-55 checksum. The gateway answers in lower case.',
+  [EX.owner],
 );
-export const Handle = component('Handle', hexBytes(HANDLE_LENGTH, 'A handle: SHA-256 commitment to keyId, K, nonce, SHA-256(ciphertext) and owner (core/handle.ts).', { examples: [EX.handle] }));
-export const Bytes32 = component('Bytes32', hexBytes(32, '32 bytes (a SHA-256 digest), 0x + 64 lower-case hex digits.'));
-export const RequestId = component('RequestId', hexBytes(REQUEST_ID_LENGTH, 'A random 16-byte request id, 0x + 32 hex digits. Each may be used once within its validity window.'));
-export const Nonce = component('Nonce', hexBytes(NONCE_LENGTH, 'The 12-byte AES-GCM nonce, 0x + 24 hex digits.'));
-export const EphemeralKeyProof = component(
+export const Handle = fieldComponent('Handle', hexBytesField(HANDLE_LENGTH, { description: '' }), `A handle: SHA-256 commitment to keyId, K, nonce, SHA-256(ciphertext) and owner (core/handle.ts). 32 bytes. ${HEX_FORM}`, [EX.handle]);
+export const Bytes32 = fieldComponent('Bytes32', hexBytesField(32, { description: '' }), `32 bytes (a SHA-256 digest). ${HEX_FORM}`);
+export const RequestId = fieldComponent('RequestId', hexBytesField(REQUEST_ID_LENGTH, { description: '' }), `A random 16-byte request id. Each may be used once within its validity window. ${HEX_FORM}`);
+export const Nonce = fieldComponent('Nonce', hexBytesField(NONCE_LENGTH, { description: '' }), `The 12-byte AES-GCM nonce. ${HEX_FORM}`);
+export const EphemeralKeyProof = fieldComponent(
   'EphemeralKeyProof',
-  hexBytes(
-    EPHEMERAL_PROOF_LENGTH,
-    'Binds K to the handle: a Schnorr proof c ‖ s (64 bytes, 0x + 128 hex digits) that whoever made the handle knows the ECIES ephemeral secret k with K = k·G, its challenge binding keyId, K, nonce, SHA-256(ciphertext) and owner (core/sealed-handle.ts). The handle alone does not stop anyone from copying another handle\'s K, nonce and ciphertext into a new handle they own and asking the nodes for K·sk, which would decrypt the original; only whoever ran the encryption knows k, and the proof cannot be moved to another owner, key or ciphertext. The gateway and every node refuse a handle whose proof does not verify (403 `unauthorized`). The gateway makes it for POST /v1/encrypt; clients that encrypt locally make it themselves for POST /v1/handles.',
-    { examples: [EX.kProof] },
-  ),
+  hexBytesField(EPHEMERAL_PROOF_LENGTH, { description: '' }),
+  'Binds K to the handle: a Schnorr proof c ‖ s (64 bytes) that whoever made the handle knows the ECIES ephemeral secret k with K = k·G, its challenge binding keyId, K, nonce, SHA-256(ciphertext) and owner (core/sealed-handle.ts). The handle alone does not stop anyone from copying another handle\'s K, nonce and ciphertext into a new handle they own and asking the nodes for K·sk, which would decrypt the original; only whoever ran the encryption knows k, and the proof cannot be moved to another owner, key or ciphertext. The gateway and every node refuse a handle whose proof does not verify (403 `unauthorized`). The gateway makes it for POST /v1/encrypt; clients that encrypt locally make it themselves for POST /v1/handles. ' + HEX_FORM,
+  [EX.kProof],
 );
+const pointField = hexBytesField(COMPRESSED_POINT_LENGTH, { description: '' });
 export const CompressedPoint = component(
   'CompressedPoint',
-  Type.String({ pattern: `^0x0[23][0-9a-f]{${(COMPRESSED_POINT_LENGTH - 1) * 2}}$`, description: 'A secp256k1 point, 33-byte compressed SEC1, 0x + 66 hex digits.', ...decode({ kind: 'point', length: COMPRESSED_POINT_LENGTH }) }),
+  explainWith({ ...pointField.schema, description: `A secp256k1 point, 33-byte compressed SEC1 (02 or 03 first), on the curve. ${HEX_FORM}` } as TSchema, (value, name) => {
+    pointField.explain(value, name);
+  }),
 );
 export const Signature = component(
   'Signature',
-  Type.String({
-    // v and s are the signature check's (403 `unauthorized`), as at every node, not the schema's.
-    pattern: `^0x[0-9a-f]{${SIGNATURE_LENGTH * 2}}$`,
-    description: 'Ethereum signature r ‖ s ‖ v, 65 bytes, 0x + 130 hex digits; low s, v ∈ {27, 28} (0x1b, 0x1c), or it does not verify (403 `unauthorized`).',
-    ...decode({ kind: 'signature' }),
-  }),
+  explainWith(
+    { ...signatureField.schema, description: 'Ethereum signature r ‖ s ‖ v, 65 bytes, 0x + 130 hex digits; low s, v ∈ {27, 28} (0x1b, 0x1c), or it does not verify (403 `unauthorized`).' } as TSchema,
+    signatureField.explain,
+  ),
 );
-export const Timestamp = component('Timestamp', Type.Integer({ minimum: 0, maximum: MAX_TIMESTAMP, description: 'Unix time in whole seconds (JSON integer).' }));
-export const RsaSpki = component(
+export const Timestamp = fieldComponent('Timestamp', unixSecondsField({ description: '' }), 'Unix time in whole seconds (JSON integer).');
+export const RsaSpki = fieldComponent(
   'RsaSpki',
-  Type.String({
-    pattern: '^(?:[0-9a-f]{2})+$',
-    minLength: 2,
-    maxLength: MAX_SPKI_BYTES * 2,
-    description:
-      'DER SubjectPublicKeyInfo of the requester\'s RSA-OAEP key (2048..4096-bit modulus, exponent 65537, canonical DER), as hex WITHOUT a 0x prefix (spec). At most 1024 bytes. Nodes wrap their partials to it with RSA-OAEP (SHA-256, MGF1-SHA-256, empty label). In the EIP-712 message it is the `bytes` value of these DER bytes (wallet libraries take it as 0x-hex).',
-    ...decode({ kind: 'hex', maxLength: MAX_SPKI_BYTES, allowPrefix: false }),
-  }),
+  hexBytesUpToField(MAX_SPKI_BYTES, { prefix: 'forbidden', description: '' }),
+  'DER SubjectPublicKeyInfo of the requester\'s RSA-OAEP key (2048..4096-bit modulus, exponent 65537, canonical DER), as hex WITHOUT a 0x prefix (spec). At most 1024 bytes. Nodes wrap their partials to it with RSA-OAEP (SHA-256, MGF1-SHA-256, empty label). In the EIP-712 message it is the `bytes` value of these DER bytes (wallet libraries take it as 0x-hex).',
 );
-export const Base64 = component('Base64', Type.String({ pattern: BASE64_PATTERN, contentEncoding: 'base64', description: 'Standard base64 with padding (RFC 4648 §4), no whitespace.', ...decode({ kind: 'base64' }) }));
-export const NodeId = component('NodeId', Type.Integer({ minimum: 1, maximum: MAX_PARTICIPANT_ID, description: 'A committee member id (its Shamir x-coordinate).', ...decode({ kind: 'nodeId' }) }));
+export const Base64 = component(
+  'Base64',
+  explainWith(Type.String({ pattern: BASE64_PATTERN, contentEncoding: 'base64', description: 'Standard base64 with padding (RFC 4648 §4), no whitespace.' }), (value, name) => void decodeBase64(value, { name })),
+);
+export const NodeId = component(
+  'NodeId',
+  explainWith(Type.Integer({ minimum: 1, maximum: MAX_PARTICIPANT_ID, description: 'A committee member id (its Shamir x-coordinate).' }), (value, name) => assertParticipantId(value, name)),
+);
 export const ErrorCode = component('ErrorCode', Type.String({ enum: Object.keys(ERROR_CODES), description: 'Stable error code (core/errors.ts); clients switch on it, never on the message.' }));
 
-// --- signed messages --------------------------------------------------------------------
+// --- signed messages: core/messages.ts's declarations, documented for wallets -------------------
 
 const EIP712_DOMAIN_TYPE = 'EIP712Domain(string name,string version,bytes32 salt)';
 export const EIP712_DOMAIN_TEXT = `{ "name": "${TKMS_EIP712_NAME}", "version": "${TKMS_EIP712_VERSION}", "salt": keccak256("tkms/committee/" ‖ committeeId) }`;
 export const EIP712_DEPLOYMENT_NOTE =
   'The salt binds every signature to one deployment: `committeeId` is the gateway\'s committee (`GET /health`, or a key\'s `committeeId`; the committee file when pinned), so a message signed for one committee is refused by every other. No chainId (no chain is involved yet) and no verifyingContract. Signatures of format version 1 (`{ "name": "tkms", "version": "1" }`, no salt) are refused with 403 `legacy_signature`: sign again.';
 export const EIP712_DOMAIN = `Domain \`${EIP712_DOMAIN_TEXT}\` (type \`${EIP712_DOMAIN_TYPE}\`). ${EIP712_DEPLOYMENT_NOTE}`;
-export const SIGNED_STRUCTS = [ENCRYPT_STRUCT, REGISTER_STRUCT, GRANT_STRUCT, REVOCATION_STRUCT, DELEGATION_STRUCT];
 
-function signedMessage<P extends Record<string, TSchema>>(struct: Eip712Struct, what: string, properties: P, example: unknown) {
+/** Which named primitive each message field is (checked: the same wire schema), for the document's $refs. */
+const FIELD_COMPONENTS: Record<string, TSchema> = {
+  handle: Handle,
+  keyId: KeyId,
+  owner: Address,
+  grantee: Address,
+  requester: Address,
+  rsaSpki: RsaSpki,
+  notBefore: Timestamp,
+  notAfter: Timestamp,
+  issuedAt: Timestamp,
+  revokedAt: Timestamp,
+  requestId: RequestId,
+  plaintextHash: Bytes32,
+  signature: Signature,
+};
+const wireShape = (schema: object): string => JSON.stringify(Object.entries(schema).filter(([k]) => k !== 'description' && k !== 'examples').sort(([a], [b]) => (a < b ? -1 : 1)));
+
+function signedMessage(codec: SignedCodec<Fields>, what: string): TSchema {
+  const struct = codec.struct;
+  for (const [name, field] of Object.entries(codec.schema.properties as Record<string, TSchema>)) {
+    const base = FIELD_COMPONENTS[name];
+    if (base === undefined || wireShape(base) !== wireShape(field)) throw new Error(`api-schemas: ${struct.name}.${name} is not the wire form of a named primitive`);
+    if (field !== base) REFINED.set(field, { base, description: String((field as { description?: unknown }).description ?? '') });
+  }
   const description = [
     what,
     '',
@@ -180,59 +198,31 @@ function signedMessage<P extends Record<string, TSchema>>(struct: Eip712Struct, 
       [struct.name]: struct.fields.map((f) => ({ name: f.name, type: f.type })),
     },
   };
-  return component(struct.name, Type.Object({ ...properties, signature: Signature }, { additionalProperties: false, description, examples: [example], 'x-eip712': eip712 }));
+  const schema = { ...codec.schema, description, 'x-eip712': eip712 } as TSchema;
+  return component(struct.name, explainWith(schema, (value) => void codec.decode(value)));
 }
 
-export const EncryptRequest = signedMessage(
-  ENCRYPT_STRUCT,
-  'The owner\'s signed request to have the gateway encrypt a plaintext to a key and store the result as a handle the owner owns.',
-  {
-    keyId: KeyId,
-    owner: Address,
-    plaintextHash: described(Bytes32, 'SHA-256 of the plaintext bytes.'),
-    notBefore: Timestamp,
-    notAfter: described(Timestamp, `Later than notBefore, at most ${MAX_VALIDITY_SECONDS} s after it.`),
-    requestId: RequestId,
-  },
-  EX.encryptRequest,
-);
-export const RegisterHandle = signedMessage(REGISTER_STRUCT, 'The owner\'s signature over a handle they computed for a ciphertext they encrypted themselves.', { handle: Handle, keyId: KeyId, owner: Address }, EX.registration);
-export const Grant = signedMessage(
-  GRANT_STRUCT,
-  'The owner lets `grantee` decrypt the handle until `notAfter`. A later grant (greater issuedAt) to the same grantee replaces an earlier one.',
-  {
-    handle: Handle,
-    grantee: Address,
-    notAfter: described(Timestamp, 'The grant is void after this time (plus clock skew).'),
-    issuedAt: described(Timestamp, 'A revocation with revokedAt ≥ issuedAt cancels this grant.'),
-  },
-  EX.grant,
-);
-export const Revocation = signedMessage(REVOCATION_STRUCT, 'The owner cancels every grant to `grantee` on the handle issued at or before `revokedAt`.', { handle: Handle, grantee: Address, revokedAt: Timestamp }, EX.revocation);
-export const Delegation = signedMessage(
-  DELEGATION_STRUCT,
-  'The requester (the owner, or a grantee) asks the nodes for their partial decryptions of the handle, wrapped to the requester\'s RSA key.',
-  {
-    handle: Handle,
-    keyId: described(KeyId, 'Must be the key the handle belongs to.'),
-    requester: Address,
-    rsaSpki: RsaSpki,
-    notBefore: Timestamp,
-    notAfter: described(Timestamp, `Later than notBefore, at most ${MAX_VALIDITY_SECONDS} s after it.`),
-    requestId: described(RequestId, 'Nodes keep a replay cache: a request id is answered once.'),
-  },
-  EX.delegation,
-);
+const asSigned = (codec: unknown): SignedCodec<Fields> => codec as SignedCodec<Fields>;
+export const EncryptRequest = signedMessage(asSigned(EncryptRequestMessage), 'The owner\'s signed request to have the gateway encrypt a plaintext to a key and store the result as a handle the owner owns.');
+export const RegisterHandle = signedMessage(asSigned(RegisterHandleMessage), 'The owner\'s signature over a handle they computed for a ciphertext they encrypted themselves.');
+export const Grant = signedMessage(asSigned(GrantMessage), 'The owner lets `grantee` decrypt the handle until `notAfter`. A later grant (greater issuedAt) to the same grantee replaces an earlier one.');
+export const Revocation = signedMessage(asSigned(RevocationMessage), 'The owner cancels every grant to `grantee` on the handle issued at or before `revokedAt`.');
+export const Delegation = signedMessage(asSigned(DelegationMessage), 'The requester (the owner, or a grantee) asks the nodes for their partial decryptions of the handle, wrapped to the requester\'s RSA key.');
+export const SIGNED_STRUCTS = [EncryptRequestMessage, RegisterHandleMessage, GrantMessage, RevocationMessage, DelegationMessage].map((m) => m.struct);
 
 // --- request bodies and path parameters -------------------------------------------------
 
-const ciphertext = {
-  ...Base64,
-  ...decode({ kind: 'base64', minBytes: TAG_LENGTH }),
-  minLength: Math.ceil(TAG_LENGTH / 3) * 4,
-  description: `AES-256-GCM ciphertext ‖ ${TAG_LENGTH}-byte tag, standard padded base64 (at least the tag; at most maxPlaintextBytes + ${TAG_LENGTH} bytes).`,
-};
-REFINED.set(ciphertext, { base: Base64, description: ciphertext.description });
+const ciphertext = explainWith(
+  {
+    ...Base64,
+    minLength: Math.ceil(TAG_LENGTH / 3) * 4,
+    description: `AES-256-GCM ciphertext ‖ ${TAG_LENGTH}-byte tag, standard padded base64 (at least the tag; at most maxPlaintextBytes + ${TAG_LENGTH} bytes).`,
+  } as TSchema,
+  (value, name) => {
+    if (decodeBase64(value, { name }).length < TAG_LENGTH) throw new TkmsError('bad_length', `${name} must hold at least the ${TAG_LENGTH}-byte tag`);
+  },
+);
+REFINED.set(ciphertext, { base: Base64, description: String((ciphertext as { description?: unknown }).description) });
 
 export const EncryptBody = component(
   'EncryptBody',
@@ -287,7 +277,7 @@ const handleFields = {
   kProof: EphemeralKeyProof,
   createdAt: Type.String({ format: 'date-time', description: 'When the gateway first stored the handle (ISO 8601, UTC).' }),
 };
-const storedCiphertext = described(ciphertext, 'ciphertext ‖ tag, standard padded base64.');
+const storedCiphertext = { ...ciphertext, description: 'ciphertext ‖ tag, standard padded base64.' } as TSchema;
 REFINED.set(storedCiphertext, { base: Base64, description: 'ciphertext ‖ tag, standard padded base64.' });
 const memberCount = (description?: string): TSchema => Type.Integer({ minimum: 1, maximum: MAX_PARTICIPANT_ID, ...(description === undefined ? {} : { description }) });
 const byMemberId = (value: TSchema, description: string): TSchema => Type.Unsafe<Record<string, string>>({ type: 'object', propertyNames: { pattern: '^[1-9][0-9]{0,4}$' }, additionalProperties: value, description } as TSchema);

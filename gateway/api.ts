@@ -12,16 +12,8 @@ import {
   encodeBase64,
   encodeHex,
   EPHEMERAL_PROOF_LENGTH,
-  grantToJson,
   NONCE_LENGTH,
-  parseDelegation,
-  parseEncryptRequest,
-  parseGrant,
-  parseHandleDescriptor,
-  parseRegisterHandle,
-  parseRevocation,
   partialAnswerToJson,
-  revocationToJson,
   sealToHandle,
   TAG_LENGTH,
   TkmsError,
@@ -29,8 +21,13 @@ import {
   verifyGrant,
   verifyRegisterHandle,
   verifyRevocation,
-  type Grant,
   type HandleDescriptor,
+  DelegationMessage,
+  EncryptRequestMessage,
+  GrantMessage,
+  HandleDescriptorMessage,
+  RegisterHandleMessage,
+  RevocationMessage,
 } from '../core/index.ts';
 import type { IncomingMessage } from 'node:http';
 import { Type, type Static } from 'typebox';
@@ -67,8 +64,9 @@ export interface GatewayContext {
   now?: () => number;
 }
 
+/** The stored handle's descriptor: the store wrote it from a checked one, so it is decoded without re-validation. */
 function descriptorOf(h: StoredHandle): HandleDescriptor {
-  return parseHandleDescriptor({ keyId: h.keyId, K: h.K, nonce: h.nonce, ciphertextHash: h.ciphertextHash, owner: h.owner, kProof: h.kProof });
+  return HandleDescriptorMessage.decodeValid({ keyId: h.keyId, K: h.K, nonce: h.nonce, ciphertextHash: h.ciphertextHash, owner: h.owner, kProof: h.kProof } as never);
 }
 
 function handleJson(h: StoredHandle): Record<string, unknown> {
@@ -100,9 +98,9 @@ export function grantsResponseBytes(count: number): number {
   return count * 400 + 64 * 1024;
 }
 
-function storedGrant(g: Grant): StoredGrant {
-  const json = grantToJson(g);
-  return { handle: json.handle as string, grantee: json.grantee as string, notAfter: g.notAfter, issuedAt: g.issuedAt, signature: json.signature as string };
+/** The store's record of a grant: its wire JSON, as core encodes it. */
+function storedGrant(json: Record<string, unknown>): StoredGrant {
+  return { handle: json.handle as string, grantee: json.grantee as string, notAfter: json.notAfter as number, issuedAt: json.issuedAt as number, signature: json.signature as string };
 }
 
 /**
@@ -165,7 +163,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
     },
     encrypt: async (_req, _url, body) => {
       const o = body as Static<typeof EncryptBody>;
-      const request = parseEncryptRequest(o.request);
+      const request = EncryptRequestMessage.decodeValid(o.request as never);
       const plaintext = decodeBase64(o.plaintext, { name: 'plaintext', maxLength: ctx.config.maxPlaintextBytes });
       const owner = encodeHex(request.owner);
       verifyEncryptRequest(request, plaintext, time(), deployment());
@@ -189,7 +187,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
     },
     registerHandle: async (_req, _url, body) => {
       const o = body as Static<typeof RegisterHandleBody>;
-      const registration = parseRegisterHandle(o.registration);
+      const registration = RegisterHandleMessage.decodeValid(o.registration as never);
       const K = decodeHex(o.K, { name: 'K', length: 33 });
       decodePoint(K, 'K');
       const nonce = decodeHex(o.nonce, { name: 'nonce', length: NONCE_LENGTH });
@@ -234,19 +232,20 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
     },
     putGrant: async (_req, _url, body, params) => {
       const h = getHandle(params.handle);
-      const grant = parseGrant(body);
+      const grant = GrantMessage.decodeValid(body as never);
       if (encodeHex(grant.handle) !== h.handle) throw new TkmsError('bad_request', 'grant.handle does not match the URL');
       verifyGrant(grant, descriptorOf(h), deployment());
       // Nodes refuse it at use: a future issuedAt would outlive revocations, and the store keeps the latest.
       checkGrantTimes(grant, time(), ctx.config.maxGrantLifetimeSeconds);
       ctx.limiter.take(h.owner);
-      const stored = await ctx.store.putGrant(storedGrant(grant));
-      return { status: stored ? 201 : 200, json: { grant: grantToJson(grant), stored } };
+      const json = GrantMessage.encode(grant);
+      const stored = await ctx.store.putGrant(storedGrant(json));
+      return { status: stored ? 201 : 200, json: { grant: json, stored } };
     },
     revokeGrant: async (_req, _url, body, params) => {
       const h = getHandle(params.handle);
       const grantee = encodeHex(decodeAddress(params.grantee, 'grantee'));
-      const revocation = parseRevocation(body);
+      const revocation = RevocationMessage.decodeValid(body as never);
       if (encodeHex(revocation.handle) !== h.handle || encodeHex(revocation.grantee) !== grantee) {
         throw new TkmsError('bad_request', 'revocation.handle and revocation.grantee must match the URL');
       }
@@ -256,7 +255,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       }
       verifyRevocation(revocation, descriptor, deployment());
       ctx.limiter.take(h.owner);
-      const json = revocationToJson(revocation);
+      const json = RevocationMessage.encode(revocation);
       await ctx.store.putRevocation({ handle: h.handle, grantee, revokedAt: revocation.revokedAt, signature: json.signature as string });
       const { acked, failures } = await ctx.pool.broadcastRevocation({ descriptor, revocation }, ctx.config.partialTimeoutMs);
       const n = ctx.pool.committee.members.length;
@@ -274,7 +273,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       try {
         const h = getHandle(params.handle);
         const o = body as Static<typeof DelegateBody>;
-        const delegation = parseDelegation(o.delegation);
+        const delegation = DelegationMessage.decodeValid(o.delegation as never);
         if (encodeHex(delegation.handle) !== h.handle) throw new TkmsError('bad_request', 'delegation.handle does not match the URL');
         const exclude = new Set<number>(o.exclude);
         const descriptor = descriptorOf(h);
@@ -283,7 +282,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         const grant =
           stored === undefined
             ? undefined
-            : parseGrant({ handle: stored.handle, grantee: stored.grantee, notAfter: stored.notAfter, issuedAt: stored.issuedAt, signature: stored.signature });
+            : GrantMessage.decodeValid({ handle: stored.handle, grantee: stored.grantee, notAfter: stored.notAfter, issuedAt: stored.issuedAt, signature: stored.signature } as never);
         authorizeDelegation({
           deployment: deployment(),
           delegation,

@@ -12,8 +12,6 @@ import { componentName, components, EIP712_DOMAIN, PathParams, refinement, SIGNE
 type Json = Record<string, unknown>;
 
 const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
-/** Annotations for the router only. */
-const INTERNAL_KEYWORDS = new Set(['x-decode']);
 
 /** A schema as the document shows it: registered schemas become `$ref`s, collected in `used`. */
 function toDoc(schema: unknown, used: Set<string>, root = false): unknown {
@@ -34,7 +32,6 @@ function toDoc(schema: unknown, used: Set<string>, root = false): unknown {
   }
   const out: Json = {};
   for (const [k, v] of Object.entries(schema)) {
-    if (INTERNAL_KEYWORDS.has(k)) continue;
     // Values under these keywords are data (examples, enums, the EIP-712 types), not schemas.
     out[k] = k === 'examples' || k === 'enum' || k === 'x-eip712' || k === 'required' ? v : k === 'properties' ? mapValues(v as Json, used) : toDoc(v, used);
   }

@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Logger } from 'pino';
 import { isTkmsError, TkmsError } from '../core/index.ts';
 import { BodyBudget, ConnectionGate, DEFAULT_HTTP_LIMITS, ResponseBudget, type HttpLimits, type RefusalReason } from './http-limits.ts';
-import { createRequestValidator, validationError, type RequestSchema } from './http-validation.ts';
+import { compileRequestValidator, createRequestValidator, type RequestSchema } from './http-validation.ts';
 
 /**
  * The HTTP server of the gateway API and of the node's health/admin listeners: fastify over a
@@ -361,8 +361,7 @@ export async function buildHttpApp(routes: Route[], log: Logger, name: string, o
     },
   });
   const validator = createRequestValidator();
-  app.setValidatorCompiler(({ schema }) => validator.compile(schema));
-  app.setSchemaErrorFormatter((errors, dataVar) => validationError(errors, dataVar));
+  app.setValidatorCompiler(({ schema, httpPart }) => compileRequestValidator(validator, schema, httpPart ?? 'body') as never);
 
   if (opts.cors !== undefined && opts.cors.allowedOrigins.length > 0) {
     if (opts.cors.allowedOrigins.includes('*')) throw new TkmsError('bad_request', 'cors.allowedOrigins lists exact origins; "*" is not allowed');

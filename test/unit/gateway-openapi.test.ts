@@ -339,11 +339,14 @@ describe('gateway OpenAPI document', () => {
       assert.notDeepEqual(bad((b) => ((b.delegation as Json).extra = 1)), []);
       assert.notDeepEqual(bad((b) => delete (b.delegation as Json).requestId), []);
       assert.notDeepEqual(bad((b) => ((b.delegation as Json).rsaSpki = `0x${String(delegation.rsaSpki)}`)), []);
-      assert.notDeepEqual(bad((b) => ((b.delegation as Json).handle = String(delegation.handle).slice(2))), []);
+      // The schemas take what core's decoders take (0x optional, either case), nothing more.
+      assert.notDeepEqual(bad((b) => ((b.delegation as Json).handle = String(delegation.handle).slice(0, -2))), []);
+      assert.notDeepEqual(bad((b) => ((b.delegation as Json).handle = `0x${'g'.repeat(64)}`)), []);
+      assert.deepEqual(bad((b) => ((b.delegation as Json).handle = String(delegation.handle).slice(2).toUpperCase())), []);
       assert.notDeepEqual(bad((b) => ((b.delegation as Json).notAfter = 1.5)), []);
       assert.notDeepEqual(bad((b) => ((b.delegation as Json).notAfter = -1)), []);
       assert.notDeepEqual(bad((b) => ((b.delegation as Json).signature = String(delegation.signature).slice(0, -2))), []);
-      assert.notDeepEqual(bad((b) => ((b.delegation as Json).signature = String(delegation.signature).toUpperCase().replace('0X', '0x'))), []);
+      assert.notDeepEqual(bad((b) => ((b.delegation as Json).signature = String(delegation.signature).slice(2))), []);
       assert.notDeepEqual(bad((b) => (b.exclude = [0])), []);
       assert.notDeepEqual(bad((b) => (b.exclude = 'all')), []);
       assert.notDeepEqual(errorsOf(schemaRef('KeyId'), 'a..b'), []);
@@ -487,11 +490,14 @@ describe('gateway OpenAPI document', () => {
 
     it('kProof is in every handle schema, required in the POST /v1/handles body, and its pattern is the core length', () => {
       const proof = schemaRef('EphemeralKeyProof');
-      assert.equal(deref(proof).pattern, `^0x[0-9a-f]{${EPHEMERAL_PROOF_LENGTH * 2}}$`);
+      assert.equal(deref(proof).pattern, `^(?:0[xX])?[0-9a-fA-F]{${EPHEMERAL_PROOF_LENGTH * 2}}$`);
       assert.deepEqual(errorsOf(proof, handleExample.kProof), []);
       assert.notDeepEqual(errorsOf(proof, String(handleExample.kProof).slice(0, -2)), []);
-      assert.notDeepEqual(errorsOf(proof, String(handleExample.kProof).slice(2)), []);
-      assert.notDeepEqual(errorsOf(proof, String(handleExample.kProof).toUpperCase().replace('0X', '0x')), []);
+      assert.notDeepEqual(errorsOf(proof, `${String(handleExample.kProof)}00`), []);
+      assert.notDeepEqual(errorsOf(proof, `${String(handleExample.kProof).slice(0, -1)}g`), []);
+      // As decodeHex has always taken it: without 0x, or in upper case.
+      assert.deepEqual(errorsOf(proof, String(handleExample.kProof).slice(2)), []);
+      assert.deepEqual(errorsOf(proof, String(handleExample.kProof).toUpperCase()), []);
       for (const name of ['HandleStored', 'HandleRecord', 'DelegationResult', 'RegisterHandleBody']) {
         const s = schemasByName[name] as Json;
         assert.ok('kProof' in (s.properties as Json), `${name} has kProof`);
