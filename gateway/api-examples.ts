@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../core/index.ts';
+import { MESSAGE_EXAMPLES, type ErrorCode } from '../core/index.ts';
 
 /**
  * One consistent, real data set of examples (a 2-of-3 devnet key "demo", owner = Hardhat
@@ -58,44 +58,11 @@ export const EX = {
   handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
   owner: '0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266',
   grantee: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
-  encryptRequest: {
-    keyId: 'demo',
-    owner: '0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266',
-    plaintextHash: '0x3170fe9ba13901926ce6770eecfec139f9a49d8a13ad7648cf597c0345081391',
-    notBefore: 1767225600,
-    notAfter: 1767225900,
-    requestId: '0x0f1e2d3c4b5a69788796a5b4c3d2e1f0',
-    signature: '0x0818a02659eec8516accbe32ee55cf3370c1b45612167d5222e7d04482d8fc5965a1674504e06947ca5fa1f8a26fc5cb2d1a6d6b4afe616bf13b326997b9c0ca1b',
-  },
-  registration: {
-    handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
-    keyId: 'demo',
-    owner: '0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266',
-    signature: '0x81f74ac90e07377dd7ab951b5f901687f6503536614686d3d51c531c219cc3b1554f05b9dc990f279d785dc9b3c72ad0c59e7851a3d4b0a75f9a9676dc46cf271b',
-  },
-  grant: {
-    handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
-    grantee: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
-    notAfter: 1769817600,
-    issuedAt: 1767225660,
-    signature: '0xe65cb544a139cb8a77265b6d30427dbc03169c6bab630d64f2707ba16c251212542dcec08a48c92f11f26c470dc58fc5b35dee52ddc3ec98fb342c0fd827a0511b',
-  },
-  revocation: {
-    handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
-    grantee: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
-    revokedAt: 1767232800,
-    signature: '0xb9cac648a1a9e1bfe6baea4674ef8d043b2608f2033de3f9d6b9f6792b43f3c67c466e14b862d8c6f05ed39aebc7f516d050cbf9d7113773fc87cb16704b74401b',
-  },
-  delegation: {
-    handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
-    keyId: 'demo',
-    requester: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
-    rsaSpki: '30820122300d06092a864886f70d01010105000382010f003082010a0282010100d0dee7429571780b6603ab4d1aed5b71d1c43d52f23402f937a3cf7ff48fc22304b6d1ca533cf962423837cd4749b692f0da2fff8756ce5386ac4113d5a182df30e0e9c363b428e71139668a2ac0d8deb86aacf5b783ea5399eb090197e07d1b3cb87ca6b4cf6e47925e509e9fdef8d6b95fa3c84ea7a8a5d966ab46a5b5c87b8b7aecdfc32f5f54485422780a6bd0ba2a8042faa192d4e616d7bd5e76b56785d454d93f1175ca0c80e171ea94959fd8e261459cfa53a02067d13eb30429a67731a9e5c964309ab62b31028392a74c74f9ed1da60855af7bebff65b365ba6f22c98ac5e3f2a49283e14ffece293c7da14d5f20bc83a126c358bbbe4b502c033b0203010001',
-    notBefore: 1767225720,
-    notAfter: 1767226020,
-    requestId: '0xa1b2c3d4e5f60718293a4b5c6d7e8f90',
-    signature: '0xa276e932233adec7daf77999448c79f868ea06fd35b00e15c516c816ddc83f903471761484a9614fdd96cf61fa2e43a0008f9d698f05f934750cd5d6b8a768c81b',
-  },
+  encryptRequest: MESSAGE_EXAMPLES.encryptRequest,
+  registration: MESSAGE_EXAMPLES.registerHandle,
+  grant: MESSAGE_EXAMPLES.grant,
+  revocation: MESSAGE_EXAMPLES.revocation,
+  delegation: MESSAGE_EXAMPLES.delegation,
   partials: [
     {
       nodeId: 1,
