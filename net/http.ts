@@ -15,7 +15,8 @@ import { compileRequestValidator, createRequestValidator, type RequestSchema } f
  * act before fastify sees a request. Routes are exact paths, "{name}" segment patterns, or
  * (legacy) a prefix ending with "/" that matches one more segment. A route's body and path
  * parameters are checked by its compiled schema (no coercion, no removal: a stray field is a
- * 400). Bodies are JSON only (415 otherwise) and read under the byte budget; every error
+ * 400); a declared body must be sent as JSON (415 otherwise). Bodies are read under the byte
+ * budget, before any of it is parsed; every error
  * leaves as `{ "error": { "code", "message" } }` with the status of its code.
  */
 export type RouteHandler = (req: IncomingMessage, url: URL, body: unknown, params: Record<string, string>) => Promise<RouteResult> | RouteResult;
@@ -383,7 +384,10 @@ export async function buildHttpApp(routes: Route[], log: Logger, name: string, o
     if (request.is404) return undefined;
     const req = request.raw;
     const type = req.headers['content-type'];
-    if (type === undefined || !JSON_TYPE.test(type)) throw new TkmsError('unsupported_media_type', 'request bodies must be application/json');
+    // A route that declares its body takes JSON only; the node's undeclared admin bodies are read as JSON whatever their type, as they always were.
+    if (request.routeOptions.schema?.body !== undefined && (type === undefined || !JSON_TYPE.test(type))) {
+      throw new TkmsError('unsupported_media_type', 'request bodies must be application/json');
+    }
     const exchange = EXCHANGES.get(req);
     const guard: BodyGuard | undefined =
       bodyBudget === undefined || limits === undefined || exchange === undefined

@@ -121,6 +121,17 @@ describe('gateway HTTP for browsers: CORS, base path, protocol errors', () => {
     }
   });
 
+  it('a route without a declared body (the node\'s admin API) still reads its body as JSON whatever its type', async () => {
+    const echo = await buildHttpApp([{ method: 'POST', path: '/admin/echo', handler: (_req, _url, body) => ({ status: 200, json: { body } }) }], createLogger('silent'), 'test');
+    try {
+      const r = await echo.inject({ method: 'POST', url: '/admin/echo', payload: '{"keyId":"a"}', headers: { 'content-type': 'text/plain;charset=UTF-8' } });
+      assert.equal(r.statusCode, 200);
+      assert.deepEqual(JSON.parse(r.body), { body: { keyId: 'a' } });
+    } finally {
+      await echo.close();
+    }
+  });
+
   it('config: cors.allowedOrigins and basePath from the file or the environment; no wildcard, no non-origins', () => {
     const base = { listen: '127.0.0.1:8080', storeDir: 's', committeeFile: 'c.json' };
     const d = parseGatewayConfig(base, '/tmp');
