@@ -12,6 +12,7 @@ export * from './handle.ts';
 export * from './schema.ts';
 export * from './messages.ts';
 export * from './authz.ts';
+export * from './node-messages.ts';
 export * from './node-wire.ts';
 export * from './eip712.ts';
 export * from './sealed-handle.ts';

@@ -1,27 +1,25 @@
-import { DelegationMessage, GrantMessage, HandleDescriptorMessage, RevocationMessage } from './messages.ts';
 import type { Delegation, Grant, HandleDescriptor, Revocation } from './authz.ts';
-import { DLEQ_PROOF_LENGTH } from './dleq.ts';
-import { ERROR_CODES, TkmsError, type ErrorCode } from './errors.ts';
+import { TkmsError } from './errors.ts';
 import { parseJsonFrame } from './json-frame.ts';
 import {
-  arrayField,
-  booleanField,
-  enumField,
-  hexBytesField,
-  hexBytesUpToField,
-  impliedField,
-  integerField,
-  literalField,
-  nestedField,
-  objectCodec,
-  openArrayField,
-  optionalField,
-  optionalNestedField,
-  orNullField,
-  textField,
-  type Decoded,
-} from './schema.ts';
-import { MAX_PARTICIPANT_ID } from './shamir.ts';
+  AclPageBody,
+  AclRevokeBody,
+  AclStoredBody,
+  AclSyncBody,
+  ErrorReplyBody,
+  KeysReplyOkBody,
+  KeysRequestBody,
+  MAX_PARTIAL_BATCH,
+  MAX_RETRY_AFTER_SECONDS,
+  PartialAnswerBody,
+  PartialBatchReplyOkBody,
+  PartialBatchRequestBody,
+  PartialReplyOkBody,
+  PartialRequestBody,
+  RevocationEnvelopeBody,
+  type WireErrorBody,
+} from './node-messages.ts';
+import type { Decoded } from './schema.ts';
 
 /**
  * Frames of the request/reply protocols a node serves to the gateway (or anyone):
@@ -29,114 +27,15 @@ import { MAX_PARTICIPANT_ID } from './shamir.ts';
  *   /tkms/partial-batch/1  up to MAX_PARTIAL_BATCH of those → as many answers, in order
  *   /tkms/acl/1      a revocation to store and pass on, or a page of the revocations held
  *   /tkms/keys/1     the public DKG results of the keys the node holds
- * One JSON object per frame, each body declared once below (core/schema.ts): decoding is strict
- * (exact fields, bounded sizes) and keeps the error codes of core/messages.ts's messages.
+ * One JSON object per frame, each body declared once in core/node-messages.ts: decoding is strict
+ * (exact fields, bounded sizes) with the error codes of the signed messages (core/messages.ts).
  */
 export const PARTIAL_PROTOCOL = '/tkms/partial/1';
 /** Several partial requests in one frame, answered in one frame (the gateway's path under load). */
 export const PARTIAL_BATCH_PROTOCOL = '/tkms/partial-batch/1';
-export const MAX_PARTIAL_BATCH = 32;
 export const ACL_PROTOCOL = '/tkms/acl/1';
 export const KEYS_PROTOCOL = '/tkms/keys/1';
 export const MAX_NODE_FRAME_BYTES = 1024 * 1024;
-export const MAX_RSA_CIPHERTEXT_BYTES = 512;
-export const REVOCATION_PAGE_SIZE = 500;
-/** Longest retry hint a node may send: a day, so a wrong clock or hostile node cannot park clients. */
-export const MAX_RETRY_AFTER_SECONDS = 86_400;
-const MAX_KEYS_PER_REPLY = 10_000;
-const MAX_ERROR_MESSAGE = 2000;
-
-// ---------------------------------------------------------------------------------------
-// The bodies.
-
-const version = () => impliedField(1, { description: 'Frame format version.', refusal: 'unsupported version' });
-const okTrue = () => literalField(true, { description: 'The request was served.', refusal: 'ok must be a boolean' });
-const offset = (description: string) => integerField(0, Number.MAX_SAFE_INTEGER, { description, refusal: 'must be a non-negative integer' });
-
-export const WireErrorBody = objectCodec(
-  'error',
-  {
-    code: enumField(Object.keys(ERROR_CODES) as ErrorCode[], { description: 'Stable error code (core/errors.ts).', refusal: 'is not a known error code' }),
-    message: textField(MAX_ERROR_MESSAGE, { description: 'What went wrong, for people.' }),
-    retryAfterSeconds: optionalField(
-      integerField(0, MAX_RETRY_AFTER_SECONDS, { description: 'With rate_limited: when the node expects to answer again.', refusal: `must be an integer from 0 to ${MAX_RETRY_AFTER_SECONDS}` }),
-    ),
-  },
-  { description: 'A refusal.', qualified: true },
-);
-
-/** `{ ok: false, error }`: the refusal of any request of any protocol. */
-export const ErrorReplyBody = objectCodec(
-  'error reply',
-  { ok: literalField(false, { description: 'The request was refused.', refusal: 'ok must be false' }), error: nestedField(WireErrorBody, { byFieldName: true }) },
-  { description: 'A refused request.', qualified: true },
-);
-
-export const PartialRequestBody = objectCodec(
-  'partial request',
-  { v: version(), delegation: nestedField(DelegationMessage), descriptor: nestedField(HandleDescriptorMessage), grant: optionalNestedField(GrantMessage) },
-  { description: 'A delegation, the descriptor of its handle, and the grant it relies on (null when the requester owns the handle).' },
-);
-
-export const PartialBatchRequestBody = objectCodec(
-  'partial batch',
-  { v: version(), requests: openArrayField({ minItems: 1, maxItems: MAX_PARTIAL_BATCH, items: PartialRequestBody, description: 'Partial requests, each decoded on its own: a bad one is refused in its own reply.' }) },
-  { description: 'Several partial requests in one frame.' },
-);
-
-const answerFields = {
-  nodeId: integerField(1, MAX_PARTICIPANT_ID, { description: 'The answering member.', refusal: `must be an integer in 1..${MAX_PARTICIPANT_ID}` }),
-  wrapped: hexBytesUpToField(MAX_RSA_CIPHERTEXT_BYTES, { description: 'RSA-OAEP ciphertext of the 33-byte partial P_i, to the delegation\'s key.' }),
-  proof: hexBytesField(DLEQ_PROOF_LENGTH, { description: '64-byte DLEQ proof c ‖ s that P_i = share_i·K.' }),
-};
-
-export const PartialAnswerBody = objectCodec('partial', answerFields, { description: 'One node\'s partial decryption.', qualified: true });
-export const PartialReplyOkBody = objectCodec('partial reply', { ok: okTrue(), ...answerFields }, { description: 'A served partial request.', qualified: true });
-
-export const PartialBatchReplyOkBody = objectCodec(
-  'partial batch reply',
-  { ok: okTrue(), replies: openArrayField({ maxItems: MAX_PARTIAL_BATCH, items: PartialReplyOkBody, description: 'One reply per request, in order: a served one or an error reply.' }) },
-  { description: 'The answers to a batch.', qualified: true },
-);
-
-export const RevocationEnvelopeBody = objectCodec(
-  'revocation envelope',
-  { descriptor: nestedField(HandleDescriptorMessage), revocation: nestedField(RevocationMessage) },
-  { description: 'A revocation with the descriptor of its handle, so every node can check the owner signed it.' },
-);
-
-export const AclRevokeBody = objectCodec(
-  'acl request',
-  { v: version(), type: literalField('revoke', { description: 'Store and pass on a revocation.', refusal: 'type must be "revoke"' }), item: nestedField(RevocationEnvelopeBody) },
-  { description: 'A revocation to store.', qualified: true },
-);
-export const AclSyncBody = objectCodec(
-  'acl request',
-  { v: version(), type: literalField('sync', { description: 'Send a page of the revocations held.', refusal: 'type must be "sync"' }), offset: offset('Where the page starts.') },
-  { description: 'Ask for a page of revocations.', qualified: true },
-);
-export const AclStoredBody = objectCodec(
-  'acl reply',
-  { ok: okTrue(), type: literalField('stored', { description: 'Whether the revocation was new.', refusal: 'type must be "stored"' }), stored: booleanField({ description: 'True when the node did not hold it yet.' }) },
-  { description: 'A revocation was accepted.', qualified: true },
-);
-export const AclPageBody = objectCodec(
-  'acl reply',
-  {
-    ok: okTrue(),
-    type: literalField('page', { description: 'A page of revocations.', refusal: 'type must be "page"' }),
-    items: arrayField(RevocationEnvelopeBody, { maxItems: REVOCATION_PAGE_SIZE, description: 'The revocations held, from the requested offset.' }),
-    next: orNullField(offset('The offset of the next page, or null after the last.')),
-  },
-  { description: 'A page of the revocations a node holds.', qualified: true },
-);
-
-export const KeysRequestBody = objectCodec('keys request', { v: version() }, { description: 'Ask for the public DKG results of the keys held.', qualified: true });
-export const KeysReplyOkBody = objectCodec(
-  'keys reply',
-  { ok: okTrue(), keys: openArrayField({ maxItems: MAX_KEYS_PER_REPLY, description: 'DKG public results, validated by the receiver (core/dkg).' }) },
-  { description: 'The public DKG results of the keys a node holds.', qualified: true },
-);
 
 const encoder = new TextEncoder();
 

@@ -156,6 +156,8 @@ export class PartialService {
     const held = this.o.shares.get(delegation.keyId);
     if (held === undefined) throw new TkmsError('unknown_key', `this node holds no share of key ${delegation.keyId}`);
     const nowSeconds = Math.floor((this.o.now?.() ?? Date.now()) / 1000);
+    // The requester's text form names it to the rate limiter, the replay log and the log line: made once.
+    let requester = '';
     const auth = authorizeDelegation({
       deployment: this.o.deployment,
       delegation,
@@ -165,11 +167,11 @@ export class PartialService {
       nowSeconds,
       clockSkewSeconds: this.o.clockSkewSeconds,
       maxGrantLifetimeSeconds: this.o.maxGrantLifetimeSeconds,
-      onRequester: (requester) => this.o.limiter.take(`0x${bytesToHex(requester)}`),
+      onRequester: (bytes) => this.o.limiter.take((requester = `0x${bytesToHex(bytes)}`)),
     });
     const rsaKey = await this.requesterKeys.import(delegation.rsaSpki);
     // Spend the request id last among the checks, so a refused request does not burn it.
-    await this.o.replay.claim(delegation.requestId, delegation.notAfter, nowSeconds, `0x${bytesToHex(auth.requester)}`);
+    await this.o.replay.claim(delegation.requestId, delegation.notAfter, nowSeconds, requester);
 
     const ctx = { keyId: delegation.keyId, nodeId: this.o.selfId, requestId: delegation.requestId };
     const fault = this.o.fault;
@@ -181,7 +183,7 @@ export class PartialService {
     if (fault === 'late') await new Promise((r) => setTimeout(r, 3_000));
     const wrapped = fault === 'garbage' ? randomBytes(rsaKey.modulusBits / 8) : wrapForRequester(rsaKey, partial);
     this.o.log.debug(
-      { keyId: delegation.keyId, requestId: bytesToHex(delegation.requestId), requester: `0x${bytesToHex(auth.requester)}`, viaGrant: auth.viaGrant },
+      { keyId: delegation.keyId, requestId: bytesToHex(delegation.requestId), requester, viaGrant: auth.viaGrant },
       'partial issued',
     );
     return { ok: true, nodeId: this.o.selfId, wrapped, proof: encodeDleqProof(proof) };

@@ -196,9 +196,9 @@ export class RevocationStore {
     }
     if (this.expiresAt(revocation.revokedAt) < nowSeconds) return false;
     // Already in force through the owner's watermark: storing it would change nothing.
-    if ((this.watermarks.upTo(bytesToHex(descriptor.owner)) ?? -1) >= revocation.revokedAt) return false;
-    verifyRevocation(revocation, descriptor, this.deployment);
     const owner = bytesToHex(descriptor.owner);
+    if ((this.watermarks.upTo(owner) ?? -1) >= revocation.revokedAt) return false;
+    verifyRevocation(revocation, descriptor, this.deployment);
     if (held === undefined && inFlight === undefined) this.makeRoom(owner);
     // Counted from here on, so concurrent adds see it; the write joins the log's next group commit.
     this.owners.add(owner, key);

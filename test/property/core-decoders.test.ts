@@ -1,7 +1,19 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
+import { Compile } from 'typebox/compile';
 import {
+  addressField,
+  type AnyField,
+  base64Field,
+  decodeBase64,
+  decodeSignature,
+  hexBytesField,
+  hexBytesUpToField,
+  keyIdField,
+  MAX_TIMESTAMP,
+  TkmsError,
+  unixSecondsField,
   assertKeyId,
   bytesToHex,
   CURVE_ORDER,
@@ -535,4 +547,120 @@ describe('core decoders (property)', function () {
       );
     });
   });
+});
+
+/**
+ * The field declarations of core/schema.ts decide with a compiled validator and explain a
+ * refusal with the hand-written decoders: together they must be those decoders exactly, the
+ * same value for what they accept and the same code and message for what they refuse.
+ */
+describe('declared fields agree with the hand-written decoders (property)', function () {
+  this.timeout(60_000);
+
+  type Outcome = { value: unknown } | { code: string; message: string };
+  const outcome = (fn: () => unknown): Outcome => {
+    try {
+      return { value: fn() };
+    } catch (e) {
+      assert.ok(isTkmsError(e), `expected TkmsError, got ${e instanceof Error ? `${e.name}: ${e.message}` : fc.stringify(e)}`);
+      return { code: e.code, message: e.message };
+    }
+  };
+  /** A field used as objectCodec uses it: the validator decides, explain says why not. */
+  const viaField = (field: AnyField, name: string) => {
+    const validator = Compile(field.schema);
+    return (value: unknown): unknown => {
+      if (validator.Check(value)) return field.decode(value, name);
+      field.explain(value, name);
+      throw new Error(`the schema refused ${fc.stringify(value)} but explain accepted it`);
+    };
+  };
+  const timestamp = (value: unknown): number => {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_TIMESTAMP) throw new TkmsError('bad_request', 'when must be a unix time in whole seconds');
+    return value;
+  };
+  const hexDigits = fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEF'), maxLength: 140 });
+  const nearHex = fc.oneof(
+    hexDigits,
+    hexDigits.map((h) => `0x${h}`),
+    hexDigits.map((h) => `0X${h}`),
+    fc.tuple(hexDigits, fc.constantFrom(...NON_ASCII_DIGITS, 'g', 'x', ' ')).map(([h, c]) => `0x${h}${c}`),
+  );
+  const exactHex = (n: number) => fc.oneof(hexBytes(n, n).map(encodeHex), hexBytes(n, n).map((b) => encodeHex(b).slice(2)), hexBytes(n, n).map((b) => encodeHex(b).toUpperCase()), hexBytes(n - 1, n + 1).map(encodeHex));
+  const values = (...arbs: fc.Arbitrary<unknown>[]) => fc.oneof(nonString, fc.string({ maxLength: 40 }), nearHex, ...arbs);
+
+  const cases: { label: string; field: AnyField; reference: (v: unknown) => unknown; arb: fc.Arbitrary<unknown>; name?: string }[] = [
+    { label: 'hex 32', field: hexBytesField(32, { description: 'x' }), reference: (v) => decodeHex(v, { name: 'f', length: 32 }), arb: values(exactHex(32)) },
+    { label: 'hex 12', field: hexBytesField(12, { description: 'x' }), reference: (v) => decodeHex(v, { name: 'f', length: 12 }), arb: values(exactHex(12)) },
+    {
+      label: 'signature',
+      name: 'signature',
+      field: hexBytesField(65, { description: 'x', prefix: 'required' }),
+      reference: decodeSignature,
+      arb: values(exactHex(65), fc.constant(`0x${'00'.repeat(5000)}`)),
+    },
+    {
+      label: 'hex up to 64, no prefix',
+      field: hexBytesUpToField(64, { description: 'x', prefix: 'forbidden' }),
+      reference: (v) => decodeHex(v, { name: 'f', maxLength: 64, allowPrefix: false }),
+      arb: values(hexBytes(0, 66).map((b) => encodeHex(b).slice(2)), hexBytes(0, 66).map(encodeHex)),
+    },
+    {
+      label: 'hex up to 64',
+      field: hexBytesUpToField(64, { description: 'x' }),
+      reference: (v) => decodeHex(v, { name: 'f', maxLength: 64 }),
+      arb: values(hexBytes(0, 66).map((b) => encodeHex(b).slice(2)), hexBytes(0, 66).map(encodeHex), hexBytes(0, 66).map((b) => `0X${encodeHex(b).slice(2)}`)),
+    },
+    {
+      label: 'address',
+      field: addressField({ description: 'x' }),
+      reference: (v) => decodeAddress(v, 'f'),
+      arb: values(
+        exactHex(20),
+        hexBytes(20, 20).map(toChecksumAddress),
+        fc.tuple(hexBytes(20, 20), fc.nat(39)).map(([b, i]) => {
+          const s = toChecksumAddress(b);
+          const c = s[i + 2]!;
+          return s.slice(0, i + 2) + (c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase()) + s.slice(i + 3);
+        }),
+      ),
+    },
+    {
+      label: 'key id',
+      field: keyIdField({ description: 'x' }),
+      reference: (v) => (assertKeyId(v), v),
+      arb: values(fc.stringMatching(/^[a-z0-9._-]{0,66}$/), fc.constantFrom('a..b', '..', 'a.', 'A', 'a\n', 'é')),
+    },
+    {
+      label: 'unix seconds',
+      field: unixSecondsField({ description: 'x' }),
+      reference: timestamp,
+      arb: fc.oneof(fc.anything(), fc.integer({ min: -10, max: MAX_TIMESTAMP + 10 }), fc.constantFrom(0, -0, MAX_TIMESTAMP, MAX_TIMESTAMP + 1, 1.5, 2 ** 53, NaN, Infinity), fc.double()),
+    },
+    {
+      label: 'base64',
+      field: base64Field(10, { description: 'x' }),
+      reference: (v) => decodeBase64(v, { name: 'f', maxLength: 10 }),
+      arb: values(fc.uint8Array({ maxLength: 14 }).map((b) => Buffer.from(b).toString('base64')), fc.constantFrom('AB==', 'AAB=', 'A', 'AA==AA==')),
+    },
+  ];
+
+  for (const c of cases) {
+    it(`${c.label}: same value or same refusal as the hand-written decoder`, () => {
+      const decode = viaField(c.field, c.name ?? 'f');
+      fc.assert(
+        fc.property(c.arb, (v) => {
+          const reference = outcome(() => c.reference(v));
+          const declared = outcome(() => decode(v));
+          // Only the name differs where the reference names its own subject.
+          if (c.label === 'unix seconds' && 'message' in declared) assert.equal(declared.message, 'f must be a unix time in whole seconds');
+          if (c.label === 'unix seconds' && 'message' in reference) (reference as { message: string }).message = 'f must be a unix time in whole seconds';
+          assert.deepStrictEqual(declared, reference, fc.stringify(v));
+          // Hex is written lower-case, whatever case it was read in.
+          if ('value' in declared && declared.value instanceof Uint8Array && c.field.kind.kind.startsWith('hex')) assert.equal((c.field.encode(declared.value) as string).toLowerCase(), c.field.encode(declared.value));
+        }),
+        { numRuns: 1000 },
+      );
+    });
+  }
 });

@@ -3,8 +3,26 @@ import { generateKeyPairSync } from 'node:crypto';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { ethers } from 'ethers';
 import { generateAccount, type Account } from '../../client/account.ts';
+import { Compile } from 'typebox/compile';
 import {
   authorizeDelegation,
+  decodeHex,
+  DelegationJson,
+  DelegationMessage,
+  encodeType,
+  EncryptRequestJson,
+  EncryptRequestMessage,
+  type Fields,
+  GrantJson,
+  GrantMessage,
+  HandleDescriptorJson,
+  HandleDescriptorMessage,
+  MESSAGE_EXAMPLES,
+  RegisterHandleJson,
+  RegisterHandleMessage,
+  RevocationJson,
+  RevocationMessage,
+  toChecksumAddress,
   committeeSalt,
   DELEGATION_STRUCT,
   domainSeparator,
@@ -588,5 +606,89 @@ describe('core authz', function () {
       assert.equal(typeof j.notBefore, 'number');
       assert.equal(j.requester, s.owner.address);
     });
+  });
+});
+
+describe('core: messages declared once (core/messages.ts)', () => {
+  const DEVNET = { committeeId: 'devnet' };
+  const codecs = {
+    handleDescriptor: HandleDescriptorMessage,
+    delegation: DelegationMessage,
+    grant: GrantMessage,
+    revocation: RevocationMessage,
+    encryptRequest: EncryptRequestMessage,
+    registerHandle: RegisterHandleMessage,
+  } as const;
+  const schemas = [HandleDescriptorJson, DelegationJson, GrantJson, RevocationJson, EncryptRequestJson, RegisterHandleJson];
+
+  it('every example decodes, re-encodes to itself, and every example signature verifies for its deployment', () => {
+    for (const [name, codec] of Object.entries(codecs)) {
+      const example = MESSAGE_EXAMPLES[name as keyof typeof MESSAGE_EXAMPLES];
+      assert.deepStrictEqual(codec.encode(codec.decode(example) as never), example, name);
+      assert.deepStrictEqual((codec.schema as { examples?: unknown[] }).examples, [example], name);
+    }
+    const descriptor = HandleDescriptorMessage.decode(MESSAGE_EXAMPLES.handleDescriptor);
+    const grant = GrantMessage.decode(MESSAGE_EXAMPLES.grant);
+    const delegation = DelegationMessage.decode(MESSAGE_EXAMPLES.delegation);
+    verifyRegisterHandle(RegisterHandleMessage.decode(MESSAGE_EXAMPLES.registerHandle), descriptor, DEVNET);
+    verifyGrant(grant, descriptor, DEVNET);
+    verifyRevocation(RevocationMessage.decode(MESSAGE_EXAMPLES.revocation), descriptor, DEVNET);
+    const encrypt = EncryptRequestMessage.decode(MESSAGE_EXAMPLES.encryptRequest);
+    verifyEncryptRequest(encrypt, utf8ToBytes('hello, tkms'), { nowSeconds: encrypt.notBefore }, DEVNET);
+    const auth = authorizeDelegation({ deployment: DEVNET, delegation, descriptor, grant, revokedAt: () => undefined, nowSeconds: delegation.notBefore });
+    assert.equal(auth.viaGrant, true);
+  });
+
+  it('every field carries a description and an example its own schema accepts', () => {
+    for (const [name, codec] of Object.entries(codecs)) {
+      for (const [field, f] of Object.entries(codec.fields as Fields)) {
+        const schema = f.schema as { description?: string; examples?: unknown[] };
+        assert.ok(typeof schema.description === 'string' && schema.description.length > 0, `${name}.${field} has no description`);
+        assert.equal(schema.examples?.length, 1, `${name}.${field} has no example`);
+        assert.ok(Compile(f.schema).Check(schema.examples![0]), `${name}.${field}: its example does not match its schema`);
+      }
+    }
+  });
+
+  it('the JSON schemas are plain JSON Schema objects: every field required, nothing else allowed', () => {
+    for (const schema of schemas) {
+      const plain = JSON.parse(JSON.stringify(schema)) as { type: string; required: string[]; properties: Record<string, unknown>; additionalProperties: boolean; description: string };
+      assert.equal(plain.type, 'object');
+      assert.equal(plain.additionalProperties, false);
+      assert.deepEqual(plain.required, Object.keys(plain.properties));
+      assert.ok(plain.description.length > 0);
+    }
+  });
+
+  it('each EIP-712 struct is its declaration without the signature, in order, with the types wallets sign', () => {
+    const expected: [Eip712Struct, string][] = [
+      [DELEGATION_STRUCT, 'Delegation(bytes32 handle,string keyId,address requester,bytes rsaSpki,uint64 notBefore,uint64 notAfter,bytes16 requestId)'],
+      [GRANT_STRUCT, 'Grant(bytes32 handle,address grantee,uint64 notAfter,uint64 issuedAt)'],
+      [REVOCATION_STRUCT, 'Revocation(bytes32 handle,address grantee,uint64 revokedAt)'],
+      [ENCRYPT_STRUCT, 'EncryptRequest(string keyId,address owner,bytes32 plaintextHash,uint64 notBefore,uint64 notAfter,bytes16 requestId)'],
+      [REGISTER_STRUCT, 'RegisterHandle(bytes32 handle,string keyId,address owner)'],
+    ];
+    for (const [struct, type] of expected) assert.equal(encodeType(struct), type);
+    assert.deepEqual(Object.keys(DelegationMessage.fields), [...DELEGATION_STRUCT.fields.map((f) => f.name), 'signature']);
+  });
+
+  it('a refusal keeps its code: bad_hex, bad_length, bad_address, bad_key_id, bad_request with the field named', () => {
+    const g = MESSAGE_EXAMPLES.grant;
+    const refused = (value: unknown, code: ErrorCode, message: RegExp): void => {
+      assert.throws(() => parseGrant(value), (e: unknown) => isTkmsError(e, code) && message.test(e.message), `${code} ${message}`);
+    };
+    refused({ ...g, handle: `${g.handle.slice(0, -1)}g` }, 'bad_hex', /^handle is not valid hex/);
+    refused({ ...g, handle: g.handle.slice(0, -2) }, 'bad_length', /^handle must be 32 bytes, got 31$/);
+    refused({ ...g, grantee: g.grantee.slice(0, -1) }, 'bad_address', /^grantee must be 0x followed by 40 hex digits$/);
+    refused({ ...g, grantee: toChecksumAddress(decodeHex(g.grantee)).replace(/[a-f]/, (c) => c.toUpperCase()) }, 'bad_address', /^grantee has an invalid EIP-55 checksum$/);
+    refused({ ...g, notAfter: '1' }, 'bad_request', /^notAfter must be a unix time in whole seconds$/);
+    refused({ ...g, signature: g.signature.slice(2) }, 'bad_hex', /^signature must start with 0x$/);
+    refused({ ...g, extra: 1 }, 'bad_request', /^grant has an unexpected field "extra"$/);
+    const { issuedAt: _issuedAt, ...missing } = g;
+    refused(missing, 'bad_request', /^grant is missing the field "issuedAt"$/);
+    refused([g], 'bad_request', /^grant must be a JSON object$/);
+    assert.throws(() => parseDelegation({ ...MESSAGE_EXAMPLES.delegation, keyId: 'a..b' }), (e: unknown) => isTkmsError(e, 'bad_key_id'));
+    // A mixed-case address with a valid checksum is the same address.
+    assert.deepStrictEqual(parseGrant({ ...g, grantee: toChecksumAddress(decodeHex(g.grantee)) }), parseGrant(g));
   });
 });
