@@ -332,13 +332,11 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
   // client address, before any body is read. /metrics too: it serializes every series, and on the
   // public port anyone can ask for it. The readiness probe and the API description stay free.
   const admit = (req: IncomingMessage): void => ctx.ipLimiter.take(`ip:${clientIp(req)}`);
-  return API_ROUTES.map((route) => ({
-    method: route.method,
-    path: route.path,
-    schema: ROUTE_SCHEMAS.get(route)!,
-    handler: handlers[route.operationId]!,
-    ...(route.free ? {} : { admit }),
-  }));
+  return API_ROUTES.map((route) => {
+    const handler = handlers[route.operationId];
+    if (handler === undefined) throw new TkmsError('internal', `route ${route.method} ${route.path} has no handler ${route.operationId}`);
+    return { method: route.method, path: route.path, schema: ROUTE_SCHEMAS.get(route)!, handler, ...(route.free ? {} : { admit }) };
+  });
 }
 
 /** Each route's compiled-validation schemas: its body and its path parameters (closed objects). */
