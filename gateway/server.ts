@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { TkmsError } from '../core/index.ts';
 import { loadCommitteeFile } from '../net/committee.ts';
-import { closeServer, startHttpServer } from '../net/http.ts';
+import { HttpService } from '../net/http.ts';
 import { createLogger, type Logger } from '../net/logger.ts';
 import { gatewayRoutes, handleResponseBytes } from './api.ts';
 import type { GatewayConfig } from './config.ts';
@@ -91,27 +91,30 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
       },
       onRefused: (reason: RefusalReason) => metrics.httpRefused.inc({ reason }),
       ...(tls ? { tls } : {}),
+      cors: config.cors,
+      basePath: config.basePath,
       onResponse: (route: string, method: string, status: number, seconds: number) => {
         metrics.httpRequests.inc({ route, method, status: String(status) });
         metrics.httpSeconds.observe({ route }, seconds);
       },
     };
-    const server = await services.open(
-      'http',
-      async () => {
+    const http = new HttpService(config.listen, routes, log, 'gateway', httpOptions);
+    await services.start({
+      name: 'http',
+      start: async () => {
         try {
-          return await startHttpServer(config.listen.host, config.listen.port, routes, log, 'gateway', httpOptions);
+          await http.start();
         } catch (e) {
           throw new TkmsError('unavailable', `cannot listen on ${config.listen.host}:${config.listen.port}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
         }
       },
-      closeServer,
-    );
-    const address = server.address();
-    const port = typeof address === 'object' && address !== null ? address.port : config.listen.port;
+      stop: () => http.stop(),
+    });
+    const server = http.server;
+    const port = http.port;
     const url = `${tls ? 'https' : 'http'}://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
     if (tls === undefined && !isLoopbackHost(config.listen.host)) log.warn({ url }, 'serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front, or set tlsCertFile and tlsKeyFile');
-    log.info({ url, committeeId: committee.committeeId, t: committee.t, n: committee.members.length, curveBackend: curveBackendName }, 'tkms gateway started');
+    log.info({ url, basePath: config.basePath, committeeId: committee.committeeId, t: committee.t, n: committee.members.length, curveBackend: curveBackendName }, 'tkms gateway started');
     const stop = async (): Promise<void> => {
       log.info('stopping');
       await services.stop();

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { matchPath } from '../../net/http.ts';
+import { matchPath, normalizeBasePath, routerPath } from '../../net/http.ts';
 
-/** The router's path matching: exact paths, "{name}" segments (percent-decoded), and legacy prefix routes. */
+/**
+ * The router's path matching: exact paths, "{name}" segments (percent-decoded), and legacy prefix
+ * routes (matchPath also decides which methods a 405's Allow header lists); their translation into
+ * fastify's route syntax; and base paths.
+ */
 
 describe('net/http matchPath', () => {
   describe('exact paths', () => {
@@ -120,6 +124,23 @@ describe('net/http matchPath', () => {
         }),
         { numRuns: 500 },
       );
+    });
+  });
+
+  describe('fastify route syntax and base paths', () => {
+    it('routerPath: "{name}" segments become ":name", a legacy prefix takes one ":rest" segment', () => {
+      assert.equal(routerPath('/health'), '/health');
+      assert.equal(routerPath('/v1/keys/{keyId}'), '/v1/keys/:keyId');
+      assert.equal(routerPath('/v1/handles/{handle}/grants/{grantee}'), '/v1/handles/:handle/grants/:grantee');
+      assert.equal(routerPath('/admin/dkg/'), '/admin/dkg/:rest');
+    });
+
+    it('normalizeBasePath: "" for the root, else a leading slash and no trailing one; anything else refused', () => {
+      for (const root of [undefined, '/', '', '//']) assert.equal(normalizeBasePath(root), '', String(root));
+      assert.equal(normalizeBasePath('/tkms'), '/tkms');
+      assert.equal(normalizeBasePath('/tkms/'), '/tkms');
+      assert.equal(normalizeBasePath('/a/b'), '/a/b');
+      for (const bad of ['tkms', '/a//b', '/a?b', '/a#b', '/{x}', '/:x', '/a b', '/*']) assert.throws(() => normalizeBasePath(bad), { code: 'bad_request' }, bad);
     });
   });
 });
