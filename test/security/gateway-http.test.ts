@@ -392,8 +392,10 @@ describe('security: the gateway\'s HTTP listener and the client\'s HTTP (devnet:
       assert.ok(tlsGateway.stdout.includes(`"url":"${url}"`), 'the gateway says it serves https');
 
       const account = join(dir!, 'tls-account.json');
-      assert.equal((await runTkms(['account', 'new', '--out', account])).code, 0);
-      const common = ['--gateway', url, '--account', account, '--committee', join(dir!, 'committee.json'), '--json'];
+      const password = join(dir!, 'tls-account-password');
+      await writeFile(password, 'test password\n');
+      assert.equal((await runTkms(['account', 'new', '--out', account, '--password-file', password])).code, 0);
+      const common = ['--gateway', url, '--account', account, '--password-file', password, '--committee', join(dir!, 'committee.json'), '--json'];
       const trusting = { env: { NODE_EXTRA_CA_CERTS: certFile } };
       const enc = await runTkms(['encrypt', '--key', devnet!.keyId, '--text', 'over tls', ...common], trusting);
       assert.equal(enc.code, 0, enc.stderr);
