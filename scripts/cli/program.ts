@@ -41,7 +41,8 @@ export async function runTkmsCli(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
     return program.outcome;
   } catch (e) {
-    if (e instanceof CommanderError) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2;
+    // Help and --version end parsing with exit code 0; everything else commander stops on is a usage error.
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     process.stderr.write(errorLine('tkms', 'failed', e instanceof Error ? e.message : 'unexpected error'));
     return 1;
   }

@@ -96,6 +96,10 @@ describe('cli: --help on every command', function () {
       assert.match(r.stderr, /\(see "tkms[^"]* --help"\)\n$/);
       assert.equal(r.stdout, '');
     }
+    // "tkms help <command>" is the same as "tkms <command> --help".
+    const viaHelp = await tkms('help', 'node');
+    assert.equal(viaHelp.code, 0);
+    assert.equal(viaHelp.stdout, (await tkms('node', '--help')).stdout);
     // A group without its subcommand shows its help and is a usage error too.
     const bare = await tkms('node');
     assert.equal(bare.code, 2);
