@@ -1,4 +1,4 @@
-import { open, readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { TkmsError } from '../core/index.ts';
 import { accountFromSecretKey, type Account } from './account.ts';
 import { decryptKeystore, encryptKeystore, MAX_KEYSTORE_CHARS, type ScryptParams } from './keystore-v3.ts';
