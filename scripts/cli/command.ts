@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Help, InvalidArgumentError, Option } from 'commander';
 import { isTkmsError } from '../../core/errors.ts';
 
 /**
@@ -26,12 +26,24 @@ function failureCode(e: unknown): string {
   return typeof errno === 'string' && /^E[A-Z]+$/.test(errno) ? errno : 'failed';
 }
 
+/** Commander's help, plus "required" on options that must be given (on the line or by their variable). */
+class TkmsHelp extends Help {
+  override optionDescription(option: Option): string {
+    const text = super.optionDescription(option);
+    return option.mandatory ? `${text} [required]` : text;
+  }
+}
+
 export class TkmsCommand extends Command {
   /** The exit code the action that ran chose; read on the root after parsing. */
   outcome = 0;
 
   override createCommand(name?: string): TkmsCommand {
     return new TkmsCommand(name);
+  }
+
+  override createHelp(): Help {
+    return Object.assign(new TkmsHelp(), this.configureHelp());
   }
 
   /** "tkms node start" */

@@ -71,7 +71,8 @@ describe('cli: --help on every command', function () {
     const flat = async (...argv: string[]) => (await tkms(...argv, '--help')).stdout.replace(/\s+/g, ' ');
     const enc = { stdout: await flat('encrypt') };
     assert.match(enc.stdout, /--gateway <url>[\s\S]*?\(default: "http:\/\/127\.0\.0\.1:8080", env: TKMS_GATEWAY_URL\)/);
-    assert.match(enc.stdout, /--account <file>[\s\S]*?\(env: TKMS_ACCOUNT_FILE\)/);
+    assert.match(enc.stdout, /--account <file>[\s\S]*?\(env: TKMS_ACCOUNT_FILE\) \[required\]/);
+    assert.match(enc.stdout, /--key <keyId> the network key to encrypt to \[required\]/);
     assert.match(enc.stdout, /--password-file <file>[\s\S]*?\(env: TKMS_ACCOUNT_PASSWORD_FILE\)/);
     assert.match(await flat('grant'), /--days <n>[\s\S]*?\(default: 30\)/);
     assert.match(await flat('dkg', 'start'), /--timeout <seconds>[\s\S]*?\(default: 300\)/);

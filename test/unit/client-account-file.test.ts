@@ -143,6 +143,14 @@ describe('client: account files as Ethereum keystore v3', function () {
       await assert.rejects(stat(join(dir, 'nopw.json')));
     });
 
+    it('a command given the wrong password fails with keystore_locked (exit 1) before any request', async () => {
+      const wrong = join(dir, 'wrong-password');
+      await writeFile(wrong, 'not it\n');
+      const r = await captureCli(() => runTkmsCli(['decrypt', '--account', join(dir, 'cli.json'), '--password-file', wrong, '--handle', `0x${'00'.repeat(32)}`, '--gateway', 'http://127.0.0.1:1']));
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^tkms decrypt: error \[keystore_locked\]: wrong account password/);
+    });
+
     it('decrypt --out refuses an existing file without --force, before any request', async () => {
       const existing = join(dir, 'plaintext.out');
       await writeFile(existing, 'keep me');
