@@ -1,5 +1,5 @@
-import { InvalidArgumentError, Option } from 'commander';
-import { jsonOption, type TkmsCommand } from '../scripts/cli/command.ts';
+import { Option } from 'commander';
+import { jsonOption, positiveUpTo, type TkmsCommand } from '../scripts/cli/command.ts';
 
 /**
  * `tkms account|encrypt|grant|revoke|decrypt`: the client library on the command line. This
@@ -39,12 +39,6 @@ function withClientOptions(cmd: TkmsCommand): TkmsCommand {
     .addOption(jsonOption());
 }
 
-function days(value: string): number {
-  const n = Number(value);
-  if (!/^[0-9]+(\.[0-9]+)?$/.test(value) || n <= 0 || n > 36_500) throw new InvalidArgumentError('It must be a positive number of days (at most 36500).');
-  return n;
-}
-
 const load = () => import('./cli-commands.ts');
 
 export function registerClientCommands(program: TkmsCommand): void {
@@ -79,7 +73,7 @@ export function registerClientCommands(program: TkmsCommand): void {
       .description('grant another account the right to decrypt a handle')
       .addOption(new Option('--handle <handle>', 'the handle "tkms encrypt" printed').makeOptionMandatory())
       .addOption(new Option('--to <address>', "the grantee's address (0x + 40 hex)").makeOptionMandatory())
-      .addOption(new Option('--days <n>', 'how long the grant is valid').argParser(days).default(30)),
+      .addOption(new Option('--days <n>', 'how long the grant is valid').argParser(positiveUpTo(36_500, 'days')).default(30)),
   )
     .examples('tkms grant --account alice.json --handle 0x… --to 0xB0b… --days 7')
     .lazyAction(async () => (await load()).grant);

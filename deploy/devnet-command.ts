@@ -1,4 +1,4 @@
-import type { CommandRun } from '../scripts/cli/command.ts';
+import { stopSignal, type CommandRun } from '../scripts/cli/command.ts';
 import { Devnet } from './devnet.ts';
 import type { DevnetCommandOptions } from './devnet-cli.ts';
 
@@ -20,10 +20,7 @@ export const devnet: CommandRun<DevnetCommandOptions> = async (opts) => {
     `tkms devnet ready`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
+  await stopSignal();
   process.stdout.write('stopping the devnet\n');
   await net.stop();
   return 0;

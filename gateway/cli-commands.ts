@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { envTypos } from '../net/env-config.ts';
-import { UsageError, type CommandRun } from '../scripts/cli/command.ts';
+import { stopSignal, UsageError, type CommandRun } from '../scripts/cli/command.ts';
 import type { GatewayConfigOption } from './cli.ts';
 import { GATEWAY_ENV_OVERRIDES, GATEWAY_ENV_VARS, loadGatewayConfig, type GatewayConfig } from './config.ts';
 
@@ -21,14 +21,8 @@ export const gatewayStart: CommandRun<GatewayConfigOption> = async (opts, comman
   // Loaded lazily: libp2p must not load before the polyfills the entry point installed.
   const { startGateway } = await import('./server.ts');
   const gateway = await startGateway(config);
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: string): void => {
-      gateway.log.info({ signal }, 'signal received');
-      gateway.stop().finally(resolve);
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
+  gateway.log.info({ signal: await stopSignal() }, 'signal received');
+  await gateway.stop();
   return 0;
 };
 

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { isTkmsError, TkmsError } from '../core/index.ts';
 import { envTypos } from '../net/env-config.ts';
 import { loadCommitteeFile } from '../net/committee.ts';
-import { UsageError, type CommandRun } from '../scripts/cli/command.ts';
+import { stopSignal, UsageError, type CommandRun } from '../scripts/cli/command.ts';
 import { readPasswordFile } from '../scripts/cli/password.ts';
 import type { NodeConfigOption } from './cli.ts';
 import { ENV_OVERRIDES, loadConfig, NODE_ENV_VARS, resolveKeystorePassword, type NodeConfig } from './config.ts';
@@ -59,14 +59,8 @@ export const nodeStart: CommandRun<NodeConfigOption> = async (args, command) => 
   // Loaded lazily: libp2p must not load before the polyfills the entry point installed.
   const { startNode } = await import('./daemon.ts');
   const node = await startNode(config);
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: string) => {
-      node.log.info({ signal }, 'signal received');
-      node.stop().finally(resolve);
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
+  node.log.info({ signal: await stopSignal() }, 'signal received');
+  await node.stop();
   return 0;
 };
 

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, Option } from 'commander';
-import { jsonOption, type TkmsCommand } from '../scripts/cli/command.ts';
+import { jsonOption, positiveUpTo, type TkmsCommand } from '../scripts/cli/command.ts';
 
 /**
  * `tkms node …` and `tkms dkg …`: the declarations. node/cli-commands.ts, loaded when a command
@@ -54,12 +54,6 @@ function httpUrl(value: string): URL {
 
 function adminOption(): Option {
   return new Option('--admin <url>', "the node's admin listener, e.g. http://127.0.0.1:9200").argParser(httpUrl);
-}
-
-function seconds(value: string): number {
-  const n = Number(value);
-  if (!/^[0-9]+(\.[0-9]+)?$/.test(value) || n <= 0 || n > 3600) throw new InvalidArgumentError('It must be a number of seconds in (0, 3600].');
-  return n;
 }
 
 const load = () => import('./cli-commands.ts');
@@ -143,7 +137,7 @@ export function registerNodeCommands(program: TkmsCommand): void {
     )
     .addOption(new Option('--key <id>', 'the key id').makeOptionMandatory())
     .addOption(adminOption().makeOptionMandatory())
-    .addOption(new Option('--timeout <seconds>', 'how long to wait for the outcome').argParser(seconds).default(300))
+    .addOption(new Option('--timeout <seconds>', 'how long to wait for the outcome').argParser(positiveUpTo(3600, 'seconds')).default(300))
     .addOption(jsonOption())
     .examples('tkms dkg start --key default --admin http://127.0.0.1:9200')
     .lazyAction(async () => (await load()).dkgStart);

@@ -99,6 +99,23 @@ export function jsonOption(): Option {
   return new Option('--json', 'print the result as one line of JSON');
 }
 
+/** Decimal option parser for commander: a number in (0, max], without Number()'s leniency ("0x10", "1e3", " 5"). */
+export function positiveUpTo(max: number, unit: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^[0-9]+(\.[0-9]+)?$/.test(value) || n <= 0 || n > max) throw new InvalidArgumentError(`It must be a number of ${unit} in (0, ${max}].`);
+    return n;
+  };
+}
+
+/** Resolves with the first SIGINT or SIGTERM: long-running commands stop their service then. */
+export function stopSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+}
+
 /** Integer option parser for commander: rejects what Number() would quietly accept. */
 export function integerIn(min: number, max: number): (value: string) => number {
   return (value) => {
