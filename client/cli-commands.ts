@@ -37,6 +37,13 @@ async function client(opts: ClientCommandOptions): Promise<TkmsClient> {
   return new TkmsClient({ gatewayUrl: opts.gateway, account: await loadAccount(opts), ...(pinned ?? {}), ...(opts.insecure === true ? { insecure: true } : {}) });
 }
 
+function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
 function print(opts: { json?: true }, json: unknown, text: string): void {
   process.stdout.write(opts.json ? `${JSON.stringify(json)}\n` : `${text}\n`);
 }
@@ -49,6 +56,8 @@ export const accountNew: CommandRun<{ out?: string; passwordFile?: string; json?
     print(opts, body, `address:    ${body.address}\nsecret key: ${body.secretKey}\n(keep the secret key private; use --out <file> to write it to an encrypted file instead)`);
     return 0;
   }
+  // Refused before asking for a password; writeAccountFile's exclusive create closes the race.
+  if (await exists(opts.out)) throw new TkmsError('conflict', `cannot create ${opts.out}: EEXIST (refusing to overwrite)`);
   const password = await accountPassword({ passwordFile: opts.passwordFile, confirm: true, file: opts.out });
   await writeAccountFile(opts.out, account, password);
   print(opts, { address: account.address, file: opts.out }, `address: ${account.address}\nwritten: ${opts.out} (Ethereum keystore v3, encrypted; mode 0600)`);
@@ -104,7 +113,7 @@ async function writeOut(file: string, plaintext: Uint8Array, force: boolean): Pr
 
 export const decrypt: CommandRun<ClientCommandOptions & { handle: string; out?: string; force?: true }> = async (opts) => {
   // Checked first so no request is made for nothing; the exclusive open below closes the race.
-  if (opts.out !== undefined && opts.force !== true && (await stat(opts.out).then(() => true, () => false))) throw refuseExisting(opts.out);
+  if (opts.out !== undefined && opts.force !== true && (await exists(opts.out))) throw refuseExisting(opts.out);
   const result = await (await client(opts)).decrypt(opts.handle);
   if (opts.out !== undefined) await writeOut(opts.out, result.plaintext, opts.force === true);
   const summary = { usedNodeIds: result.usedNodeIds, rejected: result.rejected, attempts: result.attempts };
