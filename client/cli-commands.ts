@@ -4,7 +4,7 @@ import { curveBackendChoiceFromEnv, installCurveBackend } from '../core/curve-na
 import { installNodeCryptoPaths } from '../core/node-crypto.ts';
 import { encodeHex, TkmsError } from '../core/index.ts';
 import { loadCommitteeFile, pinnedClientOptions } from '../net/committee.ts';
-import { UsageError, type CommandRun } from '../scripts/cli/command.ts';
+import { UsageError, warningLine, type CommandRun, type TkmsCommand } from '../scripts/cli/command.ts';
 import { accountPassword } from '../scripts/cli/password.ts';
 import { generateAccount, type Account } from './account.ts';
 import { readAccountFile, writeAccountFile } from './account-file.ts';
@@ -13,12 +13,11 @@ import { TkmsClient } from './client.ts';
 
 /** What the commands declared in client/cli.ts do. */
 
-function warn(message: string): void {
-  process.stderr.write(`warning: ${message}\n`);
-}
-
-async function loadAccount(opts: ClientCommandOptions): Promise<Account> {
-  return readAccountFile(opts.account, { password: () => accountPassword({ passwordFile: opts.passwordFile, confirm: false, file: opts.account }), warn });
+async function loadAccount(opts: ClientCommandOptions, command: TkmsCommand): Promise<Account> {
+  return readAccountFile(opts.account, {
+    password: () => accountPassword({ passwordFile: opts.passwordFile, confirm: false, file: opts.account }),
+    warn: (message) => process.stderr.write(warningLine(command.path, message)),
+  });
 }
 
 /**
@@ -29,12 +28,12 @@ async function pinnedCommittee(opts: ClientCommandOptions): Promise<ReturnType<t
   return opts.committee === undefined ? undefined : pinnedClientOptions(await loadCommitteeFile(opts.committee));
 }
 
-async function client(opts: ClientCommandOptions): Promise<TkmsClient> {
+async function client(opts: ClientCommandOptions, command: TkmsCommand): Promise<TkmsClient> {
   const pinned = await pinnedCommittee(opts);
   // Native curve arithmetic for proof checks when the addon loads; noble otherwise (same results).
   installCurveBackend(curveBackendChoiceFromEnv());
   installNodeCryptoPaths();
-  return new TkmsClient({ gatewayUrl: opts.gateway, account: await loadAccount(opts), ...(pinned ?? {}), ...(opts.insecure === true ? { insecure: true } : {}) });
+  return new TkmsClient({ gatewayUrl: opts.gateway, account: await loadAccount(opts, command), ...(pinned ?? {}), ...(opts.insecure === true ? { insecure: true } : {}) });
 }
 
 function exists(file: string): Promise<boolean> {
@@ -71,22 +70,22 @@ async function plaintextOf(opts: { text?: string; in?: string }): Promise<Uint8A
   return new Uint8Array(await readFile(opts.in!));
 }
 
-export const encrypt: CommandRun<ClientCommandOptions & { key: string; text?: string; in?: string; local?: true }> = async (opts) => {
+export const encrypt: CommandRun<ClientCommandOptions & { key: string; text?: string; in?: string; local?: true }> = async (opts, command) => {
   const plaintext = await plaintextOf(opts);
-  const c = await client(opts);
+  const c = await client(opts, command);
   const info = opts.local ? await c.encryptLocally(plaintext, { keyId: opts.key }) : await c.encrypt(plaintext, { keyId: opts.key });
   print(opts, info, `handle: ${info.handle}\nkey:    ${info.keyId}\nowner:  ${info.owner}`);
   return 0;
 };
 
-export const grant: CommandRun<ClientCommandOptions & { handle: string; to: string; days: number }> = async (opts) => {
-  const result = await (await client(opts)).grant(opts.handle, opts.to, { validForSeconds: Math.round(opts.days * 86_400) });
+export const grant: CommandRun<ClientCommandOptions & { handle: string; to: string; days: number }> = async (opts, command) => {
+  const result = await (await client(opts, command)).grant(opts.handle, opts.to, { validForSeconds: Math.round(opts.days * 86_400) });
   print(opts, result, `granted ${opts.to} access to ${opts.handle} for ${opts.days} days`);
   return 0;
 };
 
-export const revoke: CommandRun<ClientCommandOptions & { handle: string; to: string }> = async (opts) => {
-  const result = await (await client(opts)).revoke(opts.handle, opts.to);
+export const revoke: CommandRun<ClientCommandOptions & { handle: string; to: string }> = async (opts, command) => {
+  const result = await (await client(opts, command)).revoke(opts.handle, opts.to);
   print(
     opts,
     result,
@@ -111,10 +110,10 @@ async function writeOut(file: string, plaintext: Uint8Array, force: boolean): Pr
   }
 }
 
-export const decrypt: CommandRun<ClientCommandOptions & { handle: string; out?: string; force?: true }> = async (opts) => {
+export const decrypt: CommandRun<ClientCommandOptions & { handle: string; out?: string; force?: true }> = async (opts, command) => {
   // Checked first so no request is made for nothing; the exclusive open below closes the race.
   if (opts.out !== undefined && opts.force !== true && (await exists(opts.out))) throw refuseExisting(opts.out);
-  const result = await (await client(opts)).decrypt(opts.handle);
+  const result = await (await client(opts, command)).decrypt(opts.handle);
   if (opts.out !== undefined) await writeOut(opts.out, result.plaintext, opts.force === true);
   const summary = { usedNodeIds: result.usedNodeIds, rejected: result.rejected, attempts: result.attempts };
   if (opts.json) {
@@ -125,6 +124,6 @@ export const decrypt: CommandRun<ClientCommandOptions & { handle: string; out?: 
     process.stdout.write(Buffer.from(result.plaintext));
     if (process.stdout.isTTY) process.stdout.write('\n');
   }
-  for (const r of result.rejected) process.stderr.write(`warning: node ${r.nodeId} sent an invalid partial (${r.code}: ${r.reason})\n`);
+  for (const r of result.rejected) process.stderr.write(warningLine(command.path, `node ${r.nodeId} sent an invalid partial (${r.code}: ${r.reason})`));
   return 0;
 };

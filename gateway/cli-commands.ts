@@ -1,13 +1,12 @@
-import type { Command } from 'commander';
 import { envTypos } from '../net/env-config.ts';
-import { stopSignal, UsageError, type CommandRun } from '../scripts/cli/command.ts';
+import { stopSignal, UsageError, warningLine, type CommandRun, type TkmsCommand } from '../scripts/cli/command.ts';
 import type { GatewayConfigOption } from './cli.ts';
 import { GATEWAY_ENV_OVERRIDES, GATEWAY_ENV_VARS, loadGatewayConfig, type GatewayConfig } from './config.ts';
 
 /** What the commands declared in gateway/cli.ts do. */
 
-async function configFrom(opts: GatewayConfigOption, command: Command): Promise<GatewayConfig> {
-  for (const line of envTypos(process.env, GATEWAY_ENV_VARS)) process.stderr.write(`tkms gateway: warning: ${line}\n`);
+async function configFrom(opts: GatewayConfigOption, command: TkmsCommand): Promise<GatewayConfig> {
+  for (const line of envTypos(process.env, GATEWAY_ENV_VARS)) process.stderr.write(warningLine(command.path, line));
   const file = opts.config === '' && command.getOptionValueSource('config') === 'env' ? undefined : opts.config;
   if (file === '') throw new UsageError('--config must name a file');
   if (file === undefined && !Object.keys(GATEWAY_ENV_OVERRIDES).some((name) => (process.env[name] ?? '') !== '')) {

@@ -1,9 +1,8 @@
 import { stat } from 'node:fs/promises';
-import type { Command } from 'commander';
 import { isTkmsError, TkmsError } from '../core/index.ts';
 import { envTypos } from '../net/env-config.ts';
 import { loadCommitteeFile } from '../net/committee.ts';
-import { stopSignal, UsageError, type CommandRun } from '../scripts/cli/command.ts';
+import { errorLine, stopSignal, UsageError, warningLine, type CommandRun, type TkmsCommand } from '../scripts/cli/command.ts';
 import { readPasswordFile } from '../scripts/cli/password.ts';
 import type { NodeConfigOption } from './cli.ts';
 import { ENV_OVERRIDES, loadConfig, NODE_ENV_VARS, resolveKeystorePassword, type NodeConfig } from './config.ts';
@@ -14,7 +13,7 @@ import type { NodeStatus } from './status.ts';
 /** What the commands declared in node/cli.ts do. */
 
 /** --config (or TKMS_CONFIG), else undefined: configured by the environment alone. */
-function configPath(opts: NodeConfigOption, command: Command): string | undefined {
+function configPath(opts: NodeConfigOption, command: TkmsCommand): string | undefined {
   const fromEnv = command.getOptionValueSource('config') === 'env';
   if (opts.config !== undefined && opts.config !== '') return opts.config;
   if (opts.config === '' && !fromEnv) throw new UsageError('--config must name a file');
@@ -26,8 +25,8 @@ function configPath(opts: NodeConfigOption, command: Command): string | undefine
 }
 
 /** Warns on stderr about TKMS_* variables that look like misspelt config variables. */
-function warnEnvTypos(): void {
-  for (const line of envTypos(process.env, [...NODE_ENV_VARS, 'TKMS_BACKUP_PASSWORD'])) process.stderr.write(`tkms node: warning: ${line}\n`);
+function warnEnvTypos(command: TkmsCommand): void {
+  for (const line of envTypos(process.env, [...NODE_ENV_VARS, 'TKMS_BACKUP_PASSWORD'])) process.stderr.write(warningLine(command.path, line));
 }
 
 export const nodeInit: CommandRun<NodeConfigOption & { ifMissing?: true; json?: true }> = async (args, command) => {
@@ -54,7 +53,7 @@ export const nodeInit: CommandRun<NodeConfigOption & { ifMissing?: true; json?: 
 };
 
 export const nodeStart: CommandRun<NodeConfigOption> = async (args, command) => {
-  warnEnvTypos();
+  warnEnvTypos(command);
   const config = await loadConfig(configPath(args, command));
   // Loaded lazily: libp2p must not load before the polyfills the entry point installed.
   const { startNode } = await import('./daemon.ts');
@@ -65,7 +64,7 @@ export const nodeStart: CommandRun<NodeConfigOption> = async (args, command) => 
 };
 
 export const nodeCheck: CommandRun<NodeConfigOption & { json?: true }> = async (args, command) => {
-  warnEnvTypos();
+  warnEnvTypos(command);
   const problems: string[] = [];
   const notes: string[] = [];
   const message = (e: unknown): string => (e instanceof Error ? e.message : 'unexpected error');
@@ -272,7 +271,7 @@ function printOutcome(status: Record<string, unknown>, asJson: boolean): void {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-export const dkgStart: CommandRun<{ key: string; admin: URL; timeout: number; json?: true }> = async (args) => {
+export const dkgStart: CommandRun<{ key: string; admin: URL; timeout: number; json?: true }> = async (args, command) => {
   const keyId = args.key;
   const base = args.admin;
   const timeoutS = args.timeout;
@@ -289,7 +288,8 @@ export const dkgStart: CommandRun<{ key: string; admin: URL; timeout: number; js
   }
   printOutcome(status, args.json === true);
   if (status.status !== 'done') {
-    process.stderr.write(`tkms dkg: DKG for ${keyId} aborted: ${String(status.abortReason)}\n`);
+    const code = typeof status.errorCode === 'string' ? status.errorCode : 'dkg_failed';
+    process.stderr.write(errorLine(command.path, code, `DKG for ${keyId} aborted: ${String(status.abortReason)}`));
     return 1;
   }
   return 0;

@@ -20,6 +20,11 @@ export function errorLine(path: string, code: string, message: string): string {
   return `${path}: error [${code}]: ${message}\n`;
 }
 
+/** `tkms decrypt: warning: …` — something the user should know that does not stop the command. */
+export function warningLine(path: string, message: string): string {
+  return `${path}: warning: ${message}\n`;
+}
+
 function failureCode(e: unknown): string {
   if (isTkmsError(e)) return e.code;
   const errno = (e as { code?: unknown } | null)?.code;
