@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { runTkmsCli } from '../../scripts/cli/program.ts';
-import { runTkms } from '../support/processes.ts';
+import { REPO_ROOT, runTkms } from '../support/processes.ts';
 import { captureCli } from './cli-capture.ts';
 
 const tkms = (...argv: string[]) => captureCli(() => runTkmsCli(argv));
@@ -111,6 +113,35 @@ describe('cli: --help on every command', function () {
     const r = await tkms('committee', 'show', '--file', '/nonexistent/committee.json');
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^tkms committee show: error \[[a-z_]+\]: /);
+  });
+
+  it('the command tree loads only declarations: implementations are imported when their command runs', () => {
+    // The static (non-type) imports reachable from the tree; dynamic import() is not followed.
+    const seen = new Set<string>();
+    const packages = new Set<string>();
+    const visit = (file: string): void => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const source = readFileSync(join(REPO_ROOT, file), 'utf8');
+      for (const m of source.matchAll(/^import (?!type )[^;]*?from '([^']+)';$/gms)) {
+        const spec = m[1]!;
+        if (spec.startsWith('.')) visit(relative(REPO_ROOT, join(REPO_ROOT, dirname(file), spec)));
+        else packages.add(spec);
+      }
+    };
+    visit('scripts/cli/program.ts');
+    assert.deepEqual([...packages].sort(), ['commander', 'node:fs', 'node:path', 'node:url']);
+    assert.deepEqual([...seen].sort(), [
+      'client/cli.ts',
+      'core/errors.ts',
+      'deploy/committee-cli.ts',
+      'deploy/devnet-cli.ts',
+      'gateway/cli.ts',
+      'net/version.ts',
+      'node/cli.ts',
+      'scripts/cli/command.ts',
+      'scripts/cli/program.ts',
+    ]);
   });
 
   it('the real entry point lists every command group, prints the version and points to the operators guide', async () => {
