@@ -42,7 +42,10 @@ function withClientOptions(cmd: TkmsCommand): TkmsCommand {
 const load = () => import('./cli-commands.ts');
 
 export function registerClientCommands(program: TkmsCommand): void {
-  const account = program.command('account').description('create an account (secp256k1 key, Ethereum address) for signing requests');
+  const account = program
+    .command('account')
+    .description('create an account (secp256k1 key, Ethereum address) for signing requests')
+    .examples('tkms account new --out alice.json');
   account
     .command('new')
     .description('create an account; --out writes it as an encrypted Ethereum keystore v3 file (mode 0600, never overwritten)')

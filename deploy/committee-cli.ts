@@ -17,7 +17,8 @@ export function registerCommitteeCommands(program: TkmsCommand): void {
     .addHelpText(
       'after',
       '\nEvery member and the gateway must load byte-for-byte the same committee: compare the\nfingerprint ("tkms committee show", "tkms node status") across operators.',
-    );
+    )
+    .examples('tkms committee new --id acme-prod --t 2 --out committee.json --member 1=… --member 2=… --member 3=…', 'tkms committee show --file committee.json');
 
   committee
     .command('new')

@@ -59,7 +59,8 @@ export function registerGatewayCommands(program: TkmsCommand): void {
   const gateway = program
     .command('gateway')
     .description('start the HTTP gateway (handles, ACL, delegation fan-out)')
-    .addHelpText('after', "\nThe config fields and their environment variables: tkms gateway start --help. Operators' guide: docs/operators.md");
+    .addHelpText('after', "\nThe config fields and their environment variables: tkms gateway start --help. Operators' guide: docs/operators.md")
+    .examples('tkms gateway init --config gateway.json', 'tkms gateway start --config gateway.json');
 
   gateway
     .command('start')

@@ -62,7 +62,8 @@ export function registerNodeCommands(program: TkmsCommand): void {
   const node = program
     .command('node')
     .description('run and operate a KMS node: init, start, check, status, backup, restore')
-    .addHelpText('after', '\nThe config fields and their environment variables: tkms node start --help. Operators\' guide: docs/operators.md');
+    .addHelpText('after', '\nThe config fields and their environment variables: tkms node start --help. Operators\' guide: docs/operators.md')
+    .examples('tkms node init --config node.json', 'tkms node check --config node.json && tkms node start --config node.json', 'tkms node status --config node.json');
 
   node
     .command('init')
@@ -128,7 +129,10 @@ export function registerNodeCommands(program: TkmsCommand): void {
     .examples('tkms node restore --config node.json --in node1-2026-01-31.tkmsbak --backup-password-file old-password')
     .lazyAction(async () => (await load()).nodeRestore);
 
-  const dkg = program.command('dkg').description('start or inspect a distributed key generation through a node admin endpoint');
+  const dkg = program
+    .command('dkg')
+    .description('start or inspect a distributed key generation through a node admin endpoint')
+    .examples('tkms dkg start --key default --admin http://127.0.0.1:9200', 'tkms dkg status --key default --admin http://127.0.0.1:9200');
 
   dkg
     .command('start')
