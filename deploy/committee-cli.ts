@@ -33,8 +33,8 @@ export function registerCommitteeCommands(program: TkmsCommand): void {
     .addOption(new Option('--t <threshold>', 'how many members decrypt together').argParser(integerIn(0, 99_999)).makeOptionMandatory())
     .addOption(
       new Option(
-        '--member <id>=<multiaddr>/p2p/<peerId>',
-        'one per node: the member id (1..65535, the Shamir x-coordinate; never reuse one) and the multiaddr its operator\'s "tkms node init" printed, with the host replaced by an address the other members can reach; repeat with the same id for several addresses',
+        '--member <member>',
+        '<id>=<multiaddr>/p2p/<peerId>, one per node: the member id (1..65535, the Shamir x-coordinate; never reuse one) and the multiaddr its operator\'s "tkms node init" printed, with the host replaced by an address the other members can reach; repeat with the same id for several addresses',
       )
         .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value])
         .makeOptionMandatory(),
