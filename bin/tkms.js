@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx; polyfills load before anything imports libp2p.
+// Runs the TypeScript CLI through tsx (scripts/tkms.ts loads the polyfills before anything else).
 import { register } from 'tsx/esm/api';
 
 register();
-await import('../core/polyfills.ts');
 await import('../scripts/tkms.ts');

@@ -1,192 +1,104 @@
-import { open, readFile, writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
-import { curveBackendChoiceFromEnv, installCurveBackend } from '../core/curve-native.ts';
-import { installNodeCryptoPaths } from '../core/node-crypto.ts';
-import { encodeHex, isTkmsError, TkmsError } from '../core/index.ts';
-import { loadCommitteeFile, pinnedClientOptions } from '../net/committee.ts';
-import { accountFromSecretKey, generateAccount, type Account } from './account.ts';
-import { TkmsClient } from './client.ts';
+import { Option } from 'commander';
+import { jsonOption, positiveUpTo, type TkmsCommand } from '../scripts/cli/command.ts';
 
 /**
- * `tkms account|encrypt|grant|revoke|decrypt`: the client library on the command line.
- * Usage errors exit 2, refusals and failures 1 (the error code is printed).
+ * `tkms account|encrypt|grant|revoke|decrypt`: the client library on the command line. This
+ * file declares the commands; client/cli-commands.ts, loaded when one runs, implements them.
  */
-class UsageError extends Error {}
 
-export const CLIENT_HELP = `Usage:
-  tkms account new [--out <file>] [--json]
-      create an account (secp256k1 key, Ethereum address); --out writes it with mode 0600
-  tkms encrypt --key <keyId> (--text <string> | --in <file>) [--local] [--json]
-      encrypt to the network key; prints the handle. --local encrypts here and only
-      registers the ciphertext, so the gateway never sees the plaintext (needs --committee)
-  tkms grant   --handle <handle> --to <address> [--days <n>] [--json]
-  tkms revoke  --handle <handle> --to <address> [--json]
-  tkms decrypt --handle <handle> [--out <file>] [--json]
-
-Common options:
-  --gateway <url>     gateway URL (env TKMS_GATEWAY_URL, default http://127.0.0.1:8080);
-                      https:// for a remote gateway: plain http:// is refused unless the
-                      host is loopback or --insecure is given
-  --insecure          allow plain http:// to a non-loopback gateway (plaintexts and signed
-                      requests then cross the network unencrypted)
-  --account <file>    account file from "tkms account new" (env TKMS_ACCOUNT_FILE)
-  --committee <file>  the committee file: pins the member keys the key's DKG is checked
-                      against and the committee id every signature is made for
-                      (env TKMS_COMMITTEE_FILE); required for --local
-`;
-
-type Args = Record<string, string | boolean | undefined>;
-
-function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean' }>): Args {
-  try {
-    return parseArgs({
-      args: argv,
-      options: {
-        ...options,
-        gateway: { type: 'string' },
-        account: { type: 'string' },
-        committee: { type: 'string' },
-        insecure: { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }).values as Args;
-  } catch (e) {
-    throw new UsageError(e instanceof Error ? e.message : 'bad arguments');
-  }
+/** Options of every command that signs requests to a gateway. */
+export interface ClientCommandOptions {
+  gateway: string;
+  insecure?: true;
+  account: string;
+  passwordFile?: string;
+  committee?: string;
+  json?: true;
 }
 
-function required(args: Args, name: string): string {
-  const v = args[name];
-  if (typeof v !== 'string' || v.length === 0) throw new UsageError(`--${name} is required`);
-  return v;
+/** --password-file, shared by "account new" (to write) and every command that reads an account. */
+function passwordFileOption(): Option {
+  return new Option('--password-file <file>', 'file holding the account password (else asked on the terminal)').env('TKMS_ACCOUNT_PASSWORD_FILE');
 }
 
-async function loadAccount(args: Args): Promise<Account> {
-  const file = (args.account as string | undefined) ?? process.env.TKMS_ACCOUNT_FILE;
-  if (file === undefined) throw new UsageError('--account <file> is required (or set TKMS_ACCOUNT_FILE)');
-  let json: { secretKey?: unknown };
-  try {
-    json = JSON.parse(await readFile(file, 'utf8')) as { secretKey?: unknown };
-  } catch (e) {
-    throw new TkmsError('bad_request', `cannot read account file ${file}: ${(e as NodeJS.ErrnoException).code ?? 'not JSON'}`);
-  }
-  if (typeof json.secretKey !== 'string') throw new TkmsError('bad_request', `account file ${file} has no secretKey`);
-  return accountFromSecretKey(json.secretKey);
+function withClientOptions(cmd: TkmsCommand): TkmsCommand {
+  return cmd
+    .addOption(new Option('--account <file>', 'account file from "tkms account new"').env('TKMS_ACCOUNT_FILE').makeOptionMandatory())
+    .addOption(passwordFileOption())
+    .addOption(
+      new Option('--gateway <url>', 'gateway URL; https:// for a remote gateway: plain http:// is refused unless the host is loopback or --insecure is given')
+        .env('TKMS_GATEWAY_URL')
+        .default('http://127.0.0.1:8080'),
+    )
+    .addOption(new Option('--insecure', 'allow plain http:// to a non-loopback gateway (plaintexts and signed requests then cross the network unencrypted)'))
+    .addOption(
+      new Option('--committee <file>', "the committee file: pins the member keys the key's DKG is checked against and the committee id every signature is made for").env(
+        'TKMS_COMMITTEE_FILE',
+      ),
+    )
+    .addOption(jsonOption());
 }
 
-/**
- * Member keys, threshold and committee id from the committee file, so the client checks the
- * key's DKG against them and signs for that committee, not on the gateway's word.
- */
-async function pinnedCommittee(args: Args): Promise<ReturnType<typeof pinnedClientOptions> | undefined> {
-  const file = (args.committee as string | undefined) ?? process.env.TKMS_COMMITTEE_FILE;
-  if (file === undefined) return undefined;
-  return pinnedClientOptions(await loadCommitteeFile(file));
-}
+const load = () => import('./cli-commands.ts');
 
-async function client(args: Args): Promise<TkmsClient> {
-  const gatewayUrl = (args.gateway as string | undefined) ?? process.env.TKMS_GATEWAY_URL ?? 'http://127.0.0.1:8080';
-  const pinned = await pinnedCommittee(args);
-  // Native curve arithmetic for proof checks when the addon loads; noble otherwise (same results).
-  installCurveBackend(curveBackendChoiceFromEnv());
-  installNodeCryptoPaths();
-  return new TkmsClient({ gatewayUrl, account: await loadAccount(args), ...(pinned ?? {}), ...(args.insecure === true ? { insecure: true } : {}) });
-}
+export function registerClientCommands(program: TkmsCommand): void {
+  const account = program
+    .command('account')
+    .description('create an account (secp256k1 key, Ethereum address) for signing requests')
+    .examples('tkms account new --out alice.json');
+  account
+    .command('new')
+    .description('create an account; --out writes it as an encrypted Ethereum keystore v3 file (mode 0600, never overwritten)')
+    .addOption(new Option('--out <file>', 'write the account to this file, encrypted under a password (without --out the secret key is printed once)'))
+    .addOption(passwordFileOption())
+    .addOption(jsonOption())
+    .examples('tkms account new --out alice.json', 'TKMS_ACCOUNT_PASSWORD_FILE=pw.txt tkms account new --out bob.json --json')
+    .lazyAction(async () => (await load()).accountNew);
 
-function print(args: Args, json: unknown, text: string): void {
-  process.stdout.write(args.json ? `${JSON.stringify(json)}\n` : `${text}\n`);
-}
+  withClientOptions(
+    program
+      .command('encrypt')
+      .description('encrypt to a network key and store the ciphertext; prints the handle')
+      .addOption(new Option('--key <keyId>', 'the network key to encrypt to').makeOptionMandatory())
+      .addOption(new Option('--text <string>', 'the plaintext').conflicts('in'))
+      .addOption(new Option('--in <file>', 'read the plaintext from a file ("-": standard input)'))
+      .addOption(new Option('--local', 'encrypt here and only register the ciphertext, so the gateway never sees the plaintext (needs --committee)')),
+  )
+    .examples(
+      'tkms encrypt --account alice.json --key default --text "hello"',
+      'tar c notes | tkms encrypt --account alice.json --key default --in - --local --committee committee.json --json',
+    )
+    .lazyAction(async () => (await load()).encrypt);
 
-async function accountNew(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub !== 'new') throw new UsageError('the only account command is "tkms account new"');
-  const args = parse(rest, { out: { type: 'string' } });
-  const account = generateAccount();
-  const body = { address: account.address, secretKey: encodeHex(account.secretKey) };
-  if (typeof args.out === 'string') {
-    const handle = await open(args.out, 'wx', 0o600).catch((e: NodeJS.ErrnoException) => {
-      throw new TkmsError(e.code === 'EEXIST' ? 'conflict' : 'internal', `cannot create ${args.out}: ${e.code ?? 'error'}${e.code === 'EEXIST' ? ' (refusing to overwrite)' : ''}`);
-    });
-    try {
-      await handle.writeFile(`${JSON.stringify(body)}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    print(args, { address: account.address, file: args.out }, `address: ${account.address}\nwritten: ${args.out} (mode 0600)`);
-  } else {
-    // Without --out the secret has to be shown once; say so.
-    print(args, body, `address:    ${body.address}\nsecret key: ${body.secretKey}\n(keep the secret key private; use --out <file> to write it to a file instead)`);
-  }
-  return 0;
-}
+  withClientOptions(
+    program
+      .command('grant')
+      .description('grant another account the right to decrypt a handle')
+      .addOption(new Option('--handle <handle>', 'the handle "tkms encrypt" printed').makeOptionMandatory())
+      .addOption(new Option('--to <address>', "the grantee's address (0x + 40 hex)").makeOptionMandatory())
+      .addOption(new Option('--days <n>', 'how long the grant is valid').argParser(positiveUpTo(36_500, 'days')).default(30)),
+  )
+    .examples('tkms grant --account alice.json --handle 0x… --to 0xB0b… --days 7')
+    .lazyAction(async () => (await load()).grant);
 
-async function encrypt(argv: string[]): Promise<number> {
-  const args = parse(argv, { key: { type: 'string' }, text: { type: 'string' }, in: { type: 'string' }, local: { type: 'boolean' } });
-  const keyId = required(args, 'key');
-  if ((args.text === undefined) === (args.in === undefined)) throw new UsageError('give exactly one of --text or --in');
-  const plaintext = typeof args.text === 'string' ? new TextEncoder().encode(args.text) : new Uint8Array(await readFile(args.in as string));
-  const c = await client(args);
-  const info = args.local ? await c.encryptLocally(plaintext, { keyId }) : await c.encrypt(plaintext, { keyId });
-  print(args, info, `handle: ${info.handle}\nkey:    ${info.keyId}\nowner:  ${info.owner}`);
-  return 0;
-}
+  withClientOptions(
+    program
+      .command('revoke')
+      .description('revoke a grant (reaches every node); exit 1 while fewer nodes than needed acknowledged it')
+      .addOption(new Option('--handle <handle>', 'the handle').makeOptionMandatory())
+      .addOption(new Option('--to <address>', 'the grantee whose grant ends').makeOptionMandatory()),
+  )
+    .examples('tkms revoke --account alice.json --handle 0x… --to 0xB0b…')
+    .lazyAction(async () => (await load()).revoke);
 
-async function grant(argv: string[]): Promise<number> {
-  const args = parse(argv, { handle: { type: 'string' }, to: { type: 'string' }, days: { type: 'string' } });
-  const days = args.days === undefined ? 30 : Number(args.days);
-  if (!Number.isFinite(days) || days <= 0 || days > 36_500) throw new UsageError('--days must be a positive number');
-  const result = await (await client(args)).grant(required(args, 'handle'), required(args, 'to'), { validForSeconds: Math.round(days * 86_400) });
-  print(args, result, `granted ${required(args, 'to')} access to ${required(args, 'handle')} for ${days} days`);
-  return 0;
-}
-
-async function revoke(argv: string[]): Promise<number> {
-  const args = parse(argv, { handle: { type: 'string' }, to: { type: 'string' } });
-  const result = await (await client(args)).revoke(required(args, 'handle'), required(args, 'to'));
-  print(
-    args,
-    result,
-    `revoked; acknowledged by nodes ${result.acknowledgedBy.join(', ') || 'none'} (${result.effective ? 'effective' : `NOT yet effective: ${result.needed} needed`})`,
-  );
-  return result.effective ? 0 : 1;
-}
-
-async function decrypt(argv: string[]): Promise<number> {
-  const args = parse(argv, { handle: { type: 'string' }, out: { type: 'string' } });
-  const result = await (await client(args)).decrypt(required(args, 'handle'));
-  if (typeof args.out === 'string') await writeFile(args.out, result.plaintext, { mode: 0o600 });
-  const summary = { usedNodeIds: result.usedNodeIds, rejected: result.rejected, attempts: result.attempts };
-  if (args.json) {
-    process.stdout.write(`${JSON.stringify({ ...summary, plaintext: typeof args.out === 'string' ? undefined : Buffer.from(result.plaintext).toString('base64'), out: args.out })}\n`);
-  } else if (typeof args.out === 'string') {
-    process.stdout.write(`decrypted ${result.plaintext.length} bytes to ${args.out} (nodes ${result.usedNodeIds.join(', ')})\n`);
-  } else {
-    process.stdout.write(Buffer.from(result.plaintext));
-    if (process.stdout.isTTY) process.stdout.write('\n');
-  }
-  for (const r of result.rejected) process.stderr.write(`warning: node ${r.nodeId} sent an invalid partial (${r.code}: ${r.reason})\n`);
-  return 0;
-}
-
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { account: accountNew, encrypt, grant, revoke, decrypt };
-
-export async function runClientCommand(name: string, argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(CLIENT_HELP);
-    return 0;
-  }
-  try {
-    return await COMMANDS[name]!(argv);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`tkms ${name}: ${e.message} (see --help)\n`);
-      return 2;
-    }
-    const code = isTkmsError(e) ? ` [${e.code}]` : '';
-    process.stderr.write(`tkms ${name}: error${code}: ${e instanceof Error ? e.message : 'unexpected error'}\n`);
-    return 1;
-  }
+  withClientOptions(
+    program
+      .command('decrypt')
+      .description('decrypt a handle: delegation to the nodes, proofs checked, combined locally')
+      .addOption(new Option('--handle <handle>', 'the handle').makeOptionMandatory())
+      .addOption(new Option('--out <file>', 'write the plaintext to this file (mode 0600) instead of standard output'))
+      .addOption(new Option('--force', 'let --out replace an existing file')),
+  )
+    .examples('tkms decrypt --account bob.json --handle 0x…', 'tkms decrypt --account bob.json --handle 0x… --out notes.tar --force')
+    .lazyAction(async () => (await load()).decrypt);
 }

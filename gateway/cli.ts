@@ -1,18 +1,16 @@
-import { parseArgs } from 'node:util';
-import { envTypos } from '../net/env-config.ts';
-import { GATEWAY_ENV_OVERRIDES, GATEWAY_ENV_VARS, loadGatewayConfig } from './config.ts';
+import { Option } from 'commander';
+import { jsonOption, type TkmsCommand } from '../scripts/cli/command.ts';
 
-export const GATEWAY_HELP = `Usage: tkms gateway start [--config <file>]
-       tkms gateway init  [--config <file>] [--json]
+/**
+ * `tkms gateway start|init`: the declarations; gateway/cli-commands.ts, loaded when one runs,
+ * implements them.
+ */
 
-init creates the gateway's libp2p identity (identityFile) if it has none and prints its peer
-id: list it in every node's gatewayPeerIds, so nodes accept the revocations it pushes.
-
-Runs the tkms HTTP gateway until SIGINT/SIGTERM: stores ciphertext handles and grants,
-checks the ACL and fans delegation requests out to the committee's nodes.
---config defaults to the TKMS_GATEWAY_CONFIG environment variable; without either, the
-environment alone configures the gateway (paths relative to the working directory).
-
+/**
+ * The config fields and their environment variables, shown by `tkms gateway start --help`. Kept
+ * apart from the command declarations: it is to be generated from the config schema.
+ */
+export const GATEWAY_CONFIG_FIELDS_HELP = `
 Config (JSON; paths relative to the config file)    environment override
   listen             "host:port" of the HTTP API, e.g. "0.0.0.0:8080"   TKMS_GATEWAY_LISTEN
   storeDir           directory of the embedded store (created 0700)     TKMS_GATEWAY_STORE_DIR
@@ -42,72 +40,48 @@ Config (JSON; paths relative to the config file)    environment override
                        "bodyTimeoutMs": 30000 }                         TKMS_GATEWAY_BODY_TIMEOUT_MS
                      what clients may hold, per address and in total
   logLevel           fatal|error|warn|info|debug|trace|silent           TKMS_LOG_LEVEL
-
-Endpoints: the API (GET /openapi.json describes it), GET /health (200 when at least t nodes
-are connected), GET /metrics (Prometheus). Operators' guide: docs/operators.md
 `;
 
-export async function runGatewayCommand(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(GATEWAY_HELP);
-    return command === undefined ? 2 : 0;
-  }
-  if (command !== 'start' && command !== 'init') {
-    process.stderr.write(`tkms gateway: unknown command "${command}"\n\n${GATEWAY_HELP}`);
-    return 2;
-  }
-  let values: { config?: string; help?: boolean; json?: boolean };
-  try {
-    values = parseArgs({ args: rest, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' }, json: { type: 'boolean' } }, strict: true }).values;
-  } catch (e) {
-    process.stderr.write(`tkms gateway ${command}: ${e instanceof Error ? e.message : 'bad arguments'}\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(GATEWAY_HELP);
-    return 0;
-  }
-  for (const line of envTypos(process.env, GATEWAY_ENV_VARS)) process.stderr.write(`tkms gateway: warning: ${line}\n`);
-  const file = values.config ?? (process.env.TKMS_GATEWAY_CONFIG || undefined);
-  if (file === undefined && !Object.keys(GATEWAY_ENV_OVERRIDES).some((name) => (process.env[name] ?? '') !== '')) {
-    process.stderr.write('tkms gateway start: --config is required (or set TKMS_GATEWAY_CONFIG, or configure the gateway with TKMS_* environment variables)\n');
-    return 2;
-  }
-  let config;
-  try {
-    config = await loadGatewayConfig(file);
-  } catch (e) {
-    process.stderr.write(`tkms gateway start: error: ${e instanceof Error ? e.message : 'invalid config'}\n`);
-    return 1;
-  }
-  if (command === 'init') return gatewayInit(config.identityFile, values.json === true);
-  // Loaded lazily: libp2p must not load before the polyfills the entry point installed.
-  const { startGateway } = await import('./server.ts');
-  const gateway = await startGateway(config);
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: string): void => {
-      gateway.log.info({ signal }, 'signal received');
-      gateway.stop().finally(resolve);
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
-  return 0;
+export interface GatewayConfigOption {
+  config?: string;
 }
 
-async function gatewayInit(identityFile: string | undefined, json: boolean): Promise<number> {
-  if (identityFile === undefined) {
-    process.stderr.write('tkms gateway init: the config has no identityFile (or set TKMS_GATEWAY_IDENTITY_FILE)\n');
-    return 2;
-  }
-  const { loadOrCreateIdentityFile } = await import('../node/identity.ts');
-  try {
-    const { identity, created } = await loadOrCreateIdentityFile(identityFile);
-    process.stdout.write(json ? `${JSON.stringify({ peerId: identity.peerId, identityFile, created })}\n` : `${created ? 'created' : 'kept'} ${identityFile}\npeer id: ${identity.peerId}\n`);
-    return 0;
-  } catch (e) {
-    process.stderr.write(`tkms gateway init: error: ${e instanceof Error ? e.message : 'cannot create the identity'}\n`);
-    return 1;
-  }
+function configOption(): Option {
+  return new Option(
+    '--config <file>',
+    "the gateway's config file (JSON); without it, TKMS_GATEWAY_* environment variables alone configure the gateway (paths relative to the working directory)",
+  ).env('TKMS_GATEWAY_CONFIG');
+}
+
+const load = () => import('./cli-commands.ts');
+
+export function registerGatewayCommands(program: TkmsCommand): void {
+  const gateway = program
+    .command('gateway')
+    .description('start the HTTP gateway (handles, ACL, delegation fan-out)')
+    .addHelpText('after', "\nThe config fields and their environment variables: tkms gateway start --help. Operators' guide: docs/operators.md")
+    .examples('tkms gateway init --config gateway.json', 'tkms gateway start --config gateway.json');
+
+  gateway
+    .command('start')
+    .description(
+      "run the tkms HTTP gateway until SIGINT/SIGTERM: stores ciphertext handles and grants, checks the ACL and fans delegation requests out to the committee's nodes",
+    )
+    .addOption(configOption())
+    .addHelpText(
+      'after',
+      `${GATEWAY_CONFIG_FIELDS_HELP}
+Endpoints: the API (GET /openapi.json describes it), GET /health (200 when at least t nodes
+are connected), GET /metrics (Prometheus). Operators' guide: docs/operators.md`,
+    )
+    .examples('tkms gateway start --config gateway.json', 'TKMS_GATEWAY_LISTEN=127.0.0.1:8080 TKMS_COMMITTEE_FILE=committee.json tkms gateway start')
+    .lazyAction(async () => (await load()).gatewayStart);
+
+  gateway
+    .command('init')
+    .description("create the gateway's libp2p identity (identityFile) if it has none and print its peer id: list it in every node's gatewayPeerIds, so nodes accept the revocations it pushes")
+    .addOption(configOption())
+    .addOption(jsonOption())
+    .examples('tkms gateway init --config gateway.json')
+    .lazyAction(async () => (await load()).gatewayInit);
 }

@@ -6,8 +6,7 @@ import { bytesToHex, encodeScalar, isTkmsError, randomScalar } from '../../core/
 import { createIdentityFile } from '../../node/identity.ts';
 import { Keystore } from '../../node/keystore.ts';
 import { createBackup, openBackup, parseBackup, restoreBackup, writeBackupFile } from '../../node/keystore-backup.ts';
-import { runCommitteeCommand } from '../../deploy/committee-cli.ts';
-import { runNodeCommand } from '../../node/cli.ts';
+import { runTkmsCli } from '../../scripts/cli/program.ts';
 import { freePorts, getJson, makeTempDir, ManagedProcess, removeDir, runTkms, TKMS_BIN, waitFor } from '../support/processes.ts';
 import { captureCli } from './cli-capture.ts';
 
@@ -215,21 +214,21 @@ describe('operations: tkms node init/check/status/backup/restore on a running no
     assert.equal(init.code, 0, init.stderr);
     const { peerId, multiaddrs } = JSON.parse(init.stdout) as { peerId: string; multiaddrs: string[] };
     // The rest in this process (the CLI functions themselves): a process start costs seconds.
-    const again = await captureCli(() => runNodeCommand(['init', '--config', config, '--if-missing', '--json']));
-    const committee = await captureCli(() => runCommitteeCommand(['new', '--id', 'ops', '--t', '1', '--member', `1=${multiaddrs[0]}`, '--out', join(dir, 'committee.json')]));
+    const again = await captureCli(() => runTkmsCli(['node', 'init', '--config', config, '--if-missing', '--json']));
+    const committee = await captureCli(() => runTkmsCli(['committee', 'new', '--id', 'ops', '--t', '1', '--member', `1=${multiaddrs[0]}`, '--out', join(dir, 'committee.json')]));
     assert.equal(again.code, 0, again.stderr);
     assert.equal((JSON.parse(again.stdout) as { peerId: string; created: boolean }).peerId, peerId);
     assert.equal((JSON.parse(again.stdout) as { created: boolean }).created, false);
     assert.equal(committee.code, 0, committee.stderr);
     assert.match(committee.stdout, /fingerprint: [0-9a-f]{64}/);
-    const check = await captureCli(() => runNodeCommand(['check', '--config', config]));
+    const check = await captureCli(() => runTkmsCli(['node', 'check', '--config', config]));
     assert.equal(check.code, 0, check.stdout + check.stderr);
     assert.match(check.stdout, /identity: .* \(member 1\)/);
 
     node = new ManagedProcess('ops-node', [TKMS_BIN, 'node', 'start', '--config', config], { env });
     await waitFor('node ready', async () => ((await getJson(`${httpUrl}/health`)).status === 200 ? true : undefined), { timeoutMs: 30_000 });
 
-    const status = await captureCli(() => runNodeCommand(['status', '--config', config, '--json']));
+    const status = await captureCli(() => runTkmsCli(['node', 'status', '--config', config, '--json']));
     assert.equal(status.code, 0, status.stderr);
     const s = JSON.parse(status.stdout) as Record<string, any>;
     assert.equal(s.peerId, peerId);
@@ -244,7 +243,7 @@ describe('operations: tkms node init/check/status/backup/restore on a running no
     const dkg = await getJson(`${adminUrl}/admin/dkg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ keyId: 'ops-key' }) });
     assert.equal(dkg.status, 202);
     await waitFor('DKG done', async () => ((await getJson(`${adminUrl}/admin/dkg/ops-key`)).json.status === 'done' ? true : undefined), { timeoutMs: 20_000 });
-    const human = await captureCli(() => runNodeCommand(['status', '--admin', adminUrl]));
+    const human = await captureCli(() => runTkmsCli(['node', 'status', '--admin', adminUrl]));
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /member 1, peer id 12D3KooW/);
     assert.match(human.stdout, /ops-key: public key 0x0[23]/);
@@ -254,10 +253,10 @@ describe('operations: tkms node init/check/status/backup/restore on a running no
 
   it('backup while running; restore refuses while running, then rotates the password once stopped', async () => {
     const out = join(dir, 'backup/node1.tkmsbak');
-    const backup = await captureCli(() => runNodeCommand(['backup', '--config', config, '--out', out, '--json']));
+    const backup = await captureCli(() => runTkmsCli(['node', 'backup', '--config', config, '--out', out, '--json']));
     assert.equal(backup.code, 0, backup.stderr);
     assert.deepEqual((JSON.parse(backup.stdout) as { keys: string[] }).keys, ['ops-key']);
-    const refused = await captureCli(() => runNodeCommand(['restore', '--config', config, '--in', out]));
+    const refused = await captureCli(() => runTkmsCli(['node', 'restore', '--config', config, '--in', out]));
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /stop the node before restoring/);
 
@@ -266,7 +265,7 @@ describe('operations: tkms node init/check/status/backup/restore on a running no
     await rename(join(dir, 'node1/keystore'), join(dir, 'node1/keystore.old'));
     await writeFile(join(dir, 'node1/old-password'), 'ops test password\n', { mode: 0o600 });
     await writeFile(join(dir, 'node1/keystore-password'), 'a brand new password\n', { mode: 0o600 });
-    const restored = await captureCli(() => runNodeCommand(['restore', '--config', config, '--in', out, '--backup-password-file', join(dir, 'node1/old-password')]));
+    const restored = await captureCli(() => runTkmsCli(['node', 'restore', '--config', config, '--in', out, '--backup-password-file', join(dir, 'node1/old-password')]));
     assert.equal(restored.code, 0, restored.stderr);
     assert.match(restored.stdout, /restored: +ops-key/);
     const ks = await Keystore.open(join(dir, 'node1/keystore'), 'a brand new password');

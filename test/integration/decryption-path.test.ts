@@ -9,6 +9,7 @@ import {
   registerHandleToJson,
   signRegisterHandle,
   decodeHex,
+  encodeHex,
   generateRsaKeyPair,
   isTkmsError,
   KEYS_PROTOCOL,
@@ -27,9 +28,10 @@ import { NodePool } from '../../gateway/node-pool.ts';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { parseCommitteeJson } from '../../net/committee.ts';
-import { readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeTempDir, removeDir, runTkms, waitFor } from '../support/processes.ts';
+import { makeTempDir, removeDir, runTkms, TKMS_BIN, waitFor } from '../support/processes.ts';
 
 /**
  * The decryption path end to end on a real devnet: 5 node processes (t = 3) and a gateway
@@ -162,14 +164,18 @@ describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)
   });
 
   it('the CLI does the same round trip: account new, encrypt, grant, decrypt, revoke (--json)', async () => {
-    const env = { TKMS_GATEWAY_URL: s.devnet.gatewayUrl };
+    const passwordFile = join(dir, 'account-password');
+    await writeFile(passwordFile, 'cli round trip\n');
+    const env = { TKMS_GATEWAY_URL: s.devnet.gatewayUrl, TKMS_ACCOUNT_PASSWORD_FILE: passwordFile };
     const owner = join(dir, 'owner.json');
     const reader = join(dir, 'reader.json');
+    const addresses: string[] = [];
     for (const file of [owner, reader]) {
       const r = await runTkms(['account', 'new', '--out', file, '--json'], { env });
       assert.equal(r.code, 0, r.stderr);
+      addresses.push((JSON.parse(r.stdout) as { address: string }).address);
     }
-    const readerAddress = (JSON.parse(await readFile(reader, 'utf8')) as { address: string }).address;
+    const readerAddress = addresses[1]!;
     const unpinned = await runTkms(['encrypt', '--account', owner, '--key', s.devnet.keyId, '--text', 'x', '--local'], { env });
     assert.equal(unpinned.code, 1);
     assert.match(unpinned.stderr, /not pinned/);
@@ -192,6 +198,42 @@ describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)
     const usage = await runTkms(['encrypt', '--account', owner], { env });
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /--key is required/);
+  });
+
+  it('the CLI encrypts from standard input, decrypts to a file it never overwrites without --force, and still reads a plaintext account file', async () => {
+    const passwordFile = join(dir, 'stdin-password');
+    await writeFile(passwordFile, 'stdin round trip\n');
+    const owner = join(dir, 'stdin-owner.json');
+    const env = { TKMS_GATEWAY_URL: s.devnet.gatewayUrl, TKMS_ACCOUNT_PASSWORD_FILE: passwordFile };
+    assert.equal((await runTkms(['account', 'new', '--out', owner], { env })).code, 0);
+    const plaintext = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 251));
+    const child = spawn(process.execPath, [TKMS_BIN, 'encrypt', '--account', owner, '--key', s.devnet.keyId, '--in', '-', '--json'], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdin.end(plaintext);
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    assert.equal(code, 0, stderr);
+    const { handle } = JSON.parse(stdout) as { handle: string };
+    // An account file from before keystore v3: loads with a warning, no password asked.
+    const legacy = generateAccount();
+    const legacyFile = join(dir, 'legacy-reader.json');
+    await writeFile(legacyFile, JSON.stringify({ address: legacy.address, secretKey: encodeHex(legacy.secretKey) }), { mode: 0o600 });
+    assert.equal((await runTkms(['grant', '--account', owner, '--handle', handle, '--to', legacy.address], { env })).code, 0);
+    const out = join(dir, 'stdin-plaintext.bin');
+    const first = await runTkms(['decrypt', '--account', legacyFile, '--handle', handle, '--out', out], { env: { TKMS_GATEWAY_URL: s.devnet.gatewayUrl } });
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stderr, /warning: account file .* is not encrypted/);
+    assert.deepEqual(await readFile(out), plaintext);
+    await writeFile(out, 'keep me');
+    const refused = await runTkms(['decrypt', '--account', legacyFile, '--handle', handle, '--out', out], { env: { TKMS_GATEWAY_URL: s.devnet.gatewayUrl } });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /\[conflict\].*already exists; give --force/);
+    assert.equal(await readFile(out, 'utf8'), 'keep me');
+    const forced = await runTkms(['decrypt', '--account', legacyFile, '--handle', handle, '--out', out, '--force'], { env: { TKMS_GATEWAY_URL: s.devnet.gatewayUrl } });
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.deepEqual(await readFile(out), plaintext);
   });
 
   it('a requester without a grant is refused by the gateway and, asked directly, by every node', async () => {

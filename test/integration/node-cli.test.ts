@@ -36,7 +36,8 @@ describe('tkms CLI: node and dkg commands', function () {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /Usage: tkms/);
     }
-    assert.match(runs[1]!.stdout, /TKMS_KEYSTORE_PASSWORD/);
+    // The config fields and their environment variables are part of "node start --help".
+    assert.match(runs[3]!.stdout, /TKMS_KEYSTORE_PASSWORD/);
     const unknown = await runTkms(['frobnicate']);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown command/);

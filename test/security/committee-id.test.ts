@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { isTkmsError } from '../../core/index.ts';
-import { runCommitteeCommand } from '../../deploy/committee-cli.ts';
+import { runTkmsCli } from '../../scripts/cli/program.ts';
 import { loadCommitteeFile } from '../../net/committee.ts';
 import { parseConfig } from '../../node/config.ts';
 import { startNode } from '../../node/daemon.ts';
@@ -28,7 +28,7 @@ describe('attack: deployments built from the shipped examples share a committee 
   });
   after(async () => removeDir(dir));
 
-  const newCommittee = async (out: string, ...args: string[]) => captureCli(() => runCommitteeCommand(['new', ...args, '--t', '1', '--member', member, '--out', join(dir, out)]));
+  const newCommittee = async (out: string, ...args: string[]) => captureCli(() => runTkmsCli(['committee', 'new', ...args, '--t', '1', '--member', member, '--out', join(dir, out)]));
 
   it('tkms committee new gives two deployments named alike different ids', async () => {
     const a = await newCommittee('a.json', '--id', 'acme-prod');

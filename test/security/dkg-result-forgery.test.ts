@@ -204,8 +204,10 @@ describe('attack: forge a DKG result by swapping the group key and verification 
 
   it('`tkms encrypt --local --committee` through the key-swapping proxy fails: the key\'s DKG result does not verify', async () => {
     const account = join(root!, 'account.json');
-    assert.equal((await runTkms(['account', 'new', '--out', account])).code, 0);
-    const args = ['encrypt', '--key', KEY_ID, '--text', 'for the committee only', '--local', '--committee', committeePath, '--account', account];
+    const password = join(root!, 'account-password');
+    await writeFile(password, 'test password\n');
+    assert.equal((await runTkms(['account', 'new', '--out', account, '--password-file', password])).code, 0);
+    const args = ['encrypt', '--key', KEY_ID, '--text', 'for the committee only', '--local', '--committee', committeePath, '--account', account, '--password-file', password];
     const attacked = await runTkms([...args, '--gateway', proxy!.url]);
     assert.equal(attacked.code, 1, attacked.stdout);
     assert.match(attacked.stderr, /DKG result does not verify/);
@@ -231,8 +233,10 @@ describe('attack: forge a DKG result by swapping the group key and verification 
     it('`tkms encrypt --local --committee` through the key-swapping proxy fails: the key\'s DKG result does not verify', async () => {
       proxied = t1Forgery(genuine, committee, seeds.get(1)!);
       const account = join(root!, 'account-t1.json');
-      assert.equal((await runTkms(['account', 'new', '--out', account])).code, 0);
-      const attacked = await runTkms(['encrypt', '--key', KEY_ID, '--text', 'for the committee only', '--local', '--committee', committeePath, '--account', account, '--gateway', proxy!.url]);
+      const password = join(root!, 'account-t1-password');
+      await writeFile(password, 'test password\n');
+      assert.equal((await runTkms(['account', 'new', '--out', account, '--password-file', password])).code, 0);
+      const attacked = await runTkms(['encrypt', '--key', KEY_ID, '--text', 'for the committee only', '--local', '--committee', committeePath, '--account', account, '--password-file', password, '--gateway', proxy!.url]);
       assert.equal(attacked.code, 1, attacked.stdout);
       assert.match(attacked.stderr, /DKG result does not verify/);
       assert.equal(attacked.stdout, '');

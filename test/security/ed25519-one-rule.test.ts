@@ -135,11 +135,13 @@ describe('attack: a member signature valid under ZIP-215 but not RFC 8032, and s
     await writeFile(join(dir, 'node.json'), JSON.stringify({ listen: '/ip4/127.0.0.1/tcp/0', http: '127.0.0.1:0', admin: '127.0.0.1:0', identityFile: 'identity.json', keystoreDir: 'keystore', committeeFile: 'committee.json' }));
     await writeFile(join(dir, 'gateway.json'), JSON.stringify({ listen: '127.0.0.1:0', storeDir: 'store', committeeFile: 'committee.json' }));
     const account = join(dir, 'account.json');
-    assert.equal((await runTkms(['account', 'new', '--out', account])).code, 0);
+    const password = join(dir, 'account-password');
+    await writeFile(password, 'test password\n');
+    assert.equal((await runTkms(['account', 'new', '--out', account, '--password-file', password])).code, 0);
     const runs = await Promise.all([
       runTkms(['node', 'start', '--config', join(dir, 'node.json')], { env: { TKMS_KEYSTORE_PASSWORD: 'x' } }),
       runTkms(['gateway', 'start', '--config', join(dir, 'gateway.json')]),
-      runTkms(['encrypt', '--key', 'k', '--text', 'x', '--local', '--committee', committeeFile, '--account', account, '--gateway', 'http://127.0.0.1:1']),
+      runTkms(['encrypt', '--key', 'k', '--text', 'x', '--local', '--committee', committeeFile, '--account', account, '--password-file', password, '--gateway', 'http://127.0.0.1:1']),
     ]);
     for (const [i, r] of runs.entries()) {
       assert.notEqual(r.code, 0, `${['node', 'gateway', 'client'][i]} started`);

@@ -392,8 +392,10 @@ describe('security: the gateway\'s HTTP listener and the client\'s HTTP (devnet:
       assert.ok(tlsGateway.stdout.includes(`"url":"${url}"`), 'the gateway says it serves https');
 
       const account = join(dir!, 'tls-account.json');
-      assert.equal((await runTkms(['account', 'new', '--out', account])).code, 0);
-      const common = ['--gateway', url, '--account', account, '--committee', join(dir!, 'committee.json'), '--json'];
+      const password = join(dir!, 'tls-account-password');
+      await writeFile(password, 'test password\n');
+      assert.equal((await runTkms(['account', 'new', '--out', account, '--password-file', password])).code, 0);
+      const common = ['--gateway', url, '--account', account, '--password-file', password, '--committee', join(dir!, 'committee.json'), '--json'];
       const trusting = { env: { NODE_EXTRA_CA_CERTS: certFile } };
       const enc = await runTkms(['encrypt', '--key', devnet!.keyId, '--text', 'over tls', ...common], trusting);
       assert.equal(enc.code, 0, enc.stderr);
@@ -414,9 +416,11 @@ describe('security: the gateway\'s HTTP listener and the client\'s HTTP (devnet:
 
     it('the CLI and the library refuse http:// to a non-loopback host unless told --insecure / insecure: true', async () => {
       const account = join(dir!, 'insecure-account.json');
-      assert.equal((await runTkms(['account', 'new', '--out', account])).code, 0);
+      const password = join(dir!, 'insecure-account-password');
+      await writeFile(password, 'test password\n');
+      assert.equal((await runTkms(['account', 'new', '--out', account, '--password-file', password])).code, 0);
       // 192.0.2.0/24 is TEST-NET-1: never reachable, and no request is made anyway.
-      const r = await runTkms(['encrypt', '--gateway', 'http://192.0.2.10:8080', '--account', account, '--key', 'default', '--text', 'secret']);
+      const r = await runTkms(['encrypt', '--gateway', 'http://192.0.2.10:8080', '--account', account, '--password-file', password, '--key', 'default', '--text', 'secret']);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /\[insecure_transport\]/);
       assert.match(r.stderr, /--insecure/);

@@ -1,0 +1,305 @@
+import { stat } from 'node:fs/promises';
+import { isTkmsError, TkmsError } from '../core/index.ts';
+import { envTypos } from '../net/env-config.ts';
+import { loadCommitteeFile } from '../net/committee.ts';
+import { errorLine, stopSignal, UsageError, warningLine, type CommandRun, type TkmsCommand } from '../scripts/cli/command.ts';
+import { readPasswordFile } from '../scripts/cli/password.ts';
+import type { NodeConfigOption } from './cli.ts';
+import { ENV_OVERRIDES, loadConfig, NODE_ENV_VARS, resolveKeystorePassword, type NodeConfig } from './config.ts';
+import { createIdentityFile, loadIdentityFile } from './identity.ts';
+import { createBackup, restoreBackup, writeBackupFile } from './keystore-backup.ts';
+import type { NodeStatus } from './status.ts';
+
+/** What the commands declared in node/cli.ts do. */
+
+/** --config (or TKMS_CONFIG), else undefined: configured by the environment alone. */
+function configPath(opts: NodeConfigOption, command: TkmsCommand): string | undefined {
+  const fromEnv = command.getOptionValueSource('config') === 'env';
+  if (opts.config !== undefined && opts.config !== '') return opts.config;
+  if (opts.config === '' && !fromEnv) throw new UsageError('--config must name a file');
+  // Configuring by environment alone is deliberate: at least one config variable must be set.
+  if (!Object.keys(ENV_OVERRIDES).some((name) => (process.env[name] ?? '') !== '')) {
+    throw new UsageError('--config is required (or set TKMS_CONFIG, or configure the node with TKMS_* environment variables)');
+  }
+  return undefined;
+}
+
+/** Warns on stderr about TKMS_* variables that look like misspelt config variables. */
+function warnEnvTypos(command: TkmsCommand): void {
+  for (const line of envTypos(process.env, [...NODE_ENV_VARS, 'TKMS_BACKUP_PASSWORD'])) process.stderr.write(warningLine(command.path, line));
+}
+
+export const nodeInit: CommandRun<NodeConfigOption & { ifMissing?: true; json?: true }> = async (args, command) => {
+  const config = await loadConfig(configPath(args, command));
+  let identity: { peerId: string };
+  let created = true;
+  if (args.ifMissing === true && (await stat(config.identityFile).then(() => true, () => false))) {
+    identity = await loadIdentityFile(config.identityFile);
+    created = false;
+  } else {
+    identity = await createIdentityFile(config.identityFile);
+  }
+  const multiaddrs = config.listen.map((m) => `${m}/p2p/${identity.peerId}`);
+  if (args.json) process.stdout.write(`${JSON.stringify({ peerId: identity.peerId, multiaddrs, identityFile: config.identityFile, created })}\n`);
+  else {
+    process.stdout.write(
+      `peer id:   ${identity.peerId}\n${multiaddrs.map((m) => `multiaddr: ${m}`).join('\n')}\nidentity:  ${config.identityFile} (mode 0600${created ? '' : ', already existed'})\n`,
+    );
+    if (config.listen.some((m) => m.includes('/0.0.0.0/') || m.includes('/::/'))) {
+      process.stdout.write('note:      the listen address is a wildcard; in the committee file, use an address the other members can reach\n');
+    }
+  }
+  return 0;
+};
+
+export const nodeStart: CommandRun<NodeConfigOption> = async (args, command) => {
+  warnEnvTypos(command);
+  const config = await loadConfig(configPath(args, command));
+  // Loaded lazily: libp2p must not load before the polyfills the entry point installed.
+  const { startNode } = await import('./daemon.ts');
+  const node = await startNode(config);
+  node.log.info({ signal: await stopSignal() }, 'signal received');
+  await node.stop();
+  return 0;
+};
+
+export const nodeCheck: CommandRun<NodeConfigOption & { json?: true }> = async (args, command) => {
+  warnEnvTypos(command);
+  const problems: string[] = [];
+  const notes: string[] = [];
+  const message = (e: unknown): string => (e instanceof Error ? e.message : 'unexpected error');
+  let config: NodeConfig | undefined;
+  try {
+    config = await loadConfig(configPath(args, command));
+    notes.push('config: ok');
+  } catch (e) {
+    const list = isTkmsError(e) && Array.isArray(e.details?.problems) ? (e.details.problems as string[]) : [message(e)];
+    problems.push(...list.map((p) => `config: ${p}`));
+  }
+  if (config !== undefined) {
+    let committee;
+    try {
+      committee = await loadCommitteeFile(config.committeeFile);
+      notes.push(`committee: ${committee.committeeId}, ${committee.t} of ${committee.members.length}`);
+    } catch (e) {
+      problems.push(message(e));
+    }
+    try {
+      const identity = await loadIdentityFile(config.identityFile);
+      const member = committee?.members.find((m) => m.peerId === identity.peerId);
+      if (committee !== undefined && member === undefined) problems.push(`identity: peer id ${identity.peerId} is not a member of committee ${committee.committeeId}`);
+      else notes.push(`identity: ${identity.peerId}${member ? ` (member ${member.id})` : ''}`);
+    } catch (e) {
+      problems.push(message(e));
+    }
+    try {
+      const password = await resolveKeystorePassword(config);
+      const hasKeystore = await stat(config.keystoreDir).then(() => true, () => false);
+      if (hasKeystore) {
+        const { Keystore } = await import('./keystore.ts');
+        const ks = await Keystore.open(config.keystoreDir, password);
+        notes.push(`keystore: unlocked, ${ks.list().length} key(s)`);
+        ks.close();
+      } else notes.push('keystore: none yet (created at first start)');
+    } catch (e) {
+      problems.push(`keystore: ${message(e)}`);
+    }
+  }
+  if (args.json) process.stdout.write(`${JSON.stringify({ ok: problems.length === 0, problems, notes })}\n`);
+  else {
+    for (const n of notes) process.stdout.write(`ok       ${n}\n`);
+    for (const p of problems) process.stdout.write(`PROBLEM  ${p}\n`);
+  }
+  return problems.length === 0 ? 0 : 1;
+};
+
+/** The admin URL of the node a config describes (a wildcard host is reached on loopback). */
+function adminUrlFromConfig(config: NodeConfig): URL {
+  let host = config.admin.host;
+  if (host === '0.0.0.0') host = '127.0.0.1';
+  if (host === '::') host = '::1';
+  return new URL(`http://${host.includes(':') ? `[${host}]` : host}:${config.admin.port}`);
+}
+
+function healthUrlFromConfig(config: NodeConfig): URL {
+  let host = config.http.host;
+  if (host === '0.0.0.0') host = '127.0.0.1';
+  if (host === '::') host = '::1';
+  return new URL(`http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}/health`);
+}
+
+function printStatus(s: NodeStatus): void {
+  const short = (hex: string) => `${hex.slice(0, 16)}…`;
+  const peers = s.peers.members.map((m) => `member ${m.id}: ${m.connected ? 'connected' : 'NOT connected'}`).join(', ');
+  const last = s.lastDkg;
+  const lastText =
+    last === null
+      ? 'none'
+      : last.source === 'session'
+        ? `${last.keyId}, completed ${last.completedAt ?? 'unknown'}${last.durationMs === null ? '' : ` in ${last.durationMs} ms`}`
+        : `${last.keyId}, before this start (key file written ${last.completedAt ?? 'unknown'}, by the DKG or a restore)`;
+  const lines = [
+    `node:        member ${s.selfId}, peer id ${s.peerId}`,
+    `version:     tkms ${s.version} (Node.js ${s.nodeVersion}), up ${s.uptimeSeconds} s since ${s.startedAt}`,
+    `committee:   ${s.committee.committeeId}, ${s.committee.t} of ${s.committee.n}, fingerprint ${s.committee.fingerprint}`,
+    `listen:      ${s.listen.join(', ')}`,
+    `peers:       ${s.peers.connected} of ${s.peers.members.length} connected (${peers})`,
+    `keys:        ${s.keys.length === 0 ? 'none' : `${s.keys.length}`}`,
+    ...s.keys.map((k) => `  ${k.keyId}: public key ${short(k.publicKey)}, ${k.t} of ${k.n}, stored ${k.storedAt ?? 'unknown'}`),
+    `last DKG:    ${lastText}`,
+    `DKG sessions since start: ${Object.entries(s.dkgSessionsSinceStart).map(([k, v]) => `${v} ${k}`).join(', ')}`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+export const nodeStatus: CommandRun<NodeConfigOption & { admin?: URL; json?: true }> = async (args, command) => {
+  const base = args.admin ?? adminUrlFromConfig(await loadConfig(configPath(args, command)));
+  let res;
+  try {
+    res = await adminRequest(base, 'GET', '/admin/status');
+  } catch (e) {
+    if (isTkmsError(e, 'unavailable')) {
+      throw new TkmsError('unavailable', `${e.message}: is the node running? (it answers a few seconds after "tkms node start"; see its log)`);
+    }
+    throw e;
+  }
+  if (res.status !== 200) throw adminError(res.json, res.status);
+  if (args.json) process.stdout.write(`${JSON.stringify(res.json)}\n`);
+  else printStatus(res.json as unknown as NodeStatus);
+  return 0;
+};
+
+export const nodeBackup: CommandRun<NodeConfigOption & { out: string; json?: true }> = async (args, command) => {
+  const out = args.out;
+  const config = await loadConfig(configPath(args, command));
+  const password = await resolveKeystorePassword(config);
+  let committeeId: string | undefined;
+  let memberId: number | undefined;
+  try {
+    const committee = await loadCommitteeFile(config.committeeFile);
+    const identity = await loadIdentityFile(config.identityFile);
+    committeeId = committee.committeeId;
+    memberId = committee.members.find((m) => m.peerId === identity.peerId)?.id;
+  } catch {
+    // informational only; the backup itself does not need the committee
+  }
+  const backup = await createBackup({
+    keystoreDir: config.keystoreDir,
+    password,
+    identityFile: config.identityFile,
+    ...(committeeId !== undefined ? { committeeId } : {}),
+    ...(memberId !== undefined ? { memberId } : {}),
+  });
+  await writeBackupFile(out, backup.bytes);
+  if (args.json) process.stdout.write(`${JSON.stringify({ file: out, peerId: backup.peerId, keys: backup.keyIds })}\n`);
+  else {
+    process.stdout.write(
+      `backup:    ${out} (mode 0600)\npeer id:   ${backup.peerId}\nkeys:      ${backup.keyIds.length === 0 ? 'none' : backup.keyIds.join(', ')}\n` +
+        'encrypted: under the keystore password; keep that password, separately from the file\n',
+    );
+  }
+  return 0;
+};
+
+export const nodeRestore: CommandRun<NodeConfigOption & { in: string; backupPasswordFile?: string; json?: true }> = async (args, command) => {
+  const file = args.in;
+  const config = await loadConfig(configPath(args, command));
+  const health = healthUrlFromConfig(config);
+  const running = await fetch(health, { signal: AbortSignal.timeout(1_000) }).then(
+    () => true,
+    () => false,
+  );
+  if (running) throw new TkmsError('conflict', `something answers on ${health.origin} (this node's health address): stop the node before restoring`);
+  const keystorePassword = await resolveKeystorePassword(config);
+  let backupPassword = keystorePassword;
+  if (args.backupPasswordFile !== undefined) backupPassword = await readPasswordFile(args.backupPasswordFile, 'backup password file');
+  else if (process.env.TKMS_BACKUP_PASSWORD) backupPassword = process.env.TKMS_BACKUP_PASSWORD;
+  const result = await restoreBackup({ backupFile: file, backupPassword, keystoreDir: config.keystoreDir, keystorePassword, identityFile: config.identityFile });
+  if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else {
+    process.stdout.write(
+      `restored:  ${result.restored.length === 0 ? 'no keys' : result.restored.join(', ')} into ${config.keystoreDir}\n` +
+        `identity:  ${result.peerId} (${result.identity === 'installed' ? `installed at ${config.identityFile}` : 'already in place'})\n`,
+    );
+  }
+  return 0;
+};
+
+async function adminRequest(base: URL, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  let res: Response;
+  try {
+    res = await fetch(new URL(path, base), {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch {
+    throw new TkmsError('unavailable', `cannot reach the admin endpoint at ${base.origin}`);
+  }
+  let json: unknown;
+  try {
+    json = await res.json();
+  } catch {
+    throw new TkmsError('internal', `admin endpoint answered ${res.status} without JSON`);
+  }
+  if (typeof json !== 'object' || json === null) throw new TkmsError('internal', 'admin endpoint answered unexpected JSON');
+  return { status: res.status, json: json as Record<string, unknown> };
+}
+
+function adminError(json: Record<string, unknown>, status: number): TkmsError {
+  const error = json.error as { code?: unknown; message?: unknown } | undefined;
+  const message = typeof error?.message === 'string' ? error.message : `admin endpoint answered HTTP ${status}`;
+  return new TkmsError('bad_request', message);
+}
+
+function printOutcome(status: Record<string, unknown>, asJson: boolean): void {
+  if (asJson) {
+    process.stdout.write(`${JSON.stringify(status)}\n`);
+    return;
+  }
+  const result = status.result as Record<string, unknown> | undefined;
+  const lines = [`key id:      ${String(status.keyId)}`, `status:      ${String(status.status)} (phase ${String(status.phase)})`];
+  if (status.durationMs !== undefined) lines.push(`duration:    ${String(status.durationMs)} ms`);
+  if (result !== undefined) {
+    lines.push(`public key:  ${String(result.groupPublicKey)}`, `t of n:      ${String(result.t)} of ${String(result.n)}`, `qualified:   ${JSON.stringify(result.qualified)}`);
+  }
+  const dq = status.disqualified as Record<string, string> | undefined;
+  if (dq !== undefined && Object.keys(dq).length > 0) lines.push(`disqualified: ${JSON.stringify(dq)}`);
+  if (status.errorCode !== undefined) lines.push(`error code:  ${String(status.errorCode)}`);
+  if (status.abortReason !== undefined) lines.push(`abort reason: ${String(status.abortReason)}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+export const dkgStart: CommandRun<{ key: string; admin: URL; timeout: number; json?: true }> = async (args, command) => {
+  const keyId = args.key;
+  const base = args.admin;
+  const timeoutS = args.timeout;
+  const started = await adminRequest(base, 'POST', '/admin/dkg', { keyId });
+  if (started.status !== 202) throw adminError(started.json, started.status);
+  const deadline = Date.now() + timeoutS * 1000;
+  let status = started.json;
+  while (status.status === 'running') {
+    if (Date.now() > deadline) throw new TkmsError('timeout', `DKG for ${keyId} still running after ${timeoutS} s`);
+    await new Promise((r) => setTimeout(r, 200));
+    const polled = await adminRequest(base, 'GET', `/admin/dkg/${encodeURIComponent(keyId)}`);
+    if (polled.status !== 200) throw adminError(polled.json, polled.status);
+    status = polled.json;
+  }
+  printOutcome(status, args.json === true);
+  if (status.status !== 'done') {
+    const code = typeof status.errorCode === 'string' ? status.errorCode : 'dkg_failed';
+    process.stderr.write(errorLine(command.path, code, `DKG for ${keyId} aborted: ${String(status.abortReason)}`));
+    return 1;
+  }
+  return 0;
+};
+
+export const dkgStatus: CommandRun<{ key: string; admin: URL; json?: true }> = async (args) => {
+  const keyId = args.key;
+  const res = await adminRequest(args.admin, 'GET', `/admin/dkg/${encodeURIComponent(keyId)}`);
+  if (res.status !== 200) throw adminError(res.json, res.status);
+  printOutcome(res.json, args.json === true);
+  return res.json.status === 'aborted' ? 1 : 0;
+};
+
