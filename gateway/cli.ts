@@ -6,42 +6,6 @@ import { jsonOption, type TkmsCommand } from '../scripts/cli/command.ts';
  * implements them.
  */
 
-/**
- * The config fields and their environment variables, shown by `tkms gateway start --help`. Kept
- * apart from the command declarations: it is to be generated from the config schema.
- */
-export const GATEWAY_CONFIG_FIELDS_HELP = `
-Config (JSON; paths relative to the config file)    environment override
-  listen             "host:port" of the HTTP API, e.g. "0.0.0.0:8080"   TKMS_GATEWAY_LISTEN
-  storeDir           directory of the embedded store (created 0700)     TKMS_GATEWAY_STORE_DIR
-  identityFile       the gateway's libp2p identity (created 0600 by      TKMS_GATEWAY_IDENTITY_FILE
-                     init or at first start; without it, a new one
-                     each run, whose revocations nodes refuse)
-  committeeFile      the committee file the nodes use                   TKMS_COMMITTEE_FILE
-  partialTimeoutMs   per-node deadline for a partial (default 3000)     TKMS_GATEWAY_PARTIAL_TIMEOUT_MS
-  hedgeDelayMs       upper bound of the adaptive hedge delay             TKMS_GATEWAY_HEDGE_DELAY_MS
-                     (default 300)
-  partialFramesInFlight  batch frames of partial requests in flight     TKMS_GATEWAY_PARTIAL_FRAMES_IN_FLIGHT
-                     to one node (default 1; raise for distant nodes)
-  rateLimit          { "perMinute": 600, "burst": 100 } per account     TKMS_GATEWAY_RATE_PER_MINUTE,
-                                                                        TKMS_GATEWAY_RATE_BURST
-  maxPlaintextBytes  largest plaintext accepted (default and maximum    TKMS_GATEWAY_MAX_PLAINTEXT_BYTES
-                     1048560: 1 MiB minus the tag)
-  clockSkewSeconds   tolerance for signed validity windows (default 30) TKMS_GATEWAY_CLOCK_SKEW_SECONDS
-  tlsCertFile,       PEM certificate chain and key: serve HTTPS         TKMS_GATEWAY_TLS_CERT_FILE,
-  tlsKeyFile         (both or neither; without, plain HTTP: loopback    TKMS_GATEWAY_TLS_KEY_FILE
-                     or behind a TLS-terminating proxy only)
-  httpLimits         { "maxConnections": 1024,                          TKMS_GATEWAY_MAX_CONNECTIONS,
-                       "maxConnectionsPerIp": 64,                       TKMS_GATEWAY_MAX_CONNECTIONS_PER_IP,
-                       "maxBodyBytesInFlight": 67108864,                TKMS_GATEWAY_MAX_BODY_BYTES_IN_FLIGHT,
-                       "maxBodyBytesInFlightPerIp": 8388608,            TKMS_GATEWAY_MAX_BODY_BYTES_IN_FLIGHT_PER_IP,
-                       "headersTimeoutMs": 10000,                       TKMS_GATEWAY_HEADERS_TIMEOUT_MS,
-                       "bodyIdleTimeoutMs": 10000,                      TKMS_GATEWAY_BODY_IDLE_TIMEOUT_MS,
-                       "bodyTimeoutMs": 30000 }                         TKMS_GATEWAY_BODY_TIMEOUT_MS
-                     what clients may hold, per address and in total
-  logLevel           fatal|error|warn|info|debug|trace|silent           TKMS_LOG_LEVEL
-`;
-
 export interface GatewayConfigOption {
   config?: string;
 }
@@ -62,6 +26,11 @@ export function registerGatewayCommands(program: TkmsCommand): void {
     .addHelpText('after', "\nThe config fields and their environment variables: tkms gateway start --help. Operators' guide: docs/operators.md")
     .examples('tkms gateway init --config gateway.json', 'tkms gateway start --config gateway.json');
 
+  // Generated from the config schema; loaded only for `gateway start` (see node/cli.ts).
+  gateway.hook('preSubcommand', async (_group, sub) => {
+    if (sub.name() === 'start') sub.addHelpText('after', `\n${(await import('./config.ts')).GATEWAY_CONFIG_FIELDS_HELP}`);
+  });
+
   gateway
     .command('start')
     .description(
@@ -70,7 +39,7 @@ export function registerGatewayCommands(program: TkmsCommand): void {
     .addOption(configOption())
     .addHelpText(
       'after',
-      `${GATEWAY_CONFIG_FIELDS_HELP}
+      `
 Endpoints: the API (GET /openapi.json describes it), GET /health (200 when at least t nodes
 are connected), GET /metrics (Prometheus). Operators' guide: docs/operators.md`,
     )

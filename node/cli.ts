@@ -6,30 +6,6 @@ import { jsonOption, positiveUpTo, type TkmsCommand } from '../scripts/cli/comma
  * runs, implements them (so `tkms --help` loads neither libp2p nor the config parser).
  */
 
-/**
- * The config fields and their environment variables, shown by `tkms node start --help`. Kept
- * apart from the command declarations: it is to be generated from the config schema.
- */
-export const NODE_CONFIG_FIELDS_HELP = `
-Config (JSON; paths relative to the config file)   environment override
-  listen            libp2p multiaddr(s), e.g. "/ip4/0.0.0.0/tcp/9000"   TKMS_LISTEN (comma-separated)
-  http              "host:port" for GET /health and GET /metrics         TKMS_HTTP_LISTEN
-  admin             "host:port" for the admin API (loopback only)        TKMS_ADMIN_LISTEN
-  adminAllowRemote  allow a non-loopback admin address (default false)   TKMS_ADMIN_ALLOW_REMOTE
-  identityFile      identity written by "tkms node init"                 TKMS_IDENTITY_FILE
-  keystoreDir       encrypted keystore directory                         TKMS_KEYSTORE_DIR
-  stateDir          revocations and replay logs (default ../state)       TKMS_STATE_DIR
-  committeeFile     { committeeId, t, members: [{ id, peerId, multiaddrs }] }   TKMS_COMMITTEE_FILE
-  keystorePasswordFile   file holding the keystore password              TKMS_KEYSTORE_PASSWORD_FILE
-                    (TKMS_KEYSTORE_PASSWORD, the password itself, wins over both)
-  dkg.phaseTimeoutMs     per-phase DKG deadline (default 8000)           TKMS_DKG_PHASE_TIMEOUT_MS
-  clockSkewSeconds  tolerance for signed validity windows (default 30)   TKMS_CLOCK_SKEW_SECONDS
-  partialRateLimit  { perMinute: 12000, burst: 1000 } per requester      TKMS_PARTIAL_RATE_PER_MINUTE,
-                                                                         TKMS_PARTIAL_RATE_BURST
-  logLevel          fatal|error|warn|info|debug|trace|silent (default info)   TKMS_LOG_LEVEL
-  testFaults        test only; refused unless TKMS_ENABLE_TEST_FAULTS=1
-`;
-
 export interface NodeConfigOption {
   config?: string;
 }
@@ -76,11 +52,16 @@ export function registerNodeCommands(program: TkmsCommand): void {
     .examples('tkms node init --config node.json', 'tkms node init --config node.json --if-missing --json')
     .lazyAction(async () => (await load()).nodeInit);
 
+  // The config fields' help is generated from the config schema, whose parser is too costly to
+  // load for every `tkms --help`: it is imported only when `node start` is about to run or show help.
+  node.hook('preSubcommand', async (_group, sub) => {
+    if (sub.name() === 'start') sub.addHelpText('after', `\n${(await import('./config.ts')).NODE_CONFIG_FIELDS_HELP}`);
+  });
+
   node
     .command('start')
     .description('run the node daemon (p2p host, DKG, /health, /metrics, admin API) until SIGINT/SIGTERM; every config mistake is printed on its own line (exit 1)')
     .addOption(configOption())
-    .addHelpText('after', NODE_CONFIG_FIELDS_HELP)
     .examples('tkms node start --config node.json', 'TKMS_KEYSTORE_PASSWORD_FILE=/run/secrets/pw tkms node start --config node.json')
     .lazyAction(async () => (await load()).nodeStart);
 

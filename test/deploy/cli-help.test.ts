@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
+import { GATEWAY_CONFIG_FIELDS_HELP } from '../../gateway/config.ts';
+import { NODE_CONFIG_FIELDS_HELP } from '../../node/config.ts';
 import { runTkmsCli } from '../../scripts/cli/program.ts';
 import { REPO_ROOT, runTkms } from '../support/processes.ts';
 import { captureCli } from './cli-capture.ts';
@@ -63,6 +65,9 @@ describe('cli: --help on every command', function () {
     for (const v of ['TKMS_LISTEN', 'TKMS_CLOCK_SKEW_SECONDS', 'TKMS_PARTIAL_RATE_PER_MINUTE', 'TKMS_ADMIN_ALLOW_REMOTE', 'TKMS_KEYSTORE_PASSWORD', 'TKMS_CONFIG']) assert.ok(start.stdout.includes(v), v);
     const gw = await tkms('gateway', 'start', '--help');
     for (const v of ['TKMS_GATEWAY_PARTIAL_TIMEOUT_MS', 'TKMS_GATEWAY_RATE_BURST', 'TKMS_GATEWAY_CONFIG']) assert.ok(gw.stdout.includes(v), v);
+    // The field list is the one generated from each config schema, whole.
+    assert.ok(start.stdout.includes(NODE_CONFIG_FIELDS_HELP), 'node start --help shows the generated config help');
+    assert.ok(gw.stdout.includes(GATEWAY_CONFIG_FIELDS_HELP), 'gateway start --help shows the generated config help');
     // The group help points to where the config fields are.
     assert.match((await tkms('node', '--help')).stdout, /tkms node start --help/);
     assert.match((await tkms('gateway', '--help')).stdout, /tkms gateway start --help/);
