@@ -1,3 +1,5 @@
+// Node's fast paths or the browser's, by package.json condition: no setup call (core/platform/).
+export { platformName, curveSelection } from '#platform';
 export * from './errors.ts';
 export * from './bytes.ts';
 export * from './curve.ts';
