@@ -15,3 +15,4 @@ export * from './authz.ts';
 export * from './node-wire.ts';
 export * from './eip712.ts';
 export * from './sealed-handle.ts';
+export * from './typed-data.ts';
