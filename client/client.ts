@@ -38,6 +38,7 @@ import {
   type Point,
   type RsaKeyPair,
 } from '../core/index.ts';
+import { subtle } from '../core/webcrypto.ts';
 import { parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
 import type { Account } from './account.ts';
 import { GatewayHttp } from './gateway-http.ts';
@@ -161,6 +162,8 @@ export class TkmsClient {
   private readonly signer: RequestSigner;
 
   constructor(private readonly opts: TkmsClientOptions) {
+    // Fails here, in words, on a page that is not a secure context, not at the first decrypt.
+    subtle();
     this.signer = requestSigner(opts.account);
     this.http = new GatewayHttp({
       baseUrl: opts.gatewayUrl,
