@@ -12,3 +12,4 @@ export {
   type ViemTypedDataAccount,
 } from './signer.ts';
 export type { TypedData, TypedDataDomain, TypedDataField } from '../core/typed-data.ts';
+export { memberKeysHex, parseCommittee, parseCommitteeJson, pinnedClientOptions, type Committee, type CommitteeMember } from '../core/committee.ts';

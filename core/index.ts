@@ -16,3 +16,4 @@ export * from './node-wire.ts';
 export * from './eip712.ts';
 export * from './sealed-handle.ts';
 export * from './typed-data.ts';
+export * from './committee.ts';
