@@ -124,7 +124,8 @@ export class GatewayHttp {
       }
       let reachable = false;
       try {
-        await this.fetchFn(this.base, { mode: 'no-cors', redirect: 'manual', signal: AbortSignal.timeout(this.timeoutMs) });
+        // A bodiless GET: following a redirect sends nothing anywhere (no-cors allows no other mode).
+        await this.fetchFn(this.base, { mode: 'no-cors', signal: AbortSignal.timeout(this.timeoutMs) });
         reachable = true;
       } catch {
         // Down too for a request that needs no CORS: the gateway is unreachable.
