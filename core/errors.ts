@@ -27,7 +27,11 @@ export const ERROR_CODES = {
   conflict: 409,
   /** Members saw two DKG sessions (or two results) for one key id: nothing is stored or served for it. */
   dkg_conflict: 409,
+  /** A known path asked with another method; the answer's Allow header lists the methods it takes. */
+  method_not_allowed: 405,
   payload_too_large: 413,
+  /** A request body that is not application/json. */
+  unsupported_media_type: 415,
   rate_limited: 429,
   insecure_transport: 400,
   response_too_large: 502,

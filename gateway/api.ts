@@ -32,8 +32,12 @@ import {
   type Grant,
   type HandleDescriptor,
 } from '../core/index.ts';
-import { assertParticipantId } from '../core/shamir.ts';
-import { clientIp, reserveResponseBytes, type Route } from '../net/http.ts';
+import type { IncomingMessage } from 'node:http';
+import { Type, type Static } from 'typebox';
+import { clientIp, reserveResponseBytes, type Route, type RouteHandler } from '../net/http.ts';
+import type { RequestSchema } from '../net/http-validation.ts';
+import { API_ROUTES, pathParamNames, type ApiRoute } from './api-routes.ts';
+import { DelegateBody, EncryptBody, PathParams, RegisterHandleBody } from './api-schemas.ts';
 import type { GatewayConfig } from './config.ts';
 import { keyToJson, type KeyDirectory } from './keys.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -61,14 +65,6 @@ export interface GatewayContext {
   ipLimiter: RateLimiter;
   metrics: GatewayMetrics;
   now?: () => number;
-}
-
-function objectBody(body: unknown, fields: readonly string[], optional: readonly string[] = []): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TkmsError('bad_request', 'request body must be a JSON object');
-  const o = body as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!fields.includes(k) && !optional.includes(k)) throw new TkmsError('bad_request', `unexpected field "${k}"`);
-  for (const f of fields) if (!(f in o)) throw new TkmsError('bad_request', `missing field "${f}"`);
-  return o;
 }
 
 function descriptorOf(h: StoredHandle): HandleDescriptor {
@@ -147,242 +143,210 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
     return { status: created ? 201 : 200, json: { ...handleJson(ctx.store.getHandle(meta.handle) ?? meta), created } };
   };
 
-  const routes: Route[] = [
-    { method: 'GET', path: '/openapi.json', handler: () => ({ status: 200, json: buildOpenApiDocument() }) },
-    {
-      method: 'GET',
-      path: '/health',
-      handler: () => {
-        const connected = ctx.pool.connectedMembers();
-        const t = ctx.pool.committee.t;
-        const ready = connected.length >= t;
-        return {
-          status: ready ? 200 : 503,
-          json: { status: ready ? 'ready' : 'not_ready', committeeId: ctx.pool.committee.committeeId, t, n: ctx.pool.committee.members.length, nodesConnected: connected, keys: ctx.keys.list().map((k) => k.result.keyId) },
-        };
-      },
+  const handlers: Record<string, RouteHandler> = {
+    getOpenApiDocument: () => ({ status: 200, json: buildOpenApiDocument() }),
+    getHealth: () => {
+      const connected = ctx.pool.connectedMembers();
+      const t = ctx.pool.committee.t;
+      const ready = connected.length >= t;
+      return {
+        status: ready ? 200 : 503,
+        json: { status: ready ? 'ready' : 'not_ready', committeeId: ctx.pool.committee.committeeId, t, n: ctx.pool.committee.members.length, nodesConnected: connected, keys: ctx.keys.list().map((k) => k.result.keyId) },
+      };
     },
-    { method: 'GET', path: '/metrics', handler: async () => ({ status: 200, text: await ctx.metrics.registry.metrics(), contentType: ctx.metrics.registry.contentType }) },
-    {
-      method: 'GET',
-      path: '/v1/keys',
-      handler: async () => {
-        await ctx.keys.refresh();
-        return { status: 200, json: { keys: ctx.keys.list().map((k) => keyToJson(k, ctx.pool.committee)) } };
-      },
+    getMetrics: async () => ({ status: 200, text: await ctx.metrics.registry.metrics(), contentType: ctx.metrics.registry.contentType }),
+    listKeys: async () => {
+      await ctx.keys.refresh();
+      return { status: 200, json: { keys: ctx.keys.list().map((k) => keyToJson(k, ctx.pool.committee)) } };
     },
-    {
-      method: 'GET',
-      path: '/v1/keys/{keyId}',
-      handler: async (_req, _url, _body, params) => {
-        assertKeyId(params.keyId);
-        return { status: 200, json: keyToJson(await ctx.keys.get(params.keyId), ctx.pool.committee) };
-      },
+    getKey: async (_req, _url, _body, params) => {
+      assertKeyId(params.keyId);
+      return { status: 200, json: keyToJson(await ctx.keys.get(params.keyId), ctx.pool.committee) };
     },
-    {
-      method: 'POST',
-      path: '/v1/encrypt',
-      handler: async (_req, _url, body) => {
-        const o = objectBody(body, ['request', 'plaintext']);
-        const request = parseEncryptRequest(o.request);
-        const plaintext = decodeBase64(o.plaintext, { name: 'plaintext', maxLength: ctx.config.maxPlaintextBytes });
-        const owner = encodeHex(request.owner);
-        verifyEncryptRequest(request, plaintext, time(), deployment());
-        ctx.limiter.take(owner);
-        const key = await ctx.keys.get(request.keyId);
-        spentEncryptIds.claim(bytesToHex(request.requestId), request.notAfter + ctx.config.clockSkewSeconds, nowSeconds());
-        const sealed = await sealToHandle({ publicKey: key.groupPublicKey, keyId: request.keyId, owner: request.owner, plaintext });
-        return storeHandle(
-          {
-            handle: encodeHex(sealed.handle),
-            keyId: request.keyId,
-            K: encodeHex(sealed.K),
-            nonce: encodeHex(sealed.nonce),
-            ciphertextHash: encodeHex(sealed.ciphertextHash),
-            owner,
-            kProof: encodeHex(sealed.kProof),
-            createdAt: nowMs(),
-          },
-          sealed.ciphertext,
-        );
-      },
+    encrypt: async (_req, _url, body) => {
+      const o = body as Static<typeof EncryptBody>;
+      const request = parseEncryptRequest(o.request);
+      const plaintext = decodeBase64(o.plaintext, { name: 'plaintext', maxLength: ctx.config.maxPlaintextBytes });
+      const owner = encodeHex(request.owner);
+      verifyEncryptRequest(request, plaintext, time(), deployment());
+      ctx.limiter.take(owner);
+      const key = await ctx.keys.get(request.keyId);
+      spentEncryptIds.claim(bytesToHex(request.requestId), request.notAfter + ctx.config.clockSkewSeconds, nowSeconds());
+      const sealed = await sealToHandle({ publicKey: key.groupPublicKey, keyId: request.keyId, owner: request.owner, plaintext });
+      return storeHandle(
+        {
+          handle: encodeHex(sealed.handle),
+          keyId: request.keyId,
+          K: encodeHex(sealed.K),
+          nonce: encodeHex(sealed.nonce),
+          ciphertextHash: encodeHex(sealed.ciphertextHash),
+          owner,
+          kProof: encodeHex(sealed.kProof),
+          createdAt: nowMs(),
+        },
+        sealed.ciphertext,
+      );
     },
-    {
-      method: 'POST',
-      path: '/v1/handles',
-      handler: async (_req, _url, body) => {
-        const o = objectBody(body, ['registration', 'K', 'nonce', 'ciphertext', 'kProof']);
-        const registration = parseRegisterHandle(o.registration);
-        const K = decodeHex(o.K, { name: 'K', length: 33 });
-        decodePoint(K, 'K');
-        const nonce = decodeHex(o.nonce, { name: 'nonce', length: NONCE_LENGTH });
-        const ciphertext = decodeBase64(o.ciphertext, { name: 'ciphertext', maxLength: ctx.config.maxPlaintextBytes + TAG_LENGTH });
-        if (ciphertext.length < TAG_LENGTH) throw new TkmsError('bad_length', `ciphertext must hold at least the ${TAG_LENGTH}-byte tag`);
-        const kProof = decodeHex(o.kProof, { name: 'kProof', length: EPHEMERAL_PROOF_LENGTH });
-        const descriptor: HandleDescriptor = { keyId: registration.keyId, K, nonce, ciphertextHash: sha256(ciphertext), owner: registration.owner, kProof };
-        verifyRegisterHandle(registration, descriptor, deployment());
-        ctx.limiter.take(encodeHex(registration.owner));
-        await ctx.keys.get(registration.keyId);
-        return storeHandle(
-          {
-            handle: encodeHex(registration.handle),
-            keyId: registration.keyId,
-            K: encodeHex(K),
-            nonce: encodeHex(nonce),
-            ciphertextHash: encodeHex(descriptor.ciphertextHash),
-            owner: encodeHex(registration.owner),
-            kProof: encodeHex(kProof),
-            createdAt: nowMs(),
-          },
-          ciphertext,
-        );
-      },
+    registerHandle: async (_req, _url, body) => {
+      const o = body as Static<typeof RegisterHandleBody>;
+      const registration = parseRegisterHandle(o.registration);
+      const K = decodeHex(o.K, { name: 'K', length: 33 });
+      decodePoint(K, 'K');
+      const nonce = decodeHex(o.nonce, { name: 'nonce', length: NONCE_LENGTH });
+      const ciphertext = decodeBase64(o.ciphertext, { name: 'ciphertext', maxLength: ctx.config.maxPlaintextBytes + TAG_LENGTH });
+      if (ciphertext.length < TAG_LENGTH) throw new TkmsError('bad_length', `ciphertext must hold at least the ${TAG_LENGTH}-byte tag`);
+      const kProof = decodeHex(o.kProof, { name: 'kProof', length: EPHEMERAL_PROOF_LENGTH });
+      const descriptor: HandleDescriptor = { keyId: registration.keyId, K, nonce, ciphertextHash: sha256(ciphertext), owner: registration.owner, kProof };
+      verifyRegisterHandle(registration, descriptor, deployment());
+      ctx.limiter.take(encodeHex(registration.owner));
+      await ctx.keys.get(registration.keyId);
+      return storeHandle(
+        {
+          handle: encodeHex(registration.handle),
+          keyId: registration.keyId,
+          K: encodeHex(K),
+          nonce: encodeHex(nonce),
+          ciphertextHash: encodeHex(descriptor.ciphertextHash),
+          owner: encodeHex(registration.owner),
+          kProof: encodeHex(kProof),
+          createdAt: nowMs(),
+        },
+        ciphertext,
+      );
     },
-    {
-      method: 'GET',
-      path: '/v1/handles/{handle}',
-      handler: async (req, _url, _body, params) => {
+    getHandle: async (req, _url, _body, params) => {
+      const h = getHandle(params.handle);
+      reserveResponseBytes(req, handleResponseBytes(ctx.store.ciphertextLength(h.handle) ?? 0));
+      const ciphertext = await ctx.store.readCiphertext(h.handle);
+      if (ciphertext === undefined) throw new TkmsError('internal', 'handle metadata without ciphertext');
+      return { status: 200, json: { ...handleJson(h), ciphertext: encodeBase64(ciphertext) } };
+    },
+    listGrants: (req, _url, _body, params) => {
+      const h = getHandle(params.handle);
+      reserveResponseBytes(req, grantsResponseBytes(ctx.store.grantCount(h.handle)));
+      const now = nowSeconds();
+      const grants = ctx.store.listGrants(h.handle).map((g) => {
+        const revokedAt = ctx.store.revokedAt(h.handle, g.grantee);
+        const status = revokedAt !== undefined && revokedAt >= g.issuedAt ? 'revoked' : g.notAfter + ctx.config.clockSkewSeconds < now ? 'expired' : 'active';
+        return { handle: g.handle, grantee: g.grantee, notAfter: g.notAfter, issuedAt: g.issuedAt, signature: g.signature, status };
+      });
+      return { status: 200, json: { handle: h.handle, grants } };
+    },
+    putGrant: async (_req, _url, body, params) => {
+      const h = getHandle(params.handle);
+      const grant = parseGrant(body);
+      if (encodeHex(grant.handle) !== h.handle) throw new TkmsError('bad_request', 'grant.handle does not match the URL');
+      verifyGrant(grant, descriptorOf(h), deployment());
+      // Nodes refuse it at use: a future issuedAt would outlive revocations, and the store keeps the latest.
+      checkGrantTimes(grant, time(), ctx.config.maxGrantLifetimeSeconds);
+      ctx.limiter.take(h.owner);
+      const stored = await ctx.store.putGrant(storedGrant(grant));
+      return { status: stored ? 201 : 200, json: { grant: grantToJson(grant), stored } };
+    },
+    revokeGrant: async (_req, _url, body, params) => {
+      const h = getHandle(params.handle);
+      const grantee = encodeHex(decodeAddress(params.grantee, 'grantee'));
+      const revocation = parseRevocation(body);
+      if (encodeHex(revocation.handle) !== h.handle || encodeHex(revocation.grantee) !== grantee) {
+        throw new TkmsError('bad_request', 'revocation.handle and revocation.grantee must match the URL');
+      }
+      const descriptor = descriptorOf(h);
+      if (revocation.revokedAt > nowSeconds() + ctx.config.clockSkewSeconds) {
+        throw new TkmsError('bad_request', `revokedAt ${revocation.revokedAt} is in the future; nodes refuse it`);
+      }
+      verifyRevocation(revocation, descriptor, deployment());
+      ctx.limiter.take(h.owner);
+      const json = revocationToJson(revocation);
+      await ctx.store.putRevocation({ handle: h.handle, grantee, revokedAt: revocation.revokedAt, signature: json.signature as string });
+      const { acked, failures } = await ctx.pool.broadcastRevocation({ descriptor, revocation }, ctx.config.partialTimeoutMs);
+      const n = ctx.pool.committee.members.length;
+      // Effective once fewer than t nodes can lack it: then no t nodes will answer for the grant.
+      const needed = n - ctx.pool.committee.t + 1;
+      const effective = acked.length >= needed;
+      return {
+        status: effective ? 200 : 202,
+        json: { revocation: json, acknowledgedBy: acked, needed, effective, failures },
+      };
+    },
+    delegate: async (req, _url, body, params) => {
+      const started = performance.now();
+      let outcome = 'error';
+      try {
         const h = getHandle(params.handle);
+        const o = body as Static<typeof DelegateBody>;
+        const delegation = parseDelegation(o.delegation);
+        if (encodeHex(delegation.handle) !== h.handle) throw new TkmsError('bad_request', 'delegation.handle does not match the URL');
+        const exclude = new Set<number>(o.exclude);
+        const descriptor = descriptorOf(h);
+        const key = await ctx.keys.get(h.keyId);
+        const stored = ctx.store.getGrant(h.handle, encodeHex(delegation.requester));
+        const grant =
+          stored === undefined
+            ? undefined
+            : parseGrant({ handle: stored.handle, grantee: stored.grantee, notAfter: stored.notAfter, issuedAt: stored.issuedAt, signature: stored.signature });
+        authorizeDelegation({
+          deployment: deployment(),
+          delegation,
+          descriptor,
+          grant,
+          revokedAt: (handle, grantee) => ctx.store.revokedAt(encodeHex(handle), encodeHex(grantee)),
+          ...time(),
+          maxGrantLifetimeSeconds: ctx.config.maxGrantLifetimeSeconds,
+          onRequester: (requester) => ctx.limiter.take(encodeHex(requester)),
+        });
+        // Only for an authorized requester (as at the nodes): nobody makes the gateway parse keys for free.
+        // Nodes check the key too; checking here refuses a bad one before any fan-out.
+        await requesterKeys.import(delegation.rsaSpki);
+        const t = key.result.t;
+        if (ctx.pool.committee.members.length - exclude.size < t) {
+          throw new TkmsError('bad_request', `exclude leaves ${ctx.pool.committee.members.length - exclude.size} nodes, fewer than t = ${t}`);
+        }
+        const fan = await ctx.pool.requestPartials({ delegation, descriptor, grant }, { t, exclude, timeoutMs: ctx.config.partialTimeoutMs, hedgeDelayMs: ctx.config.hedgeDelayMs });
+        for (const a of fan.answers) ctx.metrics.nodeAnswers.inc({ node: String(a.nodeId), outcome: 'ok' });
+        for (const f of fan.failures) ctx.metrics.nodeAnswers.inc({ node: String(f.nodeId), outcome: f.code });
+        if (fan.answers.length < t) throw shortfallError(fan, t, ctx.pool.committee.members.length);
         reserveResponseBytes(req, handleResponseBytes(ctx.store.ciphertextLength(h.handle) ?? 0));
         const ciphertext = await ctx.store.readCiphertext(h.handle);
         if (ciphertext === undefined) throw new TkmsError('internal', 'handle metadata without ciphertext');
-        return { status: 200, json: { ...handleJson(h), ciphertext: encodeBase64(ciphertext) } };
-      },
-    },
-    {
-      method: 'GET',
-      path: '/v1/handles/{handle}/grants',
-      handler: (req, _url, _body, params) => {
-        const h = getHandle(params.handle);
-        reserveResponseBytes(req, grantsResponseBytes(ctx.store.grantCount(h.handle)));
-        const now = nowSeconds();
-        const grants = ctx.store.listGrants(h.handle).map((g) => {
-          const revokedAt = ctx.store.revokedAt(h.handle, g.grantee);
-          const status = revokedAt !== undefined && revokedAt >= g.issuedAt ? 'revoked' : g.notAfter + ctx.config.clockSkewSeconds < now ? 'expired' : 'active';
-          return { handle: g.handle, grantee: g.grantee, notAfter: g.notAfter, issuedAt: g.issuedAt, signature: g.signature, status };
-        });
-        return { status: 200, json: { handle: h.handle, grants } };
-      },
-    },
-    {
-      method: 'POST',
-      path: '/v1/handles/{handle}/grants',
-      handler: async (_req, _url, body, params) => {
-        const h = getHandle(params.handle);
-        const grant = parseGrant(body);
-        if (encodeHex(grant.handle) !== h.handle) throw new TkmsError('bad_request', 'grant.handle does not match the URL');
-        verifyGrant(grant, descriptorOf(h), deployment());
-        // Nodes refuse it at use: a future issuedAt would outlive revocations, and the store keeps the latest.
-        checkGrantTimes(grant, time(), ctx.config.maxGrantLifetimeSeconds);
-        ctx.limiter.take(h.owner);
-        const stored = await ctx.store.putGrant(storedGrant(grant));
-        return { status: stored ? 201 : 200, json: { grant: grantToJson(grant), stored } };
-      },
-    },
-    {
-      method: 'DELETE',
-      path: '/v1/handles/{handle}/grants/{grantee}',
-      handler: async (_req, _url, body, params) => {
-        const h = getHandle(params.handle);
-        const grantee = encodeHex(decodeAddress(params.grantee, 'grantee'));
-        const revocation = parseRevocation(body);
-        if (encodeHex(revocation.handle) !== h.handle || encodeHex(revocation.grantee) !== grantee) {
-          throw new TkmsError('bad_request', 'revocation.handle and revocation.grantee must match the URL');
-        }
-        const descriptor = descriptorOf(h);
-        if (revocation.revokedAt > nowSeconds() + ctx.config.clockSkewSeconds) {
-          throw new TkmsError('bad_request', `revokedAt ${revocation.revokedAt} is in the future; nodes refuse it`);
-        }
-        verifyRevocation(revocation, descriptor, deployment());
-        ctx.limiter.take(h.owner);
-        const json = revocationToJson(revocation);
-        await ctx.store.putRevocation({ handle: h.handle, grantee, revokedAt: revocation.revokedAt, signature: json.signature as string });
-        const { acked, failures } = await ctx.pool.broadcastRevocation({ descriptor, revocation }, ctx.config.partialTimeoutMs);
-        const n = ctx.pool.committee.members.length;
-        // Effective once fewer than t nodes can lack it: then no t nodes will answer for the grant.
-        const needed = n - ctx.pool.committee.t + 1;
-        const effective = acked.length >= needed;
+        outcome = 'ok';
         return {
-          status: effective ? 200 : 202,
-          json: { revocation: json, acknowledgedBy: acked, needed, effective, failures },
+          status: 200,
+          json: {
+            ...handleJson(h),
+            ciphertext: encodeBase64(ciphertext),
+            t,
+            requestId: encodeHex(delegation.requestId),
+            partials: fan.answers.slice(0, t).map(partialAnswerToJson),
+            failures: fan.failures,
+          },
         };
-      },
+      } catch (e) {
+        if (e instanceof TkmsError) outcome = e.code;
+        throw e;
+      } finally {
+        ctx.metrics.delegations.inc({ outcome });
+        if (outcome === 'ok') ctx.metrics.delegationSeconds.observe((performance.now() - started) / 1000);
+      }
     },
-    {
-      method: 'POST',
-      path: '/v1/handles/{handle}/delegate',
-      handler: async (req, _url, body, params) => {
-        const started = performance.now();
-        let outcome = 'error';
-        try {
-          const h = getHandle(params.handle);
-          const o = objectBody(body, ['delegation'], ['exclude']);
-          const delegation = parseDelegation(o.delegation);
-          if (encodeHex(delegation.handle) !== h.handle) throw new TkmsError('bad_request', 'delegation.handle does not match the URL');
-          const exclude = new Set<number>();
-          if (o.exclude !== undefined) {
-            if (!Array.isArray(o.exclude) || o.exclude.length > 256) throw new TkmsError('bad_request', 'exclude must be an array of node ids');
-            for (const id of o.exclude) {
-              assertParticipantId(id, 'exclude[]');
-              exclude.add(id);
-            }
-          }
-          const descriptor = descriptorOf(h);
-          const key = await ctx.keys.get(h.keyId);
-          const stored = ctx.store.getGrant(h.handle, encodeHex(delegation.requester));
-          const grant =
-            stored === undefined
-              ? undefined
-              : parseGrant({ handle: stored.handle, grantee: stored.grantee, notAfter: stored.notAfter, issuedAt: stored.issuedAt, signature: stored.signature });
-          authorizeDelegation({
-            deployment: deployment(),
-            delegation,
-            descriptor,
-            grant,
-            revokedAt: (handle, grantee) => ctx.store.revokedAt(encodeHex(handle), encodeHex(grantee)),
-            ...time(),
-            maxGrantLifetimeSeconds: ctx.config.maxGrantLifetimeSeconds,
-            onRequester: (requester) => ctx.limiter.take(encodeHex(requester)),
-          });
-          // Only for an authorized requester (as at the nodes): nobody makes the gateway parse keys for free.
-          // Nodes check the key too; checking here refuses a bad one before any fan-out.
-          await requesterKeys.import(delegation.rsaSpki);
-          const t = key.result.t;
-          if (ctx.pool.committee.members.length - exclude.size < t) {
-            throw new TkmsError('bad_request', `exclude leaves ${ctx.pool.committee.members.length - exclude.size} nodes, fewer than t = ${t}`);
-          }
-          const fan = await ctx.pool.requestPartials({ delegation, descriptor, grant }, { t, exclude, timeoutMs: ctx.config.partialTimeoutMs, hedgeDelayMs: ctx.config.hedgeDelayMs });
-          for (const a of fan.answers) ctx.metrics.nodeAnswers.inc({ node: String(a.nodeId), outcome: 'ok' });
-          for (const f of fan.failures) ctx.metrics.nodeAnswers.inc({ node: String(f.nodeId), outcome: f.code });
-          if (fan.answers.length < t) throw shortfallError(fan, t, ctx.pool.committee.members.length);
-          reserveResponseBytes(req, handleResponseBytes(ctx.store.ciphertextLength(h.handle) ?? 0));
-          const ciphertext = await ctx.store.readCiphertext(h.handle);
-          if (ciphertext === undefined) throw new TkmsError('internal', 'handle metadata without ciphertext');
-          outcome = 'ok';
-          return {
-            status: 200,
-            json: {
-              ...handleJson(h),
-              ciphertext: encodeBase64(ciphertext),
-              t,
-              requestId: encodeHex(delegation.requestId),
-              partials: fan.answers.slice(0, t).map(partialAnswerToJson),
-              failures: fan.failures,
-            },
-          };
-        } catch (e) {
-          if (e instanceof TkmsError) outcome = e.code;
-          throw e;
-        } finally {
-          ctx.metrics.delegations.inc({ outcome });
-          if (outcome === 'ok') ctx.metrics.delegationSeconds.observe((performance.now() - started) / 1000);
-        }
-      },
-    },
-  ];
+  };
   // Every write costs a signature check and every read of a handle up to a MiB: bound them per
   // client address, before any body is read. /metrics too: it serializes every series, and on the
   // public port anyone can ask for it. The readiness probe and the API description stay free.
-  const free = new Set(['/health', '/openapi.json']);
-  return routes.map((route) => (free.has(route.path) ? route : { ...route, admit: (req) => ctx.ipLimiter.take(`ip:${clientIp(req)}`) }));
+  const admit = (req: IncomingMessage): void => ctx.ipLimiter.take(`ip:${clientIp(req)}`);
+  return API_ROUTES.map((route) => ({
+    method: route.method,
+    path: route.path,
+    schema: ROUTE_SCHEMAS.get(route)!,
+    handler: handlers[route.operationId]!,
+    ...(route.free ? {} : { admit }),
+  }));
 }
+
+/** Each route's compiled-validation schemas: its body and its path parameters (closed objects). */
+const ROUTE_SCHEMAS = new Map<ApiRoute, RequestSchema>(
+  API_ROUTES.map((route) => {
+    const names = pathParamNames(route.path);
+    const params = names.length === 0 ? undefined : Type.Object(Object.fromEntries(names.map((n) => [n, PathParams[n].schema])), { additionalProperties: false });
+    return [route, { ...(route.body ? { body: route.body.schema } : {}), ...(params ? { params } : {}) }];
+  }),
+);

@@ -45,9 +45,13 @@ export interface GatewayConfig {
   handles: HandleLimits;
   /** Bytes of records waiting to be written to the store; a handle past it is refused with 503. */
   storeWriteQueueBytes: number;
+  /** Browser origins ("https://app.example", exact) answered with CORS headers; [] (default): none. */
+  cors: { allowedOrigins: string[] };
+  /** Every route is also served under this path ("/tkms"); "/" (default): at the root only. */
+  basePath: string;
 }
 
-const FIELDS = ['listen', 'storeDir', 'committeeFile', 'identityFile', 'logLevel', 'partialTimeoutMs', 'hedgeDelayMs', 'partialFramesInFlight', 'rateLimit', 'maxPlaintextBytes', 'clockSkewSeconds', MAX_GRANT_LIFETIME_FIELD, 'httpLimits', 'tlsCertFile', 'tlsKeyFile', 'grants', 'revocations', 'handles', 'storeWriteQueueBytes'];
+const FIELDS = ['listen', 'storeDir', 'committeeFile', 'identityFile', 'logLevel', 'partialTimeoutMs', 'hedgeDelayMs', 'partialFramesInFlight', 'rateLimit', 'maxPlaintextBytes', 'clockSkewSeconds', MAX_GRANT_LIFETIME_FIELD, 'httpLimits', 'tlsCertFile', 'tlsKeyFile', 'grants', 'revocations', 'handles', 'storeWriteQueueBytes', 'cors', 'basePath'];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const GATEWAY_ENV_OVERRIDES = {
@@ -59,6 +63,9 @@ export const GATEWAY_ENV_OVERRIDES = {
   TKMS_GATEWAY_TLS_CERT_FILE: 'tlsCertFile',
   TKMS_GATEWAY_TLS_KEY_FILE: 'tlsKeyFile',
 } as const;
+/** A comma-separated list of origins, for cors.allowedOrigins; and the base path. */
+const CORS_ORIGINS_ENV = 'TKMS_GATEWAY_CORS_ORIGINS';
+const BASE_PATH_ENV = 'TKMS_GATEWAY_BASE_PATH';
 
 /** Integer overrides: variable → [field, min, max, unit]. */
 export const GATEWAY_ENV_INTEGERS = {
@@ -99,7 +106,7 @@ const HTTP_LIMIT_RANGES = rangesOf('httpLimits') as Record<keyof HttpLimits, [nu
 const HANDLE_LIMIT_RANGES = rangesOf('handles') as Record<keyof HandleLimits, [number, number]>;
 
 /** Every environment variable the gateway reads (for --help and the typo check). */
-export const GATEWAY_ENV_VARS: readonly string[] = ['TKMS_GATEWAY_CONFIG', ...Object.keys(GATEWAY_ENV_OVERRIDES), ...Object.keys(GATEWAY_ENV_INTEGERS), MAX_GRANT_LIFETIME_ENV];
+export const GATEWAY_ENV_VARS: readonly string[] = ['TKMS_GATEWAY_CONFIG', ...Object.keys(GATEWAY_ENV_OVERRIDES), ...Object.keys(GATEWAY_ENV_INTEGERS), MAX_GRANT_LIFETIME_ENV, CORS_ORIGINS_ENV, BASE_PATH_ENV];
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -206,6 +213,22 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
       if (certFile !== undefined && keyFile !== undefined) tls = { certFile, keyFile };
     }
   }
+  const corsOrigins = envString(env, CORS_ORIGINS_ENV);
+  if (corsOrigins !== undefined) {
+    raw.cors = { allowedOrigins: corsOrigins.split(',').map((o) => o.trim()).filter((o) => o.length > 0) };
+    fromEnv.set('cors', CORS_ORIGINS_ENV);
+  }
+  const cors = readCors(raw.cors, problems, origin('cors'));
+  const basePathEnv = envString(env, BASE_PATH_ENV);
+  if (basePathEnv !== undefined) {
+    raw.basePath = basePathEnv;
+    fromEnv.set('basePath', BASE_PATH_ENV);
+  }
+  let basePath = '/';
+  if (raw.basePath !== undefined) {
+    if (typeof raw.basePath !== 'string' || !/^\/(?:[A-Za-z0-9._~-]+\/?)*$/.test(raw.basePath) || raw.basePath.length > 256) problems.push(`basePath must be a path such as "/tkms"${origin('basePath')}`);
+    else basePath = raw.basePath;
+  }
   let logLevel: GatewayConfig['logLevel'] = 'info';
   if (raw.logLevel !== undefined) {
     if (typeof raw.logLevel !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw.logLevel)) problems.push(`logLevel must be one of ${LOG_LEVELS.join(', ')}${origin('logLevel')}`);
@@ -230,8 +253,33 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
     revocations,
     handles,
     storeWriteQueueBytes,
+    cors,
+    basePath,
     ...(tls ? { tls } : {}),
   };
+}
+
+/** Exact origins only: a wildcard would let every page on the web drive the API from its visitors' browsers. */
+function readCors(value: unknown, problems: string[], from: string): GatewayConfig['cors'] {
+  if (value === undefined) return { allowedOrigins: [] };
+  const list = isPlainObject(value) ? value.allowedOrigins : undefined;
+  if (!isPlainObject(value) || Object.keys(value).some((k) => k !== 'allowedOrigins') || !Array.isArray(list)) {
+    problems.push(`cors must be an object { allowedOrigins: ["https://app.example", ...] }${from}`);
+    return { allowedOrigins: [] };
+  }
+  const allowedOrigins: string[] = [];
+  for (const o of list) {
+    let ok = false;
+    try {
+      const u = typeof o === 'string' ? new URL(o) : undefined;
+      ok = u !== undefined && (u.protocol === 'https:' || u.protocol === 'http:') && u.origin === o;
+    } catch {
+      ok = false;
+    }
+    if (ok) allowedOrigins.push(o as string);
+    else problems.push(`cors.allowedOrigins: ${JSON.stringify(o)} is not an origin such as "https://app.example" (scheme, host and port only; "*" is not allowed)${from}`);
+  }
+  return { allowedOrigins };
 }
 
 /** Loads the config file with the environment on top; without a file, the environment alone (paths relative to the working directory). */

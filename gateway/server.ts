@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { TkmsError } from '../core/index.ts';
 import { loadCommitteeFile } from '../net/committee.ts';
-import { closeServer, startHttpServer } from '../net/http.ts';
+import { HttpService } from '../net/http.ts';
 import { createLogger, type Logger } from '../net/logger.ts';
 import { gatewayRoutes, handleResponseBytes } from './api.ts';
 import type { GatewayConfig } from './config.ts';
@@ -69,32 +69,34 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
   metrics.handlesStored.set(store.stats().handles);
   const gauge = setInterval(() => metrics.nodesConnected.set(pool.connectedMembers().length), 1_000);
   gauge.unref();
-  let server: Server;
+  const maxBodyBytes = bodyLimit(config.maxPlaintextBytes);
+  const http = new HttpService(config.listen, routes, log, 'gateway', {
+    maxBodyBytes,
+    // One largest body (and answer) must always fit in an address's share, or that address could never send (or read) it.
+    limits: {
+      ...config.httpLimits,
+      maxBodyBytesInFlightPerIp: Math.max(config.httpLimits.maxBodyBytesInFlightPerIp, maxBodyBytes),
+      maxResponseBytesInFlightPerIp: Math.max(config.httpLimits.maxResponseBytesInFlightPerIp, handleResponseBytes(MAX_CIPHERTEXT_BYTES)),
+    },
+    onRefused: (reason) => metrics.httpRefused.inc({ reason }),
+    ...(tls ? { tls } : {}),
+    cors: config.cors,
+    basePath: config.basePath,
+    onResponse: (route, method, status, seconds) => {
+      metrics.httpRequests.inc({ route, method, status: String(status) });
+      metrics.httpSeconds.observe({ route }, seconds);
+    },
+  });
   try {
-    const maxBodyBytes = bodyLimit(config.maxPlaintextBytes);
-    server = await startHttpServer(config.listen.host, config.listen.port, routes, log, 'gateway', {
-      maxBodyBytes,
-      // One largest body (and answer) must always fit in an address's share, or that address could never send (or read) it.
-      limits: {
-        ...config.httpLimits,
-        maxBodyBytesInFlightPerIp: Math.max(config.httpLimits.maxBodyBytesInFlightPerIp, maxBodyBytes),
-        maxResponseBytesInFlightPerIp: Math.max(config.httpLimits.maxResponseBytesInFlightPerIp, handleResponseBytes(MAX_CIPHERTEXT_BYTES)),
-      },
-      onRefused: (reason) => metrics.httpRefused.inc({ reason }),
-      ...(tls ? { tls } : {}),
-      onResponse: (route, method, status, seconds) => {
-        metrics.httpRequests.inc({ route, method, status: String(status) });
-        metrics.httpSeconds.observe({ route }, seconds);
-      },
-    });
+    await http.start();
   } catch (e) {
     clearInterval(gauge);
     await pool.stop();
     await store.close();
     throw new TkmsError('unavailable', `cannot listen on ${config.listen.host}:${config.listen.port}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
   }
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : config.listen.port;
+  const server = http.server;
+  const port = http.port;
   const url = `${tls ? 'https' : 'http'}://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
   // Learn the keys early; requests refresh again on a miss, and a periodic refresh notices members
   // that later disagree on a published key (it is then withdrawn).
@@ -110,7 +112,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
       log.info('stopping');
       clearInterval(gauge);
       clearInterval(keyRefresh);
-      await closeServer(server);
+      await http.stop();
       await pool.stop();
       await store.close();
     })();

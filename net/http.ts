@@ -2,15 +2,21 @@ import { createServer, type IncomingMessage, type Server, type ServerOptions, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import cors from '@fastify/cors';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { isTkmsError, TkmsError } from '../core/index.ts';
 import { BodyBudget, ConnectionGate, DEFAULT_HTTP_LIMITS, ResponseBudget, type HttpLimits, type RefusalReason } from './http-limits.ts';
+import { createRequestValidator, validationError, type RequestSchema } from './http-validation.ts';
 
 /**
- * A small JSON router over node:http, shared by the node's health/admin listeners and the
- * gateway API. Routes are exact paths, "{name}" segment patterns, or (legacy) a prefix
- * ending with "/" that matches one more segment. Every error leaves as
- * `{ "error": { "code", "message" } }` with the status of its code.
+ * The HTTP server of the gateway API and of the node's health/admin listeners: fastify over a
+ * node:http (or https) server whose connection gate, timeouts and one-request-per-socket queue
+ * act before fastify sees a request. Routes are exact paths, "{name}" segment patterns, or
+ * (legacy) a prefix ending with "/" that matches one more segment. A route's body and path
+ * parameters are checked by its compiled schema (no coercion, no removal: a stray field is a
+ * 400). Bodies are JSON only (415 otherwise) and read under the byte budget; every error
+ * leaves as `{ "error": { "code", "message" } }` with the status of its code.
  */
 export type RouteHandler = (req: IncomingMessage, url: URL, body: unknown, params: Record<string, string>) => Promise<RouteResult> | RouteResult;
 export interface RouteResult {
@@ -27,6 +33,13 @@ export interface Route {
   handler: RouteHandler;
   /** Runs before the body is read (rate limits): a throw refuses the request with its body unread. */
   admit?: (req: IncomingMessage) => void;
+  /** Checked before the handler runs; the handler then gets the body and parameters as validated. */
+  schema?: RequestSchema;
+}
+
+export interface CorsOptions {
+  /** Exact origins ("https://app.example") allowed to call from a browser; empty: no CORS headers. */
+  allowedOrigins: readonly string[];
 }
 
 export interface HttpServerOptions {
@@ -39,14 +52,19 @@ export interface HttpServerOptions {
   onRefused?: (reason: RefusalReason) => void;
   /** Serve HTTPS with this certificate chain and private key (PEM). */
   tls?: { cert: Buffer; key: Buffer };
+  cors?: CorsOptions;
+  /** Every route is served under this path too ("/tkms"), so a gateway behind a path-routing proxy works as a base URL. */
+  basePath?: string;
 }
 
 const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+const CORS_METHODS = ['GET', 'POST', 'DELETE'];
+const CORS_HEADERS = ['content-type', 'accept'];
 
 interface BodyGuard {
   budget: BodyBudget;
   ip: string;
-  /** Bytes reserved so far; the caller releases them once the response is sent or the socket closes. */
+  /** Bytes reserved so far; released once the response is sent or the socket closes. */
   reserved: number;
   idleMs: number;
   totalMs: number;
@@ -100,17 +118,6 @@ async function readJsonBody(req: IncomingMessage, maxBytes: number, guard?: Body
   }
 }
 
-function send(res: ServerResponse, result: RouteResult): void {
-  const headers = { ...(result.headers ?? {}) };
-  if (result.text !== undefined) {
-    res.writeHead(result.status, { 'content-type': result.contentType ?? 'text/plain; charset=utf-8', ...headers });
-    res.end(result.text);
-    return;
-  }
-  res.writeHead(result.status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
-  res.end(JSON.stringify(result.json ?? {}));
-}
-
 /** Returns the path parameters when `pathname` matches the route's path, else undefined. */
 export function matchPath(pattern: string, pathname: string): Record<string, string> | undefined {
   if (pattern.endsWith('/')) {
@@ -140,18 +147,18 @@ export function matchPath(pattern: string, pathname: string): Record<string, str
   return params;
 }
 
-/**
- * The URL of a request target. An origin-form target ("/path?query") is a path even when it
- * starts with "//" (resolved against a base, "//host/x" would be a protocol-relative URL: another
- * host, and path "/x"). Anything unparsable is a bad_request, not an internal error.
- */
-export function requestUrl(target: string | undefined): URL {
-  const raw = target ?? '/';
-  try {
-    return raw.startsWith('/') ? new URL(`http://localhost${raw}`) : new URL(raw);
-  } catch {
-    throw new TkmsError('bad_request', 'malformed request target');
-  }
+/** The route's path in the router's syntax: "{name}" → ":name"; a legacy prefix "/a/" → "/a/:rest". */
+export function routerPath(path: string): string {
+  if (path.endsWith('/') && path.length > 1) return `${path}:rest`;
+  return path.replace(/\{([^}/]+)\}/g, ':$1');
+}
+
+/** A base path in canonical form: "" for the root, else "/a/b" (leading slash, no trailing one). */
+export function normalizeBasePath(basePath: string | undefined): string {
+  const trimmed = (basePath ?? '/').replace(/\/+$/, '');
+  if (trimmed === '') return '';
+  if (!trimmed.startsWith('/') || trimmed.includes('//') || /[?#{}:*\s]/.test(trimmed)) throw new TkmsError('bad_request', `basePath ${JSON.stringify(basePath)} must be a path like "/tkms"`);
+  return trimmed;
 }
 
 /** A parser-level refusal (bad request line, headers too large…) still answers the typed JSON error. */
@@ -175,6 +182,17 @@ export function jsonError(e: TkmsError): RouteResult {
   return { status: e.httpStatus, json: e.toJSON(), ...(headers ? { headers } : {}) };
 }
 
+/** What the server tracks for one request, from before fastify sees it until its socket lets go. */
+interface Exchange {
+  ip: string;
+  started: number;
+  route: string;
+  bodyHeld: number;
+  responseHeld: number;
+  closed: boolean;
+  flushTimer?: NodeJS.Timeout;
+}
+const EXCHANGES = new WeakMap<IncomingMessage, Exchange>();
 /** Per request, what charges the server's response budget (absent without limits). */
 const RESPONSE_RESERVERS = new WeakMap<IncomingMessage, (bytes: number) => void>();
 
@@ -219,165 +237,263 @@ function gateConnections(server: Server, limits: HttpLimits, tls: boolean, onRef
   });
 }
 
-export async function startHttpServer(host: string, port: number, routes: Route[], log: Logger, name: string, opts: HttpServerOptions = {}): Promise<Server> {
-  const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+/**
+ * The node:http(s) server under fastify: connections gated, timeouts set, and one request per
+ * socket answered at a time — a pipelined request waits (its body unread) until the answer
+ * before it is flushed, so a client that never reads holds one answer, not hundreds.
+ */
+function serverFactory(opts: HttpServerOptions, responseBudget: ResponseBudget | undefined, bodyBudget: BodyBudget | undefined) {
   const limits = opts.limits;
-  const budget = limits === undefined ? undefined : new BodyBudget(limits);
-  const responseBudget = limits === undefined ? undefined : new ResponseBudget(limits);
   const maxPipelined = limits?.maxPipelinedRequests ?? DEFAULT_HTTP_LIMITS.maxPipelinedRequests;
-  // One request per socket is answered at a time: a pipelined request waits (its body unread)
-  // until the answer before it is flushed, so a client that never reads holds one answer, not hundreds.
-  const sockets = new WeakMap<Socket, { busy: boolean; waiting: (() => void)[] }>();
-  const serverOptions: ServerOptions =
-    limits === undefined
-      ? {}
-      : {
-          headersTimeout: limits.headersTimeoutMs,
-          requestTimeout: limits.headersTimeoutMs + limits.bodyTimeoutMs,
-          // Node checks both timeouts on this period: a slow client is cut within a fraction of its timeout.
-          connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
-        };
-  const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const socket = req.socket;
-    let state = sockets.get(socket);
-    if (state === undefined) {
-      const s = { busy: false, waiting: [] as (() => void)[] };
-      sockets.set(socket, (state = s));
-      socket.once('close', () => s.waiting.splice(0));
-    }
-    const turn = state;
-    const next = (): void => {
-      // A socket cut off (or gone) takes its waiting requests with it.
-      if (socket.destroyed) turn.waiting.splice(0);
-      const run = turn.waiting.shift();
-      if (run === undefined) turn.busy = false;
-      else run();
-    };
-    if (turn.busy) {
-      if (turn.waiting.length >= maxPipelined) {
-        opts.onRefused?.('pipelined_requests');
-        socket.destroy();
-        return;
-      }
-      turn.waiting.push(() => serve(req, res, next));
-      return;
-    }
-    turn.busy = true;
-    serve(req, res, next);
-  };
-  const serve = (req: IncomingMessage, res: ServerResponse, done: () => void): void => {
-    const started = performance.now();
-    const ip = clientIp(req);
-    let bodyHeld = 0;
-    let responseHeld = 0;
-    let flushTimer: NodeJS.Timeout | undefined;
-    let closed = false;
-    res.once('close', () => {
-      closed = true;
-      clearTimeout(flushTimer);
-      budget?.release(ip, bodyHeld);
-      responseBudget?.release(ip, responseHeld);
-      done();
-    });
-    if (responseBudget !== undefined) {
-      RESPONSE_RESERVERS.set(req, (bytes) => {
-        // Nobody is left to read it, and nothing would release it.
-        if (closed) throw new TkmsError('unavailable', 'the client went away');
-        responseBudget.reserve(ip, bytes);
-        responseHeld += bytes;
+  return (fastifyHandler: (req: IncomingMessage, res: ServerResponse) => void): Server => {
+    const sockets = new WeakMap<Socket, { busy: boolean; waiting: (() => void)[] }>();
+    const serve = (req: IncomingMessage, res: ServerResponse, done: () => void): void => {
+      const exchange: Exchange = { ip: clientIp(req), started: performance.now(), route: 'unmatched', bodyHeld: 0, responseHeld: 0, closed: false };
+      EXCHANGES.set(req, exchange);
+      res.once('close', () => {
+        exchange.closed = true;
+        clearTimeout(exchange.flushTimer);
+        bodyBudget?.release(exchange.ip, exchange.bodyHeld);
+        responseBudget?.release(exchange.ip, exchange.responseHeld);
+        // Cut off or gone before the answer: the status is for the metrics.
+        opts.onResponse?.(exchange.route, req.method ?? 'GET', res.writableFinished ? res.statusCode : 408, (performance.now() - exchange.started) / 1000);
+        done();
       });
-    }
-    const answer = (result: RouteResult): void => {
-      if (limits !== undefined && !closed) {
-        // A client that does not read its answer loses the connection, and what it held.
-        flushTimer = setTimeout(() => {
-          opts.onRefused?.('response_timeout');
-          req.socket.destroy();
-        }, limits.responseTimeoutMs);
-        res.once('finish', () => clearTimeout(flushTimer));
+      if (responseBudget !== undefined) {
+        RESPONSE_RESERVERS.set(req, (bytes) => {
+          // Nobody is left to read it, and nothing would release it.
+          if (exchange.closed) throw new TkmsError('unavailable', 'the client went away');
+          responseBudget.reserve(exchange.ip, bytes);
+          exchange.responseHeld += bytes;
+        });
       }
-      send(res, result);
+      fastifyHandler(req, res);
     };
-    let routeName = 'unmatched';
-    void (async () => {
-      try {
-        const url = requestUrl(req.url);
-        const method = req.method ?? 'GET';
-        let found: { route: Route; params: Record<string, string> } | undefined;
-        let pathKnown = false;
-        for (const route of routes) {
-          const params = matchPath(route.path, url.pathname);
-          if (params === undefined) continue;
-          pathKnown = true;
-          if (route.method === method) {
-            found = { route, params };
-            break;
-          }
-        }
-        if (found === undefined) {
-          throw pathKnown ? new TkmsError('bad_request', `method ${method} is not allowed on ${url.pathname}`) : new TkmsError('not_found', `no route ${url.pathname}`);
-        }
-        routeName = found.route.path;
-        try {
-          found.route.admit?.(req);
-        } catch (e) {
-          if (isTkmsError(e, 'rate_limited')) opts.onRefused?.('rate_limited');
-          throw e;
-        }
-        const guard: BodyGuard | undefined =
-          budget === undefined || limits === undefined
-            ? undefined
-            : { budget, ip, reserved: 0, idleMs: limits.bodyIdleTimeoutMs, totalMs: limits.bodyTimeoutMs, onTimeout: () => opts.onRefused?.('body_timeout') };
-        let body: unknown;
-        try {
-          body = method === 'POST' || method === 'DELETE' ? await readJsonBody(req, maxBodyBytes, guard) : undefined;
-        } catch (e) {
-          const reason = isTkmsError(e) ? e.details?.reason : undefined;
-          if (reason === 'body_bytes_in_flight' || reason === 'body_bytes_in_flight_per_ip') opts.onRefused?.(reason);
-          throw e;
-        } finally {
-          bodyHeld = guard?.reserved ?? 0;
-          // Already closed: the close handler has run and released nothing of this.
-          if (closed) {
-            budget?.release(ip, bodyHeld);
-            bodyHeld = 0;
-          }
-        }
-        answer(await found.route.handler(req, url, body, found.params));
-      } catch (e) {
-        if (req.socket.destroyed) {
-          // Cut off or gone: nobody to answer; the status is for the metrics.
-          res.statusCode = 408;
+    const handle = (req: IncomingMessage, res: ServerResponse): void => {
+      const socket = req.socket;
+      let state = sockets.get(socket);
+      if (state === undefined) {
+        const s = { busy: false, waiting: [] as (() => void)[] };
+        sockets.set(socket, (state = s));
+        socket.once('close', () => s.waiting.splice(0));
+      }
+      const turn = state;
+      const next = (): void => {
+        // A socket cut off (or gone) takes its waiting requests with it.
+        if (socket.destroyed) turn.waiting.splice(0);
+        const run = turn.waiting.shift();
+        if (run === undefined) turn.busy = false;
+        else run();
+      };
+      if (turn.busy) {
+        if (turn.waiting.length >= maxPipelined) {
+          opts.onRefused?.('pipelined_requests');
+          socket.destroy();
           return;
         }
-        if (!isTkmsError(e)) log.error({ server: name, err: e instanceof Error ? e.message : 'error' }, 'unexpected HTTP handler error');
-        const err = isTkmsError(e) ? e : new TkmsError('internal', 'internal error');
-        // A body refused or cut short is not drained: answer, then close the connection.
-        const hasBody = (req.headers['content-length'] ?? '0') !== '0' || req.headers['transfer-encoding'] !== undefined;
-        if (hasBody && !req.complete) res.setHeader('connection', 'close');
-        const reason = err.details?.reason;
-        if (reason === 'response_bytes_in_flight' || reason === 'response_bytes_in_flight_per_ip') opts.onRefused?.(reason);
-        answer(jsonError(err));
-      } finally {
-        opts.onResponse?.(routeName, req.method ?? 'GET', res.statusCode, (performance.now() - started) / 1000);
+        turn.waiting.push(() => serve(req, res, next));
+        return;
       }
-    })();
+      turn.busy = true;
+      serve(req, res, next);
+    };
+    const serverOptions: ServerOptions =
+      limits === undefined
+        ? {}
+        : {
+            headersTimeout: limits.headersTimeoutMs,
+            requestTimeout: limits.headersTimeoutMs + limits.bodyTimeoutMs,
+            // Node checks both timeouts on this period: a slow client is cut within a fraction of its timeout.
+            connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
+          };
+    const server: Server =
+      opts.tls === undefined
+        ? createServer(serverOptions, handle)
+        : (createHttpsServer({ ...serverOptions, cert: opts.tls.cert, key: opts.tls.key, ...(limits ? { handshakeTimeout: limits.headersTimeoutMs } : {}) }, handle) as unknown as Server);
+    if (limits !== undefined) gateConnections(server, limits, opts.tls !== undefined, opts.onRefused);
+    server.keepAliveTimeout = 5_000;
+    if (limits === undefined) {
+      server.headersTimeout = 10_000;
+      server.requestTimeout = 30_000;
+    }
+    return server;
   };
-  const server: Server = opts.tls === undefined ? createServer(serverOptions, handle) : (createHttpsServer({ ...serverOptions, cert: opts.tls.cert, key: opts.tls.key, ...(limits ? { handshakeTimeout: limits.headersTimeoutMs } : {}) }, handle) as unknown as Server);
-  server.on('clientError', onClientError);
-  if (limits !== undefined) gateConnections(server, limits, opts.tls !== undefined, opts.onRefused);
-  server.keepAliveTimeout = 5_000;
-  if (limits === undefined) {
-    server.headersTimeout = 10_000;
-    server.requestTimeout = 30_000;
+}
+
+const JSON_TYPE = /^application\/json\s*(?:;|$)/i;
+
+function send(reply: FastifyReply, result: RouteResult): FastifyReply {
+  reply.code(result.status);
+  if (result.text !== undefined) {
+    reply.header('content-type', result.contentType ?? 'text/plain; charset=utf-8');
+    if (result.headers) reply.headers(result.headers);
+    return reply.send(result.text);
   }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
+  reply.header('content-type', 'application/json').header('cache-control', 'no-store');
+  if (result.headers) reply.headers(result.headers);
+  return reply.send(JSON.stringify(result.json ?? {}));
+}
+
+const FASTIFY_ERRORS: Record<string, TkmsError> = {
+  FST_ERR_BAD_URL: new TkmsError('not_found', 'no route for this malformed path'),
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: new TkmsError('unsupported_media_type', 'request bodies must be application/json'),
+  FST_ERR_CTP_BODY_TOO_LARGE: new TkmsError('payload_too_large', 'request body is too large'),
+};
+
+/** Builds the fastify app (routes, hooks, error mapping), without listening: tests can inject into it. */
+export async function buildHttpApp(routes: Route[], log: Logger, name: string, opts: HttpServerOptions = {}): Promise<FastifyInstance> {
+  const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const limits = opts.limits;
+  const bodyBudget = limits === undefined ? undefined : new BodyBudget(limits);
+  const responseBudget = limits === undefined ? undefined : new ResponseBudget(limits);
+  const basePath = normalizeBasePath(opts.basePath);
+  const app = Fastify({
+    logger: false,
+    serverFactory: serverFactory(opts, responseBudget, bodyBudget),
+    clientErrorHandler: onClientError,
+    bodyLimit: maxBodyBytes,
+    exposeHeadRoutes: false,
+    return503OnClosing: false,
+    // A request target's length is bounded by the header limit; a long parameter is the handler's to refuse.
+    routerOptions: { maxParamLength: 16 * 1024, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, caseSensitive: true },
+    frameworkErrors: (err, _req, reply) => {
+      void send(reply, jsonError(FASTIFY_ERRORS[err.code] ?? new TkmsError('bad_request', 'malformed request')));
+    },
   });
+  const validator = createRequestValidator();
+  app.setValidatorCompiler(({ schema }) => validator.compile(schema));
+  app.setSchemaErrorFormatter((errors, dataVar) => validationError(errors, dataVar));
+
+  if (opts.cors !== undefined && opts.cors.allowedOrigins.length > 0) {
+    if (opts.cors.allowedOrigins.includes('*')) throw new TkmsError('bad_request', 'cors.allowedOrigins lists exact origins; "*" is not allowed');
+    await app.register(cors, {
+      origin: [...opts.cors.allowedOrigins],
+      methods: CORS_METHODS,
+      allowedHeaders: CORS_HEADERS,
+      exposedHeaders: ['retry-after'],
+      credentials: false,
+      maxAge: 600,
+      strictPreflight: false,
+    });
+  }
+
+  // Bodies are JSON, read by hand: under the byte budget, with idle and total timeouts.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', async (request: FastifyRequest) => {
+    // No route: answered 404/405 with the body unread (and the connection closed).
+    if (request.is404) return undefined;
+    const req = request.raw;
+    const type = req.headers['content-type'];
+    if (type === undefined || !JSON_TYPE.test(type)) throw new TkmsError('unsupported_media_type', 'request bodies must be application/json');
+    const exchange = EXCHANGES.get(req);
+    const guard: BodyGuard | undefined =
+      bodyBudget === undefined || limits === undefined || exchange === undefined
+        ? undefined
+        : { budget: bodyBudget, ip: exchange.ip, reserved: 0, idleMs: limits.bodyIdleTimeoutMs, totalMs: limits.bodyTimeoutMs, onTimeout: () => opts.onRefused?.('body_timeout') };
+    try {
+      return await readJsonBody(req, maxBodyBytes, guard);
+    } catch (e) {
+      const reason = isTkmsError(e) ? e.details?.reason : undefined;
+      if (reason === 'body_bytes_in_flight' || reason === 'body_bytes_in_flight_per_ip') opts.onRefused?.(reason);
+      throw e;
+    } finally {
+      if (exchange !== undefined && guard !== undefined) {
+        exchange.bodyHeld = guard.reserved;
+        // Already closed: the close handler has run and released nothing of this.
+        if (exchange.closed) {
+          bodyBudget?.release(exchange.ip, exchange.bodyHeld);
+          exchange.bodyHeld = 0;
+        }
+      }
+    }
+  });
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    const req = request.raw;
+    // A body refused or left unread is not drained: answer, then close the connection.
+    const hasBody = (req.headers['content-length'] ?? '0') !== '0' || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody && !req.complete) reply.header('connection', 'close');
+    const exchange = EXCHANGES.get(req);
+    if (limits !== undefined && exchange !== undefined && !exchange.closed) {
+      // A client that does not read its answer loses the connection, and what it held.
+      exchange.flushTimer = setTimeout(() => {
+        opts.onRefused?.('response_timeout');
+        req.socket.destroy();
+      }, limits.responseTimeoutMs);
+      reply.raw.once('finish', () => clearTimeout(exchange.flushTimer));
+    }
+    return payload;
+  });
+
+  app.setErrorHandler((error: unknown, request, reply) => {
+    if (request.raw.socket.destroyed) {
+      // Cut off or gone: nobody to answer.
+      reply.hijack();
+      return;
+    }
+    let err: TkmsError;
+    if (isTkmsError(error)) err = error;
+    else if (typeof error === 'object' && error !== null && typeof (error as { code?: unknown }).code === 'string' && FASTIFY_ERRORS[(error as { code: string }).code] !== undefined) {
+      err = FASTIFY_ERRORS[(error as { code: string }).code]!;
+    } else {
+      log.error({ server: name, err: error instanceof Error ? error.message : 'error' }, 'unexpected HTTP handler error');
+      err = new TkmsError('internal', 'internal error');
+    }
+    const reason = err.details?.reason;
+    if (reason === 'response_bytes_in_flight' || reason === 'response_bytes_in_flight_per_ip') opts.onRefused?.(reason);
+    return send(reply, jsonError(err));
+  });
+
+  const prefixes = basePath === '' ? [''] : ['', basePath];
+  app.setNotFoundHandler((request, reply) => {
+    const pathname = request.url.split('?', 1)[0]!;
+    const local = basePath !== '' && pathname.startsWith(`${basePath}/`) ? pathname.slice(basePath.length) : pathname;
+    const allowed = [...new Set(routes.filter((r) => matchPath(r.path, local) !== undefined || matchPath(r.path, pathname) !== undefined).map((r) => r.method))];
+    if (allowed.length === 0) return send(reply, jsonError(new TkmsError('not_found', `no route ${pathname.slice(0, 200)}`)));
+    return send(reply, { ...jsonError(new TkmsError('method_not_allowed', `method ${request.method} is not allowed on ${pathname.slice(0, 200)}`)), headers: { allow: allowed.join(', ') } });
+  });
+
+  for (const route of routes) {
+    for (const prefix of prefixes) {
+      app.route({
+        method: route.method,
+        url: `${prefix}${routerPath(route.path)}`,
+        ...(route.schema === undefined ? {} : { schema: route.schema }),
+        onRequest: async (request) => {
+          const exchange = EXCHANGES.get(request.raw);
+          if (exchange !== undefined) exchange.route = route.path;
+          try {
+            route.admit?.(request.raw);
+          } catch (e) {
+            if (isTkmsError(e, 'rate_limited')) opts.onRefused?.('rate_limited');
+            throw e;
+          }
+        },
+        handler: async (request, reply) => {
+          const url = new URL(`http://localhost${prefix === '' ? request.url : request.url.slice(prefix.length)}`);
+          // A legacy prefix route reads its segment from the URL; its router parameter is not the handler's.
+          const params = route.path.endsWith('/') ? {} : (request.params as Record<string, string>);
+          return send(reply, await route.handler(request.raw, url, request.body, params));
+        },
+      });
+    }
+  }
+  await app.ready();
+  return app;
+}
+
+const APPS = new WeakMap<Server, FastifyInstance>();
+
+export async function startHttpServer(host: string, port: number, routes: Route[], log: Logger, name: string, opts: HttpServerOptions = {}): Promise<Server> {
+  const app = await buildHttpApp(routes, log, name, opts);
+  try {
+    await app.listen({ host, port });
+  } catch (e) {
+    await app.close().catch(() => undefined);
+    throw e;
+  }
+  const server = app.server;
+  APPS.set(server, app);
   const addr = server.address() as AddressInfo;
   log.info({ server: name, host: addr.address, port: addr.port }, 'HTTP listener ready');
   return server;
@@ -385,5 +501,46 @@ export async function startHttpServer(host: string, port: number, routes: Route[
 
 export async function closeServer(server: Server): Promise<void> {
   server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  const app = APPS.get(server);
+  if (app !== undefined) await app.close();
+  else await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+/**
+ * An HTTP listener as a service (libp2p's Startable shape): nothing listens until start(), and
+ * stop() closes every connection. A failed start leaves nothing open.
+ */
+export class HttpService {
+  private running: Server | undefined;
+
+  constructor(
+    private readonly listen: { host: string; port: number },
+    private readonly routes: Route[],
+    private readonly log: Logger,
+    private readonly name: string,
+    private readonly options: HttpServerOptions = {},
+  ) {}
+
+  async start(): Promise<void> {
+    if (this.running !== undefined) return;
+    this.running = await startHttpServer(this.listen.host, this.listen.port, this.routes, this.log, this.name, this.options);
+  }
+
+  async stop(): Promise<void> {
+    const server = this.running;
+    this.running = undefined;
+    if (server !== undefined) await closeServer(server);
+  }
+
+  /** The listening server (after start()). */
+  get server(): Server {
+    if (this.running === undefined) throw new TkmsError('unavailable', `${this.name} HTTP listener is not started`);
+    return this.running;
+  }
+
+  /** The port it listens on: the configured one, or the one the system chose for port 0. */
+  get port(): number {
+    const address = this.server.address();
+    return typeof address === 'object' && address !== null ? address.port : this.listen.port;
+  }
 }

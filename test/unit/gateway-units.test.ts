@@ -118,6 +118,8 @@ describe('gateway units', () => {
         revocations: { perOwner: 10_000, max: 200_000 },
         handles: { perOwner: 100_000, perOwnerBytes: 1024 ** 3, maxBytes: 32 * 1024 ** 3, minFreeDiskBytes: 1024 ** 3 },
         storeWriteQueueBytes: 64 * 1024 * 1024,
+        cors: { allowedOrigins: [] },
+        basePath: '/',
       });
       const abs = parseGatewayConfig({ ...minimal, storeDir: '/var/lib/tkms', committeeFile: '../c.json' }, BASE);
       assert.equal(abs.storeDir, '/var/lib/tkms');

@@ -1,0 +1,155 @@
+import type { ErrorCode } from '../core/index.ts';
+
+/**
+ * One consistent, real data set of examples (a 2-of-3 devnet key "demo", owner = Hardhat
+ * account #0, grantee = account #1, "hello, tkms" sealed to the key with core's sealToHandle).
+ * The signatures, the handle commitment, the K-binding proof (kProof) and the DKG transcript
+ * signatures all verify, and the two partials (wrapped to the delegation's RSA key) carry
+ * valid DLEQ proofs for this K and requestId and combine to decrypt the ciphertext.
+ * test/unit/gateway-openapi.test.ts checks all of that; the route declarations use these as
+ * their schema examples, so the OpenAPI document and docs/api.md show them.
+ */
+export const EXAMPLE_CREATED_AT = '2026-01-01T00:00:05.123Z';
+export const EX = {
+  key: {
+    keyId: 'demo',
+    publicKey: '0x02c026888c0f2aa77ffbdee28023b7622e20192e9ff0b8291449dfa1557f6432ba',
+    publicKeySpki: '3056301006072a8648ce3d020106052b8104000a03420004c026888c0f2aa77ffbdee28023b7622e20192e9ff0b8291449dfa1557f6432baed7c736fe3a56efd24174ddcfc19c97ba87f926a6da4decff95ac838c7910dce',
+    t: 2,
+    n: 3,
+    committeeId: 'devnet',
+    verificationShares: {
+      '1': '0x0249380cd4f4b10fc134f01b04c523b4a93f77675cb79d6eb7f4d7d0949ed81232',
+      '2': '0x03b046db8a785a4ff07f3d14b9c3c3a52a0f24bdc08ae4a73da79c99df808c580a',
+      '3': '0x03c27c7f68a0adb3731201d8cd729713179e9c9133f8c85bafa7978a456bf4317d',
+    },
+    qualified: [1, 2, 3],
+    sessionId: '0x5e55105e55105e55105e55105e551051',
+    transcriptHash: '0x0c48627fe277142484318e4131db8ff56c858a3ed505390521bc5b28c9b30c23',
+    signatures: {
+      '1': '0x77bdfb2fdceec8e63981bf86458962cca72db3e26d25af4e1a6892607eaf03c22cd7e3623e7a03acd1d6fff0b0431eb8b732b14b6bde1e522a471d1bd8e5bb04',
+      '2': '0x26f324a2bbc837060d72aadcb1b69b49e7905f358901d717887fc9b7980b06a908c953ff6c5f752d5e9cb7a8f36dd11ad8ac5980e9dbe6f176ca98aa142a7c04',
+      '3': '0xb3c4bb4edc7b19b7e7b1c8900c8889ed94d7777447bc13087faabec1044b21eeade92c9881a042fb76e38ba17c1914839bcf0b4c193e39313d4c1b75cb917c0e',
+    },
+    members: [
+      {
+        id: 1,
+        peerId: '12D3KooWQWTRnDxqU5irLHxBQHEycUxVRKKZQmTqYcZwMrvPa5Vy',
+        publicKey: '0xda48cbc52182262132a3bdfa4bd0bbece0b8ad6f964415ad264d343026325208',
+      },
+      {
+        id: 2,
+        peerId: '12D3KooWRrtPyr3PHW3Mw3de1EQdDoSt8crWEAroy8WA88YyUdoF',
+        publicKey: '0xee6054e32afdb370f1dc2b6e7af8980872ec0a8eb439b8b7a2d5f5c94a9b4be2',
+      },
+      {
+        id: 3,
+        peerId: '12D3KooWSM9ru64Er8tdt3qArZLpBUUaAGvg64G5pc7RcZEY1uBr',
+        publicKey: '0xf59e145e2efa883820842f9306fede6a0f009a2deaf123913caa03a9c2180b55',
+      },
+    ],
+  },
+  plaintext: 'aGVsbG8sIHRrbXM=',
+  K: '0x03d5d775ecc71deb332f6e74fcab23c6eb05a15a794112d80dd42668ee4ee3acea',
+  nonce: '0xabe92201ab0eb11592812f01',
+  ciphertext: 'hqdDva65vmTUqf+k11YeIoiHxDs4W6A+OWrz',
+  ciphertextHash: '0x78cde0abd0cce51c886c675f3a34e164af29218484273517107e36834d93ee73',
+  kProof: '0xb4d1ba1cb1501885bd9c3cdcf5d8d15fca0c8d0c0bb94d1179651911b415d9a474d2b6a7c11acf1d5a6a0ba9f2ab0c0390e66b4d1aa3325a9722410f33692b18',
+  handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
+  owner: '0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266',
+  grantee: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
+  encryptRequest: {
+    keyId: 'demo',
+    owner: '0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266',
+    plaintextHash: '0x3170fe9ba13901926ce6770eecfec139f9a49d8a13ad7648cf597c0345081391',
+    notBefore: 1767225600,
+    notAfter: 1767225900,
+    requestId: '0x0f1e2d3c4b5a69788796a5b4c3d2e1f0',
+    signature: '0x0818a02659eec8516accbe32ee55cf3370c1b45612167d5222e7d04482d8fc5965a1674504e06947ca5fa1f8a26fc5cb2d1a6d6b4afe616bf13b326997b9c0ca1b',
+  },
+  registration: {
+    handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
+    keyId: 'demo',
+    owner: '0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266',
+    signature: '0x81f74ac90e07377dd7ab951b5f901687f6503536614686d3d51c531c219cc3b1554f05b9dc990f279d785dc9b3c72ad0c59e7851a3d4b0a75f9a9676dc46cf271b',
+  },
+  grant: {
+    handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
+    grantee: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
+    notAfter: 1769817600,
+    issuedAt: 1767225660,
+    signature: '0xe65cb544a139cb8a77265b6d30427dbc03169c6bab630d64f2707ba16c251212542dcec08a48c92f11f26c470dc58fc5b35dee52ddc3ec98fb342c0fd827a0511b',
+  },
+  revocation: {
+    handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
+    grantee: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
+    revokedAt: 1767232800,
+    signature: '0xb9cac648a1a9e1bfe6baea4674ef8d043b2608f2033de3f9d6b9f6792b43f3c67c466e14b862d8c6f05ed39aebc7f516d050cbf9d7113773fc87cb16704b74401b',
+  },
+  delegation: {
+    handle: '0x3d2d9b4303fce8d972dc9d23e4c81c9034a0e2e8f2bc959d3aa16a4d44543302',
+    keyId: 'demo',
+    requester: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8',
+    rsaSpki: '30820122300d06092a864886f70d01010105000382010f003082010a0282010100d0dee7429571780b6603ab4d1aed5b71d1c43d52f23402f937a3cf7ff48fc22304b6d1ca533cf962423837cd4749b692f0da2fff8756ce5386ac4113d5a182df30e0e9c363b428e71139668a2ac0d8deb86aacf5b783ea5399eb090197e07d1b3cb87ca6b4cf6e47925e509e9fdef8d6b95fa3c84ea7a8a5d966ab46a5b5c87b8b7aecdfc32f5f54485422780a6bd0ba2a8042faa192d4e616d7bd5e76b56785d454d93f1175ca0c80e171ea94959fd8e261459cfa53a02067d13eb30429a67731a9e5c964309ab62b31028392a74c74f9ed1da60855af7bebff65b365ba6f22c98ac5e3f2a49283e14ffece293c7da14d5f20bc83a126c358bbbe4b502c033b0203010001',
+    notBefore: 1767225720,
+    notAfter: 1767226020,
+    requestId: '0xa1b2c3d4e5f60718293a4b5c6d7e8f90',
+    signature: '0xa276e932233adec7daf77999448c79f868ea06fd35b00e15c516c816ddc83f903471761484a9614fdd96cf61fa2e43a0008f9d698f05f934750cd5d6b8a768c81b',
+  },
+  partials: [
+    {
+      nodeId: 1,
+      wrapped: '0xacff7daed191c271551d7bc330d25a2c77582d8b51fa166b91f90b40b21b785a044dbb83256e3dd3c494cf73c6abb6acbba630f16b33a01f5d91868bb25ced6efdacf328d4a65a57a43f9cd576b582321ad9d848ab6f9842f3fae2bf811b241a2e16edd1a30d4aa9f2bf39faee47f74cca8519c1b2bd395704e8385d4095579d61061858488368c5add52f9dbd81980795e75aca0529a1413b004b7ee6b422088c3d06cfee1a277767d4d5b5fa72ff6c28593efe6b01ded12deec0f3060b0f9b284f506e8c5dab83aa7585a458e54a0803cc9ef279395b8edfb678cd000a072630f57cae5370a585a3ff2515bb4e62fd04f0245a5a0e617e5f43b8407caf2f4d',
+      proof: '0x74d87776d53f08e16e99124e66948c25337a08076bac12f225208c7bc7700c5317db7ce3c7b779d84204c3cadc18bc8164a5a802066d2247cfdba8f8578462ac',
+    },
+    {
+      nodeId: 3,
+      wrapped: '0x72429115bc1b48d1b9e8b270c000c39441fdf5c2934a436cc24e2a796ab662069197c7d5bd7687d8aa0522b98245221c1324543dacab378695991c3b27078060e9357337025bce69442ba763d6139ba30b3e02d6330007c21bdbbb3c06996f7781eca7839119102151460bf4d2c9f54d915a850368fe62a4da0a32ba720a846ae5a6eda556b64a07adf56a81256d133b5a183150a7cb69b5c58330407e99083b9ca7bfe2d0008ca85c1f235d2fa719499a63a29332cef3eea9948c9bb4cea26c5d6cc9033026ec1455d600e2afd600c6557b82b24f801c405bb4f54478ad356fc3ae9ab4af100ce04d200a2894c29333e3cffd7e70f632c23f7e7b96ec8ffcfc',
+      proof: '0x784c979d9092bb8a946ce8e6bfe2dddd0bc09120d98ffc73cb0fbb2aa29da33ca105ef16e513b45230b252958642db1e99b7dd0c0987d38c103a20977d0b8537',
+    },
+  ],
+} as const;
+
+export const EXAMPLE_HANDLE_FIELDS = {
+  handle: EX.handle,
+  keyId: EX.key.keyId,
+  K: EX.K,
+  nonce: EX.nonce,
+  ciphertextHash: EX.ciphertextHash,
+  owner: EX.owner,
+  kProof: EX.kProof,
+  createdAt: EXAMPLE_CREATED_AT,
+};
+
+export const EXAMPLE_MESSAGES: Partial<Record<ErrorCode, string>> = {
+  bad_request: 'request body must be a JSON object',
+  bad_hex: 'handle is not valid hex (even number of 0-9a-f digits)',
+  bad_length: 'requestId must be 16 bytes, got 15',
+  bad_point: 'K is not a point on secp256k1',
+  bad_key_id: 'key id must be 1-64 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit',
+  bad_address: 'grantee must be 0x followed by 40 hex digits',
+  bad_rsa_key: 'RSA modulus must be 2048..4096 bits, got 1024',
+  unauthorized: `0x70997970c51812dc3a010c7d01b50e0d17dc79c8 holds no grant for this handle`,
+  expired: 'delegation request expired at 1767226020 (now 1767226100)',
+  revoked: 'the grant to 0x70997970c51812dc3a010c7d01b50e0d17dc79c8 was revoked at 1767232800',
+  not_found: `no handle ${EX.handle}`,
+  unknown_key: 'no key demo2 in committee devnet',
+  replayed: 'request id 0f1e2d3c4b5a69788796a5b4c3d2e1f0 was already used',
+  payload_too_large: 'request body is larger than 1414144 bytes',
+  rate_limited: `too many requests from ${EX.owner}; retry in 2 s`,
+  insufficient_partials: '1 of 3 nodes answered, 2 needed (node 2: timeout; node 3: unavailable)',
+  internal: 'internal error',
+};
+
+export const EXAMPLE_DETAILS: Partial<Record<ErrorCode, Record<string, unknown>>> = {
+  rate_limited: { retryAfterSeconds: 2 },
+  insufficient_partials: {
+    answered: 1,
+    needed: 2,
+    failures: [
+      { nodeId: 2, code: 'timeout', message: 'no answer within 3000 ms' },
+      { nodeId: 3, code: 'unavailable', message: 'connection refused' },
+    ],
+  },
+};
+

@@ -1,0 +1,450 @@
+import { Type, type TSchema } from 'typebox';
+import {
+  ADDRESS_LENGTH,
+  COMPRESSED_POINT_LENGTH,
+  DELEGATION_STRUCT,
+  DLEQ_PROOF_LENGTH,
+  ENCRYPT_STRUCT,
+  encodeHex,
+  encodeType,
+  EPHEMERAL_PROOF_LENGTH,
+  ERROR_CODES,
+  GRANT_STRUCT,
+  HANDLE_LENGTH,
+  MAX_PARTICIPANT_ID,
+  MAX_RSA_CIPHERTEXT_BYTES,
+  MAX_SPKI_BYTES,
+  MAX_VALIDITY_SECONDS,
+  NONCE_LENGTH,
+  REGISTER_STRUCT,
+  REQUEST_ID_LENGTH,
+  REVOCATION_STRUCT,
+  SIGNATURE_LENGTH,
+  TAG_LENGTH,
+  TKMS_EIP712_NAME,
+  TKMS_EIP712_VERSION,
+  committeeSalt,
+  type Eip712Struct,
+} from '../core/index.ts';
+import { SESSION_ID_LENGTH } from '../core/dkg/index.ts';
+import type { DecodeHint } from '../net/http-validation.ts';
+import { EX, EXAMPLE_HANDLE_FIELDS } from './api-examples.ts';
+
+/**
+ * The JSON schemas of the gateway API, each declared once: the router validates requests with
+ * them (compiled), and gateway/openapi.ts publishes them as `components.schemas` (a schema
+ * registered here under a name appears there once and is `$ref`erenced wherever it is used).
+ *
+ * Conventions (core/authz.ts's): bytes travel as 0x-prefixed lower-case hex, except `rsaSpki`
+ * (and a key's `publicKeySpki`), which are hex WITHOUT 0x; bulk data is standard padded base64;
+ * timestamps in signed messages are unix seconds (JSON integers). A field that fails its schema
+ * answers with the error its decode step names (`x-decode`: `bad_hex`, `bad_length`, …).
+ */
+
+const NAMES = new WeakMap<object, string>();
+const REFINED = new WeakMap<object, { base: object; description: string }>();
+const COMPONENTS = new Map<string, TSchema>();
+
+/** Registers `schema` as the component `name` of the OpenAPI document. */
+function component<T extends TSchema>(name: string, schema: T): T {
+  NAMES.set(schema, name);
+  COMPONENTS.set(name, schema);
+  return schema;
+}
+
+/** A registered schema with its own description at one use (a `$ref` with a description in OpenAPI). */
+function described<T extends TSchema>(base: T, description: string): T {
+  const out = { ...base, description } as T;
+  REFINED.set(out, { base, description });
+  return out;
+}
+
+/** The component name of a registered schema, for gateway/openapi.ts. */
+export function componentName(schema: object): string | undefined {
+  return NAMES.get(schema);
+}
+export function refinement(schema: object): { base: object; description: string } | undefined {
+  return REFINED.get(schema);
+}
+
+const decode = (hint: DecodeHint): Record<string, unknown> => ({ 'x-decode': hint });
+
+/** Mirrored from core/authz.ts, which does not export it (the test checks it against the parser). */
+const MAX_TIMESTAMP = 253_402_300_799;
+const MAX_EXCLUDE = 256;
+const KEY_ID_PATTERN = '^(?!.*\\.\\.)[a-z0-9][a-z0-9._-]{0,63}$';
+const COMMITTEE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
+const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$';
+/** DER prefix of a secp256k1 SubjectPublicKeyInfo with an uncompressed point (core/spki.ts). */
+const SECP256K1_SPKI_PREFIX = '3056301006072a8648ce3d020106052b8104000a034200';
+
+function hexBytes(length: number, description: string, extra: Record<string, unknown> = {}): TSchema {
+  return Type.String({ pattern: `^0x[0-9a-f]{${length * 2}}$`, description, ...decode({ kind: 'hex', length }), ...extra });
+}
+
+function closed<P extends Record<string, TSchema>>(properties: P, opts: { description?: string; examples?: unknown[] } = {}) {
+  return Type.Object(properties, { additionalProperties: false, ...opts });
+}
+
+// --- primitives -------------------------------------------------------------------------
+
+export const KeyId = component(
+  'KeyId',
+  Type.String({
+    pattern: KEY_ID_PATTERN,
+    minLength: 1,
+    maxLength: 64,
+    description: 'Names a DKG key: 1-64 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit, no "..".',
+    examples: [EX.key.keyId],
+    ...decode({ kind: 'keyId' }),
+  }),
+);
+export const Address = component(
+  'Address',
+  Type.String({
+    pattern: `^0x[0-9a-fA-F]{${ADDRESS_LENGTH * 2}}$`,
+    description: '20-byte Ethereum address, 0x + 40 hex digits. All-lower or all-upper case as is; mixed case must carry a valid EIP-55 checksum. The gateway answers in lower case.',
+    examples: [EX.owner],
+    ...decode({ kind: 'address' }),
+  }),
+);
+export const Handle = component('Handle', hexBytes(HANDLE_LENGTH, 'A handle: SHA-256 commitment to keyId, K, nonce, SHA-256(ciphertext) and owner (core/handle.ts).', { examples: [EX.handle] }));
+export const Bytes32 = component('Bytes32', hexBytes(32, '32 bytes (a SHA-256 digest), 0x + 64 lower-case hex digits.'));
+export const RequestId = component('RequestId', hexBytes(REQUEST_ID_LENGTH, 'A random 16-byte request id, 0x + 32 hex digits. Each may be used once within its validity window.'));
+export const Nonce = component('Nonce', hexBytes(NONCE_LENGTH, 'The 12-byte AES-GCM nonce, 0x + 24 hex digits.'));
+export const EphemeralKeyProof = component(
+  'EphemeralKeyProof',
+  hexBytes(
+    EPHEMERAL_PROOF_LENGTH,
+    'Binds K to the handle: a Schnorr proof c ‖ s (64 bytes, 0x + 128 hex digits) that whoever made the handle knows the ECIES ephemeral secret k with K = k·G, its challenge binding keyId, K, nonce, SHA-256(ciphertext) and owner (core/sealed-handle.ts). The handle alone does not stop anyone from copying another handle\'s K, nonce and ciphertext into a new handle they own and asking the nodes for K·sk, which would decrypt the original; only whoever ran the encryption knows k, and the proof cannot be moved to another owner, key or ciphertext. The gateway and every node refuse a handle whose proof does not verify (403 `unauthorized`). The gateway makes it for POST /v1/encrypt; clients that encrypt locally make it themselves for POST /v1/handles.',
+    { examples: [EX.kProof] },
+  ),
+);
+export const CompressedPoint = component(
+  'CompressedPoint',
+  Type.String({ pattern: `^0x0[23][0-9a-f]{${(COMPRESSED_POINT_LENGTH - 1) * 2}}$`, description: 'A secp256k1 point, 33-byte compressed SEC1, 0x + 66 hex digits.', ...decode({ kind: 'point', length: COMPRESSED_POINT_LENGTH }) }),
+);
+export const Signature = component(
+  'Signature',
+  Type.String({
+    // v and s are the signature check's (403 `unauthorized`), as at every node, not the schema's.
+    pattern: `^0x[0-9a-f]{${SIGNATURE_LENGTH * 2}}$`,
+    description: 'Ethereum signature r ‖ s ‖ v, 65 bytes, 0x + 130 hex digits; low s, v ∈ {27, 28} (0x1b, 0x1c), or it does not verify (403 `unauthorized`).',
+    ...decode({ kind: 'signature' }),
+  }),
+);
+export const Timestamp = component('Timestamp', Type.Integer({ minimum: 0, maximum: MAX_TIMESTAMP, description: 'Unix time in whole seconds (JSON integer).' }));
+export const RsaSpki = component(
+  'RsaSpki',
+  Type.String({
+    pattern: '^(?:[0-9a-f]{2})+$',
+    minLength: 2,
+    maxLength: MAX_SPKI_BYTES * 2,
+    description:
+      'DER SubjectPublicKeyInfo of the requester\'s RSA-OAEP key (2048..4096-bit modulus, exponent 65537, canonical DER), as hex WITHOUT a 0x prefix (spec). At most 1024 bytes. Nodes wrap their partials to it with RSA-OAEP (SHA-256, MGF1-SHA-256, empty label). In the EIP-712 message it is the `bytes` value of these DER bytes (wallet libraries take it as 0x-hex).',
+    ...decode({ kind: 'hex', maxLength: MAX_SPKI_BYTES, allowPrefix: false }),
+  }),
+);
+export const Base64 = component('Base64', Type.String({ pattern: BASE64_PATTERN, contentEncoding: 'base64', description: 'Standard base64 with padding (RFC 4648 §4), no whitespace.', ...decode({ kind: 'base64' }) }));
+export const NodeId = component('NodeId', Type.Integer({ minimum: 1, maximum: MAX_PARTICIPANT_ID, description: 'A committee member id (its Shamir x-coordinate).', ...decode({ kind: 'nodeId' }) }));
+export const ErrorCode = component('ErrorCode', Type.String({ enum: Object.keys(ERROR_CODES), description: 'Stable error code (core/errors.ts); clients switch on it, never on the message.' }));
+
+// --- signed messages --------------------------------------------------------------------
+
+const EIP712_DOMAIN_TYPE = 'EIP712Domain(string name,string version,bytes32 salt)';
+export const EIP712_DOMAIN_TEXT = `{ "name": "${TKMS_EIP712_NAME}", "version": "${TKMS_EIP712_VERSION}", "salt": keccak256("tkms/committee/" ‖ committeeId) }`;
+export const EIP712_DEPLOYMENT_NOTE =
+  'The salt binds every signature to one deployment: `committeeId` is the gateway\'s committee (`GET /health`, or a key\'s `committeeId`; the committee file when pinned), so a message signed for one committee is refused by every other. No chainId (no chain is involved yet) and no verifyingContract. Signatures of format version 1 (`{ "name": "tkms", "version": "1" }`, no salt) are refused with 403 `legacy_signature`: sign again.';
+export const EIP712_DOMAIN = `Domain \`${EIP712_DOMAIN_TEXT}\` (type \`${EIP712_DOMAIN_TYPE}\`). ${EIP712_DEPLOYMENT_NOTE}`;
+export const SIGNED_STRUCTS = [ENCRYPT_STRUCT, REGISTER_STRUCT, GRANT_STRUCT, REVOCATION_STRUCT, DELEGATION_STRUCT];
+
+function signedMessage<P extends Record<string, TSchema>>(struct: Eip712Struct, what: string, properties: P, example: unknown) {
+  const description = [
+    what,
+    '',
+    `EIP-712 typed data, primary type \`${struct.name}\`, signed by an Ethereum account (eth_signTypedData_v4).`,
+    `Domain: \`${EIP712_DOMAIN_TEXT}\` (type \`${EIP712_DOMAIN_TYPE}\`). ${EIP712_DEPLOYMENT_NOTE} The \`x-eip712\` domain is the example committee's (\`${EX.key.committeeId}\`).`,
+    `Type string: \`${encodeType(struct)}\`.`,
+    '`signature` is the 65-byte r ‖ s ‖ v signature over the typed-data digest, low-s, v ∈ {27, 28}. Every field but `signature` is signed.',
+  ].join('\n');
+  // The typed-data `types` a wallet needs, as eth_signTypedData_v4 takes them.
+  const eip712 = {
+    primaryType: struct.name,
+    domain: { name: TKMS_EIP712_NAME, version: TKMS_EIP712_VERSION, salt: encodeHex(committeeSalt(EX.key.committeeId)) },
+    types: {
+      EIP712Domain: [
+        { name: 'name', type: 'string' },
+        { name: 'version', type: 'string' },
+        { name: 'salt', type: 'bytes32' },
+      ],
+      [struct.name]: struct.fields.map((f) => ({ name: f.name, type: f.type })),
+    },
+  };
+  return component(struct.name, Type.Object({ ...properties, signature: Signature }, { additionalProperties: false, description, examples: [example], 'x-eip712': eip712 }));
+}
+
+export const EncryptRequest = signedMessage(
+  ENCRYPT_STRUCT,
+  'The owner\'s signed request to have the gateway encrypt a plaintext to a key and store the result as a handle the owner owns.',
+  {
+    keyId: KeyId,
+    owner: Address,
+    plaintextHash: described(Bytes32, 'SHA-256 of the plaintext bytes.'),
+    notBefore: Timestamp,
+    notAfter: described(Timestamp, `Later than notBefore, at most ${MAX_VALIDITY_SECONDS} s after it.`),
+    requestId: RequestId,
+  },
+  EX.encryptRequest,
+);
+export const RegisterHandle = signedMessage(REGISTER_STRUCT, 'The owner\'s signature over a handle they computed for a ciphertext they encrypted themselves.', { handle: Handle, keyId: KeyId, owner: Address }, EX.registration);
+export const Grant = signedMessage(
+  GRANT_STRUCT,
+  'The owner lets `grantee` decrypt the handle until `notAfter`. A later grant (greater issuedAt) to the same grantee replaces an earlier one.',
+  {
+    handle: Handle,
+    grantee: Address,
+    notAfter: described(Timestamp, 'The grant is void after this time (plus clock skew).'),
+    issuedAt: described(Timestamp, 'A revocation with revokedAt ≥ issuedAt cancels this grant.'),
+  },
+  EX.grant,
+);
+export const Revocation = signedMessage(REVOCATION_STRUCT, 'The owner cancels every grant to `grantee` on the handle issued at or before `revokedAt`.', { handle: Handle, grantee: Address, revokedAt: Timestamp }, EX.revocation);
+export const Delegation = signedMessage(
+  DELEGATION_STRUCT,
+  'The requester (the owner, or a grantee) asks the nodes for their partial decryptions of the handle, wrapped to the requester\'s RSA key.',
+  {
+    handle: Handle,
+    keyId: described(KeyId, 'Must be the key the handle belongs to.'),
+    requester: Address,
+    rsaSpki: RsaSpki,
+    notBefore: Timestamp,
+    notAfter: described(Timestamp, `Later than notBefore, at most ${MAX_VALIDITY_SECONDS} s after it.`),
+    requestId: described(RequestId, 'Nodes keep a replay cache: a request id is answered once.'),
+  },
+  EX.delegation,
+);
+
+// --- request bodies and path parameters -------------------------------------------------
+
+const ciphertext = {
+  ...Base64,
+  ...decode({ kind: 'base64', minBytes: TAG_LENGTH }),
+  minLength: Math.ceil(TAG_LENGTH / 3) * 4,
+  description: `AES-256-GCM ciphertext ‖ ${TAG_LENGTH}-byte tag, standard padded base64 (at least the tag; at most maxPlaintextBytes + ${TAG_LENGTH} bytes).`,
+};
+REFINED.set(ciphertext, { base: Base64, description: ciphertext.description });
+
+export const EncryptBody = component(
+  'EncryptBody',
+  closed(
+    { request: EncryptRequest, plaintext: described(Base64, 'The plaintext, standard padded base64; at most maxPlaintextBytes (default 1 MiB) decoded.') },
+    { description: 'POST /v1/encrypt body.', examples: [{ request: EX.encryptRequest, plaintext: EX.plaintext }] },
+  ),
+);
+export const RegisterHandleBody = component(
+  'RegisterHandleBody',
+  closed(
+    {
+      registration: RegisterHandle,
+      K: described(CompressedPoint, 'The ECIES ephemeral public key k·G (on the curve, not the identity).'),
+      nonce: Nonce,
+      ciphertext,
+      kProof: described(EphemeralKeyProof, 'The proof of k for K, made with the k the client encrypted with, over this handle\'s fields (owner = registration.owner).'),
+    },
+    {
+      description: 'POST /v1/handles body: a ciphertext the owner encrypted client-side, with the signed registration of its handle and the proof that binds its K to it.',
+      examples: [{ registration: EX.registration, K: EX.K, nonce: EX.nonce, ciphertext: EX.ciphertext, kProof: EX.kProof }],
+    },
+  ),
+);
+export const DelegateBody = component(
+  'DelegateBody',
+  closed(
+    {
+      delegation: Delegation,
+      exclude: Type.Optional(Type.Array(NodeId, { maxItems: MAX_EXCLUDE, description: 'Node ids not to ask (say, nodes whose partials failed verification last time).' })),
+    },
+    { description: 'POST /v1/handles/{handle}/delegate body.', examples: [{ delegation: EX.delegation, exclude: [2] }] },
+  ),
+);
+
+/** Path parameters, with the description and example each gets in the document. */
+export const PathParams = {
+  keyId: { schema: KeyId, description: 'The key id.', example: EX.key.keyId },
+  handle: { schema: Handle, description: 'The handle, 0x + 64 hex digits.', example: EX.handle },
+  grantee: { schema: Address, description: 'The grantee\'s address.', example: EX.grantee },
+} as const;
+
+// --- responses --------------------------------------------------------------------------
+
+const handleFields = {
+  handle: Handle,
+  keyId: KeyId,
+  K: described(CompressedPoint, 'The ECIES ephemeral public key k·G.'),
+  nonce: Nonce,
+  ciphertextHash: described(Bytes32, 'SHA-256 of ciphertext ‖ tag.'),
+  owner: described(Address, 'The owner who encrypted or registered the handle; only they can grant and revoke.'),
+  kProof: EphemeralKeyProof,
+  createdAt: Type.String({ format: 'date-time', description: 'When the gateway first stored the handle (ISO 8601, UTC).' }),
+};
+const storedCiphertext = described(ciphertext, 'ciphertext ‖ tag, standard padded base64.');
+REFINED.set(storedCiphertext, { base: Base64, description: 'ciphertext ‖ tag, standard padded base64.' });
+const memberCount = (description?: string): TSchema => Type.Integer({ minimum: 1, maximum: MAX_PARTICIPANT_ID, ...(description === undefined ? {} : { description }) });
+const byMemberId = (value: TSchema, description: string): TSchema => Type.Unsafe<Record<string, string>>({ type: 'object', propertyNames: { pattern: '^[1-9][0-9]{0,4}$' }, additionalProperties: value, description } as TSchema);
+
+export const Health = component(
+  'Health',
+  closed(
+    {
+      status: Type.String({ enum: ['ready', 'not_ready'], description: '"ready" when at least t committee members are connected.' }),
+      committeeId: Type.String({ pattern: COMMITTEE_ID_PATTERN }),
+      t: memberCount(),
+      n: memberCount(),
+      nodesConnected: Type.Array(NodeId, { description: 'Ids of the members the gateway is connected to.' }),
+      keys: Type.Array(KeyId, { description: 'Key ids the gateway has verified and publishes.' }),
+    },
+    { description: 'Gateway readiness.' },
+  ),
+);
+export const CommitteeMember = component(
+  'CommitteeMember',
+  closed(
+    {
+      id: NodeId,
+      peerId: Type.String({ pattern: '^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$', description: 'libp2p Ed25519 peer id.' }),
+      publicKey: hexBytes(32, 'The member\'s raw Ed25519 public key, 0x + 64 hex digits; it signs the DKG result.'),
+    },
+    { description: 'A committee member, from the committee file.' },
+  ),
+);
+export const PublishedKey = component(
+  'PublishedKey',
+  closed(
+    {
+      keyId: KeyId,
+      publicKey: described(CompressedPoint, 'The group public key PK = sk·G; encrypt to this.'),
+      publicKeySpki: Type.String({ pattern: `^${SECP256K1_SPKI_PREFIX}04[0-9a-f]{128}$`, description: 'The group public key as DER SubjectPublicKeyInfo (id-ecPublicKey, secp256k1, uncompressed point), hex WITHOUT 0x.' }),
+      t: memberCount('Threshold: partials of any t members decrypt.'),
+      n: memberCount(),
+      committeeId: Type.String({ pattern: COMMITTEE_ID_PATTERN }),
+      verificationShares: byMemberId(CompressedPoint, 'Member id (decimal) → Y_i = share_i·G, for every member; clients check each partial\'s DLEQ proof against it.'),
+      qualified: Type.Array(NodeId, { description: 'Dealers whose contributions form the key.' }),
+      sessionId: hexBytes(SESSION_ID_LENGTH, 'The DKG session id.'),
+      transcriptHash: hexBytes(32, 'Hash of the DKG transcript (covered by the members\' signatures).'),
+      signatures: byMemberId(
+        hexBytes(64, 'Ed25519 signature.'),
+        'Member id → Ed25519 signature (RFC 8032, strict) over the domain-separated SHA-256 digest of the whole result: key id, committee id, session id, t, n, member ids and `members[].publicKey`, qualified, group key, every verification share, transcript hash (core/dkg/context.ts dkgResultDigest). At least t verify; the gateway publishes a key only when t members hold the same result.',
+      ),
+      members: Type.Array(CommitteeMember),
+    },
+    { description: 'A key the committee holds: the public DKG result, verified by the gateway, and the committee it belongs to. Clients can verify it themselves.', examples: [EX.key] },
+  ),
+);
+export const KeyList = component('KeyList', closed({ keys: Type.Array(PublishedKey) }));
+export const HandleStored = component(
+  'HandleStored',
+  closed({ ...handleFields, created: Type.Boolean({ description: 'false when the gateway already held this handle (it is left unchanged).' }) }, { description: 'A stored handle.', examples: [{ ...EXAMPLE_HANDLE_FIELDS, created: true }] }),
+);
+export const HandleRecord = component(
+  'HandleRecord',
+  closed({ ...handleFields, ciphertext: storedCiphertext }, { description: 'A handle with its ciphertext. Handles and ciphertexts are public: only t nodes together can decrypt.' }),
+);
+export const ListedGrant = component(
+  'ListedGrant',
+  closed(
+    {
+      handle: Handle,
+      grantee: Address,
+      notAfter: Timestamp,
+      issuedAt: Timestamp,
+      signature: Signature,
+      status: Type.String({
+        enum: ['active', 'revoked', 'expired'],
+        description: 'As the gateway sees it now; nodes decide on their own. Signatures are not checked again here: a grant stored in signature format version 1 is listed but refused when used (`legacy_signature`).',
+      }),
+    },
+    { description: 'A stored grant (the signed Grant fields) with its current status.' },
+  ),
+);
+export const GrantList = component(
+  'GrantList',
+  closed(
+    { handle: Handle, grants: Type.Array(ListedGrant, { description: 'The latest grant per grantee, sorted by grantee, with its status (revoked grants are listed too; expired ones are dropped from the store).' }) },
+    { description: 'Grants the gateway holds for a handle.' },
+  ),
+);
+export const GrantStored = component(
+  'GrantStored',
+  closed({ grant: Grant, stored: Type.Boolean({ description: 'false when the gateway already held a grant to this grantee issued at the same time or later.' }) }, { description: 'The outcome of storing a grant.' }),
+);
+export const NodeFailure = component(
+  'NodeFailure',
+  closed(
+    {
+      nodeId: NodeId,
+      code: ErrorCode,
+      message: Type.String(),
+      retryAfterSeconds: Type.Optional(Type.Integer({ minimum: 0, description: 'With `rate_limited`: when this node expects to answer the requester again.' })),
+    },
+    { description: 'A node that refused or failed to answer, with its error code (`timeout`, `unavailable` for transport failures).' },
+  ),
+);
+export const RevocationResult = component(
+  'RevocationResult',
+  closed(
+    {
+      revocation: Revocation,
+      acknowledgedBy: Type.Array(NodeId, { description: 'Nodes that stored the revocation (or already held it), ascending.' }),
+      needed: Type.Integer({ minimum: 1, description: 'n − t + 1: with that many nodes holding it, fewer than t nodes can still honour the grant.' }),
+      effective: Type.Boolean({ description: 'acknowledgedBy.length ≥ needed (HTTP 200); otherwise HTTP 202 and the caller should retry.' }),
+      failures: Type.Array(NodeFailure),
+    },
+    { description: 'The outcome of broadcasting a revocation to the committee.' },
+  ),
+);
+export const PartialAnswer = component(
+  'PartialAnswer',
+  closed(
+    {
+      nodeId: NodeId,
+      wrapped: Type.String({ pattern: `^0x(?:[0-9a-f]{2}){1,${MAX_RSA_CIPHERTEXT_BYTES}}$`, description: 'RSA-OAEP (SHA-256) encryption, to the delegation\'s rsaSpki, of the 33-byte compressed partial P_i = share_i·K.' }),
+      proof: hexBytes(DLEQ_PROOF_LENGTH, 'DLEQ (Chaum-Pedersen) proof c ‖ s that log_G(Y_i) = log_K(P_i), bound to keyId, nodeId, K and requestId.'),
+    },
+    { description: 'One node\'s partial decryption (core/node-wire.ts partialAnswerToJson).' },
+  ),
+);
+export const DelegationResult = component(
+  'DelegationResult',
+  closed(
+    {
+      ...handleFields,
+      ciphertext: storedCiphertext,
+      t: memberCount('The key\'s threshold; exactly t partials follow.'),
+      requestId: RequestId,
+      partials: Type.Array(PartialAnswer, { description: 'Exactly t partials from distinct nodes. The client unwraps each, verifies its proof against the key\'s verification share, combines them (Lagrange at 0) into K·sk and decrypts.' }),
+      failures: Type.Array(NodeFailure, { description: 'Nodes that refused or failed along the way (the gateway asked others instead).' }),
+    },
+    { description: 'Everything a requester needs to decrypt locally. The gateway never sees the plaintext or any unwrapped partial.' },
+  ),
+);
+export const ErrorBody = component(
+  'Error',
+  closed(
+    {
+      error: closed({
+        code: ErrorCode,
+        message: Type.String({ description: 'Human-readable; never quotes secret material.' }),
+        details: Type.Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'Public context, e.g. `retryAfterSeconds` (rate_limited) or `answered`, `needed`, `failures` (insufficient_partials).' } as TSchema)),
+      }),
+    },
+    {
+      description: 'Every error: `{ "error": { "code", "message", "details"? } }`. The HTTP status follows from the code: ' + Object.entries(ERROR_CODES).map(([c, s]) => `${c} ${s}`).join(', ') + '.',
+      examples: [{ error: { code: 'not_found', message: `no handle ${EX.handle}` } }],
+    },
+  ),
+);
+
+/** Every registered component, in declaration order. */
+export function components(): ReadonlyMap<string, TSchema> {
+  return COMPONENTS;
+}
