@@ -314,7 +314,10 @@ export class Devnet {
       ...(this.options.gatewayConfig ?? {}),
     };
     await writeFile(join(this.options.dir, 'gateway.json'), `${JSON.stringify(gateway, null, 2)}\n`);
-    this.gatewayUrl = `http://${gateway.listen}`;
+    // A gateway mounted under a path (gatewayConfig.basePath) is reached under it.
+    const mount = (gateway as { basePath?: unknown }).basePath;
+    const basePath = typeof mount === 'string' ? mount.replace(/\/+$/, '') : '';
+    this.gatewayUrl = `http://${gateway.listen}${basePath}`;
   }
 
   private spawn(name: string, args: string[], logPath: string, env: Record<string, string> = {}): ChildProcess {
