@@ -72,7 +72,7 @@ export interface TkmsClientOptions {
    * The pinned committee's threshold t (the committee file's). A key's DKG result must have this
    * t: member keys alone do not pin a key, since one member could sign a result with t = 1.
    * Local encryption needs all three of trustedMemberKeys, trustedThreshold and committeeId
-   * (`pinnedClientOptions(committee)` from net/committee.ts gives them).
+   * (`pinnedClientOptions(parseCommitteeJson(text))`, exported by tkms/client, gives them).
    */
   trustedThreshold?: number;
   /**

@@ -8,7 +8,6 @@ import { promisify } from 'node:util';
 import { curveBackendChoiceFromEnv, loadNativeCurveBackend, selectCurveBackend } from '../../core/curve-native.ts';
 import {
   assertPointBytes,
-  curveBackend,
   CURVE_ORDER,
   G,
   isTkmsError,
