@@ -4,8 +4,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateAccount, TkmsClient } from '../client/index.ts';
-import { installCurveBackend } from '../core/curve-native.ts';
-import { installNodeCryptoPaths } from '../core/node-crypto.ts';
 import { delegationToJson, decodeHandle, decodeHex, generateRsaKeyPair, newRequestId, signDelegation } from '../core/index.ts';
 import { Devnet } from '../deploy/devnet.ts';
 
@@ -208,8 +206,7 @@ async function loadRun(devnet: Devnet, opts: E2eOptions): Promise<E2eResult['thr
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  installCurveBackend();
-  installNodeCryptoPaths();
+  // Importing the client picked libsecp256k1 and the node:crypto paths (core/platform/node.ts).
   const [n, t] = (process.argv[2] ?? '3-of-5').split('-of-').map(Number).reverse() as [number, number];
   const result = await benchEndToEnd({ n, t, decrypts: Number(process.argv[3] ?? 200), concurrency: 16, seconds: Number(process.argv[4] ?? 5) });
   console.log(JSON.stringify(result, null, 2));

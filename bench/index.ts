@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { installCurveBackend } from '../core/curve-native.ts';
+import { curveSelection, setCurveBackend } from '../core/index.ts';
 import { installNodeCryptoPaths } from '../core/node-crypto.ts';
 import { benchBackends, benchCore } from './core.ts';
 import { benchDkg, printDkg } from './dkg.ts';
@@ -30,8 +30,9 @@ for (const r of service) {
   );
 }
 
-// The devnet processes pick libp2p's backend themselves; the client in this process does too.
-installCurveBackend();
+// The sections above compare backends and leave noble and WebCrypto in place: back to what
+// importing the package picked in Node (core/platform/node.ts), as a client application has.
+setCurveBackend(curveSelection.backend);
 installNodeCryptoPaths();
 const e2eOpts = { decrypts: quick ? 50 : 200, concurrency: 16, seconds: quick ? 3 : 10 };
 console.log(`\nend to end on a loopback devnet (every process on this ${cpus().length}-core machine)`);

@@ -22,20 +22,28 @@ import {
   registerHandleToJson,
   revocationToJson,
   sealToHandle,
-  signDelegation,
-  signEncryptRequest,
-  signGrant,
-  signRegisterHandle,
-  signRevocation,
+  DELEGATION_STRUCT,
+  ENCRYPT_STRUCT,
+  GRANT_STRUCT,
+  REGISTER_STRUCT,
+  REVOCATION_STRUCT,
   TkmsError,
+  type Delegation,
   type Deployment,
+  type Eip712Struct,
+  type EncryptRequest,
+  type Grant,
+  type RegisterHandle,
+  type Revocation,
   type Point,
   type RsaKeyPair,
 } from '../core/index.ts';
+import { subtle } from '../core/webcrypto.ts';
 import { parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
 import type { Account } from './account.ts';
 import { GatewayHttp } from './gateway-http.ts';
 import { recoverSharedSecret, type RejectedPartial } from './partials.ts';
+import { requestSigner, type Eip712Signer, type RequestSigner } from './signer.ts';
 
 /**
  * The tkms client: signs requests with an Ethereum-style account, talks to a gateway, and
@@ -44,8 +52,13 @@ import { recoverSharedSecret, type RejectedPartial } from './partials.ts';
  * and every partial's DLEQ proof. WebCrypto only on the decrypt path, so it runs in browsers.
  */
 export interface TkmsClientOptions {
+  /** The gateway's base URL; may carry a path (`https://app.example/tkms/`): routes resolve under it. */
   gatewayUrl: string;
-  account: Account;
+  /**
+   * Who signs the requests: a local account (secret key in this process) or any EIP-712 signer
+   * (a wallet through `fromEip1193`, an ethers Signer through `fromEthers`, a viem account).
+   */
+  account: Account | Eip712Signer;
   /** Reused for every decrypt; generated (RSA-2048, non-extractable) on first use when absent. */
   rsaKey?: RsaKeyPair;
   /** Length of signed validity windows (default 300 s; at most 3600). */
@@ -59,7 +72,7 @@ export interface TkmsClientOptions {
    * The pinned committee's threshold t (the committee file's). A key's DKG result must have this
    * t: member keys alone do not pin a key, since one member could sign a result with t = 1.
    * Local encryption needs all three of trustedMemberKeys, trustedThreshold and committeeId
-   * (`pinnedClientOptions(committee)` from net/committee.ts gives them).
+   * (`pinnedClientOptions(parseCommitteeJson(text))`, exported by tkms/client, gives them).
    */
   trustedThreshold?: number;
   /**
@@ -146,8 +159,12 @@ export class TkmsClient {
   /** Node id → epoch ms until which decrypts leave it out (it sent a partial that failed verification). */
   private readonly suspects = new Map<number, number>();
   private readonly rejectedCounts = new Map<number, Map<string, number>>();
+  private readonly signer: RequestSigner;
 
   constructor(private readonly opts: TkmsClientOptions) {
+    // Fails here, in words, on a page that is not a secure context, not at the first decrypt.
+    subtle();
+    this.signer = requestSigner(opts.account);
     this.http = new GatewayHttp({
       baseUrl: opts.gatewayUrl,
       ...(opts.fetch ? { fetch: opts.fetch } : {}),
@@ -208,12 +225,17 @@ export class TkmsClient {
   }
 
   get address(): string {
-    return this.opts.account.address;
+    return this.signer.address;
   }
 
   private window(): { notBefore: number; notAfter: number } {
     const now = Math.floor(Date.now() / 1000);
     return { notBefore: now, notAfter: now + this.validitySeconds };
+  }
+
+  /** The unsigned message with its signature by this client's signer. */
+  private async sign<T extends { signature: Uint8Array }>(struct: Eip712Struct, unsigned: Omit<T, 'signature'>, deployment: Deployment): Promise<T> {
+    return { ...unsigned, signature: await this.signer.sign(struct, unsigned, deployment) } as T;
   }
 
   /** The key's public data, verified: t member signatures over the whole result and consistent verification shares. */
@@ -283,9 +305,9 @@ export class TkmsClient {
   /** The gateway encrypts (it sees the plaintext); the owner's signature binds the plaintext hash. */
   async encrypt(plaintext: Uint8Array, opts: { keyId: string }): Promise<HandleInfo> {
     const deployment = await this.deploymentOf({ keyId: opts.keyId });
-    const request = signEncryptRequest(this.opts.account.secretKey, {
+    const request = await this.sign<EncryptRequest>(ENCRYPT_STRUCT, {
       keyId: opts.keyId,
-      owner: this.opts.account.addressBytes,
+      owner: this.signer.addressBytes,
       plaintextHash: sha256(plaintext),
       ...this.window(),
       requestId: newRequestId(),
@@ -301,10 +323,10 @@ export class TkmsClient {
     if (!key.pinned) {
       throw new TkmsError('unauthorized', 'refusing to encrypt locally to a key whose committee is not pinned: pass trustedMemberKeys, trustedThreshold and committeeId (the committee file), or a lying gateway could substitute its own key');
     }
-    const owner = this.opts.account.addressBytes;
+    const owner = this.signer.addressBytes;
     const sealed = await sealToHandle({ publicKey: key.publicKey, keyId: opts.keyId, owner, plaintext });
     const handle = sealed.handle;
-    const registration = signRegisterHandle(this.opts.account.secretKey, { handle, keyId: opts.keyId, owner }, { committeeId: key.committeeId });
+    const registration = await this.sign<RegisterHandle>(REGISTER_STRUCT, { handle, keyId: opts.keyId, owner }, { committeeId: key.committeeId });
     const { json } = await this.http.request<HandleInfo>('POST', '/v1/handles', {
       registration: registerHandleToJson(registration),
       K: encodeHex(sealed.K),
@@ -320,7 +342,7 @@ export class TkmsClient {
   async grant(handle: string, grantee: string, opts: { validForSeconds?: number } = {}): Promise<{ stored: boolean }> {
     const deployment = await this.deploymentOf({ handle });
     const now = Math.floor(Date.now() / 1000);
-    const grant = signGrant(this.opts.account.secretKey, {
+    const grant = await this.sign<Grant>(GRANT_STRUCT, {
       handle: decodeHandle(handle),
       grantee: decodeAddress(grantee, 'grantee'),
       notAfter: now + (opts.validForSeconds ?? 30 * 24 * 3600),
@@ -332,7 +354,7 @@ export class TkmsClient {
 
   async revoke(handle: string, grantee: string): Promise<RevokeResult> {
     const deployment = await this.deploymentOf({ handle });
-    const revocation = signRevocation(this.opts.account.secretKey, {
+    const revocation = await this.sign<Revocation>(REVOCATION_STRUCT, {
       handle: decodeHandle(handle),
       grantee: decodeAddress(grantee, 'grantee'),
       revokedAt: Math.floor(Date.now() / 1000),
@@ -375,10 +397,10 @@ export class TkmsClient {
     const rejected: RejectedPartial[] = [];
     const failures: DecryptResult['failures'] = [];
     for (let attempt = 1; ; attempt++) {
-      const delegation = signDelegation(this.opts.account.secretKey, {
+      const delegation = await this.sign<Delegation>(DELEGATION_STRUCT, {
         handle: handleBytes,
         keyId,
-        requester: this.opts.account.addressBytes,
+        requester: this.signer.addressBytes,
         rsaSpki,
         ...this.window(),
         requestId: newRequestId(),

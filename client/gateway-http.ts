@@ -6,6 +6,7 @@ import { isLoopbackHost } from '../net/http-address.ts';
  * back into a TkmsError of the same code. Uses the global fetch (Node 18+, browsers).
  */
 export interface GatewayHttpOptions {
+  /** May carry a path (`https://app.example/tkms/`, with or without the final slash): routes resolve under it. */
   baseUrl: string;
   timeoutMs?: number;
   fetch?: typeof fetch;
@@ -33,6 +34,12 @@ function isRedirectError(e: unknown): boolean {
   return cause instanceof Error && /redirect/i.test(cause.message);
 }
 
+/** The origin of the page (or worker) this runs in; undefined outside a browser. */
+function pageOrigin(): string | undefined {
+  const origin = (globalThis as { location?: { origin?: unknown } }).location?.origin;
+  return typeof origin === 'string' && /^https?:\/\//.test(origin) ? origin : undefined;
+}
+
 export class GatewayHttp {
   private readonly base: URL;
   private readonly fetchFn: typeof fetch;
@@ -52,6 +59,10 @@ export class GatewayHttp {
         `refusing plain http:// to ${this.base.host}: plaintexts and signed requests would cross the network unencrypted; use https://, or allow it explicitly (--insecure, or the insecure option)`,
       );
     }
+    // A gateway mounted under a path: `/v1/keys` must become `<base>/v1/keys`, not replace the path.
+    if (!this.base.pathname.endsWith('/')) this.base.pathname += '/';
+    this.base.search = '';
+    this.base.hash = '';
     this.fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
     this.timeoutMs = opts.timeoutMs ?? 15_000;
     this.maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
@@ -88,11 +99,53 @@ export class GatewayHttp {
     return out;
   }
 
+  /** A route (`/v1/…`) under the base URL, path included. */
+  url(route: string): URL {
+    return new URL(route.replace(/^\/+/, ''), this.base);
+  }
+
+  private gatewayName(): string {
+    return `${this.base.origin}${this.base.pathname === '/' ? '' : this.base.pathname}`;
+  }
+
+  /**
+   * A browser gives the same bare TypeError ("Failed to fetch") for a gateway that is down and
+   * for an answer its CORS check threw away. A `no-cors` request tells them apart: it needs no
+   * CORS headers, so it succeeds (with an opaque answer) exactly when the gateway is reachable.
+   */
+  private async whyUnreachable(): Promise<TkmsError> {
+    const page = pageOrigin();
+    const gateway = this.gatewayName();
+    if (page !== undefined && page !== this.base.origin) {
+      if (page.startsWith('https:') && this.base.protocol === 'http:') {
+        return new TkmsError('insecure_transport', `this page (${page}) is served over https, so the browser blocks requests to the plain-http gateway ${gateway} (mixed content): serve the gateway over https`, {
+          reason: 'mixed_content',
+        });
+      }
+      let reachable = false;
+      try {
+        // A bodiless GET: following a redirect sends nothing anywhere (no-cors allows no other mode).
+        await this.fetchFn(this.base, { mode: 'no-cors', signal: AbortSignal.timeout(this.timeoutMs) });
+        reachable = true;
+      } catch {
+        // Down too for a request that needs no CORS: the gateway is unreachable.
+      }
+      if (reachable) {
+        return new TkmsError(
+          'unavailable',
+          `the browser blocked the cross-origin request from ${page} to the gateway ${gateway} (CORS): the gateway answers, but does not allow this page's origin; add ${page} to the gateway's allowed origins (config cors.allowedOrigins, or TKMS_GATEWAY_CORS_ORIGINS)`,
+          { reason: 'cors_blocked', pageOrigin: page },
+        );
+      }
+    }
+    return new TkmsError('unavailable', `gateway ${gateway} is unreachable: nothing answers there (is it running, and is the URL right?)`, { reason: 'unreachable' });
+  }
+
   async request<T = Record<string, unknown>>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; json: T }> {
     let res: Response;
     let bytes: Uint8Array;
     try {
-      res = await this.fetchFn(new URL(path, this.base), {
+      res = await this.fetchFn(this.url(path), {
         method,
         headers: body === undefined ? { accept: 'application/json' } : { 'content-type': 'application/json', accept: 'application/json' },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
@@ -110,7 +163,8 @@ export class GatewayHttp {
       if (e instanceof TkmsError) throw e;
       if (isRedirectError(e)) throw redirectRefused(this.base.origin);
       const timedOut = e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError');
-      throw new TkmsError(timedOut ? 'timeout' : 'unavailable', `gateway ${this.base.origin} ${timedOut ? 'did not answer in time' : 'is unreachable'}`);
+      if (timedOut) throw new TkmsError('timeout', `gateway ${this.gatewayName()} did not answer in time`);
+      throw await this.whyUnreachable();
     }
     let json: unknown;
     try {

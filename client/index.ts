@@ -2,3 +2,14 @@ export { accountFromSecretKey, generateAccount, type Account } from './account.t
 export { TkmsClient, type DecryptResult, type HandleInfo, type NodeMisbehaviour, type RevokeResult, type TkmsClientOptions, type VerifiedKey } from './client.ts';
 export { GatewayHttp } from './gateway-http.ts';
 export { recoverSharedSecret, type RecoveredSecret, type RejectedPartial, type WrappedPartial } from './partials.ts';
+export {
+  fromEip1193,
+  fromEthers,
+  fromViem,
+  type Eip1193Provider,
+  type Eip712Signer,
+  type EthersTypedDataSigner,
+  type ViemTypedDataAccount,
+} from './signer.ts';
+export type { TypedData, TypedDataDomain, TypedDataField } from '../core/typed-data.ts';
+export { memberKeysHex, parseCommittee, parseCommitteeJson, pinnedClientOptions, type Committee, type CommitteeMember } from '../core/committee.ts';

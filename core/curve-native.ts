@@ -2,7 +2,8 @@ import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { numberToBytesBE } from '@noble/curves/utils.js';
 import { CURVE_ORDER, mod } from './curve.ts';
-import { setCurveBackend, nobleCurveBackend, type CurveBackend } from './curve-backend.ts';
+import { setCurveBackend, type CurveBackend } from './curve-backend.ts';
+import { nobleCurveBackend } from './curve-noble.ts';
 import { TkmsError } from './errors.ts';
 
 /**
@@ -133,23 +134,28 @@ export function loadNativeCurveBackend(): CurveBackend | { error: string } {
 }
 
 /**
- * Picks and installs the process-wide backend. `auto` (the default, or TKMS_CURVE_BACKEND)
- * prefers libsecp256k1 and falls back to noble with a reason the caller should log;
- * `native` fails when the addon does not load; `noble` forces the pure-JS path.
+ * Picks a backend without installing it. `auto` prefers libsecp256k1 and falls back to noble
+ * with a reason the caller should log; `native` fails when the addon does not load; `noble`
+ * forces the pure-JS path.
  */
-export function installCurveBackend(choice: CurveBackendChoice = curveBackendChoiceFromEnv()): CurveBackendSelection {
-  if (choice === 'noble') {
-    setCurveBackend(nobleCurveBackend);
-    return { backend: nobleCurveBackend };
-  }
+export function selectCurveBackend(choice: CurveBackendChoice): CurveBackendSelection {
+  if (choice === 'noble') return { backend: nobleCurveBackend };
   const loaded = loadNativeCurveBackend();
   if ('error' in loaded) {
     if (choice === 'native') throw new TkmsError('internal', `the libsecp256k1 addon did not load: ${loaded.error}`);
-    setCurveBackend(nobleCurveBackend);
     return { backend: nobleCurveBackend, fallbackReason: loaded.error };
   }
-  setCurveBackend(loaded);
   return { backend: loaded };
+}
+
+/**
+ * Picks and installs the process-wide backend. Importing the package already does this in Node
+ * (core/platform/node.ts); kept for callers that choose explicitly until they move to that.
+ */
+export function installCurveBackend(choice: CurveBackendChoice = curveBackendChoiceFromEnv()): CurveBackendSelection {
+  const selection = selectCurveBackend(choice);
+  setCurveBackend(selection.backend);
+  return selection;
 }
 
 export function curveBackendChoiceFromEnv(env: NodeJS.ProcessEnv = process.env): CurveBackendChoice {

@@ -1,3 +1,5 @@
+// Node's fast paths or the browser's, by package.json condition: no setup call (core/platform/).
+export { platformName, curveSelection } from '#platform';
 export * from './errors.ts';
 export * from './bytes.ts';
 export * from './curve.ts';
@@ -16,3 +18,5 @@ export * from './node-messages.ts';
 export * from './node-wire.ts';
 export * from './eip712.ts';
 export * from './sealed-handle.ts';
+export * from './typed-data.ts';
+export * from './committee.ts';

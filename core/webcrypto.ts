@@ -6,8 +6,16 @@ import { TkmsError } from './errors.ts';
  */
 export function subtle(): SubtleCrypto {
   const s = globalThis.crypto?.subtle;
-  if (!s) throw new TkmsError('internal', 'WebCrypto (crypto.subtle) is not available in this runtime');
-  return s;
+  if (s) return s;
+  // Browsers hide crypto.subtle from pages that are not a secure context; say what to change.
+  if ((globalThis as { isSecureContext?: boolean }).isSecureContext === false) {
+    throw new TkmsError(
+      'insecure_transport',
+      'WebCrypto (crypto.subtle) is missing because this page is not a secure context: the tkms client needs https, or a page on localhost / 127.0.0.1',
+      { reason: 'insecure_context' },
+    );
+  }
+  throw new TkmsError('internal', 'WebCrypto (crypto.subtle) is not available in this runtime');
 }
 
 /** WebCrypto wants ArrayBuffer-backed views; copy only when a view is backed by something else. */

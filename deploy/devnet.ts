@@ -29,8 +29,10 @@ export interface DevnetOptions {
   logLevel?: string;
   /** Extra fields merged into a node's config (e.g. testFaults; also sets TKMS_ENABLE_TEST_FAULTS). */
   nodeConfig?: Record<number, Record<string, unknown>>;
-  /** Extra gateway config fields. */
+  /** Extra gateway config fields (e.g. `cors: { allowedOrigins: [...] }` for a test page). */
   gatewayConfig?: Record<string, unknown>;
+  /** Extra environment variables for the gateway process (e.g. TKMS_GATEWAY_CORS_ORIGINS). */
+  gatewayEnv?: Record<string, string>;
   /** Test hook: more peer ids the nodes accept as gateways (a test that pushes revocations itself). */
   extraGatewayPeerIds?: string[];
   /**
@@ -312,7 +314,10 @@ export class Devnet {
       ...(this.options.gatewayConfig ?? {}),
     };
     await writeFile(join(this.options.dir, 'gateway.json'), `${JSON.stringify(gateway, null, 2)}\n`);
-    this.gatewayUrl = `http://${gateway.listen}`;
+    // A gateway mounted under a path (gatewayConfig.basePath) is reached under it.
+    const mount = (gateway as { basePath?: unknown }).basePath;
+    const basePath = typeof mount === 'string' ? mount.replace(/\/+$/, '') : '';
+    this.gatewayUrl = `http://${gateway.listen}${basePath}`;
   }
 
   private spawn(name: string, args: string[], logPath: string, env: Record<string, string> = {}): ChildProcess {
@@ -382,7 +387,7 @@ export class Devnet {
   }
 
   async startGateway(): Promise<void> {
-    this.gateway = this.spawn('gateway', ['gateway', 'start', '--config', join(this.options.dir, 'gateway.json')], join(this.options.dir, 'gateway', 'gateway.log'));
+    this.gateway = this.spawn('gateway', ['gateway', 'start', '--config', join(this.options.dir, 'gateway.json')], join(this.options.dir, 'gateway', 'gateway.log'), this.options.gatewayEnv);
     const child = this.gateway;
     await until('the gateway to be ready', 60_000, async () => ((await getJson(`${this.gatewayUrl}/v1/keys/${this.keyId}`)).status === 200 ? true : undefined), () => this.exitReason(child));
   }

@@ -1,13 +1,17 @@
-import { curveBackendChoiceFromEnv, installCurveBackend } from '../core/curve-native.ts';
+import { setCurveBackend } from '../core/curve-backend.ts';
+import { curveBackendChoiceFromEnv, selectCurveBackend } from '../core/curve-native.ts';
 import type { Logger } from './logger.ts';
 
 /**
- * Node and gateway start-up: libsecp256k1 when it loads (TKMS_CURVE_BACKEND=noble forces the
- * pure-JS path), with a warning rather than a refusal when it does not, since noble gives the
- * same answers, only slower. Returns the backend's name for the start-up log and /health.
+ * Node and gateway start-up. Importing core already picked libsecp256k1 when it loads
+ * (core/platform/node.ts); a server decides again from its own environment so that an invalid
+ * TKMS_CURVE_BACKEND, or `native` without the addon, stops it instead of passing silently, and
+ * so the fallback is logged as a warning (noble gives the same answers, only slower).
+ * Returns the backend's name for the start-up log and /health.
  */
 export function installServerCurveBackend(log: Logger, env: Record<string, string | undefined> = process.env): string {
-  const { backend, fallbackReason } = installCurveBackend(curveBackendChoiceFromEnv(env));
+  const { backend, fallbackReason } = selectCurveBackend(curveBackendChoiceFromEnv(env));
+  setCurveBackend(backend);
   if (fallbackReason !== undefined) {
     log.warn({ reason: fallbackReason }, 'the libsecp256k1 addon did not load; using the pure-JS curve backend (same results, about 10x slower)');
   }

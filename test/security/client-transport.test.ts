@@ -69,4 +69,45 @@ describe('security: the client\'s transport', () => {
       new GatewayHttp({ baseUrl: 'http://localhost:8080' });
     });
   });
+  describe('a gateway mounted under a path, and one that is not there', () => {
+    let gateway: Server | undefined;
+    const seen: string[] = [];
+    before(async () => {
+      gateway = await listen((req) => {
+        seen.push(`${req.method} ${req.url}`);
+        return { status: 200, body: '{"ok":true}' };
+      });
+    });
+    after(async () => {
+      gateway?.closeAllConnections();
+      await new Promise((r) => gateway?.close(r));
+    });
+
+    it('routes resolve under the base URL\'s path, with or without its final slash', async () => {
+      for (const base of ['/tkms/', '/tkms', '/a/b/']) {
+        seen.length = 0;
+        const http = new GatewayHttp({ baseUrl: `http://127.0.0.1:${portOf(gateway!)}${base}?ignored=1#x`, timeoutMs: 5_000 });
+        await http.request('GET', '/v1/keys/k1');
+        await http.request('POST', 'v1/encrypt', {});
+        const prefix = base.endsWith('/') ? base : `${base}/`;
+        assert.deepEqual(seen, [`GET ${prefix}v1/keys/k1`, `POST ${prefix}v1/encrypt`]);
+      }
+      seen.length = 0;
+      await new GatewayHttp({ baseUrl: `http://127.0.0.1:${portOf(gateway!)}` }).request('GET', '/health');
+      assert.deepEqual(seen, ['GET /health']);
+    });
+
+    it('an unreachable gateway is told apart: unavailable, reason unreachable, with the URL', async () => {
+      const closed = await listen(() => ({ status: 200 }));
+      const port = portOf(closed);
+      await new Promise((r) => closed.close(r));
+      const err = await new GatewayHttp({ baseUrl: `http://127.0.0.1:${port}/tkms/`, timeoutMs: 5_000 }).request('GET', '/v1/keys/k1').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(isTkmsError(err, 'unavailable'), `got ${String(err)}`);
+      assert.equal(err.details?.reason, 'unreachable');
+      assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${port}/tkms/ is unreachable`));
+    });
+  });
 });

@@ -15,6 +15,9 @@ describe('client: browser bundle', function () {
     assert.equal(result.errors.length, 0);
     const inputs = Object.keys(result.metafile.inputs);
     assert.ok(inputs.some((p) => p.endsWith('client/client.ts')));
+    // package.json's `browser` condition picks the platform: noble and WebCrypto, no setup call, no addon.
+    assert.ok(inputs.some((p) => p.endsWith('core/platform/browser.ts')), 'the browser platform module is bundled');
+    assert.deepEqual(inputs.filter((p) => /core\/platform\/node|core\/node-crypto|core\/curve-native|secp256k1\/|multiformats|multiaddr/.test(p)), []);
     assert.ok(!inputs.some((p) => p.startsWith('node:') || p.includes('/libp2p/')), `unexpected inputs: ${inputs.filter((p) => p.includes('libp2p') || p.startsWith('node:')).join(', ')}`);
     const code = result.outputFiles[0]!.text;
     assert.ok(!/\brequire\(["']node:/.test(code) && !/from ["']node:/.test(code));

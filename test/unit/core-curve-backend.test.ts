@@ -3,10 +3,11 @@ import fc from 'fast-check';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { numberToBytesBE } from '@noble/curves/utils.js';
-import { curveBackendChoiceFromEnv, installCurveBackend, loadNativeCurveBackend } from '../../core/curve-native.ts';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { curveBackendChoiceFromEnv, loadNativeCurveBackend, selectCurveBackend } from '../../core/curve-native.ts';
 import {
   assertPointBytes,
-  curveBackend,
   CURVE_ORDER,
   G,
   isTkmsError,
@@ -147,18 +148,27 @@ describe('core: curve backends (noble and libsecp256k1 agree)', function () {
     }
   });
 
-  it('installCurveBackend honours the choice and TKMS_CURVE_BACKEND is validated', () => {
-    try {
-      assert.equal(installCurveBackend('noble').backend.name, 'noble');
-      assert.equal(curveBackend().name, 'noble');
-      assert.equal(installCurveBackend('native').backend.name, 'libsecp256k1');
-      assert.equal(curveBackend().name, 'libsecp256k1');
-      assert.equal(installCurveBackend('auto').backend.name, 'libsecp256k1');
-    } finally {
-      setCurveBackend(nobleCurveBackend);
-    }
+  it('selectCurveBackend honours the choice and TKMS_CURVE_BACKEND is validated', () => {
+    assert.equal(selectCurveBackend('noble').backend.name, 'noble');
+    assert.equal(selectCurveBackend('native').backend.name, 'libsecp256k1');
+    assert.equal(selectCurveBackend('auto').backend.name, 'libsecp256k1');
     assert.equal(curveBackendChoiceFromEnv({}), 'auto');
     assert.equal(curveBackendChoiceFromEnv({ TKMS_CURVE_BACKEND: 'noble' }), 'noble');
     assert.throws(() => curveBackendChoiceFromEnv({ TKMS_CURVE_BACKEND: 'elliptic' }), (e: unknown) => isTkmsError(e, 'bad_request'));
+  });
+
+  it('importing core in Node (#platform, condition node) puts libsecp256k1 in place; TKMS_CURVE_BACKEND=noble forces noble', async () => {
+    const probe = async (env: Record<string, string>): Promise<string> => {
+      const script = "const c = await import('./core/index.ts'); console.log(`${c.platformName} ${c.curveBackend().name}`);";
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        cwd: new URL('../../', import.meta.url),
+        env: { ...process.env, ...env },
+      });
+      return stdout.trim();
+    };
+    assert.equal(await probe({ TKMS_CURVE_BACKEND: '' }), 'node libsecp256k1');
+    assert.equal(await probe({ TKMS_CURVE_BACKEND: 'noble' }), 'node noble');
+    // An import never throws over the variable; servers refuse a bad value at start (net/curve-setup.ts).
+    assert.equal(await probe({ TKMS_CURVE_BACKEND: 'elliptic' }), 'node libsecp256k1');
   });
 });
