@@ -1,7 +1,6 @@
 import { open, readFile, stat } from 'node:fs/promises';
 import { buffer as readStream } from 'node:stream/consumers';
-import { curveBackendChoiceFromEnv, installCurveBackend } from '../core/curve-native.ts';
-import { installNodeCryptoPaths } from '../core/node-crypto.ts';
+import { curveBackendChoiceFromEnv } from '../core/curve-native.ts';
 import { encodeHex, TkmsError } from '../core/index.ts';
 import { loadCommitteeFile, pinnedClientOptions } from '../net/committee.ts';
 import { UsageError, warningLine, type CommandRun, type TkmsCommand } from '../scripts/cli/command.ts';
@@ -30,9 +29,9 @@ async function pinnedCommittee(opts: ClientCommandOptions): Promise<ReturnType<t
 
 async function client(opts: ClientCommandOptions, command: TkmsCommand): Promise<TkmsClient> {
   const pinned = await pinnedCommittee(opts);
-  // Native curve arithmetic for proof checks when the addon loads; noble otherwise (same results).
-  installCurveBackend(curveBackendChoiceFromEnv());
-  installNodeCryptoPaths();
+  // Importing the client already chose the curve backend (core/platform/node.ts) and tolerates a
+  // bad TKMS_CURVE_BACKEND; a command line tells its user instead.
+  curveBackendChoiceFromEnv();
   return new TkmsClient({ gatewayUrl: opts.gateway, account: await loadAccount(opts, command), ...(pinned ?? {}), ...(opts.insecure === true ? { insecure: true } : {}) });
 }
 

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { numberToBytesBE } from '@noble/curves/utils.js';
 import { CURVE_ORDER, mod } from './curve.ts';
-import { setCurveBackend, type CurveBackend } from './curve-backend.ts';
+import type { CurveBackend } from './curve-backend.ts';
 import { nobleCurveBackend } from './curve-noble.ts';
 import { TkmsError } from './errors.ts';
 
@@ -146,16 +146,6 @@ export function selectCurveBackend(choice: CurveBackendChoice): CurveBackendSele
     return { backend: nobleCurveBackend, fallbackReason: loaded.error };
   }
   return { backend: loaded };
-}
-
-/**
- * Picks and installs the process-wide backend. Importing the package already does this in Node
- * (core/platform/node.ts); kept for callers that choose explicitly until they move to that.
- */
-export function installCurveBackend(choice: CurveBackendChoice = curveBackendChoiceFromEnv()): CurveBackendSelection {
-  const selection = selectCurveBackend(choice);
-  setCurveBackend(selection.backend);
-  return selection;
 }
 
 export function curveBackendChoiceFromEnv(env: NodeJS.ProcessEnv = process.env): CurveBackendChoice {
