@@ -25,11 +25,11 @@ import {
 } from '../core/index.ts';
 import type { DkgPublicResult } from '../core/dkg/index.ts';
 import { installNodeCryptoPaths, uninstallNodeCryptoPaths } from '../core/node-crypto.ts';
-import { createLogger } from '../net/logger.ts';
-import { RateLimiter } from '../net/rate-limit.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { RateLimiter } from '../runtime/rate-limit.ts';
 import { createNodeMetrics } from '../node/metrics.ts';
 import { PartialService, ShareBook } from '../node/partial.ts';
-import { ReplayCache } from '../node/replay-cache.ts';
+import { SpentRequestIds } from '../node/spent-request-ids.ts';
 import { RevocationStore } from '../node/revocations.ts';
 
 /**
@@ -113,7 +113,7 @@ function requests(f: Fixture, count: number): { bytes: Uint8Array; requestId: Ui
 
 async function service(f: Fixture, nodeId: number, tag: string): Promise<{ svc: PartialService; close: () => Promise<void> }> {
   const now = Math.floor(Date.now() / 1000);
-  const replay = await ReplayCache.open(join(f.dir, `replay-${tag}-${nodeId}.log`), 30, now);
+  const spentIds = await SpentRequestIds.open(join(f.dir, `replay-${tag}-${nodeId}.log`), 30, now);
   const { store: revocations } = await RevocationStore.open(join(f.dir, `revocations-${tag}-${nodeId}.log`), DEPLOYMENT);
   const shares = new ShareBook(nodeId);
   shares.add(f.result, f.shares.find((s) => s.id === nodeId)!.value);
@@ -121,7 +121,7 @@ async function service(f: Fixture, nodeId: number, tag: string): Promise<{ svc: 
     selfId: nodeId,
     deployment: DEPLOYMENT,
     shares,
-    replay,
+    spentIds,
     revocations,
     metrics: createNodeMetrics(),
     log: createLogger('silent'),
@@ -129,7 +129,7 @@ async function service(f: Fixture, nodeId: number, tag: string): Promise<{ svc: 
     limiter: new RateLimiter(1e9, 1e9),
     fault: undefined,
   });
-  return { svc, close: () => Promise.all([replay.close(), revocations.close()]).then(() => undefined) };
+  return { svc, close: () => Promise.all([spentIds.close(), revocations.close()]).then(() => undefined) };
 }
 
 export async function benchNodeService(backends: CurveBackend[], opts: { requests: number }): Promise<ServiceResult[]> {
@@ -142,18 +142,18 @@ export async function benchNodeService(backends: CurveBackend[], opts: { request
       const count = backend.name === 'noble' ? Math.max(50, Math.floor(opts.requests / 20)) : opts.requests;
       const { svc, close } = await service(f, 1, backend.name);
       try {
-        for (const r of requests(f, 20)) await svc.handle(r.bytes); // warm-up
+        for (const r of requests(f, 20)) await svc.answerFrame(r.bytes); // warm-up
         const sequential = requests(f, count);
         let started = performance.now();
         for (const r of sequential) {
-          const reply = decodePartialReply(await svc.handle(r.bytes));
+          const reply = decodePartialReply(await svc.answerFrame(r.bytes));
           if (!reply.ok) throw new Error(`bench request refused: ${reply.code} ${reply.message}`);
         }
         const msPerPartial = (performance.now() - started) / count;
         const concurrent = requests(f, count);
         started = performance.now();
         const cpuBefore = process.cpuUsage();
-        for (let i = 0; i < concurrent.length; i += 64) await Promise.all(concurrent.slice(i, i + 64).map((r) => svc.handle(r.bytes)));
+        for (let i = 0; i < concurrent.length; i += 64) await Promise.all(concurrent.slice(i, i + 64).map((r) => svc.answerFrame(r.bytes)));
         const cpu = process.cpuUsage(cpuBefore);
         const concurrentMs = (performance.now() - started) / count;
         const cpuMs = (cpu.user + cpu.system) / 1000 / count;
@@ -199,7 +199,7 @@ async function clientDecryptMsWith(f: Fixture, rounds: number): Promise<number> 
     for (const r of requests(f, rounds)) {
       const partials = [];
       for (const node of nodes) {
-        const reply = decodePartialReply(await node.svc.handle(r.bytes));
+        const reply = decodePartialReply(await node.svc.answerFrame(r.bytes));
         if (!reply.ok) throw new Error(`bench request refused: ${reply.code}`);
         partials.push({ nodeId: reply.nodeId, wrapped: reply.wrapped, proof: reply.proof });
       }

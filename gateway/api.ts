@@ -41,7 +41,7 @@ import type { GatewayMetrics } from './metrics.ts';
 import type { NodePool } from './node-pool.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { shortfallError } from './shortfall.ts';
-import type { RateLimiter } from '../net/rate-limit.ts';
+import type { RateLimiter } from '../runtime/rate-limit.ts';
 import type { GatewayStore, StoredGrant, StoredHandle } from './store.ts';
 import { RequesterKeys } from './requester-keys.ts';
 

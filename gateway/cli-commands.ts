@@ -1,4 +1,4 @@
-import { envTypos } from '../net/env-config.ts';
+import { envTypos } from '../config/env.ts';
 import { stopSignal, UsageError, warningLine, type CommandRun, type TkmsCommand } from '../scripts/cli/command.ts';
 import type { GatewayConfigOption } from './cli.ts';
 import { GATEWAY_ENV_OVERRIDES, GATEWAY_ENV_VARS, loadGatewayConfig, type GatewayConfig } from './config.ts';

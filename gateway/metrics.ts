@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { tkmsVersion } from '../net/version.ts';
+import { tkmsVersion } from '../runtime/version.ts';
 
 export interface GatewayMetrics {
   registry: Registry;

@@ -1,7 +1,7 @@
 import { TkmsError } from '../core/errors.ts';
-import { ExpiryHeap } from '../net/expiry-heap.ts';
-import { OwnerCounts, type OwnerLimits } from '../net/owner-limits.ts';
-import { RevocationWatermarks } from '../net/revocation-watermarks.ts';
+import { ExpiryHeap } from '../core/expiry-heap.ts';
+import { OwnerCounts, type OwnerLimits } from '../config/owner-limits.ts';
+import { RevocationWatermarks } from '../storage/revocation-watermarks.ts';
 
 /**
  * The gateway store's live grants (or revocations) in memory: the latest per (handle, grantee),
@@ -16,7 +16,7 @@ import { RevocationWatermarks } from '../net/revocation-watermarks.ts';
  *     (a dropped grant fails closed); otherwise the grant is refused with `unavailable`.
  *     Revocations (`watermarks` given): a full table never refuses one; the largest owner's
  *     oldest revocation is folded into its owner's watermark bucket instead, which keeps it in
- *     force (net/revocation-watermarks.ts), so a revocation is never forgotten.
+ *     force (storage/revocation-watermarks.ts), so a revocation is never forgotten.
  * What is dropped here is dropped from disk when the store compacts its log (which then writes
  * the watermarks).
  */

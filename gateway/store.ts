@@ -4,10 +4,10 @@ import { link, open, readdir, realpath, rename, statfs, unlink, type FileHandle 
 import { join, resolve } from 'node:path';
 // errors.ts only: the store needs no curve code, and crash-test children start faster without it.
 import { TkmsError } from '../core/errors.ts';
-import { ensurePrivateDirectory, errnoCode, fsyncDirectory as durableFsync, ioError as durableIoError, PRIVATE_FILE_MODE } from '../net/durable-fs.ts';
-import type { OwnerLimits } from '../net/owner-limits.ts';
+import { ensurePrivateDirectory, errnoCode, fsyncDirectory as durableFsync, ioError as durableIoError, PRIVATE_FILE_MODE } from '../storage/durable-fs.ts';
+import type { OwnerLimits } from '../config/owner-limits.ts';
 import { AclTable, pairKey } from './store-acl.ts';
-import { openBucketKey, parseWatermarkLine, RevocationWatermarks, type Watermark } from '../net/revocation-watermarks.ts';
+import { openBucketKey, parseWatermarkLine, RevocationWatermarks, type Watermark } from '../storage/revocation-watermarks.ts';
 
 /**
  * The gateway's embedded durable store: ciphertext handles (metadata and ciphertext bytes),
@@ -17,7 +17,7 @@ import { openBucketKey, parseWatermarkLine, RevocationWatermarks, type Watermark
  *     LOCK          "<pid>\n" of the gateway holding the store (single writer)
  *     store.log     mode 0600: MAGIC, then records
  *     store.bucket-key  mode 0600: the random key of the revocation watermark buckets (created at
- *                   first open; see net/revocation-watermarks.ts). If it is lost, the log's
+ *                   first open; see storage/revocation-watermarks.ts). If it is lost, the log's
  *                   watermarks can no longer be placed and each covers every bucket until it expires.
  *
  * Record framing (all integers big-endian):
@@ -216,7 +216,7 @@ interface HandleCharge {
   bytes: number;
 }
 
-interface ReplayState {
+interface LogReadState {
   size: number;
   lastBatch: number;
   /** Intact records in the log. */
@@ -259,7 +259,7 @@ export class GatewayStore {
   #closed = false;
   #closing: Promise<void> | undefined;
 
-  private constructor(dir: string, logPath: string, file: FileHandle, lock: StoreLock, index: Index, state: ReplayState, opts: OpenSettings) {
+  private constructor(dir: string, logPath: string, file: FileHandle, lock: StoreLock, index: Index, state: LogReadState, opts: OpenSettings) {
     this.dir = dir;
     this.#logPath = logPath;
     this.#file = file;
@@ -308,7 +308,7 @@ export class GatewayStore {
         if (created) await fsyncDirectory(root);
         const bucketKey = await openBucketKey(join(root, BUCKET_KEY_FILE_NAME), 'store');
         const index = new Index(settings.limits, settings.now(), bucketKey.key, bucketKey.created);
-        const state = await replay(file, logPath, warn, index);
+        const state = await readLog(file, logPath, warn, index);
         index.finishLoad();
         if (index.futureGrants > 0) {
           warn(`gateway store: dropped ${index.futureGrants} grant(s) issued later than now + clockSkewSeconds (stored before such grants were refused); they would hide later grants`);
@@ -856,7 +856,7 @@ function checkRevocation(value: unknown): StoredRevocation {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The in-memory index, shared by replay and the writer.
+// The in-memory index, shared by the log reader (at open) and the writer.
 
 interface OpenSettings {
   limits: GatewayStoreLimits;
@@ -1027,7 +1027,7 @@ function compareStrings(a: string, b: string): number {
 // Framing.
 
 function sha256(data: Uint8Array): Buffer {
-  // One-shot hashing (no Hash object per call): replay hashes three times per record.
+  // One-shot hashing (no Hash object per call): reading the log hashes three times per record.
   return hash('sha256', data, 'buffer');
 }
 
@@ -1156,8 +1156,8 @@ function parseRecord(meta: Buffer, blobLength: number): StoreRecord {
 }
 
 /** Rebuilds the index from the log, truncating a torn tail; see the file comment for the rules. */
-async function replay(file: FileHandle, logPath: string, warn: (msg: string) => void, index: Index): Promise<ReplayState> {
-  const state: ReplayState = { size: 0, lastBatch: 0, records: 0 };
+async function readLog(file: FileHandle, logPath: string, warn: (msg: string) => void, index: Index): Promise<LogReadState> {
+  const state: LogReadState = { size: 0, lastBatch: 0, records: 0 };
   let size: number;
   try {
     size = (await file.stat()).size;

@@ -21,7 +21,7 @@ interface RemoteStreamHook {
 }
 
 /**
- * Bounds what a peer can make libp2p buffer before `handleFrames` sees a stream. Until the
+ * Bounds what a peer can make libp2p buffer before `serveFrames` sees a stream. Until the
  * protocol is negotiated, libp2p reads everything a stream brings into a buffer of up to 4 MiB
  * (multistream-select's reader), and yamux grants more window as bytes arrive, so a peer that
  * never finishes negotiating could park 4 MiB on every stream of every connection for the whole

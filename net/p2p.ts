@@ -220,7 +220,7 @@ async function writeFrame(stream: Stream, body: Uint8Array, signal: AbortSignal)
  * protocol is refused when its stream opens, and every frame byte is held against the peer's
  * budget from the moment its length prefix arrives (see FrameReader).
  */
-export async function handleFrames(libp2p: Libp2p, protocol: string, handler: FrameHandler, opts: ServeOptions): Promise<void> {
+export async function serveFrames(libp2p: Libp2p, protocol: string, handler: FrameHandler, opts: ServeOptions): Promise<void> {
   // Bounds the CPU all peers together can claim at once on this protocol.
   const pools = {
     trusted: { max: opts.maxInFlight ?? DEFAULT_MAX_FRAMES_IN_FLIGHT, inFlight: 0 },

@@ -8,7 +8,7 @@ import {
   TkmsError,
   type RevocationEnvelope,
 } from '../core/index.ts';
-import type { Logger } from '../net/logger.ts';
+import type { Logger } from '../runtime/logger.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { errorText } from '../net/p2p.ts';
 import type { RevocationStore } from './revocations.ts';
@@ -38,7 +38,7 @@ export class AclService {
     private readonly metrics: NodeMetrics,
   ) {}
 
-  async handle(fromMember: number | undefined, bytes: Uint8Array): Promise<Uint8Array> {
+  async answer(fromMember: number | undefined, bytes: Uint8Array): Promise<Uint8Array> {
     try {
       const request = decodeAclRequest(bytes);
       if (request.type === 'sync') {

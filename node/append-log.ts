@@ -2,7 +2,7 @@ import { constants as fsConstants } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TkmsError } from '../core/index.ts';
-import { ensurePrivateDirectory, errnoCode, fsyncDirectory, PRIVATE_FILE_MODE as FILE_MODE } from '../net/durable-fs.ts';
+import { ensurePrivateDirectory, errnoCode, fsyncDirectory, PRIVATE_FILE_MODE as FILE_MODE } from '../storage/durable-fs.ts';
 
 /**
  * A file of JSON lines that only grows, for node state that must survive a crash
@@ -30,7 +30,7 @@ export class AppendLog {
 
   private constructor(
     readonly path: string,
-    private handle: FileHandle,
+    private file: FileHandle,
     private lineCount: number,
     /** Bytes known to hold whole lines; a failed append is cut back to this. */
     private committedBytes: number,
@@ -54,21 +54,21 @@ export class AppendLog {
     maxBytes = Number.POSITIVE_INFINITY,
   ): Promise<{ log: AppendLog; tornBytes: number }> {
     await ensurePrivateDirectory(dirname(path), 'state');
-    let handle: FileHandle;
+    let file: FileHandle;
     try {
-      handle = await open(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW, FILE_MODE);
+      file = await open(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW, FILE_MODE);
     } catch (e) {
       throw new TkmsError('internal', `cannot open state file ${path} (${errnoCode(e) ?? 'error'})`);
     }
     try {
-      const size = (await handle.stat()).size;
+      const size = (await file.stat()).size;
       if (size > maxBytes) throw new TkmsError('internal', `state file ${path} is larger than ${maxBytes} bytes`);
-      const { lines, end } = await readLines(handle, size, path, onLine);
+      const { lines, end } = await readLines(file, size, path, onLine);
       // Only the last append can be cut short, and an append writes its newline last.
-      if (end < size) await handle.truncate(end);
-      return { log: new AppendLog(path, handle, lines, end), tornBytes: size - end };
+      if (end < size) await file.truncate(end);
+      return { log: new AppendLog(path, file, lines, end), tornBytes: size - end };
     } catch (e) {
-      await handle.close();
+      await file.close();
       throw e;
     }
   }
@@ -115,11 +115,11 @@ export class AppendLog {
     if (this.openBatch === batch) this.openBatch = undefined;
     const bytes = batch.lines.length === 1 ? batch.lines[0]! : Buffer.concat(batch.lines);
     try {
-      await this.handle.appendFile(bytes);
-      if (batch.durable) await this.handle.datasync();
+      await this.file.appendFile(bytes);
+      if (batch.durable) await this.file.datasync();
     } catch (e) {
       // A partly written batch would glue onto the next line; cut it off (best effort) and report.
-      await this.handle.truncate(this.committedBytes).catch(() => undefined);
+      await this.file.truncate(this.committedBytes).catch(() => undefined);
       throw new TkmsError('internal', `cannot append to state file ${this.path} (${errnoCode(e) ?? 'error'})`);
     }
     this.committedBytes += bytes.length;
@@ -155,10 +155,10 @@ export class AppendLog {
       throw new TkmsError('internal', `cannot rewrite state file ${this.path} (${errnoCode(e) ?? 'error'})`);
     }
     await fsyncDirectory(dirname(this.path), 'state');
-    await this.handle.close();
-    this.handle = await open(this.path, fsConstants.O_RDWR | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW, FILE_MODE);
+    await this.file.close();
+    this.file = await open(this.path, fsConstants.O_RDWR | fsConstants.O_APPEND | fsConstants.O_NOFOLLOW, FILE_MODE);
     this.lineCount = values.length;
-    this.committedBytes = (await this.handle.stat()).size;
+    this.committedBytes = (await this.file.stat()).size;
   }
 
   private async writeTemp(temp: string, values: readonly unknown[]): Promise<void> {
@@ -186,7 +186,7 @@ export class AppendLog {
 
   async close(): Promise<void> {
     await this.queue;
-    await this.handle.close().catch(() => undefined);
+    await this.file.close().catch(() => undefined);
   }
 }
 
@@ -195,7 +195,7 @@ export class AppendLog {
  * last whole line ends. Works on bytes, not decoded text: offsets must be file offsets even
  * around invalid UTF-8.
  */
-async function readLines(handle: FileHandle, size: number, path: string, onLine: (value: unknown, bytes: number) => void): Promise<{ lines: number; end: number }> {
+async function readLines(file: FileHandle, size: number, path: string, onLine: (value: unknown, bytes: number) => void): Promise<{ lines: number; end: number }> {
   const decoder = new TextDecoder('utf-8', { fatal: true });
   let lines = 0;
   /** File offset of carry[0]: the start of the line being read. */
@@ -204,7 +204,7 @@ async function readLines(handle: FileHandle, size: number, path: string, onLine:
   let position = 0;
   const chunk = Buffer.alloc(Math.min(READ_CHUNK_BYTES, Math.max(size, 1)));
   while (position < size) {
-    const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, size - position), position);
+    const { bytesRead } = await file.read(chunk, 0, Math.min(chunk.length, size - position), position);
     if (bytesRead === 0) break;
     position += bytesRead;
     const buffer = carry.length === 0 ? chunk.subarray(0, bytesRead) : Buffer.concat([carry, chunk.subarray(0, bytesRead)]);

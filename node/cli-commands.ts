@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { isTkmsError, TkmsError } from '../core/index.ts';
-import { envTypos } from '../net/env-config.ts';
+import { envTypos } from '../config/env.ts';
 import { loadCommitteeFile } from '../net/committee.ts';
 import { errorLine, stopSignal, UsageError, warningLine, type CommandRun, type TkmsCommand } from '../scripts/cli/command.ts';
 import { readPasswordFile } from '../scripts/cli/password.ts';

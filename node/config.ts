@@ -8,11 +8,11 @@ import { assertParticipantId, TkmsError } from '../core/index.ts';
 import type { DkgFaults } from '../core/dkg/index.ts';
 import { envFields, field, FieldProblem, logLevelField, parseDeclaredConfig, readConfigFile } from '../config/config-schema.ts';
 import { configFieldsHelp } from '../config/field-docs.ts';
-import { maxGrantLifetimeField } from '../net/grant-lifetime.ts';
+import { maxGrantLifetimeField } from '../config/grant-lifetime.ts';
 import { isLoopbackHost } from '../net/http-address.ts';
-import { ownerLimitsField } from '../net/owner-limits.ts';
+import { ownerLimitsField } from '../config/owner-limits.ts';
 import { PARTIAL_FAULTS, type PartialFault } from './partial-faults.ts';
-import { DEFAULT_REPLAY_IDS_PER_REQUESTER, MAX_REPLAY_IDS_PER_REQUESTER } from './replay-cache.ts';
+import { DEFAULT_REPLAY_IDS_PER_REQUESTER, MAX_REPLAY_IDS_PER_REQUESTER } from './spent-request-ids.ts';
 import { DEFAULT_REVOCATION_LIMITS } from './revocations.ts';
 
 /** At most this many gateways (one per region, a few spares while one is replaced). */

@@ -24,13 +24,13 @@ import { closeServer, startHttpServer, type Route } from '../net/http.ts';
 import { dkgIdentity, loadIdentityFile, type NodeIdentity } from './identity.ts';
 import { ServiceRunner, type Service } from '../runtime/lifecycle.ts';
 import { Keystore, type StoredKey } from './keystore.ts';
-import { installServerCurveBackend } from '../net/curve-setup.ts';
-import { createLogger, type Logger } from '../net/logger.ts';
+import { installServerCurveBackend } from '../runtime/curve-setup.ts';
+import { createLogger, type Logger } from '../runtime/logger.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
-import { createHost, errorText, FrameClient, handleFrames, MemberConnections } from '../net/p2p.ts';
+import { createHost, errorText, FrameClient, serveFrames, MemberConnections } from '../net/p2p.ts';
 import { PartialService, ShareBook } from './partial.ts';
-import { ReplayCache } from './replay-cache.ts';
-import { RateLimiter } from '../net/rate-limit.ts';
+import { SpentRequestIds } from './spent-request-ids.ts';
+import { RateLimiter } from '../runtime/rate-limit.ts';
 import { ReadBudget } from '../net/read-budget.ts';
 import { RevocationStore } from './revocations.ts';
 import { statusRoute } from './status.ts';
@@ -183,9 +183,9 @@ async function startServices({ config, committee, selfId, identity, password, lo
   const keystore = await services.open('keystore', () => Keystore.open(config.keystoreDir, password), (k) => k.close());
   const stored = await keystore.loadAll();
   const nowSeconds = () => Math.floor(Date.now() / 1000);
-  const replay = await services.open(
-    'replay cache',
-    () => ReplayCache.open(join(config.stateDir, 'replay.log'), config.clockSkewSeconds, nowSeconds(), config.replayIdsPerRequester),
+  const spentIds = await services.open(
+    'spent request ids',
+    () => SpentRequestIds.open(join(config.stateDir, 'replay.log'), config.clockSkewSeconds, nowSeconds(), config.replayIdsPerRequester),
     (r) => r.close(),
   );
   // Signatures are checked against this node's own committee file, never a committee a request names.
@@ -206,7 +206,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
   const budgets = readBudgets();
   const metrics = await services.open(
     'metrics',
-    () => createNodeMetrics({ revocationsHeld: () => revocations.size, replayCacheEntries: () => replay.size, frameBytesHeld: (peers) => budgets[peers].held }),
+    () => createNodeMetrics({ revocationsHeld: () => revocations.size, replayCacheEntries: () => spentIds.size, frameBytesHeld: (peers) => budgets[peers].held }),
     (m) => m.registry.clear(),
   );
   // Created here, listening only once every protocol is handled (the "p2p" service below).
@@ -244,12 +244,12 @@ async function startServices({ config, committee, selfId, identity, password, lo
    * A service answering libp2p protocols: handled at start, unhandled at stop (new streams are
    * refused). `prepare` runs first and `release` at stop, also when the start fails.
    */
-  const protocolService = (name: string, protocols: [string, Parameters<typeof handleFrames>[2], ReturnType<typeof serve>][], hooks: { prepare?: () => void; release?: () => void } = {}): Service => ({
+  const protocolService = (name: string, protocols: [string, Parameters<typeof serveFrames>[2], ReturnType<typeof serve>][], hooks: { prepare?: () => void; release?: () => void } = {}): Service => ({
     name,
     async start() {
       try {
         hooks.prepare?.();
-        for (const [protocol, handler, options] of protocols) await handleFrames(libp2p, protocol, handler, options);
+        for (const [protocol, handler, options] of protocols) await serveFrames(libp2p, protocol, handler, options);
       } catch (e) {
         hooks.release?.();
         await libp2p.unhandle(protocols.map(([protocol]) => protocol));
@@ -278,7 +278,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
   });
   // Members only, checked when the stream opens: an outsider's frame is never read.
   await services.start(
-    protocolService('dkg runner', [[DKG_PROTOCOL, async (remotePeer, body) => runner.handleFrame(conns.memberFor(remotePeer)!.id, body), serve(MAX_DKG_FRAME_BYTES, PROTOCOL_STREAMS.dkg, isMember)]], {
+    protocolService('dkg runner', [[DKG_PROTOCOL, async (remotePeer, body) => runner.answerFrame(conns.memberFor(remotePeer)!.id, body), serve(MAX_DKG_FRAME_BYTES, PROTOCOL_STREAMS.dkg, isMember)]], {
       prepare: () => loadHeldKeys(runner, shares, stored, expectedCommittee(committee)),
       release: () => runner.stop(),
     }),
@@ -287,7 +287,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     selfId,
     deployment,
     shares,
-    replay,
+    spentIds,
     revocations,
     metrics,
     log,
@@ -298,10 +298,10 @@ async function startServices({ config, committee, selfId, identity, password, lo
   });
   await services.start(
     protocolService('partial service', [
-      [PARTIAL_PROTOCOL, async (_peer, body) => partials.handle(body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.partial)],
+      [PARTIAL_PROTOCOL, async (_peer, body) => partials.answerFrame(body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.partial)],
       // The same frame-count bound as the single-request protocol, so the same memory bound (frames are
       // capped in bytes); gateways may each keep up to 64 batch frames in flight to this node.
-      [PARTIAL_BATCH_PROTOCOL, async (_peer, body) => partials.handleBatch(body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.partialBatch)],
+      [PARTIAL_BATCH_PROTOCOL, async (_peer, body) => partials.answerBatch(body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.partialBatch)],
     ]),
   );
   const acl = new AclService(
@@ -314,7 +314,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     metrics,
   );
   // Revocations come from members (flooding, sync) and the gateway(s) only.
-  await services.start(protocolService('acl', [[ACL_PROTOCOL, async (peer, body) => acl.handle(conns.memberFor(peer)?.id, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.acl, isMemberOrGateway)]]));
+  await services.start(protocolService('acl', [[ACL_PROTOCOL, async (peer, body) => acl.answer(conns.memberFor(peer)?.id, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.acl, isMemberOrGateway)]]));
   // Public (the same results GET /v1/keys serves), so open to anyone.
   await services.start(protocolService('key list', [[KEYS_PROTOCOL, async (_peer, body) => keysReply(runner, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.keys)]]));
   conns.onMemberConnected = (memberId) => {

@@ -448,7 +448,7 @@ export class DkgRunner {
   }
 
   /** Protocol entry point: a frame from an authenticated member. Always answers a reply frame. */
-  async handleFrame(fromMember: number, bytes: Uint8Array): Promise<Uint8Array> {
+  async answerFrame(fromMember: number, bytes: Uint8Array): Promise<Uint8Array> {
     let reply: DkgReply;
     try {
       const frame = decodeDkgFrame(bytes);

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { assertKeyId, TkmsError, utf8ToBytes } from '../core/index.ts';
-import { ensurePrivateDirectory, errnoCode, ioError } from '../net/durable-fs.ts';
+import { ensurePrivateDirectory, errnoCode, ioError } from '../storage/durable-fs.ts';
 import { replaceFile } from './keystore-fs.ts';
 
 /**

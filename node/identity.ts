@@ -35,15 +35,15 @@ export async function createIdentityFile(path: string): Promise<NodeIdentity> {
     privateKey: Buffer.from(privateKeyToProtobuf(privateKey)).toString('base64'),
   });
   // 'wx' fails if the file appeared meanwhile: never overwrite a key.
-  const handle = await open(path, 'wx', 0o600).catch((e: NodeJS.ErrnoException) => {
+  const file = await open(path, 'wx', 0o600).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'EEXIST') throw new TkmsError('conflict', `identity file ${path} already exists; refusing to overwrite it`);
     throw new TkmsError('internal', `cannot create identity file ${path}: ${e.code ?? 'error'}`);
   });
   try {
-    await handle.writeFile(`${body}\n`);
-    await handle.sync();
+    await file.writeFile(`${body}\n`);
+    await file.sync();
   } finally {
-    await handle.close();
+    await file.close();
   }
   return { privateKey, peerId };
 }

@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { TkmsError, assertKeyId, decodeHex, encodeHex, isTkmsError, lengthPrefixed, randomBytes, utf8ToBytes } from '../core/index.ts';
-import { ensurePrivateDirectory } from '../net/durable-fs.ts';
+import { ensurePrivateDirectory } from '../storage/durable-fs.ts';
 import { loadIdentityFile } from './identity.ts';
 import { decryptShare, Keystore, unlockWithPassword, type StoredKey } from './keystore.ts';
 import { GCM_NONCE_LENGTH, GCM_TAG_LENGTH, deriveSubkey, openAesGcm, sealAesGcm, wipe } from './keystore-crypto.ts';

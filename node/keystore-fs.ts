@@ -2,7 +2,7 @@ import { constants as fsConstants } from 'node:fs';
 import { link, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TkmsError, bytesToHex, randomBytes } from '../core/index.ts';
-import { errnoCode, fsyncDirectory as durableFsync, ioError as durableIoError, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writeNewSyncedFile } from '../net/durable-fs.ts';
+import { errnoCode, fsyncDirectory as durableFsync, ioError as durableIoError, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writeNewSyncedFile } from '../storage/durable-fs.ts';
 
 /**
  * File operations for the keystore. Files are never rewritten in place: a new file is

@@ -43,7 +43,7 @@ import {
   type KeyFile,
   type KeystoreHeader,
 } from './keystore-format.ts';
-import { ensurePrivateDirectory } from '../net/durable-fs.ts';
+import { ensurePrivateDirectory } from '../storage/durable-fs.ts';
 import { listDirectory, publishNewFile, readBounded, removeTempFiles, replaceFile } from './keystore-fs.ts';
 
 /**

@@ -10,6 +10,7 @@ import {
   decodeHex,
   decodePartialBatchRequest,
   decodePartialRequest,
+  DEFAULT_MAX_GRANT_LIFETIME_SECONDS,
   encodeDleqProof,
   encodePartialBatchReply,
   encodePartialReply,
@@ -23,11 +24,11 @@ import {
   type PartialRequest,
 } from '../core/index.ts';
 import type { DkgPublicResult } from '../core/dkg/index.ts';
-import type { Logger } from '../net/logger.ts';
+import type { Logger } from '../runtime/logger.ts';
 import type { NodeMetrics } from './metrics.ts';
 import type { PartialFault } from './partial-faults.ts';
-import type { RateLimiter } from '../net/rate-limit.ts';
-import type { ReplayCache } from './replay-cache.ts';
+import type { RateLimiter } from '../runtime/rate-limit.ts';
+import type { SpentRequestIds } from './spent-request-ids.ts';
 import type { RevocationStore } from './revocations.ts';
 
 /**
@@ -75,7 +76,7 @@ export interface PartialServiceOptions {
   /** This node's own deployment (its committee file): what every signature must be made for. */
   deployment: Deployment;
   shares: ShareBook;
-  replay: ReplayCache;
+  spentIds: SpentRequestIds;
   revocations: RevocationStore;
   metrics: NodeMetrics;
   log: Logger;
@@ -103,10 +104,36 @@ export class PartialService {
     keyObject: KeyObject.from(key.key),
   }));
 
-  constructor(private readonly o: PartialServiceOptions) {}
+  private readonly clockSkewSeconds: number;
+  private readonly deployment: Deployment;
+  private readonly fault: PartialFault | undefined;
+  private readonly limiter: RateLimiter;
+  private readonly log: Logger;
+  private readonly maxGrantLifetimeSeconds: number;
+  private readonly metrics: NodeMetrics;
+  private readonly now: () => number;
+  private readonly revocations: RevocationStore;
+  private readonly selfId: number;
+  private readonly shares: ShareBook;
+  private readonly spentIds: SpentRequestIds;
+
+  constructor(options: PartialServiceOptions) {
+    this.clockSkewSeconds = options.clockSkewSeconds;
+    this.deployment = options.deployment;
+    this.fault = options.fault;
+    this.limiter = options.limiter;
+    this.log = options.log;
+    this.metrics = options.metrics;
+    this.revocations = options.revocations;
+    this.selfId = options.selfId;
+    this.shares = options.shares;
+    this.spentIds = options.spentIds;
+    this.maxGrantLifetimeSeconds = options.maxGrantLifetimeSeconds ?? DEFAULT_MAX_GRANT_LIFETIME_SECONDS;
+    this.now = options.now ?? Date.now;
+  }
 
   /** One request frame on /tkms/partial/1. */
-  async handle(bytes: Uint8Array): Promise<Uint8Array> {
+  async answerFrame(bytes: Uint8Array): Promise<Uint8Array> {
     let request: PartialRequest | TkmsError;
     try {
       request = decodePartialRequest(bytes);
@@ -121,16 +148,16 @@ export class PartialService {
    * refusal or malformed item affects only its own reply), concurrently, so appends to the
    * replay log group-commit. A malformed frame is refused whole.
    */
-  async handleBatch(bytes: Uint8Array): Promise<Uint8Array> {
+  async answerBatch(bytes: Uint8Array): Promise<Uint8Array> {
     let items: (PartialRequest | TkmsError)[];
     try {
       items = decodePartialBatchRequest(bytes);
     } catch (e) {
       const err = isTkmsError(e) ? e : new TkmsError('bad_request', 'undecodable partial batch');
-      this.o.metrics.partialRequests.inc({ outcome: err.code });
+      this.metrics.partialRequests.inc({ outcome: err.code });
       return encodePartialBatchReply({ ok: false, ...wireErrorOf(err) });
     }
-    this.o.metrics.partialBatchSize.observe(items.length);
+    this.metrics.partialBatchSize.observe(items.length);
     return encodePartialBatchReply({ ok: true, replies: await Promise.all(items.map((item) => this.serve(item))) });
   }
 
@@ -142,39 +169,39 @@ export class PartialService {
       return await this.answer(request);
     } catch (e) {
       const err = isTkmsError(e) ? e : new TkmsError('internal', 'internal error');
-      if (!isTkmsError(e)) this.o.log.error({ err: e instanceof Error ? e.message : 'error' }, 'partial request failed unexpectedly');
+      if (!isTkmsError(e)) this.log.error({ err: e instanceof Error ? e.message : 'error' }, 'partial request failed unexpectedly');
       outcome = err.code;
       return { ok: false, ...wireErrorOf(err) };
     } finally {
-      this.o.metrics.partialRequests.inc({ outcome });
-      this.o.metrics.partialSeconds.observe({ outcome: outcome === 'ok' ? 'ok' : 'refused' }, (performance.now() - started) / 1000);
+      this.metrics.partialRequests.inc({ outcome });
+      this.metrics.partialSeconds.observe({ outcome: outcome === 'ok' ? 'ok' : 'refused' }, (performance.now() - started) / 1000);
     }
   }
 
   private async answer(request: PartialRequest): Promise<PartialReply> {
     const { delegation } = request;
-    const held = this.o.shares.get(delegation.keyId);
+    const held = this.shares.get(delegation.keyId);
     if (held === undefined) throw new TkmsError('unknown_key', `this node holds no share of key ${delegation.keyId}`);
-    const nowSeconds = Math.floor((this.o.now?.() ?? Date.now()) / 1000);
+    const nowSeconds = Math.floor(this.now() / 1000);
     // The requester's text form names it to the rate limiter, the replay log and the log line: made once.
     let requester = '';
     const auth = authorizeDelegation({
-      deployment: this.o.deployment,
+      deployment: this.deployment,
       delegation,
       descriptor: request.descriptor,
       grant: request.grant,
-      revokedAt: (h, g) => this.o.revocations.revokedAt(h, g, request.descriptor.owner),
+      revokedAt: (h, g) => this.revocations.revokedAt(h, g, request.descriptor.owner),
       nowSeconds,
-      clockSkewSeconds: this.o.clockSkewSeconds,
-      maxGrantLifetimeSeconds: this.o.maxGrantLifetimeSeconds,
-      onRequester: (bytes) => this.o.limiter.take((requester = `0x${bytesToHex(bytes)}`)),
+      clockSkewSeconds: this.clockSkewSeconds,
+      maxGrantLifetimeSeconds: this.maxGrantLifetimeSeconds,
+      onRequester: (bytes) => this.limiter.take((requester = `0x${bytesToHex(bytes)}`)),
     });
     const rsaKey = await this.requesterKeys.import(delegation.rsaSpki);
     // Spend the request id last among the checks, so a refused request does not burn it.
-    await this.o.replay.claim(delegation.requestId, delegation.notAfter, nowSeconds, requester);
+    await this.spentIds.claim(delegation.requestId, delegation.notAfter, nowSeconds, requester);
 
-    const ctx = { keyId: delegation.keyId, nodeId: this.o.selfId, requestId: delegation.requestId };
-    const fault = this.o.fault;
+    const ctx = { keyId: delegation.keyId, nodeId: this.selfId, requestId: delegation.requestId };
+    const fault = this.fault;
     // other_k: a correct partial with a valid proof, but for K + G instead of the handle's K.
     const K = fault === 'other_k' ? (curveBackend().linearCombination(1n, [auth.K], [1n]) ?? auth.K) : auth.K;
     let { partial, proof } = computeProvenPartial(ctx, held.share, held.verificationShare, K);
@@ -182,11 +209,11 @@ export class PartialService {
     if (fault === 'wrong_proof') proof = { c: proof.c, s: (proof.s + 1n) % CURVE_ORDER };
     if (fault === 'late') await new Promise((r) => setTimeout(r, 3_000));
     const wrapped = fault === 'garbage' ? randomBytes(rsaKey.modulusBits / 8) : wrapForRequester(rsaKey, partial);
-    this.o.log.debug(
+    this.log.debug(
       { keyId: delegation.keyId, requestId: bytesToHex(delegation.requestId), requester, viaGrant: auth.viaGrant },
       'partial issued',
     );
-    return { ok: true, nodeId: this.o.selfId, wrapped, proof: encodeDleqProof(proof) };
+    return { ok: true, nodeId: this.selfId, wrapped, proof: encodeDleqProof(proof) };
   }
 }
 

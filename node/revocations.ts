@@ -1,9 +1,9 @@
 import { bytesToHex, DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_MAX_GRANT_LIFETIME_SECONDS, envelopeToJson, grantKey, parseEnvelope, TkmsError, verifyRevocation, type Deployment, type RevocationEnvelope } from '../core/index.ts';
-import { ExpiryHeap } from '../net/expiry-heap.ts';
-import { OwnerCounts } from '../net/owner-limits.ts';
+import { ExpiryHeap } from '../core/expiry-heap.ts';
+import { OwnerCounts } from '../config/owner-limits.ts';
 import { dirname } from 'node:path';
-import { ensurePrivateDirectory } from '../net/durable-fs.ts';
-import { openBucketKey, parseWatermarkLine, RevocationWatermarks } from '../net/revocation-watermarks.ts';
+import { ensurePrivateDirectory } from '../storage/durable-fs.ts';
+import { openBucketKey, parseWatermarkLine, RevocationWatermarks } from '../storage/revocation-watermarks.ts';
 import { AppendLog } from './append-log.ts';
 
 /**
@@ -18,7 +18,7 @@ import { AppendLog } from './append-log.ts';
  *   - Per owner: at most `perOwner` live revocations per handle owner (the signer).
  *   - In total: at most `max`. When full, a new revocation still gets in: the oldest revocation
  *     of the owner holding the most is folded into its owner's watermark bucket
- *     (net/revocation-watermarks.ts), which keeps it in force, and many more grants with it, until
+ *     (storage/revocation-watermarks.ts), which keeps it in force, and many more grants with it, until
  *     it expires. A live revocation is never forgotten, and a full store never refuses one: a
  *     flood costs grant holders availability, never re-enables a revoked grant (docs/operators.md).
  *     Watermarks are written to the log when it is compacted; until then the folded lines are

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { DkgPublicResult } from '../core/dkg/index.ts';
 import type { Committee } from '../net/committee.ts';
 import type { Route } from '../net/http.ts';
-import { tkmsVersion } from '../net/version.ts';
+import { tkmsVersion } from '../runtime/version.ts';
 import type { DkgStatus } from './dkg-runner.ts';
 import { keyFileName } from './keystore-format.ts';
 import type { NodeMetrics } from './metrics.ts';

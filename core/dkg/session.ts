@@ -294,7 +294,7 @@ export class DkgSession {
         this.buffer(from, message);
         return [];
       }
-      return this.guard(() => this.handle(from, message));
+      return this.guard(() => this.apply(from, message));
     } catch {
       // Only reachable through a bug: never let it escape to the runner.
       this.event(`internal error while receiving from ${String(from)}`);
@@ -472,7 +472,7 @@ export class DkgSession {
       this.bufferedJustifications.clear();
       for (const b of early) {
         if (this.currentPhase !== phase) return;
-        this.handle(b.from, b.message);
+        this.apply(b.from, b.message);
       }
     }
     for (const [from, queue] of this.buffered) {
@@ -481,7 +481,7 @@ export class DkgSession {
       this.buffered.set(from, queue.filter((b) => MESSAGE_PHASE[b.message.kind] !== phase));
       for (const b of now) {
         if (this.currentPhase !== phase) return;
-        this.handle(b.from, b.message);
+        this.apply(b.from, b.message);
       }
     }
   }
@@ -620,7 +620,7 @@ export class DkgSession {
     }
   }
 
-  private handle(from: number, message: DkgMessage): void {
+  private apply(from: number, message: DkgMessage): void {
     switch (message.kind) {
       case 'round1':
         return this.onRound1(from, message);

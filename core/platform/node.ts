@@ -7,7 +7,7 @@ import { installNodeCryptoPaths } from '../node-crypto.ts';
  * puts libsecp256k1 (when its addon loads) and the synchronous node:crypto RSA-OAEP and AES-GCM
  * paths in place, so an application gets the fast paths without a setup call.
  * TKMS_CURVE_BACKEND=noble still forces the pure-JS curve (servers validate the variable
- * strictly at start, net/curve-setup.ts; an import must not throw over it).
+ * strictly at start, runtime/curve-setup.ts; an import must not throw over it).
  */
 function choiceFromEnv(): CurveBackendChoice {
   try {

@@ -3,7 +3,7 @@ import { registerClientCommands } from '../../client/cli.ts';
 import { registerCommitteeCommands } from '../../deploy/committee-cli.ts';
 import { registerDevnetCommand } from '../../deploy/devnet-cli.ts';
 import { registerGatewayCommands } from '../../gateway/cli.ts';
-import { tkmsVersion } from '../../net/version.ts';
+import { tkmsVersion } from '../../runtime/version.ts';
 import { registerNodeCommands } from '../../node/cli.ts';
 import { errorLine, TkmsCommand } from './command.ts';
 

@@ -142,8 +142,8 @@ describe('cli: --help on every command', function () {
       'deploy/committee-cli.ts',
       'deploy/devnet-cli.ts',
       'gateway/cli.ts',
-      'net/version.ts',
       'node/cli.ts',
+      'runtime/version.ts',
       'scripts/cli/command.ts',
       'scripts/cli/program.ts',
     ]);

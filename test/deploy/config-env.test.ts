@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { multiaddr } from '@multiformats/multiaddr';
 import { isTkmsError } from '../../core/index.ts';
 import { GATEWAY_ENV_OVERRIDES, GATEWAY_ENV_VARS, parseGatewayConfig } from '../../gateway/config.ts';
-import { envBool, envInt, envList, envTypos } from '../../net/env-config.ts';
+import { envBool, envInt, envList, envTypos } from '../../config/env.ts';
 import { ENV_OVERRIDES, loadConfig, NODE_ENV_VARS, parseConfig } from '../../node/config.ts';
 
 /** Configuration by environment variables (containers, systemd): unit and property tests. */

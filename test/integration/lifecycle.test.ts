@@ -19,7 +19,7 @@ import { CLUSTER_PASSWORD, freePorts, makeTempDir, ManagedProcess, NodeCluster, 
  * must release.
  */
 const GATEWAY_SERVICES_BEFORE_HTTP = ['store', 'metrics', 'node pool', 'key refresh', 'node gauge'];
-const SERVICES_BEFORE_HTTP = ['keystore', 'replay cache', 'revocations', 'metrics', 'libp2p', 'dkg runner', 'partial service', 'acl', 'key list', 'p2p'];
+const SERVICES_BEFORE_HTTP = ['keystore', 'spent request ids', 'revocations', 'metrics', 'libp2p', 'dkg runner', 'partial service', 'acl', 'key list', 'p2p'];
 
 async function occupy(port: number): Promise<Server> {
   const server = createServer();
@@ -49,7 +49,8 @@ describe('node lifecycle: a failed start gives back what it opened; SIGTERM stop
 
   before(async () => {
     root = await makeTempDir('tkms-node-lifecycle');
-    cluster = await NodeCluster.prepare({ n: 2, t: 2, rootDir: root });
+    // The gateway needs a committee file (written by prepare); no node runs.
+    await NodeCluster.prepare({ n: 2, t: 2, rootDir: root });
   });
   after(async () => {
     await cluster?.stopAll();
@@ -113,7 +114,6 @@ describe('node lifecycle: a failed start gives back what it opened; SIGTERM stop
 describe('gateway lifecycle: a failed start releases the store lock', function () {
   this.timeout(120_000);
   let root: string | undefined;
-  let cluster: NodeCluster;
   let configPath: string;
   let port: number;
 

@@ -9,8 +9,8 @@ import { interpolateSecret } from '../../core/shamir.ts';
 import { decodeDkgMessage } from '../../core/dkg/index.ts';
 import { evaluateCommitments } from '../../core/dkg/frost.ts';
 import { loadCommitteeFile } from '../../net/committee.ts';
-import { createLogger } from '../../net/logger.ts';
-import { createHost, handleFrames } from '../../net/p2p.ts';
+import { createLogger } from '../../runtime/logger.ts';
+import { createHost, serveFrames } from '../../net/p2p.ts';
 import { DKG_PROTOCOL, decodeDkgFrame, encodeDkgReply, MAX_DKG_FRAME_BYTES } from '../../node/dkg-wire.ts';
 import { loadIdentityFile } from '../../node/identity.ts';
 import { Keystore } from '../../node/keystore.ts';
@@ -77,7 +77,7 @@ class Observer {
     const libp2p = await createHost(identity, [`/ip4/127.0.0.1/tcp/${node.p2pPort}`], committee);
     await libp2p.start();
     const observer = new Observer(libp2p);
-    await handleFrames(
+    await serveFrames(
       libp2p,
       DKG_PROTOCOL,
       async (_peer, body) => {

@@ -5,7 +5,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { decodeHex, encodeHex, encodePoint, G, mod, randomBytes, randomScalar } from '../../core/index.ts';
 import { confirmMessage, dkgResultDigest, DkgSession, parseDkgPublicResult, type DkgPublicResult } from '../../core/dkg/index.ts';
 import { parseCommittee, type Committee } from '../../net/committee.ts';
-import { createLogger } from '../../net/logger.ts';
+import { createLogger } from '../../runtime/logger.ts';
 import { pino } from 'pino';
 import { KeyDirectory } from '../../gateway/keys.ts';
 import type { NodePool } from '../../gateway/node-pool.ts';
@@ -66,7 +66,7 @@ describe('DKG runner: conflicting results and session claims', function () {
               framesSent++;
               await beforeDeliver(id, to, frame);
               await new Promise((r) => setImmediate(r));
-              return runners.get(to)!.handleFrame(id, frame);
+              return runners.get(to)!.answerFrame(id, frame);
             },
           },
         }),
@@ -164,12 +164,12 @@ describe('DKG runner: conflicting results and session claims', function () {
       runners.get(3)!.addHeldKey(held);
       // An unsigned different result of the same session proves nothing: refused, key kept.
       const unsigned = makeResult('split-held', sessionId, [2]);
-      let reply = decodeDkgReply(await runners.get(3)!.handleFrame(2, encodeDkgFrame({ type: 'result', keyId: 'split-held', sessionId: decodeHex(sessionId), result: unsigned })));
+      let reply = decodeDkgReply(await runners.get(3)!.answerFrame(2, encodeDkgFrame({ type: 'result', keyId: 'split-held', sessionId: decodeHex(sessionId), result: unsigned })));
       assert.equal(reply.ok ? 'ok' : reply.code, 'dkg_conflict');
       assert.equal(runners.get(3)!.publishedKeys().length, 1);
       // t members signed a different result of the same session: the split is proven.
       const other = makeResult('split-held', sessionId, [1, 2]);
-      reply = decodeDkgReply(await runners.get(3)!.handleFrame(2, encodeDkgFrame({ type: 'result', keyId: 'split-held', sessionId: decodeHex(sessionId), result: other })));
+      reply = decodeDkgReply(await runners.get(3)!.answerFrame(2, encodeDkgFrame({ type: 'result', keyId: 'split-held', sessionId: decodeHex(sessionId), result: other })));
       assert.equal(reply.ok ? 'ok' : reply.code, 'dkg_conflict');
       assert.deepEqual(runners.get(3)!.publishedKeys(), []);
       assert.equal(await conflicts(3, 'withdrawn'), 1);
@@ -191,7 +191,7 @@ describe('DKG runner: conflicting results and session claims', function () {
         if (decoded.type !== 'result' || decoded.keyId !== 'split-pending') return;
         injected = true;
         const forged = makeResult('split-pending', encodeHex(decoded.sessionId), [1, 2]);
-        await runners.get(3)!.handleFrame(2, encodeDkgFrame({ type: 'result', keyId: 'split-pending', sessionId: decoded.sessionId, result: forged }));
+        await runners.get(3)!.answerFrame(2, encodeDkgFrame({ type: 'result', keyId: 'split-pending', sessionId: decoded.sessionId, result: forged }));
       };
       runners.get(1)!.propose('split-pending');
       const s = await outcome(3, 'split-pending');
@@ -207,7 +207,7 @@ describe('DKG runner: conflicting results and session claims', function () {
     it('junk payload frames of an invented session record no claim: the DKG for that key id is stored', async () => {
       await build();
       for (const to of [1, 2, 3]) {
-        const reply = decodeDkgReply(await runners.get(to)!.handleFrame(2, encodeDkgFrame({ type: 'payload', keyId: 'blocked', sessionId: randomBytes(16), payload: randomBytes(200) })));
+        const reply = decodeDkgReply(await runners.get(to)!.answerFrame(2, encodeDkgFrame({ type: 'payload', keyId: 'blocked', sessionId: randomBytes(16), payload: randomBytes(200) })));
         assert.equal(reply.ok, true, 'buffered as an early message');
       }
       runners.get(1)!.propose('blocked');
@@ -221,7 +221,7 @@ describe('DKG runner: conflicting results and session claims', function () {
       await build();
       const sessionId = randomBytes(16);
       for (const dealer of [1, 2]) {
-        await runners.get(3)!.handleFrame(dealer, encodeDkgFrame({ type: 'payload', keyId: 'raced', sessionId, payload: rivalRound1('raced', sessionId, dealer) }));
+        await runners.get(3)!.answerFrame(dealer, encodeDkgFrame({ type: 'payload', keyId: 'raced', sessionId, payload: rivalRound1('raced', sessionId, dealer) }));
       }
       runners.get(1)!.propose('raced');
       const s = await outcome(3, 'raced');
@@ -263,9 +263,9 @@ describe('DKG runner: conflicting results and session claims', function () {
         for (let i = 0; i < 5; i++) {
           const sessionId = randomBytes(16);
           for (const to of [1, 3]) {
-            const reply = decodeDkgReply(await runners.get(to)!.handleFrame(2, encodeDkgFrame({ type: 'proposal', keyId: 'contested', sessionId, t: T, committeeId: committee.committeeId, proposer: 2 })));
+            const reply = decodeDkgReply(await runners.get(to)!.answerFrame(2, encodeDkgFrame({ type: 'proposal', keyId: 'contested', sessionId, t: T, committeeId: committee.committeeId, proposer: 2 })));
             if (!reply.ok && reply.code === 'conflict') refused++;
-            await runners.get(to)!.handleFrame(2, encodeDkgFrame({ type: 'payload', keyId: 'contested', sessionId, payload: rivalRound1('contested', sessionId, 2) }));
+            await runners.get(to)!.answerFrame(2, encodeDkgFrame({ type: 'payload', keyId: 'contested', sessionId, payload: rivalRound1('contested', sessionId, 2) }));
           }
         }
       };

@@ -12,7 +12,7 @@ import { bytesToHex, decodeHex, decodePoint, encodeHex, encodeKeysReply, encodeP
 import { confirmMessage, dkgResultDigest, dkgSignedBytes, parseDkgPublicResult, type DkgPublicResult } from '../../core/dkg/index.ts';
 import { encodePublicKeySpki } from '../../core/spki.ts';
 import { loadCommitteeFile, memberKeysHex, pinnedClientOptions, type Committee } from '../../net/committee.ts';
-import { createHost, handleFrames, requestFrame } from '../../net/p2p.ts';
+import { createHost, serveFrames, requestFrame } from '../../net/p2p.ts';
 import { decodeDkgReply, DKG_PROTOCOL, encodeDkgFrame } from '../../node/dkg-wire.ts';
 import { loadIdentityFile } from '../../node/identity.ts';
 import { freePorts, getJson, makeTempDir, ManagedProcess, NodeCluster, removeDir, runTkms, TKMS_BIN, waitFor } from '../support/processes.ts';
@@ -164,7 +164,7 @@ describe('attack: forge a DKG result by swapping the group key and verification 
     await cluster.node(1).process!.stop();
     const identity = await loadIdentityFile(join(cluster.node(1).dir, 'identity.json'));
     fakeMember = await createHost(identity, [`/ip4/127.0.0.1/tcp/${cluster.node(1).p2pPort}`], committee);
-    await handleFrames(fakeMember, KEYS_PROTOCOL, async () => encodeKeysReply({ ok: true, keys: [fakeAnswer] }), { maxRequestBytes: 64 * 1024, timeoutMs: 5_000, log: pino({ level: 'silent' }) });
+    await serveFrames(fakeMember, KEYS_PROTOCOL, async () => encodeKeysReply({ ok: true, keys: [fakeAnswer] }), { maxRequestBytes: 64 * 1024, timeoutMs: 5_000, log: pino({ level: 'silent' }) });
     await fakeMember.start();
 
     const [port] = await freePorts(1);

@@ -8,7 +8,7 @@ import { P2pClient } from '../support/p2p-client.ts';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { parseCommittee, type Committee } from '../../net/committee.ts';
-import { createLogger } from '../../net/logger.ts';
+import { createLogger } from '../../runtime/logger.ts';
 import { DkgRunner } from '../../node/dkg-runner.ts';
 import { MAX_CLAIMS_PER_MEMBER } from '../../node/dkg-claims.ts';
 import { DkgSession } from '../../core/dkg/index.ts';
@@ -185,7 +185,7 @@ describe('attack: make a member remember unbounded session ids, or forget the ot
       const session = new DkgSession({ keyId, committeeId: 'claims', sessionId, t: 2, memberIds: [1, 2, 3], selfId: from }, dkgIdentity({ privateKey: keys[from - 1]!, peerId: committee.members[from - 1]!.peerId }, committee));
       const round1 = session.start().find((m) => m.to === 'all')!;
       // Buffered or refused as too many unknown sessions; the claim is recorded either way.
-      await runner.handleFrame(from, encodeDkgFrame({ type: 'payload', keyId, sessionId, payload: round1.payload }));
+      await runner.answerFrame(from, encodeDkgFrame({ type: 'payload', keyId, sessionId, payload: round1.payload }));
     };
     await showRound1(3, 'victim');
     for (let i = 0; i < MAX_CLAIMS_PER_MEMBER + 100; i++) await showRound1(2, `flood-${i}`);

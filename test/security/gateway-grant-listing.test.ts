@@ -8,8 +8,8 @@ import { createGatewayMetrics } from '../../gateway/metrics.ts';
 import { GatewayStore, type StoredHandle } from '../../gateway/store.ts';
 import { closeServer, startHttpServer } from '../../net/http.ts';
 import { DEFAULT_HTTP_LIMITS } from '../../net/http-limits.ts';
-import { createLogger } from '../../net/logger.ts';
-import { RateLimiter } from '../../net/rate-limit.ts';
+import { createLogger } from '../../runtime/logger.ts';
+import { RateLimiter } from '../../runtime/rate-limit.ts';
 import { makeTempDir, removeDir } from '../support/processes.ts';
 import { rawConnection, sleep, type RawConnection } from '../support/http-attack.ts';
 

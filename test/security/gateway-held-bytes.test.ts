@@ -7,7 +7,7 @@ import { isTkmsError } from '../../core/index.ts';
 import { GatewayStore, type StoredHandle } from '../../gateway/store.ts';
 import { closeServer, startHttpServer } from '../../net/http.ts';
 import { DEFAULT_HTTP_LIMITS } from '../../net/http-limits.ts';
-import { createLogger } from '../../net/logger.ts';
+import { createLogger } from '../../runtime/logger.ts';
 import { makeTempDir, removeDir } from '../support/processes.ts';
 import { postHead, rawConnection, sleep, type RawConnection } from '../support/http-attack.ts';
 

@@ -7,7 +7,7 @@ import type { Libp2p } from 'libp2p';
 import pino from 'pino';
 import { freePorts } from '../../deploy/devnet.ts';
 import type { Committee } from '../../net/committee.ts';
-import { createHost, handleFrames, requestFrame } from '../../net/p2p.ts';
+import { createHost, serveFrames, requestFrame } from '../../net/p2p.ts';
 import { waitFor } from '../support/processes.ts';
 
 /**
@@ -48,7 +48,7 @@ describe('attack: outsiders fill the in-flight cap so the gateway is answered bu
     const gatewayPeer = peerIdFromPrivateKey(gatewayKey).toString();
     node = await createHost({ privateKey: nodeKey }, [listen], committee, { gatewayPeerIds: [gatewayPeer] });
     hosts.push(node);
-    await handleFrames(
+    await serveFrames(
       node,
       PROTOCOL,
       async (_peer, body) => {

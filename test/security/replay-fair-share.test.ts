@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { isTkmsError, newRequestId } from '../../core/index.ts';
-import { ReplayCache } from '../../node/replay-cache.ts';
+import { SpentRequestIds } from '../../node/spent-request-ids.ts';
 import { makeTempDir, removeDir } from '../support/processes.ts';
 
 /**
@@ -29,7 +29,7 @@ describe('attack: ten accounts at their quota fill the replay cache so everyone 
   const outcome = (p: Promise<void>): Promise<string> => p.then(() => 'ok', (e: unknown) => (isTkmsError(e) ? e.code : String(e)));
 
   it('attackers stop at their share of the room left; fresh accounts are still served, and no live id is evicted', async () => {
-    const cache = await ReplayCache.open(join(dir, 'replay.log'), 30, NOW, PER_REQUESTER, CAPACITY);
+    const cache = await SpentRequestIds.open(join(dir, 'replay.log'), 30, NOW, PER_REQUESTER, CAPACITY);
     const attackers = Array.from({ length: 12 }, (_, i) => `0xattacker${i}`);
     const spent: Uint8Array[] = [];
     const served = new Map<string, number>();
@@ -62,7 +62,7 @@ describe('attack: ten accounts at their quota fill the replay cache so everyone 
     for (const id of spent.slice(0, 50)) assert.equal(await outcome(cache.claim(id, NOW + 3_600, NOW, '0xsomeone')), 'replayed');
     await cache.close();
     // And across a restart: the ids come back from the log, and so does the refusal.
-    const reopened = await ReplayCache.open(join(dir, 'replay.log'), 30, NOW, PER_REQUESTER, CAPACITY);
+    const reopened = await SpentRequestIds.open(join(dir, 'replay.log'), 30, NOW, PER_REQUESTER, CAPACITY);
     assert.equal(await outcome(reopened.claim(spent[0]!, NOW + 3_600, NOW, '0xsomeone')), 'replayed');
     assert.equal(await outcome(reopened.claim(newRequestId(), NOW + 3_600, NOW, attackers[0]!)), 'rate_limited');
     assert.equal(await outcome(reopened.claim(newRequestId(), NOW + 300, NOW, '0xlate')), 'ok');

@@ -16,7 +16,7 @@ import {
   type RevocationEnvelope,
   signRevocation,
 } from '../../core/index.ts';
-import { RevocationWatermarks } from '../../net/revocation-watermarks.ts';
+import { RevocationWatermarks } from '../../storage/revocation-watermarks.ts';
 import { RevocationStore, type RevocationLimits } from '../../node/revocations.ts';
 
 /**

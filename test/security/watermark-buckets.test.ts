@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { generateAccount, type Account } from '../../client/account.ts';
 import { deriveHandleFromDigest, encodePoint, envelopeToJson, type HandleDescriptor, proveEphemeralKey, publicKeyFromSecret, randomBytes, randomScalar, type RevocationEnvelope, signRevocation } from '../../core/index.ts';
 import { GatewayStore, type StoredHandle } from '../../gateway/store.ts';
-import { RevocationWatermarks, WATERMARK_BUCKETS } from '../../net/revocation-watermarks.ts';
+import { RevocationWatermarks, WATERMARK_BUCKETS } from '../../storage/revocation-watermarks.ts';
 import { RevocationStore, type RevocationLimits } from '../../node/revocations.ts';
 
 /**

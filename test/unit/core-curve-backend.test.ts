@@ -168,7 +168,7 @@ describe('core: curve backends (noble and libsecp256k1 agree)', function () {
     };
     assert.equal(await probe({ TKMS_CURVE_BACKEND: '' }), 'node libsecp256k1');
     assert.equal(await probe({ TKMS_CURVE_BACKEND: 'noble' }), 'node noble');
-    // An import never throws over the variable; servers refuse a bad value at start (net/curve-setup.ts).
+    // An import never throws over the variable; servers refuse a bad value at start (runtime/curve-setup.ts).
     assert.equal(await probe({ TKMS_CURVE_BACKEND: 'elliptic' }), 'node libsecp256k1');
   });
 });

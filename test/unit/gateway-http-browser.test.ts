@@ -5,8 +5,8 @@ import { gatewayRoutes, type GatewayContext } from '../../gateway/api.ts';
 import { parseGatewayConfig } from '../../gateway/config.ts';
 import { buildOpenApiDocument } from '../../gateway/openapi.ts';
 import { buildHttpApp } from '../../net/http.ts';
-import { createLogger } from '../../net/logger.ts';
-import { RateLimiter } from '../../net/rate-limit.ts';
+import { createLogger } from '../../runtime/logger.ts';
+import { RateLimiter } from '../../runtime/rate-limit.ts';
 
 /**
  * What a web page needs from the gateway's HTTP layer: CORS for configured origins only (and

@@ -13,8 +13,8 @@ import {
 } from '../../core/index.ts';
 import { NodePool } from '../../gateway/node-pool.ts';
 import { parseCommittee, type Committee } from '../../net/committee.ts';
-import { createLogger } from '../../net/logger.ts';
-import { createHost, handleFrames } from '../../net/p2p.ts';
+import { createLogger } from '../../runtime/logger.ts';
+import { createHost, serveFrames } from '../../net/p2p.ts';
 import { freePorts, waitFor } from '../support/processes.ts';
 
 /**
@@ -60,7 +60,7 @@ describe('gateway node pool: batched partial requests', function () {
     for (const [i, privateKey] of keys.entries()) {
       const host = await createHost({ privateKey }, [`/ip4/127.0.0.1/tcp/${ports[i]}`], committee);
       const opts = { maxRequestBytes: 1 << 20, timeoutMs: 5_000, log };
-      await handleFrames(
+      await serveFrames(
         host,
         PARTIAL_PROTOCOL,
         async () => {
@@ -71,7 +71,7 @@ describe('gateway node pool: batched partial requests', function () {
         opts,
       );
       if (i === 0) {
-        await handleFrames(
+        await serveFrames(
           host,
           PARTIAL_BATCH_PROTOCOL,
           async (_peer, body) => {

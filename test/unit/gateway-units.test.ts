@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { isTkmsError, TAG_LENGTH, type TkmsError } from '../../core/index.ts';
 import { GATEWAY_ENV_OVERRIDES, parseGatewayConfig } from '../../gateway/config.ts';
-import { RateLimiter } from '../../net/rate-limit.ts';
+import { RateLimiter } from '../../runtime/rate-limit.ts';
 import { MAX_CIPHERTEXT_BYTES } from '../../gateway/store.ts';
 
 /** The largest plaintext whose ciphertext (plus the GCM tag) the store still accepts. */

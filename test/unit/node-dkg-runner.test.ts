@@ -10,7 +10,7 @@ import { DkgRunner, type DkgStatus } from '../../node/dkg-runner.ts';
 import { decodeDkgReply, encodeDkgFrame } from '../../node/dkg-wire.ts';
 import { dkgIdentity, type NodeIdentity } from '../../node/identity.ts';
 import { Keystore } from '../../node/keystore.ts';
-import { createLogger } from '../../net/logger.ts';
+import { createLogger } from '../../runtime/logger.ts';
 import { createNodeMetrics } from '../../node/metrics.ts';
 import { makeTempDir, removeDir, waitFor } from '../support/processes.ts';
 
@@ -51,7 +51,7 @@ describe('node DKG runner (in-process committee)', function () {
             send: async (to, frame) => {
               if (down.has(to) || down.has(id)) throw new Error('unreachable');
               await new Promise((r) => setImmediate(r));
-              return runners.get(to)!.handleFrame(id, frame);
+              return runners.get(to)!.answerFrame(id, frame);
             },
           },
         }),
@@ -105,7 +105,7 @@ describe('node DKG runner (in-process committee)', function () {
   it('answers every frame with a reply frame, refusing bad ones with a typed reason', async () => {
     await build();
     const r = runners.get(1)!;
-    const reply = async (from: number, bytes: Uint8Array) => decodeDkgReply(await r.handleFrame(from, bytes));
+    const reply = async (from: number, bytes: Uint8Array) => decodeDkgReply(await r.answerFrame(from, bytes));
     await fc.assert(
       fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), async (bytes) => {
         const res = await reply(2, bytes);

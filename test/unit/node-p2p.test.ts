@@ -4,8 +4,8 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { Libp2p } from 'libp2p';
 import { parseCommittee, type Committee } from '../../net/committee.ts';
 import type { NodeIdentity } from '../../node/identity.ts';
-import { createLogger } from '../../net/logger.ts';
-import { createHost, FrameClient, handleFrames, MemberConnections, requestFrame } from '../../net/p2p.ts';
+import { createLogger } from '../../runtime/logger.ts';
+import { createHost, FrameClient, serveFrames, MemberConnections, requestFrame } from '../../net/p2p.ts';
 import { freePorts, waitFor } from '../support/processes.ts';
 
 const log = createLogger('silent');
@@ -21,7 +21,7 @@ describe('node p2p: libp2p hosts on loopback', function () {
   async function startMember(id: number): Promise<void> {
     const libp2p = await createHost(identities[id - 1]!, [`/ip4/127.0.0.1/tcp/${ports[id - 1]}`], committee);
     const conns = new MemberConnections(libp2p, committee, id, log);
-    await handleFrames(
+    await serveFrames(
       libp2p,
       PROTOCOL,
       async (remote, body) => {

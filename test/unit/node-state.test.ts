@@ -20,10 +20,10 @@ import {
   signRevocation,
 } from '../../core/index.ts';
 import { AppendLog } from '../../node/append-log.ts';
-import { ReplayCache } from '../../node/replay-cache.ts';
+import { SpentRequestIds } from '../../node/spent-request-ids.ts';
 import { RevocationStore } from '../../node/revocations.ts';
 
-/** Node state that must survive restarts: the append-only log, the replay cache, the revocation store. */
+/** Node state that must survive restarts: the append-only log, the spent request ids, the revocation store. */
 
 const DEPLOYMENT = { committeeId: 'committee-a' };
 
@@ -157,13 +157,13 @@ describe('node state', function () {
     });
   });
 
-  describe('ReplayCache', () => {
+  describe('SpentRequestIds', () => {
     const NOW = 1_700_000_000;
     const SKEW = 30;
     const id = (i: number): Uint8Array => Uint8Array.from({ length: 16 }, (_, j) => (j < 4 ? (i >>> (8 * j)) & 0xff : j));
 
     it('a second claim of the same id is replayed; other ids pass', async () => {
-      const cache = await ReplayCache.open(fresh('replay.log'), SKEW, NOW);
+      const cache = await SpentRequestIds.open(fresh('replay.log'), SKEW, NOW);
       await cache.claim(id(1), NOW + 100, NOW);
       await rejectsWith(() => cache.claim(id(1), NOW + 100, NOW), 'replayed');
       await rejectsWith(() => cache.claim(id(1), NOW + 100, NOW + 100 + SKEW - 1), 'replayed', 'just before the window closes');
@@ -174,12 +174,12 @@ describe('node state', function () {
 
     it('persists: after close and reopen the id is still refused', async () => {
       const path = fresh('replay.log');
-      const cache = await ReplayCache.open(path, SKEW, NOW);
+      const cache = await SpentRequestIds.open(path, SKEW, NOW);
       await cache.claim(id(1), NOW + 100, NOW);
       await cache.claim(id(2), NOW + 3000, NOW);
       await cache.close();
 
-      const reopened = await ReplayCache.open(path, SKEW, NOW + 10);
+      const reopened = await SpentRequestIds.open(path, SKEW, NOW + 10);
       assert.equal(reopened.size, 2);
       await rejectsWith(() => reopened.claim(id(1), NOW + 100, NOW + 10), 'replayed', 'after reopen');
       await rejectsWith(() => reopened.claim(id(2), NOW + 3000, NOW + 10), 'replayed', 'after reopen');
@@ -188,12 +188,12 @@ describe('node state', function () {
 
     it('forgets, at reopen, ids whose notAfter + skew is in the past', async () => {
       const path = fresh('replay.log');
-      const cache = await ReplayCache.open(path, SKEW, NOW);
+      const cache = await SpentRequestIds.open(path, SKEW, NOW);
       await cache.claim(id(1), NOW + 100, NOW); // kept until NOW + 130
       await cache.claim(id(2), NOW + 1000, NOW); // kept until NOW + 1030
       await cache.close();
 
-      const later = await ReplayCache.open(path, SKEW, NOW + 131);
+      const later = await SpentRequestIds.open(path, SKEW, NOW + 131);
       assert.equal(later.size, 1, 'only the id whose window is still open is loaded');
       await rejectsWith(() => later.claim(id(2), NOW + 1000, NOW + 131), 'replayed');
       // The forgotten id is no longer tracked (the window check refuses it anyway).
@@ -204,7 +204,7 @@ describe('node state', function () {
     it('ignores malformed lines in its log', async () => {
       const path = await freshFile('replay.log');
       await writeFile(path, `${JSON.stringify(['aa', NOW + 500])}\n{"x":1}\n[1,2]\n"str"\n${JSON.stringify(['bb', 'soon'])}\n`);
-      const cache = await ReplayCache.open(path, SKEW, NOW);
+      const cache = await SpentRequestIds.open(path, SKEW, NOW);
       assert.equal(cache.size, 1);
       await rejectsWith(() => cache.claim(Uint8Array.of(0xaa), NOW + 10, NOW), 'replayed');
       await cache.close();
@@ -212,7 +212,7 @@ describe('node state', function () {
 
     it('concurrent claims of the same id: exactly one succeeds', async () => {
       const path = fresh('replay.log');
-      const cache = await ReplayCache.open(path, SKEW, NOW);
+      const cache = await SpentRequestIds.open(path, SKEW, NOW);
       const results = await Promise.allSettled(Array.from({ length: 20 }, () => cache.claim(id(7), NOW + 100, NOW)));
       assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
       for (const r of results) if (r.status === 'rejected') assert.ok(isTkmsError(r.reason, 'replayed'));
@@ -224,7 +224,7 @@ describe('node state', function () {
       assert.equal(log.lines.length, 201);
       assert.equal(log.tornBytes, 0);
       await log.log.close();
-      const reopened = await ReplayCache.open(path, SKEW, NOW);
+      const reopened = await SpentRequestIds.open(path, SKEW, NOW);
       assert.equal(reopened.size, 201);
       await reopened.close();
     });
@@ -233,19 +233,19 @@ describe('node state', function () {
     // through that second too, or one delegation could be answered twice.
     it('an id is refused for as long as its window is accepted (now == notAfter + skew)', async () => {
       const path = fresh('replay.log');
-      const cache = await ReplayCache.open(path, SKEW, NOW);
+      const cache = await SpentRequestIds.open(path, SKEW, NOW);
       try {
         await cache.claim(id(1), NOW + 100, NOW);
       } finally {
         await cache.close();
       }
-      const reopened = await ReplayCache.open(path, SKEW, NOW + 100 + SKEW);
+      const reopened = await SpentRequestIds.open(path, SKEW, NOW + 100 + SKEW);
       try {
         await rejectsWith(() => reopened.claim(id(1), NOW + 100, NOW + 100 + SKEW), 'replayed', 'after reopen, at the boundary');
       } finally {
         await reopened.close();
       }
-      const inMemory = await ReplayCache.open(fresh('replay.log'), SKEW, NOW);
+      const inMemory = await SpentRequestIds.open(fresh('replay.log'), SKEW, NOW);
       try {
         await inMemory.claim(id(1), NOW + 100, NOW);
         await rejectsWith(() => inMemory.claim(id(1), NOW + 100, NOW + 100 + SKEW), 'replayed', 'in memory, at the boundary');

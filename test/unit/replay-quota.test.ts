@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { isTkmsError } from '../../core/index.ts';
-import { ExpiryHeap, LiveIds, ReplayCache } from '../../node/replay-cache.ts';
+import { IdExpiryHeap, LiveIds, SpentRequestIds } from '../../node/spent-request-ids.ts';
 
 /** The replay cache's structure: a per-requester quota of live ids, pruned in expiry order from a heap. */
 const NOW = 1_800_000_000;
@@ -20,10 +20,10 @@ function code(fn: () => void): string {
 }
 
 describe('replay cache: per-requester quota and expiry order', () => {
-  it('ExpiryHeap pops in expiry order, whatever the order of pushes', () => {
+  it('IdExpiryHeap pops in expiry order, whatever the order of pushes', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 1_000 }), { maxLength: 300 }), (untils) => {
-        const heap = new ExpiryHeap();
+        const heap = new IdExpiryHeap();
         untils.forEach((u, i) => heap.push(u, `id${i}`));
         const popped: number[] = [];
         for (let top = heap.pop(); top !== undefined; top = heap.pop()) popped.push(top.until);
@@ -99,11 +99,11 @@ describe('replay cache: per-requester quota and expiry order', () => {
     );
   });
 
-  it('ReplayCache logs the requester with each id and keeps quotas across a restart', async () => {
+  it('SpentRequestIds logs the requester with each id and keeps quotas across a restart', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tkms-replay-quota-'));
     try {
       const path = join(dir, 'replay.log');
-      const cache = await ReplayCache.open(path, 30, NOW, 2);
+      const cache = await SpentRequestIds.open(path, 30, NOW, 2);
       const id = (n: number): Uint8Array => Uint8Array.of(n);
       await cache.claim(id(1), NOW + 100, NOW, '0xaa');
       await cache.claim(id(2), NOW + 100, NOW, '0xaa');
@@ -111,7 +111,7 @@ describe('replay cache: per-requester quota and expiry order', () => {
       await cache.claim(id(3), NOW + 100, NOW, '0xbb');
       await cache.close();
       assert.match(await readFile(path, 'utf8'), /\["01",\d+,"0xaa"\]/);
-      const reopened = await ReplayCache.open(path, 30, NOW + 1, 2);
+      const reopened = await SpentRequestIds.open(path, 30, NOW + 1, 2);
       await assert.rejects(reopened.claim(id(4), NOW + 100, NOW + 1, '0xaa'), (e) => isTkmsError(e, 'rate_limited'));
       await assert.rejects(reopened.claim(id(3), NOW + 100, NOW + 1, '0xcc'), (e) => isTkmsError(e, 'replayed'));
       await reopened.close();

@@ -36,8 +36,11 @@ interface Live {
   requester: string;
 }
 
-/** Min-heap of (until, id): the next id to expire is always on top. */
-export class ExpiryHeap {
+/**
+ * Min-heap of (until, id): the next id to expire is always on top. Kept apart from
+ * core/expiry-heap.ts on purpose: parallel arrays hold a million live ids without an object each.
+ */
+export class IdExpiryHeap {
   private readonly untils: number[] = [];
   private readonly ids: string[] = [];
 
@@ -92,7 +95,7 @@ export class ExpiryHeap {
 /** The in-memory part: live ids, their owners' counts, and the expiry order. */
 export class LiveIds {
   private readonly live = new Map<string, Live>();
-  private readonly heap = new ExpiryHeap();
+  private readonly heap = new IdExpiryHeap();
   private readonly perRequesterCount = new Map<string, number>();
 
   constructor(
@@ -165,7 +168,7 @@ export class LiveIds {
   }
 }
 
-export class ReplayCache {
+export class SpentRequestIds {
   private compacting: Promise<void> | undefined;
 
   private constructor(
@@ -175,9 +178,9 @@ export class ReplayCache {
   ) {}
 
   /** `capacity`: live ids in all (tests make it small). */
-  static async open(path: string, skewSeconds: number, nowSeconds: number, perRequester = DEFAULT_REPLAY_IDS_PER_REQUESTER, capacity = MAX_LIVE_IDS): Promise<ReplayCache> {
+  static async open(path: string, skewSeconds: number, nowSeconds: number, perRequester = DEFAULT_REPLAY_IDS_PER_REQUESTER, capacity = MAX_LIVE_IDS): Promise<SpentRequestIds> {
     const { log, lines } = await AppendLog.open(path);
-    const cache = new ReplayCache(log, skewSeconds, new LiveIds(perRequester, capacity));
+    const cache = new SpentRequestIds(log, skewSeconds, new LiveIds(perRequester, capacity));
     for (const line of lines) {
       if (!Array.isArray(line) || typeof line[0] !== 'string' || typeof line[1] !== 'number') continue;
       if (line[1] >= nowSeconds) cache.ids.restore(line[0], line[1], typeof line[2] === 'string' ? line[2] : UNKNOWN_REQUESTER);

@@ -1,5 +1,5 @@
 import { DEFAULT_MAX_GRANT_LIFETIME_SECONDS } from '../core/authz.ts';
-import { field } from '../config/config-schema.ts';
+import { field } from './config-schema.ts';
 
 /** Ten years: beyond that the revocations kept for it would never expire in practice. */
 const MAX_SECONDS = 10 * 366 * 86_400;

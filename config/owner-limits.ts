@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { field, FieldProblem } from '../config/config-schema.ts';
+import { field, FieldProblem } from './config-schema.ts';
 
 /**
  * Bounds on what one account can make a process hold (node revocations, the gateway's grants and
