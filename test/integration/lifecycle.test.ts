@@ -49,8 +49,7 @@ describe('node lifecycle: a failed start gives back what it opened; SIGTERM stop
 
   before(async () => {
     root = await makeTempDir('tkms-node-lifecycle');
-    // The gateway needs a committee file (written by prepare); no node runs.
-    await NodeCluster.prepare({ n: 2, t: 2, rootDir: root });
+    cluster = await NodeCluster.prepare({ n: 2, t: 2, rootDir: root });
   });
   after(async () => {
     await cluster?.stopAll();
@@ -119,7 +118,8 @@ describe('gateway lifecycle: a failed start releases the store lock', function (
 
   before(async () => {
     root = await makeTempDir('tkms-gateway-lifecycle');
-    cluster = await NodeCluster.prepare({ n: 2, t: 2, rootDir: root });
+    // The gateway needs a committee file (written by prepare); no node runs.
+    await NodeCluster.prepare({ n: 2, t: 2, rootDir: root });
     [port] = (await freePorts(1)) as [number];
     configPath = join(root, 'gateway.json');
     await writeFile(configPath, JSON.stringify({ listen: `127.0.0.1:${port}`, storeDir: 'store', committeeFile: 'committee.json' }));
