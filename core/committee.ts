@@ -3,6 +3,7 @@ import { isAcceptableMemberKey } from './dkg/member-signatures.ts';
 import type { ExpectedCommittee } from './dkg/result.ts';
 import { TkmsError } from './errors.ts';
 import { assertParticipantId, assertThreshold } from './shamir.ts';
+import { base58btc } from 'multiformats/bases/base58';
 
 /**
  * The committee file, like a drand group file: who the members are (id = Shamir x),
@@ -50,22 +51,6 @@ function rejectUnknownFields(obj: Record<string, unknown>, allowed: readonly str
   }
 }
 
-const BASE58_ALPHABET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
-
-function base58btcDecode(text: string): Uint8Array {
-  let value = 0n;
-  for (const c of text) {
-    const digit = BASE58_ALPHABET.indexOf(c);
-    if (digit < 0) throw new Error('not base58btc');
-    value = value * 58n + BigInt(digit);
-  }
-  const bytes: number[] = [];
-  for (; value > 0n; value >>= 8n) bytes.unshift(Number(value & 0xffn));
-  let zeros = 0;
-  while (text[zeros] === '1') zeros++;
-  return Uint8Array.from([...new Array<number>(zeros).fill(0), ...bytes]);
-}
-
 /**
  * The key inside a base58btc peer id (the `12D3Koo…` form libp2p prints): an identity multihash
  * (0x00, length) of the libp2p PublicKey protobuf (field 1 = key type, field 2 = key bytes).
@@ -74,7 +59,7 @@ function base58btcDecode(text: string): Uint8Array {
  */
 function browserPeerIdKey(peerId: string): { type: string; raw: Uint8Array } | undefined {
   if (peerId[0] !== '1' && peerId[0] !== 'Q') throw new Error('not a base58btc peer id');
-  const mh = base58btcDecode(peerId);
+  const mh = base58btc.baseDecode(peerId);
   if (mh[0] === 0x12 && mh[1] === 0x20 && mh.length === 34) return undefined;
   if (mh[0] !== 0x00 || mh[1] !== mh.length - 2 || mh.length < 6) throw new Error('not an identity multihash');
   const types: Record<number, string> = { 0: 'RSA', 1: 'Ed25519', 2: 'secp256k1', 3: 'ECDSA' };
