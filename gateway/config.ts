@@ -35,11 +35,12 @@ export const GATEWAY_CONFIG_SCHEMA = Type.Object({
   listen: field.hostPort({ description: 'host:port of the HTTP API, e.g. "0.0.0.0:8080"', env: 'TKMS_GATEWAY_LISTEN', mustBe: '"host:port", e.g. "127.0.0.1:8080"' }),
   basePath: Type.String({
     maxLength: 256,
-    pattern: '^/([A-Za-z0-9._~-]+/)*$',
+    // With or without the trailing slash ("/tkms" and "/tkms/" are one mount); no "." or ".." segments.
+    pattern: '^/$|^(/(?!\\.\\.?(/|$))[A-Za-z0-9._~-]+)+/?$',
     default: '/',
     description: 'the path the API is served under, for a gateway behind a proxy at e.g. https://app.example/tkms/',
     env: 'TKMS_GATEWAY_BASE_PATH',
-    mustBe: 'a path that starts and ends with "/", e.g. "/tkms/" (letters, digits, ".", "_", "~", "-" between slashes)',
+    mustBe: 'a path that starts with "/", e.g. "/tkms" or "/tkms/" (letters, digits, ".", "_", "~", "-" between slashes; no "." or ".." segment)',
   }),
   cors: field.group(
     {

@@ -143,7 +143,8 @@ describe('gateway HTTP for browsers: CORS, base path, protocol errors', () => {
     const e = parseGatewayConfig(base, '/tmp', { TKMS_GATEWAY_CORS_ORIGINS: `${ORIGIN}, https://b.example`, TKMS_GATEWAY_BASE_PATH: '/a/b' });
     assert.deepEqual(e.cors.allowedOrigins, [ORIGIN, 'https://b.example']);
     assert.equal(e.basePath, '/a/b');
-    for (const bad of [{ cors: { allowedOrigins: ['*'] } }, { cors: { allowedOrigins: ['https://app.example/'] } }, { cors: { allowedOrigins: ['ftp://x.example'] } }, { cors: ORIGIN }, { basePath: 'tkms' }, { basePath: '/a?b' }]) {
+    assert.equal(parseGatewayConfig({ ...base, basePath: '/tkms/' }, '/tmp').basePath, '/tkms/', 'the trailing slash is optional');
+    for (const bad of [{ cors: { allowedOrigins: ['*'] } }, { cors: { allowedOrigins: ['https://app.example/'] } }, { cors: { allowedOrigins: ['ftp://x.example'] } }, { cors: ORIGIN }, { basePath: 'tkms' }, { basePath: '/a?b' }, { basePath: '/..' }, { basePath: '/a/./b' }, { basePath: '/a//b' }, { basePath: '' }]) {
       assert.throws(() => parseGatewayConfig({ ...base, ...bad }, '/tmp'), (err: unknown) => isTkmsError(err, 'bad_request'), JSON.stringify(bad));
     }
   });
