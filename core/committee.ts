@@ -160,12 +160,14 @@ export function parseCommittee(value: unknown, decoders: CommitteeDecoders = pur
     fail(`t must be an integer in 1..${members.length} (the number of members)`);
   }
   const ids = new Set<number>();
-  const peers = new Set<string>();
+  const keys = new Set<string>();
   for (const m of members) {
     if (ids.has(m.id)) fail(`member id ${m.id} appears twice`);
-    if (peers.has(m.peerId)) fail(`peer id ${m.peerId} appears twice`);
+    // By key, not by peer-id text: two spellings of one key would let its holder count as two of the t signers.
+    const key = encodeHex(m.publicKey);
+    if (keys.has(key)) fail(`member ${m.id}'s peer id carries the same key as another member's`);
     ids.add(m.id);
-    peers.add(m.peerId);
+    keys.add(key);
   }
   members.sort((a, b) => a.id - b.id);
   return { committeeId: value.committeeId, t: value.t as number, members };

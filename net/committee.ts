@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { multiaddr } from '@multiformats/multiaddr';
-import { peerIdFromString } from '@libp2p/peer-id';
+import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id';
 import {
   ed25519KeyFromPeerId as parsePeerIdKey,
   parseCommittee as parseCommitteeWith,
@@ -25,7 +25,14 @@ export {
  * file read from disk.
  */
 export const libp2pCommitteeDecoders: CommitteeDecoders = {
-  peerIdKey: (peerId) => peerIdFromString(peerId).publicKey,
+  peerIdKey(peerId) {
+    const { publicKey } = peerIdFromString(peerId);
+    // libp2p also reads non-canonical encodings (reordered or extra protobuf fields) and keeps the
+    // text it was given; a committee file names each member in the one form libp2p derives from
+    // the key, as the browser parser requires.
+    if (publicKey !== undefined && peerIdFromPublicKey(publicKey).toString() !== peerId) throw new Error('not the canonical form of this peer id');
+    return publicKey;
+  },
   multiaddr(value) {
     const ma = multiaddr(value);
     return { text: ma.toString(), p2p: ma.getComponents().filter((c) => c.name === 'p2p').map((c) => c.value ?? '') };
