@@ -87,10 +87,12 @@ async function readJsonBody(req: IncomingMessage, maxBytes: number, guard?: Body
   let idle: NodeJS.Timeout | undefined;
   let total: NodeJS.Timeout | undefined;
   // A client that stops sending is cut off: its socket goes, with whatever it had sent.
+  // Taken now: destroying the request (as a failed read does) sets req.socket to null.
+  const socket = req.socket;
   const cutOff = (): void => {
     guard?.onTimeout();
     req.destroy(new TkmsError('timeout', 'request body was not received in time'));
-    req.socket.destroy();
+    socket.destroy();
   };
   const chunks: Buffer[] = [];
   let size = 0;
@@ -152,6 +154,22 @@ export function matchPath(pattern: string, pathname: string): Record<string, str
 export function routerPath(path: string): string {
   if (path.endsWith('/') && path.length > 1) return `${path}:rest`;
   return path.replace(/\{([^}/]+)\}/g, ':$1');
+}
+
+/**
+ * Whether a raw (still percent-encoded) path matches a router pattern segment for segment. The
+ * router decodes a path before matching, so "/%6detrics" would reach /metrics past a proxy rule
+ * that blocks "/metrics"; only parameters may be encoded here, and none may be empty.
+ */
+export function literalSegmentsMatch(pattern: string, rawPath: string): boolean {
+  const want = pattern.split('/');
+  const got = rawPath.split('/');
+  const rest = want[want.length - 1] === ':rest';
+  if (rest ? got.length < want.length : got.length !== want.length) return false;
+  return want.every((segment, i) => {
+    if (rest && i === want.length - 1) return true;
+    return segment.startsWith(':') ? got[i] !== '' : got[i] === segment;
+  });
 }
 
 /** A base path in canonical form: "" for the root, else "/a/b" (leading slash, no trailing one). */
@@ -419,9 +437,10 @@ export async function buildHttpApp(routes: Route[], log: Logger, name: string, o
     const exchange = EXCHANGES.get(req);
     if (limits !== undefined && exchange !== undefined && !exchange.closed) {
       // A client that does not read its answer loses the connection, and what it held.
+      const socket = reply.raw.socket ?? req.socket;
       exchange.flushTimer = setTimeout(() => {
         opts.onRefused?.('response_timeout');
-        req.socket.destroy();
+        socket?.destroy();
       }, limits.responseTimeoutMs);
       reply.raw.once('finish', () => clearTimeout(exchange.flushTimer));
     }
@@ -429,7 +448,10 @@ export async function buildHttpApp(routes: Route[], log: Logger, name: string, o
   });
 
   app.setErrorHandler((error: unknown, request, reply) => {
-    if (request.raw.socket.destroyed) {
+    // A body read that failed mid-stream destroyed the request, which drops request.raw.socket;
+    // the response still holds the socket and can answer on it.
+    const socket = reply.raw.socket ?? request.raw.socket;
+    if (socket === null || socket.destroyed) {
       // Cut off or gone: nobody to answer.
       reply.hijack();
       return;
@@ -463,6 +485,8 @@ export async function buildHttpApp(routes: Route[], log: Logger, name: string, o
         url: `${prefix}${routerPath(route.path)}`,
         ...(route.schema === undefined ? {} : { schema: route.schema }),
         onRequest: async (request) => {
+          const rawPath = (request.raw.url ?? '').split('?', 1)[0]!;
+          if (!literalSegmentsMatch(`${prefix}${routerPath(route.path)}`, rawPath)) throw new TkmsError('not_found', `no route ${rawPath.slice(0, 200)}`);
           const exchange = EXCHANGES.get(request.raw);
           if (exchange !== undefined) exchange.route = route.path;
           try {
