@@ -72,6 +72,11 @@ export class ServiceRunner {
   async start<S extends Service>(service: S): Promise<S> {
     if (this.#stopping !== undefined) throw new Error(`cannot start ${service.name}: the runner is stopping`);
     await service.start();
+    if (this.#stopping !== undefined) {
+      // stop() came while this one was starting: the stop already under way does not know it.
+      await this.#stopWithin(service).catch(() => undefined);
+      throw new Error(`${service.name} finished starting after stop was asked; stopped it again`);
+    }
     this.#started.push(service);
     this.#log?.info({ service: service.name }, 'started');
     return service;

@@ -136,4 +136,22 @@ describe('runtime/lifecycle: services start in order and stop in reverse', () =>
     await assert.rejects(runner.start(listener('late', events)), /stopping/);
     assert.deepEqual(events, ['start listener', 'stop listener']);
   });
+
+  it('a service still starting when stop is asked is stopped once it has started, and its start rejects', async () => {
+    const events: string[] = [];
+    const runner = new ServiceRunner();
+    await runner.start(listener('first', events));
+    const slow = listener('slow', events);
+    const slowStart = slow.start.bind(slow);
+    slow.start = async () => {
+      await new Promise((r) => setTimeout(r, 50));
+      await slowStart();
+    };
+    const starting = runner.start(slow);
+    await new Promise((r) => setTimeout(r, 10));
+    await runner.stop();
+    await assert.rejects(starting, /finished starting after stop was asked/);
+    assert.deepEqual(events, ['start first', 'stop first', 'start slow', 'stop slow']);
+    assert.deepEqual(runner.running, []);
+  });
 });
