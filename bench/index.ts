@@ -21,7 +21,7 @@ const started = new Date().toISOString();
 
 const core = await benchCore({ minMs: quick ? 200 : 1000 });
 
-console.log('\nnode request path in one process (real PartialService: checks, replay log, proof, RSA wrap; grantee with a grant)');
+console.log('\nnode request path in one process (real PartialService: checks, spent-id log, proof, RSA wrap; grantee with a grant)');
 const service = await benchNodeService(benchBackends(), { requests: quick ? 500 : 3000 });
 for (const r of service) {
   console.log(

@@ -33,7 +33,7 @@ import { SpentRequestIds } from '../node/spent-request-ids.ts';
 import { RevocationStore } from '../node/revocations.ts';
 
 /**
- * The node's request path without the network: a real PartialService (replay log and
+ * The node's request path without the network: a real PartialService (spent-id log and
  * revocation store on disk, metrics, rate limiter) answering distinct signed requests from a
  * grantee, the costlier case (two signature recoveries). Requests are made beforehand, so
  * only the node's work is timed. One thread does all of it: ops/s here is partials/s per core.

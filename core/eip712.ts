@@ -180,7 +180,7 @@ export function signTypedData(
 /**
  * Recovers the 20-byte signer address. Only the canonical encoding is accepted: v ∈ {27, 28}
  * and low s. v = 0/1 and high-s are the same signature under another encoding, and anything
- * keyed on signature bytes (replay caches, logs) must see exactly one form per signature.
+ * keyed on signature bytes (spent-id sets, logs) must see exactly one form per signature.
  * Every failure is a TkmsError: 'bad_request' for the message or domain (or a non-byte
  * signature), 'bad_length' for the signature's size, 'unauthorized' for everything else
  * about the signature, 'internal' for a malformed struct definition.

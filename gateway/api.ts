@@ -48,7 +48,7 @@ import { RequesterKeys } from './requester-keys.ts';
 /**
  * The gateway's HTTP API. The gateway checks signatures, windows, handle commitments, grants,
  * revocations and RSA keys before it asks any node (so bad requests fail early and cheaply),
- * but it is not trusted for them: every node repeats every check and keeps its own replay cache.
+ * but it is not trusted for them: every node repeats every check and keeps its own spent request ids.
  * Per-account rate limits are charged only after the account's signature verified, so nobody
  * can spend another account's budget; a per-IP limit in front bounds the signature checks.
  */
@@ -105,7 +105,7 @@ function storedGrant(json: Record<string, unknown>): StoredGrant {
 
 /**
  * Spent encrypt request ids, until their window closes: a replayed encrypt would only
- * duplicate, but it is refused all the same. Bounded like the nodes' replay cache.
+ * duplicate, but it is refused all the same. Bounded like the nodes' spent request ids.
  */
 const MAX_SPENT_IDS = 1_000_000;
 class SpentIds {

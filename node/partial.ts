@@ -146,7 +146,7 @@ export class PartialService {
   /**
    * A batch frame on /tkms/partial-batch/1: every request is checked and answered on its own (a
    * refusal or malformed item affects only its own reply), concurrently, so appends to the
-   * replay log group-commit. A malformed frame is refused whole.
+   * spent-id log group-commit. A malformed frame is refused whole.
    */
   async answerBatch(bytes: Uint8Array): Promise<Uint8Array> {
     let items: (PartialRequest | TkmsError)[];
@@ -183,7 +183,7 @@ export class PartialService {
     const held = this.shares.get(delegation.keyId);
     if (held === undefined) throw new TkmsError('unknown_key', `this node holds no share of key ${delegation.keyId}`);
     const nowSeconds = Math.floor(this.now() / 1000);
-    // The requester's text form names it to the rate limiter, the replay log and the log line: made once.
+    // The requester's text form names it to the rate limiter, the spent-id log and the log line: made once.
     let requester = '';
     const auth = authorizeDelegation({
       deployment: this.deployment,

@@ -135,9 +135,9 @@ export class LiveIds {
       throw new TkmsError('rate_limited', `requester ${requester} has ${this.perRequester} request ids in flight; retry later`, retry());
     }
     if (requester !== UNKNOWN_REQUESTER && held >= this.fairShare(requester)) {
-      throw new TkmsError('rate_limited', `the replay cache is over half full and requester ${requester} holds its share of the room left (${held} request ids in flight); retry later`, retry());
+      throw new TkmsError('rate_limited', `this node's spent request ids are over half its capacity and requester ${requester} holds its share of the room left (${held} request ids in flight); retry later`, retry());
     }
-    if (this.live.size >= this.maxLive) throw new TkmsError('unavailable', 'replay cache is full; try again later');
+    if (this.live.size >= this.maxLive) throw new TkmsError('unavailable', 'this node holds as many spent request ids as it can; try again later');
     this.insert(id, until, requester);
   }
 
