@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
 import { TkmsError } from '../core/index.ts';
+import { errnoCode, publishSyncedFile } from '../storage/durable-fs.ts';
 import { accountFromSecretKey, type Account } from './account.ts';
 import { decryptKeystore, encryptKeystore, MAX_KEYSTORE_CHARS, type ScryptParams } from './keystore-v3.ts';
 
@@ -42,18 +43,14 @@ export async function readAccountFile(file: string, opts: ReadAccountOptions): P
   return decryptKeystore(json, await opts.password());
 }
 
-/** Writes a new keystore v3 file with mode 0600; never replaces an existing file. */
+/** Writes a new keystore v3 file with mode 0600, whole or not at all; never replaces an existing file. */
 export async function writeAccountFile(file: string, account: Account, password: string, scrypt?: ScryptParams): Promise<void> {
   if (password.length === 0) throw new TkmsError('bad_request', 'the account password must not be empty');
   const keystore = await encryptKeystore(account, password, scrypt);
-  const handle = await open(file, 'wx', 0o600).catch((e: NodeJS.ErrnoException) => {
-    throw new TkmsError(e.code === 'EEXIST' ? 'conflict' : 'internal', `cannot create ${file}: ${e.code ?? 'error'}${e.code === 'EEXIST' ? ' (refusing to overwrite)' : ''}`);
+  const data = new TextEncoder().encode(`${JSON.stringify(keystore)}\n`);
+  await publishSyncedFile(file, data, { replace: false, component: 'account file' }).catch((e: unknown) => {
+    if (e instanceof TkmsError) throw e;
+    const code = errnoCode(e);
+    throw new TkmsError(code === 'EEXIST' ? 'conflict' : 'internal', `cannot create ${file}: ${code ?? 'error'}${code === 'EEXIST' ? ' (refusing to overwrite)' : ''}`);
   });
-  try {
-    await handle.writeFile(`${JSON.stringify(keystore)}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
-

@@ -1,7 +1,10 @@
-import { open, readFile, stat } from 'node:fs/promises';
-import { buffer as readStream } from 'node:stream/consumers';
+import { createReadStream } from 'node:fs';
+import { lstat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { envTypos } from '../config/env.ts';
 import { curveBackendChoiceFromEnv } from '../core/curve-native.ts';
-import { encodeHex, TkmsError } from '../core/index.ts';
+import { encodeHex, TAG_LENGTH, TkmsError } from '../core/index.ts';
+import { MAX_CIPHERTEXT_BYTES } from '../gateway/store.ts';
 import { loadCommitteeFile, pinnedClientOptions } from '../net/committee.ts';
 import { UsageError, warningLine, type CommandRun, type TkmsCommand } from '../scripts/cli/command.ts';
 import { accountPassword } from '../scripts/cli/password.ts';
@@ -9,8 +12,18 @@ import { generateAccount, type Account } from './account.ts';
 import { readAccountFile, writeAccountFile } from './account-file.ts';
 import type { ClientCommandOptions } from './cli.ts';
 import { TkmsClient } from './client.ts';
+import { errnoCode, publishSyncedFile } from '../storage/durable-fs.ts';
 
 /** What the commands declared in client/cli.ts do. */
+
+/** The largest plaintext any gateway takes (its maxPlaintextBytes can only be lower): the store's ciphertext limit less the tag. */
+export const MAX_PLAINTEXT_BYTES = MAX_CIPHERTEXT_BYTES - TAG_LENGTH;
+
+/** Like the node and the gateway, say when a TKMS_* variable looks like a misspelling of one this command reads. */
+function warnEnvTypos(command: TkmsCommand): void {
+  const known = [...command.options.flatMap((o) => (o.envVar === undefined ? [] : [o.envVar])), 'TKMS_CURVE_BACKEND'];
+  for (const line of envTypos(process.env, known)) process.stderr.write(warningLine(command.path, line));
+}
 
 async function loadAccount(opts: ClientCommandOptions, command: TkmsCommand): Promise<Account> {
   return readAccountFile(opts.account, {
@@ -27,16 +40,22 @@ async function pinnedCommittee(opts: ClientCommandOptions): Promise<ReturnType<t
   return opts.committee === undefined ? undefined : pinnedClientOptions(await loadCommitteeFile(opts.committee));
 }
 
-async function client(opts: ClientCommandOptions, command: TkmsCommand): Promise<TkmsClient> {
+async function client(opts: ClientCommandOptions, command: TkmsCommand, account?: Account): Promise<TkmsClient> {
   const pinned = await pinnedCommittee(opts);
   // Importing the client already chose the curve backend (core/platform/node.ts) and tolerates a
   // bad TKMS_CURVE_BACKEND; a command line tells its user instead.
   curveBackendChoiceFromEnv();
-  return new TkmsClient({ gatewayUrl: opts.gateway, account: await loadAccount(opts, command), ...(pinned ?? {}), ...(opts.insecure === true ? { insecure: true } : {}) });
+  return new TkmsClient({
+    gatewayUrl: opts.gateway,
+    account: account ?? (await loadAccount(opts, command)),
+    ...(pinned ?? {}),
+    ...(opts.insecure === true ? { insecure: true } : {}),
+  });
 }
 
+/** lstat, so a dangling symlink counts as existing: it is never written through. */
 function exists(file: string): Promise<boolean> {
-  return stat(file).then(
+  return lstat(file).then(
     () => true,
     () => false,
   );
@@ -46,7 +65,8 @@ function print(opts: { json?: true }, json: unknown, text: string): void {
   process.stdout.write(opts.json ? `${JSON.stringify(json)}\n` : `${text}\n`);
 }
 
-export const accountNew: CommandRun<{ out?: string; passwordFile?: string; json?: true }> = async (opts) => {
+export const accountNew: CommandRun<{ out?: string; passwordFile?: string; json?: true }> = async (opts, command) => {
+  warnEnvTypos(command);
   const account = generateAccount();
   if (opts.out === undefined) {
     // Without --out the secret has to be shown once; say so.
@@ -62,28 +82,65 @@ export const accountNew: CommandRun<{ out?: string; passwordFile?: string; json?
   return 0;
 };
 
-async function plaintextOf(opts: { text?: string; in?: string }): Promise<Uint8Array> {
-  if ((opts.text === undefined) === (opts.in === undefined)) throw new UsageError('give exactly one of --text or --in');
-  if (opts.text !== undefined) return new TextEncoder().encode(opts.text);
-  if (opts.in === '-') return new Uint8Array(await readStream(process.stdin));
-  return new Uint8Array(await readFile(opts.in!));
+function tooLarge(what: string): TkmsError {
+  return new TkmsError('bad_request', `${what} is larger than ${MAX_PLAINTEXT_BYTES} bytes, the most a gateway accepts`);
 }
 
-export const encrypt: CommandRun<ClientCommandOptions & { key: string; text?: string; in?: string; local?: true }> = async (opts, command) => {
-  const plaintext = await plaintextOf(opts);
-  const c = await client(opts, command);
+/** Reads at most MAX_PLAINTEXT_BYTES + 1 bytes, so a huge input fails at once instead of filling memory. */
+async function readPlaintext(stream: Readable, what: string): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  // Leaving the loop by throwing destroys the stream: nothing more is read.
+  for await (const chunk of stream as AsyncIterable<Buffer | string>) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    total += bytes.length;
+    if (total > MAX_PLAINTEXT_BYTES) throw tooLarge(what);
+    chunks.push(bytes);
+  }
+  return new Uint8Array(Buffer.concat(chunks, total));
+}
+
+type PlaintextOptions = { text?: string; in?: string };
+
+function plaintextOf(opts: PlaintextOptions): Promise<Uint8Array> {
+  if (opts.text !== undefined) {
+    const bytes = new TextEncoder().encode(opts.text);
+    return bytes.length > MAX_PLAINTEXT_BYTES ? Promise.reject(tooLarge('--text')) : Promise.resolve(bytes);
+  }
+  if (opts.in === '-') return readPlaintext(process.stdin, 'standard input');
+  return readPlaintext(createReadStream(opts.in!, { highWaterMark: 64 * 1024 }), opts.in!);
+}
+
+export const encrypt: CommandRun<ClientCommandOptions & PlaintextOptions & { key: string; local?: true }> = async (opts, command) => {
+  if ((opts.text === undefined) === (opts.in === undefined)) throw new UsageError('give exactly one of --text or --in');
+  warnEnvTypos(command);
+  // Plaintext typed at the terminal comes after the password prompt, which needs the terminal
+  // first; any other plaintext is read (and a too-large one refused) before the account is opened.
+  const typed = opts.in === '-' && process.stdin.isTTY === true;
+  let plaintext = typed ? undefined : await plaintextOf(opts);
+  const account = await loadAccount(opts, command).catch((e: unknown) => {
+    if (e instanceof UsageError && opts.in === '-' && !typed) {
+      throw new UsageError(`standard input carries the plaintext (--in -), so the account password cannot be asked there: ${e.message}`);
+    }
+    throw e;
+  });
+  if (typed) process.stderr.write('reading the plaintext from the terminal; end it with Ctrl-D\n');
+  plaintext ??= await plaintextOf(opts);
+  const c = await client(opts, command, account);
   const info = opts.local ? await c.encryptLocally(plaintext, { keyId: opts.key }) : await c.encrypt(plaintext, { keyId: opts.key });
   print(opts, info, `handle: ${info.handle}\nkey:    ${info.keyId}\nowner:  ${info.owner}`);
   return 0;
 };
 
 export const grant: CommandRun<ClientCommandOptions & { handle: string; to: string; days: number }> = async (opts, command) => {
+  warnEnvTypos(command);
   const result = await (await client(opts, command)).grant(opts.handle, opts.to, { validForSeconds: Math.round(opts.days * 86_400) });
   print(opts, result, `granted ${opts.to} access to ${opts.handle} for ${opts.days} days`);
   return 0;
 };
 
 export const revoke: CommandRun<ClientCommandOptions & { handle: string; to: string }> = async (opts, command) => {
+  warnEnvTypos(command);
   const result = await (await client(opts, command)).revoke(opts.handle, opts.to);
   print(
     opts,
@@ -97,23 +154,25 @@ function refuseExisting(file: string): TkmsError {
   return new TkmsError('conflict', `${file} already exists; give --force to replace it`);
 }
 
-async function writeOut(file: string, plaintext: Uint8Array, force: boolean): Promise<void> {
-  const handle = await open(file, force ? 'w' : 'wx', 0o600).catch((e: NodeJS.ErrnoException) => {
-    throw e.code === 'EEXIST' ? refuseExisting(file) : new TkmsError('bad_request', `cannot create ${file}: ${e.code ?? 'error'}`);
+/**
+ * Writes the plaintext as a new 0600 file published whole (durable-fs publishSyncedFile): without
+ * --force by link(2), so an existing file is never replaced; with it by rename(2), so the result
+ * is mode 0600 even when the file it replaces was world-readable. A symlink at `file` is itself
+ * replaced, never written through.
+ */
+export async function writePlaintextFile(file: string, plaintext: Uint8Array, force: boolean): Promise<void> {
+  await publishSyncedFile(file, plaintext, { replace: force, component: `--out ${file}` }).catch((e: unknown) => {
+    if (e instanceof TkmsError) throw e;
+    throw errnoCode(e) === 'EEXIST' ? refuseExisting(file) : new TkmsError('bad_request', `cannot write ${file}: ${errnoCode(e) ?? 'error'}`);
   });
-  try {
-    await handle.writeFile(plaintext);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 export const decrypt: CommandRun<ClientCommandOptions & { handle: string; out?: string; force?: true }> = async (opts, command) => {
-  // Checked first so no request is made for nothing; the exclusive open below closes the race.
+  warnEnvTypos(command);
+  // Checked first so no request is made for nothing; publishing by link(2) closes the race.
   if (opts.out !== undefined && opts.force !== true && (await exists(opts.out))) throw refuseExisting(opts.out);
   const result = await (await client(opts, command)).decrypt(opts.handle);
-  if (opts.out !== undefined) await writeOut(opts.out, result.plaintext, opts.force === true);
+  if (opts.out !== undefined) await writePlaintextFile(opts.out, result.plaintext, opts.force === true);
   const summary = { usedNodeIds: result.usedNodeIds, rejected: result.rejected, attempts: result.attempts };
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ ...summary, plaintext: opts.out === undefined ? Buffer.from(result.plaintext).toString('base64') : undefined, out: opts.out })}\n`);

@@ -1,6 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { chmod, mkdir, open, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { chmod, link, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { TkmsError } from '../core/errors.ts';
 
 /**
@@ -78,4 +79,29 @@ export async function ensurePrivateDirectory(dir: string, component: string): Pr
     throw ioError(component, 'directory stat', err);
   });
   if (!info.isDirectory()) throw new TkmsError('bad_request', `${component} path exists and is not a directory`);
+}
+
+/**
+ * Publishes `data` at `path` whole or not at all: written to a hidden temp file beside it (0600,
+ * fsynced, so the mode never depends on an older file), then link(2)ed to `path` — which fails
+ * with EEXIST rather than replace anything — or, with `replace`, rename(2)d over it (a symlink at
+ * `path` is itself replaced, its target untouched). The temp file is removed on every outcome and
+ * the directory fsynced, so a crash or a full disk leaves no partial file at `path`. Raw errno
+ * errors are thrown for the caller to type; the directory sync's are typed with `component`.
+ */
+export async function publishSyncedFile(path: string, data: Uint8Array, opts: { replace: boolean; component: string }): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.tmp-${randomBytes(8).toString('hex')}`);
+  let renamed = false;
+  try {
+    await writeNewSyncedFile(temp, data);
+    if (opts.replace) {
+      await rename(temp, path);
+      renamed = true;
+    } else {
+      await link(temp, path);
+    }
+  } finally {
+    if (!renamed) await unlink(temp).catch(() => undefined);
+  }
+  await fsyncDirectory(dirname(path), opts.component);
 }

@@ -15,9 +15,19 @@ export async function readPasswordFile(path: string, what: string): Promise<stri
   return password;
 }
 
-/** Reads one line from the terminal without echoing it (raw mode; Ctrl-C cancels). */
-function promptHidden(prompt: string): Promise<string> {
-  const stdin = process.stdin;
+/** What promptHidden needs of standard input; a parameter so tests can give a stand-in. */
+export type PromptInput = Pick<NodeJS.ReadStream, 'isTTY' | 'setRawMode' | 'setEncoding' | 'resume' | 'pause' | 'on' | 'off' | 'readableEnded' | 'destroyed'>;
+
+/**
+ * Reads one line from the terminal without echoing it (raw mode; Ctrl-C cancels). Standard input
+ * that is not a terminal, or that ends first, is a usage error: waiting on it would hang, or let
+ * Node exit with nothing said.
+ */
+export function promptHidden(prompt: string, stdin: PromptInput = process.stdin): Promise<string> {
+  if (stdin.isTTY !== true) return Promise.reject(new UsageError('cannot ask for a password: standard input is not a terminal'));
+  const ended = () => new UsageError('cannot ask for a password: standard input ended (was it used for something else, such as --in -?)');
+  // Ended (or destroyed by an earlier reader) emits no more 'end': waiting would let Node exit silently.
+  if (stdin.readableEnded || stdin.destroyed) return Promise.reject(ended());
   process.stderr.write(prompt);
   stdin.setRawMode(true);
   stdin.setEncoding('utf8');
@@ -26,9 +36,19 @@ function promptHidden(prompt: string): Promise<string> {
     let value = '';
     const finish = (): void => {
       stdin.off('data', onData);
+      stdin.off('end', onEnd);
+      stdin.off('error', onError);
       stdin.setRawMode(false);
       stdin.pause();
       process.stderr.write('\n');
+    };
+    const onEnd = (): void => {
+      finish();
+      reject(ended());
+    };
+    const onError = (e: Error): void => {
+      finish();
+      reject(new UsageError(`cannot ask for a password: standard input failed (${(e as NodeJS.ErrnoException).code ?? 'error'})`));
     };
     const onData = (chunk: string): void => {
       for (const ch of chunk) {
@@ -47,6 +67,8 @@ function promptHidden(prompt: string): Promise<string> {
       }
     };
     stdin.on('data', onData);
+    stdin.on('end', onEnd);
+    stdin.on('error', onError);
   });
 }
 

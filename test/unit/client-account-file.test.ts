@@ -1,14 +1,40 @@
 import assert from 'node:assert/strict';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { chmod, lstat, readdir, readFile, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { encryptKeystoreJson, Wallet } from 'ethers';
 import { encodeHex, isTkmsError } from '../../core/index.ts';
 import { generateAccount } from '../../client/account.ts';
 import { readAccountFile, writeAccountFile } from '../../client/account-file.ts';
 import { DEFAULT_SCRYPT, decryptKeystore, encryptKeystore, READ_LIMITS } from '../../client/keystore-v3.ts';
+import { MAX_PLAINTEXT_BYTES, writePlaintextFile } from '../../client/cli-commands.ts';
+import { UsageError } from '../../scripts/cli/command.ts';
+import { promptHidden, type PromptInput } from '../../scripts/cli/password.ts';
 import { runTkmsCli } from '../../scripts/cli/program.ts';
 import { captureCli } from '../deploy/cli-capture.ts';
-import { makeTempDir, removeDir } from '../support/processes.ts';
+import { makeTempDir, removeDir, TKMS_BIN } from '../support/processes.ts';
+
+/** `tkms …args` in a child process, under a shell prelude (e.g. a ulimit), with `input` on its stdin. */
+function spawnTkms(prelude: string, args: string[], input?: Uint8Array): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn('/bin/sh', ['-c', `${prelude}; exec "$0" "$@"`, process.execPath, TKMS_BIN, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  // The child may stop reading (that is the point of one test): its early close is expected.
+  child.stdin.on('error', () => undefined);
+  child.stdin.end(input);
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stderr })));
+}
+
+/** A stand-in terminal for promptHidden: a stream that says it is a TTY and accepts raw mode. */
+function fakeTerminal(): PassThrough & PromptInput {
+  return Object.assign(new PassThrough(), { isTTY: true as const, setRawMode: () => undefined }) as unknown as PassThrough & PromptInput;
+}
+
+/** Resolves with the settled value, or rejects after `ms` if `p` never settles (a hang fails the test, not mocha's timeout). */
+function settlesWithin<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms).unref())]);
+}
 
 // Small N keeps these tests fast; one test each way uses the defaults (ethers' own).
 const FAST = { n: 1024, r: 8, p: 1 };
@@ -149,6 +175,91 @@ describe('client: account files as Ethereum keystore v3', function () {
       const r = await captureCli(() => runTkmsCli(['decrypt', '--account', join(dir, 'cli.json'), '--password-file', wrong, '--handle', `0x${'00'.repeat(32)}`, '--gateway', 'http://127.0.0.1:1']));
       assert.equal(r.code, 1);
       assert.match(r.stderr, /^tkms decrypt: error \[keystore_locked\]: wrong account password/);
+    });
+
+    it('account new whose write fails part-way (file size limit) leaves no file, so a retry works', async () => {
+      const passwordFile = join(dir, 'password');
+      const out = join(dir, 'efbig.json');
+      // ulimit -f 0: every write to a regular file fails with EFBIG (Node ignores SIGXFSZ).
+      const r = await spawnTkms('ulimit -f 0', ['account', 'new', '--out', out, '--password-file', passwordFile]);
+      assert.equal(r.code, 1, r.stderr);
+      await assert.rejects(lstat(out), /ENOENT/, 'no truncated account file is left behind');
+      assert.deepEqual((await readdir(dir)).filter((f) => f.includes('efbig')), [], 'nor its temp file');
+      assert.match(r.stderr, /error \[internal\]: cannot create .*EFBIG/);
+      const retry = await captureCli(() => runTkmsCli(['account', 'new', '--out', out, '--password-file', passwordFile]));
+      assert.equal(retry.code, 0, retry.stderr);
+      assert.equal((await decryptKeystore(await readFile(out, 'utf8'), PASSWORD)).address, /^address: (0x[0-9a-f]{40})$/m.exec(retry.stdout)?.[1]);
+    });
+
+    it('decrypt --out --force replaces a world-readable file with a 0600 one; without --force nothing is replaced', async () => {
+      const out = join(dir, 'replaced.out');
+      await writeFile(out, 'old, world-readable');
+      await chmod(out, 0o644);
+      await assert.rejects(writePlaintextFile(out, new TextEncoder().encode('secret'), false), expectCode('conflict'));
+      assert.equal(await readFile(out, 'utf8'), 'old, world-readable');
+      await writePlaintextFile(out, new TextEncoder().encode('secret'), true);
+      assert.equal(await readFile(out, 'utf8'), 'secret');
+      assert.equal((await stat(out)).mode & 0o777, 0o600);
+      // A symlink at --out is replaced itself (with --force) or refused, never written through.
+      const target = join(dir, 'link-target');
+      await writeFile(target, 'target stays');
+      const viaLink = join(dir, 'via-link.out');
+      await symlink(target, viaLink);
+      await assert.rejects(writePlaintextFile(viaLink, new TextEncoder().encode('secret'), false), expectCode('conflict'));
+      const dangling = join(dir, 'dangling.out');
+      await symlink(join(dir, 'nowhere'), dangling);
+      await assert.rejects(writePlaintextFile(dangling, new TextEncoder().encode('secret'), false), expectCode('conflict'));
+      await assert.rejects(lstat(join(dir, 'nowhere')), /ENOENT/);
+      await writePlaintextFile(viaLink, new TextEncoder().encode('secret'), true);
+      assert.ok((await lstat(viaLink)).isFile());
+      assert.equal(await readFile(target, 'utf8'), 'target stays');
+      assert.deepEqual((await readdir(dir)).filter((f) => f.includes('.tmp-')), [], 'no temp file is left behind');
+    });
+
+    it('encrypt refuses a plaintext over the gateway maximum as soon as it has read that much, before the account is opened', async () => {
+      const big = join(dir, 'big.bin');
+      await writeFile(big, '');
+      await truncate(big, MAX_PLAINTEXT_BYTES + 1);
+      const noAccount = join(dir, 'no-such-account.json');
+      const fromFile = await captureCli(() => runTkmsCli(['encrypt', '--account', noAccount, '--key', 'default', '--in', big, '--gateway', 'http://127.0.0.1:1']));
+      assert.equal(fromFile.code, 1);
+      assert.match(fromFile.stderr, new RegExp(`^tkms encrypt: error \\[bad_request\\]: .*big\\.bin is larger than ${MAX_PLAINTEXT_BYTES} bytes`));
+      // Exactly the maximum is not refused for its size (the missing account is what stops it).
+      await truncate(big, MAX_PLAINTEXT_BYTES);
+      const atMax = await captureCli(() => runTkmsCli(['encrypt', '--account', noAccount, '--key', 'default', '--in', big, '--gateway', 'http://127.0.0.1:1']));
+      assert.match(atMax.stderr, /cannot read account file/);
+      const fromStdin = await spawnTkms('true', ['encrypt', '--account', noAccount, '--key', 'default', '--in', '-', '--gateway', 'http://127.0.0.1:1'], new Uint8Array(8 * 1024 * 1024));
+      assert.equal(fromStdin.code, 1, fromStdin.stderr);
+      assert.match(fromStdin.stderr, new RegExp(`error \\[bad_request\\]: standard input is larger than ${MAX_PLAINTEXT_BYTES} bytes`));
+    });
+
+    it('the password prompt fails with a usage error when standard input ends or is not a terminal, instead of waiting forever', async () => {
+      const endsLater = fakeTerminal();
+      const asked = promptHidden('password: ', endsLater);
+      endsLater.end();
+      await assert.rejects(settlesWithin(asked, 5000), (e: unknown) => e instanceof UsageError && /standard input ended/.test(e.message));
+      const alreadyEnded = fakeTerminal();
+      alreadyEnded.resume();
+      alreadyEnded.end();
+      await new Promise((resolve) => alreadyEnded.once('end', resolve));
+      await assert.rejects(settlesWithin(promptHidden('password: ', alreadyEnded), 5000), (e: unknown) => e instanceof UsageError && /standard input ended/.test(e.message));
+      const notTerminal = Object.assign(new PassThrough(), { isTTY: false }) as unknown as PromptInput;
+      await assert.rejects(settlesWithin(promptHidden('password: ', notTerminal), 5000), (e: unknown) => e instanceof UsageError && /not a terminal/.test(e.message));
+      const answered = fakeTerminal();
+      const typed = promptHidden('password: ', answered);
+      answered.write('pw\x7fW\r');
+      assert.equal(await settlesWithin(typed, 5000), 'pW');
+    });
+
+    it('warns about a TKMS_* variable that looks like a misspelt client variable', async () => {
+      process.env.TKMS_GATEWAY_ULR = 'http://127.0.0.1:1';
+      let r;
+      try {
+        r = await captureCli(() => runTkmsCli(['decrypt', '--account', join(dir, 'no-such-account.json'), '--handle', `0x${'00'.repeat(32)}`, '--gateway', 'http://127.0.0.1:1']));
+      } finally {
+        delete process.env.TKMS_GATEWAY_ULR;
+      }
+      assert.match(r.stderr, /^tkms decrypt: warning: environment variable TKMS_GATEWAY_ULR is not used by tkms; did you mean TKMS_GATEWAY_URL\?/m);
     });
 
     it('decrypt --out refuses an existing file without --force, before any request', async () => {
