@@ -28,10 +28,11 @@ export function promptHidden(prompt: string, stdin: PromptInput = process.stdin)
   const ended = () => new UsageError('cannot ask for a password: standard input ended (was it used for something else, such as --in -?)');
   // Ended (or destroyed by an earlier reader) emits no more 'end': waiting would let Node exit silently.
   if (stdin.readableEnded || stdin.destroyed) return Promise.reject(ended());
-  process.stderr.write(prompt);
   stdin.setRawMode(true);
   stdin.setEncoding('utf8');
   stdin.resume();
+  // Shown only once echo is off, so nothing typed after it appears on the screen.
+  process.stderr.write(prompt);
   return new Promise((resolve, reject) => {
     let value = '';
     const finish = (): void => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, lstat, readdir, readFile, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -13,7 +14,7 @@ import { UsageError } from '../../scripts/cli/command.ts';
 import { promptHidden, type PromptInput } from '../../scripts/cli/password.ts';
 import { runTkmsCli } from '../../scripts/cli/program.ts';
 import { captureCli } from '../deploy/cli-capture.ts';
-import { makeTempDir, removeDir, TKMS_BIN } from '../support/processes.ts';
+import { makeTempDir, removeDir, TKMS_BIN, waitFor } from '../support/processes.ts';
 
 /** `tkms …args` in a child process, under a shell prelude (e.g. a ulimit), with `input` on its stdin. */
 function spawnTkms(prelude: string, args: string[], input?: Uint8Array): Promise<{ code: number | null; stderr: string }> {
@@ -249,6 +250,34 @@ describe('client: account files as Ethereum keystore v3', function () {
       const typed = promptHidden('password: ', answered);
       answered.write('pw\x7fW\r');
       assert.equal(await settlesWithin(typed, 5000), 'pW');
+    });
+
+    it('encrypt --in - on a terminal asks the password first (not echoed), then reads the plaintext typed there', async function () {
+      // util-linux script(1) gives the command a pseudo-terminal as standard input.
+      if (!existsSync('/usr/bin/script')) this.skip();
+      const file = join(dir, 'terminal.json');
+      await writeAccountFile(file, generateAccount(), PASSWORD, FAST);
+      const quote = (a: string): string => `'${a.replace(/'/g, `'\\''`)}'`;
+      const command = [process.execPath, TKMS_BIN, 'encrypt', '--account', file, '--key', 'default', '--in', '-', '--gateway', 'http://127.0.0.1:1'].map(quote).join(' ');
+      const env = { ...process.env };
+      delete env.TKMS_ACCOUNT_PASSWORD_FILE;
+      const child = spawn('/usr/bin/script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env });
+      let screen = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (screen += d));
+      const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+      try {
+        await waitFor('the password prompt', () => (/password for .*terminal\.json: /.test(screen) ? true : undefined), { timeoutMs: 30_000 });
+        child.stdin.write(`${PASSWORD}\r`);
+        await waitFor('the plaintext prompt', () => (/end it with Ctrl-D/.test(screen) ? true : undefined), { timeoutMs: 30_000 });
+        child.stdin.write('typed at the terminal\n\u0004');
+        // The plaintext was read: what stops the command now is the gateway that is not there.
+        assert.equal(await exited, 1, screen);
+        assert.match(screen, /tkms encrypt: error \[unavailable\]/);
+        assert.doesNotMatch(screen, /cannot ask for a password|standard input ended/);
+        assert.ok(!screen.includes(PASSWORD), 'the password is not echoed');
+      } finally {
+        child.kill('SIGKILL');
+      }
     });
 
     it('warns about a TKMS_* variable that looks like a misspelt client variable', async () => {
