@@ -29,7 +29,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { parseCommitteeJson } from '../../net/committee.ts';
 import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTempDir, removeDir, runTkms, TKMS_BIN, waitFor } from '../support/processes.ts';
 
@@ -231,9 +231,12 @@ describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /\[conflict\].*already exists; give --force/);
     assert.equal(await readFile(out, 'utf8'), 'keep me');
+    // --force on a world-readable file: the plaintext lands in a 0600 file, not in the old mode.
+    await chmod(out, 0o644);
     const forced = await runTkms(['decrypt', '--account', legacyFile, '--handle', handle, '--out', out, '--force'], { env: { TKMS_GATEWAY_URL: s.devnet.gatewayUrl } });
     assert.equal(forced.code, 0, forced.stderr);
     assert.deepEqual(await readFile(out), plaintext);
+    assert.equal((await stat(out)).mode & 0o777, 0o600);
   });
 
   it('a requester without a grant is refused by the gateway and, asked directly, by every node', async () => {
