@@ -74,7 +74,7 @@ export const accountNew: CommandRun<{ out?: string; passwordFile?: string; json?
     print(opts, body, `address:    ${body.address}\nsecret key: ${body.secretKey}\n(keep the secret key private; use --out <file> to write it to an encrypted file instead)`);
     return 0;
   }
-  // Refused before asking for a password; writeAccountFile's exclusive create closes the race.
+  // Refused before asking for a password; writeAccountFile's link(2) closes the race.
   if (await exists(opts.out)) throw new TkmsError('conflict', `cannot create ${opts.out}: EEXIST (refusing to overwrite)`);
   const password = await accountPassword({ passwordFile: opts.passwordFile, confirm: true, file: opts.out });
   await writeAccountFile(opts.out, account, password);
