@@ -3,8 +3,7 @@ import { lstat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { envTypos } from '../config/env.ts';
 import { curveBackendChoiceFromEnv } from '../core/curve-native.ts';
-import { encodeHex, TAG_LENGTH, TkmsError } from '../core/index.ts';
-import { MAX_CIPHERTEXT_BYTES } from '../gateway/store.ts';
+import { encodeHex, MAX_PLAINTEXT_BYTES, TkmsError } from '../core/index.ts';
 import { loadCommitteeFile, pinnedClientOptions } from '../net/committee.ts';
 import { UsageError, warningLine, type CommandRun, type TkmsCommand } from '../scripts/cli/command.ts';
 import { accountPassword } from '../scripts/cli/password.ts';
@@ -15,9 +14,6 @@ import { TkmsClient } from './client.ts';
 import { errnoCode, publishSyncedFile } from '../storage/durable-fs.ts';
 
 /** What the commands declared in client/cli.ts do. */
-
-/** The largest plaintext any gateway takes (its maxPlaintextBytes can only be lower): the store's ciphertext limit less the tag. */
-export const MAX_PLAINTEXT_BYTES = MAX_CIPHERTEXT_BYTES - TAG_LENGTH;
 
 /** Like the node and the gateway, say when a TKMS_* variable looks like a misspelling of one this command reads. */
 function warnEnvTypos(command: TkmsCommand): void {

@@ -1,14 +1,12 @@
 import { Type, type StaticDecode } from 'typebox';
-import { TAG_LENGTH, TkmsError } from '../core/index.ts';
+import { MAX_PLAINTEXT_BYTES, TkmsError } from '../core/index.ts';
 import { envFields, field, FieldProblem, logLevelField, parseDeclaredConfig, readConfigFile, type FieldNotes } from '../config/config-schema.ts';
 import { configFieldsHelp } from '../config/field-docs.ts';
 import { maxGrantLifetimeField } from '../config/grant-lifetime.ts';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../net/http-limits.ts';
 import { ownerLimitsField } from '../config/owner-limits.ts';
-import { DEFAULT_GATEWAY_STORE_LIMITS, MAX_CIPHERTEXT_BYTES, type HandleLimits } from './store.ts';
+import { DEFAULT_GATEWAY_STORE_LIMITS, type HandleLimits } from './store.ts';
 
-/** The store keeps ciphertexts up to MAX_CIPHERTEXT_BYTES; the tag takes 16 of them. */
-const MAX_PLAINTEXT_BYTES = MAX_CIPHERTEXT_BYTES - TAG_LENGTH;
 const MiB = 1024 * 1024;
 
 const httpLimit = (key: keyof HttpLimits, min: number, max: number, unit: string, env: string, description: string, details?: string) =>

@@ -1,3 +1,4 @@
+import { MAX_CIPHERTEXT_BYTES } from '../core/handle.ts';
 import { hash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { link, open, readdir, realpath, rename, statfs, unlink, type FileHandle } from 'node:fs/promises';
@@ -151,10 +152,10 @@ export interface GatewayStoreOptions {
   compactSlack?: { bytes: number; records: number };
 }
 
+export { MAX_CIPHERTEXT_BYTES };
 export const LOG_FILE_NAME = 'store.log';
 export const LOCK_FILE_NAME = 'LOCK';
 export const BUCKET_KEY_FILE_NAME = 'store.bucket-key';
-export const MAX_CIPHERTEXT_BYTES = 1024 * 1024;
 /** Upper bound on any string field, in UTF-16 code units (the HTTP layer's limits are far lower). */
 export const MAX_FIELD_LENGTH = 4096;
 
