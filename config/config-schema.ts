@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Type, type StaticDecode, type TObject, type TProperties, type TSchema } from 'typebox';
-import { Compile } from 'typebox/compile';
+import { Compile } from 'typebox/schema';
 import { TkmsError } from '../core/errors.ts';
 import { envBool, envInt, envList, envString, type Env } from './env.ts';
 import { parseHostPort, type HostPort } from '../net/http-address.ts';
