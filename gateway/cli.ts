@@ -22,7 +22,7 @@ const load = () => import('./cli-commands.ts');
 export function registerGatewayCommands(program: TkmsCommand): void {
   const gateway = program
     .command('gateway')
-    .description('start the HTTP gateway (handles, ACL, delegation fan-out)')
+    .description('set up (init) and run (start) the HTTP gateway: handles, ACL, delegation fan-out')
     .addHelpText('after', "\nThe config fields and their environment variables: tkms gateway start --help. Operators' guide: docs/operators.md")
     .examples('tkms gateway init --config gateway.json', 'tkms gateway start --config gateway.json');
 
