@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { multiaddr } from '@multiformats/multiaddr';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
@@ -20,6 +20,19 @@ import { createNodeMetrics } from '../../node/metrics.ts';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const DEPLOY = join(ROOT, 'deploy');
 const read = (path: string): string => readFileSync(join(DEPLOY, path), 'utf8');
+
+/** Top-level directories of every module the image's entry point (scripts/tkms.ts) imports, statically or lazily. */
+function imageSourceDirs(): string[] {
+  const seen = new Set<string>();
+  const visit = (file: string): void => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const source = readFileSync(join(ROOT, file), 'utf8');
+    for (const m of source.matchAll(/(?:^import [^;]*?from |import\()'(\.[^']+)'/gms)) visit(relative(ROOT, join(ROOT, dirname(file), m[1]!)));
+  };
+  visit('scripts/tkms.ts');
+  return [...new Set([...seen].map((f) => f.split('/')[0]!))].sort();
+}
 const json = (path: string): any => JSON.parse(read(path));
 
 // ---------------------------------------------------------------------------------------
@@ -154,8 +167,14 @@ describe('deploy: container image (deploy/docker)', () => {
   it('the build context filter keeps what the build copies', () => {
     const ignore = read('docker/Dockerfile.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
     assert.equal(ignore[0], '**', 'deny by default');
-    for (const dir of ['core', 'net', 'node', 'gateway', 'client', 'deploy', 'scripts']) assert.ok(ignore.includes(`!${dir}/**`), `${dir} is sent to the builder`);
+    for (const dir of imageSourceDirs()) assert.ok(ignore.includes(`!${dir}/**`), `${dir} is sent to the builder`);
     assert.ok(!ignore.includes('!node_modules/**') && !ignore.includes('!.git/**'));
+  });
+
+  it('the build stage copies every directory the CLI imports from (a new top-level directory is not forgotten)', () => {
+    const build = dockerfile.stages.find((s) => s.name === 'build')!;
+    const copied = new Set(all('COPY', build).map((c) => c.args.split(/\s+/)[0]!));
+    for (const dir of imageSourceDirs()) assert.ok(copied.has(dir), `COPY ${dir} ./${dir} in the build stage`);
   });
 });
 
