@@ -14,6 +14,7 @@ import {
   encodeType,
   ERROR_CODES,
   GRANT_STRUCT,
+  isTkmsError,
   parseDelegation,
   parseEncryptRequest,
   parseGrant,
@@ -460,6 +461,31 @@ describe('gateway OpenAPI document', () => {
       const result = mediaExample(operation('POST', '/v1/handles/{handle}/delegate'), '200') as Json;
       for (const p of result.partials as unknown[]) parsePartialAnswer(p);
       assert.equal(result.requestId, delegationJson.requestId);
+    });
+
+    // The schema and decoder take any 65 bytes; v ∉ {27, 28} (last byte not 1b/1c) is the signature
+    // check's refusal, in authorizeDelegation, which the gateway (gateway/api.ts) and every node
+    // (node/partial.ts) run before any partial is computed: 'unauthorized', as before.
+    it('a signature whose last byte is not 1b/1c is refused by authorizeDelegation (unauthorized, the v check)', () => {
+      const grant = parseGrant(grantJson);
+      const signature = String(delegationJson.signature);
+      assert.match(signature, /(1b|1c)$/);
+      for (const last of ['00', '01', '1d', '1a', 'ff']) {
+        const json = { ...delegationJson, signature: `${signature.slice(0, -2)}${last}` };
+        assert.deepEqual(errorsOf(schemaRef('Delegation'), json), [], 'the schema leaves v to the signature check');
+        const delegation = parseDelegation(json);
+        assert.throws(
+          () => authorizeDelegation({ deployment: EXAMPLE_DEPLOYMENT, delegation, descriptor, grant, revokedAt: () => undefined, nowSeconds: delegation.notBefore + 1 }),
+          (e: unknown) => isTkmsError(e, 'unauthorized') && /signature v must be 27 or 28/.test(e.message),
+          `v = 0x${last}`,
+        );
+        const badGrant = parseGrant({ ...grantJson, signature: `${String(grantJson.signature).slice(0, -2)}${last}` });
+        assert.throws(
+          () => authorizeDelegation({ deployment: EXAMPLE_DEPLOYMENT, delegation: parseDelegation(delegationJson), descriptor, grant: badGrant, revokedAt: () => undefined, nowSeconds: delegation.notBefore + 1 }),
+          (e: unknown) => isTkmsError(e, 'unauthorized') && /signature v must be 27 or 28/.test(e.message),
+          `grant v = 0x${last}`,
+        );
+      }
     });
 
     it('the example kProof binds the example K to the example handle, and only to it', () => {
