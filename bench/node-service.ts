@@ -43,7 +43,7 @@ import { RevocationStore } from '../node/revocations.ts';
 export interface ServiceResult {
   backend: string;
   requests: number;
-  /** Sequential: wall time per request, so it includes waiting for each replay-log write. */
+  /** Sequential: wall time per request, so it includes waiting for each spent-id log write. */
   msPerPartial: number;
   /** 64 requests in flight at a time: wall-clock throughput of the one process. */
   concurrentPartialsPerSecond: number;

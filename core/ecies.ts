@@ -1,3 +1,4 @@
+import { TAG_LENGTH } from './limits.ts';
 import { randomBytes, utf8ToBytes } from './bytes.ts';
 import { CURVE_ORDER, decodePoint, encodePoint, multiplySecret, Point, randomScalar, xCoordinate } from './curve.ts';
 import { curveBackend } from './curve-backend.ts';
@@ -8,7 +9,7 @@ import { asBufferSource, subtle } from './webcrypto.ts';
 export const ECIES_INFO = utf8ToBytes('ECIES:AES_GCM:v1');
 export const ECIES_SALT = new Uint8Array(32);
 export const NONCE_LENGTH = 12;
-export const TAG_LENGTH = 16;
+export { TAG_LENGTH } from './limits.ts';
 export const SHARED_X_LENGTH = 32;
 
 export interface EciesCiphertext {

@@ -5,11 +5,6 @@ import { NONCE_LENGTH, TAG_LENGTH } from './ecies.ts';
 import { TkmsError } from './errors.ts';
 import { ADDRESS_LENGTH, keyIdBytes } from './identifiers.ts';
 
-/** The largest ciphertext (with its tag) a handle may carry on this network: the gateway stores no more. */
-export const MAX_CIPHERTEXT_BYTES = 1024 * 1024;
-/** The largest plaintext that fits: what clients refuse to send before they sign anything. */
-export const MAX_PLAINTEXT_BYTES = MAX_CIPHERTEXT_BYTES - TAG_LENGTH;
-
 /**
  * A handle commits to everything it protects, so a node can check that the K it is asked
  * to multiply belongs to the handle the requester was granted:

@@ -11,6 +11,7 @@ export * from './shamir.ts';
 export * from './dleq.ts';
 export * from './rsa.ts';
 export * from './handle.ts';
+export { MAX_CIPHERTEXT_BYTES, MAX_PLAINTEXT_BYTES } from './limits.ts';
 export * from './schema.ts';
 export * from './messages.ts';
 export * from './authz.ts';

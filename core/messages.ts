@@ -14,7 +14,7 @@ import { EPHEMERAL_PROOF_LENGTH } from './sealed-handle.ts';
  * its compiled validator and JSON codec (wire hex ↔ bytes), its EIP-712 struct and typed-data
  * message, and the JSON Schema the gateway's routes and OpenAPI document are built from.
  *
- * The examples are one consistent, verified data set (gateway/openapi.ts documents how it was
+ * The examples are one consistent, verified data set (gateway/api-examples.ts documents how it was
  * made: a 2-of-3 devnet key "demo" of committee "devnet", owner Hardhat account #0, grantee
  * account #1): every signature verifies, so an example is also a working request.
  */

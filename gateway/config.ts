@@ -2,6 +2,7 @@ import { Type, type StaticDecode } from 'typebox';
 import { MAX_PLAINTEXT_BYTES, TkmsError } from '../core/index.ts';
 import { envFields, field, FieldProblem, logLevelField, parseDeclaredConfig, readConfigFile, type FieldNotes } from '../config/config-schema.ts';
 import { configFieldsHelp } from '../config/field-docs.ts';
+import { clockSkewField } from '../config/clock-skew.ts';
 import { maxGrantLifetimeField } from '../config/grant-lifetime.ts';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../net/http-limits.ts';
 import { ownerLimitsField } from '../config/owner-limits.ts';
@@ -92,7 +93,7 @@ export const GATEWAY_CONFIG_SCHEMA = Type.Object({
     { description: 'requests per account' },
   ),
   maxPlaintextBytes: field.integer(1, MAX_PLAINTEXT_BYTES, MAX_PLAINTEXT_BYTES, { description: 'largest plaintext accepted (default and maximum: 1 MiB minus the 16-byte tag)', env: 'TKMS_GATEWAY_MAX_PLAINTEXT_BYTES', unit: 'bytes' }),
-  clockSkewSeconds: field.integer(0, 600, 30, { description: 'tolerated difference between a requester\'s clock and ours, for signed validity windows', env: 'TKMS_GATEWAY_CLOCK_SKEW_SECONDS', unit: 'seconds' }),
+  clockSkewSeconds: clockSkewField('TKMS_GATEWAY_CLOCK_SKEW_SECONDS'),
   maxGrantLifetimeSeconds: maxGrantLifetimeField(),
   httpLimits: field.group(
     {

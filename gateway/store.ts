@@ -1,10 +1,10 @@
-import { MAX_CIPHERTEXT_BYTES } from '../core/handle.ts';
 import { hash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { link, open, readdir, realpath, rename, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-// errors.ts only: the store needs no curve code, and crash-test children start faster without it.
+// errors.ts and limits.ts only: the store needs no curve code, and crash-test children start faster without it.
 import { TkmsError } from '../core/errors.ts';
+import { MAX_CIPHERTEXT_BYTES } from '../core/limits.ts';
 import { ensurePrivateDirectory, errnoCode, fsyncDirectory as durableFsync, ioError as durableIoError, PRIVATE_FILE_MODE } from '../storage/durable-fs.ts';
 import type { OwnerLimits } from '../config/owner-limits.ts';
 import { AclTable, pairKey } from './store-acl.ts';
@@ -74,7 +74,7 @@ import { openBucketKey, parseWatermarkLine, RevocationWatermarks, type Watermark
  * and revocations) into `.store.log.compact-<random>`, fsyncs it, renames it over store.log and
  * fsyncs the directory, between two batches. A crash leaves the old log or the new one, both
  * complete; a leftover temp file is removed at the next open. Readers of the old file finish
- * before it is closed. open() replays the whole log (reading and hashing every byte) and
+ * before it is closed. open() reads the whole log back (reading and hashing every byte) and
  * compacts it then if it is bloated or held future-dated grants.
  */
 
@@ -281,7 +281,7 @@ export class GatewayStore {
   readonly #limits: GatewayStoreLimits;
 
   /**
-   * Opens (creating) the store in `dir`: takes the lock, replays the log, truncates a torn tail.
+   * Opens (creating) the store in `dir`: takes the lock, reads the log back, truncates a torn tail.
    * Refuses with `conflict` if a live process holds the store, `internal` if the log is corrupt.
    */
   static async open(dir: string, opts: GatewayStoreOptions = {}): Promise<GatewayStore> {

@@ -8,6 +8,7 @@ import { assertParticipantId, TkmsError } from '../core/index.ts';
 import type { DkgFaults } from '../core/dkg/index.ts';
 import { envFields, field, FieldProblem, logLevelField, parseDeclaredConfig, readConfigFile } from '../config/config-schema.ts';
 import { configFieldsHelp } from '../config/field-docs.ts';
+import { clockSkewField } from '../config/clock-skew.ts';
 import { maxGrantLifetimeField } from '../config/grant-lifetime.ts';
 import { isLoopbackHost } from '../net/http-address.ts';
 import { ownerLimitsField } from '../config/owner-limits.ts';
@@ -100,7 +101,7 @@ export const NODE_CONFIG_SCHEMA = Type.Object({
     { phaseTimeoutMs: field.integer(100, 600_000, 8_000, { description: 'per-phase DKG deadline', env: 'TKMS_DKG_PHASE_TIMEOUT_MS', unit: 'milliseconds' }) },
     { description: 'distributed key generation' },
   ),
-  clockSkewSeconds: field.integer(0, 600, 30, { description: 'tolerated difference between a requester\'s clock and ours, for signed validity windows', env: 'TKMS_CLOCK_SKEW_SECONDS', unit: 'seconds' }),
+  clockSkewSeconds: clockSkewField('TKMS_CLOCK_SKEW_SECONDS'),
   partialRateLimit: field.group(
     {
       perMinute: field.integer(1, 10_000_000, 12_000, { description: 'partial requests per requester account per minute, sustained', env: 'TKMS_PARTIAL_RATE_PER_MINUTE', unit: 'requests' }),

@@ -206,7 +206,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
   const budgets = readBudgets();
   const metrics = await services.open(
     'metrics',
-    () => createNodeMetrics({ revocationsHeld: () => revocations.size, replayCacheEntries: () => spentIds.size, frameBytesHeld: (peers) => budgets[peers].held }),
+    () => createNodeMetrics({ revocationsHeld: () => revocations.size, spentRequestIdsHeld: () => spentIds.size, frameBytesHeld: (peers) => budgets[peers].held }),
     (m) => m.registry.clear(),
   );
   // Created here, listening only once every protocol is handled (the "p2p" service below).

@@ -23,7 +23,7 @@ export interface NodeMetrics {
   p2pFrameBytesHeld: Gauge<'peers'>;
   aclMessages: Counter<'outcome'>;
   revocationsHeld: Gauge;
-  replayCacheSize: Gauge;
+  spentRequestIds: Gauge;
   /** Always 1; the labels carry the versions (dashboards show what runs where during an upgrade). */
   buildInfo: Gauge<'version' | 'node_version'>;
 }
@@ -31,7 +31,7 @@ export interface NodeMetrics {
 /** Sizes read when Prometheus scrapes, so the gauges never go stale (pruning, compaction). */
 export interface NodeMetricSources {
   revocationsHeld: () => number;
-  replayCacheEntries: () => number;
+  spentRequestIdsHeld: () => number;
   /** Request frame bytes held by the libp2p protocols: members and gateways ("trusted") or everyone else ("others"). */
   frameBytesHeld?: (peers: 'trusted' | 'others') => number;
 }
@@ -121,12 +121,12 @@ export function createNodeMetrics(sources?: NodeMetricSources): NodeMetrics {
         if (sources) this.set(sources.revocationsHeld());
       },
     }),
-    replayCacheSize: new Gauge({
+    spentRequestIds: new Gauge({
       name: 'tkms_replay_cache_entries',
-      help: 'Delegation request ids remembered against replay',
+      help: 'Delegation request ids remembered against replay (spent request ids)',
       registers: [registry],
       collect() {
-        if (sources) this.set(sources.replayCacheEntries());
+        if (sources) this.set(sources.spentRequestIdsHeld());
       },
     }),
   };

@@ -1,5 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { OPERATORS_DOC, withConfigTables } from '../config/operators-doc.ts';
+import { OPERATORS_DOC, withConfigTables } from './config-docs-tables.ts';
 
 /**
  * Rewrites the config-field tables of docs/operators.md from the node's and the gateway's config

@@ -17,7 +17,7 @@ const HEADER = fileURLToPath(new URL('../docs/api-header.md', import.meta.url));
 const OUTPUT = fileURLToPath(new URL('../docs/api.md', import.meta.url));
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
 
-/** Codes the gateway never answers with, and why a reader still meets them. */
+/** What the error table adds about some codes: where a reader meets them, or what comes with them. */
 const CODE_NOTES: Record<string, string> = {
   insecure_transport: 'client side only',
   rate_limited: '`details.retryAfterSeconds`, also sent as a `Retry-After` header',

@@ -261,7 +261,7 @@ export class DkgSession {
         eraseDealing(alternative);
         for (const id of this.others) this.send(id, equivocateTo.has(id) ? other.raw : primary.raw);
       }
-      this.replay('round1');
+      this.deliverBuffered('round1');
     });
   }
 
@@ -451,7 +451,7 @@ export class DkgSession {
     if (!this.members.includes(dealer) || !this.members.includes(member) || member === dealer) return false;
     if (this.seenJustifications.has(bytesToHex(message.raw)) || this.disqualifiedDealers.has(dealer)) return false;
     // An honest sender sends or relays at most one justification and two verdicts per (dealer,
-    // member) pair; a buffered one is checked again when replayed.
+    // member) pair; a buffered one is checked again when delivered.
     const count = (this.justificationsFrom.get(from) ?? 0) + 1;
     this.justificationsFrom.set(from, count);
     if (count > 4 * this.members.length * this.members.length) {
@@ -466,7 +466,7 @@ export class DkgSession {
   }
 
   /** Processes buffered messages that belong to the phase just entered. */
-  private replay(phase: DkgPhase): void {
+  private deliverBuffered(phase: DkgPhase): void {
     if (phase === 'complaints') {
       const early = [...this.bufferedJustifications.values()].flat().map((b) => b.early);
       this.bufferedJustifications.clear();
@@ -682,7 +682,7 @@ export class DkgSession {
     const packages: Uint8Array[] = [];
     for (const pool of this.packages.values()) for (const p of pool.values()) packages.push(p.raw);
     this.broadcast(this.sign(echoUnsigned(this.self, packages)));
-    this.replay('echo');
+    this.deliverBuffered('echo');
   }
 
   private onEcho(from: number, message: EchoMessage): void {
@@ -749,7 +749,7 @@ export class DkgSession {
       }
     }
     if (this.dealing) eraseDealing(this.dealing);
-    this.replay('round2');
+    this.deliverBuffered('round2');
   }
 
   // ---------------------------------------------------------------- round 2
@@ -847,7 +847,7 @@ export class DkgSession {
         this.openComplaint(c.accused, this.self);
       }
     }
-    this.replay('complaints');
+    this.deliverBuffered('complaints');
   }
 
   private openComplaint(dealer: number, complainer: number): void {
@@ -1185,7 +1185,7 @@ export class DkgSession {
     this.expectedConfirms = new Set(this.complaintSenders);
     this.event(`qualified dealers: ${qualified.join(', ')}`);
     this.broadcast(encodeConfirm(this.self, hash, signature));
-    this.replay('confirm');
+    this.deliverBuffered('confirm');
   }
 
   private disqualificationSummary(): string {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { envFields } from '../../config/config-schema.ts';
-import { OPERATORS_DOC, withConfigTables } from '../../config/operators-doc.ts';
+import { OPERATORS_DOC, withConfigTables } from '../../scripts/config-docs-tables.ts';
 import { GATEWAY_CONFIG_FIELDS_HELP, GATEWAY_CONFIG_SCHEMA } from '../../gateway/config.ts';
 import { NODE_CONFIG_FIELDS_HELP, NODE_CONFIG_SCHEMA } from '../../node/config.ts';
 import { REPO_ROOT } from '../support/processes.ts';

@@ -1,7 +1,7 @@
 import type { TObject } from 'typebox';
 import { GATEWAY_CONFIG_SCHEMA } from '../gateway/config.ts';
 import { NODE_CONFIG_SCHEMA } from '../node/config.ts';
-import { configFieldsMarkdown } from './field-docs.ts';
+import { configFieldsMarkdown } from '../config/field-docs.ts';
 
 /** The guide whose config tables are generated from the schemas (`npm run docs:config`). */
 export const OPERATORS_DOC = 'docs/operators.md';
