@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import * as signedDeclarations from '../../core/messages.ts';
+import * as nodeDeclarations from '../../core/node-messages.ts';
+import type { MessageCodec, WireFieldKind, WireFields } from '../../core/schema.ts';
 import {
   AclPageBody,
   AclRevokeBody,
@@ -8,13 +11,10 @@ import {
   DelegationMessage,
   EncryptRequestMessage,
   ErrorReplyBody,
-  type AnyWireField,
-  type WireFields,
   GrantMessage,
   HandleDescriptorMessage,
   KeysReplyOkBody,
   KeysRequestBody,
-  type MessageCodec,
   PartialAnswerBody,
   PartialBatchReplyOkBody,
   PartialBatchRequestBody,
@@ -79,15 +79,42 @@ import {
   TkmsError,
   toChecksumAddress,
 } from '../../core/index.ts';
+import {
+  ACL_PAGE_WIRE,
+  ACL_REVOKE_WIRE,
+  ACL_STORED_WIRE,
+  ACL_SYNC_WIRE,
+  DELEGATION_WIRE,
+  ENCRYPT_REQUEST_WIRE,
+  ERROR_REPLY_WIRE,
+  GRANT_WIRE,
+  HANDLE_DESCRIPTOR_WIRE,
+  KEYS_REPLY_OK_WIRE,
+  KEYS_REQUEST_WIRE,
+  PARTIAL_ANSWER_WIRE,
+  PARTIAL_BATCH_REPLY_OK_WIRE,
+  PARTIAL_BATCH_REQUEST_WIRE,
+  PARTIAL_REPLY_OK_WIRE,
+  PARTIAL_REQUEST_WIRE,
+  REGISTER_HANDLE_WIRE,
+  REVOCATION_ENVELOPE_WIRE,
+  REVOCATION_WIRE,
+  TABLE_MAX_TIMESTAMP,
+  WIRE_ERROR_WIRE,
+  type WireKind,
+  type WireMessage,
+} from '../support/wire-table.ts';
 
 /**
  * Every decoder of the authz messages and node frames: (a) arbitrary input is a TkmsError or
  * a value, never another exception; (b) any single invalid mutation of a valid message is a
- * TkmsError; (c) valid random messages round-trip.
+ * TkmsError; (c) valid random messages round-trip. Valid and invalid values come from the
+ * hand-written table (test/support/wire-table.ts), never from the declarations under test, and
+ * every declaration must match its table entry exactly.
  */
 
 const RUNS = 300;
-const MAX_TIMESTAMP = 253_402_300_799;
+const MAX_TIMESTAMP = TABLE_MAX_TIMESTAMP;
 const enc = new TextEncoder();
 const frame = (v: unknown): Uint8Array => enc.encode(JSON.stringify(v));
 
@@ -102,7 +129,8 @@ function typedOrValue<T>(fn: () => T, label = ''): T | undefined {
   }
 }
 
-function rejectedTyped(fn: () => unknown, label = ''): void {
+/** Refused with a TkmsError; with `codes`, with one of them (today's codes for that field's kind). */
+function rejectedTyped(fn: () => unknown, label = '', codes?: readonly ErrorCode[]): void {
   let caught: unknown;
   let value: unknown;
   try {
@@ -113,6 +141,7 @@ function rejectedTyped(fn: () => unknown, label = ''): void {
   assert.ok(caught !== undefined, `${label}: expected a TkmsError, but it decoded to ${safeStringify(value)}`);
   assert.ok(isTkmsError(caught), `${label}: expected TkmsError, got ${caught instanceof Error ? `${caught.name}: ${caught.message}` : String(caught)}`);
   assert.ok(caught.httpStatus === 400 || caught.code === 'payload_too_large', `${label}: unexpected code ${caught.code}`);
+  if (codes !== undefined) assert.ok(codes.includes(caught.code), `${label}: refused with ${caught.code}, expected ${codes.join(' or ')} (${caught.message})`);
 }
 
 function safeStringify(v: unknown): string {
@@ -132,9 +161,8 @@ const rec = <T,>(model: { [K in keyof T]: fc.Arbitrary<T[K]> }, opts: { required
 const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
 const keyIdArb = fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,63}$/).filter((s) => !s.includes('..'));
 const tsArb = fc.oneof(fc.integer({ min: 0, max: MAX_TIMESTAMP }), fc.constantFrom(0, MAX_TIMESTAMP));
-/** A valid decoded value of one declared field, by its kind (core/schema.ts). */
-function validArb(field: AnyWireField): fc.Arbitrary<unknown> {
-  const k = field.kind;
+/** A valid decoded value of one field, by the kind the table says it is. */
+function validArb(k: WireKind): fc.Arbitrary<unknown> {
   switch (k.kind) {
     case 'hex':
       return bytes(k.length);
@@ -160,42 +188,42 @@ function validArb(field: AnyWireField): fc.Arbitrary<unknown> {
     case 'literal':
       return fc.constant(k.value);
     case 'object':
-      return arbOf(k.codec);
+      return arbOf(k.message);
     case 'objectOrNull':
-      return fc.option(arbOf(k.codec), { nil: undefined });
+      return fc.option(arbOf(k.message), { nil: undefined });
     case 'orNull':
       return fc.option(validArb(k.field), { nil: null });
     case 'array':
-      return fc.array(arbOf(k.codec), { minLength: k.minItems, maxLength: Math.min(k.maxItems, 4) });
+      return fc.array(arbOf(k.message), { minLength: k.minItems, maxLength: Math.min(k.maxItems, 4) });
     case 'openArray':
       return k.items === undefined ? fc.array(fc.jsonValue({ maxDepth: 3 }), { maxLength: 5 }) : fc.array(arbOf(k.items), { minLength: k.minItems, maxLength: Math.min(k.maxItems, 3) });
   }
 }
 
-/** A valid decoded value of a declared message: every field by its kind; implied constants left out, optional ones sometimes. */
-function arbOf<F extends WireFields>(codec: MessageCodec<F>): fc.Arbitrary<any> {
-  const entries = Object.entries(codec.fields as WireFields).filter(([, f]) => (f as { implied?: true }).implied !== true);
-  const model = Object.fromEntries(entries.map(([name, f]) => [name, validArb(f)]));
-  const requiredKeys = entries.filter(([, f]) => (f as { optional?: true }).optional !== true).map(([name]) => name);
+/** A valid decoded value of a message of the table: every field by its kind; implied constants left out, optional ones sometimes. */
+function arbOf(message: WireMessage): fc.Arbitrary<any> {
+  const entries = Object.entries(message.fields).filter(([, f]) => f.presence !== 'implied');
+  const model = Object.fromEntries(entries.map(([name, f]) => [name, validArb(f.want)]));
+  const requiredKeys = entries.filter(([, f]) => f.presence === 'required').map(([name]) => name);
   return fc.record(model, { requiredKeys, noNullPrototype: true });
 }
 
 // kProof: the 64-byte proof c ‖ s binding K to the handle (core/sealed-handle.ts); the decoders check its shape only.
-const descriptorArb: fc.Arbitrary<HandleDescriptor> = arbOf(HandleDescriptorMessage);
-const delegationArb: fc.Arbitrary<Delegation> = arbOf(DelegationMessage);
-const grantArb: fc.Arbitrary<Grant> = arbOf(GrantMessage);
-const revocationArb: fc.Arbitrary<Revocation> = arbOf(RevocationMessage);
-const encryptArb: fc.Arbitrary<EncryptRequest> = arbOf(EncryptRequestMessage);
-const registerArb: fc.Arbitrary<RegisterHandle> = arbOf(RegisterHandleMessage);
-const envelopeArb: fc.Arbitrary<RevocationEnvelope> = arbOf(RevocationEnvelopeBody);
-const answerArb: fc.Arbitrary<PartialAnswer> = arbOf(PartialAnswerBody);
-const wireErrorArb = arbOf(WireErrorBody).map((e) => ({ ok: false as const, ...e }) as PartialReply & { ok: false });
-const offsetArb = validArb(AclSyncBody.fields.offset) as fc.Arbitrary<number>;
+const descriptorArb: fc.Arbitrary<HandleDescriptor> = arbOf(HANDLE_DESCRIPTOR_WIRE);
+const delegationArb: fc.Arbitrary<Delegation> = arbOf(DELEGATION_WIRE);
+const grantArb: fc.Arbitrary<Grant> = arbOf(GRANT_WIRE);
+const revocationArb: fc.Arbitrary<Revocation> = arbOf(REVOCATION_WIRE);
+const encryptArb: fc.Arbitrary<EncryptRequest> = arbOf(ENCRYPT_REQUEST_WIRE);
+const registerArb: fc.Arbitrary<RegisterHandle> = arbOf(REGISTER_HANDLE_WIRE);
+const envelopeArb: fc.Arbitrary<RevocationEnvelope> = arbOf(REVOCATION_ENVELOPE_WIRE);
+const answerArb: fc.Arbitrary<PartialAnswer> = arbOf(PARTIAL_ANSWER_WIRE);
+const wireErrorArb = arbOf(WIRE_ERROR_WIRE).map((e) => ({ ok: false as const, ...e }) as PartialReply & { ok: false });
+const offsetArb = validArb(ACL_SYNC_WIRE.fields.offset!.want) as fc.Arbitrary<number>;
 
-const partialRequestArb: fc.Arbitrary<PartialRequest> = arbOf(PartialRequestBody);
-const partialReplyArb: fc.Arbitrary<PartialReply> = fc.oneof(arbOf(PartialReplyOkBody), wireErrorArb);
-const aclRequestArb: fc.Arbitrary<AclRequest> = fc.oneof(arbOf(AclRevokeBody), arbOf(AclSyncBody));
-const aclReplyArb: fc.Arbitrary<AclReply> = fc.oneof(arbOf(AclStoredBody), arbOf(AclPageBody), wireErrorArb);
+const partialRequestArb: fc.Arbitrary<PartialRequest> = arbOf(PARTIAL_REQUEST_WIRE);
+const partialReplyArb: fc.Arbitrary<PartialReply> = fc.oneof(arbOf(PARTIAL_REPLY_OK_WIRE), wireErrorArb);
+const aclRequestArb: fc.Arbitrary<AclRequest> = fc.oneof(arbOf(ACL_REVOKE_WIRE), arbOf(ACL_SYNC_WIRE));
+const aclReplyArb: fc.Arbitrary<AclReply> = fc.oneof(arbOf(ACL_STORED_WIRE), arbOf(ACL_PAGE_WIRE), wireErrorArb);
 
 // ---------------------------------------------------------------------------------------
 // Invalid values, by field kind. Each arbitrary yields only values the field must refuse.
@@ -276,7 +304,7 @@ const notObjectNorNull = notObject.filter((v) => v !== null);
 /** Every string constant of the frames (variant names like "revoke", "page"): a literal field must refuse its siblings' values too. */
 const LITERALS = [
   ...new Set(
-    [AclRevokeBody, AclSyncBody, AclStoredBody, AclPageBody].flatMap((c) => Object.values(c.fields as WireFields).flatMap((f) => (f.kind.kind === 'literal' && typeof f.kind.value === 'string' ? [f.kind.value] : []))),
+    [ACL_REVOKE_WIRE, ACL_SYNC_WIRE, ACL_STORED_WIRE, ACL_PAGE_WIRE].flatMap((m) => Object.values(m.fields).flatMap((f) => (f.want.kind === 'literal' && typeof f.want.value === 'string' ? [f.want.value] : []))),
   ),
 ];
 const notOfType = (values: readonly unknown[]) => fc.oneof(fc.constantFrom(0, 1, 2, -1, 1.5, '1', 'true', 'false', true, false, null, [1], [], {}, '', ...LITERALS), fc.jsonValue({ maxDepth: 1 })).filter((v) => !values.includes(v));
@@ -302,24 +330,26 @@ const badArray = (minItems: number, maxItems: number, withItems: boolean): fc.Ar
 // Shapes: which fields each JSON object has and what each field must refuse.
 
 type Spec =
-  | { leaf: fc.Arbitrary<unknown> }
+  | { leaf: fc.Arbitrary<unknown>; codes: readonly ErrorCode[] }
   | { fields: Record<string, Spec>; optional: ReadonlySet<string>; invalid: fc.Arbitrary<unknown>; nullable?: boolean }
   | { items: Spec; invalid: fc.Arbitrary<unknown> };
 
-const leaf = (a: fc.Arbitrary<unknown>): Spec => ({ leaf: a });
+/** A field with no fields of its own: what it must refuse, and with which codes. */
+const leaf = (a: fc.Arbitrary<unknown>, codes: readonly ErrorCode[] = ['bad_request']): Spec => ({ leaf: a, codes });
+/** Today's codes by kind: hex is bad_hex or bad_length, addresses bad_address, key ids bad_key_id, anything else bad_request. */
+const HEX_CODES: readonly ErrorCode[] = ['bad_hex', 'bad_length'];
 
-/** What one declared field must refuse, by its kind. */
-function fieldSpec(field: AnyWireField): Spec {
-  const k = field.kind;
+/** What one field must refuse, by the kind the table says it is. */
+function fieldSpec(k: WireKind): Spec {
   switch (k.kind) {
     case 'hex':
-      return leaf(badExactHex(k.length, { requirePrefix: k.prefix === 'required' }));
+      return leaf(badExactHex(k.length, { requirePrefix: k.prefix === 'required' }), HEX_CODES);
     case 'hexUpTo':
-      return leaf(badBoundedHex(k.maxLength, { forbidPrefix: k.prefix === 'forbidden' }));
+      return leaf(badBoundedHex(k.maxLength, { forbidPrefix: k.prefix === 'forbidden' }), HEX_CODES);
     case 'address':
-      return leaf(badAddress);
+      return leaf(badAddress, ['bad_address']);
     case 'keyId':
-      return leaf(badKeyId);
+      return leaf(badKeyId, ['bad_key_id']);
     case 'unixSeconds':
       return leaf(badTimestamp);
     case 'integer':
@@ -335,55 +365,55 @@ function fieldSpec(field: AnyWireField): Spec {
     case 'literal':
       return leaf(notOfType([k.value]));
     case 'object':
-      return specOf(k.codec);
+      return specOf(k.message);
     case 'objectOrNull':
-      return { ...(specOf(k.codec) as Extract<Spec, { fields: unknown }>), invalid: notObjectNorNull, nullable: true };
+      return { ...(specOf(k.message) as Extract<Spec, { fields: unknown }>), invalid: notObjectNorNull, nullable: true };
     case 'orNull': {
       const inner = fieldSpec(k.field);
-      return 'leaf' in inner ? leaf(inner.leaf.filter((v) => v !== null)) : { ...inner, invalid: inner.invalid.filter((v) => v !== null) };
+      return 'leaf' in inner ? leaf(inner.leaf.filter((v) => v !== null), inner.codes) : { ...inner, invalid: inner.invalid.filter((v) => v !== null) };
     }
     case 'array':
-      return { items: specOf(k.codec), invalid: badArray(k.minItems, k.maxItems, true) };
+      return { items: specOf(k.message), invalid: badArray(k.minItems, k.maxItems, true) };
     case 'openArray':
       return k.items === undefined ? leaf(badArray(k.minItems, k.maxItems, false)) : { items: specOf(k.items), invalid: badArray(k.minItems, k.maxItems, true) };
   }
 }
 
-/** Which fields a declared message has and what each must refuse; `extra` adds refusals the frame's context makes (a reply count). */
-function specOf<F extends WireFields>(codec: MessageCodec<F>, extra: Record<string, fc.Arbitrary<unknown>> = {}): Spec {
+/** Which fields a message of the table has and what each must refuse; `extra` adds refusals the frame's context makes (a reply count). */
+function specOf(message: WireMessage, extra: Record<string, fc.Arbitrary<unknown>> = {}): Spec {
   const fields: Record<string, Spec> = {};
   const optional = new Set<string>();
-  for (const [name, f] of Object.entries(codec.fields as WireFields)) {
-    if ((f as { optional?: true }).optional === true) optional.add(name);
-    const spec = fieldSpec(f);
+  for (const [name, f] of Object.entries(message.fields)) {
+    if (f.presence === 'optional') optional.add(name);
+    const spec = fieldSpec(f.want);
     const more = extra[name];
-    fields[name] = more === undefined ? spec : 'leaf' in spec ? leaf(fc.oneof(spec.leaf, more)) : { ...spec, invalid: fc.oneof(spec.invalid, more) };
+    fields[name] = more === undefined ? spec : 'leaf' in spec ? leaf(fc.oneof(spec.leaf, more), spec.codes) : { ...spec, invalid: fc.oneof(spec.invalid, more) };
   }
   return { fields, optional, invalid: notObject };
 }
 
-const DESCRIPTOR = specOf(HandleDescriptorMessage);
-const DELEGATION = specOf(DelegationMessage);
-const GRANT = specOf(GrantMessage);
-const REVOCATION = specOf(RevocationMessage);
-const ENCRYPT = specOf(EncryptRequestMessage);
-const REGISTER = specOf(RegisterHandleMessage);
-const ANSWER = specOf(PartialAnswerBody);
-const ERROR_REPLY = specOf(ErrorReplyBody);
-const PARTIAL_REQUEST = specOf(PartialRequestBody);
-const PARTIAL_REPLY_OK = specOf(PartialReplyOkBody);
-const ACL_REVOKE = specOf(AclRevokeBody);
-const ACL_SYNC = specOf(AclSyncBody);
-const ACL_STORED = specOf(AclStoredBody);
-const ACL_PAGE = specOf(AclPageBody);
-const PARTIAL_BATCH_REQUEST = specOf(PartialBatchRequestBody);
+const DESCRIPTOR = specOf(HANDLE_DESCRIPTOR_WIRE);
+const DELEGATION = specOf(DELEGATION_WIRE);
+const GRANT = specOf(GRANT_WIRE);
+const REVOCATION = specOf(REVOCATION_WIRE);
+const ENCRYPT = specOf(ENCRYPT_REQUEST_WIRE);
+const REGISTER = specOf(REGISTER_HANDLE_WIRE);
+const ANSWER = specOf(PARTIAL_ANSWER_WIRE);
+const ERROR_REPLY = specOf(ERROR_REPLY_WIRE);
+const PARTIAL_REQUEST = specOf(PARTIAL_REQUEST_WIRE);
+const PARTIAL_REPLY_OK = specOf(PARTIAL_REPLY_OK_WIRE);
+const ACL_REVOKE = specOf(ACL_REVOKE_WIRE);
+const ACL_SYNC = specOf(ACL_SYNC_WIRE);
+const ACL_STORED = specOf(ACL_STORED_WIRE);
+const ACL_PAGE = specOf(ACL_PAGE_WIRE);
+const PARTIAL_BATCH_REQUEST = specOf(PARTIAL_BATCH_REQUEST_WIRE);
 // Replies are checked against the number of requests the batch held: two, in these tests.
-const PARTIAL_BATCH_REPLY_OK = specOf(PartialBatchReplyOkBody, { replies: fc.constantFrom([], [null], [1, 2, 3]) });
-const KEYS_REQUEST = specOf(KeysRequestBody);
-const KEYS_REPLY = specOf(KeysReplyOkBody);
+const PARTIAL_BATCH_REPLY_OK = specOf(PARTIAL_BATCH_REPLY_OK_WIRE, { replies: fc.constantFrom([], [null], [1, 2, 3]) });
+const KEYS_REQUEST = specOf(KEYS_REQUEST_WIRE);
+const KEYS_REPLY = specOf(KEYS_REPLY_OK_WIRE);
 
 type Path = (string | number)[];
-type Site = { kind: 'replace'; path: Path; arb: fc.Arbitrary<unknown> } | { kind: 'missing'; path: Path; field: string } | { kind: 'extra'; path: Path; known: string[] };
+type Site = { kind: 'replace'; path: Path; arb: fc.Arbitrary<unknown>; codes: readonly ErrorCode[] } | { kind: 'missing'; path: Path; field: string } | { kind: 'extra'; path: Path; known: string[] };
 
 /** Every place one mutation can go, given the concrete valid JSON (a null grant has no fields to mutate). */
 function sites(spec: Spec, value: unknown, path: Path = []): Site[] {
@@ -392,7 +422,7 @@ function sites(spec: Spec, value: unknown, path: Path = []): Site[] {
   if ('items' in spec) {
     if (Array.isArray(value) && value.length > 0) {
       const s = spec.items;
-      if (!('leaf' in s)) out.push({ kind: 'replace', path: [...path, 0], arb: s.invalid }, ...sites(s, value[0], [...path, 0]));
+      if (!('leaf' in s)) out.push({ kind: 'replace', path: [...path, 0], arb: s.invalid, codes: ['bad_request'] }, ...sites(s, value[0], [...path, 0]));
     }
     return out;
   }
@@ -403,7 +433,7 @@ function sites(spec: Spec, value: unknown, path: Path = []): Site[] {
     // An optional field may be left out; when it is, replacing it adds it with a value it must refuse.
     if (!spec.optional.has(f)) out.push({ kind: 'missing', path, field: f });
     const child = spec.fields[f]!;
-    out.push({ kind: 'replace', path: [...path, f], arb: 'leaf' in child ? child.leaf : child.invalid });
+    out.push({ kind: 'replace', path: [...path, f], arb: 'leaf' in child ? child.leaf : child.invalid, codes: 'leaf' in child ? child.codes : ['bad_request'] });
     out.push(...sites(child, (value as Record<string, unknown>)[f], [...path, f]));
   }
   return out;
@@ -420,7 +450,7 @@ function at(root: unknown, path: Path): Record<string, unknown> {
 }
 
 /** A mutated deep copy of `json` and a description of the mutation. */
-function mutations(spec: Spec, json: unknown): fc.Arbitrary<{ mutated: unknown; what: string }> {
+function mutations(spec: Spec, json: unknown): fc.Arbitrary<{ mutated: unknown; what: string; codes: readonly ErrorCode[] }> {
   const all = sites(spec, json);
   return fc.constantFrom(...all).chain((site) => {
     const copy = (): unknown => JSON.parse(JSON.stringify(json));
@@ -429,20 +459,20 @@ function mutations(spec: Spec, json: unknown): fc.Arbitrary<{ mutated: unknown; 
         return fc.constant(null).map(() => {
           const c = copy();
           delete at(c, site.path)[site.field];
-          return { mutated: c, what: `missing ${[...site.path, site.field].join('.')}` };
+          return { mutated: c, what: `missing ${[...site.path, site.field].join('.')}`, codes: ['bad_request'] };
         });
       case 'extra':
         return fc.tuple(fc.oneof(fc.string(), fc.constantFrom('__proto__', 'constructor', 'toString', 'V', ' ')).filter((k) => !site.known.includes(k)), fc.jsonValue({ maxDepth: 2 })).map(([k, v]) => {
           const c = copy();
           setOwn(at(c, site.path), k, v);
-          return { mutated: c, what: `extra ${[...site.path, k].join('.')} = ${safeStringify(v)}` };
+          return { mutated: c, what: `extra ${[...site.path, k].join('.')} = ${safeStringify(v)}`, codes: ['bad_request'] };
         });
       case 'replace':
         return site.arb.map((v) => {
           const c = copy();
           const parentPath = site.path.slice(0, -1);
           setOwn(at(c, parentPath), site.path[site.path.length - 1]!, v);
-          return { mutated: c, what: `${site.path.join('.')} = ${safeStringify(v)}` };
+          return { mutated: c, what: `${site.path.join('.')} = ${safeStringify(v)}`, codes: site.codes };
         });
     }
   });
@@ -456,7 +486,7 @@ function assertMutationsRejected<T>(base: fc.Arbitrary<T>, toJson: (x: T) => unk
         const json = JSON.parse(JSON.stringify(toJson(x))) as unknown;
         return mutations(spec, json);
       }),
-      ({ mutated, what }) => rejectedTyped(() => decode(mutated), what),
+      ({ mutated, what, codes }) => rejectedTyped(() => decode(mutated), what, codes),
     ),
     { numRuns },
   );
@@ -509,9 +539,104 @@ function assertLeafFuzzTyped<T>(base: fc.Arbitrary<T>, toJson: (x: T) => unknown
 const viaBytes = (decode: (b: Uint8Array) => unknown) => (json: unknown) => decode(frame(json));
 
 // ---------------------------------------------------------------------------------------
+// Declarations against the table: the same fields in the same order, the same presence, the
+// same kinds with the same bounds, nested messages compared in full.
+
+type Shape = [name: string, presence: string, kind: unknown][];
+/** What a declaration is, as far as the table speaks of it. */
+type Declaration = { readonly fields: WireFields };
+
+function declaredShape(codec: Declaration): Shape {
+  return Object.entries(codec.fields).map(([name, f]) => {
+    const flags = f as { optional?: true; implied?: true };
+    return [name, flags.implied === true ? 'implied' : flags.optional === true ? 'optional' : 'required', declaredKind(f.kind)];
+  });
+}
+
+function declaredKind(k: WireFieldKind): unknown {
+  switch (k.kind) {
+    case 'object':
+    case 'objectOrNull':
+      return { kind: k.kind, message: declaredShape(k.codec) };
+    case 'orNull':
+      return { kind: k.kind, field: declaredKind(k.field.kind) };
+    case 'array':
+      return { kind: k.kind, minItems: k.minItems, maxItems: k.maxItems, message: declaredShape(k.codec) };
+    case 'openArray':
+      return { kind: k.kind, minItems: k.minItems, maxItems: k.maxItems, items: k.items === undefined ? undefined : declaredShape(k.items) };
+    case 'enum':
+      return { kind: k.kind, values: [...k.values].sort() };
+    default:
+      return { ...k };
+  }
+}
+
+function tableShape(message: WireMessage): Shape {
+  return Object.entries(message.fields).map(([name, f]) => [name, f.presence, tableKind(f.want)]);
+}
+
+function tableKind(k: WireKind): unknown {
+  switch (k.kind) {
+    case 'object':
+    case 'objectOrNull':
+      return { kind: k.kind, message: tableShape(k.message) };
+    case 'orNull':
+      return { kind: k.kind, field: tableKind(k.field) };
+    case 'array':
+      return { kind: k.kind, minItems: k.minItems, maxItems: k.maxItems, message: tableShape(k.message) };
+    case 'openArray':
+      return { kind: k.kind, minItems: k.minItems, maxItems: k.maxItems, items: k.items === undefined ? undefined : tableShape(k.items) };
+    case 'enum':
+      return { kind: k.kind, values: [...k.values].sort() };
+    default:
+      return { ...k };
+  }
+}
+
+const DECLARED: [name: string, codec: Declaration, table: WireMessage][] = [
+  ['HandleDescriptorMessage', HandleDescriptorMessage, HANDLE_DESCRIPTOR_WIRE],
+  ['DelegationMessage', DelegationMessage, DELEGATION_WIRE],
+  ['GrantMessage', GrantMessage, GRANT_WIRE],
+  ['RevocationMessage', RevocationMessage, REVOCATION_WIRE],
+  ['EncryptRequestMessage', EncryptRequestMessage, ENCRYPT_REQUEST_WIRE],
+  ['RegisterHandleMessage', RegisterHandleMessage, REGISTER_HANDLE_WIRE],
+  ['WireErrorBody', WireErrorBody, WIRE_ERROR_WIRE],
+  ['ErrorReplyBody', ErrorReplyBody, ERROR_REPLY_WIRE],
+  ['PartialRequestBody', PartialRequestBody, PARTIAL_REQUEST_WIRE],
+  ['PartialBatchRequestBody', PartialBatchRequestBody, PARTIAL_BATCH_REQUEST_WIRE],
+  ['PartialAnswerBody', PartialAnswerBody, PARTIAL_ANSWER_WIRE],
+  ['PartialReplyOkBody', PartialReplyOkBody, PARTIAL_REPLY_OK_WIRE],
+  ['PartialBatchReplyOkBody', PartialBatchReplyOkBody, PARTIAL_BATCH_REPLY_OK_WIRE],
+  ['RevocationEnvelopeBody', RevocationEnvelopeBody, REVOCATION_ENVELOPE_WIRE],
+  ['AclRevokeBody', AclRevokeBody, ACL_REVOKE_WIRE],
+  ['AclSyncBody', AclSyncBody, ACL_SYNC_WIRE],
+  ['AclStoredBody', AclStoredBody, ACL_STORED_WIRE],
+  ['AclPageBody', AclPageBody, ACL_PAGE_WIRE],
+  ['KeysRequestBody', KeysRequestBody, KEYS_REQUEST_WIRE],
+  ['KeysReplyOkBody', KeysReplyOkBody, KEYS_REPLY_OK_WIRE],
+];
+
+// ---------------------------------------------------------------------------------------
 
 describe('authz messages and node frames (property)', function () {
   this.timeout(60_000);
+
+  describe('declarations against the hand-written table (test/support/wire-table.ts)', () => {
+    for (const [name, codec, table] of DECLARED) {
+      it(`${name} is exactly the ${table.name} of the table: fields, order, presence, kinds and bounds`, () => {
+        assert.deepStrictEqual(declaredShape(codec), tableShape(table), `${name} differs from the table`);
+      });
+    }
+
+    it('every message declaration of core/messages.ts and core/node-messages.ts has its table entry', () => {
+      const isCodec = (v: unknown): boolean =>
+        typeof v === 'object' && v !== null && typeof (v as { decode?: unknown }).decode === 'function' && typeof (v as { fields?: unknown }).fields === 'object';
+      const exported = [...Object.entries(signedDeclarations), ...Object.entries(nodeDeclarations)].filter(([, v]) => isCodec(v));
+      assert.ok(exported.length >= DECLARED.length);
+      const covered = new Set<unknown>(DECLARED.map(([, codec]) => codec));
+      for (const [name, codec] of exported) assert.ok(covered.has(codec), `${name} has no entry in the table`);
+    });
+  });
 
   const jsonParsers: { name: string; parse: (v: unknown) => unknown; arb: fc.Arbitrary<any>; toJson: (x: any) => unknown; spec: Spec }[] = [
     { name: 'parseDelegation', parse: parseDelegation, arb: delegationArb, toJson: delegationToJson, spec: DELEGATION },
