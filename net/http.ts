@@ -12,8 +12,7 @@ import { compileRequestValidator, createRequestValidator, type RequestSchema } f
 /**
  * The HTTP server of the gateway API and of the node's health/admin listeners: fastify over a
  * node:http (or https) server whose connection gate, timeouts and one-request-per-socket queue
- * act before fastify sees a request. Routes are exact paths, "{name}" segment patterns, or
- * (legacy) a prefix ending with "/" that matches one more segment. A route's body and path
+ * act before fastify sees a request. Routes are exact paths or "{name}" segment patterns. A route's body and path
  * parameters are checked by its compiled schema (no coercion, no removal: a stray field is a
  * 400); a declared body must be sent as JSON (415 otherwise). Bodies are read under the byte
  * budget, before any of it is parsed; every error
@@ -123,11 +122,6 @@ async function readJsonBody(req: IncomingMessage, maxBytes: number, guard?: Body
 
 /** Returns the path parameters when `pathname` matches the route's path, else undefined. */
 export function matchPath(pattern: string, pathname: string): Record<string, string> | undefined {
-  if (pattern.endsWith('/')) {
-    if (!pathname.startsWith(pattern)) return undefined;
-    const rest = pathname.slice(pattern.length);
-    return rest.length > 0 && !rest.includes('/') ? {} : undefined;
-  }
   if (!pattern.includes('{')) return pattern === pathname ? {} : undefined;
   const want = pattern.split('/');
   const got = pathname.split('/');
@@ -150,9 +144,8 @@ export function matchPath(pattern: string, pathname: string): Record<string, str
   return params;
 }
 
-/** The route's path in the router's syntax: "{name}" → ":name"; a legacy prefix "/a/" → "/a/:rest". */
+/** The route's path in the router's syntax: "{name}" → ":name". */
 export function routerPath(path: string): string {
-  if (path.endsWith('/') && path.length > 1) return `${path}:rest`;
   return path.replace(/\{([^}/]+)\}/g, ':$1');
 }
 
@@ -164,12 +157,8 @@ export function routerPath(path: string): string {
 export function literalSegmentsMatch(pattern: string, rawPath: string): boolean {
   const want = pattern.split('/');
   const got = rawPath.split('/');
-  const rest = want[want.length - 1] === ':rest';
-  if (rest ? got.length < want.length : got.length !== want.length) return false;
-  return want.every((segment, i) => {
-    if (rest && i === want.length - 1) return true;
-    return segment.startsWith(':') ? got[i] !== '' : got[i] === segment;
-  });
+  if (got.length !== want.length) return false;
+  return want.every((segment, i) => (segment.startsWith(':') ? got[i] !== '' : got[i] === segment));
 }
 
 /** A base path in canonical form: "" for the root, else "/a/b" (leading slash, no trailing one). */
@@ -498,8 +487,7 @@ export async function buildHttpApp(routes: Route[], log: Logger, name: string, o
         },
         handler: async (request, reply) => {
           const url = new URL(`http://localhost${prefix === '' ? request.url : request.url.slice(prefix.length)}`);
-          // A legacy prefix route reads its segment from the URL; its router parameter is not the handler's.
-          const params = route.path.endsWith('/') ? {} : (request.params as Record<string, string>);
+          const params = request.params as Record<string, string>;
           return send(reply, await route.handler(request.raw, url, request.body, params));
         },
       });

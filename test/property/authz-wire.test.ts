@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import * as signedDeclarations from '../../core/messages.ts';
 import * as nodeDeclarations from '../../core/node-messages.ts';
-import type { MessageCodec, WireFieldKind, WireFields } from '../../core/schema.ts';
+import type { WireFieldKind, WireFields } from '../../core/schema.ts';
 import {
   AclPageBody,
   AclRevokeBody,
