@@ -391,8 +391,7 @@ export async function buildHttpApp(routes: Route[], log: Logger, name: string, o
     if (request.is404) return undefined;
     const req = request.raw;
     const type = req.headers['content-type'];
-    // A route that declares its body takes JSON only; the node's undeclared admin bodies are read as JSON whatever their type, as they always were.
-    if (request.routeOptions.schema?.body !== undefined && (type === undefined || !JSON_TYPE.test(type))) {
+    if (type === undefined || !JSON_TYPE.test(type)) {
       throw new TkmsError('unsupported_media_type', 'request bodies must be application/json');
     }
     const exchange = EXCHANGES.get(req);

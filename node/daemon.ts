@@ -4,6 +4,7 @@ import type { Libp2p } from 'libp2p';
 import {
   ACL_PROTOCOL,
   assertKeyId,
+  keyIdField,
   decodeKeysRequest,
   encodeKeysReply,
   isTkmsError,
@@ -21,6 +22,8 @@ import { DkgWithdrawals } from './dkg-withdrawals.ts';
 import { DkgRunner } from './dkg-runner.ts';
 import { DKG_PROTOCOL, MAX_DKG_FRAME_BYTES } from './dkg-wire.ts';
 import { closeServer, startHttpServer, type Route } from '../net/http.ts';
+import { explainWith } from '../net/http-validation.ts';
+import { Type } from 'typebox';
 import { dkgIdentity, loadIdentityFile, type NodeIdentity } from './identity.ts';
 import { ServiceRunner, type Service } from '../runtime/lifecycle.ts';
 import { Keystore, type StoredKey } from './keystore.ts';
@@ -106,18 +109,17 @@ function metricsRoute(metrics: NodeMetrics): Route {
   };
 }
 
+const proposedKeyId = keyIdField({ description: 'the key id of the DKG to start' });
+/** The operator's `POST /admin/dkg` body: `{ "keyId": "…" }`, nothing else. */
+const DKG_PROPOSAL_BODY = Type.Object({ keyId: explainWith(proposedKeyId.schema, proposedKeyId.explain) }, { additionalProperties: false });
+
 function adminRoutes(runner: DkgRunner): Route[] {
   return [
     {
       method: 'POST',
       path: '/admin/dkg',
-      handler: (_req, _url, body) => {
-        if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new TkmsError('bad_request', 'body must be {"keyId": "..."}');
-        const { keyId, ...rest } = body as Record<string, unknown>;
-        if (Object.keys(rest).length > 0) throw new TkmsError('bad_request', `unknown field "${Object.keys(rest)[0]}"`);
-        assertKeyId(keyId);
-        return { status: 202, json: runner.propose(keyId) };
-      },
+      schema: { body: DKG_PROPOSAL_BODY },
+      handler: (_req, _url, body) => ({ status: 202, json: runner.propose((body as { keyId: string }).keyId) }),
     },
     {
       method: 'GET',

@@ -107,9 +107,16 @@ describe('node daemon: DKG over libp2p with 5 real processes (t = 3)', function 
     const out = await runTkms(['dkg', 'start', '--key', 'alpha', '--admin', cluster!.node(4).adminUrl], { timeoutMs: 30_000 });
     assert.notEqual(out.code, 0);
     assert.match(out.stderr, /already exists/);
-    const bad = await getJson(`${cluster!.node(2).adminUrl}/admin/dkg`, { method: 'POST', body: JSON.stringify({ keyId: '../etc' }) });
+    const bad = await getJson(`${cluster!.node(2).adminUrl}/admin/dkg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ keyId: '../etc' }) });
     assert.equal(bad.status, 400);
     assert.equal(bad.json.error.code, 'bad_key_id');
+    const extra = await getJson(`${cluster!.node(2).adminUrl}/admin/dkg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ keyId: 'beta', t: 1 }) });
+    assert.equal(extra.status, 400);
+    assert.equal(extra.json.error.code, 'bad_request');
+    // The admin API takes JSON only, like the gateway's.
+    const text = await getJson(`${cluster!.node(2).adminUrl}/admin/dkg`, { method: 'POST', body: JSON.stringify({ keyId: 'beta' }) });
+    assert.equal(text.status, 415);
+    assert.equal(text.json.error.code, 'unsupported_media_type');
   });
 
   it('after kill -9 and restart a node loads its share and reports the same public key', async () => {

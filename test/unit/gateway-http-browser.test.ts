@@ -121,12 +121,15 @@ describe('gateway HTTP for browsers: CORS, base path, protocol errors', () => {
     }
   });
 
-  it('a route without a declared body (the node\'s admin API) still reads its body as JSON whatever its type', async () => {
+  it('every body is JSON only, on routes without a declared body schema too (415 otherwise)', async () => {
     const echo = await buildHttpApp([{ method: 'POST', path: '/admin/echo', handler: (_req, _url, body) => ({ status: 200, json: { body } }) }], createLogger('silent'), 'test');
     try {
-      const r = await echo.inject({ method: 'POST', url: '/admin/echo', payload: '{"keyId":"a"}', headers: { 'content-type': 'text/plain;charset=UTF-8' } });
-      assert.equal(r.statusCode, 200);
-      assert.deepEqual(JSON.parse(r.body), { body: { keyId: 'a' } });
+      const text = await echo.inject({ method: 'POST', url: '/admin/echo', payload: '{"keyId":"a"}', headers: { 'content-type': 'text/plain;charset=UTF-8' } });
+      assert.equal(text.statusCode, 415);
+      assert.equal(JSON.parse(text.body).error.code, 'unsupported_media_type');
+      const json = await echo.inject({ method: 'POST', url: '/admin/echo', payload: '{"keyId":"a"}', headers: { 'content-type': 'application/json' } });
+      assert.equal(json.statusCode, 200);
+      assert.deepEqual(JSON.parse(json.body), { body: { keyId: 'a' } });
     } finally {
       await echo.close();
     }
