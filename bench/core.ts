@@ -23,7 +23,7 @@ import {
   signTypedData,
   splitSecret,
   tkmsDomain,
-  DELEGATION_STRUCT,
+  DelegationMessage,
   verifyDleq,
   type CurveBackend,
 } from '../core/index.ts';
@@ -65,7 +65,7 @@ export async function benchCore(opts: { minMs: number }): Promise<Measurement[]>
     requestId: new Uint8Array(16).fill(3),
   };
   const domain = tkmsDomain({ committeeId: 'bench' });
-  const signature = signTypedData(accountKey, domain, DELEGATION_STRUCT, message);
+  const signature = signTypedData(accountKey, domain, DelegationMessage.struct, message);
 
   const rows: Measurement[] = [];
   const m = async (name: string, fn: () => unknown) => rows.push(await measure(name, fn, { minMs: opts.minMs }));
@@ -78,7 +78,7 @@ export async function benchCore(opts: { minMs: number }): Promise<Measurement[]>
     await m(`${tag} partial with DLEQ proof`, () => computeProvenPartial(ctx, share.value, Y, K));
     await m(`${tag} DLEQ verify`, () => verifyDleq(ctx, Y, K, proven.partial, decodeDleqProof(encodeDleqProof(proven.proof))));
     // The raw recovery: recoverTypedDataSigner would answer repeats of one signature from its cache.
-    const digest = hashTypedData(domain, DELEGATION_STRUCT, message);
+    const digest = hashTypedData(domain, DelegationMessage.struct, message);
     const v = signature[64] === 27 ? 0 : 1;
     await m(`${tag} ECDSA public-key recovery (EIP-712 signer)`, () => curveBackend().recoverPublicKey(digest, signature.subarray(0, 64), v));
     await m(`${tag} ECIES encrypt 1 KiB`, () => eciesEncrypt(pk, plaintext));

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateAccount, TkmsClient } from '../client/index.ts';
-import { delegationToJson, decodeHandle, decodeHex, generateRsaKeyPair, newRequestId, signDelegation } from '../core/index.ts';
+import { DelegationMessage, decodeHandle, decodeHex, generateRsaKeyPair, newRequestId, signDelegation } from '../core/index.ts';
 import { Devnet } from '../deploy/devnet.ts';
 
 /**
@@ -111,7 +111,7 @@ export async function benchEndToEnd(opts: E2eOptions): Promise<E2eResult> {
         requestId: newRequestId(),
       }, devnet.deployment);
       const started = performance.now();
-      await client.http.request('POST', `/v1/handles/${info.handle}/delegate`, { delegation: delegationToJson(d) });
+      await client.http.request('POST', `/v1/handles/${info.handle}/delegate`, { delegation: DelegationMessage.encode(d) });
       delegate.push(performance.now() - started);
     }
     const decrypt: number[] = [];

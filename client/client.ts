@@ -8,25 +8,20 @@ import {
   decodeHex,
   decodePoint,
   decryptWithSharedSecretX,
-  delegationToJson,
+  DelegationMessage,
   deriveHandle,
   encodeBase64,
   encodeHex,
-  encryptRequestToJson,
+  EncryptRequestMessage,
   equalBytes,
   generateRsaKeyPair,
-  grantToJson,
+  GrantMessage,
   isTkmsError,
   newRequestId,
   parsePartialAnswer,
-  registerHandleToJson,
-  revocationToJson,
+  RegisterHandleMessage,
+  RevocationMessage,
   sealToHandle,
-  DELEGATION_STRUCT,
-  ENCRYPT_STRUCT,
-  GRANT_STRUCT,
-  REGISTER_STRUCT,
-  REVOCATION_STRUCT,
   TkmsError,
   type Delegation,
   type Deployment,
@@ -305,14 +300,14 @@ export class TkmsClient {
   /** The gateway encrypts (it sees the plaintext); the owner's signature binds the plaintext hash. */
   async encrypt(plaintext: Uint8Array, opts: { keyId: string }): Promise<HandleInfo> {
     const deployment = await this.deploymentOf({ keyId: opts.keyId });
-    const request = await this.sign<EncryptRequest>(ENCRYPT_STRUCT, {
+    const request = await this.sign<EncryptRequest>(EncryptRequestMessage.struct, {
       keyId: opts.keyId,
       owner: this.signer.addressBytes,
       plaintextHash: sha256(plaintext),
       ...this.window(),
       requestId: newRequestId(),
     }, deployment);
-    const { json } = await this.http.request<HandleInfo>('POST', '/v1/encrypt', { request: encryptRequestToJson(request), plaintext: encodeBase64(plaintext) });
+    const { json } = await this.http.request<HandleInfo>('POST', '/v1/encrypt', { request: EncryptRequestMessage.encode(request), plaintext: encodeBase64(plaintext) });
     this.handleKeys.set(json.handle, opts.keyId);
     return json;
   }
@@ -326,9 +321,9 @@ export class TkmsClient {
     const owner = this.signer.addressBytes;
     const sealed = await sealToHandle({ publicKey: key.publicKey, keyId: opts.keyId, owner, plaintext });
     const handle = sealed.handle;
-    const registration = await this.sign<RegisterHandle>(REGISTER_STRUCT, { handle, keyId: opts.keyId, owner }, { committeeId: key.committeeId });
+    const registration = await this.sign<RegisterHandle>(RegisterHandleMessage.struct, { handle, keyId: opts.keyId, owner }, { committeeId: key.committeeId });
     const { json } = await this.http.request<HandleInfo>('POST', '/v1/handles', {
-      registration: registerHandleToJson(registration),
+      registration: RegisterHandleMessage.encode(registration),
       K: encodeHex(sealed.K),
       nonce: encodeHex(sealed.nonce),
       ciphertext: encodeBase64(sealed.ciphertext),
@@ -342,19 +337,19 @@ export class TkmsClient {
   async grant(handle: string, grantee: string, opts: { validForSeconds?: number } = {}): Promise<{ stored: boolean }> {
     const deployment = await this.deploymentOf({ handle });
     const now = Math.floor(Date.now() / 1000);
-    const grant = await this.sign<Grant>(GRANT_STRUCT, {
+    const grant = await this.sign<Grant>(GrantMessage.struct, {
       handle: decodeHandle(handle),
       grantee: decodeAddress(grantee, 'grantee'),
       notAfter: now + (opts.validForSeconds ?? 30 * 24 * 3600),
       issuedAt: now,
     }, deployment);
-    const { json } = await this.http.request<{ stored: boolean }>('POST', `/v1/handles/${encodeHex(grant.handle)}/grants`, grantToJson(grant));
+    const { json } = await this.http.request<{ stored: boolean }>('POST', `/v1/handles/${encodeHex(grant.handle)}/grants`, GrantMessage.encode(grant));
     return { stored: json.stored };
   }
 
   async revoke(handle: string, grantee: string): Promise<RevokeResult> {
     const deployment = await this.deploymentOf({ handle });
-    const revocation = await this.sign<Revocation>(REVOCATION_STRUCT, {
+    const revocation = await this.sign<Revocation>(RevocationMessage.struct, {
       handle: decodeHandle(handle),
       grantee: decodeAddress(grantee, 'grantee'),
       revokedAt: Math.floor(Date.now() / 1000),
@@ -362,7 +357,7 @@ export class TkmsClient {
     const { json } = await this.http.request<RevokeResult>(
       'DELETE',
       `/v1/handles/${encodeHex(revocation.handle)}/grants/${encodeHex(revocation.grantee)}`,
-      revocationToJson(revocation),
+      RevocationMessage.encode(revocation),
     );
     return { acknowledgedBy: json.acknowledgedBy, needed: json.needed, effective: json.effective };
   }
@@ -397,7 +392,7 @@ export class TkmsClient {
     const rejected: RejectedPartial[] = [];
     const failures: DecryptResult['failures'] = [];
     for (let attempt = 1; ; attempt++) {
-      const delegation = await this.sign<Delegation>(DELEGATION_STRUCT, {
+      const delegation = await this.sign<Delegation>(DelegationMessage.struct, {
         handle: handleBytes,
         keyId,
         requester: this.signer.addressBytes,
@@ -406,7 +401,7 @@ export class TkmsClient {
         requestId: newRequestId(),
       }, { committeeId: key.committeeId });
       const { json } = await this.http.request<Record<string, unknown>>('POST', `/v1/handles/${handle}/delegate`, {
-        delegation: delegationToJson(delegation),
+        delegation: DelegationMessage.encode(delegation),
         ...(exclude.size > 0 ? { exclude: [...exclude].sort((a, b) => a - b) } : {}),
       });
       const K = decodeHex(json.K, { name: 'K', length: 33 });

@@ -14,12 +14,6 @@ import {
   HandleDescriptorMessage,
   RegisterHandleMessage,
   RevocationMessage,
-  type DelegationJson,
-  type EncryptRequestJson,
-  type GrantJson,
-  type HandleDescriptorJson,
-  type RegisterHandleJson,
-  type RevocationJson,
 } from './messages.ts';
 import type { DecodedFields } from './schema.ts';
 import { verifyEphemeralKeyProof } from './sealed-handle.ts';
@@ -77,11 +71,6 @@ export const DEFAULT_CLOCK_SKEW_SECONDS = 30;
  */
 export const DEFAULT_MAX_GRANT_LIFETIME_SECONDS = 90 * 86_400;
 
-export const DELEGATION_STRUCT: Eip712Struct = DelegationMessage.struct;
-export const GRANT_STRUCT: Eip712Struct = GrantMessage.struct;
-export const REVOCATION_STRUCT: Eip712Struct = RevocationMessage.struct;
-export const ENCRYPT_STRUCT: Eip712Struct = EncryptRequestMessage.struct;
-export const REGISTER_STRUCT: Eip712Struct = RegisterHandleMessage.struct;
 
 // ---------------------------------------------------------------------------------------
 // Message types (decoded: bytes) and their JSON wire forms, all from core/messages.ts.
@@ -98,18 +87,6 @@ export type UnsignedEncryptRequest = Omit<EncryptRequest, 'signature'>;
 export type RegisterHandle = DecodedFields<typeof RegisterHandleMessage.fields>;
 export type UnsignedRegisterHandle = Omit<RegisterHandle, 'signature'>;
 
-export const parseHandleDescriptor = (value: unknown): HandleDescriptor => HandleDescriptorMessage.decode(value);
-export const handleDescriptorToJson = (d: HandleDescriptor): HandleDescriptorJson => HandleDescriptorMessage.encode(d);
-export const parseDelegation = (value: unknown): Delegation => DelegationMessage.decode(value);
-export const delegationToJson = (d: Delegation): DelegationJson => DelegationMessage.encode(d);
-export const parseGrant = (value: unknown): Grant => GrantMessage.decode(value);
-export const grantToJson = (g: Grant): GrantJson => GrantMessage.encode(g);
-export const parseRevocation = (value: unknown): Revocation => RevocationMessage.decode(value);
-export const revocationToJson = (r: Revocation): RevocationJson => RevocationMessage.encode(r);
-export const parseEncryptRequest = (value: unknown): EncryptRequest => EncryptRequestMessage.decode(value);
-export const encryptRequestToJson = (r: EncryptRequest): EncryptRequestJson => EncryptRequestMessage.encode(r);
-export const parseRegisterHandle = (value: unknown): RegisterHandle => RegisterHandleMessage.decode(value);
-export const registerHandleToJson = (r: RegisterHandle): RegisterHandleJson => RegisterHandleMessage.encode(r);
 
 // ---------------------------------------------------------------------------------------
 // Signing (client side) and signer recovery.
@@ -125,19 +102,19 @@ const encryptMessage = EncryptRequestMessage.typedData;
 const registerMessage = RegisterHandleMessage.typedData;
 
 export function signDelegation(secretKey: Uint8Array, d: UnsignedDelegation, deployment: Deployment): Delegation {
-  return { ...d, signature: signTypedData(secretKey, tkmsDomain(deployment), DELEGATION_STRUCT, delegationMessage(d)) };
+  return { ...d, signature: signTypedData(secretKey, tkmsDomain(deployment), DelegationMessage.struct, delegationMessage(d)) };
 }
 export function signGrant(secretKey: Uint8Array, g: UnsignedGrant, deployment: Deployment): Grant {
-  return { ...g, signature: signTypedData(secretKey, tkmsDomain(deployment), GRANT_STRUCT, grantMessage(g)) };
+  return { ...g, signature: signTypedData(secretKey, tkmsDomain(deployment), GrantMessage.struct, grantMessage(g)) };
 }
 export function signRevocation(secretKey: Uint8Array, r: UnsignedRevocation, deployment: Deployment): Revocation {
-  return { ...r, signature: signTypedData(secretKey, tkmsDomain(deployment), REVOCATION_STRUCT, revocationMessage(r)) };
+  return { ...r, signature: signTypedData(secretKey, tkmsDomain(deployment), RevocationMessage.struct, revocationMessage(r)) };
 }
 export function signEncryptRequest(secretKey: Uint8Array, r: UnsignedEncryptRequest, deployment: Deployment): EncryptRequest {
-  return { ...r, signature: signTypedData(secretKey, tkmsDomain(deployment), ENCRYPT_STRUCT, encryptMessage(r)) };
+  return { ...r, signature: signTypedData(secretKey, tkmsDomain(deployment), EncryptRequestMessage.struct, encryptMessage(r)) };
 }
 export function signRegisterHandle(secretKey: Uint8Array, r: UnsignedRegisterHandle, deployment: Deployment): RegisterHandle {
-  return { ...r, signature: signTypedData(secretKey, tkmsDomain(deployment), REGISTER_STRUCT, registerMessage(r)) };
+  return { ...r, signature: signTypedData(secretKey, tkmsDomain(deployment), RegisterHandleMessage.struct, registerMessage(r)) };
 }
 
 function requireSigner(struct: Eip712Struct, message: Message, signature: Uint8Array, expected: Uint8Array, what: string, deployment: Deployment): void {
@@ -201,13 +178,13 @@ export function verifyRegisterHandle(r: RegisterHandle, descriptor: HandleDescri
   if (r.keyId !== descriptor.keyId || !equalBytes(r.owner, descriptor.owner)) throw new TkmsError('unauthorized', 'registration does not match the handle');
   checkHandleCommitment(r.handle, descriptor);
   checkKBinding(descriptor);
-  requireSigner(REGISTER_STRUCT, registerMessage(r), r.signature, r.owner, 'handle registration', deployment);
+  requireSigner(RegisterHandleMessage.struct, registerMessage(r), r.signature, r.owner, 'handle registration', deployment);
 }
 
 export function verifyEncryptRequest(r: EncryptRequest, plaintext: Uint8Array, time: TimeOptions, deployment: Deployment): void {
   checkValidityWindow(r.notBefore, r.notAfter, time, 'encrypt request');
   if (!equalBytes(sha256(plaintext), r.plaintextHash)) throw new TkmsError('unauthorized', 'plaintextHash does not match the plaintext');
-  requireSigner(ENCRYPT_STRUCT, encryptMessage(r), r.signature, r.owner, 'encrypt request', deployment);
+  requireSigner(EncryptRequestMessage.struct, encryptMessage(r), r.signature, r.owner, 'encrypt request', deployment);
 }
 
 /** The owner of the described handle, a handle whose K proof holds, signed this revocation. */
@@ -215,13 +192,13 @@ export function verifyRevocation(r: Revocation, descriptor: HandleDescriptor, de
   checkHandleCommitment(r.handle, descriptor);
   // Without a valid K proof the handle can be invented for free, and so can revocations to hold.
   checkKBinding(descriptor, r.handle);
-  requireSigner(REVOCATION_STRUCT, revocationMessage(r), r.signature, descriptor.owner, 'revocation', deployment);
+  requireSigner(RevocationMessage.struct, revocationMessage(r), r.signature, descriptor.owner, 'revocation', deployment);
 }
 
 /** The owner of the described handle signed this grant (validity in time is checked at use). */
 export function verifyGrant(g: Grant, descriptor: HandleDescriptor, deployment: Deployment): void {
   checkHandleCommitment(g.handle, descriptor);
-  requireSigner(GRANT_STRUCT, grantMessage(g), g.signature, descriptor.owner, 'grant', deployment);
+  requireSigner(GrantMessage.struct, grantMessage(g), g.signature, descriptor.owner, 'grant', deployment);
 }
 
 /**
@@ -275,7 +252,7 @@ export function authorizeDelegation(check: DelegationCheck): AuthorizedDelegatio
   checkValidityWindow(d.notBefore, d.notAfter, check, 'delegation request');
   if (d.keyId !== descriptor.keyId) throw new TkmsError('unauthorized', `delegation names key ${d.keyId} but the handle belongs to key ${descriptor.keyId}`);
   checkHandleCommitment(d.handle, descriptor);
-  requireSigner(DELEGATION_STRUCT, delegationMessage(d), d.signature, d.requester, 'delegation request', check.deployment);
+  requireSigner(DelegationMessage.struct, delegationMessage(d), d.signature, d.requester, 'delegation request', check.deployment);
   check.onRequester?.(d.requester);
   // checkHandleCommitment validated K as a point on the curve.
   const K = descriptor.K;
@@ -286,7 +263,7 @@ export function authorizeDelegation(check: DelegationCheck): AuthorizedDelegatio
   if (g === undefined) throw new TkmsError('unauthorized', `${address(d.requester)} holds no grant for this handle`);
   if (!equalBytes(g.handle, d.handle)) throw new TkmsError('unauthorized', 'the grant is for another handle');
   if (!equalBytes(g.grantee, d.requester)) throw new TkmsError('unauthorized', `the grant is for ${address(g.grantee)}, not the requester`);
-  requireSigner(GRANT_STRUCT, grantMessage(g), g.signature, descriptor.owner, 'grant', check.deployment);
+  requireSigner(GrantMessage.struct, grantMessage(g), g.signature, descriptor.owner, 'grant', check.deployment);
   checkGrantTimes(g, check, check.maxGrantLifetimeSeconds);
   const skew = check.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
   if (check.nowSeconds > g.notAfter + skew) throw new TkmsError('expired', `the grant expired at ${g.notAfter}`);

@@ -16,7 +16,6 @@ import {
   PartialBatchRequestBody,
   PartialReplyOkBody,
   PartialRequestBody,
-  RevocationEnvelopeBody,
   type WireErrorBody,
 } from './node-messages.ts';
 import type { DecodedFields } from './schema.ts';
@@ -180,8 +179,6 @@ export interface RevocationEnvelope {
 
 export type AclRequest = { type: 'revoke'; item: RevocationEnvelope } | { type: 'sync'; offset: number };
 
-export const envelopeToJson = RevocationEnvelopeBody.encode;
-export const parseEnvelope = (value: unknown): RevocationEnvelope => RevocationEnvelopeBody.decode(value);
 
 export function encodeAclRequest(r: AclRequest): Uint8Array {
   return json(r.type === 'revoke' ? AclRevokeBody.encode(r) : AclSyncBody.encode(r));

@@ -1,4 +1,4 @@
-import { bytesToHex, DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_MAX_GRANT_LIFETIME_SECONDS, envelopeToJson, grantKey, parseEnvelope, TkmsError, verifyRevocation, type Deployment, type RevocationEnvelope } from '../core/index.ts';
+import { bytesToHex, DEFAULT_CLOCK_SKEW_SECONDS, DEFAULT_MAX_GRANT_LIFETIME_SECONDS, RevocationEnvelopeBody, grantKey, TkmsError, verifyRevocation, type Deployment, type RevocationEnvelope } from '../core/index.ts';
 import { ExpiryHeap } from '../core/expiry-heap.ts';
 import { OwnerCounts } from '../config/owner-limits.ts';
 import { dirname } from 'node:path';
@@ -122,7 +122,7 @@ export class RevocationStore {
         const watermark = parseWatermarkLine(value);
         if (watermark !== undefined && bucketKey.created) unplaced = Math.max(unplaced ?? watermark.upTo, watermark.upTo);
         else if (watermark !== undefined) store.watermarks.raiseBucket(watermark.bucket, watermark.upTo);
-        else store.load(parseEnvelope(value), bytes, nowSeconds);
+        else store.load(RevocationEnvelopeBody.decode(value), bytes, nowSeconds);
       } catch (e) {
         // Skipping a revocation would silently re-enable a revoked grant: refuse to start instead.
         failure = new TkmsError('internal', `revocation log ${path} line ${lineNo} is not a valid revocation (${e instanceof TkmsError ? e.code : 'invalid'})`);
@@ -202,7 +202,7 @@ export class RevocationStore {
     if (held === undefined && inFlight === undefined) this.makeRoom(owner);
     // Counted from here on, so concurrent adds see it; the write joins the log's next group commit.
     this.owners.add(owner, key);
-    const line = envelopeToJson(item);
+    const line = RevocationEnvelopeBody.encode(item);
     const done = this.log.append(line, true);
     const mine: Pending = { item, done };
     this.pending.set(key, mine);
@@ -329,9 +329,9 @@ export class RevocationStore {
       .rewrite(() => {
         // Folded lines leave the log here, so their watermarks go in first.
         const live: unknown[] = this.watermarks.live(nowSeconds).map((watermark) => ({ watermark }));
-        for (const h of this.items.values()) live.push(envelopeToJson(h.item));
+        for (const h of this.items.values()) live.push(RevocationEnvelopeBody.encode(h.item));
         // Lines of writes still in flight were appended before this rewrite: keep them too.
-        for (const p of this.pending.values()) live.push(envelopeToJson(p.item));
+        for (const p of this.pending.values()) live.push(RevocationEnvelopeBody.encode(p.item));
         this.resetExpiries();
         return live;
       })

@@ -6,15 +6,15 @@ import {
   assertKeyId,
   decodeHandle,
   decodeHex,
-  delegationToJson,
+  DelegationMessage,
   encodeBase64,
   encodeHex,
-  encryptRequestToJson,
+  EncryptRequestMessage,
   generateRsaKeyPair,
-  grantToJson,
+  GrantMessage,
   newRequestId,
-  registerHandleToJson,
-  revocationToJson,
+  RegisterHandleMessage,
+  RevocationMessage,
   sealToHandle,
   signDelegation,
   signEncryptRequest,
@@ -73,21 +73,21 @@ describe('fuzz: HTTP routes of the gateway and the nodes (real devnet: 3 nodes, 
     const carol = generateAccount();
     const text = new TextEncoder().encode('fuzz');
     valid.encrypt = {
-      request: encryptRequestToJson(signEncryptRequest(alice.secretKey, { keyId: devnet.keyId, owner: alice.addressBytes, plaintextHash: sha256(text), notBefore: nowS(), notAfter: nowS() + 600, requestId: newRequestId() }, devnet.deployment)),
+      request: EncryptRequestMessage.encode(signEncryptRequest(alice.secretKey, { keyId: devnet.keyId, owner: alice.addressBytes, plaintextHash: sha256(text), notBefore: nowS(), notAfter: nowS() + 600, requestId: newRequestId() }, devnet.deployment)),
       plaintext: encodeBase64(text),
     };
     const sealed = await sealToHandle({ publicKey: key.publicKey, keyId: devnet.keyId, owner: alice.addressBytes, plaintext: text });
     valid.handles = {
-      registration: registerHandleToJson(signRegisterHandle(alice.secretKey, { handle: sealed.handle, keyId: devnet.keyId, owner: alice.addressBytes }, devnet.deployment)),
+      registration: RegisterHandleMessage.encode(signRegisterHandle(alice.secretKey, { handle: sealed.handle, keyId: devnet.keyId, owner: alice.addressBytes }, devnet.deployment)),
       K: encodeHex(sealed.K),
       nonce: encodeHex(sealed.nonce),
       ciphertext: encodeBase64(sealed.ciphertext),
       kProof: encodeHex(sealed.kProof),
     };
-    valid.grant = grantToJson(signGrant(alice.secretKey, { handle: decodeHandle(handle), grantee: carol.addressBytes, notAfter: nowS() + 600, issuedAt: nowS() }, devnet.deployment));
-    valid.revocation = revocationToJson(signRevocation(alice.secretKey, { handle: decodeHandle(handle), grantee: carol.addressBytes, revokedAt: nowS() }, devnet.deployment));
+    valid.grant = GrantMessage.encode(signGrant(alice.secretKey, { handle: decodeHandle(handle), grantee: carol.addressBytes, notAfter: nowS() + 600, issuedAt: nowS() }, devnet.deployment));
+    valid.revocation = RevocationMessage.encode(signRevocation(alice.secretKey, { handle: decodeHandle(handle), grantee: carol.addressBytes, revokedAt: nowS() }, devnet.deployment));
     valid.delegate = {
-      delegation: delegationToJson(
+      delegation: DelegationMessage.encode(
         signDelegation(bob.secretKey, { handle: decodeHandle(handle), keyId: devnet.keyId, requester: bob.addressBytes, rsaSpki: decodeHex(rsa.publicKey.spkiHex), notBefore: nowS(), notAfter: nowS() + 600, requestId: newRequestId() }, devnet.deployment),
       ),
       exclude: [3],

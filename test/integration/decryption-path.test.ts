@@ -6,7 +6,7 @@ import {
   decodeBase64,
   decodeHandle,
   deriveHandleFromDigest,
-  registerHandleToJson,
+  RegisterHandleMessage,
   signRegisterHandle,
   decodeHex,
   encodeHex,
@@ -15,7 +15,7 @@ import {
   KEYS_PROTOCOL,
   newRequestId,
   PARTIAL_PROTOCOL,
-  parseGrant,
+  GrantMessage,
   signDelegation,
   signGrant,
   type Delegation,
@@ -97,7 +97,7 @@ async function handleParts(scene: Scene, handle: string, grantee?: string): Prom
   if (grantee !== undefined) {
     const grants = await scene.aliceClient.http.request<{ grants: Record<string, unknown>[] }>('GET', `/v1/handles/${handle}/grants`);
     const g = grants.json.grants.find((x) => x.grantee === grantee);
-    if (g !== undefined) grant = parseGrant({ handle: g.handle, grantee: g.grantee, notAfter: g.notAfter, issuedAt: g.issuedAt, signature: g.signature });
+    if (g !== undefined) grant = GrantMessage.decode({ handle: g.handle, grantee: g.grantee, notAfter: g.notAfter, issuedAt: g.issuedAt, signature: g.signature });
   }
   return { descriptor, grant };
 }
@@ -272,7 +272,7 @@ describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)
     const registration = signRegisterHandle(s.carol.secretKey, { handle: copiedHandle, keyId: s.devnet.keyId, owner: s.carol.addressBytes }, s.devnet.deployment);
     // The gateway refuses to register it…
     await expectRefusal(
-      s.carolClient.http.request('POST', '/v1/handles', { registration: registerHandleToJson(registration), K: json.K, nonce: json.nonce, ciphertext: json.ciphertext, kProof: json.kProof }),
+      s.carolClient.http.request('POST', '/v1/handles', { registration: RegisterHandleMessage.encode(registration), K: json.K, nonce: json.nonce, ciphertext: json.ciphertext, kProof: json.kProof }),
       'unauthorized',
     );
     assert.equal(ciphertext.length > 16, true);
@@ -348,7 +348,7 @@ describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)
 
     // Through the gateway: a replay of a request the nodes already answered is refused.
     const viaGateway = delegationFor(s, s.alice, info.handle);
-    const body = { delegation: (await import('../../core/index.ts')).delegationToJson(viaGateway) };
+    const body = { delegation: (await import('../../core/index.ts')).DelegationMessage.encode(viaGateway) };
     await s.aliceClient.http.request('POST', `/v1/handles/${info.handle}/delegate`, body);
     await expectRefusal(s.aliceClient.http.request('POST', `/v1/handles/${info.handle}/delegate`, body), 'replayed');
   });
@@ -391,7 +391,7 @@ describe('integration: decryption path (devnet: 5 nodes, t = 3, gateway, client)
       requestId: newRequestId(),
     }, s.devnet.deployment);
     const core = await import('../../core/index.ts');
-    const weakRes = await post(`/v1/handles/${info.handle}/delegate`, JSON.stringify({ delegation: core.delegationToJson(weak) }));
+    const weakRes = await post(`/v1/handles/${info.handle}/delegate`, JSON.stringify({ delegation: core.DelegationMessage.encode(weak) }));
     assert.equal(weakRes.status, 400);
     assert.equal(weakRes.json.error?.code, 'bad_rsa_key');
     const { descriptor } = await handleParts(s, info.handle);

@@ -8,7 +8,7 @@ import {
   decodePartialReply,
   encodeBase64,
   encodePartialRequest,
-  encryptRequestToJson,
+  EncryptRequestMessage,
   generateRsaKeyPair,
   isTkmsError,
   newRequestId,
@@ -172,7 +172,7 @@ describe('security: rate limits at the nodes and the gateway (devnet: 3 nodes, t
     const encrypt = async (signer: Account, owner: Account): Promise<{ status: number; json: any; headers: Headers }> => {
       const text = new TextEncoder().encode('limit me');
       const request = signEncryptRequest(signer.secretKey, { keyId: devnet!.keyId, owner: signer.addressBytes, plaintextHash: sha256(text), notBefore: nowS(), notAfter: nowS() + 300, requestId: newRequestId() }, devnet!.deployment);
-      const body = { request: { ...encryptRequestToJson(request), owner: owner.address }, plaintext: encodeBase64(text) };
+      const body = { request: { ...EncryptRequestMessage.encode(request), owner: owner.address }, plaintext: encodeBase64(text) };
       return getJson(`${gw}/v1/encrypt`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     };
     for (let i = 0; i < GATEWAY_BURST + 2; i++) {

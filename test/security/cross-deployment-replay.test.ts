@@ -8,20 +8,19 @@ import {
   decodeHandle,
   decodeHex,
   decodePartialReply,
-  delegationToJson,
+  DelegationMessage,
   encodeAclRequest,
   encodeBase64,
   encodeHex,
   encodePartialRequest,
-  encryptRequestToJson,
+  EncryptRequestMessage,
   generateRsaKeyPair,
-  grantToJson,
-  GRANT_STRUCT,
+  GrantMessage,
   isTkmsError,
   newRequestId,
   PARTIAL_PROTOCOL,
-  registerHandleToJson,
-  revocationToJson,
+  RegisterHandleMessage,
+  RevocationMessage,
   sealToHandle,
   signDelegation,
   signEncryptRequest,
@@ -125,18 +124,18 @@ describe('attack: replay a grant (and a delegation, a revocation, a registration
 
   describe("at B's gateway", () => {
     it('a grant signed for A is refused, and gives mallory nothing', async () => {
-      expectCode(await post('POST', `/v1/handles/${handle}/grants`, grantToJson(grantTo(mallory, DEPLOYMENT_A))), 'unauthorized', 'grant for A');
+      expectCode(await post('POST', `/v1/handles/${handle}/grants`, GrantMessage.encode(grantTo(mallory, DEPLOYMENT_A))), 'unauthorized', 'grant for A');
       const malloryClient = new TkmsClient({ gatewayUrl: devnet!.gatewayUrl, account: mallory, rsaKey: rsa, trustedMemberKeys: await devnet!.memberKeys(), committeeId: committee.committeeId });
       await assert.rejects(malloryClient.decrypt(handle), (e: unknown) => isTkmsError(e, 'unauthorized'));
     });
 
     it('a delegation signed for A is refused', async () => {
-      expectCode(await post('POST', `/v1/handles/${handle}/delegate`, { delegation: delegationToJson(delegationBy(bob, DEPLOYMENT_A)) }), 'unauthorized', 'delegation for A');
+      expectCode(await post('POST', `/v1/handles/${handle}/delegate`, { delegation: DelegationMessage.encode(delegationBy(bob, DEPLOYMENT_A)) }), 'unauthorized', 'delegation for A');
     });
 
     it('a revocation signed for A is refused, and bob keeps his access', async () => {
       const revocation = signRevocation(alice.secretKey, { handle: decodeHandle(handle), grantee: bob.addressBytes, revokedAt: nowS() }, DEPLOYMENT_A);
-      expectCode(await post('DELETE', `/v1/handles/${handle}/grants/${bob.address}`, revocationToJson(revocation)), 'unauthorized', 'revocation for A');
+      expectCode(await post('DELETE', `/v1/handles/${handle}/grants/${bob.address}`, RevocationMessage.encode(revocation)), 'unauthorized', 'revocation for A');
       assert.equal(new TextDecoder().decode((await bobClient.decrypt(handle)).plaintext), secret);
     });
 
@@ -144,7 +143,7 @@ describe('attack: replay a grant (and a delegation, a revocation, a registration
       const key = await aliceClient.getKey(devnet!.keyId);
       const sealed = await sealToHandle({ publicKey: key.publicKey, keyId: devnet!.keyId, owner: alice.addressBytes, plaintext: new TextEncoder().encode('registered on A') });
       const body = (deployment: { committeeId: string }) => ({
-        registration: registerHandleToJson(signRegisterHandle(alice.secretKey, { handle: sealed.handle, keyId: devnet!.keyId, owner: alice.addressBytes }, deployment)),
+        registration: RegisterHandleMessage.encode(signRegisterHandle(alice.secretKey, { handle: sealed.handle, keyId: devnet!.keyId, owner: alice.addressBytes }, deployment)),
         K: encodeHex(sealed.K),
         nonce: encodeHex(sealed.nonce),
         ciphertext: encodeBase64(sealed.ciphertext),
@@ -156,15 +155,15 @@ describe('attack: replay a grant (and a delegation, a revocation, a registration
 
       const text = new TextEncoder().encode('encrypted on A');
       const request = (deployment: { committeeId: string }) =>
-        encryptRequestToJson(signEncryptRequest(alice.secretKey, { keyId: devnet!.keyId, owner: alice.addressBytes, plaintextHash: sha256(text), notBefore: nowS(), notAfter: nowS() + 300, requestId: newRequestId() }, deployment));
+        EncryptRequestMessage.encode(signEncryptRequest(alice.secretKey, { keyId: devnet!.keyId, owner: alice.addressBytes, plaintextHash: sha256(text), notBefore: nowS(), notAfter: nowS() + 300, requestId: newRequestId() }, deployment));
       expectCode(await post('POST', '/v1/encrypt', { request: request(DEPLOYMENT_A), plaintext: encodeBase64(text) }), 'unauthorized', 'encrypt request for A');
       assert.equal((await post('POST', '/v1/encrypt', { request: request(B()), plaintext: encodeBase64(text) })).status, 201, 'the encrypt request signed for B');
     });
 
     it('a version-1 signature (valid on every deployment) is refused with legacy_signature', async () => {
       const g = { handle: decodeHandle(handle), grantee: mallory.addressBytes, notAfter: nowS() + 3600, issuedAt: nowS() };
-      const v1 = { ...g, signature: signTypedData(alice.secretKey, { name: 'tkms', version: '1' }, GRANT_STRUCT, { ...g }) };
-      expectCode(await post('POST', `/v1/handles/${handle}/grants`, grantToJson(v1)), 'legacy_signature', 'version-1 grant');
+      const v1 = { ...g, signature: signTypedData(alice.secretKey, { name: 'tkms', version: '1' }, GrantMessage.struct, { ...g }) };
+      expectCode(await post('POST', `/v1/handles/${handle}/grants`, GrantMessage.encode(v1)), 'legacy_signature', 'version-1 grant');
     });
 
     it('a client pinned to another committee id refuses B\'s key, and its signatures fail at B', async () => {
@@ -210,7 +209,7 @@ describe('attack: replay a grant (and a delegation, a revocation, a registration
       this.timeout(90_000);
       const carol = generateAccount();
       const g = { handle: decodeHandle(handle), grantee: carol.addressBytes, notAfter: nowS() + 3600, issuedAt: nowS() - 60 };
-      const v1 = grantToJson({ ...g, signature: signTypedData(alice.secretKey, { name: 'tkms', version: '1' }, GRANT_STRUCT, { ...g }) });
+      const v1 = GrantMessage.encode({ ...g, signature: signTypedData(alice.secretKey, { name: 'tkms', version: '1' }, GrantMessage.struct, { ...g }) });
       // What a gateway of the old version had stored: written into its store while it is stopped.
       const gateway = devnet!.gatewayProcess!;
       const exited = new Promise((r) => gateway.once('exit', r));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateAccount, TkmsClient, type Account } from '../../client/index.ts';
-import { decodeHandle, generateRsaKeyPair, grantToJson, revocationToJson, signGrant, signRevocation, type RsaKeyPair } from '../../core/index.ts';
+import { decodeHandle, generateRsaKeyPair, GrantMessage, RevocationMessage, signGrant, signRevocation, type RsaKeyPair } from '../../core/index.ts';
 import { Devnet, getJson } from '../../deploy/devnet.ts';
 import { GatewayStore } from '../../gateway/store.ts';
 import { makeTempDir, removeDir } from '../support/processes.ts';
@@ -40,7 +40,7 @@ describe("attack: grow the gateway's log by re-sending revocations (and grants) 
 
   function grantVia(owner: Account, handle: string, grantee: Account, issuedAt = nowS(), notAfter = issuedAt + 600): Promise<{ status: number; json: any }> {
     const grant = signGrant(owner.secretKey, { handle: decodeHandle(handle), grantee: grantee.addressBytes, issuedAt, notAfter }, devnet!.deployment);
-    return getJson(`${devnet!.gatewayUrl}/v1/handles/${handle}/grants`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(grantToJson(grant)) });
+    return getJson(`${devnet!.gatewayUrl}/v1/handles/${handle}/grants`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(GrantMessage.encode(grant)) });
   }
 
   function revokeVia(owner: Account, handle: string, grantee: Account, revokedAt = nowS()): Promise<{ status: number; json: any }> {
@@ -48,7 +48,7 @@ describe("attack: grow the gateway's log by re-sending revocations (and grants) 
     return getJson(`${devnet!.gatewayUrl}/v1/handles/${handle}/grants/${hexOf(grantee)}`, {
       method: 'DELETE',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(revocationToJson(revocation)),
+      body: JSON.stringify(RevocationMessage.encode(revocation)),
     });
   }
 
@@ -145,7 +145,7 @@ describe("attack: grow the gateway's log by re-sending revocations (and grants) 
     const grantee = generateAccount();
     const future = nowS() + 86_400;
     const g = signGrant(george.secretKey, { handle: decodeHandle(handle), grantee: grantee.addressBytes, issuedAt: future, notAfter: future + 600 }, devnet!.deployment);
-    const json = grantToJson(g);
+    const json = GrantMessage.encode(g);
     // What an older gateway stored: written into its store while it is stopped.
     const gateway = devnet!.gatewayProcess!;
     const exited = new Promise((r) => gateway.once('exit', r));

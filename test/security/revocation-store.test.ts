@@ -7,7 +7,7 @@ import { generateAccount, type Account } from '../../client/account.ts';
 import {
   deriveHandleFromDigest,
   encodePoint,
-  envelopeToJson,
+  RevocationEnvelopeBody,
   type HandleDescriptor,
   proveEphemeralKey,
   publicKeyFromSecret,
@@ -172,7 +172,7 @@ describe('security: the revocation store', function () {
     assert.equal(store.revokedAt(someHandle, someGrantee, otherBucket), undefined);
     await store.close();
     // Enough repeated lines that opening compacts: alice's line (folded) leaves, its watermark is written.
-    const stale = `${JSON.stringify(envelopeToJson(cRev))}\n`;
+    const stale = `${JSON.stringify(RevocationEnvelopeBody.encode(cRev))}\n`;
     await appendFile(path, stale.repeat(1_100));
     const reopened = (await RevocationStore.open(path, DEPLOYMENT, limits, NOW)).store;
     await reopened.close();
@@ -199,7 +199,7 @@ describe('security: the revocation store', function () {
     assert.equal(await store.add(kept, NOW), true);
     await store.close();
     // Superseded lines enough that the log asks to be compacted at open and at every add.
-    await appendFile(path, `${JSON.stringify(envelopeToJson(kept))}\n`.repeat(1_100));
+    await appendFile(path, `${JSON.stringify(RevocationEnvelopeBody.encode(kept))}\n`.repeat(1_100));
     // Every write of a rewrite fails as on a full disk (appends do not go through FileHandle.write).
     const probe = await open(join(root, 'probe-write'), 'w');
     const proto = Object.getPrototypeOf(probe) as { write: (...a: unknown[]) => Promise<unknown> };
@@ -238,7 +238,7 @@ describe('security: the revocation store', function () {
     assert.equal(await store.add(revocation(owner, h, NOW - 1, grantee), NOW), true);
     await store.close();
     // The same pair re-sent with ever later revokedAt, as an attacker could: lines of which one is live.
-    const line = JSON.stringify(envelopeToJson(revocation(owner, h, NOW - 2_000_000, grantee)));
+    const line = JSON.stringify(RevocationEnvelopeBody.encode(revocation(owner, h, NOW - 2_000_000, grantee)));
     const out = createWriteStream(path, { flags: 'a' });
     const target = 257 * 1024 * 1024;
     let written = 0;

@@ -11,11 +11,11 @@ import {
   encodeAclRequest,
   encodePoint,
   generateRsaKeyPair,
-  grantToJson,
+  GrantMessage,
   publicKeyFromSecret,
   randomBytes,
   randomScalar,
-  revocationToJson,
+  RevocationMessage,
   signGrant,
   signRevocation,
   type Grant,
@@ -57,7 +57,7 @@ describe('security: revocations (devnet: 3 nodes, t = 2, small revocation bounds
     return getJson(`${devnet!.gatewayUrl}/v1/handles/${h.handle}/grants/0x${Buffer.from(grantee).toString('hex')}`, {
       method: 'DELETE',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(revocationToJson(revocation)),
+      body: JSON.stringify(RevocationMessage.encode(revocation)),
     });
   }
 
@@ -136,7 +136,7 @@ describe('security: revocations (devnet: 3 nodes, t = 2, small revocation bounds
     const [alice, bob] = [generateAccount(), generateAccount()];
     const h = await ownHandle(alice);
     const grant = grantFor(alice, h, bob);
-    assert.equal((await (await clientFor(alice)).http.request('POST', `/v1/handles/${h.handle}/grants`, grantToJson(grant))).status, 201);
+    assert.equal((await (await clientFor(alice)).http.request('POST', `/v1/handles/${h.handle}/grants`, GrantMessage.encode(grant))).status, 201);
     for (let node = 1; node <= N; node++) assert.equal(await askNode(node, bob, h, grant), 'ok');
     const revoked = await revokeVia(alice, h, bob.addressBytes);
     assert.equal(revoked.status, 200, JSON.stringify(revoked.json));
@@ -179,7 +179,7 @@ describe('security: revocations (devnet: 3 nodes, t = 2, small revocation bounds
     const future = grantFor(erin, h, frank, { issuedAt: nowS() + 10 * 365 * 86_400, notAfter: nowS() + 10 * 365 * 86_400 + 600 });
     const gw = await clientFor(erin);
     // The gateway does not store it (it would also hide every later grant: it keeps the greatest issuedAt).
-    await assert.rejects(gw.http.request('POST', `/v1/handles/${h.handle}/grants`, grantToJson(future)), (e: any) => e.code === 'bad_request' && /future/.test(e.message));
+    await assert.rejects(gw.http.request('POST', `/v1/handles/${h.handle}/grants`, GrantMessage.encode(future)), (e: any) => e.code === 'bad_request' && /future/.test(e.message));
     // Presented straight to the nodes, before and after the owner revokes: refused either way.
     for (let node = 1; node <= N; node++) assert.equal(await askNode(node, frank, h, future), 'bad_request', `node ${node}`);
     const revoked = await revokeVia(erin, h, frank.addressBytes);
@@ -195,7 +195,7 @@ describe('security: revocations (devnet: 3 nodes, t = 2, small revocation bounds
     const h = await ownHandle(gina);
     const long = grantFor(gina, h, hank, { notAfter: nowS() + LIFETIME + 1 });
     await assert.rejects(
-      (await clientFor(gina)).http.request('POST', `/v1/handles/${h.handle}/grants`, grantToJson(long)),
+      (await clientFor(gina)).http.request('POST', `/v1/handles/${h.handle}/grants`, GrantMessage.encode(long)),
       (e: any) => e.code === 'bad_request' && /at most 3600 s/.test(e.message),
     );
     for (let node = 1; node <= N; node++) assert.equal(await askNode(node, hank, h, long), 'bad_request', `node ${node}`);
@@ -220,7 +220,7 @@ describe('security: revocations (devnet: 3 nodes, t = 2, small revocation bounds
     const [alice, bob] = [generateAccount(), generateAccount()];
     const h = await ownHandle(alice);
     const grant = grantFor(alice, h, bob, { issuedAt: nowS() - 5 });
-    assert.equal((await (await clientFor(alice)).http.request('POST', `/v1/handles/${h.handle}/grants`, grantToJson(grant))).status, 201);
+    assert.equal((await (await clientFor(alice)).http.request('POST', `/v1/handles/${h.handle}/grants`, GrantMessage.encode(grant))).status, 201);
     const revoked = await revokeVia(alice, h, bob.addressBytes);
     assert.equal(revoked.json.effective, true, JSON.stringify(revoked.json));
     for (let node = 1; node <= N; node++) assert.equal(await askNode(node, bob, h, grant), 'revoked', `node ${node} before the flood`);
@@ -244,7 +244,7 @@ describe('security: revocations (devnet: 3 nodes, t = 2, small revocation bounds
     // Alice can grant again: a grant issued after her revocation works.
     await new Promise((r) => setTimeout(r, 1_100));
     const regrant = grantFor(alice, h, bob, { issuedAt: nowS() });
-    assert.equal((await (await clientFor(alice)).http.request('POST', `/v1/handles/${h.handle}/grants`, grantToJson(regrant))).status, 201);
+    assert.equal((await (await clientFor(alice)).http.request('POST', `/v1/handles/${h.handle}/grants`, GrantMessage.encode(regrant))).status, 201);
     for (let node = 1; node <= N; node++) assert.equal(await askNode(node, bob, h, regrant), 'ok', `node ${node} after a re-grant`);
 
     // And across a restart of a node.

@@ -4,7 +4,7 @@ import { appendFile, mkdtemp, readFile, rm, stat, unlink } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateAccount, type Account } from '../../client/account.ts';
-import { deriveHandleFromDigest, encodePoint, envelopeToJson, type HandleDescriptor, proveEphemeralKey, publicKeyFromSecret, randomBytes, randomScalar, type RevocationEnvelope, signRevocation } from '../../core/index.ts';
+import { deriveHandleFromDigest, encodePoint, RevocationEnvelopeBody, type HandleDescriptor, proveEphemeralKey, publicKeyFromSecret, randomBytes, randomScalar, type RevocationEnvelope, signRevocation } from '../../core/index.ts';
 import { GatewayStore, type StoredHandle } from '../../gateway/store.ts';
 import { RevocationWatermarks, WATERMARK_BUCKETS } from '../../storage/revocation-watermarks.ts';
 import { RevocationStore, type RevocationLimits } from '../../node/revocations.ts';
@@ -102,7 +102,7 @@ describe('attack: aim a revocation flood at a victim\'s watermark bucket', funct
     await store.close();
     const key = await readFile(`${path}.bucket-key`);
     // Enough superseded lines that opening compacts: the folded line leaves, its watermark is written.
-    await appendFile(path, `${JSON.stringify(envelopeToJson(kept))}\n`.repeat(1_100));
+    await appendFile(path, `${JSON.stringify(RevocationEnvelopeBody.encode(kept))}\n`.repeat(1_100));
     const reopened = (await RevocationStore.open(path, DEPLOYMENT, LIMITS, NOW)).store;
     assert.ok(!(await readFile(path, 'utf8')).includes(Buffer.from(folded.revocation.signature).toString('hex').slice(0, 40)), 'the folded line was compacted away');
     assert.deepEqual(await readFile(`${path}.bucket-key`), key, 'a restart keeps the key');
@@ -154,7 +154,7 @@ describe('attack: aim a revocation flood at a victim\'s watermark bucket', funct
     const { store } = await RevocationStore.open(path, DEPLOYMENT, LIMITS, NOW);
     const { folded, kept } = await flood(store);
     await store.close();
-    await appendFile(path, `${JSON.stringify(envelopeToJson(kept))}\n`.repeat(1_100));
+    await appendFile(path, `${JSON.stringify(RevocationEnvelopeBody.encode(kept))}\n`.repeat(1_100));
     await (await RevocationStore.open(path, DEPLOYMENT, LIMITS, NOW)).store.close();
     assert.match(await readFile(path, 'utf8'), /"watermark"/);
     await unlink(`${path}.bucket-key`);

@@ -4,15 +4,15 @@ import { accountFromSecretKey } from '../../client/account.ts';
 import { fromEip1193, fromEthers, fromViem, requestSigner, type Eip1193Provider, type RequestSigner } from '../../client/signer.ts';
 import {
   authorizeDelegation,
-  DELEGATION_STRUCT,
-  ENCRYPT_STRUCT,
+  DelegationMessage,
+  EncryptRequestMessage,
   G,
-  GRANT_STRUCT,
+  GrantMessage,
   hashTypedData,
   isTkmsError,
   newRequestId,
-  REGISTER_STRUCT,
-  REVOCATION_STRUCT,
+  RegisterHandleMessage,
+  RevocationMessage,
   sealToHandle,
   tkmsDomain,
   tkmsTypedData,
@@ -78,16 +78,16 @@ describe('client: EIP-712 signers', function () {
   it('the typed data hashes as core/eip712.ts does (ethers TypedDataEncoder), with and without chainId', () => {
     for (const deployment of [DEPLOYMENT, { ...DEPLOYMENT, chainId: 31337n }]) {
       const unsigned = { handle, grantee: grantee.addressBytes, notAfter: NOW + 3600, issuedAt: NOW };
-      const typed = tkmsTypedData(GRANT_STRUCT, unsigned, deployment);
+      const typed = tkmsTypedData(GrantMessage.struct, unsigned, deployment);
       assert.equal(typed.primaryType, 'Grant');
       assert.deepEqual(typed.types.EIP712Domain.map((f) => f.name), deployment.chainId === undefined ? ['name', 'version', 'salt'] : ['name', 'version', 'chainId', 'salt']);
       const { EIP712Domain: _, ...structs } = typed.types;
-      const ours = '0x' + Buffer.from(hashTypedData(tkmsDomain(deployment), GRANT_STRUCT, unsigned)).toString('hex');
+      const ours = '0x' + Buffer.from(hashTypedData(tkmsDomain(deployment), GrantMessage.struct, unsigned)).toString('hex');
       assert.equal(TypedDataEncoder.hash(typed.domain, structs, typed.message), ours);
       // What a wallet receives is plain JSON: it survives a round trip unchanged.
       assert.deepEqual(JSON.parse(JSON.stringify(typed)), typed);
     }
-    assert.throws(() => typedData(tkmsDomain(DEPLOYMENT), GRANT_STRUCT, { handle, grantee: grantee.addressBytes, notAfter: 'soon', issuedAt: NOW }), (e: unknown) => isTkmsError(e, 'bad_request'));
+    assert.throws(() => typedData(tkmsDomain(DEPLOYMENT), GrantMessage.struct, { handle, grantee: grantee.addressBytes, notAfter: 'soon', issuedAt: NOW }), (e: unknown) => isTkmsError(e, 'bad_request'));
   });
 
   it('every request type: wallet signatures equal the local account\'s and pass the gateway\'s and nodes\' checks', async () => {
@@ -104,11 +104,11 @@ describe('client: EIP-712 signers', function () {
     for (const [name, signer] of await ownerSigners()) {
       assert.equal(signer.address, owner.address, name);
       const signed = {
-        register: { ...messages.register, signature: await signer.sign(REGISTER_STRUCT, messages.register, DEPLOYMENT) },
-        encrypt: { ...messages.encrypt, signature: await signer.sign(ENCRYPT_STRUCT, messages.encrypt, DEPLOYMENT) },
-        grant: { ...messages.grant, signature: await signer.sign(GRANT_STRUCT, messages.grant, DEPLOYMENT) },
-        revocation: { ...messages.revocation, signature: await signer.sign(REVOCATION_STRUCT, messages.revocation, DEPLOYMENT) },
-        delegation: { ...messages.delegation, signature: await signer.sign(DELEGATION_STRUCT, messages.delegation, DEPLOYMENT) },
+        register: { ...messages.register, signature: await signer.sign(RegisterHandleMessage.struct, messages.register, DEPLOYMENT) },
+        encrypt: { ...messages.encrypt, signature: await signer.sign(EncryptRequestMessage.struct, messages.encrypt, DEPLOYMENT) },
+        grant: { ...messages.grant, signature: await signer.sign(GrantMessage.struct, messages.grant, DEPLOYMENT) },
+        revocation: { ...messages.revocation, signature: await signer.sign(RevocationMessage.struct, messages.revocation, DEPLOYMENT) },
+        delegation: { ...messages.delegation, signature: await signer.sign(DelegationMessage.struct, messages.delegation, DEPLOYMENT) },
       };
       verifyRegisterHandle(signed.register, descriptor, DEPLOYMENT);
       verifyEncryptRequest(signed.encrypt, plaintext, { nowSeconds: NOW }, DEPLOYMENT);
@@ -118,7 +118,7 @@ describe('client: EIP-712 signers', function () {
       // The grantee decrypts through the owner's grant, signing its delegation with its own wallet.
       const granteeSigner = requestSigner(fromEip1193(walletProvider(granteeWallet), granteeWallet.address));
       const granteeDelegation = { ...messages.delegation, requester: grantee.addressBytes };
-      const delegation = { ...granteeDelegation, signature: await granteeSigner.sign(DELEGATION_STRUCT, granteeDelegation, DEPLOYMENT) };
+      const delegation = { ...granteeDelegation, signature: await granteeSigner.sign(DelegationMessage.struct, granteeDelegation, DEPLOYMENT) };
       const viaGrant = authorizeDelegation({ deployment: DEPLOYMENT, delegation, descriptor, grant: signed.grant, revokedAt: () => undefined, nowSeconds: NOW });
       assert.equal(viaGrant.viaGrant, true, name);
       for (const [kind, message] of Object.entries(signed)) {
@@ -134,16 +134,16 @@ describe('client: EIP-712 signers', function () {
     // The wallet is on another account than the one the application named.
     const wrongAccount = requestSigner(fromEip1193(walletProvider(granteeWallet), granteeWallet.address));
     const lying = requestSigner({ address: owner.address, signTypedData: (t) => granteeWallet.signTypedData(t.domain, { Grant: t.types.Grant! }, t.message) });
-    await assert.rejects(lying.sign(GRANT_STRUCT, unsigned, DEPLOYMENT), (e: unknown) => isTkmsError(e, 'unauthorized') && /not as 0x/.test((e as Error).message));
+    await assert.rejects(lying.sign(GrantMessage.struct, unsigned, DEPLOYMENT), (e: unknown) => isTkmsError(e, 'unauthorized') && /not as 0x/.test((e as Error).message));
     assert.equal(wrongAccount.address, grantee.address);
     // Typed data of another deployment: a valid signature, by the right key, over something else.
     const otherDomain = requestSigner({
       address: owner.address,
       signTypedData: (t) => ownerWallet.signTypedData({ ...t.domain, version: '1' }, { Grant: t.types.Grant! }, t.message),
     });
-    await assert.rejects(otherDomain.sign(GRANT_STRUCT, unsigned, DEPLOYMENT), (e: unknown) => isTkmsError(e, 'unauthorized'));
+    await assert.rejects(otherDomain.sign(GrantMessage.struct, unsigned, DEPLOYMENT), (e: unknown) => isTkmsError(e, 'unauthorized'));
     const garbage = requestSigner({ address: owner.address, signTypedData: async () => '0x1234' });
-    await assert.rejects(garbage.sign(GRANT_STRUCT, unsigned, DEPLOYMENT), (e: unknown) => isTkmsError(e, 'unauthorized'));
+    await assert.rejects(garbage.sign(GrantMessage.struct, unsigned, DEPLOYMENT), (e: unknown) => isTkmsError(e, 'unauthorized'));
     // v in {0, 1} (some hardware wallets) is the same signature; it is accepted as 27/28.
     const v01 = requestSigner({
       address: owner.address,
@@ -152,6 +152,6 @@ describe('client: EIP-712 signers', function () {
         return sig.slice(0, 130) + (parseInt(sig.slice(130), 16) - 27).toString(16).padStart(2, '0');
       },
     });
-    assert.deepEqual(await v01.sign(GRANT_STRUCT, unsigned, DEPLOYMENT), await requestSigner(owner).sign(GRANT_STRUCT, unsigned, DEPLOYMENT));
+    assert.deepEqual(await v01.sign(GrantMessage.struct, unsigned, DEPLOYMENT), await requestSigner(owner).sign(GrantMessage.struct, unsigned, DEPLOYMENT));
   });
 });

@@ -26,42 +26,25 @@ import {
   RevocationMessage,
   toChecksumAddress,
   committeeSalt,
-  DELEGATION_STRUCT,
   domainSeparator,
   encodeHex,
-  ENCRYPT_STRUCT,
-  GRANT_STRUCT,
-  REGISTER_STRUCT,
-  REVOCATION_STRUCT,
   signTypedData,
   tkmsDomain,
   type Eip712Struct,
   checkHandleCommitment,
   checkValidityWindow,
   DEFAULT_CLOCK_SKEW_SECONDS,
-  delegationToJson,
   deriveHandle,
   deriveHandleFromDigest,
   eciesDecrypt,
   encodePoint,
-  encryptRequestToJson,
   type ErrorCode,
   grantKey,
-  grantToJson,
-  handleDescriptorToJson,
   isTkmsError,
   MAX_VALIDITY_SECONDS,
-  parseDelegation,
-  parseEncryptRequest,
-  parseGrant,
-  parseHandleDescriptor,
-  parseRegisterHandle,
-  parseRevocation,
   publicKeyFromSecret,
   randomBytes,
   randomScalar,
-  registerHandleToJson,
-  revocationToJson,
   sealToHandle,
   signDelegation,
   signEncryptRequest,
@@ -505,10 +488,10 @@ describe('core authz', function () {
     it('a wallet (ethers signTypedData) signs what the nodes verify', async () => {
       const wallet = new ethers.Wallet(encodeHex(s.owner.secretKey));
       const salt = encodeHex(committeeSalt(DEPLOYMENT.committeeId));
-      const types = { Grant: GRANT_STRUCT.fields.map((f) => ({ name: f.name, type: f.type })) };
+      const types = { Grant: GrantMessage.struct.fields.map((f) => ({ name: f.name, type: f.type })) };
       const g = { handle: s.handle, grantee: s.grantee.addressBytes, notAfter: NOW + 600, issuedAt: NOW - 1 };
       const signature = await wallet.signTypedData({ name: 'tkms', version: '2', salt }, types, { ...g, handle: encodeHex(g.handle), grantee: encodeHex(g.grantee) });
-      const signed = parseGrant({ handle: encodeHex(g.handle), grantee: encodeHex(g.grantee), notAfter: g.notAfter, issuedAt: g.issuedAt, signature });
+      const signed = GrantMessage.decode({ handle: encodeHex(g.handle), grantee: encodeHex(g.grantee), notAfter: g.notAfter, issuedAt: g.issuedAt, signature });
       verifyGrant(signed, s.descriptor, DEPLOYMENT);
       assert.deepEqual(signed.signature, signGrant(s.owner.secretKey, g, DEPLOYMENT).signature);
       expectCode(() => verifyGrant(signed, s.descriptor, OTHER), 'unauthorized', 'wallet grant at another committee');
@@ -542,20 +525,20 @@ describe('core authz', function () {
 
     it('version-1 signatures (no deployment) are refused with legacy_signature, each kind', () => {
       const g = { handle: s.handle, grantee: s.grantee.addressBytes, notAfter: NOW + 600, issuedAt: NOW - 100 };
-      const legacyGrant = { ...g, signature: signV1(s.owner, GRANT_STRUCT, g) };
+      const legacyGrant = { ...g, signature: signV1(s.owner, GrantMessage.struct, g) };
       const r = { handle: s.handle, grantee: s.grantee.addressBytes, revokedAt: NOW };
       const reg = { handle: s.handle, keyId: KEY_ID, owner: s.owner.addressBytes };
       const enc = { keyId: KEY_ID, owner: s.owner.addressBytes, plaintextHash: sha256(s.plaintext), notBefore: NOW - 10, notAfter: NOW + 300, requestId: randomBytes(16) };
       const d = unsignedDelegation(s.grantee);
       expectCode(() => verifyGrant(legacyGrant, s.descriptor, DEPLOYMENT), 'legacy_signature', 'grant');
-      expectCode(() => verifyRevocation({ ...r, signature: signV1(s.owner, REVOCATION_STRUCT, r) }, s.descriptor, DEPLOYMENT), 'legacy_signature', 'revocation');
-      expectCode(() => verifyRegisterHandle({ ...reg, signature: signV1(s.owner, REGISTER_STRUCT, reg) }, s.descriptor, DEPLOYMENT), 'legacy_signature', 'registration');
-      expectCode(() => verifyEncryptRequest({ ...enc, signature: signV1(s.owner, ENCRYPT_STRUCT, enc) }, s.plaintext, { nowSeconds: NOW }, DEPLOYMENT), 'legacy_signature', 'encrypt');
-      expectCode(() => authorizeDelegation(check({ ...d, signature: signV1(s.grantee, DELEGATION_STRUCT, { ...d }) })), 'legacy_signature', 'delegation');
+      expectCode(() => verifyRevocation({ ...r, signature: signV1(s.owner, RevocationMessage.struct, r) }, s.descriptor, DEPLOYMENT), 'legacy_signature', 'revocation');
+      expectCode(() => verifyRegisterHandle({ ...reg, signature: signV1(s.owner, RegisterHandleMessage.struct, reg) }, s.descriptor, DEPLOYMENT), 'legacy_signature', 'registration');
+      expectCode(() => verifyEncryptRequest({ ...enc, signature: signV1(s.owner, EncryptRequestMessage.struct, enc) }, s.plaintext, { nowSeconds: NOW }, DEPLOYMENT), 'legacy_signature', 'encrypt');
+      expectCode(() => authorizeDelegation(check({ ...d, signature: signV1(s.grantee, DelegationMessage.struct, { ...d }) })), 'legacy_signature', 'delegation');
       // A stored version-1 grant behind a current delegation: the error names the grant and says to grant again.
       assert.throws(() => authorizeDelegation(check(delegation(s.grantee), { grant: legacyGrant })), (e: unknown) => isTkmsError(e, 'legacy_signature') && /^grant .*version 1.*sign it again/.test(e.message));
       // A version-1 signature by someone else is plain unauthorized: legacy_signature only ever names the expected signer.
-      expectCode(() => verifyGrant({ ...g, signature: signV1(s.stranger, GRANT_STRUCT, g) }, s.descriptor, DEPLOYMENT), 'unauthorized', 'v1 by a stranger');
+      expectCode(() => verifyGrant({ ...g, signature: signV1(s.stranger, GrantMessage.struct, g) }, s.descriptor, DEPLOYMENT), 'unauthorized', 'v1 by a stranger');
     });
   });
 
@@ -576,30 +559,30 @@ describe('core authz', function () {
       }, DEPLOYMENT);
       const reg = signRegisterHandle(s.owner.secretKey, { handle: s.handle, keyId: KEY_ID, owner: s.owner.addressBytes }, DEPLOYMENT);
 
-      assert.deepStrictEqual(parseDelegation(delegationToJson(d)), d);
-      assert.deepStrictEqual(parseGrant(grantToJson(g)), g);
-      assert.deepStrictEqual(parseRevocation(revocationToJson(r)), r);
-      assert.deepStrictEqual(parseEncryptRequest(encryptRequestToJson(e)), e);
-      assert.deepStrictEqual(parseRegisterHandle(registerHandleToJson(reg)), reg);
-      assert.deepStrictEqual(parseHandleDescriptor(handleDescriptorToJson(s.descriptor)), s.descriptor);
+      assert.deepStrictEqual(DelegationMessage.decode(DelegationMessage.encode(d)), d);
+      assert.deepStrictEqual(GrantMessage.decode(GrantMessage.encode(g)), g);
+      assert.deepStrictEqual(RevocationMessage.decode(RevocationMessage.encode(r)), r);
+      assert.deepStrictEqual(EncryptRequestMessage.decode(EncryptRequestMessage.encode(e)), e);
+      assert.deepStrictEqual(RegisterHandleMessage.decode(RegisterHandleMessage.encode(reg)), reg);
+      assert.deepStrictEqual(HandleDescriptorMessage.decode(HandleDescriptorMessage.encode(s.descriptor)), s.descriptor);
 
-      assert.deepStrictEqual(viaJson(delegationToJson, parseDelegation, d), d);
-      assert.deepStrictEqual(viaJson(grantToJson, parseGrant, g), g);
-      assert.deepStrictEqual(viaJson(revocationToJson, parseRevocation, r), r);
-      assert.deepStrictEqual(viaJson(encryptRequestToJson, parseEncryptRequest, e), e);
-      assert.deepStrictEqual(viaJson(registerHandleToJson, parseRegisterHandle, reg), reg);
-      assert.deepStrictEqual(viaJson(handleDescriptorToJson, parseHandleDescriptor, s.descriptor), s.descriptor);
+      assert.deepStrictEqual(viaJson(DelegationMessage.encode, DelegationMessage.decode, d), d);
+      assert.deepStrictEqual(viaJson(GrantMessage.encode, GrantMessage.decode, g), g);
+      assert.deepStrictEqual(viaJson(RevocationMessage.encode, RevocationMessage.decode, r), r);
+      assert.deepStrictEqual(viaJson(EncryptRequestMessage.encode, EncryptRequestMessage.decode, e), e);
+      assert.deepStrictEqual(viaJson(RegisterHandleMessage.encode, RegisterHandleMessage.decode, reg), reg);
+      assert.deepStrictEqual(viaJson(HandleDescriptorMessage.encode, HandleDescriptorMessage.decode, s.descriptor), s.descriptor);
     });
 
     it('parsed messages still verify (the wire form loses nothing the signature covers)', () => {
-      const d = parseDelegation(JSON.parse(JSON.stringify(delegationToJson(delegation(s.grantee)))));
-      const g = parseGrant(JSON.parse(JSON.stringify(grantToJson(grant()))));
-      const descriptor = parseHandleDescriptor(JSON.parse(JSON.stringify(handleDescriptorToJson(s.descriptor))));
+      const d = DelegationMessage.decode(JSON.parse(JSON.stringify(DelegationMessage.encode(delegation(s.grantee)))));
+      const g = GrantMessage.decode(JSON.parse(JSON.stringify(GrantMessage.encode(grant()))));
+      const descriptor = HandleDescriptorMessage.decode(JSON.parse(JSON.stringify(HandleDescriptorMessage.encode(s.descriptor))));
       assert.equal(authorizeDelegation({ deployment: DEPLOYMENT, delegation: d, descriptor, grant: g, revokedAt: () => undefined, nowSeconds: NOW }).viaGrant, true);
     });
 
     it('the wire forms are the documented ones (0x hex, SPKI without 0x, numbers for times)', () => {
-      const j = delegationToJson(delegation(s.owner));
+      const j = DelegationMessage.encode(delegation(s.owner));
       assert.match(String(j.handle), /^0x[0-9a-f]{64}$/);
       assert.match(String(j.requester), /^0x[0-9a-f]{40}$/);
       assert.match(String(j.rsaSpki), /^[0-9a-f]+$/);
@@ -664,14 +647,14 @@ describe('core: messages declared once (core/messages.ts)', () => {
 
   it('each EIP-712 struct is its declaration without the signature, in order, with the types wallets sign', () => {
     const expected: [Eip712Struct, string][] = [
-      [DELEGATION_STRUCT, 'Delegation(bytes32 handle,string keyId,address requester,bytes rsaSpki,uint64 notBefore,uint64 notAfter,bytes16 requestId)'],
-      [GRANT_STRUCT, 'Grant(bytes32 handle,address grantee,uint64 notAfter,uint64 issuedAt)'],
-      [REVOCATION_STRUCT, 'Revocation(bytes32 handle,address grantee,uint64 revokedAt)'],
-      [ENCRYPT_STRUCT, 'EncryptRequest(string keyId,address owner,bytes32 plaintextHash,uint64 notBefore,uint64 notAfter,bytes16 requestId)'],
-      [REGISTER_STRUCT, 'RegisterHandle(bytes32 handle,string keyId,address owner)'],
+      [DelegationMessage.struct, 'Delegation(bytes32 handle,string keyId,address requester,bytes rsaSpki,uint64 notBefore,uint64 notAfter,bytes16 requestId)'],
+      [GrantMessage.struct, 'Grant(bytes32 handle,address grantee,uint64 notAfter,uint64 issuedAt)'],
+      [RevocationMessage.struct, 'Revocation(bytes32 handle,address grantee,uint64 revokedAt)'],
+      [EncryptRequestMessage.struct, 'EncryptRequest(string keyId,address owner,bytes32 plaintextHash,uint64 notBefore,uint64 notAfter,bytes16 requestId)'],
+      [RegisterHandleMessage.struct, 'RegisterHandle(bytes32 handle,string keyId,address owner)'],
     ];
     for (const [struct, type] of expected) assert.equal(encodeType(struct), type);
-    assert.deepEqual(Object.keys(DelegationMessage.fields), [...DELEGATION_STRUCT.fields.map((f) => f.name), 'signature']);
+    assert.deepEqual(Object.keys(DelegationMessage.fields), [...DelegationMessage.struct.fields.map((f) => f.name), 'signature']);
   });
 
   it('without code generation (a strict Content-Security-Policy) the codecs decode, encode and refuse the same', () => {
@@ -683,11 +666,11 @@ describe('core: messages declared once (core/messages.ts)', () => {
       for (const [codec, example] of [[m.HandleDescriptorMessage, E.handleDescriptor], [m.DelegationMessage, E.delegation], [m.GrantMessage, E.grant], [m.RevocationMessage, E.revocation], [m.EncryptRequestMessage, E.encryptRequest], [m.RegisterHandleMessage, E.registerHandle]]) {
         out.push(JSON.stringify(codec.encode(codec.decode(example))) === JSON.stringify(example));
       }
-      const request = { delegation: m.parseDelegation(E.delegation), descriptor: m.parseHandleDescriptor(E.handleDescriptor), grant: m.parseGrant(E.grant) };
+      const request = { delegation: m.DelegationMessage.decode(E.delegation), descriptor: m.HandleDescriptorMessage.decode(E.handleDescriptor), grant: m.GrantMessage.decode(E.grant) };
       out.push(m.decodePartialRequest(m.encodePartialRequest(request)).grant.issuedAt === E.grant.issuedAt);
       out.push(m.decodePartialReply(m.encodePartialReply({ ok: false, code: 'rate_limited', message: 'x', retryAfterSeconds: 3 })).retryAfterSeconds === 3);
       for (const bad of [{ ...E.grant, handle: '0x12' }, { ...E.grant, extra: 1 }, { ...E.grant, grantee: 'x' }]) {
-        try { m.parseGrant(bad); out.push('accepted'); } catch (e) { out.push(e.code); }
+        try { m.GrantMessage.decode(bad); out.push('accepted'); } catch (e) { out.push(e.code); }
       }
       console.log(JSON.stringify(out));`;
     const run = spawnSync(process.execPath, ['--disallow-code-generation-from-strings', '--import', 'tsx', '--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8', timeout: 60_000 });
@@ -698,7 +681,7 @@ describe('core: messages declared once (core/messages.ts)', () => {
   it('a refusal keeps its code: bad_hex, bad_length, bad_address, bad_key_id, bad_request with the field named', () => {
     const g = MESSAGE_EXAMPLES.grant;
     const refused = (value: unknown, code: ErrorCode, message: RegExp): void => {
-      assert.throws(() => parseGrant(value), (e: unknown) => isTkmsError(e, code) && message.test(e.message), `${code} ${message}`);
+      assert.throws(() => GrantMessage.decode(value), (e: unknown) => isTkmsError(e, code) && message.test(e.message), `${code} ${message}`);
     };
     refused({ ...g, handle: `${g.handle.slice(0, -1)}g` }, 'bad_hex', /^handle is not valid hex/);
     refused({ ...g, handle: g.handle.slice(0, -2) }, 'bad_length', /^handle must be 32 bytes, got 31$/);
@@ -710,8 +693,8 @@ describe('core: messages declared once (core/messages.ts)', () => {
     const { issuedAt: _issuedAt, ...missing } = g;
     refused(missing, 'bad_request', /^grant is missing the field "issuedAt"$/);
     refused([g], 'bad_request', /^grant must be a JSON object$/);
-    assert.throws(() => parseDelegation({ ...MESSAGE_EXAMPLES.delegation, keyId: 'a..b' }), (e: unknown) => isTkmsError(e, 'bad_key_id'));
+    assert.throws(() => DelegationMessage.decode({ ...MESSAGE_EXAMPLES.delegation, keyId: 'a..b' }), (e: unknown) => isTkmsError(e, 'bad_key_id'));
     // A mixed-case address with a valid checksum is the same address.
-    assert.deepStrictEqual(parseGrant({ ...g, grantee: toChecksumAddress(decodeHex(g.grantee)) }), parseGrant(g));
+    assert.deepStrictEqual(GrantMessage.decode({ ...g, grantee: toChecksumAddress(decodeHex(g.grantee)) }), GrantMessage.decode(g));
   });
 });

@@ -9,21 +9,16 @@ import {
   deriveHandle,
   EPHEMERAL_PROOF_LENGTH,
   decodeHex,
-  DELEGATION_STRUCT,
-  ENCRYPT_STRUCT,
+  DelegationMessage,
+  EncryptRequestMessage,
   encodeType,
   ERROR_CODES,
-  GRANT_STRUCT,
+  GrantMessage,
   isTkmsError,
-  parseDelegation,
-  parseEncryptRequest,
-  parseGrant,
-  parseHandleDescriptor,
+  HandleDescriptorMessage,
   parsePartialAnswer,
-  parseRegisterHandle,
-  parseRevocation,
-  REGISTER_STRUCT,
-  REVOCATION_STRUCT,
+  RegisterHandleMessage,
+  RevocationMessage,
   committeeSalt,
   encodeHex,
   tkmsDomain,
@@ -277,7 +272,7 @@ describe('gateway OpenAPI document', () => {
     it('has the Signing and Authorization model sections, with the five type strings', () => {
       assert.match(DOCS, /^## Signing$/m);
       assert.match(DOCS, /^## Authorization model$/m);
-      for (const s of [DELEGATION_STRUCT, GRANT_STRUCT, REVOCATION_STRUCT, ENCRYPT_STRUCT, REGISTER_STRUCT]) assert.ok(DOCS.includes(encodeType(s)), encodeType(s));
+      for (const s of [DelegationMessage.struct, GrantMessage.struct, RevocationMessage.struct, EncryptRequestMessage.struct, RegisterHandleMessage.struct]) assert.ok(DOCS.includes(encodeType(s)), encodeType(s));
     });
 
     it('every JSON block parses, and the examples are the document\'s', () => {
@@ -357,11 +352,11 @@ describe('gateway OpenAPI document', () => {
 
   describe('agreement with core', () => {
     const STRUCTS: [string, Eip712Struct][] = [
-      ['Delegation', DELEGATION_STRUCT],
-      ['Grant', GRANT_STRUCT],
-      ['Revocation', REVOCATION_STRUCT],
-      ['EncryptRequest', ENCRYPT_STRUCT],
-      ['RegisterHandle', REGISTER_STRUCT],
+      ['Delegation', DelegationMessage.struct],
+      ['Grant', GrantMessage.struct],
+      ['Revocation', RevocationMessage.struct],
+      ['EncryptRequest', EncryptRequestMessage.struct],
+      ['RegisterHandle', RegisterHandleMessage.struct],
     ];
     const schemasByName = (doc.components as Json).schemas as Json;
     // The examples are signed for the example key's committee.
@@ -397,16 +392,16 @@ describe('gateway OpenAPI document', () => {
       const timestamp = schemaRef('Timestamp');
       const max = deref(timestamp).maximum as number;
       assert.deepEqual(errorsOf(timestamp, max), []);
-      parseGrant({ ...grant, notAfter: max });
+      GrantMessage.decode({ ...grant, notAfter: max });
       assert.notDeepEqual(errorsOf(timestamp, max + 1), []);
-      assert.throws(() => parseGrant({ ...grant, notAfter: max + 1 }), { code: 'bad_request' });
+      assert.throws(() => GrantMessage.decode({ ...grant, notAfter: max + 1 }), { code: 'bad_request' });
       const spki = schemaRef('RsaSpki');
       const longest = 'ab'.repeat((deref(spki).maxLength as number) / 2);
       assert.deepEqual(errorsOf(spki, longest), []);
-      parseDelegation({ ...delegation, rsaSpki: longest });
+      DelegationMessage.decode({ ...delegation, rsaSpki: longest });
       assert.notDeepEqual(errorsOf(spki, `${longest}ab`), []);
-      assert.throws(() => parseDelegation({ ...delegation, rsaSpki: `${longest}ab` }), { code: 'bad_length' });
-      assert.throws(() => parseDelegation({ ...delegation, rsaSpki: `0x${String(delegation.rsaSpki)}` }), { code: 'bad_hex' });
+      assert.throws(() => DelegationMessage.decode({ ...delegation, rsaSpki: `${longest}ab` }), { code: 'bad_length' });
+      assert.throws(() => DelegationMessage.decode({ ...delegation, rsaSpki: `0x${String(delegation.rsaSpki)}` }), { code: 'bad_hex' });
       for (const id of ['demo', 'a', 'k.1_x-y', 'a'.repeat(64), 'a..b', '.a', 'A', 'a'.repeat(65), '']) {
         let parsed = true;
         try {
@@ -427,7 +422,7 @@ describe('gateway OpenAPI document', () => {
 
     // One consistent example set: the signatures, handle and DKG result are real.
     const handleExample = mediaExample(operation('GET', '/v1/handles/{handle}'), '200') as Json;
-    const descriptor: HandleDescriptor = parseHandleDescriptor({
+    const descriptor: HandleDescriptor = HandleDescriptorMessage.decode({
       keyId: handleExample.keyId,
       K: handleExample.K,
       nonce: handleExample.nonce,
@@ -442,21 +437,21 @@ describe('gateway OpenAPI document', () => {
     const delegationJson = (mediaExample(operation('POST', '/v1/handles/{handle}/delegate')) as Json).delegation as Json;
 
     it('the examples parse with the core codecs and their signatures verify', () => {
-      const request = parseEncryptRequest(encryptBody.request);
+      const request = EncryptRequestMessage.decode(encryptBody.request);
       verifyEncryptRequest(request, decodeBase64(encryptBody.plaintext), { nowSeconds: request.notBefore + 1 }, EXAMPLE_DEPLOYMENT);
-      const registration = parseRegisterHandle(registerBody.registration);
+      const registration = RegisterHandleMessage.decode(registerBody.registration);
       const ciphertext = decodeBase64(registerBody.ciphertext);
       assert.equal(handleExample.ciphertext, registerBody.ciphertext);
       verifyRegisterHandle(registration, { ...descriptor, K: decodeHex(registerBody.K), nonce: decodeHex(registerBody.nonce), kProof: decodeHex(registerBody.kProof) }, EXAMPLE_DEPLOYMENT);
       assert.ok(ciphertext.length >= 16);
-      const grant = parseGrant(grantJson);
+      const grant = GrantMessage.decode(grantJson);
       verifyGrant(grant, descriptor, EXAMPLE_DEPLOYMENT);
-      verifyRevocation(parseRevocation(revocationJson), descriptor, EXAMPLE_DEPLOYMENT);
-      const delegation = parseDelegation(delegationJson);
+      verifyRevocation(RevocationMessage.decode(revocationJson), descriptor, EXAMPLE_DEPLOYMENT);
+      const delegation = DelegationMessage.decode(delegationJson);
       const authorized = authorizeDelegation({ deployment: EXAMPLE_DEPLOYMENT, delegation, descriptor, grant, revokedAt: () => undefined, nowSeconds: delegation.notBefore + 1 });
       assert.equal(authorized.viaGrant, true);
       // ... and the example revocation (revokedAt ≥ issuedAt) does cancel the example grant.
-      const revokedAt = parseRevocation(revocationJson).revokedAt;
+      const revokedAt = RevocationMessage.decode(revocationJson).revokedAt;
       assert.throws(() => authorizeDelegation({ deployment: EXAMPLE_DEPLOYMENT, delegation, descriptor, grant, revokedAt: () => revokedAt, nowSeconds: delegation.notBefore + 1 }), { code: 'revoked' });
       const result = mediaExample(operation('POST', '/v1/handles/{handle}/delegate'), '200') as Json;
       for (const p of result.partials as unknown[]) parsePartialAnswer(p);
@@ -467,21 +462,21 @@ describe('gateway OpenAPI document', () => {
     // check's refusal, in authorizeDelegation, which the gateway (gateway/api.ts) and every node
     // (node/partial.ts) run before any partial is computed: 'unauthorized', as before.
     it('a signature whose last byte is not 1b/1c is refused by authorizeDelegation (unauthorized, the v check)', () => {
-      const grant = parseGrant(grantJson);
+      const grant = GrantMessage.decode(grantJson);
       const signature = String(delegationJson.signature);
       assert.match(signature, /(1b|1c)$/);
       for (const last of ['00', '01', '1d', '1a', 'ff']) {
         const json = { ...delegationJson, signature: `${signature.slice(0, -2)}${last}` };
         assert.deepEqual(errorsOf(schemaRef('Delegation'), json), [], 'the schema leaves v to the signature check');
-        const delegation = parseDelegation(json);
+        const delegation = DelegationMessage.decode(json);
         assert.throws(
           () => authorizeDelegation({ deployment: EXAMPLE_DEPLOYMENT, delegation, descriptor, grant, revokedAt: () => undefined, nowSeconds: delegation.notBefore + 1 }),
           (e: unknown) => isTkmsError(e, 'unauthorized') && /signature v must be 27 or 28/.test(e.message),
           `v = 0x${last}`,
         );
-        const badGrant = parseGrant({ ...grantJson, signature: `${String(grantJson.signature).slice(0, -2)}${last}` });
+        const badGrant = GrantMessage.decode({ ...grantJson, signature: `${String(grantJson.signature).slice(0, -2)}${last}` });
         assert.throws(
-          () => authorizeDelegation({ deployment: EXAMPLE_DEPLOYMENT, delegation: parseDelegation(delegationJson), descriptor, grant: badGrant, revokedAt: () => undefined, nowSeconds: delegation.notBefore + 1 }),
+          () => authorizeDelegation({ deployment: EXAMPLE_DEPLOYMENT, delegation: DelegationMessage.decode(delegationJson), descriptor, grant: badGrant, revokedAt: () => undefined, nowSeconds: delegation.notBefore + 1 }),
           (e: unknown) => isTkmsError(e, 'unauthorized') && /signature v must be 27 or 28/.test(e.message),
           `grant v = 0x${last}`,
         );
@@ -490,7 +485,7 @@ describe('gateway OpenAPI document', () => {
 
     it('the example kProof binds the example K to the example handle, and only to it', () => {
       // The handle is the commitment to the registration body's fields, over the real ciphertext.
-      const registration = parseRegisterHandle(registerBody.registration);
+      const registration = RegisterHandleMessage.decode(registerBody.registration);
       const K = decodeHex(registerBody.K);
       const nonce = decodeHex(registerBody.nonce);
       const handle = deriveHandle({ keyId: registration.keyId, K, nonce, ciphertext: decodeBase64(registerBody.ciphertext), owner: registration.owner });

@@ -6,8 +6,8 @@ import { generateAccount, type Account } from '../../client/account.ts';
 import {
   deriveHandleFromDigest,
   encodePoint,
-  envelopeToJson,
-  REVOCATION_STRUCT,
+  RevocationEnvelopeBody,
+  RevocationMessage,
   signTypedData,
   type ErrorCode,
   type HandleDescriptor,
@@ -324,7 +324,7 @@ describe('node state', function () {
       const forB = { descriptor, revocation: signRevocation(owner.secretKey, { handle, grantee: grantee.addressBytes, revokedAt: T + 1000 }, { committeeId: 'committee-b' }) };
       await rejectsWith(() => store.add(forB), 'unauthorized', 'signed for another committee');
       const r = { handle, grantee: grantee.addressBytes, revokedAt: T + 1000 };
-      const v1 = { descriptor, revocation: { ...r, signature: signTypedData(owner.secretKey, { name: 'tkms', version: '1' }, REVOCATION_STRUCT, { ...r }) } };
+      const v1 = { descriptor, revocation: { ...r, signature: signTypedData(owner.secretKey, { name: 'tkms', version: '1' }, RevocationMessage.struct, { ...r }) } };
       await rejectsWith(() => store.add(v1), 'legacy_signature', 'version 1');
       assert.equal(store.size, 0);
       await store.close();
@@ -334,8 +334,8 @@ describe('node state', function () {
     it('a log written before the upgrade (version-1 signatures) still opens, and its revocations stay in force', async () => {
       const path = await freshFile('revocations.log');
       const r = { handle, grantee: grantee.addressBytes, revokedAt: T + 1000 };
-      const v1 = { descriptor, revocation: { ...r, signature: signTypedData(owner.secretKey, { name: 'tkms', version: '1' }, REVOCATION_STRUCT, { ...r }) } };
-      await writeFile(path, `${JSON.stringify(envelopeToJson(v1))}\n`);
+      const v1 = { descriptor, revocation: { ...r, signature: signTypedData(owner.secretKey, { name: 'tkms', version: '1' }, RevocationMessage.struct, { ...r }) } };
+      await writeFile(path, `${JSON.stringify(RevocationEnvelopeBody.encode(v1))}\n`);
       const { store } = await RevocationStore.open(path, DEPLOYMENT);
       assert.equal(store.revokedAt(handle, grantee.addressBytes, owner.addressBytes), T + 1000);
       assert.equal(store.page(0, 10).items.length, 1);
