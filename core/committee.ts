@@ -33,7 +33,9 @@ export interface CommitteeDecoders {
   multiaddr(value: string): { text: string; p2p: string[] };
 }
 
-const COMMITTEE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** What a committee id may be, as a JSON Schema pattern too (the gateway's answers declare it). */
+export const COMMITTEE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
+const COMMITTEE_ID = new RegExp(COMMITTEE_ID_PATTERN);
 const MAX_MEMBERS = 256;
 const MAX_ADDRS = 16;
 

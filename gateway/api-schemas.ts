@@ -1,5 +1,6 @@
 import { Type, type TSchema } from 'typebox';
 import {
+  COMMITTEE_ID_PATTERN,
   addressField,
   BASE64_PATTERN,
   COMPRESSED_POINT_LENGTH,
@@ -36,6 +37,7 @@ import {
 } from '../core/index.ts';
 import { assertParticipantId } from '../core/shamir.ts';
 import { SESSION_ID_LENGTH } from '../core/dkg/index.ts';
+import { SECP256K1_SPKI_PREFIX_HEX } from '../core/spki.ts';
 import { explainerOf, explainWith } from '../net/http-validation.ts';
 import { EX, EXAMPLE_HANDLE_FIELDS } from './api-examples.ts';
 
@@ -80,10 +82,8 @@ function fieldComponent(name: string, field: Pick<AnyWireField, "schema" | "expl
   return component(name, explainWith({ ...field.schema, description, ...(examples === undefined ? {} : { examples }) } as TSchema, field.explain));
 }
 
-const MAX_EXCLUDE = 256;
-const COMMITTEE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
-/** DER prefix of a secp256k1 SubjectPublicKeyInfo with an uncompressed point (core/spki.ts). */
-const SECP256K1_SPKI_PREFIX = '3056301006072a8648ce3d020106052b8104000a034200';
+/** Node ids a delegate request may ask the gateway to skip. */
+export const MAX_EXCLUDE = 256;
 const HEX_FORM = 'Hex, 0x-prefixed (0X and upper case are taken; the gateway answers in lower case).';
 
 function hexBytes(length: number, description: string): TSchema {
@@ -313,7 +313,7 @@ export const PublishedKey = component(
     {
       keyId: KeyId,
       publicKey: described(CompressedPoint, 'The group public key PK = sk·G; encrypt to this.'),
-      publicKeySpki: Type.String({ pattern: `^${SECP256K1_SPKI_PREFIX}04[0-9a-f]{128}$`, description: 'The group public key as DER SubjectPublicKeyInfo (id-ecPublicKey, secp256k1, uncompressed point), hex WITHOUT 0x.' }),
+      publicKeySpki: Type.String({ pattern: `^${SECP256K1_SPKI_PREFIX_HEX}04[0-9a-f]{128}$`, description: 'The group public key as DER SubjectPublicKeyInfo (id-ecPublicKey, secp256k1, uncompressed point), hex WITHOUT 0x.' }),
       t: memberCount('Threshold: partials of any t members decrypt.'),
       n: memberCount(),
       committeeId: Type.String({ pattern: COMMITTEE_ID_PATTERN }),

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { request as httpRequest, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { GatewayConfig } from '../../gateway/config.ts';
 import { gatewayRoutes, grantsResponseBytes, type GatewayContext } from '../../gateway/api.ts';
@@ -11,7 +11,7 @@ import { DEFAULT_HTTP_LIMITS } from '../../net/http-limits.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { RateLimiter } from '../../runtime/rate-limit.ts';
 import { makeTempDir, removeDir } from '../support/processes.ts';
-import { rawConnection, sleep, type RawConnection } from '../support/http-attack.ts';
+import { getFrom, rawConnection, sleep, type RawConnection } from '../support/http-attack.ts';
 
 /**
  * GET /v1/handles/{handle}/grants of a handle with the most grants one owner may hold, left
@@ -21,19 +21,6 @@ import { rawConnection, sleep, type RawConnection } from '../support/http-attack
  */
 const GRANTS = 10_000;
 const MiB = 1024 * 1024;
-
-function get(url: string, path: string, localAddress: string): Promise<{ status: number; body: string }> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: u.hostname, port: u.port, path, localAddress, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (d: Buffer) => chunks.push(d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 describe('security: grant listings left unread (gateway routes, real HTTP server and store)', function () {
   this.timeout(60_000);
@@ -101,17 +88,17 @@ describe('security: grant listings left unread (gateway routes, real HTTP server
   /** GETs the listing from `from` until it is refused (or 15 s pass): the stuck answer reserves its bytes once built. */
   const refusedFrom = async (from: string): Promise<{ status: number; body: string }> => {
     const started = Date.now();
-    let last = await get(url, `/v1/handles/${handle}/grants`, from);
+    let last = await getFrom(url, `/v1/handles/${handle}/grants`, from);
     while (last.status === 200 && Date.now() - started < 15_000) {
       await sleep(250);
-      last = await get(url, `/v1/handles/${handle}/grants`, from);
+      last = await getFrom(url, `/v1/handles/${handle}/grants`, from);
     }
     return last;
   };
 
   describe('attack: listings of a handle with 10,000 grants pipelined on sockets that never read', () => {
     it('charges each listing before building it: an address past its share gets 429, the gateway past its total 503; read answers are whole', async () => {
-      const whole = await get(url, `/v1/handles/${handle}/grants`, '127.0.0.40');
+      const whole = await getFrom(url, `/v1/handles/${handle}/grants`, '127.0.0.40');
       assert.equal(whole.status, 200);
       assert.equal((JSON.parse(whole.body) as { grants: unknown[] }).grants.length, GRANTS);
       assert.ok(whole.body.length <= bound, `the listing is ${whole.body.length} bytes, more than the ${bound} charged for it`);
@@ -131,7 +118,7 @@ describe('security: grant listings left unread (gateway routes, real HTTP server
       // Closing the unread sockets frees their bytes.
       for (const c of open.splice(0)) c.socket.destroy();
       await sleep(200);
-      assert.equal((await get(url, `/v1/handles/${handle}/grants`, '127.0.0.43')).status, 200);
+      assert.equal((await getFrom(url, `/v1/handles/${handle}/grants`, '127.0.0.43')).status, 200);
     });
   });
 });

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
 import { generateAccount, TkmsClient, type Account } from '../../client/index.ts';
 import { isTkmsError } from '../../core/index.ts';
 import { Devnet } from '../../deploy/devnet.ts';
 import { makeTempDir, removeDir } from '../support/processes.ts';
-import { metricValue, rawConnection, rssBytes, sleep, type RawConnection } from '../support/http-attack.ts';
+import { getFrom, metricValue, rawConnection, rssBytes, sleep, type RawConnection } from '../support/http-attack.ts';
 
 /**
  * What a client can make the real gateway hold after its request is read: answers it does not
@@ -28,20 +27,6 @@ const LIMITS = {
 };
 const BIG = 1_000_000;
 
-/** GET `path` from `localAddress`: status, body and error code. */
-function get(url: string, path: string, localAddress: string): Promise<{ status: number; body: string }> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: u.hostname, port: u.port, path, localAddress, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (d: Buffer) => chunks.push(d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 describe('security: what a client can make the gateway hold (devnet: 3 nodes, t = 2)', function () {
   this.timeout(180_000);
   let dir: string | undefined;
@@ -52,7 +37,7 @@ describe('security: what a client can make the gateway hold (devnet: 3 nodes, t 
 
   const clientFor = async (a: Account): Promise<TkmsClient> => new TkmsClient({ gatewayUrl: devnet!.gatewayUrl, account: a, trustedMemberKeys: await devnet!.memberKeys() });
   /** Scraped from an address of its own: /metrics is limited per address like the API. */
-  const metrics = async (): Promise<string> => (await get(devnet!.gatewayUrl, '/metrics', '127.0.0.250')).body;
+  const metrics = async (): Promise<string> => (await getFrom(devnet!.gatewayUrl, '/metrics', '127.0.0.250')).body;
   const refusedFor = async (reason: string): Promise<number> => metricValue(await metrics(), 'tkms_gateway_http_refused_total', `{reason="${reason}"}`);
   const pipelined = (n: number): string => `GET /v1/handles/${big} HTTP/1.1\r\nhost: gateway\r\n\r\n`.repeat(n);
   /** A connection that sends `first` and never reads what comes back. */
@@ -103,7 +88,7 @@ describe('security: what a client can make the gateway hold (devnet: 3 nodes, t 
         const attack = neverReads('127.0.0.20', pipelined(300));
         await sleep(1_000);
         // Another client is served meanwhile, the whole handle.
-        const other = await get(devnet!.gatewayUrl, `/v1/handles/${big}`, '127.0.0.21');
+        const other = await getFrom(devnet!.gatewayUrl, `/v1/handles/${big}`, '127.0.0.21');
         assert.equal(other.status, 200, other.body.slice(0, 300));
         assert.ok((JSON.parse(other.body) as { ciphertext: string }).ciphertext.length > (BIG * 4) / 3);
         closedAfter = await Promise.race([attack.closed, sleep(20_000).then(() => undefined)]);
@@ -125,12 +110,12 @@ describe('security: what a client can make the gateway hold (devnet: 3 nodes, t 
       // Within the pipelining bound (one answered, four waiting): the kernel's socket buffers take some answers, one stays in the gateway.
       const slow = neverReads('127.0.0.30', pipelined(5));
       await sleep(1_500);
-      const refused = await get(devnet!.gatewayUrl, `/v1/handles/${big}`, '127.0.0.30');
+      const refused = await getFrom(devnet!.gatewayUrl, `/v1/handles/${big}`, '127.0.0.30');
       assert.equal(refused.status, 429, refused.body.slice(0, 300));
       assert.match(refused.body, /"code":"rate_limited"/);
       assert.match(refused.body, /response_bytes_in_flight_per_ip/);
       // Another address has its own share.
-      assert.equal((await get(devnet!.gatewayUrl, `/v1/handles/${big}`, '127.0.0.31')).status, 200);
+      assert.equal((await getFrom(devnet!.gatewayUrl, `/v1/handles/${big}`, '127.0.0.31')).status, 200);
       // The gateway cuts the connection once the stuck answer has not been flushed for 3 s.
       const started = Date.now();
       while ((await refusedFor('response_timeout')) === timeoutsBefore && Date.now() - started < 20_000) await sleep(250);
@@ -139,7 +124,7 @@ describe('security: what a client can make the gateway hold (devnet: 3 nodes, t 
       slow.socket.resume();
       const closedAfter = await Promise.race([slow.closed, sleep(10_000).then(() => undefined)]);
       assert.ok(closedAfter !== undefined && closedAfter >= 2_500, `the unread answer's socket closed after ${closedAfter} ms (response timeout 3 s)`);
-      assert.equal((await get(devnet!.gatewayUrl, `/v1/handles/${big}`, '127.0.0.30')).status, 200, 'the share is released with the socket');
+      assert.equal((await getFrom(devnet!.gatewayUrl, `/v1/handles/${big}`, '127.0.0.30')).status, 200, 'the share is released with the socket');
     });
   });
 
@@ -174,7 +159,7 @@ describe('security: what a client can make the gateway hold (devnet: 3 nodes, t 
       // 1 + 2 MB stored before, and at most 7 MiB in all.
       assert.ok(stored >= 2 && stored <= 4, `${stored} handles stored before the budget refused`);
       // Stored handles are still served.
-      assert.equal((await get(devnet!.gatewayUrl, `/v1/handles/${big}`, '127.0.0.41')).status, 200);
+      assert.equal((await getFrom(devnet!.gatewayUrl, `/v1/handles/${big}`, '127.0.0.41')).status, 200);
       // Grants and revocations still go through: alice can still cut bob off.
       await aliceClient.grant(big, generateAccount().address);
       const revoked = await aliceClient.revoke(big, bob.address);
@@ -186,9 +171,9 @@ describe('security: what a client can make the gateway hold (devnet: 3 nodes, t 
   describe('attack: scraping /metrics on the public port as fast as possible', () => {
     it('/metrics is limited per address like the API (429); /health stays free', async () => {
       const statuses: number[] = [];
-      for (let i = 0; i < 160 && !statuses.includes(429); i++) statuses.push((await get(devnet!.gatewayUrl, '/metrics', '127.0.0.40')).status);
+      for (let i = 0; i < 160 && !statuses.includes(429); i++) statuses.push((await getFrom(devnet!.gatewayUrl, '/metrics', '127.0.0.40')).status);
       assert.ok(statuses.includes(429), `no 429 in ${statuses.length} scrapes`);
-      assert.equal((await get(devnet!.gatewayUrl, '/health', '127.0.0.40')).status, 200);
+      assert.equal((await getFrom(devnet!.gatewayUrl, '/health', '127.0.0.40')).status, 200);
     });
   });
 });
