@@ -40,6 +40,14 @@ export const ERROR_CODES = {
   dkg_failed: 500,
   not_implemented: 501,
   unavailable: 503,
+  /** The request names an ACL block more than maxBlockLag behind this node's head (a gateway replaying old chain state). */
+  acl_block_too_old: 409,
+  /** The request names an ACL block this node's RPC has not reached, even after waiting aheadWaitMs: retry. */
+  acl_block_ahead: 503,
+  /** This deployment takes on-chain grants only (acl.mode = chain): an owner-signed grant does not count. */
+  signed_grants_refused: 403,
+  /** The RPC reports another chain, or the contract address holds no TkmsAcl of this version. */
+  chain_mismatch: 500,
   timeout: 504,
   internal: 500,
 } as const;
