@@ -32,7 +32,7 @@ function decodeRpcUrls(urls: string[]): string[] {
 
 /** Fields both processes read. */
 const sharedChainFields = () => ({
-  chainId: field.integer(1, Number.MAX_SAFE_INTEGER, 31337, { description: 'chain id the contract lives on; the process refuses to start when its RPC reports another', env: 'TKMS_ACL_CHAIN_ID' }),
+  chainId: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'chain id the contract lives on; the process refuses to start when its RPC reports another', env: 'TKMS_ACL_CHAIN_ID' }),
   contract: Type.String({
     pattern: '^0x[0-9a-fA-F]{40}$',
     description: 'address of the TkmsAcl contract (contracts/TkmsAcl.sol); code and VERSION() are checked at start',

@@ -175,7 +175,8 @@ export function parseDeclaredConfig<S extends TObject>(schema: S, file: Record<s
   const readValue = (s: TSchema, v: unknown, path: string, out: string[]): unknown => {
     const n = notesOf(s);
     if (v === undefined) {
-      if (isObjectSchema(s)) v = {};
+      // An optional group (acl.chain) stays absent unless the file or a variable sets one of its fields.
+      if (isObjectSchema(s) && !isOptional(s)) v = {};
       else if ('default' in n) return structuredClone(n.default);
       else if (isOptional(s)) return undefined;
       else {

@@ -4,6 +4,7 @@ import { envFields, field, FieldProblem, logLevelField, parseDeclaredConfig, rea
 import { configFieldsHelp } from '../config/field-docs.ts';
 import { clockSkewField } from '../config/clock-skew.ts';
 import { maxGrantLifetimeField } from '../config/grant-lifetime.ts';
+import { gatewayAclField } from '../config/chain-acl.ts';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../net/http-limits.ts';
 import { ownerLimitsField } from '../config/owner-limits.ts';
 import { DEFAULT_GATEWAY_STORE_LIMITS, type HandleLimits } from './store.ts';
@@ -95,6 +96,7 @@ export const GATEWAY_CONFIG_SCHEMA = Type.Object({
   maxPlaintextBytes: field.integer(1, MAX_PLAINTEXT_BYTES, MAX_PLAINTEXT_BYTES, { description: 'largest plaintext accepted (default and maximum: 1 MiB minus the 16-byte tag)', env: 'TKMS_GATEWAY_MAX_PLAINTEXT_BYTES', unit: 'bytes' }),
   clockSkewSeconds: clockSkewField('TKMS_GATEWAY_CLOCK_SKEW_SECONDS'),
   maxGrantLifetimeSeconds: maxGrantLifetimeField(),
+  acl: gatewayAclField(),
   httpLimits: field.group(
     {
       maxConnections: httpLimit('maxConnections', 1, 1_000_000, 'connections', 'MAX_CONNECTIONS', 'open connections; past it a new connection gets 503 unavailable and is closed'),

@@ -10,6 +10,7 @@ import { envFields, field, FieldProblem, logLevelField, parseDeclaredConfig, rea
 import { configFieldsHelp } from '../config/field-docs.ts';
 import { clockSkewField } from '../config/clock-skew.ts';
 import { maxGrantLifetimeField } from '../config/grant-lifetime.ts';
+import { nodeAclField } from '../config/chain-acl.ts';
 import { isLoopbackHost } from '../net/http-address.ts';
 import { ownerLimitsField } from '../config/owner-limits.ts';
 import { PARTIAL_FAULTS, type PartialFault } from './partial-faults.ts';
@@ -110,6 +111,7 @@ export const NODE_CONFIG_SCHEMA = Type.Object({
     { description: 'partial requests per requester account', reportWhole: true },
   ),
   maxGrantLifetimeSeconds: maxGrantLifetimeField(),
+  acl: nodeAclField(),
   revocations: ownerLimitsField(DEFAULT_REVOCATION_LIMITS, 'live revocations this node holds'),
   replayIdsPerRequester: field.integer(1, MAX_REPLAY_IDS_PER_REQUESTER, DEFAULT_REPLAY_IDS_PER_REQUESTER, {
     description: 'spent request ids one account may have live at once; past it that account gets rate_limited, others are served',
