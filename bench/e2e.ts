@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateAccount, TkmsClient } from '../client/index.ts';
+import { generateAccount, TkmsClient, type Account } from '../client/index.ts';
 import { DelegationMessage, decodeHandle, decodeHex, generateRsaKeyPair, newRequestId, signDelegation } from '../core/index.ts';
 import { Devnet } from '../deploy/devnet.ts';
 
@@ -25,6 +25,10 @@ export interface LatencyStats {
 export interface E2eResult {
   n: number;
   t: number;
+  /** The reader's access (ReaderAccess.label); absent when the owner decrypts its own handle. */
+  access?: string;
+  /** What the access reported at the end of the run (ReaderAccess.stats). */
+  accessStats?: Record<string, number>;
   decrypts: number;
   delegateMs: LatencyStats;
   decryptMs: LatencyStats;
@@ -53,7 +57,7 @@ export function latencyStats(samples: number[]): LatencyStats {
 }
 
 /** CPU time (user + system) a process has used so far, in ms; Linux /proc only. */
-async function processCpuMs(pid: number | undefined): Promise<number> {
+export async function processCpuMs(pid: number | undefined): Promise<number> {
   if (pid === undefined) return NaN;
   try {
     const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
@@ -82,6 +86,28 @@ export interface E2eOptions {
   decrypts: number;
   concurrency: number;
   seconds: number;
+  /** Decrypts by a grantee under this access; without it every decrypt is by the handle's owner. */
+  access?: ReaderAccess;
+}
+
+/** How a reader other than the owner gets to decrypt: the ACL rows of the benchmark (bench/acl-access.ts). */
+export interface ReaderAccess {
+  label: string;
+  /** Merged into every node's config and the gateway's. */
+  nodeConfig: Record<string, unknown>;
+  gatewayConfig: Record<string, unknown>;
+  /** Lets `reader` decrypt `handle` of `owner`; resolves once the gateway and the nodes count it. */
+  allow(grant: { devnet: Devnet; owner: Account; ownerClient: TkmsClient; handle: string; reader: Account }): Promise<void>;
+  /** Figures of its own over the whole run, read before the devnet stops. */
+  stats?(devnet: Devnet): Promise<Record<string, number>>;
+}
+
+/** The client that decrypts `handle`: its owner's, or a grantee's once the access allows it. */
+async function readerClient(devnet: Devnet, opts: E2eOptions, ownerClient: TkmsClient, owner: Account, handle: string, make: (account: Account) => TkmsClient): Promise<{ client: TkmsClient; reader: Account }> {
+  if (opts.access === undefined) return { client: ownerClient, reader: owner };
+  const reader = generateAccount();
+  await opts.access.allow({ devnet, owner, ownerClient, handle, reader });
+  return { client: make(reader), reader };
 }
 
 const UNLIMITED = { perMinute: 10_000_000, burst: 100_000 };
@@ -89,13 +115,16 @@ const UNLIMITED = { perMinute: 10_000_000, burst: 100_000 };
 export async function benchEndToEnd(opts: E2eOptions): Promise<E2eResult> {
   const dir = await mkdtemp(join(tmpdir(), 'tkms-bench-'));
   // Rate limits would measure themselves: lift them for the benchmark accounts.
-  const nodeConfig = Object.fromEntries(Array.from({ length: opts.n }, (_, i) => [i + 1, { partialRateLimit: UNLIMITED }]));
-  const devnet = await Devnet.start({ dir, n: opts.n, t: opts.t, gatewayPort: 0, logLevel: 'warn', nodeConfig, gatewayConfig: { rateLimit: UNLIMITED } });
+  const nodeConfig = Object.fromEntries(Array.from({ length: opts.n }, (_, i) => [i + 1, { partialRateLimit: UNLIMITED, ...opts.access?.nodeConfig }]));
+  const gatewayConfig = { rateLimit: UNLIMITED, ...opts.access?.gatewayConfig };
+  const devnet = await Devnet.start({ dir, n: opts.n, t: opts.t, gatewayPort: 0, logLevel: 'warn', nodeConfig, gatewayConfig });
   try {
-    const account = generateAccount();
+    const owner = generateAccount();
     const rsaKey = await generateRsaKeyPair();
-    const client = new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account, rsaKey, validitySeconds: 600 });
-    const info = await client.encrypt(new TextEncoder().encode('benchmark payload'), { keyId: devnet.keyId });
+    const make = (account: Account): TkmsClient => new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account, rsaKey, validitySeconds: 600 });
+    const ownerClient = make(owner);
+    const info = await ownerClient.encrypt(new TextEncoder().encode('benchmark payload'), { keyId: devnet.keyId });
+    const { client, reader: account } = await readerClient(devnet, opts, ownerClient, owner, info.handle, make);
     for (let i = 0; i < 20; i++) await client.decrypt(info.handle); // warm-up: JIT, connections, key cache
 
     const delegate: number[] = [];
@@ -123,9 +152,12 @@ export async function benchEndToEnd(opts: E2eOptions): Promise<E2eResult> {
 
     const throughput = await loadRun(devnet, opts);
     const nodeRss = await Promise.all(Array.from({ length: opts.n }, (_, i) => peakRssMiB(devnet.node(i + 1).process?.pid)));
+    const accessStats = await opts.access?.stats?.(devnet);
     return {
       n: opts.n,
       t: opts.t,
+      ...(opts.access ? { access: opts.access.label } : {}),
+      ...(accessStats ? { accessStats } : {}),
       decrypts: opts.decrypts,
       delegateMs: latencyStats(delegate),
       decryptMs: latencyStats(decrypt),
@@ -142,8 +174,12 @@ export async function benchEndToEnd(opts: E2eOptions): Promise<E2eResult> {
 async function loadRun(devnet: Devnet, opts: E2eOptions): Promise<E2eResult['throughput']> {
   const workers = await Promise.all(
     Array.from({ length: opts.concurrency }, async (_, i) => {
-      const client = new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account: generateAccount(), rsaKey: await generateRsaKeyPair(), validitySeconds: 600 });
-      const info = await client.encrypt(new TextEncoder().encode(`load ${i}`), { keyId: devnet.keyId });
+      const owner = generateAccount();
+      const rsaKey = await generateRsaKeyPair();
+      const make = (account: Account): TkmsClient => new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account, rsaKey, validitySeconds: 600 });
+      const ownerClient = make(owner);
+      const info = await ownerClient.encrypt(new TextEncoder().encode(`load ${i}`), { keyId: devnet.keyId });
+      const { client } = await readerClient(devnet, opts, ownerClient, owner, info.handle, make);
       await client.decrypt(info.handle);
       return { client, handle: info.handle };
     }),
@@ -203,6 +239,19 @@ async function loadRun(devnet: Devnet, opts: E2eOptions): Promise<E2eResult['thr
     partialsPerFrame,
     cpuMsPerDecrypt,
   };
+}
+
+/** One row of the end-to-end table, as `npm run bench` prints it. */
+export function printE2eRow(r: E2eResult): void {
+  const tp = r.throughput;
+  console.log(
+    `  ${r.t}-of-${r.n}${r.access ? `, ${r.access}` : ''}: delegation p50 ${r.delegateMs.p50} / p99 ${r.delegateMs.p99} ms; decrypt p50 ${r.decryptMs.p50} / p99 ${r.decryptMs.p99} ms (sequential, ${r.decrypts} each)\n` +
+      `          ${tp.decryptsPerSecond} decrypts/s with ${tp.concurrency} clients for ${tp.seconds} s (${tp.failed} failed; latency p50 ${tp.latencyMs.p50} / p99 ${tp.latencyMs.p99} ms; ` +
+      `${tp.partialsPerDecrypt} partials per decrypt, ${tp.partialsPerFrame} per frame to a node)\n` +
+      `          CPU per decrypt: client ${tp.cpuMsPerDecrypt.client} ms, gateway ${tp.cpuMsPerDecrypt.gateway} ms, nodes ${tp.cpuMsPerDecrypt.nodes} ms; ` +
+      `peak RSS: node ${r.peakRssMiB.nodeMax} MiB, gateway ${r.peakRssMiB.gateway} MiB` +
+      (r.accessStats ? `\n          ${Object.entries(r.accessStats).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''),
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -7,7 +7,8 @@ import { curveSelection, setCurveBackend } from '../core/index.ts';
 import { installNodeCryptoPaths } from '../core/node-crypto.ts';
 import { benchBackends, benchCore } from './core.ts';
 import { benchDkg, printDkg } from './dkg.ts';
-import { benchEndToEnd, type E2eResult } from './e2e.ts';
+import { benchAclRows } from './acl-access.ts';
+import { benchEndToEnd, printE2eRow, type E2eResult } from './e2e.ts';
 import { benchNodeService } from './node-service.ts';
 
 /**
@@ -40,14 +41,7 @@ const e2e: E2eResult[] = [];
 for (const [n, t] of [[5, 3], [10, 7], [1, 1]] as const) {
   const r = await benchEndToEnd({ n, t, ...e2eOpts });
   e2e.push(r);
-  const tp = r.throughput;
-  console.log(
-    `  ${t}-of-${n}: delegation p50 ${r.delegateMs.p50} / p99 ${r.delegateMs.p99} ms; decrypt p50 ${r.decryptMs.p50} / p99 ${r.decryptMs.p99} ms (sequential, ${r.decrypts} each)\n` +
-      `          ${tp.decryptsPerSecond} decrypts/s with ${tp.concurrency} clients for ${tp.seconds} s (${tp.failed} failed; latency p50 ${tp.latencyMs.p50} / p99 ${tp.latencyMs.p99} ms; ` +
-      `${tp.partialsPerDecrypt} partials per decrypt, ${tp.partialsPerFrame} per frame to a node)\n` +
-      `          CPU per decrypt: client ${tp.cpuMsPerDecrypt.client} ms, gateway ${tp.cpuMsPerDecrypt.gateway} ms, nodes ${tp.cpuMsPerDecrypt.nodes} ms; ` +
-      `peak RSS: node ${r.peakRssMiB.nodeMax} MiB, gateway ${r.peakRssMiB.gateway} MiB`,
-  );
+  printE2eRow(r);
 }
 const baseline = e2e.find((r) => r.n === 1)!;
 const ratios = e2e
@@ -62,6 +56,8 @@ for (const x of ratios) {
   console.log(`  ${x.config} / 1-of-1: delegation p50 ${x.delegationP50}×, decrypt p50 ${x.decryptP50}×, throughput ${x.throughput}×`);
 }
 
+const acl = await benchAclRows(e2eOpts);
+
 const dkg = await benchDkg(quick ? [5, 10, 16] : [5, 10, 16, 32], quick ? 1 : 3);
 printDkg(dkg.summary);
 
@@ -70,6 +66,6 @@ mkdirSync(resultsDir, { recursive: true });
 const out = join(resultsDir, 'latest.json');
 writeFileSync(
   out,
-  `${JSON.stringify({ started, quick, node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, core, service, e2e, ratios, dkg }, null, 2)}\n`,
+  `${JSON.stringify({ started, quick, node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, core, service, e2e, ratios, acl, dkg }, null, 2)}\n`,
 );
 console.log(`\nresults written to ${out}`);
