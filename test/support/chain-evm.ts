@@ -84,6 +84,12 @@ export class ChainFixture {
     this.funded.clear();
   }
 
+  /** A block every `seconds` from now on, as a live chain makes them; undefined: back to a block per transaction only. */
+  async mineEvery(seconds: number | undefined): Promise<void> {
+    await this.testClient.setIntervalMining({ interval: seconds ?? 0 });
+    if (seconds === undefined) await this.testClient.setAutomine(true);
+  }
+
   /** Moves the chain's clock; the next mined block carries the new time. */
   async increaseTime(seconds: number): Promise<void> {
     await this.testClient.increaseTime({ seconds });
