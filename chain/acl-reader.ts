@@ -25,15 +25,17 @@ export interface ChainAclReaderOptions {
   fromBlock?: number;
   metrics?: ChainMetricsSink;
   log?: Logger;
-  /** Answers kept per (handle, owner, grantee, block). Default 100 000. */
+  /** Answers kept per (handle, owner, grantee, block). Default 10 000 (a few MB). */
   cacheSize?: number;
-  /** Lookups allowed to be waiting on the RPC at once; more are refused (unavailable). Default 64. */
+  /** Lookups and listings allowed to be waiting on the RPC at once; more are refused (unavailable). Default 64. */
   maxInFlight?: number;
 }
 
 /** The contract interface version this build speaks (TkmsAcl.VERSION). */
 export const ACL_CONTRACT_VERSION = 1n;
-const DEFAULT_CACHE_SIZE = 100_000;
+// Answers are only useful while their block is within maxBlockLag of the head, so a small cache
+// covers the hot set; each entry is a ~160-character key.
+const DEFAULT_CACHE_SIZE = 10_000;
 const DEFAULT_MAX_IN_FLIGHT = 64;
 const MAX_LISTED_GRANTS = 1_000;
 /** How often the head is re-read while waiting for a block that is ahead of it. */
@@ -70,6 +72,9 @@ class ChainAclReader implements ChainAcl {
   private refreshing: Promise<BlockRef> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  private listingsInFlight = 0;
+  /** Poll failures are logged when they start and when they end, not once per interval. */
+  private pollFailing = false;
 
   constructor(private readonly options: ChainAclReaderOptions) {
     if (options.rpcUrls.length === 0) throw new TkmsError('bad_request', 'acl.chain.rpcUrls names no RPC URL');
@@ -117,7 +122,7 @@ class ChainAclReader implements ChainAcl {
     if (cached !== undefined) return cached;
     const pending = this.inFlight.get(key);
     if (pending !== undefined) return pending;
-    if (this.inFlight.size >= this.maxInFlight) throw new TkmsError('unavailable', `${this.inFlight.size} on-chain ACL lookups already waiting on the RPC; retry`);
+    this.admitOne();
 
     const generation = this.cacheGeneration;
     const lookup = this.readIsGranted(query).then((granted) => {
@@ -137,6 +142,22 @@ class ChainAclReader implements ChainAcl {
     expectBytes(owner, 20, 'owner');
     const max = Math.max(0, Math.min(Math.floor(limit), MAX_LISTED_GRANTS));
     const head = await this.freshHeadReaching(0);
+    this.admitOne();
+    this.listingsInFlight++;
+    try {
+      return await this.readGrants(handle, owner, max, head);
+    } finally {
+      this.listingsInFlight--;
+    }
+  }
+
+  /** Refuses once maxInFlight lookups wait on the RPC, so a flood costs bounded memory and sockets. */
+  private admitOne(): void {
+    const busy = this.inFlight.size + this.listingsInFlight;
+    if (busy >= this.maxInFlight) throw new TkmsError('unavailable', `${busy} on-chain ACL lookups already waiting on the RPC; retry`);
+  }
+
+  private async readGrants(handle: Uint8Array, owner: Uint8Array, max: number, head: BlockRef): Promise<{ block: number; grants: OnChainGrant[] }> {
     const handleHex = bytesToHex(handle);
     const ownerHex = getAddress(bytesToHex(owner));
     const fanout = await askAll(
@@ -202,7 +223,14 @@ class ChainAclReader implements ChainAcl {
     if (!this.running) return;
     this.timer = setTimeout(() => {
       this.refreshHead()
-        .catch((error: unknown) => this.options.log?.warn({ err: error instanceof TkmsError ? error.message : 'error' }, 'on-chain ACL head poll failed'))
+        .then(() => {
+          if (this.pollFailing) this.options.log?.info('on-chain ACL head poll works again');
+          this.pollFailing = false;
+        })
+        .catch((error: unknown) => {
+          if (!this.pollFailing) this.options.log?.warn({ err: error instanceof TkmsError ? error.message : 'error' }, 'on-chain ACL head poll failed; lookups refuse once the head is too old');
+          this.pollFailing = true;
+        })
         .finally(() => this.schedulePoll());
     }, this.options.pollIntervalMs);
     // The reader must not keep a process alive on its own; the servers that use it do.
@@ -224,7 +252,7 @@ class ChainAclReader implements ChainAcl {
     if (number === undefined) return agreedAnswer('the latest block', latest, this.quorum, blockKey);
     // Providers at different heights: ask them all for the block the quorum reached, and require one hash.
     const sameBlock = latest.answers.every((a) => a.value.number === number);
-    const next = sameBlock && latest.failures.length === 0 ? agreedAnswer('the latest block', latest, this.quorum, blockKey) : await this.readBlock(number);
+    const next = sameBlock ? agreedAnswer('the latest block', latest, this.quorum, blockKey) : await this.readBlock(number);
     const last = this.current;
     if (last !== undefined && last.hash !== next.hash) {
       const ancestor = needsAncestorCheck(last, next) ? (await this.readBlock(last.number)).hash : undefined;

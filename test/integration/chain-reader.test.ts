@@ -134,7 +134,7 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     console.log(`      lookup latency: cold ${coldMs.toFixed(2)} ms (2 providers), cached ${cachedMs.toFixed(3)} ms`);
   });
 
-  it('refuses (unavailable) when one of two providers lies with quorum 2, and when a provider is down or hangs', async () => {
+  it('refuses (unavailable) when one of two providers lies with quorum 2, and when a provider is down, hangs or answers garbage', async () => {
     const reader = await started();
     const handle = randomHandle();
     const block = await chainHead();
@@ -157,6 +157,9 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     const waited = Date.now() - t;
     assert.match(hang.message, /timeout/);
     assert.ok(waited >= TIMEOUT_MS - 50 && waited < TIMEOUT_MS + 1_000, `hang refused after ${waited} ms`);
+
+    p2.setMode('malformed');
+    await refusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
 
     p2.setMode('pass');
     assert.equal(await reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), false, 'answers again once the provider is back');

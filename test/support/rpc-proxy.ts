@@ -10,9 +10,10 @@ import { TKMS_ACL_ABI } from '../../chain/acl-artifact.ts';
  *   down  answers 503 to everything
  *   hang  never answers (the client's timeout must end the call)
  *   lie   answers every eth_call of isGranted with an ABI-encoded true; forwards the rest
+ *   malformed  answers every eth_call with one byte, which no ABI decoder can take for a bool
  * Single and batch requests are handled alike. Every JSON-RPC request is counted per method.
  */
-export type RpcProxyMode = 'pass' | 'down' | 'hang' | 'lie';
+export type RpcProxyMode = 'pass' | 'down' | 'hang' | 'lie' | 'malformed';
 
 export interface RpcProxy {
   url: string;
@@ -49,8 +50,9 @@ export async function startRpcProxy(targetUrl: string): Promise<RpcProxy> {
     return { status: res.status, text: await res.text() };
   };
 
-  const lieOrForward = async (r: RpcRequest): Promise<unknown> => {
-    if (isGrantedCall(r)) return { jsonrpc: '2.0', id: r.id, result: TRUE_RESULT };
+  const rewriteOrForward = async (r: RpcRequest, current: RpcProxyMode): Promise<unknown> => {
+    if (current === 'lie' && isGrantedCall(r)) return { jsonrpc: '2.0', id: r.id, result: TRUE_RESULT };
+    if (current === 'malformed' && r.method === 'eth_call') return { jsonrpc: '2.0', id: r.id, result: '0x01' };
     return JSON.parse((await forward(JSON.stringify(r))).text) as unknown;
   };
 
@@ -80,7 +82,7 @@ export async function startRpcProxy(targetUrl: string): Promise<RpcProxy> {
       res.writeHead(status, { 'content-type': 'application/json' }).end(text);
       return;
     }
-    const answer = Array.isArray(parsed) ? await Promise.all(parsed.map(lieOrForward)) : await lieOrForward(parsed);
+    const answer = Array.isArray(parsed) ? await Promise.all(parsed.map((r) => rewriteOrForward(r, current))) : await rewriteOrForward(parsed, current);
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
   };
 
