@@ -80,7 +80,9 @@ class ChainAclReader implements ChainAcl {
     if (options.rpcUrls.length === 0) throw new TkmsError('bad_request', 'acl.chain.rpcUrls names no RPC URL');
     this.quorum = options.quorum ?? options.rpcUrls.length;
     if (!Number.isInteger(this.quorum) || this.quorum < 1 || this.quorum > options.rpcUrls.length) throw new TkmsError('bad_request', `acl.chain.quorum must be between 1 and ${options.rpcUrls.length} (the number of RPC URLs)`);
-    this.address = getAddress(options.contract);
+    if (!/^0x[0-9a-fA-F]{40}$/.test(options.contract)) throw new TkmsError('bad_request', 'acl.chain.contract must be a 0x-prefixed 20-byte hex address');
+    // The config takes any letter case; an EIP-55 checksum is not required, so do not let viem demand one.
+    this.address = getAddress(options.contract.toLowerCase());
     this.providers = createProviders(options.rpcUrls, options.rpcTimeoutMs);
     this.cache = new LruCache(options.cacheSize ?? DEFAULT_CACHE_SIZE);
     this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
