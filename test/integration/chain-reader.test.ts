@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createPublicClient, createTestClient, createWalletClient, http, toHex, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
+import { pino } from 'pino';
 import { TKMS_ACL_ABI } from '../../chain/acl-artifact.ts';
 import { createChainAclReader, type ChainAclReaderOptions } from '../../chain/acl-reader.ts';
 import { ANVIL_DEV_PRIVATE_KEY, startAnvil, type AnvilChain } from '../../chain/anvil.ts';
@@ -103,7 +104,8 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
   it('answers isGranted at exactly the named block, from both providers, and caches the answer', async () => {
     const calls: string[] = [];
     const cache: boolean[] = [];
-    const metrics: ChainMetricsSink = { call: (m, o) => calls.push(`${m}:${o}`), head: () => {}, cache: (hit) => cache.push(hit) };
+    const heads: number[] = [];
+    const metrics: ChainMetricsSink = { call: (m, o) => calls.push(`${m}:${o}`), head: (block) => heads.push(block), cache: (hit) => cache.push(hit) };
     const reader = await started({ metrics });
     const handle = randomHandle();
     const grantee = randomAddressBytes();
@@ -130,7 +132,8 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     assert.equal(p1.counts()['eth_call'] ?? 0, 0, 'a cached answer makes no RPC call');
     assert.equal(p2.counts()['eth_call'] ?? 0, 0);
     assert.deepEqual(cache.slice(-1), [true]);
-    assert.ok(calls.includes('eth_call:ok') && calls.includes('eth_getBlockByNumber:ok'), 'every call reported');
+    assert.ok(calls.includes('eth_call:ok') && calls.includes('eth_getBlockByNumber:ok') && calls.includes('eth_chainId:ok'), 'every call reported');
+    assert.ok(heads.includes(block), 'head updates reported');
     // Medians over distinct questions, first asked (two eth_calls each) and then asked again (cache).
     const others = Array.from({ length: 50 }, randomAddressBytes);
     const timed = async (): Promise<number> => {
@@ -245,7 +248,9 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
   });
 
   it('drops cached answers when the chain reorganises: a grant undone by a reorg is not granted at the same block number', async () => {
-    const reader = await started();
+    const logLines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
+    const reader = await started({ log });
     const handle = randomHandle();
     const grantee = randomAddressBytes();
     const snapshot = await testClient.snapshot();
@@ -258,6 +263,7 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     await testClient.mine({ blocks: 3 });
     await readerReaches(reader, block + 2);
     assert.equal(await reader.isGrantedAt(query), false, 'the cached "granted" was dropped with the old chain');
+    assert.ok(logLines.some((l) => /chain reorganisation seen/.test(l)), 'the reorg is logged');
   });
 
   it('a flood of concurrent lookups stays within the in-flight bound, and identical lookups share one RPC call', async () => {
