@@ -38,6 +38,7 @@ export const ACL_CONTRACT_VERSION = 1n;
 const DEFAULT_CACHE_SIZE = 10_000;
 const DEFAULT_MAX_IN_FLIGHT = 64;
 const MAX_LISTED_GRANTS = 1_000;
+const GRANT_OF_BATCH = 16;
 /** How often the head is re-read while waiting for a block that is ahead of it. */
 const AHEAD_POLL_MS = 50;
 
@@ -170,8 +171,13 @@ class ChainAclReader implements ChainAcl {
       this.options.metrics,
     );
     const grantees = agreedAnswer('the Granted events', fanout, this.quorum, (list) => list.join(','));
-    const grants = await Promise.all(grantees.map((grantee) => this.readGrantOf(handleHex, ownerHex, grantee, head.number)));
-    return { block: head.number, grants: grants.filter((g): g is OnChainGrant => g !== undefined) };
+    const grants: OnChainGrant[] = [];
+    // A few grantees at a time: a long listing must not open hundreds of calls per provider at once.
+    for (let i = 0; i < grantees.length; i += GRANT_OF_BATCH) {
+      const batch = await Promise.all(grantees.slice(i, i + GRANT_OF_BATCH).map((grantee) => this.readGrantOf(handleHex, ownerHex, grantee, head.number)));
+      for (const g of batch) if (g !== undefined) grants.push(g);
+    }
+    return { block: head.number, grants };
   }
 
   private async checkProvider(p: RpcProvider): Promise<void> {
