@@ -85,7 +85,7 @@ export async function startDevnetChain(
       return { anvil, chain: { ...remembered, port, blockTimeSeconds } };
     }
     const deployed = await deployAcl(anvil.url, ANVIL_DEV_PRIVATE_KEY);
-    options.progress(`chain ${deployed.chainId} at ${anvil.url}: TkmsAcl deployed at ${deployed.address} (block ${deployed.blockNumber})`);
+    options.progress(`chain ${deployed.chainId} at ${anvil.url}: TkmsAcl deployed at ${getAddress(deployed.address)} (block ${deployed.blockNumber})`);
     return { anvil, chain: { port, chainId: deployed.chainId, contract: getAddress(deployed.address), fromBlock: deployed.blockNumber, blockTimeSeconds } };
   } catch (e) {
     await anvil.stop();
