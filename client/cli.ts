@@ -125,7 +125,7 @@ export function registerClientCommands(program: TkmsCommand): void {
     'revoke',
   )
     .addOption(ownerOption())
-    .addHelpText('after', '\nAn on-chain revocation binds every node from the block the gateway names once that block is past the\nrevocation\'s (the gateway\'s confirmations), and at the latest maxBlockLag blocks after it.')
+    .addHelpText('after', '\nAn on-chain revocation binds every node from the block the gateway names once that block reaches the\nrevocation\'s (after the gateway\'s confirmations), and at the latest maxBlockLag blocks after it.')
     .examples('tkms revoke --account alice.json --handle 0x… --to 0xB0b…', 'tkms revoke --chain --devnet .devnet --account alice.json --handle 0x… --to 0xB0b…')
     .lazyAction(async () => (await load()).revoke);
 
