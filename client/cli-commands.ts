@@ -10,8 +10,7 @@ import { accountPassword } from '../scripts/cli/password.ts';
 import { generateAccount, type Account } from './account.ts';
 import { readAccountFile, writeAccountFile } from './account-file.ts';
 import type { ChainCommandOptions, ClientCommandOptions } from './cli.ts';
-import { grantFor, grantOnChain, revokeAllOnChain, revokeFor, revokeOnChain, type AclTxResult, type AclWriterTarget } from '../chain/acl-writer.ts';
-import { readDevnetChain } from '../deploy/devnet-chain.ts';
+import type { AclTxResult, AclWriterTarget } from '../chain/acl-writer.ts';
 import { TkmsClient } from './client.ts';
 import { errnoCode, publishSyncedFile } from '../storage/durable-fs.ts';
 
@@ -140,7 +139,8 @@ const CHAIN_FLAGS = [
 
 /** Where --chain sends: flags or their variables first, then the devnet directory, if one is named. */
 async function chainTarget(opts: ChainCommandOptions, account: Account): Promise<AclWriterTarget> {
-  const devnet = opts.devnet === undefined ? undefined : await readDevnetChain(opts.devnet);
+  // Loaded only for --chain: the commands without it need no Ethereum library.
+  const devnet = opts.devnet === undefined ? undefined : await (await import('../deploy/devnet-chain.ts')).readDevnetChain(opts.devnet);
   const rpcUrl = opts.rpcUrl ?? devnet?.rpcUrl;
   const contract = opts.contract ?? devnet?.contract;
   const chainId = opts.chainId ?? devnet?.chainId;
@@ -177,6 +177,7 @@ async function grantOnTheChain(opts: GrantOptions, command: TkmsCommand): Promis
   const target = await chainTarget(opts, await loadAccount(opts, command));
   const notAfter = Math.floor(Date.now() / 1000) + Math.round(opts.days * 86_400);
   const g = { handle: opts.handle, grantee: opts.to, notAfter };
+  const { grantFor, grantOnChain } = await import('../chain/acl-writer.ts');
   const tx = opts.owner === undefined ? await grantOnChain(target, g) : await grantFor(target, { ...g, owner: opts.owner });
   const until = new Date(notAfter * 1000).toISOString();
   printTx(opts, target, tx, `granted ${opts.to} access to ${opts.handle} on chain until ${until}${opts.owner === undefined ? '' : ` (for owner ${opts.owner})`}`, { notAfter });
@@ -197,6 +198,7 @@ type RevokeOptions = ClientCommandOptions & ChainCommandOptions & { handle: stri
 async function revokeOnTheChain(opts: RevokeOptions, command: TkmsCommand): Promise<number> {
   const target = await chainTarget(opts, await loadAccount(opts, command));
   const r = { handle: opts.handle, grantee: opts.to };
+  const { revokeFor, revokeOnChain } = await import('../chain/acl-writer.ts');
   const tx = opts.owner === undefined ? await revokeOnChain(target, r) : await revokeFor(target, { ...r, owner: opts.owner });
   printTx(opts, target, tx, `revoked ${opts.to}'s on-chain access to ${opts.handle}${opts.owner === undefined ? '' : ` (for owner ${opts.owner})`}`);
   return 0;
@@ -220,6 +222,7 @@ export const revokeAll: CommandRun<ChainCommandOptions & { account: string; pass
   if (opts.chain !== true) throw new UsageError('revoke-all acts on the on-chain ACL only: add --chain (signed grants are revoked one by one with "tkms revoke")');
   const account = await loadAccount(opts, command);
   const target = await chainTarget(opts, account);
+  const { revokeAllOnChain } = await import('../chain/acl-writer.ts');
   printTx(opts, target, await revokeAllOnChain(target), `revoked every on-chain grant of ${account.address}`);
   return 0;
 };
