@@ -20,6 +20,19 @@ export interface DevnetChainLayout {
   blockTimeSeconds: number;
 }
 
+/** `DevnetOptions.chain` as an object: the block time, and hooks for tests of the on-chain ACL. */
+export interface DevnetChainOptions {
+  blockTimeSeconds?: number;
+  /** acl.mode of every node and the gateway; default "either" (signed grants keep working). */
+  mode?: 'chain' | 'either';
+  /** The gateway's confirmations; default DEVNET_CONFIRMATIONS. */
+  confirmations?: number;
+  /** Every node's maxBlockLag; default DEVNET_MAX_BLOCK_LAG. */
+  maxBlockLag?: number;
+  /** Test hook: the RPC URLs a node (by id) or the gateway reads the chain through, e.g. a proxy that lies. */
+  rpcUrls?: (who: number | 'gateway', anvilUrl: string) => string[];
+}
+
 /** Where a running devnet's chain is reached. */
 export interface DevnetChainEndpoint {
   rpcUrl: string;
@@ -47,7 +60,7 @@ export function rpcUrlOf(chain: DevnetChainLayout): string {
   return `http://127.0.0.1:${chain.port}`;
 }
 
-function endpointOf(chain: DevnetChainLayout): DevnetChainEndpoint {
+export function devnetChainEndpoint(chain: DevnetChainLayout): DevnetChainEndpoint {
   return { rpcUrl: rpcUrlOf(chain), chainId: chain.chainId, contract: chain.contract, fromBlock: chain.fromBlock };
 }
 
@@ -94,15 +107,17 @@ export async function startDevnetChain(
 }
 
 /**
- * The nodes' and the gateway's `acl` groups (config/chain-acl.ts). Mode "either": signed grants
- * keep working beside on-chain ones, so everything a devnet did before still works.
+ * The `acl` group (config/chain-acl.ts) of a node (by id) or the gateway. Mode "either" unless the
+ * options say otherwise: signed grants keep working beside on-chain ones, so everything a devnet
+ * did before still works.
  */
-export function devnetAclConfig(chain: DevnetChainLayout): { node: Record<string, unknown>; gateway: Record<string, unknown> } {
-  const shared = { chainId: chain.chainId, contract: chain.contract, rpcUrls: [rpcUrlOf(chain)], pollIntervalMs: DEVNET_POLL_INTERVAL_MS };
-  return {
-    node: { mode: 'either', chain: { ...shared, maxBlockLag: DEVNET_MAX_BLOCK_LAG } },
-    gateway: { mode: 'either', chain: { ...shared, confirmations: DEVNET_CONFIRMATIONS, fromBlock: chain.fromBlock } },
-  };
+export function devnetAclConfig(chain: DevnetChainLayout, who: number | 'gateway', options: DevnetChainOptions = {}): Record<string, unknown> {
+  const url = rpcUrlOf(chain);
+  const shared = { chainId: chain.chainId, contract: chain.contract, rpcUrls: options.rpcUrls?.(who, url) ?? [url], pollIntervalMs: DEVNET_POLL_INTERVAL_MS };
+  const mode = options.mode ?? 'either';
+  return who === 'gateway'
+    ? { mode, chain: { ...shared, confirmations: options.confirmations ?? DEVNET_CONFIRMATIONS, fromBlock: chain.fromBlock } }
+    : { mode, chain: { ...shared, maxBlockLag: options.maxBlockLag ?? DEVNET_MAX_BLOCK_LAG } };
 }
 
 /** The chain of the devnet in `dir`, from its devnet.json; refused when it has none. */
@@ -115,7 +130,7 @@ export async function readDevnetChain(dir: string): Promise<DevnetChainEndpoint>
     throw new TkmsError('not_found', `no devnet in ${dir} (${(e as NodeJS.ErrnoException).code ?? 'unreadable'} ${path}); start one with "tkms devnet --chain --dir ${dir}"`);
   }
   if (layout.chain === undefined) throw new TkmsError('not_found', `the devnet in ${dir} has no chain; restart it with "tkms devnet --chain --dir ${dir}"`);
-  return endpointOf(layout.chain);
+  return devnetChainEndpoint(layout.chain);
 }
 
 /** Sets `address`'s balance on a dev chain (anvil_setBalance): gas money for its transactions. */

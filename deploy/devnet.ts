@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import type { AnvilChain } from '../chain/anvil.ts';
 import { loadCommitteeFile, memberKeysHex, pinnedClientOptions } from '../net/committee.ts';
 import { createIdentityFile, loadOrCreateIdentityFile } from '../node/identity.ts';
-import { devnetAclConfig, fundDevnetAccount, rpcUrlOf, startDevnetChain, type DevnetChainEndpoint, type DevnetChainLayout } from './devnet-chain.ts';
+import { TkmsError } from '../core/errors.ts';
+import { devnetAclConfig, devnetChainEndpoint, fundDevnetAccount, startDevnetChain, type DevnetChainEndpoint, type DevnetChainLayout, type DevnetChainOptions } from './devnet-chain.ts';
 
 /**
  * A local network on loopback: n node daemons and a gateway as separate processes, each
@@ -49,7 +50,7 @@ export interface DevnetOptions {
    * A local EVM (Anvil, state kept in <dir>/chain) with TkmsAcl deployed, and every node and the
    * gateway configured with acl.mode "either". A devnet made with a chain keeps it on restart.
    */
-  chain?: boolean | { blockTimeSeconds?: number };
+  chain?: boolean | DevnetChainOptions;
   onProgress?: (line: string) => void;
 }
 
@@ -201,14 +202,13 @@ export class Devnet {
 
   /** The chain's RPC URL, chain id, contract and deployment block; undefined without a chain. */
   get chain(): DevnetChainEndpoint | undefined {
-    const chain = this.layout.chain;
-    return chain === undefined ? undefined : { rpcUrl: rpcUrlOf(chain), chainId: chain.chainId, contract: chain.contract, fromBlock: chain.fromBlock };
+    return this.layout.chain === undefined ? undefined : devnetChainEndpoint(this.layout.chain);
   }
 
   /** Gives `address` `eth` ETH on the devnet's chain (its balance is set, not added to). */
   async fund(address: string, eth = '100'): Promise<bigint> {
     const chain = this.chain;
-    if (chain === undefined) throw new Error('this devnet has no chain (start it with chain: true)');
+    if (chain === undefined) throw new TkmsError('not_found', 'this devnet has no chain (start it with chain: true)');
     return fundDevnetAccount(chain.rpcUrl, address, eth);
   }
 
@@ -332,7 +332,9 @@ export class Devnet {
 
   private async writeConfigs(): Promise<void> {
     const logLevel = this.options.logLevel ?? 'info';
-    const acl = this.layout.chain === undefined ? undefined : devnetAclConfig(this.layout.chain);
+    const chain = this.layout.chain;
+    const chainOptions = typeof this.options.chain === 'object' ? this.options.chain : {};
+    const acl = (who: number | 'gateway') => (chain === undefined ? {} : { acl: devnetAclConfig(chain, who, chainOptions) });
     const linked = this.options.linkAddress !== undefined;
     for (const node of this.layout.nodes) {
       if (linked) await this.writeLinkCommittee(node.id, join(this.options.dir, `node${node.id}`, 'committee.json'));
@@ -348,7 +350,7 @@ export class Devnet {
         dkg: { phaseTimeoutMs: 5_000 },
         logLevel,
         gatewayPeerIds: [this.layout.gatewayPeerId!, ...(this.options.extraGatewayPeerIds ?? [])],
-        ...(acl === undefined ? {} : { acl: acl.node }),
+        ...acl(node.id),
         ...(this.options.nodeConfig?.[node.id] ?? {}),
       };
       await writeFile(join(this.options.dir, `node${node.id}`, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
@@ -361,7 +363,7 @@ export class Devnet {
       identityFile: 'gateway/identity.json',
       committeeFile: linked ? 'gateway/committee.json' : 'committee.json',
       logLevel,
-      ...(acl === undefined ? {} : { acl: acl.gateway }),
+      ...acl('gateway'),
       ...(this.options.gatewayConfig ?? {}),
     };
     await writeFile(join(this.options.dir, 'gateway.json'), `${JSON.stringify(gateway, null, 2)}\n`);

@@ -7,7 +7,9 @@ import { TKMS_ACL_ABI } from '../../chain/acl-artifact.ts';
 import { generateAccount } from '../../client/account.ts';
 import { writeAccountFile } from '../../client/account-file.ts';
 import { encodeHex } from '../../core/index.ts';
-import { DEVNET_CONFIRMATIONS, DEVNET_MAX_BLOCK_LAG, readDevnetChain } from '../../deploy/devnet-chain.ts';
+import { devnetAclConfig, DEVNET_CONFIRMATIONS, DEVNET_MAX_BLOCK_LAG, readDevnetChain } from '../../deploy/devnet-chain.ts';
+import { parseConfig } from '../../node/config.ts';
+import { parseGatewayConfig } from '../../gateway/config.ts';
 import { Devnet } from '../../deploy/devnet.ts';
 import { loadGatewayConfig } from '../../gateway/config.ts';
 import { loadConfig } from '../../node/config.ts';
@@ -129,5 +131,17 @@ describe('devnet --chain: chain, deployment and configs (real anvil)', function 
       devnet = undefined;
       await removeDir(plainDir);
     }
+  });
+
+  it('test hooks: mode, confirmations, maxBlockLag and per-process RPC URLs reach the acl groups the loaders accept', () => {
+    const chain = { port: 8545, chainId: 31337, contract: getAddress('0x5fbdb2315678afecb367f032d93f642f64180aa3'), fromBlock: 7, blockTimeSeconds: 1 };
+    const hooks = { mode: 'chain' as const, confirmations: 2, maxBlockLag: 5, rpcUrls: (who: number | 'gateway', url: string) => (who === 2 ? ['http://127.0.0.1:9/lies'] : [url]) };
+    const base = { listen: '/ip4/127.0.0.1/tcp/1', http: '127.0.0.1:2', admin: '127.0.0.1:3', identityFile: 'i.json', keystoreDir: 'k', committeeFile: 'c.json' };
+    const node1 = parseConfig({ ...base, acl: devnetAclConfig(chain, 1, hooks) }, { baseDir: '/tmp' });
+    const node2 = parseConfig({ ...base, acl: devnetAclConfig(chain, 2, hooks) }, { baseDir: '/tmp' });
+    assert.deepEqual([node1.acl.mode, node1.acl.chain?.maxBlockLag, node1.acl.chain?.rpcUrls], ['chain', 5, ['http://127.0.0.1:8545']]);
+    assert.deepEqual(node2.acl.chain?.rpcUrls, ['http://127.0.0.1:9/lies']);
+    const gateway = parseGatewayConfig({ listen: '127.0.0.1:1', storeDir: 's', committeeFile: 'c.json', acl: devnetAclConfig(chain, 'gateway', hooks) }, '/tmp');
+    assert.deepEqual([gateway.acl.mode, gateway.acl.chain?.confirmations, gateway.acl.chain?.fromBlock], ['chain', 2, 7]);
   });
 });
