@@ -90,7 +90,7 @@ async function onChainRoundTrip(devnet: Devnet, chain: DevnetChainEndpoint, clie
   const ms = (performance.now() - revokedAt).toFixed(0);
   const blocks = Number(await head.getBlockNumber()) - revoked.blockNumber;
   say(`   ✔ dave's decrypt refused: [${refusal.code}] ${refusal.message}`);
-  say(`     ${ms} ms after the revocation's receipt, the head ${blocks} block${blocks === 1 ? '' : 's'} past its block ${revoked.blockNumber}${servedAfter > 0 ? ` (${servedAfter} decrypt${servedAfter === 1 ? ' was' : 's were'} still served while it awaited its confirmation)` : ''}`);
+  say(`     ${ms} ms after the revocation's receipt, with the chain head ${blocks} block${blocks === 1 ? '' : 's'} past the revocation's block ${revoked.blockNumber}${servedAfter > 0 ? ` (${servedAfter} decrypt${servedAfter === 1 ? ' was' : 's were'} still served while it awaited its confirmation)` : ''}`);
 }
 
 async function main(): Promise<void> {
