@@ -79,6 +79,8 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     await services.start(every('node gauge', 1_000, () => metrics.nodesConnected.set(pool.connectedMembers().length)));
     // Before the listener: a gateway that cannot read its chain refuses to start (fail closed).
     const chain = config.acl.mode === 'signed' ? undefined : config.acl.chain;
+    // parseGatewayConfig refuses this; never fall back to signed grants when the chain was asked for.
+    if (config.acl.mode !== 'signed' && chain === undefined) throw new TkmsError('bad_request', `acl.mode is ${config.acl.mode} but acl.chain is not configured`);
     const chainAcl = chain === undefined ? undefined : await services.open('chain acl', () => startChainAcl(chain, metrics.chain.sink, log), (r) => r.stop());
     const limiter = new RateLimiter(config.rateLimit.perMinute, config.rateLimit.burst);
     // Per IP: ten accounts' worth, so a NAT of honest users is not starved but one host cannot flood signature checks.

@@ -289,8 +289,8 @@ async function startServices({ config, committee, selfId, identity, password, lo
     }),
   );
   // Before any partial is served: a node that cannot read its chain refuses to start (fail closed).
-  const chainAcl = config.acl.chain === undefined || config.acl.mode === 'signed' ? undefined : await services.open('chain acl', () => startChainAcl(config.acl.chain!, metrics, log), (r) => r.stop());
-  const partialAcl: PartialAcl = chainAcl === undefined ? { mode: 'signed' } : { mode: config.acl.mode as Exclude<PartialAcl['mode'], 'signed'>, chain: chainAcl };
+  const partialAcl = await openPartialAcl(config.acl, services, metrics, log);
+  const chainAcl = partialAcl.mode === 'signed' ? undefined : partialAcl.chain;
   const partials = new PartialService({
     acl: partialAcl,
     selfId,
@@ -379,6 +379,15 @@ async function startServices({ config, committee, selfId, identity, password, lo
     await services.stop();
   };
   return { selfId, peerId: identity.peerId, libp2p, httpServer, adminServer, runner, log, stop };
+}
+
+/** Where this node takes grants from; unless signed, its chain reader as a service of `services`. */
+async function openPartialAcl(acl: NodeConfig['acl'], services: ServiceRunner, metrics: NodeMetrics, log: Logger): Promise<PartialAcl & { chain?: ChainAcl }> {
+  const { mode, chain } = acl;
+  if (mode === 'signed') return { mode };
+  // parseConfig refuses this; never fall back to signed grants when the chain was asked for.
+  if (chain === undefined) throw new TkmsError('bad_request', `acl.mode is ${mode} but acl.chain is not configured`);
+  return { mode, chain: await services.open('chain acl', () => startChainAcl(chain, metrics, log), (r) => r.stop()) };
 }
 
 /**
