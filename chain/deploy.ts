@@ -14,7 +14,8 @@ export interface DeployedAcl {
 export async function deployAcl(rpcUrl: string, deployerKey: Hex): Promise<DeployedAcl> {
   const account = privateKeyToAccount(deployerKey);
   const transport = http(rpcUrl, { retryCount: 0, timeout: 10_000 });
-  const publicClient = createPublicClient({ transport });
+  // viem polls every 4 s by default; a dev chain mines a block a second.
+  const publicClient = createPublicClient({ transport, pollingInterval: 200 });
   const chainId = await publicClient.getChainId();
   const wallet = createWalletClient({ account, transport });
   const hash = await wallet.deployContract({ abi: TKMS_ACL_ABI, bytecode: TKMS_ACL_BYTECODE, chain: null });

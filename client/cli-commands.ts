@@ -9,7 +9,8 @@ import { UsageError, warningLine, type CommandRun, type TkmsCommand } from '../s
 import { accountPassword } from '../scripts/cli/password.ts';
 import { generateAccount, type Account } from './account.ts';
 import { readAccountFile, writeAccountFile } from './account-file.ts';
-import type { ClientCommandOptions } from './cli.ts';
+import type { ChainCommandOptions, ClientCommandOptions } from './cli.ts';
+import type { AclTxResult, AclWriterTarget } from '../chain/acl-writer.ts';
 import { TkmsClient } from './client.ts';
 import { errnoCode, publishSyncedFile } from '../storage/durable-fs.ts';
 
@@ -21,7 +22,7 @@ function warnEnvTypos(command: TkmsCommand): void {
   for (const line of envTypos(process.env, known)) process.stderr.write(warningLine(command.path, line));
 }
 
-async function loadAccount(opts: ClientCommandOptions, command: TkmsCommand): Promise<Account> {
+async function loadAccount(opts: Pick<ClientCommandOptions, 'account' | 'passwordFile'>, command: TkmsCommand): Promise<Account> {
   return readAccountFile(opts.account, {
     password: () => accountPassword({ passwordFile: opts.passwordFile, confirm: false, file: opts.account }),
     warn: (message) => process.stderr.write(warningLine(command.path, message)),
@@ -128,15 +129,85 @@ export const encrypt: CommandRun<ClientCommandOptions & PlaintextOptions & { key
   return 0;
 };
 
-export const grant: CommandRun<ClientCommandOptions & { handle: string; to: string; days: number }> = async (opts, command) => {
+const CHAIN_FLAGS = [
+  ['rpcUrl', '--rpc-url'],
+  ['contract', '--contract'],
+  ['chainId', '--chain-id'],
+  ['devnet', '--devnet'],
+  ['owner', '--owner'],
+] as const;
+
+/** Where --chain sends: flags or their variables first, then the devnet directory, if one is named. */
+async function chainTarget(opts: ChainCommandOptions, account: Account): Promise<AclWriterTarget> {
+  // Loaded only for --chain: the commands without it need no Ethereum library.
+  const devnet = opts.devnet === undefined ? undefined : await (await import('../deploy/devnet-chain.ts')).readDevnetChain(opts.devnet);
+  const rpcUrl = opts.rpcUrl ?? devnet?.rpcUrl;
+  const contract = opts.contract ?? devnet?.contract;
+  const chainId = opts.chainId ?? devnet?.chainId;
+  if (rpcUrl === undefined) throw new UsageError('--chain needs the chain: --rpc-url (or TKMS_ACL_RPC_URL), or --devnet <dir>');
+  if (contract === undefined) throw new UsageError('--chain needs the contract: --contract (or TKMS_ACL_CONTRACT), or --devnet <dir>');
+  let url: URL | undefined;
+  try {
+    url = new URL(rpcUrl);
+  } catch {
+    // reported below
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new UsageError('--rpc-url must be an http:// or https:// URL');
+  return { rpcUrl, contract, privateKey: encodeHex(account.secretKey) as `0x${string}`, ...(chainId !== undefined ? { chainId } : {}) };
+}
+
+/** A chain flag typed on the line without --chain would be silently ignored: say so instead. */
+function refuseStrayChainFlags(opts: ChainCommandOptions, command: TkmsCommand): void {
+  if (opts.chain === true) return;
+  const stray = CHAIN_FLAGS.find(([key]) => command.getOptionValueSource(key) === 'cli');
+  if (stray !== undefined) throw new UsageError(`${stray[1]} applies only to on-chain grants: add --chain`);
+}
+
+function printTx(opts: { json?: true }, target: AclWriterTarget, tx: AclTxResult, done: string, extra: Record<string, unknown> = {}): void {
+  print(
+    opts,
+    { ...extra, txHash: tx.txHash, blockNumber: tx.blockNumber, from: tx.from, contract: target.contract, rpcUrl: target.rpcUrl },
+    `${done}\ntransaction ${tx.txHash}\nblock       ${tx.blockNumber}   (contract ${target.contract})`,
+  );
+}
+
+type GrantOptions = ClientCommandOptions & ChainCommandOptions & { handle: string; to: string; days: number; owner?: string };
+
+async function grantOnTheChain(opts: GrantOptions, command: TkmsCommand): Promise<number> {
+  const target = await chainTarget(opts, await loadAccount(opts, command));
+  const notAfter = Math.floor(Date.now() / 1000) + Math.round(opts.days * 86_400);
+  const g = { handle: opts.handle, grantee: opts.to, notAfter };
+  const { grantFor, grantOnChain } = await import('../chain/acl-writer.ts');
+  const tx = opts.owner === undefined ? await grantOnChain(target, g) : await grantFor(target, { ...g, owner: opts.owner });
+  const until = new Date(notAfter * 1000).toISOString();
+  printTx(opts, target, tx, `granted ${opts.to} access to ${opts.handle} on chain until ${until}${opts.owner === undefined ? '' : ` (for owner ${opts.owner})`}`, { notAfter });
+  return 0;
+}
+
+export const grant: CommandRun<GrantOptions> = async (opts, command) => {
   warnEnvTypos(command);
+  refuseStrayChainFlags(opts, command);
+  if (opts.chain === true) return grantOnTheChain(opts, command);
   const result = await (await client(opts, command)).grant(opts.handle, opts.to, { validForSeconds: Math.round(opts.days * 86_400) });
   print(opts, result, `granted ${opts.to} access to ${opts.handle} for ${opts.days} days`);
   return 0;
 };
 
-export const revoke: CommandRun<ClientCommandOptions & { handle: string; to: string }> = async (opts, command) => {
+type RevokeOptions = ClientCommandOptions & ChainCommandOptions & { handle: string; to: string; owner?: string };
+
+async function revokeOnTheChain(opts: RevokeOptions, command: TkmsCommand): Promise<number> {
+  const target = await chainTarget(opts, await loadAccount(opts, command));
+  const r = { handle: opts.handle, grantee: opts.to };
+  const { revokeFor, revokeOnChain } = await import('../chain/acl-writer.ts');
+  const tx = opts.owner === undefined ? await revokeOnChain(target, r) : await revokeFor(target, { ...r, owner: opts.owner });
+  printTx(opts, target, tx, `revoked ${opts.to}'s on-chain access to ${opts.handle}${opts.owner === undefined ? '' : ` (for owner ${opts.owner})`}`);
+  return 0;
+}
+
+export const revoke: CommandRun<RevokeOptions> = async (opts, command) => {
   warnEnvTypos(command);
+  refuseStrayChainFlags(opts, command);
+  if (opts.chain === true) return revokeOnTheChain(opts, command);
   const result = await (await client(opts, command)).revoke(opts.handle, opts.to);
   print(
     opts,
@@ -144,6 +215,16 @@ export const revoke: CommandRun<ClientCommandOptions & { handle: string; to: str
     `revoked; acknowledged by nodes ${result.acknowledgedBy.join(', ') || 'none'} (${result.effective ? 'effective' : `NOT yet effective: ${result.needed} needed`})`,
   );
   return result.effective ? 0 : 1;
+};
+
+export const revokeAll: CommandRun<ChainCommandOptions & { account: string; passwordFile?: string; json?: true }> = async (opts, command) => {
+  warnEnvTypos(command);
+  if (opts.chain !== true) throw new UsageError('revoke-all acts on the on-chain ACL only: add --chain (signed grants are revoked one by one with "tkms revoke")');
+  const account = await loadAccount(opts, command);
+  const target = await chainTarget(opts, account);
+  const { revokeAllOnChain } = await import('../chain/acl-writer.ts');
+  printTx(opts, target, await revokeAllOnChain(target), `revoked every on-chain grant of ${account.address}`);
+  return 0;
 };
 
 function refuseExisting(file: string): TkmsError {

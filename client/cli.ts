@@ -1,5 +1,5 @@
 import { Option } from 'commander';
-import { jsonOption, positiveUpTo, type TkmsCommand } from '../scripts/cli/command.ts';
+import { integerIn, jsonOption, positiveUpTo, type TkmsCommand } from '../scripts/cli/command.ts';
 
 /**
  * `tkms account|encrypt|grant|revoke|decrypt`: the client library on the command line. This
@@ -39,6 +39,30 @@ function withClientOptions(cmd: TkmsCommand): TkmsCommand {
     .addOption(jsonOption());
 }
 
+/** Options of the commands that send a transaction to the TkmsAcl contract instead of the gateway. */
+export interface ChainCommandOptions {
+  chain?: true;
+  rpcUrl?: string;
+  contract?: string;
+  chainId?: number;
+  devnet?: string;
+}
+
+/** The flags naming the chain; with --devnet, RPC URL, chain id and contract come from that directory. */
+function withChainOptions(cmd: TkmsCommand, what: string): TkmsCommand {
+  return cmd
+    .addOption(new Option('--chain', `${what} in the TkmsAcl contract: the account sends the transaction (it needs gas money) and the command waits for its block`))
+    .addOption(new Option('--rpc-url <url>', 'JSON-RPC URL of the chain (with --chain)').env('TKMS_ACL_RPC_URL'))
+    .addOption(new Option('--contract <address>', 'address of the TkmsAcl contract (with --chain)').env('TKMS_ACL_CONTRACT'))
+    .addOption(new Option('--chain-id <id>', 'refuse to sign unless the RPC serves this chain (with --chain)').env('TKMS_ACL_CHAIN_ID').argParser(integerIn(1, Number.MAX_SAFE_INTEGER)))
+    .addOption(new Option('--devnet <dir>', 'take RPC URL, chain id and contract from the directory of a running "tkms devnet --chain" (with --chain)'));
+}
+
+/** --owner: act as an operator the owner approved (grantFor / revokeFor). */
+function ownerOption(): Option {
+  return new Option('--owner <address>', 'send as an operator the owner approved with setOperator, for this owner (with --chain)');
+}
+
 const load = () => import('./cli-commands.ts');
 
 export function registerClientCommands(program: TkmsCommand): void {
@@ -70,26 +94,52 @@ export function registerClientCommands(program: TkmsCommand): void {
     )
     .lazyAction(async () => (await load()).encrypt);
 
-  withClientOptions(
-    program
-      .command('grant')
-      .description('grant another account the right to decrypt a handle')
-      .addOption(new Option('--handle <handle>', 'the handle "tkms encrypt" printed').makeOptionMandatory())
-      .addOption(new Option('--to <address>', "the grantee's address (0x + 40 hex)").makeOptionMandatory())
-      .addOption(new Option('--days <n>', 'how long the grant is valid').argParser(positiveUpTo(36_500, 'days')).default(30)),
+  withChainOptions(
+    withClientOptions(
+      program
+        .command('grant')
+        .description('grant another account the right to decrypt a handle: a signed grant through the gateway, or with --chain a grant in the TkmsAcl contract')
+        .addOption(new Option('--handle <handle>', 'the handle "tkms encrypt" printed').makeOptionMandatory())
+        .addOption(new Option('--to <address>', "the grantee's address (0x + 40 hex)").makeOptionMandatory())
+        .addOption(new Option('--days <n>', 'how long the grant is valid').argParser(positiveUpTo(36_500, 'days')).default(30)),
+    ),
+    'grant',
   )
-    .examples('tkms grant --account alice.json --handle 0x… --to 0xB0b… --days 7')
+    .addOption(ownerOption())
+    .addHelpText('after', '\nA signed grant is revoked with "tkms revoke"; an on-chain grant with "tkms revoke --chain". Nodes honour\non-chain grants only when their acl.mode is "chain" or "either".')
+    .examples(
+      'tkms grant --account alice.json --handle 0x… --to 0xB0b… --days 7',
+      'tkms grant --chain --devnet .devnet --account alice.json --handle 0x… --to 0xB0b…',
+      'TKMS_ACL_RPC_URL=https://rpc.example TKMS_ACL_CONTRACT=0xAc1… tkms grant --chain --account alice.json --handle 0x… --to 0xB0b… --days 1',
+    )
     .lazyAction(async () => (await load()).grant);
 
-  withClientOptions(
-    program
-      .command('revoke')
-      .description('revoke a grant (reaches every node); exit 1 while fewer nodes than needed acknowledged it')
-      .addOption(new Option('--handle <handle>', 'the handle').makeOptionMandatory())
-      .addOption(new Option('--to <address>', 'the grantee whose grant ends').makeOptionMandatory()),
+  withChainOptions(
+    withClientOptions(
+      program
+        .command('revoke')
+        .description('revoke a grant (reaches every node); exit 1 while fewer nodes than needed acknowledged it; with --chain, revoke an on-chain grant')
+        .addOption(new Option('--handle <handle>', 'the handle').makeOptionMandatory())
+        .addOption(new Option('--to <address>', 'the grantee whose grant ends').makeOptionMandatory()),
+    ),
+    'revoke',
   )
-    .examples('tkms revoke --account alice.json --handle 0x… --to 0xB0b…')
+    .addOption(ownerOption())
+    .addHelpText('after', '\nAn on-chain revocation binds every node from the block the gateway names once that block reaches the\nrevocation\'s (after the gateway\'s confirmations), and at the latest maxBlockLag blocks after it.')
+    .examples('tkms revoke --account alice.json --handle 0x… --to 0xB0b…', 'tkms revoke --chain --devnet .devnet --account alice.json --handle 0x… --to 0xB0b…')
     .lazyAction(async () => (await load()).revoke);
+
+  withChainOptions(
+    program
+      .command('revoke-all')
+      .description("end every on-chain grant the account made, at once (TkmsAcl.revokeAll moves the owner to a new epoch); signed grants are revoked one by one with \"tkms revoke\"")
+      .addOption(new Option('--account <file>', 'account file of the owner').env('TKMS_ACCOUNT_FILE').makeOptionMandatory())
+      .addOption(passwordFileOption())
+      .addOption(jsonOption()),
+    'end every grant',
+  )
+    .examples('tkms revoke-all --chain --devnet .devnet --account alice.json')
+    .lazyAction(async () => (await load()).revokeAll);
 
   withClientOptions(
     program

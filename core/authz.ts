@@ -229,7 +229,15 @@ export interface DelegationCheck extends TimeOptions {
   onRequester?: (requester: Uint8Array) => void;
   /** The deployment's bound on notAfter − issuedAt of a grant (checkGrantTimes). */
   maxGrantLifetimeSeconds?: number;
+  /** Where grants come from (config acl.mode); default 'signed'. */
+  grantSource?: GrantSource;
 }
+
+/**
+ * Where a deployment's grants come from (config acl.mode): owner-signed grants, the TkmsAcl
+ * contract only, or either.
+ */
+export type GrantSource = 'signed' | 'chain' | 'either';
 
 export interface AuthorizedDelegation {
   requester: Uint8Array;
@@ -237,6 +245,12 @@ export interface AuthorizedDelegation {
   viaGrant: boolean;
   /** The handle's K (compressed), validated, for the caller to multiply. */
   K: Uint8Array;
+  /**
+   * Set when no signed grant decided it (acl.mode chain or either, requester not the owner): the
+   * caller may serve only once requireOnChainGrant found a grant on chain. `signedRefusal` is why
+   * the signed grant presented did not count (mode either), for the final refusal to name both.
+   */
+  onChain?: { signedRefusal?: TkmsError };
 }
 
 /**
@@ -259,6 +273,30 @@ export function authorizeDelegation(check: DelegationCheck): AuthorizedDelegatio
   checkKBinding(descriptor, d.handle);
   if (equalBytes(d.requester, descriptor.owner)) return { requester: d.requester, viaGrant: false, K };
 
+  const source = check.grantSource ?? 'signed';
+  if (source === 'signed') {
+    checkSignedGrant(check);
+    return { requester: d.requester, viaGrant: true, K };
+  }
+  if (source === 'chain') {
+    if (check.grant !== undefined) {
+      throw new TkmsError('signed_grants_refused', 'this deployment takes on-chain grants only (acl.mode = chain): an owner-signed grant does not count; the owner grants on the TkmsAcl contract');
+    }
+    return { requester: d.requester, viaGrant: true, K, onChain: {} };
+  }
+  if (check.grant === undefined) return { requester: d.requester, viaGrant: true, K, onChain: {} };
+  try {
+    checkSignedGrant(check);
+    return { requester: d.requester, viaGrant: true, K };
+  } catch (e) {
+    if (!(e instanceof TkmsError)) throw e;
+    return { requester: d.requester, viaGrant: true, K, onChain: { signedRefusal: e } };
+  }
+}
+
+/** The signed grant the check carries is the owner's, for this requester and handle, in force now. */
+function checkSignedGrant(check: DelegationCheck): void {
+  const { delegation: d, descriptor } = check;
   const g = check.grant;
   if (g === undefined) throw new TkmsError('unauthorized', `${address(d.requester)} holds no grant for this handle`);
   if (!equalBytes(g.handle, d.handle)) throw new TkmsError('unauthorized', 'the grant is for another handle');
@@ -271,7 +309,35 @@ export function authorizeDelegation(check: DelegationCheck): AuthorizedDelegatio
   if (revokedAt !== undefined && revokedAt >= g.issuedAt) {
     throw new TkmsError('revoked', `the grant to ${address(d.requester)} was revoked at ${revokedAt}`);
   }
-  return { requester: d.requester, viaGrant: true, K };
+}
+
+/** The on-chain lookup requireOnChainGrant needs (chain/chain-acl.ts ChainAcl.isGrantedAt). */
+export type OnChainGrantLookup = (query: { handle: Uint8Array; owner: Uint8Array; grantee: Uint8Array; block: number }) => Promise<boolean>;
+
+export interface OnChainGrantCheck {
+  delegation: Delegation;
+  descriptor: HandleDescriptor;
+  /** The block the gateway named (the request's aclBlock); undefined when it named none. */
+  block: number | undefined;
+  isGrantedAt: OnChainGrantLookup;
+}
+
+/**
+ * The second half of authorizeDelegation when it left `onChain` set: an on-chain grant from the
+ * handle's owner (from its commitment, never from the request) to the requester at the named
+ * block. Lookup errors (unavailable, acl_block_too_old, acl_block_ahead) pass through: doubt is
+ * never a grant.
+ */
+export async function requireOnChainGrant(auth: AuthorizedDelegation, check: OnChainGrantCheck): Promise<void> {
+  if (auth.onChain === undefined) return;
+  const { delegation: d, descriptor, block } = check;
+  if (block === undefined) {
+    throw new TkmsError('bad_request', 'this deployment reads grants on chain (acl.mode chain or either): the request must name the ACL block (aclBlock); is the gateway configured with the same acl.mode?');
+  }
+  if (await check.isGrantedAt({ handle: d.handle, owner: descriptor.owner, grantee: d.requester, block })) return;
+  const signed = auth.onChain.signedRefusal;
+  const onChainNo = `no on-chain grant from ${address(descriptor.owner)} to ${address(d.requester)} for this handle at block ${block}`;
+  throw new TkmsError('unauthorized', signed === undefined ? onChainNo : `${onChainNo}, and the signed grant does not count (${signed.code}: ${signed.message})`);
 }
 
 /** Map key for (handle, grantee) pairs. */

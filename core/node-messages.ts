@@ -60,8 +60,19 @@ export const ErrorReplyBody = messageCodec(
 
 export const PartialRequestBody = messageCodec(
   'partial request',
-  { v: version(), delegation: nestedField(DelegationMessage), descriptor: nestedField(HandleDescriptorMessage), grant: optionalNestedField(GrantMessage) },
-  { description: 'A delegation, the descriptor of its handle, and the grant it relies on (null when the requester owns the handle).' },
+  {
+    v: version(),
+    delegation: nestedField(DelegationMessage),
+    descriptor: nestedField(HandleDescriptorMessage),
+    grant: optionalNestedField(GrantMessage),
+    aclBlock: optionalField(
+      integerField(0, Number.MAX_SAFE_INTEGER, {
+        description: 'The block every node reads the on-chain ACL at (acl.mode chain or either), named by the gateway; absent from gateways that read no chain.',
+        refusal: 'must be a non-negative integer',
+      }),
+    ),
+  },
+  { description: 'A delegation, the descriptor of its handle, the grant it relies on (null when the requester owns the handle or holds an on-chain grant) and the ACL block.' },
 );
 
 export const PartialBatchRequestBody = messageCodec(

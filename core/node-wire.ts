@@ -86,6 +86,8 @@ export interface PartialRequest {
   delegation: Delegation;
   descriptor: HandleDescriptor;
   grant: Grant | undefined;
+  /** The block the on-chain ACL is read at (node-messages PartialRequestBody). */
+  aclBlock?: number;
 }
 
 /** The JSON text of one request, as both protocols carry it (the gateway encodes it once per fan-out). */

@@ -10,10 +10,16 @@ export interface DevnetCommandOptions {
   key?: string;
   gatewayPort: number;
   fresh?: true;
+  chain?: true;
+}
+
+export interface DevnetFundOptions {
+  address: string;
+  eth: string;
 }
 
 export function registerDevnetCommand(program: TkmsCommand): void {
-  program
+  const devnet = program
     .command('devnet')
     .description('run n nodes and a gateway on loopback, with a DKG, until Ctrl-C')
     .addOption(new Option('--n <nodes>', 'how many node processes (default 5 for a new devnet)').argParser(integerIn(0, 1_000)))
@@ -22,10 +28,24 @@ export function registerDevnetCommand(program: TkmsCommand): void {
     .addOption(new Option('--key <keyId>', 'the key to generate unless the directory already holds it (default "default")'))
     .addOption(new Option('--gateway-port <port>', 'the gateway port; 0 picks a free one').argParser(integerIn(0, 65_535)).default(8080))
     .addOption(new Option('--fresh', 'remove the directory first: a new committee and new keys'))
+    .addOption(
+      new Option(
+        '--chain',
+        'also run a local EVM (Anvil, one block a second, state kept in <dir>/chain) with the TkmsAcl contract, and configure every node and the gateway with acl.mode "either" (on-chain grants beside signed ones); a devnet made with --chain keeps its chain on restart',
+      ),
+    )
     .addHelpText(
       'after',
-      '\nEach node runs as its own process on 127.0.0.1 with its own identity, keystore and log file under\n<dir>; the command prints the endpoints and "tkms devnet ready", then runs until Ctrl-C.',
+      '\nEach node runs as its own process on 127.0.0.1 with its own identity, keystore and log file under\n<dir>; the command prints the endpoints and "tkms devnet ready", then runs until Ctrl-C.\nWith --chain it also prints the RPC URL and the contract address; "tkms devnet fund" gives an\naccount gas money and "tkms grant --chain --devnet <dir>" sends on-chain grants.',
     )
-    .examples('tkms devnet', 'tkms devnet --n 7 --t 4 --dir /tmp/net --gateway-port 0 --fresh')
+    .examples('tkms devnet', 'tkms devnet --n 7 --t 4 --dir /tmp/net --gateway-port 0 --fresh', 'tkms devnet --chain --dir /tmp/net')
     .lazyAction(async () => (await import('./devnet-command.ts')).devnet);
+  // --dir is the parent's option (commander reads it wherever it stands on the line).
+  devnet
+    .command('fund')
+    .description('give an account gas money on the chain of a running "tkms devnet --chain" (sets its balance)')
+    .addOption(new Option('--address <address>', 'the account to fund (0x + 40 hex)').makeOptionMandatory())
+    .addOption(new Option('--eth <amount>', 'the balance to set, in ETH').default('100'))
+    .examples('tkms devnet fund --address 0xB0b…', 'tkms devnet --dir /tmp/net fund --address 0xB0b… --eth 5')
+    .lazyAction(async () => (await import('./devnet-command.ts')).devnetFund);
 }

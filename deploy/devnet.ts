@@ -5,8 +5,11 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
+import type { AnvilChain } from '../chain/anvil.ts';
 import { loadCommitteeFile, memberKeysHex, pinnedClientOptions } from '../net/committee.ts';
 import { createIdentityFile, loadOrCreateIdentityFile } from '../node/identity.ts';
+import { TkmsError } from '../core/errors.ts';
+import { devnetAclConfig, devnetChainEndpoint, fundDevnetAccount, startDevnetChain, type DevnetChainEndpoint, type DevnetChainLayout, type DevnetChainOptions } from './devnet-chain.ts';
 
 /**
  * A local network on loopback: n node daemons and a gateway as separate processes, each
@@ -43,6 +46,11 @@ export interface DevnetOptions {
    * real addresses (clients read member keys from it).
    */
   linkAddress?: (from: number | 'gateway', to: number, listen: string) => string | Promise<string>;
+  /**
+   * A local EVM (Anvil, state kept in <dir>/chain) with TkmsAcl deployed, and every node and the
+   * gateway configured with acl.mode "either". A devnet made with a chain keeps it on restart.
+   */
+  chain?: boolean | DevnetChainOptions;
   onProgress?: (line: string) => void;
 }
 
@@ -56,6 +64,8 @@ interface Layout {
   /** The gateway's libp2p peer id (gateway/identity.json); nodes accept revocations from it. */
   gatewayPeerId?: string;
   nodes: { id: number; p2pPort: number; httpPort: number; adminPort: number; peerId: string }[];
+  /** Present once the devnet was started with a chain. */
+  chain?: DevnetChainLayout;
 }
 
 export interface DevnetNode {
@@ -157,6 +167,7 @@ export class Devnet {
   private gateway: ChildProcess | undefined;
   private readonly logs: WriteStream[] = [];
   private readonly exits = new Map<ChildProcess, string>();
+  private anvil: AnvilChain | undefined;
 
   private constructor(
     readonly options: DevnetOptions,
@@ -189,12 +200,43 @@ export class Devnet {
     return this.gateway;
   }
 
+  /** The chain's RPC URL, chain id, contract and deployment block; undefined without a chain. */
+  get chain(): DevnetChainEndpoint | undefined {
+    return this.layout.chain === undefined ? undefined : devnetChainEndpoint(this.layout.chain);
+  }
+
+  /** Gives `address` `eth` ETH on the devnet's chain (its balance is set, not added to). */
+  async fund(address: string, eth = '100'): Promise<bigint> {
+    const chain = this.chain;
+    if (chain === undefined) throw new TkmsError('not_found', 'this devnet has no chain (start it with chain: true)');
+    return fundDevnetAccount(chain.rpcUrl, address, eth);
+  }
+
   private progress(line: string): void {
     this.options.onProgress?.(line);
   }
 
   /** Prepares (or reuses) the directory, starts every process, runs the DKG if needed. */
   static async start(options: DevnetOptions): Promise<Devnet> {
+    const devnet = await Devnet.prepare(options);
+    try {
+      devnet.progress(`starting ${devnet.n} nodes (t = ${devnet.t}) in ${devnet.dir}`);
+      await Promise.all(devnet.nodes.map((n) => devnet.startNode(n.id)));
+      await devnet.waitNodesHealthy(devnet.nodes.map((n) => n.id), 60_000);
+      await devnet.ensureKey();
+      await devnet.startGateway();
+    } catch (e) {
+      await devnet.stop();
+      throw e;
+    }
+    return devnet;
+  }
+
+  /**
+   * Everything before the node and gateway processes: the directory, identities, the chain (when
+   * asked for) and every config file. `stop()` ends what it started.
+   */
+  static async prepare(options: DevnetOptions): Promise<Devnet> {
     const dir = resolve(options.dir);
     if (options.fresh) await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -217,6 +259,17 @@ export class Devnet {
       await writeFile(layoutPath, `${JSON.stringify(layout, null, 2)}\n`);
     }
     const devnet = new Devnet({ ...options, dir }, layout);
+    if ((options.chain !== undefined && options.chain !== false) || layout.chain !== undefined) {
+      const blockTime = typeof options.chain === 'object' ? options.chain.blockTimeSeconds : undefined;
+      const started = await startDevnetChain(dir, layout.chain, {
+        freePort: async () => (await freePorts(1))[0]!,
+        ...(blockTime !== undefined ? { blockTimeSeconds: blockTime } : {}),
+        progress: (line) => devnet.progress(line),
+      });
+      devnet.anvil = started.anvil;
+      layout.chain = started.chain;
+      await writeFile(layoutPath, `${JSON.stringify(layout, null, 2)}\n`);
+    }
     for (const node of layout.nodes) {
       const nodeDir = join(dir, `node${node.id}`);
       devnet.nodes.push({
@@ -231,11 +284,6 @@ export class Devnet {
     }
     try {
       await devnet.writeConfigs();
-      devnet.progress(`starting ${layout.n} nodes (t = ${layout.t}) in ${dir}`);
-      await Promise.all(devnet.nodes.map((n) => devnet.startNode(n.id)));
-      await devnet.waitNodesHealthy(devnet.nodes.map((n) => n.id), 60_000);
-      await devnet.ensureKey();
-      await devnet.startGateway();
     } catch (e) {
       await devnet.stop();
       throw e;
@@ -284,6 +332,9 @@ export class Devnet {
 
   private async writeConfigs(): Promise<void> {
     const logLevel = this.options.logLevel ?? 'info';
+    const chain = this.layout.chain;
+    const chainOptions = typeof this.options.chain === 'object' ? this.options.chain : {};
+    const acl = (who: number | 'gateway') => (chain === undefined ? {} : { acl: devnetAclConfig(chain, who, chainOptions) });
     const linked = this.options.linkAddress !== undefined;
     for (const node of this.layout.nodes) {
       if (linked) await this.writeLinkCommittee(node.id, join(this.options.dir, `node${node.id}`, 'committee.json'));
@@ -299,6 +350,7 @@ export class Devnet {
         dkg: { phaseTimeoutMs: 5_000 },
         logLevel,
         gatewayPeerIds: [this.layout.gatewayPeerId!, ...(this.options.extraGatewayPeerIds ?? [])],
+        ...acl(node.id),
         ...(this.options.nodeConfig?.[node.id] ?? {}),
       };
       await writeFile(join(this.options.dir, `node${node.id}`, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
@@ -311,6 +363,7 @@ export class Devnet {
       identityFile: 'gateway/identity.json',
       committeeFile: linked ? 'gateway/committee.json' : 'committee.json',
       logLevel,
+      ...acl('gateway'),
       ...(this.options.gatewayConfig ?? {}),
     };
     await writeFile(join(this.options.dir, 'gateway.json'), `${JSON.stringify(gateway, null, 2)}\n`);
@@ -431,6 +484,9 @@ export class Devnet {
           }),
       ),
     );
+    // After the processes that read it; Anvil writes its state file as it exits.
+    await this.anvil?.stop();
+    this.anvil = undefined;
     await Promise.all(this.logs.map((l) => new Promise<void>((r) => l.end(() => r()))));
   }
 

@@ -181,12 +181,26 @@ export const API_ROUTES: readonly ApiRoute[] = [
     method: 'GET',
     path: '/v1/handles/{handle}/grants',
     tag: 'grants',
-    summary: 'The grants the gateway holds for a handle',
-    responses: { 200: { description: 'The grants.', schema: S.GrantList, example: { handle: EX.handle, grants: [{ ...EX.grant, status: 'active' }] } } },
+    summary: 'The grants of a handle: those the gateway holds and, with the on-chain ACL on, those on chain',
+    description:
+      'Each kind of grant is revoked in its own place: a signed grant by DELETE …/grants/{grantee} (`source` absent, or `signed`), an on-chain grant (`source: "chain"`) only by the owner\'s transaction to the TkmsAcl contract. With config `acl.mode` `chain` or `either` the gateway lists the owner\'s on-chain grants from the contract\'s events (at most 1000), each with `live` (isGranted at `block`); in mode `chain` stored signed grants are not listed (they count for nothing).',
+    responses: {
+      200: {
+        description: 'The grants.',
+        schema: S.GrantList,
+        example: {
+          handle: EX.handle,
+          grants: [
+            { ...EX.grant, status: 'active', source: 'signed' },
+            { source: 'chain', handle: EX.handle, grantee: EX.grant.grantee, notAfter: EX.grant.notAfter, live: true, block: 1234 },
+          ],
+        },
+      },
+    },
     errors: { 400: ['bad_hex', 'bad_length'], 404: ['not_found'], 429: ['rate_limited'], 500: ['internal'], 503: ['unavailable'] },
     errorNotes: {
       429: `${IP_RATE_NOTE} Also too many unread answer bytes for the address (config \`httpLimits.maxResponseBytesInFlightPerIp\`; a listing is charged 400 bytes a grant plus 64 KiB).`,
-      503: RESPONSE_BUDGET_NOTE,
+      503: `${RESPONSE_BUDGET_NOTE} Or the on-chain ACL cannot be read now (RPC down, providers disagree, a stale head): retry.`,
     },
   },
   {
@@ -202,10 +216,10 @@ export const API_ROUTES: readonly ApiRoute[] = [
       201: { description: 'Stored.', schema: S.GrantStored, example: { grant: EX.grant, stored: true } },
       200: { description: 'Valid, but the gateway already holds a grant to this grantee issued at the same time or later; not stored.', schema: S.GrantStored, example: { grant: EX.grant, stored: false } },
     },
-    errors: { 400: MALFORMED, 403: ['unauthorized', 'legacy_signature'], 404: ['not_found'], 413: ['payload_too_large'], 429: ['rate_limited'], 500: ['internal'], 503: ['unavailable'] },
+    errors: { 400: MALFORMED, 403: ['unauthorized', 'legacy_signature', 'signed_grants_refused'], 404: ['not_found'], 413: ['payload_too_large'], 429: ['rate_limited'], 500: ['internal'], 503: ['unavailable'] },
     errorNotes: {
       400: '`bad_request` also when grant.handle differs from the URL.',
-      403: 'Not signed by the handle\'s owner (for this deployment).',
+      403: 'Not signed by the handle\'s owner (for this deployment). `signed_grants_refused`: the deployment takes on-chain grants only (config `acl.mode` `chain`); grant on the TkmsAcl contract.',
       429: `${RATE_LIMIT_NOTE} Also past the owner's live grants (config \`grants.perOwner\`), without \`retryAfterSeconds\`.`,
       503: `${BODY_BUDGET_NOTE} Or: ${STORE_FULL_NOTE('grants')} Or \`details.reason\` \`disk_reserve\`: free disk is under half of \`handles.minFreeDiskBytes\`; the rest is kept for revocations.`,
     },
@@ -251,7 +265,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     tag: 'decryption',
     summary: 'Get t partial decryptions of a handle, wrapped to the requester\'s RSA key',
     description:
-      'The requester signs a Delegation for the handle. The gateway checks the chain owner → grant → requester (signature, validity window, key id, handle commitment, K binding, grant, revocations it knows of), attaches the stored grant, and asks exactly t nodes for partials (the fastest healthy ones), replacing nodes that fail and hedging to one more when an answer is late for that node (its mean latency plus four deviations, at most `hedgeDelayMs`). Every node checks the whole chain again, plus its own revocations and spent request ids. When fewer than t nodes answer and they all refused for one reason (unauthorized, legacy_signature, expired, replayed, revoked, unknown_key, bad_rsa_key, rate_limited), that error is returned; otherwise `insufficient_partials`. A grant the gateway stored in signature format version 1 answers `legacy_signature`: the owner grants again. Rate limited per requester, at the gateway and at every node; when the nodes refuse for their limits the answer is 429 with `details.retryAfterSeconds` (when enough of them take requests again) and a `Retry-After` header.',
+      'The requester signs a Delegation for the handle. The gateway checks the chain owner → grant → requester (signature, validity window, key id, handle commitment, K binding, grant, revocations it knows of), attaches the stored grant, and asks exactly t nodes for partials (the fastest healthy ones), replacing nodes that fail and hedging to one more when an answer is late for that node (its mean latency plus four deviations, at most `hedgeDelayMs`). Every node checks the whole chain again, plus its own revocations and spent request ids. With the on-chain ACL on (config `acl.mode` `chain`, or `either` without a valid signed grant) the gateway names block B = its head − `acl.chain.confirmations`, checks the owner\'s on-chain grant to the requester at B itself (after the signature and the rate limit) and sends B to every node, which checks it again at exactly B; in mode `chain` no signed grant is attached. When fewer than t nodes answer and they all refused for one reason (unauthorized, legacy_signature, expired, replayed, revoked, unknown_key, bad_rsa_key, rate_limited, acl_block_too_old, signed_grants_refused), that error is returned; when every node that failed said it cannot read its chain (`unavailable`) or has not reached B (`acl_block_ahead`), that code (503, retry); otherwise `insufficient_partials`. A grant the gateway stored in signature format version 1 answers `legacy_signature`: the owner grants again. Rate limited per requester, at the gateway and at every node; when the nodes refuse for their limits the answer is 429 with `details.retryAfterSeconds` (when enough of them take requests again) and a `Retry-After` header.',
     body: { schema: S.DelegateBody, description: 'The signed delegation and, optionally, nodes to avoid.', example: { delegation: EX.delegation } },
     responses: {
       200: {
@@ -262,20 +276,20 @@ export const API_ROUTES: readonly ApiRoute[] = [
     },
     errors: {
       400: [...MALFORMED, 'bad_key_id', 'bad_rsa_key'],
-      403: ['unauthorized', 'legacy_signature', 'expired', 'revoked'],
+      403: ['unauthorized', 'legacy_signature', 'expired', 'revoked', 'signed_grants_refused'],
       404: ['not_found', 'unknown_key'],
-      409: ['replayed'],
+      409: ['replayed', 'acl_block_too_old'],
       413: ['payload_too_large'],
       429: ['rate_limited'],
-      503: ['insufficient_partials', 'unavailable'],
+      503: ['insufficient_partials', 'unavailable', 'acl_block_ahead'],
       500: ['internal'],
     },
     errorNotes: {
       400: `Also a validity window longer than ${MAX_VALIDITY_SECONDS} s, an \`exclude\` that is not an array of at most ${S.MAX_EXCLUDE} node ids, or \`delegation.handle\` differing from the URL; \`bad_rsa_key\` when the nodes reject rsaSpki.`,
       403: 'No valid grant, a bad signature, a key id or handle mismatch, a stored kProof that does not verify, an expired window or grant, or a revoked grant.',
-      409: 'The nodes have already answered this requestId.',
+      409: 'The nodes have already answered this requestId. `acl_block_too_old`: the nodes found the ACL block the gateway named more than their `maxBlockLag` behind their head (the gateway\'s RPC lags, or its `confirmations` is too high).',
       429: `${RATE_LIMIT_NOTE} Also when the nodes refused for their own per-requester limits; then \`details\` has \`answered\`, \`needed\` and the per-node \`failures\` too.`,
-      503: `Fewer than t nodes answered; \`details\` has \`answered\`, \`needed\` and the per-node \`failures\`. \`unavailable\`: ${BODY_BUDGET_NOTE}`,
+      503: `Fewer than t nodes answered; \`details\` has \`answered\`, \`needed\` and the per-node \`failures\`. \`unavailable\`: ${BODY_BUDGET_NOTE} Or the on-chain ACL cannot be read now, by the gateway or by every node that refused (RPC down, providers disagree, a stale head); \`acl_block_ahead\`: the nodes have not reached the block the gateway named. Both are retryable.`,
     },
   },
 ];

@@ -352,15 +352,36 @@ export const ListedGrant = component(
         enum: ['active', 'revoked', 'expired'],
         description: 'As the gateway sees it now; nodes decide on their own. Signatures are not checked again here: a grant stored in signature format version 1 is listed but refused when used (`legacy_signature`).',
       }),
+      source: Type.Optional(Type.Literal('signed', { description: 'Present when the deployment also reads the on-chain ACL (acl.mode either): an owner-signed grant, revoked through DELETE …/grants/{grantee}.' })),
     },
     { description: 'A stored grant (the signed Grant fields) with its current status.' },
+  ),
+);
+export const ListedChainGrant = component(
+  'ListedChainGrant',
+  closed(
+    {
+      source: Type.Literal('chain', { description: 'A grant in the TkmsAcl contract (acl.mode chain or either): revoked on chain (`revoke`, `revokeAll`), never through this API.' }),
+      handle: Handle,
+      grantee: Address,
+      notAfter: Timestamp,
+      live: Type.Boolean({ description: 'isGranted at `block`: false once revoked, expired, or cancelled by the owner\'s revokeAll.' }),
+      block: Type.Integer({ minimum: 0, description: 'The block the listing was read at.' }),
+    },
+    { description: 'An on-chain grant of the handle\'s owner, from the contract\'s Granted events.' },
   ),
 );
 export const GrantList = component(
   'GrantList',
   closed(
-    { handle: Handle, grants: Type.Array(ListedGrant, { description: 'The latest grant per grantee, sorted by grantee, with its status (revoked grants are listed too; expired ones are dropped from the store).' }) },
-    { description: 'Grants the gateway holds for a handle.' },
+    {
+      handle: Handle,
+      grants: Type.Array(Type.Union([ListedGrant, ListedChainGrant]), {
+        description:
+          'The latest signed grant per grantee, sorted by grantee, with its status (revoked grants are listed too; expired ones are dropped from the store); with the on-chain ACL on, then the on-chain grants (at most 1000). In mode chain signed grants count for nothing and are not listed.',
+      }),
+    },
+    { description: 'Grants the gateway holds or reads for a handle.' },
   ),
 );
 export const GrantStored = component(

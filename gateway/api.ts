@@ -14,6 +14,7 @@ import {
   EPHEMERAL_PROOF_LENGTH,
   NONCE_LENGTH,
   partialAnswerToJson,
+  requireOnChainGrant,
   sealToHandle,
   TAG_LENGTH,
   TkmsError,
@@ -44,6 +45,7 @@ import { shortfallError } from './shortfall.ts';
 import type { RateLimiter } from '../runtime/rate-limit.ts';
 import type { GatewayStore, StoredGrant, StoredHandle } from './store.ts';
 import { RequesterKeys } from './requester-keys.ts';
+import type { ChainAcl } from '../chain/chain-acl.ts';
 
 /**
  * The gateway's HTTP API. The gateway checks signatures, windows, handle commitments, grants,
@@ -62,7 +64,12 @@ export interface GatewayContext {
   ipLimiter: RateLimiter;
   metrics: GatewayMetrics;
   now?: () => number;
+  /** The gateway's own reader of the on-chain ACL, started; required unless config acl.mode is signed. */
+  chainAcl?: ChainAcl;
 }
+
+/** On-chain grants listed per handle at most: a listing is one bounded answer, not an event dump. */
+export const MAX_CHAIN_GRANTS_LISTED = 1000;
 
 /** The stored handle's descriptor: the store wrote it from a checked one, so it is decoded without re-validation. */
 function descriptorOf(h: StoredHandle): HandleDescriptor {
@@ -125,6 +132,23 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
   const nowSeconds = (): number => Math.floor(nowMs() / 1000);
   const time = (): { nowSeconds: number; clockSkewSeconds: number } => ({ nowSeconds: nowSeconds(), clockSkewSeconds: ctx.config.clockSkewSeconds });
   const spentEncryptIds = new SpentIds();
+  // Read at use, not here: the route table is also built without a context (the API description).
+  // A context built without an acl group (tests of other routes) reads no chain.
+  const aclMode = (): 'signed' | 'chain' | 'either' => ctx.config.acl?.mode ?? 'signed';
+  /** The chain reader, unless the deployment reads no chain (mode signed). */
+  const chainReader = (): ChainAcl | undefined => {
+    if (aclMode() === 'signed') return undefined;
+    if (ctx.chainAcl === undefined) throw new TkmsError('internal', `acl.mode is ${aclMode()} but the gateway has no chain reader`);
+    return ctx.chainAcl;
+  };
+  /**
+   * The block every node reads the ACL at: the gateway's head minus acl.chain.confirmations, so a
+   * grant or revocation counts once it is that deep, and every node decides on the same state.
+   */
+  const aclBlock = async (chainAcl: ChainAcl): Promise<number> => {
+    const head = await chainAcl.head();
+    return Math.max(0, head.block - (ctx.config.acl.chain?.confirmations ?? 0));
+  };
   // The gateway's own committee file names the deployment, never a request.
   const deployment = (): { committeeId: string } => ({ committeeId: ctx.pool.committee.committeeId });
 
@@ -219,18 +243,30 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       if (ciphertext === undefined) throw new TkmsError('internal', 'handle metadata without ciphertext');
       return { status: 200, json: { ...handleJson(h), ciphertext: encodeBase64(ciphertext) } };
     },
-    listGrants: (req, _url, _body, params) => {
+    listGrants: async (req, _url, _body, params) => {
       const h = getHandle(params.handle);
-      reserveResponseBytes(req, grantsResponseBytes(ctx.store.grantCount(h.handle)));
+      const chainAcl = chainReader();
+      // In mode chain stored signed grants count for nothing: listing them would mislead.
+      const signedListed = aclMode() !== 'chain';
+      reserveResponseBytes(req, grantsResponseBytes((signedListed ? ctx.store.grantCount(h.handle) : 0) + (chainAcl === undefined ? 0 : MAX_CHAIN_GRANTS_LISTED)));
       const now = nowSeconds();
-      const grants = ctx.store.listGrants(h.handle).map((g) => {
-        const revokedAt = ctx.store.revokedAt(h.handle, g.grantee);
-        const status = revokedAt !== undefined && revokedAt >= g.issuedAt ? 'revoked' : g.notAfter + ctx.config.clockSkewSeconds < now ? 'expired' : 'active';
-        return { handle: g.handle, grantee: g.grantee, notAfter: g.notAfter, issuedAt: g.issuedAt, signature: g.signature, status };
-      });
-      return { status: 200, json: { handle: h.handle, grants } };
+      const signed = signedListed
+        ? ctx.store.listGrants(h.handle).map((g) => {
+            const revokedAt = ctx.store.revokedAt(h.handle, g.grantee);
+            const status = revokedAt !== undefined && revokedAt >= g.issuedAt ? 'revoked' : g.notAfter + ctx.config.clockSkewSeconds < now ? 'expired' : 'active';
+            const entry = { handle: g.handle, grantee: g.grantee, notAfter: g.notAfter, issuedAt: g.issuedAt, signature: g.signature, status };
+            return chainAcl === undefined ? entry : { source: 'signed' as const, ...entry };
+          })
+        : [];
+      if (chainAcl === undefined) return { status: 200, json: { handle: h.handle, grants: signed } };
+      const listing = await chainAcl.listGrants(decodeHandle(h.handle), decodeAddress(h.owner, 'owner'), MAX_CHAIN_GRANTS_LISTED);
+      const onChain = listing.grants.map((g) => ({ source: 'chain' as const, handle: h.handle, grantee: encodeHex(g.grantee), notAfter: g.notAfter, live: g.live, block: listing.block }));
+      return { status: 200, json: { handle: h.handle, grants: [...signed, ...onChain] } };
     },
     putGrant: async (_req, _url, body, params) => {
+      if (aclMode() === 'chain') {
+        throw new TkmsError('signed_grants_refused', 'this deployment takes on-chain grants only (acl.mode = chain): grant on the TkmsAcl contract instead (tkms grant --chain)');
+      }
       const h = getHandle(params.handle);
       const grant = GrantMessage.decodeValid(body as never);
       if (encodeHex(grant.handle) !== h.handle) throw new TkmsError('bad_request', 'grant.handle does not match the URL');
@@ -278,12 +314,14 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         const exclude = new Set<number>(o.exclude);
         const descriptor = descriptorOf(h);
         const key = await ctx.keys.get(h.keyId);
-        const stored = ctx.store.getGrant(h.handle, encodeHex(delegation.requester));
+        // In mode chain a stored signed grant counts for nothing, and nodes would refuse one sent along.
+        const chainAcl = chainReader();
+        const stored = aclMode() === 'chain' ? undefined : ctx.store.getGrant(h.handle, encodeHex(delegation.requester));
         const grant =
           stored === undefined
             ? undefined
             : GrantMessage.decodeValid({ handle: stored.handle, grantee: stored.grantee, notAfter: stored.notAfter, issuedAt: stored.issuedAt, signature: stored.signature } as never);
-        authorizeDelegation({
+        const auth = authorizeDelegation({
           deployment: deployment(),
           delegation,
           descriptor,
@@ -292,7 +330,17 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
           ...time(),
           maxGrantLifetimeSeconds: ctx.config.maxGrantLifetimeSeconds,
           onRequester: (requester) => ctx.limiter.take(encodeHex(requester)),
+          grantSource: aclMode(),
         });
+        // Named for every grantee's request once the chain is read: a node holding a revocation of
+        // the signed grant that the gateway lacks falls back to the chain (mode either) at this block.
+        let block: number | undefined;
+        if (chainAcl !== undefined && auth.viaGrant) {
+          if (auth.onChain !== undefined) block = await aclBlock(chainAcl);
+          else block = await aclBlock(chainAcl).catch(() => undefined);
+        }
+        // The gateway's own lookup fails fast; every node looks again at the same block.
+        if (chainAcl !== undefined) await requireOnChainGrant(auth, { delegation, descriptor, block, isGrantedAt: (q) => chainAcl.isGrantedAt(q) });
         // Only for an authorized requester (as at the nodes): nobody makes the gateway parse keys for free.
         // Nodes check the key too; checking here refuses a bad one before any fan-out.
         await requesterKeys.import(delegation.rsaSpki);
@@ -300,7 +348,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         if (ctx.pool.committee.members.length - exclude.size < t) {
           throw new TkmsError('bad_request', `exclude leaves ${ctx.pool.committee.members.length - exclude.size} nodes, fewer than t = ${t}`);
         }
-        const fan = await ctx.pool.requestPartials({ delegation, descriptor, grant }, { t, exclude, timeoutMs: ctx.config.partialTimeoutMs, hedgeDelayMs: ctx.config.hedgeDelayMs });
+        const fan = await ctx.pool.requestPartials({ delegation, descriptor, grant, ...(block === undefined ? {} : { aclBlock: block }) }, { t, exclude, timeoutMs: ctx.config.partialTimeoutMs, hedgeDelayMs: ctx.config.hedgeDelayMs });
         for (const a of fan.answers) ctx.metrics.nodeAnswers.inc({ node: String(a.nodeId), outcome: 'ok' });
         for (const f of fan.failures) ctx.metrics.nodeAnswers.inc({ node: String(f.nodeId), outcome: f.code });
         if (fan.answers.length < t) throw shortfallError(fan, t, ctx.pool.committee.members.length);

@@ -4,6 +4,7 @@ import { envFields, field, FieldProblem, logLevelField, parseDeclaredConfig, rea
 import { configFieldsHelp } from '../config/field-docs.ts';
 import { clockSkewField } from '../config/clock-skew.ts';
 import { maxGrantLifetimeField } from '../config/grant-lifetime.ts';
+import { aclConfigProblems } from '../config/chain-acl-checks.ts';
 import { gatewayAclField } from '../config/chain-acl.ts';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../net/http-limits.ts';
 import { ownerLimitsField } from '../config/owner-limits.ts';
@@ -164,6 +165,7 @@ export function parseGatewayConfig(value: unknown, baseDir: string, env: Record<
   const { value: c, problems } = parseDeclaredConfig(GATEWAY_CONFIG_SCHEMA, { ...value }, baseDir, env);
   const { tlsCertFile, tlsKeyFile, ...fields } = c;
   if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) problems.push('tlsCertFile and tlsKeyFile go together: give both for HTTPS, or neither for plain HTTP');
+  problems.push(...aclConfigProblems(c.acl));
   if (problems.length > 0) throw new TkmsError('bad_request', `invalid gateway config:\n  - ${problems.join('\n  - ')}`, { problems });
   return tlsCertFile !== undefined && tlsKeyFile !== undefined ? { ...fields, tls: { certFile: tlsCertFile, keyFile: tlsKeyFile } } : fields;
 }

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { tkmsVersion } from '../runtime/version.ts';
+import { createChainMetrics, type ChainMetrics } from '../runtime/chain-metrics.ts';
 
 export interface GatewayMetrics {
   registry: Registry;
@@ -16,6 +17,8 @@ export interface GatewayMetrics {
   requesterKeyChecks: Counter<'outcome'>;
   /** DKG results members reported that were not published, by reason (invalid, conflict). */
   keyDisagreements: Counter<'reason'>;
+  /** The gateway's own on-chain ACL reader (acl.mode chain or either): tkms_gateway_chain_*. */
+  chain: ChainMetrics;
   /** Always 1; the labels carry the versions. */
   buildInfo: Gauge<'version' | 'node_version'>;
 }
@@ -28,6 +31,7 @@ export function createGatewayMetrics(): GatewayMetrics {
   return {
     registry,
     buildInfo,
+    chain: createChainMetrics(registry, 'tkms_gateway_chain'),
     httpRequests: new Counter({ name: 'tkms_gateway_http_requests_total', help: 'HTTP requests by route, method and status', labelNames: ['route', 'method', 'status'], registers: [registry] }),
     httpSeconds: new Histogram({
       name: 'tkms_gateway_http_duration_seconds',

@@ -49,6 +49,11 @@ export interface FanOutResult {
   failures: NodeFailure[];
   /** Node ids asked, in order. */
   asked: number[];
+  /**
+   * Nodes whose failure is their own answer (a refusal), not a transport failure: a node that
+   * says `unavailable` (its chain) differs from one that could not be reached.
+   */
+  refusedBy: number[];
 }
 
 export interface FanOutOptions {
@@ -102,6 +107,11 @@ class MemberStats {
   }
 }
 
+/** A node's own refusal (not a transport failure), with its retry hint. */
+function nodeRefusal(reply: { code: ErrorCode; message: string; retryAfterSeconds?: number }): TkmsError {
+  return new TkmsError(reply.code, reply.message, { refusedByNode: true, ...(reply.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: reply.retryAfterSeconds }) });
+}
+
 /** Below this, a hedge would mostly duplicate work that was about to answer anyway. */
 const MIN_HEDGE_MS = 10;
 
@@ -118,7 +128,7 @@ const SINGLE_ONLY_RECHECK_MS = 5 * 60_000;
 export class NodePool {
   private readonly stats = new MemberStats();
   private readonly frames: FrameClient;
-  private readonly batchers = new Map<number, RequestBatcher<string, PartialReply>>();
+  private readonly batchers = new Map<number, RequestBatcher<string, PartialReply | TkmsError>>();
   /** Members that did not serve the batch protocol: until when to send them single requests. */
   private readonly singleOnlyUntil = new Map<number, number>();
 
@@ -177,10 +187,10 @@ export class NodePool {
   }
 
   /** One partial request to one member, batched with others to that member under load. */
-  private askForPartial(memberId: number, requestJson: string, timeoutMs: number): Promise<PartialReply> {
+  private askForPartial(memberId: number, requestJson: string, timeoutMs: number): Promise<PartialReply | TkmsError> {
     let batcher = this.batchers.get(memberId);
     if (batcher === undefined) {
-      batcher = new RequestBatcher<string, PartialReply>((items, frameTimeoutMs) => this.sendPartialBatch(memberId, items, frameTimeoutMs), {
+      batcher = new RequestBatcher<string, PartialReply | TkmsError>((items, frameTimeoutMs) => this.sendPartialBatch(memberId, items, frameTimeoutMs), {
         maxBatch: MAX_PARTIAL_BATCH,
         maxInFlight: this.partialFramesInFlight,
       });
@@ -189,11 +199,11 @@ export class NodePool {
     return batcher.request(requestJson, timeoutMs);
   }
 
-  private async sendPartialBatch(memberId: number, items: string[], timeoutMs: number): Promise<PartialReply[]> {
+  private async sendPartialBatch(memberId: number, items: string[], timeoutMs: number): Promise<(PartialReply | TkmsError)[]> {
     if ((this.singleOnlyUntil.get(memberId) ?? 0) <= Date.now()) {
       try {
         const reply = decodePartialBatchReply(await this.send(memberId, PARTIAL_BATCH_PROTOCOL, encodePartialBatchOfJson(items), timeoutMs), items.length);
-        if (!reply.ok) throw new TkmsError(reply.code, reply.message, reply.retryAfterSeconds === undefined ? undefined : { retryAfterSeconds: reply.retryAfterSeconds });
+        if (!reply.ok) throw nodeRefusal(reply);
         return reply.replies;
       } catch (e) {
         // A node from before batching: one request per frame for a while (it may be upgraded).
@@ -206,10 +216,9 @@ export class NodePool {
     // must not fail the others that happened to share the batch.
     const encoder = new TextEncoder();
     const settled = await Promise.allSettled(items.map(async (item) => decodePartialReply(await this.send(memberId, PARTIAL_PROTOCOL, encoder.encode(item), timeoutMs))));
-    return settled.map((r): PartialReply => {
+    return settled.map((r): PartialReply | TkmsError => {
       if (r.status === 'fulfilled') return r.value;
-      const err = isTkmsError(r.reason) ? r.reason : new TkmsError('unavailable', errorText(r.reason));
-      return { ok: false, code: err.code, message: err.message };
+      return isTkmsError(r.reason) ? r.reason : new TkmsError('unavailable', errorText(r.reason));
     });
   }
 
@@ -219,6 +228,7 @@ export class NodePool {
     const answers: PartialAnswer[] = [];
     const failures: NodeFailure[] = [];
     const asked: number[] = [];
+    const refusedBy: number[] = [];
     let inFlight = 0;
 
     return new Promise<FanOutResult>((resolve) => {
@@ -229,7 +239,7 @@ export class NodePool {
         if (done) return;
         done = true;
         if (hedgeTimer !== undefined) clearTimeout(hedgeTimer);
-        resolve({ answers, failures, asked });
+        resolve({ answers, failures, asked, refusedBy });
       };
       const settleIfDone = (): void => {
         if (answers.length >= opts.t) finish();
@@ -250,7 +260,8 @@ export class NodePool {
         const started = performance.now();
         this.askForPartial(memberId, requestJson, opts.timeoutMs)
           .then((reply) => {
-            if (!reply.ok) throw new TkmsError(reply.code, reply.message, reply.retryAfterSeconds === undefined ? undefined : { retryAfterSeconds: reply.retryAfterSeconds });
+            if (reply instanceof TkmsError) throw reply;
+            if (!reply.ok) throw nodeRefusal(reply);
             if (reply.nodeId !== memberId) throw new TkmsError('bad_request', `member ${memberId} answered as node ${reply.nodeId}`);
             this.stats.record(memberId, performance.now() - started);
             if (!done) answers.push({ nodeId: reply.nodeId, wrapped: reply.wrapped, proof: reply.proof });
@@ -260,6 +271,7 @@ export class NodePool {
             // A refusal is the node doing its job; only transport failures mark it unhealthy.
             const transport = err.code === 'internal' || err.code === 'unavailable' || (err.code === 'timeout' && err.details?.queued !== true);
             if (!isTkmsError(e) || transport) this.stats.fail(memberId);
+            if (err.details?.refusedByNode === true) refusedBy.push(memberId);
             const retry = err.details?.retryAfterSeconds;
             failures.push({ nodeId: memberId, code: err.code, message: err.message, ...(typeof retry === 'number' ? { retryAfterSeconds: retry } : {}) });
             if (!done && queue.length > 0) launch(queue.shift()!);

@@ -16,6 +16,8 @@ import { isLoopbackHost } from '../net/http-address.ts';
 import { loadOrCreateIdentityFile } from '../node/identity.ts';
 import { ServiceRunner, type Service } from '../runtime/lifecycle.ts';
 import type { RefusalReason } from '../net/http-limits.ts';
+import { createChainAclReader } from '../chain/acl-reader.ts';
+import type { ChainAcl, ChainMetricsSink } from '../chain/chain-acl.ts';
 
 export interface RunningGateway {
   server: Server;
@@ -75,10 +77,15 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
       every('key refresh', KEY_REFRESH_INTERVAL_MS, () => keys.refresh().catch(() => undefined), () => keys.refresh(true).catch(() => undefined)),
     );
     await services.start(every('node gauge', 1_000, () => metrics.nodesConnected.set(pool.connectedMembers().length)));
+    // Before the listener: a gateway that cannot read its chain refuses to start (fail closed).
+    const chain = config.acl.mode === 'signed' ? undefined : config.acl.chain;
+    // parseGatewayConfig refuses this; never fall back to signed grants when the chain was asked for.
+    if (config.acl.mode !== 'signed' && chain === undefined) throw new TkmsError('bad_request', `acl.mode is ${config.acl.mode} but acl.chain is not configured`);
+    const chainAcl = chain === undefined ? undefined : await services.open('chain acl', () => startChainAcl(chain, metrics.chain.sink, log), (r) => r.stop());
     const limiter = new RateLimiter(config.rateLimit.perMinute, config.rateLimit.burst);
     // Per IP: ten accounts' worth, so a NAT of honest users is not starved but one host cannot flood signature checks.
     const ipLimiter = new RateLimiter(config.rateLimit.perMinute * 10, config.rateLimit.burst * 10);
-    const routes = gatewayRoutes({ config, store, keys, pool, limiter, ipLimiter, metrics });
+    const routes = gatewayRoutes({ config, store, keys, pool, limiter, ipLimiter, metrics, ...(chainAcl ? { chainAcl } : {}) });
     metrics.handlesStored.set(store.stats().handles);
     const maxBodyBytes = bodyLimit(config.maxPlaintextBytes);
     const httpOptions = {
@@ -114,13 +121,32 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     const port = http.port;
     const url = `${tls ? 'https' : 'http'}://${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${port}`;
     if (tls === undefined && !isLoopbackHost(config.listen.host)) log.warn({ url }, 'serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front, or set tlsCertFile and tlsKeyFile');
-    log.info({ url, basePath: config.basePath, committeeId: committee.committeeId, t: committee.t, n: committee.members.length, curveBackend: curveBackendName }, 'tkms gateway started');
+    log.info({ url, basePath: config.basePath, committeeId: committee.committeeId, t: committee.t, n: committee.members.length, curveBackend: curveBackendName, aclMode: config.acl.mode }, 'tkms gateway started');
     const stop = async (): Promise<void> => {
       log.info('stopping');
       await services.stop();
     };
     return { server, url, log, stop };
   });
+}
+
+/**
+ * The gateway's own reader of acl.chain, started (chain id, contract code and version checked);
+ * a failure keeps its code (chain_mismatch, unavailable) and names the chain and contract.
+ */
+async function startChainAcl(chain: NonNullable<GatewayConfig['acl']['chain']>, metrics: ChainMetricsSink, log: Logger): Promise<ChainAcl> {
+  const { confirmations: _confirmations, ...options } = chain;
+  const reader = createChainAclReader({ ...options, metrics, log });
+  try {
+    await reader.start();
+  } catch (e) {
+    await reader.stop().catch(() => undefined);
+    const err = e instanceof TkmsError ? e : new TkmsError('unavailable', e instanceof Error ? e.message : 'error');
+    log.error({ code: err.code, chainId: chain.chainId, contract: chain.contract }, 'cannot start the on-chain ACL (acl.chain): refusing to start');
+    throw new TkmsError(err.code, `on-chain ACL (acl.chain, chain ${chain.chainId}, contract ${chain.contract}): ${err.message}`);
+  }
+  log.info({ chainId: chain.chainId, contract: chain.contract, providers: chain.rpcUrls.length, confirmations: chain.confirmations }, 'on-chain ACL ready');
+  return reader;
 }
 
 /** A periodic task as a service: `first` runs at start, `task` every `intervalMs` until stopped. */

@@ -148,6 +148,7 @@ function printStatus(s: NodeStatus): void {
     ...s.keys.map((k) => `  ${k.keyId}: public key ${short(k.publicKey)}, ${k.t} of ${k.n}, stored ${k.storedAt ?? 'unknown'}`),
     `last DKG:    ${lastText}`,
     `DKG sessions since start: ${Object.entries(s.dkgSessionsSinceStart).map(([k, v]) => `${v} ${k}`).join(', ')}`,
+    `grants:      acl.mode ${s.acl?.mode ?? 'signed'}${s.acl?.head ? `, chain head ${s.acl.head.block} (${s.acl.head.ageSeconds} s old)` : s.acl?.head === null ? `, chain head unreadable: ${s.acl.headError ?? 'unknown'}` : ''}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -11,6 +11,7 @@ import { configFieldsHelp } from '../config/field-docs.ts';
 import { clockSkewField } from '../config/clock-skew.ts';
 import { maxGrantLifetimeField } from '../config/grant-lifetime.ts';
 import { nodeAclField } from '../config/chain-acl.ts';
+import { aclConfigProblems } from '../config/chain-acl-checks.ts';
 import { isLoopbackHost } from '../net/http-address.ts';
 import { ownerLimitsField } from '../config/owner-limits.ts';
 import { PARTIAL_FAULTS, type PartialFault } from './partial-faults.ts';
@@ -197,6 +198,7 @@ export function parseConfig(value: unknown, { baseDir, env = {} }: ParseConfigOp
   if (c.http !== undefined && c.admin !== undefined && c.http.port === c.admin.port && c.http.port !== 0 && c.http.host === c.admin.host) {
     problems.push('http and admin must listen on different ports');
   }
+  problems.push(...aclConfigProblems(c.acl));
   if (problems.length > 0) throw new TkmsError('bad_request', `invalid config:\n  - ${problems.join('\n  - ')}`, { problems });
   const { dkg, testFaults, stateDir, ...fields } = c;
   return {

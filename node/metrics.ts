@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { tkmsVersion } from '../runtime/version.ts';
+import { createChainMetrics, type ChainMetrics } from '../runtime/chain-metrics.ts';
 
 /** The node's own Prometheus registry (no global state shared with other components). */
 export interface NodeMetrics {
@@ -24,6 +25,8 @@ export interface NodeMetrics {
   aclMessages: Counter<'outcome'>;
   revocationsHeld: Gauge;
   spentRequestIds: Gauge;
+  /** The on-chain ACL reader (acl.mode chain or either): tkms_chain_*. */
+  chain: ChainMetrics;
   /** Always 1; the labels carry the versions (dashboards show what runs where during an upgrade). */
   buildInfo: Gauge<'version' | 'node_version'>;
 }
@@ -44,6 +47,7 @@ export function createNodeMetrics(sources?: NodeMetricSources): NodeMetrics {
   return {
     registry,
     buildInfo,
+    chain: createChainMetrics(registry, 'tkms_chain'),
     peersConnected: new Gauge({ name: 'tkms_peers_connected', help: 'Committee members this node is connected to', registers: [registry] }),
     dkgSessions: new Counter({
       name: 'tkms_dkg_sessions_total',

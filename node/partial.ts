@@ -2,6 +2,7 @@ import { constants, KeyObject, publicEncrypt } from 'node:crypto';
 import {
   assertPointBytes,
   type Deployment,
+  type GrantSource,
   authorizeDelegation,
   bytesToHex,
   CURVE_ORDER,
@@ -17,6 +18,7 @@ import {
   equalBytes,
   isTkmsError,
   randomBytes,
+  requireOnChainGrant,
   RsaPublicKeyCache,
   TkmsError,
   wireErrorOf,
@@ -30,6 +32,7 @@ import type { PartialFault } from './partial-faults.ts';
 import type { RateLimiter } from '../runtime/rate-limit.ts';
 import type { SpentRequestIds } from './spent-request-ids.ts';
 import type { RevocationStore } from './revocations.ts';
+import type { ChainAcl } from '../chain/chain-acl.ts';
 
 /**
  * /tkms/partial/1: one delegation request in, one wrapped partial out. Everything about
@@ -87,7 +90,11 @@ export interface PartialServiceOptions {
   limiter: RateLimiter;
   fault: PartialFault | undefined;
   now?: () => number;
+  /** Where grants come from (config acl.mode; default signed) and, unless signed, the chain reader. */
+  acl?: PartialAcl;
 }
+
+export type PartialAcl = { mode: 'signed' } | { mode: Exclude<GrantSource, 'signed'>; chain: Pick<ChainAcl, 'isGrantedAt'> };
 
 /** A requester's RSA key, checked once, in the form node:crypto encrypts with fastest. */
 interface RequesterKey {
@@ -104,6 +111,7 @@ export class PartialService {
     keyObject: KeyObject.from(key.key),
   }));
 
+  private readonly acl: PartialAcl;
   private readonly clockSkewSeconds: number;
   private readonly deployment: Deployment;
   private readonly fault: PartialFault | undefined;
@@ -118,6 +126,7 @@ export class PartialService {
   private readonly spentIds: SpentRequestIds;
 
   constructor(options: PartialServiceOptions) {
+    this.acl = options.acl ?? { mode: 'signed' };
     this.clockSkewSeconds = options.clockSkewSeconds;
     this.deployment = options.deployment;
     this.fault = options.fault;
@@ -195,7 +204,13 @@ export class PartialService {
       clockSkewSeconds: this.clockSkewSeconds,
       maxGrantLifetimeSeconds: this.maxGrantLifetimeSeconds,
       onRequester: (bytes) => this.limiter.take((requester = `0x${bytesToHex(bytes)}`)),
+      grantSource: this.acl.mode,
     });
+    // After the signature verified and the limit was charged: nobody makes this node call its RPC for free.
+    const acl = this.acl;
+    if (auth.onChain !== undefined && acl.mode !== 'signed') {
+      await requireOnChainGrant(auth, { delegation, descriptor: request.descriptor, block: request.aclBlock, isGrantedAt: (q) => acl.chain.isGrantedAt(q) });
+    }
     const rsaKey = await this.requesterKeys.import(delegation.rsaSpki);
     // Spend the request id last among the checks, so a refused request does not burn it.
     await this.spentIds.claim(delegation.requestId, delegation.notAfter, nowSeconds, requester);
@@ -210,7 +225,7 @@ export class PartialService {
     if (fault === 'late') await new Promise((r) => setTimeout(r, 3_000));
     const wrapped = fault === 'garbage' ? randomBytes(rsaKey.modulusBits / 8) : wrapForRequester(rsaKey, partial);
     this.log.debug(
-      { keyId: delegation.keyId, requestId: bytesToHex(delegation.requestId), requester, viaGrant: auth.viaGrant },
+      { keyId: delegation.keyId, requestId: bytesToHex(delegation.requestId), requester, viaGrant: auth.viaGrant, ...(auth.onChain ? { aclBlock: request.aclBlock } : {}) },
       'partial issued',
     );
     return { ok: true, nodeId: this.selfId, wrapped, proof: encodeDleqProof(proof) };

@@ -8,6 +8,7 @@ import { tkmsVersion } from '../runtime/version.ts';
 import type { DkgStatus } from './dkg-runner.ts';
 import { keyFileName } from './keystore-format.ts';
 import type { NodeMetrics } from './metrics.ts';
+import type { AclMode } from '../config/chain-acl.ts';
 
 /**
  * `GET /admin/status` (admin listener), what `tkms node status` prints: version, committee,
@@ -38,7 +39,12 @@ export interface StatusSources {
   listenAddrs: () => string[];
   heldKeys: () => DkgPublicResult[];
   dkgStatus: (keyId: string) => DkgStatus;
+  /** Where grants come from (config acl.mode) and, unless signed, the chain head as the reader sees it. */
+  acl?: { mode: AclMode; head?: () => Promise<{ block: number; ageSeconds: number }> };
 }
+
+/** `acl` of the status: the mode, and with a chain the head (or why it cannot be read now). */
+export type AclStatus = { mode: AclMode; head?: { block: number; ageSeconds: number } | null; headError?: string };
 
 export interface NodeStatus {
   version: string;
@@ -58,6 +64,7 @@ export interface NodeStatus {
    */
   lastDkg: { keyId: string; completedAt: string | null; durationMs: number | null; source: 'session' | 'keyFile' } | null;
   dkgSessionsSinceStart: Record<string, number>;
+  acl: AclStatus;
 }
 
 async function storedAt(keystoreDir: string, keyId: string): Promise<string | null> {
@@ -65,6 +72,17 @@ async function storedAt(keystoreDir: string, keyId: string): Promise<string | nu
     return (await stat(join(keystoreDir, keyFileName(keyId)))).mtime.toISOString();
   } catch {
     return null;
+  }
+}
+
+async function aclStatus(acl: StatusSources['acl']): Promise<AclStatus> {
+  if (acl === undefined) return { mode: 'signed' };
+  if (acl.head === undefined) return { mode: acl.mode };
+  try {
+    return { mode: acl.mode, head: await acl.head() };
+  } catch (e) {
+    // The reader's errors are typed and name no secret (RPC URLs may carry keys: it keeps them out).
+    return { mode: acl.mode, head: null, headError: e instanceof Error ? e.message : 'unreadable' };
   }
 }
 
@@ -117,6 +135,7 @@ export async function nodeStatus(src: StatusSources): Promise<NodeStatus> {
     keys,
     lastDkg,
     dkgSessionsSinceStart: sessions,
+    acl: await aclStatus(src.acl),
   };
 }
 

@@ -2,15 +2,21 @@ import '../core/polyfills.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateAccount, TkmsClient } from '../client/index.ts';
-import { isTkmsError } from '../core/index.ts';
+import { createPublicClient, http, type Hex } from 'viem';
+import { grantOnChain, revokeOnChain, type AclWriterTarget } from '../chain/acl-writer.ts';
+import { generateAccount, TkmsClient, type Account } from '../client/index.ts';
+import { encodeHex, isTkmsError, type TkmsError } from '../core/index.ts';
+import type { DevnetChainEndpoint } from '../deploy/devnet-chain.ts';
 import { Devnet } from '../deploy/devnet.ts';
 
 /**
  * `npm start`: a local devnet (5 node processes, t = 3, and a gateway, on loopback, in a
  * fresh temporary directory), a DKG, and one visible round trip through the real network:
  * alice encrypts, grants bob, bob decrypts, carol is refused, alice revokes, bob is refused.
- * Then everything stops. `npx tkms devnet` keeps a network running instead.
+ * Then the same through the on-chain ACL (Anvil and the TkmsAcl contract, acl.mode "either"):
+ * alice grants dave in a transaction, dave decrypts, alice revokes in a transaction, and dave is
+ * refused from the block the gateway names once that block is past the revocation's.
+ * Then everything stops. `npx tkms devnet --chain` keeps a network running instead.
  */
 const say = (line = ''): void => {
   process.stdout.write(`${line}\n`);
@@ -27,11 +33,71 @@ async function refused(what: string, attempt: () => Promise<unknown>): Promise<v
   }
 }
 
+/** Retries while `attempt` is refused with `code`: the chain has not reached the block that changes the answer yet. */
+async function untilNot<T>(code: string, timeoutMs: number, attempt: () => Promise<T>): Promise<{ value: T; attempts: number }> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempts = 1; ; attempts++) {
+    try {
+      return { value: await attempt(), attempts };
+    } catch (e) {
+      if (!isTkmsError(e) || e.code !== code || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+/** Steps 7–10: an on-chain grant, a decrypt, an on-chain revocation and the refusal that follows. */
+async function onChainRoundTrip(devnet: Devnet, chain: DevnetChainEndpoint, client: (account: Account) => TkmsClient): Promise<void> {
+  const aliceAccount = generateAccount();
+  const alice = client(aliceAccount);
+  const dave = client(generateAccount());
+  const head = createPublicClient({ transport: http(chain.rpcUrl) });
+  const target: AclWriterTarget = { rpcUrl: chain.rpcUrl, contract: chain.contract, chainId: chain.chainId, privateKey: encodeHex(aliceAccount.secretKey) as Hex };
+  say(`on-chain ACL: TkmsAcl ${chain.contract} on chain ${chain.chainId} (${chain.rpcUrl}, a block a second); nodes and gateway in acl.mode "either"`);
+  await devnet.fund(alice.address, '1');
+  say(`   alice ${short(alice.address)} gets 1 ETH of gas money (tkms devnet fund); dave ${short(dave.address)} has no grant of any kind`);
+
+  const message = 'granted on chain, decrypted by dave';
+  const info = await alice.encrypt(new TextEncoder().encode(message), { keyId: devnet.keyId });
+  say(`7. alice encrypts ${JSON.stringify(message)}: handle ${short(info.handle)}`);
+
+  const granted = await grantOnChain(target, { handle: info.handle, grantee: dave.address, notAfter: Math.floor(Date.now() / 1000) + 3600 });
+  say(`8. alice grants dave on chain: transaction ${short(granted.txHash)} in block ${granted.blockNumber}`);
+
+  // The gateway names block head − 1 (one confirmation): dave is refused until one block is mined on top.
+  const t0 = performance.now();
+  const decrypted = await untilNot('unauthorized', 10_000, () => dave.decrypt(info.handle));
+  say(`9. dave decrypts: ${JSON.stringify(new TextDecoder().decode(decrypted.value.plaintext))}`);
+  say(`   nodes ${decrypted.value.usedNodeIds.join(', ')} each checked isGranted at the block the gateway named; ${(performance.now() - t0).toFixed(0)} ms after the grant's receipt (${decrypted.attempts} attempt${decrypted.attempts === 1 ? '' : 's'}: the grant needs one confirmation)`);
+
+  const revoked = await revokeOnChain(target, { handle: info.handle, grantee: dave.address });
+  const revokedAt = performance.now();
+  say(`10. alice revokes dave on chain: transaction ${short(revoked.txHash)} in block ${revoked.blockNumber}`);
+  let servedAfter = 0;
+  let refusal: TkmsError | undefined;
+  while (refusal === undefined) {
+    try {
+      await dave.decrypt(info.handle);
+      // Still the grant's answer: the gateway's block is not yet past the revocation's.
+      servedAfter++;
+      if (performance.now() - revokedAt > 15_000) throw new Error('dave still decrypts 15 s after the revocation');
+    } catch (e) {
+      // A definite "no"; anything else (unavailable, a bug) must not pass for a revocation at work.
+      if (!isTkmsError(e) || (e.code !== 'unauthorized' && e.code !== 'revoked')) throw e;
+      refusal = e;
+    }
+  }
+  const ms = (performance.now() - revokedAt).toFixed(0);
+  const blocks = Number(await head.getBlockNumber()) - revoked.blockNumber;
+  say(`   ✔ dave's decrypt refused: [${refusal.code}] ${refusal.message}`);
+  say(`     ${ms} ms after the revocation's receipt, with the chain head ${blocks} block${blocks === 1 ? '' : 's'} past the revocation's block ${revoked.blockNumber}${servedAfter > 0 ? ` (${servedAfter} decrypt${servedAfter === 1 ? ' was' : 's were'} still served while it awaited its confirmation)` : ''}`);
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'tkms-devnet-'));
   say('tkms: threshold KMS devnet on this machine (real processes on 127.0.0.1)');
   const started = Date.now();
-  const devnet = await Devnet.start({ dir, n: 5, t: 3, gatewayPort: 0, logLevel: 'warn', onProgress: (l) => say(`  ${l}`) });
+  const devnet = await Devnet.start({ dir, n: 5, t: 3, gatewayPort: 0, logLevel: 'warn', chain: true, onProgress: (l) => say(`  ${l}`) });
   let ok = false;
   try {
     say(`  gateway ${devnet.gatewayUrl}; nodes ${devnet.nodes.map((n) => n.httpUrl.replace('http://', '')).join(', ')}`);
@@ -40,7 +106,7 @@ async function main(): Promise<void> {
 
     // Clients pin the committee (member keys, t and id from the committee file), so the gateway cannot substitute a key.
     const pinned = await devnet.pinned();
-    const client = (): TkmsClient => new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account: generateAccount(), ...pinned });
+    const client = (account: Account = generateAccount()): TkmsClient => new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account, ...pinned });
     const [alice, bob, carol] = [client(), client(), client()];
     say(`accounts: alice ${short(alice.address)}, bob ${short(bob.address)}, carol ${short(carol.address)}`);
 
@@ -72,7 +138,9 @@ async function main(): Promise<void> {
     const back = await alice.decrypt(local.handle);
     say(`6. alice encrypts locally and decrypts her own handle: ${JSON.stringify(new TextDecoder().decode(back.plaintext))}`);
     say();
-    say('round trip complete. To keep a network running: npx tkms devnet   (then: npx tkms --help)');
+    await onChainRoundTrip(devnet, devnet.chain!, client);
+    say();
+    say('round trip complete. To keep a network running: npx tkms devnet --chain   (then: npx tkms --help)');
     ok = true;
   } finally {
     await devnet.stop();

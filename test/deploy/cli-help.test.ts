@@ -21,11 +21,13 @@ const COMMANDS: string[][] = [
   ['gateway', 'start'],
   ['gateway', 'init'],
   ['devnet'],
+  ['devnet', 'fund'],
   ['account'],
   ['account', 'new'],
   ['encrypt'],
   ['grant'],
   ['revoke'],
+  ['revoke-all'],
   ['decrypt'],
 ];
 

@@ -137,6 +137,8 @@ export const PARTIAL_REQUEST_WIRE: WireMessage = {
     descriptor: req({ kind: 'object', message: HANDLE_DESCRIPTOR_WIRE }),
     // Present always; null when the requester owns the handle.
     grant: req({ kind: 'objectOrNull', message: GRANT_WIRE }),
+    // The block the on-chain ACL is read at; left out by gateways that read no chain.
+    aclBlock: opt({ kind: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER }),
   },
 };
 

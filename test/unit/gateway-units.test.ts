@@ -115,6 +115,7 @@ describe('gateway units', () => {
         maxPlaintextBytes: MAX_PLAINTEXT,
         clockSkewSeconds: 30,
         maxGrantLifetimeSeconds: 90 * 86_400,
+        acl: { mode: 'signed' },
         httpLimits: DEFAULT_HTTP_LIMITS,
         grants: { perOwner: 10_000, max: 500_000 },
         revocations: { perOwner: 10_000, max: 200_000 },

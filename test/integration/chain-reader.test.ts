@@ -1,0 +1,313 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createPublicClient, createTestClient, createWalletClient, http, toHex, type Hex } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
+import { pino } from 'pino';
+import { TKMS_ACL_ABI } from '../../chain/acl-artifact.ts';
+import { createChainAclReader, type ChainAclReaderOptions } from '../../chain/acl-reader.ts';
+import { ANVIL_DEV_PRIVATE_KEY, startAnvil, type AnvilChain } from '../../chain/anvil.ts';
+import type { ChainAcl, ChainMetricsSink } from '../../chain/chain-acl.ts';
+import { deployAcl } from '../../chain/deploy.ts';
+import { isTkmsError, type ErrorCode } from '../../core/index.ts';
+import { startRpcProxy, type RpcProxy } from '../support/rpc-proxy.ts';
+
+/**
+ * The on-chain ACL reader against a real anvil, through proxies that can fail or lie, so quorum,
+ * timeouts, the head policy, the cache and reorganisations are exercised on real JSON-RPC.
+ */
+const owner = privateKeyToAccount(ANVIL_DEV_PRIVATE_KEY);
+const ownerBytes = Uint8Array.from(Buffer.from(owner.address.slice(2), 'hex'));
+const TIMEOUT_MS = 400;
+
+function randomHandle(): Uint8Array {
+  return new Uint8Array(randomBytes(32));
+}
+function randomAddressBytes(): Uint8Array {
+  return new Uint8Array(randomBytes(20));
+}
+
+async function refusal(promise: Promise<unknown>, code: ErrorCode): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(isTkmsError(error), `expected a TkmsError, got ${String(error)}`);
+    assert.equal(error.code, code, error.message);
+    return error;
+  }
+  assert.fail(`expected ${code}, got an answer`);
+}
+
+describe('on-chain ACL reader (anvil + RPC proxies)', function () {
+  this.timeout(60_000);
+  let anvil: AnvilChain;
+  let contract: Hex;
+  let p1: RpcProxy;
+  let p2: RpcProxy;
+  let wallet: ReturnType<typeof createWalletClient>;
+  let testClient: ReturnType<typeof createTestClient>;
+  let publicClient: ReturnType<typeof createPublicClient>;
+  const readers: ChainAcl[] = [];
+
+  before(async () => {
+    anvil = await startAnvil();
+    contract = (await deployAcl(anvil.url, ANVIL_DEV_PRIVATE_KEY)).address;
+    p1 = await startRpcProxy(anvil.url);
+    p2 = await startRpcProxy(anvil.url);
+    const transport = http(anvil.url, { retryCount: 0 });
+    wallet = createWalletClient({ account: owner, transport });
+    testClient = createTestClient({ mode: 'anvil', transport });
+    publicClient = createPublicClient({ transport });
+  });
+
+  afterEach(async () => {
+    p1.setMode('pass');
+    p2.setMode('pass');
+    await Promise.all(readers.splice(0).map((r) => r.stop()));
+  });
+
+  after(async () => {
+    await Promise.all([p1?.close(), p2?.close()]);
+    await anvil?.stop();
+  });
+
+  function options(overrides: Partial<ChainAclReaderOptions> = {}): ChainAclReaderOptions {
+    return { chainId: anvil.chainId, contract, rpcUrls: [p1.url, p2.url], rpcTimeoutMs: TIMEOUT_MS, pollIntervalMs: 100, maxHeadAgeSeconds: 120, maxBlockLag: 32, aheadWaitMs: 500, ...overrides };
+  }
+
+  async function started(overrides: Partial<ChainAclReaderOptions> = {}): Promise<ChainAcl> {
+    const reader = createChainAclReader(options(overrides));
+    readers.push(reader);
+    await reader.start();
+    return reader;
+  }
+
+  /** Sends owner's grant and returns the block it was mined in. */
+  async function grant(handle: Uint8Array, grantee: Uint8Array, notAfter = Math.floor(Date.now() / 1000) + 3600): Promise<number> {
+    const hash = await wallet.writeContract({ address: contract, abi: TKMS_ACL_ABI, functionName: 'grant', args: [toHex(handle), toHex(grantee), BigInt(notAfter)], chain: null, account: owner });
+    const receipt = await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 20 });
+    assert.equal(receipt.status, 'success');
+    return Number(receipt.blockNumber);
+  }
+
+  async function chainHead(): Promise<number> {
+    return Number(await publicClient.getBlockNumber({ cacheTime: 0 }));
+  }
+
+  async function readerReaches(reader: ChainAcl, block: number): Promise<void> {
+    const deadline = Date.now() + 5_000;
+    while ((await reader.head()).block < block) {
+      assert.ok(Date.now() < deadline, `reader head did not reach ${block}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  it('answers isGranted at exactly the named block, from both providers, and caches the answer', async () => {
+    const calls: string[] = [];
+    const cache: boolean[] = [];
+    const heads: number[] = [];
+    const metrics: ChainMetricsSink = { call: (m, o) => calls.push(`${m}:${o}`), head: (block) => heads.push(block), cache: (hit) => cache.push(hit) };
+    const reader = await started({ metrics });
+    const handle = randomHandle();
+    const grantee = randomAddressBytes();
+    const block = await grant(handle, grantee);
+    await readerReaches(reader, block);
+    const query = { handle, owner: ownerBytes, grantee, block };
+
+    p1.resetCounts();
+    p2.resetCounts();
+    let t = performance.now();
+    assert.equal(await reader.isGrantedAt(query), true);
+    const coldMs = performance.now() - t;
+    assert.equal(p1.counts()['eth_call'], 1);
+    assert.equal(p2.counts()['eth_call'], 1);
+    assert.equal(await reader.isGrantedAt({ ...query, block: block - 1 }), false, 'the block before the grant');
+    assert.equal(await reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), false, 'another grantee');
+    assert.equal(await reader.isGrantedAt({ ...query, owner: randomAddressBytes() }), false, 'another owner');
+
+    p1.resetCounts();
+    p2.resetCounts();
+    t = performance.now();
+    assert.equal(await reader.isGrantedAt(query), true);
+    const cachedMs = performance.now() - t;
+    assert.equal(p1.counts()['eth_call'] ?? 0, 0, 'a cached answer makes no RPC call');
+    assert.equal(p2.counts()['eth_call'] ?? 0, 0);
+    assert.deepEqual(cache.slice(-1), [true]);
+    assert.ok(calls.includes('eth_call:ok') && calls.includes('eth_getBlockByNumber:ok') && calls.includes('eth_chainId:ok'), 'every call reported');
+    assert.ok(heads.includes(block), 'head updates reported');
+    // Medians over distinct questions, first asked (two eth_calls each) and then asked again (cache).
+    const others = Array.from({ length: 50 }, randomAddressBytes);
+    const timed = async (): Promise<number> => {
+      const ms: number[] = [];
+      for (const g of others) {
+        const start = performance.now();
+        await reader.isGrantedAt({ ...query, grantee: g });
+        ms.push(performance.now() - start);
+      }
+      return ms.sort((x, y) => x - y)[ms.length >> 1]!;
+    };
+    const coldMedian = await timed();
+    const cachedMedian = await timed();
+    assert.ok(cachedMedian < coldMedian, 'the cache answers faster than the RPC');
+    console.log(`      lookup latency: first ${coldMs.toFixed(2)} ms, cached ${cachedMs.toFixed(3)} ms; median of 50: cold ${coldMedian.toFixed(2)} ms (2 providers), cached ${cachedMedian.toFixed(3)} ms`);
+  });
+
+  it('refuses (unavailable) when one of two providers lies with quorum 2, and when a provider is down, hangs or answers garbage', async () => {
+    const reader = await started();
+    const handle = randomHandle();
+    const block = await chainHead();
+    await readerReaches(reader, block);
+    const query = { handle, owner: ownerBytes, grantee: randomAddressBytes(), block };
+
+    p2.setMode('lie');
+    const lie = await refusal(reader.isGrantedAt(query), 'unavailable');
+    assert.match(lie.message, /disagree/);
+    assert.doesNotMatch(lie.message, /127\.0\.0\.1:\d+\//, 'names providers by host only');
+
+    p2.setMode('down');
+    let t = Date.now();
+    await refusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
+    assert.ok(Date.now() - t < TIMEOUT_MS + 1_000);
+
+    p2.setMode('hang');
+    t = Date.now();
+    const hang = await refusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
+    const waited = Date.now() - t;
+    assert.match(hang.message, /timeout/);
+    assert.ok(waited >= TIMEOUT_MS - 50 && waited < TIMEOUT_MS + 1_000, `hang refused after ${waited} ms`);
+
+    p2.setMode('malformed');
+    await refusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
+
+    p2.setMode('pass');
+    assert.equal(await reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), false, 'answers again once the provider is back');
+  });
+
+  it('with quorum 1 of 2, a down provider is tolerated but a lying one still voids the answer', async () => {
+    const reader = await started({ quorum: 1 });
+    const block = await chainHead();
+    await readerReaches(reader, block);
+    const query = { handle: randomHandle(), owner: ownerBytes, grantee: randomAddressBytes(), block };
+    p2.setMode('down');
+    assert.equal(await reader.isGrantedAt(query), false);
+    p2.setMode('lie');
+    await refusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
+  });
+
+  it('start() refuses a wrong chain id, an address without code, a contract of another version, and a provider that does not answer', async () => {
+    // Any letter case is the same address: a broken EIP-55 checksum is not a reason to refuse.
+    const recased = `0x${[...contract.slice(2)].map((c, i) => (i % 2 === 0 ? c.toUpperCase() : c.toLowerCase())).join('')}`;
+    await started({ contract: recased });
+    await refusal(createChainAclReader(options({ chainId: anvil.chainId + 1 })).start(), 'chain_mismatch');
+    await refusal(createChainAclReader(options({ contract: toHex(randomAddressBytes()) })).start(), 'chain_mismatch');
+    // A contract whose every call returns uint256 2: code exists, VERSION() answers, but not 1.
+    const runtime = '600260005260206000f3';
+    const hash = await wallet.deployContract({ abi: [], bytecode: `0x600a600c600039600a6000f3${runtime}`, chain: null, account: owner });
+    const other = (await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 20 })).contractAddress!;
+    const version = await refusal(createChainAclReader(options({ contract: other })).start(), 'chain_mismatch');
+    assert.match(version.message, /version 2/);
+    p2.setMode('down');
+    await refusal(createChainAclReader(options()).start(), 'unavailable');
+    p2.setMode('hang');
+    const t = Date.now();
+    await refusal(createChainAclReader(options()).start(), 'unavailable');
+    assert.ok(Date.now() - t < TIMEOUT_MS * 3 + 1_000);
+  });
+
+  it('refuses (unavailable) while the head is older than maxHeadAgeSeconds', async () => {
+    await testClient.mine({ blocks: 1 });
+    const reader = await started({ maxHeadAgeSeconds: 1 });
+    const block = await chainHead();
+    const query = { handle: randomHandle(), owner: ownerBytes, grantee: randomAddressBytes(), block };
+    assert.equal(await reader.isGrantedAt(query), false);
+    await new Promise((r) => setTimeout(r, 2_200)); // no block mined: the head ages past 1 s
+    const stale = await refusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
+    assert.match(stale.message, /old/);
+    await testClient.mine({ blocks: 1 });
+    await readerReaches(reader, block + 1);
+    assert.equal(await reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), false, 'a fresh block ends the refusal');
+  });
+
+  it('refuses a block more than maxBlockLag behind the head and one still ahead after aheadWaitMs; waits for one that arrives in time', async () => {
+    const reader = await started({ maxBlockLag: 2, aheadWaitMs: 300 });
+    await testClient.mine({ blocks: 5 });
+    const head = await chainHead();
+    await readerReaches(reader, head);
+    const query = { handle: randomHandle(), owner: ownerBytes, grantee: randomAddressBytes() };
+    assert.equal(await reader.isGrantedAt({ ...query, block: head - 2 }), false, 'exactly maxBlockLag behind is fine');
+    await refusal(reader.isGrantedAt({ ...query, block: head - 3 }), 'acl_block_too_old');
+    let t = Date.now();
+    await refusal(reader.isGrantedAt({ ...query, block: head + 5 }), 'acl_block_ahead');
+    assert.ok(Date.now() - t >= 250, 'waited before refusing');
+
+    const patient = await started({ maxBlockLag: 2, aheadWaitMs: 3_000 });
+    t = Date.now();
+    const answer = patient.isGrantedAt({ ...query, block: head + 1 });
+    setTimeout(() => void testClient.mine({ blocks: 1 }), 300);
+    assert.equal(await answer, false);
+    assert.ok(Date.now() - t < 2_000, 'answered soon after the block arrived');
+  });
+
+  it('drops cached answers when the chain reorganises: a grant undone by a reorg is not granted at the same block number', async () => {
+    const logLines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
+    const reader = await started({ log });
+    const handle = randomHandle();
+    const grantee = randomAddressBytes();
+    const snapshot = await testClient.snapshot();
+    const block = await grant(handle, grantee);
+    await testClient.mine({ blocks: 1 });
+    await readerReaches(reader, block + 1);
+    const query = { handle, owner: ownerBytes, grantee, block };
+    assert.equal(await reader.isGrantedAt(query), true);
+    assert.equal(await testClient.revert({ id: snapshot }), undefined);
+    await testClient.mine({ blocks: 3 });
+    await readerReaches(reader, block + 2);
+    assert.equal(await reader.isGrantedAt(query), false, 'the cached "granted" was dropped with the old chain');
+    assert.ok(logLines.some((l) => /chain reorganisation seen/.test(l)), 'the reorg is logged');
+  });
+
+  it('a flood of concurrent lookups stays within the in-flight bound, and identical lookups share one RPC call', async () => {
+    const reader = await started({ maxInFlight: 8 });
+    const block = await chainHead();
+    await readerReaches(reader, block);
+    const handle = randomHandle();
+    const grantees = Array.from({ length: 4 }, randomAddressBytes);
+
+    p1.resetCounts();
+    const shared = await Promise.allSettled(Array.from({ length: 400 }, (_, i) => reader.isGrantedAt({ handle, owner: ownerBytes, grantee: grantees[i % grantees.length]!, block })));
+    assert.deepEqual(shared.filter((r) => r.status !== 'fulfilled' || r.value !== false).map((r) => (r.status === 'rejected' ? String(r.reason) : r.value)).slice(0, 3), []);
+    assert.equal(p1.counts()['eth_call'], 4, '400 lookups of 4 distinct questions: 4 calls');
+
+    p2.setMode('hang');
+    p1.resetCounts();
+    const fresh = Array.from({ length: 40 }, randomAddressBytes); // none cached
+    const flood = await Promise.allSettled(fresh.map((grantee) => reader.isGrantedAt({ handle, owner: ownerBytes, grantee, block })));
+    assert.ok(flood.every((r) => r.status === 'rejected' && isTkmsError(r.reason) && r.reason.code === 'unavailable'));
+    assert.ok((p1.counts()['eth_call'] ?? 0) <= 8, `at most 8 lookups reached the RPC, saw ${p1.counts()['eth_call']}`);
+    const tooMany = flood.filter((r) => r.status === 'rejected' && /already waiting/.test((r.reason as Error).message)).length;
+    assert.equal(tooMany, 32, 'the rest were refused at once');
+  });
+
+  it('lists grants from Granted events with their state at the head', async () => {
+    const reader = await started({ fromBlock: 0 });
+    const handle = randomHandle();
+    const [a, b, c] = [randomAddressBytes(), randomAddressBytes(), randomAddressBytes()];
+    await grant(handle, a);
+    await grant(handle, b);
+    const hash = await wallet.writeContract({ address: contract, abi: TKMS_ACL_ABI, functionName: 'revoke', args: [toHex(handle), toHex(b)], chain: null, account: owner });
+    await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 20 });
+    const last = await grant(handle, c);
+    await readerReaches(reader, last);
+    const listing = await reader.listGrants(handle, ownerBytes, 10);
+    assert.ok(listing.block >= last);
+    assert.deepEqual(
+      listing.grants.map((g) => [toHex(g.grantee), g.live]),
+      [
+        [toHex(c), true],
+        [toHex(a), true],
+      ],
+    );
+    assert.equal((await reader.listGrants(handle, ownerBytes, 1)).grants.length, 1, 'bounded by limit');
+    assert.deepEqual((await reader.listGrants(randomHandle(), ownerBytes, 10)).grants, []);
+  });
+});
