@@ -329,6 +329,18 @@ describe('integration: on-chain ACL (anvil, 5 nodes, t = 3, mode chain, 2 confir
     assert.equal(await chain!.isGranted(h.handle, alice.address, carol.address), false);
   });
 
+  it('a node reads its chain only for a requester whose signature verified: a forged delegation costs no RPC call', async () => {
+    const h = await handleOf('forged requests are free to refuse');
+    await grantConfirmed(h, bob);
+    for (const proxy of proxies.values()) proxy.resetCounts();
+    // Carol signs a delegation naming bob, who does hold an on-chain grant.
+    assert.deepEqual(await askNodesAt(asker, NODES, { requester: bob, forgedBy: carol, handle: h, aclBlock: await gatewayBlock() }), everyNode(NODES, 'unauthorized'));
+    for (const id of NODES) assert.equal(proxies.get(id)!.counts().eth_call, undefined, `node ${id} called eth_call for a forged request`);
+    // The same request signed by bob is served, and each node read the chain for it.
+    assert.deepEqual(await askNodesAt(asker, NODES, { requester: bob, handle: h, aclBlock: await gatewayBlock() }), everyNode(NODES, 'ok'));
+    for (const id of NODES) assert.ok((proxies.get(id)!.counts().eth_call ?? 0) >= 1, `node ${id} served without reading the chain`);
+  });
+
   it('mode chain refuses signed grants, at the gateway and at every node asked directly', async () => {
     const h = await handleOf('signed grants do not count');
     await expectRefusal(client(alice).grant(h.handle, bob.address), 'signed_grants_refused');

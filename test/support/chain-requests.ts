@@ -33,6 +33,8 @@ export interface DirectAsk {
   /** The block the node is told to read the ACL at; undefined sends none (a gateway that reads no chain). */
   aclBlock: number | undefined;
   grant?: Grant;
+  /** Signs the delegation instead of the requester: a forgery every node must refuse before any chain lookup. */
+  forgedBy?: Account;
   timeoutMs?: number;
 }
 
@@ -40,7 +42,7 @@ export interface DirectAsk {
 export async function askNodeAt(asker: DirectAsker, node: number, ask: DirectAsk): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const delegation = signDelegation(
-    ask.requester.secretKey,
+    (ask.forgedBy ?? ask.requester).secretKey,
     {
       handle: decodeHandle(ask.handle.handle),
       keyId: asker.keyId,
