@@ -353,6 +353,8 @@ class ChainAclReader implements ChainAcl {
           this.pollFailing = false;
         })
         .catch((error: unknown) => {
+          // The head held is now older: report its age, so that an alert on head age fires while polls fail.
+          if (this.current !== undefined) this.options.metrics?.head(this.current.number, headAgeSeconds(Date.now(), this.current));
           if (!this.pollFailing) this.options.log?.warn({ err: error instanceof TkmsError ? error.message : 'error' }, 'on-chain ACL head poll failed; lookups refuse once the head is too old');
           this.pollFailing = true;
         })
