@@ -136,19 +136,28 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     assert.ok(heads.includes(block), 'head updates reported');
     // Medians over distinct questions, first asked (two eth_calls each) and then asked again (cache).
     const others = Array.from({ length: 50 }, randomAddressBytes);
-    const timed = async (): Promise<number> => {
+    const timed = async (grantees: Uint8Array[]): Promise<number> => {
       const ms: number[] = [];
-      for (const g of others) {
+      for (const g of grantees) {
         const start = performance.now();
         await reader.isGrantedAt({ ...query, grantee: g });
         ms.push(performance.now() - start);
       }
       return ms.sort((x, y) => x - y)[ms.length >> 1]!;
     };
-    const coldMedian = await timed();
-    const cachedMedian = await timed();
+    const coldMedian = await timed(others);
+    const cachedMedian = await timed(others);
     assert.ok(cachedMedian < coldMedian, 'the cache answers faster than the RPC');
-    console.log(`      lookup latency: first ${coldMs.toFixed(2)} ms, cached ${cachedMs.toFixed(3)} ms; median of 50: cold ${coldMedian.toFixed(2)} ms (2 providers), cached ${cachedMedian.toFixed(3)} ms`);
+    // Head past B: each question is asked at B and at the head, in parallel.
+    await testClient.mine({ blocks: 1 });
+    await readerReaches(reader, block + 1);
+    const more = Array.from({ length: 50 }, randomAddressBytes);
+    p1.resetCounts();
+    const coldBoth = await timed(more);
+    assert.equal(p1.counts()['eth_call'], 100, 'two calls per question: at B and at the head');
+    const cachedBoth = await timed(more);
+    assert.equal(p1.counts()['eth_call'], 100, 'both answers cached');
+    console.log(`      lookup latency: first ${coldMs.toFixed(2)} ms, cached ${cachedMs.toFixed(3)} ms; median of 50 (2 providers): head = B cold ${coldMedian.toFixed(2)} ms, cached ${cachedMedian.toFixed(3)} ms; head past B cold ${coldBoth.toFixed(2)} ms, cached ${cachedBoth.toFixed(3)} ms`);
   });
 
   it('refuses (unavailable) when one of two providers lies with quorum 2, and when a provider is down, hangs or answers garbage', async () => {
@@ -329,6 +338,29 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     await readerReaches(reader, block + 2);
     assert.equal(await reader.isGrantedAt(query), false, 'the cached "granted" was dropped with the old chain');
     assert.ok(logLines.some((l) => /chain reorganisation seen/.test(l)), 'the reorg is logged');
+  });
+
+  it('a lookup asked after a reorg does not join one still running from before it', async () => {
+    const reader = await started();
+    const handle = randomHandle();
+    const grantee = randomAddressBytes();
+    const snapshot = await testClient.snapshot();
+    const granted = await grant(handle, grantee);
+    await testClient.mine({ blocks: 2 });
+    await readerReaches(reader, granted + 2);
+    // B = the head, so one lookup only: the one a request after the reorg could wrongly join.
+    const query = { handle, owner: ownerBytes, grantee, block: granted + 2 };
+    await p2.setMode('hang-calls');
+    const before = reader.isGrantedAt(query).then(
+      (answer) => String(answer),
+      (error: unknown) => (isTkmsError(error) ? error.code : String(error)),
+    );
+    await testClient.revert({ id: snapshot });
+    await testClient.mine({ blocks: 3 }); // the same height, other blocks
+    await new Promise((r) => setTimeout(r, 300)); // a few polls: the reorg is seen
+    await p2.setMode('pass');
+    assert.equal(await reader.isGrantedAt(query), false, 'asked afresh on the new chain: the grant is gone');
+    assert.equal(await before, 'unavailable', 'the lookup from before the reorg ended on its own');
   });
 
   it('a flood of concurrent lookups stays within the in-flight bound, and identical lookups share one RPC call', async () => {

@@ -12,11 +12,12 @@ import { TKMS_ACL_ABI } from '../../chain/acl-artifact.ts';
  *   lie   answers every eth_call of isGranted with an ABI-encoded true; forwards the rest
  *   malformed  answers every eth_call with one byte, which no ABI decoder can take for a bool
  *   hang-logs  never answers eth_getLogs (a slow, wide log query); forwards the rest
+ *   hang-calls never answers eth_call; forwards the rest (the head keeps moving)
  *   stale-head answers "the latest block" with the block that was latest when the mode was set
  *              (a provider stuck at, or lying about, an old head); forwards the rest
  * Single and batch requests are handled alike. Every JSON-RPC request is counted per method.
  */
-export type RpcProxyMode = 'pass' | 'down' | 'hang' | 'lie' | 'malformed' | 'hang-logs' | 'stale-head';
+export type RpcProxyMode = 'pass' | 'down' | 'hang' | 'lie' | 'malformed' | 'hang-logs' | 'hang-calls' | 'stale-head';
 
 export interface RpcProxy {
   url: string;
@@ -57,7 +58,7 @@ export async function startRpcProxy(targetUrl: string): Promise<RpcProxy> {
   const rewriteOrForward = async (r: RpcRequest, current: RpcProxyMode): Promise<unknown> => {
     if (current === 'lie' && isGrantedCall(r)) return { jsonrpc: '2.0', id: r.id, result: TRUE_RESULT };
     if (current === 'malformed' && r.method === 'eth_call') return { jsonrpc: '2.0', id: r.id, result: '0x01' };
-    if (current === 'hang-logs' && r.method === 'eth_getLogs') return new Promise<never>(() => {});
+    if ((current === 'hang-logs' && r.method === 'eth_getLogs') || (current === 'hang-calls' && r.method === 'eth_call')) return new Promise<never>(() => {});
     if (current === 'stale-head' && r.method === 'eth_getBlockByNumber' && Array.isArray(r.params) && r.params[0] === 'latest') r = { ...r, params: [staleHead, ...r.params.slice(1)] };
     return JSON.parse((await forward(JSON.stringify(r))).text) as unknown;
   };
