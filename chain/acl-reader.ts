@@ -53,10 +53,13 @@ export const MAX_LISTED_GRANTS = 1_000;
 export const LOG_WINDOW_BLOCKS = 2_000;
 /** At most this many windows per listing (100 000 blocks, about two weeks at 12 s): then truncated. */
 export const MAX_LOG_WINDOWS = 50;
-/** At most this many Granted events read per listing: then truncated. */
+/** Once this many Granted events were read, a listing reads no further window: then truncated. */
 export const MAX_LISTED_LOGS = 10_000;
-/** Listings kept per (handle, owner, head block): a listing costs up to ~1 000 calls per provider. */
-const LISTING_CACHE_SIZE = 256;
+/**
+ * Listings kept per (handle, owner, head block): a listing costs up to ~1 000 calls per provider.
+ * Only listings at the current head are of use, so few are kept (each up to ~150 KB).
+ */
+const LISTING_CACHE_SIZE = 32;
 const GRANT_OF_BATCH = 16;
 /**
  * A block at most this many blocks past this process's head is waited for (up to aheadWaitMs): that
@@ -375,6 +378,7 @@ class ChainAclReader implements ChainAcl {
     const heads = latest.answers.map((a) => a.value.number);
     if (heads.length > 0) this.highestReported = Math.max(...heads);
     const verdict = confirmedHead(heads, this.quorum);
+    // Fewer answers than the quorum: agreedAnswer throws, naming the providers that failed.
     if (!verdict.ok && verdict.reason === 'too_few') return agreedAnswer('the latest block', latest, this.quorum, blockKey);
     if (!verdict.ok) {
       const said = latest.answers.map((a) => `${a.provider} at ${a.value.number}`).join(', ');
@@ -396,7 +400,11 @@ class ChainAclReader implements ChainAcl {
     }
     this.current = next;
     this.knownHashes.set(next.number, next.hash);
-    this.knownHashes.delete(next.number - KNOWN_HASHES);
+    // Oldest first: a Map iterates in insertion order.
+    for (const number of this.knownHashes.keys()) {
+      if (this.knownHashes.size <= KNOWN_HASHES) break;
+      this.knownHashes.delete(number);
+    }
     this.options.metrics?.head(next.number, headAgeSeconds(Date.now(), next));
     return next;
   }
