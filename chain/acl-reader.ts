@@ -3,7 +3,7 @@ import { TkmsError } from '../core/errors.ts';
 import { LruCache } from '../core/lru.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { TKMS_ACL_ABI } from './acl-artifact.ts';
-import { type BlockRef, headAgeSeconds, isReorg, judgeBlock, needsAncestorCheck, quorumHeadNumber } from './block-policy.ts';
+import { type BlockRef, confirmedHead, headAgeSeconds, headFallsBehind, isReorg, isTrailingReport, judgeBlock, MAX_HEAD_SPREAD_BLOCKS, needsAncestorCheck } from './block-policy.ts';
 import type { ChainAcl, ChainMetricsSink, OnChainGrant, OnChainGrantQuery } from './chain-acl.ts';
 import { agreedAnswer, askAll, classifyRpcError, createProviders, type RpcProvider } from './rpc-quorum.ts';
 
@@ -27,8 +27,14 @@ export interface ChainAclReaderOptions {
   log?: Logger;
   /** Answers kept per (handle, owner, grantee, block). Default 10 000 (a few MB). */
   cacheSize?: number;
-  /** Lookups and listings allowed to be waiting on the RPC at once; more are refused (unavailable). Default 64. */
+  /** Lookups (and requests waiting for a block slightly ahead) allowed at once; more are refused (unavailable). Default 64. */
   maxInFlight?: number;
+  /** Grant listings allowed at once, apart from lookups so that listings never starve them. Default 2. */
+  maxListingsInFlight?: number;
+  /** Blocks per eth_getLogs of a listing (LOG_WINDOW_BLOCKS); lower it for providers that cap ranges lower. */
+  logWindowBlocks?: number;
+  /** Windows per listing before it is truncated (MAX_LOG_WINDOWS). */
+  maxLogWindows?: number;
 }
 
 /** The contract interface version this build speaks (TkmsAcl.VERSION). */
@@ -37,10 +43,35 @@ export const ACL_CONTRACT_VERSION = 1n;
 // covers the hot set; each entry is a ~160-character key.
 const DEFAULT_CACHE_SIZE = 10_000;
 const DEFAULT_MAX_IN_FLIGHT = 64;
-const MAX_LISTED_GRANTS = 1_000;
+const DEFAULT_MAX_LISTINGS_IN_FLIGHT = 2;
+/** The most grants one listing returns, whatever limit is asked for. */
+export const MAX_LISTED_GRANTS = 1_000;
+/**
+ * Listings read Granted events newest first, this many blocks per eth_getLogs: providers commonly
+ * cap a getLogs range (often at a few thousand blocks), and a window keeps one answer small.
+ */
+export const LOG_WINDOW_BLOCKS = 2_000;
+/** At most this many windows per listing (100 000 blocks, about two weeks at 12 s): then truncated. */
+export const MAX_LOG_WINDOWS = 50;
+/** Once this many Granted events were read, a listing reads no further window: then truncated. */
+export const MAX_LISTED_LOGS = 10_000;
+/**
+ * Listings kept per (handle, owner, head block): a listing costs up to ~1 000 calls per provider.
+ * Only listings at the current head are of use, so few are kept (each up to ~150 KB).
+ */
+const LISTING_CACHE_SIZE = 32;
 const GRANT_OF_BATCH = 16;
+/**
+ * A block at most this many blocks past this process's head is waited for (up to aheadWaitMs): that
+ * is this process's RPC trailing the gateway's. A block further ahead is refused at once.
+ */
+export const MAX_AHEAD_BLOCKS = 3;
 /** How often the head is re-read while waiting for a block that is ahead of it. */
 const AHEAD_POLL_MS = 50;
+/** Block hashes remembered, to tell a provider trailing behind our head from a reorganisation. */
+const KNOWN_HASHES = 256;
+
+type Listing = { block: number; grants: OnChainGrant[]; truncated: boolean };
 
 const isBool = (raw: unknown): boolean | undefined => (typeof raw === 'boolean' ? raw : undefined);
 
@@ -65,15 +96,23 @@ class ChainAclReader implements ChainAcl {
   private readonly quorum: number;
   private readonly address: Hex;
   private cache: LruCache<string, boolean>;
+  /** Keyed with the cache generation: a lookup started before a reorg must not answer one asked after it. */
   private readonly inFlight = new Map<string, Promise<boolean>>();
   private readonly maxInFlight: number;
+  /** Requests waiting for a block slightly ahead of the head; admitted like lookups. */
+  private waiting = 0;
+  private readonly listings = new LruCache<string, Listing>(LISTING_CACHE_SIZE);
+  private readonly listingsInFlight = new Map<string, Promise<Listing>>();
+  private readonly maxListingsInFlight: number;
+  /** The highest head any provider reported at the last poll that got an answer. */
+  private highestReported: number | undefined;
+  private readonly knownHashes = new Map<number, string>();
   /** Bumped on every reorg, so a lookup that started before one does not refill the cache after it. */
   private cacheGeneration = 0;
   private current: BlockRef | undefined;
   private refreshing: Promise<BlockRef> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
-  private listingsInFlight = 0;
   /** Poll failures are logged when they start and when they end, not once per interval. */
   private pollFailing = false;
 
@@ -87,6 +126,7 @@ class ChainAclReader implements ChainAcl {
     this.providers = createProviders(options.rpcUrls, options.rpcTimeoutMs);
     this.cache = new LruCache(options.cacheSize ?? DEFAULT_CACHE_SIZE);
     this.maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    this.maxListingsInFlight = options.maxListingsInFlight ?? DEFAULT_MAX_LISTINGS_IN_FLIGHT;
   }
 
   async start(): Promise<void> {
@@ -95,7 +135,7 @@ class ChainAclReader implements ChainAcl {
     await this.refreshHead();
     this.running = true;
     this.schedulePoll();
-    this.options.log?.info({ chainId: this.options.chainId, contract: this.address, providers: this.providers.map((p) => p.name), quorum: this.quorum, head: this.current?.number }, 'on-chain ACL reader started');
+    this.options.log?.info({ chainId: this.options.chainId, contract: this.address, providers: this.providers.map((p) => `${p.name} ${p.host}`), quorum: this.quorum, head: this.current?.number }, 'on-chain ACL reader started');
   }
 
   async stop(): Promise<void> {
@@ -114,70 +154,171 @@ class ChainAclReader implements ChainAcl {
     expectBytes(query.owner, 20, 'owner');
     expectBytes(query.grantee, 20, 'grantee');
     if (!Number.isSafeInteger(query.block) || query.block < 0) throw new TkmsError('bad_request', 'the ACL block must be a non-negative integer');
-    const head = await this.freshHeadReaching(query.block);
-    const verdict = judgeBlock(query.block, head.number, this.options.maxBlockLag);
-    if (verdict === 'too_old') throw new TkmsError('acl_block_too_old', `ACL block ${query.block} is more than ${this.options.maxBlockLag} blocks behind this node's head ${head.number}`, { block: query.block, head: head.number });
-    if (verdict === 'ahead') throw new TkmsError('acl_block_ahead', `ACL block ${query.block} is ahead of this node's head ${head.number} after waiting ${this.options.aheadWaitMs ?? 0} ms`, { block: query.block, head: head.number });
-
-    const key = `${bytesToHex(query.handle)}/${bytesToHex(query.owner)}/${bytesToHex(query.grantee)}/${query.block}`;
-    const cached = this.cache.get(key);
-    this.options.metrics?.cache(cached !== undefined);
-    if (cached !== undefined) return cached;
-    const pending = this.inFlight.get(key);
-    if (pending !== undefined) return pending;
-    this.admitOne();
-
-    const generation = this.cacheGeneration;
-    const lookup = this.readIsGranted(query).then((granted) => {
-      if (generation === this.cacheGeneration) this.cache.set(key, granted);
-      return granted;
-    });
-    this.inFlight.set(key, lookup);
-    try {
-      return await lookup;
-    } finally {
-      this.inFlight.delete(key);
-    }
+    const head = await this.headFor(query.block);
+    // The grant must hold at B (so all nodes agree on grants) and still at our own head: B is named
+    // by the requester, so a revocation binds each process as soon as its head reaches it.
+    const answers = await Promise.allSettled(head.number > query.block ? [this.lookup(query, query.block), this.lookup(query, head.number)] : [this.lookup(query, query.block)]);
+    if (answers.some((a) => a.status === 'fulfilled' && !a.value)) return false;
+    const failed = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    return true;
   }
 
-  async listGrants(handle: Uint8Array, owner: Uint8Array, limit: number): Promise<{ block: number; grants: OnChainGrant[] }> {
+  async listGrants(handle: Uint8Array, owner: Uint8Array, limit: number): Promise<Listing> {
     expectBytes(handle, 32, 'handle');
     expectBytes(owner, 20, 'owner');
     const max = Math.max(0, Math.min(Math.floor(limit), MAX_LISTED_GRANTS));
-    const head = await this.freshHeadReaching(0);
-    this.admitOne();
-    this.listingsInFlight++;
-    try {
-      return await this.readGrants(handle, owner, max, head);
-    } finally {
-      this.listingsInFlight--;
-    }
+    const head = this.usableHead();
+    const key = `${bytesToHex(handle)}/${bytesToHex(owner)}/${head.number}/${head.hash}/${max}`;
+    const cached = this.listings.get(key);
+    if (cached !== undefined) return cached;
+    const pending = this.listingsInFlight.get(key);
+    if (pending !== undefined) return pending;
+    if (this.listingsInFlight.size >= this.maxListingsInFlight) throw new TkmsError('unavailable', `${this.listingsInFlight.size} on-chain grant listings already running; retry`);
+    const listing = this.readGrants(handle, owner, max, head)
+      .then((result) => {
+        this.listings.set(key, result);
+        return result;
+      })
+      .finally(() => this.listingsInFlight.delete(key));
+    this.listingsInFlight.set(key, listing);
+    return listing;
   }
 
-  /** Refuses once maxInFlight lookups wait on the RPC, so a flood costs bounded memory and sockets. */
+  /** isGranted at `block`, from the cache, from a lookup already under way, or from the providers. */
+  private async lookup(query: OnChainGrantQuery, block: number): Promise<boolean> {
+    const key = `${bytesToHex(query.handle)}/${bytesToHex(query.owner)}/${bytesToHex(query.grantee)}/${block}`;
+    const cached = this.cache.get(key);
+    this.options.metrics?.cache(cached !== undefined);
+    if (cached !== undefined) return cached;
+    const generation = this.cacheGeneration;
+    const flightKey = `${generation}#${key}`;
+    const pending = this.inFlight.get(flightKey);
+    if (pending !== undefined) return pending;
+    this.admitOne();
+    const lookup = this.readIsGranted(query, block)
+      .then((granted) => {
+        if (generation === this.cacheGeneration) this.cache.set(key, granted);
+        return granted;
+      })
+      .finally(() => this.inFlight.delete(flightKey));
+    this.inFlight.set(flightKey, lookup);
+    return lookup;
+  }
+
+  /** Refuses once maxInFlight lookups and waiters are under way, so a flood costs bounded memory and sockets. */
   private admitOne(): void {
-    const busy = this.inFlight.size + this.listingsInFlight;
+    const busy = this.inFlight.size + this.waiting;
     if (busy >= this.maxInFlight) throw new TkmsError('unavailable', `${busy} on-chain ACL lookups already waiting on the RPC; retry`);
   }
 
-  private async readGrants(handle: Uint8Array, owner: Uint8Array, max: number, head: BlockRef): Promise<{ block: number; grants: OnChainGrant[] }> {
+  /**
+   * The head to judge `block` against: fresh, and at or past `block` when it is only a little ahead
+   * (waited for, up to aheadWaitMs, as one of the admitted lookups). Throws the verdict's code otherwise.
+   */
+  private async headFor(block: number): Promise<BlockRef> {
+    let head = this.usableHead();
+    let verdict = judgeBlock(block, head.number, this.options.maxBlockLag, MAX_AHEAD_BLOCKS);
+    if (verdict === 'wait' || verdict === 'ahead') {
+      this.admitOne();
+      this.waiting++;
+      try {
+        head = await this.waitForBlock(block);
+      } finally {
+        this.waiting--;
+      }
+      verdict = judgeBlock(block, head.number, this.options.maxBlockLag, MAX_AHEAD_BLOCKS);
+    }
+    if (verdict === 'too_old') throw new TkmsError('acl_block_too_old', `ACL block ${block} is more than ${this.options.maxBlockLag} blocks behind this node's head ${head.number}`, { block, head: head.number });
+    if (verdict === 'ahead') throw new TkmsError('acl_block_ahead', `ACL block ${block} is more than ${MAX_AHEAD_BLOCKS} blocks ahead of this process's head ${head.number}`, { block, head: head.number });
+    if (verdict === 'wait') throw new TkmsError('acl_block_ahead', `ACL block ${block} is ahead of this process's head ${head.number} after waiting ${this.options.aheadWaitMs ?? 0} ms`, { block, head: head.number });
+    return head;
+  }
+
+  /**
+   * Re-reads the head until it reaches `block` or aheadWaitMs passed. A block still more than
+   * MAX_AHEAD_BLOCKS ahead after a re-read (the poll may trail the chain a little) ends the wait at once.
+   */
+  private async waitForBlock(block: number): Promise<BlockRef> {
+    const deadline = Date.now() + (this.options.aheadWaitMs ?? 0);
+    for (;;) {
+      try {
+        await this.refreshHead();
+      } catch {
+        // a failed refresh leaves the head as it was; usableHead judges it
+      }
+      const head = this.usableHead();
+      if (judgeBlock(block, head.number, undefined, MAX_AHEAD_BLOCKS) === 'ahead' || head.number >= block || Date.now() >= deadline) return head;
+      await new Promise((r) => setTimeout(r, Math.min(AHEAD_POLL_MS, Math.max(0, deadline - Date.now()))));
+    }
+  }
+
+  /** The head, if this process may answer from it: running, recent, and not held back behind what a provider reports. */
+  private usableHead(): BlockRef {
+    const head = this.current;
+    if (!this.running || head === undefined) throw new TkmsError('unavailable', 'the on-chain ACL reader is not running');
+    const age = headAgeSeconds(Date.now(), head);
+    if (age > this.options.maxHeadAgeSeconds) throw new TkmsError('unavailable', `the chain head ${head.number} is ${Math.round(age)} s old (more than ${this.options.maxHeadAgeSeconds} s): the RPC providers are stuck or unreachable`, { head: head.number });
+    if (headFallsBehind(head.number, this.highestReported)) {
+      throw new TkmsError('unavailable', `an RPC provider reports head ${this.highestReported}, but only block ${head.number} is confirmed by ${this.quorum} (more than ${MAX_HEAD_SPREAD_BLOCKS} blocks apart): refusing rather than answering from an old head`, { head: head.number });
+    }
+    return head;
+  }
+
+  /**
+   * Granted events newest first, one window of logWindowBlocks at a time from the head back to
+   * fromBlock, then each distinct grantee's state at the head. Stops, marking the listing truncated,
+   * when `max` grantees, maxLogWindows windows or MAX_LISTED_LOGS events are reached first.
+   */
+  private async readGrants(handle: Uint8Array, owner: Uint8Array, max: number, head: BlockRef): Promise<Listing> {
     const handleHex = bytesToHex(handle);
     const ownerHex = getAddress(bytesToHex(owner));
-    const fanout = await askAll(
-      this.providers,
-      'eth_getLogs',
-      (client) => client.getContractEvents({ address: this.address, abi: TKMS_ACL_ABI, eventName: 'Granted', args: { handle: handleHex, owner: ownerHex }, fromBlock: BigInt(this.options.fromBlock ?? 0), toBlock: BigInt(head.number), strict: true }),
-      (raw) => (Array.isArray(raw) ? distinctGrantees(raw, max) : undefined),
-      this.options.metrics,
-    );
-    const grantees = agreedAnswer('the Granted events', fanout, this.quorum, (list) => list.join(','));
+    const from = Math.min(this.options.fromBlock ?? 0, head.number);
+    const grantees: Hex[] = [];
+    const seen = new Set<Hex>();
+    let truncated = false;
+    let logs = 0;
+    for (let to = head.number, windows = 0; to >= from; windows++) {
+      if (grantees.length >= max || windows >= (this.options.maxLogWindows ?? MAX_LOG_WINDOWS) || logs >= MAX_LISTED_LOGS) {
+        truncated = true;
+        break;
+      }
+      const lo = Math.max(from, to - (this.options.logWindowBlocks ?? LOG_WINDOW_BLOCKS) + 1);
+      const window = await this.readGrantedIn(handleHex, ownerHex, lo, to);
+      logs += window.logs;
+      for (const grantee of window.grantees) {
+        if (seen.has(grantee)) continue;
+        if (grantees.length >= max) {
+          truncated = true;
+          break;
+        }
+        seen.add(grantee);
+        grantees.push(grantee);
+      }
+      to = lo - 1;
+    }
     const grants: OnChainGrant[] = [];
     // A few grantees at a time: a long listing must not open hundreds of calls per provider at once.
     for (let i = 0; i < grantees.length; i += GRANT_OF_BATCH) {
-      const batch = await Promise.all(grantees.slice(i, i + GRANT_OF_BATCH).map((grantee) => this.readGrantOf(handleHex, ownerHex, grantee, head.number)));
-      for (const g of batch) if (g !== undefined) grants.push(g);
+      grants.push(...(await Promise.all(grantees.slice(i, i + GRANT_OF_BATCH).map((grantee) => this.readGrantOf(handleHex, ownerHex, grantee, head.number)))));
     }
-    return { block: head.number, grants };
+    return { block: head.number, grants, truncated };
+  }
+
+  /** The distinct grantees of the Granted events in [fromBlock, toBlock], newest first, as every provider reports them. */
+  private async readGrantedIn(handle: Hex, owner: Hex, fromBlock: number, toBlock: number): Promise<{ grantees: Hex[]; logs: number }> {
+    const fanout = await askAll(
+      this.providers,
+      'eth_getLogs',
+      (client) => client.getContractEvents({ address: this.address, abi: TKMS_ACL_ABI, eventName: 'Granted', args: { handle, owner }, fromBlock: BigInt(fromBlock), toBlock: BigInt(toBlock), strict: true }),
+      (raw) => {
+        if (!Array.isArray(raw)) return undefined;
+        const grantees = distinctGrantees(raw);
+        return grantees === undefined ? undefined : { grantees, logs: raw.length };
+      },
+      this.options.metrics,
+    );
+    return agreedAnswer(`the Granted events of blocks ${fromBlock}-${toBlock}`, fanout, this.quorum, (w) => `${w.logs}:${w.grantees.join(',')}`);
   }
 
   private async checkProvider(p: RpcProvider): Promise<void> {
@@ -206,27 +347,6 @@ class ChainAclReader implements ChainAcl {
     if (version !== ACL_CONTRACT_VERSION) fail('chain_mismatch', `the contract at ${this.address} is TkmsAcl version ${version}, this build speaks ${ACL_CONTRACT_VERSION}`);
   }
 
-  /** The head, fresh enough to trust, and at or past `block` if it gets there within aheadWaitMs. */
-  private async freshHeadReaching(block: number): Promise<BlockRef> {
-    if (!this.running || this.current === undefined) throw new TkmsError('unavailable', 'the on-chain ACL reader is not running');
-    let head = this.current;
-    if (head.number < block) {
-      const deadline = Date.now() + (this.options.aheadWaitMs ?? 0);
-      for (;;) {
-        try {
-          head = await this.refreshHead();
-        } catch {
-          head = this.current ?? head; // a failed refresh is judged below by the head's age
-        }
-        if (head.number >= block || Date.now() >= deadline) break;
-        await new Promise((r) => setTimeout(r, Math.min(AHEAD_POLL_MS, Math.max(0, deadline - Date.now()))));
-      }
-    }
-    const age = headAgeSeconds(Date.now(), head);
-    if (age > this.options.maxHeadAgeSeconds) throw new TkmsError('unavailable', `the chain head ${head.number} is ${Math.round(age)} s old (more than ${this.options.maxHeadAgeSeconds} s): the RPC providers are stuck or unreachable`, { head: head.number });
-    return head;
-  }
-
   private schedulePoll(): void {
     if (!this.running) return;
     this.timer = setTimeout(() => {
@@ -236,6 +356,8 @@ class ChainAclReader implements ChainAcl {
           this.pollFailing = false;
         })
         .catch((error: unknown) => {
+          // The head held is now older: report its age, so that an alert on head age fires while polls fail.
+          if (this.current !== undefined) this.options.metrics?.head(this.current.number, headAgeSeconds(Date.now(), this.current));
           if (!this.pollFailing) this.options.log?.warn({ err: error instanceof TkmsError ? error.message : 'error' }, 'on-chain ACL head poll failed; lookups refuse once the head is too old');
           this.pollFailing = true;
         })
@@ -253,24 +375,36 @@ class ChainAclReader implements ChainAcl {
 
   private async readHead(): Promise<BlockRef> {
     const latest = await askAll(this.providers, 'eth_getBlockByNumber', (c) => c.getBlock({ blockTag: 'latest' }), blockRef, this.options.metrics);
-    const number = quorumHeadNumber(
-      latest.answers.map((a) => a.value.number),
-      this.quorum,
-    );
-    if (number === undefined) return agreedAnswer('the latest block', latest, this.quorum, blockKey);
+    const heads = latest.answers.map((a) => a.value.number);
+    if (heads.length > 0) this.highestReported = Math.max(...heads);
+    const verdict = confirmedHead(heads, this.quorum);
+    // Fewer answers than the quorum: agreedAnswer throws, naming the providers that failed.
+    if (!verdict.ok && verdict.reason === 'too_few') return agreedAnswer('the latest block', latest, this.quorum, blockKey);
+    if (!verdict.ok) {
+      const said = latest.answers.map((a) => `${a.provider} at ${a.value.number}`).join(', ');
+      throw new TkmsError('unavailable', `RPC providers' heads are more than ${MAX_HEAD_SPREAD_BLOCKS} blocks apart (${said}); refusing rather than following any one of them`);
+    }
     // Providers at different heights: ask them all for the block the quorum reached, and require one hash.
-    const sameBlock = latest.answers.every((a) => a.value.number === number);
-    const next = sameBlock ? agreedAnswer('the latest block', latest, this.quorum, blockKey) : await this.readBlock(number);
+    const sameBlock = heads.every((n) => n === verdict.number);
+    const next = sameBlock ? agreedAnswer('the latest block', latest, this.quorum, blockKey) : await this.readBlock(verdict.number);
     const last = this.current;
+    if (last !== undefined && isTrailingReport(last, next, this.knownHashes.get(next.number))) return last;
     if (last !== undefined && last.hash !== next.hash) {
       const ancestor = needsAncestorCheck(last, next) ? (await this.readBlock(last.number)).hash : undefined;
       if (isReorg(last, next, ancestor)) {
         this.cacheGeneration++;
         this.cache = new LruCache(this.options.cacheSize ?? DEFAULT_CACHE_SIZE);
+        this.knownHashes.clear();
         this.options.log?.warn({ from: last.number, fromHash: last.hash, to: next.number, toHash: next.hash }, 'chain reorganisation seen: on-chain ACL cache dropped');
       }
     }
     this.current = next;
+    this.knownHashes.set(next.number, next.hash);
+    // Oldest first: a Map iterates in insertion order.
+    for (const number of this.knownHashes.keys()) {
+      if (this.knownHashes.size <= KNOWN_HASHES) break;
+      this.knownHashes.delete(number);
+    }
     this.options.metrics?.head(next.number, headAgeSeconds(Date.now(), next));
     return next;
   }
@@ -280,13 +414,13 @@ class ChainAclReader implements ChainAcl {
     return agreedAnswer(`block ${number}`, fanout, this.quorum, blockKey);
   }
 
-  private async readIsGranted(query: OnChainGrantQuery): Promise<boolean> {
+  private async readIsGranted(query: OnChainGrantQuery, block: number): Promise<boolean> {
     const args = [bytesToHex(query.handle), getAddress(bytesToHex(query.owner)), getAddress(bytesToHex(query.grantee))] as const;
-    const fanout = await askAll(this.providers, 'eth_call', (c) => c.readContract({ address: this.address, abi: TKMS_ACL_ABI, functionName: 'isGranted', args, blockNumber: BigInt(query.block) }), isBool, this.options.metrics);
-    return agreedAnswer(`isGranted at block ${query.block}`, fanout, this.quorum, String);
+    const fanout = await askAll(this.providers, 'eth_call', (c) => c.readContract({ address: this.address, abi: TKMS_ACL_ABI, functionName: 'isGranted', args, blockNumber: BigInt(block) }), isBool, this.options.metrics);
+    return agreedAnswer(`isGranted at block ${block}`, fanout, this.quorum, String);
   }
 
-  private async readGrantOf(handle: Hex, owner: Hex, grantee: Hex, block: number): Promise<OnChainGrant | undefined> {
+  private async readGrantOf(handle: Hex, owner: Hex, grantee: Hex, block: number): Promise<OnChainGrant> {
     const fanout = await askAll(
       this.providers,
       'eth_call',
@@ -295,15 +429,15 @@ class ChainAclReader implements ChainAcl {
       this.options.metrics,
     );
     const g = agreedAnswer(`grantOf at block ${block}`, fanout, this.quorum, (v) => `${v.notAfter}/${v.live}`);
-    // notAfter 0: revoked since the Granted event; nothing stored any more.
-    return g.notAfter === 0 ? undefined : { grantee: hexToBytes20(grantee), notAfter: g.notAfter, live: g.live };
+    // notAfter 0: revoked since the Granted event (nothing stored any more); listed, not live.
+    return { grantee: hexToBytes20(grantee), notAfter: g.notAfter, live: g.live };
   }
 }
 
-/** The newest `max` distinct grantees, newest first (a listing shows current grants first). */
-function distinctGrantees(logs: readonly unknown[], max: number): Hex[] | undefined {
+/** The distinct grantees of some logs, newest first (a listing shows recent grants first). */
+function distinctGrantees(logs: readonly unknown[]): Hex[] | undefined {
   const seen = new Set<Hex>();
-  for (let i = logs.length - 1; i >= 0 && seen.size < max; i--) {
+  for (let i = logs.length - 1; i >= 0; i--) {
     const grantee = (logs[i] as { args?: { grantee?: unknown } }).args?.grantee;
     if (typeof grantee !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(grantee)) return undefined;
     seen.add(getAddress(grantee));

@@ -1,8 +1,10 @@
 /**
  * What the node and the gateway need of the on-chain ACL (implemented by chain/acl-reader.ts).
- * Every answer is for one block number B, so that all nodes decide on the same chain state.
- * Any doubt (RPC error, timeout, malformed answer, providers that disagree, wrong chain, a head
- * older than maxHeadAgeSeconds) is a TkmsError 'unavailable' (retryable), never a grant.
+ * A grant is read at one block number B named by the gateway, so that all nodes agree on grants,
+ * and again at each process's own head, so that a revocation takes effect at each node as soon as
+ * that node's head reaches it, whatever B a requester names. Any doubt (RPC error, timeout,
+ * malformed answer, providers that disagree, heads too far apart, wrong chain, a head older than
+ * maxHeadAgeSeconds) is a TkmsError 'unavailable' (retryable), never a grant.
  */
 export interface OnChainGrantQuery {
   handle: Uint8Array;
@@ -15,8 +17,9 @@ export interface OnChainGrantQuery {
 
 export interface OnChainGrant {
   grantee: Uint8Array;
+  /** Unix seconds; 0 once revoked (the contract deletes a revoked grant). */
   notAfter: number;
-  /** isGranted at the block the listing was read at. */
+  /** isGranted at the block the listing was read at: false once revoked, expired or cancelled by revokeAll. */
   live: boolean;
 }
 
@@ -28,17 +31,31 @@ export interface ChainAcl {
    */
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** The newest block at least `quorum` providers have reached, and the age of its timestamp. */
+  /**
+   * The head: the newest block at least `quorum` providers have reached, adopted only when it is
+   * within a few blocks of the highest head any provider reports (chain/block-policy.ts
+   * confirmedHead), with the age of its timestamp.
+   */
   head(): Promise<{ block: number; ageSeconds: number }>;
   /**
-   * isGranted(handle, owner, grantee) at exactly `block`, after checking the block is at most
-   * maxBlockLag behind this process's head (else 'acl_block_too_old') and not ahead of it (it waits
-   * up to aheadWaitMs for the head to get there, else 'acl_block_ahead'). Cached per
+   * True when isGranted(handle, owner, grantee) holds at exactly `block` AND at this process's
+   * current head (when the head is past `block`). B makes every node agree on grants (each needs the
+   * grant at B); the head makes a revocation bind this process as soon as its head reaches the
+   * revoking block, whatever B a requester names (nodes take partial requests from any peer, so B
+   * is not the gateway's to guarantee). First checks B is at most maxBlockLag behind the head (else
+   * 'acl_block_too_old'), and not ahead: a B up to a few blocks ahead is waited for, up to
+   * aheadWaitMs, further is refused at once ('acl_block_ahead'). Each answer is cached per
    * (handle, owner, grantee, block); the cache is dropped when the head is seen to reorganise.
    */
   isGrantedAt(query: OnChainGrantQuery): Promise<boolean>;
-  /** The on-chain grants of `owner` on `handle` (from Granted events since fromBlock), at most `limit`. */
-  listGrants(handle: Uint8Array, owner: Uint8Array, limit: number): Promise<{ block: number; grants: OnChainGrant[] }>;
+  /**
+   * The on-chain grants of `owner` on `handle`, from Granted events read newest first back to
+   * fromBlock, at most `limit` (and at most MAX_LISTED_GRANTS), each with its state at `block` (the
+   * head): revoked, expired and revokeAll-cancelled grants are listed with live = false. `truncated`
+   * is true when a cap (the limit, the number of block windows or of events read) stopped the
+   * listing before fromBlock: older grants may be missing.
+   */
+  listGrants(handle: Uint8Array, owner: Uint8Array, limit: number): Promise<{ block: number; grants: OnChainGrant[]; truncated?: boolean }>;
 }
 
 /** What the reader reports, for each process to turn into its own Prometheus series. */

@@ -6,20 +6,25 @@ import type { ChainMetricsSink } from './chain-acl.ts';
 /**
  * One viem public client per configured RPC URL, and the fan-out that asks all of them the same
  * thing and accepts an answer only when enough of them answered and all of them agree.
- * Providers are named by index and host only: an RPC URL's path or credentials often hold an API key.
+ * Providers are named by index only (rpc[i]) in everything that can leave the process: errors
+ * travel in wire messages to peers and clients, and an operator's provider hosts are theirs to
+ * know. The host (never the path or credentials, which often hold an API key) is for logs.
  */
 
 export type RpcOutcome = 'ok' | 'timeout' | 'unavailable';
 
 export interface RpcProvider {
-  /** "rpc[1] host": safe for logs and error messages. */
+  /** "rpc[1]": the only name that may appear in errors and answers. */
   name: string;
+  /** "host:port" of the URL, for this process's logs only. */
+  host: string;
   client: PublicClient;
 }
 
 export function createProviders(rpcUrls: readonly string[], timeoutMs: number): RpcProvider[] {
   return rpcUrls.map((url, i) => ({
-    name: `rpc[${i}] ${safeHost(url)}`,
+    name: `rpc[${i}]`,
+    host: safeHost(url),
     // No retries: a retry would stretch one call past rpcTimeoutMs, and a failed provider is
     // already covered by the quorum (or by refusing, which the caller may retry).
     client: createPublicClient({ transport: http(url, { retryCount: 0, timeout: timeoutMs }) }),

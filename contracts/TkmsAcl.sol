@@ -20,8 +20,9 @@ contract TkmsAcl {
     mapping(bytes32 => mapping(address => mapping(address => GrantEntry))) private grants;
     /// @notice Bumped by revokeAll(): grants made under an earlier epoch no longer count.
     mapping(address => uint64) public epochOf;
-    /// @notice owner => operator => approved to grant and revoke under owner's address.
-    mapping(address => mapping(address => bool)) public isOperator;
+    /// owner => operator => 1 + the owner's epoch when approved (0: never approved or withdrawn).
+    /// Bound to the epoch so that revokeAll(), the owner's panic button, also cuts every operator.
+    mapping(address => mapping(address => uint64)) private operatorEpochPlusOne;
     /// @notice The owner a handle was registered by (zero when unregistered): only for isViewer.
     mapping(bytes32 => address) public ownerOf;
 
@@ -38,7 +39,7 @@ contract TkmsAcl {
     error AlreadyRegistered(bytes32 handle, address owner);
 
     modifier onlyOperatorOf(address owner) {
-        if (!isOperator[owner][msg.sender]) revert NotOperator(owner, msg.sender);
+        if (!isOperator(owner, msg.sender)) revert NotOperator(owner, msg.sender);
         _;
     }
 
@@ -59,16 +60,24 @@ contract TkmsAcl {
         _revoke(handle, owner, grantee);
     }
 
+    /// @notice Approves (or withdraws) `operator` to grant and revoke under msg.sender, until the next revokeAll().
     function setOperator(address operator, bool approved) external {
-        isOperator[msg.sender][operator] = approved;
+        if (approved) operatorEpochPlusOne[msg.sender][operator] = epochOf[msg.sender] + 1;
+        else delete operatorEpochPlusOne[msg.sender][operator];
         emit OperatorSet(msg.sender, operator, approved);
     }
 
-    /// @notice Cancels every grant msg.sender has made, on every handle, at once.
+    /// @notice Cancels every grant msg.sender has made, on every handle, and every operator approval, at once.
     function revokeAll() external {
         uint64 epoch = epochOf[msg.sender] + 1;
         epochOf[msg.sender] = epoch;
         emit AllRevoked(msg.sender, epoch);
+    }
+
+    /// @notice Whether `operator` may grant and revoke under `owner`: approved, and no revokeAll() since.
+    function isOperator(address owner, address operator) public view returns (bool) {
+        uint64 approvedAt = operatorEpochPlusOne[owner][operator];
+        return approvedAt != 0 && approvedAt - 1 == epochOf[owner];
     }
 
     /// @notice True when `owner` granted `grantee` access to `handle`, the grant has not expired at this

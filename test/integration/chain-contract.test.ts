@@ -141,7 +141,29 @@ describe('TkmsAcl contract (anvil, paris)', function () {
     assert.equal(await read('isGranted', [handle, owner.address, grantee]), false);
 
     await send(owner, 'setOperator', [operator.address, false]);
+    assert.equal(await read('isOperator', [owner.address, operator.address]), false);
     assert.equal(await revertOf(operator, 'grantFor', [owner.address, handle, grantee, notAfter]), 'NotOperator', 'withdrawn approval');
+  });
+
+  it('revokeAll also cuts every operator approval of that owner, until the owner approves again', async () => {
+    const handle = randomHandle();
+    const grantee = randomAddress();
+    const notAfter = BigInt((await chainTime()) + 1000);
+    await send(owner, 'setOperator', [operator.address, true]);
+    await send(operator, 'grantFor', [owner.address, handle, grantee, notAfter]);
+    assert.equal(await read('isGranted', [handle, owner.address, grantee]), true);
+
+    await send(owner, 'revokeAll', []);
+    assert.equal(await read('isOperator', [owner.address, operator.address]), false, 'the approval went with the epoch');
+    assert.equal(await read('isGranted', [handle, owner.address, grantee]), false);
+    assert.equal(await revertOf(operator, 'grantFor', [owner.address, handle, grantee, notAfter]), 'NotOperator', 'operator cannot grant after revokeAll');
+    assert.equal(await revertOf(operator, 'revokeFor', [owner.address, handle, grantee]), 'NotOperator', 'nor revoke');
+
+    await send(owner, 'setOperator', [operator.address, true]);
+    assert.equal(await read('isOperator', [owner.address, operator.address]), true, 're-approved in the new epoch');
+    await send(operator, 'grantFor', [owner.address, handle, grantee, notAfter]);
+    assert.equal(await read('isGranted', [handle, owner.address, grantee]), true);
+    await send(owner, 'setOperator', [operator.address, false]);
   });
 
   it('revokeAll bumps the epoch and cancels every grant of that owner; later grants count', async () => {

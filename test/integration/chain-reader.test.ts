@@ -136,19 +136,28 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     assert.ok(heads.includes(block), 'head updates reported');
     // Medians over distinct questions, first asked (two eth_calls each) and then asked again (cache).
     const others = Array.from({ length: 50 }, randomAddressBytes);
-    const timed = async (): Promise<number> => {
+    const timed = async (grantees: Uint8Array[]): Promise<number> => {
       const ms: number[] = [];
-      for (const g of others) {
+      for (const g of grantees) {
         const start = performance.now();
         await reader.isGrantedAt({ ...query, grantee: g });
         ms.push(performance.now() - start);
       }
       return ms.sort((x, y) => x - y)[ms.length >> 1]!;
     };
-    const coldMedian = await timed();
-    const cachedMedian = await timed();
+    const coldMedian = await timed(others);
+    const cachedMedian = await timed(others);
     assert.ok(cachedMedian < coldMedian, 'the cache answers faster than the RPC');
-    console.log(`      lookup latency: first ${coldMs.toFixed(2)} ms, cached ${cachedMs.toFixed(3)} ms; median of 50: cold ${coldMedian.toFixed(2)} ms (2 providers), cached ${cachedMedian.toFixed(3)} ms`);
+    // Head past B: each question is asked at B and at the head, in parallel.
+    await testClient.mine({ blocks: 1 });
+    await readerReaches(reader, block + 1);
+    const more = Array.from({ length: 50 }, randomAddressBytes);
+    p1.resetCounts();
+    const coldBoth = await timed(more);
+    assert.equal(p1.counts()['eth_call'], 100, 'two calls per question: at B and at the head');
+    const cachedBoth = await timed(more);
+    assert.equal(p1.counts()['eth_call'], 100, 'both answers cached');
+    console.log(`      lookup latency: first ${coldMs.toFixed(2)} ms, cached ${cachedMs.toFixed(3)} ms; median of 50 (2 providers): head = B cold ${coldMedian.toFixed(2)} ms, cached ${cachedMedian.toFixed(3)} ms; head past B cold ${coldBoth.toFixed(2)} ms, cached ${cachedBoth.toFixed(3)} ms`);
   });
 
   it('refuses (unavailable) when one of two providers lies with quorum 2, and when a provider is down, hangs or answers garbage', async () => {
@@ -161,7 +170,8 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     p2.setMode('lie');
     const lie = await refusal(reader.isGrantedAt(query), 'unavailable');
     assert.match(lie.message, /disagree/);
-    assert.doesNotMatch(lie.message, /127\.0\.0\.1:\d+\//, 'names providers by host only');
+    assert.match(lie.message, /rpc\[1\] said true/);
+    assert.doesNotMatch(lie.message, /127\.0\.0\.1/, 'names providers as rpc[i] only: hosts are for logs');
 
     p2.setMode('down');
     let t = Date.now();
@@ -215,11 +225,12 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
 
   it('refuses (unavailable) while the head is older than maxHeadAgeSeconds', async () => {
     await testClient.mine({ blocks: 1 });
-    const reader = await started({ maxHeadAgeSeconds: 1 });
+    // Block timestamps are whole seconds, so a fresh head can already be ~1 s old: allow 2.
+    const reader = await started({ maxHeadAgeSeconds: 2 });
     const block = await chainHead();
     const query = { handle: randomHandle(), owner: ownerBytes, grantee: randomAddressBytes(), block };
     assert.equal(await reader.isGrantedAt(query), false);
-    await new Promise((r) => setTimeout(r, 2_200)); // no block mined: the head ages past 1 s
+    await new Promise((r) => setTimeout(r, 3_200)); // no block mined: the head ages past 2 s
     const stale = await refusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
     assert.match(stale.message, /old/);
     await testClient.mine({ blocks: 1 });
@@ -227,7 +238,7 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     assert.equal(await reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), false, 'a fresh block ends the refusal');
   });
 
-  it('refuses a block more than maxBlockLag behind the head and one still ahead after aheadWaitMs; waits for one that arrives in time', async () => {
+  it('refuses a block more than maxBlockLag behind the head; refuses one far ahead at once, one a little ahead after aheadWaitMs; waits for one that arrives in time', async () => {
     const reader = await started({ maxBlockLag: 2, aheadWaitMs: 300 });
     await testClient.mine({ blocks: 5 });
     const head = await chainHead();
@@ -236,8 +247,12 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     assert.equal(await reader.isGrantedAt({ ...query, block: head - 2 }), false, 'exactly maxBlockLag behind is fine');
     await refusal(reader.isGrantedAt({ ...query, block: head - 3 }), 'acl_block_too_old');
     let t = Date.now();
-    await refusal(reader.isGrantedAt({ ...query, block: head + 5 }), 'acl_block_ahead');
-    assert.ok(Date.now() - t >= 250, 'waited before refusing');
+    await refusal(reader.isGrantedAt({ ...query, block: head + 2 }), 'acl_block_ahead');
+    assert.ok(Date.now() - t >= 250, 'waited before refusing a block a little ahead');
+    t = Date.now();
+    const far = await refusal(reader.isGrantedAt({ ...query, block: head + 1_000_000 }), 'acl_block_ahead');
+    assert.ok(Date.now() - t < 200, `a block far ahead is refused at once (${Date.now() - t} ms)`);
+    assert.match(far.message, /more than 3 blocks ahead/);
 
     const patient = await started({ maxBlockLag: 2, aheadWaitMs: 3_000 });
     t = Date.now();
@@ -245,6 +260,65 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     setTimeout(() => void testClient.mine({ blocks: 1 }), 300);
     assert.equal(await answer, false);
     assert.ok(Date.now() - t < 2_000, 'answered soon after the block arrived');
+  });
+
+  it('requests waiting for a block ahead count against maxInFlight: a flood of them is refused at once', async () => {
+    const reader = await started({ aheadWaitMs: 2_000, maxInFlight: 4 });
+    const head = await chainHead();
+    await readerReaches(reader, head);
+    const t = Date.now();
+    const waits = Array.from({ length: 40 }, () => reader.isGrantedAt({ handle: randomHandle(), owner: ownerBytes, grantee: randomAddressBytes(), block: head + 2 }).then(
+      (granted) => String(granted),
+      (error: unknown) => (isTkmsError(error) ? error.code : String(error)),
+    ));
+    await new Promise((r) => setTimeout(r, 200));
+    await testClient.mine({ blocks: 2 });
+    const codes = await Promise.all(waits);
+    assert.equal(codes.filter((c) => c === 'unavailable').length, 36, `36 refused at once: ${codes}`);
+    assert.equal(codes.filter((c) => c === 'false').length, 4, 'the 4 admitted waited and were answered');
+    assert.ok(Date.now() - t < 1_500, 'nobody waited out aheadWaitMs');
+  });
+
+  it('a grant counts only if it still holds at the head: a block from before a revocation, inside maxBlockLag, is refused once the head passed the revocation', async () => {
+    const reader = await started({ maxBlockLag: 32 });
+    const handle = randomHandle();
+    const grantee = randomAddressBytes();
+    const granted = await grant(handle, grantee);
+    await readerReaches(reader, granted);
+    const query = { handle, owner: ownerBytes, grantee, block: granted };
+    assert.equal(await reader.isGrantedAt(query), true, 'granted at B and at the head');
+
+    const hash = await wallet.writeContract({ address: contract, abi: TKMS_ACL_ABI, functionName: 'revoke', args: [toHex(handle), toHex(grantee)], chain: null, account: owner });
+    const revoked = Number((await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 20 })).blockNumber);
+    await readerReaches(reader, revoked);
+    assert.ok(revoked - granted <= 32, 'B is inside the lag window');
+    assert.equal(await reader.isGrantedAt(query), false, 'B before the revocation no longer grants once the head reached it');
+    assert.equal(await reader.isGrantedAt({ ...query, block: revoked }), false);
+  });
+
+  it('one provider stuck at an old head cannot hold the head back: within a few blocks it is tolerated, beyond that every lookup is refused', async () => {
+    const logLines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
+    const reader = await started({ log });
+    const stuckAt = await chainHead();
+    await readerReaches(reader, stuckAt);
+    await p2.setMode('stale-head');
+    await testClient.mine({ blocks: 2 });
+    await new Promise((r) => setTimeout(r, 300));
+    const query = { handle: randomHandle(), owner: ownerBytes, grantee: randomAddressBytes(), block: stuckAt };
+    assert.equal(await reader.isGrantedAt(query), false, 'two blocks apart: ordinary lag');
+    assert.equal((await reader.head()).block, stuckAt, 'the head is the block both providers reached');
+
+    await testClient.mine({ blocks: 8 });
+    await new Promise((r) => setTimeout(r, 300));
+    const refused = await refusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
+    assert.match(refused.message, new RegExp(`reports head ${stuckAt + 10}`));
+    assert.doesNotMatch(refused.message, /127\.0\.0\.1/);
+    assert.ok(!logLines.some((l) => /chain reorganisation seen/.test(l)), 'a provider behind is not taken for a reorg');
+
+    await p2.setMode('pass');
+    await readerReaches(reader, stuckAt + 10);
+    assert.equal(await reader.isGrantedAt({ ...query, block: stuckAt + 10, grantee: randomAddressBytes() }), false, 'answers again once the provider catches up');
   });
 
   it('drops cached answers when the chain reorganises: a grant undone by a reorg is not granted at the same block number', async () => {
@@ -264,6 +338,29 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     await readerReaches(reader, block + 2);
     assert.equal(await reader.isGrantedAt(query), false, 'the cached "granted" was dropped with the old chain');
     assert.ok(logLines.some((l) => /chain reorganisation seen/.test(l)), 'the reorg is logged');
+  });
+
+  it('a lookup asked after a reorg does not join one still running from before it', async () => {
+    const reader = await started();
+    const handle = randomHandle();
+    const grantee = randomAddressBytes();
+    const snapshot = await testClient.snapshot();
+    const granted = await grant(handle, grantee);
+    await testClient.mine({ blocks: 2 });
+    await readerReaches(reader, granted + 2);
+    // B = the head, so one lookup only: the one a request after the reorg could wrongly join.
+    const query = { handle, owner: ownerBytes, grantee, block: granted + 2 };
+    await p2.setMode('hang-calls');
+    const before = reader.isGrantedAt(query).then(
+      (answer) => String(answer),
+      (error: unknown) => (isTkmsError(error) ? error.code : String(error)),
+    );
+    await testClient.revert({ id: snapshot });
+    await testClient.mine({ blocks: 3 }); // the same height, other blocks
+    await new Promise((r) => setTimeout(r, 300)); // a few polls: the reorg is seen
+    await p2.setMode('pass');
+    assert.equal(await reader.isGrantedAt(query), false, 'asked afresh on the new chain: the grant is gone');
+    assert.equal(await before, 'unavailable', 'the lookup from before the reorg ended on its own');
   });
 
   it('a flood of concurrent lookups stays within the in-flight bound, and identical lookups share one RPC call', async () => {
@@ -288,7 +385,7 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     assert.equal(tooMany, 32, 'the rest were refused at once');
   });
 
-  it('lists grants from Granted events with their state at the head', async () => {
+  it('lists grants from Granted events, newest first, revoked ones with live = false, with their state at the head', async () => {
     const reader = await started({ fromBlock: 0 });
     const handle = randomHandle();
     const [a, b, c] = [randomAddressBytes(), randomAddressBytes(), randomAddressBytes()];
@@ -301,13 +398,61 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     const listing = await reader.listGrants(handle, ownerBytes, 10);
     assert.ok(listing.block >= last);
     assert.deepEqual(
-      listing.grants.map((g) => [toHex(g.grantee), g.live]),
+      listing.grants.map((g) => [toHex(g.grantee), g.live, g.notAfter === 0]),
       [
-        [toHex(c), true],
-        [toHex(a), true],
+        [toHex(c), true, false],
+        [toHex(b), false, true],
+        [toHex(a), true, false],
       ],
     );
-    assert.equal((await reader.listGrants(handle, ownerBytes, 1)).grants.length, 1, 'bounded by limit');
-    assert.deepEqual((await reader.listGrants(randomHandle(), ownerBytes, 10)).grants, []);
+    assert.equal(listing.truncated, false);
+    const one = await reader.listGrants(handle, ownerBytes, 1);
+    assert.deepEqual([one.grants.length, one.truncated], [1, true], 'bounded by limit, and says so');
+    assert.deepEqual(await reader.listGrants(randomHandle(), ownerBytes, 10), { block: listing.block, grants: [], truncated: false });
+
+    p1.resetCounts();
+    await reader.listGrants(handle, ownerBytes, 10);
+    assert.equal(p1.counts()['eth_getLogs'] ?? 0, 0, 'a listing at the same head is cached');
+  });
+
+  it('reads events newest first in block windows back to fromBlock, and stops, truncated, after maxLogWindows windows', async () => {
+    const fromBlock = await chainHead();
+    const reader = await started({ fromBlock, logWindowBlocks: 100, maxLogWindows: 5 });
+    const handle = randomHandle();
+    const old = randomAddressBytes();
+    await grant(handle, old);
+    await testClient.mine({ blocks: 250 });
+    const recent = randomAddressBytes();
+    const last = await grant(handle, recent);
+    await readerReaches(reader, last);
+    p1.resetCounts();
+    const listing = await reader.listGrants(handle, ownerBytes, 10);
+    assert.deepEqual(listing.grants.map((g) => toHex(g.grantee)), [toHex(recent), toHex(old)]);
+    assert.equal(listing.truncated, false);
+    assert.equal(p1.counts()['eth_getLogs'], Math.ceil((last - fromBlock + 1) / 100), 'one getLogs per window');
+
+    await testClient.mine({ blocks: 500 });
+    await readerReaches(reader, last + 500);
+    p1.resetCounts();
+    const capped = await reader.listGrants(handle, ownerBytes, 10);
+    assert.deepEqual([capped.grants.length, capped.truncated], [0, true], 'the grants are older than 5 windows');
+    assert.equal(p1.counts()['eth_getLogs'], 5);
+  });
+
+  it('listings have their own small concurrency limit: they cannot starve lookups', async () => {
+    const reader = await started({ maxInFlight: 4, maxListingsInFlight: 1, fromBlock: 0 });
+    const block = await chainHead();
+    await readerReaches(reader, block);
+    await p2.setMode('hang-logs');
+    const listings = Array.from({ length: 20 }, () => reader.listGrants(randomHandle(), ownerBytes, 10).then(
+      () => 'listed',
+      (error: unknown) => (isTkmsError(error) ? `${error.code}: ${error.message}` : String(error)),
+    ));
+    const t = performance.now();
+    assert.equal(await reader.isGrantedAt({ handle: randomHandle(), owner: ownerBytes, grantee: randomAddressBytes(), block }), false, 'a lookup is answered while listings hang');
+    const lookupMs = performance.now() - t;
+    const outcomes = await Promise.all(listings);
+    assert.equal(outcomes.filter((o) => /already running/.test(o)).length, 19, 'all but one listing refused at once');
+    assert.ok(lookupMs < TIMEOUT_MS, `the lookup did not wait for the listings (${lookupMs.toFixed(1)} ms)`);
   });
 });

@@ -11,13 +11,17 @@ import { TKMS_ACL_ABI } from '../../chain/acl-artifact.ts';
  *   hang  never answers (the client's timeout must end the call)
  *   lie   answers every eth_call of isGranted with an ABI-encoded true; forwards the rest
  *   malformed  answers every eth_call with one byte, which no ABI decoder can take for a bool
+ *   hang-logs  never answers eth_getLogs (a slow, wide log query); forwards the rest
+ *   hang-calls never answers eth_call; forwards the rest (the head keeps moving)
+ *   stale-head answers "the latest block" with the block that was latest when the mode was set
+ *              (a provider stuck at, or lying about, an old head); forwards the rest
  * Single and batch requests are handled alike. Every JSON-RPC request is counted per method.
  */
-export type RpcProxyMode = 'pass' | 'down' | 'hang' | 'lie' | 'malformed';
+export type RpcProxyMode = 'pass' | 'down' | 'hang' | 'lie' | 'malformed' | 'hang-logs' | 'hang-calls' | 'stale-head';
 
 export interface RpcProxy {
   url: string;
-  setMode(mode: RpcProxyMode): void;
+  setMode(mode: RpcProxyMode): Promise<void>;
   /** JSON-RPC requests seen per method since the last reset (batch elements count one each). */
   counts(): Record<string, number>;
   resetCounts(): void;
@@ -44,6 +48,7 @@ function isGrantedCall(r: RpcRequest): boolean {
 export async function startRpcProxy(targetUrl: string): Promise<RpcProxy> {
   let mode: RpcProxyMode = 'pass';
   let counts: Record<string, number> = {};
+  let staleHead = '0x0';
 
   const forward = async (body: string): Promise<{ status: number; text: string }> => {
     const res = await fetch(targetUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
@@ -53,6 +58,8 @@ export async function startRpcProxy(targetUrl: string): Promise<RpcProxy> {
   const rewriteOrForward = async (r: RpcRequest, current: RpcProxyMode): Promise<unknown> => {
     if (current === 'lie' && isGrantedCall(r)) return { jsonrpc: '2.0', id: r.id, result: TRUE_RESULT };
     if (current === 'malformed' && r.method === 'eth_call') return { jsonrpc: '2.0', id: r.id, result: '0x01' };
+    if ((current === 'hang-logs' && r.method === 'eth_getLogs') || (current === 'hang-calls' && r.method === 'eth_call')) return new Promise<never>(() => {});
+    if (current === 'stale-head' && r.method === 'eth_getBlockByNumber' && Array.isArray(r.params) && r.params[0] === 'latest') r = { ...r, params: [staleHead, ...r.params.slice(1)] };
     return JSON.parse((await forward(JSON.stringify(r))).text) as unknown;
   };
 
@@ -95,7 +102,13 @@ export async function startRpcProxy(targetUrl: string): Promise<RpcProxy> {
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
-    setMode: (m) => (mode = m),
+    setMode: async (m) => {
+      if (m === 'stale-head') {
+        const latest = JSON.parse((await forward(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_blockNumber', params: [] }))).text) as { result: string };
+        staleHead = latest.result;
+      }
+      mode = m;
+    },
     counts: () => ({ ...counts }),
     resetCounts: () => (counts = {}),
     close: () =>
