@@ -222,12 +222,18 @@ class ChainAclReader implements ChainAcl {
     if (verdict === 'wait' || verdict === 'ahead') {
       this.admitOne();
       this.waiting++;
+      let refreshFailed: unknown;
       try {
-        head = await this.waitForBlock(block);
+        ({ head, refreshFailed } = await this.waitForBlock(block));
       } finally {
         this.waiting--;
       }
       verdict = judgeBlock(block, head.number, this.options.maxBlockLag, MAX_AHEAD_BLOCKS);
+      // Still short of the block because the providers do not answer: that is doubt about the chain
+      // (unavailable), not a gateway ahead of it; the caller's shortfall must say which.
+      if ((verdict === 'wait' || verdict === 'ahead') && refreshFailed !== undefined) {
+        throw new TkmsError('unavailable', `cannot read the chain head to reach ACL block ${block} (head ${head.number}): ${refreshFailed instanceof TkmsError ? refreshFailed.message : 'the RPC providers did not answer'}`, { block, head: head.number });
+      }
     }
     if (verdict === 'too_old') throw new TkmsError('acl_block_too_old', `ACL block ${block} is more than ${this.options.maxBlockLag} blocks behind this node's head ${head.number}`, { block, head: head.number });
     if (verdict === 'ahead') throw new TkmsError('acl_block_ahead', `ACL block ${block} is more than ${MAX_AHEAD_BLOCKS} blocks ahead of this process's head ${head.number}`, { block, head: head.number });
@@ -239,16 +245,18 @@ class ChainAclReader implements ChainAcl {
    * Re-reads the head until it reaches `block` or aheadWaitMs passed. A block still more than
    * MAX_AHEAD_BLOCKS ahead after a re-read (the poll may trail the chain a little) ends the wait at once.
    */
-  private async waitForBlock(block: number): Promise<BlockRef> {
+  private async waitForBlock(block: number): Promise<{ head: BlockRef; refreshFailed: unknown }> {
     const deadline = Date.now() + (this.options.aheadWaitMs ?? 0);
     for (;;) {
+      let refreshFailed: unknown;
       try {
         await this.refreshHead();
-      } catch {
-        // a failed refresh leaves the head as it was; usableHead judges it
+      } catch (e) {
+        // a failed refresh leaves the head as it was; usableHead judges its age, the caller the failure
+        refreshFailed = e ?? new Error('refresh failed');
       }
       const head = this.usableHead();
-      if (judgeBlock(block, head.number, undefined, MAX_AHEAD_BLOCKS) === 'ahead' || head.number >= block || Date.now() >= deadline) return head;
+      if (judgeBlock(block, head.number, undefined, MAX_AHEAD_BLOCKS) === 'ahead' || head.number >= block || Date.now() >= deadline) return { head, refreshFailed };
       await new Promise((r) => setTimeout(r, Math.min(AHEAD_POLL_MS, Math.max(0, deadline - Date.now()))));
     }
   }

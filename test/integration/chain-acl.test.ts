@@ -12,6 +12,7 @@ import { ownedHandle, type OwnedHandle } from '../support/devnet-requests.ts';
 import { P2pClient } from '../support/p2p-client.ts';
 import { makeTempDir, removeDir, waitFor } from '../support/processes.ts';
 import { startRpcProxy, type RpcProxy } from '../support/rpc-proxy.ts';
+import { MAX_AHEAD_BLOCKS } from '../../chain/acl-reader.ts';
 
 /**
  * The on-chain ACL end to end: a real local EVM (anvil, blocks mined only when a test says so),
@@ -85,8 +86,8 @@ describe('integration: on-chain ACL (anvil, 5 nodes, t = 3, mode chain, 2 confir
     await removeDir(dir);
   });
 
-  afterEach(() => {
-    for (const proxy of proxies.values()) proxy.setMode('pass');
+  afterEach(async () => {
+    for (const proxy of proxies.values()) await proxy.setMode('pass');
   });
 
   const nodeUrls = (ids: readonly number[] = NODES): string[] => ids.map((id) => devnet!.node(id).httpUrl);
@@ -199,14 +200,16 @@ describe('integration: on-chain ACL (anvil, 5 nodes, t = 3, mode chain, 2 confir
     for (const r of atOnce) for (const d of [r.gateway, ...r.nodes]) assert.ok(d < softwareBound, `revocation took ${ms(d)} ms to bind`);
     for (const r of oneSecondBlocks) for (const d of [r.gateway, ...r.nodes]) assert.ok(d < TIMING.confirmations * 1_000 + softwareBound, `revocation took ${ms(d)} ms to bind`);
 
-    // From the revocation's block on, and not a block earlier, at every node.
+    // At the revocation's block, and at the block before it too: the grant still holds there, but
+    // every node also reads its own head, which is past the revocation.
     const { h, block } = oneSecondBlocks[0]!;
     await settle();
+    assert.equal(await chain!.isGranted(h.handle, alice.address, bob.address, block - 1), true);
     assert.deepEqual(await atEveryNode(bob, h, block), everyNode(NODES, 'unauthorized'));
-    assert.deepEqual(await atEveryNode(bob, h, block - 1), everyNode(NODES, 'ok'));
+    assert.deepEqual(await atEveryNode(bob, h, block - 1), everyNode(NODES, 'unauthorized'));
     await expectRefusal(client(bob).decrypt(h.handle), 'unauthorized');
-    // Revoked on chain, nothing stays stored for it: the listing no longer shows it.
-    assert.deepEqual(await chainGrantsListed(h), []);
+    // The listing shows the revoked grant as no longer live.
+    assert.deepEqual(await chainGrantsListed(h), [{ grantee: bob.address, live: false }]);
   });
 
   it('revokeAll cancels every grant the owner made, on every handle, in one block', async () => {
@@ -221,20 +224,24 @@ describe('integration: on-chain ACL (anvil, 5 nodes, t = 3, mode chain, 2 confir
     await expectRefusal(client(bob).decrypt(h1.handle), 'unauthorized');
     await expectRefusal(client(carol).decrypt(h2.handle), 'unauthorized');
     assert.deepEqual(await atEveryNode(carol, h2, all.block), everyNode(NODES, 'unauthorized'));
-    assert.deepEqual(await atEveryNode(carol, h2, all.block - 1), everyNode(NODES, 'ok'));
+    // The grant held at the block before, but every node's head is past revokeAll.
+    assert.equal(await chain!.isGranted(h2.handle, alice.address, carol.address, all.block - 1), true);
+    assert.deepEqual(await atEveryNode(carol, h2, all.block - 1), everyNode(NODES, 'unauthorized'));
     // A grant made after revokeAll counts again (it carries the new epoch).
     await grantConfirmed(h1, bob);
     assert.equal(textOf(await client(bob).decrypt(h1.handle)), 'first of many');
   });
 
-  it('a gateway naming an old block B is refused past maxBlockLag (acl_block_too_old); inside the window it is served, which is the bound; a B ahead of the chain is refused', async () => {
+  it('a gateway (or a requester asking nodes directly) naming a block B from before a revocation is refused: inside maxBlockLag because each node also reads its own head, past it with acl_block_too_old; a B ahead of the chain is refused', async () => {
     const h = await handleOf('old blocks');
     await grantConfirmed(h, bob);
     const revocation = await chain!.revoke(alice, h.handle, bob.address);
     await chain!.mine(TIMING.confirmations);
     let head = await settle();
-    // A lying gateway names the block just before the revocation: inside maxBlockLag it still works.
-    assert.deepEqual(await atEveryNode(bob, h, revocation.block - 1), everyNode(NODES, 'ok'));
+    // The grant holds at the block just before the revocation, inside maxBlockLag; but every node also
+    // reads its own head, past the revocation, so naming an old block does not bring the grant back.
+    assert.equal(await chain!.isGranted(h.handle, alice.address, bob.address, revocation.block - 1), true);
+    assert.deepEqual(await atEveryNode(bob, h, revocation.block - 1), everyNode(NODES, 'unauthorized'));
     // Once the head is more than maxBlockLag past that block, no node accepts it.
     head = await chain!.mine(revocation.block - 1 + TIMING.maxBlockLag + 1 - head);
     await settle();
@@ -242,10 +249,14 @@ describe('integration: on-chain ACL (anvil, 5 nodes, t = 3, mode chain, 2 confir
     // The oldest block still accepted is head − maxBlockLag, already past the revocation.
     assert.ok(head - TIMING.maxBlockLag >= revocation.block);
     assert.deepEqual(await atEveryNode(bob, h, head - TIMING.maxBlockLag), everyNode(NODES, 'unauthorized'));
-    // A B the chain has not reached: each node waits aheadWaitMs for its provider, then refuses.
+    // A B a block or two past the head: each node waits aheadWaitMs for its provider, then refuses.
     const started = performance.now();
-    assert.deepEqual(await atEveryNode(bob, h, head + 5), everyNode(NODES, 'acl_block_ahead'));
-    assert.ok(performance.now() - started >= TIMING.aheadWaitMs - 50, 'a node refused a block ahead without waiting for its provider');
+    assert.deepEqual(await atEveryNode(bob, h, head + 2), everyNode(NODES, 'acl_block_ahead'));
+    assert.ok(performance.now() - started >= TIMING.aheadWaitMs - 50, 'a node refused a block just ahead without waiting for its provider');
+    // Far ahead (more than MAX_AHEAD_BLOCKS): refused at once, so nobody ties a node up with waits.
+    const farStarted = performance.now();
+    assert.deepEqual(await atEveryNode(bob, h, head + MAX_AHEAD_BLOCKS + 10), everyNode(NODES, 'acl_block_ahead'));
+    assert.ok(performance.now() - farStarted < TIMING.aheadWaitMs, 'a node waited for a block far ahead of its head');
     // A gateway that names no block at all (one configured for signed grants) gets nothing.
     assert.deepEqual(await askNodesAt(asker, NODES, { requester: bob, handle: h, aclBlock: undefined }), everyNode(NODES, 'bad_request'));
   });
@@ -284,8 +295,8 @@ describe('integration: on-chain ACL (anvil, 5 nodes, t = 3, mode chain, 2 confir
   });
 
   it('with the RPC down for n − t nodes decrypts still work, and those nodes, asked directly, fail closed with unavailable', async () => {
-    proxies.get(4)!.setMode('down');
-    proxies.get(5)!.setMode('down');
+    await proxies.get(4)!.setMode('down');
+    await proxies.get(5)!.setMode('down');
     const h = await handleOf('two providers down');
     const grantBlock = await grantConfirmed(h, bob, [1, 2, 3]);
     for (let i = 0; i < 3; i++) {
@@ -301,16 +312,16 @@ describe('integration: on-chain ACL (anvil, 5 nodes, t = 3, mode chain, 2 confir
     const h = await handleOf('three providers down');
     await grantConfirmed(h, bob);
     // Every node has read the head that B names; then the lookups themselves fail.
-    proxies.get(3)!.setMode('hang');
-    proxies.get(4)!.setMode('down');
-    proxies.get(5)!.setMode('down');
+    await proxies.get(3)!.setMode('hang');
+    await proxies.get(4)!.setMode('down');
+    await proxies.get(5)!.setMode('down');
     const err = await expectRefusal(client(bob).decrypt(h.handle), 'unavailable');
     assert.match(err.message, /2 of 5 nodes answered, 3 needed/);
     const failures = (err.details?.failures ?? []) as { nodeId: number; code: string }[];
     assert.deepEqual(failures.map((f) => f.nodeId).sort(), [3, 4, 5]);
     for (const f of failures) assert.equal(f.code, 'unavailable', JSON.stringify(f));
 
-    for (const proxy of proxies.values()) proxy.setMode('pass');
+    for (const proxy of proxies.values()) await proxy.setMode('pass');
     await chain!.mine(1);
     await settle();
     assert.equal(textOf(await client(bob).decrypt(h.handle)), 'three providers down');
@@ -319,8 +330,8 @@ describe('integration: on-chain ACL (anvil, 5 nodes, t = 3, mode chain, 2 confir
   it('nodes whose RPC lies ("granted" to everything) cannot get anything decrypted that t honest nodes refuse', async () => {
     const h = await handleOf('not for carol');
     // n − t = 2 lying providers, the most the threshold is meant to survive.
-    proxies.get(1)!.setMode('lie');
-    proxies.get(2)!.setMode('lie');
+    await proxies.get(1)!.setMode('lie');
+    await proxies.get(2)!.setMode('lie');
     const block = await gatewayBlock();
     const outcomes = await atEveryNode(carol, h, block);
     assert.deepEqual(outcomes, { 1: 'ok', 2: 'ok', 3: 'unauthorized', 4: 'unauthorized', 5: 'unauthorized' });
@@ -365,7 +376,8 @@ describe('integration: on-chain ACL (anvil, 5 nodes, t = 3, mode chain, 2 confir
     await settle();
     await expectRefusal(client(bob).decrypt(h.handle), 'unauthorized');
     assert.deepEqual(await atEveryNode(bob, h, expiredAt), everyNode(NODES, 'unauthorized'));
-    assert.deepEqual(await atEveryNode(bob, h, expiredAt - 1), everyNode(NODES, 'ok'));
+    // Valid at the block before by that block's timestamp, expired at every node's head.
+    assert.deepEqual(await atEveryNode(bob, h, expiredAt - 1), everyNode(NODES, 'unauthorized'));
     assert.deepEqual(await chainGrantsListed(h), [{ grantee: bob.address, live: false }]);
   });
 });
