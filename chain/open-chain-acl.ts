@@ -27,7 +27,10 @@ export const FROM_BLOCK_ZERO_WARN_HEAD = 100_000;
  * version; a failure keeps its code (chain_mismatch, unavailable) and names the chain and
  * contract, so the process refuses to start (fail closed) like on any other start failure.
  */
-export async function openChainAcl(acl: AclGroup, deps: { services: ServiceRunner; metrics: ChainMetricsSink; log: Logger }): Promise<OpenedAcl> {
+export async function openChainAcl(
+  acl: AclGroup,
+  deps: { services: ServiceRunner; metrics: ChainMetricsSink; log: Logger; /** Default FROM_BLOCK_ZERO_WARN_HEAD. */ fromBlockZeroWarnHead?: number },
+): Promise<OpenedAcl> {
   const { mode, chain } = acl;
   const { log } = deps;
   if (mode === 'signed') {
@@ -37,7 +40,7 @@ export async function openChainAcl(acl: AclGroup, deps: { services: ServiceRunne
   // Config parsing refuses this; never fall back to signed grants when the chain was asked for.
   if (chain === undefined) throw new TkmsError('bad_request', `acl.mode is ${mode} but acl.chain is not configured`);
   const reader = await deps.services.open('chain acl', () => startReader(chain, deps.metrics, log), (r) => r.stop());
-  if (chain.fromBlock === 0) await warnFromBlockZero(reader, log);
+  if (chain.fromBlock === 0) await warnFromBlockZero(reader, deps.fromBlockZeroWarnHead ?? FROM_BLOCK_ZERO_WARN_HEAD, log);
   return { mode, chain: reader };
 }
 
@@ -55,7 +58,7 @@ async function startReader(chain: NonNullable<AclGroup['chain']>, metrics: Chain
   return reader;
 }
 
-async function warnFromBlockZero(reader: ChainAcl, log: Logger): Promise<void> {
+async function warnFromBlockZero(reader: ChainAcl, warnHead: number, log: Logger): Promise<void> {
   let head: number;
   try {
     head = (await reader.head()).block;
@@ -63,7 +66,7 @@ async function warnFromBlockZero(reader: ChainAcl, log: Logger): Promise<void> {
     // The head is checked on every request; a start-up hint is not worth failing for.
     return;
   }
-  if (head >= FROM_BLOCK_ZERO_WARN_HEAD) {
+  if (head >= warnHead) {
     log.warn({ head, fromBlock: 0 }, `acl.chain.fromBlock is 0 on a chain at block ${head}: grant listings scan every block from 0; set it to the block the TkmsAcl contract was deployed at`);
   }
 }
