@@ -3,7 +3,7 @@ import { lstat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { envTypos } from '../config/env.ts';
 import { curveBackendChoiceFromEnv } from '../core/curve-native.ts';
-import { encodeHex, MAX_PLAINTEXT_BYTES, TkmsError } from '../core/index.ts';
+import { encodeHex, isTkmsError, MAX_PLAINTEXT_BYTES, TkmsError } from '../core/index.ts';
 import { loadCommitteeFile, pinnedClientOptions } from '../net/committee.ts';
 import { UsageError, warningLine, type CommandRun, type TkmsCommand } from '../scripts/cli/command.ts';
 import { accountPassword } from '../scripts/cli/password.ts';
@@ -171,11 +171,14 @@ function chainTarget(endpoint: ChainEndpoint, account: Account): AclWriterTarget
   return { rpcUrl: endpoint.rpcUrl, contract: endpoint.contract, privateKey: encodeHex(account.secretKey) as `0x${string}`, ...(endpoint.chainId !== undefined ? { chainId: endpoint.chainId } : {}) };
 }
 
-/** The gateway to look handles up at: one given on the line or in the environment, else the devnet's; never the bare default. */
-function knownGateway(opts: { gateway?: string }, command: TkmsCommand, endpoint: ChainEndpoint): string | undefined {
+/**
+ * The gateway to look handles up at: one given on the line or in the environment (`named`), else
+ * the devnet's, which may not be running; never the bare default.
+ */
+function knownGateway(opts: { gateway?: string }, command: TkmsCommand, endpoint: ChainEndpoint): { url: string; named: boolean } | undefined {
   const source = command.getOptionValueSource('gateway');
-  if (opts.gateway !== undefined && source !== undefined && source !== 'default') return opts.gateway;
-  return endpoint.gatewayUrl;
+  if (opts.gateway !== undefined && source !== undefined && source !== 'default') return { url: opts.gateway, named: true };
+  return endpoint.gatewayUrl === undefined ? undefined : { url: endpoint.gatewayUrl, named: false };
 }
 
 const HANDLE_PATTERN = /^0x[0-9a-fA-F]{64}$/;
@@ -218,10 +221,16 @@ async function grantOnTheChain(opts: GrantOptions, command: TkmsCommand): Promis
   const target = chainTarget(endpoint, account);
   // Nodes look grants up under the owner in the handle's commitment: a grant under anyone else is never read.
   const owner = opts.owner ?? account.address;
-  const gatewayUrl = knownGateway(opts, command, endpoint);
-  if (gatewayUrl !== undefined) {
-    const record = await fetchHandle(gatewayUrl, opts.insecure === true, opts.handle);
-    if (!sameAddress(record.owner, owner)) {
+  const gateway = knownGateway(opts, command, endpoint);
+  let unchecked: string | undefined = gateway === undefined ? 'no gateway given: --gateway, TKMS_GATEWAY_URL or --devnet' : undefined;
+  if (gateway !== undefined) {
+    const record = await fetchHandle(gateway.url, opts.insecure === true, opts.handle).catch((e: unknown) => {
+      // Only the devnet's gateway may be down (a devnet prepared or half stopped); a named one must answer.
+      if (gateway.named || !isTkmsError(e) || (e.code !== 'unavailable' && e.code !== 'timeout')) throw e;
+      unchecked = `the devnet's gateway ${gateway.url} did not answer`;
+      return undefined;
+    });
+    if (record !== undefined && !sameAddress(record.owner, owner)) {
       throw new TkmsError(
         'unauthorized',
         `${owner} does not own handle ${opts.handle} (its owner is ${record.owner}): nodes read only the owner's on-chain grants, so this one would never let ${opts.to} decrypt; send it from the owner's account, or as an operator the owner approved with --owner ${record.owner}`,
@@ -234,11 +243,7 @@ async function grantOnTheChain(opts: GrantOptions, command: TkmsCommand): Promis
   const tx = opts.owner === undefined ? await grantOnChain(target, g) : await grantFor(target, { ...g, owner: opts.owner });
   const until = new Date(notAfter * 1000).toISOString();
   printTx(opts, target, tx, `granted ${opts.to} access to ${opts.handle} on chain until ${until}${opts.owner === undefined ? '' : ` (for owner ${opts.owner})`}`, { notAfter });
-  if (gatewayUrl === undefined) {
-    process.stderr.write(
-      warningLine(command.path, `not checked that ${owner} owns ${opts.handle} (no gateway given: --gateway, TKMS_GATEWAY_URL or --devnet); nodes count the grant only if it does`),
-    );
-  }
+  if (unchecked !== undefined) process.stderr.write(warningLine(command.path, `not checked that ${owner} owns ${opts.handle} (${unchecked}); nodes count the grant only if it does`));
   return 0;
 }
 
@@ -320,7 +325,7 @@ export const register: CommandRun<RegisterOptions> = async (opts, command) => {
   const account = await loadAccount(opts, command);
   const target = chainTarget(endpoint, account);
   // The contract needs what the handle commits to; the gateway that stores the handle has it.
-  const record = await fetchHandle(knownGateway(opts, command, endpoint) ?? opts.gateway, opts.insecure === true, opts.handle);
+  const record = await fetchHandle(knownGateway(opts, command, endpoint)?.url ?? opts.gateway, opts.insecure === true, opts.handle);
   if (!sameAddress(record.owner, account.address)) {
     throw new TkmsError('unauthorized', `${account.address} does not own handle ${opts.handle} (its owner is ${record.owner}): only the owner can register it`);
   }

@@ -180,6 +180,15 @@ describe('cli: on-chain grants (real anvil)', function () {
     assert.equal(await isGranted(alice.account, carol.account), true);
   });
 
+  it('grant --chain with a named gateway that does not answer is refused before anything is sent', async () => {
+    const { alice, carol } = accounts;
+    const nonceBefore = await reader().getTransactionCount({ address: getAddress(alice.account.address) });
+    const r = await tkms('grant', ...chainArgs(), '--gateway', 'http://127.0.0.1:1', '--account', alice.file, '--handle', handle, '--to', carol.account.address);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /error \[unavailable\]: gateway http:\/\/127\.0\.0\.1:1 is unreachable/);
+    assert.equal(await reader().getTransactionCount({ address: getAddress(alice.account.address) }), nonceBefore);
+  });
+
   it('operator --chain --add lets the operator grant for the owner; --remove ends that (isOperator read back)', async () => {
     const { alice, bob, carol } = accounts;
     const isOperator = () => reader().readContract({ address: contract, abi: TKMS_ACL_ABI, functionName: 'isOperator', args: [getAddress(alice.account.address), getAddress(bob.account.address)] });
