@@ -7,11 +7,13 @@ import {
   http,
   InsufficientFundsError,
   isAddress,
+  toHex,
   type Hex,
   type PublicClient,
 } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { TkmsError } from '../core/errors.ts';
+import { keyIdBytes } from '../core/identifiers.ts';
 import { TKMS_ACL_ABI } from './acl-artifact.ts';
 
 /**
@@ -38,7 +40,7 @@ export interface AclTxResult {
   from: Hex;
 }
 
-type WriteFunction = 'grant' | 'revoke' | 'grantFor' | 'revokeFor' | 'setOperator' | 'revokeAll';
+type WriteFunction = 'grant' | 'revoke' | 'grantFor' | 'revokeFor' | 'setOperator' | 'revokeAll' | 'registerHandle';
 
 /** Reverts the sender can fix by calling differently; anything else is a refusal. */
 const INPUT_REVERTS = new Set(['ZeroGrantee', 'AlreadyExpired']);
@@ -50,6 +52,11 @@ function address(value: string, what: string): Hex {
 
 function handle(value: string): Hex {
   if (!/^0x[0-9a-fA-F]{64}$/.test(value)) throw new TkmsError('bad_handle', 'the handle must be 0x + 64 hex digits');
+  return value.toLowerCase() as Hex;
+}
+
+function hexBytes(value: string, length: number, what: string): Hex {
+  if (!new RegExp(`^0x[0-9a-fA-F]{${2 * length}}$`).test(value)) throw new TkmsError('bad_request', `${what} must be 0x + ${2 * length} hex digits`);
   return value.toLowerCase() as Hex;
 }
 
@@ -67,7 +74,8 @@ function writeError(e: unknown, fn: WriteFunction, from: Hex, target: AclWriterT
   if (reverted !== null) {
     const name = reverted.data?.errorName ?? reverted.reason ?? 'unknown reason';
     const args = reverted.data?.args?.map((a) => String(a)).join(', ');
-    const code = name === 'NotOperator' ? 'unauthorized' : INPUT_REVERTS.has(name) ? 'bad_request' : 'conflict';
+    // HandleMismatch: the commitment recomputed with the sender as owner is another handle, so the sender is not its owner.
+    const code = name === 'NotOperator' || name === 'HandleMismatch' ? 'unauthorized' : INPUT_REVERTS.has(name) ? 'bad_request' : 'conflict';
     return new TkmsError(code, `TkmsAcl.${fn} reverted: ${name}${args === undefined ? '' : `(${args})`}`, { revert: name });
   }
   if (e.walk((x) => x instanceof InsufficientFundsError) !== null) {
@@ -131,4 +139,24 @@ export function grantFor(target: AclWriterTarget, g: { owner: string; handle: st
 
 export function revokeFor(target: AclWriterTarget, r: { owner: string; handle: string; grantee: string }): Promise<AclTxResult> {
   return send(target, 'revokeFor', [address(r.owner, 'the owner'), handle(r.handle), address(r.grantee, 'the grantee')]);
+}
+
+/** What a handle commits to besides its owner (the gateway's GET /v1/handles/{h} lists these). */
+export interface HandleCommitment {
+  handle: string;
+  keyId: string;
+  /** The compressed ephemeral point, 0x + 66 hex. */
+  K: string;
+  /** 0x + 24 hex. */
+  nonce: string;
+  /** SHA-256 of the ciphertext, 0x + 64 hex. */
+  ciphertextHash: string;
+}
+
+/**
+ * The sender registers itself as the owner of `handle`: the contract recomputes the commitment
+ * with msg.sender as owner (so only the real owner can), after which isViewer answers for it.
+ */
+export function registerHandleOnChain(target: AclWriterTarget, h: HandleCommitment): Promise<AclTxResult> {
+  return send(target, 'registerHandle', [handle(h.handle), toHex(keyIdBytes(h.keyId)), hexBytes(h.K, 33, 'K'), hexBytes(h.nonce, 12, 'the nonce'), hexBytes(h.ciphertextHash, 32, 'the ciphertext hash')]);
 }

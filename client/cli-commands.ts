@@ -3,14 +3,14 @@ import { lstat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { envTypos } from '../config/env.ts';
 import { curveBackendChoiceFromEnv } from '../core/curve-native.ts';
-import { encodeHex, MAX_PLAINTEXT_BYTES, TkmsError } from '../core/index.ts';
+import { encodeHex, isTkmsError, MAX_PLAINTEXT_BYTES, TkmsError } from '../core/index.ts';
 import { loadCommitteeFile, pinnedClientOptions } from '../net/committee.ts';
 import { UsageError, warningLine, type CommandRun, type TkmsCommand } from '../scripts/cli/command.ts';
 import { accountPassword } from '../scripts/cli/password.ts';
 import { generateAccount, type Account } from './account.ts';
 import { readAccountFile, writeAccountFile } from './account-file.ts';
 import type { ChainCommandOptions, ClientCommandOptions } from './cli.ts';
-import type { AclTxResult, AclWriterTarget } from '../chain/acl-writer.ts';
+import type { AclTxResult, AclWriterTarget, HandleCommitment } from '../chain/acl-writer.ts';
 import { TkmsClient } from './client.ts';
 import { errnoCode, publishSyncedFile } from '../storage/durable-fs.ts';
 
@@ -137,8 +137,19 @@ const CHAIN_FLAGS = [
   ['owner', '--owner'],
 ] as const;
 
-/** Where --chain sends: flags or their variables first, then the devnet directory, if one is named. */
-async function chainTarget(opts: ChainCommandOptions, account: Account): Promise<AclWriterTarget> {
+/** Where --chain sends, and the devnet's gateway when --devnet names one. */
+interface ChainEndpoint {
+  rpcUrl: string;
+  contract: string;
+  chainId?: number;
+  gatewayUrl?: string;
+}
+
+/**
+ * Where --chain sends: flags or their variables first, then the devnet directory, if one is named.
+ * Checked before the account file is opened, so a usage error never comes after a password prompt.
+ */
+async function chainEndpoint(opts: ChainCommandOptions): Promise<ChainEndpoint> {
   // Loaded only for --chain: the commands without it need no Ethereum library.
   const devnet = opts.devnet === undefined ? undefined : await (await import('../deploy/devnet-chain.ts')).readDevnetChain(opts.devnet);
   const rpcUrl = opts.rpcUrl ?? devnet?.rpcUrl;
@@ -153,8 +164,39 @@ async function chainTarget(opts: ChainCommandOptions, account: Account): Promise
     // reported below
   }
   if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new UsageError('--rpc-url must be an http:// or https:// URL');
-  return { rpcUrl, contract, privateKey: encodeHex(account.secretKey) as `0x${string}`, ...(chainId !== undefined ? { chainId } : {}) };
+  return { rpcUrl, contract, ...(chainId !== undefined ? { chainId } : {}), ...(devnet?.gatewayUrl !== undefined ? { gatewayUrl: devnet.gatewayUrl } : {}) };
 }
+
+function chainTarget(endpoint: ChainEndpoint, account: Account): AclWriterTarget {
+  return { rpcUrl: endpoint.rpcUrl, contract: endpoint.contract, privateKey: encodeHex(account.secretKey) as `0x${string}`, ...(endpoint.chainId !== undefined ? { chainId: endpoint.chainId } : {}) };
+}
+
+/**
+ * The gateway to look handles up at: one given on the line or in the environment (`named`), else
+ * the devnet's, which may not be running; never the bare default.
+ */
+function knownGateway(opts: { gateway?: string }, command: TkmsCommand, endpoint: ChainEndpoint): { url: string; named: boolean } | undefined {
+  const source = command.getOptionValueSource('gateway');
+  if (opts.gateway !== undefined && source !== undefined && source !== 'default') return { url: opts.gateway, named: true };
+  return endpoint.gatewayUrl === undefined ? undefined : { url: endpoint.gatewayUrl, named: false };
+}
+
+const HANDLE_PATTERN = /^0x[0-9a-fA-F]{64}$/;
+const HEX_FIELD = /^0x[0-9a-fA-F]+$/;
+
+/** A handle's owner and commitment, as the gateway stores them (GET /v1/handles/{h}). */
+async function fetchHandle(gatewayUrl: string, insecure: boolean, handle: string): Promise<HandleCommitment & { owner: string }> {
+  if (!HANDLE_PATTERN.test(handle)) throw new TkmsError('bad_handle', '--handle must be 0x + 64 hex digits');
+  const { GatewayHttp } = await import('./gateway-http.ts');
+  const { json } = await new GatewayHttp({ baseUrl: gatewayUrl, insecure }).request<Record<string, unknown>>('GET', `/v1/handles/${handle.toLowerCase()}`);
+  const { owner, keyId, K, nonce, ciphertextHash } = json;
+  if (typeof owner !== 'string' || typeof keyId !== 'string' || ![owner, K, nonce, ciphertextHash].every((v) => typeof v === 'string' && HEX_FIELD.test(v))) {
+    throw new TkmsError('unavailable', `gateway ${gatewayUrl} answered a handle record without owner, keyId, K, nonce and ciphertextHash`);
+  }
+  return { handle, owner, keyId, K: K as string, nonce: nonce as string, ciphertextHash: ciphertextHash as string };
+}
+
+const sameAddress = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
 
 /** A chain flag typed on the line without --chain would be silently ignored: say so instead. */
 function refuseStrayChainFlags(opts: ChainCommandOptions, command: TkmsCommand): void {
@@ -174,13 +216,34 @@ function printTx(opts: { json?: true }, target: AclWriterTarget, tx: AclTxResult
 type GrantOptions = ClientCommandOptions & ChainCommandOptions & { handle: string; to: string; days: number; owner?: string };
 
 async function grantOnTheChain(opts: GrantOptions, command: TkmsCommand): Promise<number> {
-  const target = await chainTarget(opts, await loadAccount(opts, command));
+  const endpoint = await chainEndpoint(opts);
+  const account = await loadAccount(opts, command);
+  const target = chainTarget(endpoint, account);
+  // Nodes look grants up under the owner in the handle's commitment: a grant under anyone else is never read.
+  const owner = opts.owner ?? account.address;
+  const gateway = knownGateway(opts, command, endpoint);
+  let unchecked: string | undefined = gateway === undefined ? 'no gateway given: --gateway, TKMS_GATEWAY_URL or --devnet' : undefined;
+  if (gateway !== undefined) {
+    const record = await fetchHandle(gateway.url, opts.insecure === true, opts.handle).catch((e: unknown) => {
+      // Only the devnet's gateway may be down (a devnet prepared or half stopped); a named one must answer.
+      if (gateway.named || !isTkmsError(e) || (e.code !== 'unavailable' && e.code !== 'timeout')) throw e;
+      unchecked = `the devnet's gateway ${gateway.url} did not answer`;
+      return undefined;
+    });
+    if (record !== undefined && !sameAddress(record.owner, owner)) {
+      throw new TkmsError(
+        'unauthorized',
+        `${owner} does not own handle ${opts.handle} (its owner is ${record.owner}): nodes read only the owner's on-chain grants, so this one would never let ${opts.to} decrypt; send it from the owner's account, or as an operator the owner approved with --owner ${record.owner}`,
+      );
+    }
+  }
   const notAfter = Math.floor(Date.now() / 1000) + Math.round(opts.days * 86_400);
   const g = { handle: opts.handle, grantee: opts.to, notAfter };
   const { grantFor, grantOnChain } = await import('../chain/acl-writer.ts');
   const tx = opts.owner === undefined ? await grantOnChain(target, g) : await grantFor(target, { ...g, owner: opts.owner });
   const until = new Date(notAfter * 1000).toISOString();
   printTx(opts, target, tx, `granted ${opts.to} access to ${opts.handle} on chain until ${until}${opts.owner === undefined ? '' : ` (for owner ${opts.owner})`}`, { notAfter });
+  if (unchecked !== undefined) process.stderr.write(warningLine(command.path, `not checked that ${owner} owns ${opts.handle} (${unchecked}); nodes count the grant only if it does`));
   return 0;
 }
 
@@ -196,7 +259,8 @@ export const grant: CommandRun<GrantOptions> = async (opts, command) => {
 type RevokeOptions = ClientCommandOptions & ChainCommandOptions & { handle: string; to: string; owner?: string };
 
 async function revokeOnTheChain(opts: RevokeOptions, command: TkmsCommand): Promise<number> {
-  const target = await chainTarget(opts, await loadAccount(opts, command));
+  const endpoint = await chainEndpoint(opts);
+  const target = chainTarget(endpoint, await loadAccount(opts, command));
   const r = { handle: opts.handle, grantee: opts.to };
   const { revokeFor, revokeOnChain } = await import('../chain/acl-writer.ts');
   const tx = opts.owner === undefined ? await revokeOnChain(target, r) : await revokeFor(target, { ...r, owner: opts.owner });
@@ -220,10 +284,54 @@ export const revoke: CommandRun<RevokeOptions> = async (opts, command) => {
 export const revokeAll: CommandRun<ChainCommandOptions & { account: string; passwordFile?: string; json?: true }> = async (opts, command) => {
   warnEnvTypos(command);
   if (opts.chain !== true) throw new UsageError('revoke-all acts on the on-chain ACL only: add --chain (signed grants are revoked one by one with "tkms revoke")');
+  const endpoint = await chainEndpoint(opts);
   const account = await loadAccount(opts, command);
-  const target = await chainTarget(opts, account);
+  const target = chainTarget(endpoint, account);
   const { revokeAllOnChain } = await import('../chain/acl-writer.ts');
   printTx(opts, target, await revokeAllOnChain(target), `revoked every on-chain grant of ${account.address}`);
+  return 0;
+};
+
+type OperatorOptions = ChainCommandOptions & { account: string; passwordFile?: string; json?: true; add?: string; remove?: string };
+
+export const operator: CommandRun<OperatorOptions> = async (opts, command) => {
+  warnEnvTypos(command);
+  if (opts.chain !== true) throw new UsageError('operators exist on the on-chain ACL only: add --chain');
+  if ((opts.add === undefined) === (opts.remove === undefined)) throw new UsageError('give exactly one of --add <address> or --remove <address>');
+  const endpoint = await chainEndpoint(opts);
+  const account = await loadAccount(opts, command);
+  const target = chainTarget(endpoint, account);
+  const approved = opts.add !== undefined;
+  const who = (opts.add ?? opts.remove)!;
+  const { setOperator } = await import('../chain/acl-writer.ts');
+  const tx = await setOperator(target, { operator: who, approved });
+  printTx(
+    opts,
+    target,
+    tx,
+    approved ? `${who} may now grant and revoke on chain for ${account.address} (tkms grant --chain --owner ${account.address})` : `${who} may no longer grant or revoke on chain for ${account.address}`,
+    { operator: who, approved },
+  );
+  return 0;
+};
+
+type RegisterOptions = ClientCommandOptions & ChainCommandOptions & { handle: string };
+
+export const register: CommandRun<RegisterOptions> = async (opts, command) => {
+  warnEnvTypos(command);
+  if (opts.chain !== true) throw new UsageError('register records a handle\'s owner in the TkmsAcl contract: add --chain');
+  if (!HANDLE_PATTERN.test(opts.handle)) throw new UsageError('--handle must be 0x + 64 hex digits');
+  const endpoint = await chainEndpoint(opts);
+  const account = await loadAccount(opts, command);
+  const target = chainTarget(endpoint, account);
+  // The contract needs what the handle commits to; the gateway that stores the handle has it.
+  const record = await fetchHandle(knownGateway(opts, command, endpoint)?.url ?? opts.gateway, opts.insecure === true, opts.handle);
+  if (!sameAddress(record.owner, account.address)) {
+    throw new TkmsError('unauthorized', `${account.address} does not own handle ${opts.handle} (its owner is ${record.owner}): only the owner can register it`);
+  }
+  const { registerHandleOnChain } = await import('../chain/acl-writer.ts');
+  const tx = await registerHandleOnChain(target, record);
+  printTx(opts, target, tx, `registered ${account.address} as the owner of ${opts.handle} on chain: isViewer now answers for it`, { handle: opts.handle, owner: account.address });
   return 0;
 };
 

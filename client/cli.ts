@@ -141,6 +141,37 @@ export function registerClientCommands(program: TkmsCommand): void {
     .examples('tkms revoke-all --chain --devnet .devnet --account alice.json')
     .lazyAction(async () => (await load()).revokeAll);
 
+  withChainOptions(
+    program
+      .command('operator')
+      .description('approve (--add) or withdraw (--remove) an operator that may grant and revoke on chain under the account\'s name (TkmsAcl.setOperator)')
+      .addOption(new Option('--account <file>', 'account file of the owner').env('TKMS_ACCOUNT_FILE').makeOptionMandatory())
+      .addOption(new Option('--add <address>', 'the operator to approve').conflicts('remove'))
+      .addOption(new Option('--remove <address>', 'the operator to withdraw'))
+      .addOption(passwordFileOption())
+      .addOption(jsonOption()),
+    'approve or withdraw an operator',
+  )
+    .addHelpText('after', '\nAn approved operator grants and revokes for the owner with "tkms grant --chain --owner <owner>" and\n"tkms revoke --chain --owner <owner>"; "tkms revoke-all --chain" by the owner ends those grants too.')
+    .examples(
+      'tkms operator --chain --devnet .devnet --account alice.json --add 0xB0b…',
+      'TKMS_ACL_RPC_URL=https://rpc.example TKMS_ACL_CONTRACT=0xAc1… tkms operator --chain --account alice.json --remove 0xB0b…',
+    )
+    .lazyAction(async () => (await load()).operator);
+
+  withChainOptions(
+    withClientOptions(
+      program
+        .command('register')
+        .description("record the account as a handle's owner in the TkmsAcl contract (registerHandle), so that isViewer(handle, account) answers for it; the handle's key id, K, nonce and ciphertext hash come from the gateway")
+        .addOption(new Option('--handle <handle>', 'the handle "tkms encrypt" printed').makeOptionMandatory()),
+    ),
+    'register the handle',
+  )
+    .addHelpText('after', '\nThe contract recomputes the handle from its parts with the sender as owner, so only the owner can register it.\nNodes do not need it: they take the owner from the handle itself. It is for applications that call isViewer.')
+    .examples('tkms register --chain --devnet .devnet --account alice.json --handle 0x…', 'tkms register --chain --rpc-url https://rpc.example --contract 0xAc1… --gateway https://gw.example --account alice.json --handle 0x…')
+    .lazyAction(async () => (await load()).register);
+
   withClientOptions(
     program
       .command('decrypt')

@@ -1,8 +1,8 @@
-import type { AclMode } from './chain-acl.ts';
+import type { GrantSource } from '../core/authz.ts';
 
 /** The parts of an `acl` config group the cross-field checks read (node and gateway alike). */
 export interface AclConfigShape {
-  mode: AclMode;
+  mode: GrantSource;
   chain?: { rpcUrls: readonly string[]; quorum?: number };
 }
 

@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { GRANT_SOURCES } from '../core/authz.ts';
 import { field, FieldProblem } from './config-schema.ts';
 
 /**
@@ -8,10 +9,8 @@ import { field, FieldProblem } from './config-schema.ts';
  *   chain   grants in the TkmsAcl contract only; signed grants are refused
  *   either  a valid signed grant, or else an on-chain grant
  * Each operator names its own RPC providers: with one provider shared by all nodes, that provider
- * alone could answer "granted" to everything.
+ * alone could answer "granted" to everything. The modes are core's GRANT_SOURCES (core/authz.ts).
  */
-export const ACL_MODES = ['signed', 'chain', 'either'] as const;
-export type AclMode = (typeof ACL_MODES)[number];
 
 const MAX_RPC_URLS = 8;
 
@@ -95,7 +94,7 @@ const gatewayChainFields = () => ({
 });
 
 const modeField = () =>
-  field.oneOf(ACL_MODES, 'signed', {
+  field.oneOf(GRANT_SOURCES, 'signed', {
     description: 'where grants come from: signed (owner-signed grants), chain (the TkmsAcl contract only) or either; the same for the gateway and every node',
     env: 'TKMS_ACL_MODE',
   });

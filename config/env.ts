@@ -60,14 +60,21 @@ function editDistance(a: string, b: string): number {
 }
 
 /**
+ * Variables of different components one edit apart, both in use on one machine: the client's
+ * TKMS_ACL_RPC_URL (where "tkms grant --chain" sends) and the node's and gateway's
+ * TKMS_ACL_RPC_URLS (the operator's providers). Neither is a typo of the other.
+ */
+const NEIGHBOUR_ENV_VARS: readonly string[] = ['TKMS_ACL_RPC_URL', 'TKMS_ACL_RPC_URLS'];
+
+/**
  * TKMS_* variables that are not in `known` but are one or two edits away from a name that
  * is: almost certainly typos that would otherwise be ignored in silence. Variables of other
- * components (far from every known name) are left alone.
+ * components (far from every known name, or NEIGHBOUR_ENV_VARS) are left alone.
  */
 export function envTypos(env: Env, known: readonly string[]): string[] {
   const out: string[] = [];
   for (const name of Object.keys(env).sort()) {
-    if (!name.startsWith('TKMS_') || known.includes(name)) continue;
+    if (!name.startsWith('TKMS_') || known.includes(name) || NEIGHBOUR_ENV_VARS.includes(name)) continue;
     let best: string | undefined;
     let bestDistance = 3;
     for (const k of known) {

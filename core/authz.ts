@@ -235,9 +235,10 @@ export interface DelegationCheck extends TimeOptions {
 
 /**
  * Where a deployment's grants come from (config acl.mode): owner-signed grants, the TkmsAcl
- * contract only, or either.
+ * contract only, or either. The one list of modes: config's acl.mode field is built from it.
  */
-export type GrantSource = 'signed' | 'chain' | 'either';
+export const GRANT_SOURCES = ['signed', 'chain', 'either'] as const;
+export type GrantSource = (typeof GRANT_SOURCES)[number];
 
 export interface AuthorizedDelegation {
   requester: Uint8Array;
@@ -248,9 +249,10 @@ export interface AuthorizedDelegation {
   /**
    * Set when no signed grant decided it (acl.mode chain or either, requester not the owner): the
    * caller may serve only once requireOnChainGrant found a grant on chain. `signedRefusal` is why
-   * the signed grant presented did not count (mode either), for the final refusal to name both.
+   * the signed grant presented did not count, and `signedAbsent` that none was presented (both
+   * mode either only), for the final refusal to name both.
    */
-  onChain?: { signedRefusal?: TkmsError };
+  onChain?: { signedRefusal?: TkmsError; signedAbsent?: true };
 }
 
 /**
@@ -284,7 +286,7 @@ export function authorizeDelegation(check: DelegationCheck): AuthorizedDelegatio
     }
     return { requester: d.requester, viaGrant: true, K, onChain: {} };
   }
-  if (check.grant === undefined) return { requester: d.requester, viaGrant: true, K, onChain: {} };
+  if (check.grant === undefined) return { requester: d.requester, viaGrant: true, K, onChain: { signedAbsent: true } };
   try {
     checkSignedGrant(check);
     return { requester: d.requester, viaGrant: true, K };
@@ -335,9 +337,11 @@ export async function requireOnChainGrant(auth: AuthorizedDelegation, check: OnC
     throw new TkmsError('bad_request', 'this deployment reads grants on chain (acl.mode chain or either): the request must name the ACL block (aclBlock); is the gateway configured with the same acl.mode?');
   }
   if (await check.isGrantedAt({ handle: d.handle, owner: descriptor.owner, grantee: d.requester, block })) return;
-  const signed = auth.onChain.signedRefusal;
+  const { signedRefusal, signedAbsent } = auth.onChain;
   const onChainNo = `no on-chain grant from ${address(descriptor.owner)} to ${address(d.requester)} for this handle at block ${block}`;
-  throw new TkmsError('unauthorized', signed === undefined ? onChainNo : `${onChainNo}, and the signed grant does not count (${signed.code}: ${signed.message})`);
+  // Mode either: the refusal names both places a grant could have come from.
+  if (signedAbsent === true) throw new TkmsError('unauthorized', `no signed grant and ${onChainNo}`);
+  throw new TkmsError('unauthorized', signedRefusal === undefined ? onChainNo : `${onChainNo}, and the signed grant does not count (${signedRefusal.code}: ${signedRefusal.message})`);
 }
 
 /** Map key for (handle, grantee) pairs. */

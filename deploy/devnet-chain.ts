@@ -39,6 +39,8 @@ export interface DevnetChainEndpoint {
   chainId: number;
   contract: Hex;
   fromBlock: number;
+  /** The devnet's gateway (readDevnetChain only): where the CLI looks a handle's owner up. */
+  gatewayUrl?: string;
 }
 
 /** One block a second keeps the head young (maxHeadAgeSeconds) without a transaction to mine it. */
@@ -123,14 +125,16 @@ export function devnetAclConfig(chain: DevnetChainLayout, who: number | 'gateway
 /** The chain of the devnet in `dir`, from its devnet.json; refused when it has none. */
 export async function readDevnetChain(dir: string): Promise<DevnetChainEndpoint> {
   const path = join(resolve(dir), 'devnet.json');
-  let layout: { chain?: DevnetChainLayout };
+  let layout: { chain?: DevnetChainLayout; gatewayPort?: unknown };
   try {
-    layout = JSON.parse(await readFile(path, 'utf8')) as { chain?: DevnetChainLayout };
+    layout = JSON.parse(await readFile(path, 'utf8')) as { chain?: DevnetChainLayout; gatewayPort?: unknown };
   } catch (e) {
     throw new TkmsError('not_found', `no devnet in ${dir} (${(e as NodeJS.ErrnoException).code ?? 'unreadable'} ${path}); start one with "tkms devnet --chain --dir ${dir}"`);
   }
   if (layout.chain === undefined) throw new TkmsError('not_found', `the devnet in ${dir} has no chain; restart it with "tkms devnet --chain --dir ${dir}"`);
-  return devnetChainEndpoint(layout.chain);
+  const { gatewayPort } = layout;
+  const gateway = Number.isInteger(gatewayPort) && (gatewayPort as number) > 0 && (gatewayPort as number) < 65_536 ? { gatewayUrl: `http://127.0.0.1:${gatewayPort as number}` } : {};
+  return { ...devnetChainEndpoint(layout.chain), ...gateway };
 }
 
 /** Sets `address`'s balance on a dev chain (anvil_setBalance): gas money for its transactions. */

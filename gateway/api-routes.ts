@@ -183,7 +183,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     tag: 'grants',
     summary: 'The grants of a handle: those the gateway holds and, with the on-chain ACL on, those on chain',
     description:
-      'Each kind of grant is revoked in its own place: a signed grant by DELETE …/grants/{grantee} (`source` absent, or `signed`), an on-chain grant (`source: "chain"`) only by the owner\'s transaction to the TkmsAcl contract. With config `acl.mode` `chain` or `either` the gateway lists the owner\'s on-chain grants from the contract\'s events (at most 1000), each with `live` (isGranted at `block`); in mode `chain` stored signed grants are not listed (they count for nothing).',
+      'Each kind of grant is revoked in its own place: a signed grant by DELETE …/grants/{grantee} (`source` absent, or `signed`), an on-chain grant (`source: "chain"`) only by the owner\'s transaction to the TkmsAcl contract. With config `acl.mode` `chain` or `either` the gateway lists the owner\'s on-chain grants from the contract\'s events (at most 1000), each with `live` (isGranted at `block`); in mode `chain` stored signed grants are not listed (they count for nothing). When the chain cannot be read now (RPC down, providers disagree, a stale head) the answer is still 200 with the signed grants and `chainUnavailable` set: retry later for the on-chain part.',
     responses: {
       200: {
         description: 'The grants.',
@@ -200,7 +200,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     errors: { 400: ['bad_hex', 'bad_length'], 404: ['not_found'], 429: ['rate_limited'], 500: ['internal'], 503: ['unavailable'] },
     errorNotes: {
       429: `${IP_RATE_NOTE} Also too many unread answer bytes for the address (config \`httpLimits.maxResponseBytesInFlightPerIp\`; a listing is charged 400 bytes a grant plus 64 KiB).`,
-      503: `${RESPONSE_BUDGET_NOTE} Or the on-chain ACL cannot be read now (RPC down, providers disagree, a stale head): retry.`,
+      503: RESPONSE_BUDGET_NOTE,
     },
   },
   {

@@ -380,6 +380,15 @@ export const GrantList = component(
         description:
           'The latest signed grant per grantee, sorted by grantee, with its status (revoked grants are listed too; expired ones are dropped from the store); with the on-chain ACL on, then the on-chain grants (at most 1000). In mode chain signed grants count for nothing and are not listed.',
       }),
+      chainUnavailable: Type.Optional(
+        closed(
+          { code: Type.String({ description: 'The error code of the failed read, e.g. `unavailable`.' }), message: Type.String({ description: 'Why, for a person.' }) },
+          {
+            description:
+              'Present when the on-chain ACL is on but could not be read now (RPC down, providers disagree, a stale head): `grants` then holds the signed grants only and no on-chain grant is listed; retry later for those.',
+          },
+        ),
+      ),
     },
     { description: 'Grants the gateway holds or reads for a handle.' },
   ),

@@ -22,6 +22,8 @@ import {
   verifyGrant,
   verifyRegisterHandle,
   verifyRevocation,
+  isTkmsError,
+  type GrantSource,
   type HandleDescriptor,
   DelegationMessage,
   EncryptRequestMessage,
@@ -54,6 +56,12 @@ import type { ChainAcl } from '../chain/chain-acl.ts';
  * Per-account rate limits are charged only after the account's signature verified, so nobody
  * can spend another account's budget; a per-IP limit in front bounds the signature checks.
  */
+/** The on-chain ACL as the gateway reads it: its reader and acl.chain.confirmations. */
+interface GatewayChain {
+  reader: ChainAcl;
+  confirmations: number;
+}
+
 export interface GatewayContext {
   config: GatewayConfig;
   store: GatewayStore;
@@ -134,20 +142,22 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
   const spentEncryptIds = new SpentIds();
   // Read at use, not here: the route table is also built without a context (the API description).
   // A context built without an acl group (tests of other routes) reads no chain.
-  const aclMode = (): 'signed' | 'chain' | 'either' => ctx.config.acl?.mode ?? 'signed';
-  /** The chain reader, unless the deployment reads no chain (mode signed). */
-  const chainReader = (): ChainAcl | undefined => {
+  const aclMode = (): GrantSource => ctx.config.acl?.mode ?? 'signed';
+  /** The chain reader and the confirmations block B is taken with, unless the deployment reads no chain (mode signed). */
+  const chainReader = (): GatewayChain | undefined => {
     if (aclMode() === 'signed') return undefined;
-    if (ctx.chainAcl === undefined) throw new TkmsError('internal', `acl.mode is ${aclMode()} but the gateway has no chain reader`);
-    return ctx.chainAcl;
+    const chain = ctx.config.acl.chain;
+    // Start-up refuses both; a context built without them is a wiring bug, never a reason to read at the head.
+    if (ctx.chainAcl === undefined || chain === undefined) throw new TkmsError('internal', `acl.mode is ${aclMode()} but the gateway has no chain reader or no acl.chain`);
+    return { reader: ctx.chainAcl, confirmations: chain.confirmations };
   };
   /**
    * The block every node reads the ACL at: the gateway's head minus acl.chain.confirmations, so a
    * grant or revocation counts once it is that deep, and every node decides on the same state.
    */
-  const aclBlock = async (chainAcl: ChainAcl): Promise<number> => {
-    const head = await chainAcl.head();
-    return Math.max(0, head.block - (ctx.config.acl.chain?.confirmations ?? 0));
+  const aclBlock = async (chain: GatewayChain): Promise<number> => {
+    const head = await chain.reader.head();
+    return Math.max(0, head.block - chain.confirmations);
   };
   // The gateway's own committee file names the deployment, never a request.
   const deployment = (): { committeeId: string } => ({ committeeId: ctx.pool.committee.committeeId });
@@ -259,7 +269,14 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
           })
         : [];
       if (chainAcl === undefined) return { status: 200, json: { handle: h.handle, grants: signed } };
-      const listing = await chainAcl.listGrants(decodeHandle(h.handle), decodeAddress(h.owner, 'owner'), MAX_CHAIN_GRANTS_LISTED);
+      let listing: Awaited<ReturnType<ChainAcl['listGrants']>>;
+      try {
+        listing = await chainAcl.reader.listGrants(decodeHandle(h.handle), decodeAddress(h.owner, 'owner'), MAX_CHAIN_GRANTS_LISTED);
+      } catch (e) {
+        // The signed grants are the gateway's own: a chain that cannot be read now hides only its part.
+        if (!isTkmsError(e)) throw e;
+        return { status: 200, json: { handle: h.handle, grants: signed, chainUnavailable: { code: e.code, message: e.message } } };
+      }
       const onChain = listing.grants.map((g) => ({ source: 'chain' as const, handle: h.handle, grantee: encodeHex(g.grantee), notAfter: g.notAfter, live: g.live, block: listing.block }));
       return { status: 200, json: { handle: h.handle, grants: [...signed, ...onChain] } };
     },
@@ -340,7 +357,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
           else block = await aclBlock(chainAcl).catch(() => undefined);
         }
         // The gateway's own lookup fails fast; every node looks again at the same block.
-        if (chainAcl !== undefined) await requireOnChainGrant(auth, { delegation, descriptor, block, isGrantedAt: (q) => chainAcl.isGrantedAt(q) });
+        if (chainAcl !== undefined) await requireOnChainGrant(auth, { delegation, descriptor, block, isGrantedAt: (q) => chainAcl.reader.isGrantedAt(q) });
         // Only for an authorized requester (as at the nodes): nobody makes the gateway parse keys for free.
         // Nodes check the key too; checking here refuses a bad one before any fan-out.
         await requesterKeys.import(delegation.rsaSpki);

@@ -16,8 +16,7 @@ import { isLoopbackHost } from '../net/http-address.ts';
 import { loadOrCreateIdentityFile } from '../node/identity.ts';
 import { ServiceRunner, type Service } from '../runtime/lifecycle.ts';
 import type { RefusalReason } from '../net/http-limits.ts';
-import { createChainAclReader } from '../chain/acl-reader.ts';
-import type { ChainAcl, ChainMetricsSink } from '../chain/chain-acl.ts';
+import { openChainAcl } from '../chain/open-chain-acl.ts';
 
 export interface RunningGateway {
   server: Server;
@@ -78,10 +77,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     );
     await services.start(every('node gauge', 1_000, () => metrics.nodesConnected.set(pool.connectedMembers().length)));
     // Before the listener: a gateway that cannot read its chain refuses to start (fail closed).
-    const chain = config.acl.mode === 'signed' ? undefined : config.acl.chain;
-    // parseGatewayConfig refuses this; never fall back to signed grants when the chain was asked for.
-    if (config.acl.mode !== 'signed' && chain === undefined) throw new TkmsError('bad_request', `acl.mode is ${config.acl.mode} but acl.chain is not configured`);
-    const chainAcl = chain === undefined ? undefined : await services.open('chain acl', () => startChainAcl(chain, metrics.chain.sink, log), (r) => r.stop());
+    const { chain: chainAcl } = await openChainAcl(config.acl, { services, metrics: metrics.chain.sink, log });
     const limiter = new RateLimiter(config.rateLimit.perMinute, config.rateLimit.burst);
     // Per IP: ten accounts' worth, so a NAT of honest users is not starved but one host cannot flood signature checks.
     const ipLimiter = new RateLimiter(config.rateLimit.perMinute * 10, config.rateLimit.burst * 10);
@@ -128,25 +124,6 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     };
     return { server, url, log, stop };
   });
-}
-
-/**
- * The gateway's own reader of acl.chain, started (chain id, contract code and version checked);
- * a failure keeps its code (chain_mismatch, unavailable) and names the chain and contract.
- */
-async function startChainAcl(chain: NonNullable<GatewayConfig['acl']['chain']>, metrics: ChainMetricsSink, log: Logger): Promise<ChainAcl> {
-  const { confirmations: _confirmations, ...options } = chain;
-  const reader = createChainAclReader({ ...options, metrics, log });
-  try {
-    await reader.start();
-  } catch (e) {
-    await reader.stop().catch(() => undefined);
-    const err = e instanceof TkmsError ? e : new TkmsError('unavailable', e instanceof Error ? e.message : 'error');
-    log.error({ code: err.code, chainId: chain.chainId, contract: chain.contract }, 'cannot start the on-chain ACL (acl.chain): refusing to start');
-    throw new TkmsError(err.code, `on-chain ACL (acl.chain, chain ${chain.chainId}, contract ${chain.contract}): ${err.message}`);
-  }
-  log.info({ chainId: chain.chainId, contract: chain.contract, providers: chain.rpcUrls.length, confirmations: chain.confirmations }, 'on-chain ACL ready');
-  return reader;
 }
 
 /** A periodic task as a service: `first` runs at start, `task` every `intervalMs` until stopped. */

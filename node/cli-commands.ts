@@ -9,6 +9,8 @@ import { ENV_OVERRIDES, loadConfig, NODE_ENV_VARS, resolveKeystorePassword, type
 import { createIdentityFile, loadIdentityFile } from './identity.ts';
 import { createBackup, restoreBackup, writeBackupFile } from './keystore-backup.ts';
 import type { NodeStatus } from './status.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { ServiceRunner } from '../runtime/lifecycle.ts';
 
 /** What the commands declared in node/cli.ts do. */
 
@@ -104,6 +106,14 @@ export const nodeCheck: CommandRun<NodeConfigOption & { json?: true }> = async (
     } catch (e) {
       problems.push(`keystore: ${message(e)}`);
     }
+    // What start checks before serving a partial: a chain it cannot read stops the node there.
+    if (config.acl.mode !== 'signed') {
+      try {
+        notes.push(await checkChainAcl(config));
+      } catch (e) {
+        problems.push(`chain acl: ${message(e)}`);
+      }
+    } else if (config.acl.chain !== undefined) notes.push('chain acl: acl.chain is set but ignored (acl.mode is "signed")');
   }
   if (args.json) process.stdout.write(`${JSON.stringify({ ok: problems.length === 0, problems, notes })}\n`);
   else {
@@ -112,6 +122,23 @@ export const nodeCheck: CommandRun<NodeConfigOption & { json?: true }> = async (
   }
   return problems.length === 0 ? 0 : 1;
 };
+
+/** Starts the on-chain ACL reader as the daemon does (chain id, contract code, version), reads the head once, stops it. */
+async function checkChainAcl(config: NodeConfig): Promise<string> {
+  const chain = config.acl.chain;
+  if (chain === undefined) throw new TkmsError('bad_request', `acl.mode is ${config.acl.mode} but acl.chain is not configured`);
+  const { openChainAcl } = await import('../chain/open-chain-acl.ts');
+  const log = createLogger('silent');
+  const services = new ServiceRunner({ log });
+  const noMetrics = { call: () => undefined, head: () => undefined, cache: () => undefined };
+  try {
+    const opened = await openChainAcl(config.acl, { services, metrics: noMetrics, log });
+    const head = await opened.chain?.head();
+    return `chain acl: chain ${chain.chainId}, contract ${chain.contract} (code and version ok)${head === undefined ? '' : `, head block ${head.block}, ${Math.round(head.ageSeconds)} s old`}`;
+  } finally {
+    await services.stop();
+  }
+}
 
 /** The admin URL of the node a config describes (a wildcard host is reached on loopback). */
 function adminUrlFromConfig(config: NodeConfig): URL {
@@ -148,7 +175,7 @@ function printStatus(s: NodeStatus): void {
     ...s.keys.map((k) => `  ${k.keyId}: public key ${short(k.publicKey)}, ${k.t} of ${k.n}, stored ${k.storedAt ?? 'unknown'}`),
     `last DKG:    ${lastText}`,
     `DKG sessions since start: ${Object.entries(s.dkgSessionsSinceStart).map(([k, v]) => `${v} ${k}`).join(', ')}`,
-    `grants:      acl.mode ${s.acl?.mode ?? 'signed'}${s.acl?.head ? `, chain head ${s.acl.head.block} (${s.acl.head.ageSeconds} s old)` : s.acl?.head === null ? `, chain head unreadable: ${s.acl.headError ?? 'unknown'}` : ''}`,
+    `grants:      acl.mode ${s.acl?.mode ?? 'signed'}${s.acl?.head ? `, chain head ${s.acl.head.block} (${Math.round(s.acl.head.ageSeconds)} s old)` : s.acl?.head === null ? `, chain head unreadable: ${s.acl.headError ?? 'unknown'}` : ''}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }

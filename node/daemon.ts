@@ -37,9 +37,7 @@ import { RateLimiter } from '../runtime/rate-limit.ts';
 import { ReadBudget } from '../net/read-budget.ts';
 import { RevocationStore } from './revocations.ts';
 import { statusRoute } from './status.ts';
-import { createChainAclReader } from '../chain/acl-reader.ts';
-import type { ChainAcl } from '../chain/chain-acl.ts';
-import type { PartialAcl } from './partial.ts';
+import { openChainAcl } from '../chain/open-chain-acl.ts';
 
 /** Bytes `count` whole client frames take, length prefixes (at most 4 bytes) included. */
 const clientFrames = (count: number): number => count * (MAX_NODE_FRAME_BYTES + 4);
@@ -289,8 +287,8 @@ async function startServices({ config, committee, selfId, identity, password, lo
     }),
   );
   // Before any partial is served: a node that cannot read its chain refuses to start (fail closed).
-  const partialAcl = await openPartialAcl(config.acl, services, metrics, log);
-  const chainAcl = partialAcl.mode === 'signed' ? undefined : partialAcl.chain;
+  const partialAcl = await openChainAcl(config.acl, { services, metrics: metrics.chain.sink, log });
+  const chainAcl = partialAcl.chain;
   const partials = new PartialService({
     acl: partialAcl,
     selfId,
@@ -379,34 +377,6 @@ async function startServices({ config, committee, selfId, identity, password, lo
     await services.stop();
   };
   return { selfId, peerId: identity.peerId, libp2p, httpServer, adminServer, runner, log, stop };
-}
-
-/** Where this node takes grants from; unless signed, its chain reader as a service of `services`. */
-async function openPartialAcl(acl: NodeConfig['acl'], services: ServiceRunner, metrics: NodeMetrics, log: Logger): Promise<PartialAcl & { chain?: ChainAcl }> {
-  const { mode, chain } = acl;
-  if (mode === 'signed') return { mode };
-  // parseConfig refuses this; never fall back to signed grants when the chain was asked for.
-  if (chain === undefined) throw new TkmsError('bad_request', `acl.mode is ${mode} but acl.chain is not configured`);
-  return { mode, chain: await services.open('chain acl', () => startChainAcl(chain, metrics, log), (r) => r.stop()) };
-}
-
-/**
- * The on-chain ACL reader of acl.chain, started: chain id, contract code and version checked.
- * Its failure names what to fix and keeps its code (chain_mismatch, unavailable), so the node
- * exits like on any other start failure.
- */
-async function startChainAcl(chain: NonNullable<NodeConfig['acl']['chain']>, metrics: NodeMetrics, log: Logger): Promise<ChainAcl> {
-  const reader = createChainAclReader({ ...chain, metrics: metrics.chain.sink, log });
-  try {
-    await reader.start();
-  } catch (e) {
-    await reader.stop().catch(() => undefined);
-    const err = isTkmsError(e) ? e : new TkmsError('unavailable', errorText(e));
-    log.error({ code: err.code, chainId: chain.chainId, contract: chain.contract }, 'cannot start the on-chain ACL (acl.chain): refusing to start');
-    throw new TkmsError(err.code, `on-chain ACL (acl.chain, chain ${chain.chainId}, contract ${chain.contract}): ${err.message}`);
-  }
-  log.info({ chainId: chain.chainId, contract: chain.contract, providers: chain.rpcUrls.length, quorum: chain.quorum ?? chain.rpcUrls.length }, 'on-chain ACL ready');
-  return reader;
 }
 
 /** The public key list, or a typed refusal, for the keys protocol. */

@@ -208,7 +208,9 @@ export class PartialService {
     });
     // After the signature verified and the limit was charged: nobody makes this node call its RPC for free.
     const acl = this.acl;
-    if (auth.onChain !== undefined && acl.mode !== 'signed') {
+    if (auth.onChain !== undefined) {
+      // authorizeDelegation never asks for the chain in mode signed; serving here would skip the grant check.
+      if (acl.mode === 'signed') throw new TkmsError('internal', 'an on-chain grant check was asked for in acl.mode signed');
       await requireOnChainGrant(auth, { delegation, descriptor: request.descriptor, block: request.aclBlock, isGrantedAt: (q) => acl.chain.isGrantedAt(q) });
     }
     const rsaKey = await this.requesterKeys.import(delegation.rsaSpki);

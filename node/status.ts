@@ -8,7 +8,7 @@ import { tkmsVersion } from '../runtime/version.ts';
 import type { DkgStatus } from './dkg-runner.ts';
 import { keyFileName } from './keystore-format.ts';
 import type { NodeMetrics } from './metrics.ts';
-import type { AclMode } from '../config/chain-acl.ts';
+import type { GrantSource } from '../core/authz.ts';
 
 /**
  * `GET /admin/status` (admin listener), what `tkms node status` prints: version, committee,
@@ -40,11 +40,11 @@ export interface StatusSources {
   heldKeys: () => DkgPublicResult[];
   dkgStatus: (keyId: string) => DkgStatus;
   /** Where grants come from (config acl.mode) and, unless signed, the chain head as the reader sees it. */
-  acl?: { mode: AclMode; head?: () => Promise<{ block: number; ageSeconds: number }> };
+  acl?: { mode: GrantSource; head?: () => Promise<{ block: number; ageSeconds: number }> };
 }
 
 /** `acl` of the status: the mode, and with a chain the head (or why it cannot be read now). */
-export type AclStatus = { mode: AclMode; head?: { block: number; ageSeconds: number } | null; headError?: string };
+export type AclStatus = { mode: GrantSource; head?: { block: number; ageSeconds: number } | null; headError?: string };
 
 export interface NodeStatus {
   version: string;

@@ -33,6 +33,9 @@ async function refused(what: string, attempt: () => Promise<unknown>): Promise<v
   }
 }
 
+/** Between two decrypt attempts while waiting for a block: a block comes every second, so ten tries a second are plenty. */
+const pause = (): Promise<void> => new Promise((r) => setTimeout(r, 100));
+
 /** Retries while `attempt` is refused with `code`: the chain has not reached the block that changes the answer yet. */
 async function untilNot<T>(code: string, timeoutMs: number, attempt: () => Promise<T>): Promise<{ value: T; attempts: number }> {
   const deadline = Date.now() + timeoutMs;
@@ -41,14 +44,14 @@ async function untilNot<T>(code: string, timeoutMs: number, attempt: () => Promi
       return { value: await attempt(), attempts };
     } catch (e) {
       if (!isTkmsError(e) || e.code !== code || Date.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 200));
+      await pause();
     }
   }
 }
 
 /** Steps 7–10: an on-chain grant, a decrypt, an on-chain revocation and the refusal that follows. */
-async function onChainRoundTrip(devnet: Devnet, chain: DevnetChainEndpoint, client: (account: Account) => TkmsClient): Promise<void> {
-  const aliceAccount = generateAccount();
+async function onChainRoundTrip(devnet: Devnet, chain: DevnetChainEndpoint, client: (account: Account) => TkmsClient, aliceAccount: Account): Promise<void> {
+  // The same alice as in steps 1–6: one owner, her signed grants and her on-chain ones.
   const alice = client(aliceAccount);
   const dave = client(generateAccount());
   const head = createPublicClient({ transport: http(chain.rpcUrl) });
@@ -81,6 +84,7 @@ async function onChainRoundTrip(devnet: Devnet, chain: DevnetChainEndpoint, clie
       // Still the grant's answer: the gateway's block is not yet past the revocation's.
       servedAfter++;
       if (performance.now() - revokedAt > 15_000) throw new Error('dave still decrypts 15 s after the revocation');
+      await pause();
     } catch (e) {
       // A definite "no"; anything else (unavailable, a bug) must not pass for a revocation at work.
       if (!isTkmsError(e) || (e.code !== 'unauthorized' && e.code !== 'revoked')) throw e;
@@ -107,7 +111,8 @@ async function main(): Promise<void> {
     // Clients pin the committee (member keys, t and id from the committee file), so the gateway cannot substitute a key.
     const pinned = await devnet.pinned();
     const client = (account: Account = generateAccount()): TkmsClient => new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account, ...pinned });
-    const [alice, bob, carol] = [client(), client(), client()];
+    const aliceAccount = generateAccount();
+    const [alice, bob, carol] = [client(aliceAccount), client(), client()];
     say(`accounts: alice ${short(alice.address)}, bob ${short(bob.address)}, carol ${short(carol.address)}`);
 
     const key = await alice.getKey(devnet.keyId);
@@ -138,7 +143,7 @@ async function main(): Promise<void> {
     const back = await alice.decrypt(local.handle);
     say(`6. alice encrypts locally and decrypts her own handle: ${JSON.stringify(new TextDecoder().decode(back.plaintext))}`);
     say();
-    await onChainRoundTrip(devnet, devnet.chain!, client);
+    await onChainRoundTrip(devnet, devnet.chain!, client, aliceAccount);
     say();
     say('round trip complete. To keep a network running: npx tkms devnet --chain   (then: npx tkms --help)');
     ok = true;

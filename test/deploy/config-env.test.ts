@@ -225,6 +225,16 @@ describe('config from environment variables', () => {
       assert.ok(lines[0]!.includes('TKMS_KEYSTORE_PASWORD') && lines[0]!.includes('did you mean TKMS_KEYSTORE_PASSWORD'));
       assert.ok(lines[1]!.includes('did you mean TKMS_LOG_LEVEL'));
     });
+
+    it('the client\'s TKMS_ACL_RPC_URL and the node\'s and gateway\'s TKMS_ACL_RPC_URLS are not typos of each other', () => {
+      const env = { TKMS_ACL_RPC_URL: 'http://127.0.0.1:8545', TKMS_ACL_RPC_URLS: 'http://127.0.0.1:8545', TKMS_ACL_RPC_URSL: 'x' };
+      assert.ok(NODE_ENV_VARS.includes('TKMS_ACL_RPC_URLS') && GATEWAY_ENV_VARS.includes('TKMS_ACL_RPC_URLS'));
+      for (const known of [NODE_ENV_VARS, GATEWAY_ENV_VARS, ['TKMS_ACL_RPC_URL', 'TKMS_ACL_CONTRACT']]) {
+        const lines = envTypos(env, known);
+        assert.equal(lines.length, 1, lines.join('\n'));
+        assert.match(lines[0]!, /TKMS_ACL_RPC_URSL .*did you mean TKMS_ACL_RPC_URLS?\?/);
+      }
+    });
   });
 
   describe('properties', () => {

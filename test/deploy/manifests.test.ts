@@ -168,13 +168,16 @@ describe('deploy: container image (deploy/docker)', () => {
     const ignore = read('docker/Dockerfile.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
     assert.equal(ignore[0], '**', 'deny by default');
     for (const dir of imageSourceDirs()) assert.ok(ignore.includes(`!${dir}/**`), `${dir} is sent to the builder`);
-    assert.ok(!ignore.includes('!node_modules/**') && !ignore.includes('!.git/**'));
+    assert.ok(!ignore.includes('!node_modules/**') && !ignore.includes('!.git/**'));    // A line twice is a merge leftover: harmless here, but it hides which list is the real one.
+    assert.deepEqual(ignore.filter((line, i) => ignore.indexOf(line) !== i), [], 'no line twice');
   });
 
   it('the build stage copies every directory the CLI imports from (a new top-level directory is not forgotten)', () => {
     const build = dockerfile.stages.find((s) => s.name === 'build')!;
     const copied = new Set(all('COPY', build).map((c) => c.args.split(/\s+/)[0]!));
     for (const dir of imageSourceDirs()) assert.ok(copied.has(dir), `COPY ${dir} ./${dir} in the build stage`);
+    const sources = all('COPY', build).map((c) => c.args);
+    assert.deepEqual(sources.filter((line, i) => sources.indexOf(line) !== i), [], 'no COPY twice');
   });
 });
 

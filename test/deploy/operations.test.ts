@@ -7,6 +7,8 @@ import { createIdentityFile } from '../../node/identity.ts';
 import { Keystore } from '../../node/keystore.ts';
 import { createBackup, openBackup, parseBackup, restoreBackup, writeBackupFile } from '../../node/keystore-backup.ts';
 import { runTkmsCli } from '../../scripts/cli/program.ts';
+import { ANVIL_DEV_PRIVATE_KEY, startAnvil } from '../../chain/anvil.ts';
+import { deployAcl } from '../../chain/deploy.ts';
 import { freePorts, getJson, makeTempDir, ManagedProcess, removeDir, runTkms, TKMS_BIN, waitFor } from '../support/processes.ts';
 import { captureCli } from './cli-capture.ts';
 
@@ -271,5 +273,34 @@ describe('operations: tkms node init/check/status/backup/restore on a running no
     const ks = await Keystore.open(join(dir, 'node1/keystore'), 'a brand new password');
     assert.deepEqual(ks.list(), ['ops-key']);
     ks.close();
+  });
+
+  it('check with acl.mode chain runs the chain checks of start: chain id, contract code and version, then the head', async () => {
+    const anvil = await startAnvil();
+    try {
+      const { address } = await deployAcl(anvil.url, ANVIL_DEV_PRIVATE_KEY);
+      const base = JSON.parse(await readFile(config, 'utf8')) as Record<string, unknown>;
+      const withChain = async (name: string, chain: Record<string, unknown>) => {
+        const file = join(dir, 'node1', name);
+        await writeFile(file, JSON.stringify({ ...base, acl: { mode: 'chain', chain: { chainId: anvil.chainId, contract: address, rpcUrls: [anvil.url], ...chain } } }));
+        return captureCli(() => runTkmsCli(['node', 'check', '--config', file]));
+      };
+      const ok = await withChain('chain-ok.json', {});
+      assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+      assert.match(ok.stdout, new RegExp(`ok +chain acl: chain ${anvil.chainId}, contract ${address} \\(code and version ok\\), head block \\d+, \\d+ s old\\n`));
+      const wrongChain = await withChain('chain-wrong-id.json', { chainId: 1 });
+      assert.equal(wrongChain.code, 1);
+      assert.match(wrongChain.stdout, /PROBLEM +chain acl: on-chain ACL \(acl\.chain, chain 1, contract 0x[0-9a-fA-F]{40}\): /);
+      const noCode = await withChain('chain-no-code.json', { contract: '0x000000000000000000000000000000000000dEaD' });
+      assert.equal(noCode.code, 1);
+      assert.match(noCode.stdout, /PROBLEM +chain acl: /);
+      const signed = join(dir, 'node1', 'signed-with-chain.json');
+      await writeFile(signed, JSON.stringify({ ...base, acl: { mode: 'signed', chain: { chainId: anvil.chainId, contract: address, rpcUrls: [anvil.url] } } }));
+      const ignored = await captureCli(() => runTkmsCli(['node', 'check', '--config', signed]));
+      assert.equal(ignored.code, 0, ignored.stdout + ignored.stderr);
+      assert.match(ignored.stdout, /ok +chain acl: acl\.chain is set but ignored \(acl\.mode is "signed"\)/);
+    } finally {
+      await anvil.stop();
+    }
   });
 });

@@ -11,6 +11,8 @@ import { generateAccount, type Account } from '../../client/account.ts';
 import { writeAccountFile } from '../../client/account-file.ts';
 import { encodeHex } from '../../core/index.ts';
 import { fundDevnetAccount } from '../../deploy/devnet-chain.ts';
+import { Devnet } from '../../deploy/devnet.ts';
+import { TkmsClient } from '../../client/client.ts';
 import { runTkmsCli } from '../../scripts/cli/program.ts';
 import { captureCli } from '../deploy/cli-capture.ts';
 import { makeTempDir, removeDir } from '../support/processes.ts';
@@ -139,5 +141,142 @@ describe('cli: on-chain grants (real anvil)', function () {
     const stray = await tkms('revoke', '--contract', contract, '--account', alice.file, '--handle', handle, '--to', carol.account.address);
     assert.equal(stray.code, 2);
     assert.match(stray.stderr, /--contract applies only to on-chain grants: add --chain/);
+  });
+
+  it('the chain target is checked before the account file is opened: no password is asked for a usage error', async () => {
+    const { alice, carol } = accounts;
+    // A password file that does not exist: opening the account first would fail on it instead.
+    const missing = join(dir, 'no-such-password-file');
+    const saved = { url: process.env.TKMS_ACL_RPC_URL, contract: process.env.TKMS_ACL_CONTRACT };
+    delete process.env.TKMS_ACL_RPC_URL;
+    delete process.env.TKMS_ACL_CONTRACT;
+    try {
+      for (const argv of [
+        ['grant', '--chain', '--account', alice.file, '--password-file', missing, '--handle', handle, '--to', carol.account.address],
+        ['revoke', '--chain', '--account', alice.file, '--password-file', missing, '--handle', handle, '--to', carol.account.address],
+        ['revoke-all', '--chain', '--account', alice.file, '--password-file', missing],
+        ['operator', '--chain', '--account', alice.file, '--password-file', missing, '--add', carol.account.address],
+        ['register', '--chain', '--account', alice.file, '--password-file', missing, '--handle', handle],
+      ]) {
+        const r = await tkms(...argv);
+        assert.equal(r.code, 2, `${argv[0]}: ${r.stderr}`);
+        assert.match(r.stderr, /--chain needs the chain: --rpc-url/, argv[0]);
+        assert.doesNotMatch(r.stderr, /password/i, argv[0]);
+      }
+      const badUrl = await tkms('grant', '--chain', '--rpc-url', 'ftp://x', '--contract', contract, '--account', alice.file, '--password-file', missing, '--handle', handle, '--to', carol.account.address);
+      assert.equal(badUrl.code, 2, badUrl.stderr);
+      assert.match(badUrl.stderr, /--rpc-url must be an http/);
+    } finally {
+      if (saved.url !== undefined) process.env.TKMS_ACL_RPC_URL = saved.url;
+      if (saved.contract !== undefined) process.env.TKMS_ACL_CONTRACT = saved.contract;
+    }
+  });
+
+  it('grant --chain without a known gateway sends, then warns that the handle\'s owner was not checked', async () => {
+    const { alice, carol } = accounts;
+    const r = await tkms('grant', ...chainArgs(), '--account', alice.file, '--handle', handle, '--to', carol.account.address);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: not checked that 0x[0-9a-f]{40} owns 0x[0-9a-f]{64} \(no gateway given/);
+    assert.equal(await isGranted(alice.account, carol.account), true);
+  });
+
+  it('grant --chain with a named gateway that does not answer is refused before anything is sent', async () => {
+    const { alice, carol } = accounts;
+    const nonceBefore = await reader().getTransactionCount({ address: getAddress(alice.account.address) });
+    const r = await tkms('grant', ...chainArgs(), '--gateway', 'http://127.0.0.1:1', '--account', alice.file, '--handle', handle, '--to', carol.account.address);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /error \[unavailable\]: gateway http:\/\/127\.0\.0\.1:1 is unreachable/);
+    assert.equal(await reader().getTransactionCount({ address: getAddress(alice.account.address) }), nonceBefore);
+  });
+
+  it('operator --chain --add lets the operator grant for the owner; --remove ends that (isOperator read back)', async () => {
+    const { alice, bob, carol } = accounts;
+    const isOperator = () => reader().readContract({ address: contract, abi: TKMS_ACL_ABI, functionName: 'isOperator', args: [getAddress(alice.account.address), getAddress(bob.account.address)] });
+    await tkms('revoke-all', ...chainArgs(), '--account', alice.file);
+    const added = await tkms('operator', ...chainArgs(), '--account', alice.file, '--add', bob.account.address, '--json');
+    assert.equal(added.code, 0, added.stderr);
+    const out = JSON.parse(added.stdout) as { operator: string; approved: boolean; txHash: string };
+    assert.deepEqual({ operator: out.operator, approved: out.approved }, { operator: bob.account.address, approved: true });
+    assert.equal(await isOperator(), true);
+    const granted = await tkms('grant', ...chainArgs(), '--account', bob.file, '--owner', alice.account.address, '--handle', handle, '--to', carol.account.address);
+    assert.equal(granted.code, 0, granted.stderr);
+    assert.equal(await isGranted(alice.account, carol.account), true);
+    const removed = await tkms('operator', ...chainArgs(), '--account', alice.file, '--remove', bob.account.address);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.match(removed.stdout, /may no longer grant or revoke on chain/);
+    assert.equal(await isOperator(), false);
+    const refused = await tkms('revoke', ...chainArgs(), '--account', bob.file, '--owner', alice.account.address, '--handle', handle, '--to', carol.account.address);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /NotOperator/);
+    const both = await tkms('operator', ...chainArgs(), '--account', alice.file);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /exactly one of --add <address> or --remove <address>/);
+  });
+});
+
+describe('cli: register --chain and the owner check of grant --chain (real devnet with its chain)', function () {
+  this.timeout(240_000);
+  let devnet: Devnet;
+  let dir: string;
+  let handle: string;
+  const files: Record<'alice' | 'bob', { account: Account; file: string }> = {} as never;
+  const tkms = (...argv: string[]) => captureCli(() => runTkmsCli(argv));
+  const chainArgs = () => ['--chain', '--devnet', join(dir, 'devnet'), '--password-file', join(dir, 'password')];
+
+  before(async () => {
+    dir = await makeTempDir('tkms-chain-cli-devnet-');
+    await writeFile(join(dir, 'password'), `${PASSWORD}\n`, { mode: 0o600 });
+    devnet = await Devnet.start({ dir: join(dir, 'devnet'), n: 3, t: 2, gatewayPort: 0, chain: true });
+    for (const name of ['alice', 'bob'] as const) {
+      const account = generateAccount();
+      const file = join(dir, `${name}.json`);
+      await writeAccountFile(file, account, PASSWORD, FAST_SCRYPT);
+      files[name] = { account, file };
+      await fundDevnetAccount(devnet.chain!.rpcUrl, account.address, '10');
+    }
+    const client = new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account: files.alice.account });
+    handle = (await client.encrypt(new TextEncoder().encode('registered on chain'), { keyId: devnet.keyId })).handle;
+  });
+
+  after(async () => {
+    await devnet?.stop();
+    await removeDir(dir);
+  });
+
+  const read = <T>(functionName: 'isViewer' | 'ownerOf' | 'isGranted', args: readonly unknown[]) =>
+    createPublicClient({ transport: http(devnet.chain!.rpcUrl) }).readContract({ address: devnet.chain!.contract, abi: TKMS_ACL_ABI, functionName, args } as never) as Promise<T>;
+
+  it('register --chain by the owner: ownerOf is set and isViewer answers for the owner (and not for others)', async () => {
+    const { alice, bob } = files;
+    assert.equal(await read<boolean>('isViewer', [handle, getAddress(alice.account.address)]), false);
+    const r = await tkms('register', ...chainArgs(), '--account', alice.file, '--handle', handle, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { owner: string }).owner, alice.account.address);
+    assert.equal((await read<string>('ownerOf', [handle])).toLowerCase(), alice.account.address);
+    assert.equal(await read<boolean>('isViewer', [handle, getAddress(alice.account.address)]), true);
+    assert.equal(await read<boolean>('isViewer', [handle, getAddress(bob.account.address)]), false);
+    const again = await tkms('register', ...chainArgs(), '--account', alice.file, '--handle', handle);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /error \[conflict\]: TkmsAcl\.registerHandle reverted: AlreadyRegistered/);
+  });
+
+  it('register --chain by another account is refused before any transaction, naming the owner', async () => {
+    const { alice, bob } = files;
+    const r = await tkms('register', ...chainArgs(), '--account', bob.file, '--handle', handle);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`error \\[unauthorized\\]: ${bob.account.address} does not own handle .*its owner is ${alice.account.address}`));
+  });
+
+  it('grant --chain from an account that is not the handle\'s owner is refused (devnet\'s gateway asked); the owner\'s grant makes isViewer true for the grantee', async () => {
+    const { alice, bob } = files;
+    const carol = generateAccount();
+    const refused = await tkms('grant', ...chainArgs(), '--account', bob.file, '--handle', handle, '--to', carol.address);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /error \[unauthorized\]: 0x[0-9a-f]{40} does not own handle .*nodes read only the owner's on-chain grants/);
+    assert.equal(await read<boolean>('isGranted', [handle, getAddress(bob.account.address), getAddress(carol.address)]), false);
+    const granted = await tkms('grant', ...chainArgs(), '--account', alice.file, '--handle', handle, '--to', carol.address);
+    assert.equal(granted.code, 0, granted.stderr);
+    assert.doesNotMatch(granted.stderr, /not checked/);
+    assert.equal(await read<boolean>('isViewer', [handle, getAddress(carol.address)]), true);
   });
 });

@@ -135,7 +135,12 @@ describe('on-chain ACL: authorizeDelegation × grant source × on-chain answer',
     assert.match(revoked.message, new RegExp(`no on-chain grant .* at block ${BLOCK}`));
     assert.match(revoked.message, /signed grant does not count \(revoked:/);
     const absent = await decide('either', 'grant absent', 'no');
-    assert.match(absent.message, new RegExp(`no on-chain grant .* at block ${BLOCK}$`));
+    assert.match(absent.message, new RegExp(`^no signed grant and no on-chain grant .* at block ${BLOCK}$`));
+  });
+
+  it('mode chain: a "no" on chain names the chain only (signed grants do not count there)', async () => {
+    const got = await decide('chain', 'grant absent', 'no');
+    assert.match(got.message, new RegExp(`^no on-chain grant .* at block ${BLOCK}$`));
   });
 
   it('a request that needs the chain but names no block is bad_request, and the chain is not asked', async () => {

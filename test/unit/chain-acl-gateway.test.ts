@@ -14,6 +14,8 @@ import {
   signDelegation,
   signGrant,
   utf8ToBytes,
+  TkmsError,
+  type GrantSource,
   type PartialRequest,
 } from '../../core/index.ts';
 import type { ChainAcl, OnChainGrant, OnChainGrantQuery } from '../../chain/chain-acl.ts';
@@ -48,7 +50,9 @@ class FakeChain implements ChainAcl {
     this.asked.push(query);
     return this.granted;
   }
+  listFails = false;
   async listGrants(_handle: Uint8Array, _owner: Uint8Array, limit: number): Promise<{ block: number; grants: OnChainGrant[] }> {
+    if (this.listFails) throw new TkmsError('unavailable', 'every RPC provider is down');
     return { block: HEAD, grants: this.listed.slice(0, limit) };
   }
 }
@@ -89,7 +93,7 @@ describe('on-chain ACL at the gateway routes (fake chain and node pool)', functi
   });
 
   /** A gateway in `mode`; its pool records each fan-out and answers that node 1 cannot read its chain. */
-  async function gateway(mode: 'signed' | 'chain' | 'either', chain?: FakeChain): Promise<{ url: string; fanned: PartialRequest[] }> {
+  async function gateway(mode: GrantSource, chain?: FakeChain, opts: { withoutChainConfig?: true } = {}): Promise<{ url: string; fanned: PartialRequest[] }> {
     const fanned: PartialRequest[] = [];
     const pool = {
       committee: COMMITTEE,
@@ -99,7 +103,7 @@ describe('on-chain ACL at the gateway routes (fake chain and node pool)', functi
         return { answers: [], failures: [{ nodeId: 1, code: 'unavailable', message: 'rpc down' }], asked: [1], refusedBy: [1] };
       },
     };
-    const config = { clockSkewSeconds: 30, maxGrantLifetimeSeconds: 90 * 86_400, partialTimeoutMs: 1000, hedgeDelayMs: 0, acl: { mode, ...(mode === 'signed' ? {} : { chain: { confirmations: CONFIRMATIONS } }) } } as unknown as GatewayConfig;
+    const config = { clockSkewSeconds: 30, maxGrantLifetimeSeconds: 90 * 86_400, partialTimeoutMs: 1000, hedgeDelayMs: 0, acl: { mode, ...(mode === 'signed' || opts.withoutChainConfig ? {} : { chain: { confirmations: CONFIRMATIONS } }) } } as unknown as GatewayConfig;
     const ctx = {
       config,
       store,
@@ -201,5 +205,23 @@ describe('on-chain ACL at the gateway routes (fake chain and node pool)', functi
     const signed = await list((await gateway('signed')).url);
     assert.equal(signed.length, 1);
     assert.equal('source' in signed[0]!, false);
+  });
+
+  it('GET …/grants with the chain unreadable: 200 with the signed grants and chainUnavailable, not a 503', async () => {
+    const chain = new FakeChain();
+    chain.listFails = true;
+    const res = await fetch(`${(await gateway('either', chain)).url}/v1/handles/${handle}/grants`);
+    assert.equal(res.status, 200);
+    const json = (await res.json()) as { grants: Record<string, unknown>[]; chainUnavailable?: { code: string; message: string } };
+    assert.deepEqual(json.grants.map((g) => g.source), ['signed']);
+    assert.deepEqual(json.chainUnavailable, { code: 'unavailable', message: 'every RPC provider is down' });
+    const readable = (await (await fetch(`${(await gateway('either', new FakeChain())).url}/v1/handles/${handle}/grants`)).json()) as Record<string, unknown>;
+    assert.equal('chainUnavailable' in readable, false);
+  });
+
+  it('a context in mode chain without acl.chain is an internal error, never a read at the head', async () => {
+    const { url } = await gateway('chain', new FakeChain(), { withoutChainConfig: true });
+    const res = await post(url, `/v1/handles/${handle}/delegate`, delegateBody(grantee));
+    assert.deepEqual((({ status, code }) => ({ status, code }))(await errorOf(res)), { status: 500, code: 'internal' });
   });
 });

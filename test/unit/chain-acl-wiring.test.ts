@@ -42,6 +42,8 @@ import { GrantList } from '../../gateway/api-schemas.ts';
 import { API_ROUTES } from '../../gateway/api-routes.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { RateLimiter } from '../../runtime/rate-limit.ts';
+import { createChainMetrics } from '../../runtime/chain-metrics.ts';
+import { Registry } from 'prom-client';
 
 /**
  * The on-chain ACL wired into the node's partial service (with a fake ChainAcl that records every
@@ -296,12 +298,24 @@ describe('on-chain ACL wiring', function () {
         const text = await metrics.registry.metrics();
         assert.match(text, new RegExp(`${prefix}_calls_total\\{method="eth_call",outcome="ok"\\} 1`));
         assert.match(text, new RegExp(`${prefix}_calls_total\\{method="eth_call",outcome="unavailable"\\} 1`));
-        assert.match(text, new RegExp(`${prefix}_call_seconds_count\\{method="eth_call"\\} 2`));
+        assert.match(text, new RegExp(`${prefix}_call_duration_seconds_count\\{method="eth_call"\\} 2`));
         assert.match(text, new RegExp(`${prefix}_head_block 1234`));
         assert.match(text, new RegExp(`${prefix}_head_age_seconds 5`));
         assert.match(text, new RegExp(`${prefix}_cache_lookups_total\\{result="hit"\\} 2`));
         assert.match(text, new RegExp(`${prefix}_cache_lookups_total\\{result="miss"\\} 1`));
       }
+    });
+
+    it('the head age is measured at scrape time: it keeps growing while no new head is read', async () => {
+      let now = 1_000_000;
+      const registry = new Registry();
+      const metrics = createChainMetrics(registry, 'tkms_chain', () => now);
+      metrics.sink.head(1234, 5);
+      assert.match(await registry.metrics(), /tkms_chain_head_age_seconds 5\n/);
+      now += 60_000;
+      assert.match(await registry.metrics(), /tkms_chain_head_age_seconds 65\n/);
+      metrics.sink.head(1240, 1);
+      assert.match(await registry.metrics(), /tkms_chain_head_age_seconds 1\n/);
     });
   });
 
