@@ -4,7 +4,7 @@ import { LruCache } from '../core/lru.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { TKMS_ACL_ABI } from './acl-artifact.ts';
 import { type BlockRef, confirmedHead, headAgeSeconds, headFallsBehind, isReorg, isTrailingReport, judgeBlock, MAX_HEAD_SPREAD_BLOCKS, needsAncestorCheck } from './block-policy.ts';
-import type { ChainAcl, ChainMetricsSink, OnChainGrant, OnChainGrantQuery } from './chain-acl.ts';
+import { LOG_WINDOW_BLOCKS, MAX_LISTED_GRANTS, MAX_LISTED_LOGS, MAX_LOG_WINDOWS, type ChainAcl, type ChainMetricsSink, type OnChainGrant, type OnChainGrantQuery } from './chain-acl.ts';
 import { agreedAnswer, askAll, classifyRpcError, createProviders, type RpcProvider } from './rpc-quorum.ts';
 
 /** Options of the reader: the `acl.chain` config of a node or a gateway (config/chain-acl.ts). */
@@ -44,17 +44,6 @@ export const ACL_CONTRACT_VERSION = 1n;
 const DEFAULT_CACHE_SIZE = 10_000;
 const DEFAULT_MAX_IN_FLIGHT = 64;
 const DEFAULT_MAX_LISTINGS_IN_FLIGHT = 2;
-/** The most grants one listing returns, whatever limit is asked for. */
-export const MAX_LISTED_GRANTS = 1_000;
-/**
- * Listings read Granted events newest first, this many blocks per eth_getLogs: providers commonly
- * cap a getLogs range (often at a few thousand blocks), and a window keeps one answer small.
- */
-export const LOG_WINDOW_BLOCKS = 2_000;
-/** At most this many windows per listing (100 000 blocks, about two weeks at 12 s): then truncated. */
-export const MAX_LOG_WINDOWS = 50;
-/** Once this many Granted events were read, a listing reads no further window: then truncated. */
-export const MAX_LISTED_LOGS = 10_000;
 /**
  * Listings kept per (handle, owner, head block): a listing costs up to ~1 000 calls per provider.
  * Only listings at the current head are of use, so few are kept (each up to ~150 KB).

@@ -55,7 +55,7 @@ export interface ChainAcl {
    * is true when a cap (the limit, the number of block windows or of events read) stopped the
    * listing before fromBlock: older grants may be missing.
    */
-  listGrants(handle: Uint8Array, owner: Uint8Array, limit: number): Promise<{ block: number; grants: OnChainGrant[]; truncated?: boolean }>;
+  listGrants(handle: Uint8Array, owner: Uint8Array, limit: number): Promise<{ block: number; grants: OnChainGrant[]; truncated: boolean }>;
 }
 
 /** What the reader reports, for each process to turn into its own Prometheus series. */
@@ -66,3 +66,16 @@ export interface ChainMetricsSink {
   /** A cached answer (hit) or not (miss). */
   cache(hit: boolean): void;
 }
+
+// Listing bounds: part of what a listing promises (the gateway's API describes them), not of how one reader reads.
+/** The most grants one listing returns, whatever limit is asked for. */
+export const MAX_LISTED_GRANTS = 1_000;
+/**
+ * Listings read Granted events newest first, this many blocks per eth_getLogs: providers commonly
+ * cap a getLogs range (often at a few thousand blocks), and a window keeps one answer small.
+ */
+export const LOG_WINDOW_BLOCKS = 2_000;
+/** At most this many windows per listing (100 000 blocks, about two weeks at 12 s): then truncated. */
+export const MAX_LOG_WINDOWS = 50;
+/** Once this many Granted events were read, a listing reads no further window: then truncated. */
+export const MAX_LISTED_LOGS = 10_000;

@@ -40,6 +40,7 @@ import { SESSION_ID_LENGTH } from '../core/dkg/index.ts';
 import { SECP256K1_SPKI_PREFIX_HEX } from '../core/spki.ts';
 import { explainerOf, explainWith } from '../net/http-validation.ts';
 import { EX, EXAMPLE_HANDLE_FIELDS } from './api-examples.ts';
+import { LOG_WINDOW_BLOCKS, MAX_LISTED_GRANTS, MAX_LISTED_LOGS, MAX_LOG_WINDOWS } from '../chain/chain-acl.ts';
 
 /**
  * The JSON schemas of the gateway API, each declared once: the router validates requests with
@@ -378,8 +379,13 @@ export const GrantList = component(
       handle: Handle,
       grants: Type.Array(Type.Union([ListedGrant, ListedChainGrant]), {
         description:
-          'The latest signed grant per grantee, sorted by grantee, with its status (revoked grants are listed too; expired ones are dropped from the store); with the on-chain ACL on, then the on-chain grants (at most 1000). In mode chain signed grants count for nothing and are not listed.',
+          `The latest signed grant per grantee, sorted by grantee, with its status (revoked grants are listed too; expired ones are dropped from the store); with the on-chain ACL on, then the on-chain grants, newest first (at most ${MAX_LISTED_GRANTS}). In mode chain signed grants count for nothing and are not listed.`,
       }),
+      chainTruncated: Type.Optional(
+        Type.Literal(true, {
+          description: `Present when the on-chain part stopped at a bound (${MAX_LISTED_GRANTS} grantees, or the events of the newest ${LOG_WINDOW_BLOCKS * MAX_LOG_WINDOWS} blocks, or ${MAX_LISTED_LOGS} events): older on-chain grants exist that are not listed; isGranted on the contract answers for any one of them.`,
+        }),
+      ),
       chainUnavailable: Type.Optional(
         closed(
           { code: Type.String({ description: 'The error code of the failed read, e.g. `unavailable`.' }), message: Type.String({ description: 'Why, for a person.' }) },

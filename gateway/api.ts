@@ -47,7 +47,7 @@ import { shortfallError } from './shortfall.ts';
 import type { RateLimiter } from '../runtime/rate-limit.ts';
 import type { GatewayStore, StoredGrant, StoredHandle } from './store.ts';
 import { RequesterKeys } from './requester-keys.ts';
-import type { ChainAcl } from '../chain/chain-acl.ts';
+import { MAX_LISTED_GRANTS, type ChainAcl } from '../chain/chain-acl.ts';
 
 /**
  * The gateway's HTTP API. The gateway checks signatures, windows, handle commitments, grants,
@@ -60,6 +60,8 @@ import type { ChainAcl } from '../chain/chain-acl.ts';
 interface GatewayChain {
   reader: ChainAcl;
   confirmations: number;
+  /** acl.chain.fromBlock: the contract's deployment block, the oldest B worth naming. */
+  fromBlock: number;
 }
 
 export interface GatewayContext {
@@ -75,9 +77,6 @@ export interface GatewayContext {
   /** The gateway's own reader of the on-chain ACL, started; required unless config acl.mode is signed. */
   chainAcl?: ChainAcl;
 }
-
-/** On-chain grants listed per handle at most: a listing is one bounded answer, not an event dump. */
-export const MAX_CHAIN_GRANTS_LISTED = 1000;
 
 /** The stored handle's descriptor: the store wrote it from a checked one, so it is decoded without re-validation. */
 function descriptorOf(h: StoredHandle): HandleDescriptor {
@@ -149,7 +148,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
     const chain = ctx.config.acl.chain;
     // Start-up refuses both; a context built without them is a wiring bug, never a reason to read at the head.
     if (ctx.chainAcl === undefined || chain === undefined) throw new TkmsError('internal', `acl.mode is ${aclMode()} but the gateway has no chain reader or no acl.chain`);
-    return { reader: ctx.chainAcl, confirmations: chain.confirmations };
+    return { reader: ctx.chainAcl, confirmations: chain.confirmations, fromBlock: chain.fromBlock };
   };
   /**
    * The block every node reads the ACL at: the gateway's head minus acl.chain.confirmations, so a
@@ -157,7 +156,8 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
    */
   const aclBlock = async (chain: GatewayChain): Promise<number> => {
     const head = await chain.reader.head();
-    return Math.max(0, head.block - chain.confirmations);
+    // Not before the contract existed: there isGranted has no code to answer and every node would say "unavailable".
+    return Math.max(chain.fromBlock, head.block - chain.confirmations);
   };
   // The gateway's own committee file names the deployment, never a request.
   const deployment = (): { committeeId: string } => ({ committeeId: ctx.pool.committee.committeeId });
@@ -258,7 +258,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       const chainAcl = chainReader();
       // In mode chain stored signed grants count for nothing: listing them would mislead.
       const signedListed = aclMode() !== 'chain';
-      reserveResponseBytes(req, grantsResponseBytes((signedListed ? ctx.store.grantCount(h.handle) : 0) + (chainAcl === undefined ? 0 : MAX_CHAIN_GRANTS_LISTED)));
+      reserveResponseBytes(req, grantsResponseBytes((signedListed ? ctx.store.grantCount(h.handle) : 0) + (chainAcl === undefined ? 0 : MAX_LISTED_GRANTS)));
       const now = nowSeconds();
       const signed = signedListed
         ? ctx.store.listGrants(h.handle).map((g) => {
@@ -271,14 +271,14 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       if (chainAcl === undefined) return { status: 200, json: { handle: h.handle, grants: signed } };
       let listing: Awaited<ReturnType<ChainAcl['listGrants']>>;
       try {
-        listing = await chainAcl.reader.listGrants(decodeHandle(h.handle), decodeAddress(h.owner, 'owner'), MAX_CHAIN_GRANTS_LISTED);
+        listing = await chainAcl.reader.listGrants(decodeHandle(h.handle), decodeAddress(h.owner, 'owner'), MAX_LISTED_GRANTS);
       } catch (e) {
         // The signed grants are the gateway's own: a chain that cannot be read now hides only its part.
         if (!isTkmsError(e)) throw e;
         return { status: 200, json: { handle: h.handle, grants: signed, chainUnavailable: { code: e.code, message: e.message } } };
       }
       const onChain = listing.grants.map((g) => ({ source: 'chain' as const, handle: h.handle, grantee: encodeHex(g.grantee), notAfter: g.notAfter, live: g.live, block: listing.block }));
-      return { status: 200, json: { handle: h.handle, grants: [...signed, ...onChain] } };
+      return { status: 200, json: { handle: h.handle, grants: [...signed, ...onChain], ...(listing.truncated ? { chainTruncated: true } : {}) } };
     },
     putGrant: async (_req, _url, body, params) => {
       if (aclMode() === 'chain') {

@@ -51,9 +51,10 @@ class FakeChain implements ChainAcl {
     return this.granted;
   }
   listFails = false;
-  async listGrants(_handle: Uint8Array, _owner: Uint8Array, limit: number): Promise<{ block: number; grants: OnChainGrant[] }> {
+  truncated = false;
+  async listGrants(_handle: Uint8Array, _owner: Uint8Array, limit: number): Promise<{ block: number; grants: OnChainGrant[]; truncated: boolean }> {
     if (this.listFails) throw new TkmsError('unavailable', 'every RPC provider is down');
-    return { block: HEAD, grants: this.listed.slice(0, limit) };
+    return { block: HEAD, grants: this.listed.slice(0, limit), truncated: this.truncated };
   }
 }
 
@@ -93,7 +94,7 @@ describe('on-chain ACL at the gateway routes (fake chain and node pool)', functi
   });
 
   /** A gateway in `mode`; its pool records each fan-out and answers that node 1 cannot read its chain. */
-  async function gateway(mode: GrantSource, chain?: FakeChain, opts: { withoutChainConfig?: true } = {}): Promise<{ url: string; fanned: PartialRequest[] }> {
+  async function gateway(mode: GrantSource, chain?: FakeChain, opts: { withoutChainConfig?: true; fromBlock?: number } = {}): Promise<{ url: string; fanned: PartialRequest[] }> {
     const fanned: PartialRequest[] = [];
     const pool = {
       committee: COMMITTEE,
@@ -103,7 +104,7 @@ describe('on-chain ACL at the gateway routes (fake chain and node pool)', functi
         return { answers: [], failures: [{ nodeId: 1, code: 'unavailable', message: 'rpc down' }], asked: [1], refusedBy: [1] };
       },
     };
-    const config = { clockSkewSeconds: 30, maxGrantLifetimeSeconds: 90 * 86_400, partialTimeoutMs: 1000, hedgeDelayMs: 0, acl: { mode, ...(mode === 'signed' || opts.withoutChainConfig ? {} : { chain: { confirmations: CONFIRMATIONS } }) } } as unknown as GatewayConfig;
+    const config = { clockSkewSeconds: 30, maxGrantLifetimeSeconds: 90 * 86_400, partialTimeoutMs: 1000, hedgeDelayMs: 0, acl: { mode, ...(mode === 'signed' || opts.withoutChainConfig ? {} : { chain: { confirmations: CONFIRMATIONS, fromBlock: opts.fromBlock ?? 0 } }) } } as unknown as GatewayConfig;
     const ctx = {
       config,
       store,
@@ -143,6 +144,26 @@ describe('on-chain ACL at the gateway routes (fake chain and node pool)', functi
     assert.equal(fanned.length, 1);
     assert.equal(fanned[0]!.aclBlock, HEAD - CONFIRMATIONS);
     assert.equal(fanned[0]!.grant, undefined, 'the stored signed grant is not sent');
+  });
+
+  it('B is never older than the contract (acl.chain.fromBlock): on a young chain the gateway names the deployment block', async () => {
+    const chain = new FakeChain();
+    const fromBlock = HEAD - CONFIRMATIONS + 1;
+    const { url, fanned } = await gateway('chain', chain, { fromBlock });
+    await post(url, `/v1/handles/${handle}/delegate`, delegateBody(grantee));
+    assert.equal(chain.asked[0]!.block, fromBlock);
+    assert.equal(fanned[0]!.aclBlock, fromBlock);
+  });
+
+  it('a listing stopped at a bound says so (chainTruncated)', async () => {
+    const chain = new FakeChain();
+    chain.truncated = true;
+    const { url } = await gateway('chain', chain);
+    const json = (await (await fetch(`${url}/v1/handles/${handle}/grants`)).json()) as { chainTruncated?: boolean };
+    assert.equal(json.chainTruncated, true);
+    chain.truncated = false;
+    const whole = (await (await fetch(`${url}/v1/handles/${handle}/grants`)).json()) as { chainTruncated?: boolean };
+    assert.equal(whole.chainTruncated, undefined);
   });
 
   it('mode chain: no grant on chain fails fast (403 unauthorized), the nodes are not asked', async () => {
