@@ -1,5 +1,6 @@
 import { bytesToHex, getAddress, type Block, type Hex } from 'viem';
 import { TkmsError } from '../core/errors.ts';
+import { MAX_TIMESTAMP } from '../core/schema.ts';
 import { LruCache } from '../core/lru.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { TKMS_ACL_ABI } from './acl-artifact.ts';
@@ -202,6 +203,17 @@ class ChainAclReader implements ChainAcl {
   }
 
   /**
+   * Waiting for a block ahead is cheap to ask for (any requester key, B = head + a few), so waiters
+   * get a share of their own: past it a block ahead is refused at once, and lookups always keep
+   * most of maxInFlight.
+   */
+  private admitWaiter(block: number, head: number): void {
+    const share = Math.max(1, Math.floor(this.maxInFlight / 4));
+    if (this.waiting >= share) throw new TkmsError('acl_block_ahead', `ACL block ${block} is ahead of this process's head ${head}, and ${this.waiting} requests already wait for blocks ahead; retry`, { block, head });
+    this.admitOne();
+  }
+
+  /**
    * The head to judge `block` against: fresh, and at or past `block` when it is only a little ahead
    * (waited for, up to aheadWaitMs, as one of the admitted lookups). Throws the verdict's code otherwise.
    */
@@ -209,7 +221,7 @@ class ChainAclReader implements ChainAcl {
     let head = this.usableHead();
     let verdict = judgeBlock(block, head.number, this.options.maxBlockLag, MAX_AHEAD_BLOCKS);
     if (verdict === 'wait' || verdict === 'ahead') {
-      this.admitOne();
+      this.admitWaiter(block, head.number);
       this.waiting++;
       let refreshFailed: unknown;
       try {
@@ -386,15 +398,42 @@ class ChainAclReader implements ChainAcl {
     const next = sameBlock ? agreedAnswer('the latest block', latest, this.quorum, blockKey) : await this.readBlock(verdict.number);
     const last = this.current;
     if (last !== undefined && isTrailingReport(last, next, this.knownHashes.get(next.number))) return last;
+    if (last !== undefined && next.number < last.number) return this.lowerHeadReported(last, next);
     if (last !== undefined && last.hash !== next.hash) {
       const ancestor = needsAncestorCheck(last, next) ? (await this.readBlock(last.number)).hash : undefined;
-      if (isReorg(last, next, ancestor)) {
-        this.cacheGeneration++;
-        this.cache = new LruCache(this.options.cacheSize ?? DEFAULT_CACHE_SIZE);
-        this.knownHashes.clear();
-        this.options.log?.warn({ from: last.number, fromHash: last.hash, to: next.number, toHash: next.hash }, 'chain reorganisation seen: on-chain ACL cache dropped');
-      }
+      if (isReorg(last, next, ancestor)) this.dropCache(last, next);
     }
+    return this.adopt(next);
+  }
+
+  /**
+   * The quorum reports a head below the one held, at a block never adopted: a provider trailing (or
+   * lying), or the chain reorganising to a shorter branch. The head never moves back on that word
+   * alone, or a revocation already in force could be undone for a poll: the block at the held
+   * number decides. The same hash: a trailing report, keep the head. Another hash: a reorganisation,
+   * whose block at that number becomes the head. Unreadable: this poll fails and the held head ages;
+   * a reorganisation is then caught once the chain is back at that height.
+   */
+  private async lowerHeadReported(last: BlockRef, next: BlockRef): Promise<BlockRef> {
+    let atLast: BlockRef & { parentHash: string };
+    try {
+      atLast = await this.readBlock(last.number);
+    } catch (e) {
+      throw new TkmsError('unavailable', `RPC providers report head ${next.number}, below the head ${last.number} held, and block ${last.number} cannot be read: keeping the held head (${e instanceof TkmsError ? e.message : 'no answer'})`);
+    }
+    if (atLast.hash === last.hash) return last;
+    this.dropCache(last, atLast);
+    return this.adopt(atLast);
+  }
+
+  private dropCache(from: BlockRef, to: BlockRef): void {
+    this.cacheGeneration++;
+    this.cache = new LruCache(this.options.cacheSize ?? DEFAULT_CACHE_SIZE);
+    this.knownHashes.clear();
+    this.options.log?.warn({ from: from.number, fromHash: from.hash, to: to.number, toHash: to.hash }, 'chain reorganisation seen: on-chain ACL cache dropped');
+  }
+
+  private adopt(next: BlockRef): BlockRef {
     this.current = next;
     this.knownHashes.set(next.number, next.hash);
     // Oldest first: a Map iterates in insertion order.
@@ -422,7 +461,7 @@ class ChainAclReader implements ChainAcl {
       this.providers,
       'eth_call',
       (c) => c.readContract({ address: this.address, abi: TKMS_ACL_ABI, functionName: 'grantOf', args: [handle, owner, grantee], blockNumber: BigInt(block) }),
-      (raw) => (Array.isArray(raw) && raw.length === 3 && typeof raw[0] === 'bigint' && typeof raw[2] === 'boolean' ? { notAfter: Number(raw[0]), live: raw[2] } : undefined),
+      (raw) => (Array.isArray(raw) && raw.length === 3 && typeof raw[0] === 'bigint' && typeof raw[2] === 'boolean' ? { notAfter: raw[0] > BigInt(MAX_TIMESTAMP) ? MAX_TIMESTAMP : Number(raw[0]), live: raw[2] } : undefined),
       this.options.metrics,
     );
     const g = agreedAnswer(`grantOf at block ${block}`, fanout, this.quorum, (v) => `${v.notAfter}/${v.live}`);

@@ -40,6 +40,7 @@ export async function openChainAcl(
   // Config parsing refuses this; never fall back to signed grants when the chain was asked for.
   if (chain === undefined) throw new TkmsError('bad_request', `acl.mode is ${mode} but acl.chain is not configured`);
   const reader = await deps.services.open('chain acl', () => startReader(chain, deps.metrics, log), (r) => r.stop());
+  if (chain.fromBlock !== undefined && chain.fromBlock > 0) await refuseFromBlockPastHead(reader, chain.fromBlock);
   if (chain.fromBlock === 0) await warnFromBlockZero(reader, deps.fromBlockZeroWarnHead ?? FROM_BLOCK_ZERO_WARN_HEAD, log);
   return { mode, chain: reader };
 }
@@ -56,6 +57,18 @@ async function startReader(chain: NonNullable<AclGroup['chain']>, metrics: Chain
   }
   log.info({ chainId: chain.chainId, contract: chain.contract, providers: chain.rpcUrls.length, quorum: chain.quorum ?? chain.rpcUrls.length }, 'on-chain ACL ready');
   return reader;
+}
+
+/**
+ * The gateway names no block older than fromBlock (the contract's deployment block), so a fromBlock
+ * past the head would make it name blocks the chain has not reached, and every request fail: a
+ * mistyped config, refused at start rather than as a 503 on every decrypt.
+ */
+async function refuseFromBlockPastHead(reader: ChainAcl, fromBlock: number): Promise<void> {
+  const head = (await reader.head()).block;
+  if (fromBlock > head) {
+    throw new TkmsError('chain_mismatch', `acl.chain.fromBlock is ${fromBlock}, past the chain's head ${head}: set it to the block the TkmsAcl contract was deployed at`);
+  }
 }
 
 async function warnFromBlockZero(reader: ChainAcl, warnHead: number, log: Logger): Promise<void> {

@@ -68,7 +68,7 @@ const sharedChainFields = () => ({
 const nodeChainFields = () => ({
   ...sharedChainFields(),
   maxBlockLag: field.integer(0, 100_000, 32, {
-    description: 'the oldest block B a request may name, in blocks behind this node\'s head: a revocation binds every request once the head is this far past it',
+    description: 'the oldest block B a request may name, in blocks behind this node\'s head (acl_block_too_old beyond); keep it below 128, as providers without archive state answer only for recent blocks',
     env: 'TKMS_ACL_MAX_BLOCK_LAG',
     unit: 'blocks',
   }),

@@ -60,8 +60,8 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
   });
 
   afterEach(async () => {
-    p1.setMode('pass');
-    p2.setMode('pass');
+    await p1.setMode('pass');
+    await p2.setMode('pass');
     await Promise.all(readers.splice(0).map((r) => r.stop()));
   });
 
@@ -262,8 +262,8 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     assert.ok(Date.now() - t < 2_000, 'answered soon after the block arrived');
   });
 
-  it('requests waiting for a block ahead count against maxInFlight: a flood of them is refused at once', async () => {
-    const reader = await started({ aheadWaitMs: 2_000, maxInFlight: 4 });
+  it('requests waiting for a block ahead have a share of maxInFlight (a quarter): a flood of them is refused at once, and lookups keep the rest', async () => {
+    const reader = await started({ aheadWaitMs: 2_000, maxInFlight: 8 });
     const head = await chainHead();
     await readerReaches(reader, head);
     const t = Date.now();
@@ -272,10 +272,12 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
       (error: unknown) => (isTkmsError(error) ? error.code : String(error)),
     ));
     await new Promise((r) => setTimeout(r, 200));
+    // Two requests wait (8 / 4); a lookup at the head is still served meanwhile.
+    assert.equal(await reader.isGrantedAt({ handle: randomHandle(), owner: ownerBytes, grantee: randomAddressBytes(), block: head }), false);
     await testClient.mine({ blocks: 2 });
     const codes = await Promise.all(waits);
-    assert.equal(codes.filter((c) => c === 'unavailable').length, 36, `36 refused at once: ${codes}`);
-    assert.equal(codes.filter((c) => c === 'false').length, 4, 'the 4 admitted waited and were answered');
+    assert.equal(codes.filter((c) => c === 'acl_block_ahead').length, 38, `38 refused at once: ${codes}`);
+    assert.equal(codes.filter((c) => c === 'false').length, 2, 'the 2 admitted waited and were answered');
     assert.ok(Date.now() - t < 1_500, 'nobody waited out aheadWaitMs');
   });
 
@@ -319,6 +321,23 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     await p2.setMode('pass');
     await readerReaches(reader, stuckAt + 10);
     assert.equal(await reader.isGrantedAt({ ...query, block: stuckAt + 10, grantee: randomAddressBytes() }), false, 'answers again once the provider catches up');
+  });
+
+  it('a provider reporting a lower head at a block never adopted does not move the head back (a revocation stays in force)', async () => {
+    const logLines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
+    const reader = await started({ log });
+    const start = await chainHead();
+    await readerReaches(reader, start);
+    // Three blocks at once: the reader adopts start + 3 and never sees start + 1.
+    await testClient.mine({ blocks: 3 });
+    await readerReaches(reader, start + 3);
+    await p2.setMode('stale-head', { staleHead: start + 1 });
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal((await reader.head()).block, start + 3, 'the head stayed where both providers had been');
+    assert.ok(!logLines.some((l) => /chain reorganisation seen/.test(l)), 'a lower report is not taken for a reorg');
+    // A block the head passed is still judged against the held head, not the lower report.
+    assert.equal(await reader.isGrantedAt({ handle: randomHandle(), owner: ownerBytes, grantee: randomAddressBytes(), block: start + 3 }), false);
   });
 
   it('drops cached answers when the chain reorganises: a grant undone by a reorg is not granted at the same block number', async () => {

@@ -81,6 +81,17 @@ describe('openChainAcl (real anvil)', function () {
     await services.stop();
   });
 
+  it('a fromBlock past the chain head is refused at start (chain_mismatch), and the reader is stopped', async () => {
+    const { log } = capturingLogger();
+    const services = new ServiceRunner({ log });
+    await assert.rejects(openChainAcl({ mode: 'chain', chain: chainConfig({ fromBlock: 1_000_000 }) }, { services, metrics: NO_METRICS, log }), (e: unknown) => {
+      assert.ok(isTkmsError(e, 'chain_mismatch'), String(e));
+      assert.match(e.message, /acl\.chain\.fromBlock is 1000000, past the chain's head \d+/);
+      return true;
+    });
+    await services.stop();
+  });
+
   it('a mode without acl.chain is refused (never a silent fall back to signed grants)', async () => {
     const { log } = capturingLogger();
     await assert.rejects(openChainAcl({ mode: 'chain' }, { services: new ServiceRunner({ log }), metrics: NO_METRICS, log }), /acl\.mode is chain but acl\.chain is not configured/);

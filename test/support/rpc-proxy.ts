@@ -21,7 +21,8 @@ export type RpcProxyMode = 'pass' | 'down' | 'hang' | 'lie' | 'malformed' | 'han
 
 export interface RpcProxy {
   url: string;
-  setMode(mode: RpcProxyMode): Promise<void>;
+  /** `staleHead`: with 'stale-head', the block to report as latest (default: the latest now). */
+  setMode(mode: RpcProxyMode, options?: { staleHead?: number }): Promise<void>;
   /** JSON-RPC requests seen per method since the last reset (batch elements count one each). */
   counts(): Record<string, number>;
   resetCounts(): void;
@@ -102,8 +103,10 @@ export async function startRpcProxy(targetUrl: string): Promise<RpcProxy> {
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
-    setMode: async (m) => {
-      if (m === 'stale-head') {
+    setMode: async (m, options) => {
+      if (m === 'stale-head' && options?.staleHead !== undefined) {
+        staleHead = `0x${options.staleHead.toString(16)}`;
+      } else if (m === 'stale-head') {
         const latest = JSON.parse((await forward(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_blockNumber', params: [] }))).text) as { result: string };
         staleHead = latest.result;
       }
