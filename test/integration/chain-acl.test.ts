@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateAccount, TkmsClient, type Account, type DecryptResult } from '../../client/index.ts';
-import { generateRsaKeyPair, isTkmsError, type TkmsError } from '../../core/index.ts';
+import { generateRsaKeyPair, isTkmsError } from '../../core/index.ts';
 import { Devnet } from '../../deploy/devnet.ts';
 import { parseCommitteeJson } from '../../net/committee.ts';
 import { ChainFixture } from '../support/chain-evm.ts';
@@ -13,6 +13,7 @@ import { P2pClient } from '../support/p2p-client.ts';
 import { makeTempDir, removeDir, waitFor } from '../support/processes.ts';
 import { startRpcProxy, type RpcProxy } from '../support/rpc-proxy.ts';
 import { MAX_AHEAD_BLOCKS } from '../../chain/acl-reader.ts';
+import { expectRefusal } from '../support/refusal.ts';
 
 /**
  * The on-chain ACL end to end: a real local EVM (anvil, blocks mined only when a test says so),
@@ -25,17 +26,6 @@ const TIMING: ChainAclTiming = { confirmations: 2, maxBlockLag: 6, aheadWaitMs: 
 const NODES = [1, 2, 3, 4, 5] as const;
 // Rate limits would refuse the polling loops below; they are tested elsewhere.
 const UNLIMITED = { perMinute: 10_000_000, burst: 100_000 };
-
-async function expectRefusal(promise: Promise<unknown>, code: string): Promise<TkmsError> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.ok(isTkmsError(e), `expected a TkmsError, got ${String(e)}`);
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
-    return e;
-  }
-  assert.fail(`expected a refusal with ${code}`);
-}
 
 const textOf = (r: DecryptResult): string => new TextDecoder().decode(r.plaintext);
 

@@ -8,8 +8,9 @@ import { createChainAclReader, type ChainAclReaderOptions } from '../../chain/ac
 import { ANVIL_DEV_PRIVATE_KEY, startAnvil, type AnvilChain } from '../../chain/anvil.ts';
 import type { ChainAcl, ChainMetricsSink } from '../../chain/chain-acl.ts';
 import { deployAcl } from '../../chain/deploy.ts';
-import { isTkmsError, type ErrorCode } from '../../core/index.ts';
+import { isTkmsError } from '../../core/index.ts';
 import { startRpcProxy, type RpcProxy } from '../support/rpc-proxy.ts';
+import { expectRefusal } from '../support/refusal.ts';
 
 /**
  * The on-chain ACL reader against a real anvil, through proxies that can fail or lie, so quorum,
@@ -24,17 +25,6 @@ function randomHandle(): Uint8Array {
 }
 function randomAddressBytes(): Uint8Array {
   return new Uint8Array(randomBytes(20));
-}
-
-async function refusal(promise: Promise<unknown>, code: ErrorCode): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(isTkmsError(error), `expected a TkmsError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    return error;
-  }
-  assert.fail(`expected ${code}, got an answer`);
 }
 
 describe('on-chain ACL reader (anvil + RPC proxies)', function () {
@@ -167,28 +157,28 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     await readerReaches(reader, block);
     const query = { handle, owner: ownerBytes, grantee: randomAddressBytes(), block };
 
-    p2.setMode('lie');
-    const lie = await refusal(reader.isGrantedAt(query), 'unavailable');
+    await p2.setMode('lie');
+    const lie = await expectRefusal(reader.isGrantedAt(query), 'unavailable');
     assert.match(lie.message, /disagree/);
     assert.match(lie.message, /rpc\[1\] said true/);
     assert.doesNotMatch(lie.message, /127\.0\.0\.1/, 'names providers as rpc[i] only: hosts are for logs');
 
-    p2.setMode('down');
+    await p2.setMode('down');
     let t = Date.now();
-    await refusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
+    await expectRefusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
     assert.ok(Date.now() - t < TIMEOUT_MS + 1_000);
 
-    p2.setMode('hang');
+    await p2.setMode('hang');
     t = Date.now();
-    const hang = await refusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
+    const hang = await expectRefusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
     const waited = Date.now() - t;
     assert.match(hang.message, /timeout/);
     assert.ok(waited >= TIMEOUT_MS - 50 && waited < TIMEOUT_MS + 1_000, `hang refused after ${waited} ms`);
 
-    p2.setMode('malformed');
-    await refusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
+    await p2.setMode('malformed');
+    await expectRefusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
 
-    p2.setMode('pass');
+    await p2.setMode('pass');
     assert.equal(await reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), false, 'answers again once the provider is back');
   });
 
@@ -197,29 +187,29 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     const block = await chainHead();
     await readerReaches(reader, block);
     const query = { handle: randomHandle(), owner: ownerBytes, grantee: randomAddressBytes(), block };
-    p2.setMode('down');
+    await p2.setMode('down');
     assert.equal(await reader.isGrantedAt(query), false);
-    p2.setMode('lie');
-    await refusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
+    await p2.setMode('lie');
+    await expectRefusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
   });
 
   it('start() refuses a wrong chain id, an address without code, a contract of another version, and a provider that does not answer', async () => {
     // Any letter case is the same address: a broken EIP-55 checksum is not a reason to refuse.
     const recased = `0x${[...contract.slice(2)].map((c, i) => (i % 2 === 0 ? c.toUpperCase() : c.toLowerCase())).join('')}`;
     await started({ contract: recased });
-    await refusal(createChainAclReader(options({ chainId: anvil.chainId + 1 })).start(), 'chain_mismatch');
-    await refusal(createChainAclReader(options({ contract: toHex(randomAddressBytes()) })).start(), 'chain_mismatch');
+    await expectRefusal(createChainAclReader(options({ chainId: anvil.chainId + 1 })).start(), 'chain_mismatch');
+    await expectRefusal(createChainAclReader(options({ contract: toHex(randomAddressBytes()) })).start(), 'chain_mismatch');
     // A contract whose every call returns uint256 2: code exists, VERSION() answers, but not 1.
     const runtime = '600260005260206000f3';
     const hash = await wallet.deployContract({ abi: [], bytecode: `0x600a600c600039600a6000f3${runtime}`, chain: null, account: owner });
     const other = (await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 20 })).contractAddress!;
-    const version = await refusal(createChainAclReader(options({ contract: other })).start(), 'chain_mismatch');
+    const version = await expectRefusal(createChainAclReader(options({ contract: other })).start(), 'chain_mismatch');
     assert.match(version.message, /version 2/);
-    p2.setMode('down');
-    await refusal(createChainAclReader(options()).start(), 'unavailable');
-    p2.setMode('hang');
+    await p2.setMode('down');
+    await expectRefusal(createChainAclReader(options()).start(), 'unavailable');
+    await p2.setMode('hang');
     const t = Date.now();
-    await refusal(createChainAclReader(options()).start(), 'unavailable');
+    await expectRefusal(createChainAclReader(options()).start(), 'unavailable');
     assert.ok(Date.now() - t < TIMEOUT_MS * 3 + 1_000);
   });
 
@@ -231,7 +221,7 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     const query = { handle: randomHandle(), owner: ownerBytes, grantee: randomAddressBytes(), block };
     assert.equal(await reader.isGrantedAt(query), false);
     await new Promise((r) => setTimeout(r, 3_200)); // no block mined: the head ages past 2 s
-    const stale = await refusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
+    const stale = await expectRefusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
     assert.match(stale.message, /old/);
     await testClient.mine({ blocks: 1 });
     await readerReaches(reader, block + 1);
@@ -245,12 +235,12 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     await readerReaches(reader, head);
     const query = { handle: randomHandle(), owner: ownerBytes, grantee: randomAddressBytes() };
     assert.equal(await reader.isGrantedAt({ ...query, block: head - 2 }), false, 'exactly maxBlockLag behind is fine');
-    await refusal(reader.isGrantedAt({ ...query, block: head - 3 }), 'acl_block_too_old');
+    await expectRefusal(reader.isGrantedAt({ ...query, block: head - 3 }), 'acl_block_too_old');
     let t = Date.now();
-    await refusal(reader.isGrantedAt({ ...query, block: head + 2 }), 'acl_block_ahead');
+    await expectRefusal(reader.isGrantedAt({ ...query, block: head + 2 }), 'acl_block_ahead');
     assert.ok(Date.now() - t >= 250, 'waited before refusing a block a little ahead');
     t = Date.now();
-    const far = await refusal(reader.isGrantedAt({ ...query, block: head + 1_000_000 }), 'acl_block_ahead');
+    const far = await expectRefusal(reader.isGrantedAt({ ...query, block: head + 1_000_000 }), 'acl_block_ahead');
     assert.ok(Date.now() - t < 200, `a block far ahead is refused at once (${Date.now() - t} ms)`);
     assert.match(far.message, /more than 3 blocks ahead/);
 
@@ -313,7 +303,7 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
 
     await testClient.mine({ blocks: 8 });
     await new Promise((r) => setTimeout(r, 300));
-    const refused = await refusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
+    const refused = await expectRefusal(reader.isGrantedAt({ ...query, grantee: randomAddressBytes() }), 'unavailable');
     assert.match(refused.message, new RegExp(`reports head ${stuckAt + 10}`));
     assert.doesNotMatch(refused.message, /127\.0\.0\.1/);
     assert.ok(!logLines.some((l) => /chain reorganisation seen/.test(l)), 'a provider behind is not taken for a reorg');
@@ -394,7 +384,7 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     assert.deepEqual(shared.filter((r) => r.status !== 'fulfilled' || r.value !== false).map((r) => (r.status === 'rejected' ? String(r.reason) : r.value)).slice(0, 3), []);
     assert.equal(p1.counts()['eth_call'], 4, '400 lookups of 4 distinct questions: 4 calls');
 
-    p2.setMode('hang');
+    await p2.setMode('hang');
     p1.resetCounts();
     const fresh = Array.from({ length: 40 }, randomAddressBytes); // none cached
     const flood = await Promise.allSettled(fresh.map((grantee) => reader.isGrantedAt({ handle, owner: ownerBytes, grantee, block })));

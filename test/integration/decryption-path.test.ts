@@ -11,7 +11,6 @@ import {
   decodeHex,
   encodeHex,
   generateRsaKeyPair,
-  isTkmsError,
   KEYS_PROTOCOL,
   newRequestId,
   PARTIAL_PROTOCOL,
@@ -32,6 +31,7 @@ import { spawn } from 'node:child_process';
 import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTempDir, removeDir, runTkms, TKMS_BIN, waitFor } from '../support/processes.ts';
+import { expectRefusal } from '../support/refusal.ts';
 
 /**
  * The decryption path end to end on a real devnet: 5 node processes (t = 3) and a gateway
@@ -39,17 +39,6 @@ import { makeTempDir, removeDir, runTkms, TKMS_BIN, waitFor } from '../support/p
  * the nodes directly, as a compromised gateway would.
  */
 const nowS = (): number => Math.floor(Date.now() / 1000);
-
-async function expectRefusal(promise: Promise<unknown>, code: string): Promise<Error> {
-  try {
-    await promise;
-  } catch (e) {
-    assert.ok(isTkmsError(e), `expected a TkmsError, got ${String(e)}`);
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
-    return e;
-  }
-  assert.fail(`expected refusal with ${code}`);
-}
 
 interface Scene {
   devnet: Devnet;
