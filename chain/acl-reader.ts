@@ -401,7 +401,7 @@ class ChainAclReader implements ChainAcl {
     if (last !== undefined && next.number < last.number) return this.lowerHeadReported(last, next);
     if (last !== undefined && last.hash !== next.hash) {
       const ancestor = needsAncestorCheck(last, next) ? (await this.readBlock(last.number)).hash : undefined;
-      if (isReorg(last, next, ancestor)) this.dropCache(last, next);
+      if (isReorg(last, next, ancestor)) this.dropCache(last, next, 'chain reorganisation seen');
     }
     return this.adopt(next);
   }
@@ -411,26 +411,28 @@ class ChainAclReader implements ChainAcl {
    * lying), or the chain reorganising to a shorter branch. The head never moves back on that word
    * alone, or a revocation already in force could be undone for a poll: the block at the held
    * number decides. The same hash: a trailing report, keep the head. Another hash: a reorganisation,
-   * whose block at that number becomes the head. Unreadable: this poll fails and the held head ages;
-   * a reorganisation is then caught once the chain is back at that height.
+   * whose block at that number becomes the head. Unreadable: the chain may have reorganised to a
+   * shorter branch, so the cached answers are dropped (lookups ask again, and fail closed while the
+   * providers disagree), this poll fails and the held head ages.
    */
   private async lowerHeadReported(last: BlockRef, next: BlockRef): Promise<BlockRef> {
     let atLast: BlockRef & { parentHash: string };
     try {
       atLast = await this.readBlock(last.number);
     } catch (e) {
+      this.dropCache(last, next, 'the head held can no longer be read (a shorter branch, or a provider that went back)');
       throw new TkmsError('unavailable', `RPC providers report head ${next.number}, below the head ${last.number} held, and block ${last.number} cannot be read: keeping the held head (${e instanceof TkmsError ? e.message : 'no answer'})`);
     }
     if (atLast.hash === last.hash) return last;
-    this.dropCache(last, atLast);
+    this.dropCache(last, atLast, 'chain reorganisation seen');
     return this.adopt(atLast);
   }
 
-  private dropCache(from: BlockRef, to: BlockRef): void {
+  private dropCache(from: BlockRef, to: BlockRef, why: string): void {
     this.cacheGeneration++;
     this.cache = new LruCache(this.options.cacheSize ?? DEFAULT_CACHE_SIZE);
     this.knownHashes.clear();
-    this.options.log?.warn({ from: from.number, fromHash: from.hash, to: to.number, toHash: to.hash }, 'chain reorganisation seen: on-chain ACL cache dropped');
+    this.options.log?.warn({ from: from.number, fromHash: from.hash, to: to.number, toHash: to.hash }, `${why}: on-chain ACL cache dropped`);
   }
 
   private adopt(next: BlockRef): BlockRef {

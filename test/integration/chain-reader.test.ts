@@ -349,6 +349,28 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
     assert.ok(logLines.some((l) => /chain reorganisation seen/.test(l)), 'the reorg is logged');
   });
 
+  it('a reorganisation to a shorter branch drops the cached answers at once, before the chain regrows', async () => {
+    const logLines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
+    const reader = await started({ log });
+    const handle = randomHandle();
+    const grantee = randomAddressBytes();
+    const snapshot = await testClient.snapshot();
+    const block = await grant(handle, grantee);
+    await testClient.mine({ blocks: 2 });
+    await readerReaches(reader, block + 2);
+    const query = { handle, owner: ownerBytes, grantee, block };
+    assert.equal(await reader.isGrantedAt(query), true, 'granted and cached');
+    await testClient.revert({ id: snapshot });
+    // One block on the new branch: it reaches the grant's height, but not the height the reader holds.
+    await testClient.mine({ blocks: 1 });
+    assert.ok((await chainHead()) >= block && (await chainHead()) < block + 2);
+    await new Promise((r) => setTimeout(r, 400));
+    const answer = await reader.isGrantedAt(query).then(String, (e: unknown) => (isTkmsError(e) ? e.code : String(e)));
+    assert.notEqual(answer, 'true', 'the cached "granted" of the abandoned branch was not served');
+    assert.ok(logLines.some((l) => /the head held can no longer be read/.test(l)), 'the dropped cache is logged');
+  });
+
   it('a lookup asked after a reorg does not join one still running from before it', async () => {
     const reader = await started();
     const handle = randomHandle();
