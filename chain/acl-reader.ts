@@ -91,7 +91,7 @@ class ChainAclReader implements ChainAcl {
   private readonly maxInFlight: number;
   /** Requests waiting for a block slightly ahead of the head; admitted like lookups. */
   private waiting = 0;
-  private readonly listings = new LruCache<string, Listing>(LISTING_CACHE_SIZE);
+  private listings = new LruCache<string, Listing>(LISTING_CACHE_SIZE);
   private readonly listingsInFlight = new Map<string, Promise<Listing>>();
   private readonly maxListingsInFlight: number;
   /** The highest head any provider reported at the last poll that got an answer. */
@@ -165,9 +165,10 @@ class ChainAclReader implements ChainAcl {
     const pending = this.listingsInFlight.get(key);
     if (pending !== undefined) return pending;
     if (this.listingsInFlight.size >= this.maxListingsInFlight) throw new TkmsError('unavailable', `${this.listingsInFlight.size} on-chain grant listings already running; retry`);
+    const generation = this.cacheGeneration;
     const listing = this.readGrants(handle, owner, max, head)
       .then((result) => {
-        this.listings.set(key, result);
+        if (generation === this.cacheGeneration) this.listings.set(key, result);
         return result;
       })
       .finally(() => this.listingsInFlight.delete(key));
@@ -220,7 +221,22 @@ class ChainAclReader implements ChainAcl {
   private async headFor(block: number): Promise<BlockRef> {
     let head = this.usableHead();
     let verdict = judgeBlock(block, head.number, this.options.maxBlockLag, MAX_AHEAD_BLOCKS);
-    if (verdict === 'wait' || verdict === 'ahead') {
+    if (verdict === 'ahead') {
+      // Far ahead: one re-read of the head (the poll may trail the chain), shared with every caller
+      // and taking no waiter's place, then refused unless the block came within reach.
+      let refreshFailed: unknown;
+      try {
+        await this.refreshHead();
+      } catch (e) {
+        refreshFailed = e ?? new Error('refresh failed');
+      }
+      head = this.usableHead();
+      verdict = judgeBlock(block, head.number, this.options.maxBlockLag, MAX_AHEAD_BLOCKS);
+      if (verdict === 'ahead' && refreshFailed !== undefined) {
+        throw new TkmsError('unavailable', `cannot read the chain head to judge ACL block ${block} (head ${head.number}): ${refreshFailed instanceof TkmsError ? refreshFailed.message : 'the RPC providers did not answer'}`, { block, head: head.number });
+      }
+    }
+    if (verdict === 'wait') {
       this.admitWaiter(block, head.number);
       this.waiting++;
       let refreshFailed: unknown;
@@ -411,26 +427,34 @@ class ChainAclReader implements ChainAcl {
    * lying), or the chain reorganising to a shorter branch. The head never moves back on that word
    * alone, or a revocation already in force could be undone for a poll: the block at the held
    * number decides. The same hash: a trailing report, keep the head. Another hash: a reorganisation,
-   * whose block at that number becomes the head. Unreadable: the chain may have reorganised to a
-   * shorter branch, so the cached answers are dropped (lookups ask again, and fail closed while the
-   * providers disagree), this poll fails and the held head ages.
+   * whose block at that number becomes the head. Unreadable: this poll fails and the held head
+   * ages; when a quorum says that block no longer exists (a shorter branch), or a block below it
+   * that we adopted now has another hash, the cached answers are dropped first. A plain failure
+   * (a provider trailing or timing out) drops nothing: that is no evidence of a reorganisation.
    */
   private async lowerHeadReported(last: BlockRef, next: BlockRef): Promise<BlockRef> {
+    const fanout = await askAll(this.providers, 'eth_getBlockByNumber', (c) => c.getBlock({ blockNumber: BigInt(last.number) }), blockRef, this.options.metrics);
+    // Evidence, not a mere failure: a quorum saying the held block does not exist (a shorter
+    // branch), or a block below the head that we adopted with another hash.
+    const gone = fanout.answers.length === 0 && fanout.failures.filter((f) => f.outcome === 'not_found').length >= this.quorum;
+    const known = this.knownHashes.get(next.number);
+    const rewritten = known !== undefined && known !== next.hash;
+    if (gone || rewritten) this.dropCache(last, next, gone ? `block ${last.number} is gone (a shorter branch)` : `block ${next.number} changed (a reorganisation below the head)`);
     let atLast: BlockRef & { parentHash: string };
     try {
-      atLast = await this.readBlock(last.number);
+      atLast = agreedAnswer(`block ${last.number}`, fanout, this.quorum, blockKey);
     } catch (e) {
-      this.dropCache(last, next, 'the head held can no longer be read (a shorter branch, or a provider that went back)');
       throw new TkmsError('unavailable', `RPC providers report head ${next.number}, below the head ${last.number} held, and block ${last.number} cannot be read: keeping the held head (${e instanceof TkmsError ? e.message : 'no answer'})`);
     }
     if (atLast.hash === last.hash) return last;
-    this.dropCache(last, atLast, 'chain reorganisation seen');
+    if (!gone && !rewritten) this.dropCache(last, atLast, 'chain reorganisation seen');
     return this.adopt(atLast);
   }
 
   private dropCache(from: BlockRef, to: BlockRef, why: string): void {
     this.cacheGeneration++;
     this.cache = new LruCache(this.options.cacheSize ?? DEFAULT_CACHE_SIZE);
+    this.listings = new LruCache<string, Listing>(LISTING_CACHE_SIZE);
     this.knownHashes.clear();
     this.options.log?.warn({ from: from.number, fromHash: from.hash, to: to.number, toHash: to.hash }, `${why}: on-chain ACL cache dropped`);
   }

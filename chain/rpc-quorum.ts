@@ -11,7 +11,8 @@ import type { ChainMetricsSink } from './chain-acl.ts';
  * know. The host (never the path or credentials, which often hold an API key) is for logs.
  */
 
-export type RpcOutcome = 'ok' | 'timeout' | 'unavailable';
+/** not_found: the provider answered that the block asked for does not exist (on its chain). */
+export type RpcOutcome = 'ok' | 'timeout' | 'not_found' | 'unavailable';
 
 export interface RpcProvider {
   /** "rpc[1]": the only name that may appear in errors and answers. */
@@ -50,7 +51,8 @@ function errorNames(error: unknown): string[] {
 
 export function classifyRpcError(error: unknown): { outcome: RpcOutcome; notOurContract: boolean } {
   const names = errorNames(error);
-  return { outcome: names.some((n) => n === 'TimeoutError') ? 'timeout' : 'unavailable', notOurContract: names.some((n) => NOT_OUR_CONTRACT.has(n)) };
+  const outcome: RpcOutcome = names.includes('TimeoutError') ? 'timeout' : names.includes('BlockNotFoundError') ? 'not_found' : 'unavailable';
+  return { outcome, notOurContract: names.some((n) => NOT_OUR_CONTRACT.has(n)) };
 }
 
 export interface ProviderFailure {

@@ -83,7 +83,7 @@ const nodeChainFields = () => ({
 const gatewayChainFields = () => ({
   ...sharedChainFields(),
   confirmations: field.integer(0, 10_000, 2, {
-    description: 'blocks a grant or revocation must be buried under before it counts: B = head − confirmations; keep it below the nodes\' maxBlockLag',
+    description: 'blocks a grant must be buried under before it counts: B = head − confirmations (a revocation binds at once); keep it below the nodes\' maxBlockLag',
     env: 'TKMS_ACL_CONFIRMATIONS',
     unit: 'blocks',
   }),

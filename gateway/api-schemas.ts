@@ -383,7 +383,7 @@ export const GrantList = component(
       }),
       chainTruncated: Type.Optional(
         Type.Literal(true, {
-          description: `Present when the on-chain part stopped at a bound (${MAX_LISTED_GRANTS} grantees, or the events of the newest ${LOG_WINDOW_BLOCKS * MAX_LOG_WINDOWS} blocks, or ${MAX_LISTED_LOGS} events): older on-chain grants exist that are not listed; isGranted on the contract answers for any one of them.`,
+          description: `Present when the on-chain part stopped at a bound (${MAX_LISTED_GRANTS} grantees, or the events of the newest ${LOG_WINDOW_BLOCKS * MAX_LOG_WINDOWS} blocks, or ${MAX_LISTED_LOGS} events): older on-chain grants may exist that are not listed; isGranted on the contract answers for any one of them.`,
         }),
       ),
       chainUnavailable: Type.Optional(

@@ -60,7 +60,7 @@ import { MAX_LISTED_GRANTS, type ChainAcl } from '../chain/chain-acl.ts';
 interface GatewayChain {
   reader: ChainAcl;
   confirmations: number;
-  /** acl.chain.fromBlock: the contract's deployment block, the oldest B worth naming. */
+  /** acl.chain.fromBlock: the contract's deployment block; no B before it is named. */
   fromBlock: number;
 }
 
@@ -156,8 +156,12 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
    */
   const aclBlock = async (chain: GatewayChain): Promise<number> => {
     const head = await chain.reader.head();
-    // Not before the contract existed: there isGranted has no code to answer and every node would say "unavailable".
-    return Math.max(chain.fromBlock, head.block - chain.confirmations);
+    const block = head.block - chain.confirmations;
+    // Naming the deployment block instead would count a grant with fewer confirmations than configured.
+    if (block < chain.fromBlock) {
+      throw new TkmsError('unavailable', `the TkmsAcl contract (deployed at block ${chain.fromBlock}) has fewer than ${chain.confirmations} confirmations at head ${head.block}: retry in a few blocks`);
+    }
+    return block;
   };
   // The gateway's own committee file names the deployment, never a request.
   const deployment = (): { committeeId: string } => ({ committeeId: ctx.pool.committee.committeeId });

@@ -146,13 +146,18 @@ describe('on-chain ACL at the gateway routes (fake chain and node pool)', functi
     assert.equal(fanned[0]!.grant, undefined, 'the stored signed grant is not sent');
   });
 
-  it('B is never older than the contract (acl.chain.fromBlock): on a young chain the gateway names the deployment block', async () => {
+  it('a contract younger than confirmations blocks: unavailable (503, retry), no lookup and no fan-out; B is never moved to the deployment block', async () => {
     const chain = new FakeChain();
-    const fromBlock = HEAD - CONFIRMATIONS + 1;
-    const { url, fanned } = await gateway('chain', chain, { fromBlock });
-    await post(url, `/v1/handles/${handle}/delegate`, delegateBody(grantee));
-    assert.equal(chain.asked[0]!.block, fromBlock);
-    assert.equal(fanned[0]!.aclBlock, fromBlock);
+    const { url, fanned } = await gateway('chain', chain, { fromBlock: HEAD - CONFIRMATIONS + 1 });
+    const refused = await errorOf(await post(url, `/v1/handles/${handle}/delegate`, delegateBody(grantee)));
+    assert.equal(refused.status, 503);
+    assert.equal(refused.code, 'unavailable');
+    assert.match(refused.message, /fewer than 2 confirmations/);
+    assert.equal(chain.asked.length, 0);
+    assert.equal(fanned.length, 0);
+    const { url: ready } = await gateway('chain', chain, { fromBlock: HEAD - CONFIRMATIONS });
+    await post(ready, `/v1/handles/${handle}/delegate`, delegateBody(grantee));
+    assert.equal(chain.asked[0]!.block, HEAD - CONFIRMATIONS);
   });
 
   it('a listing stopped at a bound says so (chainTruncated)', async () => {
