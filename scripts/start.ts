@@ -81,7 +81,7 @@ async function onChainRoundTrip(devnet: Devnet, chain: DevnetChainEndpoint, clie
   while (refusal === undefined) {
     try {
       await dave.decrypt(info.handle);
-      // Still the grant's answer: the gateway's block is not yet past the revocation's.
+      // Still the grant's answer: the nodes have not read the revocation's block yet (heads are polled).
       servedAfter++;
       if (performance.now() - revokedAt > 15_000) throw new Error('dave still decrypts 15 s after the revocation');
       await pause();
@@ -94,7 +94,7 @@ async function onChainRoundTrip(devnet: Devnet, chain: DevnetChainEndpoint, clie
   const ms = (performance.now() - revokedAt).toFixed(0);
   const blocks = Number(await head.getBlockNumber()) - revoked.blockNumber;
   say(`   ✔ dave's decrypt refused: [${refusal.code}] ${refusal.message}`);
-  say(`     ${ms} ms after the revocation's receipt, with the chain head ${blocks} block${blocks === 1 ? '' : 's'} past the revocation's block ${revoked.blockNumber}${servedAfter > 0 ? ` (${servedAfter} decrypt${servedAfter === 1 ? ' was' : 's were'} still served while it awaited its confirmation)` : ''}`);
+  say(`     ${ms} ms after the revocation's receipt, with the chain head ${blocks} block${blocks === 1 ? '' : 's'} past the revocation's block ${revoked.blockNumber}${servedAfter > 0 ? ` (${servedAfter} decrypt${servedAfter === 1 ? ' was' : 's were'} still served before the nodes read its block)` : ''}`);
 }
 
 async function main(): Promise<void> {
