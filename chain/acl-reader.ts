@@ -1,4 +1,4 @@
-import { bytesToHex, getAddress, type Block, type Hex } from 'viem';
+import { bytesToHex, getAddress, isAddress, type Block, type Hex } from 'viem';
 import { TkmsError } from '../core/errors.ts';
 import { MAX_TIMESTAMP } from '../core/schema.ts';
 import { LruCache } from '../core/lru.ts';
@@ -110,7 +110,7 @@ class ChainAclReader implements ChainAcl {
     if (options.rpcUrls.length === 0) throw new TkmsError('bad_request', 'acl.chain.rpcUrls names no RPC URL');
     this.quorum = options.quorum ?? options.rpcUrls.length;
     if (!Number.isInteger(this.quorum) || this.quorum < 1 || this.quorum > options.rpcUrls.length) throw new TkmsError('bad_request', `acl.chain.quorum must be between 1 and ${options.rpcUrls.length} (the number of RPC URLs)`);
-    if (!/^0x[0-9a-fA-F]{40}$/.test(options.contract)) throw new TkmsError('bad_request', 'acl.chain.contract must be a 0x-prefixed 20-byte hex address');
+    if (!isAddress(options.contract, { strict: false })) throw new TkmsError('bad_request', 'acl.chain.contract must be a 0x-prefixed 20-byte hex address');
     // The config takes any letter case; an EIP-55 checksum is not required, so do not let viem demand one.
     this.address = getAddress(options.contract.toLowerCase());
     this.providers = createProviders(options.rpcUrls, options.rpcTimeoutMs);
@@ -501,7 +501,7 @@ function distinctGrantees(logs: readonly unknown[]): Hex[] | undefined {
   const seen = new Set<Hex>();
   for (let i = logs.length - 1; i >= 0; i--) {
     const grantee = (logs[i] as { args?: { grantee?: unknown } }).args?.grantee;
-    if (typeof grantee !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(grantee)) return undefined;
+    if (typeof grantee !== 'string' || !isAddress(grantee, { strict: false })) return undefined;
     seen.add(getAddress(grantee));
   }
   return [...seen];

@@ -79,3 +79,13 @@ export const LOG_WINDOW_BLOCKS = 2_000;
 export const MAX_LOG_WINDOWS = 50;
 /** Once this many Granted events were read, a listing reads no further window: then truncated. */
 export const MAX_LISTED_LOGS = 10_000;
+
+/** An http:// or https:// URL, the only JSON-RPC transports the reader and the writer speak. */
+export function isJsonRpcUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}

@@ -11,6 +11,7 @@ import { generateAccount, type Account } from './account.ts';
 import { readAccountFile, writeAccountFile } from './account-file.ts';
 import type { ChainCommandOptions, ClientCommandOptions } from './cli.ts';
 import type { AclTxResult, AclWriterTarget, HandleCommitment } from '../chain/acl-writer.ts';
+import { isJsonRpcUrl } from '../chain/chain-acl.ts';
 import { TkmsClient } from './client.ts';
 import { errnoCode, publishSyncedFile } from '../storage/durable-fs.ts';
 
@@ -157,13 +158,7 @@ async function chainEndpoint(opts: ChainCommandOptions): Promise<ChainEndpoint> 
   const chainId = opts.chainId ?? devnet?.chainId;
   if (rpcUrl === undefined) throw new UsageError('--chain needs the chain: --rpc-url (or TKMS_ACL_RPC_URL), or --devnet <dir>');
   if (contract === undefined) throw new UsageError('--chain needs the contract: --contract (or TKMS_ACL_CONTRACT), or --devnet <dir>');
-  let url: URL | undefined;
-  try {
-    url = new URL(rpcUrl);
-  } catch {
-    // reported below
-  }
-  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new UsageError('--rpc-url must be an http:// or https:// URL');
+  if (!isJsonRpcUrl(rpcUrl)) throw new UsageError('--rpc-url must be an http:// or https:// URL');
   return { rpcUrl, contract, ...(chainId !== undefined ? { chainId } : {}), ...(devnet?.gatewayUrl !== undefined ? { gatewayUrl: devnet.gatewayUrl } : {}) };
 }
 

@@ -1,6 +1,7 @@
 import { Type } from 'typebox';
 import { GRANT_SOURCES } from '../core/authz.ts';
 import { field, FieldProblem } from './config-schema.ts';
+import { isJsonRpcUrl } from '../chain/chain-acl.ts';
 
 /**
  * `acl`: where grants come from, one declaration the node and the gateway share (docs/operators.md
@@ -16,15 +17,7 @@ const MAX_RPC_URLS = 8;
 
 function decodeRpcUrls(urls: string[]): string[] {
   const lines: string[] = [];
-  for (const [i, text] of urls.entries()) {
-    let url: URL | undefined;
-    try {
-      url = new URL(text);
-    } catch {
-      // reported below
-    }
-    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) lines.push(`{path}[${i}] must be an http:// or https:// JSON-RPC URL`);
-  }
+  for (const [i, text] of urls.entries()) if (!isJsonRpcUrl(text)) lines.push(`{path}[${i}] must be an http:// or https:// JSON-RPC URL`);
   if (lines.length > 0) throw new FieldProblem(...lines);
   return urls;
 }

@@ -10,6 +10,7 @@ import type { ChainAcl, ChainMetricsSink } from '../../chain/chain-acl.ts';
 import { deployAcl } from '../../chain/deploy.ts';
 import { isTkmsError } from '../../core/index.ts';
 import { startRpcProxy, type RpcProxy } from '../support/rpc-proxy.ts';
+import type { Logger } from '../../runtime/logger.ts';
 import { expectRefusal } from '../support/refusal.ts';
 
 /**
@@ -25,6 +26,12 @@ function randomHandle(): Uint8Array {
 }
 function randomAddressBytes(): Uint8Array {
   return new Uint8Array(randomBytes(20));
+}
+
+/** A logger whose JSON lines the test reads back. */
+function capturedLog(): { log: Logger; logLines: string[] } {
+  const logLines: string[] = [];
+  return { log: pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) }), logLines };
 }
 
 describe('on-chain ACL reader (anvil + RPC proxies)', function () {
@@ -289,8 +296,7 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
   });
 
   it('one provider stuck at an old head cannot hold the head back: within a few blocks it is tolerated, beyond that every lookup is refused', async () => {
-    const logLines: string[] = [];
-    const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
+    const { log, logLines } = capturedLog();
     const reader = await started({ log });
     const stuckAt = await chainHead();
     await readerReaches(reader, stuckAt);
@@ -314,8 +320,7 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
   });
 
   it('a provider reporting a lower head at a block never adopted does not move the head back (a revocation stays in force)', async () => {
-    const logLines: string[] = [];
-    const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
+    const { log, logLines } = capturedLog();
     const reader = await started({ log });
     const start = await chainHead();
     await readerReaches(reader, start);
@@ -335,8 +340,7 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
   });
 
   it('drops cached answers when the chain reorganises: a grant undone by a reorg is not granted at the same block number', async () => {
-    const logLines: string[] = [];
-    const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
+    const { log, logLines } = capturedLog();
     const reader = await started({ log });
     const handle = randomHandle();
     const grantee = randomAddressBytes();
@@ -354,8 +358,7 @@ describe('on-chain ACL reader (anvil + RPC proxies)', function () {
   });
 
   it('a reorganisation to a shorter branch drops the cached answers at once, before the chain regrows', async () => {
-    const logLines: string[] = [];
-    const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
+    const { log, logLines } = capturedLog();
     const reader = await started({ log });
     const handle = randomHandle();
     const grantee = randomAddressBytes();
