@@ -1,4 +1,5 @@
-import { encodeHex } from './bytes.ts';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { encodeHex, equalBytes, lengthPrefixed, utf8ToBytes } from './bytes.ts';
 import { isAcceptableMemberKey } from './dkg/member-signatures.ts';
 import type { ExpectedCommittee } from './dkg/result.ts';
 import { TkmsError } from './errors.ts';
@@ -21,9 +22,30 @@ export interface CommitteeMember {
 
 export interface Committee {
   committeeId: string;
+  /**
+   * Which generation of the committee this file describes: 0 for the committee that ran the first
+   * DKG, +1 for each completed reshare or refresh (core/ceremony). Absent in a file means 0.
+   */
+  epoch: number;
   t: number;
   members: CommitteeMember[];
+  /** Committee policy: members refresh their shares (same members, same t) this often; absent = only on demand. */
+  refreshIntervalSeconds?: number;
 }
+
+/** Who a committee is, without how to reach it: what a client that pinned member keys knows. */
+export interface CommitteeMembership {
+  committeeId: string;
+  epoch: number;
+  t: number;
+  /** Sorted by id. */
+  members: readonly { id: number; publicKey: Uint8Array }[];
+}
+
+/** Largest committee epoch (u32: it is signed as four bytes). */
+export const MAX_EPOCH = 0xffff_ffff;
+/** Shortest refresh interval a committee file may ask for: a refresh costs every member a ceremony. */
+export const MIN_REFRESH_INTERVAL_SECONDS = 60;
 
 /** How a peer id and a multiaddr are read; servers pass libp2p's (net/committee.ts). */
 export interface CommitteeDecoders {
@@ -148,7 +170,7 @@ export function refusePlaceholderCommitteeId(committeeId: string): void {
 /** Strict parser: every mistake is a TkmsError('bad_request') naming the field. */
 export function parseCommittee(value: unknown, decoders: CommitteeDecoders = pureCommitteeDecoders): Committee {
   if (!isPlainObject(value)) fail('must be a JSON object');
-  rejectUnknownFields(value, ['committeeId', 't', 'members'], 'the committee');
+  rejectUnknownFields(value, ['committeeId', 'epoch', 't', 'members', 'refreshIntervalSeconds'], 'the committee');
   if (typeof value.committeeId !== 'string' || !COMMITTEE_ID.test(value.committeeId)) {
     fail('committeeId must be 1-64 characters of A-Z, a-z, 0-9, ".", "_" or "-"');
   }
@@ -172,7 +194,65 @@ export function parseCommittee(value: unknown, decoders: CommitteeDecoders = pur
     keys.add(key);
   }
   members.sort((a, b) => a.id - b.id);
-  return { committeeId: value.committeeId, t: value.t as number, members };
+  const epoch = value.epoch ?? 0;
+  if (!Number.isSafeInteger(epoch) || (epoch as number) < 0 || (epoch as number) > MAX_EPOCH) fail(`epoch must be an integer in 0..${MAX_EPOCH}`);
+  const committee: Committee = { committeeId: value.committeeId, epoch: epoch as number, t: value.t as number, members };
+  if (value.refreshIntervalSeconds !== undefined) {
+    const r = value.refreshIntervalSeconds;
+    if (!Number.isSafeInteger(r) || (r as number) < MIN_REFRESH_INTERVAL_SECONDS) {
+      fail(`refreshIntervalSeconds must be an integer of at least ${MIN_REFRESH_INTERVAL_SECONDS}`);
+    }
+    committee.refreshIntervalSeconds = r as number;
+  }
+  return committee;
+}
+
+/** The committee as its file's JSON (members sorted by id): what a proposal or a handover certificate carries. */
+export function committeeToJson(c: Committee): Record<string, unknown> {
+  return {
+    committeeId: c.committeeId,
+    epoch: c.epoch,
+    t: c.t,
+    members: c.members.map((m) => ({ id: m.id, peerId: m.peerId, multiaddrs: [...m.multiaddrs] })),
+    ...(c.refreshIntervalSeconds !== undefined ? { refreshIntervalSeconds: c.refreshIntervalSeconds } : {}),
+  };
+}
+
+const COMMITTEE_DIGEST_DOMAIN = utf8ToBytes('tkms/committee/v1');
+const COMMITTEE_FILE_DIGEST_DOMAIN = utf8ToBytes('tkms/committee-file/v1');
+
+/**
+ * SHA-256 over who the committee is: id, epoch, t and each member's id and Ed25519 key. What a
+ * handover certificate names the committee it leaves by, so a client that pinned only member keys,
+ * t, the committee id and the epoch (pinnedClientOptions) can recompute it.
+ */
+export function committeeDigest(c: CommitteeMembership): Uint8Array {
+  const fields: Uint8Array[] = [COMMITTEE_DIGEST_DOMAIN, utf8ToBytes(c.committeeId), u32(c.epoch), u32(c.t)];
+  for (const m of c.members) fields.push(u32(m.id), m.publicKey);
+  return sha256(lengthPrefixed(...fields));
+}
+
+/** committeeDigest plus everything else the file says (peer ids, addresses, policy): what a proposal and an arriving committee are signed as. */
+export function committeeFileDigest(c: Committee): Uint8Array {
+  const fields: Uint8Array[] = [COMMITTEE_FILE_DIGEST_DOMAIN, committeeDigest(c), u32(c.refreshIntervalSeconds ?? 0)];
+  for (const m of c.members) fields.push(utf8ToBytes(m.peerId), utf8ToBytes(m.multiaddrs.join('\n')));
+  return sha256(lengthPrefixed(...fields));
+}
+
+/** True when two committees have the same members (ids and keys) and the same t: a refresh, not a reshare. */
+export function sameMembership(a: CommitteeMembership, b: CommitteeMembership): boolean {
+  return (
+    a.committeeId === b.committeeId &&
+    a.t === b.t &&
+    a.members.length === b.members.length &&
+    a.members.every((m, i) => m.id === b.members[i]!.id && equalBytes(m.publicKey, b.members[i]!.publicKey))
+  );
+}
+
+function u32(value: number): Uint8Array {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, value);
+  return out;
 }
 
 /** Parses committee file text (JSON). */

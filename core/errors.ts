@@ -48,6 +48,17 @@ export const ERROR_CODES = {
   signed_grants_refused: 403,
   /** The RPC reports another chain, or the contract address holds no TkmsAcl of this version. */
   chain_mismatch: 500,
+  /**
+   * A committee change (reshare) this node's own operator has not approved, or a control-plane action
+   * that arrived over the peer protocol: only the node's loopback admin API approves.
+   */
+  not_approved: 403,
+  /** The request names a committee epoch this node no longer (or not yet) serves; the message names the current one. */
+  stale_epoch: 409,
+  /** A key cannot be created, and no other committee change approved, while a reshare or refresh is in progress. */
+  reshare_in_progress: 409,
+  /** A reshare or refresh ended without a handover certificate; the committee stays at its epoch. */
+  reshare_failed: 500,
   timeout: 504,
   internal: 500,
 } as const;

@@ -19,6 +19,8 @@ import {
   textField,
 } from './schema.ts';
 import { MAX_PARTICIPANT_ID } from './shamir.ts';
+import { MAX_EPOCH } from './committee.ts';
+import { MAX_HANDOVER_CHAIN } from './ceremony/handover.ts';
 
 /**
  * The JSON bodies of the node protocols (core/node-wire.ts frames them), declared once like the
@@ -85,6 +87,12 @@ const answerFields = {
   nodeId: integerField(1, MAX_PARTICIPANT_ID, { description: 'The answering member.', refusal: `must be an integer in 1..${MAX_PARTICIPANT_ID}` }),
   wrapped: hexBytesUpToField(MAX_RSA_CIPHERTEXT_BYTES, { description: 'RSA-OAEP ciphertext of the 33-byte partial P_i, to the delegation\'s key.' }),
   proof: hexBytesField(DLEQ_PROOF_LENGTH, { description: '64-byte DLEQ proof c ‖ s that P_i = share_i·K.' }),
+  epoch: optionalField(
+    integerField(0, MAX_EPOCH, {
+      description: 'The committee epoch of the share that answered (absent = 0): the client checks the proof against that epoch\'s Y_i.',
+      refusal: `must be an integer in 0..${MAX_EPOCH}`,
+    }),
+  ),
 };
 
 export const PartialAnswerBody = messageCodec('partial', answerFields, { description: 'One node\'s partial decryption.', qualified: true });
@@ -131,6 +139,16 @@ export const AclPageBody = messageCodec(
 export const KeysRequestBody = messageCodec('keys request', { v: version() }, { description: 'Ask for the public DKG results of the keys held.', qualified: true });
 export const KeysReplyOkBody = messageCodec(
   'keys reply',
-  { ok: okTrue(), keys: openArrayField({ maxItems: MAX_KEYS_PER_REPLY, description: 'DKG public results, validated by the receiver (core/dkg).' }) },
+  {
+    ok: okTrue(),
+    keys: openArrayField({ maxItems: MAX_KEYS_PER_REPLY, description: 'DKG public results, validated by the receiver (core/dkg).' }),
+    epoch: optionalField(integerField(0, MAX_EPOCH, { description: 'The committee epoch the node serves (absent = 0).', refusal: `must be an integer in 0..${MAX_EPOCH}` })),
+    handovers: optionalField(
+      openArrayField({
+        maxItems: MAX_HANDOVER_CHAIN,
+        description: 'Handover certificates from epoch 0 to the epoch served, oldest first, checked by the receiver (core/ceremony/handover.ts). Absent at epoch 0.',
+      }),
+    ),
+  },
   { description: 'The public DKG results of the keys a node holds.', qualified: true },
 );

@@ -156,17 +156,25 @@ function assertSameMembers(result: DkgPublicResult, memberKeys: ReadonlyMap<numb
 }
 
 function assertConsistentShares(result: DkgPublicResult): void {
-  const ids = Object.keys(result.verificationShares).map(Number);
-  const points = ids.map((id) => decodePoint(result.verificationShares[String(id)]!, `Y_${id}`));
-  const baseIds = ids.slice(0, result.t);
-  const basePoints = points.slice(0, result.t);
-  const groupKey = decodePoint(result.groupPublicKey, 'groupPublicKey');
+  assertSharesOnPolynomial(result.t, result.verificationShares, result.groupPublicKey);
+}
+
+/**
+ * Every Y_i (member id as a decimal string → compressed point) lies on one polynomial of degree
+ * < t whose value at 0 is the group key: what makes t partials combine to K·sk. dkg_failed otherwise.
+ */
+export function assertSharesOnPolynomial(t: number, verificationShares: Readonly<Record<string, string | Uint8Array>>, groupPublicKey: string | Uint8Array): void {
+  const ids = Object.keys(verificationShares).map(Number);
+  const points = ids.map((id) => decodePoint(verificationShares[String(id)]!, `Y_${id}`));
+  const baseIds = ids.slice(0, t);
+  const basePoints = points.slice(0, t);
+  const groupKey = decodePoint(groupPublicKey, 'groupPublicKey');
   if (!interpolateAt(baseIds, basePoints, 0).equals(groupKey)) {
     throw new TkmsError('dkg_failed', 'verification shares do not interpolate to the group public key');
   }
-  for (let k = result.t; k < ids.length; k++) {
+  for (let k = t; k < ids.length; k++) {
     if (!interpolateAt(baseIds, basePoints, ids[k]!).equals(points[k]!)) {
-      throw new TkmsError('dkg_failed', `verification share of member ${ids[k]} is not on the degree-${result.t - 1} polynomial`);
+      throw new TkmsError('dkg_failed', `verification share of member ${ids[k]} is not on the degree-${t - 1} polynomial`);
     }
   }
 }

@@ -14,6 +14,8 @@ export interface DkgParams {
   memberIds: number[];
   /** This node's id, in memberIds. */
   selfId: number;
+  /** The committee epoch the key is made at (core/ceremony); absent = 0. Carried into the result (DkgPublicResult.epoch). */
+  epoch?: number;
 }
 
 /** Signatures by committee members (the node implements it with its libp2p Ed25519 identity key). Synchronous. */
@@ -60,6 +62,11 @@ export interface DkgFaults {
 export interface DkgPublicResult {
   keyId: string;
   committeeId: string;
+  /**
+   * The committee epoch the key was made at (core/ceremony); absent = 0, and then the digest is the
+   * v2 digest results were always signed with. Present (≥ 1) it is part of what members sign.
+   */
+  epoch?: number;
   /** 0x + 16 bytes hex. */
   sessionId: string;
   t: number;

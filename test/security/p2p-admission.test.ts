@@ -223,7 +223,7 @@ describe('attack: stalled handshakes keep the node\'s pending handshakes full so
     const key = await generateKeyPair('Ed25519');
     gatewayKey = await generateKeyPair('Ed25519');
     const self = peerIdFromPrivateKey(key).toString();
-    const committee: Committee = { committeeId: 'pending-handshakes', t: 1, members: [{ id: 1, peerId: self, multiaddrs: ['/ip4/127.0.0.9/tcp/1'], publicKey: key.publicKey.raw }] };
+    const committee: Committee = { committeeId: 'pending-handshakes', epoch: 0, t: 1, members: [{ id: 1, peerId: self, multiaddrs: ['/ip4/127.0.0.9/tcp/1'], publicKey: key.publicKey.raw }] };
     host = await createHost({ privateKey: key }, [`/ip4/${listenIp}/tcp/0`], committee, { gatewayPeerIds: [peerIdFromPrivateKey(gatewayKey).toString()], exemptLoopback: false });
     await host.start();
     port = Number(host.getMultiaddrs()[0]!.getComponents().find((c) => c.name === 'tcp')!.value);
@@ -278,7 +278,7 @@ describe('attack: stalled handshakes keep the node\'s pending handshakes full so
   it('an address in gatewayAddresses is allow-listed: no pending cap applies to it', async () => {
     const key = await generateKeyPair('Ed25519');
     const self = peerIdFromPrivateKey(key).toString();
-    const committee: Committee = { committeeId: 'pending-handshakes', t: 1, members: [{ id: 1, peerId: self, multiaddrs: ['/ip4/127.0.0.9/tcp/1'], publicKey: key.publicKey.raw }] };
+    const committee: Committee = { committeeId: 'pending-handshakes', epoch: 0, t: 1, members: [{ id: 1, peerId: self, multiaddrs: ['/ip4/127.0.0.9/tcp/1'], publicKey: key.publicKey.raw }] };
     const listed = await createHost({ privateKey: key }, [`/ip4/${listenIp}/tcp/0`], committee, { gatewayAddresses: [ip], exemptLoopback: false });
     const savedPort = port;
     try {

@@ -44,7 +44,7 @@ describe('attack: outsiders fill the in-flight cap so the gateway is answered bu
     gatewayKey = await generateKeyPair('Ed25519');
     const [port] = await freePorts(1);
     const listen = `/ip4/127.0.0.1/tcp/${port}`;
-    committee = { committeeId: 'inflight-test', t: 1, members: [{ id: 1, peerId: peerIdFromPrivateKey(nodeKey).toString(), multiaddrs: [listen], publicKey: nodeKey.publicKey.raw }] };
+    committee = { committeeId: 'inflight-test', epoch: 0, t: 1, members: [{ id: 1, peerId: peerIdFromPrivateKey(nodeKey).toString(), multiaddrs: [listen], publicKey: nodeKey.publicKey.raw }] };
     const gatewayPeer = peerIdFromPrivateKey(gatewayKey).toString();
     node = await createHost({ privateKey: nodeKey }, [listen], committee, { gatewayPeerIds: [gatewayPeer] });
     hosts.push(node);

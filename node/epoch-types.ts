@@ -1,0 +1,82 @@
+/**
+ * The contract between the node's reshare runner (node/reshare-runner.ts) and its durable state
+ * (node/epoch-store.ts): which committee epoch the node serves, the shares of each epoch, the
+ * operator's approvals and the vote lock. Everything is on disk before it takes effect.
+ */
+import type { Committee } from '../core/committee.ts';
+import type { HandoverCertificate, KeyEpochData, VerifiedHandover } from '../core/ceremony/handover.ts';
+import type { ReshareProposal } from '../core/ceremony/types.ts';
+
+/** The epoch a node serves: its committee file's when it never committed a handover, else the last certificate's `to`. */
+export interface ServedEpoch {
+  committee: Committee;
+  /** Committed certificates this node holds, oldest first (a member that joined late holds only the later ones). */
+  handovers: HandoverCertificate[];
+}
+
+/** One share this node serves at the epoch it serves. */
+export interface EpochShare {
+  keyId: string;
+  share: bigint;
+  data: KeyEpochData;
+}
+
+export type ApprovalStatus = 'approved' | 'cancelled';
+
+export interface StoredApproval {
+  proposalId: string;
+  proposal: ReshareProposal;
+  status: ApprovalStatus;
+  /** ISO time of the operator's approval (or of the automatic one, for a refresh). */
+  approvedAt: string;
+}
+
+export interface EpochStore {
+  served(): ServedEpoch;
+  /**
+   * The new shares of a ceremony this node is arriving in (epoch = proposal's to.epoch), sealed like
+   * every share and written atomically beside the served ones, never over them. Not served until
+   * `commit`. Idempotent for the same proposal and shares.
+   */
+  savePending(proposalId: string, shares: ReadonlyMap<string, bigint>, keys: readonly KeyEpochData[]): Promise<void>;
+  /** The pending shares of a proposal (after a restart), or undefined. */
+  loadPending(proposalId: string): Promise<Map<string, bigint> | undefined>;
+  /**
+   * The commit. Stores the certificate (the one durable act that switches epochs), then serves
+   * to.epoch's shares (from savePending; none when this node is not in `to`), then erases the shares
+   * of the epoch left. A restart at any point finds either the old epoch complete or the new one.
+   * Idempotent; refuses (stale_epoch) a certificate that does not leave the served epoch.
+   */
+  commit(handover: VerifiedHandover, proposalId: string): Promise<void>;
+  /** The shares served now (loaded at open and after each commit). */
+  shares(): EpochShare[];
+
+  /** The operator's approval of a proposal (admin API), durable before the node deals or votes for it. */
+  saveApproval(approval: StoredApproval): Promise<void>;
+  approvals(): StoredApproval[];
+  /** A vote signed for a proposal: written (fsync) before it is sent, so a restart never signs a second one. */
+  recordVote(proposalId: string, vote: Uint8Array): Promise<void>;
+  priorVote(proposalId: string): Uint8Array | undefined;
+}
+
+/**
+ * The node's admin API for committee changes (loopback only, like every admin route); the CLI's
+ * `tkms node approve` / `tkms node refresh` / `tkms node status` call these. Bodies are JSON.
+ * - POST /admin/reshare/approve   body: the proposal file → 202 { proposalId, kind: "reshare"|"refresh", status }
+ * - POST /admin/reshare/cancel    body: { proposalId } → 200 { proposalId, status: "cancelled" } (409 not_approved… if it already voted)
+ * - POST /admin/refresh           body: {} → 202 { proposalId, kind: "refresh", status }
+ * - GET  /admin/reshare           → 200 { epoch, committee, handovers: n, proposals: [ReshareStatus] }
+ */
+export interface ReshareStatus {
+  proposalId: string;
+  kind: 'reshare' | 'refresh';
+  fromEpoch: number;
+  toEpoch: number;
+  status: 'approved' | 'running' | 'done' | 'failed' | 'cancelled';
+  phase: string;
+  attempt: number;
+  startedAt: string | null;
+  durationMs: number | null;
+  failureReason: string | null;
+  disqualified: Record<string, string>;
+}
