@@ -549,8 +549,8 @@ class FileEpochStore implements NodeEpochStore {
         if (sameBytes(prior, copy)) return;
         throw new TkmsError('conflict', 'this node already voted differently for this proposal');
       }
+      // Pruning keeps only votes of approved proposals not done: at most MAX_APPROVALS < MAX_VOTES.
       if (this.#votes.size >= MAX_VOTES) await this.#pruneVotes();
-      if (this.#votes.size >= MAX_VOTES) throw new TkmsError('conflict', `${MAX_VOTES} votes are held for proposals not done`);
       const name = voteFileName(proposalId);
       if ((await publishNewFile(this.#dir, name, serializeVoteRecord(proposalId, copy))) === 'exists') {
         const bytes = await readBounded(join(this.#dir, name), 2 * MAX_VOTE_BYTES + 256, () => corrupt(`${name} is larger than a vote`));
@@ -561,12 +561,12 @@ class FileEpochStore implements NodeEpochStore {
     });
   }
 
-  /** Votes whose proposal is done (left epoch) or no longer approved are never needed again. */
+  /** Votes whose proposal is done (left epoch), cancelled or pruned are never needed again (a cancel after a vote is refused upstream). */
   async #pruneVotes(): Promise<void> {
     const epoch = this.#committee.epoch;
     for (const id of [...this.#votes.keys()]) {
       const record = this.#approvals.get(id);
-      if (record !== undefined && record.approval.proposal.from.epoch >= epoch) continue;
+      if (record !== undefined && record.approval.status === 'approved' && record.approval.proposal.from.epoch >= epoch) continue;
       await this.#erase(voteFileName(id));
       this.#votes.delete(id);
     }
