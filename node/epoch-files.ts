@@ -1,5 +1,5 @@
 import { TkmsError, decodeHex, encodeHex, equalBytes, utf8ToBytes } from '../core/index.ts';
-import type { CommitteeDecoders } from '../core/committee.ts';
+import type { CommitteeDecoders, CommitteeMembership } from '../core/committee.ts';
 import { parseReshareProposal, proposalDigest, reshareProposalToJson } from '../core/ceremony/proposal.ts';
 import type { StoredApproval } from './epoch-types.ts';
 import { isPlainObject } from './keystore-format.ts';
@@ -21,6 +21,7 @@ export const MAX_APPROVAL_FILE_BYTES = 1024 * 1024;
 /** A certificate: up to 256 keys × 256 verification shares plus the arriving committee file. */
 export const MAX_HANDOVER_FILE_BYTES = 8 * 1024 * 1024;
 const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+export const MAX_MEMBERSHIP_FILE_BYTES = 64 * 1024;
 
 const HANDOVER_NAME = /^handover\.e(0|[1-9][0-9]{0,9})\.json$/;
 const APPROVAL_NAME = /^approval\.(0|[1-9][0-9]{0,15})\.json$/;
@@ -142,4 +143,52 @@ export function parseVoteRecord(bytes: Uint8Array, expectedProposalId: string): 
 
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && equalBytes(a, b);
+}
+
+// ---------------------------------------------------------------------------
+// The committee a joining member's first certificate leaves: it holds no file of that committee,
+// so the commit stores its membership (ids, keys, t) to verify that certificate again on open.
+
+const MEMBERSHIP_NAME = /^membership\.e(0|[1-9][0-9]{0,9})\.json$/;
+
+export function membershipFileName(epoch: number): string {
+  return `membership.e${epoch}.json`;
+}
+
+export function parseMembershipFileName(name: string): number | undefined {
+  const match = MEMBERSHIP_NAME.exec(name);
+  if (match === null) return undefined;
+  const epoch = Number(match[1]);
+  return epoch <= 0xffff_ffff ? epoch : undefined;
+}
+
+export function serializeMembership(m: CommitteeMembership): Uint8Array {
+  const json = { v: 1, committeeId: m.committeeId, epoch: m.epoch, t: m.t, members: m.members.map((x) => ({ id: x.id, publicKey: encodeHex(x.publicKey) })) };
+  return utf8ToBytes(`${JSON.stringify(json)}\n`);
+}
+
+export function parseMembership(bytes: Uint8Array, expectedEpoch: number): CommitteeMembership {
+  const what = `membership record for epoch ${expectedEpoch}`;
+  if (bytes.length > MAX_MEMBERSHIP_FILE_BYTES) throw corrupt(what, 'too large');
+  const obj = parseJson(bytes, what);
+  exactFields(obj, ['v', 'committeeId', 'epoch', 't', 'members'], what);
+  if (obj.v !== 1) throw corrupt(what, 'v must be 1');
+  if (obj.epoch !== expectedEpoch) throw corrupt(what, 'epoch does not match the file name');
+  if (typeof obj.committeeId !== 'string' || obj.committeeId.length === 0 || obj.committeeId.length > 64) throw corrupt(what, 'committeeId must be a committee id');
+  if (!Array.isArray(obj.members) || obj.members.length === 0 || obj.members.length > 256) throw corrupt(what, 'members must list 1..256 members');
+  const members = obj.members.map((m: unknown) => {
+    if (!isPlainObject(m)) throw corrupt(what, 'a member must be an object');
+    exactFields(m, ['id', 'publicKey'], what);
+    if (!Number.isSafeInteger(m.id) || (m.id as number) < 1 || (m.id as number) > 65_535) throw corrupt(what, 'a member id must be in 1..65535');
+    let publicKey: Uint8Array;
+    try {
+      publicKey = decodeHex(m.publicKey, { length: 32, name: 'publicKey' });
+    } catch {
+      throw corrupt(what, 'a member key must be 32 bytes of hex');
+    }
+    return { id: m.id as number, publicKey };
+  });
+  for (let i = 1; i < members.length; i++) if (!(members[i - 1]!.id < members[i]!.id)) throw corrupt(what, 'members must be sorted by id without repeats');
+  if (!Number.isSafeInteger(obj.t) || (obj.t as number) < 1 || (obj.t as number) > members.length) throw corrupt(what, 't must be in 1..members');
+  return { committeeId: obj.committeeId, epoch: expectedEpoch, t: obj.t as number, members };
 }

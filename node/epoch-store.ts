@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { TkmsError, curveBackend, decodeHex, encodeHex, equalBytes, isTkmsError, utf8ToBytes } from '../core/index.ts';
-import { committeeFileDigest, parseCommittee, type Committee, type CommitteeDecoders } from '../core/committee.ts';
+import { committeeFileDigest, type Committee, type CommitteeDecoders, type CommitteeMembership } from '../core/committee.ts';
 import {
   followHandovers,
   handoverKeyJson,
@@ -16,11 +16,15 @@ import {
   MAX_APPROVALS,
   MAX_APPROVAL_FILE_BYTES,
   MAX_HANDOVER_FILE_BYTES,
+  MAX_MEMBERSHIP_FILE_BYTES,
   MAX_VOTES,
   MAX_VOTE_BYTES,
   approvalFileName,
   assertProposalId,
   handoverFileName,
+  membershipFileName,
+  parseMembership,
+  serializeMembership,
   parseApprovalFileName,
   parseApprovalRecord,
   parseHandoverFileName,
@@ -109,21 +113,6 @@ function sameKeyData(a: KeyEpochData, b: KeyEpochData): boolean {
   return a.keyId === b.keyId && a.epoch === b.epoch && a.t === b.t && canonicalJson(handoverKeyJson(a)) === canonicalJson(handoverKeyJson(b));
 }
 
-function certificateKeys(cert: HandoverCertificate, to: Committee): Map<string, KeyEpochData> {
-  return new Map(
-    cert.keys.map((k) => [
-      k.keyId,
-      {
-        keyId: k.keyId,
-        epoch: to.epoch,
-        t: to.t,
-        groupPublicKey: decodeHex(k.groupPublicKey),
-        verificationShares: new Map(Object.entries(k.verificationShares).map(([id, y]) => [Number(id), decodeHex(y)])),
-      },
-    ]),
-  );
-}
-
 function memberIdIn(committee: Committee, publicKey: Uint8Array): number | undefined {
   return committee.members.find((m) => equalBytes(m.publicKey, publicKey))?.id;
 }
@@ -197,7 +186,7 @@ class FileEpochStore implements NodeEpochStore {
     const entries = await listDirectory(this.#dir);
     const certs = await this.#readCertificates(entries);
     const dkgKeys = await this.#readDkgKeys();
-    this.#follow(certs, dkgKeys);
+    await this.#follow(certs, dkgKeys);
     await this.#loadServedShares(entries, dkgKeys);
     const firstCovered = this.#handovers[0]?.fromEpoch ?? this.#committee.epoch;
     const moved = [...dkgKeys.values()].filter(({ data }) => data.epoch < this.#committee.epoch && data.epoch >= firstCovered).map(({ data }) => keyFileName(data.keyId));
@@ -232,22 +221,23 @@ class FileEpochStore implements NodeEpochStore {
   }
 
   /** Verifies the stored chain from the node's committee file; a certificate that does not verify was tampered with. */
-  #follow(certs: HandoverCertificate[], dkgKeys: Map<string, { data: KeyEpochData }>): void {
+  async #follow(certs: HandoverCertificate[], dkgKeys: Map<string, { data: KeyEpochData }>): Promise<void> {
     const base = this.#base;
     // A member that joined by a reshare holds the certificate that brought it in: its `to` must be this committee file.
     const join = certs.find((c) => c.fromEpoch === base.epoch - 1);
     let startKeys = new Map<string, KeyEpochData>();
     if (join !== undefined) {
-      let to: Committee;
+      const from = await this.#readMembership(join.fromEpoch);
+      let verified: VerifiedHandover;
       try {
-        to = parseCommittee(join.to, this.#decoders);
+        verified = verifyHandover(join, from, undefined, this.#decoders);
       } catch (err) {
         throw corrupt(`${handoverFileName(join.fromEpoch)} does not verify`, err);
       }
-      if (!equalBytes(committeeFileDigest(to), committeeFileDigest(base))) throw corrupt(`${handoverFileName(join.fromEpoch)} arrives at another committee than this node's committee file`);
+      if (!equalBytes(committeeFileDigest(verified.to), committeeFileDigest(base))) throw corrupt(`${handoverFileName(join.fromEpoch)} arrives at another committee than this node's committee file`);
       this.#handovers.push(join);
       this.#reachedByCertificate = true;
-      startKeys = certificateKeys(join, to);
+      startKeys = new Map(verified.keys.map((k) => [k.keyId, k]));
     } else {
       for (const { data } of dkgKeys.values()) if (data.epoch === base.epoch) startKeys.set(data.keyId, data);
     }
@@ -284,6 +274,13 @@ class FileEpochStore implements NodeEpochStore {
         this.#keys.set(data.keyId, data);
       }
     }
+  }
+
+  async #readMembership(epoch: number): Promise<CommitteeMembership> {
+    const name = membershipFileName(epoch);
+    const bytes = await readBounded(join(this.#dir, name), MAX_MEMBERSHIP_FILE_BYTES, () => corrupt(`${name} is not a regular file of at most ${MAX_MEMBERSHIP_FILE_BYTES} bytes`));
+    if (bytes === undefined) throw corrupt(`${name} is missing: the certificate that brought this member in cannot be verified`);
+    return parseMembership(bytes, epoch);
   }
 
   async #loadServedShares(entries: readonly string[], dkgKeys: Map<string, { data: KeyEpochData; share: bigint }>): Promise<void> {
@@ -432,6 +429,15 @@ class FileEpochStore implements NodeEpochStore {
       }
     }
 
+    if (joining) {
+      // Written before the certificate: on open the joining certificate is verified against it.
+      const record = serializeMembership(verified.from);
+      const name = membershipFileName(verified.from.epoch);
+      if ((await publishNewFile(this.#dir, name, record)) === 'exists') {
+        const onDisk = await this.#readMembership(verified.from.epoch);
+        if (!sameBytes(serializeMembership(onDisk), record)) throw new TkmsError('conflict', `${name} already names another committee`);
+      }
+    }
     const name = handoverFileName(cert.fromEpoch);
     const bytes = certificateBytes(verified.certificate);
     if ((await publishNewFile(this.#dir, name, bytes)) === 'exists') {

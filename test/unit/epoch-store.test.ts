@@ -207,7 +207,7 @@ describe('epoch store', function () {
   });
 
   it('a joining member serves nothing until the certificate that brings it in is stored', async () => {
-    const { reopen } = await node(4);
+    const { dir, reopen } = await node(4);
     const store = await reopen();
     assert.equal(store.served().committee.epoch, 1);
     assert.deepEqual(store.shares(), []);
@@ -218,6 +218,20 @@ describe('epoch store', function () {
     const after = await reopen();
     assert.deepEqual(after.served().handovers, [world.handover.certificate]);
     assert.deepEqual(after.shares().map((s) => s.share), [world.next.shares.get(4)]);
+
+    // The certificate that brought it in is verified again on open, against the committee it left.
+    const path = join(dir, 'handover.e0.json');
+    const cert = JSON.parse(await readFile(path, 'utf8')) as HandoverCertificate;
+    const [first, ...rest] = Object.keys(cert.signatures.to);
+    for (const id of rest) cert.signatures.to[id] = cert.signatures.to[first!]!; // one valid arriving signature, below the quorum of 2
+    await rm(path);
+    await writeFile(path, JSON.stringify(cert));
+    await rejectsWith('keystore_corrupt', reopen);
+    await rm(path);
+    await writeFile(path, certBytes());
+    assert.equal((await reopen()).shares().length, 1);
+    await rm(join(dir, 'membership.e0.json'));
+    await rejectsWith('keystore_corrupt', reopen);
   });
 
   describe('a crash at each step of the commit reopens as the old epoch or the new one, never a mix', () => {
