@@ -11,7 +11,8 @@ import { handoverDigest, handoverKeyJson, handoverVoteMessage, verifyHandover, t
 import { proposalDigest } from '../../core/ceremony/proposal.ts';
 import type { ReshareProposal } from '../../core/ceremony/types.ts';
 import { dkgSignedBytes } from '../../core/dkg/member-signatures.ts';
-import { loadIdentityFile } from '../../node/identity.ts';
+import { createIdentityFile, loadIdentityFile } from '../../node/identity.ts';
+import { createBackup, parseBackup, restoreBackup, writeBackupFile } from '../../node/keystore-backup.ts';
 import { Keystore } from '../../node/keystore.ts';
 import { openEpochStore, type NodeEpochStore } from '../../node/epoch-store.ts';
 import { MAX_APPROVALS, MAX_VOTES } from '../../node/epoch-files.ts';
@@ -371,6 +372,61 @@ describe('epoch store', function () {
     const extra: ReshareProposal = { from: world.a, to: parseCommittee({ ...committeeToJson(world.b), refreshIntervalSeconds: 10_000 }), keyIds: ['alpha'] };
     await rejectsWith('conflict', () => store.saveApproval({ proposalId: encodeHex(proposalDigest(extra)), proposal: extra, status: 'approved', approvedAt }));
     assert.equal((await reopen()).approvals().length, MAX_APPROVALS);
+  });
+
+  describe('backups', () => {
+    async function backup(dir: string, identityFile: string): Promise<string> {
+      const { bytes } = await createBackup({ keystoreDir: dir, password: PASSWORD, identityFile });
+      const file = join(await tempDir(), 'node.tkmsbak');
+      await writeBackupFile(file, bytes);
+      return file;
+    }
+
+    it('carry the epoch shares and certificates: a restore serves the epoch the node had reached', async () => {
+      const { dir, reopen } = await node(1);
+      const store = await reopen();
+      await store.savePending(world.proposalId, new Map([['alpha', world.next.shares.get(1)!]]), [world.newData]);
+      await store.commit(world.handover, world.proposalId);
+      const identityFile = join(await tempDir(), 'identity.json');
+      await createIdentityFile(identityFile);
+      const file = await backup(dir, identityFile);
+      const parsed = parseBackup(await readFile(file));
+      assert.deepEqual([parsed.keys.length, parsed.epochShares.length, parsed.handovers.length], [0, 1, 1]);
+
+      const target = join(await tempDir(), 'keystore');
+      await restoreBackup({ backupFile: file, backupPassword: PASSWORD, keystoreDir: target, keystorePassword: 'another password', identityFile });
+      const ks = await Keystore.open(target, 'another password');
+      open.push(ks);
+      const restored = await openEpochStore({ keystore: ks, committee: world.a, selfPublicKey: world.publicKey(1) });
+      assert.equal(restored.served().committee.epoch, 1);
+      assert.deepEqual(restored.shares().map((x) => x.share), [world.next.shares.get(1)]);
+    });
+
+    it('made before a reshare: restored beside the certificate its old shares are erased; restored alone they serve the old epoch', async () => {
+      const { dir, reopen } = await node(2);
+      const identityFile = join(await tempDir(), 'identity.json');
+      await createIdentityFile(identityFile);
+      const file = await backup(dir, identityFile);
+      const store = await reopen();
+      await store.savePending(world.proposalId, new Map([['alpha', world.next.shares.get(2)!]]), [world.newData]);
+      await store.commit(world.handover, world.proposalId);
+
+      // The node's own keystore after the reshare: the old key file is gone, so the restore installs it; opening erases it again.
+      await restoreBackup({ backupFile: file, backupPassword: PASSWORD, keystoreDir: dir, keystorePassword: PASSWORD, identityFile });
+      assert.ok((await readdir(dir)).includes('alpha.key.json'));
+      const after = await reopen();
+      assert.equal(after.served().committee.epoch, 1);
+      assert.deepEqual(after.shares().map((x) => x.share), [world.next.shares.get(2)]);
+      assert.ok(!(await readdir(dir)).includes('alpha.key.json'));
+
+      const alone = join(await tempDir(), 'keystore');
+      await restoreBackup({ backupFile: file, backupPassword: PASSWORD, keystoreDir: alone, keystorePassword: PASSWORD, identityFile });
+      const ks = await Keystore.open(alone, PASSWORD);
+      open.push(ks);
+      const stale = await openEpochStore({ keystore: ks, committee: world.a, selfPublicKey: world.publicKey(2) });
+      assert.equal(stale.served().committee.epoch, 0);
+      assert.deepEqual(stale.shares().map((x) => x.share), [world.old.shares.get(2)]);
+    });
   });
 
   it('keystores written before epochs (test/fixtures/keystore-70e9873) still open and serve epoch 0', async () => {
