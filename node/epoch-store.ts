@@ -216,7 +216,16 @@ class FileEpochStore implements NodeEpochStore {
 
   async #readDkgKeys(): Promise<Map<string, { data: KeyEpochData; share: bigint }>> {
     const keys = new Map<string, { data: KeyEpochData; share: bigint }>();
-    for (const stored of await this.#keystore.loadAll()) keys.set(stored.keyId, { data: dkgKeyData(stored.keyId, stored.publicResult), share: stored.share });
+    for (const keyId of this.#keystore.list()) {
+      let stored;
+      try {
+        stored = await this.#keystore.load(keyId);
+      } catch (err) {
+        if (isTkmsError(err, 'unknown_key')) continue; // erased by a commit since the keystore listed it
+        throw err;
+      }
+      keys.set(keyId, { data: dkgKeyData(keyId, stored.publicResult), share: stored.share });
+    }
     return keys;
   }
 

@@ -205,6 +205,9 @@ describe('epoch store', function () {
     const after = await reopen();
     assert.deepEqual(after.shares(), []);
     assert.equal(after.served().committee.epoch, 1);
+    // Reopened on the same Keystore object, which listed the erased key file when it opened.
+    const sameKeystore = await openEpochStore({ keystore: open.at(-2)!, committee: world.a, selfPublicKey: world.publicKey(3) });
+    assert.equal(sameKeystore.served().committee.epoch, 1);
   });
 
   it('a joining member serves nothing until the certificate that brings it in is stored', async () => {
