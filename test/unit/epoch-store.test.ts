@@ -74,6 +74,20 @@ function sign(members: Member[], digest: Uint8Array): Record<string, string> {
   return Object.fromEntries(members.map((m) => [String(m.id), encodeHex(ed25519.sign(message, m.secret))]));
 }
 
+function signedHandover(from: Committee, to: Committee, keys: KeyEpochData[], fromSigners: Member[], toSigners: Member[]): VerifiedHandover {
+  const unsigned: UnsignedHandover = {
+    v: 1,
+    committeeId: from.committeeId,
+    fromEpoch: from.epoch,
+    fromDigest: encodeHex(committeeDigest(from)),
+    to: committeeToJson(to),
+    keys: keys.map(handoverKeyJson),
+    transcriptHash: encodeHex(randomBytes(32)),
+  };
+  const digest = handoverDigest(unsigned, from, to);
+  return verifyHandover({ ...unsigned, signatures: { from: sign(fromSigners, digest), to: sign(toSigners, digest) } }, from);
+}
+
 /** A world: committee A (1,2,3) at epoch 0 holds key "alpha"; the reshare moves it to B (1,2,4) at epoch 1. */
 class World {
   readonly m = [member(1), member(2), member(3), member(4)];
@@ -89,18 +103,7 @@ class World {
   readonly handover: VerifiedHandover;
 
   constructor() {
-    const unsigned: UnsignedHandover = {
-      v: 1,
-      committeeId: this.a.committeeId,
-      fromEpoch: 0,
-      fromDigest: encodeHex(committeeDigest(this.a)),
-      to: committeeToJson(this.b),
-      keys: [handoverKeyJson(this.newData)],
-      transcriptHash: encodeHex(randomBytes(32)),
-    };
-    const digest = handoverDigest(unsigned, this.a, this.b);
-    const cert: HandoverCertificate = { ...unsigned, signatures: { from: sign([this.m[0]!, this.m[1]!], digest), to: sign([this.m[0]!, this.m[1]!, this.m[3]!], digest) } };
-    this.handover = verifyHandover(cert, this.a);
+    this.handover = signedHandover(this.a, this.b, [this.newData], [this.m[0]!, this.m[1]!], [this.m[0]!, this.m[1]!, this.m[3]!]);
   }
 
   publicKey(id: number): Uint8Array {
@@ -282,6 +285,50 @@ describe('epoch store', function () {
       assert.deepEqual(after.shares().map((s) => s.share), [world.next.shares.get(1)]);
       assert.deepEqual(await pendingFiles(dir), [`alpha.e1.${world.proposalId.slice(2)}.share.json`]);
     });
+  });
+
+  it('serves a key a DKG made after a commit, and a second handover (a refresh) moves both keys', async () => {
+    const { dir, reopen } = await node(1);
+    const ks = await keystore(dir);
+    const store = await openEpochStore({ keystore: ks, committee: world.a, selfPublicKey: world.publicKey(1) });
+    await store.savePending(world.proposalId, new Map([['alpha', world.next.shares.get(1)!]]), [world.newData]);
+    await store.commit(world.handover, world.proposalId);
+
+    const betaSecret = randomScalar();
+    const betaGroup = curveBackend().multiplyBaseSecret(betaSecret);
+    const beta = deal(betaSecret, 2, [1, 2, 4]);
+    await ks.save({ keyId: 'beta', share: beta.shares.get(1)!, publicResult: { ...dkgPublicResult('beta', world.b, betaGroup, beta.ys), epoch: 1 } });
+    const noted = await store.noteDkgKey('beta');
+    assert.equal(noted.share, beta.shares.get(1));
+    assert.deepEqual(store.epochKeys().map((k) => [k.keyId, k.epoch]), [['alpha', 1], ['beta', 1]]);
+    assert.deepEqual((await reopen()).shares().map((x) => x.keyId), ['alpha', 'beta']);
+    await ks.save({ keyId: 'gamma', share: 5n, publicResult: dkgPublicResult('gamma', world.a, betaGroup, beta.ys) });
+    await rejectsWith('stale_epoch', () => store.noteDkgKey('gamma'));
+    await rm(join(dir, 'gamma.key.json'));
+
+    // Refresh of B at epoch 1 to B′ at epoch 2: same members, new shares for both keys.
+    const b2 = parseCommittee({ ...committeeToJson(world.b), epoch: 2 });
+    const alpha2 = deal(world.secret, 2, [1, 2, 4]);
+    const beta2 = deal(betaSecret, 2, [1, 2, 4]);
+    const data2: KeyEpochData[] = [
+      { keyId: 'alpha', epoch: 2, t: 2, groupPublicKey: world.group, verificationShares: alpha2.ys },
+      { keyId: 'beta', epoch: 2, t: 2, groupPublicKey: betaGroup, verificationShares: beta2.ys },
+    ];
+    const signers = [world.m[0]!, world.m[1]!, world.m[3]!];
+    const refresh = signedHandover(world.b, b2, data2, signers, signers);
+    const refreshId = encodeHex(proposalDigest({ from: world.b, to: b2, keyIds: ['alpha', 'beta'] }));
+    // A certificate that drops beta is refused.
+    await rejectsWith('dkg_failed', () => store.commit(signedHandover(world.b, b2, [data2[0]!], signers, signers), refreshId));
+    await store.savePending(refreshId, new Map([['alpha', alpha2.shares.get(1)!], ['beta', beta2.shares.get(1)!]]), data2);
+    await store.commit(refresh, refreshId);
+    const after = await reopen();
+    assert.equal(after.served().committee.epoch, 2);
+    assert.equal(after.served().handovers.length, 2);
+    assert.deepEqual(after.shares().map((x) => [x.keyId, x.share]), [['alpha', alpha2.shares.get(1)], ['beta', beta2.shares.get(1)]]);
+    assert.deepEqual((await readdir(dir)).filter((n) => n.endsWith('.key.json') || n.endsWith('.share.json')).sort(), [
+      `alpha.e2.${refreshId.slice(2)}.share.json`,
+      `beta.e2.${refreshId.slice(2)}.share.json`,
+    ]);
   });
 
   it('refuses a certificate that does not leave the served epoch', async () => {
