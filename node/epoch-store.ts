@@ -11,7 +11,9 @@ import {
   type VerifiedHandover,
 } from '../core/ceremony/handover.ts';
 import { proposalDigest } from '../core/ceremony/proposal.ts';
-import type { EpochShare, EpochStore, ServedEpoch, StoredApproval } from './epoch-types.ts';
+import type { EpochShare, NodeEpochStore, ServedEpoch, StoredApproval } from './epoch-types.ts';
+
+export type { NodeEpochStore } from './epoch-types.ts';
 import {
   MAX_APPROVALS,
   MAX_APPROVAL_FILE_BYTES,
@@ -60,19 +62,6 @@ export interface EpochStoreOptions {
   decoders?: CommitteeDecoders;
   /** The node's raw Ed25519 member key: finds its member id in each committee. */
   selfPublicKey: Uint8Array;
-}
-
-/** EpochStore plus what the runner and the DKG path need beyond the shared contract. */
-export interface NodeEpochStore extends EpochStore {
-  /** Public data of every key at the served epoch (also keys this node holds no share of), sorted by key id. */
-  epochKeys(): KeyEpochData[];
-  /** This node's member id in the served committee, or undefined when it is not a member. */
-  memberId(): number | undefined;
-  /**
-   * Serves a key a DKG just stored in the keystore (Keystore.save) at the served epoch: read back
-   * and authenticated from its file. stale_epoch for a result of another epoch, conflict for a key id already served.
-   */
-  noteDkgKey(keyId: string): Promise<EpochShare>;
 }
 
 interface EpochFile extends EpochShareName {
