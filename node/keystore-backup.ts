@@ -203,7 +203,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<{ bytes: 
       handovers,
       memberships,
     };
-    return { bytes: utf8ToBytes(`${JSON.stringify(doc, null, 2)}\n`), keyIds: keys.map((k) => k.keyId), peerId: identity.peerId };
+    return { bytes: utf8ToBytes(`${JSON.stringify(doc, null, 2)}\n`), keyIds: [...new Set([...keys.map((k) => k.keyId), ...epochNames.map((n) => n.keyId)])].sort(), peerId: identity.peerId };
   } finally {
     wipe(masterKey);
   }
@@ -493,7 +493,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   } finally {
     keystore.close();
   }
-  return { restored: opened.keys.map((k) => k.keyId), identity, peerId };
+  return { restored: [...new Set([...opened.keys.map((k) => k.keyId), ...opened.epochShares.map((e) => e.keyId)])].sort(), identity, peerId };
 }
 
 async function installIdentity(identityFile: string, text: string, peerId: string): Promise<void> {

@@ -426,7 +426,8 @@ describe('epoch store', function () {
 
   describe('backups', () => {
     async function backup(dir: string, identityFile: string): Promise<string> {
-      const { bytes } = await createBackup({ keystoreDir: dir, password: PASSWORD, identityFile });
+      const { bytes, keyIds } = await createBackup({ keystoreDir: dir, password: PASSWORD, identityFile });
+      assert.deepEqual(keyIds, ['alpha']);
       const file = join(await tempDir(), 'node.tkmsbak');
       await writeBackupFile(file, bytes);
       return file;
