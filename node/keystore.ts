@@ -34,6 +34,7 @@ import {
   isPlainObject,
   keyFileName,
   keyIdFromFileName,
+  parseEpochShareFileName,
   parseHeader,
   parseKeyFile,
   serializeHeader,
@@ -101,7 +102,8 @@ export class Keystore {
 
       let header = await readHeader(root);
       if (header === undefined) {
-        if (keyIds.length > 0) {
+        // Shares a reshare made are sealed under the header too: a fresh header would orphan them.
+        if (keyIds.length > 0 || entries.some((name) => parseEpochShareFileName(name) !== undefined)) {
           throw new TkmsError('keystore_corrupt', 'keystore header is missing but key files are present');
         }
         const created = await createHeader(root, passwordBytes, options.newKeystoreScrypt ?? DEFAULT_SCRYPT_PARAMS);

@@ -191,6 +191,11 @@ describe('epoch store', function () {
     const after = await reopen();
     assert.equal(after.served().committee.epoch, 1);
     assert.deepEqual(after.served().handovers, [world.handover.certificate]);
+    // Only epoch shares left: a missing header is still corruption, never a fresh keystore over sealed shares.
+    const header = await readFile(join(dir, 'keystore.json'));
+    await rm(join(dir, 'keystore.json'));
+    await rejectsWith('keystore_corrupt', () => Keystore.open(dir, PASSWORD));
+    await writeFile(join(dir, 'keystore.json'), header);
     assert.deepEqual(after.shares().map((s) => [s.keyId, s.share]), [['alpha', world.next.shares.get(1)]]);
     assert.deepEqual(after.epochKeys().map((k) => [k.keyId, k.epoch, encodeHex(k.groupPublicKey)]), [['alpha', 1, encodeHex(world.group)]]);
     await rejectsWith('stale_epoch', () => after.savePending(world.proposalId, new Map([['alpha', world.next.shares.get(1)!]]), [world.newData]));
