@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { TkmsError, curveBackend, decodeHex, encodeHex, equalBytes, isTkmsError, utf8ToBytes } from '../core/index.ts';
+import { TkmsError, curveBackend, decodeHex, equalBytes, isTkmsError, utf8ToBytes } from '../core/index.ts';
 import { committeeFileDigest, type Committee, type CommitteeDecoders, type CommitteeMembership } from '../core/committee.ts';
 import {
   followHandovers,
@@ -10,34 +10,21 @@ import {
   type KeyEpochData,
   type VerifiedHandover,
 } from '../core/ceremony/handover.ts';
-import { proposalDigest } from '../core/ceremony/proposal.ts';
 import type { EpochShare, NodeEpochStore, ServedEpoch, StoredApproval } from './epoch-types.ts';
 
 export type { NodeEpochStore } from './epoch-types.ts';
 import {
-  MAX_APPROVALS,
-  MAX_APPROVAL_FILE_BYTES,
   MAX_HANDOVER_FILE_BYTES,
   MAX_MEMBERSHIP_FILE_BYTES,
-  MAX_VOTES,
-  MAX_VOTE_BYTES,
-  approvalFileName,
   assertProposalId,
   handoverFileName,
   membershipFileName,
-  parseMembership,
-  serializeMembership,
-  parseApprovalFileName,
-  parseApprovalRecord,
   parseHandoverFileName,
-  parseVoteFileName,
-  parseVoteRecord,
+  parseMembership,
   sameBytes,
-  serializeApprovalRecord,
-  serializeVoteRecord,
-  voteFileName,
-  type ApprovalRecord,
+  serializeMembership,
 } from './epoch-files.ts';
+import { ApprovalLedger } from './epoch-approvals.ts';
 import type { Keystore } from './keystore.ts';
 import { MAX_KEY_FILE_BYTES, canonicalJson, epochShareFileName, isPlainObject, keyFileName, parseEpochShareFileName, parseKeyFile, type EpochShareName } from './keystore-format.ts';
 import { listDirectory, publishNewFile, readBounded, removeFileDurably } from './keystore-fs.ts';
@@ -50,7 +37,7 @@ import { listDirectory, publishNewFile, readBounded, removeFileDurably } from '.
  * - `handover.e<fromEpoch>.json`: a committed certificate. Storing it is the commit: what is served
  *   is always derived from the files, so a crash at any step reopens as the old epoch (no
  *   certificate) or the new one (certificate; what the old epoch left is erased on open);
- * - `approval.<seq>.json`, `vote.<proposal>.json`: the operator's approvals and the vote lock.
+ * - `approval.<seq>.json`, `vote.<proposal>.json`: the operator's approvals and the vote lock (node/epoch-approvals.ts).
  * Every file is published whole with link(2) and never rewritten; erasure is unlink + dir fsync.
  */
 
@@ -130,10 +117,7 @@ class FileEpochStore implements NodeEpochStore {
   #reachedByCertificate = false;
   #keys = new Map<string, KeyEpochData>();
   #shares = new Map<string, EpochShare>();
-  #approvals = new Map<string, ApprovalRecord>();
-  #approvalSeqs = new Map<string, number[]>();
-  #nextSeq = 0;
-  #votes = new Map<string, Uint8Array>();
+  readonly #ledger: ApprovalLedger;
   /** One mutation at a time: commits, saves and erasures never interleave. */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -144,6 +128,7 @@ class FileEpochStore implements NodeEpochStore {
     this.#committee = options.committee;
     this.#decoders = options.decoders;
     this.#self = Uint8Array.from(options.selfPublicKey);
+    this.#ledger = new ApprovalLedger(this.#dir, () => this.#committee.epoch, (fn) => this.#serial(fn), options.decoders);
   }
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -180,8 +165,7 @@ class FileEpochStore implements NodeEpochStore {
     const firstCovered = this.#handovers[0]?.fromEpoch ?? this.#committee.epoch;
     const moved = [...dkgKeys.values()].filter(({ data }) => data.epoch < this.#committee.epoch && data.epoch >= firstCovered).map(({ data }) => keyFileName(data.keyId));
     await this.#eraseLeftovers(await listDirectory(this.#dir), moved);
-    await this.#loadApprovals(entries);
-    await this.#loadVotes(entries);
+    await this.#ledger.load(entries);
   }
 
   async #readCertificates(entries: readonly string[]): Promise<HandoverCertificate[]> {
@@ -467,118 +451,22 @@ class FileEpochStore implements NodeEpochStore {
   }
 
   // -------------------------------------------------------------------------
-  // Approvals and the vote lock
-
-  async #loadApprovals(entries: readonly string[]): Promise<void> {
-    const records: ApprovalRecord[] = [];
-    for (const name of entries) {
-      const seq = parseApprovalFileName(name);
-      if (seq === undefined) continue;
-      const bytes = await readBounded(join(this.#dir, name), MAX_APPROVAL_FILE_BYTES, () => corrupt(`${name} is not a regular file of at most ${MAX_APPROVAL_FILE_BYTES} bytes`));
-      if (bytes !== undefined) records.push(parseApprovalRecord(bytes, seq, this.#decoders));
-    }
-    records.sort((a, b) => a.seq - b.seq);
-    for (const record of records) this.#noteApproval(record);
-  }
-
-  #noteApproval(record: ApprovalRecord): void {
-    const id = record.approval.proposalId;
-    this.#approvals.set(id, record);
-    this.#approvalSeqs.set(id, [...(this.#approvalSeqs.get(id) ?? []), record.seq]);
-    this.#nextSeq = Math.max(this.#nextSeq, record.seq + 1);
-  }
-
-  async #loadVotes(entries: readonly string[]): Promise<void> {
-    for (const name of entries) {
-      const proposalId = parseVoteFileName(name);
-      if (proposalId === undefined) continue;
-      const bytes = await readBounded(join(this.#dir, name), 2 * MAX_VOTE_BYTES + 256, () => corrupt(`${name} is larger than a vote`));
-      if (bytes !== undefined) this.#votes.set(proposalId, parseVoteRecord(bytes, proposalId));
-    }
-  }
+  // Approvals and the vote lock (node/epoch-approvals.ts)
 
   approvals(): StoredApproval[] {
-    return [...this.#approvals.values()].sort((a, b) => a.seq - b.seq).map((r) => r.approval);
+    return this.#ledger.approvals();
   }
 
   saveApproval(approval: StoredApproval): Promise<void> {
-    assertProposalId(approval.proposalId);
-    if (encodeHex(proposalDigest(approval.proposal)) !== approval.proposalId) throw new TkmsError('bad_request', 'proposalId is not the digest of the proposal');
-    if (approval.status !== 'approved' && approval.status !== 'cancelled') throw new TkmsError('bad_request', 'status must be approved or cancelled');
-    if (Number.isNaN(Date.parse(approval.approvedAt)) || approval.approvedAt.length > 64) throw new TkmsError('bad_request', 'approvedAt must be an ISO time');
-    return this.#serial(async () => {
-      const current = this.#approvals.get(approval.proposalId);
-      if (current !== undefined && current.approval.status === approval.status) return;
-      if (current === undefined && this.#approvals.size >= MAX_APPROVALS) await this.#pruneApprovals();
-      if (current === undefined && this.#approvals.size >= MAX_APPROVALS) {
-        throw new TkmsError('conflict', `${MAX_APPROVALS} proposals are approved and not done; cancel one first`);
-      }
-      for (;;) {
-        const seq = this.#nextSeq++;
-        const record: ApprovalRecord = { seq, approval: { ...approval } };
-        if ((await publishNewFile(this.#dir, approvalFileName(seq), serializeApprovalRecord(record))) === 'written') {
-          this.#noteApproval(record);
-          return;
-        }
-      }
-    });
-  }
-
-  /** Drops the oldest done proposals (cancelled, or leaving an epoch already left), their records oldest first so a crash never revives an approval. */
-  async #pruneApprovals(): Promise<void> {
-    const epoch = this.#committee.epoch;
-    const done = [...this.#approvals.values()]
-      .filter((r) => r.approval.status === 'cancelled' || r.approval.proposal.from.epoch < epoch)
-      .sort((a, b) => a.seq - b.seq);
-    for (const record of done) {
-      if (this.#approvals.size < MAX_APPROVALS) break;
-      const id = record.approval.proposalId;
-      for (const seq of this.#approvalSeqs.get(id) ?? []) await this.#erase(approvalFileName(seq));
-      this.#approvals.delete(id);
-      this.#approvalSeqs.delete(id);
-      if (this.#votes.has(id)) {
-        await this.#erase(voteFileName(id));
-        this.#votes.delete(id);
-      }
-    }
+    return this.#ledger.saveApproval(approval);
   }
 
   recordVote(proposalId: string, vote: Uint8Array): Promise<void> {
-    assertProposalId(proposalId);
-    if (!(vote instanceof Uint8Array) || vote.length === 0 || vote.length > MAX_VOTE_BYTES) throw new TkmsError('bad_request', `a vote is 1..${MAX_VOTE_BYTES} bytes`);
-    const copy = Uint8Array.from(vote);
-    return this.#serial(async () => {
-      const prior = this.#votes.get(proposalId);
-      if (prior !== undefined) {
-        if (sameBytes(prior, copy)) return;
-        throw new TkmsError('conflict', 'this node already voted differently for this proposal');
-      }
-      // Pruning keeps only votes of approved proposals not done: at most MAX_APPROVALS < MAX_VOTES.
-      if (this.#votes.size >= MAX_VOTES) await this.#pruneVotes();
-      const name = voteFileName(proposalId);
-      if ((await publishNewFile(this.#dir, name, serializeVoteRecord(proposalId, copy))) === 'exists') {
-        const bytes = await readBounded(join(this.#dir, name), 2 * MAX_VOTE_BYTES + 256, () => corrupt(`${name} is larger than a vote`));
-        const onDisk = bytes === undefined ? undefined : parseVoteRecord(bytes, proposalId);
-        if (onDisk === undefined || !sameBytes(onDisk, copy)) throw new TkmsError('conflict', 'this node already voted differently for this proposal');
-      }
-      this.#votes.set(proposalId, copy);
-    });
-  }
-
-  /** Votes whose proposal is done (left epoch), cancelled or pruned are never needed again (a cancel after a vote is refused upstream). */
-  async #pruneVotes(): Promise<void> {
-    const epoch = this.#committee.epoch;
-    for (const id of [...this.#votes.keys()]) {
-      const record = this.#approvals.get(id);
-      if (record !== undefined && record.approval.status === 'approved' && record.approval.proposal.from.epoch >= epoch) continue;
-      await this.#erase(voteFileName(id));
-      this.#votes.delete(id);
-    }
+    return this.#ledger.recordVote(proposalId, vote);
   }
 
   priorVote(proposalId: string): Uint8Array | undefined {
-    const vote = this.#votes.get(proposalId);
-    return vote === undefined ? undefined : Uint8Array.from(vote);
+    return this.#ledger.priorVote(proposalId);
   }
 }
 
