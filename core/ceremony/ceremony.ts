@@ -15,7 +15,9 @@ import {
   type DealingMessage,
   type DecodedCeremonyMessage,
   type KeyDealing,
+  type PointCache,
 } from './codec.ts';
+import { LruCache } from '../lru.ts';
 import { ceremonyTranscriptHash, combineSubShares, combineVerificationShares, unsignedHandover } from './combine.ts';
 import { complaintHolds, dealKey, keyDealingIsValid, openSubShare, proveComplaint, receiverSecret } from './dealing.ts';
 import { attemptAt, attemptDeadline, dealingDeadline, finalDeadline, helloDeadline, maxAttempts } from './deadlines.ts';
@@ -89,6 +91,8 @@ export class ReshareCeremony implements ReshareCeremonyApi {
   private attempt = 0;
   private resentAtAttempt = -1;
   private readonly seen = new Set<string>();
+  /** Bounded: decoding happens before authentication. */
+  private readonly pointCache: PointCache = new LruCache(4096);
   private readonly signatureCache = new Map<string, boolean>();
   private readonly hellos = new Map<number, { receiverKey: Uint8Array; signature: Uint8Array }>();
   private dealt = false;
@@ -211,7 +215,7 @@ export class ReshareCeremony implements ReshareCeremonyApi {
 
   private decode(payload: Uint8Array): DecodedCeremonyMessage {
     try {
-      return decodeCeremonyMessage(payload, this.shape);
+      return decodeCeremonyMessage(payload, this.shape, this.pointCache);
     } catch (error) {
       badRequest(error);
     }
@@ -312,7 +316,16 @@ export class ReshareCeremony implements ReshareCeremonyApi {
       case 'certificate': {
         const key = this.authenticate(m, body.authorRole === 0 ? this.fromKeys : this.toKeys, body.author);
         if (!this.admit(key, m)) return;
-        const proposal = this.decode(body.proposal);
+        const known = this.proposals.get(hex(sha256(body.proposal)));
+        const proposal = known !== undefined ? undefined : this.decode(body.proposal);
+        if (proposal === undefined) {
+          if (!known!.valid) throw new TkmsError('bad_request', 'ceremony certificate: the proposal is invalid');
+          for (const v of body.votes) this.acceptVote(this.decode(v), true);
+          if (!this.votes.certifies(known!.digest!, this.quorum)) throw new TkmsError('bad_request', 'ceremony certificate: too few valid votes');
+          this.seen.add(hex(m.hash));
+          this.certificateRaw = m.raw;
+          return;
+        }
         if (proposal.body.kind !== 'proposal') throw new TkmsError('bad_request', 'ceremony certificate: does not carry a proposal');
         const proposer = proposal.body.author;
         this.authenticate(proposal, this.toKeys, proposer);
@@ -501,6 +514,11 @@ export class ReshareCeremony implements ReshareCeremonyApi {
     }
     const records: DealingRecord[] = [];
     for (const raw of body.dealings) {
+      const already = this.dealings.get(hex(sha256(raw)));
+      if (already !== undefined) {
+        records.push(already);
+        continue;
+      }
       let decoded: DecodedCeremonyMessage;
       try {
         decoded = this.decode(raw);
@@ -558,7 +576,9 @@ export class ReshareCeremony implements ReshareCeremonyApi {
     const toKey = body.toId === 0 ? undefined : this.toKeys.get(body.toId);
     const key = fromKey ?? toKey;
     if (key === undefined || (body.fromId !== 0 && fromKey === undefined) || (body.toId !== 0 && toKey === undefined)) throw new TkmsError('bad_request', 'ceremony vote: voter is not a member');
-    if (fromKey !== undefined && toKey !== undefined && !equalBytes(fromKey, toKey)) throw new TkmsError('bad_request', 'ceremony vote: the two ids are different members');
+    // A vote names all of its voter's ids (its signature does not cover them): no variant of one vote passes as another.
+    const expected = this.idsOf(key);
+    if (expected.fromId !== body.fromId || expected.toId !== body.toId) throw new TkmsError('bad_request', 'ceremony vote: ids are not exactly the voter\'s');
     const digest = hex(body.digest);
     const records = this.voteRecords.get(digest) ?? new Map<string, VoteRecord>();
     const voter = hex(key);
@@ -572,6 +592,11 @@ export class ReshareCeremony implements ReshareCeremonyApi {
     }
     records.set(voter, { fromId: body.fromId, toId: body.toId, signature: m.signature, raw: m.raw });
     this.voteRecords.set(digest, records);
+  }
+
+  private idsOf(publicKey: Uint8Array): { fromId: number; toId: number } {
+    const find = (keys: Map<number, Uint8Array>) => [...keys].find(([, k]) => equalBytes(k, publicKey))?.[0] ?? 0;
+    return { fromId: find(this.fromKeys), toId: find(this.toKeys) };
   }
 
   private isLocked(p: ProposalRecord): boolean {

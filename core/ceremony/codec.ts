@@ -1,6 +1,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
-import { concatBytes, lengthPrefixed, utf8ToBytes } from '../bytes.ts';
-import { COMPRESSED_POINT_LENGTH, decodePoint, decodeScalar, encodeScalar, SCALAR_LENGTH } from '../curve.ts';
+import { bytesToHex, concatBytes, lengthPrefixed, utf8ToBytes } from '../bytes.ts';
+import { COMPRESSED_POINT_LENGTH, decodePoint, decodeScalar, encodeScalar, SCALAR_LENGTH, type Point } from '../curve.ts';
+import type { LruCache } from '../lru.ts';
 import { decodeDleqProof, DLEQ_PROOF_LENGTH, encodeDleqProof, type DleqProof } from '../dleq.ts';
 import { TkmsError } from '../errors.ts';
 
@@ -53,6 +54,8 @@ export interface DealingRecipient {
 export interface KeyDealing {
   /** t′ compressed Feldman commitments, constant term first. */
   commitments: Uint8Array[];
+  /** The same, decoded (set by the decoder; the math works on these, so no point is decompressed twice). */
+  commitmentPoints?: Point[];
   ephemeralKey: Uint8Array;
   ephemeralProof: Uint8Array;
   /** One per present recipient, in recipient order. */
@@ -161,9 +164,13 @@ export function maxMessageSize(s: CeremonyShape, kind: CeremonyMessageKind): num
   }
 }
 
+/** Decoded points by their encoding: the same receiver keys and commitments recur in every dealing, relay and proposal. */
+export type PointCache = LruCache<string, Point>;
+
 class Reader {
   private offset = 0;
-  constructor(private readonly bytes: Uint8Array, private readonly what: string) {}
+  lastPoint: Point | undefined;
+  constructor(private readonly bytes: Uint8Array, private readonly what: string, private readonly cache?: PointCache) {}
 
   private need(length: number, field: string): void {
     if (this.offset + length > this.bytes.length) throw new TkmsError('bad_length', `${this.what}: truncated at ${field}`);
@@ -210,7 +217,13 @@ class Reader {
   }
   point(field: string): Uint8Array {
     const bytes = this.take(COMPRESSED_POINT_LENGTH, field);
-    decodePoint(bytes, field);
+    const key = this.cache === undefined ? '' : bytesToHex(bytes);
+    let point = this.cache?.get(key);
+    if (point === undefined) {
+      point = decodePoint(bytes, field);
+      this.cache?.set(key, point);
+    }
+    this.lastPoint = point;
     return bytes;
   }
   scalar(field: string): bigint {
@@ -326,12 +339,16 @@ function decodeBody(r: Reader, type: number, s: CeremonyShape): CeremonyBody {
       const keys: KeyDealing[] = [];
       for (let k = 0; k < s.keys; k++) {
         const commitments: Uint8Array[] = [];
-        for (let i = 0; i < s.tTo; i++) commitments.push(r.point('commitment'));
+        const commitmentPoints: Point[] = [];
+        for (let i = 0; i < s.tTo; i++) {
+          commitments.push(r.point('commitment'));
+          commitmentPoints.push(r.lastPoint!);
+        }
         const ephemeralKey = r.point('ephemeral key');
         const ephemeralProof = r.take(EPHEMERAL_PROOF_LENGTH, 'ephemeral key proof');
         const ciphertexts: bigint[] = [];
         for (let i = 0; i < present; i++) ciphertexts.push(r.scalar('sealed sub-share'));
-        keys.push({ commitments, ephemeralKey, ephemeralProof, ciphertexts });
+        keys.push({ commitments, commitmentPoints, ephemeralKey, ephemeralProof, ciphertexts });
       }
       return { kind: 'dealing', author, recipients, keys };
     }
@@ -378,7 +395,7 @@ function decodeBody(r: Reader, type: number, s: CeremonyShape): CeremonyBody {
 const KIND_BY_TYPE = new Map(Object.entries(CEREMONY_MESSAGE_TYPES).map(([k, v]) => [v as number, k as CeremonyMessageKind]));
 
 /** Strict decode of one message; checks structure only (signatures and membership: the ceremony). */
-export function decodeCeremonyMessage(raw: unknown, shape: CeremonyShape): DecodedCeremonyMessage {
+export function decodeCeremonyMessage(raw: unknown, shape: CeremonyShape, cache?: PointCache): DecodedCeremonyMessage {
   if (!(raw instanceof Uint8Array)) throw new TkmsError('bad_request', 'ceremony message must be bytes');
   if (raw.length < 2 + SIGNATURE_LENGTH) throw new TkmsError('bad_length', 'ceremony message: too short');
   if (raw[0] !== CEREMONY_WIRE_VERSION) throw new TkmsError('bad_request', `ceremony message: version ${raw[0]} is not ${CEREMONY_WIRE_VERSION}`);
@@ -386,7 +403,7 @@ export function decodeCeremonyMessage(raw: unknown, shape: CeremonyShape): Decod
   if (kind === undefined) throw new TkmsError('bad_request', `ceremony message: unknown type ${raw[1]}`);
   const max = maxMessageSize(shape, kind);
   if (raw.length > max) throw new TkmsError('bad_length', `ceremony ${kind}: ${raw.length} bytes exceed ${max}`);
-  const r = new Reader(raw.subarray(0, raw.length - SIGNATURE_LENGTH), `ceremony ${kind}`);
+  const r = new Reader(raw.subarray(0, raw.length - SIGNATURE_LENGTH), `ceremony ${kind}`, cache);
   r.u8('version');
   r.u8('type');
   const body = decodeBody(r, raw[1]!, shape);

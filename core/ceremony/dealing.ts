@@ -1,7 +1,7 @@
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { equalBytes, lengthPrefixed, utf8ToBytes } from '../bytes.ts';
-import { encodeScalar, mod } from '../curve.ts';
+import { decodePoint, encodePoint, encodeScalar, G, mod, type Point } from '../curve.ts';
 import { curveBackend } from '../curve-backend.ts';
 import { openShare, openWithProvenKey, provePairKey, sealShareWith, type SealBinding } from '../dkg/sealed-share.ts';
 import type { DleqProof } from '../dleq.ts';
@@ -84,23 +84,27 @@ export function keyDealingIsValid(proposalId: Uint8Array, keyId: string, dealer:
   }
 }
 
-/** Σ_k A_k·x^k: the public image of g(x). Public inputs only. */
-export function commitmentAt(commitments: readonly Uint8Array[], x: number): Uint8Array | null {
-  const powers: bigint[] = [];
-  let p = 1n;
-  for (let k = 0; k < commitments.length; k++) {
-    powers.push(p);
-    p = mod(p * BigInt(x));
-  }
-  return curveBackend().linearCombination(0n, commitments, powers);
+/**
+ * Σ_k A_k·x^k, the public image of g(x), by Horner's rule: x is a member id (16 bits), so each step
+ * is a short variable-time multiplication of public points. Undefined for the identity.
+ */
+export function commitmentAt(commitments: readonly Point[], x: number): Point | undefined {
+  const bx = BigInt(x);
+  let acc = commitments[commitments.length - 1]!;
+  for (let k = commitments.length - 2; k >= 0; k--) acc = acc.multiplyUnsafe(bx).add(commitments[k]!);
+  return acc.is0() ? undefined : acc;
+}
+
+export function commitmentPoints(dealing: KeyDealing): Point[] {
+  return dealing.commitmentPoints ?? dealing.commitments.map((c) => decodePoint(c, 'commitment'));
 }
 
 /** The recipient opens its sub-share; undefined when it does not match the commitments (then it complains). */
 export function openSubShare(proposalId: Uint8Array, keyId: string, dealer: number, recipient: number, receiverKey: Uint8Array, secret: bigint, dealing: KeyDealing, ciphertext: bigint): bigint | undefined {
   const value = openShare(sealBinding(proposalId, keyId, dealer, recipient, receiverKey), secret, { ephemeralKey: dealing.ephemeralKey, ciphertext });
   if (value === 0n) return undefined;
-  const expected = commitmentAt(dealing.commitments, recipient);
-  if (expected === null || !equalBytes(curveBackend().multiplyBaseSecret(value), expected)) return undefined;
+  const expected = commitmentAt(commitmentPoints(dealing), recipient);
+  if (expected === undefined || !equalBytes(curveBackend().multiplyBaseSecret(value), encodePoint(expected))) return undefined;
   return value;
 }
 
@@ -115,8 +119,8 @@ export function proveComplaint(proposalId: Uint8Array, keyId: string, dealer: nu
 export function complaintHolds(proposalId: Uint8Array, keyId: string, dealer: number, recipient: number, receiverKey: Uint8Array, dealing: KeyDealing, ciphertext: bigint, pairKey: Uint8Array, proof: DleqProof): boolean {
   const opened = openWithProvenKey(sealBinding(proposalId, keyId, dealer, recipient, receiverKey), { ephemeralKey: dealing.ephemeralKey, ciphertext }, { pairKey, proof });
   if (opened === undefined) return false;
-  const expected = commitmentAt(dealing.commitments, recipient);
-  if (expected === null) return true;
+  const expected = commitmentAt(commitmentPoints(dealing), recipient);
+  if (expected === undefined || opened === 0n) return true;
   // The opened value is public now (the dealer is out for it): a variable-time check is fine.
-  return curveBackend().linearCombination(mod(-opened), [expected], [1n]) !== null;
+  return !G.multiplyUnsafe(opened).equals(expected);
 }

@@ -138,6 +138,8 @@ export interface SimResult {
   errors: string[];
   deliveries: number;
   endMs: number;
+  /** Up to 4 distinct payloads of each kind that were sent (codec tests). */
+  samples: Map<MessageKind, Uint8Array[]>;
 }
 
 interface Delivery {
@@ -155,6 +157,7 @@ export function simulate(s: Scenario, schedule: Schedule = {}, make?: (node: Sim
   const until = schedule.until ?? 10 ** 9;
   const ceremonies = s.nodes.map((node) => (make ? make(node, phaseMs) : new ReshareCeremony(paramsOf(s, node), identityOf(node), { timing: { phaseMs }, faults: schedule.faults?.get(node.index) })));
   const persisted: (Uint8Array | undefined)[] = s.nodes.map(() => undefined);
+  const samples = new Map<MessageKind, Uint8Array[]>();
   const errors: string[] = [];
   const queue: Delivery[] = [];
   let seq = 0;
@@ -167,6 +170,9 @@ export function simulate(s: Scenario, schedule: Schedule = {}, make?: (node: Sim
     if (step.persistVote !== undefined) persisted[from] = step.persistVote;
     for (const out of step.outbound) {
       const kind = kindOf(out.payload);
+      const list = samples.get(kind!) ?? [];
+      if (list.length < 4 && !list.some((p) => Buffer.compare(p, out.payload) === 0)) list.push(out.payload);
+      samples.set(kind!, list);
       if (kind === 'vote' && schedule.withholdVotes?.has(from)) continue;
       const targets = out.to ? out.to.map((k) => byKey.get(Buffer.from(k).toString('hex'))!) : s.nodes.map((n) => n.index).filter((i) => i !== from);
       for (const to of targets) {
@@ -218,5 +224,5 @@ export function simulate(s: Scenario, schedule: Schedule = {}, make?: (node: Sim
     const active = s.nodes.filter((n) => !crashed(n.index, now) && !schedule.faults?.get(n.index)?.silent);
     if (queue.length === 0 && active.every((n) => ceremonies[n.index]!.phase === 'done' || ceremonies[n.index]!.phase === 'failed')) break;
   }
-  return { ceremonies, outcomes: ceremonies.map((c) => c.outcome()), persisted, errors, deliveries, endMs: now };
+  return { ceremonies, outcomes: ceremonies.map((c) => c.outcome()), persisted, errors, deliveries, endMs: now, samples };
 }

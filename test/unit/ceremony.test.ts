@@ -32,7 +32,7 @@ function assertCompleted(s: Scenario, r: SimResult, except: number[] = []): Resh
     }
     assert.ok(o.newShares, `arriving node ${node.index} has new shares`);
     for (const key of verified.keys) {
-      const share = o.newShares.get(key.keyId)!;
+      const share: bigint = o.newShares.get(key.keyId)!;
       assert.deepEqual(curveBackend().multiplyBaseSecret(share), key.verificationShares.get(node.toId));
     }
   }
