@@ -28,12 +28,19 @@ export interface DealerStanding {
   equivocated: boolean;
   /** A complaint that holds is known against its dealing. */
   complained: boolean;
+  /** Arriving members its dealing has no sealed sub-share for (no hello reached the dealer in time). */
+  absent: number;
 }
 
-/** The t lowest-id dealers a proposer may pick, or undefined while fewer than t qualify. */
+/**
+ * The t dealers a proposer picks (ascending), or undefined while fewer than t qualify: valid, not
+ * equivocating, no complaint that holds; those that sealed to the most arriving members first (an
+ * arriving member without a sub-share from every agreed dealer gets no share and cannot vote), then
+ * the lowest ids.
+ */
 export function chooseDealers(standings: readonly DealerStanding[], t: number): number[] | undefined {
-  const ok = standings.filter((s) => s.valid && !s.equivocated && !s.complained).map((s) => s.dealer).sort((a, b) => a - b);
-  return ok.length >= t ? ok.slice(0, t) : undefined;
+  const ok = standings.filter((s) => s.valid && !s.equivocated && !s.complained).sort((a, b) => a.absent - b.absent || a.dealer - b.dealer);
+  return ok.length >= t ? ok.slice(0, t).map((s) => s.dealer).sort((a, b) => a - b) : undefined;
 }
 
 /** Echoes by attempt: the first proposal hash each arriving member echoed (later, different echoes are its equivocation and ignored). */

@@ -476,7 +476,8 @@ export class ReshareCeremony implements ReshareCeremonyApi {
   private standings(): DealerStanding[] {
     return [...this.dealingsByDealer].map(([dealer, hashes]) => {
       const record = this.dealings.get(hashes[0]!)!;
-      return { dealer, valid: record.valid, equivocated: hashes.length > 1, complained: this.complainedDealings.has(record.hash) };
+      const absent = record.message.recipients.filter((r) => r === undefined).length;
+      return { dealer, valid: record.valid, equivocated: hashes.length > 1, complained: this.complainedDealings.has(record.hash), absent };
     });
   }
 

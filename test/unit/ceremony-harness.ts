@@ -207,7 +207,8 @@ export function simulate(s: Scenario, schedule: Schedule = {}, make?: (node: Sim
     queue.length = 0;
     queue.push(...rest);
     for (const d of due) {
-      if (crashed(d.to, now) || !started.has(d.to)) continue;
+      // A member that has not started yet still takes messages (the runner hands them over as they come).
+      if (crashed(d.to, now)) continue;
       deliveries++;
       try {
         send(d.to, now, ceremonies[d.to]!.receive(d.payload, now));
