@@ -636,8 +636,8 @@ export class ReshareCeremony implements ReshareCeremonyApi {
         if (r.toId !== 0) signatures.to[String(r.toId)] = hex(r.signature);
       }
       const certificate: HandoverCertificate = { ...p.unsigned!, signatures };
-      this.result = { certificate, ...(this.toId !== undefined ? { newShares: this.newShares(p) } : {}) };
-      if (this.toId !== undefined && this.result.newShares === undefined) delete this.result.newShares;
+      const newShares = this.toId !== undefined ? this.newShares(p) : undefined;
+      this.result = newShares === undefined ? { certificate } : { certificate, newShares };
       this.phase = 'done';
       if (this.certificateRaw === undefined) {
         const authorRole = this.toId !== undefined ? 1 : 0;
@@ -652,10 +652,8 @@ export class ReshareCeremony implements ReshareCeremonyApi {
 
   private newShares(p: ProposalRecord): Map<string, bigint> | undefined {
     const mine = p.dealingHashes.map((h) => this.dealings.get(h)!.mine);
-    if (!mine.every((m): m is bigint[] => Array.isArray(m))) {
-      this.failureReason = 'certified without a valid sub-share for this member from every agreed dealer';
-      return undefined;
-    }
+    // Certified without a sub-share from every agreed dealer (no hello reached one in time): no share; the outcome says so by its absence.
+    if (!mine.every((m): m is bigint[] => Array.isArray(m))) return undefined;
     return new Map(this.params.keys.map((k, i) => [k.keyId, combineSubShares(p.dealers, mine.map((m) => m[i]!))]));
   }
 
@@ -664,7 +662,11 @@ export class ReshareCeremony implements ReshareCeremonyApi {
   private step(nowMs: number, out: CeremonyOutbound[]): CeremonyStep {
     this.lastNow = Math.max(this.lastNow, nowMs);
     let persistVote: Uint8Array | undefined;
-    if (this.phase !== 'done' && this.phase !== 'failed') {
+    if (this.phase === 'failed') {
+      // A certificate that arrives after this member gave up still completes it: it verifies like any other.
+      this.maybeCertify(out);
+      if ((this.phase as CeremonyPhase) === 'done') this.failureReason = undefined;
+    } else if (this.phase !== 'done') {
       if (this.startMs !== undefined) this.advance(out);
       persistVote = this.maybeVote(out);
       this.maybeCertify(out);

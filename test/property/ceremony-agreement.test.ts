@@ -141,7 +141,7 @@ describe('ceremony agreement properties (random schedules)', function () {
         const r = simulate(s, scheduleOf(s, p));
         assertSafe(s, p, r);
       }),
-      { numRuns: 10 },
+      { numRuns: 8 },
     );
   });
 
@@ -157,7 +157,7 @@ describe('ceremony agreement properties (random schedules)', function () {
           if (s.nodes[i]!.toId !== undefined) assert.ok(r.outcomes[i]!.newShares, `honest arriving node ${i} has its share; ${describePlan(p)}`);
         }
       }),
-      { numRuns: 10 },
+      { numRuns: 8 },
     );
   });
 });
