@@ -313,32 +313,33 @@ export class ReshareCeremony implements ReshareCeremonyApi {
       case 'vote':
         this.acceptVote(m, true);
         return;
-      case 'certificate': {
-        const key = this.authenticate(m, body.authorRole === 0 ? this.fromKeys : this.toKeys, body.author);
-        if (!this.admit(key, m)) return;
-        const known = this.proposals.get(hex(sha256(body.proposal)));
-        const proposal = known !== undefined ? undefined : this.decode(body.proposal);
-        if (proposal === undefined) {
-          if (!known!.valid) throw new TkmsError('bad_request', 'ceremony certificate: the proposal is invalid');
-          for (const v of body.votes) this.acceptVote(this.decode(v), true);
-          if (!this.votes.certifies(known!.digest!, this.quorum)) throw new TkmsError('bad_request', 'ceremony certificate: too few valid votes');
-          this.seen.add(hex(m.hash));
-          this.certificateRaw = m.raw;
-          return;
-        }
-        if (proposal.body.kind !== 'proposal') throw new TkmsError('bad_request', 'ceremony certificate: does not carry a proposal');
-        const proposer = proposal.body.author;
-        this.authenticate(proposal, this.toKeys, proposer);
-        if (this.toIds[proposerIndex(proposal.body.attempt, this.toIds.length)] !== proposer) throw new TkmsError('bad_request', 'ceremony certificate: proposal by a member that is not its proposer');
-        const record = this.acceptProposal(proposal, [], false);
-        if (!record.valid) throw new TkmsError('bad_request', 'ceremony certificate: the proposal is invalid');
-        for (const v of body.votes) this.acceptVote(this.decode(v), true);
-        if (record.digest === undefined || !this.votes.certifies(record.digest, this.quorum)) throw new TkmsError('bad_request', 'ceremony certificate: too few valid votes');
-        this.seen.add(hex(m.hash));
-        this.certificateRaw = m.raw;
+      case 'certificate':
+        this.acceptCertificate(m);
         return;
-      }
     }
+  }
+
+  /** A certificate message: its proposal (checked like any) and enough valid votes for the proposal's digest. */
+  private acceptCertificate(m: DecodedCeremonyMessage): void {
+    const body = m.body;
+    if (body.kind !== 'certificate') return;
+    const key = this.authenticate(m, body.authorRole === 0 ? this.fromKeys : this.toKeys, body.author);
+    if (!this.admit(key, m)) return;
+    let record = this.proposals.get(hex(sha256(body.proposal)));
+    if (record === undefined) {
+      const proposal = this.decode(body.proposal);
+      if (proposal.body.kind !== 'proposal') throw new TkmsError('bad_request', 'ceremony certificate: does not carry a proposal');
+      this.authenticate(proposal, this.toKeys, proposal.body.author);
+      if (this.toIds[proposerIndex(proposal.body.attempt, this.toIds.length)] !== proposal.body.author) {
+        throw new TkmsError('bad_request', 'ceremony certificate: proposal by a member that is not its proposer');
+      }
+      record = this.acceptProposal(proposal, [], false);
+    }
+    if (!record.valid) throw new TkmsError('bad_request', 'ceremony certificate: the proposal is invalid');
+    for (const v of body.votes) this.acceptVote(this.decode(v), true);
+    if (!this.votes.certifies(record.digest!, this.quorum)) throw new TkmsError('bad_request', 'ceremony certificate: too few valid votes');
+    this.seen.add(hex(m.hash));
+    this.certificateRaw = m.raw;
   }
 
   // ---------------------------------------------------------------- dealings and complaints
