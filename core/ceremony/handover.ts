@@ -115,12 +115,13 @@ export function handoverVoteMessage(digest: Uint8Array): Uint8Array {
 
 function hexField(value: unknown, length: number, where: string): string {
   if (typeof value !== 'string') fail(`${where} must be a 0x hex string`);
+  if (!value.startsWith('0x')) fail(`${where} must be 0x hex`);
   try {
-    decodeHex(value, { length, name: where });
+    // Canonical (lower case): the parsed certificate compares its hex with encodeHex output.
+    return encodeHex(decodeHex(value, { length, name: where }));
   } catch {
     fail(`${where} must be ${length} bytes of 0x hex`);
   }
-  return value.toLowerCase();
 }
 
 function pointField(value: unknown, where: string): string {
@@ -158,6 +159,12 @@ export function parseHandoverCertificate(value: unknown): HandoverCertificate {
   if (!Number.isSafeInteger(value.fromEpoch) || (value.fromEpoch as number) < 0 || (value.fromEpoch as number) >= 0xffff_ffff) fail('fromEpoch must be an epoch');
   const fromDigest = hexField(value.fromDigest, 32, 'fromDigest');
   if (!isPlainObject(value.to)) fail('to must be a committee file object');
+  // Shape only (the verifier parses it again with its own decoders): a malformed `to` is a bad certificate, found here.
+  try {
+    parseCommittee(value.to);
+  } catch (e) {
+    fail(`to is not a committee file: ${e instanceof TkmsError ? e.message : 'invalid'}`);
+  }
   if (!Array.isArray(value.keys) || value.keys.length === 0 || value.keys.length > MAX_HANDOVER_KEYS) fail(`keys must list 1..${MAX_HANDOVER_KEYS} keys`);
   const keys: HandoverKey[] = value.keys.map((k: unknown, i: number) => {
     const where = `keys[${i}]`;
@@ -278,7 +285,8 @@ export interface FollowedCommittee {
 /**
  * Follows certificates from a trusted committee: each one must leave the committee reached so far.
  * Certificates that leave an earlier epoch are skipped (a chain may start before the pin); a gap
- * stops the walk with stale_epoch. Keys given for the starting epoch are checked to stay unchanged.
+ * stops the walk with stale_epoch. Of several certificates leaving one epoch, the first that
+ * verifies is followed; none verifying throws the first one's error. Keys given for the starting epoch are checked to stay unchanged.
  */
 export function followHandovers(
   trusted: CommitteeMembership,
@@ -291,10 +299,26 @@ export function followHandovers(
   let keys = new Map(trustedKeys ?? []);
   const chain: VerifiedHandover[] = [];
   const parsed = certificates.map(parseHandoverCertificate).sort((a, b) => a.fromEpoch - b.fromEpoch);
-  for (const cert of parsed) {
-    if (cert.fromEpoch < committee.epoch) continue;
-    if (cert.fromEpoch > committee.epoch) throw new TkmsError('stale_epoch', `no handover certificate leaves epoch ${committee.epoch} (the next one leaves ${cert.fromEpoch})`);
-    const verified = verifyHandover(cert, committee, keys.size > 0 ? keys : undefined, decoders);
+  for (let i = 0; i < parsed.length; ) {
+    const epoch = parsed[i]!.fromEpoch;
+    let end = i;
+    while (end < parsed.length && parsed[end]!.fromEpoch === epoch) end++;
+    const candidates = parsed.slice(i, end);
+    i = end;
+    if (epoch < committee.epoch) continue;
+    if (epoch > committee.epoch) throw new TkmsError('stale_epoch', `no handover certificate leaves epoch ${committee.epoch} (the next one leaves ${epoch})`);
+    // Certificates gathered from several members may hold a forged one for the same epoch: the first that verifies is taken.
+    let verified: VerifiedHandover | undefined;
+    let firstError: unknown;
+    for (const cert of candidates) {
+      try {
+        verified = verifyHandover(cert, committee, keys.size > 0 ? keys : undefined, decoders);
+        break;
+      } catch (e) {
+        firstError ??= e;
+      }
+    }
+    if (verified === undefined) throw firstError;
     chain.push(verified);
     committee = verified.to;
     keys = new Map(verified.keys.map((k) => [k.keyId, k]));
