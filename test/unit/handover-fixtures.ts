@@ -47,16 +47,22 @@ function pointOf(scalar: bigint): Uint8Array {
   return encodePoint(G.multiply(scalar));
 }
 
+/** The members' secret shares of a key made by keyAt, by id (tests that compute partials read them). */
+export const sharesOf = new WeakMap<KeyEpochData, Map<number, bigint>>();
+
 /** A key's public data at `committee`'s epoch: the secret shared on a fresh polynomial of degree t − 1. */
 export function keyAt(keyId: string, secret: bigint, committee: Committee): KeyEpochData {
   const coefficients = [secret, ...Array.from({ length: committee.t - 1 }, () => randomScalar())];
-  return {
+  const shares = new Map(committee.members.map((m) => [m.id, polynomialAt(coefficients, m.id)]));
+  const data: KeyEpochData = {
     keyId,
     epoch: committee.epoch,
     t: committee.t,
     groupPublicKey: pointOf(secret),
-    verificationShares: new Map(committee.members.map((m) => [m.id, pointOf(polynomialAt(coefficients, m.id))])),
+    verificationShares: new Map([...shares].map(([id, s]) => [id, pointOf(s)])),
   };
+  sharesOf.set(data, shares);
+  return data;
 }
 
 export interface CertificateInput {
