@@ -39,7 +39,7 @@ import type { Account } from './account.ts';
 import { GatewayHttp } from './gateway-http.ts';
 import { recoverFromEpochs, type RejectedPartial } from './partials.ts';
 import { followKey, pinnedMembership, type EpochShares, type KeyEpochs } from './epochs.ts';
-import { followHandovers, type KeyEpochData } from '../core/ceremony/handover.ts';
+import { followHandovers, verifyArrival, type KeyEpochData } from '../core/ceremony/handover.ts';
 import { MAX_EPOCH, type CommitteeMembership } from '../core/committee.ts';
 import { requestSigner, type Eip712Signer, type RequestSigner } from './signer.ts';
 
@@ -303,6 +303,7 @@ export class TkmsClient {
     }
     const made = result.epoch ?? 0;
     const pinned = this.opts.trustedMemberKeys !== undefined && this.opts.trustedThreshold !== undefined && this.opts.committeeId !== undefined;
+    if (pinned && made < this.trustedEpoch) return this.keyMadeBeforePin(result, certificates);
     let start: CommitteeMembership;
     try {
       start = pinned ? this.pinnedCommitteeAt(made, certificates) : this.gatewayCommittee(json, result);
@@ -329,6 +330,44 @@ export class TkmsClient {
     } catch (e) {
       throw new TkmsError('bad_proof', `key ${keyId}: the committee's handover certificates do not verify: ${isTkmsError(e) ? e.message : 'invalid'}`);
     }
+    return this.verifiedKey(verified, epochs, pinned);
+  }
+
+  /**
+   * A key made before the pinned epoch: its DKG result was signed by a committee this client does not
+   * know, so the key comes from the certificate that arrived at the pinned committee (signed by a vote
+   * quorum of it, verifyArrival), which must name the result's group key; later epochs as usual.
+   * The result's own signatures are not checked (`result` is the gateway's copy).
+   */
+  private keyMadeBeforePin(result: DkgPublicResult, certificates: readonly unknown[]): VerifiedKey {
+    const pin = pinnedMembership(this.opts.trustedMemberKeys!, this.opts.trustedThreshold!, this.opts.committeeId!, this.trustedEpoch);
+    const groupKey = decodePointBytes(result.groupPublicKey, 'public key');
+    let arrived: KeyEpochData | undefined;
+    let firstError: unknown;
+    for (const cert of certificates) {
+      if ((cert as { fromEpoch?: unknown } | null)?.fromEpoch !== pin.epoch - 1) continue;
+      try {
+        arrived = verifyArrival(cert, pin).find((k) => k.keyId === result.keyId);
+        if (arrived !== undefined) break;
+      } catch (e) {
+        firstError ??= e;
+      }
+    }
+    if (arrived === undefined || !equalBytes(arrived.groupPublicKey, groupKey)) {
+      const why = arrived !== undefined ? 'names another group key' : isTkmsError(firstError) ? firstError.message : 'is missing';
+      throw new TkmsError('bad_proof', `key ${result.keyId} was made at epoch ${result.epoch ?? 0}, before the pinned epoch ${pin.epoch}; the certificate arriving at the pinned committee ${why}`);
+    }
+    let epochs: KeyEpochs;
+    try {
+      epochs = followKey(pin, arrived, certificates);
+    } catch (e) {
+      throw new TkmsError('bad_proof', `key ${result.keyId}: the committee's handover certificates do not verify: ${isTkmsError(e) ? e.message : 'invalid'}`);
+    }
+    return this.verifiedKey(result, epochs, true);
+  }
+
+  private verifiedKey(result: DkgPublicResult, epochs: KeyEpochs, pinned: boolean): VerifiedKey {
+    const keyId = result.keyId;
     const current = epochs.byEpoch.get(epochs.epoch)!;
     return {
       keyId,
@@ -340,7 +379,7 @@ export class TkmsClient {
       verificationShares: current.verificationShares,
       epoch: epochs.epoch,
       epochs: epochs.byEpoch,
-      result: verified,
+      result,
       pinned,
     };
   }

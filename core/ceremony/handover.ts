@@ -98,7 +98,12 @@ export function toleratedFaults(n: number, t: number): number {
  * every key's group key and new Y_i, and the transcript hash. Recomputed from the fields handed in.
  */
 export function handoverDigest(h: UnsignedHandover, from: CommitteeMembership, to: Committee): Uint8Array {
-  const fields: Uint8Array[] = [DIGEST_DOMAIN, utf8ToBytes(h.committeeId), u32(h.fromEpoch), committeeDigest(from), committeeFileDigest(to), u32(h.keys.length)];
+  return digestLeaving(h, committeeDigest(from), to);
+}
+
+/** handoverDigest with the left committee given by its digest (verifyArrival, which does not know that committee). */
+function digestLeaving(h: UnsignedHandover, fromDigest: Uint8Array, to: Committee): Uint8Array {
+  const fields: Uint8Array[] = [DIGEST_DOMAIN, utf8ToBytes(h.committeeId), u32(h.fromEpoch), fromDigest, committeeFileDigest(to), u32(h.keys.length)];
   for (const key of h.keys) {
     const ids = Object.keys(key.verificationShares).map(Number).sort((a, b) => a - b);
     fields.push(keyIdBytes(key.keyId), decodeHex(key.groupPublicKey), u32(ids.length));
@@ -243,8 +248,22 @@ export function verifyHandover(
     const dropped = [...fromKeys.keys()].find((keyId) => !moved.has(keyId));
     if (dropped !== undefined) throw new TkmsError('dkg_failed', `handover certificate drops key ${dropped}`);
   }
+  const keys = arrivingKeys(cert, to, fromKeys);
+  const message = handoverVoteMessage(handoverDigest(cert, from, to));
+  const fromValid = validSigners(cert.signatures.from, from, message);
+  const toValid = validSigners(cert.signatures.to, to, message);
+  if (fromValid.length < from.t) throw new TkmsError('dkg_failed', `handover certificate has ${fromValid.length} valid signatures of leaving members, needs t = ${from.t}`);
+  const quorum = voteQuorum(to.members.length, to.t);
+  if (toValid.length < quorum) throw new TkmsError('dkg_failed', `handover certificate has ${toValid.length} valid signatures of arriving members, needs ${quorum}`);
+  const pick = (sigs: Record<string, string>, ids: string[]) => Object.fromEntries(ids.map((id) => [id, sigs[id]!]));
+  const certificate = { ...cert, signatures: { from: pick(cert.signatures.from, fromValid), to: pick(cert.signatures.to, toValid) } };
+  return { certificate, from, to, keys, refresh: sameMembership(from, to) };
+}
+
+/** The certificate's keys at to.epoch: Y_i for exactly the arriving members, on one polynomial through the (unchanged) group key. */
+function arrivingKeys(cert: HandoverCertificate, to: Committee, fromKeys?: ReadonlyMap<string, KeyEpochData>): KeyEpochData[] {
   const memberIds = to.members.map((m) => String(m.id));
-  const keys: KeyEpochData[] = cert.keys.map((k) => {
+  return cert.keys.map((k) => {
     const ids = Object.keys(k.verificationShares);
     if (ids.length !== memberIds.length || memberIds.some((id) => k.verificationShares[id] === undefined)) {
       throw new TkmsError('dkg_failed', `handover key ${k.keyId}: verification shares are not exactly the arriving members'`);
@@ -262,15 +281,30 @@ export function verifyHandover(
       verificationShares: new Map(ids.map((id) => [Number(id), decodeHex(k.verificationShares[id])])),
     };
   });
-  const message = handoverVoteMessage(handoverDigest(cert, from, to));
-  const fromValid = validSigners(cert.signatures.from, from, message);
-  const toValid = validSigners(cert.signatures.to, to, message);
-  if (fromValid.length < from.t) throw new TkmsError('dkg_failed', `handover certificate has ${fromValid.length} valid signatures of leaving members, needs t = ${from.t}`);
+}
+
+/**
+ * Checks a certificate from the side it arrives at, for a verifier that trusts the arriving committee
+ * but not the one left (a client that pinned the committee file of epoch e + 1 and uses a key made
+ * earlier): `to` has exactly the trusted membership and epoch, every key's Y_i lie on one polynomial
+ * through its group key, and at least voteQuorum(to) arriving members signed the digest (taken with
+ * the certificate's fromDigest; the leaving members' signatures are not checked, their committee
+ * being unknown here). The quorum is at least t of the trusted committee, so at least one honest
+ * member vouches that the dealings matched the old verification shares: the group keys are the
+ * keys' own. Throws like verifyHandover; returns the keys at the trusted epoch.
+ */
+export function verifyArrival(value: unknown, trusted: CommitteeMembership, decoders?: CommitteeDecoders): KeyEpochData[] {
+  const cert = parseHandoverCertificate(value);
+  const to = parseCommittee(cert.to, decoders);
+  if (cert.committeeId !== trusted.committeeId || to.committeeId !== trusted.committeeId) throw new TkmsError('dkg_failed', `handover certificate is for committee ${cert.committeeId}, not ${trusted.committeeId}`);
+  if (to.epoch !== trusted.epoch || cert.fromEpoch + 1 !== trusted.epoch) throw new TkmsError('stale_epoch', `handover certificate arrives at epoch ${to.epoch}; the committee trusted here is at epoch ${trusted.epoch}`);
+  if (!sameMembership(to, trusted)) throw new TkmsError('dkg_failed', `handover certificate arrives at another committee than the one trusted at epoch ${trusted.epoch}`);
+  const keys = arrivingKeys(cert, to);
+  const message = handoverVoteMessage(digestLeaving(cert, decodeHex(cert.fromDigest), to));
+  const valid = validSigners(cert.signatures.to, trusted, message);
   const quorum = voteQuorum(to.members.length, to.t);
-  if (toValid.length < quorum) throw new TkmsError('dkg_failed', `handover certificate has ${toValid.length} valid signatures of arriving members, needs ${quorum}`);
-  const pick = (sigs: Record<string, string>, ids: string[]) => Object.fromEntries(ids.map((id) => [id, sigs[id]!]));
-  const certificate = { ...cert, signatures: { from: pick(cert.signatures.from, fromValid), to: pick(cert.signatures.to, toValid) } };
-  return { certificate, from, to, keys, refresh: sameMembership(from, to) };
+  if (valid.length < quorum) throw new TkmsError('dkg_failed', `handover certificate has ${valid.length} valid signatures of arriving members, needs ${quorum}`);
+  return keys;
 }
 
 export interface FollowedCommittee {

@@ -219,6 +219,22 @@ describe('client: following committee epochs (pinned to epoch 0)', function () {
     await assert.rejects(client().getKey('alpha'), (e: unknown) => isTkmsError(e, 'bad_proof'));
   });
 
+  it('pinned to the committee of epoch 1, a key made at epoch 0 comes from the certificate arriving at the pin', async () => {
+    scenario = { result: alpha, madeBy: c0, servedEpoch: 2, handovers: chain.certificates, answer: at(2, [4, 5]) };
+    const c = client(pinnedClientOptions(c1));
+    const key = await c.getKey('alpha');
+    assert.equal(key.pinned, true);
+    assert.equal(key.epoch, 2);
+    assert.deepEqual([...key.epochs.keys()], [1, 2]);
+    assert.deepEqual((await c.decrypt(encodeHex(sealed.handle), { keyId: 'alpha' })).plaintext, PLAINTEXT);
+    // A certificate naming another group key for it, even one the pinned members signed, is refused.
+    const swapped = signCertificate({ from: c0, to: c1, keys: [keyAt('alpha', randomScalar(), c1)], fromSigners: m0, toSigners: m1 });
+    scenario = { ...scenario, handovers: [swapped, chain.certificates[1]!] };
+    await assert.rejects(client(pinnedClientOptions(c1)).getKey('alpha'), (e: unknown) => isTkmsError(e, 'bad_proof') && /another group key/.test(e.message));
+    scenario = { ...scenario, handovers: [chain.certificates[1]!] };
+    await assert.rejects(client(pinnedClientOptions(c1)).getKey('alpha'), (e: unknown) => isTkmsError(e, 'bad_proof') && /is missing/.test(e.message));
+  });
+
   it('an unpinned client trusts the gateway\'s members for the result but still follows the chain', async () => {
     scenario = { result: alpha, madeBy: c0, servedEpoch: 2, handovers: chain.certificates, answer: at(2, [4, 6]) };
     const c = new TkmsClient({ gatewayUrl: 'http://127.0.0.1:1', account: owner, rsaKey, fetch: fakeFetch });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { encodeHex, encodePoint, G, isTkmsError, randomScalar } from '../../core/index.ts';
 import { committeeToJson, type Committee } from '../../core/committee.ts';
-import { followHandovers, MAX_HANDOVER_CHAIN, toleratedFaults, verifyHandover, voteQuorum, type HandoverCertificate, type KeyEpochData } from '../../core/ceremony/handover.ts';
+import { followHandovers, MAX_HANDOVER_CHAIN, toleratedFaults, verifyArrival, verifyHandover, voteQuorum, type HandoverCertificate, type KeyEpochData } from '../../core/ceremony/handover.ts';
 import { isRefresh, parseReshareProposal, proposalDigest, reshareProposalToJson } from '../../core/ceremony/proposal.ts';
 import { decodeDkgPublicResult, dkgPublicResultDigest, encodeDkgPublicResult, parseDkgPublicResult, verifyDkgPublicResult } from '../../core/dkg/index.ts';
 import { atEpoch, keyAt, makeChain, makeCommittee, makeMembers, signCertificate, signedDkgResult, type TestMember } from './handover-fixtures.ts';
@@ -153,6 +153,26 @@ describe('handover certificates (core/ceremony/handover.ts)', () => {
     const v = verifyHandover(padded, from, fromKeys);
     assert.deepEqual(Object.keys(v.certificate.signatures.from), ['1', '2', '3']);
     assert.deepEqual(Object.keys(v.certificate.signatures.to), Object.keys(cert.signatures.to));
+  });
+
+  describe('verifyArrival (a verifier that trusts only the arriving committee)', () => {
+    it('a certificate signed by a quorum of the trusted arriving committee gives its keys at that epoch', () => {
+      const keys = verifyArrival(valid(), to);
+      assert.deepEqual(keys.map((k) => [k.keyId, k.epoch]), [['alpha', 1], ['beta', 1]]);
+      assert.deepEqual(keys[0]!.groupPublicKey, fromKeys.get('alpha')!.groupPublicKey);
+    });
+
+    it('another arriving committee, another epoch, too few arriving votes, or shares off the polynomial: refused', () => {
+      const other = makeCommittee(ID, 1, 4, [...toMembers.slice(0, 6), ...makeMembers([10])]);
+      assert.throws(() => verifyArrival(valid(), other), refusedWith('dkg_failed'));
+      assert.throws(() => verifyArrival(valid(), atEpoch(to, 2)), refusedWith('stale_epoch'));
+      assert.throws(() => verifyArrival(valid({ toSigners: toMembers.slice(0, 4) }), to), (e: unknown) => refusedWith('dkg_failed')(e) && /needs 5/.test((e as Error).message));
+      const off = valid({ edit: (u) => ({ ...u, keys: u.keys.map((k) => ({ ...k, verificationShares: { ...k.verificationShares, '4': encodeHex(encodePoint(G.multiply(randomScalar()))) } })) }) });
+      assert.throws(() => verifyArrival(off, to), refusedWith('dkg_failed'));
+      // The leaving side's digest is part of what the arriving members signed.
+      const moved = { ...valid(), fromDigest: encodeHex(new Uint8Array(32).fill(5)) };
+      assert.throws(() => verifyArrival(moved, to), refusedWith('dkg_failed'));
+    });
   });
 
   describe('followHandovers', () => {
