@@ -72,6 +72,9 @@ export class CommitteeEpochs {
     for (const report of reports) {
       const seen = new Set<number>();
       for (const raw of report.handovers ?? []) {
+        // Certificates of epochs already settled are not parsed again (each may hold 256 keys of 256 points).
+        const epoch = (raw as { fromEpoch?: unknown } | null)?.fromEpoch;
+        if (typeof epoch === 'number' && (this.before.has(epoch) || (epoch >= this.file.epoch && epoch < this.reached.epoch))) continue;
         let cert: HandoverCertificate;
         try {
           cert = parseHandoverCertificate(raw);
