@@ -409,7 +409,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
             t,
             epoch: key.epoch,
             requestId: encodeHex(delegation.requestId),
-            partials: fan.answers.slice(0, t).map(partialAnswerToJson),
+            partials: oneEpoch(fan.answers, t, key.epoch).map(partialAnswerToJson),
             failures: fan.failures,
           },
         };
@@ -431,6 +431,18 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
     if (handler === undefined) throw new TkmsError('internal', `route ${route.method} ${route.path} has no handler ${route.operationId}`);
     return { method: route.method, path: route.path, schema: ROUTE_SCHEMAS.get(route)!, handler, ...(route.free ? {} : { admit }) };
   });
+}
+
+/**
+ * t answers of one epoch when there are (the current one first): partials of different epochs are
+ * shares of different polynomials, and a client combines only one epoch's. Members that had not
+ * committed a handover yet answer at the old epoch while others answer at the new one.
+ */
+function oneEpoch<A extends { epoch?: number }>(answers: readonly A[], t: number, current: number): A[] {
+  const byEpoch = new Map<number, A[]>();
+  for (const a of answers) byEpoch.set(a.epoch ?? 0, [...(byEpoch.get(a.epoch ?? 0) ?? []), a]);
+  const full = [...byEpoch].filter(([, list]) => list.length >= t).sort((a, b) => (a[0] === current ? -1 : b[0] === current ? 1 : b[0] - a[0]));
+  return (full[0]?.[1] ?? answers).slice(0, t);
 }
 
 /** Each route's compiled-validation schemas: its body and its path parameters (closed objects). */

@@ -121,6 +121,14 @@ describe('gateway: a stale_epoch refusal refreshes the epoch and retries once', 
     assert.equal(refreshes(), 1);
   });
 
+  it('answers of mixed epochs: t of the current epoch are passed on, never a mix', async () => {
+    const { url } = await gateway([() => ({ answers: [answer(1), answer(2, 1), answer(3, 1)], failures: [], asked: [1, 2, 3], refusedBy: [] })], true);
+    // The directory is still at epoch 0 here: t answers of epoch 0 do not exist, so the t of epoch 1 go.
+    const { status, json } = await delegate(url);
+    assert.equal(status, 200);
+    assert.deepEqual((json.partials as { nodeId: number; epoch?: number }[]).map((p) => [p.nodeId, p.epoch]), [[2, 1], [3, 1]]);
+  });
+
   it('KeyDirectory.refreshEpoch asks the members at most once a second', async () => {
     const members = makeMembers([1, 2]);
     let fetches = 0;
