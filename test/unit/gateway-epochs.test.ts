@@ -7,6 +7,8 @@ import type { DkgPublicResult } from '../../core/dkg/index.ts';
 import { KeyDirectory, keyToJson, type KeySource } from '../../gateway/keys.ts';
 import type { KeysReport } from '../../gateway/node-pool.ts';
 import { createLogger } from '../../runtime/logger.ts';
+import { gatewayRoutes, type GatewayContext } from '../../gateway/api.ts';
+import { createGatewayMetrics } from '../../gateway/metrics.ts';
 import { keyAt, makeChain, makeCommittee, makeMembers, signCertificate, signedDkgResult, type TestMember } from './handover-fixtures.ts';
 
 /**
@@ -98,6 +100,25 @@ describe('gateway: keys and committee epochs (KeyDirectory, CommitteeEpochs)', (
 
     const handovers = directory.epochs.handovers();
     assert.deepEqual(handovers.map((h) => h.fromEpoch), [0, 1]);
+  });
+
+  it('GET /v1/committee answers the committee reached and every certificate, oldest first; GET /v1/keys/{keyId} the epoch served', async () => {
+    const pool = new FakePool(c0);
+    const directory = new KeyDirectory(c0, pool, log);
+    pool.reports = [
+      { memberId: 1, keys: [alpha], handovers: chain.certificates },
+      { memberId: 2, keys: [alpha], handovers: chain.certificates },
+    ];
+    const ctx = { keys: directory, pool, metrics: createGatewayMetrics(), config: {} } as unknown as GatewayContext;
+    const route = (path: string) => gatewayRoutes(ctx).find((r) => r.path === path)!.handler;
+    const answer = (await route('/v1/committee')({} as never, new URL('http://x/v1/committee'), undefined, {})) as { json: Record<string, unknown> };
+    assert.equal(answer.json.committeeId, ID);
+    assert.equal(answer.json.epoch, 2);
+    assert.deepEqual(answer.json.committee, committeeToJson(c2));
+    assert.deepEqual(JSON.parse(JSON.stringify(answer.json.handovers)), JSON.parse(JSON.stringify(chain.certificates)));
+    const key = (await route('/v1/keys/{keyId}')({} as never, new URL('http://x/v1/keys/alpha'), undefined, { keyId: 'alpha' })) as { json: Record<string, unknown> };
+    assert.equal(key.json.epoch, 2);
+    assert.equal(key.json.publicKey, alpha.groupPublicKey);
   });
 
   it('a member\'s forged or malformed certificate neither blocks the chain nor is followed', async () => {
