@@ -572,7 +572,10 @@ export class TkmsClient {
         this.noteRejected(key, refused);
         for (const id of bad) badNodes.add(id);
         const remaining = key.n - badNodes.size;
-        if (attempt >= MAX_ATTEMPTS || bad.length === 0 || remaining < key.t) {
+        // Honest partials of two epochs (members committing a handover at different moments) do not
+        // combine; asked again a moment later they answer at one.
+        const mixedEpochs = new Set(partials.map((p) => p.epoch ?? 0)).size > 1;
+        if (attempt >= MAX_ATTEMPTS || (bad.length === 0 && !mixedEpochs) || remaining < key.t) {
           const named = rejected.map((r) => `node ${r.nodeId} (${r.code})`).join(', ');
           throw new TkmsError('insufficient_partials', `could not collect ${key.t} valid partials after ${attempt} attempts; rejected: ${named || 'none'}`, {
             rejected,

@@ -165,7 +165,19 @@ describe('client: following committee epochs (pinned to epoch 0)', function () {
     assert.deepEqual(out.usedNodeIds, [5, 6]);
     // Member 4 is in epochs 1 and 2: its epoch-1 partial is not checked against its epoch-2 Y_i (or combined with epoch-2 ones).
     scenario.answer = [...at(1, [4]), ...at(2, [5])];
+    const before = asked.filter((a) => a.endsWith('/delegate')).length;
     await assert.rejects(c.decrypt(encodeHex(sealed.handle), { keyId: 'alpha' }), (e: unknown) => isTkmsError(e, 'insufficient_partials'));
+    assert.equal(asked.filter((a) => a.endsWith('/delegate')).length - before, 3, 'mixed epochs: asked again, up to the attempt limit');
+    // Asked again, the members answer at one epoch: the second attempt decrypts.
+    let delegations = 0;
+    const settling: typeof fetch = async (input, init) => {
+      if (String(input).endsWith('/delegate') && ++delegations === 2) scenario.answer = at(2, [4, 5]);
+      return fakeFetch(input, init);
+    };
+    scenario.answer = [...at(1, [4]), ...at(2, [5])];
+    const settled = await client({ fetch: settling }).decrypt(encodeHex(sealed.handle), { keyId: 'alpha' });
+    assert.deepEqual(settled.plaintext, PLAINTEXT);
+    assert.equal(settled.attempts, 2);
     // A partial relabelled with another epoch fails its proof against that epoch's Y_i.
     scenario.answer = [{ id: 5, data: { ...chain.keysAt[2]!.get('alpha')!, epoch: 1 } }, ...at(1, [2])];
     sharesOf.set(scenario.answer[0]!.data, sharesOf.get(chain.keysAt[2]!.get('alpha')!)!);
