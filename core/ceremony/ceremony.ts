@@ -20,7 +20,7 @@ import {
 import { LruCache } from '../lru.ts';
 import { ceremonyTranscriptHash, combineSubShares, combineVerificationShares, unsignedHandover } from './combine.ts';
 import { complaintHolds, dealKey, keyDealingIsValid, openSubShare, proveComplaint, receiverSecret } from './dealing.ts';
-import { attemptAt, attemptDeadline, dealingDeadline, finalDeadline, helloDeadline, maxAttempts } from './deadlines.ts';
+import { agreementStart, attemptAt, attemptDeadline, finalDeadline, helloDeadline, maxAttempts } from './deadlines.ts';
 import { handoverDigest, handoverVoteMessage, type HandoverCertificate, type UnsignedHandover } from './handover.ts';
 import { Inbox, inboxBounds } from './inbox.ts';
 import type { CeremonyFaults, CeremonyIdentity, CeremonyOutbound, CeremonyPhase, CeremonyStep, CeremonyTiming, ReshareCeremonyApi, ReshareOutcome, ReshareParams } from './types.ts';
@@ -88,6 +88,8 @@ export class ReshareCeremony implements ReshareCeremonyApi {
 
   private startMs: number | undefined;
   private lastNow = 0;
+  /** When the last leaving member's first dealing arrived (agreementStart uses it once all dealt). */
+  private lastDealingAt: number | undefined;
   private attempt = 0;
   private resentAtAttempt = -1;
   private readonly seen = new Set<string>();
@@ -174,6 +176,7 @@ export class ReshareCeremony implements ReshareCeremonyApi {
     if (!(payload instanceof Uint8Array)) throw new TkmsError('bad_request', 'ceremony message must be bytes');
     const hash = hex(sha256(payload));
     if (this.seen.has(hash) || this.phase === 'done') return this.step(nowMs, []);
+    this.lastNow = Math.max(this.lastNow, nowMs);
     const out: CeremonyOutbound[] = [];
     this.handle(this.decode(payload), out);
     return this.step(nowMs, out);
@@ -187,7 +190,7 @@ export class ReshareCeremony implements ReshareCeremonyApi {
   nextDeadline(): number | undefined {
     if (this.startMs === undefined || this.phase === 'done' || this.phase === 'failed' || this.faults.silent === true) return undefined;
     const phi = this.timing.phaseMs;
-    const candidates = [helloDeadline(this.startMs, phi), dealingDeadline(this.startMs, phi), attemptDeadline(this.startMs, phi, this.attempt)];
+    const candidates = [helloDeadline(this.startMs, phi), this.agreementAt(), attemptDeadline(this.startMs, phi, this.attempt)];
     return candidates.find((d) => d > this.lastNow) ?? attemptDeadline(this.startMs, phi, this.attempt);
   }
 
@@ -356,6 +359,7 @@ export class ReshareCeremony implements ReshareCeremonyApi {
     const byDealer = this.dealingsByDealer.get(dealer) ?? [];
     byDealer.push(hash);
     this.dealingsByDealer.set(dealer, byDealer);
+    if (byDealer.length === 1) this.lastDealingAt = this.lastNow;
     if (byDealer.length > 1) this.disq[`from:${dealer}`] = 'signed two different dealings';
     if (!valid) this.disq[`from:${dealer}`] = 'dealing fails the public checks (constant term is not its verification share, or a bad sealing key)';
     if (valid && this.receiver !== undefined && this.toId !== undefined) {
@@ -679,14 +683,22 @@ export class ReshareCeremony implements ReshareCeremonyApi {
     return persistVote === undefined ? { outbound: out } : { persistVote, outbound: out };
   }
 
+  private allDealt(): boolean {
+    return this.params.proposal.from.members.every((m) => this.dealingsByDealer.has(m.id));
+  }
+
+  private agreementAt(): number {
+    return agreementStart(this.startMs!, this.timing.phaseMs, this.allDealt() ? this.lastDealingAt : undefined);
+  }
+
   private advance(out: CeremonyOutbound[]): void {
     const start = this.startMs!;
     const phi = this.timing.phaseMs;
     const now = this.lastNow;
     const isDealer = this.fromId !== undefined && this.params.oldShares !== undefined;
     if (isDealer && !this.dealt && (now >= helloDeadline(start, phi) || this.toIds.every((id) => this.hellos.has(id)))) this.deal(out);
-    if (now < helloDeadline(start, phi) && !this.dealt) this.phase = 'hello';
-    else if (now < dealingDeadline(start, phi)) this.phase = 'dealing';
+    if (now < helloDeadline(start, phi) && !this.dealt && !this.allDealt()) this.phase = 'hello';
+    else if (now < this.agreementAt()) this.phase = 'dealing';
     else this.phase = 'agreement';
     if (this.phase !== 'agreement') return;
     const current = attemptAt(start, phi, now);

@@ -1,7 +1,8 @@
 /**
  * The deadline policy, as pure functions of the member's start time and the phase length φ:
- * hellos are awaited until start + φ, dealings until start + 2φ (the whole phase, so complaints
- * about bad sub-shares reach the proposer before it picks the dealers), then each attempt a gets
+ * hellos are awaited until start + φ, dealings until start + 2φ (so complaints about bad sub-shares
+ * reach the proposer before it picks the dealers) or, once every leaving member dealt, until a short
+ * complaint grace after the last dealing (agreementStart); then each attempt a gets
  * 3φ (proposal, echoes, votes). After maxAttempts attempts without a certificate the ceremony
  * fails; the committee keeps serving the old epoch.
  */
@@ -11,6 +12,25 @@ export function helloDeadline(startMs: number, phaseMs: number): number {
 
 export function dealingDeadline(startMs: number, phaseMs: number): number {
   return startMs + 2 * phaseMs;
+}
+
+/**
+ * How long the proposer of attempt 0 waits after the last dealing before it proposes, when every
+ * leaving member has dealt: long enough for the complaints those dealings cause (each arriving member
+ * checks a dealing as it arrives) on a healthy network, short beside φ. A complaint later than this
+ * leaves its complainer without a share in this ceremony (a refresh gives it one); it never splits.
+ */
+export function complaintGraceMs(phaseMs: number): number {
+  return Math.max(20, Math.floor(phaseMs / 20));
+}
+
+/**
+ * When the agreement may start: the end of the dealing phase, or earlier, a complaint grace after the
+ * last dealing once every leaving member has dealt (`lastDealingMs` is given only then).
+ */
+export function agreementStart(startMs: number, phaseMs: number, lastDealingMs: number | undefined): number {
+  const end = dealingDeadline(startMs, phaseMs);
+  return lastDealingMs === undefined ? end : Math.min(end, lastDealingMs + complaintGraceMs(phaseMs));
 }
 
 /** When attempt a ends (it starts at the end of the dealing phase plus 3φ per earlier attempt). */
