@@ -291,7 +291,6 @@ async function startServices({ config, committee, selfId, identity, password, lo
   const chainAcl = partialAcl.chain;
   const partials = new PartialService({
     acl: partialAcl,
-    selfId,
     deployment,
     shares,
     spentIds,
