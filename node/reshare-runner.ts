@@ -63,6 +63,8 @@ interface Run {
   retransmitTimer: NodeJS.Timeout | undefined;
   /** Per-destination FIFO and how many deliveries wait in it. */
   queues: Map<string, { tail: Promise<void>; waiting: number }>;
+  /** A refresh's `refresh` frame, sent again with every retransmit: a member that was still committing the epoch before refused it the first time. */
+  announce: Uint8Array | undefined;
 }
 
 const DELIVERY_ATTEMPTS = 3;
@@ -170,8 +172,7 @@ export class ReshareRunner {
     if (run === undefined || run.status === 'failed') {
       // Queued first on every member's FIFO, so the proposal precedes this node's first message.
       const fresh = this.newRun(checked.proposalId, proposal);
-      const frame = encodeCeremonyFrame({ type: 'refresh', proposalId: decodeHex(checked.proposalId), payload: new TextEncoder().encode(JSON.stringify(reshareProposalToJson(proposal))) });
-      for (const m of this.participants(proposal)) if (!this.isSelf(m)) this.enqueue(fresh, m, frame, true);
+      for (const m of this.participants(proposal)) if (!this.isSelf(m)) this.enqueue(fresh, m, fresh.announce!, true);
     }
     await this.approveChecked(checked);
     return { ...this.brief(checked.proposalId), kind: 'refresh' };
@@ -288,6 +289,7 @@ export class ReshareRunner {
       tickTimer: undefined,
       retransmitTimer: undefined,
       queues: new Map(),
+      announce: isRefresh(proposal) ? refreshFrame(proposalId, proposal) : undefined,
     };
     this.runs.set(proposalId, run);
     return run;
@@ -366,7 +368,12 @@ export class ReshareRunner {
     }
     if (run.status === 'cancelled') return;
     const ceremony = run.ceremony;
-    run.chain = run.chain.then(() => this.dispatch(run, ceremony.retransmit(), true)).catch(() => {});
+    run.chain = run.chain
+      .then(() => {
+        if (run.announce !== undefined && run.finishedAt === undefined) for (const m of this.participants(run.proposal)) if (!this.isSelf(m)) this.enqueue(run, m, run.announce, false);
+        this.dispatch(run, ceremony.retransmit(), true);
+      })
+      .catch(() => {});
   }
 
   private async afterStep(run: Run): Promise<void> {
@@ -555,6 +562,10 @@ export class ReshareRunner {
   private refuseIfStopped(): void {
     if (this.stopped) throw new TkmsError('unavailable', 'node is stopping');
   }
+}
+
+function refreshFrame(proposalId: string, proposal: ReshareProposal): Uint8Array {
+  return encodeCeremonyFrame({ type: 'refresh', proposalId: decodeHex(proposalId), payload: new TextEncoder().encode(JSON.stringify(reshareProposalToJson(proposal))) });
 }
 
 function equalCommittee(a: Committee, b: Committee): boolean {
