@@ -11,6 +11,7 @@ import { buildRefreshProposal, checkOperatorApproval, checkPeerRefresh, RefreshR
 import { INBOX_LIMITS, PreApprovalInbox } from '../../node/reshare-inbox.ts';
 import { leadsRefresh, refreshDue, RefreshSchedule } from '../../node/refresh-schedule.ts';
 import { createLogger } from '../../runtime/logger.ts';
+import { parseConfig } from '../../node/config.ts';
 
 function refused(code: ErrorCode, f: () => unknown, message?: RegExp): void {
   assert.throws(f, (e: unknown) => isTkmsError(e) && e.code === code && (message === undefined || message.test(e.message)));
@@ -197,6 +198,26 @@ describe('node reshare approvals (control plane rules)', () => {
       busy = false;
       assert.equal(await schedule.check(), true);
       assert.equal(started, 1);
+    });
+  });
+
+  describe('config', () => {
+    const NODE = { listen: '/ip4/127.0.0.1/tcp/9000', http: '127.0.0.1:9100', admin: '127.0.0.1:9200', identityFile: 'id.json', keystoreDir: 'ks', committeeFile: 'c.json' };
+    const enabled = { TKMS_ENABLE_TEST_FAULTS: '1' };
+
+    it('reads reshare.phaseTimeoutMs (default 5000) and ceremony faults only with test faults enabled', () => {
+      assert.equal(parseConfig(NODE, { baseDir: '/tmp' }).resharePhaseTimeoutMs, 5_000);
+      assert.equal(parseConfig({ ...NODE, reshare: { phaseTimeoutMs: 700 } }, { baseDir: '/tmp' }).resharePhaseTimeoutMs, 700);
+      const faults = { ceremony: { badSubShareTo: [2, 3], equivocateDealing: true, silent: false } };
+      assert.deepEqual(parseConfig({ ...NODE, testFaults: faults }, { baseDir: '/tmp', env: enabled }).ceremonyFaults, faults.ceremony);
+      refused('bad_request', () => parseConfig({ ...NODE, testFaults: faults }, { baseDir: '/tmp' }), /TKMS_ENABLE_TEST_FAULTS/);
+    });
+
+    it('refuses unknown or mistyped ceremony faults, naming them', () => {
+      refused('bad_request', () => parseConfig({ ...NODE, testFaults: { ceremony: { lie: true } } }, { baseDir: '/tmp', env: enabled }), /unknown field "lie"/);
+      refused('bad_request', () => parseConfig({ ...NODE, testFaults: { ceremony: { badSubShareTo: [0] } } }, { baseDir: '/tmp', env: enabled }), /badSubShareTo/);
+      refused('bad_request', () => parseConfig({ ...NODE, testFaults: { ceremony: { silent: 'yes' } } }, { baseDir: '/tmp', env: enabled }), /silent must be true or false/);
+      refused('bad_request', () => parseConfig({ ...NODE, testFaults: { ceremony: [] } }, { baseDir: '/tmp', env: enabled }), /ceremony must be an object/);
     });
   });
 });
