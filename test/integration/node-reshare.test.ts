@@ -109,7 +109,7 @@ describe('node daemon: reshare 3-of-5 → 4-of-7 and a refresh, real processes',
     await removeDir(root);
   });
 
-  it('refuses a committee change sent by a member over libp2p (not_approved) and changes nothing', async () => {
+  it('refuses a committee change sent by a member over libp2p (not_approved), and any ceremony stream from a non-member; nothing changes', async () => {
     const proposal = { v: 1, from: committee0, to: committee1, keyIds: ['alpha'] };
     const member2 = await loadIdentityFile(join(cluster!.node(2).dir, 'identity.json'));
     const client = await P2pClient.start(from, member2.privateKey);
@@ -124,6 +124,13 @@ describe('node daemon: reshare 3-of-5 → 4-of-7 and a refresh, real processes',
       assert.equal(!reply.ok && reply.code, 'not_approved');
     } finally {
       await client.stop();
+    }
+    // Anyone else (a gateway, an outsider) cannot even open a ceremony stream.
+    const outsider = await P2pClient.start(from);
+    try {
+      await assert.rejects(outsider.request(3, CEREMONY_PROTOCOL, encodeCeremonyFrame({ type: 'payload', proposalId: randomBytes(32), payload: randomBytes(16) })));
+    } finally {
+      await outsider.stop();
     }
     const list = await reshareList(3);
     assert.equal(list.epoch, 0);
