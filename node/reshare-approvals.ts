@@ -19,7 +19,7 @@ export interface ApprovalContext {
   served: Committee;
   /** This node's raw Ed25519 public key. */
   selfKey: Uint8Array;
-  /** The key ids this node holds at the served epoch, sorted. */
+  /** The key ids the committee holds at the served epoch (this node's shares; or known, without a share, by a member that joined late), sorted. */
   heldKeyIds: readonly string[];
   approvals: readonly StoredApproval[];
   /** Whether an approved proposal's ceremony ended (done or failed). */
@@ -56,6 +56,7 @@ export function checkOperatorApproval(proposal: ReshareProposal, ctx: ApprovalCo
   const inFrom = hasMember(proposal.from, ctx.selfKey);
   const inTo = hasMember(proposal.to, ctx.selfKey);
   if (!inFrom && !inTo) throw new TkmsError('bad_request', 'this node is a member of neither the committee leaving nor the one arriving');
+  // Started with `to` as its committee file and not yet through the handover: it knows no key.
   const joining = !inFrom && ctx.heldKeyIds.length === 0 && sameDigest(ctx.served, proposal.to);
   if (!joining && !sameDigest(ctx.served, proposal.from)) {
     throw new TkmsError(

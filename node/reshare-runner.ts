@@ -39,6 +39,11 @@ export interface ReshareRunnerOptions {
   metrics: NodeMetrics;
   phaseMs: number;
   faults?: CeremonyFaults;
+  /**
+   * Public data of every key at the served epoch, also those this node holds no share of (it joined
+   * after the dealers dealt: it serves nothing until a refresh gives it shares). Default: the shares'.
+   */
+  epochKeys?: () => KeyEpochData[];
   /** The keys' public data at from.epoch when this node holds none of them (it joins): asked of `from`'s members. */
   fetchKeys: (proposal: ReshareProposal) => Promise<KeyEpochData[]>;
   /** After a commit: serve the new epoch (shares, committee, this node's id in it). */
@@ -310,13 +315,15 @@ export class ReshareRunner {
     let keys: KeyEpochData[];
     let oldShares: Map<string, bigint> | undefined;
     if (inFrom && equalCommittee(served, proposal.from)) {
-      const held = new Map(this.o.store.shares().map((s) => [s.keyId, s]));
+      const known = new Map(this.servedKeys().map((k) => [k.keyId, k]));
       keys = proposal.keyIds.map((id) => {
-        const s = held.get(id);
-        if (s === undefined) throw new TkmsError('stale_epoch', `this node holds no share of key ${id} at epoch ${served.epoch}`);
-        return s.data;
+        const k = known.get(id);
+        if (k === undefined) throw new TkmsError('stale_epoch', `this node knows no key ${id} at epoch ${served.epoch}`);
+        return k;
       });
-      oldShares = new Map(proposal.keyIds.map((id) => [id, held.get(id)!.share]));
+      // A member holding no share (it joined late) takes part as a receiver only: the refresh gives it one.
+      const held = new Map(this.o.store.shares().map((s) => [s.keyId, s.share]));
+      if (proposal.keyIds.every((id) => held.has(id))) oldShares = new Map(proposal.keyIds.map((id) => [id, held.get(id)!]));
     } else {
       keys = await this.o.fetchKeys(proposal);
     }
@@ -431,8 +438,13 @@ export class ReshareRunner {
   private keysOf(run: Run): KeyEpochData[] {
     const inFrom = run.proposal.from.members.some((m) => this.isSelf(m));
     if (!inFrom) return [];
-    const held = new Map(this.o.store.shares().map((s) => [s.keyId, s.data]));
-    return run.proposal.keyIds.flatMap((id) => (held.has(id) && held.get(id)!.epoch === run.proposal.from.epoch ? [held.get(id)!] : []));
+    const known = new Map(this.servedKeys().map((k) => [k.keyId, k]));
+    return run.proposal.keyIds.flatMap((id) => (known.has(id) && known.get(id)!.epoch === run.proposal.from.epoch ? [known.get(id)!] : []));
+  }
+
+  /** The keys of the served epoch: all the committee holds, with or without a share here. */
+  private servedKeys(): KeyEpochData[] {
+    return this.o.epochKeys?.() ?? this.o.store.shares().map((s) => s.data);
   }
 
   private finish(run: Run, status: 'done' | 'failed', reason: string | undefined): void {
@@ -527,7 +539,7 @@ export class ReshareRunner {
     return {
       served,
       selfKey: this.o.identity.publicKey,
-      heldKeyIds: this.o.store.shares().map((s) => s.keyId).sort(),
+      heldKeyIds: this.servedKeys().map((k) => k.keyId).sort(),
       approvals: this.o.store.approvals(),
       finished: (id) => {
         const run = this.runs.get(id);

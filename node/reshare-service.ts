@@ -24,6 +24,8 @@ import { CEREMONY_PROTOCOL } from './reshare-wire.ts';
  */
 export interface ReshareServiceOptions {
   store: EpochStore;
+  /** Every key of the served epoch, with or without a share here (NodeEpochStore.epochKeys). */
+  epochKeys?: () => KeyEpochData[];
   createCeremony: CeremonyFactory;
   identity: CeremonyIdentity;
   seed: Uint8Array;
@@ -81,7 +83,8 @@ export function createReshareService(o: ReshareServiceOptions): ReshareService {
   const fetchKeys = async (proposal: ReshareProposal): Promise<KeyEpochData[]> => {
     const others = proposal.from.members.filter((m) => m.peerId !== o.selfPeerId);
     let last: unknown;
-    for (let round = 0; round < 20; round++) {
+    // A member joining must start (and send its hello) before the dealers deal, one phase after they start: ask again soon.
+    for (let round = 0; round < 40; round++) {
       const answers = await Promise.all(
         others.map(async (m) => {
           try {
@@ -96,7 +99,8 @@ export function createReshareService(o: ReshareServiceOptions): ReshareService {
         return agreedKeyData(answers, proposal.keyIds, proposal.from.t);
       } catch (e) {
         last = e;
-        await sleep(Math.min(o.phaseMs, 2_000));
+        log.debug({ round, answered: answers.filter((a) => a !== undefined).length, err: errorText(e) }, 'key data of the committee leaving not agreed yet');
+        await sleep(250);
       }
     }
     throw last instanceof TkmsError ? last : new TkmsError('unavailable', 'the keys could not be read from the committee leaving');
@@ -112,6 +116,7 @@ export function createReshareService(o: ReshareServiceOptions): ReshareService {
     metrics: o.metrics,
     phaseMs: o.phaseMs,
     ...(o.faults === undefined ? {} : { faults: o.faults }),
+    ...(o.epochKeys === undefined ? {} : { epochKeys: o.epochKeys }),
     fetchKeys,
     onCommitted: (served, shares) => {
       o.shares.serveEpoch(selfIdIn(served.committee, o.identity.publicKey), served.committee.epoch, shares);
@@ -126,7 +131,7 @@ export function createReshareService(o: ReshareServiceOptions): ReshareService {
     connected: o.connectedMembers,
     lastCommitAt: () => runner.lastCommitTime,
     busy: () => runner.busy(),
-    holdsKeys: () => store.shares().length > 0,
+    holdsKeys: () => (o.epochKeys?.() ?? store.shares()).length > 0,
     startRefresh: () => runner.refresh(),
     log,
   });
