@@ -68,11 +68,21 @@ interface Run {
   retransmitTimer: NodeJS.Timeout | undefined;
   /** Per-destination FIFO and how many deliveries wait in it. */
   queues: Map<string, { tail: Promise<void>; waiting: number }>;
+  /** Participant key → frames it answered `ok` to: retransmits skip those but every FULL_RETRANSMIT_EVERY-th round. */
+  acked: Map<string, Set<Uint8Array>>;
+  retransmits: number;
   /** A refresh's `refresh` frame, sent again with every retransmit: a member that was still committing the epoch before refused it the first time. */
   announce: Uint8Array | undefined;
 }
 
 const DELIVERY_ATTEMPTS = 3;
+/**
+ * Retransmit rounds between two that re-send even what a participant acknowledged: an `ok` means it
+ * took the message, but a participant may restart, or its engine may drop what it buffered past a
+ * bound; in between only what was not acknowledged goes again (all of it, n frames per round, would
+ * cost every member n² frames per half phase).
+ */
+const FULL_RETRANSMIT_EVERY = 4;
 /** Deliveries queued to one participant beyond which retransmits skip it (it is down; the next round reaches it). */
 const MAX_QUEUED_PER_PARTICIPANT = 32;
 /** A finished ceremony keeps answering and re-sending its certificate this many phases, so slower members finish too. */
@@ -294,6 +304,8 @@ export class ReshareRunner {
       tickTimer: undefined,
       retransmitTimer: undefined,
       queues: new Map(),
+      acked: new Map(),
+      retransmits: 0,
       announce: isRefresh(proposal) ? refreshFrame(proposalId, proposal) : undefined,
     };
     this.runs.set(proposalId, run);
@@ -377,6 +389,8 @@ export class ReshareRunner {
     const ceremony = run.ceremony;
     run.chain = run.chain
       .then(() => {
+        const full = run.retransmits++ % FULL_RETRANSMIT_EVERY === FULL_RETRANSMIT_EVERY - 1;
+        if (full) run.acked.clear();
         if (run.announce !== undefined && run.finishedAt === undefined) for (const m of this.participants(run.proposal)) if (!this.isSelf(m)) this.enqueue(run, m, run.announce, false);
         this.dispatch(run, ceremony.retransmit(), true);
       })
@@ -482,12 +496,22 @@ export class ReshareRunner {
     for (const msg of outbound) {
       const frame = encodeCeremonyFrame({ type: 'payload', proposalId: decodeHex(run.proposalId), payload: msg.payload });
       const targets = msg.to === undefined ? everyone : everyone.filter((m) => msg.to!.some((k) => equalBytes(k, m.publicKey)));
-      for (const m of targets) this.enqueue(run, m, frame, !isRetransmit);
+      for (const m of targets) {
+        if (isRetransmit && this.wasAcked(run, m, msg.payload)) continue;
+        this.enqueue(run, m, frame, !isRetransmit, msg.payload);
+      }
     }
   }
 
+  private wasAcked(run: Run, to: CommitteeMember, payload: Uint8Array): boolean {
+    const acked = run.acked.get(keyHex(to.publicKey));
+    if (acked === undefined) return false;
+    for (const p of acked) if (equalBytes(p, payload)) return true;
+    return false;
+  }
+
   /** Appends a delivery to the participant's FIFO; a failed one is retried a few times, then left to the next retransmit. */
-  private enqueue(run: Run, to: CommitteeMember, frame: Uint8Array, mustQueue: boolean): void {
+  private enqueue(run: Run, to: CommitteeMember, frame: Uint8Array, mustQueue: boolean, payload?: Uint8Array): void {
     const key = keyHex(to.publicKey);
     const q = run.queues.get(key) ?? { tail: Promise.resolve(), waiting: 0 };
     if (!mustQueue && q.waiting >= MAX_QUEUED_PER_PARTICIPANT) return;
@@ -498,6 +522,11 @@ export class ReshareRunner {
           try {
             const reply = decodeCeremonyReply(await this.o.transport.send(to, frame, this.deliveryTimeoutMs()));
             if (!reply.ok) this.o.log.debug({ proposalId: run.proposalId, to: to.id, code: reply.code, reason: reply.message }, 'participant refused a ceremony frame');
+            else if (payload !== undefined) {
+              const acked = run.acked.get(key) ?? new Set<Uint8Array>();
+              acked.add(payload);
+              run.acked.set(key, acked);
+            }
             return;
           } catch (e) {
             if (attempt === DELIVERY_ATTEMPTS) {

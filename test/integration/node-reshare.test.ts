@@ -35,7 +35,7 @@ import { getJson, makeTempDir, NodeCluster, removeDir, runTkms, waitFor } from '
 const OLD = [1, 2, 3, 4, 5];
 const NEW_NODES = [2, 3, 4, 5, 6, 7, 8];
 const ALL = [1, 2, 3, 4, 5, 6, 7, 8];
-const PHASE_MS = 1_500;
+const PHASE_MS = 2_500;
 
 async function postJson(url: string, body: unknown): Promise<{ status: number; json: any }> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
