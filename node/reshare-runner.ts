@@ -19,6 +19,7 @@ import type { EpochShare, EpochStore, ReshareStatus, ServedEpoch, StoredApproval
 import type { NodeMetrics } from './metrics.ts';
 import { buildRefreshProposal, checkOperatorApproval, checkPeerRefresh, RefreshRate, type ApprovalContext, type CheckedProposal } from './reshare-approvals.ts';
 import { PreApprovalInbox } from './reshare-inbox.ts';
+import { attemptAt, finalDeadline } from '../core/ceremony/deadlines.ts';
 import { decodeCeremonyFrame, decodeCeremonyReply, encodeCeremonyFrame, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
 
 /** How the node builds the engine (core/ceremony ReshareCeremony). */
@@ -60,6 +61,8 @@ interface Run {
   status: ReshareStatus['status'];
   ceremony: ReshareCeremonyApi | undefined;
   startedAt: number | undefined;
+  /** The time handed to the engine's start(): its deadlines (and attempts) count from it. */
+  ceremonyStartedAt: number | undefined;
   finishedAt: number | undefined;
   failureReason: string | undefined;
   /** Engine calls, vote persistence and sends, one at a time in order (a vote is on disk before anything after it is sent). */
@@ -87,8 +90,8 @@ const FULL_RETRANSMIT_EVERY = 4;
 const MAX_QUEUED_PER_PARTICIPANT = 32;
 /** A finished ceremony keeps answering and re-sending its certificate this many phases, so slower members finish too. */
 const LINGER_PHASES = 10;
-/** Rounds of deadlines after the engine reports none left yet is still running: a safety stop. */
-const MAX_RUN_PHASES = 200;
+/** Phases past the engine's final deadline after which a ceremony still running is given up (the engine fails it itself at that deadline). */
+const PAST_FINAL_DEADLINE_PHASES = 2;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 const keyHex = (k: Uint8Array): string => encodeHex(k);
@@ -298,6 +301,7 @@ export class ReshareRunner {
       status: 'approved',
       ceremony: undefined,
       startedAt: undefined,
+      ceremonyStartedAt: undefined,
       finishedAt: undefined,
       failureReason: undefined,
       chain: Promise.resolve(),
@@ -351,7 +355,8 @@ export class ReshareRunner {
     const ceremony = this.o.createCeremony(params, this.o.identity, { timing: { phaseMs: this.o.phaseMs }, ...(this.o.faults === undefined ? {} : { faults: this.o.faults }) });
     run.ceremony = ceremony;
     this.o.log.info({ proposalId, kind: run.kind, dealer: oldShares !== undefined, keys: keys.length }, 'ceremony started');
-    await this.step(run, () => ceremony.start(this.now()));
+    run.ceremonyStartedAt = this.now();
+    await this.step(run, () => ceremony.start(run.ceremonyStartedAt!));
     for (const early of this.inbox.take(proposalId, this.now())) {
       await this.step(run, () => ceremony.receive(early.payload, this.now())).catch((e: unknown) => {
         this.o.log.debug({ proposalId, peer: early.peer, err: errorText(e) }, 'an early ceremony message was refused');
@@ -416,8 +421,9 @@ export class ReshareRunner {
     run.tickTimer = undefined;
     const deadline = ceremony.nextDeadline();
     if (deadline === undefined) return;
-    if (run.startedAt !== undefined && this.now() - run.startedAt > MAX_RUN_PHASES * this.o.phaseMs) {
-      this.finish(run, 'failed', `no certificate after ${MAX_RUN_PHASES} phases`);
+    const last = run.ceremonyStartedAt === undefined ? undefined : finalDeadline(run.ceremonyStartedAt, this.o.phaseMs, run.proposal.to.members.length);
+    if (last !== undefined && this.now() > last + PAST_FINAL_DEADLINE_PHASES * this.o.phaseMs) {
+      this.finish(run, 'failed', 'no certificate by the final deadline');
       return;
     }
     run.tickTimer = setTimeout(() => {
@@ -584,7 +590,7 @@ export class ReshareRunner {
 
   private statusOf(run: Run): ReshareStatus {
     const c = run.ceremony;
-    const attempt = (c as { attempt?: unknown } | undefined)?.attempt;
+    const running = run.status === 'running' && run.ceremonyStartedAt !== undefined;
     return {
       proposalId: run.proposalId,
       kind: run.kind,
@@ -592,7 +598,7 @@ export class ReshareRunner {
       toEpoch: run.proposal.to.epoch,
       status: run.status,
       phase: c?.phase ?? (run.status === 'approved' || run.status === 'running' ? 'preparing' : run.status),
-      attempt: typeof attempt === 'number' ? attempt : 0,
+      attempt: running ? attemptAt(run.ceremonyStartedAt!, this.o.phaseMs, this.now()) : 0,
       startedAt: run.startedAt === undefined ? null : new Date(run.startedAt).toISOString(),
       durationMs: run.startedAt === undefined || run.finishedAt === undefined ? null : run.finishedAt - run.startedAt,
       failureReason: run.failureReason ?? null,
