@@ -199,8 +199,9 @@ export function parseCommittee(value: unknown, decoders: CommitteeDecoders = pur
   const committee: Committee = { committeeId: value.committeeId, epoch: epoch as number, t: value.t as number, members };
   if (value.refreshIntervalSeconds !== undefined) {
     const r = value.refreshIntervalSeconds;
-    if (!Number.isSafeInteger(r) || (r as number) < MIN_REFRESH_INTERVAL_SECONDS) {
-      fail(`refreshIntervalSeconds must be an integer of at least ${MIN_REFRESH_INTERVAL_SECONDS}`);
+    // At most u32: it is signed as four bytes (committeeFileDigest), so a larger value would sign as another.
+    if (!Number.isSafeInteger(r) || (r as number) < MIN_REFRESH_INTERVAL_SECONDS || (r as number) > 0xffff_ffff) {
+      fail(`refreshIntervalSeconds must be an integer from ${MIN_REFRESH_INTERVAL_SECONDS} to ${0xffff_ffff}`);
     }
     committee.refreshIntervalSeconds = r as number;
   }

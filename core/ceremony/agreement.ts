@@ -8,12 +8,12 @@ import { voteQuorum } from './handover.ts';
 export interface QuorumSizes {
   /** Echoes and arriving votes: voteQuorum(n′, t′). */
   arriving: number;
-  /** Leaving votes: from.t. */
+  /** Leaving votes: voteQuorum(n, t) of the committee left, so two handovers of one epoch share an honest leaving member. */
   leaving: number;
 }
 
-export function quorumSizes(nTo: number, tTo: number, tFrom: number): QuorumSizes {
-  return { arriving: voteQuorum(nTo, tTo), leaving: tFrom };
+export function quorumSizes(nTo: number, tTo: number, nFrom: number, tFrom: number): QuorumSizes {
+  return { arriving: voteQuorum(nTo, tTo), leaving: voteQuorum(nFrom, tFrom) };
 }
 
 /** Index into to.members (sorted by id) of attempt a's proposer. */
@@ -68,29 +68,36 @@ export class EchoTally {
   }
 }
 
-/** Votes by proposal: who voted (by from and to id); a member's second, different vote is ignored. */
+/**
+ * Valid votes by handover digest. A member that signs two handovers has both counted, each for its
+ * own digest: safety needs only honest members to vote once (two quorums share an honest one), and
+ * ignoring the second vote would let a liar show one handover to some members and another to the
+ * rest, so that a certificate one honest member holds is "too few votes" to another.
+ */
 export class VoteTally {
-  private readonly fromVoted = new Map<number, string>();
-  private readonly toVoted = new Map<number, string>();
+  private readonly byDigest = new Map<string, { from: Set<number>; to: Set<number> }>();
+  private readonly firstDigest = new Map<string, string>();
 
-  add(fromId: number, toId: number, proposalHash: string): boolean {
-    for (const [id, map] of [[fromId, this.fromVoted], [toId, this.toVoted]] as const) {
-      if (id === 0) continue;
-      const prior = map.get(id);
-      if (prior !== undefined && prior !== proposalHash) return false;
-    }
-    if (fromId !== 0) this.fromVoted.set(fromId, proposalHash);
-    if (toId !== 0) this.toVoted.set(toId, proposalHash);
-    return true;
+  /** Records a valid vote; false when its voter had voted for another digest (counted anyway; the caller names it). */
+  add(fromId: number, toId: number, digest: string): boolean {
+    const voter = `${fromId}:${toId}`;
+    const prior = this.firstDigest.get(voter);
+    if (prior === undefined) this.firstDigest.set(voter, digest);
+    let entry = this.byDigest.get(digest);
+    if (entry === undefined) this.byDigest.set(digest, (entry = { from: new Set(), to: new Set() }));
+    if (fromId !== 0) entry.from.add(fromId);
+    if (toId !== 0) entry.to.add(toId);
+    return prior === undefined || prior === digest;
   }
 
-  voters(proposalHash: string): { from: number[]; to: number[] } {
-    const pick = (map: Map<number, string>) => [...map].filter(([, h]) => h === proposalHash).map(([id]) => id).sort((a, b) => a - b);
-    return { from: pick(this.fromVoted), to: pick(this.toVoted) };
+  voters(digest: string): { from: number[]; to: number[] } {
+    const entry = this.byDigest.get(digest);
+    const sorted = (ids: Set<number> | undefined) => [...(ids ?? [])].sort((a, b) => a - b);
+    return { from: sorted(entry?.from), to: sorted(entry?.to) };
   }
 
-  certifies(proposalHash: string, quorum: QuorumSizes): boolean {
-    const v = this.voters(proposalHash);
+  certifies(digest: string, quorum: QuorumSizes): boolean {
+    const v = this.voters(digest);
     return v.to.length >= quorum.arriving && v.from.length >= quorum.leaving;
   }
 }

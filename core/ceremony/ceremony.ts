@@ -95,7 +95,8 @@ export class ReshareCeremony implements ReshareCeremonyApi {
   private readonly seen = new Set<string>();
   /** Bounded: decoding happens before authentication. */
   private readonly pointCache: PointCache = new LruCache(4096);
-  private readonly signatureCache = new Map<string, boolean>();
+  /** Signatures that verified (a forged one is checked again if sent again, never stored), bounded. */
+  private readonly signatureCache = new LruCache<string, true>(4096);
   private readonly hellos = new Map<number, { receiverKey: Uint8Array; signature: Uint8Array }>();
   private dealt = false;
   private readonly dealings = new Map<string, DealingRecord>();
@@ -105,6 +106,8 @@ export class ReshareCeremony implements ReshareCeremonyApi {
   private readonly proposals = new Map<string, ProposalRecord>();
   private readonly proposalsByDigest = new Map<string, ProposalRecord>();
   private readonly echoedAttempts = new Set<number>();
+  /** Proposals for attempts not begun here yet (bounded by the inbox: two per attempt per proposer). */
+  private deferredProposals: DecodedCeremonyMessage[] = [];
   private readonly proposedAttempts = new Set<number>();
   private readonly echoes = new EchoTally();
   private readonly echoRaws = new Map<string, Uint8Array[]>();
@@ -136,7 +139,7 @@ export class ReshareCeremony implements ReshareCeremonyApi {
       throw new TkmsError('bad_request', 'ceremony: a dealer needs its share of every key moved');
     }
     this.shape = { n: from.members.length, t: from.t, nTo: to.members.length, tTo: to.t, keys: params.keys.length, maxAttempts: maxAttempts(to.members.length) };
-    this.quorum = quorumSizes(to.members.length, to.t, from.t);
+    this.quorum = quorumSizes(to.members.length, to.t, from.members.length, from.t);
     this.inbox = new Inbox(inboxBounds(this.shape));
     if (this.toId !== undefined) {
       const secret = receiverSecret(params.seed, params.proposalId, this.toId);
@@ -190,8 +193,8 @@ export class ReshareCeremony implements ReshareCeremonyApi {
   nextDeadline(): number | undefined {
     if (this.startMs === undefined || this.phase === 'done' || this.phase === 'failed' || this.faults.silent === true) return undefined;
     const phi = this.timing.phaseMs;
-    const candidates = [helloDeadline(this.startMs, phi), this.agreementAt(), attemptDeadline(this.startMs, phi, this.attempt)];
-    return candidates.find((d) => d > this.lastNow) ?? attemptDeadline(this.startMs, phi, this.attempt);
+    const candidates = [helloDeadline(this.startMs, phi), this.agreementAt(), attemptDeadline(this.startMs, phi, this.attempt)].filter((d) => d > this.lastNow);
+    return candidates.length > 0 ? Math.min(...candidates) : attemptDeadline(this.startMs, phi, this.attempt);
   }
 
   retransmit(): CeremonyOutbound[] {
@@ -240,11 +243,9 @@ export class ReshareCeremony implements ReshareCeremonyApi {
   private verified(publicKey: Uint8Array | undefined, message: Uint8Array, signature: Uint8Array): boolean {
     if (publicKey === undefined) return false;
     const key = hex(sha256(new Uint8Array([...publicKey, ...sha256(message), ...signature])));
-    let ok = this.signatureCache.get(key);
-    if (ok === undefined) {
-      ok = verifyMemberSignature(publicKey, message, signature);
-      this.signatureCache.set(key, ok);
-    }
+    if (this.signatureCache.get(key) === true) return true;
+    const ok = verifyMemberSignature(publicKey, message, signature);
+    if (ok) this.signatureCache.set(key, true);
     return ok;
   }
 
@@ -297,6 +298,12 @@ export class ReshareCeremony implements ReshareCeremonyApi {
         }
         if (!this.admit(key, m)) return;
         this.seen.add(hex(m.hash));
+        // A proposal for a later attempt waits for that attempt: echoed at once, a liar due to propose
+        // later would lock a second proposal beside the current one and split the votes.
+        if (body.attempt > this.currentAttempt()) {
+          this.deferredProposals.push(m);
+          return;
+        }
         this.acceptProposal(m, out);
         out.push({ payload: m.raw });
         return;
@@ -592,10 +599,7 @@ export class ReshareCeremony implements ReshareCeremonyApi {
     if (check && !this.verified(key, handoverVoteMessage(body.digest), m.signature)) throw new TkmsError('bad_request', 'ceremony vote: bad signature');
     if (!this.admit(key, m)) return;
     this.seen.add(hex(m.hash));
-    if (!this.votes.add(body.fromId, body.toId, digest)) {
-      this.disq[body.toId !== 0 ? `to:${body.toId}` : `from:${body.fromId}`] = 'voted for two handovers';
-      return;
-    }
+    if (!this.votes.add(body.fromId, body.toId, digest)) this.disq[body.toId !== 0 ? `to:${body.toId}` : `from:${body.fromId}`] = 'voted for two handovers';
     records.set(voter, { fromId: body.fromId, toId: body.toId, signature: m.signature, raw: m.raw });
     this.voteRecords.set(digest, records);
   }
@@ -683,6 +687,23 @@ export class ReshareCeremony implements ReshareCeremonyApi {
     return persistVote === undefined ? { outbound: out } : { persistVote, outbound: out };
   }
 
+  /** The attempt under way at this member's clock (0 until the agreement starts). */
+  private currentAttempt(): number {
+    if (this.startMs === undefined) return 0;
+    return Math.min(attemptAt(this.startMs, this.timing.phaseMs, this.lastNow), this.shape.maxAttempts - 1);
+  }
+
+  private releaseDeferredProposals(out: CeremonyOutbound[]): void {
+    const current = this.currentAttempt();
+    const due = this.deferredProposals.filter((m) => m.body.kind === 'proposal' && m.body.attempt <= current);
+    if (due.length === 0) return;
+    this.deferredProposals = this.deferredProposals.filter((m) => !due.includes(m));
+    for (const m of due) {
+      this.acceptProposal(m, out);
+      out.push({ payload: m.raw });
+    }
+  }
+
   private allDealt(): boolean {
     return this.params.proposal.from.members.every((m) => this.dealingsByDealer.has(m.id));
   }
@@ -701,6 +722,7 @@ export class ReshareCeremony implements ReshareCeremonyApi {
     else if (now < this.agreementAt()) this.phase = 'dealing';
     else this.phase = 'agreement';
     if (this.phase !== 'agreement') return;
+    this.releaseDeferredProposals(out);
     const current = attemptAt(start, phi, now);
     if (this.myVote === undefined) {
       this.attempt = Math.max(this.attempt, Math.min(current, this.shape.maxAttempts - 1));

@@ -13,7 +13,9 @@ import { requireExactFields } from '../json-frame.ts';
  * leaving (by digest, at its epoch), carries the committee arriving (the whole file, so a gateway
  * learns the new members and their addresses from it) and, for every key moved, the unchanged group
  * key with the new verification shares. Members of both committees sign the same digest: at least
- * `from.t` leaving members and `voteQuorum(to)` arriving ones. A client or gateway pinned to the
+ * `voteQuorum(from)` leaving members and `voteQuorum(to)` arriving ones: two certificates leaving one
+ * epoch then share an honest leaving member, and a member votes for one handover per epoch it leaves
+ * (node/reshare-approvals.ts), so an epoch is never left twice, whatever the arriving committees. A client or gateway pinned to the
  * committee at epoch e follows e → e+1 → e+2 by checking each certificate against the committee it
  * already trusts (`followHandovers`), never by the gateway's word.
  */
@@ -223,7 +225,7 @@ function validSigners(signatures: Record<string, string>, committee: CommitteeMe
  * reached by earlier certificates) and, when given, that committee's keys: the certificate leaves
  * exactly `from` at its epoch, arrives at epoch + 1 under the same committee id, moves every key
  * given with its group key unchanged, every key's new Y_i lie on one degree t′ − 1 polynomial
- * through the group key, and it carries ≥ from.t valid signatures of leaving members and
+ * through the group key, and it carries ≥ voteQuorum(from) valid signatures of leaving members and
  * ≥ voteQuorum(to) of arriving ones over the digest recomputed here. Invalid signatures are dropped,
  * not fatal. Throws TkmsError: bad_request for a malformed certificate, stale_epoch for one that does
  * not leave `from`, dkg_failed for one that is inconsistent or under-signed.
@@ -252,7 +254,8 @@ export function verifyHandover(
   const message = handoverVoteMessage(handoverDigest(cert, from, to));
   const fromValid = validSigners(cert.signatures.from, from, message);
   const toValid = validSigners(cert.signatures.to, to, message);
-  if (fromValid.length < from.t) throw new TkmsError('dkg_failed', `handover certificate has ${fromValid.length} valid signatures of leaving members, needs t = ${from.t}`);
+  const leavingQuorum = voteQuorum(from.members.length, from.t);
+  if (fromValid.length < leavingQuorum) throw new TkmsError('dkg_failed', `handover certificate has ${fromValid.length} valid signatures of leaving members, needs ${leavingQuorum}`);
   const quorum = voteQuorum(to.members.length, to.t);
   if (toValid.length < quorum) throw new TkmsError('dkg_failed', `handover certificate has ${toValid.length} valid signatures of arriving members, needs ${quorum}`);
   const pick = (sigs: Record<string, string>, ids: string[]) => Object.fromEntries(ids.map((id) => [id, sigs[id]!]));

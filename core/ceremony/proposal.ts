@@ -1,5 +1,5 @@
 import { sha256 } from '@noble/hashes/sha2.js';
-import { lengthPrefixed, utf8ToBytes } from '../bytes.ts';
+import { equalBytes, lengthPrefixed, utf8ToBytes } from '../bytes.ts';
 import { committeeFileDigest, committeeToJson, parseCommittee, sameMembership, type CommitteeDecoders } from '../committee.ts';
 import { TkmsError } from '../errors.ts';
 import { assertKeyId, keyIdBytes } from '../identifiers.ts';
@@ -49,7 +49,11 @@ export function proposalDigest(p: ReshareProposal): Uint8Array {
   return sha256(lengthPrefixed(PROPOSAL_DOMAIN, committeeFileDigest(p.from), committeeFileDigest(p.to), ...p.keyIds.map(keyIdBytes)));
 }
 
-/** A refresh keeps members and t: members may start one on their own schedule, without operators. */
+/**
+ * A refresh keeps the committee file as it is but for the epoch (members, t, addresses, policy):
+ * members may start one on their own schedule, without operators. Comparing members and t alone let
+ * any member rewrite every address or the refresh policy through a "refresh" the others accepted.
+ */
 export function isRefresh(p: ReshareProposal): boolean {
-  return sameMembership(p.from, p.to);
+  return sameMembership(p.from, p.to) && equalBytes(committeeFileDigest(p.to), committeeFileDigest({ ...p.from, epoch: p.from.epoch + 1 }));
 }

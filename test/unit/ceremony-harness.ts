@@ -123,12 +123,14 @@ export interface Schedule {
   crashAt?: Map<number, number>;
   /** Lying nodes whose messages are delivered only at the next multiple of phaseMs (at/after a deadline). */
   lateSenders?: Set<number>;
-  /** Lying nodes whose votes are never delivered. */
+  /** Lying nodes whose votes (and certificates) are never delivered. */
   withholdVotes?: Set<number>;
   /** Only these kinds reach these nodes (a member that sees nothing but the certificate). */
   onlyKinds?: Map<number, Set<MessageKind>>;
   /** Stop simulating at this time. */
   until?: number;
+  /** Called at every step: a test injects its own (lying) messages with `push`. */
+  hook?: (now: number, ceremonies: ReshareCeremony[], push: (to: number, payload: Uint8Array, at: number) => void) => void;
 }
 
 export interface SimResult {
@@ -173,7 +175,8 @@ export function simulate(s: Scenario, schedule: Schedule = {}, make?: (node: Sim
       const list = samples.get(kind!) ?? [];
       if (list.length < 4 && !list.some((p) => Buffer.compare(p, out.payload) === 0)) list.push(out.payload);
       samples.set(kind!, list);
-      if (kind === 'vote' && schedule.withholdVotes?.has(from)) continue;
+      // A member withholding its vote withholds the certificates carrying it too.
+      if ((kind === 'vote' || kind === 'certificate') && schedule.withholdVotes?.has(from)) continue;
       const targets = out.to ? out.to.map((k) => byKey.get(Buffer.from(k).toString('hex'))!) : s.nodes.map((n) => n.index).filter((i) => i !== from);
       for (const to of targets) {
         if (schedule.onlyKinds?.get(to) !== undefined && !schedule.onlyKinds.get(to)!.has(kind!)) continue;
@@ -206,6 +209,7 @@ export function simulate(s: Scenario, schedule: Schedule = {}, make?: (node: Sim
     const rest = queue.filter((d) => d.at > now);
     queue.length = 0;
     queue.push(...rest);
+    schedule.hook?.(now, ceremonies, (to, payload, at) => queue.push({ at, seq: seq++, to, payload }));
     for (const d of due) {
       // A member that has not started yet still takes messages (the runner hands them over as they come).
       if (crashed(d.to, now)) continue;

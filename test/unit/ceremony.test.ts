@@ -6,6 +6,8 @@ import { isTkmsError } from '../../core/errors.ts';
 import { combinePartials, interpolateSecret, type ScalarShare } from '../../core/shamir.ts';
 import { decodeCeremonyMessage, inboxBounds, maxAttempts, maxMessageSize, ReshareCeremony, verifyHandover, type CeremonyShape, type ReshareOutcome } from '../../core/ceremony/index.ts';
 import { Inbox } from '../../core/ceremony/inbox.ts';
+import { encodeUnsigned, signingBytes, withSignature } from '../../core/ceremony/codec.ts';
+import { handoverVoteMessage } from '../../core/ceremony/handover.ts';
 import { identityOf, kindOf, makeScenario, paramsOf, simulate, type Scenario, type SimResult } from './ceremony-harness.ts';
 
 function keysMap(s: Scenario) {
@@ -125,6 +127,53 @@ describe('reshare ceremony (core/ceremony)', function () {
     const r = simulate(s, { seed: 15, maxDelay: 30, faults: new Map([[0, { equivocateProposal: true }]]) });
     assertCompleted(s, r);
     assert.match(r.ceremonies[2]!.disqualified()['to:1'] ?? '', /two proposals/);
+  });
+
+  it('a voter that signs two handovers cannot make one honest member refuse the certificate another holds (both votes count, each for its digest)', () => {
+    // Refresh 2-of-4; member 3 starts late so the liar's vote decides whether a quorum is reached.
+    const s = makeScenario({ n: 4, t: 2, nTo: 4, tTo: 2, stay: [1, 2, 3, 4].map((i) => [i, i] as [number, number]) });
+    const r = simulate(s, { startAt: new Map([[2, 1500]]), withholdVotes: new Set([3]), until: 5000, maxDelay: 5 });
+    const liar = s.nodes[3]!;
+    const realVote = r.persisted[3]!;
+    const other = new Uint8Array(32).fill(7);
+    const forged = withSignature(encodeUnsigned({ kind: 'vote', fromId: 4, toId: 4, digest: other }), identityOf(liar).sign(handoverVoteMessage(other)));
+    const [a, c] = [r.ceremonies[0]!, r.ceremonies[1]!];
+    c.receive(forged, 5001);
+    const step = a.receive(realVote, 5001);
+    assert.equal(a.phase, 'done');
+    const certificate = step.outbound.find((o) => kindOf(o.payload) === 'certificate')!.payload;
+    c.receive(certificate, 5002);
+    assert.equal(c.phase, 'done', 'the certificate A committed is accepted by C, which saw the liar\'s other vote first');
+    assert.equal(c.disqualified()['to:4'], 'voted for two handovers');
+    const [ca, cc] = [a.outcome()!.certificate, c.outcome()!.certificate];
+    assert.deepEqual([cc.transcriptHash, cc.keys], [ca.transcriptHash, ca.keys]);
+  });
+
+  it('a proposal sent early for a later attempt waits for that attempt, so a liar due to propose later cannot lock a second proposal beside the current one', () => {
+    const s = makeScenario({ n: 4, t: 2, nTo: 4, tTo: 2, stay: [1, 2, 3, 4].map((i) => [i, i] as [number, number]) });
+    const liar = 1; // to-id 2: the proposer of attempt 1; it also withholds its vote
+    let stalls = 0;
+    for (let seed = 1; seed <= 8; seed++) {
+      for (const offset of [0, 10, 20]) {
+        let injected = false;
+        const r = simulate(s, {
+          seed,
+          minDelay: 1,
+          maxDelay: 40,
+          withholdVotes: new Set([liar]),
+          hook: (now, cs, push) => {
+            const dealings = [2, 3].map((i) => cs[i]!.retransmit().map((o) => o.payload).find((p) => kindOf(p) === 'dealing'));
+            if (injected || dealings.some((d) => d === undefined)) return;
+            injected = true;
+            const unsigned = encodeUnsigned({ kind: 'proposal', author: 2, attempt: 1, dealings: dealings as Uint8Array[] });
+            const early = withSignature(unsigned, identityOf(s.nodes[liar]!).sign(signingBytes(s.proposalId, unsigned)));
+            for (const to of [0, 2, 3]) push(to, early, now + offset);
+          },
+        });
+        if (r.ceremonies.some((c, i) => i !== liar && c.phase !== 'done')) stalls++;
+      }
+    }
+    assert.equal(stalls, 0, 'every honest member finishes in every run');
   });
 
   it('a member restarted with its persisted vote re-sends the same vote bytes, signs no other vote, and reaches the outcome', () => {

@@ -40,7 +40,7 @@ describe('handover certificates (core/ceremony/handover.ts)', () => {
   });
 
   const valid = (over: Partial<Parameters<typeof signCertificate>[0]> = {}): HandoverCertificate =>
-    signCertificate({ from, to, keys: toKeys, fromSigners: fromMembers.slice(0, 3), toSigners: toMembers.slice(0, voteQuorum(7, 4)), ...over });
+    signCertificate({ from, to, keys: toKeys, fromSigners: fromMembers.slice(0, voteQuorum(5, 3)), toSigners: toMembers.slice(0, voteQuorum(7, 4)), ...over });
 
   it('quorums: 4-of-7 tolerates 2 liars and needs 5 arriving votes; 3-of-5 tolerates 1 and needs 4', () => {
     assert.equal(toleratedFaults(7, 4), 2);
@@ -50,7 +50,7 @@ describe('handover certificates (core/ceremony/handover.ts)', () => {
     assert.equal(voteQuorum(1, 1), 1);
   });
 
-  it('a 3-of-5 → 4-of-7 certificate signed by t leaving and a quorum of arriving members verifies', () => {
+  it('a 3-of-5 → 4-of-7 certificate signed by a quorum of leaving (4 of 5) and of arriving members (5 of 7) verifies', () => {
     const v = verifyHandover(valid(), from, fromKeys);
     assert.equal(v.to.epoch, 1);
     assert.equal(v.to.t, 4);
@@ -69,7 +69,7 @@ describe('handover certificates (core/ceremony/handover.ts)', () => {
   it('a refresh (same members and t, next epoch) verifies and says so', () => {
     const next = atEpoch(from, 1);
     const keys = [...secrets].map(([keyId, s]) => keyAt(keyId, s, next));
-    const cert = signCertificate({ from, to: next, keys, fromSigners: fromMembers.slice(0, 3), toSigners: fromMembers.slice(0, 4) });
+    const cert = signCertificate({ from, to: next, keys, fromSigners: fromMembers.slice(0, voteQuorum(5, 3)), toSigners: fromMembers.slice(0, voteQuorum(5, 3)) });
     const v = verifyHandover(cert, from, fromKeys);
     assert.equal(v.refresh, true);
     assert.notDeepEqual(v.keys[0]!.verificationShares.get(1), fromKeys.get(v.keys[0]!.keyId)!.verificationShares.get(1));
@@ -97,8 +97,8 @@ describe('handover certificates (core/ceremony/handover.ts)', () => {
     assert.throws(() => verifyHandover(cert, from, fromKeys), refusedWith('dkg_failed'));
   });
 
-  it('t − 1 leaving signatures are refused', () => {
-    assert.throws(() => verifyHandover(valid({ fromSigners: fromMembers.slice(0, 2) }), from, fromKeys), (e: unknown) => refusedWith('dkg_failed')(e) && /leaving members/.test((e as Error).message));
+  it('t leaving signatures, one short of the leaving quorum, are refused (two halves of a committee must not both leave an epoch)', () => {
+    assert.throws(() => verifyHandover(valid({ fromSigners: fromMembers.slice(0, 3) }), from, fromKeys), (e: unknown) => refusedWith('dkg_failed')(e) && /leaving members/.test((e as Error).message));
   });
 
   it('one arriving signature short of the quorum is refused', () => {
@@ -146,12 +146,12 @@ describe('handover certificates (core/ceremony/handover.ts)', () => {
     const padded = {
       ...cert,
       signatures: {
-        from: { ...cert.signatures.from, '4': junk, '5': wrongMessage, '77': junk },
+        from: { ...cert.signatures.from, '5': wrongMessage, '77': junk },
         to: { ...cert.signatures.to, '10': junk, '2': junk },
       },
     };
     const v = verifyHandover(padded, from, fromKeys);
-    assert.deepEqual(Object.keys(v.certificate.signatures.from), ['1', '2', '3']);
+    assert.deepEqual(Object.keys(v.certificate.signatures.from), ['1', '2', '3', '4']);
     assert.deepEqual(Object.keys(v.certificate.signatures.to), Object.keys(cert.signatures.to));
   });
 
