@@ -12,7 +12,7 @@ import { isTkmsError } from '../../core/index.ts';
 import { buildProposal, committeeFileText, nextCommittee, summarizeChange } from '../../deploy/committee-change.ts';
 import { libp2pCommitteeDecoders, parseCommittee, type Committee } from '../../net/committee.ts';
 import { runTkmsCli } from '../../scripts/cli/program.ts';
-import { makeTempDir, removeDir } from '../support/processes.ts';
+import { makeTempDir, REPO_ROOT, removeDir } from '../support/processes.ts';
 import { captureCli } from './cli-capture.ts';
 
 /**
@@ -218,6 +218,30 @@ describe('committee changes: next committee and proposal files', function () {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("operators' guide: the commands of \"Change the committee\" exist as written", function () {
+  this.timeout(60_000);
+
+  it('every tkms command in the section names a real command and only options it takes', async () => {
+    const guide = await readFile(join(REPO_ROOT, 'docs/operators.md'), 'utf8');
+    const section = guide.slice(guide.indexOf('## Change the committee'), guide.indexOf('## Upgrade'));
+    assert.ok(section.length > 1000, 'the section exists');
+    const uses = [...section.matchAll(/tkms (node|committee|devnet)\b([^`\n]*)/g)];
+    assert.ok(uses.length >= 15, `found ${uses.length} commands`);
+    const help = new Map<string, string>();
+    for (const [text, group, rest] of uses) {
+      const sub = /^ ([a-z][a-z-]+)/.exec(rest!)?.[1];
+      const argv = group === 'devnet' || sub === undefined ? [group!] : [group!, sub];
+      const key = argv.join(' ');
+      if (!help.has(key)) {
+        const r = await tkms(...argv, '--help');
+        assert.equal(r.code, 0, `${text}: ${r.stderr}`);
+        help.set(key, r.stdout);
+      }
+      for (const flag of rest!.match(/--[a-z][a-z-]*/g) ?? []) assert.ok(help.get(key)!.includes(`${flag} `) || help.get(key)!.includes(`${flag}\n`), `"${text.trim()}": tkms ${key} has no ${flag}`);
+    }
   });
 });
 
