@@ -1,4 +1,4 @@
-import { bytesToHex } from '@noble/hashes/utils.js';
+import { encodeHex } from '../core/bytes.ts';
 import { parseReshareProposal, proposalDigest, reshareProposalToJson } from '../core/ceremony/proposal.ts';
 import type { ReshareProposal } from '../core/ceremony/types.ts';
 import { committeeToJson, MAX_EPOCH } from '../core/committee.ts';
@@ -139,15 +139,18 @@ export function buildProposal(fromJson: unknown, toJson: unknown, keyIds: readon
   return parseReshareProposal(reshareProposalToJson({ from, to, keyIds: ids }), libp2pCommitteeDecoders);
 }
 
-/** The proposal id as printed: 64 hex digits. */
+/** The proposal id as nodes name it: 0x and 64 hex digits. */
 export function proposalIdHex(p: ReshareProposal): string {
-  return bytesToHex(proposalDigest(p));
+  return encodeHex(proposalDigest(p));
 }
 
-/** Two spellings of one proposal id (with or without 0x, any case) compare equal. */
+/** A proposal id typed with or without 0x, in any case, as nodes spell it (0x, lower case). */
+export function canonicalProposalId(id: string): string {
+  return `0x${id.toLowerCase().replace(/^0x/, '')}`;
+}
+
 export function sameProposalId(a: string, b: string): boolean {
-  const norm = (x: string) => x.toLowerCase().replace(/^0x/, '');
-  return norm(a) === norm(b);
+  return canonicalProposalId(a) === canonicalProposalId(b);
 }
 
 /** The proposal file's text (what `tkms node approve` sends). */

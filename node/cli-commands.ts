@@ -156,7 +156,16 @@ function healthUrlFromConfig(config: NodeConfig): URL {
   return new URL(`http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}/health`);
 }
 
-function printStatus(s: NodeStatus & { epoch?: number }): void {
+/** What GET /admin/status adds once nodes have epochs: the committee served (its epoch, n and t). */
+type EpochStatus = { epoch?: number | { epoch: number; n: number; t: number } };
+
+function epochLine(e: EpochStatus['epoch']): string[] {
+  if (e === undefined) return [];
+  if (typeof e === 'number') return [`epoch:       ${e}`];
+  return [`epoch:       ${e.epoch} (the committee served: ${e.t} of ${e.n})`];
+}
+
+function printStatus(s: NodeStatus & EpochStatus): void {
   const short = (hex: string) => `${hex.slice(0, 16)}…`;
   const peers = s.peers.members.map((m) => `member ${m.id}: ${m.connected ? 'connected' : 'NOT connected'}`).join(', ');
   const last = s.lastDkg;
@@ -170,7 +179,7 @@ function printStatus(s: NodeStatus & { epoch?: number }): void {
     `node:        member ${s.selfId}, peer id ${s.peerId}`,
     `version:     tkms ${s.version} (Node.js ${s.nodeVersion}), up ${s.uptimeSeconds} s since ${s.startedAt}`,
     `committee:   ${s.committee.committeeId}, ${s.committee.t} of ${s.committee.n}, fingerprint ${s.committee.fingerprint}`,
-    ...(s.epoch === undefined ? [] : [`epoch:       ${s.epoch}`]),
+    ...epochLine(s.epoch),
     `listen:      ${s.listen.join(', ')}`,
     `peers:       ${s.peers.connected} of ${s.peers.members.length} connected (${peers})`,
     `keys:        ${s.keys.length === 0 ? 'none' : `${s.keys.length}`}`,
@@ -210,7 +219,7 @@ export const nodeStatus: CommandRun<AdminArgs & { json?: true }> = async (args, 
   const changes = reshare.status === 200 ? (reshare.json as unknown as ReshareOverview) : undefined;
   if (args.json) process.stdout.write(`${JSON.stringify(changes === undefined ? res.json : { ...res.json, reshare: changes })}\n`);
   else {
-    printStatus(res.json as unknown as NodeStatus & { epoch?: number });
+    printStatus(res.json as unknown as NodeStatus & EpochStatus);
     if (changes !== undefined) printReshareOverview(changes);
   }
   return 0;
@@ -285,8 +294,10 @@ export const nodeApprove: CommandRun<AdminArgs & { json?: true }> = async (args,
 const PROPOSAL_ID = /^(0x)?[0-9a-fA-F]{64}$/;
 
 export const nodeCancelReshare: CommandRun<AdminArgs & { json?: true }> = async (args, command) => {
-  const proposalId = command.processedArgs[0] as string;
-  if (!PROPOSAL_ID.test(proposalId)) throw new UsageError(`"${proposalId}" is not a proposal id (64 hex digits, as "tkms node approve" and "tkms node status" print it)`);
+  const typed = command.processedArgs[0] as string;
+  if (!PROPOSAL_ID.test(typed)) throw new UsageError(`"${typed}" is not a proposal id (0x and 64 hex digits, as "tkms node approve" and "tkms node status" print it)`);
+  const { canonicalProposalId } = await import('../deploy/committee-change.ts');
+  const proposalId = canonicalProposalId(typed);
   const res = await askNode(await adminBase(args, command), 'POST', '/admin/reshare/cancel', { proposalId });
   if (res.status !== 200) throw adminError(res.json, res.status);
   if (args.json) process.stdout.write(`${JSON.stringify(res.json)}\n`);

@@ -6,9 +6,8 @@ import { join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import fc from 'fast-check';
-import { bytesToHex } from '@noble/hashes/utils.js';
 import { isRefresh, parseReshareProposal, proposalDigest } from '../../core/ceremony/proposal.ts';
-import { isTkmsError } from '../../core/index.ts';
+import { encodeHex, isTkmsError } from '../../core/index.ts';
 import { buildProposal, committeeFileText, nextCommittee, summarizeChange } from '../../deploy/committee-change.ts';
 import { libp2pCommitteeDecoders, parseCommittee, type Committee } from '../../net/committee.ts';
 import { runTkmsCli } from '../../scripts/cli/program.ts';
@@ -63,7 +62,7 @@ describe('committee changes: next committee and proposal files', function () {
     const proposal = parseReshareProposal(file, libp2pCommitteeDecoders);
     assert.deepEqual(proposal.keyIds, ['default', 'payroll'], 'sorted, without repeats');
     assert.equal(isRefresh(proposal), false);
-    assert.match(r.stdout, new RegExp(`^proposal id: ${bytesToHex(proposalDigest(proposal))}$`, 'm'));
+    assert.match(r.stdout, new RegExp(`^proposal id: ${encodeHex(proposalDigest(proposal))}$`, 'm'));
     assert.match(r.stdout, /^kind: {8}reshare$/m);
     assert.match(r.stdout, /tkms node approve --config <their node config> /);
 
@@ -72,7 +71,7 @@ describe('committee changes: next committee and proposal files', function () {
     const answer = JSON.parse(json.stdout);
     assert.deepEqual(answer.change.added, [6, 7]);
     assert.equal(answer.change.kind, 'reshare');
-    assert.equal(answer.proposalId, bytesToHex(proposalDigest(parseReshareProposal(JSON.parse(await readFile(join(dir, 'grow-proposal-2.json'), 'utf8')), libp2pCommitteeDecoders))));
+    assert.equal(answer.proposalId, encodeHex(proposalDigest(parseReshareProposal(JSON.parse(await readFile(join(dir, 'grow-proposal-2.json'), 'utf8')), libp2pCommitteeDecoders))));
   });
 
   it('next without edits is a refresh; a new t alone, or a member replaced, is a reshare', async () => {
@@ -283,7 +282,7 @@ describe('node approve / cancel-reshare / refresh / status against an admin list
     const p = buildProposal(JSON.parse(committeeFileText(from)), JSON.parse(committeeFileText(nextCommittee(from, { remove: [5], t: 2 }))), ['default']);
     proposalFile = join(dir, 'proposal.json');
     await writeFile(proposalFile, JSON.stringify({ v: 1, from: JSON.parse(committeeFileText(p.from)), to: JSON.parse(committeeFileText(p.to)), keyIds: p.keyIds }));
-    proposalId = bytesToHex(proposalDigest(p));
+    proposalId = encodeHex(proposalDigest(p));
     admin = new FakeAdmin();
     url = await admin.start();
   });
@@ -312,10 +311,10 @@ describe('node approve / cancel-reshare / refresh / status against an admin list
     const r = await tkms('node', 'approve', '--admin', url, proposalFile);
     assert.equal(r.code, 1);
     assert.equal(r.stderr, 'tkms node approve: error [stale_epoch]: this node serves epoch 1\n');
-    admin.answers.set('POST /admin/reshare/approve', { status: 202, json: { proposalId: 'ab'.repeat(32), kind: 'reshare', status: 'approved' } });
+    admin.answers.set('POST /admin/reshare/approve', { status: 202, json: { proposalId: `0x${'ab'.repeat(32)}`, kind: 'reshare', status: 'approved' } });
     const other = await tkms('node', 'approve', '--admin', url, proposalFile);
     assert.equal(other.code, 1);
-    assert.match(other.stderr, /error \[internal\]: the node approved proposal abab/);
+    assert.match(other.stderr, /error \[internal\]: the node approved proposal 0xabab/);
     const down = await tkms('node', 'approve', '--admin', 'http://127.0.0.1:1', proposalFile);
     assert.equal(down.code, 1);
     assert.match(down.stderr, /error \[unavailable\]: cannot reach the admin endpoint .*is the node running\?/);
@@ -323,11 +322,12 @@ describe('node approve / cancel-reshare / refresh / status against an admin list
 
   it('cancel-reshare and refresh call their routes', async () => {
     admin.answers.set('POST /admin/reshare/cancel', { status: 200, json: { proposalId, status: 'cancelled' } });
-    const c = await tkms('node', 'cancel-reshare', '--admin', url, proposalId);
+    // Typed without 0x and in capitals, sent as nodes spell it.
+    const c = await tkms('node', 'cancel-reshare', '--admin', url, proposalId.slice(2).toUpperCase());
     assert.equal(c.code, 0, c.stderr);
     assert.deepEqual(admin.requests.at(-1)!.body, { proposalId });
     assert.match(c.stdout, /^status: {6}cancelled$/m);
-    admin.answers.set('POST /admin/refresh', { status: 202, json: { proposalId: 'cd'.repeat(32), kind: 'refresh', status: 'running' } });
+    admin.answers.set('POST /admin/refresh', { status: 202, json: { proposalId: `0x${'cd'.repeat(32)}`, kind: 'refresh', status: 'running' } });
     const f = await tkms('node', 'refresh', '--admin', url);
     assert.equal(f.code, 0, f.stderr);
     assert.deepEqual(admin.requests.at(-1), { method: 'POST', path: '/admin/refresh', body: {} });
@@ -337,7 +337,7 @@ describe('node approve / cancel-reshare / refresh / status against an admin list
   it('status shows the epoch and the changes pending or failed', async () => {
     const status = {
       version: '0.1.0', nodeVersion: 'v20', startedAt: 'now', uptimeSeconds: 1, selfId: 1, peerId: PEERS[0], listen: [],
-      committee: { committeeId: 'ops-test-1', t: 3, n: 5, fingerprint: 'f'.repeat(64) }, epoch: 2,
+      committee: { committeeId: 'ops-test-1', t: 3, n: 5, fingerprint: 'f'.repeat(64) }, epoch: { epoch: 2, n: 4, t: 3 },
       peers: { connected: 0, members: [] }, keys: [], lastDkg: null, dkgSessionsSinceStart: {}, acl: { mode: 'signed' },
     };
     const base = { kind: 'reshare', fromEpoch: 2, toEpoch: 3, startedAt: '2026-01-01T00:00:00Z', durationMs: null, disqualified: {} };
@@ -347,22 +347,22 @@ describe('node approve / cancel-reshare / refresh / status against an admin list
       json: {
         epoch: 2, committee: {}, handovers: 2,
         proposals: [
-          { ...base, proposalId: '01'.repeat(32), kind: 'refresh', fromEpoch: 1, toEpoch: 2, status: 'done', phase: 'done', attempt: 0, durationMs: 900, failureReason: null },
-          { ...base, proposalId: '02'.repeat(32), status: 'running', phase: 'dealing', attempt: 1, failureReason: null },
-          { ...base, proposalId: '03'.repeat(32), status: 'failed', phase: 'agreement', attempt: 2, failureReason: 'no locked proposal', disqualified: { 4: 'bad sub-share' } },
+          { ...base, proposalId: `0x${'01'.repeat(32)}`, kind: 'refresh', fromEpoch: 1, toEpoch: 2, status: 'done', phase: 'done', attempt: 0, durationMs: 900, failureReason: null },
+          { ...base, proposalId: `0x${'02'.repeat(32)}`, status: 'running', phase: 'dealing', attempt: 1, failureReason: null },
+          { ...base, proposalId: `0x${'03'.repeat(32)}`, status: 'failed', phase: 'agreement', attempt: 2, failureReason: 'no locked proposal', disqualified: { 4: 'bad sub-share' } },
         ],
       },
     });
     const r = await tkms('node', 'status', '--admin', url);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^epoch: {7}2$/m);
-    assert.match(r.stdout, /^last change: refresh 0101010101010101…, epoch 1 → 2, 900 ms$/m);
+    assert.match(r.stdout, /^epoch: {7}2 \(the committee served: 3 of 4\)$/m);
+    assert.match(r.stdout, /^last change: refresh 0x01010101010101…, epoch 1 → 2, 900 ms$/m);
     assert.match(r.stdout, /^changes: {5}2 pending$/m);
-    assert.match(r.stdout, new RegExp(`^  ${'02'.repeat(32)} reshare, epoch 2 → 3: RUNNING \\(phase dealing, attempt 1, since 2026-01-01T00:00:00Z\\)$`, 'm'));
-    assert.match(r.stdout, new RegExp(`^  ${'03'.repeat(32)} reshare, epoch 2 → 3: FAILED: no locked proposal$`, 'm'));
+    assert.match(r.stdout, new RegExp(`^  0x${'02'.repeat(32)} reshare, epoch 2 → 3: RUNNING \\(phase dealing, attempt 1, since 2026-01-01T00:00:00Z\\)$`, 'm'));
+    assert.match(r.stdout, new RegExp(`^  0x${'03'.repeat(32)} reshare, epoch 2 → 3: FAILED: no locked proposal$`, 'm'));
     assert.match(r.stdout, /disqualified: member 4 \(bad sub-share\)/);
     const json = JSON.parse((await tkms('node', 'status', '--admin', url, '--json')).stdout);
-    assert.equal(json.epoch, 2);
+    assert.deepEqual(json.epoch, { epoch: 2, n: 4, t: 3 });
     assert.equal(json.reshare.proposals.length, 3);
     // A node without the reshare routes: its status alone.
     admin.answers.delete('GET /admin/reshare');
