@@ -464,6 +464,21 @@ export class Devnet {
     this.progress(
       `handover from epoch ${fromEpoch} to ${change.toEpoch} done in ${doneMs} ms (first approval → last member serving it)${leaving.length > 0 ? `; members ${list(change.removed)} stopped and removed` : ''}`,
     );
+    await this.reportGatewayEpoch(change.toEpoch);
+  }
+
+  /** The gateway keeps its epoch-0 committee file and follows the certificates (GET /v1/committee): say when it got there. */
+  private async reportGatewayEpoch(epoch: number): Promise<void> {
+    const started = performance.now();
+    try {
+      await until(`the gateway to follow to epoch ${epoch}`, 60_000, async () => {
+        const answer = await getJson(`${this.gatewayUrl}/v1/committee`);
+        return answer.status === 200 && typeof answer.json.epoch === 'number' && answer.json.epoch >= epoch ? true : undefined;
+      });
+      this.progress(`the gateway follows: it serves epoch ${epoch} (${Math.round(performance.now() - started)} ms after the handover)`);
+    } catch (e) {
+      this.progress(`the gateway does not report epoch ${epoch} yet: ${(e as Error).message}`);
+    }
   }
 
   /** Writes a committee file for `from` whose member addresses come from the linkAddress hook. */
