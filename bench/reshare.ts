@@ -94,7 +94,7 @@ export async function benchRefresh(n: number, runs: number): Promise<ReshareRow[
   return rows;
 }
 
-/** 3-of-5 → 4-of-7: two new members start with the next committee file, every operator approves. */
+/** 3-of-5 → 4-of-7: two new members start with the next committee file, every operator approves (the new ones first). */
 export async function benchGrow(): Promise<ReshareRow> {
   const from = { n: 5, t: 3 };
   const to = { n: 7, t: 4 };
@@ -107,7 +107,7 @@ export async function benchGrow(): Promise<ReshareRow> {
     const { proposal } = await cluster.writeReshare({ toFile: 'committee-epoch1.json', add: [6, 7], t: to.t, keyIds: ['bench'] });
     await cluster.startAll([6, 7]);
     const started = performance.now();
-    await cluster.approve(proposal);
+    await cluster.approve(proposal, undefined, [6, 7]);
     const postedAfterMs = performance.now() - started;
     const reached = await cluster.waitEpoch(1, undefined, 180_000);
     const r = row('reshare', from, to, 1, reached, Math.round(postedAfterMs));

@@ -10,7 +10,7 @@ import { loadCommitteeFile, memberKeysHex, pinnedClientOptions } from '../net/co
 import { createIdentityFile, loadOrCreateIdentityFile } from '../node/identity.ts';
 import { TkmsError } from '../core/errors.ts';
 import { buildProposal, committeeFileText, nextCommittee, proposalFileText, proposalIdHex, summarizeChange } from './committee-change.ts';
-import { approveProposal, reshareOverview, waitForEpoch } from './reshare-driver.ts';
+import { approveEverywhere, reshareOverview, waitForEpoch } from './reshare-driver.ts';
 import { devnetAclConfig, devnetChainEndpoint, fundDevnetAccount, startDevnetChain, type DevnetChainEndpoint, type DevnetChainLayout, type DevnetChainOptions } from './devnet-chain.ts';
 
 /**
@@ -433,14 +433,10 @@ export class Devnet {
     this.progress(`proposal ${proposalId} (${change.proposalFile}); approving it on every node`);
     const started = performance.now();
     const body = JSON.parse(proposalFileText(proposal)) as unknown;
-    await Promise.all(
-      this.nodes.map(async (node) => {
-        // A restart may find a node already past the change: nothing left to approve there.
-        const served = await reshareOverview(node.adminUrl).catch(() => undefined);
-        if (served !== undefined && served.epoch >= change.toEpoch) return;
-        await approveProposal(node.adminUrl, body);
-      }),
-    );
+    // A restart may find nodes already past the change: nothing left to approve there.
+    const served = await Promise.all(this.nodes.map((node) => reshareOverview(node.adminUrl).catch(() => undefined)));
+    const approving = this.nodes.filter((_, i) => !(served[i] !== undefined && served[i]!.epoch >= change.toEpoch));
+    await approveEverywhere(approving, body, change.added.map((m) => m.id));
     const arriving = this.nodes.filter((n) => !change.removed.includes(n.id));
     await waitForEpoch(arriving, change.toEpoch, { proposalId, timeoutMs: 300_000 });
     const doneMs = Math.round(performance.now() - started);

@@ -48,6 +48,33 @@ export async function approveProposal(adminUrl: string, proposalJson: unknown): 
   return answer.json;
 }
 
+/**
+ * Every operator's approval, joining members first: a joining member reads the keys' public data
+ * from the committee it joins before its ceremony starts, and one whose hello comes after the
+ * dealers dealt gets no share (it gets one at the next refresh). So the joining members approve
+ * and get past "preparing" before the current members approve and deal.
+ */
+export async function approveEverywhere(
+  nodes: readonly { id: number; adminUrl: string }[],
+  proposalJson: unknown,
+  joiningIds: readonly number[],
+  opts: { timeoutMs?: number } = {},
+): Promise<void> {
+  const joining = nodes.filter((n) => joiningIds.includes(n.id));
+  const staying = nodes.filter((n) => !joiningIds.includes(n.id));
+  const approved = await Promise.all(joining.map(async (n) => ({ node: n, answer: await approveProposal(n.adminUrl, proposalJson) })));
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  for (const { node, answer } of approved) {
+    for (;;) {
+      const mine = (await reshareOverview(node.adminUrl)).proposals.find((p) => sameProposalId(p.proposalId, answer.proposalId));
+      if (mine !== undefined && mine.phase !== 'preparing') break;
+      if (Date.now() > deadline) throw new TkmsError('timeout', `node ${node.id} did not start the ceremony of ${answer.proposalId} (still preparing: it reads the keys from the current members)`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  await Promise.all(staying.map((n) => approveProposal(n.adminUrl, proposalJson)));
+}
+
 /** POST /admin/refresh: one member starts a refresh of its committee. */
 export async function startRefresh(adminUrl: string): Promise<{ proposalId: string; kind: string; status: string }> {
   const answer = await post(`${adminUrl}/admin/refresh`, {});

@@ -265,10 +265,13 @@ export class NodeCluster {
     return { proposal: JSON.parse(proposalFileText(proposal)), proposalId: proposalIdHex(proposal), toEpoch: to.epoch };
   }
 
-  /** Each node's operator approves the proposal on its own admin API (POST /admin/reshare/approve). */
-  async approve(proposal: unknown, ids: number[] = this.nodes.map((n) => n.id)): Promise<void> {
-    const { approveProposal } = await import('../../deploy/reshare-driver.ts');
-    await Promise.all(ids.map((id) => approveProposal(this.node(id).adminUrl, proposal)));
+  /**
+   * Each node's operator approves the proposal on its own admin API (POST /admin/reshare/approve),
+   * the members in `joining` first (they must be past "preparing" before the others deal).
+   */
+  async approve(proposal: unknown, ids: number[] = this.nodes.map((n) => n.id), joining: number[] = []): Promise<void> {
+    const { approveEverywhere } = await import('../../deploy/reshare-driver.ts');
+    await approveEverywhere(ids.map((id) => this.node(id)), proposal, joining);
   }
 
   /** Resolves once every node in `ids` serves `epoch` (GET /admin/reshare); ms after the call each got there. */
