@@ -10,7 +10,7 @@ import { loadCommitteeFile, memberKeysHex, pinnedClientOptions } from '../net/co
 import { createIdentityFile, loadOrCreateIdentityFile } from '../node/identity.ts';
 import { TkmsError } from '../core/errors.ts';
 import { buildProposal, committeeFileText, nextCommittee, proposalFileText, proposalIdHex, summarizeChange } from './committee-change.ts';
-import { approveEverywhere, reshareOverview, waitForEpoch } from './reshare-driver.ts';
+import { approveEverywhere, pastHandover, reshareOverview, waitForEpoch } from './reshare-driver.ts';
 import { devnetAclConfig, devnetChainEndpoint, fundDevnetAccount, startDevnetChain, type DevnetChainEndpoint, type DevnetChainLayout, type DevnetChainOptions } from './devnet-chain.ts';
 
 /**
@@ -435,7 +435,7 @@ export class Devnet {
     const body = JSON.parse(proposalFileText(proposal)) as unknown;
     // A restart may find nodes already past the change: nothing left to approve there.
     const served = await Promise.all(this.nodes.map((node) => reshareOverview(node.adminUrl).catch(() => undefined)));
-    const approving = this.nodes.filter((_, i) => !(served[i] !== undefined && served[i]!.epoch >= change.toEpoch));
+    const approving = this.nodes.filter((_, i) => served[i] === undefined || !pastHandover(served[i]!, change.toEpoch));
     await approveEverywhere(approving, body, change.added.map((m) => m.id));
     const arriving = this.nodes.filter((n) => !change.removed.includes(n.id));
     await waitForEpoch(arriving, change.toEpoch, { proposalId, timeoutMs: 300_000 });

@@ -41,6 +41,15 @@ export interface ReshareOverview {
   proposals: ReshareStatus[];
 }
 
+/**
+ * Whether a node has committed a handover to `epoch` (or later). Its epoch alone does not say so:
+ * a member joining is started with the next committee's file and reports that epoch, holding no
+ * certificate, until the handover commits.
+ */
+export function pastHandover(o: ReshareOverview, epoch: number): boolean {
+  return o.epoch >= epoch && o.handovers > 0;
+}
+
 /** POST /admin/reshare/approve with the proposal file's JSON; the node's answer (proposalId, kind, status). */
 export async function approveProposal(adminUrl: string, proposalJson: unknown): Promise<{ proposalId: string; kind: string; status: string }> {
   const answer = await post(`${adminUrl}/admin/reshare/approve`, proposalJson);
@@ -89,7 +98,7 @@ export async function reshareOverview(adminUrl: string): Promise<ReshareOverview
 }
 
 /**
- * Resolves once every node serves `epoch`, with when each got there (ms after the call); rejects
+ * Resolves once every node committed the handover to `epoch`, with when each got there (ms after the call); rejects
  * as soon as one reports the proposal failed, or after `timeoutMs`. A node that does not answer
  * (restarting) is asked again.
  */
@@ -114,7 +123,7 @@ export async function waitForEpoch(
             last.set(n.id, e instanceof Error ? e.message : 'no answer');
             return;
           }
-          if (o.epoch >= epoch) {
+          if (pastHandover(o, epoch)) {
             const ms = Math.round(performance.now() - started);
             reached.set(n.id, ms);
             opts.onReached?.(n.id, ms);
