@@ -577,7 +577,12 @@ export class Devnet {
     // A DKG started before every member is connected waits out a phase deadline for the late ones.
     await Promise.all(
       this.members.map((node) =>
-        until(`node ${node.id} to see every member`, 30_000, async () => ((await getJson(`${node.httpUrl}/health`)).json.peersConnected === this.n - 1 ? true : undefined)),
+        // Every member of the committee in the node's own file (after a reshare, a member that was
+        // there before keeps its epoch-0 file, which its health answer counts in).
+        until(`node ${node.id} to see every member`, 30_000, async () => {
+          const health = (await getJson(`${node.httpUrl}/health`)).json;
+          return health.peersConnected >= Math.min(this.n, health.n ?? this.n) - 1 ? true : undefined;
+        }),
       ),
     );
     const keys = await getJson(`${first.adminUrl}/admin/keys`);
