@@ -94,6 +94,8 @@ interface Layout {
   /** The epoch of the current committee and its file (relative to the directory); absent = 0 and committee.json, which clients pin. */
   epoch?: number;
   committeeFile?: string;
+  /** Key ids this devnet generated (a DKG done), so that none is generated twice. */
+  keys?: string[];
   /** Ids of members that left: never given to a new member (an id is a Shamir x-coordinate). */
   retiredIds?: number[];
   change?: LayoutChange;
@@ -420,8 +422,7 @@ export class Devnet {
     const dir = this.options.dir;
     const fromEpoch = this.epoch;
     const readJson = async (file: string): Promise<unknown> => JSON.parse(await readFile(join(dir, file), 'utf8'));
-    const keys = await getJson(`${this.members[0]!.adminUrl}/admin/keys`);
-    const keyIds = (keys.json.keys as { keyId: string }[]).map((k) => k.keyId);
+    const keyIds = await this.heldKeyIds();
     const proposal = buildProposal(await readJson(this.layout.committeeFile ?? 'committee.json'), await readJson(change.committeeFile), keyIds);
     await writeFile(join(dir, change.proposalFile), proposalFileText(proposal));
     const proposalId = proposalIdHex(proposal);
@@ -585,8 +586,7 @@ export class Devnet {
         }),
       ),
     );
-    const keys = await getJson(`${first.adminUrl}/admin/keys`);
-    if ((keys.json.keys as { keyId: string }[]).some((k) => k.keyId === this.keyId)) {
+    if ((await this.heldKeyIds()).includes(this.keyId)) {
       this.progress(`key "${this.keyId}" already generated; reusing it`);
       return;
     }
@@ -600,6 +600,24 @@ export class Devnet {
     });
     if (status.status !== 'done') throw new Error(`DKG aborted: ${status.abortReason}`);
     this.progress(`DKG done in ${Date.now() - started} ms: public key ${status.result.groupPublicKey}`);
+    await this.rememberKeys([this.keyId]);
+  }
+
+  /**
+   * The keys this devnet generated: those devnet.json remembers, and those the first member lists
+   * (GET /admin/keys). After a reshare and a restart a member may list only keys of its own DKGs,
+   * so the record is what keeps a key from being generated twice.
+   */
+  private async heldKeyIds(): Promise<string[]> {
+    const listed = ((await getJson(`${this.members[0]!.adminUrl}/admin/keys`)).json.keys as { keyId: string }[]).map((k) => k.keyId);
+    const all = [...new Set([...(this.layout.keys ?? []), ...listed])].sort();
+    if (all.some((k) => !(this.layout.keys ?? []).includes(k))) await this.rememberKeys(all);
+    return all;
+  }
+
+  private async rememberKeys(keyIds: string[]): Promise<void> {
+    this.layout.keys = [...new Set([...(this.layout.keys ?? []), ...keyIds])].sort();
+    await writeFile(join(this.options.dir, 'devnet.json'), `${JSON.stringify(this.layout, null, 2)}\n`);
   }
 
   async startGateway(): Promise<void> {
