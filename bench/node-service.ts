@@ -118,7 +118,6 @@ async function service(f: Fixture, nodeId: number, tag: string): Promise<{ svc: 
   const shares = new ShareBook(nodeId);
   shares.add(f.result, f.shares.find((s) => s.id === nodeId)!.value);
   const svc = new PartialService({
-    selfId: nodeId,
     deployment: DEPLOYMENT,
     shares,
     spentIds,

@@ -37,7 +37,10 @@ import { subtle } from '../core/webcrypto.ts';
 import { parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
 import type { Account } from './account.ts';
 import { GatewayHttp } from './gateway-http.ts';
-import { recoverSharedSecret, type RejectedPartial } from './partials.ts';
+import { recoverFromEpochs, type RejectedPartial } from './partials.ts';
+import { followKey, pinnedMembership, type EpochShares, type KeyEpochs } from './epochs.ts';
+import { followHandovers, verifyArrival, type KeyEpochData } from '../core/ceremony/handover.ts';
+import { MAX_EPOCH, type CommitteeMembership } from '../core/committee.ts';
 import { requestSigner, type Eip712Signer, type RequestSigner } from './signer.ts';
 
 /**
@@ -76,6 +79,12 @@ export interface TkmsClientOptions {
    * key's DKG result as the gateway serves it, which a lying gateway controls like the member keys.
    */
   committeeId?: string;
+  /**
+   * The epoch of the pinned committee (the committee file's `epoch`; default 0). The client follows
+   * the handover certificates the gateway passes on (GET /v1/committee) from this committee, checking
+   * each one itself, so a client pinned once keeps working across reshares and refreshes.
+   */
+  trustedEpoch?: number;
   fetch?: typeof fetch;
   timeoutMs?: number;
   /** Allow plain http:// to a non-loopback gateway (refused with `insecure_transport` otherwise). */
@@ -105,8 +114,12 @@ export interface VerifiedKey {
   t: number;
   n: number;
   committeeId: string;
-  /** Y_i by node id, compressed and validated. */
+  /** Y_i by node id at `epoch`, compressed and validated. */
   verificationShares: Map<number, Uint8Array>;
+  /** The committee epoch the key is served at: its DKG result's, or the latest a verified handover certificate carried it to. `t`, `n` and `verificationShares` are at this epoch. */
+  epoch: number;
+  /** The key's t and Y_i at every epoch known (earlier ones too: a member that has not moved on answers at its epoch). */
+  epochs: Map<number, EpochShares>;
   result: DkgPublicResult;
   /** True when the DKG result was checked against the pinned committee (member keys, t, committee id), not the gateway's word. */
   pinned: boolean;
@@ -174,6 +187,9 @@ export class TkmsClient {
     if (opts.trustedThreshold !== undefined && (!Number.isSafeInteger(opts.trustedThreshold) || opts.trustedThreshold < 1)) {
       throw new TkmsError('bad_request', 'trustedThreshold must be a positive integer');
     }
+    if (opts.trustedEpoch !== undefined && (!Number.isSafeInteger(opts.trustedEpoch) || opts.trustedEpoch < 0 || opts.trustedEpoch > MAX_EPOCH)) {
+      throw new TkmsError('bad_request', `trustedEpoch must be an integer in 0..${MAX_EPOCH}`);
+    }
     if (opts.rsaKey) this.rsaKey = Promise.resolve(opts.rsaKey);
     this.suspectMs = opts.suspectMs ?? DEFAULT_SUSPECT_MS;
     if (!Number.isSafeInteger(this.suspectMs) || this.suspectMs < 0) throw new TkmsError('bad_request', 'suspectMs must be a non-negative integer');
@@ -198,6 +214,8 @@ export class TkmsClient {
   private noteRejected(key: VerifiedKey, rejected: readonly RejectedPartial[]): void {
     const until = Date.now() + this.suspectMs;
     for (const r of rejected) {
+      // A member at an epoch this client cannot check is not lying.
+      if (r.code === 'stale_epoch') continue;
       // Only committee members can be suspects; an id the gateway made up must not crowd them out.
       if (!key.verificationShares.has(r.nodeId)) continue;
       const byCode = this.rejectedCounts.get(r.nodeId) ?? new Map<string, number>();
@@ -219,6 +237,10 @@ export class TkmsClient {
     return key.n - withSuspects.size >= key.t ? withSuspects : exclude;
   }
 
+  private get trustedEpoch(): number {
+    return this.opts.trustedEpoch ?? 0;
+  }
+
   get address(): string {
     return this.signer.address;
   }
@@ -233,15 +255,39 @@ export class TkmsClient {
     return { ...unsigned, signature: await this.signer.sign(struct, unsigned, deployment) } as T;
   }
 
-  /** The key's public data, verified: t member signatures over the whole result and consistent verification shares. */
+  /** The handover certificates the gateway passes on; none from a gateway that predates epochs. */
+  private async handovers(): Promise<unknown[]> {
+    try {
+      const { json } = await this.http.request<Record<string, unknown>>('GET', '/v1/committee');
+      if (!Array.isArray(json.handovers)) throw new TkmsError('bad_request', 'gateway committee answer has no handovers');
+      return json.handovers;
+    } catch (e) {
+      if (isTkmsError(e, 'not_found')) return [];
+      throw e;
+    }
+  }
+
+  /**
+   * The key's public data, verified: t member signatures over the whole DKG result (checked against
+   * the committee of the epoch it was made at, reached from the pinned one through verified
+   * certificates), consistent verification shares, and its Y_i at every later epoch from the handover
+   * certificates, never from the gateway's word alone.
+   */
   async getKey(keyId: string): Promise<VerifiedKey> {
     assertKeyId(keyId);
     const cached = this.keys.get(keyId);
     if (cached !== undefined) return cached;
-    const { json } = await this.http.request<Record<string, unknown>>('GET', `/v1/keys/${encodeURIComponent(keyId)}`);
+    const key = await this.loadKey(keyId);
+    this.keys.set(keyId, key);
+    return key;
+  }
+
+  private async loadKey(keyId: string): Promise<VerifiedKey> {
+    const [{ json }, certificates] = await Promise.all([this.http.request<Record<string, unknown>>('GET', `/v1/keys/${encodeURIComponent(keyId)}`), this.handovers()]);
     const result = parseDkgPublicResult({
       keyId: json.keyId,
       committeeId: json.committeeId,
+      ...(json.resultEpoch === undefined ? {} : { epoch: json.resultEpoch }),
       sessionId: json.sessionId,
       t: json.t,
       n: json.n,
@@ -255,35 +301,112 @@ export class TkmsClient {
     if (this.opts.committeeId !== undefined && result.committeeId !== this.opts.committeeId) {
       throw new TkmsError('bad_proof', `key ${keyId} is of committee ${result.committeeId}, not of the pinned committee ${this.opts.committeeId}`);
     }
+    const made = result.epoch ?? 0;
     const pinned = this.opts.trustedMemberKeys !== undefined && this.opts.trustedThreshold !== undefined && this.opts.committeeId !== undefined;
-    const memberKeys = new Map<number, Uint8Array>();
-    if (this.opts.trustedMemberKeys !== undefined) {
-      for (const [id, hex] of Object.entries(this.opts.trustedMemberKeys)) memberKeys.set(Number(id), decodeHex(hex, { name: `member ${id} key`, length: 32 }));
-    } else if (Array.isArray(json.members)) {
-      for (const m of json.members as { id?: unknown; publicKey?: unknown }[]) {
-        if (typeof m?.id === 'number') memberKeys.set(m.id, decodeHex(m.publicKey, { name: `member ${m.id} key`, length: 32 }));
-      }
+    if (pinned && made < this.trustedEpoch) return this.keyMadeBeforePin(result, certificates);
+    let start: CommitteeMembership;
+    try {
+      start = pinned ? this.pinnedCommitteeAt(made, certificates) : this.gatewayCommittee(json, result);
+    } catch (e) {
+      throw new TkmsError('bad_proof', `key ${keyId}: ${isTkmsError(e) ? e.message : 'invalid'}`);
     }
     let verified: DkgPublicResult;
     try {
       // Unpinned parts come from the result itself: checked for consistency, trusted for nothing (pinned stays false).
-      verified = verifyDkgPublicResult(result, { committeeId: this.opts.committeeId ?? result.committeeId, t: this.opts.trustedThreshold ?? result.t, memberKeys });
+      verified = verifyDkgPublicResult(result, { committeeId: start.committeeId, t: start.t, memberKeys: new Map(start.members.map((m) => [m.id, m.publicKey])) });
     } catch (e) {
       throw new TkmsError('bad_proof', `key ${keyId}: its DKG result does not verify: ${isTkmsError(e) ? e.message : 'invalid'}`);
     }
-    const key: VerifiedKey = {
+    const madeData: KeyEpochData = {
+      keyId,
+      epoch: made,
+      t: result.t,
+      groupPublicKey: decodePointBytes(result.groupPublicKey, 'public key'),
+      verificationShares: new Map(Object.entries(result.verificationShares).map(([id, y]) => [Number(id), decodePointBytes(y, `Y_${id}`)])),
+    };
+    let epochs: KeyEpochs;
+    try {
+      epochs = followKey(start, madeData, certificates);
+    } catch (e) {
+      throw new TkmsError('bad_proof', `key ${keyId}: the committee's handover certificates do not verify: ${isTkmsError(e) ? e.message : 'invalid'}`);
+    }
+    return this.verifiedKey(verified, epochs, pinned);
+  }
+
+  /**
+   * A key made before the pinned epoch: its DKG result was signed by a committee this client does not
+   * know, so the key comes from the certificate that arrived at the pinned committee (signed by a vote
+   * quorum of it, verifyArrival), which must name the result's group key; later epochs as usual.
+   * The result's own signatures are not checked (`result` is the gateway's copy).
+   */
+  private keyMadeBeforePin(result: DkgPublicResult, certificates: readonly unknown[]): VerifiedKey {
+    const pin = pinnedMembership(this.opts.trustedMemberKeys!, this.opts.trustedThreshold!, this.opts.committeeId!, this.trustedEpoch);
+    const groupKey = decodePointBytes(result.groupPublicKey, 'public key');
+    let arrived: KeyEpochData | undefined;
+    let firstError: unknown;
+    for (const cert of certificates) {
+      if ((cert as { fromEpoch?: unknown } | null)?.fromEpoch !== pin.epoch - 1) continue;
+      try {
+        arrived = verifyArrival(cert, pin).find((k) => k.keyId === result.keyId);
+        if (arrived !== undefined) break;
+      } catch (e) {
+        firstError ??= e;
+      }
+    }
+    if (arrived === undefined || !equalBytes(arrived.groupPublicKey, groupKey)) {
+      const why = arrived !== undefined ? 'names another group key' : isTkmsError(firstError) ? firstError.message : 'is missing';
+      throw new TkmsError('bad_proof', `key ${result.keyId} was made at epoch ${result.epoch ?? 0}, before the pinned epoch ${pin.epoch}; the certificate arriving at the pinned committee ${why}`);
+    }
+    let epochs: KeyEpochs;
+    try {
+      epochs = followKey(pin, arrived, certificates);
+    } catch (e) {
+      throw new TkmsError('bad_proof', `key ${result.keyId}: the committee's handover certificates do not verify: ${isTkmsError(e) ? e.message : 'invalid'}`);
+    }
+    return this.verifiedKey(result, epochs, true);
+  }
+
+  private verifiedKey(result: DkgPublicResult, epochs: KeyEpochs, pinned: boolean): VerifiedKey {
+    const keyId = result.keyId;
+    const current = epochs.byEpoch.get(epochs.epoch)!;
+    return {
       keyId,
       publicKey: decodePoint(result.groupPublicKey, 'public key'),
       publicKeyHex: result.groupPublicKey,
-      t: result.t,
-      n: result.n,
+      t: current.t,
+      n: current.verificationShares.size,
       committeeId: result.committeeId,
-      verificationShares: new Map(Object.entries(result.verificationShares).map(([id, y]) => [Number(id), decodePointBytes(y, `Y_${id}`)])),
-      result: verified,
+      verificationShares: current.verificationShares,
+      epoch: epochs.epoch,
+      epochs: epochs.byEpoch,
+      result,
       pinned,
     };
-    this.keys.set(keyId, key);
-    return key;
+  }
+
+  /** The committee a key made at `epoch` must be signed by, reached from the pinned committee through verified certificates. */
+  private pinnedCommitteeAt(epoch: number, certificates: readonly unknown[]): CommitteeMembership {
+    const pin = pinnedMembership(this.opts.trustedMemberKeys!, this.opts.trustedThreshold!, this.opts.committeeId!, this.trustedEpoch);
+    if (epoch < pin.epoch) throw new TkmsError('bad_proof', `the key was made at epoch ${epoch}, before the pinned committee's epoch ${pin.epoch}: pin the committee file of epoch ${epoch} or earlier`);
+    if (epoch === pin.epoch) return pin;
+    const followed = followHandovers(pin, certificates);
+    const step = followed.chain.find((c) => c.to.epoch === epoch);
+    if (step === undefined) throw new TkmsError('stale_epoch', `the key was made at epoch ${epoch}, which no verified handover certificate reaches from the pinned epoch ${pin.epoch}`);
+    return step.to;
+  }
+
+  /** Unpinned: the members the gateway names for the key's result (today's behaviour), at the result's epoch. */
+  private gatewayCommittee(json: Record<string, unknown>, result: DkgPublicResult): CommitteeMembership {
+    const members: { id: number; publicKey: Uint8Array }[] = [];
+    if (this.opts.trustedMemberKeys !== undefined) {
+      for (const [id, hex] of Object.entries(this.opts.trustedMemberKeys)) members.push({ id: Number(id), publicKey: decodeHex(hex, { name: `member ${id} key`, length: 32 }) });
+    } else if (Array.isArray(json.members)) {
+      for (const m of json.members as { id?: unknown; publicKey?: unknown }[]) {
+        if (typeof m?.id === 'number') members.push({ id: m.id, publicKey: decodeHex(m.publicKey, { name: `member ${m.id} key`, length: 32 }) });
+      }
+    }
+    members.sort((a, b) => a.id - b.id);
+    return { committeeId: this.opts.committeeId ?? result.committeeId, epoch: result.epoch ?? 0, t: this.opts.trustedThreshold ?? result.t, members };
   }
 
   /**
@@ -384,7 +507,8 @@ export class TkmsClient {
     const handleBytes = decodeHandle(handleHex);
     const handle = encodeHex(handleBytes);
     const keyId = opts.keyId ?? (await this.keyIdOf(handle));
-    const [key, rsa] = await Promise.all([this.getKey(keyId), this.rsa()]);
+    let [key, rsa] = await Promise.all([this.getKey(keyId), this.rsa()]);
+    let reloaded = false;
     const rsaSpki = decodeHex(rsa.publicKey.spkiHex);
     // avoidNodes (and recent liars) only steer the first request; retries avoid the nodes that sent bad partials.
     const exclude = this.initialExclude(key, opts.avoidNodes ?? []);
@@ -416,14 +540,19 @@ export class TkmsClient {
       // Proof bytes are only checked inside recoverSharedSecret, per partial: one node's garbage must not abort the rest.
       const partials = json.partials.map((p, i) => parsePartialAnswer(p, `partials[${i}]`));
       if (Array.isArray(json.failures)) failures.push(...(json.failures as DecryptResult['failures']));
+      if (!reloaded && partials.some((p) => (p.epoch ?? 0) > key.epoch)) {
+        // A member answered at an epoch after the one this client knows: follow the certificates again, once per decrypt.
+        reloaded = true;
+        this.keys.delete(keyId);
+        key = await this.getKey(keyId);
+      }
       try {
-        const recovered = await recoverSharedSecret({
+        const recovered = await recoverFromEpochs({
           keyId,
           requestId: delegation.requestId,
           // deriveHandle above validated K as a point.
           K,
-          t: key.t,
-          verificationShares: key.verificationShares,
+          epochs: key.epochs,
           partials,
           rsaPrivateKey: rsa.privateKey,
         });
@@ -443,7 +572,10 @@ export class TkmsClient {
         this.noteRejected(key, refused);
         for (const id of bad) badNodes.add(id);
         const remaining = key.n - badNodes.size;
-        if (attempt >= MAX_ATTEMPTS || bad.length === 0 || remaining < key.t) {
+        // Honest partials of two epochs (members committing a handover at different moments) do not
+        // combine; asked again a moment later they answer at one.
+        const mixedEpochs = new Set(partials.map((p) => p.epoch ?? 0)).size > 1;
+        if (attempt >= MAX_ATTEMPTS || (bad.length === 0 && !mixedEpochs) || remaining < key.t) {
           const named = rejected.map((r) => `node ${r.nodeId} (${r.code})`).join(', ');
           throw new TkmsError('insufficient_partials', `could not collect ${key.t} valid partials after ${attempt} attempts; rejected: ${named || 'none'}`, {
             rejected,

@@ -1,7 +1,8 @@
 export { accountFromSecretKey, generateAccount, type Account } from './account.ts';
 export { TkmsClient, type DecryptResult, type HandleInfo, type NodeMisbehaviour, type RevokeResult, type TkmsClientOptions, type VerifiedKey } from './client.ts';
 export { GatewayHttp } from './gateway-http.ts';
-export { recoverSharedSecret, type RecoveredSecret, type RejectedPartial, type WrappedPartial } from './partials.ts';
+export { recoverFromEpochs, recoverSharedSecret, type EpochRecoverInput, type RecoveredSecret, type RejectedPartial, type WrappedPartial } from './partials.ts';
+export { followKey, pinnedMembership, type EpochShares, type KeyEpochs } from './epochs.ts';
 export {
   fromEip1193,
   fromEthers,

@@ -105,3 +105,45 @@ export async function recoverSharedSecret(input: RecoverInput): Promise<Recovere
   combined.fill(0);
   return { sharedSecretX, usedNodeIds: valid.map((v) => v.id), rejected };
 }
+
+export interface EpochRecoverInput extends Omit<RecoverInput, 't' | 'verificationShares' | 'partials'> {
+  /** The key's t and Y_i by epoch (client/epochs.ts). */
+  epochs: ReadonlyMap<number, { t: number; verificationShares: ReadonlyMap<number, Uint8Array> }>;
+  /** Each partial names the epoch of the share that made it (absent = 0). */
+  partials: readonly (WrappedPartial & { epoch?: number })[];
+}
+
+/**
+ * Partials of different epochs are shares of different polynomials: they never combine. Groups the
+ * partials by epoch, latest first, and recovers from the first group that yields t valid partials
+ * of its epoch, each checked against that epoch's Y_i. Partials of an epoch the client has no data
+ * for are rejected (`stale_epoch`), not opened.
+ */
+export async function recoverFromEpochs(input: EpochRecoverInput): Promise<RecoveredSecret & { epoch: number }> {
+  const groups = new Map<number, WrappedPartial[]>();
+  for (const p of input.partials) {
+    const epoch = p.epoch ?? 0;
+    groups.set(epoch, [...(groups.get(epoch) ?? []), { nodeId: p.nodeId, wrapped: p.wrapped, proof: p.proof }]);
+  }
+  const rejected: RejectedPartial[] = [];
+  let best = { valid: 0, needed: 0 };
+  for (const epoch of [...groups.keys()].sort((a, b) => b - a)) {
+    const partials = groups.get(epoch)!;
+    const shares = input.epochs.get(epoch);
+    if (shares === undefined) {
+      for (const p of partials) rejected.push({ nodeId: p.nodeId, code: 'stale_epoch', reason: `answered at epoch ${epoch}, for which the client holds no verified verification shares` });
+      continue;
+    }
+    try {
+      const recovered = await recoverSharedSecret({ ...input, t: shares.t, verificationShares: shares.verificationShares, partials });
+      return { ...recovered, rejected: [...rejected, ...recovered.rejected], epoch };
+    } catch (e) {
+      if (!isTkmsError(e, 'insufficient_partials')) throw e;
+      rejected.push(...((e.details?.rejected as RejectedPartial[] | undefined) ?? []));
+      const valid = (e.details?.valid as number | undefined) ?? 0;
+      if (best.needed === 0 || valid > best.valid) best = { valid, needed: shares.t };
+    }
+  }
+  const named = rejected.length ? `; rejected: ${rejected.map((r) => `node ${r.nodeId} (${r.code})`).join(', ')}` : '';
+  throw new TkmsError('insufficient_partials', `no epoch has enough valid partials (${input.partials.length} answers)${named}`, { valid: best.valid, needed: best.needed, rejected });
+}

@@ -276,7 +276,7 @@ export function expectedCommittee(c: Committee): ExpectedCommittee {
   return { committeeId: c.committeeId, t: c.t, memberKeys: new Map(c.members.map((m) => [m.id, m.publicKey])) };
 }
 
-/** The client options that pin this committee: member keys, threshold and committee id. */
-export function pinnedClientOptions(c: Committee): { trustedMemberKeys: Record<number, string>; trustedThreshold: number; committeeId: string } {
-  return { trustedMemberKeys: memberKeysHex(c), trustedThreshold: c.t, committeeId: c.committeeId };
+/** The client options that pin this committee: member keys, threshold, committee id and epoch (the client follows later epochs from it). */
+export function pinnedClientOptions(c: Committee): { trustedMemberKeys: Record<number, string>; trustedThreshold: number; committeeId: string; trustedEpoch: number } {
+  return { trustedMemberKeys: memberKeysHex(c), trustedThreshold: c.t, committeeId: c.committeeId, trustedEpoch: c.epoch };
 }

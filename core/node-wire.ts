@@ -222,7 +222,7 @@ export function decodeKeysRequest(bytes: Uint8Array): void {
   KeysRequestBody.decode(parseObject(bytes, 'keys request'));
 }
 
-export type KeysReply = { ok: true; keys: unknown[] } | ({ ok: false } & WireError);
+export type KeysReply = { ok: true; keys: unknown[]; epoch?: number; handovers?: unknown[] } | ({ ok: false } & WireError);
 
 export function encodeKeysReply(r: KeysReply): Uint8Array {
   return r.ok ? json(KeysReplyOkBody.encode(r)) : encodeErrorReply(r);

@@ -48,6 +48,7 @@ export const EX = {
         publicKey: '0xf59e145e2efa883820842f9306fede6a0f009a2deaf123913caa03a9c2180b55',
       },
     ],
+    epoch: 0,
   },
   plaintext: 'aGVsbG8sIHRrbXM=',
   K: '0x03d5d775ecc71deb332f6e74fcab23c6eb05a15a794112d80dd42668ee4ee3acea',
@@ -76,6 +77,14 @@ export const EX = {
     },
   ],
 } as const;
+
+/** The devnet committee file at epoch 0: the key's members, on loopback. */
+export const EXAMPLE_COMMITTEE = {
+  committeeId: EX.key.committeeId,
+  epoch: 0,
+  t: EX.key.t,
+  members: EX.key.members.map((m) => ({ id: m.id, peerId: m.peerId, multiaddrs: [`/ip4/127.0.0.1/tcp/${9000 + m.id}`] })),
+};
 
 export const EXAMPLE_HANDLE_FIELDS = {
   handle: EX.handle,

@@ -1,7 +1,7 @@
 import type { TSchema } from 'typebox';
 import { MAX_VALIDITY_SECONDS, type ErrorCode } from '../core/index.ts';
 import type { Method } from '../net/http.ts';
-import { EX, EXAMPLE_HANDLE_FIELDS } from './api-examples.ts';
+import { EX, EXAMPLE_COMMITTEE, EXAMPLE_HANDLE_FIELDS } from './api-examples.ts';
 import * as S from './api-schemas.ts';
 
 /**
@@ -123,6 +123,18 @@ export const API_ROUTES: readonly ApiRoute[] = [
     summary: 'One key: group public key, verification shares, DKG result signatures',
     responses: { 200: { description: 'The key.', schema: S.PublishedKey, example: EX.key } },
     errors: { 400: ['bad_key_id'], 404: ['unknown_key'], 429: ['rate_limited'], 500: ['internal'] },
+    errorNotes: { 429: IP_RATE_NOTE },
+  },
+  {
+    operationId: 'getCommittee',
+    method: 'GET',
+    path: '/v1/committee',
+    tag: 'keys',
+    summary: 'The committee served now, and the handover certificates that lead to it',
+    description:
+      'Asks the nodes (at most once a second) for the handover certificates they hold and follows them from the gateway\'s own committee file, verifying each against the committee reached so far; answers the committee reached and every certificate, oldest first. A client pinned to an earlier committee follows them itself (core/ceremony/handover.ts followHandovers) rather than trusting this answer.',
+    responses: { 200: { description: 'The committee and its certificates.', schema: S.CommitteeState, example: { committeeId: EX.key.committeeId, epoch: 0, committee: EXAMPLE_COMMITTEE, handovers: [] } } },
+    errors: { 429: ['rate_limited'], 500: ['internal'] },
     errorNotes: { 429: IP_RATE_NOTE },
   },
   {
@@ -271,7 +283,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
       200: {
         description: 't wrapped partials with their proofs, and the ciphertext.',
         schema: S.DelegationResult,
-        example: { ...EXAMPLE_HANDLE_FIELDS, ciphertext: EX.ciphertext, t: 2, requestId: EX.delegation.requestId, partials: EX.partials, failures: [] },
+        example: { ...EXAMPLE_HANDLE_FIELDS, ciphertext: EX.ciphertext, t: 2, epoch: 0, requestId: EX.delegation.requestId, partials: EX.partials, failures: [] },
       },
     },
     errors: {

@@ -37,6 +37,8 @@ import {
 } from '../core/index.ts';
 import { assertParticipantId } from '../core/shamir.ts';
 import { SESSION_ID_LENGTH } from '../core/dkg/index.ts';
+import { MAX_EPOCH, MIN_REFRESH_INTERVAL_SECONDS } from '../core/committee.ts';
+import { MAX_HANDOVER_CHAIN, MAX_HANDOVER_KEYS } from '../core/ceremony/handover.ts';
 import { SECP256K1_SPKI_PREFIX_HEX } from '../core/spki.ts';
 import { explainerOf, explainWith } from '../net/http-validation.ts';
 import { EX, EXAMPLE_HANDLE_FIELDS } from './api-examples.ts';
@@ -283,6 +285,8 @@ REFINED.set(storedCiphertext, { base: Base64, description: 'ciphertext ‖ tag, 
 const memberCount = (description?: string): TSchema => Type.Integer({ minimum: 1, maximum: MAX_PARTICIPANT_ID, ...(description === undefined ? {} : { description }) });
 const byMemberId = (value: TSchema, description: string): TSchema => Type.Unsafe<Record<string, string>>({ type: 'object', propertyNames: { pattern: '^[1-9][0-9]{0,4}$' }, additionalProperties: value, description } as TSchema);
 
+const epochField = (description: string): TSchema => Type.Integer({ minimum: 0, maximum: MAX_EPOCH, description });
+
 export const Health = component(
   'Health',
   closed(
@@ -326,12 +330,76 @@ export const PublishedKey = component(
         hexBytes(64, 'Ed25519 signature.'),
         'Member id → Ed25519 signature (RFC 8032, strict) over the domain-separated SHA-256 digest of the whole result: key id, committee id, session id, t, n, member ids and `members[].publicKey`, qualified, group key, every verification share, transcript hash (core/dkg/context.ts dkgResultDigest). At least t verify; the gateway publishes a key only when t members hold the same result.',
       ),
-      members: Type.Array(CommitteeMember),
+      members: Type.Array(CommitteeMember, { description: 'The members of the committee that made the key (its DKG result\'s epoch), whose keys sign the result.' }),
+      epoch: epochField('The committee epoch the key is served at. After a handover the Y_i at this epoch are in the handover certificates (GET /v1/committee), not in `verificationShares`.'),
+      resultEpoch: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_EPOCH, description: 'The epoch the key was made at (its DKG result\'s `epoch`, signed with it); absent = 0.' })),
     },
     { description: 'A key the committee holds: the public DKG result, verified by the gateway, and the committee it belongs to. Clients can verify it themselves.', examples: [EX.key] },
   ),
 );
 export const KeyList = component('KeyList', closed({ keys: Type.Array(PublishedKey) }));
+export const CommitteeFile = component(
+  'CommitteeFile',
+  closed(
+    {
+      committeeId: Type.String({ pattern: COMMITTEE_ID_PATTERN }),
+      epoch: epochField('The committee\'s epoch: 0 for the committee of the first DKG, +1 for each completed reshare or refresh.'),
+      t: memberCount('Threshold: partials of any t members decrypt.'),
+      members: Type.Array(
+        closed({
+          id: NodeId,
+          peerId: Type.String({ pattern: '^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$', description: 'libp2p Ed25519 peer id: its key signs for the member.' }),
+          multiaddrs: Type.Array(Type.String(), { description: 'Where the member listens.' }),
+        }),
+      ),
+      refreshIntervalSeconds: Type.Optional(Type.Integer({ minimum: MIN_REFRESH_INTERVAL_SECONDS, description: 'How often the members refresh their shares.' })),
+    },
+    { description: 'A committee file (core/committee.ts committeeToJson).' },
+  ),
+);
+const signaturesByMember = byMemberId(hexBytes(64, 'Ed25519 signature.'), 'Member id → Ed25519 signature (RFC 8032, strict) over the certificate\'s vote message (core/ceremony/handover.ts handoverVoteMessage).');
+export const HandoverCertificate = component(
+  'HandoverCertificate',
+  closed(
+    {
+      v: Type.Literal(1),
+      committeeId: Type.String({ pattern: COMMITTEE_ID_PATTERN }),
+      fromEpoch: epochField('The epoch the committee left.'),
+      fromDigest: hexBytes(32, 'committeeDigest of the committee left (its id, epoch, t, member ids and keys).'),
+      to: CommitteeFile,
+      keys: Type.Array(
+        closed({
+          keyId: KeyId,
+          groupPublicKey: described(CompressedPoint, 'The group key: unchanged by a handover.'),
+          verificationShares: byMemberId(CompressedPoint, 'Member id → Y_i at the new epoch, for every member of `to`.'),
+        }),
+        { maxItems: MAX_HANDOVER_KEYS },
+      ),
+      transcriptHash: hexBytes(32, 'SHA-256 of the certified dealings.'),
+      signatures: closed({ from: signaturesByMember, to: signaturesByMember }),
+    },
+    {
+      description:
+        'The signed result of a reshare or refresh (core/ceremony/handover.ts): at least t members of the committee left and a vote quorum of the committee reached sign it. A client that pinned an earlier committee verifies each certificate against the committee it already trusts.',
+    },
+  ),
+);
+export const CommitteeState = component(
+  'CommitteeState',
+  closed(
+    {
+      committeeId: Type.String({ pattern: COMMITTEE_ID_PATTERN }),
+      epoch: epochField('The epoch the gateway serves: the latest its certificates reach from its own committee file.'),
+      committee: CommitteeFile,
+      handovers: Type.Array(HandoverCertificate, {
+        maxItems: MAX_HANDOVER_CHAIN,
+        description:
+          'Handover certificates, oldest first: each one the gateway followed from its committee file (verified), preceded by those before its file\'s epoch as most members report them (not verified by the gateway). Clients verify every one from the committee they pinned.',
+      }),
+    },
+    { description: 'The committee the gateway serves and the certificates that lead to it.' },
+  ),
+);
 export const HandleStored = component(
   'HandleStored',
   closed({ ...handleFields, created: Type.Boolean({ description: 'false when the gateway already held this handle (it is left unchanged).' }) }, { description: 'A stored handle.', examples: [{ ...EXAMPLE_HANDLE_FIELDS, created: true }] }),
@@ -435,6 +503,7 @@ export const PartialAnswer = component(
       nodeId: NodeId,
       wrapped: Type.String({ pattern: `^0x(?:[0-9a-f]{2}){1,${MAX_RSA_CIPHERTEXT_BYTES}}$`, description: 'RSA-OAEP (SHA-256) encryption, to the delegation\'s rsaSpki, of the 33-byte compressed partial P_i = share_i·K.' }),
       proof: hexBytes(DLEQ_PROOF_LENGTH, 'DLEQ (Chaum-Pedersen) proof c ‖ s that log_G(Y_i) = log_K(P_i), bound to keyId, nodeId, K and requestId.'),
+      epoch: Type.Optional(epochField('The committee epoch of the share that answered (absent = 0): the proof is checked against that epoch\'s Y_i, and only partials of one epoch combine.')),
     },
     { description: 'One node\'s partial decryption (core/node-wire.ts partialAnswerToJson).' },
   ),
@@ -445,7 +514,8 @@ export const DelegationResult = component(
     {
       ...handleFields,
       ciphertext: storedCiphertext,
-      t: memberCount('The key\'s threshold; exactly t partials follow.'),
+      t: memberCount('The key\'s threshold at `epoch`; exactly t partials follow.'),
+      epoch: epochField('The committee epoch the gateway asked at.'),
       requestId: RequestId,
       partials: Type.Array(PartialAnswer, { description: 'Exactly t partials from distinct nodes. The client unwraps each, verifies its proof against the key\'s verification share, combines them (Lagrange at 0) into K·sk and decrypts.' }),
       failures: Type.Array(NodeFailure, { description: 'Nodes that refused or failed along the way (the gateway asked others instead).' }),

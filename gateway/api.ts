@@ -14,6 +14,7 @@ import {
   EPHEMERAL_PROOF_LENGTH,
   NONCE_LENGTH,
   partialAnswerToJson,
+  committeeToJson,
   requireOnChainGrant,
   sealToHandle,
   TAG_LENGTH,
@@ -193,11 +194,17 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
     getMetrics: async () => ({ status: 200, text: await ctx.metrics.registry.metrics(), contentType: ctx.metrics.registry.contentType }),
     listKeys: async () => {
       await ctx.keys.refresh();
-      return { status: 200, json: { keys: ctx.keys.list().map((k) => keyToJson(k, ctx.pool.committee)) } };
+      return { status: 200, json: { keys: ctx.keys.list().map((k) => keyToJson(k, ctx.keys.madeBy(k))) } };
     },
     getKey: async (_req, _url, _body, params) => {
       assertKeyId(params.keyId);
-      return { status: 200, json: keyToJson(await ctx.keys.get(params.keyId), ctx.pool.committee) };
+      const key = await ctx.keys.get(params.keyId);
+      return { status: 200, json: keyToJson(key, ctx.keys.madeBy(key)) };
+    },
+    getCommittee: async () => {
+      await ctx.keys.refresh();
+      const epochs = ctx.keys.epochs;
+      return { status: 200, json: { committeeId: epochs.current.committeeId, epoch: epochs.epoch, committee: committeeToJson(epochs.current), handovers: epochs.handovers() } };
     },
     encrypt: async (_req, _url, body) => {
       const o = body as Static<typeof EncryptBody>;
@@ -334,7 +341,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         if (encodeHex(delegation.handle) !== h.handle) throw new TkmsError('bad_request', 'delegation.handle does not match the URL');
         const exclude = new Set<number>(o.exclude);
         const descriptor = descriptorOf(h);
-        const key = await ctx.keys.get(h.keyId);
+        let key = await ctx.keys.get(h.keyId);
         // In mode chain a stored signed grant counts for nothing, and nodes would refuse one sent along.
         const chainAcl = chainReader();
         const stored = aclMode() === 'chain' ? undefined : ctx.store.getGrant(h.handle, encodeHex(delegation.requester));
@@ -365,13 +372,30 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         // Only for an authorized requester (as at the nodes): nobody makes the gateway parse keys for free.
         // Nodes check the key too; checking here refuses a bad one before any fan-out.
         await requesterKeys.import(delegation.rsaSpki);
-        const t = key.result.t;
-        if (ctx.pool.committee.members.length - exclude.size < t) {
-          throw new TkmsError('bad_request', `exclude leaves ${ctx.pool.committee.members.length - exclude.size} nodes, fewer than t = ${t}`);
+        const request = { delegation, descriptor, grant, ...(block === undefined ? {} : { aclBlock: block }) };
+        const ask = async (skip: ReadonlySet<number>) => {
+          if (ctx.pool.committee.members.length - skip.size < key.t) {
+            throw new TkmsError('bad_request', `exclude leaves ${ctx.pool.committee.members.length - skip.size} nodes, fewer than t = ${key.t}`);
+          }
+          const fan = await ctx.pool.requestPartials(request, { t: key.t, exclude: skip, timeoutMs: ctx.config.partialTimeoutMs, hedgeDelayMs: ctx.config.hedgeDelayMs });
+          for (const a of fan.answers) ctx.metrics.nodeAnswers.inc({ node: String(a.nodeId), outcome: 'ok' });
+          for (const f of fan.failures) ctx.metrics.nodeAnswers.inc({ node: String(f.nodeId), outcome: f.code });
+          return fan;
+        };
+        let fan = await ask(exclude);
+        const epochBefore = key.epoch;
+        if (fan.answers.length < key.t && fan.failures.some((f) => f.code === 'stale_epoch')) {
+          // A member moved on: learn the new committee (at most once a second) and ask it once. Members
+          // that answered already spent this request id, so they are not asked again.
+          await ctx.keys.refreshEpoch();
+          if (ctx.keys.epochs.epoch !== epochBefore) {
+            key = await ctx.keys.get(h.keyId);
+            const earlier = fan;
+            fan = await ask(new Set([...exclude, ...earlier.answers.map((a) => a.nodeId)]));
+            fan = { ...fan, failures: [...earlier.failures, ...fan.failures] };
+          }
         }
-        const fan = await ctx.pool.requestPartials({ delegation, descriptor, grant, ...(block === undefined ? {} : { aclBlock: block }) }, { t, exclude, timeoutMs: ctx.config.partialTimeoutMs, hedgeDelayMs: ctx.config.hedgeDelayMs });
-        for (const a of fan.answers) ctx.metrics.nodeAnswers.inc({ node: String(a.nodeId), outcome: 'ok' });
-        for (const f of fan.failures) ctx.metrics.nodeAnswers.inc({ node: String(f.nodeId), outcome: f.code });
+        const t = key.t;
         if (fan.answers.length < t) throw shortfallError(fan, t, ctx.pool.committee.members.length);
         reserveResponseBytes(req, handleResponseBytes(ctx.store.ciphertextLength(h.handle) ?? 0));
         const ciphertext = await ctx.store.readCiphertext(h.handle);
@@ -383,8 +407,9 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
             ...handleJson(h),
             ciphertext: encodeBase64(ciphertext),
             t,
+            epoch: key.epoch,
             requestId: encodeHex(delegation.requestId),
-            partials: fan.answers.slice(0, t).map(partialAnswerToJson),
+            partials: oneEpoch(fan.answers, t, key.epoch).map(partialAnswerToJson),
             failures: fan.failures,
           },
         };
@@ -406,6 +431,18 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
     if (handler === undefined) throw new TkmsError('internal', `route ${route.method} ${route.path} has no handler ${route.operationId}`);
     return { method: route.method, path: route.path, schema: ROUTE_SCHEMAS.get(route)!, handler, ...(route.free ? {} : { admit }) };
   });
+}
+
+/**
+ * t answers of one epoch when there are (the current one first): partials of different epochs are
+ * shares of different polynomials, and a client combines only one epoch's. Members that had not
+ * committed a handover yet answer at the old epoch while others answer at the new one.
+ */
+function oneEpoch<A extends { epoch?: number }>(answers: readonly A[], t: number, current: number): A[] {
+  const byEpoch = new Map<number, A[]>();
+  for (const a of answers) byEpoch.set(a.epoch ?? 0, [...(byEpoch.get(a.epoch ?? 0) ?? []), a]);
+  const full = [...byEpoch].filter(([, list]) => list.length >= t).sort((a, b) => (a[0] === current ? -1 : b[0] === current ? 1 : b[0] - a[0]));
+  return (full[0]?.[1] ?? answers).slice(0, t);
 }
 
 /** Each route's compiled-validation schemas: its body and its path parameters (closed objects). */

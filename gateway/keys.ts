@@ -1,9 +1,10 @@
 import { bytesToHex, decodePoint, encodeHex, isTkmsError, TkmsError, type Point } from '../core/index.ts';
 import { dkgPublicResultDigest, parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
 import { encodePublicKeySpki } from '../core/spki.ts';
-import { expectedCommittee, type Committee } from '../net/committee.ts';
+import { expectedCommittee, libp2pCommitteeDecoders, type Committee } from '../net/committee.ts';
 import type { Logger } from 'pino';
-import type { Counter } from 'prom-client';
+import type { Counter, Gauge } from 'prom-client';
+import { CommitteeEpochs } from './epochs.ts';
 import type { NodePool } from './node-pool.ts';
 
 /**
@@ -20,12 +21,22 @@ import type { NodePool } from './node-pool.ts';
  * disable a key the committee holds; it is refused (logged and counted, reason "other_session").
  * Before publication, a key id for which two sessions each reached t members is not published.
  * Every disagreement is logged and counted for operators to alert on.
+ *
+ * Keys are served at the committee's current epoch (gateway/epochs.ts): a result is checked against
+ * the committee of the epoch it was made at, and a key made before the current epoch is served only
+ * when every certificate since moved it with its group key, with the Y_i of the last one.
  */
 export interface PublishedKey {
   result: DkgPublicResult;
   groupPublicKey: Point;
+  /** The epoch served, and the key's threshold and Y_i at it. */
+  epoch: number;
+  t: number;
   verificationShares: Map<number, Point>;
 }
+
+/** What the directory needs of the node pool: the members' reports, and re-targeting when the committee moves. */
+export type KeySource = Pick<NodePool, 'committee' | 'fetchKeys' | 'retarget'>;
 
 const REFRESH_MIN_INTERVAL_MS = 1_000;
 
@@ -36,6 +47,11 @@ const REFRESH_MIN_INTERVAL_MS = 1_000;
  */
 export type KeyDisagreementCounter = Counter<'reason'>;
 
+interface StoredKey {
+  result: DkgPublicResult;
+  groupPublicKey: Point;
+}
+
 interface Answer {
   memberId: number;
   result: DkgPublicResult;
@@ -43,26 +59,59 @@ interface Answer {
 }
 
 export class KeyDirectory {
-  private readonly keys = new Map<string, PublishedKey>();
+  private readonly keys = new Map<string, StoredKey>();
   /** Key ids members disagree on: never served by this gateway process. */
   private readonly conflicted = new Set<string>();
   private lastRefresh = 0;
   private refreshing: Promise<void> | undefined;
-  private readonly memberKeys: ReadonlyMap<number, Uint8Array>;
-  private readonly expected: ReturnType<typeof expectedCommittee>;
+  /** The epochs followed from the gateway's committee file. */
+  readonly epochs: CommitteeEpochs;
 
   constructor(
-    private readonly committee: Committee,
-    private readonly pool: NodePool,
+    committee: Committee,
+    private readonly pool: KeySource,
     private readonly log: Logger,
     private readonly disagreements?: KeyDisagreementCounter,
+    private readonly epochGauge?: Gauge,
   ) {
-    this.expected = expectedCommittee(committee);
-    this.memberKeys = this.expected.memberKeys;
+    this.epochs = new CommitteeEpochs(committee, log, libp2pCommitteeDecoders);
+    this.epochGauge?.set(committee.epoch);
+  }
+
+  private get committee(): Committee {
+    return this.epochs.current;
+  }
+
+  /** The committee (members by epoch) a result of this epoch must belong to. */
+  private memberKeysAt(epoch: number): ReadonlyMap<number, Uint8Array> | undefined {
+    const c = this.epochs.committeeAt(epoch);
+    return c === undefined ? undefined : expectedCommittee(c).memberKeys;
+  }
+
+  /** The key at the current epoch, or undefined when the chain did not carry it there. */
+  private atCurrentEpoch(stored: StoredKey): PublishedKey | undefined {
+    const epoch = this.epochs.epoch;
+    const made = stored.result.epoch ?? 0;
+    if (made === epoch) {
+      const verificationShares = new Map(Object.entries(stored.result.verificationShares).map(([id, y]) => [Number(id), decodePoint(y, `Y_${id}`)]));
+      return { ...stored, epoch, t: stored.result.t, verificationShares };
+    }
+    const data = this.epochs.keyData(stored.result.keyId);
+    if (made > epoch || data === undefined || !this.epochs.carried(stored.result.keyId, made, stored.result.groupPublicKey)) return undefined;
+    const verificationShares = new Map([...data.verificationShares].map(([id, y]) => [id, decodePoint(y, `Y_${id}`)]));
+    return { ...stored, epoch, t: data.t, verificationShares };
+  }
+
+  /** The committee that made a key (its result's epoch): its members' keys sign the result. */
+  madeBy(key: PublishedKey): Committee {
+    return this.epochs.committeeAt(key.result.epoch ?? 0)!;
   }
 
   list(): PublishedKey[] {
-    return [...this.keys.values()].sort((a, b) => (a.result.keyId < b.result.keyId ? -1 : 1));
+    return [...this.keys.values()]
+      .map((k) => this.atCurrentEpoch(k))
+      .filter((k): k is PublishedKey => k !== undefined)
+      .sort((a, b) => (a.result.keyId < b.result.keyId ? -1 : 1));
   }
 
   /** The key, refreshing from the nodes once if it is not known yet. */
@@ -77,7 +126,17 @@ export class KeyDirectory {
       throw new TkmsError('unknown_key', `members of committee ${this.committee.committeeId} hold different DKG results for key ${keyId}; it is not served`);
     }
     if (key === undefined) throw new TkmsError('unknown_key', `no key ${keyId} in committee ${this.committee.committeeId}`);
-    return key;
+    const served = this.atCurrentEpoch(key);
+    if (served === undefined) throw new TkmsError('unknown_key', `key ${keyId} was not handed over to epoch ${this.epochs.epoch} of committee ${this.committee.committeeId}`);
+    return served;
+  }
+
+  /**
+   * Re-reads the members' epochs and keys when a member said it moved on (stale_epoch): at most once a
+   * second, like every refresh, so a member cannot make the gateway loop.
+   */
+  refreshEpoch(): Promise<void> {
+    return this.refresh();
   }
 
   refresh(force = false): Promise<void> {
@@ -91,11 +150,21 @@ export class KeyDirectory {
 
   private async load(): Promise<void> {
     const byKey = new Map<string, Answer[]>();
-    for (const { memberId, keys } of await this.pool.fetchKeys(3_000)) {
+    const asked = this.pool.committee;
+    const replies = await this.pool.fetchKeys(3_000);
+    if (this.epochs.consider(replies)) {
+      this.epochGauge?.set(this.epochs.epoch);
+      await this.pool.retarget(this.epochs.current);
+    }
+    for (const { memberId, keys } of replies) {
       for (const raw of keys) {
         try {
-          const result = verifyDkgPublicResult(parseDkgPublicResult(raw), this.expected);
-          const digest = encodeHex(dkgPublicResultDigest(result, this.memberKeys));
+          const parsed = parseDkgPublicResult(raw);
+          const made = parsed.epoch ?? 0;
+          const at = this.epochs.committeeAt(made);
+          if (at === undefined) throw new TkmsError('dkg_failed', `the result is of epoch ${made}, which the gateway has not reached from its committee file (epoch ${this.epochs.file.epoch})`);
+          const result = verifyDkgPublicResult(parsed, expectedCommittee(at));
+          const digest = encodeHex(dkgPublicResultDigest(result, expectedCommittee(at).memberKeys));
           const list = byKey.get(result.keyId) ?? [];
           if (list.some((a) => a.memberId === memberId)) throw new TkmsError('bad_request', `member listed key ${result.keyId} twice`);
           list.push({ memberId, result, digest });
@@ -106,16 +175,17 @@ export class KeyDirectory {
         }
       }
     }
-    for (const [keyId, answers] of byKey) this.consider(keyId, answers);
+    for (const [keyId, answers] of byKey) this.consider(keyId, answers, asked.t);
   }
 
-  private consider(keyId: string, answers: Answer[]): void {
+  /** `t`: of the committee whose members answered. */
+  private consider(keyId: string, answers: Answer[], t: number): void {
     if (this.conflicted.has(keyId)) return;
     const known = this.keys.get(keyId);
     const bySession = new Map<string, Answer[]>();
     for (const a of answers) bySession.set(a.result.sessionId, [...(bySession.get(a.result.sessionId) ?? []), a]);
     if (known !== undefined) {
-      const knownDigest = encodeHex(dkgPublicResultDigest(known.result, this.memberKeys));
+      const knownDigest = encodeHex(dkgPublicResultDigest(known.result, this.memberKeysAt(known.result.epoch ?? 0)!));
       const same = bySession.get(known.result.sessionId) ?? [];
       if (same.some((a) => a.digest !== knownDigest)) {
         this.withdraw(keyId, [...same, { memberId: 0, result: known.result, digest: knownDigest }]);
@@ -137,9 +207,9 @@ export class KeyDirectory {
         return;
       }
     }
-    const agreed = [...bySession.values()].filter((list) => list.length >= this.committee.t);
+    const agreed = [...bySession.values()].filter((list) => list.length >= t);
     if (agreed.length === 0) {
-      this.log.info({ keyId, members: answers.map((a) => a.memberId) }, `key reported by fewer than t = ${this.committee.t} members; not published yet`);
+      this.log.info({ keyId, members: answers.map((a) => a.memberId) }, `key reported by fewer than t = ${t} members; not published yet`);
       return;
     }
     if (agreed.length > 1) {
@@ -156,8 +226,7 @@ export class KeyDirectory {
     const signatures: Record<string, string> = {};
     for (const a of chosen) Object.assign(signatures, a.result.signatures);
     const result = parseDkgPublicResult({ ...chosen[0]!.result, signatures });
-    const verificationShares = new Map(Object.entries(result.verificationShares).map(([id, y]) => [Number(id), decodePoint(y, `Y_${id}`)]));
-    this.keys.set(keyId, { result, groupPublicKey: decodePoint(result.groupPublicKey, 'group public key'), verificationShares });
+    this.keys.set(keyId, { result, groupPublicKey: decodePoint(result.groupPublicKey, 'group public key') });
     this.log.info({ keyId, groupPublicKey: result.groupPublicKey, members: chosen.map((a) => a.memberId) }, 'key published');
   }
 
@@ -172,10 +241,16 @@ export class KeyDirectory {
   }
 }
 
-/** The JSON the API returns for a key. */
-export function keyToJson(key: PublishedKey, committee: Committee): Record<string, unknown> {
+/**
+ * The JSON the API returns for a key: its DKG result as made (with the members of the committee
+ * that made it, whose keys sign it) and the epoch served. The Y_i at that epoch come from the
+ * handover certificates (GET /v1/committee), which clients check themselves.
+ */
+export function keyToJson(key: PublishedKey, madeBy: Committee): Record<string, unknown> {
   const r = key.result;
   return {
+    epoch: key.epoch,
+    ...(r.epoch === undefined ? {} : { resultEpoch: r.epoch }),
     keyId: r.keyId,
     publicKey: r.groupPublicKey,
     publicKeySpki: bytesToHex(encodePublicKeySpki(key.groupPublicKey)),
@@ -187,6 +262,6 @@ export function keyToJson(key: PublishedKey, committee: Committee): Record<strin
     sessionId: r.sessionId,
     transcriptHash: r.transcriptHash,
     signatures: r.signatures,
-    members: committee.members.map((m) => ({ id: m.id, peerId: m.peerId, publicKey: encodeHex(m.publicKey) })),
+    members: madeBy.members.map((m) => ({ id: m.id, peerId: m.peerId, publicKey: encodeHex(m.publicKey) })),
   };
 }

@@ -17,6 +17,8 @@ export interface GatewayMetrics {
   requesterKeyChecks: Counter<'outcome'>;
   /** DKG results members reported that were not published, by reason (invalid, conflict). */
   keyDisagreements: Counter<'reason'>;
+  /** The committee epoch the gateway serves (followed through handover certificates). */
+  committeeEpoch: Gauge;
   /** The gateway's own on-chain ACL reader (acl.mode chain or either): tkms_gateway_chain_*. */
   chain: ChainMetrics;
   /** Always 1; the labels carry the versions. */
@@ -49,6 +51,7 @@ export function createGatewayMetrics(): GatewayMetrics {
     }),
     nodeAnswers: new Counter({ name: 'tkms_gateway_node_answers_total', help: 'Partial answers by node and outcome', labelNames: ['node', 'outcome'], registers: [registry] }),
     nodesConnected: new Gauge({ name: 'tkms_gateway_nodes_connected', help: 'Committee members the gateway is connected to', registers: [registry] }),
+    committeeEpoch: new Gauge({ name: 'tkms_gateway_committee_epoch', help: 'The committee epoch the gateway serves: its committee file\'s, or the latest a verified handover certificate reached', registers: [registry] }),
     handlesStored: new Gauge({ name: 'tkms_gateway_handles_stored', help: 'Handles in the gateway store', registers: [registry] }),
     httpRefused: new Counter({ name: 'tkms_gateway_http_refused_total', help: 'Requests and connections refused by an HTTP limit, by reason', labelNames: ['reason'], registers: [registry] }),
     requesterKeyChecks: new Counter({

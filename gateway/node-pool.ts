@@ -56,6 +56,14 @@ export interface FanOutResult {
   refusedBy: number[];
 }
 
+/** One member's keys reply: its DKG results, the epoch it serves and the certificates that lead there. */
+export interface KeysReport {
+  memberId: number;
+  keys: unknown[];
+  epoch?: number;
+  handovers?: unknown[];
+}
+
 export interface FanOutOptions {
   t: number;
   exclude: ReadonlySet<number>;
@@ -77,6 +85,11 @@ class MemberStats {
     const prev = this.latency.get(id);
     if (prev === undefined) this.latency.set(id, { mean: ms, deviation: ms / 2 });
     else this.latency.set(id, { mean: 0.875 * prev.mean + 0.125 * ms, deviation: 0.75 * prev.deviation + 0.25 * Math.abs(prev.mean - ms) });
+    this.failedAt.delete(id);
+  }
+
+  forget(id: number): void {
+    this.latency.delete(id);
     this.failedAt.delete(id);
   }
 
@@ -133,9 +146,9 @@ export class NodePool {
   private readonly singleOnlyUntil = new Map<number, number>();
 
   private constructor(
-    readonly committee: Committee,
+    private current: Committee,
     private readonly libp2p: Libp2p,
-    private readonly conns: MemberConnections,
+    private conns: MemberConnections,
     private readonly log: Logger,
     private readonly partialFramesInFlight: number,
   ) {
@@ -151,6 +164,32 @@ export class NodePool {
     return new NodePool(committee, libp2p, conns, log, opts.partialFramesInFlight ?? DEFAULT_PARTIAL_FRAMES_IN_FLIGHT);
   }
 
+  /** The committee asked: the gateway's file at first, then each later epoch the gateway reaches (KeyDirectory). */
+  get committee(): Committee {
+    return this.current;
+  }
+
+  /**
+   * Asks another committee's members from now on (a handover moved the keys to them). A member id may
+   * name another peer at the new epoch, so nothing learnt of a changed member is kept: its batcher,
+   * latency and protocol notes go.
+   */
+  async retarget(committee: Committee): Promise<void> {
+    const before = new Map(this.current.members.map((m) => [m.id, m.peerId]));
+    const conns = new MemberConnections(this.libp2p, committee, 0, this.log);
+    await conns.start();
+    this.conns.stop();
+    this.conns = conns;
+    this.current = committee;
+    for (const id of before.keys()) {
+      if (committee.members.find((m) => m.id === id)?.peerId === before.get(id)) continue;
+      this.batchers.get(id)?.close();
+      this.batchers.delete(id);
+      this.singleOnlyUntil.delete(id);
+      this.stats.forget(id);
+    }
+  }
+
   connectedMembers(): number[] {
     return this.conns.connectedMembers();
   }
@@ -161,21 +200,22 @@ export class NodePool {
     return this.frames.request(peer, protocol, frame, { timeoutMs });
   }
 
-  /** Public DKG results as each reachable member reports them (unvalidated: see KeyDirectory). */
-  async fetchKeys(timeoutMs: number): Promise<{ memberId: number; keys: unknown[] }[]> {
+  /** Public DKG results, epoch and handover certificates as each reachable member reports them (unvalidated: see KeyDirectory). */
+  async fetchKeys(timeoutMs: number): Promise<KeysReport[]> {
     const members = this.committee.members.map((m) => m.id);
     const replies = await Promise.all(
-      members.map(async (memberId) => {
+      members.map(async (memberId): Promise<KeysReport | undefined> => {
         try {
           const reply = decodeKeysReply(await this.send(memberId, KEYS_PROTOCOL, encodeKeysRequest(), timeoutMs));
-          return reply.ok ? { memberId, keys: reply.keys } : undefined;
+          if (!reply.ok) return undefined;
+          return { memberId, keys: reply.keys, ...(reply.epoch === undefined ? {} : { epoch: reply.epoch }), ...(reply.handovers === undefined ? {} : { handovers: reply.handovers }) };
         } catch (e) {
           this.log.debug({ member: memberId, err: errorText(e) }, 'keys request failed');
           return undefined;
         }
       }),
     );
-    return replies.filter((r): r is { memberId: number; keys: unknown[] } => r !== undefined);
+    return replies.filter((r): r is KeysReport => r !== undefined);
   }
 
   private order(exclude: ReadonlySet<number>): number[] {
@@ -264,7 +304,7 @@ export class NodePool {
             if (!reply.ok) throw nodeRefusal(reply);
             if (reply.nodeId !== memberId) throw new TkmsError('bad_request', `member ${memberId} answered as node ${reply.nodeId}`);
             this.stats.record(memberId, performance.now() - started);
-            if (!done) answers.push({ nodeId: reply.nodeId, wrapped: reply.wrapped, proof: reply.proof });
+            if (!done) answers.push({ nodeId: reply.nodeId, wrapped: reply.wrapped, proof: reply.proof, ...(reply.epoch === undefined ? {} : { epoch: reply.epoch }) });
           })
           .catch((e: unknown) => {
             const err = isTkmsError(e) ? e : new TkmsError('unavailable', errorText(e));

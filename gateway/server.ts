@@ -69,7 +69,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     );
     const metrics = await services.open('metrics', () => createGatewayMetrics(), (m) => m.registry.clear());
     const pool = await services.open('node pool', () => NodePool.start(committee, log, { partialFramesInFlight: config.partialFramesInFlight, privateKey: identity?.identity.privateKey }), (p) => p.stop());
-    const keys = new KeyDirectory(committee, pool, log, metrics.keyDisagreements);
+    const keys = new KeyDirectory(committee, pool, log, metrics.keyDisagreements, metrics.committeeEpoch);
     // Learn the keys early; requests refresh again on a miss, and a periodic refresh notices members
     // that later disagree on a published key (it is then withdrawn).
     await services.start(

@@ -40,12 +40,20 @@ const INBOUND_UPGRADE_TIMEOUT_MS = 3_000;
  * affected. A handshake costs a socket and a few KiB, so the limit can be this high.
  */
 const PENDING_INBOUND_CONNECTIONS = 256;
+/** Members of an approved reshare beyond the committee file (a committee arriving has at most 256). */
+const MAX_CEREMONY_PARTICIPANTS = 256;
+
 /** Connections a gateway may have to one node at once (a redial overlapping the old one). */
 const CONNECTIONS_PER_GATEWAY = 4;
 
 export interface HostOptions {
   /** Peers admitted whatever the outsider limits say: the committee's members and these (gateways). */
   gatewayPeerIds?: readonly string[];
+  /**
+   * Also admitted like members while it says so: the members of both committees of a reshare this
+   * node's operator approved (they may not be in the committee file the node started with).
+   */
+  alsoTrusted?: (peer: string) => boolean;
   /** IPs the gateways connect from: allow-listed like members' (no pending or rate limit). */
   gatewayAddresses?: readonly string[];
   outsiders?: OutsiderLimits;
@@ -81,7 +89,8 @@ export async function createHost(identity: { privateKey: PrivateKey }, listen: s
   const allow = allowList(committee, opts.gatewayAddresses ?? [], exemptLoopback);
   const allowedIps = new Set(allow.map((a) => multiaddr(a).getComponents()[0]!.value!));
   const loopbackExempt = (ip: string): boolean => exemptLoopback && isLoopback(ip);
-  const gate = new ConnectionGate((peer) => trusted.has(peer), outsiders, loopbackExempt, (ip) => loopbackExempt(ip) || allowedIps.has(ip));
+  const alsoTrusted = opts.alsoTrusted ?? (() => false);
+  const gate = new ConnectionGate((peer) => trusted.has(peer) || alsoTrusted(peer), outsiders, loopbackExempt, (ip) => loopbackExempt(ip) || allowedIps.has(ip));
   const libp2p = await createLibp2p({
     privateKey: identity.privateKey,
     addresses: { listen },
@@ -105,7 +114,7 @@ export async function createHost(identity: { privateKey: PrivateKey }, listen: s
       // Room for every member, gateway and admitted outsider (plus handshakes that pass the gate
       // together), so libp2p never refuses or prunes a member or gateway for lack of room:
       // outsiders are capped by the gate, well below this.
-      maxConnections: committee.members.length + trusted.size * CONNECTIONS_PER_GATEWAY + outsiders.total + PENDING_INBOUND_CONNECTIONS,
+      maxConnections: committee.members.length + trusted.size * CONNECTIONS_PER_GATEWAY + outsiders.total + PENDING_INBOUND_CONNECTIONS + MAX_CEREMONY_PARTICIPANTS,
       maxIncomingPendingConnections: PENDING_INBOUND_CONNECTIONS,
       inboundUpgradeTimeout: INBOUND_UPGRADE_TIMEOUT_MS,
       inboundStreamProtocolNegotiationTimeout: NEGOTIATION_TIMEOUT_MS,

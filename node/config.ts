@@ -6,6 +6,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { Type, type StaticDecode } from 'typebox';
 import { assertParticipantId, TkmsError } from '../core/index.ts';
 import type { DkgFaults } from '../core/dkg/index.ts';
+import type { CeremonyFaults } from '../core/ceremony/types.ts';
 import { envFields, field, FieldProblem, logLevelField, parseDeclaredConfig, readConfigFile } from '../config/config-schema.ts';
 import { configFieldsHelp } from '../config/field-docs.ts';
 import { clockSkewField } from '../config/clock-skew.ts';
@@ -59,12 +60,36 @@ function isMemberId(id: unknown): boolean {
   }
 }
 
-function decodeFaults(value: Record<string, unknown>): { dkg: DkgFaults; partial: PartialFault | undefined } {
+const CEREMONY_FAULT_FLAGS = ['equivocateDealing', 'wrongConstantTerm', 'equivocateProposal', 'silent'] as const;
+
+/** `testFaults.ceremony`: the reshare engine's CeremonyFaults, field by field. */
+function decodeCeremonyFaults(value: unknown, lines: string[]): CeremonyFaults | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    lines.push('{path}.ceremony must be an object');
+    return undefined;
+  }
+  const out: CeremonyFaults = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (key === 'badSubShareTo') {
+      if (Array.isArray(v) && v.length <= 256 && v.every(isMemberId)) out.badSubShareTo = v as number[];
+      else lines.push('{path}.ceremony.badSubShareTo must be an array of member ids');
+    } else if ((CEREMONY_FAULT_FLAGS as readonly string[]).includes(key)) {
+      if (typeof v === 'boolean') out[key as (typeof CEREMONY_FAULT_FLAGS)[number]] = v;
+      else lines.push(`{path}.ceremony.${key} must be true or false`);
+    } else lines.push(`{path}.ceremony has an unknown field "${key}"`);
+  }
+  return out;
+}
+
+function decodeFaults(value: Record<string, unknown>): { dkg: DkgFaults; partial: PartialFault | undefined; ceremony: CeremonyFaults | undefined } {
   const lines: string[] = [];
   const dkg: DkgFaults = {};
   let partial: PartialFault | undefined;
+  let ceremony: CeremonyFaults | undefined;
   for (const [key, v] of Object.entries(value)) {
-    if (key === 'partial') {
+    if (key === 'ceremony') {
+      ceremony = decodeCeremonyFaults(v, lines);
+    } else if (key === 'partial') {
       if ((PARTIAL_FAULTS as readonly unknown[]).includes(v)) partial = v as PartialFault;
       else lines.push(`{path}.partial must be one of ${PARTIAL_FAULTS.join(', ')}`);
     } else if (key === 'silent') {
@@ -76,7 +101,7 @@ function decodeFaults(value: Record<string, unknown>): { dkg: DkgFaults; partial
     } else lines.push(`{path} has an unknown field "${key}"`);
   }
   if (lines.length > 0) throw new FieldProblem(...lines);
-  return { dkg, partial };
+  return { dkg, partial, ceremony };
 }
 
 /** The node's config file, field by field: the parser, `--help` and docs/operators.md read this. */
@@ -102,6 +127,16 @@ export const NODE_CONFIG_SCHEMA = Type.Object({
   dkg: field.group(
     { phaseTimeoutMs: field.integer(100, 600_000, 8_000, { description: 'per-phase DKG deadline', env: 'TKMS_DKG_PHASE_TIMEOUT_MS', unit: 'milliseconds' }) },
     { description: 'distributed key generation' },
+  ),
+  reshare: field.group(
+    {
+      phaseTimeoutMs: field.integer(100, 600_000, 5_000, {
+        description: 'per-phase deadline of reshare and refresh ceremonies (hello, dealing, proposal, echo, vote); every member of a ceremony should use the same',
+        env: 'TKMS_RESHARE_PHASE_TIMEOUT_MS',
+        unit: 'milliseconds',
+      }),
+    },
+    { description: 'committee changes: resharing and refresh' },
   ),
   clockSkewSeconds: clockSkewField('TKMS_CLOCK_SKEW_SECONDS'),
   partialRateLimit: field.group(
@@ -152,13 +187,15 @@ export const NODE_CONFIG_SCHEMA = Type.Object({
 
 type NodeConfigFields = StaticDecode<typeof NODE_CONFIG_SCHEMA>;
 
-export type NodeConfig = Omit<NodeConfigFields, 'dkg' | 'testFaults' | 'stateDir'> & {
+export type NodeConfig = Omit<NodeConfigFields, 'dkg' | 'reshare' | 'testFaults' | 'stateDir'> & {
   /** Directory of the config file; relative paths are resolved against it. */
   baseDir: string;
   stateDir: string;
   dkgPhaseTimeoutMs: number;
+  resharePhaseTimeoutMs: number;
   testFaults: DkgFaults | undefined;
   partialFault: PartialFault | undefined;
+  ceremonyFaults: CeremonyFaults | undefined;
 };
 
 /** Every variable that overrides a field, with the field's dotted path. */
@@ -200,14 +237,16 @@ export function parseConfig(value: unknown, { baseDir, env = {} }: ParseConfigOp
   }
   problems.push(...aclConfigProblems(c.acl));
   if (problems.length > 0) throw new TkmsError('bad_request', `invalid config:\n  - ${problems.join('\n  - ')}`, { problems });
-  const { dkg, testFaults, stateDir, ...fields } = c;
+  const { dkg, reshare, testFaults, stateDir, ...fields } = c;
   return {
     ...fields,
     baseDir,
     stateDir: stateDir ?? resolve(c.keystoreDir, '..', 'state'),
     dkgPhaseTimeoutMs: dkg.phaseTimeoutMs,
+    resharePhaseTimeoutMs: reshare.phaseTimeoutMs,
     testFaults: testFaults?.dkg,
     partialFault: testFaults?.partial,
+    ceremonyFaults: testFaults?.ceremony,
   };
 }
 

@@ -16,7 +16,7 @@ import {
 } from '../core/index.ts';
 import { AclService } from './acl.ts';
 import { hasLegacyConfirmations, parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
-import { expectedCommittee, loadCommitteeFile, refusePlaceholderCommitteeId, type Committee } from '../net/committee.ts';
+import { expectedCommittee, libp2pCommitteeDecoders, loadCommitteeFile, refusePlaceholderCommitteeId, type Committee } from '../net/committee.ts';
 import { resolveKeystorePassword, type NodeConfig } from './config.ts';
 import { DkgWithdrawals } from './dkg-withdrawals.ts';
 import { DkgRunner } from './dkg-runner.ts';
@@ -37,7 +37,16 @@ import { RateLimiter } from '../runtime/rate-limit.ts';
 import { ReadBudget } from '../net/read-budget.ts';
 import { RevocationStore } from './revocations.ts';
 import { statusRoute } from './status.ts';
+import { ceremonyIdentity, ceremonySeed } from './ceremony-identity.ts';
+import { openEpochStore } from './epoch-store.ts';
+import type { EpochStore } from './epoch-types.ts';
+import { createReshareService, selfIdIn } from './reshare-service.ts';
+import { CEREMONY_PROTOCOL, MAX_CEREMONY_FRAME_BYTES } from './reshare-wire.ts';
+import { ReshareCeremony } from '../core/ceremony/index.ts';
 import { openChainAcl } from '../chain/open-chain-acl.ts';
+
+/** A proposal file names two committees of up to 256 members each: more than the default 64 KiB. */
+const ADMIN_MAX_BODY_BYTES = 1024 * 1024;
 
 /** Bytes `count` whole client frames take, length prefixes (at most 4 bytes) included. */
 const clientFrames = (count: number): number => count * (MAX_NODE_FRAME_BYTES + 4);
@@ -48,7 +57,7 @@ const clientFrames = (count: number): number => count * (MAX_NODE_FRAME_BYTES + 
  * up to 64 idle streams per protocol and at most 64 batch frames in flight; revocations are pushed
  * one per revoke; the key list is read now and then.
  */
-const PROTOCOL_STREAMS = { dkg: 256, partial: 256, partialBatch: 128, acl: 64, keys: 16 } as const;
+const PROTOCOL_STREAMS = { dkg: 256, partial: 256, partialBatch: 128, acl: 64, keys: 16, ceremony: 32 } as const;
 /** Streams per protocol for a peer that is neither member nor gateway: a client asking directly needs a few. */
 const OTHER_PEER_STREAMS = 32;
 
@@ -204,7 +213,13 @@ async function startServices({ config, committee, selfId, identity, password, lo
     },
     (store) => store.close(),
   );
-  const shares = new ShareBook(selfId);
+  const ceremonyKey = ceremonyIdentity(identity);
+  // Files in the keystore directory, nothing held open: nothing to close at stop.
+  const epochs = await openEpochStore({ keystore, committee, decoders: libp2pCommitteeDecoders, selfPublicKey: ceremonyKey.publicKey });
+  const shares = new ShareBook(selfIdIn(epochs.served().committee, ceremonyKey.publicKey));
+  // Set once the reshare service exists (after the host): who else may speak the ceremony protocol.
+  let isParticipant = (_peer: string): boolean => false;
+  let reshareBusy = (): boolean => false;
 
   const budgets = readBudgets();
   const metrics = await services.open(
@@ -215,7 +230,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
   // Created here, listening only once every protocol is handled (the "p2p" service below).
   const libp2p = await services.open(
     'libp2p',
-    () => createHost(identity, config.listen, committee, { gatewayPeerIds: config.gatewayPeerIds, gatewayAddresses: config.gatewayAddresses }),
+    () => createHost(identity, config.listen, committee, { gatewayPeerIds: config.gatewayPeerIds, gatewayAddresses: config.gatewayAddresses, alsoTrusted: (peer) => isParticipant(peer) }),
     (host) => host.stop(),
   );
   const conns = new MemberConnections(libp2p, committee, selfId, log, () => metrics.peersConnected.set(conns.connectedMembers().length));
@@ -232,15 +247,17 @@ async function startServices({ config, committee, selfId, identity, password, lo
   if (gatewayPeers.size === 0) log.warn('no gatewayPeerIds configured: revocations pushed by a gateway will be refused');
   const isMember = (peer: string): boolean => memberPeers.has(peer);
   const isMemberOrGateway = (peer: string): boolean => memberPeers.has(peer) || gatewayPeers.has(peer);
+  // Members of an approved reshare's committees get a member's budget and streams too (their frames are large).
+  const isTrusted = (peer: string): boolean => isMemberOrGateway(peer) || isParticipant(peer);
   const serve = (maxRequestBytes: number, maxInboundStreams: number, allow?: (peer: string) => boolean) => ({
     maxRequestBytes,
     maxInboundStreams,
     allow,
     timeoutMs: 10_000,
     log,
-    trusted: isMemberOrGateway,
-    budgetFor: (peer: string) => (isMemberOrGateway(peer) ? budgets.trusted : budgets.others),
-    maxStreamsOf: (peer: string) => (isMemberOrGateway(peer) ? maxInboundStreams : OTHER_PEER_STREAMS),
+    trusted: isTrusted,
+    budgetFor: (peer: string) => (isTrusted(peer) ? budgets.trusted : budgets.others),
+    maxStreamsOf: (peer: string) => (isTrusted(peer) ? maxInboundStreams : OTHER_PEER_STREAMS),
     onRefused: (protocol: string, reason: string) => metrics.p2pStreamsRefused.inc({ protocol, reason }),
   });
   /**
@@ -274,15 +291,28 @@ async function startServices({ config, committee, selfId, identity, password, lo
     metrics,
     phaseTimeoutMs: config.dkgPhaseTimeoutMs,
     faults: config.testFaults,
-    onKeyStored: (result, share) => shares.add(result, share),
+    onKeyStored: (result, share) => {
+      shares.add(result, share);
+      // The epoch store serves it from now on too (a reshare moves it).
+      epochs.noteDkgKey(result.keyId).catch((e: unknown) => log.error({ keyId: result.keyId, err: errorText(e) }, 'the epoch store could not take the new key; restart the node before a reshare'));
+    },
     onKeyWithdrawn: (keyId) => shares.remove(keyId),
     withdrawals: await DkgWithdrawals.open(join(config.stateDir, 'dkg-withdrawn.json')),
+    servedEpoch: () => epochs.served().committee.epoch,
+    reshareBusy: () => reshareBusy(),
     transport: { send: (memberId, frame, timeoutMs) => sendToMember(memberId, DKG_PROTOCOL, frame, timeoutMs) },
   });
   // Members only, checked when the stream opens: an outsider's frame is never read.
   await services.start(
     protocolService('dkg runner', [[DKG_PROTOCOL, async (remotePeer, body) => runner.answerFrame(conns.memberFor(remotePeer)!.id, body), serve(MAX_DKG_FRAME_BYTES, PROTOCOL_STREAMS.dkg, isMember)]], {
-      prepare: () => loadHeldKeys(runner, shares, stored, expectedCommittee(committee)),
+      prepare: () => {
+        // After a reshare or refresh the epoch store's shares are the ones served, not the DKG's.
+        const served = epochs.served();
+        const atDkgEpoch = served.committee.epoch === 0;
+        loadHeldKeys(runner, atDkgEpoch ? shares : undefined, stored, expectedCommittee(committee));
+        if (!atDkgEpoch) shares.serveEpoch(selfIdIn(served.committee, ceremonyKey.publicKey), served.committee.epoch, epochs.shares());
+        metrics.committeeEpoch.set(served.committee.epoch);
+      },
       release: () => runner.stop(),
     }),
   );
@@ -291,7 +321,6 @@ async function startServices({ config, committee, selfId, identity, password, lo
   const chainAcl = partialAcl.chain;
   const partials = new PartialService({
     acl: partialAcl,
-    selfId,
     deployment,
     shares,
     spentIds,
@@ -323,7 +352,34 @@ async function startServices({ config, committee, selfId, identity, password, lo
   // Revocations come from members (flooding, sync) and the gateway(s) only.
   await services.start(protocolService('acl', [[ACL_PROTOCOL, async (peer, body) => acl.answer(conns.memberFor(peer)?.id, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.acl, isMemberOrGateway)]]));
   // Public (the same results GET /v1/keys serves), so open to anyone.
-  await services.start(protocolService('key list', [[KEYS_PROTOCOL, async (_peer, body) => keysReply(runner, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.keys)]]));
+  await services.start(protocolService('key list', [[KEYS_PROTOCOL, async (_peer, body) => keysReply(runner, epochs, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.keys)]]));
+  const reshare = createReshareService({
+    store: epochs,
+    epochKeys: () => epochs.epochKeys(),
+    createCeremony: (params, id, options) => new ReshareCeremony(params, id, options),
+    identity: ceremonyKey,
+    seed: ceremonySeed(identity),
+    selfPeerId: identity.peerId,
+    libp2p,
+    frames: memberFrames,
+    shares,
+    metrics,
+    log,
+    phaseMs: config.resharePhaseTimeoutMs,
+    faults: config.ceremonyFaults,
+    connectedMembers: () => conns.connectedMembers(),
+  });
+  isParticipant = reshare.isParticipant;
+  reshareBusy = () => reshare.runner.busy();
+  // Members of the served committee and of approved proposals only: a gateway or outsider is refused at the stream.
+  await services.start(
+    protocolService('reshare runner', [[CEREMONY_PROTOCOL, async (peer, body) => reshare.runner.answerFrame(peer, body), serve(MAX_CEREMONY_FRAME_BYTES, PROTOCOL_STREAMS.ceremony, reshare.isParticipant)]], {
+      release: () => {
+        reshare.schedule.stop();
+        reshare.runner.stop();
+      },
+    }),
+  );
   conns.onMemberConnected = (memberId) => {
     acl.syncFrom(memberId).catch((e: unknown) => log.debug({ member: memberId, err: errorText(e) }, 'revocation sync failed'));
     runner.exchangeResults(memberId);
@@ -334,6 +390,8 @@ async function startServices({ config, committee, selfId, identity, password, lo
       await libp2p.start();
       await conns.start();
       metrics.peersConnected.set(0);
+      reshare.runner.resume();
+      reshare.schedule.start();
     },
     async stop() {
       conns.stop();
@@ -355,8 +413,10 @@ async function startServices({ config, committee, selfId, identity, password, lo
     heldKeys: () => runner.heldKeys(),
     dkgStatus: (keyId) => runner.status(keyId),
     acl: { mode: config.acl.mode, ...(chainAcl ? { head: () => chainAcl.head() } : {}) },
+    served: () => epochs.served().committee,
+    ceremony: () => reshare.runner.current(),
   });
-  const adminServer = await services.open('admin', () => listenOrExplain('HTTP', () => startHttpServer(config.admin.host, config.admin.port, [...adminRoutes(runner), status], log, 'admin')), closeServer);
+  const adminServer = await services.open('admin', () => listenOrExplain('HTTP', () => startHttpServer(config.admin.host, config.admin.port, [...adminRoutes(runner), ...reshare.routes, status], log, 'admin', { maxBodyBytes: ADMIN_MAX_BODY_BYTES })), closeServer);
 
   log.info(
     {
@@ -379,19 +439,21 @@ async function startServices({ config, committee, selfId, identity, password, lo
   return { selfId, peerId: identity.peerId, libp2p, httpServer, adminServer, runner, log, stop };
 }
 
-/** The public key list, or a typed refusal, for the keys protocol. */
-function keysReply(runner: DkgRunner, body: Uint8Array): Uint8Array {
+/** The public key list with the epoch served and the certificates that lead to it, or a typed refusal, for the keys protocol. */
+function keysReply(runner: DkgRunner, epochs: EpochStore, body: Uint8Array): Uint8Array {
   try {
     decodeKeysRequest(body);
-    return encodeKeysReply({ ok: true, keys: runner.publishedKeys() });
+    const served = epochs.served();
+    const epoch = served.committee.epoch;
+    return encodeKeysReply({ ok: true, keys: runner.publishedKeys(), ...(epoch > 0 ? { epoch, handovers: served.handovers } : {}) });
   } catch (e) {
     const err = isTkmsError(e) ? e : new TkmsError('internal', 'internal error');
     return encodeKeysReply({ ok: false, code: err.code, message: err.message });
   }
 }
 
-/** Hands the keystore's keys to the DKG runner and the share book, checking each stored public result. */
-function loadHeldKeys(runner: DkgRunner, shares: ShareBook, stored: StoredKey[], expected: ReturnType<typeof expectedCommittee>): void {
+/** Hands the keystore's keys to the DKG runner and (at the DKG's epoch) the share book, checking each stored public result. */
+function loadHeldKeys(runner: DkgRunner, shares: ShareBook | undefined, stored: StoredKey[], expected: ReturnType<typeof expectedCommittee>): void {
   for (const key of stored) {
     let result: DkgPublicResult;
     let legacy = false;
@@ -412,6 +474,6 @@ function loadHeldKeys(runner: DkgRunner, shares: ShareBook, stored: StoredKey[],
     if (legacy) runner.addLegacyKey(result);
     else runner.addHeldKey(result);
     // A key withdrawn for a proven split before the restart stays withdrawn.
-    if (!runner.isWithdrawn(result.keyId)) shares.add(result, key.share);
+    if (!runner.isWithdrawn(result.keyId)) shares?.add(result, key.share);
   }
 }

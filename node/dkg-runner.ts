@@ -55,6 +55,10 @@ export interface DkgRunnerOptions {
   onKeyWithdrawn?: (keyId: string) => void;
   /** Where withdrawals are kept across restarts (default: in memory only). */
   withdrawals?: DkgWithdrawals;
+  /** The committee epoch served (default 0): results made at epoch ≥ 1 carry it. */
+  servedEpoch?: () => number;
+  /** Whether a reshare or refresh of this node is approved and not finished: no new DKG starts meanwhile (its key would not move). */
+  reshareBusy?: () => boolean;
 }
 
 export type DkgStatusName = 'running' | 'done' | 'aborted';
@@ -152,6 +156,8 @@ export class DkgRunner {
   private readonly faults: DkgFaults | undefined;
   private readonly onKeyStored: DkgRunnerOptions['onKeyStored'];
   private readonly onKeyWithdrawn: DkgRunnerOptions['onKeyWithdrawn'];
+  private readonly servedEpoch: () => number;
+  private readonly reshareBusy: () => boolean;
 
   constructor(options: DkgRunnerOptions) {
     this.committee = options.committee;
@@ -166,6 +172,8 @@ export class DkgRunner {
     this.onKeyStored = options.onKeyStored;
     this.onKeyWithdrawn = options.onKeyWithdrawn;
     this.withdrawals = options.withdrawals ?? DkgWithdrawals.inMemory();
+    this.servedEpoch = options.servedEpoch ?? (() => 0);
+    this.reshareBusy = options.reshareBusy ?? (() => false);
     this.expected = { committeeId: this.committee.committeeId, t: this.committee.t, memberKeys: this.identity.memberKeys };
     this.claims = new SessionClaims(this.committee.t);
   }
@@ -400,6 +408,7 @@ export class DkgRunner {
   }
 
   private refuseIfBusy(keyId: string): void {
+    if (this.reshareBusy()) throw new TkmsError('reshare_in_progress', `a reshare or refresh of this node's committee is running; propose the DKG of ${keyId} once it finished`);
     if (this.held.has(keyId) || this.keystore.list().includes(keyId)) {
       throw new TkmsError('conflict', `key id ${keyId} already exists on this node; a second DKG is refused`);
     }
@@ -539,6 +548,7 @@ export class DkgRunner {
         t: p.t,
         memberIds: this.committee.members.map((m) => m.id),
         selfId: this.selfId,
+        ...(this.servedEpoch() > 0 ? { epoch: this.servedEpoch() } : {}),
       },
       this.identity,
       this.faults === undefined ? {} : { faults: this.faults },

@@ -60,6 +60,23 @@ export interface EpochStore {
 }
 
 /**
+ * EpochStore plus what the runner and the DKG path need beyond the shared contract (node/epoch-store.ts
+ * openEpochStore). Every proposalId the store takes is encodeHex(proposalDigest(proposal)): 0x + 64
+ * lower-case hex; anything else is bad_request.
+ */
+export interface NodeEpochStore extends EpochStore {
+  /** Public data of every key at the served epoch (also keys this node holds no share of), sorted by key id. */
+  epochKeys(): KeyEpochData[];
+  /** This node's member id in the served committee, or undefined when it is not a member. */
+  memberId(): number | undefined;
+  /**
+   * Serves a key a DKG just stored in the keystore (Keystore.save) at the served epoch: read back
+   * and authenticated from its file. stale_epoch for a result of another epoch, conflict for a key id already served.
+   */
+  noteDkgKey(keyId: string): Promise<EpochShare>;
+}
+
+/**
  * The node's admin API for committee changes (loopback only, like every admin route); the CLI's
  * `tkms node approve` / `tkms node refresh` / `tkms node status` call these. Bodies are JSON.
  * - POST /admin/reshare/approve   body: the proposal file → 202 { proposalId, kind: "reshare"|"refresh", status }

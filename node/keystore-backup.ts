@@ -3,7 +3,9 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { TkmsError, assertKeyId, decodeHex, encodeHex, isTkmsError, lengthPrefixed, randomBytes, utf8ToBytes } from '../core/index.ts';
 import { ensurePrivateDirectory } from '../storage/durable-fs.ts';
 import { loadIdentityFile } from './identity.ts';
-import { decryptShare, Keystore, unlockWithPassword, type StoredKey } from './keystore.ts';
+import { decryptEpochShare, decryptShare, Keystore, unlockWithPassword, type StoredKey } from './keystore.ts';
+import { parseHandoverCertificate, type HandoverCertificate } from '../core/ceremony/handover.ts';
+import { MAX_HANDOVER_FILE_BYTES, MAX_MEMBERSHIP_FILE_BYTES, handoverFileName, membershipFileName, parseHandoverFileName, parseMembership, parseMembershipFileName } from './epoch-files.ts';
 import { GCM_NONCE_LENGTH, GCM_TAG_LENGTH, deriveSubkey, openAesGcm, sealAesGcm, wipe } from './keystore-crypto.ts';
 import {
   HEADER_FILE_NAME,
@@ -11,12 +13,15 @@ import {
   MAX_KEY_FILE_BYTES,
   SALT_LENGTH,
   isPlainObject,
+  epochShareFileName,
   keyFileName,
   keyIdFromFileName,
+  parseEpochShareFileName,
   parseHeader,
   parseKeyFile,
   serializeHeader,
   serializeKeyFile,
+  type EpochShareName,
   type KeyFile,
   type KeystoreHeader,
 } from './keystore-format.ts';
@@ -35,16 +40,31 @@ import { listDirectory, publishNewFile, readBounded } from './keystore-fs.ts';
  * node (peer id) and any key id the target keystore already holds, then installs each key
  * through Keystore.save (atomic, never overwrites), re-sealed under the target keystore's
  * password — which is also how the keystore password is rotated.
+ *
+ * The epoch state goes with it (version 2): reshare shares re-sealed like keys, then the
+ * memberships and certificates byte for byte (certificates last: each is a commit). A restored
+ * keystore serves what its certificates reach (node/epoch-store.ts); shares of an epoch a
+ * certificate in the target keystore has left are erased when the node opens it.
  */
 
 export const BACKUP_FORMAT = 'tkms-keystore-backup';
-export const BACKUP_VERSION = 1;
+/**
+ * Version 2 adds the epoch state (node/epoch-store.ts): shares made by reshares (still sealed),
+ * the committed handover certificates and the membership a joining member's first certificate
+ * left. Version 1 backups (keys only) are still read and restored.
+ */
+export const BACKUP_VERSION = 2;
+const READABLE_VERSIONS = [1, 2];
+export const MAX_BACKUP_HANDOVERS = 1024;
 /** A backup holds at most this many keys (each key file is bounded by MAX_KEY_FILE_BYTES). */
 export const MAX_BACKUP_KEYS = 1024;
 export const MAX_BACKUP_BYTES = 64 * 1024 * 1024;
+/** Epoch share files in one backup: a key has at most a served and a pending share. */
+export const MAX_BACKUP_EPOCH_SHARES = 2 * MAX_BACKUP_KEYS;
 const MAX_IDENTITY_BYTES = 16 * 1024;
 
-const BACKUP_FIELDS = ['format', 'version', 'createdAt', 'node', 'keystore', 'keys', 'identity'] as const;
+const BACKUP_FIELDS_V1 = ['format', 'version', 'createdAt', 'node', 'keystore', 'keys', 'identity'] as const;
+const BACKUP_FIELDS_V2 = [...BACKUP_FIELDS_V1, 'epochShares', 'handovers', 'memberships'] as const;
 const NODE_FIELDS = ['peerId', 'committeeId', 'memberId'] as const;
 const IDENTITY_FIELDS = ['hkdfSalt', 'nonce', 'ciphertext'] as const;
 
@@ -61,12 +81,20 @@ export interface ParsedBackup {
   header: KeystoreHeader;
   keys: KeyFile[];
   identity: { hkdfSalt: Uint8Array; nonce: Uint8Array; ciphertext: Uint8Array } | null;
+  /** Shares made by reshares, sealed as in the keystore (empty in a version 1 backup). */
+  epochShares: (EpochShareName & { file: KeyFile })[];
+  /** Committed handover certificates by the epoch they leave. */
+  handovers: HandoverCertificate[];
+  /** membership.e<epoch>.json records, as their JSON text. */
+  memberships: { epoch: number; text: string }[];
 }
 
 /** A backup whose every sealed part opened with the password. */
 export interface OpenedBackup {
   parsed: ParsedBackup;
   keys: StoredKey[];
+  /** The epoch shares, opened (secrets: never log them). */
+  epochShares: (EpochShareName & { share: bigint; publicResult: Record<string, unknown> })[];
   /** The identity file's text (a secret: never log it). */
   identityText: string | null;
 }
@@ -120,6 +148,40 @@ export async function createBackup(opts: CreateBackupOptions): Promise<{ bytes: 
       decryptShare(masterKey, file); // proves the backup will restore; the share is dropped at once
       keys.push(file);
     }
+    const entries = await listDirectory(dir);
+    const epochShares: KeyFile[] = [];
+    const epochNames: EpochShareName[] = [];
+    for (const entry of entries) {
+      const name = parseEpochShareFileName(entry);
+      if (name === undefined) continue;
+      const bytes = await readBounded(join(dir, entry), MAX_KEY_FILE_BYTES, () => new TkmsError('keystore_corrupt', `${entry} is not a regular file`));
+      if (bytes === undefined) continue; // erased meanwhile (a commit)
+      const file = parseKeyFile(bytes, name.keyId);
+      decryptEpochShare(masterKey, file, name.epoch);
+      epochShares.push(file);
+      epochNames.push(name);
+    }
+    if (epochShares.length > MAX_BACKUP_EPOCH_SHARES) throw new TkmsError('payload_too_large', `more than ${MAX_BACKUP_EPOCH_SHARES} epoch shares`);
+    const handovers: unknown[] = [];
+    const memberships: unknown[] = [];
+    for (const entry of entries.sort()) {
+      const fromEpoch = parseHandoverFileName(entry);
+      const memberEpoch = parseMembershipFileName(entry);
+      if (fromEpoch === undefined && memberEpoch === undefined) continue;
+      const max = fromEpoch !== undefined ? MAX_HANDOVER_FILE_BYTES : MAX_MEMBERSHIP_FILE_BYTES;
+      const bytes = await readBounded(join(dir, entry), max, () => new TkmsError('keystore_corrupt', `${entry} is not a regular file`));
+      if (bytes === undefined) continue;
+      const json = parseStoredJson(bytes, entry);
+      if (fromEpoch !== undefined) {
+        const cert = parseStoredCertificate(json, entry);
+        if (cert.fromEpoch !== fromEpoch) throw new TkmsError('keystore_corrupt', `${entry} holds the certificate leaving epoch ${cert.fromEpoch}`);
+        handovers.push(cert);
+      } else {
+        parseMembership(bytes, memberEpoch!);
+        memberships.push(json);
+      }
+    }
+    if (handovers.length > MAX_BACKUP_HANDOVERS) throw new TkmsError('payload_too_large', `more than ${MAX_BACKUP_HANDOVERS} handover certificates`);
     const hkdfSalt = randomBytes(SALT_LENGTH);
     const nonce = randomBytes(GCM_NONCE_LENGTH);
     const idKey = deriveSubkey(masterKey, hkdfSalt, identityKeyInfo());
@@ -137,8 +199,11 @@ export async function createBackup(opts: CreateBackupOptions): Promise<{ bytes: 
       keystore: JSON.parse(new TextDecoder().decode(serializeHeader(header))) as unknown,
       keys: keys.map((k) => JSON.parse(new TextDecoder().decode(serializeKeyFile(k))) as unknown),
       identity: { hkdfSalt: encodeHex(hkdfSalt), nonce: encodeHex(nonce), ciphertext: encodeHex(ciphertext) },
+      epochShares: epochShares.map((k, i) => ({ name: epochShareFileName(epochNames[i]!), file: JSON.parse(new TextDecoder().decode(serializeKeyFile(k))) as unknown })),
+      handovers,
+      memberships,
     };
-    return { bytes: utf8ToBytes(`${JSON.stringify(doc, null, 2)}\n`), keyIds: keys.map((k) => k.keyId), peerId: identity.peerId };
+    return { bytes: utf8ToBytes(`${JSON.stringify(doc, null, 2)}\n`), keyIds: [...new Set([...keys.map((k) => k.keyId), ...epochNames.map((n) => n.keyId)])].sort(), peerId: identity.peerId };
   } finally {
     wipe(masterKey);
   }
@@ -150,6 +215,27 @@ export async function writeBackupFile(path: string, bytes: Uint8Array): Promise<
   await ensurePrivateDirectory(dirname(full), 'backup');
   const result = await publishNewFile(dirname(full), basename(full), bytes);
   if (result === 'exists') throw new TkmsError('conflict', `${full} already exists; refusing to overwrite it`);
+}
+
+function parseStoredJson(bytes: Uint8Array, what: string): unknown {
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown;
+  } catch {
+    throw new TkmsError('keystore_corrupt', `${what} is not UTF-8 JSON`);
+  }
+}
+
+function parseStoredCertificate(json: unknown, what: string): HandoverCertificate {
+  try {
+    return parseHandoverCertificate(json);
+  } catch {
+    throw new TkmsError('keystore_corrupt', `${what} is not a handover certificate`);
+  }
+}
+
+/** The bytes the epoch store writes for a certificate and a membership record (node/epoch-store.ts). */
+function storedJsonBytes(value: unknown): Uint8Array {
+  return utf8ToBytes(`${JSON.stringify(value)}\n`);
 }
 
 // ---------------------------------------------------------------------------
@@ -183,8 +269,8 @@ export function parseBackup(bytes: Uint8Array): ParsedBackup {
   }
   if (!isPlainObject(value)) throw bad('not a tkms keystore backup (not a JSON object)');
   if (value.format !== BACKUP_FORMAT) throw bad(`not a tkms keystore backup (format must be "${BACKUP_FORMAT}")`);
-  if (value.version !== BACKUP_VERSION) throw bad(`unsupported backup version (this tkms reads version ${BACKUP_VERSION})`);
-  exactFields(value, BACKUP_FIELDS, 'the backup');
+  if (!READABLE_VERSIONS.includes(value.version as number)) throw bad(`unsupported backup version (this tkms reads versions ${READABLE_VERSIONS.join(', ')})`);
+  exactFields(value, value.version === 1 ? BACKUP_FIELDS_V1 : BACKUP_FIELDS_V2, 'the backup');
   if (typeof value.createdAt !== 'string' || value.createdAt.length > 64 || Number.isNaN(Date.parse(value.createdAt))) throw bad('createdAt must be an ISO date');
 
   const node = value.node;
@@ -244,7 +330,46 @@ export function parseBackup(bytes: Uint8Array): ParsedBackup {
       })(),
     };
   }
-  return { createdAt: value.createdAt, node: { peerId: node.peerId, committeeId: node.committeeId as string | null, memberId: node.memberId as number | null }, header, keys, identity };
+  const epochShares: ParsedBackup['epochShares'] = [];
+  const handovers: HandoverCertificate[] = [];
+  const memberships: ParsedBackup['memberships'] = [];
+  if (value.version !== 1) {
+    if (!Array.isArray(value.epochShares) || value.epochShares.length > MAX_BACKUP_EPOCH_SHARES) throw bad(`epochShares must be an array of at most ${MAX_BACKUP_EPOCH_SHARES} share files`);
+    const names = new Set<string>();
+    value.epochShares.forEach((entry: unknown, i: number) => {
+      if (!isPlainObject(entry)) throw bad(`epochShares[${i}] must be an object`);
+      exactFields(entry, ['name', 'file'], `epochShares[${i}]`);
+      const name = typeof entry.name === 'string' ? parseEpochShareFileName(entry.name) : undefined;
+      if (name === undefined) throw bad(`epochShares[${i}].name is not an epoch share file name`);
+      if (names.has(entry.name as string)) throw bad(`epochShares[${i}] appears twice`);
+      names.add(entry.name as string);
+      try {
+        epochShares.push({ ...name, file: parseKeyFile(utf8ToBytes(JSON.stringify(entry.file)), name.keyId) });
+      } catch (e) {
+        throw bad(`epochShares[${i}]: ${e instanceof Error ? e.message : 'invalid'}`);
+      }
+    });
+    if (!Array.isArray(value.handovers) || value.handovers.length > MAX_BACKUP_HANDOVERS) throw bad(`handovers must be an array of at most ${MAX_BACKUP_HANDOVERS} certificates`);
+    value.handovers.forEach((cert: unknown, i: number) => {
+      try {
+        handovers.push(parseHandoverCertificate(cert));
+      } catch (e) {
+        throw bad(`handovers[${i}]: ${e instanceof Error ? e.message : 'invalid'}`);
+      }
+    });
+    if (new Set(handovers.map((h) => h.fromEpoch)).size !== handovers.length) throw bad('two handover certificates leave one epoch');
+    if (!Array.isArray(value.memberships) || value.memberships.length > MAX_BACKUP_HANDOVERS) throw bad(`memberships must be an array of at most ${MAX_BACKUP_HANDOVERS} records`);
+    value.memberships.forEach((record: unknown, i: number) => {
+      const text = JSON.stringify(record);
+      try {
+        const epoch = isPlainObject(record) && typeof record.epoch === 'number' ? record.epoch : -1;
+        memberships.push({ epoch: parseMembership(utf8ToBytes(text), epoch).epoch, text });
+      } catch (e) {
+        throw bad(`memberships[${i}]: ${e instanceof Error ? e.message : 'invalid'}`);
+      }
+    });
+  }
+  return { epochShares, handovers, memberships, createdAt: value.createdAt, node: { peerId: node.peerId, committeeId: node.committeeId as string | null, memberId: node.memberId as number | null }, header, keys, identity };
 }
 
 /** Opens every sealed part with the password: `keystore_locked` for a wrong one, `keystore_corrupt` for an altered part. */
@@ -252,6 +377,7 @@ export async function openBackup(parsed: ParsedBackup, password: string): Promis
   const masterKey = await unlockWithPassword(parsed.header, password);
   try {
     const keys = parsed.keys.map((file) => ({ keyId: file.keyId, share: decryptShare(masterKey, file), publicResult: file.publicResult }));
+    const epochShares = parsed.epochShares.map(({ file, ...name }) => ({ ...name, share: decryptEpochShare(masterKey, file, name.epoch), publicResult: file.publicResult }));
     let identityText: string | null = null;
     if (parsed.identity !== null) {
       const idKey = deriveSubkey(masterKey, parsed.identity.hkdfSalt, identityKeyInfo());
@@ -264,7 +390,7 @@ export async function openBackup(parsed: ParsedBackup, password: string): Promis
         wipe(idKey);
       }
     }
-    return { parsed, keys, identityText };
+    return { parsed, keys, epochShares, identityText };
   } finally {
     wipe(masterKey);
   }
@@ -335,7 +461,17 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   const present = new Set(
     (await exists(dir)) ? (await listDirectory(dir)).map(keyIdFromFileName).filter((id): id is string => id !== undefined) : [],
   );
-  const clashes = opened.keys.map((k) => k.keyId).filter((id) => present.has(id));
+  const entries = new Set((await exists(dir)) ? await listDirectory(dir) : []);
+  const clashes = [
+    ...opened.keys.map((k) => k.keyId).filter((id) => present.has(id)),
+    ...opened.epochShares.map((s) => epochShareFileName(s)).filter((name) => entries.has(name)),
+  ];
+  for (const [name, bytes] of [
+    ...opened.parsed.memberships.map((m) => [membershipFileName(m.epoch), utf8ToBytes(`${m.text}\n`)] as const),
+    ...opened.parsed.handovers.map((cert) => [handoverFileName(cert.fromEpoch), storedJsonBytes(cert)] as const),
+  ]) {
+    if (entries.has(name) && !(await holdsBytes(dir, name, bytes))) clashes.push(name);
+  }
   if (clashes.length > 0) {
     throw new TkmsError('conflict', `the keystore already holds ${clashes.join(', ')}; a restore never overwrites a key (move the keystore aside first)`);
   }
@@ -347,10 +483,17 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   try {
     if (identity === 'installed') await installIdentity(opts.identityFile, opened.identityText!, peerId);
     for (const key of opened.keys) await keystore.save(key);
+    // Shares before certificates: a certificate is a commit, and must find the shares it serves.
+    for (const s of opened.epochShares) {
+      const data = keystore.sealEpochShare(s.keyId, s.epoch, s.share, s.publicResult);
+      if ((await publishNewFile(dir, epochShareFileName(s), data)) === 'exists') throw new TkmsError('conflict', `${epochShareFileName(s)} appeared during the restore`);
+    }
+    for (const m of opened.parsed.memberships) await installVerbatim(dir, membershipFileName(m.epoch), utf8ToBytes(`${m.text}\n`));
+    for (const cert of opened.parsed.handovers) await installVerbatim(dir, handoverFileName(cert.fromEpoch), storedJsonBytes(cert));
   } finally {
     keystore.close();
   }
-  return { restored: opened.keys.map((k) => k.keyId), identity, peerId };
+  return { restored: [...new Set([...opened.keys.map((k) => k.keyId), ...opened.epochShares.map((e) => e.keyId)])].sort(), identity, peerId };
 }
 
 async function installIdentity(identityFile: string, text: string, peerId: string): Promise<void> {
@@ -361,4 +504,15 @@ async function installIdentity(identityFile: string, text: string, peerId: strin
   }
   const check = await loadIdentityFile(full);
   if (check.peerId !== peerId) throw new TkmsError('keystore_corrupt', 'the restored identity does not match the backup peer id');
+}
+
+/** Publishes a public epoch-state file; one already there must be the same, never replaced. */
+async function installVerbatim(dir: string, name: string, bytes: Uint8Array): Promise<void> {
+  if ((await publishNewFile(dir, name, bytes)) === 'written') return;
+  if (!(await holdsBytes(dir, name, bytes))) throw new TkmsError('conflict', `the keystore already holds another ${name}; a restore never replaces one`);
+}
+
+async function holdsBytes(dir: string, name: string, bytes: Uint8Array): Promise<boolean> {
+  const onDisk = await readBounded(join(dir, name), MAX_HANDOVER_FILE_BYTES, () => new TkmsError('conflict', `${name} in the keystore is not a regular file`));
+  return onDisk !== undefined && onDisk.length === bytes.length && onDisk.every((b, i) => b === bytes[i]);
 }

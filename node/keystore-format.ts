@@ -286,3 +286,47 @@ export function keyIdFromFileName(name: string): string | undefined {
   }
   return keyId;
 }
+
+// ---------------------------------------------------------------------------
+// Epoch share files: a share made by a reshare or refresh, one file per (key, epoch, proposal).
+// Their own suffix keeps them apart from `<keyId>.key.json` (key ids may contain ".e1").
+
+export const EPOCH_SHARE_SUFFIX = '.share.json';
+const EPOCH_SHARE_NAME = /^([a-z0-9][a-z0-9._-]{0,63})\.e(0|[1-9][0-9]{0,9})\.([0-9a-f]{64})\.share\.json$/;
+const MAX_FILE_EPOCH = 0xffff_ffff;
+
+export interface EpochShareName {
+  keyId: string;
+  epoch: number;
+  /** The proposal id as 0x + 64 lower-case hex. */
+  proposalId: string;
+}
+
+export function epochShareFileName(name: EpochShareName): string {
+  assertKeyId(name.keyId);
+  return `${name.keyId}.e${name.epoch}.${name.proposalId.slice(2)}${EPOCH_SHARE_SUFFIX}`;
+}
+
+/** The (key, epoch, proposal) an epoch share file name carries, or undefined for any other name. */
+export function parseEpochShareFileName(name: string): EpochShareName | undefined {
+  const match = EPOCH_SHARE_NAME.exec(name);
+  if (match === null) return undefined;
+  const epoch = Number(match[2]);
+  if (epoch > MAX_FILE_EPOCH) return undefined;
+  try {
+    assertKeyId(match[1]);
+  } catch {
+    return undefined;
+  }
+  return { keyId: match[1]!, epoch, proposalId: `0x${match[3]!}` };
+}
+
+/** HKDF info of an epoch share: the key id and the epoch, so no subkey serves two epochs. */
+export function epochShareKeyInfo(keyId: string, epoch: number): Uint8Array {
+  return lengthPrefixed(utf8ToBytes('tkms-keystore/epoch-share-key'), VERSION_BYTES, utf8ToBytes(keyId), utf8ToBytes(String(epoch)));
+}
+
+/** AAD of an epoch share: version, key id, epoch and the public data, under a domain no DKG-time share uses. */
+export function epochShareAad(keyId: string, epoch: number, publicResult: Record<string, unknown>): Uint8Array {
+  return lengthPrefixed(utf8ToBytes('tkms-keystore/epoch-share'), VERSION_BYTES, utf8ToBytes(keyId), utf8ToBytes(String(epoch)), publicResultDigest(publicResult));
+}

@@ -138,3 +138,17 @@ export async function replaceFile(dir: string, name: string, data: Uint8Array): 
     if (!renamed) await unlink(tempPath).catch(() => undefined);
   }
 }
+
+/**
+ * Erases `dir/name` (absent is fine) and makes the erasure durable. Used for shares of an epoch
+ * left: the file is unlinked, never rewritten (its blocks are the filesystem's to reuse).
+ */
+export async function removeFileDurably(dir: string, name: string): Promise<void> {
+  try {
+    await unlink(join(dir, name));
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw ioError('erase', err);
+    return;
+  }
+  await fsyncDirectory(dir);
+}

@@ -29,9 +29,12 @@ import {
   SHARE_LENGTH,
   VERIFIER_PLAINTEXT,
   canonicalJson,
+  epochShareAad,
+  epochShareKeyInfo,
   isPlainObject,
   keyFileName,
   keyIdFromFileName,
+  parseEpochShareFileName,
   parseHeader,
   parseKeyFile,
   serializeHeader,
@@ -99,7 +102,8 @@ export class Keystore {
 
       let header = await readHeader(root);
       if (header === undefined) {
-        if (keyIds.length > 0) {
+        // Shares a reshare made are sealed under the header too: a fresh header would orphan them.
+        if (keyIds.length > 0 || entries.some((name) => parseEpochShareFileName(name) !== undefined)) {
           throw new TkmsError('keystore_corrupt', 'keystore header is missing but key files are present');
         }
         const created = await createHeader(root, passwordBytes, options.newKeystoreScrypt ?? DEFAULT_SCRYPT_PARAMS);
@@ -188,6 +192,34 @@ export class Keystore {
       throw new TkmsError('payload_too_large', `key file for ${keyId} would exceed ${MAX_KEY_FILE_BYTES} bytes`);
     }
     await replaceFile(this.dir, keyFileName(keyId), data);
+  }
+
+  /**
+   * Seals a share made by a reshare at `epoch` as an epoch share file's bytes (node/epoch-files.ts
+   * names and publishes it): the AAD binds the key id, the epoch and `publicResult`.
+   */
+  sealEpochShare(keyId: string, epoch: number, share: bigint, publicResult: Record<string, unknown>): Uint8Array {
+    const masterKey = this.#requireMasterKey();
+    assertKeyId(keyId);
+    if (typeof share !== 'bigint' || share <= 0n || share >= CURVE_ORDER) throw new TkmsError('bad_scalar', 'share must be a bigint in [1, n)');
+    canonicalJson(publicResult);
+    const hkdfSalt = randomBytes(SALT_LENGTH);
+    const nonce = randomBytes(GCM_NONCE_LENGTH);
+    const fileKey = deriveSubkey(masterKey, hkdfSalt, epochShareKeyInfo(keyId, epoch));
+    const plaintext = encodeScalar(share);
+    try {
+      const ciphertext = sealAesGcm(fileKey, nonce, plaintext, epochShareAad(keyId, epoch, publicResult));
+      const data = serializeKeyFile({ version: FORMAT_VERSION, keyId, publicResult, hkdfSalt, nonce, ciphertext });
+      if (data.length > MAX_KEY_FILE_BYTES) throw new TkmsError('payload_too_large', `share file for ${keyId} would exceed ${MAX_KEY_FILE_BYTES} bytes`);
+      return data;
+    } finally {
+      wipe(fileKey, plaintext);
+    }
+  }
+
+  /** Opens an epoch share file (parsed with parseKeyFile) as the share of `file.keyId` at `epoch`; keystore_corrupt when it fails authentication. */
+  openEpochShare(file: KeyFile, epoch: number): bigint {
+    return decryptEpochShare(this.#requireMasterKey(), file, epoch);
   }
 
   /** Forgets the master key; later calls fail with `keystore_locked`. */
@@ -306,6 +338,26 @@ export function decryptShare(masterKey: Uint8Array, file: KeyFile): bigint {
       return decodeScalar(plaintext, { name: 'share' });
     } catch (err) {
       if (isTkmsError(err)) throw new TkmsError('keystore_corrupt', `key file for ${file.keyId} holds an invalid share`, { keyId: file.keyId });
+      throw err;
+    }
+  } finally {
+    wipe(fileKey, plaintext);
+  }
+}
+
+/** Opens an epoch share file: the epoch is part of the subkey and the AAD, so a file renamed to another epoch fails. */
+export function decryptEpochShare(masterKey: Uint8Array, file: KeyFile, epoch: number): bigint {
+  const fileKey = deriveSubkey(masterKey, file.hkdfSalt, epochShareKeyInfo(file.keyId, epoch));
+  let plaintext: Buffer | undefined;
+  try {
+    plaintext = openAesGcm(fileKey, file.nonce, file.ciphertext, epochShareAad(file.keyId, epoch, file.publicResult));
+    if (plaintext === undefined || plaintext.length !== SHARE_LENGTH) {
+      throw new TkmsError('keystore_corrupt', `share file for ${file.keyId} at epoch ${epoch} failed authentication`, { keyId: file.keyId });
+    }
+    try {
+      return decodeScalar(plaintext, { name: 'share' });
+    } catch (err) {
+      if (isTkmsError(err)) throw new TkmsError('keystore_corrupt', `share file for ${file.keyId} at epoch ${epoch} holds an invalid share`, { keyId: file.keyId });
       throw err;
     }
   } finally {

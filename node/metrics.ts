@@ -27,6 +27,12 @@ export interface NodeMetrics {
   spentRequestIds: Gauge;
   /** The on-chain ACL reader (acl.mode chain or either): tkms_chain_*. */
   chain: ChainMetrics;
+  /** The committee epoch this node serves (0 until its first reshare or refresh). */
+  committeeEpoch: Gauge;
+  reshareCeremonies: Counter<'kind' | 'outcome'>;
+  reshareDurationSeconds: Histogram<'kind' | 'outcome'>;
+  /** Ceremony frames refused, by the error code answered (not_approved, bad_request, rate_limited, …). */
+  reshareFramesRefused: Counter<'code'>;
   /** Always 1; the labels carry the versions (dashboards show what runs where during an upgrade). */
   buildInfo: Gauge<'version' | 'node_version'>;
 }
@@ -67,6 +73,26 @@ export function createNodeMetrics(sources?: NodeMetricSources): NodeMetrics {
       help: 'Wall time of whole DKG sessions, by outcome',
       labelNames: ['outcome'],
       buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    committeeEpoch: new Gauge({ name: 'tkms_node_committee_epoch', help: 'The committee epoch this node serves (0 until its first reshare or refresh)', registers: [registry] }),
+    reshareCeremonies: new Counter({
+      name: 'tkms_reshare_ceremonies_total',
+      help: 'Reshare and refresh ceremonies that ended on this node, by kind (reshare, refresh) and outcome (done, failed)',
+      labelNames: ['kind', 'outcome'],
+      registers: [registry],
+    }),
+    reshareDurationSeconds: new Histogram({
+      name: 'tkms_reshare_duration_seconds',
+      help: 'Wall time of reshare and refresh ceremonies, from start to commit or failure',
+      labelNames: ['kind', 'outcome'],
+      buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300],
+      registers: [registry],
+    }),
+    reshareFramesRefused: new Counter({
+      name: 'tkms_reshare_frames_refused_total',
+      help: 'Ceremony frames (/tkms/ceremony/1) this node refused, by the error code answered',
+      labelNames: ['code'],
       registers: [registry],
     }),
     keysHeld: new Gauge({ name: 'tkms_keys_held', help: 'Key shares held in the keystore', registers: [registry] }),

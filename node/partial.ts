@@ -26,6 +26,7 @@ import {
   type PartialRequest,
 } from '../core/index.ts';
 import type { DkgPublicResult } from '../core/dkg/index.ts';
+import type { EpochShare } from './epoch-types.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { NodeMetrics } from './metrics.ts';
 import type { PartialFault } from './partial-faults.ts';
@@ -46,26 +47,58 @@ export interface HeldShare {
   verificationShare: Uint8Array;
 }
 
-/** The shares this node can answer with, by key id. */
+/**
+ * The shares this node can answer with, by key id, at the committee epoch it serves, and its id
+ * in that committee (a reshare may give it another). Swapped whole at a commit: until then the old
+ * epoch keeps serving, so decryption never stops during a ceremony.
+ */
 export class ShareBook {
-  private readonly shares = new Map<string, HeldShare>();
+  private shares = new Map<string, HeldShare>();
+  /** Keys served at an earlier epoch and not now (this node left, or the key moved without it): refused with stale_epoch. */
+  private readonly retired = new Set<string>();
+  private servedEpoch = 0;
 
-  constructor(private readonly selfId: number) {}
+  constructor(private id: number | undefined) {}
+
+  /** This node's id in the committee served; undefined once it left it. */
+  get selfId(): number | undefined {
+    return this.id;
+  }
+
+  get epoch(): number {
+    return this.servedEpoch;
+  }
 
   add(result: DkgPublicResult, share: bigint): void {
-    const Y = result.verificationShares[String(this.selfId)];
+    const Y = this.id === undefined ? undefined : result.verificationShares[String(this.id)];
     if (Y === undefined) throw new TkmsError('keystore_corrupt', `key ${result.keyId} has no verification share for this node`);
-    const verificationShare = decodeHex(Y, { name: 'verification share', length: 33 });
-    assertPointBytes(verificationShare, 'verification share');
-    // A share that does not match its published image would make every proof fail; refuse it loudly.
-    if (!equalBytes(curveBackend().multiplyBaseSecret(share), verificationShare)) {
-      throw new TkmsError('keystore_corrupt', `the stored share of key ${result.keyId} does not match its verification share`);
+    this.shares.set(result.keyId, checkedShare(result.keyId, share, decodeHex(Y, { name: 'verification share', length: 33 })));
+  }
+
+  /** After a commit: the new epoch's shares replace every other, under this node's id at that epoch (undefined: it left, nothing is served). */
+  serveEpoch(selfId: number | undefined, epoch: number, shares: readonly EpochShare[]): void {
+    const next = new Map<string, HeldShare>();
+    if (selfId !== undefined) {
+      for (const s of shares) {
+        const Y = s.data.verificationShares.get(selfId);
+        if (Y === undefined) throw new TkmsError('keystore_corrupt', `key ${s.keyId} has no verification share for member ${selfId} at epoch ${epoch}`);
+        next.set(s.keyId, checkedShare(s.keyId, s.share, Y));
+      }
     }
-    this.shares.set(result.keyId, { share, verificationShare });
+    for (const keyId of this.shares.keys()) if (!next.has(keyId)) this.retired.add(keyId);
+    for (const keyId of next.keys()) this.retired.delete(keyId);
+    this.shares = next;
+    this.id = selfId;
+    this.servedEpoch = epoch;
   }
 
   get(keyId: string): HeldShare | undefined {
     return this.shares.get(keyId);
+  }
+
+  /** Whether the key was served here at an earlier epoch and is not now. */
+  isRetired(keyId: string): boolean {
+    return this.retired.has(keyId);
   }
 
   /** Stops serving partials for a key (members hold different results for its key id). */
@@ -74,8 +107,16 @@ export class ShareBook {
   }
 }
 
+function checkedShare(keyId: string, share: bigint, verificationShare: Uint8Array): HeldShare {
+  assertPointBytes(verificationShare, 'verification share');
+  // A share that does not match its published image would make every proof fail; refuse it loudly.
+  if (!equalBytes(curveBackend().multiplyBaseSecret(share), verificationShare)) {
+    throw new TkmsError('keystore_corrupt', `the stored share of key ${keyId} does not match its verification share`);
+  }
+  return { share, verificationShare };
+}
+
 export interface PartialServiceOptions {
-  selfId: number;
   /** This node's own deployment (its committee file): what every signature must be made for. */
   deployment: Deployment;
   shares: ShareBook;
@@ -121,7 +162,6 @@ export class PartialService {
   private readonly metrics: NodeMetrics;
   private readonly now: () => number;
   private readonly revocations: RevocationStore;
-  private readonly selfId: number;
   private readonly shares: ShareBook;
   private readonly spentIds: SpentRequestIds;
 
@@ -134,7 +174,6 @@ export class PartialService {
     this.log = options.log;
     this.metrics = options.metrics;
     this.revocations = options.revocations;
-    this.selfId = options.selfId;
     this.shares = options.shares;
     this.spentIds = options.spentIds;
     this.maxGrantLifetimeSeconds = options.maxGrantLifetimeSeconds ?? DEFAULT_MAX_GRANT_LIFETIME_SECONDS;
@@ -190,7 +229,13 @@ export class PartialService {
   private async answer(request: PartialRequest): Promise<PartialReply> {
     const { delegation } = request;
     const held = this.shares.get(delegation.keyId);
-    if (held === undefined) throw new TkmsError('unknown_key', `this node holds no share of key ${delegation.keyId}`);
+    const selfId = this.shares.selfId;
+    if (held === undefined || selfId === undefined) {
+      if (this.shares.isRetired(delegation.keyId)) {
+        throw new TkmsError('stale_epoch', `this node no longer serves key ${delegation.keyId}: the committee it served moved to epoch ${this.shares.epoch}; ask the members of that epoch`);
+      }
+      throw new TkmsError('unknown_key', `this node holds no share of key ${delegation.keyId}`);
+    }
     const nowSeconds = Math.floor(this.now() / 1000);
     // The requester's text form names it to the rate limiter, the spent-id log and the log line: made once.
     let requester = '';
@@ -217,7 +262,7 @@ export class PartialService {
     // Spend the request id last among the checks, so a refused request does not burn it.
     await this.spentIds.claim(delegation.requestId, delegation.notAfter, nowSeconds, requester);
 
-    const ctx = { keyId: delegation.keyId, nodeId: this.selfId, requestId: delegation.requestId };
+    const ctx = { keyId: delegation.keyId, nodeId: selfId, requestId: delegation.requestId };
     const fault = this.fault;
     // other_k: a correct partial with a valid proof, but for K + G instead of the handle's K.
     const K = fault === 'other_k' ? (curveBackend().linearCombination(1n, [auth.K], [1n]) ?? auth.K) : auth.K;
@@ -230,7 +275,9 @@ export class PartialService {
       { keyId: delegation.keyId, requestId: bytesToHex(delegation.requestId), requester, viaGrant: auth.viaGrant, ...(auth.onChain ? { aclBlock: request.aclBlock } : {}) },
       'partial issued',
     );
-    return { ok: true, nodeId: this.selfId, wrapped, proof: encodeDleqProof(proof) };
+    // Epoch 0 stays absent, as before epochs existed; later the client checks against that epoch's Y_i.
+    const epoch = this.shares.epoch;
+    return { ok: true, nodeId: selfId, wrapped, proof: encodeDleqProof(proof), ...(epoch > 0 ? { epoch } : {}) };
   }
 }
 

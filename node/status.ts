@@ -6,6 +6,7 @@ import type { Committee } from '../net/committee.ts';
 import type { Route } from '../net/http.ts';
 import { tkmsVersion } from '../runtime/version.ts';
 import type { DkgStatus } from './dkg-runner.ts';
+import type { ReshareStatus } from './epoch-types.ts';
 import { keyFileName } from './keystore-format.ts';
 import type { NodeMetrics } from './metrics.ts';
 import type { GrantSource } from '../core/authz.ts';
@@ -41,6 +42,10 @@ export interface StatusSources {
   dkgStatus: (keyId: string) => DkgStatus;
   /** Where grants come from (config acl.mode) and, unless signed, the chain head as the reader sees it. */
   acl?: { mode: GrantSource; head?: () => Promise<{ block: number; ageSeconds: number }> };
+  /** The committee served now (after a reshare it differs from the committee file); default: the committee file. */
+  served?: () => Committee;
+  /** The reshare or refresh ceremony running now, if any. */
+  ceremony?: () => ReshareStatus | undefined;
 }
 
 /** `acl` of the status: the mode, and with a chain the head (or why it cannot be read now). */
@@ -65,6 +70,10 @@ export interface NodeStatus {
   lastDkg: { keyId: string; completedAt: string | null; durationMs: number | null; source: 'session' | 'keyFile' } | null;
   dkgSessionsSinceStart: Record<string, number>;
   acl: AclStatus;
+  /** The committee epoch served, with that committee's size and threshold (they change with a reshare). */
+  epoch: { epoch: number; n: number; t: number };
+  /** The ceremony running now (GET /admin/reshare lists them all). */
+  ceremony: { proposalId: string; kind: string; phase: string; attempt: number; startedAt: string | null } | null;
 }
 
 async function storedAt(keystoreDir: string, keyId: string): Promise<string | null> {
@@ -136,7 +145,17 @@ export async function nodeStatus(src: StatusSources): Promise<NodeStatus> {
     lastDkg,
     dkgSessionsSinceStart: sessions,
     acl: await aclStatus(src.acl),
+    epoch: servedEpoch(src.served?.() ?? src.committee),
+    ceremony: runningCeremony(src.ceremony?.()),
   };
+}
+
+function servedEpoch(c: Committee): NodeStatus['epoch'] {
+  return { epoch: c.epoch, n: c.members.length, t: c.t };
+}
+
+function runningCeremony(s: ReshareStatus | undefined): NodeStatus['ceremony'] {
+  return s === undefined ? null : { proposalId: s.proposalId, kind: s.kind, phase: s.phase, attempt: s.attempt, startedAt: s.startedAt };
 }
 
 export function statusRoute(src: StatusSources): Route {

@@ -98,7 +98,12 @@ export function toleratedFaults(n: number, t: number): number {
  * every key's group key and new Y_i, and the transcript hash. Recomputed from the fields handed in.
  */
 export function handoverDigest(h: UnsignedHandover, from: CommitteeMembership, to: Committee): Uint8Array {
-  const fields: Uint8Array[] = [DIGEST_DOMAIN, utf8ToBytes(h.committeeId), u32(h.fromEpoch), committeeDigest(from), committeeFileDigest(to), u32(h.keys.length)];
+  return digestLeaving(h, committeeDigest(from), to);
+}
+
+/** handoverDigest with the left committee given by its digest (verifyArrival, which does not know that committee). */
+function digestLeaving(h: UnsignedHandover, fromDigest: Uint8Array, to: Committee): Uint8Array {
+  const fields: Uint8Array[] = [DIGEST_DOMAIN, utf8ToBytes(h.committeeId), u32(h.fromEpoch), fromDigest, committeeFileDigest(to), u32(h.keys.length)];
   for (const key of h.keys) {
     const ids = Object.keys(key.verificationShares).map(Number).sort((a, b) => a - b);
     fields.push(keyIdBytes(key.keyId), decodeHex(key.groupPublicKey), u32(ids.length));
@@ -115,12 +120,13 @@ export function handoverVoteMessage(digest: Uint8Array): Uint8Array {
 
 function hexField(value: unknown, length: number, where: string): string {
   if (typeof value !== 'string') fail(`${where} must be a 0x hex string`);
+  if (!value.startsWith('0x')) fail(`${where} must be 0x hex`);
   try {
-    decodeHex(value, { length, name: where });
+    // Canonical (lower case): the parsed certificate compares its hex with encodeHex output.
+    return encodeHex(decodeHex(value, { length, name: where }));
   } catch {
     fail(`${where} must be ${length} bytes of 0x hex`);
   }
-  return value.toLowerCase();
 }
 
 function pointField(value: unknown, where: string): string {
@@ -158,6 +164,12 @@ export function parseHandoverCertificate(value: unknown): HandoverCertificate {
   if (!Number.isSafeInteger(value.fromEpoch) || (value.fromEpoch as number) < 0 || (value.fromEpoch as number) >= 0xffff_ffff) fail('fromEpoch must be an epoch');
   const fromDigest = hexField(value.fromDigest, 32, 'fromDigest');
   if (!isPlainObject(value.to)) fail('to must be a committee file object');
+  // Shape only (the verifier parses it again with its own decoders): a malformed `to` is a bad certificate, found here.
+  try {
+    parseCommittee(value.to);
+  } catch (e) {
+    fail(`to is not a committee file: ${e instanceof TkmsError ? e.message : 'invalid'}`);
+  }
   if (!Array.isArray(value.keys) || value.keys.length === 0 || value.keys.length > MAX_HANDOVER_KEYS) fail(`keys must list 1..${MAX_HANDOVER_KEYS} keys`);
   const keys: HandoverKey[] = value.keys.map((k: unknown, i: number) => {
     const where = `keys[${i}]`;
@@ -236,8 +248,22 @@ export function verifyHandover(
     const dropped = [...fromKeys.keys()].find((keyId) => !moved.has(keyId));
     if (dropped !== undefined) throw new TkmsError('dkg_failed', `handover certificate drops key ${dropped}`);
   }
+  const keys = arrivingKeys(cert, to, fromKeys);
+  const message = handoverVoteMessage(handoverDigest(cert, from, to));
+  const fromValid = validSigners(cert.signatures.from, from, message);
+  const toValid = validSigners(cert.signatures.to, to, message);
+  if (fromValid.length < from.t) throw new TkmsError('dkg_failed', `handover certificate has ${fromValid.length} valid signatures of leaving members, needs t = ${from.t}`);
+  const quorum = voteQuorum(to.members.length, to.t);
+  if (toValid.length < quorum) throw new TkmsError('dkg_failed', `handover certificate has ${toValid.length} valid signatures of arriving members, needs ${quorum}`);
+  const pick = (sigs: Record<string, string>, ids: string[]) => Object.fromEntries(ids.map((id) => [id, sigs[id]!]));
+  const certificate = { ...cert, signatures: { from: pick(cert.signatures.from, fromValid), to: pick(cert.signatures.to, toValid) } };
+  return { certificate, from, to, keys, refresh: sameMembership(from, to) };
+}
+
+/** The certificate's keys at to.epoch: Y_i for exactly the arriving members, on one polynomial through the (unchanged) group key. */
+function arrivingKeys(cert: HandoverCertificate, to: Committee, fromKeys?: ReadonlyMap<string, KeyEpochData>): KeyEpochData[] {
   const memberIds = to.members.map((m) => String(m.id));
-  const keys: KeyEpochData[] = cert.keys.map((k) => {
+  return cert.keys.map((k) => {
     const ids = Object.keys(k.verificationShares);
     if (ids.length !== memberIds.length || memberIds.some((id) => k.verificationShares[id] === undefined)) {
       throw new TkmsError('dkg_failed', `handover key ${k.keyId}: verification shares are not exactly the arriving members'`);
@@ -255,15 +281,30 @@ export function verifyHandover(
       verificationShares: new Map(ids.map((id) => [Number(id), decodeHex(k.verificationShares[id])])),
     };
   });
-  const message = handoverVoteMessage(handoverDigest(cert, from, to));
-  const fromValid = validSigners(cert.signatures.from, from, message);
-  const toValid = validSigners(cert.signatures.to, to, message);
-  if (fromValid.length < from.t) throw new TkmsError('dkg_failed', `handover certificate has ${fromValid.length} valid signatures of leaving members, needs t = ${from.t}`);
+}
+
+/**
+ * Checks a certificate from the side it arrives at, for a verifier that trusts the arriving committee
+ * but not the one left (a client that pinned the committee file of epoch e + 1 and uses a key made
+ * earlier): `to` has exactly the trusted membership and epoch, every key's Y_i lie on one polynomial
+ * through its group key, and at least voteQuorum(to) arriving members signed the digest (taken with
+ * the certificate's fromDigest; the leaving members' signatures are not checked, their committee
+ * being unknown here). The quorum is at least t of the trusted committee, so at least one honest
+ * member vouches that the dealings matched the old verification shares: the group keys are the
+ * keys' own. Throws like verifyHandover; returns the keys at the trusted epoch.
+ */
+export function verifyArrival(value: unknown, trusted: CommitteeMembership, decoders?: CommitteeDecoders): KeyEpochData[] {
+  const cert = parseHandoverCertificate(value);
+  const to = parseCommittee(cert.to, decoders);
+  if (cert.committeeId !== trusted.committeeId || to.committeeId !== trusted.committeeId) throw new TkmsError('dkg_failed', `handover certificate is for committee ${cert.committeeId}, not ${trusted.committeeId}`);
+  if (to.epoch !== trusted.epoch || cert.fromEpoch + 1 !== trusted.epoch) throw new TkmsError('stale_epoch', `handover certificate arrives at epoch ${to.epoch}; the committee trusted here is at epoch ${trusted.epoch}`);
+  if (!sameMembership(to, trusted)) throw new TkmsError('dkg_failed', `handover certificate arrives at another committee than the one trusted at epoch ${trusted.epoch}`);
+  const keys = arrivingKeys(cert, to);
+  const message = handoverVoteMessage(digestLeaving(cert, decodeHex(cert.fromDigest), to));
+  const valid = validSigners(cert.signatures.to, trusted, message);
   const quorum = voteQuorum(to.members.length, to.t);
-  if (toValid.length < quorum) throw new TkmsError('dkg_failed', `handover certificate has ${toValid.length} valid signatures of arriving members, needs ${quorum}`);
-  const pick = (sigs: Record<string, string>, ids: string[]) => Object.fromEntries(ids.map((id) => [id, sigs[id]!]));
-  const certificate = { ...cert, signatures: { from: pick(cert.signatures.from, fromValid), to: pick(cert.signatures.to, toValid) } };
-  return { certificate, from, to, keys, refresh: sameMembership(from, to) };
+  if (valid.length < quorum) throw new TkmsError('dkg_failed', `handover certificate has ${valid.length} valid signatures of arriving members, needs ${quorum}`);
+  return keys;
 }
 
 export interface FollowedCommittee {
@@ -278,7 +319,8 @@ export interface FollowedCommittee {
 /**
  * Follows certificates from a trusted committee: each one must leave the committee reached so far.
  * Certificates that leave an earlier epoch are skipped (a chain may start before the pin); a gap
- * stops the walk with stale_epoch. Keys given for the starting epoch are checked to stay unchanged.
+ * stops the walk with stale_epoch. Of several certificates leaving one epoch, the first that
+ * verifies is followed; none verifying throws the first one's error. Keys given for the starting epoch are checked to stay unchanged.
  */
 export function followHandovers(
   trusted: CommitteeMembership,
@@ -291,10 +333,26 @@ export function followHandovers(
   let keys = new Map(trustedKeys ?? []);
   const chain: VerifiedHandover[] = [];
   const parsed = certificates.map(parseHandoverCertificate).sort((a, b) => a.fromEpoch - b.fromEpoch);
-  for (const cert of parsed) {
-    if (cert.fromEpoch < committee.epoch) continue;
-    if (cert.fromEpoch > committee.epoch) throw new TkmsError('stale_epoch', `no handover certificate leaves epoch ${committee.epoch} (the next one leaves ${cert.fromEpoch})`);
-    const verified = verifyHandover(cert, committee, keys.size > 0 ? keys : undefined, decoders);
+  for (let i = 0; i < parsed.length; ) {
+    const epoch = parsed[i]!.fromEpoch;
+    let end = i;
+    while (end < parsed.length && parsed[end]!.fromEpoch === epoch) end++;
+    const candidates = parsed.slice(i, end);
+    i = end;
+    if (epoch < committee.epoch) continue;
+    if (epoch > committee.epoch) throw new TkmsError('stale_epoch', `no handover certificate leaves epoch ${committee.epoch} (the next one leaves ${epoch})`);
+    // Certificates gathered from several members may hold a forged one for the same epoch: the first that verifies is taken.
+    let verified: VerifiedHandover | undefined;
+    let firstError: unknown;
+    for (const cert of candidates) {
+      try {
+        verified = verifyHandover(cert, committee, keys.size > 0 ? keys : undefined, decoders);
+        break;
+      } catch (e) {
+        firstError ??= e;
+      }
+    }
+    if (verified === undefined) throw firstError;
     chain.push(verified);
     committee = verified.to;
     keys = new Map(verified.keys.map((k) => [k.keyId, k]));

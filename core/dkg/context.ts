@@ -8,6 +8,8 @@ const MESSAGE_DOMAIN = utf8ToBytes('tkms/dkg/v1/message');
 const CONFIRM_DOMAIN = utf8ToBytes('tkms/dkg/v1/confirm');
 const RESULT_CONFIRM_DOMAIN = utf8ToBytes('tkms/dkg/v2/confirm');
 const RESULT_DOMAIN = utf8ToBytes('tkms/dkg/v2/result');
+/** Results made at an epoch ≥ 1 sign it: another domain, so no v2 digest can equal a v3 one. */
+const RESULT_DOMAIN_V3 = utf8ToBytes('tkms/dkg/v3/result');
 const TRANSCRIPT_DOMAIN = utf8ToBytes('tkms/dkg/v1/transcript');
 
 function u16List(values: readonly number[]): Uint8Array {
@@ -16,6 +18,12 @@ function u16List(values: readonly number[]): Uint8Array {
     out[2 * i] = v >>> 8;
     out[2 * i + 1] = v & 0xff;
   });
+  return out;
+}
+
+function u32(value: number): Uint8Array {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, value);
   return out;
 }
 
@@ -51,7 +59,8 @@ export type UnsignedDkgResult = Omit<DkgPublicResult, 'signatures'>;
  */
 export function dkgResultDigest(r: UnsignedDkgResult, memberKeys: ReadonlyMap<number, Uint8Array>): Uint8Array {
   const ids = Object.keys(r.verificationShares).map(Number).sort((a, b) => a - b);
-  const fields: Uint8Array[] = [RESULT_DOMAIN, keyIdBytes(r.keyId), utf8ToBytes(r.committeeId), decodeHex(r.sessionId), u16(r.t), u16(r.n)];
+  const head = r.epoch === undefined ? [RESULT_DOMAIN, keyIdBytes(r.keyId), utf8ToBytes(r.committeeId)] : [RESULT_DOMAIN_V3, keyIdBytes(r.keyId), utf8ToBytes(r.committeeId), u32(r.epoch)];
+  const fields: Uint8Array[] = [...head, decodeHex(r.sessionId), u16(r.t), u16(r.n)];
   for (const id of ids) {
     const key = memberKeys.get(id);
     if (key === undefined || key.length !== 32) throw new TkmsError('dkg_failed', `no committee key for member ${id}`);

@@ -1,6 +1,7 @@
 import { decodeHex, encodeHex, utf8ToBytes } from '../bytes.ts';
 import { decodePoint, mod, Point, type Point as PointT } from '../curve.ts';
 import { TkmsError } from '../errors.ts';
+import { MAX_EPOCH } from '../committee.ts';
 import { assertKeyId } from '../identifiers.ts';
 import { assertParticipantId, assertThreshold, lagrangeCoefficientsAtZero } from '../shamir.ts';
 import { MAX_SIGNATURE_LENGTH, TRANSCRIPT_HASH_LENGTH } from './codec.ts';
@@ -14,6 +15,8 @@ export const MAX_COMMITTEE_ID_LENGTH = 128;
 export const MAX_ENCODED_RESULT_LENGTH = 4 * 1024 * 1024;
 
 const RESULT_KEYS = ['keyId', 'committeeId', 'sessionId', 't', 'n', 'groupPublicKey', 'verificationShares', 'qualified', 'transcriptHash', 'signatures'] as const;
+/** Fields a result may leave out: `epoch` is absent at epoch 0, so results made before epochs keep their bytes and digest. */
+const OPTIONAL_RESULT_KEYS = ['epoch'] as const;
 
 export function assertCommitteeId(value: unknown): asserts value is string {
   if (typeof value !== 'string' || value.length < 1 || value.length > MAX_COMMITTEE_ID_LENGTH || !/^[\x21-\x7e]+$/.test(value)) {
@@ -75,11 +78,16 @@ function memberKey(key: string, name: string): number {
 export function parseDkgPublicResult(value: unknown): DkgPublicResult {
   if (!isPlainObject(value)) throw new TkmsError('bad_request', 'DKG result must be a JSON object');
   const keys = Object.keys(value);
-  for (const key of keys) if (!(RESULT_KEYS as readonly string[]).includes(key)) throw new TkmsError('bad_request', `DKG result has an unknown field "${key.slice(0, 40)}"`);
+  for (const key of keys) if (!([...RESULT_KEYS, ...OPTIONAL_RESULT_KEYS] as readonly string[]).includes(key)) throw new TkmsError('bad_request', `DKG result has an unknown field "${key.slice(0, 40)}"`);
   for (const key of RESULT_KEYS) if (!(key in value)) throw new TkmsError('bad_request', `DKG result is missing "${key}"`);
   const v = value as Record<(typeof RESULT_KEYS)[number], unknown>;
   assertKeyId(v.keyId);
   assertCommitteeId(v.committeeId);
+  const epoch = (value as { epoch?: unknown }).epoch;
+  // One canonical form: epoch 0 is spelled by leaving the field out.
+  if (epoch !== undefined && (!Number.isSafeInteger(epoch) || (epoch as number) < 1 || (epoch as number) > MAX_EPOCH)) {
+    throw new TkmsError('bad_request', `epoch must be an integer in 1..${MAX_EPOCH} (absent at epoch 0)`);
+  }
   const sessionId = canonicalHex(v.sessionId, 'sessionId', SESSION_ID_LENGTH);
   assertThreshold(v.t, v.n);
   const t = v.t;
@@ -117,7 +125,7 @@ export function parseDkgPublicResult(value: unknown): DkgPublicResult {
     if (hex === '0x') throw new TkmsError('bad_length', `signatures[${key}] is empty`);
     signatures[String(key)] = hex;
   }
-  return { keyId: v.keyId, committeeId: v.committeeId, sessionId, t, n, groupPublicKey, verificationShares, qualified, transcriptHash, signatures };
+  return { keyId: v.keyId, committeeId: v.committeeId, ...(epoch === undefined ? {} : { epoch: epoch as number }), sessionId, t, n, groupPublicKey, verificationShares, qualified, transcriptHash, signatures };
 }
 
 /** λ_j(x) for interpolating at an arbitrary x over the given ids (public values). */

@@ -52,8 +52,16 @@ export interface SealedShare {
 }
 
 export function sealShare(b: SealBinding, share: bigint): SealedShare {
+  return sealShareWith(b, share, randomScalar());
+}
+
+/**
+ * sealShare with the ephemeral scalar d given (1..n−1): for a dealer whose every value is derived
+ * from a stored seed, so a restart seals byte-identical shares (core/ceremony). d must never seal
+ * anything else.
+ */
+export function sealShareWith(b: SealBinding, share: bigint, d: bigint): SealedShare {
   const curve = curveBackend();
-  const d = randomScalar();
   const ephemeralKey = curve.multiplyBaseSecret(d);
   const pairKey = curve.multiplySecret(b.recipientKey, d);
   return { ephemeralKey, ciphertext: mod(share + pad(b, ephemeralKey, pairKey)) };

@@ -1163,6 +1163,8 @@ export class DkgSession {
     this.pendingResult = {
       keyId: this.params.keyId,
       committeeId: this.params.committeeId,
+      // Epoch 0 stays absent: results made before epochs existed keep their digest.
+      ...(this.params.epoch !== undefined && this.params.epoch > 0 ? { epoch: this.params.epoch } : {}),
       sessionId: encodeHex(this.params.sessionId),
       t: this.t,
       n: this.members.length,

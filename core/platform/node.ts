@@ -1,6 +1,7 @@
 import { curveBackendChoiceFromEnv, selectCurveBackend, type CurveBackendChoice, type CurveBackendSelection } from '../curve-native.ts';
 import { setCurveBackend } from '../curve-backend.ts';
 import { installNodeCryptoPaths } from '../node-crypto.ts';
+import { installNodeMemberSignatureCheck } from '../node-ed25519.ts';
 
 /**
  * What `#platform` is in Node (package.json "imports", condition `node`): importing the package
@@ -31,3 +32,4 @@ export const curveSelection: CurveBackendSelection = select();
 
 setCurveBackend(curveSelection.backend);
 installNodeCryptoPaths();
+installNodeMemberSignatureCheck();

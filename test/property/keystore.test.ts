@@ -5,7 +5,22 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { CURVE_ORDER, isTkmsError, randomScalar, utf8ToBytes, type ErrorCode } from '../../core/index.ts';
 import { Keystore, type StoredKey } from '../../node/keystore.ts';
-import { canonicalJson, parseHeader, parseKeyFile } from '../../node/keystore-format.ts';
+import { canonicalJson, epochShareFileName, parseEpochShareFileName, parseHeader, parseKeyFile } from '../../node/keystore-format.ts';
+import {
+  approvalFileName,
+  handoverFileName,
+  membershipFileName,
+  parseApprovalFileName,
+  parseApprovalRecord,
+  parseHandoverFileName,
+  parseMembership,
+  parseMembershipFileName,
+  parseVoteFileName,
+  parseVoteRecord,
+  serializeMembership,
+  serializeVoteRecord,
+  voteFileName,
+} from '../../node/epoch-files.ts';
 
 const PASSWORD = 'property-test-password';
 
@@ -303,3 +318,97 @@ function shuffleKeys(value: unknown, seed: number): unknown {
   }
   return value;
 }
+
+describe('property: epoch store files (node/epoch-files.ts, epoch share names and seals)', function () {
+  this.timeout(120_000);
+  const keyIdArb = fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,63}$/).filter((k) => !k.includes('..'));
+  const proposalIdArb = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => `0x${Buffer.from(b).toString('hex')}`);
+  const epochArb = fc.integer({ min: 0, max: 0xffff_fffe });
+  const nameLike = fc.oneof(
+    fc.string({ maxLength: 200 }),
+    fc.tuple(keyIdArb, fc.string({ maxLength: 12 }), fc.stringMatching(/^[0-9a-f]{0,70}$/)).map(([k, e, h]) => `${k}.e${e}.${h}.share.json`),
+    fc.tuple(fc.constantFrom('handover.e', 'approval.', 'vote.', 'membership.e'), fc.string({ maxLength: 70 })).map(([p, x]) => `${p}${x}.json`),
+  );
+  let root: string;
+  let keystore: Keystore;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'tkms-epoch-prop-'));
+    keystore = await Keystore.open(join(root, 'ks'), PASSWORD, { newKeystoreScrypt: { N: 2 ** 14, r: 8, p: 1 } });
+  });
+  after(async () => {
+    keystore.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('file names: each generated name parses back to what made it', () => {
+    fc.assert(
+      fc.property(keyIdArb, epochArb, proposalIdArb, fc.nat(), (keyId, epoch, proposalId, seq) => {
+        assert.deepEqual(parseEpochShareFileName(epochShareFileName({ keyId, epoch, proposalId })), { keyId, epoch, proposalId });
+        assert.equal(parseHandoverFileName(handoverFileName(epoch)), epoch);
+        assert.equal(parseMembershipFileName(membershipFileName(epoch)), epoch);
+        assert.equal(parseApprovalFileName(approvalFileName(seq)), seq);
+        assert.equal(parseVoteFileName(voteFileName(proposalId)), proposalId);
+        assert.equal(parseEpochShareFileName(`${keyId}.key.json`), undefined);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('file names: any string is rejected or is the one canonical name of what it parses to', () => {
+    fc.assert(
+      fc.property(nameLike, (name) => {
+        const share = parseEpochShareFileName(name);
+        if (share !== undefined) assert.equal(epochShareFileName(share), name);
+        const from = parseHandoverFileName(name);
+        if (from !== undefined) assert.equal(handoverFileName(from), name);
+        const member = parseMembershipFileName(name);
+        if (member !== undefined) assert.equal(membershipFileName(member), name);
+        const seq = parseApprovalFileName(name);
+        if (seq !== undefined) assert.equal(approvalFileName(seq), name);
+        const vote = parseVoteFileName(name);
+        if (vote !== undefined) assert.equal(voteFileName(vote), name);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('vote, membership and approval records: damaged or arbitrary bytes are keystore_corrupt or the record, never another exception', () => {
+    const proposalId = `0x${'ab'.repeat(32)}`;
+    const vote = serializeVoteRecord(proposalId, new Uint8Array(64).fill(7));
+    const membership = serializeMembership({ committeeId: 'c', epoch: 3, t: 2, members: [1, 2, 3].map((id) => ({ id, publicKey: new Uint8Array(32).fill(id) })) });
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }), mutation.map((m) => applyMutation(vote, m))), (bytes) => {
+        const r = outcome(() => parseVoteRecord(bytes, proposalId), ['keystore_corrupt']);
+        if (r.ok) assert.equal(r.value.length > 0, true);
+      }),
+      { numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }), mutation.map((m) => applyMutation(membership, m))), (bytes) => {
+        const r = outcome(() => parseMembership(bytes, 3), ['keystore_corrupt']);
+        if (r.ok) assert.equal(r.value.epoch, 3);
+      }),
+      { numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.jsonValue({ maxDepth: 3 }).map((v) => utf8ToBytes(JSON.stringify({ v: 1, seq: 0, proposalId, proposal: v, status: 'approved', approvedAt: '2026-01-01T00:00:00Z' })))), (bytes) => {
+        outcome(() => parseApprovalRecord(bytes, 0), ['keystore_corrupt']);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a sealed epoch share: damaged, it opens to the same share or is keystore_corrupt; at another epoch it never opens', async () => {
+    const share = randomScalar();
+    const publicResult = { epoch: 5, t: 2, proposalId: `0x${'cd'.repeat(32)}`, key: { keyId: 'k', groupPublicKey: `0x02${'11'.repeat(32)}`, verificationShares: {} } };
+    const sealed = keystore.sealEpochShare('k', 5, share, publicResult);
+    await fc.assert(
+      fc.asyncProperty(mutation, epochArb, async (m, otherEpoch) => {
+        const r = outcome(() => keystore.openEpochShare(parseKeyFile(applyMutation(sealed, m), 'k'), 5), ['keystore_corrupt']);
+        if (r.ok) assert.equal(r.value, share);
+        if (otherEpoch !== 5) assert.equal(outcome(() => keystore.openEpochShare(parseKeyFile(sealed, 'k'), otherEpoch), ['keystore_corrupt']).ok, false);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -151,6 +151,7 @@ const ANSWER_FIELDS = {
   nodeId: req({ kind: 'integer', min: 1, max: 65_535 }),
   wrapped: req({ kind: 'hexUpTo', maxLength: 512, prefix: 'optional' }), // RSA-OAEP up to 4096 bits
   proof: req(hex(64)), // DLEQ c ‖ s
+  epoch: opt({ kind: 'integer', min: 0, max: 0xffff_ffff }), // committee epoch of the share; absent = 0
 };
 
 export const PARTIAL_ANSWER_WIRE: WireMessage = { name: 'partial', fields: ANSWER_FIELDS };
@@ -196,5 +197,10 @@ export const KEYS_REQUEST_WIRE: WireMessage = { name: 'keys request', fields: { 
 
 export const KEYS_REPLY_OK_WIRE: WireMessage = {
   name: 'keys reply',
-  fields: { ok: OK_TRUE, keys: req({ kind: 'openArray', minItems: 0, maxItems: 10_000 }) },
+  fields: {
+    ok: OK_TRUE,
+    keys: req({ kind: 'openArray', minItems: 0, maxItems: 10_000 }),
+    epoch: opt({ kind: 'integer', min: 0, max: 0xffff_ffff }),
+    handovers: opt({ kind: 'openArray', minItems: 0, maxItems: 1024 }), // certificates oldest first
+  },
 };

@@ -108,7 +108,7 @@ describe('on-chain ACL at the gateway routes (fake chain and node pool)', functi
     const ctx = {
       config,
       store,
-      keys: { get: async () => ({ result: { t: 1 } }) },
+      keys: { get: async () => ({ result: { t: 1 }, t: 1, epoch: 0 }) },
       pool,
       limiter,
       ipLimiter: new RateLimiter(1_000_000, 1_000_000),

@@ -103,7 +103,6 @@ describe('on-chain ACL wiring', function () {
     const { store: revocations } = await RevocationStore.open(join(dir, 'revocations.log'), DEPLOYMENT, {}, NOW);
     closers.push(async () => spentIds.close(), async () => revocations.close());
     return new PartialService({
-      selfId: 1,
       deployment: DEPLOYMENT,
       shares,
       spentIds,

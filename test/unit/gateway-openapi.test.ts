@@ -533,9 +533,9 @@ describe('gateway OpenAPI document', () => {
 
     it('the example key is a DKG result that verifies against its members\' keys', () => {
       const key = mediaExample(operation('GET', '/v1/keys/{keyId}'), '200') as Json;
-      // keyToJson publishes the DKG result's groupPublicKey as publicKey, plus the SPKI and members.
-      const { publicKey, publicKeySpki: _spki, members, ...rest } = key;
-      const result = parseDkgPublicResult({ ...rest, groupPublicKey: publicKey });
+      // keyToJson publishes the DKG result's groupPublicKey as publicKey, plus the SPKI and members, the epoch served and the result's own epoch as resultEpoch.
+      const { publicKey, publicKeySpki: _spki, members, epoch: _served, resultEpoch, ...rest } = key;
+      const result = parseDkgPublicResult({ ...rest, ...(resultEpoch === undefined ? {} : { epoch: resultEpoch }), groupPublicKey: publicKey });
       const memberKeys = new Map((members as Json[]).map((m) => [m.id as number, decodeHex(m.publicKey)]));
       verifyDkgPublicResult(result, { committeeId: key.committeeId as string, t: key.t as number, memberKeys });
     });

@@ -1,0 +1,414 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, concatBytes, lengthPrefixed, utf8ToBytes } from '../bytes.ts';
+import { COMPRESSED_POINT_LENGTH, decodePoint, decodeScalar, encodeScalar, SCALAR_LENGTH, type Point } from '../curve.ts';
+import type { LruCache } from '../lru.ts';
+import { decodeDleqProof, DLEQ_PROOF_LENGTH, encodeDleqProof, type DleqProof } from '../dleq.ts';
+import { TkmsError } from '../errors.ts';
+
+/**
+ * Binary wire format of the ceremony messages: `version(1) ‖ type(1) ‖ body ‖ signature(64)`,
+ * integers big-endian, member ids u16. Every signature but a vote's covers
+ * lengthPrefixed(SIGN_DOMAIN, proposal id, everything before it), so a message of one proposal never
+ * passes in another; a vote's signature is the handover vote itself (handoverVoteMessage), bound to
+ * the proposal through the transcript hash. The decoder is strict: the total size is checked against
+ * the largest message the ceremony's shape allows before anything is parsed, counts are exact or
+ * bounded, points and scalars go through the core decoders, no trailing bytes, and only TkmsError
+ * is thrown.
+ */
+export const CEREMONY_WIRE_VERSION = 1;
+export const SIGNATURE_LENGTH = 64;
+export const HASH_LENGTH = 32;
+/** BIP340 proof that the dealer knows d for D (see dealing.ts). */
+export const EPHEMERAL_PROOF_LENGTH = 64;
+const SIGN_DOMAIN = utf8ToBytes('tkms/ceremony/v1/message');
+
+export const CEREMONY_MESSAGE_TYPES = { hello: 1, dealing: 2, complaint: 3, proposal: 4, echo: 5, vote: 6, certificate: 7 } as const;
+export type CeremonyMessageKind = keyof typeof CEREMONY_MESSAGE_TYPES;
+
+/** The ceremony's shape: what bounds every count and size. */
+export interface CeremonyShape {
+  /** |from| and from.t. */
+  n: number;
+  t: number;
+  /** |to| and to.t. */
+  nTo: number;
+  tTo: number;
+  /** Keys moved. */
+  keys: number;
+  /** Attempts a proposal may name (0..maxAttempts − 1). */
+  maxAttempts: number;
+}
+
+export interface HelloMessage {
+  kind: 'hello';
+  author: number;
+  receiverKey: Uint8Array;
+}
+
+/** One arriving member's slot in a dealing: the key it said hello with (and that hello's signature), or absent. */
+export interface DealingRecipient {
+  receiverKey: Uint8Array;
+  helloSignature: Uint8Array;
+}
+
+export interface KeyDealing {
+  /** t′ compressed Feldman commitments, constant term first. */
+  commitments: Uint8Array[];
+  /** The same, decoded (set by the decoder; the math works on these, so no point is decompressed twice). */
+  commitmentPoints?: Point[];
+  ephemeralKey: Uint8Array;
+  ephemeralProof: Uint8Array;
+  /** One per present recipient, in recipient order. */
+  ciphertexts: bigint[];
+}
+
+export interface DealingMessage {
+  kind: 'dealing';
+  author: number;
+  /** Aligned with to.members (sorted by id); undefined where no hello arrived in time. */
+  recipients: (DealingRecipient | undefined)[];
+  keys: KeyDealing[];
+}
+
+export interface ComplaintMessage {
+  kind: 'complaint';
+  author: number;
+  dealer: number;
+  dealingHash: Uint8Array;
+  keyIndex: number;
+  pairKey: Uint8Array;
+  proof: DleqProof;
+}
+
+export interface ProposalMessage {
+  kind: 'proposal';
+  author: number;
+  attempt: number;
+  /** Raw dealing messages, dealers ascending. */
+  dealings: Uint8Array[];
+}
+
+export interface EchoMessage {
+  kind: 'echo';
+  author: number;
+  attempt: number;
+  proposalHash: Uint8Array;
+}
+
+export interface VoteMessage {
+  kind: 'vote';
+  /** The voter's id in `from` and in `to` (0 = not a member of that committee). */
+  fromId: number;
+  toId: number;
+  /** handoverDigest of the proposal voted for: the signature is over handoverVoteMessage(digest). */
+  digest: Uint8Array;
+}
+
+export interface CertificateMessage {
+  kind: 'certificate';
+  /** 0: the author is named by its `from` id, 1: by its `to` id. */
+  authorRole: 0 | 1;
+  author: number;
+  proposal: Uint8Array;
+  votes: Uint8Array[];
+}
+
+export type CeremonyBody = HelloMessage | DealingMessage | ComplaintMessage | ProposalMessage | EchoMessage | VoteMessage | CertificateMessage;
+
+export interface DecodedCeremonyMessage {
+  body: CeremonyBody;
+  /** The bytes the signature covers (before SIGN_DOMAIN and the proposal id are added; a vote's: nothing). */
+  signed: Uint8Array;
+  signature: Uint8Array;
+  raw: Uint8Array;
+  /** SHA-256 of raw: the message's identity for dedup, caches and references. */
+  hash: Uint8Array;
+}
+
+/** What an author signs for a message (all kinds but vote). */
+export function signingBytes(proposalId: Uint8Array, signed: Uint8Array): Uint8Array {
+  return lengthPrefixed(SIGN_DOMAIN, proposalId, signed);
+}
+
+// ---- sizes (the decoder checks the total against these before parsing) ----
+
+function dealingMaxSize(s: CeremonyShape): number {
+  const recipients = s.nTo * (1 + COMPRESSED_POINT_LENGTH + SIGNATURE_LENGTH);
+  const perKey = s.tTo * COMPRESSED_POINT_LENGTH + COMPRESSED_POINT_LENGTH + EPHEMERAL_PROOF_LENGTH + s.nTo * SCALAR_LENGTH;
+  return 2 + 2 + 2 + 2 + recipients + s.keys * perKey + SIGNATURE_LENGTH;
+}
+
+function proposalMaxSize(s: CeremonyShape): number {
+  return 2 + 2 + 2 + 2 + s.t * (4 + dealingMaxSize(s)) + SIGNATURE_LENGTH;
+}
+
+const VOTE_SIZE = 2 + 2 + 2 + HASH_LENGTH + SIGNATURE_LENGTH;
+
+/** The largest message of each kind for this shape: the bound checked before parsing, and the unit of the inbox's byte budgets. */
+export function maxMessageSize(s: CeremonyShape, kind: CeremonyMessageKind): number {
+  switch (kind) {
+    case 'hello':
+      return 2 + 2 + COMPRESSED_POINT_LENGTH + SIGNATURE_LENGTH;
+    case 'dealing':
+      return dealingMaxSize(s);
+    case 'complaint':
+      return 2 + 2 + 2 + HASH_LENGTH + 2 + COMPRESSED_POINT_LENGTH + DLEQ_PROOF_LENGTH + SIGNATURE_LENGTH;
+    case 'proposal':
+      return proposalMaxSize(s);
+    case 'echo':
+      return 2 + 2 + 2 + HASH_LENGTH + SIGNATURE_LENGTH;
+    case 'vote':
+      return VOTE_SIZE;
+    case 'certificate':
+      return 2 + 1 + 2 + 4 + proposalMaxSize(s) + 2 + (s.n + s.nTo) * (4 + VOTE_SIZE) + SIGNATURE_LENGTH;
+  }
+}
+
+/** Decoded points by their encoding: the same receiver keys and commitments recur in every dealing, relay and proposal. */
+export type PointCache = LruCache<string, Point>;
+
+class Reader {
+  private offset = 0;
+  lastPoint: Point | undefined;
+  constructor(private readonly bytes: Uint8Array, private readonly what: string, private readonly cache?: PointCache) {}
+
+  private need(length: number, field: string): void {
+    if (this.offset + length > this.bytes.length) throw new TkmsError('bad_length', `${this.what}: truncated at ${field}`);
+  }
+  u8(field: string): number {
+    this.need(1, field);
+    return this.bytes[this.offset++]!;
+  }
+  u16(field: string): number {
+    this.need(2, field);
+    const value = (this.bytes[this.offset]! << 8) | this.bytes[this.offset + 1]!;
+    this.offset += 2;
+    return value;
+  }
+  u32(field: string): number {
+    this.need(4, field);
+    const b = this.bytes;
+    const o = this.offset;
+    const value = b[o]! * 0x1000000 + ((b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!);
+    this.offset += 4;
+    return value;
+  }
+  take(length: number, field: string): Uint8Array {
+    this.need(length, field);
+    const out = this.bytes.slice(this.offset, this.offset + length);
+    this.offset += length;
+    return out;
+  }
+  /** A member id in 1..max (the committee's ids are checked by the caller against the committee). */
+  id(field: string, allowZero = false): number {
+    const id = this.u16(field);
+    if ((id === 0 && !allowZero) || id > 65_535) throw new TkmsError('bad_request', `${this.what}: ${field} is not a member id`);
+    return id;
+  }
+  bounded(field: string, min: number, max: number): number {
+    const value = this.u16(field);
+    if (value < min || value > max) throw new TkmsError('bad_length', `${this.what}: ${field} ${value} is outside ${min}..${max}`);
+    return value;
+  }
+  blob(field: string, maxLength: number): Uint8Array {
+    const length = this.u32(field);
+    if (length > maxLength) throw new TkmsError('bad_length', `${this.what}: ${field} longer than ${maxLength} bytes`);
+    return this.take(length, field);
+  }
+  point(field: string): Uint8Array {
+    const bytes = this.take(COMPRESSED_POINT_LENGTH, field);
+    const key = this.cache === undefined ? '' : bytesToHex(bytes);
+    let point = this.cache?.get(key);
+    if (point === undefined) {
+      point = decodePoint(bytes, field);
+      this.cache?.set(key, point);
+    }
+    this.lastPoint = point;
+    return bytes;
+  }
+  scalar(field: string): bigint {
+    return decodeScalar(this.take(SCALAR_LENGTH, field), { name: field, allowZero: true });
+  }
+  consumed(): Uint8Array {
+    return this.bytes.slice(0, this.offset);
+  }
+  end(): void {
+    if (this.offset !== this.bytes.length) throw new TkmsError('bad_length', `${this.what}: ${this.bytes.length - this.offset} trailing bytes`);
+  }
+}
+
+class Writer {
+  private readonly parts: Uint8Array[] = [];
+  u8(value: number): this {
+    this.parts.push(Uint8Array.of(value & 0xff));
+    return this;
+  }
+  u16(value: number): this {
+    if (!Number.isInteger(value) || value < 0 || value > 0xffff) throw new TkmsError('bad_request', 'u16 field out of range');
+    this.parts.push(Uint8Array.of(value >>> 8, value & 0xff));
+    return this;
+  }
+  bytes(value: Uint8Array, length?: number): this {
+    if (length !== undefined && value.length !== length) throw new TkmsError('bad_length', `field must be ${length} bytes`);
+    this.parts.push(value);
+    return this;
+  }
+  blob(value: Uint8Array): this {
+    const len = new Uint8Array(4);
+    new DataView(len.buffer).setUint32(0, value.length, false);
+    this.parts.push(len, value);
+    return this;
+  }
+  done(): Uint8Array {
+    return concatBytes(...this.parts);
+  }
+}
+
+function header(kind: CeremonyMessageKind): Writer {
+  return new Writer().u8(CEREMONY_WIRE_VERSION).u8(CEREMONY_MESSAGE_TYPES[kind]);
+}
+
+/** The unsigned prefix of a message (what its signature covers, with the proposal id). */
+export function encodeUnsigned(body: CeremonyBody): Uint8Array {
+  const w = header(body.kind);
+  switch (body.kind) {
+    case 'hello':
+      return w.u16(body.author).bytes(body.receiverKey, COMPRESSED_POINT_LENGTH).done();
+    case 'dealing': {
+      w.u16(body.author).u16(body.recipients.length).u16(body.keys.length);
+      for (const r of body.recipients) {
+        if (r === undefined) w.u8(0);
+        else w.u8(1).bytes(r.receiverKey, COMPRESSED_POINT_LENGTH).bytes(r.helloSignature, SIGNATURE_LENGTH);
+      }
+      const present = body.recipients.filter((r) => r !== undefined).length;
+      for (const k of body.keys) {
+        for (const c of k.commitments) w.bytes(c, COMPRESSED_POINT_LENGTH);
+        w.bytes(k.ephemeralKey, COMPRESSED_POINT_LENGTH).bytes(k.ephemeralProof, EPHEMERAL_PROOF_LENGTH);
+        if (k.ciphertexts.length !== present) throw new TkmsError('bad_request', 'one ciphertext per present recipient');
+        for (const c of k.ciphertexts) w.bytes(encodeScalar(c));
+      }
+      return w.done();
+    }
+    case 'complaint':
+      return w
+        .u16(body.author)
+        .u16(body.dealer)
+        .bytes(body.dealingHash, HASH_LENGTH)
+        .u16(body.keyIndex)
+        .bytes(body.pairKey, COMPRESSED_POINT_LENGTH)
+        .bytes(encodeDleqProof(body.proof))
+        .done();
+    case 'proposal': {
+      w.u16(body.author).u16(body.attempt).u16(body.dealings.length);
+      for (const d of body.dealings) w.blob(d);
+      return w.done();
+    }
+    case 'echo':
+      return w.u16(body.author).u16(body.attempt).bytes(body.proposalHash, HASH_LENGTH).done();
+    case 'vote':
+      return w.u16(body.fromId).u16(body.toId).bytes(body.digest, HASH_LENGTH).done();
+    case 'certificate': {
+      w.u8(body.authorRole).u16(body.author).blob(body.proposal).u16(body.votes.length);
+      for (const v of body.votes) w.blob(v);
+      return w.done();
+    }
+  }
+}
+
+export function withSignature(signed: Uint8Array, signature: Uint8Array): Uint8Array {
+  if (signature.length !== SIGNATURE_LENGTH) throw new TkmsError('bad_length', 'signature must be 64 bytes');
+  return concatBytes(signed, signature);
+}
+
+function decodeBody(r: Reader, type: number, s: CeremonyShape): CeremonyBody {
+  switch (type) {
+    case CEREMONY_MESSAGE_TYPES.hello:
+      return { kind: 'hello', author: r.id('author'), receiverKey: r.point('receiver key') };
+    case CEREMONY_MESSAGE_TYPES.dealing: {
+      const author = r.id('author');
+      r.bounded('recipient count', s.nTo, s.nTo);
+      r.bounded('key count', s.keys, s.keys);
+      const recipients: (DealingRecipient | undefined)[] = [];
+      for (let i = 0; i < s.nTo; i++) {
+        const flag = r.u8('recipient flag');
+        if (flag === 0) recipients.push(undefined);
+        else if (flag === 1) recipients.push({ receiverKey: r.point('receiver key'), helloSignature: r.take(SIGNATURE_LENGTH, 'hello signature') });
+        else throw new TkmsError('bad_request', 'ceremony dealing: recipient flag must be 0 or 1');
+      }
+      const present = recipients.filter((x) => x !== undefined).length;
+      const keys: KeyDealing[] = [];
+      for (let k = 0; k < s.keys; k++) {
+        const commitments: Uint8Array[] = [];
+        const commitmentPoints: Point[] = [];
+        for (let i = 0; i < s.tTo; i++) {
+          commitments.push(r.point('commitment'));
+          commitmentPoints.push(r.lastPoint!);
+        }
+        const ephemeralKey = r.point('ephemeral key');
+        const ephemeralProof = r.take(EPHEMERAL_PROOF_LENGTH, 'ephemeral key proof');
+        const ciphertexts: bigint[] = [];
+        for (let i = 0; i < present; i++) ciphertexts.push(r.scalar('sealed sub-share'));
+        keys.push({ commitments, commitmentPoints, ephemeralKey, ephemeralProof, ciphertexts });
+      }
+      return { kind: 'dealing', author, recipients, keys };
+    }
+    case CEREMONY_MESSAGE_TYPES.complaint: {
+      const author = r.id('author');
+      const dealer = r.id('dealer');
+      const dealingHash = r.take(HASH_LENGTH, 'dealing hash');
+      const keyIndex = r.bounded('key index', 0, s.keys - 1);
+      const pairKey = r.point('pair key');
+      const proof = decodeDleqProof(r.take(DLEQ_PROOF_LENGTH, 'proof'));
+      return { kind: 'complaint', author, dealer, dealingHash, keyIndex, pairKey, proof };
+    }
+    case CEREMONY_MESSAGE_TYPES.proposal: {
+      const author = r.id('author');
+      const attempt = r.bounded('attempt', 0, s.maxAttempts - 1);
+      const count = r.bounded('dealing count', s.t, s.t);
+      const dealings: Uint8Array[] = [];
+      for (let i = 0; i < count; i++) dealings.push(r.blob('dealing', dealingMaxSize(s)));
+      return { kind: 'proposal', author, attempt, dealings };
+    }
+    case CEREMONY_MESSAGE_TYPES.echo:
+      return { kind: 'echo', author: r.id('author'), attempt: r.bounded('attempt', 0, s.maxAttempts - 1), proposalHash: r.take(HASH_LENGTH, 'proposal hash') };
+    case CEREMONY_MESSAGE_TYPES.vote: {
+      const fromId = r.id('from id', true);
+      const toId = r.id('to id', true);
+      if (fromId === 0 && toId === 0) throw new TkmsError('bad_request', 'ceremony vote: names no voter');
+      return { kind: 'vote', fromId, toId, digest: r.take(HASH_LENGTH, 'handover digest') };
+    }
+    case CEREMONY_MESSAGE_TYPES.certificate: {
+      const role = r.u8('author role');
+      if (role !== 0 && role !== 1) throw new TkmsError('bad_request', 'ceremony certificate: author role must be 0 or 1');
+      const author = r.id('author');
+      const proposal = r.blob('proposal', proposalMaxSize(s));
+      const count = r.bounded('vote count', 1, s.n + s.nTo);
+      const votes: Uint8Array[] = [];
+      for (let i = 0; i < count; i++) votes.push(r.blob('vote', VOTE_SIZE));
+      return { kind: 'certificate', authorRole: role, author, proposal, votes };
+    }
+    default:
+      throw new TkmsError('bad_request', `ceremony message: unknown type ${type}`);
+  }
+}
+
+const KIND_BY_TYPE = new Map(Object.entries(CEREMONY_MESSAGE_TYPES).map(([k, v]) => [v as number, k as CeremonyMessageKind]));
+
+/** Strict decode of one message; checks structure only (signatures and membership: the ceremony). */
+export function decodeCeremonyMessage(raw: unknown, shape: CeremonyShape, cache?: PointCache): DecodedCeremonyMessage {
+  if (!(raw instanceof Uint8Array)) throw new TkmsError('bad_request', 'ceremony message must be bytes');
+  if (raw.length < 2 + SIGNATURE_LENGTH) throw new TkmsError('bad_length', 'ceremony message: too short');
+  if (raw[0] !== CEREMONY_WIRE_VERSION) throw new TkmsError('bad_request', `ceremony message: version ${raw[0]} is not ${CEREMONY_WIRE_VERSION}`);
+  const kind = KIND_BY_TYPE.get(raw[1]!);
+  if (kind === undefined) throw new TkmsError('bad_request', `ceremony message: unknown type ${raw[1]}`);
+  const max = maxMessageSize(shape, kind);
+  if (raw.length > max) throw new TkmsError('bad_length', `ceremony ${kind}: ${raw.length} bytes exceed ${max}`);
+  const r = new Reader(raw.subarray(0, raw.length - SIGNATURE_LENGTH), `ceremony ${kind}`, cache);
+  r.u8('version');
+  r.u8('type');
+  const body = decodeBody(r, raw[1]!, shape);
+  r.end();
+  const signed = raw.slice(0, raw.length - SIGNATURE_LENGTH);
+  const signature = raw.slice(raw.length - SIGNATURE_LENGTH);
+  return { body, signed, signature, raw, hash: sha256(raw) };
+}

@@ -1,0 +1,126 @@
+import { schnorr } from '@noble/curves/secp256k1.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { equalBytes, lengthPrefixed, utf8ToBytes } from '../bytes.ts';
+import { decodePoint, encodePoint, encodeScalar, G, mod, type Point } from '../curve.ts';
+import { curveBackend } from '../curve-backend.ts';
+import { openShare, openWithProvenKey, provePairKey, sealShareWith, type SealBinding } from '../dkg/sealed-share.ts';
+import type { DleqProof } from '../dleq.ts';
+import { keyIdBytes } from '../identifiers.ts';
+import { evaluatePolynomial } from '../shamir.ts';
+import type { KeyDealing } from './codec.ts';
+import { deriveBytes, deriveScalar, u16Bytes } from './derive.ts';
+
+/**
+ * The dealing math of one dealer for one key (README "Construction"): a polynomial of degree
+ * t′ − 1 through the dealer's old share, its Feldman commitments, sub-shares sealed to the arriving
+ * members' receiver keys, and the checks every participant runs on what others dealt.
+ *
+ * Each sealing key D comes with a BIP340 proof that the dealer knows d: a receiver that complains
+ * reveals K = e·D, and without the proof a dealer could publish D′ = D_j + x·G for another dealer's
+ * D_j, so that K′ − x·E opened j's sub-share to everyone (the DKG uses one receiver key per dealer
+ * instead; here one key per arriving member suffices, and the hello stays one point).
+ */
+const SEAL_CONTEXT_DOMAIN = utf8ToBytes('tkms/ceremony/v1/seal');
+const EPHEMERAL_PROOF_DOMAIN = utf8ToBytes('tkms/ceremony/v1/ephemeral-key');
+
+export function sealContext(proposalId: Uint8Array, keyId: string): Uint8Array {
+  return lengthPrefixed(SEAL_CONTEXT_DOMAIN, proposalId, keyIdBytes(keyId));
+}
+
+export function sealBinding(proposalId: Uint8Array, keyId: string, dealer: number, recipient: number, receiverKey: Uint8Array): SealBinding {
+  return { context: sealContext(proposalId, keyId), dealer, recipient, recipientKey: receiverKey };
+}
+
+function ephemeralProofMessage(proposalId: Uint8Array, keyId: string, dealer: number, ephemeralKey: Uint8Array): Uint8Array {
+  return sha256(lengthPrefixed(EPHEMERAL_PROOF_DOMAIN, proposalId, keyIdBytes(keyId), u16Bytes(dealer), ephemeralKey));
+}
+
+/** The arriving member's receiver key e_m (its hello carries E_m = e_m·G). */
+export function receiverSecret(seed: Uint8Array, proposalId: Uint8Array, toId: number): bigint {
+  return deriveScalar(seed, proposalId, 'receiver', u16Bytes(toId));
+}
+
+export interface DealInput {
+  seed: Uint8Array;
+  proposalId: Uint8Array;
+  keyId: string;
+  dealer: number;
+  share: bigint;
+  tTo: number;
+  /** Present recipients: to-id and receiver key, in to.members order. */
+  recipients: { id: number; receiverKey: Uint8Array }[];
+  /** Test faults: another polynomial (equivocation), a wrong constant term, wrong sub-shares to these ids. */
+  variant?: number;
+  wrongConstantTerm?: boolean;
+  badSubShareTo?: readonly number[];
+}
+
+export function dealKey(input: DealInput): KeyDealing {
+  const { seed, proposalId, keyId, dealer } = input;
+  const curve = curveBackend();
+  const tag = [keyIdBytes(keyId), u16Bytes(dealer), Uint8Array.of(input.variant ?? 0)];
+  const coefficients = [input.wrongConstantTerm === true ? mod(input.share + 1n) : input.share];
+  for (let k = 1; k < input.tTo; k++) coefficients.push(deriveScalar(seed, proposalId, 'polynomial', ...tag, u16Bytes(k)));
+  const commitments = coefficients.map((a) => curve.multiplyBaseSecret(a));
+  const d = deriveScalar(seed, proposalId, 'seal', ...tag);
+  const ephemeralKey = curve.multiplyBaseSecret(d);
+  const ephemeralProof = schnorr.sign(ephemeralProofMessage(proposalId, keyId, dealer, ephemeralKey), encodeScalar(d), deriveBytes(seed, proposalId, 'seal-proof', ...tag));
+  const bad = new Set(input.badSubShareTo ?? []);
+  const ciphertexts = input.recipients.map((r) => {
+    const value = evaluatePolynomial(coefficients, BigInt(r.id));
+    const sealed = sealShareWith(sealBinding(proposalId, keyId, dealer, r.id, r.receiverKey), bad.has(r.id) ? mod(value + 1n) : value, d);
+    return sealed.ciphertext;
+  });
+  return { commitments, ephemeralKey, ephemeralProof, ciphertexts };
+}
+
+/** Public checks of one key's dealing: the constant term is the dealer's old Y_j and the dealer knows d. */
+export function keyDealingIsValid(proposalId: Uint8Array, keyId: string, dealer: number, dealing: KeyDealing, oldVerificationShare: Uint8Array | undefined): boolean {
+  if (oldVerificationShare === undefined || !equalBytes(dealing.commitments[0]!, oldVerificationShare)) return false;
+  try {
+    return schnorr.verify(dealing.ephemeralProof, ephemeralProofMessage(proposalId, keyId, dealer, dealing.ephemeralKey), dealing.ephemeralKey.subarray(1));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Σ_k A_k·x^k, the public image of g(x), by Horner's rule: x is a member id (16 bits), so each step
+ * is a short variable-time multiplication of public points. Undefined for the identity.
+ */
+export function commitmentAt(commitments: readonly Point[], x: number): Point | undefined {
+  const bx = BigInt(x);
+  let acc = commitments[commitments.length - 1]!;
+  for (let k = commitments.length - 2; k >= 0; k--) acc = acc.multiplyUnsafe(bx).add(commitments[k]!);
+  return acc.is0() ? undefined : acc;
+}
+
+export function commitmentPoints(dealing: KeyDealing): Point[] {
+  return dealing.commitmentPoints ?? dealing.commitments.map((c) => decodePoint(c, 'commitment'));
+}
+
+/** The recipient opens its sub-share; undefined when it does not match the commitments (then it complains). */
+export function openSubShare(proposalId: Uint8Array, keyId: string, dealer: number, recipient: number, receiverKey: Uint8Array, secret: bigint, dealing: KeyDealing, ciphertext: bigint): bigint | undefined {
+  const value = openShare(sealBinding(proposalId, keyId, dealer, recipient, receiverKey), secret, { ephemeralKey: dealing.ephemeralKey, ciphertext });
+  if (value === 0n) return undefined;
+  const expected = commitmentAt(commitmentPoints(dealing), recipient);
+  if (expected === undefined || !equalBytes(curveBackend().multiplyBaseSecret(value), encodePoint(expected))) return undefined;
+  return value;
+}
+
+export function proveComplaint(proposalId: Uint8Array, keyId: string, dealer: number, recipient: number, receiverKey: Uint8Array, secret: bigint, dealing: KeyDealing): { pairKey: Uint8Array; proof: DleqProof } {
+  return provePairKey(sealBinding(proposalId, keyId, dealer, recipient, receiverKey), secret, dealing.ephemeralKey);
+}
+
+/**
+ * Whether a complaint proves the sub-share bad: the pair key is proven for the receiver key the
+ * dealing names, and what it opens does not match the commitments. Public; never throws.
+ */
+export function complaintHolds(proposalId: Uint8Array, keyId: string, dealer: number, recipient: number, receiverKey: Uint8Array, dealing: KeyDealing, ciphertext: bigint, pairKey: Uint8Array, proof: DleqProof): boolean {
+  const opened = openWithProvenKey(sealBinding(proposalId, keyId, dealer, recipient, receiverKey), { ephemeralKey: dealing.ephemeralKey, ciphertext }, { pairKey, proof });
+  if (opened === undefined) return false;
+  const expected = commitmentAt(commitmentPoints(dealing), recipient);
+  if (expected === undefined || opened === 0n) return true;
+  // The opened value is public now (the dealer is out for it): a variable-time check is fine.
+  return !G.multiplyUnsafe(opened).equals(expected);
+}

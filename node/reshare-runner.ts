@@ -1,0 +1,620 @@
+import type { Logger } from 'pino';
+import { committeeFileDigest, committeeToJson, type Committee, type CommitteeMember } from '../core/committee.ts';
+import { decodeHex, encodeHex, equalBytes, isTkmsError, TkmsError } from '../core/index.ts';
+import { verifyHandover, type KeyEpochData } from '../core/ceremony/handover.ts';
+import { isRefresh, parseReshareProposal, reshareProposalToJson } from '../core/ceremony/proposal.ts';
+import type {
+  CeremonyFaults,
+  CeremonyIdentity,
+  CeremonyOutbound,
+  CeremonyStep,
+  CeremonyTiming,
+  ReshareCeremonyApi,
+  ReshareParams,
+  ReshareProposal,
+} from '../core/ceremony/types.ts';
+import { libp2pCommitteeDecoders } from '../net/committee.ts';
+import { errorText } from '../net/p2p.ts';
+import type { EpochShare, EpochStore, ReshareStatus, ServedEpoch, StoredApproval } from './epoch-types.ts';
+import type { NodeMetrics } from './metrics.ts';
+import { buildRefreshProposal, checkOperatorApproval, checkPeerRefresh, RefreshRate, type ApprovalContext, type CheckedProposal } from './reshare-approvals.ts';
+import { PreApprovalInbox } from './reshare-inbox.ts';
+import { attemptAt, finalDeadline } from '../core/ceremony/deadlines.ts';
+import { decodeCeremonyFrame, decodeCeremonyReply, encodeCeremonyFrame, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
+
+/** How the node builds the engine (core/ceremony ReshareCeremony). */
+export type CeremonyFactory = (params: ReshareParams, identity: CeremonyIdentity, options: { timing: CeremonyTiming; faults?: CeremonyFaults }) => ReshareCeremonyApi;
+
+/** How the runner reaches a participant: one frame out, one reply frame back. */
+export interface CeremonyTransport {
+  send(to: CommitteeMember, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+}
+
+export interface ReshareRunnerOptions {
+  store: EpochStore;
+  identity: CeremonyIdentity;
+  seed: Uint8Array;
+  createCeremony: CeremonyFactory;
+  transport: CeremonyTransport;
+  log: Logger;
+  metrics: NodeMetrics;
+  phaseMs: number;
+  faults?: CeremonyFaults;
+  /**
+   * Public data of every key at the served epoch, also those this node holds no share of (it joined
+   * after the dealers dealt: it serves nothing until a refresh gives it shares). Default: the shares'.
+   */
+  epochKeys?: () => KeyEpochData[];
+  /** The keys' public data at from.epoch when this node holds none of them (it joins): asked of `from`'s members. */
+  fetchKeys: (proposal: ReshareProposal) => Promise<KeyEpochData[]>;
+  /** After a commit: serve the new epoch (shares, committee, this node's id in it). */
+  onCommitted: (served: ServedEpoch, shares: EpochShare[]) => void;
+  /** The participants this node talks to changed (an approval or a finished ceremony): admission, addresses. */
+  onParticipantsChanged?: () => void;
+  now?: () => number;
+}
+
+interface Run {
+  proposalId: string;
+  proposal: ReshareProposal;
+  kind: 'reshare' | 'refresh';
+  status: ReshareStatus['status'];
+  ceremony: ReshareCeremonyApi | undefined;
+  startedAt: number | undefined;
+  /** The time handed to the engine's start(): its deadlines (and attempts) count from it. */
+  ceremonyStartedAt: number | undefined;
+  finishedAt: number | undefined;
+  failureReason: string | undefined;
+  /** Engine calls, vote persistence and sends, one at a time in order (a vote is on disk before anything after it is sent). */
+  chain: Promise<void>;
+  tickTimer: NodeJS.Timeout | undefined;
+  retransmitTimer: NodeJS.Timeout | undefined;
+  /** Per-destination FIFO and how many deliveries wait in it. */
+  queues: Map<string, { tail: Promise<void>; waiting: number }>;
+  /** Participant key → frames it answered `ok` to: retransmits skip those but every FULL_RETRANSMIT_EVERY-th round. */
+  acked: Map<string, Set<Uint8Array>>;
+  retransmits: number;
+  /** A refresh's `refresh` frame, sent again with every retransmit: a member that was still committing the epoch before refused it the first time. */
+  announce: Uint8Array | undefined;
+}
+
+const DELIVERY_ATTEMPTS = 3;
+/**
+ * Retransmit rounds between two that re-send even what a participant acknowledged: an `ok` means it
+ * took the message, but a participant may restart, or its engine may drop what it buffered past a
+ * bound; in between only what was not acknowledged goes again (all of it, n frames per round, would
+ * cost every member n² frames per half phase).
+ */
+const FULL_RETRANSMIT_EVERY = 4;
+/** Deliveries queued to one participant beyond which retransmits skip it (it is down; the next round reaches it). */
+const MAX_QUEUED_PER_PARTICIPANT = 32;
+/** A finished ceremony keeps answering and re-sending its certificate this many phases, so slower members finish too. */
+const LINGER_PHASES = 10;
+/** Phases past the engine's final deadline after which a ceremony still running is given up (the engine fails it itself at that deadline). */
+const PAST_FINAL_DEADLINE_PHASES = 2;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+const keyHex = (k: Uint8Array): string => encodeHex(k);
+
+/**
+ * Runs reshare and refresh ceremonies over /tkms/ceremony/1: the operator's approvals (admin API),
+ * refreshes members start, the engine's steps (votes on disk before they are sent), deadlines and
+ * retransmits, and the commit (new shares, then the certificate, then serving the new epoch).
+ * One ceremony at a time: a second approval waits until the first is finished or cancelled.
+ */
+export class ReshareRunner {
+  private readonly runs = new Map<string, Run>();
+  private readonly inbox = new PreApprovalInbox();
+  private readonly refreshRate: RefreshRate;
+  private readonly now: () => number;
+  private stopped = false;
+  private lastCommitAt: number;
+
+  constructor(private readonly o: ReshareRunnerOptions) {
+    this.now = o.now ?? Date.now;
+    this.refreshRate = RefreshRate.forCommittee(o.store.served().committee);
+    this.lastCommitAt = this.now();
+  }
+
+  /** Resumes approved ceremonies that had not committed when the node stopped (votes already cast are re-sent, never re-signed). */
+  resume(): void {
+    const served = this.o.store.served().committee;
+    for (const a of this.o.store.approvals()) {
+      if (a.status !== 'approved') continue;
+      const run = this.newRun(a.proposalId, a.proposal);
+      if (served.epoch >= a.proposal.to.epoch && !this.joinsAt(a.proposal, served)) {
+        run.status = 'done';
+        continue;
+      }
+      if (served.epoch > a.proposal.from.epoch && !this.joinsAt(a.proposal, served)) {
+        run.status = 'failed';
+        run.failureReason = 'the served epoch moved past this proposal';
+        continue;
+      }
+      this.launch(run);
+    }
+    this.o.onParticipantsChanged?.();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const run of this.runs.values()) this.clearTimers(run);
+  }
+
+  /** When this node last committed a handover (or started): the refresh schedule reads it. */
+  get lastCommitTime(): number {
+    return this.lastCommitAt;
+  }
+
+  /** Whether a ceremony is approved here and not finished (a new DKG waits for it). */
+  busy(): boolean {
+    return [...this.runs.values()].some((r) => r.status === 'approved' || r.status === 'running');
+  }
+
+  /** Raw Ed25519 keys (hex) of every participant of approved ceremonies still running or lingering. */
+  participantKeys(): Set<string> {
+    const out = new Set<string>();
+    const now = this.now();
+    for (const run of this.runs.values()) {
+      if (run.status === 'cancelled' || (run.finishedAt !== undefined && now - run.finishedAt > LINGER_PHASES * this.o.phaseMs)) continue;
+      for (const m of this.participants(run.proposal)) out.add(keyHex(m.publicKey));
+    }
+    return out;
+  }
+
+  /** Members of both committees of every approved proposal not cancelled, with their addresses (for dialing). */
+  participantMembers(): CommitteeMember[] {
+    const byKey = new Map<string, CommitteeMember>();
+    for (const run of this.runs.values()) if (run.status !== 'cancelled') for (const m of this.participants(run.proposal)) byKey.set(keyHex(m.publicKey), m);
+    return [...byKey.values()];
+  }
+
+  // --- admin API ------------------------------------------------------------------------
+
+  /** POST /admin/reshare/approve: the operator approves a proposal file. */
+  async approve(body: unknown): Promise<{ proposalId: string; kind: 'reshare' | 'refresh'; status: ReshareStatus['status'] }> {
+    this.refuseIfStopped();
+    const proposal = parseReshareProposal(body, libp2pCommitteeDecoders);
+    const checked = checkOperatorApproval(proposal, this.approvalContext());
+    await this.approveChecked(checked);
+    return this.brief(checked.proposalId);
+  }
+
+  /** POST /admin/refresh: this node proposes a refresh of the committee it serves and tells the other members. */
+  async refresh(): Promise<{ proposalId: string; kind: 'refresh'; status: ReshareStatus['status'] }> {
+    this.refuseIfStopped();
+    const ctx = this.approvalContext();
+    const proposal = buildRefreshProposal(ctx.served, ctx.heldKeyIds);
+    const checked = checkOperatorApproval(proposal, ctx);
+    const run = this.runs.get(checked.proposalId);
+    if (run === undefined || run.status === 'failed') {
+      // Queued first on every member's FIFO, so the proposal precedes this node's first message.
+      const fresh = this.newRun(checked.proposalId, proposal);
+      for (const m of this.participants(proposal)) if (!this.isSelf(m)) this.enqueue(fresh, m, fresh.announce!, true);
+    }
+    await this.approveChecked(checked);
+    return { ...this.brief(checked.proposalId), kind: 'refresh' };
+  }
+
+  /** POST /admin/reshare/cancel: withdraws an approval, refused once this node voted for it. */
+  async cancel(proposalId: string): Promise<{ proposalId: string; status: 'cancelled' }> {
+    const approval = this.o.store.approvals().find((a) => a.proposalId === proposalId);
+    if (approval === undefined) throw new TkmsError('unknown_key', `no approval of proposal ${proposalId} here`);
+    if (this.o.store.priorVote(proposalId) !== undefined) {
+      throw new TkmsError('conflict', `this node already voted for proposal ${proposalId}; a vote cannot be withdrawn (the ceremony ends with a certificate or fails on its own)`);
+    }
+    const run = this.runs.get(proposalId);
+    if (run?.status === 'done') throw new TkmsError('conflict', `proposal ${proposalId} is already committed`);
+    await this.o.store.saveApproval({ ...approval, status: 'cancelled' });
+    if (run !== undefined) {
+      this.clearTimers(run);
+      run.status = 'cancelled';
+      run.finishedAt = this.now();
+    }
+    this.o.onParticipantsChanged?.();
+    this.o.log.info({ proposalId }, 'reshare approval cancelled by the operator');
+    return { proposalId, status: 'cancelled' };
+  }
+
+  /** GET /admin/reshare. */
+  list(): { epoch: number; committee: Record<string, unknown>; handovers: number; proposals: ReshareStatus[] } {
+    const served = this.o.store.served();
+    return { epoch: served.committee.epoch, committee: committeeToJson(served.committee), handovers: served.handovers.length, proposals: [...this.runs.values()].map((r) => this.statusOf(r)) };
+  }
+
+  /** The ceremony running now, for GET /admin/status. */
+  current(): ReshareStatus | undefined {
+    const running = [...this.runs.values()].filter((r) => r.status === 'running' || r.status === 'approved');
+    return running.length === 0 ? undefined : this.statusOf(running[running.length - 1]!);
+  }
+
+  // --- libp2p ---------------------------------------------------------------------------
+
+  /** One frame from an admitted participant (the daemon checked the peer); always answers a reply frame. */
+  async answerFrame(peer: string, bytes: Uint8Array): Promise<Uint8Array> {
+    let reply: CeremonyReply = { ok: true };
+    try {
+      this.refuseIfStopped();
+      const frame = decodeCeremonyFrame(bytes);
+      const proposalId = encodeHex(frame.proposalId);
+      if (frame.type === 'refresh') await this.onRefreshFrame(proposalId, frame.payload);
+      else await this.onPayload(peer, proposalId, frame.payload);
+    } catch (e) {
+      const err = isTkmsError(e) ? e : new TkmsError('internal', 'ceremony frame handling failed');
+      if (!isTkmsError(e)) this.o.log.error({ err: errorText(e), peer }, 'unexpected error handling a ceremony frame');
+      this.o.metrics.reshareFramesRefused.inc({ code: err.code });
+      reply = { ok: false, code: err.code, message: err.message };
+    }
+    return encodeCeremonyReply(reply);
+  }
+
+  private async onRefreshFrame(proposalId: string, payload: Uint8Array): Promise<void> {
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+    } catch {
+      throw new TkmsError('bad_request', 'refresh frame: the proposal is not UTF-8 JSON');
+    }
+    const proposal = parseReshareProposal(json, libp2pCommitteeDecoders);
+    const checked = checkPeerRefresh(proposal, this.approvalContext(), this.refreshRate, this.now());
+    if (checked.proposalId !== proposalId) throw new TkmsError('bad_request', 'refresh frame: proposalId is not the digest of the proposal carried');
+    if (checked.known !== undefined) return;
+    this.o.log.info({ proposalId, epoch: proposal.from.epoch }, 'a member proposed a refresh of the committee served here; taking part');
+    await this.approveChecked(checked);
+  }
+
+  private async onPayload(peer: string, proposalId: string, payload: Uint8Array): Promise<void> {
+    const run = this.runs.get(proposalId);
+    if (run === undefined) {
+      this.inbox.hold(peer, proposalId, payload, this.now());
+      throw new TkmsError('not_approved', `this node has not approved proposal ${proposalId}`);
+    }
+    if (run.status === 'cancelled') throw new TkmsError('not_approved', `proposal ${proposalId} was cancelled here`);
+    if (run.ceremony === undefined) {
+      // Approved, still preparing (key data from other members): held like an early message.
+      this.inbox.hold(peer, proposalId, payload, this.now());
+      return;
+    }
+    const ceremony = run.ceremony;
+    await this.step(run, () => ceremony.receive(payload, this.now()));
+  }
+
+  // --- the ceremony ---------------------------------------------------------------------
+
+  private async approveChecked(checked: CheckedProposal): Promise<void> {
+    const existing = this.runs.get(checked.proposalId);
+    if (checked.known?.status === 'approved' && existing !== undefined && existing.status !== 'failed') return;
+    const approval: StoredApproval = { proposalId: checked.proposalId, proposal: checked.proposal, status: 'approved', approvedAt: new Date(this.now()).toISOString() };
+    // On disk before this node deals or votes for it.
+    await this.o.store.saveApproval(approval);
+    const run = existing !== undefined && existing.status !== 'failed' ? existing : this.newRun(checked.proposalId, checked.proposal);
+    this.o.log.info({ proposalId: checked.proposalId, kind: checked.kind, fromEpoch: checked.proposal.from.epoch, toMembers: checked.proposal.to.members.length, toT: checked.proposal.to.t }, 'ceremony approved');
+    this.o.onParticipantsChanged?.();
+    this.launch(run);
+  }
+
+  private newRun(proposalId: string, proposal: ReshareProposal): Run {
+    const run: Run = {
+      proposalId,
+      proposal,
+      kind: isRefresh(proposal) ? 'refresh' : 'reshare',
+      status: 'approved',
+      ceremony: undefined,
+      startedAt: undefined,
+      ceremonyStartedAt: undefined,
+      finishedAt: undefined,
+      failureReason: undefined,
+      chain: Promise.resolve(),
+      tickTimer: undefined,
+      retransmitTimer: undefined,
+      queues: new Map(),
+      acked: new Map(),
+      retransmits: 0,
+      announce: isRefresh(proposal) ? refreshFrame(proposalId, proposal) : undefined,
+    };
+    this.runs.set(proposalId, run);
+    return run;
+  }
+
+  private launch(run: Run): void {
+    run.status = 'running';
+    run.startedAt = this.now();
+    run.finishedAt = undefined;
+    run.failureReason = undefined;
+    void this.begin(run).catch((e: unknown) => this.finish(run, 'failed', `could not start: ${errorText(e)}`));
+  }
+
+  private async begin(run: Run): Promise<void> {
+    const { proposal, proposalId } = run;
+    const served = this.o.store.served().committee;
+    const inFrom = proposal.from.members.some((m) => this.isSelf(m));
+    let keys: KeyEpochData[];
+    let oldShares: Map<string, bigint> | undefined;
+    if (inFrom && equalCommittee(served, proposal.from)) {
+      const known = new Map(this.servedKeys().map((k) => [k.keyId, k]));
+      keys = proposal.keyIds.map((id) => {
+        const k = known.get(id);
+        if (k === undefined) throw new TkmsError('stale_epoch', `this node knows no key ${id} at epoch ${served.epoch}`);
+        return k;
+      });
+      // A member holding no share (it joined late) takes part as a receiver only: the refresh gives it one.
+      const held = new Map(this.o.store.shares().map((s) => [s.keyId, s.share]));
+      if (proposal.keyIds.every((id) => held.has(id))) oldShares = new Map(proposal.keyIds.map((id) => [id, held.get(id)!]));
+    } else {
+      keys = await this.o.fetchKeys(proposal);
+    }
+    if (run.status !== 'running' || this.stopped) return;
+    const params: ReshareParams = {
+      proposal,
+      proposalId: decodeHex(proposalId),
+      keys,
+      ...(oldShares === undefined ? {} : { oldShares }),
+      seed: this.o.seed,
+      ...(this.o.store.priorVote(proposalId) === undefined ? {} : { priorVote: this.o.store.priorVote(proposalId)! }),
+    };
+    const ceremony = this.o.createCeremony(params, this.o.identity, { timing: { phaseMs: this.o.phaseMs }, ...(this.o.faults === undefined ? {} : { faults: this.o.faults }) });
+    run.ceremony = ceremony;
+    this.o.log.info({ proposalId, kind: run.kind, dealer: oldShares !== undefined, keys: keys.length }, 'ceremony started');
+    run.ceremonyStartedAt = this.now();
+    await this.step(run, () => ceremony.start(run.ceremonyStartedAt!));
+    for (const early of this.inbox.take(proposalId, this.now())) {
+      await this.step(run, () => ceremony.receive(early.payload, this.now())).catch((e: unknown) => {
+        this.o.log.debug({ proposalId, peer: early.peer, err: errorText(e) }, 'an early ceremony message was refused');
+      });
+    }
+    run.retransmitTimer = setInterval(() => this.retransmit(run), Math.max(50, Math.floor(this.o.phaseMs / 2)));
+    run.retransmitTimer.unref();
+  }
+
+  /**
+   * One engine call and what it asks for, after every earlier one: the vote is written before any
+   * message of the step is sent. A payload the engine refuses throws back to the sender's reply.
+   */
+  private step(run: Run, call: () => CeremonyStep): Promise<void> {
+    const next = run.chain.then(async () => {
+      if (run.status === 'cancelled' || this.stopped) return;
+      const step = call();
+      if (step.persistVote !== undefined) await this.o.store.recordVote(run.proposalId, step.persistVote);
+      this.dispatch(run, step.outbound, false);
+      await this.afterStep(run);
+    });
+    // The chain itself never rejects: one refused payload must not stop the next.
+    run.chain = next.catch(() => {});
+    return next;
+  }
+
+  private retransmit(run: Run): void {
+    if (this.stopped || run.ceremony === undefined) return;
+    if (run.finishedAt !== undefined && this.now() - run.finishedAt > LINGER_PHASES * this.o.phaseMs) {
+      this.clearTimers(run);
+      this.o.onParticipantsChanged?.();
+      return;
+    }
+    if (run.status === 'cancelled') return;
+    const ceremony = run.ceremony;
+    run.chain = run.chain
+      .then(() => {
+        const full = run.retransmits++ % FULL_RETRANSMIT_EVERY === FULL_RETRANSMIT_EVERY - 1;
+        if (full) run.acked.clear();
+        if (run.announce !== undefined && run.finishedAt === undefined) for (const m of this.participants(run.proposal)) if (!this.isSelf(m)) this.enqueue(run, m, run.announce, false);
+        this.dispatch(run, ceremony.retransmit(), true);
+      })
+      .catch(() => {});
+  }
+
+  private async afterStep(run: Run): Promise<void> {
+    const ceremony = run.ceremony;
+    if (ceremony === undefined || run.status !== 'running') return;
+    if (ceremony.phase === 'done') {
+      await this.commit(run, ceremony);
+      return;
+    }
+    if (ceremony.phase === 'failed') {
+      this.finish(run, 'failed', ceremony.failureReason ?? 'the ceremony failed');
+      return;
+    }
+    this.armTick(run, ceremony);
+  }
+
+  private armTick(run: Run, ceremony: ReshareCeremonyApi): void {
+    if (run.tickTimer !== undefined) clearTimeout(run.tickTimer);
+    run.tickTimer = undefined;
+    const deadline = ceremony.nextDeadline();
+    if (deadline === undefined) return;
+    const last = run.ceremonyStartedAt === undefined ? undefined : finalDeadline(run.ceremonyStartedAt, this.o.phaseMs, run.proposal.to.members.length);
+    if (last !== undefined && this.now() > last + PAST_FINAL_DEADLINE_PHASES * this.o.phaseMs) {
+      this.finish(run, 'failed', 'no certificate by the final deadline');
+      return;
+    }
+    run.tickTimer = setTimeout(() => {
+      run.tickTimer = undefined;
+      void this.step(run, () => ceremony.tick(this.now())).catch((e: unknown) => this.o.log.error({ proposalId: run.proposalId, err: errorText(e) }, 'ceremony tick failed'));
+    }, Math.max(0, deadline - this.now()));
+    run.tickTimer.unref();
+  }
+
+  /** New shares on disk first, then the certificate (the commit), then the new epoch served. */
+  private async commit(run: Run, ceremony: ReshareCeremonyApi): Promise<void> {
+    const outcome = ceremony.outcome();
+    if (outcome === undefined) {
+      this.finish(run, 'failed', 'the ceremony reported done without an outcome');
+      return;
+    }
+    try {
+      const from = run.proposal.from;
+      const fromKeys = new Map(this.keysOf(run).map((k) => [k.keyId, k]));
+      const verified = verifyHandover(outcome.certificate, from, fromKeys.size > 0 ? fromKeys : undefined, libp2pCommitteeDecoders);
+      if (outcome.newShares !== undefined) await this.o.store.savePending(run.proposalId, outcome.newShares, verified.keys);
+      await this.o.store.commit(verified, run.proposalId);
+      this.lastCommitAt = this.now();
+      this.o.onCommitted(this.o.store.served(), this.o.store.shares());
+      this.o.metrics.committeeEpoch.set(this.o.store.served().committee.epoch);
+      this.finish(run, 'done', undefined);
+    } catch (e) {
+      this.finish(run, 'failed', `the certificate could not be committed: ${errorText(e)}`);
+    }
+  }
+
+  private keysOf(run: Run): KeyEpochData[] {
+    const inFrom = run.proposal.from.members.some((m) => this.isSelf(m));
+    if (!inFrom) return [];
+    const known = new Map(this.servedKeys().map((k) => [k.keyId, k]));
+    return run.proposal.keyIds.flatMap((id) => (known.has(id) && known.get(id)!.epoch === run.proposal.from.epoch ? [known.get(id)!] : []));
+  }
+
+  /** The keys of the served epoch: all the committee holds, with or without a share here. */
+  private servedKeys(): KeyEpochData[] {
+    return this.o.epochKeys?.() ?? this.o.store.shares().map((s) => s.data);
+  }
+
+  private finish(run: Run, status: 'done' | 'failed', reason: string | undefined): void {
+    if (run.status !== 'running' && run.status !== 'approved') return;
+    if (run.tickTimer !== undefined) clearTimeout(run.tickTimer);
+    run.tickTimer = undefined;
+    run.status = status;
+    run.finishedAt = this.now();
+    run.failureReason = reason;
+    // The retransmit timer lingers on a finished ceremony, so members still missing the certificate get it.
+    if (status === 'failed' && run.retransmitTimer !== undefined) {
+      clearInterval(run.retransmitTimer);
+      run.retransmitTimer = undefined;
+    }
+    const seconds = run.startedAt === undefined ? 0 : (run.finishedAt - run.startedAt) / 1000;
+    this.o.metrics.reshareCeremonies.inc({ kind: run.kind, outcome: status });
+    this.o.metrics.reshareDurationSeconds.observe({ kind: run.kind, outcome: status }, seconds);
+    const fields = { proposalId: run.proposalId, kind: run.kind, seconds, disqualified: run.ceremony?.disqualified() };
+    if (status === 'done') this.o.log.info({ ...fields, epoch: this.o.store.served().committee.epoch }, 'ceremony committed; serving the new epoch');
+    else this.o.log.error({ ...fields, reason }, 'ceremony failed; the committee keeps serving its epoch');
+  }
+
+  private clearTimers(run: Run): void {
+    if (run.tickTimer !== undefined) clearTimeout(run.tickTimer);
+    if (run.retransmitTimer !== undefined) clearInterval(run.retransmitTimer);
+    run.tickTimer = undefined;
+    run.retransmitTimer = undefined;
+  }
+
+  // --- delivery ---------------------------------------------------------------------------
+
+  private dispatch(run: Run, outbound: readonly CeremonyOutbound[], isRetransmit: boolean): void {
+    if (outbound.length === 0) return;
+    const everyone = this.participants(run.proposal).filter((m) => !this.isSelf(m));
+    for (const msg of outbound) {
+      const frame = encodeCeremonyFrame({ type: 'payload', proposalId: decodeHex(run.proposalId), payload: msg.payload });
+      const targets = msg.to === undefined ? everyone : everyone.filter((m) => msg.to!.some((k) => equalBytes(k, m.publicKey)));
+      for (const m of targets) {
+        if (isRetransmit && this.wasAcked(run, m, msg.payload)) continue;
+        this.enqueue(run, m, frame, !isRetransmit, msg.payload);
+      }
+    }
+  }
+
+  private wasAcked(run: Run, to: CommitteeMember, payload: Uint8Array): boolean {
+    const acked = run.acked.get(keyHex(to.publicKey));
+    if (acked === undefined) return false;
+    for (const p of acked) if (equalBytes(p, payload)) return true;
+    return false;
+  }
+
+  /** Appends a delivery to the participant's FIFO; a failed one is retried a few times, then left to the next retransmit. */
+  private enqueue(run: Run, to: CommitteeMember, frame: Uint8Array, mustQueue: boolean, payload?: Uint8Array): void {
+    const key = keyHex(to.publicKey);
+    const q = run.queues.get(key) ?? { tail: Promise.resolve(), waiting: 0 };
+    if (!mustQueue && q.waiting >= MAX_QUEUED_PER_PARTICIPANT) return;
+    q.waiting++;
+    q.tail = q.tail.then(async () => {
+      try {
+        for (let attempt = 1; attempt <= DELIVERY_ATTEMPTS && !this.stopped; attempt++) {
+          try {
+            const reply = decodeCeremonyReply(await this.o.transport.send(to, frame, this.deliveryTimeoutMs()));
+            if (!reply.ok) this.o.log.debug({ proposalId: run.proposalId, to: to.id, code: reply.code, reason: reply.message }, 'participant refused a ceremony frame');
+            else if (payload !== undefined) {
+              const acked = run.acked.get(key) ?? new Set<Uint8Array>();
+              acked.add(payload);
+              run.acked.set(key, acked);
+            }
+            return;
+          } catch (e) {
+            if (attempt === DELIVERY_ATTEMPTS) {
+              this.o.log.debug({ proposalId: run.proposalId, to: to.id, err: errorText(e) }, 'ceremony frame not delivered; the next retransmit tries again');
+              return;
+            }
+            await sleep(100 * 2 ** (attempt - 1));
+          }
+        }
+      } finally {
+        q.waiting--;
+      }
+    });
+    run.queues.set(key, q);
+  }
+
+  private deliveryTimeoutMs(): number {
+    return Math.max(2_000, Math.min(this.o.phaseMs, 15_000));
+  }
+
+  // --- helpers ----------------------------------------------------------------------------
+
+  private participants(p: ReshareProposal): CommitteeMember[] {
+    const byKey = new Map<string, CommitteeMember>();
+    for (const m of [...p.from.members, ...p.to.members]) if (!byKey.has(keyHex(m.publicKey))) byKey.set(keyHex(m.publicKey), m);
+    return [...byKey.values()];
+  }
+
+  private isSelf(m: { publicKey: Uint8Array }): boolean {
+    return equalBytes(m.publicKey, this.o.identity.publicKey);
+  }
+
+  private joinsAt(p: ReshareProposal, served: Committee): boolean {
+    return !p.from.members.some((m) => this.isSelf(m)) && equalCommittee(served, p.to) && this.o.store.served().handovers.length === 0;
+  }
+
+  private approvalContext(): ApprovalContext {
+    const served = this.o.store.served().committee;
+    return {
+      served,
+      selfKey: this.o.identity.publicKey,
+      heldKeyIds: this.servedKeys().map((k) => k.keyId).sort(),
+      approvals: this.o.store.approvals(),
+      finished: (id) => {
+        const run = this.runs.get(id);
+        return run !== undefined && (run.status === 'done' || run.status === 'failed' || run.status === 'cancelled');
+      },
+    };
+  }
+
+  private brief(proposalId: string): { proposalId: string; kind: 'reshare' | 'refresh'; status: ReshareStatus['status'] } {
+    const run = this.runs.get(proposalId)!;
+    return { proposalId, kind: run.kind, status: run.status };
+  }
+
+  private statusOf(run: Run): ReshareStatus {
+    const c = run.ceremony;
+    const running = run.status === 'running' && run.ceremonyStartedAt !== undefined;
+    return {
+      proposalId: run.proposalId,
+      kind: run.kind,
+      fromEpoch: run.proposal.from.epoch,
+      toEpoch: run.proposal.to.epoch,
+      status: run.status,
+      phase: c?.phase ?? (run.status === 'approved' || run.status === 'running' ? 'preparing' : run.status),
+      attempt: running ? attemptAt(run.ceremonyStartedAt!, this.o.phaseMs, this.now()) : 0,
+      startedAt: run.startedAt === undefined ? null : new Date(run.startedAt).toISOString(),
+      durationMs: run.startedAt === undefined || run.finishedAt === undefined ? null : run.finishedAt - run.startedAt,
+      failureReason: run.failureReason ?? null,
+      disqualified: c?.disqualified() ?? {},
+    };
+  }
+
+  private refuseIfStopped(): void {
+    if (this.stopped) throw new TkmsError('unavailable', 'node is stopping');
+  }
+}
+
+function refreshFrame(proposalId: string, proposal: ReshareProposal): Uint8Array {
+  return encodeCeremonyFrame({ type: 'refresh', proposalId: decodeHex(proposalId), payload: new TextEncoder().encode(JSON.stringify(reshareProposalToJson(proposal))) });
+}
+
+function equalCommittee(a: Committee, b: Committee): boolean {
+  return equalBytes(committeeFileDigest(a), committeeFileDigest(b));
+}

@@ -1,0 +1,212 @@
+import assert from 'node:assert/strict';
+import { utf8ToBytes } from '../../core/bytes.ts';
+import { curveBackend } from '../../core/curve-backend.ts';
+import { encodePoint, G } from '../../core/curve.ts';
+import { isTkmsError } from '../../core/errors.ts';
+import { combinePartials, interpolateSecret, type ScalarShare } from '../../core/shamir.ts';
+import { decodeCeremonyMessage, inboxBounds, maxAttempts, maxMessageSize, ReshareCeremony, verifyHandover, type CeremonyShape, type ReshareOutcome } from '../../core/ceremony/index.ts';
+import { Inbox } from '../../core/ceremony/inbox.ts';
+import { identityOf, kindOf, makeScenario, paramsOf, simulate, type Scenario, type SimResult } from './ceremony-harness.ts';
+
+function keysMap(s: Scenario) {
+  return new Map(s.keys.map((k) => [k.keyId, k]));
+}
+
+/** Every finished member holds the same certificate, it verifies, and every arriving member's share matches its Y′. */
+function assertCompleted(s: Scenario, r: SimResult, except: number[] = []): ReshareOutcome {
+  assert.deepEqual(r.errors, []);
+  const outcomes = s.nodes.filter((n) => !except.includes(n.index)).map((n) => {
+    const o = r.outcomes[n.index];
+    assert.ok(o, `node ${n.index} finished (${r.ceremonies[n.index]!.phase}: ${r.ceremonies[n.index]!.failureReason})`);
+    return { node: n, o };
+  });
+  const first = outcomes[0]!.o;
+  const verified = verifyHandover(first.certificate, s.proposal.from, keysMap(s));
+  for (const { node, o } of outcomes) {
+    assert.equal(o.certificate.transcriptHash, first.certificate.transcriptHash);
+    assert.deepEqual(o.certificate.keys, first.certificate.keys);
+    verifyHandover(o.certificate, s.proposal.from, keysMap(s));
+    if (node.toId === undefined) {
+      assert.equal(o.newShares, undefined);
+      continue;
+    }
+    assert.ok(o.newShares, `arriving node ${node.index} has new shares`);
+    for (const key of verified.keys) {
+      const share: bigint = o.newShares.get(key.keyId)!;
+      assert.deepEqual(curveBackend().multiplyBaseSecret(share), key.verificationShares.get(node.toId));
+    }
+  }
+  for (const key of verified.keys) assert.deepEqual(key.groupPublicKey, s.keys.find((k) => k.keyId === key.keyId)!.groupPublicKey);
+  return first;
+}
+
+function newSharesOf(s: Scenario, r: SimResult, keyId: string): ScalarShare[] {
+  return s.nodes.filter((n) => n.toId !== undefined && r.outcomes[n.index]?.newShares).map((n) => ({ id: n.toId!, value: r.outcomes[n.index]!.newShares!.get(keyId)! }));
+}
+
+const reshare = () => makeScenario({ n: 5, t: 3, nTo: 7, tTo: 4, stay: [[1, 1], [2, 3], [4, 5]], keyIds: ['key-a', 'key-b'] });
+const refresh = () => makeScenario({ n: 5, t: 3, nTo: 5, tTo: 3, stay: [1, 2, 3, 4, 5].map((i) => [i, i] as [number, number]) });
+
+describe('reshare ceremony (core/ceremony)', function () {
+  this.timeout(120_000);
+
+  it('reshares 3-of-5 to 4-of-7 (three members stay, two leave, four arrive): same group key, new shares on the new Y′, same secret', () => {
+    const s = reshare();
+    const r = simulate(s, { seed: 3, minDelay: 1, maxDelay: 40 });
+    assertCompleted(s, r);
+    for (const keyId of ['key-a', 'key-b']) {
+      const fresh = newSharesOf(s, r, keyId);
+      assert.equal(fresh.length, 7);
+      const secret = s.secrets.get(keyId)!;
+      assert.equal(interpolateSecret(fresh.slice(0, 4)), secret);
+      assert.equal(interpolateSecret(fresh.slice(3, 7)), secret);
+      assert.equal(interpolateSecret(s.oldShares.get(keyId)!.slice(2, 5)), secret);
+      // t′ − 1 shares do not determine it.
+      assert.notEqual(interpolateSecret(fresh.slice(0, 3)), secret);
+    }
+  });
+
+  it('refreshes 3-of-5 to the same members at epoch + 1: every share and Y_i change, the key does not, old and new partials do not combine', () => {
+    const s = refresh();
+    const r = simulate(s, { seed: 5, maxDelay: 20 });
+    const outcome = assertCompleted(s, r);
+    assert.equal(verifyHandover(outcome.certificate, s.proposal.from, keysMap(s)).refresh, true);
+    const keyId = 'key-1';
+    const old = s.oldShares.get(keyId)!;
+    const fresh = newSharesOf(s, r, keyId);
+    for (const share of fresh) {
+      assert.notEqual(share.value, old.find((o) => o.id === share.id)!.value);
+      const yOld = s.keys[0]!.verificationShares.get(share.id)!;
+      assert.notEqual(outcome.certificate.keys[0]!.verificationShares[String(share.id)], Buffer.from(yOld).toString('hex'));
+    }
+    assert.equal(interpolateSecret(fresh.slice(2, 5)), s.secrets.get(keyId));
+    const K = encodePoint(G.multiply(123456789n));
+    const partial = (sh: ScalarShare) => ({ id: sh.id, point: curveBackend().multiplySecret(K, sh.value) });
+    const expected = curveBackend().multiplySecret(K, s.secrets.get(keyId)!);
+    assert.deepEqual(combinePartials(fresh.slice(0, 3).map(partial)), expected);
+    assert.deepEqual(combinePartials(old.slice(0, 3).map(partial)), expected);
+    const mixed = [partial(old[0]!), partial(old[1]!), partial(fresh[2]!)];
+    assert.notDeepEqual(combinePartials(mixed), expected);
+  });
+
+  it('disqualifies a dealer that seals bad sub-shares through a complaint, and completes without it', () => {
+    const s = reshare();
+    const r = simulate(s, { seed: 11, maxDelay: 30, faults: new Map([[0, { badSubShareTo: [2, 6] }]]) });
+    assertCompleted(s, r);
+    for (const c of r.ceremonies) assert.match(c.disqualified()['from:1'] ?? '', /does not match its commitments/);
+    // The complainer is not blamed: its complaint holds.
+    for (const c of r.ceremonies) assert.equal(c.disqualified()['to:2'], undefined);
+  });
+
+  it('ignores a dealing whose constant term is not the dealer\'s verification share', () => {
+    const s = reshare();
+    const r = simulate(s, { seed: 12, maxDelay: 30, faults: new Map([[1, { wrongConstantTerm: true }]]) });
+    assertCompleted(s, r);
+    for (const c of r.ceremonies) assert.match(c.disqualified()['from:2'] ?? '', /public checks/);
+  });
+
+  it('drops a dealer that signs two different dealings', () => {
+    const s = reshare();
+    const r = simulate(s, { seed: 13, maxDelay: 30, faults: new Map([[0, { equivocateDealing: true }]]) });
+    assertCompleted(s, r);
+    for (const c of r.ceremonies) assert.match(c.disqualified()['from:1'] ?? '', /two different dealings/);
+  });
+
+  it('moves to the next attempt when the proposer is silent, and completes', () => {
+    const s = reshare();
+    // to:1 (node 0, also from:1) proposes attempt 0.
+    const r = simulate(s, { seed: 14, maxDelay: 30, faults: new Map([[0, { silent: true }]]) });
+    assertCompleted(s, r, [0]);
+    assert.ok(r.endMs > 2 * 1000 + 3 * 1000, `finished in attempt 1 or later (t = ${r.endMs})`);
+  });
+
+  it('completes despite a proposer that signs two proposals for one attempt', () => {
+    const s = makeScenario({ n: 5, t: 2, nTo: 7, tTo: 4, stay: [[1, 1], [2, 3], [4, 5]] });
+    const r = simulate(s, { seed: 15, maxDelay: 30, faults: new Map([[0, { equivocateProposal: true }]]) });
+    assertCompleted(s, r);
+    assert.match(r.ceremonies[2]!.disqualified()['to:1'] ?? '', /two proposals/);
+  });
+
+  it('a member restarted with its persisted vote re-sends the same vote bytes, signs no other vote, and reaches the outcome', () => {
+    const s = reshare();
+    const first = simulate(s, { seed: 16, maxDelay: 10 });
+    assertCompleted(s, first);
+    const node = s.nodes[2]!;
+    const prior = first.persisted[2];
+    assert.ok(prior, 'the vote was persisted');
+    const signed: Uint8Array[] = [];
+    const restarted = new ReshareCeremony(paramsOf(s, node, prior), identityOf(node, signed), { timing: { phaseMs: 1000 } });
+    const step = restarted.start(50_000);
+    assert.ok(step.outbound.some((o) => Buffer.compare(o.payload, prior) === 0), 'the prior vote is re-sent verbatim');
+    assert.equal(step.persistVote, undefined);
+    for (const other of first.ceremonies) {
+      if (other === first.ceremonies[2]) continue;
+      for (const o of other.retransmit()) {
+        const next = restarted.receive(o.payload, 50_001);
+        assert.equal(next.persistVote, undefined);
+      }
+    }
+    restarted.tick(60_000);
+    const voteDomain = utf8ToBytes('tkms/handover/v1/vote');
+    for (const m of signed) assert.ok(!Buffer.from(m).includes(Buffer.from(voteDomain)), 'no vote signed after the restart');
+    const outcome = restarted.outcome();
+    assert.ok(outcome);
+    assert.equal(outcome.certificate.transcriptHash, first.outcomes[0]!.certificate.transcriptHash);
+    assert.deepEqual(outcome.newShares, first.outcomes[2]!.newShares);
+  });
+
+  it('a member that sees only the certificate message (even one restarted before it said hello) computes its share', () => {
+    const s = reshare();
+    // Node 6 (a new member, to:4) receives nothing but certificates; its own messages still go out.
+    const r = simulate(s, { seed: 17, maxDelay: 10, onlyKinds: new Map([[6, new Set(['certificate'] as const)]]) });
+    assertCompleted(s, r);
+    const certificateMessage = r.ceremonies[0]!.retransmit().find((o) => kindOf(o.payload) === 'certificate')!.payload;
+    const node = s.nodes[6]!;
+    const fresh = new ReshareCeremony(paramsOf(s, node), identityOf(node), { timing: { phaseMs: 1000 } });
+    fresh.receive(certificateMessage, 5);
+    assert.equal(fresh.phase, 'done');
+    assert.deepEqual(fresh.outcome()!.newShares, r.outcomes[6]!.newShares);
+  });
+
+  it('refuses malformed, oversized and forged messages with a TkmsError, and drops messages past an author\'s bounds', () => {
+    const s = reshare();
+    const r = simulate(s, { seed: 18 });
+    const node = s.nodes[3]!;
+    const c = new ReshareCeremony(paramsOf(s, node), identityOf(node), { timing: { phaseMs: 1000 } });
+    const shape: CeremonyShape = { n: 5, t: 3, nTo: 7, tTo: 4, keys: 2, maxAttempts: maxAttempts(7) };
+    const dealing = r.ceremonies[0]!.retransmit().find((o) => kindOf(o.payload) === 'dealing')!.payload;
+    assert.throws(() => c.receive(Uint8Array.from([...dealing, 0]), 0), (e: unknown) => isTkmsError(e, 'bad_request'));
+    const oversized = new Uint8Array(maxMessageSize(shape, 'dealing') + 1);
+    oversized.set(dealing.subarray(0, 2));
+    assert.throws(() => c.receive(oversized, 0), (e: unknown) => isTkmsError(e, 'bad_request') && /exceed/.test(e.message));
+    const forged = dealing.slice();
+    forged[forged.length - 1]! ^= 1;
+    assert.throws(() => c.receive(forged, 0), (e: unknown) => isTkmsError(e, 'bad_request') && /signature/.test(e.message));
+    assert.doesNotThrow(() => decodeCeremonyMessage(dealing, shape));
+
+    const bounds = inboxBounds(shape);
+    const inbox = new Inbox(bounds);
+    for (let i = 0; i < bounds.perAuthorCount.hello; i++) assert.ok(inbox.admit('a', 'hello', 100));
+    assert.equal(inbox.admit('a', 'hello', 100), false, 'per-author count');
+    assert.equal(new Inbox(bounds).admit('b', 'proposal', bounds.perAuthorBytes + 1), false, 'per-author bytes');
+    const total = new Inbox({ ...bounds, perAuthorBytes: bounds.totalBytes });
+    assert.ok(total.admit('c', 'certificate', bounds.totalBytes - 10));
+    assert.equal(total.admit('d', 'hello', 11), false, 'total bytes');
+    console.log(`      bounds (5→7, 2 keys): per author ${JSON.stringify(bounds.perAuthorCount)}, ${bounds.perAuthorBytes} B per author, ${bounds.totalBytes} B in total`);
+  });
+
+  for (const n of [16, 32]) {
+    it(`prints the time of an in-memory reshare at n = ${n}, t = ${n / 2} (to the same size, half the members replaced)`, function () {
+      this.timeout(600_000);
+      const half = n / 2;
+      const stay = Array.from({ length: half }, (_, i) => [i + 1, i + 1] as [number, number]);
+      const s = makeScenario({ n, t: half, nTo: n, tTo: half, stay });
+      const started = process.hrtime.bigint();
+      const r = simulate(s, { seed: 19, maxDelay: 5 });
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      assertCompleted(s, r);
+      const participants = s.nodes.length;
+      console.log(`      n=${n} t=${half}: ${ms.toFixed(0)} ms for ${participants} members in one process (${(ms / participants).toFixed(0)} ms CPU per member), ${r.deliveries} deliveries`);
+    });
+  }
+});

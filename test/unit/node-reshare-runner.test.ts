@@ -1,0 +1,256 @@
+import assert from 'node:assert/strict';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { curveBackend, encodeHex, equalBytes, interpolateSecret, isTkmsError, randomBytes, splitSecret, TkmsError, CURVE_ORDER } from '../../core/index.ts';
+import { ReshareCeremony } from '../../core/ceremony/index.ts';
+import type { HandoverCertificate, KeyEpochData, VerifiedHandover } from '../../core/ceremony/handover.ts';
+import { reshareProposalToJson } from '../../core/ceremony/proposal.ts';
+import { committeeFileDigest } from '../../core/committee.ts';
+import { parseCommittee, type Committee } from '../../net/committee.ts';
+import { ceremonyIdentity, ceremonySeed } from '../../node/ceremony-identity.ts';
+import type { EpochShare, EpochStore, ServedEpoch, StoredApproval } from '../../node/epoch-types.ts';
+import type { NodeIdentity } from '../../node/identity.ts';
+import { createNodeMetrics } from '../../node/metrics.ts';
+import { ReshareRunner } from '../../node/reshare-runner.ts';
+import { decodeCeremonyReply, encodeCeremonyFrame } from '../../node/reshare-wire.ts';
+import { createLogger } from '../../runtime/logger.ts';
+import { waitFor } from '../support/processes.ts';
+
+/**
+ * In-memory stand-in for node/epoch-store.ts (the real one is tested on its own): the order of
+ * calls the runner makes is what these tests look at.
+ */
+class MemoryEpochStore implements EpochStore {
+  readonly calls: string[] = [];
+  private handovers: HandoverCertificate[] = [];
+  private current: EpochShare[];
+  private readonly pending = new Map<string, { shares: ReadonlyMap<string, bigint>; keys: readonly KeyEpochData[] }>();
+  private readonly approvalList: StoredApproval[] = [];
+  private readonly votes = new Map<string, Uint8Array>();
+
+  constructor(
+    private committee: Committee,
+    shares: EpochShare[],
+    private readonly selfKey: Uint8Array,
+  ) {
+    this.current = shares;
+  }
+
+  served(): ServedEpoch {
+    return { committee: this.committee, handovers: [...this.handovers] };
+  }
+  async savePending(proposalId: string, shares: ReadonlyMap<string, bigint>, keys: readonly KeyEpochData[]): Promise<void> {
+    this.calls.push('savePending');
+    this.pending.set(proposalId, { shares, keys });
+  }
+  async loadPending(proposalId: string): Promise<Map<string, bigint> | undefined> {
+    const p = this.pending.get(proposalId);
+    return p === undefined ? undefined : new Map(p.shares);
+  }
+  async commit(handover: VerifiedHandover, proposalId: string): Promise<void> {
+    this.calls.push('commit');
+    // A member that joins was started with the arriving committee's file (as node/epoch-store.ts allows).
+    const joining = this.handovers.length === 0 && equalBytes(committeeFileDigest(handover.to), committeeFileDigest(this.committee));
+    if (!joining && handover.from.epoch !== this.committee.epoch) throw new TkmsError('stale_epoch', 'not the served epoch');
+    const inTo = handover.to.members.some((m) => equalBytes(m.publicKey, this.selfKey));
+    const p = this.pending.get(proposalId);
+    if (inTo && p === undefined) throw new TkmsError('internal', 'commit before savePending');
+    this.handovers.push(handover.certificate);
+    this.committee = handover.to;
+    this.current = inTo ? handover.keys.map((data) => ({ keyId: data.keyId, share: p!.shares.get(data.keyId)!, data })) : [];
+  }
+  shares(): EpochShare[] {
+    return this.current;
+  }
+  async saveApproval(approval: StoredApproval): Promise<void> {
+    this.calls.push(`approval:${approval.status}`);
+    const i = this.approvalList.findIndex((a) => a.proposalId === approval.proposalId);
+    if (i >= 0) this.approvalList[i] = approval;
+    else this.approvalList.push(approval);
+  }
+  approvals(): StoredApproval[] {
+    return [...this.approvalList];
+  }
+  async recordVote(proposalId: string, vote: Uint8Array): Promise<void> {
+    this.calls.push('recordVote');
+    this.votes.set(proposalId, vote);
+  }
+  priorVote(proposalId: string): Uint8Array | undefined {
+    return this.votes.get(proposalId);
+  }
+}
+
+describe('node reshare runner (in-process, real engine, memory store)', function () {
+  this.timeout(120_000);
+  const identities: NodeIdentity[] = [];
+  let from: Committee;
+  let to: Committee;
+  let secret: bigint;
+  let keyData: KeyEpochData;
+  let shares: Map<number, bigint>;
+
+  const committeeOf = (nodes: number[], t: number, epoch: number): Committee =>
+    parseCommittee({ committeeId: 'runner-reshare', epoch, t, members: nodes.map((node, i) => ({ id: i + 1, peerId: identities[node]!.peerId, multiaddrs: [`/ip4/127.0.0.1/tcp/${30_000 + node}`] })) });
+
+  before(async () => {
+    for (let i = 0; i < 6; i++) {
+      const privateKey = await generateKeyPair('Ed25519');
+      identities.push({ privateKey, peerId: peerIdFromPrivateKey(privateKey).toString() });
+    }
+    // nodes 0..3 hold a 2-of-4 key; the new committee is nodes 1..5, 3-of-5 (node 0 leaves, two join).
+    from = committeeOf([0, 1, 2, 3], 2, 0);
+    to = committeeOf([1, 2, 3, 4, 5], 3, 1);
+    secret = BigInt(`0x${encodeHex(randomBytes(31)).slice(2)}`) % CURVE_ORDER;
+    const split = splitSecret(secret, 2, 4);
+    shares = new Map(split.map((s) => [s.id, s.value]));
+    keyData = {
+      keyId: 'k1',
+      epoch: 0,
+      t: 2,
+      groupPublicKey: curveBackend().multiplyBaseSecret(secret),
+      verificationShares: new Map(split.map((s) => [s.id, curveBackend().multiplyBaseSecret(s.value)])),
+    };
+  });
+
+  function build(nodes: number[], down: Set<number> = new Set()) {
+    const runners = new Map<number, ReshareRunner>();
+    const stores = new Map<number, MemoryEpochStore>();
+    const peerOf = (node: number) => identities[node]!.peerId;
+    /** A runner over the node's store, as a (re)started process makes it. */
+    const start = (node: number): ReshareRunner => {
+      const runner = new ReshareRunner({
+        store: stores.get(node)!,
+        identity: ceremonyIdentity(identities[node]!),
+        seed: ceremonySeed(identities[node]!),
+        createCeremony: (params, id, options) => new ReshareCeremony(params, id, options),
+        transport: {
+          send: async (member, frame) => {
+            const target = identities.findIndex((x) => x.peerId === member.peerId);
+            if (down.has(target) || down.has(node) || !runners.has(target)) throw new Error('unreachable');
+            await new Promise((r) => setImmediate(r));
+            return runners.get(target)!.answerFrame(peerOf(node), frame);
+          },
+        },
+        log: createLogger('silent'),
+        metrics: createNodeMetrics(),
+        phaseMs: 1_000,
+        fetchKeys: async () => [keyData],
+        onCommitted: () => {},
+      });
+      runners.set(node, runner);
+      return runner;
+    };
+    for (const node of nodes) {
+      const key = ceremonyIdentity(identities[node]!);
+      const fromId = from.members.find((m) => equalBytes(m.publicKey, key.publicKey))?.id;
+      const served = fromId === undefined ? to : from;
+      const held: EpochShare[] = fromId === undefined ? [] : [{ keyId: 'k1', share: shares.get(fromId)!, data: keyData }];
+      stores.set(node, new MemoryEpochStore(served, held, key.publicKey));
+      start(node);
+    }
+    return { runners, stores, start };
+  }
+
+  const proposal = () => reshareProposalToJson({ from, to, keyIds: ['k1'] });
+
+  let refreshMs = 0;
+  after(() => console.log(`      refresh of 3-of-5 in process (phase 1000 ms): ${refreshMs} ms`));
+
+  it('moves the key to the new committee, then refreshes it: same secret, new shares on a 3-of-5 sharing, store calls in order', async () => {
+    const { runners, stores } = build([0, 1, 2, 3, 4, 5]);
+    let proposalId = '';
+    for (const r of runners.values()) proposalId = (await r.approve(proposal())).proposalId;
+    for (const [node, r] of runners) {
+      await waitFor(`node ${node} done`, () => {
+        const p = r.list().proposals.find((x) => x.proposalId === proposalId);
+        return p !== undefined && p.status !== 'running' && p.status !== 'approved' ? p : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 20 });
+      assert.equal(r.list().proposals[0]!.status, 'done', `node ${node}: ${r.list().proposals[0]!.failureReason}`);
+    }
+    const newShares = [1, 2, 3, 4, 5].map((node) => {
+      const s = stores.get(node)!;
+      assert.equal(s.served().committee.epoch, 1);
+      // Approval first, the vote on disk before anything it sent, new shares before the commit.
+      const c = s.calls;
+      assert.ok(c.indexOf('approval:approved') < c.indexOf('recordVote'));
+      assert.ok(c.indexOf('savePending') < c.indexOf('commit'));
+      const id = s.served().committee.members.find((m) => m.peerId === identities[node]!.peerId)!.id;
+      return { id, value: s.shares()[0]!.share };
+    });
+    assert.equal(interpolateSecret(newShares.slice(0, 3)), secret);
+    assert.equal(interpolateSecret(newShares.slice(2, 5)), secret);
+    assert.deepEqual(stores.get(0)!.shares(), [], 'the member that left serves nothing');
+
+    // Then one member refreshes the new committee; the others take its refresh frame.
+    const started = Date.now();
+    const refresh = await runners.get(3)!.refresh();
+    for (const node of [1, 2, 3, 4, 5]) {
+      const r = runners.get(node)!;
+      const p = await waitFor(`node ${node} refresh done`, () => {
+        const x = r.list().proposals.find((y) => y.proposalId === refresh.proposalId);
+        return x !== undefined && x.status !== 'running' && x.status !== 'approved' ? x : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 20 });
+      assert.equal(p.status, 'done', `node ${node}: ${p.failureReason}`);
+      assert.equal(stores.get(node)!.served().committee.epoch, 2);
+    }
+    refreshMs = Date.now() - started;
+    const refreshed = [1, 2, 3, 4, 5].map((node) => {
+      const s = stores.get(node)!;
+      const id = s.served().committee.members.find((m) => m.peerId === identities[node]!.peerId)!.id;
+      return { id, value: s.shares()[0]!.share };
+    });
+    assert.equal(interpolateSecret(refreshed.slice(1, 4)), secret);
+    for (const [i, s] of refreshed.entries()) assert.notEqual(s.value, newShares[i]!.value, 'every share changed');
+    assert.equal(stores.get(0)!.served().committee.epoch, 1, 'the member that left takes no part');
+    for (const r of runners.values()) r.stop();
+  });
+
+  it('refuses payloads of a proposal it has not approved (not_approved), and a non-refresh proposal frame', async () => {
+    const { runners } = build([1, 2]);
+    const r = runners.get(1)!;
+    const payload = encodeCeremonyFrame({ type: 'payload', proposalId: randomBytes(32), payload: randomBytes(100) });
+    const reply = decodeCeremonyReply(await r.answerFrame(identities[2]!.peerId, payload));
+    assert.equal(!reply.ok && reply.code, 'not_approved');
+    const frame = encodeCeremonyFrame({ type: 'refresh', proposalId: randomBytes(32), payload: new TextEncoder().encode(JSON.stringify(proposal())) });
+    const refused = decodeCeremonyReply(await r.answerFrame(identities[2]!.peerId, frame));
+    assert.equal(!refused.ok && refused.code, 'not_approved');
+    assert.deepEqual(r.list().proposals, []);
+    for (const x of runners.values()) x.stop();
+  });
+
+  it('cancel is refused once this node voted', async () => {
+    const { runners, stores } = build([0, 1, 2, 3, 4, 5]);
+    let id = '';
+    for (const r of runners.values()) id = (await r.approve(proposal())).proposalId;
+    await waitFor('a vote on node 1', () => (stores.get(1)!.priorVote(id) !== undefined ? true : undefined), { timeoutMs: 60_000, intervalMs: 10 });
+    await assert.rejects(runners.get(1)!.cancel(id), (e: unknown) => isTkmsError(e) && e.code === 'conflict');
+    for (const r of runners.values()) r.stop();
+  });
+
+  it('a member restarted after it voted resumes the approved ceremony, re-sends its vote and never signs another', async () => {
+    const down = new Set<number>();
+    const { runners, stores, start } = build([0, 1, 2, 3, 4, 5], down);
+    let id = '';
+    for (const r of runners.values()) id = (await r.approve(proposal())).proposalId;
+    const vote = await waitFor('a vote on node 2', () => stores.get(2)!.priorVote(id), { timeoutMs: 60_000, intervalMs: 5 });
+    // The process stops: nothing in or out until it is back.
+    down.add(2);
+    runners.get(2)!.stop();
+    await new Promise((r) => setTimeout(r, 300));
+    down.delete(2);
+    start(2).resume();
+    for (const [node, r] of runners) {
+      const p = await waitFor(`node ${node} done`, () => {
+        const x = r.list().proposals.find((y) => y.proposalId === id);
+        return x !== undefined && x.status !== 'running' && x.status !== 'approved' ? x : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 20 });
+      assert.equal(p.status, 'done', `node ${node}: ${p.failureReason}`);
+    }
+    const store = stores.get(2)!;
+    assert.deepEqual(store.priorVote(id), vote);
+    assert.equal(store.calls.filter((c) => c === 'recordVote').length, 1, 'one vote, recorded once');
+    assert.equal(store.served().committee.epoch, 1);
+    assert.equal(store.shares().length, 1);
+    for (const r of runners.values()) r.stop();
+  });
+});
