@@ -128,7 +128,7 @@ export async function benchReshare(sizes: readonly number[], opts: { runs: numbe
 
 export function printReshare(rows: readonly ReshareRow[]): void {
   console.log('\nCommittee change wall time on loopback (real processes, one key, admin POST → last node serves the new epoch)');
-  console.log('change              runs  median ms  min ms  max ms');
+  console.log('change                     runs  median ms  min ms  max ms');
   const groups = new Map<string, ReshareRow[]>();
   for (const r of rows) {
     const label = r.kind === 'refresh' ? `refresh ${r.from.t}-of-${r.from.n}` : `reshare ${r.from.t}-of-${r.from.n} → ${r.to.t}-of-${r.to.n}`;
@@ -136,7 +136,7 @@ export function printReshare(rows: readonly ReshareRow[]): void {
   }
   for (const [label, rs] of groups) {
     const ms = rs.map((r) => r.wallMs).sort((a, b) => a - b);
-    console.log(`${label.padEnd(20)}${String(ms.length).padEnd(6)}${String(ms[Math.floor(ms.length / 2)]).padEnd(11)}${String(ms[0]).padEnd(8)}${ms[ms.length - 1]}`);
+    console.log(`${label.padEnd(27)}${String(ms.length).padEnd(6)}${String(ms[Math.floor(ms.length / 2)]).padEnd(11)}${String(ms[0]).padEnd(8)}${ms[ms.length - 1]}`);
   }
 }
 
