@@ -7,6 +7,7 @@ import { curveSelection, setCurveBackend } from '../core/index.ts';
 import { installNodeCryptoPaths } from '../core/node-crypto.ts';
 import { benchBackends, benchCore } from './core.ts';
 import { benchDkg, printDkg } from './dkg.ts';
+import { benchReshare, printReshare } from './reshare.ts';
 import { benchAclRows } from './acl-access.ts';
 import { benchEndToEnd, printE2eRow, type E2eResult } from './e2e.ts';
 import { benchNodeService } from './node-service.ts';
@@ -14,7 +15,7 @@ import { benchNodeService } from './node-service.ts';
 /**
  * `npm run bench`: every figure of the performance issue from one run on this machine, printed
  * side by side and written to bench/results/latest.json. `--quick` shortens every section
- * (and skips n = 32 in the DKG) for a smoke run.
+ * (and skips n = 32 in the DKG and the refresh) for a smoke run.
  */
 const quick = process.argv.includes('--quick');
 const here = dirname(fileURLToPath(import.meta.url));
@@ -59,13 +60,16 @@ for (const x of ratios) {
 const acl = await benchAclRows(e2eOpts);
 
 const dkg = await benchDkg(quick ? [5, 10, 16] : [5, 10, 16, 32], quick ? 1 : 3);
+console.log('\ncommittee changes: refresh of n members holding one key (t = ⌊2n/3⌋ + 1), and one reshare 3-of-5 → 4-of-7');
+const reshare = await benchReshare(quick ? [5, 16] : [5, 16, 32], { runs: quick ? 1 : 3, grow: true });
 printDkg(dkg.summary);
+printReshare(reshare);
 
 const resultsDir = join(here, 'results');
 mkdirSync(resultsDir, { recursive: true });
 const out = join(resultsDir, 'latest.json');
 writeFileSync(
   out,
-  `${JSON.stringify({ started, quick, node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, core, service, e2e, ratios, acl, dkg }, null, 2)}\n`,
+  `${JSON.stringify({ started, quick, node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, core, service, e2e, ratios, acl, dkg, reshare }, null, 2)}\n`,
 );
 console.log(`\nresults written to ${out}`);

@@ -20,6 +20,7 @@ export const devnet: CommandRun<DevnetCommandOptions> = async (opts) => {
     `gateway  ${net.gatewayUrl}   (API: ${net.gatewayUrl}/openapi.json)`,
     ...net.nodes.map((node) => `node ${node.id}   health ${node.httpUrl}/health   admin ${node.adminUrl}   logs ${node.dir}/node.log`),
     `key      ${net.keyId} (${net.t} of ${net.n})`,
+    `committee ${net.committeeFile} (epoch ${net.epoch})${net.epoch === 0 ? '' : `; clients and the gateway pin ${opts.dir}/committee.json (epoch 0) and follow the handovers`}`,
     ...(net.chain === undefined
       ? []
       : [

@@ -9,6 +9,8 @@ import type { AnvilChain } from '../chain/anvil.ts';
 import { loadCommitteeFile, memberKeysHex, pinnedClientOptions } from '../net/committee.ts';
 import { createIdentityFile, loadOrCreateIdentityFile } from '../node/identity.ts';
 import { TkmsError } from '../core/errors.ts';
+import { buildProposal, committeeFileText, nextCommittee, proposalFileText, proposalIdHex, summarizeChange } from './committee-change.ts';
+import { approveEverywhere, pastHandover, reshareOverview, waitForEpoch } from './reshare-driver.ts';
 import { devnetAclConfig, devnetChainEndpoint, fundDevnetAccount, startDevnetChain, type DevnetChainEndpoint, type DevnetChainLayout, type DevnetChainOptions } from './devnet-chain.ts';
 
 /**
@@ -54,8 +56,31 @@ export interface DevnetOptions {
   onProgress?: (line: string) => void;
 }
 
+interface LayoutNode {
+  id: number;
+  p2pPort: number;
+  httpPort: number;
+  adminPort: number;
+  peerId: string;
+  /** The committee file its config names (relative to the devnet directory): the one of the epoch it joined; absent = committee.json. */
+  committeeFile?: string;
+}
+
+/** A committee change under way: re-running the devnet resumes it. */
+interface LayoutChange {
+  toEpoch: number;
+  /** The next committee's file and the proposal's, relative to the devnet directory. */
+  committeeFile: string;
+  proposalFile: string;
+  n: number;
+  t: number;
+  added: LayoutNode[];
+  removed: number[];
+}
+
 interface Layout {
   version: 1;
+  /** The current committee (until a change completes, the one before it). */
   n: number;
   t: number;
   keyId: string;
@@ -63,9 +88,17 @@ interface Layout {
   gatewayPort: number;
   /** The gateway's libp2p peer id (gateway/identity.json); nodes accept revocations from it. */
   gatewayPeerId?: string;
-  nodes: { id: number; p2pPort: number; httpPort: number; adminPort: number; peerId: string }[];
+  nodes: LayoutNode[];
   /** Present once the devnet was started with a chain. */
   chain?: DevnetChainLayout;
+  /** The epoch of the current committee and its file (relative to the directory); absent = 0 and committee.json, which clients pin. */
+  epoch?: number;
+  committeeFile?: string;
+  /** Key ids this devnet generated (a DKG done), so that none is generated twice. */
+  keys?: string[];
+  /** Ids of members that left: never given to a new member (an id is a Shamir x-coordinate). */
+  retiredIds?: number[];
+  change?: LayoutChange;
 }
 
 export interface DevnetNode {
@@ -195,6 +228,21 @@ export class Devnet {
     return this.layout.n;
   }
 
+  /** The epoch of the committee the devnet serves (0 until a reshare or refresh completed). */
+  get epoch(): number {
+    return this.layout.epoch ?? 0;
+  }
+
+  /** The current committee file (committee.json, the one clients pin, stays the epoch-0 file). */
+  get committeeFile(): string {
+    return join(this.options.dir, this.layout.committeeFile ?? 'committee.json');
+  }
+
+  /** Members of the current committee (during a change, the nodes that join are in `nodes` but not here). */
+  private get members(): DevnetNode[] {
+    return this.nodes.filter((n) => this.layout.nodes.some((m) => m.id === n.id));
+  }
+
   /** The gateway's process (tests check it is still running). */
   get gatewayProcess(): ChildProcess | undefined {
     return this.gateway;
@@ -220,11 +268,14 @@ export class Devnet {
   static async start(options: DevnetOptions): Promise<Devnet> {
     const devnet = await Devnet.prepare(options);
     try {
-      devnet.progress(`starting ${devnet.n} nodes (t = ${devnet.t}) in ${devnet.dir}`);
+      devnet.progress(`starting ${devnet.n} nodes (t = ${devnet.t}${devnet.epoch === 0 ? '' : `, epoch ${devnet.epoch}`}) in ${devnet.dir}`);
+      const joining = devnet.layout.change?.added ?? [];
+      if (joining.length > 0) devnet.progress(`starting ${joining.length} new node(s) for the committee of epoch ${devnet.layout.change!.toEpoch}: ${joining.map((m) => m.id).join(', ')}`);
       await Promise.all(devnet.nodes.map((n) => devnet.startNode(n.id)));
-      await devnet.waitNodesHealthy(devnet.nodes.map((n) => n.id), 60_000);
+      await devnet.waitNodesHealthy(devnet.members.map((n) => n.id), 60_000);
       await devnet.ensureKey();
       await devnet.startGateway();
+      if (devnet.layout.change !== undefined) await devnet.completeChange();
     } catch (e) {
       await devnet.stop();
       throw e;
@@ -244,8 +295,16 @@ export class Devnet {
     let layout: Layout;
     if (await exists(layoutPath)) {
       layout = JSON.parse(await readFile(layoutPath, 'utf8')) as Layout;
-      if ((options.n !== undefined && options.n !== layout.n) || (options.t !== undefined && options.t !== layout.t)) {
-        throw new Error(`${dir} holds a ${layout.t}-of-${layout.n} devnet; use --fresh to make a new one`);
+      const target = layout.change ?? layout;
+      const n = options.n ?? target.n;
+      const t = options.t ?? Math.min(target.t, n);
+      if (layout.change !== undefined && (n !== layout.change.n || t !== layout.change.t)) {
+        throw new Error(`${dir} is moving from ${layout.t}-of-${layout.n} to ${layout.change.t}-of-${layout.change.n} (epoch ${layout.change.toEpoch}); re-run without --n/--t to finish that first`);
+      }
+      // Another n or t on an existing network is a reshare to a new committee (same keys).
+      if (layout.change === undefined && (n !== layout.n || t !== layout.t)) {
+        layout.change = await Devnet.planChange(dir, layout, n, t);
+        await writeFile(layoutPath, `${JSON.stringify(layout, null, 2)}\n`);
       }
       // Another key id on an existing network is just one more DKG.
       if (options.keyId !== undefined) layout = { ...layout, keyId: options.keyId };
@@ -270,7 +329,7 @@ export class Devnet {
       layout.chain = started.chain;
       await writeFile(layoutPath, `${JSON.stringify(layout, null, 2)}\n`);
     }
-    for (const node of layout.nodes) {
+    for (const node of [...layout.nodes, ...(layout.change?.added ?? [])]) {
       const nodeDir = join(dir, `node${node.id}`);
       devnet.nodes.push({
         id: node.id,
@@ -319,6 +378,106 @@ export class Devnet {
     return { version: 1, n, t, keyId: options.keyId ?? 'default', committeeId, gatewayPort, gatewayPeerId, nodes };
   }
 
+  /**
+   * The next committee for n and t: the members with the highest ids leave when it shrinks; new
+   * members (new identities and ports, ids never used before) join when it grows. Writes the next
+   * committee file; the proposal is written when the change runs (it names the keys held then).
+   */
+  private static async planChange(dir: string, layout: Layout, n: number, t: number): Promise<LayoutChange> {
+    if (!Number.isInteger(n) || n < 1 || n > 64 || !Number.isInteger(t) || t < 1 || t > n) throw new Error('devnet needs 1 ≤ t ≤ n ≤ 64');
+    const from = await loadCommitteeFile(join(dir, layout.committeeFile ?? 'committee.json'));
+    const ids = layout.nodes.map((m) => m.id).sort((a, b) => a - b);
+    const removed = ids.slice(Math.min(n, ids.length));
+    const added: LayoutNode[] = [];
+    const toEpoch = from.epoch + 1;
+    const committeeFile = `committee-epoch${toEpoch}.json`;
+    if (n > ids.length) {
+      const ports = await freePorts(3 * (n - ids.length));
+      let next = Math.max(...ids, ...(layout.retiredIds ?? [])) + 1;
+      for (let i = 0; i < n - ids.length; i++, next++) {
+        const nodeDir = join(dir, `node${next}`);
+        await mkdir(nodeDir, { recursive: true, mode: 0o700 });
+        const { identity } = await loadOrCreateIdentityFile(join(nodeDir, 'identity.json'));
+        const [p2pPort, httpPort, adminPort] = ports.slice(3 * i, 3 * i + 3) as [number, number, number];
+        added.push({ id: next, p2pPort, httpPort, adminPort, peerId: identity.peerId, committeeFile });
+      }
+    }
+    const to = nextCommittee(from, {
+      add: added.map((m) => ({ id: m.id, peerId: m.peerId, multiaddrs: [`/ip4/127.0.0.1/tcp/${m.p2pPort}`] })),
+      remove: removed,
+      t,
+    });
+    await writeFile(join(dir, committeeFile), committeeFileText(to));
+    return { toEpoch, committeeFile, proposalFile: `proposal-epoch${toEpoch}.json`, n, t, added, removed };
+  }
+
+  /**
+   * Runs the planned change as its operators would: the proposal for every key the committee
+   * holds, approved on every node (here one operator runs them all), then waits until every member
+   * of the new committee serves the new epoch. Members that left are stopped and their directories
+   * removed once they saw the handover. The gateway keeps its committee file and follows.
+   */
+  private async completeChange(): Promise<void> {
+    const change = this.layout.change!;
+    const dir = this.options.dir;
+    const fromEpoch = this.epoch;
+    const readJson = async (file: string): Promise<unknown> => JSON.parse(await readFile(join(dir, file), 'utf8'));
+    const keyIds = await this.heldKeyIds();
+    const proposal = buildProposal(await readJson(this.layout.committeeFile ?? 'committee.json'), await readJson(change.committeeFile), keyIds);
+    await writeFile(join(dir, change.proposalFile), proposalFileText(proposal));
+    const proposalId = proposalIdHex(proposal);
+    const summary = summarizeChange(proposal.from, proposal.to);
+    const list = (ids: number[]) => (ids.length === 0 ? 'none' : ids.join(', '));
+    this.progress(
+      `${summary.kind} to epoch ${change.toEpoch}: ${summary.from.t} of ${summary.from.n} → ${summary.to.t} of ${summary.to.n} (added: ${list(summary.added)}; removed: ${list(summary.removed)}), keys ${proposal.keyIds.join(', ')}`,
+    );
+    this.progress(`proposal ${proposalId} (${change.proposalFile}); approving it on every node`);
+    const started = performance.now();
+    const body = JSON.parse(proposalFileText(proposal)) as unknown;
+    // A restart may find nodes already past the change: nothing left to approve there.
+    const served = await Promise.all(this.nodes.map((node) => reshareOverview(node.adminUrl).catch(() => undefined)));
+    const approving = this.nodes.filter((_, i) => served[i] === undefined || !pastHandover(served[i]!, change.toEpoch));
+    await approveEverywhere(approving, body, change.added.map((m) => m.id));
+    const arriving = this.nodes.filter((n) => !change.removed.includes(n.id));
+    await waitForEpoch(arriving, change.toEpoch, { proposalId, timeoutMs: 300_000 });
+    const doneMs = Math.round(performance.now() - started);
+    const leaving = this.nodes.filter((n) => change.removed.includes(n.id));
+    if (leaving.length > 0) {
+      await waitForEpoch(leaving, change.toEpoch, { proposalId, timeoutMs: 30_000 }).catch((e: Error) => this.progress(`members that left did not all report the handover (${e.message}); stopping them anyway`));
+      await Promise.all(leaving.map((n) => this.killNode(n.id, 'SIGTERM')));
+      await Promise.all(leaving.map((n) => rm(n.dir, { recursive: true, force: true })));
+    }
+    const layoutPath = join(dir, 'devnet.json');
+    const kept = this.layout.nodes.filter((m) => !change.removed.includes(m.id));
+    this.layout.nodes = [...kept, ...change.added].sort((a, b) => a.id - b.id);
+    this.layout.n = change.n;
+    this.layout.t = change.t;
+    this.layout.epoch = change.toEpoch;
+    this.layout.committeeFile = change.committeeFile;
+    this.layout.retiredIds = [...(this.layout.retiredIds ?? []), ...change.removed];
+    delete this.layout.change;
+    await writeFile(layoutPath, `${JSON.stringify(this.layout, null, 2)}\n`);
+    this.nodes.splice(0, this.nodes.length, ...this.nodes.filter((n) => !change.removed.includes(n.id)));
+    this.progress(
+      `handover from epoch ${fromEpoch} to ${change.toEpoch} done in ${doneMs} ms (first approval → last member serving it)${leaving.length > 0 ? `; members ${list(change.removed)} stopped and removed` : ''}`,
+    );
+    await this.reportGatewayEpoch(change.toEpoch);
+  }
+
+  /** The gateway keeps its epoch-0 committee file and follows the certificates (GET /v1/committee): say when it got there. */
+  private async reportGatewayEpoch(epoch: number): Promise<void> {
+    const started = performance.now();
+    try {
+      await until(`the gateway to follow to epoch ${epoch}`, 60_000, async () => {
+        const answer = await getJson(`${this.gatewayUrl}/v1/committee`);
+        return answer.status === 200 && typeof answer.json.epoch === 'number' && answer.json.epoch >= epoch ? true : undefined;
+      });
+      this.progress(`the gateway follows: it serves epoch ${epoch} (${Math.round(performance.now() - started)} ms after the handover)`);
+    } catch (e) {
+      this.progress(`the gateway does not report epoch ${epoch} yet: ${(e as Error).message}`);
+    }
+  }
+
   /** Writes a committee file for `from` whose member addresses come from the linkAddress hook. */
   private async writeLinkCommittee(from: number | 'gateway', path: string): Promise<void> {
     const hook = this.options.linkAddress!;
@@ -336,7 +495,7 @@ export class Devnet {
     const chainOptions = typeof this.options.chain === 'object' ? this.options.chain : {};
     const acl = (who: number | 'gateway') => (chain === undefined ? {} : { acl: devnetAclConfig(chain, who, chainOptions) });
     const linked = this.options.linkAddress !== undefined;
-    for (const node of this.layout.nodes) {
+    for (const node of [...this.layout.nodes, ...(this.layout.change?.added ?? [])]) {
       if (linked) await this.writeLinkCommittee(node.id, join(this.options.dir, `node${node.id}`, 'committee.json'));
       const config = {
         listen: `/ip4/127.0.0.1/tcp/${node.p2pPort}`,
@@ -345,7 +504,7 @@ export class Devnet {
         identityFile: 'identity.json',
         keystoreDir: 'keystore',
         stateDir: 'state',
-        committeeFile: linked ? 'committee.json' : '../committee.json',
+        committeeFile: linked ? 'committee.json' : `../${node.committeeFile ?? 'committee.json'}`,
         keystorePasswordFile: '../keystore-password',
         dkg: { phaseTimeoutMs: 5_000 },
         logLevel,
@@ -415,15 +574,19 @@ export class Devnet {
   }
 
   private async ensureKey(): Promise<void> {
-    const first = this.nodes[0]!;
+    const first = this.members[0]!;
     // A DKG started before every member is connected waits out a phase deadline for the late ones.
     await Promise.all(
-      this.nodes.map((node) =>
-        until(`node ${node.id} to see every member`, 30_000, async () => ((await getJson(`${node.httpUrl}/health`)).json.peersConnected === this.n - 1 ? true : undefined)),
+      this.members.map((node) =>
+        // Every member of the committee in the node's own file (after a reshare, a member that was
+        // there before keeps its epoch-0 file, which its health answer counts in).
+        until(`node ${node.id} to see every member`, 30_000, async () => {
+          const health = (await getJson(`${node.httpUrl}/health`)).json;
+          return health.peersConnected >= Math.min(this.n, health.n ?? this.n) - 1 ? true : undefined;
+        }),
       ),
     );
-    const keys = await getJson(`${first.adminUrl}/admin/keys`);
-    if ((keys.json.keys as { keyId: string }[]).some((k) => k.keyId === this.keyId)) {
+    if ((await this.heldKeyIds()).includes(this.keyId)) {
       this.progress(`key "${this.keyId}" already generated; reusing it`);
       return;
     }
@@ -437,6 +600,24 @@ export class Devnet {
     });
     if (status.status !== 'done') throw new Error(`DKG aborted: ${status.abortReason}`);
     this.progress(`DKG done in ${Date.now() - started} ms: public key ${status.result.groupPublicKey}`);
+    await this.rememberKeys([this.keyId]);
+  }
+
+  /**
+   * The keys this devnet generated: those devnet.json remembers, and those the first member lists
+   * (GET /admin/keys). After a reshare and a restart a member may list only keys of its own DKGs,
+   * so the record is what keeps a key from being generated twice.
+   */
+  private async heldKeyIds(): Promise<string[]> {
+    const listed = ((await getJson(`${this.members[0]!.adminUrl}/admin/keys`)).json.keys as { keyId: string }[]).map((k) => k.keyId);
+    const all = [...new Set([...(this.layout.keys ?? []), ...listed])].sort();
+    if (all.some((k) => !(this.layout.keys ?? []).includes(k))) await this.rememberKeys(all);
+    return all;
+  }
+
+  private async rememberKeys(keyIds: string[]): Promise<void> {
+    this.layout.keys = [...new Set([...(this.layout.keys ?? []), ...keyIds])].sort();
+    await writeFile(join(this.options.dir, 'devnet.json'), `${JSON.stringify(this.layout, null, 2)}\n`);
   }
 
   async startGateway(): Promise<void> {

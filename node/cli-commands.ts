@@ -1,5 +1,5 @@
-import { stat } from 'node:fs/promises';
-import { isTkmsError, TkmsError } from '../core/index.ts';
+import { readFile, stat } from 'node:fs/promises';
+import { ERROR_CODES, isTkmsError, TkmsError, type ErrorCode } from '../core/index.ts';
 import { envTypos } from '../config/env.ts';
 import { loadCommitteeFile } from '../net/committee.ts';
 import { errorLine, stopSignal, UsageError, warningLine, type CommandRun, type TkmsCommand } from '../scripts/cli/command.ts';
@@ -8,6 +8,7 @@ import type { NodeConfigOption } from './cli.ts';
 import { ENV_OVERRIDES, loadConfig, NODE_ENV_VARS, resolveKeystorePassword, type NodeConfig } from './config.ts';
 import { createIdentityFile, loadIdentityFile } from './identity.ts';
 import { createBackup, restoreBackup, writeBackupFile } from './keystore-backup.ts';
+import type { ReshareStatus } from './epoch-types.ts';
 import type { NodeStatus } from './status.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { ServiceRunner } from '../runtime/lifecycle.ts';
@@ -155,7 +156,16 @@ function healthUrlFromConfig(config: NodeConfig): URL {
   return new URL(`http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}/health`);
 }
 
-function printStatus(s: NodeStatus): void {
+/** What GET /admin/status adds once nodes have epochs: the committee served (its epoch, n and t). */
+type EpochStatus = { epoch?: number | { epoch: number; n: number; t: number } };
+
+function epochLine(e: EpochStatus['epoch']): string[] {
+  if (e === undefined) return [];
+  if (typeof e === 'number') return [`epoch:       ${e}`];
+  return [`epoch:       ${e.epoch} (the committee served: ${e.t} of ${e.n})`];
+}
+
+function printStatus(s: NodeStatus & EpochStatus): void {
   const short = (hex: string) => `${hex.slice(0, 16)}…`;
   const peers = s.peers.members.map((m) => `member ${m.id}: ${m.connected ? 'connected' : 'NOT connected'}`).join(', ');
   const last = s.lastDkg;
@@ -169,6 +179,7 @@ function printStatus(s: NodeStatus): void {
     `node:        member ${s.selfId}, peer id ${s.peerId}`,
     `version:     tkms ${s.version} (Node.js ${s.nodeVersion}), up ${s.uptimeSeconds} s since ${s.startedAt}`,
     `committee:   ${s.committee.committeeId}, ${s.committee.t} of ${s.committee.n}, fingerprint ${s.committee.fingerprint}`,
+    ...epochLine(s.epoch),
     `listen:      ${s.listen.join(', ')}`,
     `peers:       ${s.peers.connected} of ${s.peers.members.length} connected (${peers})`,
     `keys:        ${s.keys.length === 0 ? 'none' : `${s.keys.length}`}`,
@@ -180,20 +191,124 @@ function printStatus(s: NodeStatus): void {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-export const nodeStatus: CommandRun<NodeConfigOption & { admin?: URL; json?: true }> = async (args, command) => {
-  const base = args.admin ?? adminUrlFromConfig(await loadConfig(configPath(args, command)));
-  let res;
+type AdminArgs = NodeConfigOption & { admin?: URL };
+
+/** --admin, else the admin address of the node's config. */
+async function adminBase(args: AdminArgs, command: TkmsCommand): Promise<URL> {
+  return args.admin ?? adminUrlFromConfig(await loadConfig(configPath(args, command)));
+}
+
+/** adminRequest, with the hint an operator needs when the node does not answer at all. */
+async function askNode(base: URL, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
   try {
-    res = await adminRequest(base, 'GET', '/admin/status');
+    return await adminRequest(base, method, path, body);
   } catch (e) {
     if (isTkmsError(e, 'unavailable')) {
       throw new TkmsError('unavailable', `${e.message}: is the node running? (it answers a few seconds after "tkms node start"; see its log)`);
     }
     throw e;
   }
+}
+
+export const nodeStatus: CommandRun<AdminArgs & { json?: true }> = async (args, command) => {
+  const base = await adminBase(args, command);
+  const res = await askNode(base, 'GET', '/admin/status');
+  if (res.status !== 200) throw adminError(res.json, res.status);
+  // A node older than committee changes has no /admin/reshare: its status is printed without it.
+  const reshare = await askNode(base, 'GET', '/admin/reshare');
+  const changes = reshare.status === 200 ? (reshare.json as unknown as ReshareOverview) : undefined;
+  if (args.json) process.stdout.write(`${JSON.stringify(changes === undefined ? res.json : { ...res.json, reshare: changes })}\n`);
+  else {
+    printStatus(res.json as unknown as NodeStatus & EpochStatus);
+    if (changes !== undefined) printReshareOverview(changes);
+  }
+  return 0;
+};
+
+/** GET /admin/reshare (node/epoch-types.ts). */
+interface ReshareOverview {
+  epoch: number;
+  handovers: number;
+  proposals: ReshareStatus[];
+}
+
+function printReshareOverview(o: ReshareOverview): void {
+  const open = o.proposals.filter((p) => p.status !== 'done' && p.status !== 'cancelled');
+  const done = o.proposals.filter((p) => p.status === 'done');
+  const lines = [`handovers:   ${o.handovers} (committee changes this node took part in or followed)`];
+  if (done.length > 0) {
+    const last = done[done.length - 1]!;
+    lines.push(`last change: ${last.kind} ${last.proposalId.slice(0, 16)}…, epoch ${last.fromEpoch} → ${last.toEpoch}${last.durationMs === null ? '' : `, ${last.durationMs} ms`}`);
+  }
+  lines.push(`changes:     ${open.length === 0 ? 'none pending' : `${open.length} pending`}`);
+  for (const p of open) {
+    const since = p.startedAt === null ? '' : `, since ${p.startedAt}`;
+    const detail = p.status === 'failed' ? `: ${p.failureReason ?? 'no reason given'}` : p.status === 'running' ? ` (phase ${p.phase}, attempt ${p.attempt}${since})` : ' (waiting for t approvals)';
+    lines.push(`  ${p.proposalId} ${p.kind}, epoch ${p.fromEpoch} → ${p.toEpoch}: ${p.status.toUpperCase()}${detail}`);
+    const dq = Object.entries(p.disqualified);
+    if (dq.length > 0) lines.push(`    disqualified: ${dq.map(([id, why]) => `member ${id} (${why})`).join(', ')}`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** What approve and refresh answer (202): the proposal, its kind, its status on this node. */
+function printAccepted(answer: Record<string, unknown>, extra: string[], asJson: boolean): void {
+  if (asJson) {
+    process.stdout.write(`${JSON.stringify(answer)}\n`);
+    return;
+  }
+  const lines = [`proposal:    ${String(answer.proposalId)}`, `kind:        ${String(answer.kind)}`, `status:      ${String(answer.status)}`, ...extra];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+export const nodeApprove: CommandRun<AdminArgs & { json?: true }> = async (args, command) => {
+  const file = command.processedArgs[0] as string;
+  const { parseReshareProposal } = await import('../core/ceremony/proposal.ts');
+  const { libp2pCommitteeDecoders } = await import('../net/committee.ts');
+  const { describeChange, proposalIdHex, sameProposalId, summarizeChange } = await import('../deploy/committee-change.ts');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new TkmsError('bad_request', `cannot read proposal file ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new TkmsError('bad_request', `${file} is not JSON (a proposal file from "tkms committee propose-reshare")`);
+  }
+  // Checked here first, as the node will: a wrong file is named before anything is sent.
+  const proposal = parseReshareProposal(body, libp2pCommitteeDecoders);
+  const id = proposalIdHex(proposal);
+  const base = await adminBase(args, command);
+  const res = await askNode(base, 'POST', '/admin/reshare/approve', body);
+  if (res.status !== 202 && res.status !== 200) throw adminError(res.json, res.status);
+  if (typeof res.json.proposalId !== 'string' || !sameProposalId(res.json.proposalId, id)) {
+    throw new TkmsError('internal', `the node approved proposal ${String(res.json.proposalId)}, but ${file} has id ${id}`);
+  }
+  printAccepted(res.json, [...describeChange(summarizeChange(proposal.from, proposal.to)), `keys:        ${proposal.keyIds.join(', ')}`], args.json === true);
+  return 0;
+};
+
+const PROPOSAL_ID = /^(0x)?[0-9a-fA-F]{64}$/;
+
+export const nodeCancelReshare: CommandRun<AdminArgs & { json?: true }> = async (args, command) => {
+  const typed = command.processedArgs[0] as string;
+  if (!PROPOSAL_ID.test(typed)) throw new UsageError(`"${typed}" is not a proposal id (0x and 64 hex digits, as "tkms node approve" and "tkms node status" print it)`);
+  const { canonicalProposalId } = await import('../deploy/committee-change.ts');
+  const proposalId = canonicalProposalId(typed);
+  const res = await askNode(await adminBase(args, command), 'POST', '/admin/reshare/cancel', { proposalId });
   if (res.status !== 200) throw adminError(res.json, res.status);
   if (args.json) process.stdout.write(`${JSON.stringify(res.json)}\n`);
-  else printStatus(res.json as unknown as NodeStatus);
+  else process.stdout.write(`proposal:    ${String(res.json.proposalId)}\nstatus:      ${String(res.json.status)}\n`);
+  return 0;
+};
+
+export const nodeRefresh: CommandRun<AdminArgs & { json?: true }> = async (args, command) => {
+  const res = await askNode(await adminBase(args, command), 'POST', '/admin/refresh', {});
+  if (res.status !== 202 && res.status !== 200) throw adminError(res.json, res.status);
+  printAccepted(res.json, ['progress:    tkms node status (every member runs the refresh; the epoch moves up by one when it completes)'], args.json === true);
   return 0;
 };
 
@@ -253,7 +368,8 @@ export const nodeRestore: CommandRun<NodeConfigOption & { in: string; backupPass
   return 0;
 };
 
-async function adminRequest(base: URL, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+/** One admin API call: JSON in and out, 10 s bound; an unreachable node is `unavailable`. */
+export async function adminRequest(base: URL, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
   let res: Response;
   try {
     res = await fetch(new URL(path, base), {
@@ -275,10 +391,12 @@ async function adminRequest(base: URL, method: 'GET' | 'POST', path: string, bod
   return { status: res.status, json: json as Record<string, unknown> };
 }
 
-function adminError(json: Record<string, unknown>, status: number): TkmsError {
+/** The node's error answer as a TkmsError with the node's code (bad_request when it names none we know). */
+export function adminError(json: Record<string, unknown>, status: number): TkmsError {
   const error = json.error as { code?: unknown; message?: unknown } | undefined;
   const message = typeof error?.message === 'string' ? error.message : `admin endpoint answered HTTP ${status}`;
-  return new TkmsError('bad_request', message);
+  const code = typeof error?.code === 'string' && Object.hasOwn(ERROR_CODES, error.code) ? (error.code as ErrorCode) : 'bad_request';
+  return new TkmsError(code, message);
 }
 
 function printOutcome(status: Record<string, unknown>, asJson: boolean): void {

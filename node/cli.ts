@@ -17,7 +17,8 @@ function configOption(): Option {
   ).env('TKMS_CONFIG');
 }
 
-function httpUrl(value: string): URL {
+/** Commander parser of an http(s) URL option (admin listeners). */
+export function httpUrl(value: string): URL {
   let url: URL;
   try {
     url = new URL(value);
@@ -37,7 +38,7 @@ const load = () => import('./cli-commands.ts');
 export function registerNodeCommands(program: TkmsCommand): void {
   const node = program
     .command('node')
-    .description('run and operate a KMS node: init, start, check, status, backup, restore')
+    .description('run and operate a KMS node: init, start, check, status, approve, cancel-reshare, refresh, backup, restore')
     .addHelpText('after', '\nThe config fields and their environment variables: tkms node start --help. Operators\' guide: docs/operators.md')
     .examples('tkms node init --config node.json', 'tkms node check --config node.json && tkms node start --config node.json', 'tkms node status --config node.json');
 
@@ -78,7 +79,7 @@ export function registerNodeCommands(program: TkmsCommand): void {
   node
     .command('status')
     .description(
-      "ask the running node's admin listener and print version, uptime, member and peer id, the committee and its fingerprint (equal on every member and the gateway), connected members, keys held and the last DKG; exit 1 if the node cannot be reached",
+      "ask the running node's admin listener and print version, uptime, member and peer id, the committee, its epoch and fingerprint (equal on every member and the gateway), connected members, keys held, the last DKG and any committee change approved, running or failed; exit 1 if the node cannot be reached",
     )
     .addOption(configOption())
     .addOption(adminOption())
@@ -86,6 +87,42 @@ export function registerNodeCommands(program: TkmsCommand): void {
     .addHelpText('after', "\n--admin defaults to the config's admin address.")
     .examples('tkms node status --config node.json', 'tkms node status --admin http://127.0.0.1:9200 --json')
     .lazyAction(async () => (await load()).nodeStatus);
+
+  node
+    .command('approve')
+    .description(
+      "approve a committee change on THIS node: send the proposal file (tkms committee propose-reshare writes it) to the node's loopback admin listener and print the proposal id, its kind and status. Each operator approves the same file on their own node; a reshare starts once t members of the current committee approved it (a refresh needs no approval). Check the proposal id with the proposer before approving",
+    )
+    .argument('<proposal>', 'the proposal file')
+    .addOption(configOption())
+    .addOption(adminOption())
+    .addOption(jsonOption())
+    .addHelpText('after', "\n--admin defaults to the config's admin address. Progress: tkms node status.")
+    .examples('tkms node approve --config node.json proposal-epoch1.json', 'tkms node approve --admin http://127.0.0.1:9200 proposal-epoch1.json --json')
+    .lazyAction(async () => (await load()).nodeApprove);
+
+  node
+    .command('cancel-reshare')
+    .description("withdraw this node's approval of a proposal (by its id, as approve and status print it); refused once the node has voted in its ceremony")
+    .argument('<proposalId>', 'the proposal id (64 hex digits)')
+    .addOption(configOption())
+    .addOption(adminOption())
+    .addOption(jsonOption())
+    .addHelpText('after', "\n--admin defaults to the config's admin address.")
+    .examples('tkms node cancel-reshare --admin http://127.0.0.1:9200 3f9c…')
+    .lazyAction(async () => (await load()).nodeCancelReshare);
+
+  node
+    .command('refresh')
+    .description(
+      'start a refresh now: the same members and t get new shares of every key (the public keys stay), so shares stolen before are useless after it. Any member may start one; the committee file\'s refreshIntervalSeconds also starts them on a schedule',
+    )
+    .addOption(configOption())
+    .addOption(adminOption())
+    .addOption(jsonOption())
+    .addHelpText('after', "\n--admin defaults to the config's admin address. Progress: tkms node status.")
+    .examples('tkms node refresh --config node.json', 'tkms node refresh --admin http://127.0.0.1:9200 --json')
+    .lazyAction(async () => (await load()).nodeRefresh);
 
   node
     .command('backup')

@@ -12,11 +12,11 @@ const tkms = (...argv: string[]) => captureCli(() => runTkmsCli(argv));
 /** Every command answers --help (exit 0, a usage text on stdout) without doing anything else. */
 const COMMANDS: string[][] = [
   ['node'],
-  ...['init', 'start', 'check', 'status', 'backup', 'restore'].map((sub) => ['node', sub]),
+  ...['init', 'start', 'check', 'status', 'approve', 'cancel-reshare', 'refresh', 'backup', 'restore'].map((sub) => ['node', sub]),
   ['dkg'],
   ...['start', 'status'].map((sub) => ['dkg', sub]),
   ['committee'],
-  ...['new', 'show'].map((sub) => ['committee', sub]),
+  ...['new', 'show', 'next', 'propose-reshare'].map((sub) => ['committee', sub]),
   ['gateway'],
   ['gateway', 'start'],
   ['gateway', 'init'],
@@ -59,6 +59,9 @@ describe('cli: --help on every command', function () {
       ['backup', ['--out', '--config']],
       ['restore', ['--in', '--backup-password-file']],
       ['init', ['--if-missing']],
+      ['approve', ['--admin', '--config', '--json', '<proposal>']],
+      ['cancel-reshare', ['--admin', '--config', '<proposalId>']],
+      ['refresh', ['--admin', '--config', '--json']],
     ] as const) {
       const r = await tkms('node', sub, '--help');
       for (const f of flags) assert.ok(r.stdout.includes(f), `node ${sub} --help mentions ${f}`);

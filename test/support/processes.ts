@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -174,19 +174,38 @@ export class NodeCluster {
   /** Writes configs, runs `tkms node init` for each member and writes the committee file. */
   static async prepare(options: ClusterOptions): Promise<NodeCluster> {
     const cluster = new NodeCluster(options);
-    const ports = await freePorts(options.n * 3);
     const committeePath = join(options.rootDir, 'committee.json');
-    for (let id = 1; id <= options.n; id++) {
+    await cluster.addMembers(Array.from({ length: options.n }, (_, i) => i + 1), 'committee.json');
+    const committee = {
+      committeeId: options.committeeId ?? 'test-committee',
+      t: options.t,
+      members: cluster.nodes.map((node) => ({ id: node.id, peerId: node.peerId, multiaddrs: [`/ip4/127.0.0.1/tcp/${node.p2pPort}`] })),
+    };
+    await writeFile(committeePath, JSON.stringify(committee, null, 2));
+    return cluster;
+  }
+
+  /**
+   * Lays out more nodes (config, identity via `tkms node init`, ports) whose config names
+   * `committeeFile` (a file name in rootDir, e.g. the next epoch's committee file for members that
+   * join in a reshare). Nothing is started; the caller writes that committee file.
+   */
+  async addMembers(ids: number[], committeeFile: string): Promise<ClusterNode[]> {
+    const options = this.options;
+    const ports = await freePorts(ids.length * 3);
+    const added: ClusterNode[] = [];
+    for (const [i, id] of ids.entries()) {
+      if (this.nodes.some((n) => n.id === id)) throw new Error(`node ${id} already exists`);
       const dir = join(options.rootDir, `node${id}`);
       await mkdir(dir, { recursive: true });
-      const [p2pPort, httpPort, adminPort] = ports.slice((id - 1) * 3, id * 3) as [number, number, number];
+      const [p2pPort, httpPort, adminPort] = ports.slice(i * 3, i * 3 + 3) as [number, number, number];
       const config: Record<string, unknown> = {
         listen: `/ip4/127.0.0.1/tcp/${p2pPort}`,
         http: `127.0.0.1:${httpPort}`,
         admin: `127.0.0.1:${adminPort}`,
         identityFile: 'identity.json',
         keystoreDir: 'keystore',
-        committeeFile: '../committee.json',
+        committeeFile: `../${committeeFile}`,
         dkg: { phaseTimeoutMs: options.phaseTimeoutMs ?? 5_000 },
         logLevel: options.logLevel ?? 'info',
         ...(options.gatewayPeerIds !== undefined ? { gatewayPeerIds: options.gatewayPeerIds } : {}),
@@ -195,7 +214,7 @@ export class NodeCluster {
       if (faults !== undefined) config.testFaults = faults;
       const configPath = join(dir, 'config.json');
       await writeFile(configPath, JSON.stringify(config, null, 2));
-      cluster.nodes.push({
+      added.push({
         id,
         dir,
         configPath,
@@ -209,20 +228,56 @@ export class NodeCluster {
         process: undefined,
       });
     }
-    const inits = await Promise.all(
-      cluster.nodes.map((node) => runTkms(['node', 'init', '--config', node.configPath, '--json'], { env: cluster.envFor(node.id), timeoutMs: 60_000 })),
-    );
+    this.nodes.push(...added);
+    const inits = await Promise.all(added.map((node) => runTkms(['node', 'init', '--config', node.configPath, '--json'], { env: this.envFor(node.id), timeoutMs: 60_000 })));
     inits.forEach((r, i) => {
-      if (r.code !== 0) throw new Error(`tkms node init failed for node ${i + 1}: ${r.stderr}`);
-      cluster.nodes[i]!.peerId = (JSON.parse(r.stdout) as { peerId: string }).peerId;
+      if (r.code !== 0) throw new Error(`tkms node init failed for node ${added[i]!.id}: ${r.stderr}`);
+      added[i]!.peerId = (JSON.parse(r.stdout) as { peerId: string }).peerId;
     });
-    const committee = {
-      committeeId: options.committeeId ?? 'test-committee',
-      t: options.t,
-      members: cluster.nodes.map((node) => ({ id: node.id, peerId: node.peerId, multiaddrs: [`/ip4/127.0.0.1/tcp/${node.p2pPort}`] })),
-    };
-    await writeFile(committeePath, JSON.stringify(committee, null, 2));
-    return cluster;
+    return added;
+  }
+
+  /** The committee file the cluster was prepared with (epoch 0). */
+  get committeePath(): string {
+    return join(this.options.rootDir, 'committee.json');
+  }
+
+  /**
+   * Writes the next committee file (epoch + 1 of `fromFile`, in rootDir) with these members added
+   * (already laid out with addMembers) and removed, and the proposal for `keyIds`; returns the
+   * proposal's JSON (what each operator approves) and its id.
+   */
+  async writeReshare(opts: { fromFile?: string; toFile: string; add?: number[]; remove?: number[]; t?: number; keyIds: string[] }): Promise<{ proposal: unknown; proposalId: string; toEpoch: number }> {
+    const { buildProposal, committeeFileText, nextCommittee, proposalFileText, proposalIdHex } = await import('../../deploy/committee-change.ts');
+    const { loadCommitteeFile } = await import('../../net/committee.ts');
+    const fromPath = join(this.options.rootDir, opts.fromFile ?? 'committee.json');
+    const from = await loadCommitteeFile(fromPath);
+    const to = nextCommittee(from, {
+      add: (opts.add ?? []).map((id) => {
+        const n = this.node(id);
+        return { id, peerId: n.peerId, multiaddrs: [`/ip4/127.0.0.1/tcp/${n.p2pPort}`] };
+      }),
+      remove: opts.remove ?? [],
+      ...(opts.t !== undefined ? { t: opts.t } : {}),
+    });
+    await writeFile(join(this.options.rootDir, opts.toFile), committeeFileText(to));
+    const proposal = buildProposal(JSON.parse(await readFile(fromPath, 'utf8')), JSON.parse(committeeFileText(to)), opts.keyIds);
+    return { proposal: JSON.parse(proposalFileText(proposal)), proposalId: proposalIdHex(proposal), toEpoch: to.epoch };
+  }
+
+  /**
+   * Each node's operator approves the proposal on its own admin API (POST /admin/reshare/approve),
+   * the members in `joining` first (they must be past "preparing" before the others deal).
+   */
+  async approve(proposal: unknown, ids: number[] = this.nodes.map((n) => n.id), joining: number[] = []): Promise<void> {
+    const { approveEverywhere } = await import('../../deploy/reshare-driver.ts');
+    await approveEverywhere(ids.map((id) => this.node(id)), proposal, joining);
+  }
+
+  /** Resolves once every node in `ids` serves `epoch` (GET /admin/reshare); ms after the call each got there. */
+  async waitEpoch(epoch: number, ids: number[] = this.nodes.map((n) => n.id), timeoutMs = 120_000): Promise<Map<number, number>> {
+    const { waitForEpoch } = await import('../../deploy/reshare-driver.ts');
+    return waitForEpoch(ids.map((id) => this.node(id)), epoch, { timeoutMs });
   }
 
   node(id: number): ClusterNode {
