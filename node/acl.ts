@@ -27,6 +27,16 @@ export interface AclPeerTransport {
   send(memberId: number, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
 }
 
+/**
+ * How many members of the committee leaving a joining member must sync its revocations from: t
+ * (so one honest member's set is in the union) for the first attempts, then every one it reaches
+ * (at least one): a joiner that reaches nobody never serves.
+ */
+export function joinSyncNeed(fromT: number, sources: number, attempt: number): number {
+  return Math.max(1, attempt <= STRICT_JOIN_SYNC_ATTEMPTS ? Math.min(fromT, sources) : 1);
+}
+const STRICT_JOIN_SYNC_ATTEMPTS = 6;
+
 const FORWARD_TIMEOUT_MS = 3_000;
 const MAX_SYNC_PAGES = 2_000;
 

@@ -15,7 +15,7 @@ import {
   PARTIAL_PROTOCOL,
   TkmsError,
 } from '../core/index.ts';
-import { AclService } from './acl.ts';
+import { AclService, joinSyncNeed } from './acl.ts';
 import { hasLegacyConfirmations, parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult, type ExpectedCommittee } from '../core/dkg/index.ts';
 import { committeeFileDigest, type CommitteeMembership } from '../core/committee.ts';
 import type { ReshareProposal } from '../core/ceremony/types.ts';
@@ -494,16 +494,6 @@ function keysReply(runner: DkgRunner, epochs: EpochStore, body: Uint8Array): Uin
 function expectedAt(c: CommitteeMembership | undefined): ExpectedCommittee | undefined {
   return c === undefined ? undefined : { committeeId: c.committeeId, t: c.t, memberKeys: new Map(c.members.map((m) => [m.id, m.publicKey])) };
 }
-
-/**
- * How many members of the committee leaving a joining member must sync its revocations from: t
- * (so one honest member's set is in the union) for the first attempts, then every one it reaches
- * (at least one): a joiner that reaches nobody never serves.
- */
-export function joinSyncNeed(fromT: number, sources: number, attempt: number): number {
-  return Math.max(1, attempt <= STRICT_JOIN_SYNC_ATTEMPTS ? Math.min(fromT, sources) : 1);
-}
-const STRICT_JOIN_SYNC_ATTEMPTS = 6;
 
 /** Hands the keystore's keys to the DKG runner and (at the DKG's epoch) the share book, checking each stored public result against its epoch's committee. */
 function loadHeldKeys(runner: DkgRunner, shares: ShareBook | undefined, stored: StoredKey[], expectedFor: (epoch: number) => ExpectedCommittee | undefined): void {
