@@ -297,6 +297,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     selfId: startServed.selfId ?? selfId,
     identity: dkgIdentity(identity, startServed.committee),
     committeeAt: (epoch) => expectedAt(epochs.committeeAt(epoch)),
+    servedKeyIds: () => epochs.epochKeys().map((k) => k.keyId),
     keystore,
     log,
     metrics,

@@ -65,6 +65,11 @@ export interface DkgRunnerOptions {
    * (only the committee served).
    */
   committeeAt?: (epoch: number) => ExpectedCommittee | undefined;
+  /**
+   * Key ids the committee serves at its epoch (NodeEpochStore.epochKeys): a key a reshare moved here
+   * has no DKG file in the keystore, yet a second DKG for its id must be refused like any other.
+   */
+  servedKeyIds?: () => readonly string[];
 }
 
 export type DkgStatusName = 'running' | 'done' | 'aborted';
@@ -167,6 +172,7 @@ export class DkgRunner {
   private readonly servedEpoch: () => number;
   private readonly reshareBusy: () => boolean;
   private readonly committeeAt: (epoch: number) => ExpectedCommittee | undefined;
+  private readonly servedKeyIds: () => readonly string[];
 
   constructor(options: DkgRunnerOptions) {
     this.committee = options.committee;
@@ -184,6 +190,7 @@ export class DkgRunner {
     this.servedEpoch = options.servedEpoch ?? (() => 0);
     this.reshareBusy = options.reshareBusy ?? (() => false);
     this.committeeAt = options.committeeAt ?? (() => undefined);
+    this.servedKeyIds = options.servedKeyIds ?? (() => []);
     this.expected = { committeeId: this.committee.committeeId, t: this.committee.t, memberKeys: this.identity.memberKeys };
     this.claims = new SessionClaims(this.committee.t);
   }
@@ -447,7 +454,7 @@ export class DkgRunner {
   private refuseIfBusy(keyId: string): void {
     this.refuseIfNotMember();
     if (this.reshareBusy()) throw new TkmsError('reshare_in_progress', `a reshare or refresh of this node's committee is running; propose the DKG of ${keyId} once it finished`);
-    if (this.held.has(keyId) || this.keystore.list().includes(keyId)) {
+    if (this.held.has(keyId) || this.keystore.list().includes(keyId) || this.servedKeyIds().includes(keyId)) {
       throw new TkmsError('conflict', `key id ${keyId} already exists on this node; a second DKG is refused`);
     }
     const s = this.sessions.get(keyId);

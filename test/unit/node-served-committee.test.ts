@@ -151,6 +151,7 @@ describe('node: the committee served after a reshare', function () {
           faults: undefined,
           servedEpoch: () => 1,
           committeeAt: (e) => (e === 0 ? expectedCommittee(epoch0) : e === 1 ? expectedCommittee(epoch1) : undefined),
+          servedKeyIds: () => ['moved-here'],
           transport: {
             send: async (to, frame) => {
               await new Promise((r) => setImmediate(r));
@@ -201,6 +202,10 @@ describe('node: the committee served after a reshare', function () {
       const member = runners.get(1)!;
       const wrongT = decodeDkgReply(await member.answerFrame(1, encodeDkgFrame({ ...proposal, keyId: 'k-wrong-t', t: 3 })));
       assert.equal(wrongT.ok ? 'ok' : wrongT.code, 'bad_request');
+      // A key a reshare moved here has no DKG key file; a DKG for its id is refused all the same.
+      assert.throws(() => member.propose('moved-here'), (e: unknown) => isTkmsError(e, 'conflict'));
+      const again = decodeDkgReply(await member.answerFrame(1, encodeDkgFrame({ ...proposal, keyId: 'moved-here' })));
+      assert.equal(again.ok ? 'ok' : again.code, 'conflict');
     });
   });
 });
