@@ -405,8 +405,25 @@ export function errorText(e: unknown): string {
  * Keeps a connection to every other committee member: dials at start, redials with
  * exponential backoff (0.25 s → 5 s) after a disconnect, e.g. when a peer restarts.
  */
+interface MemberPeer {
+  member: CommitteeMember;
+  peerId: PeerId;
+  nextDialAt: number;
+  backoffMs: number;
+  dialing: boolean;
+}
+
+function membersOtherThan(committee: Committee, selfId: number | undefined): Map<number, MemberPeer> {
+  const peers = new Map<number, MemberPeer>();
+  for (const member of committee.members) {
+    if (member.id === selfId) continue;
+    peers.set(member.id, { member, peerId: peerIdFromString(member.peerId), nextDialAt: 0, backoffMs: 250, dialing: false });
+  }
+  return peers;
+}
+
 export class MemberConnections {
-  private readonly peers = new Map<number, { member: CommitteeMember; peerId: PeerId; nextDialAt: number; backoffMs: number; dialing: boolean }>();
+  private peers: Map<number, MemberPeer>;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly onChange: () => void;
@@ -416,25 +433,46 @@ export class MemberConnections {
   constructor(
     private readonly libp2p: Libp2p,
     committee: Committee,
-    selfId: number,
+    selfId: number | undefined,
     private readonly log: Logger,
     onChange: () => void = () => {},
   ) {
     this.onChange = onChange;
-    for (const member of committee.members) {
-      if (member.id === selfId) continue;
-      this.peers.set(member.id, { member, peerId: peerIdFromString(member.peerId), nextDialAt: 0, backoffMs: 250, dialing: false });
+    this.peers = membersOtherThan(committee, selfId);
+  }
+
+  private started = false;
+
+  /**
+   * The committee changed (a reshare committed): dial the members of `committee` other than
+   * `selfId` (undefined: this node left, it keeps no member connection) and forget the others.
+   * Member ids may be reassigned, so every entry is rebuilt; a member already connected under its
+   * new id counts as connected at once and is announced like a new connection.
+   */
+  async setCommittee(committee: Committee, selfId: number | undefined): Promise<void> {
+    const before = new Set([...this.peers.values()].map((p) => `${p.member.id}/${p.member.peerId}`));
+    this.peers = membersOtherThan(committee, selfId);
+    if (!this.started) return;
+    await this.rememberAddresses();
+    for (const p of this.peers.values()) {
+      if (!before.has(`${p.member.id}/${p.member.peerId}`) && this.isConnected(p.member.id)) this.onMemberConnected?.(p.member.id);
+    }
+    this.onChange();
+  }
+
+  private async rememberAddresses(): Promise<void> {
+    for (const p of this.peers.values()) {
+      await this.libp2p.peerStore.merge(p.peerId, { multiaddrs: p.member.multiaddrs.map((a) => multiaddr(a)) });
     }
   }
 
   async start(): Promise<void> {
-    for (const p of this.peers.values()) {
-      await this.libp2p.peerStore.merge(p.peerId, { multiaddrs: p.member.multiaddrs.map((a) => multiaddr(a)) });
-    }
+    this.started = true;
+    await this.rememberAddresses();
     this.libp2p.addEventListener('peer:connect', (evt) => {
       const member = this.memberFor(evt.detail.toString());
-      if (member !== undefined) {
-        const p = this.peers.get(member.id)!;
+      const p = member === undefined ? undefined : this.peers.get(member.id);
+      if (member !== undefined && p !== undefined) {
         p.backoffMs = 250;
         this.log.info({ member: member.id }, 'member connected');
         this.onMemberConnected?.(member.id);
@@ -443,9 +481,9 @@ export class MemberConnections {
     });
     this.libp2p.addEventListener('peer:disconnect', (evt) => {
       const member = this.memberFor(evt.detail.toString());
-      if (member !== undefined) {
-        this.log.warn({ member: member.id }, 'member disconnected; will redial');
-        const p = this.peers.get(member.id)!;
+      const p = member === undefined ? undefined : this.peers.get(member.id);
+      if (p !== undefined) {
+        this.log.warn({ member: p.member.id }, 'member disconnected; will redial');
         p.nextDialAt = Date.now() + p.backoffMs;
       }
       this.onChange();

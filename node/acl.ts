@@ -27,6 +27,16 @@ export interface AclPeerTransport {
   send(memberId: number, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
 }
 
+/**
+ * How many members of the committee leaving a joining member must sync its revocations from: t
+ * (so one honest member's set is in the union) for the first attempts, then every one it reaches
+ * (at least one): a joiner that reaches nobody never serves.
+ */
+export function joinSyncNeed(fromT: number, sources: number, attempt: number): number {
+  return Math.max(1, attempt <= STRICT_JOIN_SYNC_ATTEMPTS ? Math.min(fromT, sources) : 1);
+}
+const STRICT_JOIN_SYNC_ATTEMPTS = 6;
+
 const FORWARD_TIMEOUT_MS = 3_000;
 const MAX_SYNC_PAGES = 2_000;
 
@@ -79,11 +89,32 @@ export class AclService {
   }
 
   /** Pulls every revocation a member holds and keeps the new ones (run on each connect). */
-  async syncFrom(member: number): Promise<number> {
+  syncFrom(member: number): Promise<number> {
+    return this.syncWith(member, (frame) => this.transport.send(member, frame, FORWARD_TIMEOUT_MS));
+  }
+
+  /**
+   * Pulls every revocation each source holds (a joining member, from the committee it joins or
+   * leaves, before it serves): the union of what they hold, each checked like any revocation.
+   * Resolves once at least `need` sources answered every page; else throws `unavailable`, naming
+   * how many did. A source that withholds cannot hide a revocation another one holds.
+   */
+  async syncUnion(sources: readonly { member: number | string; send: (frame: Uint8Array, timeoutMs: number) => Promise<Uint8Array> }[], need: number): Promise<{ synced: number; added: number }> {
+    const outcomes = await Promise.allSettled(sources.map((s) => this.syncWith(s.member, (frame) => s.send(frame, FORWARD_TIMEOUT_MS))));
+    const synced = outcomes.filter((o) => o.status === 'fulfilled').length;
+    const added = outcomes.reduce((sum, o) => sum + (o.status === 'fulfilled' ? o.value : 0), 0);
+    if (synced < need) {
+      const failed = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [`${sources[i]!.member}: ${errorText(o.reason)}`] : []));
+      throw new TkmsError('unavailable', `revocations synced from ${synced} of ${sources.length} members, need ${need} (${failed.slice(0, 4).join('; ')})`);
+    }
+    return { synced, added };
+  }
+
+  private async syncWith(member: number | string, send: (frame: Uint8Array) => Promise<Uint8Array>): Promise<number> {
     let offset: number | null = 0;
     let added = 0;
     for (let pages = 0; offset !== null && pages < MAX_SYNC_PAGES; pages++) {
-      const reply = decodeAclReply(await this.transport.send(member, encodeAclRequest({ type: 'sync', offset }), FORWARD_TIMEOUT_MS));
+      const reply = decodeAclReply(await send(encodeAclRequest({ type: 'sync', offset })));
       if (!reply.ok) throw new TkmsError(reply.code, `member ${member} refused sync: ${reply.message}`);
       if (reply.type !== 'page') throw new TkmsError('bad_request', `member ${member} answered sync with ${reply.type}`);
       // Together, so a page costs one group commit rather than an fsync per revocation.

@@ -4,6 +4,7 @@ import type { Libp2p } from 'libp2p';
 import {
   ACL_PROTOCOL,
   assertKeyId,
+  encodeHex,
   keyIdField,
   decodeKeysRequest,
   encodeKeysReply,
@@ -14,9 +15,12 @@ import {
   PARTIAL_PROTOCOL,
   TkmsError,
 } from '../core/index.ts';
-import { AclService } from './acl.ts';
-import { hasLegacyConfirmations, parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
-import { expectedCommittee, libp2pCommitteeDecoders, loadCommitteeFile, refusePlaceholderCommitteeId, type Committee } from '../net/committee.ts';
+import { AclService, joinSyncNeed } from './acl.ts';
+import { hasLegacyConfirmations, parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult, type ExpectedCommittee } from '../core/dkg/index.ts';
+import { committeeFileDigest, type CommitteeMembership } from '../core/committee.ts';
+import type { ReshareProposal } from '../core/ceremony/types.ts';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { libp2pCommitteeDecoders, loadCommitteeFile, refusePlaceholderCommitteeId, type Committee } from '../net/committee.ts';
 import { resolveKeystorePassword, type NodeConfig } from './config.ts';
 import { DkgWithdrawals } from './dkg-withdrawals.ts';
 import { DkgRunner } from './dkg-runner.ts';
@@ -83,11 +87,13 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-function healthRoute(committee: Committee, selfId: number, peerId: string, conns: MemberConnections, runner: DkgRunner): Route {
+/** `GET /health` counts the members of the committee served (a reshare changes them, and this node's id). */
+function healthRoute(served: () => { committee: Committee; selfId: number | undefined }, peerId: string, conns: MemberConnections, runner: DkgRunner): Route {
   return {
     method: 'GET',
     path: '/health',
     handler: () => {
+      const { committee, selfId } = served();
       const peers = conns.connectedMembers();
       // The keystore is open whenever the daemon runs (it refuses to start otherwise).
       const ready = peers.length >= committee.t - 1;
@@ -96,9 +102,10 @@ function healthRoute(committee: Committee, selfId: number, peerId: string, conns
         json: {
           status: ready ? 'ready' : 'not_ready',
           reason: ready ? undefined : `connected to ${peers.length} members, need at least t - 1 = ${committee.t - 1}`,
-          selfId,
+          selfId: selfId ?? null,
           peerId,
           committeeId: committee.committeeId,
+          epoch: committee.epoch,
           t: committee.t,
           n: committee.members.length,
           keystore: 'open',
@@ -217,6 +224,9 @@ async function startServices({ config, committee, selfId, identity, password, lo
   // Files in the keystore directory, nothing held open: nothing to close at stop.
   const epochs = await openEpochStore({ keystore, committee, decoders: libp2pCommitteeDecoders, selfPublicKey: ceremonyKey.publicKey });
   const shares = new ShareBook(selfIdIn(epochs.served().committee, ceremonyKey.publicKey));
+  // Everything below follows the committee served, not the committee file: a reshare changes the members and this node's id.
+  const servedNow = () => ({ committee: epochs.served().committee, selfId: epochs.memberId() });
+  const startServed = servedNow();
   // Set once the reshare service exists (after the host): who else may speak the ceremony protocol.
   let isParticipant = (_peer: string): boolean => false;
   let reshareBusy = (): boolean => false;
@@ -233,7 +243,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     () => createHost(identity, config.listen, committee, { gatewayPeerIds: config.gatewayPeerIds, gatewayAddresses: config.gatewayAddresses, alsoTrusted: (peer) => isParticipant(peer) }),
     (host) => host.stop(),
   );
-  const conns = new MemberConnections(libp2p, committee, selfId, log, () => metrics.peersConnected.set(conns.connectedMembers().length));
+  const conns = new MemberConnections(libp2p, startServed.committee, startServed.selfId, log, () => metrics.peersConnected.set(conns.connectedMembers().length));
   // Kept-alive streams to the other members: a DKG sends n − 1 frames per round, a revocation floods to all.
   const memberFrames = new FrameClient(libp2p);
   const sendToMember = async (memberId: number, protocol: string, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array> => {
@@ -242,11 +252,11 @@ async function startServices({ config, committee, selfId, identity, password, lo
     return memberFrames.request(peer, protocol, frame, { timeoutMs });
   };
 
-  const memberPeers = new Set(committee.members.filter((m) => m.id !== selfId).map((m) => m.peerId));
   const gatewayPeers = new Set(config.gatewayPeerIds);
   if (gatewayPeers.size === 0) log.warn('no gatewayPeerIds configured: revocations pushed by a gateway will be refused');
-  const isMember = (peer: string): boolean => memberPeers.has(peer);
-  const isMemberOrGateway = (peer: string): boolean => memberPeers.has(peer) || gatewayPeers.has(peer);
+  // The other members of the committee served (conns follows each commit).
+  const isMember = (peer: string): boolean => conns.memberFor(peer) !== undefined;
+  const isMemberOrGateway = (peer: string): boolean => isMember(peer) || gatewayPeers.has(peer);
   // Members of an approved reshare's committees get a member's budget and streams too (their frames are large).
   const isTrusted = (peer: string): boolean => isMemberOrGateway(peer) || isParticipant(peer);
   const serve = (maxRequestBytes: number, maxInboundStreams: number, allow?: (peer: string) => boolean) => ({
@@ -283,9 +293,11 @@ async function startServices({ config, committee, selfId, identity, password, lo
   });
 
   const runner = new DkgRunner({
-    committee,
-    selfId,
-    identity: dkgIdentity(identity, committee),
+    committee: startServed.committee,
+    selfId: startServed.selfId ?? selfId,
+    identity: dkgIdentity(identity, startServed.committee),
+    committeeAt: (epoch) => expectedAt(epochs.committeeAt(epoch)),
+    servedKeyIds: () => epochs.epochKeys().map((k) => k.keyId),
     keystore,
     log,
     metrics,
@@ -302,6 +314,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     reshareBusy: () => reshareBusy(),
     transport: { send: (memberId, frame, timeoutMs) => sendToMember(memberId, DKG_PROTOCOL, frame, timeoutMs) },
   });
+  if (startServed.selfId === undefined) runner.serveCommittee(startServed.committee, undefined, dkgIdentity(identity, startServed.committee));
   // Members only, checked when the stream opens: an outsider's frame is never read.
   await services.start(
     protocolService('dkg runner', [[DKG_PROTOCOL, async (remotePeer, body) => runner.answerFrame(conns.memberFor(remotePeer)!.id, body), serve(MAX_DKG_FRAME_BYTES, PROTOCOL_STREAMS.dkg, isMember)]], {
@@ -309,7 +322,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
         // After a reshare or refresh the epoch store's shares are the ones served, not the DKG's.
         const served = epochs.served();
         const atDkgEpoch = served.committee.epoch === 0;
-        loadHeldKeys(runner, atDkgEpoch ? shares : undefined, stored, expectedCommittee(committee));
+        loadHeldKeys(runner, atDkgEpoch ? shares : undefined, stored, (epoch) => expectedAt(epochs.committeeAt(epoch)));
         if (!atDkgEpoch) shares.serveEpoch(selfIdIn(served.committee, ceremonyKey.publicKey), served.committee.epoch, epochs.shares());
         metrics.committeeEpoch.set(served.committee.epoch);
       },
@@ -343,14 +356,32 @@ async function startServices({ config, committee, selfId, identity, password, lo
   const acl = new AclService(
     revocations,
     {
-      members: () => committee.members.map((m) => m.id).filter((id) => id !== selfId),
+      members: () => {
+        const { committee: c, selfId: self } = servedNow();
+        return c.members.map((m) => m.id).filter((id) => id !== self);
+      },
       send: (memberId, frame, timeoutMs) => sendToMember(memberId, ACL_PROTOCOL, frame, timeoutMs),
     },
     log,
     metrics,
   );
-  // Revocations come from members (flooding, sync) and the gateway(s) only.
-  await services.start(protocolService('acl', [[ACL_PROTOCOL, async (peer, body) => acl.answer(conns.memberFor(peer)?.id, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.acl, isMemberOrGateway)]]));
+  // Revocations come from members (flooding, sync) and the gateway(s) only; a member joining by an
+  // approved reshare syncs them before it serves (isParticipant), and may send them (each is owner-signed).
+  await services.start(
+    protocolService('acl', [[ACL_PROTOCOL, async (peer, body) => acl.answer(conns.memberFor(peer)?.id, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.acl, (peer) => isMemberOrGateway(peer) || isParticipant(peer))]]),
+  );
+  const joinSyncAttempts = new Map<string, number>();
+  const syncBeforeJoining = async (proposal: ReshareProposal): Promise<void> => {
+    const sources = proposal.from.members
+      .filter((m) => m.peerId !== identity.peerId)
+      .map((m) => ({ member: m.id, send: (frame: Uint8Array, timeoutMs: number) => memberFrames.request(peerIdFromString(m.peerId), ACL_PROTOCOL, frame, { timeoutMs }) }));
+    const key = encodeHex(committeeFileDigest(proposal.to));
+    const attempt = (joinSyncAttempts.get(key) ?? 0) + 1;
+    joinSyncAttempts.set(key, attempt);
+    const need = joinSyncNeed(proposal.from.t, sources.length, attempt);
+    const { synced, added } = await acl.syncUnion(sources, need);
+    log.info({ fromEpoch: proposal.from.epoch, synced, of: sources.length, added, held: revocations.size }, 'joining member synced the revocations of the committee leaving');
+  };
   // Public (the same results GET /v1/keys serves), so open to anyone.
   await services.start(protocolService('key list', [[KEYS_PROTOCOL, async (_peer, body) => keysReply(runner, epochs, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.keys)]]));
   const reshare = createReshareService({
@@ -368,6 +399,13 @@ async function startServices({ config, committee, selfId, identity, password, lo
     phaseMs: config.resharePhaseTimeoutMs,
     faults: config.ceremonyFaults,
     connectedMembers: () => conns.connectedMembers(),
+    beforeJoining: syncBeforeJoining,
+    ...(epochs.committedAt() === undefined ? {} : { committedAt: epochs.committedAt()! }),
+    onServedChanged: (served, self) => {
+      runner.serveCommittee(served.committee, self, dkgIdentity(identity, served.committee));
+      conns.setCommittee(served.committee, self).catch((e: unknown) => log.error({ err: errorText(e) }, 'could not record the addresses of the committee served'));
+      log.info({ epoch: served.committee.epoch, selfId: self ?? null, n: served.committee.members.length, t: served.committee.t }, 'now a member of the committee served at this epoch');
+    },
   });
   isParticipant = reshare.isParticipant;
   reshareBusy = () => reshare.runner.busy();
@@ -399,11 +437,12 @@ async function startServices({ config, committee, selfId, identity, password, lo
     },
   });
 
-  const httpRoutes = [healthRoute(committee, selfId, identity.peerId, conns, runner), metricsRoute(metrics)];
+  const httpRoutes = [healthRoute(servedNow, identity.peerId, conns, runner), metricsRoute(metrics)];
   const httpServer = await services.open('http', () => listenOrExplain('HTTP', () => startHttpServer(config.http.host, config.http.port, httpRoutes, log, 'http')), closeServer);
   const status = statusRoute({
     committee,
     selfId,
+    servedSelfId: () => epochs.memberId(),
     peerId: identity.peerId,
     keystoreDir: config.keystoreDir,
     startedAt: Date.now(),
@@ -452,8 +491,13 @@ function keysReply(runner: DkgRunner, epochs: EpochStore, body: Uint8Array): Uin
   }
 }
 
-/** Hands the keystore's keys to the DKG runner and (at the DKG's epoch) the share book, checking each stored public result. */
-function loadHeldKeys(runner: DkgRunner, shares: ShareBook | undefined, stored: StoredKey[], expected: ReturnType<typeof expectedCommittee>): void {
+/** What a DKG result of an epoch must verify against: that epoch's committee. */
+function expectedAt(c: CommitteeMembership | undefined): ExpectedCommittee | undefined {
+  return c === undefined ? undefined : { committeeId: c.committeeId, t: c.t, memberKeys: new Map(c.members.map((m) => [m.id, m.publicKey])) };
+}
+
+/** Hands the keystore's keys to the DKG runner and (at the DKG's epoch) the share book, checking each stored public result against its epoch's committee. */
+function loadHeldKeys(runner: DkgRunner, shares: ShareBook | undefined, stored: StoredKey[], expectedFor: (epoch: number) => ExpectedCommittee | undefined): void {
   for (const key of stored) {
     let result: DkgPublicResult;
     let legacy = false;
@@ -461,6 +505,8 @@ function loadHeldKeys(runner: DkgRunner, shares: ShareBook | undefined, stored: 
       // The keystore keeps the result in sorted key order: parse, don't require the canonical bytes.
       result = parseDkgPublicResult(key.publicResult);
       if (result.keyId !== key.keyId) throw new TkmsError('keystore_corrupt', `it carries the public result of ${result.keyId}`);
+      const expected = expectedFor(result.epoch ?? 0);
+      if (expected === undefined) throw new TkmsError('keystore_corrupt', `it was made at epoch ${result.epoch ?? 0}, whose committee no stored certificate names`);
       try {
         result = verifyDkgPublicResult(result, expected);
       } catch (e) {

@@ -59,6 +59,17 @@ export interface DkgRunnerOptions {
   servedEpoch?: () => number;
   /** Whether a reshare or refresh of this node is approved and not finished: no new DKG starts meanwhile (its key would not move). */
   reshareBusy?: () => boolean;
+  /**
+   * The committee of an earlier epoch (from the handover chain): a result is checked against the
+   * committee of the epoch it was made at, which a reshare may have replaced since. Default: none
+   * (only the committee served).
+   */
+  committeeAt?: (epoch: number) => ExpectedCommittee | undefined;
+  /**
+   * Key ids the committee serves at its epoch (NodeEpochStore.epochKeys): a key a reshare moved here
+   * has no DKG file in the keystore, yet a second DKG for its id must be refused like any other.
+   */
+  servedKeyIds?: () => readonly string[];
 }
 
 export type DkgStatusName = 'running' | 'done' | 'aborted';
@@ -138,16 +149,18 @@ export class DkgRunner {
    */
   private readonly upgrading = new Map<string, Map<number, string>>();
   private readonly persisting = new Set<string>();
-  private readonly claims: SessionClaims;
+  private claims: SessionClaims;
   /** Held keys another member holds a different valid result of the same session for: not served, kept on disk. */
   private readonly withdrawals: DkgWithdrawals;
-  private readonly expected: ExpectedCommittee;
+  private expected: ExpectedCommittee;
   private upgradeTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
-  private readonly committee: Committee;
-  private readonly selfId: number;
-  private readonly identity: DkgIdentity;
+  private committee: Committee;
+  private selfId: number;
+  /** False once a reshare left this node out of the committee served: it takes part in no DKG. */
+  private member = true;
+  private identity: DkgIdentity;
   private readonly keystore: Keystore;
   private readonly transport: DkgTransport;
   private readonly log: Logger;
@@ -158,6 +171,8 @@ export class DkgRunner {
   private readonly onKeyWithdrawn: DkgRunnerOptions['onKeyWithdrawn'];
   private readonly servedEpoch: () => number;
   private readonly reshareBusy: () => boolean;
+  private readonly committeeAt: (epoch: number) => ExpectedCommittee | undefined;
+  private readonly servedKeyIds: () => readonly string[];
 
   constructor(options: DkgRunnerOptions) {
     this.committee = options.committee;
@@ -174,8 +189,37 @@ export class DkgRunner {
     this.withdrawals = options.withdrawals ?? DkgWithdrawals.inMemory();
     this.servedEpoch = options.servedEpoch ?? (() => 0);
     this.reshareBusy = options.reshareBusy ?? (() => false);
+    this.committeeAt = options.committeeAt ?? (() => undefined);
+    this.servedKeyIds = options.servedKeyIds ?? (() => []);
     this.expected = { committeeId: this.committee.committeeId, t: this.committee.t, memberKeys: this.identity.memberKeys };
     this.claims = new SessionClaims(this.committee.t);
+  }
+
+  /**
+   * A reshare committed: new DKGs run among the committee served now, under this node's id in it
+   * (undefined: it left and refuses DKG proposals). Held results keep being checked against the
+   * committee of their own epoch (committeeAt). Called when no DKG runs (reshareBusy refuses them).
+   */
+  serveCommittee(committee: Committee, selfId: number | undefined, identity: DkgIdentity): void {
+    this.committee = committee;
+    this.member = selfId !== undefined;
+    if (selfId !== undefined) this.selfId = selfId;
+    this.identity = identity;
+    this.expected = { committeeId: committee.committeeId, t: committee.t, memberKeys: identity.memberKeys };
+    this.claims = new SessionClaims(committee.t);
+  }
+
+  /** The committee a result must verify against: the one of the epoch it carries. */
+  private expectedFor(result: DkgPublicResult): ExpectedCommittee {
+    const epoch = result.epoch ?? 0;
+    if (epoch === this.committee.epoch) return this.expected;
+    return this.committeeAt(epoch) ?? this.expected;
+  }
+
+  private refuseIfNotMember(): void {
+    if (!this.member) {
+      throw new TkmsError('unauthorized', `this node is not a member of committee ${this.committee.committeeId} at epoch ${this.committee.epoch}; it takes part in no DKG`);
+    }
   }
 
   /** Registers keys already in the keystore, so a second DKG for them is refused. */
@@ -259,16 +303,16 @@ export class DkgRunner {
   }
 
   private resultMessage(result: DkgPublicResult): Uint8Array {
-    return confirmMessage(dkgPublicResultDigest(result, this.identity.memberKeys));
+    return confirmMessage(dkgPublicResultDigest(result, this.expectedFor(result).memberKeys));
   }
 
   private digestHex(result: DkgPublicResult): string {
-    return encodeHex(dkgPublicResultDigest(result, this.identity.memberKeys));
+    return encodeHex(dkgPublicResultDigest(result, this.expectedFor(result).memberKeys));
   }
 
   private isValid(result: DkgPublicResult): boolean {
     try {
-      verifyDkgPublicResult(result, this.expected);
+      verifyDkgPublicResult(result, this.expectedFor(result));
       return true;
     } catch {
       return false;
@@ -339,7 +383,7 @@ export class DkgRunner {
     let added = false;
     for (const [key, sig] of Object.entries(incoming.signatures)) {
       const id = Number(key);
-      const publicKey = this.identity.memberKeys.get(id);
+      const publicKey = this.expectedFor(held).memberKeys.get(id);
       if (known.has(id) || publicKey === undefined || !verifyMemberSignature(publicKey, message, decodeHex(sig))) continue;
       known.set(id, sig);
       added = true;
@@ -357,7 +401,7 @@ export class DkgRunner {
     if (held === undefined || signatures === undefined || this.persisting.has(keyId)) return;
     this.persisting.add(keyId);
     try {
-      const upgraded = verifyDkgPublicResult({ ...held, signatures: Object.fromEntries(signatures) }, this.expected);
+      const upgraded = verifyDkgPublicResult({ ...held, signatures: Object.fromEntries(signatures) }, this.expectedFor(held));
       await this.keystore.replacePublicResult(keyId, publicResultToJson(upgraded));
       this.held.set(keyId, upgraded);
       this.upgrading.delete(keyId);
@@ -408,8 +452,9 @@ export class DkgRunner {
   }
 
   private refuseIfBusy(keyId: string): void {
+    this.refuseIfNotMember();
     if (this.reshareBusy()) throw new TkmsError('reshare_in_progress', `a reshare or refresh of this node's committee is running; propose the DKG of ${keyId} once it finished`);
-    if (this.held.has(keyId) || this.keystore.list().includes(keyId)) {
+    if (this.held.has(keyId) || this.keystore.list().includes(keyId) || this.servedKeyIds().includes(keyId)) {
       throw new TkmsError('conflict', `key id ${keyId} already exists on this node; a second DKG is refused`);
     }
     const s = this.sessions.get(keyId);
@@ -511,11 +556,12 @@ export class DkgRunner {
   }
 
   private acceptProposal(from: number, p: DkgProposal): void {
+    this.refuseIfNotMember();
     if (p.proposer !== from) throw new TkmsError('unauthorized', `proposal claims proposer ${p.proposer} but came from member ${from}`);
     if (p.committeeId !== this.committee.committeeId) {
       throw new TkmsError('bad_request', `proposal is for committee ${p.committeeId}, this node is in ${this.committee.committeeId}`);
     }
-    if (p.t !== this.committee.t) throw new TkmsError('bad_request', `proposal has t = ${p.t}, the committee file says t = ${this.committee.t}`);
+    if (p.t !== this.committee.t) throw new TkmsError('bad_request', `proposal has t = ${p.t}, the committee served (epoch ${this.committee.epoch}) has t = ${this.committee.t}`);
     // A proposal is not evidence of a session, even one it races: one member could then block any
     // key id. A rival that can produce a key shows itself by t dealers' round-1 packages or by its
     // members' dkg_conflict answers to our pre-store announcement (uniquenessProblem).
@@ -691,7 +737,7 @@ export class DkgRunner {
     }
     let conflict: string | undefined;
     try {
-      verifyDkgPublicResult(result, this.expected);
+      verifyDkgPublicResult(result, this.expectedFor(result));
       conflict = await this.uniquenessProblem(s, result);
     } catch (e) {
       this.finish(s, 'aborted', `DKG finished but its result could not be stored: ${errorText(e)}`);

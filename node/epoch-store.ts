@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TkmsError, curveBackend, decodeHex, equalBytes, isTkmsError, utf8ToBytes } from '../core/index.ts';
 import { committeeFileDigest, type Committee, type CommitteeDecoders, type CommitteeMembership } from '../core/committee.ts';
@@ -116,6 +117,10 @@ class FileEpochStore implements NodeEpochStore {
   /** True when the served epoch was reached by a stored certificate (its shares come from epoch files). */
   #reachedByCertificate = false;
   #keys = new Map<string, KeyEpochData>();
+  /** Every committee the stored chain names, by epoch (the file's and each certificate's both ends). */
+  readonly #committees = new Map<number, CommitteeMembership>();
+  /** When the served epoch was committed (the certificate file's mtime after a restart), or undefined at the file's epoch. */
+  #committedAt: number | undefined;
   #shares = new Map<string, EpochShare>();
   readonly #ledger: ApprovalLedger;
   /** One mutation at a time: commits, saves and erasures never interleave. */
@@ -126,6 +131,7 @@ class FileEpochStore implements NodeEpochStore {
     this.#dir = options.keystore.dir;
     this.#base = options.committee;
     this.#committee = options.committee;
+    this.#committees.set(options.committee.epoch, options.committee);
     this.#decoders = options.decoders;
     this.#self = Uint8Array.from(options.selfPublicKey);
     this.#ledger = new ApprovalLedger(this.#dir, () => this.#committee.epoch, (fn) => this.#serial(fn), options.decoders);
@@ -153,6 +159,14 @@ class FileEpochStore implements NodeEpochStore {
     return memberIdIn(this.#committee, this.#self);
   }
 
+  committeeAt(epoch: number): CommitteeMembership | undefined {
+    return this.#committees.get(epoch);
+  }
+
+  committedAt(): number | undefined {
+    return this.#committedAt;
+  }
+
   // -------------------------------------------------------------------------
   // Opening: everything served is derived from the files.
 
@@ -162,6 +176,8 @@ class FileEpochStore implements NodeEpochStore {
     const dkgKeys = await this.#readDkgKeys();
     await this.#follow(certs, dkgKeys);
     await this.#loadServedShares(entries, dkgKeys);
+    const last = this.#handovers.at(-1);
+    if (last !== undefined) this.#committedAt = await fileTime(join(this.#dir, handoverFileName(last.fromEpoch)));
     const firstCovered = this.#handovers[0]?.fromEpoch ?? this.#committee.epoch;
     const moved = [...dkgKeys.values()].filter(({ data }) => data.epoch < this.#committee.epoch && data.epoch >= firstCovered).map(({ data }) => keyFileName(data.keyId));
     await this.#eraseLeftovers(await listDirectory(this.#dir), moved);
@@ -218,6 +234,7 @@ class FileEpochStore implements NodeEpochStore {
       }
       if (!equalBytes(committeeFileDigest(verified.to), committeeFileDigest(base))) throw corrupt(`${handoverFileName(join.fromEpoch)} arrives at another committee than this node's committee file`);
       this.#handovers.push(join);
+      this.#committees.set(verified.from.epoch, verified.from);
       this.#reachedByCertificate = true;
       startKeys = new Map(verified.keys.map((k) => [k.keyId, k]));
     } else {
@@ -242,6 +259,7 @@ class FileEpochStore implements NodeEpochStore {
     }
     if (followed.chain.length > 0) {
       this.#handovers.push(...followed.chain.map((v) => v.certificate));
+      for (const step of followed.chain) this.#committees.set(step.to.epoch, step.to);
       this.#committee = followed.chain.at(-1)!.to;
       this.#reachedByCertificate = true;
       this.#keys = new Map(followed.keys);
@@ -429,6 +447,9 @@ class FileEpochStore implements NodeEpochStore {
 
     // Committed: serve the new epoch, then erase what the old one left.
     this.#handovers.push(verified.certificate);
+    this.#committees.set(verified.from.epoch, verified.from);
+    this.#committees.set(verified.to.epoch, verified.to);
+    this.#committedAt = Date.now();
     this.#committee = verified.to;
     this.#reachedByCertificate = true;
     this.#keys = new Map(verified.keys.map((k) => [k.keyId, k]));
@@ -478,6 +499,14 @@ function movedKeyFiles(cert: HandoverCertificate): string[] {
 function sameHandover(a: HandoverCertificate, b: HandoverCertificate): boolean {
   // The same handover may carry a different set of (valid) signatures; what was signed must match.
   return canonicalJson({ ...a, signatures: null }) === canonicalJson({ ...b, signatures: null });
+}
+
+async function fileTime(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).mtimeMs;
+  } catch {
+    return undefined;
+  }
 }
 
 function epochFiles(entries: readonly string[]): EpochFile[] {

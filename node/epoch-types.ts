@@ -3,7 +3,7 @@
  * (node/epoch-store.ts): which committee epoch the node serves, the shares of each epoch, the
  * operator's approvals and the vote lock. Everything is on disk before it takes effect.
  */
-import type { Committee } from '../core/committee.ts';
+import type { Committee, CommitteeMembership } from '../core/committee.ts';
 import type { HandoverCertificate, KeyEpochData, VerifiedHandover } from '../core/ceremony/handover.ts';
 import type { ReshareProposal } from '../core/ceremony/types.ts';
 
@@ -74,6 +74,10 @@ export interface NodeEpochStore extends EpochStore {
    * and authenticated from its file. stale_epoch for a result of another epoch, conflict for a key id already served.
    */
   noteDkgKey(keyId: string): Promise<EpochShare>;
+  /** The committee of an epoch on the stored chain (the committee file's, and both ends of every certificate held), or undefined. */
+  committeeAt(epoch: number): CommitteeMembership | undefined;
+  /** When the served epoch was committed (ms since 1970; after a restart, the certificate file's mtime); undefined at the committee file's epoch. */
+  committedAt(): number | undefined;
 }
 
 /**

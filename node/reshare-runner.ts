@@ -51,6 +51,14 @@ export interface ReshareRunnerOptions {
   onCommitted: (served: ServedEpoch, shares: EpochShare[]) => void;
   /** The participants this node talks to changed (an approval or a finished ceremony): admission, addresses. */
   onParticipantsChanged?: () => void;
+  /**
+   * Run after the ceremony's outcome and before the commit when this node joins (it is not in
+   * `from`): what it must hold before it serves, i.e. the revocations the members hold. Throws
+   * while it cannot; the runner retries (the new epoch is not served here meanwhile).
+   */
+  beforeJoining?: (proposal: ReshareProposal) => Promise<void>;
+  /** When the epoch served was committed (after a restart): the refresh schedule counts from it. Default: now. */
+  committedAt?: number;
   now?: () => number;
 }
 
@@ -76,7 +84,14 @@ interface Run {
   retransmits: number;
   /** A refresh's `refresh` frame, sent again with every retransmit: a member that was still committing the epoch before refused it the first time. */
   announce: Uint8Array | undefined;
+  /** Set once the outcome is being committed (a joiner may wait for beforeJoining first). */
+  committing: boolean;
+  /** Why a joiner does not serve the new epoch yet (beforeJoining failed; retried), shown in the status. */
+  waiting: string | undefined;
 }
+
+/** Retries of beforeJoining: every this many ms (at least), until it succeeds or the node stops. */
+const JOIN_RETRY_MIN_MS = 500;
 
 const DELIVERY_ATTEMPTS = 3;
 /**
@@ -113,7 +128,7 @@ export class ReshareRunner {
   constructor(private readonly o: ReshareRunnerOptions) {
     this.now = o.now ?? Date.now;
     this.refreshRate = RefreshRate.forCommittee(o.store.served().committee);
-    this.lastCommitAt = this.now();
+    this.lastCommitAt = o.committedAt ?? this.now();
   }
 
   /** Resumes approved ceremonies that had not committed when the node stopped (votes already cast are re-sent, never re-signed). */
@@ -311,6 +326,8 @@ export class ReshareRunner {
       acked: new Map(),
       retransmits: 0,
       announce: isRefresh(proposal) ? refreshFrame(proposalId, proposal) : undefined,
+      committing: false,
+      waiting: undefined,
     };
     this.runs.set(proposalId, run);
     return run;
@@ -406,7 +423,10 @@ export class ReshareRunner {
     const ceremony = run.ceremony;
     if (ceremony === undefined || run.status !== 'running') return;
     if (ceremony.phase === 'done') {
-      await this.commit(run, ceremony);
+      if (run.committing) return;
+      run.committing = true;
+      // Off the chain: a joiner may wait for its revocations, and the engine keeps answering meanwhile.
+      void this.commit(run, ceremony);
       return;
     }
     if (ceremony.phase === 'failed') {
@@ -445,6 +465,8 @@ export class ReshareRunner {
       const fromKeys = new Map(this.keysOf(run).map((k) => [k.keyId, k]));
       const verified = verifyHandover(outcome.certificate, from, fromKeys.size > 0 ? fromKeys : undefined, libp2pCommitteeDecoders);
       if (outcome.newShares !== undefined) await this.o.store.savePending(run.proposalId, outcome.newShares, verified.keys);
+      if (!from.members.some((m) => this.isSelf(m))) await this.untilJoinable(run);
+      if (this.stopped || run.status !== 'running') return;
       await this.o.store.commit(verified, run.proposalId);
       this.lastCommitAt = this.now();
       this.o.onCommitted(this.o.store.served(), this.o.store.shares());
@@ -452,6 +474,24 @@ export class ReshareRunner {
       this.finish(run, 'done', undefined);
     } catch (e) {
       this.finish(run, 'failed', `the certificate could not be committed: ${errorText(e)}`);
+    }
+  }
+
+  /** Retries beforeJoining until it succeeds (the new epoch is not served before) or the node stops. */
+  private async untilJoinable(run: Run): Promise<void> {
+    const join = this.o.beforeJoining;
+    if (join === undefined) return;
+    for (let attempt = 1; !this.stopped && run.status === 'running'; attempt++) {
+      try {
+        await join(run.proposal);
+        if (run.waiting !== undefined) this.o.log.info({ proposalId: run.proposalId, attempt }, 'joining member is ready to serve the new epoch');
+        run.waiting = undefined;
+        return;
+      } catch (e) {
+        run.waiting = errorText(e);
+        this.o.log.warn({ proposalId: run.proposalId, attempt, err: run.waiting }, 'joining member does not serve the new epoch yet: revocations not synced; retrying');
+        await sleep(Math.max(JOIN_RETRY_MIN_MS, Math.floor(this.o.phaseMs / 2)));
+      }
     }
   }
 
@@ -597,11 +637,11 @@ export class ReshareRunner {
       fromEpoch: run.proposal.from.epoch,
       toEpoch: run.proposal.to.epoch,
       status: run.status,
-      phase: c?.phase ?? (run.status === 'approved' || run.status === 'running' ? 'preparing' : run.status),
+      phase: run.waiting !== undefined && run.status === 'running' ? 'syncing_revocations' : (c?.phase ?? (run.status === 'approved' || run.status === 'running' ? 'preparing' : run.status)),
       attempt: running ? attemptAt(run.ceremonyStartedAt!, this.o.phaseMs, this.now()) : 0,
       startedAt: run.startedAt === undefined ? null : new Date(run.startedAt).toISOString(),
       durationMs: run.startedAt === undefined || run.finishedAt === undefined ? null : run.finishedAt - run.startedAt,
-      failureReason: run.failureReason ?? null,
+      failureReason: run.failureReason ?? run.waiting ?? null,
       disqualified: c?.disqualified() ?? {},
     };
   }

@@ -9,7 +9,7 @@ import type { KeyEpochData } from '../core/ceremony/handover.ts';
 import type { Committee } from '../core/committee.ts';
 import { errorText, type FrameClient } from '../net/p2p.ts';
 import type { Route } from '../net/http.ts';
-import type { EpochStore } from './epoch-types.ts';
+import type { EpochStore, ServedEpoch } from './epoch-types.ts';
 import type { NodeMetrics } from './metrics.ts';
 import type { ShareBook } from './partial.ts';
 import { RefreshSchedule } from './refresh-schedule.ts';
@@ -37,8 +37,14 @@ export interface ReshareServiceOptions {
   log: Logger;
   phaseMs: number;
   faults: CeremonyFaults | undefined;
-  /** Member ids (of the committee file) this node is connected to. */
+  /** Member ids (of the committee served) this node is connected to. */
   connectedMembers: () => number[];
+  /** A joining member's last step before it serves (ReshareRunnerOptions.beforeJoining): sync the revocations. */
+  beforeJoining?: (proposal: ReshareProposal) => Promise<void>;
+  /** When the epoch served was committed (NodeEpochStore.committedAt), so a restart does not delay a due refresh. */
+  committedAt?: number;
+  /** After the new epoch is served here: the rest of the node follows the committee served (connections, DKG, ACL). */
+  onServedChanged?: (served: ServedEpoch, selfId: number | undefined) => void;
 }
 
 export interface ReshareService {
@@ -118,9 +124,13 @@ export function createReshareService(o: ReshareServiceOptions): ReshareService {
     ...(o.faults === undefined ? {} : { faults: o.faults }),
     ...(o.epochKeys === undefined ? {} : { epochKeys: o.epochKeys }),
     fetchKeys,
+    ...(o.beforeJoining === undefined ? {} : { beforeJoining: o.beforeJoining }),
+    ...(o.committedAt === undefined ? {} : { committedAt: o.committedAt }),
     onCommitted: (served, shares) => {
-      o.shares.serveEpoch(selfIdIn(served.committee, o.identity.publicKey), served.committee.epoch, shares);
+      const selfId = selfIdIn(served.committee, o.identity.publicKey);
+      o.shares.serveEpoch(selfId, served.committee.epoch, shares);
       refreshParticipants();
+      o.onServedChanged?.(served, selfId);
     },
     onParticipantsChanged: refreshParticipants,
   });

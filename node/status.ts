@@ -44,6 +44,8 @@ export interface StatusSources {
   acl?: { mode: GrantSource; head?: () => Promise<{ block: number; ageSeconds: number }> };
   /** The committee served now (after a reshare it differs from the committee file); default: the committee file. */
   served?: () => Committee;
+  /** This node's id in the committee served (undefined once it left); default: selfId. */
+  servedSelfId?: () => number | undefined;
   /** The reshare or refresh ceremony running now, if any. */
   ceremony?: () => ReshareStatus | undefined;
 }
@@ -96,6 +98,9 @@ async function aclStatus(acl: StatusSources['acl']): Promise<AclStatus> {
 }
 
 export async function nodeStatus(src: StatusSources): Promise<NodeStatus> {
+  // The committee served and this node's id in it: a reshare changes both (the file keeps the first).
+  const committee = src.served?.() ?? src.committee;
+  const selfId = src.servedSelfId === undefined ? src.selfId : src.servedSelfId();
   const connected = new Set(src.connectedMembers());
   const keys = await Promise.all(
     src.heldKeys().map(async (k) => ({ keyId: k.keyId, publicKey: k.groupPublicKey, t: k.t, n: k.n, storedAt: await storedAt(src.keystoreDir, k.keyId) })),
@@ -133,19 +138,19 @@ export async function nodeStatus(src: StatusSources): Promise<NodeStatus> {
     nodeVersion: process.version,
     startedAt: new Date(src.startedAt).toISOString(),
     uptimeSeconds: Math.floor((Date.now() - src.startedAt) / 1000),
-    selfId: src.selfId,
+    selfId: selfId ?? src.selfId,
     peerId: src.peerId,
     listen: src.listenAddrs(),
-    committee: { committeeId: src.committee.committeeId, t: src.committee.t, n: src.committee.members.length, fingerprint: committeeFingerprint(src.committee) },
+    committee: { committeeId: committee.committeeId, t: committee.t, n: committee.members.length, fingerprint: committeeFingerprint(committee) },
     peers: {
       connected: connected.size,
-      members: src.committee.members.filter((m) => m.id !== src.selfId).map((m) => ({ id: m.id, peerId: m.peerId, connected: connected.has(m.id) })),
+      members: committee.members.filter((m) => m.id !== selfId).map((m) => ({ id: m.id, peerId: m.peerId, connected: connected.has(m.id) })),
     },
     keys,
     lastDkg,
     dkgSessionsSinceStart: sessions,
     acl: await aclStatus(src.acl),
-    epoch: servedEpoch(src.served?.() ?? src.committee),
+    epoch: servedEpoch(committee),
     ceremony: runningCeremony(src.ceremony?.()),
   };
 }

@@ -1,9 +1,16 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generateAccount } from '../../client/index.ts';
+import { generateAccount, type Account } from '../../client/index.ts';
 import {
+  ACL_PROTOCOL,
+  decodeAclReply,
   decodeHex,
+  decodePoint,
+  encodeAclRequest,
+  signGrant,
+  signRevocation,
+  type Grant,
   decodeKeysReply,
   decodePartialReply,
   encodeHex,
@@ -17,6 +24,9 @@ import {
   signDelegation,
 } from '../../core/index.ts';
 import { verifyHandover } from '../../core/ceremony/handover.ts';
+import { sealToHandle, type SealedHandle } from '../../core/sealed-handle.ts';
+import { expectedCommittee } from '../../core/committee.ts';
+import { parseDkgPublicResult, verifyDkgPublicResult } from '../../core/dkg/index.ts';
 import { proposalDigest } from '../../core/ceremony/proposal.ts';
 import { loadCommitteeFile, parseCommittee, type Committee } from '../../net/committee.ts';
 import { loadIdentityFile } from '../../node/identity.ts';
@@ -29,8 +39,11 @@ import { getJson, makeTempDir, NodeCluster, removeDir, runTkms, waitFor } from '
  * more nodes start with the new committee file, and the operators of all eight approve the
  * proposal 3-of-5 → 4-of-7 (node 1 leaves, nodes 2..8 become members 1..7) through their admin
  * APIs. Then the new committee refreshes on one member's word. The full suite (faults, restarts,
- * decryption through the gateway) lives elsewhere; this is the happy path and the control plane's
- * refusal of a proposal sent over libp2p.
+ * decryption through the gateway) lives elsewhere; this is the happy path, the control plane's
+ * refusal of a proposal sent over libp2p, and the node acting as a member of the committee served:
+ * revocations made before reach the members joining, a DKG runs among the new committee at epoch 1
+ * (and the next refresh moves its key), and a member restarted with its first committee file
+ * serves the latest epoch under its current id.
  */
 const OLD = [1, 2, 3, 4, 5];
 const NEW_NODES = [2, 3, 4, 5, 6, 7, 8];
@@ -51,6 +64,15 @@ describe('node daemon: reshare 3-of-5 → 4-of-7 and a refresh, real processes',
   let committee1: Record<string, unknown>;
   let from: Committee;
   let groupPublicKey: string;
+  let betaGroupKey: string | undefined;
+  // A handle of alpha, a grant its owner revoked before the reshare, and one still in force.
+  const owner = generateAccount();
+  const revokedGrantee = generateAccount();
+  const liveGrantee = generateAccount();
+  let sealed: SealedHandle;
+  let revokedGrant: Grant;
+  let liveGrant: Grant;
+  let rsaSpki: Uint8Array;
 
   const reshareList = async (id: number): Promise<any> => (await getJson(`${cluster!.node(id).adminUrl}/admin/reshare`)).json;
 
@@ -77,6 +99,18 @@ describe('node daemon: reshare 3-of-5 → 4-of-7 and a refresh, real processes',
     return reply as { keys: unknown[]; epoch?: number; handovers?: unknown[] };
   }
 
+  /** A partial request for the handle, by `who` with its grant, answered by member `id` of the epoch-1 committee numbering. */
+  async function askPartial(id: number, who: Account, grant: Grant) {
+    const now = Math.floor(Date.now() / 1000);
+    const delegation = signDelegation(
+      who.secretKey,
+      { handle: sealed.handle, keyId: 'alpha', requester: who.addressBytes, rsaSpki, notBefore: now - 5, notAfter: now + 300, requestId: newRequestId() },
+      { committeeId: 'test-committee' },
+    );
+    const descriptor = { keyId: 'alpha', K: sealed.K, nonce: sealed.nonce, ciphertextHash: sealed.ciphertextHash, owner: owner.addressBytes, kProof: sealed.kProof };
+    return decodePartialReply(await p2p!.request(id, PARTIAL_PROTOCOL, encodePartialRequest({ delegation, descriptor, grant })));
+  }
+
   before(async () => {
     root = await makeTempDir('tkms-node-reshare');
     cluster = await NodeCluster.prepare({ n: ALL.length, t: 3, rootDir: root, phaseTimeoutMs: 3_000 });
@@ -101,6 +135,7 @@ describe('node daemon: reshare 3-of-5 → 4-of-7 and a refresh, real processes',
       await waitFor(`node ${id} holds alpha`, async () => ((await getJson(`${cluster!.node(id).adminUrl}/admin/dkg/alpha`)).json.status === 'done' ? true : undefined), { timeoutMs: 60_000 });
     }
     await cluster.startAll([6, 7, 8]);
+    rsaSpki = decodeHex((await generateRsaKeyPair()).publicKey.spkiHex);
   });
 
   after(async () => {
@@ -135,6 +170,25 @@ describe('node daemon: reshare 3-of-5 → 4-of-7 and a refresh, real processes',
     const list = await reshareList(3);
     assert.equal(list.epoch, 0);
     assert.deepEqual(list.proposals, []);
+  });
+
+  it('an owner revokes a grant before the reshare: the members of epoch 0 take it (the members joining are not members yet)', async () => {
+    sealed = await sealToHandle({ publicKey: decodePoint(groupPublicKey), keyId: 'alpha', owner: owner.addressBytes, plaintext: new TextEncoder().encode('revoked before the reshare') });
+    const now = Math.floor(Date.now() / 1000);
+    const deployment = { committeeId: 'test-committee' };
+    revokedGrant = signGrant(owner.secretKey, { handle: sealed.handle, grantee: revokedGrantee.addressBytes, notAfter: now + 600, issuedAt: now - 30 }, deployment);
+    liveGrant = signGrant(owner.secretKey, { handle: sealed.handle, grantee: liveGrantee.addressBytes, notAfter: now + 600, issuedAt: now - 30 }, deployment);
+    const revocation = signRevocation(owner.secretKey, { handle: sealed.handle, grantee: revokedGrantee.addressBytes, revokedAt: now - 1 }, deployment);
+    const descriptor = { keyId: 'alpha', K: sealed.K, nonce: sealed.nonce, ciphertextHash: sealed.ciphertextHash, owner: owner.addressBytes, kProof: sealed.kProof };
+    // Pushed to node 3 as member 2 does when it floods; node 3 floods it to the other members of epoch 0.
+    const member2 = await loadIdentityFile(join(cluster!.node(2).dir, 'identity.json'));
+    const client = await P2pClient.start(from, member2.privateKey);
+    try {
+      const reply = decodeAclReply(await client.request(3, ACL_PROTOCOL, encodeAclRequest({ type: 'revoke', item: { descriptor, revocation } })));
+      assert.ok(reply.ok && reply.type === 'stored' && reply.stored, JSON.stringify(reply));
+    } finally {
+      await client.stop();
+    }
   });
 
   it('every operator approves; all eight finish, the group key stays, the new Y_i are on a 4-of-7 sharing', async () => {
@@ -202,6 +256,41 @@ describe('node daemon: reshare 3-of-5 → 4-of-7 and a refresh, real processes',
     assert.notEqual(!staying.ok && staying.code, 'unknown_key');
   });
 
+  it('the members that joined synced the revocations before serving: the grant revoked before the reshare is refused (revoked) at each, a live one is served at epoch 1', async () => {
+    // Nodes 6, 7, 8 are members 5, 6, 7 of epoch 1.
+    for (const id of [5, 6, 7]) {
+      const refused = await askPartial(id, revokedGrantee, revokedGrant);
+      assert.equal(!refused.ok && refused.code, 'revoked', `member ${id}: ${refused.ok ? 'issued a partial' : JSON.stringify(refused)}`);
+    }
+    const served = await askPartial(5, liveGrantee, liveGrant);
+    assert.ok(served.ok, served.ok ? '' : JSON.stringify(served));
+    assert.equal(served.ok && served.epoch, 1);
+    const health = (await getJson(`${cluster!.node(6).httpUrl}/health`)).json;
+    assert.equal(health.selfId, 5);
+    assert.equal(health.epoch, 1);
+    assert.equal(health.n, 7);
+  });
+
+  it('a DKG proposed on a member that joined runs among the seven at epoch 1 (result.epoch = 1, verifies against the epoch-1 committee); the member that left refuses one', async () => {
+    const res = await postJson(`${cluster!.node(6).adminUrl}/admin/dkg`, { keyId: 'beta' });
+    assert.equal(res.status, 202, JSON.stringify(res.json));
+    for (const id of NEW_NODES) {
+      await waitFor(`node ${id} holds beta`, async () => ((await getJson(`${cluster!.node(id).adminUrl}/admin/dkg/beta`)).json.status === 'done' ? true : undefined), { timeoutMs: 90_000 });
+    }
+    const result = parseDkgPublicResult((await getJson(`${cluster!.node(6).adminUrl}/admin/dkg/beta`)).json.result);
+    assert.equal(result.epoch, 1);
+    assert.equal(result.t, 4);
+    assert.equal(result.n, 7);
+    verifyDkgPublicResult(result, expectedCommittee(parseCommittee(committee1)));
+    assert.throws(() => verifyDkgPublicResult(result, expectedCommittee(from)));
+    const left = await postJson(`${cluster!.node(1).adminUrl}/admin/dkg`, { keyId: 'gamma' });
+    assert.equal(left.status, 403, JSON.stringify(left.json));
+    assert.equal(left.json.error.code, 'unauthorized');
+    // Served at once: the keys protocol of every new member lists it.
+    for (const id of [1, 5, 7]) assert.ok((await keysOf(p2p!, id)).keys.some((k) => (k as { keyId: string }).keyId === 'beta'), `member ${id} lists beta`);
+    betaGroupKey = result.groupPublicKey;
+  });
+
   it('POST /admin/refresh on one member refreshes the new committee: same key, new Y_i, epoch 2', async () => {
     const before = verifyHandover((await keysOf(p2p!, 1)).handovers![0], from);
     const started = Date.now();
@@ -209,7 +298,7 @@ describe('node daemon: reshare 3-of-5 → 4-of-7 and a refresh, real processes',
     assert.equal(res.status, 202, JSON.stringify(res.json));
     assert.equal(res.json.kind, 'refresh');
     const durations = await waitDone(NEW_NODES, res.json.proposalId);
-    console.log(`      refresh 4-of-7 (1 key): ${Math.min(...durations)}..${Math.max(...durations)} ms per node, ${Date.now() - started} ms wall`);
+    console.log(`      refresh 4-of-7 (2 keys): ${Math.min(...durations)}..${Math.max(...durations)} ms per node, ${Date.now() - started} ms wall`);
     const keys = await keysOf(p2p!, 5);
     assert.equal(keys.epoch, 2);
     assert.equal(keys.handovers?.length, 2);
@@ -217,5 +306,39 @@ describe('node daemon: reshare 3-of-5 → 4-of-7 and a refresh, real processes',
     assert.ok(refreshed.refresh);
     assert.equal(encodeHex(refreshed.keys[0]!.groupPublicKey), groupPublicKey);
     for (const [id, y] of before.keys[0]!.verificationShares) assert.notEqual(encodeHex(refreshed.keys[0]!.verificationShares.get(id)!), encodeHex(y), `Y_${id} changed`);
+    // The key the DKG made at epoch 1 is moved too, its group key unchanged.
+    assert.deepEqual(refreshed.keys.map((k) => k.keyId), ['alpha', 'beta']);
+    assert.equal(encodeHex(refreshed.keys[1]!.groupPublicKey), betaGroupKey);
+  });
+
+  it('a member killed and restarted with its first committee file serves epoch 2 under its current id, connected to the members of epoch 2', async () => {
+    // Node 3: member 3 of epoch 0 (its committee file), member 2 since epoch 1.
+    await cluster!.node(3).process!.stop('SIGKILL');
+    await cluster!.start(3);
+    const health = await waitFor(
+      'node 3 back, connected to the six other members of epoch 2',
+      async () => {
+        const h = (await getJson(`${cluster!.node(3).httpUrl}/health`)).json;
+        return h.peersConnected === 6 ? h : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    assert.equal(health.selfId, 2);
+    assert.equal(health.epoch, 2);
+    assert.equal(health.n, 7);
+    assert.equal(health.t, 4);
+    assert.deepEqual(health.peers, [1, 3, 4, 5, 6, 7]);
+    const status = (await getJson(`${cluster!.node(3).adminUrl}/admin/status`)).json;
+    assert.deepEqual(status.epoch, { epoch: 2, n: 7, t: 4 });
+    assert.equal(status.selfId, 2);
+    assert.equal(status.peers.connected, 6);
+    const served = await waitFor('node 3 answers a partial at epoch 2', async () => {
+      const r = await askPartial(2, liveGrantee, liveGrant);
+      return r.ok ? r : undefined;
+    });
+    assert.equal(served.ok && served.epoch, 2);
+    assert.equal(served.ok && served.nodeId, 2);
+    const refused = await askPartial(2, revokedGrantee, revokedGrant);
+    assert.equal(!refused.ok && refused.code, 'revoked');
   });
 });

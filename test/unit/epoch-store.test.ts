@@ -172,6 +172,9 @@ describe('epoch store', function () {
     assert.deepEqual(store.shares().map((s) => [s.keyId, s.share]), [['alpha', world.old.shares.get(1)]]);
     assert.equal(store.memberId(), 1);
     assert.deepEqual(store.epochKeys().map((k) => [k.keyId, k.epoch]), [['alpha', 0]]);
+    assert.equal(store.committedAt(), undefined, 'nothing committed at the committee file\'s epoch');
+    assert.equal(store.committeeAt(0)?.epoch, 0);
+    assert.equal(store.committeeAt(1), undefined);
 
     await store.savePending(world.proposalId, new Map([['alpha', world.next.shares.get(1)!]]), [world.newData]);
     await store.savePending(world.proposalId, new Map([['alpha', world.next.shares.get(1)!]]), [world.newData]); // idempotent
@@ -181,9 +184,15 @@ describe('epoch store', function () {
     assert.equal(beforeCommit.shares()[0]!.share, world.old.shares.get(1));
     assert.equal((await beforeCommit.loadPending(world.proposalId))?.get('alpha'), world.next.shares.get(1));
 
+    const committing = Date.now();
     await store.commit(world.handover, world.proposalId);
     await store.commit(world.handover, world.proposalId); // idempotent
     assert.equal(store.served().committee.epoch, 1);
+    const committedAt = store.committedAt();
+    assert.ok(committedAt !== undefined && committedAt >= committing && committedAt <= Date.now());
+    // Both ends of the certificate: a DKG result of either epoch is checked against its own committee.
+    assert.deepEqual(store.committeeAt(0)?.members.map((m) => m.id), world.a.members.map((m) => m.id));
+    assert.deepEqual(store.committeeAt(1)?.members.map((m) => m.id), world.b.members.map((m) => m.id));
     assert.equal(store.served().handovers.length, 1);
     assert.deepEqual(store.shares().map((s) => [s.keyId, s.share, s.data.epoch]), [['alpha', world.next.shares.get(1), 1]]);
     assert.ok(!(await readdir(dir)).includes('alpha.key.json'), 'the epoch-0 share is erased');
@@ -191,6 +200,10 @@ describe('epoch store', function () {
     const after = await reopen();
     assert.equal(after.served().committee.epoch, 1);
     assert.deepEqual(after.served().handovers, [world.handover.certificate]);
+    // After a restart the commit time is the certificate file's: a due refresh is not put off by the restart.
+    const reopenedAt = after.committedAt();
+    assert.ok(reopenedAt !== undefined && Math.abs(reopenedAt - committedAt!) < 2_000, `${reopenedAt} vs ${committedAt}`);
+    assert.deepEqual(after.committeeAt(1)?.members.map((m) => m.id), world.b.members.map((m) => m.id));
     // Only epoch shares left: a missing header is still corruption, never a fresh keystore over sealed shares.
     const header = await readFile(join(dir, 'keystore.json'));
     await rm(join(dir, 'keystore.json'));

@@ -11,7 +11,7 @@ import { ceremonyIdentity, ceremonySeed } from '../../node/ceremony-identity.ts'
 import type { EpochShare, EpochStore, ServedEpoch, StoredApproval } from '../../node/epoch-types.ts';
 import type { NodeIdentity } from '../../node/identity.ts';
 import { createNodeMetrics } from '../../node/metrics.ts';
-import { ReshareRunner } from '../../node/reshare-runner.ts';
+import { ReshareRunner, type ReshareRunnerOptions } from '../../node/reshare-runner.ts';
 import { decodeCeremonyReply, encodeCeremonyFrame } from '../../node/reshare-wire.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { waitFor } from '../support/processes.ts';
@@ -112,7 +112,7 @@ describe('node reshare runner (in-process, real engine, memory store)', function
     };
   });
 
-  function build(nodes: number[], down: Set<number> = new Set()) {
+  function build(nodes: number[], down: Set<number> = new Set(), beforeJoining?: (node: number) => ReshareRunnerOptions['beforeJoining']) {
     const runners = new Map<number, ReshareRunner>();
     const stores = new Map<number, MemoryEpochStore>();
     const peerOf = (node: number) => identities[node]!.peerId;
@@ -136,6 +136,7 @@ describe('node reshare runner (in-process, real engine, memory store)', function
         phaseMs: 1_000,
         fetchKeys: async () => [keyData],
         onCommitted: () => {},
+        ...(beforeJoining?.(node) === undefined ? {} : { beforeJoining: beforeJoining(node)! }),
       });
       runners.set(node, runner);
       return runner;
@@ -202,6 +203,47 @@ describe('node reshare runner (in-process, real engine, memory store)', function
     assert.equal(interpolateSecret(refreshed.slice(1, 4)), secret);
     for (const [i, s] of refreshed.entries()) assert.notEqual(s.value, newShares[i]!.value, 'every share changed');
     assert.equal(stores.get(0)!.served().committee.epoch, 1, 'the member that left takes no part');
+    for (const r of runners.values()) r.stop();
+  });
+
+  it('a joining member does not commit (serve) the new epoch until beforeJoining succeeds: status syncing_revocations, retried', async () => {
+    let refusals = 0;
+    let open = false;
+    const asked: number[] = [];
+    const { runners, stores } = build([0, 1, 2, 3, 4, 5], new Set(), (node) =>
+      node === 4
+        ? async (p) => {
+            asked.push(p.from.epoch);
+            if (!open) {
+              refusals++;
+              throw new TkmsError('unavailable', 'revocations synced from 0 of 4 members, need 2');
+            }
+          }
+        : undefined,
+    );
+    let proposalId = '';
+    for (const r of runners.values()) proposalId = (await r.approve(proposal())).proposalId;
+    const joiner = runners.get(4)!;
+    const waiting = await waitFor('node 4 waits for its revocations', () => {
+      const p = joiner.list().proposals.find((x) => x.proposalId === proposalId);
+      return p?.phase === 'syncing_revocations' && refusals >= 2 ? p : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 20 });
+    assert.equal(waiting.status, 'running');
+    assert.match(waiting.failureReason ?? '', /need 2/);
+    assert.ok(!stores.get(4)!.calls.includes('commit'), 'nothing committed before the sync');
+    assert.deepEqual(stores.get(4)!.shares(), []);
+    assert.ok(joiner.busy());
+    // Members of the committee leaving commit as usual (they never call beforeJoining).
+    await waitFor('node 1 done', () => (runners.get(1)!.list().proposals[0]?.status === 'done' ? true : undefined), { timeoutMs: 60_000, intervalMs: 20 });
+    open = true;
+    const done = await waitFor('node 4 done', () => {
+      const p = joiner.list().proposals.find((x) => x.proposalId === proposalId);
+      return p?.status === 'done' ? p : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 20 });
+    assert.equal(done.failureReason, null);
+    assert.equal(stores.get(4)!.served().handovers.length, 1);
+    assert.equal(stores.get(4)!.shares().length, 1);
+    assert.ok(asked.every((e) => e === 0));
     for (const r of runners.values()) r.stop();
   });
 
