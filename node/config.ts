@@ -135,6 +135,11 @@ export const NODE_CONFIG_SCHEMA = Type.Object({
         env: 'TKMS_RESHARE_PHASE_TIMEOUT_MS',
         unit: 'milliseconds',
       }),
+      minRefreshSpacingSeconds: field.integer(0, 86_400, 60, {
+        description: 'fewest seconds between two refreshes this node takes part in when a member (not its operator) starts them; stops one member from refreshing in a loop',
+        env: 'TKMS_RESHARE_MIN_REFRESH_SPACING_SECONDS',
+        unit: 'seconds',
+      }),
     },
     { description: 'committee changes: resharing and refresh' },
   ),
@@ -193,6 +198,7 @@ export type NodeConfig = Omit<NodeConfigFields, 'dkg' | 'reshare' | 'testFaults'
   stateDir: string;
   dkgPhaseTimeoutMs: number;
   resharePhaseTimeoutMs: number;
+  minRefreshSpacingSeconds: number;
   testFaults: DkgFaults | undefined;
   partialFault: PartialFault | undefined;
   ceremonyFaults: CeremonyFaults | undefined;
@@ -244,6 +250,7 @@ export function parseConfig(value: unknown, { baseDir, env = {} }: ParseConfigOp
     stateDir: stateDir ?? resolve(c.keystoreDir, '..', 'state'),
     dkgPhaseTimeoutMs: dkg.phaseTimeoutMs,
     resharePhaseTimeoutMs: reshare.phaseTimeoutMs,
+    minRefreshSpacingSeconds: reshare.minRefreshSpacingSeconds,
     testFaults: testFaults?.dkg,
     partialFault: testFaults?.partial,
     ceremonyFaults: testFaults?.ceremony,

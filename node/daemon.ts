@@ -397,6 +397,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     metrics,
     log,
     phaseMs: config.resharePhaseTimeoutMs,
+    minRefreshSpacingSeconds: config.minRefreshSpacingSeconds,
     faults: config.ceremonyFaults,
     connectedMembers: () => conns.connectedMembers(),
     beforeJoining: syncBeforeJoining,

@@ -11,7 +11,7 @@ import type { StoredApproval } from './epoch-types.ts';
  * in what the node serves and holds.
  */
 
-/** Fewest seconds between two refreshes of one committee epoch accepted from peers. */
+/** Default fewest seconds between two refreshes accepted from peers (config reshare.minRefreshSpacingSeconds). */
 export const MIN_REFRESH_SPACING_SECONDS = 60;
 
 export interface ApprovalContext {
@@ -24,6 +24,8 @@ export interface ApprovalContext {
   approvals: readonly StoredApproval[];
   /** Whether an approved proposal's ceremony ended (done or failed). */
   finished: (proposalId: string) => boolean;
+  /** Whether this node recorded a vote for that proposal (the store's vote lock). */
+  voted: (proposalId: string) => boolean;
 }
 
 export interface CheckedProposal {
@@ -43,6 +45,20 @@ function sameDigest(a: Committee, b: Committee): boolean {
 /** The approval in progress that is not this proposal's, if any. */
 function otherUnfinished(ctx: ApprovalContext, proposalId: string): StoredApproval | undefined {
   return ctx.approvals.find((a) => a.proposalId !== proposalId && a.status === 'approved' && !ctx.finished(a.proposalId));
+}
+
+/**
+ * A node that voted for one proposal leaving an epoch takes part in no other proposal leaving it:
+ * with the leaving quorum of a handover (voteQuorum), two certificates for one epoch would then need
+ * an honest member to vote twice, so an epoch is never left twice (core/ceremony/README.md).
+ */
+function refuseSecondVoteForEpoch(ctx: ApprovalContext, proposal: ReshareProposal, proposalId: string, code: 'conflict' | 'not_approved'): void {
+  const voted = ctx.approvals.find(
+    (a) => a.proposalId !== proposalId && a.proposal.from.committeeId === proposal.from.committeeId && a.proposal.from.epoch === proposal.from.epoch && ctx.voted(a.proposalId),
+  );
+  if (voted !== undefined) {
+    throw new TkmsError(code, `this node voted for proposal ${voted.proposalId}, which leaves epoch ${proposal.from.epoch} too; it takes part in no other proposal leaving that epoch`);
+  }
 }
 
 /**
@@ -73,6 +89,7 @@ export function checkOperatorApproval(proposal: ReshareProposal, ctx: ApprovalCo
   }
   const known = ctx.approvals.find((a) => a.proposalId === proposalId);
   if (known?.status === 'cancelled') throw new TkmsError('conflict', `proposal ${proposalId} was cancelled here; propose again (a new proposal file)`);
+  refuseSecondVoteForEpoch(ctx, proposal, proposalId, 'conflict');
   const other = otherUnfinished(ctx, proposalId);
   if (other !== undefined) throw new TkmsError('reshare_in_progress', `proposal ${other.proposalId} is approved and not finished; cancel it first or wait`);
   return { proposal, proposalId, kind: isRefresh(proposal) ? 'refresh' : 'reshare', known };
@@ -84,27 +101,29 @@ export function buildRefreshProposal(served: Committee, heldKeyIds: readonly str
   return { from: served, to: { ...served, epoch: served.epoch + 1 }, keyIds: [...heldKeyIds].sort() };
 }
 
-/** Refreshes accepted from peers, per committee epoch: how long until the next one may start. */
+/**
+ * Refreshes accepted from peers, across epochs: how long until the next one may start. Keyed by
+ * epoch, as first built, each refresh's commit reset the clock, so one member could run refreshes
+ * back to back (and grow the handover chain without end).
+ */
 export class RefreshRate {
-  private readonly lastAt = new Map<string, number>();
+  private lastAt: number | undefined;
 
   constructor(private readonly spacingSeconds: number) {}
 
-  static forCommittee(c: Committee): RefreshRate {
-    return new RefreshRate(Math.max(MIN_REFRESH_SPACING_SECONDS, Math.floor((c.refreshIntervalSeconds ?? 0) / 2)));
+  /** The spacing: the configured minimum, or half the committee's refresh interval when that is longer. */
+  static forCommittee(c: Committee, minSpacingSeconds = MIN_REFRESH_SPACING_SECONDS): RefreshRate {
+    return new RefreshRate(Math.max(minSpacingSeconds, Math.floor((c.refreshIntervalSeconds ?? 0) / 2)));
   }
 
-  /** Throws rate_limited when a refresh of this committee epoch was accepted too recently; else records one. */
+  /** Throws rate_limited when a refresh was accepted from a peer too recently; else records one. */
   take(c: Committee, nowMs: number): void {
-    const key = `${c.committeeId}/${c.epoch}`;
-    const last = this.lastAt.get(key);
+    const last = this.lastAt;
     if (last !== undefined && nowMs - last < this.spacingSeconds * 1000) {
       const wait = Math.ceil((this.spacingSeconds * 1000 - (nowMs - last)) / 1000);
-      throw new TkmsError('rate_limited', `a refresh of epoch ${c.epoch} was accepted ${Math.floor((nowMs - last) / 1000)} s ago; at most one per ${this.spacingSeconds} s`, { retryAfterSeconds: wait });
+      throw new TkmsError('rate_limited', `a refresh of ${c.committeeId} was accepted ${Math.floor((nowMs - last) / 1000)} s ago; at most one per ${this.spacingSeconds} s`, { retryAfterSeconds: wait });
     }
-    // Only the latest epoch matters: older ones can never be refreshed again.
-    this.lastAt.clear();
-    this.lastAt.set(key, nowMs);
+    this.lastAt = nowMs;
   }
 }
 
@@ -123,8 +142,11 @@ export function checkPeerRefresh(proposal: ReshareProposal, ctx: ApprovalContext
   const known = ctx.approvals.find((a) => a.proposalId === proposalId);
   if (known !== undefined) {
     if (known.status === 'cancelled') throw new TkmsError('not_approved', 'this refresh was cancelled here');
+    // A peer cannot restart a refresh that ended here (only this node's operator can, POST /admin/refresh).
+    if (ctx.finished(proposalId)) throw new TkmsError('not_approved', 'this refresh ended here; a member cannot start it again');
     return { proposal, proposalId, kind: 'refresh', known };
   }
+  refuseSecondVoteForEpoch(ctx, proposal, proposalId, 'not_approved');
   const other = otherUnfinished(ctx, proposalId);
   if (other !== undefined) throw new TkmsError('reshare_in_progress', `proposal ${other.proposalId} is approved here and not finished`);
   rate.take(proposal.from, nowMs);

@@ -39,6 +39,8 @@ export interface ReshareRunnerOptions {
   log: Logger;
   metrics: NodeMetrics;
   phaseMs: number;
+  /** Fewest seconds between two refreshes accepted from peers (config reshare.minRefreshSpacingSeconds). */
+  minRefreshSpacingSeconds?: number;
   faults?: CeremonyFaults;
   /**
    * Public data of every key at the served epoch, also those this node holds no share of (it joined
@@ -127,7 +129,7 @@ export class ReshareRunner {
 
   constructor(private readonly o: ReshareRunnerOptions) {
     this.now = o.now ?? Date.now;
-    this.refreshRate = RefreshRate.forCommittee(o.store.served().committee);
+    this.refreshRate = RefreshRate.forCommittee(o.store.served().committee, o.minRefreshSpacingSeconds);
     this.lastCommitAt = o.committedAt ?? this.now();
   }
 
@@ -620,6 +622,7 @@ export class ReshareRunner {
         const run = this.runs.get(id);
         return run !== undefined && (run.status === 'done' || run.status === 'failed' || run.status === 'cancelled');
       },
+      voted: (id) => this.o.store.priorVote(id) !== undefined,
     };
   }
 

@@ -36,6 +36,7 @@ export interface ReshareServiceOptions {
   metrics: NodeMetrics;
   log: Logger;
   phaseMs: number;
+  minRefreshSpacingSeconds?: number;
   faults: CeremonyFaults | undefined;
   /** Member ids (of the committee served) this node is connected to. */
   connectedMembers: () => number[];
@@ -121,6 +122,7 @@ export function createReshareService(o: ReshareServiceOptions): ReshareService {
     log,
     metrics: o.metrics,
     phaseMs: o.phaseMs,
+    minRefreshSpacingSeconds: o.minRefreshSpacingSeconds,
     ...(o.faults === undefined ? {} : { faults: o.faults }),
     ...(o.epochKeys === undefined ? {} : { epochKeys: o.epochKeys }),
     fetchKeys,

@@ -121,7 +121,7 @@ describe('node daemon: reshare 3-of-5 → 4-of-7 and a refresh, real processes',
     await writeFile(join(root, 'committee-1.json'), JSON.stringify(committee1, null, 2));
     for (const id of ALL) {
       const config = JSON.parse(await readFile(cluster.node(id).configPath, 'utf8'));
-      config.reshare = { phaseTimeoutMs: PHASE_MS };
+      config.reshare = { ...config.reshare, phaseTimeoutMs: PHASE_MS };
       if (!OLD.includes(id)) config.committeeFile = '../committee-1.json';
       await writeFile(cluster.node(id).configPath, JSON.stringify(config, null, 2));
     }

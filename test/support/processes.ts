@@ -207,6 +207,8 @@ export class NodeCluster {
         keystoreDir: 'keystore',
         committeeFile: `../${committeeFile}`,
         dkg: { phaseTimeoutMs: options.phaseTimeoutMs ?? 5_000 },
+        // Tests and benchmarks refresh back to back; a deployment keeps the 60 s default.
+        reshare: { minRefreshSpacingSeconds: 0 },
         logLevel: options.logLevel ?? 'info',
         ...(options.gatewayPeerIds !== undefined ? { gatewayPeerIds: options.gatewayPeerIds } : {}),
       };

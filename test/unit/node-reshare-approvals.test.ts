@@ -42,6 +42,7 @@ describe('node reshare approvals (control plane rules)', () => {
     heldKeyIds: held,
     approvals: [],
     finished: () => false,
+    voted: () => false,
     ...over,
   });
   const approval = (p: ReshareProposal, status: StoredApproval['status'] = 'approved'): StoredApproval => ({ proposalId: encodeHex(proposalDigest(p)), proposal: p, status, approvedAt: new Date(0).toISOString() });
@@ -101,14 +102,28 @@ describe('node reshare approvals (control plane rules)', () => {
       refused('reshare_in_progress', () => checkPeerRefresh(refresh, ctx(2, { approvals: [approval(reshare())] }), new RefreshRate(60), 0));
     });
 
-    it('takes at most one refresh per spacing per committee epoch', () => {
+    it('takes at most one refresh per spacing, across epochs (a member cannot refresh in a loop), and never restarts one that ended here', () => {
       const rate = new RefreshRate(60);
       const first = buildRefreshProposal(c5, held);
       checkPeerRefresh(first, ctx(2), rate, 1_000);
-      // The same refresh again is a repeat once approved, not a second one.
-      assert.ok(checkPeerRefresh(first, ctx(2, { approvals: [approval(first)], finished: () => true }), rate, 2_000).known !== undefined);
+      // The same refresh again is a repeat while it runs, not a second one; once it ended, a peer cannot start it again.
+      assert.ok(checkPeerRefresh(first, ctx(2, { approvals: [approval(first)] }), rate, 2_000).known !== undefined);
+      refused('not_approved', () => checkPeerRefresh(first, ctx(2, { approvals: [approval(first)], finished: () => true }), rate, 2_000), /ended here/);
       refused('rate_limited', () => checkPeerRefresh(first, ctx(2), rate, 30_000));
+      // The next epoch's refresh right after the commit is refused too: the spacing is not reset by an epoch.
+      const next = { ...c5, epoch: 1 };
+      refused('rate_limited', () => checkPeerRefresh(buildRefreshProposal(next, held), ctx(2, { served: next }), rate, 31_000));
       assert.equal(checkPeerRefresh(first, ctx(2), rate, 61_001).kind, 'refresh');
+    });
+
+    it('a node that voted for one proposal leaving an epoch takes part in no other proposal leaving it (operator or peer)', () => {
+      const first = reshare();
+      const voted = approval(first);
+      const withVote = { approvals: [voted], finished: () => true, voted: (id: string) => id === voted.proposalId };
+      refused('conflict', () => checkOperatorApproval({ from: c5, to: committee(7, 5, 1), keyIds: held }, ctx(1, withVote)), /voted for proposal/);
+      refused('not_approved', () => checkPeerRefresh(buildRefreshProposal(c5, held), ctx(1, withVote), new RefreshRate(0), 0), /voted for proposal/);
+      // Without a vote (the first one failed before this node voted), another proposal is taken.
+      assert.equal(checkOperatorApproval({ from: c5, to: committee(7, 5, 1), keyIds: held }, ctx(1, { approvals: [voted], finished: () => true })).kind, 'reshare');
     });
 
     it('spaces refreshes by half the committee interval, never under 60 s', () => {
