@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateAccount, TkmsClient, type Account } from '../../client/index.ts';
 import { loadCommitteeFile, parseCommittee, pinnedClientOptions, type Committee } from '../../net/committee.ts';
@@ -17,6 +17,7 @@ import {
   type HandleDescriptor,
   type RsaKeyPair,
 } from '../../core/index.ts';
+import { createIdentityFile } from '../../node/identity.ts';
 import type { P2pClient } from './p2p-client.ts';
 import { freePorts, getJson, makeTempDir, ManagedProcess, NodeCluster, removeDir, TKMS_BIN, waitFor } from './processes.ts';
 
@@ -62,6 +63,7 @@ export const committeeFileName = (epoch: number): string => (epoch === 0 ? 'comm
 export class ReshareNet {
   gateway: ManagedProcess | undefined;
   gatewayUrl = '';
+  gatewayPeerId = '';
   private readonly files = new Map<number, CommitteeJson>();
 
   private constructor(
@@ -75,9 +77,16 @@ export class ReshareNet {
     const root = await makeTempDir(options.prefix);
     const cluster = await NodeCluster.prepare({ n: options.nodes, t: options.t, rootDir: root, phaseTimeoutMs: 3_000, ...(options.faults ? { faults: options.faults } : {}) });
     const net = new ReshareNet(root, cluster, options);
-    for (const node of cluster.nodes) await net.patchConfig(node.id, { reshare: { phaseTimeoutMs: options.phaseMs } });
+    // The gateway's identity exists before the nodes start, so they know it as the gateway.
+    await mkdir(join(root, 'gateway'), { recursive: true });
+    net.gatewayPeerId = (await createIdentityFile(net.gatewayIdentityFile)).peerId;
+    for (const node of cluster.nodes) await net.patchConfig(node.id, { reshare: { phaseTimeoutMs: options.phaseMs }, gatewayPeerIds: [net.gatewayPeerId] });
     await net.writeCommittee(0, range(1, options.n), options.t);
     return net;
+  }
+
+  get gatewayIdentityFile(): string {
+    return join(this.root, 'gateway', 'identity.json');
   }
 
   /** Starts the epoch-0 members, waits until they are healthy and runs a DKG for each key id. */
@@ -224,6 +233,13 @@ export class ReshareNet {
   }
 
   async stop(): Promise<void> {
+    // TKMS_TEST_LOG_DIR keeps every process's output (for a failure's post-mortem).
+    const keep = process.env.TKMS_TEST_LOG_DIR;
+    if (keep !== undefined) {
+      await mkdir(keep, { recursive: true });
+      for (const node of this.cluster.nodes) if (node.process) await writeFile(join(keep, `${this.options.prefix}-node${node.id}.log`), node.process.stdout + node.process.stderr);
+      if (this.gateway) await writeFile(join(keep, `${this.options.prefix}-gateway.log`), this.gateway.stdout + this.gateway.stderr);
+    }
     await this.gateway?.stop();
     await this.cluster.stopAll();
     await removeDir(this.root);
