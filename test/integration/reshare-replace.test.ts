@@ -88,7 +88,7 @@ describe('reshare with real processes: replace a node lost without a backup, und
     assert.deepEqual(failed, []);
     assert.ok(beforeApproval > 0 && duringReshare > 0, 'decrypts ran before and during the reshare');
 
-    for (const s of done) assert.deepEqual(s.disqualified ?? [], [], JSON.stringify(s));
+    for (const s of done) assert.deepEqual(s.disqualified, {}, JSON.stringify(s));
     const key = await (await net.client(owner, 0)).getKey(KEY);
     assert.equal(key.epoch, 1);
     assert.equal(key.t, 3);
@@ -144,7 +144,7 @@ describe('reshare with real processes: a dealer that deals wrong sub-shares is d
     assert.equal(res.status, 202, JSON.stringify(res.json));
     const done = await net.waitDone(range(1, 5), res.json.proposalId);
     await net.writeRefreshed(1);
-    for (const [i, s] of done.entries()) assert.deepEqual(s.disqualified, [LIAR], `node ${i + 1}: ${JSON.stringify(s)}`);
+    for (const [i, s] of done.entries()) assert.deepEqual(Object.keys(s.disqualified ?? {}), [`from:${LIAR}`], `node ${i + 1}: ${JSON.stringify(s)}`);
     const key = await (await net.client(owner, 0)).getKey(KEY);
     assert.equal(key.epoch, 1);
     assert.equal(key.publicKeyHex, before.publicKeyHex);

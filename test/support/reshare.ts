@@ -50,7 +50,8 @@ export interface ProposalStatus {
   attempt: number;
   durationMs?: number;
   failureReason?: string;
-  disqualified?: number[];
+  /** Who was disqualified and why: `from:<id>` (a dealer) or `to:<id>` (an arriving member). */
+  disqualified?: Record<string, string>;
 }
 
 export async function postJson(url: string, body: unknown): Promise<{ status: number; json: any }> {
