@@ -113,10 +113,10 @@ export class ReshareNet {
   }
 
   /** Starts a gateway process on the epoch-0 committee file; resolves once it serves `keyId`. */
-  async startGateway(keyId: string): Promise<void> {
+  async startGateway(keyId: string, extra: Record<string, unknown> = {}): Promise<void> {
     const port = (await freePorts(1))[0]!;
     const path = join(this.root, 'gateway.json');
-    await writeFile(path, JSON.stringify({ listen: `127.0.0.1:${port}`, storeDir: 'gateway/store', identityFile: 'gateway/identity.json', committeeFile: 'committee.json', logLevel: 'info' }, null, 2));
+    await writeFile(path, JSON.stringify({ listen: `127.0.0.1:${port}`, storeDir: 'gateway/store', identityFile: 'gateway/identity.json', committeeFile: 'committee.json', logLevel: 'info', ...extra }, null, 2));
     this.gatewayUrl = `http://127.0.0.1:${port}`;
     const p = new ManagedProcess('gateway', [TKMS_BIN, 'gateway', 'start', '--config', path]);
     this.gateway = p;
