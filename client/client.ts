@@ -540,6 +540,7 @@ export class TkmsClient {
       // Proof bytes are only checked inside recoverSharedSecret, per partial: one node's garbage must not abort the rest.
       const partials = json.partials.map((p, i) => parsePartialAnswer(p, `partials[${i}]`));
       if (Array.isArray(json.failures)) failures.push(...(json.failures as DecryptResult['failures']));
+      const epochKnown = key.epoch;
       if (!reloaded && partials.some((p) => (p.epoch ?? 0) > key.epoch)) {
         // A member answered at an epoch after the one this client knows: follow the certificates again, once per decrypt.
         reloaded = true;
@@ -575,7 +576,9 @@ export class TkmsClient {
         // Honest partials of two epochs (members committing a handover at different moments) do not
         // combine; asked again a moment later they answer at one.
         const mixedEpochs = new Set(partials.map((p) => p.epoch ?? 0)).size > 1;
-        if (attempt >= MAX_ATTEMPTS || (bad.length === 0 && !mixedEpochs) || remaining < key.t) {
+        // A gateway that had not followed the handover yet asked as many members as the old epoch's t.
+        const gatewayBehind = partials.some((p) => (p.epoch ?? 0) > epochKnown) && partials.length < key.t;
+        if (attempt >= MAX_ATTEMPTS || (bad.length === 0 && !mixedEpochs && !gatewayBehind) || remaining < key.t) {
           const named = rejected.map((r) => `node ${r.nodeId} (${r.code})`).join(', ');
           throw new TkmsError('insufficient_partials', `could not collect ${key.t} valid partials after ${attempt} attempts; rejected: ${named || 'none'}`, {
             rejected,

@@ -373,26 +373,32 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         // Nodes check the key too; checking here refuses a bad one before any fan-out.
         await requesterKeys.import(delegation.rsaSpki);
         const request = { delegation, descriptor, grant, ...(block === undefined ? {} : { aclBlock: block }) };
-        const ask = async (skip: ReadonlySet<number>) => {
-          if (ctx.pool.committee.members.length - skip.size < key.t) {
+        const ask = async (skip: ReadonlySet<number>, need: number) => {
+          if (ctx.pool.committee.members.length - skip.size < need) {
             throw new TkmsError('bad_request', `exclude leaves ${ctx.pool.committee.members.length - skip.size} nodes, fewer than t = ${key.t}`);
           }
-          const fan = await ctx.pool.requestPartials(request, { t: key.t, exclude: skip, timeoutMs: ctx.config.partialTimeoutMs, hedgeDelayMs: ctx.config.hedgeDelayMs });
+          const fan = await ctx.pool.requestPartials(request, { t: need, exclude: skip, timeoutMs: ctx.config.partialTimeoutMs, hedgeDelayMs: ctx.config.hedgeDelayMs });
           for (const a of fan.answers) ctx.metrics.nodeAnswers.inc({ node: String(a.nodeId), outcome: 'ok' });
           for (const f of fan.failures) ctx.metrics.nodeAnswers.inc({ node: String(f.nodeId), outcome: f.code });
           return fan;
         };
-        let fan = await ask(exclude);
+        let fan = await ask(exclude, key.t);
         const epochBefore = key.epoch;
-        if (fan.answers.length < key.t && fan.failures.some((f) => f.code === 'stale_epoch')) {
-          // A member moved on: learn the new committee (at most once a second) and ask it once. Members
-          // that answered already spent this request id, so they are not asked again.
+        // A member moved on (it refuses stale_epoch, or answers at a later epoch, whose t may be larger):
+        // learn the new committee (at most once a second) and ask it for what is missing. Members that
+        // answered already spent this request id, so they are not asked again; answers at the epoch
+        // reached are kept.
+        const ahead = fan.answers.some((a) => (a.epoch ?? 0) > epochBefore);
+        if ((fan.answers.length < key.t && fan.failures.some((f) => f.code === 'stale_epoch')) || ahead) {
           await ctx.keys.refreshEpoch();
           if (ctx.keys.epochs.epoch !== epochBefore) {
             key = await ctx.keys.get(h.keyId);
             const earlier = fan;
-            fan = await ask(new Set([...exclude, ...earlier.answers.map((a) => a.nodeId)]));
-            fan = { ...fan, failures: [...earlier.failures, ...fan.failures] };
+            const kept = earlier.answers.filter((a) => (a.epoch ?? 0) === key.epoch);
+            if (kept.length < key.t) {
+              fan = await ask(new Set([...exclude, ...earlier.answers.map((a) => a.nodeId)]), key.t - kept.length);
+              fan = { ...fan, answers: [...kept, ...fan.answers], failures: [...earlier.failures, ...fan.failures] };
+            }
           }
         }
         const t = key.t;
