@@ -135,6 +135,12 @@ export const NODE_CONFIG_SCHEMA = Type.Object({
         env: 'TKMS_RESHARE_PHASE_TIMEOUT_MS',
         unit: 'milliseconds',
       }),
+      approvalWindowSeconds: field.integer(1, 604_800, 600, {
+        description:
+          'how long members that approved a committee change wait for every arriving member to approve it (say hello) before the dealers deal without the late ones; an arriving member that approves later gets no share',
+        env: 'TKMS_RESHARE_APPROVAL_WINDOW_SECONDS',
+        unit: 'seconds',
+      }),
       minRefreshSpacingSeconds: field.integer(0, 86_400, 60, {
         description: 'fewest seconds between two refreshes this node takes part in when a member (not its operator) starts them; stops one member from refreshing in a loop',
         env: 'TKMS_RESHARE_MIN_REFRESH_SPACING_SECONDS',
@@ -199,6 +205,7 @@ export type NodeConfig = Omit<NodeConfigFields, 'dkg' | 'reshare' | 'testFaults'
   dkgPhaseTimeoutMs: number;
   resharePhaseTimeoutMs: number;
   minRefreshSpacingSeconds: number;
+  reshareApprovalWindowSeconds: number;
   testFaults: DkgFaults | undefined;
   partialFault: PartialFault | undefined;
   ceremonyFaults: CeremonyFaults | undefined;
@@ -251,6 +258,7 @@ export function parseConfig(value: unknown, { baseDir, env = {} }: ParseConfigOp
     dkgPhaseTimeoutMs: dkg.phaseTimeoutMs,
     resharePhaseTimeoutMs: reshare.phaseTimeoutMs,
     minRefreshSpacingSeconds: reshare.minRefreshSpacingSeconds,
+    reshareApprovalWindowSeconds: reshare.approvalWindowSeconds,
     testFaults: testFaults?.dkg,
     partialFault: testFaults?.partial,
     ceremonyFaults: testFaults?.ceremony,

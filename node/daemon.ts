@@ -398,6 +398,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     log,
     phaseMs: config.resharePhaseTimeoutMs,
     minRefreshSpacingSeconds: config.minRefreshSpacingSeconds,
+    helloWaitMs: config.reshareApprovalWindowSeconds * 1000,
     faults: config.ceremonyFaults,
     connectedMembers: () => conns.connectedMembers(),
     beforeJoining: syncBeforeJoining,

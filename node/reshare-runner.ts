@@ -3,6 +3,7 @@ import { committeeFileDigest, committeeToJson, type Committee, type CommitteeMem
 import { decodeHex, encodeHex, equalBytes, isTkmsError, TkmsError } from '../core/index.ts';
 import { verifyHandover, type KeyEpochData } from '../core/ceremony/handover.ts';
 import { isRefresh, parseReshareProposal, reshareProposalToJson } from '../core/ceremony/proposal.ts';
+import { CEREMONY_MESSAGE_TYPES } from '../core/ceremony/codec.ts';
 import type {
   CeremonyFaults,
   CeremonyIdentity,
@@ -39,6 +40,8 @@ export interface ReshareRunnerOptions {
   log: Logger;
   metrics: NodeMetrics;
   phaseMs: number;
+  /** How long a ceremony waits for every arriving member's hello (config reshare.approvalWindowSeconds); default phaseMs. */
+  helloWaitMs?: number;
   /** Fewest seconds between two refreshes accepted from peers (config reshare.minRefreshSpacingSeconds). */
   minRefreshSpacingSeconds?: number;
   faults?: CeremonyFaults;
@@ -78,6 +81,8 @@ interface Run {
   /** Engine calls, vote persistence and sends, one at a time in order (a vote is on disk before anything after it is sent). */
   chain: Promise<void>;
   tickTimer: NodeJS.Timeout | undefined;
+  /** Peer id → when it was last sent the certificate after this ceremony finished (answerLaggard). */
+  laggardsAnswered: Map<string, number>;
   retransmitTimer: NodeJS.Timeout | undefined;
   /** Per-destination FIFO and how many deliveries wait in it. */
   queues: Map<string, { tail: Promise<void>; waiting: number }>;
@@ -294,6 +299,22 @@ export class ReshareRunner {
     }
     const ceremony = run.ceremony;
     await this.step(run, () => ceremony.receive(payload, this.now()));
+    if (run.status === 'done') this.answerLaggard(run, ceremony, peer);
+  }
+
+  /**
+   * A participant still sending messages of a ceremony that finished here has not seen its
+   * certificate (it restarted after voting, say, once the others stopped lingering): it gets the
+   * certificate message again, at most once per phase per peer, for as long as this process runs.
+   */
+  private answerLaggard(run: Run, ceremony: ReshareCeremonyApi, peer: string): void {
+    const member = this.participants(run.proposal).find((m) => m.peerId === peer);
+    const certificate = ceremony.retransmit().find((o) => o.payload[1] === CEREMONY_MESSAGE_TYPES.certificate);
+    if (member === undefined || certificate === undefined) return;
+    const last = run.laggardsAnswered.get(peer);
+    if (last !== undefined && this.now() - last < this.o.phaseMs) return;
+    run.laggardsAnswered.set(peer, this.now());
+    this.enqueue(run, member, encodeCeremonyFrame({ type: 'payload', proposalId: decodeHex(run.proposalId), payload: certificate.payload }), false, certificate.payload);
   }
 
   // --- the ceremony ---------------------------------------------------------------------
@@ -324,6 +345,7 @@ export class ReshareRunner {
       chain: Promise.resolve(),
       tickTimer: undefined,
       retransmitTimer: undefined,
+      laggardsAnswered: new Map(),
       queues: new Map(),
       acked: new Map(),
       retransmits: 0,
@@ -371,7 +393,7 @@ export class ReshareRunner {
       seed: this.o.seed,
       ...(this.o.store.priorVote(proposalId) === undefined ? {} : { priorVote: this.o.store.priorVote(proposalId)! }),
     };
-    const ceremony = this.o.createCeremony(params, this.o.identity, { timing: { phaseMs: this.o.phaseMs }, ...(this.o.faults === undefined ? {} : { faults: this.o.faults }) });
+    const ceremony = this.o.createCeremony(params, this.o.identity, { timing: { phaseMs: this.o.phaseMs, ...(this.o.helloWaitMs === undefined ? {} : { helloWaitMs: this.o.helloWaitMs }) }, ...(this.o.faults === undefined ? {} : { faults: this.o.faults }) });
     run.ceremony = ceremony;
     this.o.log.info({ proposalId, kind: run.kind, dealer: oldShares !== undefined, keys: keys.length }, 'ceremony started');
     run.ceremonyStartedAt = this.now();
@@ -443,7 +465,9 @@ export class ReshareRunner {
     run.tickTimer = undefined;
     const deadline = ceremony.nextDeadline();
     if (deadline === undefined) return;
-    const last = run.ceremonyStartedAt === undefined ? undefined : finalDeadline(run.ceremonyStartedAt, this.o.phaseMs, run.proposal.to.members.length);
+    // The engine's clock starts when the last hello arrived, at the latest its hello wait after its start.
+    const latestClock = run.ceremonyStartedAt === undefined ? undefined : run.ceremonyStartedAt + (this.o.helloWaitMs ?? this.o.phaseMs) - this.o.phaseMs;
+    const last = latestClock === undefined ? undefined : finalDeadline(latestClock, this.o.phaseMs, run.proposal.to.members.length);
     if (last !== undefined && this.now() > last + PAST_FINAL_DEADLINE_PHASES * this.o.phaseMs) {
       this.finish(run, 'failed', 'no certificate by the final deadline');
       return;

@@ -37,6 +37,7 @@ export interface ReshareServiceOptions {
   log: Logger;
   phaseMs: number;
   minRefreshSpacingSeconds?: number;
+  helloWaitMs?: number;
   faults: CeremonyFaults | undefined;
   /** Member ids (of the committee served) this node is connected to. */
   connectedMembers: () => number[];
@@ -123,6 +124,7 @@ export function createReshareService(o: ReshareServiceOptions): ReshareService {
     metrics: o.metrics,
     phaseMs: o.phaseMs,
     minRefreshSpacingSeconds: o.minRefreshSpacingSeconds,
+    helloWaitMs: o.helloWaitMs,
     ...(o.faults === undefined ? {} : { faults: o.faults }),
     ...(o.epochKeys === undefined ? {} : { epochKeys: o.epochKeys }),
     fetchKeys,

@@ -20,7 +20,7 @@ import {
 import { LruCache } from '../lru.ts';
 import { ceremonyTranscriptHash, combineSubShares, combineVerificationShares, unsignedHandover } from './combine.ts';
 import { complaintHolds, dealKey, keyDealingIsValid, openSubShare, proveComplaint, receiverSecret } from './dealing.ts';
-import { agreementStart, attemptAt, attemptDeadline, finalDeadline, helloDeadline, maxAttempts } from './deadlines.ts';
+import { agreementStart, attemptAt, attemptDeadline, finalDeadline, maxAttempts } from './deadlines.ts';
 import { handoverDigest, handoverVoteMessage, type HandoverCertificate, type UnsignedHandover } from './handover.ts';
 import { Inbox, inboxBounds } from './inbox.ts';
 import type { CeremonyFaults, CeremonyIdentity, CeremonyOutbound, CeremonyPhase, CeremonyStep, CeremonyTiming, ReshareCeremonyApi, ReshareOutcome, ReshareParams } from './types.ts';
@@ -88,6 +88,8 @@ export class ReshareCeremony implements ReshareCeremonyApi {
 
   private startMs: number | undefined;
   private lastNow = 0;
+  /** When every arriving member's hello was here, or the hello wait ran out: the clock of every later deadline. */
+  private helloesDoneAt: number | undefined;
   /** When the last leaving member's first dealing arrived (agreementStart uses it once all dealt). */
   private lastDealingAt: number | undefined;
   private attempt = 0;
@@ -193,8 +195,10 @@ export class ReshareCeremony implements ReshareCeremonyApi {
   nextDeadline(): number | undefined {
     if (this.startMs === undefined || this.phase === 'done' || this.phase === 'failed' || this.faults.silent === true) return undefined;
     const phi = this.timing.phaseMs;
-    const candidates = [helloDeadline(this.startMs, phi), this.agreementAt(), attemptDeadline(this.startMs, phi, this.attempt)].filter((d) => d > this.lastNow);
-    return candidates.length > 0 ? Math.min(...candidates) : attemptDeadline(this.startMs, phi, this.attempt);
+    const clock = this.clock();
+    if (clock === undefined) return this.startMs + this.helloWaitMs();
+    const candidates = [this.agreementAt(), attemptDeadline(clock, phi, this.attempt)].filter((d) => d > this.lastNow);
+    return candidates.length > 0 ? Math.min(...candidates) : attemptDeadline(clock, phi, this.attempt);
   }
 
   retransmit(): CeremonyOutbound[] {
@@ -682,7 +686,8 @@ export class ReshareCeremony implements ReshareCeremonyApi {
       if (this.startMs !== undefined) this.advance(out);
       persistVote = this.maybeVote(out);
       this.maybeCertify(out);
-      if ((this.phase as CeremonyPhase) !== 'done' && this.startMs !== undefined && this.lastNow >= finalDeadline(this.startMs, this.timing.phaseMs, this.toIds.length)) {
+      const clock = this.clock();
+      if ((this.phase as CeremonyPhase) !== 'done' && clock !== undefined && this.lastNow >= finalDeadline(clock, this.timing.phaseMs, this.toIds.length)) {
         this.phase = 'failed';
         this.failureReason = `no certificate after ${maxAttempts(this.toIds.length)} attempts`;
       }
@@ -692,8 +697,9 @@ export class ReshareCeremony implements ReshareCeremonyApi {
 
   /** The attempt under way at this member's clock (0 until the agreement starts). */
   private currentAttempt(): number {
-    if (this.startMs === undefined) return 0;
-    return Math.min(attemptAt(this.startMs, this.timing.phaseMs, this.lastNow), this.shape.maxAttempts - 1);
+    const clock = this.clock();
+    if (clock === undefined) return 0;
+    return Math.min(attemptAt(clock, this.timing.phaseMs, this.lastNow), this.shape.maxAttempts - 1);
   }
 
   private releaseDeferredProposals(out: CeremonyOutbound[]): void {
@@ -712,21 +718,39 @@ export class ReshareCeremony implements ReshareCeremonyApi {
   }
 
   private agreementAt(): number {
-    return agreementStart(this.startMs!, this.timing.phaseMs, this.allDealt() ? this.lastDealingAt : undefined);
+    return agreementStart(this.clock() ?? Infinity, this.timing.phaseMs, this.allDealt() ? this.lastDealingAt : undefined);
+  }
+
+  private helloWaitMs(): number {
+    return this.timing.helloWaitMs ?? this.timing.phaseMs;
+  }
+
+  /**
+   * The start every deadline after the hellos counts from (deadlines.ts counts a hello phase of φ
+   * first): φ before the moment the last arriving member's hello was here, or the hello wait ran out.
+   * Undefined until then. Counting from each member's own start instead, members whose operators
+   * approved minutes apart dealt without the late ones and failed every attempt.
+   */
+  private clock(): number | undefined {
+    if (this.helloesDoneAt === undefined && this.startMs !== undefined) {
+      if (this.toIds.every((id) => this.hellos.has(id))) this.helloesDoneAt = this.lastNow;
+      else if (this.lastNow >= this.startMs + this.helloWaitMs()) this.helloesDoneAt = this.startMs + this.helloWaitMs();
+    }
+    return this.helloesDoneAt === undefined ? undefined : this.helloesDoneAt - this.timing.phaseMs;
   }
 
   private advance(out: CeremonyOutbound[]): void {
-    const start = this.startMs!;
     const phi = this.timing.phaseMs;
     const now = this.lastNow;
+    const clock = this.clock();
     const isDealer = this.fromId !== undefined && this.params.oldShares !== undefined;
-    if (isDealer && !this.dealt && (now >= helloDeadline(start, phi) || this.toIds.every((id) => this.hellos.has(id)))) this.deal(out);
-    if (now < helloDeadline(start, phi) && !this.dealt && !this.allDealt()) this.phase = 'hello';
+    if (isDealer && !this.dealt && clock !== undefined) this.deal(out);
+    if (clock === undefined && !this.allDealt()) this.phase = 'hello';
     else if (now < this.agreementAt()) this.phase = 'dealing';
     else this.phase = 'agreement';
-    if (this.phase !== 'agreement') return;
+    if (this.phase !== 'agreement' || clock === undefined) return;
     this.releaseDeferredProposals(out);
-    const current = attemptAt(start, phi, now);
+    const current = attemptAt(clock, phi, now);
     if (this.myVote === undefined) {
       this.attempt = Math.max(this.attempt, Math.min(current, this.shape.maxAttempts - 1));
       const proposer = this.toIds[proposerIndex(this.attempt, this.toIds.length)];

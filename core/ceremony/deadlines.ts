@@ -1,15 +1,13 @@
 /**
- * The deadline policy, as pure functions of the member's start time and the phase length φ:
- * hellos are awaited until start + φ, dealings until start + 2φ (so complaints about bad sub-shares
+ * The deadline policy, as pure functions of the ceremony's clock and the phase length φ. The clock
+ * is φ before the moment every arriving member's hello was here (or the member's hello wait,
+ * CeremonyTiming.helloWaitMs, ran out: ceremony.ts clock()), so "hellos until start + φ" has passed
+ * when these apply; dealings until start + 2φ (so complaints about bad sub-shares
  * reach the proposer before it picks the dealers) or, once every leaving member dealt, until a short
  * complaint grace after the last dealing (agreementStart); then each attempt a gets
  * 3φ (proposal, echoes, votes). After maxAttempts attempts without a certificate the ceremony
  * fails; the committee keeps serving the old epoch.
  */
-export function helloDeadline(startMs: number, phaseMs: number): number {
-  return startMs + phaseMs;
-}
-
 export function dealingDeadline(startMs: number, phaseMs: number): number {
   return startMs + 2 * phaseMs;
 }

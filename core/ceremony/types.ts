@@ -85,8 +85,14 @@ export interface CeremonyFaults {
 
 /** Deadlines, in ms: each phase closes with what arrived when its deadline passes (core/ceremony/deadlines.ts). */
 export interface CeremonyTiming {
-  /** How long each phase (hello, dealing, proposal, echo, vote) waits before moving on or trying the next proposer. */
+  /** How long each phase (dealing, proposal, echo, vote) waits before moving on or trying the next proposer. */
   phaseMs: number;
+  /**
+   * How long a member waits, from its own start, for every arriving member's hello before dealers deal
+   * without the missing ones (default phaseMs). Operators approve at different times: the deadlines
+   * after it run from the moment the last hello arrived, the same moment for everyone.
+   */
+  helloWaitMs?: number;
 }
 
 /**
