@@ -214,12 +214,13 @@ export function decodeAclReply(bytes: Uint8Array): AclReply {
 // --- /tkms/keys/1 -----------------------------------------------------------------------
 
 /** The reply carries DKG public results as JSON objects; the receiver validates them (core/dkg). */
-export function encodeKeysRequest(): Uint8Array {
-  return json(KeysRequestBody.encode({}));
+export function encodeKeysRequest(handoversFrom = 0): Uint8Array {
+  return json(KeysRequestBody.encode(handoversFrom > 0 ? { handoversFrom } : {}));
 }
 
-export function decodeKeysRequest(bytes: Uint8Array): void {
-  KeysRequestBody.decode(parseObject(bytes, 'keys request'));
+/** The epoch the requested handover certificates start at (0 when not given). */
+export function decodeKeysRequest(bytes: Uint8Array): { handoversFrom: number } {
+  return { handoversFrom: KeysRequestBody.decode(parseObject(bytes, 'keys request')).handoversFrom ?? 0 };
 }
 
 export type KeysReply = { ok: true; keys: unknown[]; epoch?: number; handovers?: unknown[] } | ({ ok: false } & WireError);
