@@ -8,6 +8,8 @@ import {
   AclSyncBody,
   ErrorReplyBody,
   KeysReplyOkBody,
+  MAX_HANDOVER_REPLY_BYTES,
+  MAX_HANDOVERS_PER_REPLY,
   KeysRequestBody,
   MAX_PARTIAL_BATCH,
   MAX_RETRY_AFTER_SECONDS,
@@ -231,4 +233,21 @@ export function encodeKeysReply(r: KeysReply): Uint8Array {
 
 export function decodeKeysReply(bytes: Uint8Array): KeysReply {
   return parseReply(parseObject(bytes, 'keys reply'), 'keys reply', (obj) => KeysReplyOkBody.decode(obj));
+}
+
+/**
+ * The certificates a keys reply carries: those leaving `from` and later, oldest first, at most
+ * MAX_HANDOVERS_PER_REPLY and MAX_HANDOVER_REPLY_BYTES of JSON, so the reply fits its frame however
+ * many epochs passed (the receiver asks again from the epoch the page reached).
+ */
+export function handoverPage<T extends { fromEpoch: number }>(handovers: readonly T[], from: number): T[] {
+  const page: T[] = [];
+  let bytes = 0;
+  for (const cert of handovers) {
+    if (cert.fromEpoch < from) continue;
+    bytes += JSON.stringify(cert).length;
+    if (page.length === MAX_HANDOVERS_PER_REPLY || bytes > MAX_HANDOVER_REPLY_BYTES) break;
+    page.push(cert);
+  }
+  return page;
 }

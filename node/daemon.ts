@@ -19,8 +19,7 @@ import { hasLegacyConfirmations, parseDkgPublicResult, verifyDkgPublicResult, ty
 import { expectedCommittee, libp2pCommitteeDecoders, loadCommitteeFile, refusePlaceholderCommitteeId, type Committee } from '../net/committee.ts';
 import { resolveKeystorePassword, type NodeConfig } from './config.ts';
 import { DkgWithdrawals } from './dkg-withdrawals.ts';
-import { MAX_HANDOVER_REPLY_BYTES, MAX_HANDOVERS_PER_REPLY } from '../core/node-messages.ts';
-import type { HandoverCertificate } from '../core/ceremony/handover.ts';
+import { handoverPage } from '../core/node-wire.ts';
 import { DkgRunner } from './dkg-runner.ts';
 import { DKG_PROTOCOL, MAX_DKG_FRAME_BYTES } from './dkg-wire.ts';
 import { closeServer, startHttpServer, type Route } from '../net/http.ts';
@@ -452,19 +451,6 @@ function keysReply(runner: DkgRunner, epochs: EpochStore, body: Uint8Array): Uin
     const err = isTkmsError(e) ? e : new TkmsError('internal', 'internal error');
     return encodeKeysReply({ ok: false, code: err.code, message: err.message });
   }
-}
-
-/** The certificates leaving `from` and later, oldest first: a page bounded in count and bytes, so the reply fits its frame however many epochs passed. */
-function handoverPage(handovers: readonly HandoverCertificate[], from: number): HandoverCertificate[] {
-  const page: HandoverCertificate[] = [];
-  let bytes = 0;
-  for (const cert of handovers) {
-    if (cert.fromEpoch < from) continue;
-    bytes += JSON.stringify(cert).length;
-    if (page.length === MAX_HANDOVERS_PER_REPLY || bytes > MAX_HANDOVER_REPLY_BYTES) break;
-    page.push(cert);
-  }
-  return page;
 }
 
 /** Hands the keystore's keys to the DKG runner and (at the DKG's epoch) the share book, checking each stored public result. */
