@@ -72,6 +72,11 @@ export class CommitteeEpochs {
     return this.beforeEpoch;
   }
 
+  /** Whether certificates before the file are still wanted (not at epoch 0, under the bound). */
+  get walkingBack(): boolean {
+    return this.beforeEpoch > 0 && this.before.length < MAX_HANDOVER_CHAIN;
+  }
+
   /** The committee at an epoch between the file's and the current one. */
   committeeAt(epoch: number): Committee | undefined {
     return this.committees.get(epoch);
@@ -162,7 +167,7 @@ export class CommitteeEpochs {
 
   /** Verifies certificates before the file's epoch from the newest down, each against the committee the next one leaves. */
   private walkBack(candidates: ReadonlyMap<number, ReadonlyMap<string, HandoverCertificate>>): void {
-    while (this.beforeEpoch > 0 && this.before.length < MAX_HANDOVER_CHAIN) {
+    while (this.walkingBack) {
       const next = candidates.get(this.beforeEpoch - 1);
       if (next === undefined) return;
       let taken: { cert: HandoverCertificate; to: Committee; keys: KeyEpochData[] } | undefined;

@@ -102,7 +102,8 @@ export class KeyDirectory {
    * CommitteeEpochs.arrivedKey), which must name the result's group key.
    */
   private madeBeforeFile(result: DkgPublicResult): boolean {
-    return this.epochs.arrivedKey(result.keyId)?.groupPublicKey !== undefined && encodeHex(this.epochs.arrivedKey(result.keyId)!.groupPublicKey) === result.groupPublicKey;
+    const arrived = this.epochs.arrivedKey(result.keyId);
+    return arrived !== undefined && encodeHex(arrived.groupPublicKey) === result.groupPublicKey;
   }
 
   /** The key at the current epoch, or undefined when the chain did not carry it there. */
@@ -189,7 +190,7 @@ export class KeyDirectory {
       moved = this.epochs.consider(more);
     }
     // Then the certificates before the file (for clients pinned earlier), walked back a page at a time.
-    for (let round = 0, step = MAX_HANDOVERS_PER_REPLY; this.epochs.earliest > 0 && round < MAX_HANDOVER_ROUNDS; round++) {
+    for (let round = 0, step = MAX_HANDOVERS_PER_REPLY; this.epochs.walkingBack && round < MAX_HANDOVER_ROUNDS; round++) {
       const earliest = this.epochs.earliest;
       this.epochs.consider(await this.pool.fetchKeys(3_000, Math.max(0, earliest - step)));
       if (this.epochs.earliest === earliest) {
