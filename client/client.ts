@@ -39,9 +39,12 @@ import type { Account } from './account.ts';
 import { GatewayHttp } from './gateway-http.ts';
 import { recoverFromEpochs, type RejectedPartial } from './partials.ts';
 import { followKey, pinnedMembership, type EpochShares, type KeyEpochs } from './epochs.ts';
-import { followHandovers, verifyArrival, type KeyEpochData } from '../core/ceremony/handover.ts';
+import { followHandovers, MAX_HANDOVER_CHAIN, verifyArrival, type KeyEpochData } from '../core/ceremony/handover.ts';
 import { MAX_EPOCH, type CommitteeMembership } from '../core/committee.ts';
 import { requestSigner, type Eip712Signer, type RequestSigner } from './signer.ts';
+
+/** Pages of GET /v1/committee one getKey reads at most (16 certificates a page: MAX_HANDOVER_CHAIN in all). */
+const MAX_COMMITTEE_PAGES = 64;
 
 /**
  * The tkms client: signs requests with an Ethereum-style account, talks to a gateway, and
@@ -255,16 +258,32 @@ export class TkmsClient {
     return { ...unsigned, signature: await this.signer.sign(struct, unsigned, deployment) } as T;
   }
 
-  /** The handover certificates the gateway passes on; none from a gateway that predates epochs. */
+  /**
+   * The handover certificates the gateway passes on, from the one arriving at the pinned epoch (a key
+   * made earlier is taken from it) to the epoch served, a page at a time (at most
+   * MAX_COMMITTEE_PAGES pages, MAX_HANDOVER_CHAIN certificates); none from a gateway that predates
+   * epochs. A gateway that predates pages answers every certificate at once, without `next`.
+   */
   private async handovers(): Promise<unknown[]> {
+    const out: unknown[] = [];
+    let since = Math.max(0, this.trustedEpoch - 1);
     try {
-      const { json } = await this.http.request<Record<string, unknown>>('GET', '/v1/committee');
-      if (!Array.isArray(json.handovers)) throw new TkmsError('bad_request', 'gateway committee answer has no handovers');
-      return json.handovers;
+      for (let page = 0; page < MAX_COMMITTEE_PAGES; page++) {
+        const { json } = await this.http.request<Record<string, unknown>>('GET', `/v1/committee?since=${since}`);
+        if (!Array.isArray(json.handovers)) throw new TkmsError('bad_request', 'gateway committee answer has no handovers');
+        if (out.length + json.handovers.length > MAX_HANDOVER_CHAIN) throw new TkmsError('bad_request', `gateway passed on more than ${MAX_HANDOVER_CHAIN} handover certificates`);
+        out.push(...json.handovers);
+        const next = json.next;
+        if (next === undefined || next === null) return out;
+        // Each page must move on, or a gateway could keep the client asking.
+        if (typeof next !== 'number' || !Number.isSafeInteger(next) || next <= since || next > MAX_EPOCH) throw new TkmsError('bad_request', 'gateway committee answer has an invalid next page');
+        since = next;
+      }
     } catch (e) {
       if (isTkmsError(e, 'not_found')) return [];
       throw e;
     }
+    throw new TkmsError('bad_request', `gateway committee answer needs more than ${MAX_COMMITTEE_PAGES} pages`);
   }
 
   /**

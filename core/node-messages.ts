@@ -136,7 +136,21 @@ export const AclPageBody = messageCodec(
   { description: 'A page of the revocations a node holds.', qualified: true },
 );
 
-export const KeysRequestBody = messageCodec('keys request', { v: version() }, { description: 'Ask for the public DKG results of the keys held.', qualified: true });
+/** Handover certificates in one keys reply: a page, so the reply stays far under the frame bound whatever the number of epochs. */
+export const MAX_HANDOVERS_PER_REPLY = 16;
+/** Encoded bytes of the certificates in one keys reply (under MAX_NODE_FRAME_BYTES, leaving room for the keys). */
+export const MAX_HANDOVER_REPLY_BYTES = 768 * 1024;
+
+export const KeysRequestBody = messageCodec(
+  'keys request',
+  {
+    v: version(),
+    handoversFrom: optionalField(
+      integerField(0, MAX_EPOCH, { description: 'Send the handover certificates leaving this epoch and later (absent = 0), a page at a time.', refusal: `must be an integer in 0..${MAX_EPOCH}` }),
+    ),
+  },
+  { description: 'Ask for the public DKG results of the keys held.', qualified: true },
+);
 export const KeysReplyOkBody = messageCodec(
   'keys reply',
   {
@@ -146,7 +160,7 @@ export const KeysReplyOkBody = messageCodec(
     handovers: optionalField(
       openArrayField({
         maxItems: MAX_HANDOVER_CHAIN,
-        description: 'Handover certificates from epoch 0 to the epoch served, oldest first, checked by the receiver (core/ceremony/handover.ts). Absent at epoch 0.',
+        description: `Handover certificates leaving the requested epoch (handoversFrom) and later, oldest first, at most ${MAX_HANDOVERS_PER_REPLY} (older nodes sent every one from epoch 0), checked by the receiver (core/ceremony/handover.ts). Absent at epoch 0.`,
       }),
     ),
   },

@@ -8,6 +8,8 @@ import {
   AclSyncBody,
   ErrorReplyBody,
   KeysReplyOkBody,
+  MAX_HANDOVER_REPLY_BYTES,
+  MAX_HANDOVERS_PER_REPLY,
   KeysRequestBody,
   MAX_PARTIAL_BATCH,
   MAX_RETRY_AFTER_SECONDS,
@@ -214,12 +216,13 @@ export function decodeAclReply(bytes: Uint8Array): AclReply {
 // --- /tkms/keys/1 -----------------------------------------------------------------------
 
 /** The reply carries DKG public results as JSON objects; the receiver validates them (core/dkg). */
-export function encodeKeysRequest(): Uint8Array {
-  return json(KeysRequestBody.encode({}));
+export function encodeKeysRequest(handoversFrom = 0): Uint8Array {
+  return json(KeysRequestBody.encode(handoversFrom > 0 ? { handoversFrom } : {}));
 }
 
-export function decodeKeysRequest(bytes: Uint8Array): void {
-  KeysRequestBody.decode(parseObject(bytes, 'keys request'));
+/** The epoch the requested handover certificates start at (0 when not given). */
+export function decodeKeysRequest(bytes: Uint8Array): { handoversFrom: number } {
+  return { handoversFrom: KeysRequestBody.decode(parseObject(bytes, 'keys request')).handoversFrom ?? 0 };
 }
 
 export type KeysReply = { ok: true; keys: unknown[]; epoch?: number; handovers?: unknown[] } | ({ ok: false } & WireError);
@@ -230,4 +233,21 @@ export function encodeKeysReply(r: KeysReply): Uint8Array {
 
 export function decodeKeysReply(bytes: Uint8Array): KeysReply {
   return parseReply(parseObject(bytes, 'keys reply'), 'keys reply', (obj) => KeysReplyOkBody.decode(obj));
+}
+
+/**
+ * The certificates a keys reply carries: those leaving `from` and later, oldest first, at most
+ * MAX_HANDOVERS_PER_REPLY and MAX_HANDOVER_REPLY_BYTES of JSON, so the reply fits its frame however
+ * many epochs passed (the receiver asks again from the epoch the page reached).
+ */
+export function handoverPage<T extends { fromEpoch: number }>(handovers: readonly T[], from: number): T[] {
+  const page: T[] = [];
+  let bytes = 0;
+  for (const cert of handovers) {
+    if (cert.fromEpoch < from) continue;
+    bytes += JSON.stringify(cert).length;
+    if (page.length === MAX_HANDOVERS_PER_REPLY || bytes > MAX_HANDOVER_REPLY_BYTES) break;
+    page.push(cert);
+  }
+  return page;
 }

@@ -1,5 +1,6 @@
 import type { TSchema } from 'typebox';
-import { MAX_VALIDITY_SECONDS, type ErrorCode } from '../core/index.ts';
+import { MAX_VALIDITY_SECONDS, TkmsError, type ErrorCode } from '../core/index.ts';
+import { MAX_EPOCH } from '../core/committee.ts';
 import type { Method } from '../net/http.ts';
 import { EX, EXAMPLE_COMMITTEE, EXAMPLE_HANDLE_FIELDS } from './api-examples.ts';
 import * as S from './api-schemas.ts';
@@ -18,6 +19,13 @@ export interface ApiResponse {
   contentType?: string;
 }
 
+export interface QueryParam {
+  minimum: number;
+  maximum: number;
+  description: string;
+  example: number;
+}
+
 export interface ApiRoute {
   operationId: string;
   method: Method;
@@ -29,6 +37,8 @@ export interface ApiRoute {
   /** Not charged to the client address's token bucket (probes and this description). */
   free?: boolean;
   body?: { schema: TSchema; description: string; example: unknown };
+  /** Optional query parameters: name → an integer's bounds and meaning (parsed by queryInteger). */
+  query?: Record<string, QueryParam>;
   responses: Record<number, ApiResponse>;
   /** Error codes by status, with what the status means for this route. */
   errors?: Partial<Record<number, ErrorCode[]>>;
@@ -132,9 +142,12 @@ export const API_ROUTES: readonly ApiRoute[] = [
     tag: 'keys',
     summary: 'The committee served now, and the handover certificates that lead to it',
     description:
-      'Asks the nodes (at most once a second) for the handover certificates they hold and follows them from the gateway\'s own committee file, verifying each against the committee reached so far; answers the committee reached and every certificate, oldest first. A client pinned to an earlier committee follows them itself (core/ceremony/handover.ts followHandovers) rather than trusting this answer.',
-    responses: { 200: { description: 'The committee and its certificates.', schema: S.CommitteeState, example: { committeeId: EX.key.committeeId, epoch: 0, committee: EXAMPLE_COMMITTEE, handovers: [] } } },
-    errors: { 429: ['rate_limited'], 500: ['internal'] },
+      'Asks the nodes (at most once a second) for the handover certificates they hold and follows them from the gateway\'s own committee file, verifying each against the committee reached so far; answers the committee reached and a page of the certificates leaving epoch `since` and later, oldest first, with the epoch the next page starts at (`next`, null after the last). A client pinned to an earlier committee asks from its pinned epoch, pages until `next` is null and follows them itself (core/ceremony/handover.ts followHandovers) rather than trusting this answer. Without `since` the first page from epoch 0 is answered.',
+    query: {
+      since: { minimum: 0, maximum: MAX_EPOCH, description: 'Answer the certificates leaving this epoch and later (default 0): a client passes the epoch it trusts.', example: 0 },
+    },
+    responses: { 200: { description: 'The committee and a page of its certificates.', schema: S.CommitteeState, example: { committeeId: EX.key.committeeId, epoch: 0, committee: EXAMPLE_COMMITTEE, handovers: [], next: null } } },
+    errors: { 400: ['bad_request'], 429: ['rate_limited'], 500: ['internal'] },
     errorNotes: { 429: IP_RATE_NOTE },
   },
   {
@@ -313,4 +326,15 @@ export function pathParamNames(path: string): (keyof typeof S.PathParams)[] {
     if (!(name in S.PathParams)) throw new Error(`route ${path}: no schema for path parameter ${name}`);
     return name as keyof typeof S.PathParams;
   });
+}
+
+/** A route's optional integer query parameter, within its declared bounds; undefined when absent. */
+export function queryInteger(route: ApiRoute, url: URL, name: string): number | undefined {
+  const param = route.query?.[name];
+  if (param === undefined) throw new TkmsError('internal', `route ${route.operationId} declares no query parameter ${name}`);
+  const text = url.searchParams.get(name);
+  if (text === null) return undefined;
+  const value = /^(0|[1-9][0-9]{0,15})$/.test(text) ? Number(text) : NaN;
+  if (!(value >= param.minimum && value <= param.maximum)) throw new TkmsError('bad_request', `query parameter ${name} must be an integer in ${param.minimum}..${param.maximum}`);
+  return value;
 }

@@ -38,7 +38,8 @@ import {
 import { assertParticipantId } from '../core/shamir.ts';
 import { SESSION_ID_LENGTH } from '../core/dkg/index.ts';
 import { MAX_EPOCH, MIN_REFRESH_INTERVAL_SECONDS } from '../core/committee.ts';
-import { MAX_HANDOVER_CHAIN, MAX_HANDOVER_KEYS } from '../core/ceremony/handover.ts';
+import { MAX_HANDOVER_KEYS } from '../core/ceremony/handover.ts';
+import { COMMITTEE_PAGE_SIZE } from './epochs.ts';
 import { SECP256K1_SPKI_PREFIX_HEX } from '../core/spki.ts';
 import { explainerOf, explainWith } from '../net/http-validation.ts';
 import { EX, EXAMPLE_HANDLE_FIELDS } from './api-examples.ts';
@@ -392,10 +393,11 @@ export const CommitteeState = component(
       epoch: epochField('The epoch the gateway serves: the latest its certificates reach from its own committee file.'),
       committee: CommitteeFile,
       handovers: Type.Array(HandoverCertificate, {
-        maxItems: MAX_HANDOVER_CHAIN,
+        maxItems: COMMITTEE_PAGE_SIZE,
         description:
-          'Handover certificates, oldest first: each one the gateway followed from its committee file (verified), preceded by those before its file\'s epoch as most members report them (not verified by the gateway). Clients verify every one from the committee they pinned.',
+          'A page of handover certificates leaving epoch `since` and later, oldest first: those before the gateway\'s file\'s epoch (verified backwards from its file), then those it followed from its file (verified). Clients verify every one from the committee they pinned.',
       }),
+      next: Type.Union([Type.Integer({ minimum: 0, maximum: MAX_EPOCH }), Type.Null()], { description: 'The `since` of the next page, or null when this page reaches the epoch served.' }),
     },
     { description: 'The committee the gateway serves and the certificates that lead to it.' },
   ),

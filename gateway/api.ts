@@ -37,7 +37,7 @@ import type { IncomingMessage } from 'node:http';
 import { Type, type Static } from 'typebox';
 import { clientIp, reserveResponseBytes, type Route, type RouteHandler } from '../net/http.ts';
 import type { RequestSchema } from '../net/http-validation.ts';
-import { API_ROUTES, pathParamNames, type ApiRoute } from './api-routes.ts';
+import { API_ROUTES, pathParamNames, queryInteger, type ApiRoute } from './api-routes.ts';
 import { DelegateBody, EncryptBody, PathParams, RegisterHandleBody } from './api-schemas.ts';
 import type { GatewayConfig } from './config.ts';
 import { keyToJson, type KeyDirectory } from './keys.ts';
@@ -49,6 +49,8 @@ import type { RateLimiter } from '../runtime/rate-limit.ts';
 import type { GatewayStore, StoredGrant, StoredHandle } from './store.ts';
 import { RequesterKeys } from './requester-keys.ts';
 import { MAX_LISTED_GRANTS, type ChainAcl } from '../chain/chain-acl.ts';
+
+const routeNamed = (operationId: string): ApiRoute => API_ROUTES.find((r) => r.operationId === operationId)!;
 
 /**
  * The gateway's HTTP API. The gateway checks signatures, windows, handle commitments, grants,
@@ -201,10 +203,12 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       const key = await ctx.keys.get(params.keyId);
       return { status: 200, json: keyToJson(key, ctx.keys.madeBy(key)) };
     },
-    getCommittee: async () => {
+    getCommittee: async (_req, url) => {
+      const since = queryInteger(routeNamed('getCommittee'), url, 'since') ?? 0;
       await ctx.keys.refresh();
       const epochs = ctx.keys.epochs;
-      return { status: 200, json: { committeeId: epochs.current.committeeId, epoch: epochs.epoch, committee: committeeToJson(epochs.current), handovers: epochs.handovers() } };
+      const page = epochs.page(since);
+      return { status: 200, json: { committeeId: epochs.current.committeeId, epoch: epochs.epoch, committee: committeeToJson(epochs.current), handovers: page.handovers, next: page.next } };
     },
     encrypt: async (_req, _url, body) => {
       const o = body as Static<typeof EncryptBody>;

@@ -1,9 +1,11 @@
-import { bytesToHex, decodePoint, encodeHex, isTkmsError, TkmsError, type Point } from '../core/index.ts';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, decodePoint, encodeHex, isTkmsError, TkmsError, utf8ToBytes, type Point } from '../core/index.ts';
 import { dkgPublicResultDigest, parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
 import { encodePublicKeySpki } from '../core/spki.ts';
 import { expectedCommittee, libp2pCommitteeDecoders, type Committee } from '../net/committee.ts';
 import type { Logger } from 'pino';
 import type { Counter, Gauge } from 'prom-client';
+import { MAX_HANDOVERS_PER_REPLY } from '../core/node-messages.ts';
 import { CommitteeEpochs } from './epochs.ts';
 import type { NodePool } from './node-pool.ts';
 
@@ -39,6 +41,8 @@ export interface PublishedKey {
 export type KeySource = Pick<NodePool, 'committee' | 'fetchKeys' | 'retarget'>;
 
 const REFRESH_MIN_INTERVAL_MS = 1_000;
+/** Keys requests per refresh for each direction of the chain (forward from the epoch reached, backward before the file): at most this many pages of certificates. */
+const MAX_HANDOVER_ROUNDS = 64;
 
 /**
  * reason: "invalid" (a member's result does not verify), "conflict" (different valid results of one
@@ -82,17 +86,40 @@ export class KeyDirectory {
     return this.epochs.current;
   }
 
-  /** The committee (members by epoch) a result of this epoch must belong to. */
-  private memberKeysAt(epoch: number): ReadonlyMap<number, Uint8Array> | undefined {
-    const c = this.epochs.committeeAt(epoch);
-    return c === undefined ? undefined : expectedCommittee(c).memberKeys;
+  /** What tells members' copies of a result apart: its digest under its committee's member keys, when the gateway knows that committee. */
+  private resultDigest(result: DkgPublicResult): string {
+    const made = result.epoch ?? 0;
+    const at = this.epochs.committeeAt(made) ?? this.epochs.committeeBefore(made);
+    if (at !== undefined) return encodeHex(dkgPublicResultDigest(result, expectedCommittee(at).memberKeys));
+    // Signers unknown (made before the file, committee not reached back): the result without its signatures.
+    const { signatures: _signatures, ...unsigned } = result;
+    return encodeHex(sha256(utf8ToBytes(JSON.stringify(unsigned))));
+  }
+
+  /**
+   * A key made before the gateway's file: its DKG result's signers are not known here, so the key
+   * is taken from the certificate arriving at the file's committee (a vote quorum of it signed it,
+   * CommitteeEpochs.arrivedKey), which must name the result's group key.
+   */
+  private madeBeforeFile(result: DkgPublicResult): boolean {
+    const arrived = this.epochs.arrivedKey(result.keyId);
+    return arrived !== undefined && encodeHex(arrived.groupPublicKey) === result.groupPublicKey;
   }
 
   /** The key at the current epoch, or undefined when the chain did not carry it there. */
   private atCurrentEpoch(stored: StoredKey): PublishedKey | undefined {
     const epoch = this.epochs.epoch;
-    const made = stored.result.epoch ?? 0;
-    if (made === epoch) {
+    let made = stored.result.epoch ?? 0;
+    if (made < this.epochs.file.epoch) {
+      // Made before the file: served from the certificate arriving at the file, then as a key of the file's epoch.
+      const arrived = this.epochs.arrivedKey(stored.result.keyId);
+      if (arrived === undefined || encodeHex(arrived.groupPublicKey) !== stored.result.groupPublicKey) return undefined;
+      if (epoch === this.epochs.file.epoch) {
+        const verificationShares = new Map([...arrived.verificationShares].map(([id, y]) => [id, decodePoint(y, `Y_${id}`)]));
+        return { ...stored, epoch, t: arrived.t, verificationShares };
+      }
+      made = this.epochs.file.epoch;
+    } else if (made === epoch) {
       const verificationShares = new Map(Object.entries(stored.result.verificationShares).map(([id, y]) => [Number(id), decodePoint(y, `Y_${id}`)]));
       return { ...stored, epoch, t: stored.result.t, verificationShares };
     }
@@ -104,7 +131,9 @@ export class KeyDirectory {
 
   /** The committee that made a key (its result's epoch): its members' keys sign the result. */
   madeBy(key: PublishedKey): Committee {
-    return this.epochs.committeeAt(key.result.epoch ?? 0)!;
+    const made = key.result.epoch ?? 0;
+    // Before the file: the committee a verified certificate arrived at, else the file's (clients check such keys by the certificate, not the result's signers).
+    return this.epochs.committeeAt(made) ?? this.epochs.committeeBefore(made) ?? this.epochs.file;
   }
 
   list(): PublishedKey[] {
@@ -151,8 +180,26 @@ export class KeyDirectory {
   private async load(): Promise<void> {
     const byKey = new Map<string, Answer[]>();
     const asked = this.pool.committee;
-    const replies = await this.pool.fetchKeys(3_000);
-    if (this.epochs.consider(replies)) {
+    const start = this.epochs.epoch;
+    // Members send a page of certificates: ask again from the epoch reached while a page moved it.
+    let replies = await this.pool.fetchKeys(3_000, start);
+    let moved = this.epochs.consider(replies);
+    for (let round = 1; moved && round < MAX_HANDOVER_ROUNDS; round++) {
+      const more = await this.pool.fetchKeys(3_000, this.epochs.epoch);
+      if (more.length > 0) replies = more;
+      moved = this.epochs.consider(more);
+    }
+    // Then the certificates before the file (for clients pinned earlier), walked back a page at a time.
+    for (let round = 0, step = MAX_HANDOVERS_PER_REPLY; this.epochs.walkingBack && round < MAX_HANDOVER_ROUNDS; round++) {
+      const earliest = this.epochs.earliest;
+      this.epochs.consider(await this.pool.fetchKeys(3_000, Math.max(0, earliest - step)));
+      if (this.epochs.earliest === earliest) {
+        // A page cut by its byte bound may stop short of the certificate needed next: ask for that one first, once.
+        if (step === 1) break;
+        step = 1;
+      }
+    }
+    if (this.epochs.epoch !== start) {
       this.epochGauge?.set(this.epochs.epoch);
       await this.pool.retarget(this.epochs.current);
     }
@@ -162,9 +209,11 @@ export class KeyDirectory {
           const parsed = parseDkgPublicResult(raw);
           const made = parsed.epoch ?? 0;
           const at = this.epochs.committeeAt(made);
-          if (at === undefined) throw new TkmsError('dkg_failed', `the result is of epoch ${made}, which the gateway has not reached from its committee file (epoch ${this.epochs.file.epoch})`);
-          const result = verifyDkgPublicResult(parsed, expectedCommittee(at));
-          const digest = encodeHex(dkgPublicResultDigest(result, expectedCommittee(at).memberKeys));
+          let result: DkgPublicResult;
+          if (at !== undefined) result = verifyDkgPublicResult(parsed, expectedCommittee(at));
+          else if (made < this.epochs.file.epoch && this.madeBeforeFile(parsed)) result = parsed;
+          else throw new TkmsError('dkg_failed', `the result is of epoch ${made}, which the gateway has not reached from its committee file (epoch ${this.epochs.file.epoch})`);
+          const digest = this.resultDigest(result);
           const list = byKey.get(result.keyId) ?? [];
           if (list.some((a) => a.memberId === memberId)) throw new TkmsError('bad_request', `member listed key ${result.keyId} twice`);
           list.push({ memberId, result, digest });
@@ -185,7 +234,7 @@ export class KeyDirectory {
     const bySession = new Map<string, Answer[]>();
     for (const a of answers) bySession.set(a.result.sessionId, [...(bySession.get(a.result.sessionId) ?? []), a]);
     if (known !== undefined) {
-      const knownDigest = encodeHex(dkgPublicResultDigest(known.result, this.memberKeysAt(known.result.epoch ?? 0)!));
+      const knownDigest = this.resultDigest(known.result);
       const same = bySession.get(known.result.sessionId) ?? [];
       if (same.some((a) => a.digest !== knownDigest)) {
         this.withdraw(keyId, [...same, { memberId: 0, result: known.result, digest: knownDigest }]);

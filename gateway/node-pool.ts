@@ -200,13 +200,13 @@ export class NodePool {
     return this.frames.request(peer, protocol, frame, { timeoutMs });
   }
 
-  /** Public DKG results, epoch and handover certificates as each reachable member reports them (unvalidated: see KeyDirectory). */
-  async fetchKeys(timeoutMs: number): Promise<KeysReport[]> {
+  /** Public DKG results, epoch and a page of handover certificates (leaving `handoversFrom` and later) as each reachable member reports them (unvalidated: see KeyDirectory). */
+  async fetchKeys(timeoutMs: number, handoversFrom = 0): Promise<KeysReport[]> {
     const members = this.committee.members.map((m) => m.id);
     const replies = await Promise.all(
       members.map(async (memberId): Promise<KeysReport | undefined> => {
         try {
-          const reply = decodeKeysReply(await this.send(memberId, KEYS_PROTOCOL, encodeKeysRequest(), timeoutMs));
+          const reply = decodeKeysReply(await this.send(memberId, KEYS_PROTOCOL, encodeKeysRequest(handoversFrom), timeoutMs));
           if (!reply.ok) return undefined;
           return { memberId, keys: reply.keys, ...(reply.epoch === undefined ? {} : { epoch: reply.epoch }), ...(reply.handovers === undefined ? {} : { handovers: reply.handovers }) };
         } catch (e) {

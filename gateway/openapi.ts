@@ -87,6 +87,18 @@ function operation(route: ApiRoute, used: Set<string>): Json {
     tags: [route.tag],
     summary: route.summary,
     ...(route.description === undefined ? {} : { description: route.description }),
+    ...(route.query === undefined
+      ? {}
+      : {
+          parameters: Object.entries(route.query).map(([name, q]) => ({
+            name,
+            in: 'query',
+            required: false,
+            description: q.description,
+            schema: { type: 'integer', minimum: q.minimum, maximum: q.maximum },
+            example: q.example,
+          })),
+        }),
     ...(route.body === undefined
       ? {}
       : { requestBody: { description: route.body.description, required: true, content: { 'application/json': { schema: toDoc(route.body.schema, used), example: route.body.example } } } }),

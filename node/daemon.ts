@@ -23,6 +23,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { libp2pCommitteeDecoders, loadCommitteeFile, refusePlaceholderCommitteeId, type Committee } from '../net/committee.ts';
 import { resolveKeystorePassword, type NodeConfig } from './config.ts';
 import { DkgWithdrawals } from './dkg-withdrawals.ts';
+import { handoverPage } from '../core/node-wire.ts';
 import { DkgRunner } from './dkg-runner.ts';
 import { DKG_PROTOCOL, MAX_DKG_FRAME_BYTES } from './dkg-wire.ts';
 import { closeServer, startHttpServer, type Route } from '../net/http.ts';
@@ -483,10 +484,10 @@ async function startServices({ config, committee, selfId, identity, password, lo
 /** The public key list with the epoch served and the certificates that lead to it, or a typed refusal, for the keys protocol. */
 function keysReply(runner: DkgRunner, epochs: EpochStore, body: Uint8Array): Uint8Array {
   try {
-    decodeKeysRequest(body);
+    const { handoversFrom } = decodeKeysRequest(body);
     const served = epochs.served();
     const epoch = served.committee.epoch;
-    return encodeKeysReply({ ok: true, keys: runner.publishedKeys(), ...(epoch > 0 ? { epoch, handovers: served.handovers } : {}) });
+    return encodeKeysReply({ ok: true, keys: runner.publishedKeys(), ...(epoch > 0 ? { epoch, handovers: handoverPage(served.handovers, handoversFrom) } : {}) });
   } catch (e) {
     const err = isTkmsError(e) ? e : new TkmsError('internal', 'internal error');
     return encodeKeysReply({ ok: false, code: err.code, message: err.message });

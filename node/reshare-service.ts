@@ -96,7 +96,7 @@ export function createReshareService(o: ReshareServiceOptions): ReshareService {
       const answers = await Promise.all(
         others.map(async (m) => {
           try {
-            const reply = decodeKeysReply(await o.frames.request(peerIdFromString(m.peerId), KEYS_PROTOCOL, encodeKeysRequest(), { timeoutMs: KEYS_TIMEOUT_MS }));
+            const reply = decodeKeysReply(await o.frames.request(peerIdFromString(m.peerId), KEYS_PROTOCOL, encodeKeysRequest(Math.max(0, proposal.from.epoch - 1)), { timeoutMs: KEYS_TIMEOUT_MS }));
             return reply.ok ? keyDataFromReply(reply, proposal.from) : undefined;
           } catch {
             return undefined;

@@ -725,7 +725,10 @@ describe('authz messages and node frames (property)', function () {
     {
       name: 'decodeKeysRequest',
       decode: decodeKeysRequest,
-      cases: [{ label: 'request', arb: fc.constant(undefined), encode: () => encodeKeysRequest(), spec: KEYS_REQUEST, expected: () => undefined }],
+      cases: [
+        { label: 'request', arb: fc.constant(0), encode: () => encodeKeysRequest(), spec: KEYS_REQUEST, expected: () => ({ handoversFrom: 0 }) },
+        { label: 'paged request', arb: fc.integer({ min: 0, max: 0xffff_ffff }), encode: (from: number) => encodeKeysRequest(from), spec: KEYS_REQUEST, expected: (from: number) => ({ handoversFrom: from }) },
+      ],
     },
     {
       name: 'decodeKeysReply',

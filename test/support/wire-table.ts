@@ -193,7 +193,7 @@ export const ACL_PAGE_WIRE: WireMessage = {
   },
 };
 
-export const KEYS_REQUEST_WIRE: WireMessage = { name: 'keys request', fields: { v: VERSION } };
+export const KEYS_REQUEST_WIRE: WireMessage = { name: 'keys request', fields: { v: VERSION, handoversFrom: opt({ kind: 'integer', min: 0, max: 0xffff_ffff }) } }; // certificates leaving this epoch on; absent = 0
 
 export const KEYS_REPLY_OK_WIRE: WireMessage = {
   name: 'keys reply',

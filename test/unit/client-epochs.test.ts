@@ -35,6 +35,9 @@ interface Scenario {
   handovers: unknown[];
   /** Which members answer, at which epoch's key data. */
   answer: { id: number; data: KeyEpochData }[];
+  /** A paging gateway (GET /v1/committee?since=): certificates per page, and a forced `next` (a lying gateway). */
+  pageSize?: number;
+  next?: unknown;
 }
 
 describe('client: following committee epochs (pinned to epoch 0)', function () {
@@ -82,7 +85,12 @@ describe('client: following committee epochs (pinned to epoch 0)', function () {
     asked.push(`${init?.method ?? 'GET'} ${url.pathname}`);
     const json = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
     if (url.pathname === '/v1/committee') {
-      return json({ committeeId: ID, epoch: scenario.servedEpoch, committee: {}, handovers: scenario.handovers });
+      if (scenario.pageSize === undefined) return json({ committeeId: ID, epoch: scenario.servedEpoch, committee: {}, handovers: scenario.handovers });
+      asked.push(`since=${url.searchParams.get('since')}`);
+      const since = Number(url.searchParams.get('since') ?? 0);
+      const all = (scenario.handovers as HandoverCertificate[]).filter((c) => c.fromEpoch >= since);
+      const next = 'next' in scenario ? scenario.next : all.length > scenario.pageSize ? all[scenario.pageSize]!.fromEpoch : null;
+      return json({ committeeId: ID, epoch: scenario.servedEpoch, committee: {}, handovers: all.slice(0, scenario.pageSize), next });
     }
     if (url.pathname.startsWith('/v1/keys/')) {
       const r = scenario.result;
@@ -245,6 +253,24 @@ describe('client: following committee epochs (pinned to epoch 0)', function () {
     await assert.rejects(client(pinnedClientOptions(c1)).getKey('alpha'), (e: unknown) => isTkmsError(e, 'bad_proof') && /another group key/.test(e.message));
     scenario = { ...scenario, handovers: [chain.certificates[1]!] };
     await assert.rejects(client(pinnedClientOptions(c1)).getKey('alpha'), (e: unknown) => isTkmsError(e, 'bad_proof') && /is missing/.test(e.message));
+  });
+
+  it('pages GET /v1/committee from the certificate arriving at its pinned epoch until next is null', async () => {
+    scenario = { result: alpha, madeBy: c0, servedEpoch: 2, handovers: chain.certificates, answer: [], pageSize: 1 };
+    asked.length = 0;
+    assert.equal((await client().getKey('alpha')).epoch, 2);
+    assert.deepEqual(asked.filter((a) => a.startsWith('since=')), ['since=0', 'since=1']);
+    asked.length = 0;
+    const key = await client(pinnedClientOptions(c2)).getKey('alpha');
+    assert.equal(key.epoch, 2);
+    assert.deepEqual(asked.filter((a) => a.startsWith('since=')), ['since=1'], 'pinned at epoch 2: from the certificate arriving at it');
+  });
+
+  it('a gateway whose next page does not move on is refused, not asked forever', async () => {
+    scenario = { result: alpha, madeBy: c0, servedEpoch: 2, handovers: chain.certificates, answer: [], pageSize: 1, next: 0 };
+    await assert.rejects(client().getKey('alpha'), (e: unknown) => isTkmsError(e, 'bad_request') && /next page/.test(e.message));
+    scenario = { ...scenario, next: 'x' };
+    await assert.rejects(client().getKey('alpha'), (e: unknown) => isTkmsError(e, 'bad_request') && /next page/.test(e.message));
   });
 
   it('an unpinned client trusts the gateway\'s members for the result but still follows the chain', async () => {
