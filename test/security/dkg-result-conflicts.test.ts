@@ -282,7 +282,7 @@ describe('DKG runner: conflicting results and session claims', function () {
   describe('attack: get the gateway to publish a key that fewer than t members hold, or to drop one it published', () => {
     it('publishes only what t members report identically; keeps a published key against another session; withdraws it on a split of its session', async () => {
       let answers: Map<number, DkgPublicResult[]> = new Map();
-      const pool = { fetchKeys: async () => [...answers].map(([memberId, keys]) => ({ memberId, keys })) } as unknown as NodePool;
+      const pool = { committee, retarget: () => {}, fetchKeys: async () => [...answers].map(([memberId, keys]) => ({ memberId, keys })) } as unknown as NodePool;
       const counted: string[] = [];
       const directory = new KeyDirectory(committee, pool, pino({ level: 'silent' }), { inc: (l: { reason: string }) => counted.push(l.reason) } as never);
       const sessionId = encodeHex(randomBytes(16));

@@ -98,7 +98,7 @@ describe('attack: a member signature valid under ZIP-215 but not RFC 8032, and s
     assert.throws(() => verifyDkgPublicResult(result, expectedCommittee(committee)), (e: unknown) => isTkmsError(e, 'dkg_failed'));
 
     // Gateway: its key directory, fed the result by every member.
-    const pool = { fetchKeys: async () => [1, 2, 3].map((memberId) => ({ memberId, keys: [result] })) } as unknown as NodePool;
+    const pool = { committee, retarget: () => {}, fetchKeys: async () => [1, 2, 3].map((memberId) => ({ memberId, keys: [result] })) } as unknown as NodePool;
     let invalid = 0;
     const directory = new KeyDirectory(committee, pool, pino({ level: 'silent' }), { inc: () => invalid++ } as never);
     await assert.rejects(directory.get(result.keyId), (e: unknown) => isTkmsError(e, 'unknown_key'));
@@ -182,7 +182,13 @@ function serveKey(result: DkgPublicResult, committee: Committee): Promise<{ serv
     publicKeySpki: bytesToHex(encodePublicKeySpki(decodePoint(result.groupPublicKey))),
     members: committee.members.map((m) => ({ id: m.id, peerId: m.peerId, publicKey: encodeHex(m.publicKey) })),
   });
-  const server = createServer((_req, res) => {
+  const server = createServer((req, res) => {
+    // A gateway from before committee epochs: no /v1/committee (the client then follows no certificate).
+    if (req.url?.startsWith('/v1/committee')) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'not_found', message: 'no such route' } }));
+      return;
+    }
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(body);
   });

@@ -81,7 +81,7 @@ export class ReshareNet {
     // The gateway's identity exists before the nodes start, so they know it as the gateway.
     await mkdir(join(root, 'gateway'), { recursive: true });
     net.gatewayPeerId = (await createIdentityFile(net.gatewayIdentityFile)).peerId;
-    for (const node of cluster.nodes) await net.patchConfig(node.id, { reshare: { phaseTimeoutMs: options.phaseMs }, gatewayPeerIds: [net.gatewayPeerId] });
+    for (const node of cluster.nodes) await net.patchConfig(node.id, { reshare: { phaseTimeoutMs: options.phaseMs, minRefreshSpacingSeconds: 0 }, gatewayPeerIds: [net.gatewayPeerId], ...(process.env.TKMS_TEST_DEBUG === '1' ? { logLevel: 'debug' } : {}) });
     await net.writeCommittee(0, range(1, options.n), options.t);
     return net;
   }
