@@ -91,8 +91,9 @@ describe('attack: publish a pre-v2 DKG result whose signatures do not cover the 
     assert.equal(served.status, 200);
     assert.equal(served.json.publicKey, expected.groupPublicKey);
     assert.equal(served.json.sessionId, expected.sessionId);
-    const { publicKey, publicKeySpki: _spki, members: _members, ...rest } = served.json;
-    const verified = verifyDkgPublicResult(parseDkgPublicResult({ ...rest, groupPublicKey: publicKey }), pinned);
+    // `epoch` is the epoch the gateway serves; the result's own epoch is `resultEpoch` (absent at 0).
+    const { publicKey, publicKeySpki: _spki, members: _members, epoch: _served, resultEpoch, ...rest } = served.json;
+    const verified = verifyDkgPublicResult(parseDkgPublicResult({ ...rest, ...(resultEpoch === undefined ? {} : { epoch: resultEpoch }), groupPublicKey: publicKey }), pinned);
     assert.ok(Object.keys(verified.signatures).length >= 2);
 
     // Each node replaced its key file with the re-signed result (still encrypted, same share).
