@@ -4,6 +4,7 @@ import { COMPRESSED_POINT_LENGTH, decodePoint, decodeScalar, encodeScalar, SCALA
 import type { LruCache } from '../lru.ts';
 import { decodeDleqProof, DLEQ_PROOF_LENGTH, encodeDleqProof, type DleqProof } from '../dleq.ts';
 import { TkmsError } from '../errors.ts';
+import { ByteReader } from '../byte-reader.ts';
 
 /**
  * Binary wire format of the ceremony messages: `version(1) ‖ type(1) ‖ body ‖ signature(64)`,
@@ -167,37 +168,10 @@ export function maxMessageSize(s: CeremonyShape, kind: CeremonyMessageKind): num
 /** Decoded points by their encoding: the same receiver keys and commitments recur in every dealing, relay and proposal. */
 export type PointCache = LruCache<string, Point>;
 
-class Reader {
-  private offset = 0;
+class Reader extends ByteReader {
   lastPoint: Point | undefined;
-  constructor(private readonly bytes: Uint8Array, private readonly what: string, private readonly cache?: PointCache) {}
-
-  private need(length: number, field: string): void {
-    if (this.offset + length > this.bytes.length) throw new TkmsError('bad_length', `${this.what}: truncated at ${field}`);
-  }
-  u8(field: string): number {
-    this.need(1, field);
-    return this.bytes[this.offset++]!;
-  }
-  u16(field: string): number {
-    this.need(2, field);
-    const value = (this.bytes[this.offset]! << 8) | this.bytes[this.offset + 1]!;
-    this.offset += 2;
-    return value;
-  }
-  u32(field: string): number {
-    this.need(4, field);
-    const b = this.bytes;
-    const o = this.offset;
-    const value = b[o]! * 0x1000000 + ((b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!);
-    this.offset += 4;
-    return value;
-  }
-  take(length: number, field: string): Uint8Array {
-    this.need(length, field);
-    const out = this.bytes.slice(this.offset, this.offset + length);
-    this.offset += length;
-    return out;
+  constructor(bytes: Uint8Array, what: string, private readonly cache?: PointCache) {
+    super(bytes, what);
   }
   /** A member id in 1..max (the committee's ids are checked by the caller against the committee). */
   id(field: string, allowZero = false): number {

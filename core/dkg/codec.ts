@@ -3,6 +3,7 @@ import { COMPRESSED_POINT_LENGTH, decodePoint, decodeScalar, encodeScalar, SCALA
 import { decodeDleqProof, DLEQ_PROOF_LENGTH, encodeDleqProof, type DleqProof } from '../dleq.ts';
 import { TkmsError } from '../errors.ts';
 import { MAX_PARTICIPANT_ID } from '../shamir.ts';
+import { ByteReader } from '../byte-reader.ts';
 
 /**
  * Binary wire format of the DKG messages. Every message is
@@ -146,37 +147,7 @@ export interface DkgCodecLimits {
   n: number;
 }
 
-class Reader {
-  private offset = 0;
-  constructor(private readonly bytes: Uint8Array, private readonly what: string) {}
-
-  private need(length: number, field: string): void {
-    if (this.offset + length > this.bytes.length) throw new TkmsError('bad_length', `${this.what}: truncated at ${field}`);
-  }
-  u8(field: string): number {
-    this.need(1, field);
-    return this.bytes[this.offset++]!;
-  }
-  u16(field: string): number {
-    this.need(2, field);
-    const value = (this.bytes[this.offset]! << 8) | this.bytes[this.offset + 1]!;
-    this.offset += 2;
-    return value;
-  }
-  u32(field: string): number {
-    this.need(4, field);
-    const b = this.bytes;
-    const o = this.offset;
-    const value = b[o]! * 0x1000000 + ((b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!);
-    this.offset += 4;
-    return value;
-  }
-  take(length: number, field: string): Uint8Array {
-    this.need(length, field);
-    const out = this.bytes.slice(this.offset, this.offset + length);
-    this.offset += length;
-    return out;
-  }
+class Reader extends ByteReader {
   memberId(field: string): number {
     const id = this.u16(field);
     if (id < 1 || id > MAX_PARTICIPANT_ID) throw new TkmsError('bad_request', `${this.what}: ${field} is not a valid member id`);
