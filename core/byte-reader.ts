@@ -39,4 +39,8 @@ export class ByteReader {
     this.offset += length;
     return out;
   }
+  /** The message is read whole: trailing bytes are refused. */
+  end(): void {
+    if (this.offset !== this.bytes.length) throw new TkmsError('bad_length', `${this.what}: ${this.bytes.length - this.offset} trailing bytes`);
+  }
 }

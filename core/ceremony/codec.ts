@@ -206,9 +206,6 @@ class Reader extends ByteReader {
   consumed(): Uint8Array {
     return this.bytes.slice(0, this.offset);
   }
-  end(): void {
-    if (this.offset !== this.bytes.length) throw new TkmsError('bad_length', `${this.what}: ${this.bytes.length - this.offset} trailing bytes`);
-  }
 }
 
 class Writer {

@@ -179,9 +179,6 @@ class Reader extends ByteReader {
     if (length < 1 || length > MAX_SIGNATURE_LENGTH) throw new TkmsError('bad_length', `${this.what}: signature length must be 1..${MAX_SIGNATURE_LENGTH}`);
     return this.take(length, 'signature');
   }
-  end(): void {
-    if (this.offset !== this.bytes.length) throw new TkmsError('bad_length', `${this.what}: ${this.bytes.length - this.offset} trailing bytes`);
-  }
 }
 
 class Writer {
