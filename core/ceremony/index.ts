@@ -34,3 +34,4 @@ export type {
   ReshareParams,
   ReshareProposal,
 } from './types.ts';
+export type { DkgCeremonyApi, DkgCeremonyFaults, DkgCeremonyOutcome, DkgCeremonyParams } from './dkg-types.ts';
