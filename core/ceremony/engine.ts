@@ -22,6 +22,7 @@ import { ceremonyTranscriptHash } from './combine.ts';
 import { complaintHolds, dealKey, openSubShare, proveComplaint, receiverSecret } from './dealing.ts';
 import { agreementStart, attemptAt, attemptDeadline, finalDeadline, maxAttempts } from './deadlines.ts';
 import { Inbox, inboxBounds } from './inbox.ts';
+import { SeenMessages } from './seen.ts';
 import type { CeremonyKind, VoteRecord } from './kind.ts';
 import type { CeremonyFaults, CeremonyIdentity, CeremonyOutbound, CeremonyPhase, CeremonyStep, CeremonyTiming } from './types.ts';
 
@@ -100,7 +101,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
   private lastDealingAt: number | undefined;
   private attempt = 0;
   private resentAtAttempt = -1;
-  private readonly seen = new Set<string>();
+  private readonly seen = new SeenMessages();
   /** Bounded: decoding happens before authentication. */
   private readonly pointCache: PointCache = new LruCache(4096);
   /** Signatures that verified (a forged one is checked again if sent again, never stored), bounded. */
@@ -164,7 +165,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
     if (this.toId !== undefined && this.receiver !== undefined) {
       const raw = this.sign({ kind: 'hello', author: this.toId, receiverKey: this.receiver.key });
       this.hellos.set(this.toId, { receiverKey: this.receiver.key, signature: raw.slice(raw.length - 64) });
-      this.seen.add(hex(sha256(raw)));
+      this.seen.add(raw);
       out.push({ payload: raw });
     }
     if (this.myVote !== undefined) {
@@ -177,8 +178,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
   receive(payload: Uint8Array, nowMs: number): CeremonyStep {
     if (this.faults.silent === true) return { outbound: [] };
     if (!(payload instanceof Uint8Array)) throw new TkmsError('bad_request', 'ceremony message must be bytes');
-    const hash = hex(sha256(payload));
-    if (this.seen.has(hash) || this.phase === 'done') return this.step(nowMs, []);
+    if (this.phase === 'done' || this.seen.has(payload)) return this.step(nowMs, []);
     this.lastNow = Math.max(this.lastNow, nowMs);
     const out: CeremonyOutbound[] = [];
     this.handle(this.decode(payload), out);
@@ -241,7 +241,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
   private signOwn(body: CeremonyBody): Uint8Array {
     const raw = this.sign(body);
     this.own.push(raw);
-    this.seen.add(hex(sha256(raw)));
+    this.seen.add(raw);
     return raw;
   }
 
@@ -274,7 +274,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
       case 'hello': {
         const key = this.authenticate(m, this.toKeys, body.author);
         if (!this.admit(key, m)) return;
-        this.seen.add(hex(m.hash));
+        this.seen.add(m.raw);
         const prior = this.hellos.get(body.author);
         if (prior === undefined) this.hellos.set(body.author, { receiverKey: body.receiverKey, signature: m.signature });
         else if (!equalBytes(prior.receiverKey, body.receiverKey)) this.disq[this.label('to', body.author)] = 'said hello with two receiver keys';
@@ -283,7 +283,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
       case 'dealing': {
         const key = this.authenticate(m, this.fromKeys, body.author);
         if (!this.admit(key, m)) return;
-        this.seen.add(hex(m.hash));
+        this.seen.add(m.raw);
         // Not relayed: n members relaying n dealings to n members is the cubic term that made a
         // 16-member refresh take a minute. Nobody needs it: the proposal carries its dealings whole,
         // the author re-sends its own until each member acknowledged it, and a dealing sent to some
@@ -294,7 +294,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
       case 'complaint': {
         const key = this.authenticate(m, this.toKeys, body.author);
         if (!this.admit(key, m)) return;
-        this.seen.add(hex(m.hash));
+        this.seen.add(m.raw);
         this.complaints.push(body);
         this.judgeComplaints();
         out.push({ payload: m.raw });
@@ -306,7 +306,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
           throw new TkmsError('bad_request', `ceremony proposal: member ${body.author} is not the proposer of attempt ${body.attempt}`);
         }
         if (!this.admit(key, m)) return;
-        this.seen.add(hex(m.hash));
+        this.seen.add(m.raw);
         // A proposal for a later attempt waits for that attempt: echoed at once, a liar due to propose
         // later would lock a second proposal beside the current one and split the votes.
         if (body.attempt > this.currentAttempt()) {
@@ -320,7 +320,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
       case 'echo': {
         const key = this.authenticate(m, this.toKeys, body.author);
         if (!this.admit(key, m)) return;
-        this.seen.add(hex(m.hash));
+        this.seen.add(m.raw);
         const slot = `${body.attempt}:${hex(body.proposalHash)}`;
         if (this.echoes.add(body.attempt, body.author, hex(body.proposalHash))) {
           const raws = this.echoRaws.get(slot) ?? [];
@@ -357,7 +357,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
     if (!record.valid) throw new TkmsError('bad_request', 'ceremony certificate: the proposal is invalid');
     for (const v of body.votes) this.acceptVote(this.decode(v), true);
     if (!this.votes.certifies(record.digest!, this.kind.quorum)) throw new TkmsError('bad_request', 'ceremony certificate: too few valid votes');
-    this.seen.add(hex(m.hash));
+    this.seen.add(m.raw);
     this.certificateRaw = m.raw;
   }
 
@@ -485,7 +485,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
     };
     const raw = make(0);
     this.own.push(raw);
-    this.seen.add(hex(sha256(raw)));
+    this.seen.add(raw);
     this.acceptDealing(this.decode(raw), out);
     if (this.faults.equivocateDealing === true) {
       const other = make(1);
@@ -515,7 +515,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
     const pick = (ids: number[]) => ids.map((d) => this.dealings.get(this.dealingsByDealer.get(d)![0]!)!.raw);
     const raw = this.sign({ kind: 'proposal', author: this.toId!, attempt: this.attempt, dealings: pick(dealers) });
     this.own.push(raw);
-    this.seen.add(hex(sha256(raw)));
+    this.seen.add(raw);
     const local: CeremonyOutbound[] = [];
     this.acceptProposal(this.decode(raw), local);
     if (this.faults.equivocateProposal === true) {
@@ -610,7 +610,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
     if (records.has(voter)) return;
     if (check && !this.verified(key, this.kind.voteMessage(body.digest), m.signature)) throw new TkmsError('bad_request', 'ceremony vote: bad signature');
     if (!this.admit(key, m)) return;
-    this.seen.add(hex(m.hash));
+    this.seen.add(m.raw);
     if (!this.votes.add(body.fromId, body.toId, digest)) this.disq[body.toId !== 0 ? this.label('to', body.toId) : this.label('from', body.fromId)] = `voted for two ${this.kind.family === 'dkg' ? 'results' : 'handovers'}`;
     records.set(voter, { fromId: body.fromId, toId: body.toId, signature: m.signature, raw: m.raw });
     this.voteRecords.set(digest, records);
@@ -657,7 +657,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
         const authorRole = this.toId !== undefined ? 1 : 0;
         const raw = this.sign({ kind: 'certificate', authorRole, author: (this.toId ?? this.fromId)!, proposal: p.raw, votes: records.map((r) => r.raw) });
         this.certificateRaw = raw;
-        this.seen.add(hex(sha256(raw)));
+        this.seen.add(raw);
       }
       out.push({ payload: this.certificateRaw });
       return;
