@@ -30,9 +30,11 @@ export function inboxBounds(shape: CeremonyShape): InboxBounds {
   };
   const perAuthorBytes =
     2 * size('hello') + 2 * size('dealing') + perAuthorCount.complaint * size('complaint') + proposals * size('proposal') + perAuthorCount.echo * size('echo') + 2 * size('vote') + 2 * size('certificate');
-  // Every member's honest share (one of each) plus room for two members' worst case.
+  // Every member's honest share (one of each) plus room for two members' worst case. A DKG's
+  // participants are its one committee (each deals and receives); a reshare's, both committees.
   const honest = size('hello') + size('dealing') + shape.n * shape.keys * size('complaint') + size('proposal') + shape.maxAttempts * size('echo') + size('vote') + size('certificate');
-  const totalBytes = (shape.n + shape.nTo) * honest + 2 * perAuthorBytes;
+  const participants = shape.family === 'dkg' ? shape.n : shape.n + shape.nTo;
+  const totalBytes = participants * honest + 2 * perAuthorBytes;
   return { perAuthorCount, perAuthorBytes, totalBytes };
 }
 

@@ -3,21 +3,8 @@ import fc from 'fast-check';
 import { isTkmsError } from '../../core/errors.ts';
 import { encodeUnsigned, withSignature } from '../../core/ceremony/codec.ts';
 import { decodeCeremonyMessage, maxAttempts, ReshareCeremony, type CeremonyShape } from '../../core/ceremony/index.ts';
+import { mutation } from '../support/byte-mutations.ts';
 import { identityOf, makeScenario, paramsOf, simulate, type MessageKind, type Scenario, type SimResult } from '../unit/ceremony-harness.ts';
-
-/** Byte-level corruptions of a valid message: flip, truncate, extend, insert, delete. */
-const mutation = (bytes: Uint8Array): fc.Arbitrary<Uint8Array> =>
-  fc.oneof(
-    fc.tuple(fc.nat(bytes.length - 1), fc.integer({ min: 1, max: 255 })).map(([i, x]) => {
-      const out = bytes.slice();
-      out[i] = out[i]! ^ x;
-      return out;
-    }),
-    fc.nat(bytes.length - 1).map((n) => bytes.slice(0, n)),
-    fc.uint8Array({ minLength: 1, maxLength: 40 }).map((tail) => Uint8Array.from([...bytes, ...tail])),
-    fc.tuple(fc.nat(bytes.length), fc.uint8Array({ minLength: 1, maxLength: 8 })).map(([i, ins]) => Uint8Array.from([...bytes.slice(0, i), ...ins, ...bytes.slice(i)])),
-    fc.tuple(fc.nat(bytes.length - 1), fc.nat(bytes.length - 1)).map(([a, b]) => Uint8Array.from([...bytes.slice(0, Math.min(a, b)), ...bytes.slice(Math.max(a, b) + 1)])),
-  );
 
 const KINDS: MessageKind[] = ['hello', 'dealing', 'complaint', 'proposal', 'echo', 'vote', 'certificate'];
 

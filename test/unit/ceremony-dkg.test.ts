@@ -4,7 +4,9 @@ import { curveBackend } from '../../core/curve-backend.ts';
 import { isTkmsError } from '../../core/errors.ts';
 import { verifyDkgPublicResult } from '../../core/dkg/result.ts';
 import { interpolateSecret, type ScalarShare } from '../../core/shamir.ts';
-import { voteQuorum, type DkgCeremonyOutcome } from '../../core/ceremony/index.ts';
+import { dkgCeremonyId, inboxBounds, maxAttempts, maxMessageSize, voteQuorum, type CeremonyShape, type DkgCeremonyOutcome } from '../../core/ceremony/index.ts';
+import { encodeUnsigned, signingBytes, withSignature } from '../../core/ceremony/codec.ts';
+import { Inbox } from '../../core/ceremony/inbox.ts';
 import { ReshareCeremony } from '../../core/ceremony/index.ts';
 import { identityOf, kindOf, makeScenario, paramsOf, simulate } from './ceremony-harness.ts';
 import { makeDkgScenario, newDkgCeremony, simulateDkg, type DkgScenario, type DkgSimResult } from './ceremony-dkg-harness.ts';
@@ -199,4 +201,40 @@ describe('DKG ceremony (core/ceremony, DKG kind)', function () {
       console.log(`      n=${n} t=${n / 2 + 1}: ${ms.toFixed(0)} ms for ${n} members in one process (${(ms / n).toFixed(0)} ms CPU per member), ${r.deliveries} deliveries`);
     });
   }
+
+  it('bounds what a peer can make it store from the DKG shape (one committee: every member deals and receives), and drops what is past them', () => {
+    const shape: CeremonyShape = { family: 'dkg', n: 7, t: 4, nTo: 7, tTo: 4, keys: 1, maxAttempts: maxAttempts(7) };
+    const bounds = inboxBounds(shape);
+    // A proposal may carry every member's dealing (it is n dealings long), a certificate one vote per member.
+    assert.ok(maxMessageSize(shape, 'proposal') > 7 * maxMessageSize(shape, 'dealing'));
+    assert.ok(maxMessageSize(shape, 'certificate') < maxMessageSize(shape, 'proposal') + 7 * 200);
+    const reshapeTotal = inboxBounds({ ...shape, family: 'reshare', t: 7 }).totalBytes;
+    assert.ok(bounds.totalBytes < reshapeTotal, 'one committee of participants, not two');
+    const inbox = new Inbox(bounds);
+    for (let i = 0; i < bounds.perAuthorCount.dealing; i++) assert.ok(inbox.admit('a', 'dealing', 100));
+    assert.equal(inbox.admit('a', 'dealing', 100), false, 'per-author count');
+    assert.equal(new Inbox(bounds).admit('b', 'proposal', bounds.perAuthorBytes + 1), false, 'per-author bytes');
+    const total = new Inbox({ ...bounds, perAuthorBytes: bounds.totalBytes });
+    assert.ok(total.admit('c', 'certificate', bounds.totalBytes - 10));
+    assert.equal(total.admit('d', 'hello', 11), false, 'total bytes');
+    console.log(`      bounds (DKG n=7 t=4): per author ${JSON.stringify(bounds.perAuthorCount)}, ${bounds.perAuthorBytes} B per author, ${bounds.totalBytes} B in total; largest proposal ${maxMessageSize(shape, 'proposal')} B`);
+  });
+
+  it('a member stores at most two hellos of one author: a third, validly signed, is dropped (and the author is named for the second)', () => {
+    const s = makeDkgScenario({ n: 4, t: 2, seed: 14 });
+    const member = newDkgCeremony(s, s.nodes[0]!);
+    member.start(0);
+    const liar = s.nodes[1]!;
+    const ceremonyId = dkgCeremonyId(s.keyId, s.committee, s.sessionId);
+    const hello = (x: bigint) => {
+      const unsigned = encodeUnsigned({ kind: 'hello', author: 2, receiverKey: curveBackend().multiplyBaseSecret(x) }, 'dkg');
+      return withSignature(unsigned, identityOf(liar).sign(signingBytes(ceremonyId, unsigned, 'dkg')));
+    };
+    member.receive(hello(11n), 1);
+    member.receive(hello(12n), 2);
+    assert.equal(member.disqualified()['2'], 'said hello with two receiver keys');
+    // Dropped, not refused: the third is neither an error nor stored, and a repeat of it is not either.
+    assert.doesNotThrow(() => member.receive(hello(13n), 3));
+    assert.deepEqual((member as unknown as { inbox: Inbox }).inbox.storedBytes(), 2 * hello(11n).length);
+  });
 });

@@ -137,6 +137,8 @@ export interface Schedule<C extends SimCeremony = ReshareCeremony, F extends { s
   crashAt?: Map<number, number>;
   /** Lying nodes whose messages are delivered only at the next multiple of phaseMs (at/after a deadline). */
   lateSenders?: Set<number>;
+  /** Lying nodes whose messages reach only these node indexes (a liar that sends to some members only). */
+  sendOnlyTo?: Map<number, Set<number>>;
   /** Lying nodes whose votes (and certificates) are never delivered. */
   withholdVotes?: Set<number>;
   /** Only these kinds reach these nodes (a member that sees nothing but the certificate). */
@@ -200,6 +202,7 @@ export function runNetwork<C extends SimCeremony, F extends { silent?: boolean }
       if ((kind === 'vote' || kind === 'certificate') && schedule.withholdVotes?.has(from)) continue;
       const targets = out.to ? out.to.map((k) => byKey.get(Buffer.from(k).toString('hex'))!) : s.nodes.map((n) => n.index).filter((i) => i !== from);
       for (const to of targets) {
+        if (schedule.sendOnlyTo?.get(from)?.has(to) === false) continue;
         if (schedule.onlyKinds?.get(to) !== undefined && !schedule.onlyKinds.get(to)!.has(kind!)) continue;
         const copies = random() < (schedule.duplicate ?? 0) ? 2 : 1;
         for (let c = 0; c < copies; c++) {
