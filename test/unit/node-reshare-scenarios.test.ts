@@ -4,14 +4,15 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { curveBackend, encodeHex, interpolateSecret, randomBytes, splitSecret, CURVE_ORDER } from '../../core/index.ts';
 import { ReshareCeremony } from '../../core/ceremony/index.ts';
 import type { KeyEpochData } from '../../core/ceremony/handover.ts';
-import { reshareProposalToJson } from '../../core/ceremony/proposal.ts';
+import { proposalDigest, reshareProposalToJson } from '../../core/ceremony/proposal.ts';
 import { parseCommittee, type Committee } from '../../net/committee.ts';
 import { ceremonyIdentity, ceremonySeed } from '../../node/ceremony-identity.ts';
 import type { EpochShare } from '../../node/epoch-types.ts';
 import type { NodeIdentity } from '../../node/identity.ts';
 import { createNodeMetrics } from '../../node/metrics.ts';
+import { buildRefreshProposal } from '../../node/reshare-approvals.ts';
 import { ReshareRunner } from '../../node/reshare-runner.ts';
-import { decodeCeremonyFrame } from '../../node/reshare-wire.ts';
+import { decodeCeremonyFrame, decodeCeremonyReply, encodeCeremonyFrame } from '../../node/reshare-wire.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { identityOf, kindOf, makeScenario, paramsOf } from './ceremony-harness.ts';
 import { MemoryEpochStore } from '../support/memory-epoch-store.ts';
@@ -100,6 +101,48 @@ describe('reshare scenarios seen with real processes (in-process runners, libp2p
     for (const s of stores.values()) assert.equal(s.served().committee.epoch, 1);
     assert.equal(interpolateSecret(newShares.slice(0, 3)), secret);
     assert.equal(interpolateSecret(newShares.slice(3, 6)), secret, 'the joining member holds a share of the same key');
+  });
+
+  it('refresh frames re-sent while the approval is still being written (a loaded disk): one approval, one ceremony', async () => {
+    const committee = parseCommittee({ committeeId: 'slow-disk', epoch: 0, t: 2, members: [0, 1, 2].map((node) => ({ id: node + 1, peerId: identities[node]!.peerId, multiaddrs: [`/ip4/127.0.0.1/tcp/${31_000 + node}`] })) });
+    const split = splitSecret(5n, 2, 3);
+    const keyData: KeyEpochData = { keyId: 'k1', epoch: 0, t: 2, groupPublicKey: curveBackend().multiplyBaseSecret(5n), verificationShares: new Map(split.map((s) => [s.id, curveBackend().multiplyBaseSecret(s.value)])) };
+    const key = ceremonyIdentity(identities[1]!);
+    const store = new MemoryEpochStore(committee, [{ keyId: 'k1', share: split[1]!.value, data: keyData }], key.publicKey);
+    const save = store.saveApproval.bind(store);
+    store.saveApproval = async (a) => {
+      await new Promise((r) => setTimeout(r, 300));
+      await save(a);
+    };
+    const logged: string[] = [];
+    const log = createLogger('info');
+    log.info = ((obj: unknown, msg?: string) => void logged.push(typeof obj === 'string' ? obj : (msg ?? ''))) as typeof log.info;
+    const runner = new ReshareRunner({
+      store,
+      identity: key,
+      seed: ceremonySeed(identities[1]!),
+      createCeremony: (params, id, options) => new ReshareCeremony(params, id, options),
+      transport: { send: async () => { throw new Error('unreachable'); } },
+      log,
+      metrics: createNodeMetrics(),
+      phaseMs: 1_000,
+      minRefreshSpacingSeconds: 0,
+      fetchKeys: async () => [keyData],
+      onCommitted: () => {},
+    });
+    const proposal = buildRefreshProposal(committee, ['k1']);
+    const frame = encodeCeremonyFrame({ type: 'refresh', proposalId: proposalDigest(proposal), payload: new TextEncoder().encode(JSON.stringify(reshareProposalToJson(proposal))) });
+    try {
+      const replies = await Promise.all([0, 1, 2, 3, 4].map(() => runner.answerFrame(identities[0]!.peerId, frame)));
+      assert.ok(replies.every((r) => decodeCeremonyReply(r).ok));
+      await runner.answerFrame(identities[2]!.peerId, frame);
+      await waitFor('the ceremony started', () => (logged.includes('ceremony started') ? true : undefined), { timeoutMs: 10_000, intervalMs: 10 });
+      assert.equal(store.calls.filter((c) => c === 'approval:approved').length, 1);
+      assert.equal(logged.filter((m) => m === 'ceremony approved').length, 1);
+      assert.equal(logged.filter((m) => m === 'ceremony started').length, 1);
+    } finally {
+      runner.stop();
+    }
   });
 
   it('late approvals, engine: a member re-sends its hello until acknowledged, like every message of its own', () => {
