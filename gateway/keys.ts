@@ -180,7 +180,8 @@ export class KeyDirectory {
         return;
       }
       if (this.refreshing !== undefined) {
-        await this.refreshing;
+        // Another caller's read, begun too early: its failure is that caller's; this one reads again.
+        await this.refreshing.catch(() => undefined);
         continue;
       }
       const wait = this.lastRefresh + REFRESH_MIN_INTERVAL_MS - Date.now();
