@@ -587,7 +587,8 @@ export class TkmsClient {
       } catch (e) {
         if (!isTkmsError(e, 'insufficient_partials')) throw e;
         const refused = (e.details?.rejected as RejectedPartial[] | undefined) ?? [];
-        const bad = refused.map((r) => r.nodeId);
+        // A partial of an epoch no certificate the gateway passed on reaches (stale_epoch) is no lie: the member moved on first.
+        const bad = refused.filter((r) => r.code !== 'stale_epoch').map((r) => r.nodeId);
         rejected.push(...refused);
         this.noteRejected(key, refused);
         for (const id of bad) badNodes.add(id);
@@ -595,8 +596,12 @@ export class TkmsClient {
         // Honest partials of two epochs (members committing a handover at different moments) do not
         // combine; asked again a moment later they answer at one.
         const mixedEpochs = new Set(partials.map((p) => p.epoch ?? 0)).size > 1;
-        // A gateway that had not followed the handover yet asked as many members as the old epoch's t.
-        const gatewayBehind = partials.some((p) => (p.epoch ?? 0) > epochKnown) && partials.length < key.t;
+        // A gateway that had not followed the handover yet asked as many members as the old epoch's t,
+        // or passed on partials of an epoch it could not give the certificate of yet (t shrank, so
+        // there were enough of them): asked again, it follows (gateway/keys.ts refreshEpoch).
+        const ahead = partials.some((p) => (p.epoch ?? 0) > epochKnown);
+        const gatewayBehind = ahead && (partials.length < key.t || partials.some((p) => (p.epoch ?? 0) > key.epoch));
+        if (gatewayBehind) reloaded = false;
         if (attempt >= MAX_ATTEMPTS || (bad.length === 0 && !mixedEpochs && !gatewayBehind) || remaining < key.t) {
           const named = rejected.map((r) => `node ${r.nodeId} (${r.code})`).join(', ');
           throw new TkmsError('insufficient_partials', `could not collect ${key.t} valid partials after ${attempt} attempts; rejected: ${named || 'none'}`, {

@@ -394,7 +394,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         // reached are kept.
         const ahead = fan.answers.some((a) => (a.epoch ?? 0) > epochBefore);
         if ((fan.answers.length < key.t && fan.failures.some((f) => f.code === 'stale_epoch')) || ahead) {
-          await ctx.keys.refreshEpoch();
+          await ctx.keys.refreshEpoch(Date.now());
           if (ctx.keys.epochs.epoch !== epochBefore) {
             key = await ctx.keys.get(h.keyId);
             const earlier = fan;

@@ -67,6 +67,8 @@ export class KeyDirectory {
   /** Key ids members disagree on: never served by this gateway process. */
   private readonly conflicted = new Set<string>();
   private lastRefresh = 0;
+  /** When the latest read of the members began (refreshEpoch asks for one begun after a member's answer). */
+  private lastLoadStart = 0;
   private refreshing: Promise<void> | undefined;
   /** The epochs followed from the gateway's committee file. */
   readonly epochs: CommitteeEpochs;
@@ -161,15 +163,40 @@ export class KeyDirectory {
   }
 
   /**
-   * Re-reads the members' epochs and keys when a member said it moved on (stale_epoch): at most once a
-   * second, like every refresh, so a member cannot make the gateway loop.
+   * Re-reads the members' epochs and keys when a member said at `seenAt` (ms) that it moved on
+   * (stale_epoch, or a partial of a later epoch). Only a read begun at or after `seenAt` can hold
+   * its handover: a read already under way (the periodic one, another request's) or finished less
+   * than a second ago may predate the commit, and answering from it left the gateway at the old
+   * epoch while its members served the new one. So this waits for such a read, then out the
+   * interval, and reads again: still at most one read a second, shared by every caller, so a member
+   * cannot make the gateway loop.
    */
-  refreshEpoch(): Promise<void> {
-    return this.refresh();
+  async refreshEpoch(seenAt: number): Promise<void> {
+    const epoch = this.epochs.epoch;
+    for (;;) {
+      if (this.epochs.epoch !== epoch || this.lastLoadStart >= seenAt) {
+        // A read begun after the member's answer: its result (or the one under way) is current enough.
+        if (this.refreshing !== undefined) await this.refreshing;
+        return;
+      }
+      if (this.refreshing !== undefined) {
+        // Another caller's read, begun too early: its failure is that caller's; this one reads again.
+        await this.refreshing.catch(() => undefined);
+        continue;
+      }
+      const wait = this.lastRefresh + REFRESH_MIN_INTERVAL_MS - Date.now();
+      if (wait > 0) {
+        await new Promise((r) => setTimeout(r, wait));
+        continue;
+      }
+      await this.refresh();
+      return;
+    }
   }
 
   refresh(force = false): Promise<void> {
     if (!force && Date.now() - this.lastRefresh < REFRESH_MIN_INTERVAL_MS) return this.refreshing ?? Promise.resolve();
+    if (this.refreshing === undefined) this.lastLoadStart = Date.now();
     this.refreshing ??= this.load().finally(() => {
       this.lastRefresh = Date.now();
       this.refreshing = undefined;
@@ -181,6 +208,7 @@ export class KeyDirectory {
     const byKey = new Map<string, Answer[]>();
     const asked = this.pool.committee;
     const start = this.epochs.epoch;
+    const loadStarted = Date.now();
     // Members send a page of certificates: ask again from the epoch reached while a page moved it.
     let replies = await this.pool.fetchKeys(3_000, start);
     let moved = this.epochs.consider(replies);
@@ -199,6 +227,7 @@ export class KeyDirectory {
         step = 1;
       }
     }
+    this.log.debug({ from: start, epoch: this.epochs.epoch, answered: replies.length, ms: Date.now() - loadStarted }, 'keys and epochs read from the members');
     if (this.epochs.epoch !== start) {
       this.epochGauge?.set(this.epochs.epoch);
       await this.pool.retarget(this.epochs.current);

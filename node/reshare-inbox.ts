@@ -1,10 +1,13 @@
-import { TkmsError } from '../core/index.ts';
+import { equalBytes, TkmsError } from '../core/index.ts';
 
 /**
  * Ceremony payloads for a proposal this node has not approved (yet): its operator may approve a
  * little after the others, and what arrived meanwhile saves a round of retransmits. Bounded per
  * peer (count and bytes) and in peers, dropped after a while; anything past a bound is refused
  * (not_approved) and not kept, and the sender's periodic retransmit delivers it after approval.
+ * Senders re-send what was refused every half phase for as long as the operator takes to approve
+ * (up to reshare.approvalWindowSeconds), so a copy of a payload already held is not kept twice:
+ * copies would fill the per-peer bound and crowd out the sender's later, different messages.
  */
 export interface InboxLimits {
   perPeerPayloads: number;
@@ -36,6 +39,11 @@ export class PreApprovalInbox {
     if (list === undefined) {
       if (this.byPeer.size >= this.limits.peers) refuse('early messages from too many peers held');
       list = [];
+    }
+    const copy = list.find((h) => h.proposalId === proposalId && equalBytes(h.payload, payload));
+    if (copy !== undefined) {
+      copy.at = nowMs;
+      return;
     }
     if (list.length >= this.limits.perPeerPayloads) refuse(`${this.limits.perPeerPayloads} early messages from this peer held`);
     const bytes = list.reduce((sum, h) => sum + h.payload.length, 0);

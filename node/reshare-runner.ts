@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { committeeFileDigest, committeeToJson, type Committee, type CommitteeMember } from '../core/committee.ts';
 import { decodeHex, encodeHex, equalBytes, isTkmsError, TkmsError } from '../core/index.ts';
 import { verifyHandover, type KeyEpochData } from '../core/ceremony/handover.ts';
-import { isRefresh, parseReshareProposal, reshareProposalToJson } from '../core/ceremony/proposal.ts';
+import { isRefresh, parseReshareProposal, proposalDigest, reshareProposalToJson } from '../core/ceremony/proposal.ts';
 import { CEREMONY_MESSAGE_TYPES } from '../core/ceremony/codec.ts';
 import type {
   CeremonyFaults,
@@ -127,6 +127,8 @@ const keyHex = (k: Uint8Array): string => encodeHex(k);
 export class ReshareRunner {
   private readonly runs = new Map<string, Run>();
   private readonly inbox = new PreApprovalInbox();
+  /** Approvals being written, by proposal id (approveChecked). */
+  private readonly approving = new Map<string, Promise<void>>();
   private readonly refreshRate: RefreshRate;
   private readonly now: () => number;
   private stopped = false;
@@ -278,6 +280,9 @@ export class ReshareRunner {
       throw new TkmsError('bad_request', 'refresh frame: the proposal is not UTF-8 JSON');
     }
     const proposal = parseReshareProposal(json, libp2pCommitteeDecoders);
+    // The proposer's frame again while this node still writes its approval: the same approval, not a second one (nor a rate refusal).
+    const pending = encodeHex(proposalDigest(proposal)) === proposalId ? this.approving.get(proposalId) : undefined;
+    if (pending !== undefined) return pending;
     const checked = checkPeerRefresh(proposal, this.approvalContext(), this.refreshRate, this.now());
     if (checked.proposalId !== proposalId) throw new TkmsError('bad_request', 'refresh frame: proposalId is not the digest of the proposal carried');
     if (checked.known !== undefined) return;
@@ -319,7 +324,21 @@ export class ReshareRunner {
 
   // --- the ceremony ---------------------------------------------------------------------
 
-  private async approveChecked(checked: CheckedProposal): Promise<void> {
+  /**
+   * One approval of a proposal at a time: the proposer re-sends its refresh frame every half phase,
+   * and under load writing the approval can take longer than that. Each frame that arrived meanwhile
+   * found no approval yet and started a ceremony of its own, replacing the one that had the messages
+   * (a refresh failed so on a loaded machine, its members restarting their engine a dozen times).
+   */
+  private approveChecked(checked: CheckedProposal): Promise<void> {
+    const pending = this.approving.get(checked.proposalId);
+    if (pending !== undefined) return pending;
+    const approval = this.approveOnce(checked).finally(() => this.approving.delete(checked.proposalId));
+    this.approving.set(checked.proposalId, approval);
+    return approval;
+  }
+
+  private async approveOnce(checked: CheckedProposal): Promise<void> {
     const existing = this.runs.get(checked.proposalId);
     if (checked.known?.status === 'approved' && existing !== undefined && existing.status !== 'failed') return;
     const approval: StoredApproval = { proposalId: checked.proposalId, proposal: checked.proposal, status: 'approved', approvedAt: new Date(this.now()).toISOString() };

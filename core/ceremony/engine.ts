@@ -163,9 +163,10 @@ export class CeremonyEngine<Unsigned, Outcome> {
     this.startMs = nowMs;
     const out: CeremonyOutbound[] = [];
     if (this.toId !== undefined && this.receiver !== undefined) {
-      const raw = this.sign({ kind: 'hello', author: this.toId, receiverKey: this.receiver.key });
+      // Re-sent like every own message: a member whose operator approves later may refuse it now, and
+      // the dealers wait for every hello (clock()), so one lost hello stalls the whole ceremony.
+      const raw = this.signOwn({ kind: 'hello', author: this.toId, receiverKey: this.receiver.key });
       this.hellos.set(this.toId, { receiverKey: this.receiver.key, signature: raw.slice(raw.length - 64) });
-      this.seen.add(raw);
       out.push({ payload: raw });
     }
     if (this.myVote !== undefined) {

@@ -116,14 +116,10 @@ describe('reshare control plane with real processes: operators only, t approvals
     assert.equal((await (await net.client(generateAccount(), 0)).getKey(KEY)).epoch, 0);
   });
 
-  // SKIPPED: a product bug, not a test problem (open, issue 16's note). Leaving members 2, 4 and 5
-  // approve about 6 s after 1, 3 and the joining 6. Since the ceremony clock starts at the last
-  // arriving member's hello (core/ceremony clock()), the early members wait for the late ones and
-  // every member deals; yet 1 and 6 log "no certificate after 6 attempts" ~27 s after the last hello,
-  // with nobody disqualified. The same schedule in the in-memory simulator (3-of-5 → 3-of-6, three
-  // members starting 5.5 s late, φ = 1.5 s) completes, so the cause is in the node's runner or
-  // transport (held pre-approval payloads, retransmits), not in the agreement rules.
-  it.skip('approving on the remaining leaving members completes the same proposal, the key unchanged', async () => {
+  // Was skipped (issue 16): the joining member's hello never reached 2, 4 and 5, which refused its
+  // streams before their operators approved, and the engine did not re-send hellos; every dealer
+  // waits for every hello, so nobody dealt. test/integration/reshare-scenarios.md.
+  it('approving on the remaining leaving members completes the same proposal, the key unchanged', async () => {
     const proposal = net.proposal(1, [KEY]);
     const started = Date.now();
     for (const id of [2, 4, 5]) await net.approveOn(id, proposal);

@@ -116,7 +116,7 @@ export class ReshareNet {
   async startGateway(keyId: string, extra: Record<string, unknown> = {}): Promise<void> {
     const port = (await freePorts(1))[0]!;
     const path = join(this.root, 'gateway.json');
-    await writeFile(path, JSON.stringify({ listen: `127.0.0.1:${port}`, storeDir: 'gateway/store', identityFile: 'gateway/identity.json', committeeFile: 'committee.json', logLevel: 'info', ...extra }, null, 2));
+    await writeFile(path, JSON.stringify({ listen: `127.0.0.1:${port}`, storeDir: 'gateway/store', identityFile: 'gateway/identity.json', committeeFile: 'committee.json', logLevel: process.env.TKMS_TEST_DEBUG === '1' ? 'debug' : 'info', ...extra }, null, 2));
     this.gatewayUrl = `http://127.0.0.1:${port}`;
     const p = new ManagedProcess('gateway', [TKMS_BIN, 'gateway', 'start', '--config', path]);
     this.gateway = p;

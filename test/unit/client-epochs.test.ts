@@ -204,6 +204,25 @@ describe('client: following committee epochs (pinned to epoch 0)', function () {
     assert.equal((await c.getKey('alpha')).epoch, 1);
   });
 
+  // Scenario "shrink, gateway behind" (test/integration/reshare-scenarios.md): the members moved to a
+  // committee with a smaller t before the gateway followed; it passed on t_old partials of the new epoch.
+  it('a gateway behind a handover that lowered t: partials of the epoch it cannot vouch for yet are asked again, not blamed', async () => {
+    scenario = { result: alpha, madeBy: c0, servedEpoch: 1, handovers: [chain.certificates[0]!], answer: at(2, [4, 5, 6]) };
+    const c = client();
+    assert.equal((await c.getKey('alpha')).t, 3);
+    let delegations = 0;
+    const following: typeof fetch = async (input, init) => {
+      if (String(input).endsWith('/delegate') && ++delegations === 2) scenario = { result: alpha, madeBy: c0, servedEpoch: 2, handovers: chain.certificates, answer: at(2, [4, 5]) };
+      return fakeFetch(input, init);
+    };
+    const behind = client({ fetch: following });
+    const out = await behind.decrypt(encodeHex(sealed.handle), { keyId: 'alpha' });
+    assert.deepEqual(out.plaintext, PLAINTEXT);
+    assert.equal(out.attempts, 2);
+    assert.deepEqual(out.usedNodeIds, [4, 5]);
+    assert.deepEqual(behind.misbehaviour(), []);
+  });
+
   it('partials of an epoch no verified certificate reaches are not used, and the node is not counted as lying', async () => {
     scenario = { result: alpha, madeBy: c0, servedEpoch: 1, handovers: [], answer: at(1, [3, 4, 5]) };
     const c = client();

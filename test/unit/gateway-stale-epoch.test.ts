@@ -141,8 +141,38 @@ describe('gateway: a stale_epoch refusal refreshes the epoch and retries once', 
       retarget: async () => {},
     };
     const directory = new KeyDirectory(pool.committee, pool, createLogger('silent'));
-    await Promise.all([directory.refreshEpoch(), directory.refreshEpoch()]);
-    await directory.refreshEpoch();
+    const seenAt = Date.now();
+    await Promise.all([directory.refreshEpoch(seenAt), directory.refreshEpoch(seenAt)]);
+    await directory.refreshEpoch(seenAt);
     assert.equal(fetches, 1);
+  });
+
+  // Scenario "shrink, gateway behind" (test/integration/reshare-scenarios.md): the read under way began
+  // before the members committed; answering from it kept the gateway at the old epoch.
+  it('KeyDirectory.refreshEpoch after a member answered at a later epoch: waits for the read under way, then reads again once its second is over', async () => {
+    const members = makeMembers([1, 2]);
+    const reads: { start: number; end: number }[] = [];
+    let release: (() => void) | undefined;
+    const pool: KeySource = {
+      committee: makeCommittee('committee-stale', 0, 1, members),
+      fetchKeys: async (): Promise<KeysReport[]> => {
+        const read = { start: Date.now(), end: 0 };
+        reads.push(read);
+        if (reads.length === 1) await new Promise<void>((r) => (release = r));
+        read.end = Date.now();
+        return [];
+      },
+      retarget: async () => {},
+    };
+    const directory = new KeyDirectory(pool.committee, pool, createLogger('silent'));
+    const periodic = directory.refresh();
+    await new Promise((r) => setTimeout(r, 20));
+    // A member answers at a later epoch while that read waits on the members.
+    const hinted = directory.refreshEpoch(Date.now());
+    await new Promise((r) => setTimeout(r, 20));
+    release!();
+    await Promise.all([periodic, hinted]);
+    assert.equal(reads.length, 2, 'a read begun after the answer');
+    assert.ok(reads[1]!.start - reads[0]!.end >= 990, `at most one read a second (${reads[1]!.start - reads[0]!.end} ms apart)`);
   });
 });

@@ -148,8 +148,8 @@ describe('node reshare approvals (control plane rules)', () => {
   describe('pre-approval inbox', () => {
     it('holds early payloads per peer up to its count bound, then refuses (not_approved) and keeps nothing more', () => {
       const inbox = new PreApprovalInbox();
-      for (let i = 0; i < INBOX_LIMITS.perPeerPayloads; i++) inbox.hold('p1', 'x', new Uint8Array(10), 0);
-      refused('not_approved', () => inbox.hold('p1', 'x', new Uint8Array(10), 0));
+      for (let i = 0; i < INBOX_LIMITS.perPeerPayloads; i++) inbox.hold('p1', 'x', new Uint8Array(10).fill(i), 0);
+      refused('not_approved', () => inbox.hold('p1', 'x', new Uint8Array(10).fill(255), 0));
       assert.equal(inbox.size, INBOX_LIMITS.perPeerPayloads);
       inbox.hold('p2', 'x', new Uint8Array(10), 0);
       assert.equal(inbox.take('x', 1).length, INBOX_LIMITS.perPeerPayloads + 1);
@@ -164,6 +164,19 @@ describe('node reshare approvals (control plane rules)', () => {
       inbox.hold('b', 'x', new Uint8Array(1), 0);
       refused('not_approved', () => inbox.hold('c', 'x', new Uint8Array(1), 0), /too many peers/);
       assert.equal(inbox.size, 3);
+    });
+
+    it('keeps one copy of a payload sent again (a sender re-sends every half phase until approval), so copies never fill the bound', () => {
+      const inbox = new PreApprovalInbox({ ...INBOX_LIMITS, perPeerPayloads: 3, ttlMs: 1_000 });
+      const hello = new Uint8Array([1, 2, 3]);
+      for (let i = 0; i < 10; i++) inbox.hold('a', 'x', hello.slice(), i * 300);
+      assert.equal(inbox.size, 1);
+      // The copy refreshed its time: still held 1 s after the first one arrived.
+      inbox.hold('a', 'x', new Uint8Array([4]), 3_000);
+      inbox.hold('a', 'y', hello.slice(), 3_000);
+      refused('not_approved', () => inbox.hold('a', 'x', new Uint8Array([5]), 3_000));
+      assert.deepEqual(inbox.take('x', 3_100).map((h) => [...h.payload]), [[1, 2, 3], [4]]);
+      assert.deepEqual(inbox.take('y', 3_100).map((h) => [...h.payload]), [[1, 2, 3]]);
     });
 
     it('drops payloads after their time, and hands out only the proposal asked for', () => {
