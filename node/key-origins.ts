@@ -16,9 +16,12 @@ import { canonicalJson } from './keystore-format.ts';
  * committee (it stored it on the chain), or t members of the served committee answered the same result
  * (at least one of them honest). A verifier pinned earlier checks the signatures in any case.
  *
- * Bounds: one keys reply per member at a time (each bounded by the keys protocol's frame), and only
- * results naming a missing key id are parsed.
+ * Bounds: at most ASK_AT_ONCE keys replies held at a time (each bounded by the keys protocol's frame;
+ * asked together so members that are down cost one timeout per batch, not one each), and only results
+ * naming a missing key id are parsed.
  */
+
+const ASK_AT_ONCE = 8;
 
 export interface OriginSourceOptions {
   store: Pick<NodeEpochStore, 'served' | 'memberId' | 'committeeAt' | 'missingOrigins' | 'saveOrigin'>;
@@ -46,9 +49,15 @@ export async function fetchOrigins(o: OriginSourceOptions): Promise<string[]> {
   const { committee } = o.store.served();
   const self = o.store.memberId();
   const votes = new Map<string, Map<string, { result: DkgPublicResult; members: Set<number> }>>();
-  for (const member of committee.members) {
-    if (member.id === self || missing.size === 0) continue;
-    const keys = await o.askKeys(member.peerId).catch(() => undefined);
+  const others = committee.members.filter((m) => m.id !== self);
+  for (let i = 0; i < others.length && missing.size > 0; i += ASK_AT_ONCE) {
+    const batch = others.slice(i, i + ASK_AT_ONCE);
+    const replies = await Promise.all(batch.map((m) => o.askKeys(m.peerId).catch(() => undefined)));
+    for (const [j, keys] of replies.entries()) await take(batch[j]!, keys);
+  }
+  return [...missing].sort();
+
+  async function take(member: { id: number }, keys: readonly unknown[] | undefined): Promise<void> {
     for (const raw of keys ?? []) {
       const keyId = (raw as { keyId?: unknown } | null)?.keyId;
       if (typeof keyId !== 'string' || !missing.has(keyId)) continue;
@@ -78,7 +87,6 @@ export async function fetchOrigins(o: OriginSourceOptions): Promise<string[]> {
       }
     }
   }
-  return [...missing].sort();
 }
 
 const FIRST_RETRY_MS = 1_000;
