@@ -15,6 +15,8 @@ import { createBackup, parseBackup, restoreBackup, writeBackupFile } from '../..
 import { Keystore } from '../../node/keystore.ts';
 import { openEpochStore, type NodeEpochStore } from '../../node/epoch-store.ts';
 import { fetchOrigins } from '../../node/key-origins.ts';
+import { parseOrigin, serializeOrigin } from '../../node/epoch-files.ts';
+import fc from 'fast-check';
 
 /**
  * Keys a reshare moved keep their origin (the DKG public result) after the commit erased the
@@ -230,6 +232,24 @@ describe('epoch store: the origins of moved keys', function () {
       assert.deepEqual(stored, ['alpha']);
       assert.deepEqual(store.origins(), [world.origin]);
     });
+  });
+
+  it('the origin file parser: any bytes give the object naming the key or keystore_corrupt; a written origin reads back', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 512 }), fc.jsonValue().map((v) => new TextEncoder().encode(JSON.stringify(v)))), (bytes) => {
+        try {
+          return parseOrigin(bytes, 'alpha')['keyId'] === 'alpha';
+        } catch (e) {
+          return isTkmsError(e, 'keystore_corrupt');
+        }
+      }),
+    );
+    fc.assert(
+      fc.property(fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 3 })), (fields) => {
+        const origin = { ...fields, keyId: 'alpha' };
+        assert.deepEqual(parseOrigin(serializeOrigin(origin), 'alpha'), JSON.parse(JSON.stringify(origin)));
+      }),
+    );
   });
 
   it('a backup carries the origins; a restore under another password publishes them again', async () => {
