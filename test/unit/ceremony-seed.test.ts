@@ -99,6 +99,18 @@ describe('ceremony seed: sealed in the keystore, not derived from the identity f
     const result = await restoreBackup({ backupFile: file, backupPassword: 'old password', keystoreDir: target, keystorePassword: 'new password', identityFile });
     assert.equal(result.ceremonySeed, 'installed');
     assert.equal(encodeHex(await ceremonySeed(await keystore(target, 'new password'))), encodeHex(seed));
+    // The fields version 3 adds: anything else in their place is a typed bad_request, never a crash.
+    const doc = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>;
+    fc.assert(
+      fc.property(fc.constantFrom('ceremonySeed', 'origins'), fc.jsonValue({ maxDepth: 3 }), (field, value) => {
+        try {
+          parseBackup(new TextEncoder().encode(JSON.stringify({ ...doc, [field]: value })));
+          return value === null || Array.isArray(value);
+        } catch (e) {
+          return isTkmsError(e, 'bad_request');
+        }
+      }),
+    );
     // Restored again onto a keystore holding another seed: that one is kept, never replaced.
     const other = await tempDir();
     const otherSeed = await ceremonySeed(await keystore(other, 'new password'));
