@@ -21,7 +21,8 @@ import { AclService, joinSyncNeed } from './acl.ts';
 import { hasLegacyConfirmations, parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult, type ExpectedCommittee } from '../core/dkg/index.ts';
 import { committeeFileDigest, type CommitteeMembership } from '../core/committee.ts';
 import type { ReshareProposal } from '../core/ceremony/types.ts';
-import { peerIdFromString } from '@libp2p/peer-id';
+import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id';
+import { publicKeyFromRaw } from '@libp2p/crypto/keys';
 import { libp2pCommitteeDecoders, loadCommitteeFile, refusePlaceholderCommitteeId, type Committee } from '../net/committee.ts';
 import { resolveKeystorePassword, type NodeConfig } from './config.ts';
 import { DkgWithdrawals } from './dkg-withdrawals.ts';
@@ -392,6 +393,8 @@ async function startServices({ config, committee, selfId, identity, password, lo
   // A member that joined by a reshare asks the others for the DKG results of the keys it serves.
   const origins = new OriginFetcher({
     store: epochs,
+    selfPeerId: identity.peerId,
+    peerIdOf: (publicKey) => peerIdFromPublicKey(publicKeyFromRaw(publicKey)).toString(),
     askKeys: async (peer) => {
       const reply = decodeKeysReply(await memberFrames.request(peerIdFromString(peer), KEYS_PROTOCOL, encodeKeysRequest(epochs.served().committee.epoch), { timeoutMs: 5_000 }));
       return reply.ok ? reply.keys : undefined;

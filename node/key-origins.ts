@@ -8,13 +8,14 @@ import { canonicalJson } from './keystore-format.ts';
 
 /**
  * A member that joined by a reshare never saw the DKG of the keys it now serves, so it asks the other
- * members of the committee it serves for each key's origin (their keys replies) and stores it
+ * members of the committee it serves, and those of the committee the last certificate left (when all
+ * of them were replaced, only those held the keys), for each key's origin (their keys replies) and stores it
  * (NodeEpochStore.saveOrigin), which it then publishes after any restart like every member.
  *
  * What is taken: a result for a key moved here whose group key is the certified one (the store checks
  * that), and either its signatures verify against the committee of its epoch when this node knows that
- * committee (it stored it on the chain), or t members of the served committee answered the same result
- * (at least one of them honest). A verifier pinned earlier checks the signatures in any case.
+ * committee (it stored it on the chain), or t (of the served committee) of those members answered the same
+ * result. A verifier pinned earlier checks the signatures in any case.
  *
  * Bounds: at most ASK_AT_ONCE keys replies held at a time (each bounded by the keys protocol's frame;
  * asked together so members that are down cost one timeout per batch, not one each), and only results
@@ -24,7 +25,10 @@ import { canonicalJson } from './keystore-format.ts';
 const ASK_AT_ONCE = 8;
 
 export interface OriginSourceOptions {
-  store: Pick<NodeEpochStore, 'served' | 'memberId' | 'committeeAt' | 'missingOrigins' | 'saveOrigin'>;
+  store: Pick<NodeEpochStore, 'served' | 'committeeAt' | 'missingOrigins' | 'saveOrigin'>;
+  selfPeerId: string;
+  /** The peer id of a raw Ed25519 member key: the committee left is stored by keys only (CommitteeMembership). */
+  peerIdOf: (publicKey: Uint8Array) => string;
   /** The `keys` of a member's keys reply (any epoch), or undefined when it did not answer. */
   askKeys: (peerId: string) => Promise<readonly unknown[] | undefined>;
   /** Called for each origin stored, so it is published at once. */
@@ -47,17 +51,17 @@ export async function fetchOrigins(o: OriginSourceOptions): Promise<string[]> {
   const missing = new Set(o.store.missingOrigins());
   if (missing.size === 0) return [];
   const { committee } = o.store.served();
-  const self = o.store.memberId();
-  const votes = new Map<string, Map<string, { result: DkgPublicResult; members: Set<number> }>>();
-  const others = committee.members.filter((m) => m.id !== self);
+  const left = o.store.committeeAt(committee.epoch - 1);
+  const votes = new Map<string, Map<string, { result: DkgPublicResult; members: Set<string> }>>();
+  const others = [...new Set([...committee.members.map((m) => m.peerId), ...(left?.members ?? []).map((m) => o.peerIdOf(m.publicKey))])].filter((p) => p !== o.selfPeerId);
   for (let i = 0; i < others.length && missing.size > 0; i += ASK_AT_ONCE) {
     const batch = others.slice(i, i + ASK_AT_ONCE);
-    const replies = await Promise.all(batch.map((m) => o.askKeys(m.peerId).catch(() => undefined)));
+    const replies = await Promise.all(batch.map((peer) => o.askKeys(peer).catch(() => undefined)));
     for (const [j, keys] of replies.entries()) await take(batch[j]!, keys);
   }
   return [...missing].sort();
 
-  async function take(member: { id: number }, keys: readonly unknown[] | undefined): Promise<void> {
+  async function take(member: string, keys: readonly unknown[] | undefined): Promise<void> {
     for (const raw of keys ?? []) {
       const keyId = (raw as { keyId?: unknown } | null)?.keyId;
       if (typeof keyId !== 'string' || !missing.has(keyId)) continue;
@@ -68,22 +72,22 @@ export async function fetchOrigins(o: OriginSourceOptions): Promise<string[]> {
         if (made !== undefined) {
           result = verifyDkgPublicResult(result, expectedAt(made));
         } else {
-          const byDigest = votes.get(keyId) ?? new Map<string, { result: DkgPublicResult; members: Set<number> }>();
+          const byDigest = votes.get(keyId) ?? new Map<string, { result: DkgPublicResult; members: Set<string> }>();
           votes.set(keyId, byDigest);
           const digest = unsignedDigest(result);
-          const entry = byDigest.get(digest) ?? { result, members: new Set<number>() };
+          const entry = byDigest.get(digest) ?? { result, members: new Set<string>() };
           byDigest.set(digest, entry);
-          entry.members.add(member.id);
+          entry.members.add(member);
           if (entry.members.size < committee.t) continue;
         }
         if (await o.store.saveOrigin(result as unknown as Record<string, unknown>)) {
           missing.delete(keyId);
           votes.delete(keyId);
           o.onStored(result);
-          o.log.info({ keyId, from: member.id, epoch: result.epoch ?? 0 }, 'stored the DKG result a reshare moved here (its origin)');
+          o.log.info({ keyId, from: member, epoch: result.epoch ?? 0 }, 'stored the DKG result a reshare moved here (its origin)');
         }
       } catch (e) {
-        o.log.warn({ keyId, member: member.id, err: e instanceof Error ? e.message : 'invalid' }, 'a member answered a DKG result that is not the origin of a key moved here; ignored');
+        o.log.warn({ keyId, member, err: e instanceof Error ? e.message : 'invalid' }, 'a member answered a DKG result that is not the origin of a key moved here; ignored');
       }
     }
   }
