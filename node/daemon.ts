@@ -423,7 +423,11 @@ async function startServices({ config, committee, selfId, identity, password, lo
     ...(epochs.committedAt() === undefined ? {} : { committedAt: epochs.committedAt()! }),
     onServedChanged: (served, self) => {
       runner.serveCommittee(served.committee, self, dkgIdentity(identity, served.committee));
-      loadOrigins(runner, epochs);
+      try {
+        loadOrigins(runner, epochs);
+      } catch (e) {
+        log.error({ err: errorText(e) }, 'a stored origin of a moved key does not verify; it is not published (restart the node to stop on it)');
+      }
       origins.kick();
       conns.setCommittee(served.committee, self).catch((e: unknown) => log.error({ err: errorText(e) }, 'could not record the addresses of the committee served'));
       log.info({ epoch: served.committee.epoch, selfId: self ?? null, n: served.committee.members.length, t: served.committee.t }, 'now a member of the committee served at this epoch');
