@@ -339,6 +339,7 @@ class FileEpochStore implements NodeEpochStore {
 
   /** Publishes a moved key's DKG public result from its key file (no-op without one), before the file is erased. */
   async #keepOrigin(keyId: string): Promise<void> {
+    if ((await fileTime(join(this.#dir, originFileName(keyId)))) !== undefined) return;
     const bytes = await readBounded(join(this.#dir, keyFileName(keyId)), MAX_KEY_FILE_BYTES, () => corrupt(`key file for ${keyId} is not a regular file of at most ${MAX_KEY_FILE_BYTES} bytes`));
     if (bytes === undefined) return;
     // An origin already there was written by an earlier pass of this same erasure (or saveOrigin): kept.
@@ -352,28 +353,34 @@ class FileEpochStore implements NodeEpochStore {
     return last.keys.map((k) => this.#keys.get(k.keyId)).filter((k): k is KeyEpochData => k !== undefined);
   }
 
-  /** Checks an origin against the key the chain certified: same key id, same group key, made before the served epoch. */
-  #checkOrigin(data: KeyEpochData, publicResult: Record<string, unknown>): void {
+  /** Checks an origin against the key the chain certified: same key id, same group key, made before `epoch`. */
+  #checkOrigin(data: KeyEpochData, publicResult: Record<string, unknown>, epoch = this.#committee.epoch): void {
     const made = dkgKeyData(data.keyId, publicResult);
-    if (made.epoch >= this.#committee.epoch || !equalBytes(made.groupPublicKey, data.groupPublicKey)) {
+    if (made.epoch >= epoch || !equalBytes(made.groupPublicKey, data.groupPublicKey)) {
       throw new TkmsError('bad_request', `the DKG result given for key ${data.keyId} is not the origin of the key the handover certificates moved here`);
     }
   }
 
   async #loadOrigins(): Promise<void> {
-    this.#origins = new Map();
-    for (const data of this.#movedHere()) {
+    this.#origins = await this.#readOrigins(this.#movedHere(), this.#committee.epoch);
+  }
+
+  /** The origin files of keys moved to `epoch`; one that does not match its key is keystore_corrupt. */
+  async #readOrigins(keys: readonly KeyEpochData[], epoch: number): Promise<Map<string, Record<string, unknown>>> {
+    const out = new Map<string, Record<string, unknown>>();
+    for (const data of keys) {
       const name = originFileName(data.keyId);
       const bytes = await readBounded(join(this.#dir, name), MAX_ORIGIN_FILE_BYTES, () => corrupt(`${name} is not a regular file of at most ${MAX_ORIGIN_FILE_BYTES} bytes`));
       if (bytes === undefined) continue;
       const origin = parseOrigin(bytes, data.keyId);
       try {
-        this.#checkOrigin(data, origin);
+        this.#checkOrigin(data, origin, epoch);
       } catch (err) {
         throw corrupt(`${name} is not the origin of the key the stored certificates moved here`, err);
       }
-      this.#origins.set(data.keyId, origin);
+      out.set(data.keyId, origin);
     }
+    return out;
   }
 
   origins(): Record<string, unknown>[] {
@@ -514,6 +521,11 @@ class FileEpochStore implements NodeEpochStore {
       }
     }
 
+    // Origins before the commit point too (public, harmless if the commit never comes), so nothing but
+    // the erasure runs between serving the new epoch here and the partial service swapping to it.
+    if (self !== undefined) for (const data of verified.keys) await this.#keepOrigin(data.keyId);
+    const origins = self === undefined ? new Map<string, Record<string, unknown>>() : await this.#readOrigins(verified.keys, verified.to.epoch);
+
     if (joining) {
       // Written before the certificate: on open the joining certificate is verified against it.
       const record = serializeMembership(verified.from);
@@ -539,8 +551,8 @@ class FileEpochStore implements NodeEpochStore {
     this.#reachedByCertificate = true;
     this.#keys = new Map(verified.keys.map((k) => [k.keyId, k]));
     this.#shares = next;
+    this.#origins = origins;
     await this.#eraseLeftovers(await listDirectory(this.#dir), movedKeyIds(verified.certificate));
-    await this.#loadOrigins();
   }
 
   async noteDkgKey(keyId: string): Promise<EpochShare> {
