@@ -1,12 +1,8 @@
 import { createPrivateKey, sign as cryptoSign } from 'node:crypto';
-import { hkdf } from '@noble/hashes/hkdf.js';
-import { sha256 } from '@noble/hashes/sha2.js';
-import { utf8ToBytes } from '../core/bytes.ts';
 import { dkgSignedBytes } from '../core/dkg/index.ts';
 import type { CeremonyIdentity } from '../core/ceremony/types.ts';
 import type { NodeIdentity } from './identity.ts';
-
-const SEED_INFO = utf8ToBytes('tkms/ceremony/v1/seed');
+import type { Keystore } from './keystore.ts';
 
 /** libp2p's raw Ed25519 private key is seed(32) ‖ public key(32). */
 function rawParts(identity: NodeIdentity): { seed: Uint8Array; publicKey: Uint8Array } {
@@ -15,12 +11,14 @@ function rawParts(identity: NodeIdentity): { seed: Uint8Array; publicKey: Uint8A
 }
 
 /**
- * The ceremony's node-local secret (ReshareParams.seed): HKDF-SHA256 of the identity key, so a
- * restarted node derives the same seed and sends byte-identical messages, and the identity key
- * itself is never used for anything but signatures. Never logged.
+ * The ceremony's node-local secret (ReshareParams.seed), the one place the daemon (reshare and DKG
+ * runners) gets it: 32 random bytes sealed in the keystore (node/keystore-seed.ts), so a restarted
+ * node derives the same seed and sends byte-identical messages, while the identity file (plaintext,
+ * 0600) and the ceremony messages every participant receives never yield it without the keystore
+ * password. Never logged.
  */
-export function ceremonySeed(identity: NodeIdentity): Uint8Array {
-  return hkdf(sha256, rawParts(identity).seed, undefined, SEED_INFO, 32);
+export function ceremonySeed(keystore: Pick<Keystore, 'ceremonySeed'>): Promise<Uint8Array> {
+  return keystore.ceremonySeed();
 }
 
 /** Member signatures with the node's libp2p key, in the domain every member signature uses (verifyMemberSignature). */

@@ -362,7 +362,8 @@ export const nodeRestore: CommandRun<NodeConfigOption & { in: string; backupPass
   else {
     process.stdout.write(
       `restored:  ${result.restored.length === 0 ? 'no keys' : result.restored.join(', ')} into ${config.keystoreDir}\n` +
-        `identity:  ${result.peerId} (${result.identity === 'installed' ? `installed at ${config.identityFile}` : 'already in place'})\n`,
+        `identity:  ${result.peerId} (${result.identity === 'installed' ? `installed at ${config.identityFile}` : 'already in place'})\n` +
+        (result.ceremonySeed === 'kept' ? 'ceremony seed: the keystore already held another one, kept (a reshare in flight completes without this node)\n' : ''),
     );
   }
   return 0;

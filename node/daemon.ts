@@ -6,7 +6,9 @@ import {
   assertKeyId,
   encodeHex,
   keyIdField,
+  decodeKeysReply,
   decodeKeysRequest,
+  encodeKeysRequest,
   encodeKeysReply,
   isTkmsError,
   KEYS_PROTOCOL,
@@ -19,7 +21,8 @@ import { AclService, joinSyncNeed } from './acl.ts';
 import { hasLegacyConfirmations, parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult, type ExpectedCommittee } from '../core/dkg/index.ts';
 import { committeeFileDigest, type CommitteeMembership } from '../core/committee.ts';
 import type { ReshareProposal } from '../core/ceremony/types.ts';
-import { peerIdFromString } from '@libp2p/peer-id';
+import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id';
+import { publicKeyFromRaw } from '@libp2p/crypto/keys';
 import { libp2pCommitteeDecoders, loadCommitteeFile, refusePlaceholderCommitteeId, type Committee } from '../net/committee.ts';
 import { resolveKeystorePassword, type NodeConfig } from './config.ts';
 import { DkgWithdrawals } from './dkg-withdrawals.ts';
@@ -44,7 +47,8 @@ import { RevocationStore } from './revocations.ts';
 import { statusRoute } from './status.ts';
 import { ceremonyIdentity, ceremonySeed } from './ceremony-identity.ts';
 import { openEpochStore } from './epoch-store.ts';
-import type { EpochStore } from './epoch-types.ts';
+import { OriginFetcher } from './key-origins.ts';
+import type { EpochStore, NodeEpochStore } from './epoch-types.ts';
 import { createReshareService, selfIdIn } from './reshare-service.ts';
 import { CEREMONY_PROTOCOL, MAX_CEREMONY_FRAME_BYTES } from './reshare-wire.ts';
 import { ReshareCeremony } from '../core/ceremony/index.ts';
@@ -324,6 +328,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
         const served = epochs.served();
         const atDkgEpoch = served.committee.epoch === 0;
         loadHeldKeys(runner, atDkgEpoch ? shares : undefined, stored, (epoch) => expectedAt(epochs.committeeAt(epoch)));
+        loadOrigins(runner, epochs);
         if (!atDkgEpoch) shares.serveEpoch(selfIdIn(served.committee, ceremonyKey.publicKey), served.committee.epoch, epochs.shares());
         metrics.committeeEpoch.set(served.committee.epoch);
       },
@@ -385,12 +390,24 @@ async function startServices({ config, committee, selfId, identity, password, lo
   };
   // Public (the same results GET /v1/keys serves), so open to anyone.
   await services.start(protocolService('key list', [[KEYS_PROTOCOL, async (_peer, body) => keysReply(runner, epochs, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.keys)]]));
+  // A member that joined by a reshare asks the others for the DKG results of the keys it serves.
+  const origins = new OriginFetcher({
+    store: epochs,
+    selfPeerId: identity.peerId,
+    peerIdOf: (publicKey) => peerIdFromPublicKey(publicKeyFromRaw(publicKey)).toString(),
+    askKeys: async (peer) => {
+      const reply = decodeKeysReply(await memberFrames.request(peerIdFromString(peer), KEYS_PROTOCOL, encodeKeysRequest(epochs.served().committee.epoch), { timeoutMs: 5_000 }));
+      return reply.ok ? reply.keys : undefined;
+    },
+    onStored: (result) => runner.addHeldKey(result),
+    log,
+  });
   const reshare = createReshareService({
     store: epochs,
     epochKeys: () => epochs.epochKeys(),
     createCeremony: (params, id, options) => new ReshareCeremony(params, id, options),
     identity: ceremonyKey,
-    seed: ceremonySeed(identity),
+    seed: await ceremonySeed(keystore),
     selfPeerId: identity.peerId,
     libp2p,
     frames: memberFrames,
@@ -406,6 +423,12 @@ async function startServices({ config, committee, selfId, identity, password, lo
     ...(epochs.committedAt() === undefined ? {} : { committedAt: epochs.committedAt()! }),
     onServedChanged: (served, self) => {
       runner.serveCommittee(served.committee, self, dkgIdentity(identity, served.committee));
+      try {
+        loadOrigins(runner, epochs);
+      } catch (e) {
+        log.error({ err: errorText(e) }, 'a stored origin of a moved key does not verify; it is not published (restart the node to stop on it)');
+      }
+      origins.kick();
       conns.setCommittee(served.committee, self).catch((e: unknown) => log.error({ err: errorText(e) }, 'could not record the addresses of the committee served'));
       log.info({ epoch: served.committee.epoch, selfId: self ?? null, n: served.committee.members.length, t: served.committee.t }, 'now a member of the committee served at this epoch');
     },
@@ -433,8 +456,10 @@ async function startServices({ config, committee, selfId, identity, password, lo
       metrics.peersConnected.set(0);
       reshare.runner.resume();
       reshare.schedule.start();
+      origins.kick();
     },
     async stop() {
+      origins.stop();
       conns.stop();
       await memberFrames.close();
     },
@@ -497,6 +522,28 @@ function keysReply(runner: DkgRunner, epochs: EpochStore, body: Uint8Array): Uin
 /** What a DKG result of an epoch must verify against: that epoch's committee. */
 function expectedAt(c: CommitteeMembership | undefined): ExpectedCommittee | undefined {
   return c === undefined ? undefined : { committeeId: c.committeeId, t: c.t, memberKeys: new Map(c.members.map((m) => [m.id, m.publicKey])) };
+}
+
+/**
+ * Hands the DKG results of the keys a reshare moved here (their origins, node/epoch-store.ts) to the
+ * DKG runner, which publishes them in the keys reply with the certificates: without them a key whose
+ * DKG-time file the commit erased would vanish from the keys protocol at the next restart. Checked
+ * against the committee of their epoch when the chain stored names it; else the store already tied
+ * them to the certified group key (a verifier pinned earlier checks the signatures itself).
+ */
+function loadOrigins(runner: DkgRunner, epochs: NodeEpochStore): void {
+  const held = new Set(runner.heldKeys().map((k) => k.keyId));
+  for (const origin of epochs.origins()) {
+    try {
+      let result = parseDkgPublicResult(origin);
+      if (held.has(result.keyId)) continue;
+      const expected = expectedAt(epochs.committeeAt(result.epoch ?? 0));
+      if (expected !== undefined) result = verifyDkgPublicResult(result, expected);
+      runner.addHeldKey(result);
+    } catch (e) {
+      throw new TkmsError('keystore_corrupt', `stored origin of key ${String(origin['keyId'])} is invalid: ${errorText(e)}`);
+    }
+  }
 }
 
 /** Hands the keystore's keys to the DKG runner and (at the DKG's epoch) the share book, checking each stored public result against its epoch's committee. */

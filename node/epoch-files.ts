@@ -2,7 +2,7 @@ import { TkmsError, decodeHex, encodeHex, equalBytes, utf8ToBytes } from '../cor
 import type { CommitteeDecoders, CommitteeMembership } from '../core/committee.ts';
 import { parseReshareProposal, proposalDigest, reshareProposalToJson } from '../core/ceremony/proposal.ts';
 import type { StoredApproval } from './epoch-types.ts';
-import { isPlainObject } from './keystore-format.ts';
+import { canonicalJson, isPlainObject } from './keystore-format.ts';
 
 /**
  * Names and records of the epoch store's files beside the keystore's (node/epoch-store.ts):
@@ -191,4 +191,29 @@ export function parseMembership(bytes: Uint8Array, expectedEpoch: number): Commi
   for (let i = 1; i < members.length; i++) if (!(members[i - 1]!.id < members[i]!.id)) throw corrupt(what, 'members must be sorted by id without repeats');
   if (!Number.isSafeInteger(obj.t) || (obj.t as number) < 1 || (obj.t as number) > members.length) throw corrupt(what, 't must be in 1..members');
   return { committeeId: obj.committeeId, epoch: expectedEpoch, t: obj.t as number, members };
+}
+
+// ---------------------------------------------------------------------------
+// A moved key's origin: the DKG public result it was made with (signed by the committee of its
+// epoch), kept public when the commit erases the DKG-time share, so the node can still publish it
+// with the certificates that moved it (a verifier pinned earlier checks both).
+
+export const ORIGIN_SUFFIX = '.origin.json';
+export const MAX_ORIGIN_FILE_BYTES = 1024 * 1024;
+
+export function originFileName(keyId: string): string {
+  return `${keyId}${ORIGIN_SUFFIX}`;
+}
+
+export function serializeOrigin(publicResult: Record<string, unknown>): Uint8Array {
+  return utf8ToBytes(`${canonicalJson(publicResult)}\n`);
+}
+
+/** An origin file's result: a JSON object naming `keyId` (the rest is checked against the certified key by the store). */
+export function parseOrigin(bytes: Uint8Array, keyId: string): Record<string, unknown> {
+  const what = `origin of ${keyId}`;
+  if (bytes.length > MAX_ORIGIN_FILE_BYTES) throw corrupt(what, 'too large');
+  const obj = parseJson(bytes, what);
+  if (obj['keyId'] !== keyId) throw corrupt(what, 'keyId does not match the file name');
+  return obj;
 }

@@ -17,7 +17,11 @@ export type { NodeEpochStore } from './epoch-types.ts';
 import {
   MAX_HANDOVER_FILE_BYTES,
   MAX_MEMBERSHIP_FILE_BYTES,
+  MAX_ORIGIN_FILE_BYTES,
   assertProposalId,
+  originFileName,
+  parseOrigin,
+  serializeOrigin,
   handoverFileName,
   membershipFileName,
   parseHandoverFileName,
@@ -38,7 +42,11 @@ import { listDirectory, publishNewFile, readBounded, removeFileDurably } from '.
  * - `handover.e<fromEpoch>.json`: a committed certificate. Storing it is the commit: what is served
  *   is always derived from the files, so a crash at any step reopens as the old epoch (no
  *   certificate) or the new one (certificate; what the old epoch left is erased on open);
- * - `approval.<seq>.json`, `vote.<proposal>.json`: the operator's approvals and the vote lock (node/epoch-approvals.ts).
+ * - `approval.<seq>.json`, `vote.<proposal>.json`: the operator's approvals and the vote lock (node/epoch-approvals.ts);
+ * - `<keyId>.origin.json`: the DKG public result of a key a certificate moved (public, never erased):
+ *   the commit erases `<keyId>.key.json` (its share) but keeps this, and a joining member that never
+ *   saw the DKG stores it from its peers (saveOrigin), so after any restart the node still publishes
+ *   each key's origin beside the certificates that moved it.
  * Every file is published whole with link(2) and never rewritten; erasure is unlink + dir fsync.
  */
 
@@ -122,6 +130,8 @@ class FileEpochStore implements NodeEpochStore {
   /** When the served epoch was committed (the certificate file's mtime after a restart), or undefined at the file's epoch. */
   #committedAt: number | undefined;
   #shares = new Map<string, EpochShare>();
+  /** DKG public results of the keys the last certificate moved here, by key id (those held). */
+  #origins = new Map<string, Record<string, unknown>>();
   readonly #ledger: ApprovalLedger;
   /** One mutation at a time: commits, saves and erasures never interleave. */
   #queue: Promise<unknown> = Promise.resolve();
@@ -179,8 +189,9 @@ class FileEpochStore implements NodeEpochStore {
     const last = this.#handovers.at(-1);
     if (last !== undefined) this.#committedAt = await fileTime(join(this.#dir, handoverFileName(last.fromEpoch)));
     const firstCovered = this.#handovers[0]?.fromEpoch ?? this.#committee.epoch;
-    const moved = [...dkgKeys.values()].filter(({ data }) => data.epoch < this.#committee.epoch && data.epoch >= firstCovered).map(({ data }) => keyFileName(data.keyId));
+    const moved = [...dkgKeys.values()].filter(({ data }) => data.epoch < this.#committee.epoch && data.epoch >= firstCovered).map(({ data }) => data.keyId);
     await this.#eraseLeftovers(await listDirectory(this.#dir), moved);
+    await this.#loadOrigins();
     await this.#ledger.load(entries);
   }
 
@@ -303,11 +314,16 @@ class FileEpochStore implements NodeEpochStore {
   }
 
   /** Erases what the served epoch left behind: shares of earlier epochs the chain moved, and other proposals' shares at this epoch. */
-  async #eraseLeftovers(entries: readonly string[], movedKeyFiles: readonly string[]): Promise<void> {
+  async #eraseLeftovers(entries: readonly string[], movedKeyIds: readonly string[]): Promise<void> {
     if (!this.#reachedByCertificate) return;
     const epoch = this.#committee.epoch;
     const firstCovered = this.#handovers[0]!.fromEpoch;
-    for (const name of movedKeyFiles) await this.#erase(name);
+    // A member that left serves nothing: it keeps no share and no origin.
+    const serving = this.memberId() !== undefined;
+    for (const keyId of movedKeyIds) {
+      if (serving) await this.#keepOrigin(keyId);
+      await this.#erase(keyFileName(keyId));
+    }
     for (const file of epochFiles(entries)) {
       const served = this.#shares.get(file.keyId);
       const left = file.epoch < epoch && file.epoch >= firstCovered;
@@ -319,6 +335,79 @@ class FileEpochStore implements NodeEpochStore {
   async #isServedFile(file: EpochFile, served: EpochShare): Promise<boolean> {
     const opened = await this.#openEpochFile(file).catch(() => undefined);
     return opened !== undefined && opened.share === served.share && sameKeyData(opened.data, served.data);
+  }
+
+  /** Publishes a moved key's DKG public result from its key file (no-op without one), before the file is erased. */
+  async #keepOrigin(keyId: string): Promise<void> {
+    if ((await fileTime(join(this.#dir, originFileName(keyId)))) !== undefined) return;
+    const bytes = await readBounded(join(this.#dir, keyFileName(keyId)), MAX_KEY_FILE_BYTES, () => corrupt(`key file for ${keyId} is not a regular file of at most ${MAX_KEY_FILE_BYTES} bytes`));
+    if (bytes === undefined) return;
+    // An origin already there was written by an earlier pass of this same erasure (or saveOrigin): kept.
+    await publishNewFile(this.#dir, originFileName(keyId), serializeOrigin(parseKeyFile(bytes, keyId).publicResult));
+  }
+
+  /** Key ids the last certificate moved to the served epoch: their origin is a DKG result of an earlier epoch. */
+  #movedHere(): KeyEpochData[] {
+    const last = this.#handovers.at(-1);
+    if (last === undefined || last.fromEpoch + 1 !== this.#committee.epoch) return [];
+    return last.keys.map((k) => this.#keys.get(k.keyId)).filter((k): k is KeyEpochData => k !== undefined);
+  }
+
+  /** Checks an origin against the key the chain certified: same key id, same group key, made before `epoch`. */
+  #checkOrigin(data: KeyEpochData, publicResult: Record<string, unknown>, epoch = this.#committee.epoch): void {
+    const made = dkgKeyData(data.keyId, publicResult);
+    if (made.epoch >= epoch || !equalBytes(made.groupPublicKey, data.groupPublicKey)) {
+      throw new TkmsError('bad_request', `the DKG result given for key ${data.keyId} is not the origin of the key the handover certificates moved here`);
+    }
+  }
+
+  async #loadOrigins(): Promise<void> {
+    this.#origins = await this.#readOrigins(this.#movedHere(), this.#committee.epoch);
+  }
+
+  /** The origin files of keys moved to `epoch`; one that does not match its key is keystore_corrupt. */
+  async #readOrigins(keys: readonly KeyEpochData[], epoch: number): Promise<Map<string, Record<string, unknown>>> {
+    const out = new Map<string, Record<string, unknown>>();
+    for (const data of keys) {
+      const name = originFileName(data.keyId);
+      const bytes = await readBounded(join(this.#dir, name), MAX_ORIGIN_FILE_BYTES, () => corrupt(`${name} is not a regular file of at most ${MAX_ORIGIN_FILE_BYTES} bytes`));
+      if (bytes === undefined) continue;
+      const origin = parseOrigin(bytes, data.keyId);
+      try {
+        this.#checkOrigin(data, origin, epoch);
+      } catch (err) {
+        throw corrupt(`${name} is not the origin of the key the stored certificates moved here`, err);
+      }
+      out.set(data.keyId, origin);
+    }
+    return out;
+  }
+
+  origins(): Record<string, unknown>[] {
+    return [...this.#origins.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, origin]) => origin);
+  }
+
+  missingOrigins(): string[] {
+    return this.#movedHere()
+      .map((k) => k.keyId)
+      .filter((keyId) => !this.#origins.has(keyId))
+      .sort();
+  }
+
+  saveOrigin(publicResult: Record<string, unknown>): Promise<boolean> {
+    return this.#serial(async () => {
+      const keyId = publicResult['keyId'];
+      const data = this.#movedHere().find((k) => k.keyId === keyId);
+      if (typeof keyId !== 'string' || data === undefined) throw new TkmsError('bad_request', 'the DKG result names no key a certificate moved to the served epoch');
+      if (this.#origins.has(keyId)) return false;
+      this.#checkOrigin(data, publicResult);
+      const bytes = serializeOrigin(publicResult);
+      if (bytes.length > MAX_ORIGIN_FILE_BYTES) throw new TkmsError('payload_too_large', `the DKG result of ${keyId} exceeds ${MAX_ORIGIN_FILE_BYTES} bytes`);
+      // One left by an earlier run that failed the check on open would have stopped the node: what is there is this key's.
+      await publishNewFile(this.#dir, originFileName(keyId), bytes);
+      await this.#loadOrigins();
+      return this.#origins.has(keyId);
+    });
   }
 
   async #erase(name: string): Promise<void> {
@@ -402,7 +491,10 @@ class FileEpochStore implements NodeEpochStore {
       if (canonicalJson(stored) !== canonicalJson(cert) && !sameHandover(stored, cert)) {
         throw new TkmsError('stale_epoch', `another handover certificate leaving epoch ${cert.fromEpoch} is already committed`);
       }
-      if (this.#committee.epoch === cert.fromEpoch + 1) await this.#eraseLeftovers(await listDirectory(this.#dir), movedKeyFiles(stored));
+      if (this.#committee.epoch === cert.fromEpoch + 1) {
+        await this.#eraseLeftovers(await listDirectory(this.#dir), movedKeyIds(stored));
+        await this.#loadOrigins();
+      }
       return;
     }
     const served = this.#committee;
@@ -429,6 +521,11 @@ class FileEpochStore implements NodeEpochStore {
       }
     }
 
+    // Origins before the commit point too (public, harmless if the commit never comes), so nothing but
+    // the erasure runs between serving the new epoch here and the partial service swapping to it.
+    if (self !== undefined) for (const data of verified.keys) await this.#keepOrigin(data.keyId);
+    const origins = self === undefined ? new Map<string, Record<string, unknown>>() : await this.#readOrigins(verified.keys, verified.to.epoch);
+
     if (joining) {
       // Written before the certificate: on open the joining certificate is verified against it.
       const record = serializeMembership(verified.from);
@@ -454,7 +551,8 @@ class FileEpochStore implements NodeEpochStore {
     this.#reachedByCertificate = true;
     this.#keys = new Map(verified.keys.map((k) => [k.keyId, k]));
     this.#shares = next;
-    await this.#eraseLeftovers(await listDirectory(this.#dir), movedKeyFiles(verified.certificate));
+    this.#origins = origins;
+    await this.#eraseLeftovers(await listDirectory(this.#dir), movedKeyIds(verified.certificate));
   }
 
   async noteDkgKey(keyId: string): Promise<EpochShare> {
@@ -491,9 +589,9 @@ class FileEpochStore implements NodeEpochStore {
   }
 }
 
-/** The DKG-time files of the keys a certificate moved: shares of the epoch it left (a no-op for keys that had none). */
-function movedKeyFiles(cert: HandoverCertificate): string[] {
-  return cert.keys.map((k) => keyFileName(k.keyId));
+/** The keys a certificate moved: their DKG-time files hold shares of the epoch it left (a no-op for keys that had none). */
+function movedKeyIds(cert: HandoverCertificate): string[] {
+  return cert.keys.map((k) => k.keyId);
 }
 
 function sameHandover(a: HandoverCertificate, b: HandoverCertificate): boolean {

@@ -76,6 +76,21 @@ export interface NodeEpochStore extends EpochStore {
   noteDkgKey(keyId: string): Promise<EpochShare>;
   /** The committee of an epoch on the stored chain (the committee file's, and both ends of every certificate held), or undefined. */
   committeeAt(epoch: number): CommitteeMembership | undefined;
+  /**
+   * The DKG public results (origins) of the keys the last certificate moved to the served epoch,
+   * sorted by key id: kept when the commit erased their DKG-time files, or taken from peers by a
+   * member that joined (saveOrigin). Published with the certificates so a verifier pinned to an
+   * earlier committee checks the key end to end.
+   */
+  origins(): Record<string, unknown>[];
+  /** Key ids moved to the served epoch whose origin this node does not hold yet (a joiner's, until its peers gave it). */
+  missingOrigins(): string[];
+  /**
+   * Stores a key's origin (its signatures are the caller's to check, against the committee of its
+   * epoch): bad_request unless it names a key moved here with the certified group key, made before
+   * the served epoch. True once held (false when one was already).
+   */
+  saveOrigin(publicResult: Record<string, unknown>): Promise<boolean>;
   /** When the served epoch was committed (ms since 1970; after a restart, the certificate file's mtime); undefined at the committee file's epoch. */
   committedAt(): number | undefined;
 }

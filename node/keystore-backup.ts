@@ -5,7 +5,8 @@ import { ensurePrivateDirectory } from '../storage/durable-fs.ts';
 import { loadIdentityFile } from './identity.ts';
 import { decryptEpochShare, decryptShare, Keystore, unlockWithPassword, type StoredKey } from './keystore.ts';
 import { parseHandoverCertificate, type HandoverCertificate } from '../core/ceremony/handover.ts';
-import { MAX_HANDOVER_FILE_BYTES, MAX_MEMBERSHIP_FILE_BYTES, handoverFileName, membershipFileName, parseHandoverFileName, parseMembership, parseMembershipFileName } from './epoch-files.ts';
+import { MAX_HANDOVER_FILE_BYTES, MAX_MEMBERSHIP_FILE_BYTES, MAX_ORIGIN_FILE_BYTES, ORIGIN_SUFFIX, handoverFileName, membershipFileName, originFileName, parseHandoverFileName, parseMembership, parseMembershipFileName, parseOrigin, serializeOrigin } from './epoch-files.ts';
+import { CEREMONY_SEED_FILE_NAME, MAX_SEED_FILE_BYTES, openSeed, parseSealedSeed, parseSealedSeedBytes, sealedSeedToJson, type SealedSeed } from './keystore-seed.ts';
 import { GCM_NONCE_LENGTH, GCM_TAG_LENGTH, deriveSubkey, openAesGcm, sealAesGcm, wipe } from './keystore-crypto.ts';
 import {
   HEADER_FILE_NAME,
@@ -45,6 +46,10 @@ import { listDirectory, publishNewFile, readBounded } from './keystore-fs.ts';
  * memberships and certificates byte for byte (certificates last: each is a commit). A restored
  * keystore serves what its certificates reach (node/epoch-store.ts); shares of an epoch a
  * certificate in the target keystore has left are erased when the node opens it.
+ *
+ * Version 3 adds the ceremony seed (sealed like a share, re-sealed under the target password, so a
+ * restored node derives the seed it had: a ceremony in flight goes on) and the origins of moved keys
+ * (public DKG results, verbatim).
  */
 
 export const BACKUP_FORMAT = 'tkms-keystore-backup';
@@ -53,8 +58,8 @@ export const BACKUP_FORMAT = 'tkms-keystore-backup';
  * the committed handover certificates and the membership a joining member's first certificate
  * left. Version 1 backups (keys only) are still read and restored.
  */
-export const BACKUP_VERSION = 2;
-const READABLE_VERSIONS = [1, 2];
+export const BACKUP_VERSION = 3;
+const READABLE_VERSIONS = [1, 2, 3];
 export const MAX_BACKUP_HANDOVERS = 1024;
 /** A backup holds at most this many keys (each key file is bounded by MAX_KEY_FILE_BYTES). */
 export const MAX_BACKUP_KEYS = 1024;
@@ -65,6 +70,7 @@ const MAX_IDENTITY_BYTES = 16 * 1024;
 
 const BACKUP_FIELDS_V1 = ['format', 'version', 'createdAt', 'node', 'keystore', 'keys', 'identity'] as const;
 const BACKUP_FIELDS_V2 = [...BACKUP_FIELDS_V1, 'epochShares', 'handovers', 'memberships'] as const;
+const BACKUP_FIELDS_V3 = [...BACKUP_FIELDS_V2, 'ceremonySeed', 'origins'] as const;
 const NODE_FIELDS = ['peerId', 'committeeId', 'memberId'] as const;
 const IDENTITY_FIELDS = ['hkdfSalt', 'nonce', 'ciphertext'] as const;
 
@@ -87,6 +93,10 @@ export interface ParsedBackup {
   handovers: HandoverCertificate[];
   /** membership.e<epoch>.json records, as their JSON text. */
   memberships: { epoch: number; text: string }[];
+  /** The sealed ceremony seed (null before version 3, or when the node never made one). */
+  ceremonySeed: SealedSeed | null;
+  /** `<keyId>.origin.json` records: moved keys' DKG public results. */
+  origins: Record<string, unknown>[];
 }
 
 /** A backup whose every sealed part opened with the password. */
@@ -97,6 +107,8 @@ export interface OpenedBackup {
   epochShares: (EpochShareName & { share: bigint; publicResult: Record<string, unknown> })[];
   /** The identity file's text (a secret: never log it). */
   identityText: string | null;
+  /** The ceremony seed, opened (a secret: never log it). */
+  ceremonySeed: Uint8Array | null;
 }
 
 function bad(message: string): TkmsError {
@@ -182,6 +194,22 @@ export async function createBackup(opts: CreateBackupOptions): Promise<{ bytes: 
       }
     }
     if (handovers.length > MAX_BACKUP_HANDOVERS) throw new TkmsError('payload_too_large', `more than ${MAX_BACKUP_HANDOVERS} handover certificates`);
+    const origins: Record<string, unknown>[] = [];
+    for (const entry of entries.sort()) {
+      if (!entry.endsWith(ORIGIN_SUFFIX)) continue;
+      const keyId = entry.slice(0, -ORIGIN_SUFFIX.length);
+      try {
+        assertKeyId(keyId);
+      } catch {
+        continue;
+      }
+      const bytes = await readBounded(join(dir, entry), MAX_ORIGIN_FILE_BYTES, () => new TkmsError('keystore_corrupt', `${entry} is not a regular file`));
+      if (bytes !== undefined) origins.push(parseOrigin(bytes, keyId));
+    }
+    if (origins.length > MAX_BACKUP_KEYS) throw new TkmsError('payload_too_large', `more than ${MAX_BACKUP_KEYS} key origins`);
+    const seedBytes = await readBounded(join(dir, CEREMONY_SEED_FILE_NAME), MAX_SEED_FILE_BYTES, () => new TkmsError('keystore_corrupt', `${CEREMONY_SEED_FILE_NAME} is not a regular file`));
+    const ceremonySeed = seedBytes === undefined ? null : parseSealedSeedBytes(seedBytes);
+    if (ceremonySeed !== null) wipe(openSeed(masterKey, ceremonySeed)); // proves it will restore
     const hkdfSalt = randomBytes(SALT_LENGTH);
     const nonce = randomBytes(GCM_NONCE_LENGTH);
     const idKey = deriveSubkey(masterKey, hkdfSalt, identityKeyInfo());
@@ -202,6 +230,8 @@ export async function createBackup(opts: CreateBackupOptions): Promise<{ bytes: 
       epochShares: epochShares.map((k, i) => ({ name: epochShareFileName(epochNames[i]!), file: JSON.parse(new TextDecoder().decode(serializeKeyFile(k))) as unknown })),
       handovers,
       memberships,
+      ceremonySeed: ceremonySeed === null ? null : sealedSeedToJson(ceremonySeed),
+      origins,
     };
     return { bytes: utf8ToBytes(`${JSON.stringify(doc, null, 2)}\n`), keyIds: [...new Set([...keys.map((k) => k.keyId), ...epochNames.map((n) => n.keyId)])].sort(), peerId: identity.peerId };
   } finally {
@@ -270,7 +300,7 @@ export function parseBackup(bytes: Uint8Array): ParsedBackup {
   if (!isPlainObject(value)) throw bad('not a tkms keystore backup (not a JSON object)');
   if (value.format !== BACKUP_FORMAT) throw bad(`not a tkms keystore backup (format must be "${BACKUP_FORMAT}")`);
   if (!READABLE_VERSIONS.includes(value.version as number)) throw bad(`unsupported backup version (this tkms reads versions ${READABLE_VERSIONS.join(', ')})`);
-  exactFields(value, value.version === 1 ? BACKUP_FIELDS_V1 : BACKUP_FIELDS_V2, 'the backup');
+  exactFields(value, value.version === 1 ? BACKUP_FIELDS_V1 : value.version === 2 ? BACKUP_FIELDS_V2 : BACKUP_FIELDS_V3, 'the backup');
   if (typeof value.createdAt !== 'string' || value.createdAt.length > 64 || Number.isNaN(Date.parse(value.createdAt))) throw bad('createdAt must be an ISO date');
 
   const node = value.node;
@@ -369,7 +399,31 @@ export function parseBackup(bytes: Uint8Array): ParsedBackup {
       }
     });
   }
-  return { epochShares, handovers, memberships, createdAt: value.createdAt, node: { peerId: node.peerId, committeeId: node.committeeId as string | null, memberId: node.memberId as number | null }, header, keys, identity };
+  let ceremonySeed: SealedSeed | null = null;
+  const origins: Record<string, unknown>[] = [];
+  if (value.version === 3) {
+    if (value.ceremonySeed !== null) {
+      try {
+        ceremonySeed = parseSealedSeed(value.ceremonySeed);
+      } catch (e) {
+        throw bad(`ceremonySeed: ${e instanceof Error ? e.message : 'invalid'}`);
+      }
+    }
+    if (!Array.isArray(value.origins) || value.origins.length > MAX_BACKUP_KEYS) throw bad(`origins must be an array of at most ${MAX_BACKUP_KEYS} DKG results`);
+    const originIds = new Set<string>();
+    value.origins.forEach((origin: unknown, i: number) => {
+      const keyId = isPlainObject(origin) ? origin.keyId : undefined;
+      try {
+        assertKeyId(keyId);
+        if (originIds.has(keyId)) throw new Error(`key ${keyId} appears twice`);
+        originIds.add(keyId);
+        origins.push(parseOrigin(serializeOrigin(origin as Record<string, unknown>), keyId));
+      } catch (e) {
+        throw bad(`origins[${i}]: ${e instanceof Error ? e.message : 'invalid'}`);
+      }
+    });
+  }
+  return { ceremonySeed, origins, epochShares, handovers, memberships, createdAt: value.createdAt, node: { peerId: node.peerId, committeeId: node.committeeId as string | null, memberId: node.memberId as number | null }, header, keys, identity };
 }
 
 /** Opens every sealed part with the password: `keystore_locked` for a wrong one, `keystore_corrupt` for an altered part. */
@@ -390,7 +444,8 @@ export async function openBackup(parsed: ParsedBackup, password: string): Promis
         wipe(idKey);
       }
     }
-    return { parsed, keys, epochShares, identityText };
+    const ceremonySeed = parsed.ceremonySeed === null ? null : openSeed(masterKey, parsed.ceremonySeed);
+    return { parsed, keys, epochShares, identityText, ceremonySeed };
   } finally {
     wipe(masterKey);
   }
@@ -412,6 +467,12 @@ export interface RestoreOptions {
 export interface RestoreResult {
   restored: string[];
   identity: 'installed' | 'kept';
+  /**
+   * The backup's ceremony seed: installed, already the one held ('same'), 'kept' when the target
+   * held another (never replaced: a ceremony in flight then treats this node as an equivocating
+   * dealer and completes without it), or 'none' in the backup.
+   */
+  ceremonySeed: 'installed' | 'same' | 'kept' | 'none';
   peerId: string;
 }
 
@@ -469,6 +530,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   for (const [name, bytes] of [
     ...opened.parsed.memberships.map((m) => [membershipFileName(m.epoch), utf8ToBytes(`${m.text}\n`)] as const),
     ...opened.parsed.handovers.map((cert) => [handoverFileName(cert.fromEpoch), storedJsonBytes(cert)] as const),
+    ...opened.parsed.origins.map((origin) => [originFileName(origin['keyId'] as string), serializeOrigin(origin)] as const),
   ]) {
     if (entries.has(name) && !(await holdsBytes(dir, name, bytes))) clashes.push(name);
   }
@@ -480,7 +542,10 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   //    before anything else is written; then the identity atomically (0600); then each key, sealed
   //    under the target password.
   const keystore = await Keystore.open(dir, opts.keystorePassword);
+  let ceremonySeed: RestoreResult['ceremonySeed'] = 'none';
   try {
+    // First: a restored node must derive the seed it had before any ceremony state it resumes.
+    if (opened.ceremonySeed !== null) ceremonySeed = await keystore.installCeremonySeed(opened.ceremonySeed);
     if (identity === 'installed') await installIdentity(opts.identityFile, opened.identityText!, peerId);
     for (const key of opened.keys) await keystore.save(key);
     // Shares before certificates: a certificate is a commit, and must find the shares it serves.
@@ -488,12 +553,14 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
       const data = keystore.sealEpochShare(s.keyId, s.epoch, s.share, s.publicResult);
       if ((await publishNewFile(dir, epochShareFileName(s), data)) === 'exists') throw new TkmsError('conflict', `${epochShareFileName(s)} appeared during the restore`);
     }
+    for (const origin of opened.parsed.origins) await installVerbatim(dir, originFileName(origin['keyId'] as string), serializeOrigin(origin));
     for (const m of opened.parsed.memberships) await installVerbatim(dir, membershipFileName(m.epoch), utf8ToBytes(`${m.text}\n`));
     for (const cert of opened.parsed.handovers) await installVerbatim(dir, handoverFileName(cert.fromEpoch), storedJsonBytes(cert));
   } finally {
     keystore.close();
+    wipe(opened.ceremonySeed ?? undefined);
   }
-  return { restored: [...new Set([...opened.keys.map((k) => k.keyId), ...opened.epochShares.map((e) => e.keyId)])].sort(), identity, peerId };
+  return { restored: [...new Set([...opened.keys.map((k) => k.keyId), ...opened.epochShares.map((e) => e.keyId)])].sort(), identity, peerId, ceremonySeed };
 }
 
 async function installIdentity(identityFile: string, text: string, peerId: string): Promise<void> {

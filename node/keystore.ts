@@ -48,6 +48,7 @@ import {
 } from './keystore-format.ts';
 import { ensurePrivateDirectory } from '../storage/durable-fs.ts';
 import { listDirectory, publishNewFile, readBounded, removeTempFiles, replaceFile } from './keystore-fs.ts';
+import { CEREMONY_SEED_FILE_NAME, MAX_SEED_FILE_BYTES, CEREMONY_SEED_LENGTH, openSeed, parseSealedSeedBytes, sealSeed, serializeSealedSeed, type SealedSeed } from './keystore-seed.ts';
 
 /**
  * The node's encrypted keystore: one directory holding `keystore.json` (scrypt parameters,
@@ -103,7 +104,7 @@ export class Keystore {
       let header = await readHeader(root);
       if (header === undefined) {
         // Shares a reshare made are sealed under the header too: a fresh header would orphan them.
-        if (keyIds.length > 0 || entries.some((name) => parseEpochShareFileName(name) !== undefined)) {
+        if (keyIds.length > 0 || entries.some((name) => parseEpochShareFileName(name) !== undefined || name === CEREMONY_SEED_FILE_NAME)) {
           throw new TkmsError('keystore_corrupt', 'keystore header is missing but key files are present');
         }
         const created = await createHeader(root, passwordBytes, options.newKeystoreScrypt ?? DEFAULT_SCRYPT_PARAMS);
@@ -220,6 +221,46 @@ export class Keystore {
   /** Opens an epoch share file (parsed with parseKeyFile) as the share of `file.keyId` at `epoch`; keystore_corrupt when it fails authentication. */
   openEpochShare(file: KeyFile, epoch: number): bigint {
     return decryptEpochShare(this.#requireMasterKey(), file, epoch);
+  }
+
+  /**
+   * The node's ceremony seed (node/keystore-seed.ts): read from its sealed file, or drawn at random and
+   * published (link(2): never overwritten, so two racing callers end up with the one that won). A
+   * fresh copy each call; the caller wipes it.
+   */
+  async ceremonySeed(): Promise<Uint8Array> {
+    const masterKey = this.#requireMasterKey();
+    const stored = await this.readSealedSeed();
+    if (stored !== undefined) return openSeed(masterKey, stored);
+    const seed = randomBytes(CEREMONY_SEED_LENGTH);
+    if ((await publishNewFile(this.dir, CEREMONY_SEED_FILE_NAME, serializeSealedSeed(sealSeed(masterKey, seed)))) === 'written') return seed;
+    wipe(seed);
+    const winner = await this.readSealedSeed();
+    if (winner === undefined) throw new TkmsError('keystore_corrupt', `${CEREMONY_SEED_FILE_NAME} disappeared while it was created`);
+    return openSeed(masterKey, winner);
+  }
+
+  /** The sealed seed file as stored, or undefined before the first ceremonySeed(). */
+  async readSealedSeed(): Promise<SealedSeed | undefined> {
+    const bytes = await readBounded(join(this.dir, CEREMONY_SEED_FILE_NAME), MAX_SEED_FILE_BYTES, () =>
+      new TkmsError('keystore_corrupt', `${CEREMONY_SEED_FILE_NAME} is not a regular file of at most ${MAX_SEED_FILE_BYTES} bytes`),
+    );
+    return bytes === undefined ? undefined : parseSealedSeedBytes(bytes);
+  }
+
+  /**
+   * Installs a seed (a restore re-sealing the backup's under this keystore's password). One already
+   * there is kept, never replaced: returns whether the installed seed is now the one held.
+   */
+  async installCeremonySeed(seed: Uint8Array): Promise<'installed' | 'same' | 'kept'> {
+    const masterKey = this.#requireMasterKey();
+    if ((await publishNewFile(this.dir, CEREMONY_SEED_FILE_NAME, serializeSealedSeed(sealSeed(masterKey, seed)))) === 'written') return 'installed';
+    const held = await this.ceremonySeed();
+    try {
+      return equalBytes(held, seed) ? 'same' : 'kept';
+    } finally {
+      wipe(held);
+    }
   }
 
   /** Forgets the master key; later calls fail with `keystore_locked`. */

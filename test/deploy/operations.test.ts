@@ -90,7 +90,7 @@ describe('operations: keystore backup and restore', function () {
       keystorePassword: 'new password',
       identityFile: join(target, 'identity.json'),
     });
-    assert.deepEqual(result, { restored: ['orders', 'payroll'], identity: 'installed', peerId });
+    assert.deepEqual(result, { restored: ['orders', 'payroll'], identity: 'installed', peerId, ceremonySeed: 'none' });
     assert.equal((await stat(join(target, 'identity.json'))).mode & 0o777, 0o600);
     assert.equal(await readFile(join(target, 'identity.json'), 'utf8'), await readFile(join(dir, 'node/identity.json'), 'utf8'));
     const ks = await Keystore.open(join(target, 'keystore'), 'new password');

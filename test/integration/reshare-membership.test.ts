@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { generateAccount, type TkmsClient } from '../../client/index.ts';
 import { generateRsaKeyPair, type RsaKeyPair } from '../../core/index.ts';
 import { P2pClient } from '../support/p2p-client.ts';
@@ -10,6 +12,7 @@ import { combineHex, decode, postJson, encode, handleDescriptor, ownerPartial, p
  * library in process, pinned once to the epoch-0 committee file:
  *   epoch 0 → 1: 3-of-5 → 4-of-7 (nodes 6 and 7 join);
  *   epoch 1 → 2: a refresh of the 4-of-7 committee on one member's word;
+ *   then every node and the gateway restart (the moved key must still be published);
  *   epoch 2 → 3: 4-of-7 → 3-of-5 (nodes 1 and 2 leave).
  * Handles encrypted through the gateway at epoch 0 decrypt at every epoch; the group key never
  * changes; partials of two epochs never combine; the members that left hold no share.
@@ -117,6 +120,36 @@ describe('reshare with real processes: grow, refresh, shrink; a client pinned at
     }
     assert.equal(mixes, 14);
     assert.equal(decode((await aliceClient.decrypt(handle)).plaintext), text);
+  });
+
+  it('every node and the gateway restart: the moved key is still published (by the joiners too, from its kept origin) and handles from epoch 0 decrypt', async () => {
+    await net.gateway!.stop();
+    await net.cluster.stopAll();
+    // The commit erased the DKG-time shares; the public DKG result (the key's origin) stays beside the certificates.
+    for (const id of range(1, 5)) {
+      const names = await readdir(net.cluster.node(id).keystoreDir);
+      assert.ok(!names.includes(`${KEY}.key.json`), `node ${id} erased its DKG-time share`);
+      assert.ok(names.includes(`${KEY}.origin.json`), `node ${id} kept the origin`);
+    }
+    for (const id of [6, 7]) assert.ok((await readdir(net.cluster.node(id).keystoreDir)).includes(`${KEY}.origin.json`), `joiner ${id} stored the origin its peers gave it`);
+    // Node 7 lost it meanwhile: it asks the other members again after its restart.
+    await rm(join(net.cluster.node(7).keystoreDir, `${KEY}.origin.json`));
+    await net.cluster.startAll(range(1, 7));
+    await net.cluster.waitHealthy(range(1, 7));
+    for (const id of range(1, 7)) {
+      await waitFor(`node ${id} publishes ${KEY}`, async () => ((await getJson(`${net.cluster.node(id).adminUrl}/admin/keys`)).json.keys.some((k: { keyId: string }) => k.keyId === KEY) ? true : undefined), { timeoutMs: 60_000, intervalMs: 200 });
+    }
+    // Only t = 4 members up, both joiners among them: a gateway that starts now learns the key from them alone.
+    await Promise.all([1, 2, 3].map((id) => net.cluster.node(id).process!.stop()));
+    await net.startGateway(KEY);
+    aliceClient = await net.client(alice, 0);
+    const key = await aliceClient.getKey(KEY);
+    assert.equal(key.epoch, 2);
+    assert.equal(key.t, 4);
+    assert.equal(key.publicKeyHex.replace(/^0x/, ''), groupKey.replace(/^0x/, ''));
+    await decryptsAll(aliceClient);
+    await net.cluster.startAll([1, 2, 3]);
+    await net.cluster.waitHealthy(range(1, 7));
   });
 
   // Was skipped (issue 16): the staying members served epoch 3, but the gateway answered from a read

@@ -6,7 +6,7 @@ import { ReshareCeremony } from '../../core/ceremony/index.ts';
 import type { KeyEpochData } from '../../core/ceremony/handover.ts';
 import { reshareProposalToJson } from '../../core/ceremony/proposal.ts';
 import { parseCommittee, type Committee } from '../../net/committee.ts';
-import { ceremonyIdentity, ceremonySeed } from '../../node/ceremony-identity.ts';
+import { ceremonyIdentity } from '../../node/ceremony-identity.ts';
 import type { EpochShare } from '../../node/epoch-types.ts';
 import type { NodeIdentity } from '../../node/identity.ts';
 import { createNodeMetrics } from '../../node/metrics.ts';
@@ -19,6 +19,8 @@ import { waitFor } from '../support/processes.ts';
 describe('node reshare runner (in-process, real engine, memory store)', function () {
   this.timeout(120_000);
   const identities: NodeIdentity[] = [];
+  /** Each node's keystore-held ceremony seed (node/keystore-seed.ts): the same across its restarts. */
+  const seeds: Uint8Array[] = [];
   let from: Committee;
   let to: Committee;
   let secret: bigint;
@@ -32,6 +34,7 @@ describe('node reshare runner (in-process, real engine, memory store)', function
     for (let i = 0; i < 6; i++) {
       const privateKey = await generateKeyPair('Ed25519');
       identities.push({ privateKey, peerId: peerIdFromPrivateKey(privateKey).toString() });
+      seeds.push(randomBytes(32));
     }
     // nodes 0..3 hold a 2-of-4 key; the new committee is nodes 1..5, 3-of-5 (node 0 leaves, two join).
     from = committeeOf([0, 1, 2, 3], 2, 0);
@@ -57,7 +60,7 @@ describe('node reshare runner (in-process, real engine, memory store)', function
       const runner = new ReshareRunner({
         store: stores.get(node)!,
         identity: ceremonyIdentity(identities[node]!),
-        seed: ceremonySeed(identities[node]!),
+        seed: seeds[node]!,
         createCeremony: (params, id, options) => new ReshareCeremony(params, id, options),
         transport: {
           send: async (member, frame) => {

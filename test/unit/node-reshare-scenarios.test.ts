@@ -1,3 +1,4 @@
+import { sha256 } from '@noble/hashes/sha2.js';
 import assert from 'node:assert/strict';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
@@ -6,7 +7,7 @@ import { ReshareCeremony } from '../../core/ceremony/index.ts';
 import type { KeyEpochData } from '../../core/ceremony/handover.ts';
 import { proposalDigest, reshareProposalToJson } from '../../core/ceremony/proposal.ts';
 import { parseCommittee, type Committee } from '../../net/committee.ts';
-import { ceremonyIdentity, ceremonySeed } from '../../node/ceremony-identity.ts';
+import { ceremonyIdentity } from '../../node/ceremony-identity.ts';
 import type { EpochShare } from '../../node/epoch-types.ts';
 import type { NodeIdentity } from '../../node/identity.ts';
 import { createNodeMetrics } from '../../node/metrics.ts';
@@ -56,7 +57,7 @@ describe('reshare scenarios seen with real processes (in-process runners, libp2p
       runners.set(node, new ReshareRunner({
         store: stores.get(node)!,
         identity: key,
-        seed: ceremonySeed(identities[node]!),
+        seed: sha256(identities[node]!.privateKey.raw),
         createCeremony: (params, id, options) => new ReshareCeremony(params, id, options),
         transport: {
           send: async (member, frame) => {
@@ -120,7 +121,7 @@ describe('reshare scenarios seen with real processes (in-process runners, libp2p
     const runner = new ReshareRunner({
       store,
       identity: key,
-      seed: ceremonySeed(identities[1]!),
+      seed: sha256(identities[1]!.privateKey.raw),
       createCeremony: (params, id, options) => new ReshareCeremony(params, id, options),
       transport: { send: async () => { throw new Error('unreachable'); } },
       log,
