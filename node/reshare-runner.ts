@@ -20,6 +20,7 @@ import type { EpochShare, EpochStore, ReshareStatus, ServedEpoch, StoredApproval
 import type { NodeMetrics } from './metrics.ts';
 import { buildRefreshProposal, checkOperatorApproval, checkPeerRefresh, RefreshRate, type ApprovalContext, type CheckedProposal } from './reshare-approvals.ts';
 import { PreApprovalInbox } from './reshare-inbox.ts';
+import { CeremonyTimeline } from './ceremony-timeline.ts';
 import { attemptAt, finalDeadline } from '../core/ceremony/deadlines.ts';
 import { decodeCeremonyFrame, decodeCeremonyReply, encodeCeremonyFrame, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
 
@@ -95,6 +96,8 @@ interface Run {
   committing: boolean;
   /** Why a joiner does not serve the new epoch yet (beforeJoining failed; retried), shown in the status. */
   waiting: string | undefined;
+  /** When each step happened since the approval, logged (debug) when the ceremony finishes. */
+  timeline: CeremonyTimeline;
 }
 
 /** Retries of beforeJoining: every this many ms (at least), until it succeeds or the node stops. */
@@ -298,6 +301,7 @@ export class ReshareRunner {
       return;
     }
     const ceremony = run.ceremony;
+    run.timeline.received(payload, this.now());
     await this.step(run, () => ceremony.receive(payload, this.now()));
     if (run.status === 'done') this.answerLaggard(run, ceremony, peer);
   }
@@ -352,6 +356,7 @@ export class ReshareRunner {
       announce: isRefresh(proposal) ? refreshFrame(proposalId, proposal) : undefined,
       committing: false,
       waiting: undefined,
+      timeline: new CeremonyTimeline(this.now()),
     };
     this.runs.set(proposalId, run);
     return run;
@@ -360,6 +365,7 @@ export class ReshareRunner {
   private launch(run: Run): void {
     run.status = 'running';
     run.startedAt = this.now();
+    run.timeline = new CeremonyTimeline(run.startedAt);
     run.finishedAt = undefined;
     run.failureReason = undefined;
     void this.begin(run).catch((e: unknown) => this.finish(run, 'failed', `could not start: ${errorText(e)}`));
@@ -397,6 +403,7 @@ export class ReshareRunner {
     run.ceremony = ceremony;
     this.o.log.info({ proposalId, kind: run.kind, dealer: oldShares !== undefined, keys: keys.length }, 'ceremony started');
     run.ceremonyStartedAt = this.now();
+    run.timeline.mark('engineStarted', run.ceremonyStartedAt);
     await this.step(run, () => ceremony.start(run.ceremonyStartedAt!));
     for (const early of this.inbox.take(proposalId, this.now())) {
       await this.step(run, () => ceremony.receive(early.payload, this.now())).catch((e: unknown) => {
@@ -414,8 +421,15 @@ export class ReshareRunner {
   private step(run: Run, call: () => CeremonyStep): Promise<void> {
     const next = run.chain.then(async () => {
       if (run.status === 'cancelled' || this.stopped) return;
+      const began = performance.now();
       const step = call();
-      if (step.persistVote !== undefined) await this.o.store.recordVote(run.proposalId, step.persistVote);
+      run.timeline.engine(performance.now() - began);
+      if (run.ceremony !== undefined) run.timeline.mark(`phase:${run.ceremony.phase}`, this.now());
+      if (step.persistVote !== undefined) {
+        await this.o.store.recordVote(run.proposalId, step.persistVote);
+        run.timeline.mark('voteOnDisk', this.now());
+      }
+      for (const o of step.outbound) run.timeline.sent(o.payload, this.now());
       this.dispatch(run, step.outbound, false);
       await this.afterStep(run);
     });
@@ -490,12 +504,16 @@ export class ReshareRunner {
       const from = run.proposal.from;
       const fromKeys = new Map(this.keysOf(run).map((k) => [k.keyId, k]));
       const verified = verifyHandover(outcome.certificate, from, fromKeys.size > 0 ? fromKeys : undefined, libp2pCommitteeDecoders);
+      run.timeline.mark('certified', this.now());
       if (outcome.newShares !== undefined) await this.o.store.savePending(run.proposalId, outcome.newShares, verified.keys);
+      run.timeline.mark('sharesOnDisk', this.now());
       if (!from.members.some((m) => this.isSelf(m))) await this.untilJoinable(run);
       if (this.stopped || run.status !== 'running') return;
       await this.o.store.commit(verified, run.proposalId);
       this.lastCommitAt = this.now();
+      run.timeline.mark('committed', this.lastCommitAt);
       this.o.onCommitted(this.o.store.served(), this.o.store.shares());
+      run.timeline.mark('serving', this.now());
       this.o.metrics.committeeEpoch.set(this.o.store.served().committee.epoch);
       this.finish(run, 'done', undefined);
     } catch (e) {
@@ -549,6 +567,7 @@ export class ReshareRunner {
     this.o.metrics.reshareCeremonies.inc({ kind: run.kind, outcome: status });
     this.o.metrics.reshareDurationSeconds.observe({ kind: run.kind, outcome: status }, seconds);
     const fields = { proposalId: run.proposalId, kind: run.kind, seconds, disqualified: run.ceremony?.disqualified() };
+    this.o.log.debug({ proposalId: run.proposalId, startedAt: run.startedAt, ...run.timeline.summary() }, 'ceremony timeline (ms after the approval)');
     if (status === 'done') this.o.log.info({ ...fields, epoch: this.o.store.served().committee.epoch }, 'ceremony committed; serving the new epoch');
     else this.o.log.error({ ...fields, reason }, 'ceremony failed; the committee keeps serving its epoch');
   }
