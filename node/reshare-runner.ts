@@ -130,6 +130,8 @@ const keyHex = (k: Uint8Array): string => encodeHex(k);
 export class ReshareRunner {
   private readonly runs = new Map<string, Run>();
   private readonly inbox = new PreApprovalInbox();
+  /** Approvals being written, by proposal id: a second approval of one proposal meanwhile waits for the first, not starts a second ceremony. */
+  private readonly approving = new Map<string, Promise<void>>();
   private readonly refreshRate: RefreshRate;
   private readonly now: () => number;
   private stopped = false;
@@ -323,7 +325,19 @@ export class ReshareRunner {
 
   // --- the ceremony ---------------------------------------------------------------------
 
-  private async approveChecked(checked: CheckedProposal): Promise<void> {
+  /**
+   * Every member re-announces a refresh, so a slow member gets its frame from several peers at once,
+   * each checked before the first approval is on disk: without this, each started its own ceremony.
+   */
+  private approveChecked(checked: CheckedProposal): Promise<void> {
+    const pending = this.approving.get(checked.proposalId);
+    if (pending !== undefined) return pending;
+    const approval = this.approveOnce(checked).finally(() => this.approving.delete(checked.proposalId));
+    this.approving.set(checked.proposalId, approval);
+    return approval;
+  }
+
+  private async approveOnce(checked: CheckedProposal): Promise<void> {
     const existing = this.runs.get(checked.proposalId);
     if (checked.known?.status === 'approved' && existing !== undefined && existing.status !== 'failed') return;
     const approval: StoredApproval = { proposalId: checked.proposalId, proposal: checked.proposal, status: 'approved', approvedAt: new Date(this.now()).toISOString() };

@@ -116,13 +116,17 @@ describe('node reshare runner (in-process, real engine, memory store)', function
     const runners = new Map<number, ReshareRunner>();
     const stores = new Map<number, MemoryEpochStore>();
     const peerOf = (node: number) => identities[node]!.peerId;
+    const ceremonies = new Map<number, number>();
     /** A runner over the node's store, as a (re)started process makes it. */
     const start = (node: number): ReshareRunner => {
       const runner = new ReshareRunner({
         store: stores.get(node)!,
         identity: ceremonyIdentity(identities[node]!),
         seed: ceremonySeed(identities[node]!),
-        createCeremony: (params, id, options) => new ReshareCeremony(params, id, options),
+        createCeremony: (params, id, options) => {
+          ceremonies.set(node, (ceremonies.get(node) ?? 0) + 1);
+          return new ReshareCeremony(params, id, options);
+        },
         transport: {
           send: async (member, frame) => {
             const target = identities.findIndex((x) => x.peerId === member.peerId);
@@ -149,7 +153,8 @@ describe('node reshare runner (in-process, real engine, memory store)', function
       stores.set(node, new MemoryEpochStore(served, held, key.publicKey));
       start(node);
     }
-    return { runners, stores, start };
+    /** Engines each node created: one per ceremony (and per restart). */
+    return { runners, stores, start, ceremonies };
   }
 
   const proposal = () => reshareProposalToJson({ from, to, keyIds: ['k1'] });
@@ -257,6 +262,20 @@ describe('node reshare runner (in-process, real engine, memory store)', function
     const refused = decodeCeremonyReply(await r.answerFrame(identities[2]!.peerId, frame));
     assert.equal(!refused.ok && refused.code, 'not_approved');
     assert.deepEqual(r.list().proposals, []);
+    for (const x of runners.values()) x.stop();
+  });
+
+  it('approvals of one proposal that arrive together (a refresh frame from several members) start one ceremony', async () => {
+    const { runners, stores, ceremonies } = build([0, 1, 2, 3]);
+    const refresh = reshareProposalToJson({ from, to: { ...from, epoch: 1 }, keyIds: ['k1'] });
+    const r = runners.get(1)!;
+    const answers = await Promise.all([r.approve(refresh), r.approve(refresh), r.approve(refresh)]);
+    assert.equal(new Set(answers.map((a) => a.proposalId)).size, 1);
+    await waitFor('node 1 started its ceremony', () => (ceremonies.get(1) === 1 ? true : undefined), { timeoutMs: 10_000, intervalMs: 5 });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(ceremonies.get(1), 1);
+    assert.equal(stores.get(1)!.calls.filter((c) => c === 'approval:approved').length, 1);
+    assert.equal(r.list().proposals.length, 1);
     for (const x of runners.values()) x.stop();
   });
 
