@@ -113,6 +113,14 @@ const DELIVERY_ATTEMPTS = 3;
 const FULL_RETRANSMIT_EVERY = 4;
 /** Deliveries queued to one participant beyond which retransmits skip it (it is down; the next round reaches it). */
 const MAX_QUEUED_PER_PARTICIPANT = 32;
+/**
+ * Payloads from one peer the engine has not processed yet, beyond which a frame's reply waits for
+ * its payload's processing. Below it a frame is answered as soon as its payload is queued: a reply
+ * that waited for the engine (and everything queued before on it) kept the sender's FIFO to this
+ * node blocked, and on a loaded machine timed it out and had it sent again, while the payload
+ * was already here. Above it the peer's own stream bound (node/daemon.ts) caps what it holds here.
+ */
+export const UNPROCESSED_PER_PEER = 8;
 /** A finished ceremony keeps answering and re-sending its certificate this many phases, so slower members finish too. */
 const LINGER_PHASES = 10;
 /** Phases past the engine's final deadline after which a ceremony still running is given up (the engine fails it itself at that deadline). */
@@ -132,6 +140,8 @@ export class ReshareRunner {
   private readonly inbox = new PreApprovalInbox();
   /** Approvals being written, by proposal id: a second approval of one proposal meanwhile waits for the first, not starts a second ceremony. */
   private readonly approving = new Map<string, Promise<void>>();
+  /** Peer id → its payloads queued on an engine and not processed yet (UNPROCESSED_PER_PEER). */
+  private readonly unprocessed = new Map<string, number>();
   private readonly refreshRate: RefreshRate;
   private readonly now: () => number;
   private stopped = false;
@@ -304,8 +314,25 @@ export class ReshareRunner {
     }
     const ceremony = run.ceremony;
     run.timeline.received(payload, this.now());
-    await this.step(run, () => ceremony.receive(payload, this.now()));
-    if (run.status === 'done') this.answerLaggard(run, ceremony, peer);
+    const queued = (this.unprocessed.get(peer) ?? 0) + 1;
+    this.unprocessed.set(peer, queued);
+    const processed = this.step(run, () => ceremony.receive(payload, this.now())).finally(() => {
+      const left = (this.unprocessed.get(peer) ?? 1) - 1;
+      if (left === 0) this.unprocessed.delete(peer);
+      else this.unprocessed.set(peer, left);
+    });
+    const answered = processed.then(() => {
+      if (run.status === 'done') this.answerLaggard(run, ceremony, peer);
+    });
+    // The sender has its answer already: a refusal found later is counted and logged here.
+    if (queued <= UNPROCESSED_PER_PEER) {
+      answered.catch((e: unknown) => {
+        this.o.metrics.reshareFramesRefused.inc({ code: isTkmsError(e) ? e.code : 'internal' });
+        this.o.log.debug({ proposalId, peer, err: errorText(e) }, 'a ceremony message taken from a peer was refused');
+      });
+      return;
+    }
+    await answered;
   }
 
   /**

@@ -11,7 +11,8 @@ import { ceremonyIdentity, ceremonySeed } from '../../node/ceremony-identity.ts'
 import type { EpochShare, EpochStore, ServedEpoch, StoredApproval } from '../../node/epoch-types.ts';
 import type { NodeIdentity } from '../../node/identity.ts';
 import { createNodeMetrics } from '../../node/metrics.ts';
-import { ReshareRunner, type ReshareRunnerOptions } from '../../node/reshare-runner.ts';
+import { ReshareRunner, UNPROCESSED_PER_PEER, type ReshareRunnerOptions } from '../../node/reshare-runner.ts';
+import type { ReshareCeremonyApi } from '../../core/ceremony/types.ts';
 import { decodeCeremonyReply, encodeCeremonyFrame } from '../../node/reshare-wire.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { waitFor } from '../support/processes.ts';
@@ -277,6 +278,58 @@ describe('node reshare runner (in-process, real engine, memory store)', function
     assert.equal(stores.get(1)!.calls.filter((c) => c === 'approval:approved').length, 1);
     assert.equal(r.list().proposals.length, 1);
     for (const x of runners.values()) x.stop();
+  });
+
+  it(`answers a peer's frames once queued, up to ${UNPROCESSED_PER_PEER} unprocessed; past that a reply waits for the engine`, async () => {
+    // An engine whose every message asks for a vote on disk, and a disk that holds the first write: the chain stalls.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const received: number[] = [];
+    const engine: ReshareCeremonyApi = {
+      phase: 'dealing',
+      failureReason: undefined,
+      start: () => ({ outbound: [] }),
+      receive: (payload) => {
+        received.push(payload[0]!);
+        return { persistVote: payload, outbound: [] };
+      },
+      tick: () => ({ outbound: [] }),
+      nextDeadline: () => undefined,
+      retransmit: () => [],
+      outcome: () => undefined,
+      disqualified: () => ({}),
+    };
+    const key = ceremonyIdentity(identities[1]!);
+    const store = new MemoryEpochStore(from, [{ keyId: 'k1', share: shares.get(2)!, data: keyData }], key.publicKey);
+    store.recordVote = async () => gate;
+    const runner = new ReshareRunner({
+      store,
+      identity: key,
+      seed: ceremonySeed(identities[1]!),
+      createCeremony: () => engine,
+      transport: { send: async () => new Uint8Array() },
+      log: createLogger('silent'),
+      metrics: createNodeMetrics(),
+      phaseMs: 1_000,
+      fetchKeys: async () => [keyData],
+      onCommitted: () => {},
+    });
+    const { proposalId } = await runner.approve(proposal());
+    await waitFor('the ceremony started', () => (runner.list().proposals[0]?.phase === 'dealing' ? true : undefined), { timeoutMs: 10_000, intervalMs: 5 });
+    const frame = (i: number) => encodeCeremonyFrame({ type: 'payload', proposalId: Uint8Array.from(Buffer.from(proposalId.slice(2), 'hex')), payload: Uint8Array.from([i]) });
+    const peer = identities[2]!.peerId;
+    for (let i = 1; i <= UNPROCESSED_PER_PEER; i++) assert.deepEqual(decodeCeremonyReply(await runner.answerFrame(peer, frame(i))), { ok: true });
+    let late = false;
+    const over = runner.answerFrame(peer, frame(UNPROCESSED_PER_PEER + 1)).then((r) => ((late = true), r));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(late, false, 'the frame past the bound is not answered while the engine is stalled');
+    assert.deepEqual(received, [1], 'the chain is stalled on the first message');
+    // Another peer has its own allowance.
+    assert.deepEqual(decodeCeremonyReply(await runner.answerFrame(identities[3]!.peerId, frame(100))), { ok: true });
+    release();
+    assert.deepEqual(decodeCeremonyReply(await over), { ok: true });
+    assert.deepEqual(received.slice(0, UNPROCESSED_PER_PEER + 1), Array.from({ length: UNPROCESSED_PER_PEER + 1 }, (_, i) => i + 1));
+    runner.stop();
   });
 
   it('cancel is refused once this node voted', async () => {
