@@ -20,6 +20,7 @@ import type { EpochShare, EpochStore, ReshareStatus, ServedEpoch, StoredApproval
 import type { NodeMetrics } from './metrics.ts';
 import { buildRefreshProposal, checkOperatorApproval, checkPeerRefresh, RefreshRate, type ApprovalContext, type CheckedProposal } from './reshare-approvals.ts';
 import { PreApprovalInbox } from './reshare-inbox.ts';
+import { CeremonyTimeline } from './ceremony-timeline.ts';
 import { attemptAt, finalDeadline } from '../core/ceremony/deadlines.ts';
 import { decodeCeremonyFrame, decodeCeremonyReply, encodeCeremonyFrame, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
 
@@ -95,6 +96,8 @@ interface Run {
   committing: boolean;
   /** Why a joiner does not serve the new epoch yet (beforeJoining failed; retried), shown in the status. */
   waiting: string | undefined;
+  /** When each step happened since the approval, logged (debug) when the ceremony finishes. */
+  timeline: CeremonyTimeline;
 }
 
 /** Retries of beforeJoining: every this many ms (at least), until it succeeds or the node stops. */
@@ -110,6 +113,14 @@ const DELIVERY_ATTEMPTS = 3;
 const FULL_RETRANSMIT_EVERY = 4;
 /** Deliveries queued to one participant beyond which retransmits skip it (it is down; the next round reaches it). */
 const MAX_QUEUED_PER_PARTICIPANT = 32;
+/**
+ * Payloads from one peer the engine has not processed yet, beyond which a frame's reply waits for
+ * its payload's processing. Below it a frame is answered as soon as its payload is queued: a reply
+ * that waited for the engine (and everything queued before on it) kept the sender's FIFO to this
+ * node blocked, and on a loaded machine timed it out and had it sent again, while the payload
+ * was already here. Above it the peer's own stream bound (node/daemon.ts) caps what it holds here.
+ */
+export const UNPROCESSED_PER_PEER = 8;
 /** A finished ceremony keeps answering and re-sending its certificate this many phases, so slower members finish too. */
 const LINGER_PHASES = 10;
 /** Phases past the engine's final deadline after which a ceremony still running is given up (the engine fails it itself at that deadline). */
@@ -127,8 +138,10 @@ const keyHex = (k: Uint8Array): string => encodeHex(k);
 export class ReshareRunner {
   private readonly runs = new Map<string, Run>();
   private readonly inbox = new PreApprovalInbox();
-  /** Approvals being written, by proposal id (approveChecked). */
+  /** Approvals being written, by proposal id: a second approval of one proposal meanwhile waits for the first, not starts a second ceremony. */
   private readonly approving = new Map<string, Promise<void>>();
+  /** Peer id → its payloads queued on an engine and not processed yet (UNPROCESSED_PER_PEER). */
+  private readonly unprocessed = new Map<string, number>();
   private readonly refreshRate: RefreshRate;
   private readonly now: () => number;
   private stopped = false;
@@ -303,8 +316,26 @@ export class ReshareRunner {
       return;
     }
     const ceremony = run.ceremony;
-    await this.step(run, () => ceremony.receive(payload, this.now()));
-    if (run.status === 'done') this.answerLaggard(run, ceremony, peer);
+    run.timeline.received(payload, this.now());
+    const queued = (this.unprocessed.get(peer) ?? 0) + 1;
+    this.unprocessed.set(peer, queued);
+    const processed = this.step(run, () => ceremony.receive(payload, this.now())).finally(() => {
+      const left = (this.unprocessed.get(peer) ?? 1) - 1;
+      if (left === 0) this.unprocessed.delete(peer);
+      else this.unprocessed.set(peer, left);
+    });
+    const answered = processed.then(() => {
+      if (run.status === 'done') this.answerLaggard(run, ceremony, peer);
+    });
+    // The sender has its answer already: a refusal found later is counted and logged here.
+    if (queued <= UNPROCESSED_PER_PEER) {
+      answered.catch((e: unknown) => {
+        this.o.metrics.reshareFramesRefused.inc({ code: isTkmsError(e) ? e.code : 'internal' });
+        this.o.log.debug({ proposalId, peer, err: errorText(e) }, 'a ceremony message taken from a peer was refused');
+      });
+      return;
+    }
+    await answered;
   }
 
   /**
@@ -371,6 +402,7 @@ export class ReshareRunner {
       announce: isRefresh(proposal) ? refreshFrame(proposalId, proposal) : undefined,
       committing: false,
       waiting: undefined,
+      timeline: new CeremonyTimeline(this.now()),
     };
     this.runs.set(proposalId, run);
     return run;
@@ -379,6 +411,7 @@ export class ReshareRunner {
   private launch(run: Run): void {
     run.status = 'running';
     run.startedAt = this.now();
+    run.timeline = new CeremonyTimeline(run.startedAt);
     run.finishedAt = undefined;
     run.failureReason = undefined;
     void this.begin(run).catch((e: unknown) => this.finish(run, 'failed', `could not start: ${errorText(e)}`));
@@ -416,6 +449,7 @@ export class ReshareRunner {
     run.ceremony = ceremony;
     this.o.log.info({ proposalId, kind: run.kind, dealer: oldShares !== undefined, keys: keys.length }, 'ceremony started');
     run.ceremonyStartedAt = this.now();
+    run.timeline.mark('engineStarted', run.ceremonyStartedAt);
     await this.step(run, () => ceremony.start(run.ceremonyStartedAt!));
     for (const early of this.inbox.take(proposalId, this.now())) {
       await this.step(run, () => ceremony.receive(early.payload, this.now())).catch((e: unknown) => {
@@ -433,8 +467,15 @@ export class ReshareRunner {
   private step(run: Run, call: () => CeremonyStep): Promise<void> {
     const next = run.chain.then(async () => {
       if (run.status === 'cancelled' || this.stopped) return;
+      const began = performance.now();
       const step = call();
-      if (step.persistVote !== undefined) await this.o.store.recordVote(run.proposalId, step.persistVote);
+      run.timeline.engine(performance.now() - began);
+      if (run.ceremony !== undefined) run.timeline.mark(`phase:${run.ceremony.phase}`, this.now());
+      if (step.persistVote !== undefined) {
+        await this.o.store.recordVote(run.proposalId, step.persistVote);
+        run.timeline.mark('voteOnDisk', this.now());
+      }
+      for (const o of step.outbound) run.timeline.sent(o.payload, this.now());
       this.dispatch(run, step.outbound, false);
       await this.afterStep(run);
     });
@@ -509,12 +550,16 @@ export class ReshareRunner {
       const from = run.proposal.from;
       const fromKeys = new Map(this.keysOf(run).map((k) => [k.keyId, k]));
       const verified = verifyHandover(outcome.certificate, from, fromKeys.size > 0 ? fromKeys : undefined, libp2pCommitteeDecoders);
+      run.timeline.mark('certified', this.now());
       if (outcome.newShares !== undefined) await this.o.store.savePending(run.proposalId, outcome.newShares, verified.keys);
+      run.timeline.mark('sharesOnDisk', this.now());
       if (!from.members.some((m) => this.isSelf(m))) await this.untilJoinable(run);
       if (this.stopped || run.status !== 'running') return;
       await this.o.store.commit(verified, run.proposalId);
       this.lastCommitAt = this.now();
+      run.timeline.mark('committed', this.lastCommitAt);
       this.o.onCommitted(this.o.store.served(), this.o.store.shares());
+      run.timeline.mark('serving', this.now());
       this.o.metrics.committeeEpoch.set(this.o.store.served().committee.epoch);
       this.finish(run, 'done', undefined);
     } catch (e) {
@@ -568,6 +613,7 @@ export class ReshareRunner {
     this.o.metrics.reshareCeremonies.inc({ kind: run.kind, outcome: status });
     this.o.metrics.reshareDurationSeconds.observe({ kind: run.kind, outcome: status }, seconds);
     const fields = { proposalId: run.proposalId, kind: run.kind, seconds, disqualified: run.ceremony?.disqualified() };
+    this.o.log.debug({ proposalId: run.proposalId, startedAt: run.startedAt, ...run.timeline.summary() }, 'ceremony timeline (ms after the approval)');
     if (status === 'done') this.o.log.info({ ...fields, epoch: this.o.store.served().committee.epoch }, 'ceremony committed; serving the new epoch');
     else this.o.log.error({ ...fields, reason }, 'ceremony failed; the committee keeps serving its epoch');
   }

@@ -10,7 +10,8 @@ import { ceremonyIdentity } from '../../node/ceremony-identity.ts';
 import type { EpochShare } from '../../node/epoch-types.ts';
 import type { NodeIdentity } from '../../node/identity.ts';
 import { createNodeMetrics } from '../../node/metrics.ts';
-import { ReshareRunner, type ReshareRunnerOptions } from '../../node/reshare-runner.ts';
+import { ReshareRunner, UNPROCESSED_PER_PEER, type ReshareRunnerOptions } from '../../node/reshare-runner.ts';
+import type { ReshareCeremonyApi } from '../../core/ceremony/types.ts';
 import { decodeCeremonyReply, encodeCeremonyFrame } from '../../node/reshare-wire.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { MemoryEpochStore } from '../support/memory-epoch-store.ts';
@@ -55,13 +56,17 @@ describe('node reshare runner (in-process, real engine, memory store)', function
     const runners = new Map<number, ReshareRunner>();
     const stores = new Map<number, MemoryEpochStore>();
     const peerOf = (node: number) => identities[node]!.peerId;
+    const ceremonies = new Map<number, number>();
     /** A runner over the node's store, as a (re)started process makes it. */
     const start = (node: number): ReshareRunner => {
       const runner = new ReshareRunner({
         store: stores.get(node)!,
         identity: ceremonyIdentity(identities[node]!),
         seed: seeds[node]!,
-        createCeremony: (params, id, options) => new ReshareCeremony(params, id, options),
+        createCeremony: (params, id, options) => {
+          ceremonies.set(node, (ceremonies.get(node) ?? 0) + 1);
+          return new ReshareCeremony(params, id, options);
+        },
         transport: {
           send: async (member, frame) => {
             const target = identities.findIndex((x) => x.peerId === member.peerId);
@@ -88,7 +93,8 @@ describe('node reshare runner (in-process, real engine, memory store)', function
       stores.set(node, new MemoryEpochStore(served, held, key.publicKey));
       start(node);
     }
-    return { runners, stores, start };
+    /** Engines each node created: one per ceremony (and per restart). */
+    return { runners, stores, start, ceremonies };
   }
 
   const proposal = () => reshareProposalToJson({ from, to, keyIds: ['k1'] });
@@ -197,6 +203,72 @@ describe('node reshare runner (in-process, real engine, memory store)', function
     assert.equal(!refused.ok && refused.code, 'not_approved');
     assert.deepEqual(r.list().proposals, []);
     for (const x of runners.values()) x.stop();
+  });
+
+  it('approvals of one proposal that arrive together (a refresh frame from several members) start one ceremony', async () => {
+    const { runners, stores, ceremonies } = build([0, 1, 2, 3]);
+    const refresh = reshareProposalToJson({ from, to: { ...from, epoch: 1 }, keyIds: ['k1'] });
+    const r = runners.get(1)!;
+    const answers = await Promise.all([r.approve(refresh), r.approve(refresh), r.approve(refresh)]);
+    assert.equal(new Set(answers.map((a) => a.proposalId)).size, 1);
+    await waitFor('node 1 started its ceremony', () => (ceremonies.get(1) === 1 ? true : undefined), { timeoutMs: 10_000, intervalMs: 5 });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(ceremonies.get(1), 1);
+    assert.equal(stores.get(1)!.calls.filter((c) => c === 'approval:approved').length, 1);
+    assert.equal(r.list().proposals.length, 1);
+    for (const x of runners.values()) x.stop();
+  });
+
+  it(`answers a peer's frames once queued, up to ${UNPROCESSED_PER_PEER} unprocessed; past that a reply waits for the engine`, async () => {
+    // An engine whose every message asks for a vote on disk, and a disk that holds the first write: the chain stalls.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const received: number[] = [];
+    const engine: ReshareCeremonyApi = {
+      phase: 'dealing',
+      failureReason: undefined,
+      start: () => ({ outbound: [] }),
+      receive: (payload) => {
+        received.push(payload[0]!);
+        return { persistVote: payload, outbound: [] };
+      },
+      tick: () => ({ outbound: [] }),
+      nextDeadline: () => undefined,
+      retransmit: () => [],
+      outcome: () => undefined,
+      disqualified: () => ({}),
+    };
+    const key = ceremonyIdentity(identities[1]!);
+    const store = new MemoryEpochStore(from, [{ keyId: 'k1', share: shares.get(2)!, data: keyData }], key.publicKey);
+    store.recordVote = async () => gate;
+    const runner = new ReshareRunner({
+      store,
+      identity: key,
+      seed: seeds[1]!,
+      createCeremony: () => engine,
+      transport: { send: async () => new Uint8Array() },
+      log: createLogger('silent'),
+      metrics: createNodeMetrics(),
+      phaseMs: 1_000,
+      fetchKeys: async () => [keyData],
+      onCommitted: () => {},
+    });
+    const { proposalId } = await runner.approve(proposal());
+    await waitFor('the ceremony started', () => (runner.list().proposals[0]?.phase === 'dealing' ? true : undefined), { timeoutMs: 10_000, intervalMs: 5 });
+    const frame = (i: number) => encodeCeremonyFrame({ type: 'payload', proposalId: Uint8Array.from(Buffer.from(proposalId.slice(2), 'hex')), payload: Uint8Array.from([i]) });
+    const peer = identities[2]!.peerId;
+    for (let i = 1; i <= UNPROCESSED_PER_PEER; i++) assert.deepEqual(decodeCeremonyReply(await runner.answerFrame(peer, frame(i))), { ok: true });
+    let late = false;
+    const over = runner.answerFrame(peer, frame(UNPROCESSED_PER_PEER + 1)).then((r) => ((late = true), r));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(late, false, 'the frame past the bound is not answered while the engine is stalled');
+    assert.deepEqual(received, [1], 'the chain is stalled on the first message');
+    // Another peer has its own allowance.
+    assert.deepEqual(decodeCeremonyReply(await runner.answerFrame(identities[3]!.peerId, frame(100))), { ok: true });
+    release();
+    assert.deepEqual(decodeCeremonyReply(await over), { ok: true });
+    assert.deepEqual(received.slice(0, UNPROCESSED_PER_PEER + 1), Array.from({ length: UNPROCESSED_PER_PEER + 1 }, (_, i) => i + 1));
+    runner.stop();
   });
 
   it('cancel is refused once this node voted', async () => {
