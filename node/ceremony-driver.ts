@@ -1,6 +1,19 @@
 import { equalBytes } from '../core/index.ts';
 import type { CeremonyOutbound, CeremonyStep } from '../core/ceremony/types.ts';
 import type { DeliveryQueues } from './ceremony-delivery.ts';
+import { finalDeadline } from '../core/ceremony/deadlines.ts';
+
+/** Phases past the engine's final deadline after which a ceremony still running is given up (the engine fails it itself at that deadline). */
+const PAST_FINAL_DEADLINE_PHASES = 2;
+
+/**
+ * Whether a ceremony started at `startedAt` ran out of time. The engine's clock starts when the last
+ * hello arrived, at the latest its hello wait after its start; n is the number of proposers (arriving members).
+ */
+export function pastFinalDeadline(startedAt: number, phaseMs: number, n: number, nowMs: number, helloWaitMs = phaseMs): boolean {
+  const latestClock = startedAt + helloWaitMs - phaseMs;
+  return nowMs > finalDeadline(latestClock, phaseMs, n) + PAST_FINAL_DEADLINE_PHASES * phaseMs;
+}
 
 export interface CeremonyDriverOptions<T> {
   delivery: DeliveryQueues<T>;

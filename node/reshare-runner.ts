@@ -19,10 +19,10 @@ import type { EpochShare, EpochStore, ReshareStatus, ServedEpoch, StoredApproval
 import type { NodeMetrics } from './metrics.ts';
 import { buildRefreshProposal, checkOperatorApproval, checkPeerRefresh, RefreshRate, type ApprovalContext, type CheckedProposal } from './reshare-approvals.ts';
 import { PreApprovalInbox } from './reshare-inbox.ts';
-import { attemptAt, finalDeadline } from '../core/ceremony/deadlines.ts';
+import { attemptAt } from '../core/ceremony/deadlines.ts';
 import { decodeCeremonyFrame, decodeCeremonyReply, encodeCeremonyFrame, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
 import { DeliveryQueues } from './ceremony-delivery.ts';
-import { CeremonyDriver } from './ceremony-driver.ts';
+import { CeremonyDriver, pastFinalDeadline } from './ceremony-driver.ts';
 
 /** How the node builds the engine (core/ceremony ReshareCeremony). */
 export type CeremonyFactory = (params: ReshareParams, identity: CeremonyIdentity, options: { timing: CeremonyTiming; faults?: CeremonyFaults }) => ReshareCeremonyApi;
@@ -98,8 +98,6 @@ const JOIN_RETRY_MIN_MS = 500;
 
 /** A finished ceremony keeps answering and re-sending its certificate this many phases, so slower members finish too. */
 const LINGER_PHASES = 10;
-/** Phases past the engine's final deadline after which a ceremony still running is given up (the engine fails it itself at that deadline). */
-const PAST_FINAL_DEADLINE_PHASES = 2;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 const keyHex = (k: Uint8Array): string => encodeHex(k);
@@ -447,10 +445,7 @@ export class ReshareRunner {
     run.driver.stopTick();
     const deadline = ceremony.nextDeadline();
     if (deadline === undefined) return;
-    // The engine's clock starts when the last hello arrived, at the latest its hello wait after its start.
-    const latestClock = run.ceremonyStartedAt === undefined ? undefined : run.ceremonyStartedAt + (this.o.helloWaitMs ?? this.o.phaseMs) - this.o.phaseMs;
-    const last = latestClock === undefined ? undefined : finalDeadline(latestClock, this.o.phaseMs, run.proposal.to.members.length);
-    if (last !== undefined && this.now() > last + PAST_FINAL_DEADLINE_PHASES * this.o.phaseMs) {
+    if (run.ceremonyStartedAt !== undefined && pastFinalDeadline(run.ceremonyStartedAt, this.o.phaseMs, run.proposal.to.members.length, this.now(), this.o.helloWaitMs)) {
       this.finish(run, 'failed', 'no certificate by the final deadline');
       return;
     }
