@@ -30,6 +30,8 @@ export interface DealerStanding {
   complained: boolean;
   /** Arriving members its dealing has no sealed sub-share for (no hello reached the dealer in time). */
   absent: number;
+  /** Of those, members whose hello the proposer itself held when its hello phase closed. */
+  unsealed: number;
 }
 
 /**
@@ -41,6 +43,16 @@ export interface DealerStanding {
 export function chooseDealers(standings: readonly DealerStanding[], t: number): number[] | undefined {
   const ok = standings.filter((s) => s.valid && !s.equivocated && !s.complained).sort((a, b) => a.absent - b.absent || a.dealer - b.dealer);
   return ok.length >= t ? ok.slice(0, t).map((s) => s.dealer).sort((a, b) => a - b) : undefined;
+}
+
+/**
+ * The DKG's dealer set: every dealer that is valid, not equivocating, without a complaint that holds
+ * and sealed to every member whose hello the proposer held, when at least t qualify. Taking all of
+ * them, not t of them, leaves the proposer no choice among subsets (README "DKG", bias).
+ */
+export function chooseAllDealers(standings: readonly DealerStanding[], t: number): number[] | undefined {
+  const ok = standings.filter((s) => s.valid && !s.equivocated && !s.complained && s.unsealed === 0).map((s) => s.dealer).sort((a, b) => a - b);
+  return ok.length >= t ? ok : undefined;
 }
 
 /** Echoes by attempt: the first proposal hash each arriving member echoed (later, different echoes are its equivocation and ignored). */

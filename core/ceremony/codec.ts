@@ -9,25 +9,54 @@ import { ByteReader } from '../byte-reader.ts';
 /**
  * Binary wire format of the ceremony messages: `version(1) ‖ type(1) ‖ body ‖ signature(64)`,
  * integers big-endian, member ids u16. Every signature but a vote's covers
- * lengthPrefixed(SIGN_DOMAIN, proposal id, everything before it), so a message of one proposal never
- * passes in another; a vote's signature is the handover vote itself (handoverVoteMessage), bound to
- * the proposal through the transcript hash. The decoder is strict: the total size is checked against
- * the largest message the ceremony's shape allows before anything is parsed, counts are exact or
- * bounded, points and scalars go through the core decoders, no trailing bytes, and only TkmsError
- * is thrown.
+ * lengthPrefixed(SIGN_DOMAIN, ceremony id, everything before it), so a message of one proposal never
+ * passes in another; a vote's signature is the certificate's own vote message (the handover vote, or
+ * a DKG result confirmation), bound to the ceremony through the transcript hash. The decoder is
+ * strict: the total size is checked against the largest message the ceremony's shape allows before
+ * anything is parsed, counts are exact or bounded, points and scalars go through the core decoders,
+ * no trailing bytes, and only TkmsError is thrown.
+ *
+ * Two families share the layout: reshare/refresh and the DKG. They differ in their type bytes and
+ * signing domain (so a message of one is refused by the other before any signature check, and no
+ * signature of one verifies in the other), in the DKG dealing's proof of knowledge of each constant
+ * term, and in how many dealings a proposal carries (exactly t for a reshare, t..n for a DKG).
  */
 export const CEREMONY_WIRE_VERSION = 1;
 export const SIGNATURE_LENGTH = 64;
 export const HASH_LENGTH = 32;
 /** BIP340 proof that the dealer knows d for D (see dealing.ts). */
 export const EPHEMERAL_PROOF_LENGTH = 64;
-const SIGN_DOMAIN = utf8ToBytes('tkms/ceremony/v1/message');
+/** BIP340 proof that a DKG dealer knows its constant term a_0 for A_0 (see dealing.ts). */
+export const CONSTANT_PROOF_LENGTH = 64;
+
+/** Which ceremony a message belongs to: the reshare/refresh of existing keys, or the DKG of a new one. */
+export type CeremonyFamily = 'reshare' | 'dkg';
+
+const SIGN_DOMAINS: Record<CeremonyFamily, Uint8Array> = {
+  reshare: utf8ToBytes('tkms/ceremony/v1/message'),
+  dkg: utf8ToBytes('tkms/ceremony/v1/dkg-message'),
+};
 
 export const CEREMONY_MESSAGE_TYPES = { hello: 1, dealing: 2, complaint: 3, proposal: 4, echo: 5, vote: 6, certificate: 7 } as const;
 export type CeremonyMessageKind = keyof typeof CEREMONY_MESSAGE_TYPES;
+/** The DKG's type bytes: the reshare's plus 0x10, so neither decoder takes the other's messages. */
+export const DKG_CEREMONY_MESSAGE_TYPES = Object.fromEntries(Object.entries(CEREMONY_MESSAGE_TYPES).map(([k, v]) => [k, v + 0x10])) as Record<CeremonyMessageKind, number>;
+
+const TYPES: Record<CeremonyFamily, Record<CeremonyMessageKind, number>> = { reshare: CEREMONY_MESSAGE_TYPES, dkg: DKG_CEREMONY_MESSAGE_TYPES };
+
+/** The family and kind of a payload by its type byte (undefined for neither): how a runner routes a frame without decoding it. */
+export function ceremonyMessageKind(payload: Uint8Array): { family: CeremonyFamily; kind: CeremonyMessageKind } | undefined {
+  for (const family of ['reshare', 'dkg'] as const) {
+    const kind = KIND_BY_TYPE[family].get(payload[1] ?? -1);
+    if (kind !== undefined) return { family, kind };
+  }
+  return undefined;
+}
 
 /** The ceremony's shape: what bounds every count and size. */
 export interface CeremonyShape {
+  /** Absent = 'reshare' (the shape every reshare caller already builds). */
+  family?: CeremonyFamily;
   /** |from| and from.t. */
   n: number;
   t: number;
@@ -59,6 +88,8 @@ export interface KeyDealing {
   commitmentPoints?: Point[];
   ephemeralKey: Uint8Array;
   ephemeralProof: Uint8Array;
+  /** DKG only: the dealer's BIP340 proof that it knows a_0 for commitments[0] (a reshare's A_0 is checked against Y_j instead). */
+  constantProof?: Uint8Array;
   /** One per present recipient, in recipient order. */
   ciphertexts: bigint[];
 }
@@ -127,20 +158,36 @@ export interface DecodedCeremonyMessage {
 }
 
 /** What an author signs for a message (all kinds but vote). */
-export function signingBytes(proposalId: Uint8Array, signed: Uint8Array): Uint8Array {
-  return lengthPrefixed(SIGN_DOMAIN, proposalId, signed);
+export function signingBytes(proposalId: Uint8Array, signed: Uint8Array, family: CeremonyFamily = 'reshare'): Uint8Array {
+  return lengthPrefixed(SIGN_DOMAINS[family], proposalId, signed);
+}
+
+const familyOf = (s: CeremonyShape): CeremonyFamily => s.family ?? 'reshare';
+
+/**
+ * How many dealings a proposal carries: a reshare exactly t (any t old shares fix the secret), a DKG
+ * every eligible dealer, at least t′ (README "DKG").
+ */
+export function proposalDealerRange(s: CeremonyShape): { min: number; max: number } {
+  return familyOf(s) === 'dkg' ? { min: s.tTo, max: s.n } : { min: s.t, max: s.t };
+}
+
+/** Distinct voters a certificate may carry: members of both committees for a reshare, the one committee for a DKG. */
+function maxVoters(s: CeremonyShape): number {
+  return familyOf(s) === 'dkg' ? s.n : s.n + s.nTo;
 }
 
 // ---- sizes (the decoder checks the total against these before parsing) ----
 
 function dealingMaxSize(s: CeremonyShape): number {
   const recipients = s.nTo * (1 + COMPRESSED_POINT_LENGTH + SIGNATURE_LENGTH);
-  const perKey = s.tTo * COMPRESSED_POINT_LENGTH + COMPRESSED_POINT_LENGTH + EPHEMERAL_PROOF_LENGTH + s.nTo * SCALAR_LENGTH;
+  const constantProof = familyOf(s) === 'dkg' ? CONSTANT_PROOF_LENGTH : 0;
+  const perKey = s.tTo * COMPRESSED_POINT_LENGTH + COMPRESSED_POINT_LENGTH + EPHEMERAL_PROOF_LENGTH + constantProof + s.nTo * SCALAR_LENGTH;
   return 2 + 2 + 2 + 2 + recipients + s.keys * perKey + SIGNATURE_LENGTH;
 }
 
 function proposalMaxSize(s: CeremonyShape): number {
-  return 2 + 2 + 2 + 2 + s.t * (4 + dealingMaxSize(s)) + SIGNATURE_LENGTH;
+  return 2 + 2 + 2 + 2 + proposalDealerRange(s).max * (4 + dealingMaxSize(s)) + SIGNATURE_LENGTH;
 }
 
 const VOTE_SIZE = 2 + 2 + 2 + HASH_LENGTH + SIGNATURE_LENGTH;
@@ -161,7 +208,7 @@ export function maxMessageSize(s: CeremonyShape, kind: CeremonyMessageKind): num
     case 'vote':
       return VOTE_SIZE;
     case 'certificate':
-      return 2 + 1 + 2 + 4 + proposalMaxSize(s) + 2 + (s.n + s.nTo) * (4 + VOTE_SIZE) + SIGNATURE_LENGTH;
+      return 2 + 1 + 2 + 4 + proposalMaxSize(s) + 2 + maxVoters(s) * (4 + VOTE_SIZE) + SIGNATURE_LENGTH;
   }
 }
 
@@ -235,13 +282,13 @@ class Writer {
   }
 }
 
-function header(kind: CeremonyMessageKind): Writer {
-  return new Writer().u8(CEREMONY_WIRE_VERSION).u8(CEREMONY_MESSAGE_TYPES[kind]);
+function header(kind: CeremonyMessageKind, family: CeremonyFamily): Writer {
+  return new Writer().u8(CEREMONY_WIRE_VERSION).u8(TYPES[family][kind]);
 }
 
-/** The unsigned prefix of a message (what its signature covers, with the proposal id). */
-export function encodeUnsigned(body: CeremonyBody): Uint8Array {
-  const w = header(body.kind);
+/** The unsigned prefix of a message (what its signature covers, with the ceremony id). */
+export function encodeUnsigned(body: CeremonyBody, family: CeremonyFamily = 'reshare'): Uint8Array {
+  const w = header(body.kind, family);
   switch (body.kind) {
     case 'hello':
       return w.u16(body.author).bytes(body.receiverKey, COMPRESSED_POINT_LENGTH).done();
@@ -255,6 +302,8 @@ export function encodeUnsigned(body: CeremonyBody): Uint8Array {
       for (const k of body.keys) {
         for (const c of k.commitments) w.bytes(c, COMPRESSED_POINT_LENGTH);
         w.bytes(k.ephemeralKey, COMPRESSED_POINT_LENGTH).bytes(k.ephemeralProof, EPHEMERAL_PROOF_LENGTH);
+        if ((family === 'dkg') !== (k.constantProof !== undefined)) throw new TkmsError('bad_request', 'a DKG dealing, and only a DKG dealing, proves each constant term');
+        if (k.constantProof !== undefined) w.bytes(k.constantProof, CONSTANT_PROOF_LENGTH);
         if (k.ciphertexts.length !== present) throw new TkmsError('bad_request', 'one ciphertext per present recipient');
         for (const c of k.ciphertexts) w.bytes(encodeScalar(c));
       }
@@ -291,11 +340,11 @@ export function withSignature(signed: Uint8Array, signature: Uint8Array): Uint8A
   return concatBytes(signed, signature);
 }
 
-function decodeBody(r: Reader, type: number, s: CeremonyShape): CeremonyBody {
-  switch (type) {
-    case CEREMONY_MESSAGE_TYPES.hello:
+function decodeBody(r: Reader, kind: CeremonyMessageKind, s: CeremonyShape): CeremonyBody {
+  switch (kind) {
+    case 'hello':
       return { kind: 'hello', author: r.id('author'), receiverKey: r.point('receiver key') };
-    case CEREMONY_MESSAGE_TYPES.dealing: {
+    case 'dealing': {
       const author = r.id('author');
       r.bounded('recipient count', s.nTo, s.nTo);
       r.bounded('key count', s.keys, s.keys);
@@ -317,13 +366,14 @@ function decodeBody(r: Reader, type: number, s: CeremonyShape): CeremonyBody {
         }
         const ephemeralKey = r.point('ephemeral key');
         const ephemeralProof = r.take(EPHEMERAL_PROOF_LENGTH, 'ephemeral key proof');
+        const constantProof = familyOf(s) === 'dkg' ? r.take(CONSTANT_PROOF_LENGTH, 'constant term proof') : undefined;
         const ciphertexts: bigint[] = [];
         for (let i = 0; i < present; i++) ciphertexts.push(r.scalar('sealed sub-share'));
-        keys.push({ commitments, commitmentPoints, ephemeralKey, ephemeralProof, ciphertexts });
+        keys.push({ commitments, commitmentPoints, ephemeralKey, ephemeralProof, ...(constantProof === undefined ? {} : { constantProof }), ciphertexts });
       }
       return { kind: 'dealing', author, recipients, keys };
     }
-    case CEREMONY_MESSAGE_TYPES.complaint: {
+    case 'complaint': {
       const author = r.id('author');
       const dealer = r.id('dealer');
       const dealingHash = r.take(HASH_LENGTH, 'dealing hash');
@@ -332,52 +382,54 @@ function decodeBody(r: Reader, type: number, s: CeremonyShape): CeremonyBody {
       const proof = decodeDleqProof(r.take(DLEQ_PROOF_LENGTH, 'proof'));
       return { kind: 'complaint', author, dealer, dealingHash, keyIndex, pairKey, proof };
     }
-    case CEREMONY_MESSAGE_TYPES.proposal: {
+    case 'proposal': {
       const author = r.id('author');
       const attempt = r.bounded('attempt', 0, s.maxAttempts - 1);
-      const count = r.bounded('dealing count', s.t, s.t);
+      const range = proposalDealerRange(s);
+      const count = r.bounded('dealing count', range.min, range.max);
       const dealings: Uint8Array[] = [];
       for (let i = 0; i < count; i++) dealings.push(r.blob('dealing', dealingMaxSize(s)));
       return { kind: 'proposal', author, attempt, dealings };
     }
-    case CEREMONY_MESSAGE_TYPES.echo:
+    case 'echo':
       return { kind: 'echo', author: r.id('author'), attempt: r.bounded('attempt', 0, s.maxAttempts - 1), proposalHash: r.take(HASH_LENGTH, 'proposal hash') };
-    case CEREMONY_MESSAGE_TYPES.vote: {
+    case 'vote': {
       const fromId = r.id('from id', true);
       const toId = r.id('to id', true);
       if (fromId === 0 && toId === 0) throw new TkmsError('bad_request', 'ceremony vote: names no voter');
       return { kind: 'vote', fromId, toId, digest: r.take(HASH_LENGTH, 'handover digest') };
     }
-    case CEREMONY_MESSAGE_TYPES.certificate: {
+    case 'certificate': {
       const role = r.u8('author role');
       if (role !== 0 && role !== 1) throw new TkmsError('bad_request', 'ceremony certificate: author role must be 0 or 1');
       const author = r.id('author');
       const proposal = r.blob('proposal', proposalMaxSize(s));
-      const count = r.bounded('vote count', 1, s.n + s.nTo);
+      const count = r.bounded('vote count', 1, maxVoters(s));
       const votes: Uint8Array[] = [];
       for (let i = 0; i < count; i++) votes.push(r.blob('vote', VOTE_SIZE));
       return { kind: 'certificate', authorRole: role, author, proposal, votes };
     }
-    default:
-      throw new TkmsError('bad_request', `ceremony message: unknown type ${type}`);
   }
 }
 
-const KIND_BY_TYPE = new Map(Object.entries(CEREMONY_MESSAGE_TYPES).map(([k, v]) => [v as number, k as CeremonyMessageKind]));
+const KIND_BY_TYPE: Record<CeremonyFamily, Map<number, CeremonyMessageKind>> = {
+  reshare: new Map(Object.entries(CEREMONY_MESSAGE_TYPES).map(([k, v]) => [v as number, k as CeremonyMessageKind])),
+  dkg: new Map(Object.entries(DKG_CEREMONY_MESSAGE_TYPES).map(([k, v]) => [v, k as CeremonyMessageKind])),
+};
 
 /** Strict decode of one message; checks structure only (signatures and membership: the ceremony). */
 export function decodeCeremonyMessage(raw: unknown, shape: CeremonyShape, cache?: PointCache): DecodedCeremonyMessage {
   if (!(raw instanceof Uint8Array)) throw new TkmsError('bad_request', 'ceremony message must be bytes');
   if (raw.length < 2 + SIGNATURE_LENGTH) throw new TkmsError('bad_length', 'ceremony message: too short');
   if (raw[0] !== CEREMONY_WIRE_VERSION) throw new TkmsError('bad_request', `ceremony message: version ${raw[0]} is not ${CEREMONY_WIRE_VERSION}`);
-  const kind = KIND_BY_TYPE.get(raw[1]!);
-  if (kind === undefined) throw new TkmsError('bad_request', `ceremony message: unknown type ${raw[1]}`);
+  const kind = KIND_BY_TYPE[familyOf(shape)].get(raw[1]!);
+  if (kind === undefined) throw new TkmsError('bad_request', `ceremony message: type ${raw[1]} is not a ${familyOf(shape)} message`);
   const max = maxMessageSize(shape, kind);
   if (raw.length > max) throw new TkmsError('bad_length', `ceremony ${kind}: ${raw.length} bytes exceed ${max}`);
   const r = new Reader(raw.subarray(0, raw.length - SIGNATURE_LENGTH), `ceremony ${kind}`, cache);
   r.u8('version');
   r.u8('type');
-  const body = decodeBody(r, raw[1]!, shape);
+  const body = decodeBody(r, kind, shape);
   r.end();
   const signed = raw.slice(0, raw.length - SIGNATURE_LENGTH);
   const signature = raw.slice(raw.length - SIGNATURE_LENGTH);

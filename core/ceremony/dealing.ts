@@ -12,8 +12,9 @@ import { deriveBytes, deriveScalar, u16Bytes } from './derive.ts';
 
 /**
  * The dealing math of one dealer for one key (README "Construction"): a polynomial of degree
- * t′ − 1 through the dealer's old share, its Feldman commitments, sub-shares sealed to the arriving
- * members' receiver keys, and the checks every participant runs on what others dealt.
+ * t′ − 1 through the dealer's constant term (its old share in a reshare, a fresh secret in a DKG),
+ * its Feldman commitments, sub-shares sealed to the arriving members' receiver keys, and the checks
+ * every participant runs on what others dealt.
  *
  * Each sealing key D comes with a BIP340 proof that the dealer knows d: a receiver that complains
  * reveals K = e·D, and without the proof a dealer could publish D′ = D_j + x·G for another dealer's
@@ -22,6 +23,7 @@ import { deriveBytes, deriveScalar, u16Bytes } from './derive.ts';
  */
 const SEAL_CONTEXT_DOMAIN = utf8ToBytes('tkms/ceremony/v1/seal');
 const EPHEMERAL_PROOF_DOMAIN = utf8ToBytes('tkms/ceremony/v1/ephemeral-key');
+const CONSTANT_PROOF_DOMAIN = utf8ToBytes('tkms/ceremony/v1/constant-term');
 
 export function sealContext(proposalId: Uint8Array, keyId: string): Uint8Array {
   return lengthPrefixed(SEAL_CONTEXT_DOMAIN, proposalId, keyIdBytes(keyId));
@@ -35,6 +37,15 @@ function ephemeralProofMessage(proposalId: Uint8Array, keyId: string, dealer: nu
   return sha256(lengthPrefixed(EPHEMERAL_PROOF_DOMAIN, proposalId, keyIdBytes(keyId), u16Bytes(dealer), ephemeralKey));
 }
 
+/**
+ * What a DKG dealer's proof of knowledge of a_0 signs: bound to the ceremony, the key and the dealer,
+ * so a dealer cannot replay another's A_0 with its proof (the rogue-key attack: A_0 = X − Σ others'
+ * A_0 with no known logarithm), and the proof of one ceremony is worthless in another.
+ */
+function constantProofMessage(proposalId: Uint8Array, keyId: string, dealer: number, constantCommitment: Uint8Array): Uint8Array {
+  return sha256(lengthPrefixed(CONSTANT_PROOF_DOMAIN, proposalId, keyIdBytes(keyId), u16Bytes(dealer), constantCommitment));
+}
+
 /** The arriving member's receiver key e_m (its hello carries E_m = e_m·G). */
 export function receiverSecret(seed: Uint8Array, proposalId: Uint8Array, toId: number): bigint {
   return deriveScalar(seed, proposalId, 'receiver', u16Bytes(toId));
@@ -45,13 +56,16 @@ export interface DealInput {
   proposalId: Uint8Array;
   keyId: string;
   dealer: number;
-  share: bigint;
+  /** g(0): the dealer's old share (reshare) or its fresh secret a_0 (DKG). */
+  constantTerm: bigint;
   tTo: number;
   /** Present recipients: to-id and receiver key, in to.members order. */
   recipients: { id: number; receiverKey: Uint8Array }[];
-  /** Test faults: another polynomial (equivocation), a wrong constant term, wrong sub-shares to these ids. */
+  /** DKG: publish a proof of knowledge of the constant term (a reshare's A_0 is checked against Y_j instead). */
+  proveConstantTerm?: boolean;
+  /** Test faults: another polynomial (equivocation), a proof of knowledge that fails, wrong sub-shares to these ids. */
   variant?: number;
-  wrongConstantTerm?: boolean;
+  badConstantProof?: boolean;
   badSubShareTo?: readonly number[];
 }
 
@@ -59,29 +73,47 @@ export function dealKey(input: DealInput): KeyDealing {
   const { seed, proposalId, keyId, dealer } = input;
   const curve = curveBackend();
   const tag = [keyIdBytes(keyId), u16Bytes(dealer), Uint8Array.of(input.variant ?? 0)];
-  const coefficients = [input.wrongConstantTerm === true ? mod(input.share + 1n) : input.share];
+  const coefficients = [input.constantTerm];
   for (let k = 1; k < input.tTo; k++) coefficients.push(deriveScalar(seed, proposalId, 'polynomial', ...tag, u16Bytes(k)));
   const commitments = coefficients.map((a) => curve.multiplyBaseSecret(a));
   const d = deriveScalar(seed, proposalId, 'seal', ...tag);
   const ephemeralKey = curve.multiplyBaseSecret(d);
   const ephemeralProof = schnorr.sign(ephemeralProofMessage(proposalId, keyId, dealer, ephemeralKey), encodeScalar(d), deriveBytes(seed, proposalId, 'seal-proof', ...tag));
+  let constantProof: Uint8Array | undefined;
+  if (input.proveConstantTerm === true) {
+    // A proof under another message verifies under nothing it is checked against: the bad-proof fault.
+    const signed = constantProofMessage(proposalId, keyId, dealer, commitments[0]!);
+    constantProof = schnorr.sign(input.badConstantProof === true ? sha256(signed) : signed, encodeScalar(coefficients[0]!), deriveBytes(seed, proposalId, 'constant-proof', ...tag));
+  }
   const bad = new Set(input.badSubShareTo ?? []);
   const ciphertexts = input.recipients.map((r) => {
     const value = evaluatePolynomial(coefficients, BigInt(r.id));
     const sealed = sealShareWith(sealBinding(proposalId, keyId, dealer, r.id, r.receiverKey), bad.has(r.id) ? mod(value + 1n) : value, d);
     return sealed.ciphertext;
   });
-  return { commitments, ephemeralKey, ephemeralProof, ciphertexts };
+  return { commitments, ephemeralKey, ephemeralProof, ...(constantProof === undefined ? {} : { constantProof }), ciphertexts };
 }
 
-/** Public checks of one key's dealing: the constant term is the dealer's old Y_j and the dealer knows d. */
-export function keyDealingIsValid(proposalId: Uint8Array, keyId: string, dealer: number, dealing: KeyDealing, oldVerificationShare: Uint8Array | undefined): boolean {
-  if (oldVerificationShare === undefined || !equalBytes(dealing.commitments[0]!, oldVerificationShare)) return false;
+/** BIP340 over x-only keys: a proof for ±P, and knowing the logarithm of −P is knowing that of P. */
+function provesKnowledge(proof: Uint8Array, message: Uint8Array, point: Uint8Array): boolean {
   try {
-    return schnorr.verify(dealing.ephemeralProof, ephemeralProofMessage(proposalId, keyId, dealer, dealing.ephemeralKey), dealing.ephemeralKey.subarray(1));
+    return schnorr.verify(proof, message, point.subarray(1));
   } catch {
     return false;
   }
+}
+
+/** Public checks of one key's reshare dealing: the constant term is the dealer's old Y_j and the dealer knows d. */
+export function keyDealingIsValid(proposalId: Uint8Array, keyId: string, dealer: number, dealing: KeyDealing, oldVerificationShare: Uint8Array | undefined): boolean {
+  if (oldVerificationShare === undefined || !equalBytes(dealing.commitments[0]!, oldVerificationShare)) return false;
+  return provesKnowledge(dealing.ephemeralProof, ephemeralProofMessage(proposalId, keyId, dealer, dealing.ephemeralKey), dealing.ephemeralKey);
+}
+
+/** Public checks of one key's DKG dealing: the dealer knows a_0 for A_0 and d for D. */
+export function dkgKeyDealingIsValid(proposalId: Uint8Array, keyId: string, dealer: number, dealing: KeyDealing): boolean {
+  if (dealing.constantProof === undefined) return false;
+  if (!provesKnowledge(dealing.constantProof, constantProofMessage(proposalId, keyId, dealer, dealing.commitments[0]!), dealing.commitments[0]!)) return false;
+  return provesKnowledge(dealing.ephemeralProof, ephemeralProofMessage(proposalId, keyId, dealer, dealing.ephemeralKey), dealing.ephemeralKey);
 }
 
 /**

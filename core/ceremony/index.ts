@@ -35,3 +35,5 @@ export type {
   ReshareProposal,
 } from './types.ts';
 export type { DkgCeremonyApi, DkgCeremonyFaults, DkgCeremonyOutcome, DkgCeremonyParams } from './dkg-types.ts';
+export { DkgCeremony, dkgCeremonyId } from './dkg.ts';
+export { DKG_CEREMONY_MESSAGE_TYPES, ceremonyMessageKind, type CeremonyFamily } from './codec.ts';

@@ -1,5 +1,6 @@
 /**
- * Test support: an in-memory network of reshare/refresh ceremonies with real Ed25519 identities.
+ * Test support: an in-memory network of ceremonies (reshare/refresh here, the DKG through
+ * ceremony-dkg-harness.ts: both run on `runNetwork`) with real Ed25519 identities.
  * Simulated time (no timers): messages are delivered after a per-message delay drawn from a seeded
  * source, members are ticked at their own deadlines, and a schedule can delay, drop, duplicate or
  * crash. Deterministic given its seed.
@@ -11,8 +12,8 @@ import { dkgSignedBytes } from '../../core/dkg/member-signatures.ts';
 import { isTkmsError } from '../../core/errors.ts';
 import { splitSecret, type ScalarShare } from '../../core/shamir.ts';
 import type { Committee } from '../../core/committee.ts';
-import { CEREMONY_MESSAGE_TYPES } from '../../core/ceremony/codec.ts';
-import { proposalDigest, ReshareCeremony, type CeremonyFaults, type CeremonyIdentity, type KeyEpochData, type ReshareOutcome, type ReshareParams, type ReshareProposal } from '../../core/ceremony/index.ts';
+import { ceremonyMessageKind, type CeremonyMessageKind } from '../../core/ceremony/codec.ts';
+import { proposalDigest, ReshareCeremony, type CeremonyFaults, type CeremonyIdentity, type CeremonyPhase, type CeremonyStep, type KeyEpochData, type ReshareParams, type ReshareProposal } from '../../core/ceremony/index.ts';
 import { seededRandom } from '../support/seeded-random.ts';
 
 export interface SimNode {
@@ -38,7 +39,7 @@ export function peerIdOf(publicKey: Uint8Array): string {
   return base58btc.baseEncode(Uint8Array.from([0x00, 36, 0x08, 0x01, 0x12, 0x20, ...publicKey]));
 }
 
-function committee(id: string, epoch: number, t: number, members: { id: number; publicKey: Uint8Array }[]): Committee {
+export function committee(id: string, epoch: number, t: number, members: { id: number; publicKey: Uint8Array }[]): Committee {
   return {
     committeeId: id,
     epoch,
@@ -102,13 +103,26 @@ export function paramsOf(s: Scenario, node: SimNode, priorVote?: Uint8Array): Re
   return { proposal: s.proposal, proposalId: s.proposalId, keys: s.keys, seed: node.seed, ...(oldShares ? { oldShares } : {}), ...(priorVote ? { priorVote } : {}) };
 }
 
-export type MessageKind = keyof typeof CEREMONY_MESSAGE_TYPES;
-const KIND = new Map(Object.entries(CEREMONY_MESSAGE_TYPES).map(([k, v]) => [v as number, k as MessageKind]));
+export type MessageKind = CeremonyMessageKind;
+/** A message's kind by its type byte, reshare or DKG. */
 export function kindOf(payload: Uint8Array): MessageKind | undefined {
-  return KIND.get(payload[1]!);
+  return ceremonyMessageKind(payload)?.kind;
 }
 
-export interface Schedule {
+/** What the simulator drives: ReshareCeremonyApi and DkgCeremonyApi alike. */
+export interface SimCeremony {
+  readonly phase: CeremonyPhase;
+  readonly failureReason: string | undefined;
+  start(nowMs: number): CeremonyStep;
+  receive(payload: Uint8Array, nowMs: number): CeremonyStep;
+  tick(nowMs: number): CeremonyStep;
+  nextDeadline(): number | undefined;
+  retransmit(): { payload: Uint8Array; to?: Uint8Array[] }[];
+  outcome(): unknown;
+  disqualified(): Record<string, string>;
+}
+
+export interface Schedule<C extends SimCeremony = ReshareCeremony, F extends { silent?: boolean } = CeremonyFaults> {
   seed?: number;
   phaseMs?: number;
   /** Delivery delay range (ms) for messages of honest members. */
@@ -118,7 +132,7 @@ export interface Schedule {
   duplicate?: number;
   /** Per node index: when it starts (default 0). */
   startAt?: Map<number, number>;
-  faults?: Map<number, CeremonyFaults>;
+  faults?: Map<number, F>;
   /** Node indexes that crash (stop for good) at the given time. */
   crashAt?: Map<number, number>;
   /** Lying nodes whose messages are delivered only at the next multiple of phaseMs (at/after a deadline). */
@@ -130,12 +144,12 @@ export interface Schedule {
   /** Stop simulating at this time. */
   until?: number;
   /** Called at every step: a test injects its own (lying) messages with `push`. */
-  hook?: (now: number, ceremonies: ReshareCeremony[], push: (to: number, payload: Uint8Array, at: number) => void) => void;
+  hook?: (now: number, ceremonies: C[], push: (to: number, payload: Uint8Array, at: number) => void) => void;
 }
 
-export interface SimResult {
-  ceremonies: ReshareCeremony[];
-  outcomes: (ReshareOutcome | undefined)[];
+export interface SimResult<C extends SimCeremony = ReshareCeremony> {
+  ceremonies: C[];
+  outcomes: ReturnType<C['outcome']>[];
   persisted: (Uint8Array | undefined)[];
   errors: string[];
   deliveries: number;
@@ -152,12 +166,19 @@ interface Delivery {
 }
 
 export function simulate(s: Scenario, schedule: Schedule = {}, make?: (node: SimNode, phaseMs: number) => ReshareCeremony): SimResult {
+  const phaseMs = schedule.phaseMs ?? 1000;
+  const ceremonies = s.nodes.map((node) => (make ? make(node, phaseMs) : new ReshareCeremony(paramsOf(s, node), identityOf(node), { timing: { phaseMs }, faults: schedule.faults?.get(node.index) })));
+  return runNetwork(s.nodes, ceremonies, schedule);
+}
+
+/** Runs one ceremony per node (aligned with nodes) over the simulated network until all finish or `until`. */
+export function runNetwork<C extends SimCeremony, F extends { silent?: boolean }>(nodes: readonly SimNode[], ceremonies: C[], schedule: Schedule<C, F>): SimResult<C> {
+  const s = { nodes };
   const random = seededRandom(schedule.seed ?? 7);
   const phaseMs = schedule.phaseMs ?? 1000;
   const minDelay = schedule.minDelay ?? 1;
   const maxDelay = schedule.maxDelay ?? 1;
   const until = schedule.until ?? 10 ** 9;
-  const ceremonies = s.nodes.map((node) => (make ? make(node, phaseMs) : new ReshareCeremony(paramsOf(s, node), identityOf(node), { timing: { phaseMs }, faults: schedule.faults?.get(node.index) })));
   const persisted: (Uint8Array | undefined)[] = s.nodes.map(() => undefined);
   const samples = new Map<MessageKind, Uint8Array[]>();
   const errors: string[] = [];
@@ -229,5 +250,5 @@ export function simulate(s: Scenario, schedule: Schedule = {}, make?: (node: Sim
     const active = s.nodes.filter((n) => !crashed(n.index, now) && !schedule.faults?.get(n.index)?.silent);
     if (queue.length === 0 && active.every((n) => ceremonies[n.index]!.phase === 'done' || ceremonies[n.index]!.phase === 'failed')) break;
   }
-  return { ceremonies, outcomes: ceremonies.map((c) => c.outcome()), persisted, errors, deliveries, endMs: now, samples };
+  return { ceremonies, outcomes: ceremonies.map((c) => c.outcome() as ReturnType<C['outcome']>), persisted, errors, deliveries, endMs: now, samples };
 }
