@@ -1,6 +1,7 @@
 import { equalBytes } from '../core/index.ts';
 import type { CeremonyOutbound, CeremonyStep } from '../core/ceremony/types.ts';
 import type { DeliveryQueues } from './ceremony-delivery.ts';
+import { ceremonyMessageKind } from '../core/ceremony/codec.ts';
 import { finalDeadline } from '../core/ceremony/deadlines.ts';
 
 /** Phases past the engine's final deadline after which a ceremony still running is given up (the engine fails it itself at that deadline). */
@@ -13,6 +14,11 @@ const PAST_FINAL_DEADLINE_PHASES = 2;
 export function pastFinalDeadline(startedAt: number, phaseMs: number, n: number, nowMs: number, helloWaitMs = phaseMs): boolean {
   const latestClock = startedAt + helloWaitMs - phaseMs;
   return nowMs > finalDeadline(latestClock, phaseMs, n) + PAST_FINAL_DEADLINE_PHASES * phaseMs;
+}
+
+/** The certificate among an engine's own messages (retransmit()), if it holds one: what a laggard is sent again. */
+export function certificateMessage(messages: readonly CeremonyOutbound[]): CeremonyOutbound | undefined {
+  return messages.find((o) => ceremonyMessageKind(o.payload)?.kind === 'certificate');
 }
 
 export interface CeremonyDriverOptions<T> {

@@ -1,14 +1,13 @@
 import type { Logger } from 'pino';
 import { assertKeyId, decodeHex, encodeHex, isTkmsError, randomBytes, TkmsError, type ErrorCode } from '../core/index.ts';
 import { confirmMessage, dkgPublicResultDigest, verifyDkgPublicResult, verifyMemberSignature, type DkgPublicResult, type ExpectedCommittee } from '../core/dkg/index.ts';
-import { CEREMONY_MESSAGE_TYPES } from '../core/ceremony/codec.ts';
 import type { CeremonyIdentity, CeremonyPhase, CeremonyTiming } from '../core/ceremony/types.ts';
 import type { DkgCeremonyApi, DkgCeremonyFaults, DkgCeremonyParams } from '../core/ceremony/dkg-types.ts';
 import type { Committee, CommitteeMember } from '../net/committee.ts';
 import { errorText } from '../net/p2p.ts';
 import { decodeDkgFrame, encodeDkgFrame, sessionKey, SESSION_ID_LENGTH, type DkgFrame, type DkgProposal, type DkgResultFrame } from './dkg-wire.ts';
 import { decodeCeremonyReply, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
-import { CeremonyDriver, pastFinalDeadline } from './ceremony-driver.ts';
+import { CeremonyDriver, certificateMessage, pastFinalDeadline } from './ceremony-driver.ts';
 import { DeliveryQueues, type FrameReply } from './ceremony-delivery.ts';
 import { PreApprovalInbox } from './reshare-inbox.ts';
 import { DkgStateFiles } from './dkg-state.ts';
@@ -563,7 +562,7 @@ export class DkgRunner {
    */
   private answerLaggard(s: Session, from: number): void {
     const member = this.others(s).find((m) => m.id === from);
-    const certificate = s.ceremony.retransmit().find((o) => o.payload[1] === CEREMONY_MESSAGE_TYPES.certificate);
+    const certificate = certificateMessage(s.ceremony.retransmit());
     if (member === undefined || certificate === undefined) return;
     const last = s.laggardsAnswered.get(from);
     if (last !== undefined && this.now() - last < this.o.phaseMs) return;

@@ -3,7 +3,6 @@ import { committeeFileDigest, committeeToJson, type Committee, type CommitteeMem
 import { decodeHex, encodeHex, equalBytes, isTkmsError, TkmsError } from '../core/index.ts';
 import { verifyHandover, type KeyEpochData } from '../core/ceremony/handover.ts';
 import { isRefresh, parseReshareProposal, reshareProposalToJson } from '../core/ceremony/proposal.ts';
-import { CEREMONY_MESSAGE_TYPES } from '../core/ceremony/codec.ts';
 import type {
   CeremonyFaults,
   CeremonyIdentity,
@@ -22,7 +21,7 @@ import { PreApprovalInbox } from './reshare-inbox.ts';
 import { attemptAt } from '../core/ceremony/deadlines.ts';
 import { decodeCeremonyFrame, decodeCeremonyReply, encodeCeremonyFrame, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
 import { DeliveryQueues } from './ceremony-delivery.ts';
-import { CeremonyDriver, pastFinalDeadline } from './ceremony-driver.ts';
+import { CeremonyDriver, certificateMessage, pastFinalDeadline } from './ceremony-driver.ts';
 
 /** How the node builds the engine (core/ceremony ReshareCeremony). */
 export type CeremonyFactory = (params: ReshareParams, identity: CeremonyIdentity, options: { timing: CeremonyTiming; faults?: CeremonyFaults }) => ReshareCeremonyApi;
@@ -293,7 +292,7 @@ export class ReshareRunner {
    */
   private answerLaggard(run: Run, ceremony: ReshareCeremonyApi, peer: string): void {
     const member = this.participants(run.proposal).find((m) => m.peerId === peer);
-    const certificate = ceremony.retransmit().find((o) => o.payload[1] === CEREMONY_MESSAGE_TYPES.certificate);
+    const certificate = certificateMessage(ceremony.retransmit());
     if (member === undefined || certificate === undefined) return;
     const last = run.laggardsAnswered.get(peer);
     if (last !== undefined && this.now() - last < this.o.phaseMs) return;
