@@ -6,7 +6,7 @@ import { bytesToHex } from '../../core/bytes.ts';
 import { CURVE_ORDER, decodePoint, G, mod, type Point } from '../../core/curve.ts';
 import { interpolateSecret } from '../../core/shamir.ts';
 import { ceremonyMessageKind, decodeCeremonyMessage, type CeremonyShape } from '../../core/ceremony/codec.ts';
-import { evaluateCommitments } from '../../core/dkg/frost.ts';
+import { commitmentAt } from '../../core/ceremony/dealing.ts';
 import { loadCommitteeFile } from '../../net/committee.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { createHost, serveFrames } from '../../net/p2p.ts';
@@ -46,7 +46,7 @@ function subShareImages(payloads: readonly Uint8Array[], x: number): Map<number,
   for (const payload of payloads) {
     if (ceremonyMessageKind(payload)?.kind !== 'dealing') continue;
     const body = decodeCeremonyMessage(payload, SHAPE).body;
-    if (body.kind === 'dealing') images.set(body.author, evaluateCommitments(body.keys[0]!.commitments.map((c) => decodePoint(c)), x));
+    if (body.kind === 'dealing') images.set(body.author, commitmentAt(body.keys[0]!.commitments.map((c) => decodePoint(c)), x)!);
   }
   return images;
 }
