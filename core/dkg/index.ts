@@ -1,4 +1,4 @@
-export type { DkgIdentity, DkgPublicResult } from './types.ts';
+export type { DkgPublicResult } from './types.ts';
 export {
   decodeDkgPublicResult,
   dkgPublicResultDigest,
@@ -10,4 +10,4 @@ export {
   type ExpectedCommittee,
 } from './result.ts';
 export { confirmMessage, dkgResultDigest, legacyConfirmMessage } from './context.ts';
-export { DKG_SIGNATURE_DOMAIN, dkgSignedBytes, isAcceptableMemberKey, memberSignatureVerifier, verifyMemberSignature } from './member-signatures.ts';
+export { DKG_SIGNATURE_DOMAIN, dkgSignedBytes, isAcceptableMemberKey, verifyMemberSignature } from './member-signatures.ts';
