@@ -17,6 +17,7 @@ import { Keystore } from '../../node/keystore.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { createNodeMetrics } from '../../node/metrics.ts';
 import { makeTempDir, removeDir, waitFor } from '../support/processes.ts';
+import { parseConfig } from '../../node/config.ts';
 
 /**
  * DkgRunners wired together in one process: the real engine (DkgCeremony), keystore, vote store and
@@ -214,5 +215,15 @@ describe('node DKG runner (in-process committee, real engine)', function () {
     const b = await DkgStateFiles.open(stateDir);
     assert.deepEqual(b.vote('kv'), { sessionId: sid, vote: Uint8Array.of(7, 7) });
     await assert.rejects(b.recordVote('kv', encodeHex(randomBytes(16)), Uint8Array.of(7, 7)), /already voted/);
+  });
+
+  it('config: testFaults names the DKG engine\'s faults (only with test faults enabled); the old session\'s are refused', () => {
+    const node = { listen: '/ip4/127.0.0.1/tcp/9000', http: '127.0.0.1:9100', admin: '127.0.0.1:9200', identityFile: 'id.json', keystoreDir: 'ks', committeeFile: 'c.json' };
+    const env = { TKMS_ENABLE_TEST_FAULTS: '1' };
+    const faults = { badSubShareTo: [2], falseComplaintAgainst: [3], equivocateDealing: true, equivocateProposal: false, badProofOfKnowledge: true, silent: false };
+    assert.deepEqual(parseConfig({ ...node, testFaults: { ...faults, partial: 'late' } }, { baseDir: '/tmp', env }).testFaults, faults);
+    for (const [old, pattern] of [[{ badShareTo: [2] }, /unknown field "badShareTo"/], [{ equivocateRound1: [1] }, /unknown field "equivocateRound1"/], [{ badSubShareTo: [0] }, /badSubShareTo must be/], [{ badProofOfKnowledge: 'yes' }, /badProofOfKnowledge must be true or false/]] as const) {
+      assert.throws(() => parseConfig({ ...node, testFaults: old }, { baseDir: '/tmp', env }), (e: unknown) => (e as { code?: string }).code === 'bad_request' && pattern.test(JSON.stringify((e as { details?: unknown }).details) + (e as Error).message), JSON.stringify(old));
+    }
   });
 });
