@@ -124,7 +124,7 @@ export const NODE_CONFIG_SCHEMA = Type.Object({
     field.path({ description: 'file holding the keystore password; TKMS_KEYSTORE_PASSWORD (the password itself) wins over it', env: 'TKMS_KEYSTORE_PASSWORD_FILE' }),
   ),
   dkg: field.group(
-    { phaseTimeoutMs: field.integer(100, 600_000, 8_000, { description: 'per-phase deadline of DKG ceremonies (hello, dealing, proposal, echo, vote); every member should use the same', env: 'TKMS_DKG_PHASE_TIMEOUT_MS', unit: 'milliseconds' }) },
+    { phaseTimeoutMs: field.integer(100, 600_000, 8_000, { description: 'per-phase DKG deadline', env: 'TKMS_DKG_PHASE_TIMEOUT_MS', unit: 'milliseconds' }) },
     { description: 'distributed key generation' },
   ),
   reshare: field.group(
