@@ -411,6 +411,7 @@ function printOutcome(status: Record<string, unknown>, asJson: boolean): void {
   if (result !== undefined) {
     lines.push(`public key:  ${String(result.groupPublicKey)}`, `t of n:      ${String(result.t)} of ${String(result.n)}`, `qualified:   ${JSON.stringify(result.qualified)}`);
   }
+  if (status.share === false) lines.push('share:       none here (this node missed the hello or a sub-share): it serves no partials for this key');
   const dq = status.disqualified as Record<string, string> | undefined;
   if (dq !== undefined && Object.keys(dq).length > 0) lines.push(`disqualified: ${JSON.stringify(dq)}`);
   if (status.errorCode !== undefined) lines.push(`error code:  ${String(status.errorCode)}`);

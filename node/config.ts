@@ -5,8 +5,8 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { Type, type StaticDecode } from 'typebox';
 import { assertParticipantId, TkmsError } from '../core/index.ts';
-import type { DkgFaults } from '../core/dkg/index.ts';
 import type { CeremonyFaults } from '../core/ceremony/types.ts';
+import type { DkgCeremonyFaults } from '../core/ceremony/dkg-types.ts';
 import { envFields, field, FieldProblem, logLevelField, parseDeclaredConfig, readConfigFile } from '../config/config-schema.ts';
 import { configFieldsHelp } from '../config/field-docs.ts';
 import { clockSkewField } from '../config/clock-skew.ts';
@@ -21,7 +21,6 @@ import { DEFAULT_REVOCATION_LIMITS } from './revocations.ts';
 
 /** At most this many gateways (one per region, a few spares while one is replaced). */
 const MAX_GATEWAYS = 16;
-const DKG_FAULT_LISTS = ['badShareTo', 'equivocateRound1', 'falseComplaintAgainst', 'badJustificationTo', 'falseEvidenceAgainst'] as const;
 
 function decodeMultiaddrs(value: string | string[]): string[] {
   const lines: string[] = [];
@@ -60,46 +59,46 @@ function isMemberId(id: unknown): boolean {
   }
 }
 
-const CEREMONY_FAULT_FLAGS = ['equivocateDealing', 'wrongConstantTerm', 'equivocateProposal', 'silent'] as const;
+/** Fault fields of an engine: lists of member ids and flags. */
+interface FaultFields {
+  lists: readonly string[];
+  flags: readonly string[];
+}
 
-/** `testFaults.ceremony`: the reshare engine's CeremonyFaults, field by field. */
-function decodeCeremonyFaults(value: unknown, lines: string[]): CeremonyFaults | undefined {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    lines.push('{path}.ceremony must be an object');
-    return undefined;
-  }
-  const out: CeremonyFaults = {};
-  for (const [key, v] of Object.entries(value)) {
-    if (key === 'badSubShareTo') {
-      if (Array.isArray(v) && v.length <= 256 && v.every(isMemberId)) out.badSubShareTo = v as number[];
-      else lines.push('{path}.ceremony.badSubShareTo must be an array of member ids');
-    } else if ((CEREMONY_FAULT_FLAGS as readonly string[]).includes(key)) {
-      if (typeof v === 'boolean') out[key as (typeof CEREMONY_FAULT_FLAGS)[number]] = v;
-      else lines.push(`{path}.ceremony.${key} must be true or false`);
-    } else lines.push(`{path}.ceremony has an unknown field "${key}"`);
+const CEREMONY_FAULT_FIELDS: FaultFields = { lists: ['badSubShareTo'], flags: ['equivocateDealing', 'wrongConstantTerm', 'equivocateProposal', 'silent'] };
+/** The DKG engine's (DkgCeremonyFaults), at the top of `testFaults`. */
+const DKG_FAULT_FIELDS: FaultFields = { lists: ['badSubShareTo', 'falseComplaintAgainst'], flags: ['equivocateDealing', 'equivocateProposal', 'badProofOfKnowledge', 'silent'] };
+
+/** One engine's faults, field by field; `path` names the object in problems ("{path}" or "{path}.ceremony"). */
+function decodeFaultFields(entries: [string, unknown][], fields: FaultFields, path: string, lines: string[]): Record<string, number[] | boolean> {
+  const out: Record<string, number[] | boolean> = {};
+  for (const [key, v] of entries) {
+    if (fields.lists.includes(key)) {
+      if (Array.isArray(v) && v.length <= 256 && v.every(isMemberId)) out[key] = v as number[];
+      else lines.push(`${path}.${key} must be an array of member ids`);
+    } else if (fields.flags.includes(key)) {
+      if (typeof v === 'boolean') out[key] = v;
+      else lines.push(`${path}.${key} must be true or false`);
+    } else lines.push(`${path} has an unknown field "${key}"`);
   }
   return out;
 }
 
-function decodeFaults(value: Record<string, unknown>): { dkg: DkgFaults; partial: PartialFault | undefined; ceremony: CeremonyFaults | undefined } {
+function decodeFaults(value: Record<string, unknown>): { dkg: DkgCeremonyFaults; partial: PartialFault | undefined; ceremony: CeremonyFaults | undefined } {
   const lines: string[] = [];
-  const dkg: DkgFaults = {};
   let partial: PartialFault | undefined;
   let ceremony: CeremonyFaults | undefined;
+  const dkgEntries: [string, unknown][] = [];
   for (const [key, v] of Object.entries(value)) {
     if (key === 'ceremony') {
-      ceremony = decodeCeremonyFaults(v, lines);
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) lines.push('{path}.ceremony must be an object');
+      else ceremony = decodeFaultFields(Object.entries(v), CEREMONY_FAULT_FIELDS, '{path}.ceremony', lines) as CeremonyFaults;
     } else if (key === 'partial') {
       if ((PARTIAL_FAULTS as readonly unknown[]).includes(v)) partial = v as PartialFault;
       else lines.push(`{path}.partial must be one of ${PARTIAL_FAULTS.join(', ')}`);
-    } else if (key === 'silent') {
-      if (typeof v === 'boolean') dkg.silent = v;
-      else lines.push('{path}.silent must be true or false');
-    } else if ((DKG_FAULT_LISTS as readonly string[]).includes(key)) {
-      if (Array.isArray(v) && v.length <= 256 && v.every(isMemberId)) dkg[key as (typeof DKG_FAULT_LISTS)[number]] = v as number[];
-      else lines.push(`{path}.${key} must be an array of member ids`);
-    } else lines.push(`{path} has an unknown field "${key}"`);
+    } else dkgEntries.push([key, v]);
   }
+  const dkg = decodeFaultFields(dkgEntries, DKG_FAULT_FIELDS, '{path}', lines) as DkgCeremonyFaults;
   if (lines.length > 0) throw new FieldProblem(...lines);
   return { dkg, partial, ceremony };
 }
@@ -206,7 +205,7 @@ export type NodeConfig = Omit<NodeConfigFields, 'dkg' | 'reshare' | 'testFaults'
   resharePhaseTimeoutMs: number;
   minRefreshSpacingSeconds: number;
   reshareApprovalWindowSeconds: number;
-  testFaults: DkgFaults | undefined;
+  testFaults: DkgCeremonyFaults | undefined;
   partialFault: PartialFault | undefined;
   ceremonyFaults: CeremonyFaults | undefined;
 };

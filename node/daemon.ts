@@ -32,7 +32,7 @@ import { DKG_PROTOCOL, MAX_DKG_FRAME_BYTES } from './dkg-wire.ts';
 import { closeServer, startHttpServer, type Route } from '../net/http.ts';
 import { explainWith } from '../net/http-validation.ts';
 import { Type } from 'typebox';
-import { dkgIdentity, loadIdentityFile, type NodeIdentity } from './identity.ts';
+import { loadIdentityFile, type NodeIdentity } from './identity.ts';
 import { ServiceRunner, type Service } from '../runtime/lifecycle.ts';
 import { Keystore, type StoredKey } from './keystore.ts';
 import { installServerCurveBackend } from '../runtime/curve-setup.ts';
@@ -51,7 +51,11 @@ import { OriginFetcher } from './key-origins.ts';
 import type { EpochStore, NodeEpochStore } from './epoch-types.ts';
 import { createReshareService, selfIdIn } from './reshare-service.ts';
 import { CEREMONY_PROTOCOL, MAX_CEREMONY_FRAME_BYTES } from './reshare-wire.ts';
-import { ReshareCeremony } from '../core/ceremony/index.ts';
+import { DkgCeremony, ReshareCeremony } from '../core/ceremony/index.ts';
+import type { KeyEpochData } from '../core/ceremony/handover.ts';
+import { dkgKeyData } from './epoch-store.ts';
+import { DkgStateFiles } from './dkg-state.ts';
+import { publicResultToJson } from './dkg-runner.ts';
 import { openChainAcl } from '../chain/open-chain-acl.ts';
 
 /** A proposal file names two committees of up to 256 members each: more than the default 64 KiB. */
@@ -297,29 +301,32 @@ async function startServices({ config, committee, selfId, identity, password, lo
     },
   });
 
-  const runner = new DkgRunner({
+  const seed = await ceremonySeed(keystore);
+  const runner: DkgRunner = new DkgRunner({
     committee: startServed.committee,
-    selfId: startServed.selfId ?? selfId,
-    identity: dkgIdentity(identity, startServed.committee),
+    selfId: startServed.selfId,
+    identity: ceremonyKey,
+    seed,
+    createCeremony: (params, id, options) => new DkgCeremony(params, id, options),
     committeeAt: (epoch) => expectedAt(epochs.committeeAt(epoch)),
-    servedKeyIds: () => epochs.epochKeys().map((k) => k.keyId),
+    servedKeyIds: () => servedKeys().map((k) => k.keyId),
     keystore,
+    state: await DkgStateFiles.open(join(config.stateDir, 'dkg')),
     log,
     metrics,
-    phaseTimeoutMs: config.dkgPhaseTimeoutMs,
-    faults: config.testFaults,
+    phaseMs: config.dkgPhaseTimeoutMs,
+    ...(config.testFaults === undefined ? {} : { faults: config.testFaults }),
     onKeyStored: (result, share) => {
       shares.add(result, share);
       // The epoch store serves it from now on too (a reshare moves it).
       epochs.noteDkgKey(result.keyId).catch((e: unknown) => log.error({ keyId: result.keyId, err: errorText(e) }, 'the epoch store could not take the new key; restart the node before a reshare'));
     },
-    onKeyWithdrawn: (keyId) => shares.remove(keyId),
     withdrawals: await DkgWithdrawals.open(join(config.stateDir, 'dkg-withdrawn.json')),
-    servedEpoch: () => epochs.served().committee.epoch,
     reshareBusy: () => reshareBusy(),
     transport: { send: (memberId, frame, timeoutMs) => sendToMember(memberId, DKG_PROTOCOL, frame, timeoutMs) },
   });
-  if (startServed.selfId === undefined) runner.serveCommittee(startServed.committee, undefined, dkgIdentity(identity, startServed.committee));
+  // Keys of the served epoch, also those made by a DKG this node took no share of (a reshare must name them too).
+  const servedKeys = (): KeyEpochData[] => withPublicOnlyKeys(epochs.epochKeys(), runner, epochs.served().committee.epoch);
   // Members only, checked when the stream opens: an outsider's frame is never read.
   await services.start(
     protocolService('dkg runner', [[DKG_PROTOCOL, async (remotePeer, body) => runner.answerFrame(conns.memberFor(remotePeer)!.id, body), serve(MAX_DKG_FRAME_BYTES, PROTOCOL_STREAMS.dkg, isMember)]], {
@@ -329,6 +336,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
         const atDkgEpoch = served.committee.epoch === 0;
         loadHeldKeys(runner, atDkgEpoch ? shares : undefined, stored, (epoch) => expectedAt(epochs.committeeAt(epoch)));
         loadOrigins(runner, epochs);
+        runner.loadPublicOnlyResults();
         if (!atDkgEpoch) shares.serveEpoch(selfIdIn(served.committee, ceremonyKey.publicKey), served.committee.epoch, epochs.shares());
         metrics.committeeEpoch.set(served.committee.epoch);
       },
@@ -404,10 +412,10 @@ async function startServices({ config, committee, selfId, identity, password, lo
   });
   const reshare = createReshareService({
     store: epochs,
-    epochKeys: () => epochs.epochKeys(),
+    epochKeys: servedKeys,
     createCeremony: (params, id, options) => new ReshareCeremony(params, id, options),
     identity: ceremonyKey,
-    seed: await ceremonySeed(keystore),
+    seed,
     selfPeerId: identity.peerId,
     libp2p,
     frames: memberFrames,
@@ -422,7 +430,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     beforeJoining: syncBeforeJoining,
     ...(epochs.committedAt() === undefined ? {} : { committedAt: epochs.committedAt()! }),
     onServedChanged: (served, self) => {
-      runner.serveCommittee(served.committee, self, dkgIdentity(identity, served.committee));
+      runner.serveCommittee(served.committee, self);
       try {
         loadOrigins(runner, epochs);
       } catch (e) {
@@ -519,6 +527,16 @@ function keysReply(runner: DkgRunner, epochs: EpochStore, body: Uint8Array): Uin
   }
 }
 
+/** The epoch store's keys, and the DKG results of the served epoch this node holds without a share. */
+function withPublicOnlyKeys(keys: KeyEpochData[], runner: DkgRunner, epoch: number): KeyEpochData[] {
+  const known = new Set(keys.map((k) => k.keyId));
+  const extra = runner
+    .heldKeys()
+    .filter((r) => !runner.holdsShare(r.keyId) && !known.has(r.keyId) && (r.epoch ?? 0) === epoch)
+    .map((r) => dkgKeyData(r.keyId, publicResultToJson(r)));
+  return extra.length === 0 ? keys : [...keys, ...extra].sort((a, b) => (a.keyId < b.keyId ? -1 : 1));
+}
+
 /** What a DKG result of an epoch must verify against: that epoch's committee. */
 function expectedAt(c: CommitteeMembership | undefined): ExpectedCommittee | undefined {
   return c === undefined ? undefined : { committeeId: c.committeeId, t: c.t, memberKeys: new Map(c.members.map((m) => [m.id, m.publicKey])) };
@@ -569,7 +587,7 @@ function loadHeldKeys(runner: DkgRunner, shares: ShareBook | undefined, stored: 
     }
     if (legacy) runner.addLegacyKey(result);
     else runner.addHeldKey(result);
-    // A key withdrawn for a proven split before the restart stays withdrawn.
+    // A key withdrawn for a split (before results were certified) stays withdrawn.
     if (!runner.isWithdrawn(result.keyId)) shares?.add(result, key.share);
   }
 }

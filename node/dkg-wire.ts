@@ -1,24 +1,47 @@
-import { assertKeyId, assertParticipantId, decodeHex, encodeHex, isErrorCode, TkmsError, type ErrorCode } from '../core/index.ts';
-import { parseJsonFrame, requireExactFields } from '../core/json-frame.ts';
-import { parseDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
+import { assertKeyId, concatBytes, encodeHex, TkmsError, utf8ToBytes } from '../core/index.ts';
+import { ByteReader } from '../core/byte-reader.ts';
+import { assertCommitteeId } from '../core/dkg/result.ts';
+import { decodeDkgPublicResult, encodeDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
 
 /**
- * Frames of the /tkms/dkg/1 protocol. One stream carries one request frame and one reply
- * frame, so a delivered reply is an acknowledgement the sender can retry on.
- * JSON, because the payloads are small and the frames are easy to inspect; decoding is strict.
+ * Frames of /tkms/dkg/2, the DKG on the ceremony framework (core/ceremony, DkgCeremony). One
+ * stream carries one request frame and one reply frame (the reply is /tkms/ceremony/1's), so a
+ * delivered reply is an acknowledgement the sender retries on. /tkms/dkg/1 (DkgSession's rounds)
+ * is no longer spoken: a node that still speaks it finds no handler, and a version-1 frame (JSON,
+ * so its first byte is "{") sent here is refused as an unsupported version.
+ *
+ * Binary, as the ceremony messages they carry (a JSON base64 field of megabytes costs a regular
+ * expression over the whole string before decoding):
+ * `version(1) = 2 ‖ type(1) ‖ keyIdLength(1) ‖ keyId ‖ sessionId(16) ‖ body`, integers big-endian:
+ * - proposal (1): committeeIdLength(1) ‖ committeeId ‖ epoch(u32) ‖ t(u16) ‖ proposer(u16): a member
+ *   proposes a DKG of a key id to the committee it serves;
+ * - payload (2): one ceremony message (signed inside) of the session named by key id and session id;
+ * - result (3): a held DkgPublicResult in canonical JSON with the signatures this node knows (the
+ *   exchange on connect, which re-signs results stored before v2 signatures).
  */
-export const DKG_PROTOCOL = '/tkms/dkg/1';
+export const DKG_PROTOCOL = '/tkms/dkg/2';
+export const DKG_WIRE_VERSION = 2;
 export const SESSION_ID_LENGTH = 16;
-/** Bound on one frame; a DKG message for n = 256 stays far below. */
-export const MAX_DKG_FRAME_BYTES = 4 * 1024 * 1024;
-const MAX_PAYLOAD_BYTES = 1024 * 1024;
+/**
+ * One ceremony message. The largest is a proposal: t whole dealings, each with n sealed sub-shares,
+ * n receiver keys with their hello signatures and t commitments; at n = 256 that stays under 8 MiB.
+ */
+export const MAX_DKG_PAYLOAD_BYTES = 8 * 1024 * 1024;
+/** A DkgPublicResult of 256 members is about 55 KiB. */
+export const MAX_DKG_RESULT_BYTES = 256 * 1024;
+const MAX_HEADER_BYTES = 3 + 64 + SESSION_ID_LENGTH;
+/** The largest frame: checked before a frame is read any further. */
+export const MAX_DKG_FRAME_BYTES = MAX_HEADER_BYTES + MAX_DKG_PAYLOAD_BYTES;
+
+const TYPES = { proposal: 1, payload: 2, result: 3 } as const;
 
 export interface DkgProposal {
   type: 'proposal';
   keyId: string;
   sessionId: Uint8Array;
-  t: number;
   committeeId: string;
+  epoch: number;
+  t: number;
   proposer: number;
 }
 
@@ -29,11 +52,7 @@ export interface DkgPayloadFrame {
   payload: Uint8Array;
 }
 
-/**
- * "This is the result I hold (or am about to store) for this key id, with the member signatures
- * I know." Sent before storing (so members notice a second session for one key id) and on
- * connect (members exchange signatures, which re-signs results stored before v2 signatures).
- */
+/** "This is the result I hold for this key id, with the member signatures I know." */
 export interface DkgResultFrame {
   type: 'result';
   keyId: string;
@@ -43,79 +62,67 @@ export interface DkgResultFrame {
 
 export type DkgFrame = DkgProposal | DkgPayloadFrame | DkgResultFrame;
 
-export type DkgReply = { ok: true } | { ok: false; code: ErrorCode; message: string };
-
-const encoder = new TextEncoder();
-
-function bad(message: string): never {
-  throw new TkmsError('bad_request', `dkg frame: ${message}`);
-}
-
-function parseJsonObject(bytes: Uint8Array, what: string): Record<string, unknown> {
-  return parseJsonFrame(bytes, `dkg ${what}`, MAX_DKG_FRAME_BYTES);
-}
-
-function exactFields(obj: Record<string, unknown>, fields: readonly string[]): void {
-  requireExactFields(obj, 'dkg frame', fields);
-}
+const u16 = (v: number) => Uint8Array.of(v >> 8, v & 0xff);
+const u32 = (v: number) => Uint8Array.of(v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
+const short = (bytes: Uint8Array) => concatBytes(Uint8Array.of(bytes.length), bytes);
 
 export function encodeDkgFrame(frame: DkgFrame): Uint8Array {
-  const common = { v: 1, type: frame.type, keyId: frame.keyId, sessionId: encodeHex(frame.sessionId) };
-  const body =
-    frame.type === 'proposal'
-      ? { ...common, t: frame.t, committeeId: frame.committeeId, proposer: frame.proposer }
-      : frame.type === 'result'
-        ? { ...common, result: frame.result }
-        : { ...common, payload: encodeHex(frame.payload) };
-  return encoder.encode(JSON.stringify(body));
+  const head = concatBytes(Uint8Array.of(DKG_WIRE_VERSION, TYPES[frame.type]), short(utf8ToBytes(frame.keyId)), frame.sessionId);
+  if (frame.type === 'proposal') return concatBytes(head, short(utf8ToBytes(frame.committeeId)), u32(frame.epoch), u16(frame.t), u16(frame.proposer));
+  return concatBytes(head, frame.type === 'result' ? encodeDkgPublicResult(frame.result) : frame.payload);
 }
 
-export function decodeDkgFrame(bytes: Uint8Array): DkgFrame {
-  const obj = parseJsonObject(bytes, 'frame');
-  if (obj.v !== 1) bad('unsupported version');
-  if (obj.type === 'proposal') exactFields(obj, ['v', 'type', 'keyId', 'sessionId', 't', 'committeeId', 'proposer']);
-  else if (obj.type === 'payload') exactFields(obj, ['v', 'type', 'keyId', 'sessionId', 'payload']);
-  else if (obj.type === 'result') exactFields(obj, ['v', 'type', 'keyId', 'sessionId', 'result']);
-  else bad('type must be "proposal", "payload" or "result"');
-  assertKeyId(obj.keyId);
-  const sessionId = decodeHex(obj.sessionId, { name: 'sessionId', length: SESSION_ID_LENGTH });
-  if (obj.type === 'result') {
-    const result = parseDkgPublicResult(obj.result);
-    if (result.keyId !== obj.keyId || result.sessionId !== encodeHex(sessionId)) bad('result is for another key id or session');
-    return { type: 'result', keyId: obj.keyId, sessionId, result };
-  }
-  if (obj.type === 'payload') {
-    const payload = decodeHex(obj.payload, { name: 'payload', maxLength: MAX_PAYLOAD_BYTES });
-    return { type: 'payload', keyId: obj.keyId, sessionId, payload };
-  }
-  if (typeof obj.t !== 'number' || !Number.isSafeInteger(obj.t) || obj.t < 1 || obj.t > 65_535) bad('t must be a positive integer');
-  if (typeof obj.committeeId !== 'string' || obj.committeeId.length === 0 || obj.committeeId.length > 64) bad('committeeId must be a string');
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function text(r: ByteReader, field: string): string {
+  const bytes = r.take(r.u8(`${field} length`), field);
   try {
-    assertParticipantId(obj.proposer, 'proposer');
+    return utf8.decode(bytes);
   } catch {
-    bad('proposer must be a member id');
+    throw new TkmsError('bad_request', `dkg frame: ${field} is not UTF-8`);
   }
-  return { type: 'proposal', keyId: obj.keyId, sessionId, t: obj.t, committeeId: obj.committeeId, proposer: obj.proposer as number };
 }
 
-export function encodeDkgReply(reply: DkgReply): Uint8Array {
-  return encoder.encode(JSON.stringify(reply.ok ? { ok: true } : { ok: false, error: { code: reply.code, message: reply.message } }));
+class FrameReader extends ByteReader {
+  rest(): Uint8Array {
+    return this.take(this.bytes.length - this.offset, 'body');
+  }
 }
 
-export function decodeDkgReply(bytes: Uint8Array): DkgReply {
-  const obj = parseJsonObject(bytes, 'reply');
-  if (obj.ok === true) {
-    exactFields(obj, ['ok']);
-    return { ok: true };
+/**
+ * Strict: bounded before anything is read (payload_too_large past MAX_DKG_FRAME_BYTES), exact
+ * lengths, a result bounded, canonical and for the key id and session the frame names.
+ */
+export function decodeDkgFrame(bytes: Uint8Array): DkgFrame {
+  if (!(bytes instanceof Uint8Array)) throw new TkmsError('bad_request', 'dkg frame must be bytes');
+  if (bytes.length > MAX_DKG_FRAME_BYTES) throw new TkmsError('payload_too_large', `dkg frame is larger than ${MAX_DKG_FRAME_BYTES} bytes`);
+  const r = new FrameReader(bytes, 'dkg frame');
+  if (r.u8('version') !== DKG_WIRE_VERSION) throw new TkmsError('bad_request', `dkg frame: unsupported version (this node speaks ${DKG_PROTOCOL})`);
+  const type = r.u8('type');
+  const keyId = text(r, 'keyId');
+  assertKeyId(keyId);
+  const sessionId = r.take(SESSION_ID_LENGTH, 'sessionId');
+  if (type === TYPES.proposal) {
+    const committeeId = text(r, 'committeeId');
+    assertCommitteeId(committeeId);
+    const epoch = r.u32('epoch');
+    const t = r.u16('t');
+    const proposer = r.u16('proposer');
+    r.end();
+    if (t < 1) throw new TkmsError('bad_request', 'dkg frame: t must be at least 1');
+    if (proposer < 1) throw new TkmsError('bad_request', 'dkg frame: proposer must be a member id');
+    return { type: 'proposal', keyId, sessionId, committeeId, epoch, t, proposer };
   }
-  if (obj.ok !== false) bad('reply.ok must be a boolean');
-  exactFields(obj, ['ok', 'error']);
-  const error = obj.error;
-  if (typeof error !== 'object' || error === null || Array.isArray(error)) bad('reply.error must be an object');
-  const { code, message } = error as Record<string, unknown>;
-  if (!isErrorCode(code)) bad('reply.error.code is not a known error code');
-  if (typeof message !== 'string' || message.length > 2000) bad('reply.error.message must be a short string');
-  return { ok: false, code, message };
+  const body = r.rest();
+  if (type === TYPES.payload) {
+    if (body.length === 0) throw new TkmsError('bad_length', 'dkg frame: empty payload');
+    return { type: 'payload', keyId, sessionId, payload: body };
+  }
+  if (type !== TYPES.result) throw new TkmsError('bad_request', 'dkg frame: type must be proposal (1), payload (2) or result (3)');
+  if (body.length > MAX_DKG_RESULT_BYTES) throw new TkmsError('payload_too_large', `dkg frame: a result is at most ${MAX_DKG_RESULT_BYTES} bytes`);
+  const result = decodeDkgPublicResult(body);
+  if (result.keyId !== keyId || result.sessionId !== encodeHex(sessionId)) throw new TkmsError('bad_request', 'dkg frame: result is for another key id or session');
+  return { type: 'result', keyId, sessionId, result };
 }
 
 /** Map key for routing: a session is named by its key id and session id. */

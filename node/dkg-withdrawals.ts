@@ -1,39 +1,28 @@
-import { readFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
-import { assertKeyId, TkmsError, utf8ToBytes } from '../core/index.ts';
-import { ensurePrivateDirectory, errnoCode, ioError } from '../storage/durable-fs.ts';
-import { replaceFile } from './keystore-fs.ts';
+import { basename } from 'node:path';
+import { assertKeyId, TkmsError } from '../core/index.ts';
+import { readBounded } from './keystore-fs.ts';
 
 /**
- * Held keys this node stopped serving because two valid results of the same DKG session
- * (different digests: a proven split) exist. Kept on disk, so a restart does not serve the key
- * again and need not be shown the proof again. Only held keys are ever added, so the file is
- * bounded by the keystore. One JSON object, replaced atomically (temp file, fsync, rename).
+ * Held keys a node stopped serving because two valid results of one DKG session existed (a split
+ * the DKG before the ceremony framework could reach). The DKG now ends with a certificate (a vote
+ * quorum, one vote per member and key id, on disk before it is sent), so no split can happen and
+ * nothing is added any more; files written before are still read, and their keys stay unserved.
  */
+const MAX_WITHDRAWALS_FILE_BYTES = 1024 * 1024;
 const MAX_REASON_LENGTH = 512;
 
 export class DkgWithdrawals {
-  /** Writes in call order: each writes the whole map, so a later one must land last. */
-  private writing: Promise<void> = Promise.resolve();
+  private constructor(private readonly entries: Map<string, string>) {}
 
-  private constructor(
-    private readonly path: string,
-    private readonly entries: Map<string, string>,
-  ) {}
-
-  /** An in-memory store (tests, tools): nothing survives the process. */
-  static inMemory(): DkgWithdrawals {
-    return new DkgWithdrawals('', new Map());
+  /** No withdrawals (a node that never had a file, tests). */
+  static none(): DkgWithdrawals {
+    return new DkgWithdrawals(new Map());
   }
 
+  /** Reads the file if there is one (absent: none). */
   static async open(path: string): Promise<DkgWithdrawals> {
-    await ensurePrivateDirectory(dirname(path), 'DKG withdrawals');
-    let text: string | undefined;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (e) {
-      if (errnoCode(e) !== 'ENOENT') throw ioError('DKG withdrawals', 'read', e);
-    }
+    const bytes = await readBounded(path, MAX_WITHDRAWALS_FILE_BYTES, () => new TkmsError('internal', `DKG withdrawals file ${basename(path)} is too large or not a file`));
+    const text = bytes === undefined ? undefined : new TextDecoder().decode(bytes);
     const entries = new Map<string, string>();
     if (text !== undefined) {
       let json: unknown;
@@ -45,10 +34,10 @@ export class DkgWithdrawals {
       if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new TkmsError('internal', `DKG withdrawals file ${basename(path)} must hold an object`);
       for (const [keyId, reason] of Object.entries(json)) {
         assertKeyId(keyId);
-        entries.set(keyId, typeof reason === 'string' ? reason : 'withdrawn');
+        entries.set(keyId, typeof reason === 'string' ? reason.slice(0, MAX_REASON_LENGTH) : 'withdrawn');
       }
     }
-    return new DkgWithdrawals(path, entries);
+    return new DkgWithdrawals(entries);
   }
 
   get(keyId: string): string | undefined {
@@ -57,15 +46,5 @@ export class DkgWithdrawals {
 
   all(): ReadonlyMap<string, string> {
     return this.entries;
-  }
-
-  /** Records the withdrawal durably; resolves once it is on disk. */
-  async add(keyId: string, reason: string): Promise<void> {
-    if (this.entries.has(keyId)) return;
-    this.entries.set(keyId, reason.slice(0, MAX_REASON_LENGTH));
-    if (this.path === '') return;
-    const write = this.writing.then(() => replaceFile(dirname(this.path), basename(this.path), utf8ToBytes(JSON.stringify(Object.fromEntries(this.entries)))));
-    this.writing = write.catch(() => undefined);
-    await write;
   }
 }

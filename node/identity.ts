@@ -3,10 +3,8 @@ import { dirname } from 'node:path';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { Ed25519PrivateKey } from '@libp2p/interface';
-import { createPrivateKey, createPublicKey, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { TkmsError } from '../core/index.ts';
-import { dkgSignedBytes, verifyMemberSignature, type DkgIdentity } from '../core/dkg/index.ts';
-import type { Committee } from '../net/committee.ts';
 
 /**
  * The node's persistent libp2p identity. The file holds the protobuf-encoded Ed25519
@@ -102,31 +100,3 @@ export function ed25519PublicKeyObject(raw: Uint8Array): KeyObject {
   return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: base64url(raw) }, format: 'jwk' });
 }
 
-/**
- * DkgIdentity over the node's Ed25519 libp2p key: signs with the raw seed, verifies with
- * the public key carried in each member's peer id (from the committee file).
- *
- * Signing uses node:crypto (the same bytes noble produces). Verifying uses the one strict
- * rule the gateway and clients apply too (verifyMemberSignature): node:crypto's verifier is
- * about 15× faster but accepts signatures that rule refuses, and a node that accepted what a
- * gateway refuses (or the reverse) would let one member split them.
- */
-export function dkgIdentity(identity: NodeIdentity, committee: Committee): DkgIdentity {
-  // libp2p's raw Ed25519 private key is seed(32) ‖ public key(32).
-  const raw = identity.privateKey.raw;
-  const privateKey = createPrivateKey({
-    key: { kty: 'OKP', crv: 'Ed25519', d: base64url(raw.subarray(0, 32)), x: base64url(raw.subarray(32, 64)) },
-    format: 'jwk',
-  });
-  const memberKeys: ReadonlyMap<number, Uint8Array> = new Map(committee.members.map((m) => [m.id, m.publicKey]));
-  return {
-    memberKeys,
-    sign(message: Uint8Array): Uint8Array {
-      return new Uint8Array(cryptoSign(null, dkgSignedBytes(message), privateKey));
-    },
-    verify(memberId: number, message: Uint8Array, signature: Uint8Array): boolean {
-      const publicKey = memberKeys.get(memberId);
-      return publicKey !== undefined && verifyMemberSignature(publicKey, message, signature);
-    },
-  };
-}

@@ -3,11 +3,9 @@ import { committeeFileDigest, committeeToJson, type Committee, type CommitteeMem
 import { decodeHex, encodeHex, equalBytes, isTkmsError, TkmsError } from '../core/index.ts';
 import { verifyHandover, type KeyEpochData } from '../core/ceremony/handover.ts';
 import { isRefresh, parseReshareProposal, proposalDigest, reshareProposalToJson } from '../core/ceremony/proposal.ts';
-import { CEREMONY_MESSAGE_TYPES } from '../core/ceremony/codec.ts';
 import type {
   CeremonyFaults,
   CeremonyIdentity,
-  CeremonyOutbound,
   CeremonyStep,
   CeremonyTiming,
   ReshareCeremonyApi,
@@ -21,8 +19,10 @@ import type { NodeMetrics } from './metrics.ts';
 import { buildRefreshProposal, checkOperatorApproval, checkPeerRefresh, RefreshRate, type ApprovalContext, type CheckedProposal } from './reshare-approvals.ts';
 import { PreApprovalInbox } from './reshare-inbox.ts';
 import { CeremonyTimeline } from './ceremony-timeline.ts';
-import { attemptAt, finalDeadline } from '../core/ceremony/deadlines.ts';
+import { attemptAt } from '../core/ceremony/deadlines.ts';
 import { decodeCeremonyFrame, decodeCeremonyReply, encodeCeremonyFrame, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
+import { DeliveryQueues } from './ceremony-delivery.ts';
+import { CeremonyDriver, certificateMessage, pastFinalDeadline } from './ceremony-driver.ts';
 
 /** How the node builds the engine (core/ceremony ReshareCeremony). */
 export type CeremonyFactory = (params: ReshareParams, identity: CeremonyIdentity, options: { timing: CeremonyTiming; faults?: CeremonyFaults }) => ReshareCeremonyApi;
@@ -79,17 +79,12 @@ interface Run {
   ceremonyStartedAt: number | undefined;
   finishedAt: number | undefined;
   failureReason: string | undefined;
-  /** Engine calls, vote persistence and sends, one at a time in order (a vote is on disk before anything after it is sent). */
-  chain: Promise<void>;
-  tickTimer: NodeJS.Timeout | undefined;
+  /** Engine calls, vote persistence and sends in order (a vote is on disk before anything after it is sent), the tick and retransmit timers. */
+  driver: CeremonyDriver<CommitteeMember>;
   /** Peer id → when it was last sent the certificate after this ceremony finished (answerLaggard). */
   laggardsAnswered: Map<string, number>;
-  retransmitTimer: NodeJS.Timeout | undefined;
-  /** Per-destination FIFO and how many deliveries wait in it. */
-  queues: Map<string, { tail: Promise<void>; waiting: number }>;
-  /** Participant key → frames it answered `ok` to: retransmits skip those but every FULL_RETRANSMIT_EVERY-th round. */
-  acked: Map<string, Set<Uint8Array>>;
-  retransmits: number;
+  /** Per-participant FIFOs and what each acknowledged (retransmits skip it). */
+  delivery: DeliveryQueues<CommitteeMember>;
   /** A refresh's `refresh` frame, sent again with every retransmit: a member that was still committing the epoch before refused it the first time. */
   announce: Uint8Array | undefined;
   /** Set once the outcome is being committed (a joiner may wait for beforeJoining first). */
@@ -103,16 +98,6 @@ interface Run {
 /** Retries of beforeJoining: every this many ms (at least), until it succeeds or the node stops. */
 const JOIN_RETRY_MIN_MS = 500;
 
-const DELIVERY_ATTEMPTS = 3;
-/**
- * Retransmit rounds between two that re-send even what a participant acknowledged: an `ok` means it
- * took the message, but a participant may restart, or its engine may drop what it buffered past a
- * bound; in between only what was not acknowledged goes again (all of it, n frames per round, would
- * cost every member n² frames per half phase).
- */
-const FULL_RETRANSMIT_EVERY = 4;
-/** Deliveries queued to one participant beyond which retransmits skip it (it is down; the next round reaches it). */
-const MAX_QUEUED_PER_PARTICIPANT = 32;
 /**
  * Payloads from one peer the engine has not processed yet, beyond which a frame's reply waits for
  * its payload's processing. Below it a frame is answered as soon as its payload is queued: a reply
@@ -123,8 +108,6 @@ const MAX_QUEUED_PER_PARTICIPANT = 32;
 export const UNPROCESSED_PER_PEER = 8;
 /** A finished ceremony keeps answering and re-sending its certificate this many phases, so slower members finish too. */
 const LINGER_PHASES = 10;
-/** Phases past the engine's final deadline after which a ceremony still running is given up (the engine fails it itself at that deadline). */
-const PAST_FINAL_DEADLINE_PHASES = 2;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 const keyHex = (k: Uint8Array): string => encodeHex(k);
@@ -345,7 +328,7 @@ export class ReshareRunner {
    */
   private answerLaggard(run: Run, ceremony: ReshareCeremonyApi, peer: string): void {
     const member = this.participants(run.proposal).find((m) => m.peerId === peer);
-    const certificate = ceremony.retransmit().find((o) => o.payload[1] === CEREMONY_MESSAGE_TYPES.certificate);
+    const certificate = certificateMessage(ceremony.retransmit());
     if (member === undefined || certificate === undefined) return;
     const last = run.laggardsAnswered.get(peer);
     if (last !== undefined && this.now() - last < this.o.phaseMs) return;
@@ -382,6 +365,14 @@ export class ReshareRunner {
   }
 
   private newRun(proposalId: string, proposal: ReshareProposal): Run {
+    const delivery = new DeliveryQueues<CommitteeMember>({
+      send: async (to, frame) => decodeCeremonyReply(await this.o.transport.send(to, frame, this.deliveryTimeoutMs())),
+      keyOf: (m) => keyHex(m.publicKey),
+      nameOf: (m) => m.id,
+      isStopped: () => this.stopped,
+      log: this.o.log,
+      logFields: { proposalId },
+    });
     const run: Run = {
       proposalId,
       proposal,
@@ -392,13 +383,25 @@ export class ReshareRunner {
       ceremonyStartedAt: undefined,
       finishedAt: undefined,
       failureReason: undefined,
-      chain: Promise.resolve(),
-      tickTimer: undefined,
-      retransmitTimer: undefined,
       laggardsAnswered: new Map(),
-      queues: new Map(),
-      acked: new Map(),
-      retransmits: 0,
+      delivery,
+      driver: new CeremonyDriver<CommitteeMember>({
+        delivery,
+        others: () => this.participants(proposal).filter((m) => !this.isSelf(m)),
+        publicKeyOf: (m) => m.publicKey,
+        frameOf: (payload) => encodeCeremonyFrame({ type: 'payload', proposalId: decodeHex(proposalId), payload }),
+        persistVote: async (vote) => {
+          await this.o.store.recordVote(proposalId, vote);
+          run.timeline.mark('voteOnDisk', this.now());
+        },
+        onEngineCall: (engineMs, outbound) => {
+          run.timeline.engine(engineMs);
+          if (run.ceremony !== undefined) run.timeline.mark(`phase:${run.ceremony.phase}`, this.now());
+          for (const o of outbound) run.timeline.sent(o.payload, this.now());
+        },
+        afterStep: () => this.afterStep(run),
+        isActive: () => run.status !== 'cancelled' && !this.stopped,
+      }),
       announce: isRefresh(proposal) ? refreshFrame(proposalId, proposal) : undefined,
       committing: false,
       waiting: undefined,
@@ -456,32 +459,12 @@ export class ReshareRunner {
         this.o.log.debug({ proposalId, peer: early.peer, err: errorText(e) }, 'an early ceremony message was refused');
       });
     }
-    run.retransmitTimer = setInterval(() => this.retransmit(run), Math.max(50, Math.floor(this.o.phaseMs / 2)));
-    run.retransmitTimer.unref();
+    run.driver.startRetransmits(Math.max(50, Math.floor(this.o.phaseMs / 2)), () => this.retransmit(run));
   }
 
-  /**
-   * One engine call and what it asks for, after every earlier one: the vote is written before any
-   * message of the step is sent. A payload the engine refuses throws back to the sender's reply.
-   */
+  /** One engine call and what it asks for (ceremony-driver.ts). A payload the engine refuses throws back to the sender's reply. */
   private step(run: Run, call: () => CeremonyStep): Promise<void> {
-    const next = run.chain.then(async () => {
-      if (run.status === 'cancelled' || this.stopped) return;
-      const began = performance.now();
-      const step = call();
-      run.timeline.engine(performance.now() - began);
-      if (run.ceremony !== undefined) run.timeline.mark(`phase:${run.ceremony.phase}`, this.now());
-      if (step.persistVote !== undefined) {
-        await this.o.store.recordVote(run.proposalId, step.persistVote);
-        run.timeline.mark('voteOnDisk', this.now());
-      }
-      for (const o of step.outbound) run.timeline.sent(o.payload, this.now());
-      this.dispatch(run, step.outbound, false);
-      await this.afterStep(run);
-    });
-    // The chain itself never rejects: one refused payload must not stop the next.
-    run.chain = next.catch(() => {});
-    return next;
+    return run.driver.step(call);
   }
 
   private retransmit(run: Run): void {
@@ -493,14 +476,12 @@ export class ReshareRunner {
     }
     if (run.status === 'cancelled') return;
     const ceremony = run.ceremony;
-    run.chain = run.chain
-      .then(() => {
-        const full = run.retransmits++ % FULL_RETRANSMIT_EVERY === FULL_RETRANSMIT_EVERY - 1;
-        if (full) run.acked.clear();
+    run.driver.retransmitRound(
+      () => ceremony.retransmit(),
+      () => {
         if (run.announce !== undefined && run.finishedAt === undefined) for (const m of this.participants(run.proposal)) if (!this.isSelf(m)) this.enqueue(run, m, run.announce, false);
-        this.dispatch(run, ceremony.retransmit(), true);
-      })
-      .catch(() => {});
+      },
+    );
   }
 
   private async afterStep(run: Run): Promise<void> {
@@ -521,22 +502,16 @@ export class ReshareRunner {
   }
 
   private armTick(run: Run, ceremony: ReshareCeremonyApi): void {
-    if (run.tickTimer !== undefined) clearTimeout(run.tickTimer);
-    run.tickTimer = undefined;
+    run.driver.stopTick();
     const deadline = ceremony.nextDeadline();
     if (deadline === undefined) return;
-    // The engine's clock starts when the last hello arrived, at the latest its hello wait after its start.
-    const latestClock = run.ceremonyStartedAt === undefined ? undefined : run.ceremonyStartedAt + (this.o.helloWaitMs ?? this.o.phaseMs) - this.o.phaseMs;
-    const last = latestClock === undefined ? undefined : finalDeadline(latestClock, this.o.phaseMs, run.proposal.to.members.length);
-    if (last !== undefined && this.now() > last + PAST_FINAL_DEADLINE_PHASES * this.o.phaseMs) {
+    if (run.ceremonyStartedAt !== undefined && pastFinalDeadline(run.ceremonyStartedAt, this.o.phaseMs, run.proposal.to.members.length, this.now(), this.o.helloWaitMs)) {
       this.finish(run, 'failed', 'no certificate by the final deadline');
       return;
     }
-    run.tickTimer = setTimeout(() => {
-      run.tickTimer = undefined;
+    run.driver.armTick(deadline, this.now(), () => {
       void this.step(run, () => ceremony.tick(this.now())).catch((e: unknown) => this.o.log.error({ proposalId: run.proposalId, err: errorText(e) }, 'ceremony tick failed'));
-    }, Math.max(0, deadline - this.now()));
-    run.tickTimer.unref();
+    });
   }
 
   /** New shares on disk first, then the certificate (the commit), then the new epoch served. */
@@ -599,16 +574,12 @@ export class ReshareRunner {
 
   private finish(run: Run, status: 'done' | 'failed', reason: string | undefined): void {
     if (run.status !== 'running' && run.status !== 'approved') return;
-    if (run.tickTimer !== undefined) clearTimeout(run.tickTimer);
-    run.tickTimer = undefined;
+    run.driver.stopTick();
     run.status = status;
     run.finishedAt = this.now();
     run.failureReason = reason;
     // The retransmit timer lingers on a finished ceremony, so members still missing the certificate get it.
-    if (status === 'failed' && run.retransmitTimer !== undefined) {
-      clearInterval(run.retransmitTimer);
-      run.retransmitTimer = undefined;
-    }
+    if (status === 'failed') run.driver.stopRetransmits();
     const seconds = run.startedAt === undefined ? 0 : (run.finishedAt - run.startedAt) / 1000;
     this.o.metrics.reshareCeremonies.inc({ kind: run.kind, outcome: status });
     this.o.metrics.reshareDurationSeconds.observe({ kind: run.kind, outcome: status }, seconds);
@@ -619,65 +590,13 @@ export class ReshareRunner {
   }
 
   private clearTimers(run: Run): void {
-    if (run.tickTimer !== undefined) clearTimeout(run.tickTimer);
-    if (run.retransmitTimer !== undefined) clearInterval(run.retransmitTimer);
-    run.tickTimer = undefined;
-    run.retransmitTimer = undefined;
+    run.driver.stop();
   }
 
   // --- delivery ---------------------------------------------------------------------------
 
-  private dispatch(run: Run, outbound: readonly CeremonyOutbound[], isRetransmit: boolean): void {
-    if (outbound.length === 0) return;
-    const everyone = this.participants(run.proposal).filter((m) => !this.isSelf(m));
-    for (const msg of outbound) {
-      const frame = encodeCeremonyFrame({ type: 'payload', proposalId: decodeHex(run.proposalId), payload: msg.payload });
-      const targets = msg.to === undefined ? everyone : everyone.filter((m) => msg.to!.some((k) => equalBytes(k, m.publicKey)));
-      for (const m of targets) {
-        if (isRetransmit && this.wasAcked(run, m, msg.payload)) continue;
-        this.enqueue(run, m, frame, !isRetransmit, msg.payload);
-      }
-    }
-  }
-
-  private wasAcked(run: Run, to: CommitteeMember, payload: Uint8Array): boolean {
-    const acked = run.acked.get(keyHex(to.publicKey));
-    if (acked === undefined) return false;
-    for (const p of acked) if (equalBytes(p, payload)) return true;
-    return false;
-  }
-
-  /** Appends a delivery to the participant's FIFO; a failed one is retried a few times, then left to the next retransmit. */
   private enqueue(run: Run, to: CommitteeMember, frame: Uint8Array, mustQueue: boolean, payload?: Uint8Array): void {
-    const key = keyHex(to.publicKey);
-    const q = run.queues.get(key) ?? { tail: Promise.resolve(), waiting: 0 };
-    if (!mustQueue && q.waiting >= MAX_QUEUED_PER_PARTICIPANT) return;
-    q.waiting++;
-    q.tail = q.tail.then(async () => {
-      try {
-        for (let attempt = 1; attempt <= DELIVERY_ATTEMPTS && !this.stopped; attempt++) {
-          try {
-            const reply = decodeCeremonyReply(await this.o.transport.send(to, frame, this.deliveryTimeoutMs()));
-            if (!reply.ok) this.o.log.debug({ proposalId: run.proposalId, to: to.id, code: reply.code, reason: reply.message }, 'participant refused a ceremony frame');
-            else if (payload !== undefined) {
-              const acked = run.acked.get(key) ?? new Set<Uint8Array>();
-              acked.add(payload);
-              run.acked.set(key, acked);
-            }
-            return;
-          } catch (e) {
-            if (attempt === DELIVERY_ATTEMPTS) {
-              this.o.log.debug({ proposalId: run.proposalId, to: to.id, err: errorText(e) }, 'ceremony frame not delivered; the next retransmit tries again');
-              return;
-            }
-            await sleep(100 * 2 ** (attempt - 1));
-          }
-        }
-      } finally {
-        q.waiting--;
-      }
-    });
-    run.queues.set(key, q);
+    run.delivery.enqueue(to, frame, { mustQueue, ...(payload === undefined ? {} : { payload }) });
   }
 
   private deliveryTimeoutMs(): number {

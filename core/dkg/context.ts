@@ -2,15 +2,13 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { decodeHex, lengthPrefixed, utf8ToBytes } from '../bytes.ts';
 import { TkmsError } from '../errors.ts';
 import { keyIdBytes } from '../identifiers.ts';
-import type { DkgParams, DkgPublicResult } from './types.ts';
+import type { DkgPublicResult } from './types.ts';
 
-const MESSAGE_DOMAIN = utf8ToBytes('tkms/dkg/v1/message');
 const CONFIRM_DOMAIN = utf8ToBytes('tkms/dkg/v1/confirm');
 const RESULT_CONFIRM_DOMAIN = utf8ToBytes('tkms/dkg/v2/confirm');
 const RESULT_DOMAIN = utf8ToBytes('tkms/dkg/v2/result');
 /** Results made at an epoch ≥ 1 sign it: another domain, so no v2 digest can equal a v3 one. */
 const RESULT_DOMAIN_V3 = utf8ToBytes('tkms/dkg/v3/result');
-const TRANSCRIPT_DOMAIN = utf8ToBytes('tkms/dkg/v1/transcript');
 
 function u16List(values: readonly number[]): Uint8Array {
   const out = new Uint8Array(values.length * 2);
@@ -29,16 +27,6 @@ function u32(value: number): Uint8Array {
 
 export function u16(value: number): Uint8Array {
   return u16List([value]);
-}
-
-/** Binds a signature to one DKG instance: key id, committee, session, threshold and member list. */
-export function sessionContext(params: DkgParams, sortedMembers: readonly number[]): Uint8Array {
-  return lengthPrefixed(keyIdBytes(params.keyId), utf8ToBytes(params.committeeId), params.sessionId, u16(params.t), u16List(sortedMembers));
-}
-
-/** What a member signs for a DKG message: the session context and the message's unsigned bytes (type, ids, payload). */
-export function messageToSign(context: Uint8Array, unsigned: Uint8Array): Uint8Array {
-  return lengthPrefixed(MESSAGE_DOMAIN, context, unsigned);
 }
 
 /**
@@ -76,23 +64,3 @@ export function dkgResultDigest(r: UnsignedDkgResult, memberKeys: ReadonlyMap<nu
 export function confirmMessage(resultDigest: Uint8Array): Uint8Array {
   return lengthPrefixed(RESULT_CONFIRM_DOMAIN, resultDigest);
 }
-
-export interface TranscriptInput {
-  context: Uint8Array;
-  qualified: readonly number[];
-  /** The qualified dealers' round-1 packages (unsigned bytes), aligned with `qualified`. */
-  packages: readonly Uint8Array[];
-  groupPublicKey: Uint8Array;
-  /** [id, compressed Y_id] for every member, sorted by id. */
-  verificationShares: readonly (readonly [number, Uint8Array])[];
-}
-
-/** SHA-256 over everything that defines the outcome; every member signs it in the confirm phase. */
-export function transcriptHash(input: TranscriptInput): Uint8Array {
-  const fields: Uint8Array[] = [TRANSCRIPT_DOMAIN, input.context, u16List(input.qualified)];
-  fields.push(...input.packages, input.groupPublicKey);
-  for (const [id, y] of input.verificationShares) fields.push(u16(id), y);
-  return sha256(lengthPrefixed(...fields));
-}
-
-export { u16List };

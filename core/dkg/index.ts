@@ -1,5 +1,4 @@
-export type { DkgFaults, DkgIdentity, DkgOutbound, DkgParams, DkgPhase, DkgPublicResult, DkgSessionOptions } from './types.ts';
-export { DkgSession } from './session.ts';
+export type { DkgPublicResult } from './types.ts';
 export {
   decodeDkgPublicResult,
   dkgPublicResultDigest,
@@ -11,5 +10,4 @@ export {
   type ExpectedCommittee,
 } from './result.ts';
 export { confirmMessage, dkgResultDigest, legacyConfirmMessage } from './context.ts';
-export { decodeDkgMessage, type DkgMessage, type DkgCodecLimits } from './codec.ts';
-export { DKG_SIGNATURE_DOMAIN, dkgSignedBytes, isAcceptableMemberKey, memberSignatureVerifier, verifyMemberSignature } from './member-signatures.ts';
+export { DKG_SIGNATURE_DOMAIN, dkgSignedBytes, isAcceptableMemberKey, verifyMemberSignature } from './member-signatures.ts';

@@ -1,6 +1,5 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { bytesToHex, concatBytes, utf8ToBytes } from '../bytes.ts';
-import type { DkgIdentity } from './types.ts';
 
 /**
  * Members sign DKG messages and results with their libp2p Ed25519 key over
@@ -72,12 +71,4 @@ export function isAcceptableMemberKey(publicKey: Uint8Array): boolean {
   } catch {
     return false;
   }
-}
-
-/** A DkgIdentity['verify'] over raw 32-byte Ed25519 public keys by member id. */
-export function memberSignatureVerifier(publicKeys: ReadonlyMap<number, Uint8Array>): DkgIdentity['verify'] {
-  return (memberId, message, signature) => {
-    const key = publicKeys.get(memberId);
-    return key !== undefined && verifyMemberSignature(key, message, signature);
-  };
 }

@@ -4,12 +4,14 @@ import { TkmsError } from '../errors.ts';
 import { MAX_EPOCH } from '../committee.ts';
 import { assertKeyId } from '../identifiers.ts';
 import { assertParticipantId, assertThreshold, lagrangeCoefficientsAtZero } from '../shamir.ts';
-import { MAX_SIGNATURE_LENGTH, TRANSCRIPT_HASH_LENGTH } from './codec.ts';
 import { confirmMessage, dkgResultDigest, legacyConfirmMessage } from './context.ts';
 import { verifyMemberSignature } from './member-signatures.ts';
 import type { DkgPublicResult } from './types.ts';
 
 export const SESSION_ID_LENGTH = 16;
+const TRANSCRIPT_HASH_LENGTH = 32;
+/** A member signature in a result: bounded before it is checked (an Ed25519 signature is 64 bytes). */
+const MAX_SIGNATURE_LENGTH = 512;
 export const MAX_COMMITTEE_ID_LENGTH = 128;
 /** Generous bound for n = 65535 members is ~10 MB; committees are far smaller, so cap the parser input. */
 export const MAX_ENCODED_RESULT_LENGTH = 4 * 1024 * 1024;

@@ -30,7 +30,7 @@ const PAIR_KEY_PROOF: DleqDomain = {
 
 /** What a sealed share is bound to: the session, the (dealer, recipient) pair and the recipient's key. */
 export interface SealBinding {
-  /** sessionContext(): key id, committee, session id, t, members. */
+  /** What binds the sealing to one ceremony (its id, the key id: core/ceremony/dealing.ts). */
   context: Uint8Array;
   dealer: number;
   recipient: number;

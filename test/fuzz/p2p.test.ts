@@ -11,7 +11,6 @@ import {
   decodeHex,
   encodeAclRequest,
   encodePartialBatchRequest,
-  encodeHex,
   encodePartialRequest,
   ERROR_CODES,
   generateRsaKeyPair,
@@ -31,7 +30,7 @@ import {
 import { decodePoint } from '../../core/curve.ts';
 import { Devnet, getJson } from '../../deploy/devnet.ts';
 import { loadCommitteeFile, type Committee } from '../../net/committee.ts';
-import { DKG_PROTOCOL, MAX_DKG_FRAME_BYTES } from '../../node/dkg-wire.ts';
+import { DKG_PROTOCOL, encodeDkgFrame, MAX_DKG_FRAME_BYTES } from '../../node/dkg-wire.ts';
 import { loadIdentityFile } from '../../node/identity.ts';
 import { bytesSecret, findSecrets, nodeSecrets, readLogFiles } from '../support/log-secrets.ts';
 import { P2pClient } from '../support/p2p-client.ts';
@@ -40,11 +39,11 @@ import { bodyArb, Tally } from './support.ts';
 
 /**
  * Input fuzzing of every libp2p protocol of a node (/tkms/partial/1, /tkms/acl/1, /tkms/keys/1,
- * /tkms/dkg/1), against real node processes (a devnet of 3 nodes, t = 2): mutated valid frames
+ * /tkms/dkg/2), against real node processes (a devnet of 3 nodes, t = 2): mutated valid frames
  * (fields replaced by wrong types, huge numbers, unicode, bad hex, deleted or added), truncated and
  * random frames, frames at and over the size bound, and raw streams that lie about their length,
  * stop half-way or never finish. The test client is accepted as a gateway (so /tkms/acl/1 reads
- * its frames). /tkms/dkg/1 is fuzzed twice: from a non-member (its streams reset as they open,
+ * its frames). /tkms/dkg/2 (binary frames: bytes changed, cut, added) is fuzzed twice: from a non-member (its streams reset as they open,
  * before a byte is read) and from a member — the test takes over member 3's identity after stopping its process,
  * so the frames reach the DKG decoder and the session routing of nodes 1 and 2.
  * Every frame within the size bound must get a typed reply frame (`ok:true`, or `ok:false` with a
@@ -58,6 +57,18 @@ type Outcome = { kind: 'reply'; json: any } | { kind: 'reset'; error: string };
 
 const json = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
 const template = (bytes: Uint8Array): unknown => JSON.parse(Buffer.from(bytes).toString('utf8'));
+/** A valid binary frame with bytes changed, cut short or added to, or random bytes. */
+const binaryArb = (valid: Uint8Array): fc.Arbitrary<Buffer> =>
+  fc.oneof(
+    { weight: 6, arbitrary: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }).map((edits) => {
+      const b = Buffer.from(valid);
+      for (const [at, byte] of edits) b[at % b.length] = byte;
+      return b;
+    }) },
+    { weight: 2, arbitrary: fc.nat().map((n) => Buffer.from(valid.subarray(0, n % valid.length))) },
+    { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 64 }).map((extra) => Buffer.concat([valid, extra])) },
+    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)) },
+  );
 
 describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', function () {
   this.timeout(120_000);
@@ -70,6 +81,9 @@ describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', fu
   let alice: Account;
   let bob: Account;
   const templates: Record<string, unknown> = {};
+  /** /tkms/dkg/2 frames are binary (node/dkg-wire.ts): a valid proposal and payload to mutate. */
+  let dkgProposal: Uint8Array;
+  let dkgPayload: (keyId: string, sessionId?: Uint8Array, payload?: Uint8Array) => Uint8Array;
   let handle = '';
   const plaintext = `p2p fuzz ${Math.random()}`;
 
@@ -107,9 +121,9 @@ describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', fu
     templates.revoke = template(encodeAclRequest({ type: 'revoke', item: { descriptor, revocation: signRevocation(alice.secretKey, { handle: sealed.handle, grantee: bob.addressBytes, revokedAt: nowS() }, devnet.deployment) } }));
     templates.sync = template(encodeAclRequest({ type: 'sync', offset: 0 }));
     templates.keys = { v: 1 };
-    const sessionId = encodeHex(new Uint8Array(16).fill(7));
-    templates.proposal = { v: 1, type: 'proposal', keyId: devnet.keyId, sessionId, t: 2, committeeId: committee.committeeId, proposer: 3 };
-    templates.payload = { v: 1, type: 'payload', keyId: 'fuzzed', sessionId, payload: encodeHex(new Uint8Array(120).fill(1)) };
+    const sessionId = new Uint8Array(16).fill(7);
+    dkgProposal = encodeDkgFrame({ type: 'proposal', keyId: devnet.keyId, sessionId, committeeId: committee.committeeId, epoch: 0, t: 2, proposer: 3 });
+    dkgPayload = (keyId, sid, payload = new Uint8Array(120).fill(1)) => encodeDkgFrame({ type: 'payload', keyId, sessionId: sid ?? sessionId, payload });
   });
 
   after(async function () {
@@ -253,7 +267,7 @@ describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', fu
   });
 
   it(`${DKG_PROTOCOL} from a non-member: every stream reset as it opens, valid frame or not`, async () => {
-    const arb = fc.oneof(bodyArb(templates.proposal), bodyArb(templates.payload), fc.constant(json(templates.proposal)));
+    const arb = fc.oneof(binaryArb(dkgProposal), binaryArb(dkgPayload('fuzzed')), fc.constant(Buffer.from(dkgProposal)));
     await fc.assert(
       fc.asyncProperty(arb, fc.constantFrom(1, 2, 3), async (body, node) => {
         const outcome = await ask(client!, node, DKG_PROTOCOL, body);
@@ -274,7 +288,7 @@ describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', fu
     ] as const) {
       // Exactly at the bound: a JSON object padded with spaces. Decoded, refused as a bad request (DKG: reset, the client is no member).
       const atBound = Buffer.alloc(max, 0x20);
-      atBound.write('{"v":1,"x":1}', 0);
+      atBound.write(protocol === DKG_PROTOCOL ? '\u0002' : '{"v":1,"x":1}', 0);
       const at = await ask(client!, 1, protocol, atBound);
       if (protocol === DKG_PROTOCOL) assert.equal(at.kind, 'reset');
       tally.add(`${protocol} size bound`, `at bound: ${protocol === DKG_PROTOCOL ? 'reset' : checkReply(`${protocol} at bound`, protocol, at)}`);
@@ -298,19 +312,18 @@ describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', fu
     await net.killNode(3, 'SIGTERM');
     const identity = await loadIdentityFile(join(net.node(3).dir, 'identity.json'));
     member = await P2pClient.start(committee, identity.privateKey);
-    const proposal = templates.proposal as Record<string, unknown>;
     const arb = fc.oneof(
-      bodyArb(proposal),
-      bodyArb(templates.payload),
-      fc.uint8Array({ maxLength: 600 }).map((payload) => json({ ...(templates.payload as object), payload: encodeHex(payload) })),
-      fc.uint8Array({ minLength: 16, maxLength: 16 }).map((sid) => json({ ...(templates.payload as object), sessionId: encodeHex(sid) })),
+      binaryArb(dkgProposal),
+      binaryArb(dkgPayload('fuzzed')),
+      fc.uint8Array({ minLength: 1, maxLength: 600 }).map((payload) => Buffer.from(dkgPayload('fuzzed', undefined, payload))),
+      fc.uint8Array({ minLength: 16, maxLength: 16 }).map((sid) => Buffer.from(dkgPayload('fuzzed', sid))),
     );
     await fuzz(`${DKG_PROTOCOL} (member)`, () => member!, [1, 2], DKG_PROTOCOL, arb, RUNS.dkgMember);
-    // Payloads for sessions the node does not know are buffered, but only for 32 sessions: then "unavailable".
+    // Payloads for sessions the node does not run are held, but at most 64 per member (node/reshare-inbox.ts): then "unavailable".
     const codes: string[] = [];
-    for (let i = 0; i < 40; i++) {
-      const sessionId = encodeHex(crypto.getRandomValues(new Uint8Array(16)));
-      const code = checkReply('early payload', DKG_PROTOCOL, await ask(member, 1, DKG_PROTOCOL, json({ ...(templates.payload as object), sessionId })));
+    for (let i = 0; i < 70; i++) {
+      const sessionId = crypto.getRandomValues(new Uint8Array(16));
+      const code = checkReply('early payload', DKG_PROTOCOL, await ask(member, 1, DKG_PROTOCOL, Buffer.from(dkgPayload('fuzzed', sessionId))));
       tally.add(`${DKG_PROTOCOL} (member) unknown sessions`, code);
       codes.push(code);
     }

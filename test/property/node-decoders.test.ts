@@ -6,7 +6,6 @@ import { isTkmsError } from '../../core/index.ts';
 import { parseCommittee } from '../../net/committee.ts';
 import { parseConfig } from '../../node/config.ts';
 import { parseHostPort } from '../../net/http-address.ts';
-import { decodeDkgFrame, decodeDkgReply, encodeDkgFrame, encodeDkgReply, type DkgFrame } from '../../node/dkg-wire.ts';
 
 function expectTypedOrOk(fn: () => unknown): void {
   try {
@@ -15,8 +14,6 @@ function expectTypedOrOk(fn: () => unknown): void {
     assert.ok(isTkmsError(e), `expected a TkmsError, got ${String(e)}`);
   }
 }
-
-const keyIdArb = fc.stringMatching(/^[a-z0-9][a-z0-9_-]{0,20}$/);
 
 describe('node decoders (property)', () => {
   let peerIds: string[] = [];
@@ -111,47 +108,5 @@ describe('node decoders (property)', () => {
       if (r !== undefined) assert.ok(r.port >= 0 && r.port <= 65535 && r.host.length > 0);
     }), { numRuns: 500 });
   });
-
-  it('decodeDkgFrame: arbitrary bytes or JSON give a TkmsError', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (b) => expectTypedOrOk(() => decodeDkgFrame(b))), { numRuns: 300 });
-    fc.assert(
-      fc.property(fc.jsonValue(), (v) => expectTypedOrOk(() => decodeDkgFrame(new TextEncoder().encode(JSON.stringify(v))))),
-      { numRuns: 300 },
-    );
-  });
-
-  it('decodeDkgFrame(encodeDkgFrame(f)) round-trips, and a changed field is caught or round-trips', () => {
-    const frameArb: fc.Arbitrary<DkgFrame> = fc.oneof(
-      fc.record({
-        type: fc.constant('proposal' as const),
-        keyId: keyIdArb,
-        sessionId: fc.uint8Array({ minLength: 16, maxLength: 16 }),
-        t: fc.integer({ min: 1, max: 100 }),
-        committeeId: fc.stringMatching(/^[a-z]{1,10}$/),
-        proposer: fc.integer({ min: 1, max: 100 }),
-      }),
-      fc.record({
-        type: fc.constant('payload' as const),
-        keyId: keyIdArb,
-        sessionId: fc.uint8Array({ minLength: 16, maxLength: 16 }),
-        payload: fc.uint8Array({ maxLength: 300 }),
-      }),
-    );
-    fc.assert(
-      fc.property(frameArb, fc.string({ maxLength: 3 }), fc.jsonValue(), (frame, field, value) => {
-        const bytes = encodeDkgFrame(frame);
-        assert.deepEqual(decodeDkgFrame(bytes), { ...frame });
-        const obj = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>;
-        obj[field === '' ? 'sessionId' : field] = value;
-        expectTypedOrOk(() => decodeDkgFrame(new TextEncoder().encode(JSON.stringify(obj))));
-      }),
-      { numRuns: 300 },
-    );
-  });
-
-  it('decodeDkgReply: round trip and arbitrary input typed', () => {
-    assert.deepEqual(decodeDkgReply(encodeDkgReply({ ok: true })), { ok: true });
-    assert.deepEqual(decodeDkgReply(encodeDkgReply({ ok: false, code: 'conflict', message: 'held' })), { ok: false, code: 'conflict', message: 'held' });
-    fc.assert(fc.property(fc.jsonValue(), (v) => expectTypedOrOk(() => decodeDkgReply(new TextEncoder().encode(JSON.stringify(v))))), { numRuns: 300 });
-  });
+  // The DKG frames (/tkms/dkg/2): test/property/dkg-wire.test.ts.
 });

@@ -13,7 +13,8 @@ import { confirmMessage, dkgResultDigest, dkgSignedBytes, parseDkgPublicResult, 
 import { encodePublicKeySpki } from '../../core/spki.ts';
 import { loadCommitteeFile, memberKeysHex, pinnedClientOptions, type Committee } from '../../net/committee.ts';
 import { createHost, serveFrames, requestFrame } from '../../net/p2p.ts';
-import { decodeDkgReply, DKG_PROTOCOL, encodeDkgFrame } from '../../node/dkg-wire.ts';
+import { DKG_PROTOCOL, encodeDkgFrame } from '../../node/dkg-wire.ts';
+import { decodeCeremonyReply as decodeDkgReply } from '../../node/reshare-wire.ts';
 import { loadIdentityFile } from '../../node/identity.ts';
 import { freePorts, getJson, makeTempDir, ManagedProcess, NodeCluster, removeDir, runTkms, TKMS_BIN, waitFor } from '../support/processes.ts';
 
@@ -117,7 +118,7 @@ describe('attack: forge a DKG result by swapping the group key and verification 
   let proxied: DkgPublicResult;
   let seeds: Map<number, Uint8Array>;
 
-  /** One frame on /tkms/dkg/1 from the hostile member 1 to a real node; its reply. */
+  /** One frame on /tkms/dkg/2 from the hostile member 1 to a real node; its reply. */
   async function fromMember1(to: number, frame: Uint8Array): Promise<ReturnType<typeof decodeDkgReply>> {
     const member = committee.members.find((m) => m.id === to)!;
     await fakeMember!.dial(multiaddr(`${member.multiaddrs[0]}/p2p/${member.peerId}`));
@@ -242,7 +243,7 @@ describe('attack: forge a DKG result by swapping the group key and verification 
       assert.equal(attacked.stdout, '');
     });
 
-    it('real nodes sent the forgery over /tkms/dkg/1 by member 1 (same and another session) keep serving the key', async () => {
+    it('real nodes sent the forgery over /tkms/dkg/2 by member 1 (same and another session) keep serving the key', async () => {
       for (const sessionId of [genuine.sessionId, encodeHex(randomBytes(16))]) {
         const result = t1Forgery(genuine, committee, seeds.get(1)!, sessionId);
         for (const id of [2, 3]) {

@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha512 } from '@noble/hashes/sha2.js';
-import { publicKeyFromRaw, privateKeyFromRaw } from '@libp2p/crypto/keys';
+import { publicKeyFromRaw } from '@libp2p/crypto/keys';
 import { peerIdFromPublicKey } from '@libp2p/peer-id';
 import { pino } from 'pino';
 import { generateAccount, TkmsClient } from '../../client/index.ts';
@@ -17,8 +17,7 @@ import { decodePoint } from '../../core/curve.ts';
 import { KeyDirectory } from '../../gateway/keys.ts';
 import type { NodePool } from '../../gateway/node-pool.ts';
 import { expectedCommittee, parseCommittee, pinnedClientOptions, type Committee } from '../../net/committee.ts';
-import { dkgIdentity } from '../../node/identity.ts';
-import { runDkg } from '../unit/dkg-harness.ts';
+import { makeDkgScenario, simulateDkg } from '../unit/ceremony-dkg-harness.ts';
 import { makeTempDir, removeDir, runTkms } from '../support/processes.ts';
 
 /**
@@ -80,9 +79,8 @@ describe('attack: a member signature valid under ZIP-215 but not RFC 8032, and s
 
   it('a DKG result counting such a signature towards t is refused by the node, the gateway and the client alike', async () => {
     // A genuine 2-of-3 result; member 2's signature is replaced by a ZIP-215-only one it made itself.
-    const run = runDkg({ t: 2, n: 3, seed: 7, keyring: () => keyringFromSeeds() });
-    const honest = run.sessions.get(1)!.result!;
-    const memberKeys = run.keyring.memberKeys;
+    const memberKeys = keyringFromSeeds().memberKeys;
+    const honest = dkgWithSeedKeys(committeeFor(memberKeys));
     const { signatures: _s, ...unsigned } = honest;
     const message = confirmMessage(dkgResultDigest(unsigned, memberKeys));
     const result: DkgPublicResult = parseDkgPublicResult({
@@ -91,10 +89,9 @@ describe('attack: a member signature valid under ZIP-215 but not RFC 8032, and s
     });
     assert.equal(ed25519.verify(decodeHexBytes(result.signatures['2']!), dkgSignedBytes(message), memberKeys.get(2)!), true, 'ZIP-215 would count it');
 
-    // Node: the identity verifier its DKG sessions use, and the check it applies before storing/loading.
+    // Node: the one rule its engine and DKG runner verify member signatures with, and the check it applies before storing/loading.
     const committee = committeeFor(memberKeys);
-    const nodeIdentity = dkgIdentity({ privateKey: privateKeyFromRaw(concatBytes(SEEDS.get(1)!, memberKeys.get(1)!)) as never, peerId: committee.members[0]!.peerId }, committee);
-    assert.equal(nodeIdentity.verify(2, message, decodeHexBytes(result.signatures['2']!)), false);
+    assert.equal(verifyMemberSignature(memberKeys.get(2)!, message, decodeHexBytes(result.signatures['2']!)), false);
     assert.throws(() => verifyDkgPublicResult(result, expectedCommittee(committee)), (e: unknown) => isTkmsError(e, 'dkg_failed'));
 
     // Gateway: its key directory, fed the result by every member.
@@ -153,13 +150,17 @@ describe('attack: a member signature valid under ZIP-215 but not RFC 8032, and s
 const SEEDS = new Map([1, 2, 3].map((id) => [id, sha512(new Uint8Array([id])).subarray(0, 32)] as const));
 
 function keyringFromSeeds() {
-  const memberKeys = new Map([...SEEDS].map(([id, seed]) => [id, ed25519.getPublicKey(seed)] as const));
-  const verify = (id: number, message: Uint8Array, signature: Uint8Array) => verifyMemberSignature(memberKeys.get(id)!, message, signature);
-  return {
-    memberKeys,
-    verify,
-    identity: (id: number) => ({ sign: (m: Uint8Array) => ed25519.sign(dkgSignedBytes(m), SEEDS.get(id)!), verify, memberKeys }),
-  };
+  return { memberKeys: new Map([...SEEDS].map(([id, seed]) => [id, ed25519.getPublicKey(seed)] as const)) };
+}
+
+/** A genuine certified 2-of-3 result of the DKG engine, the members signing with the SEEDS keys. */
+function dkgWithSeedKeys(committee: Committee): DkgPublicResult {
+  const base = makeDkgScenario({ n: 3, t: 2, seed: 7 });
+  const nodes = base.nodes.map((x) => ({ ...x, secretKey: SEEDS.get(x.fromId!)!, publicKey: ed25519.getPublicKey(SEEDS.get(x.fromId!)!) }));
+  const scenario = { ...base, nodes, committee, memberKeys: new Map(committee.members.map((m) => [m.id, m.publicKey])) };
+  const outcome = simulateDkg(scenario, { seed: 7, maxDelay: 20 }).outcomes[0];
+  assert.ok(outcome, 'the DKG completed');
+  return outcome.result;
 }
 
 function committeeFor(memberKeys: ReadonlyMap<number, Uint8Array>): Committee {

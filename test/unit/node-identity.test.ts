@@ -5,7 +5,9 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { isTkmsError } from '../../core/index.ts';
 import { parseCommittee } from '../../net/committee.ts';
 import { loadConfig, resolveKeystorePassword } from '../../node/config.ts';
-import { createIdentityFile, dkgIdentity, loadIdentityFile } from '../../node/identity.ts';
+import { createIdentityFile, loadIdentityFile } from '../../node/identity.ts';
+import { ceremonyIdentity } from '../../node/ceremony-identity.ts';
+import { verifyMemberSignature } from '../../core/dkg/index.ts';
 import { makeTempDir, removeDir } from '../support/processes.ts';
 
 describe('node identity and config files', () => {
@@ -40,7 +42,7 @@ describe('node identity and config files', () => {
     await assert.rejects(loadIdentityFile(join(dir!, 'missing.json')), /tkms node init/);
   });
 
-  it('DKG identity: a member signature verifies only for that member and message', async () => {
+  it('member identity (ceremonies, DKG): a member signature verifies only for that member and message', async () => {
     const a = await createIdentityFile(join(dir!, 'a.json'));
     const b = await createIdentityFile(join(dir!, 'b.json'));
     const committee = parseCommittee({
@@ -51,15 +53,15 @@ describe('node identity and config files', () => {
         { id: 2, peerId: b.peerId, multiaddrs: ['/ip4/127.0.0.1/tcp/2'] },
       ],
     });
-    const ia = dkgIdentity(a, committee);
-    const ib = dkgIdentity(b, committee);
+    const ia = ceremonyIdentity(a);
+    const keyOf = (id: number) => committee.members.find((m) => m.id === id)!.publicKey;
+    assert.deepEqual(ia.publicKey, keyOf(1));
     const msg = new TextEncoder().encode('transcript');
     const sig = ia.sign(msg);
-    assert.equal(ib.verify(1, msg, sig), true);
-    assert.equal(ib.verify(2, msg, sig), false);
-    assert.equal(ib.verify(3, msg, sig), false);
-    assert.equal(ib.verify(1, new TextEncoder().encode('transcripT'), sig), false);
-    assert.equal(ib.verify(1, msg, sig.subarray(1)), false);
+    assert.equal(verifyMemberSignature(keyOf(1), msg, sig), true);
+    assert.equal(verifyMemberSignature(keyOf(2), msg, sig), false);
+    assert.equal(verifyMemberSignature(keyOf(1), new TextEncoder().encode('transcripT'), sig), false);
+    assert.equal(verifyMemberSignature(keyOf(1), msg, sig.subarray(1)), false);
     // Standard Ed25519: noble verifies it against the public key inside the peer id.
     const prefixed = new Uint8Array([...new TextEncoder().encode('tkms/dkg-identity/v1\0'), ...msg]);
     assert.equal(ed25519.verify(sig, prefixed, committee.members[0]!.publicKey), true);

@@ -1,4 +1,3 @@
-import { sha256 } from '@noble/hashes/sha2.js';
 import assert from 'node:assert/strict';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
@@ -8,6 +7,7 @@ import type { KeyEpochData } from '../../core/ceremony/handover.ts';
 import { proposalDigest, reshareProposalToJson } from '../../core/ceremony/proposal.ts';
 import { parseCommittee, type Committee } from '../../net/committee.ts';
 import { ceremonyIdentity } from '../../node/ceremony-identity.ts';
+import { testSeed } from '../support/test-seed.ts';
 import type { EpochShare } from '../../node/epoch-types.ts';
 import type { NodeIdentity } from '../../node/identity.ts';
 import { createNodeMetrics } from '../../node/metrics.ts';
@@ -57,7 +57,7 @@ describe('reshare scenarios seen with real processes (in-process runners, libp2p
       runners.set(node, new ReshareRunner({
         store: stores.get(node)!,
         identity: key,
-        seed: sha256(identities[node]!.privateKey.raw),
+        seed: testSeed(identities[node]!),
         createCeremony: (params, id, options) => new ReshareCeremony(params, id, options),
         transport: {
           send: async (member, frame) => {
@@ -121,7 +121,7 @@ describe('reshare scenarios seen with real processes (in-process runners, libp2p
     const runner = new ReshareRunner({
       store,
       identity: key,
-      seed: sha256(identities[1]!.privateKey.raw),
+      seed: testSeed(identities[1]!),
       createCeremony: (params, id, options) => new ReshareCeremony(params, id, options),
       transport: { send: async () => { throw new Error('unreachable'); } },
       log,

@@ -21,8 +21,12 @@ import { verifyDkgPublicResult } from '../../core/dkg/index.ts';
 import { parseCommittee, type Committee } from '../../net/committee.ts';
 import { AclService, joinSyncNeed } from '../../node/acl.ts';
 import { DkgRunner, type DkgStatus } from '../../node/dkg-runner.ts';
-import { decodeDkgReply, encodeDkgFrame } from '../../node/dkg-wire.ts';
-import { dkgIdentity, type NodeIdentity } from '../../node/identity.ts';
+import { encodeDkgFrame } from '../../node/dkg-wire.ts';
+import { decodeCeremonyReply } from '../../node/reshare-wire.ts';
+import { ceremonyIdentity } from '../../node/ceremony-identity.ts';
+import { testSeed } from '../support/test-seed.ts';
+import { DkgCeremony } from '../../core/ceremony/index.ts';
+import type { NodeIdentity } from '../../node/identity.ts';
 import { Keystore } from '../../node/keystore.ts';
 import { createNodeMetrics } from '../../node/metrics.ts';
 import { RevocationStore } from '../../node/revocations.ts';
@@ -143,13 +147,13 @@ describe('node: the committee served after a reshare', function () {
         const runner = new DkgRunner({
           committee: file,
           selfId: fileId,
-          identity: dkgIdentity(identities[i]!, file),
+          identity: ceremonyIdentity(identities[i]!),
+          seed: testSeed(identities[i]!),
+          createCeremony: (params, identity, options) => new DkgCeremony(params, identity, options),
           keystore,
           log: createLogger('silent'),
           metrics: createNodeMetrics(),
-          phaseTimeoutMs: 400,
-          faults: undefined,
-          servedEpoch: () => 1,
+          phaseMs: 400,
           committeeAt: (e) => (e === 0 ? expectedCommittee(epoch0) : e === 1 ? expectedCommittee(epoch1) : undefined),
           servedKeyIds: () => ['moved-here'],
           transport: {
@@ -159,7 +163,7 @@ describe('node: the committee served after a reshare', function () {
             },
           },
         });
-        runner.serveCommittee(epoch1, servedIdOf(i), dkgIdentity(identities[i]!, epoch1));
+        runner.serveCommittee(epoch1, servedIdOf(i));
         byIdentity.set(i, runner);
         const served = servedIdOf(i);
         if (served !== undefined) byServedId.set(served, runner);
@@ -195,16 +199,16 @@ describe('node: the committee served after a reshare', function () {
       await build();
       const left = runners.get(0)!;
       assert.throws(() => left.propose('k-left'), (e: unknown) => isTkmsError(e, 'unauthorized'));
-      const proposal = { type: 'proposal' as const, keyId: 'k-left', sessionId: randomBytes(16), t: 2, committeeId: 'served-test', proposer: 1 };
-      const reply = decodeDkgReply(await left.answerFrame(1, encodeDkgFrame(proposal)));
+      const proposal = { type: 'proposal' as const, keyId: 'k-left', sessionId: randomBytes(16), committeeId: 'served-test', epoch: 1, t: 2, proposer: 1 };
+      const reply = decodeCeremonyReply(await left.answerFrame(1, encodeDkgFrame(proposal)));
       assert.equal(reply.ok ? 'ok' : reply.code, 'unauthorized');
       // A proposal with the file's t is refused by the members too: the committee served says t = 2.
       const member = runners.get(1)!;
-      const wrongT = decodeDkgReply(await member.answerFrame(1, encodeDkgFrame({ ...proposal, keyId: 'k-wrong-t', t: 3 })));
+      const wrongT = decodeCeremonyReply(await member.answerFrame(1, encodeDkgFrame({ ...proposal, keyId: 'k-wrong-t', t: 3 })));
       assert.equal(wrongT.ok ? 'ok' : wrongT.code, 'bad_request');
       // A key a reshare moved here has no DKG key file; a DKG for its id is refused all the same.
       assert.throws(() => member.propose('moved-here'), (e: unknown) => isTkmsError(e, 'conflict'));
-      const again = decodeDkgReply(await member.answerFrame(1, encodeDkgFrame({ ...proposal, keyId: 'moved-here' })));
+      const again = decodeCeremonyReply(await member.answerFrame(1, encodeDkgFrame({ ...proposal, keyId: 'moved-here' })));
       assert.equal(again.ok ? 'ok' : again.code, 'conflict');
     });
   });

@@ -1,0 +1,97 @@
+import type { Logger } from 'pino';
+import { equalBytes, type ErrorCode } from '../core/index.ts';
+import { errorText } from '../net/p2p.ts';
+
+/** What a participant answered to one frame: taken, or refused with a reason. */
+export type FrameReply = { ok: true } | { ok: false; code: ErrorCode; message: string };
+
+const DELIVERY_ATTEMPTS = 3;
+/**
+ * Retransmit rounds between two that re-send even what a participant acknowledged: an `ok` means it
+ * took the message, but a participant may restart, or its engine may drop what it buffered past a
+ * bound; in between only what was not acknowledged goes again (all of it, n frames per round, would
+ * cost every member n² frames per half phase).
+ */
+export const FULL_RETRANSMIT_EVERY = 4;
+/** Deliveries queued to one participant beyond which optional ones skip it (it is down; the next round reaches it). */
+export const MAX_QUEUED_PER_PARTICIPANT = 32;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+export interface DeliveryOptions<T> {
+  /** One frame to one participant; resolves with its decoded reply, throws when it was not delivered. */
+  send(to: T, frame: Uint8Array): Promise<FrameReply>;
+  /** A stable key per participant (its member key or id): one FIFO each. */
+  keyOf(to: T): string;
+  /** How the participant is named in logs. */
+  nameOf(to: T): number | string;
+  isStopped(): boolean;
+  log: Logger;
+  /** Fields every log line of this ceremony carries (its key id or proposal id). */
+  logFields: Record<string, unknown>;
+}
+
+export interface Delivery {
+  /** Queued even past MAX_QUEUED_PER_PARTICIPANT: a first send, never dropped (retransmits are). */
+  mustQueue: boolean;
+  /** The ceremony message inside the frame: an `ok` reply marks it acknowledged (retransmits skip it). */
+  payload?: Uint8Array;
+  onReply?: (reply: FrameReply) => void;
+}
+
+/**
+ * One ceremony's deliveries: a FIFO per participant (a participant gets messages in the order the
+ * engine emitted them), a few retries per frame, then the next retransmit round tries again; and
+ * which messages each participant acknowledged, so retransmits re-send only those it did not (all
+ * of them every FULL_RETRANSMIT_EVERY-th round). Shared by the reshare and DKG runners.
+ */
+export class DeliveryQueues<T> {
+  private readonly queues = new Map<string, { tail: Promise<void>; waiting: number }>();
+  private readonly acked = new Map<string, Uint8Array[]>();
+  private rounds = 0;
+
+  constructor(private readonly o: DeliveryOptions<T>) {}
+
+  /** Starts a retransmit round: every FULL_RETRANSMIT_EVERY-th forgets the acknowledgements, so everything goes again. */
+  nextRound(): void {
+    if (this.rounds++ % FULL_RETRANSMIT_EVERY === FULL_RETRANSMIT_EVERY - 1) this.acked.clear();
+  }
+
+  wasAcked(to: T, payload: Uint8Array): boolean {
+    return this.acked.get(this.o.keyOf(to))?.some((p) => equalBytes(p, payload)) ?? false;
+  }
+
+  /** Appends a delivery to the participant's FIFO; a failed one is retried a few times, then left to the next retransmit. */
+  enqueue(to: T, frame: Uint8Array, d: Delivery): void {
+    const key = this.o.keyOf(to);
+    const q = this.queues.get(key) ?? { tail: Promise.resolve(), waiting: 0 };
+    if (!d.mustQueue && q.waiting >= MAX_QUEUED_PER_PARTICIPANT) return;
+    q.waiting++;
+    q.tail = q.tail.then(async () => {
+      try {
+        await this.deliver(to, key, frame, d);
+      } finally {
+        q.waiting--;
+      }
+    });
+    this.queues.set(key, q);
+  }
+
+  private async deliver(to: T, key: string, frame: Uint8Array, d: Delivery): Promise<void> {
+    for (let attempt = 1; attempt <= DELIVERY_ATTEMPTS && !this.o.isStopped(); attempt++) {
+      try {
+        const reply = await this.o.send(to, frame);
+        d.onReply?.(reply);
+        if (!reply.ok) this.o.log.debug({ ...this.o.logFields, to: this.o.nameOf(to), code: reply.code, reason: reply.message }, 'participant refused a ceremony frame');
+        else if (d.payload !== undefined && !this.wasAcked(to, d.payload)) this.acked.set(key, [...(this.acked.get(key) ?? []), d.payload]);
+        return;
+      } catch (e) {
+        if (attempt === DELIVERY_ATTEMPTS) {
+          this.o.log.debug({ ...this.o.logFields, to: this.o.nameOf(to), err: errorText(e) }, 'ceremony frame not delivered; the next retransmit tries again');
+          return;
+        }
+        await sleep(100 * 2 ** (attempt - 1));
+      }
+    }
+  }
+}
