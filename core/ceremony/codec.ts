@@ -1,7 +1,7 @@
 import { messageSha256 } from '../digest.ts';
-import { assertPointBytes } from '../curve-backend.ts';
+import { assertPointBytes, curveBackend } from '../curve-backend.ts';
 import { bytesToHex, concatBytes, lengthPrefixed, utf8ToBytes } from '../bytes.ts';
-import { COMPRESSED_POINT_LENGTH, decodePoint, decodeScalar, encodeScalar, SCALAR_LENGTH, type Point } from '../curve.ts';
+import { COMPRESSED_POINT_LENGTH, decodeScalar, encodeScalar, Point, SCALAR_LENGTH } from '../curve.ts';
 import type { LruCache } from '../lru.ts';
 import { decodeDleqProof, DLEQ_PROOF_LENGTH, encodeDleqProof, type DleqProof } from '../dleq.ts';
 import { TkmsError } from '../errors.ts';
@@ -216,6 +216,22 @@ export function maxMessageSize(s: CeremonyShape, kind: CeremonyMessageKind): num
 /** Decoded points by their encoding: the same receiver keys and commitments recur in every dealing, relay and proposal. */
 export type PointCache = LruCache<string, Point>;
 
+/**
+ * decodePoint's checks with the square root taken by the curve backend (libsecp256k1 where it loads):
+ * a DKG member decompresses every dealer's commitments, n·t points, and noble's root dominated that.
+ */
+function decompressed(bytes: Uint8Array, field: string): Point {
+  assertPointBytes(bytes, field);
+  let point: Point;
+  try {
+    point = Point.fromBytes(curveBackend().decompress(bytes));
+    point.assertValidity();
+  } catch {
+    throw new TkmsError('bad_point', `${field} is not a point on secp256k1`);
+  }
+  return point;
+}
+
 class Reader extends ByteReader {
   lastPoint: Point | undefined;
   constructor(bytes: Uint8Array, what: string, private readonly cache?: PointCache) {
@@ -248,7 +264,7 @@ class Reader extends ByteReader {
     const key = this.cache === undefined ? '' : bytesToHex(bytes);
     let point = this.cache?.get(key);
     if (point === undefined) {
-      point = decodePoint(bytes, field);
+      point = decompressed(bytes, field);
       this.cache?.set(key, point);
     }
     this.lastPoint = point;
