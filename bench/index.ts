@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { curveSelection, setCurveBackend } from '../core/index.ts';
 import { installNodeCryptoPaths } from '../core/node-crypto.ts';
 import { benchBackends, benchCore } from './core.ts';
+import { benchCeremonyCpu, printCeremonyCpu } from './ceremony-cpu.ts';
 import { benchDkg, printDkg } from './dkg.ts';
 import { benchReshare, printReshare } from './reshare.ts';
 import { benchAclRows } from './acl-access.ts';
@@ -62,14 +63,16 @@ const acl = await benchAclRows(e2eOpts);
 const dkg = await benchDkg(quick ? [5, 10, 16] : [5, 10, 16, 32], quick ? 1 : 3);
 console.log('\ncommittee changes: refresh of n members holding one key (t = ⌊2n/3⌋ + 1), and one reshare 3-of-5 → 4-of-7');
 const reshare = await benchReshare(quick ? [5, 16] : [5, 16, 32], { runs: quick ? 1 : 3, grow: true });
+const ceremonyCpu = benchCeremonyCpu(quick ? [16] : [16, 32]);
 printDkg(dkg.summary);
 printReshare(reshare);
+printCeremonyCpu(ceremonyCpu);
 
 const resultsDir = join(here, 'results');
 mkdirSync(resultsDir, { recursive: true });
 const out = join(resultsDir, 'latest.json');
 writeFileSync(
   out,
-  `${JSON.stringify({ started, quick, node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, core, service, e2e, ratios, acl, dkg, reshare }, null, 2)}\n`,
+  `${JSON.stringify({ started, quick, node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, core, service, e2e, ratios, acl, dkg, reshare, ceremonyCpu }, null, 2)}\n`,
 );
 console.log(`\nresults written to ${out}`);

@@ -22,6 +22,8 @@ export interface CurveBackend {
   readonly name: 'noble' | 'libsecp256k1';
   /** A 33-byte compressed point on the curve (never the identity, which has no such encoding). */
   isValidPoint(compressed: Uint8Array): boolean;
+  /** The 65-byte uncompressed form of a valid compressed point (public; throws when it is not one). */
+  decompress(compressed: Uint8Array): Uint8Array;
   /** secret·P, constant time, compressed. */
   multiplySecret(point: Uint8Array, secret: bigint): Uint8Array;
   /** secret·G, constant time, compressed. */

@@ -25,6 +25,7 @@ import { TkmsError } from './errors.ts';
 interface Secp256k1Addon {
   contextRandomize(seed: Uint8Array): void;
   publicKeyVerify(pubkey: Uint8Array): boolean;
+  publicKeyConvert(pubkey: Uint8Array, compressed: boolean): Uint8Array;
   publicKeyCreate(seckey: Uint8Array, compressed?: boolean): Uint8Array;
   publicKeyTweakMul(pubkey: Uint8Array, tweak: Uint8Array, compressed?: boolean): Uint8Array;
   publicKeyCombine(pubkeys: Uint8Array[], compressed?: boolean): Uint8Array;
@@ -53,6 +54,11 @@ class LibSecp256k1Backend implements CurveBackend {
 
   isValidPoint(compressed: Uint8Array): boolean {
     return compressed.length === 33 && (compressed[0] === 0x02 || compressed[0] === 0x03) && this.lib.publicKeyVerify(compressed);
+  }
+
+  decompress(compressed: Uint8Array): Uint8Array {
+    // libsecp256k1's square root: about fifty times noble's; the parse rejects x off the curve.
+    return this.lib.publicKeyConvert(compressed, false);
   }
 
   multiplySecret(point: Uint8Array, secret: bigint): Uint8Array {

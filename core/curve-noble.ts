@@ -36,6 +36,10 @@ class NobleBackend implements CurveBackend {
     }
   }
 
+  decompress(compressed: Uint8Array): Uint8Array {
+    return this.point(compressed).toBytes(false);
+  }
+
   multiplySecret(point: Uint8Array, secret: bigint): Uint8Array {
     // noble's `multiply` runs a fixed sequence of point operations with scalar blinding.
     return encodePoint(this.point(point).multiply(secret));

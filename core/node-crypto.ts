@@ -1,4 +1,5 @@
-import { constants, createDecipheriv, hkdfSync, KeyObject, privateDecrypt } from 'node:crypto';
+import { constants, createDecipheriv, createHash, hkdfSync, KeyObject, privateDecrypt } from 'node:crypto';
+import { setMessageSha256 } from './digest.ts';
 import { ECIES_INFO, ECIES_SALT, setSharedSecretDecryptor, TAG_LENGTH } from './ecies.ts';
 import { setRsaOaepUnwrapper } from './rsa.ts';
 
@@ -9,6 +10,7 @@ import { setRsaOaepUnwrapper } from './rsa.ts';
  * than these small operations themselves. Browsers never load this module.
  */
 export function installNodeCryptoPaths(): void {
+  setMessageSha256((data) => new Uint8Array(createHash('sha256').update(data).digest()));
   // The WebCrypto key stays the handle the client holds; node:crypto needs its KeyObject view.
   const keyObjects = new WeakMap<CryptoKey, KeyObject>();
   setRsaOaepUnwrapper((privateKey, wrapped) => {
@@ -48,4 +50,5 @@ export function installNodeCryptoPaths(): void {
 export function uninstallNodeCryptoPaths(): void {
   setRsaOaepUnwrapper(undefined);
   setSharedSecretDecryptor(undefined);
+  setMessageSha256(undefined);
 }

@@ -1,6 +1,7 @@
-import { sha256 } from '@noble/hashes/sha2.js';
+import { messageSha256 } from '../digest.ts';
+import { assertPointBytes, curveBackend } from '../curve-backend.ts';
 import { bytesToHex, concatBytes, lengthPrefixed, utf8ToBytes } from '../bytes.ts';
-import { COMPRESSED_POINT_LENGTH, decodePoint, decodeScalar, encodeScalar, SCALAR_LENGTH, type Point } from '../curve.ts';
+import { COMPRESSED_POINT_LENGTH, decodeScalar, encodeScalar, Point, SCALAR_LENGTH } from '../curve.ts';
 import type { LruCache } from '../lru.ts';
 import { decodeDleqProof, DLEQ_PROOF_LENGTH, encodeDleqProof, type DleqProof } from '../dleq.ts';
 import { TkmsError } from '../errors.ts';
@@ -215,6 +216,22 @@ export function maxMessageSize(s: CeremonyShape, kind: CeremonyMessageKind): num
 /** Decoded points by their encoding: the same receiver keys and commitments recur in every dealing, relay and proposal. */
 export type PointCache = LruCache<string, Point>;
 
+/**
+ * decodePoint's checks with the square root taken by the curve backend (libsecp256k1 where it loads):
+ * a DKG member decompresses every dealer's commitments, n·t points, and noble's root dominated that.
+ */
+function decompressed(bytes: Uint8Array, field: string): Point {
+  assertPointBytes(bytes, field);
+  let point: Point;
+  try {
+    point = Point.fromBytes(curveBackend().decompress(bytes));
+    point.assertValidity();
+  } catch {
+    throw new TkmsError('bad_point', `${field} is not a point on secp256k1`);
+  }
+  return point;
+}
+
 class Reader extends ByteReader {
   lastPoint: Point | undefined;
   constructor(bytes: Uint8Array, what: string, private readonly cache?: PointCache) {
@@ -236,12 +253,18 @@ class Reader extends ByteReader {
     if (length > maxLength) throw new TkmsError('bad_length', `${this.what}: ${field} longer than ${maxLength} bytes`);
     return this.take(length, field);
   }
+  /** A point only validated (the backend's check, no decompression): receiver, sealing and pair keys are used as bytes. */
+  pointBytes(field: string): Uint8Array {
+    const bytes = this.take(COMPRESSED_POINT_LENGTH, field);
+    assertPointBytes(bytes, field);
+    return bytes;
+  }
   point(field: string): Uint8Array {
     const bytes = this.take(COMPRESSED_POINT_LENGTH, field);
     const key = this.cache === undefined ? '' : bytesToHex(bytes);
     let point = this.cache?.get(key);
     if (point === undefined) {
-      point = decodePoint(bytes, field);
+      point = decompressed(bytes, field);
       this.cache?.set(key, point);
     }
     this.lastPoint = point;
@@ -343,7 +366,7 @@ export function withSignature(signed: Uint8Array, signature: Uint8Array): Uint8A
 function decodeBody(r: Reader, kind: CeremonyMessageKind, s: CeremonyShape): CeremonyBody {
   switch (kind) {
     case 'hello':
-      return { kind: 'hello', author: r.id('author'), receiverKey: r.point('receiver key') };
+      return { kind: 'hello', author: r.id('author'), receiverKey: r.pointBytes('receiver key') };
     case 'dealing': {
       const author = r.id('author');
       r.bounded('recipient count', s.nTo, s.nTo);
@@ -352,7 +375,7 @@ function decodeBody(r: Reader, kind: CeremonyMessageKind, s: CeremonyShape): Cer
       for (let i = 0; i < s.nTo; i++) {
         const flag = r.u8('recipient flag');
         if (flag === 0) recipients.push(undefined);
-        else if (flag === 1) recipients.push({ receiverKey: r.point('receiver key'), helloSignature: r.take(SIGNATURE_LENGTH, 'hello signature') });
+        else if (flag === 1) recipients.push({ receiverKey: r.pointBytes('receiver key'), helloSignature: r.take(SIGNATURE_LENGTH, 'hello signature') });
         else throw new TkmsError('bad_request', 'ceremony dealing: recipient flag must be 0 or 1');
       }
       const present = recipients.filter((x) => x !== undefined).length;
@@ -364,7 +387,7 @@ function decodeBody(r: Reader, kind: CeremonyMessageKind, s: CeremonyShape): Cer
           commitments.push(r.point('commitment'));
           commitmentPoints.push(r.lastPoint!);
         }
-        const ephemeralKey = r.point('ephemeral key');
+        const ephemeralKey = r.pointBytes('ephemeral key');
         const ephemeralProof = r.take(EPHEMERAL_PROOF_LENGTH, 'ephemeral key proof');
         const constantProof = familyOf(s) === 'dkg' ? r.take(CONSTANT_PROOF_LENGTH, 'constant term proof') : undefined;
         const ciphertexts: bigint[] = [];
@@ -378,7 +401,7 @@ function decodeBody(r: Reader, kind: CeremonyMessageKind, s: CeremonyShape): Cer
       const dealer = r.id('dealer');
       const dealingHash = r.take(HASH_LENGTH, 'dealing hash');
       const keyIndex = r.bounded('key index', 0, s.keys - 1);
-      const pairKey = r.point('pair key');
+      const pairKey = r.pointBytes('pair key');
       const proof = decodeDleqProof(r.take(DLEQ_PROOF_LENGTH, 'proof'));
       return { kind: 'complaint', author, dealer, dealingHash, keyIndex, pairKey, proof };
     }
@@ -433,5 +456,5 @@ export function decodeCeremonyMessage(raw: unknown, shape: CeremonyShape, cache?
   r.end();
   const signed = raw.slice(0, raw.length - SIGNATURE_LENGTH);
   const signature = raw.slice(raw.length - SIGNATURE_LENGTH);
-  return { body, signed, signature, raw, hash: sha256(raw) };
+  return { body, signed, signature, raw, hash: messageSha256(raw) };
 }

@@ -1,11 +1,11 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { encodeHex, equalBytes, lengthPrefixed, utf8ToBytes } from '../bytes.ts';
 import { committeeDigest, committeeToJson } from '../committee.ts';
-import { mulAddUnsafe } from '@noble/curves/abstract/curve.js';
-import { encodePoint, mod, Point } from '../curve.ts';
+import { curveBackend } from '../curve-backend.ts';
+import { decodePoint, encodePoint, mod, type Point } from '../curve.ts';
 import { lagrangeCoefficientsAtZero } from '../shamir.ts';
 import type { KeyDealing } from './codec.ts';
-import { commitmentAt, commitmentPoints } from './dealing.ts';
+import { commitmentAt } from './dealing.ts';
 import type { KeyEpochData, UnsignedHandover } from './handover.ts';
 import type { ReshareProposal } from './types.ts';
 
@@ -29,16 +29,16 @@ export function ceremonyTranscriptHash(proposalId: Uint8Array, dealers: readonly
 /** New verification shares of one key (by to-member id); undefined when the dealings do not reproduce the group key. */
 export function combineVerificationShares(dealers: readonly number[], keyDealings: readonly KeyDealing[], groupPublicKey: Uint8Array, toIds: readonly number[]): Map<number, Uint8Array> | undefined {
   const lambdas = lagrangeCoefficientsAtZero(dealers);
-  const points = keyDealings.map(commitmentPoints);
-  const degree = points[0]!.length;
+  const degree = keyDealings[0]!.commitments.length;
   const combined: Point[] = [];
   for (let k = 0; k < degree; k++) {
-    // Public points and coefficients: variable time (one multi-scalar multiplication per coefficient).
-    const point = mulAddUnsafe(Point, points.map((p) => p[k]!), lambdas);
-    if (point.is0()) return undefined;
-    combined.push(point);
+    // Public points and coefficients: the backend's variable-time combination (libsecp256k1 where
+    // it loads: about half noble's multi-scalar multiplication with these full-size λ_j).
+    const encoded = curveBackend().linearCombination(0n, keyDealings.map((d) => d.commitments[k]!), lambdas);
+    if (encoded === null) return undefined;
+    if (k === 0 && !equalBytes(encoded, groupPublicKey)) return undefined;
+    combined.push(decodePoint(encoded, 'combined commitment'));
   }
-  if (!equalBytes(encodePoint(combined[0]!), groupPublicKey)) return undefined;
   const shares = new Map<number, Uint8Array>();
   for (const id of toIds) {
     const y = commitmentAt(combined, id);

@@ -117,13 +117,27 @@ export function dkgKeyDealingIsValid(proposalId: Uint8Array, keyId: string, deal
 }
 
 /**
+ * x·P for a member id x (1..65535) and a public P, by double-and-add from the top bit in projective
+ * coordinates: a few doublings, where noble's multiplyUnsafe first builds a window table for P.
+ */
+function multiplyById(point: Point, x: number): Point {
+  let acc = point;
+  for (let bit = 30 - Math.clz32(x); bit >= 0; bit--) {
+    acc = acc.double();
+    if ((x >>> bit) & 1) acc = acc.add(point);
+  }
+  return acc;
+}
+
+/**
  * Σ_k A_k·x^k, the public image of g(x), by Horner's rule: x is a member id (16 bits), so each step
  * is a short variable-time multiplication of public points. Undefined for the identity.
  */
 export function commitmentAt(commitments: readonly Point[], x: number): Point | undefined {
-  const bx = BigInt(x);
+  const isId = Number.isInteger(x) && x >= 1 && x <= 0xffff;
+  const times = isId ? (p: Point) => multiplyById(p, x) : (p: Point) => p.multiplyUnsafe(BigInt(x));
   let acc = commitments[commitments.length - 1]!;
-  for (let k = commitments.length - 2; k >= 0; k--) acc = acc.multiplyUnsafe(bx).add(commitments[k]!);
+  for (let k = commitments.length - 2; k >= 0; k--) acc = times(acc).add(commitments[k]!);
   return acc.is0() ? undefined : acc;
 }
 

@@ -1,5 +1,5 @@
-import { sha256 } from '@noble/hashes/sha2.js';
-import { decodeHex, encodeHex, equalBytes } from '../bytes.ts';
+import { concatBytes, decodeHex, encodeHex, equalBytes } from '../bytes.ts';
+import { messageSha256 } from '../digest.ts';
 import { curveBackend } from '../curve-backend.ts';
 import { verifyMemberSignature } from '../dkg/member-signatures.ts';
 import { isTkmsError, TkmsError } from '../errors.ts';
@@ -249,7 +249,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
   /** Member signature check, once per (key, message, signature). */
   private verified(publicKey: Uint8Array | undefined, message: Uint8Array, signature: Uint8Array): boolean {
     if (publicKey === undefined) return false;
-    const key = hex(sha256(new Uint8Array([...publicKey, ...sha256(message), ...signature])));
+    const key = hex(messageSha256(concatBytes(publicKey, messageSha256(message), signature)));
     if (this.signatureCache.get(key) === true) return true;
     const ok = verifyMemberSignature(publicKey, message, signature);
     if (ok) this.signatureCache.set(key, true);
@@ -345,7 +345,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
     if (body.kind !== 'certificate') return;
     const key = this.authenticate(m, body.authorRole === 0 ? this.fromKeys : this.toKeys, body.author);
     if (!this.admit(key, m)) return;
-    let record = this.proposals.get(hex(sha256(body.proposal)));
+    let record = this.proposals.get(hex(messageSha256(body.proposal)));
     if (record === undefined) {
       const proposal = this.decode(body.proposal);
       if (proposal.body.kind !== 'proposal') throw new TkmsError('bad_request', 'ceremony certificate: does not carry a proposal');
@@ -393,6 +393,9 @@ export class CeremonyEngine<Unsigned, Outcome> {
     for (let i = 0; i < this.toIds.length; i++) {
       const r = d.recipients[i];
       if (r === undefined) continue;
+      // The hello this member already authenticated, as most dealings carry it: no second check.
+      const known = this.hellos.get(this.toIds[i]!);
+      if (known !== undefined && equalBytes(known.signature, r.helloSignature) && equalBytes(known.receiverKey, r.receiverKey)) continue;
       const helloSigned = encodeUnsigned({ kind: 'hello', author: this.toIds[i]!, receiverKey: r.receiverKey }, this.kind.family);
       if (!this.verified(this.toKeys.get(this.toIds[i]!), signingBytes(this.kind.ceremonyId, helloSigned, this.kind.family), r.helloSignature)) return false;
     }
@@ -432,7 +435,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
       const v = openSubShare(this.kind.ceremonyId, keyId, d.author, this.toId!, this.receiver!.key, this.receiver!.secret, kd, kd.ciphertexts[slot.cipherIndex]!);
       if (v !== undefined && !falsely) continue;
       const proven = proveComplaint(this.kind.ceremonyId, keyId, d.author, this.toId!, this.receiver!.key, this.receiver!.secret, kd);
-      const body: ComplaintMessage = { kind: 'complaint', author: this.toId!, dealer: d.author, dealingHash: sha256(record.raw), keyIndex: k, pairKey: proven.pairKey, proof: proven.proof };
+      const body: ComplaintMessage = { kind: 'complaint', author: this.toId!, dealer: d.author, dealingHash: messageSha256(record.raw), keyIndex: k, pairKey: proven.pairKey, proof: proven.proof };
       this.complaints.push(body);
       out.push({ payload: this.signOwn(body) });
       return;
@@ -544,7 +547,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
     }
     const records: DealingRecord[] = [];
     for (const raw of body.dealings) {
-      const already = this.dealings.get(hex(sha256(raw)));
+      const already = this.dealings.get(hex(messageSha256(raw)));
       if (already !== undefined) {
         records.push(already);
         continue;
@@ -573,7 +576,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
       this.disq[this.label('to', body.author)] = 'proposed invalid or unordered dealings';
       return record;
     }
-    const transcript = ceremonyTranscriptHash(this.kind.ceremonyId, dealers, records.map((r) => sha256(r.raw)));
+    const transcript = ceremonyTranscriptHash(this.kind.ceremonyId, dealers, records.map((r) => messageSha256(r.raw)));
     const combined = this.kind.combine(dealers, records.map((r) => r.message), transcript);
     if (combined === undefined) {
       this.disq[this.label('to', body.author)] = 'proposed dealings that determine no valid result (for a reshare: they do not keep the group key)';

@@ -48,6 +48,20 @@ describe('core: curve backends (noble and libsecp256k1 agree)', function () {
     );
   });
 
+  it('decompress gives noble\'s uncompressed bytes for a point and throws for an x off the curve', () => {
+    fc.assert(
+      fc.property(point, (P) => {
+        for (const b of backends) assert.deepEqual(b.decompress(P), ref(P).toBytes(false), b.name);
+      }),
+      { numRuns: 40 },
+    );
+    // x = 5: 5³ + 7 = 132 is not a square mod p (secp256k1 has no point with that x).
+    const offCurve = new Uint8Array(33);
+    offCurve[0] = 0x02;
+    offCurve[32] = 5;
+    for (const b of backends) assert.throws(() => b.decompress(offCurve), b.name);
+  });
+
   it('secret multiplication refuses 0 and scalars ≥ n instead of reducing them', () => {
     const P = G.multiply(7n).toBytes(true);
     for (const b of backends) {
