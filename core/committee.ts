@@ -58,7 +58,8 @@ export interface CommitteeDecoders {
 /** What a committee id may be, as a JSON Schema pattern too (the gateway's answers declare it). */
 export const COMMITTEE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
 const COMMITTEE_ID = new RegExp(COMMITTEE_ID_PATTERN);
-const MAX_MEMBERS = 256;
+/** The largest committee a committee file may name; message and frame bounds are derived from it. */
+export const MAX_MEMBERS = 256;
 const MAX_ADDRS = 16;
 
 function fail(message: string): never {

@@ -49,23 +49,41 @@ export class CeremonyDriver<T> {
   private chain: Promise<void> = Promise.resolve();
   private tickTimer: NodeJS.Timeout | undefined;
   private retransmitTimer: NodeJS.Timeout | undefined;
+  /** Set when a vote could not be written: the ceremony sends nothing more (see step). */
+  private halted = false;
 
   constructor(private readonly o: CeremonyDriverOptions<T>) {}
 
   /** One engine call, after every earlier one. A payload the engine refuses rejects the returned promise (the sender's reply), never the chain. */
   step(call: () => CeremonyStep): Promise<void> {
     const next = this.chain.then(async () => {
-      if (!this.o.isActive()) return;
+      if (!this.active()) return;
       const began = performance.now();
       const step = call();
       const engineMs = performance.now() - began;
-      if (step.persistVote !== undefined) await this.o.persistVote(step.persistVote);
+      if (step.persistVote !== undefined) {
+        try {
+          await this.o.persistVote(step.persistVote);
+        } catch (e) {
+          // The engine already holds the vote and would re-send it with every retransmit; a vote
+          // that is not on disk could be cast again differently after a restart. So nothing of
+          // this ceremony leaves the node any more.
+          this.halted = true;
+          this.stop();
+          throw e;
+        }
+      }
       this.o.onEngineCall?.(engineMs, step.outbound);
       this.dispatch(step.outbound, false);
       await this.o.afterStep();
     });
     this.chain = next.catch(() => {});
     return next;
+  }
+
+  /** False once the vote could not be written, or the runner says the ceremony is over. */
+  active(): boolean {
+    return !this.halted && this.o.isActive();
   }
 
   /** Something that must not interleave with a step (a retransmit round), on the chain. */
@@ -83,7 +101,7 @@ export class CeremonyDriver<T> {
   }
 
   dispatch(outbound: readonly CeremonyOutbound[], isRetransmit: boolean): void {
-    if (outbound.length === 0) return;
+    if (outbound.length === 0 || this.halted) return;
     const everyone = this.o.others();
     for (const msg of outbound) {
       const frame = this.o.frameOf(msg.payload);

@@ -579,6 +579,14 @@ export class DkgRunner {
       s.phase = ceremony.phase;
       s.phaseStartedAt = now;
     }
+    // A certificate may arrive after this node gave up at its final deadline (others re-send it a
+    // while): the key is made all the same, so store it rather than hold no share of it for good.
+    if (ceremony.phase === 'done' && s.status === 'aborted' && !s.committing) {
+      s.committing = true;
+      this.o.log.info({ keyId: s.keyId, sessionId: s.sid }, 'the certificate of a DKG this node had given up on arrived; storing it');
+      void this.complete(s);
+      return;
+    }
     if (s.status !== 'running') return;
     if (ceremony.phase === 'done') {
       if (s.committing) return;
@@ -627,7 +635,8 @@ export class DkgRunner {
   }
 
   private finish(s: Session, status: 'done' | 'aborted', reason: string | undefined): void {
-    if (s.status !== 'running') return;
+    // aborted → done happens once, when a late certificate was stored (afterStep); nothing else changes a finished session.
+    if (s.status === 'done' || (s.status === 'aborted' && !(status === 'done' && s.committing))) return;
     s.driver.stopTick();
     // A finished session keeps re-sending its certificate a while (LINGER_PHASES); a failed one stops.
     if (status === 'aborted') s.driver.stopRetransmits();

@@ -1,5 +1,7 @@
 import { assertKeyId, concatBytes, encodeHex, TkmsError, utf8ToBytes } from '../core/index.ts';
 import { ByteReader } from '../core/byte-reader.ts';
+import { MAX_MEMBERS } from '../core/committee.ts';
+import { maxAttempts, maxMessageSize } from '../core/ceremony/index.ts';
 import { assertCommitteeId } from '../core/dkg/result.ts';
 import { decodeDkgPublicResult, encodeDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
 
@@ -23,10 +25,12 @@ export const DKG_PROTOCOL = '/tkms/dkg/2';
 export const DKG_WIRE_VERSION = 2;
 export const SESSION_ID_LENGTH = 16;
 /**
- * One ceremony message. The largest is a proposal: t whole dealings, each with n sealed sub-shares,
- * n receiver keys with their hello signatures and t commitments; at n = 256 that stays under 8 MiB.
+ * One ceremony message. The largest is a certificate: a proposal of up to n whole dealings (a DKG
+ * proposes every eligible dealer), each with n sealed sub-shares, n receiver keys with their hello
+ * signatures and t commitments, plus n votes. Derived from the codec's own bound at the largest
+ * committee (n = t = MAX_MEMBERS), so no DKG a committee file allows has a message past it (~11 MB).
  */
-export const MAX_DKG_PAYLOAD_BYTES = 8 * 1024 * 1024;
+export const MAX_DKG_PAYLOAD_BYTES = maxMessageSize({ family: 'dkg', n: MAX_MEMBERS, t: MAX_MEMBERS, nTo: MAX_MEMBERS, tTo: MAX_MEMBERS, keys: 1, maxAttempts: maxAttempts(MAX_MEMBERS) }, 'certificate');
 /** A DkgPublicResult of 256 members is about 55 KiB. */
 export const MAX_DKG_RESULT_BYTES = 256 * 1024;
 const MAX_HEADER_BYTES = 3 + 64 + SESSION_ID_LENGTH;

@@ -52,6 +52,7 @@ export async function fetchOrigins(o: OriginSourceOptions): Promise<string[]> {
   if (missing.size === 0) return [];
   const { committee } = o.store.served();
   const left = o.store.committeeAt(committee.epoch - 1);
+  const servedPeers = new Set(committee.members.map((m) => m.peerId));
   const votes = new Map<string, Map<string, { result: DkgPublicResult; members: Set<string> }>>();
   const others = [...new Set([...committee.members.map((m) => m.peerId), ...(left?.members ?? []).map((m) => o.peerIdOf(m.publicKey))])].filter((p) => p !== o.selfPeerId);
   for (let i = 0; i < others.length && missing.size > 0; i += ASK_AT_ONCE) {
@@ -77,7 +78,10 @@ export async function fetchOrigins(o: OriginSourceOptions): Promise<string[]> {
           const digest = unsignedDigest(result);
           const entry = byDigest.get(digest) ?? { result, members: new Set<string>() };
           byDigest.set(digest, entry);
-          entry.members.add(member);
+          // Only members of the committee served count: fewer than t of them lie, so t matching
+          // answers hold an honest one. Members that left (asked for when every member was replaced)
+          // may be the very ones a reshare removed; they can only hand over results that verify.
+          if (servedPeers.has(member)) entry.members.add(member);
           if (entry.members.size < committee.t) continue;
         }
         if (await o.store.saveOrigin(result as unknown as Record<string, unknown>)) {

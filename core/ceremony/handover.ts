@@ -7,6 +7,7 @@ import { verifyMemberSignature } from '../dkg/member-signatures.ts';
 import { TkmsError } from '../errors.ts';
 import { assertKeyId, keyIdBytes } from '../identifiers.ts';
 import { requireExactFields } from '../json-frame.ts';
+import { toleratedFaults, voteQuorum } from '../quorum.ts';
 
 /**
  * The handover certificate: the signed result of a reshare or refresh. It names the committee
@@ -79,20 +80,8 @@ function u32(value: number): Uint8Array {
   return out;
 }
 
-/**
- * Arriving members that must sign a handover, and votes an agreement needs: more than half of the
- * members plus f (so two quorums share an honest member whatever f members lie), never fewer than t,
- * with f = min(t − 1, ⌊(n − 1)/3⌋) the lying members tolerated.
- */
-export function voteQuorum(n: number, t: number): number {
-  const f = Math.min(t - 1, Math.floor((n - 1) / 3));
-  return Math.max(t, Math.floor((n + f) / 2) + 1);
-}
-
-/** The lying members an agreement of n members with threshold t tolerates (see voteQuorum). */
-export function toleratedFaults(n: number, t: number): number {
-  return Math.min(t - 1, Math.floor((n - 1) / 3));
-}
+/** Arriving members that must sign a handover, and votes an agreement needs (core/quorum.ts). */
+export { toleratedFaults, voteQuorum };
 
 /**
  * What both committees sign: SHA-256 over the committee id, the epoch left, the digest of the

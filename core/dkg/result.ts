@@ -6,6 +6,7 @@ import { assertKeyId } from '../identifiers.ts';
 import { assertParticipantId, assertThreshold, lagrangeCoefficientsAtZero } from '../shamir.ts';
 import { confirmMessage, dkgResultDigest, legacyConfirmMessage } from './context.ts';
 import { verifyMemberSignature } from './member-signatures.ts';
+import { voteQuorum } from '../quorum.ts';
 import type { DkgPublicResult } from './types.ts';
 
 export const SESSION_ID_LENGTH = 16;
@@ -220,7 +221,7 @@ function assertExpectedCommittee(result: DkgPublicResult, expected: ExpectedComm
  * Checks a published DKG result without its transcript: it belongs to the expected committee
  * (same committee id, t, n and member ids), canonical structure, valid points,
  * all verification shares on one polynomial of degree < t whose value at 0 is the group key,
- * and at least t valid member signatures over the digest of the whole result (key id,
+ * and at least voteQuorum(n, t) (≥ t) valid member signatures over the digest of the whole result (key id,
  * committee, session, t, n, member ids and the given member keys, qualified set, group key,
  * every Y_i, transcript hash), recomputed here from the fields handed in.
  *
@@ -236,8 +237,13 @@ export function verifyDkgPublicResult(r: DkgPublicResult, expected: ExpectedComm
   const memberKeys = expected.memberKeys;
   const message = confirmMessage(dkgResultDigest(unsigned(result), memberKeys));
   const valid = validSigners(result, memberKeys, message);
-  if (valid.length < result.t) {
-    throw new TkmsError('dkg_failed', `only ${valid.length} valid member signatures over the result, need t = ${result.t}`);
+  // A vote quorum, not t: the DKG ceremony is safe because a result needs q votes and an honest
+  // member votes once, but f liars can add their signatures to a result that an honest minority
+  // voted for and certification passed by (votes split across attempts). With t such a result
+  // would verify beside the certified one. Results of the old DKG gather q as members re-sign.
+  const quorum = voteQuorum(result.n, result.t);
+  if (valid.length < quorum) {
+    throw new TkmsError('dkg_failed', `only ${valid.length} valid member signatures over the result, need ${quorum} (a vote quorum of n = ${result.n}, t = ${result.t})`);
   }
   return { ...result, signatures: Object.fromEntries(valid.map((id) => [String(id), result.signatures[String(id)]!])) };
 }

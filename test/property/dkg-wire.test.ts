@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { encodeHex, G, isTkmsError } from '../../core/index.ts';
 import type { DkgPublicResult } from '../../core/dkg/index.ts';
+import { maxAttempts, maxMessageSize, type CeremonyMessageKind } from '../../core/ceremony/index.ts';
+import { MAX_MEMBERS } from '../../core/committee.ts';
 import {
   decodeDkgFrame,
   DKG_PROTOCOL,
@@ -125,6 +127,17 @@ describe('DKG wire /tkms/dkg/2 (property)', () => {
       const past = encodeDkgFrame({ type: 'payload', keyId, sessionId, payload: new Uint8Array(MAX_DKG_PAYLOAD_BYTES + 1).fill(1) });
       assert.equal(past.length, MAX_DKG_FRAME_BYTES + 1);
       refused(() => decodeDkgFrame(past), 'payload_too_large');
+    });
+
+    it('every DKG message a committee file allows fits in a frame: each kind at n = 1..MAX_MEMBERS, every t', () => {
+      const kinds: CeremonyMessageKind[] = ['hello', 'dealing', 'complaint', 'proposal', 'echo', 'vote', 'certificate'];
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: MAX_MEMBERS }).chain((n) => fc.tuple(fc.constant(n), fc.integer({ min: 1, max: n }))), ([n, t]) => {
+          const shape = { family: 'dkg' as const, n, t, nTo: n, tTo: t, keys: 1, maxAttempts: maxAttempts(n) };
+          for (const kind of kinds) assert.ok(maxMessageSize(shape, kind) <= MAX_DKG_PAYLOAD_BYTES, `${kind} at n = ${n}, t = ${t}`);
+        }),
+        { numRuns: 200 },
+      );
     });
 
     it(`a result of more than MAX_DKG_RESULT_BYTES (${MAX_DKG_RESULT_BYTES}) is payload_too_large before it is parsed`, () => {

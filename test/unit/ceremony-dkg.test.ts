@@ -60,6 +60,19 @@ describe('DKG ceremony (core/ceremony, DKG kind)', function () {
     for (const c of r.ceremonies) assert.deepEqual(c.disqualified(), {});
   });
 
+  it('a result verifies only with a vote quorum of signatures, not t: liars adding theirs to a result an honest minority voted for cannot make it pass', () => {
+    const s = makeDkgScenario({ n: 7, t: 3, seed: 5 });
+    const o = assertDkgCompleted(s, simulateDkg(s, { seed: 6, maxDelay: 20 }));
+    const expected = { committeeId: s.committee.committeeId, t: 3, memberKeys: s.memberKeys };
+    const q = voteQuorum(7, 3);
+    assert.equal(q, 5);
+    const keep = (k: number) => ({ ...o.result, signatures: Object.fromEntries(Object.entries(o.result.signatures).slice(0, k)) });
+    assert.equal(Object.keys(verifyDkgPublicResult(keep(q), expected).signatures).length, q);
+    for (const k of [3, q - 1]) {
+      assert.throws(() => verifyDkgPublicResult(keep(k), expected), (e: unknown) => isTkmsError(e, 'dkg_failed') && /need 5/.test((e as Error).message), `${k} signatures`);
+    }
+  });
+
   it('makes a 3-of-5 key at committee epoch 4: the result carries the epoch (and so its signed digest does)', () => {
     const s = makeDkgScenario({ n: 5, t: 3, seed: 2, epoch: 4 });
     const r = simulateDkg(s, { seed: 4, maxDelay: 20 });

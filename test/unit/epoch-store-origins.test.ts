@@ -233,6 +233,18 @@ describe('epoch store: the origins of moved keys', function () {
       assert.deepEqual(stored, ['alpha']);
       assert.deepEqual(store.origins(), [world.origin]);
     });
+
+    it('without the committee of its epoch, a member that left does not count towards the t alike answers', async () => {
+      const { store } = await committed(4);
+      const blind = { served: () => store.served(), missingOrigins: () => store.missingOrigins(), saveOrigin: (r: Record<string, unknown>) => store.saveOrigin(r), committeeAt: () => undefined };
+      const stored: string[] = [];
+      const member1 = peerId(world.m[0]!.publicKey);
+      const gone = peerId(world.m[2]!.publicKey);
+      const forged = { ...world.origin, transcriptHash: encodeHex(randomBytes(32)) };
+      // Member 1 (served) and member 3 (left at the handover) answer the same forged result: one served member, below t = 2.
+      assert.deepEqual(await fetchOrigins({ store: blind, selfPeerId: peerId(world.m[3]!.publicKey), peerIdOf: peerId, askKeys: async (peer) => (peer === member1 || peer === gone ? [forged] : []), onStored: (r) => stored.push(r.keyId), log }), ['alpha']);
+      assert.deepEqual(stored, []);
+    });
   });
 
   it('the origin file parser: any bytes give the object naming the key or keystore_corrupt; a written origin reads back', () => {
