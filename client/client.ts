@@ -158,6 +158,21 @@ export interface RevokeResult {
 }
 
 const MAX_ATTEMPTS = 3;
+/** How long a decrypt waits before asking again when the committee is mid-handover (committeeInFlux). */
+const COMMITTEE_SETTLE_MS = 500;
+
+/**
+ * The gateway found fewer than t partials, some members answered, and the rest refused only as not
+ * serving the key at its epoch yet (unknown_key) or any more (stale_epoch): what a committee
+ * mid-handover answers, not a fault; another attempt a moment later succeeds.
+ */
+function committeeInFlux(e: unknown): boolean {
+  if (!isTkmsError(e) || !['insufficient_partials', 'unknown_key', 'stale_epoch'].includes(e.code)) return false;
+  const failures = e.details?.failures;
+  const answered = e.details?.answered;
+  // Some members answered: the key exists (a key nobody knows is refused by all, answered 0).
+  return typeof answered === 'number' && answered > 0 && Array.isArray(failures) && failures.length > 0 && failures.every((f) => ['unknown_key', 'stale_epoch'].includes((f as { code?: unknown } | null)?.code as string));
+}
 const DEFAULT_SUSPECT_MS = 5 * 60_000;
 
 export class TkmsClient {
@@ -543,10 +558,21 @@ export class TkmsClient {
         ...this.window(),
         requestId: newRequestId(),
       }, { committeeId: key.committeeId });
-      const { json } = await this.http.request<Record<string, unknown>>('POST', `/v1/handles/${handle}/delegate`, {
-        delegation: DelegationMessage.encode(delegation),
-        ...(exclude.size > 0 ? { exclude: [...exclude].sort((a, b) => a - b) } : {}),
-      });
+      let json: Record<string, unknown>;
+      try {
+        ({ json } = await this.http.request<Record<string, unknown>>('POST', `/v1/handles/${handle}/delegate`, {
+          delegation: DelegationMessage.encode(delegation),
+          ...(exclude.size > 0 ? { exclude: [...exclude].sort((a, b) => a - b) } : {}),
+        }));
+      } catch (e) {
+        if (attempt >= MAX_ATTEMPTS || !committeeInFlux(e)) throw e;
+        // Members commit a handover a moment apart (a joiner first syncs revocations): asked again a
+        // moment later, they answer at one epoch.
+        await new Promise((r) => setTimeout(r, COMMITTEE_SETTLE_MS));
+        this.keys.delete(keyId);
+        key = await this.getKey(keyId);
+        continue;
+      }
       const K = decodeHex(json.K, { name: 'K', length: 33 });
       const nonce = decodeHex(json.nonce, { name: 'nonce', length: 12 });
       const ciphertext = decodeBase64(json.ciphertext, { name: 'ciphertext' });

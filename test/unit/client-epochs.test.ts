@@ -223,6 +223,21 @@ describe('client: following committee epochs (pinned to epoch 0)', function () {
     assert.deepEqual(behind.misbehaviour(), []);
   });
 
+  it('a joiner not serving the epoch yet (unknown_key while others answered) is asked again a moment later; a key nobody knows is not', async () => {
+    scenario = { result: alpha, madeBy: c0, servedEpoch: 2, handovers: chain.certificates, answer: at(2, [4, 5]) };
+    const shortfall = (answered: number) =>
+      new Response(JSON.stringify({ error: { code: 'unknown_key', message: `${answered} of 5 nodes answered, 2 needed (node 6: unknown_key)`, details: { answered, needed: 2, failures: [{ nodeId: 6, code: 'unknown_key', message: 'this node holds no share of key alpha' }] } } }), { status: 404, headers: { 'content-type': 'application/json' } });
+    let delegations = 0;
+    const joining: typeof fetch = async (input, init) => (String(input).endsWith('/delegate') && ++delegations === 1 ? shortfall(1) : fakeFetch(input, init));
+    const out = await client({ fetch: joining }).decrypt(encodeHex(sealed.handle), { keyId: 'alpha' });
+    assert.deepEqual(out.plaintext, PLAINTEXT);
+    assert.equal(out.attempts, 2);
+    let unknownAsked = 0;
+    const unknown: typeof fetch = async (input, init) => (String(input).endsWith('/delegate') ? (unknownAsked++, shortfall(0)) : fakeFetch(input, init));
+    await assert.rejects(client({ fetch: unknown }).decrypt(encodeHex(sealed.handle), { keyId: 'alpha' }), (e: unknown) => isTkmsError(e, 'unknown_key'));
+    assert.equal(unknownAsked, 1, 'a key every member refuses is not asked again');
+  });
+
   it('partials of an epoch no verified certificate reaches are not used, and the node is not counted as lying', async () => {
     scenario = { result: alpha, madeBy: c0, servedEpoch: 1, handovers: [], answer: at(1, [3, 4, 5]) };
     const c = client();
