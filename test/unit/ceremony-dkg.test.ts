@@ -203,18 +203,6 @@ describe('DKG ceremony (core/ceremony, DKG kind)', function () {
     }
   });
 
-  for (const n of [16, 32]) {
-    it(`prints the time of an in-memory DKG at n = ${n}, t = ${n / 2 + 1}`, function () {
-      this.timeout(900_000);
-      const s = makeDkgScenario({ n, t: n / 2 + 1, seed: 20 + n });
-      const started = process.hrtime.bigint();
-      const r = simulateDkg(s, { seed: 21, maxDelay: 5 });
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      assertDkgCompleted(s, r);
-      console.log(`      n=${n} t=${n / 2 + 1}: ${ms.toFixed(0)} ms for ${n} members in one process (${(ms / n).toFixed(0)} ms CPU per member), ${r.deliveries} deliveries`);
-    });
-  }
-
   it('bounds what a peer can make it store from the DKG shape (one committee: every member deals and receives), and drops what is past them', () => {
     const shape: CeremonyShape = { family: 'dkg', n: 7, t: 4, nTo: 7, tTo: 4, keys: 1, maxAttempts: maxAttempts(7) };
     const bounds = inboxBounds(shape);

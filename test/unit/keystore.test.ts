@@ -433,7 +433,7 @@ describe('node/keystore', function () {
   });
 
   describe('crash safety (SIGKILL during saves)', function () {
-    const iterations = Number.parseInt(process.env['TKMS_KEYSTORE_CRASH_ITERATIONS'] ?? '50', 10);
+    const iterations = Number.parseInt(process.env['TKMS_KEYSTORE_CRASH_ITERATIONS'] ?? '25', 10);
     const CHILD_PASSWORD = 'crash-test-password';
     const children = new Set<ChildProcess>();
     // Bounded per iteration: spawn + ready ≤ 15 s, plus verification.
