@@ -302,7 +302,7 @@ export class TkmsClient {
   }
 
   /**
-   * The key's public data, verified: t member signatures over the whole DKG result (checked against
+   * The key's public data, verified: a vote quorum (core/quorum.ts) of member signatures over the whole DKG result (checked against
    * the committee of the epoch it was made at, reached from the pinned one through verified
    * certificates), consistent verification shares, and its Y_i at every later epoch from the handover
    * certificates, never from the gateway's word alone.

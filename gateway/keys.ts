@@ -12,7 +12,7 @@ import type { NodePool } from './node-pool.ts';
 /**
  * The keys the committee holds, as the gateway publishes them. A member's answer counts only
  * when its result verifies on its own (verification shares on one degree-(t−1) polynomial
- * through the group key, t member signatures over the digest of the whole result), and a key
+ * through the group key, a vote quorum of member signatures over the digest of the whole result), and a key
  * is published only once at least t members answered the same result (same digest: the
  * signature sets may differ, each member kept the confirmations it received).
  *
