@@ -226,9 +226,15 @@ describe('attack: forge a DKG result by swapping the group key and verification 
         client.encryptLocally(new TextEncoder().encode('for the committee only'), { keyId: KEY_ID }),
         (e: unknown) => isTkmsError(e, 'bad_proof') && /DKG result does not verify.*t = 1/.test((e as Error).message),
       );
-      // Member keys alone pin nothing about t: such a client does not encrypt locally at all.
+      // Member keys alone pin nothing about t: such a client does not encrypt locally at all. Here the
+      // one signature is refused even before that: a result needs a vote quorum of its own n and t (2 of 3).
       const keysOnly = new TkmsClient({ gatewayUrl: proxy!.url, account: generateAccount(), trustedMemberKeys: memberKeysHex(committee) });
-      await assert.rejects(keysOnly.encryptLocally(new TextEncoder().encode('x'), { keyId: KEY_ID }), (e: unknown) => isTkmsError(e, 'unauthorized'));
+      await assert.rejects(
+        keysOnly.encryptLocally(new TextEncoder().encode('x'), { keyId: KEY_ID }),
+        (e: unknown) => isTkmsError(e, 'bad_proof') && /need 2 \(a vote quorum of n = 3, t = 1\)/.test((e as Error).message),
+      );
+      const keysOnlyHonest = new TkmsClient({ gatewayUrl, account: generateAccount(), trustedMemberKeys: memberKeysHex(committee) });
+      await assert.rejects(keysOnlyHonest.encryptLocally(new TextEncoder().encode('x'), { keyId: KEY_ID }), (e: unknown) => isTkmsError(e, 'unauthorized'));
     });
 
     it('`tkms encrypt --local --committee` through the key-swapping proxy fails: the key\'s DKG result does not verify', async () => {
