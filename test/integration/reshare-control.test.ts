@@ -7,7 +7,7 @@ import { parseCommittee } from '../../net/committee.ts';
 import { loadIdentityFile } from '../../node/identity.ts';
 import { CEREMONY_PROTOCOL, decodeCeremonyReply, encodeCeremonyFrame } from '../../node/reshare-wire.ts';
 import { P2pClient } from '../support/p2p-client.ts';
-import { getJson, waitFor } from '../support/processes.ts';
+import { getJson } from '../support/processes.ts';
 import { decode, encode, range, ReshareNet } from '../support/reshare.ts';
 
 /**
@@ -126,7 +126,7 @@ describe('reshare control plane with real processes: operators only, t approvals
     await net.waitDone(range(1, 6), proposalId);
     console.log(`      reshare 3-of-5 → 3-of-6 after the late approvals: ${Date.now() - started} ms`);
     // The gateway follows on its own refresh (at most once a second): on a loaded machine it may still serve epoch 0 here.
-    await waitFor('the gateway serves epoch 1', async () => ((await getJson(`${net.gatewayUrl}/v1/committee`)).json.epoch >= 1 ? true : undefined), { timeoutMs: 30_000 });
+    await net.waitGatewayEpoch(1);
     const key = await (await net.client(generateAccount(), 0)).getKey(KEY);
     assert.equal(key.epoch, 1);
     assert.equal(key.publicKeyHex.replace(/^0x/, ''), groupKey.replace(/^0x/, ''));

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { generateAccount } from '../../client/index.ts';
 import { generateRsaKeyPair } from '../../core/index.ts';
 import { P2pClient } from '../support/p2p-client.ts';
-import { getJson, waitFor } from '../support/processes.ts';
 import { decode, encode, handleDescriptor, ownerPartial, partialMatches, postJson, range, ReshareNet } from '../support/reshare.ts';
 
 /**
@@ -40,7 +39,7 @@ describe('reshare with real processes: a dealer that deals wrong sub-shares is d
     await net.writeRefreshed(1);
     for (const [i, s] of done.entries()) assert.deepEqual(Object.keys(s.disqualified ?? {}), [`from:${LIAR}`], `node ${i + 1}: ${JSON.stringify(s)}`);
     // The gateway follows on its own refresh (at most once a second): under a loaded machine it may still serve epoch 0 here.
-    await waitFor('the gateway serves epoch 1', async () => ((await getJson(`${net.gatewayUrl}/v1/committee`)).json.epoch >= 1 ? true : undefined), { timeoutMs: 30_000 });
+    await net.waitGatewayEpoch(1);
     const key = await (await net.client(owner, 0)).getKey(KEY);
     assert.equal(key.epoch, 1);
     assert.equal(key.publicKeyHex, before.publicKeyHex);

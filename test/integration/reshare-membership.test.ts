@@ -94,6 +94,7 @@ describe('reshare with real processes: grow, refresh, shrink; a client pinned at
 
     const after: OpenedPartial[] = await Promise.all(asked.map((n) => ownerPartial(p2p!, n, alice, rsa, handle, descriptor)));
     assert.ok(after.every((p) => p.epoch === 2));
+    await net.waitGatewayEpoch(2);
     const key = await (await net.client(alice, 0)).getKey(KEY);
     assert.equal(key.epoch, 2);
     assert.equal(key.publicKeyHex.replace(/^0x/, ""), groupKey.replace(/^0x/, ""));

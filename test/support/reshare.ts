@@ -217,6 +217,11 @@ export class ReshareNet {
     );
   }
 
+  /** The gateway follows a handover on its own refresh (at most once a second): a test reading keys right after a commit waits for it. */
+  async waitGatewayEpoch(epoch: number, timeoutMs = 30_000): Promise<void> {
+    await waitFor(`the gateway serves epoch ${epoch}`, async () => ((await getJson(`${this.gatewayUrl}/v1/committee`)).json.epoch >= epoch ? true : undefined), { timeoutMs });
+  }
+
   async waitEpoch(ids: number[], epoch: number, timeoutMs = 90_000): Promise<void> {
     await Promise.all(ids.map((id) => waitFor(`node ${id} at epoch ${epoch}`, async () => ((await this.reshareList(id)).epoch === epoch ? true : undefined), { timeoutMs, intervalMs: 150 })));
   }
