@@ -10,7 +10,7 @@
  */
 import type { CommitteeMembership } from '../committee.ts';
 import type { DkgPublicResult } from '../dkg/types.ts';
-import type { CeremonyFaults, CeremonyPhase, CeremonyStep, CeremonyOutbound } from './types.ts';
+import type { CeremonyApi, CeremonyFaults } from './types.ts';
 
 export interface DkgCeremonyParams {
   /** Validated with assertKeyId. */
@@ -44,16 +44,5 @@ export interface DkgCeremonyFaults extends Omit<CeremonyFaults, 'wrongConstantTe
   falseComplaintAgainst?: number[];
 }
 
-/** Same surface as ReshareCeremonyApi, so one runner skeleton drives both. */
-export interface DkgCeremonyApi {
-  readonly phase: CeremonyPhase;
-  readonly failureReason: string | undefined;
-  start(nowMs: number): CeremonyStep;
-  receive(payload: Uint8Array, nowMs: number): CeremonyStep;
-  tick(nowMs: number): CeremonyStep;
-  nextDeadline(): number | undefined;
-  retransmit(): CeremonyOutbound[];
-  outcome(): DkgCeremonyOutcome | undefined;
-  /** Member id (decimal) → why its dealing is out. */
-  disqualified(): Record<string, string>;
-}
+/** The surface every ceremony has (types.ts CeremonyApi), so one runner skeleton drives DKG and reshare. */
+export type DkgCeremonyApi = CeremonyApi<DkgCeremonyOutcome>;

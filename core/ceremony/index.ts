@@ -29,6 +29,7 @@ export type {
   CeremonyPhase,
   CeremonyStep,
   CeremonyTiming,
+  CeremonyApi,
   ReshareCeremonyApi,
   ReshareOutcome,
   ReshareParams,

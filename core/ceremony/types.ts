@@ -96,12 +96,13 @@ export interface CeremonyTiming {
 }
 
 /**
- * One member's view of one proposal's ceremony (every attempt of it). Pure: no I/O and no clock;
- * the runner passes `nowMs`, sends every outbound payload to the participants, persists
- * `persistVote` before sending the step's messages, calls `tick` at `nextDeadline()`, and stores
- * the outcome (new shares durably first, then the certificate, which is the commit).
+ * One member's view of one ceremony (every attempt of it): a reshare or refresh (ReshareCeremonyApi)
+ * or a DKG (DkgCeremonyApi, dkg-types.ts). Pure: no I/O and no clock; the runner passes `nowMs`,
+ * sends every outbound payload to the participants, persists `persistVote` before sending the
+ * step's messages, calls `tick` at `nextDeadline()`, and stores the outcome (shares durably first,
+ * then the certificate, which is the commit).
  */
-export interface ReshareCeremonyApi {
+export interface CeremonyApi<Outcome> {
   readonly phase: CeremonyPhase;
   /** Set once phase is 'failed'. */
   readonly failureReason: string | undefined;
@@ -117,7 +118,9 @@ export interface ReshareCeremonyApi {
   nextDeadline(): number | undefined;
   /** This member's own signed messages and the certificates it holds, to send again to a participant that restarted or joined late. */
   retransmit(): CeremonyOutbound[];
-  outcome(): ReshareOutcome | undefined;
-  /** Participant (by `from`/`to` member id, e.g. "from:3", "to:5") → why it is out. */
+  outcome(): Outcome | undefined;
+  /** Participant → why it is out: by `from`/`to` member id in a reshare ("from:3", "to:5"), by member id in a DKG ("3"). */
   disqualified(): Record<string, string>;
 }
+
+export type ReshareCeremonyApi = CeremonyApi<ReshareOutcome>;
