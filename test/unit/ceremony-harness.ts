@@ -14,7 +14,7 @@ import { isTkmsError } from '../../core/errors.ts';
 import { splitSecret, type ScalarShare } from '../../core/shamir.ts';
 import type { Committee } from '../../core/committee.ts';
 import { ceremonyMessageKind, type CeremonyMessageKind } from '../../core/ceremony/codec.ts';
-import { proposalDigest, ReshareCeremony, type CeremonyFaults, type CeremonyIdentity, type CeremonyPhase, type CeremonyStep, type KeyEpochData, type ReshareParams, type ReshareProposal } from '../../core/ceremony/index.ts';
+import { proposalDigest, ReshareCeremony, type CeremonyFaults, type CeremonyIdentity, type CeremonyApi, type KeyEpochData, type ReshareParams, type ReshareProposal } from '../../core/ceremony/index.ts';
 import { seededRandom } from '../support/seeded-random.ts';
 
 export interface SimNode {
@@ -117,17 +117,7 @@ export function kindOf(payload: Uint8Array): MessageKind | undefined {
 }
 
 /** What the simulator drives: ReshareCeremonyApi and DkgCeremonyApi alike. */
-export interface SimCeremony {
-  readonly phase: CeremonyPhase;
-  readonly failureReason: string | undefined;
-  start(nowMs: number): CeremonyStep;
-  receive(payload: Uint8Array, nowMs: number): CeremonyStep;
-  tick(nowMs: number): CeremonyStep;
-  nextDeadline(): number | undefined;
-  retransmit(): { payload: Uint8Array; to?: Uint8Array[] }[];
-  outcome(): unknown;
-  disqualified(): Record<string, string>;
-}
+export type SimCeremony = CeremonyApi<unknown>;
 
 export interface Schedule<C extends SimCeremony = ReshareCeremony, F extends { silent?: boolean } = CeremonyFaults> {
   seed?: number;
