@@ -7,7 +7,7 @@ import { decodeDkgPublicResult, encodeDkgPublicResult, type DkgPublicResult } fr
 
 /**
  * Frames of /tkms/dkg/2, the DKG on the ceremony framework (core/ceremony, DkgCeremony). One
- * stream carries one request frame and one reply frame (the reply is /tkms/ceremony/1's), so a
+ * stream carries one request frame and one reply frame (the reply is /tkms/ceremony/2's), so a
  * delivered reply is an acknowledgement the sender retries on. /tkms/dkg/1 (DkgSession's rounds)
  * is no longer spoken: a node that still speaks it finds no handler, and a version-1 frame (JSON,
  * so its first byte is "{") sent here is refused as an unsupported version.

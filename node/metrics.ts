@@ -91,7 +91,7 @@ export function createNodeMetrics(sources?: NodeMetricSources): NodeMetrics {
     }),
     reshareFramesRefused: new Counter({
       name: 'tkms_reshare_frames_refused_total',
-      help: 'Ceremony frames (/tkms/ceremony/1) this node refused, by the error code answered',
+      help: 'Ceremony frames (/tkms/ceremony/2) this node refused, by the error code answered',
       labelNames: ['code'],
       registers: [registry],
     }),

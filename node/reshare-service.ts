@@ -19,7 +19,7 @@ import { CEREMONY_PROTOCOL } from './reshare-wire.ts';
 
 /**
  * The node's committee-change service, wired to libp2p and the admin API: the runner, the refresh
- * schedule, who may speak /tkms/ceremony/1, and the routes. The daemon starts it with the epoch
+ * schedule, who may speak /tkms/ceremony/2, and the routes. The daemon starts it with the epoch
  * store and the engine.
  */
 export interface ReshareServiceOptions {
@@ -53,7 +53,7 @@ export interface ReshareService {
   runner: ReshareRunner;
   schedule: RefreshSchedule;
   routes: Route[];
-  /** Who may open /tkms/ceremony/1 streams: members of the committee served and of every approved proposal. */
+  /** Who may open /tkms/ceremony/2 streams: members of the committee served and of every approved proposal. */
   isParticipant: (peer: string) => boolean;
   /** This node's id in the committee it serves (undefined once it left). */
   servedSelfId: () => number | undefined;

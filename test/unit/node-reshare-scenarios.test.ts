@@ -67,7 +67,7 @@ describe('reshare scenarios seen with real processes (in-process runners, libp2p
             const admitted = stores.get(target)!.served().committee.members.some((m) => m.peerId === peer) || runners.get(target)!.participantMembers().some((m) => m.peerId === peer);
             if (!admitted) {
               refusedStreams++;
-              throw new Error('stream reset: peer not allowed on /tkms/ceremony/1');
+              throw new Error('stream reset: peer not allowed on /tkms/ceremony/2');
             }
             decodeCeremonyFrame(frame);
             return runners.get(target)!.answerFrame(peer, frame);
