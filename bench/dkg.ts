@@ -3,11 +3,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getJson, makeTempDir, NodeCluster, removeDir, waitFor } from '../test/support/processes.ts';
+import { printTimeline } from './timeline.ts';
 
 /**
  * DKG wall time on loopback with real node processes: for each n, start n daemons
  * (t = ⌊2n/3⌋ + 1), wait until every node sees all n − 1 peers, then time from the admin
- * POST until the LAST node reports the key stored. Run alone: `npx tsx bench/dkg.ts [5 10 16] [--runs 2]`.
+ * POST until the LAST node reports the key stored. Run alone: `npx tsx bench/dkg.ts [5 10 16] [--runs 2] [--timeline]`
+ * (`--timeline`: when each step of the ceremony happened on the nodes, as bench/reshare.ts).
  */
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -28,7 +30,7 @@ export interface DkgSummary {
   maxMs: number;
 }
 
-export async function benchDkg(sizes: readonly number[], runs: number): Promise<{ rows: DkgRow[]; summary: DkgSummary[] }> {
+export async function benchDkg(sizes: readonly number[], runs: number, opts: { timeline?: boolean } = {}): Promise<{ rows: DkgRow[]; summary: DkgSummary[] }> {
   const rows: DkgRow[] = [];
   for (const n of sizes) {
     const t = Math.floor((2 * n) / 3) + 1;
@@ -36,7 +38,7 @@ export async function benchDkg(sizes: readonly number[], runs: number): Promise<
     let cluster: NodeCluster | undefined;
     try {
       const setupStart = performance.now();
-      cluster = await NodeCluster.prepare({ n, t, rootDir: root, phaseTimeoutMs: 10_000, logLevel: 'warn' });
+      cluster = await NodeCluster.prepare({ n, t, rootDir: root, phaseTimeoutMs: 10_000, logLevel: opts.timeline === true ? 'debug' : 'warn' });
       await cluster.startAll();
       const ids = cluster.nodes.map((x) => x.id);
       await Promise.all(
@@ -51,6 +53,7 @@ export async function benchDkg(sizes: readonly number[], runs: number): Promise<
         const keyId = `bench-${n}-${run}`;
         const proposer = cluster.node(((run - 1) % n) + 1);
         const start = performance.now();
+        const postedAt = Date.now();
         const res = await getJson(`${proposer.adminUrl}/admin/dkg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ keyId }) });
         if (res.status !== 202) throw new Error(`DKG start refused: ${JSON.stringify(res.json)}`);
         let proposerMs = 0;
@@ -72,6 +75,7 @@ export async function benchDkg(sizes: readonly number[], runs: number): Promise<
         const wallMs = performance.now() - start;
         rows.push({ n, t, run, wallMs: Math.round(wallMs), proposerMs });
         console.log(`  run ${run}: all ${n} nodes stored the key after ${Math.round(wallMs)} ms (proposer's session: ${proposerMs} ms)`);
+        if (opts.timeline === true) await printTimeline(cluster, postedAt);
       }
     } finally {
       await cluster?.stopAll();
@@ -99,9 +103,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const runsIdx = args.indexOf('--runs');
   const runs = runsIdx >= 0 ? Number(args[runsIdx + 1]) : 3;
-  const sizes = args.filter((a, i) => /^\d+$/.test(a) && i !== runsIdx + 1).map(Number);
+  const sizes = args.filter((a, i) => /^\d+$/.test(a) && (runsIdx < 0 || i !== runsIdx + 1)).map(Number);
   if (sizes.length === 0) sizes.push(5, 10, 16);
-  const { rows, summary } = await benchDkg(sizes, runs);
+  const { rows, summary } = await benchDkg(sizes, runs, { timeline: args.includes('--timeline') });
   printDkg(summary);
   const resultsDir = join(here, 'results');
   mkdirSync(resultsDir, { recursive: true });

@@ -36,6 +36,13 @@ export interface Delivery {
   mustQueue: boolean;
   /** The ceremony message inside the frame: an `ok` reply marks it acknowledged (retransmits skip it). */
   payload?: Uint8Array;
+  /**
+   * A message a participant needs once (a certificate: it ends the ceremony for whoever takes it; a
+   * refresh announcement: the approval it starts is on disk): once acknowledged it is not sent to
+   * that participant again even in a full round (a participant that restarts after taking a
+   * certificate asks again by sending anything: the runners answer such a laggard with it).
+   */
+  final?: boolean;
   onReply?: (reply: FrameReply) => void;
 }
 
@@ -48,6 +55,8 @@ export interface Delivery {
 export class DeliveryQueues<T> {
   private readonly queues = new Map<string, { tail: Promise<void>; waiting: number }>();
   private readonly acked = new Map<string, Uint8Array[]>();
+  /** Final messages (a certificate) a participant acknowledged: kept through the full rounds, never sent to it again. */
+  private readonly settled = new Map<string, Uint8Array[]>();
   private rounds = 0;
 
   constructor(private readonly o: DeliveryOptions<T>) {}
@@ -58,7 +67,9 @@ export class DeliveryQueues<T> {
   }
 
   wasAcked(to: T, payload: Uint8Array): boolean {
-    return this.acked.get(this.o.keyOf(to))?.some((p) => equalBytes(p, payload)) ?? false;
+    const key = this.o.keyOf(to);
+    const has = (list: Uint8Array[] | undefined) => list?.some((p) => p.length === payload.length && equalBytes(p, payload)) ?? false;
+    return has(this.acked.get(key)) || has(this.settled.get(key));
   }
 
   /** Appends a delivery to the participant's FIFO; a failed one is retried a few times, then left to the next retransmit. */
@@ -83,7 +94,10 @@ export class DeliveryQueues<T> {
         const reply = await this.o.send(to, frame);
         d.onReply?.(reply);
         if (!reply.ok) this.o.log.debug({ ...this.o.logFields, to: this.o.nameOf(to), code: reply.code, reason: reply.message }, 'participant refused a ceremony frame');
-        else if (d.payload !== undefined && !this.wasAcked(to, d.payload)) this.acked.set(key, [...(this.acked.get(key) ?? []), d.payload]);
+        else if (d.payload !== undefined && !this.wasAcked(to, d.payload)) {
+          const into = d.final === true ? this.settled : this.acked;
+          into.set(key, [...(into.get(key) ?? []), d.payload]);
+        }
         return;
       } catch (e) {
         if (attempt === DELIVERY_ATTEMPTS) {

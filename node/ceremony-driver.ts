@@ -96,7 +96,11 @@ export class CeremonyDriver<T> {
     this.onChain(() => {
       this.o.delivery.nextRound();
       before?.();
-      this.dispatch(messages(), true);
+      // A certificate holds everything a participant needs to finish: once the engine has one, it
+      // alone goes again (the locked proposal and the rest cost every peer n times their size per round).
+      const all = messages();
+      const certificate = certificateMessage(all);
+      this.dispatch(certificate === undefined ? all : [certificate], true);
     });
   }
 
@@ -105,10 +109,11 @@ export class CeremonyDriver<T> {
     const everyone = this.o.others();
     for (const msg of outbound) {
       const frame = this.o.frameOf(msg.payload);
+      const final = ceremonyMessageKind(msg.payload)?.kind === 'certificate';
       const targets = msg.to === undefined ? everyone : everyone.filter((m) => msg.to!.some((k) => equalBytes(k, this.o.publicKeyOf(m))));
       for (const m of targets) {
         if (isRetransmit && this.o.delivery.wasAcked(m, msg.payload)) continue;
-        this.o.delivery.enqueue(m, frame, { mustQueue: !isRetransmit, payload: msg.payload });
+        this.o.delivery.enqueue(m, frame, { mustQueue: !isRetransmit, payload: msg.payload, final });
       }
     }
   }

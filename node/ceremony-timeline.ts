@@ -1,4 +1,4 @@
-import { CEREMONY_MESSAGE_TYPES, type CeremonyMessageKind } from '../core/ceremony/codec.ts';
+import { ceremonyMessageKind, type CeremonyMessageKind } from '../core/ceremony/codec.ts';
 
 /**
  * When each step of one member's ceremony happened, as ms after its approval, for the runner's
@@ -6,7 +6,6 @@ import { CEREMONY_MESSAGE_TYPES, type CeremonyMessageKind } from '../core/ceremo
  * the member's vote, the certificate, the commit on disk) with real processes. Message kinds are
  * read from the wire header only (the engine checks the message itself); nothing secret is kept.
  */
-const KIND_BY_TYPE = new Map<number, CeremonyMessageKind>(Object.entries(CEREMONY_MESSAGE_TYPES).map(([k, v]) => [v, k as CeremonyMessageKind]));
 
 export class CeremonyTimeline {
   private readonly marks = new Map<string, number>();
@@ -23,7 +22,7 @@ export class CeremonyTimeline {
 
   /** A payload taken from a peer: first and last arrival of its kind (`firstHello`, `lastHello`, …). */
   received(payload: Uint8Array, nowMs: number): void {
-    const kind = payload.length > 1 ? KIND_BY_TYPE.get(payload[1]!) : undefined;
+    const kind = ceremonyMessageKind(payload)?.kind;
     if (kind === undefined) return;
     const name = kind[0]!.toUpperCase() + kind.slice(1);
     this.mark(`first${name}`, nowMs);
@@ -39,7 +38,7 @@ export class CeremonyTimeline {
 
   /** A payload this member sent (first time of each kind: `sentDealing`, `sentVote`, …). */
   sent(payload: Uint8Array, nowMs: number): void {
-    const kind = payload.length > 1 ? KIND_BY_TYPE.get(payload[1]!) : undefined;
+    const kind = ceremonyMessageKind(payload)?.kind;
     if (kind !== undefined) this.mark(`sent${kind[0]!.toUpperCase()}${kind.slice(1)}`, nowMs);
   }
 

@@ -14,6 +14,8 @@ import { DkgStateFiles } from './dkg-state.ts';
 import { DkgWithdrawals } from './dkg-withdrawals.ts';
 import type { Keystore } from './keystore.ts';
 import type { NodeMetrics } from './metrics.ts';
+import { EarlyReplies } from './early-replies.ts';
+import { CeremonyTimeline } from './ceremony-timeline.ts';
 
 /** How the node builds the engine (core/ceremony DkgCeremony). */
 export type DkgCeremonyFactory = (params: DkgCeremonyParams, identity: CeremonyIdentity, options: { timing: CeremonyTiming; faults?: DkgCeremonyFaults }) => DkgCeremonyApi;
@@ -102,6 +104,8 @@ interface Session {
   committing: boolean;
   /** Member id → when it was last sent the certificate after this session finished here. */
   laggardsAnswered: Map<number, number>;
+  /** When each step happened here (node/ceremony-timeline.ts), logged at debug when the session finishes. */
+  timeline: CeremonyTimeline;
 }
 
 /** Sessions running at once; a proposal past it is refused (unavailable), so peers cannot make a member run unbounded ceremonies. */
@@ -121,6 +125,8 @@ export class DkgRunner {
   private readonly sessions = new Map<string, Session>();
   /** Payloads of sessions not (yet) running here: the proposal may arrive after a member's first message. */
   private readonly early = new PreApprovalInbox();
+  /** Frames answered once their payload is queued, up to UNPROCESSED_PER_PEER per member (node/early-replies.ts). */
+  private readonly earlyReplies = new EarlyReplies();
   /** Public results of keys held (loaded at start, added on completion), with or without a share. */
   private readonly held = new Map<string, DkgPublicResult>();
   /** Held keys this node has no share of. */
@@ -390,6 +396,8 @@ export class DkgRunner {
     for (const m of this.others(s)) {
       s.delivery.enqueue(m, s.announce, {
         mustQueue: true,
+        payload: s.announce,
+        final: true,
         onReply: (reply) => {
           if (reply.ok) return;
           s.refusals.set(m.id, `${reply.code}: ${reply.message}`);
@@ -452,8 +460,20 @@ export class DkgRunner {
       }
       return;
     }
-    await s.driver.step(() => s.ceremony.receive(frame.payload, this.now()));
-    if (s.status === 'done') this.answerLaggard(s, from);
+    s.timeline.received(frame.payload, this.now());
+    await this.earlyReplies.answer(
+      String(from),
+      async () => {
+        let repeat = false;
+        await s.driver.step(() => {
+          repeat = s.ceremony.isRepeat(frame.payload);
+          return s.ceremony.receive(frame.payload, this.now());
+        });
+        if (s.status === 'done' && repeat) this.answerLaggard(s, from);
+      },
+      // The sender has its answer already (node/early-replies.ts): a refusal found later is logged here.
+      (e: unknown) => this.o.log.debug({ keyId: s.keyId, from, err: errorText(e) }, 'a DKG message taken from a member was refused'),
+    );
   }
 
   private acceptProposal(from: number, p: DkgProposal): void {
@@ -509,7 +529,15 @@ export class DkgRunner {
         others: () => this.others(s),
         publicKeyOf: (m) => m.publicKey,
         frameOf: (payload) => encodeDkgFrame({ type: 'payload', keyId: p.keyId, sessionId: p.sessionId, payload }),
-        persistVote: (vote) => this.state.recordVote(p.keyId, sid, vote),
+        persistVote: async (vote) => {
+          await this.state.recordVote(p.keyId, sid, vote);
+          s.timeline.mark('voteOnDisk', this.now());
+        },
+        onEngineCall: (engineMs, outbound) => {
+          s.timeline.engine(engineMs);
+          s.timeline.mark(`phase:${s.ceremony.phase}`, this.now());
+          for (const o of outbound) s.timeline.sent(o.payload, this.now());
+        },
         afterStep: () => this.afterStep(s),
         isActive: () => !this.stopped,
       }),
@@ -526,6 +554,7 @@ export class DkgRunner {
       announce: undefined,
       committing: false,
       laggardsAnswered: new Map(),
+      timeline: new CeremonyTimeline(now),
     };
     this.sessions.set(p.keyId, s);
     return s;
@@ -550,15 +579,18 @@ export class DkgRunner {
     s.driver.retransmitRound(
       () => s.ceremony.retransmit(),
       () => {
-        if (s.announce !== undefined && s.status === 'running') for (const m of this.others(s)) s.delivery.enqueue(m, s.announce, { mustQueue: false });
+        // Until a member took it (it runs the session then), even past a full round.
+        const announce = s.announce;
+        if (announce !== undefined && s.status === 'running') for (const m of this.others(s)) if (!s.delivery.wasAcked(m, announce)) s.delivery.enqueue(m, announce, { mustQueue: false, payload: announce, final: true });
       },
     );
   }
 
   /**
-   * A member still sending messages of a session that finished here has not seen its certificate
-   * (it restarted after voting, say, once the others stopped lingering): it gets the certificate
-   * again, at most once per phase.
+   * A member sending again a message this session took before, after it finished here, has not seen
+   * its certificate (it restarted after voting, say, once the others stopped lingering): it gets the
+   * certificate again, at most once per phase. A first delivery (votes still arriving as the members
+   * finish together) is no sign of that.
    */
   private answerLaggard(s: Session, from: number): void {
     const member = this.others(s).find((m) => m.id === from);
@@ -618,6 +650,7 @@ export class DkgRunner {
     try {
       const result = verifyDkgPublicResult(outcome.result, this.expectedOf(s.committee));
       if (result.keyId !== s.keyId || result.sessionId !== s.sid) throw new TkmsError('internal', 'the certified result names another key id or session');
+      s.timeline.mark('certified', this.now());
       if (outcome.share !== undefined) {
         await this.o.keystore.save({ keyId: s.keyId, share: outcome.share, publicResult: publicResultToJson(result) });
         this.o.onKeyStored?.(result, outcome.share);
@@ -625,6 +658,7 @@ export class DkgRunner {
         await this.state.savePublicOnly(result);
         this.o.onPublicResultStored?.(result);
       }
+      s.timeline.mark('sharesOnDisk', this.now());
       s.result = result;
       s.share = outcome.share !== undefined;
       this.addHeldKey(result, s.share);
@@ -647,6 +681,7 @@ export class DkgRunner {
     this.o.metrics.dkgSessions.inc({ outcome: status });
     this.o.metrics.dkgDurationSeconds.observe({ outcome: status }, seconds);
     const fields = { keyId: s.keyId, sessionId: s.sid, seconds, disqualified: s.ceremony.disqualified() };
+    this.o.log.debug({ keyId: s.keyId, startedAt: s.startedAt, ...s.timeline.summary() }, 'ceremony timeline (ms after the approval)');
     if (status === 'aborted') this.o.log.error({ ...fields, reason }, 'DKG aborted');
     else if (s.share === true) this.o.log.info({ ...fields, groupPublicKey: s.result?.groupPublicKey, qualified: s.result?.qualified }, 'DKG completed; share stored');
     else {

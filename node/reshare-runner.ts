@@ -20,6 +20,7 @@ import { buildRefreshProposal, checkOperatorApproval, checkPeerRefresh, RefreshR
 import { PreApprovalInbox } from './reshare-inbox.ts';
 import { CeremonyTimeline } from './ceremony-timeline.ts';
 import { attemptAt } from '../core/ceremony/deadlines.ts';
+import { EarlyReplies } from './early-replies.ts';
 import { decodeCeremonyFrame, decodeCeremonyReply, encodeCeremonyFrame, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
 import { DeliveryQueues } from './ceremony-delivery.ts';
 import { CeremonyDriver, certificateMessage, pastFinalDeadline } from './ceremony-driver.ts';
@@ -98,14 +99,6 @@ interface Run {
 /** Retries of beforeJoining: every this many ms (at least), until it succeeds or the node stops. */
 const JOIN_RETRY_MIN_MS = 500;
 
-/**
- * Payloads from one peer the engine has not processed yet, beyond which a frame's reply waits for
- * its payload's processing. Below it a frame is answered as soon as its payload is queued: a reply
- * that waited for the engine (and everything queued before on it) kept the sender's FIFO to this
- * node blocked, and on a loaded machine timed it out and had it sent again, while the payload
- * was already here. Above it the peer's own stream bound (node/daemon.ts) caps what it holds here.
- */
-export const UNPROCESSED_PER_PEER = 8;
 /** A finished ceremony keeps answering and re-sending its certificate this many phases, so slower members finish too. */
 const LINGER_PHASES = 10;
 
@@ -113,7 +106,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()
 const keyHex = (k: Uint8Array): string => encodeHex(k);
 
 /**
- * Runs reshare and refresh ceremonies over /tkms/ceremony/1: the operator's approvals (admin API),
+ * Runs reshare and refresh ceremonies over /tkms/ceremony/2: the operator's approvals (admin API),
  * refreshes members start, the engine's steps (votes on disk before they are sent), deadlines and
  * retransmits, and the commit (new shares, then the certificate, then serving the new epoch).
  * One ceremony at a time: a second approval waits until the first is finished or cancelled.
@@ -123,8 +116,9 @@ export class ReshareRunner {
   private readonly inbox = new PreApprovalInbox();
   /** Approvals being written, by proposal id: a second approval of one proposal meanwhile waits for the first, not starts a second ceremony. */
   private readonly approving = new Map<string, Promise<void>>();
-  /** Peer id → its payloads queued on an engine and not processed yet (UNPROCESSED_PER_PEER). */
-  private readonly unprocessed = new Map<string, number>();
+  /** Frames answered once their payload is queued, up to UNPROCESSED_PER_PEER per peer (node/early-replies.ts). */
+  private readonly early = new EarlyReplies();
+  private readonly participantsOf = new WeakMap<ReshareProposal, CommitteeMember[]>();
   private readonly refreshRate: RefreshRate;
   private readonly now: () => number;
   private stopped = false;
@@ -210,7 +204,7 @@ export class ReshareRunner {
     if (run === undefined || run.status === 'failed') {
       // Queued first on every member's FIFO, so the proposal precedes this node's first message.
       const fresh = this.newRun(checked.proposalId, proposal);
-      for (const m of this.participants(proposal)) if (!this.isSelf(m)) this.enqueue(fresh, m, fresh.announce!, true);
+      for (const m of this.participants(proposal)) if (!this.isSelf(m)) this.enqueue(fresh, m, fresh.announce!, true, fresh.announce!, true);
     }
     await this.approveChecked(checked);
     return { ...this.brief(checked.proposalId), kind: 'refresh' };
@@ -269,6 +263,12 @@ export class ReshareRunner {
   }
 
   private async onRefreshFrame(proposalId: string, payload: Uint8Array): Promise<void> {
+    // Taking part already (or approving it now): the proposal this id names is known here, so the
+    // copy the proposer sent again is not parsed (two committee files, a point check per member).
+    const approving = this.approving.get(proposalId);
+    if (approving !== undefined) return approving;
+    const run = this.runs.get(proposalId);
+    if (run !== undefined && run.status !== 'failed' && run.status !== 'cancelled') return;
     let json: unknown;
     try {
       json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
@@ -300,31 +300,30 @@ export class ReshareRunner {
     }
     const ceremony = run.ceremony;
     run.timeline.received(payload, this.now());
-    const queued = (this.unprocessed.get(peer) ?? 0) + 1;
-    this.unprocessed.set(peer, queued);
-    const processed = this.step(run, () => ceremony.receive(payload, this.now())).finally(() => {
-      const left = (this.unprocessed.get(peer) ?? 1) - 1;
-      if (left === 0) this.unprocessed.delete(peer);
-      else this.unprocessed.set(peer, left);
-    });
-    const answered = processed.then(() => {
-      if (run.status === 'done') this.answerLaggard(run, ceremony, peer);
-    });
-    // The sender has its answer already: a refusal found later is counted and logged here.
-    if (queued <= UNPROCESSED_PER_PEER) {
-      answered.catch((e: unknown) => {
+    await this.early.answer(
+      peer,
+      async () => {
+        let repeat = false;
+        await this.step(run, () => {
+          repeat = ceremony.isRepeat(payload);
+          return ceremony.receive(payload, this.now());
+        });
+        if (run.status === 'done' && repeat) this.answerLaggard(run, ceremony, peer);
+      },
+      // The sender has its answer already: a refusal found later is counted and logged here.
+      (e: unknown) => {
         this.o.metrics.reshareFramesRefused.inc({ code: isTkmsError(e) ? e.code : 'internal' });
         this.o.log.debug({ proposalId, peer, err: errorText(e) }, 'a ceremony message taken from a peer was refused');
-      });
-      return;
-    }
-    await answered;
+      },
+    );
   }
 
   /**
-   * A participant still sending messages of a ceremony that finished here has not seen its
-   * certificate (it restarted after voting, say, once the others stopped lingering): it gets the
-   * certificate message again, at most once per phase per peer, for as long as this process runs.
+   * A participant sending again a message this ceremony took before, after it finished here, has not
+   * seen its certificate (it restarted after voting, say, once the others stopped lingering): it gets
+   * the certificate message again, at most once per phase per peer, for as long as this process
+   * runs. A first delivery (the votes still arriving as the members finish together) is no sign of
+   * that: answering those sent every member the certificate from every other.
    */
   private answerLaggard(run: Run, ceremony: ReshareCeremonyApi, peer: string): void {
     const member = this.participants(run.proposal).find((m) => m.peerId === peer);
@@ -479,7 +478,10 @@ export class ReshareRunner {
     run.driver.retransmitRound(
       () => ceremony.retransmit(),
       () => {
-        if (run.announce !== undefined && run.finishedAt === undefined) for (const m of this.participants(run.proposal)) if (!this.isSelf(m)) this.enqueue(run, m, run.announce, false);
+        // Until a member took it (its approval is on disk then), even past a full round: each copy costs the member a parse of two committee files.
+        const announce = run.announce;
+        if (announce === undefined || run.finishedAt !== undefined) return;
+        for (const m of this.participants(run.proposal)) if (!this.isSelf(m) && !run.delivery.wasAcked(m, announce)) this.enqueue(run, m, announce, false, announce, true);
       },
     );
   }
@@ -595,8 +597,8 @@ export class ReshareRunner {
 
   // --- delivery ---------------------------------------------------------------------------
 
-  private enqueue(run: Run, to: CommitteeMember, frame: Uint8Array, mustQueue: boolean, payload?: Uint8Array): void {
-    run.delivery.enqueue(to, frame, { mustQueue, ...(payload === undefined ? {} : { payload }) });
+  private enqueue(run: Run, to: CommitteeMember, frame: Uint8Array, mustQueue: boolean, payload?: Uint8Array, final = false): void {
+    run.delivery.enqueue(to, frame, { mustQueue, final, ...(payload === undefined ? {} : { payload }) });
   }
 
   private deliveryTimeoutMs(): number {
@@ -605,10 +607,15 @@ export class ReshareRunner {
 
   // --- helpers ----------------------------------------------------------------------------
 
+  /** Members of both committees, once each (computed once per proposal: every step and delivery asks). */
   private participants(p: ReshareProposal): CommitteeMember[] {
+    const known = this.participantsOf.get(p);
+    if (known !== undefined) return known;
     const byKey = new Map<string, CommitteeMember>();
     for (const m of [...p.from.members, ...p.to.members]) if (!byKey.has(keyHex(m.publicKey))) byKey.set(keyHex(m.publicKey), m);
-    return [...byKey.values()];
+    const members = [...byKey.values()];
+    this.participantsOf.set(p, members);
+    return members;
   }
 
   private isSelf(m: { publicKey: Uint8Array }): boolean {

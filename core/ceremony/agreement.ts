@@ -75,6 +75,11 @@ export class EchoTally {
     return n;
   }
 
+  /** The members that echoed this proposal in that attempt (they hold it). */
+  echoers(attempt: number, proposalHash: string): number[] {
+    return [...(this.byAttempt.get(attempt) ?? [])].filter(([, h]) => h === proposalHash).map(([member]) => member);
+  }
+
   isLocked(attempt: number, proposalHash: string, quorum: number): boolean {
     return this.count(attempt, proposalHash) >= quorum;
   }

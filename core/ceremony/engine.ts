@@ -125,6 +125,12 @@ export class CeremonyEngine<Unsigned, Outcome> {
   private myVote: { raw: Uint8Array; digest: string } | undefined;
   private readonly own: Uint8Array[] = [];
   private certificateRaw: Uint8Array | undefined;
+  /** Members whose certificate arrived after the outcome (hex keys): they hold one. */
+  private readonly certificateHolders = new Set<string>();
+  /** The digest the certificate certifies (set with the outcome). */
+  private certifiedDigest: string | undefined;
+  /** Every participant but this member (both committees, once each): who a message may go to. */
+  private readonly others: Uint8Array[];
   private result: Outcome | undefined;
   private readonly disq: Record<string, string> = {};
 
@@ -140,6 +146,9 @@ export class CeremonyEngine<Unsigned, Outcome> {
     this.fromId = kind.dealers.find((m) => equalBytes(m.publicKey, identity.publicKey))?.id;
     this.toId = kind.receivers.find((m) => equalBytes(m.publicKey, identity.publicKey))?.id;
     if (this.fromId === undefined && this.toId === undefined) throw new TkmsError('bad_request', 'ceremony: this node is in neither committee');
+    const everyone = new Map([...kind.dealers, ...kind.receivers].map((m) => [hex(m.publicKey), m.publicKey]));
+    everyone.delete(hex(identity.publicKey));
+    this.others = [...everyone.values()];
     this.shape = kind.shape;
     this.inbox = new Inbox(inboxBounds(this.shape));
     if (this.toId !== undefined) {
@@ -179,7 +188,11 @@ export class CeremonyEngine<Unsigned, Outcome> {
   receive(payload: Uint8Array, nowMs: number): CeremonyStep {
     if (this.faults.silent === true) return { outbound: [] };
     if (!(payload instanceof Uint8Array)) throw new TkmsError('bad_request', 'ceremony message must be bytes');
-    if (this.phase === 'done' || this.seen.has(payload)) return this.step(nowMs, []);
+    if (this.seen.has(payload)) return this.step(nowMs, []);
+    if (this.phase === 'done') {
+      this.noteCertificateHolder(payload);
+      return this.step(nowMs, []);
+    }
     this.lastNow = Math.max(this.lastNow, nowMs);
     const out: CeremonyOutbound[] = [];
     this.handle(this.decode(payload), out);
@@ -202,14 +215,57 @@ export class CeremonyEngine<Unsigned, Outcome> {
 
   retransmit(): CeremonyOutbound[] {
     if (this.faults.silent === true) return [];
-    const out = this.own.map((payload) => ({ payload }));
+    const out: CeremonyOutbound[] = this.own.map((payload) => ({ payload }));
+    for (const p of this.proposals.values()) {
+      if (p.valid && p.attempt === this.attempt && p.author !== this.toId && (this.myVote === undefined || p.digest !== this.myVote.digest)) out.push({ payload: p.raw, to: this.lacking(p, false) });
+    }
     if (this.myVote !== undefined) {
       const locked = this.proposalsByDigest.get(this.myVote.digest);
-      if (locked !== undefined) out.push({ payload: locked.raw });
+      // Only to whoever may lack it: a member that echoed or voted for it holds it (at n = 32 the
+      // proposal is ~110 KB, and every voter re-sent it to everyone).
+      if (locked !== undefined) out.push({ payload: locked.raw, to: this.lacking(locked, false) });
       out.push({ payload: this.myVote.raw });
     }
-    if (this.certificateRaw !== undefined) out.push({ payload: this.certificateRaw });
+    if (this.certificateRaw !== undefined) out.push({ payload: this.certificateRaw, to: this.lackingCertificate() });
     return out;
+  }
+
+  /**
+   * The other participants that may lack proposal `p` (none of its echoes or votes came from them)
+   * or, with `certificate`, its certificate (no vote for it came from them: a member whose vote is
+   * here gathers the votes itself: every honest voter's vote reaches it). Whoever is left out and
+   * still lacks it (a liar sent its vote to some members only) re-sends its own messages to
+   * everyone in its runner's full retransmit rounds, and the runners answer such a laggard with the
+   * certificate.
+   */
+  private lacking(p: ProposalRecord<Unsigned>, certificate: boolean): Uint8Array[] {
+    const holders = new Set(this.voteRecords.get(p.digest!)?.keys());
+    if (certificate) for (const k of this.certificateHolders) holders.add(k);
+    else for (const id of this.echoes.echoers(p.attempt, p.hash)) holders.add(hex(this.toKeys.get(id)!));
+    return this.others.filter((k) => !holders.has(hex(k)));
+  }
+
+  /**
+   * After the outcome, a vote for it or a certificate still says who holds the certificate or will
+   * gather it (lacking()); anything else, or anything that does not verify, changes nothing.
+   */
+  private noteCertificateHolder(payload: Uint8Array): void {
+    try {
+      const m = this.decode(payload);
+      if (m.body.kind === 'vote' && hex(m.body.digest) === this.certifiedDigest) this.acceptVote(m, true);
+      else if (m.body.kind === 'certificate') this.certificateHolders.add(hex(this.authenticate(m, m.body.authorRole === 0 ? this.fromKeys : this.toKeys, m.body.author)));
+    } catch {
+      // Only a hint for addressing the certificate: a message that does not check is ignored.
+    }
+  }
+
+  private lackingCertificate(): Uint8Array[] | undefined {
+    const p = this.certifiedDigest === undefined ? undefined : this.proposalsByDigest.get(this.certifiedDigest);
+    return p === undefined ? undefined : this.lacking(p, true);
+  }
+
+  isRepeat(payload: Uint8Array): boolean {
+    return this.seen.has(payload);
   }
 
   outcome(): Outcome | undefined {
@@ -314,8 +370,11 @@ export class CeremonyEngine<Unsigned, Outcome> {
           this.deferredProposals.push(m);
           return;
         }
+        // Relayed on the next retransmit round (to the members none of whose echo or vote for it is
+        // here by then), not at once: at once it went to everyone, and at n = 32 (a DKG proposal
+        // carries all n dealings, ~160 KB) that was 31 copies per member, 150 MB in all, for a
+        // proposer that had sent it to everyone already.
         this.acceptProposal(m, out);
-        out.push({ payload: m.raw });
         return;
       }
       case 'echo': {
@@ -663,7 +722,9 @@ export class CeremonyEngine<Unsigned, Outcome> {
         this.certificateRaw = raw;
         this.seen.add(raw);
       }
-      out.push({ payload: this.certificateRaw });
+      this.certifiedDigest = digest;
+      const to = this.lackingCertificate();
+      if (to === undefined || to.length > 0) out.push({ payload: this.certificateRaw, ...(to === undefined ? {} : { to }) });
       return;
     }
   }

@@ -116,8 +116,14 @@ export interface CeremonyApi<Outcome> {
   tick(nowMs: number): CeremonyStep;
   /** When `tick` must next be called; undefined once done or failed. */
   nextDeadline(): number | undefined;
-  /** This member's own signed messages and the certificates it holds, to send again to a participant that restarted or joined late. */
+  /**
+   * This member's own signed messages and the certificate it holds, to send again to a participant
+   * that restarted or joined late; each addressed (`to`) to the participants that may still lack it
+   * when the engine can tell (a member whose vote or echo for a proposal is here holds it).
+   */
   retransmit(): CeremonyOutbound[];
+  /** Whether this exact message was taken before: a participant sending it again is re-sending what it sent (it may be stuck). */
+  isRepeat(payload: Uint8Array): boolean;
   outcome(): Outcome | undefined;
   /** Participant → why it is out: by `from`/`to` member id in a reshare ("from:3", "to:5"), by member id in a DKG ("3"). */
   disqualified(): Record<string, string>;

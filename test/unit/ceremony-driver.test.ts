@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { CeremonyDriver } from '../../node/ceremony-driver.ts';
-import { DeliveryQueues } from '../../node/ceremony-delivery.ts';
+import { DeliveryQueues, FULL_RETRANSMIT_EVERY } from '../../node/ceremony-delivery.ts';
+import { CEREMONY_MESSAGE_TYPES, DKG_CEREMONY_MESSAGE_TYPES, type CeremonyMessageKind } from '../../core/ceremony/codec.ts';
 
 /** A driver over real delivery queues to members 2 and 3; `sent` records "to:payload", `order` when the vote was written and each send. */
 function driverWith(persistVote: () => Promise<void>): { driver: CeremonyDriver<number>; sent: string[]; order: string[] } {
@@ -55,4 +56,51 @@ describe('ceremony driver (node/ceremony-driver.ts)', () => {
     assert.deepEqual(sent.sort(), ['2:vote', '3:vote']);
     assert.equal(order[0], 'written');
   });
+
+  for (const [family, types] of [['reshare', CEREMONY_MESSAGE_TYPES], ['dkg', DKG_CEREMONY_MESSAGE_TYPES]] as const) {
+    it(`once a ${family} engine holds a certificate, retransmits carry it alone, and never again to a participant that took it, not even in a full round`, async () => {
+      // Payloads as the engines write them: version, type byte, then the body (here its name).
+      const payload = (kind: CeremonyMessageKind) => Uint8Array.from([1, types[kind], ...Buffer.from(kind)]);
+      const nameOf = (frame: Uint8Array) => Buffer.from(frame.subarray(2)).toString();
+      const sent: string[] = [];
+      // Member 3 refuses the certificate (its engine is busy, say) until told otherwise.
+      let threeTakesCertificates = false;
+      const delivery = new DeliveryQueues<number>({
+        send: async (to, frame) => {
+          sent.push(`${to}:${nameOf(frame)}`);
+          return to === 3 && nameOf(frame) === 'certificate' && !threeTakesCertificates ? { ok: false, code: 'unavailable', message: 'busy' } : { ok: true };
+        },
+        keyOf: (to) => String(to),
+        nameOf: (to) => to,
+        isStopped: () => false,
+        log: pino({ level: 'silent' }),
+        logFields: {},
+      });
+      const driver = new CeremonyDriver<number>({ delivery, others: () => [2, 3], publicKeyOf: (m) => Uint8Array.of(m), frameOf: (p) => p, persistVote: async () => {}, afterStep: () => {}, isActive: () => true });
+      const settle = () => new Promise((r) => setTimeout(r, 20));
+      const own = [payload('dealing'), payload('proposal'), payload('vote')];
+      await driver.step(() => ({ outbound: own.map((p) => ({ payload: p })) }));
+      await settle();
+      // Without a certificate, a full round sends everything again.
+      for (let i = 0; i < FULL_RETRANSMIT_EVERY; i++) driver.retransmitRound(() => own.map((p) => ({ payload: p })));
+      await settle();
+      assert.equal(sent.filter((x) => x === '2:dealing').length, 2, 'the first send and one full round');
+
+      const withCertificate = [...own, payload('certificate')].map((p) => ({ payload: p }));
+      await driver.step(() => ({ outbound: [{ payload: payload('certificate') }] }));
+      await settle();
+      sent.length = 0;
+      for (let i = 0; i < 2 * FULL_RETRANSMIT_EVERY; i++) driver.retransmitRound(() => withCertificate);
+      await settle();
+      assert.ok(sent.every((x) => x === '3:certificate'), `only the certificate, only to the member that refused it: ${sent.join(' ')}`);
+      assert.ok(sent.length >= 2 * FULL_RETRANSMIT_EVERY, 'the refusing member gets it every round');
+      threeTakesCertificates = true;
+      driver.retransmitRound(() => withCertificate);
+      await settle();
+      sent.length = 0;
+      for (let i = 0; i < 2 * FULL_RETRANSMIT_EVERY; i++) driver.retransmitRound(() => withCertificate);
+      await settle();
+      assert.deepEqual(sent, [], 'a certificate taken is not sent again');
+    });
+  }
 });

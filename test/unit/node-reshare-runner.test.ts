@@ -1,18 +1,20 @@
 import assert from 'node:assert/strict';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { curveBackend, encodeHex, equalBytes, interpolateSecret, isTkmsError, randomBytes, splitSecret, TkmsError, CURVE_ORDER } from '../../core/index.ts';
+import { curveBackend, decodeHex, encodeHex, equalBytes, interpolateSecret, isTkmsError, randomBytes, splitSecret, TkmsError, CURVE_ORDER } from '../../core/index.ts';
 import { ReshareCeremony } from '../../core/ceremony/index.ts';
 import type { KeyEpochData } from '../../core/ceremony/handover.ts';
 import { reshareProposalToJson } from '../../core/ceremony/proposal.ts';
+import { ceremonyMessageKind } from '../../core/ceremony/codec.ts';
 import { parseCommittee, type Committee } from '../../net/committee.ts';
 import { ceremonyIdentity } from '../../node/ceremony-identity.ts';
 import type { EpochShare } from '../../node/epoch-types.ts';
 import type { NodeIdentity } from '../../node/identity.ts';
 import { createNodeMetrics } from '../../node/metrics.ts';
-import { ReshareRunner, UNPROCESSED_PER_PEER, type ReshareRunnerOptions } from '../../node/reshare-runner.ts';
+import { ReshareRunner, type ReshareRunnerOptions } from '../../node/reshare-runner.ts';
+import { UNPROCESSED_PER_PEER } from '../../node/early-replies.ts';
 import type { ReshareCeremonyApi } from '../../core/ceremony/types.ts';
-import { decodeCeremonyReply, encodeCeremonyFrame } from '../../node/reshare-wire.ts';
+import { decodeCeremonyFrame, decodeCeremonyReply, encodeCeremonyFrame } from '../../node/reshare-wire.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { MemoryEpochStore } from '../support/memory-epoch-store.ts';
 import { waitFor } from '../support/processes.ts';
@@ -52,7 +54,7 @@ describe('node reshare runner (in-process, real engine, memory store)', function
     };
   });
 
-  function build(nodes: number[], down: Set<number> = new Set(), beforeJoining?: (node: number) => ReshareRunnerOptions['beforeJoining']) {
+  function build(nodes: number[], down: Set<number> = new Set(), beforeJoining?: (node: number) => ReshareRunnerOptions['beforeJoining'], observe?: (from: number, to: number, frame: Uint8Array) => void) {
     const runners = new Map<number, ReshareRunner>();
     const stores = new Map<number, MemoryEpochStore>();
     const peerOf = (node: number) => identities[node]!.peerId;
@@ -71,6 +73,7 @@ describe('node reshare runner (in-process, real engine, memory store)', function
           send: async (member, frame) => {
             const target = identities.findIndex((x) => x.peerId === member.peerId);
             if (down.has(target) || down.has(node) || !runners.has(target)) throw new Error('unreachable');
+            observe?.(node, target, frame);
             await new Promise((r) => setImmediate(r));
             return runners.get(target)!.answerFrame(peerOf(node), frame);
           },
@@ -219,6 +222,45 @@ describe('node reshare runner (in-process, real engine, memory store)', function
     for (const x of runners.values()) x.stop();
   });
 
+  it('a refresh is announced to each member until it took it, and a member taking part answers the announcement again without parsing it', async () => {
+    const announced = new Map<number, number>();
+    // Member 3 is down: the others wait for its hello, so the ceremony runs through several retransmit rounds.
+    const { runners } = build([0, 1, 2, 3], new Set([3]), undefined, (_from, to, frame) => {
+      if (decodeCeremonyFrame(frame).type === 'refresh') announced.set(to, (announced.get(to) ?? 0) + 1);
+    });
+    const { proposalId } = await runners.get(1)!.refresh();
+    // Several retransmit rounds (every half phase of 1000 ms), a full one among them.
+    await new Promise((resolve) => setTimeout(resolve, 2_600));
+    // Every member of a refresh announces it (one still committing its last epoch refused it the first time): once to each member up.
+    assert.deepEqual([...announced.entries()].sort(), [[0, 2], [1, 2], [2, 2]], 'one announcement from each other member up');
+    // Member 2 takes part: the proposer's announcement again is taken as is, even a mangled copy.
+    const again = encodeCeremonyFrame({ type: 'refresh', proposalId: decodeHex(proposalId), payload: Uint8Array.of(0xff) });
+    assert.deepEqual(decodeCeremonyReply(await runners.get(2)!.answerFrame(identities[1]!.peerId, again)), { ok: true });
+    // The same bytes under an id nobody proposed are parsed, and refused.
+    const unknown = encodeCeremonyFrame({ type: 'refresh', proposalId: randomBytes(32), payload: Uint8Array.of(0xff) });
+    const refused = decodeCeremonyReply(await runners.get(2)!.answerFrame(identities[1]!.peerId, unknown));
+    assert.equal(!refused.ok && refused.code, 'bad_request');
+    for (const x of runners.values()) x.stop();
+  });
+
+  it('after the ceremony, a member re-sending a message already taken (it may have restarted) gets the certificate back', async () => {
+    const frames: { from: number; to: number; frame: Uint8Array }[] = [];
+    const { runners } = build([0, 1, 2, 3], new Set(), undefined, (from, to, frame) => frames.push({ from, to, frame }));
+    const { proposalId } = await runners.get(1)!.refresh();
+    await waitFor('every member committed the refresh', () => ([0, 1, 2, 3].every((n) => runners.get(n)!.list().proposals.some((p) => p.proposalId === proposalId && p.status === 'done')) ? true : undefined), { timeoutMs: 30_000, intervalMs: 10 });
+    const kindOfFrame = (f: Uint8Array) => {
+      const frame = decodeCeremonyFrame(f);
+      return frame.type === 'refresh' ? 'refresh' : ceremonyMessageKind(frame.payload)?.kind;
+    };
+    const vote = frames.find((f) => f.from === 2 && f.to === 1 && kindOfFrame(f.frame) === 'vote')!;
+    assert.ok(vote, 'member 2 sent member 1 its vote');
+    const certificatesTo2 = () => frames.filter((f) => f.from === 1 && f.to === 2 && kindOfFrame(f.frame) === 'certificate').length;
+    const before = certificatesTo2();
+    assert.deepEqual(decodeCeremonyReply(await runners.get(1)!.answerFrame(identities[2]!.peerId, vote.frame)), { ok: true });
+    await waitFor('member 1 answered the laggard', () => (certificatesTo2() > before ? true : undefined), { timeoutMs: 5_000, intervalMs: 5 });
+    for (const x of runners.values()) x.stop();
+  });
+
   it(`answers a peer's frames once queued, up to ${UNPROCESSED_PER_PEER} unprocessed; past that a reply waits for the engine`, async () => {
     // An engine whose every message asks for a vote on disk, and a disk that holds the first write: the chain stalls.
     let release!: () => void;
@@ -235,6 +277,7 @@ describe('node reshare runner (in-process, real engine, memory store)', function
       tick: () => ({ outbound: [] }),
       nextDeadline: () => undefined,
       retransmit: () => [],
+      isRepeat: () => false,
       outcome: () => undefined,
       disqualified: () => ({}),
     };
