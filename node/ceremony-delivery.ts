@@ -37,10 +37,10 @@ export interface Delivery {
   /** The ceremony message inside the frame: an `ok` reply marks it acknowledged (retransmits skip it). */
   payload?: Uint8Array;
   /**
-   * A message a participant needs once (a certificate: it ends the ceremony for whoever takes it; a
-   * refresh announcement: the approval it starts is on disk): once acknowledged it is not sent to
-   * that participant again even in a full round (a participant that restarts after taking a
-   * certificate asks again by sending anything: the runners answer such a laggard with it).
+   * A message that ends the ceremony for whoever takes it (a certificate): once acknowledged it is
+   * not sent to that participant again even in a full round. The runners acknowledge a payload only
+   * once an engine has it (a payload held before its ceremony starts is refused `unavailable`), and
+   * answer a participant that restarted after taking it, and re-sends what it sent, with it again.
    */
   final?: boolean;
   onReply?: (reply: FrameReply) => void;

@@ -397,7 +397,6 @@ export class DkgRunner {
       s.delivery.enqueue(m, s.announce, {
         mustQueue: true,
         payload: s.announce,
-        final: true,
         onReply: (reply) => {
           if (reply.ok) return;
           s.refusals.set(m.id, `${reply.code}: ${reply.message}`);
@@ -458,7 +457,8 @@ export class DkgRunner {
       } catch {
         throw new TkmsError('unavailable', `no DKG session ${encodeHex(frame.sessionId)} of key id ${frame.keyId} runs here, and enough early messages from member ${from} are held; send it again later`);
       }
-      return;
+      // Held, not acknowledged: the sender sends it again should the hold run out before a session takes it.
+      throw new TkmsError('unavailable', `no DKG session ${encodeHex(frame.sessionId)} of key id ${frame.keyId} runs here yet; the message is held, send it again later`);
     }
     s.timeline.received(frame.payload, this.now());
     await this.earlyReplies.answer(
@@ -469,7 +469,7 @@ export class DkgRunner {
           repeat = s.ceremony.isRepeat(frame.payload);
           return s.ceremony.receive(frame.payload, this.now());
         });
-        if (s.status === 'done' && repeat) this.answerLaggard(s, from);
+        if (s.status === 'done') this.answerLaggard(s, from, repeat);
       },
       // The sender has its answer already (node/early-replies.ts): a refusal found later is logged here.
       (e: unknown) => this.o.log.debug({ keyId: s.keyId, from, err: errorText(e) }, 'a DKG message taken from a member was refused'),
@@ -579,23 +579,28 @@ export class DkgRunner {
     s.driver.retransmitRound(
       () => s.ceremony.retransmit(),
       () => {
-        // Until a member took it (it runs the session then), even past a full round.
+        // Until a member took it, and in full rounds (a member that restarted has no session: it takes it again).
         const announce = s.announce;
-        if (announce !== undefined && s.status === 'running') for (const m of this.others(s)) if (!s.delivery.wasAcked(m, announce)) s.delivery.enqueue(m, announce, { mustQueue: false, payload: announce, final: true });
+        if (announce !== undefined && s.status === 'running') for (const m of this.others(s)) if (!s.delivery.wasAcked(m, announce)) s.delivery.enqueue(m, announce, { mustQueue: false, payload: announce });
       },
     );
   }
 
   /**
-   * A member sending again a message this session took before, after it finished here, has not seen
-   * its certificate (it restarted after voting, say, once the others stopped lingering): it gets the
-   * certificate again, at most once per phase. A first delivery (votes still arriving as the members
-   * finish together) is no sign of that.
+   * A member still sending messages of a session that finished here may not have its certificate:
+   * one that sends again a message this session took before (it restarted after voting, say, once
+   * the others stopped lingering), or, half a phase after this node finished, one the engine counts
+   * as lacking it (no vote for it or certificate from it here). It gets the certificate again, at
+   * most once per phase. A voter's first
+   * delivery (votes still arriving as the members finish together) is no sign of that.
    */
-  private answerLaggard(s: Session, from: number): void {
+  private answerLaggard(s: Session, from: number, repeat: boolean): void {
     const member = this.others(s).find((m) => m.id === from);
     const certificate = certificateMessage(s.ceremony.retransmit());
     if (member === undefined || certificate === undefined) return;
+    // Half a phase after this node finished: one still lacking it then started late; those finishing together gather the votes themselves.
+    const late = s.finishedAt !== undefined && this.now() - s.finishedAt >= this.o.phaseMs / 2;
+    if (!repeat && !(late && s.ceremony.lacksCertificate(member.publicKey))) return;
     const last = s.laggardsAnswered.get(from);
     if (last !== undefined && this.now() - last < this.o.phaseMs) return;
     s.laggardsAnswered.set(from, this.now());

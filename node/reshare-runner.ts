@@ -204,7 +204,7 @@ export class ReshareRunner {
     if (run === undefined || run.status === 'failed') {
       // Queued first on every member's FIFO, so the proposal precedes this node's first message.
       const fresh = this.newRun(checked.proposalId, proposal);
-      for (const m of this.participants(proposal)) if (!this.isSelf(m)) this.enqueue(fresh, m, fresh.announce!, true, fresh.announce!, true);
+      for (const m of this.participants(proposal)) if (!this.isSelf(m)) this.enqueue(fresh, m, fresh.announce!, true, fresh.announce!);
     }
     await this.approveChecked(checked);
     return { ...this.brief(checked.proposalId), kind: 'refresh' };
@@ -294,9 +294,10 @@ export class ReshareRunner {
     }
     if (run.status === 'cancelled') throw new TkmsError('not_approved', `proposal ${proposalId} was cancelled here`);
     if (run.ceremony === undefined) {
-      // Approved, still preparing (key data from other members): held like an early message.
+      // Approved, still preparing (key data from other members): held like an early message, and
+      // not acknowledged, so the sender sends it again should the hold run out first.
       this.inbox.hold(peer, proposalId, payload, this.now());
-      return;
+      throw new TkmsError('unavailable', `proposal ${proposalId} is approved here and its ceremony is being prepared; the message is held, send it again later`);
     }
     const ceremony = run.ceremony;
     run.timeline.received(payload, this.now());
@@ -308,7 +309,7 @@ export class ReshareRunner {
           repeat = ceremony.isRepeat(payload);
           return ceremony.receive(payload, this.now());
         });
-        if (run.status === 'done' && repeat) this.answerLaggard(run, ceremony, peer);
+        if (run.status === 'done') this.answerLaggard(run, ceremony, peer, repeat);
       },
       // The sender has its answer already: a refusal found later is counted and logged here.
       (e: unknown) => {
@@ -319,20 +320,33 @@ export class ReshareRunner {
   }
 
   /**
-   * A participant sending again a message this ceremony took before, after it finished here, has not
-   * seen its certificate (it restarted after voting, say, once the others stopped lingering): it gets
-   * the certificate message again, at most once per phase per peer, for as long as this process
-   * runs. A first delivery (the votes still arriving as the members finish together) is no sign of
-   * that: answering those sent every member the certificate from every other.
+   * A participant still sending messages of a ceremony that finished here may not have its
+   * certificate: one that sends again a message this ceremony took before (it restarted after
+   * voting, say, once the others stopped lingering), or, half a phase after this node finished, one
+   * the engine counts as lacking it (no vote for it or certificate from it here: it started late, or
+   * restarted before it voted). It gets the
+   * certificate again, at most once per phase per peer, for as long as this process runs. A voter's
+   * first delivery (the votes still arriving as the members finish together) is no sign of that:
+   * answering those sent every member the certificate from every other.
    */
-  private answerLaggard(run: Run, ceremony: ReshareCeremonyApi, peer: string): void {
+  private answerLaggard(run: Run, ceremony: ReshareCeremonyApi, peer: string, repeat: boolean): void {
     const member = this.participants(run.proposal).find((m) => m.peerId === peer);
     const certificate = certificateMessage(ceremony.retransmit());
     if (member === undefined || certificate === undefined) return;
+    if (!repeat && !(ceremony.lacksCertificate(member.publicKey) && this.finishedLongAgo(run.finishedAt))) return;
     const last = run.laggardsAnswered.get(peer);
     if (last !== undefined && this.now() - last < this.o.phaseMs) return;
     run.laggardsAnswered.set(peer, this.now());
     this.enqueue(run, member, encodeCeremonyFrame({ type: 'payload', proposalId: decodeHex(run.proposalId), payload: certificate.payload }), false, certificate.payload);
+  }
+
+  /**
+   * Half a phase after this node finished: a member that still lacks the certificate then is not
+   * one of those finishing together with it (they gather the votes themselves), but one that started
+   * late. Answering those sooner sent each late finisher the certificate from every member.
+   */
+  private finishedLongAgo(finishedAt: number | undefined): boolean {
+    return finishedAt !== undefined && this.now() - finishedAt >= this.o.phaseMs / 2;
   }
 
   // --- the ceremony ---------------------------------------------------------------------
@@ -478,10 +492,10 @@ export class ReshareRunner {
     run.driver.retransmitRound(
       () => ceremony.retransmit(),
       () => {
-        // Until a member took it (its approval is on disk then), even past a full round: each copy costs the member a parse of two committee files.
+        // Until a member took it, and in full rounds (a member whose ceremony could not start takes it again): each copy costs a parse of two committee files.
         const announce = run.announce;
         if (announce === undefined || run.finishedAt !== undefined) return;
-        for (const m of this.participants(run.proposal)) if (!this.isSelf(m) && !run.delivery.wasAcked(m, announce)) this.enqueue(run, m, announce, false, announce, true);
+        for (const m of this.participants(run.proposal)) if (!this.isSelf(m) && !run.delivery.wasAcked(m, announce)) this.enqueue(run, m, announce, false, announce);
       },
     );
   }
@@ -597,8 +611,8 @@ export class ReshareRunner {
 
   // --- delivery ---------------------------------------------------------------------------
 
-  private enqueue(run: Run, to: CommitteeMember, frame: Uint8Array, mustQueue: boolean, payload?: Uint8Array, final = false): void {
-    run.delivery.enqueue(to, frame, { mustQueue, final, ...(payload === undefined ? {} : { payload }) });
+  private enqueue(run: Run, to: CommitteeMember, frame: Uint8Array, mustQueue: boolean, payload?: Uint8Array): void {
+    run.delivery.enqueue(to, frame, { mustQueue, ...(payload === undefined ? {} : { payload }) });
   }
 
   private deliveryTimeoutMs(): number {

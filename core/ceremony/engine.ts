@@ -5,6 +5,7 @@ import { verifyMemberSignature } from '../dkg/member-signatures.ts';
 import { isTkmsError, TkmsError } from '../errors.ts';
 import { EchoTally, proposerIndex, VoteTally, type DealerStanding } from './agreement.ts';
 import {
+  ceremonyMessageKind,
   decodeCeremonyMessage,
   encodeUnsigned,
   signingBytes,
@@ -190,7 +191,9 @@ export class CeremonyEngine<Unsigned, Outcome> {
     if (!(payload instanceof Uint8Array)) throw new TkmsError('bad_request', 'ceremony message must be bytes');
     if (this.seen.has(payload)) return this.step(nowMs, []);
     if (this.phase === 'done') {
-      this.noteCertificateHolder(payload);
+      // Read the header first: anything but a vote or a certificate after the outcome costs a lookup.
+      const kind = ceremonyMessageKind(payload)?.kind;
+      if ((kind === 'vote' || kind === 'certificate') && this.lackingCertificate()?.length !== 0) this.noteCertificateHolder(payload);
       return this.step(nowMs, []);
     }
     this.lastNow = Math.max(this.lastNow, nowMs);
@@ -253,7 +256,10 @@ export class CeremonyEngine<Unsigned, Outcome> {
     try {
       const m = this.decode(payload);
       if (m.body.kind === 'vote' && hex(m.body.digest) === this.certifiedDigest) this.acceptVote(m, true);
-      else if (m.body.kind === 'certificate') this.certificateHolders.add(hex(this.authenticate(m, m.body.authorRole === 0 ? this.fromKeys : this.toKeys, m.body.author)));
+      else if (m.body.kind === 'certificate') {
+        this.certificateHolders.add(hex(this.authenticate(m, m.body.authorRole === 0 ? this.fromKeys : this.toKeys, m.body.author)));
+        this.seen.add(m.raw);
+      }
     } catch {
       // Only a hint for addressing the certificate: a message that does not check is ignored.
     }
@@ -266,6 +272,10 @@ export class CeremonyEngine<Unsigned, Outcome> {
 
   isRepeat(payload: Uint8Array): boolean {
     return this.seen.has(payload);
+  }
+
+  lacksCertificate(publicKey: Uint8Array): boolean {
+    return this.lackingCertificate()?.some((k) => equalBytes(k, publicKey)) === true;
   }
 
   outcome(): Outcome | undefined {
@@ -771,10 +781,8 @@ export class CeremonyEngine<Unsigned, Outcome> {
     const due = this.deferredProposals.filter((m) => m.body.kind === 'proposal' && m.body.attempt <= current);
     if (due.length === 0) return;
     this.deferredProposals = this.deferredProposals.filter((m) => !due.includes(m));
-    for (const m of due) {
-      this.acceptProposal(m, out);
-      out.push({ payload: m.raw });
-    }
+    // Relayed with the retransmits, as every proposal received (retransmit()).
+    for (const m of due) this.acceptProposal(m, out);
   }
 
   private allDealt(): boolean {
@@ -826,7 +834,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
       this.attempt = Math.min(current, this.shape.maxAttempts - 1);
       const p = this.proposalsByDigest.get(this.myVote.digest);
       if (current > 0 && p !== undefined) {
-        out.push({ payload: p.raw }, ...(this.echoRaws.get(`${p.attempt}:${p.hash}`) ?? []).map((payload) => ({ payload })), { payload: this.myVote.raw });
+        out.push({ payload: p.raw, to: this.lacking(p, false) }, ...(this.echoRaws.get(`${p.attempt}:${p.hash}`) ?? []).map((payload) => ({ payload })), { payload: this.myVote.raw });
       }
     }
   }

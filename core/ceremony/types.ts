@@ -124,6 +124,8 @@ export interface CeremonyApi<Outcome> {
   retransmit(): CeremonyOutbound[];
   /** Whether this exact message was taken before: a participant sending it again is re-sending what it sent (it may be stuck). */
   isRepeat(payload: Uint8Array): boolean;
+  /** Once there is a certificate: whether this participant may lack it (no vote for it, nor a certificate, came from it here). */
+  lacksCertificate(publicKey: Uint8Array): boolean;
   outcome(): Outcome | undefined;
   /** Participant → why it is out: by `from`/`to` member id in a reshare ("from:3", "to:5"), by member id in a DKG ("3"). */
   disqualified(): Record<string, string>;

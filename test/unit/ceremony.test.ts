@@ -152,6 +152,9 @@ describe('reshare ceremony (core/ceremony)', function () {
     for (const i of [0, 1, 2]) {
       assert.equal(withheld.ceremonies[i]!.phase, 'done');
       assert.deepEqual(targets(withheld.ceremonies[i]!, 'certificate'), [key(3)]);
+      // What a runner asks before it answers a late participant with the certificate.
+      assert.equal(withheld.ceremonies[i]!.lacksCertificate(s.nodes[3]!.publicKey), true);
+      assert.equal(withheld.ceremonies[i]!.lacksCertificate(s.nodes[(i + 1) % 3]!.publicKey), false);
     }
     // Its vote arriving after the outcome still counts as "it gathers the votes itself"; a forged one does not.
     const late = withheld.persisted[3]!;
@@ -161,6 +164,7 @@ describe('reshare ceremony (core/ceremony)', function () {
     assert.deepEqual(targets(withheld.ceremonies[0]!, 'certificate'), [key(3)]);
     withheld.ceremonies[0]!.receive(late, 10_001);
     assert.deepEqual(targets(withheld.ceremonies[0]!, 'certificate'), []);
+    assert.equal(withheld.ceremonies[0]!.lacksCertificate(s.nodes[3]!.publicKey), false);
   });
 
   it('a voter that signs two handovers cannot make one honest member refuse the certificate another holds (both votes count, each for its digest)', () => {

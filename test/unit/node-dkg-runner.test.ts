@@ -198,15 +198,22 @@ describe('node DKG runner (in-process committee, real engine)', function () {
     for (let i = 0; i < MAX_RUNNING_SESSIONS; i++) runners.get(1)!.propose(`run-${i}`);
     assert.throws(() => runners.get(1)!.propose('one-too-many'), (e: unknown) => (e as { code?: string }).code === 'unavailable');
     assert.equal(await reply(1, 2, encodeDkgFrame(proposalOf('one-too-many', 2))), 'unavailable');
-    // Payloads of a session not running here are held, up to the inbox's bound per member, then refused.
+    // Payloads of a session not running here are held, up to the inbox's bound per member, then
+    // dropped. Either way the reply is `unavailable` (not an acknowledgement: the sender sends it
+    // again should the hold run out before a session takes it); its message says which.
     const sessionId = randomBytes(16);
+    const answer = async (from: number, frame: Uint8Array) => {
+      const r = decodeCeremonyReply(await runners.get(1)!.answerFrame(from, frame));
+      assert.equal(!r.ok && r.code, 'unavailable');
+      return !r.ok && /the message is held/.test(r.message) ? 'held' : 'dropped';
+    };
     // Distinct payloads: the inbox keeps one copy of a payload sent again (retransmits), so a repeat costs nothing.
     const early = (i: number) => encodeDkgFrame({ type: 'payload', keyId: 'early', sessionId, payload: Uint8Array.of(i >> 8, i & 0xff) });
-    for (let i = 0; i < INBOX_LIMITS.perPeerPayloads; i++) assert.equal(await reply(1, 2, early(i)), 'ok');
-    assert.equal(await reply(1, 2, early(0)), 'ok', 'a repeat is held once, not counted again');
-    assert.equal(await reply(1, 2, early(INBOX_LIMITS.perPeerPayloads)), 'unavailable');
+    for (let i = 0; i < INBOX_LIMITS.perPeerPayloads; i++) assert.equal(await answer(2, early(i)), 'held');
+    assert.equal(await answer(2, early(0)), 'held', 'a repeat is held once, not counted again');
+    assert.equal(await answer(2, early(INBOX_LIMITS.perPeerPayloads)), 'dropped');
     // Another member's quota is its own.
-    assert.equal(await reply(1, 3, encodeDkgFrame({ type: 'payload', keyId: 'early', sessionId, payload: Uint8Array.of(0) })), 'ok');
+    assert.equal(await answer(3, encodeDkgFrame({ type: 'payload', keyId: 'early', sessionId, payload: Uint8Array.of(0) })), 'held');
   });
 
   it('state files: one vote per key id survives a reopen; a second vote is refused', async () => {

@@ -229,8 +229,8 @@ describe('node reshare runner (in-process, real engine, memory store)', function
       if (decodeCeremonyFrame(frame).type === 'refresh') announced.set(to, (announced.get(to) ?? 0) + 1);
     });
     const { proposalId } = await runners.get(1)!.refresh();
-    // Several retransmit rounds (every half phase of 1000 ms), a full one among them.
-    await new Promise((resolve) => setTimeout(resolve, 2_600));
+    // Three retransmit rounds (every half phase of 1000 ms; the fourth, a full one, would send it again).
+    await new Promise((resolve) => setTimeout(resolve, 1_700));
     // Every member of a refresh announces it (one still committing its last epoch refused it the first time): once to each member up.
     assert.deepEqual([...announced.entries()].sort(), [[0, 2], [1, 2], [2, 2]], 'one announcement from each other member up');
     // Member 2 takes part: the proposer's announcement again is taken as is, even a mangled copy.
@@ -278,6 +278,7 @@ describe('node reshare runner (in-process, real engine, memory store)', function
       nextDeadline: () => undefined,
       retransmit: () => [],
       isRepeat: () => false,
+      lacksCertificate: () => false,
       outcome: () => undefined,
       disqualified: () => ({}),
     };
