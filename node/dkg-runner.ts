@@ -591,8 +591,8 @@ export class DkgRunner {
    * one that sends again a message this session took before (it restarted after voting, say, once
    * the others stopped lingering), or, half a phase after this node finished, one the engine counts
    * as lacking it (no vote for it or certificate from it here). It gets the certificate again, at
-   * most once per phase. A voter's first
-   * delivery (votes still arriving as the members finish together) is no sign of that.
+   * most once per phase. A voter's first delivery (votes still arriving as the members finish
+   * together) is no sign of that.
    */
   private answerLaggard(s: Session, from: number, repeat: boolean): void {
     const member = this.others(s).find((m) => m.id === from);

@@ -263,8 +263,8 @@ export class ReshareRunner {
   }
 
   private async onRefreshFrame(proposalId: string, payload: Uint8Array): Promise<void> {
-    // Taking part already (or approving it now): the proposal this id names is known here, so the
-    // copy the proposer sent again is not parsed (two committee files, a point check per member).
+    // Taking part already (or approving it now): the proposal this id names is known here, so a copy
+    // sent again (every member announces a refresh) is not parsed (two committee files, a point check per member).
     const approving = this.approving.get(proposalId);
     if (approving !== undefined) return approving;
     const run = this.runs.get(proposalId);
@@ -324,10 +324,10 @@ export class ReshareRunner {
    * certificate: one that sends again a message this ceremony took before (it restarted after
    * voting, say, once the others stopped lingering), or, half a phase after this node finished, one
    * the engine counts as lacking it (no vote for it or certificate from it here: it started late, or
-   * restarted before it voted). It gets the
-   * certificate again, at most once per phase per peer, for as long as this process runs. A voter's
-   * first delivery (the votes still arriving as the members finish together) is no sign of that:
-   * answering those sent every member the certificate from every other.
+   * restarted before it voted). It gets the certificate again, at most once per phase per peer, for
+   * as long as this process runs. A voter's first delivery (the votes still arriving as the members
+   * finish together) is no sign of that: answering those sent every member the certificate from
+   * every other.
    */
   private answerLaggard(run: Run, ceremony: ReshareCeremonyApi, peer: string, repeat: boolean): void {
     const member = this.participants(run.proposal).find((m) => m.peerId === peer);
