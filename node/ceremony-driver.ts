@@ -16,6 +16,18 @@ export function pastFinalDeadline(startedAt: number, phaseMs: number, n: number,
   return nowMs > finalDeadline(latestClock, phaseMs, n) + PAST_FINAL_DEADLINE_PHASES * phaseMs;
 }
 
+/**
+ * Whether a finished ceremony answers a participant's message with its certificate: when the
+ * message is one it took before (the participant re-sends what it sent: it restarted, or is stuck),
+ * or, from half a phase after this node finished, when the engine counts the participant as lacking
+ * the certificate (it started late). A voter's first delivery as everyone finishes together is no
+ * sign of that: answering those sent every member the certificate from every other.
+ */
+export function answersLaggard(o: { repeat: boolean; lacksCertificate: boolean; finishedAt: number | undefined; nowMs: number; phaseMs: number }): boolean {
+  if (o.repeat) return true;
+  return o.lacksCertificate && o.finishedAt !== undefined && o.nowMs - o.finishedAt >= o.phaseMs / 2;
+}
+
 /** The certificate among an engine's own messages (retransmit()), if it holds one: what a laggard is sent again. */
 export function certificateMessage(messages: readonly CeremonyOutbound[]): CeremonyOutbound | undefined {
   return messages.find((o) => ceremonyMessageKind(o.payload)?.kind === 'certificate');

@@ -7,7 +7,7 @@ import type { Committee, CommitteeMember } from '../net/committee.ts';
 import { errorText } from '../net/p2p.ts';
 import { decodeDkgFrame, encodeDkgFrame, sessionKey, SESSION_ID_LENGTH, type DkgFrame, type DkgProposal, type DkgResultFrame } from './dkg-wire.ts';
 import { decodeCeremonyReply, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
-import { CeremonyDriver, certificateMessage, pastFinalDeadline } from './ceremony-driver.ts';
+import { answersLaggard, CeremonyDriver, certificateMessage, pastFinalDeadline } from './ceremony-driver.ts';
 import { DeliveryQueues, type FrameReply } from './ceremony-delivery.ts';
 import { PreApprovalInbox } from './reshare-inbox.ts';
 import { DkgStateFiles } from './dkg-state.ts';
@@ -586,21 +586,12 @@ export class DkgRunner {
     );
   }
 
-  /**
-   * A member still sending messages of a session that finished here may not have its certificate:
-   * one that sends again a message this session took before (it restarted after voting, say, once
-   * the others stopped lingering), or, half a phase after this node finished, one the engine counts
-   * as lacking it (no vote for it or certificate from it here). It gets the certificate again, at
-   * most once per phase. A voter's first delivery (votes still arriving as the members finish
-   * together) is no sign of that.
-   */
+  /** The certificate again to a member that may lack it (answersLaggard), at most once per phase. */
   private answerLaggard(s: Session, from: number, repeat: boolean): void {
     const member = this.others(s).find((m) => m.id === from);
     const certificate = certificateMessage(s.ceremony.retransmit());
     if (member === undefined || certificate === undefined) return;
-    // Half a phase after this node finished: one still lacking it then started late; those finishing together gather the votes themselves.
-    const late = s.finishedAt !== undefined && this.now() - s.finishedAt >= this.o.phaseMs / 2;
-    if (!repeat && !(late && s.ceremony.lacksCertificate(member.publicKey))) return;
+    if (!answersLaggard({ repeat, lacksCertificate: s.ceremony.lacksCertificate(member.publicKey), finishedAt: s.finishedAt, nowMs: this.now(), phaseMs: this.o.phaseMs })) return;
     const last = s.laggardsAnswered.get(from);
     if (last !== undefined && this.now() - last < this.o.phaseMs) return;
     s.laggardsAnswered.set(from, this.now());

@@ -23,7 +23,7 @@ import { attemptAt } from '../core/ceremony/deadlines.ts';
 import { EarlyReplies } from './early-replies.ts';
 import { decodeCeremonyFrame, decodeCeremonyReply, encodeCeremonyFrame, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
 import { DeliveryQueues } from './ceremony-delivery.ts';
-import { CeremonyDriver, certificateMessage, pastFinalDeadline } from './ceremony-driver.ts';
+import { answersLaggard, CeremonyDriver, certificateMessage, pastFinalDeadline } from './ceremony-driver.ts';
 
 /** How the node builds the engine (core/ceremony ReshareCeremony). */
 export type CeremonyFactory = (params: ReshareParams, identity: CeremonyIdentity, options: { timing: CeremonyTiming; faults?: CeremonyFaults }) => ReshareCeremonyApi;
@@ -319,34 +319,16 @@ export class ReshareRunner {
     );
   }
 
-  /**
-   * A participant still sending messages of a ceremony that finished here may not have its
-   * certificate: one that sends again a message this ceremony took before (it restarted after
-   * voting, say, once the others stopped lingering), or, half a phase after this node finished, one
-   * the engine counts as lacking it (no vote for it or certificate from it here: it started late, or
-   * restarted before it voted). It gets the certificate again, at most once per phase per peer, for
-   * as long as this process runs. A voter's first delivery (the votes still arriving as the members
-   * finish together) is no sign of that: answering those sent every member the certificate from
-   * every other.
-   */
+  /** The certificate again to a participant that may lack it (answersLaggard), at most once per phase per peer, for as long as this process runs. */
   private answerLaggard(run: Run, ceremony: ReshareCeremonyApi, peer: string, repeat: boolean): void {
     const member = this.participants(run.proposal).find((m) => m.peerId === peer);
     const certificate = certificateMessage(ceremony.retransmit());
     if (member === undefined || certificate === undefined) return;
-    if (!repeat && !(ceremony.lacksCertificate(member.publicKey) && this.finishedLongAgo(run.finishedAt))) return;
+    if (!answersLaggard({ repeat, lacksCertificate: ceremony.lacksCertificate(member.publicKey), finishedAt: run.finishedAt, nowMs: this.now(), phaseMs: this.o.phaseMs })) return;
     const last = run.laggardsAnswered.get(peer);
     if (last !== undefined && this.now() - last < this.o.phaseMs) return;
     run.laggardsAnswered.set(peer, this.now());
     this.enqueue(run, member, encodeCeremonyFrame({ type: 'payload', proposalId: decodeHex(run.proposalId), payload: certificate.payload }), false, certificate.payload);
-  }
-
-  /**
-   * Half a phase after this node finished: a member that still lacks the certificate then is not
-   * one of those finishing together with it (they gather the votes themselves), but one that started
-   * late. Answering those sooner sent each late finisher the certificate from every member.
-   */
-  private finishedLongAgo(finishedAt: number | undefined): boolean {
-    return finishedAt !== undefined && this.now() - finishedAt >= this.o.phaseMs / 2;
   }
 
   // --- the ceremony ---------------------------------------------------------------------

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import { CeremonyDriver } from '../../node/ceremony-driver.ts';
+import { answersLaggard, CeremonyDriver } from '../../node/ceremony-driver.ts';
 import { DeliveryQueues, FULL_RETRANSMIT_EVERY } from '../../node/ceremony-delivery.ts';
 import { CEREMONY_MESSAGE_TYPES, DKG_CEREMONY_MESSAGE_TYPES, type CeremonyMessageKind } from '../../core/ceremony/codec.ts';
 
@@ -103,4 +103,13 @@ describe('ceremony driver (node/ceremony-driver.ts)', () => {
       assert.deepEqual(sent, [], 'a certificate taken is not sent again');
     });
   }
+
+  it('answers a laggard for a repeated message at once, and one lacking the certificate only from half a phase after finishing', () => {
+    const at = (o: Partial<Parameters<typeof answersLaggard>[0]>) => answersLaggard({ repeat: false, lacksCertificate: false, finishedAt: 1_000, nowMs: 1_000, phaseMs: 1_000, ...o });
+    assert.equal(at({ repeat: true }), true);
+    assert.equal(at({}), false, 'a voter finishing together with this node');
+    assert.equal(at({ lacksCertificate: true, nowMs: 1_499 }), false, 'still finishing together');
+    assert.equal(at({ lacksCertificate: true, nowMs: 1_500 }), true, 'started late');
+    assert.equal(at({ lacksCertificate: true, finishedAt: undefined, nowMs: 9_000 }), false, 'not finished here');
+  });
 });
