@@ -2,7 +2,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { decodeHex, encodeHex, lengthPrefixed, utf8ToBytes } from '../bytes.ts';
 import { committeeDigest, committeeFileDigest, parseCommittee, sameMembership, type Committee, type CommitteeDecoders, type CommitteeMembership } from '../committee.ts';
 import { decodePoint, encodePoint } from '../curve.ts';
-import { assertSharesOnPolynomial } from '../dkg/result.ts';
+import { assertSharesOnPolynomial } from '../dkg/shares-on-polynomial.ts';
 import { verifyMemberSignature } from '../dkg/member-signatures.ts';
 import { TkmsError } from '../errors.ts';
 import { assertKeyId, keyIdBytes } from '../identifiers.ts';

@@ -1,9 +1,10 @@
 import { decodeHex, encodeHex, utf8ToBytes } from '../bytes.ts';
-import { decodePoint, mod, Point, type Point as PointT } from '../curve.ts';
+import { decodePoint } from '../curve.ts';
 import { TkmsError } from '../errors.ts';
 import { MAX_EPOCH } from '../committee.ts';
 import { assertKeyId } from '../identifiers.ts';
-import { assertParticipantId, assertThreshold, lagrangeCoefficientsAtZero } from '../shamir.ts';
+import { assertParticipantId, assertThreshold } from '../shamir.ts';
+import { assertSharesOnPolynomial } from './shares-on-polynomial.ts';
 import { confirmMessage, dkgResultDigest, legacyConfirmMessage } from './context.ts';
 import { verifyMemberSignature } from './member-signatures.ts';
 import { voteQuorum } from '../quorum.ts';
@@ -131,28 +132,6 @@ export function parseDkgPublicResult(value: unknown): DkgPublicResult {
   return { keyId: v.keyId, committeeId: v.committeeId, ...(epoch === undefined ? {} : { epoch: epoch as number }), sessionId, t, n, groupPublicKey, verificationShares, qualified, transcriptHash, signatures };
 }
 
-/** λ_j(x) for interpolating at an arbitrary x over the given ids (public values). */
-function lagrangeAt(ids: readonly number[], x: number): bigint[] {
-  const bx = BigInt(x);
-  const out: bigint[] = [];
-  for (const i of ids) {
-    let num = 1n;
-    let den = 1n;
-    for (const j of ids) {
-      if (j === i) continue;
-      num = mod(num * (bx - BigInt(j)));
-      den = mod(den * (BigInt(i) - BigInt(j)));
-    }
-    out.push(mod(num * Point.Fn.inv(den)));
-  }
-  return out;
-}
-
-function interpolateAt(ids: readonly number[], points: readonly PointT[], x: number): PointT {
-  const coefficients = x === 0 ? lagrangeCoefficientsAtZero(ids) : lagrangeAt(ids, x);
-  return points.reduce((acc, p, i) => (coefficients[i] === 0n ? acc : acc.add(p.multiplyUnsafe(coefficients[i]!))), Point.ZERO);
-}
-
 /** The result's fields without signatures; what every member signs (via dkgResultDigest). */
 function unsigned(r: DkgPublicResult): Omit<DkgPublicResult, 'signatures'> {
   const { signatures: _signatures, ...rest } = r;
@@ -168,26 +147,6 @@ function assertSameMembers(result: DkgPublicResult, memberKeys: ReadonlyMap<numb
 
 function assertConsistentShares(result: DkgPublicResult): void {
   assertSharesOnPolynomial(result.t, result.verificationShares, result.groupPublicKey);
-}
-
-/**
- * Every Y_i (member id as a decimal string → compressed point) lies on one polynomial of degree
- * < t whose value at 0 is the group key: what makes t partials combine to K·sk. dkg_failed otherwise.
- */
-export function assertSharesOnPolynomial(t: number, verificationShares: Readonly<Record<string, string | Uint8Array>>, groupPublicKey: string | Uint8Array): void {
-  const ids = Object.keys(verificationShares).map(Number);
-  const points = ids.map((id) => decodePoint(verificationShares[String(id)]!, `Y_${id}`));
-  const baseIds = ids.slice(0, t);
-  const basePoints = points.slice(0, t);
-  const groupKey = decodePoint(groupPublicKey, 'groupPublicKey');
-  if (!interpolateAt(baseIds, basePoints, 0).equals(groupKey)) {
-    throw new TkmsError('dkg_failed', 'verification shares do not interpolate to the group public key');
-  }
-  for (let k = t; k < ids.length; k++) {
-    if (!interpolateAt(baseIds, basePoints, ids[k]!).equals(points[k]!)) {
-      throw new TkmsError('dkg_failed', `verification share of member ${ids[k]} is not on the degree-${t - 1} polynomial`);
-    }
-  }
 }
 
 /** The digest of a result as two parties compare it: equal digests = the same key, whoever signed. */
