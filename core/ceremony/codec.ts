@@ -25,10 +25,8 @@ import { ByteReader } from '../byte-reader.ts';
 export const CEREMONY_WIRE_VERSION = 1;
 export const SIGNATURE_LENGTH = 64;
 export const HASH_LENGTH = 32;
-/** BIP340 proof that the dealer knows d for D (see dealing.ts). */
-export const EPHEMERAL_PROOF_LENGTH = 64;
-/** BIP340 proof that a DKG dealer knows its constant term a_0 for A_0 (see dealing.ts). */
-export const CONSTANT_PROOF_LENGTH = 64;
+/** A dealing's BIP340 proof of knowledge: of d for D (reshare), of a_0 and d (DKG; see dealing.ts). */
+export const KNOWLEDGE_PROOF_LENGTH = 64;
 
 /** Which ceremony a message belongs to: the reshare/refresh of existing keys, or the DKG of a new one. */
 export type CeremonyFamily = 'reshare' | 'dkg';
@@ -88,9 +86,11 @@ export interface KeyDealing {
   /** The same, decoded (set by the decoder; the math works on these, so no point is decompressed twice). */
   commitmentPoints?: Point[];
   ephemeralKey: Uint8Array;
-  ephemeralProof: Uint8Array;
-  /** DKG only: the dealer's BIP340 proof that it knows a_0 for commitments[0] (a reshare's A_0 is checked against Y_j instead). */
-  constantProof?: Uint8Array;
+  /**
+   * BIP340. A reshare: the dealer knows d for ephemeralKey (its A_0 is checked against Y_j). A DKG:
+   * the dealer knows a_0 for commitments[0] and d, in one proof under A_0 + c·D (dealing.ts).
+   */
+  proof: Uint8Array;
   /** One per present recipient, in recipient order. */
   ciphertexts: bigint[];
 }
@@ -182,8 +182,7 @@ function maxVoters(s: CeremonyShape): number {
 
 function dealingMaxSize(s: CeremonyShape): number {
   const recipients = s.nTo * (1 + COMPRESSED_POINT_LENGTH + SIGNATURE_LENGTH);
-  const constantProof = familyOf(s) === 'dkg' ? CONSTANT_PROOF_LENGTH : 0;
-  const perKey = s.tTo * COMPRESSED_POINT_LENGTH + COMPRESSED_POINT_LENGTH + EPHEMERAL_PROOF_LENGTH + constantProof + s.nTo * SCALAR_LENGTH;
+  const perKey = s.tTo * COMPRESSED_POINT_LENGTH + COMPRESSED_POINT_LENGTH + KNOWLEDGE_PROOF_LENGTH + s.nTo * SCALAR_LENGTH;
   return 2 + 2 + 2 + 2 + recipients + s.keys * perKey + SIGNATURE_LENGTH;
 }
 
@@ -324,9 +323,7 @@ export function encodeUnsigned(body: CeremonyBody, family: CeremonyFamily = 'res
       const present = body.recipients.filter((r) => r !== undefined).length;
       for (const k of body.keys) {
         for (const c of k.commitments) w.bytes(c, COMPRESSED_POINT_LENGTH);
-        w.bytes(k.ephemeralKey, COMPRESSED_POINT_LENGTH).bytes(k.ephemeralProof, EPHEMERAL_PROOF_LENGTH);
-        if ((family === 'dkg') !== (k.constantProof !== undefined)) throw new TkmsError('bad_request', 'a DKG dealing, and only a DKG dealing, proves each constant term');
-        if (k.constantProof !== undefined) w.bytes(k.constantProof, CONSTANT_PROOF_LENGTH);
+        w.bytes(k.ephemeralKey, COMPRESSED_POINT_LENGTH).bytes(k.proof, KNOWLEDGE_PROOF_LENGTH);
         if (k.ciphertexts.length !== present) throw new TkmsError('bad_request', 'one ciphertext per present recipient');
         for (const c of k.ciphertexts) w.bytes(encodeScalar(c));
       }
@@ -388,11 +385,10 @@ function decodeBody(r: Reader, kind: CeremonyMessageKind, s: CeremonyShape): Cer
           commitmentPoints.push(r.lastPoint!);
         }
         const ephemeralKey = r.pointBytes('ephemeral key');
-        const ephemeralProof = r.take(EPHEMERAL_PROOF_LENGTH, 'ephemeral key proof');
-        const constantProof = familyOf(s) === 'dkg' ? r.take(CONSTANT_PROOF_LENGTH, 'constant term proof') : undefined;
+        const proof = r.take(KNOWLEDGE_PROOF_LENGTH, 'proof of knowledge');
         const ciphertexts: bigint[] = [];
         for (let i = 0; i < present; i++) ciphertexts.push(r.scalar('sealed sub-share'));
-        keys.push({ commitments, commitmentPoints, ephemeralKey, ephemeralProof, ...(constantProof === undefined ? {} : { constantProof }), ciphertexts });
+        keys.push({ commitments, commitmentPoints, ephemeralKey, proof, ciphertexts });
       }
       return { kind: 'dealing', author, recipients, keys };
     }

@@ -4,7 +4,7 @@ import { equalBytes, lengthPrefixed, utf8ToBytes } from '../bytes.ts';
 import { decodePoint, encodePoint, encodeScalar, G, mod, type Point } from '../curve.ts';
 import { curveBackend } from '../curve-backend.ts';
 import { openShare, openWithProvenKey, provePairKey, sealShareWith, type SealBinding } from '../dkg/sealed-share.ts';
-import type { DleqProof } from '../dleq.ts';
+import { hashToScalar, type DleqProof } from '../dleq.ts';
 import { keyIdBytes } from '../identifiers.ts';
 import { evaluatePolynomial } from '../shamir.ts';
 import type { KeyDealing } from './codec.ts';
@@ -18,12 +18,13 @@ import { deriveBytes, deriveScalar, u16Bytes } from './derive.ts';
  *
  * Each sealing key D comes with a BIP340 proof that the dealer knows d: a receiver that complains
  * reveals K = e·D, and without the proof a dealer could publish D′ = D_j + x·G for another dealer's
- * D_j, so that K′ − x·E opened j's sub-share to everyone (the DKG uses one receiver key per dealer
- * instead; here one key per arriving member suffices, and the hello stays one point).
+ * D_j, so that K′ − x·E opened j's sub-share to everyone. A DKG dealer proves d and its a_0 in one
+ * proof (dealerKeysCoefficient).
  */
 const SEAL_CONTEXT_DOMAIN = utf8ToBytes('tkms/ceremony/v1/seal');
 const EPHEMERAL_PROOF_DOMAIN = utf8ToBytes('tkms/ceremony/v1/ephemeral-key');
-const CONSTANT_PROOF_DOMAIN = utf8ToBytes('tkms/ceremony/v1/constant-term');
+const DEALER_KEYS_PROOF_DOMAIN = utf8ToBytes('tkms/ceremony/v1/dkg-dealer-keys');
+const DEALER_KEYS_COEFFICIENT_DOMAIN = utf8ToBytes('tkms/ceremony/v1/dkg-dealer-keys-coefficient');
 
 export function sealContext(proposalId: Uint8Array, keyId: string): Uint8Array {
   return lengthPrefixed(SEAL_CONTEXT_DOMAIN, proposalId, keyIdBytes(keyId));
@@ -38,12 +39,25 @@ function ephemeralProofMessage(proposalId: Uint8Array, keyId: string, dealer: nu
 }
 
 /**
- * What a DKG dealer's proof of knowledge of a_0 signs: bound to the ceremony, the key and the dealer,
- * so a dealer cannot replay another's A_0 with its proof (the rogue-key attack: A_0 = X − Σ others'
- * A_0 with no known logarithm), and the proof of one ceremony is worthless in another.
+ * What a DKG dealer's one proof signs: bound to the ceremony, the key, the dealer, A_0 and D, so a
+ * dealer cannot replay another's A_0 or D with its proof (the rogue-key attack: A_0 = X − Σ others'
+ * A_0 with no known logarithm; or D′ = D_j + x·G, above), and the proof of one ceremony is worthless
+ * in another.
  */
-function constantProofMessage(proposalId: Uint8Array, keyId: string, dealer: number, constantCommitment: Uint8Array): Uint8Array {
-  return sha256(lengthPrefixed(CONSTANT_PROOF_DOMAIN, proposalId, keyIdBytes(keyId), u16Bytes(dealer), constantCommitment));
+function dealerKeysMessage(proposalId: Uint8Array, keyId: string, dealer: number, constantCommitment: Uint8Array, ephemeralKey: Uint8Array): Uint8Array {
+  return sha256(lengthPrefixed(DEALER_KEYS_PROOF_DOMAIN, proposalId, keyIdBytes(keyId), u16Bytes(dealer), constantCommitment, ephemeralKey));
+}
+
+/**
+ * c in P = A_0 + c·D: a DKG dealer proves it knows log P = a_0 + c·d with one BIP340 proof instead
+ * of one for A_0 and one for D. c is a hash of both points, fixed before the proof's nonce, so an
+ * extractor that rewinds the dealer to another c gets two values of a_0 + c·d and solves for a_0 and
+ * d: a proof of knowledge of both (the key aggregation of MuSig, Maxwell et al. 2019, with the
+ * dealer holding both keys). Each member checks n − 1 dealings, and the BIP340 check is most of a
+ * DKG's CPU: one per dealing instead of two.
+ */
+function dealerKeysCoefficient(message: Uint8Array): bigint {
+  return hashToScalar(DEALER_KEYS_COEFFICIENT_DOMAIN, message);
 }
 
 /** The arriving member's receiver key e_m (its hello carries E_m = e_m·G). */
@@ -78,12 +92,14 @@ export function dealKey(input: DealInput): KeyDealing {
   const commitments = coefficients.map((a) => curve.multiplyBaseSecret(a));
   const d = deriveScalar(seed, proposalId, 'seal', ...tag);
   const ephemeralKey = curve.multiplyBaseSecret(d);
-  const ephemeralProof = schnorr.sign(ephemeralProofMessage(proposalId, keyId, dealer, ephemeralKey), encodeScalar(d), deriveBytes(seed, proposalId, 'seal-proof', ...tag));
-  let constantProof: Uint8Array | undefined;
+  let proof: Uint8Array;
   if (input.proveConstantTerm === true) {
+    const signed = dealerKeysMessage(proposalId, keyId, dealer, commitments[0]!, ephemeralKey);
+    const joint = mod(coefficients[0]! + dealerKeysCoefficient(signed) * d);
     // A proof under another message verifies under nothing it is checked against: the bad-proof fault.
-    const signed = constantProofMessage(proposalId, keyId, dealer, commitments[0]!);
-    constantProof = schnorr.sign(input.badConstantProof === true ? sha256(signed) : signed, encodeScalar(coefficients[0]!), deriveBytes(seed, proposalId, 'constant-proof', ...tag));
+    proof = schnorr.sign(input.badConstantProof === true ? sha256(signed) : signed, encodeScalar(joint), deriveBytes(seed, proposalId, 'dealer-keys-proof', ...tag));
+  } else {
+    proof = schnorr.sign(ephemeralProofMessage(proposalId, keyId, dealer, ephemeralKey), encodeScalar(d), deriveBytes(seed, proposalId, 'seal-proof', ...tag));
   }
   const bad = new Set(input.badSubShareTo ?? []);
   const ciphertexts = input.recipients.map((r) => {
@@ -91,7 +107,7 @@ export function dealKey(input: DealInput): KeyDealing {
     const sealed = sealShareWith(sealBinding(proposalId, keyId, dealer, r.id, r.receiverKey), bad.has(r.id) ? mod(value + 1n) : value, d);
     return sealed.ciphertext;
   });
-  return { commitments, ephemeralKey, ephemeralProof, ...(constantProof === undefined ? {} : { constantProof }), ciphertexts };
+  return { commitments, ephemeralKey, proof, ciphertexts };
 }
 
 /** BIP340 over x-only keys: a proof for ±P, and knowing the logarithm of −P is knowing that of P. */
@@ -106,14 +122,14 @@ function provesKnowledge(proof: Uint8Array, message: Uint8Array, point: Uint8Arr
 /** Public checks of one key's reshare dealing: the constant term is the dealer's old Y_j and the dealer knows d. */
 export function keyDealingIsValid(proposalId: Uint8Array, keyId: string, dealer: number, dealing: KeyDealing, oldVerificationShare: Uint8Array | undefined): boolean {
   if (oldVerificationShare === undefined || !equalBytes(dealing.commitments[0]!, oldVerificationShare)) return false;
-  return provesKnowledge(dealing.ephemeralProof, ephemeralProofMessage(proposalId, keyId, dealer, dealing.ephemeralKey), dealing.ephemeralKey);
+  return provesKnowledge(dealing.proof, ephemeralProofMessage(proposalId, keyId, dealer, dealing.ephemeralKey), dealing.ephemeralKey);
 }
 
-/** Public checks of one key's DKG dealing: the dealer knows a_0 for A_0 and d for D. */
+/** Public checks of one key's DKG dealing: the dealer knows a_0 for A_0 and d for D (one proof under A_0 + c·D). */
 export function dkgKeyDealingIsValid(proposalId: Uint8Array, keyId: string, dealer: number, dealing: KeyDealing): boolean {
-  if (dealing.constantProof === undefined) return false;
-  if (!provesKnowledge(dealing.constantProof, constantProofMessage(proposalId, keyId, dealer, dealing.commitments[0]!), dealing.commitments[0]!)) return false;
-  return provesKnowledge(dealing.ephemeralProof, ephemeralProofMessage(proposalId, keyId, dealer, dealing.ephemeralKey), dealing.ephemeralKey);
+  const signed = dealerKeysMessage(proposalId, keyId, dealer, dealing.commitments[0]!, dealing.ephemeralKey);
+  const joint = curveBackend().linearCombination(0n, [dealing.commitments[0]!, dealing.ephemeralKey], [1n, dealerKeysCoefficient(signed)]);
+  return joint !== null && provesKnowledge(dealing.proof, signed, joint);
 }
 
 /**

@@ -48,7 +48,9 @@ describe('attack: a dealer publishes another dealer’s sealing key shifted by x
     assert.ok(dkgKeyDealingIsValid(ceremonyId, s.keyId, MALICIOUS + 1, m), 'the malicious dealer’s genuine dealing passes');
     const shifted = encodePoint(decodePoint(h.ephemeralKey).add(G.multiply(OFFSET)));
     assert.equal(dkgKeyDealingIsValid(ceremonyId, s.keyId, MALICIOUS + 1, { ...m, ephemeralKey: shifted }), false, 'D_H + x·G with the dealer’s own proof');
-    assert.equal(dkgKeyDealingIsValid(ceremonyId, s.keyId, MALICIOUS + 1, { ...m, ephemeralKey: h.ephemeralKey, ephemeralProof: h.ephemeralProof }), false, 'D_H with H’s proof: bound to dealer H');
+    assert.equal(dkgKeyDealingIsValid(ceremonyId, s.keyId, MALICIOUS + 1, { ...m, commitments: [h.commitments[0]!, ...m.commitments.slice(1)], ephemeralKey: h.ephemeralKey, proof: h.proof }), false, 'A_0 and D_H with H’s proof: bound to dealer H');
+    const rogue = encodePoint(decodePoint(m.commitments[0]!).add(G.multiply(OFFSET)));
+    assert.equal(dkgKeyDealingIsValid(ceremonyId, s.keyId, MALICIOUS + 1, { ...m, commitments: [rogue, ...m.commitments.slice(1)] }), false, 'another A_0 (a rogue key) with the dealer’s own proof');
   });
 
   it('a member receiving the forged dealing, signed by the malicious dealer, puts that dealer out before any complaint', () => {
