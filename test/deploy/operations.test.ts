@@ -53,7 +53,7 @@ describe('operations: keystore backup and restore', function () {
   after(() => removeDir(dir));
 
   async function backupBytes(): Promise<Uint8Array> {
-    return (await createBackup({ keystoreDir: join(dir, 'node/keystore'), password: 'old password', identityFile: join(dir, 'node/identity.json'), committeeId: 'c', memberId: 2 })).bytes;
+    return (await createBackup({ keystoreDir: join(dir, 'node/keystore'), dkgStateDir: join(dir, 'node/state/dkg'), password: 'old password', identityFile: join(dir, 'node/identity.json'), committeeId: 'c', memberId: 2 })).bytes;
   }
 
   it('a backup holds every key still encrypted, and opens with the password', async () => {
@@ -87,10 +87,11 @@ describe('operations: keystore backup and restore', function () {
       backupFile: file,
       backupPassword: 'old password',
       keystoreDir: join(target, 'keystore'),
+      dkgStateDir: join(target, 'state/dkg'),
       keystorePassword: 'new password',
       identityFile: join(target, 'identity.json'),
     });
-    assert.deepEqual(result, { restored: ['orders', 'payroll'], identity: 'installed', peerId, ceremonySeed: 'none' });
+    assert.deepEqual(result, { restored: ['orders', 'payroll'], identity: 'installed', peerId, ceremonySeed: 'none', backupVersion: 4, voteLocks: { dkgKeyIds: [], reshareProposalIds: [], approvalRecords: 0 } });
     assert.equal((await stat(join(target, 'identity.json'))).mode & 0o777, 0o600);
     assert.equal(await readFile(join(target, 'identity.json'), 'utf8'), await readFile(join(dir, 'node/identity.json'), 'utf8'));
     const ks = await Keystore.open(join(target, 'keystore'), 'new password');
@@ -104,7 +105,7 @@ describe('operations: keystore backup and restore', function () {
     const bytes = await backupBytes();
     await writeBackupFile(file, bytes);
     const target = join(dir, 'refused');
-    const opts = { backupFile: file, backupPassword: 'old password', keystoreDir: join(target, 'keystore'), keystorePassword: 'pw', identityFile: join(target, 'identity.json') };
+    const opts = { backupFile: file, backupPassword: 'old password', keystoreDir: join(target, 'keystore'), dkgStateDir: join(target, 'state/dkg'), keystorePassword: 'pw', identityFile: join(target, 'identity.json') };
 
     await expectCode(restoreBackup({ ...opts, backupPassword: 'nope' }), 'keystore_locked', /--backup-password-file/);
     // One flipped hex digit in a sealed share.
