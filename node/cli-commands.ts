@@ -379,7 +379,8 @@ function voteLocksLine(locks: Awaited<ReturnType<typeof restoreBackup>>['voteLoc
       '            start it only once every ceremony in flight when the backup was made has ended (docs/operators.md, "Backups made before a change")\n'
     );
   }
-  const dkg = locks.dkgKeyIds.length === 0 ? 'no DKG votes' : `DKG votes for ${locks.dkgKeyIds.join(', ')}`;
+  const ids = locks.dkgKeyIds;
+  const dkg = ids.length === 0 ? 'no DKG votes' : `DKG votes for ${ids.slice(0, 10).join(', ')}${ids.length > 10 ? ` and ${ids.length - 10} more key ids` : ''}`;
   return `vote locks: ${dkg}; ${locks.reshareProposalIds.length} reshare vote(s), ${locks.approvalRecords} approval record(s)\n`;
 }
 
