@@ -62,7 +62,8 @@ export const BACKUP_FORMAT = 'tkms-keystore-backup';
 /**
  * Version 2 adds the epoch state (node/epoch-store.ts): shares made by reshares (still sealed),
  * the committed handover certificates and the membership a joining member's first certificate
- * left. Version 1 backups (keys only) are still read and restored.
+ * left. Version 1 backups (keys only) are still read and restored. Version 4 adds the vote locks;
+ * versions 1 to 3 still restore, without any.
  */
 export const BACKUP_VERSION = 4;
 const READABLE_VERSIONS = [1, 2, 3, 4];
