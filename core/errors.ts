@@ -59,6 +59,11 @@ export const ERROR_CODES = {
   reshare_in_progress: 409,
   /** A reshare or refresh ended without a handover certificate; the committee stays at its epoch. */
   reshare_failed: 500,
+  /**
+   * A restore found a vote lock on this node (a DKG vote, a reshare vote or approval) that the
+   * backup's contradicts; nothing was installed (a vote is never withdrawn, so neither is replaced).
+   */
+  vote_lock_conflict: 409,
   timeout: 504,
   internal: 500,
 } as const;

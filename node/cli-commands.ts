@@ -8,6 +8,7 @@ import type { NodeConfigOption } from './cli.ts';
 import { ENV_OVERRIDES, loadConfig, NODE_ENV_VARS, resolveKeystorePassword, type NodeConfig } from './config.ts';
 import { createIdentityFile, loadIdentityFile } from './identity.ts';
 import { createBackup, restoreBackup, writeBackupFile } from './keystore-backup.ts';
+import { dkgStateDir } from './dkg-state.ts';
 import type { ReshareStatus } from './epoch-types.ts';
 import type { NodeStatus } from './status.ts';
 import { createLogger } from '../runtime/logger.ts';
@@ -328,6 +329,7 @@ export const nodeBackup: CommandRun<NodeConfigOption & { out: string; json?: tru
   }
   const backup = await createBackup({
     keystoreDir: config.keystoreDir,
+    dkgStateDir: dkgStateDir(config.stateDir),
     password,
     identityFile: config.identityFile,
     ...(committeeId !== undefined ? { committeeId } : {}),
@@ -357,17 +359,30 @@ export const nodeRestore: CommandRun<NodeConfigOption & { in: string; backupPass
   let backupPassword = keystorePassword;
   if (args.backupPasswordFile !== undefined) backupPassword = await readPasswordFile(args.backupPasswordFile, 'backup password file');
   else if (process.env.TKMS_BACKUP_PASSWORD) backupPassword = process.env.TKMS_BACKUP_PASSWORD;
-  const result = await restoreBackup({ backupFile: file, backupPassword, keystoreDir: config.keystoreDir, keystorePassword, identityFile: config.identityFile });
+  const result = await restoreBackup({ backupFile: file, backupPassword, keystoreDir: config.keystoreDir, dkgStateDir: dkgStateDir(config.stateDir), keystorePassword, identityFile: config.identityFile });
   if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else {
     process.stdout.write(
       `restored:  ${result.restored.length === 0 ? 'no keys' : result.restored.join(', ')} into ${config.keystoreDir}\n` +
         `identity:  ${result.peerId} (${result.identity === 'installed' ? `installed at ${config.identityFile}` : 'already in place'})\n` +
-        (result.ceremonySeed === 'kept' ? 'ceremony seed: the keystore already held another one, kept (a reshare in flight completes without this node)\n' : ''),
+        (result.ceremonySeed === 'kept' ? 'ceremony seed: the keystore already held another one, kept (a reshare in flight completes without this node)\n' : '') +
+        voteLocksLine(result.voteLocks, result.backupVersion),
     );
   }
   return 0;
 };
+
+function voteLocksLine(locks: Awaited<ReturnType<typeof restoreBackup>>['voteLocks'], version: number): string {
+  if (locks === null) {
+    return (
+      `vote locks: none (a version ${version} backup carries none): this node may vote again in a DKG or reshare it had voted in;\n` +
+      '            start it only once every ceremony in flight when the backup was made has ended (docs/operators.md, "Backups made before a change")\n'
+    );
+  }
+  const ids = locks.dkgKeyIds;
+  const dkg = ids.length === 0 ? 'no DKG votes' : `DKG votes for ${ids.slice(0, 10).join(', ')}${ids.length > 10 ? ` and ${ids.length - 10} more key ids` : ''}`;
+  return `vote locks: ${dkg}; ${locks.reshareProposalIds.length} reshare vote(s), ${locks.approvalRecords} approval record(s)\n`;
+}
 
 /** One admin API call: JSON in and out, 10 s bound; an unreachable node is `unavailable`. */
 export async function adminRequest(base: URL, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {

@@ -118,7 +118,7 @@ export const NODE_CONFIG_SCHEMA = Type.Object({
   adminAllowRemote: field.boolean(false, { description: 'true to allow a non-loopback admin address (protect it yourself)', env: 'TKMS_ADMIN_ALLOW_REMOTE' }),
   identityFile: field.path({ description: 'the node\'s private identity (written by "tkms node init")', env: 'TKMS_IDENTITY_FILE' }),
   keystoreDir: field.path({ description: 'the encrypted keystore directory', env: 'TKMS_KEYSTORE_DIR' }),
-  stateDir: Type.Optional(field.path({ description: 'revocations and spent request ids', env: 'TKMS_STATE_DIR', defaultText: '"state" next to keystoreDir' })),
+  stateDir: Type.Optional(field.path({ description: 'revocations, spent request ids and DKG state (vote locks)', env: 'TKMS_STATE_DIR', defaultText: '"state" next to keystoreDir' })),
   committeeFile: field.path({ description: 'the committee file: { committeeId, t, members: [{ id, peerId, multiaddrs }] }', env: 'TKMS_COMMITTEE_FILE' }),
   keystorePasswordFile: Type.Optional(
     field.path({ description: 'file holding the keystore password; TKMS_KEYSTORE_PASSWORD (the password itself) wins over it', env: 'TKMS_KEYSTORE_PASSWORD_FILE' }),

@@ -54,7 +54,7 @@ import { CEREMONY_PROTOCOL, MAX_CEREMONY_FRAME_BYTES } from './reshare-wire.ts';
 import { DkgCeremony, ReshareCeremony } from '../core/ceremony/index.ts';
 import type { KeyEpochData } from '../core/ceremony/handover.ts';
 import { dkgKeyData } from './epoch-store.ts';
-import { DkgStateFiles } from './dkg-state.ts';
+import { DkgStateFiles, dkgStateDir } from './dkg-state.ts';
 import { publicResultToJson } from './dkg-runner.ts';
 import { openChainAcl } from '../chain/open-chain-acl.ts';
 
@@ -311,7 +311,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     committeeAt: (epoch) => expectedAt(epochs.committeeAt(epoch)),
     servedKeyIds: () => servedKeys().map((k) => k.keyId),
     keystore,
-    state: await DkgStateFiles.open(join(config.stateDir, 'dkg')),
+    state: await DkgStateFiles.open(dkgStateDir(config.stateDir)),
     log,
     metrics,
     phaseMs: config.dkgPhaseTimeoutMs,

@@ -16,9 +16,16 @@ import { SESSION_ID_LENGTH } from './dkg-wire.ts';
  * Files are published whole with link(2) (publishNewFile) and never rewritten.
  */
 const MAX_VOTE_BYTES = 4096;
+/** A vote file: the vote in base64 plus the key id and session id. */
+export const MAX_DKG_VOTE_FILE_BYTES = 2 * MAX_VOTE_BYTES;
 const MAX_PUBLIC_RESULT_BYTES = 256 * 1024;
 const VOTE_FILE = /^vote\.(.+)\.json$/;
 const PUBLIC_FILE = /^public\.(.+)\.json$/;
+
+/** The directory of these files: `<stateDir>/dkg` (the daemon opens it; backups read it). */
+export function dkgStateDir(stateDir: string): string {
+  return join(stateDir, 'dkg');
+}
 
 export interface DkgVote {
   sessionId: string;
@@ -41,7 +48,30 @@ function parseJson(bytes: Uint8Array, name: string): Record<string, unknown> {
   throw corrupt(`${name} is not a JSON object`);
 }
 
+export function dkgVoteFileName(keyId: string): string {
+  assertKeyId(keyId);
+  return `vote.${keyId}.json`;
+}
+
+/** The key id of a vote file's name (undefined for any other name). */
+export function parseDkgVoteFileName(name: string): string | undefined {
+  const keyId = VOTE_FILE.exec(name)?.[1];
+  if (keyId === undefined) return undefined;
+  try {
+    assertKeyId(keyId);
+    return keyId;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A vote file's content, as recordVote writes it; keystore_corrupt for anything else. */
+export function parseDkgVoteFile(bytes: Uint8Array, keyId: string): DkgVote {
+  return parseVote(bytes, dkgVoteFileName(keyId), keyId);
+}
+
 function parseVote(bytes: Uint8Array, name: string, keyId: string): DkgVote {
+  if (bytes.length > MAX_DKG_VOTE_FILE_BYTES) throw corrupt(`${name} is too large`);
   const obj = parseJson(bytes, name);
   try {
     if (obj.keyId !== keyId) throw new Error('key id');
@@ -78,7 +108,7 @@ export class DkgStateFiles {
       const keyId = vote?.[1] ?? pub?.[1];
       if (keyId === undefined) continue;
       assertKeyId(keyId);
-      const bytes = await readBounded(join(dir, name), vote !== null ? 2 * MAX_VOTE_BYTES : MAX_PUBLIC_RESULT_BYTES, () => corrupt(`${name} is too large`));
+      const bytes = await readBounded(join(dir, name), vote !== null ? MAX_DKG_VOTE_FILE_BYTES : MAX_PUBLIC_RESULT_BYTES, () => corrupt(`${name} is too large`));
       if (bytes === undefined) continue;
       if (vote !== null) state.votes.set(keyId, parseVote(bytes, name, keyId));
       else {
@@ -109,10 +139,10 @@ export class DkgStateFiles {
         throw new TkmsError('conflict', `this node already voted in DKG session ${prior.sessionId} of key id ${keyId}`);
       }
       if (this.dir !== undefined) {
-        const name = `vote.${keyId}.json`;
+        const name = dkgVoteFileName(keyId);
         const bytes = utf8ToBytes(JSON.stringify({ keyId, sessionId: sessionIdHex, vote: encodeBase64(copy) }));
         if ((await publishNewFile(this.dir, name, bytes)) === 'exists') {
-          const onDisk = await readBounded(join(this.dir, name), 2 * MAX_VOTE_BYTES, () => corrupt(`${name} is too large`));
+          const onDisk = await readBounded(join(this.dir, name), MAX_DKG_VOTE_FILE_BYTES, () => corrupt(`${name} is too large`));
           if (!same(onDisk === undefined ? undefined : parseVote(onDisk, name, keyId))) throw new TkmsError('conflict', `this node already voted in another DKG session of key id ${keyId}`);
         }
       }

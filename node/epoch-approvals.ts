@@ -8,6 +8,7 @@ import {
   MAX_APPROVAL_FILE_BYTES,
   MAX_VOTES,
   MAX_VOTE_BYTES,
+  MAX_VOTE_FILE_BYTES,
   approvalFileName,
   assertProposalId,
   parseApprovalFileName,
@@ -77,7 +78,7 @@ export class ApprovalLedger {
     for (const name of entries) {
       const proposalId = parseVoteFileName(name);
       if (proposalId === undefined) continue;
-      const bytes = await readBounded(join(this.#dir, name), 2 * MAX_VOTE_BYTES + 256, () => corrupt(`${name} is larger than a vote`));
+      const bytes = await readBounded(join(this.#dir, name), MAX_VOTE_FILE_BYTES, () => corrupt(`${name} is larger than a vote`));
       if (bytes !== undefined) this.#votes.set(proposalId, parseVoteRecord(bytes, proposalId));
     }
   }
@@ -142,7 +143,7 @@ export class ApprovalLedger {
       if (this.#votes.size >= MAX_VOTES) await this.#pruneVotes();
       const name = voteFileName(proposalId);
       if ((await publishNewFile(this.#dir, name, serializeVoteRecord(proposalId, copy))) === 'exists') {
-        const bytes = await readBounded(join(this.#dir, name), 2 * MAX_VOTE_BYTES + 256, () => corrupt(`${name} is larger than a vote`));
+        const bytes = await readBounded(join(this.#dir, name), MAX_VOTE_FILE_BYTES, () => corrupt(`${name} is larger than a vote`));
         const onDisk = bytes === undefined ? undefined : parseVoteRecord(bytes, proposalId);
         if (onDisk === undefined || !sameBytes(onDisk, copy)) throw new TkmsError('conflict', 'this node already voted differently for this proposal');
       }

@@ -16,6 +16,8 @@ export const MAX_APPROVALS = 64;
 /** Vote files kept at most: the approvals' plus as many again for votes whose approval was pruned meanwhile. */
 export const MAX_VOTES = 2 * MAX_APPROVALS;
 export const MAX_VOTE_BYTES = 4096;
+/** A vote record: the vote in hex plus the proposal id. */
+export const MAX_VOTE_FILE_BYTES = 2 * MAX_VOTE_BYTES + 256;
 /** A proposal carries two committee files of at most 256 members each. */
 export const MAX_APPROVAL_FILE_BYTES = 1024 * 1024;
 /** A certificate: up to 256 keys × 256 verification shares plus the arriving committee file. */

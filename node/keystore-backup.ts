@@ -27,6 +27,7 @@ import {
   type KeystoreHeader,
 } from './keystore-format.ts';
 import { listDirectory, publishNewFile, readBounded } from './keystore-fs.ts';
+import { checkVoteLocks, installVoteLocks, parseVoteLocks, readVoteLocks, voteLocksToJson, type BackupVoteLocks } from './backup-vote-locks.ts';
 
 /**
  * Backups of a node's keystore: one JSON file holding the keystore header (scrypt salt and
@@ -50,16 +51,22 @@ import { listDirectory, publishNewFile, readBounded } from './keystore-fs.ts';
  * Version 3 adds the ceremony seed (sealed like a share, re-sealed under the target password, so a
  * restored node derives the seed it had: a ceremony in flight goes on) and the origins of moved keys
  * (public DKG results, verbatim).
+ *
+ * Version 4 adds the vote locks (node/backup-vote-locks.ts): the DKG votes in `<stateDir>/dkg` and
+ * the approval ledger's approvals and votes. A restore installs them first, after checking that
+ * none contradicts a lock the node holds; a backup of an earlier version carries none, and a node
+ * restored from it may vote a second time (docs/operators.md, "Backups made before a change").
  */
 
 export const BACKUP_FORMAT = 'tkms-keystore-backup';
 /**
  * Version 2 adds the epoch state (node/epoch-store.ts): shares made by reshares (still sealed),
  * the committed handover certificates and the membership a joining member's first certificate
- * left. Version 1 backups (keys only) are still read and restored.
+ * left. Version 1 backups (keys only) are still read and restored. Version 4 adds the vote locks;
+ * versions 1 to 3 still restore, without any.
  */
-export const BACKUP_VERSION = 3;
-const READABLE_VERSIONS = [1, 2, 3];
+export const BACKUP_VERSION = 4;
+const READABLE_VERSIONS = [1, 2, 3, 4];
 export const MAX_BACKUP_HANDOVERS = 1024;
 /** A backup holds at most this many keys (each key file is bounded by MAX_KEY_FILE_BYTES). */
 export const MAX_BACKUP_KEYS = 1024;
@@ -71,6 +78,8 @@ const MAX_IDENTITY_BYTES = 16 * 1024;
 const BACKUP_FIELDS_V1 = ['format', 'version', 'createdAt', 'node', 'keystore', 'keys', 'identity'] as const;
 const BACKUP_FIELDS_V2 = [...BACKUP_FIELDS_V1, 'epochShares', 'handovers', 'memberships'] as const;
 const BACKUP_FIELDS_V3 = [...BACKUP_FIELDS_V2, 'ceremonySeed', 'origins'] as const;
+const BACKUP_FIELDS_V4 = [...BACKUP_FIELDS_V3, 'voteLocks'] as const;
+const BACKUP_FIELDS = [BACKUP_FIELDS_V1, BACKUP_FIELDS_V2, BACKUP_FIELDS_V3, BACKUP_FIELDS_V4];
 const NODE_FIELDS = ['peerId', 'committeeId', 'memberId'] as const;
 const IDENTITY_FIELDS = ['hkdfSalt', 'nonce', 'ciphertext'] as const;
 
@@ -82,6 +91,7 @@ export interface BackupNodeInfo {
 
 /** A backup file, parsed and structurally checked but not yet decrypted. */
 export interface ParsedBackup {
+  version: number;
   createdAt: string;
   node: BackupNodeInfo;
   header: KeystoreHeader;
@@ -97,6 +107,8 @@ export interface ParsedBackup {
   ceremonySeed: SealedSeed | null;
   /** `<keyId>.origin.json` records: moved keys' DKG public results. */
   origins: Record<string, unknown>[];
+  /** The vote locks (null before version 4: the backup carries none). */
+  voteLocks: BackupVoteLocks | null;
 }
 
 /** A backup whose every sealed part opened with the password. */
@@ -115,12 +127,13 @@ function bad(message: string): TkmsError {
   return new TkmsError('bad_request', `backup: ${message}`);
 }
 
-function identityAad(peerId: string): Uint8Array {
-  return lengthPrefixed(utf8ToBytes('tkms-backup/identity'), utf8ToBytes(String(BACKUP_VERSION)), utf8ToBytes(peerId));
+/** Both bind the backup's own version: a backup is opened with the version it was sealed under. */
+function identityAad(version: number, peerId: string): Uint8Array {
+  return lengthPrefixed(utf8ToBytes('tkms-backup/identity'), utf8ToBytes(String(version)), utf8ToBytes(peerId));
 }
 
-function identityKeyInfo(): Uint8Array {
-  return lengthPrefixed(utf8ToBytes('tkms-backup/identity-key'), utf8ToBytes(String(BACKUP_VERSION)));
+function identityKeyInfo(version: number): Uint8Array {
+  return lengthPrefixed(utf8ToBytes('tkms-backup/identity-key'), utf8ToBytes(String(version)));
 }
 
 
@@ -129,6 +142,8 @@ function identityKeyInfo(): Uint8Array {
 
 export interface CreateBackupOptions {
   keystoreDir: string;
+  /** `<stateDir>/dkg`, where the DKG vote locks are (node/dkg-state.ts). */
+  dkgStateDir: string;
   password: string;
   identityFile: string;
   committeeId?: string;
@@ -210,12 +225,13 @@ export async function createBackup(opts: CreateBackupOptions): Promise<{ bytes: 
     const seedBytes = await readBounded(join(dir, CEREMONY_SEED_FILE_NAME), MAX_SEED_FILE_BYTES, () => new TkmsError('keystore_corrupt', `${CEREMONY_SEED_FILE_NAME} is not a regular file`));
     const ceremonySeed = seedBytes === undefined ? null : parseSealedSeedBytes(seedBytes);
     if (ceremonySeed !== null) wipe(openSeed(masterKey, ceremonySeed)); // proves it will restore
+    const voteLocks = await readVoteLocks({ keystoreDir: dir, dkgStateDir: resolve(opts.dkgStateDir) });
     const hkdfSalt = randomBytes(SALT_LENGTH);
     const nonce = randomBytes(GCM_NONCE_LENGTH);
-    const idKey = deriveSubkey(masterKey, hkdfSalt, identityKeyInfo());
+    const idKey = deriveSubkey(masterKey, hkdfSalt, identityKeyInfo(BACKUP_VERSION));
     let ciphertext: Uint8Array;
     try {
-      ciphertext = sealAesGcm(idKey, nonce, utf8ToBytes(identityText), identityAad(identity.peerId));
+      ciphertext = sealAesGcm(idKey, nonce, utf8ToBytes(identityText), identityAad(BACKUP_VERSION, identity.peerId));
     } finally {
       wipe(idKey);
     }
@@ -232,6 +248,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<{ bytes: 
       memberships,
       ceremonySeed: ceremonySeed === null ? null : sealedSeedToJson(ceremonySeed),
       origins,
+      voteLocks: voteLocksToJson(voteLocks),
     };
     return { bytes: utf8ToBytes(`${JSON.stringify(doc, null, 2)}\n`), keyIds: [...new Set([...keys.map((k) => k.keyId), ...epochNames.map((n) => n.keyId)])].sort(), peerId: identity.peerId };
   } finally {
@@ -300,7 +317,8 @@ export function parseBackup(bytes: Uint8Array): ParsedBackup {
   if (!isPlainObject(value)) throw bad('not a tkms keystore backup (not a JSON object)');
   if (value.format !== BACKUP_FORMAT) throw bad(`not a tkms keystore backup (format must be "${BACKUP_FORMAT}")`);
   if (!READABLE_VERSIONS.includes(value.version as number)) throw bad(`unsupported backup version (this tkms reads versions ${READABLE_VERSIONS.join(', ')})`);
-  exactFields(value, value.version === 1 ? BACKUP_FIELDS_V1 : value.version === 2 ? BACKUP_FIELDS_V2 : BACKUP_FIELDS_V3, 'the backup');
+  const version = value.version as number;
+  exactFields(value, BACKUP_FIELDS[version - 1]!, 'the backup');
   if (typeof value.createdAt !== 'string' || value.createdAt.length > 64 || Number.isNaN(Date.parse(value.createdAt))) throw bad('createdAt must be an ISO date');
 
   const node = value.node;
@@ -401,7 +419,7 @@ export function parseBackup(bytes: Uint8Array): ParsedBackup {
   }
   let ceremonySeed: SealedSeed | null = null;
   const origins: Record<string, unknown>[] = [];
-  if (value.version === 3) {
+  if (version >= 3) {
     if (value.ceremonySeed !== null) {
       try {
         ceremonySeed = parseSealedSeed(value.ceremonySeed);
@@ -423,7 +441,15 @@ export function parseBackup(bytes: Uint8Array): ParsedBackup {
       }
     });
   }
-  return { ceremonySeed, origins, epochShares, handovers, memberships, createdAt: value.createdAt, node: { peerId: node.peerId, committeeId: node.committeeId as string | null, memberId: node.memberId as number | null }, header, keys, identity };
+  let voteLocks: BackupVoteLocks | null = null;
+  if (version >= 4) {
+    try {
+      voteLocks = parseVoteLocks(value.voteLocks);
+    } catch (e) {
+      throw bad(e instanceof Error ? e.message : 'voteLocks: invalid');
+    }
+  }
+  return { version, voteLocks, ceremonySeed, origins, epochShares, handovers, memberships, createdAt: value.createdAt, node: { peerId: node.peerId, committeeId: node.committeeId as string | null, memberId: node.memberId as number | null }, header, keys, identity };
 }
 
 /** Opens every sealed part with the password: `keystore_locked` for a wrong one, `keystore_corrupt` for an altered part. */
@@ -434,9 +460,9 @@ export async function openBackup(parsed: ParsedBackup, password: string): Promis
     const epochShares = parsed.epochShares.map(({ file, ...name }) => ({ ...name, share: decryptEpochShare(masterKey, file, name.epoch), publicResult: file.publicResult }));
     let identityText: string | null = null;
     if (parsed.identity !== null) {
-      const idKey = deriveSubkey(masterKey, parsed.identity.hkdfSalt, identityKeyInfo());
+      const idKey = deriveSubkey(masterKey, parsed.identity.hkdfSalt, identityKeyInfo(parsed.version));
       try {
-        const plain = openAesGcm(idKey, parsed.identity.nonce, parsed.identity.ciphertext, identityAad(parsed.node.peerId));
+        const plain = openAesGcm(idKey, parsed.identity.nonce, parsed.identity.ciphertext, identityAad(parsed.version, parsed.node.peerId));
         if (plain === undefined) throw new TkmsError('keystore_corrupt', 'the identity in the backup failed authentication (altered, or another peer id)');
         identityText = utf8.decode(plain);
         wipe(plain);
@@ -459,6 +485,8 @@ export interface RestoreOptions {
   /** Password the backup was made with (the node's keystore password at that time). */
   backupPassword: string;
   keystoreDir: string;
+  /** `<stateDir>/dkg` of the target node, where its DKG vote locks go. */
+  dkgStateDir: string;
   /** Password of the target keystore (created with it if the directory holds none). */
   keystorePassword: string;
   identityFile: string;
@@ -474,6 +502,12 @@ export interface RestoreResult {
    */
   ceremonySeed: 'installed' | 'same' | 'kept' | 'none';
   peerId: string;
+  /**
+   * The vote locks installed (or already held, the same), or null for a backup older than version 4,
+   * which carries none: the node may then vote again in a ceremony it had voted in.
+   */
+  voteLocks: { dkgKeyIds: string[]; reshareProposalIds: string[]; approvalRecords: number } | null;
+  backupVersion: number;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -537,6 +571,9 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   if (clashes.length > 0) {
     throw new TkmsError('conflict', `the keystore already holds ${clashes.join(', ')}; a restore never overwrites a key (move the keystore aside first)`);
   }
+  const lockDirs = { keystoreDir: dir, dkgStateDir: resolve(opts.dkgStateDir) };
+  const locks = opened.parsed.voteLocks;
+  if (locks !== null) await checkVoteLocks(locks, lockDirs);
 
   // 3. Unlock (or create) the target keystore first, so a wrong target password stops the restore
   //    before anything else is written; then the identity atomically (0600); then each key, sealed
@@ -544,7 +581,9 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   const keystore = await Keystore.open(dir, opts.keystorePassword);
   let ceremonySeed: RestoreResult['ceremonySeed'] = 'none';
   try {
-    // First: a restored node must derive the seed it had before any ceremony state it resumes.
+    // First the locks: whatever else a failed restore leaves, it never leaves a node that forgot a vote.
+    if (locks !== null) await installVoteLocks(locks, lockDirs);
+    // Then: a restored node must derive the seed it had before any ceremony state it resumes.
     if (opened.ceremonySeed !== null) ceremonySeed = await keystore.installCeremonySeed(opened.ceremonySeed);
     if (identity === 'installed') await installIdentity(opts.identityFile, opened.identityText!, peerId);
     for (const key of opened.keys) await keystore.save(key);
@@ -560,7 +599,14 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     keystore.close();
     wipe(opened.ceremonySeed ?? undefined);
   }
-  return { restored: [...new Set([...opened.keys.map((k) => k.keyId), ...opened.epochShares.map((e) => e.keyId)])].sort(), identity, peerId, ceremonySeed };
+  return {
+    restored: [...new Set([...opened.keys.map((k) => k.keyId), ...opened.epochShares.map((e) => e.keyId)])].sort(),
+    identity,
+    peerId,
+    ceremonySeed,
+    voteLocks: locks === null ? null : { dkgKeyIds: locks.dkgVotes.map((v) => v.keyId), reshareProposalIds: locks.reshareVotes.map((v) => v.proposalId), approvalRecords: locks.approvals.length },
+    backupVersion: opened.parsed.version,
+  };
 }
 
 async function installIdentity(identityFile: string, text: string, peerId: string): Promise<void> {

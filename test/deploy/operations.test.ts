@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { bytesToHex, encodeScalar, isTkmsError, randomScalar } from '../../core/index.ts';
+import { bytesToHex, encodeHex, encodeScalar, isTkmsError, randomBytes, randomScalar } from '../../core/index.ts';
+import { DkgStateFiles } from '../../node/dkg-state.ts';
 import { createIdentityFile } from '../../node/identity.ts';
 import { Keystore } from '../../node/keystore.ts';
 import { createBackup, openBackup, parseBackup, restoreBackup, writeBackupFile } from '../../node/keystore-backup.ts';
@@ -14,7 +15,8 @@ import { captureCli } from './cli-capture.ts';
 
 /**
  * Operations: encrypted keystore backup and restore (password rotation included), and
- * `tkms node init/check/status/backup/restore` against a real 1-of-1 node process.
+ * `tkms node init/check/status/backup/restore` against a real 1-of-1 node process (a restored node
+ * keeps its vote locks).
  */
 const PUBLIC = (keyId: string) => ({ keyId, note: 'test public result', t: 2, n: 3 });
 
@@ -53,7 +55,7 @@ describe('operations: keystore backup and restore', function () {
   after(() => removeDir(dir));
 
   async function backupBytes(): Promise<Uint8Array> {
-    return (await createBackup({ keystoreDir: join(dir, 'node/keystore'), password: 'old password', identityFile: join(dir, 'node/identity.json'), committeeId: 'c', memberId: 2 })).bytes;
+    return (await createBackup({ keystoreDir: join(dir, 'node/keystore'), dkgStateDir: join(dir, 'node/state/dkg'), password: 'old password', identityFile: join(dir, 'node/identity.json'), committeeId: 'c', memberId: 2 })).bytes;
   }
 
   it('a backup holds every key still encrypted, and opens with the password', async () => {
@@ -87,10 +89,11 @@ describe('operations: keystore backup and restore', function () {
       backupFile: file,
       backupPassword: 'old password',
       keystoreDir: join(target, 'keystore'),
+      dkgStateDir: join(target, 'state/dkg'),
       keystorePassword: 'new password',
       identityFile: join(target, 'identity.json'),
     });
-    assert.deepEqual(result, { restored: ['orders', 'payroll'], identity: 'installed', peerId, ceremonySeed: 'none' });
+    assert.deepEqual(result, { restored: ['orders', 'payroll'], identity: 'installed', peerId, ceremonySeed: 'none', backupVersion: 4, voteLocks: { dkgKeyIds: [], reshareProposalIds: [], approvalRecords: 0 } });
     assert.equal((await stat(join(target, 'identity.json'))).mode & 0o777, 0o600);
     assert.equal(await readFile(join(target, 'identity.json'), 'utf8'), await readFile(join(dir, 'node/identity.json'), 'utf8'));
     const ks = await Keystore.open(join(target, 'keystore'), 'new password');
@@ -104,7 +107,7 @@ describe('operations: keystore backup and restore', function () {
     const bytes = await backupBytes();
     await writeBackupFile(file, bytes);
     const target = join(dir, 'refused');
-    const opts = { backupFile: file, backupPassword: 'old password', keystoreDir: join(target, 'keystore'), keystorePassword: 'pw', identityFile: join(target, 'identity.json') };
+    const opts = { backupFile: file, backupPassword: 'old password', keystoreDir: join(target, 'keystore'), dkgStateDir: join(target, 'state/dkg'), keystorePassword: 'pw', identityFile: join(target, 'identity.json') };
 
     await expectCode(restoreBackup({ ...opts, backupPassword: 'nope' }), 'keystore_locked', /--backup-password-file/);
     // One flipped hex digit in a sealed share.
@@ -302,5 +305,32 @@ describe('operations: tkms node init/check/status/backup/restore on a running no
     } finally {
       await anvil.stop();
     }
+  });
+
+  it('a node restored from a v4 backup onto an empty machine takes part in no other DKG session of a key id it voted for', async () => {
+    // Stopped since the restore above. A vote cast in a DKG still in flight (a 1-of-1 DKG finishes at
+    // once): written by the node's own DKG state files, as its runner does before sending one.
+    const sid = encodeHex(randomBytes(16));
+    await (await DkgStateFiles.open(join(dir, 'node1/state/dkg'))).recordVote('pending-key', sid, randomBytes(64));
+    const out = join(dir, 'backup/with-locks.tkmsbak');
+    const backup = await captureCli(() => runTkmsCli(['node', 'backup', '--config', config, '--out', out, '--json']));
+    assert.equal(backup.code, 0, backup.stderr);
+    // The machine is lost: keystore, state and identity.
+    for (const name of ['keystore', 'state', 'identity.json']) await rename(join(dir, 'node1', name), join(dir, 'node1', `${name}.lost`));
+    const restored = await captureCli(() => runTkmsCli(['node', 'restore', '--config', config, '--in', out]));
+    assert.equal(restored.code, 0, restored.stderr);
+    assert.match(restored.stdout, /vote locks: DKG votes for ops-key, pending-key; 0 reshare vote\(s\), 0 approval record\(s\)/);
+
+    node = new ManagedProcess('ops-node-restored', [TKMS_BIN, 'node', 'start', '--config', config], { env: { TKMS_KEYSTORE_PASSWORD: '' } });
+    await waitFor('restored node ready', async () => ((await getJson(`${httpUrl}/health`)).status === 200 ? true : undefined), { timeoutMs: 30_000 });
+    const post = (keyId: string) => getJson(`${adminUrl}/admin/dkg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ keyId }) });
+    const again = await post('pending-key');
+    assert.equal(again.status, 409, JSON.stringify(again.json));
+    assert.equal(again.json.error.code, 'conflict');
+    assert.match(again.json.error.message, new RegExp(`voted in DKG session ${sid} of key id pending-key`));
+    // A key id it never voted for: the restored node runs DKGs, the refusal above is the lock's.
+    assert.equal((await post('fresh-key')).status, 202);
+    await waitFor('DKG done', async () => ((await getJson(`${adminUrl}/admin/dkg/fresh-key`)).json.status === 'done' ? true : undefined), { timeoutMs: 20_000 });
+    assert.equal((await getJson(`${adminUrl}/admin/dkg/pending-key`)).status, 404, 'no session of pending-key was started');
   });
 });

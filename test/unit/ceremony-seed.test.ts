@@ -90,13 +90,13 @@ describe('ceremony seed: sealed in the keystore, not derived from the identity f
     await createIdentityFile(identityFile);
     const dir = await tempDir();
     const seed = await ceremonySeed(await keystore(dir, 'old password'));
-    const { bytes } = await createBackup({ keystoreDir: dir, password: 'old password', identityFile });
+    const { bytes } = await createBackup({ keystoreDir: dir, dkgStateDir: `${dir}.dkg`, password: 'old password', identityFile });
     assert.ok(!new TextDecoder().decode(bytes).includes(encodeHex(seed).slice(2)), 'the backup holds it sealed only');
     assert.notEqual(parseBackup(bytes).ceremonySeed, null);
     const file = join(await tempDir(), 'node.tkmsbak');
     await writeBackupFile(file, bytes);
     const target = join(await tempDir(), 'keystore');
-    const result = await restoreBackup({ backupFile: file, backupPassword: 'old password', keystoreDir: target, keystorePassword: 'new password', identityFile });
+    const result = await restoreBackup({ backupFile: file, backupPassword: 'old password', keystoreDir: target, dkgStateDir: `${target}.dkg`, keystorePassword: 'new password', identityFile });
     assert.equal(result.ceremonySeed, 'installed');
     assert.equal(encodeHex(await ceremonySeed(await keystore(target, 'new password'))), encodeHex(seed));
     // The fields version 3 adds: anything else in their place is a typed bad_request, never a crash.
@@ -114,7 +114,7 @@ describe('ceremony seed: sealed in the keystore, not derived from the identity f
     // Restored again onto a keystore holding another seed: that one is kept, never replaced.
     const other = await tempDir();
     const otherSeed = await ceremonySeed(await keystore(other, 'new password'));
-    const again = await restoreBackup({ backupFile: file, backupPassword: 'old password', keystoreDir: other, keystorePassword: 'new password', identityFile });
+    const again = await restoreBackup({ backupFile: file, backupPassword: 'old password', keystoreDir: other, dkgStateDir: `${other}.dkg`, keystorePassword: 'new password', identityFile });
     assert.equal(again.ceremonySeed, 'kept');
     assert.equal(encodeHex(await ceremonySeed(await keystore(other, 'new password'))), encodeHex(otherSeed));
   });

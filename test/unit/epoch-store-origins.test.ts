@@ -269,12 +269,12 @@ describe('epoch store: the origins of moved keys', function () {
     const { dir } = await committed(1);
     const identityFile = join(await tempDir(), 'identity.json');
     await createIdentityFile(identityFile);
-    const { bytes } = await createBackup({ keystoreDir: dir, password: PASSWORD, identityFile });
+    const { bytes } = await createBackup({ keystoreDir: dir, dkgStateDir: `${dir}.dkg`, password: PASSWORD, identityFile });
     assert.deepEqual(parseBackup(bytes).origins, [world.origin]);
     const file = join(await tempDir(), 'node.tkmsbak');
     await writeBackupFile(file, bytes);
     const target = join(await tempDir(), 'keystore');
-    await restoreBackup({ backupFile: file, backupPassword: PASSWORD, keystoreDir: target, keystorePassword: 'another password', identityFile });
+    await restoreBackup({ backupFile: file, backupPassword: PASSWORD, keystoreDir: target, dkgStateDir: `${target}.dkg`, keystorePassword: 'another password', identityFile });
     const restored = await openEpochStore({ keystore: await keystore(target, 'another password'), committee: world.a, selfPublicKey: world.m[0]!.publicKey });
     assert.equal(restored.served().committee.epoch, 1);
     assert.deepEqual(restored.origins(), [world.origin]);

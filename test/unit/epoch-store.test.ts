@@ -444,7 +444,7 @@ describe('epoch store', function () {
 
   describe('backups', () => {
     async function backup(dir: string, identityFile: string): Promise<string> {
-      const { bytes, keyIds } = await createBackup({ keystoreDir: dir, password: PASSWORD, identityFile });
+      const { bytes, keyIds } = await createBackup({ keystoreDir: dir, dkgStateDir: `${dir}.dkg`, password: PASSWORD, identityFile });
       assert.deepEqual(keyIds, ['alpha']);
       const file = join(await tempDir(), 'node.tkmsbak');
       await writeBackupFile(file, bytes);
@@ -463,7 +463,7 @@ describe('epoch store', function () {
       assert.deepEqual([parsed.keys.length, parsed.epochShares.length, parsed.handovers.length], [0, 1, 1]);
 
       const target = join(await tempDir(), 'keystore');
-      await restoreBackup({ backupFile: file, backupPassword: PASSWORD, keystoreDir: target, keystorePassword: 'another password', identityFile });
+      await restoreBackup({ backupFile: file, backupPassword: PASSWORD, keystoreDir: target, dkgStateDir: `${target}.dkg`, keystorePassword: 'another password', identityFile });
       const ks = await Keystore.open(target, 'another password');
       open.push(ks);
       const restored = await openEpochStore({ keystore: ks, committee: world.a, selfPublicKey: world.publicKey(1) });
@@ -481,7 +481,7 @@ describe('epoch store', function () {
       await store.commit(world.handover, world.proposalId);
 
       // The node's own keystore after the reshare: the old key file is gone, so the restore installs it; opening erases it again.
-      await restoreBackup({ backupFile: file, backupPassword: PASSWORD, keystoreDir: dir, keystorePassword: PASSWORD, identityFile });
+      await restoreBackup({ backupFile: file, backupPassword: PASSWORD, keystoreDir: dir, dkgStateDir: `${dir}.dkg`, keystorePassword: PASSWORD, identityFile });
       assert.ok((await readdir(dir)).includes('alpha.key.json'));
       const after = await reopen();
       assert.equal(after.served().committee.epoch, 1);
@@ -489,7 +489,7 @@ describe('epoch store', function () {
       assert.ok(!(await readdir(dir)).includes('alpha.key.json'));
 
       const alone = join(await tempDir(), 'keystore');
-      await restoreBackup({ backupFile: file, backupPassword: PASSWORD, keystoreDir: alone, keystorePassword: PASSWORD, identityFile });
+      await restoreBackup({ backupFile: file, backupPassword: PASSWORD, keystoreDir: alone, dkgStateDir: `${alone}.dkg`, keystorePassword: PASSWORD, identityFile });
       const ks = await Keystore.open(alone, PASSWORD);
       open.push(ks);
       const stale = await openEpochStore({ keystore: ks, committee: world.a, selfPublicKey: world.publicKey(2) });
