@@ -57,6 +57,8 @@ export class DeliveryQueues<T> {
   private readonly acked = new Map<string, Uint8Array[]>();
   /** Final messages (a certificate) a participant acknowledged: kept through the full rounds, never sent to it again. */
   private readonly settled = new Map<string, Uint8Array[]>();
+  /** Payloads queued or in flight to each participant: a second copy behind the first adds only load. */
+  private readonly pending = new Map<string, Uint8Array[]>();
   private rounds = 0;
 
   constructor(private readonly o: DeliveryOptions<T>) {}
@@ -68,24 +70,44 @@ export class DeliveryQueues<T> {
 
   wasAcked(to: T, payload: Uint8Array): boolean {
     const key = this.o.keyOf(to);
-    const has = (list: Uint8Array[] | undefined) => list?.some((p) => p.length === payload.length && equalBytes(p, payload)) ?? false;
-    return has(this.acked.get(key)) || has(this.settled.get(key));
+    return holds(this.acked.get(key), payload) || holds(this.settled.get(key), payload);
   }
 
-  /** Appends a delivery to the participant's FIFO; a failed one is retried a few times, then left to the next retransmit. */
+  /**
+   * Appends a delivery to the participant's FIFO; a failed one is retried a few times, then left to
+   * the next retransmit. A payload already queued or in flight to the participant is not queued
+   * again: on a loaded machine a reply can take longer than a retransmit round, and each round then
+   * added a copy of every unanswered message behind the first (n² frames a round at n = 32, which
+   * made the load, and the wait for replies, worse).
+   */
   enqueue(to: T, frame: Uint8Array, d: Delivery): void {
     const key = this.o.keyOf(to);
     const q = this.queues.get(key) ?? { tail: Promise.resolve(), waiting: 0 };
     if (!d.mustQueue && q.waiting >= MAX_QUEUED_PER_PARTICIPANT) return;
+    const payload = d.payload;
+    if (payload !== undefined) {
+      const pending = this.pending.get(key) ?? [];
+      if (holds(pending, payload)) return;
+      pending.push(payload);
+      this.pending.set(key, pending);
+    }
     q.waiting++;
     q.tail = q.tail.then(async () => {
       try {
         await this.deliver(to, key, frame, d);
       } finally {
         q.waiting--;
+        if (payload !== undefined) this.settle(key, payload);
       }
     });
     this.queues.set(key, q);
+  }
+
+  private settle(key: string, payload: Uint8Array): void {
+    const pending = this.pending.get(key);
+    const at = pending?.findIndex((p) => p === payload) ?? -1;
+    if (at >= 0) pending!.splice(at, 1);
+    if (pending?.length === 0) this.pending.delete(key);
   }
 
   private async deliver(to: T, key: string, frame: Uint8Array, d: Delivery): Promise<void> {
@@ -108,4 +130,8 @@ export class DeliveryQueues<T> {
       }
     }
   }
+}
+
+function holds(list: readonly Uint8Array[] | undefined, payload: Uint8Array): boolean {
+  return list?.some((p) => p.length === payload.length && equalBytes(p, payload)) ?? false;
 }

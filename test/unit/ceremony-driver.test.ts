@@ -90,8 +90,11 @@ describe('ceremony driver (node/ceremony-driver.ts)', () => {
       await driver.step(() => ({ outbound: [{ payload: payload('certificate') }] }));
       await settle();
       sent.length = 0;
-      for (let i = 0; i < 2 * FULL_RETRANSMIT_EVERY; i++) driver.retransmitRound(() => withCertificate);
-      await settle();
+      // Rounds are half a phase apart: each finds the last one's refused copy answered, no longer queued.
+      for (let i = 0; i < 2 * FULL_RETRANSMIT_EVERY; i++) {
+        driver.retransmitRound(() => withCertificate);
+        await settle();
+      }
       assert.ok(sent.every((x) => x === '3:certificate'), `only the certificate, only to the member that refused it: ${sent.join(' ')}`);
       assert.ok(sent.length >= 2 * FULL_RETRANSMIT_EVERY, 'the refusing member gets it every round');
       threeTakesCertificates = true;
@@ -103,6 +106,49 @@ describe('ceremony driver (node/ceremony-driver.ts)', () => {
       assert.deepEqual(sent, [], 'a certificate taken is not sent again');
     });
   }
+
+  it('a payload still queued or in flight to a participant is not queued to it again; once answered, it can be sent again', async () => {
+    const sent: string[] = [];
+    let answer: (() => void) | undefined;
+    const delivery = new DeliveryQueues<number>({
+      send: async (to, frame) => {
+        sent.push(`${to}:${Buffer.from(frame).toString()}`);
+        // Member 2 answers only when told (a loaded peer); member 3 at once.
+        if (to === 2) await new Promise<void>((r) => (answer = r));
+        return { ok: true };
+      },
+      keyOf: (to) => String(to),
+      nameOf: (to) => to,
+      isStopped: () => false,
+      log: pino({ level: 'silent' }),
+      logFields: {},
+    });
+    const settle = () => new Promise((r) => setTimeout(r, 10));
+    const dealing = Buffer.from('dealing');
+    const echo = Buffer.from('echo');
+    for (const to of [2, 3]) delivery.enqueue(to, dealing, { mustQueue: true, payload: dealing });
+    await settle();
+    // Retransmit rounds while member 2 has not answered: an equal copy (another buffer) is not queued behind the first.
+    for (let round = 0; round < 3; round++) {
+      for (const to of [2, 3]) if (!delivery.wasAcked(to, dealing)) delivery.enqueue(to, Buffer.from('dealing'), { mustQueue: false, payload: Buffer.from('dealing') });
+      delivery.enqueue(2, echo, { mustQueue: true, payload: echo });
+    }
+    await settle();
+    assert.deepEqual(sent, ['2:dealing', '3:dealing']);
+    answer!();
+    await settle();
+    assert.deepEqual(sent, ['2:dealing', '3:dealing', '2:echo'], 'the echo, queued once, follows');
+    answer!();
+    await settle();
+    assert.ok(delivery.wasAcked(2, dealing) && delivery.wasAcked(2, echo));
+    // Answered: the next full round's copy goes again.
+    for (let i = 0; i < FULL_RETRANSMIT_EVERY; i++) delivery.nextRound();
+    delivery.enqueue(2, Buffer.from('dealing'), { mustQueue: false, payload: Buffer.from('dealing') });
+    await settle();
+    answer!();
+    await settle();
+    assert.deepEqual(sent.slice(3), ['2:dealing']);
+  });
 
   it('answers a laggard for a repeated message at once, and one lacking the certificate only from half a phase after finishing', () => {
     const at = (o: Partial<Parameters<typeof answersLaggard>[0]>) => answersLaggard({ repeat: false, lacksCertificate: false, finishedAt: 1_000, nowMs: 1_000, phaseMs: 1_000, ...o });
