@@ -38,7 +38,7 @@ import { Keystore, type StoredKey } from './keystore.ts';
 import { installServerCurveBackend } from '../runtime/curve-setup.ts';
 import { createLogger, type Logger } from '../runtime/logger.ts';
 import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
-import { createHost, errorText, FrameClient, serveFrames, MemberConnections } from '../net/p2p.ts';
+import { createHost, errorText, FrameClient, NODE_PING_INTERVAL_MS, serveFrames, MemberConnections } from '../net/p2p.ts';
 import { PartialService, ShareBook } from './partial.ts';
 import { SpentRequestIds } from './spent-request-ids.ts';
 import { RateLimiter } from '../runtime/rate-limit.ts';
@@ -249,7 +249,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
   // Created here, listening only once every protocol is handled (the "p2p" service below).
   const libp2p = await services.open(
     'libp2p',
-    () => createHost(identity, config.listen, committee, { gatewayPeerIds: config.gatewayPeerIds, gatewayAddresses: config.gatewayAddresses, alsoTrusted: (peer) => isParticipant(peer) }),
+    () => createHost(identity, config.listen, committee, { gatewayPeerIds: config.gatewayPeerIds, gatewayAddresses: config.gatewayAddresses, alsoTrusted: (peer) => isParticipant(peer), pingIntervalMs: NODE_PING_INTERVAL_MS }),
     (host) => host.stop(),
   );
   const conns = new MemberConnections(libp2p, startServed.committee, startServed.selfId, log, () => metrics.peersConnected.set(conns.connectedMembers().length));
