@@ -10,7 +10,12 @@ import { freePorts, getJson } from '../../deploy/devnet.ts';
  * spawn and stop processes, find free ports, poll endpoints, and lay out a node committee.
  */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const TKMS_BIN = join(REPO_ROOT, 'bin/tkms.js');
+/** The tkms CLI spawned: bin/tkms.js, or under `npm test` the same sources bundled (cli-bundle.ts). */
+export let TKMS_BIN = join(REPO_ROOT, 'bin/tkms.js');
+
+export function useTkmsBin(path: string): void {
+  TKMS_BIN = path;
+}
 
 export interface ExitInfo {
   code: number | null;
