@@ -20,7 +20,12 @@ import { devnetAclConfig, devnetChainEndpoint, fundDevnetAccount, startDevnetCha
  * Re-running against an existing directory restarts the same network with its keys.
  */
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const TKMS_BIN = join(REPO_ROOT, 'bin/tkms.js');
+let tkmsBin = join(REPO_ROOT, 'bin/tkms.js');
+
+/** The tkms entry point devnets of this process spawn; `npm test` points it at the CLI bundled once (test/support/cli-bundle.ts). */
+export function useDevnetTkmsBin(path: string): void {
+  tkmsBin = path;
+}
 
 export interface DevnetOptions {
   dir: string;
@@ -535,7 +540,7 @@ export class Devnet {
   private spawn(name: string, args: string[], logPath: string, env: Record<string, string> = {}): ChildProcess {
     const log = createWriteStream(logPath, { flags: 'a', mode: 0o600 });
     this.logs.push(log);
-    const child = spawn(process.execPath, [TKMS_BIN, ...args], {
+    const child = spawn(process.execPath, [tkmsBin, ...args], {
       cwd: REPO_ROOT,
       env: { ...process.env, TKMS_KEYSTORE_PASSWORD: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

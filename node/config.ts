@@ -84,13 +84,17 @@ function decodeFaultFields(entries: [string, unknown][], fields: FaultFields, pa
   return out;
 }
 
-function decodeFaults(value: Record<string, unknown>): { dkg: DkgCeremonyFaults; partial: PartialFault | undefined; ceremony: CeremonyFaults | undefined } {
+function decodeFaults(value: Record<string, unknown>): { dkg: DkgCeremonyFaults; partial: PartialFault | undefined; ceremony: CeremonyFaults | undefined; holdVoteWhileExists: string | undefined } {
   const lines: string[] = [];
   let partial: PartialFault | undefined;
   let ceremony: CeremonyFaults | undefined;
+  let holdVoteWhileExists: string | undefined;
   const dkgEntries: [string, unknown][] = [];
   for (const [key, v] of Object.entries(value)) {
-    if (key === 'ceremony') {
+    if (key === 'holdVoteWhileExists') {
+      if (typeof v === 'string' && v.length > 0 && v.length <= 1024) holdVoteWhileExists = v;
+      else lines.push('{path}.holdVoteWhileExists must be a file path');
+    } else if (key === 'ceremony') {
       if (typeof v !== 'object' || v === null || Array.isArray(v)) lines.push('{path}.ceremony must be an object');
       else ceremony = decodeFaultFields(Object.entries(v), CEREMONY_FAULT_FIELDS, '{path}.ceremony', lines) as CeremonyFaults;
     } else if (key === 'partial') {
@@ -100,7 +104,7 @@ function decodeFaults(value: Record<string, unknown>): { dkg: DkgCeremonyFaults;
   }
   const dkg = decodeFaultFields(dkgEntries, DKG_FAULT_FIELDS, '{path}', lines) as DkgCeremonyFaults;
   if (lines.length > 0) throw new FieldProblem(...lines);
-  return { dkg, partial, ceremony };
+  return { dkg, partial, ceremony, holdVoteWhileExists };
 }
 
 /** The node's config file, field by field: the parser, `--help` and docs/operators.md read this. */
@@ -208,6 +212,8 @@ export type NodeConfig = Omit<NodeConfigFields, 'dkg' | 'reshare' | 'testFaults'
   testFaults: DkgCeremonyFaults | undefined;
   partialFault: PartialFault | undefined;
   ceremonyFaults: CeremonyFaults | undefined;
+  /** testFaults.holdVoteWhileExists, resolved: reshare votes are written only once this file is gone (node/vote-hold.ts). */
+  voteHoldFile: string | undefined;
 };
 
 /** Every variable that overrides a field, with the field's dotted path. */
@@ -261,6 +267,7 @@ export function parseConfig(value: unknown, { baseDir, env = {} }: ParseConfigOp
     testFaults: testFaults?.dkg,
     partialFault: testFaults?.partial,
     ceremonyFaults: testFaults?.ceremony,
+    voteHoldFile: testFaults?.holdVoteWhileExists === undefined ? undefined : resolve(baseDir, testFaults.holdVoteWhileExists),
   };
 }
 

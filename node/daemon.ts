@@ -57,6 +57,7 @@ import { dkgKeyData } from './epoch-store.ts';
 import { DkgStateFiles, dkgStateDir } from './dkg-state.ts';
 import { publicResultToJson } from './dkg-runner.ts';
 import { openChainAcl } from '../chain/open-chain-acl.ts';
+import { holdVoteWhileExists } from './vote-hold.ts';
 
 /** A proposal file names two committees of up to 256 members each: more than the default 64 KiB. */
 const ADMIN_MAX_BODY_BYTES = 1024 * 1024;
@@ -185,7 +186,7 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
   const log = createLogger(config.logLevel, { node: self.id });
   if (config.testFaults !== undefined || config.partialFault !== undefined) {
     log.warn(
-      { testFaults: config.testFaults, partialFault: config.partialFault },
+      { testFaults: config.testFaults, partialFault: config.partialFault, voteHoldFile: config.voteHoldFile },
       '!!! TEST FAULTS ENABLED: this node will MISBEHAVE on purpose. Never use this in production. !!!',
     );
   }
@@ -426,6 +427,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     minRefreshSpacingSeconds: config.minRefreshSpacingSeconds,
     helloWaitMs: config.reshareApprovalWindowSeconds * 1000,
     faults: config.ceremonyFaults,
+    ...(config.voteHoldFile === undefined ? {} : { beforeVoteWrite: holdVoteWhileExists(config.voteHoldFile, log) }),
     connectedMembers: () => conns.connectedMembers(),
     beforeJoining: syncBeforeJoining,
     ...(epochs.committedAt() === undefined ? {} : { committedAt: epochs.committedAt()! }),

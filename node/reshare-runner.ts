@@ -47,6 +47,8 @@ export interface ReshareRunnerOptions {
   /** Fewest seconds between two refreshes accepted from peers (config reshare.minRefreshSpacingSeconds). */
   minRefreshSpacingSeconds?: number;
   faults?: CeremonyFaults;
+  /** Awaited before each vote is written: only the test fault testFaults.holdVoteWhileExists sets it (node/vote-hold.ts). */
+  beforeVoteWrite?: () => Promise<void>;
   /**
    * Public data of every key at the served epoch, also those this node holds no share of (it joined
    * after the dealers dealt: it serves nothing until a refresh gives it shares). Default: the shares'.
@@ -386,6 +388,7 @@ export class ReshareRunner {
         publicKeyOf: (m) => m.publicKey,
         frameOf: (payload) => encodeCeremonyFrame({ type: 'payload', proposalId: decodeHex(proposalId), payload }),
         persistVote: async (vote) => {
+          await this.o.beforeVoteWrite?.();
           await this.o.store.recordVote(proposalId, vote);
           run.timeline.mark('voteOnDisk', this.now());
         },

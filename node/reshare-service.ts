@@ -39,6 +39,8 @@ export interface ReshareServiceOptions {
   minRefreshSpacingSeconds?: number;
   helloWaitMs?: number;
   faults: CeremonyFaults | undefined;
+  /** ReshareRunnerOptions.beforeVoteWrite (a test fault only). */
+  beforeVoteWrite?: () => Promise<void>;
   /** Member ids (of the committee served) this node is connected to. */
   connectedMembers: () => number[];
   /** A joining member's last step before it serves (ReshareRunnerOptions.beforeJoining): sync the revocations. */
@@ -126,6 +128,7 @@ export function createReshareService(o: ReshareServiceOptions): ReshareService {
     minRefreshSpacingSeconds: o.minRefreshSpacingSeconds,
     helloWaitMs: o.helloWaitMs,
     ...(o.faults === undefined ? {} : { faults: o.faults }),
+    ...(o.beforeVoteWrite === undefined ? {} : { beforeVoteWrite: o.beforeVoteWrite }),
     ...(o.epochKeys === undefined ? {} : { epochKeys: o.epochKeys }),
     fetchKeys,
     ...(o.beforeJoining === undefined ? {} : { beforeJoining: o.beforeJoining }),

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { generateAccount, type TkmsClient } from '../../client/index.ts';
 import { generateRsaKeyPair, type HandleDescriptor, type RsaKeyPair } from '../../core/index.ts';
 import { P2pClient } from '../support/p2p-client.ts';
@@ -16,9 +17,17 @@ import { decode, encode, handleDescriptor, ownerPartial, partialMatches, postJso
  */
 const KEY = 'alpha';
 const PROPOSER = 1;
+/** The member killed in the agreement before its vote is on disk. */
+const HELD = 3;
+/** While this file (in HELD's directory) exists, HELD writes no vote (test fault, node/vote-hold.ts). */
+const HOLD_FILE = 'hold-vote';
 
-/** `voted(v)`: v holds a vote file of this ceremony (files of earlier ones stay). */
-type KillPoint = { name: string; victim: number; ready: (victim: number, fromEpoch: number, voted: (v: number) => Promise<boolean>) => Promise<boolean> };
+/**
+ * `voted(v)`: v holds a vote file of this ceremony (files of earlier ones stay). `holdVote`: the
+ * victim's vote write waits until it is killed, so the window between its agreement and its vote
+ * on disk stays open however fast the ceremony runs.
+ */
+type KillPoint = { name: string; victim: number; holdVote?: true; ready: (victim: number, fromEpoch: number, voted: (v: number) => Promise<boolean>) => Promise<boolean> };
 
 describe('reshare with real processes: kill -9 of a member at each phase', function () {
   this.timeout(300_000);
@@ -33,9 +42,10 @@ describe('reshare with real processes: kill -9 of a member at each phase', funct
 
   const phaseOf = async (id: number): Promise<string | undefined> => (await getJson(`${net.cluster.node(id).adminUrl}/admin/status`)).json.ceremony?.phase;
   const files = async (id: number): Promise<string[]> => readdir(net.cluster.node(id).keystoreDir);
+  const holdingVote = (id: number): boolean => net.cluster.node(id).process!.stdout.includes('the vote write waits until this file is removed');
 
   before(async () => {
-    net = await ReshareNet.prepare({ prefix: 'tkms-reshare-crash', nodes: 5, n: 5, t: 3, phaseMs: 1_500 });
+    net = await ReshareNet.prepare({ prefix: 'tkms-reshare-crash', nodes: 5, n: 5, t: 3, phaseMs: 1_500, faults: { [HELD]: { holdVoteWhileExists: HOLD_FILE } } });
     await net.startWithKeys([KEY]);
     await net.startGateway(KEY);
     owner = generateAccount();
@@ -64,7 +74,8 @@ describe('reshare with real processes: kill -9 of a member at each phase', funct
   const points: KillPoint[] = [
     // Its hello is out (phase dealing): a member killed before its hello reaches the dealers is certified absent (node/README).
     { name: 'while it deals', victim: 2, ready: async (v) => (await phaseOf(v)) === 'dealing' },
-    { name: 'in the agreement, before its vote is on disk', victim: 3, ready: async (v, _e, voted) => (await phaseOf(v)) === 'agreement' && !(await voted(v)) },
+    // Its vote is made and held back from the disk (node/vote-hold.ts logs that it waits).
+    { name: 'in the agreement, before its vote is on disk', victim: HELD, holdVote: true, ready: async (v, _e, voted) => holdingVote(v) && (await phaseOf(v)) === 'agreement' && !(await voted(v)) },
     { name: 'right after its vote is on disk', victim: 4, ready: async (v, _e, voted) => voted(v) },
     { name: 'right after its commit (the certificate on disk)', victim: 5, ready: async (v, e) => (await files(v)).includes(`handover.e${e}.json`) },
   ];
@@ -84,6 +95,8 @@ describe('reshare with real processes: kill -9 of a member at each phase', funct
       const victim = point.victim;
       // Vote files of earlier ceremonies stay: only a new one counts.
       const votesBefore = new Set((await files(victim)).filter((f) => f.startsWith('vote.')));
+      const holdFile = join(net.cluster.node(victim).dir, HOLD_FILE);
+      if (point.holdVote) await writeFile(holdFile, '');
       const voted = async (v: number) => (await files(v)).some((f) => f.startsWith('vote.') && !votesBefore.has(f));
       const res = await postJson(`${net.cluster.node(PROPOSER).adminUrl}/admin/refresh`, {});
       assert.equal(res.status, 202, JSON.stringify(res.json));
@@ -91,6 +104,10 @@ describe('reshare with real processes: kill -9 of a member at each phase', funct
       await waitFor(`node ${victim} ${point.name}`, async () => ((await point.ready(victim, from, voted)) ? true : undefined), { timeoutMs: 30_000, intervalMs: 10 });
       await net.cluster.node(victim).process!.stop('SIGKILL');
       const killedAt = Date.now() - started;
+      if (point.holdVote) {
+        assert.equal(await voted(victim), false, 'the held vote never reached the disk');
+        await rm(holdFile);
+      }
       const others = range(1, 5).filter((id) => id !== victim);
       // The others finish without it (t = 3 of the 4 left deal and vote).
       await net.waitEpoch(others, from + 1);

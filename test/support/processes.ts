@@ -10,7 +10,12 @@ import { freePorts, getJson } from '../../deploy/devnet.ts';
  * spawn and stop processes, find free ports, poll endpoints, and lay out a node committee.
  */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const TKMS_BIN = join(REPO_ROOT, 'bin/tkms.js');
+/** The tkms CLI spawned: bin/tkms.js, or under `npm test` the same sources bundled (cli-bundle.ts). */
+export let TKMS_BIN = join(REPO_ROOT, 'bin/tkms.js');
+
+export function useTkmsBin(path: string): void {
+  TKMS_BIN = path;
+}
 
 export interface ExitInfo {
   code: number | null;
@@ -231,11 +236,14 @@ export class NodeCluster {
       });
     }
     this.nodes.push(...added);
-    const inits = await Promise.all(added.map((node) => runTkms(['node', 'init', '--config', node.configPath, '--json'], { env: this.envFor(node.id), timeoutMs: 60_000 })));
-    inits.forEach((r, i) => {
-      if (r.code !== 0) throw new Error(`tkms node init failed for node ${added[i]!.id}: ${r.stderr}`);
-      added[i]!.peerId = (JSON.parse(r.stdout) as { peerId: string }).peerId;
-    });
+    // What `tkms node init` does (its own tests run the command: node-cli, operations), in this
+    // process: a CLI process per member cost about a second of CPU each, on every cluster.
+    const { loadConfig } = await import('../../node/config.ts');
+    const { createIdentityFile } = await import('../../node/identity.ts');
+    for (const node of added) {
+      const config = await loadConfig(node.configPath, this.envFor(node.id));
+      node.peerId = (await createIdentityFile(config.identityFile)).peerId;
+    }
     return added;
   }
 

@@ -40,6 +40,15 @@ async function rejectsWith(code: ErrorCode, fn: () => Promise<unknown>): Promise
   return caught;
 }
 
+/**
+ * Keystores these tests create use scrypt N = 2^14 (the cheapest allowed): each open of a
+ * default keystore costs about a quarter second of CPU and the file opens dozens. The default
+ * parameters are tested where they matter: the CPU bound of an open below, the offline-guessing
+ * cost (test/security/keystore-scrypt.test.ts) and every node the integration tests start.
+ */
+const CHEAP_SCRYPT = { newKeystoreScrypt: { N: 2 ** 14, r: 8, p: 1 } };
+const openKeystore = (dir: string, password: string | Uint8Array): Promise<Keystore> => Keystore.open(dir, password, CHEAP_SCRYPT);
+
 function modeOf(info: { mode: number }): number {
   return info.mode & 0o777;
 }
@@ -60,7 +69,7 @@ describe('node/keystore', function () {
   describe('round trip', () => {
     it('saves, lists, loads and reloads after reopening with the right password', async () => {
       const dir = freshDir();
-      const keystore = await Keystore.open(dir, PASSWORD);
+      const keystore = await openKeystore(dir, PASSWORD);
       assert.deepEqual(keystore.list(), []);
       assert.deepEqual(await keystore.loadAll(), []);
 
@@ -71,7 +80,7 @@ describe('node/keystore', function () {
 
       for (const key of keys) assert.deepEqual(await keystore.load(key.keyId), key);
 
-      const reopened = await Keystore.open(dir, PASSWORD);
+      const reopened = await openKeystore(dir, PASSWORD);
       assert.deepEqual(reopened.list(), sorted);
       const all = await reopened.loadAll();
       assert.deepEqual(
@@ -83,17 +92,17 @@ describe('node/keystore', function () {
     it('accepts the password as bytes (UTF-8 of the string form)', async () => {
       const dir = freshDir();
       const key = sampleKey('bytes-pw');
-      await (await Keystore.open(dir, PASSWORD)).save(key);
-      const reopened = await Keystore.open(dir, new TextEncoder().encode(PASSWORD));
+      await (await openKeystore(dir, PASSWORD)).save(key);
+      const reopened = await openKeystore(dir, new TextEncoder().encode(PASSWORD));
       assert.deepEqual(await reopened.load('bytes-pw'), key);
     });
 
     it('stores shares at extreme values and never writes the share in clear', async () => {
       const dir = freshDir();
-      const keystore = await Keystore.open(dir, PASSWORD);
+      const keystore = await openKeystore(dir, PASSWORD);
       const shares = [1n, CURVE_ORDER - 1n, 2n ** 255n - 19n];
       for (const [i, share] of shares.entries()) await keystore.save({ keyId: `edge-${i}`, share, publicResult: {} });
-      const reopened = await Keystore.open(dir, PASSWORD);
+      const reopened = await openKeystore(dir, PASSWORD);
       for (const [i, share] of shares.entries()) {
         assert.equal((await reopened.load(`edge-${i}`)).share, share);
         const text = await readFile(join(dir, `edge-${i}.key.json`), 'utf8');
@@ -104,13 +113,13 @@ describe('node/keystore', function () {
     it('loads a public result whose keys were reordered on disk (canonical hash)', async () => {
       const dir = freshDir();
       const key = sampleKey('reorder');
-      await (await Keystore.open(dir, PASSWORD)).save(key);
+      await (await openKeystore(dir, PASSWORD)).save(key);
       const path = join(dir, 'reorder.key.json');
       const file = JSON.parse(await readFile(path, 'utf8'));
       const entries = Object.entries(file.publicResult as Record<string, unknown>).reverse();
       file.publicResult = Object.fromEntries(entries);
       await writeFile(path, JSON.stringify(file));
-      assert.deepEqual(await (await Keystore.open(dir, PASSWORD)).load('reorder'), key);
+      assert.deepEqual(await (await openKeystore(dir, PASSWORD)).load('reorder'), key);
     });
 
     it('opens an existing keystore well under a second of CPU', async function () {
@@ -131,28 +140,28 @@ describe('node/keystore', function () {
   describe('passwords', () => {
     it('rejects a wrong password on an empty keystore with keystore_locked', async () => {
       const dir = freshDir();
-      await Keystore.open(dir, PASSWORD);
-      const err = await rejectsWith('keystore_locked', () => Keystore.open(dir, 'not the password'));
+      await openKeystore(dir, PASSWORD);
+      const err = await rejectsWith('keystore_locked', () => openKeystore(dir, 'not the password'));
       assert.ok(!err.message.includes('not the password'));
       assert.ok(!JSON.stringify(err.toJSON()).includes('not the password'));
     });
 
     it('rejects a wrong password on a keystore holding keys', async () => {
       const dir = freshDir();
-      await (await Keystore.open(dir, PASSWORD)).save(sampleKey('held'));
-      await rejectsWith('keystore_locked', () => Keystore.open(dir, `${PASSWORD} `));
-      await rejectsWith('keystore_locked', () => Keystore.open(dir, new Uint8Array([1, 2, 3])));
+      await (await openKeystore(dir, PASSWORD)).save(sampleKey('held'));
+      await rejectsWith('keystore_locked', () => openKeystore(dir, `${PASSWORD} `));
+      await rejectsWith('keystore_locked', () => openKeystore(dir, new Uint8Array([1, 2, 3])));
     });
 
     it('rejects an empty or non-string password', async () => {
-      await rejectsWith('bad_request', () => Keystore.open(freshDir(), ''));
-      await rejectsWith('bad_request', () => Keystore.open(freshDir(), new Uint8Array(0)));
-      await rejectsWith('bad_request', () => Keystore.open(freshDir(), 42 as unknown as string));
+      await rejectsWith('bad_request', () => openKeystore(freshDir(), ''));
+      await rejectsWith('bad_request', () => openKeystore(freshDir(), new Uint8Array(0)));
+      await rejectsWith('bad_request', () => openKeystore(freshDir(), 42 as unknown as string));
     });
 
     it('lets concurrent opens of a new directory agree on one header', async () => {
       const dir = freshDir();
-      const [a, b] = await Promise.all([Keystore.open(dir, PASSWORD), Keystore.open(dir, PASSWORD)]);
+      const [a, b] = await Promise.all([openKeystore(dir, PASSWORD), openKeystore(dir, PASSWORD)]);
       const key = sampleKey('shared');
       await a.save(key);
       assert.deepEqual(await b.load('shared'), key);
@@ -161,14 +170,14 @@ describe('node/keystore', function () {
 
     it('with different passwords racing to create a keystore, exactly one wins and the other is locked', async () => {
       const dir = freshDir();
-      const results = await Promise.allSettled([Keystore.open(dir, 'first password'), Keystore.open(dir, 'second password')]);
+      const results = await Promise.allSettled([openKeystore(dir, 'first password'), openKeystore(dir, 'second password')]);
       assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
       const lost = results.find((r) => r.status === 'rejected');
       assert.ok(lost && isTkmsError(lost.reason, 'keystore_locked'));
     });
 
     it('treats a closed keystore as locked', async () => {
-      const keystore = await Keystore.open(freshDir(), PASSWORD);
+      const keystore = await openKeystore(freshDir(), PASSWORD);
       await keystore.save(sampleKey('before-close'));
       keystore.close();
       await rejectsWith('keystore_locked', () => keystore.load('before-close'));
@@ -179,7 +188,7 @@ describe('node/keystore', function () {
   describe('damaged files', () => {
     async function keystoreWith(...ids: string[]): Promise<{ dir: string; keys: StoredKey[] }> {
       const dir = freshDir();
-      const keystore = await Keystore.open(dir, PASSWORD);
+      const keystore = await openKeystore(dir, PASSWORD);
       const keys = ids.map(sampleKey);
       for (const key of keys) await keystore.save(key);
       return { dir, keys };
@@ -190,7 +199,7 @@ describe('node/keystore', function () {
       const headerPath = join(dir, 'keystore.json');
       for (const damaged of ['', '{', 'null', '[]', '{"format":"tkms-keystore"}', '\u0000\u0001', 'x'.repeat(5000)]) {
         await writeFile(headerPath, damaged);
-        await rejectsWith('keystore_corrupt', () => Keystore.open(dir, PASSWORD));
+        await rejectsWith('keystore_corrupt', () => openKeystore(dir, PASSWORD));
         assert.equal(await readFile(headerPath, 'utf8'), damaged, 'header must be left untouched');
       }
     });
@@ -198,7 +207,7 @@ describe('node/keystore', function () {
     it('refuses a damaged header even in an otherwise empty directory', async () => {
       const { dir } = await keystoreWith();
       await writeFile(join(dir, 'keystore.json'), '{"format":"tkms-keystore","version":1}');
-      await rejectsWith('keystore_corrupt', () => Keystore.open(dir, PASSWORD));
+      await rejectsWith('keystore_corrupt', () => openKeystore(dir, PASSWORD));
     });
 
     it('refuses a truncated header', async () => {
@@ -206,7 +215,7 @@ describe('node/keystore', function () {
       const headerPath = join(dir, 'keystore.json');
       const text = await readFile(headerPath, 'utf8');
       await writeFile(headerPath, text.slice(0, Math.floor(text.length / 2)));
-      await rejectsWith('keystore_corrupt', () => Keystore.open(dir, PASSWORD));
+      await rejectsWith('keystore_corrupt', () => openKeystore(dir, PASSWORD));
     });
 
     it('refuses an unknown header version and out-of-bounds scrypt parameters', async () => {
@@ -226,7 +235,7 @@ describe('node/keystore', function () {
         const header = structuredClone(original);
         edit(header);
         await writeFile(headerPath, JSON.stringify(header));
-        await rejectsWith('keystore_corrupt', () => Keystore.open(dir, PASSWORD));
+        await rejectsWith('keystore_corrupt', () => openKeystore(dir, PASSWORD));
       }
     });
 
@@ -237,13 +246,13 @@ describe('node/keystore', function () {
       const header = structuredClone(original);
       header.kdf.salt = `0x${'00'.repeat(32)}`;
       await writeFile(headerPath, JSON.stringify(header));
-      await rejectsWith('keystore_locked', () => Keystore.open(dir, PASSWORD));
+      await rejectsWith('keystore_locked', () => openKeystore(dir, PASSWORD));
     });
 
     it('refuses key files without a header instead of creating a new keystore', async () => {
       const { dir } = await keystoreWith('orphan');
       await rm(join(dir, 'keystore.json'));
-      await rejectsWith('keystore_corrupt', () => Keystore.open(dir, PASSWORD));
+      await rejectsWith('keystore_corrupt', () => openKeystore(dir, PASSWORD));
       assert.deepEqual((await readdir(dir)).sort(), ['orphan.key.json']);
     });
 
@@ -259,7 +268,7 @@ describe('node/keystore', function () {
       await writeFile(truncPath, truncText.slice(0, truncText.length - 20));
       await writeFile(join(dir, 'junk.key.json'), Buffer.from([0xff, 0xfe, 0x00, 0x7b]));
 
-      const keystore = await Keystore.open(dir, PASSWORD);
+      const keystore = await openKeystore(dir, PASSWORD);
       assert.deepEqual(keystore.list(), ['flip', 'junk', 'trunc']);
       for (const id of ['flip', 'trunc', 'junk']) await rejectsWith('keystore_corrupt', () => keystore.load(id));
       await rejectsWith('keystore_corrupt', () => keystore.loadAll());
@@ -272,7 +281,7 @@ describe('node/keystore', function () {
       await rename(one, join(dir, 'swap.tmp'));
       await rename(two, one);
       await rename(join(dir, 'swap.tmp'), two);
-      const keystore = await Keystore.open(dir, PASSWORD);
+      const keystore = await openKeystore(dir, PASSWORD);
       await rejectsWith('keystore_corrupt', () => keystore.load('one'));
       await rejectsWith('keystore_corrupt', () => keystore.load('two'));
 
@@ -305,7 +314,7 @@ describe('node/keystore', function () {
       for (const field of ['hkdfSalt', 'nonce', 'ciphertext']) victim[field] = donor[field];
       await writeFile(victimPath, JSON.stringify(victim));
 
-      const keystore = await Keystore.open(dir, PASSWORD);
+      const keystore = await openKeystore(dir, PASSWORD);
       await rejectsWith('keystore_corrupt', () => keystore.load('edited'));
       await rejectsWith('keystore_corrupt', () => keystore.load('victim'));
       assert.equal((await keystore.load('donor')).keyId, 'donor');
@@ -315,7 +324,7 @@ describe('node/keystore', function () {
       const { dir } = await keystoreWith('real');
       await symlink(join(dir, 'real.key.json'), join(dir, 'link.key.json'));
       await writeFile(join(dir, 'huge.key.json'), Buffer.alloc(1024 * 1024 + 1, 0x20));
-      const keystore = await Keystore.open(dir, PASSWORD);
+      const keystore = await openKeystore(dir, PASSWORD);
       await rejectsWith('keystore_corrupt', () => keystore.load('link'));
       await rejectsWith('keystore_corrupt', () => keystore.load('huge'));
     });
@@ -323,26 +332,26 @@ describe('node/keystore', function () {
     it('refuses a keystore path that is a file', async () => {
       const path = join(root, `plain-file-${counter++}`);
       await writeFile(path, 'x');
-      await rejectsWith('bad_request', () => Keystore.open(path, PASSWORD));
+      await rejectsWith('bad_request', () => openKeystore(path, PASSWORD));
     });
   });
 
   describe('save', () => {
     it('refuses to overwrite an existing key id, in this and in another instance', async () => {
       const dir = freshDir();
-      const keystore = await Keystore.open(dir, PASSWORD);
+      const keystore = await openKeystore(dir, PASSWORD);
       const original = sampleKey('once');
       await keystore.save(original);
       await rejectsWith('conflict', () => keystore.save(sampleKey('once')));
-      const other = await Keystore.open(dir, PASSWORD);
+      const other = await openKeystore(dir, PASSWORD);
       await rejectsWith('conflict', () => other.save(sampleKey('once')));
       assert.deepEqual(await other.load('once'), original);
     });
 
     it('lets exactly one of two concurrent saves of a key id win', async () => {
       const dir = freshDir();
-      const a = await Keystore.open(dir, PASSWORD);
-      const b = await Keystore.open(dir, PASSWORD);
+      const a = await openKeystore(dir, PASSWORD);
+      const b = await openKeystore(dir, PASSWORD);
       const keyA = sampleKey('race');
       const keyB = sampleKey('race');
       const results = await Promise.allSettled([a.save(keyA), b.save(keyB)]);
@@ -350,14 +359,14 @@ describe('node/keystore', function () {
       assert.equal(won.length, 1);
       const lost = results.find((r) => r.status === 'rejected');
       assert.ok(lost && isTkmsError(lost.reason, 'conflict'));
-      const stored = await (await Keystore.open(dir, PASSWORD)).load('race');
+      const stored = await (await openKeystore(dir, PASSWORD)).load('race');
       assert.deepEqual(stored, results[0]!.status === 'fulfilled' ? keyA : keyB);
       assert.deepEqual((await readdir(dir)).sort(), ['keystore.json', 'race.key.json']);
     });
 
     it('validates key id, share and public result before writing anything', async () => {
       const dir = freshDir();
-      const keystore = await Keystore.open(dir, PASSWORD);
+      const keystore = await openKeystore(dir, PASSWORD);
       const good = sampleKey('valid');
       let deep: Record<string, unknown> = {};
       const deepRoot = deep;
@@ -386,7 +395,7 @@ describe('node/keystore', function () {
     });
 
     it('reports unknown and invalid key ids on load', async () => {
-      const keystore = await Keystore.open(freshDir(), PASSWORD);
+      const keystore = await openKeystore(freshDir(), PASSWORD);
       await rejectsWith('unknown_key', () => keystore.load('missing'));
       await rejectsWith('bad_key_id', () => keystore.load('../keystore'));
     });
@@ -397,7 +406,7 @@ describe('node/keystore', function () {
       const previous = process.umask(0o000);
       try {
         const dir = join(freshDir(), 'nested');
-        const keystore = await Keystore.open(dir, PASSWORD);
+        const keystore = await openKeystore(dir, PASSWORD);
         await keystore.save(sampleKey('moded'));
         assert.equal(modeOf(await stat(dir)), 0o700);
         assert.equal(modeOf(await stat(join(dir, 'keystore.json'))), 0o600);
@@ -409,12 +418,12 @@ describe('node/keystore', function () {
 
     it('removes leftover temp files on open and lists only complete key files', async () => {
       const dir = freshDir();
-      await (await Keystore.open(dir, PASSWORD)).save(sampleKey('kept'));
+      await (await openKeystore(dir, PASSWORD)).save(sampleKey('kept'));
       const temp = `.tkms-tmp-${'0a'.repeat(16)}`;
       await writeFile(join(dir, temp), 'partial');
       await writeFile(join(dir, 'notes.txt'), 'operator notes');
       await writeFile(join(dir, 'Bad Name.key.json'), '{}');
-      const keystore = await Keystore.open(dir, PASSWORD);
+      const keystore = await openKeystore(dir, PASSWORD);
       assert.deepEqual(keystore.list(), ['kept']);
       const entries = await readdir(dir);
       assert.ok(!entries.includes(temp), 'temp file must be removed');
@@ -423,7 +432,7 @@ describe('node/keystore', function () {
 
     it('surfaces a failing write (directory gone) as a typed error and lists nothing new', async () => {
       const dir = freshDir();
-      const keystore = await Keystore.open(dir, PASSWORD);
+      const keystore = await openKeystore(dir, PASSWORD);
       await rm(dir, { recursive: true });
       const err = await rejectsWith('internal', () => keystore.save(sampleKey('vanished')));
       assert.deepEqual(err.details, { errno: 'ENOENT' });
@@ -478,7 +487,7 @@ describe('node/keystore', function () {
     async function verify(dir: string): Promise<{ count: number; interrupted: boolean }> {
       const before = await readdir(dir).catch(() => [] as string[]);
       const interrupted = before.some((e) => e.startsWith('.tkms-tmp-'));
-      const keystore = await Keystore.open(dir, CHILD_PASSWORD);
+      const keystore = await openKeystore(dir, CHILD_PASSWORD);
       const entries = await readdir(dir);
       assert.ok(!entries.some((e) => e.startsWith('.tkms-tmp-')), 'open must clean up temp files');
       const ids = keystore.list();

@@ -247,5 +247,13 @@ describe('node reshare approvals (control plane rules)', () => {
       refused('bad_request', () => parseConfig({ ...NODE, testFaults: { ceremony: { silent: 'yes' } } }, { baseDir: '/tmp', env: enabled }), /silent must be true or false/);
       refused('bad_request', () => parseConfig({ ...NODE, testFaults: { ceremony: [] } }, { baseDir: '/tmp', env: enabled }), /ceremony must be an object/);
     });
+
+    it('holdVoteWhileExists (a vote write waits while the file exists) resolves against the config directory, only with test faults enabled', () => {
+      assert.equal(parseConfig(NODE, { baseDir: '/tmp' }).voteHoldFile, undefined);
+      assert.equal(parseConfig({ ...NODE, testFaults: { holdVoteWhileExists: 'hold' } }, { baseDir: '/tmp/n1', env: enabled }).voteHoldFile, '/tmp/n1/hold');
+      refused('bad_request', () => parseConfig({ ...NODE, testFaults: { holdVoteWhileExists: 'hold' } }, { baseDir: '/tmp' }), /TKMS_ENABLE_TEST_FAULTS/);
+      refused('bad_request', () => parseConfig({ ...NODE, testFaults: { holdVoteWhileExists: '' } }, { baseDir: '/tmp', env: enabled }), /holdVoteWhileExists must be a file path/);
+      refused('bad_request', () => parseConfig({ ...NODE, testFaults: { holdVoteWhileExists: 1 } }, { baseDir: '/tmp', env: enabled }), /holdVoteWhileExists must be a file path/);
+    });
   });
 });
