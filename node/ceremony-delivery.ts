@@ -97,13 +97,13 @@ export class DeliveryQueues<T> {
         await this.deliver(to, key, frame, d);
       } finally {
         q.waiting--;
-        if (payload !== undefined) this.settle(key, payload);
+        if (payload !== undefined) this.dropPending(key, payload);
       }
     });
     this.queues.set(key, q);
   }
 
-  private settle(key: string, payload: Uint8Array): void {
+  private dropPending(key: string, payload: Uint8Array): void {
     const pending = this.pending.get(key);
     const at = pending?.findIndex((p) => p === payload) ?? -1;
     if (at >= 0) pending!.splice(at, 1);

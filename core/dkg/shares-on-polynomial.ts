@@ -29,8 +29,10 @@ export function assertSharesOnPolynomial(t: number, verificationShares: Readonly
   explainOffPolynomial(t, ids, points, groupKey);
 }
 
-/** The dual-code check above; xs distinct, t ≤ xs.length. */
+/** The dual-code check above, for values at distinct xs (t ≤ xs.length). */
 export function onOnePolynomial(t: number, xs: readonly number[], values: readonly PointT[]): boolean {
+  // Two equal xs would make a weight 1/0, which inverts to 0 and drops the values from the sum unchecked.
+  if (new Set(xs).size !== xs.length || xs.some((x) => !Number.isSafeInteger(x) || x < 0)) throw new TkmsError('bad_request', 'verification shares need distinct member ids 1..65535');
   const m = xs.length - 1;
   if (t > m) return true; // t ≥ n + 1 points: every set of values is on a polynomial of degree < t.
   const big = xs.map(BigInt);

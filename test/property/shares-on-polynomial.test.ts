@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { encodePoint, G, mod, Point } from '../../core/curve.ts';
 import { isTkmsError } from '../../core/errors.ts';
-import { assertSharesOnPolynomial } from '../../core/dkg/shares-on-polynomial.ts';
+import { assertSharesOnPolynomial, onOnePolynomial } from '../../core/dkg/shares-on-polynomial.ts';
 
 const scalar = fc.bigInt({ min: 1n, max: Point.Fn.ORDER - 1n });
 
@@ -71,6 +71,13 @@ describe('verification shares on one polynomial (core/dkg/shares-on-polynomial.t
     const { shares, groupKey } = published(ids, [11n, 22n, 33n]);
     shares['5'] = encodePoint(Point.fromBytes(shares['5']!).add(G));
     assert.throws(() => assertSharesOnPolynomial(3, shares, groupKey), (e: unknown) => isTkmsError(e, 'dkg_failed') && /member 5 is not on the degree-2 polynomial/.test((e as Error).message));
+  });
+
+  it('refuses repeated x-coordinates instead of dropping their values from the check', () => {
+    const points = [G, G.multiply(2n), G.multiply(3n)];
+    assert.throws(() => onOnePolynomial(2, [0, 1, 1], points), (e: unknown) => isTkmsError(e, 'bad_request'));
+    assert.equal(onOnePolynomial(2, [0, 1, 2], points), true, 'G·(1 + x) at 0, 1, 2');
+    assert.equal(onOnePolynomial(2, [0, 1, 3], points), false);
   });
 
   it('refuses a malformed share before any check', () => {
