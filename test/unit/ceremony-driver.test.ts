@@ -1,24 +1,22 @@
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { answersLaggard, CeremonyDriver } from '../../node/ceremony-driver.ts';
-import { DeliveryQueues, FULL_RETRANSMIT_EVERY } from '../../node/ceremony-delivery.ts';
+import { DeliveryQueues, FULL_RETRANSMIT_EVERY, type FrameReply } from '../../node/ceremony-delivery.ts';
 import { CEREMONY_MESSAGE_TYPES, DKG_CEREMONY_MESSAGE_TYPES, type CeremonyMessageKind } from '../../core/ceremony/codec.ts';
+
+/** Real delivery queues to members by number, over `send`. */
+function queuesOver(send: (to: number, frame: Uint8Array) => Promise<FrameReply>): DeliveryQueues<number> {
+  return new DeliveryQueues<number>({ send, keyOf: (to) => String(to), nameOf: (to) => to, isStopped: () => false, log: pino({ level: 'silent' }), logFields: {} });
+}
 
 /** A driver over real delivery queues to members 2 and 3; `sent` records "to:payload", `order` when the vote was written and each send. */
 function driverWith(persistVote: () => Promise<void>): { driver: CeremonyDriver<number>; sent: string[]; order: string[] } {
   const sent: string[] = [];
   const order: string[] = [];
-  const delivery = new DeliveryQueues<number>({
-    send: async (to, frame) => {
-      sent.push(`${to}:${Buffer.from(frame).toString()}`);
-      order.push('sent');
-      return { ok: true };
-    },
-    keyOf: (to) => String(to),
-    nameOf: (to) => to,
-    isStopped: () => false,
-    log: pino({ level: 'silent' }),
-    logFields: {},
+  const delivery = queuesOver(async (to, frame) => {
+    sent.push(`${to}:${Buffer.from(frame).toString()}`);
+    order.push('sent');
+    return { ok: true };
   });
   const driver = new CeremonyDriver<number>({
     delivery,
@@ -65,16 +63,9 @@ describe('ceremony driver (node/ceremony-driver.ts)', () => {
       const sent: string[] = [];
       // Member 3 refuses the certificate (its engine is busy, say) until told otherwise.
       let threeTakesCertificates = false;
-      const delivery = new DeliveryQueues<number>({
-        send: async (to, frame) => {
-          sent.push(`${to}:${nameOf(frame)}`);
-          return to === 3 && nameOf(frame) === 'certificate' && !threeTakesCertificates ? { ok: false, code: 'unavailable', message: 'busy' } : { ok: true };
-        },
-        keyOf: (to) => String(to),
-        nameOf: (to) => to,
-        isStopped: () => false,
-        log: pino({ level: 'silent' }),
-        logFields: {},
+      const delivery = queuesOver(async (to, frame) => {
+        sent.push(`${to}:${nameOf(frame)}`);
+        return to === 3 && nameOf(frame) === 'certificate' && !threeTakesCertificates ? { ok: false, code: 'unavailable', message: 'busy' } : { ok: true };
       });
       const driver = new CeremonyDriver<number>({ delivery, others: () => [2, 3], publicKeyOf: (m) => Uint8Array.of(m), frameOf: (p) => p, persistVote: async () => {}, afterStep: () => {}, isActive: () => true });
       const settle = () => new Promise((r) => setTimeout(r, 20));
@@ -110,18 +101,11 @@ describe('ceremony driver (node/ceremony-driver.ts)', () => {
   it('a payload still queued or in flight to a participant is not queued to it again; once answered, it can be sent again', async () => {
     const sent: string[] = [];
     let answer: (() => void) | undefined;
-    const delivery = new DeliveryQueues<number>({
-      send: async (to, frame) => {
-        sent.push(`${to}:${Buffer.from(frame).toString()}`);
-        // Member 2 answers only when told (a loaded peer); member 3 at once.
-        if (to === 2) await new Promise<void>((r) => (answer = r));
-        return { ok: true };
-      },
-      keyOf: (to) => String(to),
-      nameOf: (to) => to,
-      isStopped: () => false,
-      log: pino({ level: 'silent' }),
-      logFields: {},
+    const delivery = queuesOver(async (to, frame) => {
+      sent.push(`${to}:${Buffer.from(frame).toString()}`);
+      // Member 2 answers only when told (a loaded peer); member 3 at once.
+      if (to === 2) await new Promise<void>((r) => (answer = r));
+      return { ok: true };
     });
     const settle = () => new Promise((r) => setTimeout(r, 10));
     const dealing = Buffer.from('dealing');
