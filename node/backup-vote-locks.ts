@@ -235,8 +235,9 @@ export function parseVoteLocks(value: unknown): BackupVoteLocks {
  */
 export async function checkVoteLocks(locks: BackupVoteLocks, dirs: VoteLockDirs): Promise<void> {
   const problems: string[] = [];
+  const hasDkgState = await isDirectory(dirs.dkgStateDir);
   for (const vote of locks.dkgVotes) {
-    const held = (await isDirectory(dirs.dkgStateDir)) ? await readText(dirs.dkgStateDir, dkgVoteFileName(vote.keyId), MAX_DKG_VOTE_FILE_BYTES) : undefined;
+    const held = hasDkgState ? await readText(dirs.dkgStateDir, dkgVoteFileName(vote.keyId), MAX_DKG_VOTE_FILE_BYTES) : undefined;
     if (held === undefined || held.text === vote.text) continue;
     const sessionId = parseDkgVoteFile(held.bytes, vote.keyId).sessionId;
     problems.push(
