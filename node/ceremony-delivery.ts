@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import { equalBytes, type ErrorCode } from '../core/index.ts';
 import { errorText } from '../net/p2p.ts';
+import type { Counter } from 'prom-client';
+import { ceremonyMessageKind } from '../core/ceremony/codec.ts';
 
 /** What a participant answered to one frame: taken, or refused with a reason. */
 export type FrameReply = { ok: true } | { ok: false; code: ErrorCode; message: string };
@@ -27,6 +29,8 @@ export interface DeliveryOptions<T> {
   nameOf(to: T): number | string;
   isStopped(): boolean;
   log: Logger;
+  /** Before each attempt to send a frame (attempt 1 is the first try of this delivery): the runner's frame counter. */
+  onAttempt?(d: Delivery, attempt: number): void;
   /** Fields every log line of this ceremony carries (its key id or proposal id). */
   logFields: Record<string, unknown>;
 }
@@ -112,6 +116,7 @@ export class DeliveryQueues<T> {
 
   private async deliver(to: T, key: string, frame: Uint8Array, d: Delivery): Promise<void> {
     for (let attempt = 1; attempt <= DELIVERY_ATTEMPTS && !this.o.isStopped(); attempt++) {
+      this.o.onAttempt?.(d, attempt);
       try {
         const reply = await this.o.send(to, frame);
         d.onReply?.(reply);
@@ -130,6 +135,14 @@ export class DeliveryQueues<T> {
       }
     }
   }
+}
+
+/** DeliveryOptions.onAttempt counting into tkms_ceremony_frames_sent_total; a payload that is no ceremony message is the runner's announcement. */
+export function countFramesSent(counter: Counter<'ceremony' | 'kind' | 'cause'>, ceremony: 'dkg' | 'reshare'): (d: Delivery, attempt: number) => void {
+  return (d, attempt) => {
+    const kind = d.payload === undefined ? 'other' : (ceremonyMessageKind(d.payload)?.kind ?? 'announce');
+    counter.inc({ ceremony, kind, cause: attempt > 1 ? 'retry' : d.mustQueue ? 'first' : 'again' });
+  };
 }
 
 function holds(list: readonly Uint8Array[] | undefined, payload: Uint8Array): boolean {

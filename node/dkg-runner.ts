@@ -8,7 +8,7 @@ import { errorText } from '../net/p2p.ts';
 import { decodeDkgFrame, encodeDkgFrame, sessionKey, SESSION_ID_LENGTH, type DkgFrame, type DkgProposal, type DkgResultFrame } from './dkg-wire.ts';
 import { decodeCeremonyReply, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
 import { answersLaggard, CeremonyDriver, certificateMessage, pastFinalDeadline } from './ceremony-driver.ts';
-import { DeliveryQueues, type FrameReply } from './ceremony-delivery.ts';
+import { countFramesSent, DeliveryQueues, type FrameReply } from './ceremony-delivery.ts';
 import { PreApprovalInbox } from './reshare-inbox.ts';
 import { DkgStateFiles } from './dkg-state.ts';
 import { DkgWithdrawals } from './dkg-withdrawals.ts';
@@ -512,6 +512,7 @@ export class DkgRunner {
       nameOf: (m) => m.id,
       isStopped: () => this.stopped,
       log: this.o.log,
+      onAttempt: countFramesSent(this.o.metrics.ceremonyFramesSent, 'dkg'),
       logFields: { keyId: p.keyId, sessionId: sid },
     });
     const now = this.now();
@@ -577,7 +578,7 @@ export class DkgRunner {
       return;
     }
     s.driver.retransmitRound(
-      () => s.ceremony.retransmit(),
+      () => s.ceremony.retransmit(this.now()),
       () => {
         // Until a member took it, and in full rounds (a member that restarted has no session: it takes it again).
         const announce = s.announce;

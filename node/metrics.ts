@@ -33,6 +33,8 @@ export interface NodeMetrics {
   reshareDurationSeconds: Histogram<'kind' | 'outcome'>;
   /** Ceremony frames refused, by the error code answered (not_approved, bad_request, rate_limited, …). */
   reshareFramesRefused: Counter<'code'>;
+  /** Ceremony frames this node sent: which ceremony, the message kind, and why (first send, retry after a failure, retransmit round). */
+  ceremonyFramesSent: Counter<'ceremony' | 'kind' | 'cause'>;
   /** Always 1; the labels carry the versions (dashboards show what runs where during an upgrade). */
   buildInfo: Gauge<'version' | 'node_version'>;
 }
@@ -93,6 +95,12 @@ export function createNodeMetrics(sources?: NodeMetricSources): NodeMetrics {
       name: 'tkms_reshare_frames_refused_total',
       help: 'Ceremony frames (/tkms/ceremony/2) this node refused, by the error code answered',
       labelNames: ['code'],
+      registers: [registry],
+    }),
+    ceremonyFramesSent: new Counter({
+      name: 'tkms_ceremony_frames_sent_total',
+      help: 'Ceremony frames this node sent, by ceremony (dkg, reshare), message kind (hello, dealing, proposal, echo, vote, certificate, announce) and cause (first, retry: the send before failed, again: a retransmit round or a laggard answered)',
+      labelNames: ['ceremony', 'kind', 'cause'],
       registers: [registry],
     }),
     keysHeld: new Gauge({ name: 'tkms_keys_held', help: 'Key shares held in the keystore', registers: [registry] }),

@@ -22,7 +22,7 @@ import { CeremonyTimeline } from './ceremony-timeline.ts';
 import { attemptAt } from '../core/ceremony/deadlines.ts';
 import { EarlyReplies } from './early-replies.ts';
 import { decodeCeremonyFrame, decodeCeremonyReply, encodeCeremonyFrame, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
-import { DeliveryQueues } from './ceremony-delivery.ts';
+import { countFramesSent, DeliveryQueues } from './ceremony-delivery.ts';
 import { answersLaggard, CeremonyDriver, certificateMessage, pastFinalDeadline } from './ceremony-driver.ts';
 
 /** How the node builds the engine (core/ceremony ReshareCeremony). */
@@ -368,6 +368,7 @@ export class ReshareRunner {
       nameOf: (m) => m.id,
       isStopped: () => this.stopped,
       log: this.o.log,
+      onAttempt: countFramesSent(this.o.metrics.ceremonyFramesSent, 'reshare'),
       logFields: { proposalId },
     });
     const run: Run = {
@@ -475,7 +476,7 @@ export class ReshareRunner {
     if (run.status === 'cancelled') return;
     const ceremony = run.ceremony;
     run.driver.retransmitRound(
-      () => ceremony.retransmit(),
+      () => ceremony.retransmit(this.now()),
       () => {
         // Until a member took it, and in full rounds (a member whose ceremony could not start takes it again): each copy costs a parse of two committee files.
         const announce = run.announce;

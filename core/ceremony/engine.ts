@@ -123,7 +123,8 @@ export class CeremonyEngine<Unsigned, Outcome> {
   private readonly echoRaws = new Map<string, Uint8Array[]>();
   private readonly votes = new VoteTally();
   private readonly voteRecords = new Map<string, Map<string, VoteRecord>>();
-  private myVote: { raw: Uint8Array; digest: string } | undefined;
+  /** This member's vote; `author` and `castAt` when it was cast in this run (not restored from disk): see voteOutbound. */
+  private myVote: { raw: Uint8Array; digest: string; author?: number; castAt?: number } | undefined;
   private readonly own: Uint8Array[] = [];
   private certificateRaw: Uint8Array | undefined;
   /** Members whose certificate arrived after the outcome (hex keys): they hold one. */
@@ -216,7 +217,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
     return candidates.length > 0 ? Math.min(...candidates) : attemptDeadline(clock, phi, this.attempt);
   }
 
-  retransmit(): CeremonyOutbound[] {
+  retransmit(nowMs: number = this.lastNow): CeremonyOutbound[] {
     if (this.faults.silent === true) return [];
     const out: CeremonyOutbound[] = this.own.map((payload) => ({ payload }));
     for (const p of this.proposals.values()) {
@@ -227,7 +228,7 @@ export class CeremonyEngine<Unsigned, Outcome> {
       // Only to whoever may lack it: a member that echoed or voted for it holds it (at n = 32 the
       // proposal is ~110 KB, and every voter re-sent it to everyone).
       if (locked !== undefined) out.push({ payload: locked.raw, to: this.lacking(locked, false) });
-      out.push({ payload: this.myVote.raw });
+      out.push(this.voteOutbound(nowMs));
     }
     if (this.certificateRaw !== undefined) out.push({ payload: this.certificateRaw, to: this.lackingCertificate() });
     return out;
@@ -235,14 +236,16 @@ export class CeremonyEngine<Unsigned, Outcome> {
 
   /**
    * The other participants that may lack proposal `p` (none of its echoes or votes came from them)
-   * or, with `certificate`, its certificate (no vote for it came from them: a member whose vote is
-   * here gathers the votes itself: every honest voter's vote reaches it). Whoever is left out and
+   * or, with `certificate`, its certificate (no vote for it came from them: a voter gets it from the
+   * author it sent its vote to, and one that re-sent its vote to everyone gathers the votes itself;
+   * the author itself counts only certificate holders). Whoever is left out and
    * still lacks it (a liar sent its vote to some members only) re-sends its own messages to
    * everyone in its runner's full retransmit rounds, and the runners answer such a laggard with the
    * certificate.
    */
   private lacking(p: ProposalRecord<Unsigned>, certificate: boolean): Uint8Array[] {
-    const holders = new Set(this.voteRecords.get(p.digest!)?.keys());
+    // The author gathered the votes that were sent to it alone (maybeVote): its voters lack the certificate.
+    const holders = new Set(certificate && p.author === this.toId ? [] : this.voteRecords.get(p.digest!)?.keys());
     if (certificate) for (const k of this.certificateHolders) holders.add(k);
     else for (const id of this.echoes.echoers(p.attempt, p.hash)) holders.add(hex(this.toKeys.get(id)!));
     return this.others.filter((k) => !holders.has(hex(k)));
@@ -711,12 +714,25 @@ export class CeremonyEngine<Unsigned, Outcome> {
       const digest = decodeHex(p.digest!);
       const unsigned = encodeUnsigned({ kind: 'vote', fromId: this.fromId ?? 0, toId: this.toId ?? 0, digest }, this.kind.family);
       const raw = withSignature(unsigned, this.identity.sign(this.kind.voteMessage(digest)));
-      this.myVote = { raw, digest: p.digest! };
+      this.myVote = { raw, digest: p.digest!, author: p.author, castAt: this.lastNow };
       this.acceptVote(this.decode(raw), false);
-      out.push({ payload: raw });
+      out.push(this.voteOutbound(this.lastNow));
       return raw;
     }
     return undefined;
+  }
+
+  /**
+   * This member's vote, addressed: for half a phase after it was cast, to the proposal's author
+   * alone, which gathers the votes and sends everyone the certificate (votes to everyone were n²
+   * frames, a quarter of a DKG's at n = 32); after that to everyone, so a silent author delays the
+   * outcome but cannot stop it (the members then gather the votes themselves). A vote restored
+   * from disk goes to everyone: its proposal may not be here.
+   */
+  private voteOutbound(nowMs: number): CeremonyOutbound {
+    const v = this.myVote!;
+    if (v.castAt === undefined || v.author === undefined || nowMs - v.castAt >= this.timing.phaseMs / 2) return { payload: v.raw };
+    return { payload: v.raw, to: v.author === this.toId ? [] : [this.toKeys.get(v.author)!] };
   }
 
   private maybeCertify(out: CeremonyOutbound[]): void {

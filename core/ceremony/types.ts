@@ -119,9 +119,11 @@ export interface CeremonyApi<Outcome> {
   /**
    * This member's own signed messages and the certificate it holds, to send again to a participant
    * that restarted or joined late; each addressed (`to`) to the participants that may still lack it
-   * when the engine can tell (a member whose vote or echo for a proposal is here holds it).
+   * when the engine can tell (a member whose vote or echo for a proposal is here holds it). `nowMs`
+   * (default: the latest time the engine was given) decides whether its vote still goes to the
+   * proposal's author alone.
    */
-  retransmit(): CeremonyOutbound[];
+  retransmit(nowMs?: number): CeremonyOutbound[];
   /** Whether this exact message was taken before: a participant sending it again is re-sending what it sent (it may be stuck). */
   isRepeat(payload: Uint8Array): boolean;
   /** Once there is a certificate: whether this participant may lack it (no vote for it, nor a certificate, came from it here). */

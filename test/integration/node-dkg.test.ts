@@ -76,6 +76,11 @@ describe('node daemon: DKG over libp2p with 5 real processes (t = 3)', function 
     assert.deepEqual(keys.json.keys.map((k: { keyId: string }) => k.keyId), ['alpha']);
     const health = await getJson(`${cluster!.node(2).httpUrl}/health`);
     assert.deepEqual(health.json.keys, ['alpha']);
+    // Every member sent its dealing to each other member at least once; a vote goes first to the proposal's author alone.
+    const metrics = await (await fetch(`${cluster!.node(2).httpUrl}/metrics`)).text();
+    const sent = (kind: string) => Number(new RegExp(`^tkms_ceremony_frames_sent_total\\{ceremony="dkg",kind="${kind}",cause="first"\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? 0);
+    assert.ok(sent('dealing') >= N - 1, `dealing frames sent: ${sent('dealing')}`);
+    assert.ok(sent('hello') >= N - 1, `hello frames sent: ${sent('hello')}`);
   });
 
   it('the shares in the keystores interpolate to the discrete log of the group key', async () => {

@@ -133,7 +133,7 @@ describe('reshare ceremony (core/ceremony)', function () {
     assert.ok(r.ceremonies.some((c) => /two proposals/.test(c.disqualified()['to:1'] ?? '')), 'the proposer is named');
   });
 
-  it('sends the certificate and the locked proposal only to members that may lack them (no vote or echo for it came from them)', () => {
+  it('sends the certificate and the locked proposal only to members that may lack them (the author to its voters; others to members no vote for it came from)', () => {
     const s = makeScenario({ n: 4, t: 2, nTo: 4, tTo: 2, stay: [1, 2, 3, 4].map((i) => [i, i] as [number, number]) });
     const key = (i: number) => Buffer.from(s.nodes[i]!.publicKey).toString('hex');
     const targets = (c: SimResult['ceremonies'][number], kind: 'certificate' | 'proposal') => {
@@ -147,24 +147,35 @@ describe('reshare ceremony (core/ceremony)', function () {
     const clean = simulate(s, { seed: 21, maxDelay: 5 });
     assertCompleted(s, clean);
     for (const c of clean.ceremonies) assert.deepEqual(targets(c, 'proposal'), []);
+    // Votes go to the proposal's author (node 0, to:1) alone, so it is the one that certifies from
+    // votes, and its voters learn the outcome from its certificate.
+    const author = clean.ceremonies[0]!;
+    assert.deepEqual(targets(author, 'certificate'), [key(1), key(2), key(3)].sort());
+    assert.equal(author.lacksCertificate(s.nodes[1]!.publicKey), true);
+    // The others relay it only to a voter whose vote the certificate lacks (it came after the quorum).
+    for (const i of [1, 2, 3]) {
+      const to = targets(clean.ceremonies[i]!, 'certificate');
+      assert.ok(to.length <= 1 && !to.includes(key(0)), `member ${i + 1} relays the certificate to ${to.length} members`);
+    }
     // Member 4 withholds its vote (and every certificate): the others address the certificate to it alone.
     const withheld = simulate(s, { seed: 21, maxDelay: 5, withholdVotes: new Set([3]) });
-    for (const i of [0, 1, 2]) {
+    for (const i of [1, 2]) {
       assert.equal(withheld.ceremonies[i]!.phase, 'done');
       assert.deepEqual(targets(withheld.ceremonies[i]!, 'certificate'), [key(3)]);
       // What a runner asks before it answers a late participant with the certificate.
       assert.equal(withheld.ceremonies[i]!.lacksCertificate(s.nodes[3]!.publicKey), true);
-      assert.equal(withheld.ceremonies[i]!.lacksCertificate(s.nodes[(i + 1) % 3]!.publicKey), false);
+      assert.equal(withheld.ceremonies[i]!.lacksCertificate(s.nodes[i === 1 ? 2 : 1]!.publicKey), false);
     }
-    // Its vote arriving after the outcome still counts as "it gathers the votes itself"; a forged one does not.
+    // Its vote arriving after the outcome counts as "it gathers the votes itself"; a forged one does not.
     const late = withheld.persisted[3]!;
     const forged = late.slice();
     forged[forged.length - 1]! ^= 1;
-    withheld.ceremonies[0]!.receive(forged, 10_000);
-    assert.deepEqual(targets(withheld.ceremonies[0]!, 'certificate'), [key(3)]);
-    withheld.ceremonies[0]!.receive(late, 10_001);
-    assert.deepEqual(targets(withheld.ceremonies[0]!, 'certificate'), []);
-    assert.equal(withheld.ceremonies[0]!.lacksCertificate(s.nodes[3]!.publicKey), false);
+    const member = withheld.ceremonies[1]!;
+    member.receive(forged, 10_000);
+    assert.deepEqual(targets(member, 'certificate'), [key(3)]);
+    member.receive(late, 10_001);
+    assert.deepEqual(targets(member, 'certificate'), []);
+    assert.equal(member.lacksCertificate(s.nodes[3]!.publicKey), false);
   });
 
   it('a voter that signs two handovers cannot make one honest member refuse the certificate another holds (both votes count, each for its digest)', () => {
