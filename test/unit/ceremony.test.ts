@@ -152,6 +152,11 @@ describe('reshare ceremony (core/ceremony)', function () {
     const author = clean.ceremonies[0]!;
     assert.deepEqual(targets(author, 'certificate'), [key(1), key(2), key(3)].sort());
     assert.equal(author.lacksCertificate(s.nodes[1]!.publicKey), true);
+    // A voter's vote goes to the author alone for half a phase after it was cast, then to everyone.
+    const voter = clean.ceremonies[2]!;
+    const voteTo = (nowMs: number) => voter.retransmit(nowMs).find((x) => kindOf(x.payload) === 'vote')!.to?.map((k) => Buffer.from(k).toString('hex'));
+    assert.deepEqual(voteTo(0), [key(0)]);
+    assert.equal(voteTo(10 ** 9), undefined);
     // The others relay it only to a voter whose vote the certificate lacks (it came after the quorum).
     for (const i of [1, 2, 3]) {
       const to = targets(clean.ceremonies[i]!, 'certificate');
