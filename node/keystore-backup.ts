@@ -28,6 +28,7 @@ import {
 } from './keystore-format.ts';
 import { listDirectory, publishNewFile, readBounded } from './keystore-fs.ts';
 import { checkVoteLocks, installVoteLocks, parseVoteLocks, readVoteLocks, voteLocksToJson, type BackupVoteLocks } from './backup-vote-locks.ts';
+import { checkDkgPublicResults, dkgPublicResultsToJson, installDkgPublicResults, parseDkgPublicResults, readDkgPublicResults, type BackupDkgPublicResult } from './backup-dkg-results.ts';
 
 /**
  * Backups of a node's keystore: one JSON file holding the keystore header (scrypt salt and
@@ -56,6 +57,10 @@ import { checkVoteLocks, installVoteLocks, parseVoteLocks, readVoteLocks, voteLo
  * the approval ledger's approvals and votes. A restore installs them first, after checking that
  * none contradicts a lock the node holds; a backup of an earlier version carries none, and a node
  * restored from it may vote a second time (docs/operators.md, "Backups made before a change").
+ *
+ * Version 5 adds the DKG results the node holds without a share (node/backup-dkg-results.ts:
+ * `<stateDir>/dkg/public.<keyId>.json`), verbatim, installed after the locks; a node restored from an
+ * earlier version no longer knows those keys.
  */
 
 export const BACKUP_FORMAT = 'tkms-keystore-backup';
@@ -63,10 +68,11 @@ export const BACKUP_FORMAT = 'tkms-keystore-backup';
  * Version 2 adds the epoch state (node/epoch-store.ts): shares made by reshares (still sealed),
  * the committed handover certificates and the membership a joining member's first certificate
  * left. Version 1 backups (keys only) are still read and restored. Version 4 adds the vote locks;
- * versions 1 to 3 still restore, without any.
+ * versions 1 to 3 still restore, without any. Version 5 adds the DKG results held without a share;
+ * versions 1 to 4 still restore, without any.
  */
-export const BACKUP_VERSION = 4;
-const READABLE_VERSIONS = [1, 2, 3, 4];
+export const BACKUP_VERSION = 5;
+const READABLE_VERSIONS = [1, 2, 3, 4, 5];
 export const MAX_BACKUP_HANDOVERS = 1024;
 /** A backup holds at most this many keys (each key file is bounded by MAX_KEY_FILE_BYTES). */
 export const MAX_BACKUP_KEYS = 1024;
@@ -79,7 +85,8 @@ const BACKUP_FIELDS_V1 = ['format', 'version', 'createdAt', 'node', 'keystore', 
 const BACKUP_FIELDS_V2 = [...BACKUP_FIELDS_V1, 'epochShares', 'handovers', 'memberships'] as const;
 const BACKUP_FIELDS_V3 = [...BACKUP_FIELDS_V2, 'ceremonySeed', 'origins'] as const;
 const BACKUP_FIELDS_V4 = [...BACKUP_FIELDS_V3, 'voteLocks'] as const;
-const BACKUP_FIELDS = [BACKUP_FIELDS_V1, BACKUP_FIELDS_V2, BACKUP_FIELDS_V3, BACKUP_FIELDS_V4];
+const BACKUP_FIELDS_V5 = [...BACKUP_FIELDS_V4, 'dkgPublicResults'] as const;
+const BACKUP_FIELDS = [BACKUP_FIELDS_V1, BACKUP_FIELDS_V2, BACKUP_FIELDS_V3, BACKUP_FIELDS_V4, BACKUP_FIELDS_V5];
 const NODE_FIELDS = ['peerId', 'committeeId', 'memberId'] as const;
 const IDENTITY_FIELDS = ['hkdfSalt', 'nonce', 'ciphertext'] as const;
 
@@ -109,6 +116,8 @@ export interface ParsedBackup {
   origins: Record<string, unknown>[];
   /** The vote locks (null before version 4: the backup carries none). */
   voteLocks: BackupVoteLocks | null;
+  /** `<stateDir>/dkg/public.<keyId>.json` files (null before version 5: the backup carries none). */
+  dkgPublicResults: BackupDkgPublicResult[] | null;
 }
 
 /** A backup whose every sealed part opened with the password. */
@@ -142,7 +151,7 @@ function identityKeyInfo(version: number): Uint8Array {
 
 export interface CreateBackupOptions {
   keystoreDir: string;
-  /** `<stateDir>/dkg`, where the DKG vote locks are (node/dkg-state.ts). */
+  /** `<stateDir>/dkg`, where the DKG vote locks and results held without a share are (node/dkg-state.ts). */
   dkgStateDir: string;
   password: string;
   identityFile: string;
@@ -226,6 +235,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<{ bytes: 
     const ceremonySeed = seedBytes === undefined ? null : parseSealedSeedBytes(seedBytes);
     if (ceremonySeed !== null) wipe(openSeed(masterKey, ceremonySeed)); // proves it will restore
     const voteLocks = await readVoteLocks({ keystoreDir: dir, dkgStateDir: resolve(opts.dkgStateDir) });
+    const dkgPublicResults = await readDkgPublicResults(resolve(opts.dkgStateDir));
     const hkdfSalt = randomBytes(SALT_LENGTH);
     const nonce = randomBytes(GCM_NONCE_LENGTH);
     const idKey = deriveSubkey(masterKey, hkdfSalt, identityKeyInfo(BACKUP_VERSION));
@@ -249,6 +259,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<{ bytes: 
       ceremonySeed: ceremonySeed === null ? null : sealedSeedToJson(ceremonySeed),
       origins,
       voteLocks: voteLocksToJson(voteLocks),
+      dkgPublicResults: dkgPublicResultsToJson(dkgPublicResults),
     };
     return { bytes: utf8ToBytes(`${JSON.stringify(doc, null, 2)}\n`), keyIds: [...new Set([...keys.map((k) => k.keyId), ...epochNames.map((n) => n.keyId)])].sort(), peerId: identity.peerId };
   } finally {
@@ -449,7 +460,15 @@ export function parseBackup(bytes: Uint8Array): ParsedBackup {
       throw bad(e instanceof Error ? e.message : 'voteLocks: invalid');
     }
   }
-  return { version, voteLocks, ceremonySeed, origins, epochShares, handovers, memberships, createdAt: value.createdAt, node: { peerId: node.peerId, committeeId: node.committeeId as string | null, memberId: node.memberId as number | null }, header, keys, identity };
+  let dkgPublicResults: BackupDkgPublicResult[] | null = null;
+  if (version >= 5) {
+    try {
+      dkgPublicResults = parseDkgPublicResults(value.dkgPublicResults);
+    } catch (e) {
+      throw bad(e instanceof Error ? e.message : 'dkgPublicResults: invalid');
+    }
+  }
+  return { version, voteLocks, dkgPublicResults, ceremonySeed, origins, epochShares, handovers, memberships, createdAt: value.createdAt, node: { peerId: node.peerId, committeeId: node.committeeId as string | null, memberId: node.memberId as number | null }, header, keys, identity };
 }
 
 /** Opens every sealed part with the password: `keystore_locked` for a wrong one, `keystore_corrupt` for an altered part. */
@@ -485,7 +504,7 @@ export interface RestoreOptions {
   /** Password the backup was made with (the node's keystore password at that time). */
   backupPassword: string;
   keystoreDir: string;
-  /** `<stateDir>/dkg` of the target node, where its DKG vote locks go. */
+  /** `<stateDir>/dkg` of the target node, where its DKG vote locks and results held without a share go. */
   dkgStateDir: string;
   /** Password of the target keystore (created with it if the directory holds none). */
   keystorePassword: string;
@@ -507,6 +526,11 @@ export interface RestoreResult {
    * which carries none: the node may then vote again in a ceremony it had voted in.
    */
   voteLocks: { dkgKeyIds: string[]; reshareProposalIds: string[]; approvalRecords: number } | null;
+  /**
+   * Key ids whose DKG result (held without a share) was installed or already held, or null for a
+   * backup older than version 5, which carries none: the node no longer knows those keys.
+   */
+  dkgPublicResults: string[] | null;
   backupVersion: number;
 }
 
@@ -572,6 +596,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     throw new TkmsError('conflict', `the keystore already holds ${clashes.join(', ')}; a restore never overwrites a key (move the keystore aside first)`);
   }
   const lockDirs = { keystoreDir: dir, dkgStateDir: resolve(opts.dkgStateDir) };
+  const publicResults = opened.parsed.dkgPublicResults;
+  if (publicResults !== null) await checkDkgPublicResults(publicResults, opened.keys.map((k) => k.keyId), lockDirs);
   const locks = opened.parsed.voteLocks;
   if (locks !== null) await checkVoteLocks(locks, lockDirs);
 
@@ -583,6 +609,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   try {
     // First the locks: whatever else a failed restore leaves, it never leaves a node that forgot a vote.
     if (locks !== null) await installVoteLocks(locks, lockDirs);
+    if (publicResults !== null) await installDkgPublicResults(publicResults, lockDirs.dkgStateDir);
     // Then: a restored node must derive the seed it had before any ceremony state it resumes.
     if (opened.ceremonySeed !== null) ceremonySeed = await keystore.installCeremonySeed(opened.ceremonySeed);
     if (identity === 'installed') await installIdentity(opts.identityFile, opened.identityText!, peerId);
@@ -605,6 +632,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     peerId,
     ceremonySeed,
     voteLocks: locks === null ? null : { dkgKeyIds: locks.dkgVotes.map((v) => v.keyId), reshareProposalIds: locks.reshareVotes.map((v) => v.proposalId), approvalRecords: locks.approvals.length },
+    dkgPublicResults: publicResults === null ? null : publicResults.map((r) => r.keyId),
     backupVersion: opened.parsed.version,
   };
 }
