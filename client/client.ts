@@ -1,12 +1,10 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
   assertKeyId,
-  assertPointBytes,
   decodeAddress,
   decodeBase64,
   decodeHandle,
   decodeHex,
-  decodePoint,
   decryptWithSharedSecretX,
   DelegationMessage,
   deriveHandle,
@@ -30,132 +28,16 @@ import {
   type Grant,
   type RegisterHandle,
   type Revocation,
-  type Point,
   type RsaKeyPair,
 } from '../core/index.ts';
 import { subtle } from '../core/webcrypto.ts';
-import { parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
-import type { Account } from './account.ts';
 import { GatewayHttp } from './gateway-http.ts';
 import { recoverFromEpochs, type RejectedPartial } from './partials.ts';
-import { followKey, pinnedMembership, type EpochShares, type KeyEpochs } from './epochs.ts';
-import { followHandovers, MAX_HANDOVER_CHAIN, verifyArrival, type KeyEpochData } from '../core/ceremony/handover.ts';
-import { MAX_EPOCH, type CommitteeMembership } from '../core/committee.ts';
-import { requestSigner, type Eip712Signer, type RequestSigner } from './signer.ts';
-
-/** Pages of GET /v1/committee one getKey reads at most (16 certificates a page: MAX_HANDOVER_CHAIN in all). */
-const MAX_COMMITTEE_PAGES = 64;
-
-/**
- * The tkms client: signs requests with an Ethereum-style account, talks to a gateway, and
- * decrypts locally. It trusts nothing it can check: the key's DKG result (member
- * signatures, polynomial consistency), the handle commitment of what the gateway returns,
- * and every partial's DLEQ proof. WebCrypto only on the decrypt path, so it runs in browsers.
- */
-export interface TkmsClientOptions {
-  /** The gateway's base URL; may carry a path (`https://app.example/tkms/`): routes resolve under it. */
-  gatewayUrl: string;
-  /**
-   * Who signs the requests: a local account (secret key in this process) or any EIP-712 signer
-   * (a wallet through `fromEip1193`, an ethers Signer through `fromEthers`, a viem account).
-   */
-  account: Account | Eip712Signer;
-  /** Reused for every decrypt; generated (RSA-2048, non-extractable) on first use when absent. */
-  rsaKey?: RsaKeyPair;
-  /** Length of signed validity windows (default 300 s; at most 3600). */
-  validitySeconds?: number;
-  /**
-   * Ed25519 member keys (id → 0x hex) to pin. Without them the client checks a key's DKG
-   * signatures against the member keys the gateway publishes, which a lying gateway controls.
-   */
-  trustedMemberKeys?: Record<number, string>;
-  /**
-   * The pinned committee's threshold t (the committee file's). A key's DKG result must have this
-   * t: member keys alone do not pin a key, since one member could sign a result with t = 1.
-   * Local encryption needs all three of trustedMemberKeys, trustedThreshold and committeeId
-   * (`pinnedClientOptions(parseCommitteeJson(text))`, exported by tkms/client, gives them).
-   */
-  trustedThreshold?: number;
-  /**
-   * The pinned committee's id (the committee file's): every signature is made for it, and a key
-   * of another committee is refused. Without it the client signs for the committee named by the
-   * key's DKG result as the gateway serves it, which a lying gateway controls like the member keys.
-   */
-  committeeId?: string;
-  /**
-   * The epoch of the pinned committee (the committee file's `epoch`; default 0). The client follows
-   * the handover certificates the gateway passes on (GET /v1/committee) from this committee, checking
-   * each one itself, so a client pinned once keeps working across reshares and refreshes.
-   */
-  trustedEpoch?: number;
-  fetch?: typeof fetch;
-  timeoutMs?: number;
-  /** Allow plain http:// to a non-loopback gateway (refused with `insecure_transport` otherwise). */
-  insecure?: boolean;
-  /** Largest gateway answer read (default 8 MiB); a longer one fails with `response_too_large`. */
-  maxResponseBytes?: number;
-  /**
-   * How long a node whose partial failed verification is left out of later decrypts by this
-   * client (default 300 000 ms; 0 turns it off). It is still asked when too few others remain.
-   */
-  suspectMs?: number;
-}
-
-/** Partials a node sent that failed verification, by reason, since this client was made. */
-export interface NodeMisbehaviour {
-  nodeId: number;
-  code: string;
-  count: number;
-  /** Epoch ms until which later decrypts leave this node out (0 when they no longer do). */
-  avoidedUntil: number;
-}
-
-export interface VerifiedKey {
-  keyId: string;
-  publicKey: Point;
-  publicKeyHex: string;
-  t: number;
-  n: number;
-  committeeId: string;
-  /** Y_i by node id at `epoch`, compressed and validated. */
-  verificationShares: Map<number, Uint8Array>;
-  /** The committee epoch the key is served at: its DKG result's, or the latest a verified handover certificate carried it to. `t`, `n` and `verificationShares` are at this epoch. */
-  epoch: number;
-  /** The key's t and Y_i at every epoch known (earlier ones too: a member that has not moved on answers at its epoch). */
-  epochs: Map<number, EpochShares>;
-  result: DkgPublicResult;
-  /** True when the DKG result was checked against the pinned committee (member keys, t, committee id), not the gateway's word. */
-  pinned: boolean;
-}
-
-export interface HandleInfo {
-  handle: string;
-  keyId: string;
-  K: string;
-  nonce: string;
-  ciphertextHash: string;
-  owner: string;
-  kProof: string;
-  created: boolean;
-}
-
-export interface DecryptResult {
-  plaintext: Uint8Array;
-  /** Node ids whose partials were combined. */
-  usedNodeIds: number[];
-  /** Nodes whose partials failed verification, with why. */
-  rejected: RejectedPartial[];
-  /** Nodes the gateway reported as failing or refusing. */
-  failures: { nodeId: number; code: string; message: string }[];
-  /** Delegation round trips made (a retry excludes nodes that sent bad partials). */
-  attempts: number;
-}
-
-export interface RevokeResult {
-  acknowledgedBy: number[];
-  needed: number;
-  effective: boolean;
-}
+import { MAX_EPOCH } from '../core/committee.ts';
+import { requestSigner, type RequestSigner } from './signer.ts';
+import type { DecryptResult, HandleInfo, NodeMisbehaviour, RevokeResult, TkmsClientOptions, VerifiedKey } from './client-types.ts';
+import { NodeSuspects } from './node-suspects.ts';
+import { VerifiedKeys } from './verified-keys.ts';
 
 const MAX_ATTEMPTS = 3;
 /** How long a decrypt waits before asking again when the committee is mid-handover (committeeInFlux). */
@@ -175,16 +57,19 @@ function committeeInFlux(e: unknown): boolean {
 }
 const DEFAULT_SUSPECT_MS = 5 * 60_000;
 
+/**
+ * The tkms client: signs requests with an Ethereum-style account, talks to a gateway, and
+ * decrypts locally. It trusts nothing it can check: the key's DKG result (member
+ * signatures, polynomial consistency), the handle commitment of what the gateway returns,
+ * and every partial's DLEQ proof. WebCrypto only on the decrypt path, so it runs in browsers.
+ */
 export class TkmsClient {
   readonly http: GatewayHttp;
   private rsaKey: Promise<RsaKeyPair> | undefined;
-  private readonly keys = new Map<string, VerifiedKey>();
+  private readonly verifiedKeys: VerifiedKeys;
   private readonly handleKeys = new Map<string, string>();
   private readonly validitySeconds: number;
-  private readonly suspectMs: number;
-  /** Node id → epoch ms until which decrypts leave it out (it sent a partial that failed verification). */
-  private readonly suspects = new Map<number, number>();
-  private readonly rejectedCounts = new Map<number, Map<string, number>>();
+  private readonly suspects: NodeSuspects;
   private readonly signer: RequestSigner;
 
   constructor(private readonly opts: TkmsClientOptions) {
@@ -209,8 +94,10 @@ export class TkmsClient {
       throw new TkmsError('bad_request', `trustedEpoch must be an integer in 0..${MAX_EPOCH}`);
     }
     if (opts.rsaKey) this.rsaKey = Promise.resolve(opts.rsaKey);
-    this.suspectMs = opts.suspectMs ?? DEFAULT_SUSPECT_MS;
-    if (!Number.isSafeInteger(this.suspectMs) || this.suspectMs < 0) throw new TkmsError('bad_request', 'suspectMs must be a non-negative integer');
+    const suspectMs = opts.suspectMs ?? DEFAULT_SUSPECT_MS;
+    if (!Number.isSafeInteger(suspectMs) || suspectMs < 0) throw new TkmsError('bad_request', 'suspectMs must be a non-negative integer');
+    this.suspects = new NodeSuspects(suspectMs);
+    this.verifiedKeys = new VerifiedKeys(this.http, opts);
   }
 
   /**
@@ -220,43 +107,7 @@ export class TkmsClient {
    * make a node look bad here; it cannot make a bad partial pass. Sorted by node id, then reason.
    */
   misbehaviour(): NodeMisbehaviour[] {
-    const now = Date.now();
-    const out: NodeMisbehaviour[] = [];
-    for (const [nodeId, byCode] of this.rejectedCounts) {
-      const until = this.suspects.get(nodeId) ?? 0;
-      for (const [code, count] of byCode) out.push({ nodeId, code, count, avoidedUntil: until > now ? until : 0 });
-    }
-    return out.sort((a, b) => a.nodeId - b.nodeId || a.code.localeCompare(b.code));
-  }
-
-  private noteRejected(key: VerifiedKey, rejected: readonly RejectedPartial[]): void {
-    const until = Date.now() + this.suspectMs;
-    for (const r of rejected) {
-      // A member at an epoch this client cannot check is not lying.
-      if (r.code === 'stale_epoch') continue;
-      // Only committee members can be suspects; an id the gateway made up must not crowd them out.
-      if (!key.verificationShares.has(r.nodeId)) continue;
-      const byCode = this.rejectedCounts.get(r.nodeId) ?? new Map<string, number>();
-      byCode.set(r.code, (byCode.get(r.code) ?? 0) + 1);
-      this.rejectedCounts.set(r.nodeId, byCode);
-      if (this.suspectMs > 0) this.suspects.set(r.nodeId, until);
-    }
-  }
-
-  /** Nodes to leave out of a first request: the caller's, plus recent liars while t others remain. */
-  private initialExclude(key: VerifiedKey, avoid: readonly number[]): Set<number> {
-    const exclude = new Set<number>(avoid);
-    const now = Date.now();
-    const withSuspects = new Set(exclude);
-    for (const [nodeId, until] of this.suspects) {
-      if (until <= now) this.suspects.delete(nodeId);
-      else withSuspects.add(nodeId);
-    }
-    return key.n - withSuspects.size >= key.t ? withSuspects : exclude;
-  }
-
-  private get trustedEpoch(): number {
-    return this.opts.trustedEpoch ?? 0;
+    return this.suspects.misbehaviour();
   }
 
   get address(): string {
@@ -274,173 +125,13 @@ export class TkmsClient {
   }
 
   /**
-   * The handover certificates the gateway passes on, from the one arriving at the pinned epoch (a key
-   * made earlier is taken from it) to the epoch served, a page at a time (at most
-   * MAX_COMMITTEE_PAGES pages, MAX_HANDOVER_CHAIN certificates); none from a gateway that predates
-   * epochs. A gateway that predates pages answers every certificate at once, without `next`.
-   */
-  private async handovers(): Promise<unknown[]> {
-    const out: unknown[] = [];
-    let since = Math.max(0, this.trustedEpoch - 1);
-    try {
-      for (let page = 0; page < MAX_COMMITTEE_PAGES; page++) {
-        const { json } = await this.http.request<Record<string, unknown>>('GET', `/v1/committee?since=${since}`);
-        if (!Array.isArray(json.handovers)) throw new TkmsError('bad_request', 'gateway committee answer has no handovers');
-        if (out.length + json.handovers.length > MAX_HANDOVER_CHAIN) throw new TkmsError('bad_request', `gateway passed on more than ${MAX_HANDOVER_CHAIN} handover certificates`);
-        out.push(...json.handovers);
-        const next = json.next;
-        if (next === undefined || next === null) return out;
-        // Each page must move on, or a gateway could keep the client asking.
-        if (typeof next !== 'number' || !Number.isSafeInteger(next) || next <= since || next > MAX_EPOCH) throw new TkmsError('bad_request', 'gateway committee answer has an invalid next page');
-        since = next;
-      }
-    } catch (e) {
-      if (isTkmsError(e, 'not_found')) return [];
-      throw e;
-    }
-    throw new TkmsError('bad_request', `gateway committee answer needs more than ${MAX_COMMITTEE_PAGES} pages`);
-  }
-
-  /**
    * The key's public data, verified: a vote quorum (core/quorum.ts) of member signatures over the whole DKG result (checked against
    * the committee of the epoch it was made at, reached from the pinned one through verified
    * certificates), consistent verification shares, and its Y_i at every later epoch from the handover
    * certificates, never from the gateway's word alone.
    */
   async getKey(keyId: string): Promise<VerifiedKey> {
-    assertKeyId(keyId);
-    const cached = this.keys.get(keyId);
-    if (cached !== undefined) return cached;
-    const key = await this.loadKey(keyId);
-    this.keys.set(keyId, key);
-    return key;
-  }
-
-  private async loadKey(keyId: string): Promise<VerifiedKey> {
-    const [{ json }, certificates] = await Promise.all([this.http.request<Record<string, unknown>>('GET', `/v1/keys/${encodeURIComponent(keyId)}`), this.handovers()]);
-    const result = parseDkgPublicResult({
-      keyId: json.keyId,
-      committeeId: json.committeeId,
-      ...(json.resultEpoch === undefined ? {} : { epoch: json.resultEpoch }),
-      sessionId: json.sessionId,
-      t: json.t,
-      n: json.n,
-      groupPublicKey: json.publicKey,
-      verificationShares: json.verificationShares,
-      qualified: json.qualified,
-      transcriptHash: json.transcriptHash,
-      signatures: json.signatures,
-    });
-    if (result.keyId !== keyId) throw new TkmsError('bad_request', `gateway answered with key ${result.keyId} for ${keyId}`);
-    if (this.opts.committeeId !== undefined && result.committeeId !== this.opts.committeeId) {
-      throw new TkmsError('bad_proof', `key ${keyId} is of committee ${result.committeeId}, not of the pinned committee ${this.opts.committeeId}`);
-    }
-    const made = result.epoch ?? 0;
-    const pinned = this.opts.trustedMemberKeys !== undefined && this.opts.trustedThreshold !== undefined && this.opts.committeeId !== undefined;
-    if (pinned && made < this.trustedEpoch) return this.keyMadeBeforePin(result, certificates);
-    let start: CommitteeMembership;
-    try {
-      start = pinned ? this.pinnedCommitteeAt(made, certificates) : this.gatewayCommittee(json, result);
-    } catch (e) {
-      throw new TkmsError('bad_proof', `key ${keyId}: ${isTkmsError(e) ? e.message : 'invalid'}`);
-    }
-    let verified: DkgPublicResult;
-    try {
-      // Unpinned parts come from the result itself: checked for consistency, trusted for nothing (pinned stays false).
-      verified = verifyDkgPublicResult(result, { committeeId: start.committeeId, t: start.t, memberKeys: new Map(start.members.map((m) => [m.id, m.publicKey])) });
-    } catch (e) {
-      throw new TkmsError('bad_proof', `key ${keyId}: its DKG result does not verify: ${isTkmsError(e) ? e.message : 'invalid'}`);
-    }
-    const madeData: KeyEpochData = {
-      keyId,
-      epoch: made,
-      t: result.t,
-      groupPublicKey: decodePointBytes(result.groupPublicKey, 'public key'),
-      verificationShares: new Map(Object.entries(result.verificationShares).map(([id, y]) => [Number(id), decodePointBytes(y, `Y_${id}`)])),
-    };
-    let epochs: KeyEpochs;
-    try {
-      epochs = followKey(start, madeData, certificates);
-    } catch (e) {
-      throw new TkmsError('bad_proof', `key ${keyId}: the committee's handover certificates do not verify: ${isTkmsError(e) ? e.message : 'invalid'}`);
-    }
-    return this.verifiedKey(verified, epochs, pinned);
-  }
-
-  /**
-   * A key made before the pinned epoch: its DKG result was signed by a committee this client does not
-   * know, so the key comes from the certificate that arrived at the pinned committee (signed by a vote
-   * quorum of it, verifyArrival), which must name the result's group key; later epochs as usual.
-   * The result's own signatures are not checked (`result` is the gateway's copy).
-   */
-  private keyMadeBeforePin(result: DkgPublicResult, certificates: readonly unknown[]): VerifiedKey {
-    const pin = pinnedMembership(this.opts.trustedMemberKeys!, this.opts.trustedThreshold!, this.opts.committeeId!, this.trustedEpoch);
-    const groupKey = decodePointBytes(result.groupPublicKey, 'public key');
-    let arrived: KeyEpochData | undefined;
-    let firstError: unknown;
-    for (const cert of certificates) {
-      if ((cert as { fromEpoch?: unknown } | null)?.fromEpoch !== pin.epoch - 1) continue;
-      try {
-        arrived = verifyArrival(cert, pin).find((k) => k.keyId === result.keyId);
-        if (arrived !== undefined) break;
-      } catch (e) {
-        firstError ??= e;
-      }
-    }
-    if (arrived === undefined || !equalBytes(arrived.groupPublicKey, groupKey)) {
-      const why = arrived !== undefined ? 'names another group key' : isTkmsError(firstError) ? firstError.message : 'is missing';
-      throw new TkmsError('bad_proof', `key ${result.keyId} was made at epoch ${result.epoch ?? 0}, before the pinned epoch ${pin.epoch}; the certificate arriving at the pinned committee ${why}`);
-    }
-    let epochs: KeyEpochs;
-    try {
-      epochs = followKey(pin, arrived, certificates);
-    } catch (e) {
-      throw new TkmsError('bad_proof', `key ${result.keyId}: the committee's handover certificates do not verify: ${isTkmsError(e) ? e.message : 'invalid'}`);
-    }
-    return this.verifiedKey(result, epochs, true);
-  }
-
-  private verifiedKey(result: DkgPublicResult, epochs: KeyEpochs, pinned: boolean): VerifiedKey {
-    const keyId = result.keyId;
-    const current = epochs.byEpoch.get(epochs.epoch)!;
-    return {
-      keyId,
-      publicKey: decodePoint(result.groupPublicKey, 'public key'),
-      publicKeyHex: result.groupPublicKey,
-      t: current.t,
-      n: current.verificationShares.size,
-      committeeId: result.committeeId,
-      verificationShares: current.verificationShares,
-      epoch: epochs.epoch,
-      epochs: epochs.byEpoch,
-      result,
-      pinned,
-    };
-  }
-
-  /** The committee a key made at `epoch` must be signed by, reached from the pinned committee through verified certificates. */
-  private pinnedCommitteeAt(epoch: number, certificates: readonly unknown[]): CommitteeMembership {
-    const pin = pinnedMembership(this.opts.trustedMemberKeys!, this.opts.trustedThreshold!, this.opts.committeeId!, this.trustedEpoch);
-    if (epoch < pin.epoch) throw new TkmsError('bad_proof', `the key was made at epoch ${epoch}, before the pinned committee's epoch ${pin.epoch}: pin the committee file of epoch ${epoch} or earlier`);
-    if (epoch === pin.epoch) return pin;
-    const followed = followHandovers(pin, certificates);
-    const step = followed.chain.find((c) => c.to.epoch === epoch);
-    if (step === undefined) throw new TkmsError('stale_epoch', `the key was made at epoch ${epoch}, which no verified handover certificate reaches from the pinned epoch ${pin.epoch}`);
-    return step.to;
-  }
-
-  /** Unpinned: the members the gateway names for the key's result (today's behaviour), at the result's epoch. */
-  private gatewayCommittee(json: Record<string, unknown>, result: DkgPublicResult): CommitteeMembership {
-    const members: { id: number; publicKey: Uint8Array }[] = [];
-    if (this.opts.trustedMemberKeys !== undefined) {
-      for (const [id, hex] of Object.entries(this.opts.trustedMemberKeys)) members.push({ id: Number(id), publicKey: decodeHex(hex, { name: `member ${id} key`, length: 32 }) });
-    } else if (Array.isArray(json.members)) {
-      for (const m of json.members as { id?: unknown; publicKey?: unknown }[]) {
-        if (typeof m?.id === 'number') members.push({ id: m.id, publicKey: decodeHex(m.publicKey, { name: `member ${m.id} key`, length: 32 }) });
-      }
-    }
-    members.sort((a, b) => a.id - b.id);
-    return { committeeId: this.opts.committeeId ?? result.committeeId, epoch: result.epoch ?? 0, t: this.opts.trustedThreshold ?? result.t, members };
+    return this.verifiedKeys.get(keyId);
   }
 
   /**
@@ -545,7 +236,7 @@ export class TkmsClient {
     let reloaded = false;
     const rsaSpki = decodeHex(rsa.publicKey.spkiHex);
     // avoidNodes (and recent liars) only steer the first request; retries avoid the nodes that sent bad partials.
-    const exclude = this.initialExclude(key, opts.avoidNodes ?? []);
+    const exclude = this.suspects.initialExclude(key, opts.avoidNodes ?? []);
     const badNodes = new Set<number>();
     const rejected: RejectedPartial[] = [];
     const failures: DecryptResult['failures'] = [];
@@ -569,7 +260,7 @@ export class TkmsClient {
         // Members commit a handover a moment apart (a joiner first syncs revocations): asked again a
         // moment later, they answer at one epoch.
         await new Promise((r) => setTimeout(r, COMMITTEE_SETTLE_MS));
-        this.keys.delete(keyId);
+        this.verifiedKeys.forget(keyId);
         key = await this.getKey(keyId);
         continue;
       }
@@ -589,7 +280,7 @@ export class TkmsClient {
       if (!reloaded && partials.some((p) => (p.epoch ?? 0) > key.epoch)) {
         // A member answered at an epoch after the one this client knows: follow the certificates again, once per decrypt.
         reloaded = true;
-        this.keys.delete(keyId);
+        this.verifiedKeys.forget(keyId);
         key = await this.getKey(keyId);
       }
       try {
@@ -603,7 +294,7 @@ export class TkmsClient {
           rsaPrivateKey: rsa.privateKey,
         });
         rejected.push(...recovered.rejected);
-        this.noteRejected(key, recovered.rejected);
+        this.suspects.noteRejected(key, recovered.rejected);
         try {
           const plaintext = await decryptWithSharedSecretX(recovered.sharedSecretX, nonce, ciphertext);
           return { plaintext, usedNodeIds: recovered.usedNodeIds, rejected, failures, attempts: attempt };
@@ -616,7 +307,7 @@ export class TkmsClient {
         // A partial of an epoch no certificate the gateway passed on reaches (stale_epoch) is no lie: the member moved on first.
         const bad = refused.filter((r) => r.code !== 'stale_epoch').map((r) => r.nodeId);
         rejected.push(...refused);
-        this.noteRejected(key, refused);
+        this.suspects.noteRejected(key, refused);
         for (const id of bad) badNodes.add(id);
         const remaining = key.n - badNodes.size;
         // Honest partials of two epochs (members committing a handover at different moments) do not
@@ -642,8 +333,3 @@ export class TkmsClient {
   }
 }
 
-function decodePointBytes(hex: string, name: string): Uint8Array {
-  const bytes = decodeHex(hex, { name, length: 33 });
-  assertPointBytes(bytes, name);
-  return bytes;
-}

@@ -1,5 +1,6 @@
 export { accountFromSecretKey, generateAccount, type Account } from './account.ts';
-export { TkmsClient, type DecryptResult, type HandleInfo, type NodeMisbehaviour, type RevokeResult, type TkmsClientOptions, type VerifiedKey } from './client.ts';
+export { TkmsClient } from './client.ts';
+export type { DecryptResult, HandleInfo, NodeMisbehaviour, RevokeResult, TkmsClientOptions, VerifiedKey } from './client-types.ts';
 export { GatewayHttp } from './gateway-http.ts';
 export { recoverFromEpochs, recoverSharedSecret, type EpochRecoverInput, type RecoveredSecret, type RejectedPartial, type WrappedPartial } from './partials.ts';
 export { followKey, pinnedMembership, type EpochShares, type KeyEpochs } from './epochs.ts';

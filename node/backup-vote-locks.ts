@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TkmsError, assertKeyId, utf8ToBytes } from '../core/index.ts';
 import { libp2pCommitteeDecoders } from '../net/committee.ts';
@@ -21,6 +20,7 @@ import {
 } from './epoch-files.ts';
 import { isPlainObject } from './keystore-format.ts';
 import { listDirectory, publishNewFile, readBounded } from './keystore-fs.ts';
+import { isDirectory, readText } from './backup-files.ts';
 
 /**
  * The vote locks a keystore backup carries (version 4), and their restore. A member votes in one
@@ -54,27 +54,8 @@ export interface VoteLockDirs {
   dkgStateDir: string;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 function conflict(message: string, details: Record<string, unknown>): TkmsError {
   return new TkmsError('vote_lock_conflict', message, details);
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  return stat(path).then(
-    (s) => s.isDirectory(),
-    () => false,
-  );
-}
-
-async function readText(dir: string, name: string, maxBytes: number): Promise<{ bytes: Uint8Array; text: string } | undefined> {
-  const bytes = await readBounded(join(dir, name), maxBytes, () => new TkmsError('keystore_corrupt', `${name} is not a regular file of at most ${maxBytes} bytes`));
-  if (bytes === undefined) return undefined;
-  try {
-    return { bytes, text: utf8.decode(bytes) };
-  } catch {
-    throw new TkmsError('keystore_corrupt', `${name} is not UTF-8`);
-  }
 }
 
 /** A node's vote locks as they are on disk (each file read once; one removed meanwhile is skipped). Parsed: a broken one is keystore_corrupt. */

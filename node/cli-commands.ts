@@ -366,7 +366,8 @@ export const nodeRestore: CommandRun<NodeConfigOption & { in: string; backupPass
       `restored:  ${result.restored.length === 0 ? 'no keys' : result.restored.join(', ')} into ${config.keystoreDir}\n` +
         `identity:  ${result.peerId} (${result.identity === 'installed' ? `installed at ${config.identityFile}` : 'already in place'})\n` +
         (result.ceremonySeed === 'kept' ? 'ceremony seed: the keystore already held another one, kept (a reshare in flight completes without this node)\n' : '') +
-        voteLocksLine(result.voteLocks, result.backupVersion),
+        voteLocksLine(result.voteLocks, result.backupVersion) +
+        dkgPublicResultsLine(result.dkgPublicResults, result.backupVersion),
     );
   }
   return 0;
@@ -382,6 +383,12 @@ function voteLocksLine(locks: Awaited<ReturnType<typeof restoreBackup>>['voteLoc
   const ids = locks.dkgKeyIds;
   const dkg = ids.length === 0 ? 'no DKG votes' : `DKG votes for ${ids.slice(0, 10).join(', ')}${ids.length > 10 ? ` and ${ids.length - 10} more key ids` : ''}`;
   return `vote locks: ${dkg}; ${locks.reshareProposalIds.length} reshare vote(s), ${locks.approvalRecords} approval record(s)\n`;
+}
+
+function dkgPublicResultsLine(keyIds: string[] | null, version: number): string {
+  if (keyIds === null) return `keys held without a share: none (a version ${version} backup carries none): this node no longer knows keys it held no share of\n`;
+  if (keyIds.length === 0) return '';
+  return `keys held without a share: ${keyIds.slice(0, 10).join(', ')}${keyIds.length > 10 ? ` and ${keyIds.length - 10} more` : ''}\n`;
 }
 
 /** One admin API call: JSON in and out, 10 s bound; an unreachable node is `unavailable`. */

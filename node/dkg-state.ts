@@ -18,7 +18,8 @@ import { SESSION_ID_LENGTH } from './dkg-wire.ts';
 const MAX_VOTE_BYTES = 4096;
 /** A vote file: the vote in base64 plus the key id and session id. */
 export const MAX_DKG_VOTE_FILE_BYTES = 2 * MAX_VOTE_BYTES;
-const MAX_PUBLIC_RESULT_BYTES = 256 * 1024;
+/** A result held without a share, as savePublicOnly writes it. */
+export const MAX_DKG_PUBLIC_RESULT_FILE_BYTES = 256 * 1024;
 const VOTE_FILE = /^vote\.(.+)\.json$/;
 const PUBLIC_FILE = /^public\.(.+)\.json$/;
 
@@ -84,6 +85,35 @@ function parseVote(bytes: Uint8Array, name: string, keyId: string): DkgVote {
   }
 }
 
+export function dkgPublicResultFileName(keyId: string): string {
+  assertKeyId(keyId);
+  return `public.${keyId}.json`;
+}
+
+/** The key id of a public result file's name (undefined for any other name). */
+export function parseDkgPublicResultFileName(name: string): string | undefined {
+  const keyId = PUBLIC_FILE.exec(name)?.[1];
+  if (keyId === undefined) return undefined;
+  try {
+    assertKeyId(keyId);
+    return keyId;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A public result file's content, as the node loads it at start; keystore_corrupt for anything else. */
+export function parseDkgPublicResultFile(bytes: Uint8Array, keyId: string): DkgPublicResult {
+  return parsePublicResult(bytes, dkgPublicResultFileName(keyId), keyId);
+}
+
+function parsePublicResult(bytes: Uint8Array, name: string, keyId: string): DkgPublicResult {
+  if (bytes.length > MAX_DKG_PUBLIC_RESULT_FILE_BYTES) throw corrupt(`${name} is too large`);
+  const result = parseDkgPublicResult(parseJson(bytes, name));
+  if (result.keyId !== keyId) throw corrupt(`${name} holds the result of key id ${result.keyId}`);
+  return result;
+}
+
 export class DkgStateFiles {
   private readonly votes = new Map<string, DkgVote>();
   private readonly publicOnly = new Map<string, DkgPublicResult>();
@@ -108,14 +138,10 @@ export class DkgStateFiles {
       const keyId = vote?.[1] ?? pub?.[1];
       if (keyId === undefined) continue;
       assertKeyId(keyId);
-      const bytes = await readBounded(join(dir, name), vote !== null ? MAX_DKG_VOTE_FILE_BYTES : MAX_PUBLIC_RESULT_BYTES, () => corrupt(`${name} is too large`));
+      const bytes = await readBounded(join(dir, name), vote !== null ? MAX_DKG_VOTE_FILE_BYTES : MAX_DKG_PUBLIC_RESULT_FILE_BYTES, () => corrupt(`${name} is too large`));
       if (bytes === undefined) continue;
       if (vote !== null) state.votes.set(keyId, parseVote(bytes, name, keyId));
-      else {
-        const result = parseDkgPublicResult(parseJson(bytes, name));
-        if (result.keyId !== keyId) throw corrupt(`${name} holds the result of key id ${result.keyId}`);
-        state.publicOnly.set(keyId, result);
-      }
+      else state.publicOnly.set(keyId, parsePublicResult(bytes, name, keyId));
     }
     return state;
   }
@@ -159,7 +185,7 @@ export class DkgStateFiles {
   savePublicOnly(result: DkgPublicResult): Promise<void> {
     return this.serial(async () => {
       if (this.publicOnly.has(result.keyId)) return;
-      if (this.dir !== undefined) await publishNewFile(this.dir, `public.${result.keyId}.json`, utf8ToBytes(JSON.stringify(result)));
+      if (this.dir !== undefined) await publishNewFile(this.dir, dkgPublicResultFileName(result.keyId), utf8ToBytes(JSON.stringify(result)));
       this.publicOnly.set(result.keyId, result);
     });
   }

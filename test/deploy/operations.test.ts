@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { bytesToHex, encodeHex, encodeScalar, isTkmsError, randomBytes, randomScalar } from '../../core/index.ts';
 import { DkgStateFiles } from '../../node/dkg-state.ts';
-import { createIdentityFile } from '../../node/identity.ts';
+import { createIdentityFile, loadIdentityFile } from '../../node/identity.ts';
+import { loadCommitteeFile } from '../../net/committee.ts';
 import { Keystore } from '../../node/keystore.ts';
 import { createBackup, openBackup, parseBackup, restoreBackup, writeBackupFile } from '../../node/keystore-backup.ts';
 import { runTkmsCli } from '../../scripts/cli/program.ts';
@@ -12,6 +13,7 @@ import { ANVIL_DEV_PRIVATE_KEY, startAnvil } from '../../chain/anvil.ts';
 import { deployAcl } from '../../chain/deploy.ts';
 import { freePorts, getJson, makeTempDir, ManagedProcess, removeDir, runTkms, TKMS_BIN, waitFor } from '../support/processes.ts';
 import { captureCli } from './cli-capture.ts';
+import { keyAt, signedDkgResult } from '../unit/handover-fixtures.ts';
 
 /**
  * Operations: encrypted keystore backup and restore (password rotation included), and
@@ -93,7 +95,7 @@ describe('operations: keystore backup and restore', function () {
       keystorePassword: 'new password',
       identityFile: join(target, 'identity.json'),
     });
-    assert.deepEqual(result, { restored: ['orders', 'payroll'], identity: 'installed', peerId, ceremonySeed: 'none', backupVersion: 4, voteLocks: { dkgKeyIds: [], reshareProposalIds: [], approvalRecords: 0 } });
+    assert.deepEqual(result, { restored: ['orders', 'payroll'], identity: 'installed', peerId, ceremonySeed: 'none', backupVersion: 5, voteLocks: { dkgKeyIds: [], reshareProposalIds: [], approvalRecords: 0 }, dkgPublicResults: [] });
     assert.equal((await stat(join(target, 'identity.json'))).mode & 0o777, 0o600);
     assert.equal(await readFile(join(target, 'identity.json'), 'utf8'), await readFile(join(dir, 'node/identity.json'), 'utf8'));
     const ks = await Keystore.open(join(target, 'keystore'), 'new password');
@@ -307,11 +309,18 @@ describe('operations: tkms node init/check/status/backup/restore on a running no
     }
   });
 
-  it('a node restored from a v4 backup onto an empty machine takes part in no other DKG session of a key id it voted for', async () => {
+  it('a node restored from a backup onto an empty machine takes part in no other DKG session of a key id it voted for, and knows the keys it holds no share of', async () => {
     // Stopped since the restore above. A vote cast in a DKG still in flight (a 1-of-1 DKG finishes at
     // once): written by the node's own DKG state files, as its runner does before sending one.
     const sid = encodeHex(randomBytes(16));
-    await (await DkgStateFiles.open(join(dir, 'node1/state/dkg'))).recordVote('pending-key', sid, randomBytes(64));
+    const state = await DkgStateFiles.open(join(dir, 'node1/state/dkg'));
+    await state.recordVote('pending-key', sid, randomBytes(64));
+    // And a certified result it holds no share of (as when it missed the DKG's hello), stored as its runner stores one.
+    const identity = await loadIdentityFile(join(dir, 'node1/identity.json'));
+    const committee = await loadCommitteeFile(join(dir, 'committee.json'));
+    const self = { id: 1, seed: identity.privateKey.raw.subarray(0, 32), publicKey: identity.privateKey.raw.subarray(32, 64), peerId: identity.peerId };
+    const elsewhere = signedDkgResult(keyAt('elsewhere-key', randomScalar(), committee), committee, [self]);
+    await state.savePublicOnly(elsewhere);
     const out = join(dir, 'backup/with-locks.tkmsbak');
     const backup = await captureCli(() => runTkmsCli(['node', 'backup', '--config', config, '--out', out, '--json']));
     assert.equal(backup.code, 0, backup.stderr);
@@ -320,6 +329,7 @@ describe('operations: tkms node init/check/status/backup/restore on a running no
     const restored = await captureCli(() => runTkmsCli(['node', 'restore', '--config', config, '--in', out]));
     assert.equal(restored.code, 0, restored.stderr);
     assert.match(restored.stdout, /vote locks: DKG votes for ops-key, pending-key; 0 reshare vote\(s\), 0 approval record\(s\)/);
+    assert.match(restored.stdout, /keys held without a share: elsewhere-key\n/);
 
     node = new ManagedProcess('ops-node-restored', [TKMS_BIN, 'node', 'start', '--config', config], { env: { TKMS_KEYSTORE_PASSWORD: '' } });
     await waitFor('restored node ready', async () => ((await getJson(`${httpUrl}/health`)).status === 200 ? true : undefined), { timeoutMs: 30_000 });
@@ -332,5 +342,10 @@ describe('operations: tkms node init/check/status/backup/restore on a running no
     assert.equal((await post('fresh-key')).status, 202);
     await waitFor('DKG done', async () => ((await getJson(`${adminUrl}/admin/dkg/fresh-key`)).json.status === 'done' ? true : undefined), { timeoutMs: 20_000 });
     assert.equal((await getJson(`${adminUrl}/admin/dkg/pending-key`)).status, 404, 'no session of pending-key was started');
+    const status = await captureCli(() => runTkmsCli(['node', 'status', '--config', config, '--json']));
+    assert.equal(status.code, 0, status.stderr);
+    const keys = (JSON.parse(status.stdout) as { keys: { keyId: string; publicKey: string }[] }).keys;
+    assert.deepEqual(keys.find((k) => k.keyId === 'elsewhere-key')?.publicKey, elsewhere.groupPublicKey, 'the restored node knows the key it holds no share of');
+    assert.equal((await post('elsewhere-key')).status, 409, 'and refuses a second DKG of it');
   });
 });

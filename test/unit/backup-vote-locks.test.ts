@@ -19,7 +19,7 @@ import { Keystore } from '../../node/keystore.ts';
 import { checkOperatorApproval } from '../../node/reshare-approvals.ts';
 
 /**
- * Keystore backups (version 4) carry the node's vote locks — DKG votes in `<stateDir>/dkg` and the
+ * Keystore backups (version 4 and later) carry the node's vote locks — DKG votes in `<stateDir>/dkg` and the
  * approval ledger in the keystore directory — and a restore installs them, refusing (installing
  * nothing) when the node holds a lock that contradicts them.
  */
@@ -68,7 +68,7 @@ async function rejectsWith(code: ErrorCode, p: Promise<unknown>, message?: RegEx
 }
 type TkmsErrorLike = { code: string; message: string };
 
-describe('keystore backups carry the vote locks (version 4)', function () {
+describe('keystore backups carry the vote locks (version 4 and later)', function () {
   this.timeout(120_000);
   const temps: string[] = [];
   const open: Keystore[] = [];
@@ -127,7 +127,7 @@ describe('keystore backups carry the vote locks (version 4)', function () {
 
   it('a backup holds every lock as its file\'s exact text', async () => {
     const parsed = parseBackup(source.bytes);
-    assert.equal(parsed.version, 4);
+    assert.equal(parsed.version, 5);
     const locks = parsed.voteLocks!;
     assert.deepEqual(
       locks.dkgVotes.map((v) => [v.keyId, v.sessionId]),
@@ -152,7 +152,7 @@ describe('keystore backups carry the vote locks (version 4)', function () {
   it('a restore onto an empty machine installs them byte for byte: the restored node votes in no other DKG session of k1, and for no other proposal leaving epoch 0', async () => {
     const target = await tempDir();
     const result = await restoreOnto(target);
-    assert.equal(result.backupVersion, 4);
+    assert.equal(result.backupVersion, 5);
     assert.deepEqual(result.voteLocks, { dkgKeyIds: ['k1', 'k2'], reshareProposalIds: [reshareId], approvalRecords: 1 });
     for (const name of ['vote.k1.json', 'vote.k2.json']) {
       assert.deepEqual(await readFile(join(target, 'state/dkg', name)), await readFile(join(source.dkgStateDir, name)));
@@ -275,7 +275,7 @@ describe('keystore backups carry the vote locks (version 4)', function () {
       keystorePassword: 'new password',
       identityFile: join(target, 'identity.json'),
     });
-    assert.deepEqual(result, { restored: ['orders'], identity: 'installed', peerId: '12D3KooWAAZiGkoMCUeoqiAj3cC2brGdDsedwrZR52dfUF4LZ7ai', ceremonySeed: 'installed', voteLocks: null, backupVersion: 3 });
+    assert.deepEqual(result, { restored: ['orders'], identity: 'installed', peerId: '12D3KooWAAZiGkoMCUeoqiAj3cC2brGdDsedwrZR52dfUF4LZ7ai', ceremonySeed: 'installed', voteLocks: null, dkgPublicResults: null, backupVersion: 3 });
     const ks = await Keystore.open(join(target, 'keystore'), 'new password');
     open.push(ks);
     assert.deepEqual(ks.list(), ['orders']);
@@ -311,7 +311,7 @@ describe('keystore backups carry the vote locks (version 4)', function () {
       }
     });
 
-    it('refuses a lock twice, a file of another key id or proposal, a missing field, and a version 4 backup without voteLocks', () => {
+    it('refuses a lock twice, a file of another key id or proposal, a missing field, and a backup of version 4 or later without voteLocks', () => {
       const twice = doc();
       twice.voteLocks.dkgVotes[1] = twice.voteLocks.dkgVotes[0];
       refused(twice, /key id k1 appears twice/);
