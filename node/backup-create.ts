@@ -31,7 +31,8 @@ export interface CreateBackupOptions {
 }
 
 /** Reads and verifies the keystore and identity, and returns the backup file's bytes. */
-export async function createBackup(opts: CreateBackupOptions): Promise<{ bytes: Uint8Array; keyIds: string[]; peerId: string }> {
+/** `keyIds`: the keys whose shares it holds; `keyIdsWithoutShare`: the DKG results it holds without a share. */
+export async function createBackup(opts: CreateBackupOptions): Promise<{ bytes: Uint8Array; keyIds: string[]; keyIdsWithoutShare: string[]; peerId: string }> {
   const dir = resolve(opts.keystoreDir);
   const headerBytes = await readBounded(join(dir, HEADER_FILE_NAME), MAX_HEADER_BYTES, () => new TkmsError('keystore_corrupt', 'keystore header is not a regular file'));
   if (headerBytes === undefined) throw new TkmsError('bad_request', `no keystore in ${dir} (no ${HEADER_FILE_NAME}); nothing to back up`);
@@ -131,7 +132,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<{ bytes: 
       voteLocks: voteLocksToJson(voteLocks),
       dkgPublicResults: dkgPublicResultsToJson(dkgPublicResults),
     };
-    return { bytes: utf8ToBytes(`${JSON.stringify(doc, null, 2)}\n`), keyIds: [...new Set([...keys.map((k) => k.keyId), ...epochNames.map((n) => n.keyId)])].sort(), peerId: identity.peerId };
+    return { bytes: utf8ToBytes(`${JSON.stringify(doc, null, 2)}\n`), keyIds: [...new Set([...keys.map((k) => k.keyId), ...epochNames.map((n) => n.keyId)])].sort(), keyIdsWithoutShare: dkgPublicResults.map((r) => r.keyId), peerId: identity.peerId };
   } finally {
     wipe(masterKey);
   }

@@ -336,10 +336,11 @@ export const nodeBackup: CommandRun<NodeConfigOption & { out: string; json?: tru
     ...(memberId !== undefined ? { memberId } : {}),
   });
   await writeBackupFile(out, backup.bytes);
-  if (args.json) process.stdout.write(`${JSON.stringify({ file: out, peerId: backup.peerId, keys: backup.keyIds })}\n`);
+  if (args.json) process.stdout.write(`${JSON.stringify({ file: out, peerId: backup.peerId, keys: backup.keyIds, keysWithoutShare: backup.keyIdsWithoutShare })}\n`);
   else {
     process.stdout.write(
       `backup:    ${out} (mode 0600)\npeer id:   ${backup.peerId}\nkeys:      ${backup.keyIds.length === 0 ? 'none' : backup.keyIds.join(', ')}\n` +
+        (backup.keyIdsWithoutShare.length === 0 ? '' : `keys held without a share: ${backup.keyIdsWithoutShare.join(', ')}\n`) +
         'encrypted: under the keystore password; keep that password, separately from the file\n',
     );
   }

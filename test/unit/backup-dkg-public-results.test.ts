@@ -110,7 +110,9 @@ describe('keystore backups carry the DKG results held without a share (version 5
     await createIdentityFile(identityFile);
     await (await keystore(keystoreDir, PASSWORD)).save({ keyId: 'orders', share: randomScalar(), publicResult: { keyId: 'orders', note: 'test public result', t: 2, n: 3 } });
     await (await DkgStateFiles.open(dkgStateDir)).savePublicOnly(cold);
-    const { bytes } = await createBackup({ keystoreDir, dkgStateDir, password: PASSWORD, identityFile });
+    const { bytes, keyIds, keyIdsWithoutShare } = await createBackup({ keystoreDir, dkgStateDir, password: PASSWORD, identityFile });
+    assert.deepEqual(keyIds, ['orders']);
+    assert.deepEqual(keyIdsWithoutShare, [cold.keyId]);
     const backupFile = join(root, 'node.tkmsbak');
     await writeBackupFile(backupFile, bytes);
     source = { keystoreDir, dkgStateDir, backupFile, bytes };
