@@ -324,6 +324,7 @@ describe('operations: tkms node init/check/status/backup/restore on a running no
     const out = join(dir, 'backup/with-locks.tkmsbak');
     const backup = await captureCli(() => runTkmsCli(['node', 'backup', '--config', config, '--out', out, '--json']));
     assert.equal(backup.code, 0, backup.stderr);
+    assert.deepEqual((JSON.parse(backup.stdout) as { keysWithoutShare: string[] }).keysWithoutShare, ['elsewhere-key']);
     // The machine is lost: keystore, state and identity.
     for (const name of ['keystore', 'state', 'identity.json']) await rename(join(dir, 'node1', name), join(dir, 'node1', `${name}.lost`));
     const restored = await captureCli(() => runTkmsCli(['node', 'restore', '--config', config, '--in', out]));
