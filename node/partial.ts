@@ -228,8 +228,12 @@ export class PartialService {
 
   private async answer(request: PartialRequest): Promise<PartialReply> {
     const { delegation } = request;
+    // The share, the id and the epoch are read together, before any await: a commit while the checks
+    // below wait (RSA key, on-chain grant, spent id) must not name the new epoch on a partial made
+    // with the old share (test/integration/reshare-scenarios.md, "A partial named the new epoch").
     const held = this.shares.get(delegation.keyId);
     const selfId = this.shares.selfId;
+    const epoch = this.shares.epoch;
     if (held === undefined || selfId === undefined) {
       if (this.shares.isRetired(delegation.keyId)) {
         throw new TkmsError('stale_epoch', `this node no longer serves key ${delegation.keyId}: the committee it served moved to epoch ${this.shares.epoch}; ask the members of that epoch`);
@@ -276,7 +280,6 @@ export class PartialService {
       'partial issued',
     );
     // Epoch 0 stays absent, as before epochs existed; later the client checks against that epoch's Y_i.
-    const epoch = this.shares.epoch;
     return { ok: true, nodeId: selfId, wrapped, proof: encodeDleqProof(proof), ...(epoch > 0 ? { epoch } : {}) };
   }
 }

@@ -40,6 +40,9 @@ describe('node reshare: serving an epoch', function () {
   let rsaSpki: Uint8Array;
   let epoch1: KeyEpochData;
   let newShares: Map<number, bigint>;
+  /** A refresh of epoch 1: the same key, other shares. */
+  let epoch2: KeyEpochData;
+  let refreshedShares: Map<number, bigint>;
   const dirs: string[] = [];
   const closers: (() => Promise<void>)[] = [];
 
@@ -59,6 +62,9 @@ describe('node reshare: serving an epoch', function () {
       groupPublicKey: curveBackend().multiplyBaseSecret(secret),
       verificationShares: new Map(split.map((s) => [s.id, curveBackend().multiplyBaseSecret(s.value)])),
     };
+    const refreshed = splitSecret(secret, 3, 4);
+    refreshedShares = new Map(refreshed.map((s) => [s.id, s.value]));
+    epoch2 = { ...epoch1, epoch: 2, verificationShares: new Map(refreshed.map((s) => [s.id, curveBackend().multiplyBaseSecret(s.value)])) };
   });
 
   after(async () => {
@@ -91,6 +97,20 @@ describe('node reshare: serving an epoch', function () {
     assert.ok(reply.ok, JSON.stringify(reply));
     assert.equal(reply.ok && reply.nodeId, 2);
     assert.equal(reply.ok && reply.epoch, 1);
+  });
+
+  it('a commit while a request is being checked does not mix epochs: the reply names the epoch of the share it used', async () => {
+    const shares = new ShareBook(2);
+    shares.serveEpoch(2, 1, [{ keyId: KEY_ID, share: newShares.get(2)!, data: epoch1 }]);
+    const svc = await service(shares);
+    // The share is taken as the request arrives; the commit lands while the checks await (RSA key, spent id).
+    const pending = svc.answerFrame(request());
+    shares.serveEpoch(2, 2, [{ keyId: KEY_ID, share: refreshedShares.get(2)!, data: epoch2 }]);
+    const reply = decodePartialReply(await pending);
+    assert.ok(reply.ok, JSON.stringify(reply));
+    assert.equal(reply.ok && reply.epoch, 1, 'computed with the epoch-1 share, so named epoch 1');
+    const next = decodePartialReply(await svc.answerFrame(request()));
+    assert.equal(next.ok && next.epoch, 2);
   });
 
   it('a member that left answers stale_epoch naming the epoch reached; only keys it served count as moved away', async () => {
