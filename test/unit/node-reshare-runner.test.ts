@@ -252,11 +252,12 @@ describe('node reshare runner (in-process, real engine, memory store)', function
       const frame = decodeCeremonyFrame(f);
       return frame.type === 'refresh' ? 'refresh' : ceremonyMessageKind(frame.payload)?.kind;
     };
-    const vote = frames.find((f) => f.from === 2 && f.to === 1 && kindOfFrame(f.frame) === 'vote')!;
-    assert.ok(vote, 'member 2 sent member 1 its vote');
+    // An echo goes to every member (a vote only to the proposal's author).
+    const echo = frames.find((f) => f.from === 2 && f.to === 1 && kindOfFrame(f.frame) === 'echo')!;
+    assert.ok(echo, 'member 2 sent member 1 its echo');
     const certificatesTo2 = () => frames.filter((f) => f.from === 1 && f.to === 2 && kindOfFrame(f.frame) === 'certificate').length;
     const before = certificatesTo2();
-    assert.deepEqual(decodeCeremonyReply(await runners.get(1)!.answerFrame(identities[2]!.peerId, vote.frame)), { ok: true });
+    assert.deepEqual(decodeCeremonyReply(await runners.get(1)!.answerFrame(identities[2]!.peerId, echo.frame)), { ok: true });
     await waitFor('member 1 answered the laggard', () => (certificatesTo2() > before ? true : undefined), { timeoutMs: 5_000, intervalMs: 5 });
     for (const x of runners.values()) x.stop();
   });
