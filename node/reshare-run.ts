@@ -1,0 +1,207 @@
+import { committeeFileDigest, type Committee, type CommitteeMember } from '../core/committee.ts';
+import { decodeHex, encodeHex, equalBytes } from '../core/index.ts';
+import { attemptAt } from '../core/ceremony/deadlines.ts';
+import { isRefresh, reshareProposalToJson } from '../core/ceremony/proposal.ts';
+import type { ReshareCeremonyApi, ReshareProposal } from '../core/ceremony/types.ts';
+import type { Logger } from 'pino';
+import { countFramesSent, DeliveryQueues, type FrameReply } from './ceremony-delivery.ts';
+import { answersLaggard, CeremonyDriver, certificateMessage } from './ceremony-driver.ts';
+import { CeremonyTimeline } from './ceremony-timeline.ts';
+import type { ReshareStatus } from './epoch-types.ts';
+import type { NodeMetrics } from './metrics.ts';
+import { encodeCeremonyFrame } from './reshare-wire.ts';
+
+/** One approved proposal's ceremony as this node runs it, from the approval to the commit (or failure). */
+export interface ReshareRun {
+  proposalId: string;
+  proposal: ReshareProposal;
+  kind: 'reshare' | 'refresh';
+  status: ReshareStatus['status'];
+  ceremony: ReshareCeremonyApi | undefined;
+  startedAt: number | undefined;
+  /** The time handed to the engine's start(): its deadlines (and attempts) count from it. */
+  ceremonyStartedAt: number | undefined;
+  finishedAt: number | undefined;
+  failureReason: string | undefined;
+  /** Engine calls, vote persistence and sends in order (a vote is on disk before anything after it is sent), the tick and retransmit timers. */
+  driver: CeremonyDriver<CommitteeMember>;
+  /** Peer id → when it was last sent the certificate after this ceremony finished (answerLaggard). */
+  laggardsAnswered: Map<string, number>;
+  /** Per-participant FIFOs and what each acknowledged (retransmits skip it). */
+  delivery: DeliveryQueues<CommitteeMember>;
+  /** A refresh's `refresh` frame, sent again with every retransmit: a member that was still committing the epoch before refused it the first time. */
+  announce: Uint8Array | undefined;
+  /** Set once the outcome is being committed (a joiner may wait for beforeJoining first). */
+  committing: boolean;
+  /** Why a joiner does not serve the new epoch yet (beforeJoining failed; retried), shown in the status. */
+  waiting: string | undefined;
+  /** When each step happened since the approval, logged (debug) when the ceremony finishes. */
+  timeline: CeremonyTimeline;
+}
+
+/** What a run is wired to: the transport, the vote's write, the runner's next move after each engine call. */
+export interface ReshareRunWiring {
+  /** One frame to a participant and its reply. */
+  send: (to: CommitteeMember, frame: Uint8Array) => Promise<FrameReply>;
+  /** The participants but this node. */
+  others: () => CommitteeMember[];
+  /** Writes this node's vote durably (the driver sends nothing after it before this resolves). */
+  persistVote: (vote: Uint8Array) => Promise<void>;
+  afterStep: (run: ReshareRun) => void | Promise<void>;
+  isStopped: () => boolean;
+  log: Logger;
+  metrics: NodeMetrics;
+  now: () => number;
+}
+
+/** A run just approved: its delivery queues and its driver (engine calls, the vote on disk before anything after it is sent). */
+export function newReshareRun(proposalId: string, proposal: ReshareProposal, wiring: ReshareRunWiring): ReshareRun {
+  const { now } = wiring;
+  const delivery = new DeliveryQueues<CommitteeMember>({
+    send: wiring.send,
+    keyOf: (m) => encodeHex(m.publicKey),
+    nameOf: (m) => m.id,
+    isStopped: wiring.isStopped,
+    log: wiring.log,
+    onAttempt: countFramesSent(wiring.metrics.ceremonyFramesSent, 'reshare'),
+    logFields: { proposalId },
+  });
+  const run: ReshareRun = {
+    proposalId,
+    proposal,
+    kind: isRefresh(proposal) ? 'refresh' : 'reshare',
+    status: 'approved',
+    ceremony: undefined,
+    startedAt: undefined,
+    ceremonyStartedAt: undefined,
+    finishedAt: undefined,
+    failureReason: undefined,
+    laggardsAnswered: new Map(),
+    delivery,
+    driver: new CeremonyDriver<CommitteeMember>({
+      delivery,
+      others: wiring.others,
+      publicKeyOf: (m) => m.publicKey,
+      frameOf: (payload) => encodeCeremonyFrame({ type: 'payload', proposalId: decodeHex(proposalId), payload }),
+      persistVote: async (vote) => {
+        await wiring.persistVote(vote);
+        run.timeline.mark('voteOnDisk', now());
+      },
+      onEngineCall: (engineMs, outbound) => {
+        run.timeline.engine(engineMs);
+        if (run.ceremony !== undefined) run.timeline.mark(`phase:${run.ceremony.phase}`, now());
+        for (const o of outbound) run.timeline.sent(o.payload, now());
+      },
+      afterStep: () => wiring.afterStep(run),
+      isActive: () => run.status !== 'cancelled' && !wiring.isStopped(),
+    }),
+    announce: isRefresh(proposal) ? refreshFrame(proposalId, proposal) : undefined,
+    committing: false,
+    waiting: undefined,
+    timeline: new CeremonyTimeline(now()),
+  };
+  return run;
+}
+
+/** A finished ceremony keeps answering and re-sending its certificate this many phases, so slower members finish too. */
+const LINGER_PHASES = 10;
+
+/** Whether a finished run has lingered long enough: it stops re-sending and its participants are no longer admitted for it. */
+export function lingerOver(run: ReshareRun, nowMs: number, phaseMs: number): boolean {
+  return run.finishedAt !== undefined && nowMs - run.finishedAt > LINGER_PHASES * phaseMs;
+}
+
+/** Ends a run that is approved or running (anything else is final): its status, timers, metrics and log. */
+export function finishRun(run: ReshareRun, status: 'done' | 'failed', reason: string | undefined, context: { metrics: NodeMetrics; log: Logger; nowMs: number; epoch: () => number }): void {
+  const { metrics, log } = context;
+  if (run.status !== 'running' && run.status !== 'approved') return;
+  run.driver.stopTick();
+  run.status = status;
+  run.finishedAt = context.nowMs;
+  run.failureReason = reason;
+  // The retransmit timer lingers on a finished ceremony, so members still missing the certificate get it.
+  if (status === 'failed') run.driver.stopRetransmits();
+  const seconds = run.startedAt === undefined ? 0 : (run.finishedAt - run.startedAt) / 1000;
+  metrics.reshareCeremonies.inc({ kind: run.kind, outcome: status });
+  metrics.reshareDurationSeconds.observe({ kind: run.kind, outcome: status }, seconds);
+  const fields = { proposalId: run.proposalId, kind: run.kind, seconds, disqualified: run.ceremony?.disqualified() };
+  log.debug({ proposalId: run.proposalId, startedAt: run.startedAt, ...run.timeline.summary() }, 'ceremony timeline (ms after the approval)');
+  if (status === 'done') log.info({ ...fields, epoch: context.epoch() }, 'ceremony committed; serving the new epoch');
+  else log.error({ ...fields, reason }, 'ceremony failed; the committee keeps serving its epoch');
+}
+
+/** The certificate again to a participant that may lack it (answersLaggard), at most once per phase per peer, for as long as this process runs. */
+export function answerLaggard(run: ReshareRun, ceremony: ReshareCeremonyApi, member: CommitteeMember, repeat: boolean, nowMs: number, phaseMs: number): void {
+  const certificate = certificateMessage(ceremony.retransmit());
+  if (certificate === undefined) return;
+  if (!answersLaggard({ repeat, lacksCertificate: ceremony.lacksCertificate(member.publicKey), finishedAt: run.finishedAt, nowMs, phaseMs })) return;
+  const last = run.laggardsAnswered.get(member.peerId);
+  if (last !== undefined && nowMs - last < phaseMs) return;
+  run.laggardsAnswered.set(member.peerId, nowMs);
+  const frame = encodeCeremonyFrame({ type: 'payload', proposalId: decodeHex(run.proposalId), payload: certificate.payload });
+  run.delivery.enqueue(member, frame, { mustQueue: false, payload: certificate.payload });
+}
+
+/** What GET /admin/reshare reports of a run at `nowMs`. */
+export function runStatus(run: ReshareRun, phaseMs: number, nowMs: number): ReshareStatus {
+  const c = run.ceremony;
+  const running = run.status === 'running' && run.ceremonyStartedAt !== undefined;
+  return {
+    proposalId: run.proposalId,
+    kind: run.kind,
+    fromEpoch: run.proposal.from.epoch,
+    toEpoch: run.proposal.to.epoch,
+    status: run.status,
+    phase: run.waiting !== undefined && run.status === 'running' ? 'syncing_revocations' : (c?.phase ?? (run.status === 'approved' || run.status === 'running' ? 'preparing' : run.status)),
+    attempt: running ? attemptAt(run.ceremonyStartedAt!, phaseMs, nowMs) : 0,
+    startedAt: run.startedAt === undefined ? null : new Date(run.startedAt).toISOString(),
+    durationMs: run.startedAt === undefined || run.finishedAt === undefined ? null : run.finishedAt - run.startedAt,
+    failureReason: run.failureReason ?? run.waiting ?? null,
+    disqualified: c?.disqualified() ?? {},
+  };
+}
+
+/** A refresh's announcement: the proposal whole, so a member that has not approved it can check and take part. */
+export function refreshFrame(proposalId: string, proposal: ReshareProposal): Uint8Array {
+  return encodeCeremonyFrame({ type: 'refresh', proposalId: decodeHex(proposalId), payload: new TextEncoder().encode(JSON.stringify(reshareProposalToJson(proposal))) });
+}
+
+export function equalCommittee(a: Committee, b: Committee): boolean {
+  return equalBytes(committeeFileDigest(a), committeeFileDigest(b));
+}
+
+/**
+ * The participants of proposals (members of both committees, once each), computed once per
+ * proposal: every step and delivery asks.
+ */
+export class ProposalParticipants {
+  private readonly byProposal = new WeakMap<ReshareProposal, CommitteeMember[]>();
+
+  constructor(private readonly selfKey: Uint8Array) {}
+
+  of(p: ReshareProposal): CommitteeMember[] {
+    const known = this.byProposal.get(p);
+    if (known !== undefined) return known;
+    const byKey = new Map<string, CommitteeMember>();
+    for (const m of [...p.from.members, ...p.to.members]) if (!byKey.has(encodeHex(m.publicKey))) byKey.set(encodeHex(m.publicKey), m);
+    const members = [...byKey.values()];
+    this.byProposal.set(p, members);
+    return members;
+  }
+
+  isSelf(m: { publicKey: Uint8Array }): boolean {
+    return equalBytes(m.publicKey, this.selfKey);
+  }
+
+  /** The participants of these proposals, once each by key. */
+  across(proposals: readonly ReshareProposal[]): CommitteeMember[] {
+    const byKey = new Map<string, CommitteeMember>();
+    for (const p of proposals) for (const m of this.of(p)) byKey.set(encodeHex(m.publicKey), m);
+    return [...byKey.values()];
+  }
+
+  /** Whether this node leaves or stays: it is a member of the committee `p` leaves. */
+  inFrom(p: ReshareProposal): boolean {
+    return p.from.members.some((m) => this.isSelf(m));
+  }
+}
