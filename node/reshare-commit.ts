@@ -42,8 +42,8 @@ export class HandoverCommits {
     this.lastCommitAt = o.committedAt;
   }
 
-  /** Whether the run committed (false: it stopped meanwhile, or the node did); throws when the certificate cannot be committed. */
-  async commit(run: ReshareRun, outcome: ReshareOutcome): Promise<boolean> {
+  /** Commits the run's outcome and calls `committed` once the new epoch is served (not when the run or the node stopped meanwhile); throws when it cannot commit. */
+  async commit(run: ReshareRun, outcome: ReshareOutcome, committed: () => void): Promise<void> {
     const from = run.proposal.from;
     const fromKeys = new Map(this.o.keys.leaving(run.proposal).map((k) => [k.keyId, k]));
     const verified = verifyHandover(outcome.certificate, from, fromKeys.size > 0 ? fromKeys : undefined, libp2pCommitteeDecoders);
@@ -51,14 +51,14 @@ export class HandoverCommits {
     if (outcome.newShares !== undefined) await this.o.store.savePending(run.proposalId, outcome.newShares, verified.keys);
     run.timeline.mark('sharesOnDisk', this.o.now());
     if (!this.o.participants.inFrom(run.proposal)) await this.untilJoinable(run);
-    if (this.o.isStopped() || run.status !== 'running') return false;
+    if (this.o.isStopped() || run.status !== 'running') return;
     await this.o.store.commit(verified, run.proposalId);
     this.lastCommitAt = this.o.now();
     run.timeline.mark('committed', this.lastCommitAt);
     this.o.onCommitted(this.o.store.served(), this.o.store.shares());
     run.timeline.mark('serving', this.o.now());
     this.o.metrics.committeeEpoch.set(this.o.store.served().committee.epoch);
-    return true;
+    committed();
   }
 
   /** Retries beforeJoining until it succeeds (the new epoch is not served before) or the node stops. */

@@ -98,7 +98,7 @@ export class ReshareRunner {
     this.now = o.now ?? Date.now;
     this.refreshRate = RefreshRate.forCommittee(o.store.served().committee, o.minRefreshSpacingSeconds);
     this.members = new ProposalParticipants(o.identity.publicKey);
-    this.keys = new ServedKeyData({ store: o.store, ...(o.epochKeys === undefined ? {} : { epochKeys: o.epochKeys }), fetchKeys: o.fetchKeys, participants: this.members });
+    this.keys = new ServedKeyData({ store: o.store, ...(o.epochKeys === undefined ? {} : { epochKeys: o.epochKeys }), participants: this.members });
     this.commits = new HandoverCommits({
       store: o.store,
       log: o.log,
@@ -355,7 +355,7 @@ export class ReshareRunner {
 
   private async begin(run: ReshareRun): Promise<void> {
     const { proposal, proposalId } = run;
-    const { keys, oldShares } = await this.keys.inputs(proposal);
+    const { keys, oldShares } = this.keys.atFrom(proposal) ?? { keys: await this.o.fetchKeys(proposal), oldShares: undefined };
     if (run.status !== 'running' || this.stopped) return;
     const params: ReshareParams = {
       proposal,
@@ -442,7 +442,7 @@ export class ReshareRunner {
       return;
     }
     try {
-      if (await this.commits.commit(run, outcome)) this.finish(run, 'done', undefined);
+      await this.commits.commit(run, outcome, () => this.finish(run, 'done', undefined));
     } catch (e) {
       this.finish(run, 'failed', `the certificate could not be committed: ${errorText(e)}`);
     }

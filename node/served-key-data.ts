@@ -8,15 +8,13 @@ export interface ServedKeyDataOptions {
   store: EpochStore;
   /** Public data of every key at the served epoch, also those this node holds no share of (ReshareRunnerOptions.epochKeys). */
   epochKeys?: () => KeyEpochData[];
-  /** The keys' public data at from.epoch when this node holds none of them (it joins): asked of `from`'s members. */
-  fetchKeys: (proposal: ReshareProposal) => Promise<KeyEpochData[]>;
   participants: ProposalParticipants;
 }
 
 /**
  * The key data a reshare or refresh of this node works with: the served epoch's keys, what it
- * brings to a ceremony (the keys' public data at from.epoch, and its old shares when it deals),
- * and what a leaving member checks the certificate against.
+ * brings to a ceremony when it serves `from` (the keys' public data at from.epoch, and its old
+ * shares when it deals), and what a leaving member checks the certificate against.
  */
 export class ServedKeyData {
   constructor(private readonly o: ServedKeyDataOptions) {}
@@ -26,10 +24,13 @@ export class ServedKeyData {
     return this.o.epochKeys?.() ?? this.o.store.shares().map((s) => s.data);
   }
 
-  /** The keys' public data at from.epoch and, when this node deals, its old share of each. */
-  async inputs(proposal: ReshareProposal): Promise<{ keys: KeyEpochData[]; oldShares: Map<string, bigint> | undefined }> {
+  /**
+   * The keys' public data at from.epoch and, when this node deals, its old share of each, when this
+   * node serves `from`; undefined when it does not (it joins): then it asks `from`'s members.
+   */
+  atFrom(proposal: ReshareProposal): { keys: KeyEpochData[]; oldShares: Map<string, bigint> | undefined } | undefined {
     const served = this.o.store.served().committee;
-    if (!this.o.participants.inFrom(proposal) || !equalCommittee(served, proposal.from)) return { keys: await this.o.fetchKeys(proposal), oldShares: undefined };
+    if (!this.o.participants.inFrom(proposal) || !equalCommittee(served, proposal.from)) return undefined;
     const known = new Map(this.served().map((k) => [k.keyId, k]));
     const keys = proposal.keyIds.map((id) => {
       const k = known.get(id);
