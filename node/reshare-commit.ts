@@ -6,7 +6,8 @@ import { errorText } from '../net/p2p.ts';
 import type { EpochShare, EpochStore, ServedEpoch } from './epoch-types.ts';
 import type { NodeMetrics } from './metrics.ts';
 import type { ServedKeyData } from './served-key-data.ts';
-import type { ProposalParticipants, ReshareRun } from './reshare-run.ts';
+import type { ProposalParticipants } from './proposal-participants.ts';
+import type { ReshareRun } from './reshare-run.ts';
 
 /** Retries of beforeJoining: every this many ms (at least), until it succeeds or the node stops. */
 const JOIN_RETRY_MIN_MS = 500;

@@ -24,7 +24,8 @@ import { decodeCeremonyFrame, decodeCeremonyReply, encodeCeremonyReply, type Cer
 import { pastFinalDeadline } from './ceremony-driver.ts';
 import { HandoverCommits } from './reshare-commit.ts';
 import { ServedKeyData } from './served-key-data.ts';
-import { answerLaggard, equalCommittee, finishRun, lingerOver, newReshareRun, ProposalParticipants, runStatus, type ReshareRun } from './reshare-run.ts';
+import { ProposalParticipants } from './proposal-participants.ts';
+import { answerLaggard, equalCommittee, finishRun, lingerOver, newReshareRun, runStatus, type ReshareRun } from './reshare-run.ts';
 
 /** How the node builds the engine (core/ceremony ReshareCeremony). */
 export type CeremonyFactory = (params: ReshareParams, identity: CeremonyIdentity, options: { timing: CeremonyTiming; faults?: CeremonyFaults }) => ReshareCeremonyApi;

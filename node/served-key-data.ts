@@ -2,7 +2,8 @@ import { TkmsError } from '../core/index.ts';
 import type { KeyEpochData } from '../core/ceremony/handover.ts';
 import type { ReshareProposal } from '../core/ceremony/types.ts';
 import type { EpochStore } from './epoch-types.ts';
-import { equalCommittee, type ProposalParticipants } from './reshare-run.ts';
+import type { ProposalParticipants } from './proposal-participants.ts';
+import { equalCommittee } from './reshare-run.ts';
 
 export interface ServedKeyDataOptions {
   store: EpochStore;
