@@ -2,14 +2,13 @@ import type { ErrorCode } from '../core/index.ts';
 import type { DkgPublicResult } from '../core/dkg/index.ts';
 import type { CeremonyPhase } from '../core/ceremony/types.ts';
 import type { DkgCeremonyApi } from '../core/ceremony/dkg-types.ts';
-import type { Logger } from 'pino';
 import type { Committee, CommitteeMember } from '../net/committee.ts';
 import { encodeHex } from '../core/index.ts';
-import { CeremonyDriver } from './ceremony-driver.ts';
-import { countFramesSent, DeliveryQueues, type FrameReply } from './ceremony-delivery.ts';
+import type { CeremonyDriver } from './ceremony-driver.ts';
+import type { DeliveryQueues } from './ceremony-delivery.ts';
 import { CeremonyTimeline } from './ceremony-timeline.ts';
+import { wireCeremony, type CeremonyWiring } from './ceremony-wiring.ts';
 import { encodeDkgFrame, type DkgProposal } from './dkg-wire.ts';
-import type { NodeMetrics } from './metrics.ts';
 
 export type DkgStatusName = 'running' | 'done' | 'aborted';
 
@@ -63,38 +62,26 @@ export interface DkgSession {
   timeline: CeremonyTimeline;
 }
 
-/** What a session is wired to: the transport, the vote's write, the runner's next move after each engine call. */
-export interface DkgSessionWiring {
-  /** One frame to a member and its reply. */
-  send: (to: CommitteeMember, frame: Uint8Array) => Promise<FrameReply>;
-  /** Writes this node's vote durably (the driver sends nothing after it before this resolves). */
-  persistVote: (vote: Uint8Array) => Promise<void>;
-  afterStep: (s: DkgSession) => void;
-  isStopped: () => boolean;
-  log: Logger;
-  metrics: NodeMetrics;
-  now: () => number;
-}
-
 /** The members of a session's committee but this node. */
 export function othersOf(s: DkgSession): CommitteeMember[] {
   return s.committee.members.filter((m) => m.id !== s.selfId);
 }
 
 /** A session just accepted (or proposed) here: its delivery queues and its driver around the engine. */
-export function newDkgSession(p: DkgProposal, committee: Committee, selfId: number, ceremony: DkgCeremonyApi, wiring: DkgSessionWiring): DkgSession {
-  const { now } = wiring;
+export function newDkgSession(p: DkgProposal, committee: Committee, selfId: number, ceremony: DkgCeremonyApi, wiring: CeremonyWiring & { afterStep: (s: DkgSession) => void }): DkgSession {
   const sid = encodeHex(p.sessionId);
-  const delivery = new DeliveryQueues<CommitteeMember>({
-    send: wiring.send,
+  const { delivery, driver } = wireCeremony(wiring, {
+    family: 'dkg',
     keyOf: (m) => String(m.id),
-    nameOf: (m) => m.id,
-    isStopped: wiring.isStopped,
-    log: wiring.log,
-    onAttempt: countFramesSent(wiring.metrics.ceremonyFramesSent, 'dkg'),
     logFields: { keyId: p.keyId, sessionId: sid },
+    others: () => othersOf(s),
+    frameOf: (payload) => encodeDkgFrame({ type: 'payload', keyId: p.keyId, sessionId: p.sessionId, payload }),
+    timeline: () => s.timeline,
+    phase: () => s.ceremony.phase,
+    afterStep: () => wiring.afterStep(s),
+    isActive: () => !wiring.isStopped(),
   });
-  const startedAt = now();
+  const startedAt = wiring.now();
   const s: DkgSession = {
     keyId: p.keyId,
     sessionId: p.sessionId,
@@ -104,23 +91,7 @@ export function newDkgSession(p: DkgProposal, committee: Committee, selfId: numb
     selfId,
     ceremony,
     delivery,
-    driver: new CeremonyDriver<CommitteeMember>({
-      delivery,
-      others: () => othersOf(s),
-      publicKeyOf: (m) => m.publicKey,
-      frameOf: (payload) => encodeDkgFrame({ type: 'payload', keyId: p.keyId, sessionId: p.sessionId, payload }),
-      persistVote: async (vote) => {
-        await wiring.persistVote(vote);
-        s.timeline.mark('voteOnDisk', now());
-      },
-      onEngineCall: (engineMs, outbound) => {
-        s.timeline.engine(engineMs);
-        s.timeline.mark(`phase:${s.ceremony.phase}`, now());
-        for (const o of outbound) s.timeline.sent(o.payload, now());
-      },
-      afterStep: () => wiring.afterStep(s),
-      isActive: () => !wiring.isStopped(),
-    }),
+    driver,
     status: 'running',
     phase: ceremony.phase,
     phaseStartedAt: startedAt,

@@ -4,9 +4,10 @@ import { attemptAt } from '../core/ceremony/deadlines.ts';
 import { isRefresh, reshareProposalToJson } from '../core/ceremony/proposal.ts';
 import type { ReshareCeremonyApi, ReshareProposal } from '../core/ceremony/types.ts';
 import type { Logger } from 'pino';
-import { countFramesSent, DeliveryQueues, type FrameReply } from './ceremony-delivery.ts';
-import { answersLaggard, CeremonyDriver, certificateMessage } from './ceremony-driver.ts';
+import type { DeliveryQueues } from './ceremony-delivery.ts';
+import { answersLaggard, certificateMessage, type CeremonyDriver } from './ceremony-driver.ts';
 import { CeremonyTimeline } from './ceremony-timeline.ts';
+import { wireCeremony, type CeremonyWiring } from './ceremony-wiring.ts';
 import type { ReshareStatus } from './epoch-types.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { encodeCeremonyFrame } from './reshare-wire.ts';
@@ -39,32 +40,18 @@ export interface ReshareRun {
   timeline: CeremonyTimeline;
 }
 
-/** What a run is wired to: the transport, the vote's write, the runner's next move after each engine call. */
-export interface ReshareRunWiring {
-  /** One frame to a participant and its reply. */
-  send: (to: CommitteeMember, frame: Uint8Array) => Promise<FrameReply>;
-  /** The participants but this node. */
-  others: () => CommitteeMember[];
-  /** Writes this node's vote durably (the driver sends nothing after it before this resolves). */
-  persistVote: (vote: Uint8Array) => Promise<void>;
-  afterStep: (run: ReshareRun) => void | Promise<void>;
-  isStopped: () => boolean;
-  log: Logger;
-  metrics: NodeMetrics;
-  now: () => number;
-}
-
 /** A run just approved: its delivery queues and its driver (engine calls, the vote on disk before anything after it is sent). */
-export function newReshareRun(proposalId: string, proposal: ReshareProposal, wiring: ReshareRunWiring): ReshareRun {
-  const { now } = wiring;
-  const delivery = new DeliveryQueues<CommitteeMember>({
-    send: wiring.send,
+export function newReshareRun(proposalId: string, proposal: ReshareProposal, wiring: CeremonyWiring & { others: () => CommitteeMember[]; afterStep: (run: ReshareRun) => void | Promise<void> }): ReshareRun {
+  const { delivery, driver } = wireCeremony(wiring, {
+    family: 'reshare',
     keyOf: (m) => encodeHex(m.publicKey),
-    nameOf: (m) => m.id,
-    isStopped: wiring.isStopped,
-    log: wiring.log,
-    onAttempt: countFramesSent(wiring.metrics.ceremonyFramesSent, 'reshare'),
     logFields: { proposalId },
+    others: wiring.others,
+    frameOf: (payload) => encodeCeremonyFrame({ type: 'payload', proposalId: decodeHex(proposalId), payload }),
+    timeline: () => run.timeline,
+    phase: () => run.ceremony?.phase,
+    afterStep: () => wiring.afterStep(run),
+    isActive: () => run.status !== 'cancelled' && !wiring.isStopped(),
   });
   const run: ReshareRun = {
     proposalId,
@@ -78,27 +65,11 @@ export function newReshareRun(proposalId: string, proposal: ReshareProposal, wir
     failureReason: undefined,
     laggardsAnswered: new Map(),
     delivery,
-    driver: new CeremonyDriver<CommitteeMember>({
-      delivery,
-      others: wiring.others,
-      publicKeyOf: (m) => m.publicKey,
-      frameOf: (payload) => encodeCeremonyFrame({ type: 'payload', proposalId: decodeHex(proposalId), payload }),
-      persistVote: async (vote) => {
-        await wiring.persistVote(vote);
-        run.timeline.mark('voteOnDisk', now());
-      },
-      onEngineCall: (engineMs, outbound) => {
-        run.timeline.engine(engineMs);
-        if (run.ceremony !== undefined) run.timeline.mark(`phase:${run.ceremony.phase}`, now());
-        for (const o of outbound) run.timeline.sent(o.payload, now());
-      },
-      afterStep: () => wiring.afterStep(run),
-      isActive: () => run.status !== 'cancelled' && !wiring.isStopped(),
-    }),
+    driver,
     announce: isRefresh(proposal) ? refreshFrame(proposalId, proposal) : undefined,
     committing: false,
     waiting: undefined,
-    timeline: new CeremonyTimeline(now()),
+    timeline: new CeremonyTimeline(wiring.now()),
   };
   return run;
 }
