@@ -1,21 +1,26 @@
 import type { Logger } from 'pino';
-import { assertKeyId, decodeHex, encodeHex, isTkmsError, randomBytes, TkmsError, type ErrorCode } from '../core/index.ts';
-import { confirmMessage, dkgPublicResultDigest, verifyDkgPublicResult, verifyMemberSignature, type DkgPublicResult, type ExpectedCommittee } from '../core/dkg/index.ts';
-import type { CeremonyIdentity, CeremonyPhase, CeremonyTiming } from '../core/ceremony/types.ts';
+import { assertKeyId, encodeHex, isTkmsError, randomBytes, TkmsError } from '../core/index.ts';
+import { verifyDkgPublicResult, type DkgPublicResult, type ExpectedCommittee } from '../core/dkg/index.ts';
+import { expectedCommittee } from '../core/committee.ts';
+import type { CeremonyIdentity, CeremonyTiming } from '../core/ceremony/types.ts';
 import type { DkgCeremonyApi, DkgCeremonyFaults, DkgCeremonyParams } from '../core/ceremony/dkg-types.ts';
-import type { Committee, CommitteeMember } from '../net/committee.ts';
+import type { Committee } from '../net/committee.ts';
 import { errorText } from '../net/p2p.ts';
-import { decodeDkgFrame, encodeDkgFrame, sessionKey, SESSION_ID_LENGTH, type DkgFrame, type DkgProposal, type DkgResultFrame } from './dkg-wire.ts';
+import { decodeDkgFrame, encodeDkgFrame, sessionKey, SESSION_ID_LENGTH, type DkgFrame, type DkgProposal } from './dkg-wire.ts';
 import { decodeCeremonyReply, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
-import { answersLaggard, CeremonyDriver, certificateMessage, pastFinalDeadline } from './ceremony-driver.ts';
-import { countFramesSent, DeliveryQueues, type FrameReply } from './ceremony-delivery.ts';
+import { answersLaggard, certificateMessage, pastFinalDeadline } from './ceremony-driver.ts';
+import type { FrameReply } from './ceremony-delivery.ts';
 import { PreApprovalInbox } from './reshare-inbox.ts';
 import { DkgStateFiles } from './dkg-state.ts';
 import { DkgWithdrawals } from './dkg-withdrawals.ts';
 import type { Keystore } from './keystore.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { EarlyReplies } from './early-replies.ts';
-import { CeremonyTimeline } from './ceremony-timeline.ts';
+import { HeldDkgKeys, publicResultToJson } from './dkg-held-keys.ts';
+import { heldKeyStatus, newDkgSession, othersOf, sessionStatus, type DkgSession, type DkgStatus } from './dkg-session.ts';
+
+export { publicResultToJson } from './dkg-held-keys.ts';
+export type { DkgStatus, DkgStatusName } from './dkg-session.ts';
 
 /** How the node builds the engine (core/ceremony DkgCeremony). */
 export type DkgCeremonyFactory = (params: DkgCeremonyParams, identity: CeremonyIdentity, options: { timing: CeremonyTiming; faults?: DkgCeremonyFaults }) => DkgCeremonyApi;
@@ -57,87 +62,29 @@ export interface DkgRunnerOptions {
   now?: () => number;
 }
 
-export type DkgStatusName = 'running' | 'done' | 'aborted';
-
-/** What the admin endpoint reports about a key id's DKG. */
-export interface DkgStatus {
-  keyId: string;
-  sessionId: string;
-  /** Unknown (null) for keys loaded from disk at start. */
-  proposer: number | null;
-  status: DkgStatusName;
-  phase: CeremonyPhase;
-  startedAt: string | null;
-  durationMs: number | undefined;
-  abortReason: string | undefined;
-  /** Set when the DKG or the held key failed for a reason clients switch on (dkg_conflict). */
-  errorCode: ErrorCode | undefined;
-  /** Whether this node holds a share of the key (false: it missed the hello or a sub-share; it serves no partials for the key). */
-  share: boolean | undefined;
-  disqualified: Record<string, string>;
-  refusals: Record<string, string>;
-  result: DkgPublicResult | undefined;
-}
-
-interface Session {
-  keyId: string;
-  sessionId: Uint8Array;
-  sid: string;
-  proposer: number;
-  committee: Committee;
-  selfId: number;
-  ceremony: DkgCeremonyApi;
-  driver: CeremonyDriver<CommitteeMember>;
-  delivery: DeliveryQueues<CommitteeMember>;
-  status: DkgStatusName;
-  phase: CeremonyPhase;
-  phaseStartedAt: number;
-  startedAt: number;
-  finishedAt: number | undefined;
-  abortReason: string | undefined;
-  errorCode: ErrorCode | undefined;
-  refusals: Map<number, string>;
-  result: DkgPublicResult | undefined;
-  share: boolean | undefined;
-  /** The proposer's proposal frame, sent again with its retransmits until the session finished: a member that restarted rejoins. */
-  announce: Uint8Array | undefined;
-  committing: boolean;
-  /** Member id → when it was last sent the certificate after this session finished here. */
-  laggardsAnswered: Map<number, number>;
-  /** When each step happened here (node/ceremony-timeline.ts), logged at debug when the session finishes. */
-  timeline: CeremonyTimeline;
-}
-
 /** Sessions running at once; a proposal past it is refused (unavailable), so peers cannot make a member run unbounded ceremonies. */
 export const MAX_RUNNING_SESSIONS = 8;
 /** A finished session keeps answering and re-sending its certificate this many phases, so slower members finish too. */
 const LINGER_PHASES = 10;
-/** Stored results without v2 signatures are re-announced this often until t members re-signed them. */
-const UPGRADE_EXCHANGE_INTERVAL_MS = 10_000;
 
 /**
  * Runs DKG ceremonies (core/ceremony DkgCeremony) over /tkms/dkg/2: proposals from the operator
  * (POST /admin/dkg) and from members, the engine's steps through the shared ceremony driver (votes
- * on disk before they are sent, deadlines, retransmits), storing the outcome (share, or the public
- * result alone), and the held results' exchange (legacy re-signing, the keys protocol).
+ * on disk before they are sent, deadlines, retransmits) and storing the outcome (share, or the public
+ * result alone). The held results and their exchange (legacy re-signing, the keys protocol) are
+ * HeldDkgKeys' (node/dkg-held-keys.ts); a session's record and status, node/dkg-session.ts.
  */
 export class DkgRunner {
-  private readonly sessions = new Map<string, Session>();
+  private readonly sessions = new Map<string, DkgSession>();
   /** Payloads of sessions not (yet) running here: the proposal may arrive after a member's first message. */
   private readonly early = new PreApprovalInbox();
   /** Frames answered once their payload is queued, up to UNPROCESSED_PER_PEER per member (node/early-replies.ts). */
   private readonly earlyReplies = new EarlyReplies();
-  /** Public results of keys held (loaded at start, added on completion), with or without a share. */
-  private readonly held = new Map<string, DkgPublicResult>();
-  /** Held keys this node has no share of. */
-  private readonly publicOnly = new Set<string>();
-  /** Keys stored before results were signed whole (70e9873): member id → v2 signature over this node's stored result. */
-  private readonly upgrading = new Map<string, Map<number, string>>();
-  private readonly persisting = new Set<string>();
+  /** Public results of keys held (loaded at start, added on completion), with or without a share, and their exchange. */
+  private readonly held: HeldDkgKeys;
   private readonly withdrawals: DkgWithdrawals;
   private readonly state: DkgStateFiles;
   private readonly now: () => number;
-  private upgradeTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private committee: Committee;
   private selfId: number | undefined;
@@ -148,23 +95,24 @@ export class DkgRunner {
     this.withdrawals = o.withdrawals ?? DkgWithdrawals.none();
     this.state = o.state ?? DkgStateFiles.inMemory();
     this.now = o.now ?? Date.now;
+    this.held = new HeldDkgKeys({
+      keystore: o.keystore,
+      state: this.state,
+      withdrawals: this.withdrawals,
+      identity: o.identity,
+      transport: o.transport,
+      log: o.log,
+      metrics: o.metrics,
+      served: () => ({ committee: this.committee, selfId: this.selfId }),
+      ...(o.committeeAt === undefined ? {} : { committeeAt: o.committeeAt }),
+      deliveryTimeoutMs: this.deliveryTimeoutMs(),
+    });
   }
 
   /** A reshare committed: new DKGs run among the committee served now, under this node's id in it (undefined: it left). */
   serveCommittee(committee: Committee, selfId: number | undefined): void {
     this.committee = committee;
     this.selfId = selfId;
-  }
-
-  private expectedOf(committee: Pick<Committee, 'committeeId' | 't' | 'members'>): ExpectedCommittee {
-    return { committeeId: committee.committeeId, t: committee.t, memberKeys: new Map(committee.members.map((m) => [m.id, m.publicKey])) };
-  }
-
-  /** The committee a result must verify against: the one of the epoch it carries. */
-  private expectedFor(result: DkgPublicResult): ExpectedCommittee {
-    const epoch = result.epoch ?? 0;
-    if (epoch === this.committee.epoch) return this.expectedOf(this.committee);
-    return this.o.committeeAt?.(epoch) ?? this.expectedOf(this.committee);
   }
 
   private requireSelf(): number {
@@ -174,169 +122,52 @@ export class DkgRunner {
     return this.selfId;
   }
 
-  // --- held keys -------------------------------------------------------------------------
+  // --- held keys (node/dkg-held-keys.ts) ---------------------------------------------------
 
   /** Registers a key already on disk, so a second DKG for it is refused; `share` false: a result held without a share. */
   addHeldKey(result: DkgPublicResult, share = true): void {
-    this.held.set(result.keyId, result);
-    if (share) this.publicOnly.delete(result.keyId);
-    else this.publicOnly.add(result.keyId);
-    this.o.metrics.keysHeld.set(this.held.size);
+    this.held.addHeldKey(result, share);
   }
 
   /** Loads the results this node holds no share of (DkgStateFiles), checked against their epoch's committee. */
   loadPublicOnlyResults(): void {
-    for (const stored of this.state.publicOnlyResults()) {
-      try {
-        this.addHeldKey(verifyDkgPublicResult(stored, this.expectedFor(stored)), false);
-      } catch (e) {
-        this.o.log.error({ keyId: stored.keyId, err: errorText(e) }, 'a stored DKG result held without a share does not verify; not loaded');
-      }
-    }
+    this.held.loadPublicOnlyResults();
   }
 
   /** Whether a held key was withdrawn before this version (a split proven by the DKG that had no certificate): its share is not served. */
   isWithdrawn(keyId: string): boolean {
-    return this.withdrawals.get(keyId) !== undefined;
+    return this.held.isWithdrawn(keyId);
   }
 
   /** Whether this node holds a share of a held key (false: public result only, no partials served). */
   holdsShare(keyId: string): boolean {
-    return this.held.has(keyId) && !this.publicOnly.has(keyId);
+    return this.held.holdsShare(keyId);
   }
 
-  /**
-   * Registers a key stored with pre-v2 signatures (the caller checked they confirm it under the
-   * old rule). This node signs the digest of its own stored result; the result is published
-   * again once t members' signatures over that same digest arrived (exchangeResults).
-   */
+  /** Registers a key stored with pre-v2 signatures (the caller checked they confirm it under the old rule): re-signed with the other members. */
   addLegacyKey(result: DkgPublicResult): void {
-    this.addHeldKey(result);
-    const selfId = this.selfId;
-    if (selfId === undefined) return;
-    const own = encodeHex(this.o.identity.sign(this.resultMessage(result)));
-    this.upgrading.set(result.keyId, new Map([[selfId, own]]));
-    this.o.log.warn({ keyId: result.keyId }, 'stored DKG result has pre-v2 signatures; re-signing it with the other members');
-    if (this.upgradeTimer === undefined) {
-      this.upgradeTimer = setInterval(() => {
-        if (this.upgrading.size === 0) return;
-        for (const m of this.committee.members) if (m.id !== this.selfId) this.exchangeResults(m.id, true);
-      }, UPGRADE_EXCHANGE_INTERVAL_MS);
-      this.upgradeTimer.unref();
-    }
+    this.held.addLegacyKey(result);
   }
 
   /** Every held key, including ones still being re-signed, withdrawn or held without a share (the admin view). */
   heldKeys(): DkgPublicResult[] {
-    return [...this.held.values()].sort((a, b) => (a.keyId < b.keyId ? -1 : 1));
+    return this.held.heldKeys();
   }
 
   /** What /tkms/keys/1 answers: held keys with valid v2 signatures that were not withdrawn. */
   publishedKeys(): DkgPublicResult[] {
-    return this.heldKeys().filter((r) => !this.upgrading.has(r.keyId) && !this.isWithdrawn(r.keyId));
+    return this.held.publishedKeys();
+  }
+
+  /** Sends every held key's result with the signatures this node knows to one member (on connect). */
+  exchangeResults(memberId: number, onlyUpgrading = false): void {
+    this.held.exchangeResults(memberId, onlyUpgrading);
   }
 
   stop(): void {
     this.stopped = true;
-    if (this.upgradeTimer !== undefined) clearInterval(this.upgradeTimer);
+    this.held.stop();
     for (const s of this.sessions.values()) s.driver.stop();
-  }
-
-  /**
-   * Sends every held key's result with the signatures this node knows to one member (on connect,
-   * and periodically while a result is being re-signed): members merge signatures over the same result.
-   */
-  exchangeResults(memberId: number, onlyUpgrading = false): void {
-    if (this.stopped) return;
-    for (const keyId of this.held.keys()) {
-      if (this.isWithdrawn(keyId) || (onlyUpgrading && !this.upgrading.has(keyId))) continue;
-      void this.sendResult(memberId, keyId);
-    }
-  }
-
-  private async sendResult(memberId: number, keyId: string): Promise<void> {
-    const result = this.resultToAnnounce(keyId);
-    if (result === undefined) return;
-    try {
-      const reply = decodeCeremonyReply(
-        await this.o.transport.send(memberId, encodeDkgFrame({ type: 'result', keyId, sessionId: decodeHex(result.sessionId), result }), this.deliveryTimeoutMs()),
-      );
-      if (!reply.ok) this.o.log.warn({ keyId, member: memberId, code: reply.code, reason: reply.message }, 'member disputes a held DKG result');
-    } catch (e) {
-      this.o.log.debug({ keyId, member: memberId, err: errorText(e) }, 'could not send a held DKG result');
-    }
-  }
-
-  /** The held result as announced: while re-signing, with the v2 signatures gathered so far. */
-  private resultToAnnounce(keyId: string): DkgPublicResult | undefined {
-    const held = this.held.get(keyId);
-    if (held === undefined) return undefined;
-    const upgrading = this.upgrading.get(keyId);
-    return upgrading === undefined ? held : { ...held, signatures: Object.fromEntries(upgrading) };
-  }
-
-  private resultMessage(result: DkgPublicResult): Uint8Array {
-    return confirmMessage(dkgPublicResultDigest(result, this.expectedFor(result).memberKeys));
-  }
-
-  private digestHex(result: DkgPublicResult): string {
-    return encodeHex(dkgPublicResultDigest(result, this.expectedFor(result).memberKeys));
-  }
-
-  /**
-   * A member's held result. The same result (equal digest): merge signatures. Anything else for a
-   * held key is refused (dkg_conflict) and changes nothing here: a certified result is unique per
-   * key id (every member votes in one session per key id), so a different one is not certified.
-   */
-  private onResultFrame(from: number, frame: DkgResultFrame): void {
-    const sid = encodeHex(frame.sessionId);
-    const held = this.held.get(frame.keyId);
-    if (held === undefined) return;
-    if (held.sessionId === sid && this.digestHex(frame.result) === this.digestHex(held)) {
-      this.mergeSignatures(from, held, frame.result);
-      return;
-    }
-    this.o.metrics.dkgConflicts.inc({ kind: held.sessionId === sid ? 'same_session' : 'other_session' });
-    this.o.log.warn({ keyId: frame.keyId, from, sessionId: sid, held: held.sessionId }, 'a member announced another DKG result for a held key id; refused, the held key is kept');
-    throw new TkmsError('dkg_conflict', `this node holds another result for key ${frame.keyId} (session ${held.sessionId})`);
-  }
-
-  private mergeSignatures(from: number, held: DkgPublicResult, incoming: DkgPublicResult): void {
-    const keyId = held.keyId;
-    const message = this.resultMessage(held);
-    const upgrading = this.upgrading.get(keyId);
-    const known = upgrading ?? new Map(Object.entries(held.signatures).map(([id, sig]) => [Number(id), sig] as const));
-    let added = false;
-    for (const [key, sig] of Object.entries(incoming.signatures)) {
-      const id = Number(key);
-      const publicKey = this.expectedFor(held).memberKeys.get(id);
-      if (known.has(id) || publicKey === undefined || !verifyMemberSignature(publicKey, message, decodeHex(sig))) continue;
-      known.set(id, sig);
-      added = true;
-    }
-    if (added && upgrading === undefined) this.held.set(keyId, { ...held, signatures: Object.fromEntries(known) });
-    if (upgrading !== undefined && known.size >= held.t) void this.persistUpgrade(keyId);
-    // The sender lacks signatures we have: send ours back (sets only grow, so this ends).
-    if ([...known.keys()].some((id) => !(String(id) in incoming.signatures))) void this.sendResult(from, keyId);
-  }
-
-  /** t members signed this node's stored legacy result: store it with those signatures, atomically. */
-  private async persistUpgrade(keyId: string): Promise<void> {
-    const held = this.held.get(keyId);
-    const signatures = this.upgrading.get(keyId);
-    if (held === undefined || signatures === undefined || this.persisting.has(keyId)) return;
-    this.persisting.add(keyId);
-    try {
-      const upgraded = verifyDkgPublicResult({ ...held, signatures: Object.fromEntries(signatures) }, this.expectedFor(held));
-      await this.o.keystore.replacePublicResult(keyId, publicResultToJson(upgraded));
-      this.held.set(keyId, upgraded);
-      this.upgrading.delete(keyId);
-      this.o.log.info({ keyId, signers: Object.keys(upgraded.signatures).map(Number) }, 'stored DKG result re-signed by t members; published again');
-    } catch (e) {
-      this.o.log.error({ keyId, err: errorText(e) }, 'could not store the re-signed DKG result; will retry');
-    } finally {
-      this.persisting.delete(keyId);
-    }
   }
 
   // --- admin API ---------------------------------------------------------------------------
@@ -348,37 +179,9 @@ export class DkgRunner {
     if (s === undefined) {
       const held = this.held.get(keyId);
       if (held === undefined) throw new TkmsError('unknown_key', `no DKG known for key id ${keyId}`);
-      return {
-        keyId,
-        sessionId: held.sessionId,
-        proposer: null,
-        status: withdrawn === undefined ? 'done' : 'aborted',
-        phase: 'done',
-        startedAt: null,
-        durationMs: undefined,
-        abortReason: withdrawn,
-        errorCode: withdrawn === undefined ? undefined : 'dkg_conflict',
-        share: this.holdsShare(keyId),
-        disqualified: {},
-        refusals: {},
-        result: held,
-      };
+      return heldKeyStatus(keyId, held, withdrawn, this.holdsShare(keyId));
     }
-    return {
-      keyId,
-      sessionId: s.sid,
-      proposer: s.proposer,
-      status: s.status,
-      phase: s.ceremony.phase,
-      startedAt: new Date(s.startedAt).toISOString(),
-      durationMs: s.finishedAt === undefined ? undefined : s.finishedAt - s.startedAt,
-      abortReason: withdrawn ?? s.abortReason,
-      errorCode: withdrawn === undefined ? s.errorCode : 'dkg_conflict',
-      share: s.share,
-      disqualified: s.ceremony.disqualified(),
-      refusals: Object.fromEntries([...s.refusals].map(([id, why]) => [String(id), why])),
-      result: s.status === 'done' ? s.result : undefined,
-    };
+    return sessionStatus(s, withdrawn);
   }
 
   /** POST /admin/dkg: this node proposes a DKG of keyId to the committee it serves. */
@@ -393,7 +196,7 @@ export class DkgRunner {
     s.announce = encodeDkgFrame(proposal);
     this.o.log.info({ keyId, sessionId: s.sid, t: proposal.t, n: this.committee.members.length }, 'proposing DKG');
     // Queued first on every member's FIFO, so the proposal precedes this node's first message.
-    for (const m of this.others(s)) {
+    for (const m of othersOf(s)) {
       s.delivery.enqueue(m, s.announce, {
         mustQueue: true,
         payload: s.announce,
@@ -449,7 +252,7 @@ export class DkgRunner {
 
   private async onFrame(from: number, frame: DkgFrame): Promise<void> {
     if (frame.type === 'proposal') return this.acceptProposal(from, frame);
-    if (frame.type === 'result') return this.onResultFrame(from, frame);
+    if (frame.type === 'result') return this.held.onResultFrame(from, frame);
     const s = this.sessions.get(frame.keyId);
     if (s === undefined || s.sid !== encodeHex(frame.sessionId)) {
       try {
@@ -494,7 +297,7 @@ export class DkgRunner {
 
   // --- the ceremony ------------------------------------------------------------------------
 
-  private newSession(p: DkgProposal, selfId: number): Session {
+  private newSession(p: DkgProposal, selfId: number): DkgSession {
     const committee = this.committee;
     const sid = encodeHex(p.sessionId);
     const prior = this.state.vote(p.keyId);
@@ -506,62 +309,20 @@ export class DkgRunner {
       ...(prior !== undefined && prior.sessionId === sid ? { priorVote: prior.vote } : {}),
     };
     const ceremony = this.o.createCeremony(params, this.o.identity, { timing: { phaseMs: this.o.phaseMs }, ...(this.o.faults === undefined ? {} : { faults: this.o.faults }) });
-    const delivery = new DeliveryQueues<CommitteeMember>({
+    const s = newDkgSession(p, committee, selfId, ceremony, {
       send: async (to, frame): Promise<FrameReply> => decodeCeremonyReply(await this.o.transport.send(to.id, frame, this.deliveryTimeoutMs())),
-      keyOf: (m) => String(m.id),
-      nameOf: (m) => m.id,
+      persistVote: (vote) => this.state.recordVote(p.keyId, sid, vote),
+      afterStep: (session) => this.afterStep(session),
       isStopped: () => this.stopped,
       log: this.o.log,
-      onAttempt: countFramesSent(this.o.metrics.ceremonyFramesSent, 'dkg'),
-      logFields: { keyId: p.keyId, sessionId: sid },
+      metrics: this.o.metrics,
+      now: this.now,
     });
-    const now = this.now();
-    const s: Session = {
-      keyId: p.keyId,
-      sessionId: p.sessionId,
-      sid,
-      proposer: p.proposer,
-      committee,
-      selfId,
-      ceremony,
-      delivery,
-      driver: new CeremonyDriver<CommitteeMember>({
-        delivery,
-        others: () => this.others(s),
-        publicKeyOf: (m) => m.publicKey,
-        frameOf: (payload) => encodeDkgFrame({ type: 'payload', keyId: p.keyId, sessionId: p.sessionId, payload }),
-        persistVote: async (vote) => {
-          await this.state.recordVote(p.keyId, sid, vote);
-          s.timeline.mark('voteOnDisk', this.now());
-        },
-        onEngineCall: (engineMs, outbound) => {
-          s.timeline.engine(engineMs);
-          s.timeline.mark(`phase:${s.ceremony.phase}`, this.now());
-          for (const o of outbound) s.timeline.sent(o.payload, this.now());
-        },
-        afterStep: () => this.afterStep(s),
-        isActive: () => !this.stopped,
-      }),
-      status: 'running',
-      phase: ceremony.phase,
-      phaseStartedAt: now,
-      startedAt: now,
-      finishedAt: undefined,
-      abortReason: undefined,
-      errorCode: undefined,
-      refusals: new Map(),
-      result: undefined,
-      share: undefined,
-      announce: undefined,
-      committing: false,
-      laggardsAnswered: new Map(),
-      timeline: new CeremonyTimeline(now),
-    };
     this.sessions.set(p.keyId, s);
     return s;
   }
 
-  private start(s: Session): void {
+  private start(s: DkgSession): void {
     void s.driver.step(() => s.ceremony.start(s.startedAt)).catch((e: unknown) => this.finish(s, 'aborted', `could not start: ${errorText(e)}`));
     for (const early of this.early.take(sessionKey(s.keyId, s.sessionId), this.now())) {
       s.driver.step(() => s.ceremony.receive(early.payload, this.now())).catch((e: unknown) => {
@@ -571,7 +332,7 @@ export class DkgRunner {
     s.driver.startRetransmits(Math.max(50, Math.floor(this.o.phaseMs / 2)), () => this.retransmit(s));
   }
 
-  private retransmit(s: Session): void {
+  private retransmit(s: DkgSession): void {
     if (this.stopped) return;
     if (s.finishedAt !== undefined && this.now() - s.finishedAt > LINGER_PHASES * this.o.phaseMs) {
       s.driver.stopRetransmits();
@@ -582,14 +343,14 @@ export class DkgRunner {
       () => {
         // Until a member took it, and in full rounds (a member that restarted has no session: it takes it again).
         const announce = s.announce;
-        if (announce !== undefined && s.status === 'running') for (const m of this.others(s)) if (!s.delivery.wasAcked(m, announce)) s.delivery.enqueue(m, announce, { mustQueue: false, payload: announce });
+        if (announce !== undefined && s.status === 'running') for (const m of othersOf(s)) if (!s.delivery.wasAcked(m, announce)) s.delivery.enqueue(m, announce, { mustQueue: false, payload: announce });
       },
     );
   }
 
   /** The certificate again to a member that may lack it (answersLaggard), at most once per phase. */
-  private answerLaggard(s: Session, from: number, repeat: boolean): void {
-    const member = this.others(s).find((m) => m.id === from);
+  private answerLaggard(s: DkgSession, from: number, repeat: boolean): void {
+    const member = othersOf(s).find((m) => m.id === from);
     const certificate = certificateMessage(s.ceremony.retransmit());
     if (member === undefined || certificate === undefined) return;
     if (!answersLaggard({ repeat, lacksCertificate: s.ceremony.lacksCertificate(member.publicKey), finishedAt: s.finishedAt, nowMs: this.now(), phaseMs: this.o.phaseMs })) return;
@@ -599,7 +360,7 @@ export class DkgRunner {
     s.delivery.enqueue(member, encodeDkgFrame({ type: 'payload', keyId: s.keyId, sessionId: s.sessionId, payload: certificate.payload }), { mustQueue: false, payload: certificate.payload });
   }
 
-  private afterStep(s: Session): void {
+  private afterStep(s: DkgSession): void {
     const ceremony = s.ceremony;
     if (ceremony.phase !== s.phase) {
       const now = this.now();
@@ -638,14 +399,14 @@ export class DkgRunner {
   }
 
   /** The certified result, checked, then the share (or the public result alone) on disk, then served. */
-  private async complete(s: Session): Promise<void> {
+  private async complete(s: DkgSession): Promise<void> {
     const outcome = s.ceremony.outcome();
     if (outcome === undefined) {
       this.finish(s, 'aborted', 'the DKG reported done without an outcome');
       return;
     }
     try {
-      const result = verifyDkgPublicResult(outcome.result, this.expectedOf(s.committee));
+      const result = verifyDkgPublicResult(outcome.result, expectedCommittee(s.committee));
       if (result.keyId !== s.keyId || result.sessionId !== s.sid) throw new TkmsError('internal', 'the certified result names another key id or session');
       s.timeline.mark('certified', this.now());
       if (outcome.share !== undefined) {
@@ -665,7 +426,7 @@ export class DkgRunner {
     }
   }
 
-  private finish(s: Session, status: 'done' | 'aborted', reason: string | undefined): void {
+  private finish(s: DkgSession, status: 'done' | 'aborted', reason: string | undefined): void {
     // aborted → done happens once, when a late certificate was stored (afterStep); nothing else changes a finished session.
     if (s.status === 'done' || (s.status === 'aborted' && !(status === 'done' && s.committing))) return;
     s.driver.stopTick();
@@ -691,10 +452,6 @@ export class DkgRunner {
 
   // --- helpers -----------------------------------------------------------------------------
 
-  private others(s: Session): CommitteeMember[] {
-    return s.committee.members.filter((m) => m.id !== s.selfId);
-  }
-
   /** Long enough for a loaded peer to answer; retries are safe (the engine drops duplicates). */
   private deliveryTimeoutMs(): number {
     return Math.max(2_000, Math.min(this.o.phaseMs, 15_000));
@@ -703,9 +460,4 @@ export class DkgRunner {
   private refuseIfStopped(): void {
     if (this.stopped) throw new TkmsError('unavailable', 'node is stopping');
   }
-}
-
-/** The DkgPublicResult as the plain JSON object the keystore stores. */
-export function publicResultToJson(r: DkgPublicResult): Record<string, unknown> {
-  return JSON.parse(JSON.stringify(r)) as Record<string, unknown>;
 }

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import { committeeFileDigest, committeeToJson, type Committee, type CommitteeMember } from '../core/committee.ts';
-import { decodeHex, encodeHex, equalBytes, isTkmsError, TkmsError } from '../core/index.ts';
-import { verifyHandover, type KeyEpochData } from '../core/ceremony/handover.ts';
-import { isRefresh, parseReshareProposal, proposalDigest, reshareProposalToJson } from '../core/ceremony/proposal.ts';
+import { committeeToJson, type Committee, type CommitteeMember } from '../core/committee.ts';
+import { decodeHex, encodeHex, isTkmsError, TkmsError } from '../core/index.ts';
+import type { KeyEpochData } from '../core/ceremony/handover.ts';
+import { parseReshareProposal, proposalDigest } from '../core/ceremony/proposal.ts';
 import type {
   CeremonyFaults,
   CeremonyIdentity,
@@ -19,11 +19,13 @@ import type { NodeMetrics } from './metrics.ts';
 import { buildRefreshProposal, checkOperatorApproval, checkPeerRefresh, RefreshRate, type ApprovalContext, type CheckedProposal } from './reshare-approvals.ts';
 import { PreApprovalInbox } from './reshare-inbox.ts';
 import { CeremonyTimeline } from './ceremony-timeline.ts';
-import { attemptAt } from '../core/ceremony/deadlines.ts';
 import { EarlyReplies } from './early-replies.ts';
-import { decodeCeremonyFrame, decodeCeremonyReply, encodeCeremonyFrame, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
-import { countFramesSent, DeliveryQueues } from './ceremony-delivery.ts';
-import { answersLaggard, CeremonyDriver, certificateMessage, pastFinalDeadline } from './ceremony-driver.ts';
+import { decodeCeremonyFrame, decodeCeremonyReply, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
+import { pastFinalDeadline } from './ceremony-driver.ts';
+import { HandoverCommits } from './reshare-commit.ts';
+import { ServedKeyData } from './served-key-data.ts';
+import { ProposalParticipants } from './proposal-participants.ts';
+import { answerLaggard, equalCommittee, finishRun, lingerOver, newReshareRun, runStatus, type ReshareRun } from './reshare-run.ts';
 
 /** How the node builds the engine (core/ceremony ReshareCeremony). */
 export type CeremonyFactory = (params: ReshareParams, identity: CeremonyIdentity, options: { timing: CeremonyTiming; faults?: CeremonyFaults }) => ReshareCeremonyApi;
@@ -71,65 +73,46 @@ export interface ReshareRunnerOptions {
   now?: () => number;
 }
 
-interface Run {
-  proposalId: string;
-  proposal: ReshareProposal;
-  kind: 'reshare' | 'refresh';
-  status: ReshareStatus['status'];
-  ceremony: ReshareCeremonyApi | undefined;
-  startedAt: number | undefined;
-  /** The time handed to the engine's start(): its deadlines (and attempts) count from it. */
-  ceremonyStartedAt: number | undefined;
-  finishedAt: number | undefined;
-  failureReason: string | undefined;
-  /** Engine calls, vote persistence and sends in order (a vote is on disk before anything after it is sent), the tick and retransmit timers. */
-  driver: CeremonyDriver<CommitteeMember>;
-  /** Peer id → when it was last sent the certificate after this ceremony finished (answerLaggard). */
-  laggardsAnswered: Map<string, number>;
-  /** Per-participant FIFOs and what each acknowledged (retransmits skip it). */
-  delivery: DeliveryQueues<CommitteeMember>;
-  /** A refresh's `refresh` frame, sent again with every retransmit: a member that was still committing the epoch before refused it the first time. */
-  announce: Uint8Array | undefined;
-  /** Set once the outcome is being committed (a joiner may wait for beforeJoining first). */
-  committing: boolean;
-  /** Why a joiner does not serve the new epoch yet (beforeJoining failed; retried), shown in the status. */
-  waiting: string | undefined;
-  /** When each step happened since the approval, logged (debug) when the ceremony finishes. */
-  timeline: CeremonyTimeline;
-}
-
-/** Retries of beforeJoining: every this many ms (at least), until it succeeds or the node stops. */
-const JOIN_RETRY_MIN_MS = 500;
-
-/** A finished ceremony keeps answering and re-sending its certificate this many phases, so slower members finish too. */
-const LINGER_PHASES = 10;
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
-const keyHex = (k: Uint8Array): string => encodeHex(k);
-
 /**
  * Runs reshare and refresh ceremonies over /tkms/ceremony/2: the operator's approvals (admin API),
  * refreshes members start, the engine's steps (votes on disk before they are sent), deadlines and
- * retransmits, and the commit (new shares, then the certificate, then serving the new epoch).
- * One ceremony at a time: a second approval waits until the first is finished or cancelled.
+ * retransmits, and the commit (new shares, then the certificate, then serving the new epoch:
+ * node/reshare-commit.ts). A run's record and wiring are node/reshare-run.ts's; the key data it
+ * brings, node/served-key-data.ts's. One ceremony at a time: a second approval waits until the
+ * first is finished or cancelled.
  */
 export class ReshareRunner {
-  private readonly runs = new Map<string, Run>();
+  private readonly runs = new Map<string, ReshareRun>();
   private readonly inbox = new PreApprovalInbox();
   /** Approvals being written, by proposal id: a second approval of one proposal meanwhile waits for the first, not starts a second ceremony. */
   private readonly approving = new Map<string, Promise<void>>();
   /** Frames answered once their payload is queued, up to UNPROCESSED_PER_PEER per peer (node/early-replies.ts). */
   private readonly early = new EarlyReplies();
-  private readonly participantsOf = new WeakMap<ReshareProposal, CommitteeMember[]>();
+  private readonly members: ProposalParticipants;
+  private readonly keys: ServedKeyData;
+  private readonly commits: HandoverCommits;
   private readonly refreshRate: RefreshRate;
   private readonly now: () => number;
   private stopped = false;
-  private lastCommitAt: number;
 
   constructor(private readonly o: ReshareRunnerOptions) {
     this.now = o.now ?? Date.now;
     this.refreshRate = RefreshRate.forCommittee(o.store.served().committee, o.minRefreshSpacingSeconds);
-    this.lastCommitAt = o.committedAt ?? this.now();
+    this.members = new ProposalParticipants(o.identity.publicKey);
+    this.keys = new ServedKeyData({ store: o.store, ...(o.epochKeys === undefined ? {} : { epochKeys: o.epochKeys }), participants: this.members });
+    this.commits = new HandoverCommits({
+      store: o.store,
+      log: o.log,
+      metrics: o.metrics,
+      phaseMs: o.phaseMs,
+      participants: this.members,
+      keys: this.keys,
+      onCommitted: o.onCommitted,
+      ...(o.beforeJoining === undefined ? {} : { beforeJoining: o.beforeJoining }),
+      isStopped: () => this.stopped,
+      now: this.now,
+      committedAt: o.committedAt ?? this.now(),
+    });
   }
 
   /** Resumes approved ceremonies that had not committed when the node stopped (votes already cast are re-sent, never re-signed). */
@@ -159,7 +142,7 @@ export class ReshareRunner {
 
   /** When this node last committed a handover (or started): the refresh schedule reads it. */
   get lastCommitTime(): number {
-    return this.lastCommitAt;
+    return this.commits.lastCommitAt;
   }
 
   /** Whether a ceremony is approved here and not finished (a new DKG waits for it). */
@@ -169,20 +152,14 @@ export class ReshareRunner {
 
   /** Raw Ed25519 keys (hex) of every participant of approved ceremonies still running or lingering. */
   participantKeys(): Set<string> {
-    const out = new Set<string>();
     const now = this.now();
-    for (const run of this.runs.values()) {
-      if (run.status === 'cancelled' || (run.finishedAt !== undefined && now - run.finishedAt > LINGER_PHASES * this.o.phaseMs)) continue;
-      for (const m of this.participants(run.proposal)) out.add(keyHex(m.publicKey));
-    }
-    return out;
+    const live = [...this.runs.values()].filter((run) => run.status !== 'cancelled' && !lingerOver(run, now, this.o.phaseMs));
+    return new Set(this.members.across(live.map((run) => run.proposal)).map((m) => encodeHex(m.publicKey)));
   }
 
   /** Members of both committees of every approved proposal not cancelled, with their addresses (for dialing). */
   participantMembers(): CommitteeMember[] {
-    const byKey = new Map<string, CommitteeMember>();
-    for (const run of this.runs.values()) if (run.status !== 'cancelled') for (const m of this.participants(run.proposal)) byKey.set(keyHex(m.publicKey), m);
-    return [...byKey.values()];
+    return this.members.across([...this.runs.values()].filter((run) => run.status !== 'cancelled').map((run) => run.proposal));
   }
 
   // --- admin API ------------------------------------------------------------------------
@@ -206,7 +183,7 @@ export class ReshareRunner {
     if (run === undefined || run.status === 'failed') {
       // Queued first on every member's FIFO, so the proposal precedes this node's first message.
       const fresh = this.newRun(checked.proposalId, proposal);
-      for (const m of this.participants(proposal)) if (!this.isSelf(m)) this.enqueue(fresh, m, fresh.announce!, true, fresh.announce!);
+      for (const m of this.members.of(proposal)) if (!this.members.isSelf(m)) this.enqueue(fresh, m, fresh.announce!, true, fresh.announce!);
     }
     await this.approveChecked(checked);
     return { ...this.brief(checked.proposalId), kind: 'refresh' };
@@ -311,7 +288,8 @@ export class ReshareRunner {
           repeat = ceremony.isRepeat(payload);
           return ceremony.receive(payload, this.now());
         });
-        if (run.status === 'done') this.answerLaggard(run, ceremony, peer, repeat);
+        const member = run.status === 'done' ? this.members.of(run.proposal).find((m) => m.peerId === peer) : undefined;
+        if (member !== undefined) answerLaggard(run, ceremony, member, repeat, this.now(), this.o.phaseMs);
       },
       // The sender has its answer already: a refusal found later is counted and logged here.
       (e: unknown) => {
@@ -319,18 +297,6 @@ export class ReshareRunner {
         this.o.log.debug({ proposalId, peer, err: errorText(e) }, 'a ceremony message taken from a peer was refused');
       },
     );
-  }
-
-  /** The certificate again to a participant that may lack it (answersLaggard), at most once per phase per peer, for as long as this process runs. */
-  private answerLaggard(run: Run, ceremony: ReshareCeremonyApi, peer: string, repeat: boolean): void {
-    const member = this.participants(run.proposal).find((m) => m.peerId === peer);
-    const certificate = certificateMessage(ceremony.retransmit());
-    if (member === undefined || certificate === undefined) return;
-    if (!answersLaggard({ repeat, lacksCertificate: ceremony.lacksCertificate(member.publicKey), finishedAt: run.finishedAt, nowMs: this.now(), phaseMs: this.o.phaseMs })) return;
-    const last = run.laggardsAnswered.get(peer);
-    if (last !== undefined && this.now() - last < this.o.phaseMs) return;
-    run.laggardsAnswered.set(peer, this.now());
-    this.enqueue(run, member, encodeCeremonyFrame({ type: 'payload', proposalId: decodeHex(run.proposalId), payload: certificate.payload }), false, certificate.payload);
   }
 
   // --- the ceremony ---------------------------------------------------------------------
@@ -361,56 +327,25 @@ export class ReshareRunner {
     this.launch(run);
   }
 
-  private newRun(proposalId: string, proposal: ReshareProposal): Run {
-    const delivery = new DeliveryQueues<CommitteeMember>({
+  private newRun(proposalId: string, proposal: ReshareProposal): ReshareRun {
+    const run = newReshareRun(proposalId, proposal, {
       send: async (to, frame) => decodeCeremonyReply(await this.o.transport.send(to, frame, this.deliveryTimeoutMs())),
-      keyOf: (m) => keyHex(m.publicKey),
-      nameOf: (m) => m.id,
+      others: () => this.members.of(proposal).filter((m) => !this.members.isSelf(m)),
+      persistVote: async (vote) => {
+        await this.o.beforeVoteWrite?.();
+        await this.o.store.recordVote(proposalId, vote);
+      },
+      afterStep: (r) => this.afterStep(r),
       isStopped: () => this.stopped,
       log: this.o.log,
-      onAttempt: countFramesSent(this.o.metrics.ceremonyFramesSent, 'reshare'),
-      logFields: { proposalId },
+      metrics: this.o.metrics,
+      now: this.now,
     });
-    const run: Run = {
-      proposalId,
-      proposal,
-      kind: isRefresh(proposal) ? 'refresh' : 'reshare',
-      status: 'approved',
-      ceremony: undefined,
-      startedAt: undefined,
-      ceremonyStartedAt: undefined,
-      finishedAt: undefined,
-      failureReason: undefined,
-      laggardsAnswered: new Map(),
-      delivery,
-      driver: new CeremonyDriver<CommitteeMember>({
-        delivery,
-        others: () => this.participants(proposal).filter((m) => !this.isSelf(m)),
-        publicKeyOf: (m) => m.publicKey,
-        frameOf: (payload) => encodeCeremonyFrame({ type: 'payload', proposalId: decodeHex(proposalId), payload }),
-        persistVote: async (vote) => {
-          await this.o.beforeVoteWrite?.();
-          await this.o.store.recordVote(proposalId, vote);
-          run.timeline.mark('voteOnDisk', this.now());
-        },
-        onEngineCall: (engineMs, outbound) => {
-          run.timeline.engine(engineMs);
-          if (run.ceremony !== undefined) run.timeline.mark(`phase:${run.ceremony.phase}`, this.now());
-          for (const o of outbound) run.timeline.sent(o.payload, this.now());
-        },
-        afterStep: () => this.afterStep(run),
-        isActive: () => run.status !== 'cancelled' && !this.stopped,
-      }),
-      announce: isRefresh(proposal) ? refreshFrame(proposalId, proposal) : undefined,
-      committing: false,
-      waiting: undefined,
-      timeline: new CeremonyTimeline(this.now()),
-    };
     this.runs.set(proposalId, run);
     return run;
   }
 
-  private launch(run: Run): void {
+  private launch(run: ReshareRun): void {
     run.status = 'running';
     run.startedAt = this.now();
     run.timeline = new CeremonyTimeline(run.startedAt);
@@ -419,25 +354,9 @@ export class ReshareRunner {
     void this.begin(run).catch((e: unknown) => this.finish(run, 'failed', `could not start: ${errorText(e)}`));
   }
 
-  private async begin(run: Run): Promise<void> {
+  private async begin(run: ReshareRun): Promise<void> {
     const { proposal, proposalId } = run;
-    const served = this.o.store.served().committee;
-    const inFrom = proposal.from.members.some((m) => this.isSelf(m));
-    let keys: KeyEpochData[];
-    let oldShares: Map<string, bigint> | undefined;
-    if (inFrom && equalCommittee(served, proposal.from)) {
-      const known = new Map(this.servedKeys().map((k) => [k.keyId, k]));
-      keys = proposal.keyIds.map((id) => {
-        const k = known.get(id);
-        if (k === undefined) throw new TkmsError('stale_epoch', `this node knows no key ${id} at epoch ${served.epoch}`);
-        return k;
-      });
-      // A member holding no share (it joined late) takes part as a receiver only: the refresh gives it one.
-      const held = new Map(this.o.store.shares().map((s) => [s.keyId, s.share]));
-      if (proposal.keyIds.every((id) => held.has(id))) oldShares = new Map(proposal.keyIds.map((id) => [id, held.get(id)!]));
-    } else {
-      keys = await this.o.fetchKeys(proposal);
-    }
+    const { keys, oldShares } = this.keys.atFrom(proposal) ?? { keys: await this.o.fetchKeys(proposal), oldShares: undefined };
     if (run.status !== 'running' || this.stopped) return;
     const params: ReshareParams = {
       proposal,
@@ -462,13 +381,13 @@ export class ReshareRunner {
   }
 
   /** One engine call and what it asks for (ceremony-driver.ts). A payload the engine refuses throws back to the sender's reply. */
-  private step(run: Run, call: () => CeremonyStep): Promise<void> {
+  private step(run: ReshareRun, call: () => CeremonyStep): Promise<void> {
     return run.driver.step(call);
   }
 
-  private retransmit(run: Run): void {
+  private retransmit(run: ReshareRun): void {
     if (this.stopped || run.ceremony === undefined) return;
-    if (run.finishedAt !== undefined && this.now() - run.finishedAt > LINGER_PHASES * this.o.phaseMs) {
+    if (lingerOver(run, this.now(), this.o.phaseMs)) {
       this.clearTimers(run);
       this.o.onParticipantsChanged?.();
       return;
@@ -481,12 +400,12 @@ export class ReshareRunner {
         // Until a member took it, and in full rounds (a member whose ceremony could not start takes it again): each copy costs a parse of two committee files.
         const announce = run.announce;
         if (announce === undefined || run.finishedAt !== undefined) return;
-        for (const m of this.participants(run.proposal)) if (!this.isSelf(m) && !run.delivery.wasAcked(m, announce)) this.enqueue(run, m, announce, false, announce);
+        for (const m of this.members.of(run.proposal)) if (!this.members.isSelf(m) && !run.delivery.wasAcked(m, announce)) this.enqueue(run, m, announce, false, announce);
       },
     );
   }
 
-  private async afterStep(run: Run): Promise<void> {
+  private async afterStep(run: ReshareRun): Promise<void> {
     const ceremony = run.ceremony;
     if (ceremony === undefined || run.status !== 'running') return;
     if (ceremony.phase === 'done') {
@@ -503,7 +422,7 @@ export class ReshareRunner {
     this.armTick(run, ceremony);
   }
 
-  private armTick(run: Run, ceremony: ReshareCeremonyApi): void {
+  private armTick(run: ReshareRun, ceremony: ReshareCeremonyApi): void {
     run.driver.stopTick();
     const deadline = ceremony.nextDeadline();
     if (deadline === undefined) return;
@@ -517,87 +436,30 @@ export class ReshareRunner {
   }
 
   /** New shares on disk first, then the certificate (the commit), then the new epoch served. */
-  private async commit(run: Run, ceremony: ReshareCeremonyApi): Promise<void> {
+  private async commit(run: ReshareRun, ceremony: ReshareCeremonyApi): Promise<void> {
     const outcome = ceremony.outcome();
     if (outcome === undefined) {
       this.finish(run, 'failed', 'the ceremony reported done without an outcome');
       return;
     }
     try {
-      const from = run.proposal.from;
-      const fromKeys = new Map(this.keysOf(run).map((k) => [k.keyId, k]));
-      const verified = verifyHandover(outcome.certificate, from, fromKeys.size > 0 ? fromKeys : undefined, libp2pCommitteeDecoders);
-      run.timeline.mark('certified', this.now());
-      if (outcome.newShares !== undefined) await this.o.store.savePending(run.proposalId, outcome.newShares, verified.keys);
-      run.timeline.mark('sharesOnDisk', this.now());
-      if (!from.members.some((m) => this.isSelf(m))) await this.untilJoinable(run);
-      if (this.stopped || run.status !== 'running') return;
-      await this.o.store.commit(verified, run.proposalId);
-      this.lastCommitAt = this.now();
-      run.timeline.mark('committed', this.lastCommitAt);
-      this.o.onCommitted(this.o.store.served(), this.o.store.shares());
-      run.timeline.mark('serving', this.now());
-      this.o.metrics.committeeEpoch.set(this.o.store.served().committee.epoch);
-      this.finish(run, 'done', undefined);
+      await this.commits.commit(run, outcome, () => this.finish(run, 'done', undefined));
     } catch (e) {
       this.finish(run, 'failed', `the certificate could not be committed: ${errorText(e)}`);
     }
   }
 
-  /** Retries beforeJoining until it succeeds (the new epoch is not served before) or the node stops. */
-  private async untilJoinable(run: Run): Promise<void> {
-    const join = this.o.beforeJoining;
-    if (join === undefined) return;
-    for (let attempt = 1; !this.stopped && run.status === 'running'; attempt++) {
-      try {
-        await join(run.proposal);
-        if (run.waiting !== undefined) this.o.log.info({ proposalId: run.proposalId, attempt }, 'joining member is ready to serve the new epoch');
-        run.waiting = undefined;
-        return;
-      } catch (e) {
-        run.waiting = errorText(e);
-        this.o.log.warn({ proposalId: run.proposalId, attempt, err: run.waiting }, 'joining member does not serve the new epoch yet: revocations not synced; retrying');
-        await sleep(Math.max(JOIN_RETRY_MIN_MS, Math.floor(this.o.phaseMs / 2)));
-      }
-    }
+  private finish(run: ReshareRun, status: 'done' | 'failed', reason: string | undefined): void {
+    finishRun(run, status, reason, { metrics: this.o.metrics, log: this.o.log, nowMs: this.now(), epoch: () => this.o.store.served().committee.epoch });
   }
 
-  private keysOf(run: Run): KeyEpochData[] {
-    const inFrom = run.proposal.from.members.some((m) => this.isSelf(m));
-    if (!inFrom) return [];
-    const known = new Map(this.servedKeys().map((k) => [k.keyId, k]));
-    return run.proposal.keyIds.flatMap((id) => (known.has(id) && known.get(id)!.epoch === run.proposal.from.epoch ? [known.get(id)!] : []));
-  }
-
-  /** The keys of the served epoch: all the committee holds, with or without a share here. */
-  private servedKeys(): KeyEpochData[] {
-    return this.o.epochKeys?.() ?? this.o.store.shares().map((s) => s.data);
-  }
-
-  private finish(run: Run, status: 'done' | 'failed', reason: string | undefined): void {
-    if (run.status !== 'running' && run.status !== 'approved') return;
-    run.driver.stopTick();
-    run.status = status;
-    run.finishedAt = this.now();
-    run.failureReason = reason;
-    // The retransmit timer lingers on a finished ceremony, so members still missing the certificate get it.
-    if (status === 'failed') run.driver.stopRetransmits();
-    const seconds = run.startedAt === undefined ? 0 : (run.finishedAt - run.startedAt) / 1000;
-    this.o.metrics.reshareCeremonies.inc({ kind: run.kind, outcome: status });
-    this.o.metrics.reshareDurationSeconds.observe({ kind: run.kind, outcome: status }, seconds);
-    const fields = { proposalId: run.proposalId, kind: run.kind, seconds, disqualified: run.ceremony?.disqualified() };
-    this.o.log.debug({ proposalId: run.proposalId, startedAt: run.startedAt, ...run.timeline.summary() }, 'ceremony timeline (ms after the approval)');
-    if (status === 'done') this.o.log.info({ ...fields, epoch: this.o.store.served().committee.epoch }, 'ceremony committed; serving the new epoch');
-    else this.o.log.error({ ...fields, reason }, 'ceremony failed; the committee keeps serving its epoch');
-  }
-
-  private clearTimers(run: Run): void {
+  private clearTimers(run: ReshareRun): void {
     run.driver.stop();
   }
 
   // --- delivery ---------------------------------------------------------------------------
 
-  private enqueue(run: Run, to: CommitteeMember, frame: Uint8Array, mustQueue: boolean, payload?: Uint8Array): void {
+  private enqueue(run: ReshareRun, to: CommitteeMember, frame: Uint8Array, mustQueue: boolean, payload?: Uint8Array): void {
     run.delivery.enqueue(to, frame, { mustQueue, ...(payload === undefined ? {} : { payload }) });
   }
 
@@ -607,23 +469,8 @@ export class ReshareRunner {
 
   // --- helpers ----------------------------------------------------------------------------
 
-  /** Members of both committees, once each (computed once per proposal: every step and delivery asks). */
-  private participants(p: ReshareProposal): CommitteeMember[] {
-    const known = this.participantsOf.get(p);
-    if (known !== undefined) return known;
-    const byKey = new Map<string, CommitteeMember>();
-    for (const m of [...p.from.members, ...p.to.members]) if (!byKey.has(keyHex(m.publicKey))) byKey.set(keyHex(m.publicKey), m);
-    const members = [...byKey.values()];
-    this.participantsOf.set(p, members);
-    return members;
-  }
-
-  private isSelf(m: { publicKey: Uint8Array }): boolean {
-    return equalBytes(m.publicKey, this.o.identity.publicKey);
-  }
-
   private joinsAt(p: ReshareProposal, served: Committee): boolean {
-    return !p.from.members.some((m) => this.isSelf(m)) && equalCommittee(served, p.to) && this.o.store.served().handovers.length === 0;
+    return !this.members.inFrom(p) && equalCommittee(served, p.to) && this.o.store.served().handovers.length === 0;
   }
 
   private approvalContext(): ApprovalContext {
@@ -631,7 +478,7 @@ export class ReshareRunner {
     return {
       served,
       selfKey: this.o.identity.publicKey,
-      heldKeyIds: this.servedKeys().map((k) => k.keyId).sort(),
+      heldKeyIds: this.keys.served().map((k) => k.keyId).sort(),
       approvals: this.o.store.approvals(),
       finished: (id) => {
         const run = this.runs.get(id);
@@ -646,33 +493,11 @@ export class ReshareRunner {
     return { proposalId, kind: run.kind, status: run.status };
   }
 
-  private statusOf(run: Run): ReshareStatus {
-    const c = run.ceremony;
-    const running = run.status === 'running' && run.ceremonyStartedAt !== undefined;
-    return {
-      proposalId: run.proposalId,
-      kind: run.kind,
-      fromEpoch: run.proposal.from.epoch,
-      toEpoch: run.proposal.to.epoch,
-      status: run.status,
-      phase: run.waiting !== undefined && run.status === 'running' ? 'syncing_revocations' : (c?.phase ?? (run.status === 'approved' || run.status === 'running' ? 'preparing' : run.status)),
-      attempt: running ? attemptAt(run.ceremonyStartedAt!, this.o.phaseMs, this.now()) : 0,
-      startedAt: run.startedAt === undefined ? null : new Date(run.startedAt).toISOString(),
-      durationMs: run.startedAt === undefined || run.finishedAt === undefined ? null : run.finishedAt - run.startedAt,
-      failureReason: run.failureReason ?? run.waiting ?? null,
-      disqualified: c?.disqualified() ?? {},
-    };
+  private statusOf(run: ReshareRun): ReshareStatus {
+    return runStatus(run, this.o.phaseMs, this.now());
   }
 
   private refuseIfStopped(): void {
     if (this.stopped) throw new TkmsError('unavailable', 'node is stopping');
   }
-}
-
-function refreshFrame(proposalId: string, proposal: ReshareProposal): Uint8Array {
-  return encodeCeremonyFrame({ type: 'refresh', proposalId: decodeHex(proposalId), payload: new TextEncoder().encode(JSON.stringify(reshareProposalToJson(proposal))) });
-}
-
-function equalCommittee(a: Committee, b: Committee): boolean {
-  return equalBytes(committeeFileDigest(a), committeeFileDigest(b));
 }

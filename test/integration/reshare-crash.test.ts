@@ -83,7 +83,7 @@ describe('reshare with real processes: kill -9 of a member at each phase', funct
   // Killed right after its vote is on disk (case 3) FAILS today: the victim restarts at the old epoch,
   // resumes its ceremony and logs "ceremony failed ... no certificate after 5 attempts" 25 s later;
   // it never reaches the epoch the four others committed (waited 60 s). Committed members re-send
-  // the certificate only while their ceremony lingers (LINGER_PHASES = 10 phases, node/reshare-runner.ts)
+  // the certificate only while their ceremony lingers (LINGER_PHASES = 10 phases, node/reshare-run.ts)
   // and nothing else brings a member that is behind its committee the certificate. See the report.
   const SKIPPED = new Set<string>();
   for (const point of points) {

@@ -236,6 +236,6 @@ describe('DKG ceremony (core/ceremony, DKG kind)', function () {
     assert.equal(member.disqualified()['2'], 'said hello with two receiver keys');
     // Dropped, not refused: the third is neither an error nor stored, and a repeat of it is not either.
     assert.doesNotThrow(() => member.receive(hello(13n), 3));
-    assert.deepEqual((member as unknown as { inbox: Inbox }).inbox.storedBytes(), 2 * hello(11n).length);
+    assert.deepEqual((member as unknown as { messages: { inbox: Inbox } }).messages.inbox.storedBytes(), 2 * hello(11n).length);
   });
 });
