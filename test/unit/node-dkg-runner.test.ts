@@ -8,7 +8,8 @@ import { DkgCeremony, type DkgCeremonyFaults } from '../../core/ceremony/index.t
 import { parseCommittee, type Committee } from '../../net/committee.ts';
 import { DkgRunner, MAX_RUNNING_SESSIONS, type DkgStatus } from '../../node/dkg-runner.ts';
 import { DkgStateFiles } from '../../node/dkg-state.ts';
-import { encodeDkgFrame, type DkgProposal } from '../../node/dkg-wire.ts';
+import { decodeDkgFrame, encodeDkgFrame, type DkgProposal } from '../../node/dkg-wire.ts';
+import { ceremonyMessageKind } from '../../core/ceremony/codec.ts';
 import { decodeCeremonyReply } from '../../node/reshare-wire.ts';
 import { INBOX_LIMITS } from '../../node/reshare-inbox.ts';
 import { ceremonyIdentity } from '../../node/ceremony-identity.ts';
@@ -36,6 +37,8 @@ describe('node DKG runner (in-process committee, real engine)', function () {
   let keystores: Map<number, Keystore>;
   let states: Map<number, DkgStateFiles>;
   const down = new Set<number>();
+  /** Called with every frame a member sends, after it was answered (a test stops a member there). */
+  let afterSend: ((from: number, frame: Uint8Array) => void) | undefined;
 
   function runnerFor(id: number, opts: { faults?: DkgCeremonyFaults; phaseMs: number; state: DkgStateFiles }): DkgRunner {
     return new DkgRunner({
@@ -54,7 +57,9 @@ describe('node DKG runner (in-process committee, real engine)', function () {
         send: async (to, frame) => {
           if (down.has(to) || down.has(id)) throw new Error('unreachable');
           await new Promise((r) => setImmediate(r));
-          return runners.get(to)!.answerFrame(id, frame);
+          const answer = await runners.get(to)!.answerFrame(id, frame);
+          afterSend?.(id, frame);
+          return answer;
         },
       },
     });
@@ -100,6 +105,7 @@ describe('node DKG runner (in-process committee, real engine)', function () {
 
   afterEach(() => {
     down.clear();
+    afterSend = undefined;
     for (const r of runners?.values() ?? []) r.stop();
   });
 
@@ -165,6 +171,23 @@ describe('node DKG runner (in-process committee, real engine)', function () {
     assert.deepEqual(states.get(4)!.publicOnlyResults().map((r) => r.keyId), ['k3']);
     // A second DKG for it is refused there too.
     assert.throws(() => runners.get(4)!.propose('k3'), /already exists/);
+  });
+
+  it('the proposal\'s author goes down once its proposal is out: the votes sent to it alone go to everyone, and the others finish', async () => {
+    await build({ phaseMs: 400 });
+    // Member 1 proposes attempt 0 (the lowest id) and gathers its votes; it stops once a member took its proposal.
+    afterSend = (from, frame) => {
+      const f = decodeDkgFrame(frame);
+      if (from === 1 && f.type === 'payload' && ceremonyMessageKind(f.payload)?.kind === 'proposal') down.add(1);
+    };
+    runners.get(2)!.propose('k-author-down');
+    const statuses = await Promise.all([2, 3, 4].map((id) => outcome(id, 'k-author-down')));
+    assert.ok(down.has(1), 'the author went down after its proposal');
+    for (const s of statuses) {
+      assert.equal(s.status, 'done', s.abortReason);
+      assert.equal(s.share, true);
+      assert.equal(s.result!.groupPublicKey, statuses[0]!.result!.groupPublicKey);
+    }
   });
 
   it('without a vote quorum the DKG fails with a clear reason; a key id nobody voted for is free again', async () => {
