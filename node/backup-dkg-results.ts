@@ -1,11 +1,11 @@
 import { join } from 'node:path';
-import { TkmsError, assertKeyId, utf8ToBytes } from '../core/index.ts';
+import { TkmsError, utf8ToBytes } from '../core/index.ts';
 import { ensurePrivateDirectory } from '../storage/durable-fs.ts';
 import { MAX_DKG_PUBLIC_RESULT_FILE_BYTES, dkgPublicResultFileName, parseDkgPublicResultFile, parseDkgPublicResultFileName } from './dkg-state.ts';
 import { sameBytes } from './epoch-files.ts';
-import { isPlainObject, keyFileName } from './keystore-format.ts';
+import { keyFileName } from './keystore-format.ts';
 import { listDirectory, publishNewFile, readBounded } from './keystore-fs.ts';
-import { isDirectory, readText } from './backup-files.ts';
+import { described, entries, exactFields, fileText, isDirectory, readText, uniqueKeyId } from './backup-files.ts';
 
 /**
  * The DKG results a node holds without a share, which a keystore backup carries (version 5), and
@@ -48,32 +48,18 @@ export function dkgPublicResultsToJson(results: readonly BackupDkgPublicResult[]
 
 /** Structural parse of a backup's `dkgPublicResults`, each file parsed as the node would load it; a mistake is a plain Error naming the entry. */
 export function parseDkgPublicResults(value: unknown): BackupDkgPublicResult[] {
-  if (!Array.isArray(value) || value.length > MAX_BACKUP_DKG_PUBLIC_RESULTS) throw new Error(`dkgPublicResults must be an array of at most ${MAX_BACKUP_DKG_PUBLIC_RESULTS} entries`);
   const keyIds = new Set<string>();
-  return value.map((entry: unknown, i) => {
+  return entries(value, 'dkgPublicResults', MAX_BACKUP_DKG_PUBLIC_RESULTS).map((entry, i) => {
     const what = `dkgPublicResults[${i}]`;
-    if (!isPlainObject(entry)) throw new Error(`${what} must be an object`);
-    const keys = Object.keys(entry);
-    if (keys.length !== 2 || !Object.hasOwn(entry, 'keyId') || !Object.hasOwn(entry, 'file')) throw new Error(`${what} must have exactly the fields keyId, file`);
-    try {
-      assertKeyId(entry.keyId);
-    } catch {
-      throw new Error(`${what}.keyId is not a key id`);
-    }
-    const keyId = entry.keyId;
-    if (keyIds.has(keyId)) throw new Error(`${what}: key id ${keyId} appears twice`);
-    keyIds.add(keyId);
-    // A UTF-16 length above the byte bound is refused before encoding (a character is at least one byte).
-    const tooLarge = `${what}.file must be a string of at most ${MAX_DKG_PUBLIC_RESULT_FILE_BYTES} bytes`;
-    if (typeof entry.file !== 'string' || entry.file.length > MAX_DKG_PUBLIC_RESULT_FILE_BYTES) throw new Error(tooLarge);
-    const bytes = utf8ToBytes(entry.file);
-    if (bytes.length > MAX_DKG_PUBLIC_RESULT_FILE_BYTES) throw new Error(tooLarge);
+    exactFields(entry, ['keyId', 'file'], what);
+    const keyId = uniqueKeyId(entry, what, keyIds);
+    const { text, bytes } = fileText(entry, MAX_DKG_PUBLIC_RESULT_FILE_BYTES, what);
     try {
       parseDkgPublicResultFile(bytes, keyId);
     } catch (e) {
-      throw new Error(`${what}: ${e instanceof Error ? e.message : 'invalid'}`);
+      throw described(what, e);
     }
-    return { keyId, text: entry.file };
+    return { keyId, text };
   });
 }
 

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { TkmsError, assertKeyId, utf8ToBytes } from '../core/index.ts';
+import { TkmsError, utf8ToBytes } from '../core/index.ts';
 import { libp2pCommitteeDecoders } from '../net/committee.ts';
 import { ensurePrivateDirectory } from '../storage/durable-fs.ts';
 import { MAX_DKG_VOTE_FILE_BYTES, dkgVoteFileName, parseDkgVoteFile, parseDkgVoteFileName } from './dkg-state.ts';
@@ -20,7 +20,7 @@ import {
 } from './epoch-files.ts';
 import { isPlainObject } from './keystore-format.ts';
 import { listDirectory, publishNewFile, readBounded } from './keystore-fs.ts';
-import { isDirectory, readText } from './backup-files.ts';
+import { described, entries, exactFields, fileText, isDirectory, readText, uniqueKeyId } from './backup-files.ts';
 
 /**
  * The vote locks a keystore backup carries (version 4), and their restore. A member votes in one
@@ -117,48 +117,16 @@ export function voteLocksToJson(locks: BackupVoteLocks): Record<string, unknown>
 // Reading a backup's locks
 
 /** Thrown as plain Errors: the backup parser types them (bad_request, with the field's path). */
-function exactFields(obj: Record<string, unknown>, fields: readonly string[], what: string): void {
-  const keys = Object.keys(obj);
-  if (keys.length !== fields.length || fields.some((f) => !Object.hasOwn(obj, f))) throw new Error(`${what} must have exactly the fields ${fields.join(', ')}`);
-}
-
-function entries(value: unknown, field: string, max: number): Record<string, unknown>[] {
-  if (!Array.isArray(value) || value.length > max) throw new Error(`voteLocks.${field} must be an array of at most ${max} entries`);
-  return value.map((entry: unknown, i) => {
-    if (!isPlainObject(entry)) throw new Error(`voteLocks.${field}[${i}] must be an object`);
-    return entry;
-  });
-}
-
-function fileText(entry: Record<string, unknown>, maxBytes: number, what: string): { text: string; bytes: Uint8Array } {
-  // A UTF-16 length above the byte bound is refused before encoding (a character is at least one byte).
-  if (typeof entry.file !== 'string' || entry.file.length > maxBytes) throw new Error(`${what}.file must be a string of at most ${maxBytes} bytes`);
-  const bytes = utf8ToBytes(entry.file);
-  if (bytes.length > maxBytes) throw new Error(`${what}.file must be a string of at most ${maxBytes} bytes`);
-  return { text: entry.file, bytes };
-}
-
-function described(what: string, e: unknown): Error {
-  return new Error(`${what}: ${e instanceof Error ? e.message : 'invalid'}`);
-}
-
 /** Structural parse of a backup's `voteLocks`, each file parsed as the node would read it; a mistake is a plain Error naming the entry. */
 export function parseVoteLocks(value: unknown): BackupVoteLocks {
   if (!isPlainObject(value)) throw new Error('voteLocks must be an object');
   exactFields(value, ['dkgVotes', 'approvals', 'reshareVotes'], 'voteLocks');
   const locks: BackupVoteLocks = { dkgVotes: [], approvals: [], reshareVotes: [] };
   const keyIds = new Set<string>();
-  entries(value.dkgVotes, 'dkgVotes', MAX_BACKUP_DKG_VOTES).forEach((entry, i) => {
+  entries(value.dkgVotes, 'voteLocks.dkgVotes', MAX_BACKUP_DKG_VOTES).forEach((entry, i) => {
     const what = `voteLocks.dkgVotes[${i}]`;
     exactFields(entry, ['keyId', 'file'], what);
-    try {
-      assertKeyId(entry.keyId);
-    } catch {
-      throw new Error(`${what}.keyId is not a key id`);
-    }
-    const keyId = entry.keyId;
-    if (keyIds.has(keyId)) throw new Error(`${what}: key id ${keyId} appears twice`);
-    keyIds.add(keyId);
+    const keyId = uniqueKeyId(entry, what, keyIds);
     const { text, bytes } = fileText(entry, MAX_DKG_VOTE_FILE_BYTES, what);
     try {
       locks.dkgVotes.push({ keyId, sessionId: parseDkgVoteFile(bytes, keyId).sessionId, text });
@@ -167,7 +135,7 @@ export function parseVoteLocks(value: unknown): BackupVoteLocks {
     }
   });
   const seqs = new Set<number>();
-  entries(value.approvals, 'approvals', MAX_BACKUP_APPROVALS).forEach((entry, i) => {
+  entries(value.approvals, 'voteLocks.approvals', MAX_BACKUP_APPROVALS).forEach((entry, i) => {
     const what = `voteLocks.approvals[${i}]`;
     exactFields(entry, ['seq', 'file'], what);
     const seq = entry.seq;
@@ -182,7 +150,7 @@ export function parseVoteLocks(value: unknown): BackupVoteLocks {
     }
   });
   const proposalIds = new Set<string>();
-  entries(value.reshareVotes, 'reshareVotes', MAX_BACKUP_RESHARE_VOTES).forEach((entry, i) => {
+  entries(value.reshareVotes, 'voteLocks.reshareVotes', MAX_BACKUP_RESHARE_VOTES).forEach((entry, i) => {
     const what = `voteLocks.reshareVotes[${i}]`;
     exactFields(entry, ['proposalId', 'file'], what);
     try {

@@ -56,7 +56,11 @@ export function dkgVoteFileName(keyId: string): string {
 
 /** The key id of a vote file's name (undefined for any other name). */
 export function parseDkgVoteFileName(name: string): string | undefined {
-  const keyId = VOTE_FILE.exec(name)?.[1];
+  return keyIdIn(VOTE_FILE, name);
+}
+
+function keyIdIn(pattern: RegExp, name: string): string | undefined {
+  const keyId = pattern.exec(name)?.[1];
   if (keyId === undefined) return undefined;
   try {
     assertKeyId(keyId);
@@ -92,14 +96,7 @@ export function dkgPublicResultFileName(keyId: string): string {
 
 /** The key id of a public result file's name (undefined for any other name). */
 export function parseDkgPublicResultFileName(name: string): string | undefined {
-  const keyId = PUBLIC_FILE.exec(name)?.[1];
-  if (keyId === undefined) return undefined;
-  try {
-    assertKeyId(keyId);
-    return keyId;
-  } catch {
-    return undefined;
-  }
+  return keyIdIn(PUBLIC_FILE, name);
 }
 
 /** A public result file's content, as the node loads it at start; keystore_corrupt for anything else. */
