@@ -54,9 +54,9 @@ function listenOn(port: number): Promise<Server | undefined> {
   });
 }
 
-/** GET/POST with a 5 s bound; the body parsed as JSON when it is JSON, else kept as text. */
-export async function getJson(url: string, init: RequestInit = {}): Promise<{ status: number; json: any; headers: Headers }> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5_000) });
+/** GET/POST with a bound (5 s by default); the body parsed as JSON when it is JSON, else kept as text. */
+export async function getJson(url: string, init: RequestInit = {}, timeoutMs = 5_000): Promise<{ status: number; json: any; headers: Headers }> {
+  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
   let json: unknown;
   try {

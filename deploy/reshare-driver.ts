@@ -1,6 +1,7 @@
 import { TkmsError } from '../core/errors.ts';
 import type { ReshareStatus } from '../node/epoch-types.ts';
 import { sameProposalId } from './committee-change.ts';
+import { getJson } from './devnet-loopback.ts';
 
 /**
  * Driving a committee change through nodes' admin APIs (node/epoch-types.ts), for the devnet
@@ -14,15 +15,8 @@ export interface AdminAnswer {
 }
 
 async function call(url: string, init: RequestInit = {}): Promise<AdminAnswer> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = text;
-  }
-  return { status: res.status, json };
+  const { status, json } = await getJson(url, init, 10_000);
+  return { status, json };
 }
 
 function post(url: string, body: unknown): Promise<AdminAnswer> {

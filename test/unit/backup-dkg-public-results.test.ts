@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { privateKeyFromRaw } from '@libp2p/crypto/keys';
-import { encodeHex, isTkmsError, randomScalar, type ErrorCode } from '../../core/index.ts';
+import { isTkmsError, randomScalar } from '../../core/index.ts';
 import { DkgCeremony } from '../../core/ceremony/index.ts';
 import type { DkgPublicResult } from '../../core/dkg/index.ts';
 import { MAX_BACKUP_DKG_PUBLIC_RESULTS } from '../../node/backup-dkg-results.ts';
@@ -15,6 +15,7 @@ import { DkgStateFiles, MAX_DKG_PUBLIC_RESULT_FILE_BYTES } from '../../node/dkg-
 import { createIdentityFile, type NodeIdentity } from '../../node/identity.ts';
 import { createBackup, parseBackup, restoreBackup, writeBackupFile } from '../../node/keystore-backup.ts';
 import { Keystore } from '../../node/keystore.ts';
+import { rejectsWith, restoreOnto as restoreOntoTarget, snapshot } from '../support/backup-tests.ts';
 import { createNodeMetrics } from '../../node/metrics.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { testSeed } from '../support/test-seed.ts';
@@ -34,30 +35,7 @@ const committee = makeCommittee('public-result-test', 0, 2, members);
 /** Member 3 missed the hello of `cold`: the committee made it, member 3 holds its result alone. */
 const cold = signedDkgResult(keyAt('cold', randomScalar(), committee), committee, members);
 
-async function rejectsWith(code: ErrorCode, p: Promise<unknown>, message: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(isTkmsError(e), `expected a TkmsError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.match(e.message, message);
-    return;
-  }
-  assert.fail(`expected ${code}`);
-}
 
-async function snapshot(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else out.push(`${p.slice(dir.length)} ${encodeHex(await readFile(p))}`);
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
 
 describe('keystore backups carry the DKG results held without a share (version 5)', function () {
   this.timeout(120_000);
@@ -124,16 +102,7 @@ describe('keystore backups carry the DKG results held without a share (version 5
     for (const dir of temps) await rm(dir, { recursive: true, force: true });
   });
 
-  function restoreOnto(target: string) {
-    return restoreBackup({
-      backupFile: source.backupFile,
-      backupPassword: PASSWORD,
-      keystoreDir: join(target, 'keystore'),
-      dkgStateDir: join(target, 'state/dkg'),
-      keystorePassword: 'the target password',
-      identityFile: join(target, 'identity.json'),
-    });
-  }
+  const restoreOnto = (target: string) => restoreOntoTarget(source.backupFile, PASSWORD, target);
 
   it('a backup holds each result as its file\'s exact text', async () => {
     const parsed = parseBackup(source.bytes);

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import fc from 'fast-check';
 import { base58btc } from 'multiformats/bases/base58';
-import { encodeHex, isTkmsError, randomBytes, type ErrorCode } from '../../core/index.ts';
+import { encodeHex, isTkmsError, randomBytes } from '../../core/index.ts';
 import { parseCommittee, type Committee } from '../../core/committee.ts';
 import { proposalDigest } from '../../core/ceremony/proposal.ts';
 import type { ReshareProposal } from '../../core/ceremony/types.ts';
@@ -16,6 +16,7 @@ import { openEpochStore, type NodeEpochStore } from '../../node/epoch-store.ts';
 import { createIdentityFile } from '../../node/identity.ts';
 import { createBackup, parseBackup, restoreBackup, writeBackupFile } from '../../node/keystore-backup.ts';
 import { Keystore } from '../../node/keystore.ts';
+import { rejectsWith, restoreOnto as restoreOntoTarget, snapshot } from '../support/backup-tests.ts';
 import { checkOperatorApproval } from '../../node/reshare-approvals.ts';
 
 /**
@@ -55,18 +56,6 @@ const reshareId = encodeHex(proposalDigest(reshare));
 const refreshId = encodeHex(proposalDigest(refresh));
 const approvedAt = '2026-12-06T22:00:00.000Z';
 
-async function rejectsWith(code: ErrorCode, p: Promise<unknown>, message?: RegExp): Promise<TkmsErrorLike> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(isTkmsError(e), `expected a TkmsError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    if (message !== undefined) assert.match(e.message, message);
-    return e;
-  }
-  assert.fail(`expected ${code}`);
-}
-type TkmsErrorLike = { code: string; message: string };
 
 describe('keystore backups carry the vote locks (version 4 and later)', function () {
   this.timeout(120_000);
@@ -114,16 +103,7 @@ describe('keystore backups carry the vote locks (version 4 and later)', function
     source = { root, keystoreDir, dkgStateDir, identityFile, backupFile, bytes };
   });
 
-  function restoreOnto(target: string) {
-    return restoreBackup({
-      backupFile: source.backupFile,
-      backupPassword: PASSWORD,
-      keystoreDir: join(target, 'keystore'),
-      dkgStateDir: join(target, 'state/dkg'),
-      keystorePassword: 'the target password',
-      identityFile: join(target, 'identity.json'),
-    });
-  }
+  const restoreOnto = (target: string) => restoreOntoTarget(source.backupFile, PASSWORD, target);
 
   it('a backup holds every lock as its file\'s exact text', async () => {
     const parsed = parseBackup(source.bytes);
@@ -198,18 +178,6 @@ describe('keystore backups carry the vote locks (version 4 and later)', function
       assert.deepEqual(await snapshot(target), before, 'nothing was written');
     }
 
-    async function snapshot(dir: string): Promise<string[]> {
-      const out: string[] = [];
-      const walk = async (d: string): Promise<void> => {
-        for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-          const p = join(d, e.name);
-          if (e.isDirectory()) await walk(p);
-          else out.push(`${p.slice(dir.length)} ${encodeHex(await readFile(p))}`);
-        }
-      };
-      await walk(dir);
-      return out.sort();
-    }
 
     it('a DKG vote of the same key id in another session', async () => {
       const target = await tempDir();
