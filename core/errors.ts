@@ -64,6 +64,45 @@ export const ERROR_CODES = {
    * backup's contradicts; nothing was installed (a vote is never withdrawn, so neither is replaced).
    */
   vote_lock_conflict: 409,
+  // Managed keys (core/keys): each refusal names the key state or the policy rule that refused.
+  /** The key is Disabled by its admins; enable it to use it again. */
+  key_disabled: 403,
+  /** The key (or the version asked) is scheduled for deletion; cancel the deletion to use it again. */
+  key_pending_deletion: 403,
+  /** The key (or the version asked) was deleted: its deletion window ended. Nothing can use it again. */
+  key_destroyed: 410,
+  /** The key's material is not ready yet (its DKG has not finished on this node). */
+  key_not_ready: 503,
+  /** The key's usage or spec does not allow this operation (e.g. encrypting to a signing key). */
+  key_usage_mismatch: 400,
+  /** A key change signed by an account that is not an admin of the key (or, for a create, not allowed to create keys). */
+  not_key_admin: 403,
+  /** A key change whose sequence number this node already applied (a replay). */
+  key_change_replayed: 409,
+  /** A key change whose sequence number is beyond the next one this node expects: an earlier change is missing. */
+  key_change_out_of_order: 409,
+  /** A key change that names a predecessor other than the change this node applied at the sequence before it. */
+  key_change_conflict: 409,
+  /** A key change that is valid in form but not in the key's current state (e.g. enable a key pending deletion). */
+  key_change_invalid: 409,
+  /** An alias already names another key. */
+  alias_taken: 409,
+  /** Too many keys, aliases, tags or changes: a limit of the key registry (the message names it). */
+  key_limit_exceeded: 409,
+  /** Policy: the key's policy does not allow this operation. */
+  policy_operation_denied: 403,
+  /** Policy: the grant's source (signed, on-chain) is not one the policy counts. */
+  policy_grant_source_denied: 403,
+  /** Policy: the grant is valid for longer than the policy's longest grant lifetime. */
+  policy_grant_too_long: 403,
+  /** Policy: the requester is not on the key's allow-list. */
+  policy_requester_denied: 403,
+  /** Policy: the request falls outside the key's allowed time windows. */
+  policy_outside_window: 403,
+  /** Policy: the requester reached the key's daily limit. */
+  policy_daily_limit: 429,
+  /** Policy: the key is sensitive and the request carries fewer admin co-signatures than it requires. */
+  policy_approvals_missing: 403,
   timeout: 504,
   internal: 500,
 } as const;
