@@ -44,11 +44,12 @@ function bad(message: string): never {
   throw new TkmsError('bad_request', message);
 }
 
-function parseObject(bytes: Uint8Array, what: string): Record<string, unknown> {
+export function parseObject(bytes: Uint8Array, what: string): Record<string, unknown> {
   return parseJsonFrame(bytes, what, MAX_NODE_FRAME_BYTES);
 }
 
 const json = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value));
+export { json as encodeJsonFrame };
 
 // --- errors, shared by every protocol ---------------------------------------------------
 
@@ -58,7 +59,7 @@ function errorReplyToJson(e: WireError): unknown {
   return ErrorReplyBody.encode({ ok: false, error: { code: e.code, message: e.message, retryAfterSeconds: e.retryAfterSeconds } });
 }
 
-function encodeErrorReply(e: WireError): Uint8Array {
+export function encodeErrorReply(e: WireError): Uint8Array {
   return json(errorReplyToJson(e));
 }
 
@@ -74,7 +75,7 @@ export function wireErrorOf(e: TkmsError): WireError {
 }
 
 /** Dispatches a reply on its `ok`: false is a refusal, true the body `ok`, anything else refused. */
-function parseReply<T>(obj: unknown, what: string, ok: (obj: Record<string, unknown>) => T): T | ({ ok: false } & WireError) {
+export function parseReply<T>(obj: unknown, what: string, ok: (obj: Record<string, unknown>) => T): T | ({ ok: false } & WireError) {
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) bad(`${what} must be an object`);
   const o = obj as Record<string, unknown>;
   if (o.ok === false) return parseErrorReply(o, what);

@@ -4,7 +4,7 @@ import { OwnerCounts } from '../config/owner-limits.ts';
 import { dirname } from 'node:path';
 import { ensurePrivateDirectory } from '../storage/durable-fs.ts';
 import { openBucketKey, parseWatermarkLine, RevocationWatermarks } from '../storage/revocation-watermarks.ts';
-import { AppendLog } from './append-log.ts';
+import { AppendLog } from '../storage/append-log.ts';
 
 /**
  * Revocations this node has seen, checked (owner signature, handle commitment, K proof) before

@@ -1,5 +1,5 @@
 import { bytesToHex, TkmsError } from '../core/index.ts';
-import { AppendLog } from './append-log.ts';
+import { AppendLog } from '../storage/append-log.ts';
 
 /**
  * Request ids this node has already answered, kept until their signed window closes

@@ -19,7 +19,7 @@ import {
   type RevocationEnvelope,
   signRevocation,
 } from '../../core/index.ts';
-import { AppendLog } from '../../node/append-log.ts';
+import { AppendLog } from '../../storage/append-log.ts';
 import { SpentRequestIds } from '../../node/spent-request-ids.ts';
 import { RevocationStore } from '../../node/revocations.ts';
 

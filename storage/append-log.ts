@@ -1,7 +1,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { TkmsError } from '../core/index.ts';
+import { TkmsError } from '../core/errors.ts';
 import { ensurePrivateDirectory, errnoCode, fsyncDirectory, PRIVATE_FILE_MODE as FILE_MODE } from '../storage/durable-fs.ts';
 
 /**
