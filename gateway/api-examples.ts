@@ -78,6 +78,62 @@ export const EX = {
   ],
 } as const;
 
+/**
+ * Two signed changes of the managed key "demo" (the example DKG key), signed by its admin (Hardhat
+ * account #0) for the example committee: its create, then a disable whose `previous` is the create's
+ * digest. test/unit/gateway-key-registry.test.ts applies them to a KeyBook and checks the views below.
+ */
+const KEY_ADMIN = '0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266';
+const CREATE_DIGEST = '0xac3330787728d338ecec3fe4c31bd65d0b730aa74832ff4fa9abcda6428542b6';
+export const EXAMPLE_KEY_CHANGES = {
+  create: {
+    keyId: 'demo',
+    sequence: 1,
+    previous: `0x${'00'.repeat(32)}`,
+    action: 'create',
+    body: '{"origin":{"type":"dkg"},"description":"Payroll exports","admins":["0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"],"aliases":["alias/payroll"],"tags":{"team":"finance"}}',
+    issuedAt: 1767225600,
+    admin: KEY_ADMIN,
+    signature: '0x9efd7ab03357dfb729834e4ff46cfe4512c22c302de56743977a7b3fa4cd8fd0475702e4fdd50b30a6fcef278f17b02a31c2c9db7bf582eb67efb87d38f950a01b',
+  },
+  disable: {
+    keyId: 'demo',
+    sequence: 2,
+    previous: CREATE_DIGEST,
+    action: 'disable',
+    body: '{}',
+    issuedAt: 1767229200,
+    admin: KEY_ADMIN,
+    signature: '0xfb58427f825d525721bde6a0a507feb3f3ae62fdd3c4b076c10121d5812857b24dd7f71d6b2fcd0569576392e646239b35d771d3698592ddd06effc5a3cd7ed11c',
+  },
+} as const;
+
+/** "demo" as the gateway describes it after each change (version 1's material is the example DKG key). */
+const createdView = {
+  keyId: 'demo',
+  spec: 'ECC_SECG_P256K1',
+  usage: 'ENCRYPT_DECRYPT',
+  origin: { type: 'dkg' },
+  description: 'Payroll exports',
+  aliases: ['alias/payroll'],
+  tags: { team: 'finance' },
+  admins: [KEY_ADMIN],
+  policy: {},
+  rotationPeriodDays: null,
+  state: 'Enabled',
+  deletionDate: null,
+  versions: [{ version: 1, materialKeyId: 'demo', createdAt: 1767225600, deletionDate: null, state: 'Enabled', publicKey: EX.key.publicKey }],
+  currentVersion: 1,
+  createdAt: 1767225600,
+  creator: KEY_ADMIN,
+  sequence: 1,
+  head: CREATE_DIGEST,
+};
+export const EXAMPLE_KEY_VIEWS = {
+  created: createdView,
+  disabled: { ...createdView, state: 'Disabled', sequence: 2, head: '0x84e4fb42087aa5fc821cd1041803fb45679d78183d8ccae3ee888fa49ffb1847' },
+};
+
 /** The devnet committee file at epoch 0: the key's members, on loopback. */
 export const EXAMPLE_COMMITTEE = {
   committeeId: EX.key.committeeId,

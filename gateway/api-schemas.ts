@@ -36,13 +36,17 @@ import {
   type SignedCodec,
 } from '../core/index.ts';
 import { assertParticipantId } from '../core/shamir.ts';
+import { assertKeyId, KEY_ID_PATTERN } from '../core/identifiers.ts';
+import { KeyChangeMessage } from '../core/keys/key-change.ts';
+import { KEY_LIMITS, KEY_SPECS, KEY_STATES, KEY_USAGES } from '../core/keys/key-model.ts';
+import { KEY_CHANGE_PAGE_SIZE } from '../core/keys/key-wire.ts';
 import { SESSION_ID_LENGTH } from '../core/dkg/index.ts';
 import { MAX_EPOCH, MIN_REFRESH_INTERVAL_SECONDS } from '../core/committee.ts';
 import { MAX_HANDOVER_KEYS } from '../core/ceremony/handover.ts';
 import { COMMITTEE_PAGE_SIZE } from './epochs.ts';
 import { SECP256K1_SPKI_PREFIX_HEX } from '../core/spki.ts';
 import { explainerOf, explainWith } from '../net/http-validation.ts';
-import { EX, EXAMPLE_HANDLE_FIELDS } from './api-examples.ts';
+import { EX, EXAMPLE_HANDLE_FIELDS, EXAMPLE_KEY_CHANGES, EXAMPLE_KEY_VIEWS } from './api-examples.ts';
 import { LOG_WINDOW_BLOCKS, MAX_LISTED_GRANTS, MAX_LISTED_LOGS, MAX_LOG_WINDOWS } from '../chain/chain-acl.ts';
 
 /**
@@ -174,9 +178,10 @@ const FIELD_COMPONENTS: Record<string, TSchema> = {
 };
 const wireShape = (schema: object): string => JSON.stringify(Object.entries(schema).filter(([k]) => k !== 'description' && k !== 'examples').sort(([a], [b]) => (a < b ? -1 : 1)));
 
-function signedMessage(codec: SignedCodec<WireFields>, what: string): TSchema {
+/** `primitives: false` for a message whose fields are its own (a key change's), not the named primitives above. */
+function signedMessage(codec: SignedCodec<WireFields>, what: string, primitives = true): TSchema {
   const struct = codec.struct;
-  for (const [name, field] of Object.entries(codec.schema.properties as Record<string, TSchema>)) {
+  for (const [name, field] of primitives ? Object.entries(codec.schema.properties as Record<string, TSchema>) : []) {
     const base = FIELD_COMPONENTS[name];
     if (base === undefined || wireShape(base) !== wireShape(field)) throw new Error(`api-schemas: ${struct.name}.${name} is not the wire form of a named primitive`);
     if (field !== base) REFINED.set(field, { base, description: String((field as { description?: unknown }).description ?? '') });
@@ -212,6 +217,11 @@ export const RegisterHandle = signedMessage(asSigned(RegisterHandleMessage), 'Th
 export const Grant = signedMessage(asSigned(GrantMessage), 'The owner lets `grantee` decrypt the handle until `notAfter`. A later grant (greater issuedAt) to the same grantee replaces an earlier one.');
 export const Revocation = signedMessage(asSigned(RevocationMessage), 'The owner cancels every grant to `grantee` on the handle issued at or before `revokedAt`.');
 export const Delegation = signedMessage(asSigned(DelegationMessage), 'The requester (the owner, or a grantee) asks the nodes for their partial decryptions of the handle, wrapped to the requester\'s RSA key.');
+export const KeyChange = signedMessage(
+  asSigned(KeyChangeMessage),
+  'A change to a managed key, signed by one of its admins (for `create`, by an account config `keys.creators` allows). `sequence` is one more than the key\'s, `previous` the digest of its last change (`head` in a KeyView; 32 zero bytes for create): every node applies a key\'s changes in that order only. `body` is the action\'s parameters as JSON text (docs/keys.md).',
+  false,
+);
 export const SIGNED_STRUCTS = [EncryptRequestMessage, RegisterHandleMessage, GrantMessage, RevocationMessage, DelegationMessage].map((m) => m.struct);
 
 // --- request bodies and path parameters -------------------------------------------------
@@ -262,9 +272,32 @@ export const DelegateBody = component(
   ),
 );
 
+export const KeyChangeBody = component(
+  'KeyChangeBody',
+  closed({ change: KeyChange }, { description: 'POST /v1/keys and POST /v1/keys/{keyId}/changes body: one signed key change.', examples: [{ change: EXAMPLE_KEY_CHANGES.create }] }),
+);
+
+/** An alias as key changes name it (core/keys/key-change.ts). */
+const ALIAS_PATTERN = '^alias/[A-Za-z0-9/_-]{1,250}$';
+export const KeyIdOrAlias = component(
+  'KeyIdOrAlias',
+  explainWith(
+    Type.String({
+      maxLength: 256,
+      pattern: `${KEY_ID_PATTERN}|${ALIAS_PATTERN}`,
+      description: 'A key id, or the alias of a managed key (`alias/…`; in a path, URL-encoded: `alias%2Fpayroll`).',
+      examples: [EX.key.keyId, 'alias/payroll'],
+    }),
+    (value) => {
+      if (typeof value !== 'string' || !value.startsWith('alias/')) assertKeyId(value);
+      else if (!new RegExp(ALIAS_PATTERN).test(value)) throw new TkmsError('bad_key_id', 'an alias is alias/ followed by 1-250 of A-Z a-z 0-9 / _ -');
+    },
+  ),
+);
+
 /** Path parameters, with the description and example each gets in the document. */
 export const PathParams = {
-  keyId: { schema: KeyId, description: 'The key id.', example: EX.key.keyId },
+  keyId: { schema: KeyIdOrAlias, description: 'The key id, or a managed key\'s alias URL-encoded (`alias%2Fpayroll`).', example: EX.key.keyId },
   handle: { schema: Handle, description: 'The handle, 0x + 64 hex digits.', example: EX.handle },
   grantee: { schema: Address, description: 'The grantee\'s address.', example: EX.grantee },
 } as const;
@@ -338,7 +371,6 @@ export const PublishedKey = component(
     { description: 'A key the committee holds: the public DKG result, verified by the gateway, and the committee it belongs to. Clients can verify it themselves.', examples: [EX.key] },
   ),
 );
-export const KeyList = component('KeyList', closed({ keys: Type.Array(PublishedKey) }));
 export const CommitteeFile = component(
   'CommitteeFile',
   closed(
@@ -523,6 +555,109 @@ export const DelegationResult = component(
       failures: Type.Array(NodeFailure, { description: 'Nodes that refused or failed along the way (the gateway asked others instead).' }),
     },
     { description: 'Everything a requester needs to decrypt locally. The gateway never sees the plaintext or any unwrapped partial.' },
+  ),
+);
+const nullable = (schema: TSchema, description: string): TSchema => Type.Union([schema, Type.Null()], { description });
+const sequenceNumber = (description: string): TSchema => Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description });
+export const KeyVersionView = component(
+  'KeyVersionView',
+  closed(
+    {
+      version: Type.Integer({ minimum: 1, maximum: KEY_LIMITS.maxVersions }),
+      materialKeyId: described(KeyId, 'The key id the version\'s material and its handles are known by: the key id for version 1, `<keyId>.v<n>` after.'),
+      createdAt: Timestamp,
+      deletionDate: nullable(Timestamp, 'When this version alone is scheduled for deletion: the unix time it is destroyed; else null.'),
+      state: Type.String({ enum: ['Enabled', 'PendingDeletion', 'Destroyed'], description: 'The version\'s own state at the gateway\'s clock (the key\'s state applies on top).' }),
+      publicKey: Type.Optional(described(CompressedPoint, 'The version\'s public key, when the gateway holds its published DKG result.')),
+    },
+    { description: 'One version of a managed key.' },
+  ),
+);
+const KeyOrigin = Type.Union(
+  [
+    closed({ type: Type.Literal('dkg') }, { description: 'Each version is its own DKG key.' }),
+    closed({ type: Type.Literal('derived'), root: KeyId, path: Type.String({ minLength: 1, maxLength: 256 }) }, { description: 'Derived from the root DKG key\'s public key and the path: no ceremony.' }),
+  ],
+  { description: 'Where the key\'s material comes from.' },
+);
+export const KeyView = component(
+  'KeyView',
+  closed(
+    {
+      keyId: KeyId,
+      spec: Type.String({ enum: [...KEY_SPECS] }),
+      usage: Type.String({ enum: [...KEY_USAGES] }),
+      origin: KeyOrigin,
+      description: Type.String({ maxLength: KEY_LIMITS.descriptionLength }),
+      aliases: Type.Array(Type.String({ pattern: ALIAS_PATTERN }), { maxItems: KEY_LIMITS.aliasesPerKey }),
+      tags: Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: { type: 'string' }, description: 'Tag key → value.' } as TSchema),
+      admins: Type.Array(Address, { description: 'The accounts that may sign the key\'s changes.' }),
+      policy: Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'The key\'s purpose-bound policy, as its last putPolicy (or create) set it; {} allows what the ACL allows.' } as TSchema),
+      rotationPeriodDays: nullable(Type.Integer({ minimum: KEY_LIMITS.minRotationPeriodDays, maximum: KEY_LIMITS.maxRotationPeriodDays }), 'Automatic rotation period, or null.'),
+      state: Type.String({ enum: [...KEY_STATES], description: 'At the gateway\'s clock: PendingDeletion turns Destroyed at `deletionDate`. Every node decides at its own.' }),
+      deletionDate: nullable(Timestamp, 'While PendingDeletion (or once Destroyed): when the key is (was) destroyed.'),
+      versions: Type.Array(KeyVersionView, { description: 'Every version, automatic rotations included, oldest first.' }),
+      currentVersion: nullable(Type.Integer({ minimum: 1, maximum: KEY_LIMITS.maxVersions }), 'The version new encryptions use (the newest not scheduled for deletion), or null.'),
+      createdAt: Timestamp,
+      creator: described(Address, 'The account that signed the create.'),
+      sequence: sequenceNumber('The sequence of the key\'s last change: the next change carries one more.'),
+      head: described(Bytes32, 'The digest of the key\'s last change: the next change names it as `previous`.'),
+    },
+    { description: 'A managed key as the gateway\'s copy of the signed changes makes it.', examples: [EXAMPLE_KEY_VIEWS.created] },
+  ),
+);
+export const KeyChangeResult = component(
+  'KeyChangeResult',
+  closed(
+    {
+      key: KeyView,
+      acknowledgedBy: Type.Array(NodeId, { description: 'Members that applied the change (now, or before), ascending.' }),
+      needed: Type.Integer({ minimum: 1, description: 'n − t + 1: with that many members applying it, fewer than t members can still act on the key as before.' }),
+      effective: Type.Boolean({ description: 'acknowledgedBy.length ≥ needed (HTTP 200); otherwise HTTP 202: send the same change again.' }),
+      failures: Type.Array(NodeFailure),
+    },
+    { description: 'The outcome of sending a key change to the committee.' },
+  ),
+);
+export const KeyChangePage = component(
+  'KeyChangePage',
+  closed(
+    {
+      changes: Type.Array(KeyChange, { maxItems: KEY_CHANGE_PAGE_SIZE, description: 'The key\'s signed changes after `after`, in sequence order.' }),
+      next: nullable(sequenceNumber('The `after` of the next page.'), 'The `after` of the next page, or null after the last.'),
+    },
+    { description: 'A page of a key\'s signed changes: anyone can check them (signatures, order) against the key\'s first admins.' },
+  ),
+);
+export const KeyPolicy = component(
+  'KeyPolicy',
+  closed(
+    {
+      keyId: KeyId,
+      sequence: sequenceNumber('The key\'s sequence this policy is read at.'),
+      policy: Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'The key\'s purpose-bound policy (docs/key-policy.md).' } as TSchema),
+    },
+    { description: 'A managed key\'s policy.' },
+  ),
+);
+/** Managed keys in one listing page. */
+export const MAX_LISTED_MANAGED_KEYS = 1000;
+export const KeyList = component(
+  'KeyList',
+  closed({
+    keys: Type.Array(PublishedKey, { description: 'The published DKG keys (not filtered).' }),
+    managed: Type.Array(KeyView, { maxItems: MAX_LISTED_MANAGED_KEYS, description: `Managed keys that pass the filters, sorted by key id, at most ${MAX_LISTED_MANAGED_KEYS}.` }),
+    managedNext: nullable(KeyId, 'The `after` of the next page of managed keys, or null after the last.'),
+  }),
+);
+export const KeyDescription = component(
+  'KeyDescription',
+  Type.Union(
+    [
+      closed({ ...PublishedKey.properties, managed: Type.Optional(described(KeyView, 'Present when the id (or alias) names a managed key too.')) }, { description: 'A published DKG key, and the managed key of that id when there is one.' }),
+      closed({ managed: KeyView }, { description: 'A managed key without a published DKG result of its id (a derived key, or a DKG key whose ceremony has not finished).' }),
+    ],
+    { description: 'A key: its published DKG result as before, plus `managed` for a managed key.' },
   ),
 );
 export const ErrorBody = component(

@@ -48,6 +48,8 @@ import { shortfallError } from './shortfall.ts';
 import type { RateLimiter } from '../runtime/rate-limit.ts';
 import type { GatewayStore, StoredGrant, StoredHandle } from './store.ts';
 import { RequesterKeys } from './requester-keys.ts';
+import type { GatewayKeyRegistry } from './key-registry.ts';
+import { encryptionMaterial, keyRouteHandlers, keyView, managedListing } from './key-routes.ts';
 import { MAX_LISTED_GRANTS, type ChainAcl } from '../chain/chain-acl.ts';
 
 const routeNamed = (operationId: string): ApiRoute => API_ROUTES.find((r) => r.operationId === operationId)!;
@@ -79,6 +81,8 @@ export interface GatewayContext {
   now?: () => number;
   /** The gateway's own reader of the on-chain ACL, started; required unless config acl.mode is signed. */
   chainAcl?: ChainAcl;
+  /** The gateway's copy of the managed keys; start-up always opens one (absent: a context that serves none). */
+  keyRegistry?: GatewayKeyRegistry;
 }
 
 /** The stored handle's descriptor: the store wrote it from a checked one, so it is decoded without re-validation. */
@@ -182,7 +186,14 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
     return { status: created ? 201 : 200, json: { ...handleJson(ctx.store.getHandle(meta.handle) ?? meta), created } };
   };
 
+  /** Published group keys by key id, for the managed keys' versions. */
+  const publicKeyOf = (): ((materialId: string) => string | undefined) => {
+    const published = new Map(ctx.keys.list().map((k) => [k.result.keyId, k.result.groupPublicKey]));
+    return (materialId) => published.get(materialId);
+  };
+
   const handlers: Record<string, RouteHandler> = {
+    ...keyRouteHandlers(ctx, nowSeconds, publicKeyOf),
     getOpenApiDocument: () => ({ status: 200, json: buildOpenApiDocument() }),
     getHealth: () => {
       const connected = ctx.pool.connectedMembers();
@@ -194,14 +205,27 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       };
     },
     getMetrics: async () => ({ status: 200, text: await ctx.metrics.registry.metrics(), contentType: ctx.metrics.registry.contentType }),
-    listKeys: async () => {
+    listKeys: async (req, url) => {
       await ctx.keys.refresh();
-      return { status: 200, json: { keys: ctx.keys.list().map((k) => keyToJson(k, ctx.keys.madeBy(k))) } };
+      const { managed, managedNext } = managedListing(ctx.keyRegistry, url, nowSeconds(), publicKeyOf());
+      reserveResponseBytes(req, JSON.stringify(managed).length);
+      return { status: 200, json: { keys: ctx.keys.list().map((k) => keyToJson(k, ctx.keys.madeBy(k))), managed, managedNext } };
     },
     getKey: async (_req, _url, _body, params) => {
-      assertKeyId(params.keyId);
-      const key = await ctx.keys.get(params.keyId);
-      return { status: 200, json: keyToJson(key, ctx.keys.madeBy(key)) };
+      const id = params.keyId!;
+      const managed = ctx.keyRegistry?.book.resolve(id);
+      // An alias names a managed key only; its version 1 is the DKG key of the managed key's id.
+      if (id.startsWith('alias/') && managed === undefined) throw new TkmsError('unknown_key', `no managed key has the alias ${id}`);
+      const dkgKeyId = managed?.keyId ?? id;
+      assertKeyId(dkgKeyId);
+      let key: Awaited<ReturnType<KeyDirectory['get']>> | undefined;
+      try {
+        key = await ctx.keys.get(dkgKeyId);
+      } catch (e) {
+        if (managed === undefined || !isTkmsError(e, 'unknown_key')) throw e;
+      }
+      const view = managed === undefined ? {} : { managed: keyView(managed, nowSeconds(), publicKeyOf()) };
+      return { status: 200, json: key === undefined ? view : { ...keyToJson(key, ctx.keys.madeBy(key)), ...view } };
     },
     getCommittee: async (_req, url) => {
       const since = queryInteger(routeNamed('getCommittee'), url, 'since') ?? 0;
@@ -217,13 +241,18 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       const owner = encodeHex(request.owner);
       verifyEncryptRequest(request, plaintext, time(), deployment());
       ctx.limiter.take(owner);
-      const key = await ctx.keys.get(request.keyId);
+      const { materialId, managed } = encryptionMaterial(ctx.keyRegistry, request.keyId, nowSeconds());
+      const key = await ctx.keys.get(materialId).catch((e: unknown) => {
+        // A managed version without a published result is one whose DKG has not finished.
+        if (managed && isTkmsError(e, 'unknown_key')) throw new TkmsError('key_not_ready', `key ${request.keyId}: the DKG of ${materialId} has not finished (${e.message})`);
+        throw e;
+      });
       spentEncryptIds.claim(bytesToHex(request.requestId), request.notAfter + ctx.config.clockSkewSeconds, nowSeconds());
-      const sealed = await sealToHandle({ publicKey: key.groupPublicKey, keyId: request.keyId, owner: request.owner, plaintext });
+      const sealed = await sealToHandle({ publicKey: key.groupPublicKey, keyId: materialId, owner: request.owner, plaintext });
       return storeHandle(
         {
           handle: encodeHex(sealed.handle),
-          keyId: request.keyId,
+          keyId: materialId,
           K: encodeHex(sealed.K),
           nonce: encodeHex(sealed.nonce),
           ciphertextHash: encodeHex(sealed.ciphertextHash),

@@ -8,6 +8,7 @@ import { aclConfigProblems } from '../config/chain-acl-checks.ts';
 import { gatewayAclField } from '../config/chain-acl.ts';
 import { DEFAULT_HTTP_LIMITS, type HttpLimits } from '../net/http-limits.ts';
 import { ownerLimitsField } from '../config/owner-limits.ts';
+import { keyRegistryField } from '../config/key-registry.ts';
 import { DEFAULT_GATEWAY_STORE_LIMITS, type HandleLimits } from './store.ts';
 
 const MiB = 1024 * 1024;
@@ -69,7 +70,7 @@ export const GATEWAY_CONFIG_SCHEMA = Type.Object({
     },
     { description: 'cross-origin requests from web pages' },
   ),
-  storeDir: field.path({ description: 'directory of the embedded store: handles, ciphertexts, grants, revocations (created 0700)', env: 'TKMS_GATEWAY_STORE_DIR' }),
+  storeDir: field.path({ description: 'directory of the embedded store: handles, ciphertexts, grants, revocations, and the change log of managed keys (key-changes.log) (created 0700)', env: 'TKMS_GATEWAY_STORE_DIR' }),
   committeeFile: field.path({ description: 'the committee file (the same as the nodes\')', env: 'TKMS_COMMITTEE_FILE' }),
   identityFile: Type.Optional(
     field.path({
@@ -135,6 +136,7 @@ export const GATEWAY_CONFIG_SCHEMA = Type.Object({
     },
     { description: 'new handles per owner and in all, and the free disk kept for grants and revocations' },
   ),
+  keys: keyRegistryField(),
   storeWriteQueueBytes: field.integer(4 * MiB, 2 ** 40, DEFAULT_GATEWAY_STORE_LIMITS.writeQueueBytes, {
     description: 'bytes of records waiting for the store\'s writer (64 MiB); a handle past it gets 503 unavailable ("store_queue_full")',
     env: 'TKMS_GATEWAY_STORE_WRITE_QUEUE_BYTES',

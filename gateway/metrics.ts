@@ -17,6 +17,8 @@ export interface GatewayMetrics {
   requesterKeyChecks: Counter<'outcome'>;
   /** DKG results members reported that were not published, by reason (invalid, conflict). */
   keyDisagreements: Counter<'reason'>;
+  /** Key changes sent through the gateway, by action and outcome (effective, pending, or the refusal's code). */
+  keyChanges: Counter<'action' | 'outcome'>;
   /** The committee epoch the gateway serves (followed through handover certificates). */
   committeeEpoch: Gauge;
   /** The gateway's own on-chain ACL reader (acl.mode chain or either): tkms_gateway_chain_*. */
@@ -50,6 +52,12 @@ export function createGatewayMetrics(): GatewayMetrics {
       registers: [registry],
     }),
     nodeAnswers: new Counter({ name: 'tkms_gateway_node_answers_total', help: 'Partial answers by node and outcome', labelNames: ['node', 'outcome'], registers: [registry] }),
+    keyChanges: new Counter({
+      name: 'tkms_gateway_key_changes_total',
+      help: 'Key changes sent through the gateway, by action and outcome: "effective" (n − t + 1 members applied it), "pending" (fewer), or the code of the refusal',
+      labelNames: ['action', 'outcome'],
+      registers: [registry],
+    }),
     nodesConnected: new Gauge({ name: 'tkms_gateway_nodes_connected', help: 'Committee members the gateway is connected to', registers: [registry] }),
     committeeEpoch: new Gauge({ name: 'tkms_gateway_committee_epoch', help: 'The committee epoch the gateway serves: its committee file\'s, or the latest a verified handover certificate reached', registers: [registry] }),
     handlesStored: new Gauge({ name: 'tkms_gateway_handles_stored', help: 'Handles in the gateway store', registers: [registry] }),

@@ -24,6 +24,8 @@ import {
   type PartialRequest,
   type RevocationEnvelope,
 } from '../core/index.ts';
+import { decodeKeyChangeReply, encodeKeyChangeRequest, KEY_CHANGES_PROTOCOL, type KeyChangeRequest } from '../core/keys/key-wire.ts';
+import type { KeyChange } from '../core/keys/key-change.ts';
 import type { Committee } from '../net/committee.ts';
 import { createHost, errorText, FrameClient, MemberConnections } from '../net/p2p.ts';
 import type { Logger } from 'pino';
@@ -42,6 +44,12 @@ export interface NodeFailure {
   message: string;
   /** The node's own retry hint, when it refused with rate_limited. */
   retryAfterSeconds?: number;
+}
+
+/** A member that applied a key change: now, or before (`known`). */
+export interface KeyChangeAck {
+  nodeId: number;
+  known: boolean;
 }
 
 export interface FanOutResult {
@@ -357,6 +365,42 @@ export class NodePool {
     );
     acked.sort((a, b) => a - b);
     return { acked, failures };
+  }
+
+  /**
+   * Sends a key change to every member at once; returns who applied it (now, or before: `known`).
+   * An answer for another key or an earlier sequence is no acknowledgement.
+   */
+  async broadcastKeyChange(change: KeyChange, timeoutMs: number): Promise<{ acked: KeyChangeAck[]; failures: NodeFailure[] }> {
+    const frame = encodeKeyChangeRequest({ type: 'change', change });
+    const acked: KeyChangeAck[] = [];
+    const failures: NodeFailure[] = [];
+    await Promise.all(
+      this.committee.members.map(async (m) => {
+        try {
+          const reply = decodeKeyChangeReply(await this.send(m.id, KEY_CHANGES_PROTOCOL, frame, timeoutMs));
+          if (!reply.ok) throw new TkmsError(reply.code, reply.message);
+          if (reply.type !== 'applied' || reply.keyId !== change.keyId || reply.sequence < change.sequence) {
+            throw new TkmsError('bad_request', `member ${m.id} answered a key change with something else than its application`);
+          }
+          acked.push({ nodeId: m.id, known: reply.known });
+        } catch (e) {
+          const err = isTkmsError(e) ? e : new TkmsError('unavailable', errorText(e));
+          failures.push({ nodeId: m.id, code: err.code, message: err.message });
+        }
+      }),
+    );
+    acked.sort((a, b) => a.nodeId - b.nodeId);
+    failures.sort((a, b) => a.nodeId - b.nodeId);
+    return { acked, failures };
+  }
+
+  /** A page of key changes from one member: everything it holds (`sync`) or one key's history. */
+  async keyChangePage(memberId: number, request: Exclude<KeyChangeRequest, { type: 'change' }>, timeoutMs: number): Promise<{ changes: KeyChange[]; next: number | null }> {
+    const reply = decodeKeyChangeReply(await this.send(memberId, KEY_CHANGES_PROTOCOL, encodeKeyChangeRequest(request), timeoutMs));
+    if (!reply.ok) throw new TkmsError(reply.code, reply.message);
+    if (reply.type !== 'page') throw new TkmsError('bad_request', `member ${memberId} answered a key change page request with something else than a page`);
+    return { changes: reply.changes, next: reply.next };
   }
 
   async stop(): Promise<void> {

@@ -17,6 +17,8 @@ import { loadOrCreateIdentityFile } from '../node/identity.ts';
 import { ServiceRunner, type Service } from '../runtime/lifecycle.ts';
 import type { RefusalReason } from '../net/http-limits.ts';
 import { openChainAcl } from '../chain/open-chain-acl.ts';
+import { keyBookOptions, plainPolicy } from '../config/key-registry.ts';
+import { GatewayKeyRegistry } from './key-registry.ts';
 
 export interface RunningGateway {
   server: Server;
@@ -43,6 +45,8 @@ async function readTlsFiles(tls: GatewayConfig['tls']): Promise<{ cert: Buffer; 
 }
 
 const KEY_REFRESH_INTERVAL_MS = 30_000;
+/** How often the gateway reads the key changes its members hold that it lacks. */
+const KEY_CHANGE_CATCH_UP_INTERVAL_MS = 30_000;
 
 /**
  * Starts the gateway: store, node pool (libp2p), then the HTTP listener, each a service of one
@@ -75,13 +79,21 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     await services.start(
       every('key refresh', KEY_REFRESH_INTERVAL_MS, () => keys.refresh().catch(() => undefined), () => keys.refresh(true).catch(() => undefined)),
     );
+    // The committee's deployment names the key changes' signatures, as every node checks them.
+    const keyRegistry = await services.open(
+      'key registry',
+      () => GatewayKeyRegistry.open({ storeDir: config.storeDir, book: keyBookOptions(config.keys, { committeeId: committee.committeeId }, plainPolicy), members: pool, log, timeoutMs: config.partialTimeoutMs }),
+      (r) => r.close(),
+    );
+    const catchUp = (): Promise<void> => keyRegistry.catchUp().catch((e: unknown) => log.warn({ err: e instanceof Error ? e.message : String(e) }, 'key change catch-up failed'));
+    await services.start(every('key change catch-up', KEY_CHANGE_CATCH_UP_INTERVAL_MS, catchUp, catchUp));
     await services.start(every('node gauge', 1_000, () => metrics.nodesConnected.set(pool.connectedMembers().length)));
     // Before the listener: a gateway that cannot read its chain refuses to start (fail closed).
     const { chain: chainAcl } = await openChainAcl(config.acl, { services, metrics: metrics.chain.sink, log });
     const limiter = new RateLimiter(config.rateLimit.perMinute, config.rateLimit.burst);
     // Per IP: ten accounts' worth, so a NAT of honest users is not starved but one host cannot flood signature checks.
     const ipLimiter = new RateLimiter(config.rateLimit.perMinute * 10, config.rateLimit.burst * 10);
-    const routes = gatewayRoutes({ config, store, keys, pool, limiter, ipLimiter, metrics, ...(chainAcl ? { chainAcl } : {}) });
+    const routes = gatewayRoutes({ config, store, keys, pool, limiter, ipLimiter, metrics, keyRegistry, ...(chainAcl ? { chainAcl } : {}) });
     metrics.handlesStored.set(store.stats().handles);
     const maxBodyBytes = bodyLimit(config.maxPlaintextBytes);
     const httpOptions = {
