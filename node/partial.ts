@@ -34,6 +34,8 @@ import type { RateLimiter } from '../runtime/rate-limit.ts';
 import type { SpentRequestIds } from './spent-request-ids.ts';
 import type { RevocationStore } from './revocations.ts';
 import type { ChainAcl } from '../chain/chain-acl.ts';
+import type { KeyBook } from '../core/keys/key-book.ts';
+import { requireUsable } from '../core/keys/key-model.ts';
 
 /**
  * /tkms/partial/1: one delegation request in, one wrapped partial out. Everything about
@@ -133,6 +135,8 @@ export interface PartialServiceOptions {
   now?: () => number;
   /** Where grants come from (config acl.mode; default signed) and, unless signed, the chain reader. */
   acl?: PartialAcl;
+  /** The managed keys (their state and origin); absent, every key id is served by its own share. */
+  keys?: Pick<KeyBook, 'byMaterial'>;
 }
 
 export type PartialAcl = { mode: 'signed' } | { mode: Exclude<GrantSource, 'signed'>; chain: Pick<ChainAcl, 'isGrantedAt'> };
@@ -164,8 +168,10 @@ export class PartialService {
   private readonly revocations: RevocationStore;
   private readonly shares: ShareBook;
   private readonly spentIds: SpentRequestIds;
+  private readonly keys: Pick<KeyBook, 'byMaterial'> | undefined;
 
   constructor(options: PartialServiceOptions) {
+    this.keys = options.keys;
     this.acl = options.acl ?? { mode: 'signed' };
     this.clockSkewSeconds = options.clockSkewSeconds;
     this.deployment = options.deployment;
@@ -226,21 +232,36 @@ export class PartialService {
     }
   }
 
+  /**
+   * The key id whose share answers for `materialId`: itself, or a derived key's root. Throws the
+   * managed key's refusal (key_disabled, key_pending_deletion, key_destroyed, unknown_key for a
+   * version it does not have). A key id no managed key names is served as before keys were managed.
+   */
+  private managedShareKeyId(materialId: string, nowSeconds: number): string {
+    const managed = this.keys?.byMaterial(materialId);
+    if (managed === undefined) return materialId;
+    requireUsable(managed.key, managed.version, nowSeconds);
+    return managed.key.origin.type === 'derived' ? managed.key.origin.root : materialId;
+  }
+
   private async answer(request: PartialRequest): Promise<PartialReply> {
     const { delegation } = request;
     // The share, the id and the epoch are read together, before any await: a commit while the checks
     // below wait (RSA key, on-chain grant, spent id) must not name the new epoch on a partial made
     // with the old share (test/integration/reshare-scenarios.md, "A partial named the new epoch").
-    const held = this.shares.get(delegation.keyId);
+    const nowSeconds = Math.floor(this.now() / 1000);
+    // A managed key is checked before anything else is: a key its admins disabled or deleted costs
+    // no signature check, and its refusal names the state. A derived key is served with its root's share.
+    const shareKeyId = this.managedShareKeyId(delegation.keyId, nowSeconds);
+    const held = this.shares.get(shareKeyId);
     const selfId = this.shares.selfId;
     const epoch = this.shares.epoch;
     if (held === undefined || selfId === undefined) {
-      if (this.shares.isRetired(delegation.keyId)) {
-        throw new TkmsError('stale_epoch', `this node no longer serves key ${delegation.keyId}: the committee it served moved to epoch ${this.shares.epoch}; ask the members of that epoch`);
+      if (this.shares.isRetired(shareKeyId)) {
+        throw new TkmsError('stale_epoch', `this node no longer serves key ${shareKeyId}: the committee it served moved to epoch ${this.shares.epoch}; ask the members of that epoch`);
       }
-      throw new TkmsError('unknown_key', `this node holds no share of key ${delegation.keyId}`);
+      throw new TkmsError('unknown_key', shareKeyId === delegation.keyId ? `this node holds no share of key ${delegation.keyId}` : `this node holds no share of key ${shareKeyId}, the root of ${delegation.keyId}`);
     }
-    const nowSeconds = Math.floor(this.now() / 1000);
     // The requester's text form names it to the rate limiter, the spent-id log and the log line: made once.
     let requester = '';
     const auth = authorizeDelegation({
