@@ -71,7 +71,7 @@ const KEY_CHANGE_NOTE =
   'The gateway checks the change against its own copy of the key (signature, admin, order, body, state, limits: a refusal is answered and nothing is sent), then sends it to every committee member, which checks and applies it on its own. The change is effective once n − t + 1 members applied it: then fewer than t members can still act on the key as it was. The gateway takes it into its own copy once a member applied it. Re-sending the same change is safe (members that hold it answer so): on 202, send it again. When no member applied it and every member refused for one reason, that refusal is answered, with the members\' `failures` in `details`. Rate limited per signing account.';
 const KEY_CHANGE_ERRORS: Partial<Record<number, ErrorCode[]>> = {
   400: [...MALFORMED, 'bad_key_id'],
-  403: ['unauthorized', 'not_key_admin'],
+  403: ['unauthorized', 'not_key_admin', 'expired'],
   409: ['key_change_replayed', 'key_change_out_of_order', 'key_change_conflict', 'key_change_invalid', 'alias_taken', 'key_limit_exceeded'],
   410: ['key_destroyed'],
   413: ['payload_too_large'],
@@ -81,7 +81,7 @@ const KEY_CHANGE_ERRORS: Partial<Record<number, ErrorCode[]>> = {
 };
 const KEY_CHANGE_ERROR_NOTES: Partial<Record<number, string>> = {
   400: 'A body that does not parse for its action (`bad_request` names the field).',
-  403: 'Not signed by the `admin` it names (for this deployment), or that account is not an admin of the key (for a create: not in `keys.creators`).',
+  403: 'Not signed by the `admin` it names (for this deployment), or that account is not an admin of the key (for a create: not in `keys.creators`). `expired`: the members refused a change issued more than an hour from their clocks; sign it again.',
   409: 'The change does not follow the key\'s last change (replayed, a gap, or another change at that place), does not fit the key\'s state, takes an alias another key holds, or passes a limit (`keys.maxKeys`, `keys.perCreatorQuota`, the key\'s own).',
   410: 'The key was destroyed: nothing changes it.',
   413: BODY_LIMIT_NOTE,
@@ -241,7 +241,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     tag: 'handles',
     summary: 'Encrypt a plaintext to a key and store it as a handle',
     description:
-      'The gateway checks the owner\'s signed EncryptRequest (window, SHA-256 of the plaintext, signature, unused request id), ECIES-encrypts the plaintext to the key, proves knowledge of the ephemeral secret for the new handle (`kProof`) and stores the ciphertext under its handle, owned by `request.owner`. The gateway sees this plaintext; encrypt client-side and use POST /v1/handles to keep it from the gateway. A managed key is encrypted to at its current version: the handle\'s keyId is that version\'s material key id (the key id for version 1, `<keyId>.v<n>` after a rotation); a managed key that is not Enabled is refused. Rate limited per owner.',
+      'The gateway checks the owner\'s signed EncryptRequest (window, SHA-256 of the plaintext, signature, unused request id), ECIES-encrypts the plaintext to the key, proves knowledge of the ephemeral secret for the new handle (`kProof`) and stores the ciphertext under its handle, owned by `request.owner`. The gateway sees this plaintext; encrypt client-side and use POST /v1/handles to keep it from the gateway. A managed key is encrypted to at its current version: the handle\'s keyId is that version\'s material key id (the key id for version 1, `<keyId>.v<n>` after a rotation); a managed key that is not Enabled is refused. A derived key\'s version is encrypted to its root\'s published key moved by the version\'s public tweak (docs/derived-keys.md). Rate limited per owner.',
     body: { schema: S.EncryptBody, description: 'The signed request and the plaintext.', example: { request: EX.encryptRequest, plaintext: EX.plaintext } },
     responses: storedHandle('Encrypted and stored'),
     errors: {
@@ -253,7 +253,6 @@ export const API_ROUTES: readonly ApiRoute[] = [
       413: ['payload_too_large'],
       429: ['rate_limited'],
       500: ['internal'],
-      501: ['not_implemented'],
       503: ['unavailable', 'key_not_ready'],
     },
     errorNotes: {
@@ -262,7 +261,6 @@ export const API_ROUTES: readonly ApiRoute[] = [
       410: 'The managed key (or the version named) was destroyed.',
       413: BODY_LIMIT_NOTE,
       429: `${RATE_LIMIT_NOTE} ${HANDLE_QUOTA_NOTE}`,
-      501: 'A derived managed key: the gateway does not encrypt to derived keys yet; encrypt client-side (POST /v1/handles).',
       503: `${BODY_BUDGET_NOTE} ${HANDLE_STORE_NOTE} \`key_not_ready\`: the managed key's DKG for its current version has not finished.`,
     },
   },

@@ -10,6 +10,7 @@ import {
   decodeHex,
   decodePoint,
   encodeBase64,
+  encodePoint,
   encodeHex,
   EPHEMERAL_PROOF_LENGTH,
   NONCE_LENGTH,
@@ -49,6 +50,7 @@ import type { RateLimiter } from '../runtime/rate-limit.ts';
 import type { GatewayStore, StoredGrant, StoredHandle } from './store.ts';
 import { RequesterKeys } from './requester-keys.ts';
 import type { GatewayKeyRegistry } from './key-registry.ts';
+import { derivedPublicKey, deriveKeyTweak } from '../core/keys/derive.ts';
 import { encryptionMaterial, keyRouteHandlers, keyView, managedListing } from './key-routes.ts';
 import { MAX_LISTED_GRANTS, type ChainAcl } from '../chain/chain-acl.ts';
 
@@ -241,18 +243,23 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       const owner = encodeHex(request.owner);
       verifyEncryptRequest(request, plaintext, time(), deployment());
       ctx.limiter.take(owner);
-      const { materialId, managed } = encryptionMaterial(ctx.keyRegistry, request.keyId, nowSeconds());
-      const key = await ctx.keys.get(materialId).catch((e: unknown) => {
-        // A managed version without a published result is one whose DKG has not finished.
-        if (managed && isTkmsError(e, 'unknown_key')) throw new TkmsError('key_not_ready', `key ${request.keyId}: the DKG of ${materialId} has not finished (${e.message})`);
+      const target = encryptionMaterial(ctx.keyRegistry, request.keyId, nowSeconds());
+      const published = target.derived?.root ?? target.materialId;
+      const key = await ctx.keys.get(published).catch((e: unknown) => {
+        // A managed version without a published result (its own, or its root's) is one whose DKG has not finished.
+        if (target.managed && isTkmsError(e, 'unknown_key')) throw new TkmsError('key_not_ready', `key ${request.keyId}: the DKG of ${published} has not finished (${e.message})`);
         throw e;
       });
+      const publicKey =
+        target.derived === undefined
+          ? key.groupPublicKey
+          : decodePoint(derivedPublicKey(encodePoint(key.groupPublicKey), deriveKeyTweak(encodePoint(key.groupPublicKey), target.derived.path, target.derived.version)), 'derived public key');
       spentEncryptIds.claim(bytesToHex(request.requestId), request.notAfter + ctx.config.clockSkewSeconds, nowSeconds());
-      const sealed = await sealToHandle({ publicKey: key.groupPublicKey, keyId: materialId, owner: request.owner, plaintext });
+      const sealed = await sealToHandle({ publicKey, keyId: target.materialId, owner: request.owner, plaintext });
       return storeHandle(
         {
           handle: encodeHex(sealed.handle),
-          keyId: materialId,
+          keyId: target.materialId,
           K: encodeHex(sealed.K),
           nonce: encodeHex(sealed.nonce),
           ciphertextHash: encodeHex(sealed.ciphertextHash),

@@ -7,6 +7,7 @@ import { KEY_CHANGE_PAGE_SIZE } from '../core/keys/key-wire.ts';
 import { MAX_CHANGES_PER_KEY } from '../config/key-registry.ts';
 import { KeyChangeLog } from '../storage/key-change-log.ts';
 import type { Logger } from '../runtime/logger.ts';
+import { MAX_SUBMIT_SKEW_SECONDS } from '../node/key-changes.ts';
 import type { KeyChangeAck, NodeFailure, NodePool } from './node-pool.ts';
 
 /**
@@ -45,6 +46,8 @@ export interface GatewayKeyRegistryOptions {
   log: Logger;
   /** How long one member may take to answer one frame. */
   timeoutMs: number;
+  /** Unix milliseconds. */
+  now?: () => number;
 }
 
 export class GatewayKeyRegistry {
@@ -78,6 +81,7 @@ export class GatewayKeyRegistry {
   async submit(change: KeyChange, beforeSend: (signer: string) => void = () => undefined): Promise<KeyChangeOutcome> {
     const knownHere = this.book.isApplied(change);
     // A re-sent change is the held one only with its admin's signature: nobody else makes the gateway send it.
+    if (!knownHere) this.requireFresh(change);
     const applied = knownHere ? undefined : await this.checkHere(change);
     beforeSend(applied?.signer ?? keyChangeSigner(change, this.opts.book.deployment));
     const { acked, failures } = await this.opts.members.broadcastKeyChange(change, this.opts.timeoutMs);
@@ -109,6 +113,14 @@ export class GatewayKeyRegistry {
   async close(): Promise<void> {
     await this.catchingUp?.catch(() => undefined);
     await this.changes.close();
+  }
+
+  /** Members refuse a new change signed more than MAX_SUBMIT_SKEW_SECONDS from their clocks: refused here before it is sent. */
+  private requireFresh(change: KeyChange): void {
+    const now = Math.floor((this.opts.now?.() ?? Date.now()) / 1000);
+    if (Math.abs(change.issuedAt - now) > MAX_SUBMIT_SKEW_SECONDS) {
+      throw new TkmsError('expired', `key change ${change.sequence} of key ${change.keyId} was issued at ${change.issuedAt}, more than ${MAX_SUBMIT_SKEW_SECONDS} s from the gateway's clock (${now}); sign it again`);
+    }
   }
 
   /** The book's check; when the gateway is behind on the key, its history from the members first, then the check again. */
@@ -164,6 +176,8 @@ export class GatewayKeyRegistry {
       try {
         await this.changes.submit(change);
       } catch (e) {
+        // Another change at a sequence taken already: refused before any signature check, and the members' to settle.
+        if (isTkmsError(e, 'key_change_replayed')) continue;
         clean = false;
         this.opts.log.warn({ member: memberId, keyId: change.keyId, sequence: change.sequence, err: errorText(e) }, 'a key change a member holds does not apply here');
       }

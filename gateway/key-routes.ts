@@ -1,4 +1,5 @@
-import { isTkmsError, TkmsError, utf8ToBytes } from '../core/index.ts';
+import { decodeHex, encodeHex, isTkmsError, TkmsError, utf8ToBytes } from '../core/index.ts';
+import { derivedPublicKey, deriveKeyTweak } from '../core/keys/derive.ts';
 import { KeyChangeMessage, type KeyChange } from '../core/keys/key-change.ts';
 import { KEY_STATES, currentVersionAt, keyStateAt, keyVersionsAt, materialKeyId, requireUsable, versionStateAt, type KeyState, type ManagedKey } from '../core/keys/key-model.ts';
 import type { KeyFilter } from '../core/keys/key-book.ts';
@@ -47,8 +48,7 @@ export function keyView(key: ManagedKey, nowSeconds: number, publicKeyOf: (mater
     deletionDate: key.deletionDate,
     versions: keyVersionsAt(key, nowSeconds).map((v) => {
       const material = materialKeyId(key.keyId, v.version);
-      // Derived keys' public keys come from their root's result and a tweak (core/keys/derive.ts), not yet here.
-      const publicKey = key.origin.type === 'dkg' ? publicKeyOf(material) : undefined;
+      const publicKey = versionPublicKey(key, v.version, publicKeyOf);
       return { version: v.version, materialKeyId: material, createdAt: v.createdAt, deletionDate: v.deletionDate, state: versionStateAt(v, nowSeconds), ...(publicKey === undefined ? {} : { publicKey }) };
     }),
     currentVersion: current?.version ?? null,
@@ -60,12 +60,33 @@ export function keyView(key: ManagedKey, nowSeconds: number, publicKeyOf: (mater
 }
 
 /**
+ * A version's public key (0x hex), when the gateway holds the published result it comes from: a DKG
+ * version's own, or a derived key's root, moved by the version's tweak (core/keys/derive.ts).
+ */
+export function versionPublicKey(key: ManagedKey, version: number, publicKeyOf: (materialId: string) => string | undefined): string | undefined {
+  if (key.origin.type === 'dkg') return publicKeyOf(materialKeyId(key.keyId, version));
+  const root = publicKeyOf(key.origin.root);
+  if (root === undefined) return undefined;
+  const rootBytes = decodeHex(root, { name: 'root public key', length: 33 });
+  return encodeHex(derivedPublicKey(rootBytes, deriveKeyTweak(rootBytes, key.origin.path, version)));
+}
+
+/** What an encryption to a managed key's version uses: its material key id (the handle's keyId) and where its public key comes from. */
+export interface EncryptionTarget {
+  materialId: string;
+  /** A managed key's version: its material may not be published yet (key_not_ready). */
+  managed: boolean;
+  /** A derived key's version: the root's published key, moved by the tweak of (path, version). */
+  derived?: { root: string; path: string; version: number };
+}
+
+/**
  * The material key id an encryption to `keyId` uses, after refusing a managed key that is not
  * usable (key_disabled, key_pending_deletion, key_destroyed): a managed key id means its current
  * version; a version's own material id (`<keyId>.v<n>`) means that version. Any other id is a DKG key
  * outside the registry, used as it is.
  */
-export function encryptionMaterial(registry: GatewayKeyRegistry | undefined, keyId: string, nowSeconds: number): { materialId: string; managed: boolean } {
+export function encryptionMaterial(registry: GatewayKeyRegistry | undefined, keyId: string, nowSeconds: number): EncryptionTarget {
   const book = registry?.book;
   if (book === undefined) return { materialId: keyId, managed: false };
   const key = book.get(keyId);
@@ -79,10 +100,12 @@ export function encryptionMaterial(registry: GatewayKeyRegistry | undefined, key
   }
   if (target === undefined) return { materialId: keyId, managed: false };
   requireUsable(target.key, target.version, nowSeconds);
-  if (target.key.origin.type === 'derived') {
-    throw new TkmsError('not_implemented', `key ${target.key.keyId} is a derived key: the gateway does not encrypt to derived keys yet; encrypt client-side and register the handle (POST /v1/handles)`);
-  }
-  return { materialId: materialKeyId(target.key.keyId, target.version), managed: true };
+  const { origin } = target.key;
+  return {
+    materialId: materialKeyId(target.key.keyId, target.version),
+    managed: true,
+    ...(origin.type === 'derived' ? { derived: { root: origin.root, path: origin.path, version: target.version } } : {}),
+  };
 }
 
 /** A `tag` query: `key` or `key=value`, split at the first `=`. */

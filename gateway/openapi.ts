@@ -52,7 +52,6 @@ const STATUS_TEXT: Record<number, string> = {
   422: 'Unprocessable',
   429: 'Rate limited',
   500: 'Internal error',
-  501: 'Not implemented',
   503: 'Unavailable',
   504: 'Timeout',
 };

@@ -207,7 +207,12 @@ describe('gateway OpenAPI document', () => {
       const statuses = (m: string, p: string): string[] => Object.keys(operation(m, p).responses as Json).sort();
       assert.deepEqual(statuses('DELETE', '/v1/handles/{handle}/grants/{grantee}'), ['200', '202', '400', '403', '404', '413', '429', '500', '503']);
       assert.deepEqual(statuses('POST', '/v1/handles/{handle}/delegate'), ['200', '400', '403', '404', '409', '413', '429', '500', '503']);
-      assert.deepEqual(statuses('POST', '/v1/encrypt'), ['200', '201', '400', '403', '404', '409', '413', '429', '500', '503']);
+      assert.deepEqual(statuses('POST', '/v1/encrypt'), ['200', '201', '400', '403', '404', '409', '410', '413', '429', '500', '503']);
+      for (const [method, path] of [['POST', '/v1/keys'], ['POST', '/v1/keys/{keyId}/changes']] as const) {
+        assert.deepEqual(statuses(method, path), ['200', '202', '400', '403', '409', '410', '413', '429', '500', '503'], path);
+      }
+      assert.deepEqual(statuses('GET', '/v1/keys/{keyId}/changes'), ['200', '400', '404', '429', '500']);
+      assert.deepEqual(statuses('GET', '/v1/keys'), ['200', '400', '429', '500']);
       assert.deepEqual(statuses('GET', '/v1/handles/{handle}'), ['200', '400', '404', '429', '500', '503']);
       assert.deepEqual(statuses('GET', '/v1/handles/{handle}/grants'), ['200', '400', '404', '429', '500', '503']);
       assert.deepEqual(statuses('GET', '/metrics'), ['200', '429']);
@@ -302,7 +307,7 @@ describe('gateway OpenAPI document', () => {
         assert.deepEqual(errorsOf(media.schema, media.example), [], `${o.method} ${o.path}`);
         n++;
       }
-      assert.equal(n, 5);
+      assert.equal(n, 7);
     });
 
     it('response, parameter and schema examples validate too', () => {
@@ -534,7 +539,7 @@ describe('gateway OpenAPI document', () => {
     it('the example key is a DKG result that verifies against its members\' keys', () => {
       const key = mediaExample(operation('GET', '/v1/keys/{keyId}'), '200') as Json;
       // keyToJson publishes the DKG result's groupPublicKey as publicKey, plus the SPKI and members, the epoch served and the result's own epoch as resultEpoch.
-      const { publicKey, publicKeySpki: _spki, members, epoch: _served, resultEpoch, ...rest } = key;
+      const { publicKey, publicKeySpki: _spki, members, epoch: _served, resultEpoch, managed: _managed, ...rest } = key;
       const result = parseDkgPublicResult({ ...rest, ...(resultEpoch === undefined ? {} : { epoch: resultEpoch }), groupPublicKey: publicKey });
       const memberKeys = new Map((members as Json[]).map((m) => [m.id as number, decodeHex(m.publicKey)]));
       verifyDkgPublicResult(result, { committeeId: key.committeeId as string, t: key.t as number, memberKeys });
@@ -547,6 +552,8 @@ describe('gateway OpenAPI document', () => {
         [schemasByName.Grant as Json, grantJson, String(handleExample.owner)],
         [schemasByName.Revocation as Json, revocationJson, String(handleExample.owner)],
         [schemasByName.Delegation as Json, delegationJson, String(delegationJson.requester)],
+        [schemasByName.KeyChange as Json, (mediaExample(operation('POST', '/v1/keys')) as Json).change as Json, String(((mediaExample(operation('POST', '/v1/keys')) as Json).change as Json).admin)],
+        [schemasByName.KeyChange as Json, (mediaExample(operation('POST', '/v1/keys/{keyId}/changes')) as Json).change as Json, String(((mediaExample(operation('POST', '/v1/keys')) as Json).change as Json).admin)],
       ];
       for (const [schema, message, signer] of cases) {
         const ext = schema['x-eip712'] as Json;
