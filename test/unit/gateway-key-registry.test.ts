@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateAccount, type Account } from '../../client/account.ts';
@@ -18,13 +19,15 @@ import { parseDkgPublicResult } from '../../core/dkg/index.ts';
 import { derivedPublicKey, deriveKeyTweak } from '../../core/keys/derive.ts';
 import { KeyBook, type KeyBookOptions } from '../../core/keys/key-book.ts';
 import { keyChangeDigest, KeyChangeMessage, signKeyChange, ZERO_DIGEST, type KeyAction, type KeyChange } from '../../core/keys/key-change.ts';
-import type { KeyChangeRequest } from '../../core/keys/key-wire.ts';
+import { KEY_CHANGE_PAGE_BYTES, type KeyChangeRequest } from '../../core/keys/key-wire.ts';
 import { keyBookOptions, plainPolicy, type KeyRegistryConfig } from '../../config/key-registry.ts';
 import { gatewayRoutes, type GatewayContext } from '../../gateway/api.ts';
 import { EX, EXAMPLE_KEY_CHANGES, EXAMPLE_KEY_VIEWS } from '../../gateway/api-examples.ts';
 import type { GatewayConfig } from '../../gateway/config.ts';
 import { GatewayKeyRegistry, type KeyChangeMembers } from '../../gateway/key-registry.ts';
-import { encryptionMaterial, keyView } from '../../gateway/key-routes.ts';
+import { encryptionMaterial, keyView, managedListing, MAX_LISTED_VIEW_BYTES } from '../../gateway/key-routes.ts';
+import { MAX_LISTED_MANAGED_KEYS } from '../../gateway/api-schemas.ts';
+import { parseGatewayConfig } from '../../gateway/config.ts';
 import type { PublishedKey } from '../../gateway/keys.ts';
 import { createGatewayMetrics } from '../../gateway/metrics.ts';
 import type { KeyChangeAck, NodeFailure } from '../../gateway/node-pool.ts';
@@ -260,6 +263,52 @@ describe('gateway key registry', function () {
     assert.equal(members.pagesAsked, 3, 'one page per member');
   });
 
+  it('a member whose pages move on without end is read at most 400 pages a round', async () => {
+    const members = membersFor();
+    const asked = new Map<number, number>();
+    members.keyChangePage = async (memberId, request) => {
+      asked.set(memberId, (asked.get(memberId) ?? 0) + 1);
+      return { changes: [], next: request.after + 1 };
+    };
+    const r = await registry(members);
+    await r.catchUp();
+    assert.deepEqual([...asked.values()], [400, 400, 400]);
+  });
+
+  it('listing pages: at most MAX_LISTED_MANAGED_KEYS views, and at most MAX_LISTED_VIEW_BYTES of them, with the next page\'s cursor', () => {
+    const options = keyBookOptions(policyConfig('open', 10_000, 10_000), DEPLOYMENT, plainPolicy);
+    const many = new KeyBook(options);
+    const t = now();
+    for (let i = 0; i <= MAX_LISTED_MANAGED_KEYS; i++) {
+      const c = sign(admin, `k${String(i).padStart(5, '0')}`, 1, ZERO_DIGEST, 'create', createBody(admin), t);
+      many.commit(c, many.check(c));
+    }
+    const listing = (book: KeyBook, after?: string) => managedListing({ book } as GatewayKeyRegistry, new URL(`http://x/v1/keys${after === undefined ? '' : `?after=${after}`}`), t, () => undefined);
+    const first = listing(many);
+    assert.equal(first.managed.length, MAX_LISTED_MANAGED_KEYS);
+    assert.equal(first.managedNext, `k${String(MAX_LISTED_MANAGED_KEYS - 1).padStart(5, '0')}`);
+    const second = listing(many, first.managedNext!);
+    assert.deepEqual(second.managed.map((k) => k.keyId), [`k${String(MAX_LISTED_MANAGED_KEYS).padStart(5, '0')}`]);
+    assert.equal(second.managedNext, null);
+
+    const big = new KeyBook(options);
+    const count = Math.ceil(MAX_LISTED_VIEW_BYTES / 8192) + 2;
+    for (let i = 0; i < count; i++) {
+      const c = sign(admin, `b${String(i).padStart(4, '0')}`, 1, ZERO_DIGEST, 'create', createBody(admin, { description: 'd'.repeat(8192) }), t);
+      big.commit(c, big.check(c));
+    }
+    const page = listing(big);
+    assert.ok(page.managed.length < count && page.managedNext !== null);
+    assert.ok(JSON.stringify(page.managed).length <= MAX_LISTED_VIEW_BYTES);
+    let seen = page.managed.length;
+    for (let next: string | null = page.managedNext; next !== null; ) {
+      const more = listing(big, next);
+      seen += more.managed.length;
+      next = more.managedNext;
+    }
+    assert.equal(seen, count);
+  });
+
   it('a change after ones the gateway missed: the key\'s history from the members first, then the change', async () => {
     const members = membersFor();
     const create = sign(admin, 'k6', 1, ZERO_DIGEST, 'create', createBody(admin));
@@ -468,6 +517,24 @@ describe('gateway key routes (the real router)', function () {
     assert.equal((await get('/v1/keys/nothing/policy')).status, 404);
   });
 
+  it('a history page stops at KEY_CHANGE_PAGE_BYTES of change bodies; the next page goes on from there', async () => {
+    await submitKeyChange(url, DEPLOYMENT, admin, 'heavy', 'create', { origin: { type: 'dkg' }, admins: [admin.address] });
+    const policyBytes = 15 * 1024;
+    const changes = Math.ceil(KEY_CHANGE_PAGE_BYTES / policyBytes) + 2;
+    for (let i = 0; i < changes; i++) {
+      const answer = await submitKeyChange(url, DEPLOYMENT, admin, 'heavy', 'putPolicy', { policy: { note: 'p'.repeat(policyBytes), i } });
+      assert.equal(answer.status, 200, JSON.stringify(answer.json).slice(0, 300));
+    }
+    const first = await get('/v1/keys/heavy/changes');
+    const firstChanges = first.json.changes as { sequence: number; body: string }[];
+    assert.ok(firstChanges.length < changes + 1 && typeof first.json.next === 'number');
+    assert.ok(firstChanges.reduce((n, c) => n + c.body.length, 0) <= KEY_CHANGE_PAGE_BYTES);
+    const rest = await get(`/v1/keys/heavy/changes?after=${String(first.json.next)}`);
+    const all = [...firstChanges, ...(rest.json.changes as { sequence: number }[])].map((c) => c.sequence);
+    assert.deepEqual(all, Array.from({ length: changes + 1 }, (_, i) => i + 1));
+    assert.equal(rest.json.next, null);
+  });
+
   it('POST /v1/encrypt: a managed key not Enabled is refused with its state; an Enabled one encrypts to its current material', async () => {
     const encrypt = async (keyId: string): Promise<{ status: number; json: Record<string, unknown> }> => {
       const plaintext = utf8ToBytes('managed');
@@ -501,5 +568,33 @@ describe('gateway key routes (the real router)', function () {
     assert.equal(notReady.status, 503);
     assert.equal(errorCode(notReady.json), 'key_not_ready');
     assert.match((notReady.json.error as { message: string }).message, /listed\.v2/);
+  });
+});
+
+describe('config keys.creators', () => {
+  const base = { listen: '127.0.0.1:8080', storeDir: 's', committeeFile: 'c' };
+  const creators = (value: unknown, env: Record<string, string> = {}) => parseGatewayConfig({ ...base, keys: { creators: value } }, '/tmp', env).keys.creators;
+  const address = fc.uint8Array({ minLength: 20, maxLength: 20 }).chain((bytes) => fc.boolean().map((upper) => `0x${Buffer.from(bytes).toString('hex')[upper ? 'toUpperCase' : 'toLowerCase']()}`.replace('0X', '0x')));
+
+  it('"open", or addresses (lower-cased, sorted, unique); never both', () => {
+    assert.equal(creators('open'), 'open');
+    assert.equal(parseGatewayConfig(base, '/tmp', { TKMS_KEY_CREATORS: 'open' }).keys.creators, 'open');
+    assert.deepEqual(parseGatewayConfig(base, '/tmp').keys.creators, []);
+    assert.throws(() => creators(['open', `0x${'ab'.repeat(20)}`]), /either "open" or a list/);
+    fc.assert(
+      fc.property(fc.array(address, { maxLength: 20 }), (list) => {
+        assert.deepEqual(creators(list), [...new Set(list.map((a) => a.toLowerCase()))].sort());
+      }),
+    );
+  });
+
+  it('refuses anything else', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.array(fc.string(), { minLength: 1, maxLength: 3 }), fc.integer(), fc.constant(null)), (value) => {
+        fc.pre(value !== 'open' && !(Array.isArray(value) && value.every((v) => v === 'open' || /^0x[0-9a-fA-F]{40}$/.test(v))));
+        assert.throws(() => creators(value), /keys\.creators/);
+      }),
+    );
+    assert.throws(() => creators(Array.from({ length: 1001 }, (_, i) => `0x${i.toString(16).padStart(40, '0')}`)), /keys\.creators/);
   });
 });
