@@ -18,7 +18,7 @@ import { CLUSTER_PASSWORD, freePorts, makeTempDir, ManagedProcess, NodeCluster, 
  * keystore's master key. The gateway's store holds the only lock, LOCK, which a failed start
  * must release.
  */
-const GATEWAY_SERVICES_BEFORE_HTTP = ['store', 'metrics', 'node pool', 'key refresh', 'node gauge'];
+const GATEWAY_SERVICES_BEFORE_HTTP = ['store', 'metrics', 'node pool', 'key refresh', 'key registry', 'key change catch-up', 'node gauge'];
 const SERVICES_BEFORE_HTTP = ['keystore', 'spent request ids', 'revocations', 'metrics', 'libp2p', 'dkg runner', 'partial service', 'acl', 'key list', 'reshare runner', 'p2p'];
 
 async function occupy(port: number): Promise<Server> {

@@ -19,7 +19,13 @@ import { parseDkgPublicResult } from '../../core/dkg/index.ts';
 import { derivedPublicKey, deriveKeyTweak } from '../../core/keys/derive.ts';
 import { KeyBook, type KeyBookOptions } from '../../core/keys/key-book.ts';
 import { keyChangeDigest, KeyChangeMessage, signKeyChange, ZERO_DIGEST, type KeyAction, type KeyChange } from '../../core/keys/key-change.ts';
-import { KEY_CHANGE_PAGE_BYTES, type KeyChangeRequest } from '../../core/keys/key-wire.ts';
+import { decodeKeyChangeRequest, encodeKeyChangeReply, KEY_CHANGE_PAGE_BYTES, KEY_CHANGES_PROTOCOL, type KeyChangeReply, type KeyChangeRequest } from '../../core/keys/key-wire.ts';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import type { Libp2p } from 'libp2p';
+import { NodePool } from '../../gateway/node-pool.ts';
+import { parseCommittee } from '../../net/committee.ts';
+import { createHost, serveFrames } from '../../net/p2p.ts';
 import { keyBookOptions, plainPolicy, type KeyRegistryConfig } from '../../config/key-registry.ts';
 import { gatewayRoutes, type GatewayContext } from '../../gateway/api.ts';
 import { EX, EXAMPLE_KEY_CHANGES, EXAMPLE_KEY_VIEWS } from '../../gateway/api-examples.ts';
@@ -36,7 +42,7 @@ import { closeServer, startHttpServer } from '../../net/http.ts';
 import { createLogger } from '../../runtime/logger.ts';
 import { RateLimiter } from '../../runtime/rate-limit.ts';
 import { postKeyChange, submitKeyChange } from '../support/keys.ts';
-import { makeTempDir, removeDir } from '../support/processes.ts';
+import { freePorts, makeTempDir, removeDir, waitFor } from '../support/processes.ts';
 import { expectRefusal } from '../support/refusal.ts';
 
 /**
@@ -568,6 +574,83 @@ describe('gateway key routes (the real router)', function () {
     assert.equal(notReady.status, 503);
     assert.equal(errorCode(notReady.json), 'key_not_ready');
     assert.match((notReady.json.error as { message: string }).message, /listed\.v2/);
+  });
+});
+
+describe('gateway node pool: key changes on /tkms/key-changes/1 (real libp2p hosts)', function () {
+  this.timeout(30_000);
+  const hosts: Libp2p[] = [];
+  let pool: NodePool | undefined;
+  const admin = generateAccount();
+  const memberBook = new KeyBook(keyBookOptions(policyConfig([admin.address]), { committeeId: 'pool-keys' }, plainPolicy));
+  /** Member 1 answers from a real key book; member 2 answers every change as applied to another key; member 3 does not serve the protocol. */
+  before(async () => {
+    const keys = await Promise.all([1, 2, 3].map(() => generateKeyPair('Ed25519')));
+    const ports = await freePorts(3);
+    const committee = parseCommittee({
+      committeeId: 'pool-keys',
+      t: 2,
+      members: keys.map((k, i) => ({ id: i + 1, peerId: peerIdFromPrivateKey(k).toString(), multiaddrs: [`/ip4/127.0.0.1/tcp/${ports[i]}`] })),
+    });
+    for (const [i, privateKey] of keys.entries()) {
+      const host = await createHost({ privateKey }, [`/ip4/127.0.0.1/tcp/${ports[i]}`], committee);
+      const opts = { maxRequestBytes: 1 << 20, timeoutMs: 5_000, log: createLogger('silent') };
+      if (i < 2) {
+        await serveFrames(
+          host,
+          KEY_CHANGES_PROTOCOL,
+          async (_peer, body) => {
+            const request = decodeKeyChangeRequest(body);
+            let reply: KeyChangeReply;
+            if (request.type === 'change' && i === 1) reply = { ok: true, type: 'applied', keyId: 'elsewhere', sequence: 1, head: new Uint8Array(32), known: false };
+            else if (request.type === 'change') {
+              try {
+                const known = memberBook.isApplied(request.change);
+                if (!known) memberBook.commit(request.change, memberBook.check(request.change));
+                const key = memberBook.get(request.change.keyId)!;
+                reply = { ok: true, type: 'applied', keyId: key.keyId, sequence: key.sequence, head: decodeHex(key.head), known };
+              } catch (e) {
+                reply = { ok: false, code: (e as TkmsError).code, message: (e as TkmsError).message };
+              }
+            } else if (request.type === 'sync') reply = { ok: true, type: 'page', ...memberBook.page(request.after, 256) };
+            else reply = { ok: true, type: 'page', changes: memberBook.history(request.keyId, request.after, 256), next: null };
+            return encodeKeyChangeReply(reply);
+          },
+          opts,
+        );
+      }
+      await host.start();
+      hosts.push(host);
+    }
+    pool = await NodePool.start(committee, createLogger('silent'));
+    await waitFor('the pool to connect to every member', () => (pool!.connectedMembers().length === 3 ? true : undefined), { timeoutMs: 15_000 });
+  });
+  after(async () => {
+    await pool?.stop();
+    await Promise.all(hosts.map((h) => h.stop()));
+  });
+
+  it('counts only a member that answered the change\'s own application; a refusal and a missing protocol are failures', async () => {
+    const deployment = { committeeId: 'pool-keys' };
+    const create = signKeyChange(admin.secretKey, { keyId: 'wire', sequence: 1, previous: ZERO_DIGEST, action: 'create', body: JSON.stringify(createBody(admin)), issuedAt: now(), admin: admin.addressBytes }, deployment);
+    const first = await pool!.broadcastKeyChange(create, 5_000);
+    assert.deepEqual(first.acked, [{ nodeId: 1, known: false }]);
+    assert.deepEqual(first.failures.map((f) => [f.nodeId, f.code]), [[2, 'bad_request'], [3, first.failures[1]!.code]]);
+    assert.notEqual(first.failures[1]!.code, 'bad_request');
+    const again = await pool!.broadcastKeyChange(create, 5_000);
+    assert.deepEqual(again.acked, [{ nodeId: 1, known: true }]);
+    const stranger = generateAccount();
+    const refused = await pool!.broadcastKeyChange(
+      signKeyChange(stranger.secretKey, { keyId: 'wire', sequence: 2, previous: keyChangeDigest(create, deployment), action: 'disable', body: '{}', issuedAt: now(), admin: stranger.addressBytes }, deployment),
+      5_000,
+    );
+    assert.deepEqual(refused.failures.find((f) => f.nodeId === 1)?.code, 'not_key_admin');
+
+    const page = await pool!.keyChangePage(1, { type: 'sync', after: 0 }, 5_000);
+    assert.deepEqual(page.changes.map((c) => encodeHex(keyChangeDigest(c, deployment))), [encodeHex(keyChangeDigest(create, deployment))]);
+    assert.equal(page.next, null);
+    const history = await pool!.keyChangePage(1, { type: 'history', keyId: 'wire', after: 1 }, 5_000);
+    assert.deepEqual(history.changes, []);
   });
 });
 
