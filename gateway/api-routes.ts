@@ -150,7 +150,9 @@ export const API_ROUTES: readonly ApiRoute[] = [
     tag: 'keys',
     summary: 'List the keys the committee holds, and its managed keys',
     description:
-      'Asks the nodes for their public DKG results (at most once a second) and lists those that verify and that at least t members hold identically (a key id for which members hold different valid results of one session is withdrawn; a valid result of another session for a published key is ignored), sorted by key id. `managed` lists the managed keys of the gateway\'s copy of the key changes (caught up from the members every 30 s), filtered by `tag`, `alias` and `state` and paged by `after`.',
+      'Asks the nodes for their public DKG results (at most once a second) and lists those that verify and that at least t members hold identically (a key id for which members hold different valid results of one session is withdrawn; a valid result of another session for a published key is ignored), sorted by key id. `managed` lists the managed keys of the gateway\'s copy of the key changes (caught up from the members every 30 s), filtered by `tag` (`?tag=team` for any value, `?tag=team%3Dfinance` for one, split at the first `=`), `alias` (`?alias=alias%2Fpayroll`) and `state` (' +
+      KEY_STATES.map((st) => `\`${st}\``).join(', ') +
+      `, at the gateway's clock), at most ${S.MAX_LISTED_MANAGED_KEYS} and ${S.MAX_LISTED_VIEW_BYTES / 1024 / 1024} MiB of them a page: \`managedNext\` is the \`after\` of the next page.`,
     query: {
       tag: { type: 'string', pattern: '^[A-Za-z0-9 _.:/=+@-]{1,385}$', maxLength: 385, description: 'Managed keys with this tag: `key` (any value) or `key=value` (split at the first `=`).', example: 'team=finance' },
       alias: { type: 'string', pattern: '^alias/[A-Za-z0-9/_-]{1,250}$', maxLength: 256, description: 'The managed key with this alias.', example: 'alias/payroll' },

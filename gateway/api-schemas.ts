@@ -642,6 +642,8 @@ export const KeyPolicy = component(
 );
 /** Managed keys in one listing page. */
 export const MAX_LISTED_MANAGED_KEYS = 1000;
+/** Bytes of KeyViews in one listing page: a key's view can reach tens of KiB (tags, aliases, description, policy). */
+export const MAX_LISTED_VIEW_BYTES = 1024 * 1024;
 export const KeyList = component(
   'KeyList',
   closed({

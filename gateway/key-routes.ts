@@ -6,7 +6,7 @@ import type { KeyFilter } from '../core/keys/key-book.ts';
 import { KEY_CHANGE_PAGE_BYTES, KEY_CHANGE_PAGE_SIZE } from '../core/keys/key-wire.ts';
 import { reserveResponseBytes, type RouteHandler } from '../net/http.ts';
 import { API_ROUTES, queryInteger, queryText, type ApiRoute } from './api-routes.ts';
-import { MAX_LISTED_MANAGED_KEYS } from './api-schemas.ts';
+import { MAX_LISTED_MANAGED_KEYS, MAX_LISTED_VIEW_BYTES } from './api-schemas.ts';
 import type { GatewayKeyRegistry } from './key-registry.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { NodePool } from './node-pool.ts';
@@ -24,9 +24,6 @@ export interface KeyRouteContext {
   limiter: RateLimiter;
   metrics: Pick<GatewayMetrics, 'keyChanges'>;
 }
-
-/** Bytes of KeyViews in one listing: a key's view can reach tens of KiB (tags, aliases, description, policy). */
-export const MAX_LISTED_VIEW_BYTES = 1024 * 1024;
 
 const routeNamed = (operationId: string): ApiRoute => API_ROUTES.find((r) => r.operationId === operationId)!;
 
