@@ -3,7 +3,9 @@ import { TkmsError } from '../core/errors.ts';
 
 /**
  * How many requests each requester made of each key today (UTC), for the policy rule
- * dailyLimitPerRequester (core/keys/policy.ts). Each node counts the requests it served itself.
+ * dailyLimitPerRequester (core/keys/policy.ts). Each node counts the requests it served itself,
+ * without consensus: across n nodes of threshold t a requester gets between L and n·L/t a day
+ * (docs/key-policy.md).
  *
  * Bounded: at most `maxRequestersPerKey` counters per key and `maxTotal` in all. Past a key's
  * bound its least recently charged counter is forgotten; past the total, the least recently

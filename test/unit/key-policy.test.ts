@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Compile } from 'typebox/schema';
 import { decodeHex, encodeHex } from '../../core/bytes.ts';
 import { encodeType } from '../../core/eip712.ts';
-import { isTkmsError, type ErrorCode } from '../../core/errors.ts';
+import { ERROR_CODES, isTkmsError, type ErrorCode } from '../../core/errors.ts';
 import { MESSAGE_EXAMPLES } from '../../core/messages.ts';
 import {
   DECRYPT_APPROVAL_EXAMPLE,
@@ -406,5 +408,27 @@ describe('key policy: decrypt approvals (core/keys/decrypt-approval.ts)', () => 
       evaluateKeyPolicy(vault, { keyId: 'demo', operation: 'decrypt', requester: REQUESTER.bytes, grantSource: 'owner', nowSeconds: NOW, usedToday: 0, approvers: () => verifiedApprovers(approvals, context, DEVNET, vault.sensitive!.approvers) });
     evaluate([approve(ADMIN_B), approve(ADMIN_C)]);
     refusedWith(() => evaluate([approve(ADMIN_B), approve(ADMIN_B), signDecryptApproval(ADMIN_A.secret, unsigned(ADMIN_C), DEVNET)]), 'policy_approvals_missing', /carries 1 valid/);
+  });
+});
+
+describe('key policy: docs/key-policy.md', () => {
+  const doc = readFileSync(fileURLToPath(new URL('../../docs/key-policy.md', import.meta.url)), 'utf8');
+  const blocks = (info: string) => [...doc.matchAll(new RegExp(`^\`\`\`${info}\n([\\s\\S]*?)^\`\`\`$`, 'gm'))].map((m) => JSON.parse(m[1]!) as unknown);
+
+  it('every policy example is a valid policy, in canonical form', () => {
+    const policies = blocks('json policy');
+    assert.ok(policies.length >= 5, `${policies.length} examples`);
+    for (const json of policies) assert.deepEqual(encodeKeyPolicy(parseKeyPolicy(json)), json);
+  });
+
+  it('the approval example is the declared example (which verifies: see above)', () => {
+    const [approval] = blocks('json approval');
+    assert.deepEqual(approval, DECRYPT_APPROVAL_EXAMPLE);
+  });
+
+  it('the refusal table lists every policy code with its HTTP status', () => {
+    const codes = Object.keys(ERROR_CODES).filter((c) => c.startsWith('policy_')) as ErrorCode[];
+    assert.equal(codes.length, 7);
+    for (const code of codes) assert.match(doc, new RegExp(`\\| \`${code}\` \\| ${ERROR_CODES[code]} \\|`), code);
   });
 });
