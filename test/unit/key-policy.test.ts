@@ -252,7 +252,7 @@ describe('key policy: evaluation, one rule at a time', () => {
     refusedWith(
       () => evaluateKeyPolicy(limited, request({ usedToday: 3 })),
       'policy_daily_limit',
-      /^key payroll: policy allows 3 requests per requester per UTC day and this requester has made 3 today; the count resets at 00:00 UTC$/,
+      /^key payroll: policy allows 3 requests per requester per UTC day and this requester has made 3 at this node today; the count resets at 00:00 UTC$/,
     );
   });
 
