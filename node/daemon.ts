@@ -61,7 +61,8 @@ import { holdVoteWhileExists } from './vote-hold.ts';
 import { KEY_CHANGES_PROTOCOL } from '../core/keys/key-wire.ts';
 import { KeyChangeService } from './key-changes.ts';
 import { KeyMaterialScheduler, runnerKnows } from './key-material.ts';
-import { keyRegistrySettings, openNodeKeyRegistry, parseKeyPolicyJson } from './key-registry.ts';
+import { keyRegistrySettings, openNodeKeyRegistry } from './key-registry.ts';
+import { parseStoredKeyPolicy } from '../core/keys/policy.ts';
 
 /** A proposal file names two committees of up to 256 members each: more than the default 64 KiB. */
 const ADMIN_MAX_BODY_BYTES = 1024 * 1024;
@@ -234,7 +235,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     },
     (store) => store.close(),
   );
-  const keyRegistry = await services.open('key registry', () => openNodeKeyRegistry(config.stateDir, deployment, keyRegistrySettings(config), parseKeyPolicyJson, log), (r) => r.close());
+  const keyRegistry = await services.open('key registry', () => openNodeKeyRegistry(config.stateDir, deployment, keyRegistrySettings(config), parseStoredKeyPolicy, log), (r) => r.close());
   const ceremonyKey = ceremonyIdentity(identity);
   // Files in the keystore directory, nothing held open: nothing to close at stop.
   const epochs = await openEpochStore({ keystore, committee, decoders: libp2pCommitteeDecoders, selfPublicKey: ceremonyKey.publicKey });

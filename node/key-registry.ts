@@ -40,7 +40,3 @@ export function keyRegistrySettings(_config: unknown): KeyRegistrySettings {
   return DEFAULT_KEY_REGISTRY_SETTINGS;
 }
 
-/** A policy is a JSON object of at most 16 KiB; its rules are parsed by core/keys/policy.ts. */
-export function parseKeyPolicyJson(policy: Record<string, unknown>): Record<string, unknown> {
-  return policy;
-}

@@ -439,3 +439,8 @@ export function describeWindow(w: TimeWindow): string {
 
 const titleCase = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 const clock = (minute: number): string => `${String(Math.floor(minute / 60)).padStart(2, '0')}:${String(minute % 60).padStart(2, '0')}`;
+
+/** The key book's policy parser (core/keys/key-apply.ts KeyApplyContext.parsePolicy): the parsed, frozen policy, as a key holds it. */
+export function parseStoredKeyPolicy(policy: Record<string, unknown>): Record<string, unknown> {
+  return parseKeyPolicy(policy) as unknown as Record<string, unknown>;
+}

@@ -17,6 +17,7 @@ import {
   type RsaKeyPair,
 } from '../../core/index.ts';
 import { deriveKeyTweak, derivedPublicKey } from '../../core/keys/derive.ts';
+import { signDecryptApproval } from '../../core/keys/decrypt-approval.ts';
 import { signKeyChange, ZERO_DIGEST, type KeyAction, type KeyChange } from '../../core/keys/key-change.ts';
 import { decodeKeyChangeReply, encodeKeyChangeRequest, KEY_CHANGES_PROTOCOL } from '../../core/keys/key-wire.ts';
 import { decodePoint } from '../../core/curve.ts';
@@ -79,7 +80,10 @@ describe('integration: managed keys at every node (devnet: 5 nodes, t = 3)', fun
     );
   }
 
-  /** Sends a change to every node; returns each node's outcome ("applied", "known" or the refusal code). */
+  /**
+   * Sends a change to every node; returns each node's outcome ("applied", "known" or the refusal
+   * code). Sent to all at once, a change often reaches a node first through another's flooding.
+   */
   async function sendToEveryNode(c: KeyChange): Promise<Record<number, string>> {
     const out: Record<number, string> = {};
     await Promise.all(
@@ -96,7 +100,7 @@ describe('integration: managed keys at every node (devnet: 5 nodes, t = 3)', fun
   }
 
   /** Each node's answer to a partial request for a handle of `keyId` made to `publicKey`. */
-  async function encryptAndAsk(keyId: string, publicKey: Uint8Array, tweak: bigint | undefined): Promise<{ outcomes: Record<number, string>; plaintext?: string }> {
+  async function encryptAndAsk(keyId: string, publicKey: Uint8Array, tweak: bigint | undefined, approvers: Account[] = []): Promise<{ outcomes: Record<number, string>; plaintext?: string }> {
     const sealed = await sealToHandle({ publicKey: decodePoint(publicKey), keyId, owner: alice.addressBytes, plaintext: new TextEncoder().encode(`secret of ${keyId}`) });
     const descriptor = { keyId, K: sealed.K, nonce: sealed.nonce, ciphertextHash: sealed.ciphertextHash, owner: alice.addressBytes, kProof: sealed.kProof };
     const requestId = newRequestId();
@@ -105,11 +109,14 @@ describe('integration: managed keys at every node (devnet: 5 nodes, t = 3)', fun
       { handle: sealed.handle, keyId, requester: alice.addressBytes, rsaSpki: decodeHex(rsa.publicKey.spkiHex), notBefore: nowS(), notAfter: nowS() + 300, requestId },
       devnet.deployment,
     );
+    const approvals = approvers.map((a) =>
+      signDecryptApproval(a.secretKey, { keyId, handle: sealed.handle, requester: alice.addressBytes, approver: a.addressBytes, notBefore: nowS(), notAfter: nowS() + 300 }, devnet.deployment),
+    );
     const outcomes: Record<number, string> = {};
     const partials: { nodeId: number; wrapped: Uint8Array; proof: Uint8Array }[] = [];
     await Promise.all(
       devnet.nodes.map(async (node) => {
-        const reply = await pool.askNode(node.id, { delegation, descriptor, grant: undefined }, 5_000);
+        const reply = await pool.askNode(node.id, { delegation, descriptor, grant: undefined, ...(approvals.length > 0 ? { approvals } : {}) }, 5_000);
         outcomes[node.id] = reply.ok ? 'ok' : reply.code;
         if (reply.ok) partials.push({ nodeId: reply.nodeId, wrapped: reply.wrapped, proof: reply.proof });
       }),
@@ -130,21 +137,23 @@ describe('integration: managed keys at every node (devnet: 5 nodes, t = 3)', fun
   }
 
   const all = (code: string): Record<number, string> => ({ 1: code, 2: code, 3: code, 4: code, 5: code });
+  /** Every node holds the change: it applied it on this request, or already had it from a peer. */
+  const held = (outcomes: Record<number, string>): Record<number, string> => Object.fromEntries(Object.entries(outcomes).map(([id, o]) => [id, o === 'known' ? 'applied' : o]));
 
   it('a derived key is created by one signed change, decrypts with the root shares plus its tweak, and is refused by every node while Disabled', async () => {
     const created = await sendToEveryNode(change('wallet-1', 'create', { origin: { type: 'derived', root: devnet.keyId, path: 'users/1' }, admins: [alice.address], description: 'a user wallet' }));
-    assert.deepEqual(created, all('applied'));
+    assert.deepEqual(held(created), all('applied'));
     const tweak = deriveKeyTweak(decodeHex(root.publicKeyHex), 'users/1', 1);
     const publicKey = derivedPublicKey(decodeHex(root.publicKeyHex), tweak);
     const before = await encryptAndAsk('wallet-1', publicKey, tweak);
     assert.deepEqual(before.outcomes, all('ok'));
     assert.equal(before.plaintext, 'secret of wallet-1');
 
-    assert.deepEqual(await sendToEveryNode(change('wallet-1', 'disable', {})), all('applied'));
+    assert.deepEqual(held(await sendToEveryNode(change('wallet-1', 'disable', {}))), all('applied'));
     const disabled = await encryptAndAsk('wallet-1', publicKey, tweak);
     assert.deepEqual(disabled.outcomes, all('key_disabled'));
 
-    assert.deepEqual(await sendToEveryNode(change('wallet-1', 'enable', {})), all('applied'));
+    assert.deepEqual(held(await sendToEveryNode(change('wallet-1', 'enable', {}))), all('applied'));
     const enabled = await encryptAndAsk('wallet-1', publicKey, tweak);
     assert.deepEqual(enabled.outcomes, all('ok'));
     assert.equal(enabled.plaintext, 'secret of wallet-1');
@@ -160,7 +169,7 @@ describe('integration: managed keys at every node (devnet: 5 nodes, t = 3)', fun
     const ahead = change('wallet-1', 'disable', {}, alice, { sequence: at.sequence + 2, previous: at.head });
     assert.deepEqual(await sendToEveryNode(ahead), all('key_change_out_of_order'));
     const tag = change('wallet-1', 'tag', { tags: { team: 'payments' } });
-    assert.deepEqual(await sendToEveryNode(tag), all('applied'));
+    assert.deepEqual(held(await sendToEveryNode(tag)), all('applied'));
     assert.deepEqual(await sendToEveryNode(tag), all('known'));
     // Still Enabled: none of the refused changes took effect anywhere.
     const tweak = deriveKeyTweak(decodeHex(root.publicKeyHex), 'users/1', 1);
@@ -185,5 +194,40 @@ describe('integration: managed keys at every node (devnet: 5 nodes, t = 3)', fun
     const refused = await encryptAndAsk('wallet-2', derivedPublicKey(decodeHex(root.publicKeyHex), tweak), tweak);
     assert.deepEqual(refused.outcomes, all('key_disabled'));
     assert.equal(encodeHex(heads.get('wallet-2')!.head).length, 66);
+  });
+
+  it('every node enforces each policy rule: allow-list, time windows, daily limit, and m-of-n admin co-signatures', async () => {
+    const [carol, dave] = [generateAccount(), generateAccount()];
+    const tweak = deriveKeyTweak(decodeHex(root.publicKeyHex), 'payroll', 1);
+    const publicKey = derivedPublicKey(decodeHex(root.publicKeyHex), tweak);
+    const ask = (approvers: Account[] = []) => encryptAndAsk('payroll', publicKey, tweak, approvers);
+    const put = async (policy: object) => assert.deepEqual(held(await sendToEveryNode(change('payroll', 'putPolicy', { policy }))), all('applied'));
+    assert.deepEqual(held(await sendToEveryNode(change('payroll', 'create', { origin: { type: 'derived', root: devnet.keyId, path: 'payroll' }, admins: [alice.address], policy: { allowedRequesters: [mallory.address] } }))), all('applied'));
+    assert.deepEqual((await ask()).outcomes, all('policy_requester_denied'));
+
+    await put({ allowedRequesters: [alice.address] });
+    assert.deepEqual((await ask()).outcomes, all('ok'));
+
+    // A window that closed a minute ago (UTC minutes of today), every day of the week.
+    const minute = Math.floor((nowS() % 86_400) / 60);
+    const days = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+    if (minute >= 2) {
+      await put({ timeWindows: [{ days, startMinute: 0, endMinute: minute - 1 }] });
+      assert.deepEqual((await ask()).outcomes, all('policy_outside_window'));
+    }
+    await put({ timeWindows: [{ days, startMinute: 0, endMinute: 1440 }] });
+    assert.deepEqual((await ask()).outcomes, all('ok'));
+
+    await put({ dailyLimitPerRequester: 1 });
+    assert.deepEqual((await ask()).outcomes, all('ok'));
+    assert.deepEqual((await ask()).outcomes, all('policy_daily_limit'));
+
+    await put({ sensitive: { approvers: [carol.address, dave.address], required: 2 } });
+    assert.deepEqual((await ask()).outcomes, all('policy_approvals_missing'));
+    assert.deepEqual((await ask([carol])).outcomes, all('policy_approvals_missing'));
+    assert.deepEqual((await ask([carol, carol])).outcomes, all('policy_approvals_missing'));
+    const both = await ask([carol, dave]);
+    assert.deepEqual(both.outcomes, all('ok'));
+    assert.equal(both.plaintext, 'secret of payroll');
   });
 });
