@@ -126,7 +126,7 @@ export async function completeKeyErasure(record: ErasureRecord, deps: KeyErasure
   const keyId = record.keyId;
   deps.shareBook?.remove(keyId);
   const names = new Set(record.files.map((f) => f.name));
-  for (const name of shareFileNames(await listDirectory(deps.keystoreDir), keyId)) names.add(name);
+  for (const name of shareFileNames(await listIfPresent(deps.keystoreDir), keyId)) names.add(name);
   for (const name of [...names].sort()) {
     // A record edited to name another file never erases it.
     if (!isShareFileOf(name, keyId)) throw new TkmsError('keystore_corrupt', `the erasure record of ${keyId} names ${name}, which is no share file of that key`);
@@ -154,13 +154,7 @@ export async function resumeKeyErasures(deps: KeyErasureDeps): Promise<ErasureRe
 /** Key ids with an erasure record (destroyed on this node), sorted. */
 export async function listErasedKeyIds(stateDir: string): Promise<string[]> {
   const dir = erasureRecordDir(stateDir);
-  let names: string[];
-  try {
-    names = await listDirectory(dir);
-  } catch (err) {
-    if (err instanceof TkmsError && err.details?.['errno'] === 'ENOENT') return [];
-    throw err;
-  }
+  const names = await listIfPresent(dir);
   await removeTempFiles(dir, names);
   const ids: string[] = [];
   for (const name of names) {
@@ -222,6 +216,16 @@ export function parseErasureRecord(bytes: Uint8Array, keyId: string): ErasureRec
   });
   for (let i = 1; i < files.length; i++) if (!(files[i - 1]!.name < files[i]!.name)) throw corrupt(name, 'files must be sorted by name without repeats');
   return { keyId, erasedAt: erasedAt as number, files };
+}
+
+/** A directory's entries; none when it does not exist (a node that never erased, or never held a key). */
+async function listIfPresent(dir: string): Promise<string[]> {
+  try {
+    return await listDirectory(dir);
+  } catch (err) {
+    if (err instanceof TkmsError && err.details?.['errno'] === 'ENOENT') return [];
+    throw err;
+  }
 }
 
 function exactly(obj: Record<string, unknown>, fields: readonly string[]): boolean {

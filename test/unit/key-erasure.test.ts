@@ -19,6 +19,8 @@ import {
   type UnsignedDestructionReceipt,
 } from '../../core/keys/destruction-receipt.ts';
 import { Keystore } from '../../node/keystore.ts';
+import { createIdentityFile } from '../../node/identity.ts';
+import { createBackup, restoreBackup, writeBackupFile } from '../../node/keystore-backup.ts';
 import { epochShareFileName } from '../../node/keystore-format.ts';
 import { publishNewFile } from '../../node/keystore-fs.ts';
 import { openEpochStore } from '../../node/epoch-store.ts';
@@ -223,6 +225,31 @@ describe('key erasure', function () {
     });
   });
 
+  it('a share a pre-deletion backup restored is erased again at the next start (the record is in the state directory)', async () => {
+    const n = await node();
+    const identityFile = join(n.stateDir, '..', 'identity.json');
+    await createIdentityFile(identityFile);
+    const { bytes } = await createBackup({ keystoreDir: n.keystoreDir, dkgStateDir: join(n.stateDir, 'dkg'), password: PASSWORD, identityFile });
+    const backupFile = join(n.stateDir, '..', 'node.tkmsbak');
+    await writeBackupFile(backupFile, bytes);
+    const record = await eraseKeyMaterial('alpha', n.deps);
+    // A restore never overwrites a key: the operator moved the keystore aside and restored into a fresh one.
+    const restoredDir = join(n.stateDir, '..', 'restored-keystore');
+    await restoreBackup({ backupFile, backupPassword: PASSWORD, keystoreDir: restoredDir, dkgStateDir: join(n.stateDir, 'dkg'), keystorePassword: PASSWORD, identityFile });
+    assert.ok((await readdir(restoredDir)).includes('alpha.key.json'), 'the backup brought the share back');
+    assert.deepEqual(await resumeKeyErasures({ keystoreDir: restoredDir, stateDir: n.stateDir }), [record]);
+    const left = await readdir(restoredDir);
+    assert.ok(!left.some((f) => f.startsWith('alpha.')) && left.includes('beta.key.json'));
+  });
+
+  it('resuming with no records, or records but no keystore directory, erases nothing and does not fail', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'tkms-key-erasure-'));
+    dirs.push(root);
+    assert.deepEqual(await resumeKeyErasures({ keystoreDir: join(root, 'keystore'), stateDir: join(root, 'state') }), []);
+    const record = await recordKeyErasure({ keyId: 'alpha', erasedAt: NOW, files: [] }, { stateDir: join(root, 'state') });
+    assert.deepEqual(await resumeKeyErasures({ keystoreDir: join(root, 'keystore'), stateDir: join(root, 'state') }), [record]);
+  });
+
   it('a record edited to name another key\'s file erases nothing of it (keystore_corrupt)', async () => {
     const n = await node();
     const record = await recordKeyErasure(await planKeyErasure('alpha', n.deps), n.deps);
@@ -269,9 +296,9 @@ describe('key erasure', function () {
       assert.equal(verifyDestructionReceipt(r, keyOf, 'other-committee'), false, 'another committee');
       assert.equal(verifyDestructionReceipt(r, () => undefined, COMMITTEE_ID), false, 'an unknown member');
       const flipped = Uint8Array.from(r.erasedDigest);
-      flipped[0] ^= 1;
+      flipped[0] = flipped[0]! ^ 1;
       const badSignature = Uint8Array.from(r.signature);
-      badSignature[5] ^= 1;
+      badSignature[5] = badSignature[5]! ^ 1;
       const tampered: [string, DestructionReceipt][] = [
         ['keyId', { ...r, keyId: 'payroll' }],
         ['version', { ...r, version: 2 }],
