@@ -18,16 +18,17 @@ import { listDirectory, publishNewFile, readBounded, removeFileDurably, removeTe
  *
  * The erasure record `<stateDir>/keys/erased.<keyId>.json` is the commit point. It is published
  * (link(2), fsynced) before any share file is touched and names every file with the SHA-256 of
- * its bytes as stored (ciphertext under the keystore key) and its public part, which is how the
- * key's verification shares stay known once the share is gone. A crash before it leaves every
+ * its bytes as stored (ciphertext under the keystore key), and keeps the DKG public result, which
+ * is how the key's verification shares stay known once the share is gone. A crash before it leaves every
  * share in place and nothing decided; after it, the key is destroyed here and whatever files
  * remain are unlinked again by resumeKeyErasures at the next start (or the next call).
  */
 
 export const ERASURE_RECORD_VERSION = 1;
-/** One key has one DKG file and a few epoch files (older epochs are erased at each commit). */
-export const MAX_ERASED_FILES = 64;
-export const MAX_ERASURE_RECORD_BYTES = MAX_ERASED_FILES * (MAX_KEY_FILE_BYTES + 256);
+/** One key has one DKG file and a few epoch files (older epochs are erased at each commit, pending ones are one per approved proposal). */
+export const MAX_ERASED_FILES = 1024;
+/** The DKG result (at most a key file's size) and a name and digest per file. */
+export const MAX_ERASURE_RECORD_BYTES = MAX_KEY_FILE_BYTES + MAX_ERASED_FILES * 320;
 const RECORD_FILE = /^erased\.(.+)\.json$/;
 
 export interface ErasedFile {
@@ -35,7 +36,11 @@ export interface ErasedFile {
   name: string;
   /** SHA-256 of the file's bytes as stored (sealed share and public data; never the plaintext share). */
   sha256: Uint8Array;
-  /** The file's public part (a DKG result, or an epoch's public data); null when the file did not parse. */
+  /**
+   * The DKG public result the key file carried (verification shares, signatures), kept so the key
+   * is still described once its share is gone. Null for an epoch share file (its public data is in
+   * the handover certificates, which stay) and for a file that did not parse.
+   */
   publicResult: Record<string, unknown> | null;
 }
 
@@ -92,10 +97,10 @@ export async function eraseKeyMaterial(materialKeyId: string, deps: KeyErasureDe
 export async function planKeyErasure(materialKeyId: string, deps: Pick<KeyErasureDeps, 'keystoreDir' | 'now'>): Promise<ErasureRecord> {
   assertKeyId(materialKeyId);
   const files: ErasedFile[] = [];
-  for (const name of shareFileNames(await listDirectory(deps.keystoreDir), materialKeyId)) {
+  for (const name of shareFileNames(await listIfPresent(deps.keystoreDir), materialKeyId)) {
     const bytes = await readBounded(join(deps.keystoreDir, name), MAX_KEY_FILE_BYTES, () => new TkmsError('keystore_corrupt', `${name} is not a regular file of at most ${MAX_KEY_FILE_BYTES} bytes`));
     if (bytes === undefined) continue; // erased meanwhile (a commit erasing an older epoch)
-    files.push({ name, sha256: sha256(bytes), publicResult: publicPart(bytes, materialKeyId) });
+    files.push({ name, sha256: sha256(bytes), publicResult: name === keyFileName(materialKeyId) ? dkgResultIn(bytes, materialKeyId) : null });
   }
   if (files.length > MAX_ERASED_FILES) throw new TkmsError('keystore_corrupt', `more than ${MAX_ERASED_FILES} share files of key ${materialKeyId}`);
   const now = deps.now?.() ?? Math.floor(Date.now() / 1000);
@@ -246,8 +251,8 @@ function shareFileNames(entries: readonly string[], keyId: string): string[] {
   return entries.filter((name) => isShareFileOf(name, keyId)).sort();
 }
 
-/** The public part of a share file (what describe and receipts need once the share is gone). */
-function publicPart(bytes: Uint8Array, keyId: string): Record<string, unknown> | null {
+/** The DKG public result of a key file (what describe and receipts need once the share is gone). */
+function dkgResultIn(bytes: Uint8Array, keyId: string): Record<string, unknown> | null {
   try {
     return parseKeyFile(bytes, keyId).publicResult;
   } catch {

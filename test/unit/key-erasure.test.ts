@@ -153,6 +153,7 @@ describe('key erasure', function () {
     assert.deepEqual(record.files.map((f) => encodeHex(f.sha256)), digests.map(encodeHex), 'the digests are of the bytes as stored');
     assert.equal(record.erasedAt, NOW);
     assert.deepEqual(record.files[1]!.publicResult, n.alpha.result, 'the DKG public result (verification shares) is kept in the record');
+    assert.equal(record.files[0]!.publicResult, null, 'an epoch share file\'s public data stays in the certificates');
     assert.deepEqual(erasureDigest(record), erasedFilesDigest(record.files));
 
     const left = await readdir(n.keystoreDir);
