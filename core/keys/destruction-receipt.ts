@@ -110,10 +110,8 @@ export function erasedFilesDigest(files: readonly { name: string; sha256: Uint8A
 
 /** Signs a receipt; the fields are checked as a decoder would check them, so no receipt is signed that others refuse to read. */
 export function signDestructionReceipt(unsigned: UnsignedDestructionReceipt, identity: { sign(message: Uint8Array): Uint8Array }): DestructionReceipt {
-  const draft = { ...unsigned, signature: new Uint8Array(64) };
-  const checked = destructionReceiptCodec.decode(destructionReceiptCodec.encode(draft));
-  const { signature: _unused, ...fields } = checked;
-  return { ...fields, signature: identity.sign(destructionReceiptMessage(fields)) };
+  const checked = destructionReceiptCodec.decode(destructionReceiptCodec.encode({ ...unsigned, signature: new Uint8Array(64) }));
+  return { ...checked, signature: identity.sign(destructionReceiptMessage(checked)) };
 }
 
 /** Whether `receipt` is signed by member `nodeId` of `committeeId` (keys from memberPublicKeyOf). Never throws for a decoded receipt. */
