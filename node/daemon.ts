@@ -55,6 +55,7 @@ import { DkgCeremony, ReshareCeremony } from '../core/ceremony/index.ts';
 import type { KeyEpochData } from '../core/ceremony/handover.ts';
 import { dkgKeyData } from './epoch-store.ts';
 import { DkgStateFiles, dkgStateDir } from './dkg-state.ts';
+import { resumeKeyErasures } from './key-erasure.ts';
 import { publicResultToJson } from './dkg-runner.ts';
 import { openChainAcl } from '../chain/open-chain-acl.ts';
 import { holdVoteWhileExists } from './vote-hold.ts';
@@ -214,6 +215,8 @@ interface NodeStart {
 
 /** Starts the node's services in order on `services` (which stops them if one fails). */
 async function startServices({ config, committee, selfId, identity, password, log, curveBackendName, services }: NodeStart): Promise<RunningNode> {
+  // Before the keystore lists its keys: a share whose erasure was recorded is never loaded again, even after a crash mid-erasure.
+  await resumeKeyErasures({ keystoreDir: config.keystoreDir, stateDir: config.stateDir });
   const keystore = await services.open('keystore', () => Keystore.open(config.keystoreDir, password), (k) => k.close());
   const stored = await keystore.loadAll();
   const nowSeconds = () => Math.floor(Date.now() / 1000);
