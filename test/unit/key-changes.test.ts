@@ -400,6 +400,9 @@ describe('managed keys: signed changes and their application (core/keys)', () =>
         [0, 1, 2, 3].map((i) => [i + 1, T0 + i * period]),
       );
       assert.equal(currentVersionAt(key, T0 + 3 * period)!.version, 4);
+      // An automatic version is usable from its own time, not a second before.
+      refuses(() => requireUsable(key, 2, T0 + period - 1), 'unknown_key');
+      requireUsable(key, 2, T0 + period);
       const far = keyVersionsAt(key, T0 + 2000 * period);
       assert.equal(far.length, KEY_LIMITS.maxVersions);
       assert.equal(far[far.length - 1]!.version, KEY_LIMITS.maxVersions);
@@ -470,6 +473,13 @@ describe('managed keys: signed changes and their application (core/keys)', () =>
       take(book, nextChange(book, 'a', 'tag', { tags: { constructor: 'x' } }));
       assert.deepEqual(ids(book.list({ tag: { key: 'constructor' } }, T0)), ['a']);
       assert.deepEqual(ids(book.list({ tag: { key: 'constructor', value: 'x' } }, T0)), ['a']);
+      // "__proto__" from JSON is an own tag like any other: it is kept, listed and removed.
+      take(book, nextChange(book, 'c', 'tag', { tags: JSON.parse('{"__proto__":"p"}') as Record<string, string> }));
+      assert.equal(Object.getPrototypeOf(book.get('c')!.tags), Object.prototype);
+      assert.deepEqual(Object.entries(book.get('c')!.tags), [['__proto__', 'p'], ['team', 'a']]);
+      assert.deepEqual(ids(book.list({ tag: { key: '__proto__', value: 'p' } }, T0)), ['c']);
+      take(book, nextChange(book, 'c', 'untag', { keys: ['__proto__'] }));
+      assert.deepEqual(book.get('c')!.tags, { team: 'a' });
     });
 
     it('pages a key\'s history by sequence and every change by cursor', () => {
