@@ -90,7 +90,8 @@ export class KeyBook {
       if (filter.alias !== undefined && !key.aliases.includes(filter.alias)) continue;
       if (filter.state !== undefined && keyStateAt(key, nowSeconds) !== filter.state) continue;
       if (filter.tag !== undefined) {
-        const value = key.tags[filter.tag.key];
+        // Own tags only: `constructor` or `toString` would otherwise match every key.
+        const value = Object.hasOwn(key.tags, filter.tag.key) ? key.tags[filter.tag.key] : undefined;
         if (value === undefined || (filter.tag.value !== undefined && value !== filter.tag.value)) continue;
       }
       out.push(key);
