@@ -29,7 +29,7 @@ export class KeyChangeLog {
       if (failure !== undefined) return;
       try {
         const change = KeyChangeMessage.decode(value);
-        book.commit(change, book.check(change));
+        book.commit(change, book.check(change, { replay: true }));
       } catch (e) {
         const why = e instanceof TkmsError ? `${e.code}: ${e.message}` : String(e);
         failure = new TkmsError('keystore_corrupt', `${path} line ${lineNo} does not apply (${why}); the key registry was not opened`);

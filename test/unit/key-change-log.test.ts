@@ -73,6 +73,19 @@ describe('KeyChangeLog (storage/key-change-log.ts)', () => {
     assert.equal(r.applied!.key.state, 'Disabled');
   });
 
+  it('reopens under narrower settings: history taken under the old ones (creators, quotas, short windows) is taken again', async () => {
+    const { registry } = await openLog();
+    await fill(registry);
+    const before = contents(registry.book);
+    await registry.close();
+    open.splice(0);
+    // Nobody may create now, one key per creator, no short deletion windows, two keys at most.
+    const { registry: reopened } = await openLog(newBook({ creation: { creators: [], perCreatorQuota: 1 }, allowShortDeletionWindow: false, maxKeys: 2, maxChangesPerKey: 2 }));
+    assert.deepEqual(contents(reopened.book), before);
+    // The new settings apply to what comes next.
+    await expectRefusal(reopened.submit(nextChange(reopened.book, 'c', 'create', { origin: { type: 'dkg' }, admins: [ALICE.address] })), 'key_limit_exceeded');
+  });
+
   it('answers known for a change it holds, and refuses a replay, without writing anything', async () => {
     const { registry } = await openLog();
     const taken = await fill(registry);

@@ -416,7 +416,9 @@ describe('managed keys: signed changes and their application (core/keys)', () =>
       );
       assert.equal(keyVersionsAt(book.get('d')!, T0 + 3 * period + 6).length, 4);
       assert.equal(keyVersionsAt(book.get('d')!, T0 + 3 * period + 7).length, 5);
-      take(book, nextChange(book, 'd', 'setRotation', { rotationPeriodDays: null }));
+      // Dated before the rotate (beyond the admins' clock skew): refused, it would act in the past.
+      refuses(() => book.check(nextChange(book, 'd', 'setRotation', { rotationPeriodDays: null })), 'key_change_invalid', /before its last change/);
+      take(book, nextChange(book, 'd', 'setRotation', { rotationPeriodDays: null }, { issuedAt: T0 + 2 * period + 7 - KEY_LIMITS.changeClockSkewSeconds }));
       assert.equal(keyVersionsAt(book.get('d')!, T0 + 100 * period).length, 4);
     });
 
