@@ -60,8 +60,7 @@ import { publicResultToJson } from './dkg-runner.ts';
 import { openChainAcl } from '../chain/open-chain-acl.ts';
 import { holdVoteWhileExists } from './vote-hold.ts';
 import { KEY_CHANGES_PROTOCOL } from '../core/keys/key-wire.ts';
-import { KeyChangeService } from './key-changes.ts';
-import { KeyMaterialScheduler, runnerKnows } from './key-material.ts';
+import { createKeyServices } from './key-wiring.ts';
 import { keyRegistrySettings, openNodeKeyRegistry } from './key-registry.ts';
 import { parseStoredKeyPolicy } from '../core/keys/policy.ts';
 
@@ -333,16 +332,23 @@ async function startServices({ config, committee, selfId, identity, password, lo
     },
     withdrawals: await DkgWithdrawals.open(join(config.stateDir, 'dkg-withdrawn.json')),
     reshareBusy: () => reshareBusy(),
-    admitKeyId: (keyId) => keyMaterial.admit(keyId),
+    admitKeyId: (keyId) => keys.material.admit(keyId),
     transport: { send: (memberId, frame, timeoutMs) => sendToMember(memberId, DKG_PROTOCOL, frame, timeoutMs) },
   });
-  const keyMaterial = new KeyMaterialScheduler({
-    book: keyRegistry.book,
-    selfId: () => servedNow().selfId,
-    members: () => servedNow().committee.members.map((m) => m.id),
-    hasMaterial: (keyId) => runnerKnows(runner, keyId),
-    propose: (keyId) => void runner.propose(keyId),
+  const keys = createKeyServices({
+    registry: keyRegistry,
+    runner,
+    served: servedNow,
+    sendToMember,
+    identity: ceremonyKey,
+    committeeId: committee.committeeId,
+    keystoreDir: config.keystoreDir,
+    stateDir: config.stateDir,
+    shares,
+    epochs,
+    allowShortDeletionWindow: keyRegistrySettings(config).allowShortDeletionWindow,
     log,
+    metrics,
   });
   // Keys of the served epoch, also those made by a DKG this node took no share of (a reshare must name them too).
   const servedKeys = (): KeyEpochData[] => withPublicOnlyKeys(epochs.epochKeys(), runner, epochs.served().committee.epoch);
@@ -404,26 +410,10 @@ async function startServices({ config, committee, selfId, identity, password, lo
   await services.start(
     protocolService('acl', [[ACL_PROTOCOL, async (peer, body) => acl.answer(conns.memberFor(peer)?.id, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.acl, (peer) => isMemberOrGateway(peer) || isParticipant(peer))]]),
   );
-  const keyChanges = new KeyChangeService({
-    registry: keyRegistry,
-    transport: {
-      members: () => {
-        const { committee: c, selfId: self } = servedNow();
-        return c.members.map((m) => m.id).filter((id) => id !== self);
-      },
-      send: (memberId, frame, timeoutMs) => sendToMember(memberId, KEY_CHANGES_PROTOCOL, frame, timeoutMs),
-    },
-    log,
-    metrics,
-    onApplied: (key, change) => keyMaterial.onApplied(key, change),
-  });
   // Key changes come from members (flooding, sync) and the gateway(s) only; each is admin-signed.
   await services.start(
-    protocolService('key changes', [[KEY_CHANGES_PROTOCOL, async (peer, body) => keyChanges.answer(conns.memberFor(peer)?.id, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.keyChanges, isMemberOrGateway)]], {
-      release: () => {
-        keyChanges.stop();
-        keyMaterial.stop();
-      },
+    protocolService('key changes', [[KEY_CHANGES_PROTOCOL, async (peer, body) => keys.changes.answer(conns.memberFor(peer)?.id, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.keyChanges, isMemberOrGateway)]], {
+      release: () => keys.stop(),
     }),
   );
   const joinSyncAttempts = new Map<string, number>();
@@ -497,7 +487,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
   );
   conns.onMemberConnected = (memberId) => {
     acl.syncFrom(memberId).catch((e: unknown) => log.debug({ member: memberId, err: errorText(e) }, 'revocation sync failed'));
-    keyChanges.syncFrom(memberId).catch((e: unknown) => log.debug({ member: memberId, err: errorText(e) }, 'key change sync failed'));
+    keys.changes.syncFrom(memberId).catch((e: unknown) => log.debug({ member: memberId, err: errorText(e) }, 'key change sync failed'));
     runner.exchangeResults(memberId);
   };
   await services.start({
@@ -508,8 +498,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
       metrics.peersConnected.set(0);
       reshare.runner.resume();
       reshare.schedule.start();
-      keyChanges.start();
-      keyMaterial.resume();
+      await keys.start();
       origins.kick();
     },
     async stop() {
