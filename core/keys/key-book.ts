@@ -115,12 +115,15 @@ export class KeyBook {
   }
 
   /**
-   * Whether the change is the one already applied at its sequence (the same digest): re-sending it
-   * is harmless and answered as known. Any other change at or below the key's sequence is a replay.
+   * Whether the change is the key's last one (the same digest): a gateway retrying, or a peer's
+   * flooding arriving after the gateway's copy, is answered as known. Any other change at or below
+   * the key's sequence, an older applied one included, is refused as a replay: an admin's "disable"
+   * of last week sent again must not look accepted.
    */
   isApplied(change: KeyChange): boolean {
     const entry = this.keys.get(change.keyId);
-    const held = entry?.changes[change.sequence - 1];
+    if (entry === undefined || change.sequence !== entry.key.sequence) return false;
+    const held = entry.changes[change.sequence - 1];
     if (held === undefined) return false;
     return encodeHex(keyChangeDigest(held, this.options.deployment)) === encodeHex(keyChangeDigest(change, this.options.deployment));
   }

@@ -43,6 +43,7 @@ describe('integration: managed keys at every node (devnet: 5 nodes, t = 3)', fun
   let rsa: RsaKeyPair;
   let root: VerifiedKey;
   const heads = new Map<string, { sequence: number; head: Uint8Array }>();
+  let firstDisable: KeyChange;
 
   before(async () => {
     dir = await makeTempDir('tkms-managed-keys');
@@ -149,7 +150,8 @@ describe('integration: managed keys at every node (devnet: 5 nodes, t = 3)', fun
     assert.deepEqual(before.outcomes, all('ok'));
     assert.equal(before.plaintext, 'secret of wallet-1');
 
-    assert.deepEqual(held(await sendToEveryNode(change('wallet-1', 'disable', {}))), all('applied'));
+    firstDisable = change('wallet-1', 'disable', {});
+    assert.deepEqual(held(await sendToEveryNode(firstDisable)), all('applied'));
     const disabled = await encryptAndAsk('wallet-1', publicKey, tweak);
     assert.deepEqual(disabled.outcomes, all('key_disabled'));
 
@@ -163,7 +165,9 @@ describe('integration: managed keys at every node (devnet: 5 nodes, t = 3)', fun
     const at = heads.get('wallet-1')!;
     const byMallory = change('wallet-1', 'disable', {}, mallory);
     assert.deepEqual(await sendToEveryNode(byMallory), all('not_key_admin'));
-    // Alice's disable of earlier (sequence 2) sent again after her enable: a replay.
+    // Alice's disable of earlier, byte for byte, sent again after her enable: a replay.
+    assert.deepEqual(await sendToEveryNode(firstDisable), all('key_change_replayed'));
+    // And re-signed for the place it once had.
     const replay = change('wallet-1', 'disable', {}, alice, { sequence: 2, previous: at.head });
     assert.deepEqual(await sendToEveryNode(replay), all('key_change_replayed'));
     const ahead = change('wallet-1', 'disable', {}, alice, { sequence: at.sequence + 2, previous: at.head });

@@ -44,7 +44,19 @@ const requestArb: fc.Arbitrary<KeyChangeRequest> = fc.oneof(
   changeArb.map((change) => ({ type: 'change' as const, change })),
   fc.nat({ max: Number.MAX_SAFE_INTEGER }).map((after) => ({ type: 'sync' as const, after })),
   fc.record({ type: fc.constant('history' as const), keyId: fc.string({ maxLength: 64 }), after: fc.nat({ max: Number.MAX_SAFE_INTEGER }) }),
+  fc.record({ type: fc.constant('receipts' as const), keyId: fc.string({ maxLength: 64 }) }),
 );
+
+const receiptArb = fc.record({
+  keyId: fc.constantFrom('k', 'payroll'),
+  version: fc.integer({ min: 1, max: 1000 }),
+  materialKeyId: fc.constantFrom('k', 'k.v2'),
+  committeeId: fc.constant('devnet'),
+  nodeId: fc.integer({ min: 1, max: 64 }),
+  erasedAt: fc.integer({ min: 0, max: MAX_TIMESTAMP }),
+  erasedDigest: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+  signature: fc.uint8Array({ minLength: 64, maxLength: 64 }),
+}).map((r) => ({ ...r }));
 
 const replyArb: fc.Arbitrary<KeyChangeReply> = fc.oneof(
   fc.record({
@@ -61,6 +73,7 @@ const replyArb: fc.Arbitrary<KeyChangeReply> = fc.oneof(
     changes: fc.array(changeArb, { maxLength: 3 }),
     next: fc.option(fc.nat({ max: Number.MAX_SAFE_INTEGER }), { nil: null }),
   }),
+  fc.record({ ok: fc.constant(true as const), type: fc.constant('receipts' as const), receipts: fc.array(receiptArb, { maxLength: 3 }) }),
   fc.record({ ok: fc.constant(false as const), code: fc.constantFrom('key_disabled', 'key_change_replayed', 'unauthorized'), message: fc.string({ maxLength: 100 }) }),
 );
 
@@ -98,7 +111,7 @@ describe('managed key changes and /tkms/key-changes/1 (property)', () => {
       { numRuns: 300 },
     );
     fc.assert(
-      fc.property(fc.jsonValue(), fc.constantFrom('change', 'sync', 'history', 'applied', 'page', 'x'), fc.constantFrom(true, false, undefined), (v, type, ok) => {
+      fc.property(fc.jsonValue(), fc.constantFrom('change', 'sync', 'history', 'receipts', 'applied', 'page', 'x'), fc.constantFrom(true, false, undefined), (v, type, ok) => {
         expectTypedOrOk(() => decodeKeyChangeRequest(utf8(v)));
         expectTypedOrOk(() => decodeKeyChangeReply(utf8(v)));
         // Objects that get past the type dispatch, with any other fields.
