@@ -1,6 +1,7 @@
 import { decodeHex, isTkmsError, TkmsError } from '../core/index.ts';
 import type { KeyChange } from '../core/keys/key-change.ts';
 import type { ManagedKey } from '../core/keys/key-model.ts';
+import type { DestructionReceipt } from '../core/keys/destruction-receipt.ts';
 import { decodeKeyChangeReply, decodeKeyChangeRequest, encodeKeyChangeReply, encodeKeyChangeRequest, KEY_CHANGE_PAGE_BYTES, KEY_CHANGE_PAGE_SIZE, type KeyChangeReply } from '../core/keys/key-wire.ts';
 import type { KeyChangeLog } from '../storage/key-change-log.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -39,6 +40,8 @@ export interface KeyChangeServiceOptions {
   metrics: NodeMetrics;
   /** Called after each change is taken (new, not known): what DKG material or erasure it calls for. */
   onApplied?: (key: ManagedKey, change: KeyChange) => void;
+  /** The destruction receipts this node signed for a key (node/key-deletion.ts). */
+  receiptsOf?: (keyId: string) => DestructionReceipt[];
   now?: () => number;
 }
 
@@ -69,6 +72,8 @@ export class KeyChangeService {
       const book = this.registry.book;
       if (request.type === 'sync') {
         reply = { ok: true, type: 'page', ...boundedPage(book.page(request.after, KEY_CHANGE_PAGE_SIZE), request.after) };
+      } else if (request.type === 'receipts') {
+        reply = { ok: true, type: 'receipts', receipts: this.options.receiptsOf?.(request.keyId) ?? [] };
       } else if (request.type === 'history') {
         const changes = book.history(request.keyId, request.after, KEY_CHANGE_PAGE_SIZE);
         const page = boundedPage({ changes, next: null }, request.after);

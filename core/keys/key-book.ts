@@ -48,6 +48,8 @@ export class KeyBook {
   /** Every change taken, in the order taken here: what sync pages walk. */
   private readonly order: KeyChange[] = [];
   private readonly ctx: KeyApplyContext;
+  /** For replaying a log: what was taken under the settings of its day is taken again. */
+  private readonly replayCtx: KeyApplyContext;
 
   constructor(private readonly options: KeyBookOptions) {
     this.ctx = {
@@ -57,6 +59,7 @@ export class KeyBook {
       aliasHolder: (alias) => this.aliases.get(alias),
       mayCreate: (creator) => this.mayCreate(creator),
     };
+    this.replayCtx = { ...this.ctx, allowShortDeletionWindow: true, mayCreate: () => undefined };
   }
 
   get size(): number {
@@ -90,7 +93,8 @@ export class KeyBook {
       if (filter.alias !== undefined && !key.aliases.includes(filter.alias)) continue;
       if (filter.state !== undefined && keyStateAt(key, nowSeconds) !== filter.state) continue;
       if (filter.tag !== undefined) {
-        const value = key.tags[filter.tag.key];
+        // Own tags only: `constructor` or `toString` would otherwise match every key.
+        const value = Object.hasOwn(key.tags, filter.tag.key) ? key.tags[filter.tag.key] : undefined;
         if (value === undefined || (filter.tag.value !== undefined && value !== filter.tag.value)) continue;
       }
       out.push(key);
@@ -111,19 +115,28 @@ export class KeyBook {
   }
 
   /**
-   * Whether the change is the one already applied at its sequence (the same digest): re-sending it
-   * is harmless and answered as known. Any other change at or below the key's sequence is a replay.
+   * Whether the change is the key's last one (the same digest): a gateway retrying, or a peer's
+   * flooding arriving after the gateway's copy, is answered as known. Any other change at or below
+   * the key's sequence, an older applied one included, is refused as a replay: an admin's "disable"
+   * of last week sent again must not look accepted.
    */
   isApplied(change: KeyChange): boolean {
     const entry = this.keys.get(change.keyId);
-    const held = entry?.changes[change.sequence - 1];
+    if (entry === undefined || change.sequence !== entry.key.sequence) return false;
+    const held = entry.changes[change.sequence - 1];
     if (held === undefined) return false;
     return encodeHex(keyChangeDigest(held, this.options.deployment)) === encodeHex(keyChangeDigest(change, this.options.deployment));
   }
 
-  /** Every check (order, signature, admin, body, state, limits) without taking the change. */
-  check(change: KeyChange): AppliedChange {
+  /**
+   * Every check (order, signature, admin, body, state, limits) without taking the change. With
+   * `replay` (a log read back at start), the committee's settings that may have changed since the
+   * change was taken (who may create, quotas, limits, short deletion windows) are not applied again:
+   * an operator narrowing them must not make the registry refuse its own history.
+   */
+  check(change: KeyChange, opts: { replay?: boolean } = {}): AppliedChange {
     const entry = this.keys.get(change.keyId);
+    if (opts.replay === true) return applyKeyChange(entry?.key, change, this.replayCtx);
     if (entry === undefined && this.keys.size >= this.options.maxKeys) {
       throw new TkmsError('key_limit_exceeded', `this registry holds ${this.options.maxKeys} keys, the most it may`);
     }

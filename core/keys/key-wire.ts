@@ -2,6 +2,8 @@ import { TkmsError } from '../errors.ts';
 import { encodeErrorReply, encodeJsonFrame, parseObject, parseReply, type WireError } from '../node-wire.ts';
 import { arrayField, booleanField, hexBytesField, impliedField, integerField, literalField, messageCodec, nestedField, orNullField, textField } from '../schema.ts';
 import { KeyChangeMessage, type KeyChange } from './key-change.ts';
+import { destructionReceiptCodec, type DestructionReceipt } from './destruction-receipt.ts';
+import { KEY_LIMITS } from './key-model.ts';
 
 /**
  * /tkms/key-changes/1: signed key changes reach every member, as revocations do (node/acl.ts): the
@@ -41,6 +43,11 @@ export const KeyChangeHistoryBody = messageCodec(
   },
   { description: 'Ask for one key\'s changes after a sequence number.', qualified: true },
 );
+export const KeyReceiptsRequestBody = messageCodec(
+  'key change request',
+  { v: version(), type: type('receipts', 'Send the destruction receipts this node signed for a key.'), keyId: textField(64, { description: 'The managed key.' }) },
+  { description: 'Ask for a key\'s destruction receipts.', qualified: true },
+);
 export const KeyChangeAppliedBody = messageCodec(
   'key change reply',
   {
@@ -64,15 +71,31 @@ export const KeyChangePageBody = messageCodec(
   { description: 'A page of key changes.', qualified: true },
 );
 
-export type KeyChangeRequest = { type: 'change'; change: KeyChange } | { type: 'sync'; after: number } | { type: 'history'; keyId: string; after: number };
+export const KeyReceiptsBody = messageCodec(
+  'key change reply',
+  {
+    ok: okTrue(),
+    type: type('receipts', 'The destruction receipts this node signed for the key, one per version erased.'),
+    receipts: arrayField(destructionReceiptCodec, { maxItems: KEY_LIMITS.maxVersions, description: 'Signed receipts (core/keys/destruction-receipt.ts), checked by the receiver.' }),
+  },
+  { description: 'A node\'s destruction receipts for one key.', qualified: true },
+);
+
+export type KeyChangeRequest =
+  | { type: 'change'; change: KeyChange }
+  | { type: 'sync'; after: number }
+  | { type: 'history'; keyId: string; after: number }
+  | { type: 'receipts'; keyId: string };
 export type KeyChangeReply =
   | { ok: true; type: 'applied'; keyId: string; sequence: number; head: Uint8Array; known: boolean }
   | { ok: true; type: 'page'; changes: KeyChange[]; next: number | null }
+  | { ok: true; type: 'receipts'; receipts: DestructionReceipt[] }
   | ({ ok: false } & WireError);
 
 export function encodeKeyChangeRequest(r: KeyChangeRequest): Uint8Array {
   if (r.type === 'change') return encodeJsonFrame(KeyChangeSubmitBody.encode(r));
   if (r.type === 'sync') return encodeJsonFrame(KeyChangeSyncBody.encode(r));
+  if (r.type === 'receipts') return encodeJsonFrame(KeyReceiptsRequestBody.encode(r));
   return encodeJsonFrame(KeyChangeHistoryBody.encode(r));
 }
 
@@ -81,11 +104,13 @@ export function decodeKeyChangeRequest(bytes: Uint8Array): KeyChangeRequest {
   if (obj.type === 'change') return KeyChangeSubmitBody.decode(obj);
   if (obj.type === 'sync') return KeyChangeSyncBody.decode(obj);
   if (obj.type === 'history') return KeyChangeHistoryBody.decode(obj);
-  throw new TkmsError('bad_request', 'key change request: type must be "change", "sync" or "history"');
+  if (obj.type === 'receipts') return KeyReceiptsRequestBody.decode(obj);
+  throw new TkmsError('bad_request', 'key change request: type must be "change", "sync", "history" or "receipts"');
 }
 
 export function encodeKeyChangeReply(r: KeyChangeReply): Uint8Array {
   if (!r.ok) return encodeErrorReply(r);
+  if (r.type === 'receipts') return encodeJsonFrame(KeyReceiptsBody.encode(r));
   return encodeJsonFrame(r.type === 'applied' ? KeyChangeAppliedBody.encode(r) : KeyChangePageBody.encode(r));
 }
 
@@ -93,6 +118,7 @@ export function decodeKeyChangeReply(bytes: Uint8Array): KeyChangeReply {
   return parseReply(parseObject(bytes, 'key change reply'), 'key change reply', (obj): KeyChangeReply => {
     if (obj.type === 'applied') return KeyChangeAppliedBody.decode(obj);
     if (obj.type === 'page') return KeyChangePageBody.decode(obj);
-    throw new TkmsError('bad_request', 'key change reply: type must be "applied" or "page"');
+    if (obj.type === 'receipts') return KeyReceiptsBody.decode(obj);
+    throw new TkmsError('bad_request', 'key change reply: type must be "applied", "page" or "receipts"');
   });
 }
