@@ -396,7 +396,7 @@ export class NodePool {
   }
 
   /** A page of key changes from one member: everything it holds (`sync`) or one key's history. */
-  async keyChangePage(memberId: number, request: Exclude<KeyChangeRequest, { type: 'change' }>, timeoutMs: number): Promise<{ changes: KeyChange[]; next: number | null }> {
+  async keyChangePage(memberId: number, request: Extract<KeyChangeRequest, { type: 'sync' | 'history' }>, timeoutMs: number): Promise<{ changes: KeyChange[]; next: number | null }> {
     const reply = decodeKeyChangeReply(await this.send(memberId, KEY_CHANGES_PROTOCOL, encodeKeyChangeRequest(request), timeoutMs));
     if (!reply.ok) throw new TkmsError(reply.code, reply.message);
     if (reply.type !== 'page') throw new TkmsError('bad_request', `member ${memberId} answered a key change page request with something else than a page`);

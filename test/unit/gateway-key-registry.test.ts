@@ -103,7 +103,7 @@ class FakeMembers {
     return { acked, failures };
   }
 
-  async keyChangePage(memberId: number, request: Exclude<KeyChangeRequest, { type: 'change' }>): Promise<{ changes: KeyChange[]; next: number | null }> {
+  async keyChangePage(memberId: number, request: Extract<KeyChangeRequest, { type: 'sync' | 'history' }>): Promise<{ changes: KeyChange[]; next: number | null }> {
     this.pagesAsked++;
     if (this.down.has(memberId)) throw new TkmsError('unavailable', 'connection refused');
     const book = this.books.get(memberId)!;
@@ -613,7 +613,8 @@ describe('gateway node pool: key changes on /tkms/key-changes/1 (real libp2p hos
                 reply = { ok: false, code: (e as TkmsError).code, message: (e as TkmsError).message };
               }
             } else if (request.type === 'sync') reply = { ok: true, type: 'page', ...memberBook.page(request.after, 256) };
-            else reply = { ok: true, type: 'page', changes: memberBook.history(request.keyId, request.after, 256), next: null };
+            else if (request.type === 'history') reply = { ok: true, type: 'page', changes: memberBook.history(request.keyId, request.after, 256), next: null };
+            else reply = { ok: true, type: 'receipts', receipts: [] };
             return encodeKeyChangeReply(reply);
           },
           opts,
