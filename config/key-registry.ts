@@ -1,6 +1,5 @@
 import { Type, type StaticDecode } from 'typebox';
 import type { Deployment } from '../core/authz.ts';
-import { TkmsError } from '../core/errors.ts';
 import type { KeyBookOptions } from '../core/keys/key-book.ts';
 import { field, FieldProblem } from './config-schema.ts';
 
@@ -52,9 +51,6 @@ export const keyRegistryField = () =>
 
 export type KeyRegistryConfig = StaticDecode<ReturnType<typeof keyRegistryField>>;
 
-/** Bytes of a policy's JSON text a registry takes. */
-export const MAX_POLICY_BYTES = 16 * 1024;
-
 /**
  * The key book options of a deployment from its `keys` config: the node and the gateway build their
  * books from the same declaration, so both apply a change alike.
@@ -68,17 +64,4 @@ export function keyBookOptions(config: KeyRegistryConfig, deployment: Deployment
     maxKeys: config.maxKeys,
     maxChangesPerKey: MAX_CHANGES_PER_KEY,
   };
-}
-
-/**
- * The policy check of a party that does not evaluate policies: a plain JSON object of at most
- * MAX_POLICY_BYTES, kept as it is. The nodes parse and enforce a key's policy before their shares are
- * used; a gateway that took a policy they refuse would only hold a change no node applies.
- */
-export function plainPolicy(policy: Record<string, unknown>): Record<string, unknown> {
-  if (typeof policy !== 'object' || policy === null || Array.isArray(policy) || Object.getPrototypeOf(policy) !== Object.prototype) {
-    throw new TkmsError('bad_request', 'a key policy must be a JSON object');
-  }
-  if (new TextEncoder().encode(JSON.stringify(policy)).length > MAX_POLICY_BYTES) throw new TkmsError('bad_request', `a key policy must be at most ${MAX_POLICY_BYTES} bytes of JSON`);
-  return policy;
 }

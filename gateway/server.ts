@@ -17,7 +17,8 @@ import { loadOrCreateIdentityFile } from '../node/identity.ts';
 import { ServiceRunner, type Service } from '../runtime/lifecycle.ts';
 import type { RefusalReason } from '../net/http-limits.ts';
 import { openChainAcl } from '../chain/open-chain-acl.ts';
-import { keyBookOptions, plainPolicy } from '../config/key-registry.ts';
+import { keyBookOptions } from '../config/key-registry.ts';
+import { parseStoredKeyPolicy } from '../core/keys/policy.ts';
 import { GatewayKeyRegistry } from './key-registry.ts';
 
 export interface RunningGateway {
@@ -82,7 +83,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     // The committee's deployment names the key changes' signatures, as every node checks them.
     const keyRegistry = await services.open(
       'key registry',
-      () => GatewayKeyRegistry.open({ storeDir: config.storeDir, book: keyBookOptions(config.keys, { committeeId: committee.committeeId }, plainPolicy), members: pool, log, timeoutMs: config.partialTimeoutMs }),
+      () => GatewayKeyRegistry.open({ storeDir: config.storeDir, book: keyBookOptions(config.keys, { committeeId: committee.committeeId }, parseStoredKeyPolicy), members: pool, log, timeoutMs: config.partialTimeoutMs }),
       (r) => r.close(),
     );
     const catchUp = (): Promise<void> => keyRegistry.catchUp().catch((e: unknown) => log.warn({ err: e instanceof Error ? e.message : String(e) }, 'key change catch-up failed'));

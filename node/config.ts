@@ -15,6 +15,7 @@ import { nodeAclField } from '../config/chain-acl.ts';
 import { aclConfigProblems } from '../config/chain-acl-checks.ts';
 import { isLoopbackHost } from '../net/http-address.ts';
 import { ownerLimitsField } from '../config/owner-limits.ts';
+import { keyRegistryField } from '../config/key-registry.ts';
 import { PARTIAL_FAULTS, type PartialFault } from './partial-faults.ts';
 import { DEFAULT_REPLAY_IDS_PER_REQUESTER, MAX_REPLAY_IDS_PER_REQUESTER } from './spent-request-ids.ts';
 import { DEFAULT_REVOCATION_LIMITS } from './revocations.ts';
@@ -163,6 +164,7 @@ export const NODE_CONFIG_SCHEMA = Type.Object({
   maxGrantLifetimeSeconds: maxGrantLifetimeField(),
   acl: nodeAclField(),
   revocations: ownerLimitsField(DEFAULT_REVOCATION_LIMITS, 'live revocations this node holds'),
+  keys: keyRegistryField(),
   replayIdsPerRequester: field.integer(1, MAX_REPLAY_IDS_PER_REQUESTER, DEFAULT_REPLAY_IDS_PER_REQUESTER, {
     description: 'spent request ids one account may have live at once; past it that account gets rate_limited, others are served',
     details:

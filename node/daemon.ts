@@ -61,8 +61,8 @@ import { openChainAcl } from '../chain/open-chain-acl.ts';
 import { holdVoteWhileExists } from './vote-hold.ts';
 import { KEY_CHANGES_PROTOCOL } from '../core/keys/key-wire.ts';
 import { createKeyServices } from './key-wiring.ts';
-import { keyRegistrySettings, openNodeKeyRegistry } from './key-registry.ts';
-import { parseStoredKeyPolicy } from '../core/keys/policy.ts';
+import { runnerKnows } from './key-material.ts';
+import { openNodeKeyRegistry } from './key-registry.ts';
 
 /** A proposal file names two committees of up to 256 members each: more than the default 64 KiB. */
 const ADMIN_MAX_BODY_BYTES = 1024 * 1024;
@@ -237,7 +237,9 @@ async function startServices({ config, committee, selfId, identity, password, lo
     },
     (store) => store.close(),
   );
-  const keyRegistry = await services.open('key registry', () => openNodeKeyRegistry(config.stateDir, deployment, keyRegistrySettings(config), parseStoredKeyPolicy, log), (r) => r.close());
+  // Until the DKG runner exists (below) nothing runs a DKG, and the log's replay checks no material.
+  let materialExists = (_materialId: string): boolean => false;
+  const keyRegistry = await services.open('key registry', () => openNodeKeyRegistry(config.stateDir, deployment, config.keys, (id) => materialExists(id), log), (r) => r.close());
   const ceremonyKey = ceremonyIdentity(identity);
   // Files in the keystore directory, nothing held open: nothing to close at stop.
   const epochs = await openEpochStore({ keystore, committee, decoders: libp2pCommitteeDecoders, selfPublicKey: ceremonyKey.publicKey });
@@ -335,6 +337,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     admitKeyId: (keyId) => keys.material.admit(keyId),
     transport: { send: (memberId, frame, timeoutMs) => sendToMember(memberId, DKG_PROTOCOL, frame, timeoutMs) },
   });
+  materialExists = (id) => runnerKnows(runner, id) || shares.get(id) !== undefined || keystore.list().includes(id);
   const keys = createKeyServices({
     registry: keyRegistry,
     runner,
@@ -346,7 +349,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     stateDir: config.stateDir,
     shares,
     epochs,
-    allowShortDeletionWindow: keyRegistrySettings(config).allowShortDeletionWindow,
+    allowShortDeletionWindow: config.keys.allowShortDeletionWindow,
     log,
     metrics,
   });

@@ -3,7 +3,7 @@ import type { Deployment } from '../authz.ts';
 import { TkmsError } from '../errors.ts';
 import { decodeAddress } from '../identifiers.ts';
 import { checkAlias, checkTags, keyChangeDigest, keyChangeSigner, parseKeyChangeBody, ZERO_DIGEST, type KeyAction, type KeyActionBody, type KeyChange } from './key-change.ts';
-import { assertManagedKeyId, isoTime, keyStateAt, keyVersionsAt, KEY_LIMITS, SECONDS_PER_DAY, type ManagedKey } from './key-model.ts';
+import { assertManagedKeyId, isoTime, keyStateAt, keyVersionsAt, KEY_LIMITS, materialKeyId, SECONDS_PER_DAY, type ManagedKey } from './key-model.ts';
 
 /**
  * Applies one signed change to a managed key: the only way a key's state moves, on every node and
@@ -30,6 +30,8 @@ export interface KeyApplyContext {
   allowShortDeletionWindow: boolean;
   /** Checks a policy and returns its stored form (core/keys/policy.ts); throws bad_request. */
   parsePolicy(policy: Record<string, unknown>): Record<string, unknown>;
+  /** Whether DKG material of a key id exists here already (core/keys/key-book.ts KeyBookOptions). */
+  materialExists?(materialId: string): boolean;
 }
 
 export interface AppliedChange {
@@ -62,6 +64,7 @@ export function applyKeyChange(prev: ManagedKey | undefined, change: KeyChange, 
   const digest = encodeHex(keyChangeDigest(change, ctx.deployment));
   if (prev === undefined) {
     ctx.mayCreate(signer);
+    requireNewMaterial(change.keyId, change.keyId, ctx);
     return { key: created(change, signer, digest, ctx), digest, signer };
   }
   if (!prev.admins.includes(signer)) throw new TkmsError('not_key_admin', `${signer} is not an admin of key ${prev.keyId}`);
@@ -160,10 +163,11 @@ const APPLY: { [A in Exclude<KeyAction, 'create'>]: Apply<A> } = {
     if (change.issuedAt >= v.deletionDate) throw new TkmsError('key_destroyed', `version ${v.version} of key ${key.keyId} was destroyed at ${isoTime(v.deletionDate)}`);
     v.deletionDate = null;
   },
-  rotate: (key, _b, change) => {
+  rotate: (key, _b, change, ctx) => {
     if (key.state !== 'Enabled') invalid(key, `is ${key.state}: only an Enabled key rotates`);
     if (key.versions.length >= KEY_LIMITS.maxVersions) limit(`key ${key.keyId} has ${KEY_LIMITS.maxVersions} versions, the most a key may have`);
     const last = key.versions[key.versions.length - 1]!;
+    if (key.origin.type === 'dkg') requireNewMaterial(key.keyId, materialKeyId(key.keyId, last.version + 1), ctx);
     key.versions.push({ version: last.version + 1, createdAt: change.issuedAt, deletionDate: null });
   },
   setRotation: (key, body) => {
@@ -177,6 +181,13 @@ const APPLY: { [A in Exclude<KeyAction, 'create'>]: Apply<A> } = {
     key.admins = uniqueAddresses(body.admins, key.keyId);
   },
 };
+
+/** A managed key never takes over material made without it (an operator's DKG of the same id). */
+function requireNewMaterial(keyId: string, materialId: string, ctx: KeyApplyContext): void {
+  if (ctx.materialExists?.(materialId) === true) {
+    throw new TkmsError('conflict', `key id ${materialId} already names a key made by a DKG outside the managed keys; key ${keyId} cannot take it over (choose another key id)`);
+  }
+}
 
 function deletionWindowSeconds(key: ManagedKey, body: KeyActionBody<'scheduleDeletion'>, ctx: KeyApplyContext): number {
   if (body.pendingWindowSeconds !== undefined) {

@@ -27,6 +27,12 @@ export interface KeyBookOptions {
   maxKeys: number;
   /** At most this many changes per key. */
   maxChangesPerKey: number;
+  /**
+   * Whether DKG material of this key id (a result or a share) exists already: a create, or a rotate,
+   * whose material id names it is refused (conflict), so no creator can adopt a key an operator made
+   * (and then disable or delete it). Absent: nothing is checked (a party that holds no material).
+   */
+  materialExists?: (materialId: string) => boolean;
 }
 
 export interface KeyFilter {
@@ -59,7 +65,10 @@ export class KeyBook {
       aliasHolder: (alias) => this.aliases.get(alias),
       mayCreate: (creator) => this.mayCreate(creator),
     };
-    this.replayCtx = { ...this.ctx, allowShortDeletionWindow: true, mayCreate: () => undefined };
+    const { materialExists } = options;
+    if (materialExists !== undefined) this.ctx.materialExists = materialExists;
+    // A log read back holds the creates and rotates that made material: it exists now because of them.
+    this.replayCtx = { ...this.ctx, allowShortDeletionWindow: true, mayCreate: () => undefined, materialExists: () => false };
   }
 
   get size(): number {

@@ -26,7 +26,8 @@ import type { Libp2p } from 'libp2p';
 import { NodePool } from '../../gateway/node-pool.ts';
 import { parseCommittee } from '../../net/committee.ts';
 import { createHost, serveFrames } from '../../net/p2p.ts';
-import { keyBookOptions, plainPolicy, type KeyRegistryConfig } from '../../config/key-registry.ts';
+import { keyBookOptions, type KeyRegistryConfig } from '../../config/key-registry.ts';
+import { parseStoredKeyPolicy } from '../../core/keys/policy.ts';
 import { gatewayRoutes, type GatewayContext } from '../../gateway/api.ts';
 import { EX, EXAMPLE_KEY_CHANGES, EXAMPLE_KEY_VIEWS } from '../../gateway/api-examples.ts';
 import type { GatewayConfig } from '../../gateway/config.ts';
@@ -146,11 +147,11 @@ describe('gateway key registry', function () {
   });
 
   async function registry(members: FakeMembers, config = policyConfig([admin.address])): Promise<GatewayKeyRegistry> {
-    const r = await GatewayKeyRegistry.open({ storeDir: dir!, book: keyBookOptions(config, DEPLOYMENT, plainPolicy), members: members as unknown as KeyChangeMembers, log, timeoutMs: 1000 });
+    const r = await GatewayKeyRegistry.open({ storeDir: dir!, book: keyBookOptions(config, DEPLOYMENT, parseStoredKeyPolicy), members: members as unknown as KeyChangeMembers, log, timeoutMs: 1000 });
     open.push(r);
     return r;
   }
-  const membersFor = (config = policyConfig([admin.address])): FakeMembers => new FakeMembers(keyBookOptions(config, DEPLOYMENT, plainPolicy));
+  const membersFor = (config = policyConfig([admin.address])): FakeMembers => new FakeMembers(keyBookOptions(config, DEPLOYMENT, parseStoredKeyPolicy));
 
   it('takes a change every member applied, and holds it after a restart', async () => {
     const members = membersFor();
@@ -282,7 +283,7 @@ describe('gateway key registry', function () {
   });
 
   it('listing pages: at most MAX_LISTED_MANAGED_KEYS views, and at most MAX_LISTED_VIEW_BYTES of them, with the next page\'s cursor', () => {
-    const options = keyBookOptions(policyConfig('open', 10_000, 10_000), DEPLOYMENT, plainPolicy);
+    const options = keyBookOptions(policyConfig('open', 10_000, 10_000), DEPLOYMENT, parseStoredKeyPolicy);
     const many = new KeyBook(options);
     const t = now();
     for (let i = 0; i <= MAX_LISTED_MANAGED_KEYS; i++) {
@@ -328,7 +329,7 @@ describe('gateway key registry', function () {
 
   it('the API examples are real: they apply in order for the example committee, and the views are what the gateway shows', () => {
     const creator = EXAMPLE_KEY_CHANGES.create.admin;
-    const book = new KeyBook(keyBookOptions(policyConfig([creator]), DEPLOYMENT, plainPolicy));
+    const book = new KeyBook(keyBookOptions(policyConfig([creator]), DEPLOYMENT, parseStoredKeyPolicy));
     const publicKeyOf = (id: string): string | undefined => (id === EX.key.keyId ? EX.key.publicKey : undefined);
     const at = EXAMPLE_KEY_CHANGES.disable.issuedAt + 60;
     const create = KeyChangeMessage.decode(EXAMPLE_KEY_CHANGES.create);
@@ -389,8 +390,8 @@ describe('gateway key routes (the real router)', function () {
     dir = await makeTempDir('tkms-gw-key-routes');
     store = await GatewayStore.open(dir);
     const config = policyConfig([admin.address]);
-    members = new FakeMembers(keyBookOptions(config, DEPLOYMENT, plainPolicy));
-    registry = await GatewayKeyRegistry.open({ storeDir: dir, book: keyBookOptions(config, DEPLOYMENT, plainPolicy), members: members as unknown as KeyChangeMembers, log: createLogger('silent'), timeoutMs: 1000 });
+    members = new FakeMembers(keyBookOptions(config, DEPLOYMENT, parseStoredKeyPolicy));
+    registry = await GatewayKeyRegistry.open({ storeDir: dir, book: keyBookOptions(config, DEPLOYMENT, parseStoredKeyPolicy), members: members as unknown as KeyChangeMembers, log: createLogger('silent'), timeoutMs: 1000 });
     const published = examplePublishedKey();
     const keys = {
       list: () => [published],
@@ -582,7 +583,7 @@ describe('gateway node pool: key changes on /tkms/key-changes/1 (real libp2p hos
   const hosts: Libp2p[] = [];
   let pool: NodePool | undefined;
   const admin = generateAccount();
-  const memberBook = new KeyBook(keyBookOptions(policyConfig([admin.address]), { committeeId: 'pool-keys' }, plainPolicy));
+  const memberBook = new KeyBook(keyBookOptions(policyConfig([admin.address]), { committeeId: 'pool-keys' }, parseStoredKeyPolicy));
   /** Member 1 answers from a real key book; member 2 answers every change as applied to another key; member 3 does not serve the protocol. */
   before(async () => {
     const keys = await Promise.all([1, 2, 3].map(() => generateKeyPair('Ed25519')));
