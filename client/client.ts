@@ -38,6 +38,8 @@ import { requestSigner, type RequestSigner } from './signer.ts';
 import type { DecryptResult, HandleInfo, NodeMisbehaviour, RevokeResult, TkmsClientOptions, VerifiedKey } from './client-types.ts';
 import { NodeSuspects } from './node-suspects.ts';
 import { VerifiedKeys } from './verified-keys.ts';
+import { KeyAdmin } from './key-admin.ts';
+import { encryptionKeyId } from './key-target.ts';
 
 const MAX_ATTEMPTS = 3;
 /** How long a decrypt waits before asking again when the committee is mid-handover (committeeInFlux). */
@@ -65,6 +67,8 @@ const DEFAULT_SUSPECT_MS = 5 * 60_000;
  */
 export class TkmsClient {
   readonly http: GatewayHttp;
+  /** Managed keys: describe, list, history, and admin changes signed by this client's account (`keys.as(other)` for another admin). */
+  readonly keys: KeyAdmin;
   private rsaKey: Promise<RsaKeyPair> | undefined;
   private readonly verifiedKeys: VerifiedKeys;
   private readonly handleKeys = new Map<string, string>();
@@ -98,6 +102,7 @@ export class TkmsClient {
     if (!Number.isSafeInteger(suspectMs) || suspectMs < 0) throw new TkmsError('bad_request', 'suspectMs must be a non-negative integer');
     this.suspects = new NodeSuspects(suspectMs);
     this.verifiedKeys = new VerifiedKeys(this.http, opts);
+    this.keys = new KeyAdmin({ http: this.http, signer: opts.account, ...(opts.committeeId !== undefined ? { committeeId: opts.committeeId } : {}) });
   }
 
   /**
@@ -145,31 +150,41 @@ export class TkmsClient {
     return { committeeId: (await this.getKey(keyId)).committeeId };
   }
 
-  /** The gateway encrypts (it sees the plaintext); the owner's signature binds the plaintext hash. */
+  /**
+   * The gateway encrypts (it sees the plaintext); the owner's signature binds the plaintext hash.
+   * `keyId` may name a managed key (or be its alias): refused unless Enabled, and the handle is made
+   * for its current version's material id.
+   */
   async encrypt(plaintext: Uint8Array, opts: { keyId: string }): Promise<HandleInfo> {
-    const deployment = await this.deploymentOf({ keyId: opts.keyId });
+    const keyId = await encryptionKeyId(this.http, opts.keyId);
+    const deployment = await this.deploymentOf({ keyId });
     const request = await this.sign<EncryptRequest>(EncryptRequestMessage.struct, {
-      keyId: opts.keyId,
+      keyId,
       owner: this.signer.addressBytes,
       plaintextHash: sha256(plaintext),
       ...this.window(),
       requestId: newRequestId(),
     }, deployment);
     const { json } = await this.http.request<HandleInfo>('POST', '/v1/encrypt', { request: EncryptRequestMessage.encode(request), plaintext: encodeBase64(plaintext) });
-    this.handleKeys.set(json.handle, opts.keyId);
+    this.handleKeys.set(json.handle, keyId);
     return json;
   }
 
-  /** Encrypts here to the verified key and registers the ciphertext: the gateway never sees the plaintext. */
+  /**
+   * Encrypts here to the verified key and registers the ciphertext: the gateway never sees the
+   * plaintext. A managed key as in encrypt: the public key is the verified one of the current
+   * version's material id, never the one the gateway's key view shows.
+   */
   async encryptLocally(plaintext: Uint8Array, opts: { keyId: string }): Promise<HandleInfo> {
-    const key = await this.getKey(opts.keyId);
+    const keyId = await encryptionKeyId(this.http, opts.keyId);
+    const key = await this.getKey(keyId);
     if (!key.pinned) {
       throw new TkmsError('unauthorized', 'refusing to encrypt locally to a key whose committee is not pinned: pass trustedMemberKeys, trustedThreshold and committeeId (the committee file), or a lying gateway could substitute its own key');
     }
     const owner = this.signer.addressBytes;
-    const sealed = await sealToHandle({ publicKey: key.publicKey, keyId: opts.keyId, owner, plaintext });
+    const sealed = await sealToHandle({ publicKey: key.publicKey, keyId: keyId, owner, plaintext });
     const handle = sealed.handle;
-    const registration = await this.sign<RegisterHandle>(RegisterHandleMessage.struct, { handle, keyId: opts.keyId, owner }, { committeeId: key.committeeId });
+    const registration = await this.sign<RegisterHandle>(RegisterHandleMessage.struct, { handle, keyId: keyId, owner }, { committeeId: key.committeeId });
     const { json } = await this.http.request<HandleInfo>('POST', '/v1/handles', {
       registration: RegisterHandleMessage.encode(registration),
       K: encodeHex(sealed.K),
@@ -178,7 +193,7 @@ export class TkmsClient {
       kProof: encodeHex(sealed.kProof),
     });
     if (json.handle !== encodeHex(handle)) throw new TkmsError('bad_request', 'gateway stored the ciphertext under another handle');
-    this.handleKeys.set(json.handle, opts.keyId);
+    this.handleKeys.set(json.handle, keyId);
     return json;
   }
 

@@ -1,0 +1,311 @@
+import assert from 'node:assert/strict';
+import { Wallet } from 'ethers';
+import { accountFromSecretKey, type Account } from '../../client/account.ts';
+import { KeyAdmin } from '../../client/key-admin.ts';
+import { GatewayHttp } from '../../client/gateway-http.ts';
+import { TkmsClient } from '../../client/client.ts';
+import { fromViem } from '../../client/signer.ts';
+import { encodeHex, ERROR_CODES, isTkmsError, TkmsError, type Deployment } from '../../core/index.ts';
+import { KeyBook } from '../../core/keys/key-book.ts';
+import { keyChangeDigest, keyChangeSigner, KeyChangeMessage, ZERO_DIGEST, type KeyChange } from '../../core/keys/key-change.ts';
+import { currentVersionAt, keyStateAt, keyVersionsAt, materialKeyId, versionStateAt, type ManagedKey } from '../../core/keys/key-model.ts';
+
+/**
+ * The client's managed-key calls against a fake gateway that keeps a real KeyBook (core/keys):
+ * every change the client signs must pass the checks every node runs, and the gateway's answers
+ * and refusals must come back as the client documents.
+ */
+const DEPLOYMENT: Deployment = { committeeId: 'key-admin-test' };
+const GATEWAY = 'http://127.0.0.1:1';
+const alice = accountFromSecretKey('0x' + '11'.repeat(32));
+const bob = accountFromSecretKey('0x' + '22'.repeat(32));
+
+const now = () => Math.floor(Date.now() / 1000);
+
+/** The KeyView the contract describes, from the book's key at `at`. */
+function view(key: ManagedKey, at: number): Record<string, unknown> {
+  const current = currentVersionAt(key, at);
+  return {
+    ...key,
+    state: keyStateAt(key, at),
+    versions: keyVersionsAt(key, at).map((v) => ({ ...v, materialKeyId: materialKeyId(key.keyId, v.version), state: versionStateAt(v, at), publicKey: '02' + 'ab'.repeat(32) })),
+    currentVersion: current?.version ?? null,
+  };
+}
+
+interface Posted {
+  path: string;
+  body: string;
+}
+
+/** A gateway of one committee: key routes over a KeyBook, /v1/encrypt recording what it was asked. */
+class FakeGateway {
+  readonly book = new KeyBook({
+    deployment: DEPLOYMENT,
+    creation: { creators: 'open', perCreatorQuota: 100 },
+    allowShortDeletionWindow: true,
+    parsePolicy: (p) => p,
+    maxKeys: 100,
+    maxChangesPerKey: 100,
+  });
+  readonly posted: Posted[] = [];
+  readonly gets: string[] = [];
+  /** How many of the next change posts answer 202 (applied, not yet effective). */
+  pending = 0;
+
+  readonly fetch = (async (input: URL | RequestInfo, init?: RequestInit): Promise<Response> => {
+    const url = new URL(String(input));
+    const method = init?.method ?? 'GET';
+    const body = typeof init?.body === 'string' ? init.body : '';
+    try {
+      if (method === 'GET') this.gets.push(`${url.pathname}${url.search}`);
+      else this.posted.push({ path: url.pathname, body });
+      return this.route(method, url, body);
+    } catch (e) {
+      if (!isTkmsError(e)) throw e;
+      return json(ERROR_CODES[e.code], { error: { code: e.code, message: e.message } });
+    }
+  }) as typeof fetch;
+
+  private route(method: string, url: URL, body: string): Response {
+    const path = decodeURIComponent(url.pathname);
+    if (method === 'GET' && path === '/v1/committee') return json(200, { committeeId: DEPLOYMENT.committeeId, epoch: 0, handovers: [], next: null });
+    if (method === 'GET' && path === '/v1/keys') {
+      const state = url.searchParams.get('state');
+      return json(200, { keys: [], managed: this.book.list(state === null ? {} : { state: state as ManagedKey['state'] }, now()).map((k) => view(k, now())) });
+    }
+    if (method === 'POST' && (path === '/v1/keys' || /^\/v1\/keys\/[^/]+\/changes$/.test(path))) {
+      const change = KeyChangeMessage.decode((JSON.parse(body) as { change: unknown }).change);
+      if (!this.book.isApplied(change)) this.book.commit(change, this.book.check(change));
+      const effective = this.pending === 0;
+      if (!effective) this.pending--;
+      return json(effective ? 200 : 202, { key: view(this.book.get(change.keyId)!, now()), acknowledgedBy: effective ? [1, 2, 3] : [1], needed: 3, effective, failures: [] });
+    }
+    let m = /^\/v1\/keys\/([^/]+)\/changes$/.exec(path);
+    if (method === 'GET' && m) {
+      const after = Number(url.searchParams.get('after') ?? 0);
+      return json(200, { changes: this.book.history(m[1]!, after, 256).map((c) => KeyChangeMessage.encode(c)), next: null });
+    }
+    m = /^\/v1\/keys\/([^/]+)\/policy$/.exec(path);
+    if (method === 'GET' && m) {
+      const key = this.book.resolve(m[1]!);
+      if (key === undefined) throw new TkmsError('unknown_key', `no key ${m[1]}`);
+      return json(200, { keyId: key.keyId, sequence: key.sequence, policy: key.policy });
+    }
+    m = /^\/v1\/keys\/(.+)$/.exec(path);
+    if (method === 'GET' && m) {
+      const key = this.book.resolve(m[1]!);
+      if (key === undefined) throw new TkmsError('unknown_key', `no key ${m[1]}`);
+      return json(200, { managed: view(key, now()) });
+    }
+    if (method === 'POST' && path === '/v1/encrypt') {
+      const request = (JSON.parse(body) as { request: { keyId: string; owner: string } }).request;
+      return json(200, { handle: '0x' + '77'.repeat(32), keyId: request.keyId, K: '0x02', nonce: '0x00', ciphertextHash: '0x00', owner: request.owner, kProof: '0x00', created: true });
+    }
+    throw new TkmsError('not_found', `no route ${method} ${path}`);
+  }
+
+  changesPosted(): KeyChange[] {
+    return this.posted.filter((p) => p.path.startsWith('/v1/keys')).map((p) => KeyChangeMessage.decode((JSON.parse(p.body) as { change: unknown }).change));
+  }
+}
+
+function json(status: number, value: unknown): Response {
+  return new Response(JSON.stringify(value), { status, headers: { 'content-type': 'application/json' } });
+}
+
+function admin(gateway: FakeGateway, signer: Account = alice, committeeId?: string): KeyAdmin {
+  return new KeyAdmin({ http: new GatewayHttp({ baseUrl: GATEWAY, fetch: gateway.fetch }), signer, retryDelaysMs: [1, 1, 1], ...(committeeId ? { committeeId } : {}) });
+}
+
+async function rejectsWith(p: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(isTkmsError(e), String(e));
+    assert.equal(e.code, code, e.message);
+    if (message) assert.match(e.message, message);
+    return true;
+  });
+}
+
+describe('client: managed keys (KeyAdmin)', () => {
+  it('create signs change 1 after the zero digest, for the committee the gateway names, verified as every node verifies it', async () => {
+    const gw = new FakeGateway();
+    const result = await admin(gw).create({ keyId: 'payroll', description: 'payroll exports', tags: { team: 'finance' }, aliases: ['alias/payroll'] });
+    const [change] = gw.changesPosted();
+    assert.equal(change!.sequence, 1);
+    assert.deepEqual(change!.previous, ZERO_DIGEST);
+    assert.equal(change!.action, 'create');
+    assert.equal(keyChangeSigner(change!, DEPLOYMENT), alice.address);
+    assert.deepEqual(JSON.parse(change!.body), { origin: { type: 'dkg' }, admins: [alice.address], description: 'payroll exports', tags: { team: 'finance' }, aliases: ['alias/payroll'] });
+    assert.equal(result.effective, true);
+    assert.equal(result.key.keyId, 'payroll');
+    assert.deepEqual(result.key.aliases, ['alias/payroll']);
+    assert.equal(result.key.state, 'Enabled');
+    assert.ok(gw.gets.includes('/v1/committee'), 'the committee id came from the gateway (no pinned committee)');
+  });
+
+  it('each change names the previous change\'s digest and the next sequence; aliases resolve to the key id', async () => {
+    const gw = new FakeGateway();
+    const keys = admin(gw);
+    await keys.create({ keyId: 'payroll', aliases: ['alias/payroll'] });
+    await keys.disable('alias/payroll');
+    await keys.tag('payroll', { env: 'prod' });
+    const [create, disable, tag] = gw.changesPosted();
+    assert.equal(disable!.keyId, 'payroll');
+    assert.equal(disable!.sequence, 2);
+    assert.equal(encodeHex(disable!.previous), encodeHex(keyChangeDigest(create!, DEPLOYMENT)));
+    assert.equal(tag!.sequence, 3);
+    assert.equal(encodeHex(tag!.previous), encodeHex(keyChangeDigest(disable!, DEPLOYMENT)));
+    assert.equal(keyChangeSigner(tag!, DEPLOYMENT), alice.address);
+    assert.deepEqual(gw.posted.map((p) => p.path), ['/v1/keys', '/v1/keys/payroll/changes', '/v1/keys/payroll/changes']);
+    const described = await keys.describe('payroll');
+    assert.equal(described.state, 'Disabled');
+    assert.deepEqual(described.tags, { env: 'prod' });
+  });
+
+  it('every typed helper signs a body its action accepts, and the book applies it', async () => {
+    const gw = new FakeGateway();
+    const keys = admin(gw);
+    await keys.create({ keyId: 'k1', aliases: ['alias/a'] });
+    await keys.updateDescription('k1', 'new words');
+    await keys.createAlias('k1', 'alias/b');
+    await keys.renameAlias('k1', 'alias/b', 'alias/c');
+    await keys.deleteAlias('k1', 'alias/a');
+    await keys.tag('k1', { a: '1', b: '2' });
+    await keys.untag('k1', ['a']);
+    await keys.putPolicy('k1', { allowedOperations: ['decrypt'] });
+    await keys.rotate('k1');
+    await keys.disable('k1');
+    await keys.enable('k1');
+    await keys.scheduleDeletion('k1', { pendingWindowDays: 7 });
+    await keys.cancelDeletion('k1');
+    await keys.scheduleDeletion('k1', { pendingWindowSeconds: 3600, version: 1 });
+    await keys.cancelDeletion('k1', { version: 1 });
+    const last = await keys.updateAdmins('k1', [alice.address, bob.address.toUpperCase().replace('0X', '0x')]);
+    assert.deepEqual(
+      gw.changesPosted().map((c) => c.action),
+      ['create', 'updateDescription', 'createAlias', 'renameAlias', 'deleteAlias', 'tag', 'untag', 'putPolicy', 'rotate', 'disable', 'enable', 'scheduleDeletion', 'cancelDeletion', 'scheduleDeletion', 'cancelDeletion', 'updateAdmins'],
+    );
+    const key = last.key;
+    assert.equal(key.sequence, 16);
+    assert.deepEqual(key.aliases, ['alias/c']);
+    assert.deepEqual(key.tags, { b: '2' });
+    assert.equal(key.description, 'new words');
+    assert.equal(key.state, 'Disabled', 'cancelling a deletion leaves the key Disabled, as in AWS');
+    assert.deepEqual(key.admins, [alice.address, bob.address].sort());
+    assert.equal(key.currentVersion, 2);
+    assert.deepEqual((await keys.getPolicy('k1')).policy, { allowedOperations: ['decrypt'] });
+    // Another admin signs through `as`, here a viem-shaped signer.
+    const wallet = new Wallet('0x' + '22'.repeat(32));
+    await keys.as(fromViem({ address: wallet.address, signTypedData: ({ domain, types, message }) => wallet.signTypedData(domain, Object.fromEntries(Object.entries(types).filter(([n]) => n !== 'EIP712Domain')), message) })).enable('k1');
+    const byBob = gw.changesPosted().at(-1)!;
+    assert.equal(keyChangeSigner(byBob, DEPLOYMENT), bob.address);
+    assert.equal((await keys.describe('k1')).state, 'Enabled');
+  });
+
+  it('history decodes the signed changes in order; list passes the filter to the gateway', async () => {
+    const gw = new FakeGateway();
+    const keys = admin(gw);
+    await keys.create({ keyId: 'k1' });
+    await keys.create({ keyId: 'k2' });
+    await keys.disable('k2');
+    const page = await keys.history('k2');
+    assert.deepEqual(page.changes.map((c) => [c.sequence, c.action]), [[1, 'create'], [2, 'disable']]);
+    assert.equal(keyChangeSigner(page.changes[1]!, DEPLOYMENT), alice.address);
+    assert.deepEqual((await keys.list({ state: 'Disabled' })).map((k) => k.keyId), ['k2']);
+    await keys.list({ tag: 'team=finance', alias: 'alias/x' });
+    assert.ok(gw.gets.includes('/v1/keys?tag=team%3Dfinance&alias=alias%2Fx'), gw.gets.join(' '));
+    await rejectsWith(keys.list({ state: 'Gone' as never }), 'bad_request');
+  });
+
+  it('a 202 is answered by posting the identical signed change again until effective', async () => {
+    const gw = new FakeGateway();
+    const keys = admin(gw, alice, DEPLOYMENT.committeeId);
+    await keys.create({ keyId: 'k1' });
+    gw.pending = 2;
+    gw.posted.length = 0;
+    const result = await keys.disable('k1');
+    assert.equal(result.effective, true);
+    assert.deepEqual(result.acknowledgedBy, [1, 2, 3]);
+    assert.equal(gw.posted.length, 3);
+    assert.ok(gw.posted.every((p) => p.body === gw.posted[0]!.body), 'the same signed change, byte for byte');
+    assert.ok(!gw.gets.includes('/v1/committee'), 'a pinned committee is not asked for');
+    // Still 202 after every retry: the last answer, not effective, and no more posts than the delays allow.
+    gw.pending = 10;
+    gw.posted.length = 0;
+    const waiting = await keys.enable('k1');
+    assert.equal(waiting.effective, false);
+    assert.equal(waiting.needed, 3);
+    assert.equal(gw.posted.length, 4);
+  });
+
+  it('refusals: the gateway\'s code and message come back; a non-admin or a bad body fails before anything is signed or sent', async () => {
+    const gw = new FakeGateway();
+    const keys = admin(gw);
+    await keys.create({ keyId: 'k1', aliases: ['alias/taken'] });
+    await rejectsWith(keys.create({ keyId: 'k2', aliases: ['alias/taken'] }), 'alias_taken', /alias\/taken already names key k1/);
+    await rejectsWith(keys.create({ keyId: 'k1' }), 'key_change_replayed');
+    await rejectsWith(keys.describe('nothing'), 'unknown_key');
+    const posts = gw.posted.length;
+    await rejectsWith(keys.as(bob).disable('k1'), 'not_key_admin', new RegExp(`${bob.address} is not an admin of key k1`));
+    await rejectsWith(keys.scheduleDeletion('k1', { pendingWindowDays: 0 }), 'bad_request', /scheduleDeletion/);
+    await rejectsWith(keys.tag('k1', { 'tkms:x': '1' }), 'bad_request', /reserved/);
+    await rejectsWith(keys.createAlias('k1', 'alias/tkms/mine'), 'bad_request', /reserved/);
+    await rejectsWith(keys.create({ keyId: 'k.v2' }), 'bad_key_id');
+    await rejectsWith(new KeyAdmin({ http: new GatewayHttp({ baseUrl: GATEWAY, fetch: gw.fetch }) }).enable('k1'), 'bad_request', /signer/);
+    assert.equal(gw.posted.length, posts, 'nothing was posted');
+  });
+
+  it('a gateway answer that is not a key view fails in words', async () => {
+    const fake = (async () => json(200, { managed: { keyId: 'k1', state: 'Sleeping' } })) as typeof fetch;
+    await rejectsWith(new KeyAdmin({ http: new GatewayHttp({ baseUrl: GATEWAY, fetch: fake }) }).describe('k1'), 'bad_request', /no known state/);
+  });
+});
+
+describe('client: encrypting to a managed key', () => {
+  const client = (gw: FakeGateway) => new TkmsClient({ gatewayUrl: GATEWAY, account: alice, fetch: gw.fetch, committeeId: DEPLOYMENT.committeeId });
+  const encryptKeyIds = (gw: FakeGateway) => gw.posted.filter((p) => p.path === '/v1/encrypt').map((p) => (JSON.parse(p.body) as { request: { keyId: string } }).request.keyId);
+
+  it('makes the handle for the material id of the current version, by id or alias', async () => {
+    const gw = new FakeGateway();
+    const c = client(gw);
+    await c.keys.create({ keyId: 'payroll', aliases: ['alias/payroll'] });
+    assert.equal((await c.encrypt(new Uint8Array([1]), { keyId: 'payroll' })).keyId, 'payroll');
+    await c.keys.rotate('payroll');
+    await c.encrypt(new Uint8Array([2]), { keyId: 'alias/payroll' });
+    await c.keys.rotate('payroll');
+    await c.encrypt(new Uint8Array([3]), { keyId: 'payroll' });
+    assert.deepEqual(encryptKeyIds(gw), ['payroll', 'payroll.v2', 'payroll.v3']);
+  });
+
+  it('refuses a key that is not Enabled, naming the key and its state, before anything is encrypted', async () => {
+    const gw = new FakeGateway();
+    const c = client(gw);
+    await c.keys.create({ keyId: 'payroll' });
+    await c.keys.disable('payroll');
+    for (const encrypt of [c.encrypt.bind(c), c.encryptLocally.bind(c)]) await rejectsWith(encrypt(new Uint8Array([1]), { keyId: 'payroll' }), 'key_disabled', /key payroll is Disabled/);
+    await c.keys.enable('payroll');
+    await c.keys.scheduleDeletion('payroll', { pendingWindowDays: 7 });
+    await rejectsWith(c.encrypt(new Uint8Array([1]), { keyId: 'payroll' }), 'key_pending_deletion', /key payroll is PendingDeletion: it will be destroyed at /);
+    await c.keys.cancelDeletion('payroll');
+    await c.keys.enable('payroll');
+    await c.keys.scheduleDeletion('payroll', { pendingWindowSeconds: 1 });
+    await new Promise((r) => setTimeout(r, 1100));
+    await rejectsWith(c.encrypt(new Uint8Array([1]), { keyId: 'payroll' }), 'key_destroyed', /key payroll was destroyed at /);
+    // A version scheduled for deletion is not encrypted to; the rest of the key still is.
+    await c.keys.create({ keyId: 'rotated' });
+    await c.keys.rotate('rotated');
+    await c.keys.scheduleDeletion('rotated', { pendingWindowDays: 7, version: 1 });
+    await c.encrypt(new Uint8Array([1]), { keyId: 'rotated' });
+    assert.deepEqual(encryptKeyIds(gw), ['rotated.v2']);
+    gw.posted.length = 0;
+    assert.deepEqual(encryptKeyIds(gw), []);
+  });
+
+  it('refuses a derived key in words (not implemented yet)', async () => {
+    const gw = new FakeGateway();
+    const c = client(gw);
+    await c.keys.create({ keyId: 'user-1', origin: { type: 'derived', root: 'root', path: 'users/1' } });
+    await rejectsWith(c.encrypt(new Uint8Array([1]), { keyId: 'user-1' }), 'not_implemented', /derived from root/);
+  });
+});
