@@ -9,6 +9,28 @@ import { captureCli } from './cli-capture.ts';
 
 const tkms = (...argv: string[]) => captureCli(() => runTkmsCli(argv));
 
+const KEY_SUBCOMMANDS = [
+  'create',
+  'list',
+  'describe',
+  'history',
+  'get-policy',
+  'update-description',
+  'create-alias',
+  'rename-alias',
+  'delete-alias',
+  'tag',
+  'untag',
+  'enable',
+  'disable',
+  'schedule-deletion',
+  'cancel-deletion',
+  'rotate',
+  'set-rotation',
+  'put-policy',
+  'update-admins',
+];
+
 /** Every command answers --help (exit 0, a usage text on stdout) without doing anything else. */
 const COMMANDS: string[][] = [
   ['node'],
@@ -29,6 +51,8 @@ const COMMANDS: string[][] = [
   ['revoke'],
   ['revoke-all'],
   ['decrypt'],
+  ['key'],
+  ...KEY_SUBCOMMANDS.map((sub) => ['key', sub]),
 ];
 
 describe('cli: --help on every command', function () {
@@ -143,6 +167,7 @@ describe('cli: --help on every command', function () {
     assert.deepEqual([...packages].sort(), ['commander', 'node:fs', 'node:path', 'node:url']);
     assert.deepEqual([...seen].sort(), [
       'client/cli.ts',
+      'client/key-cli.ts',
       'core/errors.ts',
       'deploy/committee-cli.ts',
       'deploy/devnet-cli.ts',

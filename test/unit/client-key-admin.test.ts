@@ -1,119 +1,19 @@
 import assert from 'node:assert/strict';
 import { Wallet } from 'ethers';
-import { accountFromSecretKey, type Account } from '../../client/account.ts';
+import type { Account } from '../../client/account.ts';
 import { KeyAdmin } from '../../client/key-admin.ts';
 import { GatewayHttp } from '../../client/gateway-http.ts';
 import { TkmsClient } from '../../client/client.ts';
 import { fromViem } from '../../client/signer.ts';
-import { encodeHex, ERROR_CODES, isTkmsError, TkmsError, type Deployment } from '../../core/index.ts';
-import { KeyBook } from '../../core/keys/key-book.ts';
-import { keyChangeDigest, keyChangeSigner, KeyChangeMessage, ZERO_DIGEST, type KeyChange } from '../../core/keys/key-change.ts';
-import { currentVersionAt, keyStateAt, keyVersionsAt, materialKeyId, versionStateAt, type ManagedKey } from '../../core/keys/key-model.ts';
+import { encodeHex, isTkmsError } from '../../core/index.ts';
+import { keyChangeDigest, keyChangeSigner, ZERO_DIGEST } from '../../core/keys/key-change.ts';
+import { alice, bob, DEPLOYMENT, FakeGateway, GATEWAY, json } from '../support/fake-key-gateway.ts';
 
 /**
- * The client's managed-key calls against a fake gateway that keeps a real KeyBook (core/keys):
- * every change the client signs must pass the checks every node runs, and the gateway's answers
- * and refusals must come back as the client documents.
+ * The client's managed-key calls against a fake gateway that keeps a real KeyBook
+ * (test/support/fake-key-gateway.ts): every change the client signs must pass the checks every
+ * node runs, and the gateway's answers and refusals must come back as the client documents.
  */
-const DEPLOYMENT: Deployment = { committeeId: 'key-admin-test' };
-const GATEWAY = 'http://127.0.0.1:1';
-const alice = accountFromSecretKey('0x' + '11'.repeat(32));
-const bob = accountFromSecretKey('0x' + '22'.repeat(32));
-
-const now = () => Math.floor(Date.now() / 1000);
-
-/** The KeyView the contract describes, from the book's key at `at`. */
-function view(key: ManagedKey, at: number): Record<string, unknown> {
-  const current = currentVersionAt(key, at);
-  return {
-    ...key,
-    state: keyStateAt(key, at),
-    versions: keyVersionsAt(key, at).map((v) => ({ ...v, materialKeyId: materialKeyId(key.keyId, v.version), state: versionStateAt(v, at), publicKey: '02' + 'ab'.repeat(32) })),
-    currentVersion: current?.version ?? null,
-  };
-}
-
-interface Posted {
-  path: string;
-  body: string;
-}
-
-/** A gateway of one committee: key routes over a KeyBook, /v1/encrypt recording what it was asked. */
-class FakeGateway {
-  readonly book = new KeyBook({
-    deployment: DEPLOYMENT,
-    creation: { creators: 'open', perCreatorQuota: 100 },
-    allowShortDeletionWindow: true,
-    parsePolicy: (p) => p,
-    maxKeys: 100,
-    maxChangesPerKey: 100,
-  });
-  readonly posted: Posted[] = [];
-  readonly gets: string[] = [];
-  /** How many of the next change posts answer 202 (applied, not yet effective). */
-  pending = 0;
-
-  readonly fetch = (async (input: URL | RequestInfo, init?: RequestInit): Promise<Response> => {
-    const url = new URL(String(input));
-    const method = init?.method ?? 'GET';
-    const body = typeof init?.body === 'string' ? init.body : '';
-    try {
-      if (method === 'GET') this.gets.push(`${url.pathname}${url.search}`);
-      else this.posted.push({ path: url.pathname, body });
-      return this.route(method, url, body);
-    } catch (e) {
-      if (!isTkmsError(e)) throw e;
-      return json(ERROR_CODES[e.code], { error: { code: e.code, message: e.message } });
-    }
-  }) as typeof fetch;
-
-  private route(method: string, url: URL, body: string): Response {
-    const path = decodeURIComponent(url.pathname);
-    if (method === 'GET' && path === '/v1/committee') return json(200, { committeeId: DEPLOYMENT.committeeId, epoch: 0, handovers: [], next: null });
-    if (method === 'GET' && path === '/v1/keys') {
-      const state = url.searchParams.get('state');
-      return json(200, { keys: [], managed: this.book.list(state === null ? {} : { state: state as ManagedKey['state'] }, now()).map((k) => view(k, now())) });
-    }
-    if (method === 'POST' && (path === '/v1/keys' || /^\/v1\/keys\/[^/]+\/changes$/.test(path))) {
-      const change = KeyChangeMessage.decode((JSON.parse(body) as { change: unknown }).change);
-      if (!this.book.isApplied(change)) this.book.commit(change, this.book.check(change));
-      const effective = this.pending === 0;
-      if (!effective) this.pending--;
-      return json(effective ? 200 : 202, { key: view(this.book.get(change.keyId)!, now()), acknowledgedBy: effective ? [1, 2, 3] : [1], needed: 3, effective, failures: [] });
-    }
-    let m = /^\/v1\/keys\/([^/]+)\/changes$/.exec(path);
-    if (method === 'GET' && m) {
-      const after = Number(url.searchParams.get('after') ?? 0);
-      return json(200, { changes: this.book.history(m[1]!, after, 256).map((c) => KeyChangeMessage.encode(c)), next: null });
-    }
-    m = /^\/v1\/keys\/([^/]+)\/policy$/.exec(path);
-    if (method === 'GET' && m) {
-      const key = this.book.resolve(m[1]!);
-      if (key === undefined) throw new TkmsError('unknown_key', `no key ${m[1]}`);
-      return json(200, { keyId: key.keyId, sequence: key.sequence, policy: key.policy });
-    }
-    m = /^\/v1\/keys\/(.+)$/.exec(path);
-    if (method === 'GET' && m) {
-      const key = this.book.resolve(m[1]!);
-      if (key === undefined) throw new TkmsError('unknown_key', `no key ${m[1]}`);
-      return json(200, { managed: view(key, now()) });
-    }
-    if (method === 'POST' && path === '/v1/encrypt') {
-      const request = (JSON.parse(body) as { request: { keyId: string; owner: string } }).request;
-      return json(200, { handle: '0x' + '77'.repeat(32), keyId: request.keyId, K: '0x02', nonce: '0x00', ciphertextHash: '0x00', owner: request.owner, kProof: '0x00', created: true });
-    }
-    throw new TkmsError('not_found', `no route ${method} ${path}`);
-  }
-
-  changesPosted(): KeyChange[] {
-    return this.posted.filter((p) => p.path.startsWith('/v1/keys')).map((p) => KeyChangeMessage.decode((JSON.parse(p.body) as { change: unknown }).change));
-  }
-}
-
-function json(status: number, value: unknown): Response {
-  return new Response(JSON.stringify(value), { status, headers: { 'content-type': 'application/json' } });
-}
-
 function admin(gateway: FakeGateway, signer: Account = alice, committeeId?: string): KeyAdmin {
   return new KeyAdmin({ http: new GatewayHttp({ baseUrl: GATEWAY, fetch: gateway.fetch }), signer, retryDelaysMs: [1, 1, 1], ...(committeeId ? { committeeId } : {}) });
 }
