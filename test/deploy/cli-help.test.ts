@@ -112,6 +112,8 @@ describe('cli: --help on every command', function () {
     assert.match(enc.stdout, /--password-file <file>[\s\S]*?\(env: TKMS_ACCOUNT_PASSWORD_FILE\)/);
     assert.match(await flat('grant'), /--days <n>[\s\S]*?\(default: 30\)/);
     assert.match(await flat('dkg', 'start'), /--timeout <seconds>[\s\S]*?\(default: 300\)/);
+    // A key change's options are described by core's declaration of the change's body.
+    assert.match(await flat('key', 'schedule-deletion'), /--days <n> days until the key \(or version\) is destroyed: 7-30, default 30 /);
   });
 
   it('usage errors exit 2 in one format, with a suggestion for near misses', async () => {
