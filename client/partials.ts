@@ -8,6 +8,7 @@ import {
   TkmsError,
   verifyDleq,
 } from '../core/index.ts';
+import { combineDerivedPartials } from '../core/keys/derive.ts';
 
 /** One node's answer to a delegation request, as the client receives it. */
 export interface WrappedPartial {
@@ -28,6 +29,11 @@ export interface RecoverInput {
   verificationShares: ReadonlyMap<number, Uint8Array>;
   partials: readonly WrappedPartial[];
   rsaPrivateKey: CryptoKey;
+  /**
+   * For a derived key, its public tweak τ (deriveKeyTweak): the partials are the root's, checked
+   * against the root's Y_i, and the combination adds τ·K. Absent for a DKG key.
+   */
+  tweak?: bigint;
 }
 
 export interface RejectedPartial {
@@ -99,7 +105,7 @@ export async function recoverSharedSecret(input: RecoverInput): Promise<Recovere
       { valid: valid.length, needed: input.t, rejected },
     );
   }
-  const combined = combinePartials(valid);
+  const combined = input.tweak === undefined ? combinePartials(valid) : combineDerivedPartials(valid, input.K, input.tweak);
   // x(K·sk) is bytes 1..33 of the compressed point.
   const sharedSecretX = combined.slice(1);
   combined.fill(0);

@@ -21,6 +21,7 @@ import {
 import { MAX_PARTICIPANT_ID } from './shamir.ts';
 import { MAX_EPOCH } from './committee.ts';
 import { MAX_HANDOVER_CHAIN } from './ceremony/handover.ts';
+import { decryptApprovalsField } from './keys/decrypt-approval.ts';
 
 /**
  * The JSON bodies of the node protocols (core/node-wire.ts frames them), declared once like the
@@ -73,8 +74,9 @@ export const PartialRequestBody = messageCodec(
         refusal: 'must be a non-negative integer',
       }),
     ),
+    approvals: optionalField(decryptApprovalsField),
   },
-  { description: 'A delegation, the descriptor of its handle, the grant it relies on (null when the requester owns the handle or holds an on-chain grant) and the ACL block.' },
+  { description: 'A delegation, the descriptor of its handle, the grant it relies on (null when the requester owns the handle or holds an on-chain grant), the ACL block, and the approvers\' co-signatures a sensitive key\'s policy asks for.' },
 );
 
 export const PartialBatchRequestBody = messageCodec(

@@ -1,3 +1,4 @@
+import type { DecryptApproval } from './keys/decrypt-approval.ts';
 import type { Delegation, Grant, HandleDescriptor, Revocation } from './authz.ts';
 import { TkmsError } from './errors.ts';
 import { parseJsonFrame } from './json-frame.ts';
@@ -91,6 +92,8 @@ export interface PartialRequest {
   grant: Grant | undefined;
   /** The block the on-chain ACL is read at (node-messages PartialRequestBody). */
   aclBlock?: number;
+  /** Approvers' co-signatures, for a key whose policy marks it sensitive (core/keys/decrypt-approval.ts). */
+  approvals?: DecryptApproval[];
 }
 
 /** The JSON text of one request, as both protocols carry it (the gateway encodes it once per fan-out). */

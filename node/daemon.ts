@@ -55,9 +55,15 @@ import { DkgCeremony, ReshareCeremony } from '../core/ceremony/index.ts';
 import type { KeyEpochData } from '../core/ceremony/handover.ts';
 import { dkgKeyData } from './epoch-store.ts';
 import { DkgStateFiles, dkgStateDir } from './dkg-state.ts';
+import { resumeKeyErasures } from './key-erasure.ts';
 import { publicResultToJson } from './dkg-runner.ts';
 import { openChainAcl } from '../chain/open-chain-acl.ts';
 import { holdVoteWhileExists } from './vote-hold.ts';
+import { KEY_CHANGES_PROTOCOL } from '../core/keys/key-wire.ts';
+import { KeyChangeService } from './key-changes.ts';
+import { KeyMaterialScheduler, runnerKnows } from './key-material.ts';
+import { keyRegistrySettings, openNodeKeyRegistry } from './key-registry.ts';
+import { parseStoredKeyPolicy } from '../core/keys/policy.ts';
 
 /** A proposal file names two committees of up to 256 members each: more than the default 64 KiB. */
 const ADMIN_MAX_BODY_BYTES = 1024 * 1024;
@@ -71,7 +77,7 @@ const clientFrames = (count: number): number => count * (MAX_NODE_FRAME_BYTES + 
  * up to 64 idle streams per protocol and at most 64 batch frames in flight; revocations are pushed
  * one per revoke; the key list is read now and then.
  */
-const PROTOCOL_STREAMS = { dkg: 256, partial: 256, partialBatch: 128, acl: 64, keys: 16, ceremony: 32 } as const;
+const PROTOCOL_STREAMS = { dkg: 256, partial: 256, partialBatch: 128, acl: 64, keys: 16, ceremony: 32, keyChanges: 64 } as const;
 /** Streams per protocol for a peer that is neither member nor gateway: a client asking directly needs a few. */
 const OTHER_PEER_STREAMS = 32;
 
@@ -209,6 +215,8 @@ interface NodeStart {
 
 /** Starts the node's services in order on `services` (which stops them if one fails). */
 async function startServices({ config, committee, selfId, identity, password, log, curveBackendName, services }: NodeStart): Promise<RunningNode> {
+  // Before the keystore lists its keys: a share whose erasure was recorded is never loaded again, even after a crash mid-erasure.
+  await resumeKeyErasures({ keystoreDir: config.keystoreDir, stateDir: config.stateDir });
   const keystore = await services.open('keystore', () => Keystore.open(config.keystoreDir, password), (k) => k.close());
   const stored = await keystore.loadAll();
   const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -230,6 +238,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     },
     (store) => store.close(),
   );
+  const keyRegistry = await services.open('key registry', () => openNodeKeyRegistry(config.stateDir, deployment, keyRegistrySettings(config), parseStoredKeyPolicy, log), (r) => r.close());
   const ceremonyKey = ceremonyIdentity(identity);
   // Files in the keystore directory, nothing held open: nothing to close at stop.
   const epochs = await openEpochStore({ keystore, committee, decoders: libp2pCommitteeDecoders, selfPublicKey: ceremonyKey.publicKey });
@@ -244,7 +253,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
   const budgets = readBudgets();
   const metrics = await services.open(
     'metrics',
-    () => createNodeMetrics({ revocationsHeld: () => revocations.size, spentRequestIdsHeld: () => spentIds.size, frameBytesHeld: (peers) => budgets[peers].held }),
+    () => createNodeMetrics({ revocationsHeld: () => revocations.size, managedKeys: () => keyRegistry.book.size, spentRequestIdsHeld: () => spentIds.size, frameBytesHeld: (peers) => budgets[peers].held }),
     (m) => m.registry.clear(),
   );
   // Created here, listening only once every protocol is handled (the "p2p" service below).
@@ -324,7 +333,16 @@ async function startServices({ config, committee, selfId, identity, password, lo
     },
     withdrawals: await DkgWithdrawals.open(join(config.stateDir, 'dkg-withdrawn.json')),
     reshareBusy: () => reshareBusy(),
+    admitKeyId: (keyId) => keyMaterial.admit(keyId),
     transport: { send: (memberId, frame, timeoutMs) => sendToMember(memberId, DKG_PROTOCOL, frame, timeoutMs) },
+  });
+  const keyMaterial = new KeyMaterialScheduler({
+    book: keyRegistry.book,
+    selfId: () => servedNow().selfId,
+    members: () => servedNow().committee.members.map((m) => m.id),
+    hasMaterial: (keyId) => runnerKnows(runner, keyId),
+    propose: (keyId) => void runner.propose(keyId),
+    log,
   });
   // Keys of the served epoch, also those made by a DKG this node took no share of (a reshare must name them too).
   const servedKeys = (): KeyEpochData[] => withPublicOnlyKeys(epochs.epochKeys(), runner, epochs.served().committee.epoch);
@@ -349,6 +367,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
   const chainAcl = partialAcl.chain;
   const partials = new PartialService({
     acl: partialAcl,
+    keys: keyRegistry.book,
     deployment,
     shares,
     spentIds,
@@ -384,6 +403,28 @@ async function startServices({ config, committee, selfId, identity, password, lo
   // approved reshare syncs them before it serves (isParticipant), and may send them (each is owner-signed).
   await services.start(
     protocolService('acl', [[ACL_PROTOCOL, async (peer, body) => acl.answer(conns.memberFor(peer)?.id, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.acl, (peer) => isMemberOrGateway(peer) || isParticipant(peer))]]),
+  );
+  const keyChanges = new KeyChangeService({
+    registry: keyRegistry,
+    transport: {
+      members: () => {
+        const { committee: c, selfId: self } = servedNow();
+        return c.members.map((m) => m.id).filter((id) => id !== self);
+      },
+      send: (memberId, frame, timeoutMs) => sendToMember(memberId, KEY_CHANGES_PROTOCOL, frame, timeoutMs),
+    },
+    log,
+    metrics,
+    onApplied: (key, change) => keyMaterial.onApplied(key, change),
+  });
+  // Key changes come from members (flooding, sync) and the gateway(s) only; each is admin-signed.
+  await services.start(
+    protocolService('key changes', [[KEY_CHANGES_PROTOCOL, async (peer, body) => keyChanges.answer(conns.memberFor(peer)?.id, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.keyChanges, isMemberOrGateway)]], {
+      release: () => {
+        keyChanges.stop();
+        keyMaterial.stop();
+      },
+    }),
   );
   const joinSyncAttempts = new Map<string, number>();
   const syncBeforeJoining = async (proposal: ReshareProposal): Promise<void> => {
@@ -456,6 +497,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
   );
   conns.onMemberConnected = (memberId) => {
     acl.syncFrom(memberId).catch((e: unknown) => log.debug({ member: memberId, err: errorText(e) }, 'revocation sync failed'));
+    keyChanges.syncFrom(memberId).catch((e: unknown) => log.debug({ member: memberId, err: errorText(e) }, 'key change sync failed'));
     runner.exchangeResults(memberId);
   };
   await services.start({
@@ -466,6 +508,8 @@ async function startServices({ config, committee, selfId, identity, password, lo
       metrics.peersConnected.set(0);
       reshare.runner.resume();
       reshare.schedule.start();
+      keyChanges.start();
+      keyMaterial.resume();
       origins.kick();
     },
     async stop() {

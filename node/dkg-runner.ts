@@ -59,6 +59,8 @@ export interface DkgRunnerOptions {
   committeeAt?: (epoch: number) => ExpectedCommittee | undefined;
   /** Key ids the committee serves at its epoch (NodeEpochStore.epochKeys): a second DKG for any of them is refused. */
   servedKeyIds?: () => readonly string[];
+  /** Throws unless a DKG of this key id may run (node/key-material.ts: a managed key's version the admins made). */
+  admitKeyId?: (keyId: string) => void;
   now?: () => number;
 }
 
@@ -214,6 +216,7 @@ export class DkgRunner {
   /** A second DKG for a key id held, served, running or voted for here is refused; so is one while a reshare runs. */
   private refuseIfBusy(keyId: string, sid: string): void {
     this.requireSelf();
+    this.o.admitKeyId?.(keyId);
     if (this.o.reshareBusy?.() === true) throw new TkmsError('reshare_in_progress', `a reshare or refresh of this node's committee is running; propose the DKG of ${keyId} once it finished`);
     if (this.held.has(keyId) || this.o.keystore.list().includes(keyId) || (this.o.servedKeyIds?.() ?? []).includes(keyId)) {
       throw new TkmsError('conflict', `key id ${keyId} already exists on this node; a second DKG is refused`);

@@ -555,6 +555,12 @@ class FileEpochStore implements NodeEpochStore {
     await this.#eraseLeftovers(await listDirectory(this.#dir), movedKeyIds(verified.certificate));
   }
 
+  forgetShare(keyId: string): Promise<void> {
+    return this.#serial(async () => {
+      this.#shares.delete(keyId);
+    });
+  }
+
   async noteDkgKey(keyId: string): Promise<EpochShare> {
     return this.#serial(async () => {
       const stored = await this.#keystore.load(keyId);

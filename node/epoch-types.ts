@@ -93,6 +93,11 @@ export interface NodeEpochStore extends EpochStore {
   saveOrigin(publicResult: Record<string, unknown>): Promise<boolean>;
   /** When the served epoch was committed (ms since 1970; after a restart, the certificate file's mtime); undefined at the committee file's epoch. */
   committedAt(): number | undefined;
+  /**
+   * Drops the share of a key whose files were erased (node/key-erasure.ts), after any commit under
+   * way, so it is neither served after the next commit nor dealt again; its public data stays.
+   */
+  forgetShare(keyId: string): Promise<void>;
 }
 
 /**

@@ -23,6 +23,8 @@ export interface NodeMetrics {
   p2pStreamsRefused: Counter<'protocol' | 'reason'>;
   p2pFrameBytesHeld: Gauge<'peers'>;
   aclMessages: Counter<'outcome'>;
+  keyChanges: Counter<'outcome'>;
+  managedKeys: Gauge;
   revocationsHeld: Gauge;
   spentRequestIds: Gauge;
   /** The on-chain ACL reader (acl.mode chain or either): tkms_chain_*. */
@@ -42,6 +44,8 @@ export interface NodeMetrics {
 /** Sizes read when Prometheus scrapes, so the gauges never go stale (pruning, compaction). */
 export interface NodeMetricSources {
   revocationsHeld: () => number;
+  /** Managed keys held (absent until the key registry is open). */
+  managedKeys?: () => number;
   spentRequestIdsHeld: () => number;
   /** Request frame bytes held by the libp2p protocols: members and gateways ("trusted") or everyone else ("others"). */
   frameBytesHeld?: (peers: 'trusted' | 'others') => number;
@@ -150,6 +154,20 @@ export function createNodeMetrics(sources?: NodeMetricSources): NodeMetrics {
       help: 'Revocation messages received, by outcome (stored, known or the refusal code)',
       labelNames: ['outcome'],
       registers: [registry],
+    }),
+    keyChanges: new Counter({
+      name: 'tkms_key_changes_total',
+      help: 'Signed key changes received, by outcome (applied, known or the refusal code)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    managedKeys: new Gauge({
+      name: 'tkms_managed_keys',
+      help: 'Managed keys this node holds (created by signed key changes)',
+      registers: [registry],
+      collect() {
+        if (sources?.managedKeys !== undefined) this.set(sources.managedKeys());
+      },
     }),
     revocationsHeld: new Gauge({
       name: 'tkms_revocations_held',

@@ -24,6 +24,7 @@ import {
   wireErrorOf,
   type PartialReply,
   type PartialRequest,
+  type AuthorizedDelegation,
 } from '../core/index.ts';
 import type { DkgPublicResult } from '../core/dkg/index.ts';
 import type { EpochShare } from './epoch-types.ts';
@@ -34,6 +35,11 @@ import type { RateLimiter } from '../runtime/rate-limit.ts';
 import type { SpentRequestIds } from './spent-request-ids.ts';
 import type { RevocationStore } from './revocations.ts';
 import type { ChainAcl } from '../chain/chain-acl.ts';
+import type { KeyBook } from '../core/keys/key-book.ts';
+import { requireUsable, type ManagedKey } from '../core/keys/key-model.ts';
+import { evaluateKeyPolicy, type KeyPolicy } from '../core/keys/policy.ts';
+import { verifiedApprovers } from '../core/keys/decrypt-approval.ts';
+import { KeyUsageCounters } from './key-usage.ts';
 
 /**
  * /tkms/partial/1: one delegation request in, one wrapped partial out. Everything about
@@ -133,6 +139,8 @@ export interface PartialServiceOptions {
   now?: () => number;
   /** Where grants come from (config acl.mode; default signed) and, unless signed, the chain reader. */
   acl?: PartialAcl;
+  /** The managed keys (their state and origin); absent, every key id is served by its own share. */
+  keys?: Pick<KeyBook, 'byMaterial'>;
 }
 
 export type PartialAcl = { mode: 'signed' } | { mode: Exclude<GrantSource, 'signed'>; chain: Pick<ChainAcl, 'isGrantedAt'> };
@@ -164,8 +172,12 @@ export class PartialService {
   private readonly revocations: RevocationStore;
   private readonly shares: ShareBook;
   private readonly spentIds: SpentRequestIds;
+  private readonly keys: Pick<KeyBook, 'byMaterial'> | undefined;
+  /** Decrypts per (key, requester) today, for policies with a daily limit. */
+  private readonly usage = new KeyUsageCounters();
 
   constructor(options: PartialServiceOptions) {
+    this.keys = options.keys;
     this.acl = options.acl ?? { mode: 'signed' };
     this.clockSkewSeconds = options.clockSkewSeconds;
     this.deployment = options.deployment;
@@ -226,21 +238,65 @@ export class PartialService {
     }
   }
 
+  /**
+   * The managed key `materialId` names, if any, checked usable (key_disabled, key_pending_deletion,
+   * key_destroyed, unknown_key for a version it does not have), and the key id whose share answers:
+   * the material id itself, or a derived key's root. A key id no managed key names is served as
+   * before keys were managed.
+   */
+  private managedKeyOf(materialId: string, nowSeconds: number): { shareKeyId: string; key: ManagedKey | undefined } {
+    const managed = this.keys?.byMaterial(materialId);
+    if (managed === undefined) return { shareKeyId: materialId, key: undefined };
+    requireUsable(managed.key, managed.version, nowSeconds);
+    return { shareKeyId: managed.key.origin.type === 'derived' ? managed.key.origin.root : materialId, key: managed.key };
+  }
+
+  /**
+   * The key's purpose-bound policy (core/keys/policy.ts), after the signatures verified: who asks,
+   * through which grant, when, how often today, with whose co-signatures. The daily count is charged
+   * in the same synchronous step, so concurrent requests cannot all pass on the same count.
+   */
+  private checkPolicy(key: ManagedKey, request: PartialRequest, auth: AuthorizedDelegation, nowSeconds: number): void {
+    const policy = key.policy as KeyPolicy;
+    const { delegation } = request;
+    const grantSource = !auth.viaGrant ? 'owner' : auth.onChain !== undefined ? 'chain' : 'signed';
+    evaluateKeyPolicy(policy, {
+      keyId: key.keyId,
+      operation: 'decrypt',
+      requester: delegation.requester,
+      grantSource,
+      ...(grantSource === 'signed' && request.grant !== undefined ? { grantLifetimeSeconds: request.grant.notAfter - request.grant.issuedAt } : {}),
+      nowSeconds,
+      usedToday: policy.dailyLimitPerRequester === undefined ? 0 : this.usage.usedToday(key.keyId, delegation.requester, nowSeconds),
+      approvers: () =>
+        verifiedApprovers(
+          request.approvals ?? [],
+          { keyId: key.keyId, handle: delegation.handle, requester: delegation.requester, nowSeconds, clockSkewSeconds: this.clockSkewSeconds },
+          this.deployment,
+          policy.sensitive?.approvers ?? [],
+        ),
+    });
+    if (policy.dailyLimitPerRequester !== undefined) this.usage.charge(key.keyId, delegation.requester, nowSeconds);
+  }
+
   private async answer(request: PartialRequest): Promise<PartialReply> {
     const { delegation } = request;
     // The share, the id and the epoch are read together, before any await: a commit while the checks
     // below wait (RSA key, on-chain grant, spent id) must not name the new epoch on a partial made
     // with the old share (test/integration/reshare-scenarios.md, "A partial named the new epoch").
-    const held = this.shares.get(delegation.keyId);
+    const nowSeconds = Math.floor(this.now() / 1000);
+    // A managed key is checked before anything else is: a key its admins disabled or deleted costs
+    // no signature check, and its refusal names the state. A derived key is served with its root's share.
+    const { shareKeyId, key: managedKey } = this.managedKeyOf(delegation.keyId, nowSeconds);
+    const held = this.shares.get(shareKeyId);
     const selfId = this.shares.selfId;
     const epoch = this.shares.epoch;
     if (held === undefined || selfId === undefined) {
-      if (this.shares.isRetired(delegation.keyId)) {
-        throw new TkmsError('stale_epoch', `this node no longer serves key ${delegation.keyId}: the committee it served moved to epoch ${this.shares.epoch}; ask the members of that epoch`);
+      if (this.shares.isRetired(shareKeyId)) {
+        throw new TkmsError('stale_epoch', `this node no longer serves key ${shareKeyId}: the committee it served moved to epoch ${this.shares.epoch}; ask the members of that epoch`);
       }
-      throw new TkmsError('unknown_key', `this node holds no share of key ${delegation.keyId}`);
+      throw new TkmsError('unknown_key', shareKeyId === delegation.keyId ? `this node holds no share of key ${delegation.keyId}` : `this node holds no share of key ${shareKeyId}, the root of ${delegation.keyId}`);
     }
-    const nowSeconds = Math.floor(this.now() / 1000);
     // The requester's text form names it to the rate limiter, the spent-id log and the log line: made once.
     let requester = '';
     const auth = authorizeDelegation({
@@ -255,6 +311,7 @@ export class PartialService {
       onRequester: (bytes) => this.limiter.take((requester = `0x${bytesToHex(bytes)}`)),
       grantSource: this.acl.mode,
     });
+    if (managedKey !== undefined) this.checkPolicy(managedKey, request, auth, nowSeconds);
     // After the signature verified and the limit was charged: nobody makes this node call its RPC for free.
     const acl = this.acl;
     if (auth.onChain !== undefined) {

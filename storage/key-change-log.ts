@@ -29,11 +29,18 @@ export class KeyChangeLog {
       if (failure !== undefined) return;
       try {
         const change = KeyChangeMessage.decode(value);
-        book.commit(change, book.check(change));
+        book.commit(change, book.check(change, { replay: true }));
       } catch (e) {
         const why = e instanceof TkmsError ? `${e.code}: ${e.message}` : String(e);
         failure = new TkmsError('keystore_corrupt', `${path} line ${lineNo} does not apply (${why}); the key registry was not opened`);
       }
+    }).catch((e: unknown) => {
+      // A line that is not JSON (not the torn last one) is damage to the registry like a line that does
+      // not apply, and is reported as such; failing to open or read the file stays an internal error.
+      if (e instanceof TkmsError && e.code === 'internal' && / is damaged at byte /.test(e.message)) {
+        throw new TkmsError('keystore_corrupt', `${path} line ${lineNo + 1} is not JSON; the key registry was not opened`);
+      }
+      throw e;
     });
     if (failure !== undefined) {
       await log.close();

@@ -67,9 +67,13 @@ export function applyKeyChange(prev: ManagedKey | undefined, change: KeyChange, 
   if (!prev.admins.includes(signer)) throw new TkmsError('not_key_admin', `${signer} is not an admin of key ${prev.keyId}`);
   const body = parseKeyChangeBody(change.action, change.body);
   if (keyStateAt(prev, change.issuedAt) === 'Destroyed') throw new TkmsError('key_destroyed', `key ${prev.keyId} was destroyed at ${isoTime(prev.deletionDate!)}; it cannot change`);
+  // A change dated well before the last one would move the start of a deletion window into the past.
+  if (change.issuedAt < prev.updatedAt - KEY_LIMITS.changeClockSkewSeconds) {
+    throw new TkmsError('key_change_invalid', `change ${change.sequence} of key ${prev.keyId} is dated ${isoTime(change.issuedAt)}, before its last change (${isoTime(prev.updatedAt)}): sign it again with the current time`);
+  }
   // A copy with the versions automatic rotation made by the time the change was signed, so a change
   // that names a version (or rotates again) sees them.
-  const key: ManagedKey = { ...prev, aliases: prev.aliases.slice(), tags: { ...prev.tags }, versions: keyVersionsAt(prev, change.issuedAt).map((v) => ({ ...v })), sequence: change.sequence, head: digest };
+  const key: ManagedKey = { ...prev, aliases: prev.aliases.slice(), tags: { ...prev.tags }, versions: keyVersionsAt(prev, change.issuedAt).map((v) => ({ ...v })), updatedAt: Math.max(prev.updatedAt, change.issuedAt), sequence: change.sequence, head: digest };
   APPLY[change.action as Exclude<KeyAction, 'create'>](key, body as never, change, ctx);
   return { key, digest, signer };
 }
@@ -96,6 +100,7 @@ function created(change: KeyChange, signer: string, digest: string, ctx: KeyAppl
     versions: [{ version: 1, createdAt: change.issuedAt, deletionDate: null }],
     createdAt: change.issuedAt,
     creator: signer,
+    updatedAt: change.issuedAt,
     sequence: 1,
     head: digest,
   };

@@ -48,6 +48,8 @@ export class KeyBook {
   /** Every change taken, in the order taken here: what sync pages walk. */
   private readonly order: KeyChange[] = [];
   private readonly ctx: KeyApplyContext;
+  /** For replaying a log: what was taken under the settings of its day is taken again. */
+  private readonly replayCtx: KeyApplyContext;
 
   constructor(private readonly options: KeyBookOptions) {
     this.ctx = {
@@ -57,6 +59,7 @@ export class KeyBook {
       aliasHolder: (alias) => this.aliases.get(alias),
       mayCreate: (creator) => this.mayCreate(creator),
     };
+    this.replayCtx = { ...this.ctx, allowShortDeletionWindow: true, mayCreate: () => undefined };
   }
 
   get size(): number {
@@ -90,7 +93,8 @@ export class KeyBook {
       if (filter.alias !== undefined && !key.aliases.includes(filter.alias)) continue;
       if (filter.state !== undefined && keyStateAt(key, nowSeconds) !== filter.state) continue;
       if (filter.tag !== undefined) {
-        const value = key.tags[filter.tag.key];
+        // Own tags only: `constructor` or `toString` would otherwise match every key.
+        const value = Object.hasOwn(key.tags, filter.tag.key) ? key.tags[filter.tag.key] : undefined;
         if (value === undefined || (filter.tag.value !== undefined && value !== filter.tag.value)) continue;
       }
       out.push(key);
@@ -121,9 +125,15 @@ export class KeyBook {
     return encodeHex(keyChangeDigest(held, this.options.deployment)) === encodeHex(keyChangeDigest(change, this.options.deployment));
   }
 
-  /** Every check (order, signature, admin, body, state, limits) without taking the change. */
-  check(change: KeyChange): AppliedChange {
+  /**
+   * Every check (order, signature, admin, body, state, limits) without taking the change. With
+   * `replay` (a log read back at start), the committee's settings that may have changed since the
+   * change was taken (who may create, quotas, limits, short deletion windows) are not applied again:
+   * an operator narrowing them must not make the registry refuse its own history.
+   */
+  check(change: KeyChange, opts: { replay?: boolean } = {}): AppliedChange {
     const entry = this.keys.get(change.keyId);
+    if (opts.replay === true) return applyKeyChange(entry?.key, change, this.replayCtx);
     if (entry === undefined && this.keys.size >= this.options.maxKeys) {
       throw new TkmsError('key_limit_exceeded', `this registry holds ${this.options.maxKeys} keys, the most it may`);
     }

@@ -52,6 +52,8 @@ export interface ManagedKey {
   versions: KeyVersion[];
   createdAt: number;
   creator: string;
+  /** The signed time (issuedAt) of the last change applied: a later change may not be dated much before it. */
+  updatedAt: number;
   /** The sequence number of the last change applied, and that change's digest (0x hex). */
   sequence: number;
   head: string;
@@ -75,6 +77,8 @@ export const KEY_LIMITS = {
   maxRotationPeriodDays: 2560,
   /** The JSON body of one change, in UTF-8 bytes. */
   changeBodyBytes: 32 * 1024,
+  /** How far a change may be dated before the key's last change (admins' clocks differ). */
+  changeClockSkewSeconds: 300,
   /** A managed key id leaves room for `.v1000` in its material ids (64 characters at most). */
   keyIdLength: 58,
 } as const;
