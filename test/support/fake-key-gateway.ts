@@ -47,6 +47,8 @@ export class FakeGateway {
   readonly gets: string[] = [];
   /** How many of the next change posts answer 202 (applied, not yet effective). */
   pending = 0;
+  /** Routes a test adds (a DKG result, handles, delegations); asked first, undefined passes on. */
+  extra: ((method: string, url: URL, body: string) => Response | Promise<Response> | undefined) | undefined;
 
   readonly fetch = (async (input: URL | RequestInfo, init?: RequestInit): Promise<Response> => {
     const url = new URL(String(input));
@@ -55,14 +57,16 @@ export class FakeGateway {
     try {
       if (method === 'GET') this.gets.push(`${url.pathname}${url.search}`);
       else this.posted.push({ path: url.pathname, body });
-      return this.route(method, url, body);
+      return await this.route(method, url, body);
     } catch (e) {
       if (!isTkmsError(e)) throw e;
       return json(ERROR_CODES[e.code], { error: { code: e.code, message: e.message } });
     }
   }) as typeof fetch;
 
-  private route(method: string, url: URL, body: string): Response {
+  private route(method: string, url: URL, body: string): Response | Promise<Response> {
+    const added = this.extra?.(method, url, body);
+    if (added !== undefined) return added;
     // Path parameters are percent-encoded (an alias holds "/"): match the raw path, decode each parameter.
     const path = url.pathname;
     if (method === 'GET' && path === '/v1/committee') return json(200, { committeeId: DEPLOYMENT.committeeId, epoch: 0, handovers: [], next: null });

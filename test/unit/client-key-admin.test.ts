@@ -5,7 +5,10 @@ import { KeyAdmin } from '../../client/key-admin.ts';
 import { GatewayHttp } from '../../client/gateway-http.ts';
 import { TkmsClient } from '../../client/client.ts';
 import { fromViem } from '../../client/signer.ts';
-import { encodeHex, isTkmsError } from '../../core/index.ts';
+import { computeProvenPartial, decodeBase64, decodeHex, decodePoint, decryptWithSharedSecretX, mod, DelegationMessage, encodeDleqProof, encodeHex, generateRsaKeyPair, importRsaPublicKey, isTkmsError, randomScalar, rsaOaepWrap, type RsaKeyPair } from '../../core/index.ts';
+import { pinnedClientOptions } from '../../core/committee.ts';
+import { deriveKeyTweak } from '../../core/keys/derive.ts';
+import { keyAt, makeCommittee, makeMembers, sharesOf, signedDkgResult } from './handover-fixtures.ts';
 import { keyChangeDigest, keyChangeSigner, ZERO_DIGEST } from '../../core/keys/key-change.ts';
 import { alice, bob, DEPLOYMENT, FakeGateway, GATEWAY, json } from '../support/fake-key-gateway.ts';
 
@@ -202,10 +205,105 @@ describe('client: encrypting to a managed key', () => {
     assert.deepEqual(encryptKeyIds(gw), []);
   });
 
-  it('refuses a derived key in words (not implemented yet)', async () => {
+  it('a derived key: handles name its material id, version by version', async () => {
     const gw = new FakeGateway();
     const c = client(gw);
     await c.keys.create({ keyId: 'user-1', origin: { type: 'derived', root: 'root', path: 'users/1' } });
-    await rejectsWith(c.encrypt(new Uint8Array([1]), { keyId: 'user-1' }), 'not_implemented', /derived from root/);
+    await c.encrypt(new Uint8Array([1]), { keyId: 'user-1' });
+    await c.keys.rotate('user-1');
+    await c.encrypt(new Uint8Array([2]), { keyId: 'user-1' });
+    assert.deepEqual(encryptKeyIds(gw), ['user-1', 'user-1.v2']);
+  });
+});
+
+describe('client: derived keys end to end (verified root, tweak added by the client)', function () {
+  this.timeout(60_000);
+  const ROOT = 'root';
+  const members = makeMembers([1, 2, 3]);
+  const committee = makeCommittee(DEPLOYMENT.committeeId, 0, 2, members);
+  const rootSecret = randomScalar();
+  const rootKey = keyAt(ROOT, rootSecret, committee);
+  const result = signedDkgResult(rootKey, committee, members);
+  let rsaKey: RsaKeyPair;
+  before(async () => {
+    rsaKey = await generateRsaKeyPair(2048);
+  });
+
+  /** The key routes, plus the root's DKG result, handles registered here, and partials of the ROOT's shares, as nodes answer for a derived key. */
+  const handles = new Map<string, Record<string, string>>();
+  function gatewayWithRoot(answering: number[] = [1, 2, 3]): FakeGateway {
+    const gw = new FakeGateway();
+    gw.extra = (method, url, body) => {
+      if (method === 'GET' && url.pathname === `/v1/keys/${ROOT}`) {
+        return json(200, { keyId: result.keyId, publicKey: result.groupPublicKey, t: result.t, n: result.n, committeeId: result.committeeId, verificationShares: result.verificationShares, qualified: result.qualified, sessionId: result.sessionId, transcriptHash: result.transcriptHash, signatures: result.signatures, epoch: 0 });
+      }
+      if (method === 'POST' && url.pathname === '/v1/handles') {
+        const b = JSON.parse(body) as { registration: { handle: string; keyId: string; owner: string }; K: string; nonce: string; ciphertext: string; kProof: string };
+        handles.set(b.registration.handle, { keyId: b.registration.keyId, owner: b.registration.owner, K: b.K, nonce: b.nonce, ciphertext: b.ciphertext });
+        return json(200, { handle: b.registration.handle, keyId: b.registration.keyId, K: b.K, nonce: b.nonce, ciphertextHash: '0x00', owner: b.registration.owner, kProof: b.kProof, created: true });
+      }
+      const stored = /^\/v1\/handles\/(0x[0-9a-f]{64})$/.exec(url.pathname);
+      if (method === 'GET' && stored) return json(200, { handle: stored[1], ...handles.get(stored[1]!) });
+      const delegate = /^\/v1\/handles\/(0x[0-9a-f]{64})\/delegate$/.exec(url.pathname);
+      if (method === 'POST' && delegate) {
+        return (async () => {
+          const h = handles.get(delegate[1]!)!;
+          const delegation = DelegationMessage.decode((JSON.parse(body) as { delegation: never }).delegation);
+          const rsa = await importRsaPublicKey(encodeHex(delegation.rsaSpki));
+          const partials = [];
+          for (const id of answering) {
+            // The node proves its ROOT share against the root's Y_i, bound to the key id the delegation names.
+            const proven = computeProvenPartial({ keyId: delegation.keyId, nodeId: id, requestId: delegation.requestId }, sharesOf.get(rootKey)!.get(id)!, rootKey.verificationShares.get(id)!, decodeHex(h.K!));
+            partials.push({ nodeId: id, wrapped: encodeHex(await rsaOaepWrap(rsa, proven.partial)), proof: encodeHex(encodeDleqProof(proven.proof)) });
+          }
+          return json(200, { handle: delegate[1], ...h, requestId: encodeHex(delegation.requestId), partials, failures: [] });
+        })();
+      }
+      return undefined;
+    };
+    return gw;
+  }
+
+  const pinnedClient = (gw: FakeGateway) => new TkmsClient({ gatewayUrl: GATEWAY, account: alice, rsaKey, fetch: gw.fetch, ...pinnedClientOptions(committee) });
+
+  it('encrypts locally to the verified root plus the tweak of its path and version, and decrypts by adding τ·K', async () => {
+    const gw = gatewayWithRoot();
+    const c = pinnedClient(gw);
+    await c.keys.create({ keyId: 'wallet-1', origin: { type: 'derived', root: ROOT, path: 'users/1' } });
+    const v1 = await c.encryptLocally(new TextEncoder().encode('v1 secret'), { keyId: 'wallet-1' });
+    assert.equal(v1.keyId, 'wallet-1');
+    await c.keys.rotate('wallet-1');
+    const v2 = await c.encryptLocally(new TextEncoder().encode('v2 secret'), { keyId: 'wallet-1' });
+    assert.equal(v2.keyId, 'wallet-1.v2');
+    // A fresh client (no cached material) opens both: each version's own tweak.
+    const fresh = pinnedClient(gw);
+    assert.equal(new TextDecoder().decode((await fresh.decrypt(v1.handle)).plaintext), 'v1 secret');
+    assert.equal(new TextDecoder().decode((await fresh.decrypt(v2.handle)).plaintext), 'v2 secret');
+    // Sealed to root + τ of its own path and version: the root's secret alone does not open it, root + τ does.
+    const opens = async (handle: string, secret: bigint) => {
+      const h = handles.get(handle)!;
+      const shared = decodePoint(h.K!).multiply(mod(secret)).toBytes(true).slice(1);
+      return decryptWithSharedSecretX(shared, decodeHex(h.nonce!), decodeBase64(h.ciphertext!)).then(
+        (p) => new TextDecoder().decode(p),
+        () => undefined,
+      );
+    };
+    const tweak2 = deriveKeyTweak(rootKey.groupPublicKey, 'users/1', 2);
+    assert.equal(await opens(v2.handle, rootSecret), undefined);
+    assert.equal(await opens(v2.handle, rootSecret + deriveKeyTweak(rootKey.groupPublicKey, 'users/1', 1)), undefined);
+    assert.equal(await opens(v2.handle, rootSecret + tweak2), 'v2 secret');
+  });
+
+  it('a root result that does not verify refuses the derived key too', async () => {
+    const gw = gatewayWithRoot();
+    const forged = keyAt(ROOT, randomScalar(), committee);
+    const inner = gw.extra!;
+    gw.extra = (method, url, body) =>
+      method === 'GET' && url.pathname === `/v1/keys/${ROOT}`
+        ? json(200, { keyId: ROOT, publicKey: encodeHex(forged.groupPublicKey), t: result.t, n: result.n, committeeId: result.committeeId, verificationShares: result.verificationShares, qualified: result.qualified, sessionId: result.sessionId, transcriptHash: result.transcriptHash, signatures: result.signatures, epoch: 0 })
+        : inner(method, url, body);
+    const c = pinnedClient(gw);
+    await c.keys.create({ keyId: 'wallet-1', origin: { type: 'derived', root: ROOT, path: 'users/1' } });
+    await rejectsWith(c.encryptLocally(new Uint8Array([1]), { keyId: 'wallet-1' }), 'bad_proof');
   });
 });
