@@ -64,14 +64,14 @@ function parseOrigin(value: unknown): KeyOrigin {
   throw bad('an origin that is neither dkg nor derived');
 }
 
-function parseVersion(value: unknown, i: number): KeyVersionView {
+function parseVersion(value: unknown, i: number, keyId: string): KeyVersionView {
   const v = value as Partial<Record<keyof KeyVersionView, unknown>> | null;
   if (v === null || typeof v !== 'object' || !isUint(v.version) || v.version < 1 || !isUint(v.createdAt) || !isUintOrNull(v.deletionDate)) throw bad(`an invalid versions[${i}]`);
   if (!VERSION_STATES.includes(v.state as VersionState)) throw bad(`versions[${i}] in no known state`);
   return {
     version: v.version,
     // Computed here, not taken from the answer: it is what handles name.
-    materialKeyId: materialKeyId(String((value as { keyId?: unknown }).keyId ?? ''), v.version),
+    materialKeyId: materialKeyId(keyId, v.version),
     createdAt: v.createdAt,
     deletionDate: v.deletionDate,
     state: v.state as VersionState,
@@ -108,7 +108,7 @@ export function parseKeyView(value: unknown): KeyView {
     rotationPeriodDays: isUint(v.rotationPeriodDays) ? v.rotationPeriodDays : null,
     state: v.state as KeyState,
     deletionDate: v.deletionDate,
-    versions: v.versions.map((x, i) => parseVersion({ ...(x as object), keyId }, i)),
+    versions: v.versions.map((x, i) => parseVersion(x, i, keyId)),
     currentVersion: v.currentVersion,
     createdAt: v.createdAt,
     creator: typeof v.creator === 'string' ? v.creator : '',
