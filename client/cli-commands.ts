@@ -18,7 +18,7 @@ import { errnoCode, publishSyncedFile } from '../storage/durable-fs.ts';
 /** What the commands declared in client/cli.ts do. */
 
 /** Like the node and the gateway, say when a TKMS_* variable looks like a misspelling of one this command reads. */
-function warnEnvTypos(command: TkmsCommand): void {
+export function warnEnvTypos(command: TkmsCommand): void {
   const known = [...command.options.flatMap((o) => (o.envVar === undefined ? [] : [o.envVar])), 'TKMS_CURVE_BACKEND'];
   for (const line of envTypos(process.env, known)) process.stderr.write(warningLine(command.path, line));
 }
@@ -34,11 +34,11 @@ async function loadAccount(opts: Pick<ClientCommandOptions, 'account' | 'passwor
  * Member keys, threshold and committee id from the committee file, so the client checks the
  * key's DKG against them and signs for that committee, not on the gateway's word.
  */
-async function pinnedCommittee(opts: ClientCommandOptions): Promise<ReturnType<typeof pinnedClientOptions> | undefined> {
+export async function pinnedCommittee(opts: Pick<ClientCommandOptions, 'committee'>): Promise<ReturnType<typeof pinnedClientOptions> | undefined> {
   return opts.committee === undefined ? undefined : pinnedClientOptions(await loadCommitteeFile(opts.committee));
 }
 
-async function client(opts: ClientCommandOptions, command: TkmsCommand, account?: Account): Promise<TkmsClient> {
+export async function client(opts: ClientCommandOptions, command: TkmsCommand, account?: Account): Promise<TkmsClient> {
   const pinned = await pinnedCommittee(opts);
   // Importing the client already chose the curve backend (core/platform/node.ts) and tolerates a
   // bad TKMS_CURVE_BACKEND; a command line tells its user instead.
@@ -59,7 +59,7 @@ function exists(file: string): Promise<boolean> {
   );
 }
 
-function print(opts: { json?: true }, json: unknown, text: string): void {
+export function print(opts: { json?: true }, json: unknown, text: string): void {
   process.stdout.write(opts.json ? `${JSON.stringify(json)}\n` : `${text}\n`);
 }
 

@@ -6,14 +6,18 @@ import { integerIn, jsonOption, positiveUpTo, type TkmsCommand } from '../script
  * file declares the commands; client/cli-commands.ts, loaded when one runs, implements them.
  */
 
-/** Options of every command that signs requests to a gateway. */
-export interface ClientCommandOptions {
+/** Options of every command that asks a gateway. */
+export interface GatewayCommandOptions {
   gateway: string;
   insecure?: true;
-  account: string;
-  passwordFile?: string;
   committee?: string;
   json?: true;
+}
+
+/** Options of every command that signs requests to a gateway. */
+export interface ClientCommandOptions extends GatewayCommandOptions {
+  account: string;
+  passwordFile?: string;
 }
 
 /** --password-file, shared by "account new" (to write) and every command that reads an account. */
@@ -21,10 +25,8 @@ function passwordFileOption(): Option {
   return new Option('--password-file <file>', 'file holding the account password (else asked on the terminal)').env('TKMS_ACCOUNT_PASSWORD_FILE');
 }
 
-function withClientOptions(cmd: TkmsCommand): TkmsCommand {
+export function withGatewayOptions(cmd: TkmsCommand): TkmsCommand {
   return cmd
-    .addOption(new Option('--account <file>', 'account file from "tkms account new"').env('TKMS_ACCOUNT_FILE').makeOptionMandatory())
-    .addOption(passwordFileOption())
     .addOption(
       new Option('--gateway <url>', 'gateway URL; https:// for a remote gateway: plain http:// is refused unless the host is loopback or --insecure is given')
         .env('TKMS_GATEWAY_URL')
@@ -37,6 +39,12 @@ function withClientOptions(cmd: TkmsCommand): TkmsCommand {
       ),
     )
     .addOption(jsonOption());
+}
+
+export function withClientOptions(cmd: TkmsCommand): TkmsCommand {
+  return withGatewayOptions(
+    cmd.addOption(new Option('--account <file>', 'account file from "tkms account new"').env('TKMS_ACCOUNT_FILE').makeOptionMandatory()).addOption(passwordFileOption()),
+  );
 }
 
 /** Options of the commands that send a transaction to the TkmsAcl contract instead of the gateway. */

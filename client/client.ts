@@ -5,6 +5,7 @@ import {
   decodeBase64,
   decodeHandle,
   decodeHex,
+  decodePoint,
   decryptWithSharedSecretX,
   DelegationMessage,
   deriveHandle,
@@ -38,6 +39,9 @@ import { requestSigner, type RequestSigner } from './signer.ts';
 import type { DecryptResult, HandleInfo, NodeMisbehaviour, RevokeResult, TkmsClientOptions, VerifiedKey } from './client-types.ts';
 import { NodeSuspects } from './node-suspects.ts';
 import { VerifiedKeys } from './verified-keys.ts';
+import { KeyAdmin } from './key-admin.ts';
+import { encryptionTarget, materialTarget, type KeyTarget } from './key-target.ts';
+import { derivedPublicKey, deriveKeyTweak } from '../core/keys/derive.ts';
 
 const MAX_ATTEMPTS = 3;
 /** How long a decrypt waits before asking again when the committee is mid-handover (committeeInFlux). */
@@ -65,9 +69,13 @@ const DEFAULT_SUSPECT_MS = 5 * 60_000;
  */
 export class TkmsClient {
   readonly http: GatewayHttp;
+  /** Managed keys: describe, list, history, and admin changes signed by this client's account (`keys.as(other)` for another admin). */
+  readonly keys: KeyAdmin;
   private rsaKey: Promise<RsaKeyPair> | undefined;
   private readonly verifiedKeys: VerifiedKeys;
   private readonly handleKeys = new Map<string, string>();
+  /** What each material id a handle names is made of (a derived key's root and tweak); fixed for good. */
+  private readonly materials = new Map<string, KeyTarget>();
   private readonly validitySeconds: number;
   private readonly suspects: NodeSuspects;
   private readonly signer: RequestSigner;
@@ -98,6 +106,7 @@ export class TkmsClient {
     if (!Number.isSafeInteger(suspectMs) || suspectMs < 0) throw new TkmsError('bad_request', 'suspectMs must be a non-negative integer');
     this.suspects = new NodeSuspects(suspectMs);
     this.verifiedKeys = new VerifiedKeys(this.http, opts);
+    this.keys = new KeyAdmin({ http: this.http, signer: opts.account, ...(opts.committeeId !== undefined ? { committeeId: opts.committeeId } : {}) });
   }
 
   /**
@@ -141,35 +150,57 @@ export class TkmsClient {
    */
   private async deploymentOf(of: { keyId: string } | { handle: string }): Promise<Deployment> {
     if (this.opts.committeeId !== undefined) return { committeeId: this.opts.committeeId };
-    const keyId = 'keyId' in of ? of.keyId : await this.keyIdOf(encodeHex(decodeHandle(of.handle)));
+    const keyId = 'keyId' in of ? of.keyId : (await materialTarget(this.http, await this.keyIdOf(encodeHex(decodeHandle(of.handle))), this.materials)).verifiedKeyId;
     return { committeeId: (await this.getKey(keyId)).committeeId };
   }
 
-  /** The gateway encrypts (it sees the plaintext); the owner's signature binds the plaintext hash. */
+  /** τ for a derived key, from the root public key this client verified; undefined for a key of its own. */
+  private tweakOf(target: KeyTarget, verified: VerifiedKey): bigint | undefined {
+    const d = target.derivation;
+    return d === undefined ? undefined : deriveKeyTweak(decodeHex(verified.publicKeyHex, { name: 'root public key', length: 33 }), d.path, d.version);
+  }
+
+  /**
+   * The gateway encrypts (it sees the plaintext); the owner's signature binds the plaintext hash.
+   * `keyId` may name a managed key (or be its alias): refused unless Enabled, and the handle is made
+   * for its current version's material id.
+   */
   async encrypt(plaintext: Uint8Array, opts: { keyId: string }): Promise<HandleInfo> {
-    const deployment = await this.deploymentOf({ keyId: opts.keyId });
+    const target = await encryptionTarget(this.http, opts.keyId);
+    const keyId = target.keyId;
+    const deployment = await this.deploymentOf({ keyId: target.verifiedKeyId });
     const request = await this.sign<EncryptRequest>(EncryptRequestMessage.struct, {
-      keyId: opts.keyId,
+      keyId,
       owner: this.signer.addressBytes,
       plaintextHash: sha256(plaintext),
       ...this.window(),
       requestId: newRequestId(),
     }, deployment);
     const { json } = await this.http.request<HandleInfo>('POST', '/v1/encrypt', { request: EncryptRequestMessage.encode(request), plaintext: encodeBase64(plaintext) });
-    this.handleKeys.set(json.handle, opts.keyId);
+    this.handleKeys.set(json.handle, keyId);
     return json;
   }
 
-  /** Encrypts here to the verified key and registers the ciphertext: the gateway never sees the plaintext. */
+  /**
+   * Encrypts here to the verified key and registers the ciphertext: the gateway never sees the
+   * plaintext. A managed key as in encrypt: the public key is the verified one of the current
+   * version's material id (a derived key's: the verified root's plus its tweak), never the one the
+   * gateway's key view shows.
+   */
   async encryptLocally(plaintext: Uint8Array, opts: { keyId: string }): Promise<HandleInfo> {
-    const key = await this.getKey(opts.keyId);
+    const target = await encryptionTarget(this.http, opts.keyId);
+    const keyId = target.keyId;
+    const key = await this.getKey(target.verifiedKeyId);
     if (!key.pinned) {
       throw new TkmsError('unauthorized', 'refusing to encrypt locally to a key whose committee is not pinned: pass trustedMemberKeys, trustedThreshold and committeeId (the committee file), or a lying gateway could substitute its own key');
     }
     const owner = this.signer.addressBytes;
-    const sealed = await sealToHandle({ publicKey: key.publicKey, keyId: opts.keyId, owner, plaintext });
+    const tweak = this.tweakOf(target, key);
+    // A derived key's public key is computed here from the verified root, never taken from the gateway.
+    const publicKey = tweak === undefined ? key.publicKey : decodePoint(derivedPublicKey(decodeHex(key.publicKeyHex, { name: 'root public key', length: 33 }), tweak), 'derived public key');
+    const sealed = await sealToHandle({ publicKey, keyId, owner, plaintext });
     const handle = sealed.handle;
-    const registration = await this.sign<RegisterHandle>(RegisterHandleMessage.struct, { handle, keyId: opts.keyId, owner }, { committeeId: key.committeeId });
+    const registration = await this.sign<RegisterHandle>(RegisterHandleMessage.struct, { handle, keyId, owner }, { committeeId: key.committeeId });
     const { json } = await this.http.request<HandleInfo>('POST', '/v1/handles', {
       registration: RegisterHandleMessage.encode(registration),
       K: encodeHex(sealed.K),
@@ -178,7 +209,7 @@ export class TkmsClient {
       kProof: encodeHex(sealed.kProof),
     });
     if (json.handle !== encodeHex(handle)) throw new TkmsError('bad_request', 'gateway stored the ciphertext under another handle');
-    this.handleKeys.set(json.handle, opts.keyId);
+    this.handleKeys.set(json.handle, keyId);
     return json;
   }
 
@@ -232,7 +263,10 @@ export class TkmsClient {
     const handleBytes = decodeHandle(handleHex);
     const handle = encodeHex(handleBytes);
     const keyId = opts.keyId ?? (await this.keyIdOf(handle));
-    let [key, rsa] = await Promise.all([this.getKey(keyId), this.rsa()]);
+    // A derived key's partials are its root's, checked against the root's verified Y_i; τ·K is added when combining.
+    const target = await materialTarget(this.http, keyId, this.materials);
+    const verifiedKeyId = target.verifiedKeyId;
+    let [key, rsa] = await Promise.all([this.getKey(verifiedKeyId), this.rsa()]);
     let reloaded = false;
     const rsaSpki = decodeHex(rsa.publicKey.spkiHex);
     // avoidNodes (and recent liars) only steer the first request; retries avoid the nodes that sent bad partials.
@@ -260,8 +294,8 @@ export class TkmsClient {
         // Members commit a handover a moment apart (a joiner first syncs revocations): asked again a
         // moment later, they answer at one epoch.
         await new Promise((r) => setTimeout(r, COMMITTEE_SETTLE_MS));
-        this.verifiedKeys.forget(keyId);
-        key = await this.getKey(keyId);
+        this.verifiedKeys.forget(verifiedKeyId);
+        key = await this.getKey(verifiedKeyId);
         continue;
       }
       const K = decodeHex(json.K, { name: 'K', length: 33 });
@@ -280,8 +314,8 @@ export class TkmsClient {
       if (!reloaded && partials.some((p) => (p.epoch ?? 0) > key.epoch)) {
         // A member answered at an epoch after the one this client knows: follow the certificates again, once per decrypt.
         reloaded = true;
-        this.verifiedKeys.forget(keyId);
-        key = await this.getKey(keyId);
+        this.verifiedKeys.forget(verifiedKeyId);
+        key = await this.getKey(verifiedKeyId);
       }
       try {
         const recovered = await recoverFromEpochs({
@@ -292,6 +326,7 @@ export class TkmsClient {
           epochs: key.epochs,
           partials,
           rsaPrivateKey: rsa.privateKey,
+          ...(target.derivation === undefined ? {} : { tweak: this.tweakOf(target, key)! }),
         });
         rejected.push(...recovered.rejected);
         this.suspects.noteRejected(key, recovered.rejected);

@@ -15,3 +15,5 @@ export {
 } from './signer.ts';
 export type { TypedData, TypedDataDomain, TypedDataField } from '../core/typed-data.ts';
 export { memberKeysHex, parseCommittee, parseCommitteeJson, pinnedClientOptions, type Committee, type CommitteeMember } from '../core/committee.ts';
+export { KeyAdmin, type CreateKeyOptions, type DeletionWindow, type KeyAdminOptions, type KeyHistoryPage, type KeyListFilter, type KeyPolicyAnswer } from './key-admin.ts';
+export type { KeyChangeResult, KeyVersionView, KeyView } from './key-view.ts';

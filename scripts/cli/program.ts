@@ -1,5 +1,6 @@
 import { CommanderError } from 'commander';
 import { registerClientCommands } from '../../client/cli.ts';
+import { registerKeyCommands } from '../../client/key-cli.ts';
 import { registerCommitteeCommands } from '../../deploy/committee-cli.ts';
 import { registerDevnetCommand } from '../../deploy/devnet-cli.ts';
 import { registerGatewayCommands } from '../../gateway/cli.ts';
@@ -19,6 +20,7 @@ export function tkmsProgram(): TkmsCommand {
   registerGatewayCommands(program);
   registerDevnetCommand(program);
   registerClientCommands(program);
+  registerKeyCommands(program);
   program
     .addHelpText('after', '\nRun "tkms <command> --help" for the options of a command (every command takes --help).\nRunning nodes across machines: docs/operators.md')
     .examples(

@@ -9,6 +9,28 @@ import { captureCli } from './cli-capture.ts';
 
 const tkms = (...argv: string[]) => captureCli(() => runTkmsCli(argv));
 
+const KEY_SUBCOMMANDS = [
+  'create',
+  'list',
+  'describe',
+  'history',
+  'get-policy',
+  'update-description',
+  'create-alias',
+  'rename-alias',
+  'delete-alias',
+  'tag',
+  'untag',
+  'enable',
+  'disable',
+  'schedule-deletion',
+  'cancel-deletion',
+  'rotate',
+  'set-rotation',
+  'put-policy',
+  'update-admins',
+];
+
 /** Every command answers --help (exit 0, a usage text on stdout) without doing anything else. */
 const COMMANDS: string[][] = [
   ['node'],
@@ -29,6 +51,8 @@ const COMMANDS: string[][] = [
   ['revoke'],
   ['revoke-all'],
   ['decrypt'],
+  ['key'],
+  ...KEY_SUBCOMMANDS.map((sub) => ['key', sub]),
 ];
 
 describe('cli: --help on every command', function () {
@@ -88,6 +112,8 @@ describe('cli: --help on every command', function () {
     assert.match(enc.stdout, /--password-file <file>[\s\S]*?\(env: TKMS_ACCOUNT_PASSWORD_FILE\)/);
     assert.match(await flat('grant'), /--days <n>[\s\S]*?\(default: 30\)/);
     assert.match(await flat('dkg', 'start'), /--timeout <seconds>[\s\S]*?\(default: 300\)/);
+    // A key change's options are described by core's declaration of the change's body.
+    assert.match(await flat('key', 'schedule-deletion'), /--days <n> days until the key \(or version\) is destroyed: 7-30, default 30 /);
   });
 
   it('usage errors exit 2 in one format, with a suggestion for near misses', async () => {
@@ -143,6 +169,7 @@ describe('cli: --help on every command', function () {
     assert.deepEqual([...packages].sort(), ['commander', 'node:fs', 'node:path', 'node:url']);
     assert.deepEqual([...seen].sort(), [
       'client/cli.ts',
+      'client/key-cli.ts',
       'core/errors.ts',
       'deploy/committee-cli.ts',
       'deploy/devnet-cli.ts',
