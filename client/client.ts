@@ -1,3 +1,4 @@
+import { DecryptApprovalMessage, type DecryptApproval } from '../core/keys/decrypt-approval.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
   assertKeyId,
@@ -106,7 +107,13 @@ export class TkmsClient {
     if (!Number.isSafeInteger(suspectMs) || suspectMs < 0) throw new TkmsError('bad_request', 'suspectMs must be a non-negative integer');
     this.suspects = new NodeSuspects(suspectMs);
     this.verifiedKeys = new VerifiedKeys(this.http, opts);
-    this.keys = new KeyAdmin({ http: this.http, signer: opts.account, ...(opts.committeeId !== undefined ? { committeeId: opts.committeeId } : {}) });
+    this.keys = new KeyAdmin({
+      http: this.http,
+      signer: opts.account,
+      ...(opts.committeeId !== undefined ? { committeeId: opts.committeeId } : {}),
+      ...(opts.trustedMemberKeys !== undefined ? { trustedMemberKeys: opts.trustedMemberKeys } : {}),
+      ...(opts.trustedThreshold !== undefined ? { trustedThreshold: opts.trustedThreshold } : {}),
+    });
   }
 
   /**
@@ -259,7 +266,7 @@ export class TkmsClient {
    * Asks for delegation, verifies, combines and decrypts. When partials fail their proofs,
    * asks again without those nodes (a fresh request id), so up to n − t lying nodes are survived.
    */
-  async decrypt(handleHex: string, opts: { keyId?: string; avoidNodes?: number[] } = {}): Promise<DecryptResult> {
+  async decrypt(handleHex: string, opts: { keyId?: string; avoidNodes?: number[]; approvals?: DecryptApproval[] } = {}): Promise<DecryptResult> {
     const handleBytes = decodeHandle(handleHex);
     const handle = encodeHex(handleBytes);
     const keyId = opts.keyId ?? (await this.keyIdOf(handle));
@@ -288,6 +295,8 @@ export class TkmsClient {
         ({ json } = await this.http.request<Record<string, unknown>>('POST', `/v1/handles/${handle}/delegate`, {
           delegation: DelegationMessage.encode(delegation),
           ...(exclude.size > 0 ? { exclude: [...exclude].sort((a, b) => a - b) } : {}),
+          // A sensitive key's policy asks for approvers' co-signatures (docs/key-policy.md); each names this handle and requester.
+          ...(opts.approvals === undefined || opts.approvals.length === 0 ? {} : { approvals: opts.approvals.map((a) => DecryptApprovalMessage.encode(a)) }),
         }));
       } catch (e) {
         if (attempt >= MAX_ATTEMPTS || !committeeInFlux(e)) throw e;

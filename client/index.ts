@@ -17,3 +17,4 @@ export type { TypedData, TypedDataDomain, TypedDataField } from '../core/typed-d
 export { memberKeysHex, parseCommittee, parseCommitteeJson, pinnedClientOptions, type Committee, type CommitteeMember } from '../core/committee.ts';
 export { KeyAdmin, type CreateKeyOptions, type DeletionWindow, type KeyAdminOptions, type KeyHistoryPage, type KeyListFilter, type KeyPolicyAnswer } from './key-admin.ts';
 export type { KeyChangeResult, KeyVersionView, KeyView } from './key-view.ts';
+export { signDecryptApproval, type DecryptApproval, type UnsignedDecryptApproval } from '../core/keys/decrypt-approval.ts';

@@ -13,7 +13,7 @@ import {
 import { assertManagedKeyId, KEY_STATES, type KeyOrigin, type KeyState } from '../core/keys/key-model.ts';
 import type { Account } from './account.ts';
 import type { GatewayHttp } from './gateway-http.ts';
-import { parseKeyChangeResult, parseKeyView, type KeyChangeResult, type KeyView } from './key-view.ts';
+import { parseKeyChangeResult, parseKeyView, type KeyChangeResult, type KeyView, verifyDestruction } from './key-view.ts';
 import { requestSigner, type Eip712Signer, type RequestSigner } from './signer.ts';
 
 /**
@@ -34,6 +34,9 @@ export interface KeyAdminOptions {
    * members yet); re-posting the same signed change is safe, nodes answer `known`. Default 250, 500, 1000, 2000 ms.
    */
   retryDelaysMs?: readonly number[];
+  /** The pinned committee's member keys (raw Ed25519, hex) and threshold: destruction receipts are verified against them. */
+  trustedMemberKeys?: Record<number, string>;
+  trustedThreshold?: number;
 }
 
 export interface CreateKeyOptions {
@@ -91,7 +94,11 @@ export class KeyAdmin {
   async describe(keyIdOrAlias: string): Promise<KeyView> {
     const { json } = await this.opts.http.request<Record<string, unknown>>('GET', keyPath(keyIdOrAlias));
     if (json.managed === undefined) throw new TkmsError('unknown_key', `${keyIdOrAlias} is a key of the committee but not a managed key: it has no state, admins or versions`);
-    return parseKeyView(json.managed);
+    const view = parseKeyView(json.managed);
+    const { committeeId, trustedMemberKeys, trustedThreshold } = this.opts;
+    if (committeeId === undefined || trustedMemberKeys === undefined || trustedThreshold === undefined) return view;
+    const memberKeys = new Map(Object.entries(trustedMemberKeys).map(([id, hex]) => [Number(id), decodeHex(hex, { name: `member ${id} key`, length: 32 })]));
+    return verifyDestruction(view, { committeeId, t: trustedThreshold, memberKeys });
   }
 
   async list(filter: KeyListFilter = {}): Promise<KeyView[]> {

@@ -16,7 +16,8 @@ async function reader(opts: GatewayCommandOptions): Promise<KeyAdmin> {
   const pinned = await pinnedCommittee(opts);
   return new KeyAdmin({
     http: new GatewayHttp({ baseUrl: opts.gateway, ...(opts.insecure === true ? { insecure: true } : {}) }),
-    ...(pinned?.committeeId !== undefined ? { committeeId: pinned.committeeId } : {}),
+    // The pinned committee's keys let describe verify destruction receipts itself.
+    ...(pinned ?? {}),
   });
 }
 
@@ -180,6 +181,10 @@ export function keyText(k: KeyView): string {
     `versions`,
     ...versions,
     `policy       ${Object.keys(k.policy).length === 0 ? '{} (no rule beyond grants)' : JSON.stringify(k.policy, null, 2).replace(/\n/g, '\n             ')}`,
+    ...(k.destruction ?? []).map(
+      (d) =>
+        `destruction  v${d.version}: receipts from members ${d.confirmedBy.join(', ') || 'none'} (${d.confirmedBy.length} of ${d.needed} needed${d.verified ? ', verified against the pinned committee' : ', the gateway\'s count: pin the committee to verify'}) → ${d.destroyed ? 'destroyed: fewer than t shares remain' : 'not yet confirmed destroyed'}`,
+    ),
   ].join('\n');
 }
 

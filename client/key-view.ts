@@ -1,3 +1,5 @@
+import { KEY_LIMITS } from '../core/keys/key-model.ts';
+import { decodeDestructionReceipt, destroyedByReceipts, MAX_RECEIPTS_PER_TALLY, type DestructionReceipt } from '../core/keys/destruction-receipt.ts';
 import { isoTime, KEY_STATES, materialKeyId, type KeyOrigin, type KeyState, type VersionState } from '../core/keys/key-model.ts';
 import { TkmsError } from '../core/index.ts';
 
@@ -35,6 +37,20 @@ export interface KeyView {
   creator: string;
   sequence: number;
   head: string;
+  /** For a DKG key with destroyed versions (describe only): the members' destruction receipts, per version. */
+  destruction?: VersionDestruction[];
+}
+
+export interface VersionDestruction {
+  version: number;
+  materialKeyId: string;
+  receipts: DestructionReceipt[];
+  /** Members whose receipt verified: checked by this client against the pinned committee when `verified`, else the gateway's word. */
+  confirmedBy: number[];
+  needed: number;
+  /** confirmedBy.length ≥ needed: fewer than t shares of the version remain, if those members told the truth. */
+  destroyed: boolean;
+  verified: boolean;
 }
 
 /** The gateway's answer to a key change (POST /v1/keys, POST /v1/keys/{keyId}/changes). */
@@ -114,7 +130,32 @@ export function parseKeyView(value: unknown): KeyView {
     creator: typeof v.creator === 'string' ? v.creator : '',
     sequence: v.sequence,
     head: v.head.toLowerCase(),
+    ...(v.destruction === undefined ? {} : { destruction: parseDestruction(v.destruction) }),
   };
+}
+
+function parseDestruction(value: unknown): VersionDestruction[] {
+  if (!Array.isArray(value) || value.length > KEY_LIMITS.maxVersions) throw bad('an invalid destruction list');
+  return value.map((x) => {
+    const d = x as Record<string, unknown> | null;
+    if (d === null || typeof d !== 'object' || !isUint(d.version) || typeof d.materialKeyId !== 'string' || !isUint(d.needed) || typeof d.destroyed !== 'boolean') throw bad('an invalid destruction entry');
+    if (!Array.isArray(d.receipts) || d.receipts.length > MAX_RECEIPTS_PER_TALLY || !Array.isArray(d.confirmedBy) || !d.confirmedBy.every(isUint)) throw bad('invalid destruction receipts');
+    return { version: d.version, materialKeyId: d.materialKeyId, receipts: d.receipts.map(decodeDestructionReceipt), confirmedBy: d.confirmedBy as number[], needed: d.needed, destroyed: d.destroyed, verified: false };
+  });
+}
+
+/**
+ * Recounts each version's receipts against the pinned committee's member keys: the gateway's count
+ * is replaced by what this client verified itself.
+ */
+export function verifyDestruction(view: KeyView, committee: { committeeId: string; t: number; memberKeys: ReadonlyMap<number, Uint8Array> }): KeyView {
+  if (view.destruction === undefined) return view;
+  const n = committee.memberKeys.size;
+  const destruction = view.destruction.map((d) => {
+    const tally = destroyedByReceipts(d.receipts, { n, t: committee.t, committeeId: committee.committeeId, memberPublicKeyOf: (id) => committee.memberKeys.get(id), keyId: view.keyId, version: d.version });
+    return { ...d, confirmedBy: tally.valid, needed: n - committee.t + 1, destroyed: tally.destroyed, verified: true };
+  });
+  return { ...view, destruction };
 }
 
 export function parseKeyChangeResult(value: unknown): KeyChangeResult {

@@ -26,6 +26,11 @@ export interface DevnetOptions {
   nodeConfig?: Record<number, Record<string, unknown>>;
   /** Extra gateway config fields (e.g. `cors: { allowedOrigins: [...] }` for a test page). */
   gatewayConfig?: Record<string, unknown>;
+  /**
+   * The committee's managed-key settings (config `keys`), the same for every node and the gateway.
+   * A devnet lets anyone create keys (`creators: "open"`); production configs name the creators.
+   */
+  keys?: Record<string, unknown>;
   /** Extra environment variables for the gateway process (e.g. TKMS_GATEWAY_CORS_ORIGINS). */
   gatewayEnv?: Record<string, string>;
   /** Test hook: more peer ids the nodes accept as gateways (a test that pushes revocations itself). */
@@ -171,6 +176,7 @@ export async function writeConfigs(options: DevnetOptions, layout: Layout): Prom
   const chainOptions = typeof options.chain === 'object' ? options.chain : {};
   const acl = (who: number | 'gateway') => (chain === undefined ? {} : { acl: devnetAclConfig(chain, who, chainOptions) });
   const linked = options.linkAddress !== undefined;
+  const keySettings = { creators: 'open', ...(options.keys ?? {}) };
   for (const node of [...layout.nodes, ...(layout.change?.added ?? [])]) {
     if (linked) await writeLinkCommittee(options, node.id, join(options.dir, `node${node.id}`, 'committee.json'));
     const config = {
@@ -185,6 +191,7 @@ export async function writeConfigs(options: DevnetOptions, layout: Layout): Prom
       dkg: { phaseTimeoutMs: 5_000 },
       logLevel,
       gatewayPeerIds: [layout.gatewayPeerId!, ...(options.extraGatewayPeerIds ?? [])],
+      keys: keySettings,
       ...acl(node.id),
       ...(options.nodeConfig?.[node.id] ?? {}),
     };
@@ -198,6 +205,7 @@ export async function writeConfigs(options: DevnetOptions, layout: Layout): Prom
     identityFile: 'gateway/identity.json',
     committeeFile: linked ? 'gateway/committee.json' : 'committee.json',
     logLevel,
+    keys: keySettings,
     ...acl('gateway'),
     ...(options.gatewayConfig ?? {}),
   };

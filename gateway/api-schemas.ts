@@ -1,3 +1,4 @@
+import { decryptApprovalsField } from '../core/keys/decrypt-approval.ts';
 import { Type, type TSchema } from 'typebox';
 import {
   COMMITTEE_ID_PATTERN,
@@ -267,6 +268,7 @@ export const DelegateBody = component(
     {
       delegation: Delegation,
       exclude: Type.Optional(Type.Array(NodeId, { maxItems: MAX_EXCLUDE, description: 'Node ids not to ask (say, nodes whose partials failed verification last time).' })),
+      approvals: Type.Optional(decryptApprovalsField.schema),
     },
     { description: 'POST /v1/handles/{handle}/delegate body.', examples: [{ delegation: EX.delegation, exclude: [2] }] },
   ),
@@ -602,6 +604,22 @@ export const KeyView = component(
       creator: described(Address, 'The account that signed the create.'),
       sequence: sequenceNumber('The sequence of the key\'s last change: the next change carries one more.'),
       head: described(Bytes32, 'The digest of the key\'s last change: the next change names it as `previous`.'),
+      destruction: Type.Optional(
+        Type.Array(
+          closed(
+            {
+              version: Type.Integer({ minimum: 1, maximum: KEY_LIMITS.maxVersions }),
+              materialKeyId: KeyId,
+              receipts: Type.Array(Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'A member\'s signed destruction receipt (core/keys/destruction-receipt.ts); check it against the member\'s key.' } as TSchema)),
+              confirmedBy: Type.Array(NodeId, { description: 'Members whose receipt for this version verified here.' }),
+              needed: Type.Integer({ minimum: 1, description: 'n − t + 1.' }),
+              destroyed: Type.Boolean({ description: 'confirmedBy.length ≥ needed: fewer than t shares of this version remain, if those members told the truth.' }),
+            },
+            { description: 'The destruction of one version.' },
+          ),
+          { description: 'GET /v1/keys/{keyId} only, for a DKG key with destroyed versions: what each member says it erased (docs/key-deletion.md).' },
+        ),
+      ),
     },
     { description: 'A managed key as the gateway\'s copy of the signed changes makes it.', examples: [EXAMPLE_KEY_VIEWS.created] },
   ),

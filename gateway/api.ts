@@ -44,6 +44,9 @@ import type { GatewayConfig } from './config.ts';
 import { keyToJson, type KeyDirectory } from './keys.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { NodePool } from './node-pool.ts';
+import { keyDestruction } from './key-receipts.ts';
+import { DecryptApprovalMessage } from '../core/keys/decrypt-approval.ts';
+import { keyVersionsAt, materialKeyId, requireUsable } from '../core/keys/key-model.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { shortfallError } from './shortfall.ts';
 import type { RateLimiter } from '../runtime/rate-limit.ts';
@@ -226,7 +229,14 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       } catch (e) {
         if (managed === undefined || !isTkmsError(e, 'unknown_key')) throw e;
       }
-      const view = managed === undefined ? {} : { managed: keyView(managed, nowSeconds(), publicKeyOf()) };
+      // A DKG version whose result the gateway has not read yet (a create or rotate moments ago): read
+      // the members' keys once (at most one read a second for every caller), so describe shows it when ready.
+      if (managed !== undefined && managed.origin.type === 'dkg') {
+        const newest = materialKeyId(managed.keyId, keyVersionsAt(managed, nowSeconds()).length);
+        if (publicKeyOf()(newest) === undefined) await ctx.keys.get(newest).catch(() => undefined);
+      }
+      const destruction = managed === undefined ? undefined : await keyDestruction(managed, nowSeconds(), ctx.pool.committee, (id, protocol, frame, timeoutMs) => ctx.pool.sendRaw(id, protocol, frame, timeoutMs), ctx.config.partialTimeoutMs);
+      const view = managed === undefined ? {} : { managed: { ...keyView(managed, nowSeconds(), publicKeyOf()), ...(destruction === undefined ? {} : { destruction }) } };
       return { status: 200, json: key === undefined ? view : { ...keyToJson(key, ctx.keys.madeBy(key)), ...view } };
     },
     getCommittee: async (_req, url) => {
@@ -282,7 +292,10 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       const descriptor: HandleDescriptor = { keyId: registration.keyId, K, nonce, ciphertextHash: sha256(ciphertext), owner: registration.owner, kProof };
       verifyRegisterHandle(registration, descriptor, deployment());
       ctx.limiter.take(encodeHex(registration.owner));
-      await ctx.keys.get(registration.keyId);
+      // A managed key's version must be usable (as for gateway encryption); a derived key's material is its root's.
+      const managed = ctx.keyRegistry?.book.byMaterial(registration.keyId);
+      if (managed !== undefined) requireUsable(managed.key, managed.version, nowSeconds());
+      await ctx.keys.get(managed?.key.origin.type === 'derived' ? managed.key.origin.root : registration.keyId);
       return storeHandle(
         {
           handle: encodeHex(registration.handle),
@@ -372,6 +385,11 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       };
     },
     delegate: async (req, _url, body, params) => {
+      // A derived key's handles are served with its root's shares: the root's committee, t and epoch.
+      const publishedKeyIdOf = (materialId: string): string => {
+        const origin = ctx.keyRegistry?.book.byMaterial(materialId)?.key.origin;
+        return origin?.type === 'derived' ? origin.root : materialId;
+      };
       const started = performance.now();
       let outcome = 'error';
       try {
@@ -381,7 +399,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         if (encodeHex(delegation.handle) !== h.handle) throw new TkmsError('bad_request', 'delegation.handle does not match the URL');
         const exclude = new Set<number>(o.exclude);
         const descriptor = descriptorOf(h);
-        let key = await ctx.keys.get(h.keyId);
+        let key = await ctx.keys.get(publishedKeyIdOf(h.keyId));
         // In mode chain a stored signed grant counts for nothing, and nodes would refuse one sent along.
         const chainAcl = chainReader();
         const stored = aclMode() === 'chain' ? undefined : ctx.store.getGrant(h.handle, encodeHex(delegation.requester));
@@ -412,7 +430,9 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         // Only for an authorized requester (as at the nodes): nobody makes the gateway parse keys for free.
         // Nodes check the key too; checking here refuses a bad one before any fan-out.
         await requesterKeys.import(delegation.rsaSpki);
-        const request = { delegation, descriptor, grant, ...(block === undefined ? {} : { aclBlock: block }) };
+        // Passed on as sent: each node checks the approvals against the key's policy itself.
+        const approvals = (o.approvals as unknown[] | undefined)?.map((a) => DecryptApprovalMessage.decodeValid(a as never));
+        const request = { delegation, descriptor, grant, ...(block === undefined ? {} : { aclBlock: block }), ...(approvals === undefined ? {} : { approvals }) };
         const ask = async (skip: ReadonlySet<number>, need: number) => {
           if (ctx.pool.committee.members.length - skip.size < need) {
             throw new TkmsError('bad_request', `exclude leaves ${ctx.pool.committee.members.length - skip.size} nodes, fewer than t = ${key.t}`);
@@ -432,7 +452,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         if ((fan.answers.length < key.t && fan.failures.some((f) => f.code === 'stale_epoch')) || ahead) {
           await ctx.keys.refreshEpoch(Date.now());
           if (ctx.keys.epochs.epoch !== epochBefore) {
-            key = await ctx.keys.get(h.keyId);
+            key = await ctx.keys.get(publishedKeyIdOf(h.keyId));
             const earlier = fan;
             const kept = earlier.answers.filter((a) => (a.epoch ?? 0) === key.epoch);
             if (kept.length < key.t) {

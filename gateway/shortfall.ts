@@ -14,6 +14,17 @@ const SHARED_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'rate_limited',
   'acl_block_too_old',
   'signed_grants_refused',
+  // A managed key's state and policy: every node decides from the same signed changes.
+  'key_disabled',
+  'key_pending_deletion',
+  'key_destroyed',
+  'policy_operation_denied',
+  'policy_grant_source_denied',
+  'policy_grant_too_long',
+  'policy_requester_denied',
+  'policy_outside_window',
+  'policy_daily_limit',
+  'policy_approvals_missing',
 ]);
 /** A node that cannot read its chain (or has not reached block B): retryable, whatever the mix. */
 const CHAIN_DOUBTS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['unavailable', 'acl_block_ahead']);

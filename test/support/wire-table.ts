@@ -112,6 +112,11 @@ export const REGISTER_HANDLE_WIRE: WireMessage = {
   fields: { handle: req(HASH32), keyId: req(KEY_ID), owner: req(ADDRESS), signature: SIGNATURE },
 };
 
+export const DECRYPT_APPROVAL_WIRE: WireMessage = {
+  name: 'decrypt approval',
+  fields: { keyId: req(KEY_ID), handle: req(HASH32), requester: req(ADDRESS), approver: req(ADDRESS), notBefore: req(TIME), notAfter: req(TIME), signature: SIGNATURE },
+};
+
 // Node frames' bodies (core/node-wire.ts).
 
 export const WIRE_ERROR_WIRE: WireMessage = {
@@ -139,6 +144,8 @@ export const PARTIAL_REQUEST_WIRE: WireMessage = {
     grant: req({ kind: 'objectOrNull', message: GRANT_WIRE }),
     // The block the on-chain ACL is read at; left out by gateways that read no chain.
     aclBlock: opt({ kind: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER }),
+    // Approvers' co-signatures for a sensitive key; left out otherwise.
+    approvals: opt({ kind: 'array', message: DECRYPT_APPROVAL_WIRE, minItems: 0, maxItems: 10 }),
   },
 };
 

@@ -28,6 +28,7 @@ import { parseCommittee } from '../../net/committee.ts';
 import { createHost, serveFrames } from '../../net/p2p.ts';
 import { keyBookOptions, type KeyRegistryConfig } from '../../config/key-registry.ts';
 import { parseStoredKeyPolicy } from '../../core/keys/policy.ts';
+import { KEY_LIMITS } from '../../core/keys/key-model.ts';
 import { gatewayRoutes, type GatewayContext } from '../../gateway/api.ts';
 import { EX, EXAMPLE_KEY_CHANGES, EXAMPLE_KEY_VIEWS } from '../../gateway/api-examples.ts';
 import type { GatewayConfig } from '../../gateway/config.ts';
@@ -526,10 +527,11 @@ describe('gateway key routes (the real router)', function () {
 
   it('a history page stops at KEY_CHANGE_PAGE_BYTES of change bodies; the next page goes on from there', async () => {
     await submitKeyChange(url, DEPLOYMENT, admin, 'heavy', 'create', { origin: { type: 'dkg' }, admins: [admin.address] });
-    const policyBytes = 15 * 1024;
-    const changes = Math.ceil(KEY_CHANGE_PAGE_BYTES / policyBytes) + 2;
+    // The largest body a change has: a description of KEY_LIMITS.descriptionLength characters.
+    const bodyBytes = KEY_LIMITS.descriptionLength;
+    const changes = Math.ceil(KEY_CHANGE_PAGE_BYTES / bodyBytes) + 2;
     for (let i = 0; i < changes; i++) {
-      const answer = await submitKeyChange(url, DEPLOYMENT, admin, 'heavy', 'putPolicy', { policy: { note: 'p'.repeat(policyBytes), i } });
+      const answer = await submitKeyChange(url, DEPLOYMENT, admin, 'heavy', 'updateDescription', { description: `${i}`.padEnd(bodyBytes, 'p') });
       assert.equal(answer.status, 200, JSON.stringify(answer.json).slice(0, 300));
     }
     const first = await get('/v1/keys/heavy/changes');
