@@ -12,6 +12,8 @@ import { benchReshare, printReshare } from './reshare.ts';
 import { benchAclRows } from './acl-access.ts';
 import { benchEndToEnd, printE2eRow, type E2eResult } from './e2e.ts';
 import { benchNodeService } from './node-service.ts';
+import { benchDerivedKeyCreation, benchKeyChecks } from './keys.ts';
+import { benchKeyDkg, printKeyDkg } from './key-dkg.ts';
 
 /**
  * `npm run bench`: every figure of the performance issue from one run on this machine, printed
@@ -32,6 +34,14 @@ for (const r of service) {
       `CPU ${r.cpuMsPerPartial} ms/partial = ${r.partialsPerCoreSecond} partials/s per core; client decrypt CPU (t = 3) ${r.clientDecryptMs} ms`,
   );
 }
+
+// Beside the request path: what a managed key's checks add to each partial (node/partial.ts).
+const keyChecks = benchKeyChecks({ checks: quick ? 20_000 : 200_000 });
+const slowest = Math.max(...service.map((r) => r.cpuMsPerPartial));
+console.log(
+  `  managed key checks per partial: ${keyChecks.usPerCheck} µs with a typical policy (allow-list of 10, a time window, a daily limit), ` +
+    `${keyChecks.usPerStateCheck} µs state only (target ≤ 50 µs; ${((keyChecks.usPerCheck / 1000 / slowest) * 100).toFixed(2)}% of the costliest row's CPU per partial)`,
+);
 
 // The sections above compare backends and leave noble and WebCrypto in place: back to what
 // importing the package picked in Node (core/platform/node.ts), as a client application has.
@@ -60,6 +70,14 @@ for (const x of ratios) {
 
 const acl = await benchAclRows(e2eOpts);
 
+console.log('\nmanaged keys: 10,000 derived keys created in one key change log (every check, signature and fsync), and creation on a devnet');
+const derivedKeys = await benchDerivedKeyCreation({ keys: quick ? 1_000 : 10_000 });
+console.log(
+  `  ${derivedKeys.keys} derived keys: ${derivedKeys.seconds} s (${derivedKeys.keysPerSecond} keys/s); the checks alone ${derivedKeys.checksOnlySeconds} s; reopening the log ${derivedKeys.reopenSeconds} s`,
+);
+const keyDkg = await benchKeyDkg({ n: 5, t: 3, runs: quick ? 1 : 5 });
+printKeyDkg(keyDkg);
+
 const dkg = await benchDkg(quick ? [5, 10, 16] : [5, 10, 16, 32], quick ? 1 : 3);
 console.log('\ncommittee changes: refresh of n members holding one key (t = ⌊2n/3⌋ + 1), and one reshare 3-of-5 → 4-of-7');
 const reshare = await benchReshare(quick ? [5, 16] : [5, 16, 32], { runs: quick ? 1 : 3, grow: true });
@@ -73,6 +91,6 @@ mkdirSync(resultsDir, { recursive: true });
 const out = join(resultsDir, 'latest.json');
 writeFileSync(
   out,
-  `${JSON.stringify({ started, quick, node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, core, service, e2e, ratios, acl, dkg, reshare, ceremonyCpu }, null, 2)}\n`,
+  `${JSON.stringify({ started, quick, node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, core, service, keyChecks, e2e, ratios, acl, derivedKeys, keyDkg, dkg, reshare, ceremonyCpu }, null, 2)}\n`,
 );
 console.log(`\nresults written to ${out}`);

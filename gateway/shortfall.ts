@@ -43,7 +43,9 @@ export function shortfallError(fan: Pick<FanOutResult, 'answers' | 'failures'> &
   const code: ErrorCode = single !== undefined && SHARED_REFUSALS.has(single) ? single : (chainDoubt ?? 'insufficient_partials');
   const details: Record<string, unknown> = { answered: fan.answers.length, needed: t, failures: fan.failures };
   if (code === 'rate_limited') details.retryAfterSeconds = retryAfter(fan.failures, t - fan.answers.length);
-  const why = chainDoubt === undefined ? '' : code === 'acl_block_ahead' ? ': the nodes have not reached the ACL block yet; retry' : ': the nodes cannot read the on-chain ACL now; retry';
+  // A managed key's refusal names the state or the policy rule: the first node's words say which.
+  const keyReason = code.startsWith('key_') || code.startsWith('policy_') ? `: ${fan.failures[0]!.message}` : '';
+  const why = chainDoubt === undefined ? keyReason : code === 'acl_block_ahead' ? ': the nodes have not reached the ACL block yet; retry' : ': the nodes cannot read the on-chain ACL now; retry';
   return new TkmsError(code, `${fan.answers.length} of ${committeeSize} nodes answered, ${t} needed${why}${detail ? ` (${detail})` : ''}`, details);
 }
 

@@ -2,6 +2,7 @@ import { equalBytes, decodeHex, encodeHex } from '../bytes.ts';
 import type { Deployment } from '../authz.ts';
 import { TkmsError } from '../errors.ts';
 import { decodeAddress } from '../identifiers.ts';
+import { assertDerivationPath } from './derive.ts';
 import { checkAlias, checkTags, keyChangeDigest, keyChangeSigner, parseKeyChangeBody, ZERO_DIGEST, type KeyAction, type KeyActionBody, type KeyChange } from './key-change.ts';
 import { assertManagedKeyId, isoTime, keyStateAt, keyVersionsAt, KEY_LIMITS, materialKeyId, SECONDS_PER_DAY, type ManagedKey } from './key-model.ts';
 
@@ -84,6 +85,7 @@ export function applyKeyChange(prev: ManagedKey | undefined, change: KeyChange, 
 function created(change: KeyChange, signer: string, digest: string, ctx: KeyApplyContext): ManagedKey {
   const body = parseKeyChangeBody('create', change.body);
   const admins = uniqueAddresses(body.admins, change.keyId);
+  if (body.origin.type === 'derived') assertDerivationPath(body.origin.path);
   if (body.origin.type === 'dkg' && body.rotationPeriodDays != null) {
     throw new TkmsError('key_change_invalid', `key ${change.keyId}: automatic rotation is for derived keys; rotate a DKG key on demand`);
   }

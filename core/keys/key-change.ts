@@ -8,6 +8,7 @@ import { KEY_ID_PATTERN } from '../identifiers.ts';
 import { signedCodec } from '../messages.ts';
 import { addressField, enumField, hexBytesField, integerField, textField, unixSecondsField, type DecodedFields, type WireField } from '../schema.ts';
 import { KEY_LIMITS, KEY_SPECS, KEY_USAGES } from './key-model.ts';
+import { DERIVATION_PATH_MAX_LENGTH } from './derive.ts';
 
 /**
  * A change to a managed key: one EIP-712 message signed by one of the key's admins (by an allowed
@@ -109,7 +110,7 @@ const origin = Union([
     {
       type: Literal('derived'),
       root: StringType({ pattern: KEY_ID_PATTERN, description: 'The DKG key the derived key hangs from (its material key id).' }),
-      path: StringType({ minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]+$', description: '1-256 printable ASCII characters, no spaces: with the root\'s public key, it fixes the key.' }),
+      path: StringType({ minLength: 1, maxLength: DERIVATION_PATH_MAX_LENGTH, description: 'With the root\'s public key, it fixes the key: 1-256 characters, no control characters (core/keys/derive.ts assertDerivationPath).' }),
     },
     { additionalProperties: false },
   ),
