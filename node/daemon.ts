@@ -60,7 +60,7 @@ import { publicResultToJson } from './dkg-runner.ts';
 import { openChainAcl } from '../chain/open-chain-acl.ts';
 import { holdVoteWhileExists } from './vote-hold.ts';
 import { KEY_CHANGES_PROTOCOL } from '../core/keys/key-wire.ts';
-import { createKeyServices } from './key-wiring.ts';
+import { createKeyServices, type KeyServices } from './key-wiring.ts';
 import { runnerKnows } from './key-material.ts';
 import { openNodeKeyRegistry } from './key-registry.ts';
 
@@ -338,7 +338,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     transport: { send: (memberId, frame, timeoutMs) => sendToMember(memberId, DKG_PROTOCOL, frame, timeoutMs) },
   });
   materialExists = (id) => runnerKnows(runner, id) || shares.get(id) !== undefined || keystore.list().includes(id);
-  const keys = createKeyServices({
+  const keys: KeyServices = createKeyServices({
     registry: keyRegistry,
     runner,
     served: servedNow,
@@ -353,6 +353,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     log,
     metrics,
   });
+  epochs.setDroppable((keyId) => keys.deletion.isDestroyed(keyId));
   // Keys of the served epoch, also those made by a DKG this node took no share of (a reshare must name them too).
   const servedKeys = (): KeyEpochData[] => withPublicOnlyKeys(epochs.epochKeys(), runner, epochs.served().committee.epoch);
   // Members only, checked when the stream opens: an outsider's frame is never read.
@@ -447,7 +448,8 @@ async function startServices({ config, committee, selfId, identity, password, lo
   });
   const reshare = createReshareService({
     store: epochs,
-    epochKeys: servedKeys,
+    // A destroyed key is not carried to the next committee: its shares are erased, or about to be.
+    epochKeys: () => servedKeys().filter((k) => !keys.deletion.isDestroyed(k.keyId)),
     createCeremony: (params, id, options) => new ReshareCeremony(params, id, options),
     identity: ceremonyKey,
     seed,

@@ -125,6 +125,7 @@ class FileEpochStore implements NodeEpochStore {
   /** True when the served epoch was reached by a stored certificate (its shares come from epoch files). */
   #reachedByCertificate = false;
   #keys = new Map<string, KeyEpochData>();
+  #droppable: (keyId: string) => boolean = () => false;
   /** Every committee the stored chain names, by epoch (the file's and each certificate's both ends). */
   readonly #committees = new Map<number, CommitteeMembership>();
   /** When the served epoch was committed (the certificate file's mtime after a restart), or undefined at the file's epoch. */
@@ -503,7 +504,8 @@ class FileEpochStore implements NodeEpochStore {
     if (joining) {
       verified = verifyHandover(cert, handover.from, undefined, this.#decoders);
     } else if (served.epoch === cert.fromEpoch) {
-      verified = verifyHandover(cert, served, this.#keys.size > 0 ? this.#keys : undefined, this.#decoders);
+      const kept = new Map([...this.#keys].filter(([keyId]) => !this.#droppable(keyId)));
+      verified = verifyHandover(cert, served, kept.size > 0 ? kept : undefined, this.#decoders);
     } else {
       throw new TkmsError('stale_epoch', `the handover leaves epoch ${cert.fromEpoch}; this node serves epoch ${served.epoch}`);
     }
@@ -553,6 +555,10 @@ class FileEpochStore implements NodeEpochStore {
     this.#shares = next;
     this.#origins = origins;
     await this.#eraseLeftovers(await listDirectory(this.#dir), movedKeyIds(verified.certificate));
+  }
+
+  setDroppable(droppable: (keyId: string) => boolean): void {
+    this.#droppable = droppable;
   }
 
   forgetShare(keyId: string): Promise<void> {

@@ -98,6 +98,11 @@ export interface NodeEpochStore extends EpochStore {
    * way, so it is neither served after the next commit nor dealt again; its public data stays.
    */
   forgetShare(keyId: string): Promise<void>;
+  /**
+   * Keys a certificate may leave behind: a managed key destroyed by its admins (node/key-deletion.ts)
+   * is not carried to the next committee, and a handover that drops it is not a lost key.
+   */
+  setDroppable(droppable: (keyId: string) => boolean): void;
 }
 
 /**

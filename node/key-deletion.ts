@@ -16,7 +16,7 @@ import { erasureDigest, type ErasureRecord } from './key-erasure.ts';
  * Derived keys have no material of their own: their deletion is the refusal alone.
  */
 export interface KeyDeletionOptions {
-  book: Pick<KeyBook, 'list' | 'get'>;
+  book: Pick<KeyBook, 'list' | 'get' | 'byMaterial'>;
   committeeId: string;
   selfId(): number | undefined;
   erase(materialId: string): Promise<ErasureRecord>;
@@ -50,6 +50,20 @@ export class KeyDeletion {
 
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
+  }
+
+  /**
+   * Whether a material key id names a version of a managed DKG key that is destroyed now (its
+   * deletion date passed, erased or about to be): a reshare or refresh does not carry it to the
+   * next committee. Every member decides from the same signed dates.
+   */
+  isDestroyed(materialId: string): boolean {
+    const managed = this.o.book.byMaterial(materialId);
+    if (managed === undefined || managed.key.origin.type !== 'dkg') return false;
+    const now = this.now();
+    if (keyStateAt(managed.key, now) === 'Destroyed') return true;
+    const v = managed.key.versions.find((x) => x.version === managed.version);
+    return v !== undefined && versionStateAt(v, now) === 'Destroyed';
   }
 
   /** The receipts this node signed for the key's versions. */

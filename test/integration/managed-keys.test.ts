@@ -5,6 +5,8 @@ import { generateAccount, TkmsClient, type Account, type KeyView } from '../../c
 import { Devnet } from '../../deploy/devnet.ts';
 import { makeTempDir, removeDir, waitFor } from '../support/processes.ts';
 import { expectRefusal } from '../support/refusal.ts';
+import { postJson } from '../support/reshare.ts';
+import { getJson } from '../../deploy/devnet-loopback.ts';
 
 /**
  * Managed keys through the whole system on a real devnet (5 node processes, t = 3, a gateway):
@@ -146,5 +148,25 @@ describe('integration: managed keys through the API (devnet: 5 nodes, t = 3, gat
     assert.deepEqual(await keyFiles('temp'), [false, false, false, false, false]);
     await expectRefusal(alice.decrypt(h.handle), 'key_destroyed');
     await expectRefusal(alice.keys.enable('temp'), 'key_destroyed');
+  });
+
+  it('a refresh after a key was destroyed moves the committee\'s other keys and leaves the destroyed one behind', async () => {
+    const res = await postJson(`${devnet.nodes[0]!.adminUrl}/admin/refresh`, {});
+    assert.equal(res.status, 202, JSON.stringify(res.json));
+    const proposalId = res.json.proposalId as string;
+    for (const node of devnet.nodes) {
+      const status = await waitFor(`node ${node.id} refreshed`, async () => {
+        const list = (await getJson(`${node.adminUrl}/admin/reshare`)).json as { proposals: { proposalId: string; status: string; failureReason?: string }[] };
+        const p = list.proposals.find((x) => x.proposalId === proposalId);
+        return p !== undefined && (p.status === 'done' || p.status === 'failed') ? p : undefined;
+      }, { timeoutMs: 120_000, intervalMs: 250 });
+      assert.equal(status.status, 'done', `node ${node.id}: ${status.failureReason}`);
+    }
+    // The version that lives on, and the root of the derived key, decrypt at the new epoch.
+    const h2 = await alice.encrypt(text('after the refresh'), { keyId: 'app' });
+    assert.equal(h2.keyId, 'app.v2');
+    assert.equal(read((await alice.decrypt(h2.handle)).plaintext), 'after the refresh');
+    const hd = await alice.encryptLocally(text('derived, after the refresh'), { keyId: 'user-7' });
+    assert.equal(read((await alice.decrypt(hd.handle)).plaintext), 'derived, after the refresh');
   });
 });
