@@ -4,7 +4,7 @@ import { TkmsError } from '../errors.ts';
 import { decodeAddress } from '../identifiers.ts';
 import { assertDerivationPath } from './derive.ts';
 import { checkAlias, checkTags, keyChangeDigest, keyChangeSigner, parseKeyChangeBody, ZERO_DIGEST, type KeyAction, type KeyActionBody, type KeyChange } from './key-change.ts';
-import { assertManagedKeyId, isoTime, keyStateAt, keyVersionsAt, KEY_LIMITS, materialKeyId, SECONDS_PER_DAY, type ManagedKey } from './key-model.ts';
+import { assertManagedKeyId, isoTime, keyStateAt, keyVersionsAt, KEY_LIMITS, materialKeyId, parseMaterialKeyId, SECONDS_PER_DAY, type ManagedKey } from './key-model.ts';
 
 /**
  * Applies one signed change to a managed key: the only way a key's state moves, on every node and
@@ -31,8 +31,8 @@ export interface KeyApplyContext {
   allowShortDeletionWindow: boolean;
   /** Checks a policy and returns its stored form (core/keys/policy.ts); throws bad_request. */
   parsePolicy(policy: Record<string, unknown>): Record<string, unknown>;
-  /** Whether DKG material of a key id exists here already (core/keys/key-book.ts KeyBookOptions). */
-  materialExists?(materialId: string): boolean;
+  /** The key ids of the DKG material held here (core/keys/key-book.ts KeyBookOptions.materialIds). */
+  materialIds?(): Iterable<string>;
 }
 
 export interface AppliedChange {
@@ -65,7 +65,7 @@ export function applyKeyChange(prev: ManagedKey | undefined, change: KeyChange, 
   const digest = encodeHex(keyChangeDigest(change, ctx.deployment));
   if (prev === undefined) {
     ctx.mayCreate(signer);
-    requireNewMaterial(change.keyId, change.keyId, ctx);
+    requireNoMaterialOf(change.keyId, ctx);
     return { key: created(change, signer, digest, ctx), digest, signer };
   }
   if (!prev.admins.includes(signer)) throw new TkmsError('not_key_admin', `${signer} is not an admin of key ${prev.keyId}`);
@@ -169,7 +169,7 @@ const APPLY: { [A in Exclude<KeyAction, 'create'>]: Apply<A> } = {
     if (key.state !== 'Enabled') invalid(key, `is ${key.state}: only an Enabled key rotates`);
     if (key.versions.length >= KEY_LIMITS.maxVersions) limit(`key ${key.keyId} has ${KEY_LIMITS.maxVersions} versions, the most a key may have`);
     const last = key.versions[key.versions.length - 1]!;
-    if (key.origin.type === 'dkg') requireNewMaterial(key.keyId, materialKeyId(key.keyId, last.version + 1), ctx);
+    requireNewMaterial(key.keyId, materialKeyId(key.keyId, last.version + 1), ctx);
     key.versions.push({ version: last.version + 1, createdAt: change.issuedAt, deletionDate: null });
   },
   setRotation: (key, body) => {
@@ -184,10 +184,18 @@ const APPLY: { [A in Exclude<KeyAction, 'create'>]: Apply<A> } = {
   },
 };
 
-/** A managed key never takes over material made without it (an operator's DKG of the same id). */
+/** A managed key never takes over material made without it (an operator's DKG of `<keyId>` or `<keyId>.v<n>`). */
+function requireNoMaterialOf(keyId: string, ctx: KeyApplyContext): void {
+  for (const id of ctx.materialIds?.() ?? []) {
+    if (parseMaterialKeyId(id).keyId === keyId) {
+      throw new TkmsError('conflict', `key id ${id} already names a key made by a DKG outside the managed keys; key ${keyId} cannot take it over (choose another key id)`);
+    }
+  }
+}
+
 function requireNewMaterial(keyId: string, materialId: string, ctx: KeyApplyContext): void {
-  if (ctx.materialExists?.(materialId) === true) {
-    throw new TkmsError('conflict', `key id ${materialId} already names a key made by a DKG outside the managed keys; key ${keyId} cannot take it over (choose another key id)`);
+  for (const id of ctx.materialIds?.() ?? []) {
+    if (id === materialId) throw new TkmsError('conflict', `key id ${materialId} already names a key made by a DKG outside the managed keys; key ${keyId} cannot rotate onto it`);
   }
 }
 

@@ -3,7 +3,8 @@ import type { Deployment } from '../authz.ts';
 import { TkmsError } from '../errors.ts';
 import { applyKeyChange, type AppliedChange, type KeyApplyContext } from './key-apply.ts';
 import { keyChangeDigest, type KeyChange } from './key-change.ts';
-import { keyStateAt, parseMaterialKeyId, type KeyState, type ManagedKey } from './key-model.ts';
+import { keyStateAt, keyVersionsAt, parseMaterialKeyId, type KeyState, type ManagedKey } from './key-model.ts';
+import { parseKeyChangeBody } from './key-change.ts';
 
 /**
  * Every managed key a party (node or gateway) holds, with the signed changes that made each one:
@@ -28,11 +29,12 @@ export interface KeyBookOptions {
   /** At most this many changes per key. */
   maxChangesPerKey: number;
   /**
-   * Whether DKG material of this key id (a result or a share) exists already: a create, or a rotate,
-   * whose material id names it is refused (conflict), so no creator can adopt a key an operator made
-   * (and then disable or delete it). Absent: nothing is checked (a party that holds no material).
+   * The key ids of the DKG material this party holds (results and shares): a create of a key id any
+   * of them belongs to (`<keyId>` or `<keyId>.v<n>`), or a rotate to one of them, is refused
+   * (conflict), so no creator can adopt a key an operator made (and then disable or delete it).
+   * Absent: nothing is checked (a party that holds no material).
    */
-  materialExists?: (materialId: string) => boolean;
+  materialIds?: () => Iterable<string>;
 }
 
 export interface KeyFilter {
@@ -48,8 +50,13 @@ interface Entry {
 
 export class KeyBook {
   private readonly keys = new Map<string, Entry>();
-  /** alias → key id (the one whose change took it; core/keys/key-apply.ts refuses a taken alias). */
-  private readonly aliases = new Map<string, string>();
+  /**
+   * alias → the keys claiming it, with the signed time of the change that gave it. Two keys' admins
+   * may claim one alias at once, and members apply the two changes in different orders; the alias
+   * then names the earliest claim (by time, then key id) on every member alike, whatever the order.
+   * The gateway refuses a claim of an alias another key holds before sending it (`aliasHolder`).
+   */
+  private readonly aliasClaims = new Map<string, Map<string, number>>();
   private readonly created = new Map<string, number>();
   /** Every change taken, in the order taken here: what sync pages walk. */
   private readonly order: KeyChange[] = [];
@@ -62,13 +69,13 @@ export class KeyBook {
       deployment: options.deployment,
       allowShortDeletionWindow: options.allowShortDeletionWindow,
       parsePolicy: options.parsePolicy,
-      aliasHolder: (alias) => this.aliases.get(alias),
+      aliasHolder: () => undefined,
       mayCreate: (creator) => this.mayCreate(creator),
     };
-    const { materialExists } = options;
-    if (materialExists !== undefined) this.ctx.materialExists = materialExists;
+    const { materialIds } = options;
+    if (materialIds !== undefined) this.ctx.materialIds = materialIds;
     // A log read back holds the creates and rotates that made material: it exists now because of them.
-    this.replayCtx = { ...this.ctx, allowShortDeletionWindow: true, mayCreate: () => undefined, materialExists: () => false };
+    this.replayCtx = { ...this.ctx, allowShortDeletionWindow: true, mayCreate: () => undefined, materialIds: () => [] };
   }
 
   get size(): number {
@@ -85,21 +92,49 @@ export class KeyBook {
 
   /** A key by id, or by alias (`alias/…`). */
   resolve(keyIdOrAlias: string): ManagedKey | undefined {
-    const keyId = keyIdOrAlias.startsWith('alias/') ? this.aliases.get(keyIdOrAlias) : keyIdOrAlias;
+    const keyId = keyIdOrAlias.startsWith('alias/') ? this.aliasHolder(keyIdOrAlias) : keyIdOrAlias;
     return keyId === undefined ? undefined : this.get(keyId);
   }
 
-  /** The managed key and version a material key id (a handle's key id, a DKG's key id) names. */
-  byMaterial(materialId: string): { key: ManagedKey; version: number } | undefined {
+  /** The key an alias names: the earliest claim, by signed time and then key id. */
+  aliasHolder(alias: string): string | undefined {
+    let best: [string, number] | undefined;
+    for (const [keyId, at] of this.aliasClaims.get(alias) ?? []) {
+      if (best === undefined || at < best[1] || (at === best[1] && keyId < best[0])) best = [keyId, at];
+    }
+    return best?.[0];
+  }
+
+  /**
+   * The gateway's check before it sends a change: an alias the change gives its key must not name
+   * another key already (alias_taken). Members do not refuse on it (their order of applying changes
+   * to two keys differs); they resolve a clash as `aliasHolder` says.
+   */
+  requireAliasesFree(change: KeyChange): void {
+    const added = aliasesAdded(change);
+    for (const alias of added) {
+      const holder = this.aliasHolder(alias);
+      if (holder !== undefined && holder !== change.keyId) throw new TkmsError('alias_taken', `alias ${alias} already names key ${holder}`);
+    }
+  }
+
+  /**
+   * The managed key and version a material key id (a handle's key id, a DKG's key id) names, when the
+   * key has that version at `nowSeconds`; else undefined (the id is not the managed key's).
+   */
+  byMaterial(materialId: string, nowSeconds: number): { key: ManagedKey; version: number } | undefined {
     const { keyId, version } = parseMaterialKeyId(materialId);
     const key = this.get(keyId);
-    return key === undefined ? undefined : { key, version };
+    if (key === undefined) return undefined;
+    const last = key.versions[key.versions.length - 1]!.version;
+    if (version > last && version > keyVersionsAt(key, nowSeconds).length) return undefined;
+    return { key, version };
   }
 
   list(filter: KeyFilter, nowSeconds: number): ManagedKey[] {
     const out: ManagedKey[] = [];
     for (const { key } of this.keys.values()) {
-      if (filter.alias !== undefined && !key.aliases.includes(filter.alias)) continue;
+      if (filter.alias !== undefined && this.aliasHolder(filter.alias) !== key.keyId) continue;
       if (filter.state !== undefined && keyStateAt(key, nowSeconds) !== filter.state) continue;
       if (filter.tag !== undefined) {
         // Own tags only: `constructor` or `toString` would otherwise match every key.
@@ -160,8 +195,13 @@ export class KeyBook {
     const entry = this.keys.get(change.keyId);
     if ((entry?.key.sequence ?? 0) + 1 !== applied.key.sequence) throw new TkmsError('internal', `key ${change.keyId}: a change was committed out of order`);
     const before = entry?.key.aliases ?? [];
-    for (const alias of before) if (!applied.key.aliases.includes(alias)) this.aliases.delete(alias);
-    for (const alias of applied.key.aliases) this.aliases.set(alias, change.keyId);
+    for (const alias of before) if (!applied.key.aliases.includes(alias)) this.aliasClaims.get(alias)?.delete(change.keyId);
+    for (const alias of applied.key.aliases) {
+      if (before.includes(alias)) continue;
+      const claims = this.aliasClaims.get(alias) ?? new Map<string, number>();
+      claims.set(change.keyId, change.issuedAt);
+      this.aliasClaims.set(alias, claims);
+    }
     if (entry === undefined) {
       this.keys.set(change.keyId, { key: applied.key, changes: [change] });
       this.created.set(applied.signer, (this.created.get(applied.signer) ?? 0) + 1);
@@ -178,4 +218,16 @@ export class KeyBook {
     const count = this.created.get(creator) ?? 0;
     if (count >= perCreatorQuota) throw new TkmsError('key_limit_exceeded', `${creator} created ${count} keys, its quota (keys.perCreatorQuota)`);
   }
+}
+
+/** The aliases a change gives its key (create, createAlias, renameAlias); [] when its body does not parse. */
+function aliasesAdded(change: KeyChange): string[] {
+  try {
+    if (change.action === 'create') return parseKeyChangeBody('create', change.body).aliases ?? [];
+    if (change.action === 'createAlias') return [parseKeyChangeBody('createAlias', change.body).alias];
+    if (change.action === 'renameAlias') return [parseKeyChangeBody('renameAlias', change.body).to];
+  } catch {
+    // The change's own checks refuse it with the reason.
+  }
+  return [];
 }

@@ -35,8 +35,7 @@ describe('integration: managed keys through the API (devnet: 5 nodes, t = 3, gat
 
   after(async () => {
     await devnet?.stop();
-    if (process.env.TKMS_TEST_KEEP_DIR === undefined) await removeDir(dir);
-    else console.log(`logs kept in ${dir}`);
+    await removeDir(dir);
   });
 
   /** Waits until the gateway publishes the DKG result of `version` (the committee ran its DKG). */
