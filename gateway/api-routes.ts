@@ -6,6 +6,7 @@ import { EX, EXAMPLE_COMMITTEE, EXAMPLE_HANDLE_FIELDS, EXAMPLE_KEY_CHANGES, EXAM
 import { KEY_CHANGE_PAGE_SIZE } from '../core/keys/key-wire.ts';
 import { KEY_STATES } from '../core/keys/key-model.ts';
 import * as S from './api-schemas.ts';
+import * as K from './key-schemas.ts';
 
 /**
  * Every route of the gateway API, declared once: method, path, schemas, examples and what it
@@ -89,10 +90,10 @@ const KEY_CHANGE_ERROR_NOTES: Partial<Record<number, string>> = {
   503: BODY_BUDGET_NOTE,
 };
 const keyChangeResponses = (key: unknown): Record<number, ApiResponse> => ({
-  200: { description: 'Effective: at least n − t + 1 members applied the change.', schema: S.KeyChangeResult, example: { key, acknowledgedBy: [1, 2, 3], needed: 2, effective: true, failures: [] } },
+  200: { description: 'Effective: at least n − t + 1 members applied the change.', schema: K.KeyChangeResult, example: { key, acknowledgedBy: [1, 2, 3], needed: 2, effective: true, failures: [] } },
   202: {
     description: 'Applied by fewer than n − t + 1 members: not yet effective. Send the same change again.',
-    schema: S.KeyChangeResult,
+    schema: K.KeyChangeResult,
     example: { key, acknowledgedBy: [1], needed: 2, effective: false, failures: [{ nodeId: 2, code: 'timeout', message: 'no answer within 3000 ms' }, { nodeId: 3, code: 'unavailable', message: 'connection refused' }] },
   },
 });
@@ -152,14 +153,14 @@ export const API_ROUTES: readonly ApiRoute[] = [
     description:
       'Asks the nodes for their public DKG results (at most once a second) and lists those that verify and that at least t members hold identically (a key id for which members hold different valid results of one session is withdrawn; a valid result of another session for a published key is ignored), sorted by key id. `managed` lists the managed keys of the gateway\'s copy of the key changes (caught up from the members every 30 s), filtered by `tag` (`?tag=team` for any value, `?tag=team%3Dfinance` for one, split at the first `=`), `alias` (`?alias=alias%2Fpayroll`) and `state` (' +
       KEY_STATES.map((st) => `\`${st}\``).join(', ') +
-      `, at the gateway's clock), at most ${S.MAX_LISTED_MANAGED_KEYS} and ${S.MAX_LISTED_VIEW_BYTES / 1024 / 1024} MiB of them a page: \`managedNext\` is the \`after\` of the next page.`,
+      `, at the gateway's clock), at most ${K.MAX_LISTED_MANAGED_KEYS} and ${K.MAX_LISTED_VIEW_BYTES / 1024 / 1024} MiB of them a page: \`managedNext\` is the \`after\` of the next page.`,
     query: {
       tag: { type: 'string', pattern: '^[A-Za-z0-9 _.:/=+@-]{1,385}$', maxLength: 385, description: 'Managed keys with this tag: `key` (any value) or `key=value` (split at the first `=`).', example: 'team=finance' },
       alias: { type: 'string', pattern: '^alias/[A-Za-z0-9/_-]{1,250}$', maxLength: 256, description: 'The managed key with this alias.', example: 'alias/payroll' },
       state: { type: 'string', pattern: `^(${KEY_STATES.join('|')})$`, maxLength: 16, description: `Managed keys in this state at the gateway's clock: ${KEY_STATES.join(', ')}.`, example: 'Enabled' },
       after: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,63}$', maxLength: 64, description: 'Managed keys after this key id (the previous page\'s `managedNext`).', example: 'demo' },
     },
-    responses: { 200: { description: 'The published keys and the managed keys.', schema: S.KeyList, example: { keys: [EX.key], managed: [EXAMPLE_KEY_VIEWS.created], managedNext: null } } },
+    responses: { 200: { description: 'The published keys and the managed keys.', schema: K.KeyList, example: { keys: [EX.key], managed: [EXAMPLE_KEY_VIEWS.created], managedNext: null } } },
     errors: { 400: ['bad_request'], 429: ['rate_limited'], 500: ['internal'] },
     errorNotes: { 400: 'A query parameter that does not match its pattern.', 429: IP_RATE_NOTE },
   },
@@ -171,7 +172,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     summary: 'One key: group public key, verification shares, DKG result signatures; and the managed key of that id or alias',
     description:
       'For a published DKG key the answer is as it always was, plus `managed` when the id also names a managed key (an alias names the managed key; its version 1 is the DKG key of the managed key\'s id). A managed key without a published DKG result of its id (a derived key, a DKG key whose ceremony has not finished) answers with `managed` alone.',
-    responses: { 200: { description: 'The key.', schema: S.KeyDescription, example: { ...EX.key, managed: EXAMPLE_KEY_VIEWS.created } } },
+    responses: { 200: { description: 'The key.', schema: K.KeyDescription, example: { ...EX.key, managed: EXAMPLE_KEY_VIEWS.created } } },
     errors: { 400: ['bad_key_id'], 404: ['unknown_key'], 429: ['rate_limited'], 500: ['internal'] },
     errorNotes: { 429: IP_RATE_NOTE },
   },
@@ -182,7 +183,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     tag: 'keys',
     summary: 'Create a managed key: send its signed create change to every node',
     description: `${KEY_CHANGE_NOTE} The change's action must be \`create\` (sequence 1, \`previous\` 32 zero bytes), signed by an account config \`keys.creators\` allows, within its \`keys.perCreatorQuota\`.`,
-    body: { schema: S.KeyChangeBody, description: 'The signed create change.', example: { change: EXAMPLE_KEY_CHANGES.create } },
+    body: { schema: K.KeyChangeBody, description: 'The signed create change.', example: { change: EXAMPLE_KEY_CHANGES.create } },
     responses: keyChangeResponses(EXAMPLE_KEY_VIEWS.created),
     errors: KEY_CHANGE_ERRORS,
     errorNotes: KEY_CHANGE_ERROR_NOTES,
@@ -194,7 +195,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     tag: 'keys',
     summary: 'Change a managed key (describe, alias, tag, enable, disable, schedule or cancel deletion, rotate, policy, admins): send the signed change to every node',
     description: `${KEY_CHANGE_NOTE} The change's \`keyId\` must be the key id in the path (not an alias), and its action anything but \`create\`, signed by one of the key's admins.`,
-    body: { schema: S.KeyChangeBody, description: 'The signed change.', example: { change: EXAMPLE_KEY_CHANGES.disable } },
+    body: { schema: K.KeyChangeBody, description: 'The signed change.', example: { change: EXAMPLE_KEY_CHANGES.disable } },
     responses: keyChangeResponses(EXAMPLE_KEY_VIEWS.disabled),
     errors: KEY_CHANGE_ERRORS,
     errorNotes: { ...KEY_CHANGE_ERROR_NOTES, 400: `${KEY_CHANGE_ERROR_NOTES[400]} Also a change whose keyId is not the path's, or a create.` },
@@ -207,7 +208,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     summary: 'A managed key\'s signed changes, in order',
     description: `A page of at most ${KEY_CHANGE_PAGE_SIZE} of the key's changes after sequence \`after\` (default 0), from the gateway's copy. Every change carries its admin's signature and the digest of the one before: a client can check the whole history itself.`,
     query: { after: { minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Answer the changes after this sequence number (default 0: from the create).', example: 0 } },
-    responses: { 200: { description: 'A page of changes.', schema: S.KeyChangePage, example: { changes: [EXAMPLE_KEY_CHANGES.create, EXAMPLE_KEY_CHANGES.disable], next: null } } },
+    responses: { 200: { description: 'A page of changes.', schema: K.KeyChangePage, example: { changes: [EXAMPLE_KEY_CHANGES.create, EXAMPLE_KEY_CHANGES.disable], next: null } } },
     errors: { 400: ['bad_request', 'bad_key_id'], 404: ['unknown_key'], 429: ['rate_limited'], 500: ['internal'] },
     errorNotes: { 429: IP_RATE_NOTE },
   },
@@ -217,7 +218,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     path: '/v1/keys/{keyId}/policy',
     tag: 'keys',
     summary: 'A managed key\'s purpose-bound policy',
-    responses: { 200: { description: 'The policy and the key sequence it is read at.', schema: S.KeyPolicy, example: { keyId: EX.key.keyId, sequence: 2, policy: {} } } },
+    responses: { 200: { description: 'The policy and the key sequence it is read at.', schema: K.KeyPolicy, example: { keyId: EX.key.keyId, sequence: 2, policy: {} } } },
     errors: { 400: ['bad_key_id'], 404: ['unknown_key'], 429: ['rate_limited'], 500: ['internal'] },
     errorNotes: { 429: IP_RATE_NOTE },
   },

@@ -38,16 +38,13 @@ import {
 } from '../core/index.ts';
 import { assertParticipantId } from '../core/shamir.ts';
 import { assertKeyId, KEY_ID_PATTERN } from '../core/identifiers.ts';
-import { KeyChangeMessage } from '../core/keys/key-change.ts';
-import { KEY_LIMITS, KEY_SPECS, KEY_STATES, KEY_USAGES } from '../core/keys/key-model.ts';
-import { KEY_CHANGE_PAGE_SIZE } from '../core/keys/key-wire.ts';
 import { SESSION_ID_LENGTH } from '../core/dkg/index.ts';
 import { MAX_EPOCH, MIN_REFRESH_INTERVAL_SECONDS } from '../core/committee.ts';
 import { MAX_HANDOVER_KEYS } from '../core/ceremony/handover.ts';
 import { COMMITTEE_PAGE_SIZE } from './epochs.ts';
 import { SECP256K1_SPKI_PREFIX_HEX } from '../core/spki.ts';
 import { explainerOf, explainWith } from '../net/http-validation.ts';
-import { EX, EXAMPLE_HANDLE_FIELDS, EXAMPLE_KEY_CHANGES, EXAMPLE_KEY_VIEWS } from './api-examples.ts';
+import { EX, EXAMPLE_HANDLE_FIELDS } from './api-examples.ts';
 import { LOG_WINDOW_BLOCKS, MAX_LISTED_GRANTS, MAX_LISTED_LOGS, MAX_LOG_WINDOWS } from '../chain/chain-acl.ts';
 
 /**
@@ -61,17 +58,32 @@ import { LOG_WINDOW_BLOCKS, MAX_LISTED_GRANTS, MAX_LISTED_LOGS, MAX_LOG_WINDOWS 
 
 const NAMES = new WeakMap<object, string>();
 const REFINED = new WeakMap<object, { base: object; description: string }>();
-const COMPONENTS = new Map<string, TSchema>();
+const COMPONENTS = new Map<string, { kind: ComponentKind; schema: TSchema }>();
+/**
+ * The document lists components by kind in this order, each kind in declaration order: the
+ * managed-key schemas (gateway/key-schemas.ts) are declared after this module's but belong to
+ * several kinds.
+ */
+const COMPONENT_KINDS = ['primitive', 'signed message', 'request body', 'path parameter', 'response', 'error'] as const;
+type ComponentKind = (typeof COMPONENT_KINDS)[number];
 
-/** Registers `schema` as the component `name` of the OpenAPI document. */
-function component<T extends TSchema>(name: string, schema: T): T {
-  NAMES.set(schema, name);
-  COMPONENTS.set(name, schema);
-  return schema;
+/** Registers schemas of one kind: `schema` becomes the component `name` of the OpenAPI document. */
+function registrar(kind: ComponentKind) {
+  return <T extends TSchema>(name: string, schema: T): T => {
+    NAMES.set(schema, name);
+    COMPONENTS.set(name, { kind, schema });
+    return schema;
+  };
 }
+const primitiveComponent = registrar('primitive');
+const signedComponent = registrar('signed message');
+export const requestComponent = registrar('request body');
+const paramComponent = registrar('path parameter');
+export const responseComponent = registrar('response');
+const errorComponent = registrar('error');
 
 /** A registered schema with its own description at one use (a `$ref` with a description in OpenAPI). */
-function described<T extends TSchema>(base: T, description: string): T {
+export function described<T extends TSchema>(base: T, description: string): T {
   const out = { ...base, description } as T;
   REFINED.set(out, { base, description });
   const explain = explainerOf(base);
@@ -88,7 +100,7 @@ export function refinement(schema: object): { base: object; description: string 
 
 /** A core field as a named component: its wire schema, its decode step explaining refusals. */
 function fieldComponent(name: string, field: Pick<AnyWireField, "schema" | "explain">, description: string, examples?: unknown[]): TSchema {
-  return component(name, explainWith({ ...field.schema, description, ...(examples === undefined ? {} : { examples }) } as TSchema, field.explain));
+  return primitiveComponent(name, explainWith({ ...field.schema, description, ...(examples === undefined ? {} : { examples }) } as TSchema, field.explain));
 }
 
 /** Node ids a delegate request may ask the gateway to skip. */
@@ -100,7 +112,7 @@ function hexBytes(length: number, description: string): TSchema {
   return explainWith({ ...field.schema }, field.explain);
 }
 
-function closed<P extends Record<string, TSchema>>(properties: P, opts: { description?: string; examples?: unknown[] } = {}) {
+export function closed<P extends Record<string, TSchema>>(properties: P, opts: { description?: string; examples?: unknown[] } = {}) {
   return Type.Object(properties, { additionalProperties: false, ...opts });
 }
 
@@ -124,13 +136,13 @@ export const EphemeralKeyProof = fieldComponent(
   [EX.kProof],
 );
 const pointField = hexBytesField(COMPRESSED_POINT_LENGTH, { description: '' });
-export const CompressedPoint = component(
+export const CompressedPoint = primitiveComponent(
   'CompressedPoint',
   explainWith({ ...pointField.schema, description: `A secp256k1 point, 33-byte compressed SEC1 (02 or 03 first), on the curve. ${HEX_FORM}` } as TSchema, (value, name) => {
     pointField.explain(value, name);
   }),
 );
-export const Signature = component(
+export const Signature = primitiveComponent(
   'Signature',
   explainWith(
     { ...signatureField.schema, description: 'Ethereum signature r ‖ s ‖ v, 65 bytes, 0x + 130 hex digits; low s, v ∈ {27, 28} (0x1b, 0x1c), or it does not verify (403 `unauthorized`).' } as TSchema,
@@ -143,15 +155,15 @@ export const RsaSpki = fieldComponent(
   hexBytesUpToField(MAX_SPKI_BYTES, { prefix: 'forbidden', description: '' }),
   'DER SubjectPublicKeyInfo of the requester\'s RSA-OAEP key (2048..4096-bit modulus, exponent 65537, canonical DER), as hex WITHOUT a 0x prefix (spec). At most 1024 bytes. Nodes wrap their partials to it with RSA-OAEP (SHA-256, MGF1-SHA-256, empty label). In the EIP-712 message it is the `bytes` value of these DER bytes (wallet libraries take it as 0x-hex).',
 );
-export const Base64 = component(
+export const Base64 = primitiveComponent(
   'Base64',
   explainWith(Type.String({ pattern: BASE64_PATTERN, contentEncoding: 'base64', description: 'Standard base64 with padding (RFC 4648 §4), no whitespace.' }), (value, name) => void decodeBase64(value, { name })),
 );
-export const NodeId = component(
+export const NodeId = primitiveComponent(
   'NodeId',
   explainWith(Type.Integer({ minimum: 1, maximum: MAX_PARTICIPANT_ID, description: 'A committee member id (its Shamir x-coordinate).' }), (value, name) => assertParticipantId(value, name)),
 );
-export const ErrorCode = component('ErrorCode', Type.String({ enum: Object.keys(ERROR_CODES), description: 'Stable error code (core/errors.ts); clients switch on it, never on the message.' }));
+export const ErrorCode = primitiveComponent('ErrorCode', Type.String({ enum: Object.keys(ERROR_CODES), description: 'Stable error code (core/errors.ts); clients switch on it, never on the message.' }));
 
 // --- signed messages: core/messages.ts's declarations, documented for wallets -------------------
 
@@ -180,7 +192,7 @@ const FIELD_COMPONENTS: Record<string, TSchema> = {
 const wireShape = (schema: object): string => JSON.stringify(Object.entries(schema).filter(([k]) => k !== 'description' && k !== 'examples').sort(([a], [b]) => (a < b ? -1 : 1)));
 
 /** `primitives: false` for a message whose fields are its own (a key change's), not the named primitives above. */
-function signedMessage(codec: SignedCodec<WireFields>, what: string, primitives = true): TSchema {
+export function signedMessage(codec: SignedCodec<WireFields>, what: string, primitives = true): TSchema {
   const struct = codec.struct;
   for (const [name, field] of primitives ? Object.entries(codec.schema.properties as Record<string, TSchema>) : []) {
     const base = FIELD_COMPONENTS[name];
@@ -209,20 +221,15 @@ function signedMessage(codec: SignedCodec<WireFields>, what: string, primitives 
     },
   };
   const schema = { ...codec.schema, description, 'x-eip712': eip712 } as TSchema;
-  return component(struct.name, explainWith(schema, (value) => void codec.decode(value)));
+  return signedComponent(struct.name, explainWith(schema, (value) => void codec.decode(value)));
 }
 
-const asSigned = (codec: unknown): SignedCodec<WireFields> => codec as SignedCodec<WireFields>;
+export const asSigned = (codec: unknown): SignedCodec<WireFields> => codec as SignedCodec<WireFields>;
 export const EncryptRequest = signedMessage(asSigned(EncryptRequestMessage), 'The owner\'s signed request to have the gateway encrypt a plaintext to a key and store the result as a handle the owner owns.');
 export const RegisterHandle = signedMessage(asSigned(RegisterHandleMessage), 'The owner\'s signature over a handle they computed for a ciphertext they encrypted themselves.');
 export const Grant = signedMessage(asSigned(GrantMessage), 'The owner lets `grantee` decrypt the handle until `notAfter`. A later grant (greater issuedAt) to the same grantee replaces an earlier one.');
 export const Revocation = signedMessage(asSigned(RevocationMessage), 'The owner cancels every grant to `grantee` on the handle issued at or before `revokedAt`.');
 export const Delegation = signedMessage(asSigned(DelegationMessage), 'The requester (the owner, or a grantee) asks the nodes for their partial decryptions of the handle, wrapped to the requester\'s RSA key.');
-export const KeyChange = signedMessage(
-  asSigned(KeyChangeMessage),
-  'A change to a managed key, signed by one of its admins (for `create`, by an account config `keys.creators` allows). `sequence` is one more than the key\'s, `previous` the digest of its last change (`head` in a KeyView; 32 zero bytes for create): every node applies a key\'s changes in that order only. `body` is the action\'s parameters as JSON text (docs/keys.md).',
-  false,
-);
 export const SIGNED_STRUCTS = [EncryptRequestMessage, RegisterHandleMessage, GrantMessage, RevocationMessage, DelegationMessage].map((m) => m.struct);
 
 // --- request bodies and path parameters -------------------------------------------------
@@ -239,14 +246,14 @@ const ciphertext = explainWith(
 );
 REFINED.set(ciphertext, { base: Base64, description: String((ciphertext as { description?: unknown }).description) });
 
-export const EncryptBody = component(
+export const EncryptBody = requestComponent(
   'EncryptBody',
   closed(
     { request: EncryptRequest, plaintext: described(Base64, 'The plaintext, standard padded base64; at most maxPlaintextBytes (default 1 MiB) decoded.') },
     { description: 'POST /v1/encrypt body.', examples: [{ request: EX.encryptRequest, plaintext: EX.plaintext }] },
   ),
 );
-export const RegisterHandleBody = component(
+export const RegisterHandleBody = requestComponent(
   'RegisterHandleBody',
   closed(
     {
@@ -262,7 +269,7 @@ export const RegisterHandleBody = component(
     },
   ),
 );
-export const DelegateBody = component(
+export const DelegateBody = requestComponent(
   'DelegateBody',
   closed(
     {
@@ -274,14 +281,9 @@ export const DelegateBody = component(
   ),
 );
 
-export const KeyChangeBody = component(
-  'KeyChangeBody',
-  closed({ change: KeyChange }, { description: 'POST /v1/keys and POST /v1/keys/{keyId}/changes body: one signed key change.', examples: [{ change: EXAMPLE_KEY_CHANGES.create }] }),
-);
-
 /** An alias as key changes name it (core/keys/key-change.ts). */
-const ALIAS_PATTERN = '^alias/[A-Za-z0-9/_-]{1,250}$';
-export const KeyIdOrAlias = component(
+export const ALIAS_PATTERN = '^alias/[A-Za-z0-9/_-]{1,250}$';
+export const KeyIdOrAlias = paramComponent(
   'KeyIdOrAlias',
   explainWith(
     Type.String({
@@ -323,7 +325,7 @@ const byMemberId = (value: TSchema, description: string): TSchema => Type.Unsafe
 
 const epochField = (description: string): TSchema => Type.Integer({ minimum: 0, maximum: MAX_EPOCH, description });
 
-export const Health = component(
+export const Health = responseComponent(
   'Health',
   closed(
     {
@@ -337,7 +339,7 @@ export const Health = component(
     { description: 'Gateway readiness.' },
   ),
 );
-export const CommitteeMember = component(
+export const CommitteeMember = responseComponent(
   'CommitteeMember',
   closed(
     {
@@ -348,7 +350,7 @@ export const CommitteeMember = component(
     { description: 'A committee member, from the committee file.' },
   ),
 );
-export const PublishedKey = component(
+export const PublishedKey = responseComponent(
   'PublishedKey',
   closed(
     {
@@ -373,7 +375,7 @@ export const PublishedKey = component(
     { description: 'A key the committee holds: the public DKG result, verified by the gateway, and the committee it belongs to. Clients can verify it themselves.', examples: [EX.key] },
   ),
 );
-export const CommitteeFile = component(
+export const CommitteeFile = responseComponent(
   'CommitteeFile',
   closed(
     {
@@ -393,7 +395,7 @@ export const CommitteeFile = component(
   ),
 );
 const signaturesByMember = byMemberId(hexBytes(64, 'Ed25519 signature.'), 'Member id → Ed25519 signature (RFC 8032, strict) over the certificate\'s vote message (core/ceremony/handover.ts handoverVoteMessage).');
-export const HandoverCertificate = component(
+export const HandoverCertificate = responseComponent(
   'HandoverCertificate',
   closed(
     {
@@ -419,7 +421,7 @@ export const HandoverCertificate = component(
     },
   ),
 );
-export const CommitteeState = component(
+export const CommitteeState = responseComponent(
   'CommitteeState',
   closed(
     {
@@ -436,15 +438,15 @@ export const CommitteeState = component(
     { description: 'The committee the gateway serves and the certificates that lead to it.' },
   ),
 );
-export const HandleStored = component(
+export const HandleStored = responseComponent(
   'HandleStored',
   closed({ ...handleFields, created: Type.Boolean({ description: 'false when the gateway already held this handle (it is left unchanged).' }) }, { description: 'A stored handle.', examples: [{ ...EXAMPLE_HANDLE_FIELDS, created: true }] }),
 );
-export const HandleRecord = component(
+export const HandleRecord = responseComponent(
   'HandleRecord',
   closed({ ...handleFields, ciphertext: storedCiphertext }, { description: 'A handle with its ciphertext. Handles and ciphertexts are public: only t nodes together can decrypt.' }),
 );
-export const ListedGrant = component(
+export const ListedGrant = responseComponent(
   'ListedGrant',
   closed(
     {
@@ -462,7 +464,7 @@ export const ListedGrant = component(
     { description: 'A stored grant (the signed Grant fields) with its current status.' },
   ),
 );
-export const ListedChainGrant = component(
+export const ListedChainGrant = responseComponent(
   'ListedChainGrant',
   closed(
     {
@@ -476,7 +478,7 @@ export const ListedChainGrant = component(
     { description: 'An on-chain grant of the handle\'s owner, from the contract\'s Granted events.' },
   ),
 );
-export const GrantList = component(
+export const GrantList = responseComponent(
   'GrantList',
   closed(
     {
@@ -503,11 +505,11 @@ export const GrantList = component(
     { description: 'Grants the gateway holds or reads for a handle.' },
   ),
 );
-export const GrantStored = component(
+export const GrantStored = responseComponent(
   'GrantStored',
   closed({ grant: Grant, stored: Type.Boolean({ description: 'false when the gateway already held a grant to this grantee issued at the same time or later.' }) }, { description: 'The outcome of storing a grant.' }),
 );
-export const NodeFailure = component(
+export const NodeFailure = responseComponent(
   'NodeFailure',
   closed(
     {
@@ -519,7 +521,7 @@ export const NodeFailure = component(
     { description: 'A node that refused or failed to answer, with its error code (`timeout`, `unavailable` for transport failures).' },
   ),
 );
-export const RevocationResult = component(
+export const RevocationResult = responseComponent(
   'RevocationResult',
   closed(
     {
@@ -532,7 +534,7 @@ export const RevocationResult = component(
     { description: 'The outcome of broadcasting a revocation to the committee.' },
   ),
 );
-export const PartialAnswer = component(
+export const PartialAnswer = responseComponent(
   'PartialAnswer',
   closed(
     {
@@ -544,7 +546,7 @@ export const PartialAnswer = component(
     { description: 'One node\'s partial decryption (core/node-wire.ts partialAnswerToJson).' },
   ),
 );
-export const DelegationResult = component(
+export const DelegationResult = responseComponent(
   'DelegationResult',
   closed(
     {
@@ -559,128 +561,7 @@ export const DelegationResult = component(
     { description: 'Everything a requester needs to decrypt locally. The gateway never sees the plaintext or any unwrapped partial.' },
   ),
 );
-const nullable = (schema: TSchema, description: string): TSchema => Type.Union([schema, Type.Null()], { description });
-const sequenceNumber = (description: string): TSchema => Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description });
-export const KeyVersionView = component(
-  'KeyVersionView',
-  closed(
-    {
-      version: Type.Integer({ minimum: 1, maximum: KEY_LIMITS.maxVersions }),
-      materialKeyId: described(KeyId, 'The key id the version\'s material and its handles are known by: the key id for version 1, `<keyId>.v<n>` after.'),
-      createdAt: Timestamp,
-      deletionDate: nullable(Timestamp, 'When this version alone is scheduled for deletion: the unix time it is destroyed; else null.'),
-      state: Type.String({ enum: ['Enabled', 'PendingDeletion', 'Destroyed'], description: 'The version\'s own state at the gateway\'s clock (the key\'s state applies on top).' }),
-      publicKey: Type.Optional(described(CompressedPoint, 'The version\'s public key, when the gateway holds its published DKG result.')),
-    },
-    { description: 'One version of a managed key.' },
-  ),
-);
-const KeyOrigin = Type.Union(
-  [
-    closed({ type: Type.Literal('dkg') }, { description: 'Each version is its own DKG key.' }),
-    closed({ type: Type.Literal('derived'), root: KeyId, path: Type.String({ minLength: 1, maxLength: 256 }) }, { description: 'Derived from the root DKG key\'s public key and the path: no ceremony.' }),
-  ],
-  { description: 'Where the key\'s material comes from.' },
-);
-export const KeyView = component(
-  'KeyView',
-  closed(
-    {
-      keyId: KeyId,
-      spec: Type.String({ enum: [...KEY_SPECS] }),
-      usage: Type.String({ enum: [...KEY_USAGES] }),
-      origin: KeyOrigin,
-      description: Type.String({ maxLength: KEY_LIMITS.descriptionLength }),
-      aliases: Type.Array(Type.String({ pattern: ALIAS_PATTERN }), { maxItems: KEY_LIMITS.aliasesPerKey }),
-      tags: Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: { type: 'string' }, description: 'Tag key → value.' } as TSchema),
-      admins: Type.Array(Address, { description: 'The accounts that may sign the key\'s changes.' }),
-      policy: Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'The key\'s purpose-bound policy, as its last putPolicy (or create) set it; {} allows what the ACL allows.' } as TSchema),
-      rotationPeriodDays: nullable(Type.Integer({ minimum: KEY_LIMITS.minRotationPeriodDays, maximum: KEY_LIMITS.maxRotationPeriodDays }), 'Automatic rotation period, or null.'),
-      state: Type.String({ enum: [...KEY_STATES], description: 'At the gateway\'s clock: PendingDeletion turns Destroyed at `deletionDate`. Every node decides at its own.' }),
-      deletionDate: nullable(Timestamp, 'While PendingDeletion (or once Destroyed): when the key is (was) destroyed.'),
-      versions: Type.Array(KeyVersionView, { description: 'Every version, automatic rotations included, oldest first.' }),
-      currentVersion: nullable(Type.Integer({ minimum: 1, maximum: KEY_LIMITS.maxVersions }), 'The version new encryptions use (the newest not scheduled for deletion), or null.'),
-      createdAt: Timestamp,
-      creator: described(Address, 'The account that signed the create.'),
-      sequence: sequenceNumber('The sequence of the key\'s last change: the next change carries one more.'),
-      head: described(Bytes32, 'The digest of the key\'s last change: the next change names it as `previous`.'),
-      destruction: Type.Optional(
-        Type.Array(
-          closed(
-            {
-              version: Type.Integer({ minimum: 1, maximum: KEY_LIMITS.maxVersions }),
-              materialKeyId: KeyId,
-              receipts: Type.Array(Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'A member\'s signed destruction receipt (core/keys/destruction-receipt.ts); check it against the member\'s key.' } as TSchema)),
-              confirmedBy: Type.Array(NodeId, { description: 'Members whose receipt for this version verified here.' }),
-              needed: Type.Integer({ minimum: 1, description: 'n − t + 1.' }),
-              destroyed: Type.Boolean({ description: 'confirmedBy.length ≥ needed: fewer than t shares of this version remain, if those members told the truth.' }),
-            },
-            { description: 'The destruction of one version.' },
-          ),
-          { description: 'GET /v1/keys/{keyId} only, for a DKG key with destroyed versions: what each member says it erased (docs/key-deletion.md).' },
-        ),
-      ),
-    },
-    { description: 'A managed key as the gateway\'s copy of the signed changes makes it.', examples: [EXAMPLE_KEY_VIEWS.created] },
-  ),
-);
-export const KeyChangeResult = component(
-  'KeyChangeResult',
-  closed(
-    {
-      key: KeyView,
-      acknowledgedBy: Type.Array(NodeId, { description: 'Members that applied the change (now, or before), ascending.' }),
-      needed: Type.Integer({ minimum: 1, description: 'n − t + 1: with that many members applying it, fewer than t members can still act on the key as before.' }),
-      effective: Type.Boolean({ description: 'acknowledgedBy.length ≥ needed (HTTP 200); otherwise HTTP 202: send the same change again.' }),
-      failures: Type.Array(NodeFailure),
-    },
-    { description: 'The outcome of sending a key change to the committee.' },
-  ),
-);
-export const KeyChangePage = component(
-  'KeyChangePage',
-  closed(
-    {
-      changes: Type.Array(KeyChange, { maxItems: KEY_CHANGE_PAGE_SIZE, description: 'The key\'s signed changes after `after`, in sequence order.' }),
-      next: nullable(sequenceNumber('The `after` of the next page.'), 'The `after` of the next page, or null after the last.'),
-    },
-    { description: 'A page of a key\'s signed changes: anyone can check them (signatures, order) against the key\'s first admins.' },
-  ),
-);
-export const KeyPolicy = component(
-  'KeyPolicy',
-  closed(
-    {
-      keyId: KeyId,
-      sequence: sequenceNumber('The key\'s sequence this policy is read at.'),
-      policy: Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'The key\'s purpose-bound policy (docs/key-policy.md).' } as TSchema),
-    },
-    { description: 'A managed key\'s policy.' },
-  ),
-);
-/** Managed keys in one listing page. */
-export const MAX_LISTED_MANAGED_KEYS = 1000;
-/** Bytes of KeyViews in one listing page: a key's view can reach tens of KiB (tags, aliases, description, policy). */
-export const MAX_LISTED_VIEW_BYTES = 1024 * 1024;
-export const KeyList = component(
-  'KeyList',
-  closed({
-    keys: Type.Array(PublishedKey, { description: 'The published DKG keys (not filtered).' }),
-    managed: Type.Array(KeyView, { maxItems: MAX_LISTED_MANAGED_KEYS, description: `Managed keys that pass the filters, sorted by key id, at most ${MAX_LISTED_MANAGED_KEYS}.` }),
-    managedNext: nullable(KeyId, 'The `after` of the next page of managed keys, or null after the last.'),
-  }),
-);
-export const KeyDescription = component(
-  'KeyDescription',
-  Type.Union(
-    [
-      closed({ ...PublishedKey.properties, managed: Type.Optional(described(KeyView, 'Present when the id (or alias) names a managed key too.')) }, { description: 'A published DKG key, and the managed key of that id when there is one.' }),
-      closed({ managed: KeyView }, { description: 'A managed key without a published DKG result of its id (a derived key, or a DKG key whose ceremony has not finished).' }),
-    ],
-    { description: 'A key: its published DKG result as before, plus `managed` for a managed key.' },
-  ),
-);
-export const ErrorBody = component(
+export const ErrorBody = errorComponent(
   'Error',
   closed(
     {
@@ -697,7 +578,8 @@ export const ErrorBody = component(
   ),
 );
 
-/** Every registered component, in declaration order. */
+/** Every registered component, by kind, each kind in declaration order. */
 export function components(): ReadonlyMap<string, TSchema> {
-  return COMPONENTS;
+  const rank = (kind: ComponentKind): number => COMPONENT_KINDS.indexOf(kind);
+  return new Map([...COMPONENTS].sort(([, a], [, b]) => rank(a.kind) - rank(b.kind)).map(([name, { schema }]) => [name, schema]));
 }

@@ -6,7 +6,7 @@ import type { KeyFilter } from '../core/keys/key-book.ts';
 import { KEY_CHANGE_PAGE_BYTES, KEY_CHANGE_PAGE_SIZE } from '../core/keys/key-wire.ts';
 import { reserveResponseBytes, type RouteHandler } from '../net/http.ts';
 import { API_ROUTES, queryInteger, queryText, type ApiRoute } from './api-routes.ts';
-import { MAX_LISTED_MANAGED_KEYS, MAX_LISTED_VIEW_BYTES } from './api-schemas.ts';
+import { MAX_LISTED_MANAGED_KEYS, MAX_LISTED_VIEW_BYTES } from './key-schemas.ts';
 import type { GatewayKeyRegistry } from './key-registry.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { NodePool } from './node-pool.ts';

@@ -3,9 +3,7 @@ import { join } from 'node:path';
 import type { Libp2p } from 'libp2p';
 import {
   ACL_PROTOCOL,
-  assertKeyId,
   encodeHex,
-  keyIdField,
   decodeKeysReply,
   decodeKeysRequest,
   encodeKeysRequest,
@@ -29,15 +27,14 @@ import { DkgWithdrawals } from './dkg-withdrawals.ts';
 import { handoverPage } from '../core/node-wire.ts';
 import { DkgRunner } from './dkg-runner.ts';
 import { DKG_PROTOCOL, MAX_DKG_FRAME_BYTES } from './dkg-wire.ts';
-import { closeServer, startHttpServer, type Route } from '../net/http.ts';
-import { explainWith } from '../net/http-validation.ts';
-import { Type } from 'typebox';
+import { closeServer, startHttpServer } from '../net/http.ts';
 import { loadIdentityFile, type NodeIdentity } from './identity.ts';
 import { ServiceRunner, type Service } from '../runtime/lifecycle.ts';
 import { Keystore, type StoredKey } from './keystore.ts';
 import { installServerCurveBackend } from '../runtime/curve-setup.ts';
 import { createLogger, type Logger } from '../runtime/logger.ts';
-import { createNodeMetrics, type NodeMetrics } from './metrics.ts';
+import { createNodeMetrics } from './metrics.ts';
+import { ADMIN_MAX_BODY_BYTES, adminRoutes, healthRoute, listenOrExplain, metricsRoute } from './http-routes.ts';
 import { createHost, errorText, FrameClient, NODE_PING_INTERVAL_MS, serveFrames, MemberConnections } from '../net/p2p.ts';
 import { PartialService, ShareBook } from './partial.ts';
 import { SpentRequestIds } from './spent-request-ids.ts';
@@ -63,9 +60,6 @@ import { KEY_CHANGES_PROTOCOL } from '../core/keys/key-wire.ts';
 import { createKeyServices, type KeyServices } from './key-wiring.ts';
 import { runnerKnows } from './key-material.ts';
 import { openNodeKeyRegistry } from './key-registry.ts';
-
-/** A proposal file names two committees of up to 256 members each: more than the default 64 KiB. */
-const ADMIN_MAX_BODY_BYTES = 1024 * 1024;
 
 /** Bytes `count` whole client frames take, length prefixes (at most 4 bytes) included. */
 const clientFrames = (count: number): number => count * (MAX_NODE_FRAME_BYTES + 4);
@@ -102,77 +96,6 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-/** `GET /health` counts the members of the committee served (a reshare changes them, and this node's id). */
-function healthRoute(served: () => { committee: Committee; selfId: number | undefined }, peerId: string, conns: MemberConnections, runner: DkgRunner): Route {
-  return {
-    method: 'GET',
-    path: '/health',
-    handler: () => {
-      const { committee, selfId } = served();
-      const peers = conns.connectedMembers();
-      // The keystore is open whenever the daemon runs (it refuses to start otherwise).
-      const ready = peers.length >= committee.t - 1;
-      return {
-        status: ready ? 200 : 503,
-        json: {
-          status: ready ? 'ready' : 'not_ready',
-          reason: ready ? undefined : `connected to ${peers.length} members, need at least t - 1 = ${committee.t - 1}`,
-          selfId: selfId ?? null,
-          peerId,
-          committeeId: committee.committeeId,
-          epoch: committee.epoch,
-          t: committee.t,
-          n: committee.members.length,
-          keystore: 'open',
-          peersConnected: peers.length,
-          peers,
-          keys: runner.heldKeys().map((k) => k.keyId),
-        },
-      };
-    },
-  };
-}
-
-function metricsRoute(metrics: NodeMetrics): Route {
-  return {
-    method: 'GET',
-    path: '/metrics',
-    handler: async () => ({ status: 200, text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }),
-  };
-}
-
-const proposedKeyId = keyIdField({ description: 'the key id of the DKG to start' });
-/** The operator's `POST /admin/dkg` body: `{ "keyId": "…" }`, nothing else. */
-const DKG_PROPOSAL_BODY = Type.Object({ keyId: explainWith(proposedKeyId.schema, proposedKeyId.explain) }, { additionalProperties: false });
-
-function adminRoutes(runner: DkgRunner): Route[] {
-  return [
-    {
-      method: 'POST',
-      path: '/admin/dkg',
-      schema: { body: DKG_PROPOSAL_BODY },
-      handler: (_req, _url, body) => ({ status: 202, json: runner.propose((body as { keyId: string }).keyId) }),
-    },
-    {
-      method: 'GET',
-      path: '/admin/dkg/{keyId}',
-      handler: (_req, _url, _body, { keyId }) => {
-        assertKeyId(keyId);
-        return { status: 200, json: runner.status(keyId) };
-      },
-    },
-    { method: 'GET', path: '/admin/keys', handler: () => ({ status: 200, json: { keys: runner.heldKeys() } }) },
-  ];
-}
-
-/** Turns a listener's start failure into the error an operator reads ("cannot listen …: EADDRINUSE"). */
-async function listenOrExplain(what: string, start: () => Promise<Server>): Promise<Server> {
-  try {
-    return await start();
-  } catch (e) {
-    throw new TkmsError('unavailable', `cannot listen for ${what}: ${(e as NodeJS.ErrnoException).code ?? errorText(e)}`);
-  }
-}
 
 /**
  * Starts the node: committee, identity, keystore (fails loudly on a wrong password or

@@ -34,7 +34,7 @@ import { EX, EXAMPLE_KEY_CHANGES, EXAMPLE_KEY_VIEWS } from '../../gateway/api-ex
 import type { GatewayConfig } from '../../gateway/config.ts';
 import { GatewayKeyRegistry, type KeyChangeMembers } from '../../gateway/key-registry.ts';
 import { encryptionMaterial, keyView, managedListing } from '../../gateway/key-routes.ts';
-import { MAX_LISTED_MANAGED_KEYS, MAX_LISTED_VIEW_BYTES } from '../../gateway/api-schemas.ts';
+import { MAX_LISTED_MANAGED_KEYS, MAX_LISTED_VIEW_BYTES } from '../../gateway/key-schemas.ts';
 import { parseGatewayConfig } from '../../gateway/config.ts';
 import type { PublishedKey } from '../../gateway/keys.ts';
 import { createGatewayMetrics } from '../../gateway/metrics.ts';
