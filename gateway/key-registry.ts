@@ -2,12 +2,11 @@ import { join } from 'node:path';
 import { isTkmsError, TkmsError } from '../core/index.ts';
 import type { AppliedChange } from '../core/keys/key-apply.ts';
 import { KeyBook, type KeyBookOptions } from '../core/keys/key-book.ts';
-import { keyChangeSigner, type KeyChange } from '../core/keys/key-change.ts';
+import { keyChangeSigner, MAX_SUBMIT_SKEW_SECONDS, type KeyChange } from '../core/keys/key-change.ts';
 import { KEY_CHANGE_PAGE_SIZE } from '../core/keys/key-wire.ts';
 import { MAX_CHANGES_PER_KEY } from '../config/key-registry.ts';
 import { KeyChangeLog } from '../storage/key-change-log.ts';
 import type { Logger } from '../runtime/logger.ts';
-import { MAX_SUBMIT_SKEW_SECONDS } from '../node/key-changes.ts';
 import type { KeyChangeAck, NodeFailure, NodePool } from './node-pool.ts';
 
 /**
@@ -125,6 +124,11 @@ export class GatewayKeyRegistry {
 
   /** The book's check; when the gateway is behind on the key, its history from the members first, then the check again. */
   private async checkHere(change: KeyChange): Promise<AppliedChange> {
+    // Cheap refusals before any member is asked for a key's history: an anonymous caller's change
+    // costs one signature check at most, never n history reads.
+    keyChangeSigner(change, this.opts.book.deployment);
+    this.book.requireAliasesFree(change);
+    this.book.requireNotDestroyedAt(change, Math.floor(Date.now() / 1000) - (this.opts.book.allowShortDeletionWindow ? 0 : MAX_SUBMIT_SKEW_SECONDS));
     try {
       return this.book.check(change);
     } catch (e) {

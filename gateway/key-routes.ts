@@ -92,7 +92,7 @@ export function encryptionMaterial(registry: GatewayKeyRegistry | undefined, key
     const versions = keyVersionsAt(key, nowSeconds);
     target = { key, version: currentVersionAt(key, nowSeconds)?.version ?? versions[versions.length - 1]!.version };
   } else {
-    const named = book.byMaterial(keyId);
+    const named = book.byMaterial(keyId, nowSeconds);
     if (named !== undefined && named.version >= 2) target = named;
   }
   if (target === undefined) return { materialId: keyId, managed: false };

@@ -83,7 +83,7 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     // The committee's deployment names the key changes' signatures, as every node checks them.
     const keyRegistry = await services.open(
       'key registry',
-      () => GatewayKeyRegistry.open({ storeDir: config.storeDir, book: keyBookOptions(config.keys, { committeeId: committee.committeeId }, parseStoredKeyPolicy), members: pool, log, timeoutMs: config.partialTimeoutMs }),
+      () => GatewayKeyRegistry.open({ storeDir: config.storeDir, book: { ...keyBookOptions(config.keys, { committeeId: committee.committeeId }, parseStoredKeyPolicy), materialIds: () => keys.list().map((k) => k.result.keyId) }, members: pool, log, timeoutMs: config.partialTimeoutMs }),
       (r) => r.close(),
     );
     const catchUp = (): Promise<void> => keyRegistry.catchUp().catch((e: unknown) => log.warn({ err: e instanceof Error ? e.message : String(e) }, 'key change catch-up failed'));

@@ -58,7 +58,6 @@ import { openChainAcl } from '../chain/open-chain-acl.ts';
 import { holdVoteWhileExists } from './vote-hold.ts';
 import { KEY_CHANGES_PROTOCOL } from '../core/keys/key-wire.ts';
 import { createKeyServices, type KeyServices } from './key-wiring.ts';
-import { runnerKnows } from './key-material.ts';
 import { openNodeKeyRegistry } from './key-registry.ts';
 
 /** Bytes `count` whole client frames take, length prefixes (at most 4 bytes) included. */
@@ -161,8 +160,8 @@ async function startServices({ config, committee, selfId, identity, password, lo
     (store) => store.close(),
   );
   // Until the DKG runner exists (below) nothing runs a DKG, and the log's replay checks no material.
-  let materialExists = (_materialId: string): boolean => false;
-  const keyRegistry = await services.open('key registry', () => openNodeKeyRegistry(config.stateDir, deployment, config.keys, (id) => materialExists(id), log), (r) => r.close());
+  let materialIds = (): Iterable<string> => [];
+  const keyRegistry = await services.open('key registry', () => openNodeKeyRegistry(config.stateDir, deployment, config.keys, () => materialIds(), log), (r) => r.close());
   const ceremonyKey = ceremonyIdentity(identity);
   // Files in the keystore directory, nothing held open: nothing to close at stop.
   const epochs = await openEpochStore({ keystore, committee, decoders: libp2pCommitteeDecoders, selfPublicKey: ceremonyKey.publicKey });
@@ -260,7 +259,8 @@ async function startServices({ config, committee, selfId, identity, password, lo
     admitKeyId: (keyId) => keys.material.admit(keyId),
     transport: { send: (memberId, frame, timeoutMs) => sendToMember(memberId, DKG_PROTOCOL, frame, timeoutMs) },
   });
-  materialExists = (id) => runnerKnows(runner, id) || shares.get(id) !== undefined || keystore.list().includes(id);
+  // Every key id with a DKG result (shared or not) or a stored share here.
+  materialIds = () => new Set([...runner.heldKeys().map((r) => r.keyId), ...keystore.list(), ...epochs.epochKeys().map((k) => k.keyId)]);
   const keys: KeyServices = createKeyServices({
     registry: keyRegistry,
     runner,

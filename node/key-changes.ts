@@ -1,5 +1,5 @@
 import { decodeHex, isTkmsError, TkmsError } from '../core/index.ts';
-import type { KeyChange } from '../core/keys/key-change.ts';
+import { MAX_SUBMIT_SKEW_SECONDS, type KeyChange } from '../core/keys/key-change.ts';
 import type { ManagedKey } from '../core/keys/key-model.ts';
 import type { DestructionReceipt } from '../core/keys/destruction-receipt.ts';
 import { decodeKeyChangeReply, decodeKeyChangeRequest, encodeKeyChangeReply, encodeKeyChangeRequest, KEY_CHANGE_PAGE_BYTES, KEY_CHANGE_PAGE_SIZE, type KeyChangeReply } from '../core/keys/key-wire.ts';
@@ -27,7 +27,7 @@ export interface KeyChangeTransport {
   send(memberId: number, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
 }
 
-export const MAX_SUBMIT_SKEW_SECONDS = 3600;
+export { MAX_SUBMIT_SKEW_SECONDS };
 const FORWARD_TIMEOUT_MS = 3_000;
 const SYNC_INTERVAL_MS = 30_000;
 const MAX_SYNC_PAGES = 1_000;
@@ -40,6 +40,8 @@ export interface KeyChangeServiceOptions {
   metrics: NodeMetrics;
   /** Called after each change is taken (new, not known): what DKG material or erasure it calls for. */
   onApplied?: (key: ManagedKey, change: KeyChange) => void;
+  /** How long after a deletion date a change to the key is still taken (a cancel signed before it on its way): node/key-deletion.ts's grace. */
+  destroyedGraceSeconds: number;
   /** The destruction receipts this node signed for a key (node/key-deletion.ts). */
   receiptsOf?: (keyId: string) => DestructionReceipt[];
   now?: () => number;
@@ -114,6 +116,7 @@ export class KeyChangeService {
   }
 
   private async take(change: KeyChange): Promise<{ known: boolean }> {
+    this.registry.book.requireNotDestroyedAt(change, Math.floor(this.now() / 1000) - this.options.destroyedGraceSeconds);
     const { known, applied } = await this.registry.submit(change);
     if (applied !== undefined) {
       this.log.info({ keyId: change.keyId, sequence: change.sequence, action: change.action, admin: applied.signer }, 'key change applied');

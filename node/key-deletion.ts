@@ -58,12 +58,13 @@ export class KeyDeletion {
    * next committee. Every member decides from the same signed dates.
    */
   isDestroyed(materialId: string): boolean {
-    const managed = this.o.book.byMaterial(materialId);
+    // With the grace, as erasure: a cancel may still be on its way, and the key must not be left behind meanwhile.
+    const at = this.now() - this.o.graceSeconds;
+    const managed = this.o.book.byMaterial(materialId, at);
     if (managed === undefined || managed.key.origin.type !== 'dkg') return false;
-    const now = this.now();
-    if (keyStateAt(managed.key, now) === 'Destroyed') return true;
+    if (keyStateAt(managed.key, at) === 'Destroyed') return true;
     const v = managed.key.versions.find((x) => x.version === managed.version);
-    return v !== undefined && versionStateAt(v, now) === 'Destroyed';
+    return v !== undefined && versionStateAt(v, at) === 'Destroyed';
   }
 
   /** The receipts this node signed for the key's versions. */

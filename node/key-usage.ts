@@ -89,6 +89,20 @@ export class KeyUsageCounters {
     return 1;
   }
 
+  /**
+   * Gives back one request charged today and then refused by a later check (the on-chain grant, the
+   * spent request id, the requester's RSA key): only requests that were served count. A day rolled
+   * over since the charge has nothing to give back.
+   */
+  refund(keyId: string, requester: Uint8Array, chargedAt: number): void {
+    if (Math.floor(chargedAt / SECONDS_PER_DAY) !== this.day) return;
+    const counts = this.byKey.get(keyId);
+    const who = bytesToHex(requester);
+    const count = counts?.get(who);
+    // At 1 the counter stays (at 0 it would only be evicted again later): the next charge makes it 1.
+    if (counts !== undefined && count !== undefined && count > 0) counts.set(who, count - 1);
+  }
+
   private roll(nowSeconds: number): void {
     const day = Math.floor(nowSeconds / SECONDS_PER_DAY);
     // Only forward: a clock stepped back across midnight must not hand out a fresh day.

@@ -51,6 +51,7 @@ export function createKeyServices(d: KeyServicesDeps): KeyServices {
     propose: (keyId) => void d.runner.propose(keyId),
     log: d.log,
   });
+  const graceSeconds = d.allowShortDeletionWindow ? 0 : MAX_SUBMIT_SKEW_SECONDS;
   const erasureDeps = { keystoreDir: d.keystoreDir, stateDir: d.stateDir, shareBook: d.shares, epochStore: d.epochs, runner: d.runner };
   const deletion = new KeyDeletion({
     book: d.registry.book,
@@ -66,7 +67,7 @@ export function createKeyServices(d: KeyServicesDeps): KeyServices {
       return records;
     },
     identity: d.identity,
-    graceSeconds: d.allowShortDeletionWindow ? 0 : MAX_SUBMIT_SKEW_SECONDS,
+    graceSeconds,
     log: d.log,
   });
   const changes = new KeyChangeService({
@@ -85,6 +86,7 @@ export function createKeyServices(d: KeyServicesDeps): KeyServices {
       void deletion.tick();
     },
     receiptsOf: (keyId) => deletion.receiptsOf(keyId),
+    destroyedGraceSeconds: graceSeconds,
   });
   return {
     changes,

@@ -245,7 +245,7 @@ export class PartialService {
    * before keys were managed.
    */
   private managedKeyOf(materialId: string, nowSeconds: number): { shareKeyId: string; key: ManagedKey | undefined } {
-    const managed = this.keys?.byMaterial(materialId);
+    const managed = this.keys?.byMaterial(materialId, nowSeconds);
     if (managed === undefined) return { shareKeyId: materialId, key: undefined };
     requireUsable(managed.key, managed.version, nowSeconds);
     return { shareKeyId: managed.key.origin.type === 'derived' ? managed.key.origin.root : materialId, key: managed.key };
@@ -256,7 +256,7 @@ export class PartialService {
    * through which grant, when, how often today, with whose co-signatures. The daily count is charged
    * in the same synchronous step, so concurrent requests cannot all pass on the same count.
    */
-  private checkPolicy(key: ManagedKey, request: PartialRequest, auth: AuthorizedDelegation, nowSeconds: number): void {
+  private checkPolicy(key: ManagedKey, request: PartialRequest, auth: AuthorizedDelegation, nowSeconds: number): (() => void) | undefined {
     const policy = key.policy as KeyPolicy;
     const { delegation } = request;
     const grantSource = !auth.viaGrant ? 'owner' : auth.onChain !== undefined ? 'chain' : 'signed';
@@ -276,7 +276,9 @@ export class PartialService {
           policy.sensitive?.approvers ?? [],
         ),
     });
-    if (policy.dailyLimitPerRequester !== undefined) this.usage.charge(key.keyId, delegation.requester, nowSeconds);
+    if (policy.dailyLimitPerRequester === undefined) return undefined;
+    this.usage.charge(key.keyId, delegation.requester, nowSeconds);
+    return () => this.usage.refund(key.keyId, delegation.requester, nowSeconds);
   }
 
   private async answer(request: PartialRequest): Promise<PartialReply> {
@@ -311,17 +313,24 @@ export class PartialService {
       onRequester: (bytes) => this.limiter.take((requester = `0x${bytesToHex(bytes)}`)),
       grantSource: this.acl.mode,
     });
-    if (managedKey !== undefined) this.checkPolicy(managedKey, request, auth, nowSeconds);
-    // After the signature verified and the limit was charged: nobody makes this node call its RPC for free.
-    const acl = this.acl;
-    if (auth.onChain !== undefined) {
-      // authorizeDelegation never asks for the chain in mode signed; serving here would skip the grant check.
-      if (acl.mode === 'signed') throw new TkmsError('internal', 'an on-chain grant check was asked for in acl.mode signed');
-      await requireOnChainGrant(auth, { delegation, descriptor: request.descriptor, block: request.aclBlock, isGrantedAt: (q) => acl.chain.isGrantedAt(q) });
+    const refund = managedKey === undefined ? undefined : this.checkPolicy(managedKey, request, auth, nowSeconds);
+    let rsaKey: RequesterKey;
+    try {
+      // After the signature verified and the limit was charged: nobody makes this node call its RPC for free.
+      const acl = this.acl;
+      if (auth.onChain !== undefined) {
+        // authorizeDelegation never asks for the chain in mode signed; serving here would skip the grant check.
+        if (acl.mode === 'signed') throw new TkmsError('internal', 'an on-chain grant check was asked for in acl.mode signed');
+        await requireOnChainGrant(auth, { delegation, descriptor: request.descriptor, block: request.aclBlock, isGrantedAt: (q) => acl.chain.isGrantedAt(q) });
+      }
+      rsaKey = await this.requesterKeys.import(delegation.rsaSpki);
+      // Spend the request id last among the checks, so a refused request does not burn it.
+      await this.spentIds.claim(delegation.requestId, delegation.notAfter, nowSeconds, requester);
+    } catch (e) {
+      // Refused after the policy let it through (and counted it): not one of the day's served requests.
+      refund?.();
+      throw e;
     }
-    const rsaKey = await this.requesterKeys.import(delegation.rsaSpki);
-    // Spend the request id last among the checks, so a refused request does not burn it.
-    await this.spentIds.claim(delegation.requestId, delegation.notAfter, nowSeconds, requester);
 
     const ctx = { keyId: delegation.keyId, nodeId: selfId, requestId: delegation.requestId };
     const fault = this.fault;

@@ -3,7 +3,7 @@ import type { Deployment } from '../authz.ts';
 import { TkmsError } from '../errors.ts';
 import { applyKeyChange, type AppliedChange, type KeyApplyContext } from './key-apply.ts';
 import { keyChangeDigest, type KeyChange } from './key-change.ts';
-import { keyStateAt, keyVersionsAt, parseMaterialKeyId, type KeyState, type ManagedKey } from './key-model.ts';
+import { isoTime, keyStateAt, keyVersionsAt, parseMaterialKeyId, versionStateAt, type KeyState, type ManagedKey } from './key-model.ts';
 import { parseKeyChangeBody } from './key-change.ts';
 
 /**
@@ -103,6 +103,27 @@ export class KeyBook {
       if (best === undefined || at < best[1] || (at === best[1] && keyId < best[0])) best = [keyId, at];
     }
     return best?.[0];
+  }
+
+  /**
+   * Refuses (key_destroyed) a change to a key that is destroyed at `nowSeconds` by this party's own
+   * clock, or a cancelDeletion of a version that is: a change's signed time decides everything else,
+   * but an admin could date a cancel before the deletion date and bring a destroyed key back. Callers
+   * pass their clock minus the time a cancel signed before the date may take to arrive.
+   */
+  requireNotDestroyedAt(change: KeyChange, nowSeconds: number): void {
+    const key = this.get(change.keyId);
+    if (key === undefined) return;
+    if (keyStateAt(key, nowSeconds) === 'Destroyed') throw new TkmsError('key_destroyed', `key ${key.keyId} was destroyed at ${isoTime(key.deletionDate!)}; it cannot change`);
+    if (change.action !== 'cancelDeletion') return;
+    let version: number | undefined;
+    try {
+      version = parseKeyChangeBody('cancelDeletion', change.body).version;
+    } catch {
+      return;
+    }
+    const v = version === undefined ? undefined : keyVersionsAt(key, nowSeconds).find((x) => x.version === version);
+    if (v !== undefined && versionStateAt(v, nowSeconds) === 'Destroyed') throw new TkmsError('key_destroyed', `version ${v.version} of key ${key.keyId} was destroyed at ${isoTime(v.deletionDate!)}`);
   }
 
   /**

@@ -40,6 +40,11 @@ export const KEY_ACTIONS = [
 export type KeyAction = (typeof KEY_ACTIONS)[number];
 
 const UINT53_MAX = Number.MAX_SAFE_INTEGER;
+/**
+ * How far a change's issuedAt may be from the clock of the member (or gateway) it is first sent to,
+ * and so how long after a deletion date a cancel signed before it may still arrive.
+ */
+export const MAX_SUBMIT_SKEW_SECONDS = 3600;
 export const ZERO_DIGEST = new Uint8Array(32);
 
 /** A field whose builder leaves it unsigned, signed as `type`. */

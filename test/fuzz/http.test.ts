@@ -1,3 +1,4 @@
+import { KeyChangeMessage, signKeyChange } from '../../core/keys/key-change.ts';
 import assert from 'node:assert/strict';
 import { sha256 } from '@noble/hashes/sha2.js';
 import fc from 'fast-check';
@@ -93,6 +94,13 @@ describe('fuzz: HTTP routes of the gateway and the nodes (real devnet: 3 nodes, 
       exclude: [3],
     };
     valid.carol = carol.address;
+    // A managed key to change (devnets let anyone create one), and a valid next change to mutate.
+    await aliceClient.keys.create({ keyId: 'fuzz-key', origin: { type: 'derived', root: devnet.keyId, path: 'fuzz' } });
+    const fuzzKey = await aliceClient.keys.describe('fuzz-key');
+    const next = (keyId: string, sequence: number, previous: string, action: 'create' | 'disable', body: object) =>
+      KeyChangeMessage.encode(signKeyChange(alice.secretKey, { keyId, sequence, previous: decodeHex(previous), action, body: JSON.stringify(body), issuedAt: nowS(), admin: alice.addressBytes }, devnet!.deployment));
+    valid.createKey = { change: next('fuzz-new', 1, `0x${'00'.repeat(32)}`, 'create', { origin: { type: 'derived', root: devnet.keyId, path: 'fuzz/new' }, admins: [alice.address] }) };
+    valid.keyChange = { change: next('fuzz-key', fuzzKey.sequence + 1, fuzzKey.head, 'disable', {}) };
   });
 
   after(async function () {
@@ -150,6 +158,10 @@ describe('fuzz: HTTP routes of the gateway and the nodes (real devnet: 3 nodes, 
       'POST /v1/handles/{handle}/grants',
       'DELETE /v1/handles/{handle}/grants/{grantee}',
       'POST /v1/handles/{handle}/delegate',
+      'POST /v1/keys',
+      'POST /v1/keys/{keyId}/changes',
+      'GET /v1/keys/{keyId}/changes',
+      'GET /v1/keys/{keyId}/policy',
     ];
     assert.deepEqual([...documented].sort(), [...fuzzed].sort(), 'a route was added or removed: fuzz it here');
   });
@@ -215,6 +227,32 @@ describe('fuzz: HTTP routes of the gateway and the nodes (real devnet: 3 nodes, 
         { numRuns: RUNS.body, endOnFailure: true },
       );
       const big = await send(route, method, path(handle, false, valid.carol as string), Buffer.from(JSON.stringify({ x: 'A'.repeat(64 * 1024) })));
+      assert.equal(big.status, 413);
+    }
+  });
+
+  it('gateway: managed keys: odd key ids and aliases, mutated, truncated, random and oversized key changes', async () => {
+    const keyParam = fc.oneof(oddSegment, fc.constant('fuzz-key'), fc.constant('alias%2Fnone'), fc.constant('nope'));
+    for (const suffix of ['/changes', '/policy']) {
+      await fc.assert(
+        fc.asyncProperty(keyParam, fc.boolean(), fc.oneof(fc.constant(""), oddSegment.map((q) => `?after=${encodeURIComponent(q)}`)), async (k, raw, q) => {
+          await send(`/v1/keys/{keyId}${suffix}`, 'GET', `/v1/keys/${pathSegment(k, raw)}${suffix}${q}`);
+        }),
+        { numRuns: RUNS.param, endOnFailure: true },
+      );
+    }
+    const routes: [string, (k: string, raw: boolean) => string, unknown][] = [
+      ['/v1/keys', () => '/v1/keys', valid.createKey],
+      ['/v1/keys/{keyId}/changes', (k, raw) => `/v1/keys/${pathSegment(k, raw)}/changes`, valid.keyChange],
+    ];
+    for (const [route, path, template] of routes) {
+      await fc.assert(
+        fc.asyncProperty(fc.oneof({ weight: 3, arbitrary: fc.constant('fuzz-key') }, { weight: 1, arbitrary: keyParam }), fc.boolean(), bodyArb(template), async (k, raw, body) => {
+          await send(route, 'POST', path(k, raw), body);
+        }),
+        { numRuns: RUNS.body, endOnFailure: true },
+      );
+      const big = await send(route, 'POST', path('fuzz-key', false), Buffer.from(JSON.stringify({ x: 'A'.repeat(64 * 1024) })));
       assert.equal(big.status, 413);
     }
   });

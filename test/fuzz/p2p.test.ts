@@ -1,3 +1,5 @@
+import { signKeyChange, ZERO_DIGEST } from '../../core/keys/key-change.ts';
+import { encodeKeyChangeRequest, KEY_CHANGES_PROTOCOL } from '../../core/keys/key-wire.ts';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -51,7 +53,7 @@ import { bodyArb, Tally } from './support.ts';
  * Afterwards every process is up and a real decryption works.
  */
 const nowS = (): number => Math.floor(Date.now() / 1000);
-const RUNS = { partial: 200, batch: 120, acl: 150, keys: 50, dkgOutsider: 50, dkgMember: 150 };
+const RUNS = { partial: 200, batch: 120, acl: 150, keys: 50, keyChanges: 120, dkgOutsider: 50, dkgMember: 150 };
 
 type Outcome = { kind: 'reply'; json: any } | { kind: 'reset'; error: string };
 
@@ -121,6 +123,12 @@ describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', fu
     templates.revoke = template(encodeAclRequest({ type: 'revoke', item: { descriptor, revocation: signRevocation(alice.secretKey, { handle: sealed.handle, grantee: bob.addressBytes, revokedAt: nowS() }, devnet.deployment) } }));
     templates.sync = template(encodeAclRequest({ type: 'sync', offset: 0 }));
     templates.keys = { v: 1 };
+    // A valid create of a managed key (devnets let anyone create), and the other /tkms/key-changes/1 requests.
+    const create = signKeyChange(alice.secretKey, { keyId: 'fuzz-key', sequence: 1, previous: ZERO_DIGEST, action: 'create', body: JSON.stringify({ origin: { type: 'derived', root: devnet.keyId, path: 'fuzz' }, admins: [alice.address] }), issuedAt: nowS(), admin: alice.addressBytes }, devnet.deployment);
+    templates.keyChange = template(encodeKeyChangeRequest({ type: 'change', change: create }));
+    templates.keySync = template(encodeKeyChangeRequest({ type: 'sync', after: 0 }));
+    templates.keyHistory = template(encodeKeyChangeRequest({ type: 'history', keyId: 'fuzz-key', after: 0 }));
+    templates.keyReceipts = template(encodeKeyChangeRequest({ type: 'receipts', keyId: 'fuzz-key' }));
     const sessionId = new Uint8Array(16).fill(7);
     dkgProposal = encodeDkgFrame({ type: 'proposal', keyId: devnet.keyId, sessionId, committeeId: committee.committeeId, epoch: 0, t: 2, proposer: 3 });
     dkgPayload = (keyId, sid, payload = new Uint8Array(120).fill(1)) => encodeDkgFrame({ type: 'payload', keyId, sessionId: sid ?? sessionId, payload });
@@ -196,7 +204,7 @@ describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', fu
 
   it('raw streams that stall (started now; the node must end them by itself, checked at the end)', () => {
     stalls = Promise.all(
-      [PARTIAL_PROTOCOL, PARTIAL_BATCH_PROTOCOL, ACL_PROTOCOL, KEYS_PROTOCOL, DKG_PROTOCOL].flatMap((protocol) => rawCases().filter(([name]) => name.includes('stall')).map(async ([name, bytes, close]) => [protocol, name, await rawStream(protocol, bytes, close)] as const)),
+      [PARTIAL_PROTOCOL, PARTIAL_BATCH_PROTOCOL, ACL_PROTOCOL, KEYS_PROTOCOL, KEY_CHANGES_PROTOCOL, DKG_PROTOCOL].flatMap((protocol) => rawCases().filter(([name]) => name.includes('stall')).map(async ([name, bytes, close]) => [protocol, name, await rawStream(protocol, bytes, close)] as const)),
     );
     stalls.catch(() => undefined); // awaited (and reported) in the last test
   });
@@ -262,6 +270,11 @@ describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', fu
     await fuzz(ACL_PROTOCOL, () => client!, [1, 2, 3], ACL_PROTOCOL, arb, RUNS.acl);
   });
 
+  it(`${KEY_CHANGES_PROTOCOL}: mutated key changes, sync, history and receipts requests`, async () => {
+    const arb = fc.oneof(bodyArb(templates.keyChange), bodyArb(templates.keySync), bodyArb(templates.keyHistory), bodyArb(templates.keyReceipts));
+    await fuzz(KEY_CHANGES_PROTOCOL, () => client!, [1, 2, 3], KEY_CHANGES_PROTOCOL, arb, RUNS.keyChanges);
+  });
+
   it(`${KEYS_PROTOCOL}: odd requests`, async () => {
     await fuzz(KEYS_PROTOCOL, () => client!, [1, 2, 3], KEYS_PROTOCOL, bodyArb(templates.keys), RUNS.keys);
   });
@@ -299,7 +312,7 @@ describe('fuzz: libp2p protocols of the nodes (real devnet: 3 nodes, t = 2)', fu
       tally.add(`${protocol} size bound`, over.kind === 'reset' ? 'over bound: reset' : `over bound: ${checkReply(`${protocol} over bound`, protocol, over)}`);
     }
     const results = await Promise.all(
-      [PARTIAL_PROTOCOL, PARTIAL_BATCH_PROTOCOL, ACL_PROTOCOL, KEYS_PROTOCOL, DKG_PROTOCOL].flatMap((protocol) => rawCases().filter(([name]) => !name.includes('stall')).map(async ([name, bytes, close]) => [protocol, name, await rawStream(protocol, bytes, close)] as const)),
+      [PARTIAL_PROTOCOL, PARTIAL_BATCH_PROTOCOL, ACL_PROTOCOL, KEYS_PROTOCOL, KEY_CHANGES_PROTOCOL, DKG_PROTOCOL].flatMap((protocol) => rawCases().filter(([name]) => !name.includes('stall')).map(async ([name, bytes, close]) => [protocol, name, await rawStream(protocol, bytes, close)] as const)),
     );
     // One row per case, over the five protocols.
     for (const [, name, outcome] of results) tally.add(`raw stream: ${name}`, outcome);

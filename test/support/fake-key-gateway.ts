@@ -78,7 +78,11 @@ export class FakeGateway {
       const change = KeyChangeMessage.decode((JSON.parse(body) as { change: unknown }).change);
       const target = /^\/v1\/keys\/([^/]+)\/changes$/.exec(path);
       if (target && decodeURIComponent(target[1]!) !== change.keyId) throw new TkmsError('bad_request', 'the change is for another key');
-      if (!this.book.isApplied(change)) this.book.commit(change, this.book.check(change));
+      if (!this.book.isApplied(change)) {
+        // As the real gateway: an alias another key holds is refused before anything is sent.
+        this.book.requireAliasesFree(change);
+        this.book.commit(change, this.book.check(change));
+      }
       const effective = this.pending === 0;
       if (!effective) this.pending--;
       return json(effective ? 200 : 202, { key: view(this.book.get(change.keyId)!, now()), acknowledgedBy: effective ? [1, 2, 3] : [1], needed: 3, effective, failures: [] });
