@@ -257,6 +257,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     withdrawals: await DkgWithdrawals.open(join(config.stateDir, 'dkg-withdrawn.json')),
     reshareBusy: () => reshareBusy(),
     admitKeyId: (keyId) => keys.material.admit(keyId),
+    beforeProposal: (keyId, proposer) => keys.changes.pullBeforeDkg(keyId, proposer),
     transport: { send: (memberId, frame, timeoutMs) => sendToMember(memberId, DKG_PROTOCOL, frame, timeoutMs) },
   });
   // Every key id with a DKG result (shared or not) or a stored share here.

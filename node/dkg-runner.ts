@@ -61,6 +61,8 @@ export interface DkgRunnerOptions {
   servedKeyIds?: () => readonly string[];
   /** Throws unless a DKG of this key id may run (node/key-material.ts: a managed key's version the admins made). */
   admitKeyId?: (keyId: string) => void;
+  /** Runs before a member's proposal is considered: the managed key's changes the proposer holds and this node lacks are pulled first (node/key-changes.ts). */
+  beforeProposal?: (keyId: string, proposer: number) => Promise<void>;
   now?: () => number;
 }
 
@@ -254,7 +256,10 @@ export class DkgRunner {
   }
 
   private async onFrame(from: number, frame: DkgFrame): Promise<void> {
-    if (frame.type === 'proposal') return this.acceptProposal(from, frame);
+    if (frame.type === 'proposal') {
+      await this.o.beforeProposal?.(frame.keyId, from);
+      return this.acceptProposal(from, frame);
+    }
     if (frame.type === 'result') return this.held.onResultFrame(from, frame);
     const s = this.sessions.get(frame.keyId);
     if (s === undefined || s.sid !== encodeHex(frame.sessionId)) {

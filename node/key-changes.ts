@@ -1,6 +1,6 @@
 import { decodeHex, isTkmsError, TkmsError } from '../core/index.ts';
 import { MAX_SUBMIT_SKEW_SECONDS, type KeyChange } from '../core/keys/key-change.ts';
-import type { ManagedKey } from '../core/keys/key-model.ts';
+import { parseMaterialKeyId, type ManagedKey } from '../core/keys/key-model.ts';
 import type { DestructionReceipt } from '../core/keys/destruction-receipt.ts';
 import { decodeKeyChangeReply, decodeKeyChangeRequest, encodeKeyChangeReply, encodeKeyChangeRequest, KEY_CHANGE_PAGE_BYTES, KEY_CHANGE_PAGE_SIZE, type KeyChangeReply } from '../core/keys/key-wire.ts';
 import type { KeyChangeLog } from '../storage/key-change-log.ts';
@@ -143,24 +143,47 @@ export class KeyChangeService {
     }
   }
 
+  /**
+   * Before this node joins a member's DKG of a key id no managed key names here: the member may
+   * have applied a create (or rotate) this node has not received yet. Its signed changes of that key
+   * are pulled from the proposer alone (one round trip) and applied, so the DKG is admitted as the
+   * managed key's, never as an unmanaged key whose material would later block the create.
+   */
+  async pullBeforeDkg(materialId: string, proposer: number): Promise<void> {
+    const { keyId } = parseMaterialKeyId(materialId);
+    const key = this.registry.book.get(keyId);
+    if (key !== undefined && this.registry.book.byMaterial(materialId, Math.floor(this.now() / 1000)) !== undefined) return;
+    try {
+      await this.pullFrom(keyId, proposer);
+    } catch (e) {
+      // An unmanaged key's DKG (an operator's) has no history to pull; the DKG gate decides as before.
+      this.log.debug({ member: proposer, keyId, err: errorText(e) }, 'pulling a key\'s history before its DKG failed');
+    }
+  }
+
   /** The key's changes this node lacks, from `first` (the sender) and then every other member, applied in order. */
   private async pullHistory(keyId: string, first: number | undefined): Promise<void> {
     const members = this.transport.members();
     const order = first === undefined ? members : [first, ...members.filter((m) => m !== first)];
     for (const member of order) {
       try {
-        for (let pages = 0; pages < MAX_HISTORY_PAGES; pages++) {
-          const after = this.registry.book.get(keyId)?.sequence ?? 0;
-          const reply = decodeKeyChangeReply(await this.transport.send(member, encodeKeyChangeRequest({ type: 'history', keyId, after }), FORWARD_TIMEOUT_MS));
-          if (!reply.ok) throw new TkmsError(reply.code, reply.message);
-          if (reply.type !== 'page') throw new TkmsError('bad_request', `member ${member} answered a history request with ${reply.type}`);
-          for (const change of reply.changes) await this.take(change);
-          if (reply.next === null || reply.changes.length === 0) break;
-        }
+        await this.pullFrom(keyId, member);
         return;
       } catch (e) {
         this.log.debug({ member, keyId, err: errorText(e) }, 'pulling a key\'s history from a member failed');
       }
+    }
+  }
+
+  /** The key's changes `member` holds after this node's sequence, page by page, applied in order. */
+  private async pullFrom(keyId: string, member: number): Promise<void> {
+    for (let pages = 0; pages < MAX_HISTORY_PAGES; pages++) {
+      const after = this.registry.book.get(keyId)?.sequence ?? 0;
+      const reply = decodeKeyChangeReply(await this.transport.send(member, encodeKeyChangeRequest({ type: 'history', keyId, after }), FORWARD_TIMEOUT_MS));
+      if (!reply.ok) throw new TkmsError(reply.code, reply.message);
+      if (reply.type !== 'page') throw new TkmsError('bad_request', `member ${member} answered a history request with ${reply.type}`);
+      for (const change of reply.changes) await this.take(change);
+      if (reply.next === null || reply.changes.length === 0) return;
     }
   }
 
