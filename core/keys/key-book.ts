@@ -1,4 +1,4 @@
-import { encodeHex } from '../bytes.ts';
+import { equalBytes } from '../bytes.ts';
 import type { Deployment } from '../authz.ts';
 import { TkmsError } from '../errors.ts';
 import { applyKeyChange, type AppliedChange, type KeyApplyContext } from './key-apply.ts';
@@ -189,8 +189,11 @@ export class KeyBook {
     const entry = this.keys.get(change.keyId);
     if (entry === undefined || change.sequence !== entry.key.sequence) return false;
     const held = entry.changes[change.sequence - 1];
-    if (held === undefined) return false;
-    return encodeHex(keyChangeDigest(held, this.options.deployment)) === encodeHex(keyChangeDigest(change, this.options.deployment));
+    return held !== undefined && this.isSameChange(held, change);
+  }
+
+  private isSameChange(a: KeyChange, b: KeyChange): boolean {
+    return equalBytes(keyChangeDigest(a, this.options.deployment), keyChangeDigest(b, this.options.deployment));
   }
 
   /**
@@ -201,6 +204,17 @@ export class KeyBook {
    */
   check(change: KeyChange, opts: { replay?: boolean } = {}): AppliedChange {
     const entry = this.keys.get(change.keyId);
+    // Another change than the key's last one, after the same predecessor: two admins signed at once,
+    // and this member took the other one first. A conflict, not a replay (older sequences are replays).
+    const held = entry !== undefined && change.sequence === entry.key.sequence ? entry.changes[change.sequence - 1] : undefined;
+    if (held !== undefined && equalBytes(held.previous, change.previous) && !this.isSameChange(held, change)) {
+      throw new TkmsError(
+        'key_change_conflict',
+        change.sequence === 1
+          ? `key ${change.keyId} exists already (created by ${entry!.key.creator}); another create of it is refused`
+          : `key ${change.keyId} took another change ${change.sequence} here (after the same change ${change.sequence - 1}); two admins signed at once: read the key again and sign on top of its head`,
+      );
+    }
     if (opts.replay === true) return applyKeyChange(entry?.key, change, this.replayCtx);
     if (entry === undefined && this.keys.size >= this.options.maxKeys) {
       throw new TkmsError('key_limit_exceeded', `this registry holds ${this.options.maxKeys} keys, the most it may`);

@@ -147,7 +147,7 @@ describe('client: managed keys (KeyAdmin)', () => {
     const keys = admin(gw);
     await keys.create({ keyId: 'k1', aliases: ['alias/taken'] });
     await rejectsWith(keys.create({ keyId: 'k2', aliases: ['alias/taken'] }), 'alias_taken', /alias\/taken already names key k1/);
-    await rejectsWith(keys.create({ keyId: 'k1' }), 'key_change_replayed');
+    await rejectsWith(keys.create({ keyId: 'k1' }), 'key_change_conflict');
     await rejectsWith(keys.describe('nothing'), 'unknown_key');
     const posts = gw.posted.length;
     await rejectsWith(keys.as(bob).disable('k1'), 'not_key_admin', new RegExp(`${bob.address} is not an admin of key k1`));

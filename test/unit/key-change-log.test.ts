@@ -92,7 +92,7 @@ describe('KeyChangeLog (storage/key-change-log.ts)', () => {
     const bytes = (await readFile(path)).length;
     const last = taken[taken.length - 1]!;
     assert.deepEqual(await registry.submit(last), { known: true, applied: undefined });
-    await expectRefusal(registry.submit(nextChange(registry.book, 'a', 'enable', {}, { sequence: last.sequence, previous: last.previous })), 'key_change_replayed');
+    await expectRefusal(registry.submit(nextChange(registry.book, 'a', 'enable', {}, { sequence: last.sequence, previous: last.previous })), 'key_change_conflict');
     await expectRefusal(registry.submit(nextChange(registry.book, 'a', 'enable', {}, { sequence: last.sequence + 2 })), 'key_change_out_of_order');
     await expectRefusal(registry.submit(nextChange(registry.book, 'a', 'enable', {}, { admin: BOB, signer: ALICE })), 'unauthorized');
     assert.equal((await readFile(path)).length, bytes);
