@@ -27,6 +27,8 @@ function book(): KeyBook {
     parsePolicy: parseStoredKeyPolicy,
     maxKeys: 1_000_000,
     maxChangesPerKey: 10_000,
+    maxBytesPerKey: 4 * 1024 * 1024,
+    maxTotalBytes: 1024 * 1024 * 1024,
   });
 }
 

@@ -13,6 +13,8 @@ import { field, FieldProblem } from './config-schema.ts';
 
 /** Changes one key may have: each is a few hundred bytes held in memory by every node and the gateway. */
 export const MAX_CHANGES_PER_KEY = 10_000;
+/** Bytes of changes one key holds: a few hundred changes with the largest bodies, thousands of ordinary ones. */
+export const MAX_BYTES_PER_KEY = 4 * 1024 * 1024;
 const MAX_CREATORS = 1000;
 const ADDRESS = '0x[0-9a-fA-F]{40}';
 
@@ -40,6 +42,12 @@ export const keyRegistryField = () =>
         env: 'TKMS_KEY_MAX_KEYS',
         unit: 'keys',
       }),
+      maxBytes: field.integer(1024 * 1024, 16 * 1024 * 1024 * 1024, 256 * 1024 * 1024, {
+        description: 'bytes of signed key changes the registry holds in all; a change beyond it is refused (key_limit_exceeded)',
+        details: `Held in memory and in the key change log by every node and the gateway; one key holds at most ${MAX_BYTES_PER_KEY / (1024 * 1024)} MiB`,
+        env: 'TKMS_KEY_MAX_BYTES',
+        unit: 'bytes',
+      }),
       allowShortDeletionWindow: field.boolean(false, {
         description: 'test committees only: let a deletion window be shorter than 7 days (pendingWindowSeconds)',
         details: 'Production committees keep the 7-day minimum, as AWS KMS does',
@@ -63,5 +71,7 @@ export function keyBookOptions(config: KeyRegistryConfig, deployment: Deployment
     parsePolicy,
     maxKeys: config.maxKeys,
     maxChangesPerKey: MAX_CHANGES_PER_KEY,
+    maxBytesPerKey: MAX_BYTES_PER_KEY,
+    maxTotalBytes: config.maxBytes,
   };
 }

@@ -1,4 +1,4 @@
-import { equalBytes } from '../bytes.ts';
+import { equalBytes, utf8ToBytes } from '../bytes.ts';
 import type { Deployment } from '../authz.ts';
 import { TkmsError } from '../errors.ts';
 import { applyKeyChange, type AppliedChange, type KeyApplyContext } from './key-apply.ts';
@@ -28,6 +28,10 @@ export interface KeyBookOptions {
   maxKeys: number;
   /** At most this many changes per key. */
   maxChangesPerKey: number;
+  /** Bytes of changes one key may hold (its history is kept whole, in memory and on disk). */
+  maxBytesPerKey: number;
+  /** Bytes of changes the registry holds in all: the bound on memory and on the log, whoever creates keys. */
+  maxTotalBytes: number;
   /**
    * The key ids of the DKG material this party holds (results and shares): a create of a key id any
    * of them belongs to (`<keyId>` or `<keyId>.v<n>`), or a rotate to one of them, is refused
@@ -46,6 +50,13 @@ export interface KeyFilter {
 interface Entry {
   key: ManagedKey;
   changes: KeyChange[];
+  /** changeBytes of its changes. */
+  bytes: number;
+}
+
+/** What one change costs to hold: its body in UTF-8 and a bound on every other field as JSON. */
+export function changeBytes(change: KeyChange): number {
+  return utf8ToBytes(change.body).length + 512;
 }
 
 export class KeyBook {
@@ -60,6 +71,7 @@ export class KeyBook {
   private readonly created = new Map<string, number>();
   /** Every change taken, in the order taken here: what sync pages walk. */
   private readonly order: KeyChange[] = [];
+  private totalBytes = 0;
   private readonly ctx: KeyApplyContext;
   /** For replaying a log: what was taken under the settings of its day is taken again. */
   private readonly replayCtx: KeyApplyContext;
@@ -222,6 +234,13 @@ export class KeyBook {
     if (entry !== undefined && entry.changes.length >= this.options.maxChangesPerKey) {
       throw new TkmsError('key_limit_exceeded', `key ${change.keyId} has ${this.options.maxChangesPerKey} changes, the most a key may have`);
     }
+    const cost = changeBytes(change);
+    if ((entry?.bytes ?? 0) + cost > this.options.maxBytesPerKey) {
+      throw new TkmsError('key_limit_exceeded', `key ${change.keyId} holds ${entry?.bytes ?? 0} bytes of changes; this one would pass the ${this.options.maxBytesPerKey} a key may hold`);
+    }
+    if (this.totalBytes + cost > this.options.maxTotalBytes) {
+      throw new TkmsError('key_limit_exceeded', `the key registry holds ${this.totalBytes} bytes of changes, within ${cost} of its bound (keys.maxBytes ${this.options.maxTotalBytes})`);
+    }
     return applyKeyChange(entry?.key, change, this.ctx);
   }
 
@@ -237,12 +256,15 @@ export class KeyBook {
       claims.set(change.keyId, change.issuedAt);
       this.aliasClaims.set(alias, claims);
     }
+    const cost = changeBytes(change);
+    this.totalBytes += cost;
     if (entry === undefined) {
-      this.keys.set(change.keyId, { key: applied.key, changes: [change] });
+      this.keys.set(change.keyId, { key: applied.key, changes: [change], bytes: cost });
       this.created.set(applied.signer, (this.created.get(applied.signer) ?? 0) + 1);
     } else {
       entry.key = applied.key;
       entry.changes.push(change);
+      entry.bytes += cost;
     }
     this.order.push(change);
   }

@@ -42,6 +42,8 @@ export class FakeGateway {
     parsePolicy: (p) => p,
     maxKeys: 100,
     maxChangesPerKey: 100,
+    maxBytesPerKey: 4 * 1024 * 1024,
+    maxTotalBytes: 64 * 1024 * 1024,
   });
   readonly posted: Posted[] = [];
   readonly gets: string[] = [];

@@ -36,6 +36,8 @@ export function newBook(options: Partial<KeyBookOptions> = {}): KeyBook {
     parsePolicy: (p) => p,
     maxKeys: 10_000,
     maxChangesPerKey: 10_000,
+    maxBytesPerKey: 4 * 1024 * 1024,
+    maxTotalBytes: 64 * 1024 * 1024,
     ...options,
   });
 }

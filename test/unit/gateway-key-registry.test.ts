@@ -121,7 +121,7 @@ class FakeMembers {
   }
 }
 
-const policyConfig = (creators: KeyRegistryConfig['creators'], perCreatorQuota = 1000, maxKeys = 100): KeyRegistryConfig => ({ creators, perCreatorQuota, maxKeys, allowShortDeletionWindow: false });
+const policyConfig = (creators: KeyRegistryConfig['creators'], perCreatorQuota = 1000, maxKeys = 100): KeyRegistryConfig => ({ creators, perCreatorQuota, maxKeys, maxBytes: 256 * 1024 * 1024, allowShortDeletionWindow: false });
 
 function sign(account: Account, keyId: string, sequence: number, previous: Uint8Array, action: KeyAction, body: Record<string, unknown>, issuedAt = now()): KeyChange {
   return signKeyChange(account.secretKey, { keyId, sequence, previous, action, body: JSON.stringify(body), issuedAt, admin: account.addressBytes }, DEPLOYMENT);

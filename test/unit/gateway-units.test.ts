@@ -120,7 +120,7 @@ describe('gateway units', () => {
         grants: { perOwner: 10_000, max: 500_000 },
         revocations: { perOwner: 10_000, max: 200_000 },
         handles: { perOwner: 100_000, perOwnerBytes: 1024 ** 3, maxBytes: 32 * 1024 ** 3, minFreeDiskBytes: 1024 ** 3 },
-        keys: { creators: [], perCreatorQuota: 1000, maxKeys: 100_000, allowShortDeletionWindow: false },
+        keys: { creators: [], perCreatorQuota: 1000, maxKeys: 100_000, maxBytes: 256 * 1024 * 1024, allowShortDeletionWindow: false },
         storeWriteQueueBytes: 64 * 1024 * 1024,
       });
       const abs = parseGatewayConfig({ ...minimal, storeDir: '/var/lib/tkms', committeeFile: '../c.json' }, BASE);

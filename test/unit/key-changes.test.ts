@@ -104,6 +104,27 @@ describe('managed keys: signed changes and their application (core/keys)', () =>
       take(book, nextChange(book, 'a', 'disable', {}));
       refuses(() => book.check(nextChange(book, 'a', 'enable', {})), 'key_limit_exceeded');
     });
+
+    it('bounds the bytes of changes a key holds and the registry holds in all: a change past either is refused, and nothing is taken', () => {
+      // Each description change costs its body and 512 bytes (about 8.7 KiB): a create and three fit under 30 KiB, a fourth does not.
+      const description = (i: number) => ({ description: `${i}`.padEnd(KEY_LIMITS.descriptionLength, 'd') });
+      const perKey = newBook({ maxBytesPerKey: 30 * 1024 });
+      createKey(perKey, 'a');
+      for (let i = 0; i < 3; i++) take(perKey, nextChange(perKey, 'a', 'updateDescription', description(i)));
+      refuses(() => perKey.check(nextChange(perKey, 'a', 'updateDescription', description(3))), 'key_limit_exceeded', /bytes of changes/);
+      assert.equal(perKey.get('a')!.sequence, 4);
+      // Another key still fits: the bound is per key.
+      createKey(perKey, 'b');
+
+      const total = newBook({ maxTotalBytes: 24 * 1024 });
+      createKey(total, 'a');
+      createKey(total, 'b');
+      take(total, nextChange(total, 'a', 'updateDescription', description(0)));
+      take(total, nextChange(total, 'b', 'updateDescription', description(1)));
+      refuses(() => total.check(nextChange(total, 'a', 'updateDescription', description(2))), 'key_limit_exceeded', /keys.maxBytes/);
+      refuses(() => total.check(nextChange(total, 'c', 'create', { origin: { type: 'dkg' }, admins: [ALICE.address], description: 'x'.repeat(KEY_LIMITS.descriptionLength) })), 'key_limit_exceeded', /keys.maxBytes/);
+      assert.equal(total.size, 2);
+    });
   });
 
   describe('order, signature and authority', () => {
