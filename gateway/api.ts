@@ -253,7 +253,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       const owner = encodeHex(request.owner);
       verifyEncryptRequest(request, plaintext, time(), deployment());
       ctx.limiter.take(owner);
-      const target = encryptionMaterial(ctx.keyRegistry, request.keyId, nowSeconds());
+      const target = encryptionMaterial(ctx.keyRegistry, request.keyId, nowSeconds(), publicKeyOf());
       const published = target.derived?.root ?? target.materialId;
       const key = await ctx.keys.get(published).catch((e: unknown) => {
         // A managed version without a published result (its own, or its root's) is one whose DKG has not finished.

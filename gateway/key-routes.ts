@@ -29,7 +29,7 @@ const routeNamed = (operationId: string): ApiRoute => API_ROUTES.find((r) => r.o
 
 /** A managed key as the API shows it, at `nowSeconds`; `publicKeyOf` gives a material key id's published group key. */
 export function keyView(key: ManagedKey, nowSeconds: number, publicKeyOf: (materialId: string) => string | undefined): Record<string, unknown> {
-  const current = currentVersionAt(key, nowSeconds);
+  const current = encryptionVersion(key, nowSeconds, publicKeyOf);
   return {
     keyId: key.keyId,
     spec: key.spec,
@@ -48,7 +48,7 @@ export function keyView(key: ManagedKey, nowSeconds: number, publicKeyOf: (mater
       const publicKey = versionPublicKey(key, v.version, publicKeyOf);
       return { version: v.version, materialKeyId: material, createdAt: v.createdAt, deletionDate: v.deletionDate, state: versionStateAt(v, nowSeconds), ...(publicKey === undefined ? {} : { publicKey }) };
     }),
-    currentVersion: current?.version ?? null,
+    currentVersion: current ?? null,
     createdAt: key.createdAt,
     creator: key.creator,
     sequence: key.sequence,
@@ -68,6 +68,18 @@ export function versionPublicKey(key: ManagedKey, version: number, publicKeyOf: 
   return encodeHex(derivedPublicKey(rootBytes, deriveKeyTweak(rootBytes, key.origin.path, version)));
 }
 
+/**
+ * The version new encryptions use: the newest not scheduled for deletion whose material exists. A DKG
+ * version whose ceremony has not finished (a rotation moments ago, automatic or on demand) is
+ * skipped until the gateway has its published result, so encryption goes on with the version
+ * before; with none ready (a key just created) it is the newest, and encrypting waits (key_not_ready).
+ */
+export function encryptionVersion(key: ManagedKey, nowSeconds: number, publicKeyOf: (materialId: string) => string | undefined): number | undefined {
+  const live = keyVersionsAt(key, nowSeconds).filter((v) => v.deletionDate === null);
+  for (let i = live.length - 1; i >= 0; i--) if (key.origin.type === 'derived' || versionPublicKey(key, live[i]!.version, publicKeyOf) !== undefined) return live[i]!.version;
+  return currentVersionAt(key, nowSeconds)?.version;
+}
+
 /** What an encryption to a managed key's version uses: its material key id (the handle's keyId) and where its public key comes from. */
 export interface EncryptionTarget {
   materialId: string;
@@ -83,14 +95,14 @@ export interface EncryptionTarget {
  * version; a version's own material id (`<keyId>.v<n>`) means that version. Any other id is a DKG key
  * outside the registry, used as it is.
  */
-export function encryptionMaterial(registry: GatewayKeyRegistry | undefined, keyId: string, nowSeconds: number): EncryptionTarget {
+export function encryptionMaterial(registry: GatewayKeyRegistry | undefined, keyId: string, nowSeconds: number, publicKeyOf: (materialId: string) => string | undefined): EncryptionTarget {
   const book = registry?.book;
   if (book === undefined) return { materialId: keyId, managed: false };
   const key = book.get(keyId);
   let target: { key: ManagedKey; version: number } | undefined;
   if (key !== undefined) {
     const versions = keyVersionsAt(key, nowSeconds);
-    target = { key, version: currentVersionAt(key, nowSeconds)?.version ?? versions[versions.length - 1]!.version };
+    target = { key, version: encryptionVersion(key, nowSeconds, publicKeyOf) ?? versions[versions.length - 1]!.version };
   } else {
     const named = book.byMaterial(keyId, nowSeconds);
     if (named !== undefined && named.version >= 2) target = named;

@@ -34,9 +34,14 @@ export interface KeyMaterialOptions {
 
 const BASE_DELAY_MS = 1_000;
 const RANK_DELAY_MS = 4_000;
+/** How often due automatic rotations are looked for. */
+const ROTATION_CHECK_MS = 30_000;
+/** A member whose clock is behind the proposer's still admits a version that comes due this soon. */
+const ROTATION_CLOCK_SLACK_SECONDS = 60;
 
 export class KeyMaterialScheduler {
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private ticker: NodeJS.Timeout | undefined;
   private readonly now: () => number;
 
   constructor(private readonly o: KeyMaterialOptions) {
@@ -50,7 +55,17 @@ export class KeyMaterialScheduler {
     this.schedule(materialKeyId(key.keyId, newest.version));
   }
 
-  /** At start: every live version of a DKG key whose material is missing (a crash, a member down). */
+  /**
+   * At start, and every ROTATION_CHECK_MS: every live version of a DKG key whose material is missing
+   * (a crash, a member down, or an automatic rotation that came due), each scheduled once.
+   */
+  start(): void {
+    this.resume();
+    this.ticker = setInterval(() => this.resume(), ROTATION_CHECK_MS);
+    this.ticker.unref();
+  }
+
+  /** Every live version of a DKG key whose material is missing, scheduled (see start). */
   resume(): void {
     const now = this.now();
     for (const key of this.o.book.list({}, now)) {
@@ -73,12 +88,14 @@ export class KeyMaterialScheduler {
 
   private requireLiveVersion(key: ManagedKey, version: number, materialId: string): void {
     const now = this.now();
-    const v = keyVersionsAt(key, now).find((x) => x.version === version);
+    if (keyStateAt(key, now) === 'Destroyed') throw new TkmsError('key_destroyed', `key ${key.keyId} was destroyed: no DKG of ${materialId} runs`);
+    const v = keyVersionsAt(key, now + ROTATION_CLOCK_SLACK_SECONDS).find((x) => x.version === version);
     if (v === undefined) throw new TkmsError('unavailable', `key ${key.keyId} has no version ${version} here yet: a DKG of ${materialId} waits for the admins' rotate change to reach this node`);
-    if (keyStateAt(key, now) === 'Destroyed' || versionStateAt(v, now) === 'Destroyed') throw new TkmsError('key_destroyed', `version ${version} of key ${key.keyId} was destroyed: no DKG of ${materialId} runs`);
+    if (versionStateAt(v, now) === 'Destroyed') throw new TkmsError('key_destroyed', `version ${version} of key ${key.keyId} was destroyed: no DKG of ${materialId} runs`);
   }
 
   stop(): void {
+    if (this.ticker !== undefined) clearInterval(this.ticker);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
   }

@@ -94,7 +94,7 @@ export function createKeyServices(d: KeyServicesDeps): KeyServices {
     deletion,
     async start() {
       changes.start();
-      material.resume();
+      material.start();
       await deletion.start();
     },
     stop() {

@@ -86,9 +86,6 @@ function created(change: KeyChange, signer: string, digest: string, ctx: KeyAppl
   const body = parseKeyChangeBody('create', change.body);
   const admins = uniqueAddresses(body.admins, change.keyId);
   if (body.origin.type === 'derived') assertDerivationPath(body.origin.path);
-  if (body.origin.type === 'dkg' && body.rotationPeriodDays != null) {
-    throw new TkmsError('key_change_invalid', `key ${change.keyId}: automatic rotation is for derived keys; rotate a DKG key on demand`);
-  }
   const key: ManagedKey = {
     keyId: change.keyId,
     spec: body.spec ?? 'ECC_SECG_P256K1',
@@ -100,6 +97,7 @@ function created(change: KeyChange, signer: string, digest: string, ctx: KeyAppl
     admins,
     policy: ctx.parsePolicy((body.policy ?? {}) as Record<string, unknown>),
     rotationPeriodDays: body.rotationPeriodDays ?? null,
+    rotationStartedAt: change.issuedAt,
     state: 'Enabled',
     deletionDate: null,
     versions: [{ version: 1, createdAt: change.issuedAt, deletionDate: null }],
@@ -172,9 +170,9 @@ const APPLY: { [A in Exclude<KeyAction, 'create'>]: Apply<A> } = {
     requireNewMaterial(key.keyId, materialKeyId(key.keyId, last.version + 1), ctx);
     key.versions.push({ version: last.version + 1, createdAt: change.issuedAt, deletionDate: null });
   },
-  setRotation: (key, body) => {
-    if (key.origin.type === 'dkg' && body.rotationPeriodDays !== null) invalid(key, 'is a DKG key: automatic rotation is for derived keys; rotate a DKG key on demand');
+  setRotation: (key, body, change) => {
     key.rotationPeriodDays = body.rotationPeriodDays;
+    key.rotationStartedAt = change.issuedAt;
   },
   putPolicy: (key, body, _c, ctx) => {
     key.policy = ctx.parsePolicy(body.policy as Record<string, unknown>);

@@ -107,7 +107,7 @@ const tags = RecordType(StringType(), StringType(), { description: `Up to ${KEY_
 const description = StringType({ maxLength: KEY_LIMITS.descriptionLength });
 const policy = ObjectType({}, { additionalProperties: true, description: 'The key\'s purpose-bound policy (docs/key-policy.md).' });
 const rotationPeriodDays = Union([Integer({ minimum: KEY_LIMITS.minRotationPeriodDays, maximum: KEY_LIMITS.maxRotationPeriodDays }), Null()], {
-  description: `Automatic rotation every this many days (${KEY_LIMITS.minRotationPeriodDays}-${KEY_LIMITS.maxRotationPeriodDays}), or null for on demand only. Derived keys only.`,
+  description: `Automatic rotation every this many days (${KEY_LIMITS.minRotationPeriodDays}-${KEY_LIMITS.maxRotationPeriodDays}), or null for on demand only. A DKG key\'s new version is its own DKG, run by the committee when it is due.`,
 });
 const origin = Union([
   ObjectType({ type: Literal('dkg') }, { additionalProperties: false }),

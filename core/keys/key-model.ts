@@ -45,6 +45,8 @@ export interface ManagedKey {
   policy: Record<string, unknown>;
   /** Automatic rotation: a new version every this many days after the newest one; null = on demand only. */
   rotationPeriodDays: number | null;
+  /** When the rotation period was last set (create or setRotation): automatic versions are never dated before it. */
+  rotationStartedAt: number;
   state: KeyStoredState;
   /** When state is PendingDeletion: the unix time from which the whole key is destroyed. */
   deletionDate: number | null;
@@ -132,9 +134,12 @@ export function keyVersionsAt(key: ManagedKey, nowSeconds: number): KeyVersion[]
   if (key.rotationPeriodDays === null || keyStateAt(key, nowSeconds) === 'Destroyed') return versions;
   const period = key.rotationPeriodDays * SECONDS_PER_DAY;
   let last = versions[versions.length - 1]!;
-  while (last.createdAt + period <= nowSeconds && versions.length < KEY_LIMITS.maxVersions) {
-    last = { version: last.version + 1, createdAt: last.createdAt + period, deletionDate: null };
+  // A period set on a key whose newest version is old counts from when it was set, not from that version.
+  let from = Math.max(last.createdAt, key.rotationStartedAt);
+  while (from + period <= nowSeconds && versions.length < KEY_LIMITS.maxVersions) {
+    last = { version: last.version + 1, createdAt: from + period, deletionDate: null };
     versions.push(last);
+    from = last.createdAt;
   }
   return versions;
 }

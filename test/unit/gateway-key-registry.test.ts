@@ -344,25 +344,31 @@ describe('gateway key registry', function () {
   it('encryption material: the current version of an Enabled key, refusals naming the state, a derived key\'s root and tweak', async () => {
     const members = membersFor();
     const r = await registry(members);
-    assert.deepEqual(encryptionMaterial(r, 'not-managed', now()), { materialId: 'not-managed', managed: false });
+    // The material ids whose DKG result the gateway holds (publicKeyOf reads the key directory).
+    const published = new Set(['rot']);
+    const pk = (id: string): string | undefined => (published.has(id) ? `0x02${'11'.repeat(32)}` : undefined);
+    assert.deepEqual(encryptionMaterial(r, 'not-managed', now(), pk), { materialId: 'not-managed', managed: false });
     const create = sign(admin, 'rot', 1, ZERO_DIGEST, 'create', createBody(admin));
     await r.submit(create);
-    assert.deepEqual(encryptionMaterial(r, 'rot', now()), { materialId: 'rot', managed: true });
+    assert.deepEqual(encryptionMaterial(r, 'rot', now(), pk), { materialId: 'rot', managed: true });
     const rotate = sign(admin, 'rot', 2, digestOf(create), 'rotate', {});
     await r.submit(rotate);
-    assert.deepEqual(encryptionMaterial(r, 'rot', now()), { materialId: 'rot.v2', managed: true });
-    assert.deepEqual(encryptionMaterial(r, 'rot.v2', now()), { materialId: 'rot.v2', managed: true });
+    // Until version 2's DKG is published, new encryptions stay on version 1.
+    assert.deepEqual(encryptionMaterial(r, 'rot', now(), pk), { materialId: 'rot', managed: true });
+    published.add('rot.v2');
+    assert.deepEqual(encryptionMaterial(r, 'rot', now(), pk), { materialId: 'rot.v2', managed: true });
+    assert.deepEqual(encryptionMaterial(r, 'rot.v2', now(), pk), { materialId: 'rot.v2', managed: true });
     const disable = sign(admin, 'rot', 3, digestOf(rotate), 'disable', {});
     await r.submit(disable);
-    assert.throws(() => encryptionMaterial(r, 'rot', now()), { code: 'key_disabled' });
-    assert.throws(() => encryptionMaterial(r, 'rot.v2', now()), { code: 'key_disabled' });
+    assert.throws(() => encryptionMaterial(r, 'rot', now(), pk), { code: 'key_disabled' });
+    assert.throws(() => encryptionMaterial(r, 'rot.v2', now(), pk), { code: 'key_disabled' });
     const schedule = sign(admin, 'rot', 4, digestOf(disable), 'scheduleDeletion', { pendingWindowDays: 7 });
     await r.submit(schedule);
-    assert.throws(() => encryptionMaterial(r, 'rot', now()), { code: 'key_pending_deletion' });
-    assert.throws(() => encryptionMaterial(r, 'rot', now() + 8 * 86_400), { code: 'key_destroyed' });
+    assert.throws(() => encryptionMaterial(r, 'rot', now(), pk), { code: 'key_pending_deletion' });
+    assert.throws(() => encryptionMaterial(r, 'rot', now() + 8 * 86_400, pk), { code: 'key_destroyed' });
 
     await r.submit(sign(admin, 'user-1', 1, ZERO_DIGEST, 'create', { origin: { type: 'derived', root: 'demo', path: 'users/1' }, admins: [admin.address] }));
-    assert.deepEqual(encryptionMaterial(r, 'user-1', now()), { materialId: 'user-1', managed: true, derived: { root: 'demo', path: 'users/1', version: 1 } });
+    assert.deepEqual(encryptionMaterial(r, 'user-1', now(), pk), { materialId: 'user-1', managed: true, derived: { root: 'demo', path: 'users/1', version: 1 } });
   });
 });
 

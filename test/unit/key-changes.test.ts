@@ -70,14 +70,14 @@ describe('managed keys: signed changes and their application (core/keys)', () =>
       refuses(() => book.check(nextChange(book, 'k', 'create', { origin: { type: 'dkg' }, admins: [ALICE.address] })), 'key_change_invalid', /only its change 1/);
     });
 
-    it('refuses a bad body, an admin listed twice and automatic rotation on a DKG key', () => {
+    it('refuses a bad body, an admin listed twice and a rotation period out of range', () => {
       const book = newBook();
       refuses(() => book.check(nextChange(book, 'k', 'create', '{')), 'bad_request', /not JSON/);
       refuses(() => book.check(nextChange(book, 'k', 'create', { origin: { type: 'dkg' } })), 'bad_request');
       refuses(() => book.check(nextChange(book, 'k', 'create', { origin: { type: 'dkg' }, admins: [ALICE.address], extra: 1 })), 'bad_request');
       refuses(() => book.check(nextChange(book, 'k', 'create', { origin: { type: 'dkg' }, admins: [ALICE.address, ALICE.address.replace('0x', '0X').toLowerCase()] })), 'bad_request');
       refuses(() => book.check(nextChange(book, 'k', 'create', { origin: { type: 'dkg' }, admins: [ALICE.address, ALICE.address] })), 'bad_request', /listed twice/);
-      refuses(() => book.check(nextChange(book, 'k', 'create', { origin: { type: 'dkg' }, admins: [ALICE.address], rotationPeriodDays: 90 })), 'key_change_invalid');
+      refuses(() => book.check(nextChange(book, 'k', 'create', { origin: { type: 'dkg' }, admins: [ALICE.address], rotationPeriodDays: 2561 })), 'bad_request');
       refuses(() => book.check(nextChange(book, 'k', 'create', { origin: derived(), admins: [ALICE.address], rotationPeriodDays: 89 })), 'bad_request');
       const elevenAdmins = Array.from({ length: 11 }, (_, i) => `0x${(i + 1).toString(16).padStart(40, '0')}`);
       refuses(() => book.check(nextChange(book, 'k', 'create', { origin: { type: 'dkg' }, admins: elevenAdmins })), 'bad_request');
@@ -465,11 +465,14 @@ describe('managed keys: signed changes and their application (core/keys)', () =>
       assert.equal(keyVersionsAt(book.get('d')!, T0 + 100 * period).length, 4);
     });
 
-    it('setRotation is for derived keys; a DKG key may only turn it off', () => {
+    it('setRotation: DKG and derived keys alike; the period counts from when it was set, never from before', () => {
       const book = newBook();
       createKey(book, 'k');
-      refuses(() => book.check(nextChange(book, 'k', 'setRotation', { rotationPeriodDays: 90 })), 'key_change_invalid', /DKG key/);
-      take(book, nextChange(book, 'k', 'setRotation', { rotationPeriodDays: null }));
+      // Set 200 days after the key's only version: the first automatic version is due 90 days after that, not at once.
+      take(book, nextChange(book, 'k', 'setRotation', { rotationPeriodDays: 90 }, { issuedAt: T0 + 200 * DAY }));
+      assert.equal(keyVersionsAt(book.get('k')!, T0 + 289 * DAY).length, 1);
+      assert.deepEqual(keyVersionsAt(book.get('k')!, T0 + 290 * DAY).map((v) => [v.version, v.createdAt]), [[1, T0], [2, T0 + 290 * DAY]]);
+      take(book, nextChange(book, 'k', 'setRotation', { rotationPeriodDays: null }, { issuedAt: T0 + 200 * DAY }));
       createKey(book, 'd', { origin: derived() });
       refuses(() => book.check(nextChange(book, 'd', 'setRotation', { rotationPeriodDays: KEY_LIMITS.maxRotationPeriodDays + 1 })), 'bad_request');
       refuses(() => book.check(nextChange(book, 'd', 'setRotation', {})), 'bad_request');
