@@ -16,7 +16,7 @@ import { erasureDigest, type ErasureRecord } from './key-erasure.ts';
  * Derived keys have no material of their own: their deletion is the refusal alone.
  */
 export interface KeyDeletionOptions {
-  book: Pick<KeyBook, 'list' | 'get' | 'byMaterial'>;
+  book: Pick<KeyBook, 'all' | 'byMaterial'>;
   committeeId: string;
   selfId(): number | undefined;
   erase(materialId: string): Promise<ErasureRecord>;
@@ -80,7 +80,7 @@ export class KeyDeletion {
 
   private async eraseDue(): Promise<void> {
     const at = this.now() - this.o.graceSeconds;
-    for (const key of this.o.book.list({}, at)) {
+    for (const key of this.o.book.all()) {
       if (key.origin.type !== 'dkg') continue;
       for (const materialId of dueMaterial(key, at)) {
         if (this.receipts.has(materialId)) continue;

@@ -19,7 +19,7 @@ import { errorText } from '../net/p2p.ts';
  * committee generate material the admins did not ask for.
  */
 export interface KeyMaterialOptions {
-  book: Pick<KeyBook, 'get' | 'list'>;
+  book: Pick<KeyBook, 'get' | 'all'>;
   selfId(): number | undefined;
   /** Ids of every member of the committee served, this node's included. */
   members(): number[];
@@ -68,7 +68,7 @@ export class KeyMaterialScheduler {
   /** Every live version of a DKG key whose material is missing, scheduled (see start). */
   resume(): void {
     const now = this.now();
-    for (const key of this.o.book.list({}, now)) {
+    for (const key of this.o.book.all()) {
       if (key.origin.type !== 'dkg' || keyStateAt(key, now) === 'Destroyed') continue;
       for (const v of keyVersionsAt(key, now)) {
         const id = materialKeyId(key.keyId, v.version);

@@ -164,6 +164,11 @@ export class KeyBook {
     return { key, version };
   }
 
+  /** Every key, in no order: for periodic walks that need no sorted listing. */
+  *all(): IterableIterator<ManagedKey> {
+    for (const entry of this.keys.values()) yield entry.key;
+  }
+
   list(filter: KeyFilter, nowSeconds: number): ManagedKey[] {
     const out: ManagedKey[] = [];
     for (const { key } of this.keys.values()) {

@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { accountFromSecretKey } from '../../client/account.ts';
 import { ERROR_CODES, isTkmsError, TkmsError, type Deployment } from '../../core/index.ts';
-import { KeyBook } from '../../core/keys/key-book.ts';
+import { newBook } from './key-change-fixtures.ts';
 import { KeyChangeMessage, type KeyChange } from '../../core/keys/key-change.ts';
 import { currentVersionAt, keyStateAt, keyVersionsAt, materialKeyId, versionStateAt, type ManagedKey } from '../../core/keys/key-model.ts';
 
@@ -35,16 +35,7 @@ interface Posted {
 }
 
 export class FakeGateway {
-  readonly book = new KeyBook({
-    deployment: DEPLOYMENT,
-    creation: { creators: 'open', perCreatorQuota: 100 },
-    allowShortDeletionWindow: true,
-    parsePolicy: (p) => p,
-    maxKeys: 100,
-    maxChangesPerKey: 100,
-    maxBytesPerKey: 4 * 1024 * 1024,
-    maxTotalBytes: 64 * 1024 * 1024,
-  });
+  readonly book = newBook({ deployment: DEPLOYMENT, creation: { creators: 'open', perCreatorQuota: 100 }, allowShortDeletionWindow: true, maxKeys: 100, maxChangesPerKey: 100 });
   readonly posted: Posted[] = [];
   readonly gets: string[] = [];
   /** How many of the next change posts answer 202 (applied, not yet effective). */
