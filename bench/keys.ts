@@ -79,7 +79,7 @@ export function benchKeyChecks(opts: { checks: number }): KeyCheckResult {
     const started = process.hrtime.bigint();
     for (let i = 0; i < n; i++) {
       const nowSeconds = Math.floor(Date.now() / 1000);
-      const managed = b.byMaterial(materialId, nowSeconds)!;
+      const managed = b.byMaterial(materialId)!;
       requireUsable(managed.key, managed.version, nowSeconds);
       const p = managed.key.policy as KeyPolicy;
       evaluateKeyPolicy(p, { keyId: managed.key.keyId, operation: 'decrypt', requester, grantSource: 'owner', nowSeconds, usedToday: p.dailyLimitPerRequester === undefined ? 0 : usage.usedToday(managed.key.keyId, requester, nowSeconds) });

@@ -293,7 +293,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       verifyRegisterHandle(registration, descriptor, deployment());
       ctx.limiter.take(encodeHex(registration.owner));
       // A managed key's version must be usable (as for gateway encryption); a derived key's material is its root's.
-      const managed = ctx.keyRegistry?.book.byMaterial(registration.keyId, nowSeconds());
+      const managed = ctx.keyRegistry?.book.byMaterial(registration.keyId);
       if (managed !== undefined) requireUsable(managed.key, managed.version, nowSeconds());
       await ctx.keys.get(managed?.key.origin.type === 'derived' ? managed.key.origin.root : registration.keyId);
       return storeHandle(
@@ -387,7 +387,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
     delegate: async (req, _url, body, params) => {
       // A derived key's handles are served with its root's shares: the root's committee, t and epoch.
       const publishedKeyIdOf = (materialId: string): string => {
-        const origin = ctx.keyRegistry?.book.byMaterial(materialId, nowSeconds())?.key.origin;
+        const origin = ctx.keyRegistry?.book.byMaterial(materialId)?.key.origin;
         return origin?.type === 'derived' ? origin.root : materialId;
       };
       const started = performance.now();

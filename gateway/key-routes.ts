@@ -104,7 +104,7 @@ export function encryptionMaterial(registry: GatewayKeyRegistry | undefined, key
     const versions = keyVersionsAt(key, nowSeconds);
     target = { key, version: encryptionVersion(key, nowSeconds, publicKeyOf) ?? versions[versions.length - 1]!.version };
   } else {
-    const named = book.byMaterial(keyId, nowSeconds);
+    const named = book.byMaterial(keyId);
     if (named !== undefined && named.version >= 2) target = named;
   }
   if (target === undefined) return { materialId: keyId, managed: false };

@@ -257,7 +257,12 @@ export class DkgRunner {
 
   private async onFrame(from: number, frame: DkgFrame): Promise<void> {
     if (frame.type === 'proposal') {
-      await this.o.beforeProposal?.(frame.keyId, from);
+      // Only for a proposal that could be accepted (its author, this committee, epoch and t): nobody
+      // makes this node ask another member anything with a proposal refused anyway.
+      const c = this.committee;
+      if (frame.proposer === from && frame.committeeId === c.committeeId && frame.epoch === c.epoch && frame.t === c.t && !this.sessions.has(frame.keyId)) {
+        await this.o.beforeProposal?.(frame.keyId, from);
+      }
       return this.acceptProposal(from, frame);
     }
     if (frame.type === 'result') return this.held.onResultFrame(from, frame);

@@ -1,6 +1,6 @@
 import { decodeHex, isTkmsError, TkmsError } from '../core/index.ts';
 import { MAX_SUBMIT_SKEW_SECONDS, type KeyChange } from '../core/keys/key-change.ts';
-import { parseMaterialKeyId, type ManagedKey } from '../core/keys/key-model.ts';
+import { keyVersionsAt, parseMaterialKeyId, type ManagedKey } from '../core/keys/key-model.ts';
 import type { DestructionReceipt } from '../core/keys/destruction-receipt.ts';
 import { decodeKeyChangeReply, decodeKeyChangeRequest, encodeKeyChangeReply, encodeKeyChangeRequest, KEY_CHANGE_PAGE_BYTES, KEY_CHANGE_PAGE_SIZE, type KeyChangeReply } from '../core/keys/key-wire.ts';
 import type { KeyChangeLog } from '../storage/key-change-log.ts';
@@ -57,6 +57,8 @@ export class KeyChangeService {
   private readonly cursors = new Map<number, number>();
   private timer: NodeJS.Timeout | undefined;
   private turn = 0;
+  /** Members a pull before a DKG is in flight from (pullBeforeDkg). */
+  private readonly pullingFrom = new Set<number>();
 
   constructor(private readonly options: KeyChangeServiceOptions) {
     this.registry = options.registry;
@@ -150,14 +152,20 @@ export class KeyChangeService {
    * managed key's, never as an unmanaged key whose material would later block the create.
    */
   async pullBeforeDkg(materialId: string, proposer: number): Promise<void> {
-    const { keyId } = parseMaterialKeyId(materialId);
+    const { keyId, version } = parseMaterialKeyId(materialId);
     const key = this.registry.book.get(keyId);
-    if (key !== undefined && this.registry.book.byMaterial(materialId, Math.floor(this.now() / 1000)) !== undefined) return;
+    if (key !== undefined && keyVersionsAt(key, Math.floor(this.now() / 1000)).length >= version) return;
+    // One page, one pull per proposer at a time: a member's proposals cannot hold this node's
+    // frame slots for long (a create and a rotate fit a page; more is a normal sync's job).
+    if (this.pullingFrom.has(proposer)) return;
+    this.pullingFrom.add(proposer);
     try {
-      await this.pullFrom(keyId, proposer);
+      await this.pullFrom(keyId, proposer, 1);
     } catch (e) {
       // An unmanaged key's DKG (an operator's) has no history to pull; the DKG gate decides as before.
       this.log.debug({ member: proposer, keyId, err: errorText(e) }, 'pulling a key\'s history before its DKG failed');
+    } finally {
+      this.pullingFrom.delete(proposer);
     }
   }
 
@@ -176,8 +184,8 @@ export class KeyChangeService {
   }
 
   /** The key's changes `member` holds after this node's sequence, page by page, applied in order. */
-  private async pullFrom(keyId: string, member: number): Promise<void> {
-    for (let pages = 0; pages < MAX_HISTORY_PAGES; pages++) {
+  private async pullFrom(keyId: string, member: number, maxPages = MAX_HISTORY_PAGES): Promise<void> {
+    for (let pages = 0; pages < maxPages; pages++) {
       const after = this.registry.book.get(keyId)?.sequence ?? 0;
       const reply = decodeKeyChangeReply(await this.transport.send(member, encodeKeyChangeRequest({ type: 'history', keyId, after }), FORWARD_TIMEOUT_MS));
       if (!reply.ok) throw new TkmsError(reply.code, reply.message);

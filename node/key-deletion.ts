@@ -60,7 +60,7 @@ export class KeyDeletion {
   isDestroyed(materialId: string): boolean {
     // With the grace, as erasure: a cancel may still be on its way, and the key must not be left behind meanwhile.
     const at = this.now() - this.o.graceSeconds;
-    const managed = this.o.book.byMaterial(materialId, at);
+    const managed = this.o.book.byMaterial(materialId);
     if (managed === undefined || managed.key.origin.type !== 'dkg') return false;
     if (keyStateAt(managed.key, at) === 'Destroyed') return true;
     const v = managed.key.versions.find((x) => x.version === managed.version);

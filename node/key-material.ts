@@ -41,6 +41,8 @@ const ROTATION_CLOCK_SLACK_SECONDS = 60;
 
 export class KeyMaterialScheduler {
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Material ids this node could not propose (a DKG of the id failed here and its vote is kept): not tried again until restart. */
+  private readonly stuck = new Set<string>();
   private ticker: NodeJS.Timeout | undefined;
   private readonly now: () => number;
 
@@ -102,7 +104,7 @@ export class KeyMaterialScheduler {
 
   private schedule(materialId: string): void {
     const self = this.o.selfId();
-    if (self === undefined || this.timers.has(materialId) || this.o.hasMaterial(materialId)) return;
+    if (self === undefined || this.timers.has(materialId) || this.stuck.has(materialId) || this.o.hasMaterial(materialId)) return;
     const rank = proposerRank(materialId, this.o.members(), self);
     const delay = (this.o.baseDelayMs ?? BASE_DELAY_MS) + rank * (this.o.rankDelayMs ?? RANK_DELAY_MS);
     const timer = setTimeout(() => {
@@ -112,7 +114,10 @@ export class KeyMaterialScheduler {
         this.o.propose(materialId);
         this.o.log.info({ materialId, rank }, 'proposed the DKG a managed key calls for');
       } catch (e) {
-        this.o.log.warn({ materialId, rank, err: errorText(e) }, 'could not propose the DKG a managed key calls for');
+        // A DKG of this id failed here before and its vote is never withdrawn: the version cannot be
+        // made under this id. Its admins rotate again (version 2 and later) or create a new key.
+        this.stuck.add(materialId);
+        this.o.log.warn({ materialId, rank, err: errorText(e) }, 'could not propose the DKG a managed key calls for; the version stays without material (rotate again, or for version 1 create the key anew)');
       }
     }, delay);
     timer.unref();

@@ -245,7 +245,7 @@ export class PartialService {
    * before keys were managed.
    */
   private managedKeyOf(materialId: string, nowSeconds: number): { shareKeyId: string; key: ManagedKey | undefined } {
-    const managed = this.keys?.byMaterial(materialId, nowSeconds);
+    const managed = this.keys?.byMaterial(materialId);
     if (managed === undefined) return { shareKeyId: materialId, key: undefined };
     requireUsable(managed.key, managed.version, nowSeconds);
     return { shareKeyId: managed.key.origin.type === 'derived' ? managed.key.origin.root : materialId, key: managed.key };

@@ -63,9 +63,9 @@ export class KeyBook {
   private readonly keys = new Map<string, Entry>();
   /**
    * alias → the keys claiming it, with the signed time of the change that gave it. Two keys' admins
-   * may claim one alias at once, and members apply the two changes in different orders; the alias
-   * then names the earliest claim (by time, then key id) on every member alike, whatever the order.
-   * The gateway refuses a claim of an alias another key holds before sending it (`aliasHolder`).
+   * may claim one alias at once, and members apply the two changes in different orders, so members
+   * never refuse a claim; an alias claimed by two keys names neither, on every member alike, whatever
+   * the order (`aliasHolder`). The gateway refuses a claim of an alias another key holds before sending it.
    */
   private readonly aliasClaims = new Map<string, Map<string, number>>();
   private readonly created = new Map<string, number>();
@@ -108,13 +108,15 @@ export class KeyBook {
     return keyId === undefined ? undefined : this.get(keyId);
   }
 
-  /** The key an alias names: the earliest claim, by signed time and then key id. */
+  /**
+   * The key an alias names, or undefined when none does or more than one key claims it: a clash names
+   * no key (fails closed) until all but one of its claimants delete it, since a claim's signed time is
+   * the signer's to choose and cannot decide who owns a name.
+   */
   aliasHolder(alias: string): string | undefined {
-    let best: [string, number] | undefined;
-    for (const [keyId, at] of this.aliasClaims.get(alias) ?? []) {
-      if (best === undefined || at < best[1] || (at === best[1] && keyId < best[0])) best = [keyId, at];
-    }
-    return best?.[0];
+    const claims = this.aliasClaims.get(alias);
+    if (claims === undefined || claims.size !== 1) return undefined;
+    return claims.keys().next().value;
   }
 
   /**
@@ -146,22 +148,21 @@ export class KeyBook {
   requireAliasesFree(change: KeyChange): void {
     const added = aliasesAdded(change);
     for (const alias of added) {
-      const holder = this.aliasHolder(alias);
-      if (holder !== undefined && holder !== change.keyId) throw new TkmsError('alias_taken', `alias ${alias} already names key ${holder}`);
+      const others = [...(this.aliasClaims.get(alias)?.keys() ?? [])].filter((k) => k !== change.keyId);
+      if (others.length > 0) throw new TkmsError('alias_taken', `alias ${alias} already names key ${others.sort().join(', ')}`);
     }
   }
 
   /**
-   * The managed key and version a material key id (a handle's key id, a DKG's key id) names, when the
-   * key has that version at `nowSeconds`; else undefined (the id is not the managed key's).
+   * The managed key and version a material key id (a handle's key id, a DKG's key id) names, whether or
+   * not the key has that version yet (requireUsable refuses one it does not have): every `<keyId>.v<n>`
+   * of a managed key is that key's, never an unmanaged key served without its state and policy. (No
+   * such unmanaged key exists: a create is refused while any is held, and the DKG gate refuses one after.)
    */
-  byMaterial(materialId: string, nowSeconds: number): { key: ManagedKey; version: number } | undefined {
+  byMaterial(materialId: string): { key: ManagedKey; version: number } | undefined {
     const { keyId, version } = parseMaterialKeyId(materialId);
     const key = this.get(keyId);
-    if (key === undefined) return undefined;
-    const last = key.versions[key.versions.length - 1]!.version;
-    if (version > last && version > keyVersionsAt(key, nowSeconds).length) return undefined;
-    return { key, version };
+    return key === undefined ? undefined : { key, version };
   }
 
   /** Every key, in no order: for periodic walks that need no sorted listing. */
@@ -171,8 +172,9 @@ export class KeyBook {
 
   list(filter: KeyFilter, nowSeconds: number): ManagedKey[] {
     const out: ManagedKey[] = [];
+    const aliasKey = filter.alias === undefined ? undefined : this.aliasHolder(filter.alias);
     for (const { key } of this.keys.values()) {
-      if (filter.alias !== undefined && this.aliasHolder(filter.alias) !== key.keyId) continue;
+      if (filter.alias !== undefined && aliasKey !== key.keyId) continue;
       if (filter.state !== undefined && keyStateAt(key, nowSeconds) !== filter.state) continue;
       if (filter.tag !== undefined) {
         // Own tags only: `constructor` or `toString` would otherwise match every key.
