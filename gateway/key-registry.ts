@@ -128,7 +128,7 @@ export class GatewayKeyRegistry {
     // costs one signature check at most, never n history reads.
     keyChangeSigner(change, this.opts.book.deployment);
     this.book.requireAliasesFree(change);
-    this.book.requireNotDestroyedAt(change, Math.floor(Date.now() / 1000) - (this.opts.book.allowShortDeletionWindow ? 0 : MAX_SUBMIT_SKEW_SECONDS));
+    this.book.requireNotDestroyedAt(change, Math.floor((this.opts.now?.() ?? Date.now()) / 1000) - (this.opts.book.allowShortDeletionWindow ? 0 : MAX_SUBMIT_SKEW_SECONDS));
     try {
       return this.book.check(change);
     } catch (e) {
