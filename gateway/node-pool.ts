@@ -349,22 +349,33 @@ export class NodePool {
   /** Pushes a revocation to every member; returns who acknowledged storing (or already holding) it. */
   async broadcastRevocation(item: RevocationEnvelope, timeoutMs: number): Promise<{ acked: number[]; failures: NodeFailure[] }> {
     const frame = encodeAclRequest({ type: 'revoke', item });
-    const acked: number[] = [];
+    const { answers, failures } = await this.toEveryMember(async (memberId) => {
+      const reply = decodeAclReply(await this.send(memberId, ACL_PROTOCOL, frame, timeoutMs));
+      if (!reply.ok) throw new TkmsError(reply.code, reply.message);
+    });
+    return { acked: answers.map((a) => a.nodeId), failures };
+  }
+
+  /**
+   * Asks every member at once; each answer or refusal (a transport failure as `unavailable`), in
+   * member order.
+   */
+  private async toEveryMember<T>(ask: (memberId: number) => Promise<T>): Promise<{ answers: { nodeId: number; value: T }[]; failures: NodeFailure[] }> {
+    const answers: { nodeId: number; value: T }[] = [];
     const failures: NodeFailure[] = [];
     await Promise.all(
       this.committee.members.map(async (m) => {
         try {
-          const reply = decodeAclReply(await this.send(m.id, ACL_PROTOCOL, frame, timeoutMs));
-          if (!reply.ok) throw new TkmsError(reply.code, reply.message);
-          acked.push(m.id);
+          answers.push({ nodeId: m.id, value: await ask(m.id) });
         } catch (e) {
           const err = isTkmsError(e) ? e : new TkmsError('unavailable', errorText(e));
           failures.push({ nodeId: m.id, code: err.code, message: err.message });
         }
       }),
     );
-    acked.sort((a, b) => a - b);
-    return { acked, failures };
+    answers.sort((a, b) => a.nodeId - b.nodeId);
+    failures.sort((a, b) => a.nodeId - b.nodeId);
+    return { answers, failures };
   }
 
   /**
@@ -373,26 +384,15 @@ export class NodePool {
    */
   async broadcastKeyChange(change: KeyChange, timeoutMs: number): Promise<{ acked: KeyChangeAck[]; failures: NodeFailure[] }> {
     const frame = encodeKeyChangeRequest({ type: 'change', change });
-    const acked: KeyChangeAck[] = [];
-    const failures: NodeFailure[] = [];
-    await Promise.all(
-      this.committee.members.map(async (m) => {
-        try {
-          const reply = decodeKeyChangeReply(await this.send(m.id, KEY_CHANGES_PROTOCOL, frame, timeoutMs));
-          if (!reply.ok) throw new TkmsError(reply.code, reply.message);
-          if (reply.type !== 'applied' || reply.keyId !== change.keyId || reply.sequence < change.sequence) {
-            throw new TkmsError('bad_request', `member ${m.id} answered a key change with something else than its application`);
-          }
-          acked.push({ nodeId: m.id, known: reply.known });
-        } catch (e) {
-          const err = isTkmsError(e) ? e : new TkmsError('unavailable', errorText(e));
-          failures.push({ nodeId: m.id, code: err.code, message: err.message });
-        }
-      }),
-    );
-    acked.sort((a, b) => a.nodeId - b.nodeId);
-    failures.sort((a, b) => a.nodeId - b.nodeId);
-    return { acked, failures };
+    const { answers, failures } = await this.toEveryMember(async (memberId) => {
+      const reply = decodeKeyChangeReply(await this.send(memberId, KEY_CHANGES_PROTOCOL, frame, timeoutMs));
+      if (!reply.ok) throw new TkmsError(reply.code, reply.message);
+      if (reply.type !== 'applied' || reply.keyId !== change.keyId || reply.sequence < change.sequence) {
+        throw new TkmsError('bad_request', `member ${memberId} answered a key change with something else than its application`);
+      }
+      return reply.known;
+    });
+    return { acked: answers.map((a) => ({ nodeId: a.nodeId, known: a.value })), failures };
   }
 
   /** A page of key changes from one member: everything it holds (`sync`) or one key's history. */

@@ -27,7 +27,6 @@ export interface KeyChangeTransport {
   send(memberId: number, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
 }
 
-export { MAX_SUBMIT_SKEW_SECONDS };
 const FORWARD_TIMEOUT_MS = 3_000;
 const SYNC_INTERVAL_MS = 30_000;
 const MAX_SYNC_PAGES = 1_000;

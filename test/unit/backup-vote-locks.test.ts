@@ -3,9 +3,7 @@ import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ed25519 } from '@noble/curves/ed25519.js';
 import fc from 'fast-check';
-import { base58btc } from 'multiformats/bases/base58';
 import { encodeHex, isTkmsError, randomBytes } from '../../core/index.ts';
 import { parseCommittee, type Committee } from '../../core/committee.ts';
 import { proposalDigest } from '../../core/ceremony/proposal.ts';
@@ -18,6 +16,7 @@ import { createBackup, parseBackup, restoreBackup, writeBackupFile } from '../..
 import { Keystore } from '../../node/keystore.ts';
 import { rejectsWith, restoreOnto as restoreOntoTarget, snapshot } from '../support/backup-tests.ts';
 import { checkOperatorApproval } from '../../node/reshare-approvals.ts';
+import { member, peerId } from '../support/test-members.ts';
 
 /**
  * Keystore backups (version 4 and later) carry the node's vote locks — DKG votes in `<stateDir>/dkg` and the
@@ -27,16 +26,6 @@ import { checkOperatorApproval } from '../../node/reshare-approvals.ts';
 const PASSWORD = 'vote-lock-test-password';
 const SCRYPT = { N: 2 ** 14, r: 8, p: 1 };
 const V3_FIXTURE = fileURLToPath(new URL('../fixtures/backup-v3-65cc831/', import.meta.url));
-
-function member(id: number): { id: number; secret: Uint8Array; publicKey: Uint8Array } {
-  const secret = ed25519.utils.randomSecretKey();
-  return { id, secret, publicKey: ed25519.getPublicKey(secret) };
-}
-
-function peerId(publicKey: Uint8Array): string {
-  const proto = new Uint8Array([0x08, 0x01, 0x12, 0x20, ...publicKey]);
-  return base58btc.baseEncode(new Uint8Array([0x00, proto.length, ...proto]));
-}
 
 function committee(members: { id: number; publicKey: Uint8Array }[], epoch: number): Committee {
   return parseCommittee({

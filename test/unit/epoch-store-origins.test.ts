@@ -3,7 +3,6 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { base58btc } from 'multiformats/bases/base58';
 import { curveBackend, encodeHex, evaluatePolynomial, isTkmsError, randomBytes, randomScalar, type ErrorCode } from '../../core/index.ts';
 import { committeeDigest, committeeToJson, parseCommittee, type Committee } from '../../core/committee.ts';
 import { handoverDigest, handoverKeyJson, handoverVoteMessage, verifyHandover, type KeyEpochData, type UnsignedHandover, type VerifiedHandover } from '../../core/ceremony/handover.ts';
@@ -17,6 +16,7 @@ import { openEpochStore, type NodeEpochStore } from '../../node/epoch-store.ts';
 import { fetchOrigins } from '../../node/key-origins.ts';
 import { parseOrigin, serializeOrigin } from '../../node/epoch-files.ts';
 import fc from 'fast-check';
+import { member, peerId, type Member } from '../support/test-members.ts';
 
 /**
  * Keys a reshare moved keep their origin (the DKG public result) after the commit erased the
@@ -25,22 +25,6 @@ import fc from 'fast-check';
  */
 const PASSWORD = 'origins-test-password';
 const SCRYPT = { N: 2 ** 14, r: 8, p: 1 };
-
-interface Member {
-  id: number;
-  secret: Uint8Array;
-  publicKey: Uint8Array;
-}
-
-function member(id: number): Member {
-  const secret = ed25519.utils.randomSecretKey();
-  return { id, secret, publicKey: ed25519.getPublicKey(secret) };
-}
-
-function peerId(publicKey: Uint8Array): string {
-  const proto = new Uint8Array([0x08, 0x01, 0x12, 0x20, ...publicKey]);
-  return base58btc.baseEncode(new Uint8Array([0x00, proto.length, ...proto]));
-}
 
 function committee(members: Member[], epoch: number, t = 2): Committee {
   return parseCommittee({

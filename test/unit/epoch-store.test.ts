@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { base58btc } from 'multiformats/bases/base58';
 import { curveBackend, encodeHex, evaluatePolynomial, isTkmsError, randomBytes, randomScalar, type ErrorCode } from '../../core/index.ts';
 import { committeeDigest, committeeToJson, parseCommittee, parseCommitteeJson, type Committee } from '../../core/committee.ts';
 import { handoverDigest, handoverKeyJson, handoverVoteMessage, verifyHandover, type HandoverCertificate, type KeyEpochData, type UnsignedHandover, type VerifiedHandover } from '../../core/ceremony/handover.ts';
@@ -16,28 +15,13 @@ import { createBackup, parseBackup, restoreBackup, writeBackupFile } from '../..
 import { Keystore } from '../../node/keystore.ts';
 import { openEpochStore, type NodeEpochStore } from '../../node/epoch-store.ts';
 import { MAX_APPROVALS, MAX_VOTES } from '../../node/epoch-files.ts';
+import { member, peerId, type Member } from '../support/test-members.ts';
 
 const PASSWORD = 'epoch-store-test-password';
 const SCRYPT = { N: 2 ** 14, r: 8, p: 1 };
 const FIXTURE = fileURLToPath(new URL('../fixtures/keystore-70e9873/', import.meta.url));
 
-interface Member {
-  id: number;
-  secret: Uint8Array;
-  publicKey: Uint8Array;
-}
-
-function member(id: number): Member {
-  const secret = ed25519.utils.randomSecretKey();
-  return { id, secret, publicKey: ed25519.getPublicKey(secret) };
-}
-
 /** A base58btc Ed25519 peer id: identity multihash of the libp2p public-key protobuf. */
-function peerId(publicKey: Uint8Array): string {
-  const proto = new Uint8Array([0x08, 0x01, 0x12, 0x20, ...publicKey]);
-  return base58btc.baseEncode(new Uint8Array([0x00, proto.length, ...proto]));
-}
-
 function committee(members: Member[], epoch: number, t = 2): Committee {
   return parseCommittee({
     committeeId: 'epoch-store-test',

@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { base58btc } from 'multiformats/bases/base58';
-import { curveBackend, encodeHex, evaluatePolynomial, isTkmsError, randomBytes, randomScalar, type ErrorCode } from '../../core/index.ts';
+import { curveBackend, encodeHex, evaluatePolynomial, isTkmsError, randomBytes, randomScalar } from '../../core/index.ts';
 import { parseCommittee, type Committee } from '../../core/committee.ts';
 import { dkgSignedBytes } from '../../core/dkg/member-signatures.ts';
 import { parseDkgPublicResult, type DkgPublicResult } from '../../core/dkg/index.ts';
@@ -37,28 +36,14 @@ import {
   resumeKeyErasures,
   type KeyErasureDeps,
 } from '../../node/key-erasure.ts';
+import { expectRefusal } from '../support/refusal.ts';
+import { member, peerId, type Member } from '../support/test-members.ts';
 
 const PASSWORD = 'key-erasure-test-password';
 const SCRYPT = { N: 2 ** 14, r: 8, p: 1 };
 const COMMITTEE_ID = 'erase-test';
 const NOW = 1_765_000_000;
 const PROPOSAL_ID = `0x${'7a'.repeat(32)}`;
-
-interface Member {
-  id: number;
-  secret: Uint8Array;
-  publicKey: Uint8Array;
-}
-
-function member(id: number): Member {
-  const secret = ed25519.utils.randomSecretKey();
-  return { id, secret, publicKey: ed25519.getPublicKey(secret) };
-}
-
-function peerId(publicKey: Uint8Array): string {
-  const proto = new Uint8Array([0x08, 0x01, 0x12, 0x20, ...publicKey]);
-  return base58btc.baseEncode(new Uint8Array([0x00, proto.length, ...proto]));
-}
 
 /** A member's signer as ceremonyIdentity makes it: Ed25519 over the member-signature domain. */
 function signer(m: Member): { sign(message: Uint8Array): Uint8Array } {
@@ -83,17 +68,6 @@ function dealKey(keyId: string): { shares: Map<number, bigint>; result: Record<s
     signatures: {},
   };
   return { shares, result };
-}
-
-async function rejectsWith(code: ErrorCode, fn: () => Promise<unknown>): Promise<void> {
-  let caught: unknown;
-  try {
-    await fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(isTkmsError(caught), `expected a ${code} TkmsError, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
 }
 
 describe('key erasure', function () {
@@ -164,7 +138,7 @@ describe('key erasure', function () {
     const reopened = await keystore(n.keystoreDir);
     assert.deepEqual(reopened.list(), ['beta']);
     assert.equal((await reopened.load('beta')).share, n.beta.shares.get(1));
-    await rejectsWith('unknown_key', () => reopened.load('alpha'));
+    await expectRefusal(reopened.load('alpha'), 'unknown_key');
 
     assert.deepEqual(await readErasureRecord(n.stateDir, 'alpha'), record);
     assert.deepEqual(await listErasedKeyIds(n.stateDir), ['alpha']);
@@ -258,8 +232,8 @@ describe('key erasure', function () {
     const json = JSON.parse(await readFile(path, 'utf8'));
     json.files[1].name = 'beta.key.json';
     await writeFile(path, JSON.stringify(json));
-    await rejectsWith('keystore_corrupt', () => eraseKeyMaterial('alpha', n.deps));
-    await rejectsWith('keystore_corrupt', () => resumeKeyErasures(n.deps));
+    await expectRefusal(eraseKeyMaterial('alpha', n.deps), 'keystore_corrupt');
+    await expectRefusal(resumeKeyErasures(n.deps), 'keystore_corrupt');
     assert.ok((await readdir(n.keystoreDir)).includes('beta.key.json'));
     assert.equal(record.files.length, 2);
   });
