@@ -103,6 +103,25 @@ export const ERROR_CODES = {
   policy_daily_limit: 429,
   /** Policy: the key is sensitive and the request carries fewer admin co-signatures than it requires. */
   policy_approvals_missing: 403,
+  // Threshold signing (core/signing): each policy refusal names its rule.
+  /** Signing policy: the key's policy does not allow signing raw bytes. */
+  policy_raw_denied: 403,
+  /** Signing policy: the message does not start with one of the key's allowed domain prefixes. */
+  policy_prefix_denied: 403,
+  /** Signing policy: a transaction output pays an address the key's allow-list does not name. */
+  policy_output_denied: 403,
+  /** Signing policy: the transaction would take the key past its daily value cap. */
+  policy_value_cap: 403,
+  /** Signing policy: the key's policy does not take this kind of message (raw, prefixed, PSBT) at all. */
+  policy_message_kind_denied: 403,
+  /** A PSBT that does not parse, or has no input this key can sign. */
+  bad_psbt: 400,
+  /** A signing request names a nonce commitment this node never issued, or one it discarded on restart. */
+  nonce_unknown: 409,
+  /** A signing request names a nonce commitment this node already spent: a nonce signs once. */
+  nonce_spent: 409,
+  /** Fewer than t members could contribute a valid signature share. */
+  insufficient_signers: 503,
   timeout: 504,
   internal: 500,
 } as const;

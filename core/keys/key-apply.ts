@@ -86,10 +86,13 @@ function created(change: KeyChange, signer: string, digest: string, ctx: KeyAppl
   const body = parseKeyChangeBody('create', change.body);
   const admins = uniqueAddresses(body.admins, change.keyId);
   if (body.origin.type === 'derived') assertDerivationPath(body.origin.path);
+  const spec = body.spec ?? 'ECC_SECG_P256K1';
+  const usage = body.usage ?? (spec === 'ECC_NIST_EDWARDS25519' ? 'SIGN_VERIFY' : 'ENCRYPT_DECRYPT');
+  assertSpecServesUsage(spec, usage, body.origin.type, change.keyId);
   const key: ManagedKey = {
     keyId: change.keyId,
-    spec: body.spec ?? 'ECC_SECG_P256K1',
-    usage: body.usage ?? 'ENCRYPT_DECRYPT',
+    spec,
+    usage,
     origin: body.origin.type === 'dkg' ? { type: 'dkg' } : { type: 'derived', root: body.origin.root, path: body.origin.path },
     description: body.description ?? '',
     aliases: [],
@@ -110,6 +113,16 @@ function created(change: KeyChange, signer: string, digest: string, ctx: KeyAppl
   for (const alias of body.aliases ?? []) addAlias(key, alias, ctx);
   if (body.tags !== undefined) setTags(key, body.tags);
   return key;
+}
+
+/** Ed25519 has no ECIES here; a derived key is a decryption key (derive.ts tweaks secp256k1 ECIES keys only). */
+function assertSpecServesUsage(spec: ManagedKey['spec'], usage: ManagedKey['usage'], origin: ManagedKey['origin']['type'], keyId: string): void {
+  if (spec === 'ECC_NIST_EDWARDS25519' && usage !== 'SIGN_VERIFY') {
+    throw new TkmsError('key_change_invalid', `key ${keyId}: spec ECC_NIST_EDWARDS25519 serves SIGN_VERIFY only`);
+  }
+  if (usage === 'SIGN_VERIFY' && origin !== 'dkg') {
+    throw new TkmsError('key_change_invalid', `key ${keyId}: a signing key is made by its own DKG, not derived`);
+  }
 }
 
 type Apply<A extends Exclude<KeyAction, 'create'>> = (key: ManagedKey, body: KeyActionBody<A>, change: KeyChange, ctx: KeyApplyContext) => void;

@@ -8,9 +8,13 @@ import { TkmsError } from '../errors.ts';
  * the clock a caller passes to the `…At` readers below, never through when a change arrived.
  */
 
-export const KEY_SPECS = ['ECC_SECG_P256K1'] as const;
+/**
+ * ECC_SECG_P256K1 serves ENCRYPT_DECRYPT (ECIES) and SIGN_VERIFY (BIP340 Schnorr, Taproot key
+ * path, FROST); ECC_NIST_EDWARDS25519 (AWS's name) serves SIGN_VERIFY only (Ed25519, FROST RFC 9591).
+ */
+export const KEY_SPECS = ['ECC_SECG_P256K1', 'ECC_NIST_EDWARDS25519'] as const;
 export type KeySpec = (typeof KEY_SPECS)[number];
-export const KEY_USAGES = ['ENCRYPT_DECRYPT'] as const;
+export const KEY_USAGES = ['ENCRYPT_DECRYPT', 'SIGN_VERIFY'] as const;
 export type KeyUsage = (typeof KEY_USAGES)[number];
 
 /** What the admins set. Destroyed is not among them: a key is destroyed when its deletion date passes. */
