@@ -20,6 +20,11 @@ export interface NodeMetrics {
   partialRequests: Counter<'outcome'>;
   partialSeconds: Histogram<'outcome'>;
   partialBatchSize: Histogram;
+  /** /tkms/sign/1 frames: kind commit or sign, outcome ok or the refusal code. */
+  signRequests: Counter<'kind' | 'outcome'>;
+  signSeconds: Histogram<'kind' | 'outcome'>;
+  /** Unspent FROST nonces held in memory (preprocessing). */
+  signNoncesHeld: Gauge;
   p2pStreamsRefused: Counter<'protocol' | 'reason'>;
   p2pFrameBytesHeld: Gauge<'peers'>;
   aclMessages: Counter<'outcome'>;
@@ -127,6 +132,20 @@ export function createNodeMetrics(sources?: NodeMetricSources): NodeMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
     }),
+    signRequests: new Counter({
+      name: 'tkms_sign_requests_total',
+      help: 'Threshold signing frames (kind commit: nonce commitments made; kind sign: signature shares), by outcome (ok or the refusal code)',
+      labelNames: ['kind', 'outcome'],
+      registers: [registry],
+    }),
+    signSeconds: new Histogram({
+      name: 'tkms_sign_duration_seconds',
+      help: 'Time to answer a threshold signing frame (checks, policy, durable nonce spend, FROST share)',
+      labelNames: ['kind', 'outcome'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    signNoncesHeld: new Gauge({ name: 'tkms_sign_nonces_held', help: 'Unspent FROST nonces this node holds in memory for coordinators', registers: [registry] }),
     partialBatchSize: new Histogram({
       name: 'tkms_partial_batch_size',
       help: 'Requests per frame on the batched partial protocol (the gateway batches under load)',

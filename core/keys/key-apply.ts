@@ -4,7 +4,7 @@ import { TkmsError } from '../errors.ts';
 import { decodeAddress } from '../identifiers.ts';
 import { assertDerivationPath } from './derive.ts';
 import { checkAlias, checkTags, keyChangeDigest, keyChangeSigner, parseKeyChangeBody, ZERO_DIGEST, type KeyAction, type KeyActionBody, type KeyChange } from './key-change.ts';
-import { assertManagedKeyId, isoTime, keyStateAt, keyVersionsAt, KEY_LIMITS, materialKeyId, parseMaterialKeyId, SECONDS_PER_DAY, type ManagedKey } from './key-model.ts';
+import { assertManagedKeyId, isoTime, keyStateAt, keyVersionsAt, KEY_LIMITS, materialKeyId, parseMaterialKeyId, SECONDS_PER_DAY, type KeySpec, type KeyUsage, type ManagedKey } from './key-model.ts';
 
 /**
  * Applies one signed change to a managed key: the only way a key's state moves, on every node and
@@ -86,8 +86,8 @@ function created(change: KeyChange, signer: string, digest: string, ctx: KeyAppl
   const body = parseKeyChangeBody('create', change.body);
   const admins = uniqueAddresses(body.admins, change.keyId);
   if (body.origin.type === 'derived') assertDerivationPath(body.origin.path);
-  const spec = body.spec ?? 'ECC_SECG_P256K1';
-  const usage = body.usage ?? (spec === 'ECC_NIST_EDWARDS25519' ? 'SIGN_VERIFY' : 'ENCRYPT_DECRYPT');
+  const spec: KeySpec = (body.spec as KeySpec | undefined) ?? 'ECC_SECG_P256K1';
+  const usage: KeyUsage = (body.usage as KeyUsage | undefined) ?? (spec === 'ECC_NIST_EDWARDS25519' ? 'SIGN_VERIFY' : 'ENCRYPT_DECRYPT');
   assertSpecServesUsage(spec, usage, body.origin.type, change.keyId);
   const key: ManagedKey = {
     keyId: change.keyId,

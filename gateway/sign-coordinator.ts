@@ -1,0 +1,268 @@
+import type { Logger } from 'pino';
+import type { FrostPublic } from '@noble/curves/abstract/frost.js';
+import { isTkmsError, TkmsError, type ErrorCode } from '../core/errors.ts';
+import { errorText } from '../net/p2p.ts';
+import type { SignMessage, SignRequest } from '../core/signing/sign-request.ts';
+import { decodeSignFrameReply, encodeSignFrameRequest, MAX_COMMITMENTS_PER_REQUEST, SIGN_PROTOCOL, type NonceCommitmentPair } from '../core/signing/sign-wire.ts';
+import { frostIdentifier, frostOf, frostPublic, memberOfIdentifier, signingPublicKey, verifySignature, type SigningKeyShares } from '../core/signing/suites.ts';
+
+/**
+ * The gateway as FROST coordinator. It keeps a supply of each member's nonce commitments per key
+ * version (asked for in batches, ahead of time), so an online signature is one round trip to t
+ * members. It trusts no member's share: the aggregate is checked, and when it does not verify each
+ * share is checked on its own, the members whose shares fail are named and left out, and the
+ * signature is made again with others (identifiable abort). It is trusted for nothing by the
+ * members either: each checks the requester's signed request and the key's policy itself.
+ */
+
+export interface SignTransport {
+  sendRaw(memberId: number, protocol: string, frame: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+}
+
+export interface SignCoordinatorOptions {
+  transport: SignTransport;
+  log: Logger;
+  timeoutMs: number;
+  /** Commitments asked of a member at a time. */
+  batch?: number;
+  /** Below this many for a member, a refill starts in the background. */
+  lowWater?: number;
+  /** Commitments kept per member per key version at most (memory bound). */
+  maxPerMember?: number;
+  /** Key versions with a supply at most (the least recently used goes). */
+  maxKeys?: number;
+}
+
+export interface SignFailure {
+  nodeId: number;
+  code: ErrorCode | 'bad_share';
+  message: string;
+}
+
+export interface SignOutcome {
+  /** One per message, in order. */
+  signatures: Uint8Array[];
+  /** The members whose shares make the signatures. */
+  signers: number[];
+  /** Members that sent a share that did not verify (named, then replaced). */
+  blamed: number[];
+  /** Members asked that refused or did not answer. */
+  failures: SignFailure[];
+  /** The key the signatures verify under (Ed25519 raw, or the BIP340 x-only Taproot output key). */
+  publicKey: Uint8Array;
+}
+
+export interface SignJob {
+  materialId: string;
+  key: SigningKeyShares;
+  request: SignRequest;
+  message: SignMessage;
+  /** What FROST signs, derived by the gateway from the message exactly as the members derive it. */
+  messages: Uint8Array[];
+  /** Members to ask, best first. */
+  members: number[];
+}
+
+type Supply = Map<number, NonceCommitmentPair[]>;
+
+export class SignCoordinator {
+  private readonly supplies = new Map<string, Supply>();
+  private readonly refills = new Map<string, Promise<void>>();
+  private readonly batch: number;
+  private readonly lowWater: number;
+  private readonly maxPerMember: number;
+  private readonly maxKeys: number;
+
+  constructor(private readonly o: SignCoordinatorOptions) {
+    this.batch = Math.min(o.batch ?? 32, MAX_COMMITMENTS_PER_REQUEST);
+    this.lowWater = o.lowWater ?? 8;
+    this.maxPerMember = o.maxPerMember ?? 256;
+    this.maxKeys = o.maxKeys ?? 1024;
+  }
+
+  /** Commitments held for a member of a key version (tests, metrics). */
+  held(materialId: string, memberId: number): number {
+    return this.supplies.get(materialId)?.get(memberId)?.length ?? 0;
+  }
+
+  async sign(job: SignJob): Promise<SignOutcome> {
+    const { key, messages } = job;
+    const frost = frostOf(key.suite);
+    const pub = frostPublic(key);
+    const publicKey = signingPublicKey(key);
+    const excluded = new Map<number, SignFailure>();
+    const blamed: number[] = [];
+    // Each round asks t members; a round that fails leaves out at least one member, so there are at most n − t + 1.
+    for (;;) {
+      const candidates = job.members.filter((id) => !excluded.has(id));
+      if (candidates.length < key.t) throw shortfall(job, key.t, [...excluded.values()]);
+      const chosen = await this.pickSigners(job.materialId, candidates, key.t, messages.length, excluded);
+      if (chosen === undefined) continue;
+      const signers = chosen.map((memberId) => ({ memberId, commitments: this.takeCommitments(job.materialId, memberId, messages.length) }));
+      for (const memberId of chosen) this.refillIfLow(job.materialId, memberId);
+      const frame = encodeSignFrameRequest({ type: 'sign', request: job.request, message: job.message, signers });
+      const replies = await Promise.all(chosen.map((memberId) => this.askShares(memberId, frame, messages.length)));
+      const shares = new Map<number, Uint8Array[]>();
+      replies.forEach((reply, i) => {
+        const memberId = chosen[i]!;
+        if (reply instanceof Error) {
+          excluded.set(memberId, failureOf(memberId, reply));
+          // It forgot its nonces (a restart, expiry): what is held for it here is dead.
+          if (isTkmsError(reply, 'nonce_unknown') || isTkmsError(reply, 'nonce_spent')) this.forget(job.materialId, memberId);
+        } else shares.set(memberId, reply);
+      });
+      if (shares.size < chosen.length) continue;
+      const lists = messages.map((_, j) =>
+        signers.map((s) => ({ identifier: frostIdentifier(key.suite, s.memberId), hiding: new Uint8Array(s.commitments[j]!.hiding), binding: new Uint8Array(s.commitments[j]!.binding) })),
+      );
+      const signatures: Uint8Array[] = [];
+      const cheaters = new Set<number>();
+      messages.forEach((message, j) => {
+        const byIdentifier: Record<string, Uint8Array<ArrayBuffer>> = {};
+        for (const [memberId, z] of shares) byIdentifier[frostIdentifier(key.suite, memberId)] = new Uint8Array(z[j]!);
+        const signature = aggregate(frost, pub, lists[j]!, message, byIdentifier, key, cheaters);
+        if (signature !== undefined) signatures.push(signature);
+      });
+      if (cheaters.size === 0 && signatures.length === messages.length) {
+        // The plain verifier, not FROST's: what leaves the gateway verifies for anyone.
+        if (!signatures.every((sig, j) => verifySignature(key.suite, sig, messages[j]!, publicKey))) {
+          throw new TkmsError('internal', 'an aggregated signature does not verify under the key: refusing to return it');
+        }
+        return { signatures, signers: chosen, blamed, failures: [...excluded.values()], publicKey };
+      }
+      for (const memberId of cheaters) {
+        blamed.push(memberId);
+        excluded.set(memberId, { nodeId: memberId, code: 'bad_share', message: `member ${memberId} sent a signature share that does not verify against its verification share` });
+        this.o.log.warn({ keyId: job.materialId, nodeId: memberId }, 'a member sent a bad signature share: it is named and replaced');
+      }
+      // Aggregation failed and no share was to blame: that is not something a retry mends.
+      if (cheaters.size === 0) throw new TkmsError('internal', 'signature shares verified but do not aggregate');
+    }
+  }
+
+  /**
+   * t of the candidates with `count` commitments each, best first; members short of commitments
+   * are asked for a batch now (together). Undefined when a member failed here (it is excluded: the caller tries again).
+   */
+  private async pickSigners(materialId: string, candidates: number[], t: number, count: number, excluded: Map<number, SignFailure>): Promise<number[] | undefined> {
+    const ready = candidates.filter((id) => this.held(materialId, id) >= count);
+    if (ready.length >= t) return ready.slice(0, t);
+    const short = candidates.filter((id) => this.held(materialId, id) < count);
+    const need = Math.max(count, this.batch);
+    const results = await Promise.all(short.map((id) => this.refill(materialId, id, need).then(() => undefined, (e: unknown) => e)));
+    let failed = false;
+    results.forEach((e, i) => {
+      if (e === undefined) return;
+      failed = true;
+      excluded.set(short[i]!, failureOf(short[i]!, e));
+    });
+    const nowReady = candidates.filter((id) => !excluded.has(id) && this.held(materialId, id) >= count);
+    if (nowReady.length >= t) return nowReady.slice(0, t);
+    if (!failed) throw new TkmsError('internal', `members did not provide ${count} nonce commitments each`);
+    return undefined;
+  }
+
+  private takeCommitments(materialId: string, memberId: number, count: number): NonceCommitmentPair[] {
+    const list = this.supplies.get(materialId)!.get(memberId)!;
+    return list.splice(0, count);
+  }
+
+  private refillIfLow(materialId: string, memberId: number): void {
+    if (this.held(materialId, memberId) >= this.lowWater) return;
+    this.refill(materialId, memberId, this.batch).catch((e: unknown) => this.o.log.debug({ keyId: materialId, nodeId: memberId, err: errorText(e) }, 'nonce commitment refill failed'));
+  }
+
+  /** Asks a member for `count` commitments (one request in flight per member and key). */
+  private refill(materialId: string, memberId: number, count: number): Promise<void> {
+    const k = `${memberId}/${materialId}`;
+    const running = this.refills.get(k);
+    if (running !== undefined) return running;
+    const task = (async () => {
+      const reply = decodeSignFrameReply(await this.o.transport.sendRaw(memberId, SIGN_PROTOCOL, encodeSignFrameRequest({ type: 'commit', keyId: materialId, count: Math.min(count, MAX_COMMITMENTS_PER_REQUEST) }), this.o.timeoutMs));
+      if (!reply.ok) throw new TkmsError(reply.code, `member ${memberId}: ${reply.message}`);
+      if (reply.type !== 'commitments' || reply.memberId !== memberId) throw new TkmsError('bad_request', `member ${memberId} answered a commit with something else`);
+      const list = this.supplyOf(materialId).get(memberId) ?? [];
+      list.push(...reply.commitments);
+      // The oldest go first: they are the likeliest to have expired at the member.
+      if (list.length > this.maxPerMember) list.splice(0, list.length - this.maxPerMember);
+      this.supplyOf(materialId).set(memberId, list);
+    })().finally(() => this.refills.delete(k));
+    this.refills.set(k, task);
+    return task;
+  }
+
+  private supplyOf(materialId: string): Supply {
+    let supply = this.supplies.get(materialId);
+    if (supply === undefined) {
+      if (this.supplies.size >= this.maxKeys) this.supplies.delete(this.supplies.keys().next().value!);
+      supply = new Map();
+      this.supplies.set(materialId, supply);
+    } else {
+      // Most recently used last, so the bound drops the least recently used.
+      this.supplies.delete(materialId);
+      this.supplies.set(materialId, supply);
+    }
+    return supply;
+  }
+
+  /** Drops a member's commitments for a key (it forgot them: restart, expiry). */
+  forget(materialId: string, memberId: number): void {
+    this.supplies.get(materialId)?.delete(memberId);
+  }
+
+  private async askShares(memberId: number, frame: Uint8Array, count: number): Promise<Uint8Array[] | Error> {
+    try {
+      const reply = decodeSignFrameReply(await this.o.transport.sendRaw(memberId, SIGN_PROTOCOL, frame, this.o.timeoutMs));
+      if (!reply.ok) return new TkmsError(reply.code, reply.message);
+      if (reply.type !== 'shares' || reply.memberId !== memberId || reply.shares.length !== count) return new TkmsError('bad_request', `member ${memberId} answered with something other than ${count} signature shares`);
+      return reply.shares;
+    } catch (e) {
+      return e instanceof Error ? e : new Error(String(e));
+    }
+  }
+}
+
+/**
+ * noble's aggregate checks the signature and, only when it fails, each share (RFC 9591 §5.3: the
+ * cheap path first). The members whose shares fail go into `cheaters`.
+ */
+function aggregate(
+  frost: ReturnType<typeof frostOf>,
+  pub: FrostPublic,
+  list: { identifier: string; hiding: Uint8Array<ArrayBuffer>; binding: Uint8Array<ArrayBuffer> }[],
+  message: Uint8Array,
+  shares: Record<string, Uint8Array<ArrayBuffer>>,
+  key: SigningKeyShares,
+  cheaters: Set<number>,
+): Uint8Array | undefined {
+  try {
+    return frost.aggregate(pub, list, new Uint8Array(message), shares);
+  } catch (e) {
+    const named = (e as { cheaters?: unknown }).cheaters;
+    if (!Array.isArray(named)) throw new TkmsError('internal', `aggregation failed: ${errorText(e)}`);
+    for (const identifier of named) {
+      const memberId = typeof identifier === 'string' ? memberOfIdentifier(key.suite, identifier, key.verificationShares.keys()) : undefined;
+      if (memberId !== undefined) cheaters.add(memberId);
+    }
+    return undefined;
+  }
+}
+
+function failureOf(nodeId: number, e: unknown): SignFailure {
+  if (isTkmsError(e)) return { nodeId, code: e.code, message: e.message };
+  return { nodeId, code: 'unavailable', message: errorText(e) };
+}
+
+/**
+ * Fewer than t members could sign. When every member asked refused for the same reason (a policy
+ * rule, an expired request), that is the answer: the refusal names the rule. Else a shortfall that
+ * lists each member's failure.
+ */
+function shortfall(job: SignJob, t: number, failures: SignFailure[]): TkmsError {
+  const codes = new Set(failures.map((f) => f.code));
+  const only = failures[0];
+  if (codes.size === 1 && only !== undefined && only.code !== 'bad_share' && only.code !== 'unavailable' && only.code !== 'timeout') {
+    return new TkmsError(only.code, `every member asked refused: ${only.message}`, { failures });
+  }
+  return new TkmsError('insufficient_signers', `key ${job.materialId}: ${job.members.length - failures.length} of the members asked could sign, ${t} are needed`, { failures });
+}

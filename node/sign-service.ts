@@ -1,0 +1,253 @@
+import type { Logger } from 'pino';
+import type { FrostSecret } from '@noble/curves/abstract/frost.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import type { Deployment } from '../core/authz.ts';
+import { encodeHex } from '../core/bytes.ts';
+import { isTkmsError, TkmsError } from '../core/errors.ts';
+import { LruCache } from '../core/lru.ts';
+import type { KeyBook } from '../core/keys/key-book.ts';
+import { requireUsable, type ManagedKey } from '../core/keys/key-model.ts';
+import { evaluateKeyPolicy, type KeyPolicy } from '../core/keys/policy.ts';
+import { wireErrorOf } from '../core/node-wire.ts';
+import { planSigning, type SigningPlan } from '../core/signing/sign-policy.ts';
+import { verifySignRequest } from '../core/signing/sign-request.ts';
+import { decodeSignFrameRequest, encodeSignFrameReply, MAX_MESSAGES_PER_REQUEST, type SignFrameReply, type SignFrameRequest, type SignerCommitments } from '../core/signing/sign-wire.ts';
+import { frostIdentifier, frostOf, frostPublic, frostSecret, suiteOfKey, taprootInternalKey, type SigningKeyShares, type SigningSuite } from '../core/signing/suites.ts';
+import type { RateLimiter } from '../runtime/rate-limit.ts';
+import { KeyUsageCounters } from './key-usage.ts';
+import type { NodeMetrics } from './metrics.ts';
+import { commitmentId, NoncePool, type NonceSpentLog } from './sign-nonces.ts';
+import type { SignValueLedger } from './sign-value-ledger.ts';
+
+/** Test-only misbehaviour (TKMS_ENABLE_TEST_FAULTS=1): a wrong share, or a stall after the nonce is spent and before the share leaves. */
+export type SignFault = 'bad_share' | 'stall_after_spend';
+export const SIGN_FAULTS: readonly SignFault[] = ['bad_share', 'stall_after_spend'];
+
+/** What the node holds of one signing key version at the epoch it serves. */
+export interface HeldSigningKey {
+  selfId: number;
+  epoch: number;
+  share: bigint;
+  t: number;
+  groupPublicKey: Uint8Array;
+  verificationShares: ReadonlyMap<number, Uint8Array>;
+}
+
+export interface SignServiceOptions {
+  keys: Pick<KeyBook, 'byMaterial'>;
+  /** This node's share and the key's public data, or undefined when it holds none (the message says why). */
+  held: (materialId: string) => HeldSigningKey | { missing: TkmsError };
+  deployment: Deployment;
+  spent: NonceSpentLog;
+  ledger: SignValueLedger;
+  limiter: RateLimiter;
+  metrics: NodeMetrics;
+  log: Logger;
+  clockSkewSeconds: number;
+  fault?: SignFault | undefined;
+  now?: () => number;
+  pool?: NoncePool;
+}
+
+/**
+ * /tkms/sign/1 at a member: nonce commitments made ahead of time, and signature shares for requests
+ * that pass every check here (the requester's signature over the message, the key's state, who may
+ * sign, the key's signing rules) — the coordinator's word counts for nothing.
+ */
+export class SignService {
+  private readonly pool: NoncePool;
+  private readonly usage = new KeyUsageCounters();
+  /** Requests already counted against a daily limit (bounded; an evicted one may count twice, never zero times). */
+  private readonly chargedRequests = new LruCache<string, true>(65_536);
+  /** FROST secret packages by key version and epoch (a Taproot key's is tweaked once, not per request). */
+  private readonly secrets = new Map<string, FrostSecret>();
+  /** PSBT value checks and records of one key run one at a time, so two transactions cannot both fit under the cap. */
+  private readonly ledgerTurns = new Map<string, Promise<unknown>>();
+  private readonly now: () => number;
+
+  constructor(private readonly o: SignServiceOptions) {
+    this.pool = o.pool ?? new NoncePool();
+    this.now = o.now ?? Date.now;
+  }
+
+  get noncesHeld(): number {
+    return this.pool.size;
+  }
+
+  /** One frame from a gateway. */
+  async answer(bytes: Uint8Array): Promise<Uint8Array> {
+    const started = performance.now();
+    let outcome = 'ok';
+    let reply: SignFrameReply;
+    let kind = 'unknown';
+    try {
+      const request = decodeSignFrameRequest(bytes);
+      kind = request.type;
+      reply = request.type === 'commit' ? this.commit(request) : await this.sign(request);
+    } catch (e) {
+      const err = isTkmsError(e) ? e : new TkmsError('internal', 'internal error');
+      if (!isTkmsError(e)) this.o.log.error({ err: e instanceof Error ? e.message : 'error' }, 'sign request failed unexpectedly');
+      outcome = err.code;
+      reply = { ok: false, ...wireErrorOf(err) };
+    }
+    this.o.metrics.signRequests.inc({ kind, outcome });
+    this.o.metrics.signSeconds.observe({ kind, outcome: outcome === 'ok' ? 'ok' : 'refused' }, (performance.now() - started) / 1000);
+    return encodeSignFrameReply(reply);
+  }
+
+  private signingKey(materialId: string, nowSeconds: number): { key: ManagedKey; suite: SigningSuite; held: HeldSigningKey } {
+    const managed = this.o.keys.byMaterial(materialId);
+    if (managed === undefined) throw new TkmsError('unknown_key', `no managed key has material ${materialId}: only managed SIGN_VERIFY keys sign`);
+    const suite = suiteOfKey(managed.key.keyId, managed.key.spec, managed.key.usage);
+    requireUsable(managed.key, managed.version, nowSeconds);
+    const held = this.o.held(materialId);
+    if ('missing' in held) throw held.missing;
+    return { key: managed.key, suite, held };
+  }
+
+  private secretOf(materialId: string, suite: SigningSuite, held: HeldSigningKey): FrostSecret {
+    const cacheKey = `${materialId}@${held.epoch}/${held.selfId}`;
+    let secret = this.secrets.get(cacheKey);
+    if (secret === undefined) {
+      secret = frostSecret(sharesOf(suite, held), held.selfId, held.share);
+      // One entry per key version served: a bound of its own is the key registry's.
+      this.secrets.set(cacheKey, secret);
+    }
+    return secret;
+  }
+
+  private commit(r: Extract<SignFrameRequest, { type: 'commit' }>): SignFrameReply {
+    const { suite, held } = this.signingKey(r.keyId, Math.floor(this.now() / 1000));
+    const commitments = this.pool.make(r.keyId, frostOf(suite), this.secretOf(r.keyId, suite, held), r.count, (id) => this.o.spent.has(id));
+    this.o.metrics.signNoncesHeld.set(this.pool.size);
+    return { ok: true, type: 'commitments', memberId: held.selfId, commitments };
+  }
+
+  private async sign(r: Extract<SignFrameRequest, { type: 'sign' }>): Promise<SignFrameReply> {
+    const nowSeconds = Math.floor(this.now() / 1000);
+    const materialId = r.request.keyId;
+    const { key, suite, held } = this.signingKey(materialId, nowSeconds);
+    const requester = verifySignRequest(r.request, r.message, { nowSeconds, clockSkewSeconds: this.o.clockSkewSeconds }, this.o.deployment);
+    this.o.limiter.take(requester);
+    const refund = this.checkWhoMaySign(key, requester, r.request.requester, r.request.requestId, nowSeconds);
+    try {
+      const shares = await this.withLedgerTurn(materialId, r.message.kind === 'psbt', async () => {
+        const plan = planSigning(key.policy as KeyPolicy, key.keyId, suite, r.message, suite === 'bip340' ? { internalKey: taprootInternalKey(held.groupPublicKey) } : { internalKey: new Uint8Array(0) }, this.o.ledger.spentToday(materialId, nowSeconds));
+        const sessions = sessionsOf(r.signers, plan, held, suite);
+        const nonces = this.takeNonces(materialId, sessions.own);
+        // Durable before anything that depends on the nonce exists: a crash from here on loses the nonce, never reuses it.
+        await this.o.spent.spend(sessions.own.map((c) => commitmentId(materialId, c.hiding)));
+        if (plan.txid !== undefined && plan.valueSats > 0n) await this.o.ledger.record(materialId, plan.txid, plan.valueSats, nowSeconds);
+        return { plan, sessions, nonces };
+      });
+      if (this.o.fault === 'stall_after_spend') await new Promise((resolve) => setTimeout(resolve, 60_000));
+      const frost = frostOf(suite);
+      const pub = frostPublic(sharesOf(suite, held));
+      const secret = this.secretOf(materialId, suite, held);
+      const out = shares.plan.messages.map((message, j) => {
+        const z = frost.signShare(secret, pub, shares.nonces[j]!, shares.sessions.lists[j]!, message);
+        return this.o.fault === 'bad_share' ? frost.utils.Fn.toBytes(frost.utils.Fn.add(frost.utils.Fn.fromBytes(z), 1n)) : z;
+      });
+      this.o.log.debug({ keyId: materialId, requester, requestId: bytesToHex(r.request.requestId), messages: out.length, signers: r.signers.map((s) => s.memberId) }, 'signature shares issued');
+      return { ok: true, type: 'shares', memberId: held.selfId, shares: out };
+    } catch (e) {
+      refund?.();
+      throw e;
+    }
+  }
+
+  /**
+   * Who may sign: the policy's allowed requesters when it lists them, else the key's admins; then
+   * the rest of the policy (windows, daily limit, co-signatures). The daily count is charged here,
+   * once per request id, in the same synchronous step as the check.
+   */
+  private checkWhoMaySign(key: ManagedKey, requester: string, requesterBytes: Uint8Array, requestId: Uint8Array, nowSeconds: number): (() => void) | undefined {
+    const policy = key.policy as KeyPolicy;
+    if (policy.allowedRequesters === undefined && !key.admins.includes(requester)) {
+      throw new TkmsError('policy_requester_denied', `key ${key.keyId}: its policy names no allowed requesters, so only its admins may sign; ${requester} is not one`);
+    }
+    evaluateKeyPolicy(policy, {
+      keyId: key.keyId,
+      operation: 'sign',
+      requester: requesterBytes,
+      grantSource: 'owner',
+      nowSeconds,
+      usedToday: policy.dailyLimitPerRequester === undefined ? 0 : this.usage.usedToday(key.keyId, requesterBytes, nowSeconds),
+      // Co-signed signing requests are not built yet: a sensitive key refuses to sign (policy_approvals_missing).
+      approvers: () => new Set<string>(),
+    });
+    // A coordinator that replaces a faulty signer asks again with the same request: counted once.
+    const charged = `${key.keyId}/${bytesToHex(requestId)}`;
+    if (policy.dailyLimitPerRequester === undefined || this.chargedRequests.get(charged) !== undefined) return undefined;
+    this.usage.charge(key.keyId, requesterBytes, nowSeconds);
+    this.chargedRequests.set(charged, true);
+    return () => {
+      this.chargedRequests.delete(charged);
+      this.usage.refund(key.keyId, requesterBytes, nowSeconds);
+    };
+  }
+
+  private async withLedgerTurn<T>(keyId: string, needed: boolean, f: () => Promise<T>): Promise<T> {
+    if (!needed) return f();
+    const before = this.ledgerTurns.get(keyId) ?? Promise.resolve();
+    const turn = before.then(f, f);
+    const settled = turn.catch(() => undefined);
+    this.ledgerTurns.set(keyId, settled);
+    try {
+      return await turn;
+    } finally {
+      if (this.ledgerTurns.get(keyId) === settled) this.ledgerTurns.delete(keyId);
+    }
+  }
+
+  /** Takes this node's nonce for every message at once: all or none stay in the pool. */
+  private takeNonces(materialId: string, own: readonly { hiding: Uint8Array; binding: Uint8Array }[]) {
+    const taken = [];
+    for (const c of own) {
+      const nonce = this.pool.take(materialId, c.hiding, c.binding);
+      if (nonce === undefined) {
+        const id = commitmentId(materialId, c.hiding);
+        // The ones already taken are spent too: a request that named them once may have been seen by others.
+        if (taken.length > 0) void this.o.spent.spend(own.slice(0, taken.length).map((x) => commitmentId(materialId, x.hiding)));
+        throw this.o.spent.has(id)
+          ? new TkmsError('nonce_spent', `nonce commitment ${encodeHex(c.hiding)} of key ${materialId} was spent already: a nonce signs once`)
+          : new TkmsError('nonce_unknown', `this node holds no nonce for commitment ${encodeHex(c.hiding)} of key ${materialId} (never made here, expired, or discarded at a restart): ask for fresh commitments`);
+      }
+      taken.push(nonce.nonces);
+    }
+    this.o.metrics.signNoncesHeld.set(this.pool.size);
+    return taken;
+  }
+}
+
+function sharesOf(suite: SigningSuite, held: HeldSigningKey): SigningKeyShares {
+  return { suite, t: held.t, n: held.verificationShares.size, groupPublicKey: held.groupPublicKey, verificationShares: held.verificationShares };
+}
+
+/**
+ * The signing sessions a request describes, checked against the key: at least t distinct members
+ * of the key's committee, this node among them, one commitment each per message, points of the
+ * suite's length. Returns this node's commitments and each message's FROST commitment list.
+ */
+function sessionsOf(signers: readonly SignerCommitments[], plan: SigningPlan, held: HeldSigningKey, suite: SigningSuite) {
+  const count = plan.messages.length;
+  if (count === 0 || count > MAX_MESSAGES_PER_REQUEST) throw new TkmsError('bad_request', `a request signs 1 to ${MAX_MESSAGES_PER_REQUEST} messages, this one ${count}`);
+  if (signers.length < held.t) throw new TkmsError('bad_request', `a signing session needs at least ${held.t} signers, this one names ${signers.length}`);
+  const pointLength = suite === 'ed25519' ? 32 : 33;
+  const seen = new Set<number>();
+  for (const s of signers) {
+    if (seen.has(s.memberId)) throw new TkmsError('bad_request', `member ${s.memberId} is named twice among the signers`);
+    seen.add(s.memberId);
+    if (!held.verificationShares.has(s.memberId)) throw new TkmsError('bad_request', `member ${s.memberId} holds no share of this key`);
+    if (s.commitments.length !== count) throw new TkmsError('bad_request', `member ${s.memberId} brings ${s.commitments.length} commitments for ${count} messages`);
+    for (const c of s.commitments) {
+      if (c.hiding.length !== pointLength || c.binding.length !== pointLength) throw new TkmsError('bad_point', `member ${s.memberId}'s commitments must be ${pointLength}-byte points`);
+    }
+  }
+  const mine = signers.find((s) => s.memberId === held.selfId);
+  if (mine === undefined) throw new TkmsError('bad_request', `this node (member ${held.selfId}) is not among the signers`);
+  const lists = plan.messages.map((_, j) =>
+    signers.map((s) => ({ identifier: frostIdentifier(suite, s.memberId), hiding: new Uint8Array(s.commitments[j]!.hiding), binding: new Uint8Array(s.commitments[j]!.binding) })),
+  );
+  return { own: mine.commitments, lists };
+}
