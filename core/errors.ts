@@ -120,6 +120,8 @@ export const ERROR_CODES = {
   nonce_unknown: 409,
   /** A signing request names a nonce commitment this node already spent: a nonce signs once. */
   nonce_spent: 409,
+  /** A member's signature share does not verify against its verification share (the coordinator names it and asks another). */
+  bad_signature_share: 502,
   /** Fewer than t members could contribute a valid signature share. */
   insufficient_signers: 503,
   timeout: 504,

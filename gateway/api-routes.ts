@@ -7,6 +7,7 @@ import { KEY_CHANGE_PAGE_SIZE } from '../core/keys/key-wire.ts';
 import { KEY_STATES } from '../core/keys/key-model.ts';
 import * as S from './api-schemas.ts';
 import * as K from './key-schemas.ts';
+import * as G from './sign-schemas.ts';
 
 /**
  * Every route of the gateway API, declared once: method, path, schemas, examples and what it
@@ -32,7 +33,7 @@ export interface ApiRoute {
   method: Method;
   /** "{name}" segments are path parameters, declared in api-schemas.ts's PathParams. */
   path: string;
-  tag: 'meta' | 'keys' | 'handles' | 'grants' | 'decryption';
+  tag: 'meta' | 'keys' | 'handles' | 'grants' | 'decryption' | 'signing';
   summary: string;
   description?: string;
   /** Not charged to the client address's token bucket (probes and this description). */
@@ -52,6 +53,7 @@ export const TAGS: Record<ApiRoute['tag'], string> = {
   handles: 'Ciphertexts stored under handles.',
   grants: 'Owner-signed grants and revocations.',
   decryption: 'Delegated threshold decryption.',
+  signing: 'Threshold signing (FROST): Ed25519 and BIP340 Taproot signatures by t members, each checking the request and the key\'s signing policy.',
 };
 
 const RATE_LIMIT_NOTE =
@@ -413,6 +415,47 @@ export const API_ROUTES: readonly ApiRoute[] = [
       409: 'The nodes have already answered this requestId. `acl_block_too_old`: the nodes found the ACL block the gateway named more than their `maxBlockLag` behind their head (the gateway\'s RPC lags, or its `confirmations` is too high).',
       429: `${RATE_LIMIT_NOTE} Also when the nodes refused for their own per-requester limits; then \`details\` has \`answered\`, \`needed\` and the per-node \`failures\` too.`,
       503: `Fewer than t nodes answered; \`details\` has \`answered\`, \`needed\` and the per-node \`failures\`. \`unavailable\`: ${BODY_BUDGET_NOTE} Or the on-chain ACL cannot be read now, by the gateway or by every node that refused (RPC down, providers disagree, a stale head); \`acl_block_ahead\`: the nodes have not reached the block the gateway named. Both are retryable.`,
+    },
+  },
+  {
+    operationId: 'signWithKey',
+    method: 'POST',
+    path: '/v1/keys/{keyId}/sign',
+    tag: 'signing',
+    summary: 'Sign a message or a Bitcoin transaction with a SIGN_VERIFY key: t members sign with FROST, none holds the key',
+    description:
+      'The requester signs a SignRequest (EIP-712) naming the key version (its material key id), the message kind and the SHA-256 of the message. The gateway checks the key\'s state, the request\'s window and signature and the requester\'s rate limit, then asks t members for signature shares in one round trip (it holds nonce commitments each member made ahead of time). Every member checks the request and the key\'s policy itself (who may sign, and what: `sign.raw`, `sign.prefixes`, `sign.psbt` with its allowed addresses and daily value cap; docs/key-policy.md) and spends its nonce durably before it answers. The gateway aggregates and verifies the signature under the key; a member whose share does not verify is named in `blamed` and replaced, and the signature is made again with another. A PSBT gets a signature per input the key owns, and comes back finalised. When fewer than t members sign and all refused for one reason, that refusal is the answer (it names the rule); else `insufficient_signers` with every member\'s failure.',
+    body: { schema: G.SignBody, description: 'The signed request and the message.', example: (G.SignBody as { examples?: unknown[] }).examples?.[0] },
+    responses: {
+      200: {
+        description: 'The signatures, verified by the gateway under the key.',
+        schema: G.SignResult,
+        example: {
+          keyId: 'treasury',
+          algorithm: 'ED25519_SHA_512',
+          publicKey: `0x${'3d'.repeat(32)}`,
+          signatures: [`0x${'5a'.repeat(64)}`],
+          signers: [1, 2, 4],
+          blamed: [],
+          failures: [],
+        },
+      },
+    },
+    errors: {
+      400: [...MALFORMED, 'bad_key_id', 'bad_psbt', 'key_usage_mismatch'],
+      403: ['unauthorized', 'expired', 'key_disabled', 'key_pending_deletion', 'policy_requester_denied', 'policy_outside_window', 'policy_approvals_missing', 'policy_operation_denied', 'policy_raw_denied', 'policy_prefix_denied', 'policy_message_kind_denied', 'policy_output_denied', 'policy_value_cap'],
+      404: ['unknown_key'],
+      410: ['key_destroyed'],
+      413: ['payload_too_large'],
+      429: ['rate_limited', 'policy_daily_limit'],
+      503: ['insufficient_signers', 'key_not_ready', 'unavailable'],
+      500: ['internal'],
+    },
+    errorNotes: {
+      400: 'Also a request whose key id is not a version of the key in the path, or a PSBT for an Ed25519 key (`key_usage_mismatch`), or an ENCRYPT_DECRYPT key.',
+      403: 'The request\'s signature or window fails, the key is disabled or pending deletion, or (from the members) a rule of the key\'s policy refuses it: the code names the rule.',
+      429: RATE_LIMIT_NOTE,
+      503: 'Fewer than t members signed; `details.failures` has each member\'s failure (`bad_signature_share` for a member whose share did not verify).',
     },
   },
 ];

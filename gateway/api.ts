@@ -55,6 +55,8 @@ import { RequesterKeys } from './requester-keys.ts';
 import type { GatewayKeyRegistry } from './key-registry.ts';
 import { derivedPublicKey, deriveKeyTweak } from '../core/keys/derive.ts';
 import { encryptionMaterial, keyRouteHandlers, keyView, managedListing } from './key-routes.ts';
+import type { SignCoordinator } from './sign-coordinator.ts';
+import { signRouteHandlers } from './sign-routes.ts';
 import { MAX_LISTED_GRANTS, type ChainAcl } from '../chain/chain-acl.ts';
 
 const routeNamed = (operationId: string): ApiRoute => API_ROUTES.find((r) => r.operationId === operationId)!;
@@ -88,6 +90,8 @@ export interface GatewayContext {
   chainAcl?: ChainAcl;
   /** The gateway's copy of the managed keys; start-up always opens one (absent: a context that serves none). */
   keyRegistry?: GatewayKeyRegistry;
+  /** The FROST coordinator with its supply of members' nonce commitments; start-up always makes one (absent: no signing). */
+  signer?: SignCoordinator;
 }
 
 /** The stored handle's descriptor: the store wrote it from a checked one, so it is decoded without re-validation. */
@@ -199,6 +203,22 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
 
   const handlers: Record<string, RouteHandler> = {
     ...keyRouteHandlers(ctx, nowSeconds, publicKeyOf),
+    ...signRouteHandlers(
+      {
+        ...(ctx.keyRegistry === undefined ? {} : { keyRegistry: ctx.keyRegistry }),
+        keys: ctx.keys,
+        coordinator: () => {
+          if (ctx.signer === undefined) throw new TkmsError('internal', 'this gateway was built without a signing coordinator');
+          return ctx.signer;
+        },
+        members: () => ctx.pool.membersBestFirst(),
+        limiter: ctx.limiter,
+        metrics: ctx.metrics,
+        deployment,
+        clockSkewSeconds: ctx.config.clockSkewSeconds,
+      },
+      nowSeconds,
+    ),
     getOpenApiDocument: () => ({ status: 200, json: buildOpenApiDocument() }),
     getHealth: () => {
       const connected = ctx.pool.connectedMembers();

@@ -19,6 +19,12 @@ export interface GatewayMetrics {
   keyDisagreements: Counter<'reason'>;
   /** Key changes sent through the gateway, by action and outcome (effective, pending, or the refusal's code). */
   keyChanges: Counter<'action' | 'outcome'>;
+  /** Threshold signatures asked for, by algorithm and outcome (ok or the refusal's code). */
+  signatures: Counter<'algorithm' | 'outcome'>;
+  /** Time to answer a successful signing request (checks, one round trip to t members, aggregation). */
+  signatureSeconds: Histogram<'algorithm'>;
+  /** Members named for a signature share that did not verify. */
+  signatureSharesBlamed: Counter<'node'>;
   /** The committee epoch the gateway serves (followed through handover certificates). */
   committeeEpoch: Gauge;
   /** The gateway's own on-chain ACL reader (acl.mode chain or either): tkms_gateway_chain_*. */
@@ -52,6 +58,15 @@ export function createGatewayMetrics(): GatewayMetrics {
       registers: [registry],
     }),
     nodeAnswers: new Counter({ name: 'tkms_gateway_node_answers_total', help: 'Partial answers by node and outcome', labelNames: ['node', 'outcome'], registers: [registry] }),
+    signatures: new Counter({ name: 'tkms_gateway_signatures_total', help: 'Threshold signing requests by algorithm and outcome (ok or the refusal code)', labelNames: ['algorithm', 'outcome'], registers: [registry] }),
+    signatureSeconds: new Histogram({
+      name: 'tkms_gateway_signature_seconds',
+      help: 'Time to answer a successful threshold signing request (checks, one round trip to t members, aggregation)',
+      labelNames: ['algorithm'],
+      buckets: [0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    signatureSharesBlamed: new Counter({ name: 'tkms_gateway_signature_shares_blamed_total', help: 'Members named for a signature share that did not verify (identifiable abort)', labelNames: ['node'], registers: [registry] }),
     keyChanges: new Counter({
       name: 'tkms_gateway_key_changes_total',
       help: 'Key changes sent through the gateway, by action and outcome: "effective" (n − t + 1 members applied it), "pending" (fewer), or the code of the refusal',

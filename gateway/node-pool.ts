@@ -226,6 +226,11 @@ export class NodePool {
     return replies.filter((r): r is KeysReport => r !== undefined);
   }
 
+  /** Every member, connected and fastest first (the order a fan-out asks them in). */
+  membersBestFirst(): number[] {
+    return this.order(new Set());
+  }
+
   private order(exclude: ReadonlySet<number>): number[] {
     const connected = new Set(this.conns.connectedMembers());
     return this.committee.members

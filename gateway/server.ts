@@ -6,6 +6,7 @@ import { HttpService } from '../net/http.ts';
 import { createLogger, type Logger } from '../runtime/logger.ts';
 import { gatewayRoutes, handleResponseBytes } from './api.ts';
 import type { GatewayConfig } from './config.ts';
+import { SignCoordinator } from './sign-coordinator.ts';
 import { KeyDirectory } from './keys.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { NodePool } from './node-pool.ts';
@@ -94,7 +95,8 @@ export async function startGateway(config: GatewayConfig): Promise<RunningGatewa
     const limiter = new RateLimiter(config.rateLimit.perMinute, config.rateLimit.burst);
     // Per IP: ten accounts' worth, so a NAT of honest users is not starved but one host cannot flood signature checks.
     const ipLimiter = new RateLimiter(config.rateLimit.perMinute * 10, config.rateLimit.burst * 10);
-    const routes = gatewayRoutes({ config, store, keys, pool, limiter, ipLimiter, metrics, keyRegistry, ...(chainAcl ? { chainAcl } : {}) });
+    const signer = new SignCoordinator({ transport: pool, log, timeoutMs: config.partialTimeoutMs });
+    const routes = gatewayRoutes({ config, store, keys, pool, limiter, ipLimiter, metrics, keyRegistry, signer, ...(chainAcl ? { chainAcl } : {}) });
     metrics.handlesStored.set(store.stats().handles);
     const maxBodyBytes = bodyLimit(config.maxPlaintextBytes);
     const httpOptions = {

@@ -35,7 +35,7 @@ export interface SignCoordinatorOptions {
 
 export interface SignFailure {
   nodeId: number;
-  code: ErrorCode | 'bad_share';
+  code: ErrorCode;
   message: string;
 }
 
@@ -132,7 +132,7 @@ export class SignCoordinator {
       }
       for (const memberId of cheaters) {
         blamed.push(memberId);
-        excluded.set(memberId, { nodeId: memberId, code: 'bad_share', message: `member ${memberId} sent a signature share that does not verify against its verification share` });
+        excluded.set(memberId, { nodeId: memberId, code: 'bad_signature_share', message: `member ${memberId} sent a signature share that does not verify against its verification share` });
         this.o.log.warn({ keyId: job.materialId, nodeId: memberId }, 'a member sent a bad signature share: it is named and replaced');
       }
       // Aggregation failed and no share was to blame: that is not something a retry mends.
@@ -261,7 +261,7 @@ function failureOf(nodeId: number, e: unknown): SignFailure {
 function shortfall(job: SignJob, t: number, failures: SignFailure[]): TkmsError {
   const codes = new Set(failures.map((f) => f.code));
   const only = failures[0];
-  if (codes.size === 1 && only !== undefined && only.code !== 'bad_share' && only.code !== 'unavailable' && only.code !== 'timeout') {
+  if (codes.size === 1 && only !== undefined && only.code !== 'bad_signature_share' && only.code !== 'unavailable' && only.code !== 'timeout') {
     return new TkmsError(only.code, `every member asked refused: ${only.message}`, { failures });
   }
   return new TkmsError('insufficient_signers', `key ${job.materialId}: ${job.members.length - failures.length} of the members asked could sign, ${t} are needed`, { failures });

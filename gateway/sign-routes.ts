@@ -1,0 +1,112 @@
+import { encodeBase64, encodeHex, isTkmsError, TkmsError } from '../core/index.ts';
+import type { Deployment } from '../core/authz.ts';
+import { requireUsable, type ManagedKey } from '../core/keys/key-model.ts';
+import type { KeyPolicy } from '../core/keys/policy.ts';
+import { finalizeTaprootPsbt, keyInputIndexes, keyPathSighashes, parsePsbt } from '../core/signing/psbt.ts';
+import { decodeSignMessage, SignRequestMessage, verifySignRequest, type SignMessage } from '../core/signing/sign-request.ts';
+import { MAX_MESSAGES_PER_REQUEST } from '../core/signing/sign-wire.ts';
+import { SIGNING_ALGORITHMS, suiteOfKey, taprootInternalKey, type SigningKeyShares, type SigningSuite } from '../core/signing/suites.ts';
+import type { RouteHandler } from '../net/http.ts';
+import type { RateLimiter } from '../runtime/rate-limit.ts';
+import type { GatewayKeyRegistry } from './key-registry.ts';
+import type { KeyDirectory, PublishedKey } from './keys.ts';
+import type { GatewayMetrics } from './metrics.ts';
+import type { SignCoordinator } from './sign-coordinator.ts';
+
+/**
+ * POST /v1/keys/{keyId}/sign. The gateway checks what it cheaply can (the key's state and usage,
+ * the requester's signature, its rate limit) so a bad request costs no member anything, then
+ * coordinates FROST with t members. It is not trusted for any of it: each member checks the signed
+ * request and the key's policy again, and derives the bytes it signs from the message itself.
+ */
+export interface SignRouteContext {
+  keyRegistry?: GatewayKeyRegistry;
+  keys: Pick<KeyDirectory, 'get'>;
+  coordinator: () => SignCoordinator;
+  /** Members to ask, best first. */
+  members: () => number[];
+  limiter: RateLimiter;
+  metrics: Pick<GatewayMetrics, 'signatures' | 'signatureSeconds' | 'signatureSharesBlamed'>;
+  deployment: () => Deployment;
+  clockSkewSeconds: number;
+}
+
+export function signRouteHandlers(ctx: SignRouteContext, nowSeconds: () => number): Record<string, RouteHandler> {
+  return {
+    signWithKey: async (_req, _url, body, params) => {
+      const started = performance.now();
+      let algorithm = 'unknown';
+      let outcome = 'error';
+      try {
+        const o = body as { request: unknown; message: unknown };
+        const request = SignRequestMessage.decode(o.request);
+        const message = decodeSignMessage(o.message);
+        const key = ctx.keyRegistry?.book.resolve(params.keyId ?? '');
+        if (key === undefined) throw new TkmsError('unknown_key', `no managed key ${params.keyId}`);
+        const version = versionNamed(key, request.keyId);
+        const suite = suiteOfKey(key.keyId, key.spec, key.usage);
+        algorithm = SIGNING_ALGORITHMS[suite];
+        const now = nowSeconds();
+        requireUsable(key, version, now);
+        const requester = verifySignRequest(request, message, { nowSeconds: now, clockSkewSeconds: ctx.clockSkewSeconds }, ctx.deployment());
+        ctx.limiter.take(requester);
+        const shares = signingShares(suite, await ctx.keys.get(request.keyId));
+        const { messages, inputs } = messagesToSign(key, suite, message, shares);
+        const result = await ctx.coordinator().sign({ materialId: request.keyId, key: shares, request, message, messages, members: ctx.members() });
+        for (const nodeId of result.blamed) ctx.metrics.signatureSharesBlamed.inc({ node: String(nodeId) });
+        const json: Record<string, unknown> = {
+          keyId: request.keyId,
+          algorithm,
+          publicKey: encodeHex(result.publicKey),
+          signatures: result.signatures.map(encodeHex),
+          signers: result.signers,
+          blamed: result.blamed,
+          failures: result.failures,
+        };
+        if (message.kind === 'psbt') {
+          const finalized = finalizeTaprootPsbt(message.psbt, new Map(inputs.map((index, j) => [index, result.signatures[j]!])));
+          json.inputs = inputs;
+          json.psbt = encodeBase64(finalized.psbt);
+          json.transaction = encodeHex(finalized.tx);
+        }
+        outcome = 'ok';
+        ctx.metrics.signatureSeconds.observe({ algorithm }, (performance.now() - started) / 1000);
+        return { status: 200, json };
+      } catch (e) {
+        if (isTkmsError(e)) outcome = e.code;
+        throw e;
+      } finally {
+        ctx.metrics.signatures.inc({ algorithm, outcome });
+      }
+    },
+  };
+}
+
+/** The version of `key` a request's material key id names (bad_request when it names another key). */
+function versionNamed(key: ManagedKey, materialId: string): number {
+  const match = /^(.*?)(?:\.v([1-9][0-9]{0,8}))?$/.exec(materialId)!;
+  if (match[1] !== key.keyId) throw new TkmsError('bad_request', `the request is for key ${materialId}, not a version of ${key.keyId}`);
+  return match[2] === undefined ? 1 : Number(match[2]);
+}
+
+/** The key version's public data as FROST takes it, from its published DKG result at the served epoch. */
+export function signingShares(suite: SigningSuite, published: PublishedKey): SigningKeyShares {
+  const verificationShares = new Map([...published.verificationShares].map(([id, Y]) => [id, Y.toBytes(true)]));
+  return { suite, t: published.t, n: verificationShares.size, groupPublicKey: published.groupPublicKey.toBytes(true), verificationShares };
+}
+
+/**
+ * What FROST signs for this message, derived exactly as the members derive it: the raw bytes, or
+ * each PSBT input the key owns (its BIP341 sighash). The members also check the policy; the gateway
+ * only needs the bytes to verify shares and aggregate.
+ */
+function messagesToSign(key: ManagedKey, suite: SigningSuite, message: SignMessage, shares: SigningKeyShares): { messages: Uint8Array[]; inputs: number[] } {
+  if (message.kind === 'raw') return { messages: [message.data], inputs: [] };
+  if (suite !== 'bip340') throw new TkmsError('key_usage_mismatch', `key ${key.keyId} is an Ed25519 key: it signs raw messages, not Bitcoin transactions`);
+  const network = (key.policy as KeyPolicy).sign?.psbt?.network ?? 'bitcoin';
+  const psbt = parsePsbt(message.psbt, network);
+  const inputs = keyInputIndexes(psbt, taprootInternalKey(shares.groupPublicKey));
+  if (inputs.length === 0) throw new TkmsError('bad_psbt', `no input of the PSBT spends key ${key.keyId}'s Taproot output`);
+  if (inputs.length > MAX_MESSAGES_PER_REQUEST) throw new TkmsError('bad_psbt', `the PSBT has ${inputs.length} inputs of this key; one request signs at most ${MAX_MESSAGES_PER_REQUEST}`);
+  return { messages: keyPathSighashes(psbt, inputs), inputs };
+}
