@@ -37,11 +37,14 @@ export interface SigningKey {
 }
 
 /**
- * The plan for signing `message` with key `keyId`, or the refusal of the first rule it breaks.
- * `valueSpentToday` is what the key already sent today (node/sign-value-ledger.ts, leaving out this
- * transaction if it was signed before, so a retry is not refused by its own value).
+ * What the key already sent today (node/sign-value-ledger.ts). As a function it is asked with the
+ * transaction's id, so a transaction signed before can be left out and a retry is not refused by
+ * its own value: `(txid) => ledger.spentToday(keyId, now, txid)`.
  */
-export function planSigning(policy: KeyPolicy, keyId: string, suite: SigningSuite, message: SignMessage, key: SigningKey, valueSpentToday: bigint): SigningPlan {
+export type ValueSpentToday = bigint | ((txid: string) => bigint);
+
+/** The plan for signing `message` with key `keyId`, or the refusal of the first rule it breaks. */
+export function planSigning(policy: KeyPolicy, keyId: string, suite: SigningSuite, message: SignMessage, key: SigningKey, valueSpentToday: ValueSpentToday): SigningPlan {
   if (message.kind === 'raw') return planRaw(policy, keyId, suite, message.data);
   if (message.kind === 'psbt') return planPsbt(policy, keyId, suite, message.psbt, key, valueSpentToday);
   throw new TkmsError('bad_request', 'a message to sign is of kind "raw" or "psbt"');
@@ -74,7 +77,7 @@ function planRaw(policy: KeyPolicy, keyId: string, suite: SigningSuite, data: Ui
   return plan;
 }
 
-function planPsbt(policy: KeyPolicy, keyId: string, suite: SigningSuite, psbt: Uint8Array, key: SigningKey, valueSpentToday: bigint): SigningPlan {
+function planPsbt(policy: KeyPolicy, keyId: string, suite: SigningSuite, psbt: Uint8Array, key: SigningKey, spentToday: ValueSpentToday): SigningPlan {
   if (suite !== 'bip340') throw new TkmsError('key_usage_mismatch', `key ${keyId} is an Ed25519 key; only a Taproot (secp256k1 BIP340) key signs Bitcoin transactions`);
   if (!(psbt instanceof Uint8Array) || psbt.length < 1 || psbt.length > MAX_PSBT_BYTES) throw new TkmsError('bad_request', `a PSBT to sign is 1 to ${MAX_PSBT_BYTES} bytes`);
   const rules = policy.sign?.psbt;
@@ -95,6 +98,7 @@ function planPsbt(policy: KeyPolicy, keyId: string, suite: SigningSuite, psbt: U
     valueSats += output.valueSats;
   }
   const cap = BigInt(rules.dailyValueCapSats);
+  const valueSpentToday = typeof spentToday === 'function' ? spentToday(parsed.txid) : spentToday;
   if (valueSpentToday + valueSats > cap) {
     throw new TkmsError(
       'policy_value_cap',

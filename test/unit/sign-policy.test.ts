@@ -152,6 +152,11 @@ describe('signing policy: PSBTs', () => {
     refused(() => plan(warm, spend([{ script: HOT.script, amount: 100_001n }], [{ amount: 200_000n }])), 'policy_value_cap', /it sent 0 today and this transaction sends 100001 \(100000 left\)/);
     // Change is never capped.
     assert.equal(plan(warm, spend([{ script: KEY.script, amount: 10n ** 15n }], [{ amount: 10n ** 15n + 1000n }]), 'bip340', 100_000n).valueSats, 0n);
+    // Asked by txid: the ledger leaves out a transaction it already counted, so a retry passes.
+    const asked: string[] = [];
+    const txid = Transaction.fromPSBT((message as { psbt: Uint8Array }).psbt).id;
+    assert.equal(planSigning(warm, 'warm', 'bip340', message, KEY_ARG, (id) => (asked.push(id), id === txid ? 60_000n : 100_000n)).valueSats, 40_000n);
+    assert.deepEqual(asked, [txid]);
     // A cap of 0: consolidation only.
     const zero = parseKeyPolicy({ sign: { psbt: { network: 'testnet', allowedAddresses: [HOT.address!], dailyValueCapSats: '0' } } });
     refused(() => plan(zero, spend([{ script: HOT.script, amount: 1n }])), 'policy_value_cap');
