@@ -1,9 +1,10 @@
 import { Compile } from 'typebox/schema';
-import { Array as ArrayType, Enum, Integer, Object as ObjectType, Optional, String as StringType, type Static } from 'typebox/type';
+import { Array as ArrayType, Boolean as BooleanType, Enum, Integer, Object as ObjectType, Optional, String as StringType, type Static } from 'typebox/type';
 import { encodeHex, utf8ToBytes } from '../bytes.ts';
 import { GRANT_SOURCES, type GrantSource } from '../authz.ts';
-import { TkmsError } from '../errors.ts';
+import { isTkmsError, TkmsError } from '../errors.ts';
 import { decodeAddress } from '../identifiers.ts';
+import { BITCOIN_NETWORKS, decodeBitcoinAddress, MAX_ADDRESS_LENGTH, MIN_ADDRESS_LENGTH } from '../signing/bitcoin-address.ts';
 
 /**
  * A key's purpose-bound policy (the QKMS "warm key"): which uses of a key its share may serve.
@@ -15,8 +16,8 @@ import { decodeAddress } from '../identifiers.ts';
  * gateway's OpenAPI document shows it, and docs/key-policy.md explains it.
  */
 
-/** Uses of a key's share a policy can allow. The signing issue adds "sign". */
-export const KEY_OPERATIONS = ['decrypt'] as const;
+/** Uses of a key's share a policy can allow. */
+export const KEY_OPERATIONS = ['decrypt', 'sign'] as const;
 export type KeyOperation = (typeof KEY_OPERATIONS)[number];
 
 /** Indexed as Date#getUTCDay: 0 is Sunday. */
@@ -30,13 +31,24 @@ export const MINUTES_PER_DAY = 1440;
 /** Ten years: a longer bound is no bound, since the deployment's own grant limit is far shorter. */
 export const MAX_POLICY_GRANT_LIFETIME_SECONDS = 3650 * 86_400;
 export const MAX_DAILY_LIMIT = 1_000_000_000;
+export const MAX_SIGN_PREFIXES = 16;
+export const MAX_SIGN_PREFIX_BYTES = 64;
+export const MAX_ALLOWED_ADDRESSES = 100;
+/** Every bitcoin there will ever be, in satoshis (21 million × 10⁸): a higher cap is no cap. */
+export const MAX_VALUE_CAP_SATS = 2_100_000_000_000_000n;
 /**
- * The bound on a policy's JSON text (parseKeyPolicyText). The largest policy the schema admits is
- * well under half of it (test/unit/key-policy.test.ts), so only padding or junk ever reaches it.
+ * The bound on a policy's JSON text (parseKeyPolicyText). The largest policy the schema admits
+ * (about 15.5 KiB, most of it the signing rules' 100 addresses and 16 prefixes) is well under half
+ * of it (test/unit/key-policy.test.ts), so only padding or junk ever reaches it.
  */
-export const MAX_KEY_POLICY_BYTES = 16 * 1024;
+export const MAX_KEY_POLICY_BYTES = 64 * 1024;
 
 const ADDRESS_PATTERN = '^0x[0-9a-fA-F]{40}$';
+const PREFIX_PATTERN = `^0x(?:[0-9a-fA-F]{2}){1,${MAX_SIGN_PREFIX_BYTES}}$`;
+/** Up to 16 digits, no leading zero: MAX_VALUE_CAP_SATS has 16, and parseKeyPolicy checks the value. */
+const SATS_PATTERN = '^(?:0|[1-9][0-9]{0,15})$';
+/** Bech32 and base58 use letters and digits only; the network's codec decides the rest (parseKeyPolicy). */
+const BITCOIN_ADDRESS_PATTERN = `^[a-zA-Z0-9]{${MIN_ADDRESS_LENGTH},${MAX_ADDRESS_LENGTH}}$`;
 const address = (description: string, example: string) => StringType({ pattern: ADDRESS_PATTERN, description, examples: [example] });
 
 const EXAMPLE_REQUESTER = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8';
@@ -78,6 +90,69 @@ export const SensitiveSchema = ObjectType(
     additionalProperties: false,
     description: 'The key is sensitive: each request must carry valid co-signatures of `required` distinct approvers other than the requester.',
     examples: [{ approvers: EXAMPLE_APPROVERS, required: 2 }],
+  },
+);
+
+/** P2TR addresses on testnet (x-only keys of the secrets 0x0101…01 and 0x0202…02). */
+const EXAMPLE_HOT_WALLETS = ['tb1p33wm0auhr9kkahzd6l0kqj85af4cswn276hsxg6zpz85xe2r0y8snwrkwy', 'tb1p5e6v9v2j5wp3y6c79gaqdqltq7jdv45fswnnm7exmmp2020mqepsvssqqw'];
+const WARM_KEY_PSBT = { network: 'testnet', allowedAddresses: EXAMPLE_HOT_WALLETS, dailyValueCapSats: '50000000' };
+const EXAMPLE_PREFIX = '0x746b6d732f6174746573746174696f6e2f'; // "tkms/attestation/"
+
+export const PsbtRulesSchema = ObjectType(
+  {
+    network: Enum([...BITCOIN_NETWORKS], {
+      description: 'The Bitcoin network the transactions are for: "bitcoin" (mainnet), "testnet" or "regtest". The addresses must be of this network.',
+      examples: ['testnet'],
+    }),
+    allowedAddresses: ArrayType(
+      StringType({ pattern: BITCOIN_ADDRESS_PATTERN, description: 'An address of the network (P2TR, P2WPKH, P2WSH, P2PKH, P2SH) that outputs may pay.', examples: [EXAMPLE_HOT_WALLETS[0]] }),
+      {
+        minItems: 1,
+        maxItems: MAX_ALLOWED_ADDRESSES,
+        uniqueItems: true,
+        description: `The only addresses a transaction's outputs may pay, 1 to ${MAX_ALLOWED_ADDRESSES}, each once; an output back to the key's own Taproot address (change) is always allowed.`,
+        examples: [EXAMPLE_HOT_WALLETS],
+      },
+    ),
+    dailyValueCapSats: StringType({
+      pattern: SATS_PATTERN,
+      description:
+        'The most the key may send per UTC day, in satoshis, as a decimal integer string (at most 2100000000000000): the sum over the transactions it signed today of their outputs that do not pay the key\'s own address. Each node counts on its own and keeps the count across restarts.',
+      examples: ['50000000'],
+    }),
+  },
+  {
+    additionalProperties: false,
+    description: 'The key signs Bitcoin transactions (PSBT v0, Taproot key path) whose every output pays an allowed address or the key itself, within a daily value cap.',
+    examples: [WARM_KEY_PSBT],
+  },
+);
+
+export const SignRulesSchema = ObjectType(
+  {
+    raw: Optional(
+      BooleanType({
+        description: 'true: any bytes may be signed (for a Taproot key that includes a transaction\'s sighash, so `psbt` then restricts nothing). Absent or false: only what `prefixes` and `psbt` allow.',
+        examples: [false],
+      }),
+    ),
+    prefixes: Optional(
+      ArrayType(StringType({ pattern: PREFIX_PATTERN, description: `A domain prefix, 0x and 1 to ${MAX_SIGN_PREFIX_BYTES} bytes of hex.`, examples: [EXAMPLE_PREFIX] }), {
+        minItems: 1,
+        maxItems: MAX_SIGN_PREFIXES,
+        uniqueItems: true,
+        description: `A raw message must start with one of these prefixes, 1 to ${MAX_SIGN_PREFIXES}, each once (in any letter case).`,
+        examples: [[EXAMPLE_PREFIX]],
+      }),
+    ),
+    psbt: Optional(PsbtRulesSchema),
+  },
+  {
+    additionalProperties: false,
+    minProperties: 1,
+    description:
+      'What a signing key may sign, default-deny: a raw message only if `raw` is true or it starts with one of `prefixes`; a Bitcoin transaction only under `psbt`. Absent: the key signs nothing.',
+    examples: [{ prefixes: [EXAMPLE_PREFIX], psbt: WARM_KEY_PSBT }],
   },
 );
 
@@ -141,10 +216,12 @@ export const KeyPolicySchema = ObjectType(
       }),
     ),
     sensitive: Optional(SensitiveSchema),
+    sign: Optional(SignRulesSchema),
   },
   {
     additionalProperties: false,
-    description: 'A key\'s purpose-bound policy, evaluated by every node before its share is used. Every field is optional; an absent field restricts nothing ({} restricts nothing).',
+    description:
+      'A key\'s purpose-bound policy, evaluated by every node before its share is used. Every field is optional; an absent field restricts nothing ({} restricts nothing), except `sign`: a signing key signs only what `sign` allows.',
     examples: [PAYROLL_EXAMPLE],
   },
 );
@@ -152,6 +229,8 @@ export const KeyPolicySchema = ObjectType(
 export type KeyPolicy = Static<typeof KeyPolicySchema>;
 export type TimeWindow = Static<typeof TimeWindowSchema>;
 export type SensitivePolicy = Static<typeof SensitiveSchema>;
+export type SignRules = Static<typeof SignRulesSchema>;
+export type PsbtRules = Static<typeof PsbtRulesSchema>;
 
 /** No restrictions: what a key has until its admins put a policy. */
 export const DEFAULT_KEY_POLICY: KeyPolicy = Object.freeze({});
@@ -164,7 +243,9 @@ const validator = Compile(KeyPolicySchema);
 /**
  * A key policy from its JSON value: the schema decides, then what no JSON Schema can state
  * (EIP-55 checksums, duplicates in any letter case, windows that open before they close, m ≤ the
- * number of approvers). Addresses come back lower-case, fields in the schema's order, frozen.
+ * number of approvers, Bitcoin addresses valid for the named network, a value cap of at most
+ * every bitcoin). Addresses and prefixes come back lower-case (bech32 addresses in lower case,
+ * base58 ones as written), fields in the schema's order, frozen.
  */
 export function parseKeyPolicy(json: unknown): KeyPolicy {
   if (!validator.Check(json)) throw refusal(json);
@@ -183,6 +264,7 @@ export function parseKeyPolicy(json: unknown): KeyPolicy {
     }
     out.sensitive = { approvers, required: p.sensitive.required };
   }
+  if (p.sign !== undefined) out.sign = signRules(p.sign);
   return deepFreeze(out);
 }
 
@@ -212,6 +294,15 @@ export function encodeKeyPolicy(policy: KeyPolicy): KeyPolicy {
   if (policy.timeWindows !== undefined) out.timeWindows = policy.timeWindows.map((w) => ({ days: [...w.days], startMinute: w.startMinute, endMinute: w.endMinute }));
   if (policy.dailyLimitPerRequester !== undefined) out.dailyLimitPerRequester = policy.dailyLimitPerRequester;
   if (policy.sensitive !== undefined) out.sensitive = { approvers: policy.sensitive.approvers.map((a) => a.toLowerCase()), required: policy.sensitive.required };
+  if (policy.sign !== undefined) out.sign = encodeSignRules(policy.sign);
+  return out;
+}
+
+function encodeSignRules(sign: SignRules): SignRules {
+  const out: SignRules = {};
+  if (sign.raw !== undefined) out.raw = sign.raw;
+  if (sign.prefixes !== undefined) out.prefixes = sign.prefixes.map((x) => x.toLowerCase());
+  if (sign.psbt !== undefined) out.psbt = { network: sign.psbt.network, allowedAddresses: [...sign.psbt.allowedAddresses], dailyValueCapSats: sign.psbt.dailyValueCapSats };
   return out;
 }
 
@@ -228,6 +319,38 @@ function addressList(list: readonly string[], name: string): string[] {
     seen.add(lower);
     return lower;
   });
+}
+
+function signRules(sign: SignRules): SignRules {
+  const out = encodeSignRules(sign);
+  if (out.prefixes !== undefined) {
+    const seen = new Set<string>();
+    for (const [i, prefix] of out.prefixes.entries()) {
+      if (seen.has(prefix)) throw new TkmsError('bad_request', `key policy: sign.prefixes[${i}] (${prefix}) is listed twice`);
+      seen.add(prefix);
+    }
+  }
+  if (out.psbt !== undefined) {
+    const { network } = out.psbt;
+    const seen = new Set<string>();
+    out.psbt.allowedAddresses = out.psbt.allowedAddresses.map((value, i) => {
+      let address: string;
+      try {
+        ({ address } = decodeBitcoinAddress(value, network));
+      } catch (e) {
+        if (!isTkmsError(e)) throw e;
+        throw new TkmsError('bad_request', `key policy: sign.psbt.allowedAddresses[${i}]: ${e.message}`);
+      }
+      // The canonical spelling names one output script: two spellings of one address are one address.
+      if (seen.has(address)) throw new TkmsError('bad_request', `key policy: sign.psbt.allowedAddresses[${i}] (${address}) is listed twice`);
+      seen.add(address);
+      return address;
+    });
+    if (BigInt(out.psbt.dailyValueCapSats) > MAX_VALUE_CAP_SATS) {
+      throw new TkmsError('bad_request', `key policy: sign.psbt.dailyValueCapSats must be at most ${MAX_VALUE_CAP_SATS} (21 million bitcoin in satoshis)`);
+    }
+  }
+  return out;
 }
 
 function decodeAddressAsPolicy(value: string, name: string): Uint8Array {
@@ -293,7 +416,9 @@ function refusal(json: unknown): TkmsError {
     case 'required':
       return new TkmsError('bad_request', `key policy: ${at} is missing the field "${(e.params.requiredProperties as string[] | undefined)?.[0] ?? '?'}"`);
     case 'pattern':
-      return new TkmsError('bad_request', `key policy: ${at} must be an Ethereum address, 0x followed by 40 hex digits`);
+      return new TkmsError('bad_request', `key policy: ${at} ${PATTERN_REFUSALS[e.params.pattern as string] ?? 'is not valid'}`);
+    case 'minProperties':
+      return new TkmsError('bad_request', `key policy: ${at} must set at least one rule (leave it out to sign nothing)`);
     case 'minItems':
       return new TkmsError('bad_request', `key policy: ${at} must list at least ${String(e.params.limit)} item${e.params.limit === 1 ? '' : 's'} (leave the field out to restrict nothing)`);
     case 'maxItems':
@@ -306,6 +431,13 @@ function refusal(json: unknown): TkmsError {
       return new TkmsError('bad_request', `key policy: ${at === '' ? 'the policy' : at} ${e.message}`);
   }
 }
+
+const PATTERN_REFUSALS: Record<string, string> = {
+  [ADDRESS_PATTERN]: 'must be an Ethereum address, 0x followed by 40 hex digits',
+  [PREFIX_PATTERN]: `must be 0x followed by 1 to ${MAX_SIGN_PREFIX_BYTES} bytes of hex`,
+  [SATS_PATTERN]: `must be a decimal integer string of satoshis without leading zeros (at most ${MAX_VALUE_CAP_SATS})`,
+  [BITCOIN_ADDRESS_PATTERN]: `must be a Bitcoin address, ${MIN_ADDRESS_LENGTH} to ${MAX_ADDRESS_LENGTH} letters and digits`,
+};
 
 function fieldPath(pointer: string): string {
   let out = '';

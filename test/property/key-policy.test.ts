@@ -22,6 +22,9 @@ import {
   type KeyPolicyRequest,
 } from '../../core/keys/policy.ts';
 import { MAX_TIMESTAMP, messageCodec } from '../../core/schema.ts';
+import { schnorr } from '@noble/curves/secp256k1.js';
+import { p2tr, p2wpkh } from '@scure/btc-signer/payment.js';
+import { BITCOIN_NETWORKS, NETWORK_PARAMS } from '../../core/signing/bitcoin-address.ts';
 
 const RUNS = 300;
 
@@ -65,6 +68,32 @@ const windowArb = fc
   .map(({ days, start, length }) => ({ days, startMinute: start, endMinute: Math.min(MINUTES_PER_DAY, start + length) }));
 const dayMask = (days: readonly string[]) => days.reduce((m, d) => m | (1 << WEEKDAYS.indexOf(d as never)), 0);
 
+/** Signing rules in canonical form: lower-case prefixes, addresses of the network as its codec spells them. */
+const SIGNING_KEYS = Array.from({ length: 8 }, (_, i) => schnorr.getPublicKey(new Uint8Array(32).fill(i + 1)));
+const signArb = fc.record(
+  {
+    raw: fc.boolean(),
+    prefixes: fc.uniqueArray(fc.uint8Array({ minLength: 1, maxLength: 64 }).map(encodeHex), { minLength: 1, maxLength: 16 }),
+    psbt: fc.constantFrom(...BITCOIN_NETWORKS).chain((network) =>
+      fc.record(
+        {
+          network: fc.constant(network),
+          allowedAddresses: fc.uniqueArray(
+            fc.tuple(fc.nat(SIGNING_KEYS.length - 1), fc.boolean()).map(([i, tr]) =>
+              tr ? p2tr(SIGNING_KEYS[i]!, undefined, NETWORK_PARAMS[network]).address! : p2wpkh(Uint8Array.of(2, ...SIGNING_KEYS[i]!), NETWORK_PARAMS[network]).address!,
+            ),
+            { minLength: 1, maxLength: 6 },
+          ),
+          dailyValueCapSats: fc.bigInt({ min: 0n, max: 2_100_000_000_000_000n }).map(String),
+        },
+        { noNullPrototype: true },
+      ),
+    ),
+  },
+  { requiredKeys: [], noNullPrototype: true },
+).filter((sign) => Object.keys(sign).length > 0);
+const SIGN_FIELDS = ['raw', 'prefixes', 'psbt', 'psbt.network', 'psbt.allowedAddresses', 'psbt.dailyValueCapSats'] as const;
+
 /** A valid policy as JSON, every rule present or not. */
 const policyJsonArb: fc.Arbitrary<Record<string, unknown>> = fc.record(
   {
@@ -75,6 +104,7 @@ const policyJsonArb: fc.Arbitrary<Record<string, unknown>> = fc.record(
     timeWindows: fc.uniqueArray(windowArb, { minLength: 1, maxLength: MAX_TIME_WINDOWS, selector: (w) => `${dayMask(w.days)}:${w.startMinute}:${w.endMinute}` }),
     dailyLimitPerRequester: fc.oneof(fc.integer({ min: 1, max: 20 }), fc.constant(MAX_DAILY_LIMIT)),
     sensitive: addressList(MAX_APPROVERS).chain((approvers) => fc.record({ approvers: fc.constant(approvers), required: fc.integer({ min: 1, max: approvers.length }) }, { noNullPrototype: true })),
+    sign: signArb,
   },
   { requiredKeys: [], noNullPrototype: true },
 ) as fc.Arbitrary<Record<string, unknown>>;
@@ -119,6 +149,19 @@ describe('property: key policy parsing (core/keys/policy.ts)', () => {
     fc.assert(
       fc.property(policyJsonArb, fc.constantFrom(...RULE_ORDER), fc.jsonValue({ maxDepth: 3 }), (json, field, value) => {
         refusedTyped(() => parseKeyPolicy({ ...json, [field]: value }), `${field} = ${JSON.stringify(value)}`);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('valid signing rules with one field replaced by arbitrary JSON are a policy or a bad_request', () => {
+    fc.assert(
+      fc.property(signArb, fc.constantFrom(...SIGN_FIELDS), fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.string({ maxLength: 80 })), (sign, field, value) => {
+        const json = JSON.parse(JSON.stringify(sign)) as Record<string, Record<string, unknown>>;
+        const [head, tail] = field.split('.') as [string, string | undefined];
+        if (tail === undefined) json[head] = value as never;
+        else if (json[head] !== undefined) json[head]![tail] = value;
+        refusedTyped(() => parseKeyPolicy({ sign: json }), `sign.${field} = ${JSON.stringify(value)}`);
       }),
       { numRuns: RUNS },
     );

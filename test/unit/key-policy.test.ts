@@ -6,6 +6,10 @@ import { decodeHex, encodeHex } from '../../core/bytes.ts';
 import { encodeType } from '../../core/eip712.ts';
 import { ERROR_CODES, isTkmsError, type ErrorCode } from '../../core/errors.ts';
 import { MESSAGE_EXAMPLES } from '../../core/messages.ts';
+import { schnorr } from '@noble/curves/secp256k1.js';
+import { p2tr } from '@scure/btc-signer/payment.js';
+import { KEY_LIMITS } from '../../core/keys/key-model.ts';
+import { NETWORK_PARAMS } from '../../core/signing/bitcoin-address.ts';
 import {
   DECRYPT_APPROVAL_EXAMPLE,
   DecryptApprovalMessage,
@@ -23,9 +27,12 @@ import {
   evaluateKeyPolicy,
   KeyPolicySchema,
   keyPolicyText,
+  MAX_ALLOWED_ADDRESSES,
   MAX_ALLOWED_REQUESTERS,
   MAX_APPROVERS,
   MAX_KEY_POLICY_BYTES,
+  MAX_SIGN_PREFIX_BYTES,
+  MAX_SIGN_PREFIXES,
   MAX_TIME_WINDOWS,
   parseKeyPolicy,
   parseKeyPolicyText,
@@ -42,6 +49,9 @@ const ACCOUNTS = [
 ].map((a) => ({ ...a, bytes: decodeHex(a.address), secret: decodeHex(a.key) }));
 const [ADMIN_A, REQUESTER, ADMIN_B, ADMIN_C] = ACCOUNTS as [(typeof ACCOUNTS)[0], (typeof ACCOUNTS)[0], (typeof ACCOUNTS)[0], (typeof ACCOUNTS)[0]];
 const STRANGER = decodeHex('0x' + '11'.repeat(20));
+/** P2TR addresses of one x-only key (secret 0x0101…01) on testnet and mainnet, and a P2WPKH address on testnet. */
+const TB_1 = 'tb1p33wm0auhr9kkahzd6l0kqj85af4cswn276hsxg6zpz85xe2r0y8snwrkwy';
+const BC_1 = 'bc1p33wm0auhr9kkahzd6l0kqj85af4cswn276hsxg6zpz85xe2r0y8syx4e5t';
 const DEVNET = { committeeId: 'devnet' };
 
 /** 2026-01-05 00:00:00 UTC, a Monday. */
@@ -101,7 +111,7 @@ describe('key policy: format (core/keys/policy.ts)', () => {
     ['not an object', [], /must be a JSON object/],
     ['null', null, /must be a JSON object/],
     ['an unknown field', { operation: ['decrypt'] }, /unexpected field "operation"/],
-    ['an unknown operation', { operations: ['sign'] }, /operations\[0\] must be one of "decrypt"/],
+    ['an unknown operation', { operations: ['encrypt'] }, /operations\[0\] must be one of "decrypt", "sign"/],
     ['an empty operations list', { operations: [] }, /operations must list at least 1 item/],
     ['a repeated operation', { operations: ['decrypt', 'decrypt'] }, /operations (may list at most|lists an item twice)/],
     ['an unknown grant source', { grantSources: 'onchain' }, /grantSources must be one of "signed", "chain", "either"/],
@@ -122,29 +132,77 @@ describe('key policy: format (core/keys/policy.ts)', () => {
     ['an approver listed twice', { sensitive: { approvers: [ADMIN_A.address, ADMIN_A.address], required: 1 } }, /sensitive\.approvers lists an item twice/],
     ['too many approvers', { sensitive: { approvers: Array.from({ length: MAX_APPROVERS + 1 }, (_, i) => encodeHex(new Uint8Array(20).fill(i))), required: 1 } }, /sensitive\.approvers may list at most 10/],
     ['sensitive without required', { sensitive: { approvers: [ADMIN_A.address] } }, /sensitive is missing the field "required"/],
+    ['an empty sign section', { sign: {} }, /sign must set at least one rule \(leave it out to sign nothing\)/],
+    ['an unknown signing rule', { sign: { raw: true, all: true } }, /sign has an unexpected field "all"/],
+    ['raw that is not a boolean', { sign: { raw: 'yes' } }, /sign\.raw/],
+    ['a prefix without 0x', { sign: { prefixes: ['abcd'] } }, /sign\.prefixes\[0\] must be 0x followed by 1 to 64 bytes of hex/],
+    ['an odd-length prefix', { sign: { prefixes: ['0xabc'] } }, /sign\.prefixes\[0\] must be 0x followed by/],
+    ['an empty prefix', { sign: { prefixes: ['0x'] } }, /sign\.prefixes\[0\] must be 0x followed by/],
+    ['a prefix of 65 bytes', { sign: { prefixes: [`0x${'ab'.repeat(65)}`] } }, /sign\.prefixes\[0\] must be 0x followed by 1 to 64 bytes/],
+    ['a prefix listed twice in two cases', { sign: { prefixes: ['0xabcd', '0xABCD'] } }, /sign\.prefixes\[1\] \(0xabcd\) is listed twice/],
+    ['too many prefixes', { sign: { prefixes: Array.from({ length: 17 }, (_, i) => encodeHex(new Uint8Array([i]))) } }, /sign\.prefixes may list at most 16/],
+    ['an unknown network', { sign: { psbt: { network: 'signet', allowedAddresses: [TB_1], dailyValueCapSats: '1' } } }, /sign\.psbt\.network must be one of "bitcoin", "testnet", "regtest"/],
+    ['a mainnet address on testnet', { sign: { psbt: { network: 'testnet', allowedAddresses: [TB_1, BC_1], dailyValueCapSats: '1' } } }, /sign\.psbt\.allowedAddresses\[1\]: "bc1p.*" is not a testnet address/],
+    ['a testnet address on regtest', { sign: { psbt: { network: 'regtest', allowedAddresses: [TB_1], dailyValueCapSats: '1' } } }, /allowedAddresses\[0\]: "tb1p.*" is not a regtest address/],
+    ['an address with a bad checksum', { sign: { psbt: { network: 'testnet', allowedAddresses: [`${TB_1.slice(0, -1)}q`], dailyValueCapSats: '1' } } }, /allowedAddresses\[0\]: .* is not a testnet address/],
+    ['an address with a character no address has', { sign: { psbt: { network: 'testnet', allowedAddresses: [`${TB_1.slice(0, -1)}_`], dailyValueCapSats: '1' } } }, /allowedAddresses\[0\] must be a Bitcoin address/],
+    ['an address listed twice in two cases', { sign: { psbt: { network: 'testnet', allowedAddresses: [TB_1, TB_1.toUpperCase()], dailyValueCapSats: '1' } } }, /allowedAddresses\[1\] \(tb1p.*\) is listed twice/],
+    ['too many addresses', { sign: { psbt: { network: 'testnet', allowedAddresses: Array.from({ length: 101 }, (_, i) => `tb1${i}`.padEnd(20, 'q')), dailyValueCapSats: '1' } } }, /allowedAddresses may list at most 100/],
+    ['no addresses', { sign: { psbt: { network: 'testnet', allowedAddresses: [], dailyValueCapSats: '1' } } }, /allowedAddresses must list at least 1 item/],
+    ['a cap as a number', { sign: { psbt: { network: 'testnet', allowedAddresses: [TB_1], dailyValueCapSats: 1000 } } }, /dailyValueCapSats/],
+    ['a cap with a leading zero', { sign: { psbt: { network: 'testnet', allowedAddresses: [TB_1], dailyValueCapSats: '01000' } } }, /dailyValueCapSats must be a decimal integer string of satoshis without leading zeros/],
+    ['a negative cap', { sign: { psbt: { network: 'testnet', allowedAddresses: [TB_1], dailyValueCapSats: '-1' } } }, /dailyValueCapSats must be a decimal integer/],
+    ['a cap above every bitcoin', { sign: { psbt: { network: 'testnet', allowedAddresses: [TB_1], dailyValueCapSats: '2100000000000001' } } }, /dailyValueCapSats must be at most 2100000000000000/],
+    ['a cap of 17 digits', { sign: { psbt: { network: 'testnet', allowedAddresses: [TB_1], dailyValueCapSats: '10000000000000000' } } }, /dailyValueCapSats must be a decimal integer/],
+    ['psbt rules without a cap', { sign: { psbt: { network: 'testnet', allowedAddresses: [TB_1] } } }, /sign\.psbt is missing the field "dailyValueCapSats"/],
   ];
   for (const [what, json, message] of refusals) {
     it(`refuses ${what}, naming the field`, () => void refusedWith(() => parseKeyPolicy(json), 'bad_request', message));
   }
 
+  it('parses signing rules: prefixes and bech32 addresses in lower case, base58 addresses as written, fields in schema order', () => {
+    const p2pkh = 'mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn';
+    const policy = parseKeyPolicy({
+      sign: { psbt: { dailyValueCapSats: '0', allowedAddresses: [TB_1.toUpperCase(), p2pkh], network: 'testnet' }, prefixes: ['0xABcd', '0x00'], raw: false },
+      operations: ['sign'],
+    });
+    assert.deepEqual(Object.keys(policy), ['operations', 'sign']);
+    assert.deepEqual(Object.keys(policy.sign!), ['raw', 'prefixes', 'psbt']);
+    assert.deepEqual(Object.keys(policy.sign!.psbt!), ['network', 'allowedAddresses', 'dailyValueCapSats']);
+    assert.deepEqual(policy.sign, { raw: false, prefixes: ['0xabcd', '0x00'], psbt: { network: 'testnet', allowedAddresses: [TB_1, p2pkh], dailyValueCapSats: '0' } });
+    assert.ok(Object.isFrozen(policy.sign!.psbt!.allowedAddresses));
+    assert.deepEqual(parseKeyPolicyText(keyPolicyText(policy)), policy);
+    assert.deepEqual(parseKeyPolicy({ sign: { psbt: { network: 'bitcoin', allowedAddresses: [BC_1], dailyValueCapSats: '2100000000000000' } } }).sign!.psbt!.dailyValueCapSats, '2100000000000000');
+  });
+
   it('bounds the JSON text, and the largest policy the schema admits is well inside the bound', () => {
+    // The longest address the signing rules take: a P2WSH or P2TR address on regtest (bcrt1…, 64 characters).
+    const regtestAddress = (i: number) => p2tr(schnorr.getPublicKey(new Uint8Array(32).fill(i + 1)), undefined, NETWORK_PARAMS.regtest).address!;
     const largest = parseKeyPolicy({
-      operations: ['decrypt'],
+      operations: ['decrypt', 'sign'],
       grantSources: 'either',
       maxGrantLifetimeSeconds: 315_360_000,
       allowedRequesters: Array.from({ length: MAX_ALLOWED_REQUESTERS }, (_, i) => encodeHex(new Uint8Array(20).fill(i))),
       timeWindows: Array.from({ length: MAX_TIME_WINDOWS }, (_, i) => ({ days: [...WEEKDAYS], startMinute: 1000 + i, endMinute: 1440 })),
       dailyLimitPerRequester: 1_000_000_000,
       sensitive: { approvers: Array.from({ length: MAX_APPROVERS }, (_, i) => encodeHex(new Uint8Array(20).fill(200 + i))), required: MAX_APPROVERS },
+      sign: {
+        raw: false,
+        prefixes: Array.from({ length: MAX_SIGN_PREFIXES }, (_, i) => encodeHex(new Uint8Array(MAX_SIGN_PREFIX_BYTES).fill(i))),
+        psbt: { network: 'regtest', allowedAddresses: Array.from({ length: MAX_ALLOWED_ADDRESSES }, (_, i) => regtestAddress(i)), dailyValueCapSats: '2100000000000000' },
+      },
     });
+    assert.equal(largest.sign!.psbt!.allowedAddresses[0]!.length, 64);
     const text = keyPolicyText(largest);
     assert.ok(text.length < MAX_KEY_POLICY_BYTES / 2, `largest policy is ${text.length} bytes`);
+    // A policy travels in a key change's body ({"policy": …}): the largest fits in half of one.
+    assert.ok(text.length < KEY_LIMITS.changeBodyBytes / 2, `largest policy is ${text.length} bytes`);
     assert.deepEqual(parseKeyPolicyText(text), largest);
     // Padding a valid policy past the bound is refused before it is parsed.
-    refusedWith(() => parseKeyPolicyText(`${' '.repeat(MAX_KEY_POLICY_BYTES - 1)}{}`), 'payload_too_large', /larger than 16384 bytes/);
+    refusedWith(() => parseKeyPolicyText(`${' '.repeat(MAX_KEY_POLICY_BYTES - 1)}{}`), 'payload_too_large', /larger than 65536 bytes/);
     assert.deepEqual(parseKeyPolicyText(`${' '.repeat(MAX_KEY_POLICY_BYTES - 2)}{}`), {});
-    // Counted in UTF-8 bytes: 5462 three-byte characters are 16386 bytes in 5462 UTF-16 units.
-    refusedWith(() => parseKeyPolicyText(`{"x":"${'€'.repeat(5462)}"}`), 'payload_too_large');
+    // Counted in UTF-8 bytes: 21846 three-byte characters are 65538 bytes in 21846 UTF-16 units.
+    refusedWith(() => parseKeyPolicyText(`{"x":"${'€'.repeat(21846)}"}`), 'payload_too_large');
     refusedWith(() => parseKeyPolicyText('{"operations":'), 'bad_request', /not valid JSON/);
   });
 
@@ -172,7 +230,6 @@ describe('key policy: evaluation, one rule at a time', () => {
   it('operations: allows a listed operation, refuses another', () => {
     const policy = parseKeyPolicy({ operations: ['decrypt'] });
     evaluateKeyPolicy(policy, request());
-    // "sign" arrives with the signing issue; the rule already refuses what the policy does not list.
     refusedWith(() => evaluateKeyPolicy(policy, request({ operation: 'sign' as never })), 'policy_operation_denied', /^key payroll: policy allows only decrypt, not sign$/);
   });
 
@@ -428,7 +485,7 @@ describe('key policy: docs/key-policy.md', () => {
 
   it('the refusal table lists every policy code with its HTTP status', () => {
     const codes = Object.keys(ERROR_CODES).filter((c) => c.startsWith('policy_')) as ErrorCode[];
-    assert.equal(codes.length, 7);
+    assert.equal(codes.length, 12);
     for (const code of codes) assert.match(doc, new RegExp(`\\| \`${code}\` \\| ${ERROR_CODES[code]} \\|`), code);
   });
 });
