@@ -38,6 +38,8 @@ import { recoverFromEpochs, type RejectedPartial } from './partials.ts';
 import { MAX_EPOCH } from '../core/committee.ts';
 import { requestSigner, type RequestSigner } from './signer.ts';
 import type { DecryptResult, HandleInfo, NodeMisbehaviour, RevokeResult, TkmsClientOptions, VerifiedKey } from './client-types.ts';
+import { SignRequestMessage, type SignMessage, type SignRequest } from '../core/signing/sign-request.ts';
+import { psbtBytes, requestSignature, signingTarget, type SignatureResult } from './signing.ts';
 import { NodeSuspects } from './node-suspects.ts';
 import { VerifiedKeys } from './verified-keys.ts';
 import { KeyAdmin } from './key-admin.ts';
@@ -136,7 +138,7 @@ export class TkmsClient {
   }
 
   /** The unsigned message with its signature by this client's signer. */
-  private async sign<T extends { signature: Uint8Array }>(struct: Eip712Struct, unsigned: Omit<T, 'signature'>, deployment: Deployment): Promise<T> {
+  private async signed<T extends { signature: Uint8Array }>(struct: Eip712Struct, unsigned: Omit<T, 'signature'>, deployment: Deployment): Promise<T> {
     return { ...unsigned, signature: await this.signer.sign(struct, unsigned, deployment) } as T;
   }
 
@@ -168,6 +170,25 @@ export class TkmsClient {
   }
 
   /**
+   * Signs `message` with a SIGN_VERIFY key (by id or alias) through t members; the signature is
+   * checked here under the key's verified public key before it is returned.
+   */
+  async sign(keyIdOrAlias: string, message: { data: Uint8Array } | { psbt: Uint8Array | string }): Promise<SignatureResult> {
+    const target = await signingTarget(this.http, keyIdOrAlias);
+    const key = await this.getKey(target.materialId);
+    const signMessage: SignMessage = 'data' in message ? { kind: 'raw', data: message.data } : { kind: 'psbt', psbt: psbtBytes(message.psbt) };
+    return requestSignature({
+      http: this.http,
+      target,
+      groupPublicKey: decodeHex(key.publicKeyHex, { name: 'group public key' }),
+      message: signMessage,
+      window: this.window(),
+      requester: this.signer.addressBytes,
+      signRequest: (unsigned) => this.signed<SignRequest>(SignRequestMessage.struct, unsigned, { committeeId: key.committeeId }),
+    });
+  }
+
+  /**
    * The gateway encrypts (it sees the plaintext); the owner's signature binds the plaintext hash.
    * `keyId` may name a managed key (or be its alias): refused unless Enabled, and the handle is made
    * for its current version's material id.
@@ -176,7 +197,7 @@ export class TkmsClient {
     const target = await encryptionTarget(this.http, opts.keyId);
     const keyId = target.keyId;
     const deployment = await this.deploymentOf({ keyId: target.verifiedKeyId });
-    const request = await this.sign<EncryptRequest>(EncryptRequestMessage.struct, {
+    const request = await this.signed<EncryptRequest>(EncryptRequestMessage.struct, {
       keyId,
       owner: this.signer.addressBytes,
       plaintextHash: sha256(plaintext),
@@ -207,7 +228,7 @@ export class TkmsClient {
     const publicKey = tweak === undefined ? key.publicKey : decodePoint(derivedPublicKey(decodeHex(key.publicKeyHex, { name: 'root public key', length: 33 }), tweak), 'derived public key');
     const sealed = await sealToHandle({ publicKey, keyId, owner, plaintext });
     const handle = sealed.handle;
-    const registration = await this.sign<RegisterHandle>(RegisterHandleMessage.struct, { handle, keyId, owner }, { committeeId: key.committeeId });
+    const registration = await this.signed<RegisterHandle>(RegisterHandleMessage.struct, { handle, keyId, owner }, { committeeId: key.committeeId });
     const { json } = await this.http.request<HandleInfo>('POST', '/v1/handles', {
       registration: RegisterHandleMessage.encode(registration),
       K: encodeHex(sealed.K),
@@ -223,7 +244,7 @@ export class TkmsClient {
   async grant(handle: string, grantee: string, opts: { validForSeconds?: number } = {}): Promise<{ stored: boolean }> {
     const deployment = await this.deploymentOf({ handle });
     const now = Math.floor(Date.now() / 1000);
-    const grant = await this.sign<Grant>(GrantMessage.struct, {
+    const grant = await this.signed<Grant>(GrantMessage.struct, {
       handle: decodeHandle(handle),
       grantee: decodeAddress(grantee, 'grantee'),
       notAfter: now + (opts.validForSeconds ?? 30 * 24 * 3600),
@@ -235,7 +256,7 @@ export class TkmsClient {
 
   async revoke(handle: string, grantee: string): Promise<RevokeResult> {
     const deployment = await this.deploymentOf({ handle });
-    const revocation = await this.sign<Revocation>(RevocationMessage.struct, {
+    const revocation = await this.signed<Revocation>(RevocationMessage.struct, {
       handle: decodeHandle(handle),
       grantee: decodeAddress(grantee, 'grantee'),
       revokedAt: Math.floor(Date.now() / 1000),
@@ -282,7 +303,7 @@ export class TkmsClient {
     const rejected: RejectedPartial[] = [];
     const failures: DecryptResult['failures'] = [];
     for (let attempt = 1; ; attempt++) {
-      const delegation = await this.sign<Delegation>(DelegationMessage.struct, {
+      const delegation = await this.signed<Delegation>(DelegationMessage.struct, {
         handle: handleBytes,
         keyId,
         requester: this.signer.addressBytes,

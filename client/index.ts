@@ -18,3 +18,4 @@ export { memberKeysHex, parseCommittee, parseCommitteeJson, pinnedClientOptions,
 export { KeyAdmin, type CreateKeyOptions, type DeletionWindow, type KeyAdminOptions, type KeyHistoryPage, type KeyListFilter, type KeyPolicyAnswer } from './key-admin.ts';
 export type { KeyChangeResult, KeyVersionView, KeyView } from './key-view.ts';
 export { signDecryptApproval, type DecryptApproval, type UnsignedDecryptApproval } from '../core/keys/decrypt-approval.ts';
+export type { SignatureResult } from './signing.ts';

@@ -10,7 +10,7 @@ import {
   type KeyChange,
   type UnsignedKeyChange,
 } from '../core/keys/key-change.ts';
-import { assertManagedKeyId, KEY_STATES, type KeyOrigin, type KeyState } from '../core/keys/key-model.ts';
+import { assertManagedKeyId, KEY_STATES, type KeyOrigin, type KeySpec, type KeyState, type KeyUsage } from '../core/keys/key-model.ts';
 import type { Account } from './account.ts';
 import type { GatewayHttp } from './gateway-http.ts';
 import { parseKeyChangeResult, parseKeyView, type KeyChangeResult, type KeyView, verifyDestruction } from './key-view.ts';
@@ -50,6 +50,10 @@ export interface CreateKeyOptions {
   aliases?: string[];
   policy?: Record<string, unknown>;
   rotationPeriodDays?: number | null;
+  /** Default ECC_SECG_P256K1; ECC_NIST_EDWARDS25519 is a signing key (Ed25519). */
+  spec?: KeySpec;
+  /** Default ENCRYPT_DECRYPT for ECC_SECG_P256K1 (SIGN_VERIFY signs BIP340 Taproot), SIGN_VERIFY for ECC_NIST_EDWARDS25519. */
+  usage?: KeyUsage;
 }
 
 export interface KeyListFilter {
@@ -145,6 +149,8 @@ export class KeyAdmin {
       ...(options.aliases !== undefined ? { aliases: options.aliases } : {}),
       ...(options.policy !== undefined ? { policy: options.policy } : {}),
       ...(options.rotationPeriodDays !== undefined ? { rotationPeriodDays: options.rotationPeriodDays } : {}),
+      ...(options.spec !== undefined ? { spec: options.spec } : {}),
+      ...(options.usage !== undefined ? { usage: options.usage } : {}),
     };
     const change = await this.sign(signer, { keyId: options.keyId, sequence: 1, previous: ZERO_DIGEST, action: 'create', body: bodyText('create', body) });
     return this.submit('/v1/keys', change);

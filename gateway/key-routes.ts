@@ -3,6 +3,7 @@ import { derivedPublicKey, deriveKeyTweak } from '../core/keys/derive.ts';
 import { KeyChangeMessage, type KeyChange } from '../core/keys/key-change.ts';
 import { KEY_STATES, currentVersionAt, keyStateAt, keyVersionsAt, materialKeyId, requireUsable, versionStateAt, type KeyState, type ManagedKey } from '../core/keys/key-model.ts';
 import type { KeyFilter } from '../core/keys/key-book.ts';
+import { describeSigningKey, suiteOfKey } from '../core/signing/suites.ts';
 import { KEY_CHANGE_PAGE_BYTES, KEY_CHANGE_PAGE_SIZE } from '../core/keys/key-wire.ts';
 import { reserveResponseBytes, type RouteHandler } from '../net/http.ts';
 import { API_ROUTES, queryInteger, queryText, type ApiRoute } from './api-routes.ts';
@@ -46,13 +47,33 @@ export function keyView(key: ManagedKey, nowSeconds: number, publicKeyOf: (mater
     versions: keyVersionsAt(key, nowSeconds).map((v) => {
       const material = materialKeyId(key.keyId, v.version);
       const publicKey = versionPublicKey(key, v.version, publicKeyOf);
-      return { version: v.version, materialKeyId: material, createdAt: v.createdAt, deletionDate: v.deletionDate, state: versionStateAt(v, nowSeconds), ...(publicKey === undefined ? {} : { publicKey }) };
+      const signing = publicKey === undefined || key.usage !== 'SIGN_VERIFY' ? undefined : signingView(key, publicKey);
+      return {
+        version: v.version,
+        materialKeyId: material,
+        createdAt: v.createdAt,
+        deletionDate: v.deletionDate,
+        state: versionStateAt(v, nowSeconds),
+        ...(publicKey === undefined ? {} : { publicKey }),
+        ...(signing === undefined ? {} : { signing }),
+      };
     }),
     currentVersion: current ?? null,
     createdAt: key.createdAt,
     creator: key.creator,
     sequence: key.sequence,
     head: key.head,
+  };
+}
+
+/** A signing key version's public key as verifiers take it (raw and DER SPKI), from its DKG group key. */
+function signingView(key: ManagedKey, groupPublicKey: string): Record<string, string> {
+  const d = describeSigningKey(suiteOfKey(key.keyId, key.spec, key.usage), decodeHex(groupPublicKey, { name: 'group public key' }));
+  return {
+    algorithm: d.algorithm,
+    publicKey: encodeHex(d.publicKey),
+    spki: encodeHex(d.spki),
+    ...(d.taprootInternalKey === undefined ? {} : { taprootInternalKey: encodeHex(d.taprootInternalKey) }),
   };
 }
 

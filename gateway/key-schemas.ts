@@ -2,6 +2,7 @@ import { Type, type TSchema } from 'typebox';
 import { KeyChangeMessage } from '../core/keys/key-change.ts';
 import { KEY_LIMITS, KEY_SPECS, KEY_STATES, KEY_USAGES } from '../core/keys/key-model.ts';
 import { KEY_CHANGE_PAGE_SIZE } from '../core/keys/key-wire.ts';
+import { SIGNING_ALGORITHMS } from '../core/signing/suites.ts';
 import { EXAMPLE_KEY_CHANGES, EXAMPLE_KEY_VIEWS } from './api-examples.ts';
 import {
   Address,
@@ -40,6 +41,19 @@ export const KeyChangeBody = requestComponent(
 
 const nullable = (schema: TSchema, description: string): TSchema => Type.Union([schema, Type.Null()], { description });
 const sequenceNumber = (description: string): TSchema => Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description });
+export const SigningKeyView = responseComponent(
+  'SigningKeyView',
+  closed(
+    {
+      algorithm: Type.String({ enum: Object.values(SIGNING_ALGORITHMS), description: 'ED25519_SHA_512 (RFC 8032) or BIP340_SCHNORR_TAPROOT (BIP340 under the Taproot output key).' }),
+      publicKey: Type.String({ pattern: '^0x[0-9a-f]{64}$', description: 'The 32-byte key signatures verify under: Ed25519 raw, or the BIP340 x-only Taproot output key (what a P2TR address commits to).' }),
+      spki: Type.String({ pattern: '^0x([0-9a-f]{2})+$', description: 'The same key as DER SubjectPublicKeyInfo (Ed25519: RFC 8410; BIP340: the output key as an even-y secp256k1 point, uncompressed), as AWS KMS GetPublicKey gives it.' }),
+      taprootInternalKey: Type.Optional(Type.String({ pattern: '^0x[0-9a-f]{64}$', description: 'BIP340 keys: the x-only internal key (the DKG group key); a P2TR address is built from it with no script tree.' })),
+    },
+    { description: 'A SIGN_VERIFY key version\'s public key in the forms verifiers and wallets take. Shown by the gateway; the client computes it itself from the verified DKG result.' },
+  ),
+);
+
 export const KeyVersionView = responseComponent(
   'KeyVersionView',
   closed(
@@ -50,6 +64,7 @@ export const KeyVersionView = responseComponent(
       deletionDate: nullable(Timestamp, 'When this version alone is scheduled for deletion: the unix time it is destroyed; else null.'),
       state: Type.String({ enum: ['Enabled', 'PendingDeletion', 'Destroyed'], description: 'The version\'s own state at the gateway\'s clock (the key\'s state applies on top).' }),
       publicKey: Type.Optional(described(CompressedPoint, 'The version\'s public key, when the gateway holds its published DKG result.')),
+      signing: Type.Optional(SigningKeyView),
     },
     { description: 'One version of a managed key.' },
   ),

@@ -18,7 +18,7 @@ const EXAMPLE_SIGN_REQUEST = {
   signature: `0x${'11'.repeat(64)}1b`,
 };
 
-export const SignRequest = signedMessage(asSigned(SignRequestMessage), 'The requester asks for a signature with a SIGN_VERIFY key over a message whose SHA-256 it signs; every node checks it and the key\'s policy.');
+export const SignRequest = signedMessage(asSigned(SignRequestMessage), 'The requester asks for a signature with a SIGN_VERIFY key over a message whose SHA-256 it signs; every node checks it and the key\'s policy.', false);
 
 const hex = (bytes: number, description: string) => Type.String({ pattern: `^0x[0-9a-f]{${bytes * 2}}$`, description });
 

@@ -16,7 +16,7 @@ import { aclConfigProblems } from '../config/chain-acl-checks.ts';
 import { isLoopbackHost } from '../net/http-address.ts';
 import { ownerLimitsField } from '../config/owner-limits.ts';
 import { keyRegistryField } from '../config/key-registry.ts';
-import { PARTIAL_FAULTS, type PartialFault } from './partial-faults.ts';
+import { PARTIAL_FAULTS, SIGN_FAULTS, type PartialFault, type SignFault } from './partial-faults.ts';
 import { DEFAULT_REPLAY_IDS_PER_REQUESTER, MAX_REPLAY_IDS_PER_REQUESTER } from './spent-request-ids.ts';
 import { DEFAULT_REVOCATION_LIMITS } from './revocations.ts';
 
@@ -85,9 +85,10 @@ function decodeFaultFields(entries: [string, unknown][], fields: FaultFields, pa
   return out;
 }
 
-function decodeFaults(value: Record<string, unknown>): { dkg: DkgCeremonyFaults; partial: PartialFault | undefined; ceremony: CeremonyFaults | undefined; holdVoteWhileExists: string | undefined } {
+function decodeFaults(value: Record<string, unknown>): { dkg: DkgCeremonyFaults; partial: PartialFault | undefined; sign: SignFault | undefined; ceremony: CeremonyFaults | undefined; holdVoteWhileExists: string | undefined } {
   const lines: string[] = [];
   let partial: PartialFault | undefined;
+  let sign: SignFault | undefined;
   let ceremony: CeremonyFaults | undefined;
   let holdVoteWhileExists: string | undefined;
   const dkgEntries: [string, unknown][] = [];
@@ -101,11 +102,14 @@ function decodeFaults(value: Record<string, unknown>): { dkg: DkgCeremonyFaults;
     } else if (key === 'partial') {
       if ((PARTIAL_FAULTS as readonly unknown[]).includes(v)) partial = v as PartialFault;
       else lines.push(`{path}.partial must be one of ${PARTIAL_FAULTS.join(', ')}`);
+    } else if (key === 'sign') {
+      if ((SIGN_FAULTS as readonly unknown[]).includes(v)) sign = v as SignFault;
+      else lines.push(`{path}.sign must be one of ${SIGN_FAULTS.join(', ')}`);
     } else dkgEntries.push([key, v]);
   }
   const dkg = decodeFaultFields(dkgEntries, DKG_FAULT_FIELDS, '{path}', lines) as DkgCeremonyFaults;
   if (lines.length > 0) throw new FieldProblem(...lines);
-  return { dkg, partial, ceremony, holdVoteWhileExists };
+  return { dkg, partial, sign, ceremony, holdVoteWhileExists };
 }
 
 /** The node's config file, field by field: the parser, `--help` and docs/operators.md read this. */
@@ -213,6 +217,7 @@ export type NodeConfig = Omit<NodeConfigFields, 'dkg' | 'reshare' | 'testFaults'
   reshareApprovalWindowSeconds: number;
   testFaults: DkgCeremonyFaults | undefined;
   partialFault: PartialFault | undefined;
+  signFault: SignFault | undefined;
   ceremonyFaults: CeremonyFaults | undefined;
   /** testFaults.holdVoteWhileExists, resolved: reshare votes are written only once this file is gone (node/vote-hold.ts). */
   voteHoldFile: string | undefined;
@@ -268,6 +273,7 @@ export function parseConfig(value: unknown, { baseDir, env = {} }: ParseConfigOp
     reshareApprovalWindowSeconds: reshare.approvalWindowSeconds,
     testFaults: testFaults?.dkg,
     partialFault: testFaults?.partial,
+    signFault: testFaults?.sign,
     ceremonyFaults: testFaults?.ceremony,
     voteHoldFile: testFaults?.holdVoteWhileExists === undefined ? undefined : resolve(baseDir, testFaults.holdVoteWhileExists),
   };

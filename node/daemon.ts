@@ -58,6 +58,10 @@ import { openChainAcl } from '../chain/open-chain-acl.ts';
 import { holdVoteWhileExists } from './vote-hold.ts';
 import { KEY_CHANGES_PROTOCOL } from '../core/keys/key-wire.ts';
 import { createKeyServices, type KeyServices } from './key-wiring.ts';
+import { SIGN_PROTOCOL } from '../core/signing/sign-wire.ts';
+import { heldSigningKey, SignService } from './sign-service.ts';
+import { NonceSpentLog } from './sign-nonces.ts';
+import { SignValueLedger } from './sign-value-ledger.ts';
 import { openNodeKeyRegistry } from './key-registry.ts';
 
 /** Bytes `count` whole client frames take, length prefixes (at most 4 bytes) included. */
@@ -69,7 +73,7 @@ const clientFrames = (count: number): number => count * (MAX_NODE_FRAME_BYTES + 
  * up to 64 idle streams per protocol and at most 64 batch frames in flight; revocations are pushed
  * one per revoke; the key list is read now and then.
  */
-const PROTOCOL_STREAMS = { dkg: 256, partial: 256, partialBatch: 128, acl: 64, keys: 16, ceremony: 32, keyChanges: 64 } as const;
+const PROTOCOL_STREAMS = { dkg: 256, partial: 256, partialBatch: 128, acl: 64, keys: 16, ceremony: 32, keyChanges: 64, sign: 128 } as const;
 /** Streams per protocol for a peer that is neither member nor gateway: a client asking directly needs a few. */
 const OTHER_PEER_STREAMS = 32;
 
@@ -111,9 +115,9 @@ export async function startNode(config: NodeConfig, env: Record<string, string |
     throw new TkmsError('bad_request', `this node's peer id ${identity.peerId} is not a member of committee ${committee.committeeId}`);
   }
   const log = createLogger(config.logLevel, { node: self.id });
-  if (config.testFaults !== undefined || config.partialFault !== undefined) {
+  if (config.testFaults !== undefined || config.partialFault !== undefined || config.signFault !== undefined) {
     log.warn(
-      { testFaults: config.testFaults, partialFault: config.partialFault, voteHoldFile: config.voteHoldFile },
+      { testFaults: config.testFaults, partialFault: config.partialFault, signFault: config.signFault, voteHoldFile: config.voteHoldFile },
       '!!! TEST FAULTS ENABLED: this node will MISBEHAVE on purpose. Never use this in production. !!!',
     );
   }
@@ -320,6 +324,24 @@ async function startServices({ config, committee, selfId, identity, password, lo
       // capped in bytes); gateways may each keep up to 64 batch frames in flight to this node.
       [PARTIAL_BATCH_PROTOCOL, async (_peer, body) => partials.answerBatch(body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.partialBatch)],
     ]),
+  );
+  // Threshold signing: gateways coordinate, so only they may ask (commitments cost this node memory).
+  const spentNonces = await services.open('spent nonces', () => NonceSpentLog.open(join(config.stateDir, 'sign-nonces-spent.log')), (l) => l.close());
+  const valueLedger = await services.open('sign value ledger', () => SignValueLedger.open(join(config.stateDir, 'sign-value.log')), (l) => l.close());
+  const signer = new SignService({
+    keys: keyRegistry.book,
+    held: (materialId) => heldSigningKey(shares, epochs, materialId),
+    deployment,
+    spent: spentNonces,
+    ledger: valueLedger,
+    limiter: new RateLimiter(config.partialRateLimit.perMinute, config.partialRateLimit.burst),
+    metrics,
+    log,
+    clockSkewSeconds: config.clockSkewSeconds,
+    fault: config.signFault,
+  });
+  await services.start(
+    protocolService('sign service', [[SIGN_PROTOCOL, async (_peer, body) => signer.answer(body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.sign, (peer) => gatewayPeers.has(peer))]]),
   );
   const acl = new AclService(
     revocations,

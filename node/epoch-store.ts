@@ -166,6 +166,11 @@ class FileEpochStore implements NodeEpochStore {
     return [...this.#keys.values()].sort((a, b) => (a.keyId < b.keyId ? -1 : 1));
   }
 
+  /** One key's public data at the served epoch. */
+  keyData(keyId: string): KeyEpochData | undefined {
+    return this.#keys.get(keyId);
+  }
+
   memberId(): number | undefined {
     return memberIdIn(this.#committee, this.#self);
   }

@@ -67,6 +67,8 @@ export interface EpochStore {
 export interface NodeEpochStore extends EpochStore {
   /** Public data of every key at the served epoch (also keys this node holds no share of), sorted by key id. */
   epochKeys(): KeyEpochData[];
+  /** One key's public data at the served epoch, if it is served. */
+  keyData(keyId: string): KeyEpochData | undefined;
   /** This node's member id in the served committee, or undefined when it is not a member. */
   memberId(): number | undefined;
   /**

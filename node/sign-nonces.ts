@@ -72,7 +72,8 @@ export class NoncePool {
     const id = commitmentId(keyId, hiding);
     const nonce = this.held.get(id);
     if (nonce === undefined || bytesToHex(nonce.commitments.binding) !== bytesToHex(binding)) return undefined;
-    this.remove(id, nonce);
+    // Not wiped here: the caller signs with it once (noble's signShare zeroes it after).
+    this.remove(id, nonce, false);
     return nonce;
   }
 
@@ -98,10 +99,12 @@ export class NoncePool {
     }
   }
 
-  private remove(id: string, nonce: HeldNonce): void {
+  private remove(id: string, nonce: HeldNonce, wipe = true): void {
     this.held.delete(id);
-    nonce.nonces.hiding.fill(0);
-    nonce.nonces.binding.fill(0);
+    if (wipe) {
+      nonce.nonces.hiding.fill(0);
+      nonce.nonces.binding.fill(0);
+    }
     const left = (this.perKey.get(nonce.keyId) ?? 1) - 1;
     if (left === 0) this.perKey.delete(nonce.keyId);
     else this.perKey.set(nonce.keyId, left);

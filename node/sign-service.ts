@@ -14,14 +14,14 @@ import { verifySignRequest } from '../core/signing/sign-request.ts';
 import { decodeSignFrameRequest, encodeSignFrameReply, MAX_MESSAGES_PER_REQUEST, type SignFrameReply, type SignFrameRequest, type SignerCommitments } from '../core/signing/sign-wire.ts';
 import { frostIdentifier, frostOf, frostPublic, frostSecret, suiteOfKey, taprootInternalKey, type SigningKeyShares, type SigningSuite } from '../core/signing/suites.ts';
 import type { RateLimiter } from '../runtime/rate-limit.ts';
+import type { KeyEpochData } from '../core/ceremony/handover.ts';
+import type { ShareBook } from './partial.ts';
 import { KeyUsageCounters } from './key-usage.ts';
 import type { NodeMetrics } from './metrics.ts';
+import type { SignFault } from './partial-faults.ts';
 import { commitmentId, NoncePool, type NonceSpentLog } from './sign-nonces.ts';
 import type { SignValueLedger } from './sign-value-ledger.ts';
 
-/** Test-only misbehaviour (TKMS_ENABLE_TEST_FAULTS=1): a wrong share, or a stall after the nonce is spent and before the share leaves. */
-export type SignFault = 'bad_share' | 'stall_after_spend';
-export const SIGN_FAULTS: readonly SignFault[] = ['bad_share', 'stall_after_spend'];
 
 /** What the node holds of one signing key version at the epoch it serves. */
 export interface HeldSigningKey {
@@ -61,8 +61,6 @@ export class SignService {
   private readonly chargedRequests = new LruCache<string, true>(65_536);
   /** FROST secret packages by key version and epoch (a Taproot key's is tweaked once, not per request). */
   private readonly secrets = new Map<string, FrostSecret>();
-  /** PSBT value checks and records of one key run one at a time, so two transactions cannot both fit under the cap. */
-  private readonly ledgerTurns = new Map<string, Promise<unknown>>();
   private readonly now: () => number;
 
   constructor(private readonly o: SignServiceOptions) {
@@ -131,15 +129,19 @@ export class SignService {
     this.o.limiter.take(requester);
     const refund = this.checkWhoMaySign(key, requester, r.request.requester, r.request.requestId, nowSeconds);
     try {
-      const shares = await this.withLedgerTurn(materialId, r.message.kind === 'psbt', async () => {
-        const plan = planSigning(key.policy as KeyPolicy, key.keyId, suite, r.message, suite === 'bip340' ? { internalKey: taprootInternalKey(held.groupPublicKey) } : { internalKey: new Uint8Array(0) }, this.o.ledger.spentToday(materialId, nowSeconds));
-        const sessions = sessionsOf(r.signers, plan, held, suite);
-        const nonces = this.takeNonces(materialId, sessions.own);
-        // Durable before anything that depends on the nonce exists: a crash from here on loses the nonce, never reuses it.
-        await this.o.spent.spend(sessions.own.map((c) => commitmentId(materialId, c.hiding)));
-        if (plan.txid !== undefined && plan.valueSats > 0n) await this.o.ledger.record(materialId, plan.txid, plan.valueSats, nowSeconds);
-        return { plan, sessions, nonces };
-      });
+      const policy = key.policy as KeyPolicy;
+      // The value cap counts per managed key (every version), per UTC day; a transaction signed before counts once.
+      const plan = planSigning(policy, key.keyId, suite, r.message, suite === 'bip340' ? { internalKey: taprootInternalKey(held.groupPublicKey) } : {}, (txid) => this.o.ledger.spentToday(key.keyId, nowSeconds, txid));
+      const sessions = sessionsOf(r.signers, plan, held, suite);
+      const nonces = this.takeNonces(materialId, sessions.own);
+      // Durable before anything that depends on the nonce exists: a crash from here on loses the nonce, never reuses it.
+      await this.o.spent.spend(sessions.own.map((c) => commitmentId(materialId, c.hiding)));
+      if (plan.txid !== undefined) {
+        const cap = policy.sign?.psbt === undefined ? undefined : BigInt(policy.sign.psbt.dailyValueCapSats);
+        // Checks the cap and counts in one step: two transactions signed at once cannot both fit on the same total.
+        await this.o.ledger.record(key.keyId, plan.txid, plan.valueSats, nowSeconds, cap);
+      }
+      const shares = { plan, sessions, nonces };
       if (this.o.fault === 'stall_after_spend') await new Promise((resolve) => setTimeout(resolve, 60_000));
       const frost = frostOf(suite);
       const pub = frostPublic(sharesOf(suite, held));
@@ -187,19 +189,6 @@ export class SignService {
     };
   }
 
-  private async withLedgerTurn<T>(keyId: string, needed: boolean, f: () => Promise<T>): Promise<T> {
-    if (!needed) return f();
-    const before = this.ledgerTurns.get(keyId) ?? Promise.resolve();
-    const turn = before.then(f, f);
-    const settled = turn.catch(() => undefined);
-    this.ledgerTurns.set(keyId, settled);
-    try {
-      return await turn;
-    } finally {
-      if (this.ledgerTurns.get(keyId) === settled) this.ledgerTurns.delete(keyId);
-    }
-  }
-
   /** Takes this node's nonce for every message at once: all or none stay in the pool. */
   private takeNonces(materialId: string, own: readonly { hiding: Uint8Array; binding: Uint8Array }[]) {
     const taken = [];
@@ -207,8 +196,12 @@ export class SignService {
       const nonce = this.pool.take(materialId, c.hiding, c.binding);
       if (nonce === undefined) {
         const id = commitmentId(materialId, c.hiding);
-        // The ones already taken are spent too: a request that named them once may have been seen by others.
-        if (taken.length > 0) void this.o.spent.spend(own.slice(0, taken.length).map((x) => commitmentId(materialId, x.hiding)));
+        // The ones already taken are gone too (wiped, recorded spent): a request that named them may have reached other members.
+        for (const t of taken) {
+          t.hiding.fill(0);
+          t.binding.fill(0);
+        }
+        if (taken.length > 0) this.o.spent.spend(own.slice(0, taken.length).map((x) => commitmentId(materialId, x.hiding))).catch((e: unknown) => this.o.log.error({ err: e instanceof Error ? e.message : String(e) }, 'could not record nonces as spent'));
         throw this.o.spent.has(id)
           ? new TkmsError('nonce_spent', `nonce commitment ${encodeHex(c.hiding)} of key ${materialId} was spent already: a nonce signs once`)
           : new TkmsError('nonce_unknown', `this node holds no nonce for commitment ${encodeHex(c.hiding)} of key ${materialId} (never made here, expired, or discarded at a restart): ask for fresh commitments`);
@@ -250,4 +243,20 @@ function sessionsOf(signers: readonly SignerCommitments[], plan: SigningPlan, he
     signers.map((s) => ({ identifier: frostIdentifier(suite, s.memberId), hiding: new Uint8Array(s.commitments[j]!.hiding), binding: new Uint8Array(s.commitments[j]!.binding) })),
   );
   return { own: mine.commitments, lists };
+}
+
+/**
+ * This node's share of a key version and the key's public data at the epoch it serves, read together
+ * (a reshare's commit swaps both). key_not_ready while its DKG has not finished here; stale_epoch
+ * when the key moved on without this node.
+ */
+export function heldSigningKey(shares: Pick<ShareBook, 'get' | 'selfId' | 'epoch' | 'isRetired'>, epochs: { keyData(keyId: string): KeyEpochData | undefined }, materialId: string): HeldSigningKey | { missing: TkmsError } {
+  const held = shares.get(materialId);
+  const selfId = shares.selfId;
+  const data = epochs.keyData(materialId);
+  if (held === undefined || selfId === undefined || data === undefined) {
+    if (shares.isRetired(materialId)) return { missing: new TkmsError('stale_epoch', `this node no longer serves key ${materialId}: the committee moved to epoch ${shares.epoch}; ask the members of that epoch`) };
+    return { missing: new TkmsError('key_not_ready', `this node holds no share of key ${materialId} yet: its DKG has not finished here`) };
+  }
+  return { selfId, epoch: shares.epoch, share: held.share, t: data.t, groupPublicKey: data.groupPublicKey, verificationShares: data.verificationShares };
 }

@@ -1,5 +1,5 @@
 import { Compile } from 'typebox/schema';
-import { Array as ArrayType, Integer, Literal, Null, Object as ObjectType, Optional, Record as RecordType, String as StringType, Union, type Static, type TSchema } from 'typebox/type';
+import { Array as ArrayType, Enum, Integer, Literal, Null, Object as ObjectType, Optional, Record as RecordType, String as StringType, Union, type Static, type TSchema } from 'typebox/type';
 import { hashTypedData, recoverTypedDataSigner, signTypedData, type Eip712FieldType } from '../eip712.ts';
 import { tkmsDomain, type Deployment } from '../authz.ts';
 import { encodeHex, utf8ToBytes } from '../bytes.ts';
@@ -126,8 +126,8 @@ const strict = <T extends Record<string, TSchema>>(props: T) => ObjectType(props
 
 export const KEY_ACTION_BODIES = {
   create: strict({
-    spec: Optional(Union(KEY_SPECS.map((s) => Literal(s)))),
-    usage: Optional(Union(KEY_USAGES.map((u) => Literal(u)))),
+    spec: Optional(Enum([...KEY_SPECS], { description: 'ECC_SECG_P256K1 (default) or ECC_NIST_EDWARDS25519 (Ed25519, signing only).' })),
+    usage: Optional(Enum([...KEY_USAGES], { description: 'ENCRYPT_DECRYPT (default for ECC_SECG_P256K1) or SIGN_VERIFY (BIP340 Taproot for ECC_SECG_P256K1, Ed25519 for ECC_NIST_EDWARDS25519).' })),
     origin,
     description: Optional(description),
     admins,

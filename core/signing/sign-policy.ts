@@ -3,6 +3,8 @@ import { TkmsError } from '../errors.ts';
 import type { KeyPolicy, PsbtRules } from '../keys/policy.ts';
 import { decodeBitcoinAddress } from './bitcoin-address.ts';
 import { keyInputIndexes, keyPathSighashes, MAX_PSBT_BYTES, parsePsbt, taprootKeyScript } from './psbt.ts';
+import { MAX_RAW_MESSAGE_BYTES, type SignMessage } from './sign-request.ts';
+import type { SigningSuite } from './suites.ts';
 
 /**
  * What a signing key's policy lets it sign (docs/key-policy.md, "Signing rules"). Default-deny:
@@ -13,10 +15,6 @@ import { keyInputIndexes, keyPathSighashes, MAX_PSBT_BYTES, parsePsbt, taprootKe
  * same policy, request and day's spending.
  */
 
-export type SignMessage = { kind: 'raw'; data: Uint8Array } | { kind: 'psbt'; psbt: Uint8Array };
-export type SigningSuite = 'ed25519' | 'bip340';
-
-export const MAX_RAW_MESSAGE_BYTES = 65_536;
 /** BIP341 signs a 32-byte sighash; a raw message of this length to a Taproot key could be one. */
 const SIGHASH_BYTES = 32;
 

@@ -4,6 +4,7 @@ import { encodeHex, equalBytes } from '../bytes.ts';
 import { recoverTypedDataSigner, signTypedData } from '../eip712.ts';
 import { TkmsError } from '../errors.ts';
 import { signedCodec } from '../messages.ts';
+import { MAX_PSBT_BYTES } from './psbt.ts';
 import { addressField, base64Field, enumField, hexBytesField, hexBytesUpToField, keyIdField, literalField, messageCodec, unixSecondsField, type DecodedFields } from '../schema.ts';
 
 /**
@@ -15,7 +16,6 @@ import { addressField, base64Field, enumField, hexBytesField, hexBytesUpToField,
 export const SIGN_MESSAGE_KINDS = ['raw', 'psbt'] as const;
 export type SignMessageKind = (typeof SIGN_MESSAGE_KINDS)[number];
 export const MAX_RAW_MESSAGE_BYTES = 64 * 1024;
-export const MAX_PSBT_BYTES = 256 * 1024;
 export const SIGN_REQUEST_ID_LENGTH = 16;
 
 export type SignMessage = { kind: 'raw'; data: Uint8Array } | { kind: 'psbt'; psbt: Uint8Array };

@@ -1,7 +1,8 @@
 import { TkmsError } from '../errors.ts';
 import { encodeErrorReply, encodeJsonFrame, parseObject, parseReply, type WireError } from '../node-wire.ts';
 import { arrayField, base64Field, hexBytesField, hexBytesUpToField, impliedField, integerField, keyIdField, literalField, messageCodec, nestedField, optionalField, type DecodedFields } from '../schema.ts';
-import { MAX_PSBT_BYTES, MAX_RAW_MESSAGE_BYTES, SignRequestMessage, type SignMessage, type SignRequest } from './sign-request.ts';
+import { MAX_PSBT_BYTES } from './psbt.ts';
+import { MAX_RAW_MESSAGE_BYTES, SignRequestMessage, type SignMessage, type SignRequest } from './sign-request.ts';
 
 /**
  * /tkms/sign/1: the coordinator (a gateway) and each member.

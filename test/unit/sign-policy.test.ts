@@ -5,7 +5,9 @@ import { Script } from '@scure/btc-signer/script.js';
 import { isTkmsError, type ErrorCode } from '../../core/errors.ts';
 import { parseKeyPolicy, type KeyPolicy } from '../../core/keys/policy.ts';
 import { MAX_PSBT_BYTES } from '../../core/signing/psbt.ts';
-import { MAX_RAW_MESSAGE_BYTES, planSigning, type SigningPlan, type SignMessage, type SigningSuite } from '../../core/signing/sign-policy.ts';
+import { planSigning, type SigningPlan } from '../../core/signing/sign-policy.ts';
+import { MAX_RAW_MESSAGE_BYTES, type SignMessage } from '../../core/signing/sign-request.ts';
+import type { SigningSuite } from '../../core/signing/suites.ts';
 import { buildPsbt, HOT, HOT_WPKH, INTERNAL_KEY, KEY, KEY_SECRET, OTHER, STRANGER, tweakedSecret, type InputSpec, type OutputSpec } from '../support/psbt-fixtures.ts';
 
 const PREFIX = '0x746b6d732f'; // "tkms/"
