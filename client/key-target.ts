@@ -1,4 +1,4 @@
-import { assertKeyId, isTkmsError } from '../core/index.ts';
+import { assertKeyId, isTkmsError, TkmsError } from '../core/index.ts';
 import { materialKeyId, parseMaterialKeyId } from '../core/keys/key-model.ts';
 import type { GatewayHttp } from './gateway-http.ts';
 import { parseKeyView, usableVersion } from './key-view.ts';
@@ -41,6 +41,7 @@ export async function encryptionTarget(http: GatewayHttp, keyIdOrAlias: string):
     return target(keyIdOrAlias, undefined);
   }
   const view = parseKeyView(json.managed);
+  if (view.usage !== 'ENCRYPT_DECRYPT') throw new TkmsError('key_usage_mismatch', `key ${view.keyId} is a ${view.usage} key: it does not encrypt`);
   const { version } = usableVersion(view, Math.floor(Date.now() / 1000));
   const keyId = materialKeyId(view.keyId, version);
   return target(keyId, view.origin.type === 'derived' ? { root: view.origin.root, path: view.origin.path, version } : undefined);

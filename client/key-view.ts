@@ -16,6 +16,18 @@ export interface KeyVersionView {
   state: VersionState;
   /** 33-byte hex, when the gateway knows it; shown, never used to encrypt. */
   publicKey?: string;
+  /** A SIGN_VERIFY key's public key as verifiers take it (the gateway's word; client.sign computes it from the verified key). */
+  signing?: SigningKeyView;
+}
+
+export interface SigningKeyView {
+  algorithm: string;
+  /** 0x, 32 bytes: Ed25519 raw, or the BIP340 x-only Taproot output key. */
+  publicKey: string;
+  /** 0x DER SubjectPublicKeyInfo. */
+  spki: string;
+  /** BIP340 keys: the 0x x-only internal key. */
+  taprootInternalKey?: string;
 }
 
 export interface KeyView {
@@ -92,7 +104,23 @@ function parseVersion(value: unknown, i: number, keyId: string): KeyVersionView 
     deletionDate: v.deletionDate,
     state: v.state as VersionState,
     ...(typeof v.publicKey === 'string' ? { publicKey: v.publicKey } : {}),
+    ...(isSigningView(v.signing) ? { signing: v.signing } : {}),
   };
+}
+
+const HEX32 = /^0x[0-9a-f]{64}$/;
+function isSigningView(value: unknown): value is SigningKeyView {
+  const s = value as Partial<Record<keyof SigningKeyView, unknown>> | null;
+  return (
+    s !== null &&
+    typeof s === 'object' &&
+    typeof s.algorithm === 'string' &&
+    typeof s.publicKey === 'string' &&
+    HEX32.test(s.publicKey) &&
+    typeof s.spki === 'string' &&
+    /^0x([0-9a-f]{2})+$/.test(s.spki) &&
+    (s.taprootInternalKey === undefined || (typeof s.taprootInternalKey === 'string' && HEX32.test(s.taprootInternalKey)))
+  );
 }
 
 /** Checks the shape of a KeyView from the gateway (what the client reads from it), so a bad answer fails in words. */

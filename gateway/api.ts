@@ -46,7 +46,7 @@ import type { GatewayMetrics } from './metrics.ts';
 import type { NodePool } from './node-pool.ts';
 import { keyDestruction } from './key-receipts.ts';
 import { DecryptApprovalMessage } from '../core/keys/decrypt-approval.ts';
-import { keyVersionsAt, materialKeyId, requireUsable } from '../core/keys/key-model.ts';
+import { keyVersionsAt, materialKeyId, requireUsable, requireUsage } from '../core/keys/key-model.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { shortfallError } from './shortfall.ts';
 import type { RateLimiter } from '../runtime/rate-limit.ts';
@@ -314,7 +314,10 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
       ctx.limiter.take(encodeHex(registration.owner));
       // A managed key's version must be usable (as for gateway encryption); a derived key's material is its root's.
       const managed = ctx.keyRegistry?.book.byMaterial(registration.keyId);
-      if (managed !== undefined) requireUsable(managed.key, managed.version, nowSeconds());
+      if (managed !== undefined) {
+        requireUsage(managed.key, 'ENCRYPT_DECRYPT');
+        requireUsable(managed.key, managed.version, nowSeconds());
+      }
       await ctx.keys.get(managed?.key.origin.type === 'derived' ? managed.key.origin.root : registration.keyId);
       return storeHandle(
         {

@@ -1,7 +1,7 @@
 import { decodeHex, encodeHex, isTkmsError, TkmsError, utf8ToBytes } from '../core/index.ts';
 import { derivedPublicKey, deriveKeyTweak } from '../core/keys/derive.ts';
 import { KeyChangeMessage, type KeyChange } from '../core/keys/key-change.ts';
-import { KEY_STATES, currentVersionAt, keyStateAt, keyVersionsAt, materialKeyId, requireUsable, versionStateAt, type KeyState, type ManagedKey } from '../core/keys/key-model.ts';
+import { KEY_STATES, currentVersionAt, keyStateAt, keyVersionsAt, materialKeyId, requireUsable, requireUsage, versionStateAt, type KeyState, type ManagedKey } from '../core/keys/key-model.ts';
 import type { KeyFilter } from '../core/keys/key-book.ts';
 import { describeSigningKey, suiteOfKey } from '../core/signing/suites.ts';
 import { KEY_CHANGE_PAGE_BYTES, KEY_CHANGE_PAGE_SIZE } from '../core/keys/key-wire.ts';
@@ -129,6 +129,7 @@ export function encryptionMaterial(registry: GatewayKeyRegistry | undefined, key
     if (named !== undefined && named.version >= 2) target = named;
   }
   if (target === undefined) return { materialId: keyId, managed: false };
+  requireUsage(target.key, 'ENCRYPT_DECRYPT');
   requireUsable(target.key, target.version, nowSeconds);
   const { origin } = target.key;
   return {

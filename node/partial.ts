@@ -36,7 +36,7 @@ import type { SpentRequestIds } from './spent-request-ids.ts';
 import type { RevocationStore } from './revocations.ts';
 import type { ChainAcl } from '../chain/chain-acl.ts';
 import type { KeyBook } from '../core/keys/key-book.ts';
-import { requireUsable, type ManagedKey } from '../core/keys/key-model.ts';
+import { requireUsable, requireUsage, type ManagedKey } from '../core/keys/key-model.ts';
 import { evaluateKeyPolicy, type KeyPolicy } from '../core/keys/policy.ts';
 import { verifiedApprovers } from '../core/keys/decrypt-approval.ts';
 import { KeyUsageCounters } from './key-usage.ts';
@@ -247,8 +247,13 @@ export class PartialService {
   private managedKeyOf(materialId: string, nowSeconds: number): { shareKeyId: string; key: ManagedKey | undefined } {
     const managed = this.keys?.byMaterial(materialId);
     if (managed === undefined) return { shareKeyId: materialId, key: undefined };
+    requireUsage(managed.key, 'ENCRYPT_DECRYPT');
     requireUsable(managed.key, managed.version, nowSeconds);
-    return { shareKeyId: managed.key.origin.type === 'derived' ? managed.key.origin.root : materialId, key: managed.key };
+    if (managed.key.origin.type !== 'derived') return { shareKeyId: materialId, key: managed.key };
+    // A derived key is served with its root's share: never a signing key's.
+    const root = this.keys?.byMaterial(managed.key.origin.root);
+    if (root !== undefined) requireUsage(root.key, 'ENCRYPT_DECRYPT');
+    return { shareKeyId: managed.key.origin.root, key: managed.key };
   }
 
   /**

@@ -184,6 +184,14 @@ export function requireUsable(key: ManagedKey, version: number, nowSeconds: numb
   if (vs === 'Destroyed') throw new TkmsError('key_destroyed', `version ${version} of key ${key.keyId} was destroyed at ${isoTime(v.deletionDate!)}`);
 }
 
+/**
+ * A key serves its usage only: a signing key's share never answers a partial decryption (that would
+ * make every member a Diffie-Hellman oracle on it), and an encryption key never signs.
+ */
+export function requireUsage(key: ManagedKey, usage: KeyUsage): void {
+  if (key.usage !== usage) throw new TkmsError('key_usage_mismatch', `key ${key.keyId} is a ${key.usage} key: it does not serve ${usage === 'ENCRYPT_DECRYPT' ? 'encryption or decryption' : 'signing'}`);
+}
+
 export function isoTime(unixSeconds: number): string {
   return new Date(unixSeconds * 1000).toISOString().replace('.000Z', 'Z');
 }
