@@ -1,4 +1,6 @@
-import { ed25519, ed25519_FROST } from '@noble/curves/ed25519.js';
+import { createFROST } from '@noble/curves/abstract/frost.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { sha512 } from '@noble/hashes/sha2.js';
 import { schnorr, schnorr_FROST, secp256k1 } from '@noble/curves/secp256k1.js';
 import type { FROST, FrostPublic, FrostSecret } from '@noble/curves/abstract/frost.js';
 import { concatBytes } from '@noble/hashes/utils.js';
@@ -27,7 +29,15 @@ export const SIGNATURE_LENGTH = 64;
 /** Bytes of a suite's signing public key as verifiers take it: Ed25519 raw, BIP340 x-only. */
 export const SIGNING_PUBLIC_KEY_LENGTH = 32;
 
-const FROSTS: Record<SigningSuite, FROST> = { ed25519: ed25519_FROST, bip340: schnorr_FROST };
+/**
+ * RFC 9591 FROST(Ed25519, SHA-512) as noble's ed25519_FROST declares it, less its validatePoint hook:
+ * that hook repeats the subgroup check createFROST already makes of every point it parses, and the
+ * check is most of a signature's cost. Same ciphersuite, same bytes (test/unit/signing-suites.test.ts
+ * compares the two).
+ */
+export const ED25519_FROST: FROST = createFROST({ name: 'FROST-ED25519-SHA512-v1', Point: ed25519.Point, hash: sha512, H2: '' });
+
+const FROSTS: Record<SigningSuite, FROST> = { ed25519: ED25519_FROST, bip340: schnorr_FROST };
 
 export function frostOf(suite: SigningSuite): FROST {
   return FROSTS[suite];
