@@ -52,7 +52,7 @@ export async function client(opts: ClientCommandOptions, command: TkmsCommand, a
 }
 
 /** lstat, so a dangling symlink counts as existing: it is never written through. */
-function exists(file: string): Promise<boolean> {
+export function exists(file: string): Promise<boolean> {
   return lstat(file).then(
     () => true,
     () => false,
@@ -84,19 +84,21 @@ function tooLarge(what: string): TkmsError {
   return new TkmsError('bad_request', `${what} is larger than ${MAX_PLAINTEXT_BYTES} bytes, the most a gateway accepts`);
 }
 
-/** Reads at most MAX_PLAINTEXT_BYTES + 1 bytes, so a huge input fails at once instead of filling memory. */
-async function readPlaintext(stream: Readable, what: string): Promise<Uint8Array> {
+/** Reads at most `max` + 1 bytes, so a huge input fails at once instead of filling memory. */
+export async function readUpTo(stream: Readable, max: number, tooLarge: () => Error): Promise<Uint8Array> {
   const chunks: Buffer[] = [];
   let total = 0;
   // Leaving the loop by throwing destroys the stream: nothing more is read.
   for await (const chunk of stream as AsyncIterable<Buffer | string>) {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     total += bytes.length;
-    if (total > MAX_PLAINTEXT_BYTES) throw tooLarge(what);
+    if (total > max) throw tooLarge();
     chunks.push(bytes);
   }
   return new Uint8Array(Buffer.concat(chunks, total));
 }
+
+const readPlaintext = (stream: Readable, what: string): Promise<Uint8Array> => readUpTo(stream, MAX_PLAINTEXT_BYTES, () => tooLarge(what));
 
 type PlaintextOptions = { text?: string; in?: string };
 
@@ -330,7 +332,7 @@ export const register: CommandRun<RegisterOptions> = async (opts, command) => {
   return 0;
 };
 
-function refuseExisting(file: string): TkmsError {
+export function refuseExisting(file: string): TkmsError {
   return new TkmsError('conflict', `${file} already exists; give --force to replace it`);
 }
 

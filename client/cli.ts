@@ -2,8 +2,9 @@ import { Option } from 'commander';
 import { integerIn, jsonOption, positiveUpTo, type TkmsCommand } from '../scripts/cli/command.ts';
 
 /**
- * `tkms account|encrypt|grant|revoke|decrypt`: the client library on the command line. This
- * file declares the commands; client/cli-commands.ts, loaded when one runs, implements them.
+ * `tkms account|encrypt|grant|revoke|decrypt|sign`: the client library on the command line. This
+ * file declares the commands; client/cli-commands.ts (and client/sign-cli-commands.ts), loaded when
+ * one runs, implements them.
  */
 
 /** Options of every command that asks a gateway. */
@@ -190,4 +191,29 @@ export function registerClientCommands(program: TkmsCommand): void {
   )
     .examples('tkms decrypt --account bob.json --handle 0x…', 'tkms decrypt --account bob.json --handle 0x… --out notes.tar --force')
     .lazyAction(async () => (await load()).decrypt);
+
+  const sign = withClientOptions(
+    program
+      .command('sign')
+      .description("sign a message or a Bitcoin transaction with a SIGN_VERIFY key: t members sign (FROST), each checking the key's policy; the signature is verified here under the key's verified public key")
+      .addOption(new Option('--key <idOrAlias>', 'the signing key: its id, or one of its aliases (alias/…)').makeOptionMandatory())
+      .addOption(new Option('--message-file <file>', 'sign the bytes of this file as they are').conflicts(['message', 'psbt']))
+      .addOption(new Option('--message <text>', 'sign the UTF-8 bytes of this text').conflicts('psbt'))
+      .addOption(new Option('--psbt <file>', "sign every input of this PSBT file (binary, or base64 text) that spends the key's Taproot output, and finalise it here"))
+      .addOption(new Option('--out <file>', 'also write the signature (a PSBT: the signed transaction) to this file as hex, one line, mode 0600'))
+      .addOption(new Option('--force', 'let --out replace an existing file')),
+  )
+    .addHelpText('after', '\nGive exactly one of --message-file, --message or --psbt. --json prints the whole result: algorithm, key version,\npublic key, signatures, signers, blamed members and, for a PSBT, the finalised PSBT and the transaction.')
+    .examples(
+      'tkms sign --account alice.json --key alias/release --message-file release.tar.gz.sha256',
+      'tkms sign --account alice.json --key hot-wallet --psbt spend.psbt --out spend.tx --json',
+    )
+    .lazyAction(async () => (await import('./sign-cli-commands.ts')).sign);
+  // The size limits are core's, loaded only when `tkms sign` is about to run or show its help.
+  program.hook('preSubcommand', async (_program, sub) => {
+    if (sub !== sign) return;
+    const [{ MAX_RAW_MESSAGE_BYTES }, { MAX_PSBT_BYTES }] = await Promise.all([import('../core/signing/sign-request.ts'), import('../core/signing/psbt.ts')]);
+    const limits: Record<string, string> = { '--message-file': ` (1 to ${MAX_RAW_MESSAGE_BYTES} bytes)`, '--message': ` (1 to ${MAX_RAW_MESSAGE_BYTES} bytes)`, '--psbt': ` (a PSBT of at most ${MAX_PSBT_BYTES} bytes)` };
+    for (const option of sign.options) if (option.long !== undefined && limits[option.long] !== undefined) option.description += limits[option.long];
+  });
 }

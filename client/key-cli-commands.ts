@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { isoTime } from '../core/keys/key-model.ts';
+import { isoTime, type KeySpec, type KeyUsage } from '../core/keys/key-model.ts';
 import { KeyChangeMessage, type KeyAction, type KeyActionBody, type KeyChange } from '../core/keys/key-change.ts';
 import { encodeHex, TkmsError } from '../core/index.ts';
 import { UsageError, warningLine, type CommandRun, type TkmsCommand } from '../scripts/cli/command.ts';
@@ -66,6 +66,8 @@ function reportChange(opts: { json?: true }, command: TkmsCommand, action: KeyAc
 type CreateOptions = ClientCommandOptions & {
   keyId: string;
   dkg?: true;
+  spec?: KeySpec;
+  usage?: KeyUsage;
   derivedFrom?: string;
   path?: string;
   admin?: string[];
@@ -85,6 +87,8 @@ export const create: CommandRun<CreateOptions> = async (opts, command) => {
   const result = await keys.create({
     keyId: opts.keyId,
     origin: opts.derivedFrom === undefined ? { type: 'dkg' } : { type: 'derived', root: opts.derivedFrom, path: opts.path! },
+    ...(opts.spec !== undefined ? { spec: opts.spec } : {}),
+    ...(opts.usage !== undefined ? { usage: opts.usage } : {}),
     ...(opts.admin !== undefined ? { admins: opts.admin } : {}),
     ...(opts.description !== undefined ? { description: opts.description } : {}),
     ...(tags !== undefined ? { tags } : {}),

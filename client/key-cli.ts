@@ -22,21 +22,23 @@ function bodyOption(flags: string, action: KeyAction, field: string, prefix = ''
   return option;
 }
 
-/** A schema's description as option help: no final stop, and lower case first where it starts the help or follows a colon. */
+/** A schema's description as option help: no final stop, and lower case first (not a name in capitals) where it starts the help or follows a colon. */
 function helpText(description: string | undefined, prefix: string): string {
   const text = (description ?? '').replace(/\.$/, '');
-  return prefix === '' || prefix.endsWith(': ') ? text.charAt(0).toLowerCase() + text.slice(1) : text;
+  return (prefix === '' || prefix.endsWith(': ')) && !/^[A-Z0-9_]{2}/.test(text) ? text.charAt(0).toLowerCase() + text.slice(1) : text;
 }
 
 async function describeFromBodies(sub: TkmsCommand): Promise<void> {
   const { KEY_ACTION_BODIES } = await import('../core/keys/key-change.ts');
-  type Described = { description?: string; anyOf?: { properties?: Record<string, Described> }[] };
+  type Described = { description?: string; enum?: string[]; anyOf?: { properties?: Record<string, Described> }[] };
   for (const option of sub.options) {
     const from = fromBody.get(option);
     if (from === undefined) continue;
     let schema = (KEY_ACTION_BODIES[from.action].properties as Record<string, Described>)[from.field];
     if (from.origin !== undefined) schema = schema?.anyOf?.[1]?.properties?.[from.origin];
     option.description = `${from.prefix}${helpText(schema?.description, from.prefix)}`;
+    // A field core declares as one of a few values takes only those on the line, too.
+    if (schema?.enum !== undefined) option.choices(schema.enum);
   }
 }
 
@@ -74,6 +76,8 @@ export function registerKeyCommands(program: TkmsCommand): void {
       .description('create a managed key: its own DKG (--dkg, the default) or derived from a root key (--derived-from, --path), with the signing account as its admin unless --admin is given')
       .addOption(new Option('--key-id <id>', "the new key's id: a-z 0-9 . _ -, starting with a letter or digit, not ending in .v<digits> (that names a version)").makeOptionMandatory())
       .addOption(new Option('--dkg', 'a key of its own, made by a DKG of the committee (the default)').conflicts('derivedFrom'))
+      .addOption(bodyOption('--spec <spec>', 'create', 'spec'))
+      .addOption(bodyOption('--usage <usage>', 'create', 'usage'))
       .addOption(bodyOption('--derived-from <root>', 'create', 'origin', 'a derived key: ', 'root'))
       .addOption(bodyOption('--path <path>', 'create', 'origin', 'with --derived-from: ', 'path'))
       .addOption(bodyOption('--admin <address>', 'create', 'admins', 'an admin of the key; repeat for more (default: the signing account). ').argParser(repeatable))
@@ -86,6 +90,7 @@ export function registerKeyCommands(program: TkmsCommand): void {
     .examples(
       'tkms key create --account alice.json --key-id payroll --description "payroll exports" --tag team=finance --alias alias/payroll',
       'tkms key create --account alice.json --key-id user-42 --derived-from root --path users/42',
+      'tkms key create --account alice.json --key-id release --spec ECC_NIST_EDWARDS25519 --usage SIGN_VERIFY --policy-file sign-policy.json',
     )
     .lazyAction(async () => (await load()).create);
 

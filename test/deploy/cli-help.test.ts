@@ -51,6 +51,7 @@ const COMMANDS: string[][] = [
   ['revoke'],
   ['revoke-all'],
   ['decrypt'],
+  ['sign'],
   ['key'],
   ...KEY_SUBCOMMANDS.map((sub) => ['key', sub]),
 ];
@@ -114,6 +115,9 @@ describe('cli: --help on every command', function () {
     assert.match(await flat('dkg', 'start'), /--timeout <seconds>[\s\S]*?\(default: 300\)/);
     // A key change's options are described by core's declaration of the change's body.
     assert.match(await flat('key', 'schedule-deletion'), /--days <n> days until the key \(or version\) is destroyed: 7-30, default 30 /);
+    // Choices, too, and limits core declares.
+    assert.match(await flat('key', 'create'), /--usage <usage> ENCRYPT_DECRYPT \(default for ECC_SECG_P256K1\) or SIGN_VERIFY [^)]*\) \(choices: "ENCRYPT_DECRYPT", "SIGN_VERIFY"\)/);
+    assert.match(await flat('sign'), /--message-file <file> sign the bytes of this file as they are \(1 to 65536 bytes\)/);
   });
 
   it('usage errors exit 2 in one format, with a suggestion for near misses', async () => {
@@ -127,6 +131,8 @@ describe('cli: --help on every command', function () {
       [['grant', '--account', 'a.json', '--handle', 'h', '--to', 'x', '--days', '-1'], /^tkms grant: error \[usage\]: option '--days <n>' argument '-1' is invalid/],
       [['dkg', 'start', '--key', 'k', '--admin', 'ftp://x'], /^tkms dkg start: error \[usage\]: option '--admin <url>' argument 'ftp:\/\/x' is invalid/],
       [['encrypt', '--account', 'a.json', '--key', 'k', '--text', 'x', '--in', 'f'], /^tkms encrypt: error \[usage\]: option '--text <string>' cannot be used with option '--in <file>'/],
+      [['key', 'create', '--account', 'a.json', '--key-id', 'k', '--spec', 'RSA_2048'], /^tkms key create: error \[usage\]: option '--spec <spec>' argument 'RSA_2048' is invalid\. Allowed choices are ECC_SECG_P256K1, ECC_NIST_EDWARDS25519/],
+      [['sign', '--account', 'a.json', '--key', 'k'], /^tkms sign: error \[usage\]: give exactly one of --message-file, --message or --psbt/],
     ];
     for (const [argv, pattern] of cases) {
       const r = await tkms(...argv);
@@ -184,7 +190,7 @@ describe('cli: --help on every command', function () {
   it('the real entry point lists every command group, prints the version and points to the operators guide', async () => {
     const r = await runTkms(['--help']);
     assert.equal(r.code, 0, r.stderr);
-    for (const g of ['node', 'committee', 'dkg', 'gateway', 'devnet', 'account', 'encrypt', 'grant', 'revoke', 'decrypt']) assert.match(r.stdout, new RegExp(`^  ${g} `, 'm'));
+    for (const g of ['node', 'committee', 'dkg', 'gateway', 'devnet', 'account', 'encrypt', 'grant', 'revoke', 'decrypt', 'sign', 'key']) assert.match(r.stdout, new RegExp(`^  ${g} `, 'm'));
     assert.match(r.stdout, /docs\/operators\.md/);
     const v = await runTkms(['--version']);
     assert.equal(v.code, 0, v.stderr);

@@ -136,6 +136,22 @@ describe('cli: tkms key', function () {
     assert.deepEqual(gw.changesPosted().map((c) => c.keyId), ['payroll', 'other']);
   });
 
+  it('create takes the key spec and usage, from the values core declares', async () => {
+    const r = await tkms('key', 'create', ...signed, '--key-id', 'release', '--spec', 'ECC_NIST_EDWARDS25519', '--usage', 'SIGN_VERIFY');
+    assert.equal(r.code, 0, r.stderr);
+    const described = JSON.parse((await tkms('key', 'describe', 'release', ...read, '--json')).stdout) as Record<string, unknown>;
+    assert.deepEqual([described.spec, described.usage], ['ECC_NIST_EDWARDS25519', 'SIGN_VERIFY']);
+    assert.match((await tkms('key', 'describe', 'release', ...read)).stdout, /^spec {9}ECC_NIST_EDWARDS25519, SIGN_VERIFY$/m);
+    // Core refuses an Ed25519 key that would decrypt; the command sends what it is given.
+    const refused = await tkms('key', 'create', ...signed, '--key-id', 'mixed', '--spec', 'ECC_NIST_EDWARDS25519', '--usage', 'ENCRYPT_DECRYPT');
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /error \[key_change_invalid\]: key mixed: spec ECC_NIST_EDWARDS25519 serves SIGN_VERIFY only/);
+    const bad = await tkms('key', 'create', ...signed, '--key-id', 'x', '--usage', 'WRAP');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /Allowed choices are ENCRYPT_DECRYPT, SIGN_VERIFY/);
+    assert.deepEqual(gw.changesPosted().map((c) => c.keyId), ['release', 'mixed']);
+  });
+
   it('a change fewer nodes than needed applied exits 1 and says so', async () => {
     await tkms('key', 'create', ...signed, '--key-id', 'payroll');
     gw.pending = 100;
