@@ -1,6 +1,7 @@
 import { createFROST } from '@noble/curves/abstract/frost.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha512 } from '@noble/hashes/sha2.js';
+import { Ed25519FrostPoint } from './validated-points.ts';
 import { schnorr, schnorr_FROST, secp256k1 } from '@noble/curves/secp256k1.js';
 import type { FROST, FrostPublic, FrostSecret } from '@noble/curves/abstract/frost.js';
 import { concatBytes } from '@noble/hashes/utils.js';
@@ -30,12 +31,13 @@ export const SIGNATURE_LENGTH = 64;
 export const SIGNING_PUBLIC_KEY_LENGTH = 32;
 
 /**
- * RFC 9591 FROST(Ed25519, SHA-512) as noble's ed25519_FROST declares it, less its validatePoint hook:
- * that hook repeats the subgroup check createFROST already makes of every point it parses, and the
- * check is most of a signature's cost. Same ciphersuite, same bytes (test/unit/signing-suites.test.ts
- * compares the two).
+ * RFC 9591 FROST(Ed25519, SHA-512) as noble's ed25519_FROST declares it, with two changes to what it
+ * costs, not to what it computes: no validatePoint hook (it repeats the subgroup check createFROST
+ * already makes of every point it parses), and points whose encodings passed that check before are
+ * not checked again (core/signing/validated-points.ts). The check is most of a signature's cost. Same
+ * ciphersuite, same bytes (test/unit/signing-suites.test.ts compares the two).
  */
-export const ED25519_FROST: FROST = createFROST({ name: 'FROST-ED25519-SHA512-v1', Point: ed25519.Point, hash: sha512, H2: '' });
+export const ED25519_FROST: FROST = createFROST({ name: 'FROST-ED25519-SHA512-v1', Point: Ed25519FrostPoint as unknown as typeof ed25519.Point, hash: sha512, H2: '' });
 
 const FROSTS: Record<SigningSuite, FROST> = { ed25519: ED25519_FROST, bip340: schnorr_FROST };
 
