@@ -30,6 +30,8 @@ export interface KeyEpochData {
   groupPublicKey: Uint8Array;
   /** Member id → compressed Y_i at this epoch, for every member of that epoch's committee. */
   verificationShares: Map<number, Uint8Array>;
+  /** The key's group when not secp256k1 (its DKG result's `curve`); the points above are then 32-byte ed25519 encodings. */
+  curve?: 'ed25519';
 }
 
 /** A handover certificate as JSON (wire, keystore, gateway answers). */

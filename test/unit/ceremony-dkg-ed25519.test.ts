@@ -8,6 +8,13 @@ import { ed25519Group, toFrostScalar } from '../../core/group.ts';
 import { isTkmsError } from '../../core/errors.ts';
 import { interpolateSecret, type ScalarShare } from '../../core/shamir.ts';
 import { makeDkgScenario, newDkgCeremony, simulateDkg } from './ceremony-dkg-harness.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Keystore } from '../../node/keystore.ts';
+import { publicResultToJson } from '../../node/dkg-held-keys.ts';
+import { dkgKeyData } from '../../node/epoch-store.ts';
+import { ShareBook } from '../../node/partial.ts';
 import { runNetwork } from './ceremony-harness.ts';
 
 const frost = ed25519_FROST;
@@ -104,5 +111,35 @@ describe('DKG ceremony over ed25519 (the same engine, the key in the prime-order
       verifyDkgPublicResult(o.result, expected);
     }
     assert.equal(r.outcomes[0], undefined, 'the member that disagrees makes no key');
+  });
+
+  it('a node stores an ed25519 share and its result, loads them back, and its ShareBook checks share·B = Y_i on edwards25519', async () => {
+    const s = makeDkgScenario({ n: 4, t: 2, seed: 17, curve: 'ed25519', keyId: 'ed-stored' });
+    const r = simulateDkg(s, { seed: 4, maxDelay: 20 });
+    const { result, share } = r.outcomes[1]!;
+    assert.ok(share !== undefined);
+    const dir = await mkdtemp(join(tmpdir(), 'tkms-ed25519-'));
+    try {
+      const keystore = await Keystore.open(dir, 'password', { newKeystoreScrypt: { N: 2 ** 14, r: 8, p: 1 } });
+      await keystore.save({ keyId: s.keyId, share, publicResult: publicResultToJson(result) });
+      const loaded = await keystore.load(s.keyId);
+      assert.equal(loaded.share, share);
+      const reparsed = parseDkgPublicResult(loaded.publicResult);
+      assert.deepEqual(reparsed, parseDkgPublicResult(result));
+      const book = new ShareBook(2);
+      book.add(reparsed, loaded.share);
+      assert.equal(book.get(s.keyId)?.curve, 'ed25519');
+      assert.throws(() => new ShareBook(2).add(reparsed, ed25519Group.mod(share + 1n)), (e: unknown) => isTkmsError(e) && e.code === 'keystore_corrupt');
+      assert.throws(() => new ShareBook(2).add(reparsed, share + ed25519Group.order), (e: unknown) => isTkmsError(e) && e.code === 'keystore_corrupt', 'share + ℓ is the same point but no canonical share');
+      // The epoch store reads the same key file as epoch data of the key's group, which serves the same share.
+      const data = dkgKeyData(s.keyId, loaded.publicResult);
+      assert.equal(data.curve, 'ed25519');
+      assert.equal(data.groupPublicKey.length, 32);
+      const next = new ShareBook(2);
+      next.serveEpoch(2, 0, [{ keyId: s.keyId, share, data }]);
+      assert.equal(next.get(s.keyId)?.share, share);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
