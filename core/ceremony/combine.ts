@@ -69,6 +69,7 @@ export function unsignedHandover(proposal: ReshareProposal, keys: readonly KeyEp
     to: committeeToJson(proposal.to),
     keys: keys.map((key, i) => ({
       keyId: key.keyId,
+      ...(key.curve === undefined ? {} : { curve: key.curve }),
       groupPublicKey: encodeHex(key.groupPublicKey),
       verificationShares: Object.fromEntries([...newShares[i]!].sort((a, b) => a[0] - b[0]).map(([id, y]) => [String(id), encodeHex(y)])),
     })),

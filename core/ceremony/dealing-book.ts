@@ -252,6 +252,6 @@ export class DealingBook<Unsigned, Outcome> {
     const mine = dealingHashes.map((h) => this.dealings.get(h)!.mine);
     // Certified without a sub-share from every agreed dealer (no hello reached one in time): no share; the outcome says so by its absence.
     if (!mine.every((m): m is bigint[] => Array.isArray(m))) return undefined;
-    return this.context.kind.keyIds.map((_, i) => this.context.kind.combineShares(dealers, mine.map((m) => m[i]!)));
+    return this.context.kind.keyIds.map((_, i) => this.context.kind.combineShares(dealers, mine.map((m) => m[i]!), i));
   }
 }
