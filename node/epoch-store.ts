@@ -438,13 +438,17 @@ class FileEpochStore implements NodeEpochStore {
     const key = pub['key'];
     const vs = key['verificationShares'];
     if (key['keyId'] !== file.keyId || !isPlainObject(vs)) throw corrupt(`${file.fileName} does not hold the share its name says`);
+    const curve = key['curve'];
+    if (curve !== undefined && curve !== 'ed25519') throw corrupt(`${file.fileName} names an unknown curve`);
+    const length = curve === 'ed25519' ? 32 : 33;
     try {
       const data: KeyEpochData = {
         keyId: file.keyId,
         epoch: file.epoch,
         t: pub['t'] as number,
-        groupPublicKey: decodeHex(key['groupPublicKey'], { length: 33 }),
-        verificationShares: new Map(Object.entries(vs).map(([id, y]) => [Number(id), decodeHex(y, { length: 33 })])),
+        groupPublicKey: decodeHex(key['groupPublicKey'], { length }),
+        verificationShares: new Map(Object.entries(vs).map(([id, y]) => [Number(id), decodeHex(y, { length })])),
+        ...(curve === undefined ? {} : { curve }),
       };
       return { share, data, proposalId: file.proposalId };
     } catch (err) {
