@@ -1,6 +1,10 @@
-import { COMPRESSED_POINT_LENGTH, CURVE_ORDER, mod, Point, randomScalar } from './curve.ts';
+import { COMPRESSED_POINT_LENGTH, CURVE_ORDER, Point, randomScalar } from './curve.ts';
 import { curveBackend } from './curve-backend.ts';
 import { TkmsError } from './errors.ts';
+import type { IField } from '@noble/curves/abstract/modular.js';
+
+/** The scalar field of a key's group (core/group.ts): secp256k1's n unless a caller passes ed25519's ℓ. */
+export type ScalarField = Pick<IField<bigint>, 'create' | 'invertBatch'>;
 
 /** Node identifiers are the Shamir x-coordinates 1..n, fixed by the committee file. */
 export const MAX_PARTICIPANT_ID = 65_535;
@@ -34,8 +38,9 @@ function assertDistinctIds(ids: readonly number[]): void {
  * Lagrange coefficients at x = 0 for the given ids: λ_i = Π_{j≠i} x_j / (x_j − x_i) mod n.
  * The result is aligned with `ids`. Coefficients are public; no secret is involved.
  */
-export function lagrangeCoefficientsAtZero(ids: readonly number[]): bigint[] {
+export function lagrangeCoefficientsAtZero(ids: readonly number[], Fn: ScalarField = Point.Fn): bigint[] {
   assertDistinctIds(ids);
+  const mod = (a: bigint): bigint => Fn.create(a);
   const xs = ids.map(BigInt);
   const numerators: bigint[] = [];
   const denominators: bigint[] = [];
@@ -50,7 +55,7 @@ export function lagrangeCoefficientsAtZero(ids: readonly number[]): bigint[] {
     numerators.push(num);
     denominators.push(den);
   }
-  const inverses = Point.Fn.invertBatch(denominators);
+  const inverses = Fn.invertBatch(denominators);
   return numerators.map((num, i) => mod(num * inverses[i]!));
 }
 
@@ -79,9 +84,9 @@ export function combinePartials(partials: readonly PartialPoint[]): Uint8Array {
 }
 
 /** Evaluates the polynomial with the given coefficients (constant term first) at x. */
-export function evaluatePolynomial(coefficients: readonly bigint[], x: bigint): bigint {
+export function evaluatePolynomial(coefficients: readonly bigint[], x: bigint, Fn: ScalarField = Point.Fn): bigint {
   let acc = 0n;
-  for (let i = coefficients.length - 1; i >= 0; i--) acc = mod(acc * x + coefficients[i]!);
+  for (let i = coefficients.length - 1; i >= 0; i--) acc = Fn.create(acc * x + coefficients[i]!);
   return acc;
 }
 
@@ -105,7 +110,7 @@ export function splitSecret(secret: bigint, t: number, n: number): ScalarShare[]
 }
 
 /** Interpolates shares at 0. Used by tests to check a DKG; never by a running node. */
-export function interpolateSecret(shares: readonly ScalarShare[]): bigint {
-  const coefficients = lagrangeCoefficientsAtZero(shares.map((s) => s.id));
-  return shares.reduce((acc, s, i) => mod(acc + s.value * coefficients[i]!), 0n);
+export function interpolateSecret(shares: readonly ScalarShare[], Fn: ScalarField = Point.Fn): bigint {
+  const coefficients = lagrangeCoefficientsAtZero(shares.map((s) => s.id), Fn);
+  return shares.reduce((acc, s, i) => Fn.create(acc + s.value * coefficients[i]!), 0n);
 }

@@ -261,6 +261,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     withdrawals: await DkgWithdrawals.open(join(config.stateDir, 'dkg-withdrawn.json')),
     reshareBusy: () => reshareBusy(),
     admitKeyId: (keyId) => keys.material.admit(keyId),
+    curveOf: (keyId) => keys.material.curveOf(keyId),
     beforeProposal: (keyId, proposer) => keys.changes.pullBeforeDkg(keyId, proposer),
     transport: { send: (memberId, frame, timeoutMs) => sendToMember(memberId, DKG_PROTOCOL, frame, timeoutMs) },
   });

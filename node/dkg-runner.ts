@@ -61,6 +61,12 @@ export interface DkgRunnerOptions {
   servedKeyIds?: () => readonly string[];
   /** Throws unless a DKG of this key id may run (node/key-material.ts: a managed key's version the admins made). */
   admitKeyId?: (keyId: string) => void;
+  /**
+   * The group of a key id's shares in this node's own view (node/key-material.ts: a managed key's
+   * spec); undefined = secp256k1. Never taken from the proposal: each member runs the DKG over the
+   * group it knows the key to be, and the ceremony id binds it, so a member that disagrees takes no part.
+   */
+  curveOf?: (keyId: string) => 'ed25519' | undefined;
   /** Runs before a member's proposal is considered: the managed key's changes the proposer holds and this node lacks are pulled first (node/key-changes.ts). */
   beforeProposal?: (keyId: string, proposer: number) => Promise<void>;
   now?: () => number;
@@ -320,6 +326,7 @@ export class DkgRunner {
       sessionId: p.sessionId,
       seed: this.o.seed,
       ...(prior !== undefined && prior.sessionId === sid ? { priorVote: prior.vote } : {}),
+      ...curveParam(this.o.curveOf?.(p.keyId)),
     };
     const ceremony = this.o.createCeremony(params, this.o.identity, { timing: { phaseMs: this.o.phaseMs }, ...(this.o.faults === undefined ? {} : { faults: this.o.faults }) });
     const s = newDkgSession(p, committee, selfId, ceremony, {
@@ -421,6 +428,7 @@ export class DkgRunner {
     try {
       const result = verifyDkgPublicResult(outcome.result, expectedCommittee(s.committee));
       if (result.keyId !== s.keyId || result.sessionId !== s.sid) throw new TkmsError('internal', 'the certified result names another key id or session');
+      if (result.curve !== this.o.curveOf?.(s.keyId)) throw new TkmsError('internal', 'the certified result is of another curve than the key');
       s.timeline.mark('certified', this.now());
       if (outcome.share !== undefined) {
         await this.o.keystore.save({ keyId: s.keyId, share: outcome.share, publicResult: publicResultToJson(result) });
@@ -473,4 +481,8 @@ export class DkgRunner {
   private refuseIfStopped(): void {
     if (this.stopped) throw new TkmsError('unavailable', 'node is stopping');
   }
+}
+
+function curveParam(curve: 'ed25519' | undefined): { curve?: 'ed25519' } {
+  return curve === undefined ? {} : { curve };
 }

@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TkmsError, curveBackend, decodeHex, equalBytes, isTkmsError, utf8ToBytes } from '../core/index.ts';
+import { groupOf } from '../core/group.ts';
 import { committeeFileDigest, type Committee, type CommitteeDecoders, type CommitteeMembership } from '../core/committee.ts';
 import {
   followHandovers,
@@ -76,13 +77,17 @@ export function dkgKeyData(keyId: string, publicResult: Record<string, unknown>)
   if (!Number.isSafeInteger(epoch) || (epoch as number) < 0 || !Number.isSafeInteger(t) || (t as number) < 1 || !isPlainObject(shares)) {
     throw corrupt(`key file for ${keyId} holds no DKG result (epoch, t, verificationShares)`);
   }
+  const curve = publicResult['curve'];
+  if (curve !== undefined && curve !== 'ed25519') throw corrupt(`key file for ${keyId} names an unknown curve`);
+  const length = curve === 'ed25519' ? 32 : 33;
   try {
     return {
       keyId,
       epoch: epoch as number,
       t: t as number,
-      groupPublicKey: decodeHex(publicResult['groupPublicKey'], { length: 33, name: 'groupPublicKey' }),
-      verificationShares: new Map(Object.entries(shares).map(([id, y]) => [Number(id), decodeHex(y, { length: 33, name: 'verificationShare' })])),
+      groupPublicKey: decodeHex(publicResult['groupPublicKey'], { length, name: 'groupPublicKey' }),
+      verificationShares: new Map(Object.entries(shares).map(([id, y]) => [Number(id), decodeHex(y, { length, name: 'verificationShare' })])),
+      ...(curve === undefined ? {} : { curve }),
     };
   } catch (err) {
     throw corrupt(`key file for ${keyId} holds a malformed DKG result`, err);
@@ -105,7 +110,12 @@ function memberIdIn(committee: Committee, publicKey: Uint8Array): number | undef
 /** share·G is this member's Y_i at that epoch: a share that is not is never served. */
 function shareMatches(share: bigint, data: KeyEpochData, memberId: number | undefined): boolean {
   const y = memberId === undefined ? undefined : data.verificationShares.get(memberId);
-  return y !== undefined && equalBytes(curveBackend().multiplyBaseSecret(share), y);
+  if (y === undefined) return false;
+  if (data.curve !== undefined) {
+    const group = groupOf(data.curve);
+    return share > 0n && share < group.order && equalBytes(group.multiplyBaseSecret(share), y);
+  }
+  return equalBytes(curveBackend().multiplyBaseSecret(share), y);
 }
 
 function certificateBytes(cert: HandoverCertificate): Uint8Array {
@@ -433,13 +443,17 @@ class FileEpochStore implements NodeEpochStore {
     const key = pub['key'];
     const vs = key['verificationShares'];
     if (key['keyId'] !== file.keyId || !isPlainObject(vs)) throw corrupt(`${file.fileName} does not hold the share its name says`);
+    const curve = key['curve'];
+    if (curve !== undefined && curve !== 'ed25519') throw corrupt(`${file.fileName} names an unknown curve`);
+    const length = curve === 'ed25519' ? 32 : 33;
     try {
       const data: KeyEpochData = {
         keyId: file.keyId,
         epoch: file.epoch,
         t: pub['t'] as number,
-        groupPublicKey: decodeHex(key['groupPublicKey'], { length: 33 }),
-        verificationShares: new Map(Object.entries(vs).map(([id, y]) => [Number(id), decodeHex(y, { length: 33 })])),
+        groupPublicKey: decodeHex(key['groupPublicKey'], { length }),
+        verificationShares: new Map(Object.entries(vs).map(([id, y]) => [Number(id), decodeHex(y, { length })])),
+        ...(curve === undefined ? {} : { curve }),
       };
       return { share, data, proposalId: file.proposalId };
     } catch (err) {

@@ -88,6 +88,21 @@ export class KeyMaterialScheduler {
     this.requireLiveVersion(key, version, materialId);
   }
 
+  /**
+   * The group of a material id's shares in this node's view: ed25519 for a managed key of spec
+   * ECC_NIST_EDWARDS25519, else undefined (secp256k1: every other managed key and every key an
+   * operator made outside the key book).
+   */
+  curveOf(materialId: string): 'ed25519' | undefined {
+    let keyId: string;
+    try {
+      keyId = parseMaterialKeyId(materialId).keyId;
+    } catch {
+      return undefined;
+    }
+    return this.o.book.get(keyId)?.spec === 'ECC_NIST_EDWARDS25519' ? 'ed25519' : undefined;
+  }
+
   private requireLiveVersion(key: ManagedKey, version: number, materialId: string): void {
     const now = this.now();
     if (keyStateAt(key, now) === 'Destroyed') throw new TkmsError('key_destroyed', `key ${key.keyId} was destroyed: no DKG of ${materialId} runs`);

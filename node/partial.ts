@@ -27,6 +27,7 @@ import {
   type AuthorizedDelegation,
 } from '../core/index.ts';
 import type { DkgPublicResult } from '../core/dkg/index.ts';
+import { groupOf } from '../core/group.ts';
 import type { EpochShare } from './epoch-types.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { NodeMetrics } from './metrics.ts';
@@ -49,8 +50,10 @@ import { KeyUsageCounters } from './key-usage.ts';
 
 export interface HeldShare {
   share: bigint;
-  /** Y_self = share·G as published by the DKG, compressed. */
+  /** Y_self = share·G as published by the DKG, encoded in the key's group. */
   verificationShare: Uint8Array;
+  /** The key's group when not secp256k1 (a signing key: no partials, DLEQ or ECIES with it). */
+  curve?: 'ed25519';
 }
 
 /**
@@ -78,7 +81,8 @@ export class ShareBook {
   add(result: DkgPublicResult, share: bigint): void {
     const Y = this.id === undefined ? undefined : result.verificationShares[String(this.id)];
     if (Y === undefined) throw new TkmsError('keystore_corrupt', `key ${result.keyId} has no verification share for this node`);
-    this.shares.set(result.keyId, checkedShare(result.keyId, share, decodeHex(Y, { name: 'verification share', length: 33 })));
+    const group = groupOf(result.curve);
+    this.shares.set(result.keyId, checkedShare(result.keyId, share, decodeHex(Y, { name: 'verification share', length: group.pointLength }), result.curve));
   }
 
   /** After a commit: the new epoch's shares replace every other, under this node's id at that epoch (undefined: it left, nothing is served). */
@@ -88,7 +92,7 @@ export class ShareBook {
       for (const s of shares) {
         const Y = s.data.verificationShares.get(selfId);
         if (Y === undefined) throw new TkmsError('keystore_corrupt', `key ${s.keyId} has no verification share for member ${selfId} at epoch ${epoch}`);
-        next.set(s.keyId, checkedShare(s.keyId, s.share, Y));
+        next.set(s.keyId, checkedShare(s.keyId, s.share, Y, s.data.curve));
       }
     }
     for (const keyId of this.shares.keys()) if (!next.has(keyId)) this.retired.add(keyId);
@@ -113,7 +117,16 @@ export class ShareBook {
   }
 }
 
-function checkedShare(keyId: string, share: bigint, verificationShare: Uint8Array): HeldShare {
+function checkedShare(keyId: string, share: bigint, verificationShare: Uint8Array, curve?: 'ed25519'): HeldShare {
+  if (curve !== undefined) {
+    const group = groupOf(curve);
+    group.decodePoint(verificationShare, 'verification share');
+    // In the key's group (share·B on edwards25519): a share out of range or off its image is refused alike.
+    if (share <= 0n || share >= group.order || !equalBytes(group.multiplyBaseSecret(share), verificationShare)) {
+      throw new TkmsError('keystore_corrupt', `the stored share of key ${keyId} does not match its verification share`);
+    }
+    return { share, verificationShare, curve };
+  }
   assertPointBytes(verificationShare, 'verification share');
   // A share that does not match its published image would make every proof fail; refuse it loudly.
   if (!equalBytes(curveBackend().multiplyBaseSecret(share), verificationShare)) {
@@ -304,6 +317,8 @@ export class PartialService {
       }
       throw new TkmsError('unknown_key', shareKeyId === delegation.keyId ? `this node holds no share of key ${delegation.keyId}` : `this node holds no share of key ${shareKeyId}, the root of ${delegation.keyId}`);
     }
+    // An Ed25519 share is a signing key's: no partial (DLEQ, ECIES) is ever made with it, whatever the key book says.
+    if (held.curve !== undefined) throw new TkmsError('key_usage_mismatch', `key ${delegation.keyId} is an ${held.curve} signing key: it decrypts nothing`);
     // The requester's text form names it to the rate limiter, the spent-id log and the log line: made once.
     let requester = '';
     const auth = authorizeDelegation({

@@ -27,6 +27,7 @@ export function keyDataFromReply(reply: { keys: unknown[]; epoch?: number; hando
           t: r.t,
           groupPublicKey: decodeHex(r.groupPublicKey),
           verificationShares: new Map(Object.entries(r.verificationShares).map(([id, y]) => [Number(id), decodeHex(y)])),
+          ...(r.curve === undefined ? {} : { curve: r.curve }),
         });
       }
       return out;
@@ -42,6 +43,7 @@ export function keyDataFromReply(reply: { keys: unknown[]; epoch?: number; hando
         t: from.t,
         groupPublicKey: decodeHex(k.groupPublicKey),
         verificationShares: new Map(Object.entries(k.verificationShares).map(([id, y]) => [Number(id), decodeHex(y)])),
+        ...(k.curve === undefined ? {} : { curve: k.curve }),
       });
     }
     return out;

@@ -1,5 +1,5 @@
 import { encodeHex, equalBytes } from '../bytes.ts';
-import { mod } from '../curve.ts';
+import { groupOf } from '../group.ts';
 import { TkmsError } from '../errors.ts';
 import { chooseDealers, quorumSizes } from './agreement.ts';
 import { combineSubShares, combineVerificationShares, unsignedHandover } from './combine.ts';
@@ -26,6 +26,8 @@ export function reshareKind(params: ReshareParams, identity: CeremonyIdentity, f
   }
   const toIds = to.members.map((m) => m.id).sort((a, b) => a - b);
   const dealing = fromId !== undefined && params.oldShares !== undefined;
+  // Each key is moved in its own group (its DKG result's curve); the sealing around it is secp256k1 for all.
+  const groups = params.keys.map((k) => groupOf(k.curve));
   return {
     family: 'reshare',
     ceremonyId: params.proposalId,
@@ -33,9 +35,9 @@ export function reshareKind(params: ReshareParams, identity: CeremonyIdentity, f
     dealers: from.members,
     receivers: to.members,
     keyIds: params.proposal.keyIds,
-    shape: { n: from.members.length, t: from.t, nTo: to.members.length, tTo: to.t, keys: params.keys.length, maxAttempts: maxAttempts(to.members.length) },
+    shape: { n: from.members.length, t: from.t, nTo: to.members.length, tTo: to.t, keys: params.keys.length, maxAttempts: maxAttempts(to.members.length), ...(groups.some((g) => g.name !== 'secp256k1') ? { keyGroups: params.keys.map((k) => k.curve) } : {}) },
     quorum: quorumSizes(to.members.length, to.t, from.members.length, from.t),
-    constantTerms: dealing ? params.keys.map((k) => (faults.wrongConstantTerm === true ? mod(params.oldShares!.get(k.keyId)! + 1n) : params.oldShares!.get(k.keyId)!)) : undefined,
+    constantTerms: dealing ? params.keys.map((k) => (faults.wrongConstantTerm === true ? groupOf(k.curve).mod(params.oldShares!.get(k.keyId)! + 1n) : params.oldShares!.get(k.keyId)!)) : undefined,
     proveConstantTerms: false,
     keyDealingIsValid: (dealer, k, d) => keyDealingIsValid(params.proposalId, params.keys[k]!.keyId, dealer, d, params.keys[k]!.verificationShares.get(dealer)),
     invalidDealingReason: 'dealing fails the public checks (constant term is not its verification share, or a bad sealing key)',
@@ -43,7 +45,7 @@ export function reshareKind(params: ReshareParams, identity: CeremonyIdentity, f
     combine: (dealers, dealings, transcriptHash) => {
       const newShares = [];
       for (let k = 0; k < params.keys.length; k++) {
-        const shares = combineVerificationShares(dealers, dealings.map((d) => d.keys[k]!), params.keys[k]!.groupPublicKey, toIds);
+        const shares = combineVerificationShares(dealers, dealings.map((d) => d.keys[k]!), params.keys[k]!.groupPublicKey, toIds, groups[k]);
         if (shares === undefined) return undefined;
         newShares.push(shares);
       }
@@ -51,7 +53,7 @@ export function reshareKind(params: ReshareParams, identity: CeremonyIdentity, f
       return { unsigned, digest: handoverDigest(unsigned, from, to) };
     },
     voteMessage: handoverVoteMessage,
-    combineShares: combineSubShares,
+    combineShares: (dealers, subShares, keyIndex) => combineSubShares(dealers, subShares, groups[keyIndex]),
     outcome: (unsigned, votes, shares) => {
       const signatures = { from: {} as Record<string, string>, to: {} as Record<string, string> };
       for (const r of votes) {

@@ -2,6 +2,7 @@ import { messageSha256 } from '../digest.ts';
 import { assertPointBytes, curveBackend } from '../curve-backend.ts';
 import { bytesToHex, concatBytes, lengthPrefixed, utf8ToBytes } from '../bytes.ts';
 import { COMPRESSED_POINT_LENGTH, decodeScalar, encodeScalar, Point, SCALAR_LENGTH } from '../curve.ts';
+import { groupOf, type Group, type GroupName, type GroupPoint } from '../group.ts';
 import type { LruCache } from '../lru.ts';
 import { decodeDleqProof, DLEQ_PROOF_LENGTH, encodeDleqProof, type DleqProof } from '../dleq.ts';
 import { TkmsError } from '../errors.ts';
@@ -66,6 +67,26 @@ export interface CeremonyShape {
   keys: number;
   /** Attempts a proposal may name (0..maxAttempts − 1). */
   maxAttempts: number;
+  /**
+   * The group of each key's shares (core/group.ts), aligned with the keys; absent (or an entry
+   * absent) = secp256k1, the bytes of every ceremony before Ed25519 keys. Only the Feldman
+   * commitments (and a DKG's proof for a_0) are in the key's group; hellos, sealing keys, sealed
+   * sub-shares and complaints are secp256k1 for every key (dealing.ts).
+   */
+  keyGroups?: readonly (GroupName | undefined)[];
+}
+
+/** The group of key k of a ceremony. */
+export function keyGroup(s: CeremonyShape, k: number): Group {
+  return groupOf(s.keyGroups?.[k]);
+}
+
+/**
+ * Whether key k's dealing carries a separate proof of knowledge of a_0 in the key's group: a DKG of
+ * a key outside secp256k1, where a_0 and the sealing key d cannot share one BIP340 proof.
+ */
+export function hasConstantProof(s: CeremonyShape, k: number): boolean {
+  return familyOf(s) === 'dkg' && keyGroup(s, k).name !== 'secp256k1';
 }
 
 export interface HelloMessage {
@@ -81,16 +102,21 @@ export interface DealingRecipient {
 }
 
 export interface KeyDealing {
-  /** t′ compressed Feldman commitments, constant term first. */
+  /** t′ encoded Feldman commitments in the key's group, constant term first. */
   commitments: Uint8Array[];
   /** The same, decoded (set by the decoder; the math works on these, so no point is decompressed twice). */
-  commitmentPoints?: Point[];
+  commitmentPoints?: GroupPoint[];
   ephemeralKey: Uint8Array;
   /**
    * BIP340. A reshare: the dealer knows d for ephemeralKey (its A_0 is checked against Y_j). A DKG:
    * the dealer knows a_0 for commitments[0] and d, in one proof under A_0 + c·D (dealing.ts).
    */
   proof: Uint8Array;
+  /**
+   * A DKG of a key outside secp256k1 (hasConstantProof): the proof of knowledge of a_0 in the key's
+   * group (an Ed25519 signature under A_0 with a_0 as its secret scalar), while `proof` is BIP340 for d.
+   */
+  constantProof?: Uint8Array;
   /** One per present recipient, in recipient order. */
   ciphertexts: bigint[];
 }
@@ -180,10 +206,16 @@ function maxVoters(s: CeremonyShape): number {
 
 // ---- sizes (the decoder checks the total against these before parsing) ----
 
+function keyDealingMaxSize(s: CeremonyShape, k: number): number {
+  const constantProof = hasConstantProof(s, k) ? KNOWLEDGE_PROOF_LENGTH : 0;
+  return s.tTo * keyGroup(s, k).pointLength + COMPRESSED_POINT_LENGTH + KNOWLEDGE_PROOF_LENGTH + constantProof + s.nTo * SCALAR_LENGTH;
+}
+
 function dealingMaxSize(s: CeremonyShape): number {
   const recipients = s.nTo * (1 + COMPRESSED_POINT_LENGTH + SIGNATURE_LENGTH);
-  const perKey = s.tTo * COMPRESSED_POINT_LENGTH + COMPRESSED_POINT_LENGTH + KNOWLEDGE_PROOF_LENGTH + s.nTo * SCALAR_LENGTH;
-  return 2 + 2 + 2 + 2 + recipients + s.keys * perKey + SIGNATURE_LENGTH;
+  let keys = 0;
+  for (let k = 0; k < s.keys; k++) keys += keyDealingMaxSize(s, k);
+  return 2 + 2 + 2 + 2 + recipients + keys + SIGNATURE_LENGTH;
 }
 
 function proposalMaxSize(s: CeremonyShape): number {
@@ -212,8 +244,8 @@ export function maxMessageSize(s: CeremonyShape, kind: CeremonyMessageKind): num
   }
 }
 
-/** Decoded points by their encoding: the same receiver keys and commitments recur in every dealing, relay and proposal. */
-export type PointCache = LruCache<string, Point>;
+/** Decoded points by group and encoding: the same receiver keys and commitments recur in every dealing, relay and proposal. */
+export type PointCache = LruCache<string, GroupPoint>;
 
 /**
  * decodePoint's checks with the square root taken by the curve backend (libsecp256k1 where it loads):
@@ -232,7 +264,7 @@ function decompressed(bytes: Uint8Array, field: string): Point {
 }
 
 class Reader extends ByteReader {
-  lastPoint: Point | undefined;
+  lastPoint: GroupPoint | undefined;
   constructor(bytes: Uint8Array, what: string, private readonly cache?: PointCache) {
     super(bytes, what);
   }
@@ -258,12 +290,12 @@ class Reader extends ByteReader {
     assertPointBytes(bytes, field);
     return bytes;
   }
-  point(field: string): Uint8Array {
-    const bytes = this.take(COMPRESSED_POINT_LENGTH, field);
-    const key = this.cache === undefined ? '' : bytesToHex(bytes);
+  point(field: string, group: Group): Uint8Array {
+    const bytes = this.take(group.pointLength, field);
+    const key = this.cache === undefined ? '' : `${group.name}:${bytesToHex(bytes)}`;
     let point = this.cache?.get(key);
     if (point === undefined) {
-      point = decompressed(bytes, field);
+      point = group.name === 'secp256k1' ? decompressed(bytes, field) : group.decodePoint(bytes, field);
       this.cache?.set(key, point);
     }
     this.lastPoint = point;
@@ -322,8 +354,10 @@ export function encodeUnsigned(body: CeremonyBody, family: CeremonyFamily = 'res
       }
       const present = body.recipients.filter((r) => r !== undefined).length;
       for (const k of body.keys) {
-        for (const c of k.commitments) w.bytes(c, COMPRESSED_POINT_LENGTH);
+        // The shape, not the encoder, bounds the lengths per group: the decoder refuses a mismatch.
+        for (const c of k.commitments) w.bytes(c);
         w.bytes(k.ephemeralKey, COMPRESSED_POINT_LENGTH).bytes(k.proof, KNOWLEDGE_PROOF_LENGTH);
+        if (k.constantProof !== undefined) w.bytes(k.constantProof, KNOWLEDGE_PROOF_LENGTH);
         if (k.ciphertexts.length !== present) throw new TkmsError('bad_request', 'one ciphertext per present recipient');
         for (const c of k.ciphertexts) w.bytes(encodeScalar(c));
       }
@@ -378,17 +412,19 @@ function decodeBody(r: Reader, kind: CeremonyMessageKind, s: CeremonyShape): Cer
       const present = recipients.filter((x) => x !== undefined).length;
       const keys: KeyDealing[] = [];
       for (let k = 0; k < s.keys; k++) {
+        const group = keyGroup(s, k);
         const commitments: Uint8Array[] = [];
-        const commitmentPoints: Point[] = [];
+        const commitmentPoints: GroupPoint[] = [];
         for (let i = 0; i < s.tTo; i++) {
-          commitments.push(r.point('commitment'));
+          commitments.push(r.point('commitment', group));
           commitmentPoints.push(r.lastPoint!);
         }
         const ephemeralKey = r.pointBytes('ephemeral key');
         const proof = r.take(KNOWLEDGE_PROOF_LENGTH, 'proof of knowledge');
+        const constantProof = hasConstantProof(s, k) ? r.take(KNOWLEDGE_PROOF_LENGTH, 'proof of knowledge of the constant term') : undefined;
         const ciphertexts: bigint[] = [];
         for (let i = 0; i < present; i++) ciphertexts.push(r.scalar('sealed sub-share'));
-        keys.push({ commitments, commitmentPoints, ephemeralKey, proof, ciphertexts });
+        keys.push({ commitments, commitmentPoints, ephemeralKey, proof, ...(constantProof === undefined ? {} : { constantProof }), ciphertexts });
       }
       return { kind: 'dealing', author, recipients, keys };
     }

@@ -2,7 +2,7 @@ import { curveBackend } from '../curve-backend.ts';
 import { encodeHex, equalBytes } from '../bytes.ts';
 import { messageSha256 } from '../digest.ts';
 import type { DealerStanding } from './agreement.ts';
-import { encodeUnsigned, signingBytes, type ComplaintMessage, type DealingMessage, type DecodedCeremonyMessage, type KeyDealing } from './codec.ts';
+import { encodeUnsigned, keyGroup, signingBytes, type ComplaintMessage, type DealingMessage, type DecodedCeremonyMessage, type KeyDealing } from './codec.ts';
 import type { CeremonyContext } from './context.ts';
 import { complaintHolds, dealKey, openSubShare, proveComplaint, receiverSecret } from './dealing.ts';
 import type { CeremonyOutbound } from './types.ts';
@@ -139,7 +139,7 @@ export class DealingBook<Unsigned, Outcome> {
     const values: bigint[] = [];
     for (let k = 0; k < d.keys.length; k++) {
       const kd = d.keys[k]!;
-      const v = openSubShare(kind.ceremonyId, kind.keyIds[k]!, d.author, roster.toId!, receiverKey, this.receiver!.secret, kd, kd.ciphertexts[slot.cipherIndex]!);
+      const v = openSubShare(kind.ceremonyId, kind.keyIds[k]!, d.author, roster.toId!, receiverKey, this.receiver!.secret, kd, kd.ciphertexts[slot.cipherIndex]!, keyGroup(kind.shape, k));
       if (v === undefined) return 'bad';
       values.push(v);
     }
@@ -154,7 +154,7 @@ export class DealingBook<Unsigned, Outcome> {
     for (let k = 0; k < d.keys.length; k++) {
       const kd = d.keys[k]!;
       const keyId = kind.keyIds[k]!;
-      const v = openSubShare(kind.ceremonyId, keyId, d.author, roster.toId!, this.receiver!.key, this.receiver!.secret, kd, kd.ciphertexts[slot.cipherIndex]!);
+      const v = openSubShare(kind.ceremonyId, keyId, d.author, roster.toId!, this.receiver!.key, this.receiver!.secret, kd, kd.ciphertexts[slot.cipherIndex]!, keyGroup(kind.shape, k));
       if (v !== undefined && !falsely) continue;
       const proven = proveComplaint(kind.ceremonyId, keyId, d.author, roster.toId!, this.receiver!.key, this.receiver!.secret, kd);
       const body: ComplaintMessage = { kind: 'complaint', author: roster.toId!, dealer: d.author, dealingHash: messageSha256(record.raw), keyIndex: k, pairKey: proven.pairKey, proof: proven.proof };
@@ -182,7 +182,7 @@ export class DealingBook<Unsigned, Outcome> {
       const slot = this.slot(d, c.author);
       const kd = d.keys[c.keyIndex];
       if (!record.valid || slot === undefined || kd === undefined || d.author !== c.dealer) continue;
-      const holds = complaintHolds(kind.ceremonyId, kind.keyIds[c.keyIndex]!, d.author, c.author, d.recipients[slot.index]!.receiverKey, kd, kd.ciphertexts[slot.cipherIndex]!, c.pairKey, c.proof);
+      const holds = complaintHolds(kind.ceremonyId, kind.keyIds[c.keyIndex]!, d.author, c.author, d.recipients[slot.index]!.receiverKey, kd, kd.ciphertexts[slot.cipherIndex]!, c.pairKey, c.proof, keyGroup(kind.shape, c.keyIndex));
       if (holds) {
         this.complainedDealings.add(record.hash);
         disqualifications.note('from', d.author, `sealed a sub-share to ${disqualifications.label('to', c.author)} that does not match its commitments`);
@@ -203,6 +203,7 @@ export class DealingBook<Unsigned, Outcome> {
     const make = (variant: number): Uint8Array => {
       const keys: KeyDealing[] = kind.keyIds.map((keyId, k) =>
         dealKey({
+          group: keyGroup(kind.shape, k),
           seed: kind.seed,
           proposalId: kind.ceremonyId,
           keyId,
@@ -251,6 +252,6 @@ export class DealingBook<Unsigned, Outcome> {
     const mine = dealingHashes.map((h) => this.dealings.get(h)!.mine);
     // Certified without a sub-share from every agreed dealer (no hello reached one in time): no share; the outcome says so by its absence.
     if (!mine.every((m): m is bigint[] => Array.isArray(m))) return undefined;
-    return this.context.kind.keyIds.map((_, i) => this.context.kind.combineShares(dealers, mine.map((m) => m[i]!)));
+    return this.context.kind.keyIds.map((_, i) => this.context.kind.combineShares(dealers, mine.map((m) => m[i]!), i));
   }
 }

@@ -2,7 +2,7 @@ import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToNumberBE } from '@noble/curves/utils.js';
 import { lengthPrefixed, utf8ToBytes } from '../bytes.ts';
-import { mod } from '../curve.ts';
+import { secp256k1Group, type Group } from '../group.ts';
 
 /**
  * Every secret value of a ceremony comes from the node's seed and the proposal id, never from a
@@ -13,10 +13,15 @@ import { mod } from '../curve.ts';
 const DERIVE_DOMAIN = 'tkms/ceremony/v1/derive/';
 
 export function deriveScalar(seed: Uint8Array, proposalId: Uint8Array, label: string, ...parts: Uint8Array[]): bigint {
+  return deriveScalarIn(secp256k1Group, seed, proposalId, label, ...parts);
+}
+
+/** deriveScalar for a key's group (its order ℓ for ed25519); secp256k1 gives deriveScalar's values. */
+export function deriveScalarIn(group: Group, seed: Uint8Array, proposalId: Uint8Array, label: string, ...parts: Uint8Array[]): bigint {
   for (let counter = 0; ; counter++) {
     const info = lengthPrefixed(utf8ToBytes(DERIVE_DOMAIN + label), Uint8Array.of(counter), ...parts);
-    // 48 bytes reduced mod n: bias below 2^-128.
-    const value = mod(bytesToNumberBE(hkdf(sha256, seed, proposalId, info, 48)));
+    // 48 bytes reduced mod the group order: bias below 2^-128.
+    const value = group.mod(bytesToNumberBE(hkdf(sha256, seed, proposalId, info, 48)));
     if (value !== 0n) return value;
   }
 }

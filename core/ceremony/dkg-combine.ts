@@ -1,5 +1,5 @@
 import { encodeHex } from '../bytes.ts';
-import { encodePoint, mod, Point } from '../curve.ts';
+import { secp256k1Group, type Group, type GroupPoint, type GroupName } from '../group.ts';
 import type { UnsignedDkgResult } from '../dkg/context.ts';
 import type { CommitteeMembership } from '../committee.ts';
 import type { KeyDealing } from './codec.ts';
@@ -13,18 +13,18 @@ import { commitmentAt, commitmentPoints } from './dealing.ts';
  */
 export interface DkgKeyMaterial {
   groupPublicKey: Uint8Array;
-  /** Member id → compressed Y_i. */
+  /** Member id → encoded Y_i. */
   verificationShares: Map<number, Uint8Array>;
 }
 
 /** Undefined when the sum is the identity somewhere (only adversarial dealings could do that; the proposal is then void). */
-export function combineDkgCommitments(keyDealings: readonly KeyDealing[], memberIds: readonly number[]): DkgKeyMaterial | undefined {
-  const points = keyDealings.map(commitmentPoints);
+export function combineDkgCommitments(keyDealings: readonly KeyDealing[], memberIds: readonly number[], group: Group = secp256k1Group): DkgKeyMaterial | undefined {
+  const points = keyDealings.map((d) => commitmentPoints(d, group));
   const degree = points[0]!.length;
-  const combined: Point[] = [];
+  const combined: GroupPoint[] = [];
   for (let k = 0; k < degree; k++) {
     // Public points: variable-time additions.
-    const sum = points.reduce((acc, p) => acc.add(p[k]!), Point.ZERO);
+    const sum = points.reduce((acc, p) => acc.add(p[k]!), group.zero);
     if (sum.is0()) return undefined;
     combined.push(sum);
   }
@@ -32,26 +32,28 @@ export function combineDkgCommitments(keyDealings: readonly KeyDealing[], member
   for (const id of memberIds) {
     const y = commitmentAt(combined, id);
     if (y === undefined) return undefined;
-    verificationShares.set(id, encodePoint(y));
+    verificationShares.set(id, group.encodePoint(y));
   }
-  return { groupPublicKey: encodePoint(combined[0]!), verificationShares };
+  return { groupPublicKey: group.encodePoint(combined[0]!), verificationShares };
 }
 
 /** A member's share: Σ_j g_j(m) over the qualified dealers. */
-export function sumSubShares(subShares: readonly bigint[]): bigint {
-  return subShares.reduce((acc, v) => mod(acc + v), 0n);
+export function sumSubShares(subShares: readonly bigint[], group: Group = secp256k1Group): bigint {
+  return subShares.reduce((acc, v) => group.mod(acc + v), 0n);
 }
 
 /**
  * The unsigned result members vote on, in core/dkg/result.ts's canonical field order; epoch 0 is
  * spelled by leaving the field out (the digest of a result made before epochs existed).
  */
-export function unsignedDkgResult(input: { keyId: string; committee: CommitteeMembership; sessionId: Uint8Array; qualified: readonly number[]; material: DkgKeyMaterial; transcriptHash: Uint8Array }): UnsignedDkgResult {
+export function unsignedDkgResult(input: { keyId: string; committee: CommitteeMembership; sessionId: Uint8Array; qualified: readonly number[]; material: DkgKeyMaterial; transcriptHash: Uint8Array; curve?: GroupName }): UnsignedDkgResult {
   const { committee, material } = input;
   return {
     keyId: input.keyId,
     committeeId: committee.committeeId,
     ...(committee.epoch === 0 ? {} : { epoch: committee.epoch }),
+    // Absent for secp256k1: a result of the only curve before Ed25519 keys keeps its bytes and digest.
+    ...(input.curve === undefined || input.curve === 'secp256k1' ? {} : { curve: input.curve }),
     sessionId: encodeHex(input.sessionId),
     t: committee.t,
     n: committee.members.length,

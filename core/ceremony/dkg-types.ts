@@ -27,6 +27,12 @@ export interface DkgCeremonyParams {
   seed: Uint8Array;
   /** The vote this node already cast in this session (persisted before it was sent), if any. */
   priorVote?: Uint8Array;
+  /**
+   * The group of the new key's shares; absent = secp256k1. Each member takes it from its own view of
+   * the key (a managed key's spec: node/key-material.ts), never from the proposer, and it is bound
+   * into the ceremony id: members that disagree verify none of each other's messages.
+   */
+  curve?: 'ed25519';
 }
 
 export interface DkgCeremonyOutcome {

@@ -10,7 +10,8 @@ import { chooseAllDealers } from './agreement.ts';
 import { combineDkgCommitments, sumSubShares, unsignedDkgResult } from './dkg-combine.ts';
 import { dkgKeyDealingIsValid } from './dealing.ts';
 import { maxAttempts } from './deadlines.ts';
-import { deriveScalar, u16Bytes } from './derive.ts';
+import { deriveScalarIn, u16Bytes } from './derive.ts';
+import { groupOf } from '../group.ts';
 import type { DkgCeremonyApi, DkgCeremonyFaults, DkgCeremonyOutcome, DkgCeremonyParams } from './dkg-types.ts';
 import { CeremonyEngine } from './engine.ts';
 import { voteQuorum } from './handover.ts';
@@ -18,6 +19,8 @@ import type { CeremonyKind } from './kind.ts';
 import type { CeremonyIdentity, CeremonyTiming } from './types.ts';
 
 const DKG_CEREMONY_DOMAIN = utf8ToBytes('tkms/ceremony/v1/dkg');
+/** A DKG of a key outside secp256k1 binds its curve: another domain, so no secp256k1 DKG's id is one of these. */
+const DKG_CURVE_CEREMONY_DOMAIN = utf8ToBytes('tkms/ceremony/v1/dkg-curve');
 const SEED_LENGTH = 32;
 
 function u32(value: number): Uint8Array {
@@ -32,7 +35,8 @@ function u32(value: number): Uint8Array {
  * t, members and their keys) and the epoch, so nothing of one DKG (or of a reshare: another domain)
  * is valid in another.
  */
-export function dkgCeremonyId(keyId: string, committee: CommitteeMembership, sessionId: Uint8Array): Uint8Array {
+export function dkgCeremonyId(keyId: string, committee: CommitteeMembership, sessionId: Uint8Array, curve?: 'ed25519'): Uint8Array {
+  if (curve !== undefined) return sha256(lengthPrefixed(DKG_CURVE_CEREMONY_DOMAIN, utf8ToBytes(curve), keyIdBytes(keyId), committeeDigest(committee), u32(committee.epoch), sessionId));
   return sha256(lengthPrefixed(DKG_CEREMONY_DOMAIN, keyIdBytes(keyId), committeeDigest(committee), u32(committee.epoch), sessionId));
 }
 
@@ -43,13 +47,15 @@ export function dkgCeremonyId(keyId: string, committee: CommitteeMembership, ses
  * so the certificate is a DkgPublicResult every existing verifier accepts.
  */
 export function dkgKind(params: DkgCeremonyParams, identity: CeremonyIdentity): CeremonyKind<UnsignedDkgResult, DkgCeremonyOutcome> {
-  const { committee, keyId, sessionId, seed } = params;
+  const { committee, keyId, sessionId, seed, curve } = params;
   assertKeyId(keyId);
+  if (curve !== undefined && curve !== 'ed25519') throw new TkmsError('bad_request', 'DKG ceremony: curve must be "ed25519" or absent (secp256k1)');
+  const group = groupOf(curve);
   if (!(sessionId instanceof Uint8Array) || sessionId.length !== SESSION_ID_LENGTH) throw new TkmsError('bad_request', `DKG ceremony: session id must be ${SESSION_ID_LENGTH} bytes`);
   if (!(seed instanceof Uint8Array) || seed.length !== SEED_LENGTH) throw new TkmsError('bad_request', `DKG ceremony: seed must be ${SEED_LENGTH} bytes`);
   const n = committee.members.length;
   assertThreshold(committee.t, n);
-  const ceremonyId = dkgCeremonyId(keyId, committee, sessionId);
+  const ceremonyId = dkgCeremonyId(keyId, committee, sessionId, curve);
   const memberKeys = new Map(committee.members.map((m) => [m.id, m.publicKey]));
   const memberIds = committee.members.map((m) => m.id);
   const myId = committee.members.find((m) => equalBytes(m.publicKey, identity.publicKey))?.id;
@@ -61,22 +67,22 @@ export function dkgKind(params: DkgCeremonyParams, identity: CeremonyIdentity): 
     dealers: committee.members,
     receivers: committee.members,
     keyIds: [keyId],
-    shape: { family: 'dkg', n, t: committee.t, nTo: n, tTo: committee.t, keys: 1, maxAttempts: maxAttempts(n) },
+    shape: { family: 'dkg', n, t: committee.t, nTo: n, tTo: committee.t, keys: 1, maxAttempts: maxAttempts(n), ...(curve === undefined ? {} : { keyGroups: [curve] }) },
     // Every voter is in "both" committees (it deals and receives): both counts are the one quorum.
     quorum: { arriving: quorum, leaving: quorum },
-    constantTerms: myId === undefined ? undefined : [deriveScalar(seed, ceremonyId, 'dkg-constant-term', keyIdBytes(keyId), u16Bytes(myId))],
+    constantTerms: myId === undefined ? undefined : [deriveScalarIn(group, seed, ceremonyId, 'dkg-constant-term', keyIdBytes(keyId), u16Bytes(myId))],
     proveConstantTerms: true,
-    keyDealingIsValid: (dealer, _k, d) => dkgKeyDealingIsValid(ceremonyId, keyId, dealer, d),
+    keyDealingIsValid: (dealer, _k, d) => dkgKeyDealingIsValid(ceremonyId, keyId, dealer, d, group),
     invalidDealingReason: 'dealing fails the public checks (no proof of knowledge of its constant term, or a bad sealing key)',
     chooseDealers: (standings) => chooseAllDealers(standings, committee.t),
     combine: (dealers, dealings, transcriptHash) => {
-      const material = combineDkgCommitments(dealings.map((d) => d.keys[0]!), memberIds);
+      const material = combineDkgCommitments(dealings.map((d) => d.keys[0]!), memberIds, group);
       if (material === undefined) return undefined;
-      const unsigned = unsignedDkgResult({ keyId, committee, sessionId, qualified: dealers, material, transcriptHash });
+      const unsigned = unsignedDkgResult({ keyId, committee, sessionId, qualified: dealers, material, transcriptHash, ...(curve === undefined ? {} : { curve }) });
       return { unsigned, digest: dkgResultDigest(unsigned, memberKeys) };
     },
     voteMessage: confirmMessage,
-    combineShares: (_dealers, subShares) => sumSubShares(subShares),
+    combineShares: (_dealers, subShares) => sumSubShares(subShares, group),
     outcome: (unsigned, votes, shares) => {
       const signatures = Object.fromEntries(votes.map((v) => [v.toId, v] as const).sort((a, b) => a[0] - b[0]).map(([id, v]) => [String(id), encodeHex(v.signature)]));
       const result = { ...unsigned, signatures };

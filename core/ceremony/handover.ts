@@ -3,6 +3,7 @@ import { decodeHex, encodeHex, lengthPrefixed, utf8ToBytes } from '../bytes.ts';
 import { committeeDigest, committeeFileDigest, parseCommittee, sameMembership, type Committee, type CommitteeDecoders, type CommitteeMembership } from '../committee.ts';
 import { decodePoint, encodePoint } from '../curve.ts';
 import { assertSharesOnPolynomial } from '../dkg/shares-on-polynomial.ts';
+import { groupOf } from '../group.ts';
 import { verifyMemberSignature } from '../dkg/member-signatures.ts';
 import { TkmsError } from '../errors.ts';
 import { assertKeyId, keyIdBytes } from '../identifiers.ts';
@@ -30,6 +31,8 @@ export interface KeyEpochData {
   groupPublicKey: Uint8Array;
   /** Member id → compressed Y_i at this epoch, for every member of that epoch's committee. */
   verificationShares: Map<number, Uint8Array>;
+  /** The key's group when not secp256k1 (its DKG result's `curve`); the points above are then 32-byte ed25519 encodings. */
+  curve?: 'ed25519';
 }
 
 /** A handover certificate as JSON (wire, keystore, gateway answers). */
@@ -51,6 +54,8 @@ export interface HandoverCertificate {
 
 export interface HandoverKey {
   keyId: string;
+  /** The key's group when not secp256k1 (absent = secp256k1: certificates before Ed25519 keys keep their bytes and digest). */
+  curve?: 'ed25519';
   /** 0x compressed group key: the same as before the handover. */
   groupPublicKey: string;
   /** Member id (decimal) → 0x compressed Y_i at the new epoch, for every member of `to`. */
@@ -97,7 +102,10 @@ function digestLeaving(h: UnsignedHandover, fromDigest: Uint8Array, to: Committe
   const fields: Uint8Array[] = [DIGEST_DOMAIN, utf8ToBytes(h.committeeId), u32(h.fromEpoch), fromDigest, committeeFileDigest(to), u32(h.keys.length)];
   for (const key of h.keys) {
     const ids = Object.keys(key.verificationShares).map(Number).sort((a, b) => a - b);
-    fields.push(keyIdBytes(key.keyId), decodeHex(key.groupPublicKey), u32(ids.length));
+    // An ed25519 key adds its curve name as a field of its own (7 bytes where a secp256k1 key has its 33-byte group key), so no
+    // digest of a secp256k1 key's entry equals one of an ed25519 key's, and a secp256k1 key's digest is what it was.
+    if (key.curve !== undefined) fields.push(keyIdBytes(key.keyId), utf8ToBytes(key.curve), decodeHex(key.groupPublicKey), u32(ids.length));
+    else fields.push(keyIdBytes(key.keyId), decodeHex(key.groupPublicKey), u32(ids.length));
     for (const id of ids) fields.push(u32(id), decodeHex(key.verificationShares[String(id)]));
   }
   fields.push(decodeHex(h.transcriptHash));
@@ -120,7 +128,17 @@ function hexField(value: unknown, length: number, where: string): string {
   }
 }
 
-function pointField(value: unknown, where: string): string {
+function pointField(value: unknown, where: string, curve?: 'ed25519'): string {
+  if (curve !== undefined) {
+    const group = groupOf(curve);
+    const hex = hexField(value, group.pointLength, where);
+    try {
+      group.decodePoint(hex, where);
+    } catch {
+      fail(`${where} is not a valid ${curve} point of the prime-order subgroup`);
+    }
+    return hex;
+  }
   const hex = hexField(value, 33, where);
   try {
     decodePoint(hex, where);
@@ -165,7 +183,10 @@ export function parseHandoverCertificate(value: unknown): HandoverCertificate {
   const keys: HandoverKey[] = value.keys.map((k: unknown, i: number) => {
     const where = `keys[${i}]`;
     if (!isPlainObject(k)) fail(`${where} must be an object`);
-    requireExactFields(k, where, ['keyId', 'groupPublicKey', 'verificationShares']);
+    requireExactFields(k, where, 'curve' in k ? ['keyId', 'curve', 'groupPublicKey', 'verificationShares'] : ['keyId', 'groupPublicKey', 'verificationShares']);
+    // One spelling: secp256k1 is the field's absence.
+    if ('curve' in k && k.curve !== 'ed25519') fail(`${where}.curve must be "ed25519" (absent for secp256k1)`);
+    const curve = k.curve as 'ed25519' | undefined;
     try {
       assertKeyId(k.keyId);
     } catch {
@@ -177,9 +198,9 @@ export function parseHandoverCertificate(value: unknown): HandoverCertificate {
     const verificationShares: Record<string, string> = {};
     for (const [id, y] of shares) {
       if (!/^[1-9][0-9]{0,4}$/.test(id) || Number(id) > 65_535) fail(`${where}.verificationShares key "${id.slice(0, 8)}" is not a member id`);
-      verificationShares[id] = pointField(y, `${where}.verificationShares.${id}`);
+      verificationShares[id] = pointField(y, `${where}.verificationShares.${id}`, curve);
     }
-    return { keyId: k.keyId as string, groupPublicKey: pointField(k.groupPublicKey, `${where}.groupPublicKey`), verificationShares };
+    return { keyId: k.keyId as string, ...(curve === undefined ? {} : { curve }), groupPublicKey: pointField(k.groupPublicKey, `${where}.groupPublicKey`, curve), verificationShares };
   });
   for (let i = 1; i < keys.length; i++) if (!(keys[i - 1]!.keyId < keys[i]!.keyId)) fail('keys must be sorted by key id without repeats');
   const transcriptHash = hexField(value.transcriptHash, 32, 'transcriptHash');
@@ -264,13 +285,15 @@ function arrivingKeys(cert: HandoverCertificate, to: Committee, fromKeys?: Reado
     if (before !== undefined && encodeHex(before.groupPublicKey) !== k.groupPublicKey) {
       throw new TkmsError('dkg_failed', `handover key ${k.keyId}: the group key changed`);
     }
-    assertSharesOnPolynomial(to.t, k.verificationShares, k.groupPublicKey);
+    if (before !== undefined && before.curve !== k.curve) throw new TkmsError('dkg_failed', `handover key ${k.keyId}: the curve changed`);
+    assertSharesOnPolynomial(to.t, k.verificationShares, k.groupPublicKey, groupOf(k.curve));
     return {
       keyId: k.keyId,
       epoch: to.epoch,
       t: to.t,
       groupPublicKey: decodeHex(k.groupPublicKey),
       verificationShares: new Map(ids.map((id) => [Number(id), decodeHex(k.verificationShares[id])])),
+      ...(k.curve === undefined ? {} : { curve: k.curve }),
     };
   });
 }
@@ -357,6 +380,7 @@ export function handoverKeyJson(key: KeyEpochData): HandoverKey {
   const ids = [...key.verificationShares.keys()].sort((a, b) => a - b);
   return {
     keyId: key.keyId,
+    ...(key.curve === undefined ? {} : { curve: key.curve }),
     groupPublicKey: encodeHex(key.groupPublicKey),
     verificationShares: Object.fromEntries(ids.map((id) => [String(id), encodeHex(key.verificationShares.get(id)!)])),
   };

@@ -48,7 +48,7 @@ export interface CeremonyKind<Unsigned, Outcome> {
   /** The bytes a vote's signature covers for a digest. */
   voteMessage(digest: Uint8Array): Uint8Array;
   /** A receiver's share of one key from its opened sub-shares (aligned with the agreed dealers). */
-  combineShares(dealers: readonly number[], subShares: readonly bigint[]): bigint;
+  combineShares(dealers: readonly number[], subShares: readonly bigint[], keyIndex: number): bigint;
   /** The outcome from the certified unsigned result, the votes (at least the quorum) and this node's shares per key, if it has them. */
   outcome(unsigned: Unsigned, votes: readonly VoteRecord[], shares: readonly bigint[] | undefined): Outcome;
   /** How disqualified() names a participant by role. */

@@ -9,6 +9,8 @@ const RESULT_CONFIRM_DOMAIN = utf8ToBytes('tkms/dkg/v2/confirm');
 const RESULT_DOMAIN = utf8ToBytes('tkms/dkg/v2/result');
 /** Results made at an epoch ≥ 1 sign it: another domain, so no v2 digest can equal a v3 one. */
 const RESULT_DOMAIN_V3 = utf8ToBytes('tkms/dkg/v3/result');
+/** Results of a key outside secp256k1 sign the curve (and the epoch, 0 included) under a fourth domain. */
+const RESULT_DOMAIN_V4 = utf8ToBytes('tkms/dkg/v4/result');
 
 function u16List(values: readonly number[]): Uint8Array {
   const out = new Uint8Array(values.length * 2);
@@ -47,7 +49,12 @@ export type UnsignedDkgResult = Omit<DkgPublicResult, 'signatures'>;
  */
 export function dkgResultDigest(r: UnsignedDkgResult, memberKeys: ReadonlyMap<number, Uint8Array>): Uint8Array {
   const ids = Object.keys(r.verificationShares).map(Number).sort((a, b) => a - b);
-  const head = r.epoch === undefined ? [RESULT_DOMAIN, keyIdBytes(r.keyId), utf8ToBytes(r.committeeId)] : [RESULT_DOMAIN_V3, keyIdBytes(r.keyId), utf8ToBytes(r.committeeId), u32(r.epoch)];
+  const head =
+    r.curve !== undefined
+      ? [RESULT_DOMAIN_V4, utf8ToBytes(r.curve), keyIdBytes(r.keyId), utf8ToBytes(r.committeeId), u32(r.epoch ?? 0)]
+      : r.epoch === undefined
+        ? [RESULT_DOMAIN, keyIdBytes(r.keyId), utf8ToBytes(r.committeeId)]
+        : [RESULT_DOMAIN_V3, keyIdBytes(r.keyId), utf8ToBytes(r.committeeId), u32(r.epoch)];
   const fields: Uint8Array[] = [...head, decodeHex(r.sessionId), u16(r.t), u16(r.n)];
   for (const id of ids) {
     const key = memberKeys.get(id);

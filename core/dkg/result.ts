@@ -1,5 +1,5 @@
 import { decodeHex, encodeHex, utf8ToBytes } from '../bytes.ts';
-import { decodePoint } from '../curve.ts';
+import { groupOf, type Group } from '../group.ts';
 import { TkmsError } from '../errors.ts';
 import { MAX_EPOCH } from '../committee.ts';
 import { assertKeyId } from '../identifiers.ts';
@@ -20,7 +20,7 @@ export const MAX_ENCODED_RESULT_LENGTH = 4 * 1024 * 1024;
 
 const RESULT_KEYS = ['keyId', 'committeeId', 'sessionId', 't', 'n', 'groupPublicKey', 'verificationShares', 'qualified', 'transcriptHash', 'signatures'] as const;
 /** Fields a result may leave out: `epoch` is absent at epoch 0, so results made before epochs keep their bytes and digest. */
-const OPTIONAL_RESULT_KEYS = ['epoch'] as const;
+const OPTIONAL_RESULT_KEYS = ['epoch', 'curve'] as const;
 
 export function assertCommitteeId(value: unknown): asserts value is string {
   if (typeof value !== 'string' || value.length < 1 || value.length > MAX_COMMITTEE_ID_LENGTH || !/^[\x21-\x7e]+$/.test(value)) {
@@ -58,9 +58,9 @@ function canonicalHex(value: unknown, name: string, length: number | undefined, 
   return hex;
 }
 
-function canonicalPoint(value: unknown, name: string): string {
-  const hex = canonicalHex(value, name, 33);
-  decodePoint(hex, name);
+function canonicalPoint(value: unknown, name: string, group: Group): string {
+  const hex = canonicalHex(value, name, group.pointLength);
+  group.decodePoint(hex, name);
   return hex;
 }
 
@@ -92,18 +92,22 @@ export function parseDkgPublicResult(value: unknown): DkgPublicResult {
   if (epoch !== undefined && (!Number.isSafeInteger(epoch) || (epoch as number) < 1 || (epoch as number) > MAX_EPOCH)) {
     throw new TkmsError('bad_request', `epoch must be an integer in 1..${MAX_EPOCH} (absent at epoch 0)`);
   }
+  const curve = (value as { curve?: unknown }).curve;
+  // One canonical form: secp256k1 is spelled by leaving the field out.
+  if (curve !== undefined && curve !== 'ed25519') throw new TkmsError('bad_request', 'curve must be "ed25519" (absent for secp256k1)');
+  const group = groupOf(curve);
   const sessionId = canonicalHex(v.sessionId, 'sessionId', SESSION_ID_LENGTH);
   assertThreshold(v.t, v.n);
   const t = v.t;
   const n = v.n as number;
-  const groupPublicKey = canonicalPoint(v.groupPublicKey, 'groupPublicKey');
+  const groupPublicKey = canonicalPoint(v.groupPublicKey, 'groupPublicKey', group);
 
   if (!isPlainObject(v.verificationShares)) throw new TkmsError('bad_request', 'verificationShares must be an object');
   const shareEntries = Object.entries(v.verificationShares);
   if (shareEntries.length !== n) throw new TkmsError('bad_request', `verificationShares must have one entry per member (n = ${n})`);
   const verificationShares: Record<string, string> = {};
   for (const [key, y] of shareEntries.map(([k, y]) => [memberKey(k, 'verificationShares'), y] as const).sort((a, b) => a[0] - b[0])) {
-    verificationShares[String(key)] = canonicalPoint(y, `verificationShares[${key}]`);
+    verificationShares[String(key)] = canonicalPoint(y, `verificationShares[${key}]`, group);
   }
 
   if (!Array.isArray(v.qualified) || v.qualified.length < t || v.qualified.length > n) {
@@ -129,7 +133,7 @@ export function parseDkgPublicResult(value: unknown): DkgPublicResult {
     if (hex === '0x') throw new TkmsError('bad_length', `signatures[${key}] is empty`);
     signatures[String(key)] = hex;
   }
-  return { keyId: v.keyId, committeeId: v.committeeId, ...(epoch === undefined ? {} : { epoch: epoch as number }), sessionId, t, n, groupPublicKey, verificationShares, qualified, transcriptHash, signatures };
+  return { keyId: v.keyId, committeeId: v.committeeId, ...(epoch === undefined ? {} : { epoch: epoch as number }), ...(curve === undefined ? {} : { curve }), sessionId, t, n, groupPublicKey, verificationShares, qualified, transcriptHash, signatures };
 }
 
 /** The result's fields without signatures; what every member signs (via dkgResultDigest). */
@@ -146,7 +150,7 @@ function assertSameMembers(result: DkgPublicResult, memberKeys: ReadonlyMap<numb
 }
 
 function assertConsistentShares(result: DkgPublicResult): void {
-  assertSharesOnPolynomial(result.t, result.verificationShares, result.groupPublicKey);
+  assertSharesOnPolynomial(result.t, result.verificationShares, result.groupPublicKey, groupOf(result.curve));
 }
 
 /** The digest of a result as two parties compare it: equal digests = the same key, whoever signed. */

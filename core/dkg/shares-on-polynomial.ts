@@ -1,5 +1,6 @@
 import { curveBackend } from '../curve-backend.ts';
-import { decodePoint, encodePoint, mod, Point, randomScalar, type Point as PointT } from '../curve.ts';
+import { encodePoint, type Point as PointT } from '../curve.ts';
+import { secp256k1Group, type Group, type GroupPoint } from '../group.ts';
 import { TkmsError } from '../errors.ts';
 import { lagrangeCoefficientsAtZero } from '../shamir.ts';
 
@@ -21,36 +22,39 @@ import { lagrangeCoefficientsAtZero } from '../shamir.ts';
  * A failing check is explained by the interpolation (rare, and only then), so the error names the
  * member whose share is off the polynomial as before.
  */
-export function assertSharesOnPolynomial(t: number, verificationShares: Readonly<Record<string, string | Uint8Array>>, groupPublicKey: string | Uint8Array): void {
+export function assertSharesOnPolynomial(t: number, verificationShares: Readonly<Record<string, string | Uint8Array>>, groupPublicKey: string | Uint8Array, group: Group = secp256k1Group): void {
   const ids = Object.keys(verificationShares).map(Number);
-  const points = ids.map((id) => decodePoint(verificationShares[String(id)]!, `Y_${id}`));
-  const groupKey = decodePoint(groupPublicKey, 'groupPublicKey');
-  if (onOnePolynomial(t, [0, ...ids], [groupKey, ...points])) return;
-  explainOffPolynomial(t, ids, points, groupKey);
+  const points = ids.map((id) => group.decodePoint(verificationShares[String(id)]!, `Y_${id}`));
+  const groupKey = group.decodePoint(groupPublicKey, 'groupPublicKey');
+  if (onOnePolynomial(t, [0, ...ids], [groupKey, ...points], group)) return;
+  explainOffPolynomial(t, ids, points, groupKey, group);
 }
 
 /** The dual-code check above, for values at distinct xs (t ≤ xs.length). */
-export function onOnePolynomial(t: number, xs: readonly number[], values: readonly PointT[]): boolean {
+export function onOnePolynomial(t: number, xs: readonly number[], values: readonly GroupPoint[], group: Group = secp256k1Group): boolean {
+  const mod = (a: bigint): bigint => group.mod(a);
   // Two equal xs would make a weight 1/0, which inverts to 0 and drops the values from the sum unchecked.
   if (new Set(xs).size !== xs.length || xs.some((x) => !Number.isSafeInteger(x) || x < 0)) throw new TkmsError('bad_request', 'verification shares need distinct member ids 1..65535');
   const m = xs.length - 1;
   if (t > m) return true; // t ≥ n + 1 points: every set of values is on a polynomial of degree < t.
   const big = xs.map(BigInt);
   const denominators = big.map((xi, i) => big.reduce((acc, xj, j) => (i === j ? acc : mod(acc * (xi - xj))), 1n));
-  const weights = Point.Fn.invertBatch(denominators);
-  const f = Array.from({ length: m - t + 1 }, () => randomScalar());
+  const weights = group.Fn.invertBatch(denominators);
+  const f = Array.from({ length: m - t + 1 }, () => group.randomScalar());
   const scalars = big.map((x, i) => mod(weights[i]! * f.reduceRight((acc, c) => mod(acc * x + c), 0n)));
-  return curveBackend().linearCombination(0n, values.map((p) => encodePoint(p)), scalars) === null;
+  // secp256k1 through the backend (libsecp256k1 where it loads), as before; other groups through noble.
+  if (group.name === 'secp256k1') return curveBackend().linearCombination(0n, values.map((p) => encodePoint(p as PointT)), scalars) === null;
+  return group.linearCombination(values, scalars) === undefined;
 }
 
-function explainOffPolynomial(t: number, ids: readonly number[], points: readonly PointT[], groupKey: PointT): never {
+function explainOffPolynomial(t: number, ids: readonly number[], points: readonly GroupPoint[], groupKey: GroupPoint, group: Group): never {
   const baseIds = ids.slice(0, t);
   const basePoints = points.slice(0, t);
-  if (!interpolateAt(baseIds, basePoints, 0).equals(groupKey)) {
+  if (!interpolateAt(baseIds, basePoints, 0, group).equals(groupKey)) {
     throw new TkmsError('dkg_failed', 'verification shares do not interpolate to the group public key');
   }
   for (let k = t; k < ids.length; k++) {
-    if (!interpolateAt(baseIds, basePoints, ids[k]!).equals(points[k]!)) {
+    if (!interpolateAt(baseIds, basePoints, ids[k]!, group).equals(points[k]!)) {
       throw new TkmsError('dkg_failed', `verification share of member ${ids[k]} is not on the degree-${t - 1} polynomial`);
     }
   }
@@ -58,13 +62,14 @@ function explainOffPolynomial(t: number, ids: readonly number[], points: readonl
   throw new TkmsError('internal', 'the verification shares failed the polynomial check but interpolate consistently');
 }
 
-function interpolateAt(ids: readonly number[], points: readonly PointT[], x: number): PointT {
-  const coefficients = x === 0 ? lagrangeCoefficientsAtZero(ids) : lagrangeAt(ids, x);
-  return points.reduce((acc, p, i) => (coefficients[i] === 0n ? acc : acc.add(p.multiplyUnsafe(coefficients[i]!))), Point.ZERO);
+function interpolateAt(ids: readonly number[], points: readonly GroupPoint[], x: number, group: Group): GroupPoint {
+  const coefficients = x === 0 ? lagrangeCoefficientsAtZero(ids, group.Fn) : lagrangeAt(ids, x, group);
+  return points.reduce((acc, p, i) => (coefficients[i] === 0n ? acc : acc.add(p.multiplyUnsafe(coefficients[i]!))), group.zero);
 }
 
 /** λ_j(x) for interpolating at an arbitrary x over the given ids (public values). */
-function lagrangeAt(ids: readonly number[], x: number): bigint[] {
+function lagrangeAt(ids: readonly number[], x: number, group: Group): bigint[] {
+  const mod = (a: bigint): bigint => group.mod(a);
   const bx = BigInt(x);
   const out: bigint[] = [];
   for (const i of ids) {
@@ -75,7 +80,7 @@ function lagrangeAt(ids: readonly number[], x: number): bigint[] {
       num = mod(num * (bx - BigInt(j)));
       den = mod(den * (BigInt(i) - BigInt(j)));
     }
-    out.push(mod(num * Point.Fn.inv(den)));
+    out.push(mod(num * group.Fn.inv(den)));
   }
   return out;
 }

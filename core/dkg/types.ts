@@ -10,13 +10,19 @@ export interface DkgPublicResult {
    * v2 digest results were always signed with. Present (≥ 1) it is part of what members sign.
    */
   epoch?: number;
+  /**
+   * The group of the key's shares (core/group.ts): absent = secp256k1 (every result before Ed25519
+   * keys, bytes and digest unchanged); 'ed25519' = the prime-order subgroup of edwards25519, and then
+   * part of what members sign (dkgResultDigest's v4 form).
+   */
+  curve?: 'ed25519';
   /** 0x + 16 bytes hex. */
   sessionId: string;
   t: number;
   n: number;
-  /** 0x + 33-byte compressed point. */
+  /** 0x + 33-byte compressed point (secp256k1) or 32-byte RFC 8032 encoding (ed25519). */
   groupPublicKey: string;
-  /** Member id (decimal string) → 0x compressed Y_i = share_i·G, for EVERY member id. */
+  /** Member id (decimal string) → 0x encoded Y_i = share_i·G, for EVERY member id. */
   verificationShares: Record<string, string>;
   /** Dealer ids whose contributions form the key (sorted). */
   qualified: number[];

@@ -15,12 +15,14 @@ export interface DkgScenario {
   /** Node index i is member i + 1 (fromId = toId = its member id). */
   nodes: SimNode[];
   memberKeys: Map<number, Uint8Array>;
+  /** The new key's group (absent = secp256k1). */
+  curve?: 'ed25519';
 }
 
 export type DkgSchedule = Schedule<DkgCeremony, DkgCeremonyFaults>;
 export type DkgSimResult = SimResult<DkgCeremony>;
 
-export function makeDkgScenario(opts: { n: number; t: number; seed?: number; epoch?: number; keyId?: string }): DkgScenario {
+export function makeDkgScenario(opts: { n: number; t: number; seed?: number; epoch?: number; keyId?: string; curve?: 'ed25519' }): DkgScenario {
   const random = seededRandom(opts.seed ?? 1);
   const bytes = (length: number) => Uint8Array.from({ length }, () => Math.floor(random() * 256));
   const nodes: SimNode[] = [];
@@ -29,11 +31,11 @@ export function makeDkgScenario(opts: { n: number; t: number; seed?: number; epo
     nodes.push({ index: id - 1, secretKey, publicKey: ed25519.getPublicKey(secretKey), fromId: id, toId: id, seed: bytes(32) });
   }
   const c = committee('dkg-ceremony-test', opts.epoch ?? 0, opts.t, nodes.map((x) => ({ id: x.fromId!, publicKey: x.publicKey })));
-  return { committee: c, keyId: opts.keyId ?? 'key-dkg', sessionId: bytes(16), nodes, memberKeys: new Map(c.members.map((m) => [m.id, m.publicKey])) };
+  return { committee: c, keyId: opts.keyId ?? 'key-dkg', sessionId: bytes(16), nodes, memberKeys: new Map(c.members.map((m) => [m.id, m.publicKey])), ...(opts.curve === undefined ? {} : { curve: opts.curve }) };
 }
 
 export function dkgParamsOf(s: DkgScenario, node: SimNode, priorVote?: Uint8Array): DkgCeremonyParams {
-  return { keyId: s.keyId, committee: s.committee, sessionId: s.sessionId, seed: node.seed, ...(priorVote ? { priorVote } : {}) };
+  return { keyId: s.keyId, committee: s.committee, sessionId: s.sessionId, seed: node.seed, ...(priorVote ? { priorVote } : {}), ...(s.curve === undefined ? {} : { curve: s.curve }) };
 }
 
 export function newDkgCeremony(s: DkgScenario, node: SimNode, opts: { phaseMs?: number; faults?: DkgCeremonyFaults; priorVote?: Uint8Array; signed?: Uint8Array[] } = {}): DkgCeremony {
