@@ -1,4 +1,5 @@
-import type { Point, RsaKeyPair } from '../core/index.ts';
+import type { Group, GroupPoint } from '../core/group.ts';
+import type { RsaKeyPair } from '../core/index.ts';
 import type { DkgPublicResult } from '../core/dkg/index.ts';
 import type { Account } from './account.ts';
 import type { EpochShares } from './epochs.ts';
@@ -67,7 +68,9 @@ export interface NodeMisbehaviour {
 
 export interface VerifiedKey {
   keyId: string;
-  publicKey: Point;
+  /** The key's group (its DKG result's curve): secp256k1, or ed25519 for an Ed25519 signing key. */
+  group: Group;
+  publicKey: GroupPoint;
   publicKeyHex: string;
   t: number;
   n: number;

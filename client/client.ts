@@ -7,6 +7,7 @@ import {
   decodeHandle,
   decodeHex,
   decodePoint,
+  type Point,
   decryptWithSharedSecretX,
   DelegationMessage,
   deriveHandle,
@@ -225,7 +226,8 @@ export class TkmsClient {
     const owner = this.signer.addressBytes;
     const tweak = this.tweakOf(target, key);
     // A derived key's public key is computed here from the verified root, never taken from the gateway.
-    const publicKey = tweak === undefined ? key.publicKey : decodePoint(derivedPublicKey(decodeHex(key.publicKeyHex, { name: 'root public key', length: 33 }), tweak), 'derived public key');
+    if (key.group.name !== 'secp256k1') throw new TkmsError('key_usage_mismatch', `key ${key.keyId} is an ${key.group.name} key: it does not encrypt`);
+    const publicKey = tweak === undefined ? (key.publicKey as Point) : decodePoint(derivedPublicKey(decodeHex(key.publicKeyHex, { name: 'root public key', length: 33 }), tweak), 'derived public key');
     const sealed = await sealToHandle({ publicKey, keyId, owner, plaintext });
     const handle = sealed.handle;
     const registration = await this.signed<RegisterHandle>(RegisterHandleMessage.struct, { handle, keyId, owner }, { committeeId: key.committeeId });

@@ -1,4 +1,5 @@
-import { assertKeyId, assertPointBytes, decodeHex, decodePoint, equalBytes, isTkmsError, TkmsError } from '../core/index.ts';
+import { assertKeyId, decodeHex, equalBytes, isTkmsError, TkmsError } from '../core/index.ts';
+import { groupOf } from '../core/group.ts';
 import { parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
 import type { GatewayHttp } from './gateway-http.ts';
 import { followKey, pinnedMembership, type KeyEpochs } from './epochs.ts';
@@ -108,8 +109,9 @@ export class VerifiedKeys {
       keyId,
       epoch: made,
       t: result.t,
-      groupPublicKey: decodePointBytes(result.groupPublicKey, 'public key'),
-      verificationShares: new Map(Object.entries(result.verificationShares).map(([id, y]) => [Number(id), decodePointBytes(y, `Y_${id}`)])),
+      groupPublicKey: decodePointBytes(result, result.groupPublicKey, 'public key'),
+      verificationShares: new Map(Object.entries(result.verificationShares).map(([id, y]) => [Number(id), decodePointBytes(result, y, `Y_${id}`)])),
+      ...(result.curve === undefined ? {} : { curve: result.curve }),
     };
     let epochs: KeyEpochs;
     try {
@@ -128,7 +130,7 @@ export class VerifiedKeys {
    */
   private keyMadeBeforePin(result: DkgPublicResult, certificates: readonly unknown[]): VerifiedKey {
     const pin = pinnedMembership(this.opts.trustedMemberKeys!, this.opts.trustedThreshold!, this.opts.committeeId!, this.trustedEpoch);
-    const groupKey = decodePointBytes(result.groupPublicKey, 'public key');
+    const groupKey = decodePointBytes(result, result.groupPublicKey, 'public key');
     let arrived: KeyEpochData | undefined;
     let firstError: unknown;
     for (const cert of certificates) {
@@ -158,7 +160,8 @@ export class VerifiedKeys {
     const current = epochs.byEpoch.get(epochs.epoch)!;
     return {
       keyId,
-      publicKey: decodePoint(result.groupPublicKey, 'public key'),
+      group: groupOf(result.curve),
+      publicKey: groupOf(result.curve).decodePoint(result.groupPublicKey, 'public key'),
       publicKeyHex: result.groupPublicKey,
       t: current.t,
       n: current.verificationShares.size,
@@ -197,8 +200,8 @@ export class VerifiedKeys {
   }
 }
 
-function decodePointBytes(hex: string, name: string): Uint8Array {
-  const bytes = decodeHex(hex, { name, length: 33 });
-  assertPointBytes(bytes, name);
-  return bytes;
+/** A point of the result's group (its curve), checked, as bytes. */
+function decodePointBytes(result: DkgPublicResult, hex: string, name: string): Uint8Array {
+  const group = groupOf(result.curve);
+  return group.encodePoint(group.decodePoint(hex, name));
 }

@@ -41,7 +41,7 @@ import type { RequestSchema } from '../net/http-validation.ts';
 import { API_ROUTES, pathParamNames, queryInteger, type ApiRoute } from './api-routes.ts';
 import { DelegateBody, EncryptBody, PathParams, RegisterHandleBody } from './api-schemas.ts';
 import type { GatewayConfig } from './config.ts';
-import { keyToJson, type KeyDirectory } from './keys.ts';
+import { keyToJson, secp256k1PublicKey, type KeyDirectory } from './keys.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { NodePool } from './node-pool.ts';
 import { keyDestruction } from './key-receipts.ts';
@@ -280,10 +280,9 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
         if (target.managed && isTkmsError(e, 'unknown_key')) throw new TkmsError('key_not_ready', `key ${request.keyId}: the DKG of ${published} has not finished (${e.message})`);
         throw e;
       });
+      const groupKey = secp256k1PublicKey(key);
       const publicKey =
-        target.derived === undefined
-          ? key.groupPublicKey
-          : decodePoint(derivedPublicKey(encodePoint(key.groupPublicKey), deriveKeyTweak(encodePoint(key.groupPublicKey), target.derived.path, target.derived.version)), 'derived public key');
+        target.derived === undefined ? groupKey : decodePoint(derivedPublicKey(encodePoint(groupKey), deriveKeyTweak(encodePoint(groupKey), target.derived.path, target.derived.version)), 'derived public key');
       spentEncryptIds.claim(bytesToHex(request.requestId), request.notAfter + ctx.config.clockSkewSeconds, nowSeconds());
       const sealed = await sealToHandle({ publicKey, keyId: target.materialId, owner: request.owner, plaintext });
       return storeHandle(

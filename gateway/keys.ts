@@ -1,7 +1,8 @@
 import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex, decodePoint, encodeHex, isTkmsError, TkmsError, utf8ToBytes, type Point } from '../core/index.ts';
+import { bytesToHex, encodeHex, isTkmsError, TkmsError, utf8ToBytes, type Point } from '../core/index.ts';
+import { groupOf, type Group, type GroupPoint } from '../core/group.ts';
 import { dkgPublicResultDigest, parseDkgPublicResult, verifyDkgPublicResult, type DkgPublicResult } from '../core/dkg/index.ts';
-import { encodePublicKeySpki } from '../core/spki.ts';
+import { encodeEd25519Spki, encodePublicKeySpki } from '../core/spki.ts';
 import { expectedCommittee, libp2pCommitteeDecoders, type Committee } from '../net/committee.ts';
 import type { Logger } from 'pino';
 import type { Counter, Gauge } from 'prom-client';
@@ -30,11 +31,19 @@ import type { NodePool } from './node-pool.ts';
  */
 export interface PublishedKey {
   result: DkgPublicResult;
-  groupPublicKey: Point;
+  /** The key's group (its result's curve): secp256k1 for decryption and BIP340 keys, ed25519 for Ed25519 keys. */
+  group: Group;
+  groupPublicKey: GroupPoint;
   /** The epoch served, and the key's threshold and Y_i at it. */
   epoch: number;
   t: number;
-  verificationShares: Map<number, Point>;
+  verificationShares: Map<number, GroupPoint>;
+}
+
+/** A decryption key's public key as a secp256k1 point (key_usage_mismatch for a key of another group). */
+export function secp256k1PublicKey(key: PublishedKey): Point {
+  if (key.group.name !== 'secp256k1') throw new TkmsError('key_usage_mismatch', `key ${key.result.keyId} is an ${key.group.name} key: it does not encrypt`);
+  return key.groupPublicKey as Point;
 }
 
 /** What the directory needs of the node pool: the members' reports, and re-targeting when the committee moves. */
@@ -53,7 +62,10 @@ export type KeyDisagreementCounter = Counter<'reason'>;
 
 interface StoredKey {
   result: DkgPublicResult;
-  groupPublicKey: Point;
+  group: Group;
+  groupPublicKey: GroupPoint;
+  /** The key as last served, and the epoch it was served at: decoding its Y_i again each request would cost more than the request. */
+  served?: { epoch: number; key: PublishedKey };
 }
 
 interface Answer {
@@ -111,24 +123,35 @@ export class KeyDirectory {
   /** The key at the current epoch, or undefined when the chain did not carry it there. */
   private atCurrentEpoch(stored: StoredKey): PublishedKey | undefined {
     const epoch = this.epochs.epoch;
+    if (stored.served?.epoch === epoch) return stored.served.key;
+    const key = this.decodeAtEpoch(stored, epoch);
+    // Not a miss: the certificates that carry a key to this epoch may arrive later.
+    if (key !== undefined) stored.served = { epoch, key };
+    return key;
+  }
+
+  private decodeAtEpoch(stored: StoredKey, epoch: number): PublishedKey | undefined {
+    const { result, group, groupPublicKey } = stored;
+    const base = { result, group, groupPublicKey };
+    const decode = (y: Uint8Array | string, id: number) => group.decodePoint(y, `Y_${id}`);
     let made = stored.result.epoch ?? 0;
     if (made < this.epochs.file.epoch) {
       // Made before the file: served from the certificate arriving at the file, then as a key of the file's epoch.
       const arrived = this.epochs.arrivedKey(stored.result.keyId);
       if (arrived === undefined || encodeHex(arrived.groupPublicKey) !== stored.result.groupPublicKey) return undefined;
       if (epoch === this.epochs.file.epoch) {
-        const verificationShares = new Map([...arrived.verificationShares].map(([id, y]) => [id, decodePoint(y, `Y_${id}`)]));
-        return { ...stored, epoch, t: arrived.t, verificationShares };
+        const verificationShares = new Map([...arrived.verificationShares].map(([id, y]) => [id, decode(y, id)]));
+        return { ...base, epoch, t: arrived.t, verificationShares };
       }
       made = this.epochs.file.epoch;
     } else if (made === epoch) {
-      const verificationShares = new Map(Object.entries(stored.result.verificationShares).map(([id, y]) => [Number(id), decodePoint(y, `Y_${id}`)]));
-      return { ...stored, epoch, t: stored.result.t, verificationShares };
+      const verificationShares = new Map(Object.entries(stored.result.verificationShares).map(([id, y]) => [Number(id), decode(y, Number(id))]));
+      return { ...base, epoch, t: stored.result.t, verificationShares };
     }
     const data = this.epochs.keyData(stored.result.keyId);
     if (made > epoch || data === undefined || !this.epochs.carried(stored.result.keyId, made, stored.result.groupPublicKey)) return undefined;
-    const verificationShares = new Map([...data.verificationShares].map(([id, y]) => [id, decodePoint(y, `Y_${id}`)]));
-    return { ...stored, epoch, t: data.t, verificationShares };
+    const verificationShares = new Map([...data.verificationShares].map(([id, y]) => [id, decode(y, id)]));
+    return { ...base, epoch, t: data.t, verificationShares };
   }
 
   /** The committee that made a key (its result's epoch): its members' keys sign the result. */
@@ -304,7 +327,8 @@ export class KeyDirectory {
     const signatures: Record<string, string> = {};
     for (const a of chosen) Object.assign(signatures, a.result.signatures);
     const result = parseDkgPublicResult({ ...chosen[0]!.result, signatures });
-    this.keys.set(keyId, { result, groupPublicKey: decodePoint(result.groupPublicKey, 'group public key') });
+    const group = groupOf(result.curve);
+    this.keys.set(keyId, { result, group, groupPublicKey: group.decodePoint(result.groupPublicKey, 'group public key') });
     this.log.info({ keyId, groupPublicKey: result.groupPublicKey, members: chosen.map((a) => a.memberId) }, 'key published');
   }
 
@@ -331,7 +355,7 @@ export function keyToJson(key: PublishedKey, madeBy: Committee): Record<string, 
     ...(r.epoch === undefined ? {} : { resultEpoch: r.epoch }),
     keyId: r.keyId,
     publicKey: r.groupPublicKey,
-    publicKeySpki: bytesToHex(encodePublicKeySpki(key.groupPublicKey)),
+    publicKeySpki: bytesToHex(key.group.name === 'ed25519' ? encodeEd25519Spki(key.group.encodePoint(key.groupPublicKey)) : encodePublicKeySpki(key.groupPublicKey as Point)),
     t: r.t,
     n: r.n,
     committeeId: r.committeeId,

@@ -91,8 +91,10 @@ function versionNamed(key: ManagedKey, materialId: string): number {
 
 /** The key version's public data as FROST takes it, from its published DKG result at the served epoch. */
 export function signingShares(suite: SigningSuite, published: PublishedKey): SigningKeyShares {
-  const verificationShares = new Map([...published.verificationShares].map(([id, Y]) => [id, Y.toBytes(true)]));
-  return { suite, t: published.t, n: verificationShares.size, groupPublicKey: published.groupPublicKey.toBytes(true), verificationShares };
+  const group = published.group;
+  if (group.name !== (suite === 'ed25519' ? 'ed25519' : 'secp256k1')) throw new TkmsError('internal', `key ${published.result.keyId} was made over ${group.name}, not the curve of its spec`);
+  const verificationShares = new Map([...published.verificationShares].map(([id, Y]) => [id, group.encodePoint(Y)]));
+  return { suite, t: published.t, n: verificationShares.size, groupPublicKey: group.encodePoint(published.groupPublicKey), verificationShares };
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { Point } from '../../core/curve.ts';
 import { KeyChangeMessage, signKeyChange } from '../../core/keys/key-change.ts';
 import assert from 'node:assert/strict';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -77,7 +78,7 @@ describe('fuzz: HTTP routes of the gateway and the nodes (real devnet: 3 nodes, 
       request: EncryptRequestMessage.encode(signEncryptRequest(alice.secretKey, { keyId: devnet.keyId, owner: alice.addressBytes, plaintextHash: sha256(text), notBefore: nowS(), notAfter: nowS() + 600, requestId: newRequestId() }, devnet.deployment)),
       plaintext: encodeBase64(text),
     };
-    const sealed = await sealToHandle({ publicKey: key.publicKey, keyId: devnet.keyId, owner: alice.addressBytes, plaintext: text });
+    const sealed = await sealToHandle({ publicKey: key.publicKey as Point, keyId: devnet.keyId, owner: alice.addressBytes, plaintext: text });
     valid.handles = {
       registration: RegisterHandleMessage.encode(signRegisterHandle(alice.secretKey, { handle: sealed.handle, keyId: devnet.keyId, owner: alice.addressBytes }, devnet.deployment)),
       K: encodeHex(sealed.K),

@@ -1,3 +1,4 @@
+import type { Point } from '../../core/curve.ts';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -141,7 +142,7 @@ describe('attack: replay a grant (and a delegation, a revocation, a registration
 
     it('a registration and an encrypt request signed for A are refused; the same signed for B are accepted', async () => {
       const key = await aliceClient.getKey(devnet!.keyId);
-      const sealed = await sealToHandle({ publicKey: key.publicKey, keyId: devnet!.keyId, owner: alice.addressBytes, plaintext: new TextEncoder().encode('registered on A') });
+      const sealed = await sealToHandle({ publicKey: key.publicKey as Point, keyId: devnet!.keyId, owner: alice.addressBytes, plaintext: new TextEncoder().encode('registered on A') });
       const body = (deployment: { committeeId: string }) => ({
         registration: RegisterHandleMessage.encode(signRegisterHandle(alice.secretKey, { handle: sealed.handle, keyId: devnet!.keyId, owner: alice.addressBytes }, deployment)),
         K: encodeHex(sealed.K),

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Gauge, Registry } from 'prom-client';
-import { encodeHex, encodePoint, isTkmsError, randomScalar } from '../../core/index.ts';
+import { encodeHex, isTkmsError, randomScalar } from '../../core/index.ts';
 import { committeeToJson, type Committee } from '../../core/committee.ts';
 import type { HandoverCertificate, KeyEpochData } from '../../core/ceremony/handover.ts';
 import type { DkgPublicResult } from '../../core/dkg/index.ts';
@@ -110,7 +110,7 @@ describe('gateway: keys and committee epochs (KeyDirectory, CommitteeEpochs)', (
     assert.equal(a.epoch, 2);
     assert.equal(a.t, 2);
     assert.deepEqual([...a.verificationShares.keys()], [4, 5, 6]);
-    for (const [id, y] of chain.keysAt[2]!.get('alpha')!.verificationShares) assert.deepEqual(encodePoint(a.verificationShares.get(id)!), y);
+    for (const [id, y] of chain.keysAt[2]!.get('alpha')!.verificationShares) assert.deepEqual(a.group.encodePoint(a.verificationShares.get(id)!), y);
     const json = keyToJson(a, directory.madeBy(a));
     assert.equal(json.epoch, 2);
     assert.equal(json.resultEpoch, undefined);
@@ -118,7 +118,7 @@ describe('gateway: keys and committee epochs (KeyDirectory, CommitteeEpochs)', (
 
     const l = await directory.get('late');
     assert.equal(l.epoch, 2);
-    assert.deepEqual(encodePoint(l.verificationShares.get(6)!), lateKey.verificationShares.get(6));
+    assert.deepEqual(l.group.encodePoint(l.verificationShares.get(6)!), lateKey.verificationShares.get(6));
     assert.equal(keyToJson(l, directory.madeBy(l)).resultEpoch, 2);
     assert.deepEqual(directory.list().map((k) => k.result.keyId), ['alpha', 'late']);
 
@@ -172,7 +172,7 @@ describe('gateway: keys and committee epochs (KeyDirectory, CommitteeEpochs)', (
     assert.deepEqual(pool.retargeted, []);
     const a = await directory.get('alpha');
     assert.equal(a.epoch, 0);
-    assert.equal(encodeHex(encodePoint(a.verificationShares.get(1)!)), alpha.verificationShares['1']);
+    assert.equal(encodeHex(a.group.encodePoint(a.verificationShares.get(1)!)), alpha.verificationShares['1']);
   });
 
   it('a key the chain did not carry to the current epoch is not served; a result of an epoch never reached is ignored', async () => {
@@ -205,7 +205,7 @@ describe('gateway: keys and committee epochs (KeyDirectory, CommitteeEpochs)', (
     // alpha was made at epoch 0, before the gateway's file: the certificate arriving at the file (signed by a vote quorum of it) vouches for it.
     const a = await directory.get('alpha');
     assert.equal(a.epoch, 2);
-    for (const [id, y] of chain.keysAt[2]!.get('alpha')!.verificationShares) assert.deepEqual(encodePoint(a.verificationShares.get(id)!), y);
+    for (const [id, y] of chain.keysAt[2]!.get('alpha')!.verificationShares) assert.deepEqual(a.group.encodePoint(a.verificationShares.get(id)!), y);
     assert.equal(directory.epochs.arrivedKey('alpha')?.epoch, 1);
   });
 

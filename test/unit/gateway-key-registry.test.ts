@@ -1,3 +1,4 @@
+import { secp256k1Group } from '../../core/group.ts';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Server } from 'node:http';
@@ -376,7 +377,7 @@ describe('gateway key registry', function () {
 function examplePublishedKey(): PublishedKey {
   const { publicKey, publicKeySpki: _spki, members: _members, epoch, ...rest } = EX.key;
   const result = parseDkgPublicResult({ ...rest, groupPublicKey: publicKey });
-  return { result, groupPublicKey: decodePoint(publicKey), epoch, t: EX.key.t, verificationShares: new Map() };
+  return { result, group: secp256k1Group, groupPublicKey: decodePoint(publicKey), epoch, t: EX.key.t, verificationShares: new Map() };
 }
 
 describe('gateway key routes (the real router)', function () {
