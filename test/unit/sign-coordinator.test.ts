@@ -1,0 +1,447 @@
+import assert from 'node:assert/strict';
+import { createPublicKey, verify as nodeVerify } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { schnorr } from '@noble/curves/secp256k1.js';
+import { bytesToHex, randomBytes } from '@noble/hashes/utils.js';
+import { pino } from 'pino';
+import { decodeHex } from '../../core/bytes.ts';
+import type { KeyBook } from '../../core/keys/key-book.ts';
+import { parseStoredKeyPolicy } from '../../core/keys/policy.ts';
+import { signMessageHash, signSignRequest, type SignMessage, type SignRequest } from '../../core/signing/sign-request.ts';
+import { decodeSignFrameReply, decodeSignFrameRequest, encodeSignFrameReply, encodeSignFrameRequest, SIGN_PROTOCOL } from '../../core/signing/sign-wire.ts';
+import { describeSigningKey, frostOf, type SigningSuite } from '../../core/signing/suites.ts';
+import { SignCoordinator, type SignJob, type SignTransport } from '../../gateway/sign-coordinator.ts';
+import { createNodeMetrics } from '../../node/metrics.ts';
+import { NonceSpentLog } from '../../node/sign-nonces.ts';
+import { SignService } from '../../node/sign-service.ts';
+import { SignValueLedger } from '../../node/sign-value-ledger.ts';
+import { RateLimiter } from '../../runtime/rate-limit.ts';
+import { dealSigningKey, type DealtSigningKey } from '../support/frost-dealer.ts';
+import { ALICE, BOB, createKey, DEPLOYMENT, newBook, type TestAccount } from '../support/key-change-fixtures.ts';
+import { expectRefusal } from '../support/refusal.ts';
+
+const T = 3;
+const N = 5;
+const MEMBERS = [1, 2, 3, 4, 5];
+const PREFIX = '0x746b6d732f'; // "tkms/"
+const silent = pino({ level: 'silent' });
+const SPEC: Record<SigningSuite, string> = { ed25519: 'ECC_NIST_EDWARDS25519', bip340: 'ECC_SECG_P256K1' };
+
+function bookWith(suite: SigningSuite, policy: Record<string, unknown>): KeyBook {
+  const book = newBook({ parsePolicy: parseStoredKeyPolicy });
+  createKey(book, 'sig', { spec: SPEC[suite], usage: 'SIGN_VERIFY', policy });
+  return book;
+}
+
+type Hook = (memberId: number, frame: Uint8Array, answer: () => Promise<Uint8Array>) => Promise<Uint8Array>;
+
+/** Five members, each a real SignService with its own durable state, behind an in-process transport. */
+class Committee {
+  readonly services = new Map<number, SignService>();
+  readonly spent = new Map<number, NonceSpentLog>();
+  readonly ledgers = new Map<number, SignValueLedger>();
+  readonly books = new Map<number, KeyBook>();
+  /** Frames each member was sent, by type. */
+  readonly sent: { memberId: number; type: 'commit' | 'sign'; frame: Uint8Array }[] = [];
+  hook: Hook | undefined;
+  readonly transport: SignTransport;
+
+  private constructor(
+    readonly suite: SigningSuite,
+    readonly key: DealtSigningKey,
+    readonly dir: string,
+  ) {
+    this.transport = {
+      sendRaw: async (memberId, protocol, frame) => {
+        assert.equal(protocol, SIGN_PROTOCOL);
+        this.sent.push({ memberId, type: decodeSignFrameRequest(frame).type, frame });
+        const service = this.services.get(memberId);
+        if (service === undefined) throw new Error(`member ${memberId} is not reachable`);
+        const answer = () => service.answer(frame);
+        return this.hook === undefined ? answer() : this.hook(memberId, frame, answer);
+      },
+    };
+  }
+
+  static async start(suite: SigningSuite, policy: Record<string, unknown> = { sign: { raw: true } }): Promise<Committee> {
+    const c = new Committee(suite, dealSigningKey(suite, T, N), await mkdtemp(join(tmpdir(), 'tkms-sign-coord-')));
+    for (const id of MEMBERS) {
+      c.books.set(id, bookWith(suite, policy));
+      c.spent.set(id, await NonceSpentLog.open(join(c.dir, `m${id}`, 'spent.log')));
+      c.ledgers.set(id, await SignValueLedger.open(join(c.dir, `m${id}`, 'value.log')));
+      c.services.set(id, c.serviceOf(id));
+    }
+    return c;
+  }
+
+  serviceOf(id: number): SignService {
+    return new SignService({
+      keys: this.books.get(id)!,
+      held: (materialId) => {
+        assert.equal(materialId, 'sig');
+        return { selfId: id, epoch: 1, share: this.key.shares.get(id)!, t: T, groupPublicKey: this.key.groupPublicKey, verificationShares: this.key.verificationShares };
+      },
+      deployment: DEPLOYMENT,
+      spent: this.spent.get(id)!,
+      ledger: this.ledgers.get(id)!,
+      limiter: new RateLimiter(60_000, 10_000),
+      metrics: createNodeMetrics(),
+      log: silent,
+      clockSkewSeconds: 30,
+    });
+  }
+
+  /** The member restarts: its nonces are gone, its spent log is read back from disk, its share is the same. */
+  async restart(id: number): Promise<void> {
+    await this.spent.get(id)!.close();
+    this.spent.set(id, await NonceSpentLog.open(join(this.dir, `m${id}`, 'spent.log')));
+    this.services.set(id, this.serviceOf(id));
+  }
+
+  coordinator(options: { batch?: number; lowWater?: number } = {}): SignCoordinator {
+    return new SignCoordinator({ transport: this.transport, log: silent, timeoutMs: 10_000, ...options });
+  }
+
+  job(data: Uint8Array, opts: { requester?: TestAccount; members?: number[] } = {}): SignJob {
+    const requester = opts.requester ?? ALICE;
+    const message: SignMessage = { kind: 'raw', data };
+    const now = Math.floor(Date.now() / 1000);
+    const request: SignRequest = signSignRequest(
+      requester.secret,
+      { keyId: 'sig', messageKind: 'raw', messageHash: signMessageHash(message), requester: decodeHex(requester.address, { length: 20 }), notBefore: now - 5, notAfter: now + 300, requestId: randomBytes(16) },
+      DEPLOYMENT,
+    );
+    return { materialId: 'sig', key: this.key, request, message, messages: [data], members: opts.members ?? MEMBERS };
+  }
+
+  count(type: 'commit' | 'sign', memberId?: number): number {
+    return this.sent.filter((s) => s.type === type && (memberId === undefined || s.memberId === memberId)).length;
+  }
+
+  async stop(): Promise<void> {
+    for (const log of this.spent.values()) await log.close();
+    for (const ledger of this.ledgers.values()) await ledger.close();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The independent verifiers: node:crypto for Ed25519 (through the DER SPKI), noble's BIP340 for Taproot. */
+function verifiesIndependently(c: Committee, message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
+  const description = describeSigningKey(c.suite, c.key.groupPublicKey);
+  assert.deepEqual(publicKey, description.publicKey);
+  if (c.suite === 'ed25519') return nodeVerify(null, message, createPublicKey({ key: Buffer.from(description.spki), format: 'der', type: 'spki' }), signature);
+  return schnorr.verify(signature, message, description.publicKey);
+}
+
+/** Replaces a member's signature shares with others (z + 1): the share a faulty or malicious member sends. */
+function corruptShares(suite: SigningSuite, memberId: number): Hook {
+  const Fn = frostOf(suite).utils.Fn;
+  return async (id, frame, answer) => {
+    const reply = await answer();
+    if (id !== memberId || decodeSignFrameRequest(frame).type !== 'sign') return reply;
+    const decoded = decodeSignFrameReply(reply);
+    assert.ok(decoded.ok && decoded.type === 'shares');
+    return encodeSignFrameReply({ ...decoded, shares: decoded.shares.map((z) => Fn.toBytes(Fn.add(Fn.fromBytes(z), 1n))) });
+  };
+}
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+for (const suite of ['ed25519', 'bip340'] as const) {
+  describe(`sign coordinator with real members in process (${suite}, 3-of-5)`, function () {
+    let c: Committee;
+
+    beforeEach(async () => {
+      c = await Committee.start(suite);
+    });
+    afterEach(async () => {
+      await c.stop();
+    });
+
+    it('a signature completes and verifies under an independent verifier', async () => {
+      const coordinator = c.coordinator();
+      for (const message of [text('tkms/hello'), randomBytes(32), randomBytes(1), randomBytes(4096)]) {
+        const out = await coordinator.sign(c.job(message));
+        assert.equal(out.signatures.length, 1);
+        assert.equal(out.signers.length, T);
+        assert.deepEqual(out.blamed, []);
+        assert.deepEqual(out.failures, []);
+        assert.ok(verifiesIndependently(c, message, out.signatures[0]!, out.publicKey));
+      }
+    });
+
+    it('a member that sends a bad share is named and replaced; the signature completes', async () => {
+      c.hook = corruptShares(suite, 2);
+      const message = text('tkms/bad share');
+      const out = await c.coordinator().sign(c.job(message));
+      assert.deepEqual(out.blamed, [2]);
+      assert.ok(!out.signers.includes(2));
+      assert.equal(out.signers.length, T);
+      assert.deepEqual(
+        out.failures.map((f) => [f.nodeId, f.code]),
+        [[2, 'bad_signature_share']],
+      );
+      assert.ok(verifiesIndependently(c, message, out.signatures[0]!, out.publicKey));
+      // The honest members of the failed round signed with their nonces: a new round used new ones.
+      const signFrames = c.sent.filter((s) => s.type === 'sign').map((s) => decodeSignFrameRequest(s.frame));
+      const hidings = signFrames.flatMap((f) => (f.type === 'sign' ? f.signers.map((s) => `${s.memberId}:${bytesToHex(s.commitments[0]!.hiding)}`) : []));
+      assert.equal(new Set(hidings).size, hidings.length / T, 'each session names its own commitments (every member is sent the same frame)');
+    });
+
+    it('two bad members are both named; the remaining three sign', async () => {
+      const bad1 = corruptShares(suite, 1);
+      const bad3 = corruptShares(suite, 3);
+      c.hook = (id, frame, answer) => (id === 1 ? bad1(id, frame, answer) : bad3(id, frame, answer));
+      const message = text('tkms/two bad');
+      const out = await c.coordinator().sign(c.job(message));
+      assert.deepEqual([...out.blamed].sort(), [1, 3]);
+      assert.deepEqual([...out.signers].sort(), [2, 4, 5]);
+      assert.ok(verifiesIndependently(c, message, out.signatures[0]!, out.publicKey));
+    });
+
+    it('a member that refuses (its own policy) is left out and another used', async () => {
+      // Member 2 holds the key under a policy of its own that signs prefixed messages only.
+      c.books.set(2, bookWith(suite, { sign: { prefixes: [PREFIX] } }));
+      c.services.set(2, c.serviceOf(2));
+      const message = text('not prefixed, but the others sign raw bytes');
+      const out = await c.coordinator().sign(c.job(message));
+      assert.deepEqual(
+        out.failures.map((f) => [f.nodeId, f.code]),
+        [[2, 'policy_prefix_denied']],
+      );
+      assert.deepEqual(out.blamed, []);
+      assert.deepEqual([...out.signers].sort(), [1, 3, 4]);
+      assert.ok(verifiesIndependently(c, message, out.signatures[0]!, out.publicKey));
+    });
+
+    it('with n − t members down it signs; with n − t + 1 down, insufficient_signers naming each failure', async () => {
+      const coordinator = c.coordinator();
+      c.services.delete(1);
+      c.services.delete(4);
+      const message = randomBytes(48);
+      const out = await coordinator.sign(c.job(message));
+      assert.deepEqual([...out.signers].sort(), [2, 3, 5]);
+      assert.ok(verifiesIndependently(c, message, out.signatures[0]!, out.publicKey));
+      c.services.delete(5);
+      const e = await expectRefusal(coordinator.sign(c.job(randomBytes(48))), 'insufficient_signers');
+      const failures = (e.details?.failures ?? []) as { nodeId: number; code: string }[];
+      assert.deepEqual(failures.map((f) => [f.nodeId, f.code]).sort(), [
+        [1, 'unavailable'],
+        [4, 'unavailable'],
+        [5, 'unavailable'],
+      ]);
+    });
+
+    it('a shortfall of mixed reasons is insufficient_signers with every failure', async () => {
+      c.services.delete(1);
+      c.hook = corruptShares(suite, 2);
+      c.books.set(3, bookWith(suite, { sign: { prefixes: [PREFIX] } }));
+      c.services.set(3, c.serviceOf(3));
+      const e = await expectRefusal(c.coordinator().sign(c.job(text('mixed'))), 'insufficient_signers');
+      const failures = (e.details?.failures ?? []) as { nodeId: number; code: string }[];
+      assert.deepEqual(failures.map((f) => [f.nodeId, f.code]).sort(), [
+        [1, 'unavailable'],
+        [2, 'bad_signature_share'],
+        [3, 'policy_prefix_denied'],
+      ]);
+    });
+
+    it('every member refusing for one rule gives that rule, not a shortfall', async () => {
+      // Not an admin, and the policy names no allowed requesters: every member refuses the requester.
+      await expectRefusal(c.coordinator().sign(c.job(text('from bob'), { requester: BOB })), 'policy_requester_denied');
+      await c.stop();
+      c = await Committee.start(suite, { sign: { prefixes: [PREFIX] } });
+      const coordinator = c.coordinator();
+      const e = await expectRefusal(coordinator.sign(c.job(text('no prefix here'))), 'policy_prefix_denied');
+      assert.match(e.message, /every member asked refused/);
+      // The same key signs what its rule allows.
+      const message = Uint8Array.from([...decodeHex(PREFIX), ...randomBytes(40)]);
+      const out = await coordinator.sign(c.job(message));
+      assert.ok(verifiesIndependently(c, message, out.signatures[0]!, out.publicKey));
+    });
+
+    it('commitments are fetched in batches and reused across signatures; a low supply is refilled ahead of time', async () => {
+      const coordinator = c.coordinator({ batch: 8, lowWater: 3 });
+      const used = new Set<string>();
+      for (let i = 0; i < 5; i++) {
+        const message = randomBytes(40);
+        const out = await coordinator.sign(c.job(message));
+        assert.ok(verifiesIndependently(c, message, out.signatures[0]!, out.publicKey));
+        const frame = decodeSignFrameRequest(c.sent.filter((s) => s.type === 'sign').at(-1)!.frame);
+        assert.ok(frame.type === 'sign');
+        for (const s of frame.signers) {
+          const id = `${s.memberId}:${bytesToHex(s.commitments[0]!.hiding)}`;
+          assert.ok(!used.has(id), 'a commitment serves one session');
+          used.add(id);
+        }
+      }
+      // One batch from each member at the first signature, none since.
+      assert.equal(c.count('commit'), N);
+      assert.deepEqual(MEMBERS.map((id) => c.count('commit', id)), [1, 1, 1, 1, 1]);
+      assert.equal(c.count('sign'), 5 * T);
+      assert.deepEqual(MEMBERS.map((id) => coordinator.held('sig', id)), [3, 3, 3, 8, 8]);
+      // The members hold exactly what the coordinator has not spent.
+      assert.deepEqual(MEMBERS.map((id) => c.services.get(id)!.noncesHeld), [3, 3, 3, 8, 8]);
+      // Below the low-water mark, the signers' supply is refilled in the background.
+      await coordinator.sign(c.job(randomBytes(40)));
+      for (let i = 0; i < 100 && c.count('commit') < N + T; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual(MEMBERS.map((id) => c.count('commit', id)), [2, 2, 2, 1, 1]);
+      for (let i = 0; i < 100 && coordinator.held('sig', 1) < 10; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual(MEMBERS.map((id) => coordinator.held('sig', id)), [10, 10, 10, 8, 8]);
+    });
+
+    it('a restarted member answers nonce_unknown; the coordinator signs with another and the member serves again next time', async () => {
+      const coordinator = c.coordinator({ batch: 4, lowWater: 1 });
+      const first = randomBytes(40);
+      assert.ok(verifiesIndependently(c, first, (await coordinator.sign(c.job(first))).signatures[0]!, describeSigningKey(suite, c.key.groupPublicKey).publicKey));
+      await c.restart(1);
+      assert.equal(c.services.get(1)!.noncesHeld, 0, 'a restart discards every unused nonce');
+      const second = randomBytes(40);
+      const out = await coordinator.sign(c.job(second));
+      assert.deepEqual(
+        out.failures.map((f) => [f.nodeId, f.code]),
+        [[1, 'nonce_unknown']],
+      );
+      assert.ok(!out.signers.includes(1));
+      assert.ok(verifiesIndependently(c, second, out.signatures[0]!, out.publicKey));
+      assert.equal(coordinator.held('sig', 1), 0, 'what was held for it is dropped');
+      // Next time it is asked, it is asked for fresh commitments first and signs.
+      const commitsBefore = c.count('commit', 1);
+      const third = randomBytes(40);
+      const again = await coordinator.sign(c.job(third, { members: [1, 2, 3] }));
+      assert.deepEqual(again.failures, []);
+      assert.deepEqual([...again.signers].sort(), [1, 2, 3]);
+      assert.equal(c.count('commit', 1), commitsBefore + 1);
+      assert.ok(verifiesIndependently(c, third, again.signatures[0]!, again.publicKey));
+    });
+
+    it('a sign frame replayed to a member, before or after its restart, is refused nonce_spent', async () => {
+      const coordinator = c.coordinator();
+      await coordinator.sign(c.job(randomBytes(40)));
+      const signed = c.sent.filter((s) => s.type === 'sign');
+      assert.equal(signed.length, T);
+      const replay = async (memberId: number) => decodeSignFrameReply(await c.services.get(memberId)!.answer(signed.find((s) => s.memberId === memberId)!.frame));
+      const [a, b] = signed.map((s) => s.memberId) as [number, number];
+      let reply = await replay(a);
+      assert.ok(!reply.ok && reply.code === 'nonce_spent', 'the nonce signs once');
+      await c.restart(b);
+      reply = await replay(b);
+      assert.ok(!reply.ok && reply.code === 'nonce_spent', 'the spent record survived the restart');
+      assert.ok(c.spent.get(b)!.size >= 1);
+    });
+  });
+}
+
+describe('sign coordinator: refusals it passes on', () => {
+  it('a member that answers with garbage is left out as a failure, not a crash', async () => {
+    const c = await Committee.start('ed25519');
+    try {
+      c.hook = async (id, frame, answer) => {
+        const reply = await answer();
+        return id === 3 && decodeSignFrameRequest(frame).type === 'sign' ? new TextEncoder().encode('{"ok":true,"type":"shares"}') : reply;
+      };
+      const message = randomBytes(16);
+      const out = await c.coordinator().sign(c.job(message, { members: [3, 1, 2, 4, 5] }));
+      assert.ok(!out.signers.includes(3));
+      assert.equal(out.failures.length, 1);
+      assert.equal(out.failures[0]!.nodeId, 3);
+      assert.equal(out.failures[0]!.code, 'bad_request');
+      assert.ok(verifiesIndependently(c, message, out.signatures[0]!, out.publicKey));
+    } finally {
+      await c.stop();
+    }
+  });
+});
+
+/*
+ * Defects found (skipped until the sources are fixed):
+ *
+ * 1. gateway/sign-coordinator.ts sign(): a member answering nonce_unknown / nonce_spent is excluded for
+ *    the rest of the call (excluded.set before forget). When n − t + 1 or more members restarted since
+ *    their commitments were fetched (a rolling restart of the whole committee), the next signature fails
+ *    with nonce_unknown although every member is up. Fix: on nonce_unknown/nonce_spent forget the supply
+ *    and keep the member a candidate once per call (exclude it only if it fails that way again).
+ *
+ * 2. gateway/sign-coordinator.ts refill(): commitments from a member are stored unchecked. One member that
+ *    hands out commitments of the wrong length (or bytes that are not a point) makes every honest member
+ *    of the session refuse (bad_point, or internal: see 3), so all of them are excluded and the signature
+ *    fails (bad_point "every member asked refused", or insufficient_signers) instead of the member being
+ *    named and replaced. Fix: in refill, check each commitment is a valid non-identity point of the key's
+ *    suite (32-byte Ed25519 / 33-byte compressed secp256k1; pass the suite in from sign()), and treat a
+ *    member whose batch fails as a failure (bad_point) without keeping any of it.
+ *
+ * 3. node/sign-service.ts sessionsOf(): only the length of each commitment is checked; a commitment of
+ *    the right length that is not a point makes frost.signShare throw a plain Error after the nonces are
+ *    spent, so the member answers internal (500) and logs "sign request failed unexpectedly". Fix: decode
+ *    every commitment (Point.fromBytes, refuse the identity) in sessionsOf, before takeNonces, and refuse
+ *    with bad_point.
+ */
+describe('sign coordinator: suspected defects', () => {
+  for (const suite of ['ed25519', 'bip340'] as const) {
+    // Defect 1 above.
+    it.skip(`(${suite}) most of the committee restarted: the next signature still completes`, async () => {
+      const c = await Committee.start(suite);
+      try {
+        const coordinator = c.coordinator({ batch: 4, lowWater: 1 });
+        await coordinator.sign(c.job(randomBytes(40)));
+        for (const id of [1, 2, 3]) await c.restart(id);
+        const message = randomBytes(40);
+        const out = await coordinator.sign(c.job(message));
+        assert.ok(verifiesIndependently(c, message, out.signatures[0]!, out.publicKey));
+      } finally {
+        await c.stop();
+      }
+    });
+
+    for (const [what, bad] of [
+      ['of the wrong length', (p: Uint8Array) => p.subarray(1)],
+      ['not on the curve', (p: Uint8Array) => Uint8Array.from(p, (_, i) => (i === 0 ? p[0]! : 0xff))],
+    ] as const) {
+      // Defects 2 and 3 above.
+      it.skip(`(${suite}) a member whose commitments are ${what} is left out; the others sign`, async () => {
+        const c = await Committee.start(suite);
+        try {
+          c.hook = async (id, frame, answer) => {
+            const reply = await answer();
+            if (id !== 1 || decodeSignFrameRequest(frame).type !== 'commit') return reply;
+            const decoded = decodeSignFrameReply(reply);
+            assert.ok(decoded.ok && decoded.type === 'commitments');
+            return encodeSignFrameReply({ ...decoded, commitments: decoded.commitments.map((x) => ({ hiding: bad(x.hiding), binding: x.binding })) });
+          };
+          const message = randomBytes(40);
+          const out = await c.coordinator().sign(c.job(message));
+          assert.ok(!out.signers.includes(1));
+          assert.ok(verifiesIndependently(c, message, out.signatures[0]!, out.publicKey));
+        } finally {
+          await c.stop();
+        }
+      });
+    }
+
+    // Defect 3 above.
+    it.skip(`(${suite}) a member asked to sign with another signer's commitment that is not a point refuses with bad_point`, async () => {
+      const c = await Committee.start(suite);
+      try {
+        const session = await Promise.all(
+          [1, 2, 3].map(async (memberId) => {
+            const reply = decodeSignFrameReply(await c.transport.sendRaw(memberId, SIGN_PROTOCOL, encodeSignFrameRequest({ type: 'commit', keyId: 'sig', count: 1 }), 10_000));
+            assert.ok(reply.ok && reply.type === 'commitments');
+            return { memberId, commitments: reply.commitments };
+          }),
+        );
+        const hiding = session[0]!.commitments[0]!.hiding;
+        session[0]!.commitments[0]!.hiding = Uint8Array.from(hiding, (_, i) => (i === 0 ? hiding[0]! : 0xff));
+        const job = c.job(randomBytes(40));
+        const reply = decodeSignFrameReply(await c.services.get(2)!.answer(encodeSignFrameRequest({ type: 'sign', request: job.request, message: job.message, signers: session })));
+        assert.ok(!reply.ok);
+        assert.equal(reply.code, 'bad_point');
+        // Refused before its nonce was spent: it still holds it.
+        assert.equal(c.services.get(2)!.noncesHeld, 1);
+      } finally {
+        await c.stop();
+      }
+    });
+  }
+});
