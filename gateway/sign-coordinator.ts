@@ -4,7 +4,7 @@ import { isTkmsError, TkmsError, type ErrorCode } from '../core/errors.ts';
 import { errorText } from '../net/p2p.ts';
 import type { SignMessage, SignRequest } from '../core/signing/sign-request.ts';
 import { decodeSignFrameReply, encodeSignFrameRequest, MAX_COMMITMENTS_PER_REQUEST, SIGN_PROTOCOL, type NonceCommitmentPair } from '../core/signing/sign-wire.ts';
-import { frostIdentifier, frostOf, frostPublic, memberOfIdentifier, signingPublicKey, verifySignature, type SigningKeyShares } from '../core/signing/suites.ts';
+import { frostIdentifier, frostOf, frostPublic, isValidElement, memberOfIdentifier, signingPublicKey, verifySignature, type SigningKeyShares, type SigningSuite } from '../core/signing/suites.ts';
 
 /**
  * The gateway as FROST coordinator. It keeps a supply of each member's nonce commitments per key
@@ -92,23 +92,28 @@ export class SignCoordinator {
     const publicKey = signingPublicKey(key);
     const excluded = new Map<number, SignFailure>();
     const blamed: number[] = [];
-    // Each round asks t members; a round that fails leaves out at least one member, so there are at most n − t + 1.
+    /** Members that had forgotten the commitments held here, asked again with fresh ones. */
+    const renewed = new Set<number>();
+    // Each round asks t members; a round that fails leaves out a member or renews one's commitments (once each), so there are at most 2n.
     for (;;) {
       const candidates = job.members.filter((id) => !excluded.has(id));
       if (candidates.length < key.t) throw shortfall(job, key.t, [...excluded.values()]);
-      const chosen = await this.pickSigners(job.materialId, candidates, key.t, messages.length, excluded);
+      const chosen = await this.pickSigners(job.materialId, key.suite, candidates, key.t, messages.length, excluded);
       if (chosen === undefined) continue;
       const signers = chosen.map((memberId) => ({ memberId, commitments: this.takeCommitments(job.materialId, memberId, messages.length) }));
-      for (const memberId of chosen) this.refillIfLow(job.materialId, memberId);
+      for (const memberId of chosen) this.refillIfLow(job.materialId, key.suite, memberId);
       const frame = encodeSignFrameRequest({ type: 'sign', request: job.request, message: job.message, signers });
       const replies = await Promise.all(chosen.map((memberId) => this.askShares(memberId, frame, messages.length)));
       const shares = new Map<number, Uint8Array[]>();
       replies.forEach((reply, i) => {
         const memberId = chosen[i]!;
         if (reply instanceof Error) {
-          excluded.set(memberId, failureOf(memberId, reply));
-          // It forgot its nonces (a restart, expiry): what is held for it here is dead.
-          if (isTkmsError(reply, 'nonce_unknown') || isTkmsError(reply, 'nonce_spent')) this.forget(job.materialId, memberId);
+          // It forgot its nonces (a restart, expiry): what is held for it here is dead. It is asked
+          // again with fresh ones once in this call (a rolling restart leaves every member so).
+          const stale = isTkmsError(reply, 'nonce_unknown') || isTkmsError(reply, 'nonce_spent');
+          if (stale) this.forget(job.materialId, memberId);
+          if (stale && !renewed.has(memberId)) renewed.add(memberId);
+          else excluded.set(memberId, failureOf(memberId, reply));
         } else shares.set(memberId, reply);
       });
       if (shares.size < chosen.length) continue;
@@ -144,12 +149,12 @@ export class SignCoordinator {
    * t of the candidates with `count` commitments each, best first; members short of commitments
    * are asked for a batch now (together). Undefined when a member failed here (it is excluded: the caller tries again).
    */
-  private async pickSigners(materialId: string, candidates: number[], t: number, count: number, excluded: Map<number, SignFailure>): Promise<number[] | undefined> {
+  private async pickSigners(materialId: string, suite: SigningSuite, candidates: number[], t: number, count: number, excluded: Map<number, SignFailure>): Promise<number[] | undefined> {
     const ready = candidates.filter((id) => this.held(materialId, id) >= count);
     if (ready.length >= t) return ready.slice(0, t);
     const short = candidates.filter((id) => this.held(materialId, id) < count);
     const need = Math.max(count, this.batch);
-    const results = await Promise.all(short.map((id) => this.refill(materialId, id, need).then(() => undefined, (e: unknown) => e)));
+    const results = await Promise.all(short.map((id) => this.refill(materialId, suite, id, need).then(() => undefined, (e: unknown) => e)));
     let failed = false;
     results.forEach((e, i) => {
       if (e === undefined) return;
@@ -167,13 +172,17 @@ export class SignCoordinator {
     return list.splice(0, count);
   }
 
-  private refillIfLow(materialId: string, memberId: number): void {
+  private refillIfLow(materialId: string, suite: SigningSuite, memberId: number): void {
     if (this.held(materialId, memberId) >= this.lowWater) return;
-    this.refill(materialId, memberId, this.batch).catch((e: unknown) => this.o.log.debug({ keyId: materialId, nodeId: memberId, err: errorText(e) }, 'nonce commitment refill failed'));
+    this.refill(materialId, suite, memberId, this.batch).catch((e: unknown) => this.o.log.debug({ keyId: materialId, nodeId: memberId, err: errorText(e) }, 'nonce commitment refill failed'));
   }
 
-  /** Asks a member for `count` commitments (one request in flight per member and key). */
-  private refill(materialId: string, memberId: number, count: number): Promise<void> {
+  /**
+   * Asks a member for `count` commitments (one request in flight per member and key). Each is
+   * checked as it arrives (bad_point: none of the batch is kept), so a member that hands out garbage
+   * is named now, not by a signature that fails for everyone; and the check is then off the online path.
+   */
+  private refill(materialId: string, suite: SigningSuite, memberId: number, count: number): Promise<void> {
     const k = `${memberId}/${materialId}`;
     const running = this.refills.get(k);
     if (running !== undefined) return running;
@@ -181,6 +190,9 @@ export class SignCoordinator {
       const reply = decodeSignFrameReply(await this.o.transport.sendRaw(memberId, SIGN_PROTOCOL, encodeSignFrameRequest({ type: 'commit', keyId: materialId, count: Math.min(count, MAX_COMMITMENTS_PER_REQUEST) }), this.o.timeoutMs));
       if (!reply.ok) throw new TkmsError(reply.code, `member ${memberId}: ${reply.message}`);
       if (reply.type !== 'commitments' || reply.memberId !== memberId) throw new TkmsError('bad_request', `member ${memberId} answered a commit with something else`);
+      if (!reply.commitments.every((c) => isValidElement(suite, c.hiding) && isValidElement(suite, c.binding))) {
+        throw new TkmsError('bad_point', `member ${memberId} sent nonce commitments that are not points of the key's group (${suite})`);
+      }
       const list = this.supplyOf(materialId).get(memberId) ?? [];
       list.push(...reply.commitments);
       // The oldest go first: they are the likeliest to have expired at the member.

@@ -72,6 +72,10 @@ export class NoncePool {
     const id = commitmentId(keyId, hiding);
     const nonce = this.held.get(id);
     if (nonce === undefined || bytesToHex(nonce.commitments.binding) !== bytesToHex(binding)) return undefined;
+    if (nonce.madeAt < this.now() - this.limits.ttlMs) {
+      this.remove(id, nonce);
+      return undefined;
+    }
     // Not wiped here: the caller signs with it once (noble's signShare zeroes it after).
     this.remove(id, nonce, false);
     return nonce;

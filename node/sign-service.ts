@@ -12,7 +12,7 @@ import { wireErrorOf } from '../core/node-wire.ts';
 import { planSigning, type SigningPlan } from '../core/signing/sign-policy.ts';
 import { verifySignRequest } from '../core/signing/sign-request.ts';
 import { decodeSignFrameRequest, encodeSignFrameReply, MAX_MESSAGES_PER_REQUEST, type SignFrameReply, type SignFrameRequest, type SignerCommitments } from '../core/signing/sign-wire.ts';
-import { frostIdentifier, frostOf, frostPublic, frostSecret, suiteOfKey, taprootInternalKey, type SigningKeyShares, type SigningSuite } from '../core/signing/suites.ts';
+import { frostIdentifier, frostOf, frostPublic, frostSecret, isValidElement, suiteOfKey, taprootInternalKey, type SigningKeyShares, type SigningSuite } from '../core/signing/suites.ts';
 import type { RateLimiter } from '../runtime/rate-limit.ts';
 import type { KeyEpochData } from '../core/ceremony/handover.ts';
 import type { ShareBook } from './partial.ts';
@@ -21,6 +21,7 @@ import type { NodeMetrics } from './metrics.ts';
 import type { SignFault } from './partial-faults.ts';
 import { commitmentId, NoncePool, type NonceSpentLog } from './sign-nonces.ts';
 import type { SignValueLedger } from './sign-value-ledger.ts';
+import { rememberEd25519Element } from '../core/signing/validated-points.ts';
 
 
 /** What the node holds of one signing key version at the epoch it serves. */
@@ -117,6 +118,8 @@ export class SignService {
   private commit(r: Extract<SignFrameRequest, { type: 'commit' }>): SignFrameReply {
     const { suite, held } = this.signingKey(r.keyId, Math.floor(this.now() / 1000));
     const commitments = this.pool.make(r.keyId, frostOf(suite), this.secretOf(r.keyId, suite, held), r.count, (id) => this.o.spent.has(id));
+    // Made here as d·B: valid by construction, so the signing step need not check them again.
+    if (suite === 'ed25519') for (const c of commitments) for (const point of [c.hiding, c.binding]) rememberEd25519Element(point);
     this.o.metrics.signNoncesHeld.set(this.pool.size);
     return { ok: true, type: 'commitments', memberId: held.selfId, commitments };
   }
@@ -226,15 +229,15 @@ function sessionsOf(signers: readonly SignerCommitments[], plan: SigningPlan, he
   const count = plan.messages.length;
   if (count === 0 || count > MAX_MESSAGES_PER_REQUEST) throw new TkmsError('bad_request', `a request signs 1 to ${MAX_MESSAGES_PER_REQUEST} messages, this one ${count}`);
   if (signers.length < held.t) throw new TkmsError('bad_request', `a signing session needs at least ${held.t} signers, this one names ${signers.length}`);
-  const pointLength = suite === 'ed25519' ? 32 : 33;
   const seen = new Set<number>();
   for (const s of signers) {
     if (seen.has(s.memberId)) throw new TkmsError('bad_request', `member ${s.memberId} is named twice among the signers`);
     seen.add(s.memberId);
     if (!held.verificationShares.has(s.memberId)) throw new TkmsError('bad_request', `member ${s.memberId} holds no share of this key`);
     if (s.commitments.length !== count) throw new TkmsError('bad_request', `member ${s.memberId} brings ${s.commitments.length} commitments for ${count} messages`);
+    // Before any nonce is taken: a commitment FROST cannot parse would otherwise fail after the nonce is spent.
     for (const c of s.commitments) {
-      if (c.hiding.length !== pointLength || c.binding.length !== pointLength) throw new TkmsError('bad_point', `member ${s.memberId}'s commitments must be ${pointLength}-byte points`);
+      if (!isValidElement(suite, c.hiding) || !isValidElement(suite, c.binding)) throw new TkmsError('bad_point', `member ${s.memberId}'s commitments are not points of the key's group (${suite})`);
     }
   }
   const mine = signers.find((s) => s.memberId === held.selfId);

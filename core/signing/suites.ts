@@ -1,7 +1,7 @@
 import { createFROST } from '@noble/curves/abstract/frost.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha512 } from '@noble/hashes/sha2.js';
-import { Ed25519FrostPoint } from './validated-points.ts';
+import { Ed25519FrostPoint, isValidEd25519Element } from './validated-points.ts';
 import { schnorr, schnorr_FROST, secp256k1 } from '@noble/curves/secp256k1.js';
 import type { FROST, FrostPublic, FrostSecret } from '@noble/curves/abstract/frost.js';
 import { concatBytes } from '@noble/hashes/utils.js';
@@ -64,6 +64,22 @@ export function frostIdentifier(suite: SigningSuite, memberId: number): string {
   return frostOf(suite).Identifier.fromNumber(memberId);
 }
 
+/**
+ * Whether `bytes` is a valid FROST element of the suite (RFC 9591 DeserializeElement: the suite's
+ * encoding, on the curve, not the identity, in the prime-order subgroup). Checked as commitments
+ * arrive, so a member that hands out garbage is named then, not discovered by a failed signature.
+ */
+export function isValidElement(suite: SigningSuite, bytes: Uint8Array): boolean {
+  if (suite === 'ed25519') return isValidEd25519Element(bytes);
+  if (bytes.length !== 33 || (bytes[0] !== 0x02 && bytes[0] !== 0x03)) return false;
+  try {
+    secp256k1.Point.fromBytes(bytes).assertValidity();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The member id of a FROST identifier among `members`, or undefined. */
 export function memberOfIdentifier(suite: SigningSuite, identifier: string, members: Iterable<number>): number | undefined {
   for (const id of members) if (frostIdentifier(suite, id) === identifier) return id;
@@ -93,7 +109,12 @@ function tweakPoint(point: Uint8Array, evenGroup: boolean, t: bigint): Uint8Arra
 export function frostPublic(key: SigningKeyShares): FrostPublic {
   const verifyingShares: Record<string, Uint8Array<ArrayBuffer>> = {};
   if (key.suite === 'ed25519') {
-    for (const [id, Y] of key.verificationShares) verifyingShares[frostIdentifier('ed25519', id)] = own(Y);
+    // Checked once per process (then remembered): FROST parses the group key at every step.
+    if (!isValidEd25519Element(key.groupPublicKey)) throw new TkmsError('bad_point', 'the group key is not an Ed25519 element');
+    for (const [id, Y] of key.verificationShares) {
+      if (!isValidEd25519Element(Y)) throw new TkmsError('bad_point', `Y_${id} is not an Ed25519 element`);
+      verifyingShares[frostIdentifier('ed25519', id)] = own(Y);
+    }
     return { signers: { min: key.t, max: key.n }, commitments: [own(key.groupPublicKey)], verifyingShares };
   }
   const even = hasEvenY(key.groupPublicKey);

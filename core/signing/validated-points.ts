@@ -54,4 +54,9 @@ export class Ed25519FrostPoint extends ed25519.Point {
   override isTorsionFree(): boolean {
     return true;
   }
+
+  /** FROST's arithmetic makes plain ed25519 points, and its MSM checks `instanceof` the constructor it was given. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return value instanceof ed25519.Point;
+  }
 }
