@@ -76,6 +76,7 @@ export class VerifiedKeys {
       keyId: json.keyId,
       committeeId: json.committeeId,
       ...(json.resultEpoch === undefined ? {} : { epoch: json.resultEpoch }),
+      ...(json.curve === undefined ? {} : { curve: json.curve }),
       sessionId: json.sessionId,
       t: json.t,
       n: json.n,

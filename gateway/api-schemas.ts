@@ -42,7 +42,7 @@ import { SESSION_ID_LENGTH } from '../core/dkg/index.ts';
 import { MAX_EPOCH, MIN_REFRESH_INTERVAL_SECONDS } from '../core/committee.ts';
 import { MAX_HANDOVER_KEYS } from '../core/ceremony/handover.ts';
 import { COMMITTEE_PAGE_SIZE } from './epochs.ts';
-import { SECP256K1_SPKI_PREFIX_HEX } from '../core/spki.ts';
+import { ED25519_SPKI_PREFIX_HEX, SECP256K1_SPKI_PREFIX_HEX } from '../core/spki.ts';
 import { explainerOf, explainWith } from '../net/http-validation.ts';
 import { EX, EXAMPLE_HANDLE_FIELDS } from './api-examples.ts';
 import { LOG_WINDOW_BLOCKS, MAX_LISTED_GRANTS, MAX_LISTED_LOGS, MAX_LOG_WINDOWS } from '../chain/chain-acl.ts';
@@ -350,17 +350,22 @@ export const CommitteeMember = responseComponent(
     { description: 'A committee member, from the committee file.' },
   ),
 );
+const Ed25519Element = Type.String({ pattern: '^0x[0-9a-f]{64}$', description: 'A point of the Ed25519 prime-order subgroup, 32-byte RFC 8032 encoding, 0x hex (Ed25519 keys).' });
 export const PublishedKey = responseComponent(
   'PublishedKey',
   closed(
     {
       keyId: KeyId,
-      publicKey: described(CompressedPoint, 'The group public key PK = sk·G; encrypt to this.'),
-      publicKeySpki: Type.String({ pattern: `^${SECP256K1_SPKI_PREFIX_HEX}04[0-9a-f]{128}$`, description: 'The group public key as DER SubjectPublicKeyInfo (id-ecPublicKey, secp256k1, uncompressed point), hex WITHOUT 0x.' }),
+      curve: Type.Optional(Type.Literal('ed25519', { description: 'The key\'s group: "ed25519" for an Ed25519 signing key (its points are 32-byte RFC 8032 encodings); absent for secp256k1.' })),
+      publicKey: Type.Union([described(CompressedPoint, 'The group public key PK = sk·G; encrypt to this (secp256k1 keys).'), Ed25519Element], { description: 'The group public key, in the key\'s group.' }),
+      publicKeySpki: Type.String({
+        pattern: `^(${SECP256K1_SPKI_PREFIX_HEX}04[0-9a-f]{128}|${ED25519_SPKI_PREFIX_HEX}[0-9a-f]{64})$`,
+        description: 'The group public key as DER SubjectPublicKeyInfo (secp256k1: id-ecPublicKey, uncompressed point; Ed25519: RFC 8410), hex WITHOUT 0x.',
+      }),
       t: memberCount('Threshold: partials of any t members decrypt.'),
       n: memberCount(),
       committeeId: Type.String({ pattern: COMMITTEE_ID_PATTERN }),
-      verificationShares: byMemberId(CompressedPoint, 'Member id (decimal) → Y_i = share_i·G, for every member; clients check each partial\'s DLEQ proof against it.'),
+      verificationShares: byMemberId(Type.Union([CompressedPoint, Ed25519Element]), 'Member id (decimal) → Y_i = share_i·G in the key\'s group, for every member; clients check each partial\'s DLEQ proof (or, for signing keys, the gateway each signature share) against it.'),
       qualified: Type.Array(NodeId, { description: 'Dealers whose contributions form the key.' }),
       sessionId: hexBytes(SESSION_ID_LENGTH, 'The DKG session id.'),
       transcriptHash: hexBytes(32, 'Hash of the DKG transcript (covered by the members\' signatures).'),

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createPublicKey, verify } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateKeyPair } from '@libp2p/crypto/keys';
@@ -87,9 +88,24 @@ describe('integration: threshold signing (devnet: 5 nodes, t = 3, gateway, clien
     assert.equal(`0x${Buffer.from(p2tr(decodeHex(signing.taprootInternalKey!)).tweakedPubkey).toString('hex')}`, result.publicKey);
   });
 
+  it('signs with a 3-of-5 Ed25519 key; node:crypto verifies it under the DER SPKI the key view gives', async () => {
+    await created('ed', { spec: 'ECC_NIST_EDWARDS25519', policy: { sign: { raw: true } } });
+    const view = await client.keys.describe('ed');
+    assert.equal(view.usage, 'SIGN_VERIFY');
+    for (const message of [text('hello ed25519'), new Uint8Array(0x1000).fill(7)]) {
+      const result = await client.sign('ed', { data: message });
+      assert.equal(result.algorithm, 'ED25519_SHA_512');
+      const spki = createPublicKey({ key: Buffer.from(decodeHex(view.versions[0]!.signing!.spki)), format: 'der', type: 'spki' });
+      assert.equal(verify(null, message, spki, decodeHex(result.signatures[0]!)), true);
+      assert.equal(view.versions[0]!.signing!.publicKey, result.publicKey);
+    }
+    await expectRefusal(client.sign('ed', { psbt: buildPsbt([{ amount: 1000n }], [{ script: HOT.script, amount: 900n }]) }), 'key_usage_mismatch');
+  });
+
   it('an encryption key does not sign, and a signing key does not encrypt', async () => {
     await expectRefusal(client.sign(devnet.keyId, { data: text('x') }), 'key_usage_mismatch');
     await expectRefusal(client.encrypt(text('x'), { keyId: 'btc' }), 'key_usage_mismatch');
+    await expectRefusal(client.encryptLocally(text('x'), { keyId: 'ed' }), 'key_usage_mismatch');
   });
 
   it('every policy rule refuses at every member when asked directly, naming the rule', async () => {
