@@ -219,7 +219,7 @@ export class Devnet {
   private spawn(name: string, args: string[], logPath: string, env: Record<string, string> = {}): ChildProcess {
     const log = createWriteStream(logPath, { flags: 'a', mode: 0o600 });
     this.logs.push(log);
-    const child = spawn(process.execPath, [tkmsBin, ...args], {
+    const child = spawn(process.execPath, [...(process.env.TKMS_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TKMS_PROFILE_DIR}`] : []), tkmsBin, ...args], {
       cwd: REPO_ROOT,
       env: { ...process.env, TKMS_KEYSTORE_PASSWORD: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -211,7 +211,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
           if (ctx.signer === undefined) throw new TkmsError('internal', 'this gateway was built without a signing coordinator');
           return ctx.signer;
         },
-        members: () => ctx.pool.membersBestFirst(),
+        members: () => ctx.pool.membersInTurn(),
         limiter: ctx.limiter,
         metrics: ctx.metrics,
         deployment,

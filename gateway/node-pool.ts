@@ -105,10 +105,14 @@ class MemberStats {
     this.failedAt.set(id, Date.now());
   }
 
+  failedLately(id: number): boolean {
+    const failed = this.failedAt.get(id);
+    return failed !== undefined && Date.now() - failed < 10_000;
+  }
+
   /** Lower is better: recently failed members go last for 10 s, then by latency. */
   score(id: number): number {
-    const failed = this.failedAt.get(id);
-    const penalty = failed !== undefined && Date.now() - failed < 10_000 ? 1e9 : 0;
+    const penalty = this.failedLately(id) ? 1e9 : 0;
     return penalty + (this.latency.get(id)?.mean ?? 50);
   }
 
@@ -148,6 +152,8 @@ const SINGLE_ONLY_RECHECK_MS = 5 * 60_000;
 
 export class NodePool {
   private readonly stats = new MemberStats();
+  /** Where membersInTurn starts next. */
+  private turn = 0;
   private readonly frames: FrameClient;
   private readonly batchers = new Map<number, RequestBatcher<string, PartialReply | TkmsError>>();
   /** Members that did not serve the batch protocol: until when to send them single requests. */
@@ -226,9 +232,19 @@ export class NodePool {
     return replies.filter((r): r is KeysReport => r !== undefined);
   }
 
-  /** Every member, connected and fastest first (the order a fan-out asks them in). */
-  membersBestFirst(): number[] {
-    return this.order(new Set());
+  /**
+   * Every member for a threshold signature: the connected ones that have not failed lately first, in
+   * an order that turns by one at each call, then the rest best first. Each signature costs its t
+   * signers CPU and a nonce each; turning spreads both over every healthy member instead of the
+   * fastest t (a signature takes about as long from any of them on one network).
+   */
+  membersInTurn(): number[] {
+    const order = this.order(new Set());
+    const connected = new Set(this.conns.connectedMembers());
+    const healthy = order.filter((id) => connected.has(id) && !this.stats.failedLately(id));
+    const rest = order.filter((id) => !healthy.includes(id));
+    const k = healthy.length === 0 ? 0 : this.turn++ % healthy.length;
+    return [...healthy.slice(k), ...healthy.slice(0, k), ...rest];
   }
 
   private order(exclude: ReadonlySet<number>): number[] {

@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import type { FrostPublic } from '@noble/curves/abstract/frost.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { LruCache } from '../core/lru.ts';
 import { isTkmsError, TkmsError, type ErrorCode } from '../core/errors.ts';
 import { errorText } from '../net/p2p.ts';
 import type { SignMessage, SignRequest } from '../core/signing/sign-request.ts';
@@ -67,6 +69,7 @@ type Supply = Map<number, NonceCommitmentPair[]>;
 
 export class SignCoordinator {
   private readonly supplies = new Map<string, Supply>();
+  private readonly packages = new LruCache<string, { pub: FrostPublic; publicKey: Uint8Array }>(1024);
   private readonly refills = new Map<string, Promise<void>>();
   private readonly batch: number;
   private readonly lowWater: number;
@@ -80,6 +83,17 @@ export class SignCoordinator {
     this.maxKeys = o.maxKeys ?? 1024;
   }
 
+  /** The FROST public package and the verifying key of a key version, made once per version and group key and Y_i. */
+  private packagesOf(materialId: string, key: SigningKeyShares): { pub: FrostPublic; publicKey: Uint8Array } {
+    const id = `${materialId}/${key.t}/${bytesToHex(key.groupPublicKey)}/${[...key.verificationShares].map(([m, y]) => `${m}:${bytesToHex(y)}`).join(',')}`;
+    let packages = this.packages.get(id);
+    if (packages === undefined) {
+      packages = { pub: frostPublic(key), publicKey: signingPublicKey(key) };
+      this.packages.set(id, packages);
+    }
+    return packages;
+  }
+
   /** Commitments held for a member of a key version (tests, metrics). */
   held(materialId: string, memberId: number): number {
     return this.supplies.get(materialId)?.get(memberId)?.length ?? 0;
@@ -88,8 +102,7 @@ export class SignCoordinator {
   async sign(job: SignJob): Promise<SignOutcome> {
     const { key, messages } = job;
     const frost = frostOf(key.suite);
-    const pub = frostPublic(key);
-    const publicKey = signingPublicKey(key);
+    const { pub, publicKey } = this.packagesOf(job.materialId, key);
     const excluded = new Map<number, SignFailure>();
     const blamed: number[] = [];
     /** Members that had forgotten the commitments held here, asked again with fresh ones. */
@@ -103,7 +116,7 @@ export class SignCoordinator {
       const signers = chosen.map((memberId) => ({ memberId, commitments: this.takeCommitments(job.materialId, memberId, messages.length) }));
       for (const memberId of chosen) this.refillIfLow(job.materialId, key.suite, memberId);
       const frame = encodeSignFrameRequest({ type: 'sign', request: job.request, message: job.message, signers });
-      const replies = await Promise.all(chosen.map((memberId) => this.askShares(memberId, frame, messages.length)));
+      const replies = await Promise.all(chosen.map((memberId) => this.askShares(memberId, frame, messages.length, key.t === 1 ? 64 : 32)));
       const shares = new Map<number, Uint8Array[]>();
       replies.forEach((reply, i) => {
         const memberId = chosen[i]!;
@@ -122,19 +135,20 @@ export class SignCoordinator {
       );
       const signatures: Uint8Array[] = [];
       const cheaters = new Set<number>();
-      messages.forEach((message, j) => {
+      if (key.t === 1) {
+        // One member holds the key and answers whole signatures (node/sign-service.ts): checked as they are.
+        const [[memberId, whole]] = [...shares] as [[number, Uint8Array[]]];
+        if (whole.every((sig, j) => verifySignature(key.suite, sig, messages[j]!, publicKey))) return { signatures: whole, signers: chosen, blamed, failures: [...excluded.values()], publicKey };
+        cheaters.add(memberId);
+      }
+      if (key.t > 1) messages.forEach((message, j) => {
         const byIdentifier: Record<string, Uint8Array<ArrayBuffer>> = {};
         for (const [memberId, z] of shares) byIdentifier[frostIdentifier(key.suite, memberId)] = new Uint8Array(z[j]!);
         const signature = aggregate(frost, pub, lists[j]!, message, byIdentifier, key, cheaters);
         if (signature !== undefined) signatures.push(signature);
       });
-      if (cheaters.size === 0 && signatures.length === messages.length) {
-        // The plain verifier, not FROST's: what leaves the gateway verifies for anyone.
-        if (!signatures.every((sig, j) => verifySignature(key.suite, sig, messages[j]!, publicKey))) {
-          throw new TkmsError('internal', 'an aggregated signature does not verify under the key: refusing to return it');
-        }
-        return { signatures, signers: chosen, blamed, failures: [...excluded.values()], publicKey };
-      }
+      // aggregate() returns only a signature that verifies under the key (the client checks it again with the suite's plain verifier).
+      if (cheaters.size === 0 && signatures.length === messages.length) return { signatures, signers: chosen, blamed, failures: [...excluded.values()], publicKey };
       for (const memberId of cheaters) {
         blamed.push(memberId);
         excluded.set(memberId, { nodeId: memberId, code: 'bad_signature_share', message: `member ${memberId} sent a signature share that does not verify against its verification share` });
@@ -222,11 +236,14 @@ export class SignCoordinator {
     this.supplies.get(materialId)?.delete(memberId);
   }
 
-  private async askShares(memberId: number, frame: Uint8Array, count: number): Promise<Uint8Array[] | Error> {
+  /** `shareLength`: 32 (a FROST share), or 64 (a whole signature, from the one member of a key with t = 1). */
+  private async askShares(memberId: number, frame: Uint8Array, count: number, shareLength: number): Promise<Uint8Array[] | Error> {
     try {
       const reply = decodeSignFrameReply(await this.o.transport.sendRaw(memberId, SIGN_PROTOCOL, frame, this.o.timeoutMs));
       if (!reply.ok) return new TkmsError(reply.code, reply.message);
-      if (reply.type !== 'shares' || reply.memberId !== memberId || reply.shares.length !== count) return new TkmsError('bad_request', `member ${memberId} answered with something other than ${count} signature shares`);
+      if (reply.type !== 'shares' || reply.memberId !== memberId || reply.shares.length !== count || !reply.shares.every((z) => z.length === shareLength)) {
+        return new TkmsError('bad_request', `member ${memberId} answered with something other than ${count} signature shares of ${shareLength} bytes`);
+      }
       return reply.shares;
     } catch (e) {
       return e instanceof Error ? e : new Error(String(e));

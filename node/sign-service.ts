@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { FrostSecret } from '@noble/curves/abstract/frost.js';
+import type { FrostPublic, FrostSecret } from '@noble/curves/abstract/frost.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import type { Deployment } from '../core/authz.ts';
 import { encodeHex } from '../core/bytes.ts';
@@ -60,8 +60,8 @@ export class SignService {
   private readonly usage = new KeyUsageCounters();
   /** Requests already counted against a daily limit (bounded; an evicted one may count twice, never zero times). */
   private readonly chargedRequests = new LruCache<string, true>(65_536);
-  /** FROST secret packages by key version and epoch (a Taproot key's is tweaked once, not per request). */
-  private readonly secrets = new Map<string, FrostSecret>();
+  /** FROST packages by key version, epoch and member id (bounded: the least recently used go past a few thousand). */
+  private readonly packages = new LruCache<string, { pub: FrostPublic; secret: FrostSecret }>(4096);
   private readonly now: () => number;
 
   constructor(private readonly o: SignServiceOptions) {
@@ -104,20 +104,24 @@ export class SignService {
     return { key: managed.key, suite, held };
   }
 
-  private secretOf(materialId: string, suite: SigningSuite, held: HeldSigningKey): FrostSecret {
+  /**
+   * The FROST packages of a key version at the epoch served, made once: a Taproot key's tweak costs
+   * a few point operations per member, more than the rest of a request's checks.
+   */
+  private packagesOf(materialId: string, suite: SigningSuite, held: HeldSigningKey): { pub: FrostPublic; secret: FrostSecret } {
     const cacheKey = `${materialId}@${held.epoch}/${held.selfId}`;
-    let secret = this.secrets.get(cacheKey);
-    if (secret === undefined) {
-      secret = frostSecret(sharesOf(suite, held), held.selfId, held.share);
-      // One entry per key version served: a bound of its own is the key registry's.
-      this.secrets.set(cacheKey, secret);
+    let packages = this.packages.get(cacheKey);
+    if (packages === undefined) {
+      const shares = sharesOf(suite, held);
+      packages = { pub: frostPublic(shares), secret: frostSecret(shares, held.selfId, held.share) };
+      this.packages.set(cacheKey, packages);
     }
-    return secret;
+    return packages;
   }
 
   private commit(r: Extract<SignFrameRequest, { type: 'commit' }>): SignFrameReply {
     const { suite, held } = this.signingKey(r.keyId, Math.floor(this.now() / 1000));
-    const commitments = this.pool.make(r.keyId, frostOf(suite), this.secretOf(r.keyId, suite, held), r.count, (id) => this.o.spent.has(id));
+    const commitments = this.pool.make(r.keyId, frostOf(suite), this.packagesOf(r.keyId, suite, held).secret, r.count, (id) => this.o.spent.has(id));
     // Made here as d·B: valid by construction, so the signing step need not check them again.
     if (suite === 'ed25519') for (const c of commitments) for (const point of [c.hiding, c.binding]) rememberEd25519Element(point);
     this.o.metrics.signNoncesHeld.set(this.pool.size);
@@ -147,9 +151,15 @@ export class SignService {
       const shares = { plan, sessions, nonces };
       if (this.o.fault === 'stall_after_spend') await new Promise((resolve) => setTimeout(resolve, 60_000));
       const frost = frostOf(suite);
-      const pub = frostPublic(sharesOf(suite, held));
-      const secret = this.secretOf(materialId, suite, held);
+      const { pub, secret } = this.packagesOf(materialId, suite, held);
       const out = shares.plan.messages.map((message, j) => {
+        // With t = 1 this member's share is the key: FROST has no threshold to run (noble refuses
+        // min = 1), so it signs whole, with a fresh nonce of the suite's own, and wipes the unused pair.
+        if (held.t === 1) {
+          shares.nonces[j]!.hiding.fill(0);
+          shares.nonces[j]!.binding.fill(0);
+          return frost.sign(message, secret.signingShare);
+        }
         const z = frost.signShare(secret, pub, shares.nonces[j]!, shares.sessions.lists[j]!, message);
         return this.o.fault === 'bad_share' ? frost.utils.Fn.toBytes(frost.utils.Fn.add(frost.utils.Fn.fromBytes(z), 1n)) : z;
       });

@@ -1,6 +1,6 @@
 import { TkmsError } from '../errors.ts';
 import { encodeErrorReply, encodeJsonFrame, parseObject, parseReply, type WireError } from '../node-wire.ts';
-import { arrayField, base64Field, hexBytesField, hexBytesUpToField, impliedField, integerField, keyIdField, literalField, messageCodec, nestedField, optionalField, type DecodedFields } from '../schema.ts';
+import { arrayField, base64Field, hexBytesUpToField, impliedField, integerField, keyIdField, literalField, messageCodec, nestedField, optionalField, type DecodedFields } from '../schema.ts';
 import { MAX_PSBT_BYTES } from './psbt.ts';
 import { MAX_RAW_MESSAGE_BYTES, SignRequestMessage, type SignMessage, type SignRequest } from './sign-request.ts';
 
@@ -84,7 +84,11 @@ export const CommitmentsReplyBody = messageCodec(
   { description: 'Fresh nonce commitments.', qualified: true },
 );
 
-export const ShareBody = messageCodec('signature share', { share: hexBytesField(32, { description: 'A FROST signature share z_i (the suite\'s scalar encoding).' }) }, { description: 'One signature share.' });
+export const ShareBody = messageCodec(
+  'signature share',
+  { share: hexBytesUpToField(64, { description: 'A FROST signature share z_i (32 bytes, the suite\'s scalar encoding); for a key with t = 1, the whole signature (64 bytes).' }) },
+  { description: 'One signature share.' },
+);
 
 export const SharesReplyBody = messageCodec(
   'sign reply frame',

@@ -41,6 +41,8 @@ describe('integration: threshold signing with faulty members (devnet: 5 nodes, t
       keys: { creators: 'open' },
       extraGatewayPeerIds: [peerIdFromPrivateKey(poolKey).toString()],
       nodeConfig: { 2: { testFaults: { sign: 'bad_share' } }, 5: { testFaults: { sign: 'stall_after_spend' } } },
+      // A member that stalls is replaced after this long.
+      gatewayConfig: { partialTimeoutMs: 1000 },
     });
     const committee = parseCommitteeJson(await readFile(join(devnet.dir, 'committee.json'), 'utf8'));
     pool = await NodePool.start(committee, pino({ level: 'silent' }), { privateKey: poolKey });
@@ -58,13 +60,20 @@ describe('integration: threshold signing with faulty members (devnet: 5 nodes, t
   });
 
   it('a member that sends a bad share is named and replaced, and the signature completes with another', async () => {
-    // The gateway asks the first three members (1, 2, 3); member 2's share fails and member 4 takes its place.
-    const message = text('identifiable abort');
-    const result = await client.sign('btc', { data: message });
-    assert.deepEqual(result.blamed, [2]);
-    assert.equal(result.signers.includes(2), false);
-    assert.equal(result.signers.length, 3);
-    assert.equal(schnorr.verify(decodeHex(result.signatures[0]!), message, decodeHex(result.publicKey)), true);
+    // The gateway turns through the members, so member 2 is among the first three it asks within five signatures.
+    let named = 0;
+    for (let i = 0; i < 5; i++) {
+      const message = text(`identifiable abort ${i}`);
+      const result = await client.sign('btc', { data: message });
+      assert.equal(schnorr.verify(decodeHex(result.signatures[0]!), message, decodeHex(result.publicKey)), true);
+      assert.equal(result.signers.length, 3);
+      assert.equal(result.signers.includes(2), false, 'member 2 never contributes to a signature');
+      if (result.blamed.length > 0) {
+        assert.deepEqual(result.blamed, [2]);
+        named++;
+      }
+    }
+    assert.ok(named >= 1, 'member 2 was asked, named and replaced at least once');
   });
 
   it('kill -9 of a member between spending a nonce and answering, then restart: the nonce never signs again', async () => {
