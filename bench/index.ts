@@ -14,6 +14,7 @@ import { benchEndToEnd, printE2eRow, type E2eResult } from './e2e.ts';
 import { benchNodeService } from './node-service.ts';
 import { benchDerivedKeyCreation, benchKeyChecks } from './keys.ts';
 import { benchKeyDkg, printKeyDkg } from './key-dkg.ts';
+import { benchSigning, printSigning } from './signing.ts';
 
 /**
  * `npm run bench`: every figure of the performance issue from one run on this machine, printed
@@ -78,6 +79,11 @@ console.log(
 const keyDkg = await benchKeyDkg({ n: 5, t: 3, runs: quick ? 1 : 5 });
 printKeyDkg(keyDkg);
 
+console.log('\nthreshold signing (FROST) on a loopback devnet: POST /v1/keys/{id}/sign as a client sees it, 3-of-5 beside 1-of-1');
+const signingOpts = { sequential: quick ? 50 : 300, concurrency: 16, seconds: quick ? 3 : 10 };
+const signing = [...(await benchSigning({ n: 5, t: 3, ...signingOpts })), ...(await benchSigning({ n: 1, t: 1, ...signingOpts }))];
+printSigning(signing);
+
 const dkg = await benchDkg(quick ? [5, 10, 16] : [5, 10, 16, 32], quick ? 1 : 3);
 console.log('\ncommittee changes: refresh of n members holding one key (t = ⌊2n/3⌋ + 1), and one reshare 3-of-5 → 4-of-7');
 const reshare = await benchReshare(quick ? [5, 16] : [5, 16, 32], { runs: quick ? 1 : 3, grow: true });
@@ -91,6 +97,6 @@ mkdirSync(resultsDir, { recursive: true });
 const out = join(resultsDir, 'latest.json');
 writeFileSync(
   out,
-  `${JSON.stringify({ started, quick, node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, core, service, keyChecks, e2e, ratios, acl, derivedKeys, keyDkg, dkg, reshare, ceremonyCpu }, null, 2)}\n`,
+  `${JSON.stringify({ started, quick, node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, core, service, keyChecks, e2e, ratios, acl, derivedKeys, keyDkg, signing, dkg, reshare, ceremonyCpu }, null, 2)}\n`,
 );
 console.log(`\nresults written to ${out}`);
