@@ -161,3 +161,10 @@ export function isTkmsError(value: unknown, code?: ErrorCode): value is TkmsErro
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CODES, value);
 }
+
+/** One line for a log or a failure list: a TkmsError's code and message, another error's name and message. */
+export function errorText(e: unknown): string {
+  if (isTkmsError(e)) return `${e.code}: ${e.message}`;
+  if (e instanceof Error) return `${e.name}: ${e.message}`;
+  return 'unknown error';
+}

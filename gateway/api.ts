@@ -203,21 +203,21 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
 
   const handlers: Record<string, RouteHandler> = {
     ...keyRouteHandlers(ctx, nowSeconds, publicKeyOf),
+    // Read at use, as the rest: the route table is also built without a context.
     ...signRouteHandlers(
       {
-        ...(ctx.keyRegistry === undefined ? {} : { keyRegistry: ctx.keyRegistry }),
-        keys: ctx.keys,
+        keyRegistry: () => ctx.keyRegistry,
+        keys: () => ctx.keys,
         coordinator: () => {
           if (ctx.signer === undefined) throw new TkmsError('internal', 'this gateway was built without a signing coordinator');
           return ctx.signer;
         },
         members: () => ctx.pool.membersInTurn(),
-        limiter: ctx.limiter,
-        metrics: ctx.metrics,
+        limiter: () => ctx.limiter,
+        metrics: () => ctx.metrics,
         deployment,
-        clockSkewSeconds: ctx.config.clockSkewSeconds,
       },
-      nowSeconds,
+      time,
     ),
     getOpenApiDocument: () => ({ status: 200, json: buildOpenApiDocument() }),
     getHealth: () => {

@@ -27,7 +27,8 @@ import {
 import { decodeKeyChangeReply, encodeKeyChangeRequest, KEY_CHANGES_PROTOCOL, type KeyChangeRequest } from '../core/keys/key-wire.ts';
 import type { KeyChange } from '../core/keys/key-change.ts';
 import type { Committee } from '../net/committee.ts';
-import { createHost, errorText, FrameClient, MemberConnections } from '../net/p2p.ts';
+import { createHost, FrameClient, MemberConnections } from '../net/p2p.ts';
+import { errorText } from '../core/errors.ts';
 import type { Logger } from 'pino';
 import { RequestBatcher } from './request-batcher.ts';
 

@@ -3,7 +3,7 @@ import type { FrostPublic } from '@noble/curves/abstract/frost.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { LruCache } from '../core/lru.ts';
 import { isTkmsError, TkmsError, type ErrorCode } from '../core/errors.ts';
-import { errorText } from '../net/p2p.ts';
+import { errorText } from '../core/errors.ts';
 import type { SignMessage, SignRequest } from '../core/signing/sign-request.ts';
 import { decodeSignFrameReply, encodeSignFrameRequest, MAX_COMMITMENTS_PER_REQUEST, SIGN_PROTOCOL, type NonceCommitmentPair } from '../core/signing/sign-wire.ts';
 import { frostIdentifier, frostOf, frostPublic, isValidElement, memberOfIdentifier, signingPublicKey, verifySignature, type SigningKeyShares, type SigningSuite } from '../core/signing/suites.ts';

@@ -19,19 +19,19 @@ import type { SignCoordinator } from './sign-coordinator.ts';
  * coordinates FROST with t members. It is not trusted for any of it: each member checks the signed
  * request and the key's policy again, and derives the bytes it signs from the message itself.
  */
+/** Each read at use: the route table is also built with no gateway behind it (the API description). */
 export interface SignRouteContext {
-  keyRegistry?: GatewayKeyRegistry;
-  keys: Pick<KeyDirectory, 'get'>;
+  keyRegistry: () => GatewayKeyRegistry | undefined;
+  keys: () => Pick<KeyDirectory, 'get'>;
   coordinator: () => SignCoordinator;
   /** Members to ask, best first. */
   members: () => number[];
-  limiter: RateLimiter;
-  metrics: Pick<GatewayMetrics, 'signatures' | 'signatureSeconds' | 'signatureSharesBlamed'>;
+  limiter: () => RateLimiter;
+  metrics: () => Pick<GatewayMetrics, 'signatures' | 'signatureSeconds' | 'signatureSharesBlamed'>;
   deployment: () => Deployment;
-  clockSkewSeconds: number;
 }
 
-export function signRouteHandlers(ctx: SignRouteContext, nowSeconds: () => number): Record<string, RouteHandler> {
+export function signRouteHandlers(ctx: SignRouteContext, time: () => { nowSeconds: number; clockSkewSeconds: number }): Record<string, RouteHandler> {
   return {
     signWithKey: async (_req, _url, body, params) => {
       const started = performance.now();
@@ -41,19 +41,19 @@ export function signRouteHandlers(ctx: SignRouteContext, nowSeconds: () => numbe
         const o = body as { request: unknown; message: unknown };
         const request = SignRequestMessage.decode(o.request);
         const message = decodeSignMessage(o.message);
-        const key = ctx.keyRegistry?.book.resolve(params.keyId ?? '');
+        const key = ctx.keyRegistry()?.book.resolve(params.keyId ?? '');
         if (key === undefined) throw new TkmsError('unknown_key', `no managed key ${params.keyId}`);
         const version = versionNamed(key, request.keyId);
         const suite = suiteOfKey(key.keyId, key.spec, key.usage);
         algorithm = SIGNING_ALGORITHMS[suite];
-        const now = nowSeconds();
-        requireUsable(key, version, now);
-        const requester = verifySignRequest(request, message, { nowSeconds: now, clockSkewSeconds: ctx.clockSkewSeconds }, ctx.deployment());
-        ctx.limiter.take(requester);
-        const shares = signingShares(suite, await ctx.keys.get(request.keyId));
+        const now = time();
+        requireUsable(key, version, now.nowSeconds);
+        const requester = verifySignRequest(request, message, now, ctx.deployment());
+        ctx.limiter().take(requester);
+        const shares = signingShares(suite, await ctx.keys().get(request.keyId));
         const { messages, inputs } = messagesToSign(key, suite, message, shares);
         const result = await ctx.coordinator().sign({ materialId: request.keyId, key: shares, request, message, messages, members: ctx.members() });
-        for (const nodeId of result.blamed) ctx.metrics.signatureSharesBlamed.inc({ node: String(nodeId) });
+        for (const nodeId of result.blamed) ctx.metrics().signatureSharesBlamed.inc({ node: String(nodeId) });
         const json: Record<string, unknown> = {
           keyId: request.keyId,
           algorithm,
@@ -70,13 +70,13 @@ export function signRouteHandlers(ctx: SignRouteContext, nowSeconds: () => numbe
           json.transaction = encodeHex(finalized.tx);
         }
         outcome = 'ok';
-        ctx.metrics.signatureSeconds.observe({ algorithm }, (performance.now() - started) / 1000);
+        ctx.metrics().signatureSeconds.observe({ algorithm }, (performance.now() - started) / 1000);
         return { status: 200, json };
       } catch (e) {
         if (isTkmsError(e)) outcome = e.code;
         throw e;
       } finally {
-        ctx.metrics.signatures.inc({ algorithm, outcome });
+        ctx.metrics().signatures.inc({ algorithm, outcome });
       }
     },
   };

@@ -9,6 +9,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface';
 import type { Logger } from 'pino';
 import { isTkmsError, MAX_NODE_FRAME_BYTES } from '../core/index.ts';
+import { errorText } from '../core/errors.ts';
 import type { Committee, CommitteeMember } from './committee.ts';
 import { ConnectionGate, OUTSIDER_LIMITS, type OutsiderLimits } from './connection-gate.ts';
 import { encodeLength, FrameReader } from './frame-reader.ts';
@@ -410,11 +411,6 @@ export class FrameClient {
   }
 }
 
-export function errorText(e: unknown): string {
-  if (isTkmsError(e)) return `${e.code}: ${e.message}`;
-  if (e instanceof Error) return `${e.name}: ${e.message}`;
-  return 'unknown error';
-}
 
 /**
  * Keeps a connection to every other committee member: dials at start, redials with

@@ -10,7 +10,7 @@ import {
 } from '../core/index.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { NodeMetrics } from './metrics.ts';
-import { errorText } from '../net/p2p.ts';
+import { errorText } from '../core/errors.ts';
 import type { RevocationStore } from './revocations.ts';
 
 /**

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { equalBytes, type ErrorCode } from '../core/index.ts';
-import { errorText } from '../net/p2p.ts';
+import { errorText } from '../core/errors.ts';
 import type { Counter } from 'prom-client';
 import { ceremonyMessageKind } from '../core/ceremony/codec.ts';
 

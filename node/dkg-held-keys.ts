@@ -3,7 +3,7 @@ import { decodeHex, encodeHex, TkmsError } from '../core/index.ts';
 import { confirmMessage, dkgPublicResultDigest, verifyDkgPublicResult, verifyMemberSignature, type DkgPublicResult, type ExpectedCommittee } from '../core/dkg/index.ts';
 import type { CeremonyIdentity } from '../core/ceremony/types.ts';
 import { expectedCommittee, type Committee } from '../core/committee.ts';
-import { errorText } from '../net/p2p.ts';
+import { errorText } from '../core/errors.ts';
 import { encodeDkgFrame, type DkgResultFrame } from './dkg-wire.ts';
 import { decodeCeremonyReply } from './reshare-wire.ts';
 import type { DkgStateFiles } from './dkg-state.ts';

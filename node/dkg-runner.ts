@@ -5,7 +5,7 @@ import { expectedCommittee } from '../core/committee.ts';
 import type { CeremonyIdentity, CeremonyTiming } from '../core/ceremony/types.ts';
 import type { DkgCeremonyApi, DkgCeremonyFaults, DkgCeremonyParams } from '../core/ceremony/dkg-types.ts';
 import type { Committee } from '../net/committee.ts';
-import { errorText } from '../net/p2p.ts';
+import { errorText } from '../core/errors.ts';
 import { decodeDkgFrame, encodeDkgFrame, sessionKey, SESSION_ID_LENGTH, type DkgFrame, type DkgProposal } from './dkg-wire.ts';
 import { decodeCeremonyReply, encodeCeremonyReply, type CeremonyReply } from './reshare-wire.ts';
 import { answersLaggard, certificateMessage, pastFinalDeadline } from './ceremony-driver.ts';

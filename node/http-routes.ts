@@ -4,7 +4,8 @@ import { assertKeyId, keyIdField, TkmsError } from '../core/index.ts';
 import type { Committee } from '../net/committee.ts';
 import type { Route } from '../net/http.ts';
 import { explainWith } from '../net/http-validation.ts';
-import { errorText, type MemberConnections } from '../net/p2p.ts';
+import { type MemberConnections } from '../net/p2p.ts';
+import { errorText } from '../core/errors.ts';
 import type { DkgRunner } from './dkg-runner.ts';
 import type { NodeMetrics } from './metrics.ts';
 

@@ -5,7 +5,7 @@ import type { DestructionReceipt } from '../core/keys/destruction-receipt.ts';
 import { decodeKeyChangeReply, decodeKeyChangeRequest, encodeKeyChangeReply, encodeKeyChangeRequest, KEY_CHANGE_PAGE_BYTES, KEY_CHANGE_PAGE_SIZE, type KeyChangeReply } from '../core/keys/key-wire.ts';
 import type { KeyChangeLog } from '../storage/key-change-log.ts';
 import type { Logger } from '../runtime/logger.ts';
-import { errorText } from '../net/p2p.ts';
+import { errorText } from '../core/errors.ts';
 import type { NodeMetrics } from './metrics.ts';
 
 /**

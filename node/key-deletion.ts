@@ -3,7 +3,7 @@ import type { KeyBook } from '../core/keys/key-book.ts';
 import { signDestructionReceipt, type DestructionReceipt } from '../core/keys/destruction-receipt.ts';
 import { keyStateAt, keyVersionsAt, materialKeyId, parseMaterialKeyId, versionStateAt, type ManagedKey } from '../core/keys/key-model.ts';
 import type { Logger } from '../runtime/logger.ts';
-import { errorText } from '../net/p2p.ts';
+import { errorText } from '../core/errors.ts';
 import { erasureDigest, type ErasureRecord } from './key-erasure.ts';
 
 /**

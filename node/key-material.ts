@@ -4,7 +4,7 @@ import type { KeyChange } from '../core/keys/key-change.ts';
 import type { KeyBook } from '../core/keys/key-book.ts';
 import { keyStateAt, keyVersionsAt, materialKeyId, parseMaterialKeyId, versionStateAt, type ManagedKey } from '../core/keys/key-model.ts';
 import type { Logger } from '../runtime/logger.ts';
-import { errorText } from '../net/p2p.ts';
+import { errorText } from '../core/errors.ts';
 
 /**
  * The DKGs that managed keys call for. A create or rotate of a DKG key is a signed admin change; once

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Committee } from '../core/committee.ts';
-import { errorText } from '../net/p2p.ts';
+import { errorText } from '../core/errors.ts';
 
 /**
  * The committee's refresh policy (committee file `refreshIntervalSeconds`): once the epoch served

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { verifyHandover } from '../core/ceremony/handover.ts';
 import type { ReshareOutcome, ReshareProposal } from '../core/ceremony/types.ts';
 import { libp2pCommitteeDecoders } from '../net/committee.ts';
-import { errorText } from '../net/p2p.ts';
+import { errorText } from '../core/errors.ts';
 import type { EpochShare, EpochStore, ServedEpoch } from './epoch-types.ts';
 import type { NodeMetrics } from './metrics.ts';
 import type { ServedKeyData } from './served-key-data.ts';

@@ -13,7 +13,7 @@ import type {
   ReshareProposal,
 } from '../core/ceremony/types.ts';
 import { libp2pCommitteeDecoders } from '../net/committee.ts';
-import { errorText } from '../net/p2p.ts';
+import { errorText } from '../core/errors.ts';
 import type { EpochShare, EpochStore, ReshareStatus, ServedEpoch, StoredApproval } from './epoch-types.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { buildRefreshProposal, checkOperatorApproval, checkPeerRefresh, RefreshRate, type ApprovalContext, type CheckedProposal } from './reshare-approvals.ts';

@@ -7,7 +7,8 @@ import { decodeKeysReply, encodeKeysRequest, equalBytes, KEYS_PROTOCOL, TkmsErro
 import type { CeremonyFaults, CeremonyIdentity, ReshareProposal } from '../core/ceremony/types.ts';
 import type { KeyEpochData } from '../core/ceremony/handover.ts';
 import type { Committee } from '../core/committee.ts';
-import { errorText, type FrameClient } from '../net/p2p.ts';
+import { type FrameClient } from '../net/p2p.ts';
+import { errorText } from '../core/errors.ts';
 import type { Route } from '../net/http.ts';
 import type { EpochStore, ServedEpoch } from './epoch-types.ts';
 import type { NodeMetrics } from './metrics.ts';

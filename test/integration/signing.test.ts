@@ -18,6 +18,8 @@ import { NodePool } from '../../gateway/node-pool.ts';
 import { makeTempDir, removeDir, waitFor } from '../support/processes.ts';
 import { expectRefusal } from '../support/refusal.ts';
 import { askShares, refusalCode, sessionOf, signRequestFor } from '../support/sign-direct.ts';
+import { P2pClient } from '../support/p2p-client.ts';
+import { encodeSignFrameRequest, SIGN_PROTOCOL } from '../../core/signing/sign-wire.ts';
 import { buildPsbt, HOT, STRANGER } from '../support/psbt-fixtures.ts';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -189,6 +191,16 @@ describe('integration: threshold signing (devnet: 5 nodes, t = 3, gateway, clien
     const again = await sessionOf(pool, [1, 2, 3], 'warm');
     const forgedReplies = await Promise.all([1, 2, 3].map((id) => askShares(pool, id, forged, altered, again)));
     assert.deepEqual(forgedReplies.map(refusalCode), ['unauthorized', 'unauthorized', 'unauthorized']);
+  });
+
+  it('only the gateways a member lists may open /tkms/sign/1: an outsider\'s stream is reset before a frame is read', async () => {
+    const committee = parseCommitteeJson(await readFile(join(devnet.dir, 'committee.json'), 'utf8'));
+    const outsider = await P2pClient.start(committee);
+    try {
+      for (const id of MEMBERS) await assert.rejects(outsider.request(id, SIGN_PROTOCOL, encodeSignFrameRequest({ type: 'commit', keyId: 'btc', count: 1 })));
+    } finally {
+      await outsider.stop();
+    }
   });
 
   it('signs with n − t members down, and with n − t + 1 down answers a clear shortfall', async () => {
