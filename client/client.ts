@@ -177,6 +177,8 @@ export class TkmsClient {
   async sign(keyIdOrAlias: string, message: { data: Uint8Array } | { psbt: Uint8Array | string }): Promise<SignatureResult> {
     const target = await signingTarget(this.http, keyIdOrAlias);
     const key = await this.getKey(target.materialId);
+    // The suite the gateway's view names must be the one of the key verified here: an Ed25519 result signs Ed25519.
+    if ((key.group.name === 'ed25519') !== (target.suite === 'ed25519')) throw new TkmsError('bad_proof', `key ${target.materialId}: the gateway calls it a ${target.suite} key, but its verified DKG result is over ${key.group.name}`);
     const signMessage: SignMessage = 'data' in message ? { kind: 'raw', data: message.data } : { kind: 'psbt', psbt: psbtBytes(message.psbt) };
     return requestSignature({
       http: this.http,

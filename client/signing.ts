@@ -104,7 +104,7 @@ export async function requestSignature(o: SignOptions): Promise<SignatureResult>
     const finalized = finalizeTaprootPsbt(o.message.psbt, new Map(inputs.map((index, j) => [index, signatures[j]!])));
     out.inputs = inputs;
     out.psbt = encodeBase64(finalized.psbt);
-    out.transaction = encodeHex(finalized.tx);
+    if (finalized.tx !== undefined) out.transaction = encodeHex(finalized.tx);
   }
   return out;
 }

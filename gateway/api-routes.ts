@@ -455,7 +455,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
       400: 'Also a request whose key id is not a version of the key in the path, or a PSBT for an Ed25519 key (`key_usage_mismatch`), or an ENCRYPT_DECRYPT key.',
       403: 'The request\'s signature or window fails, the key is disabled or pending deletion, or (from the members) a rule of the key\'s policy refuses it: the code names the rule.',
       429: RATE_LIMIT_NOTE,
-      503: 'Fewer than t members signed; `details.failures` has each member\'s failure (`bad_signature_share` for a member whose share did not verify).',
+      503: 'Fewer than t members signed; `details.failures` has each member\'s failure (code bad_signature_share for a member whose share did not verify).',
     },
   },
 ];

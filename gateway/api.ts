@@ -212,7 +212,7 @@ export function gatewayRoutes(ctx: GatewayContext): Route[] {
           if (ctx.signer === undefined) throw new TkmsError('internal', 'this gateway was built without a signing coordinator');
           return ctx.signer;
         },
-        members: () => ctx.pool.membersInTurn(),
+        members: (kind) => (kind === 'psbt' ? ctx.pool.membersBestFirst() : ctx.pool.membersInTurn()),
         limiter: () => ctx.limiter,
         metrics: () => ctx.metrics,
         deployment,

@@ -3,7 +3,7 @@ import { derivedPublicKey, deriveKeyTweak } from '../core/keys/derive.ts';
 import { KeyChangeMessage, type KeyChange } from '../core/keys/key-change.ts';
 import { KEY_STATES, currentVersionAt, keyStateAt, keyVersionsAt, materialKeyId, requireUsable, requireUsage, versionStateAt, type KeyState, type ManagedKey } from '../core/keys/key-model.ts';
 import type { KeyFilter } from '../core/keys/key-book.ts';
-import { describeSigningKey, suiteOfKey } from '../core/signing/suites.ts';
+import { describeSigningKey, suiteOfKey, type SigningKeyDescription } from '../core/signing/suites.ts';
 import { KEY_CHANGE_PAGE_BYTES, KEY_CHANGE_PAGE_SIZE } from '../core/keys/key-wire.ts';
 import { reserveResponseBytes, type RouteHandler } from '../net/http.ts';
 import { API_ROUTES, queryInteger, queryText, type ApiRoute } from './api-routes.ts';
@@ -66,9 +66,17 @@ export function keyView(key: ManagedKey, nowSeconds: number, publicKeyOf: (mater
   };
 }
 
-/** A signing key version's public key as verifiers take it (raw and DER SPKI), from its DKG group key. */
-function signingView(key: ManagedKey, groupPublicKey: string): Record<string, string> {
-  const d = describeSigningKey(suiteOfKey(key.keyId, key.spec, key.usage), decodeHex(groupPublicKey, { name: 'group public key' }));
+/**
+ * A signing key version's public key as verifiers take it (raw and DER SPKI), from its DKG group key;
+ * undefined when the published key is not of the spec's group (members made it so; the view shows it without).
+ */
+function signingView(key: ManagedKey, groupPublicKey: string): Record<string, string> | undefined {
+  let d: SigningKeyDescription;
+  try {
+    d = describeSigningKey(suiteOfKey(key.keyId, key.spec, key.usage), decodeHex(groupPublicKey, { name: 'group public key' }));
+  } catch {
+    return undefined;
+  }
   return {
     algorithm: d.algorithm,
     publicKey: encodeHex(d.publicKey),

@@ -233,6 +233,11 @@ export class NodePool {
     return replies.filter((r): r is KeysReport => r !== undefined);
   }
 
+  /** Every member, connected and fastest first (the order a fan-out asks them in). */
+  membersBestFirst(): number[] {
+    return this.order(new Set());
+  }
+
   /**
    * Every member for a threshold signature: the connected ones that have not failed lately first, in
    * an order that turns by one at each call, then the rest best first. Each signature costs its t

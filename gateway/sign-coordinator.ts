@@ -5,7 +5,7 @@ import { LruCache } from '../core/lru.ts';
 import { isTkmsError, TkmsError, type ErrorCode } from '../core/errors.ts';
 import { errorText } from '../core/errors.ts';
 import type { SignMessage, SignRequest } from '../core/signing/sign-request.ts';
-import { decodeSignFrameReply, encodeSignFrameRequest, MAX_COMMITMENTS_PER_REQUEST, SIGN_PROTOCOL, type NonceCommitmentPair } from '../core/signing/sign-wire.ts';
+import { decodeSignFrameReply, encodeSignFrameRequest, MAX_COMMITMENTS_PER_REQUEST, SIGN_PROTOCOL, type NonceCommitmentPair, type SignerCommitments } from '../core/signing/sign-wire.ts';
 import { frostIdentifier, frostOf, frostPublic, isValidElement, memberOfIdentifier, signingPublicKey, verifySignature, type SigningKeyShares, type SigningSuite } from '../core/signing/suites.ts';
 
 /**
@@ -33,6 +33,9 @@ export interface SignCoordinatorOptions {
   maxPerMember?: number;
   /** Key versions with a supply at most (the least recently used goes). */
   maxKeys?: number;
+  /** Commitments older than this are dropped unused: members expire their nonces after 30 minutes. */
+  maxAgeMs?: number;
+  now?: () => number;
 }
 
 export interface SignFailure {
@@ -63,9 +66,12 @@ export interface SignJob {
   messages: Uint8Array[];
   /** Members to ask, best first. */
   members: number[];
+  /** The committee epoch whose Y_i `key` holds: a member serving another refuses (stale_epoch) before it spends a nonce. */
+  epoch: number;
 }
 
-type Supply = Map<number, NonceCommitmentPair[]>;
+/** A member's commitments, oldest first, with when they arrived (members expire unused nonces). */
+type Supply = Map<number, { pair: NonceCommitmentPair; at: number }[]>;
 
 export class SignCoordinator {
   private readonly supplies = new Map<string, Supply>();
@@ -75,8 +81,12 @@ export class SignCoordinator {
   private readonly lowWater: number;
   private readonly maxPerMember: number;
   private readonly maxKeys: number;
+  private readonly maxAgeMs: number;
+  private readonly now: () => number;
 
   constructor(private readonly o: SignCoordinatorOptions) {
+    this.maxAgeMs = o.maxAgeMs ?? 25 * 60_000;
+    this.now = o.now ?? Date.now;
     this.batch = Math.min(o.batch ?? 32, MAX_COMMITMENTS_PER_REQUEST);
     this.lowWater = o.lowWater ?? 8;
     this.maxPerMember = o.maxPerMember ?? 256;
@@ -111,11 +121,11 @@ export class SignCoordinator {
     for (;;) {
       const candidates = job.members.filter((id) => !excluded.has(id));
       if (candidates.length < key.t) throw shortfall(job, key.t, [...excluded.values()]);
-      const chosen = await this.pickSigners(job.materialId, key.suite, candidates, key.t, messages.length, excluded);
-      if (chosen === undefined) continue;
-      const signers = chosen.map((memberId) => ({ memberId, commitments: this.takeCommitments(job.materialId, memberId, messages.length) }));
+      const signers = await this.pickSigners(job.materialId, key.suite, candidates, key.t, messages.length, excluded);
+      if (signers === undefined) continue;
+      const chosen = signers.map((s) => s.memberId);
       for (const memberId of chosen) this.refillIfLow(job.materialId, key.suite, memberId);
-      const frame = encodeSignFrameRequest({ type: 'sign', request: job.request, message: job.message, signers });
+      const frame = encodeSignFrameRequest({ type: 'sign', request: job.request, message: job.message, signers, epoch: job.epoch });
       const replies = await Promise.all(chosen.map((memberId) => this.askShares(memberId, frame, messages.length, key.t === 1 ? 64 : 32)));
       const shares = new Map<number, Uint8Array[]>();
       replies.forEach((reply, i) => {
@@ -141,12 +151,16 @@ export class SignCoordinator {
         if (whole.every((sig, j) => verifySignature(key.suite, sig, messages[j]!, publicKey))) return { signatures: whole, signers: chosen, blamed, failures: [...excluded.values()], publicKey };
         cheaters.add(memberId);
       }
-      if (key.t > 1) messages.forEach((message, j) => {
-        const byIdentifier: Record<string, Uint8Array<ArrayBuffer>> = {};
-        for (const [memberId, z] of shares) byIdentifier[frostIdentifier(key.suite, memberId)] = new Uint8Array(z[j]!);
-        const signature = aggregate(frost, pub, lists[j]!, message, byIdentifier, key, cheaters);
-        if (signature !== undefined) signatures.push(signature);
-      });
+      if (key.t > 1) {
+        messages.forEach((message, j) => {
+          const byIdentifier: Record<string, Uint8Array<ArrayBuffer>> = {};
+          for (const [memberId, z] of shares) byIdentifier[frostIdentifier(key.suite, memberId)] = new Uint8Array(z[j]!);
+          const signature = aggregate(frost, pub, lists[j]!, message, byIdentifier, key, cheaters);
+          if (signature !== undefined) signatures.push(signature);
+          // noble names no one when a share is not even a scalar: then each share is checked on its own.
+          else if (cheaters.size === 0) for (const [memberId, z] of shares) if (!shareVerifies(frost, pub, lists[j]!, message, key.suite, memberId, z[j]!)) cheaters.add(memberId);
+        });
+      }
       // aggregate() returns only a signature that verifies under the key (the client checks it again with the suite's plain verifier).
       if (cheaters.size === 0 && signatures.length === messages.length) return { signatures, signers: chosen, blamed, failures: [...excluded.values()], publicKey };
       for (const memberId of cheaters) {
@@ -160,30 +174,38 @@ export class SignCoordinator {
   }
 
   /**
-   * t of the candidates with `count` commitments each, best first; members short of commitments
-   * are asked for a batch now (together). Undefined when a member failed here (it is excluded: the caller tries again).
+   * t of the candidates with `count` commitments each, in the order given, their commitments taken
+   * in the same synchronous step as the check (concurrent requests share refills). Members short of
+   * commitments are asked for a batch now (together). Undefined when a member failed here (it is
+   * excluded) or others took what a refill brought: the caller tries again.
    */
-  private async pickSigners(materialId: string, suite: SigningSuite, candidates: number[], t: number, count: number, excluded: Map<number, SignFailure>): Promise<number[] | undefined> {
-    const ready = candidates.filter((id) => this.held(materialId, id) >= count);
-    if (ready.length >= t) return ready.slice(0, t);
+  private async pickSigners(materialId: string, suite: SigningSuite, candidates: number[], t: number, count: number, excluded: Map<number, SignFailure>): Promise<SignerCommitments[] | undefined> {
+    const taken = this.takeFrom(materialId, candidates, t, count);
+    if (taken !== undefined) return taken;
     const short = candidates.filter((id) => this.held(materialId, id) < count);
     const need = Math.max(count, this.batch);
     const results = await Promise.all(short.map((id) => this.refill(materialId, suite, id, need).then(() => undefined, (e: unknown) => e)));
-    let failed = false;
     results.forEach((e, i) => {
-      if (e === undefined) return;
-      failed = true;
-      excluded.set(short[i]!, failureOf(short[i]!, e));
+      if (e !== undefined) excluded.set(short[i]!, failureOf(short[i]!, e));
     });
-    const nowReady = candidates.filter((id) => !excluded.has(id) && this.held(materialId, id) >= count);
-    if (nowReady.length >= t) return nowReady.slice(0, t);
-    if (!failed) throw new TkmsError('internal', `members did not provide ${count} nonce commitments each`);
-    return undefined;
+    return this.takeFrom(materialId, candidates.filter((id) => !excluded.has(id)), t, count);
   }
 
-  private takeCommitments(materialId: string, memberId: number, count: number): NonceCommitmentPair[] {
-    const list = this.supplies.get(materialId)!.get(memberId)!;
-    return list.splice(0, count);
+  /** The first t candidates holding `count` live commitments each, with those commitments taken; undefined when fewer hold enough. */
+  private takeFrom(materialId: string, candidates: number[], t: number, count: number): SignerCommitments[] | undefined {
+    const supply = this.supplies.get(materialId);
+    if (supply === undefined) return undefined;
+    const cutoff = this.now() - this.maxAgeMs;
+    const ready: number[] = [];
+    for (const id of candidates) {
+      const list = supply.get(id);
+      // What a member may have expired already is dropped, not tried.
+      while (list !== undefined && list.length > 0 && list[0]!.at < cutoff) list.shift();
+      if (list !== undefined && list.length >= count) ready.push(id);
+      if (ready.length === t) break;
+    }
+    if (ready.length < t) return undefined;
+    return ready.map((memberId) => ({ memberId, commitments: supply.get(memberId)!.splice(0, count).map((c) => c.pair) }));
   }
 
   private refillIfLow(materialId: string, suite: SigningSuite, memberId: number): void {
@@ -208,7 +230,8 @@ export class SignCoordinator {
         throw new TkmsError('bad_point', `member ${memberId} sent nonce commitments that are not points of the key's group (${suite})`);
       }
       const list = this.supplyOf(materialId).get(memberId) ?? [];
-      list.push(...reply.commitments);
+      const at = this.now();
+      list.push(...reply.commitments.map((pair) => ({ pair, at })));
       // The oldest go first: they are the likeliest to have expired at the member.
       if (list.length > this.maxPerMember) list.splice(0, list.length - this.maxPerMember);
       this.supplyOf(materialId).set(memberId, list);
@@ -242,7 +265,7 @@ export class SignCoordinator {
       const reply = decodeSignFrameReply(await this.o.transport.sendRaw(memberId, SIGN_PROTOCOL, frame, this.o.timeoutMs));
       if (!reply.ok) return new TkmsError(reply.code, reply.message);
       if (reply.type !== 'shares' || reply.memberId !== memberId || reply.shares.length !== count || !reply.shares.every((z) => z.length === shareLength)) {
-        return new TkmsError('bad_request', `member ${memberId} answered with something other than ${count} signature shares of ${shareLength} bytes`);
+        return new TkmsError('bad_signature_share', `member ${memberId} answered with something other than ${count} signature shares of ${shareLength} bytes`);
       }
       return reply.shares;
     } catch (e) {
@@ -274,6 +297,15 @@ function aggregate(
       if (memberId !== undefined) cheaters.add(memberId);
     }
     return undefined;
+  }
+}
+
+/** One member's share checked on its own (RFC 9591 §5.4); false also for bytes that are no scalar. */
+function shareVerifies(frost: ReturnType<typeof frostOf>, pub: FrostPublic, list: Parameters<ReturnType<typeof frostOf>['verifyShare']>[1], message: Uint8Array, suite: SigningSuite, memberId: number, share: Uint8Array): boolean {
+  try {
+    return frost.verifyShare(pub, list, new Uint8Array(message), frostIdentifier(suite, memberId), new Uint8Array(share));
+  } catch {
+    return false;
   }
 }
 

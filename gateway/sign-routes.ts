@@ -2,9 +2,9 @@ import { encodeBase64, encodeHex, isTkmsError, TkmsError } from '../core/index.t
 import type { Deployment } from '../core/authz.ts';
 import { requireUsable, type ManagedKey } from '../core/keys/key-model.ts';
 import type { KeyPolicy } from '../core/keys/policy.ts';
-import { finalizeTaprootPsbt, keyInputIndexes, keyPathSighashes, parsePsbt } from '../core/signing/psbt.ts';
+import { finalizeTaprootPsbt } from '../core/signing/psbt.ts';
+import { authorizeSigner, planSigning } from '../core/signing/sign-policy.ts';
 import { decodeSignMessage, SignRequestMessage, verifySignRequest, type SignMessage } from '../core/signing/sign-request.ts';
-import { MAX_MESSAGES_PER_REQUEST } from '../core/signing/sign-wire.ts';
 import { SIGNING_ALGORITHMS, suiteOfKey, taprootInternalKey, type SigningKeyShares, type SigningSuite } from '../core/signing/suites.ts';
 import type { RouteHandler } from '../net/http.ts';
 import type { RateLimiter } from '../runtime/rate-limit.ts';
@@ -14,9 +14,9 @@ import type { GatewayMetrics } from './metrics.ts';
 import type { SignCoordinator } from './sign-coordinator.ts';
 
 /**
- * POST /v1/keys/{keyId}/sign. The gateway checks what it cheaply can (the key's state and usage,
- * the requester's signature, its rate limit) so a bad request costs no member anything, then
- * coordinates FROST with t members. It is not trusted for any of it: each member checks the signed
+ * POST /v1/keys/{keyId}/sign. The gateway first makes the members' checks itself (the key's state
+ * and usage, the requester's signature and rate limit, who may sign and what), so a request they
+ * would refuse costs them nothing, then coordinates FROST with t members. It is not trusted for any of it: each member checks the signed
  * request and the key's policy again, and derives the bytes it signs from the message itself.
  */
 /** Each read at use: the route table is also built with no gateway behind it (the API description). */
@@ -24,8 +24,12 @@ export interface SignRouteContext {
   keyRegistry: () => GatewayKeyRegistry | undefined;
   keys: () => Pick<KeyDirectory, 'get'>;
   coordinator: () => SignCoordinator;
-  /** Members to ask, best first. */
-  members: () => number[];
+  /**
+   * Members to ask, in order. Transactions go to the same members while they are healthy: each
+   * member caps what it signs a day on its own, so spreading transactions over members would let
+   * the committee sign more than the cap (up to n/t times it).
+   */
+  members: (kind: SignMessage['kind']) => number[];
   limiter: () => RateLimiter;
   metrics: () => Pick<GatewayMetrics, 'signatures' | 'signatureSeconds' | 'signatureSharesBlamed'>;
   deployment: () => Deployment;
@@ -50,9 +54,15 @@ export function signRouteHandlers(ctx: SignRouteContext, time: () => { nowSecond
         requireUsable(key, version, now.nowSeconds);
         const requester = verifySignRequest(request, message, now, ctx.deployment());
         ctx.limiter().take(requester);
-        const shares = signingShares(suite, await ctx.keys().get(request.keyId));
-        const { messages, inputs } = messagesToSign(key, suite, message, shares);
-        const result = await ctx.coordinator().sign({ materialId: request.keyId, key: shares, request, message, messages, members: ctx.members() });
+        const published = await ctx.keys().get(request.keyId);
+        const shares = signingShares(suite, published);
+        // The members' own checks, made here first so a request they would refuse costs them nothing
+        // (the day's counts are theirs: a cap or a limit already reached is still theirs to refuse).
+        authorizeSigner(key, requester, request.requester, now.nowSeconds, 0);
+        const plan = planSigning(key.policy as KeyPolicy, key.keyId, suite, message, suite === 'bip340' ? { internalKey: taprootInternalKey(shares.groupPublicKey) } : {}, 0n);
+        const messages = plan.messages;
+        const inputs = plan.inputIndexes;
+        const result = await ctx.coordinator().sign({ materialId: request.keyId, key: shares, request, message, messages, members: ctx.members(message.kind), epoch: published.epoch });
         for (const nodeId of result.blamed) ctx.metrics().signatureSharesBlamed.inc({ node: String(nodeId) });
         const json: Record<string, unknown> = {
           keyId: request.keyId,
@@ -67,7 +77,7 @@ export function signRouteHandlers(ctx: SignRouteContext, time: () => { nowSecond
           const finalized = finalizeTaprootPsbt(message.psbt, new Map(inputs.map((index, j) => [index, result.signatures[j]!])));
           json.inputs = inputs;
           json.psbt = encodeBase64(finalized.psbt);
-          json.transaction = encodeHex(finalized.tx);
+          if (finalized.tx !== undefined) json.transaction = encodeHex(finalized.tx);
         }
         outcome = 'ok';
         ctx.metrics().signatureSeconds.observe({ algorithm }, (performance.now() - started) / 1000);
@@ -95,20 +105,4 @@ export function signingShares(suite: SigningSuite, published: PublishedKey): Sig
   if (group.name !== (suite === 'ed25519' ? 'ed25519' : 'secp256k1')) throw new TkmsError('internal', `key ${published.result.keyId} was made over ${group.name}, not the curve of its spec`);
   const verificationShares = new Map([...published.verificationShares].map(([id, Y]) => [id, group.encodePoint(Y)]));
   return { suite, t: published.t, n: verificationShares.size, groupPublicKey: group.encodePoint(published.groupPublicKey), verificationShares };
-}
-
-/**
- * What FROST signs for this message, derived exactly as the members derive it: the raw bytes, or
- * each PSBT input the key owns (its BIP341 sighash). The members also check the policy; the gateway
- * only needs the bytes to verify shares and aggregate.
- */
-function messagesToSign(key: ManagedKey, suite: SigningSuite, message: SignMessage, shares: SigningKeyShares): { messages: Uint8Array[]; inputs: number[] } {
-  if (message.kind === 'raw') return { messages: [message.data], inputs: [] };
-  if (suite !== 'bip340') throw new TkmsError('key_usage_mismatch', `key ${key.keyId} is an Ed25519 key: it signs raw messages, not Bitcoin transactions`);
-  const network = (key.policy as KeyPolicy).sign?.psbt?.network ?? 'bitcoin';
-  const psbt = parsePsbt(message.psbt, network);
-  const inputs = keyInputIndexes(psbt, taprootInternalKey(shares.groupPublicKey));
-  if (inputs.length === 0) throw new TkmsError('bad_psbt', `no input of the PSBT spends key ${key.keyId}'s Taproot output`);
-  if (inputs.length > MAX_MESSAGES_PER_REQUEST) throw new TkmsError('bad_psbt', `the PSBT has ${inputs.length} inputs of this key; one request signs at most ${MAX_MESSAGES_PER_REQUEST}`);
-  return { messages: keyPathSighashes(psbt, inputs), inputs };
 }

@@ -119,11 +119,19 @@ export function commitmentId(keyId: string, hiding: Uint8Array): string {
   return `${keyId}:${bytesToHex(hiding)}`;
 }
 
-/** Spent records kept: a day of signing at full speed is far less; the oldest go at open past it. */
+/**
+ * Spent records kept, in memory and on disk (about 76 MB of file at most): past it the oldest go.
+ * They matter while their nonces could still be presented, and a nonce lives in memory at most
+ * 30 minutes (DEFAULT_NONCE_LIMITS.ttlMs); a million is hours of signing at full speed.
+ */
 export const MAX_SPENT_RECORDS = 1_000_000;
 
 /** The durable half: every nonce spent, fsynced before its share is made. */
 export class NonceSpentLog {
+  /** Lines appended since the file was last rewritten: past maxRecords it is rewritten with what memory keeps. */
+  private appended = 0;
+  private compacting = false;
+
   private constructor(
     private readonly log: AppendLog,
     private readonly ids: Set<string>,
@@ -155,12 +163,21 @@ export class NonceSpentLog {
   /** Records the ids as spent; resolves once they are on disk (appends group-commit). */
   async spend(ids: readonly string[]): Promise<void> {
     for (const id of ids) this.ids.add(id);
-    // In memory the oldest go first (a Set keeps insertion order); the file is trimmed at the next open.
+    // The oldest go first (a Set keeps insertion order).
     for (const oldest of this.ids) {
       if (this.ids.size <= this.maxRecords) break;
       this.ids.delete(oldest);
     }
-    await Promise.all(ids.map((id) => this.log.append(id, true)));
+    this.appended += ids.length;
+    const appended = Promise.all(ids.map((id) => this.log.append(id, true)));
+    // The file keeps at most twice what memory does: a running node never outgrows what it can open again.
+    if (this.appended > this.maxRecords && !this.compacting) {
+      this.compacting = true;
+      this.appended = 0;
+      // Called once the appends before it are on disk, so every id spent so far is in memory or older than what is kept.
+      void this.log.rewrite(() => [...this.ids]).catch(() => undefined).finally(() => (this.compacting = false));
+    }
+    await appended;
   }
 
   async close(): Promise<void> {

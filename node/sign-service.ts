@@ -7,9 +7,9 @@ import { isTkmsError, TkmsError } from '../core/errors.ts';
 import { LruCache } from '../core/lru.ts';
 import type { KeyBook } from '../core/keys/key-book.ts';
 import { requireUsable, type ManagedKey } from '../core/keys/key-model.ts';
-import { evaluateKeyPolicy, type KeyPolicy } from '../core/keys/policy.ts';
+import type { KeyPolicy } from '../core/keys/policy.ts';
 import { wireErrorOf } from '../core/node-wire.ts';
-import { planSigning, type SigningPlan } from '../core/signing/sign-policy.ts';
+import { authorizeSigner, planSigning, type SigningPlan } from '../core/signing/sign-policy.ts';
 import { verifySignRequest } from '../core/signing/sign-request.ts';
 import { decodeSignFrameRequest, encodeSignFrameReply, MAX_MESSAGES_PER_REQUEST, type SignFrameReply, type SignFrameRequest, type SignerCommitments } from '../core/signing/sign-wire.ts';
 import { frostIdentifier, frostOf, frostPublic, frostSecret, isValidElement, suiteOfKey, taprootInternalKey, type SigningKeyShares, type SigningSuite } from '../core/signing/suites.ts';
@@ -132,6 +132,8 @@ export class SignService {
     const nowSeconds = Math.floor(this.now() / 1000);
     const materialId = r.request.keyId;
     const { key, suite, held } = this.signingKey(materialId, nowSeconds);
+    // Before anything costs more: shares made at another epoch would fail the coordinator's checks and name this member a cheater.
+    if (r.epoch !== held.epoch) throw new TkmsError('stale_epoch', `this node serves key ${materialId} at committee epoch ${held.epoch}, not ${r.epoch}`);
     const requester = verifySignRequest(r.request, r.message, { nowSeconds, clockSkewSeconds: this.o.clockSkewSeconds }, this.o.deployment);
     this.o.limiter.take(requester);
     const refund = this.checkWhoMaySign(key, requester, r.request.requester, r.request.requestId, nowSeconds);
@@ -141,28 +143,32 @@ export class SignService {
       const plan = planSigning(policy, key.keyId, suite, r.message, suite === 'bip340' ? { internalKey: taprootInternalKey(held.groupPublicKey) } : {}, (txid) => this.o.ledger.spentToday(key.keyId, nowSeconds, txid));
       const sessions = sessionsOf(r.signers, plan, held, suite);
       const nonces = this.takeNonces(materialId, sessions.own);
-      // Durable before anything that depends on the nonce exists: a crash from here on loses the nonce, never reuses it.
-      await this.o.spent.spend(sessions.own.map((c) => commitmentId(materialId, c.hiding)));
-      if (plan.txid !== undefined) {
-        const cap = policy.sign?.psbt === undefined ? undefined : BigInt(policy.sign.psbt.dailyValueCapSats);
-        // Checks the cap and counts in one step: two transactions signed at once cannot both fit on the same total.
-        await this.o.ledger.record(key.keyId, plan.txid, plan.valueSats, nowSeconds, cap);
-      }
-      const shares = { plan, sessions, nonces };
-      if (this.o.fault === 'stall_after_spend') await new Promise((resolve) => setTimeout(resolve, 60_000));
-      const frost = frostOf(suite);
-      const { pub, secret } = this.packagesOf(materialId, suite, held);
-      const out = shares.plan.messages.map((message, j) => {
-        // With t = 1 this member's share is the key: FROST has no threshold to run (noble refuses
-        // min = 1), so it signs whole, with a fresh nonce of the suite's own, and wipes the unused pair.
-        if (held.t === 1) {
-          shares.nonces[j]!.hiding.fill(0);
-          shares.nonces[j]!.binding.fill(0);
-          return frost.sign(message, secret.signingShare);
+      let out: Uint8Array[];
+      try {
+        // Durable before anything that depends on the nonce exists: a crash from here on loses the nonce, never reuses it.
+        await this.o.spent.spend(sessions.own.map((c) => commitmentId(materialId, c.hiding)));
+        if (plan.txid !== undefined) {
+          const cap = policy.sign?.psbt === undefined ? undefined : BigInt(policy.sign.psbt.dailyValueCapSats);
+          // Checks the cap and counts in one step: two transactions signed at once cannot both fit on the same total.
+          await this.o.ledger.record(key.keyId, plan.txid, plan.valueSats, nowSeconds, cap);
         }
-        const z = frost.signShare(secret, pub, shares.nonces[j]!, shares.sessions.lists[j]!, message);
-        return this.o.fault === 'bad_share' ? frost.utils.Fn.toBytes(frost.utils.Fn.add(frost.utils.Fn.fromBytes(z), 1n)) : z;
-      });
+        if (this.o.fault === 'stall_after_spend') await new Promise((resolve) => setTimeout(resolve, 60_000));
+        const frost = frostOf(suite);
+        const { pub, secret } = this.packagesOf(materialId, suite, held);
+        out = plan.messages.map((message, j) => {
+          // With t = 1 this member's share is the key: FROST has no threshold to run (noble refuses
+          // min = 1), so it signs whole with a fresh nonce of the suite's own; the pair taken is wiped below.
+          if (held.t === 1) return frost.sign(message, secret.signingShare);
+          const z = frost.signShare(secret, pub, nonces[j]!, sessions.lists[j]!, message);
+          return this.o.fault === 'bad_share' ? frost.utils.Fn.toBytes(frost.utils.Fn.add(frost.utils.Fn.fromBytes(z), 1n)) : z;
+        });
+      } finally {
+        // Spent either way: wiped now, whatever failed after the spend (signShare wipes the ones it used).
+        for (const n of nonces) {
+          n.hiding.fill(0);
+          n.binding.fill(0);
+        }
+      }
       this.o.log.debug({ keyId: materialId, requester, requestId: bytesToHex(r.request.requestId), messages: out.length, signers: r.signers.map((s) => s.memberId) }, 'signature shares issued');
       return { ok: true, type: 'shares', memberId: held.selfId, shares: out };
     } catch (e) {
@@ -178,19 +184,7 @@ export class SignService {
    */
   private checkWhoMaySign(key: ManagedKey, requester: string, requesterBytes: Uint8Array, requestId: Uint8Array, nowSeconds: number): (() => void) | undefined {
     const policy = key.policy as KeyPolicy;
-    if (policy.allowedRequesters === undefined && !key.admins.includes(requester)) {
-      throw new TkmsError('policy_requester_denied', `key ${key.keyId}: its policy names no allowed requesters, so only its admins may sign; ${requester} is not one`);
-    }
-    evaluateKeyPolicy(policy, {
-      keyId: key.keyId,
-      operation: 'sign',
-      requester: requesterBytes,
-      grantSource: 'owner',
-      nowSeconds,
-      usedToday: policy.dailyLimitPerRequester === undefined ? 0 : this.usage.usedToday(key.keyId, requesterBytes, nowSeconds),
-      // Co-signed signing requests are not built yet: a sensitive key refuses to sign (policy_approvals_missing).
-      approvers: () => new Set<string>(),
-    });
+    authorizeSigner(key, requester, requesterBytes, nowSeconds, policy.dailyLimitPerRequester === undefined ? 0 : this.usage.usedToday(key.keyId, requesterBytes, nowSeconds));
     // A coordinator that replaces a faulty signer asks again with the same request: counted once.
     const charged = `${key.keyId}/${bytesToHex(requestId)}`;
     if (policy.dailyLimitPerRequester === undefined || this.chargedRequests.get(charged) !== undefined) return undefined;

@@ -117,7 +117,7 @@ export const PsbtRulesSchema = ObjectType(
     dailyValueCapSats: StringType({
       pattern: SATS_PATTERN,
       description:
-        'The most the key may send per UTC day, in satoshis, as a decimal integer string (at most 2100000000000000): the sum over the transactions it signed today of their outputs that do not pay the key\'s own address. Each node counts on its own and keeps the count across restarts.',
+        'The most each member lets the key send per UTC day, in satoshis, as a decimal integer string (at most 2100000000000000): the sum over the transactions it signed today of their outputs that do not pay the key\'s own address, plus their fees. Each member counts what it signed and keeps the count across restarts; with signers spread over n members, a gateway that spreads transactions over different signers can make the committee sign up to n/t times the cap a day (docs/signing.md).',
       examples: ['50000000'],
     }),
   },

@@ -13,6 +13,13 @@ import { scriptAddress, type BitcoinNetwork } from './bitcoin-address.ts';
  */
 
 export const MAX_PSBT_BYTES = 262_144;
+/**
+ * Inputs and outputs a PSBT may have. A BIP341 sighash commits to every input and output, and the
+ * library recomputes those hashes for each input signed, so the cost of a PSBT grows with inputs
+ * signed × (inputs + outputs): these bounds keep the worst case to milliseconds, at any caller.
+ */
+export const MAX_PSBT_INPUTS = 64;
+export const MAX_PSBT_OUTPUTS = 64;
 
 /** Unknown output and input scripts parse (an OP_RETURN output is the policy's to refuse, not the parser's). */
 const PARSE_OPTIONS: TxOpts = { allowUnknownOutputs: true, allowUnknownInputs: true };
@@ -115,11 +122,10 @@ export function keyPathSighashes(psbt: ParsedPsbt, inputIndexes: readonly number
 
 /**
  * Puts a 64-byte BIP340 key-path signature (PSBT_IN_TAP_KEY_SIG) on each input named, checks each
- * against the input's output key and sighash, finalises those inputs and extracts the transaction.
- * Every other input must already be final (signed by its own owner). Returns the finalised PSBT and
- * the network transaction.
+ * against the input's output key and sighash, and finalises those inputs. Returns the PSBT, and the
+ * network transaction when every input is final (others' inputs may still await their owners).
  */
-export function finalizeTaprootPsbt(psbt: Uint8Array, signatures: ReadonlyMap<number, Uint8Array> | Readonly<Record<number, Uint8Array>>): { psbt: Uint8Array; tx: Uint8Array } {
+export function finalizeTaprootPsbt(psbt: Uint8Array, signatures: ReadonlyMap<number, Uint8Array> | Readonly<Record<number, Uint8Array>>): { psbt: Uint8Array; tx?: Uint8Array } {
   const entries: [number, Uint8Array][] =
     signatures instanceof Map ? [...signatures.entries()] : Object.entries(signatures).map(([k, v]): [number, Uint8Array] => [Number(k), v as Uint8Array]);
   if (entries.length === 0) throw new TkmsError('bad_request', 'no signatures to put on the PSBT');
@@ -144,7 +150,8 @@ export function finalizeTaprootPsbt(psbt: Uint8Array, signatures: ReadonlyMap<nu
     }
     for (let index = 0; index < tx.inputsLength; index++) {
       const input = tx.getInput(index);
-      if (input.finalScriptWitness === undefined && input.finalScriptSig === undefined) throw new TkmsError('bad_psbt', `PSBT input ${index} is not signed`);
+      // Another owner's input still to be signed: the PSBT goes on to them.
+      if (input.finalScriptWitness === undefined && input.finalScriptSig === undefined) return { psbt: tx.toPSBT(0) };
     }
     return { psbt: tx.toPSBT(0), tx: tx.extract() };
   });
@@ -155,6 +162,9 @@ function decodePsbt(bytes: Uint8Array): Transaction {
   if (bytes.length === 0 || bytes.length > MAX_PSBT_BYTES) throw new TkmsError('bad_psbt', `a PSBT is 1 to ${MAX_PSBT_BYTES} bytes, got ${bytes.length}`);
   const tx = guarded('PSBT', () => Transaction.fromPSBT(bytes, PARSE_OPTIONS));
   if (tx.opts.PSBTVersion !== 0) throw new TkmsError('bad_psbt', `PSBT version ${String(tx.opts.PSBTVersion)} is not taken; send a version 0 PSBT (BIP174)`);
+  if (tx.inputsLength > MAX_PSBT_INPUTS || tx.outputsLength > MAX_PSBT_OUTPUTS) {
+    throw new TkmsError('bad_psbt', `a PSBT has at most ${MAX_PSBT_INPUTS} inputs and ${MAX_PSBT_OUTPUTS} outputs; this one has ${tx.inputsLength} and ${tx.outputsLength}`);
+  }
   return tx;
 }
 

@@ -1,9 +1,11 @@
 import { bytesToHex, encodeHex, equalBytes } from '../bytes.ts';
 import { TkmsError } from '../errors.ts';
-import type { KeyPolicy, PsbtRules } from '../keys/policy.ts';
+import { evaluateKeyPolicy, type KeyPolicy, type PsbtRules } from '../keys/policy.ts';
+import type { ManagedKey } from '../keys/key-model.ts';
 import { decodeBitcoinAddress } from './bitcoin-address.ts';
 import { keyInputIndexes, keyPathSighashes, MAX_PSBT_BYTES, parsePsbt, taprootKeyScript } from './psbt.ts';
 import { MAX_RAW_MESSAGE_BYTES, type SignMessage } from './sign-request.ts';
+import { MAX_MESSAGES_PER_REQUEST } from './sign-wire.ts';
 import type { SigningSuite } from './suites.ts';
 
 /**
@@ -85,6 +87,7 @@ function planPsbt(policy: KeyPolicy, keyId: string, suite: SigningSuite, psbt: U
   const parsed = parsePsbt(psbt, rules.network);
   const inputIndexes = keyInputIndexes(parsed, key.internalKey);
   if (inputIndexes.length === 0) throw new TkmsError('bad_psbt', `PSBT has no input this key can sign (none spends its key-path Taproot output ${encodeHex(ownScript)})`);
+  if (inputIndexes.length > MAX_MESSAGES_PER_REQUEST) throw new TkmsError('bad_psbt', `PSBT has ${inputIndexes.length} inputs of this key; one request signs at most ${MAX_MESSAGES_PER_REQUEST}`);
   const allowed = allowedScripts(rules);
   let valueSats = 0n;
   for (const output of parsed.outputs) {
@@ -95,6 +98,11 @@ function planPsbt(policy: KeyPolicy, keyId: string, suite: SigningSuite, psbt: U
     }
     valueSats += output.valueSats;
   }
+  // What leaves the key also as fee: every input carries its amount (a BIP341 sighash needs them all),
+  // and only the key's own inputs are the key's to spend.
+  const fee = totalIn(parsed) - parsed.outputs.reduce((sum, o) => sum + o.valueSats, 0n);
+  if (fee < 0n) throw new TkmsError('bad_psbt', 'PSBT outputs exceed its inputs');
+  valueSats += fee;
   const cap = BigInt(rules.dailyValueCapSats);
   const valueSpentToday = typeof spentToday === 'function' ? spentToday(parsed.txid) : spentToday;
   if (valueSpentToday + valueSats > cap) {
@@ -104,6 +112,28 @@ function planPsbt(policy: KeyPolicy, keyId: string, suite: SigningSuite, psbt: U
     );
   }
   return { messages: keyPathSighashes(parsed, inputIndexes), inputIndexes, valueSats, txid: parsed.txid };
+}
+
+function totalIn(parsed: ReturnType<typeof parsePsbt>): bigint {
+  let sum = 0n;
+  for (const input of parsed.inputs) {
+    if (input.witnessUtxo === undefined) throw new TkmsError('bad_psbt', `PSBT input ${input.index} has no witnessUtxo; a Taproot sighash commits to every input's amount and script`);
+    sum += input.witnessUtxo.amount;
+  }
+  return sum;
+}
+
+/**
+ * Who may sign with `key`: the policy's allowed requesters when it lists them, else the key's admins;
+ * then the rest of the policy (operations, windows, the daily count `usedToday`). A sensitive key
+ * refuses (policy_approvals_missing): co-signed signing requests are not built.
+ */
+export function authorizeSigner(key: ManagedKey, requester: string, requesterBytes: Uint8Array, nowSeconds: number, usedToday: number): void {
+  const policy = key.policy as KeyPolicy;
+  if (policy.allowedRequesters === undefined && !key.admins.includes(requester)) {
+    throw new TkmsError('policy_requester_denied', `key ${key.keyId}: its policy names no allowed requesters, so only its admins may sign; ${requester} is not one`);
+  }
+  evaluateKeyPolicy(policy, { keyId: key.keyId, operation: 'sign', requester: requesterBytes, grantSource: 'owner', nowSeconds, usedToday, approvers: () => new Set<string>() });
 }
 
 /** The output scripts of the allowed addresses, which parseKeyPolicy checked are of the policy's network. */

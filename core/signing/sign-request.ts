@@ -30,7 +30,11 @@ export const SignRequestMessage = signedCodec(
     requester: addressField({ description: 'The account asking; signs this message. The key\'s policy decides whether it may.', example: '0x70997970c51812dc3a010c7d01b50e0d17dc79c8' }),
     notBefore: unixSecondsField({ description: 'Start of the validity window (unix seconds).', example: 1767225600 }),
     notAfter: unixSecondsField({ description: 'End of the validity window (unix seconds), at most one hour after notBefore.', example: 1767225900 }),
-    requestId: hexBytesField(SIGN_REQUEST_ID_LENGTH, { eip712: 'bytes16', description: '16 random bytes naming this request; each node accepts it once.', example: '0xa1b2c3d4e5f60718293a4b5c6d7e8f90' }),
+    requestId: hexBytesField(SIGN_REQUEST_ID_LENGTH, {
+      eip712: 'bytes16',
+      description: '16 random bytes naming this request: a daily request limit counts it once, however often the coordinator asks again (a replayed request only signs the same message again).',
+      example: '0xa1b2c3d4e5f60718293a4b5c6d7e8f90',
+    }),
   },
   { description: 'A request to sign a message with a signing key, signed by its requester and checked by every node (EIP-712 type SignRequest).' },
 );

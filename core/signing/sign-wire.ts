@@ -1,3 +1,4 @@
+import { MAX_EPOCH } from '../committee.ts';
 import { TkmsError } from '../errors.ts';
 import { encodeErrorReply, encodeJsonFrame, parseObject, parseReply, type WireError } from '../node-wire.ts';
 import { arrayField, base64Field, hexBytesUpToField, impliedField, integerField, keyIdField, literalField, messageCodec, nestedField, optionalField, type DecodedFields } from '../schema.ts';
@@ -69,6 +70,7 @@ export const SignSharesRequestBody = messageCodec(
     data: optionalField(hexBytesUpToField(MAX_RAW_MESSAGE_BYTES, { prefix: 'required', description: 'The raw message (messageKind raw).' })),
     psbt: optionalField(base64Field(MAX_PSBT_BYTES, { description: 'The PSBT (messageKind psbt).' })),
     signers: arrayField(SignerCommitmentsBody, { minItems: 1, maxItems: MAX_SIGNERS, description: 'Every signer of the session with its commitments (this member among them).' }),
+    epoch: integerField(0, MAX_EPOCH, { description: 'The committee epoch whose verification shares the coordinator checks shares against: a member serving another refuses (stale_epoch).', refusal: `must be an integer from 0 to ${MAX_EPOCH}` }),
   },
   { description: 'Ask a member for its signature shares.', qualified: true },
 );
@@ -103,7 +105,7 @@ export const SharesReplyBody = messageCodec(
 
 export type SignFrameRequest =
   | { type: 'commit'; keyId: string; count: number }
-  | { type: 'sign'; request: SignRequest; message: SignMessage; signers: SignerCommitments[] };
+  | { type: 'sign'; request: SignRequest; message: SignMessage; signers: SignerCommitments[]; epoch: number };
 export type SignFrameReply =
   | { ok: true; type: 'commitments'; memberId: number; commitments: NonceCommitmentPair[] }
   | { ok: true; type: 'shares'; memberId: number; shares: Uint8Array[] }
@@ -112,7 +114,7 @@ export type SignFrameReply =
 export function encodeSignFrameRequest(r: SignFrameRequest): Uint8Array {
   if (r.type === 'commit') return encodeJsonFrame(CommitRequestBody.encode(r));
   const message = r.message.kind === 'raw' ? { data: r.message.data } : { psbt: r.message.psbt };
-  return encodeJsonFrame(SignSharesRequestBody.encode({ type: 'sign', request: r.request, signers: r.signers, ...message }));
+  return encodeJsonFrame(SignSharesRequestBody.encode({ type: 'sign', request: r.request, signers: r.signers, epoch: r.epoch, ...message }));
 }
 
 export function decodeSignFrameRequest(bytes: Uint8Array): SignFrameRequest {
@@ -126,7 +128,7 @@ export function decodeSignFrameRequest(bytes: Uint8Array): SignFrameRequest {
   }
   if (f.data !== undefined && f.data.length === 0) throw new TkmsError('bad_request', 'sign request frame: data must not be empty');
   const message: SignMessage = f.data !== undefined ? { kind: 'raw', data: f.data } : { kind: 'psbt', psbt: f.psbt! };
-  return { type: 'sign', request: f.request, message, signers: f.signers };
+  return { type: 'sign', request: f.request, message, signers: f.signers, epoch: f.epoch };
 }
 
 export function encodeSignFrameReply(r: SignFrameReply): Uint8Array {

@@ -61,6 +61,7 @@ const signFrameArb: fc.Arbitrary<SignFrameRequest> = messageArb.chain((message) 
     request: requestFor(message),
     message: fc.constant(message),
     signers: fc.array(fc.record({ memberId: memberIdArb, commitments: fc.array(pairArb, { minLength: 1, maxLength: 4 }) }, plain), { minLength: 1, maxLength: 6 }),
+    epoch: fc.integer({ min: 0, max: 0xffff_ffff }),
   }, plain),
 );
 const requestFrameArb = fc.oneof(commitFrameArb, signFrameArb);
@@ -177,7 +178,7 @@ describe('sign wire (core/signing/sign-wire.ts, property)', () => {
       }),
       { numRuns: 100 },
     );
-    const empty = { v: 1, type: 'sign', request: { keyId: 'k', messageKind: 'raw', messageHash: `0x${'00'.repeat(32)}`, requester: `0x${'11'.repeat(20)}`, notBefore: 1, notAfter: 2, requestId: `0x${'22'.repeat(16)}`, signature: `0x${'33'.repeat(65)}` }, data: '0x', signers: [{ memberId: 1, commitments: [{ hiding: '', binding: '' }] }] };
+    const empty = { v: 1, type: 'sign', request: { keyId: 'k', messageKind: 'raw', messageHash: `0x${'00'.repeat(32)}`, requester: `0x${'11'.repeat(20)}`, notBefore: 1, notAfter: 2, requestId: `0x${'22'.repeat(16)}`, signature: `0x${'33'.repeat(65)}` }, data: '0x', signers: [{ memberId: 1, commitments: [{ hiding: '', binding: '' }] }], epoch: 0 };
     assert.throws(() => decodeSignFrameRequest(jsonBytes(empty)), (e) => isTkmsError(e, 'bad_request') && /must not be empty/.test(e.message));
   });
 

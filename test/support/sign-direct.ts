@@ -31,8 +31,9 @@ export async function sessionOf(transport: SignTransport, members: number[], key
   return Promise.all(members.map(async (memberId) => ({ memberId, commitments: await commitmentsOf(transport, memberId, keyId, count) })));
 }
 
-export async function askShares(transport: SignTransport, memberId: number, request: SignRequest, message: SignMessage, signers: SignerCommitments[], timeoutMs = 10_000): Promise<SignFrameReply> {
-  return decodeSignFrameReply(await transport.sendRaw(memberId, SIGN_PROTOCOL, encodeSignFrameRequest({ type: 'sign', request, message, signers }), timeoutMs));
+/** A signing frame at `epoch` (the devnets of these tests stay at epoch 0). */
+export async function askShares(transport: SignTransport, memberId: number, request: SignRequest, message: SignMessage, signers: SignerCommitments[], timeoutMs = 10_000, epoch = 0): Promise<SignFrameReply> {
+  return decodeSignFrameReply(await transport.sendRaw(memberId, SIGN_PROTOCOL, encodeSignFrameRequest({ type: 'sign', request, message, signers, epoch }), timeoutMs));
 }
 
 /** The code a member refused with (undefined when it signed). */

@@ -307,7 +307,7 @@ describe('gateway OpenAPI document', () => {
         assert.deepEqual(errorsOf(media.schema, media.example), [], `${o.method} ${o.path}`);
         n++;
       }
-      assert.equal(n, 7);
+      assert.equal(n, 8);
     });
 
     it('response, parameter and schema examples validate too', () => {

@@ -113,7 +113,7 @@ class Committee {
       { keyId: 'sig', messageKind: 'raw', messageHash: signMessageHash(message), requester: decodeHex(requester.address, { length: 20 }), notBefore: now - 5, notAfter: now + 300, requestId: randomBytes(16) },
       DEPLOYMENT,
     );
-    return { materialId: 'sig', key: this.key, request, message, messages: [data], members: opts.members ?? MEMBERS };
+    return { materialId: 'sig', key: this.key, request, message, messages: [data], members: opts.members ?? MEMBERS, epoch: 1 };
   }
 
   count(type: 'commit' | 'sign', memberId?: number): number {
@@ -404,7 +404,7 @@ describe('sign coordinator: members that restart or hand out bad commitments', (
         // Not an element of the group: the point of order 2 on edwards25519 (y = −1), an x beyond p on secp256k1.
         session[0]!.commitments[0]!.hiding = suite === 'ed25519' ? Uint8Array.from([0xec, ...new Array(30).fill(0xff), 0x7f]) : Uint8Array.from([0x02, ...new Array(32).fill(0xff)]);
         const job = c.job(randomBytes(40));
-        const reply = decodeSignFrameReply(await c.services.get(2)!.answer(encodeSignFrameRequest({ type: 'sign', request: job.request, message: job.message, signers: session })));
+        const reply = decodeSignFrameReply(await c.services.get(2)!.answer(encodeSignFrameRequest({ type: 'sign', request: job.request, message: job.message, signers: session, epoch: 1 })));
         assert.ok(!reply.ok);
         assert.equal(reply.code, 'bad_point');
         // Refused before its nonce was spent: it still holds it.

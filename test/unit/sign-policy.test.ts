@@ -92,7 +92,8 @@ describe('signing policy: raw messages (core/signing/sign-policy.ts)', () => {
 });
 
 describe('signing policy: PSBTs', () => {
-  const spend = (outputs: OutputSpec[], inputs: InputSpec[] = [{ amount: 200_000n }]) => psbt(inputs, outputs);
+  /** A fee of 1,000 sats unless the inputs are given: the value a transaction sends counts its fee. */
+  const spend = (outputs: OutputSpec[], inputs: InputSpec[] = [{ amount: outputs.reduce((sum, o) => sum + o.amount, 0n) + 1_000n }]) => psbt(inputs, outputs);
   const compliant = () => spend([{ script: HOT.script, amount: 60_000n }, { script: KEY.script, amount: 139_000n }]);
 
   it('a PSBT to an Ed25519 key is a key_usage_mismatch, whatever the policy', () => {
@@ -110,12 +111,12 @@ describe('signing policy: PSBTs', () => {
     refused(() => plan(warm, { kind: 'psbt', psbt: new TextEncoder().encode('psbt\xff not really') }), 'bad_psbt', /PSBT is malformed/);
   });
 
-  it('a compliant PSBT: one sighash per key input, value = outputs not back to the key, the unsigned txid', () => {
+  it('a compliant PSBT: one sighash per key input, value = outputs not back to the key plus the fee, the unsigned txid', () => {
     const message = compliant();
     const p = plan(warm, message);
     const tx = Transaction.fromPSBT((message as { psbt: Uint8Array }).psbt);
     assert.deepEqual(p.inputIndexes, [0]);
-    assert.equal(p.valueSats, 60_000n);
+    assert.equal(p.valueSats, 61_000n);
     assert.equal(p.txid, tx.id);
     assert.equal(p.messages.length, 1);
     // The message is the BIP341 sighash: a signature over it by the tweaked key is what btc-signer signs too.
@@ -125,10 +126,12 @@ describe('signing policy: PSBTs', () => {
     assert.ok(schnorr.verify(schnorr.sign(p.messages[0]!, tweakedSecret(KEY_SECRET)), p.messages[0]!, KEY.tweakedPubkey));
   });
 
-  it('pays every allowed address kind (P2TR, P2WPKH); change only, value 0', () => {
+  it('pays every allowed address kind (P2TR, P2WPKH); change only sends its fee', () => {
     const p = plan(warm, spend([{ script: HOT.script, amount: 10_000n }, { script: HOT_WPKH.script, amount: 20_000n }, { script: KEY.script, amount: 1_000n }, { script: KEY.script, amount: 2_000n }]));
-    assert.equal(p.valueSats, 30_000n);
-    assert.equal(plan(warm, spend([{ script: KEY.script, amount: 199_000n }])).valueSats, 0n);
+    assert.equal(p.valueSats, 31_000n);
+    assert.equal(plan(warm, spend([{ script: KEY.script, amount: 199_000n }])).valueSats, 1_000n);
+    // A fee is value leaving the key: a huge one counts as what it is.
+    refused(() => plan(warm, spend([{ script: HOT.script, amount: 1_000n }], [{ amount: 10n ** 8n }])), 'policy_value_cap', /this transaction sends 100000000/);
   });
 
   it('an output to an address the policy does not list is refused, naming the output, its value and address', () => {
@@ -148,21 +151,21 @@ describe('signing policy: PSBTs', () => {
 
   it('the daily cap: spent + this transaction may reach the cap, not pass it; the refusal names cap, spent and asked', () => {
     const message = spend([{ script: HOT.script, amount: 40_000n }, { script: KEY.script, amount: 150_000n }]);
-    assert.equal(plan(warm, message, 'bip340', 60_000n).valueSats, 40_000n);
-    const text = refused(() => plan(warm, message, 'bip340', 60_001n), 'policy_value_cap');
-    assert.equal(text, 'key warm: policy caps what it sends at 100000 sats per UTC day; it sent 60001 today and this transaction sends 40000 (39999 left); the count resets at 00:00 UTC');
-    refused(() => plan(warm, spend([{ script: HOT.script, amount: 100_001n }], [{ amount: 200_000n }])), 'policy_value_cap', /it sent 0 today and this transaction sends 100001 \(100000 left\)/);
-    // Change is never capped.
-    assert.equal(plan(warm, spend([{ script: KEY.script, amount: 10n ** 15n }], [{ amount: 10n ** 15n + 1000n }]), 'bip340', 100_000n).valueSats, 0n);
+    assert.equal(plan(warm, message, 'bip340', 59_000n).valueSats, 41_000n);
+    const text = refused(() => plan(warm, message, 'bip340', 59_001n), 'policy_value_cap');
+    assert.equal(text, 'key warm: policy caps what it sends at 100000 sats per UTC day; it sent 59001 today and this transaction sends 41000 (40999 left); the count resets at 00:00 UTC');
+    refused(() => plan(warm, spend([{ script: HOT.script, amount: 99_001n }], [{ amount: 100_001n }])), 'policy_value_cap', /it sent 0 today and this transaction sends 100001 \(100000 left\)/);
+    // Change is never capped; only its fee counts.
+    assert.equal(plan(warm, spend([{ script: KEY.script, amount: 10n ** 15n }], [{ amount: 10n ** 15n + 1000n }]), 'bip340', 99_000n).valueSats, 1_000n);
     // Asked by txid: the ledger leaves out a transaction it already counted, so a retry passes.
     const asked: string[] = [];
     const txid = Transaction.fromPSBT((message as { psbt: Uint8Array }).psbt).id;
-    assert.equal(planSigning(warm, 'warm', 'bip340', message, KEY_ARG, (id) => (asked.push(id), id === txid ? 60_000n : 100_000n)).valueSats, 40_000n);
+    assert.equal(planSigning(warm, 'warm', 'bip340', message, KEY_ARG, (id) => (asked.push(id), id === txid ? 59_000n : 100_000n)).valueSats, 41_000n);
     assert.deepEqual(asked, [txid]);
-    // A cap of 0: consolidation only.
+    // A cap of 0 signs nothing: even a consolidation pays a fee.
     const zero = parseKeyPolicy({ sign: { psbt: { network: 'testnet', allowedAddresses: [HOT.address!], dailyValueCapSats: '0' } } });
     refused(() => plan(zero, spend([{ script: HOT.script, amount: 1n }])), 'policy_value_cap');
-    assert.equal(plan(zero, spend([{ script: KEY.script, amount: 1n }])).valueSats, 0n);
+    refused(() => plan(zero, spend([{ script: KEY.script, amount: 1n }])), 'policy_value_cap');
   });
 
   it('multi-input: signs each of the key inputs, in input order, and none of another owner\'s', () => {
@@ -189,7 +192,7 @@ describe('signing policy: PSBTs', () => {
   it('a key input that asks for a sighash type other than SIGHASH_DEFAULT is a bad_psbt', () => {
     refused(() => plan(warm, psbt([{ amount: 1000n, sighashType: SigHash.ALL }], [{ script: HOT.script, amount: 500n }])), 'bad_psbt', /sighash type 1; this key signs with SIGHASH_DEFAULT \(0\) only/);
     refused(() => plan(warm, psbt([{ amount: 1000n, sighashType: SigHash.NONE_ANYONECANPAY }], [{ script: HOT.script, amount: 500n }])), 'bad_psbt');
-    assert.equal(plan(warm, psbt([{ amount: 1000n, sighashType: SigHash.DEFAULT }], [{ script: HOT.script, amount: 500n }])).valueSats, 500n);
+    assert.equal(plan(warm, psbt([{ amount: 1000n, sighashType: SigHash.DEFAULT }], [{ script: HOT.script, amount: 500n }])).valueSats, 1000n);
   });
 
   it('a PSBT v2, one without outputs, or one spending an output twice is a bad_psbt', () => {
@@ -204,8 +207,8 @@ describe('signing policy: PSBTs', () => {
   });
 
   it('addresses are compared as scripts: a policy for mainnet allows the same scripts', () => {
-    const mainnet = parseKeyPolicy({ sign: { psbt: { network: 'bitcoin', allowedAddresses: ['bc1p33wm0auhr9kkahzd6l0kqj85af4cswn276hsxg6zpz85xe2r0y8syx4e5t'], dailyValueCapSats: '1000' } } });
-    assert.equal(plan(mainnet, spend([{ script: HOT.script, amount: 1000n }])).valueSats, 1000n);
+    const mainnet = parseKeyPolicy({ sign: { psbt: { network: 'bitcoin', allowedAddresses: ['bc1p33wm0auhr9kkahzd6l0kqj85af4cswn276hsxg6zpz85xe2r0y8syx4e5t'], dailyValueCapSats: '2000' } } });
+    assert.equal(plan(mainnet, spend([{ script: HOT.script, amount: 1000n }])).valueSats, 2000n);
     refused(() => plan(mainnet, spend([{ script: STRANGER.script, amount: 1n }])), 'policy_output_denied', /to bc1p/);
   });
 
