@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { expectSyncRefusal } from '../support/refusal.ts';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Compile } from 'typebox/schema';
 import { decodeHex, encodeHex } from '../../core/bytes.ts';
 import { encodeType } from '../../core/eip712.ts';
-import { ERROR_CODES, isTkmsError, type ErrorCode } from '../../core/errors.ts';
+import { ERROR_CODES, type ErrorCode } from '../../core/errors.ts';
 import { MESSAGE_EXAMPLES } from '../../core/messages.ts';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { p2tr } from '@scure/btc-signer/payment.js';
@@ -58,17 +59,7 @@ const DEVNET = { committeeId: 'devnet' };
 const MONDAY = 1767571200;
 const at = (day: number, hh: number, mm: number, ss = 0): number => MONDAY + day * 86_400 + hh * 3600 + mm * 60 + ss;
 
-function refusedWith(fn: () => unknown, code: ErrorCode, message?: RegExp): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isTkmsError(e), `expected a TkmsError, got ${String(e)}`);
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
-    if (message !== undefined) assert.match(e.message, message);
-    return e.message;
-  }
-  assert.fail(`expected a refusal with ${code}`);
-}
+const refusedWith = expectSyncRefusal;
 
 const request = (over: Partial<KeyPolicyRequest> = {}): KeyPolicyRequest => ({
   keyId: 'payroll',

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
+import { expectSyncRefusal } from '../support/refusal.ts';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { SigHash, Transaction } from '@scure/btc-signer/transaction.js';
 import { Script } from '@scure/btc-signer/script.js';
-import { isTkmsError, type ErrorCode } from '../../core/errors.ts';
 import { parseKeyPolicy, type KeyPolicy } from '../../core/keys/policy.ts';
 import { MAX_PSBT_BYTES } from '../../core/signing/psbt.ts';
 import { planSigning, type SigningPlan } from '../../core/signing/sign-policy.ts';
@@ -30,17 +30,7 @@ function plan(policy: KeyPolicy, message: SignMessage, suite: SigningSuite = 'bi
   return planSigning(policy, 'warm', suite, message, KEY_ARG, spent);
 }
 
-function refused(fn: () => unknown, code: ErrorCode, message?: RegExp): string {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isTkmsError(e), `expected a TkmsError, got ${String(e)}`);
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
-    if (message !== undefined) assert.match(e.message, message);
-    return e.message;
-  }
-  assert.fail(`expected a refusal with ${code}`);
-}
+const refused = expectSyncRefusal;
 
 describe('signing policy: raw messages (core/signing/sign-policy.ts)', () => {
   it('default-deny: a policy without sign rules signs no raw message, nor one with only PSBT rules', () => {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
+import { expectSyncRefusal } from '../support/refusal.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from '@noble/hashes/utils.js';
 import { MAX_VALIDITY_SECONDS } from '../../core/authz.ts';
 import { decodeHex } from '../../core/bytes.ts';
-import { isTkmsError, type ErrorCode } from '../../core/errors.ts';
 import { decodeSignMessage, encodeSignMessage, signMessageHash, SignRequestMessage, signSignRequest, verifySignRequest, type SignMessage, type SignRequest, type UnsignedSignRequest } from '../../core/signing/sign-request.ts';
 import { ALICE, BOB, DEPLOYMENT, T0 } from '../support/key-change-fixtures.ts';
 
@@ -22,17 +22,7 @@ function signed(message: SignMessage, over: Partial<UnsignedSignRequest> = {}, s
   return signSignRequest(secret, unsigned(message, over), deployment);
 }
 
-function refused(fn: () => unknown, code: ErrorCode, message?: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isTkmsError(e), `expected a TkmsError, got ${String(e)}`);
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
-    if (message !== undefined) assert.match(e.message, message);
-    return;
-  }
-  assert.fail(`expected a refusal with ${code}`);
-}
+const refused = expectSyncRefusal;
 
 describe('sign request (core/signing/sign-request.ts)', () => {
   it('accepts a good request and names its requester, for raw and PSBT messages', () => {

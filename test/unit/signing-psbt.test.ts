@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
+import { expectSyncRefusal } from '../support/refusal.ts';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { Transaction } from '@scure/btc-signer/transaction.js';
-import { isTkmsError, type ErrorCode } from '../../core/errors.ts';
 import { parseKeyPolicy } from '../../core/keys/policy.ts';
 import { finalizeTaprootPsbt, keyInputIndexes, keyPathSighashes, parsePsbt } from '../../core/signing/psbt.ts';
 import { planSigning } from '../../core/signing/sign-policy.ts';
@@ -9,17 +9,7 @@ import { buildPsbt, HOT, HOT_WPKH, INTERNAL_KEY, KEY, KEY_SECRET, OTHER, OTHER_S
 
 const warm = parseKeyPolicy({ sign: { psbt: { network: 'testnet', allowedAddresses: [HOT.address!], dailyValueCapSats: '1000000' } } });
 
-function refused(fn: () => unknown, code: ErrorCode, message?: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isTkmsError(e), `expected a TkmsError, got ${String(e)}`);
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
-    if (message !== undefined) assert.match(e.message, message);
-    return;
-  }
-  assert.fail(`expected a refusal with ${code}`);
-}
+const refused = expectSyncRefusal;
 
 /** Signs what the plan says with the tweaked key, as FROST's aggregate would: noble's single-signer schnorr.sign. */
 function signPlan(psbt: Uint8Array): { signatures: Map<number, Uint8Array>; sighashes: Uint8Array[] } {
