@@ -1,4 +1,5 @@
 import type { Point } from '../../core/curve.ts';
+import { encodeSignMessage, signMessageHash, SignRequestMessage, signSignRequest } from '../../core/signing/sign-request.ts';
 import { KeyChangeMessage, signKeyChange } from '../../core/keys/key-change.ts';
 import assert from 'node:assert/strict';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -28,7 +29,7 @@ import { ERROR_CODES } from '../../core/errors.ts';
 import { Devnet, getJson } from '../../deploy/devnet.ts';
 import { buildOpenApiDocument } from '../../gateway/openapi.ts';
 import { bytesSecret, findSecrets, nodeSecrets, readLogFiles, textSecret } from '../support/log-secrets.ts';
-import { makeTempDir, removeDir } from '../support/processes.ts';
+import { makeTempDir, removeDir, waitFor } from '../support/processes.ts';
 import { bodyArb, checkHttpAnswer, httpBody, httpOutcome, oddSegment, oddValue, pathSegment, rawHttp, rawTcp, Tally, type HttpAnswer } from './support.ts';
 
 /**
@@ -102,6 +103,16 @@ describe('fuzz: HTTP routes of the gateway and the nodes (real devnet: 3 nodes, 
       KeyChangeMessage.encode(signKeyChange(alice.secretKey, { keyId, sequence, previous: decodeHex(previous), action, body: JSON.stringify(body), issuedAt: nowS(), admin: alice.addressBytes }, devnet!.deployment));
     valid.createKey = { change: next('fuzz-new', 1, `0x${'00'.repeat(32)}`, 'create', { origin: { type: 'derived', root: devnet.keyId, path: 'fuzz/new' }, admins: [alice.address] }) };
     valid.keyChange = { change: next('fuzz-key', fuzzKey.sequence + 1, fuzzKey.head, 'disable', {}) };
+    // A signing key and a valid request to sign with it, to mutate.
+    await aliceClient.keys.create({ keyId: 'fuzz-signer', spec: 'ECC_SECG_P256K1', usage: 'SIGN_VERIFY', policy: { sign: { raw: true } } });
+    await waitFor('fuzz-signer published', async () => ((await aliceClient.keys.describe('fuzz-signer')).versions[0]?.signing === undefined ? undefined : true), { timeoutMs: 60_000 });
+    const message = { kind: 'raw' as const, data: new TextEncoder().encode('fuzz') };
+    const signRequest = signSignRequest(
+      alice.secretKey,
+      { keyId: 'fuzz-signer', messageKind: 'raw', messageHash: signMessageHash(message), requester: alice.addressBytes, notBefore: nowS() - 5, notAfter: nowS() + 3000, requestId: newRequestId() },
+      devnet.deployment,
+    );
+    valid.sign = { request: SignRequestMessage.encode(signRequest), message: encodeSignMessage(message) };
   });
 
   after(async function () {
@@ -163,6 +174,7 @@ describe('fuzz: HTTP routes of the gateway and the nodes (real devnet: 3 nodes, 
       'POST /v1/keys/{keyId}/changes',
       'GET /v1/keys/{keyId}/changes',
       'GET /v1/keys/{keyId}/policy',
+      'POST /v1/keys/{keyId}/sign',
     ];
     assert.deepEqual([...documented].sort(), [...fuzzed].sort(), 'a route was added or removed: fuzz it here');
   });
@@ -245,6 +257,7 @@ describe('fuzz: HTTP routes of the gateway and the nodes (real devnet: 3 nodes, 
     const routes: [string, (k: string, raw: boolean) => string, unknown][] = [
       ['/v1/keys', () => '/v1/keys', valid.createKey],
       ['/v1/keys/{keyId}/changes', (k, raw) => `/v1/keys/${pathSegment(k, raw)}/changes`, valid.keyChange],
+      ['/v1/keys/{keyId}/sign', (k, raw) => `/v1/keys/${pathSegment(k === 'fuzz-key' ? 'fuzz-signer' : k, raw)}/sign`, valid.sign],
     ];
     for (const [route, path, template] of routes) {
       await fc.assert(

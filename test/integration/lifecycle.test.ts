@@ -19,7 +19,7 @@ import { CLUSTER_PASSWORD, freePorts, makeTempDir, ManagedProcess, NodeCluster, 
  * must release.
  */
 const GATEWAY_SERVICES_BEFORE_HTTP = ['store', 'metrics', 'node pool', 'key refresh', 'key registry', 'key change catch-up', 'node gauge'];
-const SERVICES_BEFORE_HTTP = ['keystore', 'spent request ids', 'revocations', 'key registry', 'metrics', 'libp2p', 'dkg runner', 'partial service', 'acl', 'key changes', 'key list', 'reshare runner', 'p2p'];
+const SERVICES_BEFORE_HTTP = ['keystore', 'spent request ids', 'revocations', 'key registry', 'metrics', 'libp2p', 'dkg runner', 'partial service', 'spent nonces', 'sign value ledger', 'sign service', 'acl', 'key changes', 'key list', 'reshare runner', 'p2p'];
 
 async function occupy(port: number): Promise<Server> {
   const server = createServer();
