@@ -90,8 +90,9 @@ export async function benchSigning(opts: { n: number; t: number; sequential: num
       await Promise.all(
         Array.from({ length: opts.concurrency }, async () => {
           while (performance.now() < until) {
-            const b = pool[next++ % pool.length]!;
-            if (next > pool.length) pool[(next - 1) % pool.length] = make(next);
+            // Made ahead of the run; past them, made as needed (each request is signed once, never reused).
+            const i = next++;
+            const b = i < pool.length ? pool[i]! : make(100_000 + i);
             if (await post(url, b)) ok++;
             else failed++;
           }

@@ -219,6 +219,7 @@ export class Devnet {
   private spawn(name: string, args: string[], logPath: string, env: Record<string, string> = {}): ChildProcess {
     const log = createWriteStream(logPath, { flags: 'a', mode: 0o600 });
     this.logs.push(log);
+    // TKMS_PROFILE_DIR=<dir>: each process writes a V8 CPU profile there as it exits (how docs/signing.md's costs were found).
     const child = spawn(process.execPath, [...(process.env.TKMS_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TKMS_PROFILE_DIR}`] : []), tkmsBin, ...args], {
       cwd: REPO_ROOT,
       env: { ...process.env, TKMS_KEYSTORE_PASSWORD: '', ...env },

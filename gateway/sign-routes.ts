@@ -1,6 +1,6 @@
 import { encodeBase64, encodeHex, isTkmsError, TkmsError } from '../core/index.ts';
 import type { Deployment } from '../core/authz.ts';
-import { requireUsable, type ManagedKey } from '../core/keys/key-model.ts';
+import { parseMaterialKeyId, requireUsable, type ManagedKey } from '../core/keys/key-model.ts';
 import type { KeyPolicy } from '../core/keys/policy.ts';
 import { finalizeTaprootPsbt } from '../core/signing/psbt.ts';
 import { authorizeSigner, planSigning } from '../core/signing/sign-policy.ts';
@@ -94,9 +94,10 @@ export function signRouteHandlers(ctx: SignRouteContext, time: () => { nowSecond
 
 /** The version of `key` a request's material key id names (bad_request when it names another key). */
 function versionNamed(key: ManagedKey, materialId: string): number {
-  const match = /^(.*?)(?:\.v([1-9][0-9]{0,8}))?$/.exec(materialId)!;
-  if (match[1] !== key.keyId) throw new TkmsError('bad_request', `the request is for key ${materialId}, not a version of ${key.keyId}`);
-  return match[2] === undefined ? 1 : Number(match[2]);
+  // As every member reads it (KeyBook.byMaterial), so the gateway never names a version the members do not.
+  const { keyId, version } = parseMaterialKeyId(materialId);
+  if (keyId !== key.keyId) throw new TkmsError('bad_request', `the request is for key ${materialId}, not a version of ${key.keyId}`);
+  return version;
 }
 
 /** The key version's public data as FROST takes it, from its published DKG result at the served epoch. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { pino } from 'pino';
+import { testGateway } from '../support/gateway-pool.ts';
 import { generateAccount, TkmsClient, type Account } from '../../client/index.ts';
 import {
   ACL_PROTOCOL,
@@ -24,9 +24,6 @@ import {
 } from '../../core/index.ts';
 import { Devnet } from '../../deploy/devnet.ts';
 import { NodePool } from '../../gateway/node-pool.ts';
-import { generateKeyPair } from '@libp2p/crypto/keys';
-import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { parseCommitteeJson } from '../../net/committee.ts';
 import { spawn } from 'node:child_process';
 import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -54,11 +51,9 @@ interface Scene {
 
 async function startScene(dir: string, nodeConfig?: Record<number, Record<string, unknown>>): Promise<Scene> {
   // The test's own pool speaks to nodes as a second gateway would (revocations included).
-  const poolKey = await generateKeyPair('Ed25519');
-  const devnet = await Devnet.start({ dir, n: 5, t: 3, gatewayPort: 0, logLevel: 'info', extraGatewayPeerIds: [peerIdFromPrivateKey(poolKey).toString()], ...(nodeConfig ? { nodeConfig } : {}) });
-  const committee = parseCommitteeJson(await readFile(join(devnet.dir, 'committee.json'), 'utf8'));
-  const pool = await NodePool.start(committee, pino({ level: 'silent' }), { privateKey: poolKey });
-  await waitFor('test client connected to all nodes', () => (pool.connectedMembers().length === 5 ? true : undefined), { timeoutMs: 20_000 });
+  const gateway = await testGateway();
+  const devnet = await Devnet.start({ dir, n: 5, t: 3, gatewayPort: 0, logLevel: 'info', extraGatewayPeerIds: [gateway.peerId], ...(nodeConfig ? { nodeConfig } : {}) });
+  const pool = await gateway.connect(devnet);
   const [alice, bob, carol] = [generateAccount(), generateAccount(), generateAccount()];
   const pinned = await devnet.pinned();
   const client = (account: Account): TkmsClient => new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account, ...pinned });

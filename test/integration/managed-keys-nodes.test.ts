@@ -1,9 +1,5 @@
 import assert from 'node:assert/strict';
-import { pino } from 'pino';
-import { generateKeyPair } from '@libp2p/crypto/keys';
-import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { testGateway } from '../support/gateway-pool.ts';
 import { generateAccount, TkmsClient, type Account, type VerifiedKey } from '../../client/index.ts';
 import { recoverSharedSecret } from '../../client/partials.ts';
 import {
@@ -23,7 +19,6 @@ import { decodeKeyChangeReply, encodeKeyChangeRequest, KEY_CHANGES_PROTOCOL } fr
 import { decodePoint } from '../../core/curve.ts';
 import { Devnet } from '../../deploy/devnet.ts';
 import { NodePool } from '../../gateway/node-pool.ts';
-import { parseCommitteeJson } from '../../net/committee.ts';
 import { makeTempDir, removeDir, waitFor } from '../support/processes.ts';
 
 /**
@@ -47,11 +42,9 @@ describe('integration: managed keys at every node (devnet: 5 nodes, t = 3)', fun
 
   before(async () => {
     dir = await makeTempDir('tkms-managed-keys');
-    const poolKey = await generateKeyPair('Ed25519');
-    devnet = await Devnet.start({ dir, n: 5, t: 3, gatewayPort: 0, logLevel: 'info', extraGatewayPeerIds: [peerIdFromPrivateKey(poolKey).toString()] });
-    const committee = parseCommitteeJson(await readFile(join(devnet.dir, 'committee.json'), 'utf8'));
-    pool = await NodePool.start(committee, pino({ level: 'silent' }), { privateKey: poolKey });
-    await waitFor('test pool connected to all nodes', () => (pool.connectedMembers().length === 5 ? true : undefined), { timeoutMs: 20_000 });
+    const gateway = await testGateway();
+    devnet = await Devnet.start({ dir, n: 5, t: 3, gatewayPort: 0, logLevel: 'info', extraGatewayPeerIds: [gateway.peerId] });
+    pool = await gateway.connect(devnet);
     [alice, mallory] = [generateAccount(), generateAccount()];
     rsa = await generateRsaKeyPair();
     const client = new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account: alice, ...(await devnet.pinned()) });

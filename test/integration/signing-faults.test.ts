@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
+import { testGateway } from '../support/gateway-pool.ts';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generateKeyPair } from '@libp2p/crypto/keys';
-import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { schnorr } from '@noble/curves/secp256k1.js';
-import { pino } from 'pino';
 import { generateAccount, TkmsClient, type Account } from '../../client/index.ts';
 import { decodeHex, encodeHex } from '../../core/index.ts';
-import { parseCommitteeJson } from '../../core/committee.ts';
 import { Devnet } from '../../deploy/devnet.ts';
 import { NodePool } from '../../gateway/node-pool.ts';
 import { commitmentId } from '../../node/sign-nonces.ts';
@@ -31,7 +28,7 @@ describe('integration: threshold signing with faulty members (devnet: 5 nodes, t
 
   before(async () => {
     dir = await makeTempDir('tkms-signing-faults');
-    const poolKey = await generateKeyPair('Ed25519');
+    const gateway = await testGateway();
     devnet = await Devnet.start({
       dir,
       n: 5,
@@ -39,14 +36,12 @@ describe('integration: threshold signing with faulty members (devnet: 5 nodes, t
       gatewayPort: 0,
       logLevel: 'info',
       keys: { creators: 'open' },
-      extraGatewayPeerIds: [peerIdFromPrivateKey(poolKey).toString()],
+      extraGatewayPeerIds: [gateway.peerId],
       nodeConfig: { 2: { testFaults: { sign: 'bad_share' } }, 5: { testFaults: { sign: 'stall_after_spend' } } },
       // A member that stalls is replaced after this long.
       gatewayConfig: { partialTimeoutMs: 1000 },
     });
-    const committee = parseCommitteeJson(await readFile(join(devnet.dir, 'committee.json'), 'utf8'));
-    pool = await NodePool.start(committee, pino({ level: 'silent' }), { privateKey: poolKey });
-    await waitFor('test pool connected to all nodes', () => (pool.connectedMembers().length === 5 ? true : undefined), { timeoutMs: 20_000 });
+    pool = await gateway.connect(devnet);
     alice = generateAccount();
     client = new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account: alice, ...(await devnet.pinned()) });
     await client.keys.create({ keyId: 'btc', spec: 'ECC_SECG_P256K1', usage: 'SIGN_VERIFY', policy: { sign: { raw: true } } });

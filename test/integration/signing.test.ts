@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
+import { testGateway } from '../support/gateway-pool.ts';
 import { createPublicKey, verify } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generateKeyPair } from '@libp2p/crypto/keys';
-import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { p2tr } from '@scure/btc-signer/payment.js';
 import { Transaction } from '@scure/btc-signer/transaction.js';
 import { TEST_NETWORK } from '@scure/btc-signer/utils.js';
-import { pino } from 'pino';
 import { generateAccount, TkmsClient, type Account, type CreateKeyOptions } from '../../client/index.ts';
 import { decodeBase64, decodeHex } from '../../core/index.ts';
 import { parseCommitteeJson } from '../../core/committee.ts';
@@ -42,11 +40,9 @@ describe('integration: threshold signing (devnet: 5 nodes, t = 3, gateway, clien
 
   before(async () => {
     dir = await makeTempDir('tkms-signing');
-    const poolKey = await generateKeyPair('Ed25519');
-    devnet = await Devnet.start({ dir, n: 5, t: 3, gatewayPort: 0, logLevel: 'info', keys: { creators: 'open' }, extraGatewayPeerIds: [peerIdFromPrivateKey(poolKey).toString()] });
-    const committee = parseCommitteeJson(await readFile(join(devnet.dir, 'committee.json'), 'utf8'));
-    pool = await NodePool.start(committee, pino({ level: 'silent' }), { privateKey: poolKey });
-    await waitFor('test pool connected to all nodes', () => (pool.connectedMembers().length === 5 ? true : undefined), { timeoutMs: 20_000 });
+    const gateway = await testGateway();
+    devnet = await Devnet.start({ dir, n: 5, t: 3, gatewayPort: 0, logLevel: 'info', keys: { creators: 'open' }, extraGatewayPeerIds: [gateway.peerId] });
+    pool = await gateway.connect(devnet);
     [alice, bob] = [generateAccount(), generateAccount()];
     client = new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account: alice, ...(await devnet.pinned()) });
   });
