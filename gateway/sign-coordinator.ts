@@ -6,6 +6,7 @@ import { isTkmsError, TkmsError, type ErrorCode } from '../core/errors.ts';
 import { errorText } from '../core/errors.ts';
 import type { SignMessage, SignRequest } from '../core/signing/sign-request.ts';
 import { decodeSignFrameReply, encodeSignFrameRequest, MAX_COMMITMENTS_PER_REQUEST, SIGN_PROTOCOL, type NonceCommitmentPair, type SignerCommitments } from '../core/signing/sign-wire.ts';
+import { yieldToEventLoop } from '../runtime/yield.ts';
 import { frostIdentifier, frostOf, frostPublic, isValidElement, memberOfIdentifier, signingPublicKey, verifySignature, type SigningKeyShares, type SigningSuite } from '../core/signing/suites.ts';
 
 /**
@@ -69,6 +70,9 @@ export interface SignJob {
   /** The committee epoch whose Y_i `key` holds: a member serving another refuses (stale_epoch) before it spends a nonce. */
   epoch: number;
 }
+
+/** Commitment pairs checked between two turns of the event loop. */
+const PAIRS_CHECKED_AT_ONCE = 2;
 
 /** A member's commitments, oldest first, with when they arrived (members expire unused nonces). */
 type Supply = Map<number, { pair: NonceCommitmentPair; at: number }[]>;
@@ -226,8 +230,13 @@ export class SignCoordinator {
       const reply = decodeSignFrameReply(await this.o.transport.sendRaw(memberId, SIGN_PROTOCOL, encodeSignFrameRequest({ type: 'commit', keyId: materialId, count: Math.min(count, MAX_COMMITMENTS_PER_REQUEST) }), this.o.timeoutMs));
       if (!reply.ok) throw new TkmsError(reply.code, `member ${memberId}: ${reply.message}`);
       if (reply.type !== 'commitments' || reply.memberId !== memberId) throw new TkmsError('bad_request', `member ${memberId} answered a commit with something else`);
-      if (!reply.commitments.every((c) => isValidElement(suite, c.hiding) && isValidElement(suite, c.binding))) {
-        throw new TkmsError('bad_point', `member ${memberId} sent nonce commitments that are not points of the key's group (${suite})`);
+      // A few pairs at a time (about 2 ms of point arithmetic each for Ed25519), letting signing requests in between.
+      for (let i = 0; i < reply.commitments.length; i++) {
+        if (i > 0 && i % PAIRS_CHECKED_AT_ONCE === 0) await yieldToEventLoop();
+        const c = reply.commitments[i]!;
+        if (!isValidElement(suite, c.hiding) || !isValidElement(suite, c.binding)) {
+          throw new TkmsError('bad_point', `member ${memberId} sent nonce commitments that are not points of the key's group (${suite})`);
+        }
       }
       const list = this.supplyOf(materialId).get(memberId) ?? [];
       const at = this.now();

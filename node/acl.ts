@@ -39,14 +39,64 @@ const STRICT_JOIN_SYNC_ATTEMPTS = 6;
 
 const FORWARD_TIMEOUT_MS = 3_000;
 const MAX_SYNC_PAGES = 2_000;
+/**
+ * Waits before trying a failed sync-on-connect again (a peer still starting, a moment of load):
+ * revocations this node missed while it was down must not wait for the next reconnection.
+ */
+const SYNC_RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 32_000];
 
 export class AclService {
+  /** Pending waits before a retry, with what ends each early. */
+  private readonly retries = new Map<NodeJS.Timeout, () => void>();
+  private stopped = false;
+
   constructor(
     private readonly store: RevocationStore,
     private readonly transport: AclPeerTransport,
     private readonly log: Logger,
     private readonly metrics: NodeMetrics,
+    private readonly syncRetryDelaysMs: readonly number[] = SYNC_RETRY_DELAYS_MS,
   ) {}
+
+  /**
+   * syncFrom when a member connects, tried again after each failure (waits growing to half a
+   * minute) for as long as the member stays connected. Resolves when it synced or gave up.
+   */
+  async syncOnConnect(member: number, connected: () => boolean): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.syncFrom(member);
+        return;
+      } catch (e) {
+        const delay = this.syncRetryDelaysMs[attempt];
+        if (this.stopped || !connected()) return;
+        if (delay === undefined) {
+          this.log.warn({ member, attempts: attempt + 1, err: errorText(e) }, 'revocation sync from member failed; next try at its next connection');
+          return;
+        }
+        this.log.debug({ member, attempt: attempt + 1, err: errorText(e) }, 'revocation sync failed; trying again');
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            this.retries.delete(timer);
+            resolve();
+          }, delay);
+          timer.unref();
+          this.retries.set(timer, resolve);
+        });
+        if (this.stopped || !connected()) return;
+      }
+    }
+  }
+
+  /** Drops pending sync retries (the node is stopping). */
+  stop(): void {
+    this.stopped = true;
+    for (const [timer, endWait] of this.retries) {
+      clearTimeout(timer);
+      endWait();
+    }
+    this.retries.clear();
+  }
 
   async answer(fromMember: number | undefined, bytes: Uint8Array): Promise<Uint8Array> {
     try {

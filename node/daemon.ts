@@ -360,7 +360,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
   // Revocations come from members (flooding, sync) and the gateway(s) only; a member joining by an
   // approved reshare syncs them before it serves (isParticipant), and may send them (each is owner-signed).
   await services.start(
-    protocolService('acl', [[ACL_PROTOCOL, async (peer, body) => acl.answer(conns.memberFor(peer)?.id, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.acl, (peer) => isMemberOrGateway(peer) || isParticipant(peer))]]),
+    protocolService('acl', [[ACL_PROTOCOL, async (peer, body) => acl.answer(conns.memberFor(peer)?.id, body), serve(MAX_NODE_FRAME_BYTES, PROTOCOL_STREAMS.acl, (peer) => isMemberOrGateway(peer) || isParticipant(peer))]], { release: () => acl.stop() }),
   );
   // Key changes come from members (flooding, sync) and the gateway(s) only; each is admin-signed.
   await services.start(
@@ -439,7 +439,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     }),
   );
   conns.onMemberConnected = (memberId) => {
-    acl.syncFrom(memberId).catch((e: unknown) => log.debug({ member: memberId, err: errorText(e) }, 'revocation sync failed'));
+    void acl.syncOnConnect(memberId, () => conns.isConnected(memberId));
     keys.changes.syncFrom(memberId).catch((e: unknown) => log.debug({ member: memberId, err: errorText(e) }, 'key change sync failed'));
     runner.exchangeResults(memberId);
   };

@@ -11,7 +11,7 @@ import type { KeyPolicy } from '../core/keys/policy.ts';
 import { wireErrorOf } from '../core/node-wire.ts';
 import { authorizeSigner, planSigning, type SigningPlan } from '../core/signing/sign-policy.ts';
 import { verifySignRequest } from '../core/signing/sign-request.ts';
-import { decodeSignFrameRequest, encodeSignFrameReply, MAX_MESSAGES_PER_REQUEST, type SignFrameReply, type SignFrameRequest, type SignerCommitments } from '../core/signing/sign-wire.ts';
+import { decodeSignFrameRequest, encodeSignFrameReply, MAX_MESSAGES_PER_REQUEST, type NonceCommitmentPair, type SignFrameReply, type SignFrameRequest, type SignerCommitments } from '../core/signing/sign-wire.ts';
 import { frostIdentifier, frostOf, frostPublic, frostSecret, isValidElement, suiteOfKey, taprootInternalKey, type SigningKeyShares, type SigningSuite } from '../core/signing/suites.ts';
 import type { RateLimiter } from '../runtime/rate-limit.ts';
 import type { KeyEpochData } from '../core/ceremony/handover.ts';
@@ -22,6 +22,10 @@ import type { SignFault } from './partial-faults.ts';
 import { commitmentId, NoncePool, type NonceSpentLog } from './sign-nonces.ts';
 import type { SignValueLedger } from './sign-value-ledger.ts';
 import { rememberEd25519Element } from '../core/signing/validated-points.ts';
+import { yieldToEventLoop } from '../runtime/yield.ts';
+
+/** Nonce pairs made between two turns of the event loop (about 1 ms each for Ed25519). */
+const NONCES_MADE_AT_ONCE = 4;
 
 
 /** What the node holds of one signing key version at the epoch it serves. */
@@ -82,7 +86,7 @@ export class SignService {
     try {
       const request = decodeSignFrameRequest(bytes);
       kind = request.type;
-      reply = request.type === 'commit' ? this.commit(request) : await this.sign(request);
+      reply = request.type === 'commit' ? await this.commit(request) : await this.sign(request);
     } catch (e) {
       const err = isTkmsError(e) ? e : new TkmsError('internal', 'internal error');
       if (!isTkmsError(e)) this.o.log.error({ err: e instanceof Error ? e.message : 'error' }, 'sign request failed unexpectedly');
@@ -119,11 +123,21 @@ export class SignService {
     return packages;
   }
 
-  private commit(r: Extract<SignFrameRequest, { type: 'commit' }>): SignFrameReply {
+  /**
+   * A batch is made a few pairs at a time, letting signing requests in between: a whole batch is
+   * tens of milliseconds of base-point multiplications, which would otherwise hold up every
+   * signature this member is asked for meanwhile.
+   */
+  private async commit(r: Extract<SignFrameRequest, { type: 'commit' }>): Promise<SignFrameReply> {
     const { suite, held } = this.signingKey(r.keyId, Math.floor(this.now() / 1000));
-    const commitments = this.pool.make(r.keyId, frostOf(suite), this.packagesOf(r.keyId, suite, held).secret, r.count, (id) => this.o.spent.has(id));
-    // Made here as d·B: valid by construction, so the signing step need not check them again.
-    if (suite === 'ed25519') for (const c of commitments) for (const point of [c.hiding, c.binding]) rememberEd25519Element(point);
+    const commitments: NonceCommitmentPair[] = [];
+    while (commitments.length < r.count) {
+      if (commitments.length > 0) await yieldToEventLoop();
+      const made = this.pool.make(r.keyId, frostOf(suite), this.packagesOf(r.keyId, suite, held).secret, Math.min(NONCES_MADE_AT_ONCE, r.count - commitments.length), (id) => this.o.spent.has(id));
+      // Made here as d·B: valid by construction, so the signing step need not check them again.
+      if (suite === 'ed25519') for (const c of made) for (const point of [c.hiding, c.binding]) rememberEd25519Element(point);
+      commitments.push(...made);
+    }
     this.o.metrics.signNoncesHeld.set(this.pool.size);
     return { ok: true, type: 'commitments', memberId: held.selfId, commitments };
   }

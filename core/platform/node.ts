@@ -2,13 +2,16 @@ import { curveBackendChoiceFromEnv, selectCurveBackend, type CurveBackendChoice,
 import { setCurveBackend } from '../curve-backend.ts';
 import { installNodeCryptoPaths } from '../node-crypto.ts';
 import { installNodeMemberSignatureCheck } from '../node-ed25519.ts';
+import { loadSodiumSubgroupCheck } from '../sodium-ed25519.ts';
+import { setEd25519SubgroupFastCheck } from '../signing/validated-points.ts';
 
 /**
  * What `#platform` is in Node (package.json "imports", condition `node`): importing the package
  * puts libsecp256k1 (when its addon loads) and the synchronous node:crypto RSA-OAEP and AES-GCM
- * paths in place, so an application gets the fast paths without a setup call.
- * TKMS_CURVE_BACKEND=noble still forces the pure-JS curve (servers validate the variable
- * strictly at start, runtime/curve-setup.ts; an import must not throw over it).
+ * paths in place, and libsodium's Ed25519 subgroup check when its addon loads, so an application
+ * gets the fast paths without a setup call. TKMS_CURVE_BACKEND=noble still forces the pure-JS
+ * curves (servers validate the variable strictly at start, runtime/curve-setup.ts; an import must
+ * not throw over it).
  */
 function choiceFromEnv(): CurveBackendChoice {
   try {
@@ -33,3 +36,7 @@ export const curveSelection: CurveBackendSelection = select();
 setCurveBackend(curveSelection.backend);
 installNodeCryptoPaths();
 installNodeMemberSignatureCheck();
+if (choiceFromEnv() !== 'noble') {
+  const sodium = loadSodiumSubgroupCheck();
+  if ('check' in sodium) setEd25519SubgroupFastCheck(sodium.check);
+}

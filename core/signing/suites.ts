@@ -1,7 +1,7 @@
 import { createFROST } from '@noble/curves/abstract/frost.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha512 } from '@noble/hashes/sha2.js';
-import { Ed25519FrostPoint, isValidEd25519Element } from './validated-points.ts';
+import { Ed25519FrostPoint, isValidEd25519Element, precomputeEd25519GroupKey } from './validated-points.ts';
 import { schnorr, schnorr_FROST, secp256k1 } from '@noble/curves/secp256k1.js';
 import type { FROST, FrostPublic, FrostSecret } from '@noble/curves/abstract/frost.js';
 import { concatBytes } from '@noble/hashes/utils.js';
@@ -111,6 +111,7 @@ export function frostPublic(key: SigningKeyShares): FrostPublic {
   if (key.suite === 'ed25519') {
     // Checked once per process (then remembered): FROST parses the group key at every step.
     if (!isValidEd25519Element(key.groupPublicKey)) throw new TkmsError('bad_point', 'the group key is not an Ed25519 element');
+    precomputeEd25519GroupKey(key.groupPublicKey);
     for (const [id, Y] of key.verificationShares) {
       if (!isValidEd25519Element(Y)) throw new TkmsError('bad_point', `Y_${id} is not an Ed25519 element`);
       verifyingShares[frostIdentifier('ed25519', id)] = own(Y);

@@ -12,6 +12,9 @@ import { decodeBase64, decodeHex } from '../../core/index.ts';
 import { parseCommitteeJson } from '../../core/committee.ts';
 import { keyPathSighashes, parsePsbt } from '../../core/signing/psbt.ts';
 import { Devnet } from '../../deploy/devnet.ts';
+import { getJson } from '../../deploy/devnet-loopback.ts';
+import { postJson } from '../support/reshare.ts';
+import { waitForEpoch } from '../../deploy/reshare-driver.ts';
 import { NodePool } from '../../gateway/node-pool.ts';
 import { makeTempDir, removeDir, waitFor } from '../support/processes.ts';
 import { expectRefusal } from '../support/refusal.ts';
@@ -107,12 +110,24 @@ describe('integration: threshold signing (devnet: 5 nodes, t = 3, gateway, clien
   });
 
   it('every policy rule refuses at every member when asked directly, naming the rule', async () => {
-    await created('warm', {
-      spec: 'ECC_SECG_P256K1',
-      usage: 'SIGN_VERIFY',
-      admins: [alice.address],
-      policy: { allowedRequesters: [alice.address], sign: { prefixes: [PREFIX], psbt: { network: 'testnet', allowedAddresses: [HOT.address!], dailyValueCapSats: '100000' } } },
-    });
+    // A window that is never open today.
+    const today = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][new Date().getUTCDay()]!;
+    const otherDays = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'].filter((d) => d !== today);
+    // The keys' DKGs run together.
+    await Promise.all([
+      created('warm', {
+        spec: 'ECC_SECG_P256K1',
+        usage: 'SIGN_VERIFY',
+        admins: [alice.address],
+        policy: { allowedRequesters: [alice.address], sign: { prefixes: [PREFIX], psbt: { network: 'testnet', allowedAddresses: [HOT.address!], dailyValueCapSats: '100000' } } },
+      }),
+      created('psbt-only', { spec: 'ECC_SECG_P256K1', usage: 'SIGN_VERIFY', policy: { sign: { psbt: { network: 'testnet', allowedAddresses: [HOT.address!], dailyValueCapSats: '1' } } } }),
+      // A policy for decryption only.
+      created('no-sign', { spec: 'ECC_SECG_P256K1', usage: 'SIGN_VERIFY', policy: { operations: ['decrypt'], sign: { raw: true } } }),
+      created('closed', { spec: 'ECC_SECG_P256K1', usage: 'SIGN_VERIFY', policy: { timeWindows: [{ days: otherDays, startMinute: 0, endMinute: 1440 }], sign: { raw: true } } }),
+      // One signature a day per requester.
+      created('daily', { spec: 'ECC_SECG_P256K1', usage: 'SIGN_VERIFY', policy: { dailyLimitPerRequester: 1, sign: { raw: true } } }),
+    ]);
     const all = (code: string | undefined) => MEMBERS.map(() => code);
     // Prefixed messages sign; others do not.
     assert.deepEqual(await everyMember('warm', { kind: 'raw', data: text('tkms:transfer 1') }), all(undefined));
@@ -123,18 +138,12 @@ describe('integration: threshold signing (devnet: 5 nodes, t = 3, gateway, clien
     const btcInternal = decodeHex((await client.keys.describe('btc')).versions[0]!.signing!.taprootInternalKey!);
     const btcOut = p2tr(btcInternal, undefined, TEST_NETWORK);
     assert.deepEqual(await everyMember('btc', { kind: 'psbt', psbt: buildPsbt([{ amount: 50_000n, script: btcOut.script }], [{ script: HOT.script, amount: 40_000n }]) }), all('policy_message_kind_denied'));
-    await created('psbt-only', { spec: 'ECC_SECG_P256K1', usage: 'SIGN_VERIFY', policy: { sign: { psbt: { network: 'testnet', allowedAddresses: [HOT.address!], dailyValueCapSats: '1' } } } });
     assert.deepEqual(await everyMember('psbt-only', { kind: 'raw', data: text('tkms:x') }), all('policy_raw_denied'));
     // A policy for decryption only.
-    await created('no-sign', { spec: 'ECC_SECG_P256K1', usage: 'SIGN_VERIFY', policy: { operations: ['decrypt'], sign: { raw: true } } });
     assert.deepEqual(await everyMember('no-sign', { kind: 'raw', data: text('x') }), all('policy_operation_denied'));
-    // A window that is never open today.
-    const today = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'][new Date().getUTCDay()]!;
-    const otherDays = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'].filter((d) => d !== today);
-    await created('closed', { spec: 'ECC_SECG_P256K1', usage: 'SIGN_VERIFY', policy: { timeWindows: [{ days: otherDays, startMinute: 0, endMinute: 1440 }], sign: { raw: true } } });
+    // Outside its window.
     assert.deepEqual(await everyMember('closed', { kind: 'raw', data: text('x') }), all('policy_outside_window'));
     // One signature a day per requester: the second request is refused by every member.
-    await created('daily', { spec: 'ECC_SECG_P256K1', usage: 'SIGN_VERIFY', policy: { dailyLimitPerRequester: 1, sign: { raw: true } } });
     assert.deepEqual(await everyMember('daily', { kind: 'raw', data: text('first') }), all(undefined));
     assert.deepEqual(await everyMember('daily', { kind: 'raw', data: text('second') }), all('policy_daily_limit'));
   });
@@ -209,5 +218,29 @@ describe('integration: threshold signing (devnet: 5 nodes, t = 3, gateway, clien
     assert.match(refusal.message, /3 are needed/);
     for (const id of [3, 4, 5]) await devnet.startNode(id);
     await devnet.waitNodesHealthy([3, 4, 5]);
+  });
+
+  it('a refresh gives every member new shares of both signing keys; signatures after it verify under the same keys', async () => {
+    const before = { ed: await client.keys.describe('ed'), btc: await client.keys.describe('btc') };
+    const sharesBefore = { ed: (await client.getKey('ed')).verificationShares, btc: (await client.getKey('btc')).verificationShares };
+    const refresh = await postJson(`${devnet.node(1).adminUrl}/admin/refresh`, {});
+    assert.equal(refresh.status, 202, JSON.stringify(refresh.json));
+    await waitForEpoch(MEMBERS.map((id) => devnet.node(id)), 1, { proposalId: refresh.json.proposalId, timeoutMs: 120_000 });
+    await waitFor('the gateway to serve epoch 1', async () => ((await getJson(`${devnet.gatewayUrl}/v1/committee`)).json.epoch === 1 ? true : undefined), { timeoutMs: 60_000 });
+    // A client that starts now verifies the keys at epoch 1, through the handover certificate.
+    const later = new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account: alice, ...(await devnet.pinned()) });
+    for (const keyId of ['ed', 'btc'] as const) {
+      const after = await client.keys.describe(keyId);
+      const [was, now] = [before[keyId].versions[0]!, after.versions[0]!];
+      assert.equal(now.signing!.publicKey, was.signing!.publicKey);
+      const verified = await later.getKey(keyId);
+      assert.equal(verified.epoch, 1);
+      for (const id of MEMBERS) assert.notDeepEqual(verified.verificationShares.get(id), sharesBefore[keyId].get(id), `${keyId}: Y_${id} moved`);
+      const message = text(`after the refresh, with ${keyId}`);
+      const result = await later.sign(keyId, { data: message });
+      assert.equal(result.publicKey, was.signing!.publicKey);
+      if (keyId === 'ed') assert.equal(verify(null, message, createPublicKey({ key: Buffer.from(decodeHex(was.signing!.spki)), format: 'der', type: 'spki' }), decodeHex(result.signatures[0]!)), true);
+      else assert.equal(schnorr.verify(decodeHex(result.signatures[0]!), message, decodeHex(was.signing!.publicKey)), true);
+    }
   });
 });

@@ -3,6 +3,8 @@
 // that CI log readers recognise regardless of the test runner.
 // With TKMS_TEST_TIMING=1 it also lists each spec file's wall time, hooks included (the suite
 // budget is spent mostly in before/after hooks that start processes, which mocha does not time).
+// Files run two at a time (.mocharc.json "parallel"), where mocha reports no suite timings: for
+// them, run serially (`TKMS_TEST_TIMING=1 npx mocha --no-parallel`).
 const path = require('node:path');
 const Mocha = require('mocha');
 const { EVENT_RUN_END, EVENT_SUITE_BEGIN, EVENT_SUITE_END } = Mocha.Runner.constants;
@@ -34,7 +36,7 @@ class SummaryReporter extends Mocha.reporters.Spec {
     runner.once(EVENT_RUN_END, () => {
       if (perFile !== undefined) {
         const rows = [...perFile.entries()].sort((a, b) => b[1].ms - a[1].ms);
-        process.stdout.write('\nwall time per file (hooks included):\n');
+        process.stdout.write(rows.length > 0 ? '\nwall time per file (hooks included):\n' : '\nno per-file times in a parallel run: TKMS_TEST_TIMING=1 npx mocha --no-parallel\n');
         for (const [file, { ms, tests }] of rows) {
           process.stdout.write(`${(ms / 1000).toFixed(1).padStart(8)} s  ${String(tests).padStart(4)} tests  ${file}\n`);
         }

@@ -61,18 +61,19 @@ describe('node: the committee served after a reshare', function () {
     });
   });
 
+  // Revocations for the AclService tests.
+  const deployment = { committeeId: 'served-test' };
+  const owner = generateAccount();
+
+  function envelope(): RevocationEnvelope {
+    const k = randomScalar();
+    const digest = { keyId: 'key-1', K: encodePoint(publicKeyFromSecret(k)), nonce: randomBytes(12), ciphertextHash: randomBytes(32), owner: owner.addressBytes };
+    const descriptor: HandleDescriptor = { ...digest, kProof: proveEphemeralKey(k, digest) };
+    const revocation = signRevocation(owner.secretKey, { handle: deriveHandleFromDigest(descriptor), grantee: generateAccount().addressBytes, revokedAt: Math.floor(Date.now() / 1000) - 5 }, deployment);
+    return { descriptor, revocation };
+  }
+
   describe('AclService.syncUnion', () => {
-    const deployment = { committeeId: 'served-test' };
-    const owner = generateAccount();
-
-    function envelope(): RevocationEnvelope {
-      const k = randomScalar();
-      const digest = { keyId: 'key-1', K: encodePoint(publicKeyFromSecret(k)), nonce: randomBytes(12), ciphertextHash: randomBytes(32), owner: owner.addressBytes };
-      const descriptor: HandleDescriptor = { ...digest, kProof: proveEphemeralKey(k, digest) };
-      const revocation = signRevocation(owner.secretKey, { handle: deriveHandleFromDigest(descriptor), grantee: generateAccount().addressBytes, revokedAt: Math.floor(Date.now() / 1000) - 5 }, deployment);
-      return { descriptor, revocation };
-    }
-
     async function service(name: string, items: RevocationEnvelope[] = []): Promise<{ store: RevocationStore; acl: AclService }> {
       const { store } = await RevocationStore.open(join(dir!, `${name}-${Math.random().toString(36).slice(2)}.log`), deployment);
       for (const item of items) await store.add(item);
@@ -108,6 +109,53 @@ describe('node: the committee served after a reshare', function () {
       await assert.rejects(joiner.acl.syncUnion([down], 1), (e: unknown) => isTkmsError(e, 'unavailable'));
       a.store.close();
       joiner.store.close();
+    });
+  });
+
+  describe('AclService.syncOnConnect', () => {
+    /** A member holding `items`, and a node that syncs from it over a link that fails the first `failures` frames. */
+    async function pair(items: RevocationEnvelope[], failures: number, delays: number[]) {
+      const open = async (name: string) => (await RevocationStore.open(join(dir!, `${name}-${Math.random().toString(36).slice(2)}.log`), deployment)).store;
+      const peerStore = await open('peer');
+      for (const item of items) await peerStore.add(item);
+      const peer = new AclService(peerStore, { members: () => [], send: async () => new Uint8Array() }, createLogger('silent'), createNodeMetrics());
+      let sent = 0;
+      const send = async (_member: number, frame: Uint8Array): Promise<Uint8Array> => (++sent <= failures ? Promise.reject(new Error('stream reset')) : peer.answer(1, frame));
+      const store = await open('node');
+      const node = new AclService(store, { members: () => [1], send }, createLogger('silent'), createNodeMetrics(), delays);
+      return { store, node, sent: () => sent, close: () => [peerStore, store].forEach((s) => s.close()) };
+    }
+
+    it('a sync that fails is tried again while the member stays connected, and brings the revocations', async () => {
+      const r = envelope();
+      const p = await pair([r], 2, [5, 5, 5]);
+      await p.node.syncOnConnect(1, () => true);
+      assert.equal(p.sent(), 3);
+      assert.equal(p.store.revokedAt(r.revocation.handle, r.revocation.grantee, owner.addressBytes), r.revocation.revokedAt);
+      p.close();
+    });
+
+    it('gives up after its last wait, or at once when the member is gone or the node stops', async () => {
+      const r = envelope();
+      const exhausted = await pair([r], 100, [5, 5]);
+      await exhausted.node.syncOnConnect(1, () => true);
+      assert.equal(exhausted.sent(), 3);
+      assert.equal(exhausted.store.revokedAt(r.revocation.handle, r.revocation.grantee, owner.addressBytes), undefined);
+      exhausted.close();
+
+      const gone = await pair([r], 100, [5, 5]);
+      await gone.node.syncOnConnect(1, () => false);
+      assert.equal(gone.sent(), 1);
+      gone.close();
+
+      const stopping = await pair([r], 100, [60_000]);
+      const done = stopping.node.syncOnConnect(1, () => true);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      stopping.node.stop();
+      // The minute's wait ends with the stop, and nothing more is sent.
+      await done;
+      assert.equal(stopping.sent(), 1);
+      stopping.close();
     });
   });
 

@@ -10,7 +10,7 @@ import { decodeHex } from '../../core/bytes.ts';
 import type { KeyBook } from '../../core/keys/key-book.ts';
 import { parseStoredKeyPolicy } from '../../core/keys/policy.ts';
 import { signMessageHash, signSignRequest, type SignMessage, type SignRequest } from '../../core/signing/sign-request.ts';
-import { decodeSignFrameReply, decodeSignFrameRequest, encodeSignFrameReply, encodeSignFrameRequest, SIGN_PROTOCOL } from '../../core/signing/sign-wire.ts';
+import { decodeSignFrameReply, decodeSignFrameRequest, encodeSignFrameReply, encodeSignFrameRequest, SIGN_PROTOCOL, type SignerCommitments } from '../../core/signing/sign-wire.ts';
 import { describeSigningKey, frostOf, type SigningSuite } from '../../core/signing/suites.ts';
 import { SignCoordinator, type SignJob, type SignTransport } from '../../gateway/sign-coordinator.ts';
 import { createNodeMetrics } from '../../node/metrics.ts';
@@ -114,6 +114,17 @@ class Committee {
       DEPLOYMENT,
     );
     return { materialId: 'sig', key: this.key, request, message, messages: [data], members: opts.members ?? MEMBERS, epoch: 1 };
+  }
+
+  /** One fresh commitment pair from each of `members`, asked directly (no coordinator). */
+  session(members: number[]): Promise<SignerCommitments[]> {
+    return Promise.all(
+      members.map(async (memberId) => {
+        const reply = decodeSignFrameReply(await this.transport.sendRaw(memberId, SIGN_PROTOCOL, encodeSignFrameRequest({ type: 'commit', keyId: 'sig', count: 1 }), 10_000));
+        assert.ok(reply.ok && reply.type === 'commitments');
+        return { memberId, commitments: reply.commitments };
+      }),
+    );
   }
 
   count(type: 'commit' | 'sign', memberId?: number): number {
@@ -394,13 +405,7 @@ describe('sign coordinator: members that restart or hand out bad commitments', (
     it(`(${suite}) a member asked to sign with another signer's commitment that is not a point refuses with bad_point`, async () => {
       const c = await Committee.start(suite);
       try {
-        const session = await Promise.all(
-          [1, 2, 3].map(async (memberId) => {
-            const reply = decodeSignFrameReply(await c.transport.sendRaw(memberId, SIGN_PROTOCOL, encodeSignFrameRequest({ type: 'commit', keyId: 'sig', count: 1 }), 10_000));
-            assert.ok(reply.ok && reply.type === 'commitments');
-            return { memberId, commitments: reply.commitments };
-          }),
-        );
+        const session = await c.session([1, 2, 3]);
         // Not an element of the group: the point of order 2 on edwards25519 (y = −1), an x beyond p on secp256k1.
         session[0]!.commitments[0]!.hiding = suite === 'ed25519' ? Uint8Array.from([0xec, ...new Array(30).fill(0xff), 0x7f]) : Uint8Array.from([0x02, ...new Array(32).fill(0xff)]);
         const job = c.job(randomBytes(40));
@@ -414,4 +419,30 @@ describe('sign coordinator: members that restart or hand out bad commitments', (
       }
     });
   }
+});
+
+describe('sign service: a batch of nonces in the making does not hold up signing', () => {
+  it('a signing request sent while a member makes 32 nonce pairs is answered before the batch', async () => {
+    const c = await Committee.start('ed25519');
+    try {
+      const session = await c.session([1, 2, 3]);
+      const job = c.job(randomBytes(40));
+      const member = c.services.get(2)!;
+      const settled: string[] = [];
+      const batch = member.answer(encodeSignFrameRequest({ type: 'commit', keyId: 'sig', count: 32 })).then((reply) => {
+        settled.push('batch');
+        return decodeSignFrameReply(reply);
+      });
+      const share = member.answer(encodeSignFrameRequest({ type: 'sign', request: job.request, message: job.message, signers: session, epoch: 1 })).then((reply) => {
+        settled.push('share');
+        return decodeSignFrameReply(reply);
+      });
+      const [batchReply, shareReply] = await Promise.all([batch, share]);
+      assert.ok(batchReply.ok && batchReply.type === 'commitments' && batchReply.commitments.length === 32);
+      assert.ok(shareReply.ok && shareReply.type === 'shares' && shareReply.shares.length === 1);
+      assert.deepEqual(settled, ['share', 'batch']);
+    } finally {
+      await c.stop();
+    }
+  });
 });
