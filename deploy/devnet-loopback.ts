@@ -10,16 +10,17 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
  * it binds it (the chaos test's link proxies bind port 0 while the devnet starts).
  */
 export async function freePorts(count: number): Promise<number[]> {
-  const below = await ephemeralRangeStart();
+  const range = await portRange();
   const held: Server[] = [];
   try {
-    if (below === undefined) {
+    if (range === undefined) {
       for (let i = 0; i < count; i++) held.push((await listenOn(0))!);
     } else {
+      const [first, below] = range;
       const tried = new Set<number>();
       while (held.length < count) {
-        if (tried.size >= below - FIRST_PORT) throw new Error(`no ${count} free ports in ${FIRST_PORT}..${below - 1}`);
-        const port = FIRST_PORT + Math.floor(Math.random() * (below - FIRST_PORT));
+        if (tried.size >= below - first) throw new Error(`no ${count} free ports in ${first}..${below - 1}`);
+        const port = first + Math.floor(Math.random() * (below - first));
         if (tried.has(port)) continue;
         tried.add(port);
         const server = await listenOn(port);
@@ -34,6 +35,22 @@ export async function freePorts(count: number): Promise<number[]> {
 
 /** Lowest port handed to devnet processes when the ephemeral range is known. */
 const FIRST_PORT = 20_000;
+/** Test workers side by side (mocha's parallel mode numbers them in MOCHA_WORKER_ID) each take ports from their own slice of the range. */
+const WORKER_SLICES = 4;
+
+/**
+ * The ports to choose from: FIRST_PORT up to the ephemeral range; in a test worker, its slice of
+ * that, so that a port one worker released is not taken by another before its process binds it.
+ */
+async function portRange(): Promise<[first: number, below: number] | undefined> {
+  const below = await ephemeralRangeStart();
+  if (below === undefined) return undefined;
+  const worker = Number(process.env.MOCHA_WORKER_ID);
+  if (!Number.isInteger(worker) || worker < 0) return [FIRST_PORT, below];
+  const size = Math.floor((below - FIRST_PORT) / WORKER_SLICES);
+  const first = FIRST_PORT + (worker % WORKER_SLICES) * size;
+  return [first, first + size];
+}
 
 /** Where the kernel's ephemeral ports start, when that leaves room above FIRST_PORT (Linux). */
 async function ephemeralRangeStart(): Promise<number | undefined> {

@@ -81,6 +81,8 @@ export class SignCoordinator {
   private readonly supplies = new Map<string, Supply>();
   private readonly packages = new LruCache<string, { pub: FrostPublic; publicKey: Uint8Array }>(1024);
   private readonly refills = new Map<string, Promise<void>>();
+  /** Bumped by forget(): a refill that started before it brings commitments the member no longer holds. */
+  private readonly forgotten = new Map<string, number>();
   private readonly batch: number;
   private readonly lowWater: number;
   private readonly maxPerMember: number;
@@ -226,6 +228,7 @@ export class SignCoordinator {
     const k = `${memberId}/${materialId}`;
     const running = this.refills.get(k);
     if (running !== undefined) return running;
+    const asked = this.forgotten.get(k) ?? 0;
     const task = (async () => {
       const reply = decodeSignFrameReply(await this.o.transport.sendRaw(memberId, SIGN_PROTOCOL, encodeSignFrameRequest({ type: 'commit', keyId: materialId, count: Math.min(count, MAX_COMMITMENTS_PER_REQUEST) }), this.o.timeoutMs));
       if (!reply.ok) throw new TkmsError(reply.code, `member ${memberId}: ${reply.message}`);
@@ -238,13 +241,18 @@ export class SignCoordinator {
           throw new TkmsError('bad_point', `member ${memberId} sent nonce commitments that are not points of the key's group (${suite})`);
         }
       }
+      // Forgotten meanwhile (it restarted): what this batch brings died with the member's memory.
+      if ((this.forgotten.get(k) ?? 0) !== asked) return;
       const list = this.supplyOf(materialId).get(memberId) ?? [];
       const at = this.now();
       list.push(...reply.commitments.map((pair) => ({ pair, at })));
       // The oldest go first: they are the likeliest to have expired at the member.
       if (list.length > this.maxPerMember) list.splice(0, list.length - this.maxPerMember);
       this.supplyOf(materialId).set(memberId, list);
-    })().finally(() => this.refills.delete(k));
+    })().finally(() => {
+      this.refills.delete(k);
+      this.forgotten.delete(k);
+    });
     this.refills.set(k, task);
     return task;
   }
@@ -266,6 +274,9 @@ export class SignCoordinator {
   /** Drops a member's commitments for a key (it forgot them: restart, expiry). */
   forget(materialId: string, memberId: number): void {
     this.supplies.get(materialId)?.delete(memberId);
+    const k = `${memberId}/${materialId}`;
+    // Only a refill in flight needs to see it; the count is kept no longer than that.
+    if (this.refills.has(k)) this.forgotten.set(k, (this.forgotten.get(k) ?? 0) + 1);
   }
 
   /** `shareLength`: 32 (a FROST share), or 64 (a whole signature, from the one member of a key with t = 1). */

@@ -46,6 +46,8 @@ const MAX_SYNC_PAGES = 2_000;
 const SYNC_RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 32_000];
 
 export class AclService {
+  /** The latest sync-on-connect loop started for each member. */
+  private readonly syncTurns = new Map<number, number>();
   /** Pending waits before a retry, with what ends each early. */
   private readonly retries = new Map<NodeJS.Timeout, () => void>();
   private stopped = false;
@@ -63,13 +65,17 @@ export class AclService {
    * minute) for as long as the member stays connected. Resolves when it synced or gave up.
    */
   async syncOnConnect(member: number, connected: () => boolean): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
+    // One loop per member: a reconnection starts afresh, and the loop it replaces stops.
+    const turn = (this.syncTurns.get(member) ?? 0) + 1;
+    this.syncTurns.set(member, turn);
+    const current = () => !this.stopped && this.syncTurns.get(member) === turn && connected();
+    for (let attempt = 0; current(); attempt++) {
       try {
         await this.syncFrom(member);
         return;
       } catch (e) {
         const delay = this.syncRetryDelaysMs[attempt];
-        if (this.stopped || !connected()) return;
+        if (!current()) return;
         if (delay === undefined) {
           this.log.warn({ member, attempts: attempt + 1, err: errorText(e) }, 'revocation sync from member failed; next try at its next connection');
           return;
@@ -83,7 +89,6 @@ export class AclService {
           timer.unref();
           this.retries.set(timer, resolve);
         });
-        if (this.stopped || !connected()) return;
       }
     }
   }

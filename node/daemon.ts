@@ -439,7 +439,7 @@ async function startServices({ config, committee, selfId, identity, password, lo
     }),
   );
   conns.onMemberConnected = (memberId) => {
-    void acl.syncOnConnect(memberId, () => conns.isConnected(memberId));
+    acl.syncOnConnect(memberId, () => conns.isConnected(memberId)).catch((e: unknown) => log.warn({ member: memberId, err: errorText(e) }, 'revocation sync failed'));
     keys.changes.syncFrom(memberId).catch((e: unknown) => log.debug({ member: memberId, err: errorText(e) }, 'key change sync failed'));
     runner.exchangeResults(memberId);
   };

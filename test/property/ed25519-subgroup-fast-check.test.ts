@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { numberToBytesLE } from '@noble/curves/utils.js';
-import { loadSodiumSubgroupCheck } from '../../core/sodium-ed25519.ts';
+import { loadSodiumSubgroupCheck, subgroupCheckFault } from '../../core/sodium-ed25519.ts';
 import { Ed25519FrostPoint, isValidEd25519Element, precomputeEd25519GroupKey, setEd25519SubgroupFastCheck, type Ed25519SubgroupFastCheck } from '../../core/signing/validated-points.ts';
 
 /**
@@ -53,6 +53,8 @@ function torsionPoints(): InstanceType<typeof Point>[] {
 const TORSION = torsionPoints();
 
 const loaded = loadSodiumSubgroupCheck();
+/** What the process had installed (core/platform/node.ts), put back after each block. */
+const installed = process.env.TKMS_CURVE_BACKEND === 'noble' || !('check' in loaded) ? undefined : loaded.check;
 
 for (const [name, check] of [
   ['libsodium', 'check' in loaded ? loaded.check : undefined],
@@ -61,7 +63,7 @@ for (const [name, check] of [
   describe(`ed25519 FROST elements with ${name}: the same answers as noble's full check`, function () {
     this.timeout(120_000);
     before(() => setEd25519SubgroupFastCheck(check));
-    after(() => setEd25519SubgroupFastCheck('check' in loaded ? loaded.check : undefined));
+    after(() => setEd25519SubgroupFastCheck(installed));
 
     it('prime-order points are valid; plus any torsion component, not; FROST refuses those too', () => {
       fc.assert(
@@ -97,7 +99,8 @@ for (const [name, check] of [
         }),
         { numRuns: 2000 },
       );
-      // y + p for small y (y ≥ p is not canonical), with either sign bit; and a sign bit on x = 0.
+      // y + p for small y: not canonical (y ≥ p), with either sign bit. (From y = 19 on, y + p is also
+      // y − 19 with the sign bit set, so some of these are canonical points outside the subgroup.)
       for (let y = 0n; y < 40n; y++) {
         for (const sign of [0, 0x80]) {
           const bytes = numberToBytesLE(y + P, 32);
@@ -141,6 +144,25 @@ describe('ed25519 group keys with a table of multiples', () => {
 describe('the libsodium addon (sodium-native) in Node', () => {
   it('loads: the package is a dependency, so Node processes sign with the fast check', () => {
     assert.ok('check' in loaded, 'error' in loaded ? loaded.error : '');
+  });
+
+  it('is tried when it loads: a check that passes a point plus the point of order 2 (libsodium before December 2025) is not used', () => {
+    if (!('check' in loaded)) throw new Error('no addon');
+    assert.equal(subgroupCheckFault(loaded.check), undefined);
+    // The old libsodium: small-order points refused by a list, then only the x of ℓ·P compared with 0.
+    const xOnly = (bytes: Uint8Array): boolean => {
+      let point;
+      try {
+        point = Point.fromBytes(bytes);
+      } catch {
+        return false;
+      }
+      if (point.multiplyUnsafe(8n).is0()) return false;
+      return point.multiplyUnsafe(Point.Fn.ORDER - 1n).add(point).toAffine().x === 0n;
+    };
+    assert.match(subgroupCheckFault(xOnly) ?? '', /accepts the base point plus a point of small order/);
+    assert.equal(subgroupCheckFault(() => false), 'refuses the base point');
+    assert.match(subgroupCheckFault(() => true) ?? '', /accepts a point of small order/);
   });
 
   it('says yes only where noble does', () => {

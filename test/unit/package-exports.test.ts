@@ -65,6 +65,6 @@ describe('package: exports map and platform conditions', function () {
     });
     const inputs = Object.keys(result.metafile.inputs);
     assert.ok(inputs.some((p) => p.endsWith('dist/core/platform/browser.js')), inputs.join('\n'));
-    assert.deepEqual(inputs.filter((p) => p.startsWith('node:') || /platform\/node|node-crypto|curve-native|libp2p/.test(p)), []);
+    assert.deepEqual(inputs.filter((p) => p.startsWith('node:') || /platform\/node|node-crypto|curve-native|sodium|libp2p/.test(p)), []);
   });
 });

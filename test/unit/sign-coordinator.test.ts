@@ -421,26 +421,91 @@ describe('sign coordinator: members that restart or hand out bad commitments', (
   }
 });
 
-describe('sign service: a batch of nonces in the making does not hold up signing', () => {
-  it('a signing request sent while a member makes 32 nonce pairs is answered before the batch', async () => {
+describe('nonce batches are made and checked a few pairs at a time', () => {
+  /** Turns of the event loop (setImmediate) that pass before `work` settles. */
+  async function turnsDuring(work: Promise<unknown>): Promise<number> {
+    let settled = false;
+    void work.finally(() => (settled = true));
+    let turns = 0;
+    while (!settled) {
+      await new Promise((resolve) => setImmediate(resolve));
+      turns++;
+    }
+    await work;
+    return turns;
+  }
+
+  it('a member making 32 nonce pairs lets the event loop turn in between, and signs meanwhile', async () => {
     const c = await Committee.start('ed25519');
     try {
       const session = await c.session([1, 2, 3]);
       const job = c.job(randomBytes(40));
       const member = c.services.get(2)!;
-      const settled: string[] = [];
-      const batch = member.answer(encodeSignFrameRequest({ type: 'commit', keyId: 'sig', count: 32 })).then((reply) => {
-        settled.push('batch');
-        return decodeSignFrameReply(reply);
-      });
-      const share = member.answer(encodeSignFrameRequest({ type: 'sign', request: job.request, message: job.message, signers: session, epoch: 1 })).then((reply) => {
-        settled.push('share');
-        return decodeSignFrameReply(reply);
-      });
-      const [batchReply, shareReply] = await Promise.all([batch, share]);
+      const batch = member.answer(encodeSignFrameRequest({ type: 'commit', keyId: 'sig', count: 32 }));
+      const share = member.answer(encodeSignFrameRequest({ type: 'sign', request: job.request, message: job.message, signers: session, epoch: 1 }));
+      // Made in one go, the batch would settle before the loop turns once; four pairs at a time, after seven turns at least.
+      const turns = await turnsDuring(batch);
+      const batchReply = decodeSignFrameReply(await batch);
+      const shareReply = decodeSignFrameReply(await share);
+      assert.ok(turns >= 7, `${turns} turns`);
       assert.ok(batchReply.ok && batchReply.type === 'commitments' && batchReply.commitments.length === 32);
       assert.ok(shareReply.ok && shareReply.type === 'shares' && shareReply.shares.length === 1);
-      assert.deepEqual(settled, ['share', 'batch']);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('the gateway checks a batch of 32 pairs arriving with the event loop turning in between', async () => {
+    const c = await Committee.start('ed25519');
+    try {
+      // The members' batches are made beforehand and handed over at once, so only the gateway's checks take turns.
+      const made = new Map<number, Uint8Array>();
+      for (const id of MEMBERS) made.set(id, await c.services.get(id)!.answer(encodeSignFrameRequest({ type: 'commit', keyId: 'sig', count: 32 })));
+      let checked!: () => void;
+      const refillsChecked = new Promise<void>((resolve) => (checked = resolve));
+      c.hook = async (id, frame, answer) => {
+        if (decodeSignFrameRequest(frame).type === 'commit') return made.get(id)!;
+        checked(); // the first sign frame goes out once the refills are checked
+        return answer();
+      };
+      const coordinator = c.coordinator({ batch: 32 });
+      const signing = coordinator.sign(c.job(randomBytes(40)));
+      // Each refill checks 32 pairs, two at a time (the refills run together): checked all at once, no turn would pass.
+      const turns = await turnsDuring(refillsChecked);
+      await signing;
+      assert.ok(turns >= 15, `${turns} turns`);
+      assert.equal(coordinator.held('sig', 1) + coordinator.held('sig', 2) + coordinator.held('sig', 3), 3 * 31);
+    } finally {
+      await c.stop();
+    }
+  });
+});
+
+describe('sign coordinator: a member forgotten while its commitments are on the way', () => {
+  it('the batch that arrives after forget() is dropped, not kept as live', async () => {
+    const c = await Committee.start('ed25519');
+    try {
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let asked!: () => void;
+      const askedMember1 = new Promise<void>((resolve) => (asked = resolve));
+      c.hook = async (id, frame, answer) => {
+        if (id !== 1 || decodeSignFrameRequest(frame).type !== 'commit') return answer();
+        const reply = await answer();
+        asked();
+        await gate;
+        return reply;
+      };
+      const coordinator = c.coordinator({ batch: 4, lowWater: 1 });
+      const signing = coordinator.sign(c.job(randomBytes(40)));
+      await askedMember1;
+      // Member 1 answered nonce_unknown elsewhere (a restart): what is held or on the way for it is dead.
+      coordinator.forget('sig', 1);
+      release();
+      const out = await signing;
+      assert.ok(!out.signers.includes(1));
+      assert.equal(coordinator.held('sig', 1), 0);
+      assert.ok(coordinator.held('sig', 4) > 0, 'the other refills were kept');
     } finally {
       await c.stop();
     }
