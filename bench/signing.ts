@@ -51,7 +51,7 @@ async function post(url: string, json: string): Promise<boolean> {
   return res.status === 200;
 }
 
-export async function benchSigning(opts: { n: number; t: number; sequential: number; concurrency: number; seconds: number; suites?: readonly SigningSuite[] }): Promise<SigningRow[]> {
+export async function benchSigning(opts: { n: number; t: number; sequential: number; concurrency: number; seconds: number }): Promise<SigningRow[]> {
   const dir = await mkdtemp(join(tmpdir(), 'tkms-bench-signing-'));
   const nodeConfig = Object.fromEntries(Array.from({ length: opts.n }, (_, i) => [i + 1, { partialRateLimit: UNLIMITED }]));
   const devnet = await Devnet.start({ dir, n: opts.n, t: opts.t, gatewayPort: 0, logLevel: 'warn', keys: { creators: 'open' }, nodeConfig, gatewayConfig: { rateLimit: UNLIMITED } });
@@ -59,7 +59,7 @@ export async function benchSigning(opts: { n: number; t: number; sequential: num
     const account = generateAccount();
     const client = new TkmsClient({ gatewayUrl: devnet.gatewayUrl, account, ...(await devnet.pinned()) });
     const rows: SigningRow[] = [];
-    for (const suite of opts.suites ?? (['ed25519', 'bip340'] as const)) {
+    for (const suite of ['ed25519', 'bip340'] as const) {
       const keyId = `bench-${suite}`;
       await client.keys.create({ keyId, spec: KEY_SPEC[suite], usage: 'SIGN_VERIFY', policy: { sign: { raw: true } } });
       const started = performance.now();

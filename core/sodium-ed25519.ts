@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import type { Ed25519SubgroupFastCheck } from './signing/validated-points.ts';
+import { setEd25519SubgroupFastCheck, type Ed25519SubgroupFastCheck } from './signing/validated-points.ts';
 
 /**
  * Node-only: libsodium's `crypto_core_ed25519_is_valid_point` (the `sodium-native` addon, prebuilt)
@@ -16,13 +16,30 @@ interface SodiumAddon {
   crypto_core_ed25519_is_valid_point(p: Uint8Array): boolean;
 }
 
-/** The check, or why the addon could not be loaded (then noble's own check serves alone). */
+let loaded: { check: Ed25519SubgroupFastCheck } | { error: string } | undefined;
+
+/** The check, or why it is not used (the addon did not load, or failed its test); loaded and tested once per process. */
 export function loadSodiumSubgroupCheck(): { check: Ed25519SubgroupFastCheck } | { error: string } {
+  loaded ??= load();
+  return loaded;
+}
+
+/**
+ * Puts the check in place for FROST Ed25519 (core/signing/validated-points.ts), or takes it away
+ * when the pure-JS curves were asked for (TKMS_CURVE_BACKEND=noble). Returns why it is not used
+ * when the addon was wanted and could not serve.
+ */
+export function installSodiumSubgroupCheck(pureJs: boolean): string | undefined {
+  const sodium = pureJs ? undefined : loadSodiumSubgroupCheck();
+  setEd25519SubgroupFastCheck(sodium !== undefined && 'check' in sodium ? sodium.check : undefined);
+  return sodium !== undefined && 'error' in sodium ? sodium.error : undefined;
+}
+
+function load(): { check: Ed25519SubgroupFastCheck } | { error: string } {
   try {
     const sodium = createRequire(import.meta.url)('sodium-native') as SodiumAddon;
     if (typeof sodium.crypto_core_ed25519_is_valid_point !== 'function') return { error: 'sodium-native has no crypto_core_ed25519_is_valid_point' };
-    // The addon takes Buffers; a view over the same bytes costs no copy.
-    const check: Ed25519SubgroupFastCheck = (p) => p.length === 32 && sodium.crypto_core_ed25519_is_valid_point(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+    const check: Ed25519SubgroupFastCheck = (p) => p.length === 32 && sodium.crypto_core_ed25519_is_valid_point(p);
     const wrong = subgroupCheckFault(check);
     return wrong === undefined ? { check } : { error: `libsodium's crypto_core_ed25519_is_valid_point ${wrong}: not used` };
   } catch (e) {

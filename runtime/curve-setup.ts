@@ -1,7 +1,6 @@
 import { setCurveBackend } from '../core/curve-backend.ts';
 import { curveBackendChoiceFromEnv, selectCurveBackend } from '../core/curve-native.ts';
-import { loadSodiumSubgroupCheck } from '../core/sodium-ed25519.ts';
-import { setEd25519SubgroupFastCheck } from '../core/signing/validated-points.ts';
+import { installSodiumSubgroupCheck } from '../core/sodium-ed25519.ts';
 import type { Logger } from './logger.ts';
 
 /**
@@ -18,17 +17,7 @@ export function installServerCurveBackend(log: Logger, env: Record<string, strin
   if (fallbackReason !== undefined) {
     log.warn({ reason: fallbackReason }, 'the libsecp256k1 addon did not load; using the pure-JS curve backend (same results, about 10x slower)');
   }
-  installEd25519SubgroupCheck(log, choice === 'noble');
+  const sodiumError = installSodiumSubgroupCheck(choice === 'noble');
+  if (sodiumError !== undefined) log.warn({ reason: sodiumError }, "libsodium's Ed25519 subgroup check is not used; noble makes it (same results, about 20x slower)");
   return backend.name;
-}
-
-/** libsodium's Ed25519 subgroup check (FROST Ed25519 signing), unless the pure-JS curves were asked for. */
-function installEd25519SubgroupCheck(log: Logger, pureJs: boolean): void {
-  if (pureJs) {
-    setEd25519SubgroupFastCheck(undefined);
-    return;
-  }
-  const sodium = loadSodiumSubgroupCheck();
-  setEd25519SubgroupFastCheck('check' in sodium ? sodium.check : undefined);
-  if ('error' in sodium) log.warn({ reason: sodium.error }, 'the libsodium addon did not load; Ed25519 subgroup checks use noble (same results, about 20x slower)');
 }

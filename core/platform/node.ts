@@ -2,8 +2,7 @@ import { curveBackendChoiceFromEnv, selectCurveBackend, type CurveBackendChoice,
 import { setCurveBackend } from '../curve-backend.ts';
 import { installNodeCryptoPaths } from '../node-crypto.ts';
 import { installNodeMemberSignatureCheck } from '../node-ed25519.ts';
-import { loadSodiumSubgroupCheck } from '../sodium-ed25519.ts';
-import { setEd25519SubgroupFastCheck } from '../signing/validated-points.ts';
+import { installSodiumSubgroupCheck } from '../sodium-ed25519.ts';
 
 /**
  * What `#platform` is in Node (package.json "imports", condition `node`): importing the package
@@ -36,7 +35,4 @@ export const curveSelection: CurveBackendSelection = select();
 setCurveBackend(curveSelection.backend);
 installNodeCryptoPaths();
 installNodeMemberSignatureCheck();
-if (choiceFromEnv() !== 'noble') {
-  const sodium = loadSodiumSubgroupCheck();
-  if ('check' in sodium) setEd25519SubgroupFastCheck(sodium.check);
-}
+installSodiumSubgroupCheck(choiceFromEnv() === 'noble');

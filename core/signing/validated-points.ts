@@ -35,9 +35,8 @@ export function setEd25519SubgroupFastCheck(check: Ed25519SubgroupFastCheck | un
   fastCheck = check;
 }
 
-/** Decodes and fully checks `bytes`; the point (as FROST takes it) or undefined. */
-function checkedPoint(bytes: Uint8Array): EdPoint | undefined {
-  const key = bytesToHex(bytes);
+/** Decodes and fully checks `bytes` (`key`: their hex); the point (as FROST takes it) or undefined. */
+function checkedPoint(bytes: Uint8Array, key = bytesToHex(bytes)): EdPoint | undefined {
   const known = checked.get(key);
   if (known !== undefined) return known;
   let point: EdPoint;
@@ -70,7 +69,7 @@ const precomputed = new LruCache<string, EdPoint>(MAX_PRECOMPUTED);
 export function precomputeEd25519GroupKey(bytes: Uint8Array): void {
   const key = bytesToHex(bytes);
   if (precomputed.get(key) !== undefined) return;
-  const point = checkedPoint(bytes);
+  const point = checkedPoint(bytes, key);
   if (point === undefined) return;
   const withTable = new Ed25519FrostPoint(point.X, point.Y, point.Z, point.T);
   withTable.precompute(4, false);
@@ -94,7 +93,8 @@ export class Ed25519FrostPoint extends ed25519.Point {
   static override fromBytes(bytes: Uint8Array, zip215 = false): EdPoint {
     if (zip215) return ed25519.Point.fromBytes(bytes, zip215);
     // A point that fails the check is decoded again by noble, which then throws its own error.
-    return precomputed.get(bytesToHex(bytes)) ?? checkedPoint(bytes) ?? ed25519.Point.fromBytes(bytes);
+    const key = bytesToHex(bytes);
+    return precomputed.get(key) ?? checkedPoint(bytes, key) ?? ed25519.Point.fromBytes(bytes);
   }
 
   override isTorsionFree(): boolean {

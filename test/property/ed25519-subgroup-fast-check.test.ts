@@ -15,27 +15,20 @@ import { Ed25519FrostPoint, isValidEd25519Element, precomputeEd25519GroupKey, se
 const Point = ed25519.Point;
 const P = Point.Fp.ORDER;
 
-/** RFC 9591 DeserializeElement, by noble alone. */
-function nobleValid(bytes: Uint8Array): boolean {
+/** RFC 9591 DeserializeElement with `decode` (what createFROST does with bytes): decode, then check the point. */
+function deserializes(decode: (bytes: Uint8Array) => InstanceType<typeof Point>, bytes: Uint8Array): boolean {
   try {
-    const point = Point.fromBytes(bytes);
+    const point = decode(bytes);
     point.assertValidity();
     return !point.is0() && point.isTorsionFree();
   } catch {
     return false;
   }
 }
-
-/** What noble's createFROST does with bytes: decode with the Point given, then check the result. */
-function frostParses(bytes: Uint8Array): boolean {
-  try {
-    const point = Ed25519FrostPoint.fromBytes(bytes);
-    point.assertValidity();
-    return !point.is0() && point.isTorsionFree();
-  } catch {
-    return false;
-  }
-}
+/** By noble alone. */
+const nobleValid = (bytes: Uint8Array): boolean => deserializes((b) => Point.fromBytes(b), bytes);
+/** Through the Point given to FROST. */
+const frostParses = (bytes: Uint8Array): boolean => deserializes((b) => Ed25519FrostPoint.fromBytes(b), bytes);
 
 /** The eight points of order dividing 8, the identity first. */
 function torsionPoints(): InstanceType<typeof Point>[] {
